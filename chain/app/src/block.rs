@@ -1,0 +1,100 @@
+//! FinalizeBlock: every transaction of a decided block, in order, re-validated from scratch.
+//!
+//! Signature checks are pure, so they run in parallel ahead of the sequential execution, against
+//! the account numbers at the start of the block. Execution re-checks a signature itself when the
+//! account number changed in between (an account created earlier in the same block), so the result
+//! is identical to a purely sequential run on every machine.
+
+use ferry_types::{DecodedTx, TxCode, TxRejection};
+use rayon::prelude::*;
+
+use crate::event::Event;
+use crate::execute::{Executed, PreVerified, TxContext, execute};
+use crate::state::{ChangeSet, StateDelta, StateError, StateRead};
+
+/// A decided block, as the state machine needs it.
+#[derive(Clone, Debug)]
+pub struct BlockInput<'a> {
+    /// Block height.
+    pub height: u64,
+    /// Block time, seconds since the Unix epoch (from the block header, never the local clock).
+    pub time_unix: i64,
+    /// This chain's id.
+    pub chain_id: &'a str,
+    /// Raw transactions, in block order.
+    pub txs: &'a [&'a [u8]],
+}
+
+/// The result of one transaction in a block.
+pub type TxOutcome = Executed;
+
+/// Everything a block produced.
+#[derive(Clone, Debug, Default)]
+pub struct BlockOutcome {
+    /// One outcome per transaction, in block order.
+    pub tx_results: Vec<TxOutcome>,
+    /// Block-level events.
+    pub events: Vec<Event>,
+    /// The block's writes, to be hashed into the app hash and persisted at Commit.
+    pub changes: ChangeSet,
+}
+
+/// Executes a decided block on top of `base` (the state committed at `height - 1`).
+///
+/// # Errors
+/// Only on storage failure: the node must not commit a block it could not execute.
+pub fn finalize_block<R: StateRead + Sync>(base: &R, block: &BlockInput<'_>) -> Result<BlockOutcome, StateError> {
+    let mut state = StateDelta::new(base);
+    let params = state.params()?;
+
+    let decoded: Vec<Result<DecodedTx, TxRejection>> = block
+        .txs
+        .par_iter()
+        .map(|bytes| DecodedTx::decode(bytes, params.max_tx_bytes))
+        .collect();
+
+    // Account numbers at the start of the block, for the parallel signature pass.
+    let mut account_numbers = Vec::with_capacity(decoded.len());
+    for tx in &decoded {
+        let number = match tx {
+            Ok(tx) => state.account(&tx.signer)?.map(|record| record.account_number),
+            Err(_) => None,
+        };
+        account_numbers.push(number);
+    }
+    let pre_verified: Vec<Option<PreVerified>> = decoded
+        .par_iter()
+        .zip(account_numbers.par_iter())
+        .map(|(tx, number)| match (tx, number) {
+            (Ok(tx), Some(account_number)) => Some(PreVerified {
+                account_number: *account_number,
+                result: tx.verify_signature(block.chain_id, *account_number),
+            }),
+            _ => None,
+        })
+        .collect();
+
+    let context = TxContext {
+        chain_id: block.chain_id,
+    };
+    let mut tx_results = Vec::with_capacity(decoded.len());
+    for (tx, pre) in decoded.iter().zip(&pre_verified) {
+        let outcome = match tx {
+            Ok(tx) => execute(&mut state, &context, tx, pre.as_ref())?,
+            Err(rejection) => Executed {
+                code: rejection.code,
+                log: rejection.log.clone(),
+                events: Vec::new(),
+            },
+        };
+        if outcome.code != TxCode::Ok {
+            tracing::debug!(height = block.height, code = outcome.code.name(), log = %outcome.log, "transaction refused in block");
+        }
+        tx_results.push(outcome);
+    }
+    Ok(BlockOutcome {
+        tx_results,
+        events: Vec::new(),
+        changes: state.into_writes(),
+    })
+}

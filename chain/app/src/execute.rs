@@ -1,0 +1,196 @@
+//! One transaction against state: checks that need state (fee schedule, account, sequence,
+//! signature), then the fee and sequence, then the messages.
+
+use ferry_types::event as ev;
+use ferry_types::{Address, DecodedTx, Msg, TxCode, TxRejection};
+
+use crate::bank::{self, BankError};
+use crate::event::Event;
+use crate::state::{StateDelta, StateError, StateRead};
+
+/// What the chain knows about the transaction's context.
+#[derive(Clone, Debug)]
+pub struct TxContext<'a> {
+    /// This chain's id.
+    pub chain_id: &'a str,
+}
+
+/// A signature verified ahead of execution (in parallel, see [`crate::block`]) against the
+/// account number the signer had then.
+#[derive(Clone, Debug)]
+pub struct PreVerified {
+    /// The account number used.
+    pub account_number: u64,
+    /// The verification result.
+    pub result: Result<(), TxRejection>,
+}
+
+/// The result of executing one transaction.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Executed {
+    /// `Ok` or the reason for refusal.
+    pub code: TxCode,
+    /// What happened, in words.
+    pub log: String,
+    /// Events of the state changes made.
+    pub events: Vec<Event>,
+}
+
+impl Executed {
+    fn rejected(rejection: TxRejection) -> Self {
+        Executed {
+            code: rejection.code,
+            log: rejection.log,
+            events: Vec::new(),
+        }
+    }
+}
+
+/// Checks the fee against the schedule: paid in a denomination the transaction moves, at least
+/// that denomination's minimum.
+fn check_fee(tx: &DecodedTx, params: &ferry_types::Params) -> Result<(), TxRejection> {
+    if u64::try_from(tx.msgs.len()).unwrap_or(u64::MAX) > u64::from(params.max_msgs_per_tx) {
+        return Err(TxRejection::new(
+            TxCode::InvalidMessage,
+            format!("{} messages, the limit is {}", tx.msgs.len(), params.max_msgs_per_tx),
+        ));
+    }
+    let denom = &tx.fee.denom;
+    let minimum = params
+        .min_fee(denom)
+        .ok_or_else(|| TxRejection::new(TxCode::InsufficientFee, format!("fees cannot be paid in `{denom}`")))?;
+    if !tx.msgs.iter().flat_map(Msg::denoms).any(|moved| moved == denom) {
+        return Err(TxRejection::new(
+            TxCode::InsufficientFee,
+            format!("fee is in `{denom}`, which the transaction does not move; pay it in the asset being moved"),
+        ));
+    }
+    if tx.fee.amount < minimum {
+        return Err(TxRejection::new(
+            TxCode::InsufficientFee,
+            format!("fee {} is below the minimum {minimum}{denom}", tx.fee),
+        ));
+    }
+    Ok(())
+}
+
+/// Executes `tx` on `state`.
+///
+/// A transaction refused before its fee is charged leaves `state` untouched. Once the fee and
+/// sequence are charged they stay, even if a message then fails (its writes are discarded): the
+/// block space was used.
+///
+/// # Errors
+/// Only on storage failure; every transaction-level problem is an [`Executed`] with a non-zero code.
+pub fn execute<R: StateRead>(
+    state: &mut StateDelta<R>,
+    context: &TxContext<'_>,
+    tx: &DecodedTx,
+    pre_verified: Option<&PreVerified>,
+) -> Result<Executed, StateError> {
+    let params = state.params()?;
+    if let Err(rejection) = check_fee(tx, &params) {
+        return Ok(Executed::rejected(rejection));
+    }
+    let Some(mut signer) = state.account(&tx.signer)? else {
+        return Ok(Executed::rejected(TxRejection::new(
+            TxCode::UnknownAccount,
+            format!("signer {} has no account; fund it first", tx.signer),
+        )));
+    };
+    if tx.sequence < signer.sequence {
+        return Ok(Executed::rejected(TxRejection::new(
+            TxCode::StaleSequence,
+            format!("sequence {} of {} was already used; next is {}", tx.sequence, tx.signer, signer.sequence),
+        )));
+    }
+    if tx.sequence > signer.sequence {
+        return Ok(Executed::rejected(TxRejection::new(
+            TxCode::FutureSequence,
+            format!("sequence {} of {} is ahead; next is {}", tx.sequence, tx.signer, signer.sequence),
+        )));
+    }
+    let verified = match pre_verified {
+        Some(pre) if pre.account_number == signer.account_number => pre.result.clone(),
+        _ => tx.verify_signature(context.chain_id, signer.account_number),
+    };
+    if let Err(rejection) = verified {
+        return Ok(Executed::rejected(rejection));
+    }
+
+    // Fee and sequence.
+    let mut events = Vec::new();
+    if let Err(rejection) = bank::debit(&mut signer, &tx.signer, &tx.fee) {
+        return Ok(Executed::rejected(rejection));
+    }
+    signer.sequence = signer.sequence.saturating_add(1);
+    signer.public_key = Some(hex::encode(tx.signer_public_key));
+    let fee_collector = Address::fee_collector();
+    let mut collector = state.fork();
+    let mut collector_record = bank::load_or_create(&mut collector, &fee_collector, &mut events)?;
+    if let Err(rejection) = bank::credit(&mut collector_record, &fee_collector, &tx.fee) {
+        return Ok(Executed::rejected(rejection));
+    }
+    collector.put_account(&fee_collector, &collector_record);
+    let collector_writes = collector.into_writes();
+    state.absorb(collector_writes);
+    state.put_account(&tx.signer, &signer);
+    events.push(Event::new(ev::FEE, [(ev::PAYER, tx.signer.to_string()), (ev::AMOUNT, tx.fee.to_string())]));
+    events.push(Event::new(
+        ev::SEQUENCE,
+        [(ev::ADDRESS, tx.signer.to_string()), (ev::SEQUENCE_VALUE, signer.sequence.to_string())],
+    ));
+
+    // Messages, all or nothing.
+    let mut messages = state.fork();
+    let mut message_events = Vec::new();
+    for (index, msg) in tx.msgs.iter().enumerate() {
+        let outcome = match msg {
+            Msg::Send(send) => bank::transfer(&mut messages, &send.from, &send.to, &send.amount, &mut message_events),
+        };
+        match outcome {
+            Ok(()) => {}
+            Err(BankError::State(error)) => return Err(error),
+            Err(BankError::Rejected(rejection)) => {
+                return Ok(Executed {
+                    code: rejection.code,
+                    log: format!("message {index}: {}; fee charged, messages reverted", rejection.log),
+                    events,
+                });
+            }
+        }
+    }
+    let message_writes = messages.into_writes();
+    state.absorb(message_writes);
+    events.append(&mut message_events);
+    Ok(Executed {
+        code: TxCode::Ok,
+        log: String::new(),
+        events,
+    })
+}
+
+/// CheckTx: decode, check and simulate `bytes` on the mempool state. Only a transaction that
+/// would fully succeed is admitted; its effects stay in `mempool` so later transactions from the
+/// same account are checked against the advanced sequence and balance.
+///
+/// # Errors
+/// Only on storage failure.
+pub fn check_tx<R: StateRead>(
+    mempool: &mut StateDelta<R>,
+    context: &TxContext<'_>,
+    bytes: &[u8],
+) -> Result<Executed, StateError> {
+    let params = mempool.params()?;
+    let tx = match DecodedTx::decode(bytes, params.max_tx_bytes) {
+        Ok(tx) => tx,
+        Err(rejection) => return Ok(Executed::rejected(rejection)),
+    };
+    let mut scratch = mempool.fork();
+    let executed = execute(&mut scratch, context, &tx, None)?;
+    if executed.code == TxCode::Ok {
+        let writes = scratch.into_writes();
+        mempool.absorb(writes);
+    }
+    Ok(executed)
+}

@@ -1,0 +1,42 @@
+//! InitChain: the state a chain starts from.
+
+use ferry_types::event as ev;
+use ferry_types::{Amount, GenesisState};
+
+use crate::event::Event;
+use crate::state::{AccountRecord, ChangeSet, StateDelta, StateError, StateRead};
+
+struct Empty;
+
+impl StateRead for Empty {
+    fn get(&self, _key: &[u8]) -> Result<Option<Vec<u8>>, StateError> {
+        Ok(None)
+    }
+}
+
+/// Builds the genesis writes: parameters, federation, and the funded accounts numbered in
+/// genesis order from 0.
+///
+/// # Errors
+/// When the genesis breaks a rule of [`GenesisState::validate`].
+pub fn init_chain(genesis: &GenesisState) -> Result<(ChangeSet, Vec<Event>), ferry_types::GenesisError> {
+    genesis.validate()?;
+    let mut state = StateDelta::new(Empty);
+    state.put_params(&genesis.params);
+    state.put_federation(&genesis.federation);
+    for account in &genesis.accounts {
+        // The in-memory overlay over an empty base cannot fail.
+        let account_number = state.next_account_number().unwrap_or_default();
+        let mut record = AccountRecord {
+            account_number,
+            ..AccountRecord::default()
+        };
+        for coin in &account.coins {
+            let sum = record.balance(&coin.denom).checked_add(coin.amount).unwrap_or(Amount::new(u128::MAX));
+            record.set_balance(&coin.denom, sum);
+        }
+        state.put_account(&account.address, &record);
+    }
+    let events = vec![Event::new(ev::GENESIS, [(ev::ACCOUNTS, genesis.accounts.len().to_string())])];
+    Ok((state.into_writes(), events))
+}

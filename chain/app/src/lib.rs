@@ -1,0 +1,25 @@
+//! `ferry-app`: Ferry's deterministic state machine — accounts, the bank, fees — as pure functions
+//! over a key-value view of state.
+//!
+//! The node (`ferry-chain`) owns storage, the Merkle tree, ABCI and the clock; this crate sees
+//! state only through [`state::StateRead`] and returns the writes a block makes as a
+//! [`state::ChangeSet`]. Height, time and chain id come in as arguments. This crate must not do
+//! I/O, read the wall clock, use randomness, floats or hash-ordered collections: every validator
+//! must compute the same result from the same block.
+//!
+//! Transactions are checked in phases: stateless decoding ([`ferry_types::DecodedTx`]), then
+//! checks against state (fee, account, sequence, signature), then execution ([`execute`]).
+
+pub mod bank;
+pub mod block;
+pub mod event;
+pub mod execute;
+pub mod genesis;
+pub mod query;
+pub mod state;
+
+pub use block::{BlockInput, BlockOutcome, TxOutcome, finalize_block};
+pub use event::Event;
+pub use execute::check_tx;
+pub use genesis::init_chain;
+pub use state::{ChangeSet, StateDelta, StateError, StateRead};

@@ -1,0 +1,90 @@
+//! Answers to ABCI queries over a state view (the node picks the view for the asked height).
+
+use ferry_types::query::{
+    ACCOUNT_PATH, AccountView, BALANCES_PATH, BalancesView, PARAMS_PATH, QUERY_BAD_REQUEST, QUERY_NOT_FOUND, QUERY_OK,
+};
+use ferry_types::{Address, Coin};
+
+use crate::state::{StateDelta, StateError, StateRead};
+
+/// A query answer: code (see [`ferry_types::query`]), JSON value, and a log on failure.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QueryAnswer {
+    /// Answer code.
+    pub code: u32,
+    /// JSON body when `code` is OK.
+    pub value: Vec<u8>,
+    /// Reason when `code` is not OK.
+    pub log: String,
+}
+
+impl QueryAnswer {
+    fn json(value: &impl serde::Serialize) -> Self {
+        QueryAnswer {
+            code: QUERY_OK,
+            value: serde_json::to_vec(value).unwrap_or_default(),
+            log: String::new(),
+        }
+    }
+
+    /// A failed answer.
+    pub fn error(code: u32, log: impl Into<String>) -> Self {
+        QueryAnswer {
+            code,
+            value: Vec::new(),
+            log: log.into(),
+        }
+    }
+}
+
+fn parse_address(path: &str, rest: &str) -> Result<Address, QueryAnswer> {
+    rest.parse()
+        .map_err(|e| QueryAnswer::error(QUERY_BAD_REQUEST, format!("query `{path}`: {e}")))
+}
+
+/// Answers `path` from `state`.
+///
+/// # Errors
+/// Only on storage failure.
+pub fn query<R: StateRead>(state: R, path: &str) -> Result<QueryAnswer, StateError> {
+    let state = StateDelta::new(state);
+    if let Some(rest) = path.strip_prefix(ACCOUNT_PATH) {
+        let address = match parse_address(path, rest) {
+            Ok(address) => address,
+            Err(answer) => return Ok(answer),
+        };
+        return Ok(match state.account(&address)? {
+            None => QueryAnswer::error(QUERY_NOT_FOUND, format!("no account {address}")),
+            Some(record) => QueryAnswer::json(&AccountView {
+                address,
+                account_number: record.account_number,
+                sequence: record.sequence,
+                public_key: record.public_key,
+            }),
+        });
+    }
+    if let Some(rest) = path.strip_prefix(BALANCES_PATH) {
+        let address = match parse_address(path, rest) {
+            Ok(address) => address,
+            Err(answer) => return Ok(answer),
+        };
+        let balances = state
+            .account(&address)?
+            .map(|record| {
+                record
+                    .balances
+                    .into_iter()
+                    .map(|(denom, amount)| Coin { denom, amount })
+                    .collect()
+            })
+            .unwrap_or_default();
+        return Ok(QueryAnswer::json(&BalancesView { address, balances }));
+    }
+    if path == PARAMS_PATH {
+        return Ok(QueryAnswer::json(&state.params()?));
+    }
+    Ok(QueryAnswer::error(
+        QUERY_BAD_REQUEST,
+        format!("unknown query path `{path}`; known: {ACCOUNT_PATH}<address>, {BALANCES_PATH}<address>, {PARAMS_PATH}"),
+    ))
+}

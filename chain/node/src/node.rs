@@ -1,0 +1,294 @@
+//! The ABCI application: ABCI requests in, state-machine calls and storage out.
+//!
+//! Consensus requests are serialized by CometBFT (one connection); CheckTx runs on a separate
+//! mempool overlay that is reset to the committed state at every Commit (CometBFT then rechecks
+//! the remaining mempool against it).
+
+use std::sync::Mutex;
+use std::time::Instant;
+
+use bytes::Bytes;
+use ferry_app::execute::TxContext;
+use ferry_app::query::QueryAnswer;
+use ferry_app::{BlockInput, BlockOutcome, StateDelta, StateError};
+use ferry_types::query::{APP_HASH_PATH, AppHashView, QUERY_BAD_HEIGHT, QUERY_NOT_FOUND};
+use ferry_types::{GenesisState, TxCode};
+use tendermint::abci::types::ExecTxResult;
+use tendermint::abci::{Code, Event as AbciEvent};
+use tendermint::v0_38::abci::{request, response};
+use tendermint::AppHash;
+
+use crate::metrics::Metrics;
+use crate::store::{PendingVersion, StateView, Store, StoreError};
+
+/// A failure after which the node must stop: its state can no longer be trusted to match its peers.
+#[derive(Debug, thiserror::Error)]
+pub enum Fatal {
+    /// Storage failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The state machine hit a storage failure.
+    #[error(transparent)]
+    State(#[from] StateError),
+    /// The genesis `app_state` is invalid.
+    #[error("cannot start the chain: {0}")]
+    Genesis(String),
+    /// CometBFT sent requests out of order.
+    #[error("protocol violation: {0}")]
+    Protocol(String),
+}
+
+struct Finalized {
+    height: u64,
+    pending: PendingVersion,
+}
+
+/// The application behind CometBFT.
+pub struct Node {
+    store: Store,
+    chain_id: Mutex<Option<String>>,
+    finalized: Mutex<Option<Finalized>>,
+    mempool: Mutex<StateDelta<StateView>>,
+    metrics: Metrics,
+}
+
+fn to_abci_events(events: Vec<ferry_app::Event>) -> Vec<AbciEvent> {
+    events
+        .into_iter()
+        .map(|event| AbciEvent::new(event.kind, event.attributes.into_iter().map(|(k, v)| (k, v, true))))
+        .collect()
+}
+
+fn app_hash(root: [u8; 32]) -> AppHash {
+    // A 32-byte vector is always a valid app hash.
+    AppHash::try_from(root.to_vec()).unwrap_or_default()
+}
+
+impl Node {
+    /// Wraps an opened store.
+    ///
+    /// # Errors
+    /// On storage failure.
+    pub fn new(store: Store, metrics: Metrics) -> Result<Self, Fatal> {
+        let version = store.last_version()?.unwrap_or(0);
+        let chain_id = store.chain_id()?;
+        let mempool = StateDelta::new(store.view(version)?);
+        metrics.height.set(i64::try_from(version).unwrap_or(i64::MAX));
+        Ok(Node {
+            store,
+            chain_id: Mutex::new(chain_id),
+            finalized: Mutex::new(None),
+            mempool: Mutex::new(mempool),
+            metrics,
+        })
+    }
+
+    /// The node's metrics.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    fn chain_id(&self) -> Result<String, Fatal> {
+        lock(&self.chain_id)
+            .clone()
+            .ok_or_else(|| Fatal::Protocol("block before InitChain".to_owned()))
+    }
+
+    /// `Info`: the last committed height and app hash, so CometBFT replays only what is missing.
+    ///
+    /// # Errors
+    /// On storage failure.
+    pub fn info(&self) -> Result<response::Info, Fatal> {
+        let height = self.store.last_version()?.unwrap_or(0);
+        let hash = self.store.app_hash(height)?;
+        Ok(response::Info {
+            data: "ferry".to_owned(),
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            app_version: 1,
+            last_block_height: height.try_into().unwrap_or_default(),
+            last_block_app_hash: hash.map(app_hash).unwrap_or_default(),
+        })
+    }
+
+    /// `InitChain`: loads genesis as version 0. Idempotent: CometBFT calls it again after a
+    /// crash before the first block, and the stored genesis is then answered as is.
+    ///
+    /// # Errors
+    /// On an invalid genesis or a storage failure.
+    pub fn init_chain(&self, request: request::InitChain) -> Result<response::InitChain, Fatal> {
+        if let Some(root) = self.store.app_hash(0)? {
+            tracing::info!(chain_id = %request.chain_id, "genesis already loaded");
+            return Ok(response::InitChain {
+                consensus_params: None,
+                validators: Vec::new(),
+                app_hash: app_hash(root),
+            });
+        }
+        let genesis = GenesisState::from_json(&request.app_state_bytes).map_err(|e| Fatal::Genesis(e.to_string()))?;
+        let (changes, _events) = ferry_app::init_chain(&genesis).map_err(|e| Fatal::Genesis(e.to_string()))?;
+        let pending = self.store.prepare(&changes, 0)?;
+        self.store.commit(&pending, Some(&request.chain_id))?;
+        *lock(&self.chain_id) = Some(request.chain_id.clone());
+        *lock(&self.mempool) = StateDelta::new(self.store.view(0)?);
+        tracing::info!(chain_id = %request.chain_id, accounts = genesis.accounts.len(), app_hash = %hex::encode(pending.root), "genesis loaded");
+        Ok(response::InitChain {
+            consensus_params: None,
+            validators: Vec::new(),
+            app_hash: app_hash(pending.root),
+        })
+    }
+
+    /// `PrepareProposal`: the mempool's transactions in order, up to the byte limit.
+    pub fn prepare_proposal(&self, request: request::PrepareProposal) -> response::PrepareProposal {
+        let limit = usize::try_from(request.max_tx_bytes).unwrap_or(0);
+        let mut used = 0usize;
+        let txs = request
+            .txs
+            .into_iter()
+            .take_while(|tx| {
+                used = used.saturating_add(tx.len());
+                used <= limit
+            })
+            .collect();
+        response::PrepareProposal { txs }
+    }
+
+    /// `FinalizeBlock`: executes the block and computes the app hash; nothing is persisted
+    /// until `Commit`.
+    ///
+    /// # Errors
+    /// On storage failure.
+    pub fn finalize_block(&self, request: request::FinalizeBlock) -> Result<response::FinalizeBlock, Fatal> {
+        let started = Instant::now();
+        let height = request.height.value();
+        let chain_id = self.chain_id()?;
+        let base = self.store.view(height.saturating_sub(1))?;
+        let txs: Vec<&[u8]> = request.txs.iter().map(Bytes::as_ref).collect();
+        let block = BlockInput {
+            height,
+            time_unix: request.time.unix_timestamp(),
+            chain_id: &chain_id,
+            txs: &txs,
+        };
+        let BlockOutcome {
+            tx_results,
+            events,
+            changes,
+        } = ferry_app::finalize_block(&base, &block)?;
+        let pending = self.store.prepare(&changes, height)?;
+        let root = pending.root;
+        *lock(&self.finalized) = Some(Finalized { height, pending });
+
+        let accepted = tx_results.iter().filter(|r| r.code == TxCode::Ok).count();
+        for result in &tx_results {
+            self.metrics.count_tx("finalize", result.code);
+        }
+        let tx_results = tx_results
+            .into_iter()
+            .map(|result| ExecTxResult {
+                code: Code::from(result.code.value()),
+                log: result.log,
+                events: to_abci_events(result.events),
+                codespace: if result.code == TxCode::Ok { String::new() } else { ferry_types::code::CODESPACE.to_owned() },
+                ..ExecTxResult::default()
+            })
+            .collect();
+        self.metrics.blocks.inc();
+        self.metrics.finalize_block_seconds.observe(started.elapsed().as_secs_f64());
+        tracing::debug!(height, txs = txs.len(), accepted, app_hash = %hex::encode(root), "block finalized");
+        Ok(response::FinalizeBlock {
+            events: to_abci_events(events),
+            tx_results,
+            validator_updates: Vec::new(),
+            consensus_param_updates: None,
+            app_hash: app_hash(root),
+        })
+    }
+
+    /// `Commit`: persists the finalized block and resets the mempool overlay.
+    ///
+    /// # Errors
+    /// On storage failure, or a Commit without a FinalizeBlock.
+    pub fn commit(&self) -> Result<response::Commit, Fatal> {
+        let started = Instant::now();
+        let Some(Finalized { height, pending }) = lock(&self.finalized).take() else {
+            return Err(Fatal::Protocol("Commit without FinalizeBlock".to_owned()));
+        };
+        self.store.commit(&pending, None)?;
+        *lock(&self.mempool) = StateDelta::new(self.store.view(height)?);
+        self.metrics.height.set(i64::try_from(height).unwrap_or(i64::MAX));
+        self.metrics.commit_seconds.observe(started.elapsed().as_secs_f64());
+        Ok(response::Commit {
+            data: Bytes::new(),
+            retain_height: 0u32.into(),
+        })
+    }
+
+    /// `CheckTx`: full validation against the mempool state.
+    ///
+    /// # Errors
+    /// On storage failure.
+    pub fn check_tx(&self, request: request::CheckTx) -> Result<response::CheckTx, Fatal> {
+        let started = Instant::now();
+        let Some(chain_id) = lock(&self.chain_id).clone() else {
+            return Ok(response::CheckTx {
+                code: Code::from(TxCode::WrongChainId.value()),
+                log: "chain not initialised yet".to_owned(),
+                ..response::CheckTx::default()
+            });
+        };
+        let context = TxContext { chain_id: &chain_id };
+        let executed = ferry_app::check_tx(&mut lock(&self.mempool), &context, &request.tx)?;
+        self.metrics.count_tx("check", executed.code);
+        self.metrics.check_tx_seconds.observe(started.elapsed().as_secs_f64());
+        Ok(response::CheckTx {
+            code: Code::from(executed.code.value()),
+            log: executed.log,
+            codespace: if executed.code == TxCode::Ok { String::new() } else { ferry_types::code::CODESPACE.to_owned() },
+            gas_wanted: 1,
+            ..response::CheckTx::default()
+        })
+    }
+
+    /// `Query` at a height (0 = latest committed).
+    ///
+    /// # Errors
+    /// On storage failure.
+    pub fn query(&self, request: request::Query) -> Result<response::Query, Fatal> {
+        let latest = self.store.last_version()?.unwrap_or(0);
+        let asked = request.height.value();
+        let height = if asked == 0 { latest } else { asked };
+        let answer = if height > latest {
+            QueryAnswer::error(QUERY_BAD_HEIGHT, format!("height {height} is not committed yet (latest {latest})"))
+        } else if request.path == APP_HASH_PATH {
+            match self.store.app_hash(height)? {
+                Some(root) => QueryAnswer {
+                    code: 0,
+                    value: serde_json::to_vec(&AppHashView {
+                        height,
+                        app_hash: hex::encode(root),
+                    })
+                    .unwrap_or_default(),
+                    log: String::new(),
+                },
+                None => QueryAnswer::error(QUERY_NOT_FOUND, format!("no app hash at height {height}")),
+            }
+        } else {
+            ferry_app::query::query(self.store.view(height)?, &request.path)?
+        };
+        Ok(response::Query {
+            code: Code::from(answer.code),
+            log: answer.log,
+            value: answer.value.into(),
+            height: height.try_into().unwrap_or_default(),
+            codespace: if answer.code == 0 { String::new() } else { ferry_types::code::CODESPACE.to_owned() },
+            ..response::Query::default()
+        })
+    }
+}
+
+/// Locks a mutex, recovering the data if a previous holder panicked: every critical section
+/// here either completes or leaves data that the next Commit replaces.
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}

@@ -1,0 +1,104 @@
+//! Response codes of CheckTx and FinalizeBlock: one code per reason a transaction is refused.
+//!
+//! These numbers are part of Ferry's public interface (the CLI, relayers and tests match on
+//! them); never renumber an existing code.
+
+use serde::{Deserialize, Serialize};
+
+/// Why a transaction was refused, as an ABCI response code (`0` is success).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[repr(u32)]
+pub enum TxCode {
+    /// Accepted.
+    Ok = 0,
+    /// The bytes are not a `TxRaw` holding a well-formed Ferry transaction.
+    Decode = 1,
+    /// The transaction is larger than the `max_tx_bytes` parameter.
+    TooLarge = 2,
+    /// A message is malformed: unknown type, bad address, bad or zero amount, duplicate denom.
+    InvalidMessage = 3,
+    /// The transaction is bound to another chain id.
+    WrongChainId = 4,
+    /// The signer has no account on the chain.
+    UnknownAccount = 5,
+    /// The sequence was already used.
+    StaleSequence = 6,
+    /// The sequence is ahead of the account's next sequence.
+    FutureSequence = 7,
+    /// The signature does not verify over the received body and auth-info bytes.
+    InvalidSignature = 8,
+    /// The fee is below the minimum for its denomination, or is in a denom with no fee schedule.
+    InsufficientFee = 9,
+    /// The signer cannot pay the fee plus the amounts sent.
+    InsufficientFunds = 10,
+    /// A message names a sender other than the transaction's signer.
+    Unauthorized = 11,
+    /// A balance would exceed 2^128 - 1.
+    Overflow = 12,
+}
+
+impl TxCode {
+    /// All codes, in numeric order.
+    pub const ALL: [TxCode; 13] = [
+        TxCode::Ok,
+        TxCode::Decode,
+        TxCode::TooLarge,
+        TxCode::InvalidMessage,
+        TxCode::WrongChainId,
+        TxCode::UnknownAccount,
+        TxCode::StaleSequence,
+        TxCode::FutureSequence,
+        TxCode::InvalidSignature,
+        TxCode::InsufficientFee,
+        TxCode::InsufficientFunds,
+        TxCode::Unauthorized,
+        TxCode::Overflow,
+    ];
+
+    /// The numeric ABCI code.
+    pub const fn value(self) -> u32 {
+        self as u32
+    }
+
+    /// The code for a numeric value, if it is one of Ferry's.
+    pub fn from_value(value: u32) -> Option<TxCode> {
+        TxCode::ALL.into_iter().find(|code| code.value() == value)
+    }
+
+    /// A stable snake_case name, used as a metrics label and in logs.
+    pub const fn name(self) -> &'static str {
+        match self {
+            TxCode::Ok => "ok",
+            TxCode::Decode => "decode",
+            TxCode::TooLarge => "too_large",
+            TxCode::InvalidMessage => "invalid_message",
+            TxCode::WrongChainId => "wrong_chain_id",
+            TxCode::UnknownAccount => "unknown_account",
+            TxCode::StaleSequence => "stale_sequence",
+            TxCode::FutureSequence => "future_sequence",
+            TxCode::InvalidSignature => "invalid_signature",
+            TxCode::InsufficientFee => "insufficient_fee",
+            TxCode::InsufficientFunds => "insufficient_funds",
+            TxCode::Unauthorized => "unauthorized",
+            TxCode::Overflow => "overflow",
+        }
+    }
+}
+
+/// The ABCI codespace Ferry's codes live in.
+pub const CODESPACE: &str = "ferry";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_round_trip_and_names_are_unique() {
+        let mut names = std::collections::BTreeSet::new();
+        for code in TxCode::ALL {
+            assert_eq!(TxCode::from_value(code.value()), Some(code));
+            assert!(names.insert(code.name()));
+        }
+        assert_eq!(TxCode::from_value(99), None);
+    }
+}

@@ -1,0 +1,31 @@
+//! ABCI event types and attribute keys emitted by the chain. Relayers, signers, the CLI and tests
+//! subscribe to these names, so they are defined here once.
+
+/// Tokens moved between two accounts. Attributes: [`SENDER`], [`RECIPIENT`], [`AMOUNT`].
+pub const TRANSFER: &str = "ferry.bank.transfer";
+/// A fee was paid to the fee collector. Attributes: [`PAYER`], [`AMOUNT`].
+pub const FEE: &str = "ferry.bank.fee";
+/// An account came into existence. Attributes: [`ADDRESS`], [`ACCOUNT_NUMBER`].
+pub const ACCOUNT_CREATED: &str = "ferry.auth.account_created";
+/// A signer's sequence advanced (and its public key was recorded on first use).
+/// Attributes: [`ADDRESS`], [`SEQUENCE`].
+pub const SEQUENCE: &str = "ferry.auth.sequence";
+/// Genesis state was loaded. Attributes: [`ACCOUNTS`].
+pub const GENESIS: &str = "ferry.genesis";
+
+/// Attribute: sending account (bech32).
+pub const SENDER: &str = "sender";
+/// Attribute: receiving account (bech32).
+pub const RECIPIENT: &str = "recipient";
+/// Attribute: a coin, `<amount><denom>`.
+pub const AMOUNT: &str = "amount";
+/// Attribute: fee payer (bech32).
+pub const PAYER: &str = "payer";
+/// Attribute: an account (bech32).
+pub const ADDRESS: &str = "address";
+/// Attribute: an account number.
+pub const ACCOUNT_NUMBER: &str = "account_number";
+/// Attribute: the account's next sequence.
+pub const SEQUENCE_VALUE: &str = "sequence";
+/// Attribute: number of genesis accounts.
+pub const ACCOUNTS: &str = "accounts";

@@ -1,0 +1,26 @@
+//! Ferry's shared vocabulary: amounts, denominations, addresses, transaction messages, the
+//! transaction wire format and its signing domain, genesis, query answers and event names.
+//!
+//! Everything here is pure: no I/O, no clocks, no randomness. The chain, the client, the relayer,
+//! the signer and the CLI all speak these types, so each concept is defined here exactly once.
+//! This crate must not depend on any networking, storage or async runtime.
+
+pub mod address;
+pub mod amount;
+pub mod code;
+pub mod denom;
+pub mod event;
+pub mod genesis;
+pub mod key;
+pub mod msg;
+pub mod query;
+pub mod tx;
+
+pub use address::{Address, AddressError, BECH32_PREFIX};
+pub use amount::{Amount, AmountError, Coin};
+pub use code::TxCode;
+pub use denom::{Denom, DenomError};
+pub use genesis::{GenesisAccount, GenesisError, GenesisState, Params};
+pub use key::AccountKey;
+pub use msg::Msg;
+pub use tx::{DecodedTx, TxBuilder, TxRejection};

@@ -1,0 +1,381 @@
+//! The transaction wire format: Cosmos SDK `TxRaw`, SIGN_MODE_DIRECT, one secp256k1 signer.
+//!
+//! [`DecodedTx::decode`] performs every check that needs no state (the "stateless" phase);
+//! [`DecodedTx::verify_signature`] checks the signature over the *received* body and auth-info
+//! bytes once the account number is known. [`TxBuilder`] produces transactions with cosmrs.
+
+use cosmrs::proto::cosmos::crypto::secp256k1::PubKey as Secp256k1PubKeyProto;
+use cosmrs::proto::cosmos::tx::signing::v1beta1::SignMode;
+use cosmrs::proto::cosmos::tx::v1beta1::mode_info::Sum as ModeInfoSum;
+use cosmrs::proto::cosmos::tx::v1beta1::{AuthInfo, SignDoc, TxBody, TxRaw};
+use k256::ecdsa::signature::Verifier;
+use k256::ecdsa::{Signature, VerifyingKey};
+use prost::Message;
+
+use crate::address::Address;
+use crate::amount::Coin;
+use crate::code::TxCode;
+use crate::key::{AccountKey, address_of};
+use crate::msg::{CHAIN_BINDING_TYPE_URL, ChainBindingProto, Msg};
+
+const SECP256K1_PUBKEY_TYPE_URL: &str = "/cosmos.crypto.secp256k1.PubKey";
+
+/// A refused transaction: the response code and a log line naming the problem.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{code:?} ({}): {log}", code.value())]
+pub struct TxRejection {
+    /// The ABCI code.
+    pub code: TxCode,
+    /// Human-readable reason, naming the offending input.
+    pub log: String,
+}
+
+impl TxRejection {
+    /// A rejection with `code` and `log`.
+    pub fn new(code: TxCode, log: impl Into<String>) -> Self {
+        TxRejection { code, log: log.into() }
+    }
+}
+
+fn decode_error(what: &str, error: impl std::fmt::Display) -> TxRejection {
+    TxRejection::new(TxCode::Decode, format!("{what} does not decode: {error}"))
+}
+
+/// A transaction that passed every stateless check.
+#[derive(Clone, Debug)]
+pub struct DecodedTx {
+    body_bytes: Vec<u8>,
+    auth_info_bytes: Vec<u8>,
+    signature: Signature,
+    verifying_key: VerifyingKey,
+    /// The messages, validated.
+    pub msgs: Vec<Msg>,
+    /// The memo (free text, not interpreted).
+    pub memo: String,
+    /// The chain id the signer stated.
+    pub chain_id: String,
+    /// The signer's address, derived from its public key.
+    pub signer: Address,
+    /// The signer's compressed public key.
+    pub signer_public_key: [u8; 33],
+    /// The sequence the transaction claims.
+    pub sequence: u64,
+    /// The fee offered.
+    pub fee: Coin,
+}
+
+impl DecodedTx {
+    /// Decodes `bytes` and applies every check that needs no chain state.
+    ///
+    /// # Errors
+    /// A [`TxRejection`] with code `TooLarge`, `Decode`, `InvalidMessage`, `InvalidSignature`
+    /// (malformed key or signature encoding) or `Unauthorized`.
+    pub fn decode(bytes: &[u8], max_tx_bytes: u64) -> Result<DecodedTx, TxRejection> {
+        if u64::try_from(bytes.len()).unwrap_or(u64::MAX) > max_tx_bytes {
+            return Err(TxRejection::new(
+                TxCode::TooLarge,
+                format!("transaction is {} bytes, the limit is {max_tx_bytes}", bytes.len()),
+            ));
+        }
+        let raw = TxRaw::decode(bytes).map_err(|e| decode_error("TxRaw", e))?;
+        let body = TxBody::decode(raw.body_bytes.as_slice()).map_err(|e| decode_error("TxBody", e))?;
+        let auth_info = AuthInfo::decode(raw.auth_info_bytes.as_slice()).map_err(|e| decode_error("AuthInfo", e))?;
+
+        let signature = match raw.signatures.as_slice() {
+            [one] => parse_signature(one)?,
+            other => {
+                return Err(TxRejection::new(
+                    TxCode::InvalidSignature,
+                    format!("expected exactly one signature, got {}", other.len()),
+                ));
+            }
+        };
+        let (verifying_key, sequence) = parse_signer(&auth_info)?;
+        let fee = parse_fee(&auth_info)?;
+        let chain_id = parse_chain_binding(&body)?;
+
+        if body.messages.is_empty() {
+            return Err(TxRejection::new(TxCode::InvalidMessage, "transaction carries no message"));
+        }
+        if body.timeout_height != 0 {
+            return Err(TxRejection::new(TxCode::InvalidMessage, "timeout_height is not supported; leave it 0"));
+        }
+        let msgs = body
+            .messages
+            .iter()
+            .map(Msg::from_any)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| TxRejection::new(TxCode::InvalidMessage, e.to_string()))?;
+
+        let signer = address_of(&verifying_key);
+        if let Some(foreign) = msgs.iter().map(Msg::signer).find(|owner| *owner != signer) {
+            return Err(TxRejection::new(
+                TxCode::Unauthorized,
+                format!("message sender {foreign} is not the transaction signer {signer}"),
+            ));
+        }
+        Ok(DecodedTx {
+            signer_public_key: crate::key::compressed(&verifying_key),
+            body_bytes: raw.body_bytes,
+            auth_info_bytes: raw.auth_info_bytes,
+            signature,
+            verifying_key,
+            msgs,
+            memo: body.memo,
+            chain_id,
+            signer,
+            sequence,
+            fee,
+        })
+    }
+
+    /// Verifies the signature over `SignDoc{received body bytes, received auth-info bytes,
+    /// chain_id, account_number}`.
+    ///
+    /// # Errors
+    /// `WrongChainId` when the stated chain id is not `chain_id`; `InvalidSignature` when the
+    /// signature does not verify (for example a wrong account number).
+    pub fn verify_signature(&self, chain_id: &str, account_number: u64) -> Result<(), TxRejection> {
+        if self.chain_id != chain_id {
+            return Err(TxRejection::new(
+                TxCode::WrongChainId,
+                format!("transaction is for chain `{}`, this is `{chain_id}`", self.chain_id),
+            ));
+        }
+        let sign_doc = SignDoc {
+            body_bytes: self.body_bytes.clone(),
+            auth_info_bytes: self.auth_info_bytes.clone(),
+            chain_id: chain_id.to_owned(),
+            account_number,
+        }
+        .encode_to_vec();
+        self.verifying_key.verify(&sign_doc, &self.signature).map_err(|_| {
+            TxRejection::new(
+                TxCode::InvalidSignature,
+                format!(
+                    "signature of {} does not verify for chain `{chain_id}`, account number {account_number}, sequence {}",
+                    self.signer, self.sequence
+                ),
+            )
+        })
+    }
+}
+
+fn parse_signature(bytes: &[u8]) -> Result<Signature, TxRejection> {
+    let signature = Signature::from_slice(bytes).map_err(|_| {
+        TxRejection::new(
+            TxCode::InvalidSignature,
+            format!("signature must be 64 bytes (r || s), got {} bytes", bytes.len()),
+        )
+    })?;
+    // Reject the malleable high-S twin of every signature, as Cosmos SDK does.
+    if signature.normalize_s().is_some() {
+        return Err(TxRejection::new(TxCode::InvalidSignature, "signature is not in low-S form"));
+    }
+    Ok(signature)
+}
+
+fn parse_signer(auth_info: &AuthInfo) -> Result<(VerifyingKey, u64), TxRejection> {
+    let [signer_info] = auth_info.signer_infos.as_slice() else {
+        return Err(TxRejection::new(
+            TxCode::Decode,
+            format!("expected exactly one signer, got {}", auth_info.signer_infos.len()),
+        ));
+    };
+    let direct = signer_info
+        .mode_info
+        .as_ref()
+        .and_then(|mode| mode.sum.as_ref())
+        .is_some_and(|sum| matches!(sum, ModeInfoSum::Single(single) if single.mode == SignMode::Direct as i32));
+    if !direct {
+        return Err(TxRejection::new(TxCode::Decode, "sign mode must be SIGN_MODE_DIRECT"));
+    }
+    let any = signer_info
+        .public_key
+        .as_ref()
+        .ok_or_else(|| TxRejection::new(TxCode::Decode, "signer public key is missing"))?;
+    if any.type_url != SECP256K1_PUBKEY_TYPE_URL {
+        return Err(TxRejection::new(
+            TxCode::Decode,
+            format!("public key type `{}` is not {SECP256K1_PUBKEY_TYPE_URL}", any.type_url),
+        ));
+    }
+    let key = Secp256k1PubKeyProto::decode(any.value.as_slice()).map_err(|e| decode_error("public key", e))?;
+    let verifying_key = VerifyingKey::from_sec1_bytes(&key.key)
+        .ok()
+        .filter(|_| key.key.len() == 33)
+        .ok_or_else(|| TxRejection::new(TxCode::InvalidSignature, "public key is not a compressed secp256k1 point"))?;
+    Ok((verifying_key, signer_info.sequence))
+}
+
+fn parse_fee(auth_info: &AuthInfo) -> Result<Coin, TxRejection> {
+    let fee = auth_info
+        .fee
+        .as_ref()
+        .ok_or_else(|| TxRejection::new(TxCode::InsufficientFee, "transaction has no fee"))?;
+    if !fee.payer.is_empty() || !fee.granter.is_empty() {
+        return Err(TxRejection::new(TxCode::Decode, "fee payer and granter are not supported"));
+    }
+    match fee.amount.as_slice() {
+        [coin] => Coin::from_proto(coin).map_err(|e| TxRejection::new(TxCode::InsufficientFee, format!("fee: {e}"))),
+        other => Err(TxRejection::new(
+            TxCode::InsufficientFee,
+            format!("fee must be exactly one coin, got {}", other.len()),
+        )),
+    }
+}
+
+fn parse_chain_binding(body: &TxBody) -> Result<String, TxRejection> {
+    if let Some(option) = body.extension_options.first() {
+        return Err(TxRejection::new(
+            TxCode::Decode,
+            format!("unsupported critical extension option `{}`", option.type_url),
+        ));
+    }
+    let [binding] = body.non_critical_extension_options.as_slice() else {
+        return Err(TxRejection::new(
+            TxCode::Decode,
+            format!("expected exactly one non-critical extension ({CHAIN_BINDING_TYPE_URL})"),
+        ));
+    };
+    if binding.type_url != CHAIN_BINDING_TYPE_URL {
+        return Err(TxRejection::new(
+            TxCode::Decode,
+            format!("extension `{}` is not {CHAIN_BINDING_TYPE_URL}", binding.type_url),
+        ));
+    }
+    ChainBindingProto::decode(binding.value.as_slice())
+        .map(|binding| binding.chain_id)
+        .map_err(|e| decode_error("chain binding", e))
+}
+
+/// Why a transaction could not be built.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("cannot build transaction: {0}")]
+pub struct TxBuildError(String);
+
+/// Builds and signs transactions for one account.
+#[derive(Clone, Debug)]
+pub struct TxBuilder {
+    /// Target chain id.
+    pub chain_id: String,
+    /// The signer's account number on that chain.
+    pub account_number: u64,
+    /// Gas limit written into the fee (Ferry charges flat fees; the limit is informational).
+    pub gas_limit: u64,
+    /// Memo.
+    pub memo: String,
+}
+
+impl TxBuilder {
+    /// A builder for `chain_id` and the signer's `account_number`.
+    pub fn new(chain_id: impl Into<String>, account_number: u64) -> Self {
+        TxBuilder {
+            chain_id: chain_id.into(),
+            account_number,
+            gas_limit: 200_000,
+            memo: String::new(),
+        }
+    }
+
+    /// Signs `msgs` with `key` at `sequence`, paying `fee`; returns the `TxRaw` bytes.
+    ///
+    /// # Errors
+    /// When cosmrs refuses a part (for example a chain id that is not a valid Tendermint chain id).
+    pub fn sign(&self, key: &AccountKey, sequence: u64, fee: &Coin, msgs: &[Msg]) -> Result<Vec<u8>, TxBuildError> {
+        let err = |e: cosmrs::ErrorReport| TxBuildError(e.to_string());
+        let mut body = cosmrs::tx::Body::new(msgs.iter().map(Msg::to_any), self.memo.clone(), 0u32);
+        body.non_critical_extension_options.push(cosmrs::Any {
+            type_url: CHAIN_BINDING_TYPE_URL.to_owned(),
+            value: ChainBindingProto {
+                chain_id: self.chain_id.clone(),
+            }
+            .encode_to_vec(),
+        });
+        let signing_key = key.cosmrs_signing_key();
+        let fee_coin = cosmrs::Coin {
+            denom: fee.denom.as_str().parse().map_err(err)?,
+            amount: fee.amount.get(),
+        };
+        let auth_info = cosmrs::tx::SignerInfo::single_direct(Some(signing_key.public_key()), sequence)
+            .auth_info(cosmrs::tx::Fee::from_amount_and_gas(fee_coin, self.gas_limit));
+        let chain_id = self.chain_id.parse().map_err(|e: cosmrs::tendermint::Error| TxBuildError(e.to_string()))?;
+        cosmrs::tx::SignDoc::new(&body, &auth_info, &chain_id, self.account_number)
+            .and_then(|doc| doc.sign(&signing_key))
+            .and_then(|raw| raw.to_bytes())
+            .map_err(err)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::msg::MsgSend;
+    use crate::{Amount, Denom};
+
+    const CHAIN: &str = "ferry-test";
+
+    fn transfer(key: &AccountKey) -> Vec<Msg> {
+        vec![Msg::Send(MsgSend {
+            from: key.address(),
+            to: Address::from_bytes([9; 20]),
+            amount: vec![Coin::new(1_000, Denom::sat())],
+        })]
+    }
+
+    fn signed(key: &AccountKey, chain_id: &str, account_number: u64) -> Result<Vec<u8>, TxBuildError> {
+        TxBuilder::new(chain_id, account_number).sign(key, 3, &Coin::new(10, Denom::sat()), &transfer(key))
+    }
+
+    #[test]
+    fn built_transaction_decodes_and_verifies() -> Result<(), Box<dyn std::error::Error>> {
+        let key = AccountKey::from_seed("alice")?;
+        let tx = DecodedTx::decode(&signed(&key, CHAIN, 7)?, 4096)?;
+        assert_eq!(tx.signer, key.address());
+        assert_eq!(tx.sequence, 3);
+        assert_eq!(tx.fee.amount, Amount::new(10));
+        assert_eq!(tx.msgs, transfer(&key));
+        tx.verify_signature(CHAIN, 7)?;
+        Ok(())
+    }
+
+    #[test]
+    fn wrong_account_number_is_a_bad_signature() -> Result<(), Box<dyn std::error::Error>> {
+        let key = AccountKey::from_seed("alice")?;
+        let tx = DecodedTx::decode(&signed(&key, CHAIN, 7)?, 4096)?;
+        assert_eq!(tx.verify_signature(CHAIN, 8).map_err(|r| r.code), Err(TxCode::InvalidSignature));
+        Ok(())
+    }
+
+    #[test]
+    fn other_chain_id_is_named() -> Result<(), Box<dyn std::error::Error>> {
+        let key = AccountKey::from_seed("alice")?;
+        let tx = DecodedTx::decode(&signed(&key, "other-chain", 7)?, 4096)?;
+        let rejection = tx.verify_signature(CHAIN, 7).err().ok_or("accepted")?;
+        assert_eq!(rejection.code, TxCode::WrongChainId);
+        assert!(rejection.log.contains("other-chain"), "{}", rejection.log);
+        Ok(())
+    }
+
+    #[test]
+    fn oversized_and_garbage_bytes_are_refused() -> Result<(), Box<dyn std::error::Error>> {
+        let key = AccountKey::from_seed("alice")?;
+        let bytes = signed(&key, CHAIN, 7)?;
+        assert_eq!(DecodedTx::decode(&bytes, 10).map(|_| ()).map_err(|r| r.code), Err(TxCode::TooLarge));
+        assert_eq!(DecodedTx::decode(b"\xff\xff\xff", 4096).map(|_| ()).map_err(|r| r.code), Err(TxCode::Decode));
+        Ok(())
+    }
+
+    #[test]
+    fn high_s_twin_signature_is_refused() -> Result<(), Box<dyn std::error::Error>> {
+        let key = AccountKey::from_seed("alice")?;
+        let mut raw = TxRaw::decode(signed(&key, CHAIN, 7)?.as_slice())?;
+        let low = Signature::from_slice(raw.signatures.first().ok_or("no signature")?)?;
+        let (r, s) = low.split_scalars();
+        let high = Signature::from_scalars(r, -*s)?;
+        raw.signatures = vec![high.to_bytes().to_vec()];
+        let rejection = DecodedTx::decode(&raw.encode_to_vec(), 4096).err().ok_or("accepted")?;
+        assert_eq!(rejection.code, TxCode::InvalidSignature);
+        Ok(())
+    }
+}
