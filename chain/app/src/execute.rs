@@ -88,6 +88,12 @@ pub fn execute<R: StateRead>(
     tx: &DecodedTx,
     pre_verified: Option<&PreVerified>,
 ) -> Result<Executed, StateError> {
+    if tx.chain_id != context.chain_id {
+        return Ok(Executed::rejected(TxRejection::new(
+            TxCode::WrongChainId,
+            format!("transaction is for chain `{}`, this is `{}`", tx.chain_id, context.chain_id),
+        )));
+    }
     let params = state.params()?;
     if let Err(rejection) = check_fee(tx, &params) {
         return Ok(Executed::rejected(rejection));

@@ -1,0 +1,48 @@
+//! Deterministic devnet accounts and the devnet genesis. The keys derive from public seeds:
+//! they protect nothing and must never hold value outside a devnet.
+
+use ferry_types::genesis::Federation;
+use ferry_types::{AccountKey, Coin, Denom, GenesisAccount, GenesisState, Params};
+
+/// Opening balance of every funded devnet account, per denomination.
+pub const OPENING_SAT: u128 = 100_000_000_000; // 1000 fBTC
+/// Opening wei balance (1000 fETH).
+pub const OPENING_WEI: u128 = 1_000_000_000_000_000_000_000;
+
+/// The key of funded user account `index`.
+///
+/// # Errors
+/// Never in practice (a hash that is not a valid scalar).
+pub fn user_key(index: usize) -> anyhow::Result<AccountKey> {
+    Ok(AccountKey::from_seed(&format!("ferry-devnet/user/{index}"))?)
+}
+
+/// The sidechain key of federation member `index`.
+///
+/// # Errors
+/// Never in practice.
+pub fn member_key(index: usize) -> anyhow::Result<AccountKey> {
+    Ok(AccountKey::from_seed(&format!("ferry-devnet/member/{index}"))?)
+}
+
+/// A genesis funding `users` user accounts (account numbers `0..users`, in order) and naming
+/// `members` federation members.
+///
+/// # Errors
+/// Never in practice.
+pub fn genesis(users: usize, members: usize) -> anyhow::Result<GenesisState> {
+    let accounts = (0..users)
+        .map(|index| {
+            Ok(GenesisAccount {
+                address: user_key(index)?.address(),
+                coins: vec![Coin::new(OPENING_SAT, Denom::sat()), Coin::new(OPENING_WEI, Denom::wei())],
+            })
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let members = (0..members).map(|index| Ok(member_key(index)?.address())).collect::<anyhow::Result<Vec<_>>>()?;
+    Ok(GenesisState {
+        accounts,
+        federation: Federation { members },
+        params: Params::default(),
+    })
+}

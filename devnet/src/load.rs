@@ -1,0 +1,1 @@
+//! Load generation (filled in below).

@@ -1,0 +1,204 @@
+//! End-to-end tests of the sidechain against real CometBFT v0.38 validators on loopback.
+//!
+//! Each test starts its own 4-validator network; they run one at a time (see [`serial`]) so the
+//! two-core CI machine is not asked to run twelve consensus processes at once.
+
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+use ferry_client::{ClientError, FerryClient, Wallet};
+use ferry_devnet::accounts::{self, user_key};
+use ferry_devnet::{Network, NetworkSpec, Tools};
+use ferry_types::{Address, Coin, Denom, TxCode};
+use tendermint_rpc::Client;
+
+type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+const WAIT: Duration = Duration::from_secs(60);
+
+fn serial() -> MutexGuard<'static, ()> {
+    static SERIAL: Mutex<()> = Mutex::new(());
+    SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+async fn start_network(name: &str) -> Result<Network, Box<dyn std::error::Error>> {
+    let spec = NetworkSpec::isolated(name, 4, accounts::genesis(8, 4)?)?;
+    let mut network = Network::create(spec, Tools::locate()?)?;
+    network.start_all()?;
+    network.wait_for_height(2, WAIT).await?;
+    Ok(network)
+}
+
+fn fee() -> Coin {
+    Coin::new(100, Denom::sat())
+}
+
+async fn balance(client: &FerryClient, address: &Address, denom: &Denom) -> Result<u128, ClientError> {
+    let view = client.balances(address, None).await?;
+    Ok(view.balances.iter().find(|c| &c.denom == denom).map_or(0, |c| c.amount.get()))
+}
+
+/// Asserts every validator computed the same app hash at `height`, equal to the one in the
+/// header of `height + 1` that the network agreed on.
+async fn assert_app_hashes_agree(network: &Network, height: u64) -> TestResult {
+    network.wait_for_height(height + 1, WAIT).await?;
+    let header = network
+        .client(0)?
+        .rpc()
+        .header(tendermint::block::Height::try_from(height + 1)?)
+        .await?
+        .header;
+    let agreed = hex::encode(header.app_hash.as_bytes());
+    for index in 0..network.validators().len() {
+        let computed = network.client(index)?.app_hash(height).await?;
+        assert_eq!(computed.app_hash, agreed, "validator {index} at height {height}");
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn transfers_finalize_and_all_validators_agree_on_the_app_hash() -> TestResult {
+    let _serial = serial();
+    let network = start_network("transfers").await?;
+    let sender_client = network.client(1)?;
+    let reader = network.client(3)?;
+    let mut alice = Wallet::load(&sender_client, user_key(0)?).await?;
+    let bob = user_key(1)?.address();
+    let carol = Address::from_bytes([0xca; 20]);
+    let bob_before = balance(&reader, &bob, &Denom::sat()).await?;
+
+    let first = alice.send(&sender_client, bob, vec![Coin::new(5_000, Denom::sat())], &fee(), WAIT).await?;
+    let second = alice.send(&sender_client, carol, vec![Coin::new(7, Denom::wei()), Coin::new(1, Denom::sat())], &fee(), WAIT).await?;
+    assert_eq!((first.code, second.code), (0, 0), "{} / {}", first.log, second.log);
+    assert!(first.events.iter().any(|(kind, _)| kind == ferry_types::event::TRANSFER));
+
+    network.wait_for_height(second.height, WAIT).await?;
+    assert_eq!(balance(&reader, &bob, &Denom::sat()).await?, bob_before + 5_000);
+    assert_eq!(balance(&reader, &carol, &Denom::wei()).await?, 7);
+    assert_eq!(
+        balance(&reader, &alice.address(), &Denom::sat()).await?,
+        accounts::OPENING_SAT - 5_000 - 1 - 2 * 100
+    );
+    // The recipient's balance before the transfer is still visible at the older height.
+    let before = reader.balances(&bob, Some(first.height - 1)).await?;
+    assert_eq!(before.balances.iter().find(|c| c.denom == Denom::sat()).map(|c| c.amount.get()), Some(bob_before));
+
+    assert_app_hashes_agree(&network, second.height).await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn validator_killed_with_sigkill_restarts_catches_up_and_agrees() -> TestResult {
+    let _serial = serial();
+    let mut network = start_network("restart").await?;
+    let client = network.client(0)?;
+    let mut alice = Wallet::load(&client, user_key(2)?).await?;
+    let bob = user_key(3)?.address();
+
+    alice.send(&client, bob, vec![Coin::new(10, Denom::sat())], &fee(), WAIT).await?;
+    network.kill(3)?;
+    // The three others keep finalizing transfers while validator 3 is down.
+    let mut last = 0;
+    for _ in 0..5 {
+        last = alice.send(&client, bob, vec![Coin::new(10, Denom::sat())], &fee(), WAIT).await?.height;
+    }
+    let others_height = client.wait_for_height(last + 3, WAIT).await?;
+    network.start(3)?;
+    let restarted = network.client(3)?;
+    restarted.wait_for_height(others_height + 2, WAIT).await?;
+    assert_eq!(
+        balance(&restarted, &bob, &Denom::sat()).await?,
+        balance(&client, &bob, &Denom::sat()).await?
+    );
+    let after = alice.send(&client, bob, vec![Coin::new(10, Denom::sat())], &fee(), WAIT).await?;
+    assert_app_hashes_agree(&network, last).await?;
+    assert_app_hashes_agree(&network, after.height).await?;
+    Ok(())
+}
+
+/// Flips one byte of `tx` at `position`.
+fn mutate(tx: &[u8], position: usize) -> Vec<u8> {
+    let mut mutated = tx.to_vec();
+    if let Some(byte) = mutated.get_mut(position) {
+        *byte ^= 0x5a;
+    }
+    mutated
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn garbage_and_mutated_transactions_are_rejected_with_documented_codes_while_blocks_continue() -> TestResult {
+    let _serial = serial();
+    let network = start_network("garbage").await?;
+    let client = network.client(2)?;
+    let start_height = client.latest_height().await?;
+    let mut alice = Wallet::load(&client, user_key(4)?).await?;
+    let bob = user_key(5)?.address();
+
+    // Random bytes.
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    for length in [1usize, 7, 64, 300, 2000] {
+        let garbage: Vec<u8> = (0..length)
+            .map(|_| {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                seed.to_le_bytes()[0]
+            })
+            .collect();
+        let outcome = client.broadcast_sync(garbage).await?;
+        assert_eq!(outcome.tx_code(), Some(TxCode::Decode), "random {length} bytes: {}", outcome.log);
+    }
+
+    // Every single-byte mutation of a valid transaction is refused with one of Ferry's codes.
+    let valid = alice.sign_transfer(bob, vec![Coin::new(1, Denom::sat())], &fee())?;
+    let mut seen = std::collections::BTreeSet::new();
+    for position in (0..valid.len()).step_by(3) {
+        let outcome = client.broadcast_sync(mutate(&valid, position)).await?;
+        let code = outcome.tx_code();
+        assert!(
+            matches!(code, Some(c) if c != TxCode::Ok),
+            "mutation at byte {position} got code {} ({})",
+            outcome.code,
+            outcome.log
+        );
+        seen.extend(code);
+    }
+    assert!(seen.contains(&TxCode::InvalidSignature) && seen.contains(&TxCode::Decode), "codes seen: {seen:?}");
+
+    // Targeted refusals name the problem.
+    let other_chain = {
+        let mut wrong = Wallet::offline(user_key(4)?, "another-chain", 4, alice.sequence());
+        wrong.sign_transfer(bob, vec![Coin::new(1, Denom::sat())], &fee())?
+    };
+    let outcome = client.broadcast_sync(other_chain).await?;
+    assert_eq!(outcome.tx_code(), Some(TxCode::WrongChainId), "{}", outcome.log);
+    assert!(outcome.log.contains("another-chain"), "{}", outcome.log);
+
+    let chain_id = client.chain_id().await?;
+    let future = Wallet::offline(user_key(4)?, chain_id.clone(), 4, alice.sequence() + 5)
+        .sign_transfer(bob, vec![Coin::new(1, Denom::sat())], &fee())?;
+    assert_eq!(client.broadcast_sync(future).await?.tx_code(), Some(TxCode::FutureSequence));
+
+    // `valid` (not yet submitted) holds the account's next sequence.
+    let next = alice.sequence() - 1;
+    let too_much = Wallet::offline(user_key(4)?, chain_id.clone(), 4, next)
+        .sign_transfer(bob, vec![Coin::new(accounts::OPENING_SAT, Denom::sat())], &fee())?;
+    assert_eq!(client.broadcast_sync(too_much).await?.tx_code(), Some(TxCode::InsufficientFunds));
+
+    let cheap = Wallet::offline(user_key(4)?, chain_id.clone(), 4, next)
+        .sign_transfer(bob, vec![Coin::new(1, Denom::sat())], &Coin::new(1, Denom::sat()))?;
+    assert_eq!(client.broadcast_sync(cheap).await?.tx_code(), Some(TxCode::InsufficientFee));
+
+    // The valid transaction still goes through, and a replay of its sequence is stale.
+    let included = client.broadcast_and_wait(valid, WAIT).await?;
+    assert_eq!(included.code, 0, "{}", included.log);
+    let stale = Wallet::offline(user_key(4)?, chain_id, 4, next)
+        .sign_transfer(bob, vec![Coin::new(2, Denom::sat())], &fee())?;
+    let outcome = client.broadcast_sync(stale).await?;
+    assert_eq!(outcome.tx_code(), Some(TxCode::StaleSequence), "{}", outcome.log);
+
+    // Blocks kept coming on every validator, and they agree.
+    network.wait_for_height(start_height + 3, WAIT).await?;
+    assert_app_hashes_agree(&network, included.height).await?;
+    Ok(())
+}
