@@ -40,9 +40,5 @@ pub fn genesis(users: usize, members: usize) -> anyhow::Result<GenesisState> {
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
     let members = (0..members).map(|index| Ok(member_key(index)?.address())).collect::<anyhow::Result<Vec<_>>>()?;
-    Ok(GenesisState {
-        accounts,
-        federation: Federation { members },
-        params: Params::default(),
-    })
+    Ok(GenesisState { accounts, federation: Federation { members }, params: Params::default() })
 }

@@ -6,8 +6,8 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
 use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::{Duration, Instant};
@@ -69,9 +69,7 @@ impl NetworkSpec {
     /// # Errors
     /// When no free subnet is found.
     pub fn isolated(name: &str, validators: usize, genesis: GenesisState) -> anyhow::Result<Self> {
-        let dir = crate::tools::repo_root()
-            .join("target/networks")
-            .join(format!("{name}-{}", std::process::id()));
+        let dir = crate::tools::repo_root().join("target/networks").join(format!("{name}-{}", std::process::id()));
         Ok(NetworkSpec {
             dir,
             validators,
@@ -162,11 +160,7 @@ pub struct Network {
 }
 
 fn log_file(path: &Path) -> anyhow::Result<File> {
-    OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .with_context(|| format!("opening log {}", path.display()))
+    OpenOptions::new().create(true).append(true).open(path).with_context(|| format!("opening log {}", path.display()))
 }
 
 fn wait_for_port(address: SocketAddr, timeout: Duration) -> anyhow::Result<()> {
@@ -208,13 +202,7 @@ impl Network {
         for index in 0..spec.validators {
             let home = spec.dir.join(format!("node{index}"));
             Self::configure(&spec, index, &home)?;
-            validators.push(Validator {
-                index,
-                ip: spec.ip(index),
-                home,
-                cometbft: None,
-                app: None,
-            });
+            validators.push(Validator { index, ip: spec.ip(index), home, cometbft: None, app: None });
         }
         Ok(Network { spec, tools, validators })
     }
@@ -330,8 +318,9 @@ impl Network {
                 .spawn()
                 .with_context(|| format!("starting {}", tools.ferry_chain.display()))?;
             validator.app = Some(child);
-            wait_for_port(SocketAddr::from((ip, ABCI_PORT)), Duration::from_secs(20))
-                .with_context(|| format!("ferry-chain of validator {index} (log: {}/ferry-chain.log)", validator.home.display()))?;
+            wait_for_port(SocketAddr::from((ip, ABCI_PORT)), Duration::from_secs(20)).with_context(|| {
+                format!("ferry-chain of validator {index} (log: {}/ferry-chain.log)", validator.home.display())
+            })?;
         }
         let child = Command::new(&tools.cometbft)
             .args(["start", "--home"])

@@ -28,15 +28,15 @@ impl Tools {
     /// When a binary is missing, with the command that provides it.
     pub fn locate() -> anyhow::Result<Tools> {
         let root = repo_root();
-        let cometbft = std::env::var_os("FERRY_COMETBFT")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| root.join(".tools/bin/cometbft"));
+        let cometbft =
+            std::env::var_os("FERRY_COMETBFT").map(PathBuf::from).unwrap_or_else(|| root.join(".tools/bin/cometbft"));
         if !cometbft.exists() {
             bail!("CometBFT not found at {}: run `make setup`", cometbft.display());
         }
         let ferry_chain = match std::env::var_os("FERRY_CHAIN_BIN") {
             Some(path) => PathBuf::from(path),
-            None => Self::find_ferry_chain(&root).context("ferry-chain binary not found: run `cargo build --bin ferry-chain` (or `make build`)")?,
+            None => Self::find_ferry_chain(&root)
+                .context("ferry-chain binary not found: run `cargo build --bin ferry-chain` (or `make build`)")?,
         };
         Ok(Tools { cometbft, ferry_chain })
     }

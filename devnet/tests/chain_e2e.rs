@@ -3,8 +3,9 @@
 //! Each test starts its own 4-validator network; they run one at a time (see [`serial`]) so the
 //! two-core CI machine is not asked to run twelve consensus processes at once.
 
-use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
+
+use tokio::sync::{Mutex, MutexGuard};
 
 use ferry_client::{ClientError, FerryClient, Wallet};
 use ferry_devnet::accounts::{self, user_key};
@@ -16,9 +17,10 @@ type TestResult = Result<(), Box<dyn std::error::Error>>;
 
 const WAIT: Duration = Duration::from_secs(60);
 
-fn serial() -> MutexGuard<'static, ()> {
-    static SERIAL: Mutex<()> = Mutex::new(());
-    SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+/// Held for the whole of each test: one network at a time.
+async fn serial() -> MutexGuard<'static, ()> {
+    static SERIAL: Mutex<()> = Mutex::const_new(());
+    SERIAL.lock().await
 }
 
 async fn start_network(name: &str) -> Result<Network, Box<dyn std::error::Error>> {
@@ -42,12 +44,7 @@ async fn balance(client: &FerryClient, address: &Address, denom: &Denom) -> Resu
 /// header of `height + 1` that the network agreed on.
 async fn assert_app_hashes_agree(network: &Network, height: u64) -> TestResult {
     network.wait_for_height(height + 1, WAIT).await?;
-    let header = network
-        .client(0)?
-        .rpc()
-        .header(tendermint::block::Height::try_from(height + 1)?)
-        .await?
-        .header;
+    let header = network.client(0)?.rpc().header(tendermint::block::Height::try_from(height + 1)?).await?.header;
     let agreed = hex::encode(header.app_hash.as_bytes());
     for index in 0..network.validators().len() {
         let computed = network.client(index)?.app_hash(height).await?;
@@ -58,7 +55,7 @@ async fn assert_app_hashes_agree(network: &Network, height: u64) -> TestResult {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn transfers_finalize_and_all_validators_agree_on_the_app_hash() -> TestResult {
-    let _serial = serial();
+    let _serial = serial().await;
     let network = start_network("transfers").await?;
     let sender_client = network.client(1)?;
     let reader = network.client(3)?;
@@ -68,17 +65,16 @@ async fn transfers_finalize_and_all_validators_agree_on_the_app_hash() -> TestRe
     let bob_before = balance(&reader, &bob, &Denom::sat()).await?;
 
     let first = alice.send(&sender_client, bob, vec![Coin::new(5_000, Denom::sat())], &fee(), WAIT).await?;
-    let second = alice.send(&sender_client, carol, vec![Coin::new(7, Denom::wei()), Coin::new(1, Denom::sat())], &fee(), WAIT).await?;
+    let second = alice
+        .send(&sender_client, carol, vec![Coin::new(7, Denom::wei()), Coin::new(1, Denom::sat())], &fee(), WAIT)
+        .await?;
     assert_eq!((first.code, second.code), (0, 0), "{} / {}", first.log, second.log);
     assert!(first.events.iter().any(|(kind, _)| kind == ferry_types::event::TRANSFER));
 
     network.wait_for_height(second.height, WAIT).await?;
     assert_eq!(balance(&reader, &bob, &Denom::sat()).await?, bob_before + 5_000);
     assert_eq!(balance(&reader, &carol, &Denom::wei()).await?, 7);
-    assert_eq!(
-        balance(&reader, &alice.address(), &Denom::sat()).await?,
-        accounts::OPENING_SAT - 5_000 - 1 - 2 * 100
-    );
+    assert_eq!(balance(&reader, &alice.address(), &Denom::sat()).await?, accounts::OPENING_SAT - 5_000 - 1 - 2 * 100);
     // The recipient's balance before the transfer is still visible at the older height.
     let before = reader.balances(&bob, Some(first.height - 1)).await?;
     assert_eq!(before.balances.iter().find(|c| c.denom == Denom::sat()).map(|c| c.amount.get()), Some(bob_before));
@@ -89,7 +85,7 @@ async fn transfers_finalize_and_all_validators_agree_on_the_app_hash() -> TestRe
 
 #[tokio::test(flavor = "multi_thread")]
 async fn validator_killed_with_sigkill_restarts_catches_up_and_agrees() -> TestResult {
-    let _serial = serial();
+    let _serial = serial().await;
     let mut network = start_network("restart").await?;
     let client = network.client(0)?;
     let mut alice = Wallet::load(&client, user_key(2)?).await?;
@@ -106,10 +102,7 @@ async fn validator_killed_with_sigkill_restarts_catches_up_and_agrees() -> TestR
     network.start(3)?;
     let restarted = network.client(3)?;
     restarted.wait_for_height(others_height + 2, WAIT).await?;
-    assert_eq!(
-        balance(&restarted, &bob, &Denom::sat()).await?,
-        balance(&client, &bob, &Denom::sat()).await?
-    );
+    assert_eq!(balance(&restarted, &bob, &Denom::sat()).await?, balance(&client, &bob, &Denom::sat()).await?);
     let after = alice.send(&client, bob, vec![Coin::new(10, Denom::sat())], &fee(), WAIT).await?;
     assert_app_hashes_agree(&network, last).await?;
     assert_app_hashes_agree(&network, after.height).await?;
@@ -127,7 +120,7 @@ fn mutate(tx: &[u8], position: usize) -> Vec<u8> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn garbage_and_mutated_transactions_are_rejected_with_documented_codes_while_blocks_continue() -> TestResult {
-    let _serial = serial();
+    let _serial = serial().await;
     let network = start_network("garbage").await?;
     let client = network.client(2)?;
     let start_height = client.latest_height().await?;
@@ -175,25 +168,37 @@ async fn garbage_and_mutated_transactions_are_rejected_with_documented_codes_whi
     assert!(outcome.log.contains("another-chain"), "{}", outcome.log);
 
     let chain_id = client.chain_id().await?;
-    let future = Wallet::offline(user_key(4)?, chain_id.clone(), 4, alice.sequence() + 5)
-        .sign_transfer(bob, vec![Coin::new(1, Denom::sat())], &fee())?;
+    let future = Wallet::offline(user_key(4)?, chain_id.clone(), 4, alice.sequence() + 5).sign_transfer(
+        bob,
+        vec![Coin::new(1, Denom::sat())],
+        &fee(),
+    )?;
     assert_eq!(client.broadcast_sync(future).await?.tx_code(), Some(TxCode::FutureSequence));
 
     // `valid` (not yet submitted) holds the account's next sequence.
     let next = alice.sequence() - 1;
-    let too_much = Wallet::offline(user_key(4)?, chain_id.clone(), 4, next)
-        .sign_transfer(bob, vec![Coin::new(accounts::OPENING_SAT, Denom::sat())], &fee())?;
+    let too_much = Wallet::offline(user_key(4)?, chain_id.clone(), 4, next).sign_transfer(
+        bob,
+        vec![Coin::new(accounts::OPENING_SAT, Denom::sat())],
+        &fee(),
+    )?;
     assert_eq!(client.broadcast_sync(too_much).await?.tx_code(), Some(TxCode::InsufficientFunds));
 
-    let cheap = Wallet::offline(user_key(4)?, chain_id.clone(), 4, next)
-        .sign_transfer(bob, vec![Coin::new(1, Denom::sat())], &Coin::new(1, Denom::sat()))?;
+    let cheap = Wallet::offline(user_key(4)?, chain_id.clone(), 4, next).sign_transfer(
+        bob,
+        vec![Coin::new(1, Denom::sat())],
+        &Coin::new(1, Denom::sat()),
+    )?;
     assert_eq!(client.broadcast_sync(cheap).await?.tx_code(), Some(TxCode::InsufficientFee));
 
     // The valid transaction still goes through, and a replay of its sequence is stale.
     let included = client.broadcast_and_wait(valid, WAIT).await?;
     assert_eq!(included.code, 0, "{}", included.log);
-    let stale = Wallet::offline(user_key(4)?, chain_id, 4, next)
-        .sign_transfer(bob, vec![Coin::new(2, Denom::sat())], &fee())?;
+    let stale = Wallet::offline(user_key(4)?, chain_id, 4, next).sign_transfer(
+        bob,
+        vec![Coin::new(2, Denom::sat())],
+        &fee(),
+    )?;
     let outcome = client.broadcast_sync(stale).await?;
     assert_eq!(outcome.tx_code(), Some(TxCode::StaleSequence), "{}", outcome.log);
 

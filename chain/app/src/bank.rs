@@ -38,10 +38,7 @@ pub fn load_or_create<R: StateRead>(
         ev::ACCOUNT_CREATED,
         [(ev::ADDRESS, address.to_string()), (ev::ACCOUNT_NUMBER, account_number.to_string())],
     ));
-    Ok(AccountRecord {
-        account_number,
-        ..AccountRecord::default()
-    })
+    Ok(AccountRecord { account_number, ..AccountRecord::default() })
 }
 
 /// Removes `coin` from `from`'s record.
@@ -51,10 +48,7 @@ pub fn load_or_create<R: StateRead>(
 pub fn debit(record: &mut AccountRecord, owner: &Address, coin: &Coin) -> Result<(), TxRejection> {
     let balance = record.balance(&coin.denom);
     let rest = balance.checked_sub(coin.amount).map_err(|_| {
-        TxRejection::new(
-            TxCode::InsufficientFunds,
-            format!("{owner} holds {balance}{} but needs {coin}", coin.denom),
-        )
+        TxRejection::new(TxCode::InsufficientFunds, format!("{owner} holds {balance}{} but needs {coin}", coin.denom))
     })?;
     record.set_balance(&coin.denom, rest);
     Ok(())
@@ -66,9 +60,9 @@ pub fn debit(record: &mut AccountRecord, owner: &Address, coin: &Coin) -> Result
 /// `Overflow` when the balance would exceed 2^128 - 1.
 pub fn credit(record: &mut AccountRecord, owner: &Address, coin: &Coin) -> Result<(), TxRejection> {
     let balance = record.balance(&coin.denom);
-    let sum = balance
-        .checked_add(coin.amount)
-        .map_err(|_| TxRejection::new(TxCode::Overflow, format!("balance of {owner} in {} would overflow", coin.denom)))?;
+    let sum = balance.checked_add(coin.amount).map_err(|_| {
+        TxRejection::new(TxCode::Overflow, format!("balance of {owner} in {} would overflow", coin.denom))
+    })?;
     record.set_balance(&coin.denom, sum);
     Ok(())
 }

@@ -47,11 +47,8 @@ pub fn finalize_block<R: StateRead + Sync>(base: &R, block: &BlockInput<'_>) -> 
     let mut state = StateDelta::new(base);
     let params = state.params()?;
 
-    let decoded: Vec<Result<DecodedTx, TxRejection>> = block
-        .txs
-        .par_iter()
-        .map(|bytes| DecodedTx::decode(bytes, params.max_tx_bytes))
-        .collect();
+    let decoded: Vec<Result<DecodedTx, TxRejection>> =
+        block.txs.par_iter().map(|bytes| DecodedTx::decode(bytes, params.max_tx_bytes)).collect();
 
     // Account numbers at the start of the block, for the parallel signature pass.
     let mut account_numbers = Vec::with_capacity(decoded.len());
@@ -74,27 +71,17 @@ pub fn finalize_block<R: StateRead + Sync>(base: &R, block: &BlockInput<'_>) -> 
         })
         .collect();
 
-    let context = TxContext {
-        chain_id: block.chain_id,
-    };
+    let context = TxContext { chain_id: block.chain_id };
     let mut tx_results = Vec::with_capacity(decoded.len());
     for (tx, pre) in decoded.iter().zip(&pre_verified) {
         let outcome = match tx {
             Ok(tx) => execute(&mut state, &context, tx, pre.as_ref())?,
-            Err(rejection) => Executed {
-                code: rejection.code,
-                log: rejection.log.clone(),
-                events: Vec::new(),
-            },
+            Err(rejection) => Executed { code: rejection.code, log: rejection.log.clone(), events: Vec::new() },
         };
         if outcome.code != TxCode::Ok {
             tracing::debug!(height = block.height, code = outcome.code.name(), log = %outcome.log, "transaction refused in block");
         }
         tx_results.push(outcome);
     }
-    Ok(BlockOutcome {
-        tx_results,
-        events: Vec::new(),
-        changes: state.into_writes(),
-    })
+    Ok(BlockOutcome { tx_results, events: Vec::new(), changes: state.into_writes() })
 }

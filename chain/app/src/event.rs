@@ -12,9 +12,6 @@ pub struct Event {
 impl Event {
     /// An event of `kind` with `attributes`.
     pub fn new(kind: &'static str, attributes: impl IntoIterator<Item = (&'static str, String)>) -> Self {
-        Event {
-            kind,
-            attributes: attributes.into_iter().collect(),
-        }
+        Event { kind, attributes: attributes.into_iter().collect() }
     }
 }

@@ -38,11 +38,7 @@ pub struct Executed {
 
 impl Executed {
     fn rejected(rejection: TxRejection) -> Self {
-        Executed {
-            code: rejection.code,
-            log: rejection.log,
-            events: Vec::new(),
-        }
+        Executed { code: rejection.code, log: rejection.log, events: Vec::new() }
     }
 }
 
@@ -169,11 +165,7 @@ pub fn execute<R: StateRead>(
     let message_writes = messages.into_writes();
     state.absorb(message_writes);
     events.append(&mut message_events);
-    Ok(Executed {
-        code: TxCode::Ok,
-        log: String::new(),
-        events,
-    })
+    Ok(Executed { code: TxCode::Ok, log: String::new(), events })
 }
 
 /// CheckTx: decode, check and simulate `bytes` on the mempool state. Only a transaction that

@@ -27,10 +27,7 @@ pub fn init_chain(genesis: &GenesisState) -> Result<(ChangeSet, Vec<Event>), fer
     for account in &genesis.accounts {
         // The in-memory overlay over an empty base cannot fail.
         let account_number = state.next_account_number().unwrap_or_default();
-        let mut record = AccountRecord {
-            account_number,
-            ..AccountRecord::default()
-        };
+        let mut record = AccountRecord { account_number, ..AccountRecord::default() };
         for coin in &account.coins {
             let sum = record.balance(&coin.denom).checked_add(coin.amount).unwrap_or(Amount::new(u128::MAX));
             record.set_balance(&coin.denom, sum);

@@ -20,26 +20,17 @@ pub struct QueryAnswer {
 
 impl QueryAnswer {
     fn json(value: &impl serde::Serialize) -> Self {
-        QueryAnswer {
-            code: QUERY_OK,
-            value: serde_json::to_vec(value).unwrap_or_default(),
-            log: String::new(),
-        }
+        QueryAnswer { code: QUERY_OK, value: serde_json::to_vec(value).unwrap_or_default(), log: String::new() }
     }
 
     /// A failed answer.
     pub fn error(code: u32, log: impl Into<String>) -> Self {
-        QueryAnswer {
-            code,
-            value: Vec::new(),
-            log: log.into(),
-        }
+        QueryAnswer { code, value: Vec::new(), log: log.into() }
     }
 }
 
 fn parse_address(path: &str, rest: &str) -> Result<Address, QueryAnswer> {
-    rest.parse()
-        .map_err(|e| QueryAnswer::error(QUERY_BAD_REQUEST, format!("query `{path}`: {e}")))
+    rest.parse().map_err(|e| QueryAnswer::error(QUERY_BAD_REQUEST, format!("query `{path}`: {e}")))
 }
 
 /// Answers `path` from `state`.
@@ -70,13 +61,7 @@ pub fn query<R: StateRead>(state: R, path: &str) -> Result<QueryAnswer, StateErr
         };
         let balances = state
             .account(&address)?
-            .map(|record| {
-                record
-                    .balances
-                    .into_iter()
-                    .map(|(denom, amount)| Coin { denom, amount })
-                    .collect()
-            })
+            .map(|record| record.balances.into_iter().map(|(denom, amount)| Coin { denom, amount }).collect())
             .unwrap_or_default();
         return Ok(QueryAnswer::json(&BalancesView { address, balances }));
     }

@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 
 use ferry_types::genesis::Federation;
 use ferry_types::{Address, Amount, Denom, Params};
-use serde::{Deserialize, Serialize};
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 
 /// Writes a block makes: key → new value, or `None` for a deletion. Ordered, so every node
 /// applies and hashes them identically.
@@ -54,10 +54,7 @@ pub struct StateDelta<R> {
 impl<R: StateRead> StateDelta<R> {
     /// An empty overlay over `base`.
     pub fn new(base: R) -> Self {
-        StateDelta {
-            base,
-            writes: ChangeSet::new(),
-        }
+        StateDelta { base, writes: ChangeSet::new() }
     }
 
     /// A nested overlay whose writes can be kept ([`StateDelta::absorb`]) or dropped.
@@ -208,33 +205,5 @@ pub mod keys {
     /// Key of an account record.
     pub fn account(address: &Address) -> Vec<u8> {
         [ACCOUNT_PREFIX, address.as_bytes().as_slice()].concat()
-    }
-}
-
-#[cfg(test)]
-pub(crate) mod memory {
-    //! An in-memory [`StateRead`] for tests.
-    use super::*;
-
-    /// Committed state kept in a map.
-    #[derive(Default, Debug, Clone)]
-    pub struct MemoryState(pub BTreeMap<Vec<u8>, Vec<u8>>);
-
-    impl MemoryState {
-        /// Applies a change set.
-        pub fn apply(&mut self, changes: ChangeSet) {
-            for (key, value) in changes {
-                match value {
-                    Some(value) => self.0.insert(key, value),
-                    None => self.0.remove(&key),
-                };
-            }
-        }
-    }
-
-    impl StateRead for MemoryState {
-        fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StateError> {
-            Ok(self.0.get(key).cloned())
-        }
     }
 }

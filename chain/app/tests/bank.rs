@@ -4,13 +4,11 @@
 
 mod driver;
 
-use driver::{
-    CHAIN_ID, Chain, Signer, TestResult, attributes, events_of, funded, genesis, key, sat, send, wei,
-};
+use driver::{CHAIN_ID, Chain, Signer, TestResult, attributes, events_of, funded, genesis, key, sat, send, wei};
 use ferry_app::query::QueryAnswer;
 use ferry_app::{Event, TxOutcome};
 use ferry_types::event as ev;
-use ferry_types::query::{ACCOUNT_PATH, QUERY_BAD_HEIGHT};
+use ferry_types::query::{ACCOUNT_PATH, PARAMS_PATH, QUERY_BAD_HEIGHT, QUERY_BAD_REQUEST, QUERY_NOT_FOUND, QUERY_OK};
 use ferry_types::{Address, Coin, Denom, GenesisAccount, Params, TxCode};
 
 const ALICE_SAT: u128 = 1_000_000;
@@ -50,12 +48,7 @@ impl Bank {
         let mut state = genesis(accounts);
         state.params = params;
         let chain = Chain::start(&state)?;
-        Ok(Bank {
-            alice: chain.signer(&alice)?,
-            bob: chain.signer(&bob)?,
-            carol: chain.signer(&carol)?,
-            chain,
-        })
+        Ok(Bank { alice: chain.signer(&alice)?, bob: chain.signer(&bob)?, carol: chain.signer(&carol)?, chain })
     }
 
     fn sat_of(&self, address: &Address) -> TestResult<u128> {
@@ -90,20 +83,13 @@ fn replace_unique(bytes: &[u8], from: &[u8], to: &[u8]) -> TestResult<Vec<u8>> {
     if from.len() != to.len() {
         return Err("replacement must keep the length".into());
     }
-    let positions: Vec<usize> = bytes
-        .windows(from.len())
-        .enumerate()
-        .filter(|(_, window)| *window == from)
-        .map(|(at, _)| at)
-        .collect();
+    let positions: Vec<usize> =
+        bytes.windows(from.len()).enumerate().filter(|(_, window)| *window == from).map(|(at, _)| at).collect();
     let [at] = positions.as_slice() else {
         return Err(format!("{:?} occurs {} times", String::from_utf8_lossy(from), positions.len()).into());
     };
     let mut tampered = bytes.to_vec();
-    tampered
-        .get_mut(*at..*at + from.len())
-        .ok_or("replacement out of range")?
-        .copy_from_slice(to);
+    tampered.get_mut(*at..*at + from.len()).ok_or("replacement out of range")?.copy_from_slice(to);
     Ok(tampered)
 }
 
@@ -117,10 +103,7 @@ fn genesis_numbers_accounts_in_genesis_order_from_zero() -> TestResult {
         assert_eq!(account.public_key, None);
     }
     assert_eq!(bank.chain.account(&collector())?, None);
-    assert_eq!(
-        bank.chain.genesis_events(),
-        [Event::new(ev::GENESIS, [(ev::ACCOUNTS, "3".to_owned())])]
-    );
+    assert_eq!(bank.chain.genesis_events(), [Event::new(ev::GENESIS, [(ev::ACCOUNTS, "3".to_owned())])]);
     Ok(())
 }
 
@@ -269,10 +252,7 @@ fn bytes_that_are_not_a_transaction_are_a_decode_error() -> TestResult {
 
 #[test]
 fn transaction_above_max_tx_bytes_is_refused_as_too_large() -> TestResult {
-    let params = Params {
-        max_tx_bytes: 1_024,
-        ..Params::default()
-    };
+    let params = Params { max_tx_bytes: 1_024, ..Params::default() };
     let mut bank = Bank::start_with(Vec::new(), params)?;
     let mut chatty = bank.alice.clone();
     chatty.builder.memo = "x".repeat(2_000);
@@ -291,10 +271,7 @@ fn transaction_above_max_tx_bytes_is_refused_as_too_large() -> TestResult {
 
 #[test]
 fn malformed_messages_are_refused_as_invalid_without_charging() -> TestResult {
-    let params = Params {
-        max_msgs_per_tx: 2,
-        ..Params::default()
-    };
+    let params = Params { max_msgs_per_tx: 2, ..Params::default() };
     let mut bank = Bank::start_with(Vec::new(), params)?;
     let (alice, bob) = (&bank.alice, bank.bob.address);
     let fee = sat(100);
@@ -303,10 +280,7 @@ fn malformed_messages_are_refused_as_invalid_without_charging() -> TestResult {
         (alice.transfer(0, &bob, &[sat(5), sat(6)], &fee)?, "denom `sat` given twice"),
         (alice.transfer(0, &bob, &[], &fee)?, "no coins given"),
         (alice.sign(0, &fee, &[])?, "transaction carries no message"),
-        (
-            alice.sign(0, &fee, &vec![send(&alice.address, &bob, &[sat(1)]); 3])?,
-            "3 messages, the limit is 2",
-        ),
+        (alice.sign(0, &fee, &vec![send(&alice.address, &bob, &[sat(1)]); 3])?, "3 messages, the limit is 2"),
     ];
     let txs: Vec<&[u8]> = cases.iter().map(|(tx, _)| tx.as_slice()).collect();
 
@@ -352,10 +326,7 @@ fn amount_beyond_balance_in_a_block_charges_the_fee_and_reverts_the_transfer() -
     assert_eq!(outcome.code, TxCode::InsufficientFunds);
     assert_eq!(
         outcome.log,
-        format!(
-            "message 0: {} holds 499900sat but needs 600000sat; fee charged, messages reverted",
-            bank.bob.address
-        )
+        format!("message 0: {} holds 499900sat but needs 600000sat; fee charged, messages reverted", bank.bob.address)
     );
     assert_eq!(bank.sat_of(&bank.bob.address)?, BOB_SAT - 100);
     assert_eq!(bank.sequence_of(&bank.bob.address)?, 1);
@@ -419,10 +390,7 @@ fn fee_below_the_minimum_is_refused_as_insufficient_fee() -> TestResult {
     let logs: Vec<&str> = results.iter().map(|result| result.log.as_str()).collect();
     assert_eq!(
         logs,
-        [
-            "fee 99sat is below the minimum 100sat",
-            "fee 9999999999wei is below the minimum 10000000000wei"
-        ]
+        ["fee 99sat is below the minimum 100sat", "fee 9999999999wei is below the minimum 10000000000wei"]
     );
     assert_eq!(bank.sat_of(&bank.alice.address)?, ALICE_SAT);
     assert_eq!(bank.sequence_of(&bank.alice.address)?, 0);
@@ -441,10 +409,7 @@ fn fee_in_a_denom_the_transaction_does_not_move_is_refused() -> TestResult {
     let outcome = bank.execute_one(&tx)?;
 
     assert_eq!(outcome.code, TxCode::InsufficientFee);
-    assert_eq!(
-        outcome.log,
-        "fee is in `wei`, which the transaction does not move; pay it in the asset being moved"
-    );
+    assert_eq!(outcome.log, "fee is in `wei`, which the transaction does not move; pay it in the asset being moved");
     assert_eq!(bank.chain.balance(&bank.alice.address, &Denom::wei())?, ALICE_WEI);
     assert_eq!(bank.sequence_of(&bank.alice.address)?, 0);
     Ok(())
@@ -453,34 +418,55 @@ fn fee_in_a_denom_the_transaction_does_not_move_is_refused() -> TestResult {
 #[test]
 fn fee_in_a_denom_without_fee_schedule_is_refused() -> TestResult {
     let token: Denom = TOKEN.parse()?;
-    let mut bank = Bank::start()?;
-    let whale_key = key("token-holder")?;
-    let mut bank_with_token = Bank::start_with(
-        vec![funded(&whale_key.address(), &[Coin::new(1_000_000, token.clone()), sat(10_000)])],
-        Params::default(),
-    )?;
-    let holder = bank_with_token.chain.signer(&whale_key)?;
-    let to = bank.bob.address;
-    let token_fee = holder.transfer(0, &to, &[Coin::new(500, token.clone())], &Coin::new(1_000, token.clone()))?;
+    let holder_key = key("token-holder")?;
+    let holdings = [Coin::new(1_000_000, token.clone()), sat(10_000)];
+    let mut bank = Bank::start_with(vec![funded(&holder_key.address(), &holdings)], Params::default())?;
+    let holder = bank.chain.signer(&holder_key)?;
+    let bob = bank.bob.address;
+    let token_fee = holder.transfer(0, &bob, &[Coin::new(500, token.clone())], &Coin::new(1_000, token.clone()))?;
 
-    let outcome = bank_with_token.execute_one(&token_fee)?;
+    let outcome = bank.execute_one(&token_fee)?;
 
     assert_eq!(outcome.code, TxCode::InsufficientFee);
     assert_eq!(outcome.log, format!("fees cannot be paid in `{TOKEN}`"));
-    assert_eq!(bank_with_token.chain.balance(&holder.address, &token)?, 1_000_000);
-    // The token can still move when the fee is paid in a scheduled denom the tx also moves.
-    let sat_fee = holder.transfer(0, &to, &[Coin::new(500, token.clone()), sat(1)], &sat(100))?;
-    assert_eq!(bank_with_token.execute_one(&sat_fee)?.code, TxCode::Ok);
-    assert_eq!(bank_with_token.chain.balance(&to, &token)?, 500);
-    // A chain whose schedule lists only sat refuses wei fees the same way.
-    let sat_only = Params {
-        min_fees: vec![sat(MIN_SAT_FEE)],
-        ..Params::default()
-    };
-    bank = Bank::start_with(Vec::new(), sat_only)?;
-    let wei_fee = bank.alice.transfer(0, &to, &[wei(1_000)], &wei(MIN_WEI_FEE))?;
-    let outcome = bank.execute_one(&wei_fee)?;
+    assert_eq!(bank.chain.balance(&holder.address, &token)?, 1_000_000);
+    assert_eq!(bank.sequence_of(&holder.address)?, 0);
+    // The token still moves when the fee is paid in a scheduled denom the transaction also moves.
+    let sat_fee = holder.transfer(0, &bob, &[Coin::new(500, token.clone()), sat(1)], &sat(100))?;
+    assert_eq!(bank.execute_one(&sat_fee)?.code, TxCode::Ok);
+    assert_eq!(bank.chain.balance(&bob, &token)?, 500);
+    Ok(())
+}
+
+#[test]
+fn fee_in_a_denom_left_out_of_the_schedule_is_refused() -> TestResult {
+    let sat_only = Params { min_fees: vec![sat(MIN_SAT_FEE)], ..Params::default() };
+    let mut bank = Bank::start_with(Vec::new(), sat_only)?;
+    let tx = bank.alice.transfer(0, &bank.bob.address, &[wei(1_000)], &wei(MIN_WEI_FEE))?;
+
+    let outcome = bank.execute_one(&tx)?;
+
     assert_eq!((outcome.code, outcome.log.as_str()), (TxCode::InsufficientFee, "fees cannot be paid in `wei`"));
+    assert_eq!(bank.chain.balance(&bank.alice.address, &Denom::wei())?, ALICE_WEI);
+    Ok(())
+}
+
+#[test]
+fn queries_answer_params_and_refuse_malformed_paths() -> TestResult {
+    let bank = Bank::start()?;
+
+    let params = bank.chain.query(PARAMS_PATH)?;
+    assert_eq!(params.code, QUERY_OK);
+    assert_eq!(serde_json::from_slice::<Params>(&params.value)?, Params::default());
+    let bad_address = bank.chain.query(&format!("{ACCOUNT_PATH}ferry1nope"))?;
+    assert_eq!(bad_address.code, QUERY_BAD_REQUEST);
+    assert!(bad_address.log.contains("ferry1nope"), "{}", bad_address.log);
+    let unknown = bank.chain.query("/nonsense")?;
+    assert_eq!(unknown.code, QUERY_BAD_REQUEST);
+    assert!(unknown.log.contains("`/nonsense`"), "{}", unknown.log);
+    let nobody = key("nobody")?.address();
+    assert_eq!(bank.chain.query(&format!("{ACCOUNT_PATH}{nobody}"))?.code, QUERY_NOT_FOUND);
+    assert_eq!(bank.chain.balance(&nobody, &Denom::sat())?, 0);
     Ok(())
 }
 
@@ -505,9 +491,7 @@ fn message_sender_other_than_the_signer_is_unauthorized() -> TestResult {
     let mut bank = Bank::start()?;
     let (alice, bob, carol) = (bank.alice.address, bank.bob.address, bank.carol.address);
     let steal = bank.alice.sign(0, &sat(100), &[send(&bob, &alice, &[sat(400_000)])])?;
-    let smuggled = bank
-        .alice
-        .sign(0, &sat(100), &[send(&alice, &carol, &[sat(1)]), send(&bob, &alice, &[sat(1)])])?;
+    let smuggled = bank.alice.sign(0, &sat(100), &[send(&alice, &carol, &[sat(1)]), send(&bob, &alice, &[sat(1)])])?;
 
     let results = bank.chain.execute_block(&[steal.clone(), smuggled])?;
 
@@ -568,10 +552,7 @@ fn check_tx_admits_consecutive_sequences_on_the_mempool_state() -> TestResult {
         bank.chain.check_tx(&gap)?.code,
     ];
 
-    assert_eq!(
-        checked,
-        [TxCode::Ok, TxCode::Ok, TxCode::StaleSequence, TxCode::FutureSequence]
-    );
+    assert_eq!(checked, [TxCode::Ok, TxCode::Ok, TxCode::StaleSequence, TxCode::FutureSequence]);
     let in_mempool = bank.chain.mempool_account(&bank.alice.address)?.ok_or("alice vanished")?;
     assert_eq!(in_mempool.sequence, 2);
     assert_eq!(bank.chain.mempool_balance(&bob, &Denom::sat())?, BOB_SAT + 3_000);
@@ -610,10 +591,7 @@ fn transfer_to_a_new_address_creates_its_account() -> TestResult {
     let outcome = bank.execute_one(&tx)?;
 
     assert_eq!(outcome.code, TxCode::Ok);
-    let created: Vec<_> = events_of(&outcome.events, ev::ACCOUNT_CREATED)
-        .into_iter()
-        .map(attributes)
-        .collect();
+    let created: Vec<_> = events_of(&outcome.events, ev::ACCOUNT_CREATED).into_iter().map(attributes).collect();
     let (collector_text, dave_text) = (collector().to_string(), dave.to_string());
     let expected_collector = [(ev::ADDRESS, collector_text.as_str()), (ev::ACCOUNT_NUMBER, "3")];
     let expected_dave = [(ev::ADDRESS, dave_text.as_str()), (ev::ACCOUNT_NUMBER, "4")];
@@ -658,11 +636,7 @@ fn transfer_events_name_sender_recipient_amounts_fee_and_next_sequence() -> Test
     let transfer = |amount: &str| {
         Event::new(
             ev::TRANSFER,
-            [
-                (ev::SENDER, alice.to_string()),
-                (ev::RECIPIENT, bob.to_string()),
-                (ev::AMOUNT, amount.to_owned()),
-            ],
+            [(ev::SENDER, alice.to_string()), (ev::RECIPIENT, bob.to_string()), (ev::AMOUNT, amount.to_owned())],
         )
     };
     assert_eq!(
@@ -688,9 +662,8 @@ fn queries_at_older_heights_see_older_state() -> TestResult {
     bank.chain.execute_block::<Vec<u8>>(&[])?;
     assert_eq!(bank.chain.height(), 3);
 
-    let bob_by_height: Vec<u128> = (0..=3)
-        .map(|height| bank.chain.balance_at(height, &bob, &Denom::sat()))
-        .collect::<TestResult<_>>()?;
+    let bob_by_height: Vec<u128> =
+        (0..=3).map(|height| bank.chain.balance_at(height, &bob, &Denom::sat())).collect::<TestResult<_>>()?;
     assert_eq!(bob_by_height, [BOB_SAT, BOB_SAT + 1_000, BOB_SAT + 3_000, BOB_SAT + 3_000]);
     let alice_sequences: Vec<u64> = (0..=3)
         .map(|height| {
@@ -772,10 +745,7 @@ fn one_transaction_per_code(bank: &Bank, whale: &Address) -> TestResult<Vec<Vec<
 fn every_response_code_is_reachable_in_finalize_block_and_check_tx() -> TestResult {
     let whale = key("whale")?.address();
     let start = || {
-        let params = Params {
-            max_tx_bytes: 1_024,
-            ..Params::default()
-        };
+        let params = Params { max_tx_bytes: 1_024, ..Params::default() };
         Bank::start_with(vec![funded(&whale, &[sat(u128::MAX)])], params)
     };
     let mut in_block = start()?;

@@ -9,7 +9,7 @@ pub mod wallet;
 use std::time::{Duration, Instant};
 
 use ferry_types::query::{
-    ACCOUNT_PATH, AccountView, APP_HASH_PATH, AppHashView, BALANCES_PATH, BalancesView, PARAMS_PATH, QUERY_NOT_FOUND,
+    ACCOUNT_PATH, APP_HASH_PATH, AccountView, AppHashView, BALANCES_PATH, BalancesView, PARAMS_PATH, QUERY_NOT_FOUND,
 };
 use ferry_types::{Address, Params, TxCode};
 use serde::de::DeserializeOwned;
@@ -122,10 +122,7 @@ impl FerryClient {
     /// # Errors
     /// When the URL is malformed.
     pub fn new(url: &str) -> Result<Self, ClientError> {
-        let url_error = |reason: String| ClientError::Url {
-            url: url.to_owned(),
-            reason,
-        };
+        let url_error = |reason: String| ClientError::Url { url: url.to_owned(), reason };
         let parsed = url.parse().map_err(|e: tendermint_rpc::Error| url_error(e.to_string()))?;
         let rpc = HttpClient::builder(parsed)
             .compat_mode(CompatMode::V0_38)
@@ -141,11 +138,7 @@ impl FerryClient {
     }
 
     fn rpc_error(&self, method: &'static str) -> impl Fn(tendermint_rpc::Error) -> ClientError + '_ {
-        move |error| ClientError::Rpc {
-            url: self.url.clone(),
-            method,
-            reason: error.detail().to_string(),
-        }
+        move |error| ClientError::Rpc { url: self.url.clone(), method, reason: error.detail().to_string() }
     }
 
     /// The underlying RPC client, for calls this crate does not wrap.
@@ -177,11 +170,7 @@ impl FerryClient {
     /// When the node is unreachable (a refusal is an `Ok` with a non-zero code).
     pub async fn broadcast_sync(&self, tx: Vec<u8>) -> Result<CheckOutcome, ClientError> {
         let response = self.rpc.broadcast_tx_sync(tx).await.map_err(self.rpc_error("broadcast_tx_sync"))?;
-        Ok(CheckOutcome {
-            hash: response.hash,
-            code: response.code.value(),
-            log: response.log,
-        })
+        Ok(CheckOutcome { hash: response.hash, code: response.code.value(), log: response.log })
     }
 
     /// Submits `tx` and waits until it is in a block (or refused by CheckTx).
@@ -191,11 +180,7 @@ impl FerryClient {
     pub async fn broadcast_and_wait(&self, tx: Vec<u8>, timeout: Duration) -> Result<Inclusion, ClientError> {
         let checked = self.broadcast_sync(tx).await?;
         if checked.code != 0 {
-            return Err(ClientError::Refused {
-                code: checked.tx_code(),
-                raw_code: checked.code,
-                log: checked.log,
-            });
+            return Err(ClientError::Refused { code: checked.tx_code(), raw_code: checked.code, log: checked.log });
         }
         self.wait_for_tx(checked.hash, timeout).await
     }
@@ -270,30 +255,22 @@ impl FerryClient {
     /// # Errors
     /// RPC errors, refusals other than "not found", undecodable answers.
     pub async fn query<T: DeserializeOwned>(&self, path: &str, height: Option<u64>) -> Result<Option<T>, ClientError> {
-        let height = height
-            .map(|h| tendermint::block::Height::try_from(h))
-            .transpose()
-            .map_err(|e| ClientError::Query {
-                path: path.to_owned(),
-                code: 0,
-                log: e.to_string(),
-            })?;
+        let height = height.map(tendermint::block::Height::try_from).transpose().map_err(|e| ClientError::Query {
+            path: path.to_owned(),
+            code: 0,
+            log: e.to_string(),
+        })?;
         let answer = self
             .rpc
             .abci_query(Some(path.to_owned()), Vec::new(), height, false)
             .await
             .map_err(self.rpc_error("abci_query"))?;
         match answer.code.value() {
-            0 => serde_json::from_slice(&answer.value).map(Some).map_err(|e| ClientError::Decode {
-                what: path.to_owned(),
-                reason: e.to_string(),
-            }),
+            0 => serde_json::from_slice(&answer.value)
+                .map(Some)
+                .map_err(|e| ClientError::Decode { what: path.to_owned(), reason: e.to_string() }),
             QUERY_NOT_FOUND => Ok(None),
-            code => Err(ClientError::Query {
-                path: path.to_owned(),
-                code,
-                log: answer.log,
-            }),
+            code => Err(ClientError::Query { path: path.to_owned(), code, log: answer.log }),
         }
     }
 
@@ -313,10 +290,7 @@ impl FerryClient {
         Ok(self
             .query(&format!("{BALANCES_PATH}{address}"), height)
             .await?
-            .unwrap_or(BalancesView {
-                address: *address,
-                balances: Vec::new(),
-            }))
+            .unwrap_or(BalancesView { address: *address, balances: Vec::new() }))
     }
 
     /// The chain parameters.

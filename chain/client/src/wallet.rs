@@ -29,20 +29,12 @@ impl Wallet {
             code: ferry_types::query::QUERY_NOT_FOUND,
             log: format!("account {address} does not exist on chain `{chain_id}`; fund it first"),
         })?;
-        Ok(Wallet {
-            key,
-            builder: TxBuilder::new(chain_id, account.account_number),
-            sequence: account.sequence,
-        })
+        Ok(Wallet { key, builder: TxBuilder::new(chain_id, account.account_number), sequence: account.sequence })
     }
 
     /// A wallet whose account number and sequence are already known (no RPC).
     pub fn offline(key: AccountKey, chain_id: impl Into<String>, account_number: u64, sequence: u64) -> Self {
-        Wallet {
-            key,
-            builder: TxBuilder::new(chain_id, account_number),
-            sequence,
-        }
+        Wallet { key, builder: TxBuilder::new(chain_id, account_number), sequence }
     }
 
     /// The account address.
@@ -70,11 +62,7 @@ impl Wallet {
     /// # Errors
     /// When signing fails.
     pub fn sign_transfer(&mut self, to: Address, amount: Vec<Coin>, fee: &Coin) -> Result<Vec<u8>, ClientError> {
-        let msg = Msg::Send(MsgSend {
-            from: self.address(),
-            to,
-            amount,
-        });
+        let msg = Msg::Send(MsgSend { from: self.address(), to, amount });
         self.sign(fee, &[msg])
     }
 

@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use futures::future::BoxFuture;
 use tendermint::v0_38::abci::{
-    ConsensusRequest, ConsensusResponse, InfoRequest, InfoResponse, MempoolRequest, MempoolResponse,
-    SnapshotRequest, SnapshotResponse, response,
+    ConsensusRequest, ConsensusResponse, InfoRequest, InfoResponse, MempoolRequest, MempoolResponse, SnapshotRequest,
+    SnapshotResponse, response,
 };
 use tower::service_fn;
 use tower_abci::BoxError;
@@ -31,12 +31,14 @@ async fn blocking<T: Send + 'static>(work: impl FnOnce() -> Result<T, Fatal> + S
 fn consensus(node: Arc<Node>, request: ConsensusRequest) -> Result<ConsensusResponse, Fatal> {
     Ok(match request {
         ConsensusRequest::InitChain(init) => ConsensusResponse::InitChain(node.init_chain(init)?),
-        ConsensusRequest::PrepareProposal(prepare) => ConsensusResponse::PrepareProposal(node.prepare_proposal(prepare)),
+        ConsensusRequest::PrepareProposal(prepare) => {
+            ConsensusResponse::PrepareProposal(node.prepare_proposal(prepare))
+        }
         // Every transaction is re-validated in FinalizeBlock, so any proposal is acceptable.
         ConsensusRequest::ProcessProposal(_) => ConsensusResponse::ProcessProposal(response::ProcessProposal::Accept),
-        ConsensusRequest::ExtendVote(_) => ConsensusResponse::ExtendVote(response::ExtendVote {
-            vote_extension: Default::default(),
-        }),
+        ConsensusRequest::ExtendVote(_) => {
+            ConsensusResponse::ExtendVote(response::ExtendVote { vote_extension: Default::default() })
+        }
         ConsensusRequest::VerifyVoteExtension(_) => {
             ConsensusResponse::VerifyVoteExtension(response::VerifyVoteExtension::Accept)
         }
@@ -51,17 +53,19 @@ fn consensus(node: Arc<Node>, request: ConsensusRequest) -> Result<ConsensusResp
 /// When the listener cannot be bound or the server fails.
 pub async fn serve(node: Arc<Node>, address: std::net::SocketAddr) -> Result<(), BoxError> {
     let consensus_node = node.clone();
-    let consensus_service = service_fn(move |request: ConsensusRequest| -> BoxFuture<'static, Result<ConsensusResponse, BoxError>> {
-        let node = consensus_node.clone();
-        Box::pin(blocking(move || consensus(node, request)))
-    });
+    let consensus_service =
+        service_fn(move |request: ConsensusRequest| -> BoxFuture<'static, Result<ConsensusResponse, BoxError>> {
+            let node = consensus_node.clone();
+            Box::pin(blocking(move || consensus(node, request)))
+        });
     let mempool_node = node.clone();
-    let mempool_service = service_fn(move |request: MempoolRequest| -> BoxFuture<'static, Result<MempoolResponse, BoxError>> {
-        let node = mempool_node.clone();
-        Box::pin(blocking(move || match request {
-            MempoolRequest::CheckTx(check) => node.check_tx(check).map(MempoolResponse::CheckTx),
-        }))
-    });
+    let mempool_service =
+        service_fn(move |request: MempoolRequest| -> BoxFuture<'static, Result<MempoolResponse, BoxError>> {
+            let node = mempool_node.clone();
+            Box::pin(blocking(move || match request {
+                MempoolRequest::CheckTx(check) => node.check_tx(check).map(MempoolResponse::CheckTx),
+            }))
+        });
     let info_node = node;
     let info_service = service_fn(move |request: InfoRequest| -> BoxFuture<'static, Result<InfoResponse, BoxError>> {
         let node = info_node.clone();
@@ -71,19 +75,22 @@ pub async fn serve(node: Arc<Node>, address: std::net::SocketAddr) -> Result<(),
             InfoRequest::Echo(echo) => Ok(InfoResponse::Echo(response::Echo { message: echo.message })),
         }))
     });
-    let snapshot_service = service_fn(|request: SnapshotRequest| -> BoxFuture<'static, Result<SnapshotResponse, BoxError>> {
-        // State sync is not offered: answer "no snapshots" and refuse offers.
-        Box::pin(std::future::ready(Ok(match request {
-            SnapshotRequest::ListSnapshots => SnapshotResponse::ListSnapshots(Default::default()),
-            SnapshotRequest::OfferSnapshot(_) => SnapshotResponse::OfferSnapshot(response::OfferSnapshot::Reject),
-            SnapshotRequest::LoadSnapshotChunk(_) => SnapshotResponse::LoadSnapshotChunk(Default::default()),
-            SnapshotRequest::ApplySnapshotChunk(_) => SnapshotResponse::ApplySnapshotChunk(response::ApplySnapshotChunk {
-                result: tendermint::abci::response::ApplySnapshotChunkResult::Abort,
-                refetch_chunks: Vec::new(),
-                reject_senders: Vec::new(),
-            }),
-        })))
-    });
+    let snapshot_service =
+        service_fn(|request: SnapshotRequest| -> BoxFuture<'static, Result<SnapshotResponse, BoxError>> {
+            // State sync is not offered: answer "no snapshots" and refuse offers.
+            Box::pin(std::future::ready(Ok(match request {
+                SnapshotRequest::ListSnapshots => SnapshotResponse::ListSnapshots(Default::default()),
+                SnapshotRequest::OfferSnapshot(_) => SnapshotResponse::OfferSnapshot(response::OfferSnapshot::Reject),
+                SnapshotRequest::LoadSnapshotChunk(_) => SnapshotResponse::LoadSnapshotChunk(Default::default()),
+                SnapshotRequest::ApplySnapshotChunk(_) => {
+                    SnapshotResponse::ApplySnapshotChunk(response::ApplySnapshotChunk {
+                        result: tendermint::abci::response::ApplySnapshotChunkResult::Abort,
+                        refetch_chunks: Vec::new(),
+                        reject_senders: Vec::new(),
+                    })
+                }
+            })))
+        });
     let server = tower_abci::v038::Server::builder()
         .consensus(tower::buffer::Buffer::new(consensus_service, 1))
         .mempool(tower::buffer::Buffer::new(mempool_service, 64))

@@ -66,15 +66,7 @@ impl Metrics {
                 txs.with_label_values(&[phase, code.name()]);
             }
         }
-        Ok(Metrics {
-            registry,
-            blocks,
-            height,
-            txs,
-            finalize_block_seconds,
-            commit_seconds,
-            check_tx_seconds,
-        })
+        Ok(Metrics { registry, blocks, height, txs, finalize_block_seconds, commit_seconds, check_tx_seconds })
     }
 
     /// Counts one transaction.

@@ -13,10 +13,10 @@ use ferry_app::query::QueryAnswer;
 use ferry_app::{BlockInput, BlockOutcome, StateDelta, StateError};
 use ferry_types::query::{APP_HASH_PATH, AppHashView, QUERY_BAD_HEIGHT, QUERY_NOT_FOUND};
 use ferry_types::{GenesisState, TxCode};
+use tendermint::AppHash;
 use tendermint::abci::types::ExecTxResult;
 use tendermint::abci::{Code, Event as AbciEvent};
 use tendermint::v0_38::abci::{request, response};
-use tendermint::AppHash;
 
 use crate::metrics::Metrics;
 use crate::store::{PendingVersion, StateView, Store, StoreError};
@@ -89,9 +89,7 @@ impl Node {
     }
 
     fn chain_id(&self) -> Result<String, Fatal> {
-        lock(&self.chain_id)
-            .clone()
-            .ok_or_else(|| Fatal::Protocol("block before InitChain".to_owned()))
+        lock(&self.chain_id).clone().ok_or_else(|| Fatal::Protocol("block before InitChain".to_owned()))
     }
 
     /// `Info`: the last committed height and app hash, so CometBFT replays only what is missing.
@@ -131,11 +129,7 @@ impl Node {
         *lock(&self.chain_id) = Some(request.chain_id.clone());
         *lock(&self.mempool) = StateDelta::new(self.store.view(0)?);
         tracing::info!(chain_id = %request.chain_id, accounts = genesis.accounts.len(), app_hash = %hex::encode(pending.root), "genesis loaded");
-        Ok(response::InitChain {
-            consensus_params: None,
-            validators: Vec::new(),
-            app_hash: app_hash(pending.root),
-        })
+        Ok(response::InitChain { consensus_params: None, validators: Vec::new(), app_hash: app_hash(pending.root) })
     }
 
     /// `PrepareProposal`: the mempool's transactions in order, up to the byte limit.
@@ -164,17 +158,8 @@ impl Node {
         let chain_id = self.chain_id()?;
         let base = self.store.view(height.saturating_sub(1))?;
         let txs: Vec<&[u8]> = request.txs.iter().map(Bytes::as_ref).collect();
-        let block = BlockInput {
-            height,
-            time_unix: request.time.unix_timestamp(),
-            chain_id: &chain_id,
-            txs: &txs,
-        };
-        let BlockOutcome {
-            tx_results,
-            events,
-            changes,
-        } = ferry_app::finalize_block(&base, &block)?;
+        let block = BlockInput { height, time_unix: request.time.unix_timestamp(), chain_id: &chain_id, txs: &txs };
+        let BlockOutcome { tx_results, events, changes } = ferry_app::finalize_block(&base, &block)?;
         let pending = self.store.prepare(&changes, height)?;
         let root = pending.root;
         *lock(&self.finalized) = Some(Finalized { height, pending });
@@ -189,7 +174,11 @@ impl Node {
                 code: Code::from(result.code.value()),
                 log: result.log,
                 events: to_abci_events(result.events),
-                codespace: if result.code == TxCode::Ok { String::new() } else { ferry_types::code::CODESPACE.to_owned() },
+                codespace: if result.code == TxCode::Ok {
+                    String::new()
+                } else {
+                    ferry_types::code::CODESPACE.to_owned()
+                },
                 ..ExecTxResult::default()
             })
             .collect();
@@ -218,10 +207,7 @@ impl Node {
         *lock(&self.mempool) = StateDelta::new(self.store.view(height)?);
         self.metrics.height.set(i64::try_from(height).unwrap_or(i64::MAX));
         self.metrics.commit_seconds.observe(started.elapsed().as_secs_f64());
-        Ok(response::Commit {
-            data: Bytes::new(),
-            retain_height: 0u32.into(),
-        })
+        Ok(response::Commit { data: Bytes::new(), retain_height: 0u32.into() })
     }
 
     /// `CheckTx`: full validation against the mempool state.
@@ -244,7 +230,11 @@ impl Node {
         Ok(response::CheckTx {
             code: Code::from(executed.code.value()),
             log: executed.log,
-            codespace: if executed.code == TxCode::Ok { String::new() } else { ferry_types::code::CODESPACE.to_owned() },
+            codespace: if executed.code == TxCode::Ok {
+                String::new()
+            } else {
+                ferry_types::code::CODESPACE.to_owned()
+            },
             gas_wanted: 1,
             ..response::CheckTx::default()
         })
@@ -264,11 +254,7 @@ impl Node {
             match self.store.app_hash(height)? {
                 Some(root) => QueryAnswer {
                     code: 0,
-                    value: serde_json::to_vec(&AppHashView {
-                        height,
-                        app_hash: hex::encode(root),
-                    })
-                    .unwrap_or_default(),
+                    value: serde_json::to_vec(&AppHashView { height, app_hash: hex::encode(root) }).unwrap_or_default(),
                     log: String::new(),
                 },
                 None => QueryAnswer::error(QUERY_NOT_FOUND, format!("no app hash at height {height}")),

@@ -31,10 +31,7 @@ pub struct StoreError {
 }
 
 fn store_error(operation: &'static str) -> impl Fn(&dyn std::fmt::Display) -> StoreError {
-    move |reason| StoreError {
-        operation,
-        reason: reason.to_string(),
-    }
+    move |reason| StoreError { operation, reason: reason.to_string() }
 }
 
 macro_rules! try_store {
@@ -109,10 +106,7 @@ impl Store {
     /// # Errors
     /// On storage failure.
     pub fn last_version(&self) -> Result<Option<Version>, StoreError> {
-        Ok(self
-            .meta(META_HEIGHT)?
-            .and_then(|bytes| <[u8; 8]>::try_from(bytes.as_slice()).ok())
-            .map(u64::from_be_bytes))
+        Ok(self.meta(META_HEIGHT)?.and_then(|bytes| <[u8; 8]>::try_from(bytes.as_slice()).ok()).map(u64::from_be_bytes))
     }
 
     /// The app hash after `version`, if committed.
@@ -120,9 +114,7 @@ impl Store {
     /// # Errors
     /// On storage failure.
     pub fn app_hash(&self, version: Version) -> Result<Option<[u8; 32]>, StoreError> {
-        Ok(self
-            .meta(&app_hash_key(version))?
-            .and_then(|bytes| <[u8; 32]>::try_from(bytes.as_slice()).ok()))
+        Ok(self.meta(&app_hash_key(version))?.and_then(|bytes| <[u8; 32]>::try_from(bytes.as_slice()).ok()))
     }
 
     /// The chain id recorded at genesis.
@@ -150,12 +142,9 @@ impl Store {
         let view = self.view(version.saturating_sub(1))?;
         let tree: Sha256Jmt<'_, StateView> = JellyfishMerkleTree::new(&view);
         let value_set = changes.iter().map(|(key, value)| (key_hash(key), value.clone()));
-        let (root, batch): (RootHash, TreeUpdateBatch) = try_store!("hash block", tree.put_value_set(value_set, version))?;
-        Ok(PendingVersion {
-            version,
-            root: root.0,
-            batch,
-        })
+        let (root, batch): (RootHash, TreeUpdateBatch) =
+            try_store!("hash block", tree.put_value_set(value_set, version))?;
+        Ok(PendingVersion { version, root: root.0, batch })
     }
 
     /// Durably writes a prepared version (and, at genesis, the chain id) in one transaction.
@@ -251,10 +240,7 @@ mod tests {
     use super::*;
 
     fn changes(pairs: &[(&str, Option<&str>)]) -> ChangeSet {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.as_bytes().to_vec(), v.map(|v| v.as_bytes().to_vec())))
-            .collect()
+        pairs.iter().map(|(k, v)| (k.as_bytes().to_vec(), v.map(|v| v.as_bytes().to_vec()))).collect()
     }
 
     #[test]

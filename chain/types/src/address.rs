@@ -70,10 +70,7 @@ impl FromStr for Address {
     fn from_str(text: &str) -> Result<Self, Self::Err> {
         let id: cosmrs::AccountId = text.parse().map_err(|_| AddressError::NotBech32(text.to_owned()))?;
         if id.prefix() != BECH32_PREFIX {
-            return Err(AddressError::WrongPrefix {
-                address: text.to_owned(),
-                prefix: id.prefix().to_owned(),
-            });
+            return Err(AddressError::WrongPrefix { address: text.to_owned(), prefix: id.prefix().to_owned() });
         }
         let bytes: [u8; 20] = id.to_bytes().try_into().map_err(|_| AddressError::WrongLength(text.to_owned()))?;
         Ok(Address(bytes))

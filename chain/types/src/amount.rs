@@ -53,10 +53,7 @@ impl Amount {
     /// # Errors
     /// [`AmountError::Overflow`] when the sum does not fit in 128 bits.
     pub fn checked_add(self, other: Amount) -> Result<Amount, AmountError> {
-        self.0
-            .checked_add(other.0)
-            .map(Amount)
-            .ok_or(AmountError::Overflow(self, other))
+        self.0.checked_add(other.0).map(Amount).ok_or(AmountError::Overflow(self, other))
     }
 
     /// `self - other`.
@@ -64,10 +61,7 @@ impl Amount {
     /// # Errors
     /// [`AmountError::Underflow`] when `other > self`.
     pub fn checked_sub(self, other: Amount) -> Result<Amount, AmountError> {
-        self.0
-            .checked_sub(other.0)
-            .map(Amount)
-            .ok_or(AmountError::Underflow(self, other))
+        self.0.checked_sub(other.0).map(Amount).ok_or(AmountError::Underflow(self, other))
     }
 }
 
@@ -85,9 +79,7 @@ impl FromStr for Amount {
         if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
             return Err(AmountError::Invalid(text.to_owned()));
         }
-        text.parse::<u128>()
-            .map(Amount)
-            .map_err(|_| AmountError::Invalid(text.to_owned()))
+        text.parse::<u128>().map(Amount).map_err(|_| AmountError::Invalid(text.to_owned()))
     }
 }
 
@@ -127,10 +119,7 @@ pub enum CoinError {
 impl Coin {
     /// A coin of `amount` base units of `denom`.
     pub fn new(amount: u128, denom: Denom) -> Self {
-        Coin {
-            denom,
-            amount: Amount::new(amount),
-        }
+        Coin { denom, amount: Amount::new(amount) }
     }
 
     /// Builds a coin from its protobuf form, validating both parts.
@@ -138,18 +127,12 @@ impl Coin {
     /// # Errors
     /// When the denomination or the amount is malformed.
     pub fn from_proto(coin: &cosmrs::proto::cosmos::base::v1beta1::Coin) -> Result<Self, CoinError> {
-        Ok(Coin {
-            denom: coin.denom.parse()?,
-            amount: coin.amount.parse()?,
-        })
+        Ok(Coin { denom: coin.denom.parse()?, amount: coin.amount.parse()? })
     }
 
     /// The protobuf form.
     pub fn to_proto(&self) -> cosmrs::proto::cosmos::base::v1beta1::Coin {
-        cosmrs::proto::cosmos::base::v1beta1::Coin {
-            denom: self.denom.to_string(),
-            amount: self.amount.to_string(),
-        }
+        cosmrs::proto::cosmos::base::v1beta1::Coin { denom: self.denom.to_string(), amount: self.amount.to_string() }
     }
 }
 
@@ -165,10 +148,7 @@ impl FromStr for Coin {
     fn from_str(text: &str) -> Result<Self, Self::Err> {
         let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
         let (amount, denom) = text.split_at(split);
-        Ok(Coin {
-            amount: amount.parse()?,
-            denom: denom.parse()?,
-        })
+        Ok(Coin { amount: amount.parse()?, denom: denom.parse()? })
     }
 }
 
@@ -188,7 +168,10 @@ mod tests {
     fn checked_arithmetic_reports_the_operands() {
         let max = Amount::new(u128::MAX);
         assert_eq!(max.checked_add(Amount::new(1)), Err(AmountError::Overflow(max, Amount::new(1))));
-        assert_eq!(Amount::new(1).checked_sub(Amount::new(2)), Err(AmountError::Underflow(Amount::new(1), Amount::new(2))));
+        assert_eq!(
+            Amount::new(1).checked_sub(Amount::new(2)),
+            Err(AmountError::Underflow(Amount::new(1), Amount::new(2)))
+        );
     }
 
     #[test]

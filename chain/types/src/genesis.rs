@@ -151,10 +151,7 @@ mod tests {
         assert!(matches!(GenesisState::from_json(unknown), Err(GenesisError::Json(_))));
         let address = Address::from_bytes([1; 20]);
         let twice = GenesisState {
-            accounts: vec![
-                GenesisAccount { address, coins: vec![] },
-                GenesisAccount { address, coins: vec![] },
-            ],
+            accounts: vec![GenesisAccount { address, coins: vec![] }, GenesisAccount { address, coins: vec![] }],
             ..GenesisState::default()
         };
         assert_eq!(twice.validate(), Err(GenesisError::DuplicateAccount(address)));

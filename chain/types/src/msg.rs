@@ -91,10 +91,8 @@ impl Msg {
     pub fn from_any(any: &Any) -> Result<Msg, MsgError> {
         match any.type_url.as_str() {
             MSG_SEND_TYPE_URL => {
-                let proto = MsgSendProto::decode(any.value.as_slice()).map_err(|error| MsgError::Decode {
-                    type_url: any.type_url.clone(),
-                    reason: error.to_string(),
-                })?;
+                let proto = MsgSendProto::decode(any.value.as_slice())
+                    .map_err(|error| MsgError::Decode { type_url: any.type_url.clone(), reason: error.to_string() })?;
                 MsgSend::from_proto(&proto).map(Msg::Send)
             }
             other => Err(MsgError::UnknownType(other.to_owned())),
@@ -104,10 +102,7 @@ impl Msg {
     /// Encodes the message as an `Any`.
     pub fn to_any(&self) -> Any {
         match self {
-            Msg::Send(send) => Any {
-                type_url: MSG_SEND_TYPE_URL.to_owned(),
-                value: send.to_proto().encode_to_vec(),
-            },
+            Msg::Send(send) => Any { type_url: MSG_SEND_TYPE_URL.to_owned(), value: send.to_proto().encode_to_vec() },
         }
     }
 
@@ -128,11 +123,7 @@ impl Msg {
 
 impl MsgSend {
     fn field_error(field: &'static str, reason: impl ToString) -> MsgError {
-        MsgError::Field {
-            type_url: MSG_SEND_TYPE_URL,
-            field,
-            reason: reason.to_string(),
-        }
+        MsgError::Field { type_url: MSG_SEND_TYPE_URL, field, reason: reason.to_string() }
     }
 
     /// Validates the wire form.

@@ -209,19 +209,16 @@ fn parse_signer(auth_info: &AuthInfo) -> Result<(VerifyingKey, u64), TxRejection
 }
 
 fn parse_fee(auth_info: &AuthInfo) -> Result<Coin, TxRejection> {
-    let fee = auth_info
-        .fee
-        .as_ref()
-        .ok_or_else(|| TxRejection::new(TxCode::InsufficientFee, "transaction has no fee"))?;
+    let fee =
+        auth_info.fee.as_ref().ok_or_else(|| TxRejection::new(TxCode::InsufficientFee, "transaction has no fee"))?;
     if !fee.payer.is_empty() || !fee.granter.is_empty() {
         return Err(TxRejection::new(TxCode::Decode, "fee payer and granter are not supported"));
     }
     match fee.amount.as_slice() {
         [coin] => Coin::from_proto(coin).map_err(|e| TxRejection::new(TxCode::InsufficientFee, format!("fee: {e}"))),
-        other => Err(TxRejection::new(
-            TxCode::InsufficientFee,
-            format!("fee must be exactly one coin, got {}", other.len()),
-        )),
+        other => {
+            Err(TxRejection::new(TxCode::InsufficientFee, format!("fee must be exactly one coin, got {}", other.len())))
+        }
     }
 }
 
@@ -270,12 +267,7 @@ pub struct TxBuilder {
 impl TxBuilder {
     /// A builder for `chain_id` and the signer's `account_number`.
     pub fn new(chain_id: impl Into<String>, account_number: u64) -> Self {
-        TxBuilder {
-            chain_id: chain_id.into(),
-            account_number,
-            gas_limit: 200_000,
-            memo: String::new(),
-        }
+        TxBuilder { chain_id: chain_id.into(), account_number, gas_limit: 200_000, memo: String::new() }
     }
 
     /// Signs `msgs` with `key` at `sequence`, paying `fee`; returns the `TxRaw` bytes.
@@ -287,16 +279,10 @@ impl TxBuilder {
         let mut body = cosmrs::tx::Body::new(msgs.iter().map(Msg::to_any), self.memo.clone(), 0u32);
         body.non_critical_extension_options.push(cosmrs::Any {
             type_url: CHAIN_BINDING_TYPE_URL.to_owned(),
-            value: ChainBindingProto {
-                chain_id: self.chain_id.clone(),
-            }
-            .encode_to_vec(),
+            value: ChainBindingProto { chain_id: self.chain_id.clone() }.encode_to_vec(),
         });
         let signing_key = key.cosmrs_signing_key();
-        let fee_coin = cosmrs::Coin {
-            denom: fee.denom.as_str().parse().map_err(err)?,
-            amount: fee.amount.get(),
-        };
+        let fee_coin = cosmrs::Coin { denom: fee.denom.as_str().parse().map_err(err)?, amount: fee.amount.get() };
         let auth_info = cosmrs::tx::SignerInfo::single_direct(Some(signing_key.public_key()), sequence)
             .auth_info(cosmrs::tx::Fee::from_amount_and_gas(fee_coin, self.gas_limit));
         let chain_id = self.chain_id.parse().map_err(|e: cosmrs::tendermint::Error| TxBuildError(e.to_string()))?;

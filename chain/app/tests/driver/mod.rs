@@ -16,9 +16,7 @@ use ferry_app::query::{QueryAnswer, query};
 use ferry_app::state::{AccountRecord, keys};
 use ferry_app::{BlockInput, BlockOutcome, ChangeSet, Event, StateDelta, StateError, StateRead, TxOutcome};
 use ferry_types::msg::MsgSend;
-use ferry_types::query::{
-    ACCOUNT_PATH, AccountView, BALANCES_PATH, BalancesView, QUERY_BAD_HEIGHT, QUERY_OK,
-};
+use ferry_types::query::{ACCOUNT_PATH, AccountView, BALANCES_PATH, BalancesView, QUERY_BAD_HEIGHT, QUERY_OK};
 use ferry_types::{AccountKey, Address, Amount, Coin, Denom, GenesisAccount, GenesisState, Msg, Params, TxBuilder};
 
 /// The chain id every test chain runs under.
@@ -124,12 +122,7 @@ impl Chain {
         let (changes, genesis_events) = ferry_app::init_chain(genesis)?;
         let mut state = MemoryState::default();
         state.apply(&changes);
-        Ok(Chain {
-            chain_id: chain_id.to_owned(),
-            history: vec![state],
-            mempool: ChangeSet::new(),
-            genesis_events,
-        })
+        Ok(Chain { chain_id: chain_id.to_owned(), history: vec![state], mempool: ChangeSet::new(), genesis_events })
     }
 
     /// This chain's id.
@@ -197,9 +190,7 @@ impl Chain {
         let committed = self.history.last().unwrap_or(&EMPTY);
         let mut mempool = StateDelta::new(committed);
         mempool.absorb(std::mem::take(&mut self.mempool));
-        let context = TxContext {
-            chain_id: &self.chain_id,
-        };
+        let context = TxContext { chain_id: &self.chain_id };
         let executed = ferry_app::check_tx(&mut mempool, &context, bytes);
         self.mempool = mempool.into_writes();
         Ok(executed?)
@@ -291,9 +282,8 @@ impl Chain {
     /// # Errors
     /// When the key has no account yet.
     pub fn signer(&self, key: &AccountKey) -> TestResult<Signer> {
-        let account = self
-            .account(&key.address())?
-            .ok_or_else(|| format!("{} has no account to sign for", key.address()))?;
+        let account =
+            self.account(&key.address())?.ok_or_else(|| format!("{} has no account to sign for", key.address()))?;
         Ok(Signer::new(key.clone(), &self.chain_id, account.account_number))
     }
 }
@@ -319,11 +309,7 @@ fn account_view(answer: &QueryAnswer) -> TestResult<Option<AccountView>> {
 fn balance_of(answer: &QueryAnswer, denom: &Denom) -> TestResult<u128> {
     check_answer(answer)?;
     let view: BalancesView = serde_json::from_slice(&answer.value)?;
-    Ok(view
-        .balances
-        .iter()
-        .find(|coin| &coin.denom == denom)
-        .map_or(0, |coin| coin.amount.get()))
+    Ok(view.balances.iter().find(|coin| &coin.denom == denom).map_or(0, |coin| coin.amount.get()))
 }
 
 /// Signs transactions for one account key on one chain.
@@ -340,11 +326,7 @@ pub struct Signer {
 impl Signer {
     /// A signer for `key` on `chain_id` with `account_number`.
     pub fn new(key: AccountKey, chain_id: &str, account_number: u64) -> Signer {
-        Signer {
-            address: key.address(),
-            key,
-            builder: TxBuilder::new(chain_id, account_number),
-        }
+        Signer { address: key.address(), key, builder: TxBuilder::new(chain_id, account_number) }
     }
 
     /// Signs `msgs` at `sequence` paying `fee`.
@@ -366,11 +348,7 @@ impl Signer {
 
 /// A `MsgSend` of `amount` from `from` to `to`.
 pub fn send(from: &Address, to: &Address, amount: &[Coin]) -> Msg {
-    Msg::Send(MsgSend {
-        from: *from,
-        to: *to,
-        amount: amount.to_vec(),
-    })
+    Msg::Send(MsgSend { from: *from, to: *to, amount: amount.to_vec() })
 }
 
 /// The deterministic test key of `seed`.
@@ -393,19 +371,12 @@ pub fn wei(amount: u128) -> Coin {
 
 /// A genesis account holding `coins`.
 pub fn funded(address: &Address, coins: &[Coin]) -> GenesisAccount {
-    GenesisAccount {
-        address: *address,
-        coins: coins.to_vec(),
-    }
+    GenesisAccount { address: *address, coins: coins.to_vec() }
 }
 
 /// A genesis with `accounts` and default parameters.
 pub fn genesis(accounts: Vec<GenesisAccount>) -> GenesisState {
-    GenesisState {
-        accounts,
-        params: Params::default(),
-        ..GenesisState::default()
-    }
+    GenesisState { accounts, params: Params::default(), ..GenesisState::default() }
 }
 
 /// The minimum fee of `denom` under the default parameters.
@@ -413,9 +384,7 @@ pub fn genesis(accounts: Vec<GenesisAccount>) -> GenesisState {
 /// # Errors
 /// When the default parameters have no fee schedule for `denom`.
 pub fn default_min_fee(denom: &Denom) -> TestResult<Amount> {
-    Params::default()
-        .min_fee(denom)
-        .ok_or_else(|| format!("default params have no minimum fee in {denom}").into())
+    Params::default().min_fee(denom).ok_or_else(|| format!("default params have no minimum fee in {denom}").into())
 }
 
 /// The attributes of `event` as a map.

@@ -1,0 +1,173 @@
+//! `ferry-bench` (`make bench`): Ferry's throughput next to baselines measured in the same run.
+//!
+//! 1. In process: FinalizeBlock on blocks of signed transfers (execution + Merkle hashing, then
+//!    Commit), next to the machine's single-thread secp256k1 verification rate.
+//! 2. On loopback: committed tx/s of a 4-validator Ferry network under signed transfers, next to
+//!    a 4-validator network of CometBFT's built-in `kvstore` under transactions of the same size.
+
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use bytes::Bytes;
+use clap::Parser;
+use ferry_chain::metrics::Metrics;
+use ferry_chain::{Node, Store};
+use ferry_devnet::load::{self, LoadReport};
+use ferry_devnet::{AppKind, Network, NetworkSpec, Tools, accounts};
+use ferry_types::DecodedTx;
+use tendermint::abci::types::CommitInfo;
+use tendermint::v0_38::abci::request;
+
+/// Ferry benchmarks.
+#[derive(Parser, Debug)]
+#[command(about)]
+struct Args {
+    /// Accounts sending in the network benchmark (one lane each).
+    #[arg(long, default_value_t = 400)]
+    senders: usize,
+    /// Transfers per sender in the network benchmark.
+    #[arg(long, default_value_t = 25)]
+    per_sender: usize,
+    /// Transfers per block in the in-process benchmark.
+    #[arg(long, default_value_t = 2000)]
+    block_txs: usize,
+    /// Blocks in the in-process benchmark.
+    #[arg(long, default_value_t = 5)]
+    blocks: usize,
+    /// Skip the network benchmark.
+    #[arg(long)]
+    in_process_only: bool,
+}
+
+fn finalize_request(height: u64, txs: &[Vec<u8>]) -> anyhow::Result<request::FinalizeBlock> {
+    Ok(request::FinalizeBlock {
+        txs: txs.iter().map(|tx| Bytes::from(tx.clone())).collect(),
+        decided_last_commit: CommitInfo { round: 0u16.into(), votes: Vec::new() },
+        misbehavior: Vec::new(),
+        hash: tendermint::Hash::None,
+        height: height.try_into()?,
+        time: tendermint::Time::from_unix_timestamp(1_700_000_000 + i64::try_from(height)?, 0)?,
+        next_validators_hash: tendermint::Hash::None,
+        proposer_address: tendermint::account::Id::new([0; 20]),
+    })
+}
+
+fn in_process(args: &Args) -> anyhow::Result<(f64, f64, f64)> {
+    const CHAIN_ID: &str = "ferry-bench";
+    let senders = args.block_txs;
+    // Each block holds one transfer from every sender, sequences advancing block by block.
+    let lanes = load::ferry_transfers(CHAIN_ID, senders, args.blocks)?.lanes;
+    let blocks: Vec<Vec<Vec<u8>>> =
+        (0..args.blocks).map(|block| lanes.iter().filter_map(|lane| lane.get(block).cloned()).collect()).collect();
+
+    // Baseline: single-thread secp256k1 verifications over the same transactions.
+    let decoded = blocks.iter().flatten().map(|tx| DecodedTx::decode(tx, 16 * 1024)).collect::<Result<Vec<_>, _>>()?;
+    let started = Instant::now();
+    for (index, tx) in decoded.iter().enumerate() {
+        tx.verify_signature(CHAIN_ID, u64::try_from(index % senders)?)?;
+    }
+    let verify_rate = decoded.len() as f64 / started.elapsed().as_secs_f64();
+
+    let dir = tempfile::tempdir()?;
+    let node = Node::new(Store::open(&dir.path().join("state.redb"))?, Metrics::new()?)?;
+    node.init_chain(request::InitChain {
+        time: tendermint::Time::from_unix_timestamp(1_700_000_000, 0)?,
+        chain_id: CHAIN_ID.to_owned(),
+        consensus_params: serde_json::from_str(DEFAULT_CONSENSUS_PARAMS)?,
+        validators: Vec::new(),
+        app_state_bytes: serde_json::to_vec(&accounts::genesis(senders, 0)?)?.into(),
+        initial_height: 1u32.into(),
+    })?;
+    let mut finalize_seconds = 0.0;
+    let mut commit_seconds = 0.0;
+    let mut accepted = 0usize;
+    for (index, txs) in blocks.iter().enumerate() {
+        let request = finalize_request(u64::try_from(index)? + 1, txs)?;
+        let started = Instant::now();
+        let response = node.finalize_block(request)?;
+        finalize_seconds += started.elapsed().as_secs_f64();
+        let started = Instant::now();
+        node.commit()?;
+        commit_seconds += started.elapsed().as_secs_f64();
+        accepted += response.tx_results.iter().filter(|r| r.code.is_ok()).count();
+    }
+    anyhow::ensure!(accepted == decoded.len(), "only {accepted} of {} transfers succeeded", decoded.len());
+    let finalize_rate = accepted as f64 / finalize_seconds;
+    let with_commit_rate = accepted as f64 / (finalize_seconds + commit_seconds);
+    Ok((verify_rate, finalize_rate, with_commit_rate))
+}
+
+const DEFAULT_CONSENSUS_PARAMS: &str = r#"{
+  "block": {"max_bytes": "22020096", "max_gas": "-1"},
+  "evidence": {"max_age_num_blocks": "100000", "max_age_duration": "172800000000000", "max_bytes": "1048576"},
+  "validator": {"pub_key_types": ["ed25519"]},
+  "version": {"app": "0"},
+  "abci": {"vote_extensions_enable_height": "0"}
+}"#;
+
+async fn network_run(app: AppKind, args: &Args, tx_size: Option<usize>) -> anyhow::Result<(LoadReport, usize)> {
+    let name = match app {
+        AppKind::Ferry => "bench-ferry",
+        AppKind::Kvstore => "bench-kvstore",
+    };
+    let mut spec = NetworkSpec::isolated(name, 4, accounts::genesis(args.senders, 4)?)?;
+    spec.app = app;
+    spec.timeout_commit = Duration::from_millis(500);
+    let chain_id = spec.chain_id.clone();
+    let mut network = Network::create(spec, Tools::locate()?)?;
+    network.start_all()?;
+    network.wait_for_height(2, Duration::from_secs(60)).await?;
+    let load = match (app, tx_size) {
+        (AppKind::Ferry, _) => load::ferry_transfers(&chain_id, args.senders, args.per_sender)?,
+        (AppKind::Kvstore, size) => {
+            load::kvstore_writes(args.senders, args.per_sender, size.context("kvstore needs a size")?)
+        }
+    };
+    let size = load.tx_size();
+    let urls: Vec<String> = network.validators().iter().map(|v| v.rpc_url()).collect();
+    let report = load::run(&urls, load).await?;
+    drop(network);
+    Ok((report, size))
+}
+
+fn print_report(label: &str, report: &LoadReport, size: usize) {
+    println!(
+        "{label:<8} committed {:>8.1} tx/s  ({} committed of {} submitted, {} admitted; {size}-byte txs; blocks {}..{} over {:.2} s)",
+        report.tx_per_second(),
+        report.committed,
+        report.submitted,
+        report.admitted,
+        report.blocks.0,
+        report.blocks.1,
+        report.seconds
+    );
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    println!("== in-process FinalizeBlock ({} blocks x {} signed transfers) ==", args.blocks, args.block_txs);
+    let (verify_rate, finalize_rate, with_commit_rate) = in_process(&args)?;
+    println!("secp256k1 verify, 1 thread      {verify_rate:>10.0} /s   (baseline)");
+    println!(
+        "FinalizeBlock                   {finalize_rate:>10.0} tx/s  ratio {:.2}  (goal >= 0.70)",
+        finalize_rate / verify_rate
+    );
+    println!(
+        "FinalizeBlock + Commit (fsync)  {with_commit_rate:>10.0} tx/s  ratio {:.2}",
+        with_commit_rate / verify_rate
+    );
+    if args.in_process_only {
+        return Ok(());
+    }
+    println!("\n== 4 validators on loopback, {} senders x {} transfers ==", args.senders, args.per_sender);
+    let (ferry, size) = network_run(AppKind::Ferry, &args, None).await?;
+    print_report("ferry", &ferry, size);
+    let (kvstore, kv_size) = network_run(AppKind::Kvstore, &args, Some(size)).await?;
+    print_report("kvstore", &kvstore, kv_size);
+    println!(
+        "ratio ferry/kvstore {:.2}  (goal >= 0.80)",
+        ferry.tx_per_second() / kvstore.tx_per_second().max(f64::MIN_POSITIVE)
+    );
+    Ok(())
+}
