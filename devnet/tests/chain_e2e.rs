@@ -80,6 +80,18 @@ async fn transfers_finalize_and_all_validators_agree_on_the_app_hash() -> TestRe
     assert_eq!(before.balances.iter().find(|c| c.denom == Denom::sat()).map(|c| c.amount.get()), Some(bob_before));
 
     assert_app_hashes_agree(&network, second.height).await?;
+
+    // The application's metrics count the blocks and both transfers on every validator.
+    for validator in network.validators() {
+        let text = reqwest::get(validator.app_metrics_url()).await?.text().await?;
+        let value = |series: &str| -> Option<f64> {
+            text.lines().find_map(|line| line.strip_prefix(series)?.trim().parse().ok())
+        };
+        assert!(value("ferry_chain_blocks_total").is_some_and(|blocks| blocks >= 2.0), "{text}");
+        let finalized = value(r#"ferry_chain_txs_total{outcome="ok",phase="finalize"}"#);
+        assert!(finalized.is_some_and(|count| count >= 2.0), "validator {}: {text}", validator.index);
+        assert!(text.contains("ferry_chain_commit_duration_seconds_count"), "{text}");
+    }
     Ok(())
 }
 

@@ -575,7 +575,7 @@ fn mempool_state_is_reset_to_the_committed_state_after_a_block() -> TestResult {
     assert_eq!(bank.chain.check_tx(&first)?.code, TxCode::Ok);
 
     // The proposer left `first` out of the block.
-    bank.chain.execute_block::<Vec<u8>>(&[])?;
+    bank.chain.empty_block()?;
 
     assert_eq!(bank.chain.check_tx(&second)?.code, TxCode::FutureSequence);
     assert_eq!(bank.chain.check_tx(&first)?.code, TxCode::Ok);
@@ -659,7 +659,7 @@ fn queries_at_older_heights_see_older_state() -> TestResult {
     let second = bank.alice.transfer(1, &bob, &[sat(2_000)], &sat(100))?;
     bank.chain.execute_block(&[first])?;
     bank.chain.execute_block(&[second])?;
-    bank.chain.execute_block::<Vec<u8>>(&[])?;
+    bank.chain.empty_block()?;
     assert_eq!(bank.chain.height(), 3);
 
     let bob_by_height: Vec<u128> =
@@ -760,5 +760,27 @@ fn every_response_code_is_reachable_in_finalize_block_and_check_tx() -> TestResu
 
     assert_eq!(block_codes, TxCode::ALL);
     assert_eq!(check_codes, TxCode::ALL);
+    Ok(())
+}
+
+#[test]
+fn re_encoded_transaction_with_the_same_signature_is_refused() -> TestResult {
+    let mut bank = Bank::start()?;
+    let tx = bank.alice.transfer(0, &bank.bob.address, &[sat(1_000)], &sat(100))?;
+    // The same body, auth info and signature in a different `TxRaw` encoding, so a different
+    // CometBFT transaction hash: an unknown field appended (field 15, varint 1), and an empty
+    // `body_bytes` field in front that the real one overrides.
+    let unknown_field = [tx.as_slice(), &[0x78, 0x01]].concat();
+    let repeated_field = [[0x0a, 0x00].as_slice(), &tx].concat();
+
+    let checked = [bank.chain.check_tx(&unknown_field)?.code, bank.chain.check_tx(&repeated_field)?.code];
+    let results = bank.chain.execute_block(&[unknown_field, repeated_field, tx])?;
+
+    assert_eq!(checked, [TxCode::Decode, TxCode::Decode], "a third party can re-encode a pending transaction");
+    assert_eq!(
+        codes(&results),
+        [TxCode::Decode, TxCode::Decode, TxCode::Ok],
+        "a re-encoded copy pre-empted the transaction its signer broadcast"
+    );
     Ok(())
 }

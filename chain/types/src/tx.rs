@@ -77,7 +77,18 @@ impl DecodedTx {
                 format!("transaction is {} bytes, the limit is {max_tx_bytes}", bytes.len()),
             ));
         }
+        if bytes.is_empty() {
+            return Err(TxRejection::new(TxCode::Decode, "transaction is empty"));
+        }
         let raw = TxRaw::decode(bytes).map_err(|e| decode_error("TxRaw", e))?;
+        // The wrapper is not signed: accept only its canonical encoding, so nobody can re-encode
+        // a pending transaction (unknown or repeated fields) into a different hash that still verifies.
+        if raw.encoded_len() != bytes.len() || raw.encode_to_vec() != bytes {
+            return Err(TxRejection::new(
+                TxCode::Decode,
+                "TxRaw is not canonically encoded (unknown, repeated or reordered fields)",
+            ));
+        }
         let body = TxBody::decode(raw.body_bytes.as_slice()).map_err(|e| decode_error("TxBody", e))?;
         let auth_info = AuthInfo::decode(raw.auth_info_bytes.as_slice()).map_err(|e| decode_error("AuthInfo", e))?;
 

@@ -173,6 +173,14 @@ impl Chain {
         Ok(outcome)
     }
 
+    /// Commits a block without transactions.
+    ///
+    /// # Errors
+    /// On a storage failure inside the state machine.
+    pub fn empty_block(&mut self) -> TestResult<BlockOutcome> {
+        self.finalize_block::<&[u8]>(&[])
+    }
+
     /// Executes `txs` as the next block and returns only the per-transaction results.
     ///
     /// # Errors

@@ -1,0 +1,123 @@
+//! The node's ABCI handlers in process: genesis, blocks, restart from disk, queries at heights.
+
+use bytes::Bytes;
+use ferry_chain::metrics::Metrics;
+use ferry_chain::{Fatal, Node, Store};
+use ferry_types::genesis::Federation;
+use ferry_types::msg::MsgSend;
+use ferry_types::query::{BalancesView, QUERY_BAD_HEIGHT};
+use ferry_types::{AccountKey, Coin, Denom, GenesisAccount, GenesisState, Msg, Params, TxBuilder};
+use tendermint::abci::types::CommitInfo;
+use tendermint::v0_38::abci::request;
+
+type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+const CHAIN_ID: &str = "ferry-node-test";
+
+fn alice() -> Result<AccountKey, ferry_types::key::KeyError> {
+    AccountKey::from_seed("node-test/alice")
+}
+
+fn genesis_json() -> Result<Vec<u8>, Box<dyn std::error::Error>> {
+    let genesis = GenesisState {
+        accounts: vec![GenesisAccount { address: alice()?.address(), coins: vec![Coin::new(1_000_000, Denom::sat())] }],
+        federation: Federation::default(),
+        params: Params::default(),
+    };
+    Ok(serde_json::to_vec(&genesis)?)
+}
+
+fn init_request(app_state: Vec<u8>) -> Result<request::InitChain, Box<dyn std::error::Error>> {
+    Ok(request::InitChain {
+        time: tendermint::Time::from_unix_timestamp(1_700_000_000, 0)?,
+        chain_id: CHAIN_ID.to_owned(),
+        consensus_params: serde_json::from_str(
+            r#"{"block":{"max_bytes":"22020096","max_gas":"-1"},"evidence":{"max_age_num_blocks":"100000","max_age_duration":"172800000000000","max_bytes":"1048576"},"validator":{"pub_key_types":["ed25519"]},"version":{"app":"0"},"abci":{"vote_extensions_enable_height":"0"}}"#,
+        )?,
+        validators: Vec::new(),
+        app_state_bytes: app_state.into(),
+        initial_height: 1u32.into(),
+    })
+}
+
+fn block(height: u64, txs: Vec<Vec<u8>>) -> Result<request::FinalizeBlock, Box<dyn std::error::Error>> {
+    Ok(request::FinalizeBlock {
+        txs: txs.into_iter().map(Bytes::from).collect(),
+        decided_last_commit: CommitInfo { round: 0u16.into(), votes: Vec::new() },
+        misbehavior: Vec::new(),
+        hash: tendermint::Hash::None,
+        height: height.try_into()?,
+        time: tendermint::Time::from_unix_timestamp(1_700_000_000 + i64::try_from(height)?, 0)?,
+        next_validators_hash: tendermint::Hash::None,
+        proposer_address: tendermint::account::Id::new([0; 20]),
+    })
+}
+
+fn transfer(sequence: u64, amount: u128) -> Result<Vec<u8>, Box<dyn std::error::Error>> {
+    let key = alice()?;
+    let msg = Msg::Send(MsgSend {
+        from: key.address(),
+        to: ferry_types::Address::from_bytes([3; 20]),
+        amount: vec![Coin::new(amount, Denom::sat())],
+    });
+    Ok(TxBuilder::new(CHAIN_ID, 0).sign(&key, sequence, &Coin::new(100, Denom::sat()), &[msg])?)
+}
+
+fn query(node: &Node, path: &str, height: u64) -> Result<tendermint::v0_38::abci::response::Query, Fatal> {
+    node.query(request::Query {
+        data: Bytes::new(),
+        path: path.to_owned(),
+        height: height.try_into().unwrap_or_default(),
+        prove: false,
+    })
+}
+
+#[test]
+fn invalid_genesis_is_refused_with_the_reason() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let node = Node::new(Store::open(&dir.path().join("s.redb"))?, Metrics::new()?)?;
+    let error = node.init_chain(init_request(br#"{"accounts":"nope"}"#.to_vec())?).err().ok_or("accepted")?;
+    assert!(matches!(error, Fatal::Genesis(_)), "{error}");
+    assert!(error.to_string().contains("app_state"), "{error}");
+    Ok(())
+}
+
+#[test]
+fn restarted_node_resumes_at_its_last_commit_and_answers_queries_at_old_heights() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("s.redb");
+    let (hash_after_2, hash_after_3) = {
+        let node = Node::new(Store::open(&path)?, Metrics::new()?)?;
+        let genesis_hash = node.init_chain(init_request(genesis_json()?)?)?.app_hash;
+        // InitChain again (CometBFT does after a crash before block 1): same answer.
+        assert_eq!(node.init_chain(init_request(genesis_json()?)?)?.app_hash, genesis_hash);
+        let first = node.finalize_block(block(1, vec![transfer(0, 10)?])?)?;
+        assert!(first.tx_results.iter().all(|r| r.code.is_ok()), "{:?}", first.tx_results);
+        node.commit()?;
+        let second = node.finalize_block(block(2, vec![transfer(1, 20)?, b"garbage".to_vec()])?)?;
+        assert_eq!(second.tx_results.get(1).map(|r| r.code.value()), Some(1), "garbage is a decode error");
+        node.commit()?;
+        // Block 3 is finalized but the node "crashes" before Commit.
+        let third = node.finalize_block(block(3, vec![transfer(2, 30)?])?)?;
+        (second.app_hash, third.app_hash)
+    };
+    let node = Node::new(Store::open(&path)?, Metrics::new()?)?;
+    let info = node.info()?;
+    assert_eq!(info.last_block_height.value(), 2);
+    assert_eq!(info.last_block_app_hash, hash_after_2);
+    // CometBFT replays block 3: the same app hash comes out.
+    assert_eq!(node.finalize_block(block(3, vec![transfer(2, 30)?])?)?.app_hash, hash_after_3);
+    node.commit()?;
+
+    let recipient = ferry_types::Address::from_bytes([3; 20]);
+    let balance_at = |height: u64| -> Result<u128, Box<dyn std::error::Error>> {
+        let answer = query(&node, &format!("/balances/{recipient}"), height)?;
+        let view: BalancesView = serde_json::from_slice(&answer.value)?;
+        Ok(view.balances.first().map_or(0, |c| c.amount.get()))
+    };
+    assert_eq!(balance_at(1)?, 10);
+    assert_eq!(balance_at(2)?, 30);
+    assert_eq!(balance_at(0)?, 60, "height 0 means latest");
+    assert_eq!(query(&node, "/params", 9)?.code.value(), QUERY_BAD_HEIGHT);
+    Ok(())
+}
