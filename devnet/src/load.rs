@@ -1,6 +1,7 @@
 //! Load generation: pre-signed transactions submitted to every validator, and the committed
 //! throughput measured from the blocks themselves (transaction counts and BFT header times).
 
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -78,6 +79,8 @@ pub struct LoadReport {
     pub submitted: usize,
     /// Transactions CheckTx admitted.
     pub admitted: usize,
+    /// Why CheckTx refused the others (reason → count).
+    pub refusals: BTreeMap<String, usize>,
     /// Transactions in committed blocks with code 0.
     pub committed: usize,
     /// First and last block holding load.
@@ -107,17 +110,33 @@ pub async fn run(urls: &[String], load: Load) -> anyhow::Result<LoadReport> {
     let lanes = load.lanes.into_iter().enumerate().map(|(index, lane)| {
         let client = clients.get(index % clients.len()).cloned();
         async move {
-            let Some(client) = client else { return 0usize };
+            let Some(client) = client else { return (0usize, BTreeMap::new()) };
             let mut admitted = 0;
+            let mut refusals = BTreeMap::<String, usize>::new();
             for tx in lane {
-                if matches!(client.broadcast_sync(tx).await, Ok(outcome) if outcome.code == 0) {
-                    admitted += 1;
-                }
+                let reason = match client.broadcast_sync(tx).await {
+                    Ok(outcome) if outcome.code == 0 => {
+                        admitted += 1;
+                        continue;
+                    }
+                    Ok(outcome) => {
+                        format!("code {}: {}", outcome.code, outcome.log.split(';').next().unwrap_or_default())
+                    }
+                    Err(error) => error.to_string(),
+                };
+                *refusals.entry(reason).or_default() += 1;
             }
-            admitted
+            (admitted, refusals)
         }
     });
-    let admitted: usize = join_all(lanes).await.into_iter().sum();
+    let mut admitted = 0usize;
+    let mut refusals = BTreeMap::<String, usize>::new();
+    for (lane_admitted, lane_refusals) in join_all(lanes).await {
+        admitted += lane_admitted;
+        for (reason, count) in lane_refusals {
+            *refusals.entry(reason).or_default() += count;
+        }
+    }
 
     let mut committed = 0usize;
     let mut next_height = start_height + 1;
@@ -125,7 +144,8 @@ pub async fn run(urls: &[String], load: Load) -> anyhow::Result<LoadReport> {
     let mut last_loaded = start_height;
     let mut last_progress = Instant::now();
     while committed < admitted && last_progress.elapsed() < Duration::from_secs(15) {
-        let latest = first.latest_height().await?;
+        // The newest block is stored before its results are: read up to the one below it.
+        let latest = first.latest_height().await?.saturating_sub(1);
         while next_height <= latest {
             let results = first.rpc().block_results(tendermint::block::Height::try_from(next_height)?).await?;
             let ok = results.txs_results.unwrap_or_default().iter().filter(|r| r.code.is_ok()).count();
@@ -150,5 +170,5 @@ pub async fn run(urls: &[String], load: Load) -> anyhow::Result<LoadReport> {
     let begin = time_of(first_loaded.saturating_sub(1).max(1)).await?;
     let end = time_of(last_loaded).await?;
     let seconds = end.duration_since(begin).map(|d| d.as_secs_f64()).unwrap_or_default();
-    Ok(LoadReport { submitted, admitted, committed, blocks: (first_loaded, last_loaded), seconds })
+    Ok(LoadReport { submitted, admitted, refusals, committed, blocks: (first_loaded, last_loaded), seconds })
 }

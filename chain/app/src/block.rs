@@ -10,6 +10,7 @@ use rayon::prelude::*;
 
 use crate::event::Event;
 use crate::execute::{Executed, PreVerified, TxContext, execute};
+use crate::signature_cache::SignatureCache;
 use crate::state::{ChangeSet, StateDelta, StateError, StateRead};
 
 /// A decided block, as the state machine needs it.
@@ -43,7 +44,11 @@ pub struct BlockOutcome {
 ///
 /// # Errors
 /// Only on storage failure: the node must not commit a block it could not execute.
-pub fn finalize_block<R: StateRead + Sync>(base: &R, block: &BlockInput<'_>) -> Result<BlockOutcome, StateError> {
+pub fn finalize_block<R: StateRead + Sync>(
+    base: &R,
+    block: &BlockInput<'_>,
+    signatures: &SignatureCache,
+) -> Result<BlockOutcome, StateError> {
     let mut state = StateDelta::new(base);
     let params = state.params()?;
 
@@ -63,7 +68,7 @@ pub fn finalize_block<R: StateRead + Sync>(base: &R, block: &BlockInput<'_>) -> 
         .par_iter()
         .zip(account_numbers.par_iter())
         .map(|(tx, number)| match (tx, number) {
-            (Ok(tx), Some(account_number)) => Some(PreVerified {
+            (Ok(tx), Some(account_number)) if !signatures.contains(&tx.hash, *account_number) => Some(PreVerified {
                 account_number: *account_number,
                 result: tx.verify_signature(block.chain_id, *account_number),
             }),
@@ -71,7 +76,7 @@ pub fn finalize_block<R: StateRead + Sync>(base: &R, block: &BlockInput<'_>) -> 
         })
         .collect();
 
-    let context = TxContext { chain_id: block.chain_id };
+    let context = TxContext { chain_id: block.chain_id, params: &params, signatures };
     let mut tx_results = Vec::with_capacity(decoded.len());
     for (tx, pre) in decoded.iter().zip(&pre_verified) {
         let outcome = match tx {

@@ -6,6 +6,7 @@ use ferry_types::{Address, DecodedTx, Msg, TxCode, TxRejection};
 
 use crate::bank::{self, BankError};
 use crate::event::Event;
+use crate::signature_cache::SignatureCache;
 use crate::state::{StateDelta, StateError, StateRead};
 
 /// What the chain knows about the transaction's context.
@@ -13,6 +14,10 @@ use crate::state::{StateDelta, StateError, StateRead};
 pub struct TxContext<'a> {
     /// This chain's id.
     pub chain_id: &'a str,
+    /// The chain parameters (read once per block).
+    pub params: &'a ferry_types::Params,
+    /// Signatures this node already verified.
+    pub signatures: &'a SignatureCache,
 }
 
 /// A signature verified ahead of execution (in parallel, see [`crate::block`]) against the
@@ -90,8 +95,7 @@ pub fn execute<R: StateRead>(
             format!("transaction is for chain `{}`, this is `{}`", tx.chain_id, context.chain_id),
         )));
     }
-    let params = state.params()?;
-    if let Err(rejection) = check_fee(tx, &params) {
+    if let Err(rejection) = check_fee(tx, context.params) {
         return Ok(Executed::rejected(rejection));
     }
     let Some(mut signer) = state.account(&tx.signer)? else {
@@ -114,11 +118,13 @@ pub fn execute<R: StateRead>(
     }
     let verified = match pre_verified {
         Some(pre) if pre.account_number == signer.account_number => pre.result.clone(),
+        _ if context.signatures.contains(&tx.hash, signer.account_number) => Ok(()),
         _ => tx.verify_signature(context.chain_id, signer.account_number),
     };
     if let Err(rejection) = verified {
         return Ok(Executed::rejected(rejection));
     }
+    context.signatures.insert(tx.hash, signer.account_number);
 
     // Fee and sequence.
     let mut events = Vec::new();
@@ -179,8 +185,7 @@ pub fn check_tx<R: StateRead>(
     context: &TxContext<'_>,
     bytes: &[u8],
 ) -> Result<Executed, StateError> {
-    let params = mempool.params()?;
-    let tx = match DecodedTx::decode(bytes, params.max_tx_bytes) {
+    let tx = match DecodedTx::decode(bytes, context.params.max_tx_bytes) {
         Ok(tx) => tx,
         Err(rejection) => return Ok(Executed::rejected(rejection)),
     };

@@ -16,10 +16,12 @@ pub mod event;
 pub mod execute;
 pub mod genesis;
 pub mod query;
+pub mod signature_cache;
 pub mod state;
 
 pub use block::{BlockInput, BlockOutcome, TxOutcome, finalize_block};
 pub use event::Event;
 pub use execute::check_tx;
 pub use genesis::init_chain;
+pub use signature_cache::SignatureCache;
 pub use state::{ChangeSet, StateDelta, StateError, StateRead};

@@ -59,13 +59,15 @@ pub async fn serve(node: Arc<Node>, address: std::net::SocketAddr) -> Result<(),
             Box::pin(blocking(move || consensus(node, request)))
         });
     let mempool_node = node.clone();
-    let mempool_service =
-        service_fn(move |request: MempoolRequest| -> BoxFuture<'static, Result<MempoolResponse, BoxError>> {
-            let node = mempool_node.clone();
-            Box::pin(blocking(move || match request {
-                MempoolRequest::CheckTx(check) => node.check_tx(check).map(MempoolResponse::CheckTx),
-            }))
-        });
+    // CheckTx runs inside `call`, not in the returned future: the buffer calls the service in
+    // arrival order, so transactions from one account are checked in the order CometBFT sent
+    // them (their sequences build on each other in the mempool overlay).
+    let mempool_service = service_fn(move |request: MempoolRequest| {
+        let response = match request {
+            MempoolRequest::CheckTx(check) => mempool_node.check_tx(check).map(MempoolResponse::CheckTx),
+        };
+        std::future::ready(Ok::<_, BoxError>(response.unwrap_or_else(|error| fatal(error))))
+    });
     let info_node = node;
     let info_service = service_fn(move |request: InfoRequest| -> BoxFuture<'static, Result<InfoResponse, BoxError>> {
         let node = info_node.clone();

@@ -10,9 +10,9 @@ use std::time::Instant;
 use bytes::Bytes;
 use ferry_app::execute::TxContext;
 use ferry_app::query::QueryAnswer;
-use ferry_app::{BlockInput, BlockOutcome, StateDelta, StateError};
+use ferry_app::{BlockInput, BlockOutcome, SignatureCache, StateDelta, StateError};
 use ferry_types::query::{APP_HASH_PATH, AppHashView, QUERY_BAD_HEIGHT, QUERY_NOT_FOUND};
-use ferry_types::{GenesisState, TxCode};
+use ferry_types::{GenesisState, Params, TxCode};
 use tendermint::AppHash;
 use tendermint::abci::types::ExecTxResult;
 use tendermint::abci::{Code, Event as AbciEvent};
@@ -38,6 +38,16 @@ pub enum Fatal {
     Protocol(String),
 }
 
+/// What the node learns at genesis and keeps: the chain id and the parameters.
+#[derive(Clone, Debug)]
+struct ChainConfig {
+    chain_id: String,
+    params: Params,
+}
+
+/// How many verified signatures the node remembers (about 64 bytes each).
+const SIGNATURE_CACHE_ENTRIES: usize = 200_000;
+
 struct Finalized {
     height: u64,
     pending: PendingVersion,
@@ -46,7 +56,8 @@ struct Finalized {
 /// The application behind CometBFT.
 pub struct Node {
     store: Store,
-    chain_id: Mutex<Option<String>>,
+    chain: Mutex<Option<ChainConfig>>,
+    signatures: SignatureCache,
     finalized: Mutex<Option<Finalized>>,
     mempool: Mutex<StateDelta<StateView>>,
     metrics: Metrics,
@@ -71,12 +82,16 @@ impl Node {
     /// On storage failure.
     pub fn new(store: Store, metrics: Metrics) -> Result<Self, Fatal> {
         let version = store.last_version()?.unwrap_or(0);
-        let chain_id = store.chain_id()?;
         let mempool = StateDelta::new(store.view(version)?);
+        let chain = match store.chain_id()? {
+            Some(chain_id) => Some(ChainConfig { chain_id, params: mempool.params()? }),
+            None => None,
+        };
         metrics.height.set(i64::try_from(version).unwrap_or(i64::MAX));
         Ok(Node {
             store,
-            chain_id: Mutex::new(chain_id),
+            chain: Mutex::new(chain),
+            signatures: SignatureCache::new(SIGNATURE_CACHE_ENTRIES),
             finalized: Mutex::new(None),
             mempool: Mutex::new(mempool),
             metrics,
@@ -88,8 +103,8 @@ impl Node {
         &self.metrics
     }
 
-    fn chain_id(&self) -> Result<String, Fatal> {
-        lock(&self.chain_id).clone().ok_or_else(|| Fatal::Protocol("block before InitChain".to_owned()))
+    fn chain(&self) -> Result<ChainConfig, Fatal> {
+        lock(&self.chain).clone().ok_or_else(|| Fatal::Protocol("block before InitChain".to_owned()))
     }
 
     /// `Info`: the last committed height and app hash, so CometBFT replays only what is missing.
@@ -126,7 +141,7 @@ impl Node {
         let (changes, _events) = ferry_app::init_chain(&genesis).map_err(|e| Fatal::Genesis(e.to_string()))?;
         let pending = self.store.prepare(&changes, 0)?;
         self.store.commit(&pending, Some(&request.chain_id))?;
-        *lock(&self.chain_id) = Some(request.chain_id.clone());
+        *lock(&self.chain) = Some(ChainConfig { chain_id: request.chain_id.clone(), params: genesis.params.clone() });
         *lock(&self.mempool) = StateDelta::new(self.store.view(0)?);
         tracing::info!(chain_id = %request.chain_id, accounts = genesis.accounts.len(), app_hash = %hex::encode(pending.root), "genesis loaded");
         Ok(response::InitChain { consensus_params: None, validators: Vec::new(), app_hash: app_hash(pending.root) })
@@ -155,11 +170,11 @@ impl Node {
     pub fn finalize_block(&self, request: request::FinalizeBlock) -> Result<response::FinalizeBlock, Fatal> {
         let started = Instant::now();
         let height = request.height.value();
-        let chain_id = self.chain_id()?;
+        let chain_id = self.chain()?.chain_id;
         let base = self.store.view(height.saturating_sub(1))?;
         let txs: Vec<&[u8]> = request.txs.iter().map(Bytes::as_ref).collect();
         let block = BlockInput { height, time_unix: request.time.unix_timestamp(), chain_id: &chain_id, txs: &txs };
-        let BlockOutcome { tx_results, events, changes } = ferry_app::finalize_block(&base, &block)?;
+        let BlockOutcome { tx_results, events, changes } = ferry_app::finalize_block(&base, &block, &self.signatures)?;
         let pending = self.store.prepare(&changes, height)?;
         let root = pending.root;
         *lock(&self.finalized) = Some(Finalized { height, pending });
@@ -216,14 +231,14 @@ impl Node {
     /// On storage failure.
     pub fn check_tx(&self, request: request::CheckTx) -> Result<response::CheckTx, Fatal> {
         let started = Instant::now();
-        let Some(chain_id) = lock(&self.chain_id).clone() else {
+        let Some(chain) = lock(&self.chain).clone() else {
             return Ok(response::CheckTx {
                 code: Code::from(TxCode::WrongChainId.value()),
                 log: "chain not initialised yet".to_owned(),
                 ..response::CheckTx::default()
             });
         };
-        let context = TxContext { chain_id: &chain_id };
+        let context = TxContext { chain_id: &chain.chain_id, params: &chain.params, signatures: &self.signatures };
         let executed = ferry_app::check_tx(&mut lock(&self.mempool), &context, &request.tx)?;
         self.metrics.count_tx("check", executed.code);
         self.metrics.check_tx_seconds.observe(started.elapsed().as_secs_f64());

@@ -10,7 +10,7 @@ use std::path::Path;
 use ferry_app::{ChangeSet, StateError, StateRead};
 use jmt::storage::{LeafNode, Node, NodeKey, TreeReader, TreeUpdateBatch};
 use jmt::{JellyfishMerkleTree, KeyHash, OwnedValue, RootHash, Sha256Jmt, Version};
-use redb::{Database, ReadTransaction, TableDefinition};
+use redb::{Database, ReadOnlyTable, TableDefinition};
 
 /// Tree nodes: borsh(NodeKey) → borsh(Node).
 const NODES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("jmt_nodes");
@@ -131,7 +131,9 @@ impl Store {
     /// On storage failure.
     pub fn view(&self, version: Version) -> Result<StateView, StoreError> {
         let read = try_store!("begin read", self.db.begin_read())?;
-        Ok(StateView { read, version })
+        let values = try_store!("open values", read.open_table(VALUES))?;
+        let nodes = try_store!("open nodes", read.open_table(NODES))?;
+        Ok(StateView { values, nodes, version })
     }
 
     /// Hashes `changes` into the tree on top of the last committed version, creating `version`.
@@ -181,7 +183,8 @@ impl Store {
 
 /// The state at one version, read from a consistent snapshot of the database.
 pub struct StateView {
-    read: ReadTransaction,
+    values: ReadOnlyTable<&'static [u8], &'static [u8]>,
+    nodes: ReadOnlyTable<&'static [u8], &'static [u8]>,
     version: Version,
 }
 
@@ -192,10 +195,9 @@ impl StateView {
     }
 
     fn value_at(&self, hash: KeyHash, max_version: Version) -> Result<Option<Vec<u8>>, StoreError> {
-        let table = try_store!("open values", self.read.open_table(VALUES))?;
         let start = value_key(&hash, 0);
         let end = value_key(&hash, max_version);
-        let mut range = try_store!("range values", table.range(start.as_slice()..=end.as_slice()))?;
+        let mut range = try_store!("range values", self.values.range(start.as_slice()..=end.as_slice()))?;
         match range.next_back() {
             None => Ok(None),
             Some(entry) => {
@@ -218,9 +220,8 @@ impl StateRead for StateView {
 
 impl TreeReader for StateView {
     fn get_node_option(&self, node_key: &NodeKey) -> anyhow::Result<Option<Node>> {
-        let table = self.read.open_table(NODES)?;
         let key = borsh::to_vec(node_key)?;
-        match table.get(key.as_slice())? {
+        match self.nodes.get(key.as_slice())? {
             None => Ok(None),
             Some(value) => Ok(Some(borsh::from_slice(value.value())?)),
         }

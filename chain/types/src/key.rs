@@ -3,7 +3,7 @@
 use k256::ecdsa::{SigningKey, VerifyingKey};
 use sha2::{Digest, Sha256};
 
-use crate::address::{Address, BECH32_PREFIX};
+use crate::address::Address;
 
 /// A secp256k1 account key. Holds the secret; keep it out of logs.
 #[derive(Clone)]
@@ -64,18 +64,16 @@ pub fn compressed(key: &VerifyingKey) -> [u8; 33] {
     out
 }
 
-/// The account address of a public key: `RIPEMD160(SHA256(compressed key))`.
+/// The account address of a public key: `RIPEMD160(SHA256(compressed key))`, as in Cosmos SDK.
 pub fn address_of(key: &VerifyingKey) -> Address {
-    let public_key = cosmrs::crypto::PublicKey::from(key);
-    match public_key.account_id(BECH32_PREFIX) {
-        Ok(id) => {
-            let mut bytes = [0u8; 20];
-            bytes.copy_from_slice(&id.to_bytes());
-            Address::from_bytes(bytes)
-        }
-        // cosmrs only fails here for an invalid prefix, and ours is a valid constant.
-        Err(_) => Address::from_bytes([0; 20]),
-    }
+    address_of_compressed(&compressed(key))
+}
+
+/// The account address of a compressed SEC1 public key.
+pub fn address_of_compressed(key: &[u8; 33]) -> Address {
+    use ripemd::Digest as _;
+    let digest: [u8; 20] = ripemd::Ripemd160::digest(Sha256::digest(key)).into();
+    Address::from_bytes(digest)
 }
 
 /// SHA-256 of `bytes` (the hash used for address derivation and module addresses).

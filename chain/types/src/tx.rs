@@ -8,14 +8,14 @@ use cosmrs::proto::cosmos::crypto::secp256k1::PubKey as Secp256k1PubKeyProto;
 use cosmrs::proto::cosmos::tx::signing::v1beta1::SignMode;
 use cosmrs::proto::cosmos::tx::v1beta1::mode_info::Sum as ModeInfoSum;
 use cosmrs::proto::cosmos::tx::v1beta1::{AuthInfo, SignDoc, TxBody, TxRaw};
-use k256::ecdsa::signature::Verifier;
-use k256::ecdsa::{Signature, VerifyingKey};
 use prost::Message;
+use secp256k1::ecdsa::Signature;
+use secp256k1::{Message as Digest32, PublicKey, SECP256K1};
 
 use crate::address::Address;
 use crate::amount::Coin;
 use crate::code::TxCode;
-use crate::key::{AccountKey, address_of};
+use crate::key::{AccountKey, address_of_compressed};
 use crate::msg::{CHAIN_BINDING_TYPE_URL, ChainBindingProto, Msg};
 
 const SECP256K1_PUBKEY_TYPE_URL: &str = "/cosmos.crypto.secp256k1.PubKey";
@@ -47,7 +47,7 @@ pub struct DecodedTx {
     body_bytes: Vec<u8>,
     auth_info_bytes: Vec<u8>,
     signature: Signature,
-    verifying_key: VerifyingKey,
+    public_key: PublicKey,
     /// The messages, validated.
     pub msgs: Vec<Msg>,
     /// The memo (free text, not interpreted).
@@ -62,6 +62,8 @@ pub struct DecodedTx {
     pub sequence: u64,
     /// The fee offered.
     pub fee: Coin,
+    /// SHA-256 of the received bytes: CometBFT's transaction hash.
+    pub hash: [u8; 32],
 }
 
 impl DecodedTx {
@@ -101,7 +103,7 @@ impl DecodedTx {
                 ));
             }
         };
-        let (verifying_key, sequence) = parse_signer(&auth_info)?;
+        let (public_key, sequence) = parse_signer(&auth_info)?;
         let fee = parse_fee(&auth_info)?;
         let chain_id = parse_chain_binding(&body)?;
 
@@ -118,7 +120,8 @@ impl DecodedTx {
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| TxRejection::new(TxCode::InvalidMessage, e.to_string()))?;
 
-        let signer = address_of(&verifying_key);
+        let signer_public_key = public_key.serialize();
+        let signer = address_of_compressed(&signer_public_key);
         if let Some(foreign) = msgs.iter().map(Msg::signer).find(|owner| *owner != signer) {
             return Err(TxRejection::new(
                 TxCode::Unauthorized,
@@ -126,11 +129,12 @@ impl DecodedTx {
             ));
         }
         Ok(DecodedTx {
-            signer_public_key: crate::key::compressed(&verifying_key),
+            hash: crate::key::sha256(bytes),
+            signer_public_key,
             body_bytes: raw.body_bytes,
             auth_info_bytes: raw.auth_info_bytes,
             signature,
-            verifying_key,
+            public_key,
             msgs,
             memo: body.memo,
             chain_id,
@@ -160,7 +164,8 @@ impl DecodedTx {
             account_number,
         }
         .encode_to_vec();
-        self.verifying_key.verify(&sign_doc, &self.signature).map_err(|_| {
+        let digest = Digest32::from_digest(crate::key::sha256(&sign_doc));
+        SECP256K1.verify_ecdsa(&digest, &self.signature, &self.public_key).map_err(|_| {
             TxRejection::new(
                 TxCode::InvalidSignature,
                 format!(
@@ -173,20 +178,22 @@ impl DecodedTx {
 }
 
 fn parse_signature(bytes: &[u8]) -> Result<Signature, TxRejection> {
-    let signature = Signature::from_slice(bytes).map_err(|_| {
+    let signature = Signature::from_compact(bytes).map_err(|_| {
         TxRejection::new(
             TxCode::InvalidSignature,
             format!("signature must be 64 bytes (r || s), got {} bytes", bytes.len()),
         )
     })?;
-    // Reject the malleable high-S twin of every signature, as Cosmos SDK does.
-    if signature.normalize_s().is_some() {
+    // Refuse the malleable high-S twin of every signature, as Cosmos SDK does.
+    let mut normalized = signature;
+    normalized.normalize_s();
+    if normalized != signature {
         return Err(TxRejection::new(TxCode::InvalidSignature, "signature is not in low-S form"));
     }
     Ok(signature)
 }
 
-fn parse_signer(auth_info: &AuthInfo) -> Result<(VerifyingKey, u64), TxRejection> {
+fn parse_signer(auth_info: &AuthInfo) -> Result<(PublicKey, u64), TxRejection> {
     let [signer_info] = auth_info.signer_infos.as_slice() else {
         return Err(TxRejection::new(
             TxCode::Decode,
@@ -212,11 +219,11 @@ fn parse_signer(auth_info: &AuthInfo) -> Result<(VerifyingKey, u64), TxRejection
         ));
     }
     let key = Secp256k1PubKeyProto::decode(any.value.as_slice()).map_err(|e| decode_error("public key", e))?;
-    let verifying_key = VerifyingKey::from_sec1_bytes(&key.key)
+    let public_key = PublicKey::from_slice(&key.key)
         .ok()
         .filter(|_| key.key.len() == 33)
         .ok_or_else(|| TxRejection::new(TxCode::InvalidSignature, "public key is not a compressed secp256k1 point"))?;
-    Ok((verifying_key, signer_info.sequence))
+    Ok((public_key, signer_info.sequence))
 }
 
 fn parse_fee(auth_info: &AuthInfo) -> Result<Coin, TxRejection> {
@@ -367,9 +374,9 @@ mod tests {
     fn high_s_twin_signature_is_refused() -> Result<(), Box<dyn std::error::Error>> {
         let key = AccountKey::from_seed("alice")?;
         let mut raw = TxRaw::decode(signed(&key, CHAIN, 7)?.as_slice())?;
-        let low = Signature::from_slice(raw.signatures.first().ok_or("no signature")?)?;
+        let low = k256::ecdsa::Signature::from_slice(raw.signatures.first().ok_or("no signature")?)?;
         let (r, s) = low.split_scalars();
-        let high = Signature::from_scalars(r, -*s)?;
+        let high = k256::ecdsa::Signature::from_scalars(r, -*s)?;
         raw.signatures = vec![high.to_bytes().to_vec()];
         let rejection = DecodedTx::decode(&raw.encode_to_vec(), 4096).err().ok_or("accepted")?;
         assert_eq!(rejection.code, TxCode::InvalidSignature);

@@ -141,6 +141,9 @@ fn print_report(label: &str, report: &LoadReport, size: usize) {
         report.blocks.1,
         report.seconds
     );
+    for (reason, count) in &report.refusals {
+        println!("         refused {count:>6} x {reason}");
+    }
 }
 
 #[tokio::main]

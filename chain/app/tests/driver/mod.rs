@@ -102,6 +102,8 @@ pub struct Chain {
     history: Vec<MemoryState>,
     /// The writes of the transactions CheckTx admitted since the last commit.
     mempool: ChangeSet,
+    /// The node's memo of verified signatures, shared by CheckTx and FinalizeBlock as in the node.
+    signatures: ferry_app::SignatureCache,
     genesis_events: Vec<Event>,
 }
 
@@ -122,7 +124,13 @@ impl Chain {
         let (changes, genesis_events) = ferry_app::init_chain(genesis)?;
         let mut state = MemoryState::default();
         state.apply(&changes);
-        Ok(Chain { chain_id: chain_id.to_owned(), history: vec![state], mempool: ChangeSet::new(), genesis_events })
+        Ok(Chain {
+            chain_id: chain_id.to_owned(),
+            history: vec![state],
+            mempool: ChangeSet::new(),
+            signatures: ferry_app::SignatureCache::new(10_000),
+            genesis_events,
+        })
     }
 
     /// This chain's id.
@@ -165,7 +173,7 @@ impl Chain {
             chain_id: &self.chain_id,
             txs: &raw,
         };
-        let outcome = ferry_app::finalize_block(self.committed(), &block)?;
+        let outcome = ferry_app::finalize_block(self.committed(), &block, &self.signatures)?;
         let mut next = self.committed().clone();
         next.apply(&outcome.changes);
         self.history.push(next);
@@ -198,7 +206,8 @@ impl Chain {
         let committed = self.history.last().unwrap_or(&EMPTY);
         let mut mempool = StateDelta::new(committed);
         mempool.absorb(std::mem::take(&mut self.mempool));
-        let context = TxContext { chain_id: &self.chain_id };
+        let params = mempool.params()?;
+        let context = TxContext { chain_id: &self.chain_id, params: &params, signatures: &self.signatures };
         let executed = ferry_app::check_tx(&mut mempool, &context, bytes);
         self.mempool = mempool.into_writes();
         Ok(executed?)
