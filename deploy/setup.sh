@@ -6,7 +6,8 @@
 #   export PATH="$PWD/.tools/bin:$PATH"
 #
 # Tools and where they come from (nothing is downloaded from a website):
-#   cometbft, btcd, btcctl   Go module proxy   (go install, GOBIN=.tools/bin)
+#   cometbft, abci-cli       Go module proxy   (abci-cli serves the kvstore benchmark baseline)
+#   btcd, btcctl             Go module proxy   (go install, GOBIN=.tools/bin)
 #   anvil, solcjs            npm registry      (npm install --prefix .tools/npm)
 #   initdb, pg_ctl, postgres Debian package    postgresql (apt-get, if missing)
 #   prometheus, promtool     Debian package    prometheus (apt-get, if missing)
@@ -183,7 +184,8 @@ probe_cometbft() {
 install_cometbft() {
   need_cmd go "needed to go install cometbft"
   run_logged cometbft env GOBIN="$BIN" \
-    go install "github.com/cometbft/cometbft/cmd/cometbft@$COMETBFT_VERSION"
+    go install "github.com/cometbft/cometbft/cmd/cometbft@$COMETBFT_VERSION" \
+    "github.com/cometbft/cometbft/abci/cmd/abci-cli@$COMETBFT_VERSION"
 }
 
 probe_btcd() {
@@ -402,7 +404,7 @@ if command -v flock >/dev/null 2>&1; then
   flock 9
 fi
 
-ensure cometbft "$COMETBFT_VERSION" probe_cometbft install_cometbft cometbft
+ensure cometbft "$COMETBFT_VERSION" probe_cometbft install_cometbft cometbft abci-cli
 ensure btcd "$BTCD_VERSION" probe_btcd install_btcd btcd btcctl
 ensure anvil "$ANVIL_VERSION" probe_anvil install_anvil anvil
 ensure solc "$SOLC_VERSION" probe_solc install_solc solcjs

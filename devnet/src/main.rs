@@ -116,7 +116,7 @@ fn print_endpoints(spec: &NetworkSpec, dir: &std::path::Path) -> anyhow::Result<
     env.push_str(&format!("FERRY_DEMO_ADDRESS={demo}\n"));
     std::fs::write(dir.join("env"), env).context("writing the devnet env file")?;
     println!("  demo account: {demo} (seed `ferry-devnet/user/0`)");
-    println!("  logs: {}/node*/{{cometbft,ferry-chain}}.log", spec.dir.display());
+    println!("  logs: {}/node*/{{cometbft,app}}.log", spec.dir.display());
     println!("  endpoints written to {}/env; stop with `make devnet-down`", dir.display());
     Ok(())
 }

@@ -35,8 +35,11 @@ pub const APP_METRICS_PORT: u16 = 26661;
 pub enum AppKind {
     /// `ferry-chain`.
     Ferry,
-    /// CometBFT's built-in `kvstore` (the benchmark baseline).
+    /// CometBFT's built-in `kvstore`, in process (the benchmark baseline).
     Kvstore,
+    /// The same `kvstore` served over the ABCI socket by `abci-cli` (the baseline with the
+    /// transport Ferry pays for).
+    KvstoreSocket,
 }
 
 /// How to lay out a network.
@@ -119,6 +122,7 @@ pub struct Validator {
     pub home: PathBuf,
     cometbft: Option<Child>,
     app: Option<Child>,
+    app_program: &'static str,
 }
 
 impl Validator {
@@ -141,7 +145,7 @@ impl Validator {
     pub fn pids(&self) -> Vec<(u32, &'static str)> {
         let mut pids = Vec::new();
         if let Some(child) = &self.app {
-            pids.push((child.id(), "ferry-chain"));
+            pids.push((child.id(), self.app_program));
         }
         if let Some(child) = &self.cometbft {
             pids.push((child.id(), "cometbft"));
@@ -202,7 +206,14 @@ impl Network {
         for index in 0..spec.validators {
             let home = spec.dir.join(format!("node{index}"));
             Self::configure(&spec, index, &home)?;
-            validators.push(Validator { index, ip: spec.ip(index), home, cometbft: None, app: None });
+            validators.push(Validator {
+                index,
+                ip: spec.ip(index),
+                home,
+                cometbft: None,
+                app: None,
+                app_program: "ferry-chain",
+            });
         }
         Ok(Network { spec, tools, validators })
     }
@@ -216,6 +227,7 @@ impl Network {
                 home: spec.dir.join(format!("node{index}")),
                 cometbft: None,
                 app: None,
+                app_program: "ferry-chain",
             })
             .collect();
         Network { spec, tools, validators }
@@ -229,7 +241,7 @@ impl Network {
         config["moniker"] = value(format!("validator{index}"));
         config["log_level"] = value("main:info,state:info,*:error");
         config["proxy_app"] = value(match spec.app {
-            AppKind::Ferry => format!("tcp://{ip}:{ABCI_PORT}"),
+            AppKind::Ferry | AppKind::KvstoreSocket => format!("tcp://{ip}:{ABCI_PORT}"),
             AppKind::Kvstore => "kvstore".to_owned(),
         });
         config["rpc"]["laddr"] = value(format!("tcp://{ip}:{RPC_PORT}"));
@@ -304,23 +316,37 @@ impl Network {
             bail!("validator {index} is already running");
         }
         let ip = validator.ip;
-        if app == AppKind::Ferry {
-            let child = Command::new(&tools.ferry_chain)
-                .arg("--home")
-                .arg(validator.home.join("ferry"))
-                .args(["--abci-addr", &format!("{ip}:{ABCI_PORT}")])
-                .args(["--metrics-addr", &format!("{ip}:{APP_METRICS_PORT}")])
-                .env("RUST_LOG", std::env::var("FERRY_CHAIN_LOG").unwrap_or_else(|_| "info".to_owned()))
+        let app_command = match app {
+            AppKind::Ferry => {
+                let mut command = Command::new(&tools.ferry_chain);
+                command
+                    .arg("--home")
+                    .arg(validator.home.join("ferry"))
+                    .args(["--abci-addr", &format!("{ip}:{ABCI_PORT}")])
+                    .args(["--metrics-addr", &format!("{ip}:{APP_METRICS_PORT}")])
+                    .env("RUST_LOG", std::env::var("FERRY_CHAIN_LOG").unwrap_or_else(|_| "info".to_owned()));
+                Some(command)
+            }
+            AppKind::KvstoreSocket => {
+                validator.app_program = "abci-cli";
+                let mut command = Command::new(tools.cometbft.with_file_name("abci-cli"));
+                command.args(["kvstore", "--log_level", "error", "--address", &format!("tcp://{ip}:{ABCI_PORT}")]);
+                Some(command)
+            }
+            AppKind::Kvstore => None,
+        };
+        if let Some(mut command) = app_command {
+            let log = validator.home.join("app.log");
+            let child = command
                 .stdin(Stdio::null())
-                .stdout(log_file(&validator.home.join("ferry-chain.log"))?)
-                .stderr(log_file(&validator.home.join("ferry-chain.log"))?)
+                .stdout(log_file(&log)?)
+                .stderr(log_file(&log)?)
                 .process_group(0)
                 .spawn()
-                .with_context(|| format!("starting {}", tools.ferry_chain.display()))?;
+                .with_context(|| format!("starting the application of validator {index}"))?;
             validator.app = Some(child);
-            wait_for_port(SocketAddr::from((ip, ABCI_PORT)), Duration::from_secs(20)).with_context(|| {
-                format!("ferry-chain of validator {index} (log: {}/ferry-chain.log)", validator.home.display())
-            })?;
+            wait_for_port(SocketAddr::from((ip, ABCI_PORT)), Duration::from_secs(20))
+                .with_context(|| format!("application of validator {index} (log: {})", log.display()))?;
         }
         let child = Command::new(&tools.cometbft)
             .args(["start", "--home"])

@@ -63,10 +63,18 @@ pub struct Node {
     metrics: Metrics,
 }
 
+/// ABCI events; only attributes worth searching by (accounts, later ids) are indexed by
+/// CometBFT, since every indexed attribute costs a write per transaction on every node.
 fn to_abci_events(events: Vec<ferry_app::Event>) -> Vec<AbciEvent> {
     events
         .into_iter()
-        .map(|event| AbciEvent::new(event.kind, event.attributes.into_iter().map(|(k, v)| (k, v, true))))
+        .map(|event| {
+            let attributes = event.attributes.into_iter().map(|(key, value)| {
+                let indexed = ferry_types::event::INDEXED_ATTRIBUTES.contains(&key);
+                (key, value, indexed)
+            });
+            AbciEvent::new(event.kind, attributes)
+        })
         .collect()
 }
 

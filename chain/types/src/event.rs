@@ -29,3 +29,6 @@ pub const ACCOUNT_NUMBER: &str = "account_number";
 pub const SEQUENCE_VALUE: &str = "sequence";
 /// Attribute: number of genesis accounts.
 pub const ACCOUNTS: &str = "accounts";
+
+/// Attributes CometBFT indexes for `tx_search` (the others are only delivered with results).
+pub const INDEXED_ATTRIBUTES: &[&str] = &[SENDER, RECIPIENT, PAYER, ADDRESS];

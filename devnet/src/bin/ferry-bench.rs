@@ -109,6 +109,7 @@ async fn network_run(app: AppKind, args: &Args, tx_size: Option<usize>) -> anyho
     let name = match app {
         AppKind::Ferry => "bench-ferry",
         AppKind::Kvstore => "bench-kvstore",
+        AppKind::KvstoreSocket => "bench-kvstore-socket",
     };
     let mut spec = NetworkSpec::isolated(name, 4, accounts::genesis(args.senders, 4)?)?;
     spec.app = app;
@@ -119,7 +120,7 @@ async fn network_run(app: AppKind, args: &Args, tx_size: Option<usize>) -> anyho
     network.wait_for_height(2, Duration::from_secs(60)).await?;
     let load = match (app, tx_size) {
         (AppKind::Ferry, _) => load::ferry_transfers(&chain_id, args.senders, args.per_sender)?,
-        (AppKind::Kvstore, size) => {
+        (AppKind::Kvstore | AppKind::KvstoreSocket, size) => {
             load::kvstore_writes(args.senders, args.per_sender, size.context("kvstore needs a size")?)
         }
     };
@@ -132,7 +133,7 @@ async fn network_run(app: AppKind, args: &Args, tx_size: Option<usize>) -> anyho
 
 fn print_report(label: &str, report: &LoadReport, size: usize) {
     println!(
-        "{label:<8} committed {:>8.1} tx/s  ({} committed of {} submitted, {} admitted; {size}-byte txs; blocks {}..{} over {:.2} s)",
+        "{label:<15} committed {:>8.1} tx/s  ({} committed of {} submitted, {} admitted; {size}-byte txs; blocks {}..{} over {:.2} s)",
         report.tx_per_second(),
         report.committed,
         report.submitted,
@@ -142,7 +143,7 @@ fn print_report(label: &str, report: &LoadReport, size: usize) {
         report.seconds
     );
     for (reason, count) in &report.refusals {
-        println!("         refused {count:>6} x {reason}");
+        println!("{:16}refused {count:>6} x {reason}", "");
     }
 }
 
@@ -168,9 +169,10 @@ async fn main() -> anyhow::Result<()> {
     print_report("ferry", &ferry, size);
     let (kvstore, kv_size) = network_run(AppKind::Kvstore, &args, Some(size)).await?;
     print_report("kvstore", &kvstore, kv_size);
-    println!(
-        "ratio ferry/kvstore {:.2}  (goal >= 0.80)",
-        ferry.tx_per_second() / kvstore.tx_per_second().max(f64::MIN_POSITIVE)
-    );
+    let (socket, socket_size) = network_run(AppKind::KvstoreSocket, &args, Some(size)).await?;
+    print_report("kvstore/socket", &socket, socket_size);
+    let ratio = |baseline: &LoadReport| ferry.tx_per_second() / baseline.tx_per_second().max(f64::MIN_POSITIVE);
+    println!("ratio ferry/kvstore (in process)     {:.2}  (goal >= 0.80)", ratio(&kvstore));
+    println!("ratio ferry/kvstore (ABCI socket)    {:.2}", ratio(&socket));
     Ok(())
 }
