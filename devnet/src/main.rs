@@ -50,6 +50,7 @@ fn spec(dir: &std::path::Path, validators: usize) -> anyhow::Result<NetworkSpec>
         timeout_commit: Duration::from_millis(1000),
         timeout_propose: Duration::from_millis(3000),
         mempool_size: 20_000,
+        remove_on_drop: false,
     })
 }
 

@@ -63,6 +63,9 @@ pub struct NetworkSpec {
     pub timeout_propose: Duration,
     /// CometBFT mempool capacity, in transactions.
     pub mempool_size: usize,
+    /// Delete `dir` when the network is dropped without a panic in flight (tests and
+    /// benchmarks keep the logs of a failed run, and nothing of a passing one).
+    pub remove_on_drop: bool,
 }
 
 impl NetworkSpec {
@@ -83,6 +86,7 @@ impl NetworkSpec {
             timeout_commit: Duration::from_millis(300),
             timeout_propose: Duration::from_millis(1500),
             mempool_size: 20_000,
+            remove_on_drop: true,
         })
     }
 
@@ -393,6 +397,7 @@ impl Network {
     /// # Errors
     /// When the pid file cannot be written.
     pub fn detach(mut self) -> anyhow::Result<()> {
+        self.spec.remove_on_drop = false;
         let mut lines = String::new();
         for validator in &mut self.validators {
             for (pid, name) in validator.pids() {
@@ -418,6 +423,10 @@ impl Drop for Network {
             for child in [validator.cometbft.take(), validator.app.take()].into_iter().flatten() {
                 kill_child(child);
             }
+        }
+        if self.spec.remove_on_drop && !std::thread::panicking() {
+            // Best effort: a leftover directory only costs disk space.
+            let _ = fs::remove_dir_all(&self.spec.dir);
         }
     }
 }

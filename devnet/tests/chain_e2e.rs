@@ -64,7 +64,9 @@ async fn transfers_finalize_and_all_validators_agree_on_the_app_hash() -> TestRe
     let carol = Address::from_bytes([0xca; 20]);
     let bob_before = balance(&reader, &bob, &Denom::sat()).await?;
 
-    let first = alice.send(&sender_client, bob, vec![Coin::new(5_000, Denom::sat())], &fee(), WAIT).await?;
+    // One transfer through CometBFT's broadcast_tx_commit, one through broadcast_tx_sync + wait.
+    let first_tx = alice.sign_transfer(bob, vec![Coin::new(5_000, Denom::sat())], &fee())?;
+    let first = sender_client.broadcast_commit(first_tx).await?;
     let second = alice
         .send(&sender_client, carol, vec![Coin::new(7, Denom::wei()), Coin::new(1, Denom::sat())], &fee(), WAIT)
         .await?;

@@ -207,7 +207,7 @@ impl Node {
             .collect();
         self.metrics.blocks.inc();
         self.metrics.finalize_block_seconds.observe(started.elapsed().as_secs_f64());
-        tracing::debug!(height, txs = txs.len(), accepted, app_hash = %hex::encode(root), "block finalized");
+        tracing::info!(height, txs = txs.len(), accepted, app_hash = %hex::encode(root), "block finalized");
         Ok(response::FinalizeBlock {
             events: to_abci_events(events),
             tx_results,
