@@ -8,7 +8,7 @@ export PATH := $(CURDIR)/.tools/bin:$(HOME)/.cargo/bin:/usr/local/go/bin:$(PATH)
 CARGO ?= cargo
 DEVNET_DIR ?= .devnet
 
-.PHONY: setup build build-release devnet devnet-down test lint bench clean
+.PHONY: setup build build-release contracts devnet devnet-down test lint bench clean
 
 setup:
 	@bash deploy/setup.sh
@@ -18,6 +18,11 @@ build: setup
 
 build-release: setup
 	$(CARGO) build --release --workspace --bins
+
+# Compiles contracts/*.sol with the pinned solcjs into contracts/out (committed; a test checks
+# they match a fresh compile).
+contracts: setup
+	node contracts/build.js
 
 devnet: build
 	target/debug/ferry-devnet --dir $(DEVNET_DIR) up

@@ -40,5 +40,11 @@ pub fn genesis(users: usize, members: usize) -> anyhow::Result<GenesisState> {
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
     let members = (0..members).map(|index| Ok(member_key(index)?.address())).collect::<anyhow::Result<Vec<_>>>()?;
-    Ok(GenesisState { accounts, federation: Federation { members }, params: Params::default() })
+    let attest_quorum = attest_quorum(members.len());
+    Ok(GenesisState { accounts, federation: Federation { members, attest_quorum }, params: Params::default() })
+}
+
+/// The deposit quorum for a federation of `members`: the smallest count above two thirds.
+pub fn attest_quorum(members: usize) -> u32 {
+    u32::try_from(members.saturating_mul(2) / 3 + 1).unwrap_or(u32::MAX).min(u32::try_from(members).unwrap_or(u32::MAX))
 }

@@ -76,7 +76,7 @@ pub fn finalize_block<R: StateRead + Sync>(
         })
         .collect();
 
-    let context = TxContext { chain_id: block.chain_id, params: &params, signatures };
+    let context = TxContext { chain_id: block.chain_id, params: &params, signatures, height: block.height };
     let mut tx_results = Vec::with_capacity(decoded.len());
     for (tx, pre) in decoded.iter().zip(&pre_verified) {
         let outcome = match tx {

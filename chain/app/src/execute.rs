@@ -2,9 +2,10 @@
 //! signature), then the fee and sequence, then the messages.
 
 use ferry_types::event as ev;
-use ferry_types::{Address, DecodedTx, Msg, TxCode, TxRejection};
+use ferry_types::{Address, Coin, DecodedTx, Msg, TxCode, TxRejection};
 
 use crate::bank::{self, BankError};
+use crate::bridge;
 use crate::event::Event;
 use crate::signature_cache::SignatureCache;
 use crate::state::{StateDelta, StateError, StateRead};
@@ -18,6 +19,8 @@ pub struct TxContext<'a> {
     pub params: &'a ferry_types::Params,
     /// Signatures this node already verified.
     pub signatures: &'a SignatureCache,
+    /// Height of the block being executed (for CheckTx: the next block).
+    pub height: u64,
 }
 
 /// A signature verified ahead of execution (in parallel, see [`crate::block`]) against the
@@ -47,32 +50,62 @@ impl Executed {
     }
 }
 
-/// Checks the fee against the schedule: paid in a denomination the transaction moves, at least
-/// that denomination's minimum.
-fn check_fee(tx: &DecodedTx, params: &ferry_types::Params) -> Result<(), TxRejection> {
+/// Checks the message count, and who pays what: federation duties are fee-exempt and only
+/// accepted from members; everything else pays a fee in a denomination it moves, at least that
+/// denomination's minimum. Returns the fee to charge.
+fn check_fee_and_authority<R: StateRead>(
+    state: &StateDelta<R>,
+    tx: &DecodedTx,
+    params: &ferry_types::Params,
+) -> Result<Result<Option<Coin>, TxRejection>, StateError> {
     if u64::try_from(tx.msgs.len()).unwrap_or(u64::MAX) > u64::from(params.max_msgs_per_tx) {
-        return Err(TxRejection::new(
+        return Ok(Err(TxRejection::new(
             TxCode::InvalidMessage,
             format!("{} messages, the limit is {}", tx.msgs.len(), params.max_msgs_per_tx),
-        ));
+        )));
     }
-    let denom = &tx.fee.denom;
-    let minimum = params
-        .min_fee(denom)
-        .ok_or_else(|| TxRejection::new(TxCode::InsufficientFee, format!("fees cannot be paid in `{denom}`")))?;
+    let duties = tx.msgs.iter().filter(|msg| msg.is_federation_duty()).count();
+    if duties > 0 {
+        if duties != tx.msgs.len() {
+            return Ok(Err(TxRejection::new(
+                TxCode::InvalidMessage,
+                "federation duties cannot share a transaction with other messages",
+            )));
+        }
+        if !state.federation()?.is_member(&tx.signer) {
+            return Ok(Err(TxRejection::new(
+                TxCode::Unauthorized,
+                format!("{} is not a federation member; only members may attest", tx.signer),
+            )));
+        }
+        if let Some(fee) = &tx.fee {
+            return Ok(Err(TxRejection::new(
+                TxCode::InvalidMessage,
+                format!("federation duties are fee-exempt; remove the fee {fee}"),
+            )));
+        }
+        return Ok(Ok(None));
+    }
+    let Some(fee) = &tx.fee else {
+        return Ok(Err(TxRejection::new(TxCode::InsufficientFee, "transaction offers no fee")));
+    };
+    let denom = &fee.denom;
+    let Some(minimum) = params.min_fee(denom) else {
+        return Ok(Err(TxRejection::new(TxCode::InsufficientFee, format!("fees cannot be paid in `{denom}`"))));
+    };
     if !tx.msgs.iter().flat_map(Msg::denoms).any(|moved| moved == denom) {
-        return Err(TxRejection::new(
+        return Ok(Err(TxRejection::new(
             TxCode::InsufficientFee,
             format!("fee is in `{denom}`, which the transaction does not move; pay it in the asset being moved"),
-        ));
+        )));
     }
-    if tx.fee.amount < minimum {
-        return Err(TxRejection::new(
+    if fee.amount < minimum {
+        return Ok(Err(TxRejection::new(
             TxCode::InsufficientFee,
-            format!("fee {} is below the minimum {minimum}{denom}", tx.fee),
-        ));
+            format!("fee {fee} is below the minimum {minimum}{denom}"),
+        )));
     }
-    Ok(())
+    Ok(Ok(Some(fee.clone())))
 }
 
 /// Executes `tx` on `state`.
@@ -95,9 +128,10 @@ pub fn execute<R: StateRead>(
             format!("transaction is for chain `{}`, this is `{}`", tx.chain_id, context.chain_id),
         )));
     }
-    if let Err(rejection) = check_fee(tx, context.params) {
-        return Ok(Executed::rejected(rejection));
-    }
+    let fee = match check_fee_and_authority(state, tx, context.params)? {
+        Ok(fee) => fee,
+        Err(rejection) => return Ok(Executed::rejected(rejection)),
+    };
     let Some(mut signer) = state.account(&tx.signer)? else {
         return Ok(Executed::rejected(TxRejection::new(
             TxCode::UnknownAccount,
@@ -128,22 +162,24 @@ pub fn execute<R: StateRead>(
 
     // Fee and sequence.
     let mut events = Vec::new();
-    if let Err(rejection) = bank::debit(&mut signer, &tx.signer, &tx.fee) {
-        return Ok(Executed::rejected(rejection));
-    }
     signer.sequence = signer.sequence.saturating_add(1);
     signer.public_key = Some(hex::encode(tx.signer_public_key));
-    let fee_collector = Address::fee_collector();
-    let mut collector = state.fork();
-    let mut collector_record = bank::load_or_create(&mut collector, &fee_collector, &mut events)?;
-    if let Err(rejection) = bank::credit(&mut collector_record, &fee_collector, &tx.fee) {
-        return Ok(Executed::rejected(rejection));
+    if let Some(fee) = &fee {
+        if let Err(rejection) = bank::debit(&mut signer, &tx.signer, fee) {
+            return Ok(Executed::rejected(rejection));
+        }
+        let fee_collector = Address::fee_collector();
+        let mut collector = state.fork();
+        let mut collector_record = bank::load_or_create(&mut collector, &fee_collector, &mut events)?;
+        if let Err(rejection) = bank::credit(&mut collector_record, &fee_collector, fee) {
+            return Ok(Executed::rejected(rejection));
+        }
+        collector.put_account(&fee_collector, &collector_record);
+        let collector_writes = collector.into_writes();
+        state.absorb(collector_writes);
+        events.push(Event::new(ev::FEE, [(ev::PAYER, tx.signer.to_string()), (ev::AMOUNT, fee.to_string())]));
     }
-    collector.put_account(&fee_collector, &collector_record);
-    let collector_writes = collector.into_writes();
-    state.absorb(collector_writes);
     state.put_account(&tx.signer, &signer);
-    events.push(Event::new(ev::FEE, [(ev::PAYER, tx.signer.to_string()), (ev::AMOUNT, tx.fee.to_string())]));
     events.push(Event::new(
         ev::SEQUENCE,
         [(ev::ADDRESS, tx.signer.to_string()), (ev::SEQUENCE_VALUE, signer.sequence.to_string())],
@@ -155,6 +191,10 @@ pub fn execute<R: StateRead>(
     for (index, msg) in tx.msgs.iter().enumerate() {
         let outcome = match msg {
             Msg::Send(send) => bank::transfer(&mut messages, &send.from, &send.to, &send.amount, &mut message_events),
+            Msg::AttestDeposit(attest) => {
+                let quorum = messages.federation()?.attest_quorum;
+                bridge::attest_deposit(&mut messages, attest, quorum, context.height, &mut message_events)
+            }
         };
         match outcome {
             Ok(()) => {}

@@ -34,6 +34,23 @@ pub fn init_chain(genesis: &GenesisState) -> Result<(ChangeSet, Vec<Event>), fer
         }
         state.put_account(&account.address, &record);
     }
+    // Federation members sign attestations, so each needs an account (they hold no funds).
+    for member in &genesis.federation.members {
+        if state.account(member).unwrap_or_default().is_none() {
+            let account_number = state.next_account_number().unwrap_or_default();
+            state.put_account(member, &AccountRecord { account_number, ..AccountRecord::default() });
+        }
+    }
+    // Wrapped supply starts at the genesis balances (devnet funding); reserves start at zero.
+    let mut ledgers: std::collections::BTreeMap<&ferry_types::Denom, crate::bridge::AssetLedger> = Default::default();
+    for coin in genesis.accounts.iter().flat_map(|account| &account.coins) {
+        let ledger = ledgers.entry(&coin.denom).or_default();
+        ledger.supply = ledger.supply.checked_add(coin.amount).unwrap_or(Amount::new(u128::MAX));
+    }
+    for (denom, ledger) in &ledgers {
+        // The in-memory overlay over an empty base cannot fail.
+        let _ = state.put_ledger(denom, ledger);
+    }
     let events = vec![Event::new(ev::GENESIS, [(ev::ACCOUNTS, genesis.accounts.len().to_string())])];
     Ok((state.into_writes(), events))
 }

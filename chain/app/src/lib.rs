@@ -12,6 +12,7 @@
 
 pub mod bank;
 pub mod block;
+pub mod bridge;
 pub mod event;
 pub mod execute;
 pub mod genesis;

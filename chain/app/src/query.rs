@@ -1,7 +1,8 @@
 //! Answers to ABCI queries over a state view (the node picks the view for the asked height).
 
 use ferry_types::query::{
-    ACCOUNT_PATH, AccountView, BALANCES_PATH, BalancesView, PARAMS_PATH, QUERY_BAD_REQUEST, QUERY_NOT_FOUND, QUERY_OK,
+    ACCOUNT_PATH, AccountView, BALANCES_PATH, BalancesView, DEPOSIT_PATH, FEDERATION_PATH, PARAMS_PATH,
+    QUERY_BAD_REQUEST, QUERY_NOT_FOUND, QUERY_OK, RESERVES_PATH,
 };
 use ferry_types::{Address, Coin};
 
@@ -68,8 +69,45 @@ pub fn query<R: StateRead>(state: R, path: &str) -> Result<QueryAnswer, StateErr
     if path == PARAMS_PATH {
         return Ok(QueryAnswer::json(&state.params()?));
     }
+    if let Some(rest) = path.strip_prefix(DEPOSIT_PATH) {
+        let id: ferry_types::DepositId = match rest.parse() {
+            Ok(id) => id,
+            Err(error) => return Ok(QueryAnswer::error(QUERY_BAD_REQUEST, format!("query `{path}`: {error}"))),
+        };
+        return Ok(match state.deposit(&id)? {
+            Some(record) => QueryAnswer::json(&record),
+            None => QueryAnswer::error(QUERY_NOT_FOUND, format!("no attestation of deposit {id} yet")),
+        });
+    }
+    if path == RESERVES_PATH {
+        return Ok(QueryAnswer::json(&reserves(&state)?));
+    }
+    if path == FEDERATION_PATH {
+        return Ok(QueryAnswer::json(&state.federation()?));
+    }
     Ok(QueryAnswer::error(
         QUERY_BAD_REQUEST,
-        format!("unknown query path `{path}`; known: {ACCOUNT_PATH}<address>, {BALANCES_PATH}<address>, {PARAMS_PATH}"),
+        format!(
+            "unknown query path `{path}`; known: {ACCOUNT_PATH}<address>, {BALANCES_PATH}<address>, {PARAMS_PATH}, \
+             {DEPOSIT_PATH}<id>, {RESERVES_PATH}, {FEDERATION_PATH}"
+        ),
     ))
+}
+
+/// Answer to `/reserves`: every asset's ledger and the Bitcoin peg's reserve UTXOs.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ReservesView {
+    /// Per denomination: wrapped supply and reserves.
+    pub assets: std::collections::BTreeMap<ferry_types::Denom, crate::bridge::AssetLedger>,
+    /// The peg's UTXOs.
+    pub bitcoin_utxos: Vec<crate::bridge::ReserveUtxo>,
+}
+
+fn reserves<R: StateRead>(state: &StateDelta<R>) -> Result<ReservesView, StateError> {
+    let mut assets = std::collections::BTreeMap::new();
+    for denom in state.ledger_denoms()? {
+        let ledger = state.ledger(&denom)?;
+        assets.insert(denom, ledger);
+    }
+    Ok(ReservesView { assets, bitcoin_utxos: state.reserve_utxos()? })
 }

@@ -82,7 +82,7 @@ impl<R: StateRead> StateDelta<R> {
         self.writes.insert(key, Some(value));
     }
 
-    fn get_json<T: DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>, StateError> {
+    pub(crate) fn get_json<T: DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>, StateError> {
         match self.get(key)? {
             None => Ok(None),
             Some(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| StateError::Corrupt {
@@ -92,7 +92,7 @@ impl<R: StateRead> StateDelta<R> {
         }
     }
 
-    fn put_json<T: Serialize>(&mut self, key: Vec<u8>, value: &T) {
+    pub(crate) fn put_json<T: Serialize>(&mut self, key: Vec<u8>, value: &T) {
         // Serializing these plain structs (strings, integers, BTreeMaps with string keys) cannot fail.
         let bytes = serde_json::to_vec(value).unwrap_or_default();
         self.put_raw(key, bytes);

@@ -246,7 +246,13 @@ impl Node {
                 ..response::CheckTx::default()
             });
         };
-        let context = TxContext { chain_id: &chain.chain_id, params: &chain.params, signatures: &self.signatures };
+        let next_height = self.store.last_version()?.unwrap_or(0).saturating_add(1);
+        let context = TxContext {
+            chain_id: &chain.chain_id,
+            params: &chain.params,
+            signatures: &self.signatures,
+            height: next_height,
+        };
         let executed = ferry_app::check_tx(&mut lock(&self.mempool), &context, &request.tx)?;
         self.metrics.count_tx("check", executed.code);
         self.metrics.check_tx_seconds.observe(started.elapsed().as_secs_f64());

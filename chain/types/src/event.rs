@@ -31,4 +31,21 @@ pub const SEQUENCE_VALUE: &str = "sequence";
 pub const ACCOUNTS: &str = "accounts";
 
 /// Attributes CometBFT indexes for `tx_search` (the others are only delivered with results).
-pub const INDEXED_ATTRIBUTES: &[&str] = &[SENDER, RECIPIENT, PAYER, ADDRESS];
+pub const INDEXED_ATTRIBUTES: &[&str] = &[SENDER, RECIPIENT, PAYER, ADDRESS, DEPOSIT_ID, ATTESTER];
+
+/// A member attested a deposit. Attributes: [`DEPOSIT_ID`], [`ATTESTER`], [`ATTESTATIONS`], [`QUORUM`].
+pub const DEPOSIT_ATTESTED: &str = "ferry.bridge.deposit_attested";
+/// A deposit reached quorum and was minted. Attributes: [`DEPOSIT_ID`], [`RECIPIENT`], [`AMOUNT`].
+pub const DEPOSIT_MINTED: &str = "ferry.bridge.deposit_minted";
+/// A member attested facts that differ from another attestation of the same deposit.
+/// Attributes: [`DEPOSIT_ID`], [`ATTESTER`].
+pub const DEPOSIT_CONFLICT: &str = "ferry.bridge.deposit_conflict";
+
+/// Attribute: a deposit id.
+pub const DEPOSIT_ID: &str = "deposit_id";
+/// Attribute: the attesting member (bech32).
+pub const ATTESTER: &str = "attester";
+/// Attribute: matching attestations so far.
+pub const ATTESTATIONS: &str = "attestations";
+/// Attribute: the quorum.
+pub const QUORUM: &str = "quorum";

@@ -47,12 +47,22 @@ pub struct GenesisAccount {
     pub coins: Vec<Coin>,
 }
 
-/// The federation as known at genesis (later issues add its keys).
+/// The federation as known at genesis.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Federation {
     /// Sidechain accounts of the federation members.
     pub members: Vec<Address>,
+    /// How many distinct members must attest identical facts before a deposit mints.
+    #[serde(default)]
+    pub attest_quorum: u32,
+}
+
+impl Federation {
+    /// Whether `address` is a member.
+    pub fn is_member(&self, address: &Address) -> bool {
+        self.members.contains(address)
+    }
 }
 
 /// Everything the application needs at `InitChain`.
@@ -89,6 +99,14 @@ pub enum GenesisError {
     /// A parameter is out of range.
     #[error("parameter `{0}` must be positive")]
     ZeroParam(&'static str),
+    /// The quorum cannot be met or could be met by a minority.
+    #[error("attest_quorum {quorum} must be more than half of the {members} members and at most all of them")]
+    BadQuorum {
+        /// The quorum given.
+        quorum: u32,
+        /// The member count.
+        members: usize,
+    },
 }
 
 impl GenesisState {
@@ -124,6 +142,11 @@ impl GenesisState {
             if !members.insert(member) {
                 return Err(GenesisError::DuplicateMember(*member));
             }
+        }
+        let members = self.federation.members.len();
+        let quorum = usize::try_from(self.federation.attest_quorum).unwrap_or(usize::MAX);
+        if members > 0 && (quorum > members || quorum.saturating_mul(2) <= members) {
+            return Err(GenesisError::BadQuorum { quorum: self.federation.attest_quorum, members });
         }
         let mut fee_denoms = BTreeSet::new();
         for coin in &self.params.min_fees {

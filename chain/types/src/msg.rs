@@ -9,9 +9,12 @@ use prost::Message;
 
 use crate::address::Address;
 use crate::amount::Coin;
+use crate::deposit::DepositFacts;
 
 /// Type URL of [`MsgSendProto`].
 pub const MSG_SEND_TYPE_URL: &str = "/ferry.bank.v1.MsgSend";
+/// Type URL of [`MsgAttestDepositProto`].
+pub const MSG_ATTEST_DEPOSIT_TYPE_URL: &str = "/ferry.bridge.v1.MsgAttestDeposit";
 /// Type URL of [`ChainBindingProto`].
 pub const CHAIN_BINDING_TYPE_URL: &str = "/ferry.tx.v1.ChainBinding";
 
@@ -27,6 +30,33 @@ pub struct MsgSendProto {
     /// Coins to move; at least one, no zero amounts, no repeated denom.
     #[prost(message, repeated, tag = "3")]
     pub amount: Vec<cosmrs::proto::cosmos::base::v1beta1::Coin>,
+}
+
+/// Wire form of `ferry.bridge.v1.MsgAttestDeposit`: a federation member states that it saw a
+/// deposit with the required confirmations.
+#[derive(Clone, PartialEq, Message)]
+pub struct MsgAttestDepositProto {
+    /// The attesting member's account, bech32; must be the signer.
+    #[prost(string, tag = "1")]
+    pub attester: String,
+    /// `btc` or `eth`.
+    #[prost(string, tag = "2")]
+    pub chain: String,
+    /// Bitcoin txid or Ethereum transaction hash.
+    #[prost(string, tag = "3")]
+    pub tx_id: String,
+    /// Output index or log index.
+    #[prost(uint32, tag = "4")]
+    pub index: u32,
+    /// Wrapped denomination to mint.
+    #[prost(string, tag = "5")]
+    pub asset: String,
+    /// Amount in base units (decimal).
+    #[prost(string, tag = "6")]
+    pub amount: String,
+    /// Recipient, bech32.
+    #[prost(string, tag = "7")]
+    pub recipient: String,
 }
 
 /// Wire form of `ferry.tx.v1.ChainBinding`, a non-critical `TxBody` extension that states the
@@ -50,11 +80,22 @@ pub struct MsgSend {
     pub amount: Vec<Coin>,
 }
 
+/// A validated deposit attestation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MsgAttestDeposit {
+    /// The attesting member (the signer).
+    pub attester: Address,
+    /// What it observed.
+    pub facts: DepositFacts,
+}
+
 /// A validated message the state machine can execute.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Msg {
     /// `/ferry.bank.v1.MsgSend`.
     Send(MsgSend),
+    /// `/ferry.bridge.v1.MsgAttestDeposit`.
+    AttestDeposit(MsgAttestDeposit),
 }
 
 /// Why a message was refused before execution.
@@ -95,6 +136,11 @@ impl Msg {
                     .map_err(|error| MsgError::Decode { type_url: any.type_url.clone(), reason: error.to_string() })?;
                 MsgSend::from_proto(&proto).map(Msg::Send)
             }
+            MSG_ATTEST_DEPOSIT_TYPE_URL => {
+                let proto = MsgAttestDepositProto::decode(any.value.as_slice())
+                    .map_err(|error| MsgError::Decode { type_url: any.type_url.clone(), reason: error.to_string() })?;
+                MsgAttestDeposit::from_proto(&proto).map(Msg::AttestDeposit)
+            }
             other => Err(MsgError::UnknownType(other.to_owned())),
         }
     }
@@ -103,6 +149,9 @@ impl Msg {
     pub fn to_any(&self) -> Any {
         match self {
             Msg::Send(send) => Any { type_url: MSG_SEND_TYPE_URL.to_owned(), value: send.to_proto().encode_to_vec() },
+            Msg::AttestDeposit(attest) => {
+                Any { type_url: MSG_ATTEST_DEPOSIT_TYPE_URL.to_owned(), value: attest.to_proto().encode_to_vec() }
+            }
         }
     }
 
@@ -110,14 +159,22 @@ impl Msg {
     pub fn signer(&self) -> Address {
         match self {
             Msg::Send(send) => send.from,
+            Msg::AttestDeposit(attest) => attest.attester,
         }
     }
 
-    /// Denominations this message moves (the fee must be paid in one of them).
-    pub fn denoms(&self) -> impl Iterator<Item = &crate::Denom> {
+    /// Denominations this message moves out of the signer's account (a fee must be paid in one
+    /// of them).
+    pub fn denoms(&self) -> Vec<&crate::Denom> {
         match self {
-            Msg::Send(send) => send.amount.iter().map(|coin| &coin.denom),
+            Msg::Send(send) => send.amount.iter().map(|coin| &coin.denom).collect(),
+            Msg::AttestDeposit(_) => Vec::new(),
         }
+    }
+
+    /// Whether this is a federation duty: fee-exempt, and accepted only from federation members.
+    pub fn is_federation_duty(&self) -> bool {
+        matches!(self, Msg::AttestDeposit(_))
     }
 }
 
@@ -156,6 +213,43 @@ impl MsgSend {
             from_address: self.from.to_string(),
             to_address: self.to.to_string(),
             amount: self.amount.iter().map(Coin::to_proto).collect(),
+        }
+    }
+}
+
+impl MsgAttestDeposit {
+    fn field_error(field: &'static str, reason: impl ToString) -> MsgError {
+        MsgError::Field { type_url: MSG_ATTEST_DEPOSIT_TYPE_URL, field, reason: reason.to_string() }
+    }
+
+    /// Validates the wire form.
+    ///
+    /// # Errors
+    /// When a field is malformed or the facts are inconsistent.
+    pub fn from_proto(proto: &MsgAttestDepositProto) -> Result<MsgAttestDeposit, MsgError> {
+        let attester = proto.attester.parse().map_err(|e| Self::field_error("attester", e))?;
+        let facts = DepositFacts {
+            chain: proto.chain.parse().map_err(|e| Self::field_error("chain", e))?,
+            tx_id: proto.tx_id.clone(),
+            index: proto.index,
+            asset: proto.asset.parse().map_err(|e| Self::field_error("asset", e))?,
+            amount: proto.amount.parse().map_err(|e| Self::field_error("amount", e))?,
+            recipient: proto.recipient.parse().map_err(|e| Self::field_error("recipient", e))?,
+        };
+        facts.validate().map_err(|e| Self::field_error("facts", e))?;
+        Ok(MsgAttestDeposit { attester, facts })
+    }
+
+    /// The wire form.
+    pub fn to_proto(&self) -> MsgAttestDepositProto {
+        MsgAttestDepositProto {
+            attester: self.attester.to_string(),
+            chain: self.facts.chain.to_string(),
+            tx_id: self.facts.tx_id.clone(),
+            index: self.facts.index,
+            asset: self.facts.asset.to_string(),
+            amount: self.facts.amount.to_string(),
+            recipient: self.facts.recipient.to_string(),
         }
     }
 }

@@ -1,6 +1,7 @@
 //! ABCI query paths and their JSON answers.
 //!
-//! Paths: `/account/<address>`, `/balances/<address>`, `/params`, `/app_hash`. Every query is
+//! Paths: `/account/<address>`, `/balances/<address>`, `/params`, `/app_hash`,
+//! `/deposit/<id>`, `/reserves`, `/federation`. Every query is
 //! answered at the height CometBFT passes (0 = latest committed).
 
 use serde::{Deserialize, Serialize};
@@ -14,6 +15,12 @@ pub const ACCOUNT_PATH: &str = "/account/";
 pub const BALANCES_PATH: &str = "/balances/";
 /// Path of the params query.
 pub const PARAMS_PATH: &str = "/params";
+/// Path prefix of the deposit query (`/deposit/<deposit id>`).
+pub const DEPOSIT_PATH: &str = "/deposit/";
+/// Path of the reserves query (per-asset supply and reserves, and the Bitcoin reserve UTXOs).
+pub const RESERVES_PATH: &str = "/reserves";
+/// Path of the federation query.
+pub const FEDERATION_PATH: &str = "/federation";
 /// Path of the app-hash query: the Merkle root this node computed at the height.
 pub const APP_HASH_PATH: &str = "/app_hash";
 

@@ -60,8 +60,8 @@ pub struct DecodedTx {
     pub signer_public_key: [u8; 33],
     /// The sequence the transaction claims.
     pub sequence: u64,
-    /// The fee offered.
-    pub fee: Coin,
+    /// The fee offered (`None` for a fee-exempt federation transaction).
+    pub fee: Option<Coin>,
     /// SHA-256 of the received bytes: CometBFT's transaction hash.
     pub hash: [u8; 32],
 }
@@ -226,14 +226,17 @@ fn parse_signer(auth_info: &AuthInfo) -> Result<(PublicKey, u64), TxRejection> {
     Ok((public_key, signer_info.sequence))
 }
 
-fn parse_fee(auth_info: &AuthInfo) -> Result<Coin, TxRejection> {
-    let fee =
-        auth_info.fee.as_ref().ok_or_else(|| TxRejection::new(TxCode::InsufficientFee, "transaction has no fee"))?;
+/// The fee coin; `None` when the transaction offers no fee (only federation duties may do so).
+fn parse_fee(auth_info: &AuthInfo) -> Result<Option<Coin>, TxRejection> {
+    let Some(fee) = auth_info.fee.as_ref() else { return Ok(None) };
     if !fee.payer.is_empty() || !fee.granter.is_empty() {
         return Err(TxRejection::new(TxCode::Decode, "fee payer and granter are not supported"));
     }
     match fee.amount.as_slice() {
-        [coin] => Coin::from_proto(coin).map_err(|e| TxRejection::new(TxCode::InsufficientFee, format!("fee: {e}"))),
+        [] => Ok(None),
+        [coin] => {
+            Coin::from_proto(coin).map(Some).map_err(|e| TxRejection::new(TxCode::InsufficientFee, format!("fee: {e}")))
+        }
         other => {
             Err(TxRejection::new(TxCode::InsufficientFee, format!("fee must be exactly one coin, got {}", other.len())))
         }
@@ -293,6 +296,24 @@ impl TxBuilder {
     /// # Errors
     /// When cosmrs refuses a part (for example a chain id that is not a valid Tendermint chain id).
     pub fn sign(&self, key: &AccountKey, sequence: u64, fee: &Coin, msgs: &[Msg]) -> Result<Vec<u8>, TxBuildError> {
+        self.sign_with_fee(key, sequence, Some(fee), msgs)
+    }
+
+    /// Signs fee-exempt federation duties (for example deposit attestations) at `sequence`.
+    ///
+    /// # Errors
+    /// As [`TxBuilder::sign`].
+    pub fn sign_fee_exempt(&self, key: &AccountKey, sequence: u64, msgs: &[Msg]) -> Result<Vec<u8>, TxBuildError> {
+        self.sign_with_fee(key, sequence, None, msgs)
+    }
+
+    fn sign_with_fee(
+        &self,
+        key: &AccountKey,
+        sequence: u64,
+        fee: Option<&Coin>,
+        msgs: &[Msg],
+    ) -> Result<Vec<u8>, TxBuildError> {
         let err = |e: cosmrs::ErrorReport| TxBuildError(e.to_string());
         let mut body = cosmrs::tx::Body::new(msgs.iter().map(Msg::to_any), self.memo.clone(), 0u32);
         body.non_critical_extension_options.push(cosmrs::Any {
@@ -300,9 +321,14 @@ impl TxBuilder {
             value: ChainBindingProto { chain_id: self.chain_id.clone() }.encode_to_vec(),
         });
         let signing_key = key.cosmrs_signing_key();
-        let fee_coin = cosmrs::Coin { denom: fee.denom.as_str().parse().map_err(err)?, amount: fee.amount.get() };
-        let auth_info = cosmrs::tx::SignerInfo::single_direct(Some(signing_key.public_key()), sequence)
-            .auth_info(cosmrs::tx::Fee::from_amount_and_gas(fee_coin, self.gas_limit));
+        let fee = match fee {
+            Some(fee) => {
+                let coin = cosmrs::Coin { denom: fee.denom.as_str().parse().map_err(err)?, amount: fee.amount.get() };
+                cosmrs::tx::Fee::from_amount_and_gas(coin, self.gas_limit)
+            }
+            None => cosmrs::tx::Fee { amount: Vec::new(), gas_limit: self.gas_limit, payer: None, granter: None },
+        };
+        let auth_info = cosmrs::tx::SignerInfo::single_direct(Some(signing_key.public_key()), sequence).auth_info(fee);
         let chain_id = self.chain_id.parse().map_err(|e: cosmrs::tendermint::Error| TxBuildError(e.to_string()))?;
         cosmrs::tx::SignDoc::new(&body, &auth_info, &chain_id, self.account_number)
             .and_then(|doc| doc.sign(&signing_key))
@@ -337,7 +363,7 @@ mod tests {
         let tx = DecodedTx::decode(&signed(&key, CHAIN, 7)?, 4096)?;
         assert_eq!(tx.signer, key.address());
         assert_eq!(tx.sequence, 3);
-        assert_eq!(tx.fee.amount, Amount::new(10));
+        assert_eq!(tx.fee.as_ref().map(|fee| fee.amount), Some(Amount::new(10)));
         assert_eq!(tx.msgs, transfer(&key));
         tx.verify_signature(CHAIN, 7)?;
         Ok(())

@@ -207,7 +207,8 @@ impl Chain {
         let mut mempool = StateDelta::new(committed);
         mempool.absorb(std::mem::take(&mut self.mempool));
         let params = mempool.params()?;
-        let context = TxContext { chain_id: &self.chain_id, params: &params, signatures: &self.signatures };
+        let height = self.height().saturating_add(1);
+        let context = TxContext { chain_id: &self.chain_id, params: &params, signatures: &self.signatures, height };
         let executed = ferry_app::check_tx(&mut mempool, &context, bytes);
         self.mempool = mempool.into_writes();
         Ok(executed?)

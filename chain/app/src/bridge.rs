@@ -1,0 +1,251 @@
+//! The bridge's deposit side: attestations by federation members, minting at quorum exactly once
+//! per deposit id, and the reserve ledger that backs every wrapped token.
+
+use std::collections::BTreeMap;
+
+use ferry_types::event as ev;
+use ferry_types::msg::MsgAttestDeposit;
+use ferry_types::{Address, Amount, Coin, DepositFacts, DepositId, ParentChain, TxCode, TxRejection};
+use serde::{Deserialize, Serialize};
+
+use crate::bank::{self, BankError};
+use crate::event::Event;
+use crate::state::{StateDelta, StateError, StateRead};
+
+/// Where a deposit stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DepositStatus {
+    /// Attested by fewer than `attest_quorum` members with identical facts.
+    Pending,
+    /// Minted; never again.
+    Minted,
+}
+
+/// An attestation that disagreed with another one for the same deposit.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Conflict {
+    /// The member.
+    pub member: Address,
+    /// The facts it attested.
+    pub facts: DepositFacts,
+    /// When.
+    pub height: u64,
+}
+
+/// Everything the chain knows about one deposit id.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DepositRecord {
+    /// The id.
+    pub id: DepositId,
+    /// Pending or minted.
+    pub status: DepositStatus,
+    /// Each member's (first) attestation, as the hex digest of the facts it attested.
+    pub attestations: BTreeMap<Address, String>,
+    /// The distinct facts attested, by hex digest.
+    pub candidates: BTreeMap<String, DepositFacts>,
+    /// Attestations that differed from an earlier one for this id.
+    pub conflicts: Vec<Conflict>,
+    /// The facts minted, once minted.
+    pub minted: Option<DepositFacts>,
+    /// Height of the first attestation.
+    pub first_attested_height: u64,
+    /// Height of the mint.
+    pub minted_height: Option<u64>,
+}
+
+/// Per-asset totals: wrapped supply and the parent-chain reserves backing it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AssetLedger {
+    /// Wrapped tokens in existence.
+    pub supply: Amount,
+    /// Parent-chain funds the bridge controls for this asset.
+    pub reserves: Amount,
+}
+
+/// A reserve UTXO of the Bitcoin peg.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReserveUtxo {
+    /// Txid (display order hex).
+    pub txid: String,
+    /// Output index.
+    pub vout: u32,
+    /// Value in satoshi.
+    pub amount: Amount,
+}
+
+/// State keys of the bridge.
+pub mod keys {
+    use ferry_types::{Denom, DepositId};
+
+    /// A deposit record.
+    pub fn deposit(id: &DepositId) -> Vec<u8> {
+        format!("deposit/{id}").into_bytes()
+    }
+
+    /// An asset's ledger.
+    pub fn ledger(denom: &Denom) -> Vec<u8> {
+        format!("ledger/{denom}").into_bytes()
+    }
+
+    /// Sorted list of the denominations that have a ledger.
+    pub const LEDGER_DENOMS: &[u8] = b"ledger_denoms";
+
+    /// The Bitcoin reserve UTXO set (its entries are listed in [`UTXO_SET`]).
+    pub const UTXO_SET: &[u8] = b"btc_utxos";
+}
+
+fn rejection(code: TxCode, log: impl Into<String>) -> BankError {
+    BankError::Rejected(TxRejection::new(code, log))
+}
+
+impl<R: StateRead> StateDelta<R> {
+    /// The record of deposit `id`.
+    ///
+    /// # Errors
+    /// On storage failure or a corrupt record.
+    pub fn deposit(&self, id: &DepositId) -> Result<Option<DepositRecord>, StateError> {
+        self.get_json(&keys::deposit(id))
+    }
+
+    /// The ledger of `denom` (zero when nothing was ever minted or held).
+    ///
+    /// # Errors
+    /// On storage failure or a corrupt record.
+    pub fn ledger(&self, denom: &ferry_types::Denom) -> Result<AssetLedger, StateError> {
+        Ok(self.get_json(&keys::ledger(denom))?.unwrap_or_default())
+    }
+
+    /// Stores the ledger of `denom` (and lists the denom in the ledger index).
+    ///
+    /// # Errors
+    /// On storage failure or a corrupt index.
+    pub fn put_ledger(&mut self, denom: &ferry_types::Denom, ledger: &AssetLedger) -> Result<(), StateError> {
+        let mut denoms = self.ledger_denoms()?;
+        if let Err(position) = denoms.binary_search(denom) {
+            denoms.insert(position, denom.clone());
+            self.put_json(keys::LEDGER_DENOMS.to_vec(), &denoms);
+        }
+        self.put_json(keys::ledger(denom), ledger);
+        Ok(())
+    }
+
+    /// Every denomination that has a ledger, sorted.
+    ///
+    /// # Errors
+    /// On storage failure or a corrupt index.
+    pub fn ledger_denoms(&self) -> Result<Vec<ferry_types::Denom>, StateError> {
+        Ok(self.get_json(keys::LEDGER_DENOMS)?.unwrap_or_default())
+    }
+
+    /// The Bitcoin peg's reserve UTXOs, ordered by (txid, vout).
+    ///
+    /// # Errors
+    /// On storage failure or a corrupt record.
+    pub fn reserve_utxos(&self) -> Result<Vec<ReserveUtxo>, StateError> {
+        Ok(self.get_json(keys::UTXO_SET)?.unwrap_or_default())
+    }
+}
+
+fn digest_hex(facts: &DepositFacts) -> String {
+    hex::encode(facts.digest())
+}
+
+/// Records `attest` by a federation member; mints when `quorum` members agree on identical facts.
+///
+/// A repeated identical attestation changes nothing. An attestation that differs from an earlier
+/// one for the same id is recorded as a conflict (a member's first attestation is the one that
+/// counts). After the mint, the deposit never mints again.
+///
+/// # Errors
+/// `Overflow` if crediting or the ledger would overflow; storage failures.
+pub fn attest_deposit<R: StateRead>(
+    state: &mut StateDelta<R>,
+    attest: &MsgAttestDeposit,
+    quorum: u32,
+    height: u64,
+    events: &mut Vec<Event>,
+) -> Result<(), BankError> {
+    let facts = &attest.facts;
+    let id = facts.id();
+    let digest = digest_hex(facts);
+    let mut record = state.deposit(&id)?.unwrap_or_else(|| DepositRecord {
+        id: id.clone(),
+        status: DepositStatus::Pending,
+        attestations: BTreeMap::new(),
+        candidates: BTreeMap::new(),
+        conflicts: Vec::new(),
+        minted: None,
+        first_attested_height: height,
+        minted_height: None,
+    });
+
+    let previous = record.attestations.get(&attest.attester).cloned();
+    let disagrees = record.attestations.values().any(|other| other != &digest)
+        || record.minted.as_ref().is_some_and(|minted| digest_hex(minted) != digest);
+    if disagrees && previous.as_ref() != Some(&digest) {
+        record.conflicts.push(Conflict { member: attest.attester, facts: facts.clone(), height });
+        events.push(Event::new(
+            ev::DEPOSIT_CONFLICT,
+            [(ev::DEPOSIT_ID, id.to_string()), (ev::ATTESTER, attest.attester.to_string())],
+        ));
+    }
+    if previous.is_none() {
+        record.attestations.insert(attest.attester, digest.clone());
+        record.candidates.entry(digest.clone()).or_insert_with(|| facts.clone());
+    }
+    let agreeing = record.attestations.values().filter(|other| **other == digest).count();
+    events.push(Event::new(
+        ev::DEPOSIT_ATTESTED,
+        [
+            (ev::DEPOSIT_ID, id.to_string()),
+            (ev::ATTESTER, attest.attester.to_string()),
+            (ev::ATTESTATIONS, agreeing.to_string()),
+            (ev::QUORUM, quorum.to_string()),
+        ],
+    ));
+
+    let reached = u32::try_from(agreeing).unwrap_or(u32::MAX) >= quorum;
+    if record.status == DepositStatus::Pending && reached {
+        mint(state, facts, events)?;
+        record.status = DepositStatus::Minted;
+        record.minted = Some(facts.clone());
+        record.minted_height = Some(height);
+        tracing::info!(deposit_id = %id, recipient = %facts.recipient, amount = %facts.amount, asset = %facts.asset, height, "deposit minted");
+    }
+    state.put_json(keys::deposit(&id), &record);
+    Ok(())
+}
+
+fn mint<R: StateRead>(
+    state: &mut StateDelta<R>,
+    facts: &DepositFacts,
+    events: &mut Vec<Event>,
+) -> Result<(), BankError> {
+    let coin = Coin { denom: facts.asset.clone(), amount: facts.amount };
+    let mut recipient = bank::load_or_create(state, &facts.recipient, events)?;
+    bank::credit(&mut recipient, &facts.recipient, &coin).map_err(BankError::Rejected)?;
+    state.put_account(&facts.recipient, &recipient);
+
+    let mut ledger = state.ledger(&facts.asset)?;
+    let overflow = || rejection(TxCode::Overflow, format!("{} supply or reserves would overflow", facts.asset));
+    ledger.supply = ledger.supply.checked_add(facts.amount).map_err(|_| overflow())?;
+    ledger.reserves = ledger.reserves.checked_add(facts.amount).map_err(|_| overflow())?;
+    state.put_ledger(&facts.asset, &ledger)?;
+
+    if facts.chain == ParentChain::Bitcoin {
+        let mut utxos = state.reserve_utxos()?;
+        utxos.push(ReserveUtxo { txid: facts.tx_id.clone(), vout: facts.index, amount: facts.amount });
+        utxos.sort_by(|a, b| (&a.txid, a.vout).cmp(&(&b.txid, b.vout)));
+        state.put_json(keys::UTXO_SET.to_vec(), &utxos);
+    }
+    events.push(Event::new(
+        ev::DEPOSIT_MINTED,
+        [
+            (ev::DEPOSIT_ID, facts.id().to_string()),
+            (ev::RECIPIENT, facts.recipient.to_string()),
+            (ev::AMOUNT, coin.to_string()),
+        ],
+    ));
+    Ok(())
+}

@@ -1,0 +1,254 @@
+//! Deposits from the parent chains: the facts a federation member attests, and deposit ids.
+//!
+//! A deposit mints only when `attest_quorum` members attested *identical* facts, so the facts
+//! carry everything that decides what is minted — chain, transaction, output or log index, asset,
+//! amount, recipient — and nothing an honest observer could see differently (no block height).
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::address::Address;
+use crate::amount::Amount;
+use crate::denom::{Denom, ERC20_PREFIX, SAT, WEI};
+
+/// A parent chain Ferry bridges from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ParentChain {
+    /// Bitcoin (deposit id `btc:<txid>:<vout>`).
+    #[serde(rename = "btc")]
+    Bitcoin,
+    /// Ethereum (deposit id `eth:<txhash>:<logindex>`).
+    #[serde(rename = "eth")]
+    Ethereum,
+}
+
+impl ParentChain {
+    /// The id prefix and label: `btc` or `eth`.
+    pub const fn tag(self) -> &'static str {
+        match self {
+            ParentChain::Bitcoin => "btc",
+            ParentChain::Ethereum => "eth",
+        }
+    }
+}
+
+impl fmt::Display for ParentChain {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.tag())
+    }
+}
+
+impl FromStr for ParentChain {
+    type Err = DepositError;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text {
+            "btc" => Ok(ParentChain::Bitcoin),
+            "eth" => Ok(ParentChain::Ethereum),
+            other => Err(DepositError::UnknownChain(other.to_owned())),
+        }
+    }
+}
+
+/// Why deposit facts or a deposit id were refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DepositError {
+    /// Not `btc` or `eth`.
+    #[error("unknown parent chain `{0}`: expected `btc` or `eth`")]
+    UnknownChain(String),
+    /// The transaction id is not 32 bytes of lowercase hex (Ethereum: with `0x`).
+    #[error("`{0}` is not a transaction id: Bitcoin txids are 64 lowercase hex digits, Ethereum hashes 0x + 64")]
+    BadTxId(String),
+    /// The asset cannot come from that chain.
+    #[error("asset `{asset}` cannot be deposited from {chain}")]
+    AssetChainMismatch {
+        /// The asset named.
+        asset: Denom,
+        /// The chain named.
+        chain: ParentChain,
+    },
+    /// A zero amount.
+    #[error("deposit amount is zero")]
+    ZeroAmount,
+    /// A malformed deposit id.
+    #[error("`{0}` is not a deposit id: expected btc:<txid>:<vout> or eth:<0xtxhash>:<logindex>")]
+    BadId(String),
+}
+
+/// The facts of one deposit, as observed on the parent chain after the required confirmations.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DepositFacts {
+    /// Where the deposit was made.
+    pub chain: ParentChain,
+    /// Bitcoin txid (64 lowercase hex, display order) or Ethereum transaction hash (`0x` + 64 hex).
+    pub tx_id: String,
+    /// Bitcoin output index (vout) or Ethereum log index.
+    pub index: u32,
+    /// The wrapped asset to mint.
+    pub asset: Denom,
+    /// The amount, in the asset's base unit.
+    pub amount: Amount,
+    /// The sidechain account to credit.
+    pub recipient: Address,
+}
+
+fn is_hex64(text: &str) -> bool {
+    text.len() == 64 && text.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+fn valid_tx_id(chain: ParentChain, tx_id: &str) -> bool {
+    match chain {
+        ParentChain::Bitcoin => is_hex64(tx_id),
+        ParentChain::Ethereum => tx_id.strip_prefix("0x").is_some_and(is_hex64),
+    }
+}
+
+impl DepositFacts {
+    /// Checks the facts are self-consistent.
+    ///
+    /// # Errors
+    /// A malformed transaction id, an asset the chain cannot carry, or a zero amount.
+    pub fn validate(&self) -> Result<(), DepositError> {
+        if !valid_tx_id(self.chain, &self.tx_id) {
+            return Err(DepositError::BadTxId(self.tx_id.clone()));
+        }
+        let asset = self.asset.as_str();
+        let fits = match self.chain {
+            ParentChain::Bitcoin => asset == SAT,
+            ParentChain::Ethereum => asset == WEI || asset.starts_with(ERC20_PREFIX),
+        };
+        if !fits {
+            return Err(DepositError::AssetChainMismatch { asset: self.asset.clone(), chain: self.chain });
+        }
+        if self.amount.is_zero() {
+            return Err(DepositError::ZeroAmount);
+        }
+        Ok(())
+    }
+
+    /// The deposit id: `btc:<txid>:<vout>` or `eth:<txhash>:<logindex>`.
+    pub fn id(&self) -> DepositId {
+        DepositId(format!("{}:{}:{}", self.chain, self.tx_id, self.index))
+    }
+
+    /// A digest identifying these exact facts, to compare attestations.
+    pub fn digest(&self) -> [u8; 32] {
+        let canonical = format!(
+            "ferry/deposit/v1|{}|{}|{}|{}|{}|{}",
+            self.chain,
+            self.tx_id,
+            self.index,
+            self.asset,
+            self.amount,
+            hex::encode(self.recipient.as_bytes())
+        );
+        crate::key::sha256(canonical.as_bytes())
+    }
+}
+
+/// A deposit id (`btc:<txid>:<vout>` or `eth:<txhash>:<logindex>`).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct DepositId(String);
+
+impl DepositId {
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The chain part.
+    pub fn chain(&self) -> Option<ParentChain> {
+        self.0.split(':').next()?.parse().ok()
+    }
+}
+
+impl FromStr for DepositId {
+    type Err = DepositError;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let bad = || DepositError::BadId(text.to_owned());
+        let mut parts = text.split(':');
+        let (Some(chain), Some(tx_id), Some(index), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(bad());
+        };
+        let chain: ParentChain = chain.parse().map_err(|_| bad())?;
+        if !valid_tx_id(chain, tx_id) || index.parse::<u32>().map(|i| i.to_string() != index).unwrap_or(true) {
+            return Err(bad());
+        }
+        Ok(DepositId(text.to_owned()))
+    }
+}
+
+impl TryFrom<String> for DepositId {
+    type Error = DepositError;
+
+    fn try_from(text: String) -> Result<Self, Self::Error> {
+        text.parse()
+    }
+}
+
+impl From<DepositId> for String {
+    fn from(id: DepositId) -> Self {
+        id.0
+    }
+}
+
+impl fmt::Display for DepositId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn btc() -> DepositFacts {
+        DepositFacts {
+            chain: ParentChain::Bitcoin,
+            tx_id: "ab".repeat(32),
+            index: 1,
+            asset: Denom::sat(),
+            amount: Amount::new(50_000),
+            recipient: Address::from_bytes([4; 20]),
+        }
+    }
+
+    #[test]
+    fn ids_round_trip_and_facts_digest_every_field() -> Result<(), DepositError> {
+        let facts = btc();
+        facts.validate()?;
+        let id = facts.id();
+        assert_eq!(id.as_str(), format!("btc:{}:1", "ab".repeat(32)));
+        assert_eq!(id.as_str().parse::<DepositId>()?, id);
+        let mut other = facts.clone();
+        other.amount = Amount::new(50_001);
+        assert_ne!(facts.digest(), other.digest());
+        let mut other = facts.clone();
+        other.recipient = Address::from_bytes([5; 20]);
+        assert_ne!(facts.digest(), other.digest());
+        Ok(())
+    }
+
+    #[test]
+    fn inconsistent_facts_and_ids_are_refused() {
+        let mut wei_on_btc = btc();
+        wei_on_btc.asset = Denom::wei();
+        assert!(matches!(wei_on_btc.validate(), Err(DepositError::AssetChainMismatch { .. })));
+        let mut zero = btc();
+        zero.amount = Amount::ZERO;
+        assert_eq!(zero.validate(), Err(DepositError::ZeroAmount));
+        let mut prefixed = btc();
+        prefixed.tx_id = format!("0x{}", "ab".repeat(32));
+        assert!(matches!(prefixed.validate(), Err(DepositError::BadTxId(_))));
+        for bad in ["btc:xyz:1", "eth:ab:1", "btc:1", "doge:00:1", &format!("btc:{}:01", "ab".repeat(32))] {
+            assert!(bad.parse::<DepositId>().is_err(), "{bad} accepted");
+        }
+    }
+}
