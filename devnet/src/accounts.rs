@@ -2,6 +2,7 @@
 //! they protect nothing and must never hold value outside a devnet.
 
 use ferry_types::genesis::Federation;
+use ferry_types::peg::{BitcoinFederation, BitcoinNetwork};
 use ferry_types::{AccountKey, Coin, Denom, GenesisAccount, GenesisState, Params};
 
 /// Opening balance of every funded devnet account, per denomination.
@@ -25,6 +26,15 @@ pub fn member_key(index: usize) -> anyhow::Result<AccountKey> {
     Ok(AccountKey::from_seed(&format!("ferry-devnet/member/{index}"))?)
 }
 
+/// The Bitcoin key of federation member `index` (until the key ceremony of the signer replaces
+/// seeds with generated keys).
+///
+/// # Errors
+/// Never in practice.
+pub fn member_bitcoin_key(index: usize) -> anyhow::Result<AccountKey> {
+    Ok(AccountKey::from_seed(&format!("ferry-devnet/member-bitcoin/{index}"))?)
+}
+
 /// A genesis funding `users` user accounts (account numbers `0..users`, in order) and naming
 /// `members` federation members.
 ///
@@ -41,7 +51,15 @@ pub fn genesis(users: usize, members: usize) -> anyhow::Result<GenesisState> {
         .collect::<anyhow::Result<Vec<_>>>()?;
     let members = (0..members).map(|index| Ok(member_key(index)?.address())).collect::<anyhow::Result<Vec<_>>>()?;
     let attest_quorum = attest_quorum(members.len());
-    Ok(GenesisState { accounts, federation: Federation { members, attest_quorum }, params: Params::default() })
+    let bitcoin = if members.is_empty() {
+        None
+    } else {
+        let keys = (0..members.len())
+            .map(|index| Ok(hex::encode(member_bitcoin_key(index)?.public_key_bytes())))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        Some(BitcoinFederation { network: BitcoinNetwork::Regtest, threshold: attest_quorum, keys })
+    };
+    Ok(GenesisState { accounts, federation: Federation { members, attest_quorum, bitcoin }, params: Params::default() })
 }
 
 /// The deposit quorum for a federation of `members`: the smallest count above two thirds.

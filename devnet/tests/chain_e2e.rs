@@ -3,41 +3,17 @@
 //! Each test starts its own 4-validator network; they run one at a time (see [`serial`]) so the
 //! two-core CI machine is not asked to run twelve consensus processes at once.
 
-use std::time::Duration;
+mod common;
 
-use tokio::sync::{Mutex, MutexGuard};
-
-use ferry_client::{ClientError, FerryClient, Wallet};
+use common::{TestResult, WAIT, balance, serial, start_network};
+use ferry_client::Wallet;
+use ferry_devnet::Network;
 use ferry_devnet::accounts::{self, user_key};
-use ferry_devnet::{Network, NetworkSpec, Tools};
 use ferry_types::{Address, Coin, Denom, TxCode};
 use tendermint_rpc::Client;
 
-type TestResult = Result<(), Box<dyn std::error::Error>>;
-
-const WAIT: Duration = Duration::from_secs(60);
-
-/// Held for the whole of each test: one network at a time.
-async fn serial() -> MutexGuard<'static, ()> {
-    static SERIAL: Mutex<()> = Mutex::const_new(());
-    SERIAL.lock().await
-}
-
-async fn start_network(name: &str) -> Result<Network, Box<dyn std::error::Error>> {
-    let spec = NetworkSpec::isolated(name, 4, accounts::genesis(8, 4)?)?;
-    let mut network = Network::create(spec, Tools::locate()?)?;
-    network.start_all()?;
-    network.wait_for_height(2, WAIT).await?;
-    Ok(network)
-}
-
 fn fee() -> Coin {
     Coin::new(100, Denom::sat())
-}
-
-async fn balance(client: &FerryClient, address: &Address, denom: &Denom) -> Result<u128, ClientError> {
-    let view = client.balances(address, None).await?;
-    Ok(view.balances.iter().find(|c| &c.denom == denom).map_or(0, |c| c.amount.get()))
 }
 
 /// Asserts every validator computed the same app hash at `height`, equal to the one in the

@@ -6,7 +6,8 @@ use std::process::Command;
 #[test]
 fn committed_contract_artifacts_match_a_fresh_compile() -> Result<(), Box<dyn std::error::Error>> {
     let root = ferry_devnet::tools::repo_root();
-    let output = Command::new("node").arg(root.join("contracts/build.js")).arg("--check").current_dir(&root).output()?;
+    let output =
+        Command::new("node").arg(root.join("contracts/build.js")).arg("--check").current_dir(&root).output()?;
     assert!(
         output.status.success(),
         "contracts/out is stale; run `make contracts`:\n{}{}",

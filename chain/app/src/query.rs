@@ -1,7 +1,7 @@
 //! Answers to ABCI queries over a state view (the node picks the view for the asked height).
 
 use ferry_types::query::{
-    ACCOUNT_PATH, AccountView, BALANCES_PATH, BalancesView, DEPOSIT_PATH, FEDERATION_PATH, PARAMS_PATH,
+    ACCOUNT_PATH, AccountView, BALANCES_PATH, BalancesView, DEPOSIT_PATH, FEDERATION_PATH, PARAMS_PATH, PEG_PATH,
     QUERY_BAD_REQUEST, QUERY_NOT_FOUND, QUERY_OK, RESERVES_PATH,
 };
 use ferry_types::{Address, Coin};
@@ -85,11 +85,22 @@ pub fn query<R: StateRead>(state: R, path: &str) -> Result<QueryAnswer, StateErr
     if path == FEDERATION_PATH {
         return Ok(QueryAnswer::json(&state.federation()?));
     }
+    if path == PEG_PATH {
+        let federation = state.federation()?;
+        let Some(bitcoin) = federation.bitcoin else {
+            return Ok(QueryAnswer::error(QUERY_NOT_FOUND, "this chain has no Bitcoin peg"));
+        };
+        return Ok(match ferry_types::peg::Peg::new(&bitcoin) {
+            Ok(peg) => QueryAnswer::json(&ferry_types::query::PegView::of(&peg, bitcoin.network)),
+            // Genesis validation rules this out; answer rather than fail if it ever happens.
+            Err(error) => QueryAnswer::error(QUERY_NOT_FOUND, format!("stored peg is invalid: {error}")),
+        });
+    }
     Ok(QueryAnswer::error(
         QUERY_BAD_REQUEST,
         format!(
             "unknown query path `{path}`; known: {ACCOUNT_PATH}<address>, {BALANCES_PATH}<address>, {PARAMS_PATH}, \
-             {DEPOSIT_PATH}<id>, {RESERVES_PATH}, {FEDERATION_PATH}"
+             {DEPOSIT_PATH}<id>, {RESERVES_PATH}, {FEDERATION_PATH}, {PEG_PATH}"
         ),
     ))
 }

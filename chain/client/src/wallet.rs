@@ -57,6 +57,17 @@ impl Wallet {
         Ok(bytes)
     }
 
+    /// Signs fee-exempt federation duties (for example deposit attestations) at the current
+    /// sequence and advances it.
+    ///
+    /// # Errors
+    /// When signing fails.
+    pub fn sign_fee_exempt(&mut self, msgs: &[Msg]) -> Result<Vec<u8>, ClientError> {
+        let bytes = self.builder.sign_fee_exempt(&self.key, self.sequence, msgs)?;
+        self.sequence = self.sequence.saturating_add(1);
+        Ok(bytes)
+    }
+
     /// Signs a transfer of `amount` to `to`, paying `fee`, and advances the sequence.
     ///
     /// # Errors

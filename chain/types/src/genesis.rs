@@ -56,6 +56,9 @@ pub struct Federation {
     /// How many distinct members must attest identical facts before a deposit mints.
     #[serde(default)]
     pub attest_quorum: u32,
+    /// The members' Bitcoin keys and the peg's signing threshold (absent: no Bitcoin peg).
+    #[serde(default)]
+    pub bitcoin: Option<crate::peg::BitcoinFederation>,
 }
 
 impl Federation {
@@ -99,6 +102,17 @@ pub enum GenesisError {
     /// A parameter is out of range.
     #[error("parameter `{0}` must be positive")]
     ZeroParam(&'static str),
+    /// The Bitcoin peg is invalid.
+    #[error("federation.bitcoin: {0}")]
+    Peg(crate::peg::PegError),
+    /// Not one Bitcoin key per member.
+    #[error("federation.bitcoin lists {keys} keys for {members} members; give one per member")]
+    KeyCount {
+        /// Keys given.
+        keys: usize,
+        /// Members.
+        members: usize,
+    },
     /// The quorum cannot be met or could be met by a minority.
     #[error("attest_quorum {quorum} must be more than half of the {members} members and at most all of them")]
     BadQuorum {
@@ -147,6 +161,12 @@ impl GenesisState {
         let quorum = usize::try_from(self.federation.attest_quorum).unwrap_or(usize::MAX);
         if members > 0 && (quorum > members || quorum.saturating_mul(2) <= members) {
             return Err(GenesisError::BadQuorum { quorum: self.federation.attest_quorum, members });
+        }
+        if let Some(bitcoin) = &self.federation.bitcoin {
+            crate::peg::Peg::new(bitcoin).map_err(GenesisError::Peg)?;
+            if bitcoin.keys.len() != members {
+                return Err(GenesisError::KeyCount { keys: bitcoin.keys.len(), members });
+            }
         }
         let mut fee_denoms = BTreeSet::new();
         for coin in &self.params.min_fees {

@@ -14,6 +14,7 @@ pub mod event;
 pub mod genesis;
 pub mod key;
 pub mod msg;
+pub mod peg;
 pub mod query;
 pub mod tx;
 

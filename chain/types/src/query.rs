@@ -21,6 +21,8 @@ pub const DEPOSIT_PATH: &str = "/deposit/";
 pub const RESERVES_PATH: &str = "/reserves";
 /// Path of the federation query.
 pub const FEDERATION_PATH: &str = "/federation";
+/// Path of the Bitcoin peg query.
+pub const PEG_PATH: &str = "/peg";
 /// Path of the app-hash query: the Merkle root this node computed at the height.
 pub const APP_HASH_PATH: &str = "/app_hash";
 
@@ -62,4 +64,32 @@ pub struct AppHashView {
     pub height: u64,
     /// Hex Merkle root of the state after that height.
     pub app_hash: String,
+}
+
+/// Answer to `/peg`: where Bitcoin deposits go.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PegView {
+    /// Bitcoin network.
+    pub network: crate::peg::BitcoinNetwork,
+    /// The P2WSH address deposits pay to.
+    pub address: String,
+    /// Hex witness script (the t-of-n multisig).
+    pub witness_script: String,
+    /// Signatures needed to spend.
+    pub threshold: u32,
+    /// Hex keys in script order.
+    pub keys: Vec<String>,
+}
+
+impl PegView {
+    /// The view of `peg`.
+    pub fn of(peg: &crate::peg::Peg, network: crate::peg::BitcoinNetwork) -> Self {
+        PegView {
+            network,
+            address: peg.address().to_string(),
+            witness_script: hex::encode(peg.witness_script().as_bytes()),
+            threshold: peg.threshold(),
+            keys: peg.keys().iter().map(ToString::to_string).collect(),
+        }
+    }
 }
