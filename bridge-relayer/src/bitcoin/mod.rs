@@ -1,0 +1,3 @@
+//! Bitcoin: reading deposits out of raw blocks.
+
+pub mod scan;

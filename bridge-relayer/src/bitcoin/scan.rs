@@ -1,0 +1,179 @@
+//! Finds Ferry deposits in a Bitcoin block.
+//!
+//! A deposit transaction pays one or more outputs to the peg's P2WSH script and carries exactly
+//! one OP_RETURN output with the `FERRY1` memo naming the sidechain recipient. Each peg output is
+//! one deposit, `btc:<txid>:<vout>`. Anything that looks like an attempt but cannot be minted is
+//! reported as [`Scanned::Rejected`] so the relayer records why in its audit log.
+
+use bitcoin::opcodes::all::OP_RETURN;
+use bitcoin::{Block, Script, Transaction};
+use ferry_types::peg::{MEMO_TAG, parse_deposit_memo};
+use ferry_types::{Amount, Denom, DepositFacts, ParentChain};
+
+/// What scanning found in one transaction output (or transaction).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Scanned {
+    /// A deposit that can be attested once confirmed.
+    Deposit(DepositFacts),
+    /// Something addressed to Ferry that will not be minted, and why.
+    Rejected {
+        /// Transaction id (display order hex).
+        txid: String,
+        /// The output concerned, when one is.
+        vout: Option<u32>,
+        /// Why it is refused.
+        reason: String,
+    },
+}
+
+fn is_ferry_memo(script: &Script) -> bool {
+    let bytes = script.as_bytes();
+    bytes.first() == Some(&OP_RETURN.to_u8()) && bytes.windows(MEMO_TAG.len()).any(|window| window == MEMO_TAG)
+}
+
+/// Scans one transaction for payments to `peg_script` and Ferry memos.
+pub fn scan_transaction(tx: &Transaction, peg_script: &Script) -> Vec<Scanned> {
+    let txid = tx.compute_txid().to_string();
+    let memos: Vec<&Script> =
+        tx.output.iter().map(|out| out.script_pubkey.as_script()).filter(|script| is_ferry_memo(script)).collect();
+    let payments: Vec<(u32, u64)> = tx
+        .output
+        .iter()
+        .enumerate()
+        .filter(|(_, out)| out.script_pubkey.as_script() == peg_script)
+        .map(|(vout, out)| (u32::try_from(vout).unwrap_or(u32::MAX), out.value.to_sat()))
+        .collect();
+    if payments.is_empty() {
+        return if memos.is_empty() {
+            Vec::new()
+        } else {
+            vec![Scanned::Rejected {
+                txid,
+                vout: None,
+                reason: "Ferry memo without a payment to the peg address".to_owned(),
+            }]
+        };
+    }
+    let recipient = match memos.as_slice() {
+        [memo] => parse_deposit_memo(memo).map_err(|e| e.to_string()),
+        [] => Err("payment to the peg without a FERRY1 OP_RETURN memo naming the recipient".to_owned()),
+        _ => Err(format!("{} Ferry memos; a deposit must carry exactly one", memos.len())),
+    };
+    payments
+        .into_iter()
+        .map(|(vout, sats)| match &recipient {
+            Ok(recipient) if sats > 0 => Scanned::Deposit(DepositFacts {
+                chain: ParentChain::Bitcoin,
+                tx_id: txid.clone(),
+                index: vout,
+                asset: Denom::sat(),
+                amount: Amount::new(u128::from(sats)),
+                recipient: *recipient,
+            }),
+            Ok(_) => Scanned::Rejected { txid: txid.clone(), vout: Some(vout), reason: "zero-value output".to_owned() },
+            Err(reason) => Scanned::Rejected { txid: txid.clone(), vout: Some(vout), reason: reason.clone() },
+        })
+        .collect()
+}
+
+/// Scans every transaction of `block`.
+pub fn scan_block(block: &Block, peg_script: &Script) -> Vec<Scanned> {
+    block.txdata.iter().flat_map(|tx| scan_transaction(tx, peg_script)).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use bitcoin::absolute::LockTime;
+    use bitcoin::transaction::Version;
+    use bitcoin::{Amount as Sats, OutPoint, ScriptBuf, TxIn, TxOut};
+    use ferry_types::Address;
+    use ferry_types::peg::{BitcoinFederation, BitcoinNetwork, Peg, deposit_memo};
+
+    use super::*;
+
+    fn peg() -> Result<Peg, Box<dyn std::error::Error>> {
+        let secp = bitcoin::secp256k1::Secp256k1::new();
+        let keys = (1u8..=4)
+            .map(|seed| {
+                let secret = bitcoin::secp256k1::SecretKey::from_slice(&[seed; 32])?;
+                Ok(bitcoin::secp256k1::PublicKey::from_secret_key(&secp, &secret).to_string())
+            })
+            .collect::<Result<Vec<_>, bitcoin::secp256k1::Error>>()?;
+        Ok(Peg::new(&BitcoinFederation { network: BitcoinNetwork::Regtest, threshold: 3, keys })?)
+    }
+
+    fn tx(outputs: Vec<(u64, ScriptBuf)>) -> Transaction {
+        Transaction {
+            version: Version::TWO,
+            lock_time: LockTime::ZERO,
+            input: vec![TxIn { previous_output: OutPoint::null(), ..TxIn::default() }],
+            output: outputs
+                .into_iter()
+                .map(|(sats, script_pubkey)| TxOut { value: Sats::from_sat(sats), script_pubkey })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn payment_with_memo_is_one_deposit_per_peg_output() -> Result<(), Box<dyn std::error::Error>> {
+        let peg = peg()?;
+        let recipient = Address::from_bytes([9; 20]);
+        let change = ScriptBuf::new_p2wsh(&ScriptBuf::new().wscript_hash());
+        let deposit = tx(vec![
+            (50_000, peg.script_pubkey()),
+            (0, deposit_memo(&recipient)),
+            (7_000, change),
+            (1_000, peg.script_pubkey()),
+        ]);
+        let found = scan_transaction(&deposit, &peg.script_pubkey());
+        let txid = deposit.compute_txid().to_string();
+        assert_eq!(found.len(), 2);
+        assert_eq!(
+            found.first(),
+            Some(&Scanned::Deposit(DepositFacts {
+                chain: ParentChain::Bitcoin,
+                tx_id: txid.clone(),
+                index: 0,
+                asset: Denom::sat(),
+                amount: Amount::new(50_000),
+                recipient
+            }))
+        );
+        assert!(
+            matches!(found.get(1), Some(Scanned::Deposit(facts)) if facts.index == 3 && facts.amount == Amount::new(1_000))
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn malformed_memo_or_wrong_address_is_rejected_with_a_reason() -> Result<(), Box<dyn std::error::Error>> {
+        let peg = peg()?;
+        let recipient = Address::from_bytes([9; 20]);
+        let no_memo = tx(vec![(50_000, peg.script_pubkey())]);
+        assert!(
+            matches!(scan_transaction(&no_memo, &peg.script_pubkey()).as_slice(), [Scanned::Rejected { reason, .. }] if reason.contains("without a FERRY1"))
+        );
+
+        let mut short = b"FERRY1".to_vec();
+        short.extend_from_slice(&[1; 10]);
+        let bad_memo = bitcoin::script::Builder::new()
+            .push_opcode(OP_RETURN)
+            .push_slice(<&bitcoin::script::PushBytes>::try_from(short.as_slice())?)
+            .into_script();
+        let malformed = tx(vec![(50_000, peg.script_pubkey()), (0, bad_memo)]);
+        assert!(
+            matches!(scan_transaction(&malformed, &peg.script_pubkey()).as_slice(), [Scanned::Rejected { reason, .. }] if reason.contains("16 bytes"))
+        );
+
+        let elsewhere = ScriptBuf::new_p2wsh(&ScriptBuf::new().wscript_hash());
+        let wrong_address = tx(vec![(50_000, elsewhere), (0, deposit_memo(&recipient))]);
+        assert!(matches!(
+            scan_transaction(&wrong_address, &peg.script_pubkey()).as_slice(),
+            [Scanned::Rejected { vout: None, .. }]
+        ));
+
+        let unrelated = tx(vec![(50_000, ScriptBuf::new_p2wsh(&ScriptBuf::new().wscript_hash()))]);
+        assert!(scan_transaction(&unrelated, &peg.script_pubkey()).is_empty());
+        Ok(())
+    }
+}

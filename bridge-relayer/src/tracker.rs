@@ -1,0 +1,160 @@
+//! The deposit tracker: the pure core that decides when an observed deposit may be attested.
+//!
+//! It is fed observations (facts plus the block they were seen in) and, on each evaluation, the
+//! current tip height and a way to look up which block hash is canonical at a height. It answers
+//! with effects: attest (confirmed and still in the best chain), dropped (its block was reorged
+//! out), or still waiting. It never does I/O, so every decision replays exactly in tests.
+
+use std::collections::BTreeMap;
+
+use ferry_types::{DepositFacts, DepositId};
+
+use crate::confirmations::ConfirmationPolicy;
+
+/// A deposit seen in a block.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Observation {
+    /// What was seen.
+    pub facts: DepositFacts,
+    /// Height of the block holding it.
+    pub block_height: u64,
+    /// Hash of that block.
+    pub block_hash: String,
+}
+
+/// What the relayer should do about a tracked deposit.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Effect {
+    /// Confirmed on a block still in the best chain: attest it.
+    Attest(Observation),
+    /// Its block is no longer in the best chain: forget it (a re-inclusion is observed anew).
+    Dropped {
+        /// The observation dropped.
+        observation: Observation,
+        /// The hash now canonical at its height, if any.
+        canonical: Option<String>,
+    },
+    /// Not deep enough yet.
+    Waiting {
+        /// The deposit.
+        id: DepositId,
+        /// Confirmations so far.
+        confirmations: u64,
+        /// Confirmations required.
+        required: u32,
+    },
+}
+
+/// Deposits observed and not yet attested or dropped.
+#[derive(Clone, Debug)]
+pub struct Tracker {
+    policy: ConfirmationPolicy,
+    pending: BTreeMap<DepositId, Observation>,
+}
+
+impl Tracker {
+    /// An empty tracker applying `policy`.
+    pub fn new(policy: ConfirmationPolicy) -> Self {
+        Tracker { policy, pending: BTreeMap::new() }
+    }
+
+    /// Starts tracking `observation`; an observation of the same deposit in another block (after a
+    /// reorg re-included it) replaces the earlier one.
+    pub fn observe(&mut self, observation: Observation) {
+        self.pending.insert(observation.facts.id(), observation);
+    }
+
+    /// Number of deposits waiting.
+    pub fn len(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// Whether nothing is waiting.
+    pub fn is_empty(&self) -> bool {
+        self.pending.is_empty()
+    }
+
+    /// Decides about every tracked deposit at chain tip `tip`, re-checking each deposit's block
+    /// against `canonical_hash(height)`. Attested and dropped deposits stop being tracked.
+    pub fn evaluate(&mut self, tip: u64, canonical_hash: impl Fn(u64) -> Option<String>) -> Vec<Effect> {
+        let mut effects = Vec::new();
+        let mut done = Vec::new();
+        for (id, observation) in &self.pending {
+            let canonical = canonical_hash(observation.block_height);
+            if canonical.as_deref() != Some(observation.block_hash.as_str()) {
+                effects.push(Effect::Dropped { observation: observation.clone(), canonical });
+                done.push(id.clone());
+                continue;
+            }
+            let confirmations = tip.saturating_sub(observation.block_height).saturating_add(1);
+            let required = self.policy.required(observation.facts.amount);
+            if observation.block_height <= tip && confirmations >= u64::from(required) {
+                effects.push(Effect::Attest(observation.clone()));
+                done.push(id.clone());
+            } else {
+                effects.push(Effect::Waiting { id: id.clone(), confirmations, required });
+            }
+        }
+        for id in done {
+            self.pending.remove(&id);
+        }
+        effects
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use ferry_types::{Address, Amount, Denom, ParentChain};
+
+    use super::*;
+
+    fn seen(tx: u8, height: u64, hash: &str) -> Observation {
+        Observation {
+            facts: DepositFacts {
+                chain: ParentChain::Bitcoin,
+                tx_id: format!("{tx:02x}").repeat(32),
+                index: 0,
+                asset: Denom::sat(),
+                amount: Amount::new(10_000),
+                recipient: Address::from_bytes([1; 20]),
+            },
+            block_height: height,
+            block_hash: hash.to_owned(),
+        }
+    }
+
+    #[test]
+    fn deposit_is_attested_at_exactly_the_required_depth_and_not_before() {
+        let mut tracker = Tracker::new(ConfirmationPolicy::flat(3));
+        tracker.observe(seen(1, 100, "a100"));
+        let chain: BTreeMap<u64, String> = (100..=110).map(|h| (h, format!("a{h}"))).collect();
+        let lookup = |h: u64| chain.get(&h).cloned();
+        assert!(matches!(
+            tracker.evaluate(101, lookup).as_slice(),
+            [Effect::Waiting { confirmations: 2, required: 3, .. }]
+        ));
+        assert!(matches!(tracker.evaluate(102, lookup).as_slice(), [Effect::Attest(o)] if o.block_height == 100));
+        assert!(tracker.is_empty());
+    }
+
+    #[test]
+    fn deposit_reorged_out_before_confirmations_is_dropped_never_attested() {
+        let mut tracker = Tracker::new(ConfirmationPolicy::flat(3));
+        tracker.observe(seen(1, 100, "a100"));
+        // A competing chain replaced block 100.
+        let effects = tracker.evaluate(103, |h| Some(format!("b{h}")));
+        assert!(matches!(effects.as_slice(), [Effect::Dropped { canonical: Some(c), .. }] if c == "b100"));
+        assert!(tracker.evaluate(110, |h| Some(format!("b{h}"))).is_empty());
+    }
+
+    #[test]
+    fn re_included_deposit_counts_from_its_new_block() {
+        let mut tracker = Tracker::new(ConfirmationPolicy::flat(2));
+        tracker.observe(seen(1, 100, "a100"));
+        tracker.observe(seen(1, 101, "b101"));
+        let effects = tracker.evaluate(101, |h| Some(format!("b{h}")));
+        assert!(matches!(effects.as_slice(), [Effect::Waiting { confirmations: 1, .. }]));
+    }
+}
