@@ -10,5 +10,9 @@
 //! never mints anything itself: the chain mints only at a quorum of identical attestations.
 
 pub mod bitcoin;
+pub mod config;
 pub mod confirmations;
+pub mod ethereum;
+pub mod metrics;
+pub mod store;
 pub mod tracker;

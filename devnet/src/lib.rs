@@ -6,8 +6,11 @@
 //! pid file for `make devnet-down`). It binds only 127.0.0.0/8 addresses. It holds no chain rules.
 
 pub mod accounts;
+pub mod anvil;
+pub mod btcd;
 pub mod load;
 pub mod network;
+pub mod postgres;
 pub mod tools;
 
 pub use network::{AppKind, Network, NetworkSpec};

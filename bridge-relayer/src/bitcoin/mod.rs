@@ -1,3 +1,4 @@
-//! Bitcoin: reading deposits out of raw blocks.
+//! Bitcoin: reading deposits out of raw blocks, over the RPC subset btcd and Bitcoin Core share.
 
+pub mod rpc;
 pub mod scan;

@@ -22,15 +22,17 @@ pub enum DepositStatus {
     Minted,
 }
 
-/// An attestation that disagreed with another one for the same deposit.
+/// A member that attested facts contradicting its own earlier attestation or the minted facts.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Conflict {
     /// The member.
     pub member: Address,
-    /// The facts it attested.
+    /// The first conflicting facts it attested.
     pub facts: DepositFacts,
-    /// When.
+    /// When that was recorded.
     pub height: u64,
+    /// How many conflicting attestations it made.
+    pub count: u32,
 }
 
 /// Everything the chain knows about one deposit id.
@@ -44,7 +46,7 @@ pub struct DepositRecord {
     pub attestations: BTreeMap<Address, String>,
     /// The distinct facts attested, by hex digest.
     pub candidates: BTreeMap<String, DepositFacts>,
-    /// Attestations that differed from an earlier one for this id.
+    /// Members that attested conflicting facts (one entry per member).
     pub conflicts: Vec<Conflict>,
     /// The facts minted, once minted.
     pub minted: Option<DepositFacts>,
@@ -153,9 +155,9 @@ fn digest_hex(facts: &DepositFacts) -> String {
 
 /// Records `attest` by a federation member; mints when `quorum` members agree on identical facts.
 ///
-/// A repeated identical attestation changes nothing. An attestation that differs from an earlier
-/// one for the same id is recorded as a conflict (a member's first attestation is the one that
-/// counts). After the mint, the deposit never mints again.
+/// A member's first attestation is the one that counts; repeating it changes nothing. A member
+/// that contradicts its own attestation, or whose facts differ from the ones that minted, is
+/// recorded as conflicting. After the mint, the deposit never mints again.
 ///
 /// # Errors
 /// `Overflow` if crediting or the ledger would overflow; storage failures.
@@ -181,14 +183,13 @@ pub fn attest_deposit<R: StateRead>(
     });
 
     let previous = record.attestations.get(&attest.attester).cloned();
-    let disagrees = record.attestations.values().any(|other| other != &digest)
-        || record.minted.as_ref().is_some_and(|minted| digest_hex(minted) != digest);
-    if disagrees && previous.as_ref() != Some(&digest) {
-        record.conflicts.push(Conflict { member: attest.attester, facts: facts.clone(), height });
-        events.push(Event::new(
-            ev::DEPOSIT_CONFLICT,
-            [(ev::DEPOSIT_ID, id.to_string()), (ev::ATTESTER, attest.attester.to_string())],
-        ));
+    // Who is wrong is known only once facts minted; before that, differing attestations from
+    // different members are simply competing candidates. A member contradicting its own earlier
+    // attestation, or attesting against the minted facts, is recorded at once.
+    let contradicts_itself = previous.as_ref().is_some_and(|earlier| earlier != &digest);
+    let contradicts_mint = record.minted.as_ref().is_some_and(|minted| digest_hex(minted) != digest);
+    if contradicts_itself || contradicts_mint {
+        record_conflict(&mut record, attest.attester, facts, height, events);
     }
     if previous.is_none() {
         record.attestations.insert(attest.attester, digest.clone());
@@ -211,10 +212,39 @@ pub fn attest_deposit<R: StateRead>(
         record.status = DepositStatus::Minted;
         record.minted = Some(facts.clone());
         record.minted_height = Some(height);
+        // Every member whose attestation differs from what minted attested conflicting facts.
+        let dissenters: Vec<(Address, DepositFacts)> = record
+            .attestations
+            .iter()
+            .filter(|(_, attested)| **attested != digest)
+            .filter_map(|(member, attested)| Some((*member, record.candidates.get(attested)?.clone())))
+            .collect();
+        for (member, their_facts) in dissenters {
+            record_conflict(&mut record, member, &their_facts, height, events);
+        }
         tracing::info!(deposit_id = %id, recipient = %facts.recipient, amount = %facts.amount, asset = %facts.asset, height, "deposit minted");
     }
     state.put_json(keys::deposit(&id), &record);
     Ok(())
+}
+
+/// Records that `member` attested conflicting facts: its first such attestation is kept, later
+/// ones only counted, so a member cannot grow the record without bound.
+fn record_conflict(
+    record: &mut DepositRecord,
+    member: Address,
+    facts: &DepositFacts,
+    height: u64,
+    events: &mut Vec<Event>,
+) {
+    match record.conflicts.iter_mut().find(|conflict| conflict.member == member) {
+        Some(conflict) => conflict.count = conflict.count.saturating_add(1),
+        None => record.conflicts.push(Conflict { member, facts: facts.clone(), height, count: 1 }),
+    }
+    events.push(Event::new(
+        ev::DEPOSIT_CONFLICT,
+        [(ev::DEPOSIT_ID, record.id.to_string()), (ev::ATTESTER, member.to_string())],
+    ));
 }
 
 fn mint<R: StateRead>(

@@ -202,7 +202,11 @@ pub fn execute<R: StateRead>(
             Err(BankError::Rejected(rejection)) => {
                 return Ok(Executed {
                     code: rejection.code,
-                    log: format!("message {index}: {}; fee charged, messages reverted", rejection.log),
+                    log: if fee.is_some() {
+                        format!("message {index}: {}; fee charged, messages reverted", rejection.log)
+                    } else {
+                        format!("message {index}: {}; messages reverted", rejection.log)
+                    },
                     events,
                 });
             }

@@ -679,45 +679,12 @@ fn queries_at_older_heights_see_older_state() -> TestResult {
     Ok(())
 }
 
-#[test]
-fn credit_beyond_u128_max_is_an_overflow_that_keeps_the_fee() -> TestResult {
-    let whale = key("whale")?.address();
-    let mut bank = Bank::start_with(vec![funded(&whale, &[sat(u128::MAX)])], Params::default())?;
-    let tx = bank.alice.transfer(0, &whale, &[sat(1)], &sat(100))?;
 
-    assert_eq!(bank.chain.check_tx(&tx)?.code, TxCode::Overflow);
-    let outcome = bank.execute_one(&tx)?;
 
-    assert_eq!(outcome.code, TxCode::Overflow);
-    assert_eq!(
-        outcome.log,
-        format!("message 0: balance of {whale} in sat would overflow; fee charged, messages reverted")
-    );
-    assert_eq!(bank.sat_of(&whale)?, u128::MAX);
-    assert_eq!(bank.sat_of(&bank.alice.address)?, ALICE_SAT - 100);
-    assert_eq!(bank.sequence_of(&bank.alice.address)?, 1);
-    assert_eq!(bank.sat_of(&collector())?, 100);
-    Ok(())
-}
-
-#[test]
-fn fee_collector_overflow_refuses_the_transaction_without_charging() -> TestResult {
-    let full = vec![funded(&collector(), &[sat(u128::MAX - 50)])];
-    let mut bank = Bank::start_with(full, Params::default())?;
-    let tx = bank.alice.transfer(0, &bank.bob.address, &[sat(1_000)], &sat(100))?;
-
-    let outcome = bank.execute_one(&tx)?;
-
-    assert_eq!(outcome.code, TxCode::Overflow);
-    assert_eq!(outcome.log, format!("balance of {} in sat would overflow", collector()));
-    assert_eq!(bank.sat_of(&bank.alice.address)?, ALICE_SAT);
-    assert_eq!(bank.sequence_of(&bank.alice.address)?, 0);
-    assert_eq!(bank.sat_of(&collector())?, u128::MAX - 50);
-    Ok(())
-}
-
-/// One transaction per response code, in the order of [`TxCode::ALL`].
-fn one_transaction_per_code(bank: &Bank, whale: &Address) -> TestResult<Vec<Vec<u8>>> {
+/// One transaction per response code a bank transaction can get, in the order of
+/// [`TxCode::ALL`]. `Overflow` is left out: genesis bounds every denom's supply by 2^128 - 1, so
+/// no balance can overflow through transfers; it is reached by a mint (see `deposits.rs`).
+fn one_transaction_per_code(bank: &Bank) -> TestResult<Vec<Vec<u8>>> {
     let (alice, bob) = (&bank.alice, bank.bob.address);
     let fee = sat(100);
     let amount = [sat(1_000)];
@@ -737,7 +704,6 @@ fn one_transaction_per_code(bank: &Bank, whale: &Address) -> TestResult<Vec<Vec<
         alice.transfer(1, &bob, &amount, &sat(99))?,
         bank.carol.transfer(0, &bob, &[sat(10)], &fee)?,
         alice.sign(1, &fee, &[send(&bob, &alice.address, &amount)])?,
-        bank.bob.transfer(0, whale, &[sat(1)], &fee)?,
     ])
 }
 
@@ -746,10 +712,10 @@ fn every_response_code_is_reachable_in_finalize_block_and_check_tx() -> TestResu
     let whale = key("whale")?.address();
     let start = || {
         let params = Params { max_tx_bytes: 1_024, ..Params::default() };
-        Bank::start_with(vec![funded(&whale, &[sat(u128::MAX)])], params)
+        Bank::start_with(vec![funded(&whale, &[sat(1)])], params)
     };
     let mut in_block = start()?;
-    let txs = one_transaction_per_code(&in_block, &whale)?;
+    let txs = one_transaction_per_code(&in_block)?;
 
     let block_codes = codes(&in_block.chain.execute_block(&txs)?);
     let mut in_mempool = start()?;
@@ -758,8 +724,9 @@ fn every_response_code_is_reachable_in_finalize_block_and_check_tx() -> TestResu
         check_codes.push(in_mempool.chain.check_tx(tx)?.code);
     }
 
-    assert_eq!(block_codes, TxCode::ALL);
-    assert_eq!(check_codes, TxCode::ALL);
+    let reachable: Vec<TxCode> = TxCode::ALL.into_iter().filter(|code| *code != TxCode::Overflow).collect();
+    assert_eq!(block_codes, reachable);
+    assert_eq!(check_codes, reachable);
     Ok(())
 }
 

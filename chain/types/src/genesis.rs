@@ -96,6 +96,9 @@ pub enum GenesisError {
     /// A federation member appears twice.
     #[error("federation member {0} is listed twice")]
     DuplicateMember(Address),
+    /// The balances of a denomination add up beyond 2^128 - 1.
+    #[error("genesis balances of `{0}` add up beyond 2^128 - 1")]
+    SupplyOverflow(crate::Denom),
     /// A fee denomination repeats.
     #[error("min_fees lists denom `{0}` twice")]
     DuplicateFeeDenom(crate::Denom),
@@ -139,6 +142,11 @@ impl GenesisState {
     /// # Errors
     /// The first rule broken.
     pub fn validate(&self) -> Result<(), GenesisError> {
+        let mut supply: std::collections::BTreeMap<&crate::Denom, crate::Amount> = Default::default();
+        for coin in self.accounts.iter().flat_map(|account| &account.coins) {
+            let total = supply.entry(&coin.denom).or_default();
+            *total = total.checked_add(coin.amount).map_err(|_| GenesisError::SupplyOverflow(coin.denom.clone()))?;
+        }
         let mut accounts = BTreeSet::new();
         for account in &self.accounts {
             if !accounts.insert(account.address) {

@@ -8,16 +8,24 @@
 // Each test crate uses a different subset of the driver.
 #![allow(dead_code)]
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::error::Error;
 
+use ferry_app::bridge::DepositRecord;
 use ferry_app::execute::TxContext;
-use ferry_app::query::{QueryAnswer, query};
+use ferry_app::query::{QueryAnswer, ReservesView, query};
 use ferry_app::state::{AccountRecord, keys};
 use ferry_app::{BlockInput, BlockOutcome, ChangeSet, Event, StateDelta, StateError, StateRead, TxOutcome};
-use ferry_types::msg::MsgSend;
-use ferry_types::query::{ACCOUNT_PATH, AccountView, BALANCES_PATH, BalancesView, QUERY_BAD_HEIGHT, QUERY_OK};
-use ferry_types::{AccountKey, Address, Amount, Coin, Denom, GenesisAccount, GenesisState, Msg, Params, TxBuilder};
+use ferry_types::genesis::Federation;
+use ferry_types::msg::{MsgAttestDeposit, MsgSend};
+use ferry_types::query::{
+    ACCOUNT_PATH, AccountView, BALANCES_PATH, BalancesView, DEPOSIT_PATH, QUERY_BAD_HEIGHT, QUERY_NOT_FOUND, QUERY_OK,
+    RESERVES_PATH,
+};
+use ferry_types::{
+    AccountKey, Address, Amount, Coin, Denom, DepositFacts, DepositId, GenesisAccount, GenesisState, Msg, Params,
+    TxBuilder,
+};
 
 /// The chain id every test chain runs under.
 pub const CHAIN_ID: &str = "ferry-test-1";
@@ -413,4 +421,89 @@ pub fn attributes(event: &Event) -> BTreeMap<&'static str, &str> {
 /// The events of `kind` among `events`.
 pub fn events_of<'a>(events: &'a [Event], kind: &str) -> Vec<&'a Event> {
     events.iter().filter(|event| event.kind == kind).collect()
+}
+
+// Deposits and the bridge ledger.
+
+impl MemoryState {
+    /// Every denomination some account holds a non-zero balance of, sorted.
+    ///
+    /// # Errors
+    /// When a record does not decode.
+    pub fn held_denoms(&self) -> TestResult<BTreeSet<Denom>> {
+        Ok(self.accounts()?.into_iter().flat_map(|(_, record)| record.balances.into_keys()).collect())
+    }
+}
+
+impl Chain {
+    /// The next sequence of `address` in the latest committed state.
+    ///
+    /// # Errors
+    /// When `address` has no account.
+    pub fn sequence(&self, address: &Address) -> TestResult<u64> {
+        Ok(self.account(address)?.ok_or_else(|| format!("{address} has no account"))?.sequence)
+    }
+
+    /// The record of deposit `id` in the latest committed state, or `None` before any attestation.
+    ///
+    /// # Errors
+    /// When the answer is neither a record nor "not found".
+    pub fn deposit(&self, id: &DepositId) -> TestResult<Option<DepositRecord>> {
+        self.deposit_at(self.height(), id)
+    }
+
+    /// The record of deposit `id` committed at `height`.
+    ///
+    /// # Errors
+    /// When the answer is neither a record nor "not found".
+    pub fn deposit_at(&self, height: u64, id: &DepositId) -> TestResult<Option<DepositRecord>> {
+        let answer = self.query_at(height, &format!("{DEPOSIT_PATH}{id}"))?;
+        if answer.code == QUERY_NOT_FOUND {
+            return Ok(None);
+        }
+        check_answer(&answer)?;
+        Ok(Some(serde_json::from_slice(&answer.value)?))
+    }
+
+    /// The `/reserves` answer in the latest committed state.
+    ///
+    /// # Errors
+    /// When the query fails or its answer does not decode.
+    pub fn reserves(&self) -> TestResult<ReservesView> {
+        let answer = self.query(RESERVES_PATH)?;
+        check_answer(&answer)?;
+        Ok(serde_json::from_slice(&answer.value)?)
+    }
+}
+
+impl Signer {
+    /// Signs `msgs` at `sequence` without a fee (federation duties).
+    ///
+    /// # Errors
+    /// When the builder refuses.
+    pub fn sign_fee_exempt(&self, sequence: u64, msgs: &[Msg]) -> TestResult<Vec<u8>> {
+        Ok(self.builder.sign_fee_exempt(&self.key, sequence, msgs)?)
+    }
+
+    /// Signs this signer's fee-exempt attestation of `facts` at `sequence`.
+    ///
+    /// # Errors
+    /// When the builder refuses.
+    pub fn attest(&self, sequence: u64, facts: &DepositFacts) -> TestResult<Vec<u8>> {
+        self.sign_fee_exempt(sequence, &[attestation(&self.address, facts)])
+    }
+}
+
+/// A `MsgAttestDeposit` of `facts` by `attester`.
+pub fn attestation(attester: &Address, facts: &DepositFacts) -> Msg {
+    Msg::AttestDeposit(MsgAttestDeposit { attester: *attester, facts: facts.clone() })
+}
+
+/// A genesis with `accounts`, default parameters and a federation of `members` with `attest_quorum`.
+pub fn federation_genesis(accounts: Vec<GenesisAccount>, members: &[Address], attest_quorum: u32) -> GenesisState {
+    GenesisState {
+        accounts,
+        federation: Federation { members: members.to_vec(), attest_quorum, bitcoin: None },
+        params: Params::default(),
+    }
 }

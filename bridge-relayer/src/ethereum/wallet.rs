@@ -1,0 +1,265 @@
+//! `Wallet`: sends signed transactions from one key — vault and test-token deployment, deposits
+//! (for the devnet, the end-to-end tests and the CLI), and later the federation's releases.
+//!
+//! Nonces are read from the node for every transaction (never cached), so the wallet stays
+//! correct when a reorganisation drops its transactions.
+
+use std::future::IntoFuture;
+use std::time::{Duration, Instant};
+
+use alloy::network::{EthereumWallet, TransactionBuilder};
+use alloy::primitives::{Address as EthAddress, B256, Bytes, FixedBytes, U256};
+use alloy::providers::{DynProvider, Provider, ProviderBuilder};
+use alloy::rpc::types::{TransactionReceipt, TransactionRequest};
+use alloy::signers::local::PrivateKeySigner;
+
+use super::rpc::{CallPolicy, EthereumError, parse_url};
+use super::vault::{FerryVault, TestToken, hash_text};
+
+/// Default interval between receipt polls.
+pub const DEFAULT_RECEIPT_POLL: Duration = Duration::from_millis(500);
+/// Default wait for a transaction to be mined.
+pub const DEFAULT_RECEIPT_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// One log of a mined transaction.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReceiptLog {
+    /// The contract that emitted it.
+    pub address: EthAddress,
+    /// Its index in the block.
+    pub log_index: u64,
+    /// Its topics.
+    pub topics: Vec<B256>,
+    /// Its data.
+    pub data: Vec<u8>,
+}
+
+/// A mined, successful transaction.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Receipt {
+    /// Transaction hash, `0x` + 64 lowercase hex (the `tx_id` of deposit facts).
+    pub tx_hash: String,
+    /// Block it was mined in.
+    pub block_number: u64,
+    /// Hash of that block, `0x` + 64 lowercase hex.
+    pub block_hash: String,
+    /// Gas it used.
+    pub gas_used: u64,
+    /// The contract it created, if any.
+    pub contract_address: Option<EthAddress>,
+    /// Its logs, in block order.
+    pub logs: Vec<ReceiptLog>,
+}
+
+impl Receipt {
+    /// The logs `contract` emitted.
+    pub fn logs_from(&self, contract: EthAddress) -> impl Iterator<Item = &ReceiptLog> {
+        self.logs.iter().filter(move |log| log.address == contract)
+    }
+}
+
+/// A signing client of one Ethereum node.
+#[derive(Clone, Debug)]
+pub struct Wallet {
+    provider: DynProvider,
+    address: EthAddress,
+    calls: CallPolicy,
+    receipt_poll: Duration,
+    receipt_timeout: Duration,
+}
+
+impl Wallet {
+    /// A wallet sending from `private_key` (hex, with or without `0x`) through the HTTP(S)
+    /// JSON-RPC at `rpc_url`. Gas, nonce and chain id are filled from the node.
+    ///
+    /// # Errors
+    /// [`EthereumError::BadUrl`], or [`EthereumError::BadPrivateKey`] (without the key).
+    pub fn connect(rpc_url: &str, private_key: &str) -> Result<Self, EthereumError> {
+        let url = parse_url(rpc_url)?;
+        let signer: PrivateKeySigner = private_key.parse().map_err(|_| EthereumError::BadPrivateKey)?;
+        let address = signer.address();
+        let provider = ProviderBuilder::new()
+            .disable_recommended_fillers()
+            .with_gas_estimation()
+            .with_simple_nonce_management()
+            .fetch_chain_id()
+            .wallet(EthereumWallet::from(signer))
+            .connect_http(url)
+            .erased();
+        Ok(Wallet {
+            provider,
+            address,
+            calls: CallPolicy::default(),
+            receipt_poll: DEFAULT_RECEIPT_POLL,
+            receipt_timeout: DEFAULT_RECEIPT_TIMEOUT,
+        })
+    }
+
+    /// Polls for receipts every `poll`, giving up after `timeout`.
+    #[must_use]
+    pub fn with_receipt_wait(mut self, poll: Duration, timeout: Duration) -> Self {
+        self.receipt_poll = poll;
+        self.receipt_timeout = timeout;
+        self
+    }
+
+    /// The sending address.
+    pub fn address(&self) -> EthAddress {
+        self.address
+    }
+
+    /// Deploys `FerryVault` from the committed artifact; the receipt's `contract_address` is
+    /// the vault.
+    ///
+    /// # Errors
+    /// Transport, node and timeout errors, or a reverted or unmined deployment.
+    pub async fn deploy_vault(&self) -> Result<Receipt, EthereumError> {
+        let request = FerryVault::deploy_builder(&self.provider).into_transaction_request();
+        self.send("deploy FerryVault", request).await
+    }
+
+    /// Deploys the devnet's mintable `TestToken(name, symbol, decimals)`.
+    ///
+    /// # Errors
+    /// As [`deploy_vault`](Self::deploy_vault).
+    pub async fn deploy_test_token(&self, name: &str, symbol: &str, decimals: u8) -> Result<Receipt, EthereumError> {
+        let request = TestToken::deploy_builder(&self.provider, name.to_owned(), symbol.to_owned(), decimals)
+            .into_transaction_request();
+        self.send("deploy TestToken", request).await
+    }
+
+    /// `vault.deposit{value: wei}(recipient)`.
+    ///
+    /// # Errors
+    /// Transport, node and timeout errors, or a reverted deposit (the node refuses to estimate
+    /// gas for one, e.g. `ZeroAmount` for zero wei).
+    pub async fn deposit_eth(
+        &self,
+        vault: EthAddress,
+        recipient: &ferry_types::Address,
+        wei: U256,
+    ) -> Result<Receipt, EthereumError> {
+        let request = FerryVault::new(vault, &self.provider)
+            .deposit(FixedBytes(*recipient.as_bytes()))
+            .value(wei)
+            .into_transaction_request();
+        self.send("FerryVault.deposit", request).await
+    }
+
+    /// `vault.depositToken(token, amount, recipient)`; the vault must be approved for `amount`.
+    ///
+    /// # Errors
+    /// As [`deposit_eth`](Self::deposit_eth).
+    pub async fn deposit_token(
+        &self,
+        vault: EthAddress,
+        token: EthAddress,
+        amount: U256,
+        recipient: &ferry_types::Address,
+    ) -> Result<Receipt, EthereumError> {
+        let request = FerryVault::new(vault, &self.provider)
+            .depositToken(token, amount, FixedBytes(*recipient.as_bytes()))
+            .into_transaction_request();
+        self.send("FerryVault.depositToken", request).await
+    }
+
+    /// `token.approve(spender, amount)`.
+    ///
+    /// # Errors
+    /// As [`deposit_eth`](Self::deposit_eth).
+    pub async fn approve(&self, token: EthAddress, spender: EthAddress, amount: U256) -> Result<Receipt, EthereumError> {
+        let request = TestToken::new(token, &self.provider).approve(spender, amount).into_transaction_request();
+        self.send("ERC20.approve", request).await
+    }
+
+    /// `TestToken.mint(to, amount)` (devnet tokens only).
+    ///
+    /// # Errors
+    /// As [`deposit_eth`](Self::deposit_eth).
+    pub async fn mint_test_token(&self, token: EthAddress, to: EthAddress, amount: U256) -> Result<Receipt, EthereumError> {
+        let request = TestToken::new(token, &self.provider).mint(to, amount).into_transaction_request();
+        self.send("TestToken.mint", request).await
+    }
+
+    /// `token.balanceOf(account)`.
+    ///
+    /// # Errors
+    /// Transport, node and timeout errors.
+    pub async fn token_balance(&self, token: EthAddress, account: EthAddress) -> Result<U256, EthereumError> {
+        let request = TestToken::new(token, &self.provider).balanceOf(account).into_transaction_request();
+        let answer = self.calls.run("eth_call", self.provider.call(request).into_future()).await?;
+        decode_word("eth_call balanceOf", &answer)
+    }
+
+    /// The ETH balance of `account`, in wei.
+    ///
+    /// # Errors
+    /// Transport, node and timeout errors.
+    pub async fn balance(&self, account: EthAddress) -> Result<U256, EthereumError> {
+        self.calls.run("eth_getBalance", self.provider.get_balance(account).into_future()).await
+    }
+
+    /// Signs and sends `request` (`what` names it in errors), then waits for its receipt.
+    async fn send(&self, what: &str, request: TransactionRequest) -> Result<Receipt, EthereumError> {
+        let request = request.with_from(self.address);
+        let pending = self.calls.run("eth_sendRawTransaction", self.provider.send_transaction(request)).await?;
+        let tx_hash = *pending.tx_hash();
+        let receipt = self.wait_for_receipt(what, tx_hash).await?;
+        let block_number = receipt.block_number.ok_or_else(|| unexpected_receipt(tx_hash, "blockNumber"))?;
+        if !receipt.status() {
+            return Err(EthereumError::Reverted { what: what.to_owned(), tx_hash: hash_text(tx_hash), block_number });
+        }
+        let block_hash = receipt.block_hash.ok_or_else(|| unexpected_receipt(tx_hash, "blockHash"))?;
+        let mut logs = Vec::new();
+        for log in receipt.inner.logs() {
+            let log_index = log.log_index.ok_or_else(|| unexpected_receipt(tx_hash, "logIndex"))?;
+            logs.push(ReceiptLog {
+                address: log.address(),
+                log_index,
+                topics: log.topics().to_vec(),
+                data: log.data().data.to_vec(),
+            });
+        }
+        Ok(Receipt {
+            tx_hash: hash_text(tx_hash),
+            block_number,
+            block_hash: hash_text(block_hash),
+            gas_used: receipt.gas_used,
+            contract_address: receipt.contract_address,
+            logs,
+        })
+    }
+
+    async fn wait_for_receipt(&self, what: &str, tx_hash: B256) -> Result<TransactionReceipt, EthereumError> {
+        let started = Instant::now();
+        loop {
+            let call = self.provider.get_transaction_receipt(tx_hash).into_future();
+            if let Some(receipt) = self.calls.run("eth_getTransactionReceipt", call).await? {
+                return Ok(receipt);
+            }
+            if started.elapsed() >= self.receipt_timeout {
+                return Err(EthereumError::NotMined {
+                    what: what.to_owned(),
+                    tx_hash: hash_text(tx_hash),
+                    after: self.receipt_timeout,
+                });
+            }
+            tokio::time::sleep(self.receipt_poll).await;
+        }
+    }
+}
+
+fn unexpected_receipt(tx_hash: B256, missing: &str) -> EthereumError {
+    EthereumError::UnexpectedAnswer {
+        method: "eth_getTransactionReceipt".to_owned(),
+        detail: format!("the receipt of {} has no {missing}", hash_text(tx_hash)),
+    }
+}
+
+fn decode_word(method: &str, answer: &Bytes) -> Result<U256, EthereumError> {
+    let word: [u8; 32] = answer.as_ref().try_into().map_err(|_| EthereumError::UnexpectedAnswer {
+        method: method.to_owned(),
+        detail: format!("expected one 32-byte word, got {} bytes", answer.len()),
+    })?;
+    Ok(U256::from_be_bytes(word))
+}

@@ -1,0 +1,137 @@
+//! `EthereumWatcher`: reads the chain tip, block hashes and the vault's `Deposited` logs over
+//! JSON-RPC. It decides nothing: the [tracker](crate::tracker) judges confirmations and reorgs
+//! from the heights and hashes handed to it.
+
+use std::future::IntoFuture;
+use std::sync::Arc;
+use std::time::Duration;
+
+use alloy::eips::BlockNumberOrTag;
+use alloy::primitives::Address as EthAddress;
+use alloy::providers::{Provider, RootProvider};
+use alloy::rpc::types::Filter;
+
+use super::rpc::{CallPolicy, EthereumError, parse_url};
+use super::vault::{DEPOSITED_TOPIC, LogLocation, hash_text, observation_from_log};
+use crate::tracker::Observation;
+
+/// A read-only view of one Ethereum node and one vault.
+#[derive(Clone, Debug)]
+pub struct EthereumWatcher {
+    provider: RootProvider,
+    vault: EthAddress,
+    calls: CallPolicy,
+}
+
+impl EthereumWatcher {
+    /// A watcher of `vault` through the HTTP(S) JSON-RPC at `rpc_url`. Connects lazily: the
+    /// first call is the first request.
+    ///
+    /// # Errors
+    /// [`EthereumError::BadUrl`] for a URL that is not HTTP(S).
+    pub fn connect(rpc_url: &str, vault: EthAddress) -> Result<Self, EthereumError> {
+        let url = parse_url(rpc_url)?;
+        Ok(EthereumWatcher { provider: RootProvider::new_http(url), vault, calls: CallPolicy::default() })
+    }
+
+    /// Reports every RPC call to `observer` as (method, latency, succeeded).
+    #[must_use]
+    pub fn with_observer(mut self, observer: impl Fn(&str, Duration, bool) + Send + Sync + 'static) -> Self {
+        self.calls.observer = Some(Arc::new(observer));
+        self
+    }
+
+    /// Bounds each RPC call by `timeout` (default [`DEFAULT_REQUEST_TIMEOUT`](super::DEFAULT_REQUEST_TIMEOUT)).
+    #[must_use]
+    pub fn with_request_timeout(mut self, timeout: Duration) -> Self {
+        self.calls.timeout = timeout;
+        self
+    }
+
+    /// The vault watched.
+    pub fn vault(&self) -> EthAddress {
+        self.vault
+    }
+
+    /// The node's chain id (to check the configuration names the right network).
+    ///
+    /// # Errors
+    /// Transport or node errors, and timeouts.
+    pub async fn chain_id(&self) -> Result<u64, EthereumError> {
+        self.calls.run("eth_chainId", self.provider.get_chain_id().into_future()).await
+    }
+
+    /// The number of the node's latest block.
+    ///
+    /// # Errors
+    /// Transport or node errors, and timeouts.
+    pub async fn block_number(&self) -> Result<u64, EthereumError> {
+        self.calls.run("eth_blockNumber", self.provider.get_block_number().into_future()).await
+    }
+
+    /// The hash (`0x` + 64 lowercase hex) of the canonical block at `number`, or `None` above the
+    /// tip. Re-asked before attesting: a different answer than when the deposit was seen means
+    /// its block was reorganised out.
+    ///
+    /// # Errors
+    /// Transport or node errors, timeouts, and a block whose number is not `number`.
+    pub async fn block_hash(&self, number: u64) -> Result<Option<String>, EthereumError> {
+        let method = "eth_getBlockByNumber";
+        let call = self.provider.get_block_by_number(BlockNumberOrTag::Number(number)).into_future();
+        let Some(block) = self.calls.run(method, call).await? else {
+            return Ok(None);
+        };
+        if block.header.number != number {
+            return Err(EthereumError::UnexpectedAnswer {
+                method: method.to_owned(),
+                detail: format!("asked for block {number}, got block {}", block.header.number),
+            });
+        }
+        Ok(Some(hash_text(block.header.hash)))
+    }
+
+    /// The vault's deposits in blocks `from_block..=to_block`, each with the number and hash of
+    /// the block it was seen in, ordered by (block, log index). One `eth_getLogs` filtered on
+    /// the vault's address and the `Deposited` topic: keep ranges within what the node allows
+    /// (public providers often cap at a few thousand blocks).
+    ///
+    /// Logs the node marks `removed` are skipped (they are not in the best chain).
+    ///
+    /// # Errors
+    /// [`EthereumError::BadRange`] when `from_block > to_block`; transport or node errors and
+    /// timeouts; [`EthereumError::DepositLog`] naming the transaction and log index of a log
+    /// that is not a valid deposit; [`EthereumError::UnexpectedAnswer`] for a log outside the
+    /// range asked for.
+    pub async fn deposits_in(&self, from_block: u64, to_block: u64) -> Result<Vec<Observation>, EthereumError> {
+        if from_block > to_block {
+            return Err(EthereumError::BadRange { from: from_block, to: to_block });
+        }
+        let filter = Filter::new()
+            .address(self.vault)
+            .event_signature(DEPOSITED_TOPIC)
+            .from_block(from_block)
+            .to_block(to_block);
+        let method = "eth_getLogs";
+        let logs = self.calls.run(method, self.provider.get_logs(&filter)).await?;
+        let mut observations = Vec::with_capacity(logs.len());
+        for log in &logs {
+            if log.removed {
+                tracing::warn!(log = %LogLocation::of(log), "eth_getLogs returned a removed log; skipped");
+                continue;
+            }
+            let observation = observation_from_log(log, self.vault)?;
+            if !(from_block..=to_block).contains(&observation.block_height) {
+                return Err(EthereumError::UnexpectedAnswer {
+                    method: method.to_owned(),
+                    detail: format!(
+                        "{} is outside the blocks asked for ({from_block}..={to_block})",
+                        LogLocation::of(log)
+                    ),
+                });
+            }
+            observations.push(observation);
+        }
+        observations.sort_by_key(|observation| (observation.block_height, observation.facts.index));
+        Ok(observations)
+    }
+}

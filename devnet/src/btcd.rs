@@ -1,0 +1,467 @@
+//! A private btcd in regtest on loopback, for the end-to-end tests and the devnet, and a tiny
+//! single-key wallet ([`RegtestWallet`]) that spends the coinbases btcd mines to it.
+//!
+//! [`Btcd::start`] picks free ports on 127.0.0.1, keeps everything (data, logs, the config file
+//! holding the RPC credentials) under one directory, and waits until the RPC answers. The
+//! process is stopped when the [`Btcd`] is dropped, unless [`Btcd::detach`] handed it over.
+//!
+//! Reorganisations for tests use btcd's `invalidateblock` (present in v0.26):
+//! [`Btcd::reorg_from`] invalidates the block at a height and mines a replacement branch.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs::{self, File, OpenOptions};
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener};
+use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use bitcoin::absolute::LockTime;
+use bitcoin::hashes::Hash;
+use bitcoin::key::CompressedPublicKey;
+use bitcoin::secp256k1::{All, Message, Secp256k1, SecretKey};
+use bitcoin::sighash::{EcdsaSighashType, SighashCache};
+use bitcoin::transaction::Version;
+use bitcoin::{Amount, BlockHash, KnownHrp, OutPoint, ScriptBuf, Sequence, Transaction, TxIn, TxOut, Txid, Witness};
+use ferry_relayer::bitcoin::rpc::BitcoinRpc;
+use serde_json::json;
+
+/// The RPC user of every btcd this module starts (the password is random, in a file).
+pub const RPC_USER: &str = "ferry";
+
+/// Regtest coinbase maturity: a coinbase of height `h` can be spent in block `h + 100`.
+pub const COINBASE_MATURITY: u64 = 100;
+
+/// How long btcd may take to answer its first RPC.
+const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Attempts at starting btcd (another process may take a port between our probe and btcd's bind).
+const START_ATTEMPTS: usize = 3;
+
+/// A running btcd (regtest). Dropping it kills the process (SIGKILL; the chain is disposable).
+#[derive(Debug)]
+pub struct Btcd {
+    child: Option<Child>,
+    dir: PathBuf,
+    rpc_addr: SocketAddr,
+    p2p_addr: SocketAddr,
+    rpc: BitcoinRpc,
+    remove_on_drop: bool,
+}
+
+impl Btcd {
+    /// The btcd binary: `$FERRY_BTCD`, else `.tools/bin/btcd` (installed by `make setup`).
+    ///
+    /// # Errors
+    /// When it does not exist, naming the command that installs it.
+    pub fn binary() -> anyhow::Result<PathBuf> {
+        let path = std::env::var_os("FERRY_BTCD")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| crate::tools::repo_root().join(".tools/bin/btcd"));
+        if !path.exists() {
+            bail!("btcd not found at {}: run `make setup` (or `bash deploy/setup.sh`)", path.display());
+        }
+        Ok(path)
+    }
+
+    /// Starts btcd for a test: in a fresh `target/btcd/<name>-<pid>` that is deleted when the
+    /// node is dropped without a panic in flight (a failed test keeps the logs).
+    ///
+    /// # Errors
+    /// As [`Btcd::start`].
+    pub async fn isolated(name: &str, mining_address: &bitcoin::Address) -> anyhow::Result<Btcd> {
+        let dir = crate::tools::repo_root().join("target/btcd").join(format!("{name}-{}", std::process::id()));
+        if dir.exists() {
+            fs::remove_dir_all(&dir).with_context(|| format!("clearing {}", dir.display()))?;
+        }
+        let mut btcd = Btcd::start(&dir, mining_address).await?;
+        btcd.remove_on_drop = true;
+        Ok(btcd)
+    }
+
+    /// Starts btcd in regtest with its data, logs, config and password file under `dir`
+    /// (created if missing; an existing chain there is reused), RPC and P2P on free 127.0.0.1
+    /// ports, paying mined blocks to `mining_address`; returns once the RPC answers.
+    ///
+    /// btcd itself creates an empty `~/.btcd` (it makes its default home directory whatever
+    /// the flags say); nothing is written there.
+    ///
+    /// # Errors
+    /// When btcd is missing, cannot be started, exits, or does not answer within 30 s (the
+    /// error quotes the end of its log).
+    pub async fn start(dir: &Path, mining_address: &bitcoin::Address) -> anyhow::Result<Btcd> {
+        let binary = Btcd::binary()?;
+        fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        let password = random_password()?;
+        write_private(&dir.join("rpc.password"), &password)?;
+        write_private(
+            &dir.join("btcd.conf"),
+            &format!("[Application Options]\nrpcuser={RPC_USER}\nrpcpass={password}\n"),
+        )?;
+        let mut last_error = None;
+        for _ in 0..START_ATTEMPTS {
+            match Btcd::try_start(&binary, dir, mining_address, &password).await {
+                Ok(btcd) => return Ok(btcd),
+                Err(error) => last_error = Some(error),
+            }
+        }
+        Err(last_error.unwrap_or_else(|| anyhow::anyhow!("btcd was not started")))
+    }
+
+    async fn try_start(
+        binary: &Path,
+        dir: &Path,
+        mining_address: &bitcoin::Address,
+        password: &str,
+    ) -> anyhow::Result<Btcd> {
+        let rpc_addr = free_loopback_addr()?;
+        let p2p_addr = free_loopback_addr()?;
+        let log = dir.join("btcd.out");
+        let log_file = || {
+            OpenOptions::new().create(true).append(true).open(&log).with_context(|| format!("opening {}", log.display()))
+        };
+        let child = Command::new(binary)
+            .arg("--configfile")
+            .arg(dir.join("btcd.conf"))
+            .arg("--datadir")
+            .arg(dir.join("data"))
+            .arg("--logdir")
+            .arg(dir.join("logs"))
+            .args(["--regtest", "--notls", "--nodnsseed", "--nocfilters", "--debuglevel=info"])
+            .arg(format!("--rpclisten={rpc_addr}"))
+            .arg(format!("--listen={p2p_addr}"))
+            .arg(format!("--miningaddr={mining_address}"))
+            .stdin(Stdio::null())
+            .stdout(log_file()?)
+            .stderr(log_file()?)
+            .process_group(0)
+            .spawn()
+            .with_context(|| format!("starting {}", binary.display()))?;
+        let rpc = BitcoinRpc::new(&format!("http://{rpc_addr}"), RPC_USER, password)?;
+        let mut btcd = Btcd { child: Some(child), dir: dir.to_path_buf(), rpc_addr, p2p_addr, rpc, remove_on_drop: false };
+        btcd.wait_until_ready().await.with_context(|| format!("btcd in {}: {}", dir.display(), log_tail(&log)))?;
+        Ok(btcd)
+    }
+
+    async fn wait_until_ready(&mut self) -> anyhow::Result<()> {
+        let deadline = Instant::now() + STARTUP_TIMEOUT;
+        let rpc = self.rpc.clone().with_timeout(Duration::from_secs(2));
+        loop {
+            if let Some(child) = self.child.as_mut()
+                && let Some(status) = child.try_wait()?
+            {
+                self.child = None;
+                bail!("btcd exited during startup ({status})");
+            }
+            match rpc.get_block_count().await {
+                Ok(_) => return Ok(()),
+                Err(error) if Instant::now() >= deadline => {
+                    bail!("btcd did not answer within {STARTUP_TIMEOUT:?}: {error}")
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        }
+    }
+
+    /// A client for this node's RPC.
+    pub fn rpc(&self) -> BitcoinRpc {
+        self.rpc.clone()
+    }
+
+    /// The RPC URL (`http://127.0.0.1:<port>`).
+    pub fn rpc_url(&self) -> String {
+        format!("http://{}", self.rpc_addr)
+    }
+
+    /// The RPC user name ([`RPC_USER`]).
+    pub fn rpc_user(&self) -> &'static str {
+        RPC_USER
+    }
+
+    /// The file holding the RPC password (mode 0600), for a relayer's `rpc_password_file`.
+    pub fn rpc_password_file(&self) -> PathBuf {
+        self.dir.join("rpc.password")
+    }
+
+    /// The P2P listen address.
+    pub fn p2p_addr(&self) -> SocketAddr {
+        self.p2p_addr
+    }
+
+    /// The node's directory (data, logs, config).
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The process id, while this handle owns the process.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// Mines `blocks` blocks on the node's best chain (btcd's `generate`), paying the mining
+    /// address, and returns their hashes in chain order. They are part of the best chain when
+    /// this returns.
+    ///
+    /// # Errors
+    /// When the RPC fails or answers something other than block hashes.
+    pub async fn mine(&self, blocks: u32) -> anyhow::Result<Vec<BlockHash>> {
+        let hashes: Vec<String> = self.rpc.call("generate", &[json!(blocks)]).await?;
+        hashes
+            .iter()
+            .map(|hash| hash.parse::<BlockHash>().with_context(|| format!("`generate` returned `{hash}`")))
+            .collect()
+    }
+
+    /// Marks `hash` and its descendants invalid (`invalidateblock`); if it was on the best
+    /// chain, the tip moves back to its parent and the transactions of the removed blocks
+    /// return to the mempool.
+    ///
+    /// # Errors
+    /// When the RPC fails (e.g. an unknown block or the genesis block).
+    pub async fn invalidate_block(&self, hash: &BlockHash) -> anyhow::Result<()> {
+        self.rpc.call::<()>("invalidateblock", &[json!(hash.to_string())]).await?;
+        Ok(())
+    }
+
+    /// Undoes [`Btcd::invalidate_block`] (`reconsiderblock`): the block's branch becomes a
+    /// candidate again and wins if it has more work.
+    ///
+    /// # Errors
+    /// When the RPC fails.
+    pub async fn reconsider_block(&self, hash: &BlockHash) -> anyhow::Result<()> {
+        self.rpc.call::<()>("reconsiderblock", &[json!(hash.to_string())]).await?;
+        Ok(())
+    }
+
+    /// A reorganisation: invalidates the best chain's block at `height` (and everything above
+    /// it), then mines `new_blocks` blocks on its parent. Returns the replaced hashes (from
+    /// `height` up) and the new branch's. Unconfirmed transactions of the replaced blocks are
+    /// back in the mempool, so the new branch usually mines them again in other blocks.
+    ///
+    /// # Errors
+    /// When `height` is 0 or above the tip, or an RPC fails.
+    pub async fn reorg_from(&self, height: u64, new_blocks: u32) -> anyhow::Result<(Vec<BlockHash>, Vec<BlockHash>)> {
+        let tip = self.rpc.get_block_count().await?;
+        if height == 0 || height > tip {
+            bail!("cannot reorganise from height {height}: the chain is at 1..={tip}");
+        }
+        let mut replaced = Vec::new();
+        for at in height..=tip {
+            replaced.push(self.rpc.get_block_hash(at).await?);
+        }
+        let Some(first) = replaced.first() else { bail!("no block at height {height}") };
+        self.invalidate_block(first).await?;
+        let branch = self.mine(new_blocks).await?;
+        Ok((replaced, branch))
+    }
+
+    /// Kills the process now (also done on drop).
+    pub fn stop(&mut self) {
+        if let Some(child) = self.child.take() {
+            kill_child(child);
+        }
+    }
+
+    /// Hands the process over (for `make devnet`): returns its pid and no longer stops it.
+    pub fn detach(mut self) -> Option<u32> {
+        self.remove_on_drop = false;
+        self.child.take().map(|child| child.id())
+    }
+}
+
+impl Drop for Btcd {
+    fn drop(&mut self) {
+        self.stop();
+        if self.remove_on_drop && !std::thread::panicking() {
+            // Best effort: a leftover directory only costs disk space.
+            let _ = fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+fn kill_child(mut child: Child) {
+    // SIGKILL; the child may already have exited, which is fine. `wait` reaps it.
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// A loopback address nothing listens on right now.
+fn free_loopback_addr() -> anyhow::Result<SocketAddr> {
+    let listener = TcpListener::bind("127.0.0.1:0").context("probing for a free loopback port")?;
+    Ok(listener.local_addr()?)
+}
+
+/// 32 hex characters from the kernel's random source.
+fn random_password() -> anyhow::Result<String> {
+    let mut bytes = [0u8; 16];
+    File::open("/dev/urandom")
+        .and_then(|mut random| random.read_exact(&mut bytes))
+        .context("reading /dev/urandom for the btcd RPC password")?;
+    Ok(hex::encode(bytes))
+}
+
+/// Writes `text` to a file only the owner can read.
+fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
+    let mut file = OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("writing {}", path.display()))?;
+    file.write_all(text.as_bytes()).with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}
+
+/// The last lines of btcd's output, for error messages.
+fn log_tail(path: &Path) -> String {
+    let text = fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    let tail = lines.get(lines.len().saturating_sub(5)..).unwrap_or_default().join("\n");
+    format!("log {} ends with:\n{tail}", path.display())
+}
+
+/// A regtest wallet with one key, whose P2WPKH address is meant to be btcd's mining address.
+/// It spends only the coinbase outputs paid to it, one per payment, finding them by reading
+/// the best chain's blocks, and sends the change back to itself.
+#[derive(Debug)]
+pub struct RegtestWallet {
+    secp: Secp256k1<All>,
+    secret: SecretKey,
+    public_key: CompressedPublicKey,
+    address: bitcoin::Address,
+    /// Per height: the block read, and the coinbase output paying us in it (if any).
+    coinbases: BTreeMap<u64, (BlockHash, Option<(OutPoint, TxOut)>)>,
+    /// Outputs this wallet has spent (in transactions it broadcast).
+    spent: BTreeSet<OutPoint>,
+}
+
+impl RegtestWallet {
+    /// The fee every payment pays (generous for a one-input transaction at btcd's default
+    /// relay fee of 1 sat/vB, well below its "absurd fee" limit).
+    pub const FEE: Amount = Amount::from_sat(10_000);
+
+    /// Change below this is left to the fee instead of creating a dust output.
+    pub const MIN_CHANGE: Amount = Amount::from_sat(1_000);
+
+    /// A wallet whose key is `seed` (any 32 bytes below the curve order, not all zero).
+    ///
+    /// # Errors
+    /// When `seed` is not a valid secret key.
+    pub fn from_seed(seed: [u8; 32]) -> anyhow::Result<RegtestWallet> {
+        let secp = Secp256k1::new();
+        let secret = SecretKey::from_slice(&seed).context("wallet seed is not a secp256k1 secret key")?;
+        let public_key = CompressedPublicKey(secret.public_key(&secp));
+        let address = bitcoin::Address::p2wpkh(&public_key, KnownHrp::Regtest);
+        Ok(RegtestWallet {
+            secp,
+            secret,
+            public_key,
+            address,
+            coinbases: BTreeMap::new(),
+            spent: BTreeSet::new(),
+        })
+    }
+
+    /// The wallet's P2WPKH address (`bcrt1q…`): pass it to [`Btcd::start`] as mining address.
+    pub fn address(&self) -> &bitcoin::Address {
+        &self.address
+    }
+
+    /// Builds, signs and broadcasts a transaction paying `outputs`, and returns its txid.
+    ///
+    /// # Errors
+    /// As [`RegtestWallet::sign_payment`], or when the node refuses the transaction.
+    pub async fn pay(&mut self, rpc: &BitcoinRpc, outputs: Vec<TxOut>) -> anyhow::Result<Txid> {
+        let tx = self.sign_payment(rpc, outputs).await?;
+        let txid = rpc.send_raw_transaction(&tx).await?;
+        for input in &tx.input {
+            self.spent.insert(input.previous_output);
+        }
+        Ok(txid)
+    }
+
+    /// Builds and signs (without broadcasting) a transaction paying `outputs` from one mature
+    /// coinbase output of this wallet that it has not spent yet, plus change to itself minus
+    /// [`RegtestWallet::FEE`]. The output is not marked spent.
+    ///
+    /// # Errors
+    /// When no mature unspent coinbase covers the outputs and the fee (mine more blocks), or
+    /// an RPC fails.
+    pub async fn sign_payment(&mut self, rpc: &BitcoinRpc, outputs: Vec<TxOut>) -> anyhow::Result<Transaction> {
+        let paid = outputs
+            .iter()
+            .try_fold(Amount::ZERO, |sum, out| sum.checked_add(out.value))
+            .context("outputs overflow")?;
+        let needed = paid.checked_add(Self::FEE).context("outputs plus fee overflow")?;
+        let (outpoint, prevout) = self.find_coinbase(rpc, needed).await?;
+        let change = prevout.value.checked_sub(needed).unwrap_or(Amount::ZERO);
+        let mut output = outputs;
+        if change >= Self::MIN_CHANGE {
+            output.push(TxOut { value: change, script_pubkey: self.address.script_pubkey() });
+        }
+        let mut tx = Transaction {
+            version: Version::TWO,
+            lock_time: LockTime::ZERO,
+            input: vec![TxIn {
+                previous_output: outpoint,
+                script_sig: ScriptBuf::new(),
+                sequence: Sequence::MAX,
+                witness: Witness::new(),
+            }],
+            output,
+        };
+        let mut cache = SighashCache::new(&mut tx);
+        let sighash = cache
+            .p2wpkh_signature_hash(0, &prevout.script_pubkey, prevout.value, EcdsaSighashType::All)
+            .context("computing the segwit v0 sighash")?;
+        let signature = bitcoin::ecdsa::Signature {
+            signature: self.secp.sign_ecdsa(&Message::from_digest(sighash.to_byte_array()), &self.secret),
+            sighash_type: EcdsaSighashType::All,
+        };
+        if let Some(witness) = cache.witness_mut(0) {
+            *witness = Witness::p2wpkh(&signature, &self.public_key.0);
+        }
+        Ok(tx)
+    }
+
+    /// The first mature coinbase output paying this wallet, not spent by it, worth at least
+    /// `needed`. Blocks are read once per height and re-read when a reorg changed the hash.
+    async fn find_coinbase(&mut self, rpc: &BitcoinRpc, needed: Amount) -> anyhow::Result<(OutPoint, TxOut)> {
+        let tip = rpc.get_block_count().await?;
+        // Spendable in the next block (tip + 1) when height + maturity <= tip + 1.
+        let mature_up_to = (tip + 1).saturating_sub(COINBASE_MATURITY);
+        let script = self.address.script_pubkey();
+        for height in 1..=mature_up_to {
+            let hash = rpc.get_block_hash(height).await?;
+            let cached = self.coinbases.get(&height).filter(|(seen, _)| *seen == hash).map(|(_, coinbase)| coinbase);
+            let coinbase = match cached {
+                Some(coinbase) => coinbase.clone(),
+                None => {
+                    let block = rpc.get_block(&hash).await?;
+                    let coinbase = block.txdata.first().and_then(|tx| {
+                        let txid = tx.compute_txid();
+                        tx.output.iter().enumerate().find(|(_, out)| out.script_pubkey == script).map(|(vout, out)| {
+                            (OutPoint { txid, vout: u32::try_from(vout).unwrap_or(u32::MAX) }, out.clone())
+                        })
+                    });
+                    self.coinbases.insert(height, (hash, coinbase.clone()));
+                    coinbase
+                }
+            };
+            if let Some((outpoint, out)) = coinbase
+                && !self.spent.contains(&outpoint)
+                && out.value >= needed
+            {
+                return Ok((outpoint, out));
+            }
+        }
+        bail!(
+            "no mature unspent coinbase of {} worth {needed} up to height {mature_up_to} (tip {tip}); mine more blocks",
+            self.address
+        )
+    }
+}

@@ -1,0 +1,1 @@
+//! A private PostgreSQL cluster for tests and the devnet (being written).
