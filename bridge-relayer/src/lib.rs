@@ -14,5 +14,6 @@ pub mod config;
 pub mod confirmations;
 pub mod ethereum;
 pub mod metrics;
+pub mod service;
 pub mod store;
 pub mod tracker;

@@ -46,21 +46,16 @@ impl Metrics {
     /// When a metric is malformed or registered twice.
     pub fn new() -> Result<Self, prometheus::Error> {
         let registry = Registry::new();
-        let parent_height = IntGaugeVec::new(
-            Opts::new("ferry_relayer_parent_height", "Tip height of the parent chain"),
-            &["chain"],
-        )?;
+        let parent_height =
+            IntGaugeVec::new(Opts::new("ferry_relayer_parent_height", "Tip height of the parent chain"), &["chain"])?;
         let scanned_height = IntGaugeVec::new(
             Opts::new("ferry_relayer_scanned_height", "Last parent-chain height scanned"),
             &["chain"],
         )?;
-        let lag_blocks = IntGaugeVec::new(
-            Opts::new("ferry_relayer_lag_blocks", "Parent-chain blocks not scanned yet"),
-            &["chain"],
-        )?;
+        let lag_blocks =
+            IntGaugeVec::new(Opts::new("ferry_relayer_lag_blocks", "Parent-chain blocks not scanned yet"), &["chain"])?;
         let sidechain_height = IntGauge::new("ferry_relayer_sidechain_height", "Latest sidechain height seen")?;
-        let deposits =
-            IntGaugeVec::new(Opts::new("ferry_relayer_deposits", "Deposits by state"), &["chain", "state"])?;
+        let deposits = IntGaugeVec::new(Opts::new("ferry_relayer_deposits", "Deposits by state"), &["chain", "state"])?;
         let reorgs =
             IntCounterVec::new(Opts::new("ferry_relayer_reorgs_total", "Parent-chain reorganisations"), &["chain"])?;
         let rpc_errors =

@@ -1,1 +1,279 @@
-//! A private anvil (Ethereum dev node) for tests and the devnet (being written).
+//! A private anvil (Ethereum development node) on loopback, for the end-to-end tests and the
+//! devnet: started on a free port of 127.0.0.1 with the Prague hardfork, with `FerryVault` and
+//! a mintable `TestToken` deployed from the committed artifacts (`contracts/out/`) by anvil's
+//! first dev account.
+//!
+//! Dropping an [`Anvil`] kills the process it started (that PID only). Every Ethereum call goes
+//! through `ferry_relayer::ethereum`; this file only starts and stops the process.
+
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+use std::net::{Ipv4Addr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use ferry_relayer::ethereum::{DevNode, EthAddress, EthereumWatcher, Receipt, SnapshotId, U256, Wallet};
+use ferry_types::Address;
+
+use crate::tools::repo_root;
+
+/// Anvil's dev account 0 (`0xf39f…2266`): a well-known test key, never used outside a devnet.
+pub const DEV_PRIVATE_KEY: &str = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80";
+/// The chain id the private anvil runs with.
+pub const CHAIN_ID: u64 = 31337;
+/// The hardfork: Prague has the EIP-2537 BLS12-381 precompiles `FerryVault.release` uses.
+pub const HARDFORK: &str = "prague";
+/// Name, symbol and decimals of the deployed `TestToken`.
+pub const TEST_TOKEN: (&str, &str, u8) = ("Ferry Test Dollar", "fUSD", 6);
+
+/// How long anvil may take to answer its first RPC call.
+const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
+/// How many ports are tried when the one picked is taken before anvil binds it.
+const PORT_ATTEMPTS: usize = 5;
+
+/// A running private anvil with the vault and a test token deployed.
+#[derive(Debug)]
+pub struct Anvil {
+    process: Process,
+    rpc_url: String,
+    wallet: Wallet,
+    node: DevNode,
+    vault: Receipt,
+    token: Receipt,
+    vault_address: EthAddress,
+    token_address: EthAddress,
+}
+
+/// The anvil binary: `$FERRY_ANVIL`, else `.tools/bin/anvil` (installed by `make setup`).
+pub fn binary() -> PathBuf {
+    std::env::var_os("FERRY_ANVIL").map(PathBuf::from).unwrap_or_else(|| repo_root().join(".tools/bin/anvil"))
+}
+
+/// A port the kernel reports free on 127.0.0.1. Another process may take it before anvil binds
+/// it; anvil then exits ("address in use") and [`Anvil::start`] retries on a new port. (Only
+/// another anvil with the same chain id taking exactly this port in that window would be
+/// mistaken for ours.)
+fn free_port() -> anyhow::Result<u16> {
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).context("no free port on 127.0.0.1")?;
+    Ok(listener.local_addr()?.port())
+}
+
+/// Kills `child` (SIGKILL) and reaps it; it may already have exited, which is fine.
+fn kill(mut child: Child) {
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// The anvil process; dropping it kills that PID.
+#[derive(Debug)]
+struct Process(Option<Child>);
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        if let Some(child) = self.0.take() {
+            kill(child);
+        }
+    }
+}
+
+/// What the process wrote to `log` (its stderr), for error messages.
+fn read_log(log: &mut File) -> String {
+    let mut text = String::new();
+    let _ = log.seek(SeekFrom::Start(0));
+    let _ = log.read_to_string(&mut text);
+    text.trim().to_owned()
+}
+
+impl Anvil {
+    /// Starts anvil on a free loopback port, waits for its RPC and deploys `FerryVault` and
+    /// `TestToken` from dev account 0.
+    ///
+    /// # Errors
+    /// When the binary is missing, the process exits or does not answer within 30 s, runs
+    /// another chain id, or a deployment fails. The process is killed on every error.
+    pub async fn start() -> anyhow::Result<Anvil> {
+        let binary = binary();
+        if !binary.exists() {
+            bail!("anvil not found at {}: run `make setup` (or set FERRY_ANVIL)", binary.display());
+        }
+        let mut attempt = 0;
+        let (process, rpc_url, node) = loop {
+            attempt += 1;
+            let port = free_port()?;
+            match Self::spawn(&binary, port).await? {
+                Ok(started) => break started,
+                Err(stderr) if attempt < PORT_ATTEMPTS && stderr.contains("in use") => continue,
+                Err(stderr) => bail!("anvil exited during startup on port {port}: {stderr}"),
+            }
+        };
+        // `process` kills anvil if an error returns early below.
+        let wallet = Wallet::connect(&rpc_url, DEV_PRIVATE_KEY)?
+            .with_receipt_wait(Duration::from_millis(20), Duration::from_secs(30));
+        let vault = wallet.deploy_vault().await.context("deploying FerryVault")?;
+        let vault_address = vault.contract_address.context("the FerryVault deployment created no contract")?;
+        let (name, symbol, decimals) = TEST_TOKEN;
+        let token = wallet.deploy_test_token(name, symbol, decimals).await.context("deploying TestToken")?;
+        let token_address = token.contract_address.context("the TestToken deployment created no contract")?;
+        Ok(Anvil { process, rpc_url, wallet, node, vault, token, vault_address, token_address })
+    }
+
+    /// Spawns anvil on `port` and waits until it answers. `Ok(Err(log))` when it exited
+    /// (e.g. the port was taken meanwhile).
+    async fn spawn(binary: &Path, port: u16) -> anyhow::Result<Result<(Process, String, DevNode), String>> {
+        let mut log = tempfile::tempfile().context("creating anvil's log file")?;
+        let child = Command::new(binary)
+            .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+            .args(["--hardfork", HARDFORK, "--chain-id", &CHAIN_ID.to_string(), "--silent"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(log.try_clone()?))
+            .stderr(Stdio::from(log.try_clone()?))
+            .spawn()
+            .with_context(|| format!("starting {}", binary.display()))?;
+        // Killed on every early return below.
+        let mut process = Process(Some(child));
+        let rpc_url = format!("http://127.0.0.1:{port}");
+        let probe = DevNode::connect(&rpc_url)?.with_request_timeout(Duration::from_secs(1));
+        let started = Instant::now();
+        loop {
+            if let Some(child) = process.0.as_mut()
+                && let Some(status) = child.try_wait().context("polling the anvil process")?
+            {
+                process.0 = None;
+                return Ok(Err(format!("{status}: {}", read_log(&mut log))));
+            }
+            match probe.chain_id().await {
+                Ok(CHAIN_ID) => break,
+                Ok(other) => {
+                    bail!("the node at {rpc_url} runs chain id {other}, not {CHAIN_ID}: is another node on that port?")
+                }
+                Err(_) if started.elapsed() < STARTUP_TIMEOUT => tokio::time::sleep(Duration::from_millis(50)).await,
+                Err(error) => bail!(
+                    "anvil at {rpc_url} gave no answer within {STARTUP_TIMEOUT:?}: {error}; log: {}",
+                    read_log(&mut log)
+                ),
+            }
+        }
+        let node = DevNode::connect(&rpc_url)?;
+        Ok(Ok((process, rpc_url, node)))
+    }
+
+    /// The JSON-RPC URL, `http://127.0.0.1:<port>`.
+    pub fn rpc_url(&self) -> &str {
+        &self.rpc_url
+    }
+
+    /// The process id, while running.
+    pub fn pid(&self) -> Option<u32> {
+        self.process.0.as_ref().map(Child::id)
+    }
+
+    /// The deployed `FerryVault`.
+    pub fn vault(&self) -> EthAddress {
+        self.vault_address
+    }
+
+    /// The deployed `TestToken`.
+    pub fn token(&self) -> EthAddress {
+        self.token_address
+    }
+
+    /// The receipts of the vault's and the token's deployments.
+    pub fn deployments(&self) -> (&Receipt, &Receipt) {
+        (&self.vault, &self.token)
+    }
+
+    /// Dev account 0's wallet (it deployed the contracts and makes the deposits).
+    pub fn wallet(&self) -> &Wallet {
+        &self.wallet
+    }
+
+    /// The mining, snapshot and reorg controls.
+    pub fn dev_node(&self) -> &DevNode {
+        &self.node
+    }
+
+    /// A relayer's watcher of this node's vault.
+    ///
+    /// # Errors
+    /// Never for the URL this type builds; kept fallible as `EthereumWatcher::connect` is.
+    pub fn watcher(&self) -> anyhow::Result<EthereumWatcher> {
+        Ok(EthereumWatcher::connect(&self.rpc_url, self.vault_address)?)
+    }
+
+    /// Deposits `wei` for `recipient` (`FerryVault.deposit`), mined in its own block.
+    ///
+    /// # Errors
+    /// RPC errors or a revert (zero wei, zero recipient).
+    pub async fn deposit_eth(&self, recipient: &Address, wei: U256) -> anyhow::Result<Receipt> {
+        Ok(self.wallet.deposit_eth(self.vault_address, recipient, wei).await?)
+    }
+
+    /// Mints `amount` of `token` (a `TestToken`) to dev account 0, approves the vault for it and
+    /// deposits it for `recipient`; returns the `depositToken` receipt.
+    ///
+    /// # Errors
+    /// RPC errors or a revert.
+    pub async fn deposit_token(&self, token: EthAddress, amount: U256, recipient: &Address) -> anyhow::Result<Receipt> {
+        self.wallet.mint_test_token(token, self.wallet.address(), amount).await.context("minting")?;
+        self.wallet.approve(token, self.vault_address, amount).await.context("approving the vault")?;
+        Ok(self.wallet.deposit_token(self.vault_address, token, amount, recipient).await?)
+    }
+
+    /// The latest block number.
+    ///
+    /// # Errors
+    /// RPC errors.
+    pub async fn block_number(&self) -> anyhow::Result<u64> {
+        Ok(self.node.block_number().await?)
+    }
+
+    /// Mines `blocks` empty blocks.
+    ///
+    /// # Errors
+    /// RPC errors.
+    pub async fn mine(&self, blocks: u64) -> anyhow::Result<()> {
+        Ok(self.node.mine(blocks).await?)
+    }
+
+    /// Records the chain state (`evm_snapshot`).
+    ///
+    /// # Errors
+    /// RPC errors.
+    pub async fn snapshot(&self) -> anyhow::Result<SnapshotId> {
+        Ok(self.node.snapshot().await?)
+    }
+
+    /// Rolls back to `snapshot` (`evm_revert`), discarding the blocks mined since.
+    ///
+    /// # Errors
+    /// RPC errors, or an unknown snapshot.
+    pub async fn revert(&self, snapshot: SnapshotId) -> anyhow::Result<()> {
+        Ok(self.node.revert(snapshot).await?)
+    }
+
+    /// Replaces the last `depth` blocks with new ones holding only `reinclude` (transaction
+    /// hash, offset of its new block from the first replaced height) — see
+    /// `ferry_relayer::ethereum::dev_node` (`anvil_reorg`).
+    ///
+    /// # Errors
+    /// RPC errors, or an unknown transaction.
+    pub async fn reorg(&self, depth: u64, reinclude: &[(&str, u64)]) -> anyhow::Result<()> {
+        Ok(self.node.reorg(depth, reinclude).await?)
+    }
+
+    /// Kills the process now (also done on drop).
+    pub fn stop(&mut self) {
+        if let Some(child) = self.process.0.take() {
+            kill(child);
+        }
+    }
+
+    /// Leaves the process running and returns its PID, for `make devnet` to record in its pid
+    /// file; from then on nothing here stops it.
+    pub fn detach(mut self) -> Option<u32> {
+        // Dropping a `Child` neither kills nor waits for the process.
+        self.process.0.take().map(|child| child.id())
+    }
+}

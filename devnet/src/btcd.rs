@@ -121,7 +121,11 @@ impl Btcd {
         let p2p_addr = free_loopback_addr()?;
         let log = dir.join("btcd.out");
         let log_file = || {
-            OpenOptions::new().create(true).append(true).open(&log).with_context(|| format!("opening {}", log.display()))
+            OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&log)
+                .with_context(|| format!("opening {}", log.display()))
         };
         let child = Command::new(binary)
             .arg("--configfile")
@@ -141,7 +145,8 @@ impl Btcd {
             .spawn()
             .with_context(|| format!("starting {}", binary.display()))?;
         let rpc = BitcoinRpc::new(&format!("http://{rpc_addr}"), RPC_USER, password)?;
-        let mut btcd = Btcd { child: Some(child), dir: dir.to_path_buf(), rpc_addr, p2p_addr, rpc, remove_on_drop: false };
+        let mut btcd =
+            Btcd { child: Some(child), dir: dir.to_path_buf(), rpc_addr, p2p_addr, rpc, remove_on_drop: false };
         btcd.wait_until_ready().await.with_context(|| format!("btcd in {}: {}", dir.display(), log_tail(&log)))?;
         Ok(btcd)
     }
@@ -326,7 +331,8 @@ fn log_tail(path: &Path) -> String {
 
 /// A regtest wallet with one key, whose P2WPKH address is meant to be btcd's mining address.
 /// It spends only the coinbase outputs paid to it, one per payment, finding them by reading
-/// the best chain's blocks, and sends the change back to itself.
+/// the best chain's blocks, and sends the change back to itself. Its payments signal BIP 125
+/// replaceability, so a test can double-spend one ([`RegtestWallet::replace`]).
 #[derive(Debug)]
 pub struct RegtestWallet {
     secp: Secp256k1<All>,
@@ -337,11 +343,13 @@ pub struct RegtestWallet {
     coinbases: BTreeMap<u64, (BlockHash, Option<(OutPoint, TxOut)>)>,
     /// Outputs this wallet has spent (in transactions it broadcast).
     spent: BTreeSet<OutPoint>,
+    /// What each broadcast transaction spent, and the fee it paid.
+    sent: BTreeMap<Txid, (OutPoint, TxOut, Amount)>,
 }
 
 impl RegtestWallet {
-    /// The fee every payment pays (generous for a one-input transaction at btcd's default
-    /// relay fee of 1 sat/vB, well below its "absurd fee" limit).
+    /// The fee of a payment (generous for a one-input transaction at btcd's default relay fee
+    /// of 1 sat/vB, well below its "absurd fee" limit). A replacement pays this much more.
     pub const FEE: Amount = Amount::from_sat(10_000);
 
     /// Change below this is left to the fee instead of creating a dust output.
@@ -363,6 +371,7 @@ impl RegtestWallet {
             address,
             coinbases: BTreeMap::new(),
             spent: BTreeSet::new(),
+            sent: BTreeMap::new(),
         })
     }
 
@@ -371,34 +380,66 @@ impl RegtestWallet {
         &self.address
     }
 
-    /// Builds, signs and broadcasts a transaction paying `outputs`, and returns its txid.
+    /// Pays `outputs` from one mature coinbase output of this wallet it has not spent yet,
+    /// with change to itself minus [`RegtestWallet::FEE`], broadcasts, and returns the txid.
     ///
     /// # Errors
-    /// As [`RegtestWallet::sign_payment`], or when the node refuses the transaction.
+    /// When no mature unspent coinbase covers the outputs and the fee (mine more blocks), an
+    /// RPC fails, or the node refuses the transaction.
     pub async fn pay(&mut self, rpc: &BitcoinRpc, outputs: Vec<TxOut>) -> anyhow::Result<Txid> {
-        let tx = self.sign_payment(rpc, outputs).await?;
-        let txid = rpc.send_raw_transaction(&tx).await?;
-        for input in &tx.input {
-            self.spent.insert(input.previous_output);
+        let paid = total(&outputs)?;
+        let needed = paid.checked_add(Self::FEE).context("outputs plus fee overflow")?;
+        let (outpoint, prevout) = self.find_coinbase(rpc, needed).await?;
+        self.sign_and_send(rpc, outpoint, prevout, outputs, Self::FEE).await
+    }
+
+    /// Double-spends `txid` (a payment of this wallet, unconfirmed or returned to the mempool
+    /// by a reorganisation): pays `outputs` from the same coinbase output with
+    /// [`RegtestWallet::FEE`] more fee, which replaces it in the mempool (BIP 125).
+    ///
+    /// # Errors
+    /// When `txid` is not a payment of this wallet, the output cannot cover the outputs and
+    /// the fee, or the node refuses the replacement.
+    pub async fn replace(&mut self, rpc: &BitcoinRpc, txid: &Txid, outputs: Vec<TxOut>) -> anyhow::Result<Txid> {
+        let (outpoint, prevout, fee) =
+            self.sent.get(txid).cloned().with_context(|| format!("{txid} is not a payment of this wallet"))?;
+        let fee = fee.checked_add(Self::FEE).context("fee overflow")?;
+        let needed = total(&outputs)?.checked_add(fee).context("outputs plus fee overflow")?;
+        if prevout.value < needed {
+            bail!("{outpoint} holds {}, the replacement needs {needed}", prevout.value);
         }
+        self.sign_and_send(rpc, outpoint, prevout, outputs, fee).await
+    }
+
+    async fn sign_and_send(
+        &mut self,
+        rpc: &BitcoinRpc,
+        outpoint: OutPoint,
+        prevout: TxOut,
+        outputs: Vec<TxOut>,
+        fee: Amount,
+    ) -> anyhow::Result<Txid> {
+        let tx = self.sign(outpoint, &prevout, outputs, fee)?;
+        let txid = rpc.send_raw_transaction(&tx).await?;
+        self.spent.insert(outpoint);
+        self.sent.insert(txid, (outpoint, prevout, fee));
         Ok(txid)
     }
 
-    /// Builds and signs (without broadcasting) a transaction paying `outputs` from one mature
-    /// coinbase output of this wallet that it has not spent yet, plus change to itself minus
-    /// [`RegtestWallet::FEE`]. The output is not marked spent.
-    ///
-    /// # Errors
-    /// When no mature unspent coinbase covers the outputs and the fee (mine more blocks), or
-    /// an RPC fails.
-    pub async fn sign_payment(&mut self, rpc: &BitcoinRpc, outputs: Vec<TxOut>) -> anyhow::Result<Transaction> {
-        let paid = outputs
-            .iter()
-            .try_fold(Amount::ZERO, |sum, out| sum.checked_add(out.value))
-            .context("outputs overflow")?;
-        let needed = paid.checked_add(Self::FEE).context("outputs plus fee overflow")?;
-        let (outpoint, prevout) = self.find_coinbase(rpc, needed).await?;
-        let change = prevout.value.checked_sub(needed).unwrap_or(Amount::ZERO);
+    /// A transaction spending `outpoint` (a P2WPKH output of this wallet worth `prevout`) to
+    /// `outputs`, change to itself minus `fee`, signed (SIGHASH_ALL, segwit v0).
+    fn sign(
+        &self,
+        outpoint: OutPoint,
+        prevout: &TxOut,
+        outputs: Vec<TxOut>,
+        fee: Amount,
+    ) -> anyhow::Result<Transaction> {
+        let needed = total(&outputs)?.checked_add(fee).context("outputs plus fee overflow")?;
+        let change = prevout
+            .value
+            .checked_sub(needed)
+            .with_context(|| format!("{outpoint} holds {}, the payment needs {needed}", prevout.value))?;
         let mut output = outputs;
         if change >= Self::MIN_CHANGE {
             output.push(TxOut { value: change, script_pubkey: self.address.script_pubkey() });
@@ -409,7 +450,7 @@ impl RegtestWallet {
             input: vec![TxIn {
                 previous_output: outpoint,
                 script_sig: ScriptBuf::new(),
-                sequence: Sequence::MAX,
+                sequence: Sequence::ENABLE_RBF_NO_LOCKTIME,
                 witness: Witness::new(),
             }],
             output,
@@ -422,9 +463,8 @@ impl RegtestWallet {
             signature: self.secp.sign_ecdsa(&Message::from_digest(sighash.to_byte_array()), &self.secret),
             sighash_type: EcdsaSighashType::All,
         };
-        if let Some(witness) = cache.witness_mut(0) {
-            *witness = Witness::p2wpkh(&signature, &self.public_key.0);
-        }
+        let witness = cache.witness_mut(0).context("the transaction has no input 0")?;
+        *witness = Witness::p2wpkh(&signature, &self.public_key.0);
         Ok(tx)
     }
 
@@ -464,4 +504,9 @@ impl RegtestWallet {
             self.address
         )
     }
+}
+
+/// The sum of `outputs`' values.
+fn total(outputs: &[TxOut]) -> anyhow::Result<Amount> {
+    outputs.iter().try_fold(Amount::ZERO, |sum, out| sum.checked_add(out.value)).context("outputs overflow")
 }

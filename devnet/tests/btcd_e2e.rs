@@ -143,6 +143,44 @@ async fn reorg_replaces_the_deposit_block_at_its_height() -> TestResult {
 }
 
 #[tokio::test]
+async fn deposit_double_spent_on_the_replacing_branch_disappears() -> TestResult {
+    let mut wallet = RegtestWallet::from_seed([0x44; 32])?;
+    let btcd = Btcd::isolated("btcd-double-spend", wallet.address()).await?;
+    let rpc = btcd.rpc();
+    btcd.mine(MATURE).await?;
+
+    let peg = peg()?;
+    let recipient = Address::from_bytes([0x44; 20]);
+    let deposit = wallet.pay(&rpc, deposit_outputs(&peg, &recipient)).await?;
+    let deposit_height = u64::from(MATURE) + 1;
+    let [deposit_block] = btcd.mine(1).await?[..] else { return Err("`generate 1` did not return one hash".into()) };
+    assert_eq!(
+        scan_block(&rpc.get_block(&deposit_block).await?, &peg.script_pubkey()),
+        vec![expected_deposit(&deposit, recipient)]
+    );
+
+    // The block is reorganised away; while the deposit waits in the mempool again, the payer
+    // double-spends its input back to himself (BIP 125), and the new branch mines that.
+    btcd.invalidate_block(&deposit_block).await?;
+    let refund = TxOut { value: Sats::from_sat(DEPOSIT_SATS), script_pubkey: wallet.address().script_pubkey() };
+    let conflict = wallet.replace(&rpc, &deposit, vec![refund]).await?;
+    let branch = btcd.mine(2).await?;
+
+    assert_ne!(rpc.get_block_hash(deposit_height).await?, deposit_block);
+    let mut mined = Vec::new();
+    for hash in &branch {
+        let block = rpc.get_block(hash).await?;
+        assert!(scan_block(&block, &peg.script_pubkey()).is_empty(), "a deposit on the new branch");
+        mined.extend(block.txdata.iter().map(bitcoin::Transaction::compute_txid));
+    }
+    assert!(mined.contains(&conflict) && !mined.contains(&deposit), "{mined:?}");
+    // Neither confirmed nor pending: the node has forgotten the deposit.
+    let error = rpc.get_raw_transaction(&deposit).await.err().ok_or("the double-spent deposit is still known")?;
+    assert_eq!(error.rpc_code(), Some(-5), "{error}");
+    Ok(())
+}
+
+#[tokio::test]
 async fn reconsidering_the_invalidated_branch_keeps_the_longer_one() -> TestResult {
     let wallet = RegtestWallet::from_seed([0x33; 32])?;
     let btcd = Btcd::isolated("btcd-reconsider", wallet.address()).await?;

@@ -195,10 +195,11 @@ impl BitcoinRpc {
         self
     }
 
-    /// The same client, reporting every call to `observer` (method, latency, success).
+    /// The same client, reporting every call to `observer` (method, latency, success). The
+    /// type is the one `ethereum::rpc` takes, so one observer can serve both chains' clients.
     #[must_use]
-    pub fn with_observer(mut self, observer: impl Fn(&str, Duration, bool) + Send + Sync + 'static) -> BitcoinRpc {
-        self.observer = Some(Arc::new(observer));
+    pub fn with_observer(mut self, observer: RpcObserver) -> BitcoinRpc {
+        self.observer = Some(observer);
         self
     }
 
@@ -334,8 +335,7 @@ impl BitcoinRpc {
 /// Turns an HTTP answer into the call's result. JSON-RPC errors come with status 200 from btcd
 /// and with 404/500 from Bitcoin Core, so the body is read whatever the status.
 fn parse_response<T: DeserializeOwned>(method: &str, url: &str, status: u16, body: &[u8]) -> Result<T, RpcError> {
-    let decode =
-        |reason: String| RpcError::Decode { method: method.to_owned(), url: url.to_owned(), reason };
+    let decode = |reason: String| RpcError::Decode { method: method.to_owned(), url: url.to_owned(), reason };
     let success = (200..300).contains(&status);
     let envelope: Envelope = match serde_json::from_slice(body) {
         Ok(envelope) => envelope,
@@ -348,16 +348,18 @@ fn parse_response<T: DeserializeOwned>(method: &str, url: &str, status: u16, bod
             });
         }
         Err(e) => {
-            return Err(decode(format!(
-                "not a JSON-RPC answer ({e}): `{}`",
-                quote(&String::from_utf8_lossy(body))
-            )));
+            return Err(decode(format!("not a JSON-RPC answer ({e}): `{}`", quote(&String::from_utf8_lossy(body)))));
         }
     };
     if !envelope.error.is_null() {
         let error: ErrorObject = serde_json::from_value(envelope.error.clone())
             .map_err(|e| decode(format!("malformed error object {} ({e})", quote(&envelope.error.to_string()))))?;
-        return Err(RpcError::Rpc { method: method.to_owned(), url: url.to_owned(), code: error.code, message: error.message });
+        return Err(RpcError::Rpc {
+            method: method.to_owned(),
+            url: url.to_owned(),
+            code: error.code,
+            message: error.message,
+        });
     }
     if !success {
         return Err(RpcError::Http {
@@ -374,8 +376,7 @@ fn parse_response<T: DeserializeOwned>(method: &str, url: &str, status: u16, bod
 /// Decodes a raw block and checks it is the block asked for, with the transactions its header
 /// commits to.
 fn decode_block(method: &str, url: &str, hex: &str, expected: &BlockHash) -> Result<Block, RpcError> {
-    let decode =
-        |reason: String| RpcError::Decode { method: method.to_owned(), url: url.to_owned(), reason };
+    let decode = |reason: String| RpcError::Decode { method: method.to_owned(), url: url.to_owned(), reason };
     let block: Block = deserialize_hex(hex).map_err(|e| decode(format!("not a block ({e}): `{}`", quote(hex))))?;
     let got = block.block_hash();
     if got != *expected {
@@ -445,7 +446,8 @@ mod tests {
     #[test]
     fn rpc_errors_carry_code_message_method_and_url() {
         // btcd answers errors with HTTP 200 …
-        let btcd = br#"{"jsonrpc":"1.0","result":null,"error":{"code":-1,"message":"Block number out of range"},"id":1}"#;
+        let btcd =
+            br#"{"jsonrpc":"1.0","result":null,"error":{"code":-1,"message":"Block number out of range"},"id":1}"#;
         let error = parse_response::<String>("getblockhash", URL, 200, btcd).err();
         assert_eq!(
             error,
@@ -522,11 +524,12 @@ mod tests {
         let (url, server) = serve_once(r#"{"jsonrpc":"1.0","result":101,"error":null,"id":1}"#).await?;
         let seen = Arc::new(Mutex::new(Vec::new()));
         let observed = Arc::clone(&seen);
-        let rpc = BitcoinRpc::new(&url, "ferry", "secret")?.with_observer(move |method, elapsed, ok| {
-            if let Ok(mut calls) = observed.lock() {
-                calls.push((method.to_owned(), elapsed, ok));
-            }
-        });
+        let rpc =
+            BitcoinRpc::new(&url, "ferry", "secret")?.with_observer(Arc::new(move |method: &str, elapsed, ok| {
+                if let Ok(mut calls) = observed.lock() {
+                    calls.push((method.to_owned(), elapsed, ok));
+                }
+            }));
         assert_eq!(rpc.get_block_count().await?, 101);
         let request = server.await?;
         // base64("ferry:secret")
@@ -544,11 +547,11 @@ mod tests {
         let url = format!("http://127.0.0.1:{port}");
         let failures = Arc::new(AtomicU64::new(0));
         let counter = Arc::clone(&failures);
-        let rpc = BitcoinRpc::new(&url, "u", "p")?.with_observer(move |_, _, ok| {
+        let rpc = BitcoinRpc::new(&url, "u", "p")?.with_observer(Arc::new(move |_: &str, _, ok| {
             if !ok {
                 counter.fetch_add(1, Ordering::Relaxed);
             }
-        });
+        }));
         let error = rpc.get_best_block_hash().await.err().ok_or("no error from a closed port")?;
         assert!(error.is_transport(), "{error}");
         assert!(error.to_string().contains("getbestblockhash") && error.to_string().contains(&url), "{error}");

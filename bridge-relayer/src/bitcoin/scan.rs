@@ -19,8 +19,8 @@ pub enum Scanned {
     Rejected {
         /// Transaction id (display order hex).
         txid: String,
-        /// The output concerned, when one is.
-        vout: Option<u32>,
+        /// The output concerned (the peg payment, or the memo when nothing paid the peg).
+        vout: u32,
         /// Why it is refused.
         reason: String,
     },
@@ -34,8 +34,14 @@ fn is_ferry_memo(script: &Script) -> bool {
 /// Scans one transaction for payments to `peg_script` and Ferry memos.
 pub fn scan_transaction(tx: &Transaction, peg_script: &Script) -> Vec<Scanned> {
     let txid = tx.compute_txid().to_string();
-    let memos: Vec<&Script> =
-        tx.output.iter().map(|out| out.script_pubkey.as_script()).filter(|script| is_ferry_memo(script)).collect();
+    let memo_outputs: Vec<(u32, &Script)> = tx
+        .output
+        .iter()
+        .enumerate()
+        .map(|(vout, out)| (u32::try_from(vout).unwrap_or(u32::MAX), out.script_pubkey.as_script()))
+        .filter(|(_, script)| is_ferry_memo(script))
+        .collect();
+    let memos: Vec<&Script> = memo_outputs.iter().map(|(_, script)| *script).collect();
     let payments: Vec<(u32, u64)> = tx
         .output
         .iter()
@@ -47,11 +53,14 @@ pub fn scan_transaction(tx: &Transaction, peg_script: &Script) -> Vec<Scanned> {
         return if memos.is_empty() {
             Vec::new()
         } else {
-            vec![Scanned::Rejected {
-                txid,
-                vout: None,
-                reason: "Ferry memo without a payment to the peg address".to_owned(),
-            }]
+            memo_outputs
+                .iter()
+                .map(|(vout, _)| Scanned::Rejected {
+                    txid: txid.clone(),
+                    vout: *vout,
+                    reason: "Ferry memo without a payment to the peg address".to_owned(),
+                })
+                .collect()
         };
     }
     let recipient = match memos.as_slice() {
@@ -70,8 +79,8 @@ pub fn scan_transaction(tx: &Transaction, peg_script: &Script) -> Vec<Scanned> {
                 amount: Amount::new(u128::from(sats)),
                 recipient: *recipient,
             }),
-            Ok(_) => Scanned::Rejected { txid: txid.clone(), vout: Some(vout), reason: "zero-value output".to_owned() },
-            Err(reason) => Scanned::Rejected { txid: txid.clone(), vout: Some(vout), reason: reason.clone() },
+            Ok(_) => Scanned::Rejected { txid: txid.clone(), vout, reason: "zero-value output".to_owned() },
+            Err(reason) => Scanned::Rejected { txid: txid.clone(), vout, reason: reason.clone() },
         })
         .collect()
 }
@@ -169,7 +178,7 @@ mod tests {
         let wrong_address = tx(vec![(50_000, elsewhere), (0, deposit_memo(&recipient))]);
         assert!(matches!(
             scan_transaction(&wrong_address, &peg.script_pubkey()).as_slice(),
-            [Scanned::Rejected { vout: None, .. }]
+            [Scanned::Rejected { vout: 1, .. }]
         ));
 
         let unrelated = tx(vec![(50_000, ScriptBuf::new_p2wsh(&ScriptBuf::new().wscript_hash()))]);

@@ -95,12 +95,14 @@ pub enum EthereumError {
 /// # Errors
 /// [`EthereumError::BadUrl`] when it does not parse or has another scheme.
 pub(crate) fn parse_url(url: &str) -> Result<Url, EthereumError> {
-    let parsed = url
-        .parse::<Url>()
-        .map_err(|error| EthereumError::BadUrl { url: url.to_owned(), reason: error.to_string() })?;
+    let parsed =
+        url.parse::<Url>().map_err(|error| EthereumError::BadUrl { url: url.to_owned(), reason: error.to_string() })?;
     match parsed.scheme() {
         "http" | "https" => Ok(parsed),
-        other => Err(EthereumError::BadUrl { url: url.to_owned(), reason: format!("scheme `{other}` (expected http or https)") }),
+        other => Err(EthereumError::BadUrl {
+            url: url.to_owned(),
+            reason: format!("scheme `{other}` (expected http or https)"),
+        }),
     }
 }
 
@@ -157,10 +159,8 @@ mod tests {
         assert!(parse_url("http://127.0.0.1:8545").is_ok());
         assert!(parse_url("https://eth.example.org/v1").is_ok());
         for bad in ["ws://127.0.0.1:8545", "127.0.0.1:8545", "not a url", ""] {
-            match parse_url(bad) {
-                Err(EthereumError::BadUrl { url, .. }) => assert_eq!(url, bad),
-                other => panic!("{bad}: expected BadUrl, got {other:?}"),
-            }
+            let result = parse_url(bad);
+            assert!(matches!(&result, Err(EthereumError::BadUrl { url, .. }) if url == bad), "{bad}: {result:?}");
         }
     }
 

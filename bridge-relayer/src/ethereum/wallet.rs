@@ -167,7 +167,12 @@ impl Wallet {
     ///
     /// # Errors
     /// As [`deposit_eth`](Self::deposit_eth).
-    pub async fn approve(&self, token: EthAddress, spender: EthAddress, amount: U256) -> Result<Receipt, EthereumError> {
+    pub async fn approve(
+        &self,
+        token: EthAddress,
+        spender: EthAddress,
+        amount: U256,
+    ) -> Result<Receipt, EthereumError> {
         let request = TestToken::new(token, &self.provider).approve(spender, amount).into_transaction_request();
         self.send("ERC20.approve", request).await
     }
@@ -176,7 +181,12 @@ impl Wallet {
     ///
     /// # Errors
     /// As [`deposit_eth`](Self::deposit_eth).
-    pub async fn mint_test_token(&self, token: EthAddress, to: EthAddress, amount: U256) -> Result<Receipt, EthereumError> {
+    pub async fn mint_test_token(
+        &self,
+        token: EthAddress,
+        to: EthAddress,
+        amount: U256,
+    ) -> Result<Receipt, EthereumError> {
         let request = TestToken::new(token, &self.provider).mint(to, amount).into_transaction_request();
         self.send("TestToken.mint", request).await
     }
@@ -262,4 +272,33 @@ fn decode_word(method: &str, answer: &Bytes) -> Result<U256, EthereumError> {
         detail: format!("expected one 32-byte word, got {} bytes", answer.len()),
     })?;
     Ok(U256::from_be_bytes(word))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Anvil's well-known dev account 0.
+    const DEV_KEY: &str = "ac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80";
+
+    #[test]
+    fn key_gives_its_address_and_never_shows_in_debug_or_errors() -> Result<(), EthereumError> {
+        let wallet = Wallet::connect("http://127.0.0.1:8545", &format!("0x{DEV_KEY}"))?;
+        assert_eq!(wallet.address(), alloy::primitives::address!("f39fd6e51aad88f6f4ce6ab8827279cfffb92266"));
+        assert!(!format!("{wallet:?}").contains(&DEV_KEY[..16]));
+        let bad_key = format!("{}zz", &DEV_KEY[..62]);
+        let error = Wallet::connect("http://127.0.0.1:8545", &bad_key).err();
+        assert!(matches!(error, Some(EthereumError::BadPrivateKey)));
+        assert!(!error.map(|error| error.to_string()).unwrap_or_default().contains(&DEV_KEY[..16]));
+        Ok(())
+    }
+
+    #[test]
+    fn balance_answer_must_be_one_word() {
+        assert!(matches!(decode_word("eth_call", &Bytes::from(vec![0; 32])), Ok(value) if value == U256::ZERO));
+        assert!(matches!(
+            decode_word("eth_call", &Bytes::from(vec![0; 31])),
+            Err(EthereumError::UnexpectedAnswer { .. })
+        ));
+    }
 }

@@ -400,9 +400,11 @@ pub(super) async fn verify(pool: &PgPool) -> Result<VerifyReport, StoreError> {
         for row in &rows {
             let row = raw_row(row)?;
             let expected_prev = report.head.map(|(_, hash)| hash);
-            let broken = |problem| BrokenRow { seq: row.seq, kind: row.kind.clone(), subject: row.subject.clone(), problem };
+            let broken =
+                |problem| BrokenRow { seq: row.seq, kind: row.kind.clone(), subject: row.subject.clone(), problem };
             if row.prev_hash.as_deref() != expected_prev.as_ref().map(|h| h.as_slice()) {
-                report.first_broken = Some(broken(Break::Link { expected: expected_prev, stored: row.prev_hash.clone() }));
+                report.first_broken =
+                    Some(broken(Break::Link { expected: expected_prev, stored: row.prev_hash.clone() }));
                 return Ok(report);
             }
             let canonical = canonical_row(row.seq, row.at_micros, &row.kind, &row.subject, &row.detail);

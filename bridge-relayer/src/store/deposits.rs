@@ -140,7 +140,11 @@ fn record_from_row(row: &PgRow) -> Result<DepositRecord, StoreError> {
         recipient: recipient.parse().map_err(|e| corrupt("relayer_deposits.recipient", &recipient, e))?,
     };
     if facts.id().as_str() != deposit_id {
-        return Err(corrupt("relayer_deposits.deposit_id", &deposit_id, format!("the row's facts give {}", facts.id())));
+        return Err(corrupt(
+            "relayer_deposits.deposit_id",
+            &deposit_id,
+            format!("the row's facts give {}", facts.id()),
+        ));
     }
     Ok(DepositRecord {
         observation: Observation {
@@ -238,7 +242,11 @@ pub(super) async fn record_observed(
 pub(super) async fn mark_attesting(conn: &mut PgConnection, id: &DepositId) -> Result<u32, StoreError> {
     let stored = lock_row(conn, id).await?.ok_or_else(|| StoreError::UnknownDeposit(id.clone()))?;
     if !matches!(stored.status, DepositStatus::Observed | DepositStatus::Attesting) {
-        return Err(StoreError::InvalidTransition { id: id.clone(), from: stored.status, to: DepositStatus::Attesting });
+        return Err(StoreError::InvalidTransition {
+            id: id.clone(),
+            from: stored.status,
+            to: DepositStatus::Attesting,
+        });
     }
     let attempts: i32 = sqlx::query_scalar(
         "UPDATE relayer_deposits SET status = 'attesting', attempts = attempts + 1, updated_at = now() \
@@ -274,11 +282,11 @@ pub(super) async fn mark_attested(
         "UPDATE relayer_deposits SET status = 'attested', attestation_tx = $2, updated_at = now() \
          WHERE deposit_id = $1",
     )
-        .bind(id.as_str())
-        .bind(attestation_tx)
-        .execute(&mut *conn)
-        .await
-        .map_err(database("recording an attestation outcome"))?;
+    .bind(id.as_str())
+    .bind(attestation_tx)
+    .execute(&mut *conn)
+    .await
+    .map_err(database("recording an attestation outcome"))?;
     let detail = json!({"attestation_tx": attestation_tx, "attempts": stored.attempts});
     audit::append_locked(conn, kind::DEPOSIT_ATTESTED, id.as_str(), &detail).await?;
     Ok(Transition::Applied)

@@ -195,7 +195,10 @@ impl Store {
         let Some(row) = row else { return Ok(None) };
         let read = database("reading a cursor");
         let height: i64 = row.try_get("height").map_err(read)?;
-        Ok(Some(Cursor { height: height_from_db("relayer_cursors.height", height)?, block_hash: row.try_get("block_hash").map_err(read)? }))
+        Ok(Some(Cursor {
+            height: height_from_db("relayer_cursors.height", height)?,
+            block_hash: row.try_get("block_hash").map_err(read)?,
+        }))
     }
 
     /// Stores the watcher cursor of `chain` (forwards, or backwards after a reorganisation),

@@ -1,0 +1,200 @@
+//! `ferry-relayer`: a federation member's deposit relayer (see the library docs).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::Context;
+use axum::http::StatusCode;
+use clap::{Parser, Subcommand};
+use ferry_client::FerryClient;
+use ferry_relayer::bitcoin::rpc::BitcoinRpc;
+use ferry_relayer::config::{Config, read_secret};
+use ferry_relayer::ethereum::{EthAddress, EthereumWatcher};
+use ferry_relayer::metrics::Metrics;
+use ferry_relayer::service::{BitcoinWatch, EthereumWatch, Relayer, peg_script};
+use ferry_relayer::store::Store;
+use ferry_types::AccountKey;
+
+/// Ferry deposit relayer.
+#[derive(Parser, Debug)]
+#[command(version, about)]
+struct Args {
+    /// Configuration file (TOML; see deploy/relayer.example.toml).
+    #[arg(long, env = "FERRY_RELAYER_CONFIG", global = true)]
+    config: Option<PathBuf>,
+    /// Overrides `chain.rpc`.
+    #[arg(long, env = "FERRY_RELAYER_CHAIN_RPC", global = true)]
+    chain_rpc: Option<String>,
+    /// PostgreSQL URL (overrides `database.url_file`).
+    #[arg(long, env = "FERRY_RELAYER_DATABASE_URL", global = true, hide_env_values = true)]
+    database_url: Option<String>,
+    /// Overrides `metrics.listen`.
+    #[arg(long, env = "FERRY_RELAYER_METRICS_LISTEN", global = true)]
+    metrics_listen: Option<SocketAddr>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Watch the parent chains and attest deposits.
+    Run,
+    /// Configuration checks.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+    /// Audit log checks.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum ConfigCommand {
+    /// Parse and check the configuration; print the effective settings.
+    Validate,
+}
+
+#[derive(Subcommand, Debug)]
+enum AuditCommand {
+    /// Recompute the audit log's hash chain and name the first broken row.
+    Verify,
+}
+
+fn load_config(args: &Args) -> anyhow::Result<Config> {
+    let path = args.config.as_ref().context("no configuration: pass --config or set FERRY_RELAYER_CONFIG")?;
+    let mut config = Config::load(path)?;
+    if let Some(rpc) = &args.chain_rpc {
+        config.chain.rpc = rpc.clone();
+    }
+    if let Some(listen) = args.metrics_listen {
+        config.metrics.listen = listen;
+    }
+    config.validate()?;
+    Ok(config)
+}
+
+fn database_url(args: &Args, config: &Config) -> anyhow::Result<String> {
+    if let Some(url) = &args.database_url {
+        return Ok(url.clone());
+    }
+    let path = config
+        .database
+        .url_file
+        .as_ref()
+        .context("no database: set database.url_file, FERRY_RELAYER_DATABASE_URL or --database-url")?;
+    Ok(read_secret("database.url_file", path)?)
+}
+
+async fn serve_metrics(listen: SocketAddr, metrics: Metrics, stale_after: Duration) -> anyhow::Result<()> {
+    use axum::routing::get;
+    let health_metrics = metrics.clone();
+    let app = axum::Router::new()
+        .route("/metrics", get(move || std::future::ready(metrics.render())))
+        .route(
+            "/health",
+            get(move || {
+                let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or_default();
+                let stale: Vec<String> = ["btc", "eth"]
+                    .into_iter()
+                    .filter_map(|chain| {
+                        let last = health_metrics.last_poll.with_label_values(&[chain]).get();
+                        (last > 0.0 && now - last > stale_after.as_secs_f64()).then(|| format!("{chain} not polled for {:.0}s", now - last))
+                    })
+                    .collect();
+                std::future::ready(if stale.is_empty() {
+                    (StatusCode::OK, "ok\n".to_owned())
+                } else {
+                    (StatusCode::SERVICE_UNAVAILABLE, format!("{}\n", stale.join("; ")))
+                })
+            }),
+        );
+    let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("binding {listen}"))?;
+    axum::serve(listener, app).await.context("metrics endpoint")
+}
+
+async fn run(args: &Args) -> anyhow::Result<()> {
+    let config = load_config(args)?;
+    let metrics = Metrics::new()?;
+    let store = Store::connect(&database_url(args, &config)?).await?;
+    let chain = FerryClient::new(&config.chain.rpc)?;
+    let secret = read_secret("chain.member_key_file", &config.chain.member_key_file)?;
+    let member = AccountKey::from_secret_bytes(&hex::decode(secret.trim()).context("chain.member_key_file: not hex")?)
+        .context("chain.member_key_file")?;
+
+    let observer = |label: &'static str, metrics: &Metrics| {
+        let metrics = metrics.clone();
+        move |_method: &str, elapsed: Duration, ok: bool| metrics.observe_rpc(label, elapsed.as_secs_f64(), ok)
+    };
+    let bitcoin = match &config.bitcoin {
+        None => None,
+        Some(bitcoin) => {
+            let password = read_secret("bitcoin.rpc_password_file", &bitcoin.rpc_password_file)?;
+            let rpc = BitcoinRpc::new(&bitcoin.rpc, &bitcoin.rpc_user, &password)?
+                .with_observer(Arc::new(observer("btc", &metrics)));
+            Some(BitcoinWatch {
+                rpc,
+                peg_script: peg_script(&chain).await?,
+                policy: bitcoin.confirmations.clone(),
+                start_height: bitcoin.start_height,
+            })
+        }
+    };
+    let ethereum = match &config.ethereum {
+        None => None,
+        Some(ethereum) => {
+            let vault: EthAddress = ethereum.vault.parse().context("ethereum.vault")?;
+            let watcher = EthereumWatcher::connect(&ethereum.rpc, vault)?.with_observer(observer("eth", &metrics));
+            Some(EthereumWatch {
+                watcher,
+                policy: ethereum.confirmations.clone(),
+                start_block: ethereum.start_block,
+                max_log_range: ethereum.max_log_range,
+            })
+        }
+    };
+    let bitcoin_poll = config.bitcoin.as_ref().map_or(Duration::from_secs(2), |b| b.poll_interval);
+    let ethereum_poll = config.ethereum.as_ref().map_or(Duration::from_secs(1), |e| e.poll_interval);
+    let stale_after = bitcoin_poll.max(ethereum_poll).saturating_mul(10).max(Duration::from_secs(30));
+    tracing::info!(member = %member.address(), metrics = %config.metrics.listen, bitcoin = config.bitcoin.is_some(), ethereum = config.ethereum.is_some(), "ferry-relayer starting");
+
+    let relayer = Relayer::new(store, chain, member, metrics.clone(), bitcoin, ethereum);
+    tokio::select! {
+        result = serve_metrics(config.metrics.listen, metrics, stale_after) => result,
+        () = relayer.run(bitcoin_poll, ethereum_poll) => Ok(()),
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let args = Args::parse();
+    match &args.command {
+        Command::Run => run(&args).await,
+        Command::Config { command: ConfigCommand::Validate } => {
+            let config = load_config(&args)?;
+            println!("configuration OK\n{}", toml::to_string_pretty(&config)?);
+            Ok(())
+        }
+        Command::Audit { command: AuditCommand::Verify } => {
+            let config = load_config(&args).ok();
+            let url = match (&args.database_url, config.as_ref()) {
+                (Some(url), _) => url.clone(),
+                (None, Some(config)) => database_url(&args, config)?,
+                (None, None) => anyhow::bail!("no database: pass --database-url or a valid --config"),
+            };
+            let report = Store::connect(&url).await?.verify().await?;
+            println!("{report}");
+            if report.is_intact() { Ok(()) } else { std::process::exit(1) }
+        }
+    }
+}

@@ -1,0 +1,375 @@
+//! The relayer's I/O shell: polls the parent chains, records what it sees in PostgreSQL, lets the
+//! pure [`Tracker`] decide, and sends attestations to the sidechain.
+//!
+//! Crash safety: the database is the truth. A block's observations and the cursor past it are
+//! written before the next block is read; an attestation's intent (`attesting`) is written before
+//! it is sent and its outcome after. A restart resumes from the cursor and re-evaluates every
+//! pending deposit; re-sending an attestation is harmless (the chain counts a member once).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::Context;
+use bitcoin::ScriptBuf;
+use ferry_client::{ClientError, FerryClient, Wallet};
+use ferry_types::msg::MsgAttestDeposit;
+use ferry_types::query::{PEG_PATH, PegView};
+use ferry_types::{AccountKey, DepositFacts, Msg, ParentChain, TxCode};
+use tokio::sync::Mutex;
+
+use crate::bitcoin::rpc::BitcoinRpc;
+use crate::bitcoin::scan::{Scanned, scan_block};
+use crate::confirmations::ConfirmationPolicy;
+use crate::ethereum::EthereumWatcher;
+use crate::metrics::Metrics;
+use crate::store::{Cursor, DepositStatus, Store};
+use crate::tracker::{Effect, Tracker};
+
+/// Most parent-chain blocks scanned per poll (bounds one poll's duration during catch-up).
+const BLOCKS_PER_POLL: u64 = 500;
+/// How far back the Ethereum watcher rescans after it sees a reorganisation below its cursor.
+const ETHEREUM_REORG_RESCAN: u64 = 64;
+/// How long to wait for an attestation to be included.
+const INCLUSION_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Bitcoin side.
+pub struct BitcoinWatch {
+    /// RPC client.
+    pub rpc: BitcoinRpc,
+    /// The peg's output script (learned from the chain's `/peg`).
+    pub peg_script: ScriptBuf,
+    /// Confirmations.
+    pub policy: ConfirmationPolicy,
+    /// First height when no cursor is stored.
+    pub start_height: u64,
+}
+
+/// Ethereum side.
+pub struct EthereumWatch {
+    /// RPC client.
+    pub watcher: EthereumWatcher,
+    /// Confirmations.
+    pub policy: ConfirmationPolicy,
+    /// First block when no cursor is stored.
+    pub start_block: u64,
+    /// Most blocks per `eth_getLogs`.
+    pub max_log_range: u64,
+}
+
+/// One federation member's relayer.
+pub struct Relayer {
+    /// Relay state.
+    pub store: Store,
+    /// The sidechain.
+    pub chain: FerryClient,
+    /// The member's sidechain key.
+    pub member: AccountKey,
+    /// Metrics.
+    pub metrics: Metrics,
+    /// Bitcoin, if watched.
+    pub bitcoin: Option<BitcoinWatch>,
+    /// Ethereum, if watched.
+    pub ethereum: Option<EthereumWatch>,
+    /// Serialises attestations: both watchers sign with the same account and sequence.
+    attest_lock: Mutex<()>,
+}
+
+/// Learns the peg's output script from the chain.
+///
+/// # Errors
+/// When the chain is unreachable or has no Bitcoin peg.
+pub async fn peg_script(chain: &FerryClient) -> anyhow::Result<ScriptBuf> {
+    let peg: PegView = chain.query(PEG_PATH, None).await?.context("the chain has no Bitcoin peg (`/peg`)")?;
+    let address: bitcoin::Address<bitcoin::address::NetworkUnchecked> =
+        peg.address.parse().with_context(|| format!("peg address `{}`", peg.address))?;
+    Ok(address.assume_checked().script_pubkey())
+}
+
+fn now_seconds() -> f64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or_default()
+}
+
+impl Relayer {
+    /// Assembles a relayer.
+    pub fn new(
+        store: Store,
+        chain: FerryClient,
+        member: AccountKey,
+        metrics: Metrics,
+        bitcoin: Option<BitcoinWatch>,
+        ethereum: Option<EthereumWatch>,
+    ) -> Self {
+        Relayer { store, chain, member, metrics, bitcoin, ethereum, attest_lock: Mutex::new(()) }
+    }
+
+    /// Runs both watchers until the process ends; a failed poll is logged and retried.
+    pub async fn run(&self, bitcoin_poll: Duration, ethereum_poll: Duration) {
+        let bitcoin = async {
+            if self.bitcoin.is_none() {
+                return;
+            }
+            loop {
+                if let Err(error) = self.poll_bitcoin().await {
+                    tracing::warn!(target: "ferry_relayer::bitcoin", error = format!("{error:#}"), "bitcoin poll failed");
+                }
+                tokio::time::sleep(bitcoin_poll).await;
+            }
+        };
+        let ethereum = async {
+            if self.ethereum.is_none() {
+                return;
+            }
+            loop {
+                if let Err(error) = self.poll_ethereum().await {
+                    tracing::warn!(target: "ferry_relayer::ethereum", error = format!("{error:#}"), "ethereum poll failed");
+                }
+                tokio::time::sleep(ethereum_poll).await;
+            }
+        };
+        tokio::join!(bitcoin, ethereum);
+    }
+
+    /// One Bitcoin round: detect a reorg below the cursor, scan new blocks, settle pending deposits.
+    ///
+    /// # Errors
+    /// RPC or database failures (the next round retries).
+    pub async fn poll_bitcoin(&self) -> anyhow::Result<()> {
+        let Some(watch) = &self.bitcoin else { return Ok(()) };
+        let tip = watch.rpc.get_block_count().await?;
+        self.metrics.parent_height.with_label_values(&["btc"]).set(i64::try_from(tip).unwrap_or(i64::MAX));
+        let mut next = match self.store.cursor(ParentChain::Bitcoin).await? {
+            None => watch.start_height,
+            Some(cursor) => self.bitcoin_resume_height(watch, &cursor).await?,
+        };
+        let last = tip.min(next.saturating_add(BLOCKS_PER_POLL - 1));
+        while next <= last {
+            let hash = watch.rpc.get_block_hash(next).await?;
+            let block = watch.rpc.get_block(&hash).await?;
+            let hash_text = hash.to_string();
+            for scanned in scan_block(&block, &watch.peg_script) {
+                match scanned {
+                    Scanned::Deposit(facts) => {
+                        let outcome = self.store.record_observed(&facts, next, &hash_text).await?;
+                        tracing::info!(target: "ferry_relayer::bitcoin", deposit_id = %facts.id(), amount = %facts.amount, recipient = %facts.recipient, height = next, ?outcome, "deposit observed");
+                    }
+                    Scanned::Rejected { txid, vout, reason } => {
+                        if self.store.record_rejected(ParentChain::Bitcoin, &txid, vout, &reason).await? {
+                            tracing::warn!(target: "ferry_relayer::bitcoin", txid, vout, reason, "payment to Ferry rejected");
+                        }
+                    }
+                }
+            }
+            self.store.set_cursor(ParentChain::Bitcoin, &Cursor { height: next, block_hash: hash_text }).await?;
+            next = next.saturating_add(1);
+        }
+        let scanned = next.saturating_sub(1);
+        self.record_progress("btc", tip, scanned);
+
+        // Settle: the canonical hash at each pending deposit's height, then the tracker decides.
+        let pending = self.pending_of(ParentChain::Bitcoin).await?;
+        let mut canonical = BTreeMap::new();
+        for height in pending.iter().map(|o| o.block_height).collect::<BTreeSet<_>>() {
+            if height <= tip {
+                canonical.insert(height, watch.rpc.get_block_hash(height).await?.to_string());
+            }
+        }
+        self.settle(ParentChain::Bitcoin, &watch.policy, pending, tip, &canonical).await
+    }
+
+    /// Where to continue after `cursor`: right after it if its block is still canonical, else
+    /// after the fork point found by walking back along the stale branch.
+    async fn bitcoin_resume_height(&self, watch: &BitcoinWatch, cursor: &Cursor) -> anyhow::Result<u64> {
+        let canonical = watch.rpc.get_block_hash(cursor.height).await.map(|h| h.to_string()).ok();
+        if canonical.as_deref() == Some(cursor.block_hash.as_str()) {
+            return Ok(cursor.height.saturating_add(1));
+        }
+        let mut height = cursor.height;
+        let mut stale: bitcoin::BlockHash = cursor.block_hash.parse().context("stored cursor hash")?;
+        // Walk the stale branch back (the node keeps side-branch blocks) to the common ancestor.
+        while height > watch.start_height {
+            let block = watch.rpc.get_block(&stale).await?;
+            stale = block.header.prev_blockhash;
+            height = height.saturating_sub(1);
+            if watch.rpc.get_block_hash(height).await.ok() == Some(stale) {
+                break;
+            }
+        }
+        self.metrics.reorgs.with_label_values(&["btc"]).inc();
+        self.store
+            .append(
+                "reorg",
+                "btc",
+                &serde_json::json!({"cursor_height": cursor.height, "cursor_hash": cursor.block_hash, "fork_height": height}),
+            )
+            .await?;
+        tracing::warn!(target: "ferry_relayer::bitcoin", from = cursor.height, fork = height, "reorganisation: rescanning from the fork point");
+        Ok(height.saturating_add(1))
+    }
+
+    /// One Ethereum round: detect a reorg below the cursor, fetch new `Deposited` logs, settle.
+    ///
+    /// # Errors
+    /// RPC or database failures (the next round retries).
+    pub async fn poll_ethereum(&self) -> anyhow::Result<()> {
+        let Some(watch) = &self.ethereum else { return Ok(()) };
+        let tip = watch.watcher.block_number().await?;
+        self.metrics.parent_height.with_label_values(&["eth"]).set(i64::try_from(tip).unwrap_or(i64::MAX));
+        let from = match self.store.cursor(ParentChain::Ethereum).await? {
+            None => watch.start_block,
+            Some(cursor) => {
+                let canonical = watch.watcher.block_hash(cursor.height).await?;
+                if canonical.as_deref() == Some(cursor.block_hash.as_str()) {
+                    cursor.height.saturating_add(1)
+                } else {
+                    self.metrics.reorgs.with_label_values(&["eth"]).inc();
+                    let rescan = cursor.height.saturating_sub(ETHEREUM_REORG_RESCAN).max(watch.start_block);
+                    self.store
+                        .append(
+                            "reorg",
+                            "eth",
+                            &serde_json::json!({"cursor_height": cursor.height, "cursor_hash": cursor.block_hash, "rescan_from": rescan}),
+                        )
+                        .await?;
+                    tracing::warn!(target: "ferry_relayer::ethereum", from = cursor.height, rescan, "reorganisation: rescanning");
+                    rescan
+                }
+            }
+        };
+        let to = tip.min(from.saturating_add(watch.max_log_range.max(1) - 1));
+        if from <= to {
+            for observation in watch.watcher.deposits_in(from, to).await? {
+                let facts = &observation.facts;
+                let outcome =
+                    self.store.record_observed(facts, observation.block_height, &observation.block_hash).await?;
+                tracing::info!(target: "ferry_relayer::ethereum", deposit_id = %facts.id(), amount = %facts.amount, asset = %facts.asset, recipient = %facts.recipient, height = observation.block_height, ?outcome, "deposit observed");
+            }
+            let hash = watch.watcher.block_hash(to).await?.context("block hash of the scanned range's end")?;
+            self.store.set_cursor(ParentChain::Ethereum, &Cursor { height: to, block_hash: hash }).await?;
+        }
+        self.record_progress("eth", tip, to.min(tip));
+
+        let pending = self.pending_of(ParentChain::Ethereum).await?;
+        let mut canonical = BTreeMap::new();
+        for height in pending.iter().map(|o| o.block_height).collect::<BTreeSet<_>>() {
+            if let Some(hash) = watch.watcher.block_hash(height).await? {
+                canonical.insert(height, hash);
+            }
+        }
+        self.settle(ParentChain::Ethereum, &watch.policy, pending, tip, &canonical).await
+    }
+
+    fn record_progress(&self, chain: &str, tip: u64, scanned: u64) {
+        let gauge = |value: u64| i64::try_from(value).unwrap_or(i64::MAX);
+        self.metrics.scanned_height.with_label_values(&[chain]).set(gauge(scanned));
+        self.metrics.lag_blocks.with_label_values(&[chain]).set(gauge(tip.saturating_sub(scanned)));
+        self.metrics.last_poll.with_label_values(&[chain]).set(now_seconds());
+    }
+
+    async fn pending_of(&self, chain: ParentChain) -> anyhow::Result<Vec<crate::tracker::Observation>> {
+        Ok(self
+            .store
+            .pending()
+            .await?
+            .into_iter()
+            .filter(|record| record.observation.facts.chain == chain)
+            .map(|record| record.observation)
+            .collect())
+    }
+
+    async fn settle(
+        &self,
+        chain: ParentChain,
+        policy: &ConfirmationPolicy,
+        pending: Vec<crate::tracker::Observation>,
+        tip: u64,
+        canonical: &BTreeMap<u64, String>,
+    ) -> anyhow::Result<()> {
+        let mut tracker = Tracker::new(policy.clone());
+        for observation in pending {
+            tracker.observe(observation);
+        }
+        for effect in tracker.evaluate(tip, |height| canonical.get(&height).cloned()) {
+            match effect {
+                Effect::Attest(observation) => self.attest(&observation.facts).await?,
+                Effect::Dropped { observation, canonical } => {
+                    let id = observation.facts.id();
+                    let reason = format!(
+                        "block {} at height {} left the best chain (now {})",
+                        observation.block_hash,
+                        observation.block_height,
+                        canonical.as_deref().unwrap_or("nothing")
+                    );
+                    self.store.mark_dropped(&id, &reason).await?;
+                    tracing::warn!(deposit_id = %id, reason, "deposit dropped by a reorganisation");
+                }
+                Effect::Waiting { id, confirmations, required } => {
+                    tracing::debug!(deposit_id = %id, confirmations, required, "waiting for confirmations");
+                }
+            }
+        }
+        self.update_deposit_gauges().await?;
+        self.metrics.last_poll.with_label_values(&[chain.tag()]).set(now_seconds());
+        Ok(())
+    }
+
+    async fn update_deposit_gauges(&self) -> anyhow::Result<()> {
+        // The store counts across chains; the per-chain split is approximated by the chain label
+        // of pending rows. Totals by state are what the alerts use.
+        let counts = self.store.counts().await?;
+        for (status, count) in counts.deposits {
+            self.metrics
+                .deposits
+                .with_label_values(&["all", status.as_str()])
+                .set(i64::try_from(count).unwrap_or(i64::MAX));
+        }
+        Ok(())
+    }
+
+    /// Sends this member's attestation of `facts`, recording intent before and outcome after.
+    async fn attest(&self, facts: &DepositFacts) -> anyhow::Result<()> {
+        let _serial = self.attest_lock.lock().await;
+        let id = facts.id();
+        let chain_label = facts.chain.tag();
+        let attempt = self.store.mark_attesting(&id).await?;
+        let mut wallet = Wallet::load(&self.chain, self.member.clone()).await?;
+        let msg = Msg::AttestDeposit(MsgAttestDeposit { attester: self.member.address(), facts: facts.clone() });
+        let tx = wallet.sign_fee_exempt(&[msg])?;
+        match self.chain.broadcast_and_wait(tx, INCLUSION_TIMEOUT).await {
+            Ok(included) if included.code == 0 => {
+                self.store.mark_attested(&id, &included.hash.to_string()).await?;
+                self.metrics.attestations.with_label_values(&[chain_label, "accepted"]).inc();
+                tracing::info!(deposit_id = %id, attempt, tx = %included.hash, height = included.height, "deposit attested");
+            }
+            Ok(included) => self.refused(&id, chain_label, TxCode::from_value(included.code), &included.log).await?,
+            Err(ClientError::Refused { code, log, .. }) => self.refused(&id, chain_label, code, &log).await?,
+            Err(error) => {
+                self.metrics.attestations.with_label_values(&[chain_label, "error"]).inc();
+                tracing::warn!(deposit_id = %id, attempt, %error, "attestation not confirmed; will resend");
+            }
+        }
+        Ok(())
+    }
+
+    async fn refused(
+        &self,
+        id: &ferry_types::DepositId,
+        chain_label: &str,
+        code: Option<TxCode>,
+        log: &str,
+    ) -> anyhow::Result<()> {
+        self.metrics.attestations.with_label_values(&[chain_label, "refused"]).inc();
+        // A sequence race is transient; anything else the chain will refuse again.
+        if matches!(code, Some(TxCode::StaleSequence | TxCode::FutureSequence)) {
+            tracing::warn!(deposit_id = %id, log, "attestation raced another transaction; will resend");
+        } else {
+            self.store.mark_rejected(id, &format!("sidechain refused the attestation: {log}")).await?;
+            tracing::error!(deposit_id = %id, ?code, log, "sidechain refused the attestation");
+        }
+        Ok(())
+    }
+}
+
+/// Whether a stored status still needs work.
+pub fn is_pending(status: DepositStatus) -> bool {
+    matches!(status, DepositStatus::Observed | DepositStatus::Attesting)
+}
