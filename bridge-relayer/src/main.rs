@@ -93,26 +93,25 @@ fn database_url(args: &Args, config: &Config) -> anyhow::Result<String> {
 async fn serve_metrics(listen: SocketAddr, metrics: Metrics, stale_after: Duration) -> anyhow::Result<()> {
     use axum::routing::get;
     let health_metrics = metrics.clone();
-    let app = axum::Router::new()
-        .route("/metrics", get(move || std::future::ready(metrics.render())))
-        .route(
-            "/health",
-            get(move || {
-                let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or_default();
-                let stale: Vec<String> = ["btc", "eth"]
-                    .into_iter()
-                    .filter_map(|chain| {
-                        let last = health_metrics.last_poll.with_label_values(&[chain]).get();
-                        (last > 0.0 && now - last > stale_after.as_secs_f64()).then(|| format!("{chain} not polled for {:.0}s", now - last))
-                    })
-                    .collect();
-                std::future::ready(if stale.is_empty() {
-                    (StatusCode::OK, "ok\n".to_owned())
-                } else {
-                    (StatusCode::SERVICE_UNAVAILABLE, format!("{}\n", stale.join("; ")))
+    let app = axum::Router::new().route("/metrics", get(move || std::future::ready(metrics.render()))).route(
+        "/health",
+        get(move || {
+            let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or_default();
+            let stale: Vec<String> = ["btc", "eth"]
+                .into_iter()
+                .filter_map(|chain| {
+                    let last = health_metrics.last_poll.with_label_values(&[chain]).get();
+                    (last > 0.0 && now - last > stale_after.as_secs_f64())
+                        .then(|| format!("{chain} not polled for {:.0}s", now - last))
                 })
-            }),
-        );
+                .collect();
+            std::future::ready(if stale.is_empty() {
+                (StatusCode::OK, "ok\n".to_owned())
+            } else {
+                (StatusCode::SERVICE_UNAVAILABLE, format!("{}\n", stale.join("; ")))
+            })
+        }),
+    );
     let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("binding {listen}"))?;
     axum::serve(listener, app).await.context("metrics endpoint")
 }

@@ -18,6 +18,11 @@ pub fn user_key(index: usize) -> anyhow::Result<AccountKey> {
     Ok(AccountKey::from_seed(&format!("ferry-devnet/user/{index}"))?)
 }
 
+/// The secret (hex) of federation member `index`'s sidechain key, as a key file holds it.
+pub fn member_secret_hex(index: usize) -> String {
+    hex::encode(ferry_types::key::sha256(format!("ferry-devnet/member/{index}").as_bytes()))
+}
+
 /// The sidechain key of federation member `index`.
 ///
 /// # Errors

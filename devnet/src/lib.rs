@@ -11,6 +11,7 @@ pub mod btcd;
 pub mod load;
 pub mod network;
 pub mod postgres;
+pub mod relayer;
 pub mod tools;
 
 pub use network::{AppKind, Network, NetworkSpec};

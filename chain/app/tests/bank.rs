@@ -679,8 +679,6 @@ fn queries_at_older_heights_see_older_state() -> TestResult {
     Ok(())
 }
 
-
-
 /// One transaction per response code a bank transaction can get, in the order of
 /// [`TxCode::ALL`]. `Overflow` is left out: genesis bounds every denom's supply by 2^128 - 1, so
 /// no balance can overflow through transfers; it is reached by a mint (see `deposits.rs`).

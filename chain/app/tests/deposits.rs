@@ -936,10 +936,7 @@ fn mint_that_would_overflow_the_recipient_balance_is_refused_and_the_deposit_sta
 
     for outcome in &refused {
         assert_eq!(outcome.code, TxCode::Overflow);
-        assert_eq!(
-            outcome.log,
-            format!("message 0: balance of {whale} in sat would overflow; messages reverted")
-        );
+        assert_eq!(outcome.log, format!("message 0: balance of {whale} in sat would overflow; messages reverted"));
         assert!(events_of(&outcome.events, ev::DEPOSIT_MINTED).is_empty());
     }
     let record = bridge.record(&facts)?;
