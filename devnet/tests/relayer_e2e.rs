@@ -36,49 +36,96 @@ async fn wait_for_balance(client: &FerryClient, who: &Address, denom: &Denom, wa
     }
 }
 
+/// Everything a deposit needs: the network, both parent chains, PostgreSQL and three relayers.
+struct Fixture {
+    // Field order is drop order: relayers stop before the services they use.
+    relayers: Vec<RelayerProcess>,
+    dir: std::path::PathBuf,
+    network: ferry_devnet::Network,
+    client: FerryClient,
+    wallet: RegtestWallet,
+    btcd: Btcd,
+    anvil: Anvil,
+    postgres: PgServer,
+    databases: Vec<String>,
+    peg_script: bitcoin::ScriptBuf,
+}
+
+impl Fixture {
+    async fn start(name: &str) -> TestResult<Fixture> {
+        let network = start_network(name).await?;
+        let client = network.client(0)?;
+        let wallet = RegtestWallet::from_seed([7; 32])?;
+        let btcd = Btcd::isolated(name, wallet.address()).await?;
+        btcd.mine(101).await?;
+        let anvil = Anvil::start().await?;
+        let postgres = PgServer::from_env_or_start(None).await?;
+        let dir = ferry_devnet::tools::repo_root().join(format!("target/relayers/{name}-{}", std::process::id()));
+        let peg: PegView = client.query(PEG_PATH, None).await?.ok_or("no peg")?;
+        let peg_script = peg.address.parse::<bitcoin::Address<_>>()?.assume_checked().script_pubkey();
+        let mut fixture = Fixture {
+            relayers: Vec::new(),
+            dir,
+            network,
+            client,
+            wallet,
+            btcd,
+            anvil,
+            postgres,
+            databases: Vec::new(),
+            peg_script,
+        };
+        for member in 0..3 {
+            let database_url =
+                fixture.postgres.create_database(&format!("{name}_{member}_{}", std::process::id())).await?;
+            fixture.databases.push(database_url.clone());
+            let relayer = RelayerProcess::start(RelayerSetup {
+                dir: fixture.dir.join(format!("member{member}")),
+                member,
+                chain_rpc: fixture.network.validators().get(member).ok_or("validator")?.rpc_url(),
+                database_url,
+                bitcoin: Some((
+                    fixture.btcd.rpc_url(),
+                    fixture.btcd.rpc_user().to_owned(),
+                    fixture.btcd.rpc_password_file(),
+                )),
+                ethereum: Some((fixture.anvil.rpc_url().to_owned(), format!("{:#x}", fixture.anvil.vault()))),
+                confirmations: CONFIRMATIONS,
+                poll_interval: "200ms".to_owned(),
+            })?;
+            fixture.relayers.push(relayer);
+        }
+        Ok(fixture)
+    }
+
+    async fn pay_peg(&mut self, sats: u64, memo: Option<&Address>) -> TestResult<bitcoin::Txid> {
+        let mut outputs = vec![TxOut { value: Sats::from_sat(sats), script_pubkey: self.peg_script.clone() }];
+        if let Some(recipient) = memo {
+            outputs.push(TxOut { value: Sats::ZERO, script_pubkey: deposit_memo(recipient) });
+        }
+        Ok(self.wallet.pay(&self.btcd.rpc(), outputs).await?)
+    }
+}
+
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        self.relayers.clear();
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn deposits_from_bitcoin_and_ethereum_mint_exactly_once_after_the_confirmations() -> TestResult {
     let _serial = serial().await;
-    let network = start_network("relay").await?;
-    let client = network.client(0)?;
-    let mut wallet = RegtestWallet::from_seed([7; 32])?;
-    let btcd = Btcd::isolated("relay", wallet.address()).await?;
-    btcd.mine(101).await?;
-    let anvil = Anvil::start().await?;
-    let postgres = PgServer::from_env_or_start(None).await?;
-
-    let dir = ferry_devnet::tools::repo_root().join(format!("target/relayers/relay-{}", std::process::id()));
-    let mut relayers = Vec::new();
-    for member in 0..3 {
-        let database_url = postgres.create_database(&format!("relayer_e2e_{member}_{}", std::process::id())).await?;
-        relayers.push(RelayerProcess::start(RelayerSetup {
-            dir: dir.join(format!("member{member}")),
-            member,
-            chain_rpc: network.validators().get(member).ok_or("validator")?.rpc_url(),
-            database_url,
-            bitcoin: Some((btcd.rpc_url(), btcd.rpc_user().to_owned(), btcd.rpc_password_file())),
-            ethereum: Some((anvil.rpc_url().to_owned(), format!("{:#x}", anvil.vault()))),
-            confirmations: CONFIRMATIONS,
-            poll_interval: "200ms".to_owned(),
-        })?);
-    }
-
-    // Bitcoin: pay the peg with the recipient in the memo.
-    let peg: PegView = client.query(PEG_PATH, None).await?.ok_or("no peg")?;
-    let peg_script = peg.address.parse::<bitcoin::Address<_>>()?.assume_checked().script_pubkey();
+    let mut fx = Fixture::start("relay").await?;
+    let client = fx.client.clone();
     let btc_recipient = Address::from_bytes([0xb1; 20]);
-    wallet
-        .pay(
-            &btcd.rpc(),
-            vec![
-                TxOut { value: Sats::from_sat(150_000), script_pubkey: peg_script },
-                TxOut { value: Sats::ZERO, script_pubkey: deposit_memo(&btc_recipient) },
-            ],
-        )
-        .await?;
+    fx.pay_peg(150_000, Some(&btc_recipient)).await?;
     // One and two confirmations: not yet.
     for _ in 1..CONFIRMATIONS {
-        btcd.mine(1).await?;
+        fx.btcd.mine(1).await?;
         tokio::time::sleep(SETTLE).await;
         assert_eq!(
             balance(&client, &btc_recipient, &Denom::sat()).await?,
@@ -86,31 +133,112 @@ async fn deposits_from_bitcoin_and_ethereum_mint_exactly_once_after_the_confirma
             "minted before {CONFIRMATIONS} confirmations"
         );
     }
-    btcd.mine(1).await?;
+    fx.btcd.mine(1).await?;
     wait_for_balance(&client, &btc_recipient, &Denom::sat(), 150_000).await?;
 
     // Ethereum: ETH and an ERC-20.
     // (The token deposit mines its mint and approve transactions first, so it goes first: the
     // ETH deposit's block then gives it its second confirmation.)
     let eth_recipient = Address::from_bytes([0xe1; 20]);
-    let token_denom: Denom = format!("erc20/{:#x}", anvil.token()).to_lowercase().parse()?;
-    anvil.deposit_token(anvil.token(), U256::from(250_000_000u64), &eth_recipient).await?;
-    anvil.deposit_eth(&eth_recipient, U256::from(2_000_000_000_000_000_000u128)).await?;
+    let token_denom: Denom = format!("erc20/{:#x}", fx.anvil.token()).to_lowercase().parse()?;
+    fx.anvil.deposit_token(fx.anvil.token(), U256::from(250_000_000u64), &eth_recipient).await?;
+    fx.anvil.deposit_eth(&eth_recipient, U256::from(2_000_000_000_000_000_000u128)).await?;
     tokio::time::sleep(SETTLE).await;
     assert_eq!(balance(&client, &eth_recipient, &Denom::wei()).await?, 0, "minted before the confirmations");
     assert_eq!(balance(&client, &eth_recipient, &token_denom).await?, 0, "minted before the confirmations");
-    anvil.mine(u64::from(CONFIRMATIONS)).await?;
+    fx.anvil.mine(u64::from(CONFIRMATIONS)).await?;
     wait_for_balance(&client, &eth_recipient, &Denom::wei(), 2_000_000_000_000_000_000).await?;
     wait_for_balance(&client, &eth_recipient, &token_denom, 250_000_000).await?;
 
     // More blocks and more polls change nothing: each deposit minted exactly once.
-    btcd.mine(3).await?;
-    anvil.mine(3).await?;
+    fx.btcd.mine(3).await?;
+    fx.anvil.mine(3).await?;
     tokio::time::sleep(SETTLE).await;
     assert_eq!(balance(&client, &btc_recipient, &Denom::sat()).await?, 150_000);
     assert_eq!(balance(&client, &eth_recipient, &Denom::wei()).await?, 2_000_000_000_000_000_000);
     assert_eq!(balance(&client, &eth_recipient, &token_denom).await?, 250_000_000);
-    drop(relayers);
-    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn deposit_reorged_out_before_confirmations_never_mints_and_bad_payments_are_recorded_as_rejected() -> TestResult
+{
+    let _serial = serial().await;
+    let mut fx = Fixture::start("reorg").await?;
+    let client = fx.client.clone();
+    let recipient = Address::from_bytes([0xd0; 20]);
+
+    // Bitcoin: the deposit's block is reorganised away before its third confirmation and the
+    // payer double-spends it on the new branch.
+    let deposit = fx.pay_peg(80_000, Some(&recipient)).await?;
+    let [deposit_block] = fx.btcd.mine(1).await?[..] else { return Err("mined other than one block".into()) };
+    tokio::time::sleep(SETTLE).await;
+    fx.btcd.invalidate_block(&deposit_block).await?;
+    let refund = TxOut { value: Sats::from_sat(80_000), script_pubkey: fx.wallet.address().script_pubkey() };
+    fx.wallet.replace(&fx.btcd.rpc(), &deposit, vec![refund]).await?;
+    fx.btcd.mine(4).await?;
+
+    // Ethereum: the deposit's block is reorganised away with the transaction dropped.
+    fx.anvil.deposit_eth(&recipient, U256::from(1_000_000_000u64)).await?;
+    fx.anvil.mine(1).await?;
+    tokio::time::sleep(SETTLE).await;
+    fx.anvil.reorg(2, &[]).await?;
+    fx.anvil.mine(4).await?;
+
+    // Payments that cannot mint: no memo, and a memo without a payment to the peg.
+    fx.pay_peg(30_000, None).await?;
+    let elsewhere = TxOut { value: Sats::from_sat(30_000), script_pubkey: fx.wallet.address().script_pubkey() };
+    let memo = TxOut { value: Sats::ZERO, script_pubkey: deposit_memo(&recipient) };
+    fx.wallet.pay(&fx.btcd.rpc(), vec![elsewhere, memo]).await?;
+    fx.btcd.mine(u32::try_from(CONFIRMATIONS)? + 2).await?;
+    tokio::time::sleep(SETTLE * 2).await;
+
+    assert_eq!(balance(&client, &recipient, &Denom::sat()).await?, 0, "a reorged-out bitcoin deposit minted");
+    assert_eq!(balance(&client, &recipient, &Denom::wei()).await?, 0, "a reorged-out ether deposit minted");
+    // Every relayer recorded the dropped deposits and both refused payments, with reasons.
+    for url in &fx.databases {
+        let store = ferry_relayer::store::Store::connect(url).await?;
+        let counts = store.counts().await?;
+        assert_eq!(counts.rejections, 2, "{url}: {counts:?}");
+        assert_eq!(counts.deposits.get(&ferry_relayer::store::DepositStatus::Dropped), Some(&2), "{url}: {counts:?}");
+        assert!(store.verify().await?.is_intact());
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn relayers_killed_repeatedly_still_mint_every_deposit_exactly_once() -> TestResult {
+    let _serial = serial().await;
+    let mut fx = Fixture::start("crash").await?;
+    let client = fx.client.clone();
+    let recipients: Vec<Address> = (1..=4u8).map(|i| Address::from_bytes([0xc0 + i; 20])).collect();
+    for (round, recipient) in recipients.iter().enumerate() {
+        fx.pay_peg(10_000 * (u64::try_from(round)? + 1), Some(recipient)).await?;
+        fx.anvil.deposit_eth(recipient, U256::from(1_000u64 * (u64::try_from(round)? + 1))).await?;
+        // Crash a different relayer at a different moment of every round.
+        let victim = round % fx.relayers.len();
+        for step in 0..CONFIRMATIONS {
+            fx.btcd.mine(1).await?;
+            fx.anvil.mine(1).await?;
+            tokio::time::sleep(Duration::from_millis(150 * u64::from(step + 1))).await;
+            if step == u32::try_from(round)? % CONFIRMATIONS {
+                fx.relayers.get_mut(victim).ok_or("relayer")?.restart()?;
+            }
+        }
+    }
+    fx.btcd.mine(2).await?;
+    fx.anvil.mine(2).await?;
+    for (round, recipient) in recipients.iter().enumerate() {
+        let factor = u128::try_from(round)? + 1;
+        wait_for_balance(&client, recipient, &Denom::sat(), 10_000 * factor).await?;
+        wait_for_balance(&client, recipient, &Denom::wei(), 1_000 * factor).await?;
+    }
+    // Nothing more arrives later.
+    tokio::time::sleep(SETTLE).await;
+    for (round, recipient) in recipients.iter().enumerate() {
+        let factor = u128::try_from(round)? + 1;
+        assert_eq!(balance(&client, recipient, &Denom::sat()).await?, 10_000 * factor);
+        assert_eq!(balance(&client, recipient, &Denom::wei()).await?, 1_000 * factor);
+    }
     Ok(())
 }
