@@ -190,7 +190,7 @@ async fn deposit_reorged_out_before_confirmations_never_mints_and_bad_payments_a
     let elsewhere = TxOut { value: Sats::from_sat(30_000), script_pubkey: fx.wallet.address().script_pubkey() };
     let memo = TxOut { value: Sats::ZERO, script_pubkey: deposit_memo(&recipient) };
     fx.wallet.pay(&fx.btcd.rpc(), vec![elsewhere, memo]).await?;
-    fx.btcd.mine(u32::try_from(CONFIRMATIONS)? + 2).await?;
+    fx.btcd.mine(CONFIRMATIONS + 2).await?;
     tokio::time::sleep(SETTLE * 2).await;
 
     assert_eq!(balance(&client, &recipient, &Denom::sat()).await?, 0, "a reorged-out bitcoin deposit minted");
