@@ -27,6 +27,8 @@ use crate::tracker::{Effect, Tracker};
 
 /// Most parent-chain blocks scanned per poll (bounds one poll's duration during catch-up).
 const BLOCKS_PER_POLL: u64 = 500;
+/// How far back the Bitcoin watcher rescans when its cursor's block is unknown to the node.
+const BITCOIN_UNKNOWN_FORK_RESCAN: u64 = 100;
 /// How far back the Ethereum watcher rescans after it sees a reorganisation below its cursor.
 const ETHEREUM_REORG_RESCAN: u64 = 64;
 /// How long to wait for an attestation to be included.
@@ -185,9 +187,14 @@ impl Relayer {
         }
         let mut height = cursor.height;
         let mut stale: bitcoin::BlockHash = cursor.block_hash.parse().context("stored cursor hash")?;
-        // Walk the stale branch back (the node keeps side-branch blocks) to the common ancestor.
+        // Walk the stale branch back (nodes keep side-branch blocks) to the common ancestor. A
+        // node that no longer has the stale block (resynced, or a reset regtest) gets a bounded
+        // rescan instead; observations are idempotent, so rescanning is always safe.
         while height > watch.start_height {
-            let block = watch.rpc.get_block(&stale).await?;
+            let Ok(block) = watch.rpc.get_block(&stale).await else {
+                height = height.saturating_sub(BITCOIN_UNKNOWN_FORK_RESCAN).max(watch.start_height);
+                break;
+            };
             stale = block.header.prev_blockhash;
             height = height.saturating_sub(1);
             if watch.rpc.get_block_hash(height).await.ok() == Some(stale) {

@@ -59,6 +59,7 @@ async fn up(dir: PathBuf, validators: usize, reset: bool) -> anyhow::Result<()> 
     let chain_dir = spec.dir.clone();
     if chain_dir.join("pids").exists() {
         if reset {
+            network::stop_from_pid_file(&dir.join("bridge"))?;
             network::stop_from_pid_file(&chain_dir)?;
         } else {
             let client = ferry_client::FerryClient::new(&format!("http://{}:{RPC_PORT}", spec.ip(0)))?;
@@ -67,6 +68,7 @@ async fn up(dir: PathBuf, validators: usize, reset: bool) -> anyhow::Result<()> 
                 print_endpoints(&spec, &dir)?;
                 return Ok(());
             }
+            network::stop_from_pid_file(&dir.join("bridge"))?;
             network::stop_from_pid_file(&chain_dir)?;
         }
     }
@@ -95,7 +97,120 @@ async fn up(dir: PathBuf, validators: usize, reset: bool) -> anyhow::Result<()> 
     };
     println!(" height {height}");
     network.detach()?;
+    let bridge = start_bridge(&dir, &spec, fresh).await?;
     print_endpoints(&spec, &dir)?;
+    print_bridge(&bridge, &dir)?;
+    Ok(())
+}
+
+/// Where the bridge services of a running devnet listen.
+struct BridgeEndpoints {
+    bitcoin_rpc: String,
+    bitcoin_password_file: std::path::PathBuf,
+    ethereum_rpc: String,
+    vault: String,
+    token: String,
+    database: String,
+    relayer_metrics: Vec<String>,
+}
+
+/// Starts PostgreSQL (unless `DATABASE_URL` is set), btcd regtest, anvil with the vault, and one
+/// relayer per federation member, recording their PIDs in `<dir>/bridge/pids`.
+async fn start_bridge(dir: &std::path::Path, spec: &NetworkSpec, fresh: bool) -> anyhow::Result<BridgeEndpoints> {
+    use ferry_devnet::anvil::Anvil;
+    use ferry_devnet::btcd::{Btcd, RegtestWallet};
+    use ferry_devnet::postgres::Postgres;
+    use ferry_devnet::relayer::{RelayerProcess, RelayerSetup};
+
+    let bridge_dir = dir.join("bridge");
+    if fresh && bridge_dir.exists() {
+        std::fs::remove_dir_all(&bridge_dir).context("wiping the old bridge state")?;
+    }
+    std::fs::create_dir_all(&bridge_dir)?;
+    let mut pids: Vec<(u32, &'static str)> = Vec::new();
+    let record = |pid: Option<u32>, name: &'static str, pids: &mut Vec<(u32, &'static str)>| {
+        if let Some(pid) = pid {
+            pids.push((pid, name));
+        }
+    };
+
+    println!("starting PostgreSQL, btcd (regtest), anvil and {} relayers", spec.validators);
+    let (database_base, postgres) = match std::env::var("DATABASE_URL") {
+        Ok(url) => (url, None),
+        Err(_) => {
+            let postgres = Postgres::start(&bridge_dir.join("postgres")).await?;
+            (postgres.url(), Some(postgres))
+        }
+    };
+    let wallet = RegtestWallet::from_seed(*b"ferry-devnet/regtest-miner/00000")?;
+    let btcd = Btcd::start(&bridge_dir.join("btcd"), wallet.address()).await?;
+    if btcd.rpc().get_block_count().await? < 101 {
+        btcd.mine(101).await?;
+    }
+    let anvil = Anvil::start().await?;
+    let mut endpoints = BridgeEndpoints {
+        bitcoin_rpc: btcd.rpc_url(),
+        bitcoin_password_file: btcd.rpc_password_file(),
+        ethereum_rpc: anvil.rpc_url().to_owned(),
+        vault: format!("{:#x}", anvil.vault()),
+        token: format!("{:#x}", anvil.token()),
+        database: database_base.clone(),
+        relayer_metrics: Vec::new(),
+    };
+    for member in 0..spec.validators {
+        let name = format!("relayer_{member}");
+        let database_url = match &postgres {
+            Some(postgres) => postgres.create_database(&name).await?,
+            None => ferry_devnet::postgres::url_with_database(&database_base, &name),
+        };
+        let relayer = RelayerProcess::start(RelayerSetup {
+            dir: bridge_dir.join(format!("relayer{member}")),
+            member,
+            chain_rpc: format!("http://{}:{RPC_PORT}", spec.ip(member)),
+            database_url,
+            bitcoin: Some((
+                endpoints.bitcoin_rpc.clone(),
+                btcd.rpc_user().to_owned(),
+                endpoints.bitcoin_password_file.clone(),
+            )),
+            ethereum: Some((endpoints.ethereum_rpc.clone(), endpoints.vault.clone())),
+            confirmations: 2,
+            poll_interval: "1s".to_owned(),
+        })?;
+        endpoints.relayer_metrics.push(relayer.metrics_url());
+        record(relayer.detach(), "ferry-relayer", &mut pids);
+    }
+    record(anvil.detach(), "anvil", &mut pids);
+    record(btcd.detach(), "btcd", &mut pids);
+    if let Some(postgres) = postgres {
+        record(postgres.detach(), "postgres", &mut pids);
+    }
+    let lines: String = pids.iter().map(|(pid, name)| format!("{pid} {name}\n")).collect();
+    std::fs::write(bridge_dir.join("pids"), lines)?;
+    Ok(endpoints)
+}
+
+fn print_bridge(bridge: &BridgeEndpoints, dir: &std::path::Path) -> anyhow::Result<()> {
+    println!(
+        "  bitcoin (btcd regtest) rpc: {} (user `ferry`, password in {})",
+        bridge.bitcoin_rpc,
+        bridge.bitcoin_password_file.display()
+    );
+    println!("  ethereum (anvil) rpc: {}  vault {}  test token {}", bridge.ethereum_rpc, bridge.vault, bridge.token);
+    println!("  postgres: {}", bridge.database);
+    for (member, url) in bridge.relayer_metrics.iter().enumerate() {
+        println!("  relayer {member} metrics: {url}");
+    }
+    let mut env = std::fs::read_to_string(dir.join("env")).unwrap_or_default();
+    env.push_str(&format!(
+        "FERRY_BITCOIN_RPC={}\nFERRY_BITCOIN_RPC_PASSWORD_FILE={}\nFERRY_ETHEREUM_RPC={}\nFERRY_VAULT={}\nFERRY_TEST_TOKEN={}\n",
+        bridge.bitcoin_rpc,
+        bridge.bitcoin_password_file.display(),
+        bridge.ethereum_rpc,
+        bridge.vault,
+        bridge.token
+    ));
+    std::fs::write(dir.join("env"), env)?;
     Ok(())
 }
 
@@ -128,9 +243,10 @@ async fn main() -> anyhow::Result<()> {
     match args.command {
         Command::Up { validators, reset } => up(args.dir, validators, reset).await,
         Command::Down => {
-            let chain_dir = args.dir.join("chain");
-            let stopped = network::stop_from_pid_file(&chain_dir)?;
-            println!("stopped {stopped} devnet processes");
+            // Relayers first (they hold database connections), then the rest.
+            let bridge = network::stop_from_pid_file(&args.dir.join("bridge"))?;
+            let chain = network::stop_from_pid_file(&args.dir.join("chain"))?;
+            println!("stopped {} devnet processes", bridge + chain);
             Ok(())
         }
     }

@@ -142,6 +142,11 @@ impl RelayerProcess {
         &self.setup.dir
     }
 
+    /// Leaves the relayer running past this handle (for `make devnet`); returns its PID.
+    pub fn detach(mut self) -> Option<u32> {
+        self.child.take().map(|child| child.id())
+    }
+
     /// Its PID while running.
     pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(Child::id)
