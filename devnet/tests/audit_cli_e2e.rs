@@ -44,6 +44,6 @@ async fn audit_verify_names_the_row_altered_directly_in_the_database() -> TestRe
     let (ok, text) = verify(&url)?;
     assert!(!ok, "tampered log accepted: {text}");
     assert!(text.contains("seq 3") || text.contains("row 3"), "the report does not name row 3: {text}");
-    postgres.drop_database(&url.rsplit('/').next().unwrap_or_default().to_owned()).await.ok();
+    postgres.drop_database(url.rsplit('/').next().unwrap_or_default()).await.ok();
     Ok(())
 }
