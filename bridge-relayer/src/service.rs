@@ -144,9 +144,18 @@ impl Relayer {
             Some(cursor) => self.bitcoin_resume_height(watch, &cursor).await?,
         };
         let last = tip.min(next.saturating_add(BLOCKS_PER_POLL - 1));
+        // Observations are written as they are found; the cursor once per batch. After a crash
+        // the batch is scanned again, and recording an observation twice changes nothing.
+        let mut reached: Option<Cursor> = None;
         while next <= last {
             let hash = watch.rpc.get_block_hash(next).await?;
             let block = watch.rpc.get_block(&hash).await?;
+            if let Some(previous) = &reached
+                && block.header.prev_blockhash.to_string() != previous.block_hash
+            {
+                // The chain changed under the scan: stop here; the next round re-checks the cursor.
+                break;
+            }
             let hash_text = hash.to_string();
             for scanned in scan_block(&block, &watch.peg_script) {
                 match scanned {
@@ -161,8 +170,11 @@ impl Relayer {
                     }
                 }
             }
-            self.store.set_cursor(ParentChain::Bitcoin, &Cursor { height: next, block_hash: hash_text }).await?;
+            reached = Some(Cursor { height: next, block_hash: hash_text });
             next = next.saturating_add(1);
+        }
+        if let Some(cursor) = &reached {
+            self.store.set_cursor(ParentChain::Bitcoin, cursor).await?;
         }
         let scanned = next.saturating_sub(1);
         self.record_progress("btc", tip, scanned);

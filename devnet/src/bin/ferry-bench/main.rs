@@ -5,6 +5,8 @@
 //! 2. On loopback: committed tx/s of a 4-validator Ferry network under signed transfers, next to
 //!    a 4-validator network of CometBFT's built-in `kvstore` under transactions of the same size.
 
+mod deposits;
+
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -34,9 +36,18 @@ struct Args {
     /// Blocks in the in-process benchmark.
     #[arg(long, default_value_t = 5)]
     blocks: usize,
-    /// Skip the network benchmark.
+    /// Skip the network and deposit benchmarks.
     #[arg(long)]
     in_process_only: bool,
+    /// Bitcoin deposits timed in the deposit-latency benchmark.
+    #[arg(long, default_value_t = 20)]
+    deposits: usize,
+    /// Run only the deposit benchmarks.
+    #[arg(long)]
+    deposits_only: bool,
+    /// Regtest blocks in the relayer catch-up benchmark.
+    #[arg(long, default_value_t = 2000)]
+    backlog: u32,
 }
 
 fn finalize_request(height: u64, txs: &[Vec<u8>]) -> anyhow::Result<request::FinalizeBlock> {
@@ -150,6 +161,10 @@ fn print_report(label: &str, report: &LoadReport, size: usize) {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    if args.deposits_only {
+        deposits::latency(args.deposits).await?;
+        return deposits::catch_up(args.backlog).await;
+    }
     println!("== in-process FinalizeBlock ({} blocks x {} signed transfers) ==", args.blocks, args.block_txs);
     let (verify_rate, finalize_rate, with_commit_rate) = in_process(&args)?;
     println!("secp256k1 verify, 1 thread      {verify_rate:>10.0} /s   (baseline)");
@@ -174,5 +189,9 @@ async fn main() -> anyhow::Result<()> {
     let ratio = |baseline: &LoadReport| ferry.tx_per_second() / baseline.tx_per_second().max(f64::MIN_POSITIVE);
     println!("ratio ferry/kvstore (in process)     {:.2}  (goal >= 0.80)", ratio(&kvstore));
     println!("ratio ferry/kvstore (ABCI socket)    {:.2}", ratio(&socket));
+
+    println!("\n== deposits ==");
+    deposits::latency(args.deposits).await?;
+    deposits::catch_up(args.backlog).await?;
     Ok(())
 }

@@ -1,0 +1,160 @@
+//! Deposit benchmarks: latency from the block that gives a deposit its last required
+//! confirmation to the committed mint, and the relayer's catch-up rate over a backlog of regtest
+//! blocks beside the node's raw `getblock` rate measured in the same run.
+
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use bitcoin::{Amount as Sats, TxOut};
+use ferry_client::FerryClient;
+use ferry_devnet::btcd::{Btcd, RegtestWallet};
+use ferry_devnet::postgres::PgServer;
+use ferry_devnet::relayer::{RelayerProcess, RelayerSetup};
+use ferry_devnet::{Network, NetworkSpec, Tools, accounts};
+use ferry_relayer::bitcoin::scan::scan_block;
+use ferry_relayer::confirmations::ConfirmationPolicy;
+use ferry_relayer::metrics::Metrics;
+use ferry_relayer::service::{BitcoinWatch, Relayer};
+use ferry_relayer::store::Store;
+use ferry_types::Address;
+use ferry_types::peg::deposit_memo;
+use ferry_types::query::{DEPOSIT_PATH, PEG_PATH, PegView};
+
+const CONFIRMATIONS: u32 = 3;
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let rank = ((p / 100.0) * (sorted.len() as f64 - 1.0)).round() as usize;
+    sorted.get(rank.min(sorted.len() - 1)).copied().unwrap_or(f64::NAN)
+}
+
+/// Latency of `rounds` Bitcoin deposits through three relayer processes.
+pub async fn latency(rounds: usize) -> anyhow::Result<()> {
+    let spec = NetworkSpec::isolated("bench-deposits", 4, accounts::genesis(2, 4)?)?;
+    let mut network = Network::create(spec, Tools::locate()?)?;
+    network.start_all()?;
+    network.wait_for_height(2, Duration::from_secs(60)).await?;
+    let client = network.client(0)?;
+    let mut wallet = RegtestWallet::from_seed([9; 32])?;
+    let btcd = Btcd::isolated("bench-deposits", wallet.address()).await?;
+    btcd.mine(101 + u32::try_from(rounds)?).await?;
+    let postgres = PgServer::from_env_or_start(None).await?;
+    let dir = ferry_devnet::tools::repo_root().join(format!("target/relayers/bench-{}", std::process::id()));
+    let mut relayers = Vec::new();
+    for member in 0..3 {
+        relayers.push(RelayerProcess::start(RelayerSetup {
+            dir: dir.join(format!("member{member}")),
+            member,
+            chain_rpc: network.validators().get(member).context("validator")?.rpc_url(),
+            database_url: postgres.create_database(&format!("bench_{member}_{}", std::process::id())).await?,
+            bitcoin: Some((btcd.rpc_url(), btcd.rpc_user().to_owned(), btcd.rpc_password_file())),
+            ethereum: None,
+            confirmations: CONFIRMATIONS,
+            poll_interval: "200ms".to_owned(),
+        })?);
+    }
+    let peg: PegView = client.query(PEG_PATH, None).await?.context("no peg")?;
+    let peg_script = peg.address.parse::<bitcoin::Address<_>>()?.assume_checked().script_pubkey();
+
+    let mut blocks = Vec::new();
+    let mut seconds = Vec::new();
+    for round in 0..rounds {
+        let recipient = Address::from_bytes([u8::try_from(round % 250)?.wrapping_add(1); 20]);
+        let outputs = vec![
+            TxOut { value: Sats::from_sat(20_000), script_pubkey: peg_script.clone() },
+            TxOut { value: Sats::ZERO, script_pubkey: deposit_memo(&recipient) },
+        ];
+        let txid = wallet.pay(&btcd.rpc(), outputs).await?;
+        btcd.mine(CONFIRMATIONS - 1).await?;
+        // The block that gives the last required confirmation.
+        btcd.mine(1).await?;
+        let confirmed_at = Instant::now();
+        let side_height = client.latest_height().await?;
+        let minted_height = wait_for_mint(&client, &format!("{DEPOSIT_PATH}btc:{txid}:0")).await?;
+        seconds.push(confirmed_at.elapsed().as_secs_f64());
+        blocks.push(minted_height.saturating_sub(side_height) as f64);
+    }
+    blocks.sort_by(f64::total_cmp);
+    seconds.sort_by(f64::total_cmp);
+    println!(
+        "deposit latency ({rounds} BTC deposits, {CONFIRMATIONS} confirmations, relayers polling every 200 ms, 300 ms blocks):"
+    );
+    println!(
+        "  sidechain blocks  p50 {:.0}  p95 {:.0}  (goal p95 <= 2)",
+        percentile(&blocks, 50.0),
+        percentile(&blocks, 95.0)
+    );
+    println!("  seconds           p50 {:.2}  p95 {:.2}", percentile(&seconds, 50.0), percentile(&seconds, 95.0));
+    drop(relayers);
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
+async fn wait_for_mint(client: &FerryClient, path: &str) -> anyhow::Result<u64> {
+    let started = Instant::now();
+    loop {
+        if let Some(record) = client.query::<ferry_app::bridge::DepositRecord>(path, None).await?
+            && let Some(height) = record.minted_height
+        {
+            return Ok(height);
+        }
+        anyhow::ensure!(started.elapsed() < Duration::from_secs(60), "{path} not minted after 60 s");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+/// The relayer's scan rate over `backlog` regtest blocks next to the raw `getblock` rate.
+pub async fn catch_up(backlog: u32) -> anyhow::Result<()> {
+    let wallet = RegtestWallet::from_seed([10; 32])?;
+    let btcd = Btcd::isolated("bench-catchup", wallet.address()).await?;
+    btcd.mine(backlog).await?;
+    let rpc = btcd.rpc();
+    let tip = rpc.get_block_count().await?;
+    let peg = ferry_types::peg::Peg::new(
+        accounts::genesis(0, 4)?.federation.bitcoin.as_ref().context("devnet genesis has a peg")?,
+    )?;
+
+    // Baseline: fetch and decode every block, nothing else.
+    let started = Instant::now();
+    for height in 1..=tip {
+        let block = rpc.get_block(&rpc.get_block_hash(height).await?).await?;
+        std::hint::black_box(scan_block(&block, &peg.script_pubkey()));
+    }
+    let raw_rate = tip as f64 / started.elapsed().as_secs_f64();
+
+    // The relayer: scan, record the cursor and its audit row per block, in PostgreSQL.
+    let postgres = PgServer::from_env_or_start(None).await?;
+    let store =
+        Store::connect(&postgres.create_database(&format!("bench_catchup_{}", std::process::id())).await?).await?;
+    let relayer = Relayer::new(
+        store,
+        FerryClient::new("http://127.0.0.1:9")?,
+        accounts::member_key(0)?,
+        Metrics::new()?,
+        Some(BitcoinWatch {
+            rpc: rpc.clone(),
+            peg_script: peg.script_pubkey(),
+            policy: ConfirmationPolicy::flat(CONFIRMATIONS),
+            start_height: 1,
+        }),
+        None,
+    );
+    let started = Instant::now();
+    loop {
+        relayer.poll_bitcoin().await?;
+        let scanned = relayer.store.cursor(ferry_types::ParentChain::Bitcoin).await?.map_or(0, |c| c.height);
+        if scanned >= tip {
+            break;
+        }
+    }
+    let relayer_rate = tip as f64 / started.elapsed().as_secs_f64();
+    println!("relayer catch-up over {tip} regtest blocks:");
+    println!("  raw getblock + decode      {raw_rate:>8.0} blocks/s  (baseline)");
+    println!(
+        "  relayer (scan; cursor and audit row per batch) {relayer_rate:>8.0} blocks/s  ratio {:.2}  (goal >= 0.80)",
+        relayer_rate / raw_rate
+    );
+    Ok(())
+}
