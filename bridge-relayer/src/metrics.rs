@@ -91,14 +91,14 @@ impl Metrics {
             rpc_seconds.with_label_values(&[chain]);
             last_poll.with_label_values(&[chain]);
         }
+        for state in DEPOSIT_STATES {
+            deposits.with_label_values(&[state]);
+        }
         for chain in ["btc", "eth"] {
             parent_height.with_label_values(&[chain]);
             scanned_height.with_label_values(&[chain]);
             lag_blocks.with_label_values(&[chain]);
             reorgs.with_label_values(&[chain]);
-            for state in DEPOSIT_STATES {
-                deposits.with_label_values(&[chain, state]);
-            }
             for outcome in ATTEST_OUTCOMES {
                 attestations.with_label_values(&[chain, outcome]);
             }
@@ -142,7 +142,7 @@ mod tests {
     #[test]
     fn series_start_at_zero() -> Result<(), prometheus::Error> {
         let text = Metrics::new()?.render();
-        assert!(text.contains(r#"ferry_relayer_deposits{chain="btc",state="dropped"} 0"#), "{text}");
+        assert!(text.contains(r#"ferry_relayer_deposits{state="dropped"} 0"#), "{text}");
         assert!(text.contains(r#"ferry_relayer_reorgs_total{chain="eth"} 0"#), "{text}");
         Ok(())
     }

@@ -332,14 +332,14 @@ impl Relayer {
     }
 
     async fn update_deposit_gauges(&self) -> anyhow::Result<()> {
-        // The store counts across chains; the per-chain split is approximated by the chain label
-        // of pending rows. Totals by state are what the alerts use.
         let counts = self.store.counts().await?;
         for (status, count) in counts.deposits {
-            self.metrics
-                .deposits
-                .with_label_values(&["all", status.as_str()])
-                .set(i64::try_from(count).unwrap_or(i64::MAX));
+            // `rejected` covers both attestations the chain refused and payments refused at scan.
+            let count = if status == DepositStatus::Rejected { count.saturating_add(counts.rejections) } else { count };
+            self.metrics.deposits.with_label_values(&[status.as_str()]).set(i64::try_from(count).unwrap_or(i64::MAX));
+        }
+        if let Ok(height) = self.chain.latest_height().await {
+            self.metrics.sidechain_height.set(i64::try_from(height).unwrap_or(i64::MAX));
         }
         Ok(())
     }

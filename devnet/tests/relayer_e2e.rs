@@ -186,10 +186,10 @@ async fn deposit_reorged_out_before_confirmations_never_mints_and_bad_payments_a
     fx.anvil.mine(4).await?;
 
     // Payments that cannot mint: no memo, and a memo without a payment to the peg.
-    fx.pay_peg(30_000, None).await?;
+    let no_memo = fx.pay_peg(30_000, None).await?;
     let elsewhere = TxOut { value: Sats::from_sat(30_000), script_pubkey: fx.wallet.address().script_pubkey() };
     let memo = TxOut { value: Sats::ZERO, script_pubkey: deposit_memo(&recipient) };
-    fx.wallet.pay(&fx.btcd.rpc(), vec![elsewhere, memo]).await?;
+    let memo_only = fx.wallet.pay(&fx.btcd.rpc(), vec![elsewhere, memo]).await?;
     fx.btcd.mine(CONFIRMATIONS + 2).await?;
     tokio::time::sleep(SETTLE * 2).await;
 
@@ -202,6 +202,17 @@ async fn deposit_reorged_out_before_confirmations_never_mints_and_bad_payments_a
         assert_eq!(counts.rejections, 2, "{url}: {counts:?}");
         assert_eq!(counts.deposits.get(&ferry_relayer::store::DepositStatus::Dropped), Some(&2), "{url}: {counts:?}");
         assert!(store.verify().await?.is_intact());
+        // The refusals are in the audit log, with their reasons.
+        let refused_payment = store.audit_entries(&format!("btc:{no_memo}:0")).await?;
+        assert!(
+            refused_payment.iter().any(|entry| entry.detail.to_string().contains("without a FERRY1")),
+            "{refused_payment:?}"
+        );
+        let refused_memo = store.audit_entries(&format!("btc:{memo_only}:1")).await?;
+        assert!(
+            refused_memo.iter().any(|entry| entry.detail.to_string().contains("without a payment to the peg")),
+            "{refused_memo:?}"
+        );
     }
     Ok(())
 }
