@@ -6,6 +6,7 @@
 //! transaction rules; those live in `ferry-app` so they can be tested without a network.
 
 pub mod abci;
+pub mod in_process;
 pub mod metrics;
 pub mod node;
 pub mod store;

@@ -2,12 +2,11 @@
 
 use bytes::Bytes;
 use ferry_chain::metrics::Metrics;
-use ferry_chain::{Fatal, Node, Store};
+use ferry_chain::{Fatal, Node, Store, in_process};
 use ferry_types::genesis::Federation;
 use ferry_types::msg::MsgSend;
 use ferry_types::query::{BalancesView, QUERY_BAD_HEIGHT};
 use ferry_types::{AccountKey, Coin, Denom, GenesisAccount, GenesisState, Msg, Params, TxBuilder};
-use tendermint::abci::types::CommitInfo;
 use tendermint::v0_38::abci::request;
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
@@ -28,29 +27,11 @@ fn genesis_json() -> Result<Vec<u8>, Box<dyn std::error::Error>> {
 }
 
 fn init_request(app_state: Vec<u8>) -> Result<request::InitChain, Box<dyn std::error::Error>> {
-    Ok(request::InitChain {
-        time: tendermint::Time::from_unix_timestamp(1_700_000_000, 0)?,
-        chain_id: CHAIN_ID.to_owned(),
-        consensus_params: serde_json::from_str(
-            r#"{"block":{"max_bytes":"22020096","max_gas":"-1"},"evidence":{"max_age_num_blocks":"100000","max_age_duration":"172800000000000","max_bytes":"1048576"},"validator":{"pub_key_types":["ed25519"]},"version":{"app":"0"},"abci":{"vote_extensions_enable_height":"0"}}"#,
-        )?,
-        validators: Vec::new(),
-        app_state_bytes: app_state.into(),
-        initial_height: 1u32.into(),
-    })
+    Ok(in_process::init_chain(CHAIN_ID, app_state)?)
 }
 
 fn block(height: u64, txs: Vec<Vec<u8>>) -> Result<request::FinalizeBlock, Box<dyn std::error::Error>> {
-    Ok(request::FinalizeBlock {
-        txs: txs.into_iter().map(Bytes::from).collect(),
-        decided_last_commit: CommitInfo { round: 0u16.into(), votes: Vec::new() },
-        misbehavior: Vec::new(),
-        hash: tendermint::Hash::None,
-        height: height.try_into()?,
-        time: tendermint::Time::from_unix_timestamp(1_700_000_000 + i64::try_from(height)?, 0)?,
-        next_validators_hash: tendermint::Hash::None,
-        proposer_address: tendermint::account::Id::new([0; 20]),
-    })
+    Ok(in_process::finalize_block(height, &txs)?)
 }
 
 fn transfer(sequence: u64, amount: u128) -> Result<Vec<u8>, Box<dyn std::error::Error>> {

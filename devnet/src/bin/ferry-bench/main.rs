@@ -10,15 +10,12 @@ mod deposits;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use bytes::Bytes;
 use clap::Parser;
 use ferry_chain::metrics::Metrics;
 use ferry_chain::{Node, Store};
 use ferry_devnet::load::{self, LoadReport};
 use ferry_devnet::{AppKind, Network, NetworkSpec, Tools, accounts};
 use ferry_types::DecodedTx;
-use tendermint::abci::types::CommitInfo;
-use tendermint::v0_38::abci::request;
 
 /// Ferry benchmarks.
 #[derive(Parser, Debug)]
@@ -50,19 +47,6 @@ struct Args {
     backlog: u32,
 }
 
-fn finalize_request(height: u64, txs: &[Vec<u8>]) -> anyhow::Result<request::FinalizeBlock> {
-    Ok(request::FinalizeBlock {
-        txs: txs.iter().map(|tx| Bytes::from(tx.clone())).collect(),
-        decided_last_commit: CommitInfo { round: 0u16.into(), votes: Vec::new() },
-        misbehavior: Vec::new(),
-        hash: tendermint::Hash::None,
-        height: height.try_into()?,
-        time: tendermint::Time::from_unix_timestamp(1_700_000_000 + i64::try_from(height)?, 0)?,
-        next_validators_hash: tendermint::Hash::None,
-        proposer_address: tendermint::account::Id::new([0; 20]),
-    })
-}
-
 fn in_process(args: &Args) -> anyhow::Result<(f64, f64, f64)> {
     const CHAIN_ID: &str = "ferry-bench";
     let senders = args.block_txs;
@@ -81,19 +65,15 @@ fn in_process(args: &Args) -> anyhow::Result<(f64, f64, f64)> {
 
     let dir = tempfile::tempdir()?;
     let node = Node::new(Store::open(&dir.path().join("state.redb"))?, Metrics::new()?)?;
-    node.init_chain(request::InitChain {
-        time: tendermint::Time::from_unix_timestamp(1_700_000_000, 0)?,
-        chain_id: CHAIN_ID.to_owned(),
-        consensus_params: serde_json::from_str(DEFAULT_CONSENSUS_PARAMS)?,
-        validators: Vec::new(),
-        app_state_bytes: serde_json::to_vec(&accounts::genesis(senders, 0)?)?.into(),
-        initial_height: 1u32.into(),
-    })?;
+    node.init_chain(ferry_chain::in_process::init_chain(
+        CHAIN_ID,
+        serde_json::to_vec(&accounts::genesis(senders, 0)?)?,
+    )?)?;
     let mut finalize_seconds = 0.0;
     let mut commit_seconds = 0.0;
     let mut accepted = 0usize;
     for (index, txs) in blocks.iter().enumerate() {
-        let request = finalize_request(u64::try_from(index)? + 1, txs)?;
+        let request = ferry_chain::in_process::finalize_block(u64::try_from(index)? + 1, txs)?;
         let started = Instant::now();
         let response = node.finalize_block(request)?;
         finalize_seconds += started.elapsed().as_secs_f64();
@@ -107,14 +87,6 @@ fn in_process(args: &Args) -> anyhow::Result<(f64, f64, f64)> {
     let with_commit_rate = accepted as f64 / (finalize_seconds + commit_seconds);
     Ok((verify_rate, finalize_rate, with_commit_rate))
 }
-
-const DEFAULT_CONSENSUS_PARAMS: &str = r#"{
-  "block": {"max_bytes": "22020096", "max_gas": "-1"},
-  "evidence": {"max_age_num_blocks": "100000", "max_age_duration": "172800000000000", "max_bytes": "1048576"},
-  "validator": {"pub_key_types": ["ed25519"]},
-  "version": {"app": "0"},
-  "abci": {"vote_extensions_enable_height": "0"}
-}"#;
 
 async fn network_run(app: AppKind, args: &Args, tx_size: Option<usize>) -> anyhow::Result<(LoadReport, usize)> {
     let name = match app {
