@@ -55,7 +55,7 @@ impl Metrics {
         let lag_blocks =
             IntGaugeVec::new(Opts::new("ferry_relayer_lag_blocks", "Parent-chain blocks not scanned yet"), &["chain"])?;
         let sidechain_height = IntGauge::new("ferry_relayer_sidechain_height", "Latest sidechain height seen")?;
-        let deposits = IntGaugeVec::new(Opts::new("ferry_relayer_deposits", "Deposits by state"), &["chain", "state"])?;
+        let deposits = IntGaugeVec::new(Opts::new("ferry_relayer_deposits", "Deposits by state"), &["state"])?;
         let reorgs =
             IntCounterVec::new(Opts::new("ferry_relayer_reorgs_total", "Parent-chain reorganisations"), &["chain"])?;
         let rpc_errors =
