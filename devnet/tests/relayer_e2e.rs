@@ -157,6 +157,19 @@ async fn deposits_from_bitcoin_and_ethereum_mint_exactly_once_after_the_confirma
     assert_eq!(balance(&client, &btc_recipient, &Denom::sat()).await?, 150_000);
     assert_eq!(balance(&client, &eth_recipient, &Denom::wei()).await?, 2_000_000_000_000_000_000);
     assert_eq!(balance(&client, &eth_recipient, &token_denom).await?, 250_000_000);
+
+    // Every relayer exports its progress and counts, and reports itself healthy.
+    for relayer in &fx.relayers {
+        let text = reqwest::get(relayer.metrics_url()).await?.text().await?;
+        let value = |series: &str| -> Option<f64> {
+            text.lines().find_map(|line| line.strip_prefix(series)?.trim().parse().ok())
+        };
+        assert!(value(r#"ferry_relayer_scanned_height{chain="btc"}"#).is_some_and(|h| h >= 104.0), "{text}");
+        assert_eq!(value(r#"ferry_relayer_deposits{state="attested"}"#), Some(3.0), "{text}");
+        assert_eq!(value(r#"ferry_relayer_attestations_total{chain="btc",outcome="accepted"}"#), Some(1.0), "{text}");
+        let health = reqwest::get(relayer.metrics_url().replace("/metrics", "/health")).await?;
+        assert!(health.status().is_success(), "{:?}", health.text().await);
+    }
     Ok(())
 }
 
