@@ -387,8 +387,3 @@ impl Relayer {
         Ok(())
     }
 }
-
-/// Whether a stored status still needs work.
-pub fn is_pending(status: DepositStatus) -> bool {
-    matches!(status, DepositStatus::Observed | DepositStatus::Attesting)
-}

@@ -4,7 +4,8 @@
 //! mempool overlay that is reset to the committed state at every Commit (CometBFT then rechecks
 //! the remaining mempool against it).
 
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -56,7 +57,9 @@ struct Finalized {
 /// The application behind CometBFT.
 pub struct Node {
     store: Store,
-    chain: Mutex<Option<ChainConfig>>,
+    chain: Mutex<Option<Arc<ChainConfig>>>,
+    /// Last committed height, kept in memory so CheckTx does not read the database per transaction.
+    committed_height: AtomicU64,
     signatures: SignatureCache,
     finalized: Mutex<Option<Finalized>>,
     mempool: Mutex<StateDelta<StateView>>,
@@ -98,7 +101,8 @@ impl Node {
         metrics.height.set(i64::try_from(version).unwrap_or(i64::MAX));
         Ok(Node {
             store,
-            chain: Mutex::new(chain),
+            chain: Mutex::new(chain.map(Arc::new)),
+            committed_height: AtomicU64::new(version),
             signatures: SignatureCache::new(SIGNATURE_CACHE_ENTRIES),
             finalized: Mutex::new(None),
             mempool: Mutex::new(mempool),
@@ -111,7 +115,7 @@ impl Node {
         &self.metrics
     }
 
-    fn chain(&self) -> Result<ChainConfig, Fatal> {
+    fn chain(&self) -> Result<Arc<ChainConfig>, Fatal> {
         lock(&self.chain).clone().ok_or_else(|| Fatal::Protocol("block before InitChain".to_owned()))
     }
 
@@ -149,7 +153,8 @@ impl Node {
         let (changes, _events) = ferry_app::init_chain(&genesis).map_err(|e| Fatal::Genesis(e.to_string()))?;
         let pending = self.store.prepare(&changes, 0)?;
         self.store.commit(&pending, Some(&request.chain_id))?;
-        *lock(&self.chain) = Some(ChainConfig { chain_id: request.chain_id.clone(), params: genesis.params.clone() });
+        *lock(&self.chain) =
+            Some(Arc::new(ChainConfig { chain_id: request.chain_id.clone(), params: genesis.params.clone() }));
         *lock(&self.mempool) = StateDelta::new(self.store.view(0)?);
         tracing::info!(chain_id = %request.chain_id, accounts = genesis.accounts.len(), app_hash = %hex::encode(pending.root), "genesis loaded");
         Ok(response::InitChain { consensus_params: None, validators: Vec::new(), app_hash: app_hash(pending.root) })
@@ -178,10 +183,11 @@ impl Node {
     pub fn finalize_block(&self, request: request::FinalizeBlock) -> Result<response::FinalizeBlock, Fatal> {
         let started = Instant::now();
         let height = request.height.value();
-        let chain_id = self.chain()?.chain_id;
+        let chain = self.chain()?;
+        let chain_id = &chain.chain_id;
         let base = self.store.view(height.saturating_sub(1))?;
         let txs: Vec<&[u8]> = request.txs.iter().map(Bytes::as_ref).collect();
-        let block = BlockInput { height, time_unix: request.time.unix_timestamp(), chain_id: &chain_id, txs: &txs };
+        let block = BlockInput { height, time_unix: request.time.unix_timestamp(), chain_id, txs: &txs };
         let BlockOutcome { tx_results, events, changes } = ferry_app::finalize_block(&base, &block, &self.signatures)?;
         let pending = self.store.prepare(&changes, height)?;
         let root = pending.root;
@@ -228,6 +234,7 @@ impl Node {
         };
         self.store.commit(&pending, None)?;
         *lock(&self.mempool) = StateDelta::new(self.store.view(height)?);
+        self.committed_height.store(height, Ordering::Release);
         self.metrics.height.set(i64::try_from(height).unwrap_or(i64::MAX));
         self.metrics.commit_seconds.observe(started.elapsed().as_secs_f64());
         Ok(response::Commit { data: Bytes::new(), retain_height: 0u32.into() })
@@ -246,7 +253,7 @@ impl Node {
                 ..response::CheckTx::default()
             });
         };
-        let next_height = self.store.last_version()?.unwrap_or(0).saturating_add(1);
+        let next_height = self.committed_height.load(Ordering::Acquire).saturating_add(1);
         let context = TxContext {
             chain_id: &chain.chain_id,
             params: &chain.params,
