@@ -16,6 +16,7 @@ pub mod key;
 pub mod msg;
 pub mod peg;
 pub mod query;
+pub mod release;
 pub mod tx;
 
 pub use address::{Address, AddressError, BECH32_PREFIX};
