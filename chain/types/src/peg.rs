@@ -86,7 +86,10 @@ pub enum PegError {
 pub struct Peg {
     network: BitcoinNetwork,
     threshold: u32,
+    /// BIP 67 order (the witness script's).
     keys: Vec<PublicKey>,
+    /// Member order (the federation's, as configured).
+    member_keys: Vec<PublicKey>,
     witness_script: ScriptBuf,
 }
 
@@ -97,7 +100,7 @@ impl Peg {
     /// # Errors
     /// A malformed or repeated key, or an impossible threshold.
     pub fn new(federation: &BitcoinFederation) -> Result<Peg, PegError> {
-        let mut keys = federation
+        let member_keys = federation
             .keys
             .iter()
             .enumerate()
@@ -108,6 +111,7 @@ impl Peg {
                 if key.compressed { Ok(key) } else { Err(bad()) }
             })
             .collect::<Result<Vec<_>, _>>()?;
+        let mut keys = member_keys.clone();
         keys.sort_by_key(|key| key.to_bytes());
         if let Some(pair) = keys.windows(2).find(|pair| pair.first() == pair.get(1)) {
             return Err(PegError::DuplicateKey(pair.first().map(|k| k.to_string()).unwrap_or_default()));
@@ -123,7 +127,7 @@ impl Peg {
         }
         let witness_script =
             builder.push_int(i64::try_from(count).unwrap_or(16)).push_opcode(OP_CHECKMULTISIG).into_script();
-        Ok(Peg { network: federation.network, threshold: federation.threshold, keys, witness_script })
+        Ok(Peg { network: federation.network, threshold: federation.threshold, keys, member_keys, witness_script })
     }
 
     /// The peg's address (bech32 P2WSH).
@@ -149,6 +153,28 @@ impl Peg {
     /// The keys, in script order.
     pub fn keys(&self) -> &[PublicKey] {
         &self.keys
+    }
+
+    /// The network the peg lives on.
+    pub fn network(&self) -> BitcoinNetwork {
+        self.network
+    }
+
+    /// The keys in member order (as [`BitcoinFederation::keys`] lists them).
+    pub fn member_keys(&self) -> &[PublicKey] {
+        &self.member_keys
+    }
+
+    /// Member `member_index`'s key, if there is such a member.
+    pub fn member_key(&self, member_index: usize) -> Option<&PublicKey> {
+        self.member_keys.get(member_index)
+    }
+
+    /// Where member `member_index`'s key sits in the witness script (its BIP 67 position), if
+    /// there is such a member.
+    pub fn script_position(&self, member_index: usize) -> Option<usize> {
+        let key = self.member_keys.get(member_index)?;
+        self.keys.iter().position(|candidate| candidate == key)
     }
 }
 
@@ -233,6 +259,28 @@ mod tests {
         assert_eq!(a.address(), b.address());
         assert!(a.address().to_string().starts_with("bcrt1q"), "{}", a.address());
         assert_eq!(a.script_pubkey(), a.address().script_pubkey());
+        Ok(())
+    }
+
+    #[test]
+    fn member_order_is_kept_beside_the_script_order() -> Result<(), PegError> {
+        let members = vec![key(4), key(2), key(1), key(3)];
+        let peg = Peg::new(&federation(members.clone()))?;
+        let listed: Vec<String> = peg.member_keys().iter().map(ToString::to_string).collect();
+        assert_eq!(listed, members);
+        let mut sorted = members.clone();
+        sorted.sort();
+        let in_script: Vec<String> = peg.keys().iter().map(ToString::to_string).collect();
+        assert_eq!(in_script, sorted, "compressed keys sort by their hex as by their bytes");
+        assert_ne!(in_script, members, "the test needs member order to differ from script order");
+        for (member, key) in members.iter().enumerate() {
+            let position = peg.script_position(member);
+            assert_eq!(position.and_then(|p| peg.keys().get(p)).map(ToString::to_string).as_ref(), Some(key));
+            assert_eq!(peg.member_key(member).map(ToString::to_string).as_ref(), Some(key));
+        }
+        assert_eq!(peg.script_position(members.len()), None);
+        assert_eq!(peg.member_key(members.len()), None);
+        assert_eq!(peg.network(), BitcoinNetwork::Regtest);
         Ok(())
     }
 
