@@ -1,0 +1,236 @@
+//! Ethereum release batches: the payload `FerryVault.release` verifies, and Ethereum addresses.
+//!
+//! The chain forms an [`EthBatch`], members sign [`EthBatch::signing_message`] with
+//! [`super::bls::sign_share`], and the vault rebuilds the same bytes with Solidity's `abi.encode`
+//! before checking the federation signature. The byte layout is the contract between this crate
+//! and `FerryVault`; it is written out on [`EthBatch::payload`].
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use sha3::{Digest, Keccak256};
+
+use crate::amount::Amount;
+
+/// Domain tag leading every Ethereum release payload: Solidity `bytes32("FERRY_RELEASE_V1")`,
+/// the ASCII text right-padded with zero bytes.
+pub const RELEASE_TAG: [u8; 32] = pad_right(b"FERRY_RELEASE_V1");
+
+const fn pad_right(text: &[u8]) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    let mut index = 0;
+    while index < text.len() && index < 32 {
+        out[index] = text[index];
+        index += 1;
+    }
+    out
+}
+
+/// A 20-byte Ethereum account or contract address, shown with its EIP-55 checksum.
+#[derive(Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct EthAddress([u8; 20]);
+
+/// Why text was refused as an Ethereum address.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EthAddressError {
+    /// Not `0x` followed by 40 hex digits.
+    #[error("`{0}` is not an Ethereum address: expected 0x followed by 40 hex digits")]
+    Malformed(String),
+    /// Mixed case whose capitalisation is not the EIP-55 checksum of the address.
+    #[error("`{given}` is not an Ethereum address: EIP-55 checksum mismatch; did you mean {expected}?")]
+    ChecksumMismatch {
+        /// The text given.
+        given: String,
+        /// The same address with the correct checksum.
+        expected: String,
+    },
+}
+
+impl EthAddress {
+    /// The zero address; as a release item's token it means native ETH.
+    pub const ZERO: EthAddress = EthAddress([0; 20]);
+
+    /// Wraps raw address bytes.
+    pub const fn from_bytes(bytes: [u8; 20]) -> Self {
+        EthAddress(bytes)
+    }
+
+    /// The raw address bytes.
+    pub const fn as_bytes(&self) -> &[u8; 20] {
+        &self.0
+    }
+
+    /// Whether this is the zero address.
+    pub fn is_zero(&self) -> bool {
+        self.0 == [0; 20]
+    }
+
+    /// The address as a 32-byte ABI word (12 zero bytes, then the address).
+    pub fn abi_word(&self) -> [u8; 32] {
+        let mut word = [0u8; 32];
+        word[12..].copy_from_slice(&self.0);
+        word
+    }
+
+    /// The 40 hex digits with EIP-55 capitalisation: a letter is upper case when the matching
+    /// nibble of `keccak256(lowercase hex)` is 8 or more.
+    fn checksummed_hex(&self) -> String {
+        let lower = hex::encode(self.0);
+        let hash = Keccak256::digest(lower.as_bytes());
+        lower
+            .chars()
+            .enumerate()
+            .map(|(position, digit)| {
+                let byte = hash[position / 2];
+                let nibble = if position % 2 == 0 { byte >> 4 } else { byte & 0x0f };
+                if nibble >= 8 { digit.to_ascii_uppercase() } else { digit }
+            })
+            .collect()
+    }
+}
+
+impl FromStr for EthAddress {
+    type Err = EthAddressError;
+
+    /// Accepts `0x` and 40 hex digits: all lower case, all upper case, or mixed case that carries
+    /// the correct EIP-55 checksum.
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let digits = text
+            .strip_prefix("0x")
+            .filter(|digits| digits.len() == 40 && digits.bytes().all(|b| b.is_ascii_hexdigit()))
+            .ok_or_else(|| EthAddressError::Malformed(text.to_owned()))?;
+        let mut bytes = [0u8; 20];
+        hex::decode_to_slice(digits, &mut bytes).map_err(|_| EthAddressError::Malformed(text.to_owned()))?;
+        let address = EthAddress(bytes);
+        let has_lower = digits.bytes().any(|b| b.is_ascii_lowercase());
+        let has_upper = digits.bytes().any(|b| b.is_ascii_uppercase());
+        if has_lower && has_upper && digits != address.checksummed_hex() {
+            return Err(EthAddressError::ChecksumMismatch { given: text.to_owned(), expected: address.to_string() });
+        }
+        Ok(address)
+    }
+}
+
+impl fmt::Display for EthAddress {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "0x{}", self.checksummed_hex())
+    }
+}
+
+impl fmt::Debug for EthAddress {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+impl Serialize for EthAddress {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for EthAddress {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// One payout of an Ethereum release batch.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EthReleaseItem {
+    /// ERC-20 token contract; [`EthAddress::ZERO`] pays native ETH.
+    pub token: EthAddress,
+    /// Who receives the funds.
+    pub recipient: EthAddress,
+    /// How much, in the token's base units (wei for ETH).
+    pub amount: Amount,
+}
+
+/// An Ethereum release batch: what the federation signs and `FerryVault.release` pays out.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EthBatch {
+    /// EIP-155 chain id of the parent chain the vault lives on.
+    pub chain_id: u64,
+    /// The vault contract that may pay this batch.
+    pub vault: EthAddress,
+    /// The federation epoch whose key signs the batch.
+    pub epoch: u64,
+    /// The batch nonce; the vault pays each nonce once.
+    pub nonce: u64,
+    /// The payouts, in order.
+    pub items: Vec<EthReleaseItem>,
+}
+
+impl EthBatch {
+    /// The payload bytes, exactly Solidity's
+    /// `abi.encode(bytes32 RELEASE_TAG, uint256 chainId, address vault, uint64 epoch, uint64 nonce, Item[] items)`
+    /// with `struct Item { address token; address recipient; uint256 amount; }`.
+    ///
+    /// That is a sequence of 32-byte words:
+    ///
+    /// | word        | content                                                      |
+    /// |-------------|--------------------------------------------------------------|
+    /// | 0           | [`RELEASE_TAG`]                                              |
+    /// | 1           | `chain_id`, big-endian, left-padded                          |
+    /// | 2           | `vault`, left-padded with 12 zero bytes                      |
+    /// | 3           | `epoch`, big-endian, left-padded                             |
+    /// | 4           | `nonce`, big-endian, left-padded                             |
+    /// | 5           | `0xc0`: byte offset of the items array (6 head words × 32)   |
+    /// | 6           | number of items                                              |
+    /// | 7 + 3i      | item i's `token`, left-padded                                |
+    /// | 8 + 3i      | item i's `recipient`, left-padded                            |
+    /// | 9 + 3i      | item i's `amount`, big-endian, left-padded                   |
+    ///
+    /// so `32 × (7 + 3 × items)` bytes in all.
+    pub fn payload(&self) -> Vec<u8> {
+        /// Six head words (five static parameters and the items' offset) precede the items.
+        const ITEMS_OFFSET: u64 = 6 * 32;
+        let mut out = Vec::with_capacity(32 * (7 + 3 * self.items.len()));
+        out.extend_from_slice(&RELEASE_TAG);
+        out.extend_from_slice(&uint_word(u128::from(self.chain_id)));
+        out.extend_from_slice(&self.vault.abi_word());
+        out.extend_from_slice(&uint_word(u128::from(self.epoch)));
+        out.extend_from_slice(&uint_word(u128::from(self.nonce)));
+        out.extend_from_slice(&uint_word(u128::from(ITEMS_OFFSET)));
+        out.extend_from_slice(&uint_word(self.items.len() as u128));
+        for item in &self.items {
+            out.extend_from_slice(&item.token.abi_word());
+            out.extend_from_slice(&item.recipient.abi_word());
+            out.extend_from_slice(&uint_word(item.amount.get()));
+        }
+        out
+    }
+
+    /// The bytes hashed to G2 and signed ([`super::bls::sign_share`]): the [`payload`](Self::payload).
+    pub fn signing_message(&self) -> Vec<u8> {
+        self.payload()
+    }
+}
+
+/// An unsigned integer as a 32-byte big-endian ABI word.
+fn uint_word(value: u128) -> [u8; 32] {
+    let mut word = [0u8; 32];
+    word[16..].copy_from_slice(&value.to_be_bytes());
+    word
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn release_tag_is_solidity_bytes32_of_the_text() {
+        assert_eq!(&RELEASE_TAG[..16], b"FERRY_RELEASE_V1");
+        assert_eq!(&RELEASE_TAG[16..], &[0u8; 16]);
+    }
+
+    #[test]
+    fn addresses_round_trip_through_serde_as_checksummed_text() -> Result<(), serde_json::Error> {
+        let address: EthAddress = serde_json::from_str("\"0xfb6916095ca1df60bb79ce92ce3ea74c37c5d359\"")?;
+        assert_eq!(serde_json::to_string(&address)?, "\"0xfB6916095ca1df60bB79Ce92cE3Ea74c37c5d359\"");
+        assert!(serde_json::from_str::<EthAddress>("\"0xfb69\"").is_err());
+        Ok(())
+    }
+}
