@@ -22,7 +22,7 @@ use std::collections::BTreeMap;
 use bls12_381::hash_to_curve::{ExpandMsgXmd, HashToCurve};
 use serde::{Deserialize, Serialize};
 use threshold_crypto::group::{CurveAffine, EncodedPoint};
-use threshold_crypto::pairing::bls12_381::{G1Compressed, G2Compressed};
+use threshold_crypto::pairing::bls12_381::{G1Compressed, G2Compressed, G2Uncompressed};
 pub use threshold_crypto::{G2Affine, PublicKey, PublicKeySet, SecretKeyShare, Signature, SignatureShare};
 
 /// Domain separation tag of Ferry release signatures (RFC 9380 section 3.1: the suite name with
@@ -34,6 +34,9 @@ pub const G1_COMPRESSED_LEN: usize = 48;
 
 /// Bytes of a compressed G2 point (a signature or signature share).
 pub const G2_COMPRESSED_LEN: usize = 96;
+
+/// The zcash encoding's point-at-infinity flag, in the first byte.
+const INFINITY_FLAG: u8 = 0x40;
 
 /// Bytes of one base-field element in the EIP-2537 encoding: 16 zero bytes and 48 big-endian bytes.
 const EIP2537_FP_LEN: usize = 64;
@@ -107,14 +110,15 @@ pub enum BlsError {
 /// random-oracle construction), as a threshold_crypto point.
 pub fn hash_to_g2(msg: &[u8], dst: &[u8]) -> G2Affine {
     let point = <bls12_381::G2Projective as HashToCurve<ExpandMsgXmd<sha2_09::Sha256>>>::hash_to_curve(msg, dst);
-    let mut encoded = G2Compressed::empty();
-    encoded.as_mut().copy_from_slice(&bls12_381::G2Affine::from(point).to_compressed());
-    // Deliberate crash, never reached: the bls12_381 crate returns a point of the prime-order
-    // subgroup (it clears the cofactor) in the zcash encoding both crates share, and signing a
-    // substitute point would make signatures that no verifier accepts. The RFC 9380 vector tests
-    // pin the mapping.
+    let mut encoded = G2Uncompressed::empty();
+    encoded.as_mut().copy_from_slice(&bls12_381::G2Affine::from(point).to_uncompressed());
+    // The bls12_381 crate returns a point of the prime-order subgroup (it clears the cofactor) in
+    // the zcash encoding both crates share, so the decoding skips the on-curve and subgroup checks
+    // (a G2 subgroup check would cost a quarter of the hash); the RFC 9380 vector tests pin the
+    // mapping. Failing would be a deliberate crash, never reached: signing a substitute point
+    // would make signatures that no verifier accepts.
     #[allow(clippy::expect_used)]
-    encoded.into_affine().expect("bls12_381 hash_to_curve yields a valid G2 subgroup point")
+    encoded.into_affine_unchecked().expect("bls12_381 hash_to_curve yields a valid G2 subgroup point")
 }
 
 /// Lowercase hex of the set's commitment coefficients (48-byte compressed G1 points, coefficient 0,
@@ -191,7 +195,8 @@ fn decode_signature_as(bytes: &[u8], what: &'static str) -> Result<Signature, Bl
         bytes.try_into().map_err(|_| BlsError::SignatureLength { what, len: bytes.len() })?;
     let invalid = || BlsError::InvalidSignature { what, hex: hex::encode(bytes) };
     let signature = Signature::from_bytes(array).map_err(|_| invalid())?;
-    if g2_point(&signature).is_zero() {
+    // A point that decoded with the infinity flag set is the identity.
+    if array[0] & INFINITY_FLAG != 0 {
         return Err(invalid());
     }
     Ok(signature)
