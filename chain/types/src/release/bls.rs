@@ -142,10 +142,10 @@ pub fn decode_public_key_set(text: &str) -> Result<PublicKeySet, BlsError> {
     }
     let mut coeff = Vec::with_capacity(bytes.len() / G1_COMPRESSED_LEN);
     for (index, chunk) in bytes.chunks_exact(G1_COMPRESSED_LEN).enumerate() {
-        let invalid = || BlsError::InvalidCoefficient { index, hex: hex::encode(chunk) };
         let mut encoded = G1Compressed::empty();
         encoded.as_mut().copy_from_slice(chunk);
-        let point = encoded.into_affine().map_err(|_| invalid())?;
+        let point =
+            encoded.into_affine().map_err(|_| BlsError::InvalidCoefficient { index, hex: hex::encode(chunk) })?;
         if point.is_zero() {
             return Err(BlsError::IdentityCoefficient { index });
         }
