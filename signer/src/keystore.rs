@@ -124,6 +124,9 @@ pub enum KeystoreError {
     /// The random number generator failed.
     #[error("the random number generator failed: {0}")]
     Randomness(String),
+    /// The cipher refused its input (never expected: the key and plaintext have fixed sizes).
+    #[error("the cipher failed: {0}")]
+    Cipher(&'static str),
 }
 
 /// scrypt parameters.
@@ -259,7 +262,7 @@ impl Keystore {
         let encrypted = cipher.encrypt_in_place(&XNonce::from(nonce), &keystore.associated_data(), &mut buffer);
         // On success the buffer holds only ciphertext; on failure, wipe the plaintext in it.
         let buffer = Zeroizing::new(buffer);
-        encrypted.map_err(|_| KeystoreError::Randomness("encryption failed".to_owned()))?;
+        encrypted.map_err(|_| KeystoreError::Cipher("encryption failed"))?;
         keystore.ciphertext = buffer.to_vec();
         Ok(keystore)
     }
@@ -350,11 +353,7 @@ impl Keystore {
         scrypt::scrypt(passphrase, &self.kdf.salt, &params, &mut key[..])
             .map_err(|_| KeystoreError::KdfOutOfRange { log_n: self.kdf.log_n, r: self.kdf.r, p: self.kdf.p })?;
         // A 32-byte key is the cipher's key length: this cannot fail.
-        XChaCha20Poly1305::new_from_slice(&key[..]).map_err(|_| KeystoreError::KdfOutOfRange {
-            log_n: self.kdf.log_n,
-            r: self.kdf.r,
-            p: self.kdf.p,
-        })
+        XChaCha20Poly1305::new_from_slice(&key[..]).map_err(|_| KeystoreError::Cipher("wrong key length"))
     }
 
     /// The bytes every public field contributes to the AEAD (see the module documentation).
