@@ -4,6 +4,10 @@
 //! the account numbers at the start of the block. Execution re-checks a signature itself when the
 //! account number changed in between (an account created earlier in the same block), so the result
 //! is identical to a purely sequential run on every machine.
+//!
+//! After the transactions, the end of the block: the reserves invariant is checked (a violation
+//! pauses the bridge), then, at batching heights and unless the bridge is paused, release batches
+//! form. Their events are the block's own events.
 
 use ferry_types::{DecodedTx, TxCode, TxRejection};
 use rayon::prelude::*;
@@ -88,5 +92,22 @@ pub fn finalize_block<R: StateRead + Sync>(
         }
         tx_results.push(outcome);
     }
-    Ok(BlockOutcome { tx_results, events: Vec::new(), changes: state.into_writes() })
+    let mut events = Vec::new();
+    end_block(&mut state, &params, block.height, &mut events)?;
+    Ok(BlockOutcome { tx_results, events, changes: state.into_writes() })
+}
+
+/// The end of a block: the invariant first, so a violation this block introduced stops new
+/// batches at once; then batching, unless the bridge is paused.
+fn end_block<R: StateRead>(
+    state: &mut StateDelta<R>,
+    params: &ferry_types::Params,
+    height: u64,
+    events: &mut Vec<Event>,
+) -> Result<(), StateError> {
+    crate::reserves::check_invariant(state, height, events)?;
+    if !state.bridge_status()?.paused {
+        crate::batch::form_batches(state, params, height, events)?;
+    }
+    Ok(())
 }

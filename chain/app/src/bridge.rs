@@ -1,5 +1,8 @@
 //! The bridge's deposit side: attestations by federation members, minting at quorum exactly once
 //! per deposit id, and the reserve ledger that backs every wrapped token.
+//!
+//! The withdrawal side lives in [`crate::withdrawal`] (burn and queue) and [`crate::batch`]
+//! (release batches); [`crate::reserves`] checks the ledger's invariant at the end of every block.
 
 use std::collections::BTreeMap;
 
@@ -56,13 +59,23 @@ pub struct DepositRecord {
     pub minted_height: Option<u64>,
 }
 
-/// Per-asset totals: wrapped supply and the parent-chain reserves backing it.
+/// Per-asset totals: wrapped supply, the parent-chain reserves backing it, and what was burned
+/// but not yet paid out.
+///
+/// The reserves invariant ([`crate::reserves`]): `supply + unreleased <= reserves + unbacked`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AssetLedger {
     /// Wrapped tokens in existence.
     pub supply: Amount,
     /// Parent-chain funds the bridge controls for this asset.
     pub reserves: Amount,
+    /// Burned by withdrawals whose release has not settled yet: still owed from the reserves.
+    #[serde(default)]
+    pub unreleased: Amount,
+    /// Supply created at genesis without reserves (devnet funding). The invariant allows for it;
+    /// a production genesis has none.
+    #[serde(default)]
+    pub unbacked: Amount,
 }
 
 /// A reserve UTXO of the Bitcoin peg.
@@ -74,6 +87,16 @@ pub struct ReserveUtxo {
     pub vout: u32,
     /// Value in satoshi.
     pub amount: Amount,
+    /// The unsettled batch whose release transaction spends it; no other batch may use it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub locked_by: Option<u64>,
+}
+
+impl ReserveUtxo {
+    /// The UTXO as release planning sees it.
+    pub fn utxo(&self) -> ferry_types::release::bitcoin::Utxo {
+        ferry_types::release::bitcoin::Utxo { txid: self.txid.clone(), vout: self.vout, amount: self.amount }
+    }
 }
 
 /// State keys of the bridge.
@@ -147,6 +170,12 @@ impl<R: StateRead> StateDelta<R> {
     pub fn reserve_utxos(&self) -> Result<Vec<ReserveUtxo>, StateError> {
         Ok(self.get_json(keys::UTXO_SET)?.unwrap_or_default())
     }
+
+    /// Stores the reserve UTXOs, sorted by (txid, vout).
+    pub fn put_reserve_utxos(&mut self, mut utxos: Vec<ReserveUtxo>) {
+        utxos.sort_by(|a, b| (&a.txid, a.vout).cmp(&(&b.txid, b.vout)));
+        self.put_json(keys::UTXO_SET.to_vec(), &utxos);
+    }
 }
 
 fn digest_hex(facts: &DepositFacts) -> String {
@@ -154,13 +183,14 @@ fn digest_hex(facts: &DepositFacts) -> String {
 }
 
 /// Records `attest` by a federation member; mints when `quorum` members agree on identical facts.
+/// Refused while the bridge is paused (relayers retry later).
 ///
 /// A member's first attestation is the one that counts; repeating it changes nothing. A member
 /// that contradicts its own attestation, or whose facts differ from the ones that minted, is
 /// recorded as conflicting. After the mint, the deposit never mints again.
 ///
 /// # Errors
-/// `Overflow` if crediting or the ledger would overflow; storage failures.
+/// `BridgePaused`; `Overflow` if crediting or the ledger would overflow; storage failures.
 pub fn attest_deposit<R: StateRead>(
     state: &mut StateDelta<R>,
     attest: &MsgAttestDeposit,
@@ -168,6 +198,7 @@ pub fn attest_deposit<R: StateRead>(
     height: u64,
     events: &mut Vec<Event>,
 ) -> Result<(), BankError> {
+    crate::pause::ensure_running(state)?;
     let facts = &attest.facts;
     let id = facts.id();
     let digest = digest_hex(facts);
@@ -265,9 +296,8 @@ fn mint<R: StateRead>(
 
     if facts.chain == ParentChain::Bitcoin {
         let mut utxos = state.reserve_utxos()?;
-        utxos.push(ReserveUtxo { txid: facts.tx_id.clone(), vout: facts.index, amount: facts.amount });
-        utxos.sort_by(|a, b| (&a.txid, a.vout).cmp(&(&b.txid, b.vout)));
-        state.put_json(keys::UTXO_SET.to_vec(), &utxos);
+        utxos.push(ReserveUtxo { txid: facts.tx_id.clone(), vout: facts.index, amount: facts.amount, locked_by: None });
+        state.put_reserve_utxos(utxos);
     }
     events.push(Event::new(
         ev::DEPOSIT_MINTED,

@@ -5,10 +5,10 @@ use ferry_types::event as ev;
 use ferry_types::{Address, Coin, DecodedTx, Msg, TxCode, TxRejection};
 
 use crate::bank::{self, BankError};
-use crate::bridge;
 use crate::event::Event;
 use crate::signature_cache::SignatureCache;
 use crate::state::{StateDelta, StateError, StateRead};
+use crate::{batch, bridge, pause, withdrawal};
 
 /// What the chain knows about the transaction's context.
 #[derive(Clone, Debug)]
@@ -75,7 +75,7 @@ fn check_fee_and_authority<R: StateRead>(
         if !state.federation()?.is_member(&tx.signer) {
             return Ok(Err(TxRejection::new(
                 TxCode::Unauthorized,
-                format!("{} is not a federation member; only members may attest", tx.signer),
+                format!("{} is not a federation member; only members may perform federation duties", tx.signer),
             )));
         }
         if let Some(fee) = &tx.fee {
@@ -188,16 +188,12 @@ pub fn execute<R: StateRead>(
     // Messages, all or nothing.
     let mut messages = state.fork();
     let mut message_events = Vec::new();
+    let mut notes = Vec::new();
     for (index, msg) in tx.msgs.iter().enumerate() {
-        let outcome = match msg {
-            Msg::Send(send) => bank::transfer(&mut messages, &send.from, &send.to, &send.amount, &mut message_events),
-            Msg::AttestDeposit(attest) => {
-                let quorum = messages.federation()?.attest_quorum;
-                bridge::attest_deposit(&mut messages, attest, quorum, context.height, &mut message_events)
-            }
-        };
+        let outcome = execute_message(&mut messages, context, msg, &mut message_events);
         match outcome {
-            Ok(()) => {}
+            Ok(None) => {}
+            Ok(Some(note)) => notes.push(note),
             Err(BankError::State(error)) => return Err(error),
             Err(BankError::Rejected(rejection)) => {
                 return Ok(Executed {
@@ -215,7 +211,36 @@ pub fn execute<R: StateRead>(
     let message_writes = messages.into_writes();
     state.absorb(message_writes);
     events.append(&mut message_events);
-    Ok(Executed { code: TxCode::Ok, log: String::new(), events })
+    Ok(Executed { code: TxCode::Ok, log: notes.join("; "), events })
+}
+
+/// Executes one message; returns what the transaction's log should tell its sender (a new
+/// withdrawal's id), if anything.
+fn execute_message<R: StateRead>(
+    state: &mut StateDelta<R>,
+    context: &TxContext<'_>,
+    msg: &Msg,
+    events: &mut Vec<Event>,
+) -> Result<Option<String>, BankError> {
+    let height = context.height;
+    match msg {
+        Msg::Send(send) => bank::transfer(state, &send.from, &send.to, &send.amount, events).map(|()| None),
+        Msg::AttestDeposit(attest) => {
+            let quorum = state.federation()?.attest_quorum;
+            bridge::attest_deposit(state, attest, quorum, height, events).map(|()| None)
+        }
+        Msg::Withdraw(withdraw) => withdrawal::withdraw(state, withdraw, context.params, height, events)
+            .map(|id| Some(format!("withdrawal {id} queued"))),
+        Msg::SubmitSignatures(submit) => batch::submit_signatures(state, submit, height, events).map(|()| None),
+        Msg::AttestRelease(attest) => {
+            let quorum = state.federation()?.attest_quorum;
+            batch::attest_release(state, attest, quorum, height, events).map(|()| None)
+        }
+        Msg::SetPaused(vote) => {
+            let quorum = state.federation()?.attest_quorum;
+            pause::set_paused(state, vote, quorum, height, events).map(|()| None)
+        }
+    }
 }
 
 /// CheckTx: decode, check and simulate `bytes` on the mempool state. Only a transaction that

@@ -41,11 +41,13 @@ pub fn init_chain(genesis: &GenesisState) -> Result<(ChangeSet, Vec<Event>), fer
             state.put_account(member, &AccountRecord { account_number, ..AccountRecord::default() });
         }
     }
-    // Wrapped supply starts at the genesis balances (devnet funding); reserves start at zero.
+    // Wrapped supply starts at the genesis balances (devnet funding); reserves start at zero, so
+    // that supply is recorded as unbacked, which the reserves invariant allows for.
     let mut ledgers: std::collections::BTreeMap<&ferry_types::Denom, crate::bridge::AssetLedger> = Default::default();
     for coin in genesis.accounts.iter().flat_map(|account| &account.coins) {
         let ledger = ledgers.entry(&coin.denom).or_default();
         ledger.supply = ledger.supply.checked_add(coin.amount).unwrap_or(Amount::new(u128::MAX));
+        ledger.unbacked = ledger.supply;
     }
     for (denom, ledger) in &ledgers {
         // The in-memory overlay over an empty base cannot fail.

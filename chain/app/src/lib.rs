@@ -1,5 +1,6 @@
-//! `ferry-app`: Ferry's deterministic state machine — accounts, the bank, fees — as pure functions
-//! over a key-value view of state.
+//! `ferry-app`: Ferry's deterministic state machine — accounts, the bank, fees, and the bridge
+//! (deposits, withdrawals, release batches, the reserves invariant) — as pure functions over a
+//! key-value view of state.
 //!
 //! The node (`ferry-chain`) owns storage, the Merkle tree, ABCI and the clock; this crate sees
 //! state only through [`state::StateRead`] and returns the writes a block makes as a
@@ -11,14 +12,18 @@
 //! checks against state (fee, account, sequence, signature), then execution ([`execute`]).
 
 pub mod bank;
+pub mod batch;
 pub mod block;
 pub mod bridge;
 pub mod event;
 pub mod execute;
 pub mod genesis;
+pub mod pause;
 pub mod query;
+pub mod reserves;
 pub mod signature_cache;
 pub mod state;
+pub mod withdrawal;
 
 pub use block::{BlockInput, BlockOutcome, TxOutcome, finalize_block};
 pub use event::Event;

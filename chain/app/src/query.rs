@@ -1,8 +1,9 @@
 //! Answers to ABCI queries over a state view (the node picks the view for the asked height).
 
 use ferry_types::query::{
-    ACCOUNT_PATH, AccountView, BALANCES_PATH, BalancesView, DEPOSIT_PATH, FEDERATION_PATH, PARAMS_PATH, PEG_PATH,
-    QUERY_BAD_REQUEST, QUERY_NOT_FOUND, QUERY_OK, RESERVES_PATH,
+    ACCOUNT_PATH, AccountView, BALANCES_PATH, BATCH_PATH, BRIDGE_PATH, BalancesView, DEPOSIT_PATH, FEDERATION_PATH,
+    PARAMS_PATH, PEG_PATH, PENDING_BATCHES_PAGE, PENDING_BATCHES_PATH, PendingBatchesView, QUERY_BAD_REQUEST,
+    QUERY_NOT_FOUND, QUERY_OK, RESERVES_PATH, WITHDRAWAL_PATH, WithdrawalId, WithdrawalView,
 };
 use ferry_types::{Address, Coin};
 
@@ -96,13 +97,83 @@ pub fn query<R: StateRead>(state: R, path: &str) -> Result<QueryAnswer, StateErr
             Err(error) => QueryAnswer::error(QUERY_NOT_FOUND, format!("stored peg is invalid: {error}")),
         });
     }
+    if let Some(answer) = withdrawal_query(&state, path)? {
+        return Ok(answer);
+    }
     Ok(QueryAnswer::error(
         QUERY_BAD_REQUEST,
         format!(
             "unknown query path `{path}`; known: {ACCOUNT_PATH}<address>, {BALANCES_PATH}<address>, {PARAMS_PATH}, \
-             {DEPOSIT_PATH}<id>, {RESERVES_PATH}, {FEDERATION_PATH}, {PEG_PATH}"
+             {DEPOSIT_PATH}<id>, {RESERVES_PATH}, {FEDERATION_PATH}, {PEG_PATH}, {WITHDRAWAL_PATH}wd-<n>, \
+             {BATCH_PATH}<n>, {PENDING_BATCHES_PATH}[/<after>], {BRIDGE_PATH}"
         ),
     ))
+}
+
+/// The withdrawal side's queries; `None` when `path` is not one of them.
+fn withdrawal_query<R: StateRead>(state: &StateDelta<R>, path: &str) -> Result<Option<QueryAnswer>, StateError> {
+    let bad_request =
+        |error: &dyn std::fmt::Display| QueryAnswer::error(QUERY_BAD_REQUEST, format!("query `{path}`: {error}"));
+    if let Some(rest) = path.strip_prefix(WITHDRAWAL_PATH) {
+        let id: WithdrawalId = match rest.parse() {
+            Ok(id) => id,
+            Err(error) => return Ok(Some(bad_request(&error))),
+        };
+        let Some(withdrawal) = state.withdrawal(id)? else {
+            return Ok(Some(QueryAnswer::error(QUERY_NOT_FOUND, format!("no withdrawal {id}"))));
+        };
+        let batch = match withdrawal.batch {
+            Some(batch) => state.batch(batch)?,
+            None => None,
+        };
+        return Ok(Some(QueryAnswer::json(&WithdrawalView::of(withdrawal, batch.as_ref()))));
+    }
+    if let Some(rest) = path.strip_prefix(BATCH_PATH) {
+        let Some(id) = parse_batch_id(rest) else {
+            return Ok(Some(bad_request(&format_args!("`{rest}` is not a batch id (a positive integer)"))));
+        };
+        let Some(batch) = state.batch(id)? else {
+            return Ok(Some(QueryAnswer::error(QUERY_NOT_FOUND, format!("no batch {id}"))));
+        };
+        return Ok(Some(QueryAnswer::json(&crate::batch::view(&state.federation()?, batch)?)));
+    }
+    if let Some(rest) = path.strip_prefix(PENDING_BATCHES_PATH) {
+        let after = if rest.is_empty() {
+            Some(0)
+        } else {
+            rest.strip_prefix('/').and_then(|after| after.parse::<u64>().ok().filter(|n| n.to_string() == after))
+        };
+        let Some(after) = after else {
+            return Ok(Some(bad_request(&format_args!(
+                "expected {PENDING_BATCHES_PATH} or {PENDING_BATCHES_PATH}/<batch id>"
+            ))));
+        };
+        return Ok(Some(QueryAnswer::json(&pending_batches(state, after)?)));
+    }
+    if path == BRIDGE_PATH {
+        return Ok(Some(QueryAnswer::json(&state.bridge_status()?)));
+    }
+    Ok(None)
+}
+
+/// A batch id: `<n>` or `batch-<n>`, n positive, without leading zeros.
+fn parse_batch_id(text: &str) -> Option<u64> {
+    let number = text.strip_prefix("batch-").unwrap_or(text);
+    number.parse::<u64>().ok().filter(|id| *id > 0 && id.to_string() == number)
+}
+
+fn pending_batches<R: StateRead>(state: &StateDelta<R>, after: u64) -> Result<PendingBatchesView, StateError> {
+    let pending = state.pending_batches()?;
+    let federation = state.federation()?;
+    let mut following = pending.iter().filter(|id| **id > after);
+    let mut batches = Vec::new();
+    for id in following.by_ref().take(PENDING_BATCHES_PAGE) {
+        if let Some(batch) = state.batch(*id)? {
+            batches.push(crate::batch::view(&federation, batch)?);
+        }
+    }
+    let next_after = following.next().and(batches.last().map(|view| view.batch.id));
+    Ok(PendingBatchesView { batches, pending: u64::try_from(pending.len()).unwrap_or(u64::MAX), next_after })
 }
 
 /// Answer to `/reserves`: every asset's ledger and the Bitcoin peg's reserve UTXOs.

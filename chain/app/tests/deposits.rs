@@ -118,8 +118,15 @@ fn token() -> TestResult<Denom> {
     Ok(TOKEN.parse()?)
 }
 
+/// A ledger of `supply` and `reserves` with nothing withdrawn: what the reserves do not back is
+/// genesis funding.
 fn ledger(supply: u128, reserves: u128) -> AssetLedger {
-    AssetLedger { supply: Amount::new(supply), reserves: Amount::new(reserves) }
+    AssetLedger {
+        supply: Amount::new(supply),
+        reserves: Amount::new(reserves),
+        unreleased: Amount::ZERO,
+        unbacked: Amount::new(supply.saturating_sub(reserves)),
+    }
 }
 
 /// Bitcoin output `vout` of [`BTC_TXID`] paying `amount` satoshi for `recipient`.
@@ -252,7 +259,7 @@ fn btc_deposit_mints_exactly_once_when_the_third_of_four_members_attests_identic
     let reserves = bridge.chain.reserves()?;
     assert_eq!(reserves.assets.get(&Denom::sat()), Some(&ledger(ALICE_SAT + DEPOSIT_SAT, DEPOSIT_SAT)));
     assert_eq!(reserves.assets.get(&Denom::wei()), Some(&ledger(ALICE_WEI, 0)));
-    let utxo = ReserveUtxo { txid: BTC_TXID.to_owned(), vout: 1, amount: Amount::new(DEPOSIT_SAT) };
+    let utxo = ReserveUtxo { txid: BTC_TXID.to_owned(), vout: 1, amount: Amount::new(DEPOSIT_SAT), locked_by: None };
     assert_eq!(reserves.bitcoin_utxos, [utxo]);
 
     // The fourth attestation is counted and mints nothing.
@@ -467,7 +474,10 @@ fn attestation_from_a_non_member_is_unauthorized_and_names_the_address() -> Test
 
     assert_eq!(codes(&outcome.tx_results), [TxCode::Unauthorized; 3]);
     for (result, address) in outcome.tx_results.iter().zip(named) {
-        assert_eq!(result.log, format!("{address} is not a federation member; only members may attest"));
+        assert_eq!(
+            result.log,
+            format!("{address} is not a federation member; only members may perform federation duties")
+        );
         assert_eq!(result.events, []);
     }
     assert!(outcome.changes.is_empty(), "refused attestations wrote {:?}", outcome.changes);
@@ -680,7 +690,7 @@ fn honest_quorum_mints_even_when_a_member_attests_conflicting_facts_first() -> T
     assert_eq!(bridge.chain.balance(&dana, &Denom::sat())?, DEPOSIT_SAT);
     assert_eq!(bridge.chain.account(&mallory)?, None);
     assert_eq!(bridge.ledger(&Denom::sat())?, Some(ledger(ALICE_SAT + DEPOSIT_SAT, DEPOSIT_SAT)));
-    let utxo = ReserveUtxo { txid: BTC_TXID.to_owned(), vout: 1, amount: Amount::new(DEPOSIT_SAT) };
+    let utxo = ReserveUtxo { txid: BTC_TXID.to_owned(), vout: 1, amount: Amount::new(DEPOSIT_SAT), locked_by: None };
     assert_eq!(bridge.chain.reserves()?.bitcoin_utxos, [utxo]);
     assert_eq!(bridge.record(&honest)?.minted, Some(honest));
     assert_ledgers_match_balances(&bridge.chain)
@@ -1020,7 +1030,7 @@ fn genesis_gives_members_empty_accounts_and_the_federation_query_lists_them() ->
 
     assert_eq!(answer.code, QUERY_OK, "{}", answer.log);
     let federation: Federation = serde_json::from_slice(&answer.value)?;
-    assert_eq!(federation, Federation { members: members.clone(), attest_quorum: QUORUM, bitcoin: None });
+    assert_eq!(federation, Federation { members: members.clone(), attest_quorum: QUORUM, ..Federation::default() });
     assert_eq!(bridge.chain.account(&bridge.alice.address)?.map(|account| account.account_number), Some(0));
     for (number, member) in (1u64..).zip(&members) {
         let account = bridge.chain.account(member)?.ok_or("member has no account")?;

@@ -35,11 +35,22 @@ pub enum TxCode {
     Unauthorized = 11,
     /// A balance would exceed 2^128 - 1.
     Overflow = 12,
+    /// The bridge is paused (reserves invariant violated, or paused by a federation vote): no
+    /// mints, withdrawals or signature submissions until it resumes. Relayers retry later.
+    BridgePaused = 13,
+    /// A withdrawal the bridge's rules refuse: an asset without a configured limit, an amount
+    /// below the minimum or above the window cap, a destination chain that is not configured.
+    WithdrawalRefused = 14,
+    /// A BLS signature share or a Bitcoin input signature does not verify (the log names which).
+    InvalidReleaseSignature = 15,
+    /// The batch named does not exist, is not in a state that accepts the message (a release
+    /// attested before the batch is signed), or the message contradicts it (another txid).
+    BadBatch = 16,
 }
 
 impl TxCode {
     /// All codes, in numeric order.
-    pub const ALL: [TxCode; 13] = [
+    pub const ALL: [TxCode; 17] = [
         TxCode::Ok,
         TxCode::Decode,
         TxCode::TooLarge,
@@ -53,6 +64,10 @@ impl TxCode {
         TxCode::InsufficientFunds,
         TxCode::Unauthorized,
         TxCode::Overflow,
+        TxCode::BridgePaused,
+        TxCode::WithdrawalRefused,
+        TxCode::InvalidReleaseSignature,
+        TxCode::BadBatch,
     ];
 
     /// The numeric ABCI code.
@@ -81,6 +96,10 @@ impl TxCode {
             TxCode::InsufficientFunds => "insufficient_funds",
             TxCode::Unauthorized => "unauthorized",
             TxCode::Overflow => "overflow",
+            TxCode::BridgePaused => "bridge_paused",
+            TxCode::WithdrawalRefused => "withdrawal_refused",
+            TxCode::InvalidReleaseSignature => "invalid_release_signature",
+            TxCode::BadBatch => "bad_batch",
         }
     }
 }

@@ -31,7 +31,8 @@ pub const SEQUENCE_VALUE: &str = "sequence";
 pub const ACCOUNTS: &str = "accounts";
 
 /// Attributes CometBFT indexes for `tx_search` (the others are only delivered with results).
-pub const INDEXED_ATTRIBUTES: &[&str] = &[SENDER, RECIPIENT, PAYER, ADDRESS, DEPOSIT_ID, ATTESTER];
+pub const INDEXED_ATTRIBUTES: &[&str] =
+    &[SENDER, RECIPIENT, PAYER, ADDRESS, DEPOSIT_ID, ATTESTER, WITHDRAWAL_ID, BATCH_ID];
 
 /// A member attested a deposit. Attributes: [`DEPOSIT_ID`], [`ATTESTER`], [`ATTESTATIONS`], [`QUORUM`].
 pub const DEPOSIT_ATTESTED: &str = "ferry.bridge.deposit_attested";
@@ -49,3 +50,56 @@ pub const ATTESTER: &str = "attester";
 pub const ATTESTATIONS: &str = "attestations";
 /// Attribute: the quorum.
 pub const QUORUM: &str = "quorum";
+
+/// Wrapped tokens were burned and a withdrawal queued.
+/// Attributes: [`WITHDRAWAL_ID`], [`SENDER`], [`AMOUNT`], [`DESTINATION`], [`ELIGIBLE_HEIGHT`].
+pub const WITHDRAWAL_QUEUED: &str = "ferry.bridge.withdrawal_queued";
+/// A release batch was formed at the end of a block and awaits the federation's signatures.
+/// Attributes: [`BATCH_ID`], [`ASSET`], [`ITEMS`], [`AMOUNT`].
+pub const BATCH_CREATED: &str = "ferry.bridge.batch_created";
+/// Queued withdrawals of an asset could not be batched at a batching height because the
+/// Bitcoin reserves not locked by unsettled batches cannot pay them; they stay queued.
+/// Attributes: [`ASSET`], [`ITEMS`], [`REASON`].
+pub const BATCH_DEFERRED: &str = "ferry.bridge.batch_deferred";
+/// A member's signatures for a batch were verified and recorded.
+/// Attributes: [`BATCH_ID`], [`SIGNER`], [`SIGNATURES`], [`THRESHOLD`].
+pub const SIGNATURES_SUBMITTED: &str = "ferry.bridge.signatures_submitted";
+/// A batch reached its signing threshold and can be released. Attributes: [`BATCH_ID`].
+pub const BATCH_SIGNED: &str = "ferry.bridge.batch_signed";
+/// A member attested a batch's release on its parent chain.
+/// Attributes: [`BATCH_ID`], [`ATTESTER`], [`PARENT_TX`], [`ATTESTATIONS`], [`QUORUM`].
+pub const RELEASE_ATTESTED: &str = "ferry.bridge.release_attested";
+/// A batch's release reached quorum and settled: reserves and unreleased amounts fell by its
+/// total. Attributes: [`BATCH_ID`], [`PARENT_TX`], [`AMOUNT`].
+pub const BATCH_RELEASED: &str = "ferry.bridge.batch_released";
+/// A member voted to pause or resume the bridge. Attributes: [`ATTESTER`], [`PAUSED`], [`ATTESTATIONS`], [`QUORUM`].
+pub const PAUSE_VOTE: &str = "ferry.bridge.pause_vote";
+/// The bridge paused (reserves invariant violated, or a federation vote). Attributes: [`REASON`].
+pub const BRIDGE_PAUSED: &str = "ferry.bridge.bridge_paused";
+/// The bridge resumed by federation vote. Attributes: [`REASON`].
+pub const BRIDGE_RESUMED: &str = "ferry.bridge.bridge_resumed";
+
+/// Attribute: a withdrawal id (`wd-<n>`).
+pub const WITHDRAWAL_ID: &str = "withdrawal_id";
+/// Attribute: a batch id (the Ethereum batch nonce).
+pub const BATCH_ID: &str = "batch_id";
+/// Attribute: a parent-chain destination address.
+pub const DESTINATION: &str = "destination";
+/// Attribute: the first height at which a withdrawal may be batched.
+pub const ELIGIBLE_HEIGHT: &str = "eligible_height";
+/// Attribute: a denomination.
+pub const ASSET: &str = "asset";
+/// Attribute: a count of items.
+pub const ITEMS: &str = "items";
+/// Attribute: the signing member (bech32).
+pub const SIGNER: &str = "signer";
+/// Attribute: members whose signatures are recorded so far.
+pub const SIGNATURES: &str = "signatures";
+/// Attribute: signatures needed.
+pub const THRESHOLD: &str = "threshold";
+/// Attribute: a parent-chain transaction (Bitcoin txid or Ethereum transaction hash).
+pub const PARENT_TX: &str = "parent_tx";
+/// Attribute: `true` or `false`.
+pub const PAUSED: &str = "paused";
+/// Attribute: why, in words.
+pub const REASON: &str = "reason";

@@ -5,7 +5,9 @@ use std::collections::BTreeSet;
 use serde::{Deserialize, Serialize};
 
 use crate::address::Address;
-use crate::amount::Coin;
+use crate::amount::{Amount, Coin};
+use crate::denom::Denom;
+use crate::release::eth::EthAddress;
 
 /// Chain parameters, fixed at genesis.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -18,6 +20,9 @@ pub struct Params {
     pub max_tx_bytes: u64,
     /// Most messages in one transaction.
     pub max_msgs_per_tx: u32,
+    /// How withdrawals are limited, batched and paid out (absent: [`WithdrawalParams::default`]).
+    #[serde(default)]
+    pub withdrawals: WithdrawalParams,
 }
 
 impl Default for Params {
@@ -26,8 +31,118 @@ impl Default for Params {
             min_fees: vec![Coin::new(100, crate::Denom::sat()), Coin::new(10_000_000_000, crate::Denom::wei())],
             max_tx_bytes: 16 * 1024,
             max_msgs_per_tx: 64,
+            withdrawals: WithdrawalParams::default(),
         }
     }
+}
+
+/// How withdrawals are limited, batched and paid out.
+///
+/// Outflow is capped per asset in **fixed windows**: window `w` is the heights
+/// `w * window_blocks ..= (w + 1) * window_blocks - 1`, and the amounts batched in one window add
+/// up to at most the asset's `window_cap`. (A fixed window is simple to state and to check; the
+/// price is that up to twice the cap can leave around a window boundary. The signers' own local
+/// caps are the second line.) Withdrawals over the cap stay queued for later windows.
+///
+/// An asset **without a limit entry cannot be withdrawn**: a cap is a deliberate decision per
+/// asset, so a token nobody configured is refused rather than left uncapped.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WithdrawalParams {
+    /// Batches form at every height that is a multiple of this.
+    pub batch_interval: u64,
+    /// Most withdrawals in one batch.
+    pub max_batch_items: u32,
+    /// Length of an outflow window, in blocks.
+    pub window_blocks: u64,
+    /// Per-asset caps, delays and minimums; one entry per withdrawable denomination.
+    pub limits: Vec<AssetLimit>,
+    /// Blocks a withdrawal above its asset's `delay_above` waits after its burn before it can be batched.
+    pub delay_blocks: u64,
+    /// Satoshi each Bitcoin withdrawal contributes to its release transaction's miner fee: the
+    /// destination receives `amount - bitcoin_fee_per_withdrawal` and a release of `n`
+    /// withdrawals pays `n * bitcoin_fee_per_withdrawal` to miners, so the reserves fall by
+    /// exactly what was burned.
+    pub bitcoin_fee_per_withdrawal: Amount,
+    /// Smallest Bitcoin output a release creates (a destination output or the change).
+    pub bitcoin_dust_limit: Amount,
+    /// Where Ethereum releases are paid (absent: ether and ERC-20 withdrawals are refused).
+    pub ethereum: Option<EthereumBridge>,
+}
+
+impl Default for WithdrawalParams {
+    /// Devnet values: batches every 5 blocks of at most 32 withdrawals; per 100-block window at
+    /// most 10 BTC and 100 ETH; withdrawals above 1 BTC or 10 ETH wait 20 blocks; 2 000 sat of
+    /// miner fee per Bitcoin withdrawal; no Ethereum vault configured.
+    fn default() -> Self {
+        const BTC: u128 = 100_000_000;
+        const ETH: u128 = 1_000_000_000_000_000_000;
+        WithdrawalParams {
+            batch_interval: 5,
+            max_batch_items: 32,
+            window_blocks: 100,
+            limits: vec![
+                AssetLimit {
+                    denom: Denom::sat(),
+                    window_cap: Amount::new(10 * BTC),
+                    delay_above: Amount::new(BTC),
+                    min_amount: Amount::new(10_000),
+                },
+                AssetLimit {
+                    denom: Denom::wei(),
+                    window_cap: Amount::new(100 * ETH),
+                    delay_above: Amount::new(10 * ETH),
+                    min_amount: Amount::new(ETH / 1_000),
+                },
+            ],
+            delay_blocks: 20,
+            bitcoin_fee_per_withdrawal: Amount::new(2_000),
+            bitcoin_dust_limit: Amount::new(546),
+            ethereum: None,
+        }
+    }
+}
+
+impl WithdrawalParams {
+    /// The limits of `denom`, if it can be withdrawn.
+    pub fn limit(&self, denom: &Denom) -> Option<&AssetLimit> {
+        self.limits.iter().find(|limit| &limit.denom == denom)
+    }
+
+    /// The outflow window `height` falls in.
+    pub fn window(&self, height: u64) -> u64 {
+        height.checked_div(self.window_blocks).unwrap_or(0)
+    }
+
+    /// Whether batches form at the end of `height`.
+    pub fn is_batch_height(&self, height: u64) -> bool {
+        height.checked_rem(self.batch_interval) == Some(0)
+    }
+}
+
+/// Withdrawal limits of one asset.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AssetLimit {
+    /// The wrapped denomination.
+    pub denom: Denom,
+    /// Most that may be batched for release in one outflow window. A single withdrawal above
+    /// this can never be released and is refused when submitted.
+    pub window_cap: Amount,
+    /// Withdrawals above this wait `delay_blocks` after their burn.
+    pub delay_above: Amount,
+    /// Smallest withdrawal accepted.
+    pub min_amount: Amount,
+}
+
+/// Where Ethereum releases pay out: the vault on one Ethereum chain.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EthereumBridge {
+    /// EIP-155 chain id, bound into every release payload.
+    pub chain_id: u64,
+    /// The `FerryVault` contract, bound into every release payload.
+    pub vault: EthAddress,
 }
 
 impl Params {
@@ -48,17 +163,28 @@ pub struct GenesisAccount {
 }
 
 /// The federation as known at genesis.
+///
+/// Member `i` (its position in `members`) holds BLS key share `i` of `bls` and Bitcoin key `i`
+/// of `bitcoin`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Federation {
     /// Sidechain accounts of the federation members.
     pub members: Vec<Address>,
-    /// How many distinct members must attest identical facts before a deposit mints.
+    /// How many distinct members must attest identical facts before a deposit mints (also the
+    /// quorum for release attestations and pause votes).
     #[serde(default)]
     pub attest_quorum: u32,
     /// The members' Bitcoin keys and the peg's signing threshold (absent: no Bitcoin peg).
     #[serde(default)]
     pub bitcoin: Option<crate::peg::BitcoinFederation>,
+    /// The federation's epoch, bound into every Ethereum release payload; a new set of keys
+    /// comes with a new epoch.
+    #[serde(default)]
+    pub epoch: u64,
+    /// The federation's BLS public key set (absent: no Ethereum releases can be signed).
+    #[serde(default)]
+    pub bls: Option<BlsFederation>,
 }
 
 impl Federation {
@@ -66,6 +192,19 @@ impl Federation {
     pub fn is_member(&self, address: &Address) -> bool {
         self.members.contains(address)
     }
+
+    /// The position of `address` among the members: the index of its BLS share and Bitcoin key.
+    pub fn member_index(&self, address: &Address) -> Option<usize> {
+        self.members.iter().position(|member| member == address)
+    }
+}
+
+/// The federation's BLS threshold key, as threshold_crypto's public key set.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BlsFederation {
+    /// The public key set, encoded as [`crate::release::bls::decode_public_key_set`] reads it.
+    pub public_key_set: String,
 }
 
 /// Everything the application needs at `InitChain`.
@@ -124,6 +263,35 @@ pub enum GenesisError {
         /// The member count.
         members: usize,
     },
+    /// The BLS public key set does not decode.
+    #[error("federation.bls.public_key_set: {0}")]
+    Bls(String),
+    /// The BLS signing threshold cannot be met or could be met by a minority.
+    #[error(
+        "federation.bls needs {threshold} signatures of {members} members; it must be more than half and at most all"
+    )]
+    BadSigningThreshold {
+        /// Signatures the public key set needs.
+        threshold: u32,
+        /// The member count.
+        members: usize,
+    },
+    /// The BLS and Bitcoin thresholds differ.
+    #[error("federation.bls needs {bls} signatures but federation.bitcoin.threshold is {bitcoin}; they must be equal")]
+    ThresholdMismatch {
+        /// Signatures the BLS key set needs.
+        bls: u32,
+        /// The peg's threshold.
+        bitcoin: u32,
+    },
+    /// A withdrawal parameter is invalid.
+    #[error("params.withdrawals.{param}: {reason}")]
+    Withdrawals {
+        /// The parameter.
+        param: String,
+        /// What is wrong with it.
+        reason: String,
+    },
 }
 
 impl GenesisState {
@@ -176,6 +344,21 @@ impl GenesisState {
                 return Err(GenesisError::KeyCount { keys: bitcoin.keys.len(), members });
             }
         }
+        if let Some(bls) = &self.federation.bls {
+            let keys = crate::release::bls::decode_public_key_set(&bls.public_key_set)
+                .map_err(|error| GenesisError::Bls(error.to_string()))?;
+            let threshold = crate::release::bls::threshold_signatures(&keys);
+            let needed = usize::try_from(threshold).unwrap_or(usize::MAX);
+            if members == 0 || needed > members || needed.saturating_mul(2) <= members {
+                return Err(GenesisError::BadSigningThreshold { threshold, members });
+            }
+            if let Some(bitcoin) = &self.federation.bitcoin
+                && bitcoin.threshold != threshold
+            {
+                return Err(GenesisError::ThresholdMismatch { bls: threshold, bitcoin: bitcoin.threshold });
+            }
+        }
+        self.params.withdrawals.validate()?;
         let mut fee_denoms = BTreeSet::new();
         for coin in &self.params.min_fees {
             if !fee_denoms.insert(&coin.denom) {
@@ -187,6 +370,63 @@ impl GenesisState {
         }
         if self.params.max_msgs_per_tx == 0 {
             return Err(GenesisError::ZeroParam("max_msgs_per_tx"));
+        }
+        Ok(())
+    }
+}
+
+impl WithdrawalParams {
+    /// Checks positive intervals, one limit per denomination, and that the smallest Bitcoin
+    /// withdrawal still pays its miner fee and a non-dust output.
+    ///
+    /// # Errors
+    /// [`GenesisError::Withdrawals`] naming the parameter.
+    pub fn validate(&self) -> Result<(), GenesisError> {
+        let bad = |param: &str, reason: String| GenesisError::Withdrawals { param: param.to_owned(), reason };
+        for (param, value) in [
+            ("batch_interval", self.batch_interval),
+            ("window_blocks", self.window_blocks),
+            ("max_batch_items", u64::from(self.max_batch_items)),
+        ] {
+            if value == 0 {
+                return Err(bad(param, "must be positive".to_owned()));
+            }
+        }
+        let mut denoms = BTreeSet::new();
+        for limit in &self.limits {
+            let param = format!("limits[{}]", limit.denom);
+            if !denoms.insert(&limit.denom) {
+                return Err(bad(&param, "the denomination is listed twice".to_owned()));
+            }
+            if limit.min_amount.is_zero() || limit.min_amount > limit.window_cap {
+                return Err(bad(
+                    &param,
+                    format!(
+                        "min_amount {} must be positive and at most window_cap {}",
+                        limit.min_amount, limit.window_cap
+                    ),
+                ));
+            }
+            if limit.denom == Denom::sat() {
+                let smallest_payable = self
+                    .bitcoin_fee_per_withdrawal
+                    .checked_add(self.bitcoin_dust_limit)
+                    .map_err(|error| bad("bitcoin_fee_per_withdrawal", error.to_string()))?;
+                if limit.min_amount < smallest_payable {
+                    return Err(bad(
+                        &param,
+                        format!(
+                            "min_amount {} cannot pay bitcoin_fee_per_withdrawal {} plus a bitcoin_dust_limit {} output",
+                            limit.min_amount, self.bitcoin_fee_per_withdrawal, self.bitcoin_dust_limit
+                        ),
+                    ));
+                }
+            }
+        }
+        if let Some(ethereum) = &self.ethereum
+            && ethereum.chain_id == 0
+        {
+            return Err(bad("ethereum.chain_id", "must be positive".to_owned()));
         }
         Ok(())
     }
@@ -206,5 +446,92 @@ mod tests {
             ..GenesisState::default()
         };
         assert_eq!(twice.validate(), Err(GenesisError::DuplicateAccount(address)));
+    }
+
+    fn key_set(signatures: usize) -> String {
+        use rand::SeedableRng;
+        let mut rng = rand_chacha::ChaChaRng::seed_from_u64(7);
+        let secret = threshold_crypto::SecretKeySet::random(signatures - 1, &mut rng);
+        crate::release::bls::encode_public_key_set(&secret.public_keys())
+    }
+
+    fn bitcoin_key(seed: u8) -> String {
+        let secp = bitcoin::secp256k1::Secp256k1::new();
+        let secret = bitcoin::secp256k1::SecretKey::from_slice(&[seed; 32]).unwrap_or_else(|_| unreachable!());
+        hex::encode(bitcoin::secp256k1::PublicKey::from_secret_key(&secp, &secret).serialize())
+    }
+
+    fn federation_of(members: u8, bls_signatures: usize, bitcoin_threshold: Option<u32>) -> GenesisState {
+        let federation = Federation {
+            members: (1..=members).map(|seed| Address::from_bytes([seed; 20])).collect(),
+            attest_quorum: u32::from(members / 2 + 1),
+            bitcoin: bitcoin_threshold.map(|threshold| crate::peg::BitcoinFederation {
+                network: crate::peg::BitcoinNetwork::Regtest,
+                threshold,
+                keys: (1..=members).map(bitcoin_key).collect(),
+            }),
+            epoch: 1,
+            bls: Some(BlsFederation { public_key_set: key_set(bls_signatures) }),
+        };
+        GenesisState { federation, ..GenesisState::default() }
+    }
+
+    #[test]
+    fn bls_threshold_must_be_a_majority_and_match_the_peg() {
+        assert_eq!(federation_of(4, 3, Some(3)).validate(), Ok(()));
+        assert_eq!(
+            federation_of(4, 2, None).validate(),
+            Err(GenesisError::BadSigningThreshold { threshold: 2, members: 4 })
+        );
+        assert_eq!(
+            federation_of(4, 5, None).validate(),
+            Err(GenesisError::BadSigningThreshold { threshold: 5, members: 4 })
+        );
+        assert_eq!(
+            federation_of(4, 3, Some(4)).validate(),
+            Err(GenesisError::ThresholdMismatch { bls: 3, bitcoin: 4 })
+        );
+        let mut garbled = federation_of(4, 3, None);
+        garbled.federation.bls = Some(BlsFederation { public_key_set: "00".repeat(48) });
+        assert!(matches!(garbled.validate(), Err(GenesisError::Bls(_))));
+    }
+
+    #[test]
+    fn withdrawal_params_are_checked_by_name_and_default_when_absent() -> Result<(), GenesisError> {
+        let without = br#"{"accounts":[],"params":{"min_fees":[],"max_tx_bytes":1,"max_msgs_per_tx":1}}"#;
+        assert_eq!(GenesisState::from_json(without)?.params.withdrawals, WithdrawalParams::default());
+        let partial = br#"{"accounts":[],"params":{"min_fees":[],"max_tx_bytes":1,"max_msgs_per_tx":1,
+            "withdrawals":{"batch_interval":3}}}"#;
+        let read = GenesisState::from_json(partial)?.params.withdrawals;
+        assert_eq!(read, WithdrawalParams { batch_interval: 3, ..WithdrawalParams::default() });
+
+        let with = |withdrawals: WithdrawalParams| {
+            let state = GenesisState { params: Params { withdrawals, ..Params::default() }, ..GenesisState::default() };
+            match state.validate() {
+                Err(GenesisError::Withdrawals { param, .. }) => param,
+                other => format!("{other:?}"),
+            }
+        };
+        assert_eq!(with(WithdrawalParams { window_blocks: 0, ..WithdrawalParams::default() }), "window_blocks");
+        let mut twice = WithdrawalParams::default();
+        twice.limits.push(twice.limits[0].clone());
+        assert_eq!(with(twice), "limits[sat]");
+        let mut cheap = WithdrawalParams::default();
+        cheap.limits[0].min_amount = Amount::new(2_000);
+        assert_eq!(with(cheap), "limits[sat]", "2000 sat cannot pay a 2000 sat fee and a 546 sat output");
+        let ethereum = EthereumBridge { chain_id: 0, vault: EthAddress::from_bytes([9; 20]) };
+        assert_eq!(
+            with(WithdrawalParams { ethereum: Some(ethereum), ..WithdrawalParams::default() }),
+            "ethereum.chain_id"
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn outflow_windows_are_fixed_and_batches_form_at_multiples_of_the_interval() {
+        let params = WithdrawalParams { batch_interval: 5, window_blocks: 100, ..WithdrawalParams::default() };
+        assert_eq!([params.window(0), params.window(99), params.window(100), params.window(250)], [0, 0, 1, 2]);
+        assert!(params.is_batch_height(10));
+        assert!(!params.is_batch_height(11));
     }
 }

@@ -8,13 +8,23 @@ use cosmrs::Any;
 use prost::Message;
 
 use crate::address::Address;
-use crate::amount::Coin;
-use crate::deposit::DepositFacts;
+use crate::amount::{Amount, Coin};
+use crate::denom::{Denom, ERC20_PREFIX, SAT};
+use crate::deposit::{DepositFacts, ParentChain};
+use crate::release::eth::EthAddress;
 
 /// Type URL of [`MsgSendProto`].
 pub const MSG_SEND_TYPE_URL: &str = "/ferry.bank.v1.MsgSend";
 /// Type URL of [`MsgAttestDepositProto`].
 pub const MSG_ATTEST_DEPOSIT_TYPE_URL: &str = "/ferry.bridge.v1.MsgAttestDeposit";
+/// Type URL of [`MsgWithdrawProto`].
+pub const MSG_WITHDRAW_TYPE_URL: &str = "/ferry.bridge.v1.MsgWithdraw";
+/// Type URL of [`MsgSubmitSignaturesProto`].
+pub const MSG_SUBMIT_SIGNATURES_TYPE_URL: &str = "/ferry.bridge.v1.MsgSubmitSignatures";
+/// Type URL of [`MsgAttestReleaseProto`].
+pub const MSG_ATTEST_RELEASE_TYPE_URL: &str = "/ferry.bridge.v1.MsgAttestRelease";
+/// Type URL of [`MsgSetPausedProto`].
+pub const MSG_SET_PAUSED_TYPE_URL: &str = "/ferry.bridge.v1.MsgSetPaused";
 /// Type URL of [`ChainBindingProto`].
 pub const CHAIN_BINDING_TYPE_URL: &str = "/ferry.tx.v1.ChainBinding";
 
@@ -59,6 +69,79 @@ pub struct MsgAttestDepositProto {
     pub recipient: String,
 }
 
+/// Wire form of `ferry.bridge.v1.MsgWithdraw`: burn wrapped tokens and have the federation pay
+/// them out on their parent chain.
+#[derive(Clone, PartialEq, Message)]
+pub struct MsgWithdrawProto {
+    /// The account burning, bech32; must be the signer.
+    #[prost(string, tag = "1")]
+    pub sender: String,
+    /// Wrapped denomination to burn.
+    #[prost(string, tag = "2")]
+    pub asset: String,
+    /// Amount in base units (decimal).
+    #[prost(string, tag = "3")]
+    pub amount: String,
+    /// Where to pay on the parent chain: a Bitcoin address for `sat`, an EIP-55 Ethereum
+    /// address for `wei` and ERC-20 denominations.
+    #[prost(string, tag = "4")]
+    pub destination: String,
+}
+
+/// Wire form of `ferry.bridge.v1.MsgSubmitSignatures`: a federation member's signatures for a
+/// release batch.
+#[derive(Clone, PartialEq, Message)]
+pub struct MsgSubmitSignaturesProto {
+    /// The signing member's account, bech32; must be the signer.
+    #[prost(string, tag = "1")]
+    pub signer: String,
+    /// The batch id.
+    #[prost(uint64, tag = "2")]
+    pub batch: u64,
+    /// Ethereum batches: the member's BLS signature share over the batch payload (empty for Bitcoin).
+    #[prost(bytes = "vec", tag = "3")]
+    pub bls_share: Vec<u8>,
+    /// Bitcoin batches: one DER signature (without sighash byte) per input, in input order
+    /// (empty for Ethereum).
+    #[prost(bytes = "vec", repeated, tag = "4")]
+    pub btc_signatures: Vec<Vec<u8>>,
+}
+
+/// Wire form of `ferry.bridge.v1.MsgAttestRelease`: a federation member states that a batch's
+/// release transaction is confirmed on its parent chain.
+#[derive(Clone, PartialEq, Message)]
+pub struct MsgAttestReleaseProto {
+    /// The attesting member's account, bech32; must be the signer.
+    #[prost(string, tag = "1")]
+    pub attester: String,
+    /// The batch id.
+    #[prost(uint64, tag = "2")]
+    pub batch: u64,
+    /// The release transaction: Bitcoin txid (64 lowercase hex) or Ethereum transaction hash (`0x` + 64).
+    #[prost(string, tag = "3")]
+    pub parent_tx: String,
+}
+
+/// Wire form of `ferry.bridge.v1.MsgSetPaused`: a federation member's vote to pause or resume
+/// the bridge.
+#[derive(Clone, PartialEq, Message)]
+pub struct MsgSetPausedProto {
+    /// The voting member's account, bech32; must be the signer.
+    #[prost(string, tag = "1")]
+    pub member: String,
+    /// `true` to pause, `false` to resume.
+    #[prost(bool, tag = "2")]
+    pub paused: bool,
+    /// Why, in words (at most [`MAX_REASON_BYTES`] bytes).
+    #[prost(string, tag = "3")]
+    pub reason: String,
+}
+
+/// Longest destination accepted, in bytes (a bech32 address is at most 90 characters).
+pub const MAX_DESTINATION_BYTES: usize = 100;
+/// Longest pause reason accepted, in bytes.
+pub const MAX_REASON_BYTES: usize = 256;
+
 /// Wire form of `ferry.tx.v1.ChainBinding`, a non-critical `TxBody` extension that states the
 /// chain id the transaction was signed for. The chain id is also bound by the sign doc; stating it
 /// in the body lets the chain tell "wrong chain" apart from "bad signature".
@@ -89,6 +172,62 @@ pub struct MsgAttestDeposit {
     pub facts: DepositFacts,
 }
 
+/// A validated withdrawal request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MsgWithdraw {
+    /// The account burning (the signer).
+    pub sender: Address,
+    /// The wrapped denomination burned.
+    pub asset: Denom,
+    /// How much is burned (non-zero).
+    pub amount: Amount,
+    /// The destination, syntactically valid for the asset's parent chain (an Ethereum address
+    /// in EIP-55 form; a Bitcoin address whose network is checked against the peg's at execution).
+    pub destination: String,
+}
+
+/// A member's signatures for one batch, by the batch's parent chain.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ReleaseSignatures {
+    /// An Ethereum batch: the member's BLS signature share (threshold_crypto's encoding).
+    Bls(Vec<u8>),
+    /// A Bitcoin batch: one DER signature per input, in input order.
+    Bitcoin(Vec<Vec<u8>>),
+}
+
+/// A validated signature submission.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MsgSubmitSignatures {
+    /// The signing member (the signer).
+    pub signer: Address,
+    /// The batch id.
+    pub batch: u64,
+    /// The signatures.
+    pub signatures: ReleaseSignatures,
+}
+
+/// A validated release attestation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MsgAttestRelease {
+    /// The attesting member (the signer).
+    pub attester: Address,
+    /// The batch id.
+    pub batch: u64,
+    /// The release transaction on the parent chain (lowercase; `0x`-prefixed on Ethereum).
+    pub parent_tx: String,
+}
+
+/// A validated pause vote.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MsgSetPaused {
+    /// The voting member (the signer).
+    pub member: Address,
+    /// `true` to pause, `false` to resume.
+    pub paused: bool,
+    /// Why.
+    pub reason: String,
+}
+
 /// A validated message the state machine can execute.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Msg {
@@ -96,6 +235,14 @@ pub enum Msg {
     Send(MsgSend),
     /// `/ferry.bridge.v1.MsgAttestDeposit`.
     AttestDeposit(MsgAttestDeposit),
+    /// `/ferry.bridge.v1.MsgWithdraw`.
+    Withdraw(MsgWithdraw),
+    /// `/ferry.bridge.v1.MsgSubmitSignatures`.
+    SubmitSignatures(MsgSubmitSignatures),
+    /// `/ferry.bridge.v1.MsgAttestRelease`.
+    AttestRelease(MsgAttestRelease),
+    /// `/ferry.bridge.v1.MsgSetPaused`.
+    SetPaused(MsgSetPaused),
 }
 
 /// Why a message was refused before execution.
@@ -131,16 +278,12 @@ impl Msg {
     /// When the type is unknown, the bytes do not decode, or a field is invalid.
     pub fn from_any(any: &Any) -> Result<Msg, MsgError> {
         match any.type_url.as_str() {
-            MSG_SEND_TYPE_URL => {
-                let proto = MsgSendProto::decode(any.value.as_slice())
-                    .map_err(|error| MsgError::Decode { type_url: any.type_url.clone(), reason: error.to_string() })?;
-                MsgSend::from_proto(&proto).map(Msg::Send)
-            }
-            MSG_ATTEST_DEPOSIT_TYPE_URL => {
-                let proto = MsgAttestDepositProto::decode(any.value.as_slice())
-                    .map_err(|error| MsgError::Decode { type_url: any.type_url.clone(), reason: error.to_string() })?;
-                MsgAttestDeposit::from_proto(&proto).map(Msg::AttestDeposit)
-            }
+            MSG_SEND_TYPE_URL => MsgSend::from_proto(&decode(any)?).map(Msg::Send),
+            MSG_ATTEST_DEPOSIT_TYPE_URL => MsgAttestDeposit::from_proto(&decode(any)?).map(Msg::AttestDeposit),
+            MSG_WITHDRAW_TYPE_URL => MsgWithdraw::from_proto(&decode(any)?).map(Msg::Withdraw),
+            MSG_SUBMIT_SIGNATURES_TYPE_URL => MsgSubmitSignatures::from_proto(&decode(any)?).map(Msg::SubmitSignatures),
+            MSG_ATTEST_RELEASE_TYPE_URL => MsgAttestRelease::from_proto(&decode(any)?).map(Msg::AttestRelease),
+            MSG_SET_PAUSED_TYPE_URL => MsgSetPaused::from_proto(&decode(any)?).map(Msg::SetPaused),
             other => Err(MsgError::UnknownType(other.to_owned())),
         }
     }
@@ -149,9 +292,11 @@ impl Msg {
     pub fn to_any(&self) -> Any {
         match self {
             Msg::Send(send) => Any { type_url: MSG_SEND_TYPE_URL.to_owned(), value: send.to_proto().encode_to_vec() },
-            Msg::AttestDeposit(attest) => {
-                Any { type_url: MSG_ATTEST_DEPOSIT_TYPE_URL.to_owned(), value: attest.to_proto().encode_to_vec() }
-            }
+            Msg::AttestDeposit(attest) => any(MSG_ATTEST_DEPOSIT_TYPE_URL, &attest.to_proto()),
+            Msg::Withdraw(withdraw) => any(MSG_WITHDRAW_TYPE_URL, &withdraw.to_proto()),
+            Msg::SubmitSignatures(submit) => any(MSG_SUBMIT_SIGNATURES_TYPE_URL, &submit.to_proto()),
+            Msg::AttestRelease(attest) => any(MSG_ATTEST_RELEASE_TYPE_URL, &attest.to_proto()),
+            Msg::SetPaused(vote) => any(MSG_SET_PAUSED_TYPE_URL, &vote.to_proto()),
         }
     }
 
@@ -160,6 +305,10 @@ impl Msg {
         match self {
             Msg::Send(send) => send.from,
             Msg::AttestDeposit(attest) => attest.attester,
+            Msg::Withdraw(withdraw) => withdraw.sender,
+            Msg::SubmitSignatures(submit) => submit.signer,
+            Msg::AttestRelease(attest) => attest.attester,
+            Msg::SetPaused(vote) => vote.member,
         }
     }
 
@@ -168,14 +317,74 @@ impl Msg {
     pub fn denoms(&self) -> Vec<&crate::Denom> {
         match self {
             Msg::Send(send) => send.amount.iter().map(|coin| &coin.denom).collect(),
-            Msg::AttestDeposit(_) => Vec::new(),
+            Msg::Withdraw(withdraw) => vec![&withdraw.asset],
+            Msg::AttestDeposit(_) | Msg::SubmitSignatures(_) | Msg::AttestRelease(_) | Msg::SetPaused(_) => Vec::new(),
         }
     }
 
     /// Whether this is a federation duty: fee-exempt, and accepted only from federation members.
     pub fn is_federation_duty(&self) -> bool {
-        matches!(self, Msg::AttestDeposit(_))
+        match self {
+            Msg::AttestDeposit(_) | Msg::SubmitSignatures(_) | Msg::AttestRelease(_) | Msg::SetPaused(_) => true,
+            Msg::Send(_) | Msg::Withdraw(_) => false,
+        }
     }
+}
+
+fn decode<T: Message + Default>(any: &Any) -> Result<T, MsgError> {
+    T::decode(any.value.as_slice())
+        .map_err(|error| MsgError::Decode { type_url: any.type_url.clone(), reason: error.to_string() })
+}
+
+fn any(type_url: &str, proto: &impl Message) -> Any {
+    Any { type_url: type_url.to_owned(), value: proto.encode_to_vec() }
+}
+
+/// The parent chain a wrapped denomination is withdrawn to: Bitcoin for `sat`, Ethereum for
+/// `wei` and ERC-20 denominations.
+pub fn parent_chain_of(asset: &Denom) -> ParentChain {
+    if asset.as_str() == SAT { ParentChain::Bitcoin } else { ParentChain::Ethereum }
+}
+
+/// The ERC-20 token contract of a wrapped ERC-20 denomination; `None` for `wei` (native ether)
+/// and `sat`.
+pub fn erc20_token(asset: &Denom) -> Option<EthAddress> {
+    let hex = asset.as_str().strip_prefix(ERC20_PREFIX)?;
+    // The denomination holds 40 lowercase hex digits, which always parse (no checksum to check).
+    format!("0x{hex}").parse().ok()
+}
+
+/// Checks `destination` is an address of `asset`'s parent chain, as far as that is possible
+/// without chain state, and returns its canonical form (Ethereum: EIP-55). A Bitcoin address
+/// is checked for its encoding and checksum here; its network against the peg's at execution.
+///
+/// # Errors
+/// Text naming what is wrong: too long, bad checksum, the zero address.
+pub fn check_destination(asset: &Denom, destination: &str) -> Result<String, String> {
+    if destination.len() > MAX_DESTINATION_BYTES {
+        return Err(format!("is {} bytes, at most {MAX_DESTINATION_BYTES} are accepted", destination.len()));
+    }
+    match parent_chain_of(asset) {
+        ParentChain::Bitcoin => destination
+            .parse::<bitcoin::Address<bitcoin::address::NetworkUnchecked>>()
+            .map(|_| destination.to_owned())
+            .map_err(|error| format!("`{destination}` is not a Bitcoin address: {error}")),
+        ParentChain::Ethereum => {
+            let address: EthAddress =
+                destination.parse().map_err(|error| format!("`{destination}` is not an Ethereum address: {error}"))?;
+            if address == EthAddress::ZERO {
+                return Err("the zero address cannot receive a release".to_owned());
+            }
+            Ok(address.to_string())
+        }
+    }
+}
+
+/// Whether `parent_tx` is a parent-chain transaction id as releases are attested: a Bitcoin
+/// txid (64 lowercase hex) or an Ethereum transaction hash (`0x` + 64 lowercase hex).
+fn is_parent_tx(parent_tx: &str) -> bool {
+    let hex64 = |text: &str| text.len() == 64 && text.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    hex64(parent_tx) || parent_tx.strip_prefix("0x").is_some_and(hex64)
 }
 
 impl MsgSend {
@@ -251,5 +460,272 @@ impl MsgAttestDeposit {
             amount: self.facts.amount.to_string(),
             recipient: self.facts.recipient.to_string(),
         }
+    }
+}
+
+impl MsgWithdraw {
+    fn field_error(field: &'static str, reason: impl ToString) -> MsgError {
+        MsgError::Field { type_url: MSG_WITHDRAW_TYPE_URL, field, reason: reason.to_string() }
+    }
+
+    /// Validates the wire form.
+    ///
+    /// # Errors
+    /// A malformed sender, asset or amount, a zero amount, or a destination that is not an
+    /// address of the asset's parent chain (see [`check_destination`]).
+    pub fn from_proto(proto: &MsgWithdrawProto) -> Result<MsgWithdraw, MsgError> {
+        let sender = proto.sender.parse().map_err(|e| Self::field_error("sender", e))?;
+        let asset: Denom = proto.asset.parse().map_err(|e| Self::field_error("asset", e))?;
+        let amount: Amount = proto.amount.parse().map_err(|e| Self::field_error("amount", e))?;
+        if amount.is_zero() {
+            return Err(Self::field_error("amount", "zero amount"));
+        }
+        let destination =
+            check_destination(&asset, &proto.destination).map_err(|e| Self::field_error("destination", e))?;
+        Ok(MsgWithdraw { sender, asset, amount, destination })
+    }
+
+    /// The wire form.
+    pub fn to_proto(&self) -> MsgWithdrawProto {
+        MsgWithdrawProto {
+            sender: self.sender.to_string(),
+            asset: self.asset.to_string(),
+            amount: self.amount.to_string(),
+            destination: self.destination.clone(),
+        }
+    }
+}
+
+impl MsgSubmitSignatures {
+    fn field_error(field: &'static str, reason: impl ToString) -> MsgError {
+        MsgError::Field { type_url: MSG_SUBMIT_SIGNATURES_TYPE_URL, field, reason: reason.to_string() }
+    }
+
+    /// Validates the wire form: exactly one of `bls_share` and `btc_signatures` is given, and no
+    /// Bitcoin signature is empty.
+    ///
+    /// # Errors
+    /// A malformed signer, both or neither kind of signature, or an empty Bitcoin signature.
+    pub fn from_proto(proto: &MsgSubmitSignaturesProto) -> Result<MsgSubmitSignatures, MsgError> {
+        let signer = proto.signer.parse().map_err(|e| Self::field_error("signer", e))?;
+        let signatures = match (proto.bls_share.is_empty(), proto.btc_signatures.is_empty()) {
+            (false, true) => ReleaseSignatures::Bls(proto.bls_share.clone()),
+            (true, false) => {
+                if let Some(input) = proto.btc_signatures.iter().position(Vec::is_empty) {
+                    return Err(Self::field_error("btc_signatures", format!("signature for input {input} is empty")));
+                }
+                ReleaseSignatures::Bitcoin(proto.btc_signatures.clone())
+            }
+            (true, true) => {
+                return Err(Self::field_error("bls_share", "give a BLS share (Ethereum) or Bitcoin signatures"));
+            }
+            (false, false) => {
+                return Err(Self::field_error("bls_share", "a BLS share and Bitcoin signatures cannot go together"));
+            }
+        };
+        Ok(MsgSubmitSignatures { signer, batch: proto.batch, signatures })
+    }
+
+    /// The wire form.
+    pub fn to_proto(&self) -> MsgSubmitSignaturesProto {
+        let (bls_share, btc_signatures) = match &self.signatures {
+            ReleaseSignatures::Bls(share) => (share.clone(), Vec::new()),
+            ReleaseSignatures::Bitcoin(signatures) => (Vec::new(), signatures.clone()),
+        };
+        MsgSubmitSignaturesProto { signer: self.signer.to_string(), batch: self.batch, bls_share, btc_signatures }
+    }
+}
+
+impl MsgAttestRelease {
+    fn field_error(field: &'static str, reason: impl ToString) -> MsgError {
+        MsgError::Field { type_url: MSG_ATTEST_RELEASE_TYPE_URL, field, reason: reason.to_string() }
+    }
+
+    /// Validates the wire form.
+    ///
+    /// # Errors
+    /// A malformed attester or parent transaction id.
+    pub fn from_proto(proto: &MsgAttestReleaseProto) -> Result<MsgAttestRelease, MsgError> {
+        let attester = proto.attester.parse().map_err(|e| Self::field_error("attester", e))?;
+        if !is_parent_tx(&proto.parent_tx) {
+            return Err(Self::field_error(
+                "parent_tx",
+                format!(
+                    "`{}` is neither a Bitcoin txid (64 lowercase hex) nor an Ethereum transaction hash (0x + 64)",
+                    proto.parent_tx
+                ),
+            ));
+        }
+        Ok(MsgAttestRelease { attester, batch: proto.batch, parent_tx: proto.parent_tx.clone() })
+    }
+
+    /// The wire form.
+    pub fn to_proto(&self) -> MsgAttestReleaseProto {
+        MsgAttestReleaseProto {
+            attester: self.attester.to_string(),
+            batch: self.batch,
+            parent_tx: self.parent_tx.clone(),
+        }
+    }
+}
+
+impl MsgSetPaused {
+    fn field_error(field: &'static str, reason: impl ToString) -> MsgError {
+        MsgError::Field { type_url: MSG_SET_PAUSED_TYPE_URL, field, reason: reason.to_string() }
+    }
+
+    /// Validates the wire form.
+    ///
+    /// # Errors
+    /// A malformed member, or a reason longer than [`MAX_REASON_BYTES`] or holding control characters.
+    pub fn from_proto(proto: &MsgSetPausedProto) -> Result<MsgSetPaused, MsgError> {
+        let member = proto.member.parse().map_err(|e| Self::field_error("member", e))?;
+        if proto.reason.len() > MAX_REASON_BYTES {
+            return Err(Self::field_error(
+                "reason",
+                format!("is {} bytes, at most {MAX_REASON_BYTES} are accepted", proto.reason.len()),
+            ));
+        }
+        if proto.reason.chars().any(char::is_control) {
+            return Err(Self::field_error("reason", "holds control characters"));
+        }
+        Ok(MsgSetPaused { member, paused: proto.paused, reason: proto.reason.clone() })
+    }
+
+    /// The wire form.
+    pub fn to_proto(&self) -> MsgSetPausedProto {
+        MsgSetPausedProto { member: self.member.to_string(), paused: self.paused, reason: self.reason.clone() }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TOKEN: &str = "erc20/0x00000000000000000000000000000000000000ab";
+    /// EIP-55's own example address.
+    const CHECKSUMMED: &str = "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed";
+    const REGTEST: &str = "bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080";
+
+    fn withdraw_proto(asset: &str, destination: &str) -> MsgWithdrawProto {
+        MsgWithdrawProto {
+            sender: Address::from_bytes([1; 20]).to_string(),
+            asset: asset.to_owned(),
+            amount: "5000".to_owned(),
+            destination: destination.to_owned(),
+        }
+    }
+
+    fn field_of(error: MsgError) -> &'static str {
+        match error {
+            MsgError::Field { field, .. } => field,
+            _ => "",
+        }
+    }
+
+    #[test]
+    fn bridge_messages_round_trip_through_any() -> Result<(), MsgError> {
+        let member = Address::from_bytes([2; 20]);
+        let messages = [
+            Msg::Withdraw(MsgWithdraw::from_proto(&withdraw_proto("wei", CHECKSUMMED))?),
+            Msg::SubmitSignatures(MsgSubmitSignatures {
+                signer: member,
+                batch: 7,
+                signatures: ReleaseSignatures::Bitcoin(vec![vec![0x30, 1], vec![0x30, 2]]),
+            }),
+            Msg::SubmitSignatures(MsgSubmitSignatures {
+                signer: member,
+                batch: 8,
+                signatures: ReleaseSignatures::Bls(vec![7; 96]),
+            }),
+            Msg::AttestRelease(MsgAttestRelease { attester: member, batch: 7, parent_tx: "ab".repeat(32) }),
+            Msg::SetPaused(MsgSetPaused { member, paused: true, reason: "reserves look wrong".to_owned() }),
+        ];
+        for msg in messages {
+            assert_eq!(Msg::from_any(&msg.to_any())?, msg);
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn withdrawals_pay_fees_in_their_asset_and_duties_are_fee_exempt() -> Result<(), MsgError> {
+        let withdraw = Msg::Withdraw(MsgWithdraw::from_proto(&withdraw_proto("sat", REGTEST))?);
+        assert_eq!(withdraw.denoms(), [&Denom::sat()]);
+        assert!(!withdraw.is_federation_duty());
+        let vote =
+            Msg::SetPaused(MsgSetPaused { member: Address::from_bytes([2; 20]), paused: false, reason: String::new() });
+        assert!(vote.is_federation_duty());
+        assert!(vote.denoms().is_empty());
+        Ok(())
+    }
+
+    #[test]
+    fn destinations_are_checked_for_the_assets_parent_chain() {
+        let lowercase = CHECKSUMMED.to_lowercase();
+        let canonical = MsgWithdraw::from_proto(&withdraw_proto(TOKEN, &lowercase)).map(|msg| msg.destination);
+        assert_eq!(canonical.as_deref(), Ok(CHECKSUMMED), "stored in EIP-55 form");
+        let bad_checksum = CHECKSUMMED.replace("aAe", "AAe");
+        for (asset, destination) in [
+            ("wei", bad_checksum.as_str()),
+            ("wei", "0x0000000000000000000000000000000000000000"),
+            ("wei", REGTEST),
+            ("sat", CHECKSUMMED),
+            ("sat", "bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt081"),
+            ("sat", &"1".repeat(MAX_DESTINATION_BYTES + 1)),
+        ] {
+            let refused = MsgWithdraw::from_proto(&withdraw_proto(asset, destination)).map_err(field_of);
+            assert_eq!(refused, Err("destination"), "{asset} to {destination}");
+        }
+        let zero = withdraw_proto("wei", CHECKSUMMED);
+        let zero = MsgWithdrawProto { amount: "0".to_owned(), ..zero };
+        assert_eq!(MsgWithdraw::from_proto(&zero).map_err(field_of), Err("amount"));
+    }
+
+    #[test]
+    fn malformed_duties_are_refused_naming_the_field() {
+        let signer = Address::from_bytes([2; 20]).to_string();
+        let submit = |bls_share: Vec<u8>, btc_signatures: Vec<Vec<u8>>| {
+            MsgSubmitSignatures::from_proto(&MsgSubmitSignaturesProto {
+                signer: signer.clone(),
+                batch: 1,
+                bls_share,
+                btc_signatures,
+            })
+            .map_err(field_of)
+        };
+        assert_eq!(submit(Vec::new(), Vec::new()), Err("bls_share"));
+        assert_eq!(submit(vec![1], vec![vec![1]]), Err("bls_share"));
+        assert_eq!(submit(Vec::new(), vec![vec![1], Vec::new()]), Err("btc_signatures"));
+
+        let attest = |parent_tx: &str| {
+            MsgAttestRelease::from_proto(&MsgAttestReleaseProto {
+                attester: signer.clone(),
+                batch: 1,
+                parent_tx: parent_tx.to_owned(),
+            })
+            .map_err(field_of)
+        };
+        assert!(attest(&"ab".repeat(32)).is_ok());
+        assert!(attest(&format!("0x{}", "ab".repeat(32))).is_ok());
+        for bad in ["AB".repeat(32), "ab".repeat(31), format!("0X{}", "ab".repeat(32)), String::new()] {
+            assert_eq!(attest(&bad), Err("parent_tx"), "{bad}");
+        }
+
+        let vote = |reason: String| {
+            MsgSetPaused::from_proto(&MsgSetPausedProto { member: signer.clone(), paused: true, reason })
+                .map_err(field_of)
+        };
+        assert!(vote("x".repeat(MAX_REASON_BYTES)).is_ok());
+        assert_eq!(vote("x".repeat(MAX_REASON_BYTES + 1)), Err("reason"));
+        assert_eq!(vote("line\nbreak".to_owned()), Err("reason"));
+    }
+
+    #[test]
+    fn erc20_denoms_name_their_token_and_ether_has_none() {
+        assert_eq!(erc20_token(&Denom::wei()), None);
+        let token = TOKEN.parse::<Denom>().map(|denom| erc20_token(&denom).map(|address| address.to_string()));
+        assert_eq!(token, Ok(Some("0x00000000000000000000000000000000000000AB".to_owned())));
+        assert_eq!(parent_chain_of(&Denom::sat()), ParentChain::Bitcoin);
+        assert_eq!(parent_chain_of(&Denom::wei()), ParentChain::Ethereum);
     }
 }

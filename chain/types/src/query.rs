@@ -1,13 +1,26 @@
 //! ABCI query paths and their JSON answers.
 //!
 //! Paths: `/account/<address>`, `/balances/<address>`, `/params`, `/app_hash`,
-//! `/deposit/<id>`, `/reserves`, `/federation`. Every query is
-//! answered at the height CometBFT passes (0 = latest committed).
+//! `/deposit/<id>`, `/reserves`, `/federation`, `/peg`, `/withdrawal/wd-<n>`, `/batch/<n>`,
+//! `/batches/pending[/<after>]`, `/bridge`. Every query is answered at the height CometBFT
+//! passes (0 = latest committed).
+//!
+//! The withdrawal side's records ([`Withdrawal`], [`Batch`], [`BridgeStatus`]) are defined here
+//! because they are what the chain answers with: the state machine stores exactly these, and the
+//! signers, relayers and CLI read them back. A signer rebuilds a batch's payload from the
+//! [`Batch`] record before it signs anything.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
 use crate::address::Address;
-use crate::amount::Coin;
+use crate::amount::{Amount, Coin};
+use crate::denom::Denom;
+use crate::release::bitcoin::ReleasePlan;
+use crate::release::eth::EthBatch;
 
 /// Path prefix of the account query.
 pub const ACCOUNT_PATH: &str = "/account/";
@@ -23,6 +36,17 @@ pub const RESERVES_PATH: &str = "/reserves";
 pub const FEDERATION_PATH: &str = "/federation";
 /// Path of the Bitcoin peg query.
 pub const PEG_PATH: &str = "/peg";
+/// Path prefix of the withdrawal query (`/withdrawal/wd-<n>`).
+pub const WITHDRAWAL_PATH: &str = "/withdrawal/";
+/// Path prefix of the batch query (`/batch/<n>`).
+pub const BATCH_PATH: &str = "/batch/";
+/// Path of the pending-batches query: batches awaiting signatures or release, oldest first, at
+/// most [`PENDING_BATCHES_PAGE`] of them; `/batches/pending/<n>` continues after batch `n`.
+pub const PENDING_BATCHES_PATH: &str = "/batches/pending";
+/// Path of the bridge status query (paused or not, why, pause votes).
+pub const BRIDGE_PATH: &str = "/bridge";
+/// Most batches one `/batches/pending` answer carries.
+pub const PENDING_BATCHES_PAGE: usize = 16;
 /// Path of the app-hash query: the Merkle root this node computed at the height.
 pub const APP_HASH_PATH: &str = "/app_hash";
 
@@ -90,6 +114,278 @@ impl PegView {
             witness_script: hex::encode(peg.witness_script().as_bytes()),
             threshold: peg.threshold(),
             keys: peg.keys().iter().map(ToString::to_string).collect(),
+        }
+    }
+}
+
+/// A withdrawal id: `wd-<n>`, numbered from 1 in the order withdrawals were accepted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct WithdrawalId(pub u64);
+
+/// Why text is not a withdrawal id.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{0}` is not a withdrawal id: expected wd-<n>, n a positive integer without leading zeros")]
+pub struct WithdrawalIdError(pub String);
+
+impl fmt::Display for WithdrawalId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "wd-{}", self.0)
+    }
+}
+
+impl FromStr for WithdrawalId {
+    type Err = WithdrawalIdError;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        text.strip_prefix("wd-")
+            .and_then(|number| number.parse::<u64>().ok().filter(|n| *n > 0 && n.to_string() == number))
+            .map(WithdrawalId)
+            .ok_or_else(|| WithdrawalIdError(text.to_owned()))
+    }
+}
+
+impl TryFrom<String> for WithdrawalId {
+    type Error = WithdrawalIdError;
+
+    fn try_from(text: String) -> Result<Self, Self::Error> {
+        text.parse()
+    }
+}
+
+impl From<WithdrawalId> for String {
+    fn from(id: WithdrawalId) -> Self {
+        id.to_string()
+    }
+}
+
+/// A withdrawal as the chain records it when the tokens are burned.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Withdrawal {
+    /// Its id.
+    pub id: WithdrawalId,
+    /// Who burned the tokens.
+    pub sender: Address,
+    /// The wrapped denomination burned.
+    pub asset: Denom,
+    /// The amount burned (a Bitcoin destination receives this minus the per-withdrawal fee).
+    pub amount: Amount,
+    /// Where it is paid (an Ethereum address in EIP-55 form, or a Bitcoin address).
+    pub destination: String,
+    /// The height of the burn.
+    pub burned_height: u64,
+    /// The first height at which it may be batched (later than the burn when it waits its delay).
+    pub eligible_height: u64,
+    /// The batch releasing it, once batched.
+    pub batch: Option<u64>,
+}
+
+/// Where a withdrawal stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WithdrawalStatus {
+    /// Burned, waiting for a batch (its delay, the window cap or the reserves may hold it back).
+    Queued,
+    /// In a batch that awaits the federation's signatures.
+    Batched,
+    /// Its batch is signed and can be released on the parent chain.
+    Signed,
+    /// Its batch's release is confirmed on the parent chain.
+    Released,
+}
+
+/// Answer to `/withdrawal/wd-<n>`: the record and its progress through its batch.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WithdrawalView {
+    /// Where it stands.
+    pub status: WithdrawalStatus,
+    /// The record.
+    #[serde(flatten)]
+    pub withdrawal: Withdrawal,
+    /// When its batch formed.
+    pub batched_height: Option<u64>,
+    /// When its batch reached its signing threshold.
+    pub signed_height: Option<u64>,
+    /// When its batch's release settled.
+    pub released_height: Option<u64>,
+    /// The release transaction on the parent chain, once settled.
+    pub release_tx: Option<String>,
+}
+
+impl WithdrawalView {
+    /// The view of `withdrawal` given its batch (`None` while it is queued).
+    pub fn of(withdrawal: Withdrawal, batch: Option<&Batch>) -> Self {
+        let status = match batch.map(|batch| batch.status) {
+            None => WithdrawalStatus::Queued,
+            Some(BatchStatus::Signing) => WithdrawalStatus::Batched,
+            Some(BatchStatus::Signed) => WithdrawalStatus::Signed,
+            Some(BatchStatus::Released) => WithdrawalStatus::Released,
+        };
+        WithdrawalView {
+            status,
+            withdrawal,
+            batched_height: batch.map(|batch| batch.created_height),
+            signed_height: batch.and_then(|batch| batch.signed_height),
+            released_height: batch.and_then(|batch| batch.released_height),
+            release_tx: batch.and_then(|batch| batch.release_tx.clone()),
+        }
+    }
+}
+
+/// Where a batch stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BatchStatus {
+    /// Collecting the members' signatures.
+    Signing,
+    /// Signed by the threshold; a relayer can release it.
+    Signed,
+    /// The release is confirmed on the parent chain (by a quorum of attestations); settled.
+    Released,
+}
+
+/// One withdrawal in a batch. Item `i` is the `i`-th item of the Ethereum payload or the `i`-th
+/// output of the Bitcoin release transaction.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BatchItem {
+    /// The withdrawal.
+    pub withdrawal: WithdrawalId,
+    /// Its destination.
+    pub destination: String,
+    /// The amount burned.
+    pub amount: Amount,
+    /// What the destination receives: the amount burned, less the per-withdrawal miner fee on Bitcoin.
+    pub paid: Amount,
+}
+
+/// What the federation signs for a batch, by parent chain.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "chain", rename_all = "snake_case")]
+pub enum BatchRelease {
+    /// An Ethereum batch: a BLS threshold signature over the payload, checked by `FerryVault.release`.
+    Ethereum(EthereumRelease),
+    /// A Bitcoin release transaction: each input signed by the threshold of members.
+    Bitcoin(BitcoinRelease),
+}
+
+/// An Ethereum batch's payload and, once signed, the federation signature.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EthereumRelease {
+    /// The batch the vault pays: chain id, vault, epoch, nonce (the batch id) and items.
+    pub batch: EthBatch,
+    /// Hex of [`EthBatch::payload`], the bytes members sign.
+    pub payload: String,
+    /// The combined signature in the EIP-2537 form `FerryVault.release` takes (hex, 256 bytes).
+    pub signature: Option<String>,
+    /// The combined signature, compressed (hex, 96 bytes).
+    pub signature_compressed: Option<String>,
+}
+
+/// A Bitcoin batch's unsigned release transaction.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BitcoinRelease {
+    /// Inputs (reserve UTXOs, locked by this batch until it settles), outputs, change and fee.
+    pub plan: ReleasePlan,
+    /// The unsigned transaction, consensus-encoded hex.
+    pub unsigned_tx: String,
+    /// Its txid (final: the witness is not part of it).
+    pub txid: String,
+    /// Hex BIP 143 sighash of each input, in input order: what members sign.
+    pub sighashes: Vec<String>,
+}
+
+/// A release batch: withdrawals of one asset, what the federation signs to pay them, and the
+/// signatures and release attestations collected.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Batch {
+    /// The batch id (the Ethereum batch nonce), numbered from 1.
+    pub id: u64,
+    /// The wrapped denomination released.
+    pub asset: Denom,
+    /// Where it stands.
+    pub status: BatchStatus,
+    /// The withdrawals, in payload order.
+    pub items: Vec<BatchItem>,
+    /// The amount burned by its withdrawals, which reserves fall by when it settles.
+    pub total: Amount,
+    /// The height at whose end it formed.
+    pub created_height: u64,
+    /// When it reached its signing threshold.
+    pub signed_height: Option<u64>,
+    /// When its release settled.
+    pub released_height: Option<u64>,
+    /// What is signed.
+    pub release: BatchRelease,
+    /// Each member's verified signatures, hex: its one BLS share (Ethereum), or one DER
+    /// signature per input (Bitcoin).
+    pub signatures: BTreeMap<Address, Vec<String>>,
+    /// Each member's (first) attestation of the release transaction.
+    pub release_attestations: BTreeMap<Address, String>,
+    /// The release transaction, once a quorum attested it.
+    pub release_tx: Option<String>,
+}
+
+/// Answer to `/batch/<n>`: the batch and how far its signing is.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BatchView {
+    /// The record.
+    #[serde(flatten)]
+    pub batch: Batch,
+    /// Members whose signatures are recorded.
+    pub signature_count: u32,
+    /// Signatures needed.
+    pub threshold: u32,
+    /// Release attestations needed to settle.
+    pub release_quorum: u32,
+}
+
+/// Answer to `/batches/pending`: batches still signing or signed but not yet released.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingBatchesView {
+    /// At most [`PENDING_BATCHES_PAGE`] batches, oldest first.
+    pub batches: Vec<BatchView>,
+    /// How many batches are pending in all.
+    pub pending: u64,
+    /// When more follow: the id to continue after (`/batches/pending/<id>`).
+    pub next_after: Option<u64>,
+}
+
+/// A member's vote to pause or resume the bridge.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PauseVote {
+    /// `true` to pause, `false` to resume.
+    pub paused: bool,
+    /// Why.
+    pub reason: String,
+    /// When it was cast.
+    pub height: u64,
+}
+
+/// Answer to `/bridge`: whether the bridge is paused, why and since when, and the pause votes
+/// cast since the last flip.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BridgeStatus {
+    /// Paused: no mints, withdrawals, new batches or signature submissions.
+    pub paused: bool,
+    /// Why it last paused or resumed.
+    pub reason: String,
+    /// The height of the last flip (0: never flipped).
+    pub since_height: u64,
+    /// Each member's latest vote since the last flip.
+    pub votes: BTreeMap<Address, PauseVote>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn withdrawal_ids_round_trip_and_refuse_lookalikes() {
+        let id: WithdrawalId = "wd-17".parse().unwrap_or(WithdrawalId(0));
+        assert_eq!(id, WithdrawalId(17));
+        assert_eq!(id.to_string(), "wd-17");
+        for bad in ["wd-0", "wd-017", "wd-", "17", "wd-+1", "WD-1", "wd-1 "] {
+            assert!(bad.parse::<WithdrawalId>().is_err(), "{bad} accepted");
         }
     }
 }

@@ -503,7 +503,7 @@ pub fn attestation(attester: &Address, facts: &DepositFacts) -> Msg {
 pub fn federation_genesis(accounts: Vec<GenesisAccount>, members: &[Address], attest_quorum: u32) -> GenesisState {
     GenesisState {
         accounts,
-        federation: Federation { members: members.to_vec(), attest_quorum, bitcoin: None },
+        federation: Federation { members: members.to_vec(), attest_quorum, ..Federation::default() },
         params: Params::default(),
     }
 }

@@ -1,0 +1,678 @@
+//! Release batches: formed deterministically at the end of every `batch_interval`-th block from
+//! the queued withdrawals, signed by the federation (`MsgSubmitSignatures`), and settled when a
+//! quorum of members attests the release on the parent chain (`MsgAttestRelease`).
+//!
+//! Forming, per asset with queued withdrawals, in denomination order:
+//! - take queued withdrawals in id order, skipping those still waiting their delay, up to
+//!   `max_batch_items`, and stop at the first one that would take the asset's outflow in the
+//!   current window ([`ferry_types::genesis::WithdrawalParams`]) above its cap — it keeps its
+//!   place for the next window, so later small withdrawals cannot starve it;
+//! - Ethereum (ether or one ERC-20 token): one [`EthBatch`] with nonce = batch id, bound to the
+//!   vault, its chain id and the federation epoch;
+//! - Bitcoin: [`plan_release`] over the reserve UTXOs no unsettled batch has locked, each output
+//!   paying `amount − bitcoin_fee_per_withdrawal` and the miner fee `n ×` that; the inputs are
+//!   locked by the batch. When the free reserves cannot pay, the selection is halved until they
+//!   can; if not even the first withdrawal fits, the asset's withdrawals stay queued
+//!   (`batch_deferred` event).
+//!
+//! Signing: each member's signatures are checked as they arrive (its BLS share against its
+//! public key share, or each input signature against the input's sighash and its Bitcoin key);
+//! a bad one refuses the transaction, a member's repeat submission is ignored. At the threshold
+//! an Ethereum batch's shares are combined into the federation signature the vault verifies; a
+//! Bitcoin batch keeps the per-input signatures for a relayer to assemble the witness.
+//!
+//! Settling moves the batch's total out of the ledger's `reserves` and `unreleased`; for Bitcoin,
+//! the spent inputs leave the reserve UTXO set and the change output joins it.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use ferry_types::event as ev;
+use ferry_types::genesis::{Federation, WithdrawalParams};
+use ferry_types::msg::{MsgAttestRelease, MsgSubmitSignatures, ReleaseSignatures, erc20_token, parent_chain_of};
+use ferry_types::peg::Peg;
+use ferry_types::query::{
+    Batch, BatchItem, BatchRelease, BatchStatus, BatchView, BitcoinRelease, EthereumRelease, Withdrawal,
+};
+use ferry_types::release::bitcoin::{ReleaseOutput, ReleasePlan, plan_release, sighashes, unsigned_transaction};
+use ferry_types::release::bls::{self, PublicKeySet};
+use ferry_types::release::eth::{EthAddress, EthBatch, EthReleaseItem};
+use ferry_types::{Amount, Denom, Params, ParentChain, TxCode, TxRejection};
+use serde::{Deserialize, Serialize};
+
+use crate::bank::BankError;
+use crate::event::Event;
+use crate::state::{StateDelta, StateError, StateRead};
+
+/// State keys of the batches.
+pub mod keys {
+    use ferry_types::Denom;
+
+    /// A batch record.
+    pub fn batch(id: u64) -> Vec<u8> {
+        format!("batch/{id}").into_bytes()
+    }
+
+    /// The last batch id assigned (JSON integer; absent before the first).
+    pub const LAST_BATCH: &[u8] = b"last_batch";
+
+    /// Ids of the batches not yet released, ascending.
+    pub const PENDING_BATCHES: &[u8] = b"pending_batches";
+
+    /// An asset's outflow in the current window.
+    pub fn outflow(denom: &Denom) -> Vec<u8> {
+        format!("outflow/{denom}").into_bytes()
+    }
+}
+
+/// What an asset has had batched in one outflow window.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WindowOutflow {
+    /// The window ([`WithdrawalParams::window`]).
+    pub window: u64,
+    /// Burned amounts batched in it.
+    pub amount: Amount,
+}
+
+impl<R: StateRead> StateDelta<R> {
+    /// The record of batch `id`.
+    ///
+    /// # Errors
+    /// On storage failure or a corrupt record.
+    pub fn batch(&self, id: u64) -> Result<Option<Batch>, StateError> {
+        self.get_json(&keys::batch(id))
+    }
+
+    /// Stores a batch record.
+    pub fn put_batch(&mut self, batch: &Batch) {
+        self.put_json(keys::batch(batch.id), batch);
+    }
+
+    /// Ids of the batches not yet released, ascending.
+    ///
+    /// # Errors
+    /// On storage failure or a corrupt record.
+    pub fn pending_batches(&self) -> Result<Vec<u64>, StateError> {
+        Ok(self.get_json(keys::PENDING_BATCHES)?.unwrap_or_default())
+    }
+
+    fn put_pending_batches(&mut self, ids: &[u64]) {
+        self.put_json(keys::PENDING_BATCHES.to_vec(), &ids);
+    }
+
+    /// What `denom` has had batched in the window `window` (zero when that is not the stored window).
+    ///
+    /// # Errors
+    /// On storage failure or a corrupt record.
+    pub fn outflow(&self, denom: &Denom, window: u64) -> Result<Amount, StateError> {
+        let stored: WindowOutflow = self.get_json(&keys::outflow(denom))?.unwrap_or_default();
+        Ok(if stored.window == window { stored.amount } else { Amount::ZERO })
+    }
+
+    fn put_outflow(&mut self, denom: &Denom, outflow: &WindowOutflow) {
+        self.put_json(keys::outflow(denom), outflow);
+    }
+
+    fn last_batch_id(&self) -> Result<u64, StateError> {
+        Ok(self.get_json(keys::LAST_BATCH)?.unwrap_or(0))
+    }
+}
+
+fn refused(code: TxCode, log: impl Into<String>) -> BankError {
+    BankError::Rejected(TxRejection::new(code, log))
+}
+
+/// The federation's decoded keys, as batches need them.
+struct Keys {
+    bls: Option<PublicKeySet>,
+    peg: Option<Peg>,
+}
+
+impl Keys {
+    /// Decodes `federation`'s keys. Genesis validated them, so a failure here is a corrupt record.
+    fn of(federation: &Federation) -> Result<Keys, StateError> {
+        let corrupt = |reason: String| StateError::Corrupt { key: "federation".to_owned(), reason };
+        let bls = match &federation.bls {
+            Some(bls) => Some(bls::decode_public_key_set(&bls.public_key_set).map_err(|e| corrupt(e.to_string()))?),
+            None => None,
+        };
+        let peg = match &federation.bitcoin {
+            Some(bitcoin) => Some(Peg::new(bitcoin).map_err(|e| corrupt(e.to_string()))?),
+            None => None,
+        };
+        Ok(Keys { bls, peg })
+    }
+
+    /// Signatures a batch needs (`u32::MAX` when the federation has no key for its chain).
+    fn threshold(&self, batch: &Batch) -> u32 {
+        match &batch.release {
+            BatchRelease::Ethereum(_) => self.bls.as_ref().map_or(u32::MAX, bls::threshold_signatures),
+            BatchRelease::Bitcoin(_) => self.peg.as_ref().map_or(u32::MAX, Peg::threshold),
+        }
+    }
+}
+
+/// The `/batch` view of `batch`: the record, its signature count and what it needs.
+///
+/// # Errors
+/// When the stored federation keys do not decode.
+pub fn view(federation: &Federation, batch: Batch) -> Result<BatchView, StateError> {
+    let threshold = Keys::of(federation)?.threshold(&batch);
+    Ok(BatchView {
+        signature_count: u32::try_from(batch.signatures.len()).unwrap_or(u32::MAX),
+        threshold,
+        release_quorum: federation.attest_quorum,
+        batch,
+    })
+}
+
+/// A batch's release and items, or why the selection cannot be batched now.
+type Formed = Result<(BatchRelease, Vec<BatchItem>), String>;
+
+/// Forms the batches of the block at `height` when it is a batching height (see the module docs).
+///
+/// # Errors
+/// On storage failure.
+pub fn form_batches<R: StateRead>(
+    state: &mut StateDelta<R>,
+    params: &Params,
+    height: u64,
+    events: &mut Vec<Event>,
+) -> Result<(), StateError> {
+    let rules = &params.withdrawals;
+    if !rules.is_batch_height(height) {
+        return Ok(());
+    }
+    let federation = state.federation()?;
+    let keys = Keys::of(&federation)?;
+    for denom in state.ledger_denoms()? {
+        let queue = state.withdrawal_queue(&denom)?;
+        if queue.is_empty() {
+            continue;
+        }
+        let window = rules.window(height);
+        let outflow = state.outflow(&denom, window)?;
+        let selected = select(state, rules, &denom, &queue, outflow, height)?;
+        if selected.is_empty() {
+            continue;
+        }
+        let id = state.last_batch_id()?.saturating_add(1);
+        let formed = match parent_chain_of(&denom) {
+            ParentChain::Ethereum => ethereum_release(rules, &federation, &denom, id, &selected),
+            ParentChain::Bitcoin => bitcoin_release(state, rules, keys.peg.as_ref(), &selected)?,
+        };
+        let (release, items) = match formed {
+            Ok(formed) => formed,
+            Err(reason) => {
+                tracing::info!(asset = %denom, height, withdrawals = selected.len(), %reason, "withdrawals stay queued");
+                events.push(Event::new(
+                    ev::BATCH_DEFERRED,
+                    [(ev::ASSET, denom.to_string()), (ev::ITEMS, selected.len().to_string()), (ev::REASON, reason)],
+                ));
+                continue;
+            }
+        };
+        let total = items
+            .iter()
+            .try_fold(Amount::ZERO, |sum, item| sum.checked_add(item.amount))
+            .map_err(|e| StateError::Corrupt { key: format!("withdrawal_queue/{denom}"), reason: e.to_string() })?;
+        record_batch(state, &denom, id, release, items, total, height, events)?;
+        let outflow = outflow.checked_add(total).unwrap_or(Amount::new(u128::MAX));
+        state.put_outflow(&denom, &WindowOutflow { window, amount: outflow });
+    }
+    Ok(())
+}
+
+/// The queued withdrawals of `denom` the next batch takes (see the module docs).
+fn select<R: StateRead>(
+    state: &StateDelta<R>,
+    rules: &WithdrawalParams,
+    denom: &Denom,
+    queue: &[ferry_types::query::WithdrawalId],
+    outflow: Amount,
+    height: u64,
+) -> Result<Vec<Withdrawal>, StateError> {
+    let Some(limit) = rules.limit(denom) else { return Ok(Vec::new()) };
+    let max_items = usize::try_from(rules.max_batch_items).unwrap_or(usize::MAX);
+    let mut selected = Vec::new();
+    let mut total = outflow;
+    for id in queue {
+        if selected.len() >= max_items {
+            break;
+        }
+        let withdrawal = state.withdrawal(*id)?.ok_or_else(|| StateError::Corrupt {
+            key: format!("withdrawal_queue/{denom}"),
+            reason: format!("queued {id} has no record"),
+        })?;
+        if withdrawal.eligible_height > height {
+            continue;
+        }
+        match total.checked_add(withdrawal.amount) {
+            Ok(next) if next <= limit.window_cap => total = next,
+            _ => break,
+        }
+        selected.push(withdrawal);
+    }
+    Ok(selected)
+}
+
+fn ethereum_release(
+    rules: &WithdrawalParams,
+    federation: &Federation,
+    denom: &Denom,
+    id: u64,
+    selected: &[Withdrawal],
+) -> Formed {
+    let Some(bridge) = &rules.ethereum else {
+        return Err("Ethereum releases are not configured (params.withdrawals.ethereum)".to_owned());
+    };
+    let token = erc20_token(denom).unwrap_or(EthAddress::ZERO);
+    let mut eth_items = Vec::with_capacity(selected.len());
+    let mut items = Vec::with_capacity(selected.len());
+    for withdrawal in selected {
+        // Destinations were checked when the withdrawal was accepted.
+        let Ok(recipient) = withdrawal.destination.parse::<EthAddress>() else {
+            return Err(format!("{} has a malformed destination", withdrawal.id));
+        };
+        eth_items.push(EthReleaseItem { token, recipient, amount: withdrawal.amount });
+        items.push(item(withdrawal, withdrawal.amount));
+    }
+    let batch = EthBatch {
+        chain_id: bridge.chain_id,
+        vault: bridge.vault,
+        epoch: federation.epoch,
+        nonce: id,
+        items: eth_items,
+    };
+    let payload = hex::encode(batch.payload());
+    Ok((BatchRelease::Ethereum(EthereumRelease { batch, payload, signature: None, signature_compressed: None }), items))
+}
+
+fn item(withdrawal: &Withdrawal, paid: Amount) -> BatchItem {
+    BatchItem {
+        withdrawal: withdrawal.id,
+        destination: withdrawal.destination.clone(),
+        amount: withdrawal.amount,
+        paid,
+    }
+}
+
+fn bitcoin_release<R: StateRead>(
+    state: &StateDelta<R>,
+    rules: &WithdrawalParams,
+    peg: Option<&Peg>,
+    selected: &[Withdrawal],
+) -> Result<Formed, StateError> {
+    let Some(peg) = peg else {
+        return Ok(Err("this chain has no Bitcoin peg".to_owned()));
+    };
+    let free: Vec<_> =
+        state.reserve_utxos()?.iter().filter(|utxo| utxo.locked_by.is_none()).map(|utxo| utxo.utxo()).collect();
+    let fee_each = rules.bitcoin_fee_per_withdrawal;
+    let mut count = selected.len();
+    loop {
+        let chosen = selected.get(..count).unwrap_or(selected);
+        let planned = plan(chosen, peg, fee_each, rules.bitcoin_dust_limit, &free);
+        match planned {
+            Ok((plan, items)) => {
+                let tx = unsigned_transaction(&plan, peg);
+                let hashes = match sighashes(&tx, &plan, peg) {
+                    Ok(hashes) => hashes,
+                    Err(error) => return Ok(Err(error.to_string())),
+                };
+                let release = BitcoinRelease {
+                    unsigned_tx: bitcoin::consensus::encode::serialize_hex(&tx),
+                    txid: tx.compute_txid().to_string(),
+                    sighashes: hashes.iter().map(hex::encode).collect(),
+                    plan,
+                };
+                return Ok(Ok((BatchRelease::Bitcoin(release), items)));
+            }
+            Err(Planned::Wait(reason)) if count <= 1 => return Ok(Err(reason)),
+            Err(Planned::Wait(_)) => count /= 2,
+            Err(Planned::Refused(reason)) => return Ok(Err(reason)),
+        }
+    }
+}
+
+enum Planned {
+    /// The free reserves cannot pay this selection now.
+    Wait(String),
+    /// The selection cannot be planned at all.
+    Refused(String),
+}
+
+fn plan(
+    chosen: &[Withdrawal],
+    peg: &Peg,
+    fee_each: Amount,
+    dust_limit: Amount,
+    free: &[ferry_types::release::bitcoin::Utxo],
+) -> Result<(ReleasePlan, Vec<BatchItem>), Planned> {
+    let mut outputs = Vec::with_capacity(chosen.len());
+    let mut items = Vec::with_capacity(chosen.len());
+    let mut fee = Amount::ZERO;
+    for withdrawal in chosen {
+        let refused = |reason: String| Planned::Refused(format!("{}: {reason}", withdrawal.id));
+        let paid = withdrawal.amount.checked_sub(fee_each).map_err(|e| refused(e.to_string()))?;
+        let output =
+            ReleaseOutput::new(&withdrawal.destination, peg.network(), paid).map_err(|e| refused(e.to_string()))?;
+        outputs.push(output);
+        items.push(item(withdrawal, paid));
+        fee = fee.checked_add(fee_each).map_err(|e| refused(e.to_string()))?;
+    }
+    let plan = plan_release(free, &outputs, fee, dust_limit).map_err(|error| {
+        if error.must_wait() { Planned::Wait(error.to_string()) } else { Planned::Refused(error.to_string()) }
+    })?;
+    Ok((plan, items))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn record_batch<R: StateRead>(
+    state: &mut StateDelta<R>,
+    denom: &Denom,
+    id: u64,
+    release: BatchRelease,
+    items: Vec<BatchItem>,
+    total: Amount,
+    height: u64,
+    events: &mut Vec<Event>,
+) -> Result<(), StateError> {
+    let batched: BTreeSet<_> = items.iter().map(|item| item.withdrawal).collect();
+    for withdrawal_id in &batched {
+        if let Some(mut withdrawal) = state.withdrawal(*withdrawal_id)? {
+            withdrawal.batch = Some(id);
+            state.put_withdrawal(&withdrawal);
+        }
+    }
+    let mut queue = state.withdrawal_queue(denom)?;
+    queue.retain(|queued| !batched.contains(queued));
+    state.put_withdrawal_queue(denom, &queue);
+    if let BatchRelease::Bitcoin(bitcoin) = &release {
+        let spent: BTreeSet<(&str, u32)> =
+            bitcoin.plan.inputs().iter().map(|input| (input.txid.as_str(), input.vout)).collect();
+        let mut utxos = state.reserve_utxos()?;
+        for utxo in &mut utxos {
+            if spent.contains(&(utxo.txid.as_str(), utxo.vout)) {
+                utxo.locked_by = Some(id);
+            }
+        }
+        state.put_reserve_utxos(utxos);
+    }
+    let mut pending = state.pending_batches()?;
+    pending.push(id);
+    state.put_pending_batches(&pending);
+    state.put_json(keys::LAST_BATCH.to_vec(), &id);
+    events.push(Event::new(
+        ev::BATCH_CREATED,
+        [
+            (ev::BATCH_ID, id.to_string()),
+            (ev::ASSET, denom.to_string()),
+            (ev::ITEMS, items.len().to_string()),
+            (ev::AMOUNT, format!("{total}{denom}")),
+        ],
+    ));
+    tracing::info!(batch_id = id, asset = %denom, items = items.len(), %total, height, "batch formed");
+    state.put_batch(&Batch {
+        id,
+        asset: denom.clone(),
+        status: BatchStatus::Signing,
+        items,
+        total,
+        created_height: height,
+        signed_height: None,
+        released_height: None,
+        release,
+        signatures: BTreeMap::new(),
+        release_attestations: BTreeMap::new(),
+        release_tx: None,
+    });
+    Ok(())
+}
+
+/// Checks and records a member's signatures for a batch; at the threshold the batch is signed.
+///
+/// Refused while the bridge is paused. Signatures for a batch that is already signed or released,
+/// and a member's repeat submission, are checked and then ignored.
+///
+/// # Errors
+/// `BridgePaused`; `BadBatch` (no such batch); `InvalidMessage` (a BLS share for a Bitcoin batch
+/// or the reverse); `InvalidReleaseSignature` naming the share or input that does not verify;
+/// storage failures.
+pub fn submit_signatures<R: StateRead>(
+    state: &mut StateDelta<R>,
+    submit: &MsgSubmitSignatures,
+    height: u64,
+    events: &mut Vec<Event>,
+) -> Result<(), BankError> {
+    crate::pause::ensure_running(state)?;
+    let Some(mut batch) = state.batch(submit.batch)? else {
+        return Err(refused(TxCode::BadBatch, format!("there is no batch {}", submit.batch)));
+    };
+    let federation = state.federation()?;
+    let keys = Keys::of(&federation)?;
+    let Some(member) = federation.member_index(&submit.signer) else {
+        return Err(refused(TxCode::Unauthorized, format!("{} is not a federation member", submit.signer)));
+    };
+    let signatures = verify(&keys, &batch, member, &submit.signer, &submit.signatures)?;
+    if batch.status != BatchStatus::Signing || batch.signatures.contains_key(&submit.signer) {
+        return Ok(());
+    }
+    batch.signatures.insert(submit.signer, signatures);
+    let threshold = keys.threshold(&batch);
+    let count = u32::try_from(batch.signatures.len()).unwrap_or(u32::MAX);
+    events.push(Event::new(
+        ev::SIGNATURES_SUBMITTED,
+        [
+            (ev::BATCH_ID, batch.id.to_string()),
+            (ev::SIGNER, submit.signer.to_string()),
+            (ev::SIGNATURES, count.to_string()),
+            (ev::THRESHOLD, threshold.to_string()),
+        ],
+    ));
+    if count >= threshold {
+        if let (BatchRelease::Ethereum(release), Some(key_set)) = (&mut batch.release, &keys.bls) {
+            let signature = combine(&federation, key_set, &batch.signatures, release)?;
+            release.signature = Some(hex::encode(bls::eip2537_g2(&signature)));
+            release.signature_compressed = Some(hex::encode(bls::encode_signature(&signature)));
+        }
+        batch.status = BatchStatus::Signed;
+        batch.signed_height = Some(height);
+        events.push(Event::new(ev::BATCH_SIGNED, [(ev::BATCH_ID, batch.id.to_string())]));
+        tracing::info!(batch_id = batch.id, signatures = count, height, "batch signed");
+    }
+    state.put_batch(&batch);
+    Ok(())
+}
+
+/// Checks `signatures` by member `member` (`signer`) for `batch`; returns them as stored (hex).
+fn verify(
+    keys: &Keys,
+    batch: &Batch,
+    member: usize,
+    signer: &ferry_types::Address,
+    signatures: &ReleaseSignatures,
+) -> Result<Vec<String>, BankError> {
+    let bad = |log: String| refused(TxCode::InvalidReleaseSignature, log);
+    match (&batch.release, signatures) {
+        (BatchRelease::Ethereum(release), ReleaseSignatures::Bls(bytes)) => {
+            let Some(key_set) = &keys.bls else {
+                return Err(refused(TxCode::BadBatch, "the federation has no BLS key set"));
+            };
+            let share = bls::decode_signature_share(bytes)
+                .map_err(|e| bad(format!("BLS share of member {member} ({signer}) for batch {}: {e}", batch.id)))?;
+            let index = u64::try_from(member).unwrap_or(u64::MAX);
+            if !bls::verify_share(key_set, index, &share, &release.batch.signing_message()) {
+                return Err(bad(format!(
+                    "BLS share of member {member} ({signer}) does not verify over batch {}'s payload",
+                    batch.id
+                )));
+            }
+            Ok(vec![hex::encode(bytes)])
+        }
+        (BatchRelease::Bitcoin(release), ReleaseSignatures::Bitcoin(ders)) => {
+            let Some(peg) = &keys.peg else {
+                return Err(refused(TxCode::BadBatch, "this chain has no Bitcoin peg"));
+            };
+            if ders.len() != release.sighashes.len() {
+                return Err(bad(format!(
+                    "batch {} spends {} inputs; member {member} ({signer}) gave {} signatures",
+                    batch.id,
+                    release.sighashes.len(),
+                    ders.len()
+                )));
+            }
+            for (input, (der, sighash)) in ders.iter().zip(&release.sighashes).enumerate() {
+                let sighash: [u8; 32] =
+                    hex::decode(sighash).ok().and_then(|bytes| bytes.try_into().ok()).ok_or_else(|| {
+                        refused(TxCode::BadBatch, format!("batch {} holds a malformed sighash", batch.id))
+                    })?;
+                ferry_types::release::bitcoin::verify_input_signature(peg, member, &sighash, der)
+                    .map_err(|e| bad(format!("batch {} input {input}: {e}", batch.id)))?;
+            }
+            Ok(ders.iter().map(hex::encode).collect())
+        }
+        (BatchRelease::Ethereum(_), ReleaseSignatures::Bitcoin(_)) => Err(refused(
+            TxCode::InvalidMessage,
+            format!("batch {} is an Ethereum batch: submit a BLS share, not Bitcoin signatures", batch.id),
+        )),
+        (BatchRelease::Bitcoin(_), ReleaseSignatures::Bls(_)) => Err(refused(
+            TxCode::InvalidMessage,
+            format!("batch {} is a Bitcoin batch: submit one signature per input, not a BLS share", batch.id),
+        )),
+    }
+}
+
+/// Combines the recorded (already verified) shares into the federation signature.
+fn combine(
+    federation: &Federation,
+    key_set: &PublicKeySet,
+    recorded: &BTreeMap<ferry_types::Address, Vec<String>>,
+    release: &EthereumRelease,
+) -> Result<bls::Signature, BankError> {
+    let mut shares = BTreeMap::new();
+    for (member, stored) in recorded {
+        let share = federation
+            .member_index(member)
+            .and_then(|index| u64::try_from(index).ok())
+            .zip(stored.first().and_then(|text| hex::decode(text).ok()))
+            .and_then(|(index, bytes)| Some((index, bls::decode_signature_share(&bytes).ok()?)));
+        if let Some((index, share)) = share {
+            shares.insert(index, share);
+        }
+    }
+    bls::combine(key_set, &shares, &release.batch.signing_message())
+        .map_err(|e| refused(TxCode::InvalidReleaseSignature, format!("combining batch shares: {e}")))
+}
+
+/// Records a member's attestation that `attest.parent_tx` released the batch; when `quorum`
+/// members attested the same transaction the batch settles. Accepted while the bridge is paused
+/// (the funds have left). A member's first attestation counts; later ones, and attestations of a
+/// batch already released, are ignored.
+///
+/// # Errors
+/// `BadBatch` (no such batch, not signed yet, or a Bitcoin txid other than the batch's);
+/// `InvalidMessage` (a transaction id of the other chain's form); storage failures.
+pub fn attest_release<R: StateRead>(
+    state: &mut StateDelta<R>,
+    attest: &MsgAttestRelease,
+    quorum: u32,
+    height: u64,
+    events: &mut Vec<Event>,
+) -> Result<(), BankError> {
+    let Some(mut batch) = state.batch(attest.batch)? else {
+        return Err(refused(TxCode::BadBatch, format!("there is no batch {}", attest.batch)));
+    };
+    match &batch.release {
+        BatchRelease::Bitcoin(release) if release.txid != attest.parent_tx => {
+            return Err(refused(
+                TxCode::BadBatch,
+                format!("batch {}'s release transaction is {}, not {}", batch.id, release.txid, attest.parent_tx),
+            ));
+        }
+        BatchRelease::Ethereum(_) if !attest.parent_tx.starts_with("0x") => {
+            return Err(refused(
+                TxCode::InvalidMessage,
+                format!(
+                    "batch {} is released on Ethereum; `{}` is not a 0x transaction hash",
+                    batch.id, attest.parent_tx
+                ),
+            ));
+        }
+        _ => {}
+    }
+    match batch.status {
+        BatchStatus::Signing => {
+            return Err(refused(
+                TxCode::BadBatch,
+                format!("batch {} is not signed yet, so it cannot have been released", batch.id),
+            ));
+        }
+        BatchStatus::Released => return Ok(()),
+        BatchStatus::Signed => {}
+    }
+    if batch.release_attestations.contains_key(&attest.attester) {
+        return Ok(());
+    }
+    batch.release_attestations.insert(attest.attester, attest.parent_tx.clone());
+    let agreeing = batch.release_attestations.values().filter(|tx| **tx == attest.parent_tx).count();
+    events.push(Event::new(
+        ev::RELEASE_ATTESTED,
+        [
+            (ev::BATCH_ID, batch.id.to_string()),
+            (ev::ATTESTER, attest.attester.to_string()),
+            (ev::PARENT_TX, attest.parent_tx.clone()),
+            (ev::ATTESTATIONS, agreeing.to_string()),
+            (ev::QUORUM, quorum.to_string()),
+        ],
+    ));
+    if u32::try_from(agreeing).unwrap_or(u32::MAX) >= quorum {
+        settle(state, &mut batch, &attest.parent_tx, height, events)?;
+    }
+    state.put_batch(&batch);
+    Ok(())
+}
+
+/// Marks `batch` released by `parent_tx` and takes its total out of the ledger (and, for
+/// Bitcoin, swaps its inputs for its change in the reserve UTXO set).
+fn settle<R: StateRead>(
+    state: &mut StateDelta<R>,
+    batch: &mut Batch,
+    parent_tx: &str,
+    height: u64,
+    events: &mut Vec<Event>,
+) -> Result<(), StateError> {
+    batch.status = BatchStatus::Released;
+    batch.released_height = Some(height);
+    batch.release_tx = Some(parent_tx.to_owned());
+
+    let mut ledger = state.ledger(&batch.asset)?;
+    // Reserves below a confirmed release would already break the invariant, which the end of the
+    // block reports by pausing; settling must not fail, since the funds have left.
+    ledger.reserves = ledger.reserves.checked_sub(batch.total).unwrap_or(Amount::ZERO);
+    ledger.unreleased = ledger.unreleased.checked_sub(batch.total).unwrap_or(Amount::ZERO);
+    state.put_ledger(&batch.asset, &ledger)?;
+
+    if let BatchRelease::Bitcoin(release) = &batch.release {
+        let spent: BTreeSet<(&str, u32)> =
+            release.plan.inputs().iter().map(|input| (input.txid.as_str(), input.vout)).collect();
+        let mut utxos = state.reserve_utxos()?;
+        utxos.retain(|utxo| !spent.contains(&(utxo.txid.as_str(), utxo.vout)));
+        if let (Some(vout), Some(amount)) = (release.plan.change_vout(), release.plan.change()) {
+            utxos.push(crate::bridge::ReserveUtxo { txid: release.txid.clone(), vout, amount, locked_by: None });
+        }
+        state.put_reserve_utxos(utxos);
+    }
+    let mut pending = state.pending_batches()?;
+    pending.retain(|id| *id != batch.id);
+    state.put_pending_batches(&pending);
+    events.push(Event::new(
+        ev::BATCH_RELEASED,
+        [
+            (ev::BATCH_ID, batch.id.to_string()),
+            (ev::PARENT_TX, parent_tx.to_owned()),
+            (ev::AMOUNT, format!("{}{}", batch.total, batch.asset)),
+        ],
+    ));
+    tracing::info!(batch_id = batch.id, %parent_tx, total = %batch.total, asset = %batch.asset, height, "batch released");
+    Ok(())
+}

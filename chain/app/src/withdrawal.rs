@@ -1,0 +1,223 @@
+//! Withdrawals, sidechain side: `MsgWithdraw` burns wrapped tokens and queues a withdrawal
+//! (`wd-<n>`) for the next batch of its asset ([`crate::batch`]).
+//!
+//! Everything that can be decided when the tokens are burned is decided then, so a queued
+//! withdrawal is always releasable eventually: the asset has a configured limit, the amount is
+//! between the asset's minimum and its window cap, the destination is an address of the peg's
+//! Bitcoin network (not the peg itself) or of Ethereum, and the parent chain's release path is
+//! configured. The burn moves the amount from `supply` to `unreleased` in the asset's ledger, so
+//! the reserves invariant keeps holding until the release settles.
+
+use ferry_types::event as ev;
+use ferry_types::msg::{MsgWithdraw, parent_chain_of};
+use ferry_types::peg::Peg;
+use ferry_types::query::{Withdrawal, WithdrawalId};
+use ferry_types::release::bitcoin::parse_destination;
+use ferry_types::{Amount, Denom, Params, ParentChain, TxCode, TxRejection};
+
+use crate::bank::{self, BankError};
+use crate::event::Event;
+use crate::state::{StateDelta, StateError, StateRead};
+
+/// State keys of the withdrawal queue.
+pub mod keys {
+    use ferry_types::Denom;
+    use ferry_types::query::WithdrawalId;
+
+    /// A withdrawal record.
+    pub fn withdrawal(id: WithdrawalId) -> Vec<u8> {
+        format!("withdrawal/{}", id.0).into_bytes()
+    }
+
+    /// The last withdrawal number assigned (JSON integer; 0 or absent before the first).
+    pub const LAST_WITHDRAWAL: &[u8] = b"last_withdrawal";
+
+    /// Queued (not yet batched) withdrawal ids of an asset, in id order. One list per asset —
+    /// fine for a devnet, to be split per entry when queues grow long.
+    pub fn queue(denom: &Denom) -> Vec<u8> {
+        format!("withdrawal_queue/{denom}").into_bytes()
+    }
+}
+
+fn refused(code: TxCode, log: impl Into<String>) -> BankError {
+    BankError::Rejected(TxRejection::new(code, log))
+}
+
+impl<R: StateRead> StateDelta<R> {
+    /// The record of withdrawal `id`.
+    ///
+    /// # Errors
+    /// On storage failure or a corrupt record.
+    pub fn withdrawal(&self, id: WithdrawalId) -> Result<Option<Withdrawal>, StateError> {
+        self.get_json(&keys::withdrawal(id))
+    }
+
+    /// Stores a withdrawal record.
+    pub fn put_withdrawal(&mut self, withdrawal: &Withdrawal) {
+        self.put_json(keys::withdrawal(withdrawal.id), withdrawal);
+    }
+
+    /// The queued withdrawals of `denom`, in id order.
+    ///
+    /// # Errors
+    /// On storage failure or a corrupt record.
+    pub fn withdrawal_queue(&self, denom: &Denom) -> Result<Vec<WithdrawalId>, StateError> {
+        Ok(self.get_json(&keys::queue(denom))?.unwrap_or_default())
+    }
+
+    /// Stores the queue of `denom`.
+    pub fn put_withdrawal_queue(&mut self, denom: &Denom, queue: &[WithdrawalId]) {
+        self.put_json(keys::queue(denom), &queue);
+    }
+
+    fn next_withdrawal_id(&mut self) -> Result<WithdrawalId, StateError> {
+        let last: u64 = self.get_json(keys::LAST_WITHDRAWAL)?.unwrap_or(0);
+        let next = last.saturating_add(1);
+        self.put_json(keys::LAST_WITHDRAWAL.to_vec(), &next);
+        Ok(WithdrawalId(next))
+    }
+}
+
+/// Checks that `withdraw` can be released once burned.
+fn check_releasable<R: StateRead>(
+    state: &StateDelta<R>,
+    withdraw: &MsgWithdraw,
+    params: &Params,
+) -> Result<(), BankError> {
+    let rules = &params.withdrawals;
+    let asset = &withdraw.asset;
+    let Some(limit) = rules.limit(asset) else {
+        return Err(refused(
+            TxCode::WithdrawalRefused,
+            format!(
+                "`{asset}` has no withdrawal limit configured (params.withdrawals.limits), so it cannot be withdrawn"
+            ),
+        ));
+    };
+    if withdraw.amount < limit.min_amount {
+        return Err(refused(
+            TxCode::WithdrawalRefused,
+            format!("withdrawal of {}{asset} is below the minimum of {}{asset}", withdraw.amount, limit.min_amount),
+        ));
+    }
+    if withdraw.amount > limit.window_cap {
+        return Err(refused(
+            TxCode::WithdrawalRefused,
+            format!(
+                "withdrawal of {}{asset} exceeds the cap of {}{asset} per {}-block window and could never be released; \
+                 split it into smaller withdrawals",
+                withdraw.amount, limit.window_cap, rules.window_blocks
+            ),
+        ));
+    }
+    let federation = state.federation()?;
+    match parent_chain_of(asset) {
+        ParentChain::Bitcoin => {
+            let Some(bitcoin) = &federation.bitcoin else {
+                return Err(refused(TxCode::WithdrawalRefused, "this chain has no Bitcoin peg to release from"));
+            };
+            let peg = Peg::new(bitcoin).map_err(|error| refused(TxCode::WithdrawalRefused, error.to_string()))?;
+            let script = parse_destination(&withdraw.destination, bitcoin.network)
+                .map_err(|error| refused(TxCode::InvalidMessage, format!("destination: {error}")))?;
+            if script == peg.script_pubkey() {
+                return Err(refused(
+                    TxCode::InvalidMessage,
+                    format!("destination `{}` is the peg itself", withdraw.destination),
+                ));
+            }
+            let payable = rules
+                .bitcoin_fee_per_withdrawal
+                .checked_add(rules.bitcoin_dust_limit)
+                .unwrap_or(Amount::new(u128::MAX));
+            if withdraw.amount < payable {
+                return Err(refused(
+                    TxCode::WithdrawalRefused,
+                    format!(
+                        "withdrawal of {}sat cannot pay the {}sat miner fee and a {}sat (dust limit) output",
+                        withdraw.amount, rules.bitcoin_fee_per_withdrawal, rules.bitcoin_dust_limit
+                    ),
+                ));
+            }
+        }
+        ParentChain::Ethereum => {
+            if rules.ethereum.is_none() {
+                return Err(refused(
+                    TxCode::WithdrawalRefused,
+                    "Ethereum releases are not configured on this chain (params.withdrawals.ethereum)",
+                ));
+            }
+            if federation.bls.is_none() {
+                return Err(refused(
+                    TxCode::WithdrawalRefused,
+                    "the federation has no BLS key (federation.bls) to sign Ethereum releases",
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Executes `withdraw` at `height`: checks it can be released, burns the amount from the sender
+/// (supply → unreleased) and queues it. Returns the new withdrawal's id.
+///
+/// # Errors
+/// `BridgePaused`; `WithdrawalRefused` or `InvalidMessage` (naming the rule or the destination
+/// problem); `UnknownAccount`/`InsufficientFunds`; `Overflow`; storage failures.
+pub fn withdraw<R: StateRead>(
+    state: &mut StateDelta<R>,
+    withdraw: &MsgWithdraw,
+    params: &Params,
+    height: u64,
+    events: &mut Vec<Event>,
+) -> Result<WithdrawalId, BankError> {
+    crate::pause::ensure_running(state)?;
+    check_releasable(state, withdraw, params)?;
+    let destination = withdraw.destination.clone();
+    let asset = &withdraw.asset;
+    let burned = ferry_types::Coin { denom: asset.clone(), amount: withdraw.amount };
+    let mut sender = state
+        .account(&withdraw.sender)?
+        .ok_or_else(|| refused(TxCode::UnknownAccount, format!("sender {} has no account", withdraw.sender)))?;
+    bank::debit(&mut sender, &withdraw.sender, &burned).map_err(BankError::Rejected)?;
+    state.put_account(&withdraw.sender, &sender);
+
+    let mut ledger = state.ledger(asset)?;
+    ledger.supply = ledger
+        .supply
+        .checked_sub(withdraw.amount)
+        .map_err(|_| refused(TxCode::Overflow, format!("{asset} supply {} is below the burn", ledger.supply)))?;
+    ledger.unreleased = ledger
+        .unreleased
+        .checked_add(withdraw.amount)
+        .map_err(|_| refused(TxCode::Overflow, format!("{asset} unreleased amount would overflow")))?;
+    state.put_ledger(asset, &ledger)?;
+
+    let id = state.next_withdrawal_id()?;
+    let limit_delays = params.withdrawals.limit(asset).is_some_and(|limit| withdraw.amount > limit.delay_above);
+    let eligible_height = if limit_delays { height.saturating_add(params.withdrawals.delay_blocks) } else { height };
+    state.put_withdrawal(&Withdrawal {
+        id,
+        sender: withdraw.sender,
+        asset: asset.clone(),
+        amount: withdraw.amount,
+        destination: destination.clone(),
+        burned_height: height,
+        eligible_height,
+        batch: None,
+    });
+    let mut queue = state.withdrawal_queue(asset)?;
+    queue.push(id);
+    state.put_withdrawal_queue(asset, &queue);
+    events.push(Event::new(
+        ev::WITHDRAWAL_QUEUED,
+        [
+            (ev::WITHDRAWAL_ID, id.to_string()),
+            (ev::SENDER, withdraw.sender.to_string()),
+            (ev::AMOUNT, burned.to_string()),
+            (ev::DESTINATION, destination),
+            (ev::ELIGIBLE_HEIGHT, eligible_height.to_string()),
+        ],
+    ));
+    tracing::info!(withdrawal_id = %id, sender = %withdraw.sender, amount = %burned, height, eligible_height, "withdrawal queued");
+    Ok(id)
+}
