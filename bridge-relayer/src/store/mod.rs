@@ -109,9 +109,9 @@ pub enum StoreError {
         /// Why it is refused.
         reason: String,
     },
-    /// An audit detail could not be encoded or decoded as JSON.
-    #[error("audit detail is not valid JSON")]
-    Detail(#[source] serde_json::Error),
+    /// The audit log failed.
+    #[error(transparent)]
+    Audit(#[from] ferry_audit::AuditError),
 }
 
 /// Wraps a driver error with what the store was doing.

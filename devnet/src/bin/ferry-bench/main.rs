@@ -4,7 +4,11 @@
 //!    Commit), next to the machine's single-thread secp256k1 verification rate.
 //! 2. On loopback: committed tx/s of a 4-validator Ferry network under signed transfers, next to
 //!    a 4-validator network of CometBFT's built-in `kvstore` under transactions of the same size.
+//! 3. Deposits: latency from parent confirmation to mint, relayer catch-up against raw block reads.
+//! 4. Withdrawals: BLS share verification and combination at T = 3, 16, 64 against one plain
+//!    BLS verification.
 
+mod bls;
 mod deposits;
 
 use std::time::{Duration, Instant};
@@ -42,6 +46,9 @@ struct Args {
     /// Run only the deposit benchmarks.
     #[arg(long)]
     deposits_only: bool,
+    /// Run only the withdrawal benchmarks.
+    #[arg(long)]
+    withdrawals_only: bool,
     /// Regtest blocks in the relayer catch-up benchmark.
     #[arg(long, default_value_t = 2000)]
     backlog: u32,
@@ -137,6 +144,9 @@ async fn main() -> anyhow::Result<()> {
         deposits::latency(args.deposits).await?;
         return deposits::catch_up(args.backlog).await;
     }
+    if args.withdrawals_only {
+        return withdrawals();
+    }
     println!("== in-process FinalizeBlock ({} blocks x {} signed transfers) ==", args.blocks, args.block_txs);
     let (verify_rate, finalize_rate, with_commit_rate) = in_process(&args)?;
     println!("secp256k1 verify, 1 thread      {verify_rate:>10.0} /s   (baseline)");
@@ -165,5 +175,11 @@ async fn main() -> anyhow::Result<()> {
     println!("\n== deposits ==");
     deposits::latency(args.deposits).await?;
     deposits::catch_up(args.backlog).await?;
-    Ok(())
+
+    withdrawals()
+}
+
+fn withdrawals() -> anyhow::Result<()> {
+    println!("\n== withdrawals ==");
+    bls::run()
 }
