@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 pragma solidity 0.8.37;
 
+import {BLS12381} from "./BLS12381.sol";
+
 /// @dev The ERC-20 functions the vault uses. `balanceOf` is called directly; `transfer` and
 ///      `transferFrom` only through `FerryVault._callToken`, which also accepts tokens that
 ///      return nothing from them (e.g. USDT).
@@ -14,18 +16,27 @@ interface IERC20Minimal {
 /// @notice Holds ETH and ERC-20 tokens deposited for the Ferry sidechain. Every deposit emits
 ///         `Deposited`, which the federation's relayers attest on the sidechain (deposit id
 ///         `eth:<txhash>:<logindex>`) so the chain mints the wrapped asset to `recipient`.
-/// @dev Trust model: this contract has no owner, admin key or upgrade path, and funds will leave
-///      it only through `release(batch, signature)`, which pays a withdrawal batch only when it
-///      carries a valid BLS threshold signature of the federation. Depositors therefore trust a
-///      threshold of federation members to mint on the sidechain exactly what this contract
-///      records and to sign releases only for burned sidechain funds.
+///         Funds leave only through `release(batch, signature)`: a withdrawal batch the
+///         sidechain built, signed by a threshold of the federation (one BLS signature under the
+///         federation's aggregate key), paid once per batch nonce.
+/// @dev Trust model: this contract has no owner, admin key or upgrade path. The federation's
+///      aggregate BLS12-381 public key (G1) and its epoch are fixed at deployment; a release
+///      pays only when it carries a valid BLS signature under that key of
+///      `abi.encode(RELEASE_TAG, block.chainid, address(this), epoch, nonce, items)`, so a
+///      signature is bound to this chain, this vault, this federation epoch and one batch nonce.
+///      Depositors therefore trust a threshold of federation members to mint on the sidechain
+///      exactly what this contract records and to sign releases only for burned sidechain funds.
+///      Verification uses the EIP-2537 precompiles (see `BLS12381`) and costs the same gas
+///      whatever the federation's size: only the aggregate key is on chain. The vault has no
+///      key rotation: a new federation key or epoch means a new vault.
 ///
-///      Layout: the deposit side is below; the withdrawal side (`release`, verified with the
-///      EIP-2537 BLS12-381 precompiles, with the federation key set and the used batch nonces in
-///      storage) is added later and reuses `nonReentrant` and `_callToken` (for `transfer`).
 ///      ETH arrives only through `deposit`: there is no `receive` or `fallback`, so a plain ETH
 ///      transfer reverts. (ETH forced in without a call — a `selfdestruct` beneficiary or a block
 ///      reward — cannot be refused; it has no `Deposited` event and is never minted.)
+///
+///      A payment of a release that fails (a recipient contract refusing ETH, a token whose
+///      `transfer` reverts or returns `false`) does not block the batch: it is recorded in
+///      `owed` and the recipient takes it later with `claim`.
 contract FerryVault {
     // ---------------------------------------------------------------------------------------
     // Errors
@@ -46,6 +57,35 @@ contract FerryVault {
     /// @notice A guarded function was entered again before it returned.
     error Reentrancy();
 
+    /// @notice The federation key given to the constructor is not 128 bytes (EIP-2537 G1).
+    error FederationKeyLength(uint256 length);
+    /// @notice The federation key is not a point of G1 (a coordinate not below p, not on the
+    ///         curve, or not in the prime-order subgroup).
+    error FederationKeyNotInG1();
+    /// @notice The federation key is the point at infinity, under which the signature at
+    ///         infinity would verify for every batch.
+    error FederationKeyIsInfinity();
+    /// @notice The batch was signed for another federation epoch than this vault's.
+    error WrongEpoch(uint64 expected, uint64 got);
+    /// @notice The batch with this nonce was released before.
+    error AlreadyReleased(uint64 nonce);
+    /// @notice The batch has no items.
+    error EmptyBatch();
+    /// @notice The signature is not 256 bytes, or the pairing precompile refused it as a point
+    ///         (a coordinate not below p, not on the curve, not in the prime-order subgroup).
+    error MalformedSignature();
+    /// @notice The signature is a valid point but not the federation's signature of this batch
+    ///         on this chain for this vault.
+    error BadSignature();
+    /// @notice Too little gas is left to give payment `item` its full `PAYMENT_GAS`: raise the
+    ///         transaction's gas limit. (Refused so that a low limit can never turn a payment
+    ///         into a deferred one.)
+    error InsufficientGasForPayment(uint256 item);
+    /// @notice `account` is owed nothing in `token`.
+    error NothingOwed(address token, address account);
+    /// @notice Sending ETH to `to` failed.
+    error EthTransferFailed(address to);
+
     // ---------------------------------------------------------------------------------------
     // Events
     // ---------------------------------------------------------------------------------------
@@ -61,6 +101,54 @@ contract FerryVault {
         uint256 indexed nonce, address indexed token, address indexed from, bytes20 recipient, uint256 amount
     );
 
+    /// @notice The batch `nonce` of federation epoch `epoch` was verified and its `items`
+    ///         payments made or deferred (one `Paid` or `PaymentDeferred` each, after this event).
+    event Released(uint64 indexed nonce, uint64 epoch, uint256 items);
+    /// @notice An item of batch `nonce` was paid: `amount` of `token` (`address(0)` for ETH) to
+    ///         `recipient`.
+    event Paid(uint64 indexed nonce, address indexed token, address indexed recipient, uint256 amount);
+    /// @notice An item of batch `nonce` could not be paid and was added to
+    ///         `owed[token][recipient]`, for `recipient` to `claim`.
+    event PaymentDeferred(uint64 indexed nonce, address indexed token, address indexed recipient, uint256 amount);
+    /// @notice `recipient` claimed what it was owed in `token`.
+    event Claimed(address indexed token, address indexed recipient, uint256 amount);
+
+    // ---------------------------------------------------------------------------------------
+    // Types
+    // ---------------------------------------------------------------------------------------
+
+    /// @notice One payment of a release: `amount` of `token` (`address(0)` for ETH) to `recipient`.
+    struct Item {
+        address token;
+        address recipient;
+        uint256 amount;
+    }
+
+    /// @notice A withdrawal batch as the sidechain built it: federation epoch, batch nonce (the
+    ///         sidechain's batch id) and its payments.
+    struct Batch {
+        uint64 epoch;
+        uint64 nonce;
+        Item[] items;
+    }
+
+    // ---------------------------------------------------------------------------------------
+    // Constants
+    // ---------------------------------------------------------------------------------------
+
+    /// @notice First word of every signed release message.
+    bytes32 public constant RELEASE_TAG = "FERRY_RELEASE_V1";
+    /// @notice The hash-to-curve domain separation tag of release signatures.
+    bytes public constant RELEASE_DST = "FERRY_RELEASE_V1_BLS12381G2_XMD:SHA-256_SSWU_RO_";
+    /// @notice Gas each payment of a release may use (an ETH transfer to a contract, or a token's
+    ///         `transfer`); a payment that runs out of it is deferred to `owed`. A release whose
+    ///         gas limit cannot give every payment this much reverts (`InsufficientGasForPayment`).
+    uint256 public constant PAYMENT_GAS = 100_000;
+    /// @dev Gas that must be left before a payment so the call really gets `PAYMENT_GAS`: the
+    ///      63/64 rule (EIP-150) plus the call's own costs (cold account 2600, value transfer
+    ///      9000, new account 25000) and a margin.
+    uint256 private constant _PAYMENT_GAS_NEEDED = PAYMENT_GAS + PAYMENT_GAS / 63 + 40_000;
+
     // ---------------------------------------------------------------------------------------
     // State
     // ---------------------------------------------------------------------------------------
@@ -68,6 +156,20 @@ contract FerryVault {
     /// @notice Nonce of the most recent deposit (0 before the first); the next deposit gets
     ///         `depositNonce + 1`.
     uint256 public depositNonce;
+
+    /// @notice The federation epoch whose key this vault trusts; every batch must carry it.
+    uint64 public immutable epoch;
+    /// @dev The federation's aggregate public key, EIP-2537 G1 (128 bytes), as four words.
+    bytes32 private immutable _key0;
+    bytes32 private immutable _key1;
+    bytes32 private immutable _key2;
+    bytes32 private immutable _key3;
+
+    /// @notice Whether the batch with this nonce was released (each nonce pays once).
+    mapping(uint64 nonce => bool) public released;
+    /// @notice Payments of releases that failed, by token (`address(0)` for ETH) and recipient,
+    ///         waiting for `claim`.
+    mapping(address token => mapping(address recipient => uint256)) public owed;
 
     uint256 private constant _NOT_ENTERED = 1;
     uint256 private constant _ENTERED = 2;
@@ -80,6 +182,28 @@ contract FerryVault {
         _status = _ENTERED;
         _;
         _status = _NOT_ENTERED;
+    }
+
+    // ---------------------------------------------------------------------------------------
+    // Federation
+    // ---------------------------------------------------------------------------------------
+
+    /// @param key The federation's aggregate BLS12-381 public key, EIP-2537 G1
+    ///        encoding (128 bytes: x ‖ y, each 16 zero bytes ‖ 48-byte big-endian value).
+    /// @param federationEpoch The epoch of that federation, bound into every signed batch.
+    /// @dev Reverts with `FederationKeyLength`, `FederationKeyNotInG1` (checked with G1MSM, which
+    ///      also checks the subgroup) or `FederationKeyIsInfinity`.
+    constructor(bytes memory key, uint64 federationEpoch) {
+        if (key.length != BLS12381.G1_LENGTH) revert FederationKeyLength(key.length);
+        if (!BLS12381.isInG1(key)) revert FederationKeyNotInG1();
+        if (keccak256(key) == keccak256(new bytes(BLS12381.G1_LENGTH))) revert FederationKeyIsInfinity();
+        (_key0, _key1, _key2, _key3) = abi.decode(key, (bytes32, bytes32, bytes32, bytes32));
+        epoch = federationEpoch;
+    }
+
+    /// @notice The federation's aggregate public key, EIP-2537 G1 encoding (128 bytes).
+    function federationKey() public view returns (bytes memory) {
+        return abi.encodePacked(_key0, _key1, _key2, _key3);
     }
 
     // ---------------------------------------------------------------------------------------
@@ -124,6 +248,100 @@ contract FerryVault {
         if (amount > type(uint128).max) revert AmountTooLarge(amount);
         uint256 nonce = ++depositNonce;
         emit Deposited(nonce, token, msg.sender, recipient, amount);
+    }
+
+    // ---------------------------------------------------------------------------------------
+    // Releases
+    // ---------------------------------------------------------------------------------------
+
+    /// @notice Pay out `batch` if `signature` is the federation's BLS signature of it.
+    /// @param batch The batch as the sidechain built it (epoch, nonce, items).
+    /// @param signature The federation's threshold signature, EIP-2537 G2 (256 bytes), over
+    ///        `releaseMessage(batch)` hashed to G2 with `RELEASE_DST`.
+    /// @dev Checks, in order: `WrongEpoch`, `AlreadyReleased`, `EmptyBatch`, `MalformedSignature`,
+    ///      `BadSignature`. Then marks the nonce released before any payment
+    ///      (checks-effects-interactions, besides the reentrancy guard) and pays each item with
+    ///      `PAYMENT_GAS`; a failed payment is added to `owed` (`PaymentDeferred`) instead of
+    ///      reverting, so one recipient cannot block the others. Anyone may submit a signed batch:
+    ///      the signature, not the sender, authorises it.
+    function release(Batch calldata batch, bytes calldata signature) external nonReentrant {
+        if (batch.epoch != epoch) revert WrongEpoch(epoch, batch.epoch);
+        if (released[batch.nonce]) revert AlreadyReleased(batch.nonce);
+        uint256 count = batch.items.length;
+        if (count == 0) revert EmptyBatch();
+        if (signature.length != BLS12381.G2_LENGTH) revert MalformedSignature();
+        (bool wellFormed, bool valid) = BLS12381.verify(federationKey(), releaseMessage(batch), RELEASE_DST, signature);
+        if (!wellFormed) revert MalformedSignature();
+        if (!valid) revert BadSignature();
+
+        released[batch.nonce] = true;
+        emit Released(batch.nonce, epoch, count);
+        for (uint256 i; i < count; ++i) {
+            _pay(batch.nonce, i, batch.items[i]);
+        }
+    }
+
+    /// @notice The message the federation signs for `batch` on this chain for this vault:
+    ///         `abi.encode(RELEASE_TAG, block.chainid, address(this), epoch, nonce, items)` —
+    ///         words tag | chain id | vault | epoch | nonce | 0xc0 | item count | per item token,
+    ///         recipient, amount (`ferry_types::release::eth::EthBatch::payload` on the Rust side).
+    function releaseMessage(Batch calldata batch) public view returns (bytes memory) {
+        return abi.encode(RELEASE_TAG, block.chainid, address(this), batch.epoch, batch.nonce, batch.items);
+    }
+
+    /// @notice Take everything the vault owes the caller in `token` (`address(0)` for ETH) from
+    ///         release payments that failed.
+    /// @dev Reverts with `NothingOwed` when nothing is owed, and when the payment fails
+    ///      (`EthTransferFailed`, the token's own error, `TokenCallFailed`, `NotAContract`), which
+    ///      leaves the debt in place. Unlike a release payment, this one gets all the gas left.
+    function claim(address token) external nonReentrant {
+        uint256 amount = owed[token][msg.sender];
+        if (amount == 0) revert NothingOwed(token, msg.sender);
+        owed[token][msg.sender] = 0;
+        emit Claimed(token, msg.sender, amount);
+        if (token == address(0)) {
+            if (!_sendEth(msg.sender, amount, gasleft())) revert EthTransferFailed(msg.sender);
+        } else {
+            if (token.code.length == 0) revert NotAContract(token);
+            _callToken(token, abi.encodeCall(IERC20Minimal.transfer, (msg.sender, amount)));
+        }
+    }
+
+    /// @dev Pays item `index` of batch `nonce`, or records it in `owed` when the payment fails.
+    function _pay(uint64 nonce, uint256 index, Item calldata item) private {
+        if (gasleft() < _PAYMENT_GAS_NEEDED) revert InsufficientGasForPayment(index);
+        bool paid = item.token == address(0)
+            ? _sendEth(item.recipient, item.amount, PAYMENT_GAS)
+            : _tryTransfer(item.token, item.recipient, item.amount);
+        if (paid) {
+            emit Paid(nonce, item.token, item.recipient, item.amount);
+        } else {
+            owed[item.token][item.recipient] += item.amount;
+            emit PaymentDeferred(nonce, item.token, item.recipient, item.amount);
+        }
+    }
+
+    /// @dev Sends `amount` wei to `to` with at most `gasLimit` gas; true when the call succeeded.
+    ///      Nothing the recipient returns is copied (no gas spent on a huge return).
+    function _sendEth(address to, uint256 amount, uint256 gasLimit) private returns (bool sent) {
+        assembly ("memory-safe") {
+            sent := call(gasLimit, to, amount, 0, 0, 0, 0)
+        }
+    }
+
+    /// @dev `token.transfer(to, amount)` with `PAYMENT_GAS`, without reverting: true when `token`
+    ///      holds code and the call succeeded returning nothing (e.g. USDT) or a first word of 1.
+    ///      Only that first word of the answer is copied.
+    function _tryTransfer(address token, address to, uint256 amount) private returns (bool ok) {
+        if (token.code.length == 0) return false;
+        bytes memory data = abi.encodeCall(IERC20Minimal.transfer, (to, amount));
+        assembly ("memory-safe") {
+            mstore(0, 0)
+            ok := call(PAYMENT_GAS, token, 0, add(data, 0x20), mload(data), 0, 0x20)
+            if ok {
+                ok := or(iszero(returndatasize()), and(gt(returndatasize(), 31), eq(mload(0), 1)))
+            }
+        }
     }
 
     // ---------------------------------------------------------------------------------------

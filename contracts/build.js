@@ -13,8 +13,12 @@
 // indentation and a trailing newline. Warnings fail the build like errors.
 //
 // For each contract with bytecode (interfaces and abstract contracts are skipped):
-//   out/<Name>.json      { contractName, abi, bytecode, deployedBytecode, compiler, settings }
+//   out/<Name>.json      { contractName, abi, bytecode, deployedBytecode, immutableReferences,
+//                          compiler, settings }
 //   out/<Name>.abi.json  the ABI alone
+// immutableReferences (solc's evm.deployedBytecode.immutableReferences: AST id -> [{start,
+// length}] byte ranges) marks where the constructor writes immutables into the runtime code;
+// deployedBytecode holds zeros there, so code read from a chain equals it outside those ranges.
 "use strict";
 
 const fs = require("fs");
@@ -125,7 +129,11 @@ function compile(solc, version) {
     sources,
     settings: {
       ...SETTINGS,
-      outputSelection: { "*": { "*": ["abi", "evm.bytecode.object", "evm.deployedBytecode.object"] } },
+      outputSelection: {
+        "*": {
+          "*": ["abi", "evm.bytecode.object", "evm.deployedBytecode.object", "evm.deployedBytecode.immutableReferences"],
+        },
+      },
     },
   };
   const findImports = (p) => ({ error: `import ${p} is not a source under contracts/` });
@@ -159,6 +167,7 @@ function compile(solc, version) {
         abi,
         bytecode: "0x" + bytecode,
         deployedBytecode: "0x" + c.evm.deployedBytecode.object,
+        immutableReferences: sortKeys(c.evm.deployedBytecode.immutableReferences || {}),
         compiler: version,
         settings: sortKeys(SETTINGS),
       };

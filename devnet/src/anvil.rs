@@ -1,7 +1,9 @@
 //! A private anvil (Ethereum development node) on loopback, for the end-to-end tests and the
 //! devnet: started on a free port of 127.0.0.1 with the Prague hardfork, with `FerryVault` and
 //! a mintable `TestToken` deployed from the committed artifacts (`contracts/out/`) by anvil's
-//! first dev account.
+//! first dev account. The vault trusts a federation key given by the caller
+//! ([`Anvil::start_with_federation`]) or the fixed, publicly known [`dev_federation`]
+//! ([`Anvil::start`]).
 //!
 //! Dropping an [`Anvil`] kills the process it started (that PID only). Every Ethereum call goes
 //! through `ferry_relayer::ethereum`; this file only starts and stops the process.
@@ -14,8 +16,15 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use ferry_relayer::ethereum::vault::release_calldata;
 use ferry_relayer::ethereum::{DevNode, EthAddress, EthereumWatcher, Receipt, SnapshotId, U256, Wallet};
 use ferry_types::Address;
+use ferry_types::Amount;
+use ferry_types::release::bls::{self, eip2537_g1};
+use ferry_types::release::eth::{EthAddress as BatchAddress, EthBatch, EthReleaseItem};
+use rand_chacha::ChaChaRng;
+use rand_chacha::rand_core::SeedableRng;
+use threshold_crypto::SecretKeySet;
 
 use crate::tools::repo_root;
 
@@ -27,6 +36,13 @@ pub const CHAIN_ID: u64 = 31337;
 pub const HARDFORK: &str = "prague";
 /// Name, symbol and decimals of the deployed `TestToken`.
 pub const TEST_TOKEN: (&str, &str, u8) = ("Ferry Test Dollar", "fUSD", 6);
+
+/// Signatures the [`dev_federation`] needs (T of its 4 members).
+pub const DEV_FEDERATION_THRESHOLD: usize = 3;
+/// The federation epoch [`Anvil::start`] deploys the vault for (a federation's first epoch).
+pub const DEV_FEDERATION_EPOCH: u64 = 1;
+/// Seed of the [`dev_federation`]'s keys.
+const DEV_FEDERATION_SEED: [u8; 32] = *b"ferry-devnet/anvil-federation/01";
 
 /// How long anvil may take to answer its first RPC call.
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
@@ -44,6 +60,72 @@ pub struct Anvil {
     token: Receipt,
     vault_address: EthAddress,
     token_address: EthAddress,
+    federation: FederationKey,
+}
+
+/// The federation a vault trusts: its aggregate BLS public key in the EIP-2537 G1 encoding (the
+/// vault's constructor argument, `ferry_types::release::bls::eip2537_g1`) and its epoch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FederationKey {
+    /// The aggregate public key, EIP-2537 G1 (128 bytes).
+    pub key: [u8; 128],
+    /// The federation epoch bound into every batch.
+    pub epoch: u64,
+}
+
+/// The fixed test federation [`Anvil::start`] deploys the vault for: threshold_crypto keys of
+/// [`DEV_FEDERATION_THRESHOLD`]-of-n signing from a fixed seed, so a test can sign releases the
+/// vault accepts (with shares `secret_key_share(0..)`). Its secrets are public knowledge: it
+/// must never guard anything but a local test chain.
+pub fn dev_federation() -> SecretKeySet {
+    SecretKeySet::random(DEV_FEDERATION_THRESHOLD - 1, &mut ChaChaRng::from_seed(DEV_FEDERATION_SEED))
+}
+
+/// The vault's form of `keys`' federation at `epoch`.
+pub fn federation_key(keys: &SecretKeySet, epoch: u64) -> FederationKey {
+    FederationKey { key: eip2537_g1(&keys.public_keys().public_key()), epoch }
+}
+
+/// The federation signature of `batch` by the members `signers` of `keys` (threshold_crypto share
+/// indices; the first T of them are combined), EIP-2537-encoded as `FerryVault.release` takes it.
+///
+/// # Errors
+/// Fewer signers than the threshold.
+pub fn sign_release(keys: &SecretKeySet, signers: &[u64], batch: &EthBatch) -> anyhow::Result<[u8; 256]> {
+    let message = batch.signing_message();
+    let shares =
+        signers.iter().map(|&index| (index, bls::sign_share(&keys.secret_key_share(index), &message))).collect();
+    let signature = bls::combine(&keys.public_keys(), &shares, &message)?;
+    Ok(bls::eip2537_g2(&signature))
+}
+
+/// An address of the node's types as the batch's.
+pub fn batch_address(address: EthAddress) -> BatchAddress {
+    BatchAddress::from_bytes(address.into())
+}
+
+/// What one `FerryVault.release` transaction cost (see [`Anvil::measure_release_gas`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReleaseGas {
+    /// Members of the federation.
+    pub members: u64,
+    /// Signatures combined (T).
+    pub threshold: usize,
+    /// Gas of the whole transaction.
+    pub gas_used: u64,
+    /// The part paying for the calldata bytes (4 per zero byte, 16 per other byte): it varies
+    /// with the zero bytes the signature happens to contain.
+    pub calldata_gas: u64,
+    /// `gas_used` less the 21 000 base cost and `calldata_gas`: what the vault's code spent.
+    pub execution_gas: u64,
+}
+
+/// Base cost of every transaction.
+const TRANSACTION_BASE_GAS: u64 = 21_000;
+
+/// Intrinsic gas of calldata: 4 per zero byte, 16 per other byte (EIP-2028).
+fn calldata_gas(data: &[u8]) -> u64 {
+    data.iter().map(|&byte| if byte == 0 { 4 } else { 16 }).sum()
 }
 
 /// The anvil binary: `$FERRY_ANVIL`, else `.tools/bin/anvil` (installed by `make setup`).
@@ -87,13 +169,23 @@ fn read_log(log: &mut File) -> String {
 }
 
 impl Anvil {
-    /// Starts anvil on a free loopback port, waits for its RPC and deploys `FerryVault` and
-    /// `TestToken` from dev account 0.
+    /// Starts anvil on a free loopback port, waits for its RPC and deploys, from dev account 0,
+    /// `FerryVault` for the [`dev_federation`] at [`DEV_FEDERATION_EPOCH`] and `TestToken`.
+    ///
+    /// # Errors
+    /// As [`start_with_federation`](Self::start_with_federation).
+    pub async fn start() -> anyhow::Result<Anvil> {
+        Self::start_with_federation(federation_key(&dev_federation(), DEV_FEDERATION_EPOCH)).await
+    }
+
+    /// Starts anvil on a free loopback port, waits for its RPC and deploys, from dev account 0,
+    /// `FerryVault` trusting `federation` and `TestToken`.
     ///
     /// # Errors
     /// When the binary is missing, the process exits or does not answer within 30 s, runs
-    /// another chain id, or a deployment fails. The process is killed on every error.
-    pub async fn start() -> anyhow::Result<Anvil> {
+    /// another chain id, or a deployment fails (also for a federation key the vault refuses).
+    /// The process is killed on every error.
+    pub async fn start_with_federation(federation: FederationKey) -> anyhow::Result<Anvil> {
         let binary = binary();
         if !binary.exists() {
             bail!("anvil not found at {}: run `make setup` (or set FERRY_ANVIL)", binary.display());
@@ -111,12 +203,25 @@ impl Anvil {
         // `process` kills anvil if an error returns early below.
         let wallet = Wallet::connect(&rpc_url, DEV_PRIVATE_KEY)?
             .with_receipt_wait(Duration::from_millis(20), Duration::from_secs(30));
-        let vault = wallet.deploy_vault().await.context("deploying FerryVault")?;
+        let vault = wallet.deploy_vault(&federation.key, federation.epoch).await.context("deploying FerryVault")?;
         let vault_address = vault.contract_address.context("the FerryVault deployment created no contract")?;
         let (name, symbol, decimals) = TEST_TOKEN;
         let token = wallet.deploy_test_token(name, symbol, decimals).await.context("deploying TestToken")?;
         let token_address = token.contract_address.context("the TestToken deployment created no contract")?;
-        Ok(Anvil { process, rpc_url, wallet, node, vault, token, vault_address, token_address })
+        Ok(Anvil { process, rpc_url, wallet, node, vault, token, vault_address, token_address, federation })
+    }
+
+    /// Deploys another `FerryVault` trusting `federation` on this node (e.g. a second vault of
+    /// the same federation, or one per federation size); returns its address. The vault of
+    /// [`vault`](Self::vault) stays as it is.
+    ///
+    /// # Errors
+    /// RPC errors, or a deployment the vault's constructor refuses.
+    pub async fn deploy_vault(&self, federation: &FederationKey) -> anyhow::Result<(EthAddress, Receipt)> {
+        let receipt =
+            self.wallet.deploy_vault(&federation.key, federation.epoch).await.context("deploying FerryVault")?;
+        let address = receipt.contract_address.context("the FerryVault deployment created no contract")?;
+        Ok((address, receipt))
     }
 
     /// Spawns anvil on `port` and waits until it answers. `Ok(Err(log))` when it exited
@@ -172,6 +277,65 @@ impl Anvil {
     /// The deployed `FerryVault`.
     pub fn vault(&self) -> EthAddress {
         self.vault_address
+    }
+
+    /// The gas of releasing the same one-item batch (1 gwei of ETH to an untouched account,
+    /// nonce 1) signed by `threshold` of the `members` of a federation whose keys come from
+    /// `seed`: deploys a vault for that federation, funds it, releases, and rolls the chain back
+    /// to where it was, so every measurement starts from the same state (and the vault, and with
+    /// it the signed message, gets the same address each time).
+    ///
+    /// # Errors
+    /// RPC errors, a refused release, `threshold` above `members`, or a transaction priced by the
+    /// EIP-7623 calldata floor (then `execution_gas` would not be what the code spent).
+    pub async fn measure_release_gas(&self, members: u64, threshold: usize, seed: u64) -> anyhow::Result<ReleaseGas> {
+        let first_signer = members.checked_sub(u64::try_from(threshold)?).context("more signers than members")?;
+        let degree = threshold.checked_sub(1).context("a threshold of zero signatures")?;
+        let keys = SecretKeySet::random(degree, &mut ChaChaRng::seed_from_u64(seed));
+        let federation = federation_key(&keys, DEV_FEDERATION_EPOCH);
+        let snapshot = self.snapshot().await?;
+        let measured = async {
+            let (vault, _) = self.deploy_vault(&federation).await?;
+            self.wallet.deposit_eth(vault, &Address::from_bytes([0x77; 20]), U256::from(1_000_000_000u64)).await?;
+            let batch = EthBatch {
+                chain_id: CHAIN_ID,
+                vault: batch_address(vault),
+                epoch: federation.epoch,
+                nonce: 1,
+                items: vec![EthReleaseItem {
+                    token: BatchAddress::ZERO,
+                    recipient: BatchAddress::from_bytes([0xf0; 20]),
+                    amount: Amount::new(1_000_000_000),
+                }],
+            };
+            let signers: Vec<u64> = (first_signer..members).collect();
+            let signature = sign_release(&keys, &signers, &batch)?;
+            let receipt = self.wallet.release(vault, &batch, &signature).await?;
+            let calldata = release_calldata(&batch, &signature);
+            let calldata_gas = calldata_gas(&calldata);
+            let tokens: u64 = calldata.iter().map(|&byte| if byte == 0 { 1 } else { 4 }).sum();
+            anyhow::ensure!(
+                receipt.gas_used > TRANSACTION_BASE_GAS + 10 * tokens,
+                "release gas {} is the EIP-7623 calldata floor",
+                receipt.gas_used
+            );
+            let execution_gas = receipt.gas_used - TRANSACTION_BASE_GAS - calldata_gas;
+            Ok::<_, anyhow::Error>(ReleaseGas {
+                members,
+                threshold,
+                gas_used: receipt.gas_used,
+                calldata_gas,
+                execution_gas,
+            })
+        }
+        .await;
+        self.revert(snapshot).await?;
+        measured
+    }
+
+    /// The federation the deployed vault trusts.
+    pub fn federation(&self) -> &FederationKey {
+        &self.federation
     }
 
     /// The deployed `TestToken`.

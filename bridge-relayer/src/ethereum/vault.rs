@@ -1,4 +1,6 @@
-//! The vault's bindings and the pure conversion of a `Deposited` log into deposit facts.
+//! The vault's bindings, the pure conversion of a `Deposited` log into deposit facts, and the
+//! release side: a sidechain [`EthBatch`] as the vault's `Batch`, the wallet's `release` call and
+//! reads of `released`/`owed`, and the vault's custom errors decoded from a failed call.
 //!
 //! The bindings are generated from the committed artifacts `contracts/out/*.json` (ABI and
 //! bytecode), so they cannot drift from the deployed contract: `make contracts` rewrites the
@@ -7,23 +9,35 @@
 //! `Deposited(uint256 indexed nonce, address indexed token, address indexed from,
 //! bytes20 recipient, uint256 amount)` — topics `[signature, nonce, token, from]`, data
 //! `recipient ‖ amount` (64 bytes). `token == address(0)` means ETH.
+//!
+//! `release((uint64 epoch, uint64 nonce, (address token, address recipient, uint256 amount)[] items),
+//! bytes signature)` verifies the federation's BLS signature (EIP-2537 G2, 256 bytes) of
+//! `abi.encode(RELEASE_TAG, chainid, vault, epoch, nonce, items)` — byte for byte
+//! [`EthBatch::payload`] — and pays each nonce once. Nothing here signs or decides to release:
+//! the batch and its signature come from the sidechain.
 
 use std::fmt;
+use std::future::IntoFuture;
 
-use alloy::primitives::{Address as EthAddress, B256, U256};
-use alloy::rpc::types::Log;
-use alloy::sol_types::SolEvent;
+use alloy::network::TransactionBuilder;
+use alloy::primitives::{Address as EthAddress, B256, Bytes, U256};
+use alloy::providers::Provider;
+use alloy::rpc::types::{Log, TransactionRequest};
+use alloy::sol_types::{SolCall, SolEvent};
 use ferry_types::denom::ERC20_PREFIX;
 use ferry_types::deposit::DepositError;
+use ferry_types::release::eth::{EthBatch, EthReleaseItem};
 use ferry_types::{Address, Amount, Denom, DepositFacts, ParentChain};
 
+use super::rpc::EthereumError;
+use super::wallet::{Receipt, Wallet, decode_word};
 use crate::tracker::Observation;
 
 /// Bindings generated from the committed artifacts (ABI, creation and runtime bytecode).
 #[allow(missing_docs)]
 mod bindings {
     alloy::sol!(
-        #[sol(rpc)]
+        #[sol(rpc, all_derives)]
         FerryVault,
         "../contracts/out/FerryVault.json"
     );
@@ -33,20 +47,50 @@ mod bindings {
         TestToken,
         "../contracts/out/TestToken.json"
     );
+
+    alloy::sol!(
+        #[sol(rpc)]
+        BLSHarness,
+        "../contracts/out/BLSHarness.json"
+    );
+
+    alloy::sol!(
+        #[sol(rpc)]
+        RefusingRecipient,
+        "../contracts/out/RefusingRecipient.json"
+    );
 }
 
+/// `BLSHarness`: the vault's BLS12-381 library as external views (`hashToG2`,
+/// `expandMessageXmd`, `verify`), for tests only.
+pub use bindings::BLSHarness;
 /// `FerryVault`: `deposit(bytes20)` (payable), `depositToken(address,uint256,bytes20)`,
-/// `depositNonce()`, the `Deposited` event and the vault's errors; `FerryVault::BYTECODE` is the
-/// creation code of the committed artifact.
+/// `depositNonce()`, `release(Batch,bytes)`, `released(uint64)`, `owed(address,address)`,
+/// `claim(address)`, `releaseMessage(Batch)`, the events and the vault's errors
+/// (`FerryVault::FerryVaultErrors`); `FerryVault::BYTECODE` is the creation code of the
+/// committed artifact, whose constructor takes the federation key and epoch.
 pub use bindings::FerryVault;
+/// `RefusingRecipient`: a contract refusing ETH until `setAccepting(true)`, which can
+/// `claimFrom(vault, token)`; for tests only.
+pub use bindings::RefusingRecipient;
 /// `TestToken`: the mintable ERC-20 of the tests and the devnet (`contracts/out/TestToken.json`).
 /// Never deployed outside a devnet.
 pub use bindings::TestToken;
 /// The `Deposited` event.
 pub type Deposited = FerryVault::Deposited;
+/// The vault's custom errors, decoded from revert data (see [`vault_error`]).
+pub type VaultError = FerryVault::FerryVaultErrors;
 
 /// `topic0` of `Deposited`: keccak-256 of `Deposited(uint256,address,address,bytes20,uint256)`.
 pub const DEPOSITED_TOPIC: B256 = Deposited::SIGNATURE_HASH;
+/// `topic0` of `Released(uint64 indexed nonce, uint64 epoch, uint256 items)`.
+pub const RELEASED_TOPIC: B256 = FerryVault::Released::SIGNATURE_HASH;
+/// `topic0` of `Paid(uint64 indexed nonce, address indexed token, address indexed recipient,
+/// uint256 amount)`.
+pub const PAID_TOPIC: B256 = FerryVault::Paid::SIGNATURE_HASH;
+/// `topic0` of `PaymentDeferred(uint64 indexed nonce, address indexed token,
+/// address indexed recipient, uint256 amount)`.
+pub const PAYMENT_DEFERRED_TOPIC: B256 = FerryVault::PaymentDeferred::SIGNATURE_HASH;
 
 /// Where a log sits, for error messages: whatever of transaction hash, log index and block the
 /// node supplied.
@@ -224,6 +268,186 @@ fn deposit_facts(tx_hash: B256, log_index: u64, event: &Deposited) -> Result<Dep
     Ok(facts)
 }
 
+// -------------------------------------------------------------------------------------------
+// Releases
+// -------------------------------------------------------------------------------------------
+
+/// An Ethereum address of the sidechain's types as alloy's.
+fn eth_address(address: &ferry_types::release::eth::EthAddress) -> EthAddress {
+    EthAddress::from(*address.as_bytes())
+}
+
+/// The vault's `Item` for a release item (`token` zero = ETH).
+pub fn release_item(item: &EthReleaseItem) -> FerryVault::Item {
+    FerryVault::Item {
+        token: eth_address(&item.token),
+        recipient: eth_address(&item.recipient),
+        amount: U256::from(item.amount.get()),
+    }
+}
+
+/// The vault's `Batch` for a sidechain batch: its epoch, nonce and items. (`chain_id` and
+/// `vault` are not part of it: the vault signs over its own chain id and address.)
+pub fn release_batch(batch: &EthBatch) -> FerryVault::Batch {
+    FerryVault::Batch { epoch: batch.epoch, nonce: batch.nonce, items: batch.items.iter().map(release_item).collect() }
+}
+
+/// The calldata of `release(batch, signature)`: what a release transaction carries (its size
+/// and zero bytes set the transaction's intrinsic gas).
+pub fn release_calldata(batch: &EthBatch, signature: &[u8]) -> Vec<u8> {
+    FerryVault::releaseCall { batch: release_batch(batch), signature: Bytes::copy_from_slice(signature) }.abi_encode()
+}
+
+/// The vault custom error `error` carries, when it is a node's refusal of a call or transaction
+/// (e.g. at gas estimation) with revert data that decodes as one of the vault's errors
+/// (`AlreadyReleased`, `BadSignature`, …). `None` for any other failure.
+pub fn vault_error(error: &EthereumError) -> Option<VaultError> {
+    match error {
+        EthereumError::Rpc { source, .. } => source.as_error_resp()?.as_decoded_interface_error::<VaultError>(),
+        _ => None,
+    }
+}
+
+impl Wallet {
+    /// `vault.release(batch, signature)`: delivers a withdrawal batch the federation signed.
+    /// `signature` is the combined signature in the EIP-2537 G2 encoding (256 bytes,
+    /// `ferry_types::release::bls::eip2537_g2`); other lengths are sent as given (the vault
+    /// refuses them).
+    ///
+    /// # Errors
+    /// Transport, node and timeout errors; a refused release fails at gas estimation with the
+    /// vault's custom error in its revert data ([`vault_error`]): `WrongEpoch`,
+    /// `AlreadyReleased`, `EmptyBatch`, `MalformedSignature`, `BadSignature`.
+    pub async fn release(
+        &self,
+        vault: EthAddress,
+        batch: &EthBatch,
+        signature: &[u8],
+    ) -> Result<Receipt, EthereumError> {
+        let request = FerryVault::new(vault, &self.provider)
+            .release(release_batch(batch), Bytes::copy_from_slice(signature))
+            .into_transaction_request();
+        self.send("FerryVault.release", request).await
+    }
+
+    /// `vault.released(nonce)`: whether the batch with this nonce was paid.
+    ///
+    /// # Errors
+    /// Transport, node and timeout errors, or an answer that is not one ABI word.
+    pub async fn released(&self, vault: EthAddress, nonce: u64) -> Result<bool, EthereumError> {
+        let answer = self.view(vault, FerryVault::releasedCall { nonce }).await?;
+        Ok(!decode_word("eth_call released", &answer)?.is_zero())
+    }
+
+    /// `vault.owed(token, recipient)`: what a failed release payment left for `recipient` to claim.
+    ///
+    /// # Errors
+    /// As [`released`](Self::released).
+    pub async fn owed(
+        &self,
+        vault: EthAddress,
+        token: EthAddress,
+        recipient: EthAddress,
+    ) -> Result<U256, EthereumError> {
+        let answer = self.view(vault, FerryVault::owedCall { token, recipient }).await?;
+        decode_word("eth_call owed", &answer)
+    }
+
+    /// `vault.releaseMessage(batch)`: the bytes the vault verifies the signature over, as the
+    /// vault itself encodes them on its chain (to compare with [`EthBatch::payload`]).
+    ///
+    /// # Errors
+    /// Transport, node and timeout errors, or an answer that does not decode as `bytes`.
+    pub async fn release_message(&self, vault: EthAddress, batch: &EthBatch) -> Result<Vec<u8>, EthereumError> {
+        let call = FerryVault::releaseMessageCall { batch: release_batch(batch) };
+        let answer = self.view(vault, call).await?;
+        let message = FerryVault::releaseMessageCall::abi_decode_returns(&answer)
+            .map_err(|error| undecodable("eth_call releaseMessage", &error))?;
+        Ok(message.to_vec())
+    }
+
+    /// `vault.claim(token)` from this wallet's address.
+    ///
+    /// # Errors
+    /// Transport, node and timeout errors, or the vault's refusal (`NothingOwed`, a failed payment).
+    pub async fn claim(&self, vault: EthAddress, token: EthAddress) -> Result<Receipt, EthereumError> {
+        let request = FerryVault::new(vault, &self.provider).claim(token).into_transaction_request();
+        self.send("FerryVault.claim", request).await
+    }
+
+    /// Deploys the test-only `BLSHarness`.
+    ///
+    /// # Errors
+    /// Transport, node and timeout errors, or a reverted or unmined deployment.
+    pub async fn deploy_bls_harness(&self) -> Result<Receipt, EthereumError> {
+        let request = BLSHarness::deploy_builder(&self.provider).into_transaction_request();
+        self.send("deploy BLSHarness", request).await
+    }
+
+    /// `harness.hashToG2(message, dst)`: the point, EIP-2537 G2 (256 bytes), computed with the
+    /// node's precompiles.
+    ///
+    /// # Errors
+    /// Transport, node and timeout errors (a node without EIP-2537 reverts with
+    /// `PrecompileFailed`), or an answer that does not decode as `bytes`.
+    pub async fn harness_hash_to_g2(
+        &self,
+        harness: EthAddress,
+        message: &[u8],
+        dst: &[u8],
+    ) -> Result<Vec<u8>, EthereumError> {
+        let call =
+            BLSHarness::hashToG2Call { message: Bytes::copy_from_slice(message), dst: Bytes::copy_from_slice(dst) };
+        let answer = self.view(harness, call).await?;
+        let point = BLSHarness::hashToG2Call::abi_decode_returns(&answer)
+            .map_err(|error| undecodable("eth_call hashToG2", &error))?;
+        Ok(point.to_vec())
+    }
+
+    /// Deploys the test-only `RefusingRecipient` (refusing ETH until told otherwise).
+    ///
+    /// # Errors
+    /// As [`deploy_bls_harness`](Self::deploy_bls_harness).
+    pub async fn deploy_refusing_recipient(&self) -> Result<Receipt, EthereumError> {
+        let request = RefusingRecipient::deploy_builder(&self.provider).into_transaction_request();
+        self.send("deploy RefusingRecipient", request).await
+    }
+
+    /// `recipient.setAccepting(accept)` on a `RefusingRecipient`.
+    ///
+    /// # Errors
+    /// Transport, node and timeout errors, or a revert.
+    pub async fn set_accepting(&self, recipient: EthAddress, accept: bool) -> Result<Receipt, EthereumError> {
+        let request = RefusingRecipient::new(recipient, &self.provider).setAccepting(accept).into_transaction_request();
+        self.send("RefusingRecipient.setAccepting", request).await
+    }
+
+    /// `recipient.claimFrom(vault, token)`: the `RefusingRecipient` claims what the vault owes it.
+    ///
+    /// # Errors
+    /// Transport, node and timeout errors, or the vault's refusal.
+    pub async fn claim_as_recipient(
+        &self,
+        recipient: EthAddress,
+        vault: EthAddress,
+        token: EthAddress,
+    ) -> Result<Receipt, EthereumError> {
+        let request =
+            RefusingRecipient::new(recipient, &self.provider).claimFrom(vault, token).into_transaction_request();
+        self.send("RefusingRecipient.claimFrom", request).await
+    }
+
+    /// `eth_call` of `call` on `contract` at the latest block; the raw answer.
+    async fn view<C: SolCall>(&self, contract: EthAddress, call: C) -> Result<Bytes, EthereumError> {
+        let request = TransactionRequest::default().with_to(contract).with_input(call.abi_encode());
+        self.calls.run("eth_call", self.provider.call(request).into_future()).await
+    }
+}
+
+fn undecodable(method: &str, error: &alloy::sol_types::Error) -> EthereumError {
+    EthereumError::UnexpectedAnswer { method: method.to_owned(), detail: error.to_string() }
+}
+
 #[cfg(test)]
 mod tests {
     use alloy::primitives::{Bytes, LogData, address, b256};
@@ -265,6 +489,86 @@ mod tests {
         data.extend_from_slice(&[0; 12]);
         data.extend_from_slice(&amount.to_be_bytes::<32>());
         raw_log(topics, data)
+    }
+
+    fn sample_batch() -> EthBatch {
+        let address = |byte| ferry_types::release::eth::EthAddress::from_bytes([byte; 20]);
+        EthBatch {
+            chain_id: 31337,
+            vault: ferry_types::release::eth::EthAddress::from_bytes(VAULT.into()),
+            epoch: 3,
+            nonce: 0x0102_0304_0506_0708,
+            items: vec![
+                EthReleaseItem {
+                    token: ferry_types::release::eth::EthAddress::ZERO,
+                    recipient: address(0xa1),
+                    amount: Amount::new(u128::MAX),
+                },
+                EthReleaseItem {
+                    token: ferry_types::release::eth::EthAddress::from_bytes(TOKEN.into()),
+                    recipient: address(0xb0),
+                    amount: Amount::new(250_000_000),
+                },
+            ],
+        }
+    }
+
+    /// The vault signs `abi.encode(RELEASE_TAG, chainid, vault, epoch, nonce, items)`; alloy's
+    /// encoder of the same values must give the sidechain's payload byte for byte.
+    #[test]
+    fn sidechain_payload_is_the_abi_encoding_the_vault_verifies() {
+        use alloy::sol_types::SolValue;
+        let batch = sample_batch();
+        let vault_batch = release_batch(&batch);
+        let tag = B256::from(ferry_types::release::eth::RELEASE_TAG);
+        let encoded = (tag, U256::from(batch.chain_id), VAULT, vault_batch.epoch, vault_batch.nonce, vault_batch.items)
+            .abi_encode_params();
+        assert_eq!(hex::encode(&encoded), hex::encode(batch.payload()));
+    }
+
+    #[test]
+    fn release_calldata_carries_the_batch_and_signature_unchanged() -> Result<(), alloy::sol_types::Error> {
+        let batch = sample_batch();
+        let signature: Vec<u8> = (0..=255).collect();
+        let call = FerryVault::releaseCall::abi_decode(&release_calldata(&batch, &signature))?;
+        assert_eq!(call.batch, release_batch(&batch));
+        assert_eq!(call.batch.items[0].amount, U256::from(u128::MAX));
+        assert_eq!(call.batch.items[1].token, TOKEN);
+        assert_eq!(call.signature.to_vec(), signature);
+        Ok(())
+    }
+
+    /// A refusal as anvil answers `eth_estimateGas`: code 3 and the revert data.
+    fn refused_with(revert_data: &[u8]) -> Result<EthereumError, serde_json::Error> {
+        let json = format!(
+            r#"{{"code":3,"message":"execution reverted: custom error","data":"0x{}"}}"#,
+            hex::encode(revert_data)
+        );
+        Ok(EthereumError::Rpc {
+            method: "eth_sendRawTransaction".to_owned(),
+            source: alloy::transports::TransportError::ErrorResp(serde_json::from_str(&json)?),
+        })
+    }
+
+    #[test]
+    fn vault_errors_are_decoded_from_revert_data_and_nothing_else() -> Result<(), serde_json::Error> {
+        use alloy::sol_types::SolError;
+        let replay = refused_with(&FerryVault::AlreadyReleased { nonce: 7 }.abi_encode())?;
+        assert!(matches!(
+            vault_error(&replay),
+            Some(VaultError::AlreadyReleased(FerryVault::AlreadyReleased { nonce: 7 }))
+        ));
+        let epoch = refused_with(&FerryVault::WrongEpoch { expected: 3, got: 4 }.abi_encode())?;
+        assert!(matches!(
+            vault_error(&epoch),
+            Some(VaultError::WrongEpoch(FerryVault::WrongEpoch { expected: 3, got: 4 }))
+        ));
+        // A token's own error, a bare revert, a non-RPC failure: not the vault's.
+        let selector_only = refused_with(&alloy::primitives::keccak256("Unknown()")[..4])?;
+        assert!(vault_error(&selector_only).is_none());
+        assert!(vault_error(&refused_with(&[])?).is_none());
+        assert!(vault_error(&EthereumError::BadPrivateKey).is_none());
+        Ok(())
     }
 
     #[test]

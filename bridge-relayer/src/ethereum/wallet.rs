@@ -1,5 +1,7 @@
 //! `Wallet`: sends signed transactions from one key — vault and test-token deployment, deposits
-//! (for the devnet, the end-to-end tests and the CLI), and later the federation's releases.
+//! (for the devnet, the end-to-end tests and the CLI). The release calls (`release`, `claim`,
+//! reads of `released`/`owed`) are methods of `Wallet` too, kept beside the vault's bindings in
+//! `vault.rs`.
 //!
 //! Nonces are read from the node for every transaction (never cached), so the wallet stays
 //! correct when a reorganisation drops its transactions.
@@ -61,9 +63,9 @@ impl Receipt {
 /// A signing client of one Ethereum node.
 #[derive(Clone, Debug)]
 pub struct Wallet {
-    provider: DynProvider,
+    pub(super) provider: DynProvider,
     address: EthAddress,
-    calls: CallPolicy,
+    pub(super) calls: CallPolicy,
     receipt_poll: Duration,
     receipt_timeout: Duration,
 }
@@ -108,13 +110,16 @@ impl Wallet {
         self.address
     }
 
-    /// Deploys `FerryVault` from the committed artifact; the receipt's `contract_address` is
-    /// the vault.
+    /// Deploys `FerryVault(federation_key, epoch)` from the committed artifact; the receipt's
+    /// `contract_address` is the vault. `federation_key` is the federation's aggregate BLS public
+    /// key in the EIP-2537 G1 encoding (`ferry_types::release::bls::eip2537_g1`).
     ///
     /// # Errors
-    /// Transport, node and timeout errors, or a reverted or unmined deployment.
-    pub async fn deploy_vault(&self) -> Result<Receipt, EthereumError> {
-        let request = FerryVault::deploy_builder(&self.provider).into_transaction_request();
+    /// Transport, node and timeout errors, or a reverted or unmined deployment (a key that is not
+    /// a G1 point, or the point at infinity, is refused by the constructor).
+    pub async fn deploy_vault(&self, federation_key: &[u8; 128], epoch: u64) -> Result<Receipt, EthereumError> {
+        let key = Bytes::copy_from_slice(federation_key);
+        let request = FerryVault::deploy_builder(&self.provider, key, epoch).into_transaction_request();
         self.send("deploy FerryVault", request).await
     }
 
@@ -210,7 +215,7 @@ impl Wallet {
     }
 
     /// Signs and sends `request` (`what` names it in errors), then waits for its receipt.
-    async fn send(&self, what: &str, request: TransactionRequest) -> Result<Receipt, EthereumError> {
+    pub(super) async fn send(&self, what: &str, request: TransactionRequest) -> Result<Receipt, EthereumError> {
         let request = request.with_from(self.address);
         let pending = self.calls.run("eth_sendRawTransaction", self.provider.send_transaction(request)).await?;
         let tx_hash = *pending.tx_hash();
@@ -266,7 +271,7 @@ fn unexpected_receipt(tx_hash: B256, missing: &str) -> EthereumError {
     }
 }
 
-fn decode_word(method: &str, answer: &Bytes) -> Result<U256, EthereumError> {
+pub(super) fn decode_word(method: &str, answer: &Bytes) -> Result<U256, EthereumError> {
     let word: [u8; 32] = answer.as_ref().try_into().map_err(|_| EthereumError::UnexpectedAnswer {
         method: method.to_owned(),
         detail: format!("expected one 32-byte word, got {} bytes", answer.len()),
