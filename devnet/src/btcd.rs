@@ -263,6 +263,31 @@ impl Btcd {
         Ok((replaced, branch))
     }
 
+    /// The output `outpoint` if the best chain has it unspent (`gettxout`), with its
+    /// confirmations; `None` when a block spent it or it never existed. btcd also finds the
+    /// outputs of pending transactions (0 confirmations) but, unlike Bitcoin Core, still reports
+    /// an output that only a pending transaction spends as unspent.
+    ///
+    /// # Errors
+    /// When the RPC fails or answers something that is not an output.
+    pub async fn unspent_output(&self, outpoint: &OutPoint) -> anyhow::Result<Option<UnspentOutput>> {
+        let answer: Option<GetTxOut> =
+            self.rpc.call("gettxout", &[json!(outpoint.txid.to_string()), json!(outpoint.vout), json!(true)]).await?;
+        answer
+            .map(|out| {
+                Ok(UnspentOutput {
+                    // btcd answers in BTC as a JSON number; the decimal text of an f64 that came
+                    // from 8-decimal text reads back exactly.
+                    value: Amount::from_btc(out.value)
+                        .with_context(|| format!("`gettxout` value {} of {outpoint}", out.value))?,
+                    script_pubkey: ScriptBuf::from_hex(&out.script_pubkey.hex)
+                        .with_context(|| format!("`gettxout` script of {outpoint}"))?,
+                    confirmations: out.confirmations,
+                })
+            })
+            .transpose()
+    }
+
     /// Kills the process now (also done on drop).
     pub fn stop(&mut self) {
         if let Some(child) = self.child.take() {
@@ -275,6 +300,31 @@ impl Btcd {
         self.remove_on_drop = false;
         self.child.take().map(|child| child.id())
     }
+}
+
+/// An unspent output, as [`Btcd::unspent_output`] reads it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UnspentOutput {
+    /// Its value.
+    pub value: Amount,
+    /// The script it pays.
+    pub script_pubkey: ScriptBuf,
+    /// Blocks confirming its transaction (0 while pending).
+    pub confirmations: u64,
+}
+
+/// `gettxout`'s answer (the fields used).
+#[derive(serde::Deserialize)]
+struct GetTxOut {
+    value: f64,
+    confirmations: u64,
+    #[serde(rename = "scriptPubKey")]
+    script_pubkey: GetTxOutScript,
+}
+
+#[derive(serde::Deserialize)]
+struct GetTxOutScript {
+    hex: String,
 }
 
 impl Drop for Btcd {
