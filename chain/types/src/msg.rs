@@ -370,8 +370,9 @@ pub fn check_destination(asset: &Denom, destination: &str) -> Result<String, Str
             .map(|_| destination.to_owned())
             .map_err(|error| format!("`{destination}` is not a Bitcoin address: {error}")),
         ParentChain::Ethereum => {
+            // The parse error names the text and what is wrong with it.
             let address: EthAddress =
-                destination.parse().map_err(|error| format!("`{destination}` is not an Ethereum address: {error}"))?;
+                destination.parse().map_err(|error: crate::release::eth::EthAddressError| error.to_string())?;
             if address == EthAddress::ZERO {
                 return Err("the zero address cannot receive a release".to_owned());
             }

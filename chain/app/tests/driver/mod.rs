@@ -19,8 +19,9 @@ use ferry_app::{BlockInput, BlockOutcome, ChangeSet, Event, StateDelta, StateErr
 use ferry_types::genesis::Federation;
 use ferry_types::msg::{MsgAttestDeposit, MsgSend};
 use ferry_types::query::{
-    ACCOUNT_PATH, AccountView, BALANCES_PATH, BalancesView, DEPOSIT_PATH, QUERY_BAD_HEIGHT, QUERY_NOT_FOUND, QUERY_OK,
-    RESERVES_PATH,
+    ACCOUNT_PATH, AccountView, BALANCES_PATH, BATCH_PATH, BRIDGE_PATH, BalancesView, BatchView, BridgeStatus,
+    DEPOSIT_PATH, PENDING_BATCHES_PATH, PendingBatchesView, QUERY_BAD_HEIGHT, QUERY_NOT_FOUND, QUERY_OK, RESERVES_PATH,
+    WITHDRAWAL_PATH, WithdrawalView,
 };
 use ferry_types::{
     AccountKey, Address, Amount, Coin, Denom, DepositFacts, DepositId, GenesisAccount, GenesisState, Msg, Params,
@@ -505,5 +506,66 @@ pub fn federation_genesis(accounts: Vec<GenesisAccount>, members: &[Address], at
         accounts,
         federation: Federation { members: members.to_vec(), attest_quorum, ..Federation::default() },
         params: Params::default(),
+    }
+}
+
+// Withdrawals, batches and the pause switch.
+
+impl Chain {
+    /// The JSON answer to `path` in the latest committed state, or `None` when it is "not found".
+    ///
+    /// # Errors
+    /// When the query is refused otherwise or its answer does not decode.
+    pub fn query_json<T: serde::de::DeserializeOwned>(&self, path: &str) -> TestResult<Option<T>> {
+        let answer = self.query(path)?;
+        if answer.code == QUERY_NOT_FOUND {
+            return Ok(None);
+        }
+        check_answer(&answer)?;
+        Ok(Some(serde_json::from_slice(&answer.value)?))
+    }
+
+    /// The `/withdrawal/<id>` answer, which must exist.
+    ///
+    /// # Errors
+    /// When there is no such withdrawal or the query fails.
+    pub fn withdrawal(&self, id: &str) -> TestResult<WithdrawalView> {
+        self.query_json(&format!("{WITHDRAWAL_PATH}{id}"))?.ok_or_else(|| format!("no withdrawal {id}").into())
+    }
+
+    /// The `/batch/<id>` answer, which must exist.
+    ///
+    /// # Errors
+    /// When there is no such batch or the query fails.
+    pub fn batch(&self, id: u64) -> TestResult<BatchView> {
+        self.query_json(&format!("{BATCH_PATH}{id}"))?.ok_or_else(|| format!("no batch {id}").into())
+    }
+
+    /// The `/batches/pending` answer (after batch `after`, when given).
+    ///
+    /// # Errors
+    /// When the query fails.
+    pub fn pending_batches(&self, after: Option<u64>) -> TestResult<PendingBatchesView> {
+        let path = match after {
+            Some(after) => format!("{PENDING_BATCHES_PATH}/{after}"),
+            None => PENDING_BATCHES_PATH.to_owned(),
+        };
+        self.query_json(&path)?.ok_or_else(|| "no pending batches answer".into())
+    }
+
+    /// The `/bridge` answer.
+    ///
+    /// # Errors
+    /// When the query fails.
+    pub fn bridge_status(&self) -> TestResult<BridgeStatus> {
+        self.query_json(BRIDGE_PATH)?.ok_or_else(|| "no bridge status".into())
+    }
+
+    /// Overwrites `key` with `value` in the latest committed state, as a bug elsewhere in the
+    /// state machine or a corrupted record would: the next block starts from it.
+    pub fn overwrite_committed(&mut self, key: Vec<u8>, value: Vec<u8>) {
+        if let Some(latest) = self.history.last_mut() {
+            latest.0.insert(key, value);
+        }
     }
 }

@@ -1,0 +1,1072 @@
+//! Withdrawals, driven through the in-process driver with real cryptography: a federation of four
+//! (threshold 3) holding threshold_crypto BLS shares dealt from a seeded RNG and secp256k1
+//! Bitcoin keys. Users burn wrapped tokens with `MsgWithdraw`; batches form every
+//! `batch_interval` blocks within the per-asset window caps and delays; members post BLS shares
+//! or per-input Bitcoin signatures, which the chain checks and combines at the threshold; a
+//! quorum of release attestations settles a batch and the ledger and reserve UTXOs reconcile
+//! exactly. A broken reserves invariant pauses the bridge while blocks keep coming; pause votes
+//! flip it at quorum.
+
+#![allow(clippy::expect_used)]
+
+mod driver;
+
+use std::collections::BTreeMap;
+
+use driver::{Chain, Signer, TestResult, attestation, attributes, events_of, key};
+use ferry_app::bridge::{AssetLedger, ReserveUtxo};
+use ferry_app::{Event, TxOutcome};
+use ferry_types::event as ev;
+use ferry_types::genesis::{AssetLimit, BlsFederation, EthereumBridge, Federation, WithdrawalParams};
+use ferry_types::msg::{MsgAttestRelease, MsgSetPaused, MsgSubmitSignatures, MsgWithdraw, ReleaseSignatures};
+use ferry_types::peg::{BitcoinFederation, BitcoinNetwork, Peg};
+use ferry_types::query::{BatchRelease, BatchStatus, BatchView, QUERY_BAD_REQUEST, QUERY_NOT_FOUND, WithdrawalStatus};
+use ferry_types::release::bitcoin::{assemble_witness, sighashes, sign_input, unsigned_transaction};
+use ferry_types::release::bls;
+use ferry_types::release::eth::{EthAddress, EthBatch, EthReleaseItem};
+use ferry_types::{
+    AccountKey, Address, Amount, Coin, Denom, DepositFacts, GenesisState, Msg, Params, ParentChain, TxCode,
+};
+use rand::SeedableRng;
+use threshold_crypto::SecretKeySet;
+
+const MEMBERS: usize = 4;
+const QUORUM: u32 = 3;
+const BATCH_INTERVAL: u64 = 4;
+const WINDOW_BLOCKS: u64 = 40;
+const DELAY_BLOCKS: u64 = 10;
+const BTC_FEE_EACH: u128 = 1_000;
+const DUST: u128 = 546;
+const SAT_CAP: u128 = 500_000;
+const SAT_DELAY_ABOVE: u128 = 200_000;
+const SAT_MIN: u128 = 10_000;
+const ETH: u128 = 1_000_000_000_000_000_000;
+const WEI_CAP: u128 = 3 * ETH;
+const TOKEN_CAP: u128 = 1_000_000;
+const ETH_CHAIN_ID: u64 = 31_337;
+const EPOCH: u64 = 1;
+const VAULT: &str = "0x1111111111111111111111111111111111111111";
+const TOKEN: &str = "erc20/0x00000000000000000000000000000000000000ab";
+/// EIP-55's own example address.
+const ETH_DESTINATION: &str = "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed";
+/// BIP 173's regtest P2WPKH example.
+const BTC_DESTINATION: &str = "bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080";
+/// The same program on mainnet.
+const MAINNET_DESTINATION: &str = "bc1qw508d6qejxtdg4y5r3zarvary0c5xw7kv8f3t4";
+const BTC_TXID: &str = "4a5e1e4baab89f3a32518a88c31bc87f618f76673e2cc77ab2127b7afdeda33b";
+const ETH_TX: &str = "0x5c504ed432cb51138bcf09aa5e8a410dd4a1e204ef84bfed1be16dfba1b22060";
+const RELEASE_TX: &str = "0x9b2f2c0e1a7d4b1f6c3e8a5d2b9f0c7e4a1d8b5f2c9e6a3d0b7f4c1e8a5d2b9f";
+/// Deposited before every test: two Bitcoin outputs, ether and the token, all to alice.
+const DEPOSIT_SAT: [u128; 2] = [600_000, 400_000];
+const DEPOSIT_WEI: u128 = 5 * ETH;
+const DEPOSIT_TOKEN: u128 = 2_000_000;
+
+/// A chain whose federation can sign both kinds of release, and alice, who deposited.
+struct Bridge {
+    chain: Chain,
+    /// Holds only deposited funds (no genesis balance), so nothing is unbacked.
+    alice: Signer,
+    members: Vec<Signer>,
+    /// The dealer's key set; member `i` holds share `i`.
+    bls: SecretKeySet,
+    /// Member `i`'s Bitcoin key.
+    bitcoin_keys: Vec<bitcoin::secp256k1::SecretKey>,
+    /// Block-level events of the blocks run through [`Bridge::block`] since the last
+    /// [`Bridge::run_to_batch_height`].
+    block_events: Vec<Event>,
+}
+
+fn token() -> Denom {
+    TOKEN.parse().expect("a valid token denom")
+}
+
+fn vault() -> EthAddress {
+    VAULT.parse().expect("a valid vault address")
+}
+
+fn coin(amount: u128, denom: &Denom) -> Coin {
+    Coin { denom: denom.clone(), amount: Amount::new(amount) }
+}
+
+fn withdrawal_params() -> WithdrawalParams {
+    let limit = |denom: Denom, window_cap: u128, delay_above: u128, min_amount: u128| AssetLimit {
+        denom,
+        window_cap: Amount::new(window_cap),
+        delay_above: Amount::new(delay_above),
+        min_amount: Amount::new(min_amount),
+    };
+    WithdrawalParams {
+        batch_interval: BATCH_INTERVAL,
+        max_batch_items: 8,
+        window_blocks: WINDOW_BLOCKS,
+        limits: vec![
+            limit(Denom::sat(), SAT_CAP, SAT_DELAY_ABOVE, SAT_MIN),
+            limit(Denom::wei(), WEI_CAP, 2 * ETH, ETH / 1_000),
+            limit(token(), TOKEN_CAP, TOKEN_CAP / 2, 1),
+        ],
+        delay_blocks: DELAY_BLOCKS,
+        bitcoin_fee_per_withdrawal: Amount::new(BTC_FEE_EACH),
+        bitcoin_dust_limit: Amount::new(DUST),
+        ethereum: Some(EthereumBridge { chain_id: ETH_CHAIN_ID, vault: vault() }),
+    }
+}
+
+fn member_keys() -> TestResult<Vec<AccountKey>> {
+    (0..MEMBERS).map(|index| key(&format!("member-{index}"))).collect()
+}
+
+fn bitcoin_secret(index: usize) -> bitcoin::secp256k1::SecretKey {
+    let seed = u8::try_from(index + 1).expect("few members");
+    bitcoin::secp256k1::SecretKey::from_slice(&[seed; 32]).expect("a valid scalar")
+}
+
+/// The genesis every test starts from, with `withdrawals` as the withdrawal parameters.
+fn genesis(withdrawals: WithdrawalParams, bls: &SecretKeySet) -> TestResult<GenesisState> {
+    let members: Vec<Address> = member_keys()?.iter().map(AccountKey::address).collect();
+    let secp = bitcoin::secp256k1::Secp256k1::new();
+    let keys = (0..MEMBERS)
+        .map(|index| {
+            hex::encode(bitcoin::secp256k1::PublicKey::from_secret_key(&secp, &bitcoin_secret(index)).serialize())
+        })
+        .collect();
+    let mut params = Params { withdrawals, ..Params::default() };
+    params.min_fees.push(coin(1, &token()));
+    Ok(GenesisState {
+        accounts: Vec::new(),
+        federation: Federation {
+            members,
+            attest_quorum: QUORUM,
+            bitcoin: Some(BitcoinFederation { network: BitcoinNetwork::Regtest, threshold: QUORUM, keys }),
+            epoch: EPOCH,
+            bls: Some(BlsFederation { public_key_set: bls::encode_public_key_set(&bls.public_keys()) }),
+        },
+        params,
+    })
+}
+
+fn deposits(alice: &Address) -> Vec<DepositFacts> {
+    let facts = |chain, tx_id: &str, index, asset: Denom, amount| DepositFacts {
+        chain,
+        tx_id: tx_id.to_owned(),
+        index,
+        asset,
+        amount: Amount::new(amount),
+        recipient: *alice,
+    };
+    vec![
+        facts(ParentChain::Bitcoin, BTC_TXID, 0, Denom::sat(), DEPOSIT_SAT[0]),
+        facts(ParentChain::Bitcoin, BTC_TXID, 1, Denom::sat(), DEPOSIT_SAT[1]),
+        facts(ParentChain::Ethereum, ETH_TX, 0, Denom::wei(), DEPOSIT_WEI),
+        facts(ParentChain::Ethereum, ETH_TX, 1, token(), DEPOSIT_TOKEN),
+    ]
+}
+
+impl Bridge {
+    fn start() -> TestResult<Bridge> {
+        Bridge::start_with(withdrawal_params())
+    }
+
+    /// Starts the chain and mints the deposits of [`deposits`] in block 1.
+    fn start_with(withdrawals: WithdrawalParams) -> TestResult<Bridge> {
+        let dealer = SecretKeySet::random(
+            usize::try_from(QUORUM - 1).expect("small"),
+            &mut rand_chacha::ChaChaRng::seed_from_u64(42),
+        );
+        let mut chain = Chain::start(&genesis(withdrawals, &dealer)?)?;
+        let members = member_keys()?.iter().map(|key| chain.signer(key)).collect::<TestResult<Vec<_>>>()?;
+        let alice_key = key("alice")?;
+        let txs = members
+            .iter()
+            .take(usize::try_from(QUORUM).expect("small"))
+            .map(|member| {
+                let msgs: Vec<Msg> =
+                    deposits(&alice_key.address()).iter().map(|facts| attestation(&member.address, facts)).collect();
+                member.sign_fee_exempt(0, &msgs)
+            })
+            .collect::<TestResult<Vec<_>>>()?;
+        let results = chain.execute_block(&txs)?;
+        assert!(results.iter().all(|result| result.code == TxCode::Ok), "deposits: {results:?}");
+        let alice = chain.signer(&alice_key)?;
+        let bitcoin_keys = (0..MEMBERS).map(bitcoin_secret).collect();
+        Ok(Bridge { chain, alice, members, bls: dealer, bitcoin_keys, block_events: Vec::new() })
+    }
+
+    fn member(&self, index: usize) -> &Signer {
+        self.members.get(index).expect("a member")
+    }
+
+    /// `signer`'s transaction of `msgs` at its committed sequence, paying `fee`.
+    fn user_tx(&self, signer: &Signer, fee: &Coin, msgs: &[Msg]) -> TestResult<Vec<u8>> {
+        signer.sign(self.chain.sequence(&signer.address)?, fee, msgs)
+    }
+
+    /// Member `index`'s fee-exempt transaction of `msgs` at its committed sequence.
+    fn duty_tx(&self, index: usize, msgs: &[Msg]) -> TestResult<Vec<u8>> {
+        let member = self.member(index);
+        member.sign_fee_exempt(self.chain.sequence(&member.address)?, msgs)
+    }
+
+    /// Alice's withdrawal of `amount` of `asset` to `destination`, paying the minimum fee in the asset.
+    fn withdraw_tx(&self, asset: &Denom, amount: u128, destination: &str) -> TestResult<Vec<u8>> {
+        let fee = Params::default().min_fee(asset).map_or(1, |fee| fee.get());
+        self.user_tx(&self.alice, &coin(fee, asset), &[withdraw_msg(&self.alice.address, asset, amount, destination)])
+    }
+
+    /// Runs `txs` as the next block, keeping its block-level events for [`Bridge::run_to_batch_height`].
+    fn block<T: AsRef<[u8]>>(&mut self, txs: &[T]) -> TestResult<Vec<TxOutcome>> {
+        let outcome = self.chain.finalize_block(txs)?;
+        self.block_events.extend(outcome.events);
+        Ok(outcome.tx_results)
+    }
+
+    fn one(&mut self, tx: &[u8]) -> TestResult<TxOutcome> {
+        let mut results = self.block(&[tx])?;
+        match (results.pop(), results.is_empty()) {
+            (Some(outcome), true) => Ok(outcome),
+            _ => Err("a one-transaction block did not return one result".into()),
+        }
+    }
+
+    /// Alice withdraws in a block of its own; returns the withdrawal id from the log.
+    fn withdraw(&mut self, asset: &Denom, amount: u128, destination: &str) -> TestResult<String> {
+        let tx = self.withdraw_tx(asset, amount, destination)?;
+        let outcome = self.one(&tx)?;
+        assert_eq!(outcome.code, TxCode::Ok, "{}", outcome.log);
+        withdrawal_id(&outcome)
+    }
+
+    /// Runs empty blocks up to and including the next batching height (none when the latest
+    /// block was one); returns the block-level events since the last call.
+    fn run_to_batch_height(&mut self) -> TestResult<Vec<Event>> {
+        while !self.chain.height().is_multiple_of(BATCH_INTERVAL) {
+            self.block::<&[u8]>(&[])?;
+        }
+        Ok(std::mem::take(&mut self.block_events))
+    }
+
+    /// Member `index`'s signatures for batch `id`, made the way a signer makes them: over the
+    /// payload or sighashes the batch record holds (the tests check those separately).
+    fn signatures(&self, index: usize, id: u64) -> TestResult<ReleaseSignatures> {
+        let batch = self.chain.batch(id)?.batch;
+        Ok(match &batch.release {
+            BatchRelease::Ethereum(release) => {
+                let payload = hex::decode(&release.payload)?;
+                let share = bls::sign_share(&self.bls.secret_key_share(u64::try_from(index)?), &payload);
+                ReleaseSignatures::Bls(bls::encode_signature_share(&share).to_vec())
+            }
+            BatchRelease::Bitcoin(release) => {
+                let secret = self.bitcoin_keys.get(index).ok_or("no such member")?;
+                let mut signatures = Vec::new();
+                for sighash in &release.sighashes {
+                    let sighash: [u8; 32] = hex::decode(sighash)?.try_into().map_err(|_| "sighash length")?;
+                    signatures.push(sign_input(secret, &sighash));
+                }
+                ReleaseSignatures::Bitcoin(signatures)
+            }
+        })
+    }
+
+    fn submit_tx(&self, index: usize, id: u64, signatures: ReleaseSignatures) -> TestResult<Vec<u8>> {
+        let signer = self.member(index).address;
+        self.duty_tx(index, &[Msg::SubmitSignatures(MsgSubmitSignatures { signer, batch: id, signatures })])
+    }
+
+    /// Member `index` signs batch `id` correctly, alone in a block.
+    fn sign(&mut self, index: usize, id: u64) -> TestResult<TxOutcome> {
+        let tx = self.submit_tx(index, id, self.signatures(index, id)?)?;
+        self.one(&tx)
+    }
+
+    fn attest_release_tx(&self, index: usize, id: u64, parent_tx: &str) -> TestResult<Vec<u8>> {
+        let attester = self.member(index).address;
+        let attest = MsgAttestRelease { attester, batch: id, parent_tx: parent_tx.to_owned() };
+        self.duty_tx(index, &[Msg::AttestRelease(attest)])
+    }
+
+    fn attest_release(&mut self, index: usize, id: u64, parent_tx: &str) -> TestResult<TxOutcome> {
+        let tx = self.attest_release_tx(index, id, parent_tx)?;
+        self.one(&tx)
+    }
+
+    fn vote_tx(&self, index: usize, paused: bool) -> TestResult<Vec<u8>> {
+        let member = self.member(index).address;
+        let reason = if paused { "halt" } else { "all clear" }.to_owned();
+        self.duty_tx(index, &[Msg::SetPaused(MsgSetPaused { member, paused, reason })])
+    }
+
+    fn ledger(&self, denom: &Denom) -> TestResult<AssetLedger> {
+        Ok(self.chain.reserves()?.assets.get(denom).cloned().unwrap_or_default())
+    }
+
+    fn peg(&self) -> TestResult<Peg> {
+        let federation: Federation = self.chain.query_json("/federation")?.ok_or("no federation")?;
+        Ok(Peg::new(&federation.bitcoin.ok_or("no peg")?)?)
+    }
+}
+
+fn withdraw_msg(sender: &Address, asset: &Denom, amount: u128, destination: &str) -> Msg {
+    Msg::Withdraw(MsgWithdraw {
+        sender: *sender,
+        asset: asset.clone(),
+        amount: Amount::new(amount),
+        destination: destination.to_owned(),
+    })
+}
+
+/// The withdrawal id a successful withdrawal's log and event name (they must agree).
+fn withdrawal_id(outcome: &TxOutcome) -> TestResult<String> {
+    let queued = events_of(&outcome.events, ev::WITHDRAWAL_QUEUED);
+    let [event] = queued.as_slice() else { return Err(format!("expected one queued event: {outcome:?}").into()) };
+    let id = attributes(event).get(ev::WITHDRAWAL_ID).map(|id| (*id).to_owned()).ok_or("no id attribute")?;
+    assert_eq!(outcome.log, format!("withdrawal {id} queued"));
+    Ok(id)
+}
+
+/// The id of the only batch of `asset` created among `events`.
+fn created_batch(events: &[Event], asset: &Denom) -> TestResult<u64> {
+    let ids: Vec<u64> = events_of(events, ev::BATCH_CREATED)
+        .into_iter()
+        .map(attributes)
+        .filter(|attributes| attributes.get(ev::ASSET) == Some(&asset.as_str()))
+        .filter_map(|attributes| attributes.get(ev::BATCH_ID)?.parse().ok())
+        .collect();
+    match ids.as_slice() {
+        [id] => Ok(*id),
+        other => Err(format!("expected one {asset} batch, got {other:?} in {events:?}").into()),
+    }
+}
+
+fn codes(results: &[TxOutcome]) -> Vec<TxCode> {
+    results.iter().map(|result| result.code).collect()
+}
+
+/// The sum of the reserve UTXOs equals the `sat` reserves, and every asset satisfies the
+/// invariant with nothing unbacked.
+fn assert_reconciled(bridge: &Bridge) -> TestResult {
+    let reserves = bridge.chain.reserves()?;
+    let utxos: u128 = reserves.bitcoin_utxos.iter().map(|utxo| utxo.amount.get()).sum();
+    let sat = reserves.assets.get(&Denom::sat()).ok_or("no sat ledger")?;
+    assert_eq!(utxos, sat.reserves.get(), "reserve UTXOs against sat reserves");
+    for (denom, ledger) in &reserves.assets {
+        assert_eq!(ledger.unbacked, Amount::ZERO, "{denom}");
+        assert!(ledger.supply.get() + ledger.unreleased.get() <= ledger.reserves.get(), "{denom}: {ledger:?}");
+        assert_eq!(ledger.supply.get(), bridge.chain.committed().supply(denom)?, "{denom} supply against balances");
+    }
+    Ok(())
+}
+
+#[test]
+fn btc_withdrawal_is_burned_batched_signed_by_three_of_four_and_settles_with_its_change_in_the_reserves() -> TestResult
+{
+    let mut bridge = Bridge::start()?;
+    let amount = 150_000;
+    let alice_before = bridge.chain.balance(&bridge.alice.address, &Denom::sat())?;
+
+    let id = bridge.withdraw(&Denom::sat(), amount, BTC_DESTINATION)?;
+
+    assert_eq!(id, "wd-1");
+    let burned_height = bridge.chain.height();
+    assert_eq!(bridge.chain.balance(&bridge.alice.address, &Denom::sat())?, alice_before - amount - 100);
+    let total_deposited: u128 = DEPOSIT_SAT.iter().sum();
+    let ledger = bridge.ledger(&Denom::sat())?;
+    assert_eq!(
+        (ledger.supply.get(), ledger.unreleased.get(), ledger.reserves.get()),
+        (total_deposited - amount, amount, total_deposited)
+    );
+    let queued = bridge.chain.withdrawal(&id)?;
+    assert_eq!(queued.status, WithdrawalStatus::Queued);
+    assert_eq!(queued.withdrawal.destination, BTC_DESTINATION);
+    assert_eq!(queued.withdrawal.eligible_height, burned_height, "below delay_above: no delay");
+    assert_reconciled(&bridge)?;
+
+    let events = bridge.run_to_batch_height()?;
+    let batch_id = created_batch(&events, &Denom::sat())?;
+    let view = bridge.chain.batch(batch_id)?;
+    assert_eq!(
+        (view.batch.status, view.threshold, view.signature_count, view.release_quorum),
+        (BatchStatus::Signing, 3, 0, QUORUM)
+    );
+    assert_eq!(bridge.chain.withdrawal(&id)?.status, WithdrawalStatus::Batched);
+    let BatchRelease::Bitcoin(release) = &view.batch.release else { return Err("not a Bitcoin batch".into()) };
+    // What a signer checks: the transaction rebuilds from the plan, pays the destination the
+    // burned amount less the fee, returns the change to the peg, and the sighashes are its own.
+    let peg = bridge.peg()?;
+    let tx = unsigned_transaction(&release.plan, &peg);
+    assert_eq!(bitcoin::consensus::encode::serialize_hex(&tx), release.unsigned_tx);
+    assert_eq!(tx.compute_txid().to_string(), release.txid);
+    let hashes: Vec<String> = sighashes(&tx, &release.plan, &peg)?.iter().map(hex::encode).collect();
+    assert_eq!(hashes, release.sighashes);
+    let destination = ferry_types::release::bitcoin::parse_destination(BTC_DESTINATION, BitcoinNetwork::Regtest)?;
+    let paid = tx.output.first().ok_or("no output")?;
+    assert_eq!((paid.script_pubkey.clone(), paid.value.to_sat()), (destination, u64::try_from(amount - BTC_FEE_EACH)?));
+    let change = tx.output.get(1).ok_or("no change")?;
+    assert_eq!(change.script_pubkey, peg.script_pubkey());
+    assert_eq!(release.plan.inputs().len(), 1, "the largest UTXO covers it");
+    assert_eq!(release.plan.fee().get(), BTC_FEE_EACH);
+    let input_total = release.plan.input_total().get();
+    assert_eq!(input_total, DEPOSIT_SAT[0]);
+    assert_eq!(u128::from(change.value.to_sat()), input_total - amount, "inputs = outputs + fee + change");
+    let locked: Vec<Option<u64>> = bridge.chain.reserves()?.bitcoin_utxos.iter().map(|utxo| utxo.locked_by).collect();
+    assert_eq!(locked, [Some(batch_id), None], "the spent input is locked by the batch");
+
+    let outcomes = [bridge.sign(0, batch_id)?, bridge.sign(2, batch_id)?];
+    assert_eq!(codes(&outcomes), [TxCode::Ok; 2]);
+    assert_eq!(bridge.chain.batch(batch_id)?.batch.status, BatchStatus::Signing);
+    let third = bridge.sign(3, batch_id)?;
+    assert_eq!(third.code, TxCode::Ok, "{}", third.log);
+    assert_eq!(events_of(&third.events, ev::BATCH_SIGNED).len(), 1);
+    let signed = bridge.chain.batch(batch_id)?;
+    assert_eq!((signed.batch.status, signed.signature_count), (BatchStatus::Signed, 3));
+    assert_eq!(bridge.chain.withdrawal(&id)?.status, WithdrawalStatus::Signed);
+
+    // A relayer assembles the witness from the stored per-input signatures.
+    let mut per_input: Vec<BTreeMap<usize, Vec<u8>>> = vec![BTreeMap::new(); tx.input.len()];
+    for (member, stored) in &signed.batch.signatures {
+        let index = bridge.members.iter().position(|signer| signer.address == *member).ok_or("not a member")?;
+        for (input, der) in stored.iter().enumerate() {
+            per_input.get_mut(input).ok_or("extra signature")?.insert(index, hex::decode(der)?);
+        }
+    }
+    let raw_hashes: Vec<[u8; 32]> = sighashes(&tx, &release.plan, &peg)?;
+    let witnessed = assemble_witness(&tx, &peg, &raw_hashes, &per_input)?;
+    assert_eq!(witnessed.compute_txid(), tx.compute_txid());
+
+    let txid = release.txid.clone();
+    for member in [1, 2] {
+        assert_eq!(bridge.attest_release(member, batch_id, &txid)?.code, TxCode::Ok);
+    }
+    assert_eq!(bridge.chain.batch(batch_id)?.batch.status, BatchStatus::Signed, "two attestations do not settle");
+    let settled = bridge.attest_release(3, batch_id, &txid)?;
+    assert_eq!(events_of(&settled.events, ev::BATCH_RELEASED).len(), 1);
+
+    let released = bridge.chain.withdrawal(&id)?;
+    assert_eq!(released.status, WithdrawalStatus::Released);
+    assert_eq!(released.release_tx.as_deref(), Some(txid.as_str()));
+    let ledger = bridge.ledger(&Denom::sat())?;
+    assert_eq!(
+        (ledger.supply.get(), ledger.unreleased.get(), ledger.reserves.get()),
+        (total_deposited - amount, 0, total_deposited - amount),
+        "reserves fall by exactly what was burned"
+    );
+    let utxos = bridge.chain.reserves()?.bitcoin_utxos;
+    let change_utxo = ReserveUtxo { txid, vout: 1, amount: Amount::new(input_total - amount), locked_by: None };
+    assert!(utxos.contains(&change_utxo), "change UTXO in the reserves: {utxos:?}");
+    assert_eq!(utxos.len(), 2, "the spent deposit left the set: {utxos:?}");
+    assert!(bridge.chain.pending_batches(None)?.batches.is_empty());
+    assert_reconciled(&bridge)
+}
+
+#[test]
+fn ether_and_token_withdrawals_form_one_batch_per_denom_paid_by_a_combined_signature_the_vault_check_accepts()
+-> TestResult {
+    let mut bridge = Bridge::start()?;
+    let ether = ETH / 2;
+    let tokens = 300_000;
+    let txs = [
+        bridge.withdraw_tx(&Denom::wei(), ether, ETH_DESTINATION)?,
+        bridge.alice.sign(
+            bridge.chain.sequence(&bridge.alice.address)? + 1,
+            &coin(1, &token()),
+            &[withdraw_msg(&bridge.alice.address, &token(), tokens, &ETH_DESTINATION.to_lowercase())],
+        )?,
+    ];
+    let results = bridge.chain.execute_block(&txs)?;
+    assert_eq!(codes(&results), [TxCode::Ok; 2], "{results:?}");
+    let ids = results.iter().map(withdrawal_id).collect::<TestResult<Vec<_>>>()?;
+    assert_eq!(ids, ["wd-1", "wd-2"]);
+    assert_eq!(bridge.chain.withdrawal("wd-2")?.withdrawal.destination, ETH_DESTINATION, "stored checksummed");
+
+    let events = bridge.run_to_batch_height()?;
+    let ether_batch = created_batch(&events, &Denom::wei())?;
+    let token_batch = created_batch(&events, &token())?;
+    assert_ne!(ether_batch, token_batch);
+    let recipient: EthAddress = ETH_DESTINATION.parse()?;
+    let token_address: EthAddress = "0x00000000000000000000000000000000000000ab".parse()?;
+    let key_set = bridge.bls.public_keys();
+    for (id, token, amount) in [(ether_batch, EthAddress::ZERO, ether), (token_batch, token_address, tokens)] {
+        // What a signer rebuilds: the payload from the chain id, vault, epoch, nonce and the burns.
+        let expected = EthBatch {
+            chain_id: ETH_CHAIN_ID,
+            vault: vault(),
+            epoch: EPOCH,
+            nonce: id,
+            items: vec![EthReleaseItem { token, recipient, amount: Amount::new(amount) }],
+        };
+        let view = bridge.chain.batch(id)?;
+        let BatchRelease::Ethereum(release) = &view.batch.release else { return Err("not an Ethereum batch".into()) };
+        assert_eq!(release.batch, expected);
+        assert_eq!(release.payload, hex::encode(expected.payload()));
+
+        for member in [3, 1] {
+            assert_eq!(bridge.sign(member, id)?.code, TxCode::Ok);
+        }
+        assert_eq!(bridge.chain.batch(id)?.batch.status, BatchStatus::Signing);
+        assert_eq!(bridge.sign(0, id)?.code, TxCode::Ok);
+
+        let signed = bridge.chain.batch(id)?;
+        assert_eq!(signed.batch.status, BatchStatus::Signed);
+        let BatchRelease::Ethereum(release) = &signed.batch.release else { return Err("not an Ethereum batch".into()) };
+        let compressed = hex::decode(release.signature_compressed.as_deref().ok_or("no combined signature")?)?;
+        let signature = bls::decode_signature(&compressed)?;
+        assert!(bls::verify_signature(&key_set.public_key(), &signature, &expected.payload()));
+        assert_eq!(release.signature.as_deref(), Some(hex::encode(bls::eip2537_g2(&signature)).as_str()));
+        assert_eq!(release.signature.as_deref().map(str::len), Some(2 * 256));
+
+        let before = bridge.ledger(&view.batch.asset)?;
+        for member in 0..3 {
+            assert_eq!(bridge.attest_release(member, id, RELEASE_TX)?.code, TxCode::Ok);
+        }
+        let after = bridge.ledger(&view.batch.asset)?;
+        assert_eq!(after.reserves.get(), before.reserves.get() - amount);
+        assert_eq!((after.unreleased.get(), after.supply), (before.unreleased.get() - amount, before.supply));
+        assert_eq!(bridge.chain.batch(id)?.batch.release_tx.as_deref(), Some(RELEASE_TX));
+    }
+    assert_eq!(bridge.ledger(&Denom::wei())?.reserves.get(), DEPOSIT_WEI - ether);
+    assert_eq!(bridge.ledger(&token())?.reserves.get(), DEPOSIT_TOKEN - tokens);
+    assert_reconciled(&bridge)
+}
+
+#[test]
+fn bad_shares_bad_input_signatures_and_the_wrong_kind_are_refused_naming_what_failed() -> TestResult {
+    let mut bridge = Bridge::start()?;
+    bridge.withdraw(&Denom::wei(), ETH, ETH_DESTINATION)?;
+    bridge.withdraw(&Denom::sat(), 50_000, BTC_DESTINATION)?;
+    let events = bridge.run_to_batch_height()?;
+    let (ether, btc) = (created_batch(&events, &Denom::wei())?, created_batch(&events, &Denom::sat())?);
+
+    // Member 1 posts member 2's share, a share over another payload, and garbage.
+    let ReleaseSignatures::Bls(someone_elses) = bridge.signatures(2, ether)? else { return Err("kind".into()) };
+    let other_payload = bls::sign_share(&bridge.bls.secret_key_share(1u64), b"another payload");
+    let ReleaseSignatures::Bitcoin(mut btc_signatures) = bridge.signatures(1, btc)? else { return Err("kind".into()) };
+    let ReleaseSignatures::Bitcoin(wrong_key) = bridge.signatures(2, btc)? else { return Err("kind".into()) };
+    let mut flipped = btc_signatures.clone();
+    if let Some(byte) = flipped.first_mut().and_then(|der| der.last_mut()) {
+        *byte ^= 1;
+    }
+    let refused = [
+        (ether, ReleaseSignatures::Bls(someone_elses), TxCode::InvalidReleaseSignature, "BLS share of member 1"),
+        (
+            ether,
+            ReleaseSignatures::Bls(bls::encode_signature_share(&other_payload).to_vec()),
+            TxCode::InvalidReleaseSignature,
+            "does not verify over batch",
+        ),
+        (ether, ReleaseSignatures::Bls(vec![7; 96]), TxCode::InvalidReleaseSignature, "is not a signature share"),
+        (btc, ReleaseSignatures::Bitcoin(wrong_key), TxCode::InvalidReleaseSignature, "input 0"),
+        (btc, ReleaseSignatures::Bitcoin(flipped), TxCode::InvalidReleaseSignature, "input 0"),
+        (btc, ReleaseSignatures::Bitcoin(vec![vec![0x30]]), TxCode::InvalidReleaseSignature, "not a strict DER"),
+        (btc, ReleaseSignatures::Bls(vec![7; 96]), TxCode::InvalidMessage, "is a Bitcoin batch"),
+        (ether, ReleaseSignatures::Bitcoin(vec![vec![0x30]]), TxCode::InvalidMessage, "is an Ethereum batch"),
+        (99, ReleaseSignatures::Bls(vec![7; 96]), TxCode::BadBatch, "there is no batch 99"),
+    ];
+    for (batch, signatures, code, named) in refused {
+        // Built one at a time: a message refused after the (fee-exempt) sequence check advances the sequence.
+        let tx = bridge.submit_tx(1, batch, signatures)?;
+        let checked = bridge.chain.check_tx(&tx)?;
+        assert_eq!(checked.code, code, "{}", checked.log);
+        let outcome = bridge.one(&tx)?;
+        assert_eq!(outcome.code, code, "{}", outcome.log);
+        assert!(outcome.log.contains(named), "`{}` does not name `{named}`", outcome.log);
+    }
+    assert!(bridge.chain.batch(ether)?.batch.signatures.is_empty());
+    assert!(bridge.chain.batch(btc)?.batch.signatures.is_empty());
+
+    // One signature too few or too many for the inputs.
+    btc_signatures.push(btc_signatures.first().cloned().unwrap_or_default());
+    let outcome = bridge.one(&bridge.submit_tx(1, btc, ReleaseSignatures::Bitcoin(btc_signatures))?)?;
+    assert_eq!(outcome.code, TxCode::InvalidReleaseSignature);
+    assert!(outcome.log.contains("spends 1 inputs; member 1"), "{}", outcome.log);
+    Ok(())
+}
+
+#[test]
+fn duties_from_non_members_or_with_a_fee_are_refused() -> TestResult {
+    let mut bridge = Bridge::start()?;
+    bridge.withdraw(&Denom::wei(), ETH, ETH_DESTINATION)?;
+    let id = created_batch(&bridge.run_to_batch_height()?, &Denom::wei())?;
+    let signatures = bridge.signatures(0, id)?;
+    let alice = bridge.alice.address;
+    let as_alice =
+        Msg::SubmitSignatures(MsgSubmitSignatures { signer: alice, batch: id, signatures: signatures.clone() });
+    let from_alice = bridge.alice.sign_fee_exempt(bridge.chain.sequence(&alice)?, &[as_alice])?;
+    let member = bridge.member(0).address;
+    let with_fee = bridge.member(0).sign(
+        bridge.chain.sequence(&member)?,
+        &coin(100, &Denom::sat()),
+        &[Msg::SubmitSignatures(MsgSubmitSignatures { signer: member, batch: id, signatures })],
+    )?;
+    let vote_by_alice = bridge.alice.sign_fee_exempt(
+        bridge.chain.sequence(&alice)?,
+        &[Msg::SetPaused(MsgSetPaused { member: alice, paused: true, reason: String::new() })],
+    )?;
+    let release_by_alice = bridge.alice.sign_fee_exempt(
+        bridge.chain.sequence(&alice)?,
+        &[Msg::AttestRelease(MsgAttestRelease { attester: alice, batch: id, parent_tx: RELEASE_TX.to_owned() })],
+    )?;
+    for (tx, code) in [
+        (from_alice, TxCode::Unauthorized),
+        (with_fee, TxCode::InvalidMessage),
+        (vote_by_alice, TxCode::Unauthorized),
+        (release_by_alice, TxCode::Unauthorized),
+    ] {
+        let outcome = bridge.one(&tx)?;
+        assert_eq!(outcome.code, code, "{}", outcome.log);
+    }
+    assert!(bridge.chain.batch(id)?.batch.signatures.is_empty());
+    assert!(!bridge.chain.bridge_status()?.paused);
+    Ok(())
+}
+
+#[test]
+fn two_of_four_signatures_leave_the_batch_signing_and_repeats_change_nothing() -> TestResult {
+    let mut bridge = Bridge::start()?;
+    bridge.withdraw(&Denom::sat(), 50_000, BTC_DESTINATION)?;
+    let id = created_batch(&bridge.run_to_batch_height()?, &Denom::sat())?;
+
+    let first = bridge.sign(1, id)?;
+    assert_eq!(first.code, TxCode::Ok);
+    let submitted = events_of(&first.events, ev::SIGNATURES_SUBMITTED);
+    let [event] = submitted.as_slice() else { return Err("one signatures event".into()) };
+    assert_eq!(attributes(event).get(ev::SIGNATURES), Some(&"1"));
+    let recorded = bridge.chain.batch(id)?;
+    let repeat = bridge.sign(1, id)?;
+    assert_eq!(repeat.code, TxCode::Ok, "a repeat is harmless");
+    assert!(events_of(&repeat.events, ev::SIGNATURES_SUBMITTED).is_empty());
+    assert_eq!(bridge.chain.batch(id)?.batch, recorded.batch, "a repeat changes nothing");
+
+    assert_eq!(bridge.sign(2, id)?.code, TxCode::Ok);
+    for _ in 0..2 * BATCH_INTERVAL {
+        bridge.chain.empty_block()?;
+    }
+    let waiting = bridge.chain.batch(id)?;
+    assert_eq!((waiting.batch.status, waiting.signature_count), (BatchStatus::Signing, 2));
+    assert_eq!(bridge.chain.pending_batches(None)?.batches.iter().map(|view| view.batch.id).collect::<Vec<_>>(), [id]);
+    let early = bridge.attest_release(0, id, &release_txid(&waiting)?)?;
+    assert_eq!(early.code, TxCode::BadBatch, "{}", early.log);
+
+    // The third signature completes it; a fourth, later one is accepted and ignored.
+    assert_eq!(bridge.sign(0, id)?.code, TxCode::Ok);
+    let late = bridge.sign(3, id)?;
+    assert_eq!(late.code, TxCode::Ok);
+    let signed = bridge.chain.batch(id)?;
+    assert_eq!((signed.batch.status, signed.signature_count), (BatchStatus::Signed, 3));
+    Ok(())
+}
+
+fn release_txid(view: &BatchView) -> TestResult<String> {
+    match &view.batch.release {
+        BatchRelease::Bitcoin(release) => Ok(release.txid.clone()),
+        BatchRelease::Ethereum(_) => Err("not a Bitcoin batch".into()),
+    }
+}
+
+#[test]
+fn release_attestations_settle_at_quorum_of_one_transaction_and_bitcoin_must_name_the_batch_txid() -> TestResult {
+    let mut bridge = Bridge::start()?;
+    bridge.withdraw(&Denom::sat(), 50_000, BTC_DESTINATION)?;
+    bridge.withdraw(&Denom::wei(), ETH, ETH_DESTINATION)?;
+    let events = bridge.run_to_batch_height()?;
+    let (btc, ether) = (created_batch(&events, &Denom::sat())?, created_batch(&events, &Denom::wei())?);
+    for member in 0..3 {
+        bridge.sign(member, btc)?;
+        bridge.sign(member, ether)?;
+    }
+    let txid = release_txid(&bridge.chain.batch(btc)?)?;
+
+    let wrong_txid = bridge.attest_release(0, btc, &"cd".repeat(32))?;
+    assert_eq!(wrong_txid.code, TxCode::BadBatch);
+    assert!(wrong_txid.log.contains(&txid), "{}", wrong_txid.log);
+    assert_eq!(bridge.attest_release(0, ether, &"cd".repeat(32))?.code, TxCode::InvalidMessage);
+    assert_eq!(bridge.attest_release(0, 77, &txid)?.code, TxCode::BadBatch);
+
+    // Two members attest one Ethereum transaction, one attests another: no quorum on either.
+    let other = RELEASE_TX.replace("9b", "aa");
+    bridge.attest_release(0, ether, RELEASE_TX)?;
+    bridge.attest_release(1, ether, &other)?;
+    bridge.attest_release(2, ether, RELEASE_TX)?;
+    bridge.attest_release(1, ether, RELEASE_TX)?;
+    assert_eq!(bridge.chain.batch(ether)?.batch.status, BatchStatus::Signed, "a member's first attestation counts");
+    let settled = bridge.attest_release(3, ether, RELEASE_TX)?;
+    assert_eq!(events_of(&settled.events, ev::BATCH_RELEASED).len(), 1);
+    let reserves = bridge.ledger(&Denom::wei())?.reserves;
+    let late = bridge.attest_release(1, ether, RELEASE_TX)?;
+    assert_eq!((late.code, bridge.ledger(&Denom::wei())?.reserves), (TxCode::Ok, reserves), "settles once");
+
+    // Three attestations of the Bitcoin txid in one block settle it.
+    let txs = (0..3).map(|member| bridge.attest_release_tx(member, btc, &txid)).collect::<TestResult<Vec<_>>>()?;
+    let outcome = bridge.chain.finalize_block(&txs)?;
+    assert_eq!(codes(&outcome.tx_results), [TxCode::Ok; 3]);
+    assert_eq!(bridge.chain.batch(btc)?.batch.status, BatchStatus::Released);
+    assert_reconciled(&bridge)
+}
+
+#[test]
+fn small_withdrawals_cannot_exceed_the_window_cap_and_the_rest_batches_in_the_next_window() -> TestResult {
+    let mut bridge = Bridge::start()?;
+    // Nine withdrawals of 0.5 ETH against a cap of 3 ETH per window: six fit in a window.
+    let each = ETH / 2;
+    let sequence = bridge.chain.sequence(&bridge.alice.address)?;
+    let txs = (0..9u64)
+        .map(|offset| {
+            let msg = withdraw_msg(&bridge.alice.address, &Denom::wei(), each, ETH_DESTINATION);
+            bridge.alice.sign(sequence + offset, &coin(10_000_000_000, &Denom::wei()), &[msg])
+        })
+        .collect::<TestResult<Vec<_>>>()?;
+    let results = bridge.chain.execute_block(&txs)?;
+    assert_eq!(codes(&results), [TxCode::Ok; 9]);
+
+    let mut batched = BTreeMap::new();
+    let mut window_of_height = BTreeMap::new();
+    while bridge.chain.height() < 3 * WINDOW_BLOCKS {
+        let outcome = bridge.chain.empty_block()?;
+        for event in events_of(&outcome.events, ev::BATCH_CREATED) {
+            let items: u64 = attributes(event).get(ev::ITEMS).ok_or("items")?.parse()?;
+            let window = bridge.chain.height() / WINDOW_BLOCKS;
+            *batched.entry(window).or_insert(0u64) += items;
+            window_of_height.insert(bridge.chain.height(), items);
+        }
+    }
+    // Window 0 (heights 0-39) takes six, window 1 the remaining three.
+    assert_eq!(batched, BTreeMap::from([(0, 6), (1, 3)]), "by height: {window_of_height:?}");
+    for id in 1..=9 {
+        assert_eq!(bridge.chain.withdrawal(&format!("wd-{id}"))?.status, WithdrawalStatus::Batched);
+    }
+    let first_batch = bridge.chain.batch(1)?.batch;
+    let ids: Vec<String> = first_batch.items.iter().map(|item| item.withdrawal.to_string()).collect();
+    assert_eq!(ids, ["wd-1", "wd-2", "wd-3", "wd-4", "wd-5", "wd-6"], "in id order");
+    assert_eq!(first_batch.total.get(), 6 * each);
+    Ok(())
+}
+
+#[test]
+fn large_withdrawal_waits_its_delay_while_a_later_small_one_is_batched() -> TestResult {
+    let mut bridge = Bridge::start()?;
+    let large = SAT_DELAY_ABOVE + 1;
+    let large_id = bridge.withdraw(&Denom::sat(), large, BTC_DESTINATION)?;
+    let burned = bridge.chain.height();
+    let small_id = bridge.withdraw(&Denom::sat(), SAT_MIN, BTC_DESTINATION)?;
+    assert_eq!(bridge.chain.withdrawal(&large_id)?.withdrawal.eligible_height, burned + DELAY_BLOCKS);
+
+    let first = created_batch(&bridge.run_to_batch_height()?, &Denom::sat())?;
+    let items: Vec<String> =
+        bridge.chain.batch(first)?.batch.items.iter().map(|item| item.withdrawal.to_string()).collect();
+    assert_eq!(items, [small_id]);
+    assert_eq!(bridge.chain.withdrawal(&large_id)?.status, WithdrawalStatus::Queued);
+
+    let mut batched_at = None;
+    while batched_at.is_none() {
+        let outcome = bridge.chain.empty_block()?;
+        if !events_of(&outcome.events, ev::BATCH_CREATED).is_empty() {
+            batched_at = Some(bridge.chain.height());
+        }
+    }
+    let height = batched_at.ok_or("never batched")?;
+    assert!(height >= burned + DELAY_BLOCKS, "batched at {height}, burned at {burned}");
+    assert!(height < burned + DELAY_BLOCKS + BATCH_INTERVAL, "batched at {height}, burned at {burned}");
+    assert_eq!(bridge.chain.withdrawal(&large_id)?.status, WithdrawalStatus::Batched);
+    Ok(())
+}
+
+#[test]
+fn withdrawals_the_rules_can_never_release_are_refused_when_submitted() -> TestResult {
+    // The token pays fees but has no withdrawal limit on this chain.
+    let mut rules = withdrawal_params();
+    rules.limits.retain(|limit| limit.denom != token());
+    let mut bridge = Bridge::start_with(rules)?;
+    let cases = [
+        (Denom::sat(), SAT_CAP + 1, BTC_DESTINATION, "exceeds the cap of 500000sat per 40-block window"),
+        (Denom::sat(), SAT_MIN - 1, BTC_DESTINATION, "below the minimum of 10000sat"),
+        (token(), 5, ETH_DESTINATION, "has no withdrawal limit configured"),
+    ];
+    let before = bridge.chain.reserves()?;
+    for (asset, amount, destination, named) in cases {
+        let outcome = bridge.one(&bridge.withdraw_tx(&asset, amount, destination)?)?;
+        assert_eq!(outcome.code, TxCode::WithdrawalRefused, "{}", outcome.log);
+        assert!(outcome.log.contains(named), "`{}` does not name `{named}`", outcome.log);
+    }
+    assert_eq!(bridge.chain.reserves()?.assets, before.assets, "nothing burned");
+    assert_eq!(bridge.chain.query("/withdrawal/wd-1")?.code, QUERY_NOT_FOUND);
+    Ok(())
+}
+
+#[test]
+fn ether_withdrawals_are_refused_while_no_vault_is_configured() -> TestResult {
+    let mut bridge = Bridge::start_with(WithdrawalParams { ethereum: None, ..withdrawal_params() })?;
+    let outcome = bridge.one(&bridge.withdraw_tx(&Denom::wei(), ETH, ETH_DESTINATION)?)?;
+    assert_eq!(outcome.code, TxCode::WithdrawalRefused);
+    assert!(outcome.log.contains("params.withdrawals.ethereum"), "{}", outcome.log);
+    Ok(())
+}
+
+#[test]
+fn bad_destinations_are_refused_with_the_named_error() -> TestResult {
+    let mut bridge = Bridge::start()?;
+    let peg = bridge.peg()?.address().to_string();
+    let bad_checksum = ETH_DESTINATION.replace("aAe", "AAe");
+    let cases = [
+        (Denom::sat(), MAINNET_DESTINATION.to_owned(), "this peg is on regtest"),
+        (Denom::sat(), peg, "is the peg itself"),
+        (Denom::sat(), ETH_DESTINATION.to_owned(), "not a Bitcoin address"),
+        (Denom::wei(), bad_checksum, "EIP-55 checksum mismatch"),
+        (Denom::wei(), "0x0000000000000000000000000000000000000000".to_owned(), "zero address"),
+        (Denom::wei(), BTC_DESTINATION.to_owned(), "not an Ethereum address"),
+    ];
+    for (asset, destination, named) in cases {
+        let amount = if asset == Denom::sat() { SAT_MIN } else { ETH };
+        let tx = bridge.withdraw_tx(&asset, amount, &destination)?;
+        let checked = bridge.chain.check_tx(&tx)?;
+        let outcome = bridge.one(&tx)?;
+        for result in [&checked, &outcome] {
+            assert_eq!(result.code, TxCode::InvalidMessage, "{destination}: {}", result.log);
+            assert!(
+                result.log.contains("destination") && result.log.contains(named),
+                "`{}` lacks `{named}`",
+                result.log
+            );
+        }
+    }
+    assert_eq!(bridge.chain.query("/withdrawal/wd-1")?.code, QUERY_NOT_FOUND);
+    Ok(())
+}
+
+#[test]
+fn withdrawal_beyond_the_balance_is_refused_and_burns_nothing() -> TestResult {
+    let mut bridge = Bridge::start()?;
+    // Alice keeps 200 000 sat less the transfer's fee, then asks to withdraw 200 000 sat.
+    let bob = key("bob")?.address();
+    let kept = 200_000;
+    let given = bridge.chain.balance(&bridge.alice.address, &Denom::sat())? - kept;
+    let transfer = bridge.alice.transfer(
+        bridge.chain.sequence(&bridge.alice.address)?,
+        &bob,
+        &[coin(given, &Denom::sat())],
+        &coin(100, &Denom::sat()),
+    )?;
+    assert_eq!(bridge.one(&transfer)?.code, TxCode::Ok);
+    let balance = bridge.chain.balance(&bridge.alice.address, &Denom::sat())?;
+    assert_eq!(balance, kept - 100);
+    let tx = bridge.withdraw_tx(&Denom::sat(), kept, BTC_DESTINATION)?;
+
+    let checked = bridge.chain.check_tx(&tx)?;
+    assert_eq!(checked.code, TxCode::InsufficientFunds);
+    assert_eq!(bridge.chain.mempool_balance(&bridge.alice.address, &Denom::sat())?, balance, "CheckTx changes nothing");
+    let ledger = bridge.ledger(&Denom::sat())?;
+    let outcome = bridge.one(&tx)?;
+
+    assert_eq!(outcome.code, TxCode::InsufficientFunds, "{}", outcome.log);
+    assert!(events_of(&outcome.events, ev::WITHDRAWAL_QUEUED).is_empty());
+    assert_eq!(bridge.ledger(&Denom::sat())?, ledger, "nothing burned");
+    assert_eq!(bridge.chain.balance(&bridge.alice.address, &Denom::sat())?, balance - 100, "only the fee is charged");
+    assert_eq!(bridge.chain.query("/withdrawal/wd-1")?.code, QUERY_NOT_FOUND);
+    let next = bridge.withdraw(&Denom::sat(), SAT_MIN, BTC_DESTINATION)?;
+    assert_eq!(next, "wd-1", "the refused withdrawal took no id");
+    assert_reconciled(&bridge)
+}
+
+#[test]
+fn bitcoin_withdrawals_beyond_the_free_reserves_stay_queued_until_the_locked_ones_settle() -> TestResult {
+    // Neither the window cap nor a delay holds these withdrawals back: only the reserves do.
+    let mut rules = withdrawal_params();
+    for limit in &mut rules.limits {
+        limit.window_cap = Amount::new(u128::from(u64::MAX));
+        limit.delay_above = limit.window_cap;
+    }
+    let mut bridge = Bridge::start_with(rules)?;
+    // 450 000 sat takes the 600 000 sat UTXO and locks it. 399 500 sat would leave a 500 sat
+    // change from the free 400 000 sat UTXO — dust, and no other free UTXO to add — so it waits.
+    let first = bridge.withdraw(&Denom::sat(), 450_000, BTC_DESTINATION)?;
+    let events = bridge.run_to_batch_height()?;
+    let batch = created_batch(&events, &Denom::sat())?;
+    let second = bridge.withdraw(&Denom::sat(), 399_500, BTC_DESTINATION)?;
+    let events = bridge.run_to_batch_height()?;
+    let deferred = events_of(&events, ev::BATCH_DEFERRED);
+    assert_eq!(deferred.len(), 1, "{events:?}");
+    assert!(events_of(&events, ev::BATCH_CREATED).is_empty());
+    assert_eq!(bridge.chain.withdrawal(&second)?.status, WithdrawalStatus::Queued);
+
+    for member in 0..3 {
+        bridge.sign(member, batch)?;
+    }
+    let txid = release_txid(&bridge.chain.batch(batch)?)?;
+    for member in 0..3 {
+        bridge.attest_release(member, batch, &txid)?;
+    }
+    assert_eq!(bridge.chain.withdrawal(&first)?.status, WithdrawalStatus::Released);
+    // The change (149 000 sat) and the 400 000 sat UTXO now pay it.
+    let events = bridge.run_to_batch_height()?;
+    let next = created_batch(&events, &Denom::sat())?;
+    let view = bridge.chain.batch(next)?;
+    let BatchRelease::Bitcoin(release) = &view.batch.release else { return Err("not Bitcoin".into()) };
+    assert_eq!(release.plan.inputs().len(), 2);
+    assert!(release.plan.inputs().iter().any(|input| input.txid == txid), "spends the change");
+    assert_reconciled(&bridge)
+}
+
+#[test]
+fn forced_reserves_violation_pauses_the_bridge_while_blocks_keep_coming_until_a_quorum_resumes_it() -> TestResult {
+    let mut bridge = Bridge::start()?;
+    // A signed Ethereum batch on its way, and a queued Bitcoin withdrawal, before the violation.
+    bridge.withdraw(&Denom::wei(), ETH, ETH_DESTINATION)?;
+    let ether = created_batch(&bridge.run_to_batch_height()?, &Denom::wei())?;
+    let mut txs = vec![bridge.withdraw_tx(&Denom::sat(), SAT_MIN, BTC_DESTINATION)?];
+    for member in 0..3 {
+        txs.push(bridge.submit_tx(member, ether, bridge.signatures(member, ether)?)?);
+    }
+    assert_eq!(codes(&bridge.block(&txs)?), [TxCode::Ok; 4]);
+    assert_eq!(bridge.chain.batch(ether)?.batch.status, BatchStatus::Signed);
+    assert!(
+        !bridge.chain.height().is_multiple_of(BATCH_INTERVAL),
+        "the violation must come before the next batching height"
+    );
+
+    let honest = bridge.ledger(&Denom::sat())?;
+    let broken = AssetLedger { reserves: Amount::new(honest.reserves.get() - 1), ..honest.clone() };
+    bridge.chain.overwrite_committed(ferry_app::bridge::keys::ledger(&Denom::sat()), serde_json::to_vec(&broken)?);
+    let height = bridge.chain.height() + 1;
+    let outcome = bridge.chain.empty_block()?;
+
+    let paused = events_of(&outcome.events, ev::BRIDGE_PAUSED);
+    let [event] = paused.as_slice() else { return Err(format!("no bridge_paused event: {:?}", outcome.events).into()) };
+    let reason = attributes(event).get(ev::REASON).map(|reason| (*reason).to_owned()).unwrap_or_default();
+    assert!(reason.starts_with("reserves invariant violated for sat: "), "{reason}");
+    let status = bridge.chain.bridge_status()?;
+    assert_eq!((status.paused, status.since_height, status.reason.as_str()), (true, height, reason.as_str()));
+
+    // Blocks keep coming, and no batch forms at the batching heights they pass.
+    for _ in 0..2 * BATCH_INTERVAL {
+        let outcome = bridge.chain.empty_block()?;
+        assert!(events_of(&outcome.events, ev::BATCH_CREATED).is_empty());
+        assert!(events_of(&outcome.events, ev::BRIDGE_PAUSED).is_empty(), "reported once");
+    }
+    assert_eq!(bridge.chain.height(), height + 2 * BATCH_INTERVAL);
+    assert_eq!(bridge.chain.withdrawal("wd-2")?.status, WithdrawalStatus::Queued);
+
+    // No mint, no withdrawal, no signatures; releases already out still settle.
+    let alice = bridge.alice.address;
+    let new_deposit = DepositFacts { index: 9, ..deposits(&alice).remove(0) };
+    let mint = bridge.duty_tx(0, &[attestation(&bridge.member(0).address, &new_deposit)])?;
+    let withdraw = bridge.withdraw_tx(&Denom::sat(), SAT_MIN, BTC_DESTINATION)?;
+    let signature = bridge.submit_tx(3, ether, bridge.signatures(3, ether)?)?;
+    for tx in [mint, withdraw, signature] {
+        assert_eq!(bridge.chain.check_tx(&tx)?.code, TxCode::BridgePaused);
+        let outcome = bridge.one(&tx)?;
+        assert_eq!(outcome.code, TxCode::BridgePaused);
+        assert!(outcome.log.contains("reserves invariant violated for sat"), "{}", outcome.log);
+    }
+    for member in 0..3 {
+        assert_eq!(bridge.attest_release(member, ether, RELEASE_TX)?.code, TxCode::Ok);
+    }
+    assert_eq!(bridge.chain.batch(ether)?.batch.status, BatchStatus::Released);
+
+    // Resuming while the ledger is still broken pauses again at the end of the same block.
+    let votes = (0..3).map(|member| bridge.vote_tx(member, false)).collect::<TestResult<Vec<_>>>()?;
+    let outcome = bridge.chain.finalize_block(&votes)?;
+    assert_eq!(codes(&outcome.tx_results), [TxCode::Ok; 3]);
+    assert_eq!(events_of(&outcome.tx_results[2].events, ev::BRIDGE_RESUMED).len(), 1);
+    assert_eq!(events_of(&outcome.events, ev::BRIDGE_PAUSED).len(), 1);
+    assert!(bridge.chain.bridge_status()?.paused);
+
+    // Repaired, two votes to resume are not enough; the third resumes and nothing re-pauses.
+    let repaired = AssetLedger { reserves: honest.reserves, ..bridge.ledger(&Denom::sat())? };
+    bridge.chain.overwrite_committed(ferry_app::bridge::keys::ledger(&Denom::sat()), serde_json::to_vec(&repaired)?);
+    for member in [0, 1] {
+        bridge.one(&bridge.vote_tx(member, false)?)?;
+    }
+    let status = bridge.chain.bridge_status()?;
+    assert!(status.paused);
+    assert_eq!(status.votes.len(), 2);
+    let resumed = bridge.one(&bridge.vote_tx(3, false)?)?;
+    assert_eq!(events_of(&resumed.events, ev::BRIDGE_RESUMED).len(), 1);
+    let status = bridge.chain.bridge_status()?;
+    assert!(!status.paused);
+    assert!(status.votes.is_empty(), "votes reset at the flip");
+    assert!(status.reason.contains("resumed by a vote of 3 members"), "{}", status.reason);
+    bridge.run_to_batch_height()?;
+    assert_eq!(bridge.chain.withdrawal("wd-2")?.status, WithdrawalStatus::Batched);
+    assert!(!bridge.chain.bridge_status()?.paused);
+    Ok(())
+}
+
+#[test]
+fn pause_votes_flip_the_bridge_only_at_quorum() -> TestResult {
+    let mut bridge = Bridge::start()?;
+    for member in [0, 1] {
+        assert_eq!(bridge.one(&bridge.vote_tx(member, true)?)?.code, TxCode::Ok);
+    }
+    assert!(!bridge.chain.bridge_status()?.paused, "two of four do not pause");
+    // A member changing its mind replaces its vote.
+    bridge.one(&bridge.vote_tx(1, false)?)?;
+    bridge.one(&bridge.vote_tx(2, true)?)?;
+    assert!(!bridge.chain.bridge_status()?.paused, "still two for pausing");
+    bridge.one(&bridge.vote_tx(3, true)?)?;
+    let status = bridge.chain.bridge_status()?;
+    assert!(status.paused);
+    assert!(status.reason.contains("paused by a vote of 3 members: halt"), "{}", status.reason);
+    let outcome = bridge.one(&bridge.withdraw_tx(&Denom::sat(), SAT_MIN, BTC_DESTINATION)?)?;
+    assert_eq!(outcome.code, TxCode::BridgePaused);
+    for member in [0, 2, 3] {
+        bridge.one(&bridge.vote_tx(member, false)?)?;
+    }
+    assert!(!bridge.chain.bridge_status()?.paused);
+    assert_eq!(bridge.one(&bridge.withdraw_tx(&Denom::sat(), SAT_MIN, BTC_DESTINATION)?)?.code, TxCode::Ok);
+    Ok(())
+}
+
+#[test]
+fn queries_answer_withdrawals_batches_pending_pages_and_refuse_malformed_ids() -> TestResult {
+    let mut bridge = Bridge::start_with(WithdrawalParams { max_batch_items: 1, ..withdrawal_params() })?;
+    let sequence = bridge.chain.sequence(&bridge.alice.address)?;
+    // Twenty ether withdrawals, one per batch: more pending batches than one page holds.
+    let count = 20u64;
+    let txs = (0..count)
+        .map(|offset| {
+            let msg = withdraw_msg(&bridge.alice.address, &Denom::wei(), ETH / 1_000, ETH_DESTINATION);
+            bridge.alice.sign(sequence + offset, &coin(10_000_000_000, &Denom::wei()), &[msg])
+        })
+        .collect::<TestResult<Vec<_>>>()?;
+    assert!(bridge.chain.execute_block(&txs)?.iter().all(|result| result.code == TxCode::Ok));
+    for _ in 0..count {
+        bridge.chain.empty_block()?;
+        bridge.run_to_batch_height()?;
+    }
+    let page = bridge.chain.pending_batches(None)?;
+    let page_ids: Vec<u64> = page.batches.iter().map(|view| view.batch.id).collect();
+    assert_eq!(page.pending, count);
+    assert_eq!(page_ids, (1..=16).collect::<Vec<_>>());
+    assert_eq!(page.next_after, Some(16));
+    let rest = bridge.chain.pending_batches(Some(16))?;
+    assert_eq!(rest.batches.iter().map(|view| view.batch.id).collect::<Vec<_>>(), [17, 18, 19, 20]);
+    assert_eq!(rest.next_after, None);
+
+    assert_eq!(bridge.chain.query("/batch/batch-3")?.value, bridge.chain.query("/batch/3")?.value);
+    for bad in ["/withdrawal/wd-01", "/withdrawal/7", "/batch/0", "/batch/x", "/batches/pending/x", "/batches/pendingx"]
+    {
+        assert_eq!(bridge.chain.query(bad)?.code, QUERY_BAD_REQUEST, "{bad}");
+    }
+    assert_eq!(bridge.chain.query("/batch/21")?.code, QUERY_NOT_FOUND);
+    assert_eq!(bridge.chain.query("/withdrawal/wd-21")?.code, QUERY_NOT_FOUND);
+    let status = bridge.chain.bridge_status()?;
+    assert_eq!((status.paused, status.since_height), (false, 0));
+    Ok(())
+}
+
+#[test]
+fn two_chains_fed_the_same_blocks_reach_the_same_state_at_every_height() -> TestResult {
+    let mut one = Bridge::start()?;
+    let mut two = Bridge::start()?;
+    for bridge in [&mut one, &mut two] {
+        bridge.withdraw(&Denom::sat(), 50_000, BTC_DESTINATION)?;
+        bridge.withdraw(&Denom::wei(), ETH, ETH_DESTINATION)?;
+        let events = bridge.run_to_batch_height()?;
+        for id in [created_batch(&events, &Denom::sat())?, created_batch(&events, &Denom::wei())?] {
+            for member in 0..3 {
+                bridge.sign(member, id)?;
+            }
+        }
+    }
+    assert_eq!(one.chain.height(), two.chain.height());
+    for height in 0..=one.chain.height() {
+        assert_eq!(one.chain.committed_at(height), two.chain.committed_at(height), "state at height {height}");
+    }
+    Ok(())
+}
