@@ -314,6 +314,12 @@ fn bitcoin_release<R: StateRead>(
         let planned = plan(chosen, peg, fee_each, rules.bitcoin_dust_limit, &free);
         match planned {
             Ok((plan, items)) => {
+                let vsize = plan.max_vsize(peg);
+                if u128::from(vsize) > plan.fee().get() {
+                    // Below 1 sat/vB nodes will not relay it; the fee is a chain parameter, so
+                    // operators must see this rather than the batch silently never confirming.
+                    tracing::warn!(fee = %plan.fee(), vsize, inputs = plan.inputs().len(), "release fee is below 1 sat/vB");
+                }
                 let tx = unsigned_transaction(&plan, peg);
                 let hashes = match sighashes(&tx, &plan, peg) {
                     Ok(hashes) => hashes,

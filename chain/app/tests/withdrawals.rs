@@ -441,6 +441,7 @@ fn btc_withdrawal_is_burned_batched_signed_by_three_of_four_and_settles_with_its
 
     let released = bridge.chain.withdrawal(&id)?;
     assert_eq!(released.status, WithdrawalStatus::Released);
+    assert_eq!(released.paid, Some(Amount::new(amount - BTC_FEE_EACH)));
     assert_eq!(released.release_tx.as_deref(), Some(txid.as_str()));
     let ledger = bridge.ledger(&Denom::sat())?;
     assert_eq!(

@@ -25,6 +25,8 @@ pub struct Metrics {
     pub commit_seconds: Histogram,
     /// CheckTx duration.
     pub check_tx_seconds: Histogram,
+    /// 1 while the bridge is paused (reserves invariant violated or a federation vote), else 0.
+    pub bridge_paused: IntGauge,
 }
 
 /// The phases a transaction is counted in.
@@ -60,13 +62,25 @@ impl Metrics {
         registry.register(Box::new(txs.clone()))?;
         registry.register(Box::new(finalize_block_seconds.clone()))?;
         registry.register(Box::new(commit_seconds.clone()))?;
+        let bridge_paused =
+            IntGauge::new("ferry_chain_bridge_paused", "1 while the bridge is paused, as of the last committed block")?;
         registry.register(Box::new(check_tx_seconds.clone()))?;
+        registry.register(Box::new(bridge_paused.clone()))?;
         for phase in PHASES {
             for code in TxCode::ALL {
                 txs.with_label_values(&[phase, code.name()]);
             }
         }
-        Ok(Metrics { registry, blocks, height, txs, finalize_block_seconds, commit_seconds, check_tx_seconds })
+        Ok(Metrics {
+            registry,
+            blocks,
+            height,
+            txs,
+            finalize_block_seconds,
+            commit_seconds,
+            check_tx_seconds,
+            bridge_paused,
+        })
     }
 
     /// Counts one transaction.
@@ -105,6 +119,7 @@ mod tests {
         assert!(text.contains(r#"ferry_chain_txs_total{outcome="invalid_signature",phase="finalize"} 0"#), "{text}");
         assert!(text.contains("ferry_chain_finalize_block_duration_seconds_bucket"));
         assert!(text.contains("ferry_chain_blocks_total 0"));
+        assert!(text.contains("ferry_chain_bridge_paused 0"));
         Ok(())
     }
 }

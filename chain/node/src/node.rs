@@ -99,6 +99,7 @@ impl Node {
             None => None,
         };
         metrics.height.set(i64::try_from(version).unwrap_or(i64::MAX));
+        metrics.bridge_paused.set(i64::from(mempool.bridge_status()?.paused));
         Ok(Node {
             store,
             chain: Mutex::new(chain.map(Arc::new)),
@@ -233,7 +234,9 @@ impl Node {
             return Err(Fatal::Protocol("Commit without FinalizeBlock".to_owned()));
         };
         self.store.commit(&pending, None)?;
-        *lock(&self.mempool) = StateDelta::new(self.store.view(height)?);
+        let committed = StateDelta::new(self.store.view(height)?);
+        self.metrics.bridge_paused.set(i64::from(committed.bridge_status()?.paused));
+        *lock(&self.mempool) = committed;
         self.committed_height.store(height, Ordering::Release);
         self.metrics.height.set(i64::try_from(height).unwrap_or(i64::MAX));
         self.metrics.commit_seconds.observe(started.elapsed().as_secs_f64());
@@ -313,4 +316,61 @@ impl Node {
 /// here either completes or leaves data that the next Commit replaces.
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+#[cfg(test)]
+mod tests {
+    use ferry_types::genesis::Federation;
+    use ferry_types::msg::MsgSetPaused;
+    use ferry_types::{AccountKey, GenesisState, Msg, Params, TxBuilder};
+
+    use super::*;
+    use crate::in_process;
+
+    const CHAIN_ID: &str = "ferry-node-unit";
+
+    #[test]
+    fn quorum_pause_votes_reach_finalize_block_events_and_the_paused_gauge_at_commit()
+    -> Result<(), Box<dyn std::error::Error>> {
+        let keys = (0..4)
+            .map(|index| AccountKey::from_seed(&format!("node-unit/member/{index}")))
+            .collect::<Result<Vec<_>, _>>()?;
+        let genesis = GenesisState {
+            accounts: Vec::new(),
+            federation: Federation {
+                members: keys.iter().map(AccountKey::address).collect(),
+                attest_quorum: 3,
+                ..Federation::default()
+            },
+            params: Params::default(),
+        };
+        let dir = tempfile::tempdir()?;
+        let node = Node::new(Store::open(&dir.path().join("s.redb"))?, Metrics::new()?)?;
+        node.init_chain(in_process::init_chain(CHAIN_ID, serde_json::to_vec(&genesis)?)?)?;
+        // Members get accounts 0..3 at genesis (no funded accounts come first).
+        let votes = keys
+            .iter()
+            .take(3)
+            .zip(0u64..)
+            .map(|(key, account_number)| {
+                let vote = MsgSetPaused { member: key.address(), paused: true, reason: "drill".to_owned() };
+                TxBuilder::new(CHAIN_ID, account_number).sign_fee_exempt(key, 0, &[Msg::SetPaused(vote)])
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+
+        let finalized = node.finalize_block(in_process::finalize_block(1, &votes)?)?;
+        assert!(finalized.tx_results.iter().all(|result| result.code.is_ok()), "{:?}", finalized.tx_results);
+        let paused_events = finalized
+            .tx_results
+            .iter()
+            .flat_map(|result| &result.events)
+            .filter(|event| event.kind == ferry_types::event::BRIDGE_PAUSED)
+            .count();
+        assert_eq!(paused_events, 1);
+        assert_eq!(node.metrics().bridge_paused.get(), 0, "the gauge follows commits");
+        node.commit()?;
+        assert_eq!(node.metrics().bridge_paused.get(), 1);
+        assert!(node.metrics().render().contains("ferry_chain_bridge_paused 1"));
+        Ok(())
+    }
 }

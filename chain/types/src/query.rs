@@ -202,6 +202,9 @@ pub struct WithdrawalView {
     /// The record.
     #[serde(flatten)]
     pub withdrawal: Withdrawal,
+    /// What the destination receives, once batched: the amount burned, less the per-withdrawal
+    /// miner fee on Bitcoin.
+    pub paid: Option<Amount>,
     /// When its batch formed.
     pub batched_height: Option<u64>,
     /// When its batch reached its signing threshold.
@@ -221,9 +224,13 @@ impl WithdrawalView {
             Some(BatchStatus::Signed) => WithdrawalStatus::Signed,
             Some(BatchStatus::Released) => WithdrawalStatus::Released,
         };
+        let paid = batch
+            .and_then(|batch| batch.items.iter().find(|item| item.withdrawal == withdrawal.id))
+            .map(|item| item.paid);
         WithdrawalView {
             status,
             withdrawal,
+            paid,
             batched_height: batch.map(|batch| batch.created_height),
             signed_height: batch.and_then(|batch| batch.signed_height),
             released_height: batch.and_then(|batch| batch.released_height),
