@@ -1,9 +1,13 @@
 //! Deterministic devnet accounts and the devnet genesis. The keys derive from public seeds:
 //! they protect nothing and must never hold value outside a devnet.
 
-use ferry_types::genesis::Federation;
-use ferry_types::peg::{BitcoinFederation, BitcoinNetwork};
+use ferry_signer::ceremony::Ceremony;
+use ferry_signer::secrets::{MemberSecrets, SECRET_LEN};
+use ferry_types::genesis::{AssetLimit, BlsFederation, EthereumBridge, Federation};
+use ferry_types::release::eth::EthAddress;
 use ferry_types::{AccountKey, Coin, Denom, GenesisAccount, GenesisState, Params};
+use rand_chacha::ChaCha20Rng;
+use rand_chacha::rand_core::SeedableRng;
 
 /// Opening balance of every funded devnet account, per denomination.
 pub const OPENING_SAT: u128 = 100_000_000_000; // 1000 fBTC
@@ -18,33 +22,51 @@ pub fn user_key(index: usize) -> anyhow::Result<AccountKey> {
     Ok(AccountKey::from_seed(&format!("ferry-devnet/user/{index}"))?)
 }
 
-/// The secret (hex) of federation member `index`'s sidechain key, as a key file holds it.
-pub fn member_secret_hex(index: usize) -> String {
-    hex::encode(ferry_types::key::sha256(format!("ferry-devnet/member/{index}").as_bytes()))
+/// Members of the devnet federation (the validators' operators), as DESIGN's devnet has them.
+pub const FEDERATION_MEMBERS: usize = 4;
+
+/// The devnet federation's key ceremony (`ferry-signer keygen`'s library form): 4 members,
+/// threshold 3, every key from a public seed. It protects nothing and is rebuilt identically on
+/// every call, so tests, the devnet and the bench agree on the federation without sharing files.
+///
+/// # Errors
+/// Never in practice.
+pub fn federation_ceremony() -> anyhow::Result<Ceremony> {
+    let members = u32::try_from(FEDERATION_MEMBERS)?;
+    let mut rng = ChaCha20Rng::from_seed(ferry_types::key::sha256(b"ferry-devnet/federation"));
+    Ok(ferry_signer::ceremony::keygen(members, attest_quorum(FEDERATION_MEMBERS), &mut rng)?)
+}
+
+fn member(index: usize) -> anyhow::Result<MemberSecrets> {
+    let mut ceremony = federation_ceremony()?;
+    anyhow::ensure!(index < ceremony.members.len(), "the devnet federation has no member {index}");
+    Ok(ceremony.members.swap_remove(index))
+}
+
+/// The secret (hex) of federation member `index`'s sidechain key, as a relayer's key file holds it.
+///
+/// # Errors
+/// When there is no such member.
+pub fn member_secret_hex(index: usize) -> anyhow::Result<String> {
+    // The keystore plaintext is BLS share ‖ Bitcoin key ‖ account key, 32 bytes each.
+    let secrets = member(index)?;
+    Ok(hex::encode(&secrets.to_bytes()[2 * SECRET_LEN..]))
 }
 
 /// The sidechain key of federation member `index`.
 ///
 /// # Errors
-/// Never in practice.
+/// When there is no such member.
 pub fn member_key(index: usize) -> anyhow::Result<AccountKey> {
-    Ok(AccountKey::from_seed(&format!("ferry-devnet/member/{index}"))?)
+    Ok(member(index)?.account_key().clone())
 }
 
-/// The Bitcoin key of federation member `index` (until the key ceremony of the signer replaces
-/// seeds with generated keys).
+/// A genesis funding `users` user accounts (account numbers `0..users`, in order) and, when
+/// `members` is [`FEDERATION_MEMBERS`], naming the devnet federation (its accounts, Bitcoin peg
+/// and BLS key set from [`federation_ceremony`]); `members` 0 means no federation.
 ///
 /// # Errors
-/// Never in practice.
-pub fn member_bitcoin_key(index: usize) -> anyhow::Result<AccountKey> {
-    Ok(AccountKey::from_seed(&format!("ferry-devnet/member-bitcoin/{index}"))?)
-}
-
-/// A genesis funding `users` user accounts (account numbers `0..users`, in order) and naming
-/// `members` federation members.
-///
-/// # Errors
-/// Never in practice.
+/// A federation size other than 0 or [`FEDERATION_MEMBERS`].
 pub fn genesis(users: usize, members: usize) -> anyhow::Result<GenesisState> {
     let accounts = (0..users)
         .map(|index| {
@@ -54,17 +76,50 @@ pub fn genesis(users: usize, members: usize) -> anyhow::Result<GenesisState> {
             })
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let members = (0..members).map(|index| Ok(member_key(index)?.address())).collect::<anyhow::Result<Vec<_>>>()?;
-    let attest_quorum = attest_quorum(members.len());
-    let bitcoin = if members.is_empty() {
-        None
-    } else {
-        let keys = (0..members.len())
-            .map(|index| Ok(hex::encode(member_bitcoin_key(index)?.public_key_bytes())))
-            .collect::<anyhow::Result<Vec<_>>>()?;
-        Some(BitcoinFederation { network: BitcoinNetwork::Regtest, threshold: attest_quorum, keys })
+    let federation = match members {
+        0 => Federation::default(),
+        FEDERATION_MEMBERS => {
+            let manifest = federation_ceremony()?.manifest;
+            Federation {
+                members: manifest.accounts(),
+                attest_quorum: attest_quorum(members),
+                bitcoin: Some(manifest.bitcoin.clone()),
+                epoch: manifest.epoch,
+                bls: Some(BlsFederation { public_key_set: manifest.bls_public_key_set.clone() }),
+            }
+        }
+        other => anyhow::bail!("the devnet federation has {FEDERATION_MEMBERS} members, not {other}"),
     };
-    Ok(GenesisState { accounts, federation: Federation { members, attest_quorum, bitcoin }, params: Params::default() })
+    Ok(GenesisState { accounts, federation, params: Params::default() })
+}
+
+/// Points `genesis`'s Ethereum releases at `vault` on chain `chain_id`, and lets each ERC-20 in
+/// `tokens` be withdrawn under the same limits as wrapped ETH (the devnet's test tokens use 18
+/// decimals too).
+pub fn with_ethereum(genesis: &mut GenesisState, chain_id: u64, vault: EthAddress, tokens: &[EthAddress]) {
+    let withdrawals = &mut genesis.params.withdrawals;
+    withdrawals.ethereum = Some(EthereumBridge { chain_id, vault });
+    let wei_limit = withdrawals.limits.iter().find(|limit| limit.denom == Denom::wei()).cloned();
+    if let Some(wei_limit) = wei_limit {
+        for token in tokens {
+            let denom = Denom::erc20(token);
+            withdrawals.limits.retain(|limit| limit.denom != denom);
+            withdrawals.limits.push(AssetLimit { denom, ..wei_limit.clone() });
+        }
+    }
+}
+
+/// The devnet federation as `FerryVault` trusts it: the ceremony's aggregate BLS key and epoch.
+///
+/// # Errors
+/// Never in practice.
+pub fn federation_vault_key() -> anyhow::Result<crate::anvil::FederationKey> {
+    let manifest = federation_ceremony()?.manifest;
+    let keys = manifest.public_key_set()?;
+    Ok(crate::anvil::FederationKey {
+        key: ferry_types::release::bls::eip2537_g1(&keys.public_key()),
+        epoch: manifest.epoch,
+    })
 }
 
 /// The deposit quorum for a federation of `members`: the smallest count above two thirds.

@@ -5,8 +5,13 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use ferry_devnet::anvil::{self, Anvil};
+use ferry_devnet::btcd::{Btcd, RegtestWallet};
 use ferry_devnet::network::{self, APP_METRICS_PORT, COMETBFT_METRICS_PORT, RPC_PORT};
+use ferry_devnet::postgres::Postgres;
+use ferry_devnet::relayer::{RelayerProcess, RelayerSetup};
 use ferry_devnet::{Network, NetworkSpec, Tools, accounts};
+use ferry_types::release::eth::EthAddress;
 
 /// Local Ferry network on loopback.
 #[derive(Parser, Debug)]
@@ -35,18 +40,23 @@ enum Command {
 }
 
 const CHAIN_ID: &str = "ferry-devnet";
+/// The devnet's validators listen on 127.0.SUBNET.(i+1) (tests use other subnets).
+const SUBNET: u8 = 0;
 /// Funded demo/user accounts in the devnet genesis.
 const USERS: usize = 16;
 
-fn spec(dir: &std::path::Path, validators: usize) -> anyhow::Result<NetworkSpec> {
+/// The devnet's network; Ethereum releases pay out of `vault`, and `token` can be bridged.
+fn spec(dir: &std::path::Path, validators: usize, vault: EthAddress, token: EthAddress) -> anyhow::Result<NetworkSpec> {
     let dir = if dir.is_absolute() { dir.to_path_buf() } else { std::env::current_dir()?.join(dir) };
+    let mut genesis = accounts::genesis(USERS, validators)?;
+    accounts::with_ethereum(&mut genesis, anvil::CHAIN_ID, vault, &[token]);
     Ok(NetworkSpec {
         dir: dir.join("chain"),
         validators,
-        subnet: 0,
+        subnet: SUBNET,
         chain_id: CHAIN_ID.to_owned(),
         app: ferry_devnet::AppKind::Ferry,
-        genesis: accounts::genesis(USERS, validators)?,
+        genesis,
         timeout_commit: Duration::from_millis(1000),
         timeout_propose: Duration::from_millis(3000),
         mempool_size: 20_000,
@@ -55,25 +65,35 @@ fn spec(dir: &std::path::Path, validators: usize) -> anyhow::Result<NetworkSpec>
 }
 
 async fn up(dir: PathBuf, validators: usize, reset: bool) -> anyhow::Result<()> {
-    let spec = spec(&dir, validators)?;
-    let chain_dir = spec.dir.clone();
+    let chain_dir = chain_dir(&dir)?;
+    let bridge_dir = dir.join("bridge");
     if chain_dir.join("pids").exists() {
-        if reset {
-            network::stop_from_pid_file(&dir.join("bridge"))?;
-            network::stop_from_pid_file(&chain_dir)?;
-        } else {
-            let client = ferry_client::FerryClient::new(&format!("http://{}:{RPC_PORT}", spec.ip(0)))?;
+        if !reset {
+            let client = ferry_client::FerryClient::new(&format!(
+                "http://{}:{RPC_PORT}",
+                std::net::Ipv4Addr::new(127, 0, SUBNET, 1)
+            ))?;
             if client.latest_height().await.is_ok() {
-                println!("devnet already running");
-                print_endpoints(&spec, &dir)?;
+                println!("devnet already running (`make devnet-down` stops it; `--reset` starts afresh)");
                 return Ok(());
             }
-            network::stop_from_pid_file(&dir.join("bridge"))?;
-            network::stop_from_pid_file(&chain_dir)?;
         }
+        network::stop_from_pid_file(&bridge_dir)?;
+        network::stop_from_pid_file(&chain_dir)?;
     }
-    let tools = Tools::locate()?;
     let fresh = reset || !chain_dir.join("node0/config/genesis.json").exists();
+    if fresh && bridge_dir.exists() {
+        std::fs::remove_dir_all(&bridge_dir).context("wiping the old bridge state")?;
+    }
+    std::fs::create_dir_all(&bridge_dir)?;
+
+    // The parent chains first: the genesis names the vault anvil deploys.
+    println!("starting PostgreSQL, btcd (regtest) and anvil");
+    let parents = start_parents(&bridge_dir).await?;
+    let (vault, token) = (parents.anvil.vault().into_array(), parents.anvil.token().into_array());
+    let spec = spec(&dir, validators, EthAddress::from_bytes(vault), EthAddress::from_bytes(token))?;
+
+    let tools = Tools::locate()?;
     let mut network = if fresh {
         println!("creating a {validators}-validator devnet in {}", chain_dir.display());
         Network::create(spec.clone(), tools)?
@@ -97,10 +117,42 @@ async fn up(dir: PathBuf, validators: usize, reset: bool) -> anyhow::Result<()> 
     };
     println!(" height {height}");
     network.detach()?;
-    let bridge = start_bridge(&dir, &spec, fresh).await?;
+    let bridge = start_services(&bridge_dir, &spec, parents).await?;
     print_endpoints(&spec, &dir)?;
     print_bridge(&bridge, &dir)?;
     Ok(())
+}
+
+fn chain_dir(dir: &std::path::Path) -> anyhow::Result<PathBuf> {
+    let dir = if dir.is_absolute() { dir.to_path_buf() } else { std::env::current_dir()?.join(dir) };
+    Ok(dir.join("chain"))
+}
+
+/// The parent chains and the database, started before the sidechain.
+struct Parents {
+    postgres: Option<Postgres>,
+    database_base: String,
+    btcd: Btcd,
+    anvil: Anvil,
+}
+
+/// Starts PostgreSQL (unless `DATABASE_URL` is set), btcd regtest with 101 blocks mined, and anvil
+/// with the vault trusting the devnet federation.
+async fn start_parents(bridge_dir: &std::path::Path) -> anyhow::Result<Parents> {
+    let (database_base, postgres) = match std::env::var("DATABASE_URL") {
+        Ok(url) => (url, None),
+        Err(_) => {
+            let postgres = Postgres::start(&bridge_dir.join("postgres")).await?;
+            (postgres.url(), Some(postgres))
+        }
+    };
+    let wallet = RegtestWallet::from_seed(*b"ferry-devnet/regtest-miner/00000")?;
+    let btcd = Btcd::start(&bridge_dir.join("btcd"), wallet.address()).await?;
+    if btcd.rpc().get_block_count().await? < 101 {
+        btcd.mine(101).await?;
+    }
+    let anvil = Anvil::start_with_federation(accounts::federation_vault_key()?).await?;
+    Ok(Parents { postgres, database_base, btcd, anvil })
 }
 
 /// Where the bridge services of a running devnet listen.
@@ -114,40 +166,21 @@ struct BridgeEndpoints {
     relayer_metrics: Vec<String>,
 }
 
-/// Starts PostgreSQL (unless `DATABASE_URL` is set), btcd regtest, anvil with the vault, and one
-/// relayer per federation member, recording their PIDs in `<dir>/bridge/pids`.
-async fn start_bridge(dir: &std::path::Path, spec: &NetworkSpec, fresh: bool) -> anyhow::Result<BridgeEndpoints> {
-    use ferry_devnet::anvil::Anvil;
-    use ferry_devnet::btcd::{Btcd, RegtestWallet};
-    use ferry_devnet::postgres::Postgres;
-    use ferry_devnet::relayer::{RelayerProcess, RelayerSetup};
-
-    let bridge_dir = dir.join("bridge");
-    if fresh && bridge_dir.exists() {
-        std::fs::remove_dir_all(&bridge_dir).context("wiping the old bridge state")?;
-    }
-    std::fs::create_dir_all(&bridge_dir)?;
+/// Starts one relayer per federation member against the running chain and parents, and records
+/// every PID the devnet started in `<dir>/bridge/pids`.
+async fn start_services(
+    bridge_dir: &std::path::Path,
+    spec: &NetworkSpec,
+    parents: Parents,
+) -> anyhow::Result<BridgeEndpoints> {
+    let Parents { postgres, database_base, btcd, anvil } = parents;
     let mut pids: Vec<(u32, &'static str)> = Vec::new();
     let record = |pid: Option<u32>, name: &'static str, pids: &mut Vec<(u32, &'static str)>| {
         if let Some(pid) = pid {
             pids.push((pid, name));
         }
     };
-
-    println!("starting PostgreSQL, btcd (regtest), anvil and {} relayers", spec.validators);
-    let (database_base, postgres) = match std::env::var("DATABASE_URL") {
-        Ok(url) => (url, None),
-        Err(_) => {
-            let postgres = Postgres::start(&bridge_dir.join("postgres")).await?;
-            (postgres.url(), Some(postgres))
-        }
-    };
-    let wallet = RegtestWallet::from_seed(*b"ferry-devnet/regtest-miner/00000")?;
-    let btcd = Btcd::start(&bridge_dir.join("btcd"), wallet.address()).await?;
-    if btcd.rpc().get_block_count().await? < 101 {
-        btcd.mine(101).await?;
-    }
-    let anvil = Anvil::start().await?;
+    println!("starting {} relayers", spec.validators);
     let mut endpoints = BridgeEndpoints {
         bitcoin_rpc: btcd.rpc_url(),
         bitcoin_password_file: btcd.rpc_password_file(),

@@ -70,7 +70,7 @@ impl RelayerProcess {
     pub fn start(setup: RelayerSetup) -> anyhow::Result<RelayerProcess> {
         fs::create_dir_all(&setup.dir)?;
         let key_file = setup.dir.join("member.key");
-        fs::write(&key_file, crate::accounts::member_secret_hex(setup.member))?;
+        fs::write(&key_file, crate::accounts::member_secret_hex(setup.member)?)?;
         let metrics = SocketAddr::from(([127, 0, 0, 1], free_loopback_port()?));
         let mut config = format!(
             "[chain]\nrpc = \"{}\"\nmember_key_file = \"{}\"\n\n[database]\n\n[metrics]\nlisten = \"{metrics}\"\n",

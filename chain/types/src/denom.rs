@@ -36,6 +36,11 @@ impl Denom {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// The wrapped form of ERC-20 `token`.
+    pub fn erc20(token: &crate::release::eth::EthAddress) -> Self {
+        Denom(format!("{ERC20_PREFIX}{}", hex::encode(token.as_bytes())))
+    }
 }
 
 impl FromStr for Denom {
