@@ -244,8 +244,18 @@ async fn vault_refuses_foreign_misbound_malformed_and_tampered_releases_with_nam
     let error = refusal(wallet.release(vault, &empty, &sign_release(&keys, &[0, 1, 2], &empty)?).await)?;
     assert!(matches!(error, VaultError::EmptyBatch(_)), "{error:?}");
 
+    // Too little gas to give the payment its full PAYMENT_GAS: refused, never turned into a
+    // deferred payment.
+    let error = refusal(wallet.simulate_release(vault, &release, &good, Some(300_000)).await)?;
+    assert!(
+        matches!(error, VaultError::InsufficientGasForPayment(FerryVault::InsufficientGasForPayment { item })
+            if item == U256::ZERO),
+        "{error:?}"
+    );
+
     // Nothing left the vault; the genuine signature still works.
     assert!(!wallet.released(vault, 1).await?);
+    wallet.simulate_release(vault, &release, &good, None).await?;
     assert_eq!(wallet.balance(alice).await?, U256::from(ONE_ETH), "only the second vault paid alice");
     wallet.release(vault, &release, &good).await?;
     assert_eq!(wallet.balance(alice).await?, U256::from(2 * ONE_ETH));

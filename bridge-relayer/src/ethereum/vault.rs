@@ -330,6 +330,31 @@ impl Wallet {
         self.send("FerryVault.release", request).await
     }
 
+    /// Runs `vault.release(batch, signature)` as an `eth_call` from this wallet's address at the
+    /// latest block, with `gas_limit` if given; nothing is sent. A pre-flight check: `Ok` when
+    /// the release would succeed now.
+    ///
+    /// # Errors
+    /// As [`release`](Self::release); with too low a `gas_limit`, the vault's
+    /// `InsufficientGasForPayment`.
+    pub async fn simulate_release(
+        &self,
+        vault: EthAddress,
+        batch: &EthBatch,
+        signature: &[u8],
+        gas_limit: Option<u64>,
+    ) -> Result<(), EthereumError> {
+        let mut request = FerryVault::new(vault, &self.provider)
+            .release(release_batch(batch), Bytes::copy_from_slice(signature))
+            .into_transaction_request()
+            .with_from(self.address());
+        if let Some(gas) = gas_limit {
+            request = request.with_gas_limit(gas);
+        }
+        self.calls.run("eth_call", self.provider.call(request).into_future()).await?;
+        Ok(())
+    }
+
     /// `vault.released(nonce)`: whether the batch with this nonce was paid.
     ///
     /// # Errors
