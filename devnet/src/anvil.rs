@@ -5,8 +5,12 @@
 //! ([`Anvil::start_with_federation`]) or the fixed, publicly known [`dev_federation`]
 //! ([`Anvil::start`]).
 //!
+//! For release tests and the gas benchmark it also signs batches as a test federation would
+//! ([`sign_release`]: threshold_crypto shares combined at the threshold) and measures a release's
+//! gas on a rolled-back chain ([`Anvil::measure_release_gas`]).
+//!
 //! Dropping an [`Anvil`] kills the process it started (that PID only). Every Ethereum call goes
-//! through `ferry_relayer::ethereum`; this file only starts and stops the process.
+//! through `ferry_relayer::ethereum`; this file makes none of its own.
 
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
