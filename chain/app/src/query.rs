@@ -135,7 +135,8 @@ fn withdrawal_query<R: StateRead>(state: &StateDelta<R>, path: &str) -> Result<O
         let Some(batch) = state.batch(id)? else {
             return Ok(Some(QueryAnswer::error(QUERY_NOT_FOUND, format!("no batch {id}"))));
         };
-        return Ok(Some(QueryAnswer::json(&crate::batch::view(&state.federation()?, batch)?)));
+        let views = crate::batch::views(&state.federation()?, vec![batch])?;
+        return Ok(Some(QueryAnswer::json(&views.first())));
     }
     if let Some(rest) = path.strip_prefix(PENDING_BATCHES_PATH) {
         let after = if rest.is_empty() {
@@ -164,14 +165,14 @@ fn parse_batch_id(text: &str) -> Option<u64> {
 
 fn pending_batches<R: StateRead>(state: &StateDelta<R>, after: u64) -> Result<PendingBatchesView, StateError> {
     let pending = state.pending_batches()?;
-    let federation = state.federation()?;
     let mut following = pending.iter().filter(|id| **id > after);
-    let mut batches = Vec::new();
+    let mut page = Vec::new();
     for id in following.by_ref().take(PENDING_BATCHES_PAGE) {
         if let Some(batch) = state.batch(*id)? {
-            batches.push(crate::batch::view(&federation, batch)?);
+            page.push(batch);
         }
     }
+    let batches = crate::batch::views(&state.federation()?, page)?;
     let next_after = following.next().and(batches.last().map(|view| view.batch.id));
     Ok(PendingBatchesView { batches, pending: u64::try_from(pending.len()).unwrap_or(u64::MAX), next_after })
 }
