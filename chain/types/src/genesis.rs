@@ -376,8 +376,8 @@ impl GenesisState {
 }
 
 impl WithdrawalParams {
-    /// Checks positive intervals, one limit per denomination, and that the smallest Bitcoin
-    /// withdrawal still pays its miner fee and a non-dust output.
+    /// Checks positive intervals, batches a Bitcoin release can pay, one limit per denomination,
+    /// and that the smallest Bitcoin withdrawal still pays its miner fee and a non-dust output.
     ///
     /// # Errors
     /// [`GenesisError::Withdrawals`] naming the parameter.
@@ -391,6 +391,13 @@ impl WithdrawalParams {
             if value == 0 {
                 return Err(bad(param, "must be positive".to_owned()));
             }
+        }
+        let max_outputs = crate::release::bitcoin::MAX_RELEASE_OUTPUTS;
+        if usize::try_from(self.max_batch_items).unwrap_or(usize::MAX) >= max_outputs {
+            return Err(bad(
+                "max_batch_items",
+                format!("a Bitcoin release pays at most {max_outputs} outputs including the change"),
+            ));
         }
         let mut denoms = BTreeSet::new();
         for limit in &self.limits {
@@ -513,6 +520,7 @@ mod tests {
             }
         };
         assert_eq!(with(WithdrawalParams { window_blocks: 0, ..WithdrawalParams::default() }), "window_blocks");
+        assert_eq!(with(WithdrawalParams { max_batch_items: 500, ..WithdrawalParams::default() }), "max_batch_items");
         let mut twice = WithdrawalParams::default();
         twice.limits.push(twice.limits[0].clone());
         assert_eq!(with(twice), "limits[sat]");
