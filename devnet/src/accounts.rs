@@ -94,9 +94,17 @@ pub fn genesis(users: usize, members: usize) -> anyhow::Result<GenesisState> {
 }
 
 /// Points `genesis`'s Ethereum releases at `vault` on chain `chain_id`, and lets each ERC-20 in
-/// `tokens` be withdrawn under the same limits as wrapped ETH (the devnet's test tokens use 18
-/// decimals too).
+/// `tokens` pay fees and be withdrawn under the same minimums and limits as wrapped ETH (the
+/// devnet's test tokens use 18 decimals too).
 pub fn with_ethereum(genesis: &mut GenesisState, chain_id: u64, vault: EthAddress, tokens: &[EthAddress]) {
+    let wei_fee = genesis.params.min_fee(&Denom::wei());
+    for token in tokens {
+        let denom = Denom::erc20(token);
+        genesis.params.min_fees.retain(|fee| fee.denom != denom);
+        if let Some(fee) = wei_fee {
+            genesis.params.min_fees.push(Coin { denom, amount: fee });
+        }
+    }
     let withdrawals = &mut genesis.params.withdrawals;
     withdrawals.ethereum = Some(EthereumBridge { chain_id, vault });
     let wei_limit = withdrawals.limits.iter().find(|limit| limit.denom == Denom::wei()).cloned();
