@@ -27,6 +27,9 @@ pub struct Config {
     /// The metrics and health endpoint.
     #[serde(default)]
     pub metrics: MetricsConfig,
+    /// Delivery of signed releases and their attestation.
+    #[serde(default)]
+    pub delivery: DeliveryConfig,
 }
 
 /// The sidechain side.
@@ -35,8 +38,10 @@ pub struct Config {
 pub struct ChainConfig {
     /// CometBFT RPC of a validator (`http://127.0.0.1:26657`).
     pub rpc: String,
-    /// File holding the member's sidechain account key (64 hex characters).
-    pub member_key_file: PathBuf,
+    /// File holding the member's sidechain account key (64 hex characters). Required unless
+    /// `delivery.deliver_only`.
+    #[serde(default)]
+    pub member_key_file: Option<PathBuf>,
 }
 
 /// Bitcoin watching.
@@ -99,6 +104,42 @@ pub struct MetricsConfig {
     pub listen: SocketAddr,
 }
 
+/// Delivery of releases the federation signed on the sidechain to their parent chain.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeliveryConfig {
+    /// Run the delivery loop (a member's relayer also attests the releases it sees confirmed).
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// Carry releases without attesting anything (a relayer that is not a federation member):
+    /// no member key is needed, and the deposit watchers do not run.
+    #[serde(default)]
+    pub deliver_only: bool,
+    /// How often to read the sidechain's pending batches.
+    #[serde(with = "humantime_serde", default = "default_delivery_poll")]
+    pub poll_interval: Duration,
+    /// File holding the private key (hex) of the Ethereum account that pays for release
+    /// transactions. Absent: this relayer does not send Ethereum releases, but still attests the
+    /// ones others deliver.
+    #[serde(default)]
+    pub ethereum_key_file: Option<PathBuf>,
+    /// How many Bitcoin blocks back to look for a release whose outputs are all spent already.
+    #[serde(default = "default_bitcoin_search_depth")]
+    pub bitcoin_search_depth: u64,
+}
+
+impl Default for DeliveryConfig {
+    fn default() -> Self {
+        DeliveryConfig {
+            enabled: true,
+            deliver_only: false,
+            poll_interval: default_delivery_poll(),
+            ethereum_key_file: None,
+            bitcoin_search_depth: default_bitcoin_search_depth(),
+        }
+    }
+}
+
 impl Default for MetricsConfig {
     fn default() -> Self {
         MetricsConfig { listen: default_metrics_listen() }
@@ -111,6 +152,19 @@ fn default_bitcoin_poll() -> Duration {
 
 fn default_ethereum_poll() -> Duration {
     Duration::from_secs(1)
+}
+
+fn default_true() -> bool {
+    true
+}
+
+fn default_delivery_poll() -> Duration {
+    Duration::from_secs(2)
+}
+
+fn default_bitcoin_search_depth() -> u64 {
+    // A week of blocks.
+    1_008
 }
 
 fn default_log_range() -> u64 {
@@ -189,14 +243,25 @@ impl Config {
         Self::parse(&text, path)
     }
 
-    /// Checks values the parser cannot: URLs, confirmation policies, that secret files exist,
-    /// that at least one parent chain is watched.
+    /// Checks values the parser cannot: URLs, confirmation policies, that secret files exist
+    /// (the member key unless `delivery.deliver_only`), that at least one parent chain is
+    /// watched, that the delivery settings make sense.
     ///
     /// # Errors
     /// The first invalid value, by key.
     pub fn validate(&self) -> Result<(), ConfigError> {
         check_url("chain.rpc", &self.chain.rpc)?;
-        check_file("chain.member_key_file", &self.chain.member_key_file)?;
+        match (&self.chain.member_key_file, self.delivery.deliver_only) {
+            (Some(path), _) => check_file("chain.member_key_file", path)?,
+            (None, false) => {
+                return Err(invalid(
+                    "chain.member_key_file",
+                    "a federation member's relayer needs its key (or set delivery.deliver_only)",
+                ));
+            }
+            (None, true) => {}
+        }
+        self.validate_delivery()?;
         if self.bitcoin.is_none() && self.ethereum.is_none() {
             return Err(invalid("bitcoin/ethereum", "watch at least one parent chain"));
         }
@@ -221,6 +286,26 @@ impl Config {
         }
         if !self.metrics.listen.ip().is_loopback() {
             tracing::warn!(listen = %self.metrics.listen, "metrics endpoint is not on loopback");
+        }
+        Ok(())
+    }
+
+    fn validate_delivery(&self) -> Result<(), ConfigError> {
+        let delivery = &self.delivery;
+        if delivery.deliver_only && !delivery.enabled {
+            return Err(invalid("delivery.deliver_only", "a deliver-only relayer with delivery disabled does nothing"));
+        }
+        if delivery.poll_interval.is_zero() {
+            return Err(invalid("delivery.poll_interval", "must be above zero"));
+        }
+        if delivery.bitcoin_search_depth == 0 {
+            return Err(invalid("delivery.bitcoin_search_depth", "must be at least 1"));
+        }
+        if let Some(path) = &delivery.ethereum_key_file {
+            if self.ethereum.is_none() {
+                return Err(invalid("delivery.ethereum_key_file", "set, but no [ethereum] section says where to send"));
+            }
+            check_file("delivery.ethereum_key_file", path)?;
         }
         Ok(())
     }
@@ -265,6 +350,47 @@ confirmations = { default = 3, tiers = [{ min_amount = "100000000", confirmation
         // The key file does not exist: validation names the key.
         let error = config.validate().err().map(|e| e.to_string()).unwrap_or_default();
         assert!(error.contains("chain.member_key_file"), "{error}");
+        Ok(())
+    }
+
+    #[test]
+    fn delivery_defaults_on_and_reads_human_durations() -> Result<(), ConfigError> {
+        let config = Config::parse(EXAMPLE, Path::new("example.toml"))?;
+        assert_eq!(config.delivery, DeliveryConfig::default());
+        assert!(config.delivery.enabled && !config.delivery.deliver_only);
+        let text = format!("{EXAMPLE}\n[delivery]\npoll_interval = \"250ms\"\nbitcoin_search_depth = 12\n");
+        let config = Config::parse(&text, Path::new("x.toml"))?;
+        assert_eq!(config.delivery.poll_interval, Duration::from_millis(250));
+        assert_eq!(config.delivery.bitcoin_search_depth, 12);
+        Ok(())
+    }
+
+    #[test]
+    fn only_a_deliver_only_relayer_may_go_without_a_member_key() -> Result<(), ConfigError> {
+        let dir = std::env::temp_dir().join(format!("ferry-relayer-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).map_err(|e| invalid("test", e))?;
+        let password = dir.join("btc.pass");
+        std::fs::write(&password, "x").map_err(|e| invalid("test", e))?;
+        let text = EXAMPLE
+            .replace("member_key_file = \"/nonexistent/member.key\"\n", "")
+            .replace("/nonexistent/btc.pass", &password.display().to_string());
+        let member = Config::parse(&text, Path::new("x.toml"))?;
+        let error = member.validate().err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(error.contains("chain.member_key_file") && error.contains("deliver_only"), "{error}");
+
+        let deliver_only = Config::parse(&format!("{text}\n[delivery]\ndeliver_only = true\n"), Path::new("x.toml"))?;
+        deliver_only.validate()?;
+
+        let idle = format!("{text}\n[delivery]\ndeliver_only = true\nenabled = false\n");
+        let error = Config::parse(&idle, Path::new("x.toml"))?.validate().err().map(|e| e.to_string());
+        assert!(error.unwrap_or_default().contains("delivery.deliver_only"));
+
+        // An Ethereum key without an [ethereum] section to send to.
+        let keyed =
+            format!("{text}\n[delivery]\ndeliver_only = true\nethereum_key_file = \"{}\"\n", password.display());
+        let error = Config::parse(&keyed, Path::new("x.toml"))?.validate().err().map(|e| e.to_string());
+        assert!(error.unwrap_or_default().contains("delivery.ethereum_key_file"));
+        let _ = std::fs::remove_dir_all(&dir);
         Ok(())
     }
 

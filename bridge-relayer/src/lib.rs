@@ -8,10 +8,18 @@
 //! from heights and block hashes handed to it — what to attest and what a reorg dropped. The
 //! relayer must never attest a deposit it has not seen confirmed on a block it re-checked, and
 //! never mints anything itself: the chain mints only at a quorum of identical attestations.
+//!
+//! Releases go the other way ([`delivery`]): batches the federation signed on the sidechain are
+//! carried to their parent chain unchanged ([`bitcoin::release`] assembles the witness from the
+//! chain's signatures; the vault checks the Ethereum signature), and a member attests the release
+//! transaction once it is confirmed on a block it re-checked. The relayer signs no release
+//! itself; a `--deliver-only` relayer carries releases without attesting anything.
 
+pub mod attest;
 pub mod bitcoin;
 pub mod config;
 pub mod confirmations;
+pub mod delivery;
 pub mod ethereum;
 pub mod metrics;
 pub mod service;

@@ -1,4 +1,5 @@
-//! `ferry-relayer`: a federation member's deposit relayer (see the library docs).
+//! `ferry-relayer`: a federation member's relayer — deposits attested, signed releases delivered
+//! and attested — or, with `--deliver-only`, a carrier of signed releases (see the library docs).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -11,13 +12,14 @@ use clap::{Parser, Subcommand};
 use ferry_client::FerryClient;
 use ferry_relayer::bitcoin::rpc::BitcoinRpc;
 use ferry_relayer::config::{Config, read_secret};
-use ferry_relayer::ethereum::{EthAddress, EthereumWatcher};
+use ferry_relayer::delivery::{BitcoinDelivery, Delivery, EthereumDelivery};
+use ferry_relayer::ethereum::{EthAddress, EthereumWatcher, Wallet};
 use ferry_relayer::metrics::Metrics;
 use ferry_relayer::service::{BitcoinWatch, EthereumWatch, Relayer, peg_script};
 use ferry_relayer::store::Store;
 use ferry_types::AccountKey;
 
-/// Ferry deposit relayer.
+/// Ferry relayer: deposits in, releases out.
 #[derive(Parser, Debug)]
 #[command(version, about)]
 struct Args {
@@ -33,13 +35,17 @@ struct Args {
     /// Overrides `metrics.listen`.
     #[arg(long, env = "FERRY_RELAYER_METRICS_LISTEN", global = true)]
     metrics_listen: Option<SocketAddr>,
+    /// Carry signed releases only, attesting nothing (sets `delivery.deliver_only`): for a
+    /// relayer that is not a federation member.
+    #[arg(long, global = true)]
+    deliver_only: bool,
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Watch the parent chains and attest deposits.
+    /// Watch the parent chains and attest deposits; deliver and attest signed releases.
     Run,
     /// Configuration checks.
     Config {
@@ -74,6 +80,9 @@ fn load_config(args: &Args) -> anyhow::Result<Config> {
     if let Some(listen) = args.metrics_listen {
         config.metrics.listen = listen;
     }
+    if args.deliver_only {
+        config.delivery.deliver_only = true;
+    }
     config.validate()?;
     Ok(config)
 }
@@ -97,7 +106,7 @@ async fn serve_metrics(listen: SocketAddr, metrics: Metrics, stale_after: Durati
         "/health",
         get(move || {
             let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or_default();
-            let stale: Vec<String> = ["btc", "eth"]
+            let stale: Vec<String> = ["btc", "eth", "sidechain"]
                 .into_iter()
                 .filter_map(|chain| {
                     let last = health_metrics.last_poll.with_label_values(&[chain]).get();
@@ -121,50 +130,108 @@ async fn run(args: &Args) -> anyhow::Result<()> {
     let metrics = Metrics::new()?;
     let store = Store::connect(&database_url(args, &config)?).await?;
     let chain = FerryClient::new(&config.chain.rpc)?;
-    let secret = read_secret("chain.member_key_file", &config.chain.member_key_file)?;
-    let member = AccountKey::from_secret_bytes(&hex::decode(secret.trim()).context("chain.member_key_file: not hex")?)
-        .context("chain.member_key_file")?;
 
     let observer = |label: &'static str, metrics: &Metrics| {
         let metrics = metrics.clone();
         move |_method: &str, elapsed: Duration, ok: bool| metrics.observe_rpc(label, elapsed.as_secs_f64(), ok)
     };
-    let bitcoin = match &config.bitcoin {
+    let bitcoin_rpc = match &config.bitcoin {
         None => None,
         Some(bitcoin) => {
             let password = read_secret("bitcoin.rpc_password_file", &bitcoin.rpc_password_file)?;
-            let rpc = BitcoinRpc::new(&bitcoin.rpc, &bitcoin.rpc_user, &password)?
-                .with_observer(Arc::new(observer("btc", &metrics)));
-            Some(BitcoinWatch {
-                rpc,
-                peg_script: peg_script(&chain).await?,
-                policy: bitcoin.confirmations.clone(),
-                start_height: bitcoin.start_height,
-            })
+            Some(
+                BitcoinRpc::new(&bitcoin.rpc, &bitcoin.rpc_user, &password)?
+                    .with_observer(Arc::new(observer("btc", &metrics))),
+            )
         }
     };
-    let ethereum = match &config.ethereum {
+    let ethereum_watcher = match &config.ethereum {
         None => None,
         Some(ethereum) => {
             let vault: EthAddress = ethereum.vault.parse().context("ethereum.vault")?;
-            let watcher = EthereumWatcher::connect(&ethereum.rpc, vault)?.with_observer(observer("eth", &metrics));
-            Some(EthereumWatch {
-                watcher,
-                policy: ethereum.confirmations.clone(),
-                start_block: ethereum.start_block,
-                max_log_range: ethereum.max_log_range,
-            })
+            Some(EthereumWatcher::connect(&ethereum.rpc, vault)?.with_observer(observer("eth", &metrics)))
         }
     };
+    let delivery = if config.delivery.enabled {
+        let ethereum = match (&config.ethereum, &ethereum_watcher) {
+            (Some(ethereum), Some(watcher)) => {
+                let wallet = match &config.delivery.ethereum_key_file {
+                    Some(path) => {
+                        let key = read_secret("delivery.ethereum_key_file", path)?;
+                        Some(Wallet::connect(&ethereum.rpc, key.trim())?.with_observer(observer("eth", &metrics)))
+                    }
+                    None => None,
+                };
+                Some(EthereumDelivery {
+                    watcher: watcher.clone(),
+                    wallet,
+                    policy: ethereum.confirmations.clone(),
+                    start_block: ethereum.start_block,
+                    max_log_range: ethereum.max_log_range,
+                })
+            }
+            _ => None,
+        };
+        let bitcoin = match (&config.bitcoin, &bitcoin_rpc) {
+            (Some(bitcoin), Some(rpc)) => Some(BitcoinDelivery {
+                rpc: rpc.clone(),
+                policy: bitcoin.confirmations.clone(),
+                search_depth: config.delivery.bitcoin_search_depth,
+            }),
+            _ => None,
+        };
+        Some(Delivery { store: store.clone(), chain: chain.clone(), metrics: metrics.clone(), bitcoin, ethereum })
+    } else {
+        None
+    };
+    let delivery_poll = config.delivery.poll_interval;
     let bitcoin_poll = config.bitcoin.as_ref().map_or(Duration::from_secs(2), |b| b.poll_interval);
     let ethereum_poll = config.ethereum.as_ref().map_or(Duration::from_secs(1), |e| e.poll_interval);
-    let stale_after = bitcoin_poll.max(ethereum_poll).saturating_mul(10).max(Duration::from_secs(30));
-    tracing::info!(member = %member.address(), metrics = %config.metrics.listen, bitcoin = config.bitcoin.is_some(), ethereum = config.ethereum.is_some(), "ferry-relayer starting");
+    let stale_after =
+        bitcoin_poll.max(ethereum_poll).max(delivery_poll).saturating_mul(10).max(Duration::from_secs(30));
+    let deliver = |attester| async move {
+        match &delivery {
+            Some(delivery) => delivery.run(attester, delivery_poll).await,
+            None => std::future::pending().await,
+        }
+    };
+
+    if config.delivery.deliver_only {
+        tracing::info!(metrics = %config.metrics.listen, bitcoin = config.bitcoin.is_some(), ethereum = config.ethereum.is_some(), ethereum_wallet = config.delivery.ethereum_key_file.is_some(), "ferry-relayer starting (deliver-only)");
+        return tokio::select! {
+            result = serve_metrics(config.metrics.listen, metrics, stale_after) => result,
+            () = deliver(None) => Ok(()),
+        };
+    }
+
+    let key_file = config.chain.member_key_file.as_ref().context("chain.member_key_file is not set")?;
+    let secret = read_secret("chain.member_key_file", key_file)?;
+    let member = AccountKey::from_secret_bytes(&hex::decode(secret.trim()).context("chain.member_key_file: not hex")?)
+        .context("chain.member_key_file")?;
+    let bitcoin = match (&config.bitcoin, bitcoin_rpc) {
+        (Some(bitcoin), Some(rpc)) => Some(BitcoinWatch {
+            rpc,
+            peg_script: peg_script(&chain).await?,
+            policy: bitcoin.confirmations.clone(),
+            start_height: bitcoin.start_height,
+        }),
+        _ => None,
+    };
+    let ethereum = match (&config.ethereum, ethereum_watcher) {
+        (Some(ethereum), Some(watcher)) => Some(EthereumWatch {
+            watcher,
+            policy: ethereum.confirmations.clone(),
+            start_block: ethereum.start_block,
+            max_log_range: ethereum.max_log_range,
+        }),
+        _ => None,
+    };
+    tracing::info!(member = %member.address(), metrics = %config.metrics.listen, bitcoin = config.bitcoin.is_some(), ethereum = config.ethereum.is_some(), delivery = config.delivery.enabled, ethereum_wallet = config.delivery.ethereum_key_file.is_some(), "ferry-relayer starting");
 
     let relayer = Relayer::new(store, chain, member, metrics.clone(), bitcoin, ethereum);
     tokio::select! {
         result = serve_metrics(config.metrics.listen, metrics, stale_after) => result,
-        () = relayer.run(bitcoin_poll, ethereum_poll) => Ok(()),
+        ((), ()) = async { tokio::join!(relayer.run(bitcoin_poll, ethereum_poll), deliver(Some(&relayer.attester))) } => Ok(()),
     }
 }
 

@@ -1,5 +1,6 @@
 //! Every metric `ferry-relayer` exports, registered in one place. Names follow
-//! `ferry_relayer_<what>_<unit>`; labels are bounded (`chain`, `state`, `outcome`).
+//! `ferry_relayer_<what>_<unit>`; labels are bounded (`chain`, `state`, `outcome`). Deposits and
+//! releases have their own families (`ferry_relayer_deposits`, `ferry_relayer_releases`, …).
 
 use prometheus::{
     Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
@@ -9,8 +10,11 @@ use prometheus::{
 pub const CHAINS: [&str; 3] = ["btc", "eth", "sidechain"];
 /// Deposit states, as label values.
 pub const DEPOSIT_STATES: [&str; 5] = ["observed", "attesting", "attested", "dropped", "rejected"];
-/// Attestation outcomes, as label values.
-pub const ATTEST_OUTCOMES: [&str; 3] = ["accepted", "refused", "error"];
+/// Attestation outcomes, as label values (see [`crate::attest::AttestOutcome::label`]).
+pub const ATTEST_OUTCOMES: [&str; 4] = ["accepted", "deferred", "refused", "error"];
+/// Release states, as label values (see [`crate::delivery::decision::ReleaseStatus`]).
+pub const RELEASE_STATES: [&str; 7] =
+    ["delivering", "broadcast", "confirmed", "attesting", "attested", "refused", "settled"];
 const RPC_BUCKETS: &[f64] = &[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0];
 
 /// The relayer's metrics.
@@ -35,8 +39,17 @@ pub struct Metrics {
     pub rpc_seconds: HistogramVec,
     /// Attestations sent, by outcome.
     pub attestations: IntCounterVec,
-    /// Seconds since the Unix epoch of the last complete poll of each chain (for alerts).
+    /// Seconds since the Unix epoch of the last complete poll of each chain (for alerts;
+    /// `sidechain` is the delivery loop's round).
     pub last_poll: GaugeVec,
+    /// Releases by parent chain and state, as stored.
+    pub releases: IntGaugeVec,
+    /// Delivery rounds of a batch that failed (RPC errors, refused transactions), by parent chain.
+    pub delivery_errors: IntCounterVec,
+    /// Seconds since the Unix epoch of the last release this relayer handed to each parent chain.
+    pub last_delivery: GaugeVec,
+    /// Release attestations sent, by parent chain and outcome.
+    pub release_attestations: IntCounterVec,
 }
 
 impl Metrics {
@@ -72,6 +85,22 @@ impl Metrics {
             Opts::new("ferry_relayer_last_poll_timestamp_seconds", "When each chain was last polled successfully"),
             &["chain"],
         )?;
+        let releases = IntGaugeVec::new(
+            Opts::new("ferry_relayer_releases", "Releases by parent chain and state"),
+            &["chain", "state"],
+        )?;
+        let delivery_errors = IntCounterVec::new(
+            Opts::new("ferry_relayer_delivery_errors_total", "Release delivery rounds that failed"),
+            &["chain"],
+        )?;
+        let last_delivery = GaugeVec::new(
+            Opts::new("ferry_relayer_last_delivery_timestamp_seconds", "When this relayer last delivered a release"),
+            &["chain"],
+        )?;
+        let release_attestations = IntCounterVec::new(
+            Opts::new("ferry_relayer_release_attestations_total", "Release attestations sent"),
+            &["chain", "outcome"],
+        )?;
         for collector in [
             Box::new(parent_height.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(scanned_height.clone()),
@@ -83,6 +112,10 @@ impl Metrics {
             Box::new(rpc_seconds.clone()),
             Box::new(attestations.clone()),
             Box::new(last_poll.clone()),
+            Box::new(releases.clone()),
+            Box::new(delivery_errors.clone()),
+            Box::new(last_delivery.clone()),
+            Box::new(release_attestations.clone()),
         ] {
             registry.register(collector)?;
         }
@@ -99,8 +132,14 @@ impl Metrics {
             scanned_height.with_label_values(&[chain]);
             lag_blocks.with_label_values(&[chain]);
             reorgs.with_label_values(&[chain]);
+            delivery_errors.with_label_values(&[chain]);
+            last_delivery.with_label_values(&[chain]);
             for outcome in ATTEST_OUTCOMES {
                 attestations.with_label_values(&[chain, outcome]);
+                release_attestations.with_label_values(&[chain, outcome]);
+            }
+            for state in RELEASE_STATES {
+                releases.with_label_values(&[chain, state]);
             }
         }
         Ok(Metrics {
@@ -115,6 +154,10 @@ impl Metrics {
             rpc_seconds,
             attestations,
             last_poll,
+            releases,
+            delivery_errors,
+            last_delivery,
+            release_attestations,
         })
     }
 
@@ -140,10 +183,24 @@ mod tests {
     use super::*;
 
     #[test]
+    fn state_labels_are_the_stored_status_names() {
+        let releases: Vec<&str> =
+            crate::delivery::decision::ReleaseStatus::ALL.into_iter().map(|status| status.as_str()).collect();
+        assert_eq!(releases, RELEASE_STATES);
+        let deposits: Vec<&str> = crate::store::DepositStatus::ALL.into_iter().map(|status| status.as_str()).collect();
+        assert_eq!(deposits, DEPOSIT_STATES);
+    }
+
+    #[test]
     fn series_start_at_zero() -> Result<(), prometheus::Error> {
         let text = Metrics::new()?.render();
         assert!(text.contains(r#"ferry_relayer_deposits{state="dropped"} 0"#), "{text}");
         assert!(text.contains(r#"ferry_relayer_reorgs_total{chain="eth"} 0"#), "{text}");
+        assert!(text.contains(r#"ferry_relayer_releases{chain="btc",state="settled"} 0"#), "{text}");
+        assert!(
+            text.contains(r#"ferry_relayer_release_attestations_total{chain="eth",outcome="deferred"} 0"#),
+            "{text}"
+        );
         Ok(())
     }
 }

@@ -4,19 +4,21 @@
 //! Crash safety: the database is the truth. A block's observations and the cursor past it are
 //! written before the next block is read; an attestation's intent (`attesting`) is written before
 //! it is sent and its outcome after. A restart resumes from the cursor and re-evaluates every
-//! pending deposit; re-sending an attestation is harmless (the chain counts a member once).
+//! pending deposit; re-sending an attestation is harmless (the chain counts a member once). A
+//! refusal that passes (a sequence race, a paused bridge) leaves the deposit `attesting`, to be
+//! sent again next round; only a final refusal marks it `rejected`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 use bitcoin::ScriptBuf;
-use ferry_client::{ClientError, FerryClient, Wallet};
+use ferry_client::FerryClient;
 use ferry_types::msg::MsgAttestDeposit;
 use ferry_types::query::{PEG_PATH, PegView};
-use ferry_types::{AccountKey, DepositFacts, Msg, ParentChain, TxCode};
-use tokio::sync::Mutex;
+use ferry_types::{AccountKey, DepositFacts, Msg, ParentChain};
 
+use crate::attest::{AttestOutcome, Attester};
 use crate::bitcoin::rpc::BitcoinRpc;
 use crate::bitcoin::scan::{Scanned, scan_block};
 use crate::confirmations::ConfirmationPolicy;
@@ -31,8 +33,6 @@ const BLOCKS_PER_POLL: u64 = 500;
 const BITCOIN_UNKNOWN_FORK_RESCAN: u64 = 100;
 /// How far back the Ethereum watcher rescans after it sees a reorganisation below its cursor.
 const ETHEREUM_REORG_RESCAN: u64 = 64;
-/// How long to wait for an attestation to be included.
-const INCLUSION_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Bitcoin side.
 pub struct BitcoinWatch {
@@ -64,16 +64,15 @@ pub struct Relayer {
     pub store: Store,
     /// The sidechain.
     pub chain: FerryClient,
-    /// The member's sidechain key.
-    pub member: AccountKey,
+    /// Sends the member's attestations, one at a time (the delivery loop shares it: one
+    /// account, one sequence).
+    pub attester: Attester,
     /// Metrics.
     pub metrics: Metrics,
     /// Bitcoin, if watched.
     pub bitcoin: Option<BitcoinWatch>,
     /// Ethereum, if watched.
     pub ethereum: Option<EthereumWatch>,
-    /// Serialises attestations: both watchers sign with the same account and sequence.
-    attest_lock: Mutex<()>,
 }
 
 /// Learns the peg's output script from the chain.
@@ -87,7 +86,8 @@ pub async fn peg_script(chain: &FerryClient) -> anyhow::Result<ScriptBuf> {
     Ok(address.assume_checked().script_pubkey())
 }
 
-fn now_seconds() -> f64 {
+/// Seconds since the Unix epoch (for "last done" gauges).
+pub(crate) fn now_seconds() -> f64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or_default()
 }
 
@@ -101,7 +101,8 @@ impl Relayer {
         bitcoin: Option<BitcoinWatch>,
         ethereum: Option<EthereumWatch>,
     ) -> Self {
-        Relayer { store, chain, member, metrics, bitcoin, ethereum, attest_lock: Mutex::new(()) }
+        let attester = Attester::new(chain.clone(), member);
+        Relayer { store, chain, attester, metrics, bitcoin, ethereum }
     }
 
     /// Runs both watchers until the process ends; a failed poll is logged and retried.
@@ -346,43 +347,27 @@ impl Relayer {
 
     /// Sends this member's attestation of `facts`, recording intent before and outcome after.
     async fn attest(&self, facts: &DepositFacts) -> anyhow::Result<()> {
-        let _serial = self.attest_lock.lock().await;
         let id = facts.id();
         let chain_label = facts.chain.tag();
         let attempt = self.store.mark_attesting(&id).await?;
-        let mut wallet = Wallet::load(&self.chain, self.member.clone()).await?;
-        let msg = Msg::AttestDeposit(MsgAttestDeposit { attester: self.member.address(), facts: facts.clone() });
-        let tx = wallet.sign_fee_exempt(&[msg])?;
-        match self.chain.broadcast_and_wait(tx, INCLUSION_TIMEOUT).await {
-            Ok(included) if included.code == 0 => {
-                self.store.mark_attested(&id, &included.hash.to_string()).await?;
-                self.metrics.attestations.with_label_values(&[chain_label, "accepted"]).inc();
-                tracing::info!(deposit_id = %id, attempt, tx = %included.hash, height = included.height, "deposit attested");
+        let msg = Msg::AttestDeposit(MsgAttestDeposit { attester: self.attester.address(), facts: facts.clone() });
+        let outcome = self.attester.send(msg).await;
+        self.metrics.attestations.with_label_values(&[chain_label, outcome.label()]).inc();
+        match outcome {
+            AttestOutcome::Accepted { tx, height } => {
+                self.store.mark_attested(&id, &tx).await?;
+                tracing::info!(deposit_id = %id, attempt, %tx, height, "deposit attested");
             }
-            Ok(included) => self.refused(&id, chain_label, TxCode::from_value(included.code), &included.log).await?,
-            Err(ClientError::Refused { code, log, .. }) => self.refused(&id, chain_label, code, &log).await?,
-            Err(error) => {
-                self.metrics.attestations.with_label_values(&[chain_label, "error"]).inc();
-                tracing::warn!(deposit_id = %id, attempt, %error, "attestation not confirmed; will resend");
+            AttestOutcome::Deferred { code, log } => {
+                tracing::warn!(deposit_id = %id, attempt, ?code, log, "attestation deferred by the sidechain; will resend");
             }
-        }
-        Ok(())
-    }
-
-    async fn refused(
-        &self,
-        id: &ferry_types::DepositId,
-        chain_label: &str,
-        code: Option<TxCode>,
-        log: &str,
-    ) -> anyhow::Result<()> {
-        self.metrics.attestations.with_label_values(&[chain_label, "refused"]).inc();
-        // A sequence race is transient; anything else the chain will refuse again.
-        if matches!(code, Some(TxCode::StaleSequence | TxCode::FutureSequence)) {
-            tracing::warn!(deposit_id = %id, log, "attestation raced another transaction; will resend");
-        } else {
-            self.store.mark_rejected(id, &format!("sidechain refused the attestation: {log}")).await?;
-            tracing::error!(deposit_id = %id, ?code, log, "sidechain refused the attestation");
+            AttestOutcome::Refused { code, log } => {
+                self.store.mark_rejected(&id, &format!("sidechain refused the attestation: {log}")).await?;
+                tracing::error!(deposit_id = %id, ?code, log, "sidechain refused the attestation");
+            }
+            AttestOutcome::Unconfirmed(error) => {
+                tracing::warn!(deposit_id = %id, attempt, error, "attestation not confirmed; will resend");
+            }
         }
         Ok(())
     }

@@ -1,6 +1,7 @@
 //! A JSON-RPC 1.0 client (HTTP, basic auth) for the part of the Bitcoin node RPC that btcd and
 //! Bitcoin Core share, which is all the relayer uses: block count and hashes, raw blocks
-//! (`getblock <hash> 0`, decoded with the `bitcoin` crate), raw transactions and broadcast.
+//! (`getblock <hash> 0`, decoded with the `bitcoin` crate), raw transactions and broadcast, and
+//! the whereabouts of a release (`gettxout`, `getrawtransaction <txid> 1`).
 //!
 //! Parameters are sent in the form both nodes accept: integer verbosity (btcd v0.26 refuses
 //! `false` for `getblock`'s verbosity: "parameter #2 'verbosity' must be type int (got bool)"),
@@ -102,7 +103,44 @@ pub enum RpcError {
     },
 }
 
+/// The JSON-RPC code both nodes answer for an unknown transaction or block
+/// (`RPC_INVALID_ADDRESS_OR_KEY`).
+pub const RPC_NOT_FOUND: i64 = -5;
+
+/// Bitcoin Core's code for `sendrawtransaction` of a transaction already in a block
+/// (`RPC_VERIFY_ALREADY_IN_CHAIN`).
+pub const RPC_ALREADY_IN_CHAIN: i64 = -27;
+
+/// An unspent output, as `gettxout` reports it (the fields used).
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+pub struct TxOut {
+    /// Blocks confirming the transaction that created it; 0 while it waits in the mempool.
+    pub confirmations: u64,
+}
+
+/// A transaction as `getrawtransaction <txid> 1` reports it (the fields used).
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+pub struct TransactionStatus {
+    /// The block holding it (absent while it waits in the mempool).
+    #[serde(default)]
+    pub blockhash: Option<String>,
+    /// Blocks confirming it (absent or 0 while it waits in the mempool).
+    #[serde(default)]
+    pub confirmations: Option<u64>,
+}
+
 impl RpcError {
+    /// Whether a `sendrawtransaction` refusal says the node already has the transaction, in its
+    /// mempool or in a block (btcd: "already have transaction", "transaction already exists";
+    /// Bitcoin Core: code -27, "txn-already-in-mempool", "txn-already-known"). Delivering it
+    /// again is then a success.
+    pub fn is_already_known(&self) -> bool {
+        match self {
+            RpcError::Rpc { code, message, .. } => *code == RPC_ALREADY_IN_CHAIN || message.contains("already"),
+            _ => false,
+        }
+    }
+
     /// The JSON-RPC error code, when the node answered with one.
     pub fn rpc_code(&self) -> Option<i64> {
         match self {
@@ -323,6 +361,33 @@ impl BitcoinRpc {
         Ok(tx)
     }
 
+    /// `gettxout <txid> <vout> <include_mempool>`: the output if it is unspent — in the best
+    /// chain, or (with `include_mempool`) created by a transaction waiting in the mempool —
+    /// with its confirmations (0 while pending); `None` when it is spent or never existed.
+    ///
+    /// btcd still reports an output that only a pending transaction spends as unspent; Bitcoin
+    /// Core, asked with `include_mempool`, does not.
+    ///
+    /// # Errors
+    /// As [`BitcoinRpc::call`].
+    pub async fn get_tx_out(&self, txid: &Txid, vout: u32, include_mempool: bool) -> Result<Option<TxOut>, RpcError> {
+        self.call("gettxout", &[json!(txid.to_string()), json!(vout), json!(include_mempool)]).await
+    }
+
+    /// `getrawtransaction <txid> 1`: where the node knows the transaction from — its mempool
+    /// (no block), or a block when it keeps a transaction index (`--txindex`); `None` when the
+    /// node does not know it (code -5).
+    ///
+    /// # Errors
+    /// As [`BitcoinRpc::call`], except for "not found".
+    pub async fn get_transaction_status(&self, txid: &Txid) -> Result<Option<TransactionStatus>, RpcError> {
+        match self.call("getrawtransaction", &[json!(txid.to_string()), json!(1)]).await {
+            Ok(status) => Ok(Some(status)),
+            Err(error) if error.rpc_code() == Some(RPC_NOT_FOUND) => Ok(None),
+            Err(error) => Err(error),
+        }
+    }
+
     fn parse_hash(&self, method: &str, text: &str) -> Result<BlockHash, RpcError> {
         BlockHash::from_str(text).map_err(|e| self.decode_error(method, format!("block hash `{}`: {e}", quote(text))))
     }
@@ -465,6 +530,50 @@ mod tests {
         let core = br#"{"result":null,"error":{"code":-8,"message":"Block height out of range"},"id":1}"#;
         let error = parse_response::<String>("getblockhash", URL, 500, core).err();
         assert_eq!(error.and_then(|e| e.rpc_code()), Some(-8));
+    }
+
+    #[test]
+    fn duplicate_broadcasts_are_recognised_from_btcd_and_core_answers() {
+        let refused = |code: i64, message: &str| RpcError::Rpc {
+            method: "sendrawtransaction".to_owned(),
+            url: URL.to_owned(),
+            code,
+            message: message.to_owned(),
+        };
+        for known in [
+            refused(-25, "TX rejected: already have transaction 3f4a"),
+            refused(-25, "TX rejected: transaction already exists"),
+            refused(-26, "txn-already-in-mempool"),
+            refused(-26, "txn-already-known"),
+            refused(-27, "Transaction outputs already in utxo set"),
+        ] {
+            assert!(known.is_already_known(), "{known}");
+        }
+        for other in [
+            refused(
+                -26,
+                "non-mandatory-script-verify-flag (Signature must be zero for failed CHECK(MULTI)SIG operation)",
+            ),
+            refused(-25, "bad-txns-inputs-missingorspent"),
+        ] {
+            assert!(!other.is_already_known(), "{other}");
+        }
+    }
+
+    #[test]
+    fn gettxout_and_verbose_transaction_answers_decode() -> TestResult {
+        let unspent = br#"{"result":{"bestblock":"00ab","confirmations":3,"value":0.001,"scriptPubKey":{"hex":"0014"},"coinbase":false},"error":null,"id":1}"#;
+        let out: Option<TxOut> = parse_response("gettxout", URL, 200, unspent)?;
+        assert_eq!(out, Some(TxOut { confirmations: 3 }));
+        let spent = br#"{"result":null,"error":null,"id":1}"#;
+        assert_eq!(parse_response::<Option<TxOut>>("gettxout", URL, 200, spent)?, None);
+        let pending = br#"{"result":{"hex":"02","txid":"aa","vin":[],"vout":[]},"error":null,"id":1}"#;
+        let status: TransactionStatus = parse_response("getrawtransaction", URL, 200, pending)?;
+        assert_eq!(status, TransactionStatus { blockhash: None, confirmations: None });
+        let mined = br#"{"result":{"hex":"02","blockhash":"00cd","confirmations":2},"error":null,"id":1}"#;
+        let status: TransactionStatus = parse_response("getrawtransaction", URL, 200, mined)?;
+        assert_eq!(status.blockhash.as_deref(), Some("00cd"));
+        Ok(())
     }
 
     #[test]

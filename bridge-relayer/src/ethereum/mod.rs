@@ -6,7 +6,9 @@
 //!   `eth:<txhash>:<logindex>`) plus the block it was seen in.
 //! - [`watcher`]: [`EthereumWatcher`] reads the tip, block hashes (for reorg re-checks) and the
 //!   vault's deposits in a block range. It decides nothing.
-//! - [`wallet`]: [`Wallet`] sends signed transactions (deployment, deposits; later releases).
+//! - [`wallet`]: [`Wallet`] sends signed transactions (deployment, deposits, releases).
+//! - [`release`]: delivering a signed batch (sign, record the hash, send) and finding the
+//!   vault's `Released` log of a batch, whoever delivered it.
 //! - [`dev_node`]: [`DevNode`], anvil's mining, snapshot and reorg controls, for the devnet and
 //!   the tests only.
 //!
@@ -14,6 +16,7 @@
 //! deposit facts and the tracker use.
 
 pub mod dev_node;
+pub mod release;
 mod rpc;
 pub mod vault;
 pub mod wallet;
@@ -21,6 +24,7 @@ pub mod watcher;
 
 pub use alloy::primitives::{Address as EthAddress, U256};
 pub use dev_node::{DevNode, SnapshotId};
+pub use release::{ReleasedLog, SignedTransaction, TransactionState};
 pub use rpc::{DEFAULT_REQUEST_TIMEOUT, EthereumError, RpcObserver};
 pub use vault::{DEPOSITED_TOPIC, DepositLogError, LogLocation, observation_from_log};
 pub use wallet::{Receipt, ReceiptLog, Wallet};

@@ -60,6 +60,14 @@ pub enum EthereumError {
     /// The private key does not parse (the key itself is never shown).
     #[error("the Ethereum private key is not 32 bytes of hex")]
     BadPrivateKey,
+    /// A transaction could not be signed (the key itself is never shown).
+    #[error("cannot sign {what}: {reason}")]
+    Sign {
+        /// What the transaction was for.
+        what: String,
+        /// The signer's complaint.
+        reason: String,
+    },
     /// A transaction was mined but reverted.
     #[error("transaction {tx_hash} ({what}) reverted in block {block_number}")]
     Reverted {

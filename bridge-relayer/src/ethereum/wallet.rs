@@ -1,7 +1,7 @@
 //! `Wallet`: sends signed transactions from one key — vault and test-token deployment, deposits
 //! (for the devnet, the end-to-end tests and the CLI). The release calls (`release`, `claim`,
 //! reads of `released`/`owed`) are methods of `Wallet` too, kept beside the vault's bindings in
-//! `vault.rs`.
+//! `vault.rs`; the relayer's delivery (sign, record the hash, then send) is in `release.rs`.
 //!
 //! Nonces are read from the node for every transaction (never cached), so the wallet stays
 //! correct when a reorganisation drops its transactions.
@@ -61,9 +61,12 @@ impl Receipt {
 }
 
 /// A signing client of one Ethereum node.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Wallet {
     pub(super) provider: DynProvider,
+    /// Signs transactions built outside the provider's fillers (releases: signed first, their
+    /// hash recorded, then sent).
+    pub(super) signer: EthereumWallet,
     address: EthAddress,
     pub(super) calls: CallPolicy,
     receipt_poll: Duration,
@@ -80,16 +83,18 @@ impl Wallet {
         let url = parse_url(rpc_url)?;
         let signer: PrivateKeySigner = private_key.parse().map_err(|_| EthereumError::BadPrivateKey)?;
         let address = signer.address();
+        let signer = EthereumWallet::from(signer);
         let provider = ProviderBuilder::new()
             .disable_recommended_fillers()
             .with_gas_estimation()
             .with_simple_nonce_management()
             .fetch_chain_id()
-            .wallet(EthereumWallet::from(signer))
+            .wallet(signer.clone())
             .connect_http(url)
             .erased();
         Ok(Wallet {
             provider,
+            signer,
             address,
             calls: CallPolicy::default(),
             receipt_poll: DEFAULT_RECEIPT_POLL,
@@ -102,6 +107,13 @@ impl Wallet {
     pub fn with_receipt_wait(mut self, poll: Duration, timeout: Duration) -> Self {
         self.receipt_poll = poll;
         self.receipt_timeout = timeout;
+        self
+    }
+
+    /// Reports every RPC call to `observer` as (method, latency, succeeded).
+    #[must_use]
+    pub fn with_observer(mut self, observer: impl Fn(&str, Duration, bool) + Send + Sync + 'static) -> Self {
+        self.calls.observer = Some(std::sync::Arc::new(observer));
         self
     }
 
@@ -261,6 +273,18 @@ impl Wallet {
             }
             tokio::time::sleep(self.receipt_poll).await;
         }
+    }
+}
+
+impl std::fmt::Debug for Wallet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The signer is left out: it holds the private key.
+        f.debug_struct("Wallet")
+            .field("address", &self.address)
+            .field("calls", &self.calls)
+            .field("receipt_poll", &self.receipt_poll)
+            .field("receipt_timeout", &self.receipt_timeout)
+            .finish_non_exhaustive()
     }
 }
 

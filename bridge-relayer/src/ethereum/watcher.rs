@@ -1,5 +1,5 @@
 //! `EthereumWatcher`: reads the chain tip, block hashes and the vault's `Deposited` logs over
-//! JSON-RPC. It decides nothing: the [tracker](crate::tracker) judges confirmations and reorgs
+//! JSON-RPC (and, in `release.rs`, where the vault paid a release). It decides nothing: the [tracker](crate::tracker) judges confirmations and reorgs
 //! from the heights and hashes handed to it.
 
 use std::future::IntoFuture;
@@ -18,9 +18,9 @@ use crate::tracker::Observation;
 /// A read-only view of one Ethereum node and one vault.
 #[derive(Clone, Debug)]
 pub struct EthereumWatcher {
-    provider: RootProvider,
+    pub(super) provider: RootProvider,
     vault: EthAddress,
-    calls: CallPolicy,
+    pub(super) calls: CallPolicy,
 }
 
 impl EthereumWatcher {

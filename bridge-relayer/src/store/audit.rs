@@ -30,6 +30,26 @@ pub mod kind {
     pub const SCAN_REJECTED: &str = "scan.rejected";
     /// A watcher's cursor moved.
     pub const CURSOR_SET: &str = "cursor.set";
+    /// Intent: a release is about to be handed to its parent chain.
+    pub const RELEASE_DELIVERING: &str = "release.delivering";
+    /// Outcome: the parent chain's node took the release.
+    pub const RELEASE_BROADCAST: &str = "release.broadcast";
+    /// A delivery failed (logged again only when the reason changes).
+    pub const RELEASE_DELIVERY_FAILED: &str = "release.delivery_failed";
+    /// The release was found in a block (this relayer's transaction or another's).
+    pub const RELEASE_INCLUDED: &str = "release.included";
+    /// A reorganisation removed the release's block.
+    pub const RELEASE_REORGED: &str = "release.reorged";
+    /// The release's block is deep enough and canonical.
+    pub const RELEASE_CONFIRMED: &str = "release.confirmed";
+    /// Intent: a release attestation is about to be sent.
+    pub const RELEASE_ATTESTING: &str = "release.attesting";
+    /// Outcome: the sidechain holds this member's release attestation.
+    pub const RELEASE_ATTESTED: &str = "release.attested";
+    /// The sidechain refused the release attestation for good.
+    pub const RELEASE_REFUSED: &str = "release.refused";
+    /// The sidechain settled the batch.
+    pub const RELEASE_SETTLED: &str = "release.settled";
 }
 
 /// Takes the writers' lock. Every writing transaction of the store calls this first.

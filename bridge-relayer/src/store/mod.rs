@@ -1,9 +1,12 @@
 //! Relay state and the audit log in PostgreSQL: watcher cursors, deposits and what was done about
-//! them, scanned-and-refused outputs, and the hash-chained audit log ([`audit`]).
+//! them, scanned-and-refused outputs, releases delivered and attested ([`releases`]), and the
+//! hash-chained audit log ([`audit`]).
 //!
 //! The database records intent before the relayer acts and the outcome after (observed →
-//! attesting → attested), so a relayer restarted at any point re-evaluates exactly the deposits
-//! in [`Store::pending`] and never loses one; the chain deduplicates attestations sent twice.
+//! attesting → attested; delivering → broadcast → confirmed → attesting → attested), so a relayer
+//! restarted at any point re-evaluates exactly the deposits in [`Store::pending`] and the releases
+//! in [`Store::unsettled_releases`] and never loses one; the chain deduplicates attestations sent
+//! twice, and the parent chains pay a release once.
 //! Every state change appends an audit row in the same transaction, so the log and the state
 //! never disagree.
 //!
@@ -14,6 +17,7 @@
 
 pub mod audit;
 mod deposits;
+pub mod releases;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -26,6 +30,9 @@ use sqlx::{Postgres, Row, Transaction};
 
 pub use audit::{AuditEntry, Break, BrokenRow, VerifyReport};
 pub use deposits::{DepositRecord, DepositStatus, ObserveOutcome, Transition};
+pub use releases::{ReleaseRecord, ReleaseSummary};
+
+pub use crate::delivery::decision::{Inclusion, ReleaseStatus};
 
 /// The schema, embedded from `migrations/` at build time.
 pub static MIGRATOR: Migrator = sqlx::migrate!("../migrations");
@@ -90,6 +97,19 @@ pub enum StoreError {
         stored: Box<DepositFacts>,
         /// The facts handed in now.
         observed: Box<DepositFacts>,
+    },
+    /// The release is not in the store.
+    #[error("release of batch {0} is not in the store")]
+    UnknownRelease(u64),
+    /// The requested release status change would rewrite history.
+    #[error("release of batch {batch} cannot go from {from} to {to}")]
+    InvalidReleaseTransition {
+        /// The batch.
+        batch: u64,
+        /// Its current status ("no record" when there is none).
+        from: String,
+        /// The status asked for.
+        to: ReleaseStatus,
     },
     /// A number does not fit the column (heights are `bigint`).
     #[error("{what} {value} does not fit in a PostgreSQL bigint")]
@@ -389,6 +409,157 @@ impl Store {
             .await
             .map_err(database("counting rejections"))?;
         Ok(StatusCounts { deposits, rejections: u64::try_from(rejections).unwrap_or(0) })
+    }
+
+    /// One release, whatever its status.
+    ///
+    /// # Errors
+    /// Database errors, or a stored row that no longer parses.
+    pub async fn release(&self, batch: u64) -> Result<Option<ReleaseRecord>, StoreError> {
+        releases::fetch(&self.pool, batch).await
+    }
+
+    /// Releases the sidechain has not settled yet (as far as this store knows), by batch id:
+    /// what a restarted delivery loop re-checks besides the chain's pending batches.
+    ///
+    /// # Errors
+    /// Database errors, or a stored row that no longer parses.
+    pub async fn unsettled_releases(&self) -> Result<Vec<ReleaseRecord>, StoreError> {
+        releases::unsettled(&self.pool).await
+    }
+
+    /// Records the intent to hand the release to its parent chain as `parent_tx` (the Bitcoin
+    /// txid, or the hash of the signed Ethereum transaction about to be sent): creates the row,
+    /// or moves it back to `delivering` from `delivering` or `broadcast` outside a block. Returns
+    /// the attempt number, starting at 1.
+    ///
+    /// # Errors
+    /// [`StoreError::InvalidReleaseTransition`] once the release is in a block or further.
+    pub async fn mark_release_delivering(&self, summary: &ReleaseSummary, parent_tx: &str) -> Result<u32, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let attempt = releases::mark_delivering(&mut tx, summary, parent_tx).await?;
+        tx.commit().await.map_err(database("committing a delivery intent"))?;
+        Ok(attempt)
+    }
+
+    /// Records that the parent chain's node took the release (`delivering` → `broadcast`).
+    ///
+    /// # Errors
+    /// [`StoreError::InvalidReleaseTransition`] from any other status.
+    pub async fn mark_release_broadcast(&self, batch: u64, parent_tx: &str) -> Result<(), StoreError> {
+        let mut tx = self.begin_write().await?;
+        releases::mark_broadcast(&mut tx, batch, parent_tx).await?;
+        tx.commit().await.map_err(database("committing a delivery outcome"))
+    }
+
+    /// Records why a delivery failed, keeping the status (a release not yet stored is created
+    /// `delivering`); returns whether the reason is new (only a new reason appends an audit row).
+    ///
+    /// # Errors
+    /// [`StoreError::InvalidReleaseTransition`] once the release is in a block; database errors.
+    pub async fn record_release_failure(&self, summary: &ReleaseSummary, reason: &str) -> Result<bool, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let changed = releases::record_delivery_failure(&mut tx, summary, reason).await?;
+        tx.commit().await.map_err(database("committing a delivery failure"))?;
+        Ok(changed)
+    }
+
+    /// Records the block holding the release (found in the best chain, whoever sent it): creates
+    /// the row as `broadcast`, or sets the block of a `delivering`/`broadcast` row without one.
+    ///
+    /// # Errors
+    /// [`StoreError::InvalidReleaseTransition`] when a block is already recorded or the release is
+    /// further along.
+    pub async fn mark_release_included(
+        &self,
+        summary: &ReleaseSummary,
+        inclusion: &Inclusion,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.begin_write().await?;
+        releases::mark_included(&mut tx, summary, inclusion).await?;
+        tx.commit().await.map_err(database("committing a release's block"))
+    }
+
+    /// Records that a reorganisation removed the release's block (back to `broadcast`, no block),
+    /// naming the hash now canonical at its height.
+    ///
+    /// # Errors
+    /// [`StoreError::InvalidReleaseTransition`] unless a block is recorded and the release is
+    /// `broadcast`, `confirmed` or `attesting`.
+    pub async fn mark_release_reorged(&self, batch: u64, canonical: Option<&str>) -> Result<(), StoreError> {
+        let mut tx = self.begin_write().await?;
+        releases::mark_reorged(&mut tx, batch, canonical).await?;
+        tx.commit().await.map_err(database("committing a release reorganisation"))
+    }
+
+    /// Records that the release's block is `confirmations` deep and canonical (→ `confirmed`).
+    ///
+    /// # Errors
+    /// [`StoreError::InvalidReleaseTransition`] without a recorded block, or past `broadcast`.
+    pub async fn mark_release_confirmed(&self, batch: u64, confirmations: u64) -> Result<(), StoreError> {
+        let mut tx = self.begin_write().await?;
+        releases::mark_confirmed(&mut tx, batch, confirmations).await?;
+        tx.commit().await.map_err(database("committing a release confirmation"))
+    }
+
+    /// Records the intent to send this member's release attestation (`confirmed` → `attesting`,
+    /// or `attesting` again when resending). Returns the attempt number, starting at 1.
+    ///
+    /// # Errors
+    /// [`StoreError::InvalidReleaseTransition`] from any other status.
+    pub async fn mark_release_attesting(&self, batch: u64) -> Result<u32, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let attempt = releases::mark_attesting(&mut tx, batch).await?;
+        tx.commit().await.map_err(database("committing an attestation intent"))?;
+        Ok(attempt)
+    }
+
+    /// Records that the sidechain holds this member's attestation of `parent_tx` (carried by
+    /// `attestation_tx` when known). Returns whether the row changed.
+    ///
+    /// # Errors
+    /// [`StoreError::InvalidReleaseTransition`] for an unknown or settled release.
+    pub async fn mark_release_attested(
+        &self,
+        batch: u64,
+        parent_tx: &str,
+        attestation_tx: Option<&str>,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let changed = releases::mark_attested(&mut tx, batch, parent_tx, attestation_tx).await?;
+        tx.commit().await.map_err(database("committing an attestation outcome"))?;
+        Ok(changed)
+    }
+
+    /// Records that the sidechain refused the release attestation for good (`attesting` →
+    /// `refused`).
+    ///
+    /// # Errors
+    /// [`StoreError::InvalidReleaseTransition`] from any other status.
+    pub async fn mark_release_refused(&self, batch: u64, reason: &str) -> Result<(), StoreError> {
+        let mut tx = self.begin_write().await?;
+        releases::mark_refused(&mut tx, batch, reason).await?;
+        tx.commit().await.map_err(database("committing an attestation refusal"))
+    }
+
+    /// Records that the sidechain settled the batch with `release_tx`. Returns whether the row
+    /// changed (already `settled`: no).
+    ///
+    /// # Errors
+    /// [`StoreError::UnknownRelease`], database errors.
+    pub async fn mark_release_settled(&self, batch: u64, release_tx: Option<&str>) -> Result<bool, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let changed = releases::mark_settled(&mut tx, batch, release_tx).await?;
+        tx.commit().await.map_err(database("committing a settlement"))?;
+        Ok(changed)
+    }
+
+    /// Releases per (parent chain, status); combinations without rows are left out.
+    ///
+    /// # Errors
+    /// Database errors, or an unknown chain or status in the table.
+    pub async fn release_counts(&self) -> Result<Vec<(ParentChain, ReleaseStatus, u64)>, StoreError> {
+        releases::counts(&self.pool).await
     }
 
     /// Appends an audit row in its own transaction.
