@@ -12,6 +12,7 @@ pub mod load;
 pub mod network;
 pub mod postgres;
 pub mod relayer;
+pub mod signer;
 pub mod tools;
 
 pub use network::{AppKind, Network, NetworkSpec};

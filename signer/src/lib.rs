@@ -3,8 +3,11 @@
 //! the chain, rebuilds every release payload from chain state, applies its own policy and posts
 //! BLS signature shares and Bitcoin input signatures.
 //!
-//! Secrets never appear in argv, logs or error messages, and are zeroized after use. The policy
-//! core is pure: chain state, height and the signer's own records come in as arguments.
+//! Secrets never appear in argv, logs or error messages, and are zeroized after use. The
+//! decision core is pure: chain state, local knowledge and the signer's own records come in as
+//! arguments, and it never signs bytes it did not rebuild itself. It never signs two different
+//! payloads for one (epoch, batch nonce): that record lives in PostgreSQL and commits before a
+//! signature leaves the process.
 //!
 //! Modules:
 //! - [`secrets`]: one member's BLS key share, Bitcoin key and account key ([`MemberSecrets`]),
@@ -13,16 +16,33 @@
 //!   ([`write_ceremony`]);
 //! - [`keystore`]: the encrypted keystore format (scrypt + XChaCha20-Poly1305, public fields
 //!   authenticated) and [`Keystore::open`];
-//! - [`manifest`]: the public federation manifest genesis is built from, and its validation.
+//! - [`manifest`]: the public federation manifest genesis is built from, and its validation;
+//! - [`passphrase`]: secrets read from a file or stdin;
+//! - [`rebuild`]: a batch's payload rebuilt from withdrawal records and local knowledge, and
+//!   compared with the chain's (pure);
+//! - [`policy`]: the decision — sign or refuse, with a named reason (pure);
+//! - [`signing`]: this member's signatures over an approved payload (pure);
+//! - [`store`]: the double-sign guard and the hash-chained audit log in PostgreSQL;
+//! - [`config`], [`metrics`], [`service`]: the daemon's configuration, metrics and I/O loop.
 //!
-//! The formats are documented in the modules and in `docs/keystore.md`.
+//! The formats are documented in the modules and in `docs/keystore.md`; the daemon's settings in
+//! `deploy/signer.example.toml`.
 
 pub mod ceremony;
+pub mod config;
 pub mod keystore;
 pub mod manifest;
+pub mod metrics;
+pub mod passphrase;
+pub mod policy;
+pub mod rebuild;
 pub mod secrets;
+pub mod service;
+pub mod signing;
+pub mod store;
 
 pub use ceremony::{Ceremony, Overwrite, keygen, write_ceremony};
 pub use keystore::{KdfParams, Keystore, KeystoreError};
 pub use manifest::{Manifest, ManifestError};
+pub use policy::{Decision, Reason, Refusal};
 pub use secrets::MemberSecrets;

@@ -2,20 +2,33 @@
 //!
 //! - `keygen`: the trusted-dealer key ceremony, writing one encrypted keystore per member and the
 //!   federation manifest;
-//! - `keystore inspect FILE`: a keystore's public fields, without the passphrase.
+//! - `keystore inspect FILE`: a keystore's public fields, without the passphrase;
+//! - `run --config FILE`: the daemon — follows the chain, rebuilds and checks every batch, signs
+//!   what its policy allows, posts the signatures, audits every decision, serves `/metrics` and
+//!   `/health`;
+//! - `config validate`: parse and check the configuration, keystore and manifest;
+//! - `audit verify`: recompute the audit log's hash chain and name the first broken row.
 //!
 //! Passphrases come from a file or stdin, never from the command line. Every flag can also be set
 //! by the environment variable named in `--help`.
 
-use std::io::Read;
+use std::io::IsTerminal;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use axum::http::StatusCode;
 use clap::{Args, Parser, Subcommand};
+use ferry_client::FerryClient;
 use ferry_signer::ceremony::{WrittenCeremony, keygen, write_ceremony};
+use ferry_signer::config::{Config, read_secret};
 use ferry_signer::keystore::{DEFAULT_KDF_LOG_N, KdfParams, Keystore, MAX_KDF_LOG_N, MIN_KDF_LOG_N};
-use ferry_signer::{Ceremony, Overwrite};
+use ferry_signer::metrics::{Metrics, now_seconds};
+use ferry_signer::service::Signer;
+use ferry_signer::store::Store;
+use ferry_signer::{Ceremony, Manifest, MemberSecrets, Overwrite, passphrase};
 use ferry_types::peg::BitcoinNetwork;
 use serde_json::json;
 use zeroize::Zeroizing;
@@ -27,6 +40,18 @@ struct Cli {
     /// Print machine-readable JSON instead of text.
     #[arg(long, env = "FERRY_SIGNER_JSON", global = true)]
     json: bool,
+    /// Daemon configuration file (TOML; see deploy/signer.example.toml).
+    #[arg(long, env = "FERRY_SIGNER_CONFIG", global = true)]
+    config: Option<PathBuf>,
+    /// Overrides `chain.rpc`.
+    #[arg(long, env = "FERRY_SIGNER_CHAIN_RPC", global = true)]
+    chain_rpc: Option<String>,
+    /// PostgreSQL URL (overrides `database.url_file`).
+    #[arg(long, env = "FERRY_SIGNER_DATABASE_URL", global = true, hide_env_values = true)]
+    database_url: Option<String>,
+    /// Overrides `metrics.listen`.
+    #[arg(long, env = "FERRY_SIGNER_METRICS_LISTEN", global = true)]
+    metrics_listen: Option<SocketAddr>,
     #[command(subcommand)]
     command: Command,
 }
@@ -40,6 +65,31 @@ enum Command {
         #[command(subcommand)]
         command: KeystoreCommand,
     },
+    /// Follow the chain and sign the release batches this member's policy allows.
+    Run,
+    /// Configuration checks.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+    /// Audit log checks.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum ConfigCommand {
+    /// Parse and check the configuration, open the keystore and check it against the manifest;
+    /// print the effective settings.
+    Validate,
+}
+
+#[derive(Subcommand, Debug)]
+enum AuditCommand {
+    /// Recompute the audit log's hash chain and name the first broken row (exit status 1).
+    Verify,
 }
 
 #[derive(Args, Debug)]
@@ -91,29 +141,14 @@ fn parse_network(text: &str) -> Result<BitcoinNetwork, String> {
 
 /// The passphrase from a file or stdin, without one trailing newline.
 fn read_passphrase(args: &KeygenArgs) -> anyhow::Result<Zeroizing<Vec<u8>>> {
-    let mut passphrase = match (&args.passphrase_file, args.passphrase_stdin) {
-        (Some(path), _) => Zeroizing::new(
-            std::fs::read(path).with_context(|| format!("cannot read the passphrase file {}", path.display()))?,
-        ),
-        (None, true) => {
-            // Reserved up front so that reading does not reallocate and leave copies behind.
-            let mut buffer = Zeroizing::new(Vec::with_capacity(4096));
-            std::io::stdin().read_to_end(&mut buffer).context("cannot read the passphrase from stdin")?;
-            buffer
-        }
+    match (&args.passphrase_file, args.passphrase_stdin) {
+        (Some(path), _) => Ok(passphrase::read_file(path)?),
+        (None, true) => Ok(passphrase::read_stdin()?),
         (None, false) => anyhow::bail!(
             "no passphrase: pass --passphrase-file FILE or --passphrase-stdin (or set FERRY_SIGNER_PASSPHRASE_FILE); \
              a passphrase is never taken from the command line"
         ),
-    };
-    if passphrase.ends_with(b"\n") {
-        passphrase.pop();
-        if passphrase.ends_with(b"\r") {
-            passphrase.pop();
-        }
     }
-    anyhow::ensure!(!passphrase.is_empty(), "the passphrase is empty");
-    Ok(passphrase)
 }
 
 fn run_keygen(args: &KeygenArgs, json: bool) -> anyhow::Result<()> {
@@ -187,11 +222,153 @@ fn run_inspect(file: &Path, json: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn load_config(cli: &Cli) -> anyhow::Result<Config> {
+    let path = cli.config.as_ref().context("no configuration: pass --config FILE or set FERRY_SIGNER_CONFIG")?;
+    let mut config = Config::load(path)?;
+    if let Some(rpc) = &cli.chain_rpc {
+        config.chain.rpc = rpc.clone();
+    }
+    if let Some(listen) = cli.metrics_listen {
+        config.metrics.listen = listen;
+    }
+    config.validate()?;
+    Ok(config)
+}
+
+fn database_url(cli: &Cli, config: Option<&Config>) -> anyhow::Result<String> {
+    if let Some(url) = &cli.database_url {
+        return Ok(url.clone());
+    }
+    let path = config.and_then(|config| config.database.url_file.as_ref()).context(
+        "no database: set database.url_file in the configuration, FERRY_SIGNER_DATABASE_URL or --database-url",
+    )?;
+    Ok(read_secret("database.url_file", path)?)
+}
+
+/// Opens the member's keystore and the manifest, and checks that they belong together.
+fn open_keys(config: &Config) -> anyhow::Result<(MemberSecrets, Manifest)> {
+    let passphrase = passphrase::read_file(&config.keys.passphrase_file).context("keys.passphrase_file")?;
+    let secrets = Keystore::open(&config.keys.keystore, &*passphrase)
+        .with_context(|| format!("keys.keystore {}", config.keys.keystore.display()))?;
+    let manifest = Manifest::load(&config.keys.manifest).context("keys.manifest")?;
+    manifest.check_member(&secrets)?;
+    Ok((secrets, manifest))
+}
+
+fn run_validate(cli: &Cli) -> anyhow::Result<()> {
+    let config = load_config(cli)?;
+    let (secrets, manifest) = open_keys(&config)?;
+    config.local_knowledge(&manifest)?;
+    if cli.json {
+        let report = json!({
+            "member_index": secrets.index(),
+            "account": secrets.account(),
+            "epoch": manifest.epoch,
+            "config": config,
+        });
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        println!(
+            "configuration OK: member {} ({}) of the epoch-{} federation\n{}",
+            secrets.index(),
+            secrets.account(),
+            manifest.epoch,
+            toml::to_string_pretty(&config)?
+        );
+    }
+    Ok(())
+}
+
+async fn run_daemon(cli: &Cli) -> anyhow::Result<()> {
+    let config = load_config(cli)?;
+    let (secrets, manifest) = open_keys(&config)?;
+    let local = config.local_knowledge(&manifest)?;
+    let policy = config.policy()?;
+    let metrics = Metrics::new()?;
+    let store = Store::connect(&database_url(cli, Some(&config))?).await?;
+    let chain = FerryClient::new(&config.chain.rpc)?;
+    let poll = config.chain.poll_interval;
+    tracing::info!(
+        member = secrets.index(),
+        account = %secrets.account(),
+        epoch = manifest.epoch,
+        ethereum = ?local.ethereum,
+        bitcoin = ?local.bitcoin.as_ref().map(|peg| peg.address().to_string()),
+        metrics = %config.metrics.listen,
+        "ferry-signer starting"
+    );
+    let signer = Signer::new(chain, store, metrics.clone(), secrets, manifest, local, policy, poll)?;
+    let stale_after = poll.saturating_mul(10).max(Duration::from_secs(30));
+    tokio::select! {
+        result = serve_metrics(config.metrics.listen, metrics, stale_after) => result,
+        () = signer.run() => Ok(()),
+    }
+}
+
+/// `/metrics`, and `/health`: 503 naming the problem when no round completed for `stale_after`.
+async fn serve_metrics(listen: SocketAddr, metrics: Metrics, stale_after: Duration) -> anyhow::Result<()> {
+    use axum::routing::get;
+    let started = Instant::now();
+    let health_metrics = metrics.clone();
+    let app = axum::Router::new().route("/metrics", get(move || std::future::ready(metrics.render()))).route(
+        "/health",
+        get(move || {
+            let last = health_metrics.last_poll.get();
+            let problem = if last > 0.0 {
+                let age = now_seconds() - last;
+                (age > stale_after.as_secs_f64()).then(|| format!("no complete round for {age:.0}s"))
+            } else {
+                (started.elapsed() > stale_after)
+                    .then(|| format!("no complete round since the start {:.0}s ago", started.elapsed().as_secs_f64()))
+            };
+            std::future::ready(match problem {
+                None => (StatusCode::OK, "ok\n".to_owned()),
+                Some(problem) => (StatusCode::SERVICE_UNAVAILABLE, format!("{problem}\n")),
+            })
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("binding {listen}"))?;
+    axum::serve(listener, app).await.context("metrics endpoint")
+}
+
+async fn run_audit_verify(cli: &Cli) -> anyhow::Result<bool> {
+    let config = if cli.database_url.is_some() { None } else { Some(load_config(cli)?) };
+    let store = Store::connect(&database_url(cli, config.as_ref())?).await?;
+    let report = store.verify().await?;
+    println!("{report}");
+    Ok(report.is_intact())
+}
+
+fn init_tracing() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+}
+
+fn async_main<T>(future: impl std::future::Future<Output = anyhow::Result<T>>) -> anyhow::Result<T> {
+    tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?.block_on(future)
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match &cli.command {
         Command::Keygen(args) => run_keygen(args, cli.json),
         Command::Keystore { command: KeystoreCommand::Inspect { file } } => run_inspect(file, cli.json),
+        Command::Config { command: ConfigCommand::Validate } => run_validate(&cli),
+        Command::Run => {
+            init_tracing();
+            async_main(run_daemon(&cli))
+        }
+        Command::Audit { command: AuditCommand::Verify } => match async_main(run_audit_verify(&cli)) {
+            Ok(true) => Ok(()),
+            Ok(false) => return ExitCode::FAILURE,
+            Err(error) => Err(error),
+        },
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -15,19 +15,23 @@
 //!
 //! `threshold` is T, the number of members whose signatures make a federation signature (BLS
 //! shares combined, Bitcoin multisig signatures); threshold_crypto's own `threshold` is T − 1.
-//! [`Manifest::validate`] checks that the parts agree with each other; it does no I/O, and only
-//! [`Manifest::load`] reads a file. Nothing secret is in a manifest.
+//! [`Manifest::validate`] checks that the parts agree with each other; [`Manifest::check_member`]
+//! that a member's secrets are the manifest's member at their index, and
+//! [`Manifest::check_chain_federation`] that the chain's federation is this manifest's. None of
+//! them does I/O; only [`Manifest::load`] reads a file. Nothing secret is in a manifest.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use ferry_types::Address;
+use ferry_types::genesis::Federation;
 use ferry_types::peg::{BitcoinFederation, Peg, PegError};
 use ferry_types::release::bls::{BlsError, decode_public_key_set, threshold_signatures};
 use serde::{Deserialize, Serialize};
 use threshold_crypto::{PublicKeySet, PublicKeyShare};
 
 use crate::ceremony::{FederationSizeError, check_federation_size};
+use crate::secrets::MemberSecrets;
 
 /// One member's public keys.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -120,6 +124,17 @@ pub enum ManifestError {
     /// The Bitcoin keys do not form a valid peg.
     #[error("bitcoin: {0}")]
     Peg(PegError),
+    /// A member's secrets are not the manifest's member at their index.
+    #[error("the keystore of member {index} does not belong to this manifest: its {field} differs")]
+    NotThisMember {
+        /// The keystore's member index.
+        index: u32,
+        /// What differs (`index`, `account`, `bitcoin_public_key`, `bls_public_key_share`).
+        field: &'static str,
+    },
+    /// The chain's federation is not this manifest's.
+    #[error("the chain's federation is not this manifest's: {0}")]
+    ChainFederation(String),
 }
 
 impl Manifest {
@@ -219,6 +234,73 @@ impl Manifest {
     pub fn accounts(&self) -> Vec<Address> {
         self.members.iter().map(|member| member.account).collect()
     }
+
+    /// Checks that `secrets` are member `secrets.index()` of this manifest: same account,
+    /// Bitcoin public key and BLS public key share.
+    ///
+    /// # Errors
+    /// [`ManifestError::NotThisMember`] naming the first field that differs.
+    pub fn check_member(&self, secrets: &MemberSecrets) -> Result<(), ManifestError> {
+        let index = secrets.index();
+        let not = |field| ManifestError::NotThisMember { index, field };
+        let member = usize::try_from(index).ok().and_then(|i| self.members.get(i)).ok_or(not("index"))?;
+        if member.account != secrets.account() {
+            return Err(not("account"));
+        }
+        if !member.bitcoin_public_key.eq_ignore_ascii_case(&hex::encode(secrets.bitcoin_public_key())) {
+            return Err(not("bitcoin_public_key"));
+        }
+        if decode_share(&member.bls_public_key_share) != Some(secrets.bls_public_key_share()) {
+            return Err(not("bls_public_key_share"));
+        }
+        Ok(())
+    }
+
+    /// Checks that the chain's `federation` is this manifest's: the same members in the same
+    /// order, the same epoch, and — where the chain has them — the same BLS public key set and
+    /// Bitcoin peg keys, threshold and network. A signer whose manifest is not the chain's
+    /// federation signs nothing.
+    ///
+    /// # Errors
+    /// [`ManifestError::ChainFederation`] naming what differs.
+    pub fn check_chain_federation(&self, federation: &Federation) -> Result<(), ManifestError> {
+        let differs = |what: String| Err(ManifestError::ChainFederation(what));
+        if federation.members != self.accounts() {
+            return differs(format!(
+                "its members are [{}], the manifest's [{}]",
+                join(&federation.members),
+                join(&self.accounts())
+            ));
+        }
+        if federation.epoch != self.epoch {
+            return differs(format!("its epoch is {}, the manifest's {}", federation.epoch, self.epoch));
+        }
+        if let Some(bls) = &federation.bls {
+            let chain_set = decode_public_key_set(&bls.public_key_set).ok();
+            if chain_set.as_ref() != Some(&self.public_key_set()?) {
+                return differs("its BLS public key set is another".to_owned());
+            }
+        }
+        if let Some(bitcoin) = &federation.bitcoin {
+            let lower = |keys: &[String]| keys.iter().map(|key| key.to_ascii_lowercase()).collect::<Vec<_>>();
+            if bitcoin.network != self.bitcoin.network
+                || bitcoin.threshold != self.bitcoin.threshold
+                || lower(&bitcoin.keys) != lower(&self.bitcoin.keys)
+            {
+                return differs(format!(
+                    "its Bitcoin peg is {}-of-{} on {} with other keys or order",
+                    bitcoin.threshold,
+                    bitcoin.keys.len(),
+                    bitcoin.network
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn join(accounts: &[Address]) -> String {
+    accounts.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
 }
 
 /// The public key share encoded as hex of a 48-byte compressed G1 point.
@@ -254,6 +336,56 @@ mod tests {
         assert_eq!(Manifest::from_json(manifest.to_json().as_bytes())?, manifest);
         assert_eq!(manifest.accounts().len(), 4);
         assert_eq!(threshold_signatures(&manifest.public_key_set()?), 3);
+        Ok(())
+    }
+
+    #[test]
+    fn a_members_secrets_match_only_their_own_entry() -> Result<(), ManifestError> {
+        let ceremony = keygen(4, 3, &mut ChaCha20Rng::seed_from_u64(21))
+            .map_err(|e| ManifestError::NotAManifest(e.to_string()))?;
+        let manifest = &ceremony.manifest;
+        for secrets in &ceremony.members {
+            manifest.check_member(secrets)?;
+        }
+        let other = keygen(4, 3, &mut ChaCha20Rng::seed_from_u64(22))
+            .map_err(|e| ManifestError::NotAManifest(e.to_string()))?;
+        let refused = manifest.check_member(&other.members[1]).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(refused.contains("member 1 does not belong to this manifest: its account differs"), "{refused}");
+        Ok(())
+    }
+
+    #[test]
+    fn the_chains_federation_must_be_the_manifests() -> Result<(), ManifestError> {
+        let manifest = manifest();
+        let federation = Federation {
+            members: manifest.accounts(),
+            attest_quorum: 3,
+            bitcoin: Some(manifest.bitcoin.clone()),
+            epoch: manifest.epoch,
+            bls: Some(ferry_types::genesis::BlsFederation { public_key_set: manifest.bls_public_key_set.clone() }),
+        };
+        manifest.check_chain_federation(&federation)?;
+        let refusal = |edit: &dyn Fn(&mut Federation)| {
+            let mut changed = federation.clone();
+            edit(&mut changed);
+            manifest.check_chain_federation(&changed).err().map(|e| e.to_string()).unwrap_or_default()
+        };
+        assert!(refusal(&|f| f.members.swap(0, 1)).contains("its members are"));
+        assert!(refusal(&|f| f.epoch = 2).contains("its epoch is 2, the manifest's 1"));
+        let other = keygen(4, 3, &mut ChaCha20Rng::seed_from_u64(5))
+            .map(|c| c.manifest)
+            .map_err(|e| ManifestError::NotAManifest(e.to_string()))?;
+        let set = other.bls_public_key_set.clone();
+        assert!(
+            refusal(&|f| f.bls = Some(ferry_types::genesis::BlsFederation { public_key_set: set.clone() }))
+                .contains("BLS")
+        );
+        assert!(
+            refusal(&|f| if let Some(b) = &mut f.bitcoin {
+                b.keys.swap(0, 1)
+            })
+            .contains("Bitcoin peg")
+        );
         Ok(())
     }
 

@@ -1,0 +1,300 @@
+//! Federation signers as processes: writes a member's `ferry-signer` configuration from a
+//! [`SignerConfigSpec`], starts `ferry-signer run`, and stops it (SIGKILL on drop, like a crash;
+//! the signer records every signature before it leaves the process, so a restart re-signs the
+//! same payloads and nothing else).
+//!
+//! The keystore, its passphrase file and the federation manifest come from the key ceremony
+//! (`ferry-signer keygen`); this module only points the configuration at them.
+
+use std::fs::{self, OpenOptions};
+use std::net::{SocketAddr, TcpListener};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use anyhow::Context;
+use toml_edit::{Array, DocumentMut, Item, Table, value};
+
+/// What one member's signer is configured with. [`SignerConfigSpec::new`] fills the devnet
+/// defaults; the public fields can be changed before [`SignerProcess::start`].
+#[derive(Clone, Debug)]
+pub struct SignerConfigSpec {
+    /// Directory for its configuration (`signer.toml`) and log (`signer.log`).
+    pub dir: PathBuf,
+    /// Sidechain RPC.
+    pub chain_rpc: String,
+    /// PostgreSQL URL of its database (given through the environment, never in the file).
+    pub database_url: String,
+    /// The member's keystore.
+    pub keystore: PathBuf,
+    /// The file holding the keystore's passphrase.
+    pub passphrase_file: PathBuf,
+    /// The ceremony's federation manifest.
+    pub manifest: PathBuf,
+    /// The Ethereum chain id and vault address (0x…) the member expects (None: it signs no
+    /// Ethereum batch).
+    pub ethereum: Option<(u64, String)>,
+    /// The Bitcoin network (`regtest`, …; None: it signs no Bitcoin batch).
+    pub bitcoin_network: Option<String>,
+    /// How often it reads the pending batches (human duration, e.g. `200ms`).
+    pub poll_interval: String,
+    /// The rolling window of the local caps (human duration).
+    pub window: String,
+    /// Local caps per denomination, in base units (an asset without a cap is never signed).
+    pub caps: Vec<(String, String)>,
+    /// Most items per batch.
+    pub max_batch_items: u32,
+    /// Destinations the member never pays.
+    pub deny_destinations: Vec<String>,
+}
+
+impl SignerConfigSpec {
+    /// A devnet signer: Bitcoin on regtest, no Ethereum until [`SignerConfigSpec::with_ethereum`],
+    /// polling every 200 ms, caps large enough never to bind in a devnet (all bitcoin; a million
+    /// ether) over 24 hours, 32 items per batch, no denylist.
+    pub fn new(
+        dir: impl Into<PathBuf>,
+        chain_rpc: impl Into<String>,
+        database_url: impl Into<String>,
+        keystore: impl Into<PathBuf>,
+        passphrase_file: impl Into<PathBuf>,
+        manifest: impl Into<PathBuf>,
+    ) -> Self {
+        SignerConfigSpec {
+            dir: dir.into(),
+            chain_rpc: chain_rpc.into(),
+            database_url: database_url.into(),
+            keystore: keystore.into(),
+            passphrase_file: passphrase_file.into(),
+            manifest: manifest.into(),
+            ethereum: None,
+            bitcoin_network: Some("regtest".to_owned()),
+            poll_interval: "200ms".to_owned(),
+            window: "24h".to_owned(),
+            caps: vec![
+                ("sat".to_owned(), "2100000000000000".to_owned()),
+                ("wei".to_owned(), "1000000000000000000000000".to_owned()),
+            ],
+            max_batch_items: 32,
+            deny_destinations: Vec::new(),
+        }
+    }
+
+    /// Signs Ethereum batches for `vault` on chain `chain_id`.
+    #[must_use]
+    pub fn with_ethereum(mut self, chain_id: u64, vault: impl Into<String>) -> Self {
+        self.ethereum = Some((chain_id, vault.into()));
+        self
+    }
+
+    /// Sets (or replaces) the local cap of `denom` (for example an `erc20/0x…` token).
+    #[must_use]
+    pub fn with_cap(mut self, denom: impl Into<String>, amount: impl Into<String>) -> Self {
+        let denom = denom.into();
+        self.caps.retain(|(existing, _)| *existing != denom);
+        self.caps.push((denom, amount.into()));
+        self
+    }
+
+    /// The `ferry-signer` configuration file's text, with metrics on `metrics`.
+    pub fn to_toml(&self, metrics: SocketAddr) -> String {
+        let path = |path: &Path| value(path.display().to_string());
+        let mut doc = DocumentMut::new();
+        let mut chain = Table::new();
+        chain["rpc"] = value(&self.chain_rpc);
+        chain["poll_interval"] = value(&self.poll_interval);
+        doc["chain"] = Item::Table(chain);
+        let mut keys = Table::new();
+        keys["keystore"] = path(&self.keystore);
+        keys["passphrase_file"] = path(&self.passphrase_file);
+        keys["manifest"] = path(&self.manifest);
+        doc["keys"] = Item::Table(keys);
+        let mut metrics_table = Table::new();
+        metrics_table["listen"] = value(metrics.to_string());
+        doc["metrics"] = Item::Table(metrics_table);
+        if let Some((chain_id, vault)) = &self.ethereum {
+            let mut ethereum = Table::new();
+            ethereum["chain_id"] = value(i64::try_from(*chain_id).unwrap_or(i64::MAX));
+            ethereum["vault"] = value(vault);
+            doc["ethereum"] = Item::Table(ethereum);
+        }
+        if let Some(network) = &self.bitcoin_network {
+            let mut bitcoin = Table::new();
+            bitcoin["network"] = value(network);
+            doc["bitcoin"] = Item::Table(bitcoin);
+        }
+        let mut policy = Table::new();
+        policy["window"] = value(&self.window);
+        policy["max_batch_items"] = value(i64::from(self.max_batch_items));
+        policy["deny_destinations"] = value(self.deny_destinations.iter().collect::<Array>());
+        let mut caps = Table::new();
+        for (denom, amount) in &self.caps {
+            caps[denom.as_str()] = value(amount);
+        }
+        policy["caps"] = Item::Table(caps);
+        doc["policy"] = Item::Table(policy);
+        doc.to_string()
+    }
+}
+
+/// A running signer process.
+#[derive(Debug)]
+pub struct SignerProcess {
+    spec: SignerConfigSpec,
+    binary: PathBuf,
+    metrics: SocketAddr,
+    child: Option<Child>,
+}
+
+fn free_loopback_port() -> anyhow::Result<u16> {
+    Ok(TcpListener::bind(("127.0.0.1", 0))?.local_addr()?.port())
+}
+
+/// The `ferry-signer` binary: `$FERRY_SIGNER_BIN`, next to the running executable (tests), or in
+/// the target directory.
+///
+/// # Errors
+/// When it was not built.
+pub fn binary() -> anyhow::Result<PathBuf> {
+    if let Some(path) = std::env::var_os("FERRY_SIGNER_BIN") {
+        return Ok(PathBuf::from(path));
+    }
+    let exe = std::env::current_exe()?;
+    let dir = exe.parent().context("executable has no directory")?;
+    let dir = if dir.ends_with("deps") { dir.parent().unwrap_or(dir) } else { dir };
+    let candidate = dir.join("ferry-signer");
+    if candidate.exists() {
+        return Ok(candidate);
+    }
+    let fallback = crate::tools::repo_root().join("target/debug/ferry-signer");
+    fallback.exists().then_some(fallback).context("ferry-signer binary not found: run `cargo build --bins`")
+}
+
+impl SignerProcess {
+    /// Writes the configuration (`<dir>/signer.toml`, metrics on a free loopback port) and starts
+    /// the signer.
+    ///
+    /// # Errors
+    /// When files cannot be written or the process cannot start.
+    pub fn start(spec: SignerConfigSpec) -> anyhow::Result<SignerProcess> {
+        fs::create_dir_all(&spec.dir).with_context(|| format!("creating {}", spec.dir.display()))?;
+        let metrics = SocketAddr::from(([127, 0, 0, 1], free_loopback_port()?));
+        let config = spec.dir.join("signer.toml");
+        fs::write(&config, spec.to_toml(metrics)).with_context(|| format!("writing {}", config.display()))?;
+        let mut process = SignerProcess { spec, binary: binary()?, metrics, child: None };
+        process.spawn()?;
+        Ok(process)
+    }
+
+    fn spawn(&mut self) -> anyhow::Result<()> {
+        let log_path = self.log_path();
+        let log = || OpenOptions::new().create(true).append(true).open(&log_path);
+        let child = Command::new(&self.binary)
+            .arg("run")
+            .arg("--config")
+            .arg(self.config_path())
+            .env("FERRY_SIGNER_DATABASE_URL", &self.spec.database_url)
+            .env("RUST_LOG", std::env::var("FERRY_SIGNER_LOG").unwrap_or_else(|_| "info".to_owned()))
+            .stdin(Stdio::null())
+            .stdout(log()?)
+            .stderr(log()?)
+            .process_group(0)
+            .spawn()
+            .with_context(|| format!("starting {}", self.binary.display()))?;
+        self.child = Some(child);
+        Ok(())
+    }
+
+    /// Kills the signer with SIGKILL (a crash).
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts it again (after [`SignerProcess::kill`], or killing it first), with the same
+    /// configuration and metrics port.
+    ///
+    /// # Errors
+    /// When the process cannot start.
+    pub fn restart(&mut self) -> anyhow::Result<()> {
+        self.kill();
+        self.spawn()
+    }
+
+    /// Whether the process is running (it has not exited).
+    pub fn is_running(&mut self) -> bool {
+        self.child.as_mut().is_some_and(|child| matches!(child.try_wait(), Ok(None)))
+    }
+
+    /// Its metrics endpoint.
+    pub fn metrics_url(&self) -> String {
+        format!("http://{}/metrics", self.metrics)
+    }
+
+    /// Its health endpoint (200 while its rounds complete).
+    pub fn health_url(&self) -> String {
+        format!("http://{}/health", self.metrics)
+    }
+
+    /// Its configuration.
+    pub fn spec(&self) -> &SignerConfigSpec {
+        &self.spec
+    }
+
+    /// Its configuration file.
+    pub fn config_path(&self) -> PathBuf {
+        self.spec.dir.join("signer.toml")
+    }
+
+    /// Its log (stdout and stderr, appended across restarts).
+    pub fn log_path(&self) -> PathBuf {
+        self.spec.dir.join("signer.log")
+    }
+
+    /// Leaves the signer running past this handle (for `make devnet`); returns its PID.
+    pub fn detach(mut self) -> Option<u32> {
+        self.child.take().map(|child| child.id())
+    }
+
+    /// Its PID while running.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+}
+
+impl Drop for SignerProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_configuration_names_every_part_and_quotes_paths() -> anyhow::Result<()> {
+        let spec = SignerConfigSpec::new(
+            "/tmp/signer 0",
+            "http://127.0.0.1:26657",
+            "postgres://x@127.0.0.1/db",
+            "/keys/member \"0\".json",
+            "/keys/pass",
+            "/keys/federation.json",
+        )
+        .with_ethereum(31_337, "0x5FbDB2315678afecb367f032d93F642f64180aa3")
+        .with_cap("erc20/0x5fbdb2315678afecb367f032d93f642f64180aa3", "1000")
+        .with_cap("sat", "5");
+        let text = spec.to_toml(SocketAddr::from(([127, 0, 0, 1], 9999)));
+        let doc: DocumentMut = text.parse()?;
+        assert_eq!(doc["keys"]["keystore"].as_str(), Some("/keys/member \"0\".json"));
+        assert_eq!(doc["ethereum"]["chain_id"].as_integer(), Some(31_337));
+        assert_eq!(doc["policy"]["caps"]["sat"].as_str(), Some("5"));
+        assert_eq!(doc["policy"]["caps"]["erc20/0x5fbdb2315678afecb367f032d93f642f64180aa3"].as_str(), Some("1000"));
+        assert_eq!(doc["metrics"]["listen"].as_str(), Some("127.0.0.1:9999"));
+        assert!(!text.contains("postgres://"), "the database URL goes through the environment: {text}");
+        Ok(())
+    }
+}

@@ -1,0 +1,376 @@
+//! The daemon's configuration: a TOML file, overridden by environment variables, overridden by
+//! flags (see `main.rs`). Unknown keys are refused; secrets are never in the file — only paths
+//! to files holding them. An annotated example is `deploy/signer.example.toml`.
+//!
+//! What a member expects of the payloads it signs — the Ethereum chain id and vault, the Bitcoin
+//! network — is configured here, locally, and never taken from the chain: a chain that changed
+//! them would get its batches refused, not signed.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use ferry_types::genesis::EthereumBridge;
+use ferry_types::peg::{BitcoinNetwork, Peg};
+use ferry_types::release::eth::EthAddress;
+use ferry_types::{Amount, Denom};
+use serde::{Deserialize, Serialize};
+
+use crate::manifest::Manifest;
+use crate::policy::{Denylist, Policy};
+use crate::rebuild::LocalKnowledge;
+
+/// The whole configuration.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// The sidechain.
+    pub chain: ChainConfig,
+    /// The member's keys and the federation manifest.
+    pub keys: KeysConfig,
+    /// The signed-payload record and the audit log.
+    #[serde(default)]
+    pub database: DatabaseConfig,
+    /// The metrics and health endpoint.
+    #[serde(default)]
+    pub metrics: MetricsConfig,
+    /// What Ethereum batches must be bound to (absent: no Ethereum batch is signed).
+    #[serde(default)]
+    pub ethereum: Option<EthereumConfig>,
+    /// The Bitcoin network of the peg (absent: no Bitcoin batch is signed).
+    #[serde(default)]
+    pub bitcoin: Option<BitcoinConfig>,
+    /// Local limits.
+    pub policy: PolicyConfig,
+}
+
+/// The sidechain side.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChainConfig {
+    /// CometBFT RPC of a validator (`http://127.0.0.1:26657`).
+    pub rpc: String,
+    /// How often to read the pending batches.
+    #[serde(with = "humantime_serde", default = "default_poll_interval")]
+    pub poll_interval: Duration,
+}
+
+/// The member's keys.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeysConfig {
+    /// The member's encrypted keystore (`ferry-signer keygen`).
+    pub keystore: PathBuf,
+    /// File holding the keystore's passphrase (one trailing newline is ignored).
+    pub passphrase_file: PathBuf,
+    /// The federation manifest of the same ceremony (`federation.json`).
+    pub manifest: PathBuf,
+}
+
+/// PostgreSQL.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseConfig {
+    /// File holding the connection URL (it may contain a password). The URL can also come from
+    /// `FERRY_SIGNER_DATABASE_URL` or `--database-url`.
+    #[serde(default)]
+    pub url_file: Option<PathBuf>,
+}
+
+/// The metrics and health endpoint.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// Listen address (loopback by default).
+    #[serde(default = "default_metrics_listen")]
+    pub listen: SocketAddr,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        MetricsConfig { listen: default_metrics_listen() }
+    }
+}
+
+/// The Ethereum chain and vault this member pays from.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EthereumConfig {
+    /// EIP-155 chain id.
+    pub chain_id: u64,
+    /// The `FerryVault` contract (0x…; EIP-55 checksum checked when mixed case).
+    pub vault: EthAddress,
+}
+
+/// The Bitcoin network of the peg.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BitcoinConfig {
+    /// `bitcoin`, `testnet`, `signet` or `regtest`; must be the manifest's.
+    pub network: BitcoinNetwork,
+}
+
+/// Local limits (see [`Policy`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyConfig {
+    /// The rolling window the caps apply to.
+    #[serde(with = "humantime_serde", default = "default_window")]
+    pub window: Duration,
+    /// Most this signer signs per asset within the window, in base units (strings: wei amounts
+    /// exceed TOML's integers). Assets without an entry are never signed.
+    #[serde(default)]
+    pub caps: BTreeMap<Denom, Amount>,
+    /// Most items in one batch.
+    #[serde(default = "default_max_batch_items")]
+    pub max_batch_items: u32,
+    /// Destinations never paid (Ethereum or Bitcoin addresses).
+    #[serde(default)]
+    pub deny_destinations: Vec<String>,
+}
+
+fn default_poll_interval() -> Duration {
+    Duration::from_secs(1)
+}
+
+fn default_metrics_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 9465))
+}
+
+fn default_window() -> Duration {
+    Duration::from_secs(24 * 60 * 60)
+}
+
+fn default_max_batch_items() -> u32 {
+    32
+}
+
+/// Why a configuration was refused; every variant names the key.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file cannot be read.
+    #[error("cannot read config file {path}: {reason}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        reason: String,
+    },
+    /// The TOML is malformed or has unknown or missing keys.
+    #[error("config file {path}: {reason}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The parser's complaint, with line and key.
+        reason: String,
+    },
+    /// A value is invalid.
+    #[error("`{key}`: {reason}")]
+    Invalid {
+        /// The dotted key.
+        key: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+fn invalid(key: &'static str, reason: impl ToString) -> ConfigError {
+    ConfigError::Invalid { key, reason: reason.to_string() }
+}
+
+fn check_file(key: &'static str, path: &Path) -> Result<(), ConfigError> {
+    if path.is_file() { Ok(()) } else { Err(invalid(key, format!("file {} does not exist", path.display()))) }
+}
+
+impl Config {
+    /// Parses TOML text.
+    ///
+    /// # Errors
+    /// [`ConfigError::Parse`] naming the line and key.
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        toml::from_str(text).map_err(|e| ConfigError::Parse { path: path.to_path_buf(), reason: e.to_string() })
+    }
+
+    /// Reads and parses a TOML file.
+    ///
+    /// # Errors
+    /// When the file cannot be read or parsed.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError::Read { path: path.to_path_buf(), reason: e.to_string() })?;
+        Self::parse(&text, path)
+    }
+
+    /// Checks what the parser cannot: the URL, that files exist, positive durations and counts,
+    /// a usable chain id and vault, and the denylist.
+    ///
+    /// # Errors
+    /// The first invalid value, by key.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let rpc = &self.chain.rpc;
+        if !(rpc.starts_with("http://") || rpc.starts_with("https://")) {
+            return Err(invalid("chain.rpc", format!("`{rpc}` is not an http(s) URL")));
+        }
+        if self.chain.poll_interval.is_zero() {
+            return Err(invalid("chain.poll_interval", "must be positive"));
+        }
+        check_file("keys.keystore", &self.keys.keystore)?;
+        check_file("keys.passphrase_file", &self.keys.passphrase_file)?;
+        check_file("keys.manifest", &self.keys.manifest)?;
+        if let Some(path) = &self.database.url_file {
+            check_file("database.url_file", path)?;
+        }
+        if let Some(ethereum) = &self.ethereum {
+            if ethereum.chain_id == 0 {
+                return Err(invalid("ethereum.chain_id", "must be positive"));
+            }
+            if ethereum.vault.is_zero() {
+                return Err(invalid("ethereum.vault", "the zero address is no vault"));
+            }
+        }
+        if self.ethereum.is_none() && self.bitcoin.is_none() {
+            return Err(invalid("ethereum/bitcoin", "configure at least one parent chain to sign for"));
+        }
+        self.policy()?;
+        if !self.metrics.listen.ip().is_loopback() {
+            tracing::warn!(listen = %self.metrics.listen, "metrics endpoint is not on loopback");
+        }
+        Ok(())
+    }
+
+    /// The local policy.
+    ///
+    /// # Errors
+    /// A zero window or item count, or a denylist entry that is no address.
+    pub fn policy(&self) -> Result<Policy, ConfigError> {
+        let policy = &self.policy;
+        if policy.window.is_zero() {
+            return Err(invalid("policy.window", "must be positive"));
+        }
+        if policy.max_batch_items == 0 {
+            return Err(invalid("policy.max_batch_items", "must be at least 1"));
+        }
+        let denylist = Denylist::parse(policy.deny_destinations.iter().map(String::as_str))
+            .map_err(|e| invalid("policy.deny_destinations", e))?;
+        Ok(Policy {
+            window: policy.window,
+            caps: policy.caps.clone(),
+            max_batch_items: policy.max_batch_items,
+            denylist,
+        })
+    }
+
+    /// The Ethereum chain id and vault this member expects.
+    pub fn ethereum_bridge(&self) -> Option<EthereumBridge> {
+        self.ethereum.as_ref().map(|ethereum| EthereumBridge { chain_id: ethereum.chain_id, vault: ethereum.vault })
+    }
+
+    /// What this member knows for itself: the manifest's epoch, the configured Ethereum chain id
+    /// and vault, and the peg the manifest's keys make on the configured Bitcoin network.
+    ///
+    /// # Errors
+    /// When the configured Bitcoin network is not the manifest's, or its keys make no peg.
+    pub fn local_knowledge(&self, manifest: &Manifest) -> Result<LocalKnowledge, ConfigError> {
+        let bitcoin = match &self.bitcoin {
+            None => None,
+            Some(bitcoin) if bitcoin.network != manifest.bitcoin.network => {
+                return Err(invalid(
+                    "bitcoin.network",
+                    format!(
+                        "{} configured, but the manifest's peg is on {}",
+                        bitcoin.network, manifest.bitcoin.network
+                    ),
+                ));
+            }
+            Some(_) => Some(Peg::new(&manifest.bitcoin).map_err(|e| invalid("keys.manifest", e))?),
+        };
+        Ok(LocalKnowledge { epoch: manifest.epoch, ethereum: self.ethereum_bridge(), bitcoin })
+    }
+}
+
+/// Reads a one-line secret (such as a database URL) from a file, without its trailing newline.
+///
+/// # Errors
+/// When the file cannot be read.
+pub fn read_secret(key: &'static str, path: &Path) -> Result<String, ConfigError> {
+    std::fs::read_to_string(path)
+        .map(|text| text.trim_end_matches(['\n', '\r']).to_owned())
+        .map_err(|e| invalid(key, format!("cannot read {}: {e}", path.display())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EXAMPLE: &str = r#"
+[chain]
+rpc = "http://127.0.0.1:26657"
+poll_interval = "250ms"
+
+[keys]
+keystore = "/nonexistent/member-0.keystore.json"
+passphrase_file = "/nonexistent/passphrase"
+manifest = "/nonexistent/federation.json"
+
+[ethereum]
+chain_id = 31337
+vault = "0x5fbdb2315678afecb367f032d93f642f64180aa3"
+
+[bitcoin]
+network = "regtest"
+
+[policy]
+window = "12h"
+max_batch_items = 16
+deny_destinations = ["0xfb6916095ca1df60bb79ce92ce3ea74c37c5d359"]
+
+[policy.caps]
+sat = "1000000000"
+wei = "100000000000000000000"
+"#;
+
+    #[test]
+    fn example_parses_with_human_durations_big_amounts_and_defaults() -> Result<(), ConfigError> {
+        let config = Config::parse(EXAMPLE, Path::new("example.toml"))?;
+        assert_eq!(config.chain.poll_interval, Duration::from_millis(250));
+        assert_eq!(config.metrics.listen, default_metrics_listen());
+        let policy = config.policy()?;
+        assert_eq!(policy.window, Duration::from_secs(12 * 3600));
+        assert_eq!(policy.caps.get(&Denom::wei()), Some(&Amount::new(100_000_000_000_000_000_000)));
+        assert_eq!(policy.denylist.len(), 1);
+        assert_eq!(config.ethereum_bridge().map(|bridge| bridge.chain_id), Some(31337));
+        // The key files do not exist: validation names the key.
+        let error = config.validate().err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(error.contains("keys.keystore"), "{error}");
+        Ok(())
+    }
+
+    #[test]
+    fn the_annotated_example_in_deploy_parses() -> Result<(), ConfigError> {
+        let text = include_str!("../../deploy/signer.example.toml");
+        let config = Config::parse(text, Path::new("deploy/signer.example.toml"))?;
+        let policy = config.policy()?;
+        assert_eq!(policy.caps.len(), 2);
+        assert_eq!(config.bitcoin.map(|bitcoin| bitcoin.network), Some(BitcoinNetwork::Bitcoin));
+        assert!(config.metrics.listen.ip().is_loopback());
+        Ok(())
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_refused_with_their_name() {
+        let refusal = |text: &str| {
+            Config::parse(text, Path::new("x.toml")).and_then(|c| c.policy().map(|_| ())).err().map(|e| e.to_string())
+        };
+        let unknown = refusal(&EXAMPLE.replace("max_batch_items", "max_items")).unwrap_or_default();
+        assert!(unknown.contains("max_items"), "{unknown}");
+        let cap = refusal(&EXAMPLE.replace("sat = \"1000000000\"", "sat = 1000000000")).unwrap_or_default();
+        assert!(cap.contains("caps") || cap.contains("string"), "{cap}");
+        let denom = refusal(&EXAMPLE.replace("sat = ", "satoshi = ")).unwrap_or_default();
+        assert!(denom.contains("satoshi"), "{denom}");
+        let deny = refusal(&EXAMPLE.replace("0xfb69", "0xzz69")).unwrap_or_default();
+        assert!(deny.contains("policy.deny_destinations"), "{deny}");
+        let network = refusal(&EXAMPLE.replace("regtest", "mainnet")).unwrap_or_default();
+        assert!(network.contains("mainnet"), "{network}");
+    }
+}

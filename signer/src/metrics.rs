@@ -1,0 +1,174 @@
+//! Every metric `ferry-signer run` exports, registered in one place. Names follow
+//! `ferry_signer_<what>_<unit>`; labels are bounded (`chain`, `outcome`, `reason`), and every
+//! series exists from the start at zero.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use prometheus::{Encoder, Gauge, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
+
+use crate::policy::Reason;
+
+/// Parent chains, as label values.
+pub const CHAINS: [&str; 2] = ["btc", "eth"];
+/// Signature outcomes, as label values: posted and included, refused by policy or the guard,
+/// failed to post.
+pub const OUTCOMES: [&str; 3] = ["signed", "refused", "failed"];
+
+/// The signer's metrics.
+#[derive(Clone)]
+pub struct Metrics {
+    registry: Registry,
+    /// Batches by outcome and parent chain.
+    pub signatures: IntCounterVec,
+    /// Refusals by reason.
+    pub rejections: IntCounterVec,
+    /// Seconds since the Unix epoch of the last signature included on the chain (0: none yet).
+    pub last_signature: Gauge,
+    /// Seconds since the last signature (updated when scraped; 0 while none yet).
+    pub last_signature_age: Gauge,
+    /// The sidechain's latest height seen.
+    pub chain_height: IntGauge,
+    /// Batches pending on the chain (signing or signed, not yet released).
+    pub pending_batches: IntGauge,
+    /// Pending batches still waiting for this member's signatures.
+    pub awaiting_signature: IntGauge,
+    /// Poll rounds that failed (chain unreachable, database down, federation mismatch).
+    pub poll_errors: IntCounter,
+    /// Seconds since the Unix epoch of the last complete poll round (for `/health`).
+    pub last_poll: Gauge,
+}
+
+impl Metrics {
+    /// Creates and registers every metric, all label combinations initialised to zero.
+    ///
+    /// # Errors
+    /// When a metric is malformed or registered twice.
+    pub fn new() -> Result<Self, prometheus::Error> {
+        let registry = Registry::new();
+        let signatures = IntCounterVec::new(
+            Opts::new("ferry_signer_signatures_total", "Batches signed and posted, refused, or failed to post"),
+            &["chain", "outcome"],
+        )?;
+        let rejections = IntCounterVec::new(
+            Opts::new("ferry_signer_policy_rejections_total", "Batches refused, by reason"),
+            &["reason"],
+        )?;
+        let last_signature = Gauge::new(
+            "ferry_signer_last_signature_timestamp_seconds",
+            "When this signer's last signature was included on the chain (Unix seconds; 0: never)",
+        )?;
+        let last_signature_age = Gauge::new(
+            "ferry_signer_last_signature_age_seconds",
+            "Seconds since this signer's last signature was included (0: never)",
+        )?;
+        let chain_height = IntGauge::new("ferry_signer_chain_height", "Latest sidechain height seen")?;
+        let pending_batches =
+            IntGauge::new("ferry_signer_pending_batches", "Batches pending on the chain (signing or signed)")?;
+        let awaiting_signature = IntGauge::new(
+            "ferry_signer_batches_awaiting_signature",
+            "Batches in signing that this member has not signed yet",
+        )?;
+        let poll_errors = IntCounter::new("ferry_signer_poll_errors_total", "Poll rounds that failed")?;
+        let last_poll = Gauge::new(
+            "ferry_signer_last_poll_timestamp_seconds",
+            "When the last poll round completed (Unix seconds)",
+        )?;
+        for collector in [
+            Box::new(signatures.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(rejections.clone()),
+            Box::new(last_signature.clone()),
+            Box::new(last_signature_age.clone()),
+            Box::new(chain_height.clone()),
+            Box::new(pending_batches.clone()),
+            Box::new(awaiting_signature.clone()),
+            Box::new(poll_errors.clone()),
+            Box::new(last_poll.clone()),
+        ] {
+            registry.register(collector)?;
+        }
+        for chain in CHAINS {
+            for outcome in OUTCOMES {
+                signatures.with_label_values(&[chain, outcome]);
+            }
+        }
+        for reason in Reason::ALL {
+            rejections.with_label_values(&[reason.label()]);
+        }
+        Ok(Metrics {
+            registry,
+            signatures,
+            rejections,
+            last_signature,
+            last_signature_age,
+            chain_height,
+            pending_batches,
+            awaiting_signature,
+            poll_errors,
+            last_poll,
+        })
+    }
+
+    /// Counts a refusal of a `chain` batch.
+    pub fn refused(&self, chain: &str, reason: Reason) {
+        self.signatures.with_label_values(&[chain, "refused"]).inc();
+        self.rejections.with_label_values(&[reason.label()]).inc();
+    }
+
+    /// Counts a signature included on the chain at `now` (Unix seconds).
+    pub fn signed(&self, chain: &str, now: f64) {
+        self.signatures.with_label_values(&[chain, "signed"]).inc();
+        self.last_signature.set(now);
+    }
+
+    /// Counts a failed post.
+    pub fn failed(&self, chain: &str) {
+        self.signatures.with_label_values(&[chain, "failed"]).inc();
+    }
+
+    /// The Prometheus text exposition, with the last signature's age computed for `now` (Unix
+    /// seconds).
+    pub fn render_at(&self, now: f64) -> String {
+        let last = self.last_signature.get();
+        self.last_signature_age.set(if last > 0.0 { (now - last).max(0.0) } else { 0.0 });
+        let mut buffer = Vec::new();
+        // Only malformed metric families fail to encode, which `new` rules out.
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut buffer);
+        String::from_utf8_lossy(&buffer).into_owned()
+    }
+
+    /// [`Metrics::render_at`] the current time.
+    pub fn render(&self) -> String {
+        self.render_at(now_seconds())
+    }
+}
+
+/// Seconds since the Unix epoch.
+pub fn now_seconds() -> f64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn series_start_at_zero() -> Result<(), prometheus::Error> {
+        let text = Metrics::new()?.render_at(1_000.0);
+        assert!(text.contains(r#"ferry_signer_signatures_total{chain="btc",outcome="refused"} 0"#), "{text}");
+        assert!(text.contains(r#"ferry_signer_policy_rejections_total{reason="double_sign"} 0"#), "{text}");
+        assert!(text.contains("ferry_signer_last_signature_age_seconds 0"), "{text}");
+        Ok(())
+    }
+
+    #[test]
+    fn the_last_signatures_age_is_computed_at_scrape() -> Result<(), prometheus::Error> {
+        let metrics = Metrics::new()?;
+        metrics.signed("eth", 1_000.0);
+        metrics.refused("btc", Reason::Cap);
+        let text = metrics.render_at(1_042.5);
+        assert!(text.contains("ferry_signer_last_signature_age_seconds 42.5"), "{text}");
+        assert!(text.contains(r#"ferry_signer_signatures_total{chain="eth",outcome="signed"} 1"#), "{text}");
+        assert!(text.contains(r#"ferry_signer_policy_rejections_total{reason="cap"} 1"#), "{text}");
+        Ok(())
+    }
+}

@@ -1,0 +1,494 @@
+//! Rebuilding a batch's payload from chain state and local knowledge, byte for byte, before
+//! anything is signed.
+//!
+//! The chain shows a batch with its payload already built. A signer never signs those bytes: it
+//! builds its own from the withdrawal records the batch's items name (each burn's asset, amount
+//! and destination) and from what it knows for itself ([`LocalKnowledge`]: the federation epoch
+//! of its keys, the Ethereum chain id and vault it expects, the peg its manifest's keys make) —
+//! then refuses the batch unless the chain's payload is exactly that. Comparisons run field by
+//! field first, so a refusal names what differs (a destination, an amount, the vault, the change
+//! address, the inputs) rather than just "bytes differ"; a final byte comparison catches anything
+//! else.
+//!
+//! - Ethereum: `EthBatch { chain_id, vault, epoch, nonce = batch id, items }` with each item's
+//!   token from the asset (`wei` → the zero address, `erc20/0x…` → that token), recipient from the
+//!   burn's destination and amount = the burn; [`EthBatch::payload`] must equal the chain's hex.
+//! - Bitcoin: each output pays the burn's destination (parsed for the local network, never the
+//!   peg itself) `amount − bitcoin_fee_per_withdrawal`; the miner fee is that fee times the
+//!   outputs; inputs and the change amount come from the batch's plan, the change goes to the
+//!   local peg; the unsigned transaction built from that must equal the chain's, and the
+//!   sighashes signed are the ones computed here.
+//!
+//! Pure: no I/O, no clock.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use bitcoin::{ScriptBuf, Transaction};
+use ferry_types::genesis::{EthereumBridge, WithdrawalParams};
+use ferry_types::msg::{erc20_token, parent_chain_of};
+use ferry_types::peg::Peg;
+use ferry_types::query::{
+    Batch, BatchRelease, BitcoinRelease, EthereumRelease, Withdrawal, WithdrawalId, WithdrawalView,
+};
+use ferry_types::release::bitcoin::{ReleaseOutput, ReleasePlan, sighashes, unsigned_transaction};
+use ferry_types::release::eth::{EthAddress, EthBatch, EthReleaseItem};
+use ferry_types::{Amount, Denom, ParentChain};
+use sha2::{Digest, Sha256};
+
+use crate::policy::{Reason, Refusal};
+
+/// What a member knows for itself and never takes from the chain.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LocalKnowledge {
+    /// The federation epoch of this member's keys (its manifest's).
+    pub epoch: u64,
+    /// The Ethereum chain id and vault this member pays from (absent: it signs no Ethereum batch).
+    pub ethereum: Option<EthereumBridge>,
+    /// The peg this member's manifest's keys make, on the locally configured network (absent: it
+    /// signs no Bitcoin batch).
+    pub bitcoin: Option<Peg>,
+}
+
+/// Where one item pays, as rebuilt (checked against the denylist).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Destination {
+    /// An Ethereum recipient.
+    Ethereum(EthAddress),
+    /// A Bitcoin address and the output script it pays.
+    Bitcoin {
+        /// The address as the burn named it.
+        address: String,
+        /// The script paid.
+        script: ScriptBuf,
+    },
+}
+
+/// What this member signs for a batch.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Payload {
+    /// An Ethereum batch: the BLS share is over `bytes` ([`EthBatch::payload`]).
+    Ethereum {
+        /// The batch as rebuilt.
+        batch: EthBatch,
+        /// Its payload bytes.
+        bytes: Vec<u8>,
+    },
+    /// A Bitcoin release: one signature per sighash, in input order.
+    Bitcoin {
+        /// The rebuilt transaction's txid.
+        txid: String,
+        /// BIP 143 sighashes of its inputs, in input order.
+        sighashes: Vec<[u8; 32]>,
+    },
+}
+
+/// A batch's payload as this member rebuilt it, with what its policy checks look at.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rebuilt {
+    /// The batch id (the Ethereum nonce, and the nonce of the double-sign guard).
+    pub batch: u64,
+    /// The federation epoch (the other half of the double-sign guard's key).
+    pub epoch: u64,
+    /// The asset released.
+    pub asset: Denom,
+    /// Its parent chain.
+    pub chain: ParentChain,
+    /// The amount burned by its withdrawals (what the local cap counts).
+    pub total: Amount,
+    /// Each item's destination, in item order.
+    pub destinations: Vec<Destination>,
+    /// What is signed.
+    pub payload: Payload,
+}
+
+impl Rebuilt {
+    /// SHA-256 of exactly what is signed: the Ethereum payload bytes, or a Bitcoin release's
+    /// sighashes concatenated in input order (they commit to the whole transaction and the
+    /// amounts spent). The double-sign guard compares these.
+    pub fn payload_hash(&self) -> [u8; 32] {
+        let mut hasher = Sha256::new();
+        match &self.payload {
+            Payload::Ethereum { bytes, .. } => hasher.update(bytes),
+            Payload::Bitcoin { sighashes, .. } => sighashes.iter().for_each(|sighash| hasher.update(sighash)),
+        }
+        hasher.finalize().into()
+    }
+
+    /// How many items it pays.
+    pub fn items(&self) -> usize {
+        self.destinations.len()
+    }
+}
+
+fn refuse<T>(reason: Reason, message: impl Into<String>) -> Result<T, Refusal> {
+    Err(Refusal::new(reason, message))
+}
+
+/// Rebuilds `batch`'s payload from the `withdrawals` records, the chain's withdrawal `params`
+/// and `local` knowledge, and checks that the chain's payload is exactly it (see the module
+/// documentation).
+///
+/// # Errors
+/// A [`Refusal`] naming the first difference.
+pub fn rebuild(
+    batch: &Batch,
+    withdrawals: &BTreeMap<WithdrawalId, WithdrawalView>,
+    params: &WithdrawalParams,
+    local: &LocalKnowledge,
+) -> Result<Rebuilt, Refusal> {
+    let burns = burns(batch, withdrawals)?;
+    let total = burns.iter().try_fold(Amount::ZERO, |sum, burn| sum.checked_add(burn.amount)).or_else(|_| {
+        refuse(Reason::AmountMismatch, format!("the burns of batch {} add up beyond 2^128 - 1", batch.id))
+    })?;
+    if total != batch.total {
+        return refuse(
+            Reason::AmountMismatch,
+            format!("batch {} states a total of {}, its withdrawals burned {total}", batch.id, batch.total),
+        );
+    }
+    let chain = parent_chain_of(&batch.asset);
+    let (payload, destinations) = match (&batch.release, chain) {
+        (BatchRelease::Ethereum(release), ParentChain::Ethereum) => ethereum(batch, release, &burns, local)?,
+        (BatchRelease::Bitcoin(release), ParentChain::Bitcoin) => bitcoin(batch, release, &burns, params, local)?,
+        (release, chain) => {
+            let kind = match release {
+                BatchRelease::Ethereum(_) => "an Ethereum",
+                BatchRelease::Bitcoin(_) => "a Bitcoin",
+            };
+            return refuse(
+                Reason::PayloadMismatch,
+                format!("batch {} releases `{}`, paid on {chain}, but carries {kind} release", batch.id, batch.asset),
+            );
+        }
+    };
+    Ok(Rebuilt { batch: batch.id, epoch: local.epoch, asset: batch.asset.clone(), chain, total, destinations, payload })
+}
+
+/// The burn behind each item, in item order, after checking that the item is that burn: the
+/// record exists, belongs to this batch, burned this asset and this amount, named this
+/// destination, and no withdrawal is listed twice.
+fn burns<'a>(
+    batch: &Batch,
+    withdrawals: &'a BTreeMap<WithdrawalId, WithdrawalView>,
+) -> Result<Vec<&'a Withdrawal>, Refusal> {
+    let mut seen = BTreeSet::new();
+    let mut burns = Vec::with_capacity(batch.items.len());
+    for (position, item) in batch.items.iter().enumerate() {
+        let id = item.withdrawal;
+        let at = format!("item {position} ({id}) of batch {}", batch.id);
+        if !seen.insert(id) {
+            return refuse(Reason::UnknownWithdrawal, format!("{at}: {id} is listed twice"));
+        }
+        let Some(view) = withdrawals.get(&id) else {
+            return refuse(Reason::UnknownWithdrawal, format!("{at}: the chain has no record of {id}"));
+        };
+        let burn = &view.withdrawal;
+        if burn.id != id {
+            return refuse(Reason::UnknownWithdrawal, format!("{at}: the record returned is {}", burn.id));
+        }
+        if burn.batch != Some(batch.id) {
+            let recorded = burn.batch.map_or_else(|| "no batch".to_owned(), |other| format!("batch {other}"));
+            return refuse(Reason::UnknownWithdrawal, format!("{at}: {id} is recorded in {recorded}"));
+        }
+        if burn.asset != batch.asset {
+            return refuse(
+                Reason::AmountMismatch,
+                format!("{at}: {id} burned `{}`, the batch releases `{}`", burn.asset, batch.asset),
+            );
+        }
+        if item.amount != burn.amount {
+            return refuse(
+                Reason::AmountMismatch,
+                format!("{at}: the item states {}, {id} burned {}", item.amount, burn.amount),
+            );
+        }
+        if item.destination != burn.destination {
+            return refuse(
+                Reason::Destination,
+                format!("{at}: the item pays `{}`, {id} named `{}`", item.destination, burn.destination),
+            );
+        }
+        burns.push(burn);
+    }
+    Ok(burns)
+}
+
+/// Checks an item's stated `paid` against what this signer computes.
+fn check_paid(batch: &Batch, position: usize, expected: Amount) -> Result<(), Refusal> {
+    match batch.items.get(position) {
+        Some(item) if item.paid == expected => Ok(()),
+        Some(item) => refuse(
+            Reason::AmountMismatch,
+            format!(
+                "item {position} ({}) of batch {} states {} paid, this signer computes {expected}",
+                item.withdrawal, batch.id, item.paid
+            ),
+        ),
+        None => refuse(Reason::ItemCount, format!("batch {} has no item {position}", batch.id)),
+    }
+}
+
+fn ethereum(
+    batch: &Batch,
+    release: &EthereumRelease,
+    burns: &[&Withdrawal],
+    local: &LocalKnowledge,
+) -> Result<(Payload, Vec<Destination>), Refusal> {
+    let Some(bridge) = &local.ethereum else {
+        return refuse(
+            Reason::Unsupported,
+            format!("batch {} is an Ethereum release and this signer has no [ethereum] chain id and vault", batch.id),
+        );
+    };
+    let token = erc20_token(&batch.asset).unwrap_or(EthAddress::ZERO);
+    let mut items = Vec::with_capacity(burns.len());
+    for (position, burn) in burns.iter().enumerate() {
+        let recipient = match burn.destination.parse::<EthAddress>() {
+            Ok(recipient) if !recipient.is_zero() => recipient,
+            Ok(_) => return refuse(Reason::Destination, format!("{} pays the zero address", burn.id)),
+            Err(error) => return refuse(Reason::Destination, format!("{}: {error}", burn.id)),
+        };
+        check_paid(batch, position, burn.amount)?;
+        items.push(EthReleaseItem { token, recipient, amount: burn.amount });
+    }
+    let rebuilt =
+        EthBatch { chain_id: bridge.chain_id, vault: bridge.vault, epoch: local.epoch, nonce: batch.id, items };
+    compare_eth(batch.id, &release.batch, &rebuilt)?;
+    let bytes = rebuilt.payload();
+    if hex::decode(&release.payload).ok().as_deref() != Some(bytes.as_slice()) {
+        return refuse(
+            Reason::PayloadMismatch,
+            format!("batch {}: the chain's payload bytes are not the payload this signer rebuilds", batch.id),
+        );
+    }
+    let destinations = rebuilt.items.iter().map(|item| Destination::Ethereum(item.recipient)).collect();
+    Ok((Payload::Ethereum { batch: rebuilt, bytes }, destinations))
+}
+
+/// Names the first field where the chain's batch differs from the rebuilt one.
+fn compare_eth(id: u64, chain: &EthBatch, rebuilt: &EthBatch) -> Result<(), Refusal> {
+    let mismatch = |field: &str, chain: String, local: String| {
+        refuse(
+            Reason::PayloadMismatch,
+            format!("batch {id}: the chain's payload has {field} {chain}, this signer expects {local}"),
+        )
+    };
+    if chain.chain_id != rebuilt.chain_id {
+        return mismatch("chain id", chain.chain_id.to_string(), rebuilt.chain_id.to_string());
+    }
+    if chain.vault != rebuilt.vault {
+        return mismatch("vault", chain.vault.to_string(), rebuilt.vault.to_string());
+    }
+    if chain.epoch != rebuilt.epoch {
+        return mismatch("epoch", chain.epoch.to_string(), rebuilt.epoch.to_string());
+    }
+    if chain.nonce != rebuilt.nonce {
+        return mismatch("nonce", chain.nonce.to_string(), rebuilt.nonce.to_string());
+    }
+    if chain.items.len() != rebuilt.items.len() {
+        return mismatch("item count", chain.items.len().to_string(), rebuilt.items.len().to_string());
+    }
+    for (position, (theirs, ours)) in chain.items.iter().zip(&rebuilt.items).enumerate() {
+        if theirs.token != ours.token {
+            return mismatch(&format!("item {position} token"), theirs.token.to_string(), ours.token.to_string());
+        }
+        if theirs.recipient != ours.recipient {
+            return refuse(
+                Reason::Destination,
+                format!(
+                    "batch {id}: the chain's payload pays item {position} to {}, the burn named {}",
+                    theirs.recipient, ours.recipient
+                ),
+            );
+        }
+        if theirs.amount != ours.amount {
+            return refuse(
+                Reason::AmountMismatch,
+                format!(
+                    "batch {id}: the chain's payload pays item {position} {}, the burn was {}",
+                    theirs.amount, ours.amount
+                ),
+            );
+        }
+    }
+    Ok(())
+}
+
+fn bitcoin(
+    batch: &Batch,
+    release: &BitcoinRelease,
+    burns: &[&Withdrawal],
+    params: &WithdrawalParams,
+    local: &LocalKnowledge,
+) -> Result<(Payload, Vec<Destination>), Refusal> {
+    let id = batch.id;
+    let Some(peg) = &local.bitcoin else {
+        return refuse(
+            Reason::Unsupported,
+            format!("batch {id} is a Bitcoin release and this signer has no [bitcoin] network configured"),
+        );
+    };
+    let fee_each = params.bitcoin_fee_per_withdrawal;
+    let peg_script = peg.script_pubkey();
+    let mut outputs = Vec::with_capacity(burns.len());
+    let mut destinations = Vec::with_capacity(burns.len());
+    for (position, burn) in burns.iter().enumerate() {
+        let Ok(paid) = burn.amount.checked_sub(fee_each) else {
+            return refuse(
+                Reason::AmountMismatch,
+                format!("{} burned {}, less than the {fee_each} sat miner fee per withdrawal", burn.id, burn.amount),
+            );
+        };
+        check_paid(batch, position, paid)?;
+        let output = ReleaseOutput::new(&burn.destination, peg.network(), paid)
+            .or_else(|error| refuse(Reason::Destination, format!("{}: {error}", burn.id)))?;
+        if output.script_pubkey == peg_script {
+            return refuse(Reason::Destination, format!("{} pays the federation's own peg address", burn.id));
+        }
+        destinations
+            .push(Destination::Bitcoin { address: burn.destination.clone(), script: output.script_pubkey.clone() });
+        outputs.push(output);
+    }
+    let plan = &release.plan;
+    if plan.outputs().len() != outputs.len() {
+        return refuse(
+            Reason::PayloadMismatch,
+            format!("batch {id}: the plan pays {} outputs for {} withdrawals", plan.outputs().len(), outputs.len()),
+        );
+    }
+    for (position, (theirs, ours)) in plan.outputs().iter().zip(&outputs).enumerate() {
+        if theirs.script_pubkey != ours.script_pubkey {
+            return refuse(
+                Reason::Destination,
+                format!(
+                    "batch {id}: the plan's output {position} pays `{}`, the burn named `{}`",
+                    theirs.destination, ours.destination
+                ),
+            );
+        }
+        if theirs.amount != ours.amount {
+            return refuse(
+                Reason::AmountMismatch,
+                format!(
+                    "batch {id}: the plan's output {position} pays {}, this signer computes {}",
+                    theirs.amount, ours.amount
+                ),
+            );
+        }
+    }
+    let count = u128::try_from(outputs.len()).unwrap_or(u128::MAX);
+    let fee = fee_each.get().checked_mul(count).map(Amount::new);
+    if fee != Some(plan.fee()) {
+        return refuse(
+            Reason::AmountMismatch,
+            format!(
+                "batch {id}: the plan gives miners {} sat; {count} withdrawals at {fee_each} sat each make {}",
+                plan.fee(),
+                fee.map_or_else(|| "an overflow".to_owned(), |fee| format!("{fee} sat"))
+            ),
+        );
+    }
+    let rebuilt_plan = rebuilt_plan(id, plan, &outputs, plan.fee())?;
+    let tx = unsigned_transaction(&rebuilt_plan, peg);
+    let chain_tx = chain_transaction(id, release)?;
+    compare_transactions(id, &chain_tx, &tx, peg)?;
+    let txid = tx.compute_txid().to_string();
+    if release.txid != txid {
+        return refuse(
+            Reason::PayloadMismatch,
+            format!("batch {id}: the chain states txid {}, the rebuilt transaction is {txid}", release.txid),
+        );
+    }
+    let hashes = sighashes(&tx, &rebuilt_plan, peg)
+        .or_else(|error| refuse(Reason::PayloadMismatch, format!("batch {id}: {error}")))?;
+    let ours: Vec<String> = hashes.iter().map(hex::encode).collect();
+    if release.sighashes != ours {
+        return refuse(
+            Reason::PayloadMismatch,
+            format!("batch {id}: the chain's sighashes are not the rebuilt transaction's"),
+        );
+    }
+    Ok((Payload::Bitcoin { txid, sighashes: hashes }, destinations))
+}
+
+/// The plan with the chain's inputs and change amount and this signer's outputs and `fee` (checked
+/// equal to the chain's before). Read
+/// back through the plan's own checks, so it balances: inputs = outputs + fee + change.
+fn rebuilt_plan(id: u64, plan: &ReleasePlan, outputs: &[ReleaseOutput], fee: Amount) -> Result<ReleasePlan, Refusal> {
+    let record = serde_json::json!({
+        "inputs": plan.inputs(),
+        "outputs": outputs,
+        "change": plan.change(),
+        "fee": fee,
+    });
+    serde_json::from_value(record)
+        .or_else(|error| refuse(Reason::AmountMismatch, format!("batch {id}: the rebuilt plan is invalid: {error}")))
+}
+
+/// The chain's unsigned transaction, decoded.
+fn chain_transaction(id: u64, release: &BitcoinRelease) -> Result<Transaction, Refusal> {
+    let bytes = hex::decode(&release.unsigned_tx)
+        .or_else(|_| refuse(Reason::PayloadMismatch, format!("batch {id}: unsigned_tx is not hex")))?;
+    bitcoin::consensus::deserialize(&bytes)
+        .or_else(|error| refuse(Reason::PayloadMismatch, format!("batch {id}: unsigned_tx does not decode: {error}")))
+}
+
+/// Names the first difference between the chain's transaction and the rebuilt one.
+fn compare_transactions(id: u64, chain: &Transaction, rebuilt: &Transaction, peg: &Peg) -> Result<(), Refusal> {
+    let outpoints = |tx: &Transaction| tx.input.iter().map(|input| input.previous_output).collect::<Vec<_>>();
+    let (theirs, ours) = (outpoints(chain), outpoints(rebuilt));
+    if theirs != ours {
+        let list = |points: &[bitcoin::OutPoint]| points.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ");
+        return refuse(
+            Reason::Inputs,
+            format!("batch {id}: the chain's transaction spends [{}], its plan [{}]", list(&theirs), list(&ours)),
+        );
+    }
+    if chain.output.len() != rebuilt.output.len() {
+        return refuse(
+            Reason::PayloadMismatch,
+            format!(
+                "batch {id}: the chain's transaction has {} outputs, the rebuilt one {}",
+                chain.output.len(),
+                rebuilt.output.len()
+            ),
+        );
+    }
+    let peg_script = peg.script_pubkey();
+    for (position, (theirs, ours)) in chain.output.iter().zip(&rebuilt.output).enumerate() {
+        if theirs.script_pubkey == ours.script_pubkey {
+            if theirs.value != ours.value {
+                return refuse(
+                    Reason::AmountMismatch,
+                    format!("batch {id}: output {position} pays {}, the rebuilt one {}", theirs.value, ours.value),
+                );
+            }
+            continue;
+        }
+        let shown = bitcoin::Address::from_script(&theirs.script_pubkey, peg.network().network())
+            .map_or_else(|_| hex::encode(theirs.script_pubkey.as_bytes()), |address| address.to_string());
+        return if ours.script_pubkey == peg_script {
+            refuse(
+                Reason::ChangeAddress,
+                format!("batch {id}: the change output pays `{shown}`, not this federation's peg {}", peg.address()),
+            )
+        } else {
+            refuse(
+                Reason::Destination,
+                format!("batch {id}: output {position} of the chain's transaction pays `{shown}`"),
+            )
+        };
+    }
+    if bitcoin::consensus::serialize(chain) != bitcoin::consensus::serialize(rebuilt) {
+        return refuse(
+            Reason::PayloadMismatch,
+            format!(
+                "batch {id}: the chain's transaction differs from the rebuilt one in version, lock time or sequences"
+            ),
+        );
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,524 @@
+//! The pure core end to end: honest batches of both chains are signed (and the signatures verify
+//! as the chain checks them); every kind of tampering is refused with its named reason.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use bitcoin::{Network, OutPoint, ScriptBuf, Transaction};
+use ferry_types::genesis::{EthereumBridge, WithdrawalParams};
+use ferry_types::msg::ReleaseSignatures;
+use ferry_types::peg::Peg;
+use ferry_types::query::{
+    Batch, BatchItem, BatchRelease, BatchStatus, BitcoinRelease, EthereumRelease, Withdrawal, WithdrawalId,
+    WithdrawalView,
+};
+use ferry_types::release::bitcoin::{
+    ReleaseOutput, Utxo, plan_release, sighashes, unsigned_transaction, verify_input_signature,
+};
+use ferry_types::release::bls;
+use ferry_types::release::eth::{EthAddress, EthBatch, EthReleaseItem};
+use ferry_types::{Address, Amount, Denom};
+use rand::SeedableRng;
+use rand_chacha::ChaCha20Rng;
+
+use super::*;
+use crate::ceremony::{Ceremony, keygen};
+use crate::policy::{Decision, DecisionInput, Denylist, Policy, Reason, decide};
+use crate::signing::sign;
+
+const BATCH: u64 = 7;
+const CHAIN_ID: u64 = 31_337;
+const VAULT: &str = "0x5FbDB2315678afecb367f032d93F642f64180aa3";
+const ALICE: &str = "0xfB6916095ca1df60bB79Ce92cE3Ea74c37c5d359";
+const BOB: &str = "0x52908400098527886E0F7030069857D2E4169EE7";
+const MALLORY: &str = "0xde709f2102306220921060314715629080e2fb77";
+
+fn ceremony(seed: u64) -> Ceremony {
+    match keygen(4, 3, &mut ChaCha20Rng::seed_from_u64(seed)) {
+        Ok(ceremony) => ceremony,
+        Err(error) => unreachable!("keygen 3 of 4: {error}"),
+    }
+}
+
+fn eth(text: &str) -> EthAddress {
+    text.to_ascii_lowercase().parse().unwrap_or(EthAddress::ZERO)
+}
+
+fn peg(ceremony: &Ceremony) -> Peg {
+    match Peg::new(&ceremony.manifest.bitcoin) {
+        Ok(peg) => peg,
+        Err(error) => unreachable!("a ceremony's keys make a peg: {error}"),
+    }
+}
+
+/// A P2WSH regtest address of a throwaway script, one per `n`.
+fn regtest_address(n: u8) -> String {
+    bitcoin::Address::p2wsh(&ScriptBuf::from_bytes(vec![0x51, n]), Network::Regtest).to_string()
+}
+
+/// Everything `decide` needs, honest until a test edits it.
+struct Case {
+    ceremony: Ceremony,
+    batch: Batch,
+    withdrawals: BTreeMap<WithdrawalId, WithdrawalView>,
+    params: WithdrawalParams,
+    local: LocalKnowledge,
+    policy: Policy,
+    signed_in_window: Amount,
+}
+
+impl Case {
+    fn new(asset: Denom, burns: &[(&str, u128)], release: impl FnOnce(&Case, &[Withdrawal]) -> BatchRelease) -> Case {
+        let ceremony = ceremony(11);
+        let local = LocalKnowledge {
+            epoch: ceremony.manifest.epoch,
+            ethereum: Some(EthereumBridge { chain_id: CHAIN_ID, vault: eth(VAULT) }),
+            bitcoin: Some(peg(&ceremony)),
+        };
+        let params = WithdrawalParams::default();
+        let policy = Policy {
+            window: Duration::from_secs(86_400),
+            caps: BTreeMap::from([
+                (Denom::sat(), Amount::new(10_000_000)),
+                (Denom::wei(), Amount::new(100_000_000_000_000_000_000)),
+            ]),
+            max_batch_items: 8,
+            denylist: Denylist::default(),
+        };
+        let records: Vec<Withdrawal> = burns
+            .iter()
+            .enumerate()
+            .map(|(position, (destination, amount))| Withdrawal {
+                id: WithdrawalId(position as u64 + 1),
+                sender: Address::from_bytes([position as u8 + 1; 20]),
+                asset: asset.clone(),
+                amount: Amount::new(*amount),
+                destination: (*destination).to_owned(),
+                burned_height: 3,
+                eligible_height: 3,
+                batch: Some(BATCH),
+            })
+            .collect();
+        let fee = if asset == Denom::sat() { params.bitcoin_fee_per_withdrawal.get() } else { 0 };
+        let items = records
+            .iter()
+            .map(|record| BatchItem {
+                withdrawal: record.id,
+                destination: record.destination.clone(),
+                amount: record.amount,
+                paid: Amount::new(record.amount.get() - fee),
+            })
+            .collect();
+        let total = Amount::new(records.iter().map(|record| record.amount.get()).sum());
+        let mut case = Case {
+            ceremony,
+            batch: Batch {
+                id: BATCH,
+                asset,
+                status: BatchStatus::Signing,
+                items,
+                total,
+                created_height: 5,
+                signed_height: None,
+                released_height: None,
+                release: BatchRelease::Ethereum(EthereumRelease {
+                    batch: EthBatch { chain_id: 0, vault: EthAddress::ZERO, epoch: 0, nonce: 0, items: Vec::new() },
+                    payload: String::new(),
+                    signature: None,
+                    signature_compressed: None,
+                }),
+                signatures: BTreeMap::new(),
+                release_attestations: BTreeMap::new(),
+                release_tx: None,
+            },
+            withdrawals: BTreeMap::new(),
+            params,
+            local,
+            policy,
+            signed_in_window: Amount::ZERO,
+        };
+        case.batch.release = release(&case, &records);
+        case.withdrawals =
+            records.into_iter().map(|record| (record.id, WithdrawalView::of(record, Some(&case.batch)))).collect();
+        case
+    }
+
+    /// An ether batch of two withdrawals, built as the chain builds it.
+    fn ethereum() -> Case {
+        Case::new(Denom::wei(), &[(ALICE, 1_000_000_000_000_000_000), (BOB, 2_500_000_000_000_000)], |case, records| {
+            let items = records
+                .iter()
+                .map(|record| EthReleaseItem {
+                    token: EthAddress::ZERO,
+                    recipient: eth(&record.destination),
+                    amount: record.amount,
+                })
+                .collect();
+            eth_release(EthBatch {
+                chain_id: CHAIN_ID,
+                vault: eth(VAULT),
+                epoch: case.ceremony.manifest.epoch,
+                nonce: BATCH,
+                items,
+            })
+        })
+    }
+
+    /// A Bitcoin batch of two withdrawals, planned and built as the chain builds it.
+    fn bitcoin() -> Case {
+        Case::new(Denom::sat(), &[(&regtest_address(1), 300_000), (&regtest_address(2), 200_000)], |case, records| {
+            let fee_each = case.params.bitcoin_fee_per_withdrawal;
+            let outputs: Vec<ReleaseOutput> = records
+                .iter()
+                .filter_map(|record| {
+                    let paid = record.amount.checked_sub(fee_each).ok()?;
+                    ReleaseOutput::new(&record.destination, ferry_types::peg::BitcoinNetwork::Regtest, paid).ok()
+                })
+                .collect();
+            let utxos = [utxo(0xaa, 0, 1_000_000), utxo(0xbb, 1, 400_000)];
+            let fee = Amount::new(fee_each.get() * outputs.len() as u128);
+            let plan = match plan_release(&utxos, &outputs, fee, case.params.bitcoin_dust_limit) {
+                Ok(plan) => plan,
+                Err(error) => unreachable!("the reserves cover the release: {error}"),
+            };
+            btc_release(plan, &peg(&case.ceremony))
+        })
+    }
+
+    fn decide(&self) -> Decision {
+        decide(&DecisionInput {
+            batch: &self.batch,
+            withdrawals: &self.withdrawals,
+            params: &self.params,
+            local: &self.local,
+            policy: &self.policy,
+            signed_in_window: self.signed_in_window,
+        })
+    }
+
+    /// The reason `decide` refuses with (`None`: it signs).
+    fn refusal(&self) -> Option<Reason> {
+        match self.decide() {
+            Decision::Sign(_) => None,
+            Decision::Refuse(refusal) => {
+                assert!(!refusal.message.is_empty(), "a refusal without a message: {refusal:?}");
+                Some(refusal.reason)
+            }
+        }
+    }
+
+    /// Edits the chain's Ethereum payload and re-encodes its hex, as a consistent liar would.
+    fn edit_eth(&mut self, edit: impl FnOnce(&mut EthBatch)) {
+        if let BatchRelease::Ethereum(release) = &mut self.batch.release {
+            edit(&mut release.batch);
+            release.payload = hex::encode(release.batch.payload());
+        }
+    }
+
+    fn bitcoin_release(&mut self) -> &mut BitcoinRelease {
+        match &mut self.batch.release {
+            BatchRelease::Bitcoin(release) => release,
+            BatchRelease::Ethereum(_) => unreachable!("a Bitcoin case"),
+        }
+    }
+
+    fn chain_tx(&mut self) -> Transaction {
+        let bytes = hex::decode(&self.bitcoin_release().unsigned_tx).unwrap_or_default();
+        bitcoin::consensus::deserialize(&bytes).unwrap_or_else(|_| unreachable!("the chain's tx decodes"))
+    }
+}
+
+fn utxo(byte: u8, vout: u32, sats: u128) -> Utxo {
+    Utxo { txid: format!("{byte:02x}").repeat(32), vout, amount: Amount::new(sats) }
+}
+
+fn eth_release(batch: EthBatch) -> BatchRelease {
+    let payload = hex::encode(batch.payload());
+    BatchRelease::Ethereum(EthereumRelease { batch, payload, signature: None, signature_compressed: None })
+}
+
+fn btc_release(plan: ReleasePlan, peg: &Peg) -> BatchRelease {
+    let tx = unsigned_transaction(&plan, peg);
+    let hashes = sighashes(&tx, &plan, peg).unwrap_or_default();
+    BatchRelease::Bitcoin(BitcoinRelease {
+        unsigned_tx: bitcoin::consensus::encode::serialize_hex(&tx),
+        txid: tx.compute_txid().to_string(),
+        sighashes: hashes.iter().map(hex::encode).collect(),
+        plan,
+    })
+}
+
+#[test]
+fn an_honest_ethereum_batch_is_signed_with_a_share_the_chain_accepts() -> Result<(), Box<dyn std::error::Error>> {
+    let case = Case::ethereum();
+    let Decision::Sign(rebuilt) = case.decide() else { return Err(format!("{:?}", case.decide()).into()) };
+    assert_eq!((rebuilt.batch, rebuilt.epoch, rebuilt.items()), (BATCH, 1, 2));
+    let BatchRelease::Ethereum(release) = &case.batch.release else { return Err("not ethereum".into()) };
+    let Payload::Ethereum { bytes, .. } = &rebuilt.payload else { return Err("not an ethereum payload".into()) };
+    assert_eq!(hex::encode(bytes), release.payload);
+    let set = case.ceremony.manifest.public_key_set()?;
+    for member in &case.ceremony.members {
+        let ReleaseSignatures::Bls(share) = sign(&rebuilt, member) else { return Err("not a BLS share".into()) };
+        let share = bls::decode_signature_share(&share)?;
+        assert!(bls::verify_share(&set, u64::from(member.index()), &share, &release.batch.signing_message()));
+    }
+    Ok(())
+}
+
+#[test]
+fn an_honest_bitcoin_batch_is_signed_per_input_as_the_chain_checks() -> Result<(), Box<dyn std::error::Error>> {
+    let mut case = Case::bitcoin();
+    let Decision::Sign(rebuilt) = case.decide() else { return Err(format!("{:?}", case.decide()).into()) };
+    let release = case.bitcoin_release().clone();
+    let Payload::Bitcoin { txid, sighashes } = &rebuilt.payload else { return Err("not a bitcoin payload".into()) };
+    assert_eq!(txid, &release.txid);
+    assert_eq!(sighashes.iter().map(hex::encode).collect::<Vec<_>>(), release.sighashes);
+    let peg = peg(&case.ceremony);
+    for member in &case.ceremony.members {
+        let ReleaseSignatures::Bitcoin(signatures) = sign(&rebuilt, member) else { return Err("not bitcoin".into()) };
+        assert_eq!(signatures.len(), sighashes.len());
+        for (signature, sighash) in signatures.iter().zip(sighashes) {
+            verify_input_signature(&peg, member.index() as usize, sighash, signature)?;
+        }
+    }
+    // The payload hash is what is signed, so another batch has another.
+    let ethereum = Case::ethereum();
+    let Decision::Sign(other) = ethereum.decide() else { return Err("ethereum refused".into()) };
+    assert_ne!(rebuilt.payload_hash(), other.payload_hash());
+    Ok(())
+}
+
+#[test]
+fn a_tampered_destination_is_refused() {
+    // The batch's item and payload both pay Mallory; the burn named Alice.
+    let mut case = Case::ethereum();
+    case.batch.items[0].destination = MALLORY.to_owned();
+    case.edit_eth(|batch| batch.items[0].recipient = eth(MALLORY));
+    assert_eq!(case.refusal(), Some(Reason::Destination));
+    // Only the payload pays Mallory.
+    let mut case = Case::ethereum();
+    case.edit_eth(|batch| batch.items[0].recipient = eth(MALLORY));
+    assert_eq!(case.refusal(), Some(Reason::Destination));
+    // A Bitcoin plan output to another address.
+    let mut case = Case::bitcoin();
+    let release = case.bitcoin_release();
+    let mut outputs = release.plan.outputs().to_vec();
+    outputs[1] = ReleaseOutput::new(&regtest_address(9), ferry_types::peg::BitcoinNetwork::Regtest, outputs[1].amount)
+        .unwrap_or_else(|_| unreachable!("a regtest address"));
+    let plan = plan_release(release.plan.inputs(), &outputs, release.plan.fee(), Amount::new(546))
+        .unwrap_or_else(|_| unreachable!("same amounts"));
+    case.batch.release = btc_release(plan, &peg(&case.ceremony));
+    assert_eq!(case.refusal(), Some(Reason::Destination));
+}
+
+#[test]
+fn a_changed_amount_is_refused() {
+    let mut case = Case::ethereum();
+    case.edit_eth(|batch| batch.items[1].amount = Amount::new(batch.items[1].amount.get() * 10));
+    assert_eq!(case.refusal(), Some(Reason::AmountMismatch));
+    let mut case = Case::ethereum();
+    case.batch.items[0].amount = Amount::new(1);
+    assert_eq!(case.refusal(), Some(Reason::AmountMismatch));
+    let mut case = Case::ethereum();
+    case.batch.total = Amount::new(case.batch.total.get() + 1);
+    assert_eq!(case.refusal(), Some(Reason::AmountMismatch));
+    // Bitcoin: an item said to be paid more than the burn less the fee.
+    let mut case = Case::bitcoin();
+    case.batch.items[0].paid = case.batch.items[0].amount;
+    assert_eq!(case.refusal(), Some(Reason::AmountMismatch));
+}
+
+#[test]
+fn a_bitcoin_plan_that_overpays_miners_is_refused() {
+    // Same outputs, 10 000 sat more fee, 10 000 sat less change: the reserves would fall by more
+    // than was burned.
+    let mut case = Case::bitcoin();
+    let release = case.bitcoin_release();
+    let plan = plan_release(
+        release.plan.inputs(),
+        release.plan.outputs(),
+        Amount::new(release.plan.fee().get() + 10_000),
+        Amount::new(546),
+    )
+    .unwrap_or_else(|_| unreachable!("the input covers it"));
+    case.batch.release = btc_release(plan, &peg(&case.ceremony));
+    assert_eq!(case.refusal(), Some(Reason::AmountMismatch));
+}
+
+#[test]
+fn a_changed_vault_chain_id_epoch_or_nonce_in_the_payload_is_refused() {
+    let edits: [fn(&mut EthBatch); 5] = [
+        |batch| batch.vault = eth(MALLORY),
+        |batch| batch.chain_id = 1,
+        |batch| batch.epoch = 2,
+        |batch| batch.nonce = BATCH + 1,
+        |batch| batch.items[0].token = eth(MALLORY),
+    ];
+    for edit in edits {
+        let mut case = Case::ethereum();
+        case.edit_eth(edit);
+        assert_eq!(case.refusal(), Some(Reason::PayloadMismatch));
+    }
+    // Honest fields, but payload bytes that are not their encoding.
+    let mut case = Case::ethereum();
+    if let BatchRelease::Ethereum(release) = &mut case.batch.release {
+        release.payload.replace_range(..2, "ff");
+    }
+    assert_eq!(case.refusal(), Some(Reason::PayloadMismatch));
+    // A signer configured for another vault refuses the honest batch.
+    let mut case = Case::ethereum();
+    case.local.ethereum = Some(EthereumBridge { chain_id: CHAIN_ID, vault: eth(BOB) });
+    assert_eq!(case.refusal(), Some(Reason::PayloadMismatch));
+}
+
+#[test]
+fn an_extra_item_is_refused() {
+    // An item (and payout) for a withdrawal the chain has no record of.
+    let mut case = Case::ethereum();
+    let extra = BatchItem {
+        withdrawal: WithdrawalId(9),
+        destination: MALLORY.to_owned(),
+        amount: Amount::new(5),
+        paid: Amount::new(5),
+    };
+    case.batch.items.push(extra.clone());
+    case.batch.total = Amount::new(case.batch.total.get() + 5);
+    case.edit_eth(|batch| {
+        batch.items.push(EthReleaseItem { token: EthAddress::ZERO, recipient: eth(MALLORY), amount: Amount::new(5) })
+    });
+    assert_eq!(case.refusal(), Some(Reason::UnknownWithdrawal));
+    // A withdrawal that exists but belongs to another batch.
+    let mut other = case.withdrawals.get(&WithdrawalId(1)).cloned().unwrap_or_else(|| unreachable!("wd-1"));
+    other.withdrawal.id = WithdrawalId(9);
+    other.withdrawal.batch = Some(BATCH - 1);
+    case.withdrawals.insert(WithdrawalId(9), other);
+    assert_eq!(case.refusal(), Some(Reason::UnknownWithdrawal));
+    // The same withdrawal listed twice.
+    let mut case = Case::ethereum();
+    let first = case.batch.items[0].clone();
+    case.batch.items.push(first);
+    assert_eq!(case.refusal(), Some(Reason::UnknownWithdrawal));
+    // A payout in the payload that no item stands for.
+    let mut case = Case::ethereum();
+    case.edit_eth(|batch| {
+        batch.items.push(EthReleaseItem { token: EthAddress::ZERO, recipient: eth(MALLORY), amount: Amount::new(5) })
+    });
+    assert_eq!(case.refusal(), Some(Reason::PayloadMismatch));
+}
+
+#[test]
+fn a_bitcoin_change_output_to_a_foreign_address_is_refused() {
+    // The chain's transaction sends the change to a peg of other keys (consistent txid and
+    // sighashes for that transaction).
+    let mut case = Case::bitcoin();
+    let foreign = peg(&ceremony(99));
+    let plan = case.bitcoin_release().plan.clone();
+    case.batch.release = btc_release(plan, &foreign);
+    assert_eq!(case.refusal(), Some(Reason::ChangeAddress));
+    // A signer whose manifest is another federation's sees every honest change as foreign.
+    let mut case = Case::bitcoin();
+    case.local.bitcoin = Some(foreign);
+    assert_eq!(case.refusal(), Some(Reason::ChangeAddress));
+}
+
+#[test]
+fn an_input_set_that_does_not_match_the_plan_is_refused() {
+    let mut case = Case::bitcoin();
+    let mut tx = case.chain_tx();
+    tx.input[0].previous_output = OutPoint { txid: tx.input[0].previous_output.txid, vout: 5 };
+    let release = case.bitcoin_release();
+    release.unsigned_tx = bitcoin::consensus::encode::serialize_hex(&tx);
+    release.txid = tx.compute_txid().to_string();
+    assert_eq!(case.refusal(), Some(Reason::Inputs));
+    // An extra input the plan does not list.
+    let mut case = Case::bitcoin();
+    let mut tx = case.chain_tx();
+    let mut extra = tx.input[0].clone();
+    extra.previous_output.vout = 9;
+    tx.input.push(extra);
+    case.bitcoin_release().unsigned_tx = bitcoin::consensus::encode::serialize_hex(&tx);
+    assert_eq!(case.refusal(), Some(Reason::Inputs));
+}
+
+#[test]
+fn other_transaction_and_sighash_tampering_is_refused() {
+    // Another lock time: same inputs and outputs, another transaction.
+    let mut case = Case::bitcoin();
+    let mut tx = case.chain_tx();
+    tx.lock_time = bitcoin::absolute::LockTime::from_consensus(500);
+    case.bitcoin_release().unsigned_tx = bitcoin::consensus::encode::serialize_hex(&tx);
+    assert_eq!(case.refusal(), Some(Reason::PayloadMismatch));
+    // Sighashes that are not the transaction's.
+    let mut case = Case::bitcoin();
+    case.bitcoin_release().sighashes[0] = "00".repeat(32);
+    assert_eq!(case.refusal(), Some(Reason::PayloadMismatch));
+    // A txid that is not the transaction's.
+    let mut case = Case::bitcoin();
+    case.bitcoin_release().txid = "11".repeat(32);
+    assert_eq!(case.refusal(), Some(Reason::PayloadMismatch));
+    // A Bitcoin release for an ether batch.
+    let mut case = Case::ethereum();
+    case.batch.release = Case::bitcoin().batch.release;
+    assert_eq!(case.refusal(), Some(Reason::PayloadMismatch));
+}
+
+#[test]
+fn local_policy_refuses_denied_destinations_caps_and_item_counts() -> Result<(), Box<dyn std::error::Error>> {
+    let mut case = Case::ethereum();
+    case.policy.denylist = Denylist::parse([BOB.to_ascii_lowercase().as_str()])?;
+    assert_eq!(case.refusal(), Some(Reason::Destination));
+    let mut case = Case::bitcoin();
+    case.policy.denylist = Denylist::parse([regtest_address(2).as_str()])?;
+    assert_eq!(case.refusal(), Some(Reason::Destination));
+
+    // The batch's total is 500 000 sat under a cap of 10 000 000.
+    let mut case = Case::bitcoin();
+    case.signed_in_window = Amount::new(9_500_000);
+    assert_eq!(case.refusal(), None, "exactly at the cap");
+    case.signed_in_window = Amount::new(9_500_001);
+    assert_eq!(case.refusal(), Some(Reason::Cap));
+    case.signed_in_window = Amount::ZERO;
+    case.policy.caps.remove(&Denom::sat());
+    assert_eq!(case.refusal(), Some(Reason::Cap));
+
+    let mut case = Case::ethereum();
+    case.policy.max_batch_items = 1;
+    assert_eq!(case.refusal(), Some(Reason::ItemCount));
+    case.policy.max_batch_items = 8;
+    case.batch.items.clear();
+    assert_eq!(case.refusal(), Some(Reason::ItemCount));
+    Ok(())
+}
+
+#[test]
+fn a_chain_this_signer_is_not_set_up_for_is_refused() {
+    let mut case = Case::ethereum();
+    case.local.ethereum = None;
+    assert_eq!(case.refusal(), Some(Reason::Unsupported));
+    let mut case = Case::bitcoin();
+    case.local.bitcoin = None;
+    assert_eq!(case.refusal(), Some(Reason::Unsupported));
+}
+
+#[test]
+fn a_bitcoin_destination_of_another_network_or_the_peg_itself_is_refused() {
+    let testnet = bitcoin::Address::p2wsh(&ScriptBuf::from_bytes(vec![0x51, 1]), Network::Testnet).to_string();
+    let mut case = Case::bitcoin();
+    for item in &mut case.batch.items {
+        if item.withdrawal == WithdrawalId(1) {
+            item.destination = testnet.clone();
+        }
+    }
+    if let Some(view) = case.withdrawals.get_mut(&WithdrawalId(1)) {
+        view.withdrawal.destination = testnet.clone();
+    }
+    assert_eq!(case.refusal(), Some(Reason::Destination));
+
+    let mut case = Case::bitcoin();
+    let peg_address = peg(&case.ceremony).address().to_string();
+    case.batch.items[0].destination = peg_address.clone();
+    if let Some(view) = case.withdrawals.get_mut(&WithdrawalId(1)) {
+        view.withdrawal.destination = peg_address;
+    }
+    assert_eq!(case.refusal(), Some(Reason::Destination));
+}

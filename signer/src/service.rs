@@ -1,0 +1,367 @@
+//! The daemon's I/O shell: reads the chain, hands everything to the pure [`decide`], records the
+//! decision through the double-sign guard ([`Store::record_signing`]), signs, posts
+//! `MsgSubmitSignatures` and audits the outcome.
+//!
+//! Each round:
+//! 1. the chain's height; its federation, which must be this member's manifest (otherwise
+//!    nothing is signed and the round fails); the bridge status (paused: nothing is signed,
+//!    since the chain would refuse it); the withdrawal parameters;
+//! 2. every page of `/batches/pending`;
+//! 3. for each batch still `signing` without this member's signature, oldest first: its
+//!    withdrawal records, what this signer signed for its asset in the window, then
+//!    [`decide`]. A refusal is audited and counted (once per batch and reason while the process
+//!    runs, so a batch the chain keeps offering does not flood the log); an approval goes
+//!    through the guard — whose row and audit entry commit before the signature exists — and is
+//!    then signed, posted and its outcome audited. A failed post is retried in later rounds,
+//!    with a growing pause.
+//!
+//! Crash safety: the guard's row is written before signing, so a restart re-signs exactly the
+//! same payload (the guard allows it, the chain counts a member once) and can never sign another
+//! for the same (epoch, nonce).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use ferry_client::{ClientError, FerryClient, Wallet};
+use ferry_types::genesis::{Federation, WithdrawalParams};
+use ferry_types::msg::{MsgSubmitSignatures, ReleaseSignatures, parent_chain_of};
+use ferry_types::query::{
+    BRIDGE_PATH, BatchStatus, BatchView, BridgeStatus, FEDERATION_PATH, PENDING_BATCHES_PATH, WITHDRAWAL_PATH,
+    WithdrawalId, WithdrawalView,
+};
+use ferry_types::{Msg, ParentChain, TxCode};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tracing::Instrument;
+
+use crate::manifest::Manifest;
+use crate::metrics::{Metrics, now_seconds};
+use crate::policy::{Decision, DecisionInput, Policy, Reason, Refusal, decide};
+use crate::rebuild::{LocalKnowledge, Rebuilt};
+use crate::secrets::MemberSecrets;
+use crate::signing::sign;
+use crate::store::{Guarded, Store};
+
+/// How long to wait for a signature post to be included.
+const INCLUSION_TIMEOUT: Duration = Duration::from_secs(30);
+/// Attempts at a post when it races another transaction of the same account (sequence).
+const SEQUENCE_ATTEMPTS: u32 = 5;
+/// Pause between those attempts.
+const SEQUENCE_RETRY: Duration = Duration::from_millis(300);
+/// Longest pause before retrying a batch whose post failed.
+const MAX_POST_BACKOFF: Duration = Duration::from_secs(60);
+
+/// One page of `/batches/pending`, batches kept raw so that one undecodable batch is refused on
+/// its own instead of stopping every other.
+#[derive(Deserialize)]
+struct PendingPage {
+    batches: Vec<Value>,
+    next_after: Option<u64>,
+}
+
+/// What the signer remembers of a batch between rounds (not across restarts).
+#[derive(Clone, Debug)]
+enum Remembered {
+    /// Refused for this reason (audited once); `payload` is the payload hash when the guard
+    /// refused, so the same offer is not audited again.
+    Refused { refusal: Refusal, payload: Option<[u8; 32]> },
+    /// Posting failed `failures` times; not retried before `retry_at`.
+    PostFailed { failures: u32, retry_at: Instant },
+}
+
+/// Whether a post was included.
+enum Posted {
+    Included { tx: String, height: u64 },
+    Failed(String),
+}
+
+/// One federation member's signer.
+pub struct Signer {
+    chain: FerryClient,
+    store: Store,
+    metrics: Metrics,
+    secrets: MemberSecrets,
+    manifest: Manifest,
+    local: LocalKnowledge,
+    policy: Policy,
+    poll_interval: Duration,
+    remembered: BTreeMap<u64, Remembered>,
+    paused: Option<bool>,
+}
+
+impl Signer {
+    /// Assembles a signer. `secrets` must be `manifest`'s member (checked here).
+    ///
+    /// # Errors
+    /// When the secrets are not the manifest's member at their index.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        chain: FerryClient,
+        store: Store,
+        metrics: Metrics,
+        secrets: MemberSecrets,
+        manifest: Manifest,
+        local: LocalKnowledge,
+        policy: Policy,
+        poll_interval: Duration,
+    ) -> anyhow::Result<Signer> {
+        manifest.check_member(&secrets)?;
+        Ok(Signer {
+            chain,
+            store,
+            metrics,
+            secrets,
+            manifest,
+            local,
+            policy,
+            poll_interval,
+            remembered: BTreeMap::new(),
+            paused: None,
+        })
+    }
+
+    /// Runs rounds until the process ends; a failed round is logged, counted and retried.
+    pub async fn run(mut self) {
+        loop {
+            match self.poll().await {
+                Ok(()) => self.metrics.last_poll.set(now_seconds()),
+                Err(error) => {
+                    self.metrics.poll_errors.inc();
+                    tracing::warn!(error = format!("{error:#}"), "signer round failed");
+                }
+            }
+            tokio::time::sleep(self.poll_interval).await;
+        }
+    }
+
+    /// One round (see the module documentation).
+    ///
+    /// # Errors
+    /// When the chain or the database cannot be read, or the chain's federation is not the
+    /// manifest's. Failures about one batch are logged and do not end the round.
+    pub async fn poll(&mut self) -> anyhow::Result<()> {
+        let height = self.chain.latest_height().await?;
+        self.metrics.chain_height.set(i64::try_from(height).unwrap_or(i64::MAX));
+        let federation: Federation =
+            self.chain.query(FEDERATION_PATH, None).await?.context("the chain answers no federation")?;
+        self.manifest.check_chain_federation(&federation).context("refusing to sign anything")?;
+        let bridge: BridgeStatus = self.chain.query(BRIDGE_PATH, None).await?.unwrap_or_default();
+        let params = self.chain.params().await?.withdrawals;
+        let batches = self.pending().await?;
+
+        let account = self.secrets.account();
+        let mut awaiting = Vec::new();
+        let mut pending_ids = BTreeSet::new();
+        for raw in batches {
+            match serde_json::from_value::<BatchView>(raw.clone()) {
+                Ok(view) => {
+                    pending_ids.insert(view.batch.id);
+                    if view.batch.status == BatchStatus::Signing && !view.batch.signatures.contains_key(&account) {
+                        awaiting.push(view);
+                    }
+                }
+                Err(error) => {
+                    let id = raw.get("id").and_then(Value::as_u64);
+                    let Some(id) = id else {
+                        tracing::error!(%error, "a pending batch without an id does not decode");
+                        continue;
+                    };
+                    pending_ids.insert(id);
+                    let refusal = Refusal::new(Reason::PayloadMismatch, format!("batch {id} does not decode: {error}"));
+                    let chain = chain_of_raw(&raw);
+                    self.refuse(id, chain, refusal, None, json!({}), true).await?;
+                }
+            }
+        }
+        self.metrics.pending_batches.set(i64::try_from(pending_ids.len()).unwrap_or(i64::MAX));
+        self.metrics.awaiting_signature.set(i64::try_from(awaiting.len()).unwrap_or(i64::MAX));
+        self.remembered.retain(|id, _| pending_ids.contains(id));
+
+        if self.paused != Some(bridge.paused) {
+            if bridge.paused {
+                tracing::warn!(reason = bridge.reason, since = bridge.since_height, "bridge paused: signing nothing");
+            } else if self.paused.is_some() {
+                tracing::info!(since = bridge.since_height, "bridge resumed: signing again");
+            }
+            self.paused = Some(bridge.paused);
+        }
+        if bridge.paused {
+            return Ok(());
+        }
+        for view in awaiting {
+            let id = view.batch.id;
+            let span = tracing::info_span!("batch", batch_id = id, asset = %view.batch.asset);
+            if let Err(error) = self.handle(&view, &params).instrument(span).await {
+                tracing::warn!(batch_id = id, error = format!("{error:#}"), "batch not handled this round");
+            }
+        }
+        Ok(())
+    }
+
+    /// Every page of `/batches/pending`.
+    async fn pending(&self) -> anyhow::Result<Vec<Value>> {
+        let mut batches = Vec::new();
+        let mut path = PENDING_BATCHES_PATH.to_owned();
+        loop {
+            let page: PendingPage = self.chain.query(&path, None).await?.context("no answer to /batches/pending")?;
+            batches.extend(page.batches);
+            match page.next_after {
+                Some(after) => path = format!("{PENDING_BATCHES_PATH}/{after}"),
+                None => return Ok(batches),
+            }
+        }
+    }
+
+    /// Decides one batch and acts on the decision.
+    async fn handle(&mut self, view: &BatchView, params: &WithdrawalParams) -> anyhow::Result<()> {
+        let batch = &view.batch;
+        let chain = parent_chain_of(&batch.asset);
+        if let Some(Remembered::PostFailed { retry_at, .. }) = self.remembered.get(&batch.id)
+            && Instant::now() < *retry_at
+        {
+            return Ok(());
+        }
+        let mut withdrawals: BTreeMap<WithdrawalId, WithdrawalView> = BTreeMap::new();
+        for item in &batch.items {
+            let path = format!("{WITHDRAWAL_PATH}{}", item.withdrawal);
+            if let Some(record) = self.chain.query::<WithdrawalView>(&path, None).await? {
+                withdrawals.insert(item.withdrawal, record);
+            }
+        }
+        let signed_in_window =
+            self.store.signed_in_window(&batch.asset, self.policy.window, self.local.epoch, batch.id).await?;
+        let input = DecisionInput {
+            batch,
+            withdrawals: &withdrawals,
+            params,
+            local: &self.local,
+            policy: &self.policy,
+            signed_in_window,
+        };
+        let context = json!({
+            "chain": chain.tag(),
+            "asset": batch.asset.as_str(),
+            "items": batch.items.len(),
+            "total": batch.total.to_string(),
+            "signed_in_window": signed_in_window.to_string(),
+        });
+        let rebuilt = match decide(&input) {
+            Decision::Refuse(refusal) => return self.refuse(batch.id, chain, refusal, None, context, true).await,
+            Decision::Sign(rebuilt) => rebuilt,
+        };
+        let payload = rebuilt.payload_hash();
+        if let Some(Remembered::Refused { payload: Some(refused), .. }) = self.remembered.get(&batch.id)
+            && *refused == payload
+        {
+            // The guard refused this very payload already (audited then).
+            return Ok(());
+        }
+        match self.store.record_signing(&rebuilt, &self.policy).await? {
+            Guarded::Refused(refusal) => self.refuse(batch.id, chain, refusal, Some(payload), context, false).await,
+            guarded => self.sign_and_post(&rebuilt, guarded == Guarded::AlreadyRecorded).await,
+        }
+    }
+
+    /// Records a refusal: audited (unless `audit` is false because the guard already did) and
+    /// counted once per batch and refusal while the process runs.
+    async fn refuse(
+        &mut self,
+        batch: u64,
+        chain: ParentChain,
+        refusal: Refusal,
+        payload: Option<[u8; 32]>,
+        context: Value,
+        audit: bool,
+    ) -> anyhow::Result<()> {
+        if let Some(Remembered::Refused { refusal: before, .. }) = self.remembered.get(&batch)
+            && *before == refusal
+        {
+            tracing::debug!(batch_id = batch, reason = %refusal.reason, "still refused");
+            return Ok(());
+        }
+        if audit {
+            self.store.record_refusal(batch, &refusal, context).await?;
+        }
+        self.metrics.refused(chain.tag(), refusal.reason);
+        tracing::warn!(batch_id = batch, chain = chain.tag(), reason = %refusal.reason, message = refusal.message, "batch refused");
+        self.remembered.insert(batch, Remembered::Refused { refusal, payload });
+        Ok(())
+    }
+
+    /// Signs the recorded payload, posts the signatures and audits the outcome.
+    async fn sign_and_post(&mut self, rebuilt: &Rebuilt, again: bool) -> anyhow::Result<()> {
+        let signatures = sign(rebuilt, &self.secrets);
+        let chain = rebuilt.chain;
+        match self.post(rebuilt.batch, signatures).await {
+            Posted::Included { tx, height } => {
+                self.store.record_posted(rebuilt.batch, chain, &tx, height).await?;
+                self.metrics.signed(chain.tag(), now_seconds());
+                self.remembered.remove(&rebuilt.batch);
+                tracing::info!(
+                    batch_id = rebuilt.batch,
+                    chain = chain.tag(),
+                    asset = %rebuilt.asset,
+                    items = rebuilt.items(),
+                    total = %rebuilt.total,
+                    payload_hash = hex::encode(rebuilt.payload_hash()),
+                    tx,
+                    height,
+                    again,
+                    "batch signed"
+                );
+            }
+            Posted::Failed(error) => {
+                self.store.record_post_failed(rebuilt.batch, chain, &error).await?;
+                self.metrics.failed(chain.tag());
+                let failures = match self.remembered.get(&rebuilt.batch) {
+                    Some(Remembered::PostFailed { failures, .. }) => failures.saturating_add(1),
+                    _ => 1,
+                };
+                let pause = self.poll_interval.saturating_mul(1u32 << failures.min(16)).min(MAX_POST_BACKOFF);
+                self.remembered
+                    .insert(rebuilt.batch, Remembered::PostFailed { failures, retry_at: Instant::now() + pause });
+                tracing::warn!(batch_id = rebuilt.batch, chain = chain.tag(), error, failures, retry_in = ?pause, "posting signatures failed");
+            }
+        }
+        Ok(())
+    }
+
+    /// Posts `MsgSubmitSignatures` (a fee-exempt duty) and waits for its block, retrying a few
+    /// times when it races another transaction of the member's account.
+    async fn post(&self, batch: u64, signatures: ReleaseSignatures) -> Posted {
+        let msg = Msg::SubmitSignatures(MsgSubmitSignatures { signer: self.secrets.account(), batch, signatures });
+        let mut last = String::new();
+        for _ in 0..SEQUENCE_ATTEMPTS {
+            let tx = match Wallet::load(&self.chain, self.secrets.account_key().clone()).await {
+                Ok(mut wallet) => match wallet.sign_fee_exempt(std::slice::from_ref(&msg)) {
+                    Ok(tx) => tx,
+                    Err(error) => return Posted::Failed(format!("signing the transaction: {error}")),
+                },
+                Err(error) => return Posted::Failed(format!("loading the member account: {error}")),
+            };
+            let (code, log) = match self.chain.broadcast_and_wait(tx, INCLUSION_TIMEOUT).await {
+                Ok(included) if included.code == 0 => {
+                    return Posted::Included { tx: included.hash.to_string(), height: included.height };
+                }
+                Ok(included) => (TxCode::from_value(included.code), included.log),
+                Err(ClientError::Refused { code, log, .. }) => (code, log),
+                Err(error) => return Posted::Failed(error.to_string()),
+            };
+            last = format!("the chain refused the signatures ({}): {log}", code.map_or("unknown code", TxCode::name));
+            if !matches!(code, Some(TxCode::StaleSequence | TxCode::FutureSequence)) {
+                break;
+            }
+            tokio::time::sleep(SEQUENCE_RETRY).await;
+        }
+        Posted::Failed(last)
+    }
+}
+
+/// The parent chain of a batch that does not decode, from its `asset` if readable.
+fn chain_of_raw(raw: &Value) -> ParentChain {
+    raw.get("asset")
+        .and_then(Value::as_str)
+        .and_then(|asset| asset.parse().ok())
+        .map_or(ParentChain::Ethereum, |asset| parent_chain_of(&asset))
+}

@@ -1,0 +1,239 @@
+//! The signer's double-sign guard and audit log against a real PostgreSQL (a private cluster per
+//! test, or the server `$DATABASE_URL` names with a database per test): one row per (epoch,
+//! nonce), the same payload may be signed again, a different one is refused and audited, the
+//! local cap is re-checked under the lock, concurrent attempts cannot both insert, and the audit
+//! chain verifies — also through `ferry-signer audit verify` — and names a row altered behind the
+//! append-only trigger's back.
+
+#![allow(clippy::expect_used)]
+
+use std::collections::BTreeMap;
+use std::process::Command;
+use std::time::Duration;
+
+use ferry_devnet::postgres::PgServer;
+use ferry_signer::policy::{Denylist, Policy, Reason};
+use ferry_signer::rebuild::{Payload, Rebuilt};
+use ferry_signer::store::{Guarded, Store, kind};
+use ferry_types::release::eth::{EthAddress, EthBatch};
+use ferry_types::{Amount, Denom, ParentChain};
+use sqlx::{Connection, PgConnection};
+
+type TestResult<T = ()> = anyhow::Result<T>;
+
+const EPOCH: u64 = 1;
+
+/// A server and one fresh database on it.
+struct TestDatabase {
+    server: PgServer,
+    name: String,
+    url: String,
+}
+
+impl TestDatabase {
+    async fn create(test: &str) -> TestResult<TestDatabase> {
+        let server = PgServer::from_env_or_start(None).await?;
+        let name = format!("signer_e2e_{test}_{}", std::process::id());
+        let url = server.create_database(&name).await?;
+        Ok(TestDatabase { server, name, url })
+    }
+
+    async fn store(&self) -> TestResult<Store> {
+        Ok(Store::connect(&self.url).await?)
+    }
+
+    /// Drops the database on a shared server; a private cluster is stopped when `server` drops.
+    async fn finish(self) -> TestResult {
+        if let PgServer::External { .. } = self.server {
+            self.server.drop_database(&self.name).await?;
+        }
+        Ok(())
+    }
+}
+
+/// An ether batch `nonce` of `wei` paying its payload `tag`: payloads with different tags differ.
+fn rebuilt(nonce: u64, wei: u128, tag: u8) -> Rebuilt {
+    let batch =
+        EthBatch { chain_id: 31_337, vault: EthAddress::from_bytes([tag; 20]), epoch: EPOCH, nonce, items: Vec::new() };
+    let bytes = batch.payload();
+    Rebuilt {
+        batch: nonce,
+        epoch: EPOCH,
+        asset: Denom::wei(),
+        chain: ParentChain::Ethereum,
+        total: Amount::new(wei),
+        destinations: Vec::new(),
+        payload: Payload::Ethereum { batch, bytes },
+    }
+}
+
+fn policy(cap: u128) -> Policy {
+    Policy {
+        window: Duration::from_secs(3600),
+        caps: BTreeMap::from([(Denom::wei(), Amount::new(cap))]),
+        max_batch_items: 32,
+        denylist: Denylist::default(),
+    }
+}
+
+fn kinds(entries: &[ferry_signer::store::AuditEntry]) -> Vec<&str> {
+    entries.iter().map(|entry| entry.kind.as_str()).collect()
+}
+
+/// `ferry-signer audit verify --database-url URL`: exit status and output.
+fn audit_verify(url: &str) -> TestResult<(bool, String)> {
+    let output = Command::new(env!("CARGO_BIN_EXE_ferry-signer"))
+        .args(["audit", "verify", "--database-url", url])
+        .env_remove("FERRY_SIGNER_CONFIG")
+        .output()?;
+    let text = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    Ok((output.status.success(), text))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_guard_signs_one_payload_per_epoch_and_nonce_and_audits_every_decision() -> TestResult {
+    let db = TestDatabase::create("guard").await?;
+    let store = db.store().await?;
+    let policy = policy(10_000);
+    let honest = rebuilt(7, 4_000, 1);
+
+    // The same payload twice: one row; the second time it may be signed again (re-post).
+    assert_eq!(store.record_signing(&honest, &policy).await?, Guarded::Recorded);
+    assert_eq!(store.record_signing(&honest, &policy).await?, Guarded::AlreadyRecorded);
+    assert_eq!(store.signed_count().await?, 1);
+    let row = store.signed(EPOCH, 7).await?.expect("the row");
+    assert_eq!((row.payload_hash, row.total, row.chain.as_str()), (honest.payload_hash(), Amount::new(4_000), "eth"));
+
+    // A different payload for the same (epoch, nonce): refused, audited, the row unchanged.
+    let forged = rebuilt(7, 4_000, 2);
+    let Guarded::Refused(refusal) = store.record_signing(&forged, &policy).await? else {
+        anyhow::bail!("a second payload for epoch 1 nonce 7 was accepted");
+    };
+    assert_eq!(refusal.reason, Reason::DoubleSign);
+    assert!(refusal.message.contains("already signed a different payload for epoch 1 nonce 7"), "{}", refusal.message);
+    assert_eq!(store.signed(EPOCH, 7).await?.map(|row| row.payload_hash), Some(honest.payload_hash()));
+    assert_eq!(store.signed_count().await?, 1);
+    let entries = store.entries_for(7).await?;
+    assert_eq!(kinds(&entries), [kind::SIGNED, kind::RESIGNED, kind::REFUSED]);
+    let refused = &entries[2].detail;
+    assert_eq!(refused["reason"], "double_sign");
+    assert_eq!(refused["payload_hash"], hex::encode(forged.payload_hash()));
+    assert_eq!(refused["signed_payload_hash"], hex::encode(honest.payload_hash()));
+    assert_eq!(entries[2].subject, "batch-7");
+
+    // The window counts what was signed, the asked-about batch's own row excluded.
+    assert_eq!(store.signed_in_window(&Denom::wei(), policy.window, EPOCH, 8).await?, Amount::new(4_000));
+    assert_eq!(store.signed_in_window(&Denom::wei(), policy.window, EPOCH, 7).await?, Amount::ZERO);
+    assert_eq!(store.signed_in_window(&Denom::sat(), policy.window, EPOCH, 8).await?, Amount::ZERO);
+
+    // The cap is re-checked under the lock: 4 000 + 6 000 fits 10 000, one more wei does not.
+    assert!(matches!(
+        store.record_signing(&rebuilt(9, 6_001, 3), &policy).await?,
+        Guarded::Refused(refusal) if refusal.reason == Reason::Cap
+    ));
+    assert_eq!(store.record_signing(&rebuilt(8, 6_000, 3), &policy).await?, Guarded::Recorded);
+    assert_eq!(kinds(&store.entries_for(9).await?), [kind::REFUSED]);
+
+    // Outcomes and refusals decided before the guard are audited under the batch too.
+    store.record_posted(8, ParentChain::Ethereum, "ABCD", 42).await?;
+    store.record_post_failed(8, ParentChain::Ethereum, "timed out").await?;
+    let refusal = ferry_signer::Refusal::new(Reason::Destination, "item 0 pays a denied address");
+    store.record_refusal(10, &refusal, serde_json::json!({"asset": "wei"})).await?;
+    assert_eq!(kinds(&store.entries_for(8).await?), [kind::SIGNED, kind::POSTED, kind::POST_FAILED]);
+    let denied = store.entries_for(10).await?;
+    assert_eq!(
+        (denied[0].detail["reason"].as_str(), denied[0].detail["asset"].as_str()),
+        (Some("destination"), Some("wei"))
+    );
+
+    // The chain of all these rows verifies, in the library and through the command.
+    let report = store.verify().await?;
+    assert!(report.is_intact(), "{report}");
+    assert_eq!(report.rows_intact, 8);
+    let (ok, output) = audit_verify(&db.url)?;
+    assert!(ok && output.contains("audit chain intact: 8 rows"), "{output}");
+    store.pool().close().await;
+    db.finish().await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrent_attempts_cannot_both_insert() -> TestResult {
+    let db = TestDatabase::create("race").await?;
+    let policy = policy(u128::MAX);
+    // Eight signer processes' worth of pools on one database, offering two different payloads for
+    // the same (epoch, nonce) at once.
+    let mut stores = Vec::new();
+    for _ in 0..8 {
+        stores.push(db.store().await?);
+    }
+    let attempts = stores.iter().enumerate().map(|(n, store)| {
+        let offer = rebuilt(5, 1_000, 1 + (n % 2) as u8);
+        let policy = policy.clone();
+        async move { (offer.payload_hash(), store.record_signing(&offer, &policy).await) }
+    });
+    let outcomes = futures::future::join_all(attempts).await;
+    let store = &stores[0];
+    let winner = store.signed(EPOCH, 5).await?.expect("one payload recorded").payload_hash;
+    let mut recorded = 0;
+    for (offered, outcome) in outcomes {
+        match outcome? {
+            Guarded::Recorded => {
+                recorded += 1;
+                assert_eq!(offered, winner);
+            }
+            Guarded::AlreadyRecorded => assert_eq!(offered, winner),
+            Guarded::Refused(refusal) => {
+                assert_eq!(refusal.reason, Reason::DoubleSign);
+                assert_ne!(offered, winner);
+            }
+        }
+    }
+    assert_eq!(recorded, 1, "exactly one attempt inserts");
+    assert_eq!(store.signed_count().await?, 1);
+    let entries = store.entries_for(5).await?;
+    assert_eq!(entries.len(), 8);
+    assert_eq!(entries.iter().filter(|entry| entry.kind == kind::SIGNED).count(), 1);
+    assert!(store.verify().await?.is_intact());
+    for store in &stores {
+        store.pool().close().await;
+    }
+    db.finish().await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_audit_log_is_append_only_and_verify_names_an_altered_row() -> TestResult {
+    let db = TestDatabase::create("tamper").await?;
+    let store = db.store().await?;
+    let policy = policy(u128::MAX);
+    for nonce in 1..=4 {
+        assert_eq!(store.record_signing(&rebuilt(nonce, 10, 1), &policy).await?, Guarded::Recorded);
+    }
+    let victim = store.entries_for(3).await?.into_iter().next().expect("batch 3's row");
+
+    let mut connection = PgConnection::connect(&db.url).await?;
+    let refused = sqlx::query("UPDATE signer_audit SET kind = 'batch.posted' WHERE seq = $1")
+        .bind(victim.seq)
+        .execute(&mut connection)
+        .await;
+    assert!(refused.is_err_and(|e| e.to_string().contains("append-only")), "the trigger let an UPDATE through");
+    assert!(sqlx::query("DELETE FROM signer_audit").execute(&mut connection).await.is_err());
+
+    // Someone with the owner's rights disables the trigger and edits batch 3's row.
+    let mut tx = connection.begin().await?;
+    sqlx::query("ALTER TABLE signer_audit DISABLE TRIGGER signer_audit_append_only").execute(&mut *tx).await?;
+    sqlx::query("UPDATE signer_audit SET detail = jsonb_set(detail, '{total}', '\"1000000\"') WHERE seq = $1")
+        .bind(victim.seq)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query("ALTER TABLE signer_audit ENABLE TRIGGER signer_audit_append_only").execute(&mut *tx).await?;
+    tx.commit().await?;
+
+    let report = store.verify().await?;
+    let broken = report.first_broken.as_ref().expect("tampering detected");
+    assert_eq!((broken.seq, broken.subject.as_str(), report.rows_intact), (victim.seq, "batch-3", 2), "{report}");
+    let (ok, output) = audit_verify(&db.url)?;
+    assert!(!ok && output.contains("BROKEN") && output.contains(&format!("row seq {}", victim.seq)), "{output}");
+    connection.close().await?;
+    store.pool().close().await;
+    db.finish().await
+}
