@@ -5,11 +5,17 @@
 //! comes back the batch is signed, the federation signature verifies over the payload, and the
 //! honest signers' audit logs hold the signature record and its inclusion.
 //!
+//! A Bitcoin batch (over a reserve UTXO that three members attest) is rebuilt and signed per
+//! input by every member, and the witness assembles from the signatures the chain recorded.
+//!
 //! The full withdrawal flows (vault and btcd payouts, reconciliation) are the devnet tests'.
 
 #![allow(clippy::expect_used)]
 
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
+
+use bitcoin::{Network as BitcoinNet, ScriptBuf};
 
 use ferry_client::{FerryClient, Wallet};
 use ferry_devnet::postgres::PgServer;
@@ -17,12 +23,15 @@ use ferry_devnet::signer::{SignerConfigSpec, SignerProcess};
 use ferry_devnet::{Network, NetworkSpec, Tools, accounts};
 use ferry_signer::ceremony::{keystore_path, manifest_path};
 use ferry_signer::store::{Store, kind};
-use ferry_signer::{KdfParams, Overwrite, write_ceremony};
-use ferry_types::msg::MsgWithdraw;
+use ferry_signer::{Ceremony, KdfParams, Overwrite, write_ceremony};
+use ferry_types::msg::{MsgAttestDeposit, MsgWithdraw};
+use ferry_types::peg::Peg;
 use ferry_types::query::{BATCH_PATH, BatchRelease, BatchStatus, BatchView};
+use ferry_types::release::bitcoin::assemble_witness;
 use ferry_types::release::bls;
 use ferry_types::release::eth::EthAddress;
 use ferry_types::{Amount, Coin, Denom, Msg};
+use ferry_types::{DepositFacts, ParentChain};
 
 type TestResult<T = ()> = anyhow::Result<T>;
 
@@ -53,121 +62,221 @@ where
     }
 }
 
+/// Held for the whole of each test: one network at a time on the two-core machine.
+async fn serial() -> tokio::sync::MutexGuard<'static, ()> {
+    static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    SERIAL.lock().await
+}
+
 async fn metrics(signer: &SignerProcess) -> TestResult<String> {
     Ok(reqwest::get(signer.metrics_url()).await?.text().await?)
 }
 
+/// A running 4-validator network whose genesis names the devnet federation, its keystores on
+/// disk, a PostgreSQL server and one signer per member (member `i` talking to validator `i`).
+struct Federation {
+    client: FerryClient,
+    ceremony: Ceremony,
+    signers: Vec<SignerProcess>,
+    urls: Vec<String>,
+    min_fee: Amount,
+    /// The validators, stopped when the test ends.
+    _network: Network,
+    // Dropped last: the signers must stop before their database and key files go.
+    _server: PgServer,
+    _keys: tempfile::TempDir,
+}
+
+impl Federation {
+    /// Starts everything; `vault_of(member)` is the vault member `member` expects.
+    async fn start(name: &str, vault_of: impl Fn(usize) -> &'static str) -> TestResult<Federation> {
+        let mut genesis = accounts::genesis(2, accounts::FEDERATION_MEMBERS)?;
+        accounts::with_ethereum(&mut genesis, CHAIN_ID, VAULT.parse()?, &[]);
+        let min_fee = genesis.params.min_fee(&Denom::wei()).expect("wei pays fees");
+        let mut network = Network::create(NetworkSpec::isolated(name, 4, genesis)?, Tools::locate()?)?;
+        network.start_all()?;
+        let client = network.client(0)?;
+        client.wait_for_height(2, WAIT).await?;
+
+        // The devnet ceremony's keystores (the federation genesis names), one database per member.
+        let keys = tempfile::tempdir()?;
+        let ceremony = accounts::federation_ceremony()?;
+        write_ceremony(keys.path(), &ceremony, PASSPHRASE, KdfParams::with_log_n(10)?, Overwrite::Refuse)?;
+        let passphrase = keys.path().join("passphrase");
+        std::fs::write(&passphrase, format!("{PASSPHRASE}\n"))?;
+        let server = PgServer::from_env_or_start(None).await?;
+        let mut signers = Vec::new();
+        let mut urls = Vec::new();
+        for member in 0..accounts::FEDERATION_MEMBERS {
+            let database = format!("{}_{member}_{}", name.replace('-', "_"), std::process::id());
+            let url = server.create_database(&database).await?;
+            let spec = SignerConfigSpec::new(
+                network.spec().dir.join(format!("signer{member}")),
+                network.validators()[member].rpc_url(),
+                url.clone(),
+                keystore_path(keys.path(), u32::try_from(member)?),
+                &passphrase,
+                manifest_path(keys.path()),
+            )
+            .with_ethereum(CHAIN_ID, vault_of(member));
+            signers.push(SignerProcess::start(spec)?);
+            urls.push(url);
+        }
+        Ok(Federation { client, ceremony, signers, urls, min_fee, _network: network, _server: server, _keys: keys })
+    }
+
+    /// User 0 burns `amount` of `asset` to `destination`; the burn is included.
+    async fn withdraw(&self, asset: Denom, amount: u128, destination: &str, fee: Coin) -> TestResult {
+        let user = accounts::user_key(0)?;
+        let mut wallet = Wallet::load(&self.client, user.clone()).await?;
+        let withdraw = Msg::Withdraw(MsgWithdraw {
+            sender: user.address(),
+            asset,
+            amount: Amount::new(amount),
+            destination: destination.to_owned(),
+        });
+        let tx = wallet.sign(&fee, &[withdraw])?;
+        let burned = self.client.broadcast_and_wait(tx, WAIT).await?;
+        anyhow::ensure!(burned.code == 0, "withdrawal refused: {}", burned.log);
+        Ok(())
+    }
+
+    /// Waits until `member`'s metrics count one signed batch of `chain`, then checks its audit
+    /// log for batch `id`: the record and the inclusion, a verifying chain.
+    async fn check_signed(&self, member: usize, chain: &str, id: u64, total: u128) -> TestResult {
+        let signer = &self.signers[member];
+        let counted = format!(r#"ferry_signer_signatures_total{{chain="{chain}",outcome="signed"}} 1"#);
+        eventually("the signature counted", || async { Ok(metrics(signer).await?.contains(&counted).then_some(())) })
+            .await?;
+        let store = Store::connect(&self.urls[member]).await?;
+        let entries = store.entries_for(id).await?;
+        let kinds: Vec<&str> = entries.iter().map(|e| e.kind.as_str()).collect();
+        assert_eq!(kinds, [kind::SIGNED, kind::POSTED], "member {member}: {entries:?}");
+        assert_eq!(store.signed(1, id).await?.map(|row| row.total), Some(Amount::new(total)));
+        assert!(store.verify().await?.is_intact());
+        Ok(())
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn signers_rebuild_refuse_a_foreign_vault_and_sign_once_a_stopped_member_returns() -> TestResult {
-    let mut genesis = accounts::genesis(2, accounts::FEDERATION_MEMBERS)?;
-    accounts::with_ethereum(&mut genesis, CHAIN_ID, VAULT.parse()?, &[]);
-    let min_fee = genesis.params.min_fee(&Denom::wei()).expect("wei pays fees");
-    let mut network = Network::create(NetworkSpec::isolated("signer-e2e", 4, genesis)?, Tools::locate()?)?;
-    network.start_all()?;
-    let client = network.client(0)?;
-    client.wait_for_height(2, WAIT).await?;
-
-    // The devnet ceremony's keystores (the federation genesis names), one database per member.
-    let keys = tempfile::tempdir()?;
-    let ceremony = accounts::federation_ceremony()?;
-    write_ceremony(keys.path(), &ceremony, PASSPHRASE, KdfParams::with_log_n(10)?, Overwrite::Refuse)?;
-    let passphrase = keys.path().join("passphrase");
-    std::fs::write(&passphrase, format!("{PASSPHRASE}\n"))?;
-    let server = PgServer::from_env_or_start(None).await?;
-    let mut signers = Vec::new();
-    let mut urls = Vec::new();
-    for member in 0..accounts::FEDERATION_MEMBERS {
-        let url = server.create_database(&format!("signer_chain_e2e_{member}_{}", std::process::id())).await?;
-        let vault = if member == 3 { OTHER_VAULT } else { VAULT };
-        let spec = SignerConfigSpec::new(
-            network.spec().dir.join(format!("signer{member}")),
-            network.validators()[member].rpc_url(),
-            url.clone(),
-            keystore_path(keys.path(), u32::try_from(member)?),
-            &passphrase,
-            manifest_path(keys.path()),
-        )
-        .with_ethereum(CHAIN_ID, vault);
-        signers.push(SignerProcess::start(spec)?);
-        urls.push(url);
-    }
-    signers[0].kill();
-    for signer in &signers[1..] {
-        eventually("a healthy signer", || async {
-            Ok(reqwest::get(signer.health_url()).await.ok().filter(|r| r.status().is_success()).map(|_| ()))
-        })
-        .await?;
-    }
+    let _serial = serial().await;
+    let mut federation =
+        Federation::start("signer-eth-e2e", |member| if member == 3 { OTHER_VAULT } else { VAULT }).await?;
+    federation.signers[0].kill();
 
     // A user burns 0.002 fETH to an Ethereum address.
-    let user = accounts::user_key(0)?;
-    let mut wallet = Wallet::load(&client, user.clone()).await?;
-    let withdraw = Msg::Withdraw(MsgWithdraw {
-        sender: user.address(),
-        asset: Denom::wei(),
-        amount: Amount::new(2_000_000_000_000_000),
-        destination: DESTINATION.to_owned(),
-    });
-    let tx = wallet.sign(&Coin { denom: Denom::wei(), amount: min_fee }, &[withdraw])?;
-    let burned = client.broadcast_and_wait(tx, WAIT).await?;
-    anyhow::ensure!(burned.code == 0, "withdrawal refused: {}", burned.log);
+    let fee = Coin { denom: Denom::wei(), amount: federation.min_fee };
+    federation.withdraw(Denom::wei(), 2_000_000_000_000_000, DESTINATION, fee).await?;
     let burned_at = Instant::now();
 
     // Two honest signatures; the signer expecting another vault refuses; the batch waits.
-    let waiting = eventually("two signatures on batch 1", || async {
-        Ok(batch(&client, 1).await?.filter(|view| view.signature_count >= 2))
+    let client = &federation.client;
+    eventually("two signatures on batch 1", || async {
+        Ok(batch(client, 1).await?.filter(|view| view.signature_count >= 2))
     })
     .await?;
-    let refusing = &signers[3];
+    let refusing = &federation.signers[3];
     eventually("the refusal counted", || async {
         let text = metrics(refusing).await?;
         Ok(text.contains(r#"ferry_signer_policy_rejections_total{reason="payload_mismatch"} 1"#).then_some(()))
     })
     .await?;
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let still = batch(&client, 1).await?.expect("batch 1");
-    assert_eq!((still.batch.status, still.signature_count), (BatchStatus::Signing, 2), "{waiting:?}");
-    let members = ceremony.manifest.accounts();
-    assert!(!still.batch.signatures.contains_key(&members[3]) && !still.batch.signatures.contains_key(&members[0]));
-    let refused = Store::connect(&urls[3]).await?.entries_for(1).await?;
+    let waiting = batch(client, 1).await?.expect("batch 1");
+    assert_eq!((waiting.batch.status, waiting.signature_count), (BatchStatus::Signing, 2));
+    let members = federation.ceremony.manifest.accounts();
+    assert!(!waiting.batch.signatures.contains_key(&members[3]) && !waiting.batch.signatures.contains_key(&members[0]));
+    let refused = Store::connect(&federation.urls[3]).await?.entries_for(1).await?;
     assert_eq!(refused.iter().map(|e| e.kind.as_str()).collect::<Vec<_>>(), [kind::REFUSED], "{refused:?}");
     assert_eq!(refused[0].detail["reason"], "payload_mismatch");
     let message = refused[0].detail["message"].as_str().unwrap_or_default();
     assert!(message.contains(&format!("vault {VAULT}, this signer expects {OTHER_VAULT}")), "{message}");
 
     // The stopped member comes back: the threshold is met and the federation signature verifies.
-    signers[0].restart()?;
+    federation.signers[0].restart()?;
+    let client = &federation.client;
     let signed = eventually("batch 1 signed", || async {
-        Ok(batch(&client, 1).await?.filter(|view| view.batch.status == BatchStatus::Signed))
+        Ok(batch(client, 1).await?.filter(|view| view.batch.status == BatchStatus::Signed))
     })
     .await?;
     let signing_seconds = burned_at.elapsed().as_secs_f64();
     let BatchRelease::Ethereum(release) = &signed.batch.release else { anyhow::bail!("not an Ethereum batch") };
     assert_eq!(release.batch.vault, VAULT.parse::<EthAddress>()?);
     let signature = bls::decode_signature(&hex::decode(release.signature_compressed.as_deref().unwrap_or(""))?)?;
-    let key = ceremony.manifest.public_key_set()?.public_key();
+    let key = federation.ceremony.manifest.public_key_set()?.public_key();
     assert!(bls::verify_signature(&key, &signature, &release.batch.signing_message()));
     assert!(signed.batch.signatures.contains_key(&members[0]));
     assert!(!signed.batch.signatures.contains_key(&members[3]));
-
-    for (member, url) in urls.iter().enumerate().take(3) {
-        // Counted once the inclusion is audited.
-        let signer = &signers[member];
-        eventually("the signature counted", || async {
-            let text = metrics(signer).await?;
-            Ok(text.contains(r#"ferry_signer_signatures_total{chain="eth",outcome="signed"} 1"#).then_some(()))
-        })
-        .await?;
-        let store = Store::connect(url).await?;
-        let entries = store.entries_for(1).await?;
-        let kinds: Vec<&str> = entries.iter().map(|e| e.kind.as_str()).collect();
-        assert_eq!(kinds, [kind::SIGNED, kind::POSTED], "member {member}: {entries:?}");
-        assert_eq!(store.signed(1, 1).await?.map(|row| row.total), Some(Amount::new(2_000_000_000_000_000)));
-        assert!(store.verify().await?.is_intact());
+    for member in 0..3 {
+        federation.check_signed(member, "eth", 1, 2_000_000_000_000_000).await?;
     }
-    let text = metrics(&signers[0]).await?;
+    let text = metrics(&federation.signers[0]).await?;
     assert!(!text.contains("ferry_signer_last_signature_timestamp_seconds 0\n"), "{text}");
-    println!("burn included → batch signed (one signer restarted on the way): {signing_seconds:.1} s");
-    drop(signers);
+    println!("ether: burn included → batch signed, one signer restarted on the way: {signing_seconds:.1} s");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_bitcoin_batch_is_rebuilt_and_signed_per_input_by_every_member() -> TestResult {
+    let _serial = serial().await;
+    let federation = Federation::start("signer-btc-e2e", |_| VAULT).await?;
+    let client = &federation.client;
+
+    // A reserve UTXO: three members attest a (made-up) 0.01 BTC deposit, as their relayers would.
+    let facts = DepositFacts {
+        chain: ParentChain::Bitcoin,
+        tx_id: "ab".repeat(32),
+        index: 0,
+        asset: Denom::sat(),
+        amount: Amount::new(1_000_000),
+        recipient: accounts::user_key(1)?.address(),
+    };
+    for member in &federation.ceremony.members[..3] {
+        let mut wallet = Wallet::load(client, member.account_key().clone()).await?;
+        let attest = Msg::AttestDeposit(MsgAttestDeposit { attester: member.account(), facts: facts.clone() });
+        let included = client.broadcast_and_wait(wallet.sign_fee_exempt(&[attest])?, WAIT).await?;
+        anyhow::ensure!(included.code == 0, "attestation refused: {}", included.log);
+    }
+
+    // A user burns 300 000 sat to a regtest address.
+    let destination = bitcoin::Address::p2wsh(&ScriptBuf::from_bytes(vec![0x51]), BitcoinNet::Regtest).to_string();
+    let fee = Coin { denom: Denom::sat(), amount: Amount::new(1_000) };
+    federation.withdraw(Denom::sat(), 300_000, &destination, fee).await?;
+    let burned_at = Instant::now();
+    let signed = eventually("batch 1 signed", || async {
+        Ok(batch(client, 1).await?.filter(|view| view.batch.status == BatchStatus::Signed))
+    })
+    .await?;
+    let signing_seconds = burned_at.elapsed().as_secs_f64();
+
+    // The chain holds a threshold of valid signatures for every input; the witness assembles.
+    let BatchRelease::Bitcoin(release) = &signed.batch.release else { anyhow::bail!("not a Bitcoin batch") };
+    let peg = Peg::new(&federation.ceremony.manifest.bitcoin)?;
+    let sighashes: Vec<[u8; 32]> = release
+        .sighashes
+        .iter()
+        .map(|hash| hex::decode(hash)?.try_into().map_err(|_| anyhow::anyhow!("a sighash of another length")))
+        .collect::<TestResult<_>>()?;
+    let members = federation.ceremony.manifest.accounts();
+    let mut per_input = vec![BTreeMap::new(); sighashes.len()];
+    for (member, signatures) in &signed.batch.signatures {
+        let index = members.iter().position(|account| account == member).expect("a member");
+        for (input, signature) in signatures.iter().enumerate() {
+            per_input[input].insert(index, hex::decode(signature)?);
+        }
+    }
+    let tx: bitcoin::Transaction = bitcoin::consensus::deserialize(&hex::decode(&release.unsigned_tx)?)?;
+    let witnessed = assemble_witness(&tx, &peg, &sighashes, &per_input)?;
+    assert_eq!(witnessed.compute_txid().to_string(), release.txid);
+    assert_eq!(release.plan.outputs()[0].amount, Amount::new(298_000));
+    assert_eq!(release.plan.change(), Some(Amount::new(700_000)));
+
+    // Every member signs (all are honest here); the ones past the threshold are counted by them
+    // all the same, and each audit log holds the record and the inclusion.
+    for member in 0..4 {
+        federation.check_signed(member, "btc", 1, 300_000).await?;
+    }
+    println!("bitcoin: burn included → batch signed: {signing_seconds:.1} s");
     Ok(())
 }
