@@ -26,7 +26,7 @@ use ferry_signer::ceremony::{WrittenCeremony, keygen, write_ceremony};
 use ferry_signer::config::{Config, read_secret};
 use ferry_signer::keystore::{DEFAULT_KDF_LOG_N, KdfParams, Keystore, MAX_KDF_LOG_N, MIN_KDF_LOG_N};
 use ferry_signer::metrics::{Metrics, now_seconds};
-use ferry_signer::service::Signer;
+use ferry_signer::service::{Settings, Signer};
 use ferry_signer::store::Store;
 use ferry_signer::{Ceremony, Manifest, MemberSecrets, Overwrite, passphrase};
 use ferry_types::peg::BitcoinNetwork;
@@ -297,7 +297,8 @@ async fn run_daemon(cli: &Cli) -> anyhow::Result<()> {
         metrics = %config.metrics.listen,
         "ferry-signer starting"
     );
-    let signer = Signer::new(chain, store, metrics.clone(), secrets, manifest, local, policy, poll)?;
+    let settings = Settings { local, policy, poll_interval: poll };
+    let signer = Signer::new(chain, store, metrics.clone(), (secrets, manifest), settings)?;
     let stale_after = poll.saturating_mul(10).max(Duration::from_secs(30));
     tokio::select! {
         result = serve_metrics(config.metrics.listen, metrics, stale_after) => result,

@@ -76,6 +76,17 @@ enum Posted {
     Failed(String),
 }
 
+/// How a signer decides and how often it looks (from its configuration and manifest).
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// What it knows for itself (epoch, Ethereum chain id and vault, peg).
+    pub local: LocalKnowledge,
+    /// Its limits.
+    pub policy: Policy,
+    /// How often it reads the pending batches.
+    pub poll_interval: Duration,
+}
+
 /// One federation member's signer.
 pub struct Signer {
     chain: FerryClient,
@@ -95,18 +106,15 @@ impl Signer {
     ///
     /// # Errors
     /// When the secrets are not the manifest's member at their index.
-    #[allow(clippy::too_many_arguments)]
     pub fn new(
         chain: FerryClient,
         store: Store,
         metrics: Metrics,
-        secrets: MemberSecrets,
-        manifest: Manifest,
-        local: LocalKnowledge,
-        policy: Policy,
-        poll_interval: Duration,
+        (secrets, manifest): (MemberSecrets, Manifest),
+        settings: Settings,
     ) -> anyhow::Result<Signer> {
         manifest.check_member(&secrets)?;
+        let Settings { local, policy, poll_interval } = settings;
         Ok(Signer {
             chain,
             store,
@@ -203,11 +211,17 @@ impl Signer {
     async fn pending(&self) -> anyhow::Result<Vec<Value>> {
         let mut batches = Vec::new();
         let mut path = PENDING_BATCHES_PATH.to_owned();
+        let mut last_after = 0;
         loop {
             let page: PendingPage = self.chain.query(&path, None).await?.context("no answer to /batches/pending")?;
             batches.extend(page.batches);
             match page.next_after {
-                Some(after) => path = format!("{PENDING_BATCHES_PATH}/{after}"),
+                // Pages continue after increasing batch ids; anything else would loop forever.
+                Some(after) if after > last_after => {
+                    last_after = after;
+                    path = format!("{PENDING_BATCHES_PATH}/{after}");
+                }
+                Some(after) => anyhow::bail!("/batches/pending continues after {after}, which it already passed"),
                 None => return Ok(batches),
             }
         }
@@ -358,7 +372,8 @@ impl Signer {
     }
 }
 
-/// The parent chain of a batch that does not decode, from its `asset` if readable.
+/// The parent chain of a batch that does not decode, from its `asset` if readable (Ethereum
+/// otherwise: only the metric's `chain` label depends on it).
 fn chain_of_raw(raw: &Value) -> ParentChain {
     raw.get("asset")
         .and_then(Value::as_str)

@@ -1,0 +1,124 @@
+//! `ferry-signer config validate`, `run` and `audit verify` before they touch a chain or a
+//! database: a configuration is accepted only with a keystore that opens and belongs to the
+//! manifest, a Bitcoin network that is the manifest's, and a database to record signatures in;
+//! each refusal names the key or file at fault.
+
+#![allow(clippy::expect_used)]
+
+use std::path::Path;
+use std::process::Command;
+
+use ferry_signer::ceremony::{keystore_path, manifest_path};
+use ferry_signer::{KdfParams, Overwrite, keygen, write_ceremony};
+use rand::SeedableRng;
+use rand_chacha::ChaCha20Rng;
+
+type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+const PASSPHRASE: &str = "config test passphrase";
+
+fn signer() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_ferry-signer"));
+    for (name, _) in std::env::vars() {
+        if name.starts_with("FERRY_SIGNER_") {
+            command.env_remove(name);
+        }
+    }
+    command
+}
+
+fn run(command: &mut Command) -> Result<(bool, String), Box<dyn std::error::Error>> {
+    let output = command.output()?;
+    let text = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    Ok((output.status.success(), text))
+}
+
+/// A ceremony (seeded) written to `dir`, with the passphrase in `dir/passphrase`.
+fn ceremony(dir: &Path, seed: u64) -> Result<(), Box<dyn std::error::Error>> {
+    let ceremony = keygen(4, 3, &mut ChaCha20Rng::seed_from_u64(seed))?;
+    write_ceremony(dir, &ceremony, PASSPHRASE, KdfParams::with_log_n(10)?, Overwrite::Refuse)?;
+    std::fs::write(dir.join("passphrase"), format!("{PASSPHRASE}\n"))?;
+    Ok(())
+}
+
+fn config(keys: &Path, member: u32, manifest: &Path, network: &str) -> String {
+    format!(
+        r#"
+[chain]
+rpc = "http://127.0.0.1:1"
+
+[keys]
+keystore = "{keystore}"
+passphrase_file = "{passphrase}"
+manifest = "{manifest}"
+
+[ethereum]
+chain_id = 31337
+vault = "0x5FbDB2315678afecb367f032d93F642f64180aa3"
+
+[bitcoin]
+network = "{network}"
+
+[policy]
+[policy.caps]
+sat = "100000000"
+"#,
+        keystore = keystore_path(keys, member).display(),
+        passphrase = keys.join("passphrase").display(),
+        manifest = manifest.display(),
+    )
+}
+
+#[test]
+fn validate_opens_the_keystore_and_checks_it_against_the_manifest() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let keys = dir.path().join("keys");
+    ceremony(&keys, 1)?;
+    let file = dir.path().join("signer.toml");
+    std::fs::write(&file, config(&keys, 2, &manifest_path(&keys), "regtest"))?;
+    let (ok, text) = run(signer().args(["config", "validate", "--config"]).arg(&file))?;
+    assert!(ok && text.contains("configuration OK: member 2 (ferry1") && text.contains("epoch-1"), "{text}");
+    assert!(text.contains("[policy.caps]"), "the effective settings are printed: {text}");
+    let (ok, text) = run(signer().args(["--json", "config", "validate", "--config"]).arg(&file))?;
+    let report: serde_json::Value = serde_json::from_str(&text)?;
+    assert!(ok && report["member_index"] == 2, "{text}");
+
+    // The manifest of another ceremony: this keystore is not its member 2.
+    let other = dir.path().join("other");
+    ceremony(&other, 2)?;
+    std::fs::write(&file, config(&keys, 2, &manifest_path(&other), "regtest"))?;
+    let (ok, text) = run(signer().args(["config", "validate", "--config"]).arg(&file))?;
+    assert!(!ok && text.contains("member 2 does not belong to this manifest"), "{text}");
+
+    // Another Bitcoin network than the manifest's peg.
+    std::fs::write(&file, config(&keys, 2, &manifest_path(&keys), "testnet"))?;
+    let (ok, text) = run(signer().args(["config", "validate", "--config"]).arg(&file))?;
+    assert!(!ok && text.contains("bitcoin.network") && text.contains("regtest"), "{text}");
+
+    // A wrong passphrase.
+    std::fs::write(&file, config(&keys, 2, &manifest_path(&keys), "regtest"))?;
+    std::fs::write(keys.join("passphrase"), "not it\n")?;
+    let (ok, text) = run(signer().args(["config", "validate", "--config"]).arg(&file))?;
+    assert!(!ok && text.contains("keys.keystore") && text.contains("wrong passphrase"), "{text}");
+    Ok(())
+}
+
+#[test]
+fn run_and_audit_verify_name_what_is_missing() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let keys = dir.path().join("keys");
+    ceremony(&keys, 3)?;
+    let file = dir.path().join("signer.toml");
+    std::fs::write(&file, config(&keys, 0, &manifest_path(&keys), "regtest"))?;
+    let (ok, text) = run(signer().args(["run", "--config"]).arg(&file))?;
+    assert!(!ok && text.contains("no database"), "{text}");
+    let (ok, text) = run(signer().args(["audit", "verify"]))?;
+    assert!(!ok && text.contains("no configuration"), "{text}");
+    std::fs::write(
+        &file,
+        config(&keys, 0, &manifest_path(&keys), "regtest").replace("[policy]", "[policy]\nwindow = \"0s\""),
+    )?;
+    let (ok, text) = run(signer().args(["run", "--config"]).arg(&file))?;
+    assert!(!ok && text.contains("policy.window"), "{text}");
+    Ok(())
+}
