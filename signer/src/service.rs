@@ -3,9 +3,10 @@
 //! `MsgSubmitSignatures` and audits the outcome.
 //!
 //! Each round:
-//! 1. the chain's height; its federation, which must be this member's manifest (otherwise
-//!    nothing is signed and the round fails); the bridge status (paused: nothing is signed,
-//!    since the chain would refuse it); the withdrawal parameters;
+//! 1. the chain's height, at which every query of the round reads; its federation, which must
+//!    be this member's manifest (otherwise nothing is signed and the round fails); the bridge
+//!    status (paused: nothing is signed, since the chain would refuse it); the withdrawal
+//!    parameters;
 //! 2. every page of `/batches/pending`;
 //! 3. for each batch still `signing` without this member's signature, oldest first: its
 //!    withdrawal records, what this signer signed for its asset in the window, then
@@ -27,10 +28,10 @@ use ferry_client::{ClientError, FerryClient, Wallet};
 use ferry_types::genesis::{Federation, WithdrawalParams};
 use ferry_types::msg::{MsgSubmitSignatures, ReleaseSignatures, parent_chain_of};
 use ferry_types::query::{
-    BRIDGE_PATH, BatchStatus, BatchView, BridgeStatus, FEDERATION_PATH, PENDING_BATCHES_PATH, WITHDRAWAL_PATH,
-    WithdrawalId, WithdrawalView,
+    BRIDGE_PATH, BatchStatus, BatchView, BridgeStatus, FEDERATION_PATH, PARAMS_PATH, PENDING_BATCHES_PATH,
+    WITHDRAWAL_PATH, WithdrawalId, WithdrawalView,
 };
-use ferry_types::{Msg, ParentChain, TxCode};
+use ferry_types::{Msg, Params, ParentChain, TxCode};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tracing::Instrument;
@@ -151,12 +152,14 @@ impl Signer {
     pub async fn poll(&mut self) -> anyhow::Result<()> {
         let height = self.chain.latest_height().await?;
         self.metrics.chain_height.set(i64::try_from(height).unwrap_or(i64::MAX));
+        // Every query of the round reads the state at this one height.
+        let at = Some(height);
         let federation: Federation =
-            self.chain.query(FEDERATION_PATH, None).await?.context("the chain answers no federation")?;
+            self.chain.query(FEDERATION_PATH, at).await?.context("the chain answers no federation")?;
         self.manifest.check_chain_federation(&federation).context("refusing to sign anything")?;
-        let bridge: BridgeStatus = self.chain.query(BRIDGE_PATH, None).await?.unwrap_or_default();
-        let params = self.chain.params().await?.withdrawals;
-        let batches = self.pending().await?;
+        let bridge: BridgeStatus = self.chain.query(BRIDGE_PATH, at).await?.unwrap_or_default();
+        let params: Params = self.chain.query(PARAMS_PATH, at).await?.context("the chain answers no parameters")?;
+        let batches = self.pending(height).await?;
 
         let account = self.secrets.account();
         let mut awaiting = Vec::new();
@@ -200,20 +203,21 @@ impl Signer {
         for view in awaiting {
             let id = view.batch.id;
             let span = tracing::info_span!("batch", batch_id = id, asset = %view.batch.asset);
-            if let Err(error) = self.handle(&view, &params).instrument(span).await {
+            if let Err(error) = self.handle(&view, &params.withdrawals, height).instrument(span).await {
                 tracing::warn!(batch_id = id, error = format!("{error:#}"), "batch not handled this round");
             }
         }
         Ok(())
     }
 
-    /// Every page of `/batches/pending`.
-    async fn pending(&self) -> anyhow::Result<Vec<Value>> {
+    /// Every page of `/batches/pending` at `height`.
+    async fn pending(&self, height: u64) -> anyhow::Result<Vec<Value>> {
         let mut batches = Vec::new();
         let mut path = PENDING_BATCHES_PATH.to_owned();
         let mut last_after = 0;
         loop {
-            let page: PendingPage = self.chain.query(&path, None).await?.context("no answer to /batches/pending")?;
+            let page: PendingPage =
+                self.chain.query(&path, Some(height)).await?.context("no answer to /batches/pending")?;
             batches.extend(page.batches);
             match page.next_after {
                 // Pages continue after increasing batch ids; anything else would loop forever.
@@ -227,8 +231,8 @@ impl Signer {
         }
     }
 
-    /// Decides one batch and acts on the decision.
-    async fn handle(&mut self, view: &BatchView, params: &WithdrawalParams) -> anyhow::Result<()> {
+    /// Decides one batch, read at `height`, and acts on the decision.
+    async fn handle(&mut self, view: &BatchView, params: &WithdrawalParams, height: u64) -> anyhow::Result<()> {
         let batch = &view.batch;
         let chain = parent_chain_of(&batch.asset);
         if let Some(Remembered::PostFailed { retry_at, .. }) = self.remembered.get(&batch.id)
@@ -239,7 +243,7 @@ impl Signer {
         let mut withdrawals: BTreeMap<WithdrawalId, WithdrawalView> = BTreeMap::new();
         for item in &batch.items {
             let path = format!("{WITHDRAWAL_PATH}{}", item.withdrawal);
-            if let Some(record) = self.chain.query::<WithdrawalView>(&path, None).await? {
+            if let Some(record) = self.chain.query::<WithdrawalView>(&path, Some(height)).await? {
                 withdrawals.insert(item.withdrawal, record);
             }
         }
