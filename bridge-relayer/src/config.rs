@@ -16,10 +16,10 @@ use crate::confirmations::{ConfirmationPolicy, PolicyError};
 pub struct Config {
     /// The sidechain.
     pub chain: ChainConfig,
-    /// Bitcoin watching (absent: not watched).
+    /// Bitcoin: deposits watched, releases delivered (absent: neither).
     #[serde(default)]
     pub bitcoin: Option<BitcoinConfig>,
-    /// Ethereum watching (absent: not watched).
+    /// Ethereum: deposits watched, releases delivered (absent: neither).
     #[serde(default)]
     pub ethereum: Option<EthereumConfig>,
     /// Relay state and audit log.
@@ -60,7 +60,7 @@ pub struct BitcoinConfig {
     /// How often to look for new blocks.
     #[serde(with = "humantime_serde", default = "default_bitcoin_poll")]
     pub poll_interval: Duration,
-    /// Confirmations before attesting.
+    /// Confirmations before attesting a deposit, or a release (by the batch's total).
     pub confirmations: ConfirmationPolicy,
 }
 
@@ -81,7 +81,7 @@ pub struct EthereumConfig {
     /// How often to look for new blocks.
     #[serde(with = "humantime_serde", default = "default_ethereum_poll")]
     pub poll_interval: Duration,
-    /// Confirmations before attesting.
+    /// Confirmations before attesting a deposit, or a release (by the batch's total).
     pub confirmations: ConfirmationPolicy,
 }
 
@@ -391,6 +391,17 @@ confirmations = { default = 3, tiers = [{ min_amount = "100000000", confirmation
         let error = Config::parse(&keyed, Path::new("x.toml"))?.validate().err().map(|e| e.to_string());
         assert!(error.unwrap_or_default().contains("delivery.ethereum_key_file"));
         let _ = std::fs::remove_dir_all(&dir);
+        Ok(())
+    }
+
+    /// The annotated example operators copy must stay a valid configuration, every section set.
+    #[test]
+    fn annotated_example_in_deploy_parses_with_every_section() -> Result<(), ConfigError> {
+        let text = include_str!("../../deploy/relayer.example.toml");
+        let config = Config::parse(text, Path::new("deploy/relayer.example.toml"))?;
+        assert!(config.bitcoin.is_some() && config.ethereum.is_some());
+        assert!(config.delivery.enabled && config.delivery.ethereum_key_file.is_some());
+        assert_eq!(config.delivery.bitcoin_search_depth, default_bitcoin_search_depth());
         Ok(())
     }
 

@@ -82,16 +82,6 @@ pub struct Delivery {
     pub ethereum: Option<EthereumDelivery>,
 }
 
-/// How a delivery attempt ended.
-enum Delivered {
-    /// Handed to the parent chain.
-    Handed,
-    /// Failed; the reason is recorded.
-    Failed,
-    /// The vault says another relayer was first: look for its transaction.
-    AlreadyReleased,
-}
-
 /// The parent chain a batch pays on.
 fn parent_chain(release: &BatchRelease) -> ParentChain {
     match release {
@@ -276,10 +266,10 @@ impl Delivery {
                     tracing::debug!(target: "ferry_relayer::delivery", "release waiting for a block");
                     return Ok(());
                 }
-                Decision::Deliver => match self.deliver(view, &summary).await? {
-                    Delivered::Handed | Delivered::Failed => return Ok(()),
-                    Delivered::AlreadyReleased => located = Located::NotLooked,
-                },
+                Decision::Deliver => {
+                    self.deliver(view, &summary).await?;
+                    return Ok(());
+                }
                 Decision::AwaitDelivery => {
                     tracing::debug!(target: "ferry_relayer::delivery", "release waiting for a relayer that can deliver it");
                     return Ok(());
@@ -438,7 +428,7 @@ impl Delivery {
         Ok(Located::Absent)
     }
 
-    async fn deliver(&self, view: &BatchView, summary: &ReleaseSummary) -> anyhow::Result<Delivered> {
+    async fn deliver(&self, view: &BatchView, summary: &ReleaseSummary) -> anyhow::Result<()> {
         match &view.batch.release {
             BatchRelease::Bitcoin(_) => self.deliver_bitcoin(view, summary).await,
             BatchRelease::Ethereum(release) => self.deliver_ethereum(release, summary).await,
@@ -447,7 +437,7 @@ impl Delivery {
 
     /// Assembles the witness from the chain's signatures and broadcasts. A node that already has
     /// the transaction (in its mempool or a block) counts as a delivery.
-    async fn deliver_bitcoin(&self, view: &BatchView, summary: &ReleaseSummary) -> anyhow::Result<Delivered> {
+    async fn deliver_bitcoin(&self, view: &BatchView, summary: &ReleaseSummary) -> anyhow::Result<()> {
         let rpc = &self.bitcoin_side()?.rpc;
         let federation: Federation =
             self.chain.query(FEDERATION_PATH, None).await?.context("the sidechain has no federation")?;
@@ -466,12 +456,13 @@ impl Delivery {
         }
         self.store.mark_release_broadcast(summary.batch, &txid).await?;
         self.delivered(summary, &txid, attempt);
-        Ok(Delivered::Handed)
+        Ok(())
     }
 
     /// Signs `release(batch, signature)` after the node simulated it, records the transaction's
-    /// hash, then sends it. The vault's `AlreadyReleased` means another relayer was first.
-    async fn deliver_ethereum(&self, release: &EthereumRelease, summary: &ReleaseSummary) -> anyhow::Result<Delivered> {
+    /// hash, then sends it. The vault's `AlreadyReleased` means another relayer was first: nothing
+    /// is sent or recorded, and the next round looks for that relayer's transaction.
+    async fn deliver_ethereum(&self, release: &EthereumRelease, summary: &ReleaseSummary) -> anyhow::Result<()> {
         let side = self.ethereum_side()?;
         let wallet = side.wallet.as_ref().context("delivering without an Ethereum wallet")?;
         let vault = side.watcher.vault();
@@ -500,18 +491,21 @@ impl Delivery {
         }
         self.store.mark_release_broadcast(summary.batch, &signed.tx_hash).await?;
         self.delivered(summary, &signed.tx_hash, attempt);
-        Ok(Delivered::Handed)
+        Ok(())
     }
 
     async fn ethereum_refused(
         &self,
         summary: &ReleaseSummary,
         error: &crate::ethereum::EthereumError,
-    ) -> anyhow::Result<Delivered> {
+    ) -> anyhow::Result<()> {
         match vault_error(error) {
+            // The node's state (its latest or, on some nodes, its pending block) already pays the
+            // batch: another relayer's transaction won or waits for a block. The next round finds
+            // its `Released` log, or — if that transaction is dropped — delivers again.
             Some(VaultError::AlreadyReleased(_)) => {
-                tracing::info!(target: "ferry_relayer::delivery", batch = summary.batch, "the vault already paid this batch: another relayer delivered it first");
-                Ok(Delivered::AlreadyReleased)
+                tracing::info!(target: "ferry_relayer::delivery", batch = summary.batch, "the vault already pays this batch: another relayer's release came first");
+                Ok(())
             }
             Some(refusal) => {
                 self.delivery_failed(summary, &format!("the vault refuses the release: {refusal:?}")).await
@@ -520,7 +514,7 @@ impl Delivery {
         }
     }
 
-    async fn delivery_failed(&self, summary: &ReleaseSummary, reason: &str) -> anyhow::Result<Delivered> {
+    async fn delivery_failed(&self, summary: &ReleaseSummary, reason: &str) -> anyhow::Result<()> {
         let chain = summary.chain.tag();
         self.metrics.delivery_errors.with_label_values(&[chain]).inc();
         let new = self.store.record_release_failure(summary, reason).await?;
@@ -529,7 +523,7 @@ impl Delivery {
         } else {
             tracing::debug!(target: "ferry_relayer::delivery", batch = summary.batch, chain, reason, "release delivery failed again");
         }
-        Ok(Delivered::Failed)
+        Ok(())
     }
 
     fn delivered(&self, summary: &ReleaseSummary, tx: &str, attempt: u32) {
