@@ -4,7 +4,9 @@
 //! same payloads and nothing else).
 //!
 //! The keystore, its passphrase file and the federation manifest come from the key ceremony
-//! (`ferry-signer keygen`); this module only points the configuration at them.
+//! (`ferry-signer keygen`); [`write_federation_keys`] writes the devnet federation's (the one
+//! genesis names, [`crate::accounts::federation_ceremony`]) and
+//! [`SignerConfigSpec::for_member`] points a member's configuration at them.
 
 use std::fs::{self, OpenOptions};
 use std::net::{SocketAddr, TcpListener};
@@ -13,7 +15,44 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
 use anyhow::Context;
+use ferry_signer::ceremony::{keystore_path, manifest_path};
+use ferry_signer::{KdfParams, Overwrite, write_ceremony};
 use toml_edit::{Array, DocumentMut, Item, Table, value};
+
+/// The devnet keystores' passphrase. Public, like every devnet key: it protects nothing.
+pub const DEVNET_PASSPHRASE: &str = "ferry-devnet";
+
+/// scrypt cost of the devnet keystores (the lowest accepted: they protect nothing, and every
+/// signer start opens one).
+const DEVNET_KDF_LOG_N: u8 = 10;
+
+/// The devnet federation's key files, as [`write_federation_keys`] wrote them.
+#[derive(Clone, Debug)]
+pub struct FederationKeys {
+    /// Member `i`'s keystore at position `i`.
+    pub keystores: Vec<PathBuf>,
+    /// The file holding [`DEVNET_PASSPHRASE`].
+    pub passphrase_file: PathBuf,
+    /// The federation manifest.
+    pub manifest: PathBuf,
+}
+
+/// Writes the devnet federation's keystores, manifest and passphrase file into `dir` (replacing
+/// earlier ones: the ceremony is deterministic, so they are the same keys).
+///
+/// # Errors
+/// When the files cannot be written.
+pub fn write_federation_keys(dir: &Path) -> anyhow::Result<FederationKeys> {
+    let ceremony = crate::accounts::federation_ceremony()?;
+    let kdf = KdfParams::with_log_n(DEVNET_KDF_LOG_N)?;
+    write_ceremony(dir, &ceremony, DEVNET_PASSPHRASE, kdf, Overwrite::Replace)
+        .with_context(|| format!("writing the devnet keystores into {}", dir.display()))?;
+    let passphrase_file = dir.join("passphrase");
+    fs::write(&passphrase_file, format!("{DEVNET_PASSPHRASE}\n"))
+        .with_context(|| format!("writing {}", passphrase_file.display()))?;
+    let keystores = ceremony.members.iter().map(|member| keystore_path(dir, member.index())).collect();
+    Ok(FederationKeys { keystores, passphrase_file, manifest: manifest_path(dir) })
+}
 
 /// What one member's signer is configured with. [`SignerConfigSpec::new`] fills the devnet
 /// defaults; the public fields can be changed before [`SignerProcess::start`].
@@ -78,6 +117,23 @@ impl SignerConfigSpec {
             max_batch_items: 32,
             deny_destinations: Vec::new(),
         }
+    }
+
+    /// Member `member`'s signer with the keys [`write_federation_keys`] wrote (and the defaults
+    /// of [`SignerConfigSpec::new`]).
+    ///
+    /// # Errors
+    /// When `keys` has no keystore for `member`.
+    pub fn for_member(
+        keys: &FederationKeys,
+        member: usize,
+        dir: impl Into<PathBuf>,
+        chain_rpc: impl Into<String>,
+        database_url: impl Into<String>,
+    ) -> anyhow::Result<Self> {
+        let keystore =
+            keys.keystores.get(member).with_context(|| format!("the devnet federation has no member {member}"))?;
+        Ok(SignerConfigSpec::new(dir, chain_rpc, database_url, keystore, &keys.passphrase_file, &keys.manifest))
     }
 
     /// Signs Ethereum batches for `vault` on chain `chain_id`.
@@ -273,6 +329,23 @@ impl Drop for SignerProcess {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_devnet_keys_open_with_the_devnet_passphrase_and_match_the_manifest() -> anyhow::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let keys = write_federation_keys(dir.path())?;
+        // Written twice: the same ceremony replaces the files.
+        let again = write_federation_keys(dir.path())?;
+        assert_eq!(again.keystores, keys.keystores);
+        let manifest = ferry_signer::Manifest::load(&keys.manifest)?;
+        let passphrase = fs::read_to_string(&keys.passphrase_file)?;
+        let member = ferry_signer::Keystore::open(&keys.keystores[3], passphrase.trim_end())?;
+        manifest.check_member(&member)?;
+        let spec = SignerConfigSpec::for_member(&keys, 3, dir.path().join("s3"), "http://127.0.0.1:1", "postgres://")?;
+        assert_eq!(spec.keystore, keys.keystores[3]);
+        assert!(SignerConfigSpec::for_member(&keys, 4, dir.path(), "", "").is_err());
+        Ok(())
+    }
 
     #[test]
     fn the_configuration_names_every_part_and_quotes_paths() -> anyhow::Result<()> {

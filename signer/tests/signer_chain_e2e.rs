@@ -19,11 +19,10 @@ use bitcoin::{Network as BitcoinNet, ScriptBuf};
 
 use ferry_client::{FerryClient, Wallet};
 use ferry_devnet::postgres::PgServer;
-use ferry_devnet::signer::{SignerConfigSpec, SignerProcess};
+use ferry_devnet::signer::{SignerConfigSpec, SignerProcess, write_federation_keys};
 use ferry_devnet::{Network, NetworkSpec, Tools, accounts};
-use ferry_signer::ceremony::{keystore_path, manifest_path};
+use ferry_signer::Ceremony;
 use ferry_signer::store::{Store, kind};
-use ferry_signer::{Ceremony, KdfParams, Overwrite, write_ceremony};
 use ferry_types::msg::{MsgAttestDeposit, MsgWithdraw};
 use ferry_types::peg::Peg;
 use ferry_types::query::{BATCH_PATH, BatchRelease, BatchStatus, BatchView};
@@ -39,7 +38,6 @@ const CHAIN_ID: u64 = 31_337;
 const VAULT: &str = "0x5FbDB2315678afecb367f032d93F642f64180aa3";
 const OTHER_VAULT: &str = "0xe7f1725E7734CE288F8367e1Bb143E90bb3F0512";
 const DESTINATION: &str = "0xfB6916095ca1df60bB79Ce92cE3Ea74c37c5d359";
-const PASSPHRASE: &str = "devnet signer passphrase";
 const WAIT: Duration = Duration::from_secs(90);
 
 async fn batch(client: &FerryClient, id: u64) -> TestResult<Option<BatchView>> {
@@ -100,25 +98,18 @@ impl Federation {
 
         // The devnet ceremony's keystores (the federation genesis names), one database per member.
         let keys = tempfile::tempdir()?;
+        let key_files = write_federation_keys(keys.path())?;
         let ceremony = accounts::federation_ceremony()?;
-        write_ceremony(keys.path(), &ceremony, PASSPHRASE, KdfParams::with_log_n(10)?, Overwrite::Refuse)?;
-        let passphrase = keys.path().join("passphrase");
-        std::fs::write(&passphrase, format!("{PASSPHRASE}\n"))?;
         let server = PgServer::from_env_or_start(None).await?;
         let mut signers = Vec::new();
         let mut urls = Vec::new();
         for member in 0..accounts::FEDERATION_MEMBERS {
             let database = format!("{}_{member}_{}", name.replace('-', "_"), std::process::id());
             let url = server.create_database(&database).await?;
-            let spec = SignerConfigSpec::new(
-                network.spec().dir.join(format!("signer{member}")),
-                network.validators()[member].rpc_url(),
-                url.clone(),
-                keystore_path(keys.path(), u32::try_from(member)?),
-                &passphrase,
-                manifest_path(keys.path()),
-            )
-            .with_ethereum(CHAIN_ID, vault_of(member));
+            let dir = network.spec().dir.join(format!("signer{member}"));
+            let spec =
+                SignerConfigSpec::for_member(&key_files, member, dir, network.validators()[member].rpc_url(), &url)?
+                    .with_ethereum(CHAIN_ID, vault_of(member));
             signers.push(SignerProcess::start(spec)?);
             urls.push(url);
         }
