@@ -10,6 +10,7 @@ use ferry_devnet::btcd::{Btcd, RegtestWallet};
 use ferry_devnet::network::{self, APP_METRICS_PORT, COMETBFT_METRICS_PORT, RPC_PORT};
 use ferry_devnet::postgres::Postgres;
 use ferry_devnet::relayer::{RelayerProcess, RelayerSetup};
+use ferry_devnet::signer::{SignerConfigSpec, SignerProcess, write_federation_keys};
 use ferry_devnet::{Network, NetworkSpec, Tools, accounts};
 use ferry_types::release::eth::EthAddress;
 
@@ -164,10 +165,11 @@ struct BridgeEndpoints {
     token: String,
     database: String,
     relayer_metrics: Vec<String>,
+    signer_metrics: Vec<String>,
 }
 
-/// Starts one relayer per federation member against the running chain and parents, and records
-/// every PID the devnet started in `<dir>/bridge/pids`.
+/// Starts one relayer and one signer per federation member against the running chain and
+/// parents, and records every PID the devnet started in `<dir>/bridge/pids`.
 async fn start_services(
     bridge_dir: &std::path::Path,
     spec: &NetworkSpec,
@@ -180,7 +182,9 @@ async fn start_services(
             pids.push((pid, name));
         }
     };
-    println!("starting {} relayers", spec.validators);
+    println!("starting {0} relayers and {0} signers", spec.validators);
+    let keys = write_federation_keys(&bridge_dir.join("keys"))?;
+    let token_denom = ferry_types::Denom::erc20(&EthAddress::from_bytes(anvil.token().into_array()));
     let mut endpoints = BridgeEndpoints {
         bitcoin_rpc: btcd.rpc_url(),
         bitcoin_password_file: btcd.rpc_password_file(),
@@ -189,6 +193,7 @@ async fn start_services(
         token: format!("{:#x}", anvil.token()),
         database: database_base.clone(),
         relayer_metrics: Vec::new(),
+        signer_metrics: Vec::new(),
     };
     for member in 0..spec.validators {
         let name = format!("relayer_{member}");
@@ -212,6 +217,25 @@ async fn start_services(
         })?;
         endpoints.relayer_metrics.push(relayer.metrics_url());
         record(relayer.detach(), "ferry-relayer", &mut pids);
+
+        let name = format!("signer_{member}");
+        let database_url = match &postgres {
+            Some(postgres) => postgres.create_database(&name).await?,
+            None => ferry_devnet::postgres::url_with_database(&database_base, &name),
+        };
+        let signer = SignerProcess::start(
+            SignerConfigSpec::for_member(
+                &keys,
+                member,
+                bridge_dir.join(format!("signer{member}")),
+                format!("http://{}:{RPC_PORT}", spec.ip(member)),
+                database_url,
+            )?
+            .with_ethereum(anvil::CHAIN_ID, endpoints.vault.clone())
+            .with_cap(token_denom.to_string(), "1000000000000000000000000"),
+        )?;
+        endpoints.signer_metrics.push(signer.metrics_url());
+        record(signer.detach(), "ferry-signer", &mut pids);
     }
     record(anvil.detach(), "anvil", &mut pids);
     record(btcd.detach(), "btcd", &mut pids);
@@ -233,6 +257,9 @@ fn print_bridge(bridge: &BridgeEndpoints, dir: &std::path::Path) -> anyhow::Resu
     println!("  postgres: {}", bridge.database);
     for (member, url) in bridge.relayer_metrics.iter().enumerate() {
         println!("  relayer {member} metrics: {url}");
+    }
+    for (member, url) in bridge.signer_metrics.iter().enumerate() {
+        println!("  signer {member} metrics: {url}");
     }
     let mut env = std::fs::read_to_string(dir.join("env")).unwrap_or_default();
     env.push_str(&format!(
