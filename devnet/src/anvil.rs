@@ -34,6 +34,15 @@ use crate::tools::repo_root;
 
 /// Anvil's dev account 0 (`0xf39f…2266`): a well-known test key, never used outside a devnet.
 pub const DEV_PRIVATE_KEY: &str = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80";
+
+/// Keys of anvil's funded dev accounts 1 to 4 (the standard test mnemonic): one per federation
+/// member's relayer, paying for the `FerryVault.release` transactions it sends. Public knowledge.
+pub const RELAYER_PRIVATE_KEYS: [&str; 4] = [
+    "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d",
+    "0x5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a804cdab365a",
+    "0x7c852118294e51e653712a81e05800f419141751be58f605c371e15141b007a6",
+    "0x47e179ec197488593b187f80a00eb0da91f1b9d0b13f8733639f19c30a34926a",
+];
 /// The chain id the private anvil runs with.
 pub const CHAIN_ID: u64 = 31337;
 /// The hardfork: Prague has the EIP-2537 BLS12-381 precompiles `FerryVault.release` uses.

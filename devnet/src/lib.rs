@@ -13,6 +13,7 @@ pub mod network;
 pub mod postgres;
 pub mod relayer;
 pub mod signer;
+pub mod system;
 pub mod tools;
 
 pub use network::{AppKind, Network, NetworkSpec};

@@ -1,18 +1,17 @@
 //! `ferry-devnet`: run a local Ferry network (`make devnet`) and stop it (`make devnet-down`).
 
+use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use ferry_devnet::anvil::{self, Anvil};
-use ferry_devnet::btcd::{Btcd, RegtestWallet};
 use ferry_devnet::network::{self, APP_METRICS_PORT, COMETBFT_METRICS_PORT, RPC_PORT};
-use ferry_devnet::postgres::Postgres;
-use ferry_devnet::relayer::{RelayerProcess, RelayerSetup};
-use ferry_devnet::signer::{SignerConfigSpec, SignerProcess, write_federation_keys};
-use ferry_devnet::{Network, NetworkSpec, Tools, accounts};
-use ferry_types::release::eth::EthAddress;
+use ferry_devnet::relayer::RelayerProcess;
+use ferry_devnet::signer::SignerProcess;
+use ferry_devnet::system::{System, SystemSpec};
+use ferry_devnet::{NetworkSpec, accounts};
+use ferry_types::GenesisState;
 
 /// Local Ferry network on loopback.
 #[derive(Parser, Debug)]
@@ -46,36 +45,32 @@ const SUBNET: u8 = 0;
 /// Funded demo/user accounts in the devnet genesis.
 const USERS: usize = 16;
 
-/// The devnet's network; Ethereum releases pay out of `vault`, and `token` can be bridged.
-fn spec(dir: &std::path::Path, validators: usize, vault: EthAddress, token: EthAddress) -> anyhow::Result<NetworkSpec> {
-    let dir = if dir.is_absolute() { dir.to_path_buf() } else { std::env::current_dir()?.join(dir) };
-    let mut genesis = accounts::genesis(USERS, validators)?;
-    accounts::with_ethereum(&mut genesis, anvil::CHAIN_ID, vault, &[token]);
-    Ok(NetworkSpec {
-        dir: dir.join("chain"),
+/// The devnet's sidechain (its genesis is filled in by [`System::start`]).
+fn network_spec(chain_dir: PathBuf, validators: usize) -> NetworkSpec {
+    NetworkSpec {
+        dir: chain_dir,
         validators,
         subnet: SUBNET,
         chain_id: CHAIN_ID.to_owned(),
         app: ferry_devnet::AppKind::Ferry,
-        genesis,
+        genesis: GenesisState::default(),
         timeout_commit: Duration::from_millis(1000),
         timeout_propose: Duration::from_millis(3000),
         mempool_size: 20_000,
         remove_on_drop: false,
-    })
+    }
 }
 
 async fn up(dir: PathBuf, validators: usize, reset: bool) -> anyhow::Result<()> {
-    let chain_dir = chain_dir(&dir)?;
+    let dir = if dir.is_absolute() { dir } else { std::env::current_dir()?.join(dir) };
+    let chain_dir = dir.join("chain");
     let bridge_dir = dir.join("bridge");
     if chain_dir.join("pids").exists() {
         if !reset {
-            let client = ferry_client::FerryClient::new(&format!(
-                "http://{}:{RPC_PORT}",
-                std::net::Ipv4Addr::new(127, 0, SUBNET, 1)
-            ))?;
+            let client =
+                ferry_client::FerryClient::new(&format!("http://{}:{RPC_PORT}", Ipv4Addr::new(127, 0, SUBNET, 1)))?;
             if client.latest_height().await.is_ok() {
-                println!("devnet already running (`make devnet-down` stops it; `--reset` starts afresh)");
+                println!("devnet already running; endpoints in {}/env (`make devnet-down` stops it)", dir.display());
                 return Ok(());
             }
         }
@@ -86,74 +81,31 @@ async fn up(dir: PathBuf, validators: usize, reset: bool) -> anyhow::Result<()> 
     if fresh && bridge_dir.exists() {
         std::fs::remove_dir_all(&bridge_dir).context("wiping the old bridge state")?;
     }
-    std::fs::create_dir_all(&bridge_dir)?;
-
-    // The parent chains first: the genesis names the vault anvil deploys.
-    println!("starting PostgreSQL, btcd (regtest) and anvil");
-    let parents = start_parents(&bridge_dir).await?;
-    let (vault, token) = (parents.anvil.vault().into_array(), parents.anvil.token().into_array());
-    let spec = spec(&dir, validators, EthAddress::from_bytes(vault), EthAddress::from_bytes(token))?;
-
-    let tools = Tools::locate()?;
-    let mut network = if fresh {
-        println!("creating a {validators}-validator devnet in {}", chain_dir.display());
-        Network::create(spec.clone(), tools)?
+    if fresh {
+        println!("creating a {validators}-validator devnet in {}", dir.display());
     } else {
-        println!("resuming the devnet in {}", chain_dir.display());
-        Network::existing(spec.clone(), tools)
-    };
-    network.start_all()?;
-    print!("waiting for blocks");
-    let client = network.client(0)?;
-    let deadline = std::time::Instant::now() + Duration::from_secs(90);
-    let height = loop {
-        match client.wait_for_height(2, Duration::from_secs(2)).await {
-            Ok(height) => break height,
-            Err(_) if std::time::Instant::now() < deadline => {
-                print!(".");
-                std::io::Write::flush(&mut std::io::stdout())?;
-            }
-            Err(_) => anyhow::bail!("no blocks after 90 s; see the logs in {}", chain_dir.display()),
-        }
-    };
-    println!(" height {height}");
-    network.detach()?;
-    let bridge = start_services(&bridge_dir, &spec, parents).await?;
+        println!("resuming the devnet in {}", dir.display());
+    }
+    println!(
+        "starting PostgreSQL, btcd (regtest), anvil, {validators} validators, {validators} relayers and {validators} signers"
+    );
+    let system = System::start(SystemSpec {
+        network: network_spec(chain_dir, validators),
+        users: USERS,
+        bridge_dir: bridge_dir.clone(),
+        fresh,
+        confirmations: 2,
+        poll_interval: "1s".to_owned(),
+    })
+    .await?;
+    let bridge = BridgeEndpoints::of(&system);
+    let spec = system.network.spec().clone();
+    let pids = system.detach()?;
+    let lines: String = pids.iter().map(|(pid, name)| format!("{pid} {name}\n")).collect();
+    std::fs::write(bridge_dir.join("pids"), lines)?;
     print_endpoints(&spec, &dir)?;
     print_bridge(&bridge, &dir)?;
     Ok(())
-}
-
-fn chain_dir(dir: &std::path::Path) -> anyhow::Result<PathBuf> {
-    let dir = if dir.is_absolute() { dir.to_path_buf() } else { std::env::current_dir()?.join(dir) };
-    Ok(dir.join("chain"))
-}
-
-/// The parent chains and the database, started before the sidechain.
-struct Parents {
-    postgres: Option<Postgres>,
-    database_base: String,
-    btcd: Btcd,
-    anvil: Anvil,
-}
-
-/// Starts PostgreSQL (unless `DATABASE_URL` is set), btcd regtest with 101 blocks mined, and anvil
-/// with the vault trusting the devnet federation.
-async fn start_parents(bridge_dir: &std::path::Path) -> anyhow::Result<Parents> {
-    let (database_base, postgres) = match std::env::var("DATABASE_URL") {
-        Ok(url) => (url, None),
-        Err(_) => {
-            let postgres = Postgres::start(&bridge_dir.join("postgres")).await?;
-            (postgres.url(), Some(postgres))
-        }
-    };
-    let wallet = RegtestWallet::from_seed(*b"ferry-devnet/regtest-miner/00000")?;
-    let btcd = Btcd::start(&bridge_dir.join("btcd"), wallet.address()).await?;
-    if btcd.rpc().get_block_count().await? < 101 {
-        btcd.mine(101).await?;
-    }
-    let anvil = Anvil::start_with_federation(accounts::federation_vault_key()?).await?;
-    Ok(Parents { postgres, database_base, btcd, anvil })
 }
 
 /// Where the bridge services of a running devnet listen.
@@ -168,83 +120,20 @@ struct BridgeEndpoints {
     signer_metrics: Vec<String>,
 }
 
-/// Starts one relayer and one signer per federation member against the running chain and
-/// parents, and records every PID the devnet started in `<dir>/bridge/pids`.
-async fn start_services(
-    bridge_dir: &std::path::Path,
-    spec: &NetworkSpec,
-    parents: Parents,
-) -> anyhow::Result<BridgeEndpoints> {
-    let Parents { postgres, database_base, btcd, anvil } = parents;
-    let mut pids: Vec<(u32, &'static str)> = Vec::new();
-    let record = |pid: Option<u32>, name: &'static str, pids: &mut Vec<(u32, &'static str)>| {
-        if let Some(pid) = pid {
-            pids.push((pid, name));
+impl BridgeEndpoints {
+    fn of(system: &System) -> Self {
+        let parents = &system.parents;
+        BridgeEndpoints {
+            bitcoin_rpc: parents.btcd.rpc_url(),
+            bitcoin_password_file: parents.btcd.rpc_password_file(),
+            ethereum_rpc: parents.anvil.rpc_url().to_owned(),
+            vault: parents.vault().to_string(),
+            token: parents.token().to_string(),
+            database: parents.postgres.url(),
+            relayer_metrics: system.relayers.iter().map(RelayerProcess::metrics_url).collect(),
+            signer_metrics: system.signers.iter().map(SignerProcess::metrics_url).collect(),
         }
-    };
-    println!("starting {0} relayers and {0} signers", spec.validators);
-    let keys = write_federation_keys(&bridge_dir.join("keys"))?;
-    let token_denom = ferry_types::Denom::erc20(&EthAddress::from_bytes(anvil.token().into_array()));
-    let mut endpoints = BridgeEndpoints {
-        bitcoin_rpc: btcd.rpc_url(),
-        bitcoin_password_file: btcd.rpc_password_file(),
-        ethereum_rpc: anvil.rpc_url().to_owned(),
-        vault: format!("{:#x}", anvil.vault()),
-        token: format!("{:#x}", anvil.token()),
-        database: database_base.clone(),
-        relayer_metrics: Vec::new(),
-        signer_metrics: Vec::new(),
-    };
-    for member in 0..spec.validators {
-        let name = format!("relayer_{member}");
-        let database_url = match &postgres {
-            Some(postgres) => postgres.create_database(&name).await?,
-            None => ferry_devnet::postgres::url_with_database(&database_base, &name),
-        };
-        let relayer = RelayerProcess::start(RelayerSetup {
-            dir: bridge_dir.join(format!("relayer{member}")),
-            member,
-            chain_rpc: format!("http://{}:{RPC_PORT}", spec.ip(member)),
-            database_url,
-            bitcoin: Some((
-                endpoints.bitcoin_rpc.clone(),
-                btcd.rpc_user().to_owned(),
-                endpoints.bitcoin_password_file.clone(),
-            )),
-            ethereum: Some((endpoints.ethereum_rpc.clone(), endpoints.vault.clone())),
-            confirmations: 2,
-            poll_interval: "1s".to_owned(),
-        })?;
-        endpoints.relayer_metrics.push(relayer.metrics_url());
-        record(relayer.detach(), "ferry-relayer", &mut pids);
-
-        let name = format!("signer_{member}");
-        let database_url = match &postgres {
-            Some(postgres) => postgres.create_database(&name).await?,
-            None => ferry_devnet::postgres::url_with_database(&database_base, &name),
-        };
-        let signer = SignerProcess::start(
-            SignerConfigSpec::for_member(
-                &keys,
-                member,
-                bridge_dir.join(format!("signer{member}")),
-                format!("http://{}:{RPC_PORT}", spec.ip(member)),
-                database_url,
-            )?
-            .with_ethereum(anvil::CHAIN_ID, endpoints.vault.clone())
-            .with_cap(token_denom.to_string(), "1000000000000000000000000"),
-        )?;
-        endpoints.signer_metrics.push(signer.metrics_url());
-        record(signer.detach(), "ferry-signer", &mut pids);
     }
-    record(anvil.detach(), "anvil", &mut pids);
-    record(btcd.detach(), "btcd", &mut pids);
-    if let Some(postgres) = postgres {
-        record(postgres.detach(), "postgres", &mut pids);
-    }
-    let lines: String = pids.iter().map(|(pid, name)| format!("{pid} {name}\n")).collect();
-    std::fs::write(bridge_dir.join("pids"), lines)?;
-    Ok(endpoints)
 }
 
 fn print_bridge(bridge: &BridgeEndpoints, dir: &std::path::Path) -> anyhow::Result<()> {

@@ -499,6 +499,14 @@ impl PgServer {
         Ok(PgServer::Private(postgres))
     }
 
+    /// Leaves a private cluster running and returns its PID (None for an external server).
+    pub fn detach(self) -> Option<u32> {
+        match self {
+            PgServer::External { .. } => None,
+            PgServer::Private(postgres) => postgres.detach(),
+        }
+    }
+
     /// The server's URL (for a private cluster, its maintenance database).
     pub fn url(&self) -> String {
         match self {

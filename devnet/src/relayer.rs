@@ -26,8 +26,11 @@ pub struct RelayerSetup {
     pub ethereum: Option<(String, String)>,
     /// Confirmations required on each chain.
     pub confirmations: u32,
-    /// Poll interval (human duration, e.g. `200ms`).
+    /// Poll interval (human duration, e.g. `200ms`), also of release delivery.
     pub poll_interval: String,
+    /// Private key (0x hex) of the Ethereum account that pays for `FerryVault.release`
+    /// transactions (None: Ethereum releases are only attested, never sent by this relayer).
+    pub ethereum_key: Option<String>,
 }
 
 /// A running relayer process.
@@ -89,6 +92,12 @@ impl RelayerProcess {
             config.push_str(&format!(
                 "\n[ethereum]\nrpc = \"{rpc}\"\nvault = \"{vault}\"\npoll_interval = \"{poll}\"\nconfirmations = {{ default = {confirmations} }}\n"
             ));
+        }
+        config.push_str(&format!("\n[delivery]\npoll_interval = \"{poll}\"\n"));
+        if let Some(key) = &setup.ethereum_key {
+            let key_file = setup.dir.join("ethereum.key");
+            fs::write(&key_file, key)?;
+            config.push_str(&format!("ethereum_key_file = \"{}\"\n", key_file.display()));
         }
         fs::write(setup.dir.join("relayer.toml"), config)?;
         let mut process = RelayerProcess { setup, binary: binary()?, metrics, child: None };

@@ -92,6 +92,7 @@ impl Fixture {
                 ethereum: Some((fixture.anvil.rpc_url().to_owned(), format!("{:#x}", fixture.anvil.vault()))),
                 confirmations: CONFIRMATIONS,
                 poll_interval: "200ms".to_owned(),
+                ethereum_key: None,
             })?;
             fixture.relayers.push(relayer);
         }

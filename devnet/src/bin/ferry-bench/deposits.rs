@@ -53,6 +53,7 @@ pub async fn latency(rounds: usize) -> anyhow::Result<()> {
             ethereum: None,
             confirmations: CONFIRMATIONS,
             poll_interval: "200ms".to_owned(),
+            ethereum_key: None,
         })?);
     }
     let peg: PegView = client.query(PEG_PATH, None).await?.context("no peg")?;

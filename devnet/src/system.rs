@@ -1,0 +1,185 @@
+//! The whole Ferry system on loopback: PostgreSQL, btcd (regtest), anvil with the vault, a
+//! 4-validator sidechain whose genesis names that vault, and one relayer and one signer per
+//! federation member. `make devnet`, the withdrawal end-to-end tests and the withdrawal benchmark
+//! all start it here, so they run the same system.
+//!
+//! Order matters: the parent chains start first (genesis names the vault and token anvil
+//! deployed — deterministic addresses, the same on every restart), then the sidechain, then the
+//! services that need all three. Every process is stopped on drop unless detached.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context;
+use ferry_types::Denom;
+use ferry_types::release::eth::EthAddress;
+
+use crate::anvil::{self, Anvil};
+use crate::btcd::{Btcd, RegtestWallet};
+use crate::network::RPC_PORT;
+use crate::postgres::PgServer;
+use crate::relayer::{RelayerProcess, RelayerSetup};
+use crate::signer::{FederationKeys, SignerConfigSpec, SignerProcess, write_federation_keys};
+use crate::{Network, NetworkSpec, Tools, accounts};
+
+/// Local cap every devnet signer applies to the test token (far above any devnet amount).
+const TOKEN_CAP: &str = "1000000000000000000000000";
+
+/// How to lay out the system. [`SystemSpec::network`]'s genesis is replaced by the devnet
+/// genesis with Ethereum pointed at the vault anvil deploys.
+#[derive(Clone, Debug)]
+pub struct SystemSpec {
+    /// The sidechain (directory, subnet, block times, chain id).
+    pub network: NetworkSpec,
+    /// Funded user accounts in genesis.
+    pub users: usize,
+    /// Directory of the bridge services' state (PostgreSQL, btcd, keys, relayers, signers).
+    pub bridge_dir: PathBuf,
+    /// Create the sidechain afresh (`false`: resume the homes already in the network's directory).
+    pub fresh: bool,
+    /// Parent-chain confirmations the relayers wait for (deposits and releases).
+    pub confirmations: u32,
+    /// Relayer and signer poll interval (human duration).
+    pub poll_interval: String,
+}
+
+/// The parent chains and the database, started before the sidechain.
+#[derive(Debug)]
+pub struct Parents {
+    /// The database server (a private cluster unless `DATABASE_URL` is set).
+    pub postgres: PgServer,
+    /// Bitcoin regtest.
+    pub btcd: Btcd,
+    /// The regtest wallet the blocks are mined to (spendable after 100 blocks).
+    pub miner: RegtestWallet,
+    /// Ethereum, with the vault trusting the devnet federation and a test token.
+    pub anvil: Anvil,
+}
+
+impl Parents {
+    /// Starts PostgreSQL (unless `DATABASE_URL` is set), btcd with 101 blocks mined, and anvil
+    /// with the vault trusting the devnet federation ([`accounts::federation_vault_key`]).
+    ///
+    /// # Errors
+    /// When a part does not start.
+    pub async fn start(bridge_dir: &Path) -> anyhow::Result<Parents> {
+        std::fs::create_dir_all(bridge_dir)?;
+        let postgres = PgServer::from_env_or_start(Some(&bridge_dir.join("postgres"))).await?;
+        let miner = RegtestWallet::from_seed(*b"ferry-devnet/regtest-miner/00000")?;
+        let btcd = Btcd::start(&bridge_dir.join("btcd"), miner.address()).await?;
+        if btcd.rpc().get_block_count().await? < 101 {
+            btcd.mine(101).await?;
+        }
+        let anvil = Anvil::start_with_federation(accounts::federation_vault_key()?).await?;
+        Ok(Parents { postgres, btcd, miner, anvil })
+    }
+
+    /// The vault's address, as the sidechain names it.
+    pub fn vault(&self) -> EthAddress {
+        EthAddress::from_bytes(self.anvil.vault().into_array())
+    }
+
+    /// The test token's address.
+    pub fn token(&self) -> EthAddress {
+        EthAddress::from_bytes(self.anvil.token().into_array())
+    }
+}
+
+/// The running system.
+#[derive(Debug)]
+pub struct System {
+    /// The parent chains and the database.
+    pub parents: Parents,
+    /// The sidechain.
+    pub network: Network,
+    /// Member `i`'s relayer at position `i`.
+    pub relayers: Vec<RelayerProcess>,
+    /// Member `i`'s signer at position `i`.
+    pub signers: Vec<SignerProcess>,
+    /// The federation's keystores and manifest, as the signers read them.
+    pub keys: FederationKeys,
+}
+
+impl System {
+    /// Starts everything and returns once the sidechain produces blocks and every service runs.
+    ///
+    /// # Errors
+    /// When a part does not start; whatever started is stopped again.
+    pub async fn start(mut spec: SystemSpec) -> anyhow::Result<System> {
+        let parents = Parents::start(&spec.bridge_dir).await?;
+        let mut genesis = accounts::genesis(spec.users, spec.network.validators)?;
+        accounts::with_ethereum(&mut genesis, anvil::CHAIN_ID, parents.vault(), &[parents.token()]);
+        spec.network.genesis = genesis;
+        let tools = Tools::locate()?;
+        let mut network = if spec.fresh {
+            Network::create(spec.network.clone(), tools)?
+        } else {
+            Network::existing(spec.network.clone(), tools)
+        };
+        network.start_all()?;
+        network.wait_for_height(2, Duration::from_secs(90)).await.with_context(|| {
+            format!("the sidechain produced no blocks; see the logs in {}", spec.network.dir.display())
+        })?;
+        let keys = write_federation_keys(&spec.bridge_dir.join("keys"))?;
+        let mut system = System { parents, network, relayers: Vec::new(), signers: Vec::new(), keys };
+        for member in 0..spec.network.validators {
+            let relayer = system.start_relayer(&spec, member).await?;
+            system.relayers.push(relayer);
+            let signer = SignerProcess::start(system.signer_spec(&spec, member).await?)?;
+            system.signers.push(signer);
+        }
+        Ok(system)
+    }
+
+    async fn start_relayer(&self, spec: &SystemSpec, member: usize) -> anyhow::Result<RelayerProcess> {
+        let btcd = &self.parents.btcd;
+        RelayerProcess::start(RelayerSetup {
+            dir: spec.bridge_dir.join(format!("relayer{member}")),
+            member,
+            chain_rpc: self.chain_rpc(member),
+            database_url: self.parents.postgres.create_database(&format!("relayer_{member}")).await?,
+            bitcoin: Some((btcd.rpc_url(), btcd.rpc_user().to_owned(), btcd.rpc_password_file())),
+            ethereum: Some((self.parents.anvil.rpc_url().to_owned(), self.parents.vault().to_string())),
+            confirmations: spec.confirmations,
+            poll_interval: spec.poll_interval.clone(),
+            ethereum_key: anvil::RELAYER_PRIVATE_KEYS.get(member).map(|key| (*key).to_owned()),
+        })
+    }
+
+    async fn signer_spec(&self, spec: &SystemSpec, member: usize) -> anyhow::Result<SignerConfigSpec> {
+        let mut signer = SignerConfigSpec::for_member(
+            &self.keys,
+            member,
+            spec.bridge_dir.join(format!("signer{member}")),
+            self.chain_rpc(member),
+            self.parents.postgres.create_database(&format!("signer_{member}")).await?,
+        )?
+        .with_ethereum(anvil::CHAIN_ID, self.parents.vault().to_string())
+        .with_cap(Denom::erc20(&self.parents.token()).to_string(), TOKEN_CAP);
+        signer.poll_interval = spec.poll_interval.clone();
+        Ok(signer)
+    }
+
+    /// Member `member`'s validator RPC (each member's services talk to its own validator).
+    pub fn chain_rpc(&self, member: usize) -> String {
+        format!("http://{}:{RPC_PORT}", self.network.spec().ip(member))
+    }
+
+    /// Leaves every process running (for `make devnet`): the sidechain's PIDs go to its pid file,
+    /// the others are returned, services first, for the bridge's pid file.
+    ///
+    /// # Errors
+    /// When the sidechain's pid file cannot be written.
+    pub fn detach(self) -> anyhow::Result<Vec<(u32, &'static str)>> {
+        let System { parents, network, relayers, signers, .. } = self;
+        network.detach()?;
+        let mut pids = Vec::new();
+        pids.extend(relayers.into_iter().filter_map(RelayerProcess::detach).map(|pid| (pid, "ferry-relayer")));
+        pids.extend(signers.into_iter().filter_map(SignerProcess::detach).map(|pid| (pid, "ferry-signer")));
+        let Parents { postgres, btcd, anvil, .. } = parents;
+        pids.extend(anvil.detach().map(|pid| (pid, "anvil")));
+        pids.extend(btcd.detach().map(|pid| (pid, "btcd")));
+        pids.extend(postgres.detach().map(|pid| (pid, "postgres")));
+        Ok(pids)
+    }
+}
