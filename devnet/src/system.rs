@@ -11,8 +11,15 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context;
-use ferry_types::Denom;
+use bitcoin::{Amount as Sats, TxOut, Txid};
+use ferry_client::FerryClient;
+use ferry_client::wallet::Wallet;
+use ferry_types::event as ev;
+use ferry_types::msg::MsgWithdraw;
+use ferry_types::peg::{Peg, deposit_memo};
+use ferry_types::query::{WithdrawalId, WithdrawalStatus, WithdrawalView};
 use ferry_types::release::eth::EthAddress;
+use ferry_types::{AccountKey, Address, Amount, Coin, Denom, Msg};
 
 use crate::anvil::{self, Anvil};
 use crate::btcd::{Btcd, RegtestWallet};
@@ -181,5 +188,109 @@ impl System {
         pids.extend(btcd.detach().map(|pid| (pid, "btcd")));
         pids.extend(postgres.detach().map(|pid| (pid, "postgres")));
         Ok(pids)
+    }
+}
+
+/// How long a submitted sidechain transaction may take to be included.
+const INCLUSION_TIMEOUT: Duration = Duration::from_secs(30);
+
+impl System {
+    /// A client of member `member`'s validator.
+    ///
+    /// # Errors
+    /// Never for the URLs this type builds.
+    pub fn client(&self, member: usize) -> anyhow::Result<FerryClient> {
+        self.network.client(member)
+    }
+
+    /// Pays `sats` from the regtest miner to the peg with a memo naming `recipient` (a deposit;
+    /// it mints once the relayers see the confirmations).
+    ///
+    /// # Errors
+    /// RPC errors, or a miner without enough mature coins.
+    pub async fn deposit_btc(&mut self, recipient: &Address, sats: u64) -> anyhow::Result<Txid> {
+        let manifest = accounts::federation_ceremony()?.manifest;
+        let peg = Peg::new(&manifest.bitcoin)?;
+        let outputs = vec![
+            TxOut { value: Sats::from_sat(sats), script_pubkey: peg.script_pubkey() },
+            TxOut { value: Sats::ZERO, script_pubkey: deposit_memo(recipient) },
+        ];
+        let rpc = self.parents.btcd.rpc();
+        Ok(self.parents.miner.pay(&rpc, outputs).await?)
+    }
+
+    /// Burns `amount` of `asset` from `key`'s account for `destination`, paying the minimum fee in
+    /// `asset`; returns the withdrawal's id once the burn is in a block.
+    ///
+    /// # Errors
+    /// When the chain refuses it (the error names why) or RPC errors.
+    pub async fn withdraw(
+        &self,
+        key: &AccountKey,
+        asset: &Denom,
+        amount: u128,
+        destination: &str,
+    ) -> anyhow::Result<(WithdrawalId, u64)> {
+        let client = self.client(0)?;
+        let params = client.params().await?;
+        let fee = params.min_fee(asset).with_context(|| format!("`{asset}` cannot pay fees"))?;
+        let mut wallet = Wallet::load(&client, key.clone()).await?;
+        let msg = Msg::Withdraw(MsgWithdraw {
+            sender: key.address(),
+            asset: asset.clone(),
+            amount: Amount::new(amount),
+            destination: destination.to_owned(),
+        });
+        let fee = Coin { denom: asset.clone(), amount: fee };
+        let inclusion = wallet.submit(&client, &fee, &[msg], INCLUSION_TIMEOUT).await?;
+        anyhow::ensure!(inclusion.code == 0, "withdrawal refused in block {}: {}", inclusion.height, inclusion.log);
+        let id = inclusion
+            .event_attribute(ev::WITHDRAWAL_QUEUED, ev::WITHDRAWAL_ID)
+            .context("the withdrawal's block names no withdrawal id")?
+            .parse()?;
+        Ok((id, inclusion.height))
+    }
+
+    /// The chain's record of withdrawal `id`.
+    ///
+    /// # Errors
+    /// RPC errors, or an unknown id.
+    pub async fn withdrawal(&self, id: WithdrawalId) -> anyhow::Result<WithdrawalView> {
+        self.client(0)?.query(&format!("/withdrawal/{id}"), None).await?.with_context(|| format!("{id} is unknown"))
+    }
+
+    /// Waits until withdrawal `id` reaches `status` (or a later one), mining a block on both
+    /// parent chains every `block_interval` meanwhile so releases gather their confirmations.
+    ///
+    /// # Errors
+    /// When it is not there within `timeout` (naming where it stands), or RPC errors.
+    pub async fn wait_for_withdrawal(
+        &self,
+        id: WithdrawalId,
+        status: WithdrawalStatus,
+        block_interval: Duration,
+        timeout: Duration,
+    ) -> anyhow::Result<WithdrawalView> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let view = self.withdrawal(id).await?;
+            if view.status >= status {
+                return Ok(view);
+            }
+            if tokio::time::Instant::now() >= deadline {
+                anyhow::bail!("{id} is {:?} after {timeout:?}, not {status:?}: {view:?}", view.status);
+            }
+            self.mine_parents(1).await?;
+            tokio::time::sleep(block_interval).await;
+        }
+    }
+
+    /// Mines `blocks` on btcd and on anvil.
+    ///
+    /// # Errors
+    /// RPC errors.
+    pub async fn mine_parents(&self, blocks: u32) -> anyhow::Result<()> {
+        self.parents.btcd.mine(blocks).await?;
+        self.parents.anvil.mine(u64::from(blocks)).await
     }
 }

@@ -109,6 +109,18 @@ pub struct Inclusion {
     pub events: Vec<(String, Vec<(String, String)>)>,
 }
 
+impl Inclusion {
+    /// The value of attribute `key` of the first event of type `kind`.
+    pub fn event_attribute(&self, kind: &str, key: &str) -> Option<&str> {
+        self.events
+            .iter()
+            .filter(|(event, _)| event == kind)
+            .flat_map(|(_, attributes)| attributes)
+            .find(|(name, _)| name == key)
+            .map(|(_, value)| value.as_str())
+    }
+}
+
 /// A typed client for one node's CometBFT RPC endpoint.
 #[derive(Clone, Debug)]
 pub struct FerryClient {

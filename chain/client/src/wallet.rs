@@ -77,8 +77,7 @@ impl Wallet {
         self.sign(fee, &[msg])
     }
 
-    /// Sends `amount` to `to` and waits for the block. On refusal by CheckTx the local sequence
-    /// is rolled back, so the next call reuses it.
+    /// Sends `amount` to `to` and waits for the block (see [`Wallet::submit`]).
     ///
     /// # Errors
     /// [`ClientError::Refused`] when refused; RPC errors; timeout.
@@ -90,7 +89,23 @@ impl Wallet {
         fee: &Coin,
         timeout: Duration,
     ) -> Result<Inclusion, ClientError> {
-        let tx = self.sign_transfer(to, amount, fee)?;
+        let msg = Msg::Send(MsgSend { from: self.address(), to, amount });
+        self.submit(client, fee, &[msg], timeout).await
+    }
+
+    /// Signs `msgs` paying `fee`, broadcasts them and waits for the block. On refusal by CheckTx
+    /// the local sequence is rolled back, so the next call reuses it.
+    ///
+    /// # Errors
+    /// [`ClientError::Refused`] when refused; RPC errors; timeout.
+    pub async fn submit(
+        &mut self,
+        client: &FerryClient,
+        fee: &Coin,
+        msgs: &[Msg],
+        timeout: Duration,
+    ) -> Result<Inclusion, ClientError> {
+        let tx = self.sign(fee, msgs)?;
         match client.broadcast_and_wait(tx, timeout).await {
             Err(error @ ClientError::Refused { .. }) => {
                 self.sequence = self.sequence.saturating_sub(1);
