@@ -216,7 +216,7 @@ impl System {
             TxOut { value: Sats::ZERO, script_pubkey: deposit_memo(recipient) },
         ];
         let rpc = self.parents.btcd.rpc();
-        Ok(self.parents.miner.pay(&rpc, outputs).await?)
+        self.parents.miner.pay(&rpc, outputs).await
     }
 
     /// Burns `amount` of `asset` from `key`'s account for `destination`, paying the minimum fee in
