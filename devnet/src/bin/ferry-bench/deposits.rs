@@ -22,7 +22,8 @@ use ferry_types::query::{DEPOSIT_PATH, PEG_PATH, PegView};
 
 const CONFIRMATIONS: u32 = 3;
 
-fn percentile(sorted: &[f64], p: f64) -> f64 {
+/// The `p`th percentile (nearest rank) of `sorted`; NaN when it is empty.
+pub fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
     }

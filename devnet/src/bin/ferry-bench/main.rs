@@ -7,11 +7,13 @@
 //! 3. Deposits: latency from parent confirmation to mint, relayer catch-up against raw block reads.
 //! 4. Withdrawals: BLS share verification and combination at T = 3, 16, 64 against one plain
 //!    BLS verification; the gas of `FerryVault.release` for federations of 4, 16 and 64 members
-//!    against the 4-member figure.
+//!    against the 4-member figure; withdrawal latency from committed burn to broadcast release
+//!    (Bitcoin and Ethereum, p50/p95), next to the sidechain's floor of `batch_interval` blocks.
 
 mod bls;
 mod deposits;
 mod release_gas;
+mod withdrawal_latency;
 
 use std::time::{Duration, Instant};
 
@@ -51,6 +53,9 @@ struct Args {
     /// Run only the withdrawal benchmarks.
     #[arg(long)]
     withdrawals_only: bool,
+    /// Bitcoin and Ethereum withdrawals (each) timed in the withdrawal-latency benchmark.
+    #[arg(long, default_value_t = 8)]
+    withdrawals: usize,
     /// Regtest blocks in the relayer catch-up benchmark.
     #[arg(long, default_value_t = 2000)]
     backlog: u32,
@@ -147,7 +152,7 @@ async fn main() -> anyhow::Result<()> {
         return deposits::catch_up(args.backlog).await;
     }
     if args.withdrawals_only {
-        return withdrawals().await;
+        return withdrawals(args.withdrawals).await;
     }
     println!("== in-process FinalizeBlock ({} blocks x {} signed transfers) ==", args.blocks, args.block_txs);
     let (verify_rate, finalize_rate, with_commit_rate) = in_process(&args)?;
@@ -178,11 +183,12 @@ async fn main() -> anyhow::Result<()> {
     deposits::latency(args.deposits).await?;
     deposits::catch_up(args.backlog).await?;
 
-    withdrawals().await
+    withdrawals(args.withdrawals).await
 }
 
-async fn withdrawals() -> anyhow::Result<()> {
+async fn withdrawals(count: usize) -> anyhow::Result<()> {
     println!("\n== withdrawals ==");
     bls::run()?;
-    release_gas::run().await
+    release_gas::run().await?;
+    withdrawal_latency::latency(count).await
 }

@@ -1,0 +1,157 @@
+//! Withdrawal latency on the whole system (`devnet::system`): from the block that commits a burn
+//! to the broadcast of the release that pays it — btcd knows the batch's transaction (mempool
+//! included), or the vault reports the batch's nonce released — for Bitcoin and Ethereum
+//! withdrawals, next to the sidechain's own floor measured in the same run: `batch_interval`
+//! blocks at the run's mean block time.
+
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use bitcoin::{OutPoint, Txid};
+use ferry_devnet::NetworkSpec;
+use ferry_devnet::accounts::{self, user_key};
+use ferry_devnet::btcd::RegtestWallet;
+use ferry_devnet::system::{System, SystemSpec};
+use ferry_relayer::ethereum::U256;
+use ferry_types::query::{BatchRelease, BatchView, WithdrawalId, WithdrawalStatus};
+use ferry_types::release::eth::EthAddress;
+use ferry_types::{Denom, GenesisState};
+
+use crate::deposits::percentile;
+
+/// Parent-chain confirmations the relayers wait for (deposits and releases).
+const CONFIRMATIONS: u32 = 2;
+/// A parent-chain block is mined this often while the bench waits.
+const PARENT_BLOCK: Duration = Duration::from_millis(400);
+/// How often the bench looks for the release while it waits.
+const POLL: Duration = Duration::from_millis(25);
+/// How long one withdrawal may take from burn to broadcast, and then to settlement.
+const RELEASE_WAIT: Duration = Duration::from_secs(120);
+
+const BTC: u64 = 100_000_000;
+const ETH: u128 = 1_000_000_000_000_000_000;
+
+/// Latencies of one asset's withdrawals.
+#[derive(Default)]
+struct Samples {
+    seconds: Vec<f64>,
+    blocks: Vec<f64>,
+}
+
+/// Times `count` Bitcoin and `count` Ethereum withdrawals, one at a time, and prints p50/p95
+/// in seconds and sidechain blocks beside the floor of `batch_interval` blocks.
+///
+/// # Errors
+/// The system cannot start, a deposit or withdrawal fails, or a release is not broadcast in time.
+pub async fn latency(count: usize) -> anyhow::Result<()> {
+    let bridge = tempfile::Builder::new().prefix("ferry-bench-bridge-").tempdir()?;
+    let mut system = System::start(SystemSpec {
+        network: NetworkSpec::isolated("bench-withdrawals", accounts::FEDERATION_MEMBERS, GenesisState::default())?,
+        users: 4,
+        bridge_dir: bridge.path().to_path_buf(),
+        fresh: true,
+        confirmations: CONFIRMATIONS,
+        poll_interval: "200ms".to_owned(),
+    })
+    .await?;
+    let client = system.client(0)?;
+    let user = user_key(0)?;
+    let address = user.address();
+
+    // Reserves: one deposit of each asset, minted before anything is timed.
+    let balance = async |denom: &Denom| -> anyhow::Result<u128> {
+        let view = client.balances(&address, None).await?;
+        Ok(view.balances.iter().find(|coin| &coin.denom == denom).map_or(0, |coin| coin.amount.get()))
+    };
+    let sat_target = balance(&Denom::sat()).await? + u128::from(BTC);
+    let wei_target = balance(&Denom::wei()).await? + 2 * ETH;
+    system.deposit_btc(&address, BTC).await?;
+    system.parents.anvil.deposit_eth(&address, U256::from(2 * ETH)).await?;
+    let deadline = Instant::now() + RELEASE_WAIT;
+    while balance(&Denom::sat()).await? < sat_target || balance(&Denom::wei()).await? < wei_target {
+        anyhow::ensure!(Instant::now() < deadline, "the reserve deposits were not minted in {RELEASE_WAIT:?}");
+        system.mine_parents(1).await?;
+        tokio::time::sleep(PARENT_BLOCK).await;
+    }
+
+    let batch_interval = client.params().await?.withdrawals.batch_interval;
+    let btc_destination = RegtestWallet::from_seed([0xb1; 32])?.address().to_string();
+    let eth_destination = EthAddress::from_bytes([0xe1; 20]).to_string();
+    let run_started = (Instant::now(), client.latest_height().await?);
+    let mut btc = Samples::default();
+    let mut eth = Samples::default();
+    for _ in 0..count {
+        for (asset, amount, destination, samples) in [
+            (Denom::sat(), u128::from(BTC / 100), &btc_destination, &mut btc),
+            (Denom::wei(), ETH / 10, &eth_destination, &mut eth),
+        ] {
+            let (id, burn_height) = system.withdraw(&user, &asset, amount, destination).await?;
+            let burned_at = Instant::now();
+            let release_height = wait_for_broadcast(&system, id).await?;
+            samples.seconds.push(burned_at.elapsed().as_secs_f64());
+            samples.blocks.push(release_height.saturating_sub(burn_height) as f64);
+            // Let it settle so the next withdrawal does not wait for a locked reserve UTXO.
+            system.wait_for_withdrawal(id, WithdrawalStatus::Released, PARENT_BLOCK, RELEASE_WAIT).await?;
+        }
+    }
+    let run_blocks = client.latest_height().await?.saturating_sub(run_started.1);
+    let block_seconds = run_started.0.elapsed().as_secs_f64() / run_blocks.max(1) as f64;
+    let floor_seconds = batch_interval as f64 * block_seconds;
+
+    println!(
+        "withdrawal latency (burn committed -> release broadcast; {count} BTC and {count} ETH withdrawals, \
+         one at a time; parent block every {} ms):",
+        PARENT_BLOCK.as_millis()
+    );
+    println!(
+        "  floor: batch_interval {batch_interval} blocks x mean block {block_seconds:.3} s = {floor_seconds:.2} s  (baseline)"
+    );
+    for (label, samples) in [("BTC", &mut btc), ("ETH", &mut eth)] {
+        samples.seconds.sort_by(f64::total_cmp);
+        samples.blocks.sort_by(f64::total_cmp);
+        let p95 = percentile(&samples.seconds, 95.0);
+        println!(
+            "  {label}  seconds p50 {:.2} p95 {p95:.2}   blocks p50 {:.0} p95 {:.0}   ratio p95/floor {:.2}",
+            percentile(&samples.seconds, 50.0),
+            percentile(&samples.blocks, 50.0),
+            percentile(&samples.blocks, 95.0),
+            p95 / floor_seconds
+        );
+    }
+    drop(system);
+    drop(bridge);
+    Ok(())
+}
+
+/// Waits until the release of withdrawal `id` is broadcast, mining a parent block every
+/// [`PARENT_BLOCK`]; returns the sidechain height at that moment.
+async fn wait_for_broadcast(system: &System, id: WithdrawalId) -> anyhow::Result<u64> {
+    let client = system.client(0)?;
+    let started = Instant::now();
+    let mut mined_at = Instant::now();
+    loop {
+        if let Some(batch) = system.withdrawal(id).await?.withdrawal.batch {
+            let view: BatchView =
+                client.query(&format!("/batch/{batch}"), None).await?.with_context(|| format!("no batch {batch}"))?;
+            let broadcast = match &view.batch.release {
+                BatchRelease::Bitcoin(release) => {
+                    let txid: Txid = release.txid.parse()?;
+                    system.parents.btcd.unspent_output(&OutPoint { txid, vout: 0 }).await?.is_some()
+                }
+                BatchRelease::Ethereum(release) => {
+                    let anvil = &system.parents.anvil;
+                    anvil.wallet().released(anvil.vault(), release.batch.nonce).await?
+                }
+            };
+            if broadcast {
+                return Ok(client.latest_height().await?);
+            }
+        }
+        anyhow::ensure!(started.elapsed() < RELEASE_WAIT, "{id}: no release broadcast after {RELEASE_WAIT:?}");
+        if mined_at.elapsed() >= PARENT_BLOCK {
+            system.mine_parents(1).await?;
+            mined_at = Instant::now();
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
