@@ -1,0 +1,564 @@
+//! Release delivery end to end: a 4-validator network with the devnet federation
+//! ([`accounts::federation_ceremony`]), anvil with a vault trusting it, btcd and PostgreSQL.
+//! Withdrawals are batched and signed by members 0..3 (shares and signatures made here, as their
+//! signers would); the relayers then carry each release to its parent chain, wait for its
+//! confirmations, attest it, and the batch settles.
+//!
+//! Three tests drive the relayers' delivery loops in process, one poll at a time, so every step
+//! is observed: an Ethereum release delivered once and attested by all; a Bitcoin release whose
+//! block is reorganised away; two Ethereum wallets racing, then a reorg dropping the release.
+//! The fourth runs the relayers as processes and kills them while a Bitcoin release goes out.
+//! Every process is stopped when its handle drops, also when a test fails.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use bitcoin::{Amount as Sats, OutPoint, ScriptBuf, TxOut};
+use common::{TestResult, WAIT, balance, serial, start_network};
+use ferry_client::{FerryClient, Wallet as SideWallet};
+use ferry_devnet::anvil::{Anvil, CHAIN_ID, DEV_PRIVATE_KEY, RELAYER_PRIVATE_KEYS, batch_address};
+use ferry_devnet::btcd::{Btcd, RegtestWallet};
+use ferry_devnet::postgres::PgServer;
+use ferry_devnet::relayer::{RelayerProcess, RelayerSetup};
+use ferry_devnet::{Network, NetworkSpec, Tools, accounts};
+use ferry_relayer::attest::Attester;
+use ferry_relayer::confirmations::ConfirmationPolicy;
+use ferry_relayer::delivery::{BitcoinDelivery, Delivery, EthereumDelivery};
+use ferry_relayer::ethereum::vault::{VaultError, vault_error};
+use ferry_relayer::ethereum::{EthAddress, U256, Wallet};
+use ferry_relayer::metrics::Metrics;
+use ferry_relayer::service::{BitcoinWatch, Relayer};
+use ferry_relayer::store::{ReleaseStatus, Store};
+use ferry_types::msg::{MsgSubmitSignatures, MsgWithdraw, ReleaseSignatures};
+use ferry_types::peg::deposit_memo;
+use ferry_types::query::{BATCH_PATH, BatchRelease, BatchStatus, BatchView, PENDING_BATCHES_PATH, PendingBatchesView};
+use ferry_types::release::bls;
+use ferry_types::{AccountKey, Address, Amount, Coin, Denom, Msg};
+
+/// Parent-chain confirmations every relayer waits for before attesting a release.
+const CONFIRMATIONS: u32 = 2;
+
+const ONE_ETH: u128 = 1_000_000_000_000_000_000;
+
+async fn pending(client: &FerryClient) -> TestResult<Vec<BatchView>> {
+    let page: PendingBatchesView = client.query(PENDING_BATCHES_PATH, None).await?.ok_or("no pending")?;
+    Ok(page.batches)
+}
+
+/// The first pending batch in `status`, waited for.
+async fn wait_batch(client: &FerryClient, status: BatchStatus) -> TestResult<BatchView> {
+    let started = Instant::now();
+    loop {
+        if let Some(view) = pending(client).await?.into_iter().find(|view| view.batch.status == status) {
+            return Ok(view);
+        }
+        if started.elapsed() > WAIT {
+            return Err(format!("no batch {status:?}").into());
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+async fn batch(client: &FerryClient, id: u64) -> TestResult<BatchView> {
+    Ok(client.query(&format!("{BATCH_PATH}{id}"), None).await?.ok_or("no batch")?)
+}
+
+/// Signs `msg` with `key` (paying `fee`, or fee-exempt) and waits for it to be included and accepted.
+async fn send(client: &FerryClient, key: AccountKey, msg: Msg, fee: Option<Coin>) -> TestResult {
+    let mut wallet = SideWallet::load(client, key).await?;
+    let tx = match fee {
+        Some(fee) => wallet.sign(&fee, &[msg])?,
+        None => wallet.sign_fee_exempt(&[msg])?,
+    };
+    let included = client.broadcast_and_wait(tx, WAIT).await?;
+    if included.code != 0 {
+        return Err(format!("refused: {}", included.log).into());
+    }
+    Ok(())
+}
+
+/// Members 0..3 sign the batch as their signers would.
+async fn sign_batch(client: &FerryClient, view: &BatchView) -> TestResult {
+    let ceremony = accounts::federation_ceremony()?;
+    for member in ceremony.members.iter().take(3) {
+        let signatures = match &view.batch.release {
+            BatchRelease::Ethereum(release) => {
+                let share = bls::sign_share(member.bls_secret_key_share(), &release.batch.signing_message());
+                ReleaseSignatures::Bls(bls::encode_signature_share(&share).to_vec())
+            }
+            BatchRelease::Bitcoin(release) => ReleaseSignatures::Bitcoin(
+                release
+                    .sighashes
+                    .iter()
+                    .map(|hex_digest| {
+                        let digest: [u8; 32] = hex::decode(hex_digest)?.as_slice().try_into()?;
+                        Ok(ferry_types::release::bitcoin::sign_input(member.bitcoin_secret_key(), &digest))
+                    })
+                    .collect::<TestResult<Vec<_>>>()?,
+            ),
+        };
+        let msg =
+            Msg::SubmitSignatures(MsgSubmitSignatures { signer: member.account(), batch: view.batch.id, signatures });
+        send(client, member.account_key().clone(), msg, None).await?;
+    }
+    Ok(())
+}
+
+/// User `user` withdraws `amount` of `asset` to `destination` (paying the minimum fee in the same
+/// asset); members 0..3 sign the batch that carries it. Returns the batch as it was while signing.
+async fn withdraw_and_sign(
+    client: &FerryClient,
+    user: usize,
+    asset: Denom,
+    amount: u128,
+    destination: String,
+) -> TestResult<BatchView> {
+    let user = accounts::user_key(user)?;
+    let fee = client.params().await?.min_fee(&asset).ok_or("no fee in the withdrawn asset")?;
+    let fee = Coin::new(fee.get(), asset.clone());
+    let withdraw =
+        Msg::Withdraw(MsgWithdraw { sender: user.address(), asset, amount: Amount::new(amount), destination });
+    send(client, user, withdraw, Some(fee)).await?;
+    let signing = wait_batch(client, BatchStatus::Signing).await?;
+    sign_batch(client, &signing).await?;
+    Ok(signing)
+}
+
+/// Pays `sats` to the peg with a memo crediting `depositor`, and mines its confirmations.
+async fn deposit_bitcoin(
+    payer: &mut RegtestWallet,
+    btcd: &Btcd,
+    peg_script: &ScriptBuf,
+    sats: u64,
+    depositor: &Address,
+) -> TestResult {
+    let outputs = vec![
+        TxOut { value: Sats::from_sat(sats), script_pubkey: peg_script.clone() },
+        TxOut { value: Sats::ZERO, script_pubkey: deposit_memo(depositor) },
+    ];
+    payer.pay(&btcd.rpc(), outputs).await?;
+    btcd.mine(CONFIRMATIONS).await?;
+    Ok(())
+}
+
+/// Anvil with the vault trusting the devnet federation and holding 5 ETH of deposits, and a
+/// network whose genesis points Ethereum releases at that vault.
+async fn start_with_vault(name: &str) -> TestResult<(Anvil, Network)> {
+    let anvil = Anvil::start_with_federation(accounts::federation_vault_key()?).await?;
+    let mut genesis = accounts::genesis(8, 4)?;
+    accounts::with_ethereum(&mut genesis, CHAIN_ID, batch_address(anvil.vault()), &[]);
+    let mut network = Network::create(NetworkSpec::isolated(name, 4, genesis)?, Tools::locate()?)?;
+    network.start_all()?;
+    network.wait_for_height(2, WAIT).await?;
+    anvil.deposit_eth(&Address::from_bytes([1; 20]), U256::from(5 * ONE_ETH)).await?;
+    Ok((anvil, network))
+}
+
+/// Members 0..3's delivery loops and attesters, in process, each with its own database.
+struct Relayers {
+    deliveries: Vec<Delivery>,
+    attesters: Vec<Attester>,
+    stores: Vec<Store>,
+}
+
+impl Relayers {
+    /// Ethereum delivery for members 0..3; member `m` pays for releases with `wallet_keys[m]`
+    /// (None: it only finds and attests what others delivered).
+    async fn ethereum(
+        name: &str,
+        network: &Network,
+        anvil: &Anvil,
+        postgres: &PgServer,
+        wallet_keys: [Option<&str>; 3],
+    ) -> TestResult<Relayers> {
+        let mut relayers = Relayers { deliveries: Vec::new(), attesters: Vec::new(), stores: Vec::new() };
+        for (member, key) in wallet_keys.into_iter().enumerate() {
+            let url = postgres.create_database(&format!("{name}_{member}_{}", std::process::id())).await?;
+            let store = Store::connect(&url).await?;
+            relayers.stores.push(store.clone());
+            let wallet = key.map(|key| Wallet::connect(anvil.rpc_url(), key)).transpose()?;
+            relayers.deliveries.push(Delivery {
+                store,
+                chain: network.client(member)?,
+                metrics: Metrics::new()?,
+                bitcoin: None,
+                ethereum: Some(EthereumDelivery {
+                    watcher: anvil.watcher()?,
+                    wallet,
+                    policy: ConfirmationPolicy::flat(CONFIRMATIONS),
+                    start_block: 0,
+                    max_log_range: 1_000,
+                }),
+            });
+            relayers.attesters.push(Attester::new(network.client(member)?, accounts::member_key(member)?));
+        }
+        Ok(relayers)
+    }
+
+    async fn poll(&self) -> TestResult {
+        for (delivery, attester) in self.deliveries.iter().zip(&self.attesters) {
+            delivery.poll(Some(attester)).await?;
+        }
+        Ok(())
+    }
+
+    async fn statuses(&self, batch: u64) -> TestResult<Vec<Option<ReleaseStatus>>> {
+        let mut out = Vec::new();
+        for store in &self.stores {
+            out.push(store.release(batch).await?.map(|record| record.status));
+        }
+        Ok(out)
+    }
+}
+
+/// The kinds of `store`'s audit entries about batch `id`, in order.
+async fn audit_kinds(store: &Store, id: u64) -> TestResult<Vec<String>> {
+    Ok(store.audit_entries(&format!("batch:{id}")).await?.into_iter().map(|entry| entry.kind).collect())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ethereum_release_is_delivered_once_confirmed_attested_and_settled() -> TestResult {
+    let _serial = serial().await;
+    let (anvil, network) = start_with_vault("deliv-eth").await?;
+    let client = network.client(0)?;
+    let recipient = EthAddress::from([0xab; 20]);
+    let signing = withdraw_and_sign(&client, 0, Denom::wei(), ONE_ETH, batch_address(recipient).to_string()).await?;
+    let id = signing.batch.id;
+    wait_batch(&client, BatchStatus::Signed).await?;
+
+    let postgres = PgServer::from_env_or_start(None).await?;
+    // Only member 0 pays for transactions; the others attest what it delivered.
+    let relayers =
+        Relayers::ethereum("deliv_eth", &network, &anvil, &postgres, [Some(RELAYER_PRIVATE_KEYS[0]), None, None])
+            .await?;
+
+    // Round 1: member 0 delivers (anvil mines it at once); 1 and 2 find it, one confirmation.
+    relayers.poll().await?;
+    let statuses = relayers.statuses(id).await?;
+    assert!(statuses.iter().all(|s| *s == Some(ReleaseStatus::Broadcast)), "{statuses:?}");
+    let sent = relayers.stores[0].release(id).await?.ok_or("no record")?;
+    assert_eq!(sent.attempts, 1);
+    let parent_tx = sent.parent_tx.clone().ok_or("no tx")?;
+    for store in &relayers.stores[1..] {
+        let record = store.release(id).await?.ok_or("no record")?;
+        assert_eq!(record.parent_tx.as_deref(), Some(parent_tx.as_str()), "another relayer found our tx");
+        assert_eq!(record.attempts, 0);
+    }
+    assert_eq!(anvil.wallet().balance(recipient).await?, U256::from(ONE_ETH));
+    // A second delivery is refused by the vault: AlreadyReleased.
+    let BatchRelease::Ethereum(release) = &signing.batch.release else { return Err("not eth".into()) };
+    let signed = batch(&client, id).await?;
+    let BatchRelease::Ethereum(signed_release) = &signed.batch.release else { return Err("not eth".into()) };
+    let signature = hex::decode(signed_release.signature.as_ref().ok_or("no signature")?)?;
+    let again = Wallet::connect(anvil.rpc_url(), DEV_PRIVATE_KEY)?
+        .sign_release(anvil.vault(), &release.batch, &signature)
+        .await;
+    let error = again.err().ok_or("second release accepted")?;
+    assert!(matches!(vault_error(&error), Some(VaultError::AlreadyReleased(_))), "{error}");
+
+    // Round 2: nothing new (one confirmation of two).
+    relayers.poll().await?;
+    assert!(relayers.statuses(id).await?.iter().all(|s| *s == Some(ReleaseStatus::Broadcast)));
+
+    // One more block: confirmed and attested by all three, which settles the batch.
+    anvil.mine(1).await?;
+    relayers.poll().await?;
+    let settled = batch(&client, id).await?;
+    assert_eq!(settled.batch.status, BatchStatus::Released, "{settled:?}");
+    assert_eq!(settled.batch.release_tx.as_deref(), Some(parent_tx.as_str()));
+    relayers.poll().await?;
+    let statuses = relayers.statuses(id).await?;
+    assert!(statuses.iter().all(|s| *s == Some(ReleaseStatus::Settled)), "{statuses:?}");
+    for (member, store) in relayers.stores.iter().enumerate() {
+        assert!(store.verify().await?.is_intact());
+        let kinds = audit_kinds(store, id).await?;
+        eprintln!("member {member}: {kinds:?}");
+        assert_eq!(kinds.contains(&"release.delivering".to_owned()), member == 0, "{kinds:?}");
+        assert_eq!(kinds.last().map(String::as_str), Some("release.settled"), "{kinds:?}");
+    }
+    assert_eq!(anvil.wallet().balance(recipient).await?, U256::from(ONE_ETH), "paid once");
+    let text = relayers.deliveries[0].metrics.render();
+    assert!(text.contains(r#"ferry_relayer_releases{chain="eth",state="settled"} 1"#), "{text}");
+    assert!(text.contains(r#"ferry_relayer_release_attestations_total{chain="eth",outcome="accepted"} 1"#), "{text}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bitcoin_release_survives_a_reorg_of_its_block_and_settles() -> TestResult {
+    let _serial = serial().await;
+    let network = start_network("deliv-btc").await?;
+    let client = network.client(0)?;
+    let mut payer = RegtestWallet::from_seed([9; 32])?;
+    let btcd = Btcd::isolated("deliv-btc", payer.address()).await?;
+    btcd.mine(101).await?;
+    let postgres = PgServer::from_env_or_start(None).await?;
+
+    let peg_script = ferry_relayer::service::peg_script(&client).await?;
+    let mut relayers = Relayers { deliveries: Vec::new(), attesters: Vec::new(), stores: Vec::new() };
+    let mut watchers = Vec::new();
+    for member in 0..3 {
+        let url = postgres.create_database(&format!("deliv_btc_{member}_{}", std::process::id())).await?;
+        let store = Store::connect(&url).await?;
+        relayers.stores.push(store.clone());
+        relayers.deliveries.push(Delivery {
+            store: store.clone(),
+            chain: network.client(member)?,
+            metrics: Metrics::new()?,
+            bitcoin: Some(BitcoinDelivery {
+                rpc: btcd.rpc(),
+                policy: ConfirmationPolicy::flat(CONFIRMATIONS),
+                search_depth: 50,
+            }),
+            ethereum: None,
+        });
+        relayers.attesters.push(Attester::new(network.client(member)?, accounts::member_key(member)?));
+        watchers.push(Relayer::new(
+            store,
+            network.client(member)?,
+            accounts::member_key(member)?,
+            Metrics::new()?,
+            Some(BitcoinWatch {
+                rpc: btcd.rpc(),
+                peg_script: peg_script.clone(),
+                policy: ConfirmationPolicy::flat(CONFIRMATIONS),
+                start_height: 1,
+            }),
+            None,
+        ));
+    }
+    // A deposit makes the reserves.
+    let depositor = Address::from_bytes([0xde; 20]);
+    deposit_bitcoin(&mut payer, &btcd, &peg_script, 500_000, &depositor).await?;
+    for watcher in &watchers {
+        watcher.poll_bitcoin().await?;
+    }
+    assert_eq!(balance(&client, &depositor, &Denom::sat()).await?, 500_000);
+
+    // A withdrawal to the payer's address.
+    let signing = withdraw_and_sign(&client, 1, Denom::sat(), 100_000, payer.address().to_string()).await?;
+    let id = signing.batch.id;
+    let BatchRelease::Bitcoin(release) = &signing.batch.release else { return Err("not btc".into()) };
+    let txid = release.txid.clone();
+    wait_batch(&client, BatchStatus::Signed).await?;
+
+    // Member 0 broadcasts; 1 and 2 find it pending in the node's mempool and send nothing.
+    relayers.poll().await?;
+    let statuses = relayers.statuses(id).await?;
+    assert_eq!(statuses, [Some(ReleaseStatus::Broadcast), None, None]);
+    // Polled again: nobody re-sends.
+    relayers.poll().await?;
+    assert_eq!(relayers.stores[0].release(id).await?.ok_or("record")?.attempts, 1);
+    // One block: included, one confirmation of two.
+    let [block] = btcd.mine(1).await?[..] else { return Err("one block".into()) };
+    relayers.poll().await?;
+    let record = relayers.stores[0].release(id).await?.ok_or("record")?;
+    assert_eq!(record.block.as_ref().map(|(_, hash)| hash.clone()), Some(block.to_string()));
+    assert_eq!(record.parent_tx.as_deref(), Some(txid.as_str()));
+
+    // The block is reorganised away; the release returns to btcd's mempool and is found pending.
+    btcd.invalidate_block(&block).await?;
+    relayers.poll().await?;
+    let record = relayers.stores[0].release(id).await?.ok_or("record")?;
+    assert_eq!(record.status, ReleaseStatus::Broadcast);
+    assert_eq!(record.block, None, "reorged block still recorded");
+    btcd.mine(CONFIRMATIONS).await?;
+    relayers.poll().await?;
+    relayers.poll().await?;
+    let settled = batch(&client, id).await?;
+    assert_eq!(settled.batch.status, BatchStatus::Released, "{:?}", relayers.statuses(id).await?);
+    assert_eq!(settled.batch.release_tx.as_deref(), Some(txid.as_str()));
+    relayers.poll().await?;
+    for store in &relayers.stores {
+        assert_eq!(store.release(id).await?.ok_or("record")?.status, ReleaseStatus::Settled);
+        let kinds = audit_kinds(store, id).await?;
+        eprintln!("{kinds:?}");
+        assert!(kinds.contains(&"release.reorged".to_owned()), "{kinds:?}");
+    }
+    Ok(())
+}
+
+/// Turns anvil's automatic mining of each transaction on or off (`evm_setAutomine`).
+async fn set_automine(rpc: &str, on: bool) -> TestResult {
+    let body = serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "evm_setAutomine", "params": [on]});
+    let answer: serde_json::Value = reqwest::Client::new().post(rpc).json(&body).send().await?.json().await?;
+    if answer.get("error").is_some() {
+        return Err(format!("evm_setAutomine: {answer}").into());
+    }
+    Ok(())
+}
+
+/// Two relayers with wallets race (both transactions pending when each simulates), one payment
+/// reverts; everyone attests the winner. Then the winner's block is reorganised away with every
+/// transaction in it dropped: both deliver again, and the batch still pays exactly once.
+#[tokio::test(flavor = "multi_thread")]
+async fn racing_ethereum_deliveries_pay_once_and_survive_a_reorg_that_drops_the_release() -> TestResult {
+    let _serial = serial().await;
+    let (anvil, network) = start_with_vault("deliv-race").await?;
+    let client = network.client(0)?;
+    let recipient = EthAddress::from([0xcd; 20]);
+    let signing = withdraw_and_sign(&client, 0, Denom::wei(), ONE_ETH, batch_address(recipient).to_string()).await?;
+    let id = signing.batch.id;
+    wait_batch(&client, BatchStatus::Signed).await?;
+
+    let postgres = PgServer::from_env_or_start(None).await?;
+    let wallet_keys = [Some(RELAYER_PRIVATE_KEYS[0]), Some(RELAYER_PRIVATE_KEYS[1]), None];
+    let relayers = Relayers::ethereum("deliv_race", &network, &anvil, &postgres, wallet_keys).await?;
+    let paid = || async { anvil.wallet().balance(recipient).await };
+
+    set_automine(anvil.rpc_url(), false).await?;
+    let (first, second) = tokio::join!(
+        relayers.deliveries[0].poll(Some(&relayers.attesters[0])),
+        relayers.deliveries[1].poll(Some(&relayers.attesters[1]))
+    );
+    first?;
+    second?;
+    relayers.deliveries[2].poll(Some(&relayers.attesters[2])).await?;
+    let statuses = relayers.statuses(id).await?;
+    eprintln!("after the race: {statuses:?}");
+    let sent0 = relayers.stores[0].release(id).await?.and_then(|r| r.parent_tx);
+    let sent1 = relayers.stores[1].release(id).await?.and_then(|r| r.parent_tx);
+    assert!(sent0.is_some() || sent1.is_some());
+    assert_ne!(sent0, sent1);
+    assert_eq!(statuses[2], None, "member 2 has no wallet");
+    // Polled again while pending: nobody sends a third.
+    relayers.poll().await?;
+    for store in &relayers.stores[..2] {
+        assert!(store.release(id).await?.is_none_or(|record| record.attempts == 1));
+    }
+    anvil.mine(1).await?;
+    relayers.poll().await?;
+    let mut found = Vec::new();
+    for store in &relayers.stores {
+        found.push(store.release(id).await?.and_then(|r| r.parent_tx).ok_or("found")?);
+    }
+    assert!(found.iter().all(|tx| *tx == found[0]), "{found:?}");
+    assert!(Some(&found[0]) == sent0.as_ref() || Some(&found[0]) == sent1.as_ref());
+    assert_eq!(paid().await?, U256::from(ONE_ETH), "paid once");
+
+    // The block with both transactions is replaced by an empty one: the payment is undone.
+    anvil.dev_node().reorg(1, &[]).await?;
+    assert_eq!(paid().await?, U256::ZERO);
+    relayers.poll().await?;
+    let statuses = relayers.statuses(id).await?;
+    assert!(statuses.iter().all(|s| *s == Some(ReleaseStatus::Broadcast)), "{statuses:?}");
+    assert!(relayers.stores[2].release(id).await?.ok_or("record")?.block.is_none());
+    anvil.mine(1).await?;
+    relayers.poll().await?;
+    anvil.mine(1).await?;
+    relayers.poll().await?;
+    relayers.poll().await?;
+    let settled = batch(&client, id).await?;
+    assert_eq!(settled.batch.status, BatchStatus::Released, "{:?}", relayers.statuses(id).await?);
+    assert_eq!(paid().await?, U256::from(ONE_ETH), "paid exactly once");
+    for store in &relayers.stores {
+        let record = store.release(id).await?.ok_or("record")?;
+        assert_eq!(record.status, ReleaseStatus::Settled);
+        assert_eq!(record.parent_tx, settled.batch.release_tx);
+        eprintln!("{} attempts: {:?}", record.attempts, audit_kinds(store, id).await?);
+    }
+    Ok(())
+}
+
+/// The binary: three member relayers as processes (delivery on by default), killed and restarted
+/// while a Bitcoin release is delivered and confirmed; the batch settles, the destination is paid
+/// by the transaction the federation signed, and every store agrees.
+#[tokio::test(flavor = "multi_thread")]
+async fn relayer_processes_killed_during_delivery_still_settle_the_bitcoin_release() -> TestResult {
+    let _serial = serial().await;
+    let network = start_network("deliv-proc").await?;
+    let client = network.client(0)?;
+    let mut payer = RegtestWallet::from_seed([11; 32])?;
+    let btcd = Btcd::isolated("deliv-proc", payer.address()).await?;
+    btcd.mine(101).await?;
+    let postgres = PgServer::from_env_or_start(None).await?;
+    let dir = ferry_devnet::tools::repo_root().join(format!("target/relayers/deliv-proc-{}", std::process::id()));
+    // Declared after the services they use, so dropped (killed) before them.
+    let mut processes = Vec::new();
+    let mut urls = Vec::new();
+    for member in 0..3 {
+        let url = postgres.create_database(&format!("deliv_proc_{member}_{}", std::process::id())).await?;
+        urls.push(url.clone());
+        processes.push(RelayerProcess::start(RelayerSetup {
+            dir: dir.join(format!("member{member}")),
+            member,
+            chain_rpc: network.validators()[member].rpc_url(),
+            database_url: url,
+            bitcoin: Some((btcd.rpc_url(), btcd.rpc_user().to_owned(), btcd.rpc_password_file())),
+            ethereum: None,
+            confirmations: CONFIRMATIONS,
+            poll_interval: "200ms".to_owned(),
+            ethereum_key: None,
+        })?);
+    }
+    let peg_script = ferry_relayer::service::peg_script(&client).await?;
+    let depositor = Address::from_bytes([0xdf; 20]);
+    deposit_bitcoin(&mut payer, &btcd, &peg_script, 400_000, &depositor).await?;
+    let started = Instant::now();
+    while balance(&client, &depositor, &Denom::sat()).await? != 400_000 {
+        if started.elapsed() > WAIT {
+            return Err("deposit not minted".into());
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    let signing = withdraw_and_sign(&client, 2, Denom::sat(), 150_000, payer.address().to_string()).await?;
+    let id = signing.batch.id;
+    let BatchRelease::Bitcoin(release) = &signing.batch.release else { return Err("not btc".into()) };
+    let txid = release.txid.clone();
+    // Crash each relayer at a different moment while the release goes out and confirms.
+    for (round, delay) in [50u64, 400, 900, 1500].into_iter().enumerate() {
+        tokio::time::sleep(Duration::from_millis(delay)).await;
+        processes[round % 3].restart()?;
+        btcd.mine(1).await?;
+    }
+    let started = Instant::now();
+    let settled = loop {
+        let view = batch(&client, id).await?;
+        if view.batch.status == BatchStatus::Released {
+            break view;
+        }
+        if started.elapsed() > WAIT {
+            return Err(format!("batch not settled: {view:?}").into());
+        }
+        btcd.mine(1).await?;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    assert_eq!(settled.batch.release_tx.as_deref(), Some(txid.as_str()));
+    // The destination receives the amount less the chain's per-withdrawal miner fee.
+    let miner_fee = client.params().await?.withdrawals.bitcoin_fee_per_withdrawal.get();
+    let expected = Sats::from_sat(u64::try_from(150_000 - miner_fee)?);
+    let paid = btcd.unspent_output(&OutPoint { txid: txid.parse()?, vout: 0 }).await?.ok_or("no payment output")?;
+    assert_eq!((paid.value, paid.script_pubkey), (expected, payer.address().script_pubkey()));
+
+    // Every relayer records the settlement and reports it.
+    let settled_line = r#"ferry_relayer_releases{chain="btc",state="settled"} 1"#;
+    for (process, url) in processes.iter().zip(&urls) {
+        let store = Store::connect(url).await?;
+        let started = Instant::now();
+        loop {
+            let record = store.release(id).await?;
+            // The last restart may still be starting up: not serving yet is not a failure.
+            let text = match reqwest::get(process.metrics_url()).await {
+                Ok(response) => response.text().await?,
+                Err(error) => format!("metrics not served: {error}"),
+            };
+            if record.as_ref().is_some_and(|record| record.status == ReleaseStatus::Settled)
+                && text.lines().any(|line| line == settled_line)
+            {
+                break;
+            }
+            if started.elapsed() > WAIT {
+                return Err(format!("{url}: not settled: {record:?}\n{text}").into());
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        let record = store.release(id).await?.ok_or("record")?;
+        eprintln!("{url}: {record:?}");
+        assert_eq!(record.parent_tx.as_deref(), Some(txid.as_str()), "{url}");
+        assert!(store.verify().await?.is_intact(), "{url}");
+    }
+    drop(processes);
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
