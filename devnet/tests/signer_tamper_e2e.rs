@@ -1,0 +1,177 @@
+//! An honest signer shown a tampered payload refuses it and records why.
+//!
+//! The whole system runs (`devnet::system`); member 0's signer is moved behind a proxy that
+//! plays a compromised RPC endpoint: every batch it forwards to that signer pays an attacker
+//! instead of the user (the destination rewritten in the batch's items and in the signed payload
+//! alike), while the withdrawal records pass untouched. The signer rebuilds the payload from the
+//! records, sees the difference, refuses, and writes the refusal with its reason to its audit
+//! log and its metrics. The three honest members still sign, and the user is paid.
+
+#[allow(dead_code)]
+mod common;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::routing::post;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use common::{TestResult, WAIT, serial};
+use ferry_devnet::NetworkSpec;
+use ferry_devnet::accounts::{self, user_key};
+use ferry_devnet::signer::SignerProcess;
+use ferry_devnet::system::{System, SystemSpec};
+use ferry_relayer::ethereum::{EthAddress as AlloyAddress, U256};
+use ferry_types::query::WithdrawalStatus;
+use ferry_types::release::eth::EthAddress;
+use ferry_types::{Denom, GenesisState};
+use serde_json::Value;
+
+const ETH: u128 = 1_000_000_000_000_000_000;
+const PARENT_BLOCK: Duration = Duration::from_millis(400);
+
+/// The honest destination and the attacker's, as 40 lowercase hex digits.
+#[derive(Clone)]
+struct Tamper {
+    upstream: String,
+    honest: String,
+    attacker: String,
+    http: reqwest::Client,
+}
+
+/// Rewrites `honest` into `attacker` (any letter case) inside every batch answer: the payload
+/// hex, the Ethereum batch items and the withdrawal destinations listed in the batch. Withdrawal
+/// records (`/withdrawal/…`) are passed on untouched.
+fn tamper_answer(tamper: &Tamper, value: &str) -> Option<String> {
+    let bytes = BASE64.decode(value).ok()?;
+    let json: Value = serde_json::from_slice(&bytes).ok()?;
+    let is_batch = json.get("batches").is_some() || json.get("release").is_some();
+    if !is_batch {
+        return None;
+    }
+    let text = String::from_utf8(bytes).ok()?;
+    let lower = text.to_lowercase();
+    let mut out = String::with_capacity(text.len());
+    let mut rest = 0;
+    while let Some(found) = lower[rest..].find(&tamper.honest) {
+        let at = rest + found;
+        out.push_str(&text[rest..at]);
+        out.push_str(&tamper.attacker);
+        rest = at + tamper.honest.len();
+    }
+    out.push_str(&text[rest..]);
+    (out != text).then(|| BASE64.encode(out))
+}
+
+async fn forward(State(tamper): State<Tamper>, body: Bytes) -> Result<Vec<u8>, axum::http::StatusCode> {
+    let bad_gateway = |_| axum::http::StatusCode::BAD_GATEWAY;
+    let answer = tamper
+        .http
+        .post(&tamper.upstream)
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .map_err(bad_gateway)?
+        .bytes()
+        .await
+        .map_err(bad_gateway)?;
+    let Ok(mut json) = serde_json::from_slice::<Value>(&answer) else { return Ok(answer.to_vec()) };
+    let value = json.pointer("/result/response/value").and_then(Value::as_str).map(str::to_owned);
+    if let Some(tampered) = value.and_then(|value| tamper_answer(&tamper, &value)) {
+        if let Some(slot) = json.pointer_mut("/result/response/value") {
+            *slot = Value::String(tampered);
+        }
+    }
+    serde_json::to_vec(&json).map_err(|_| axum::http::StatusCode::INTERNAL_SERVER_ERROR)
+}
+
+/// Serves the tampering proxy on a free loopback port until the task is aborted.
+async fn start_proxy(tamper: Tamper) -> TestResult<(SocketAddr, tokio::task::JoinHandle<()>)> {
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
+    let address = listener.local_addr()?;
+    let app = axum::Router::new().route("/", post(forward)).with_state(tamper);
+    let task = tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    Ok((address, task))
+}
+
+fn metric(text: &str, series: &str) -> f64 {
+    text.lines().find_map(|line| line.strip_prefix(series)?.trim().parse().ok()).unwrap_or(0.0)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_signer_behind_a_tampering_endpoint_refuses_the_changed_destination_and_records_why() -> TestResult {
+    let _serial = serial().await;
+    let bridge = tempfile::Builder::new().prefix("ferry-bridge-").tempdir()?;
+    let mut system = System::start(SystemSpec {
+        network: NetworkSpec::isolated("tamper", accounts::FEDERATION_MEMBERS, GenesisState::default())?,
+        users: 2,
+        bridge_dir: bridge.path().to_path_buf(),
+        fresh: true,
+        confirmations: 2,
+        poll_interval: "200ms".to_owned(),
+    })
+    .await?;
+
+    let honest = EthAddress::from_bytes([0x4e; 20]);
+    let attacker = EthAddress::from_bytes([0xa7; 20]);
+    let tamper = Tamper {
+        upstream: system.chain_rpc(0),
+        honest: hex::encode(honest.as_bytes()),
+        attacker: hex::encode(attacker.as_bytes()),
+        http: reqwest::Client::new(),
+    };
+    let (proxy, proxy_task) = start_proxy(tamper).await?;
+
+    // Member 0's signer now reads the chain through the compromised endpoint.
+    system.signers[0].kill();
+    let mut spec = system.signers[0].spec().clone();
+    spec.chain_rpc = format!("http://{proxy}");
+    spec.dir = spec.dir.join("behind-proxy");
+    let mut tampered_signer = SignerProcess::start(spec.clone())?;
+
+    // Reserves, then a withdrawal to the honest destination.
+    let user = user_key(0)?;
+    let client = system.client(0)?;
+    let before = common::balance(&client, &user.address(), &Denom::wei()).await?;
+    system.parents.anvil.deposit_eth(&user.address(), U256::from(2 * ETH)).await?;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while common::balance(&client, &user.address(), &Denom::wei()).await? < before + 2 * ETH {
+        assert!(tokio::time::Instant::now() < deadline, "the deposit never minted");
+        system.mine_parents(1).await?;
+        tokio::time::sleep(PARENT_BLOCK).await;
+    }
+    let (id, _) = system.withdraw(&user, &Denom::wei(), ETH, &honest.to_string()).await?;
+    let view =
+        system.wait_for_withdrawal(id, WithdrawalStatus::Released, PARENT_BLOCK, Duration::from_secs(120)).await?;
+    let batch_id = view.withdrawal.batch.ok_or("released without a batch")?;
+
+    // The honest members signed and the user, not the attacker, was paid.
+    let wallet = system.parents.anvil.wallet();
+    assert_eq!(wallet.balance(AlloyAddress::from(*honest.as_bytes())).await?, U256::from(ETH));
+    assert_eq!(wallet.balance(AlloyAddress::from(*attacker.as_bytes())).await?, U256::ZERO);
+    let batch: ferry_types::query::BatchView =
+        client.query(&format!("/batch/{batch_id}"), None).await?.ok_or("no batch")?;
+    let member0 = accounts::member_key(0)?.address();
+    assert!(!batch.batch.signatures.contains_key(&member0), "member 0 signed a batch it was shown tampered");
+
+    // Member 0 refused, and says why: in its metrics and in its audit log.
+    let text = reqwest::get(tampered_signer.metrics_url()).await?.text().await?;
+    let refusals = metric(&text, r#"ferry_signer_signatures_total{chain="eth",outcome="refused"}"#);
+    assert!(refusals >= 1.0, "no refusal counted: {text}");
+    let pool = sqlx::PgPool::connect(&spec.database_url).await?;
+    let entries = ferry_audit::AuditLog::SIGNER.entries_for(&pool, &format!("batch-{batch_id}")).await?;
+    let refusal = entries.iter().find(|entry| entry.kind == "batch.refused").ok_or("no refusal in the audit log")?;
+    let detail = refusal.detail.to_string().to_lowercase();
+    assert!(detail.contains(&hex::encode(honest.as_bytes())) || detail.contains("destination"), "{detail}");
+    assert!(entries.iter().all(|entry| entry.kind != "batch.signed"), "{entries:?}");
+    assert!(ferry_audit::AuditLog::SIGNER.verify(&pool).await?.is_intact());
+
+    tampered_signer.kill();
+    proxy_task.abort();
+    Ok(())
+}
