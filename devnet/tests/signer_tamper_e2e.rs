@@ -80,10 +80,10 @@ async fn forward(State(tamper): State<Tamper>, body: Bytes) -> Result<Vec<u8>, a
         .map_err(bad_gateway)?;
     let Ok(mut json) = serde_json::from_slice::<Value>(&answer) else { return Ok(answer.to_vec()) };
     let value = json.pointer("/result/response/value").and_then(Value::as_str).map(str::to_owned);
-    if let Some(tampered) = value.and_then(|value| tamper_answer(&tamper, &value)) {
-        if let Some(slot) = json.pointer_mut("/result/response/value") {
-            *slot = Value::String(tampered);
-        }
+    if let Some(tampered) = value.and_then(|value| tamper_answer(&tamper, &value))
+        && let Some(slot) = json.pointer_mut("/result/response/value")
+    {
+        *slot = Value::String(tampered);
     }
     serde_json::to_vec(&json).map_err(|_| axum::http::StatusCode::INTERNAL_SERVER_ERROR)
 }
