@@ -11,6 +11,7 @@ pub mod btcd;
 pub mod load;
 pub mod network;
 pub mod postgres;
+pub mod process;
 pub mod relayer;
 pub mod signer;
 pub mod system;

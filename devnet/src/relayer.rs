@@ -1,13 +1,13 @@
 //! Federation relayers as processes: writes each member's configuration and key file, starts
 //! `ferry-relayer run`, and stops it (SIGKILL on drop, like a crash; the relayer is crash-safe).
+//! Starting and stopping the process is [`crate::process`]'s; this module holds what is the
+//! relayer's own: its configuration and accessors.
 
-use std::fs::{self, OpenOptions};
-use std::net::{SocketAddr, TcpListener};
-use std::os::unix::process::CommandExt;
+use std::fs;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 
-use anyhow::Context;
+use crate::process::{ServiceCommand, ServiceProcess, binary_path, free_loopback_port};
 
 /// What one member's relayer watches.
 #[derive(Clone, Debug)]
@@ -37,32 +37,17 @@ pub struct RelayerSetup {
 #[derive(Debug)]
 pub struct RelayerProcess {
     setup: RelayerSetup,
-    binary: PathBuf,
     metrics: SocketAddr,
-    child: Option<Child>,
+    process: ServiceProcess,
 }
 
-fn free_loopback_port() -> anyhow::Result<u16> {
-    Ok(TcpListener::bind(("127.0.0.1", 0))?.local_addr()?.port())
-}
-
-/// The `ferry-relayer` binary next to the running executable (tests) or in the target directory.
+/// The `ferry-relayer` binary: `$FERRY_RELAYER_BIN`, next to the running executable (tests), or in
+/// the target directory ([`binary_path`]).
 ///
 /// # Errors
 /// When it was not built.
 pub fn binary() -> anyhow::Result<PathBuf> {
-    if let Some(path) = std::env::var_os("FERRY_RELAYER_BIN") {
-        return Ok(PathBuf::from(path));
-    }
-    let exe = std::env::current_exe()?;
-    let dir = exe.parent().context("executable has no directory")?;
-    let dir = if dir.ends_with("deps") { dir.parent().unwrap_or(dir) } else { dir };
-    let candidate = dir.join("ferry-relayer");
-    if candidate.exists() {
-        return Ok(candidate);
-    }
-    let fallback = crate::tools::repo_root().join("target/debug/ferry-relayer");
-    fallback.exists().then_some(fallback).context("ferry-relayer binary not found: run `cargo build --bins`")
+    binary_path("ferry-relayer", "FERRY_RELAYER_BIN")
 }
 
 impl RelayerProcess {
@@ -99,37 +84,21 @@ impl RelayerProcess {
             fs::write(&key_file, key)?;
             config.push_str(&format!("ethereum_key_file = \"{}\"\n", key_file.display()));
         }
-        fs::write(setup.dir.join("relayer.toml"), config)?;
-        let mut process = RelayerProcess { setup, binary: binary()?, metrics, child: None };
-        process.spawn()?;
-        Ok(process)
-    }
-
-    fn spawn(&mut self) -> anyhow::Result<()> {
-        let log_path = self.setup.dir.join("relayer.log");
-        let log = || OpenOptions::new().create(true).append(true).open(&log_path);
-        let child = Command::new(&self.binary)
+        let config_path = setup.dir.join("relayer.toml");
+        fs::write(&config_path, config)?;
+        let command = ServiceCommand::new(binary()?, setup.dir.join("relayer.log"))
             .arg("--config")
-            .arg(self.setup.dir.join("relayer.toml"))
+            .arg(config_path)
             .arg("run")
-            .env("FERRY_RELAYER_DATABASE_URL", &self.setup.database_url)
-            .env("RUST_LOG", std::env::var("FERRY_RELAYER_LOG").unwrap_or_else(|_| "info".to_owned()))
-            .stdin(Stdio::null())
-            .stdout(log()?)
-            .stderr(log()?)
-            .process_group(0)
-            .spawn()
-            .with_context(|| format!("starting {}", self.binary.display()))?;
-        self.child = Some(child);
-        Ok(())
+            .env("FERRY_RELAYER_DATABASE_URL", &setup.database_url)
+            .log_filter_from("FERRY_RELAYER_LOG");
+        let process = ServiceProcess::start(command)?;
+        Ok(RelayerProcess { setup, metrics, process })
     }
 
     /// Kills the relayer with SIGKILL (a crash).
     pub fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        self.process.kill();
     }
 
     /// Starts it again after [`RelayerProcess::kill`].
@@ -137,8 +106,7 @@ impl RelayerProcess {
     /// # Errors
     /// When the process cannot start.
     pub fn restart(&mut self) -> anyhow::Result<()> {
-        self.kill();
-        self.spawn()
+        self.process.restart()
     }
 
     /// Its metrics endpoint.
@@ -152,18 +120,12 @@ impl RelayerProcess {
     }
 
     /// Leaves the relayer running past this handle (for `make devnet`); returns its PID.
-    pub fn detach(mut self) -> Option<u32> {
-        self.child.take().map(|child| child.id())
+    pub fn detach(self) -> Option<u32> {
+        self.process.detach()
     }
 
     /// Its PID while running.
     pub fn pid(&self) -> Option<u32> {
-        self.child.as_ref().map(Child::id)
-    }
-}
-
-impl Drop for RelayerProcess {
-    fn drop(&mut self) {
-        self.kill();
+        self.process.pid()
     }
 }

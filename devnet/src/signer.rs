@@ -1,23 +1,24 @@
 //! Federation signers as processes: writes a member's `ferry-signer` configuration from a
 //! [`SignerConfigSpec`], starts `ferry-signer run`, and stops it (SIGKILL on drop, like a crash;
 //! the signer records every signature before it leaves the process, so a restart re-signs the
-//! same payloads and nothing else).
+//! same payloads and nothing else). Starting and stopping the process is [`crate::process`]'s;
+//! this module holds what is the signer's own: its configuration and accessors.
 //!
 //! The keystore, its passphrase file and the federation manifest come from the key ceremony
 //! (`ferry-signer keygen`); [`write_federation_keys`] writes the devnet federation's (the one
 //! genesis names, [`crate::accounts::federation_ceremony`]) and
 //! [`SignerConfigSpec::for_member`] points a member's configuration at them.
 
-use std::fs::{self, OpenOptions};
-use std::net::{SocketAddr, TcpListener};
-use std::os::unix::process::CommandExt;
+use std::fs;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 
 use anyhow::Context;
 use ferry_signer::ceremony::{keystore_path, manifest_path};
 use ferry_signer::{KdfParams, Overwrite, write_ceremony};
 use toml_edit::{Array, DocumentMut, Item, Table, value};
+
+use crate::process::{ServiceCommand, ServiceProcess, binary_path, free_loopback_port};
 
 /// The devnet keystores' passphrase. Public, like every devnet key: it protects nothing.
 pub const DEVNET_PASSPHRASE: &str = "ferry-devnet";
@@ -197,33 +198,17 @@ impl SignerConfigSpec {
 #[derive(Debug)]
 pub struct SignerProcess {
     spec: SignerConfigSpec,
-    binary: PathBuf,
     metrics: SocketAddr,
-    child: Option<Child>,
-}
-
-fn free_loopback_port() -> anyhow::Result<u16> {
-    Ok(TcpListener::bind(("127.0.0.1", 0))?.local_addr()?.port())
+    process: ServiceProcess,
 }
 
 /// The `ferry-signer` binary: `$FERRY_SIGNER_BIN`, next to the running executable (tests), or in
-/// the target directory.
+/// the target directory ([`binary_path`]).
 ///
 /// # Errors
 /// When it was not built.
 pub fn binary() -> anyhow::Result<PathBuf> {
-    if let Some(path) = std::env::var_os("FERRY_SIGNER_BIN") {
-        return Ok(PathBuf::from(path));
-    }
-    let exe = std::env::current_exe()?;
-    let dir = exe.parent().context("executable has no directory")?;
-    let dir = if dir.ends_with("deps") { dir.parent().unwrap_or(dir) } else { dir };
-    let candidate = dir.join("ferry-signer");
-    if candidate.exists() {
-        return Ok(candidate);
-    }
-    let fallback = crate::tools::repo_root().join("target/debug/ferry-signer");
-    fallback.exists().then_some(fallback).context("ferry-signer binary not found: run `cargo build --bins`")
+    binary_path("ferry-signer", "FERRY_SIGNER_BIN")
 }
 
 impl SignerProcess {
@@ -237,36 +222,19 @@ impl SignerProcess {
         let metrics = SocketAddr::from(([127, 0, 0, 1], free_loopback_port()?));
         let config = spec.dir.join("signer.toml");
         fs::write(&config, spec.to_toml(metrics)).with_context(|| format!("writing {}", config.display()))?;
-        let mut process = SignerProcess { spec, binary: binary()?, metrics, child: None };
-        process.spawn()?;
-        Ok(process)
-    }
-
-    fn spawn(&mut self) -> anyhow::Result<()> {
-        let log_path = self.log_path();
-        let log = || OpenOptions::new().create(true).append(true).open(&log_path);
-        let child = Command::new(&self.binary)
+        let command = ServiceCommand::new(binary()?, spec.dir.join("signer.log"))
             .arg("run")
             .arg("--config")
-            .arg(self.config_path())
-            .env("FERRY_SIGNER_DATABASE_URL", &self.spec.database_url)
-            .env("RUST_LOG", std::env::var("FERRY_SIGNER_LOG").unwrap_or_else(|_| "info".to_owned()))
-            .stdin(Stdio::null())
-            .stdout(log()?)
-            .stderr(log()?)
-            .process_group(0)
-            .spawn()
-            .with_context(|| format!("starting {}", self.binary.display()))?;
-        self.child = Some(child);
-        Ok(())
+            .arg(config)
+            .env("FERRY_SIGNER_DATABASE_URL", &spec.database_url)
+            .log_filter_from("FERRY_SIGNER_LOG");
+        let process = ServiceProcess::start(command)?;
+        Ok(SignerProcess { spec, metrics, process })
     }
 
     /// Kills the signer with SIGKILL (a crash).
     pub fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        self.process.kill();
     }
 
     /// Starts it again (after [`SignerProcess::kill`], or killing it first), with the same
@@ -275,13 +243,12 @@ impl SignerProcess {
     /// # Errors
     /// When the process cannot start.
     pub fn restart(&mut self) -> anyhow::Result<()> {
-        self.kill();
-        self.spawn()
+        self.process.restart()
     }
 
     /// Whether the process is running (it has not exited).
     pub fn is_running(&mut self) -> bool {
-        self.child.as_mut().is_some_and(|child| matches!(child.try_wait(), Ok(None)))
+        self.process.is_running()
     }
 
     /// Its metrics endpoint.
@@ -310,19 +277,13 @@ impl SignerProcess {
     }
 
     /// Leaves the signer running past this handle (for `make devnet`); returns its PID.
-    pub fn detach(mut self) -> Option<u32> {
-        self.child.take().map(|child| child.id())
+    pub fn detach(self) -> Option<u32> {
+        self.process.detach()
     }
 
     /// Its PID while running.
     pub fn pid(&self) -> Option<u32> {
-        self.child.as_ref().map(Child::id)
-    }
-}
-
-impl Drop for SignerProcess {
-    fn drop(&mut self) {
-        self.kill();
+        self.process.pid()
     }
 }
 

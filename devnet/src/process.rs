@@ -1,0 +1,168 @@
+//! Ferry services as child processes: one home for how the devnet finds a service binary, starts
+//! it and stops it, shared by the relayer and signer harnesses ([`crate::relayer`],
+//! [`crate::signer`]), which keep only their own configuration writing and accessors.
+//!
+//! A [`ServiceCommand`] says what to run (binary, arguments, environment, log file); a
+//! [`ServiceProcess`] runs it in its own process group with stdin closed and stdout and stderr
+//! appended to the log, and stops it with SIGKILL — on [`ServiceProcess::kill`] and on drop,
+//! like a crash (the services are crash-safe). [`ServiceProcess::restart`] runs the same
+//! command again, so a restarted service keeps its configuration and ports.
+
+use std::ffi::OsString;
+use std::fs::OpenOptions;
+use std::net::TcpListener;
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+
+use anyhow::Context;
+
+/// The workspace binary `name`: the path in the environment variable `env_var` when set, else
+/// next to the running executable (tests run from `target/<profile>/deps`, whose parent holds
+/// the binaries), else in `target/debug` of the repository.
+///
+/// # Errors
+/// When `env_var` is unset and the binary was not built.
+pub fn binary_path(name: &str, env_var: &str) -> anyhow::Result<PathBuf> {
+    if let Some(path) = std::env::var_os(env_var) {
+        return Ok(PathBuf::from(path));
+    }
+    let exe = std::env::current_exe()?;
+    let dir = exe.parent().context("executable has no directory")?;
+    let dir = if dir.ends_with("deps") { dir.parent().unwrap_or(dir) } else { dir };
+    let candidate = dir.join(name);
+    if candidate.exists() {
+        return Ok(candidate);
+    }
+    let fallback = crate::tools::repo_root().join("target/debug").join(name);
+    fallback.exists().then_some(fallback).with_context(|| format!("{name} binary not found: run `cargo build --bins`"))
+}
+
+/// A loopback port free at the time of the call (the operating system's pick; another process
+/// may take it before the service binds it).
+///
+/// # Errors
+/// When no port can be bound.
+pub fn free_loopback_port() -> anyhow::Result<u16> {
+    Ok(TcpListener::bind(("127.0.0.1", 0))?.local_addr()?.port())
+}
+
+/// What a [`ServiceProcess`] runs: a binary with arguments and environment, its output appended
+/// to a log file, and `RUST_LOG` read from a service-specific variable at every start.
+#[derive(Clone, Debug)]
+pub struct ServiceCommand {
+    binary: PathBuf,
+    args: Vec<OsString>,
+    envs: Vec<(OsString, OsString)>,
+    log_filter_var: Option<String>,
+    log: PathBuf,
+}
+
+impl ServiceCommand {
+    /// Runs `binary` without arguments, appending stdout and stderr to `log`.
+    pub fn new(binary: impl Into<PathBuf>, log: impl Into<PathBuf>) -> Self {
+        ServiceCommand {
+            binary: binary.into(),
+            args: Vec::new(),
+            envs: Vec::new(),
+            log_filter_var: None,
+            log: log.into(),
+        }
+    }
+
+    /// Adds an argument.
+    #[must_use]
+    pub fn arg(mut self, arg: impl Into<OsString>) -> Self {
+        self.args.push(arg.into());
+        self
+    }
+
+    /// Sets an environment variable (for values kept out of argv and files, such as database URLs).
+    #[must_use]
+    pub fn env(mut self, key: impl Into<OsString>, value: impl Into<OsString>) -> Self {
+        self.envs.push((key.into(), value.into()));
+        self
+    }
+
+    /// Sets the service's `RUST_LOG` to the value of `var` when the service starts (`info` when
+    /// `var` is unset), so a test run can raise one service's log level.
+    #[must_use]
+    pub fn log_filter_from(mut self, var: impl Into<String>) -> Self {
+        self.log_filter_var = Some(var.into());
+        self
+    }
+
+    fn spawn(&self) -> anyhow::Result<Child> {
+        let log = || OpenOptions::new().create(true).append(true).open(&self.log);
+        let mut command = Command::new(&self.binary);
+        command.args(&self.args).envs(self.envs.iter().map(|(key, value)| (key, value)));
+        if let Some(var) = &self.log_filter_var {
+            command.env("RUST_LOG", std::env::var(var).unwrap_or_else(|_| "info".to_owned()));
+        }
+        command
+            .stdin(Stdio::null())
+            .stdout(log()?)
+            .stderr(log()?)
+            .process_group(0)
+            .spawn()
+            .with_context(|| format!("starting {}", self.binary.display()))
+    }
+}
+
+/// A running service: started from a [`ServiceCommand`] in a new process group, killed with
+/// SIGKILL on drop unless [`ServiceProcess::detach`]ed.
+#[derive(Debug)]
+pub struct ServiceProcess {
+    command: ServiceCommand,
+    child: Option<Child>,
+}
+
+impl ServiceProcess {
+    /// Starts `command`.
+    ///
+    /// # Errors
+    /// When the log cannot be opened or the process cannot start.
+    pub fn start(command: ServiceCommand) -> anyhow::Result<ServiceProcess> {
+        let child = command.spawn()?;
+        Ok(ServiceProcess { command, child: Some(child) })
+    }
+
+    /// Kills the service with SIGKILL (a crash) and reaps it; nothing when it is not running.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts it again (after [`ServiceProcess::kill`], or killing it first) with the same command.
+    ///
+    /// # Errors
+    /// When the process cannot start.
+    pub fn restart(&mut self) -> anyhow::Result<()> {
+        self.kill();
+        self.child = Some(self.command.spawn()?);
+        Ok(())
+    }
+
+    /// Whether the process is running (started and not exited).
+    pub fn is_running(&mut self) -> bool {
+        self.child.as_mut().is_some_and(|child| matches!(child.try_wait(), Ok(None)))
+    }
+
+    /// Leaves the service running past this handle (for `make devnet`); returns its PID.
+    pub fn detach(mut self) -> Option<u32> {
+        self.child.take().map(|child| child.id())
+    }
+
+    /// Its PID while running.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+}
+
+impl Drop for ServiceProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
