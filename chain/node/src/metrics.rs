@@ -1,8 +1,18 @@
 //! Every metric `ferry-chain` exports, registered in one place. Names follow
-//! `ferry_chain_<what>_<unit>`; label values are bounded (transaction phase and outcome code name).
+//! `ferry_chain_<what>_<unit>`; label values are bounded (transaction phase and outcome code name,
+//! batch status, and `asset` — a denomination with a ledger, which only genesis and deposits of
+//! configured assets create).
+//!
+//! The bridge gauges ([`BridgeSnapshot`]) describe the state as of the last committed block; the
+//! node reads that state at Commit and hands it over here, so this module does no state reads.
+//! The alert rules and dashboards in `deploy/` are written against these names.
 
-use ferry_types::TxCode;
-use prometheus::{Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
+use ferry_types::query::BatchStatus;
+use ferry_types::{Amount, TxCode};
+use prometheus::{
+    Encoder, GaugeVec, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    TextEncoder,
+};
 
 /// Seconds buckets for block-processing durations (1 ms … 10 s).
 const DURATION_BUCKETS: &[f64] = &[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
@@ -27,6 +37,80 @@ pub struct Metrics {
     pub check_tx_seconds: Histogram,
     /// 1 while the bridge is paused (reserves invariant violated or a federation vote), else 0.
     pub bridge_paused: IntGauge,
+    /// Wrapped supply per asset (in the asset's base unit: sat, wei, token units).
+    pub asset_supply: GaugeVec,
+    /// Parent-chain reserves per asset.
+    pub asset_reserves: GaugeVec,
+    /// Burned but not yet released, per asset.
+    pub asset_unreleased: GaugeVec,
+    /// Genesis supply without reserves, per asset (devnet funding; zero in production).
+    pub asset_unbacked: GaugeVec,
+    /// 1 for an asset whose ledger breaks `supply + unreleased <= reserves + unbacked`, computed
+    /// exactly (the amount gauges above are floats and cannot be compared to the unit).
+    pub reserves_violated: IntGaugeVec,
+    /// Withdrawals queued (burned, not yet in a batch), per asset.
+    pub withdrawals_queued: IntGaugeVec,
+    /// Blocks since the oldest queued withdrawal became eligible for a batch (0: none waiting).
+    pub oldest_queued_withdrawal_age: IntGauge,
+    /// Unsettled batches by status (`signing`, `signed`).
+    pub batches_pending: IntGaugeVec,
+    /// Blocks since the oldest unsettled batch formed (0: none).
+    pub oldest_unsettled_batch_age: IntGauge,
+}
+
+/// Batch statuses of unsettled batches, as label values.
+pub const PENDING_BATCH_STATUSES: [&str; 2] = ["signing", "signed"];
+
+/// The bridge's figures as of one committed block, read from state by the node at Commit.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct BridgeSnapshot {
+    /// Whether the bridge is paused.
+    pub paused: bool,
+    /// Every asset with a ledger, in denomination order.
+    pub assets: Vec<AssetSnapshot>,
+    /// The status of every unsettled batch.
+    pub pending_batches: Vec<BatchStatus>,
+    /// Blocks since the oldest unsettled batch formed (0: none).
+    pub oldest_unsettled_batch_age: u64,
+    /// Blocks since the oldest queued withdrawal became eligible (0: none waiting).
+    pub oldest_queued_withdrawal_age: u64,
+}
+
+/// One asset's ledger and queue.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AssetSnapshot {
+    /// The wrapped denomination.
+    pub asset: String,
+    /// Wrapped tokens in existence.
+    pub supply: Amount,
+    /// Parent-chain funds the bridge controls.
+    pub reserves: Amount,
+    /// Burned, not yet released.
+    pub unreleased: Amount,
+    /// Genesis supply without reserves.
+    pub unbacked: Amount,
+    /// Whether the ledger breaks the reserves invariant.
+    pub violated: bool,
+    /// Withdrawals queued.
+    pub queued: usize,
+}
+
+/// The label value of a batch status.
+fn batch_status_label(status: BatchStatus) -> Option<&'static str> {
+    match status {
+        BatchStatus::Signing => Some("signing"),
+        BatchStatus::Signed => Some("signed"),
+        BatchStatus::Released => None,
+    }
+}
+
+/// A gauge value: amounts beyond 2^53 lose precision, which is why the invariant has its own gauge.
+fn amount_gauge(amount: Amount) -> f64 {
+    amount.get() as f64
+}
+
+fn count_gauge(count: impl TryInto<i64>) -> i64 {
+    count.try_into().unwrap_or(i64::MAX)
 }
 
 /// The phases a transaction is counted in.
@@ -66,6 +150,49 @@ impl Metrics {
             IntGauge::new("ferry_chain_bridge_paused", "1 while the bridge is paused, as of the last committed block")?;
         registry.register(Box::new(check_tx_seconds.clone()))?;
         registry.register(Box::new(bridge_paused.clone()))?;
+        let per_asset = |name: &str, help: &str| -> Result<GaugeVec, prometheus::Error> {
+            let gauge = GaugeVec::new(Opts::new(name, help), &["asset"])?;
+            registry.register(Box::new(gauge.clone()))?;
+            Ok(gauge)
+        };
+        let asset_supply = per_asset("ferry_chain_asset_supply", "Wrapped supply per asset, in its base unit")?;
+        let asset_reserves =
+            per_asset("ferry_chain_asset_reserves", "Parent-chain reserves per asset, in its base unit")?;
+        let asset_unreleased =
+            per_asset("ferry_chain_asset_unreleased", "Burned but not yet released per asset, in its base unit")?;
+        let asset_unbacked =
+            per_asset("ferry_chain_asset_unbacked", "Genesis supply without reserves per asset, in its base unit")?;
+        let reserves_violated = IntGaugeVec::new(
+            Opts::new(
+                "ferry_chain_reserves_invariant_violated",
+                "1 when supply + unreleased exceeds reserves + unbacked for the asset",
+            ),
+            &["asset"],
+        )?;
+        let withdrawals_queued = IntGaugeVec::new(
+            Opts::new("ferry_chain_withdrawals_queued", "Withdrawals burned and not yet batched, per asset"),
+            &["asset"],
+        )?;
+        let oldest_queued_withdrawal_age = IntGauge::new(
+            "ferry_chain_oldest_queued_withdrawal_age_blocks",
+            "Blocks since the oldest queued withdrawal became eligible for a batch (0: none waiting)",
+        )?;
+        let batches_pending = IntGaugeVec::new(
+            Opts::new("ferry_chain_batches_pending", "Unsettled release batches by status"),
+            &["status"],
+        )?;
+        let oldest_unsettled_batch_age = IntGauge::new(
+            "ferry_chain_oldest_unsettled_batch_age_blocks",
+            "Blocks since the oldest unsettled batch formed (0: none)",
+        )?;
+        registry.register(Box::new(reserves_violated.clone()))?;
+        registry.register(Box::new(withdrawals_queued.clone()))?;
+        registry.register(Box::new(oldest_queued_withdrawal_age.clone()))?;
+        registry.register(Box::new(batches_pending.clone()))?;
+        registry.register(Box::new(oldest_unsettled_batch_age.clone()))?;
+        for status in PENDING_BATCH_STATUSES {
+            batches_pending.with_label_values(&[status]);
+        }
         for phase in PHASES {
             for code in TxCode::ALL {
                 txs.with_label_values(&[phase, code.name()]);
@@ -80,7 +207,36 @@ impl Metrics {
             commit_seconds,
             check_tx_seconds,
             bridge_paused,
+            asset_supply,
+            asset_reserves,
+            asset_unreleased,
+            asset_unbacked,
+            reserves_violated,
+            withdrawals_queued,
+            oldest_queued_withdrawal_age,
+            batches_pending,
+            oldest_unsettled_batch_age,
         })
+    }
+
+    /// Sets the bridge gauges from the state of the last committed block.
+    pub fn record_bridge(&self, snapshot: &BridgeSnapshot) {
+        self.bridge_paused.set(i64::from(snapshot.paused));
+        for asset in &snapshot.assets {
+            let label = [asset.asset.as_str()];
+            self.asset_supply.with_label_values(&label).set(amount_gauge(asset.supply));
+            self.asset_reserves.with_label_values(&label).set(amount_gauge(asset.reserves));
+            self.asset_unreleased.with_label_values(&label).set(amount_gauge(asset.unreleased));
+            self.asset_unbacked.with_label_values(&label).set(amount_gauge(asset.unbacked));
+            self.reserves_violated.with_label_values(&label).set(i64::from(asset.violated));
+            self.withdrawals_queued.with_label_values(&label).set(count_gauge(asset.queued));
+        }
+        for status in PENDING_BATCH_STATUSES {
+            let count = snapshot.pending_batches.iter().filter(|pending| batch_status_label(**pending) == Some(status));
+            self.batches_pending.with_label_values(&[status]).set(count_gauge(count.count()));
+        }
+        self.oldest_unsettled_batch_age.set(count_gauge(snapshot.oldest_unsettled_batch_age));
+        self.oldest_queued_withdrawal_age.set(count_gauge(snapshot.oldest_queued_withdrawal_age));
     }
 
     /// Counts one transaction.
@@ -120,6 +276,54 @@ mod tests {
         assert!(text.contains("ferry_chain_finalize_block_duration_seconds_bucket"));
         assert!(text.contains("ferry_chain_blocks_total 0"));
         assert!(text.contains("ferry_chain_bridge_paused 0"));
+        assert!(text.contains(r#"ferry_chain_batches_pending{status="signed"} 0"#), "{text}");
+        assert!(text.contains("ferry_chain_oldest_unsettled_batch_age_blocks 0"), "{text}");
+        Ok(())
+    }
+
+    #[test]
+    fn a_snapshot_sets_every_bridge_gauge_per_asset_and_status() -> Result<(), prometheus::Error> {
+        let metrics = Metrics::new()?;
+        let broken = AssetSnapshot {
+            asset: "sat".to_owned(),
+            supply: Amount::new(150),
+            reserves: Amount::new(100),
+            unreleased: Amount::new(10),
+            unbacked: Amount::new(0),
+            violated: true,
+            queued: 2,
+        };
+        let healthy = AssetSnapshot {
+            asset: "wei".to_owned(),
+            supply: Amount::new(7),
+            reserves: Amount::new(7),
+            ..AssetSnapshot::default()
+        };
+        metrics.record_bridge(&BridgeSnapshot {
+            paused: true,
+            assets: vec![broken, healthy],
+            pending_batches: vec![BatchStatus::Signing, BatchStatus::Signed, BatchStatus::Signing],
+            oldest_unsettled_batch_age: 12,
+            oldest_queued_withdrawal_age: 3,
+        });
+        let text = metrics.render();
+        for line in [
+            "ferry_chain_bridge_paused 1",
+            r#"ferry_chain_asset_supply{asset="sat"} 150"#,
+            r#"ferry_chain_asset_reserves{asset="sat"} 100"#,
+            r#"ferry_chain_asset_unreleased{asset="sat"} 10"#,
+            r#"ferry_chain_asset_unbacked{asset="sat"} 0"#,
+            r#"ferry_chain_reserves_invariant_violated{asset="sat"} 1"#,
+            r#"ferry_chain_reserves_invariant_violated{asset="wei"} 0"#,
+            r#"ferry_chain_withdrawals_queued{asset="sat"} 2"#,
+            r#"ferry_chain_withdrawals_queued{asset="wei"} 0"#,
+            r#"ferry_chain_batches_pending{status="signing"} 2"#,
+            r#"ferry_chain_batches_pending{status="signed"} 1"#,
+            "ferry_chain_oldest_unsettled_batch_age_blocks 12",
+            "ferry_chain_oldest_queued_withdrawal_age_blocks 3",
+        ] {
+            assert!(text.lines().any(|l| l == line), "missing `{line}` in\n{text}");
+        }
         Ok(())
     }
 }

@@ -19,7 +19,7 @@ use tendermint::abci::types::ExecTxResult;
 use tendermint::abci::{Code, Event as AbciEvent};
 use tendermint::v0_38::abci::{request, response};
 
-use crate::metrics::Metrics;
+use crate::metrics::{AssetSnapshot, BridgeSnapshot, Metrics};
 use crate::store::{PendingVersion, StateView, Store, StoreError};
 
 /// A failure after which the node must stop: its state can no longer be trusted to match its peers.
@@ -99,7 +99,7 @@ impl Node {
             None => None,
         };
         metrics.height.set(i64::try_from(version).unwrap_or(i64::MAX));
-        metrics.bridge_paused.set(i64::from(mempool.bridge_status()?.paused));
+        metrics.record_bridge(&bridge_snapshot(&mempool, version)?);
         Ok(Node {
             store,
             chain: Mutex::new(chain.map(Arc::new)),
@@ -235,7 +235,7 @@ impl Node {
         };
         self.store.commit(&pending, None)?;
         let committed = StateDelta::new(self.store.view(height)?);
-        self.metrics.bridge_paused.set(i64::from(committed.bridge_status()?.paused));
+        self.metrics.record_bridge(&bridge_snapshot(&committed, height)?);
         *lock(&self.mempool) = committed;
         self.committed_height.store(height, Ordering::Release);
         self.metrics.height.set(i64::try_from(height).unwrap_or(i64::MAX));
@@ -310,6 +310,57 @@ impl Node {
             ..response::Query::default()
         })
     }
+}
+
+/// How many withdrawals at the head of each queue [`bridge_snapshot`] reads for their age.
+const QUEUE_HEAD_LOOKED_AT: usize = 64;
+
+/// The bridge's figures in `state`, committed at `height`, for the metrics: each asset's ledger
+/// and queue, the unsettled batches and how long the oldest have waited. A handful of reads per
+/// asset and per unsettled batch, once per block.
+///
+/// # Errors
+/// On storage failure or a corrupt record.
+fn bridge_snapshot(state: &StateDelta<StateView>, height: u64) -> Result<BridgeSnapshot, Fatal> {
+    let mut assets = Vec::new();
+    let mut oldest_queued_withdrawal_age = 0;
+    for denom in state.ledger_denoms()? {
+        let ledger = state.ledger(&denom)?;
+        let queue = state.withdrawal_queue(&denom)?;
+        // The queue is in id (burn) order, but a later withdrawal may have a shorter delay, so the
+        // head of the queue is looked at, not only its first entry; bounded so that a long queue
+        // (a stuck bridge) does not cost a read per withdrawal per block.
+        for id in queue.iter().take(QUEUE_HEAD_LOOKED_AT) {
+            if let Some(withdrawal) = state.withdrawal(*id)? {
+                oldest_queued_withdrawal_age =
+                    oldest_queued_withdrawal_age.max(height.saturating_sub(withdrawal.eligible_height));
+            }
+        }
+        assets.push(AssetSnapshot {
+            asset: denom.to_string(),
+            supply: ledger.supply,
+            reserves: ledger.reserves,
+            unreleased: ledger.unreleased,
+            unbacked: ledger.unbacked,
+            violated: ferry_app::reserves::violation(&ledger).is_some(),
+            queued: queue.len(),
+        });
+    }
+    let mut pending_batches = Vec::new();
+    let mut oldest_unsettled_batch_age = 0;
+    for id in state.pending_batches()? {
+        if let Some(batch) = state.batch(id)? {
+            oldest_unsettled_batch_age = oldest_unsettled_batch_age.max(height.saturating_sub(batch.created_height));
+            pending_batches.push(batch.status);
+        }
+    }
+    Ok(BridgeSnapshot {
+        paused: state.bridge_status()?.paused,
+        assets,
+        pending_batches,
+        oldest_unsettled_batch_age,
+        oldest_queued_withdrawal_age,
+    })
 }
 
 /// Locks a mutex, recovering the data if a previous holder panicked: every critical section
