@@ -3,9 +3,11 @@
 //! files holding them. An annotated example is `deploy/relayer.example.toml`.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
+pub use ferry_daemon::config::{ConfigError, ConfigFile, read_secret};
+use ferry_daemon::config::{check_file, check_url, invalid};
 use serde::{Deserialize, Serialize};
 
 use crate::confirmations::{ConfirmationPolicy, PolicyError};
@@ -175,74 +177,13 @@ fn default_metrics_listen() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 9464))
 }
 
-/// Why a configuration was refused; every variant names the key.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    /// The file cannot be read.
-    #[error("cannot read config file {path}: {reason}")]
-    Read {
-        /// The file.
-        path: PathBuf,
-        /// The OS error.
-        reason: String,
-    },
-    /// The TOML is malformed or has unknown or missing keys.
-    #[error("config file {path}: {reason}")]
-    Parse {
-        /// The file.
-        path: PathBuf,
-        /// The parser's complaint, with line and key.
-        reason: String,
-    },
-    /// A value is invalid.
-    #[error("`{key}`: {reason}")]
-    Invalid {
-        /// The dotted key.
-        key: &'static str,
-        /// What is wrong.
-        reason: String,
-    },
-}
-
-fn invalid(key: &'static str, reason: impl ToString) -> ConfigError {
-    ConfigError::Invalid { key, reason: reason.to_string() }
-}
-
-fn check_url(key: &'static str, url: &str) -> Result<(), ConfigError> {
-    if url.starts_with("http://") || url.starts_with("https://") {
-        Ok(())
-    } else {
-        Err(invalid(key, format!("`{url}` is not an http(s) URL")))
-    }
-}
-
 fn check_policy(key: &'static str, policy: &ConfirmationPolicy) -> Result<(), ConfigError> {
     policy.validate().map_err(|e: PolicyError| invalid(key, e))
 }
 
-fn check_file(key: &'static str, path: &Path) -> Result<(), ConfigError> {
-    if path.is_file() { Ok(()) } else { Err(invalid(key, format!("file {} does not exist", path.display()))) }
-}
+impl ConfigFile for Config {}
 
 impl Config {
-    /// Parses TOML text.
-    ///
-    /// # Errors
-    /// [`ConfigError::Parse`] naming the line and key.
-    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
-        toml::from_str(text).map_err(|e| ConfigError::Parse { path: path.to_path_buf(), reason: e.to_string() })
-    }
-
-    /// Reads and parses a TOML file.
-    ///
-    /// # Errors
-    /// When the file cannot be read or parsed.
-    pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| ConfigError::Read { path: path.to_path_buf(), reason: e.to_string() })?;
-        Self::parse(&text, path)
-    }
-
     /// Checks values the parser cannot: URLs, confirmation policies, that secret files exist
     /// (the member key unless `delivery.deliver_only`), that at least one parent chain is
     /// watched, that the delivery settings make sense.
@@ -311,18 +252,10 @@ impl Config {
     }
 }
 
-/// Reads a secret from a file, trimming the trailing newline.
-///
-/// # Errors
-/// When the file cannot be read.
-pub fn read_secret(key: &'static str, path: &Path) -> Result<String, ConfigError> {
-    std::fs::read_to_string(path)
-        .map(|text| text.trim_end_matches(['\n', '\r']).to_owned())
-        .map_err(|e| invalid(key, format!("cannot read {}: {e}", path.display())))
-}
-
 #[cfg(test)]
 mod tests {
+    use std::path::Path;
+
     use super::*;
 
     const EXAMPLE: &str = r#"

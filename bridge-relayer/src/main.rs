@@ -4,14 +4,16 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use anyhow::Context;
-use axum::http::StatusCode;
 use clap::{Parser, Subcommand};
 use ferry_client::FerryClient;
+use ferry_daemon::endpoint;
+use ferry_daemon::logging::{self, LogOutput};
+use ferry_daemon::metrics::now_seconds;
 use ferry_relayer::bitcoin::rpc::BitcoinRpc;
-use ferry_relayer::config::{Config, read_secret};
+use ferry_relayer::config::{Config, ConfigFile, read_secret};
 use ferry_relayer::delivery::{BitcoinDelivery, Delivery, EthereumDelivery};
 use ferry_relayer::ethereum::{EthAddress, EthereumWatcher, Wallet};
 use ferry_relayer::metrics::Metrics;
@@ -99,30 +101,22 @@ fn database_url(args: &Args, config: &Config) -> anyhow::Result<String> {
     Ok(read_secret("database.url_file", path)?)
 }
 
+/// `/metrics`, and `/health`: 503 naming every chain not polled for `stale_after`.
 async fn serve_metrics(listen: SocketAddr, metrics: Metrics, stale_after: Duration) -> anyhow::Result<()> {
-    use axum::routing::get;
     let health_metrics = metrics.clone();
-    let app = axum::Router::new().route("/metrics", get(move || std::future::ready(metrics.render()))).route(
-        "/health",
-        get(move || {
-            let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or_default();
-            let stale: Vec<String> = ["btc", "eth", "sidechain"]
-                .into_iter()
-                .filter_map(|chain| {
-                    let last = health_metrics.last_poll.with_label_values(&[chain]).get();
-                    (last > 0.0 && now - last > stale_after.as_secs_f64())
-                        .then(|| format!("{chain} not polled for {:.0}s", now - last))
-                })
-                .collect();
-            std::future::ready(if stale.is_empty() {
-                (StatusCode::OK, "ok\n".to_owned())
-            } else {
-                (StatusCode::SERVICE_UNAVAILABLE, format!("{}\n", stale.join("; ")))
+    let health = move || {
+        let now = now_seconds();
+        let stale: Vec<String> = ["btc", "eth", "sidechain"]
+            .into_iter()
+            .filter_map(|chain| {
+                let last = health_metrics.last_poll.with_label_values(&[chain]).get();
+                (last > 0.0 && now - last > stale_after.as_secs_f64())
+                    .then(|| format!("{chain} not polled for {:.0}s", now - last))
             })
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("binding {listen}"))?;
-    axum::serve(listener, app).await.context("metrics endpoint")
+            .collect();
+        if stale.is_empty() { Ok(()) } else { Err(stale.join("; ")) }
+    };
+    Ok(endpoint::serve(listen, move || metrics.render(), health).await?)
 }
 
 async fn run(args: &Args) -> anyhow::Result<()> {
@@ -237,12 +231,7 @@ async fn run(args: &Args) -> anyhow::Result<()> {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .init();
+    logging::init(LogOutput::Stdout);
     let args = Args::parse();
     match &args.command {
         Command::Run => run(&args).await,

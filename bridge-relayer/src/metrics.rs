@@ -2,9 +2,8 @@
 //! `ferry_relayer_<what>_<unit>`; labels are bounded (`chain`, `state`, `outcome`). Deposits and
 //! releases have their own families (`ferry_relayer_deposits`, `ferry_relayer_releases`, …).
 
-use prometheus::{
-    Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
-};
+use ferry_daemon::metrics::MetricsRegistry;
+use prometheus::{GaugeVec, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec};
 
 /// Chains the relayer talks to, as label values.
 pub const CHAINS: [&str; 3] = ["btc", "eth", "sidechain"];
@@ -20,7 +19,7 @@ const RPC_BUCKETS: &[f64] = &[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25
 /// The relayer's metrics.
 #[derive(Clone)]
 pub struct Metrics {
-    registry: Registry,
+    registry: MetricsRegistry,
     /// Tip height of each parent chain.
     pub parent_height: IntGaugeVec,
     /// Last scanned height of each parent chain.
@@ -58,67 +57,54 @@ impl Metrics {
     /// # Errors
     /// When a metric is malformed or registered twice.
     pub fn new() -> Result<Self, prometheus::Error> {
-        let registry = Registry::new();
+        let registry = MetricsRegistry::new();
         let parent_height =
-            IntGaugeVec::new(Opts::new("ferry_relayer_parent_height", "Tip height of the parent chain"), &["chain"])?;
-        let scanned_height = IntGaugeVec::new(
-            Opts::new("ferry_relayer_scanned_height", "Last parent-chain height scanned"),
-            &["chain"],
-        )?;
+            registry.int_gauge_vec("ferry_relayer_parent_height", "Tip height of the parent chain", &["chain"])?;
+        let scanned_height =
+            registry.int_gauge_vec("ferry_relayer_scanned_height", "Last parent-chain height scanned", &["chain"])?;
         let lag_blocks =
-            IntGaugeVec::new(Opts::new("ferry_relayer_lag_blocks", "Parent-chain blocks not scanned yet"), &["chain"])?;
-        let sidechain_height = IntGauge::new("ferry_relayer_sidechain_height", "Latest sidechain height seen")?;
-        let deposits = IntGaugeVec::new(Opts::new("ferry_relayer_deposits", "Deposits by state"), &["state"])?;
+            registry.int_gauge_vec("ferry_relayer_lag_blocks", "Parent-chain blocks not scanned yet", &["chain"])?;
+        let sidechain_height = registry.int_gauge("ferry_relayer_sidechain_height", "Latest sidechain height seen")?;
+        let deposits = registry.int_gauge_vec("ferry_relayer_deposits", "Deposits by state", &["state"])?;
         let reorgs =
-            IntCounterVec::new(Opts::new("ferry_relayer_reorgs_total", "Parent-chain reorganisations"), &["chain"])?;
-        let rpc_errors =
-            IntCounterVec::new(Opts::new("ferry_relayer_rpc_errors_total", "Failed RPC calls"), &["chain"])?;
-        let rpc_seconds = HistogramVec::new(
-            HistogramOpts::new("ferry_relayer_rpc_duration_seconds", "RPC call latency").buckets(RPC_BUCKETS.to_vec()),
+            registry.int_counter_vec("ferry_relayer_reorgs_total", "Parent-chain reorganisations", &["chain"])?;
+        let rpc_errors = registry.int_counter_vec("ferry_relayer_rpc_errors_total", "Failed RPC calls", &["chain"])?;
+        let rpc_seconds = registry.histogram_vec(
+            "ferry_relayer_rpc_duration_seconds",
+            "RPC call latency",
+            RPC_BUCKETS,
             &["chain"],
         )?;
-        let attestations = IntCounterVec::new(
-            Opts::new("ferry_relayer_attestations_total", "Deposit attestations sent"),
+        let attestations = registry.int_counter_vec(
+            "ferry_relayer_attestations_total",
+            "Deposit attestations sent",
             &["chain", "outcome"],
         )?;
-        let last_poll = GaugeVec::new(
-            Opts::new("ferry_relayer_last_poll_timestamp_seconds", "When each chain was last polled successfully"),
+        let last_poll = registry.gauge_vec(
+            "ferry_relayer_last_poll_timestamp_seconds",
+            "When each chain was last polled successfully",
             &["chain"],
         )?;
-        let releases = IntGaugeVec::new(
-            Opts::new("ferry_relayer_releases", "Releases by parent chain and state"),
+        let releases = registry.int_gauge_vec(
+            "ferry_relayer_releases",
+            "Releases by parent chain and state",
             &["chain", "state"],
         )?;
-        let delivery_errors = IntCounterVec::new(
-            Opts::new("ferry_relayer_delivery_errors_total", "Release delivery rounds that failed"),
+        let delivery_errors = registry.int_counter_vec(
+            "ferry_relayer_delivery_errors_total",
+            "Release delivery rounds that failed",
             &["chain"],
         )?;
-        let last_delivery = GaugeVec::new(
-            Opts::new("ferry_relayer_last_delivery_timestamp_seconds", "When this relayer last delivered a release"),
+        let last_delivery = registry.gauge_vec(
+            "ferry_relayer_last_delivery_timestamp_seconds",
+            "When this relayer last delivered a release",
             &["chain"],
         )?;
-        let release_attestations = IntCounterVec::new(
-            Opts::new("ferry_relayer_release_attestations_total", "Release attestations sent"),
+        let release_attestations = registry.int_counter_vec(
+            "ferry_relayer_release_attestations_total",
+            "Release attestations sent",
             &["chain", "outcome"],
         )?;
-        for collector in [
-            Box::new(parent_height.clone()) as Box<dyn prometheus::core::Collector>,
-            Box::new(scanned_height.clone()),
-            Box::new(lag_blocks.clone()),
-            Box::new(sidechain_height.clone()),
-            Box::new(deposits.clone()),
-            Box::new(reorgs.clone()),
-            Box::new(rpc_errors.clone()),
-            Box::new(rpc_seconds.clone()),
-            Box::new(attestations.clone()),
-            Box::new(last_poll.clone()),
-            Box::new(releases.clone()),
-            Box::new(delivery_errors.clone()),
-            Box::new(last_delivery.clone()),
-            Box::new(release_attestations.clone()),
-        ] {
-            registry.register(collector)?;
-        }
         for chain in CHAINS {
             rpc_errors.with_label_values(&[chain]);
             rpc_seconds.with_label_values(&[chain]);
@@ -171,10 +157,7 @@ impl Metrics {
 
     /// The Prometheus text exposition.
     pub fn render(&self) -> String {
-        let mut buffer = Vec::new();
-        // Only malformed metric families fail to encode, which `new` rules out.
-        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut buffer);
-        String::from_utf8_lossy(&buffer).into_owned()
+        self.registry.render()
     }
 }
 

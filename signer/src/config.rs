@@ -8,9 +8,11 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
+pub use ferry_daemon::config::{ConfigError, ConfigFile, read_secret};
+use ferry_daemon::config::{check_file, check_url, invalid};
 use ferry_types::genesis::EthereumBridge;
 use ferry_types::peg::{BitcoinNetwork, Peg};
 use ferry_types::release::eth::EthAddress;
@@ -146,72 +148,16 @@ fn default_max_batch_items() -> u32 {
     32
 }
 
-/// Why a configuration was refused; every variant names the key.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    /// The file cannot be read.
-    #[error("cannot read config file {path}: {reason}")]
-    Read {
-        /// The file.
-        path: PathBuf,
-        /// The OS error.
-        reason: String,
-    },
-    /// The TOML is malformed or has unknown or missing keys.
-    #[error("config file {path}: {reason}")]
-    Parse {
-        /// The file.
-        path: PathBuf,
-        /// The parser's complaint, with line and key.
-        reason: String,
-    },
-    /// A value is invalid.
-    #[error("`{key}`: {reason}")]
-    Invalid {
-        /// The dotted key.
-        key: &'static str,
-        /// What is wrong.
-        reason: String,
-    },
-}
-
-fn invalid(key: &'static str, reason: impl ToString) -> ConfigError {
-    ConfigError::Invalid { key, reason: reason.to_string() }
-}
-
-fn check_file(key: &'static str, path: &Path) -> Result<(), ConfigError> {
-    if path.is_file() { Ok(()) } else { Err(invalid(key, format!("file {} does not exist", path.display()))) }
-}
+impl ConfigFile for Config {}
 
 impl Config {
-    /// Parses TOML text.
-    ///
-    /// # Errors
-    /// [`ConfigError::Parse`] naming the line and key.
-    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
-        toml::from_str(text).map_err(|e| ConfigError::Parse { path: path.to_path_buf(), reason: e.to_string() })
-    }
-
-    /// Reads and parses a TOML file.
-    ///
-    /// # Errors
-    /// When the file cannot be read or parsed.
-    pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| ConfigError::Read { path: path.to_path_buf(), reason: e.to_string() })?;
-        Self::parse(&text, path)
-    }
-
     /// Checks what the parser cannot: the URL, that files exist, positive durations and counts,
     /// a usable chain id and vault, and the denylist.
     ///
     /// # Errors
     /// The first invalid value, by key.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let rpc = &self.chain.rpc;
-        if !(rpc.starts_with("http://") || rpc.starts_with("https://")) {
-            return Err(invalid("chain.rpc", format!("`{rpc}` is not an http(s) URL")));
-        }
+        check_url("chain.rpc", &self.chain.rpc)?;
         if self.chain.poll_interval.is_zero() {
             return Err(invalid("chain.poll_interval", "must be positive"));
         }
@@ -289,18 +235,10 @@ impl Config {
     }
 }
 
-/// Reads a one-line secret (such as a database URL) from a file, without its trailing newline.
-///
-/// # Errors
-/// When the file cannot be read.
-pub fn read_secret(key: &'static str, path: &Path) -> Result<String, ConfigError> {
-    std::fs::read_to_string(path)
-        .map(|text| text.trim_end_matches(['\n', '\r']).to_owned())
-        .map_err(|e| invalid(key, format!("cannot read {}: {e}", path.display())))
-}
-
 #[cfg(test)]
 mod tests {
+    use std::path::Path;
+
     use super::*;
 
     const EXAMPLE: &str = r#"

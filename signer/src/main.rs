@@ -12,18 +12,18 @@
 //! Passphrases come from a file or stdin, never from the command line. Every flag can also be set
 //! by the environment variable named in `--help`.
 
-use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use axum::http::StatusCode;
 use clap::{Args, Parser, Subcommand};
 use ferry_client::FerryClient;
+use ferry_daemon::endpoint;
+use ferry_daemon::logging::{self, LogOutput};
 use ferry_signer::ceremony::{WrittenCeremony, keygen, write_ceremony};
-use ferry_signer::config::{Config, read_secret};
+use ferry_signer::config::{Config, ConfigFile, read_secret};
 use ferry_signer::keystore::{DEFAULT_KDF_LOG_N, KdfParams, Keystore, MAX_KDF_LOG_N, MIN_KDF_LOG_N};
 use ferry_signer::metrics::{Metrics, now_seconds};
 use ferry_signer::service::{Settings, Signer};
@@ -308,28 +308,20 @@ async fn run_daemon(cli: &Cli) -> anyhow::Result<()> {
 
 /// `/metrics`, and `/health`: 503 naming the problem when no round completed for `stale_after`.
 async fn serve_metrics(listen: SocketAddr, metrics: Metrics, stale_after: Duration) -> anyhow::Result<()> {
-    use axum::routing::get;
     let started = Instant::now();
     let health_metrics = metrics.clone();
-    let app = axum::Router::new().route("/metrics", get(move || std::future::ready(metrics.render()))).route(
-        "/health",
-        get(move || {
-            let last = health_metrics.last_poll.get();
-            let problem = if last > 0.0 {
-                let age = now_seconds() - last;
-                (age > stale_after.as_secs_f64()).then(|| format!("no complete round for {age:.0}s"))
-            } else {
-                (started.elapsed() > stale_after)
-                    .then(|| format!("no complete round since the start {:.0}s ago", started.elapsed().as_secs_f64()))
-            };
-            std::future::ready(match problem {
-                None => (StatusCode::OK, "ok\n".to_owned()),
-                Some(problem) => (StatusCode::SERVICE_UNAVAILABLE, format!("{problem}\n")),
-            })
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("binding {listen}"))?;
-    axum::serve(listener, app).await.context("metrics endpoint")
+    let health = move || {
+        let last = health_metrics.last_poll.get();
+        let problem = if last > 0.0 {
+            let age = now_seconds() - last;
+            (age > stale_after.as_secs_f64()).then(|| format!("no complete round for {age:.0}s"))
+        } else {
+            (started.elapsed() > stale_after)
+                .then(|| format!("no complete round since the start {:.0}s ago", started.elapsed().as_secs_f64()))
+        };
+        problem.map_or(Ok(()), Err)
+    };
+    Ok(endpoint::serve(listen, move || metrics.render(), health).await?)
 }
 
 async fn run_audit_verify(cli: &Cli) -> anyhow::Result<bool> {
@@ -338,17 +330,6 @@ async fn run_audit_verify(cli: &Cli) -> anyhow::Result<bool> {
     let report = store.verify().await?;
     println!("{report}");
     Ok(report.is_intact())
-}
-
-fn init_tracing() {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
 }
 
 fn async_main<T>(future: impl std::future::Future<Output = anyhow::Result<T>>) -> anyhow::Result<T> {
@@ -362,7 +343,7 @@ fn main() -> ExitCode {
         Command::Keystore { command: KeystoreCommand::Inspect { file } } => run_inspect(file, cli.json),
         Command::Config { command: ConfigCommand::Validate } => run_validate(&cli),
         Command::Run => {
-            init_tracing();
+            logging::init(LogOutput::Stderr);
             async_main(run_daemon(&cli))
         }
         Command::Audit { command: AuditCommand::Verify } => match async_main(run_audit_verify(&cli)) {

@@ -2,9 +2,9 @@
 //! `ferry_signer_<what>_<unit>`; labels are bounded (`chain`, `outcome`, `reason`), and every
 //! series exists from the start at zero.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
-use prometheus::{Encoder, Gauge, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
+use ferry_daemon::metrics::MetricsRegistry;
+pub use ferry_daemon::metrics::now_seconds;
+use prometheus::{Gauge, IntCounter, IntCounterVec, IntGauge};
 
 use crate::policy::Reason;
 
@@ -17,7 +17,7 @@ pub const OUTCOMES: [&str; 3] = ["signed", "refused", "failed"];
 /// The signer's metrics.
 #[derive(Clone)]
 pub struct Metrics {
-    registry: Registry,
+    registry: MetricsRegistry,
     /// Batches by outcome and parent chain.
     pub signatures: IntCounterVec,
     /// Refusals by reason.
@@ -44,48 +44,35 @@ impl Metrics {
     /// # Errors
     /// When a metric is malformed or registered twice.
     pub fn new() -> Result<Self, prometheus::Error> {
-        let registry = Registry::new();
-        let signatures = IntCounterVec::new(
-            Opts::new("ferry_signer_signatures_total", "Batches signed and posted, refused, or failed to post"),
+        let registry = MetricsRegistry::new();
+        let signatures = registry.int_counter_vec(
+            "ferry_signer_signatures_total",
+            "Batches signed and posted, refused, or failed to post",
             &["chain", "outcome"],
         )?;
-        let rejections = IntCounterVec::new(
-            Opts::new("ferry_signer_policy_rejections_total", "Batches refused, by reason"),
+        let rejections = registry.int_counter_vec(
+            "ferry_signer_policy_rejections_total",
+            "Batches refused, by reason",
             &["reason"],
         )?;
-        let last_signature = Gauge::new(
+        let last_signature = registry.gauge(
             "ferry_signer_last_signature_timestamp_seconds",
             "When this signer's last signature was included on the chain (Unix seconds; 0: never)",
         )?;
-        let last_signature_age = Gauge::new(
+        let last_signature_age = registry.gauge(
             "ferry_signer_last_signature_age_seconds",
             "Seconds since this signer's last signature was included (0: never)",
         )?;
-        let chain_height = IntGauge::new("ferry_signer_chain_height", "Latest sidechain height seen")?;
+        let chain_height = registry.int_gauge("ferry_signer_chain_height", "Latest sidechain height seen")?;
         let pending_batches =
-            IntGauge::new("ferry_signer_pending_batches", "Batches pending on the chain (signing or signed)")?;
-        let awaiting_signature = IntGauge::new(
+            registry.int_gauge("ferry_signer_pending_batches", "Batches pending on the chain (signing or signed)")?;
+        let awaiting_signature = registry.int_gauge(
             "ferry_signer_batches_awaiting_signature",
             "Batches in signing that this member has not signed yet",
         )?;
-        let poll_errors = IntCounter::new("ferry_signer_poll_errors_total", "Poll rounds that failed")?;
-        let last_poll = Gauge::new(
-            "ferry_signer_last_poll_timestamp_seconds",
-            "When the last poll round completed (Unix seconds)",
-        )?;
-        for collector in [
-            Box::new(signatures.clone()) as Box<dyn prometheus::core::Collector>,
-            Box::new(rejections.clone()),
-            Box::new(last_signature.clone()),
-            Box::new(last_signature_age.clone()),
-            Box::new(chain_height.clone()),
-            Box::new(pending_batches.clone()),
-            Box::new(awaiting_signature.clone()),
-            Box::new(poll_errors.clone()),
-            Box::new(last_poll.clone()),
-        ] {
-            registry.register(collector)?;
-        }
+        let poll_errors = registry.int_counter("ferry_signer_poll_errors_total", "Poll rounds that failed")?;
+        let last_poll = registry
+            .gauge("ferry_signer_last_poll_timestamp_seconds", "When the last poll round completed (Unix seconds)")?;
         for chain in CHAINS {
             for outcome in OUTCOMES {
                 signatures.with_label_values(&[chain, outcome]);
@@ -130,21 +117,13 @@ impl Metrics {
     pub fn render_at(&self, now: f64) -> String {
         let last = self.last_signature.get();
         self.last_signature_age.set(if last > 0.0 { (now - last).max(0.0) } else { 0.0 });
-        let mut buffer = Vec::new();
-        // Only malformed metric families fail to encode, which `new` rules out.
-        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut buffer);
-        String::from_utf8_lossy(&buffer).into_owned()
+        self.registry.render()
     }
 
     /// [`Metrics::render_at`] the current time.
     pub fn render(&self) -> String {
         self.render_at(now_seconds())
     }
-}
-
-/// Seconds since the Unix epoch.
-pub fn now_seconds() -> f64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -24,25 +24,22 @@ use std::time::Duration;
 
 use ferry_audit::AuditLog;
 pub use ferry_audit::{AuditEntry, Break, BrokenRow, VerifyReport};
+use ferry_daemon::postgres;
+/// The schema, embedded from `migrations/` at build time.
+pub use ferry_daemon::postgres::MIGRATOR;
 use ferry_types::{Amount, Denom, ParentChain};
 use serde_json::{Value, json};
-use sqlx::migrate::Migrator;
-use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::postgres::PgPool;
 use sqlx::{Postgres, Row, Transaction};
 
 use crate::policy::{Policy, Reason, Refusal, check_cap};
 use crate::rebuild::Rebuilt;
-
-/// The schema, embedded from `migrations/` at build time.
-pub static MIGRATOR: Migrator = sqlx::migrate!("../migrations");
 
 /// The signer's audit log.
 pub const LOG: AuditLog = AuditLog::SIGNER;
 
 /// Connections the store keeps open at most.
 const MAX_CONNECTIONS: u32 = 4;
-/// How long to wait for a free connection (or a first connection) before failing.
-const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Audit kinds written by the signer.
 pub mod kind {
@@ -176,12 +173,9 @@ impl Store {
     /// [`StoreError::Connect`] when the server is unreachable, [`StoreError::Migrate`] when the
     /// schema cannot be applied.
     pub async fn connect(url: &str) -> Result<Store, StoreError> {
-        let pool = PgPoolOptions::new()
-            .max_connections(MAX_CONNECTIONS)
-            .acquire_timeout(ACQUIRE_TIMEOUT)
-            .connect(url)
+        let pool = postgres::connect(url, MAX_CONNECTIONS)
             .await
-            .map_err(|source| StoreError::Connect { url: redact_password(url), source })?;
+            .map_err(|postgres::ConnectError { url, source }| StoreError::Connect { url, source })?;
         Store::from_pool(pool).await
     }
 
@@ -190,7 +184,7 @@ impl Store {
     /// # Errors
     /// [`StoreError::Migrate`] when the schema cannot be applied.
     pub async fn from_pool(pool: PgPool) -> Result<Store, StoreError> {
-        MIGRATOR.run(&pool).await.map_err(StoreError::Migrate)?;
+        postgres::migrate(&pool).await.map_err(StoreError::Migrate)?;
         Ok(Store { pool })
     }
 
@@ -435,16 +429,6 @@ fn refusal_detail(detail: &mut Value, refusal: &Refusal) {
     }
 }
 
-/// `url` with any password replaced by `***`.
-pub fn redact_password(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else { return url.to_owned() };
-    let Some((credentials, host)) = rest.rsplit_once('@') else { return url.to_owned() };
-    match credentials.split_once(':') {
-        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
-        None => url.to_owned(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -455,16 +439,6 @@ mod tests {
         assert_eq!(guard(None, &payload), GuardVerdict::Insert);
         assert_eq!(guard(Some(&[7u8; 32]), &payload), GuardVerdict::Same);
         assert_eq!(guard(Some(&[8u8; 32]), &payload), GuardVerdict::Conflict("08".repeat(32)));
-    }
-
-    #[test]
-    fn passwords_are_redacted_from_urls() {
-        assert_eq!(
-            redact_password("postgres://ferry:secret@127.0.0.1:5432/db"),
-            "postgres://ferry:***@127.0.0.1:5432/db"
-        );
-        assert_eq!(redact_password("postgres://ferry@host/db"), "postgres://ferry@host/db");
-        assert_eq!(redact_password("not a url"), "not a url");
     }
 
     #[test]

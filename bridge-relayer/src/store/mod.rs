@@ -20,12 +20,13 @@ mod deposits;
 pub mod releases;
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
+use ferry_daemon::postgres;
+/// The schema, embedded from `migrations/` at build time.
+pub use ferry_daemon::postgres::MIGRATOR;
 use ferry_types::{DepositFacts, DepositId, ParentChain, deposit::DepositError};
 use serde_json::{Value, json};
-use sqlx::migrate::Migrator;
-use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::postgres::PgPool;
 use sqlx::{Postgres, Row, Transaction};
 
 pub use audit::{AuditEntry, Break, BrokenRow, VerifyReport};
@@ -34,13 +35,8 @@ pub use releases::{ReleaseRecord, ReleaseSummary};
 
 pub use crate::delivery::decision::{Inclusion, ReleaseStatus};
 
-/// The schema, embedded from `migrations/` at build time.
-pub static MIGRATOR: Migrator = sqlx::migrate!("../migrations");
-
 /// Connections the store keeps open at most.
 const MAX_CONNECTIONS: u32 = 8;
-/// How long to wait for a free connection (or a first connection) before failing.
-const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Why a store operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -171,12 +167,9 @@ impl Store {
     /// [`StoreError::Connect`] when the server is unreachable, [`StoreError::Migrate`] when the
     /// schema cannot be applied (for example a migration changed after it was applied).
     pub async fn connect(url: &str) -> Result<Store, StoreError> {
-        let pool = PgPoolOptions::new()
-            .max_connections(MAX_CONNECTIONS)
-            .acquire_timeout(ACQUIRE_TIMEOUT)
-            .connect(url)
+        let pool = postgres::connect(url, MAX_CONNECTIONS)
             .await
-            .map_err(|source| StoreError::Connect { url: redact_password(url), source })?;
+            .map_err(|postgres::ConnectError { url, source }| StoreError::Connect { url, source })?;
         Store::from_pool(pool).await
     }
 
@@ -185,7 +178,7 @@ impl Store {
     /// # Errors
     /// [`StoreError::Migrate`] when the schema cannot be applied.
     pub async fn from_pool(pool: PgPool) -> Result<Store, StoreError> {
-        MIGRATOR.run(&pool).await.map_err(StoreError::Migrate)?;
+        postgres::migrate(&pool).await.map_err(StoreError::Migrate)?;
         Ok(Store { pool })
     }
 
@@ -600,29 +593,4 @@ fn height_from_db(what: &'static str, value: i64) -> Result<u64, StoreError> {
         value: value.to_string(),
         reason: "negative".to_owned(),
     })
-}
-
-/// `postgres://user:secret@host/db` → `postgres://user:***@host/db`, for error messages.
-fn redact_password(url: &str) -> String {
-    let Some(scheme_end) = url.find("://").map(|i| i + 3) else { return url.to_owned() };
-    let rest = &url[scheme_end..];
-    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
-    let Some(at) = rest[..authority_end].rfind('@') else { return url.to_owned() };
-    match rest[..at].find(':') {
-        Some(colon) => format!("{}{}:***{}", &url[..scheme_end], &rest[..colon], &rest[at..]),
-        None => url.to_owned(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn passwords_are_removed_from_urls_in_errors() {
-        assert_eq!(redact_password("postgres://u:pw@h:5432/db?x=1"), "postgres://u:***@h:5432/db?x=1");
-        assert_eq!(redact_password("postgres://u@h/db"), "postgres://u@h/db");
-        assert_eq!(redact_password("postgres://h/db"), "postgres://h/db");
-        assert_eq!(redact_password("not a url"), "not a url");
-    }
 }
