@@ -12,6 +12,7 @@ pub mod load;
 pub mod network;
 pub mod postgres;
 pub mod process;
+pub mod prometheus;
 pub mod relayer;
 pub mod signer;
 pub mod system;

@@ -87,7 +87,7 @@ async fn up(dir: PathBuf, validators: usize, reset: bool) -> anyhow::Result<()> 
         println!("resuming the devnet in {}", dir.display());
     }
     println!(
-        "starting PostgreSQL, btcd (regtest), anvil, {validators} validators, {validators} relayers and {validators} signers"
+        "starting PostgreSQL, btcd (regtest), anvil, {validators} validators, {validators} relayers, {validators} signers and Prometheus"
     );
     let system = System::start(SystemSpec {
         network: network_spec(chain_dir, validators),
@@ -118,6 +118,7 @@ struct BridgeEndpoints {
     database: String,
     relayer_metrics: Vec<String>,
     signer_metrics: Vec<String>,
+    prometheus: String,
 }
 
 impl BridgeEndpoints {
@@ -132,6 +133,7 @@ impl BridgeEndpoints {
             database: parents.postgres.url(),
             relayer_metrics: system.relayers.iter().map(RelayerProcess::metrics_url).collect(),
             signer_metrics: system.signers.iter().map(SignerProcess::metrics_url).collect(),
+            prometheus: system.prometheus.url(),
         }
     }
 }
@@ -150,14 +152,16 @@ fn print_bridge(bridge: &BridgeEndpoints, dir: &std::path::Path) -> anyhow::Resu
     for (member, url) in bridge.signer_metrics.iter().enumerate() {
         println!("  signer {member} metrics: {url}");
     }
+    println!("  prometheus: {} (alerts: {}/alerts)", bridge.prometheus, bridge.prometheus);
     let mut env = std::fs::read_to_string(dir.join("env")).unwrap_or_default();
     env.push_str(&format!(
-        "FERRY_BITCOIN_RPC={}\nFERRY_BITCOIN_RPC_PASSWORD_FILE={}\nFERRY_ETHEREUM_RPC={}\nFERRY_VAULT={}\nFERRY_TEST_TOKEN={}\n",
+        "FERRY_BITCOIN_RPC={}\nFERRY_BITCOIN_RPC_PASSWORD_FILE={}\nFERRY_ETHEREUM_RPC={}\nFERRY_VAULT={}\nFERRY_TEST_TOKEN={}\nFERRY_PROMETHEUS={}\n",
         bridge.bitcoin_rpc,
         bridge.bitcoin_password_file.display(),
         bridge.ethereum_rpc,
         bridge.vault,
-        bridge.token
+        bridge.token,
+        bridge.prometheus
     ));
     std::fs::write(dir.join("env"), env)?;
     Ok(())

@@ -1,11 +1,11 @@
 //! The whole Ferry system on loopback: PostgreSQL, btcd (regtest), anvil with the vault, a
-//! 4-validator sidechain whose genesis names that vault, and one relayer and one signer per
-//! federation member. `make devnet`, the withdrawal end-to-end tests and the withdrawal benchmark
+//! 4-validator sidechain whose genesis names that vault, one relayer and one signer per
+//! federation member, and Prometheus scraping all of them with the deployed alert rules. `make devnet`, the withdrawal end-to-end tests and the withdrawal benchmark
 //! all start it here, so they run the same system.
 //!
 //! Order matters: the parent chains start first (genesis names the vault and token anvil
 //! deployed — deterministic addresses, the same on every restart), then the sidechain, then the
-//! services that need all three. Every process is stopped on drop unless detached.
+//! services that need all three, then Prometheus over every service's metrics. Every process is stopped on drop unless detached.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -23,11 +23,15 @@ use ferry_types::{AccountKey, Address, Amount, Coin, Denom, Msg};
 
 use crate::anvil::{self, Anvil};
 use crate::btcd::{Btcd, RegtestWallet};
-use crate::network::RPC_PORT;
+use crate::network::{APP_METRICS_PORT, COMETBFT_METRICS_PORT, RPC_PORT};
 use crate::postgres::PgServer;
+use crate::prometheus::{self, Prometheus, PrometheusSpec, ScrapeTarget, ServiceKind};
 use crate::relayer::{RelayerProcess, RelayerSetup};
 use crate::signer::{FederationKeys, SignerConfigSpec, SignerProcess, write_federation_keys};
 use crate::{Network, NetworkSpec, Tools, accounts};
+
+/// How often the system's Prometheus scrapes and evaluates its rules.
+pub const SCRAPE_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Local cap every devnet signer applies to the test token (far above any devnet amount).
 const TOKEN_CAP: &str = "1000000000000000000000000";
@@ -105,6 +109,9 @@ pub struct System {
     pub signers: Vec<SignerProcess>,
     /// The federation's keystores and manifest, as the signers read them.
     pub keys: FederationKeys,
+    /// Prometheus scraping every service above every [`SCRAPE_INTERVAL`], evaluating
+    /// `deploy/prometheus/alerts.yml`.
+    pub prometheus: Prometheus,
 }
 
 impl System {
@@ -128,48 +135,33 @@ impl System {
             format!("the sidechain produced no blocks; see the logs in {}", spec.network.dir.display())
         })?;
         let keys = write_federation_keys(&spec.bridge_dir.join("keys"))?;
-        let mut system = System { parents, network, relayers: Vec::new(), signers: Vec::new(), keys };
+        let mut relayers = Vec::new();
+        let mut signers = Vec::new();
         for member in 0..spec.network.validators {
-            let relayer = system.start_relayer(&spec, member).await?;
-            system.relayers.push(relayer);
-            let signer = SignerProcess::start(system.signer_spec(&spec, member).await?)?;
-            system.signers.push(signer);
+            relayers.push(start_relayer(&parents, &network, &spec, member).await?);
+            signers.push(SignerProcess::start(signer_spec(&parents, &network, &keys, &spec, member).await?)?);
         }
-        Ok(system)
-    }
-
-    async fn start_relayer(&self, spec: &SystemSpec, member: usize) -> anyhow::Result<RelayerProcess> {
-        let btcd = &self.parents.btcd;
-        RelayerProcess::start(RelayerSetup {
-            dir: spec.bridge_dir.join(format!("relayer{member}")),
-            member,
-            chain_rpc: self.chain_rpc(member),
-            database_url: self.parents.postgres.create_database(&format!("relayer_{member}")).await?,
-            bitcoin: Some((btcd.rpc_url(), btcd.rpc_user().to_owned(), btcd.rpc_password_file())),
-            ethereum: Some((self.parents.anvil.rpc_url().to_owned(), self.parents.vault().to_string())),
-            confirmations: spec.confirmations,
-            poll_interval: spec.poll_interval.clone(),
-            ethereum_key: anvil::RELAYER_PRIVATE_KEYS.get(member).map(|key| (*key).to_owned()),
+        let prometheus = Prometheus::start(PrometheusSpec {
+            dir: spec.bridge_dir.join("prometheus"),
+            scrape_interval: SCRAPE_INTERVAL,
+            targets: scrape_targets(&network, &relayers, &signers)?,
+            rule_files: vec![prometheus::deploy_alert_rules()],
         })
+        .await?;
+        Ok(System { parents, network, relayers, signers, keys, prometheus })
     }
 
-    async fn signer_spec(&self, spec: &SystemSpec, member: usize) -> anyhow::Result<SignerConfigSpec> {
-        let mut signer = SignerConfigSpec::for_member(
-            &self.keys,
-            member,
-            spec.bridge_dir.join(format!("signer{member}")),
-            self.chain_rpc(member),
-            self.parents.postgres.create_database(&format!("signer_{member}")).await?,
-        )?
-        .with_ethereum(anvil::CHAIN_ID, self.parents.vault().to_string())
-        .with_cap(Denom::erc20(&self.parents.token()).to_string(), TOKEN_CAP);
-        signer.poll_interval = spec.poll_interval.clone();
-        Ok(signer)
+    /// Every metrics endpoint of the system, as Prometheus scrapes it.
+    ///
+    /// # Errors
+    /// Never for the URLs the harnesses build.
+    pub fn scrape_targets(&self) -> anyhow::Result<Vec<ScrapeTarget>> {
+        scrape_targets(&self.network, &self.relayers, &self.signers)
     }
 
     /// Member `member`'s validator RPC (each member's services talk to its own validator).
     pub fn chain_rpc(&self, member: usize) -> String {
-        format!("http://{}:{RPC_PORT}", self.network.spec().ip(member))
+        chain_rpc(&self.network, member)
     }
 
     /// Leaves every process running (for `make devnet`): the sidechain's PIDs go to its pid file,
@@ -178,9 +170,10 @@ impl System {
     /// # Errors
     /// When the sidechain's pid file cannot be written.
     pub fn detach(self) -> anyhow::Result<Vec<(u32, &'static str)>> {
-        let System { parents, network, relayers, signers, .. } = self;
+        let System { parents, network, relayers, signers, prometheus, .. } = self;
         network.detach()?;
         let mut pids = Vec::new();
+        pids.extend(prometheus.detach().map(|pid| (pid, "prometheus")));
         pids.extend(relayers.into_iter().filter_map(RelayerProcess::detach).map(|pid| (pid, "ferry-relayer")));
         pids.extend(signers.into_iter().filter_map(SignerProcess::detach).map(|pid| (pid, "ferry-signer")));
         let Parents { postgres, btcd, anvil, .. } = parents;
@@ -189,6 +182,73 @@ impl System {
         pids.extend(postgres.detach().map(|pid| (pid, "postgres")));
         Ok(pids)
     }
+}
+
+/// Member `member`'s validator RPC.
+fn chain_rpc(network: &Network, member: usize) -> String {
+    format!("http://{}:{RPC_PORT}", network.spec().ip(member))
+}
+
+async fn start_relayer(
+    parents: &Parents,
+    network: &Network,
+    spec: &SystemSpec,
+    member: usize,
+) -> anyhow::Result<RelayerProcess> {
+    let btcd = &parents.btcd;
+    RelayerProcess::start(RelayerSetup {
+        dir: spec.bridge_dir.join(format!("relayer{member}")),
+        member,
+        chain_rpc: chain_rpc(network, member),
+        database_url: parents.postgres.create_database(&format!("relayer_{member}")).await?,
+        bitcoin: Some((btcd.rpc_url(), btcd.rpc_user().to_owned(), btcd.rpc_password_file())),
+        ethereum: Some((parents.anvil.rpc_url().to_owned(), parents.vault().to_string())),
+        confirmations: spec.confirmations,
+        poll_interval: spec.poll_interval.clone(),
+        ethereum_key: anvil::RELAYER_PRIVATE_KEYS.get(member).map(|key| (*key).to_owned()),
+    })
+}
+
+async fn signer_spec(
+    parents: &Parents,
+    network: &Network,
+    keys: &FederationKeys,
+    spec: &SystemSpec,
+    member: usize,
+) -> anyhow::Result<SignerConfigSpec> {
+    let mut signer = SignerConfigSpec::for_member(
+        keys,
+        member,
+        spec.bridge_dir.join(format!("signer{member}")),
+        chain_rpc(network, member),
+        parents.postgres.create_database(&format!("signer_{member}")).await?,
+    )?
+    .with_ethereum(anvil::CHAIN_ID, parents.vault().to_string())
+    .with_cap(Denom::erc20(&parents.token()).to_string(), TOKEN_CAP);
+    signer.poll_interval = spec.poll_interval.clone();
+    Ok(signer)
+}
+
+/// Each validator's application and CometBFT metrics, and each relayer's and signer's.
+fn scrape_targets(
+    network: &Network,
+    relayers: &[RelayerProcess],
+    signers: &[SignerProcess],
+) -> anyhow::Result<Vec<ScrapeTarget>> {
+    let mut targets = Vec::new();
+    for member in 0..network.spec().validators {
+        let ip = network.spec().ip(member);
+        targets.push(ScrapeTarget { kind: ServiceKind::Chain, member, address: format!("{ip}:{APP_METRICS_PORT}") });
+        let cometbft = format!("{ip}:{COMETBFT_METRICS_PORT}");
+        targets.push(ScrapeTarget { kind: ServiceKind::CometBft, member, address: cometbft });
+    }
+    for (member, relayer) in relayers.iter().enumerate() {
+        targets.push(ScrapeTarget::from_metrics_url(ServiceKind::Relayer, member, &relayer.metrics_url())?);
+    }
+    for (member, signer) in signers.iter().enumerate() {
+        targets.push(ScrapeTarget::from_metrics_url(ServiceKind::Signer, member, &signer.metrics_url())?);
+    }
+    Ok(targets)
 }
 
 /// How long a submitted sidechain transaction may take to be included.
