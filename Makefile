@@ -34,6 +34,8 @@ devnet-down:
 lint:
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	promtool check rules deploy/prometheus/alerts.yml
+	promtool check config deploy/prometheus/prometheus.yml
 
 # Unit, app and property tests run in parallel; the end-to-end tests start their own
 # networks on private loopback subnets, so they never touch a running devnet.
