@@ -34,7 +34,9 @@
 //! "unsupported keystore version N" rather than as a schema error.
 //!
 //! This module holds the format and the cryptography; it reads a file in [`Keystore::read`] and
-//! [`Keystore::open`] and never writes one (see [`crate::ceremony`]).
+//! [`Keystore::open`] and never writes one (see [`crate::ceremony`]). The sealing itself
+//! ([`new_sections`], [`seal_bytes`], [`open_bytes`]) is generic over what is sealed and its
+//! associated data, so the `ferry` CLI's keyring seals user keys the same way.
 
 use std::path::{Path, PathBuf};
 
@@ -238,32 +240,19 @@ impl Keystore {
         if passphrase.is_empty() {
             return Err(KeystoreError::EmptyPassphrase);
         }
-        kdf.check()?;
-        let mut salt = [0u8; SALT_LEN];
-        let mut nonce = [0u8; NONCE_LEN];
-        for buffer in [&mut salt[..], &mut nonce[..]] {
-            rng.try_fill_bytes(buffer).map_err(|e| KeystoreError::Randomness(e.to_string()))?;
-        }
+        let (kdf, cipher) = new_sections(kdf, rng)?;
         let mut keystore = Keystore {
             version: KEYSTORE_VERSION,
             member_index: secrets.index(),
             account: secrets.account(),
             bitcoin_public_key: secrets.bitcoin_public_key(),
             bls_public_key_share: secrets.bls_public_key_share().to_bytes(),
-            kdf: KdfSection { name: KDF_NAME.to_owned(), log_n: kdf.log_n, r: kdf.r, p: kdf.p, salt },
-            cipher: CipherSection { name: CIPHER_NAME.to_owned(), nonce },
+            kdf,
+            cipher,
             ciphertext: Vec::new(),
         };
-        let cipher = keystore.cipher_for(passphrase)?;
-        // Room for the tag up front, so the buffer holding the plaintext is never reallocated
-        // (which would leave an unwiped copy behind).
-        let mut buffer = Vec::with_capacity(PLAINTEXT_LEN + TAG_LEN);
-        buffer.extend_from_slice(secrets.to_bytes());
-        let encrypted = cipher.encrypt_in_place(&XNonce::from(nonce), &keystore.associated_data(), &mut buffer);
-        // On success the buffer holds only ciphertext; on failure, wipe the plaintext in it.
-        let buffer = Zeroizing::new(buffer);
-        encrypted.map_err(|_| KeystoreError::Cipher("encryption failed"))?;
-        keystore.ciphertext = buffer.to_vec();
+        keystore.ciphertext =
+            seal_bytes(&keystore.kdf, &keystore.cipher, passphrase, &keystore.associated_data(), secrets.to_bytes())?;
         Ok(keystore)
     }
 
@@ -320,11 +309,8 @@ impl Keystore {
         if self.version != KEYSTORE_VERSION {
             return Err(KeystoreError::UnsupportedVersion(u64::from(self.version)));
         }
-        let cipher = self.cipher_for(passphrase.as_ref())?;
-        let mut buffer = Zeroizing::new(self.ciphertext.clone());
-        cipher
-            .decrypt_in_place(&XNonce::from(self.cipher.nonce), &self.associated_data(), &mut *buffer)
-            .map_err(|_| KeystoreError::WrongPassphraseOrCorrupted)?;
+        let buffer =
+            open_bytes(&self.kdf, &self.cipher, passphrase.as_ref(), &self.associated_data(), &self.ciphertext)?;
         let plaintext: [u8; PLAINTEXT_LEN] =
             buffer.as_slice().try_into().map_err(|_| KeystoreError::BadPlaintextLength(buffer.len()))?;
         let secrets = MemberSecrets::from_bytes(self.member_index, Zeroizing::new(plaintext))?;
@@ -338,22 +324,6 @@ impl Keystore {
             return Err(KeystoreError::PublicFieldMismatch("bls_public_key_share"));
         }
         Ok(secrets)
-    }
-
-    /// The AEAD keyed by scrypt(passphrase) under this keystore's KDF section.
-    fn cipher_for(&self, passphrase: &[u8]) -> Result<XChaCha20Poly1305, KeystoreError> {
-        if self.kdf.name != KDF_NAME {
-            return Err(KeystoreError::UnsupportedKdf(self.kdf.name.clone()));
-        }
-        if self.cipher.name != CIPHER_NAME {
-            return Err(KeystoreError::UnsupportedCipher(self.cipher.name.clone()));
-        }
-        let params = KdfParams { log_n: self.kdf.log_n, r: self.kdf.r, p: self.kdf.p }.check()?;
-        let mut key = Zeroizing::new([0u8; KEY_LEN]);
-        scrypt::scrypt(passphrase, &self.kdf.salt, &params, &mut key[..])
-            .map_err(|_| KeystoreError::KdfOutOfRange { log_n: self.kdf.log_n, r: self.kdf.r, p: self.kdf.p })?;
-        // A 32-byte key is the cipher's key length: this cannot fail.
-        XChaCha20Poly1305::new_from_slice(&key[..]).map_err(|_| KeystoreError::Cipher("wrong key length"))
     }
 
     /// The bytes every public field contributes to the AEAD (see the module documentation).
@@ -380,6 +350,97 @@ impl Keystore {
         }
         out
     }
+}
+
+/// Fresh sealing sections: a random salt for scrypt with `kdf`'s costs and a random nonce.
+///
+/// This and [`seal_bytes`] / [`open_bytes`] are the format's generic sealing, independent of
+/// what is sealed: the keystores above use it, and so does the `ferry` CLI's keyring (its own
+/// plaintext and associated data; same KDF and cipher, same limits).
+///
+/// # Errors
+/// Out-of-range scrypt parameters, or a failing RNG.
+pub fn new_sections(
+    kdf: KdfParams,
+    rng: &mut (impl RngCore + CryptoRng),
+) -> Result<(KdfSection, CipherSection), KeystoreError> {
+    kdf.check()?;
+    let mut salt = [0u8; SALT_LEN];
+    let mut nonce = [0u8; NONCE_LEN];
+    for buffer in [&mut salt[..], &mut nonce[..]] {
+        rng.try_fill_bytes(buffer).map_err(|e| KeystoreError::Randomness(e.to_string()))?;
+    }
+    Ok((
+        KdfSection { name: KDF_NAME.to_owned(), log_n: kdf.log_n, r: kdf.r, p: kdf.p, salt },
+        CipherSection { name: CIPHER_NAME.to_owned(), nonce },
+    ))
+}
+
+/// Encrypts `plaintext` under `passphrase` with the key scrypt derives under `kdf` and the nonce
+/// of `cipher`, authenticating `associated_data`; returns the ciphertext followed by the tag.
+/// Use fresh sections ([`new_sections`]) for every sealing: a nonce must never be reused.
+///
+/// # Errors
+/// An empty passphrase, an unsupported KDF or cipher, or out-of-range scrypt parameters.
+pub fn seal_bytes(
+    kdf: &KdfSection,
+    cipher: &CipherSection,
+    passphrase: &[u8],
+    associated_data: &[u8],
+    plaintext: &[u8],
+) -> Result<Vec<u8>, KeystoreError> {
+    if passphrase.is_empty() {
+        return Err(KeystoreError::EmptyPassphrase);
+    }
+    let aead = cipher_for(kdf, cipher, passphrase)?;
+    // Room for the tag up front, so the buffer holding the plaintext is never reallocated
+    // (which would leave an unwiped copy behind).
+    let mut buffer = Vec::with_capacity(plaintext.len() + TAG_LEN);
+    buffer.extend_from_slice(plaintext);
+    let encrypted = aead.encrypt_in_place(&XNonce::from(cipher.nonce), associated_data, &mut buffer);
+    // On success the buffer holds only ciphertext; on failure, wipe the plaintext in it.
+    let buffer = Zeroizing::new(buffer);
+    encrypted.map_err(|_| KeystoreError::Cipher("encryption failed"))?;
+    Ok(buffer.to_vec())
+}
+
+/// Decrypts what [`seal_bytes`] sealed, checking the tag over the ciphertext and
+/// `associated_data`.
+///
+/// # Errors
+/// An unsupported KDF or cipher, out-of-range scrypt parameters, or
+/// [`KeystoreError::WrongPassphraseOrCorrupted`] for a wrong passphrase or any altered byte.
+pub fn open_bytes(
+    kdf: &KdfSection,
+    cipher: &CipherSection,
+    passphrase: &[u8],
+    associated_data: &[u8],
+    ciphertext: &[u8],
+) -> Result<Zeroizing<Vec<u8>>, KeystoreError> {
+    let aead = cipher_for(kdf, cipher, passphrase)?;
+    let mut buffer = Zeroizing::new(ciphertext.to_vec());
+    aead.decrypt_in_place(&XNonce::from(cipher.nonce), associated_data, &mut *buffer)
+        .map_err(|_| KeystoreError::WrongPassphraseOrCorrupted)?;
+    Ok(buffer)
+}
+
+/// The AEAD keyed by scrypt(passphrase) under `kdf`.
+fn cipher_for(kdf: &KdfSection, cipher: &CipherSection, passphrase: &[u8]) -> Result<XChaCha20Poly1305, KeystoreError> {
+    if kdf.name != KDF_NAME {
+        return Err(KeystoreError::UnsupportedKdf(kdf.name.clone()));
+    }
+    if cipher.name != CIPHER_NAME {
+        return Err(KeystoreError::UnsupportedCipher(cipher.name.clone()));
+    }
+    let params = KdfParams { log_n: kdf.log_n, r: kdf.r, p: kdf.p }.check()?;
+    let mut key = Zeroizing::new([0u8; KEY_LEN]);
+    scrypt::scrypt(passphrase, &kdf.salt, &params, &mut key[..]).map_err(|_| KeystoreError::KdfOutOfRange {
+        log_n: kdf.log_n,
+        r: kdf.r,
+        p: kdf.p,
+    })?;
+    // A 32-byte key is the cipher's key length: this cannot fail.
+    XChaCha20Poly1305::new_from_slice(&key[..]).map_err(|_| KeystoreError::Cipher("wrong key length"))
 }
 
 /// Serde as lowercase hex for byte arrays and vectors.
@@ -504,12 +565,8 @@ mod tests {
         let other = Keystore::seal(&member(2, 9)?, "pass", fast(), &mut rng)?;
         let mut forged = real.clone();
         forged.bitcoin_public_key = other.bitcoin_public_key;
-        let cipher = forged.cipher_for(b"pass")?;
-        let mut buffer = member(1, 7)?.to_bytes().to_vec();
-        cipher
-            .encrypt_in_place(&XNonce::from(forged.cipher.nonce), &forged.associated_data(), &mut buffer)
-            .map_err(|_| KeystoreError::WrongPassphraseOrCorrupted)?;
-        forged.ciphertext = buffer;
+        forged.ciphertext =
+            seal_bytes(&forged.kdf, &forged.cipher, b"pass", &forged.associated_data(), member(1, 7)?.to_bytes())?;
         assert!(matches!(forged.decrypt("pass"), Err(KeystoreError::PublicFieldMismatch("bitcoin_public_key"))));
         Ok(())
     }
