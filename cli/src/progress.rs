@@ -1,0 +1,342 @@
+//! Where a deposit or a withdrawal stands, computed from the chain's records and what the
+//! parent chain says (confirmations). Pure: the caller fetches, this module only decides what
+//! the user sees, so every stage is unit-tested.
+
+use ferry_app::bridge::{DepositRecord, DepositStatus};
+use ferry_types::query::{BatchView, WithdrawalStatus, WithdrawalView};
+use ferry_types::{Amount, DepositId};
+use serde::Serialize;
+
+use crate::units;
+
+/// A deposit's stage.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DepositStage {
+    /// Neither the parent chain (as far as asked) nor the chain know it yet.
+    Unseen,
+    /// In the parent chain, gathering confirmations.
+    Confirming,
+    /// Attested by some members, short of the quorum.
+    Attesting,
+    /// Minted on the sidechain.
+    Minted,
+}
+
+/// A deposit's progress: parent confirmations k/N, attestations q/Q, minted.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct DepositProgress {
+    /// The deposit.
+    pub id: DepositId,
+    /// Where it stands.
+    pub stage: DepositStage,
+    /// Parent-chain confirmations, when known.
+    pub confirmations: Option<u64>,
+    /// Confirmations the relayers wait for.
+    pub required_confirmations: u64,
+    /// Members attesting the leading facts.
+    pub attestations: u32,
+    /// Attestations needed to mint.
+    pub quorum: u32,
+    /// Whether it is minted.
+    pub minted: bool,
+    /// The height of the mint.
+    pub minted_height: Option<u64>,
+    /// What is (or will be) minted, once attested: amount in base units.
+    pub amount: Option<Amount>,
+    /// Its denomination.
+    pub asset: Option<String>,
+    /// The sidechain account credited.
+    pub recipient: Option<String>,
+}
+
+impl DepositProgress {
+    /// Whether nothing more will happen.
+    pub fn is_final(&self) -> bool {
+        self.minted
+    }
+
+    /// One line for people.
+    pub fn render(&self) -> String {
+        let confirmations = match self.confirmations {
+            Some(k) => format!("{}/{}", k.min(self.required_confirmations), self.required_confirmations),
+            None if self.minted => format!("{0}/{0}", self.required_confirmations),
+            None => format!("?/{}", self.required_confirmations),
+        };
+        let what = match (&self.amount, &self.asset) {
+            (Some(amount), Some(asset)) => match asset.parse() {
+                Ok(denom) => format!(" {}", units::display(*amount, &denom)),
+                Err(_) => format!(" {amount} {asset}"),
+            },
+            _ => String::new(),
+        };
+        let minted = match self.minted_height {
+            Some(height) => format!("minted at height {height}"),
+            None => "not minted".to_owned(),
+        };
+        format!(
+            "{}{what}: {:?} — confirmations {confirmations}, attestations {}/{}, {minted}",
+            self.id, self.stage, self.attestations, self.quorum
+        )
+    }
+}
+
+/// The progress of deposit `id` from its chain record (if any), the parent chain's
+/// confirmations of it (if known), the confirmations relayers require and the quorum.
+pub fn deposit_progress(
+    id: DepositId,
+    record: Option<&DepositRecord>,
+    confirmations: Option<u64>,
+    required_confirmations: u64,
+    quorum: u32,
+) -> DepositProgress {
+    let minted = record.is_some_and(|r| r.status == DepositStatus::Minted);
+    // The facts most members attested are the ones that can mint.
+    let leading = record.and_then(|record| {
+        record
+            .candidates
+            .iter()
+            .map(|(digest, facts)| {
+                let count = record.attestations.values().filter(|d| *d == digest).count();
+                (count, facts)
+            })
+            .max_by_key(|(count, _)| *count)
+    });
+    let facts = record.and_then(|r| r.minted.as_ref()).or(leading.map(|(_, facts)| facts));
+    let attestations = leading.map_or(0, |(count, _)| u32::try_from(count).unwrap_or(u32::MAX));
+    let stage = if minted {
+        DepositStage::Minted
+    } else if attestations > 0 {
+        DepositStage::Attesting
+    } else if confirmations.is_some() {
+        DepositStage::Confirming
+    } else {
+        DepositStage::Unseen
+    };
+    DepositProgress {
+        id,
+        stage,
+        confirmations,
+        required_confirmations,
+        attestations: if minted { attestations.max(quorum) } else { attestations },
+        quorum,
+        minted,
+        minted_height: record.and_then(|r| r.minted_height),
+        amount: facts.map(|f| f.amount),
+        asset: facts.map(|f| f.asset.to_string()),
+        recipient: facts.map(|f| f.recipient.to_string()),
+    }
+}
+
+/// A withdrawal's stage.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WithdrawalStage {
+    /// Burned, waiting for a batch.
+    Queued,
+    /// In a batch gathering signatures.
+    Batched,
+    /// Signed; waiting for a relayer to broadcast the release.
+    Signed,
+    /// The release is on the parent chain, gathering confirmations and attestations.
+    Broadcast,
+    /// Settled: the parent chain paid the destination.
+    Released,
+}
+
+/// A withdrawal's progress: queued → batched → signatures t/T → broadcast → released.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct WithdrawalProgress {
+    /// The withdrawal id.
+    pub id: String,
+    /// Where it stands.
+    pub stage: WithdrawalStage,
+    /// Amount burned (base units).
+    pub amount: Amount,
+    /// Its denomination.
+    pub asset: String,
+    /// Where it is paid.
+    pub destination: String,
+    /// What the destination receives, once batched.
+    pub paid: Option<Amount>,
+    /// Its batch.
+    pub batch: Option<u64>,
+    /// Members that signed the batch.
+    pub signatures: u32,
+    /// Signatures needed.
+    pub threshold: u32,
+    /// The release transaction, once known.
+    pub release_tx: Option<String>,
+    /// Parent-chain confirmations of the release, when known.
+    pub confirmations: Option<u64>,
+    /// Members that attested the release.
+    pub release_attestations: u32,
+    /// Attestations needed to settle.
+    pub release_quorum: u32,
+    /// The height it settled at.
+    pub released_height: Option<u64>,
+}
+
+impl WithdrawalProgress {
+    /// Whether nothing more will happen.
+    pub fn is_final(&self) -> bool {
+        self.stage == WithdrawalStage::Released
+    }
+
+    /// One line for people.
+    pub fn render(&self) -> String {
+        let amount = match self.asset.parse() {
+            Ok(denom) => units::display(self.amount, &denom),
+            Err(_) => format!("{} {}", self.amount, self.asset),
+        };
+        let mut line = format!("{} ({amount} to {}): {:?}", self.id, self.destination, self.stage);
+        if let Some(batch) = self.batch {
+            line.push_str(&format!(" — batch {batch}, signatures {}/{}", self.signatures, self.threshold));
+        }
+        if self.stage >= WithdrawalStage::Broadcast {
+            if let Some(tx) = &self.release_tx {
+                line.push_str(&format!(", release {tx}"));
+            }
+            if let Some(k) = self.confirmations {
+                line.push_str(&format!(", confirmations {k}"));
+            }
+            line.push_str(&format!(", release attestations {}/{}", self.release_attestations, self.release_quorum));
+        }
+        if let Some(height) = self.released_height {
+            line.push_str(&format!(", released at height {height}"));
+        }
+        line
+    }
+}
+
+/// The progress of a withdrawal from its view, its batch (once batched) and the parent chain's
+/// confirmations of the release transaction (when the caller could learn them).
+pub fn withdrawal_progress(
+    view: &WithdrawalView,
+    batch: Option<&BatchView>,
+    confirmations: Option<u64>,
+) -> WithdrawalProgress {
+    let release_attestations =
+        batch.map_or(0, |b| u32::try_from(b.batch.release_attestations.len()).unwrap_or(u32::MAX));
+    let stage = match view.status {
+        WithdrawalStatus::Queued => WithdrawalStage::Queued,
+        WithdrawalStatus::Batched => WithdrawalStage::Batched,
+        WithdrawalStatus::Signed if confirmations.is_some() || release_attestations > 0 => WithdrawalStage::Broadcast,
+        WithdrawalStatus::Signed => WithdrawalStage::Signed,
+        WithdrawalStatus::Released => WithdrawalStage::Released,
+    };
+    let release_tx = view.release_tx.clone().or_else(|| {
+        batch.and_then(|b| match &b.batch.release {
+            ferry_types::query::BatchRelease::Bitcoin(release) if confirmations.is_some() => Some(release.txid.clone()),
+            _ => b.batch.release_attestations.values().next().cloned(),
+        })
+    });
+    WithdrawalProgress {
+        id: view.withdrawal.id.to_string(),
+        stage,
+        amount: view.withdrawal.amount,
+        asset: view.withdrawal.asset.to_string(),
+        destination: view.withdrawal.destination.clone(),
+        paid: view.paid,
+        batch: view.withdrawal.batch,
+        signatures: batch.map_or(0, |b| b.signature_count),
+        threshold: batch.map_or(0, |b| b.threshold),
+        release_tx,
+        confirmations,
+        release_attestations,
+        release_quorum: batch.map_or(0, |b| b.release_quorum),
+        released_height: view.released_height,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use ferry_types::query::{Withdrawal, WithdrawalId};
+    use ferry_types::{Address, Denom, DepositFacts, ParentChain};
+
+    use super::*;
+
+    fn facts(amount: u128) -> DepositFacts {
+        DepositFacts {
+            chain: ParentChain::Bitcoin,
+            tx_id: "ab".repeat(32),
+            index: 0,
+            asset: Denom::sat(),
+            amount: Amount::new(amount),
+            recipient: Address::from_bytes([3; 20]),
+        }
+    }
+
+    fn record(attesters: &[(u8, u128)], minted: bool) -> DepositRecord {
+        let mut candidates = BTreeMap::new();
+        let mut attestations = BTreeMap::new();
+        for (member, amount) in attesters {
+            let facts = facts(*amount);
+            let digest = hex::encode(facts.digest());
+            candidates.insert(digest.clone(), facts);
+            attestations.insert(Address::from_bytes([*member; 20]), digest);
+        }
+        DepositRecord {
+            id: facts(1).id(),
+            status: if minted { DepositStatus::Minted } else { DepositStatus::Pending },
+            attestations,
+            candidates,
+            conflicts: Vec::new(),
+            minted: minted.then(|| facts(500)),
+            first_attested_height: 10,
+            minted_height: minted.then_some(12),
+        }
+    }
+
+    #[test]
+    fn deposit_stages_follow_confirmations_attestations_and_the_mint() {
+        let id = facts(1).id();
+        let unseen = deposit_progress(id.clone(), None, None, 2, 3);
+        assert_eq!(unseen.stage, DepositStage::Unseen);
+        let confirming = deposit_progress(id.clone(), None, Some(1), 2, 3);
+        assert_eq!(
+            (confirming.stage, confirming.render().contains("confirmations 1/2")),
+            (DepositStage::Confirming, true)
+        );
+        // Two members agree, one saw something else: the leading facts count 2 of 3.
+        let pending = record(&[(1, 500), (2, 500), (3, 499)], false);
+        let attesting = deposit_progress(id.clone(), Some(&pending), Some(2), 2, 3);
+        assert_eq!(
+            (attesting.stage, attesting.attestations, attesting.amount),
+            (DepositStage::Attesting, 2, Some(Amount::new(500)))
+        );
+        assert!(!attesting.is_final());
+        let minted = deposit_progress(id, Some(&record(&[(1, 500), (2, 500), (3, 500)], true)), None, 2, 3);
+        assert!(minted.is_final());
+        assert!(minted.render().contains("attestations 3/3, minted at height 12"), "{}", minted.render());
+        assert!(minted.render().contains("confirmations 2/2"), "{}", minted.render());
+    }
+
+    #[test]
+    fn a_queued_withdrawal_and_a_released_one() {
+        let withdrawal = Withdrawal {
+            id: WithdrawalId(4),
+            sender: Address::from_bytes([1; 20]),
+            asset: Denom::sat(),
+            amount: Amount::new(100_000),
+            destination: "bcrt1qexample".to_owned(),
+            burned_height: 20,
+            eligible_height: 20,
+            batch: None,
+        };
+        let queued = WithdrawalView::of(withdrawal.clone(), None);
+        let progress = withdrawal_progress(&queued, None, None);
+        assert_eq!((progress.stage, progress.is_final()), (WithdrawalStage::Queued, false));
+        assert!(progress.render().starts_with("wd-4 (0.001 BTC (100000 sat) to bcrt1qexample): Queued"));
+        let mut released = queued;
+        released.status = WithdrawalStatus::Released;
+        released.released_height = Some(40);
+        released.release_tx = Some("cd".repeat(32));
+        let progress = withdrawal_progress(&released, None, Some(3));
+        assert!(progress.is_final());
+        assert!(progress.render().contains("released at height 40"), "{}", progress.render());
+        assert_eq!(progress.release_tx, released.release_tx);
+    }
+}
