@@ -1,0 +1,236 @@
+//! The `ferry` CLI end to end, on the whole system (`devnet::system`), driven only through the
+//! binary as a new user would: import a key, deposit BTC and ETH from it, watch them mint, send
+//! to another key, withdraw both, watch them release, and check balances on both sides. The
+//! test plays the faucet (it funds the user's Bitcoin and Ethereum addresses from the parent
+//! chains' dev accounts) and mines parent blocks while the user waits.
+//!
+//! The binary is `target/debug/ferry` (`cargo build --bins`), or `FERRY_CLI_BIN`.
+
+#[allow(dead_code)]
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+
+use bitcoin::{Amount as Sats, OutPoint, TxOut};
+use common::{TestResult, serial};
+use ferry_devnet::NetworkSpec;
+use ferry_devnet::accounts;
+use ferry_devnet::btcd::RegtestWallet;
+use ferry_devnet::system::{System, SystemSpec};
+use ferry_relayer::ethereum::U256;
+use ferry_types::GenesisState;
+use serde_json::{Value, json};
+
+/// Parent-chain confirmations the relayers wait for (deposits and releases).
+const CONFIRMATIONS: u32 = 2;
+/// A parent-chain block is mined this often while the user waits.
+const PARENT_BLOCK: Duration = Duration::from_millis(400);
+/// How long a watched deposit or withdrawal may take.
+const WATCH: Duration = Duration::from_secs(180);
+
+const BTC: u64 = 100_000_000;
+const ETH: u128 = 1_000_000_000_000_000_000;
+/// The user's key (a test secret; never holds value elsewhere).
+const ALICE_SECRET: &str = "5f1e7e2d4c3b2a190817f6e5d4c3b2a1908f7e6d5c4b3a2918f7e6d5c4b3a291";
+
+/// The user's shell: the binary with the endpoints `.devnet/env` would hold.
+struct User {
+    binary: PathBuf,
+    env: Vec<(&'static str, String)>,
+}
+
+impl User {
+    fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(&self.binary);
+        command.env_clear().envs(self.env.iter().map(|(k, v)| (*k, v.as_str()))).args(args);
+        command
+    }
+
+    fn run(&self, args: &[&str]) -> TestResult<Output> {
+        Ok(self.command(args).stdin(Stdio::null()).output()?)
+    }
+
+    /// Runs `ferry --json …`, expecting success, and returns its JSON document.
+    fn json(&self, args: &[&str]) -> TestResult<Value> {
+        let mut all = vec!["--json"];
+        all.extend_from_slice(args);
+        let output = self.run(&all)?;
+        if !output.status.success() {
+            return Err(format!("ferry {args:?} failed: {}", String::from_utf8_lossy(&output.stderr)).into());
+        }
+        Ok(serde_json::from_slice(&output.stdout)?)
+    }
+
+    /// `balance` of `who` in `denom`'s base units.
+    fn balance(&self, who: &str, denom: &str) -> TestResult<u128> {
+        let view = self.json(&["balance", who])?;
+        let balances = view["balances"].as_array().ok_or("no balances")?;
+        let found = balances.iter().find(|c| c["denom"] == denom).and_then(|c| c["amount"].as_str());
+        Ok(found.map(str::parse).transpose()?.unwrap_or(0))
+    }
+}
+
+fn binary() -> TestResult<PathBuf> {
+    Ok(ferry_devnet::process::binary_path("ferry", "FERRY_CLI_BIN")?)
+}
+
+/// Runs `ferry --json status <id> --watch` to the end while mining a parent block every
+/// [`PARENT_BLOCK`]; returns every update (NDJSON).
+async fn watch(system: &System, user: &User, id: &str) -> TestResult<Vec<Value>> {
+    let timeout = WATCH.as_secs().to_string();
+    let mut child: Child = user
+        .command(&["--json", "status", id, "--watch", "--interval-ms", "300", "--watch-timeout", &timeout])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    while child.try_wait()?.is_none() {
+        system.mine_parents(1).await?;
+        tokio::time::sleep(PARENT_BLOCK).await;
+    }
+    let output = child.wait_with_output()?;
+    let text = String::from_utf8_lossy(&output.stdout).into_owned();
+    if !output.status.success() {
+        return Err(format!("status {id} --watch: {}\n{text}", String::from_utf8_lossy(&output.stderr)).into());
+    }
+    let updates: Vec<Value> = text.lines().map(serde_json::from_str).collect::<Result<_, _>>()?;
+    Ok(updates)
+}
+
+/// Funds `address` on anvil (the Ethereum faucet).
+async fn fund_ether(rpc: &str, address: &str, wei: u128) -> TestResult {
+    let body =
+        json!({"jsonrpc": "2.0", "id": 1, "method": "anvil_setBalance", "params": [address, format!("0x{wei:x}")]});
+    let answer: Value = reqwest::Client::new().post(rpc).json(&body).send().await?.json().await?;
+    assert!(answer.get("error").is_none(), "anvil_setBalance: {answer}");
+    Ok(())
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> TestResult<String> {
+    let path = dir.join(name);
+    std::fs::write(&path, text)?;
+    Ok(path.to_str().ok_or("path")?.to_owned())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_new_user_bridges_btc_and_eth_both_ways_with_the_cli_alone() -> TestResult {
+    let _serial = serial().await;
+    let bridge = tempfile::Builder::new().prefix("ferry-bridge-").tempdir()?;
+    let mut system = System::start(SystemSpec {
+        network: NetworkSpec::isolated("cli", accounts::FEDERATION_MEMBERS, GenesisState::default())?,
+        users: 2,
+        bridge_dir: bridge.path().to_path_buf(),
+        fresh: true,
+        confirmations: CONFIRMATIONS,
+        poll_interval: "200ms".to_owned(),
+    })
+    .await?;
+    let home = tempfile::tempdir()?;
+    let btcd = &system.parents.btcd;
+    let user = User {
+        binary: binary()?,
+        env: vec![
+            ("HOME", home.path().display().to_string()),
+            ("FERRY_NODE", system.chain_rpc(0)),
+            ("FERRY_BITCOIN_RPC", btcd.rpc_url()),
+            ("FERRY_BITCOIN_RPC_PASSWORD_FILE", btcd.rpc_password_file().display().to_string()),
+            ("FERRY_ETHEREUM_RPC", system.parents.anvil.rpc_url().to_owned()),
+            ("FERRY_VAULT", system.parents.vault().to_string()),
+            ("FERRY_CONFIRMATIONS", CONFIRMATIONS.to_string()),
+            ("FERRY_PASSPHRASE_FILE", write(home.path(), "passphrase", "a long test passphrase\n")?),
+        ],
+    };
+
+    // Keys: import the user's secret, add a friend.
+    let secret = write(home.path(), "alice.secret", ALICE_SECRET)?;
+    let alice = user.json(&["keys", "import", "alice", "--secret-file", &secret])?;
+    let bob = user.json(&["keys", "add", "bob"])?;
+    let alice_account = alice["account"].as_str().ok_or("account")?.to_owned();
+    let bob_account = bob["account"].as_str().ok_or("account")?.to_owned();
+    let alice_btc: bitcoin::Address =
+        alice["bitcoin_address"].as_str().ok_or("btc")?.parse::<bitcoin::Address<_>>()?.assume_checked();
+    let alice_eth = alice["ethereum_address"].as_str().ok_or("eth")?.to_owned();
+
+    // The faucet: 1 BTC to alice's regtest address (confirmed), 10 ETH on anvil.
+    let rpc = system.parents.btcd.rpc();
+    let funding = vec![TxOut { value: Sats::from_sat(BTC), script_pubkey: alice_btc.script_pubkey() }];
+    system.parents.miner.pay(&rpc, funding).await?;
+    system.mine_parents(1).await?;
+    fund_ether(system.parents.anvil.rpc_url(), &alice_eth, 10 * ETH).await?;
+
+    // Deposits from alice's own keys.
+    let btc_deposit = user.json(&["--from", "alice", "deposit", "btc", "0.5btc"])?;
+    let eth_deposit = user.json(&["--from", "alice", "deposit", "eth", "2eth"])?;
+    let btc_id = btc_deposit["deposit_id"].as_str().ok_or("btc deposit id")?.to_owned();
+    let eth_id = eth_deposit["deposit_id"].as_str().ok_or("eth deposit id")?.to_owned();
+    let print_only = user.json(&["--from", "alice", "deposit", "btc", "0.1btc", "--print-only"])?;
+    assert_eq!(print_only["memo_data"].as_str().map(str::len), Some(52), "{print_only}");
+
+    for id in [&btc_id, &eth_id] {
+        let updates = watch(&system, &user, id).await?;
+        let last = updates.last().ok_or("no update")?;
+        assert_eq!((last["stage"].as_str(), last["done"].as_bool()), (Some("minted"), Some(true)), "{updates:?}");
+        assert!(last["attestations"].as_u64() >= last["quorum"].as_u64(), "{last}");
+        eprintln!(
+            "{id}: {} updates, stages {:?}",
+            updates.len(),
+            updates.iter().map(|u| u["stage"].clone()).collect::<Vec<_>>()
+        );
+    }
+    // A parent txid finds the deposit too.
+    let by_txid = user.json(&["status", btc_deposit["txid"].as_str().ok_or("txid")?])?;
+    assert_eq!(by_txid["id"], btc_id.as_str());
+    assert_eq!(user.balance("alice", "sat")?, u128::from(BTC / 2));
+    assert_eq!(user.balance(&alice_account, "wei")?, 2 * ETH);
+
+    // Send to bob (the fee is paid in the asset moved).
+    user.json(&["--from", "alice", "send", "bob", "0.1btc"])?;
+    assert_eq!(user.balance(&bob_account, "sat")?, u128::from(BTC / 10));
+
+    // Withdraw both to fresh parent-chain addresses.
+    let btc_destination = RegtestWallet::from_seed([0xc1; 32])?.address().to_string();
+    let eth_destination = "0x00000000000000000000000000000000000c1e01";
+    let btc_withdrawal = user.json(&["--from", "alice", "withdraw", "btc", "0.2btc", &btc_destination, "--yes"])?;
+    let eth_withdrawal = user.json(&["--from", "alice", "withdraw", "eth", "1eth", eth_destination, "--yes"])?;
+    let receives: u64 = btc_withdrawal["receives"].as_str().ok_or("receives")?.parse()?;
+    assert_eq!(receives, BTC / 5 - 2_000, "the per-withdrawal miner fee comes out of the amount");
+    for withdrawal in [&btc_withdrawal, &eth_withdrawal] {
+        let id = withdrawal["withdrawal_id"].as_str().ok_or("withdrawal id")?;
+        let updates = watch(&system, &user, id).await?;
+        let last = updates.last().ok_or("no update")?;
+        assert_eq!(last["stage"], "released", "{updates:?}");
+        eprintln!("{id}: stages {:?}", updates.iter().map(|u| u["stage"].clone()).collect::<Vec<_>>());
+    }
+
+    // Both sides: the sidechain balances, and what the parent chains paid.
+    let btc_status = user.json(&["status", btc_withdrawal["withdrawal_id"].as_str().ok_or("id")?])?;
+    let release: bitcoin::Txid = btc_status["release_tx"].as_str().ok_or("release tx")?.parse()?;
+    let paid =
+        system.parents.btcd.unspent_output(&OutPoint { txid: release, vout: 0 }).await?.ok_or("no release output")?;
+    assert_eq!(paid.value.to_sat(), receives);
+    assert_eq!(paid.script_pubkey, btc_destination.parse::<bitcoin::Address<_>>()?.assume_checked().script_pubkey());
+    let eth_paid = system.parents.anvil.wallet().balance(eth_destination.parse()?).await?;
+    assert_eq!(eth_paid, U256::from(ETH));
+    let params = system.client(0)?.params().await?;
+    let fee = |denom: ferry_types::Denom| params.min_fee(&denom).map_or(0, |fee| fee.get());
+    let sat_fee = fee(ferry_types::Denom::sat());
+    let wei_fee = fee(ferry_types::Denom::wei());
+    assert_eq!(user.balance("alice", "sat")?, u128::from(BTC / 2 - BTC / 10 - BTC / 5) - 2 * sat_fee);
+    assert_eq!(user.balance("alice", "wei")?, ETH - wei_fee);
+
+    // The ledger beside the parent chains.
+    let reserves = user.json(&["reserves"])?;
+    for row in reserves["assets"].as_array().ok_or("assets")? {
+        assert_ne!(row["matches"], false, "reserves mismatch: {row}");
+    }
+
+    // Insufficient funds: bob has no ether.
+    let refused = user.run(&["--from", "bob", "withdraw", "eth", "1eth", eth_destination, "--yes"])?;
+    assert_eq!(refused.status.code(), Some(4), "{}", String::from_utf8_lossy(&refused.stderr));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("insufficient funds"));
+    let refused = user.run(&["--from", "bob", "send", "alice", "1btc"])?;
+    assert_eq!(refused.status.code(), Some(4));
+    Ok(())
+}
