@@ -45,6 +45,18 @@ impl Output {
             println!("{text}");
         }
     }
+
+    /// Like [`Output::emit`] for a command that creates something to follow (a deposit, a
+    /// withdrawal): in human mode the explanation goes to stderr and only `id` to stdout, so
+    /// `id=$(ferry deposit …)` captures it.
+    pub fn emit_id(&self, value: &impl Serialize, id: &str, text: &str) {
+        if self.json {
+            self.emit(value, text);
+        } else {
+            eprintln!("{text}");
+            println!("{id}");
+        }
+    }
 }
 
 /// Runs the command line.
@@ -455,8 +467,9 @@ impl Context {
                 let tx = bitcoin_wallet::sign_p2wpkh(tx, &spent, &secret)?;
                 let txid = rpc.send_raw_transaction(&tx).await?;
                 let id = format!("btc:{txid}:0");
-                out.emit(
+                out.emit_id(
                     &json!({ "txid": txid.to_string(), "deposit_id": id, "amount_sat": sats, "recipient": recipient.to_string(), "from": own.to_string() }),
+                    &id,
                     &format!(
                         "deposited {} from {own} to {recipient}: tx {txid}\nfollow it: ferry status {id} --watch",
                         units::display(amount, &Denom::sat())
@@ -505,8 +518,9 @@ impl Context {
             .find(|log| log.topics.first() == Some(&eth::DEPOSITED_TOPIC))
             .ok_or_else(|| CliError::other(format!("transaction {} emitted no vault deposit", receipt.tx_hash)))?;
         let id = format!("eth:{}:{}", receipt.tx_hash, log.log_index);
-        out.emit(
+        out.emit_id(
             &json!({ "tx_hash": receipt.tx_hash, "block": receipt.block_number, "deposit_id": id, "recipient": recipient.to_string() }),
+            &id,
             &format!(
                 "deposited {what} to {recipient}: tx {} in block {}\nfollow it: ferry status {id} --watch",
                 receipt.tx_hash, receipt.block_number
@@ -635,12 +649,13 @@ impl Context {
             .event_attribute(ev::WITHDRAWAL_QUEUED, ev::WITHDRAWAL_ID)
             .ok_or_else(|| CliError::other(format!("block {} names no withdrawal id", inclusion.height)))?
             .to_owned();
-        out.emit(
+        out.emit_id(
             &json!({
                 "withdrawal_id": id, "tx_hash": inclusion.hash.to_string(), "height": inclusion.height,
                 "denom": denom.to_string(), "amount": amount.to_string(), "fee": fee.to_string(),
                 "miner_fee": miner_fee.map(|f| f.to_string()), "receives": receives.to_string(), "destination": destination,
             }),
+            &id,
             &format!("{summary}\nwithdrawal {id} queued in block {}\nfollow it: ferry status {id} --watch", inclusion.height),
         );
         Ok(())

@@ -7,10 +7,11 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use ferry_devnet::network::{self, APP_METRICS_PORT, COMETBFT_METRICS_PORT, RPC_PORT};
+use ferry_devnet::process::{ServiceCommand, ServiceProcess};
 use ferry_devnet::relayer::RelayerProcess;
 use ferry_devnet::signer::SignerProcess;
 use ferry_devnet::system::{System, SystemSpec};
-use ferry_devnet::{NetworkSpec, accounts};
+use ferry_devnet::{NetworkSpec, demo, tools};
 use ferry_types::GenesisState;
 
 /// Local Ferry network on loopback.
@@ -37,6 +38,22 @@ enum Command {
     },
     /// Stop every process the devnet started.
     Down,
+    /// Produce parent-chain blocks (one btcd block and one anvil block every `--interval`), so
+    /// deposits and releases gather confirmations; `up` runs it in the background.
+    Mine {
+        /// btcd's RPC URL.
+        #[arg(long)]
+        bitcoin_rpc: String,
+        /// File holding btcd's RPC password (user `ferry`).
+        #[arg(long)]
+        bitcoin_password_file: PathBuf,
+        /// anvil's RPC URL.
+        #[arg(long)]
+        ethereum_rpc: String,
+        /// Milliseconds between blocks.
+        #[arg(long, default_value_t = 2000)]
+        interval_ms: u64,
+    },
 }
 
 const CHAIN_ID: &str = "ferry-devnet";
@@ -89,7 +106,7 @@ async fn up(dir: PathBuf, validators: usize, reset: bool) -> anyhow::Result<()> 
     println!(
         "starting PostgreSQL, btcd (regtest), anvil, {validators} validators, {validators} relayers, {validators} signers and Prometheus"
     );
-    let system = System::start(SystemSpec {
+    let mut system = System::start(SystemSpec {
         network: network_spec(chain_dir, validators),
         users: USERS,
         bridge_dir: bridge_dir.clone(),
@@ -98,14 +115,76 @@ async fn up(dir: PathBuf, validators: usize, reset: bool) -> anyhow::Result<()> 
         poll_interval: "1s".to_owned(),
     })
     .await?;
+    let demo = demo::create(&mut system, &dir, fresh).await?;
     let bridge = BridgeEndpoints::of(&system);
+    let miner = ServiceProcess::start(
+        ServiceCommand::new(std::env::current_exe()?, bridge_dir.join("miner.log"))
+            .arg("mine")
+            .arg("--bitcoin-rpc")
+            .arg(&bridge.bitcoin_rpc)
+            .arg("--bitcoin-password-file")
+            .arg(&bridge.bitcoin_password_file)
+            .arg("--ethereum-rpc")
+            .arg(&bridge.ethereum_rpc),
+    )?;
     let spec = system.network.spec().clone();
-    let pids = system.detach()?;
+    let mut pids: Vec<(u32, &'static str)> = miner.detach().map(|pid| (pid, "ferry-devnet")).into_iter().collect();
+    pids.extend(system.detach()?);
     let lines: String = pids.iter().map(|(pid, name)| format!("{pid} {name}\n")).collect();
     std::fs::write(bridge_dir.join("pids"), lines)?;
-    print_endpoints(&spec, &dir)?;
-    print_bridge(&bridge, &dir)?;
+    let mut env = Env::default();
+    print_endpoints(&spec, &mut env);
+    print_bridge(&bridge, &mut env);
+    print_demo(&demo, &mut env);
+    std::fs::write(dir.join("env"), env.0).context("writing the devnet env file")?;
+    println!("  endpoints written to {}/env; stop with `make devnet-down`", dir.display());
+    print_try_it(&dir);
     Ok(())
+}
+
+/// The devnet's `env` file: `export NAME=value` lines, so `source .devnet/env` sets them for the
+/// shell and the programs it starts.
+#[derive(Default)]
+struct Env(String);
+
+impl Env {
+    fn set(&mut self, name: &str, value: impl std::fmt::Display) {
+        self.0.push_str(&format!("export {name}='{value}'\n"));
+    }
+}
+
+fn print_demo(demo: &demo::Demo, env: &mut Env) {
+    println!(
+        "  demo user `{}`: {} (regtest {}, ethereum {}), keyring {}",
+        demo::NAME,
+        demo.account,
+        demo.bitcoin_address,
+        demo.ethereum_address,
+        demo.keyring.display()
+    );
+    env.set("FERRY_KEYRING", demo.keyring.display());
+    env.set("FERRY_FROM", demo::NAME);
+    env.set("FERRY_PASSPHRASE_FILE", demo.passphrase_file.display());
+    env.set("FERRY_DEMO_ADDRESS", &demo.account);
+    env.set("FERRY_DEMO_BTC_ADDRESS", &demo.bitcoin_address);
+    env.set("FERRY_DEMO_ETH_ADDRESS", &demo.ethereum_address);
+    env.set("FERRY_CONFIRMATIONS", 2);
+}
+
+fn print_try_it(dir: &std::path::Path) {
+    let env = dir.join("env");
+    let bin = tools::repo_root().join("target/debug");
+    println!(
+        "
+Try it (paste into a shell; parent-chain blocks come every 2 s):
+  source {env} && export PATH={bin}:$PATH
+  ferry balance
+  dep=$(ferry deposit btc 0.1btc) && ferry status \"$dep\" --watch
+  wd=$(ferry withdraw btc 0.05btc \"$FERRY_DEMO_BTC_ADDRESS\" --yes) && ferry status \"$wd\" --watch
+  ferry reserves",
+        env = env.display(),
+        bin = bin.display()
+    );
 }
 
 /// Where the bridge services of a running devnet listen.
@@ -138,7 +217,7 @@ impl BridgeEndpoints {
     }
 }
 
-fn print_bridge(bridge: &BridgeEndpoints, dir: &std::path::Path) -> anyhow::Result<()> {
+fn print_bridge(bridge: &BridgeEndpoints, env: &mut Env) {
     println!(
         "  bitcoin (btcd regtest) rpc: {} (user `ferry`, password in {})",
         bridge.bitcoin_rpc,
@@ -153,22 +232,16 @@ fn print_bridge(bridge: &BridgeEndpoints, dir: &std::path::Path) -> anyhow::Resu
         println!("  signer {member} metrics: {url}");
     }
     println!("  prometheus: {} (alerts: {}/alerts)", bridge.prometheus, bridge.prometheus);
-    let mut env = std::fs::read_to_string(dir.join("env")).unwrap_or_default();
-    env.push_str(&format!(
-        "FERRY_BITCOIN_RPC={}\nFERRY_BITCOIN_RPC_PASSWORD_FILE={}\nFERRY_ETHEREUM_RPC={}\nFERRY_VAULT={}\nFERRY_TEST_TOKEN={}\nFERRY_PROMETHEUS={}\n",
-        bridge.bitcoin_rpc,
-        bridge.bitcoin_password_file.display(),
-        bridge.ethereum_rpc,
-        bridge.vault,
-        bridge.token,
-        bridge.prometheus
-    ));
-    std::fs::write(dir.join("env"), env)?;
-    Ok(())
+    env.set("FERRY_BITCOIN_RPC", &bridge.bitcoin_rpc);
+    env.set("FERRY_BITCOIN_RPC_USER", "ferry");
+    env.set("FERRY_BITCOIN_RPC_PASSWORD_FILE", bridge.bitcoin_password_file.display());
+    env.set("FERRY_ETHEREUM_RPC", &bridge.ethereum_rpc);
+    env.set("FERRY_VAULT", &bridge.vault);
+    env.set("FERRY_TEST_TOKEN", &bridge.token);
+    env.set("FERRY_PROMETHEUS", &bridge.prometheus);
 }
 
-fn print_endpoints(spec: &NetworkSpec, dir: &std::path::Path) -> anyhow::Result<()> {
-    let mut env = String::new();
+fn print_endpoints(spec: &NetworkSpec, env: &mut Env) {
     println!("\nFerry devnet `{}` is running:", spec.chain_id);
     for index in 0..spec.validators {
         let ip = spec.ip(index);
@@ -176,18 +249,37 @@ fn print_endpoints(spec: &NetworkSpec, dir: &std::path::Path) -> anyhow::Result<
             "  validator {index}: rpc http://{ip}:{RPC_PORT}  app metrics http://{ip}:{APP_METRICS_PORT}/metrics  cometbft metrics http://{ip}:{COMETBFT_METRICS_PORT}/metrics"
         );
     }
-    let rpc = format!("http://{}:{RPC_PORT}", spec.ip(0));
-    env.push_str(&format!("FERRY_CHAIN_ID={}\nFERRY_NODE={rpc}\n", spec.chain_id));
+    env.set("FERRY_CHAIN_ID", &spec.chain_id);
+    env.set("FERRY_NODE", format!("http://{}:{RPC_PORT}", spec.ip(0)));
     for index in 0..spec.validators {
-        env.push_str(&format!("FERRY_VALIDATOR{index}_RPC=http://{}:{RPC_PORT}\n", spec.ip(index)));
+        env.set(&format!("FERRY_VALIDATOR{index}_RPC"), format!("http://{}:{RPC_PORT}", spec.ip(index)));
     }
-    let demo = accounts::user_key(0)?.address();
-    env.push_str(&format!("FERRY_DEMO_ADDRESS={demo}\n"));
-    std::fs::write(dir.join("env"), env).context("writing the devnet env file")?;
-    println!("  demo account: {demo} (seed `ferry-devnet/user/0`)");
     println!("  logs: {}/node*/{{cometbft,app}}.log", spec.dir.display());
-    println!("  endpoints written to {}/env; stop with `make devnet-down`", dir.display());
-    Ok(())
+}
+
+/// Mines one block on each parent chain every `interval`, forever; a failed round is logged and
+/// retried (a node restarting must not end the devnet's block production).
+async fn mine(
+    bitcoin_rpc: &str,
+    password_file: &std::path::Path,
+    ethereum_rpc: &str,
+    interval: Duration,
+) -> anyhow::Result<()> {
+    let password =
+        std::fs::read_to_string(password_file).with_context(|| format!("reading {}", password_file.display()))?;
+    let bitcoin = ferry_relayer::bitcoin::rpc::BitcoinRpc::new(bitcoin_rpc, "ferry", password.trim())?;
+    let ethereum = ferry_relayer::ethereum::DevNode::connect(ethereum_rpc)?;
+    loop {
+        tokio::time::sleep(interval).await;
+        // btcd's `generate` pays the devnet's regtest miner (btcd's --miningaddr).
+        let mined: Result<Vec<String>, _> = bitcoin.call("generate", &[serde_json::json!(1)]).await;
+        if let Err(error) = mined {
+            eprintln!("btcd: {error}");
+        }
+        if let Err(error) = ethereum.mine(1).await {
+            eprintln!("anvil: {error}");
+        }
+    }
 }
 
 #[tokio::main]
@@ -195,6 +287,9 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     match args.command {
         Command::Up { validators, reset } => up(args.dir, validators, reset).await,
+        Command::Mine { bitcoin_rpc, bitcoin_password_file, ethereum_rpc, interval_ms } => {
+            mine(&bitcoin_rpc, &bitcoin_password_file, &ethereum_rpc, Duration::from_millis(interval_ms)).await
+        }
         Command::Down => {
             // Relayers first (they hold database connections), then the rest.
             let bridge = network::stop_from_pid_file(&args.dir.join("bridge"))?;

@@ -71,6 +71,16 @@ impl DevNode {
         self.calls.run(method, call).await.map(drop)
     }
 
+    /// Sets `account`'s ether balance to `wei` (`anvil_setBalance`): the devnet's faucet.
+    ///
+    /// # Errors
+    /// Transport or node errors, and timeouts.
+    pub async fn set_balance(&self, account: alloy::primitives::Address, wei: U256) -> Result<(), EthereumError> {
+        let method = "anvil_setBalance";
+        let call = self.provider.raw_request::<_, serde_json::Value>(method.into(), (account, wei));
+        self.calls.run(method, call).await.map(drop)
+    }
+
     /// Records the chain state (`evm_snapshot`).
     ///
     /// # Errors
