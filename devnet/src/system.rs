@@ -112,9 +112,36 @@ pub struct System {
     /// Prometheus scraping every service above every [`SCRAPE_INTERVAL`], evaluating
     /// `deploy/prometheus/alerts.yml`.
     pub prometheus: Prometheus,
+    /// The temporary directory of an [`System::isolated`] system; declared last so it is removed
+    /// after every process above has stopped.
+    scratch: Option<tempfile::TempDir>,
 }
 
+/// Parent-chain confirmations of an [`System::isolated`] system's relayers.
+pub const ISOLATED_CONFIRMATIONS: u32 = 2;
+
 impl System {
+    /// A system for a test or benchmark: its own loopback subnet, 300 ms blocks, the devnet
+    /// federation, `users` funded accounts, relayers needing [`ISOLATED_CONFIRMATIONS`], services
+    /// polling every 200 ms, and every file in a temporary directory removed when it is dropped.
+    ///
+    /// # Errors
+    /// As [`System::start`].
+    pub async fn isolated(name: &str, users: usize) -> anyhow::Result<System> {
+        let scratch = tempfile::Builder::new().prefix("ferry-system-").tempdir()?;
+        let mut system = System::start(SystemSpec {
+            network: NetworkSpec::isolated(name, accounts::FEDERATION_MEMBERS, ferry_types::GenesisState::default())?,
+            users,
+            bridge_dir: scratch.path().to_path_buf(),
+            fresh: true,
+            confirmations: ISOLATED_CONFIRMATIONS,
+            poll_interval: "200ms".to_owned(),
+        })
+        .await?;
+        system.scratch = Some(scratch);
+        Ok(system)
+    }
+
     /// Starts everything and returns once the sidechain produces blocks and every service runs.
     ///
     /// # Errors
@@ -148,7 +175,7 @@ impl System {
             rule_files: vec![prometheus::deploy_alert_rules()],
         })
         .await?;
-        Ok(System { parents, network, relayers, signers, keys, prometheus })
+        Ok(System { parents, network, relayers, signers, keys, prometheus, scratch: None })
     }
 
     /// Every metrics endpoint of the system, as Prometheus scrapes it.
@@ -339,6 +366,35 @@ impl System {
             }
             if tokio::time::Instant::now() >= deadline {
                 anyhow::bail!("{id} is {:?} after {timeout:?}, not {status:?}: {view:?}", view.status);
+            }
+            self.mine_parents(1).await?;
+            tokio::time::sleep(block_interval).await;
+        }
+    }
+
+    /// Waits until `address` holds at least `amount` of `denom` on the sidechain (a deposit
+    /// minted), mining a block on both parent chains every `block_interval` meanwhile.
+    ///
+    /// # Errors
+    /// When it does not within `timeout` (naming the balance reached), or RPC errors.
+    pub async fn wait_for_balance(
+        &self,
+        address: &Address,
+        denom: &Denom,
+        amount: u128,
+        block_interval: Duration,
+        timeout: Duration,
+    ) -> anyhow::Result<()> {
+        let client = self.client(0)?;
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let balances = client.balances(address, None).await?;
+            let held = balances.balances.iter().find(|coin| &coin.denom == denom).map_or(0, |coin| coin.amount.get());
+            if held >= amount {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() >= deadline {
+                anyhow::bail!("{address} holds {held}{denom} after {timeout:?}, not {amount}{denom}");
             }
             self.mine_parents(1).await?;
             tokio::time::sleep(block_interval).await;

@@ -24,16 +24,15 @@ use std::time::Duration;
 
 use common::{TestResult, WAIT, balance, serial};
 use ferry_client::wallet::Wallet;
-use ferry_devnet::NetworkSpec;
-use ferry_devnet::accounts::{self, member_key, user_key};
+use ferry_devnet::accounts::{member_key, user_key};
 use ferry_devnet::btcd::RegtestWallet;
 use ferry_devnet::prometheus::{self, Alert, PrometheusSpec, ScrapeTarget, ServiceKind, promtool_check};
-use ferry_devnet::system::{System, SystemSpec};
+use ferry_devnet::system::System;
 use ferry_relayer::ethereum::U256;
 use ferry_types::msg::MsgSetPaused;
 use ferry_types::query::WithdrawalStatus;
 use ferry_types::release::eth::EthAddress;
-use ferry_types::{Address, Denom, GenesisState, Msg};
+use ferry_types::{Denom, Msg};
 use serde_json::Value;
 use sqlx::Connection;
 
@@ -167,32 +166,6 @@ fn dashboards_are_grafana_exports_with_stable_uids_and_a_datasource_variable() -
     Ok(())
 }
 
-async fn start(name: &str) -> TestResult<(System, tempfile::TempDir)> {
-    let bridge = tempfile::Builder::new().prefix("ferry-bridge-").tempdir()?;
-    let system = System::start(SystemSpec {
-        network: NetworkSpec::isolated(name, accounts::FEDERATION_MEMBERS, GenesisState::default())?,
-        users: 2,
-        bridge_dir: bridge.path().to_path_buf(),
-        fresh: true,
-        confirmations: 2,
-        poll_interval: "200ms".to_owned(),
-    })
-    .await?;
-    Ok((system, bridge))
-}
-
-/// Waits until `address` holds at least `amount` of `denom`, mining parent blocks meanwhile.
-async fn wait_for_mint(system: &System, address: &Address, denom: &Denom, amount: u128) -> TestResult {
-    let client = system.client(0)?;
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while balance(&client, address, denom).await? < amount {
-        assert!(tokio::time::Instant::now() < deadline, "{amount}{denom} never minted to {address}");
-        system.mine_parents(1).await?;
-        tokio::time::sleep(PARENT_BLOCK).await;
-    }
-    Ok(())
-}
-
 /// A deposit and a withdrawal on each parent chain, so every series has moved.
 async fn bridge_both_ways(system: &mut System) -> TestResult {
     let user = user_key(0)?;
@@ -202,8 +175,8 @@ async fn bridge_both_ways(system: &mut System) -> TestResult {
     let wei_before = balance(&client, &address, &Denom::wei()).await?;
     system.deposit_btc(&address, BTC).await?;
     system.parents.anvil.deposit_eth(&address, U256::from(2 * ETH)).await?;
-    wait_for_mint(system, &address, &Denom::sat(), sat_before + u128::from(BTC)).await?;
-    wait_for_mint(system, &address, &Denom::wei(), wei_before + 2 * ETH).await?;
+    system.wait_for_balance(&address, &Denom::sat(), sat_before + u128::from(BTC), PARENT_BLOCK, WAIT).await?;
+    system.wait_for_balance(&address, &Denom::wei(), wei_before + 2 * ETH, PARENT_BLOCK, WAIT).await?;
     let btc_destination = RegtestWallet::from_seed([0xa1; 32])?.address().to_string();
     let eth_destination = EthAddress::from_bytes([0xa2; 20]).to_string();
     let (btc, _) = system.withdraw(&user, &Denom::sat(), u128::from(BTC / 4), &btc_destination).await?;
@@ -286,14 +259,15 @@ async fn vote_pause(system: &System, member: usize) -> TestResult {
 #[tokio::test(flavor = "multi_thread")]
 async fn every_dashboard_query_has_data_and_the_paused_and_relayer_lag_alerts_fire() -> TestResult {
     let _serial = serial().await;
-    let (mut system, bridge) = start("monitoring").await?;
+    let mut system = System::isolated("monitoring", 2).await?;
     bridge_both_ways(&mut system).await?;
 
     // Prometheus has scraped every service each second since the system started.
     let empty = dashboard_queries_without_data(&system).await?;
     assert!(empty.is_empty(), "dashboard queries without data:\n{}", empty.join("\n"));
 
-    let rules = rules_with_short_for(bridge.path())?;
+    let rules_dir = tempfile::tempdir()?;
+    let rules = rules_with_short_for(rules_dir.path())?;
     system.prometheus.set_rule_files(vec![rules]).await?;
     tokio::time::sleep(Duration::from_secs(3)).await;
     let before = system.prometheus.alerts().await?;

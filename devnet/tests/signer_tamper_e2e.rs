@@ -19,14 +19,13 @@ use axum::routing::post;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use common::{TestResult, WAIT, serial};
-use ferry_devnet::NetworkSpec;
 use ferry_devnet::accounts::{self, user_key};
 use ferry_devnet::signer::SignerProcess;
-use ferry_devnet::system::{System, SystemSpec};
+use ferry_devnet::system::System;
 use ferry_relayer::ethereum::{EthAddress as AlloyAddress, U256};
+use ferry_types::Denom;
 use ferry_types::query::WithdrawalStatus;
 use ferry_types::release::eth::EthAddress;
-use ferry_types::{Denom, GenesisState};
 use serde_json::Value;
 
 const ETH: u128 = 1_000_000_000_000_000_000;
@@ -106,16 +105,7 @@ fn metric(text: &str, series: &str) -> f64 {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_signer_behind_a_tampering_endpoint_refuses_the_changed_destination_and_records_why() -> TestResult {
     let _serial = serial().await;
-    let bridge = tempfile::Builder::new().prefix("ferry-bridge-").tempdir()?;
-    let mut system = System::start(SystemSpec {
-        network: NetworkSpec::isolated("tamper", accounts::FEDERATION_MEMBERS, GenesisState::default())?,
-        users: 2,
-        bridge_dir: bridge.path().to_path_buf(),
-        fresh: true,
-        confirmations: 2,
-        poll_interval: "200ms".to_owned(),
-    })
-    .await?;
+    let mut system = System::isolated("tamper", 2).await?;
 
     let honest = EthAddress::from_bytes([0x4e; 20]);
     let attacker = EthAddress::from_bytes([0xa7; 20]);
@@ -139,12 +129,7 @@ async fn a_signer_behind_a_tampering_endpoint_refuses_the_changed_destination_an
     let client = system.client(0)?;
     let before = common::balance(&client, &user.address(), &Denom::wei()).await?;
     system.parents.anvil.deposit_eth(&user.address(), U256::from(2 * ETH)).await?;
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while common::balance(&client, &user.address(), &Denom::wei()).await? < before + 2 * ETH {
-        assert!(tokio::time::Instant::now() < deadline, "the deposit never minted");
-        system.mine_parents(1).await?;
-        tokio::time::sleep(PARENT_BLOCK).await;
-    }
+    system.wait_for_balance(&user.address(), &Denom::wei(), before + 2 * ETH, PARENT_BLOCK, WAIT).await?;
     let (id, _) = system.withdraw(&user, &Denom::wei(), ETH, &honest.to_string()).await?;
     let view =
         system.wait_for_withdrawal(id, WithdrawalStatus::Released, PARENT_BLOCK, Duration::from_secs(120)).await?;

@@ -14,17 +14,14 @@ use std::time::Duration;
 
 use bitcoin::{OutPoint, Txid};
 use common::{TestResult, WAIT, balance, serial};
-use ferry_devnet::NetworkSpec;
-use ferry_devnet::accounts::{self, user_key};
+use ferry_devnet::accounts::user_key;
 use ferry_devnet::btcd::RegtestWallet;
-use ferry_devnet::system::{System, SystemSpec};
+use ferry_devnet::system::System;
 use ferry_relayer::ethereum::U256;
+use ferry_types::Denom;
 use ferry_types::query::{WithdrawalStatus, WithdrawalView};
 use ferry_types::release::eth::EthAddress;
-use ferry_types::{Address, Denom, GenesisState};
 
-/// Parent-chain confirmations the relayers wait for (deposits and releases).
-const CONFIRMATIONS: u32 = 2;
 /// A parent-chain block is mined this often while a test waits.
 const PARENT_BLOCK: Duration = Duration::from_millis(400);
 /// How long one withdrawal may take from burn to settled release.
@@ -32,32 +29,6 @@ const RELEASE_WAIT: Duration = Duration::from_secs(120);
 
 const BTC: u64 = 100_000_000;
 const ETH: u128 = 1_000_000_000_000_000_000;
-
-async fn start(name: &str) -> TestResult<(System, tempfile::TempDir)> {
-    let bridge = tempfile::Builder::new().prefix("ferry-bridge-").tempdir()?;
-    let system = System::start(SystemSpec {
-        network: NetworkSpec::isolated(name, accounts::FEDERATION_MEMBERS, GenesisState::default())?,
-        users: 4,
-        bridge_dir: bridge.path().to_path_buf(),
-        fresh: true,
-        confirmations: CONFIRMATIONS,
-        poll_interval: "200ms".to_owned(),
-    })
-    .await?;
-    Ok((system, bridge))
-}
-
-/// Waits until `address` holds at least `amount` of `denom`, mining parent blocks meanwhile.
-async fn wait_for_mint(system: &System, address: &Address, denom: &Denom, amount: u128) -> TestResult {
-    let client = system.client(0)?;
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while balance(&client, address, denom).await? < amount {
-        assert!(tokio::time::Instant::now() < deadline, "{amount}{denom} never minted to {address}");
-        system.mine_parents(1).await?;
-        tokio::time::sleep(PARENT_BLOCK).await;
-    }
-    Ok(())
-}
 
 async fn released(system: &System, id: ferry_types::query::WithdrawalId) -> TestResult<WithdrawalView> {
     Ok(system.wait_for_withdrawal(id, WithdrawalStatus::Released, PARENT_BLOCK, RELEASE_WAIT).await?)
@@ -114,7 +85,7 @@ async fn assert_reconciled(system: &System, token: EthAddress) -> TestResult {
 #[tokio::test(flavor = "multi_thread")]
 async fn btc_eth_and_erc20_withdrawals_arrive_and_supply_and_reserves_reconcile() -> TestResult {
     let _serial = serial().await;
-    let (mut system, _bridge) = start("withdraw").await?;
+    let mut system = System::isolated("withdraw", 4).await?;
     let user = user_key(0)?;
     let address = user.address();
     let token = EthAddress::from_bytes(system.parents.anvil.token().into_array());
@@ -127,9 +98,9 @@ async fn btc_eth_and_erc20_withdrawals_arrive_and_supply_and_reserves_reconcile(
     system.deposit_btc(&address, 2 * BTC).await?;
     system.parents.anvil.deposit_token(system.parents.anvil.token(), U256::from(100 * ETH), &address).await?;
     system.parents.anvil.deposit_eth(&address, U256::from(3 * ETH)).await?;
-    wait_for_mint(&system, &address, &Denom::sat(), sat_before + u128::from(2 * BTC)).await?;
-    wait_for_mint(&system, &address, &Denom::wei(), wei_before + 3 * ETH).await?;
-    wait_for_mint(&system, &address, &token_denom, 100 * ETH).await?;
+    system.wait_for_balance(&address, &Denom::sat(), sat_before + u128::from(2 * BTC), PARENT_BLOCK, WAIT).await?;
+    system.wait_for_balance(&address, &Denom::wei(), wei_before + 3 * ETH, PARENT_BLOCK, WAIT).await?;
+    system.wait_for_balance(&address, &token_denom, 100 * ETH, PARENT_BLOCK, WAIT).await?;
 
     // Withdraw some of each to fresh destinations.
     let btc_destination = RegtestWallet::from_seed([0xd1; 32])?.address().clone();
@@ -172,13 +143,13 @@ async fn btc_eth_and_erc20_withdrawals_arrive_and_supply_and_reserves_reconcile(
 #[tokio::test(flavor = "multi_thread")]
 async fn one_signer_down_releases_two_down_hold_everything_and_the_queue_drains_when_they_return() -> TestResult {
     let _serial = serial().await;
-    let (mut system, _bridge) = start("withdraw-down").await?;
+    let mut system = System::isolated("withdraw-down", 4).await?;
     let user = user_key(1)?;
     let address = user.address();
     let client = system.client(0)?;
     let before = balance(&client, &address, &Denom::sat()).await?;
     system.deposit_btc(&address, BTC).await?;
-    wait_for_mint(&system, &address, &Denom::sat(), before + u128::from(BTC)).await?;
+    system.wait_for_balance(&address, &Denom::sat(), before + u128::from(BTC), PARENT_BLOCK, WAIT).await?;
 
     // One signer down: 3 of 4 remain, the release completes.
     system.signers[3].kill();

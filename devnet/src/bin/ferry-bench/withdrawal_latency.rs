@@ -8,19 +8,16 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use bitcoin::{OutPoint, Txid};
-use ferry_devnet::NetworkSpec;
-use ferry_devnet::accounts::{self, user_key};
+use ferry_devnet::accounts::user_key;
 use ferry_devnet::btcd::RegtestWallet;
-use ferry_devnet::system::{System, SystemSpec};
+use ferry_devnet::system::System;
 use ferry_relayer::ethereum::U256;
+use ferry_types::Denom;
 use ferry_types::query::{BatchRelease, BatchView, WithdrawalId, WithdrawalStatus};
 use ferry_types::release::eth::EthAddress;
-use ferry_types::{Denom, GenesisState};
 
 use crate::deposits::percentile;
 
-/// Parent-chain confirmations the relayers wait for (deposits and releases).
-const CONFIRMATIONS: u32 = 2;
 /// A parent-chain block is mined this often while the bench waits.
 const PARENT_BLOCK: Duration = Duration::from_millis(400);
 /// How often the bench looks for the release while it waits.
@@ -44,35 +41,21 @@ struct Samples {
 /// # Errors
 /// The system cannot start, a deposit or withdrawal fails, or a release is not broadcast in time.
 pub async fn latency(count: usize) -> anyhow::Result<()> {
-    let bridge = tempfile::Builder::new().prefix("ferry-bench-bridge-").tempdir()?;
-    let mut system = System::start(SystemSpec {
-        network: NetworkSpec::isolated("bench-withdrawals", accounts::FEDERATION_MEMBERS, GenesisState::default())?,
-        users: 4,
-        bridge_dir: bridge.path().to_path_buf(),
-        fresh: true,
-        confirmations: CONFIRMATIONS,
-        poll_interval: "200ms".to_owned(),
-    })
-    .await?;
+    let mut system = System::isolated("bench-withdrawals", 4).await?;
     let client = system.client(0)?;
     let user = user_key(0)?;
     let address = user.address();
 
     // Reserves: one deposit of each asset, minted before anything is timed.
-    let balance = async |denom: &Denom| -> anyhow::Result<u128> {
-        let view = client.balances(&address, None).await?;
-        Ok(view.balances.iter().find(|coin| &coin.denom == denom).map_or(0, |coin| coin.amount.get()))
+    let held = |view: ferry_types::query::BalancesView, denom: &Denom| {
+        view.balances.iter().find(|coin| &coin.denom == denom).map_or(0, |coin| coin.amount.get())
     };
-    let sat_target = balance(&Denom::sat()).await? + u128::from(BTC);
-    let wei_target = balance(&Denom::wei()).await? + 2 * ETH;
+    let sat_target = held(client.balances(&address, None).await?, &Denom::sat()) + u128::from(BTC);
+    let wei_target = held(client.balances(&address, None).await?, &Denom::wei()) + 2 * ETH;
     system.deposit_btc(&address, BTC).await?;
     system.parents.anvil.deposit_eth(&address, U256::from(2 * ETH)).await?;
-    let deadline = Instant::now() + RELEASE_WAIT;
-    while balance(&Denom::sat()).await? < sat_target || balance(&Denom::wei()).await? < wei_target {
-        anyhow::ensure!(Instant::now() < deadline, "the reserve deposits were not minted in {RELEASE_WAIT:?}");
-        system.mine_parents(1).await?;
-        tokio::time::sleep(PARENT_BLOCK).await;
-    }
+    system.wait_for_balance(&address, &Denom::sat(), sat_target, PARENT_BLOCK, RELEASE_WAIT).await?;
+    system.wait_for_balance(&address, &Denom::wei(), wei_target, PARENT_BLOCK, RELEASE_WAIT).await?;
 
     let batch_interval = client.params().await?.withdrawals.batch_interval;
     let btc_destination = RegtestWallet::from_seed([0xb1; 32])?.address().to_string();
@@ -119,7 +102,6 @@ pub async fn latency(count: usize) -> anyhow::Result<()> {
         );
     }
     drop(system);
-    drop(bridge);
     Ok(())
 }
 
