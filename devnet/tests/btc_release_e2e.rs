@@ -6,7 +6,6 @@
 //!
 //! Every test starts its own btcd on free loopback ports; dropping it kills the process.
 
-#[allow(dead_code)]
 mod common;
 
 use std::collections::BTreeMap;

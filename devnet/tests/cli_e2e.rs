@@ -6,7 +6,6 @@
 //!
 //! The binary is `target/debug/ferry` (`cargo build --bins`), or `FERRY_CLI_BIN`.
 
-#[allow(dead_code)]
 mod common;
 
 use std::path::{Path, PathBuf};

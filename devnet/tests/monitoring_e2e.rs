@@ -15,7 +15,6 @@
 
 #![allow(clippy::expect_used)]
 
-#[allow(dead_code)]
 mod common;
 
 use std::collections::BTreeSet;

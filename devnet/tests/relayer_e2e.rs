@@ -4,10 +4,10 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bitcoin::{Amount as Sats, TxOut};
-use common::{TestResult, WAIT, balance, serial, start_network};
+use common::{TestResult, balance, serial, start_network, wait_for_balance};
 use ferry_client::FerryClient;
 use ferry_devnet::anvil::Anvil;
 use ferry_devnet::btcd::{Btcd, RegtestWallet};
@@ -21,20 +21,6 @@ use ferry_types::{Address, Denom};
 const CONFIRMATIONS: u32 = 3;
 /// Long enough for every relayer to poll several times (they poll every 200 ms).
 const SETTLE: Duration = Duration::from_secs(3);
-
-async fn wait_for_balance(client: &FerryClient, who: &Address, denom: &Denom, want: u128) -> TestResult {
-    let started = Instant::now();
-    loop {
-        let have = balance(client, who, denom).await?;
-        if have == want {
-            return Ok(());
-        }
-        if started.elapsed() > WAIT {
-            return Err(format!("{who} holds {have}{denom}, expected {want}").into());
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
 
 /// Everything a deposit needs: the network, both parent chains, PostgreSQL and three relayers.
 struct Fixture {

@@ -7,7 +7,6 @@
 //! records, sees the difference, refuses, and writes the refusal with its reason to its audit
 //! log and its metrics. The three honest members still sign, and the user is paid.
 
-#[allow(dead_code)]
 mod common;
 
 use std::net::SocketAddr;

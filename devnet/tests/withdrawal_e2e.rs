@@ -7,7 +7,6 @@
 //! attest its confirmation, and the chain settles. Then the parent chains and the chain's ledger
 //! must agree to the unit.
 
-#[allow(dead_code)]
 mod common;
 
 use std::time::Duration;

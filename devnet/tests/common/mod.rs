@@ -1,4 +1,6 @@
 //! Shared pieces of the end-to-end tests: one network at a time, started and waited for.
+//! (Each test binary uses some of these helpers, so unused ones are not warnings here.)
+#![allow(dead_code)]
 
 use std::time::Duration;
 
@@ -32,4 +34,19 @@ pub async fn start_network(name: &str) -> TestResult<Network> {
 pub async fn balance(client: &FerryClient, address: &Address, denom: &Denom) -> TestResult<u128> {
     let view = client.balances(address, None).await?;
     Ok(view.balances.iter().find(|c| &c.denom == denom).map_or(0, |c| c.amount.get()))
+}
+
+/// Waits (up to [`WAIT`]) until `who` holds exactly `want` of `denom`.
+pub async fn wait_for_balance(client: &FerryClient, who: &Address, denom: &Denom, want: u128) -> TestResult {
+    let started = std::time::Instant::now();
+    loop {
+        let have = balance(client, who, denom).await?;
+        if have == want {
+            return Ok(());
+        }
+        if started.elapsed() > WAIT {
+            return Err(format!("{who} holds {have}{denom}, expected {want}").into());
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
