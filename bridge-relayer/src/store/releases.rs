@@ -146,6 +146,116 @@ fn invalid(batch: u64, from: Option<ReleaseStatus>, to: ReleaseStatus, block: bo
     StoreError::InvalidReleaseTransition { batch, from, to }
 }
 
+/// Whether a transition needs the row to be in a block.
+#[derive(Clone, Copy)]
+enum InBlock {
+    /// In a block or not.
+    Either,
+    /// Only while in a block.
+    Yes,
+    /// Only while in no block.
+    No,
+}
+
+/// The rows a status transition accepts: which statuses it leaves, and whether the row must (or
+/// must not) be in a block. One entry per line of the module's transition list.
+struct Transition {
+    to: ReleaseStatus,
+    from: &'static [ReleaseStatus],
+    in_block: InBlock,
+}
+
+/// Delivery intent; from no row too (the caller inserts it).
+const TO_DELIVERING: Transition = Transition {
+    to: ReleaseStatus::Delivering,
+    from: &[ReleaseStatus::Delivering, ReleaseStatus::Broadcast],
+    in_block: InBlock::No,
+};
+/// Handed over.
+const TO_BROADCAST: Transition =
+    Transition { to: ReleaseStatus::Broadcast, from: &[ReleaseStatus::Delivering], in_block: InBlock::Either };
+/// Found in a block; from no row too (the caller inserts it).
+const TO_INCLUDED: Transition = Transition {
+    to: ReleaseStatus::Broadcast,
+    from: &[ReleaseStatus::Delivering, ReleaseStatus::Broadcast],
+    in_block: InBlock::No,
+};
+/// Reorganised out of its block.
+const TO_REORGED: Transition = Transition {
+    to: ReleaseStatus::Broadcast,
+    from: &[ReleaseStatus::Broadcast, ReleaseStatus::Confirmed, ReleaseStatus::Attesting],
+    in_block: InBlock::Yes,
+};
+const TO_CONFIRMED: Transition = Transition {
+    to: ReleaseStatus::Confirmed,
+    from: &[ReleaseStatus::Delivering, ReleaseStatus::Broadcast],
+    in_block: InBlock::Yes,
+};
+const TO_ATTESTING: Transition = Transition {
+    to: ReleaseStatus::Attesting,
+    from: &[ReleaseStatus::Confirmed, ReleaseStatus::Attesting],
+    in_block: InBlock::Either,
+};
+/// From anything but settled (attested itself is a no-op the caller detects).
+const TO_ATTESTED: Transition = Transition {
+    to: ReleaseStatus::Attested,
+    from: &[
+        ReleaseStatus::Delivering,
+        ReleaseStatus::Broadcast,
+        ReleaseStatus::Confirmed,
+        ReleaseStatus::Attesting,
+        ReleaseStatus::Attested,
+        ReleaseStatus::Refused,
+    ],
+    in_block: InBlock::Either,
+};
+const TO_REFUSED: Transition =
+    Transition { to: ReleaseStatus::Refused, from: &[ReleaseStatus::Attesting], in_block: InBlock::Either };
+/// From anything (settled itself is a no-op the caller detects).
+const TO_SETTLED: Transition =
+    Transition { to: ReleaseStatus::Settled, from: &ReleaseStatus::ALL, in_block: InBlock::Either };
+
+/// The statuses a delivery failure may be recorded in (the row keeps its status).
+const DELIVERY_FAILURE_FROM: &[ReleaseStatus] = &[ReleaseStatus::Delivering, ReleaseStatus::Broadcast];
+
+impl Transition {
+    fn accepts(&self, record: &ReleaseRecord) -> bool {
+        let block = match self.in_block {
+            InBlock::Either => true,
+            InBlock::Yes => record.block.is_some(),
+            InBlock::No => record.block.is_none(),
+        };
+        block && self.from.contains(&record.status)
+    }
+
+    /// `record` if it may take this transition, else [`StoreError::InvalidReleaseTransition`].
+    fn check(&self, batch: u64, record: ReleaseRecord) -> Result<ReleaseRecord, StoreError> {
+        if self.accepts(&record) {
+            Ok(record)
+        } else {
+            Err(invalid(batch, Some(record.status), self.to, record.block.is_some()))
+        }
+    }
+}
+
+/// The batch's row, locked until the transaction ends, if it may take `transition`; no row is
+/// [`StoreError::InvalidReleaseTransition`].
+async fn lock_for(conn: &mut PgConnection, batch: u64, transition: &Transition) -> Result<ReleaseRecord, StoreError> {
+    match lock_row(conn, batch).await? {
+        Some(record) => transition.check(batch, record),
+        None => Err(invalid(batch, None, transition.to, false)),
+    }
+}
+
+/// As [`lock_for`], but no row is `Ok(None)`, for the caller to insert one or refuse otherwise.
+async fn lock_for_or_absent(
+    conn: &mut PgConnection,
+    batch: u64,
+    transition: &Transition,
+) -> Result<Option<ReleaseRecord>, StoreError> {
+    lock_row(conn, batch).await?.map(|record| transition.check(batch, record)).transpose()
+}
+
 async fn insert(conn: &mut PgConnection, summary: &ReleaseSummary, status: ReleaseStatus) -> Result<(), StoreError> {
     sqlx::query(
         "INSERT INTO relayer_releases (batch_id, chain, asset, items, total, status) \
@@ -189,14 +299,10 @@ pub(super) async fn mark_delivering(
     parent_tx: &str,
 ) -> Result<u32, StoreError> {
     let batch = summary.batch;
-    let stored = lock_row(conn, batch).await?;
+    let stored = lock_for_or_absent(conn, batch, &TO_DELIVERING).await?;
     let from = stored.as_ref().map(|record| record.status);
-    match &stored {
-        None => insert(conn, summary, ReleaseStatus::Delivering).await?,
-        Some(record)
-            if record.block.is_none()
-                && matches!(record.status, ReleaseStatus::Delivering | ReleaseStatus::Broadcast) => {}
-        Some(record) => return Err(invalid(batch, from, ReleaseStatus::Delivering, record.block.is_some())),
+    if stored.is_none() {
+        insert(conn, summary, ReleaseStatus::Delivering).await?;
     }
     let attempts: i32 = sqlx::query_scalar(
         "UPDATE relayer_releases SET status = 'delivering', parent_tx = $2, attempts = attempts + 1, \
@@ -222,18 +328,7 @@ pub(super) async fn mark_delivering(
 }
 
 pub(super) async fn mark_broadcast(conn: &mut PgConnection, batch: u64, parent_tx: &str) -> Result<(), StoreError> {
-    let stored = lock_row(conn, batch).await?;
-    match &stored {
-        Some(record) if record.status == ReleaseStatus::Delivering => {}
-        other => {
-            return Err(invalid(
-                batch,
-                other.as_ref().map(|r| r.status),
-                ReleaseStatus::Broadcast,
-                other.as_ref().is_some_and(|r| r.block.is_some()),
-            ));
-        }
-    }
+    lock_for(conn, batch, &TO_BROADCAST).await?;
     let detail = json!({"parent_tx": parent_tx});
     update(
         conn,
@@ -258,14 +353,17 @@ pub(super) async fn record_delivery_failure(
 ) -> Result<bool, StoreError> {
     let batch = summary.batch;
     let stored = lock_row(conn, batch).await?;
-    match &stored {
-        None => insert(conn, summary, ReleaseStatus::Delivering).await?,
-        Some(record) if record.reason.as_deref() == Some(reason) => return Ok(false),
-        Some(record) if matches!(record.status, ReleaseStatus::Delivering | ReleaseStatus::Broadcast) => {}
-        Some(record) => {
-            return Err(invalid(batch, Some(record.status), record.status, record.block.is_some()));
+    let stored = match stored {
+        None => {
+            insert(conn, summary, ReleaseStatus::Delivering).await?;
+            None
         }
-    }
+        Some(record) if record.reason.as_deref() == Some(reason) => return Ok(false),
+        Some(record) => {
+            let stays = Transition { to: record.status, from: DELIVERY_FAILURE_FROM, in_block: InBlock::Either };
+            Some(stays.check(batch, record)?)
+        }
+    };
     let detail = json!({
         "status": stored.as_ref().map_or(ReleaseStatus::Delivering, |record| record.status).as_str(),
         "attempts": stored.as_ref().map_or(0, |record| record.attempts),
@@ -281,15 +379,9 @@ pub(super) async fn mark_included(
     inclusion: &Inclusion,
 ) -> Result<(), StoreError> {
     let batch = summary.batch;
-    let stored = lock_row(conn, batch).await?;
-    match &stored {
-        None => insert(conn, summary, ReleaseStatus::Broadcast).await?,
-        Some(record)
-            if record.block.is_none()
-                && matches!(record.status, ReleaseStatus::Delivering | ReleaseStatus::Broadcast) => {}
-        Some(record) => {
-            return Err(invalid(batch, Some(record.status), ReleaseStatus::Broadcast, record.block.is_some()));
-        }
+    let stored = lock_for_or_absent(conn, batch, &TO_INCLUDED).await?;
+    if stored.is_none() {
+        insert(conn, summary, ReleaseStatus::Broadcast).await?;
     }
     let sent = stored.as_ref().and_then(|record| record.parent_tx.clone());
     let detail = json!({
@@ -319,26 +411,7 @@ pub(super) async fn mark_reorged(
     batch: u64,
     canonical: Option<&str>,
 ) -> Result<(), StoreError> {
-    let stored = lock_row(conn, batch).await?;
-    let record = match stored {
-        Some(record)
-            if record.block.is_some()
-                && matches!(
-                    record.status,
-                    ReleaseStatus::Broadcast | ReleaseStatus::Confirmed | ReleaseStatus::Attesting
-                ) =>
-        {
-            record
-        }
-        other => {
-            return Err(invalid(
-                batch,
-                other.as_ref().map(|r| r.status),
-                ReleaseStatus::Broadcast,
-                other.as_ref().is_some_and(|r| r.block.is_some()),
-            ));
-        }
-    };
+    let record = lock_for(conn, batch, &TO_REORGED).await?;
     let (height, hash) = record.block.clone().unwrap_or_default();
     let detail = json!({
         "from": record.status.as_str(),
@@ -359,23 +432,7 @@ pub(super) async fn mark_reorged(
 }
 
 pub(super) async fn mark_confirmed(conn: &mut PgConnection, batch: u64, confirmations: u64) -> Result<(), StoreError> {
-    let stored = lock_row(conn, batch).await?;
-    let record = match stored {
-        Some(record)
-            if record.block.is_some()
-                && matches!(record.status, ReleaseStatus::Delivering | ReleaseStatus::Broadcast) =>
-        {
-            record
-        }
-        other => {
-            return Err(invalid(
-                batch,
-                other.as_ref().map(|r| r.status),
-                ReleaseStatus::Confirmed,
-                other.as_ref().is_some_and(|r| r.block.is_some()),
-            ));
-        }
-    };
+    let record = lock_for(conn, batch, &TO_CONFIRMED).await?;
     let (height, hash) = record.block.clone().unwrap_or_default();
     let detail = json!({
         "parent_tx": record.parent_tx,
@@ -387,18 +444,7 @@ pub(super) async fn mark_confirmed(conn: &mut PgConnection, batch: u64, confirma
 }
 
 pub(super) async fn mark_attesting(conn: &mut PgConnection, batch: u64) -> Result<u32, StoreError> {
-    let stored = lock_row(conn, batch).await?;
-    let record = match stored {
-        Some(record) if matches!(record.status, ReleaseStatus::Confirmed | ReleaseStatus::Attesting) => record,
-        other => {
-            return Err(invalid(
-                batch,
-                other.as_ref().map(|r| r.status),
-                ReleaseStatus::Attesting,
-                other.as_ref().is_some_and(|r| r.block.is_some()),
-            ));
-        }
-    };
+    let record = lock_for(conn, batch, &TO_ATTESTING).await?;
     let attempts: i32 = sqlx::query_scalar(
         "UPDATE relayer_releases SET status = 'attesting', attest_attempts = attest_attempts + 1, \
          updated_at = now() WHERE batch_id = $1 RETURNING attest_attempts",
@@ -422,19 +468,10 @@ pub(super) async fn mark_attested(
     parent_tx: &str,
     attestation_tx: Option<&str>,
 ) -> Result<bool, StoreError> {
-    let stored = lock_row(conn, batch).await?;
-    let record = match stored {
-        Some(record) if record.status == ReleaseStatus::Attested => return Ok(false),
-        Some(record) if record.status != ReleaseStatus::Settled => record,
-        other => {
-            return Err(invalid(
-                batch,
-                other.as_ref().map(|r| r.status),
-                ReleaseStatus::Attested,
-                other.as_ref().is_some_and(|r| r.block.is_some()),
-            ));
-        }
-    };
+    let record = lock_for(conn, batch, &TO_ATTESTED).await?;
+    if record.status == ReleaseStatus::Attested {
+        return Ok(false);
+    }
     let detail = json!({
         "from": record.status.as_str(),
         "parent_tx": parent_tx,
@@ -454,18 +491,7 @@ pub(super) async fn mark_attested(
 }
 
 pub(super) async fn mark_refused(conn: &mut PgConnection, batch: u64, reason: &str) -> Result<(), StoreError> {
-    let stored = lock_row(conn, batch).await?;
-    let record = match stored {
-        Some(record) if record.status == ReleaseStatus::Attesting => record,
-        other => {
-            return Err(invalid(
-                batch,
-                other.as_ref().map(|r| r.status),
-                ReleaseStatus::Refused,
-                other.as_ref().is_some_and(|r| r.block.is_some()),
-            ));
-        }
-    };
+    let record = lock_for(conn, batch, &TO_REFUSED).await?;
     let detail = json!({"parent_tx": record.parent_tx, "attempts": record.attest_attempts, "reason": reason});
     update(conn, batch, "status = 'refused', reason = $2", &[Some(reason.to_owned())], kind::RELEASE_REFUSED, &detail)
         .await
@@ -477,7 +503,7 @@ pub(super) async fn mark_settled(
     batch: u64,
     release_tx: Option<&str>,
 ) -> Result<bool, StoreError> {
-    let Some(record) = lock_row(conn, batch).await? else {
+    let Some(record) = lock_for_or_absent(conn, batch, &TO_SETTLED).await? else {
         return Err(StoreError::UnknownRelease(batch));
     };
     if record.status == ReleaseStatus::Settled {
