@@ -7,7 +7,8 @@
 //!   from none, a first delivery that failed before any intent);
 //! - delivering → broadcast: handed over;
 //! - none | delivering | broadcast → broadcast with a block: found in a block;
-//! - broadcast with a block → confirmed;
+//! - delivering | broadcast with a block → confirmed (a release seen in a block straight after
+//!   sending skips `broadcast`);
 //! - broadcast | confirmed | attesting (with a block) → broadcast without one: reorganised out;
 //! - confirmed | attesting → attesting;
 //! - anything but settled → attested (the sidechain holds this member's attestation);
