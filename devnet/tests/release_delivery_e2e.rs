@@ -64,6 +64,19 @@ async fn batch(client: &FerryClient, id: u64) -> TestResult<BatchView> {
     Ok(client.query(&format!("{BATCH_PATH}{id}"), None).await?.ok_or("no batch")?)
 }
 
+/// Batch `id` once released (the relayers' attestations are sent by their round; the settlement
+/// lands with the block holding the quorum's last one), or as it stands after [`WAIT`].
+async fn wait_released(client: &FerryClient, id: u64) -> TestResult<BatchView> {
+    let started = Instant::now();
+    loop {
+        let view = batch(client, id).await?;
+        if view.batch.status == BatchStatus::Released || started.elapsed() > WAIT {
+            return Ok(view);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 /// Signs `msg` with `key` (paying `fee`, or fee-exempt) and waits for it to be included and accepted.
 async fn send(client: &FerryClient, key: AccountKey, msg: Msg, fee: Option<Coin>) -> TestResult {
     let mut wallet = SideWallet::load(client, key).await?;
@@ -264,7 +277,7 @@ async fn ethereum_release_is_delivered_once_confirmed_attested_and_settled() -> 
     // One more block: confirmed and attested by all three, which settles the batch.
     anvil.mine(1).await?;
     relayers.poll().await?;
-    let settled = batch(&client, id).await?;
+    let settled = wait_released(&client, id).await?;
     assert_eq!(settled.batch.status, BatchStatus::Released, "{settled:?}");
     assert_eq!(settled.batch.release_tx.as_deref(), Some(parent_tx.as_str()));
     relayers.poll().await?;
@@ -366,7 +379,7 @@ async fn bitcoin_release_survives_a_reorg_of_its_block_and_settles() -> TestResu
     btcd.mine(CONFIRMATIONS).await?;
     relayers.poll().await?;
     relayers.poll().await?;
-    let settled = batch(&client, id).await?;
+    let settled = wait_released(&client, id).await?;
     assert_eq!(settled.batch.status, BatchStatus::Released, "{:?}", relayers.statuses(id).await?);
     assert_eq!(settled.batch.release_tx.as_deref(), Some(txid.as_str()));
     relayers.poll().await?;
@@ -449,7 +462,7 @@ async fn racing_ethereum_deliveries_pay_once_and_survive_a_reorg_that_drops_the_
     anvil.mine(1).await?;
     relayers.poll().await?;
     relayers.poll().await?;
-    let settled = batch(&client, id).await?;
+    let settled = wait_released(&client, id).await?;
     assert_eq!(settled.batch.status, BatchStatus::Released, "{:?}", relayers.statuses(id).await?);
     assert_eq!(paid().await?, U256::from(ONE_ETH), "paid exactly once");
     for store in &relayers.stores {
