@@ -465,6 +465,8 @@ async fn racing_ethereum_deliveries_pay_once_and_survive_a_reorg_that_drops_the_
     let settled = wait_released(&client, id).await?;
     assert_eq!(settled.batch.status, BatchStatus::Released, "{:?}", relayers.statuses(id).await?);
     assert_eq!(paid().await?, U256::from(ONE_ETH), "paid exactly once");
+    // One more round records the settlement in every store.
+    relayers.poll().await?;
     for store in &relayers.stores {
         let record = store.release(id).await?.ok_or("record")?;
         assert_eq!(record.status, ReleaseStatus::Settled);
