@@ -24,7 +24,7 @@
 use std::path::{Path, PathBuf};
 
 use ferry_signer::keystore::{
-    CipherSection, KdfParams, KdfSection, KeystoreError, new_sections, open_bytes, seal_bytes,
+    CipherSection, KdfParams, KdfSection, KeystoreError, associated_data, new_sections, open_bytes, seal_bytes,
 };
 use ferry_types::peg::BitcoinNetwork;
 use ferry_types::release::eth::EthAddress;
@@ -156,13 +156,7 @@ impl StoredKey {
             self.cipher.name.as_bytes(),
             &self.cipher.nonce,
         ];
-        let mut out = ASSOCIATED_DATA_TAG.to_vec();
-        for field in fields {
-            // Every field is far shorter than 4 GiB.
-            out.extend_from_slice(&u32::try_from(field.len()).unwrap_or(u32::MAX).to_be_bytes());
-            out.extend_from_slice(field);
-        }
-        out
+        associated_data(ASSOCIATED_DATA_TAG, &fields)
     }
 }
 

@@ -342,14 +342,20 @@ impl Keystore {
             self.cipher.name.as_bytes(),
             &self.cipher.nonce,
         ];
-        let mut out = ASSOCIATED_DATA_TAG.to_vec();
-        for field in fields {
-            // Every field is far shorter than 4 GiB.
-            out.extend_from_slice(&u32::try_from(field.len()).unwrap_or(u32::MAX).to_be_bytes());
-            out.extend_from_slice(field);
-        }
-        out
+        associated_data(ASSOCIATED_DATA_TAG, &fields)
     }
+}
+
+/// The associated data sealing binds: `tag`, then each public field prefixed by its length
+/// (4 bytes, big-endian), so no two field lists encode alike.
+pub fn associated_data(tag: &[u8], fields: &[&[u8]]) -> Vec<u8> {
+    let mut out = tag.to_vec();
+    for field in fields {
+        // Every field is far shorter than 4 GiB.
+        out.extend_from_slice(&u32::try_from(field.len()).unwrap_or(u32::MAX).to_be_bytes());
+        out.extend_from_slice(field);
+    }
+    out
 }
 
 /// Fresh sealing sections: a random salt for scrypt with `kdf`'s costs and a random nonce.
