@@ -5,33 +5,17 @@
 
 #![allow(clippy::expect_used)]
 
-use std::path::Path;
-use std::process::Command;
+mod common;
 
+use std::path::Path;
+
+use common::{TestResult, run, signer};
 use ferry_signer::ceremony::{keystore_path, manifest_path};
 use ferry_signer::{KdfParams, Overwrite, keygen, write_ceremony};
 use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 
-type TestResult = Result<(), Box<dyn std::error::Error>>;
-
 const PASSPHRASE: &str = "config test passphrase";
-
-fn signer() -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_ferry-signer"));
-    for (name, _) in std::env::vars() {
-        if name.starts_with("FERRY_SIGNER_") {
-            command.env_remove(name);
-        }
-    }
-    command
-}
-
-fn run(command: &mut Command) -> Result<(bool, String), Box<dyn std::error::Error>> {
-    let output = command.output()?;
-    let text = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
-    Ok((output.status.success(), text))
-}
 
 /// A ceremony (seeded) written to `dir`, with the passphrase in `dir/passphrase`.
 fn ceremony(dir: &Path, seed: u64) -> Result<(), Box<dyn std::error::Error>> {

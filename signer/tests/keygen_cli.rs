@@ -5,36 +5,20 @@
 
 #![allow(clippy::expect_used)]
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::Stdio;
 
+use common::{TestResult, run, signer};
 use ferry_signer::ceremony::{keystore_path, manifest_path};
 use ferry_signer::{Keystore, KeystoreError, Manifest, MemberSecrets};
 use ferry_types::release::bls;
 
-type TestResult = Result<(), Box<dyn std::error::Error>>;
-
 const PASSPHRASE: &str = "correct horse battery staple";
-
-fn signer() -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_ferry-signer"));
-    // The caller's environment must not supply flags behind the test's back.
-    for (name, _) in std::env::vars() {
-        if name.starts_with("FERRY_SIGNER_") {
-            command.env_remove(name);
-        }
-    }
-    command
-}
-
-/// Runs the binary; returns its exit status and stdout + stderr.
-fn run(command: &mut Command) -> Result<(bool, String), Box<dyn std::error::Error>> {
-    let Output { status, stdout, stderr } = command.output()?;
-    Ok((status.success(), format!("{}{}", String::from_utf8_lossy(&stdout), String::from_utf8_lossy(&stderr))))
-}
 
 fn passphrase_file(dir: &Path, passphrase: &str) -> Result<PathBuf, std::io::Error> {
     let path = dir.join("passphrase");
