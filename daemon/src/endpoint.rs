@@ -24,7 +24,9 @@ pub enum EndpointError {
 }
 
 /// Serves `GET /metrics` (the text `render` returns) and `GET /health` (`200 ok` when `health`
-/// returns `Ok`, else `503` with its problem) on `listen`, until an error.
+/// returns `Ok`, else `503` with its problem) on `listen`, until an error. Logs the bound
+/// address first (`metrics and health endpoint listening address=…`; with port 0 the
+/// operating system's pick).
 ///
 /// # Errors
 /// [`EndpointError::Bind`] when `listen` cannot be bound, [`EndpointError::Serve`] when serving
@@ -45,5 +47,8 @@ where
     );
     let listener =
         tokio::net::TcpListener::bind(listen).await.map_err(|source| EndpointError::Bind { listen, source })?;
+    // Announced so that a supervisor that asked for port 0 learns which port it got.
+    let address = listener.local_addr().map_or_else(|_| listen.to_string(), |bound| bound.to_string());
+    tracing::info!(%address, "metrics and health endpoint listening");
     axum::serve(listener, app).await.map_err(EndpointError::Serve)
 }

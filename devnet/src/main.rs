@@ -113,6 +113,7 @@ async fn up(dir: PathBuf, validators: usize, reset: bool) -> anyhow::Result<()> 
         fresh,
         confirmations: 2,
         poll_interval: "1s".to_owned(),
+        scratch_databases: false,
     })
     .await?;
     let demo = demo::create(&mut system, &dir, fresh).await?;

@@ -11,7 +11,10 @@
 //! Other callers run the server as themselves.
 //!
 //! [`PgServer`] picks the server a test or the devnet uses: `$DATABASE_URL` when it is set,
-//! otherwise a private cluster (DESIGN, "Postgres").
+//! otherwise a private cluster (DESIGN, "Postgres"). Tests and benchmarks take their databases
+//! as [`ScratchDatabase`]s — a name no other run uses, dropped when the value is — so runs
+//! sharing one server (or a devnet's server) never see each other's cursors, audit rows or
+//! double-sign records.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom};
@@ -20,7 +23,8 @@ use std::os::unix::fs::MetadataExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, bail};
 use sqlx::{Connection, PgConnection};
@@ -523,14 +527,123 @@ impl PgServer {
         create_database_at(&self.url(), name).await
     }
 
-    /// Drops database `name` (closing its connections); a test on a shared server calls this
-    /// for what it created.
+    /// Drops database `name` (closing its connections).
     ///
     /// # Errors
     /// When `name` is not a plain lowercase identifier, or the server refuses.
     pub async fn drop_database(&self, name: &str) -> anyhow::Result<()> {
         drop_database_at(&self.url(), name).await
     }
+
+    /// A fresh database for one test or benchmark run: `<prefix>_<run>`, where `<run>` is unique
+    /// to this process and call, created empty (a leftover of the same name from a killed run is
+    /// dropped first) and dropped again when the returned value is.
+    ///
+    /// # Errors
+    /// When `prefix` is not a plain lowercase identifier of at most 40 bytes, or the server refuses.
+    pub async fn scratch_database(&self, prefix: &str) -> anyhow::Result<ScratchDatabase> {
+        if prefix.len() > 40 {
+            bail!("scratch database prefix `{prefix}` is longer than 40 bytes");
+        }
+        let name = format!("{prefix}_{}", run_tag());
+        let server_url = self.url();
+        drop_database_at(&server_url, &name).await?;
+        let url = create_database_at(&server_url, &name).await?;
+        Ok(ScratchDatabase { server_url, name, url, removed: false })
+    }
+}
+
+/// `<pid>_<call>_<start time>` in base 36: unique per process and call, and across runs that
+/// reuse a PID.
+fn run_tag() -> String {
+    static CALLS: AtomicU64 = AtomicU64::new(0);
+    static STARTED: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    let started = *STARTED
+        .get_or_init(|| SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |since| since.as_secs() % 1_000_000));
+    let call = CALLS.fetch_add(1, Ordering::Relaxed);
+    format!("{}_{}_{}", base36(u64::from(std::process::id())), base36(call), base36(started))
+}
+
+fn base36(mut value: u64) -> String {
+    const DIGITS: &[u8; 36] = b"0123456789abcdefghijklmnopqrstuvwxyz";
+    let mut out = Vec::new();
+    loop {
+        out.push(DIGITS[usize::try_from(value % 36).unwrap_or_default()]);
+        value /= 36;
+        if value == 0 {
+            break;
+        }
+    }
+    out.reverse();
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// A database that lives as long as this value: see [`PgServer::scratch_database`]. Dropping it
+/// drops the database with its open connections (`WITH (FORCE)`), so drop it after the
+/// processes that use it; on a private cluster that has already stopped there is nothing left
+/// to drop.
+#[derive(Debug)]
+pub struct ScratchDatabase {
+    server_url: String,
+    name: String,
+    url: String,
+    /// Already dropped by [`ScratchDatabase::remove`].
+    removed: bool,
+}
+
+impl ScratchDatabase {
+    /// The database's URL.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The database's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Drops the database now, reporting a failure (dropping the value only warns).
+    ///
+    /// # Errors
+    /// When the server refuses or cannot be reached.
+    pub async fn remove(mut self) -> anyhow::Result<()> {
+        self.removed = true;
+        drop_database_at(&self.server_url, &self.name).await
+    }
+}
+
+impl Drop for ScratchDatabase {
+    fn drop(&mut self) {
+        if self.removed {
+            return;
+        }
+        let server_url = self.server_url.clone();
+        let name = self.name.clone();
+        // Drop may run inside a runtime (which must not block on itself): use a thread of its own.
+        let dropped = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            runtime.block_on(async {
+                tokio::time::timeout(Duration::from_secs(20), drop_database_at(&server_url, &name))
+                    .await
+                    .map_err(|_| anyhow::anyhow!("timed out"))?
+            })
+        })
+        .join();
+        match dropped {
+            Ok(Ok(())) => {}
+            // A private cluster stopped before its databases: nothing remains to drop.
+            Ok(Err(error)) if is_unreachable(&error) => {}
+            Ok(Err(error)) => eprintln!("warning: scratch database {} was not dropped: {error:#}", self.name),
+            Err(_) => eprintln!("warning: dropping scratch database {} panicked", self.name),
+        }
+    }
+}
+
+/// Whether `error` says the server could not be reached at all.
+fn is_unreachable(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        cause.downcast_ref::<sqlx::Error>().is_some_and(|e| matches!(e, sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut))
+    })
 }
 
 #[cfg(test)]
@@ -545,6 +658,18 @@ mod tests {
         );
         assert_eq!(url_with_database("postgres://h:5", "x"), "postgres://h:5/x");
         assert_eq!(url_with_database("postgresql://h/db", "y_1"), "postgresql://h/y_1");
+    }
+
+    #[test]
+    fn run_tags_make_distinct_valid_names_within_the_length_limit() {
+        let prefix = "p".repeat(40);
+        let (first, second) = (format!("{prefix}_{}", run_tag()), format!("{prefix}_{}", run_tag()));
+        assert_ne!(first, second);
+        for name in [&first, &second] {
+            assert!(check_database_name(name).is_ok(), "{name}");
+        }
+        assert_eq!(base36(0), "0");
+        assert_eq!(base36(36 * 36 + 35), "10z");
     }
 
     #[test]

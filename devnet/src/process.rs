@@ -7,15 +7,29 @@
 //! appended to the log, and stops it with SIGKILL — on [`ServiceProcess::kill`] and on drop,
 //! like a crash (the services are crash-safe). [`ServiceProcess::restart`] runs the same
 //! command again, so a restarted service keeps its configuration and ports.
+//!
+//! Services listen on port 0 — the operating system picks a free port as the socket is bound,
+//! so no other process can take it between a probe and the bind — and announce the address in
+//! their log ([`LISTENING`]), where [`ServiceProcess::announced_address`] reads it.
 
 use std::ffi::OsString;
 use std::fs::OpenOptions;
-use std::net::TcpListener;
+use std::io::{Read, Seek, SeekFrom};
+use std::net::{SocketAddr, TcpListener};
 use std::os::unix::process::CommandExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
-use anyhow::Context;
+use anyhow::{Context, bail};
+
+/// The log message with which `ferry-daemon`'s endpoint announces its bound address (as the
+/// field `address=<ip:port>`), logged at `info` by target [`LISTENING_TARGET`].
+pub const LISTENING: &str = "metrics and health endpoint listening";
+/// The log target of [`LISTENING`], kept at `info` whatever filter a test sets.
+pub const LISTENING_TARGET: &str = "ferry_daemon::endpoint";
+/// How long a starting service may take to announce its address.
+const ANNOUNCE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The workspace binary `name`: the path in the environment variable `env_var` when set, else
 /// next to the running executable (tests run from `target/<profile>/deps`, whose parent holds
@@ -97,7 +111,8 @@ impl ServiceCommand {
         let mut command = Command::new(&self.binary);
         command.args(&self.args).envs(self.envs.iter().map(|(key, value)| (key, value)));
         if let Some(var) = &self.log_filter_var {
-            command.env("RUST_LOG", std::env::var(var).unwrap_or_else(|_| "info".to_owned()));
+            let filter = std::env::var(var).unwrap_or_else(|_| "info".to_owned());
+            command.env("RUST_LOG", format!("{filter},{LISTENING_TARGET}=info"));
         }
         command
             .stdin(Stdio::null())
@@ -115,6 +130,8 @@ impl ServiceCommand {
 pub struct ServiceProcess {
     command: ServiceCommand,
     child: Option<Child>,
+    /// The log's length when the running process was started: what it logs comes after.
+    log_offset: u64,
 }
 
 impl ServiceProcess {
@@ -123,8 +140,38 @@ impl ServiceProcess {
     /// # Errors
     /// When the log cannot be opened or the process cannot start.
     pub fn start(command: ServiceCommand) -> anyhow::Result<ServiceProcess> {
+        let log_offset = log_length(&command.log);
         let child = command.spawn()?;
-        Ok(ServiceProcess { command, child: Some(child) })
+        Ok(ServiceProcess { command, child: Some(child), log_offset })
+    }
+
+    /// The address the running process announced with [`LISTENING`] (it was told to listen on
+    /// port 0), waiting up to a minute for it.
+    ///
+    /// # Errors
+    /// When the process exits or says nothing within the minute (the log is named).
+    pub fn announced_address(&mut self) -> anyhow::Result<SocketAddr> {
+        let started = Instant::now();
+        loop {
+            if let Some(address) = announced_in(&self.command.log, self.log_offset) {
+                return Ok(address);
+            }
+            if !self.is_running() {
+                bail!(
+                    "{} exited before it listened; see {}",
+                    self.command.binary.display(),
+                    self.command.log.display()
+                );
+            }
+            if started.elapsed() > ANNOUNCE_TIMEOUT {
+                bail!(
+                    "{} announced no address within {ANNOUNCE_TIMEOUT:?}; see {}",
+                    self.command.binary.display(),
+                    self.command.log.display()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// Kills the service with SIGKILL (a crash) and reaps it; nothing when it is not running.
@@ -141,6 +188,7 @@ impl ServiceProcess {
     /// When the process cannot start.
     pub fn restart(&mut self) -> anyhow::Result<()> {
         self.kill();
+        self.log_offset = log_length(&self.command.log);
         self.child = Some(self.command.spawn()?);
         Ok(())
     }
@@ -161,8 +209,67 @@ impl ServiceProcess {
     }
 }
 
+fn log_length(log: &Path) -> u64 {
+    std::fs::metadata(log).map_or(0, |metadata| metadata.len())
+}
+
+/// The address of the first [`LISTENING`] line in `log` after `offset`.
+fn announced_in(log: &Path, offset: u64) -> Option<SocketAddr> {
+    let mut file = std::fs::File::open(log).ok()?;
+    file.seek(SeekFrom::Start(offset)).ok()?;
+    let mut text = Vec::new();
+    file.read_to_end(&mut text).ok()?;
+    String::from_utf8_lossy(&text).lines().find_map(|line| {
+        let line = strip_ansi(line);
+        if !line.contains(LISTENING) {
+            return None;
+        }
+        line.split_whitespace().find_map(|field| field.strip_prefix("address=")?.parse().ok())
+    })
+}
+
+/// `line` without ANSI escape sequences (`ESC [ … letter`), as a coloured log writes them.
+fn strip_ansi(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 impl Drop for ServiceProcess {
     fn drop(&mut self) {
         self.kill();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_announced_address_is_read_from_plain_and_coloured_logs_after_the_offset() -> anyhow::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let log = dir.path().join("service.log");
+        let earlier = format!("2026-12-04T00:00:00Z  INFO {LISTENING_TARGET}: {LISTENING} address=127.0.0.1:1111\n");
+        std::fs::write(&log, &earlier)?;
+        let offset = log_length(&log);
+        assert_eq!(announced_in(&log, 0), Some("127.0.0.1:1111".parse()?));
+        assert_eq!(announced_in(&log, offset), None, "a line from an earlier start was read");
+        let coloured = format!(
+            "\u{1b}[2m2026\u{1b}[0m \u{1b}[32m INFO\u{1b}[0m \u{1b}[2m{LISTENING_TARGET}\u{1b}[0m\u{1b}[2m:\u{1b}[0m {LISTENING} \u{1b}[3maddress\u{1b}[0m\u{1b}[2m=\u{1b}[0m127.0.0.1:2222\n"
+        );
+        std::fs::write(&log, format!("{earlier}other line address=1.2.3.4:5\n{coloured}"))?;
+        assert_eq!(announced_in(&log, offset), Some("127.0.0.1:2222".parse()?));
+        Ok(())
     }
 }

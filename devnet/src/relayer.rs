@@ -7,7 +7,7 @@ use std::fs;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use crate::process::{ServiceCommand, ServiceProcess, binary_path, free_loopback_port};
+use crate::process::{ServiceCommand, ServiceProcess, binary_path};
 
 /// What one member's relayer watches.
 #[derive(Clone, Debug)]
@@ -41,6 +41,9 @@ pub struct RelayerProcess {
     process: ServiceProcess,
 }
 
+/// A metrics listen address on port 0, for the first start (see [`crate::process`]).
+const ANY_LOOPBACK_PORT: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 0);
+
 /// The `ferry-relayer` binary: `$FERRY_RELAYER_BIN`, next to the running executable (tests), or in
 /// the target directory ([`binary_path`]).
 ///
@@ -51,15 +54,31 @@ pub fn binary() -> anyhow::Result<PathBuf> {
 }
 
 impl RelayerProcess {
-    /// Writes the configuration and starts the relayer.
+    /// Writes the configuration and starts the relayer with its metrics on port 0; once it has
+    /// announced the port it got, the configuration names that port, so a restart keeps it.
     ///
     /// # Errors
-    /// When files cannot be written or the process cannot start.
+    /// When files cannot be written, or the process cannot start or exits before it listens.
     pub fn start(setup: RelayerSetup) -> anyhow::Result<RelayerProcess> {
         fs::create_dir_all(&setup.dir)?;
+        let config_path = setup.dir.join("relayer.toml");
+        fs::write(&config_path, Self::config(&setup, ANY_LOOPBACK_PORT)?)?;
+        let command = ServiceCommand::new(binary()?, setup.dir.join("relayer.log"))
+            .arg("--config")
+            .arg(&config_path)
+            .arg("run")
+            .env("FERRY_RELAYER_DATABASE_URL", &setup.database_url)
+            .log_filter_from("FERRY_RELAYER_LOG");
+        let mut process = ServiceProcess::start(command)?;
+        let metrics = process.announced_address()?;
+        fs::write(&config_path, Self::config(&setup, metrics)?)?;
+        Ok(RelayerProcess { setup, metrics, process })
+    }
+
+    /// The configuration file's text, with metrics on `metrics`; writes the key files it names.
+    fn config(setup: &RelayerSetup, metrics: SocketAddr) -> anyhow::Result<String> {
         let key_file = setup.dir.join("member.key");
         fs::write(&key_file, crate::accounts::member_secret_hex(setup.member)?)?;
-        let metrics = SocketAddr::from(([127, 0, 0, 1], free_loopback_port()?));
         let mut config = format!(
             "[chain]\nrpc = \"{}\"\nmember_key_file = \"{}\"\n\n[database]\n\n[metrics]\nlisten = \"{metrics}\"\n",
             setup.chain_rpc,
@@ -84,16 +103,7 @@ impl RelayerProcess {
             fs::write(&key_file, key)?;
             config.push_str(&format!("ethereum_key_file = \"{}\"\n", key_file.display()));
         }
-        let config_path = setup.dir.join("relayer.toml");
-        fs::write(&config_path, config)?;
-        let command = ServiceCommand::new(binary()?, setup.dir.join("relayer.log"))
-            .arg("--config")
-            .arg(config_path)
-            .arg("run")
-            .env("FERRY_RELAYER_DATABASE_URL", &setup.database_url)
-            .log_filter_from("FERRY_RELAYER_LOG");
-        let process = ServiceProcess::start(command)?;
-        Ok(RelayerProcess { setup, metrics, process })
+        Ok(config)
     }
 
     /// Kills the relayer with SIGKILL (a crash).
@@ -117,6 +127,11 @@ impl RelayerProcess {
     /// Its directory (config, key, log).
     pub fn dir(&self) -> &Path {
         &self.setup.dir
+    }
+
+    /// Its database's URL.
+    pub fn database_url(&self) -> &str {
+        &self.setup.database_url
     }
 
     /// Leaves the relayer running past this handle (for `make devnet`); returns its PID.

@@ -18,7 +18,7 @@ use ferry_signer::ceremony::{keystore_path, manifest_path};
 use ferry_signer::{KdfParams, Overwrite, write_ceremony};
 use toml_edit::{Array, DocumentMut, Item, Table, value};
 
-use crate::process::{ServiceCommand, ServiceProcess, binary_path, free_loopback_port};
+use crate::process::{ServiceCommand, ServiceProcess, binary_path};
 
 /// The devnet keystores' passphrase. Public, like every devnet key: it protects nothing.
 pub const DEVNET_PASSPHRASE: &str = "ferry-devnet";
@@ -212,23 +212,28 @@ pub fn binary() -> anyhow::Result<PathBuf> {
 }
 
 impl SignerProcess {
-    /// Writes the configuration (`<dir>/signer.toml`, metrics on a free loopback port) and starts
-    /// the signer.
+    /// Writes the configuration (`<dir>/signer.toml`, metrics on port 0) and starts the signer;
+    /// once it has announced the port it got, the configuration names that port, so a restart
+    /// keeps it.
     ///
     /// # Errors
-    /// When files cannot be written or the process cannot start.
+    /// When files cannot be written, or the process cannot start or exits before it listens.
     pub fn start(spec: SignerConfigSpec) -> anyhow::Result<SignerProcess> {
         fs::create_dir_all(&spec.dir).with_context(|| format!("creating {}", spec.dir.display()))?;
-        let metrics = SocketAddr::from(([127, 0, 0, 1], free_loopback_port()?));
         let config = spec.dir.join("signer.toml");
-        fs::write(&config, spec.to_toml(metrics)).with_context(|| format!("writing {}", config.display()))?;
+        let write_config = |metrics: SocketAddr| {
+            fs::write(&config, spec.to_toml(metrics)).with_context(|| format!("writing {}", config.display()))
+        };
+        write_config(SocketAddr::from(([127, 0, 0, 1], 0)))?;
         let command = ServiceCommand::new(binary()?, spec.dir.join("signer.log"))
             .arg("run")
             .arg("--config")
-            .arg(config)
+            .arg(&config)
             .env("FERRY_SIGNER_DATABASE_URL", &spec.database_url)
             .log_filter_from("FERRY_SIGNER_LOG");
-        let process = ServiceProcess::start(command)?;
+        let mut process = ServiceProcess::start(command)?;
+        let metrics = process.announced_address()?;
+        write_config(metrics)?;
         Ok(SignerProcess { spec, metrics, process })
     }
 

@@ -24,7 +24,7 @@ use ferry_types::{AccountKey, Address, Amount, Coin, Denom, Msg};
 use crate::anvil::{self, Anvil};
 use crate::btcd::{Btcd, RegtestWallet};
 use crate::network::{APP_METRICS_PORT, COMETBFT_METRICS_PORT, RPC_PORT};
-use crate::postgres::PgServer;
+use crate::postgres::{PgServer, ScratchDatabase};
 use crate::prometheus::{self, Prometheus, PrometheusSpec, ScrapeTarget, ServiceKind};
 use crate::relayer::{RelayerProcess, RelayerSetup};
 use crate::signer::{FederationKeys, SignerConfigSpec, SignerProcess, write_federation_keys};
@@ -52,6 +52,10 @@ pub struct SystemSpec {
     pub confirmations: u32,
     /// Relayer and signer poll interval (human duration).
     pub poll_interval: String,
+    /// Give every relayer and signer a database of this run only, dropped with the system
+    /// (tests and benchmarks: runs sharing a `DATABASE_URL` server never meet), instead of the
+    /// devnet's `relayer_<m>` / `signer_<m>`, which a restarted devnet resumes from.
+    pub scratch_databases: bool,
 }
 
 /// The parent chains and the database, started before the sidechain.
@@ -96,17 +100,21 @@ impl Parents {
     }
 }
 
-/// The running system.
+/// The running system. Fields drop in declaration order: the services first, then their
+/// scratch databases, the sidechain and the parent chains they use.
 #[derive(Debug)]
 pub struct System {
-    /// The parent chains and the database.
-    pub parents: Parents,
-    /// The sidechain.
-    pub network: Network,
     /// Member `i`'s relayer at position `i`.
     pub relayers: Vec<RelayerProcess>,
     /// Member `i`'s signer at position `i`.
     pub signers: Vec<SignerProcess>,
+    /// Member `i`'s relayer and signer databases when [`SystemSpec::scratch_databases`], held only
+    /// to be dropped after the services that use them.
+    _databases: Vec<ServiceDatabases>,
+    /// The sidechain.
+    pub network: Network,
+    /// The parent chains and the database.
+    pub parents: Parents,
     /// The federation's keystores and manifest, as the signers read them.
     pub keys: FederationKeys,
     /// Prometheus scraping every service above every [`SCRAPE_INTERVAL`], evaluating
@@ -136,6 +144,7 @@ impl System {
             fresh: true,
             confirmations: ISOLATED_CONFIRMATIONS,
             poll_interval: "200ms".to_owned(),
+            scratch_databases: true,
         })
         .await?;
         system.scratch = Some(scratch);
@@ -164,9 +173,13 @@ impl System {
         let keys = write_federation_keys(&spec.bridge_dir.join("keys"))?;
         let mut relayers = Vec::new();
         let mut signers = Vec::new();
+        let mut databases = Vec::new();
         for member in 0..spec.network.validators {
-            relayers.push(start_relayer(&parents, &network, &spec, member).await?);
-            signers.push(SignerProcess::start(signer_spec(&parents, &network, &keys, &spec, member).await?)?);
+            let (member_databases, urls) =
+                ServiceDatabases::create(&parents.postgres, member, spec.scratch_databases).await?;
+            databases.extend(member_databases);
+            relayers.push(start_relayer(&parents, &network, &spec, member, urls.relayer)?);
+            signers.push(SignerProcess::start(signer_spec(&parents, &network, &keys, &spec, member, urls.signer)?)?);
         }
         let prometheus = Prometheus::start(PrometheusSpec {
             dir: spec.bridge_dir.join("prometheus"),
@@ -175,7 +188,7 @@ impl System {
             rule_files: vec![prometheus::deploy_alert_rules()],
         })
         .await?;
-        Ok(System { parents, network, relayers, signers, keys, prometheus, scratch: None })
+        Ok(System { relayers, signers, _databases: databases, network, parents, keys, prometheus, scratch: None })
     }
 
     /// Every metrics endpoint of the system, as Prometheus scrapes it.
@@ -189,6 +202,15 @@ impl System {
     /// Member `member`'s validator RPC (each member's services talk to its own validator).
     pub fn chain_rpc(&self, member: usize) -> String {
         chain_rpc(&self.network, member)
+    }
+
+    /// Member `member`'s relayer database.
+    ///
+    /// # Errors
+    /// When there is no such member.
+    pub fn relayer_database_url(&self, member: usize) -> anyhow::Result<String> {
+        let relayer = self.relayers.get(member).with_context(|| format!("no relayer for member {member}"))?;
+        Ok(relayer.database_url().to_owned())
     }
 
     /// Leaves every process running (for `make devnet`): the sidechain's PIDs go to its pid file,
@@ -216,18 +238,54 @@ fn chain_rpc(network: &Network, member: usize) -> String {
     format!("http://{}:{RPC_PORT}", network.spec().ip(member))
 }
 
-async fn start_relayer(
+/// A member's relayer and signer databases, when they are scratch databases of this run.
+#[derive(Debug)]
+struct ServiceDatabases {
+    _relayer: ScratchDatabase,
+    _signer: ScratchDatabase,
+}
+
+/// The URLs of a member's relayer and signer databases.
+struct ServiceDatabaseUrls {
+    relayer: String,
+    signer: String,
+}
+
+impl ServiceDatabases {
+    /// Member `member`'s databases: scratch ones (returned, to be dropped with the system) or
+    /// the devnet's stable `relayer_<m>` / `signer_<m>`.
+    async fn create(
+        postgres: &PgServer,
+        member: usize,
+        scratch: bool,
+    ) -> anyhow::Result<(Option<ServiceDatabases>, ServiceDatabaseUrls)> {
+        if !scratch {
+            let urls = ServiceDatabaseUrls {
+                relayer: postgres.create_database(&format!("relayer_{member}")).await?,
+                signer: postgres.create_database(&format!("signer_{member}")).await?,
+            };
+            return Ok((None, urls));
+        }
+        let relayer = postgres.scratch_database(&format!("relayer_{member}")).await?;
+        let signer = postgres.scratch_database(&format!("signer_{member}")).await?;
+        let urls = ServiceDatabaseUrls { relayer: relayer.url().to_owned(), signer: signer.url().to_owned() };
+        Ok((Some(ServiceDatabases { _relayer: relayer, _signer: signer }), urls))
+    }
+}
+
+fn start_relayer(
     parents: &Parents,
     network: &Network,
     spec: &SystemSpec,
     member: usize,
+    database_url: String,
 ) -> anyhow::Result<RelayerProcess> {
     let btcd = &parents.btcd;
     RelayerProcess::start(RelayerSetup {
         dir: spec.bridge_dir.join(format!("relayer{member}")),
         member,
         chain_rpc: chain_rpc(network, member),
-        database_url: parents.postgres.create_database(&format!("relayer_{member}")).await?,
+        database_url,
         bitcoin: Some((btcd.rpc_url(), btcd.rpc_user().to_owned(), btcd.rpc_password_file())),
         ethereum: Some((parents.anvil.rpc_url().to_owned(), parents.vault().to_string())),
         confirmations: spec.confirmations,
@@ -236,19 +294,20 @@ async fn start_relayer(
     })
 }
 
-async fn signer_spec(
+fn signer_spec(
     parents: &Parents,
     network: &Network,
     keys: &FederationKeys,
     spec: &SystemSpec,
     member: usize,
+    database_url: String,
 ) -> anyhow::Result<SignerConfigSpec> {
     let mut signer = SignerConfigSpec::for_member(
         keys,
         member,
         spec.bridge_dir.join(format!("signer{member}")),
         chain_rpc(network, member),
-        parents.postgres.create_database(&format!("signer_{member}")).await?,
+        database_url,
     )?
     .with_ethereum(anvil::CHAIN_ID, parents.vault().to_string())
     .with_cap(Denom::erc20(&parents.token()).to_string(), TOKEN_CAP);

@@ -21,7 +21,8 @@ fn verify(url: &str) -> Result<(bool, String), Box<dyn std::error::Error>> {
 #[tokio::test(flavor = "multi_thread")]
 async fn audit_verify_names_the_row_altered_directly_in_the_database() -> TestResult {
     let postgres = PgServer::from_env_or_start(None).await?;
-    let url = postgres.create_database(&format!("audit_cli_{}", std::process::id())).await?;
+    let database = postgres.scratch_database("audit_cli").await?;
+    let url = database.url().to_owned();
     let store = Store::connect(&url).await?;
     for n in 0..5 {
         store.append("test", &format!("row-{n}"), &serde_json::json!({ "n": n })).await?;
@@ -44,6 +45,7 @@ async fn audit_verify_names_the_row_altered_directly_in_the_database() -> TestRe
     let (ok, text) = verify(&url)?;
     assert!(!ok, "tampered log accepted: {text}");
     assert!(text.contains("seq 3") || text.contains("row 3"), "the report does not name row 3: {text}");
-    postgres.drop_database(url.rsplit('/').next().unwrap_or_default()).await.ok();
+    drop(store);
+    database.remove().await?;
     Ok(())
 }

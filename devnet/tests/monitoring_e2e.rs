@@ -276,7 +276,7 @@ async fn every_dashboard_query_has_data_and_the_paused_and_relayer_lag_alerts_fi
 
     // Relayer lag: member 3's relayer database stalls (its scan cursor is locked) while Bitcoin
     // moves on; the relayer process and its metrics stay up, its scanned height does not move.
-    let database = system.parents.postgres.create_database("relayer_3").await?;
+    let database = system.relayer_database_url(3)?;
     let mut stall = sqlx::PgConnection::connect(&database).await?;
     sqlx::query("BEGIN").execute(&mut stall).await?;
     sqlx::query("LOCK TABLE relayer_cursors IN ACCESS EXCLUSIVE MODE").execute(&mut stall).await?;

@@ -11,7 +11,7 @@ use common::{TestResult, balance, serial, start_network, wait_for_balance};
 use ferry_client::FerryClient;
 use ferry_devnet::anvil::Anvil;
 use ferry_devnet::btcd::{Btcd, RegtestWallet};
-use ferry_devnet::postgres::PgServer;
+use ferry_devnet::postgres::{PgServer, ScratchDatabase};
 use ferry_devnet::relayer::{RelayerProcess, RelayerSetup};
 use ferry_relayer::ethereum::U256;
 use ferry_types::peg::deposit_memo;
@@ -33,7 +33,7 @@ struct Fixture {
     btcd: Btcd,
     anvil: Anvil,
     postgres: PgServer,
-    databases: Vec<String>,
+    databases: Vec<ScratchDatabase>,
     peg_script: bitcoin::ScriptBuf,
 }
 
@@ -62,9 +62,9 @@ impl Fixture {
             peg_script,
         };
         for member in 0..3 {
-            let database_url =
-                fixture.postgres.create_database(&format!("{name}_{member}_{}", std::process::id())).await?;
-            fixture.databases.push(database_url.clone());
+            let database = fixture.postgres.scratch_database(&format!("{}_{member}", name.replace('-', "_"))).await?;
+            let database_url = database.url().to_owned();
+            fixture.databases.push(database);
             let relayer = RelayerProcess::start(RelayerSetup {
                 dir: fixture.dir.join(format!("member{member}")),
                 member,
@@ -196,7 +196,7 @@ async fn deposit_reorged_out_before_confirmations_never_mints_and_bad_payments_a
     assert_eq!(balance(&client, &recipient, &Denom::sat()).await?, 0, "a reorged-out bitcoin deposit minted");
     assert_eq!(balance(&client, &recipient, &Denom::wei()).await?, 0, "a reorged-out ether deposit minted");
     // Every relayer recorded the dropped deposits and both refused payments, with reasons.
-    for url in &fx.databases {
+    for url in fx.databases.iter().map(ScratchDatabase::url) {
         let store = ferry_relayer::store::Store::connect(url).await?;
         let counts = store.counts().await?;
         assert_eq!(counts.rejections, 2, "{url}: {counts:?}");

@@ -19,7 +19,7 @@ use common::{TestResult, WAIT, balance, serial, start_network, wait_for_balance}
 use ferry_client::{FerryClient, Wallet as SideWallet};
 use ferry_devnet::anvil::{Anvil, CHAIN_ID, DEV_PRIVATE_KEY, RELAYER_PRIVATE_KEYS, batch_address};
 use ferry_devnet::btcd::{Btcd, RegtestWallet};
-use ferry_devnet::postgres::PgServer;
+use ferry_devnet::postgres::{PgServer, ScratchDatabase};
 use ferry_devnet::relayer::{RelayerProcess, RelayerSetup};
 use ferry_devnet::{Network, NetworkSpec, Tools, accounts};
 use ferry_relayer::attest::Attester;
@@ -169,10 +169,13 @@ async fn start_with_vault(name: &str) -> TestResult<(Anvil, Network)> {
 }
 
 /// Members 0..3's delivery loops and attesters, in process, each with its own database.
+#[derive(Default)]
 struct Relayers {
     deliveries: Vec<Delivery>,
     attesters: Vec<Attester>,
     stores: Vec<Store>,
+    /// Dropped last, after the stores' pools.
+    databases: Vec<ScratchDatabase>,
 }
 
 impl Relayers {
@@ -185,10 +188,11 @@ impl Relayers {
         postgres: &PgServer,
         wallet_keys: [Option<&str>; 3],
     ) -> TestResult<Relayers> {
-        let mut relayers = Relayers { deliveries: Vec::new(), attesters: Vec::new(), stores: Vec::new() };
+        let mut relayers = Relayers::default();
         for (member, key) in wallet_keys.into_iter().enumerate() {
-            let url = postgres.create_database(&format!("{name}_{member}_{}", std::process::id())).await?;
-            let store = Store::connect(&url).await?;
+            let database = postgres.scratch_database(&format!("{name}_{member}")).await?;
+            let store = Store::connect(database.url()).await?;
+            relayers.databases.push(database);
             relayers.stores.push(store.clone());
             let wallet = key.map(|key| Wallet::connect(anvil.rpc_url(), key)).transpose()?;
             relayers.deliveries.push(Delivery {
@@ -308,11 +312,12 @@ async fn bitcoin_release_survives_a_reorg_of_its_block_and_settles() -> TestResu
     let postgres = PgServer::from_env_or_start(None).await?;
 
     let peg_script = ferry_relayer::service::peg_script(&client).await?;
-    let mut relayers = Relayers { deliveries: Vec::new(), attesters: Vec::new(), stores: Vec::new() };
+    let mut relayers = Relayers::default();
     let mut watchers = Vec::new();
     for member in 0..3 {
-        let url = postgres.create_database(&format!("deliv_btc_{member}_{}", std::process::id())).await?;
-        let store = Store::connect(&url).await?;
+        let database = postgres.scratch_database(&format!("deliv_btc_{member}")).await?;
+        let store = Store::connect(database.url()).await?;
+        relayers.databases.push(database);
         relayers.stores.push(store.clone());
         relayers.deliveries.push(Delivery {
             store: store.clone(),
@@ -489,11 +494,14 @@ async fn relayer_processes_killed_during_delivery_still_settle_the_bitcoin_relea
     btcd.mine(101).await?;
     let postgres = PgServer::from_env_or_start(None).await?;
     let dir = ferry_devnet::tools::repo_root().join(format!("target/relayers/deliv-proc-{}", std::process::id()));
-    // Declared after the services they use, so dropped (killed) before them.
+    let mut databases = Vec::new();
+    // Declared after the services and databases they use, so dropped (killed) before them.
     let mut processes = Vec::new();
     let mut urls = Vec::new();
     for member in 0..3 {
-        let url = postgres.create_database(&format!("deliv_proc_{member}_{}", std::process::id())).await?;
+        let database = postgres.scratch_database(&format!("deliv_proc_{member}")).await?;
+        let url = database.url().to_owned();
+        databases.push(database);
         urls.push(url.clone());
         processes.push(RelayerProcess::start(RelayerSetup {
             dir: dir.join(format!("member{member}")),

@@ -20,8 +20,8 @@ fn block(tx: &str, height: u64, hash: &str) -> Inclusion {
 #[tokio::test(flavor = "multi_thread")]
 async fn release_rows_follow_their_lifecycle_and_refuse_to_rewrite_history() -> TestResult {
     let server = PgServer::from_env_or_start(None).await?;
-    let name = format!("release_store_{}", std::process::id());
-    let store = Store::connect(&server.create_database(&name).await?).await?;
+    let database = server.scratch_database("release_store").await?;
+    let store = Store::connect(database.url()).await?;
     let subject = "batch:7";
 
     // A failure before any intent creates the row once; the same reason again logs nothing.
@@ -97,8 +97,7 @@ async fn release_rows_follow_their_lifecycle_and_refuse_to_rewrite_history() -> 
     let included = store.audit_entries(subject).await?;
     assert!(included.iter().any(|e| e.kind == kind::RELEASE_INCLUDED && e.detail["delivered_by_us"] == false));
     assert!(store.verify().await?.is_intact());
-    if let PgServer::External { .. } = server {
-        server.drop_database(&name).await?;
-    }
+    drop(store);
+    database.remove().await?;
     Ok(())
 }

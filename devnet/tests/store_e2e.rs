@@ -6,7 +6,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use ferry_devnet::postgres::{PgServer, Postgres};
+use ferry_devnet::postgres::{PgServer, Postgres, ScratchDatabase};
 use ferry_relayer::store::audit::kind;
 use ferry_relayer::store::{Break, Cursor, DepositStatus, MIGRATOR, ObserveOutcome, Store, StoreError, Transition};
 use ferry_types::{Address, Amount, Denom, DepositFacts, ParentChain};
@@ -15,35 +15,36 @@ use sqlx::{Connection, PgConnection};
 
 type TestResult<T = ()> = anyhow::Result<T>;
 
-/// A server and one fresh database on it.
+/// A server and one fresh database on it (declared first, so it is dropped before the server).
 struct TestDatabase {
+    database: ScratchDatabase,
     server: PgServer,
-    name: String,
-    url: String,
 }
 
 impl TestDatabase {
     async fn create(test: &str) -> TestResult<TestDatabase> {
         let server = PgServer::from_env_or_start(None).await?;
-        // Unique on a shared server: per test and per test process.
-        let name = format!("store_e2e_{test}_{}", std::process::id());
-        let url = server.create_database(&name).await?;
-        Ok(TestDatabase { server, name, url })
+        let database = server.scratch_database(&format!("store_e2e_{test}")).await?;
+        Ok(TestDatabase { database, server })
+    }
+
+    fn url(&self) -> &str {
+        self.database.url()
     }
 
     async fn store(&self) -> TestResult<Store> {
-        Ok(Store::connect(&self.url).await?)
+        Ok(Store::connect(self.url()).await?)
     }
 
     async fn connection(&self) -> TestResult<PgConnection> {
-        Ok(PgConnection::connect(&self.url).await?)
+        Ok(PgConnection::connect(self.url()).await?)
     }
 
-    /// Drops the database on a shared server; a private cluster is stopped when `server` drops.
+    /// Drops the database now (a private cluster then stops when `server` drops).
     async fn finish(self) -> TestResult {
-        if let PgServer::External { .. } = self.server {
-            self.server.drop_database(&self.name).await?;
-        }
+        let TestDatabase { database, server } = self;
+        database.remove().await?;
+        drop(server);
         Ok(())
     }
 }
@@ -430,5 +431,44 @@ async fn private_cluster_serves_databases_and_stops_when_dropped() -> TestResult
     assert!(!process_running(pid), "postmaster {pid} still running");
     assert!(std::net::TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_millis(500)).is_err());
     assert!(!dir.exists(), "{} left behind", dir.display());
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn scratch_databases_are_unique_per_run_and_dropped_with_their_value() -> TestResult {
+    let server = PgServer::from_env_or_start(None).await?;
+    let exists = |name: String| {
+        let url = server.url();
+        async move {
+            let mut connection = PgConnection::connect(&url).await?;
+            let found: Option<i32> = sqlx::query_scalar("SELECT 1 FROM pg_database WHERE datname = $1")
+                .bind(&name)
+                .fetch_optional(&mut connection)
+                .await?;
+            TestResult::Ok(found.is_some())
+        }
+    };
+    let first = server.scratch_database("scratch_probe").await?;
+    let second = server.scratch_database("scratch_probe").await?;
+    assert_ne!(first.name(), second.name(), "two runs of one prefix share a database");
+    assert!(first.name().starts_with("scratch_probe_"), "{}", first.name());
+    let (first_name, second_name) = (first.name().to_owned(), second.name().to_owned());
+    assert!(exists(first_name.clone()).await? && exists(second_name.clone()).await?);
+
+    // Rows written in one are not seen in the other.
+    let mut connection = PgConnection::connect(first.url()).await?;
+    sqlx::query("CREATE TABLE marker (n int)").execute(&mut connection).await?;
+    connection.close().await?;
+    let mut connection = PgConnection::connect(second.url()).await?;
+    let tables: i64 = sqlx::query_scalar("SELECT count(*) FROM pg_tables WHERE tablename = 'marker'")
+        .fetch_one(&mut connection)
+        .await?;
+    assert_eq!(tables, 0, "the second scratch database sees the first one's table");
+    // Dropping the value drops the database, open connections included.
+    let _open = connection;
+    drop(second);
+    assert!(!exists(second_name).await?, "a dropped scratch database is still there");
+    first.remove().await?;
+    assert!(!exists(first_name).await?, "a removed scratch database is still there");
     Ok(())
 }

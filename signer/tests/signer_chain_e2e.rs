@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use bitcoin::{Network as BitcoinNet, ScriptBuf};
 
 use ferry_client::{FerryClient, Wallet};
-use ferry_devnet::postgres::PgServer;
+use ferry_devnet::postgres::{PgServer, ScratchDatabase};
 use ferry_devnet::signer::{SignerConfigSpec, SignerProcess, write_federation_keys};
 use ferry_devnet::{Network, NetworkSpec, Tools, accounts};
 use ferry_signer::Ceremony;
@@ -80,7 +80,8 @@ struct Federation {
     min_fee: Amount,
     /// The validators, stopped when the test ends.
     _network: Network,
-    // Dropped last: the signers must stop before their database and key files go.
+    // Dropped last: the signers must stop before their databases and key files go.
+    _databases: Vec<ScratchDatabase>,
     _server: PgServer,
     _keys: tempfile::TempDir,
 }
@@ -103,9 +104,11 @@ impl Federation {
         let server = PgServer::from_env_or_start(None).await?;
         let mut signers = Vec::new();
         let mut urls = Vec::new();
+        let mut databases = Vec::new();
         for member in 0..accounts::FEDERATION_MEMBERS {
-            let database = format!("{}_{member}_{}", name.replace('-', "_"), std::process::id());
-            let url = server.create_database(&database).await?;
+            let database = server.scratch_database(&format!("{}_{member}", name.replace('-', "_"))).await?;
+            let url = database.url().to_owned();
+            databases.push(database);
             let dir = network.spec().dir.join(format!("signer{member}"));
             let spec =
                 SignerConfigSpec::for_member(&key_files, member, dir, network.validators()[member].rpc_url(), &url)?
@@ -113,7 +116,17 @@ impl Federation {
             signers.push(SignerProcess::start(spec)?);
             urls.push(url);
         }
-        Ok(Federation { client, ceremony, signers, urls, min_fee, _network: network, _server: server, _keys: keys })
+        Ok(Federation {
+            client,
+            ceremony,
+            signers,
+            urls,
+            min_fee,
+            _network: network,
+            _databases: databases,
+            _server: server,
+            _keys: keys,
+        })
     }
 
     /// User 0 burns `amount` of `asset` to `destination`; the burn is included.

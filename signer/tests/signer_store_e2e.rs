@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::process::Command;
 use std::time::Duration;
 
-use ferry_devnet::postgres::PgServer;
+use ferry_devnet::postgres::{PgServer, ScratchDatabase};
 use ferry_signer::policy::{Denylist, Policy, Reason};
 use ferry_signer::rebuild::{Payload, Rebuilt};
 use ferry_signer::store::{Guarded, Store, kind};
@@ -23,30 +23,32 @@ type TestResult<T = ()> = anyhow::Result<T>;
 
 const EPOCH: u64 = 1;
 
-/// A server and one fresh database on it.
+/// A server and one fresh database on it (declared first, so it is dropped before the server).
 struct TestDatabase {
+    database: ScratchDatabase,
     server: PgServer,
-    name: String,
-    url: String,
 }
 
 impl TestDatabase {
     async fn create(test: &str) -> TestResult<TestDatabase> {
         let server = PgServer::from_env_or_start(None).await?;
-        let name = format!("signer_e2e_{test}_{}", std::process::id());
-        let url = server.create_database(&name).await?;
-        Ok(TestDatabase { server, name, url })
+        let database = server.scratch_database(&format!("signer_e2e_{test}")).await?;
+        Ok(TestDatabase { database, server })
+    }
+
+    fn url(&self) -> &str {
+        self.database.url()
     }
 
     async fn store(&self) -> TestResult<Store> {
-        Ok(Store::connect(&self.url).await?)
+        Ok(Store::connect(self.url()).await?)
     }
 
-    /// Drops the database on a shared server; a private cluster is stopped when `server` drops.
+    /// Drops the database now (a private cluster then stops when `server` drops).
     async fn finish(self) -> TestResult {
-        if let PgServer::External { .. } = self.server {
-            self.server.drop_database(&self.name).await?;
-        }
+        let TestDatabase { database, server } = self;
+        database.remove().await?;
+        drop(server);
         Ok(())
     }
 }
@@ -150,7 +152,7 @@ async fn the_guard_signs_one_payload_per_epoch_and_nonce_and_audits_every_decisi
     let report = store.verify().await?;
     assert!(report.is_intact(), "{report}");
     assert_eq!(report.rows_intact, 8);
-    let (ok, output) = audit_verify(&db.url)?;
+    let (ok, output) = audit_verify(db.url())?;
     assert!(ok && output.contains("audit chain intact: 8 rows"), "{output}");
     store.pool().close().await;
     db.finish().await
@@ -210,7 +212,7 @@ async fn the_audit_log_is_append_only_and_verify_names_an_altered_row() -> TestR
     }
     let victim = store.entries_for(3).await?.into_iter().next().expect("batch 3's row");
 
-    let mut connection = PgConnection::connect(&db.url).await?;
+    let mut connection = PgConnection::connect(db.url()).await?;
     let refused = sqlx::query("UPDATE signer_audit SET kind = 'batch.posted' WHERE seq = $1")
         .bind(victim.seq)
         .execute(&mut connection)
@@ -231,7 +233,7 @@ async fn the_audit_log_is_append_only_and_verify_names_an_altered_row() -> TestR
     let report = store.verify().await?;
     let broken = report.first_broken.as_ref().expect("tampering detected");
     assert_eq!((broken.seq, broken.subject.as_str(), report.rows_intact), (victim.seq, "batch-3", 2), "{report}");
-    let (ok, output) = audit_verify(&db.url)?;
+    let (ok, output) = audit_verify(db.url())?;
     assert!(!ok && output.contains("BROKEN") && output.contains(&format!("row seq {}", victim.seq)), "{output}");
     connection.close().await?;
     store.pool().close().await;
