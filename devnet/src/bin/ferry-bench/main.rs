@@ -1,7 +1,8 @@
 //! `ferry-bench` (`make bench`): Ferry's throughput next to baselines measured in the same run.
 //!
 //! 1. In process: FinalizeBlock on blocks of signed transfers (execution + Merkle hashing, then
-//!    Commit), next to the machine's single-thread secp256k1 verification rate.
+//!    Commit), next to secp256k1 verification of the same transactions on the same cores:
+//!    FinalizeBlock on one thread against one-thread verification, and both on every core.
 //! 2. On loopback: committed tx/s of a 4-validator Ferry network under signed transfers, next to
 //!    a 4-validator network of CometBFT's built-in `kvstore` under transactions of the same size.
 //! 3. Deposits: latency from parent confirmation to mint, relayer catch-up against raw block reads.
@@ -13,6 +14,7 @@
 mod bls;
 mod deposits;
 mod release_gas;
+mod samples;
 mod withdrawal_latency;
 
 use std::time::{Duration, Instant};
@@ -54,29 +56,55 @@ struct Args {
     #[arg(long)]
     withdrawals_only: bool,
     /// Bitcoin and Ethereum withdrawals (each) timed in the withdrawal-latency benchmark.
-    #[arg(long, default_value_t = 8)]
+    #[arg(long, default_value_t = 20)]
     withdrawals: usize,
     /// Regtest blocks in the relayer catch-up benchmark.
     #[arg(long, default_value_t = 2000)]
     backlog: u32,
 }
 
-fn in_process(args: &Args) -> anyhow::Result<(f64, f64, f64)> {
-    const CHAIN_ID: &str = "ferry-bench";
+const IN_PROCESS_CHAIN_ID: &str = "ferry-bench";
+
+/// Rates of one in-process run on a given number of threads.
+struct InProcessRates {
+    /// secp256k1 verifications per second of the blocks' transactions (the baseline).
+    verify: f64,
+    /// Transfers per second through FinalizeBlock.
+    finalize: f64,
+    /// Transfers per second through FinalizeBlock and Commit.
+    with_commit: f64,
+}
+
+/// The in-process benchmark on a rayon pool of `threads` threads: verification alone, then
+/// FinalizeBlock (+ Commit) of the same blocks on a fresh store.
+fn in_process(args: &Args, threads: usize) -> anyhow::Result<InProcessRates> {
+    use rayon::prelude::*;
     let senders = args.block_txs;
     // Each block holds one transfer from every sender, sequences advancing block by block.
-    let lanes = load::ferry_transfers(CHAIN_ID, senders, args.blocks)?.lanes;
+    let lanes = load::ferry_transfers(IN_PROCESS_CHAIN_ID, senders, args.blocks)?.lanes;
     let blocks: Vec<Vec<Vec<u8>>> =
         (0..args.blocks).map(|block| lanes.iter().filter_map(|lane| lane.get(block).cloned()).collect()).collect();
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build()?;
 
-    // Baseline: single-thread secp256k1 verifications over the same transactions.
+    // Baseline: secp256k1 verifications of the same transactions on the same threads.
     let decoded = blocks.iter().flatten().map(|tx| DecodedTx::decode(tx, 16 * 1024)).collect::<Result<Vec<_>, _>>()?;
     let started = Instant::now();
-    for (index, tx) in decoded.iter().enumerate() {
-        tx.verify_signature(CHAIN_ID, u64::try_from(index % senders)?)?;
-    }
-    let verify_rate = decoded.len() as f64 / started.elapsed().as_secs_f64();
+    pool.install(|| {
+        decoded.par_iter().enumerate().try_for_each(|(index, tx)| {
+            tx.verify_signature(IN_PROCESS_CHAIN_ID, u64::try_from(index % senders)?)?;
+            anyhow::Ok(())
+        })
+    })?;
+    let verify = decoded.len() as f64 / started.elapsed().as_secs_f64();
+    let (finalize, with_commit) = pool.install(|| finalize_blocks(&blocks, senders))?;
+    Ok(InProcessRates { verify, finalize, with_commit })
+}
 
+/// FinalizeBlock and Commit of `blocks` on a fresh store (whose genesis funds `senders`
+/// accounts), on the current rayon pool; returns transfers per second without and with Commit.
+fn finalize_blocks(blocks: &[Vec<Vec<u8>>], senders: usize) -> anyhow::Result<(f64, f64)> {
+    const CHAIN_ID: &str = IN_PROCESS_CHAIN_ID;
+    let transfers: usize = blocks.iter().map(Vec::len).sum();
     let dir = tempfile::tempdir()?;
     let node = Node::new(Store::open(&dir.path().join("state.redb"))?, Metrics::new()?)?;
     node.init_chain(ferry_chain::in_process::init_chain(
@@ -96,10 +124,24 @@ fn in_process(args: &Args) -> anyhow::Result<(f64, f64, f64)> {
         commit_seconds += started.elapsed().as_secs_f64();
         accepted += response.tx_results.iter().filter(|r| r.code.is_ok()).count();
     }
-    anyhow::ensure!(accepted == decoded.len(), "only {accepted} of {} transfers succeeded", decoded.len());
-    let finalize_rate = accepted as f64 / finalize_seconds;
-    let with_commit_rate = accepted as f64 / (finalize_seconds + commit_seconds);
-    Ok((verify_rate, finalize_rate, with_commit_rate))
+    anyhow::ensure!(accepted == transfers, "only {accepted} of {transfers} transfers succeeded");
+    Ok((accepted as f64 / finalize_seconds, accepted as f64 / (finalize_seconds + commit_seconds)))
+}
+
+/// Prints one in-process run: FinalizeBlock against verification on the same threads.
+fn print_in_process(label: &str, rates: &InProcessRates) {
+    println!("{label}");
+    println!("  secp256k1 verify                {:>10.0} /s    (baseline)", rates.verify);
+    println!(
+        "  FinalizeBlock                   {:>10.0} tx/s  ratio {:.2}  (goal >= 0.70)",
+        rates.finalize,
+        rates.finalize / rates.verify
+    );
+    println!(
+        "  FinalizeBlock + Commit (fsync)  {:>10.0} tx/s  ratio {:.2}",
+        rates.with_commit,
+        rates.with_commit / rates.verify
+    );
 }
 
 async fn network_run(app: AppKind, args: &Args, tx_size: Option<usize>) -> anyhow::Result<(LoadReport, usize)> {
@@ -130,18 +172,17 @@ async fn network_run(app: AppKind, args: &Args, tx_size: Option<usize>) -> anyho
 
 fn print_report(label: &str, report: &LoadReport, size: usize) {
     println!(
-        "{label:<15} committed {:>8.1} tx/s  ({} committed of {} submitted, {} admitted; {size}-byte txs; blocks {}..{} over {:.2} s)",
+        "{label:<15} committed {:>8.1} tx/s  ({} committed = {} submitted; {size}-byte txs; blocks {}..{} = {} blocks over {:.2} s BFT time, {:.2} s wall clock; {} pauses for a full mempool)",
         report.tx_per_second(),
         report.committed,
         report.submitted,
-        report.admitted,
         report.blocks.0,
         report.blocks.1,
-        report.seconds
+        report.blocks.1 - report.blocks.0 + 1,
+        report.seconds,
+        report.wall_seconds,
+        report.mempool_full_retries
     );
-    for (reason, count) in &report.refusals {
-        println!("{:16}refused {count:>6} x {reason}", "");
-    }
 }
 
 #[tokio::main]
@@ -155,16 +196,9 @@ async fn main() -> anyhow::Result<()> {
         return withdrawals(args.withdrawals).await;
     }
     println!("== in-process FinalizeBlock ({} blocks x {} signed transfers) ==", args.blocks, args.block_txs);
-    let (verify_rate, finalize_rate, with_commit_rate) = in_process(&args)?;
-    println!("secp256k1 verify, 1 thread      {verify_rate:>10.0} /s   (baseline)");
-    println!(
-        "FinalizeBlock                   {finalize_rate:>10.0} tx/s  ratio {:.2}  (goal >= 0.70)",
-        finalize_rate / verify_rate
-    );
-    println!(
-        "FinalizeBlock + Commit (fsync)  {with_commit_rate:>10.0} tx/s  ratio {:.2}",
-        with_commit_rate / verify_rate
-    );
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+    print_in_process("1 thread (FinalizeBlock and verification alike):", &in_process(&args, 1)?);
+    print_in_process(&format!("all {cores} cores (FinalizeBlock and verification alike):"), &in_process(&args, cores)?);
     if args.in_process_only {
         return Ok(());
     }

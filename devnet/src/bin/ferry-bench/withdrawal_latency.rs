@@ -16,7 +16,7 @@ use ferry_types::Denom;
 use ferry_types::query::{BatchRelease, BatchView, WithdrawalId, WithdrawalStatus};
 use ferry_types::release::eth::EthAddress;
 
-use crate::deposits::percentile;
+use crate::samples::Samples;
 
 /// A parent-chain block is mined this often while the bench waits.
 const PARENT_BLOCK: Duration = Duration::from_millis(400);
@@ -30,9 +30,9 @@ const ETH: u128 = 1_000_000_000_000_000_000;
 
 /// Latencies of one asset's withdrawals.
 #[derive(Default)]
-struct Samples {
-    seconds: Vec<f64>,
-    blocks: Vec<f64>,
+struct Latencies {
+    seconds: Samples,
+    blocks: Samples,
 }
 
 /// Times `count` Bitcoin and `count` Ethereum withdrawals, one at a time, and prints p50/p95
@@ -61,8 +61,8 @@ pub async fn latency(count: usize) -> anyhow::Result<()> {
     let btc_destination = RegtestWallet::from_seed([0xb1; 32])?.address().to_string();
     let eth_destination = EthAddress::from_bytes([0xe1; 20]).to_string();
     let run_started = (Instant::now(), client.latest_height().await?);
-    let mut btc = Samples::default();
-    let mut eth = Samples::default();
+    let mut btc = Latencies::default();
+    let mut eth = Latencies::default();
     for _ in 0..count {
         for (asset, amount, destination, samples) in [
             (Denom::sat(), u128::from(BTC / 100), &btc_destination, &mut btc),
@@ -89,16 +89,14 @@ pub async fn latency(count: usize) -> anyhow::Result<()> {
     println!(
         "  floor: batch_interval {batch_interval} blocks x mean block {block_seconds:.3} s = {floor_seconds:.2} s  (baseline)"
     );
-    for (label, samples) in [("BTC", &mut btc), ("ETH", &mut eth)] {
-        samples.seconds.sort_by(f64::total_cmp);
-        samples.blocks.sort_by(f64::total_cmp);
-        let p95 = percentile(&samples.seconds, 95.0);
+    for (label, samples) in [("BTC", &btc), ("ETH", &eth)] {
+        let (tail_name, tail) = samples.seconds.tail();
         println!(
-            "  {label}  seconds p50 {:.2} p95 {p95:.2}   blocks p50 {:.0} p95 {:.0}   ratio p95/floor {:.2}",
-            percentile(&samples.seconds, 50.0),
-            percentile(&samples.blocks, 50.0),
-            percentile(&samples.blocks, 95.0),
-            p95 / floor_seconds
+            "  {label}  seconds {}   blocks {}   ratio {tail_name}/floor {:.2}  ({} samples)",
+            samples.seconds.summary(2),
+            samples.blocks.summary(0),
+            tail / floor_seconds,
+            samples.seconds.len()
         );
     }
     drop(system);
