@@ -99,33 +99,58 @@ async fn wait_for_mint(client: &FerryClient, path: &str) -> anyhow::Result<u64> 
     }
 }
 
-/// The relayer's scan rate over `backlog` regtest blocks next to the raw `getblock` rate, both
-/// on a warm node: one untimed read of every block first, then baseline, relayer, baseline, and
-/// the relayer compared with the mean of the two baseline runs.
+/// Peg deposits (one transaction, one memo, this many peg outputs) in each block of the
+/// catch-up backlog.
+const DEPOSITS_PER_BLOCK: usize = 10;
+
+/// The relayer's scan rate over `backlog` regtest blocks that each carry a transaction paying
+/// the peg [`DEPOSITS_PER_BLOCK`] times, next to the plain read-decode-scan rate of the same
+/// blocks. Both run on a warm node: one untimed read of every block first, then baseline,
+/// relayer, baseline, and the relayer is compared with the mean of the two baseline runs.
 pub async fn catch_up(backlog: u32) -> anyhow::Result<()> {
-    let wallet = RegtestWallet::from_seed([10; 32])?;
+    let mut wallet = RegtestWallet::from_seed([10; 32])?;
     let btcd = Btcd::isolated("bench-catchup", wallet.address()).await?;
-    btcd.mine(backlog).await?;
     let rpc = btcd.rpc();
-    let tip = rpc.get_block_count().await?;
     let peg = ferry_types::peg::Peg::new(
         accounts::genesis(0, 4)?.federation.bitcoin.as_ref().context("devnet genesis has a peg")?,
     )?;
+    // One mature coinbase per deposit transaction, then the backlog: a deposit transaction per block.
+    btcd.mine(backlog + 100).await?;
+    let first = rpc.get_block_count().await? + 1;
+    for block in 0..backlog {
+        let recipient = Address::from_bytes([u8::try_from(block % 250)?.wrapping_add(1); 20]);
+        let mut outputs: Vec<TxOut> = (0..DEPOSITS_PER_BLOCK)
+            .map(|_| TxOut { value: Sats::from_sat(20_000), script_pubkey: peg.script_pubkey() })
+            .collect();
+        outputs.push(TxOut { value: Sats::ZERO, script_pubkey: deposit_memo(&recipient) });
+        wallet.pay(&rpc, outputs).await?;
+        btcd.mine(1).await?;
+    }
+    let tip = rpc.get_block_count().await?;
+    let blocks = tip + 1 - first;
 
-    // Baseline: fetch, decode and scan every block, nothing else.
+    // Baseline: fetch, decode and scan every backlog block, nothing else.
     let raw_pass = || async {
         let started = Instant::now();
-        for height in 1..=tip {
+        let mut deposits = 0usize;
+        for height in first..=tip {
             let block = rpc.get_block(&rpc.get_block_hash(height).await?).await?;
-            std::hint::black_box(scan_block(&block, &peg.script_pubkey()));
+            deposits += std::hint::black_box(scan_block(&block, &peg.script_pubkey())).len();
         }
-        anyhow::Ok(tip as f64 / started.elapsed().as_secs_f64())
+        anyhow::Ok((blocks as f64 / started.elapsed().as_secs_f64(), deposits))
     };
-    raw_pass().await?; // warms the node's caches for every run below
-    let raw_before = raw_pass().await?;
+    let (_, deposits) = raw_pass().await?; // warms the node's caches for every run below
+    anyhow::ensure!(
+        deposits == DEPOSITS_PER_BLOCK * usize::try_from(backlog)?,
+        "the backlog holds {deposits} deposits, not {}",
+        DEPOSITS_PER_BLOCK * usize::try_from(backlog)?
+    );
+    let (raw_before, _) = raw_pass().await?;
 
-    // The relayer: the same reads and scan, the observed deposits and their audit rows (none in
-    // coinbase-only blocks), and its cursor once per batch of blocks, in PostgreSQL.
+    // The relayer: the same reads and scan, then per deposit its observation row and audit row,
+    // its cursor once per poll, and per poll the settle step over every pending deposit (they
+    // never confirm here: the policy asks more confirmations than the chain has, so nothing is
+    // attested and no sidechain is needed).
     let postgres = PgServer::from_env_or_start(None).await?;
     let database = postgres.scratch_database("bench_catchup").await?;
     let store = Store::connect(database.url()).await?;
@@ -137,8 +162,8 @@ pub async fn catch_up(backlog: u32) -> anyhow::Result<()> {
         Some(BitcoinWatch {
             rpc: rpc.clone(),
             peg_script: peg.script_pubkey(),
-            policy: ConfirmationPolicy::flat(CONFIRMATIONS),
-            start_height: 1,
+            policy: ConfirmationPolicy::flat(1_000_000),
+            start_height: first,
         }),
         None,
     );
@@ -150,15 +175,22 @@ pub async fn catch_up(backlog: u32) -> anyhow::Result<()> {
             break;
         }
     }
-    let relayer_rate = tip as f64 / started.elapsed().as_secs_f64();
-    let raw_after = raw_pass().await?;
+    let relayer_rate = blocks as f64 / started.elapsed().as_secs_f64();
+    let recorded = relayer.store.counts().await?.deposits.values().sum::<u64>();
+    anyhow::ensure!(
+        usize::try_from(recorded)? == deposits,
+        "the relayer recorded {recorded} deposits of the {deposits} in the backlog"
+    );
+    let (raw_after, _) = raw_pass().await?;
     let raw_rate = (raw_before + raw_after) / 2.0;
-    println!("relayer catch-up over {tip} coinbase-only regtest blocks (warm node):");
+    println!(
+        "relayer catch-up over {blocks} regtest blocks, each with a {DEPOSITS_PER_BLOCK}-deposit peg payment ({deposits} deposits; warm node):"
+    );
     println!(
         "  getblockhash + getblock + decode + scan  {raw_rate:>8.0} blocks/s  (baseline: mean of {raw_before:.0} before and {raw_after:.0} after)"
     );
     println!(
-        "  relayer (the same; cursor per batch)     {relayer_rate:>8.0} blocks/s  ratio {:.2}  (goal >= 0.80)",
+        "  relayer (the same; a row and an audit row per deposit, cursor and settle per poll) {relayer_rate:>8.0} blocks/s  ratio {:.2}  (goal >= 0.80)",
         relayer_rate / raw_rate
     );
     drop(relayer);
