@@ -5,6 +5,8 @@
 //! holding the RPC credentials) under one directory, and waits until the RPC answers. The
 //! process is stopped when the [`Btcd`] is dropped, unless [`Btcd::detach`] handed it over.
 //!
+//! btcd runs with `--rejectnonstd`: tests meet Bitcoin's standardness rules as on mainnet.
+//!
 //! Reorganisations for tests use btcd's `invalidateblock` (present in v0.26):
 //! [`Btcd::reorg_from`] invalidates the block at a height and mines a replacement branch.
 
@@ -135,6 +137,9 @@ impl Btcd {
             .arg("--logdir")
             .arg(dir.join("logs"))
             .args(["--regtest", "--notls", "--nodnsseed", "--nocfilters", "--debuglevel=info"])
+            // Mainnet's relay policy (regtest accepts non-standard transactions by default); what
+            // btcd does not check (P2WSH witness limits) `ferry_types::release::standardness` does.
+            .arg("--rejectnonstd")
             .arg(format!("--rpclisten={rpc_addr}"))
             .arg(format!("--listen={p2p_addr}"))
             .arg(format!("--miningaddr={mining_address}"))

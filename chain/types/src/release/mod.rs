@@ -5,3 +5,4 @@
 pub mod bitcoin;
 pub mod bls;
 pub mod eth;
+pub mod standardness;
