@@ -5,4 +5,5 @@
 pub mod bitcoin;
 pub mod bls;
 pub mod eth;
+pub mod fee;
 pub mod standardness;

@@ -14,6 +14,7 @@
 use bitcoin::{Amount as Sats, Script, Transaction, TxOut, Weight, Witness};
 
 use crate::peg::Peg;
+use crate::release::fee::FeeRate;
 
 /// The heaviest standard transaction (`MAX_STANDARD_TX_WEIGHT`).
 pub const MAX_STANDARD_TX_WEIGHT: Weight = Weight::from_wu(400_000);
@@ -28,8 +29,8 @@ pub const MAX_STANDARD_P2WSH_STACK_ITEM_SIZE: usize = 80;
 /// The largest standard `OP_RETURN` output script, opcode and pushes included (`-datacarriersize`
 /// 80 bytes of data: 83 script bytes).
 pub const MAX_OP_RETURN_SCRIPT_SIZE: usize = 83;
-/// The minimum relay fee rate in satoshis per 1,000 virtual bytes (`-minrelaytxfee`).
-pub const MIN_RELAY_FEE_PER_KVB: u64 = 1_000;
+/// The minimum relay fee rate (`-minrelaytxfee`, 1 sat/vB).
+pub const MIN_RELAY_FEE_RATE: FeeRate = FeeRate::ONE_SAT_PER_VBYTE;
 
 /// The longest signature a witness carries: a low-S strict DER signature is at most 71 bytes,
 /// plus the sighash-type byte.
@@ -139,7 +140,7 @@ pub fn dust_threshold(script: &Script) -> Sats {
 
 /// The least fee that relays a transaction of `vsize` virtual bytes.
 pub fn min_relay_fee(vsize: u64) -> Sats {
-    Sats::from_sat((vsize * MIN_RELAY_FEE_PER_KVB).div_ceil(1_000))
+    MIN_RELAY_FEE_RATE.fee_for(Weight::from_vb_unchecked(vsize))
 }
 
 /// Checks `tx`, spending `prevouts` (one per input, in order) and paying `fee`, against the
