@@ -150,7 +150,7 @@ impl FerryClient {
     }
 
     fn rpc_error(&self, method: &'static str) -> impl Fn(tendermint_rpc::Error) -> ClientError + '_ {
-        move |error| ClientError::Rpc { url: self.url.clone(), method, reason: error.detail().to_string() }
+        move |error| ClientError::Rpc { url: self.url.clone(), method, reason: rpc_error_text(&error) }
     }
 
     /// The underlying RPC client, for calls this crate does not wrap.
@@ -342,4 +342,14 @@ fn flatten_events(events: &[tendermint::abci::Event]) -> Vec<(String, Vec<(Strin
             (event.kind.clone(), attributes)
         })
         .collect()
+}
+
+/// What a CometBFT RPC error says: for an error the node answered, its JSON-RPC message and
+/// data (where CometBFT writes "mempool is full", "tx already exists in cache", …), not only the
+/// headline "response error"; otherwise the error's own description.
+pub fn rpc_error_text(error: &tendermint_rpc::Error) -> String {
+    match error.detail() {
+        tendermint_rpc::error::ErrorDetail::Response(response) => response.source.to_string(),
+        detail => detail.to_string(),
+    }
 }
