@@ -145,7 +145,7 @@ impl Relayer {
             Some(cursor) => self.bitcoin_resume_height(watch, &cursor).await?,
         };
         let last = tip.min(next.saturating_add(BLOCKS_PER_POLL - 1));
-        // Observations are written as they are found; the cursor once per batch. After a crash
+        // Observations are written a block at a time; the cursor once per batch. After a crash
         // the batch is scanned again, and recording an observation twice changes nothing.
         let mut reached: Option<Cursor> = None;
         while next <= last {
@@ -158,18 +158,25 @@ impl Relayer {
                 break;
             }
             let hash_text = hash.to_string();
+            let mut found = Vec::new();
             for scanned in scan_block(&block, &watch.peg_script) {
                 match scanned {
-                    Scanned::Deposit(facts) => {
-                        let outcome = self.store.record_observed(&facts, next, &hash_text).await?;
-                        tracing::info!(target: "ferry_relayer::bitcoin", deposit_id = %facts.id(), amount = %facts.amount, recipient = %facts.recipient, height = next, ?outcome, "deposit observed");
-                    }
+                    Scanned::Deposit(facts) => found.push(facts),
                     Scanned::Rejected { txid, vout, reason } => {
                         if self.store.record_rejected(ParentChain::Bitcoin, &txid, vout, &reason).await? {
                             tracing::warn!(target: "ferry_relayer::bitcoin", txid, vout, reason, "payment to Ferry rejected");
                         }
                     }
                 }
+            }
+            // The block's deposits in one database transaction.
+            let outcomes = if found.is_empty() {
+                Vec::new()
+            } else {
+                self.store.record_observed_in_block(&found, next, &hash_text).await?
+            };
+            for (facts, outcome) in found.iter().zip(outcomes) {
+                tracing::info!(target: "ferry_relayer::bitcoin", deposit_id = %facts.id(), amount = %facts.amount, recipient = %facts.recipient, height = next, ?outcome, "deposit observed");
             }
             reached = Some(Cursor { height: next, block_hash: hash_text });
             next = next.saturating_add(1);

@@ -145,8 +145,8 @@ pub async fn catch_up(backlog: u32, per_block: usize) -> anyhow::Result<()> {
     );
     let (raw_before, _) = raw_pass().await?;
 
-    // The relayer (`Relayer::poll_bitcoin`): the same reads and scan; per deposit one
-    // transaction writing its `relayer_deposits` row and its `deposit.observed` audit row; per
+    // The relayer (`Relayer::poll_bitcoin`): the same reads and scan; per block with deposits one
+    // transaction writing each deposit's `relayer_deposits` row and `deposit.observed` audit row; per
     // poll (up to 500 blocks) one transaction writing the cursor and its `cursor.set` audit row,
     // then the settle pass over every pending deposit (a `getblockhash` per pending height and
     // the deposit counts). Nothing is attested: the policy asks more confirmations than the
@@ -190,7 +190,7 @@ pub async fn catch_up(backlog: u32, per_block: usize) -> anyhow::Result<()> {
         "  getblockhash + getblock + decode + scan  {raw_rate:>8.0} blocks/s  (baseline: mean of {raw_before:.0} before and {raw_after:.0} after)"
     );
     println!(
-        "  relayer (the same + per deposit a row and an audit row; per poll the cursor, its audit row and a settle pass) {relayer_rate:>8.0} blocks/s  ratio {:.2}  (goal >= 0.80)",
+        "  relayer (the same + per block one transaction: a row and an audit row per deposit; per poll the cursor, its audit row and a settle pass) {relayer_rate:>8.0} blocks/s  ratio {:.2}  (goal >= 0.80)",
         relayer_rate / raw_rate
     );
     drop(relayer);
