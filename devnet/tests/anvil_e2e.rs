@@ -4,6 +4,8 @@
 //! Each test starts its own anvil on a free loopback port; dropping it kills the process, also
 //! when a test fails.
 
+mod common;
+
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -56,6 +58,7 @@ fn expected(receipt: &Receipt, index: u32, asset: Denom, amount: u128, recipient
 
 #[tokio::test(flavor = "multi_thread")]
 async fn eth_and_token_deposits_are_found_with_exact_facts_and_block_hashes() -> TestResult {
+    let _serial = common::serial().await;
     let started = Instant::now();
     let anvil = Anvil::start().await?;
     let (vault_deployment, token_deployment) = anvil.deployments();
@@ -111,6 +114,7 @@ async fn eth_and_token_deposits_are_found_with_exact_facts_and_block_hashes() ->
 
 #[tokio::test(flavor = "multi_thread")]
 async fn reorged_out_deposit_disappears_and_the_block_hash_at_its_height_changes() -> TestResult {
+    let _serial = common::serial().await;
     let started = Instant::now();
     let anvil = Anvil::start().await?;
     let watcher = anvil.watcher()?;
@@ -137,6 +141,7 @@ async fn reorged_out_deposit_disappears_and_the_block_hash_at_its_height_changes
 
 #[tokio::test(flavor = "multi_thread")]
 async fn deposit_reincluded_by_a_reorg_keeps_its_id_in_a_new_block() -> TestResult {
+    let _serial = common::serial().await;
     let started = Instant::now();
     let anvil = Anvil::start().await?;
     let watcher = anvil.watcher()?;
@@ -160,6 +165,7 @@ async fn deposit_reincluded_by_a_reorg_keeps_its_id_in_a_new_block() -> TestResu
 
 #[tokio::test(flavor = "multi_thread")]
 async fn deposit_after_a_reverted_snapshot_is_gone_and_its_height_is_rebuilt() -> TestResult {
+    let _serial = common::serial().await;
     let started = Instant::now();
     let anvil = Anvil::start().await?;
     let watcher = anvil.watcher()?;
@@ -182,6 +188,7 @@ async fn deposit_after_a_reverted_snapshot_is_gone_and_its_height_is_rebuilt() -
 
 #[tokio::test(flavor = "multi_thread")]
 async fn dropping_anvil_stops_its_process() -> TestResult {
+    let _serial = common::serial().await;
     let anvil = Anvil::start().await?;
     let pid = anvil.pid().ok_or("no pid")?;
     let url = anvil.rpc_url().to_owned();

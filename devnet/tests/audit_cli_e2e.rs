@@ -9,13 +9,15 @@ use sqlx::Connection;
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
-fn verify(url: &str) -> Result<(bool, String), Box<dyn std::error::Error>> {
+/// Runs `ferry-relayer audit verify`; returns its exit code and its report (stdout), with stderr
+/// after it.
+fn verify(url: &str) -> Result<(Option<i32>, String, String), Box<dyn std::error::Error>> {
     let output = Command::new(ferry_devnet::relayer::binary()?)
         .args(["--database-url", url, "audit", "verify"])
         .env("RUST_LOG", "error")
         .output()?;
-    let text = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
-    Ok((output.status.success(), text))
+    let stdout = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+    Ok((output.status.code(), stdout, String::from_utf8_lossy(&output.stderr).into_owned()))
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -27,14 +29,18 @@ async fn audit_verify_names_the_row_altered_directly_in_the_database() -> TestRe
     for n in 0..5 {
         store.append("test", &format!("row-{n}"), &serde_json::json!({ "n": n })).await?;
     }
-    let (ok, text) = verify(&url)?;
-    assert!(ok, "intact log refused: {text}");
+    let (code, report, errors) = verify(&url)?;
+    assert_eq!(code, Some(0), "intact log refused: {report}{errors}");
+    assert!(report.starts_with("audit chain intact: 5 rows, head seq "), "{report}{errors}");
+    let rows = store.audit_entries("row-2").await?;
+    let [altered] = rows.as_slice() else { return Err(format!("row-2 is {rows:?}").into()) };
 
-    // Alter row 3's detail behind the append-only trigger's back.
+    // Alter the third row's detail behind the append-only trigger's back.
     let mut connection = sqlx::PgConnection::connect(&url).await?;
     let mut tx = connection.begin().await?;
     sqlx::query("ALTER TABLE relayer_audit DISABLE TRIGGER relayer_audit_append_only").execute(&mut *tx).await?;
-    let changed = sqlx::query("UPDATE relayer_audit SET detail = '{\"n\": 99}'::jsonb WHERE seq = 3")
+    let changed = sqlx::query("UPDATE relayer_audit SET detail = '{\"n\": 99}'::jsonb WHERE seq = $1")
+        .bind(altered.seq)
         .execute(&mut *tx)
         .await?
         .rows_affected();
@@ -42,9 +48,13 @@ async fn audit_verify_names_the_row_altered_directly_in_the_database() -> TestRe
     tx.commit().await?;
     assert_eq!(changed, 1);
 
-    let (ok, text) = verify(&url)?;
-    assert!(!ok, "tampered log accepted: {text}");
-    assert!(text.contains("seq 3") || text.contains("row 3"), "the report does not name row 3: {text}");
+    // Exit status 1, with the report naming the altered row and what is wrong (a failure to
+    // verify at all exits 1 too, but prints no report).
+    let (code, report, errors) = verify(&url)?;
+    assert_eq!(code, Some(1), "tampered log: {report}{errors}");
+    let named =
+        format!("audit chain BROKEN after 2 intact rows: row seq {} (test row-2): content altered", altered.seq);
+    assert!(report.starts_with(&named), "the report does not name the altered row: {report}{errors}");
     drop(store);
     database.remove().await?;
     Ok(())

@@ -4,6 +4,8 @@
 //!
 //! Every test starts its own btcd on free loopback ports; dropping it kills the process.
 
+mod common;
+
 use std::path::Path;
 use std::time::Instant;
 
@@ -55,6 +57,7 @@ fn expected_deposit(txid: &bitcoin::Txid, recipient: Address) -> Scanned {
 
 #[tokio::test]
 async fn deposit_to_the_peg_is_found_in_the_raw_block_fetched_over_rpc() -> TestResult {
+    let _serial = common::serial().await;
     let started = Instant::now();
     let mut wallet = RegtestWallet::from_seed([0x11; 32])?;
     let btcd = Btcd::isolated("btcd-deposit", wallet.address()).await?;
@@ -99,6 +102,7 @@ async fn deposit_to_the_peg_is_found_in_the_raw_block_fetched_over_rpc() -> Test
 
 #[tokio::test]
 async fn reorg_replaces_the_deposit_block_at_its_height() -> TestResult {
+    let _serial = common::serial().await;
     let started = Instant::now();
     let mut wallet = RegtestWallet::from_seed([0x22; 32])?;
     let btcd = Btcd::isolated("btcd-reorg", wallet.address()).await?;
@@ -144,6 +148,7 @@ async fn reorg_replaces_the_deposit_block_at_its_height() -> TestResult {
 
 #[tokio::test]
 async fn deposit_double_spent_on_the_replacing_branch_disappears() -> TestResult {
+    let _serial = common::serial().await;
     let mut wallet = RegtestWallet::from_seed([0x44; 32])?;
     let btcd = Btcd::isolated("btcd-double-spend", wallet.address()).await?;
     let rpc = btcd.rpc();
@@ -182,6 +187,7 @@ async fn deposit_double_spent_on_the_replacing_branch_disappears() -> TestResult
 
 #[tokio::test]
 async fn reconsidering_the_invalidated_branch_keeps_the_longer_one() -> TestResult {
+    let _serial = common::serial().await;
     let wallet = RegtestWallet::from_seed([0x33; 32])?;
     let btcd = Btcd::isolated("btcd-reconsider", wallet.address()).await?;
     let rpc = btcd.rpc();

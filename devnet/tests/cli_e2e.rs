@@ -221,9 +221,17 @@ async fn a_new_user_bridges_btc_and_eth_both_ways_with_the_cli_alone() -> TestRe
     assert_eq!(user.balance("alice", "wei")?, ETH - wei_fee);
 
     // The ledger beside the parent chains.
+    // Both parent chains' RPCs are configured, so every asset is checked against what its parent
+    // chain holds, and every check matches.
     let reserves = user.json(&["reserves"])?;
-    for row in reserves["assets"].as_array().ok_or("assets")? {
-        assert_ne!(row["matches"], false, "reserves mismatch: {row}");
+    let assets = reserves["assets"].as_array().ok_or("assets")?;
+    let denoms: Vec<&str> = assets.iter().filter_map(|row| row["denom"].as_str()).collect();
+    for bridged in ["sat", "wei"] {
+        assert!(denoms.contains(&bridged), "{bridged} missing from the reserves: {reserves}");
+    }
+    for row in assets {
+        assert_eq!(row["matches"], true, "reserves not checked, or a mismatch: {row}");
+        assert_eq!(row["parent_chain"], row["reserves"], "{row}");
     }
 
     // Insufficient funds: bob has no ether.

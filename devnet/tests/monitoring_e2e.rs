@@ -21,7 +21,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use common::{TestResult, WAIT, balance, serial};
+use common::{TestResult, WAIT, balance, serial, wait_until};
 use ferry_client::wallet::Wallet;
 use ferry_devnet::accounts::{member_key, user_key};
 use ferry_devnet::btcd::RegtestWallet;
@@ -231,6 +231,27 @@ fn rules_with_short_for(dir: &Path) -> TestResult<PathBuf> {
     Ok(path)
 }
 
+/// Every rule Prometheus serves (`/api/v1/rules`) once all of them come from `file` and each has
+/// been evaluated without error; waits up to [`ALERT_WAIT`] for that.
+async fn evaluated_rules(system: &System, file: &Path) -> TestResult<Vec<Value>> {
+    let url = format!("{}/api/v1/rules", system.prometheus.url());
+    let file = file.display().to_string();
+    let (file, url) = (&file, &url);
+    wait_until("every rule of the shortened file evaluated", ALERT_WAIT, || async move {
+        let answer: Value = reqwest::get(url).await?.json().await?;
+        let groups = answer["data"]["groups"].as_array().cloned().unwrap_or_default();
+        let from_file = !groups.is_empty() && groups.iter().all(|group| group["file"].as_str() == Some(file.as_str()));
+        let rules: Vec<Value> =
+            groups.iter().flat_map(|group| group["rules"].as_array().cloned().unwrap_or_default()).collect();
+        // A rule not evaluated yet reports Go's zero time and health "unknown".
+        let evaluated = rules.iter().all(|rule| {
+            rule["health"] == "ok" && rule["lastEvaluation"].as_str().is_some_and(|at| !at.starts_with("0001-"))
+        });
+        Ok((from_file && rules.len() >= 13 && evaluated).then_some(rules))
+    })
+    .await
+}
+
 fn firing<'a>(alerts: &'a [Alert], name: &str) -> Vec<&'a Alert> {
     alerts.iter().filter(|alert| alert.name() == name && alert.is_firing()).collect()
 }
@@ -267,8 +288,15 @@ async fn every_dashboard_query_has_data_and_the_paused_and_relayer_lag_alerts_fi
 
     let rules_dir = tempfile::tempdir()?;
     let rules = rules_with_short_for(rules_dir.path())?;
-    system.prometheus.set_rule_files(vec![rules]).await?;
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    system.prometheus.set_rule_files(vec![rules.clone()]).await?;
+    // Prometheus loaded the shortened rules and evaluated every one against the running system;
+    // neither alert provoked below is even pending (its expression is false).
+    let loaded = evaluated_rules(&system, &rules).await?;
+    for name in ["FerryBridgePaused", "FerryRelayerLag"] {
+        let rule = loaded.iter().find(|rule| rule["name"] == name).ok_or(format!("{name} not loaded"))?;
+        assert_eq!(rule["state"], "inactive", "{name} before it is provoked: {rule}");
+        assert_eq!(rule["alerts"].as_array().map(Vec::len), Some(0), "{rule}");
+    }
     let before = system.prometheus.alerts().await?;
     for name in ["FerryBridgePaused", "FerryRelayerLag"] {
         assert!(firing(&before, name).is_empty(), "{name} fires before it is provoked: {before:?}");

@@ -7,20 +7,21 @@ mod common;
 use std::time::Duration;
 
 use bitcoin::{Amount as Sats, TxOut};
-use common::{TestResult, balance, serial, start_network, wait_for_balance};
+use common::{
+    TestResult, WAIT, balance, serial, start_network, wait_for_a_finished_round, wait_for_balance, wait_until,
+};
 use ferry_client::FerryClient;
 use ferry_devnet::anvil::Anvil;
 use ferry_devnet::btcd::{Btcd, RegtestWallet};
 use ferry_devnet::postgres::{PgServer, ScratchDatabase};
 use ferry_devnet::relayer::{RelayerProcess, RelayerSetup};
 use ferry_relayer::ethereum::U256;
+use ferry_relayer::store::{DepositRecord, DepositStatus, Store};
 use ferry_types::peg::deposit_memo;
 use ferry_types::query::{PEG_PATH, PegView};
-use ferry_types::{Address, Denom};
+use ferry_types::{Address, Denom, DepositId, ParentChain};
 
 const CONFIRMATIONS: u32 = 3;
-/// Long enough for every relayer to poll several times (they poll every 200 ms).
-const SETTLE: Duration = Duration::from_secs(3);
 
 /// Everything a deposit needs: the network, both parent chains, PostgreSQL and three relayers.
 struct Fixture {
@@ -94,6 +95,91 @@ impl Fixture {
     }
 }
 
+impl Fixture {
+    /// Each relayer's own store.
+    async fn stores(&self) -> TestResult<Vec<Store>> {
+        let mut stores = Vec::new();
+        for relayer in &self.relayers {
+            stores.push(Store::connect(relayer.database_url()).await?);
+        }
+        Ok(stores)
+    }
+
+    /// The tip of `chain` now.
+    async fn tip(&self, chain: ParentChain) -> TestResult<u64> {
+        Ok(match chain {
+            ParentChain::Bitcoin => self.btcd.rpc().get_block_count().await?,
+            ParentChain::Ethereum => self.anvil.block_number().await?,
+        })
+    }
+
+    /// Waits until every relayer has scanned `chain` up to its current tip (its stored cursor is
+    /// there) and then finished the round under way, deciding about every pending deposit at that
+    /// tip. Returns the tip.
+    async fn wait_until_evaluated(&self, chain: ParentChain) -> TestResult<u64> {
+        let tip = self.tip(chain).await?;
+        let series = format!(r#"ferry_relayer_last_poll_timestamp_seconds{{chain="{}"}}"#, chain.tag());
+        for (relayer, store) in self.relayers.iter().zip(self.stores().await?) {
+            let store = &store;
+            wait_until(&format!("{} scanned to {} {tip}", relayer.database_url(), chain.tag()), WAIT, || async move {
+                Ok(store.cursor(chain).await?.filter(|cursor| cursor.height >= tip))
+            })
+            .await?;
+            wait_for_a_finished_round(&relayer.metrics_url(), &series).await?;
+        }
+        Ok(tip)
+    }
+
+    /// Waits until every relayer's store satisfies `ready`, given its deposits of `chain` with
+    /// `tx_id` (a relayer records what it scanned as it goes).
+    async fn wait_for_records(
+        &self,
+        chain: ParentChain,
+        tx_id: &str,
+        what: &str,
+        ready: impl Fn(&[DepositRecord]) -> bool,
+    ) -> TestResult {
+        for store in self.stores().await? {
+            let (store, ready) = (&store, &ready);
+            wait_until(what, WAIT, || async move {
+                let records = deposits_of(store, chain, tx_id).await?;
+                Ok(ready(&records).then_some(()))
+            })
+            .await?;
+        }
+        Ok(())
+    }
+}
+
+/// The deposits of `chain` from transaction `tx_id` (outputs or logs 0 to 3) in `store`, whatever
+/// their status.
+async fn deposits_of(store: &Store, chain: ParentChain, tx_id: &str) -> TestResult<Vec<DepositRecord>> {
+    let mut found = Vec::new();
+    for index in 0..4 {
+        let id: DepositId = format!("{chain}:{tx_id}:{index}").parse()?;
+        found.extend(store.deposit(&id).await?);
+    }
+    Ok(found)
+}
+
+/// Asserts that every relayer holds the undecided deposits of `chain` at exactly `depths`
+/// (confirmations at `tip`, deepest first), each below the required depth, still `observed`, and
+/// with no attestation attempted.
+async fn assert_waiting_at(fx: &Fixture, chain: ParentChain, tip: u64, depths: &[u64]) -> TestResult {
+    assert!(depths.iter().all(|&depth| depth < u64::from(CONFIRMATIONS)), "{depths:?}");
+    for store in fx.stores().await? {
+        let pending: Vec<DepositRecord> =
+            store.pending().await?.into_iter().filter(|record| record.observation.facts.chain == chain).collect();
+        let mut found: Vec<u64> = pending.iter().map(|record| tip + 1 - record.observation.block_height).collect();
+        found.sort_unstable_by(|a, b| b.cmp(a));
+        assert_eq!(found, depths, "{pending:?}");
+        for record in &pending {
+            assert_eq!((record.status, record.attempts), (DepositStatus::Observed, 0), "attested early: {record:?}");
+        }
+    }
+    Ok(())
+}
+
 impl Drop for Fixture {
     fn drop(&mut self) {
         self.relayers.clear();
@@ -110,10 +196,12 @@ async fn deposits_from_bitcoin_and_ethereum_mint_exactly_once_after_the_confirma
     let client = fx.client.clone();
     let btc_recipient = Address::from_bytes([0xb1; 20]);
     fx.pay_peg(150_000, Some(&btc_recipient)).await?;
-    // One and two confirmations: not yet.
-    for _ in 1..CONFIRMATIONS {
+    // One and two confirmations: every relayer saw the deposit at that depth, decided to wait,
+    // and sent nothing.
+    for depth in 1..CONFIRMATIONS {
         fx.btcd.mine(1).await?;
-        tokio::time::sleep(SETTLE).await;
+        let tip = fx.wait_until_evaluated(ParentChain::Bitcoin).await?;
+        assert_waiting_at(&fx, ParentChain::Bitcoin, tip, &[u64::from(depth)]).await?;
         assert_eq!(
             balance(&client, &btc_recipient, &Denom::sat()).await?,
             0,
@@ -130,7 +218,8 @@ async fn deposits_from_bitcoin_and_ethereum_mint_exactly_once_after_the_confirma
     let token_denom: Denom = format!("erc20/{:#x}", fx.anvil.token()).to_lowercase().parse()?;
     fx.anvil.deposit_token(fx.anvil.token(), U256::from(250_000_000u64), &eth_recipient).await?;
     fx.anvil.deposit_eth(&eth_recipient, U256::from(2_000_000_000_000_000_000u128)).await?;
-    tokio::time::sleep(SETTLE).await;
+    let tip = fx.wait_until_evaluated(ParentChain::Ethereum).await?;
+    assert_waiting_at(&fx, ParentChain::Ethereum, tip, &[2, 1]).await?;
     assert_eq!(balance(&client, &eth_recipient, &Denom::wei()).await?, 0, "minted before the confirmations");
     assert_eq!(balance(&client, &eth_recipient, &token_denom).await?, 0, "minted before the confirmations");
     fx.anvil.mine(u64::from(CONFIRMATIONS)).await?;
@@ -140,7 +229,8 @@ async fn deposits_from_bitcoin_and_ethereum_mint_exactly_once_after_the_confirma
     // More blocks and more polls change nothing: each deposit minted exactly once.
     fx.btcd.mine(3).await?;
     fx.anvil.mine(3).await?;
-    tokio::time::sleep(SETTLE).await;
+    fx.wait_until_evaluated(ParentChain::Bitcoin).await?;
+    fx.wait_until_evaluated(ParentChain::Ethereum).await?;
     assert_eq!(balance(&client, &btc_recipient, &Denom::sat()).await?, 150_000);
     assert_eq!(balance(&client, &eth_recipient, &Denom::wei()).await?, 2_000_000_000_000_000_000);
     assert_eq!(balance(&client, &eth_recipient, &token_denom).await?, 250_000_000);
@@ -172,16 +262,18 @@ async fn deposit_reorged_out_before_confirmations_never_mints_and_bad_payments_a
     // payer double-spends it on the new branch.
     let deposit = fx.pay_peg(80_000, Some(&recipient)).await?;
     let [deposit_block] = fx.btcd.mine(1).await?[..] else { return Err("mined other than one block".into()) };
-    tokio::time::sleep(SETTLE).await;
+    let deposit_id = deposit.to_string();
+    let observed = |records: &[DepositRecord]| records.iter().any(|r| r.status == DepositStatus::Observed);
+    fx.wait_for_records(ParentChain::Bitcoin, &deposit_id, "the bitcoin deposit observed", observed).await?;
     fx.btcd.invalidate_block(&deposit_block).await?;
     let refund = TxOut { value: Sats::from_sat(80_000), script_pubkey: fx.wallet.address().script_pubkey() };
     fx.wallet.replace(&fx.btcd.rpc(), &deposit, vec![refund]).await?;
     fx.btcd.mine(4).await?;
 
     // Ethereum: the deposit's block is reorganised away with the transaction dropped.
-    fx.anvil.deposit_eth(&recipient, U256::from(1_000_000_000u64)).await?;
+    let ether = fx.anvil.deposit_eth(&recipient, U256::from(1_000_000_000u64)).await?;
     fx.anvil.mine(1).await?;
-    tokio::time::sleep(SETTLE).await;
+    fx.wait_for_records(ParentChain::Ethereum, &ether.tx_hash, "the ether deposit observed", observed).await?;
     fx.anvil.reorg(2, &[]).await?;
     fx.anvil.mine(4).await?;
 
@@ -191,7 +283,19 @@ async fn deposit_reorged_out_before_confirmations_never_mints_and_bad_payments_a
     let memo = TxOut { value: Sats::ZERO, script_pubkey: deposit_memo(&recipient) };
     let memo_only = fx.wallet.pay(&fx.btcd.rpc(), vec![elsewhere, memo]).await?;
     fx.btcd.mine(CONFIRMATIONS + 2).await?;
-    tokio::time::sleep(SETTLE * 2).await;
+    // Every relayer drops both deposits and records both refusals (then nothing is left to decide).
+    let dropped = |records: &[DepositRecord]| records.iter().all(|r| r.status == DepositStatus::Dropped);
+    fx.wait_for_records(ParentChain::Bitcoin, &deposit_id, "the bitcoin deposit dropped", dropped).await?;
+    fx.wait_for_records(ParentChain::Ethereum, &ether.tx_hash, "the ether deposit dropped", dropped).await?;
+    for store in fx.stores().await? {
+        let store = &store;
+        wait_until("both refused payments recorded", WAIT, || async move {
+            Ok((store.counts().await?.rejections >= 2).then_some(()))
+        })
+        .await?;
+    }
+    fx.wait_until_evaluated(ParentChain::Bitcoin).await?;
+    fx.wait_until_evaluated(ParentChain::Ethereum).await?;
 
     assert_eq!(balance(&client, &recipient, &Denom::sat()).await?, 0, "a reorged-out bitcoin deposit minted");
     assert_eq!(balance(&client, &recipient, &Denom::wei()).await?, 0, "a reorged-out ether deposit minted");
@@ -200,7 +304,16 @@ async fn deposit_reorged_out_before_confirmations_never_mints_and_bad_payments_a
         let store = ferry_relayer::store::Store::connect(url).await?;
         let counts = store.counts().await?;
         assert_eq!(counts.rejections, 2, "{url}: {counts:?}");
-        assert_eq!(counts.deposits.get(&ferry_relayer::store::DepositStatus::Dropped), Some(&2), "{url}: {counts:?}");
+        assert_eq!(counts.deposits.get(&DepositStatus::Dropped), Some(&2), "{url}: {counts:?}");
+        for chain_deposits in [
+            deposits_of(&store, ParentChain::Bitcoin, &deposit_id).await?,
+            deposits_of(&store, ParentChain::Ethereum, &ether.tx_hash).await?,
+        ] {
+            assert!(
+                chain_deposits.iter().all(|record| record.attempts == 0),
+                "attested before dropped: {chain_deposits:?}"
+            );
+        }
         assert!(store.verify().await?.is_intact());
         // The refusals are in the audit log, with their reasons.
         let refused_payment = store.audit_entries(&format!("btc:{no_memo}:0")).await?;
@@ -244,8 +357,9 @@ async fn relayers_killed_repeatedly_still_mint_every_deposit_exactly_once() -> T
         wait_for_balance(&client, recipient, &Denom::sat(), 10_000 * factor).await?;
         wait_for_balance(&client, recipient, &Denom::wei(), 1_000 * factor).await?;
     }
-    // Nothing more arrives later.
-    tokio::time::sleep(SETTLE).await;
+    // Nothing more arrives later: every relayer has scanned to the tips and decided again.
+    fx.wait_until_evaluated(ParentChain::Bitcoin).await?;
+    fx.wait_until_evaluated(ParentChain::Ethereum).await?;
     for (round, recipient) in recipients.iter().enumerate() {
         let factor = u128::try_from(round)? + 1;
         assert_eq!(balance(&client, recipient, &Denom::sat()).await?, 10_000 * factor);

@@ -26,7 +26,7 @@ use ferry_relayer::attest::Attester;
 use ferry_relayer::confirmations::ConfirmationPolicy;
 use ferry_relayer::delivery::{BitcoinDelivery, Delivery, EthereumDelivery};
 use ferry_relayer::ethereum::vault::{VaultError, vault_error};
-use ferry_relayer::ethereum::{EthAddress, U256, Wallet};
+use ferry_relayer::ethereum::{EthAddress, EthereumError, TransactionState, U256, Wallet};
 use ferry_relayer::metrics::Metrics;
 use ferry_relayer::service::{BitcoinWatch, Relayer};
 use ferry_relayer::store::{ReleaseStatus, Store};
@@ -407,6 +407,147 @@ async fn set_automine(rpc: &str, on: bool) -> TestResult {
     Ok(())
 }
 
+/// A JSON-RPC proxy in front of anvil that holds each `eth_sendRawTransaction` until another one
+/// arrives (or [`WAIT`] passed), then forwards both: two wallets delivering through it each
+/// simulate their release before the other's transaction reaches the node, as two relayers
+/// polling at the same moment over a slower network would. Everything else passes straight on.
+#[derive(Clone)]
+struct SendsInPairs {
+    upstream: String,
+    http: reqwest::Client,
+    pair: std::sync::Arc<tokio::sync::Barrier>,
+}
+
+async fn forward_in_pairs(
+    axum::extract::State(proxy): axum::extract::State<SendsInPairs>,
+    body: axum::body::Bytes,
+) -> Result<([(axum::http::HeaderName, &'static str); 1], Vec<u8>), axum::http::StatusCode> {
+    let method = serde_json::from_slice::<serde_json::Value>(&body)
+        .ok()
+        .and_then(|request| request.get("method").and_then(serde_json::Value::as_str).map(str::to_owned));
+    if method.as_deref() == Some("eth_sendRawTransaction") {
+        // Timing out lets a lone send through: the test's assertions then say what went wrong.
+        let _ = tokio::time::timeout(WAIT, proxy.pair.wait()).await;
+    }
+    let answer = common::forward_json_rpc(&proxy.http, &proxy.upstream, body).await?;
+    Ok(([(axum::http::header::CONTENT_TYPE, "application/json")], answer.to_vec()))
+}
+
+/// Serves [`SendsInPairs`] for `upstream` on a free loopback port until the task is aborted;
+/// returns its URL.
+async fn start_sends_in_pairs(upstream: &str) -> TestResult<(String, tokio::task::JoinHandle<()>)> {
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
+    let url = format!("http://{}", listener.local_addr()?);
+    let proxy = SendsInPairs {
+        upstream: upstream.to_owned(),
+        http: reqwest::Client::new(),
+        pair: std::sync::Arc::new(tokio::sync::Barrier::new(2)),
+    };
+    let app = axum::Router::new().route("/", axum::routing::post(forward_in_pairs)).with_state(proxy);
+    let task = tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    Ok((url, task))
+}
+
+/// Polls members 0 and 1 at the same time (their wallets' sends meet at [`SendsInPairs`]), then
+/// member 2.
+async fn poll_racing(relayers: &Relayers) -> TestResult {
+    let (first, second) = tokio::join!(
+        relayers.deliveries[0].poll(Some(&relayers.attesters[0])),
+        relayers.deliveries[1].poll(Some(&relayers.attesters[1]))
+    );
+    first?;
+    second?;
+    relayers.deliveries[2].poll(Some(&relayers.attesters[2])).await?;
+    Ok(())
+}
+
+/// The revert data (hex) with which the mined transaction `tx` failed, from anvil's call tracer;
+/// `None` when it succeeded.
+async fn revert_data(rpc: &str, tx: &str) -> TestResult<Option<String>> {
+    let body = serde_json::json!({
+        "jsonrpc": "2.0", "id": 1, "method": "debug_traceTransaction", "params": [tx, {"tracer": "callTracer"}]
+    });
+    let answer: serde_json::Value = reqwest::Client::new().post(rpc).json(&body).send().await?.json().await?;
+    let trace = answer.get("result").ok_or_else(|| format!("debug_traceTransaction {tx}: {answer}"))?;
+    if trace.get("error").is_none() {
+        return Ok(None);
+    }
+    let output = trace["output"].as_str().ok_or_else(|| format!("a failed call without output: {trace}"))?;
+    Ok(Some(output.trim_start_matches("0x").to_lowercase()))
+}
+
+/// The revert data (hex) a refused call's error carries.
+fn refusal_data(error: &EthereumError) -> Option<String> {
+    match error {
+        EthereumError::Rpc { source, .. } => source.as_error_resp()?.as_revert_data().map(hex::encode),
+        _ => None,
+    }
+}
+
+/// The transactions members 0 and 1 sent for batch `id`, each sent `attempts` times so far and
+/// waiting in anvil's pool.
+async fn both_pending(relayers: &Relayers, anvil: &Anvil, id: u64, attempts: u32) -> TestResult<[String; 2]> {
+    let watcher = anvil.watcher()?;
+    let mut sent = Vec::new();
+    for store in &relayers.stores[..2] {
+        let record = store.release(id).await?.ok_or("no record: a wallet did not deliver")?;
+        assert_eq!((record.status, record.attempts), (ReleaseStatus::Broadcast, attempts), "{record:?}");
+        let tx = record.parent_tx.ok_or("delivered without a transaction")?;
+        assert_eq!(watcher.transaction_state(&tx).await?, TransactionState::Pending, "{tx}");
+        sent.push(tx);
+    }
+    let [first, second] = <[String; 2]>::try_from(sent).map_err(|_| "two transactions")?;
+    assert_ne!(first, second, "both wallets sent");
+    Ok([first, second])
+}
+
+/// Mines one block holding both `sent` transactions: one pays the batch, the other reverts with
+/// the vault's `AlreadyReleased(nonce)`, as replaying its call now shows. Returns the member whose
+/// transaction paid and its hash.
+async fn one_pays_one_reverts(
+    anvil: &Anvil,
+    release: &ferry_types::release::eth::EthBatch,
+    signature: &[u8],
+    sent: &[String; 2],
+) -> TestResult<(usize, String)> {
+    anvil.mine(1).await?;
+    let watcher = anvil.watcher()?;
+    let mut outcomes = Vec::new();
+    for tx in sent {
+        match watcher.transaction_state(tx).await? {
+            TransactionState::Mined { block_number, succeeded } => outcomes.push((block_number, succeeded)),
+            other => return Err(format!("{tx} not mined: {other:?}").into()),
+        }
+    }
+    assert_eq!(outcomes[0].0, outcomes[1].0, "both in the same block: {outcomes:?}");
+    let winner = match (outcomes[0].1, outcomes[1].1) {
+        (true, false) => 0,
+        (false, true) => 1,
+        _ => return Err(format!("expected one payment and one revert: {outcomes:?}").into()),
+    };
+    let loser = 1 - winner;
+    assert_eq!(revert_data(anvil.rpc_url(), &sent[winner]).await?, None);
+    let reverted = revert_data(anvil.rpc_url(), &sent[loser]).await?.ok_or("the losing transaction succeeded")?;
+    // The same call from the losing wallet, against the block both were mined in.
+    let replay = Wallet::connect(anvil.rpc_url(), RELAYER_PRIVATE_KEYS[loser])?
+        .simulate_release(anvil.vault(), release, signature, None)
+        .await
+        .err()
+        .ok_or("the losing release would pay now")?;
+    assert!(
+        matches!(vault_error(&replay), Some(VaultError::AlreadyReleased(ref paid)) if paid.nonce == release.nonce),
+        "{replay}"
+    );
+    assert_eq!(
+        refusal_data(&replay).as_deref(),
+        Some(reverted.as_str()),
+        "mined with another refusal than AlreadyReleased"
+    );
+    Ok((winner, sent[winner].clone()))
+}
+
 /// Two relayers with wallets race (both transactions pending when each simulates), one payment
 /// reverts; everyone attests the winner. Then the winner's block is reorganised away with every
 /// transaction in it dropped: both deliver again, and the batch still pays exactly once.
@@ -422,47 +563,50 @@ async fn racing_ethereum_deliveries_pay_once_and_survive_a_reorg_that_drops_the_
 
     let postgres = PgServer::from_env_or_start(None).await?;
     let wallet_keys = [Some(RELAYER_PRIVATE_KEYS[0]), Some(RELAYER_PRIVATE_KEYS[1]), None];
-    let relayers = Relayers::ethereum("deliv_race", &network, &anvil, &postgres, wallet_keys).await?;
+    let mut relayers = Relayers::ethereum("deliv_race", &network, &anvil, &postgres, wallet_keys).await?;
+    // Members 0 and 1 pay through the proxy that lets their transactions out in pairs.
+    let (proxy, proxy_task) = start_sends_in_pairs(anvil.rpc_url()).await?;
+    for (delivery, key) in relayers.deliveries.iter_mut().zip(&RELAYER_PRIVATE_KEYS[..2]) {
+        let ethereum = delivery.ethereum.as_mut().ok_or("no ethereum delivery")?;
+        ethereum.wallet = Some(Wallet::connect(&proxy, key)?);
+    }
     let paid = || async { anvil.wallet().balance(recipient).await };
 
+    let signed = batch(&client, id).await?;
+    let BatchRelease::Ethereum(release) = &signed.batch.release else { return Err("not eth".into()) };
+    let signature = hex::decode(release.signature.as_ref().ok_or("no signature")?)?;
+
+    // No block is mined until the test mines one, and neither transaction reaches the node before
+    // both wallets simulated theirs against a pool without the other: both send.
     set_automine(anvil.rpc_url(), false).await?;
-    let (first, second) = tokio::join!(
-        relayers.deliveries[0].poll(Some(&relayers.attesters[0])),
-        relayers.deliveries[1].poll(Some(&relayers.attesters[1]))
-    );
-    first?;
-    second?;
-    relayers.deliveries[2].poll(Some(&relayers.attesters[2])).await?;
+    poll_racing(&relayers).await?;
     let statuses = relayers.statuses(id).await?;
-    eprintln!("after the race: {statuses:?}");
-    let sent0 = relayers.stores[0].release(id).await?.and_then(|r| r.parent_tx);
-    let sent1 = relayers.stores[1].release(id).await?.and_then(|r| r.parent_tx);
-    assert!(sent0.is_some() || sent1.is_some());
-    assert_ne!(sent0, sent1);
     assert_eq!(statuses[2], None, "member 2 has no wallet");
+    let sent = both_pending(&relayers, &anvil, id, 1).await?;
     // Polled again while pending: nobody sends a third.
     relayers.poll().await?;
-    for store in &relayers.stores[..2] {
-        assert!(store.release(id).await?.is_none_or(|record| record.attempts == 1));
-    }
-    anvil.mine(1).await?;
+    assert_eq!(both_pending(&relayers, &anvil, id, 1).await?, sent);
+    let (winner, paying) = one_pays_one_reverts(&anvil, &release.batch, &signature, &sent).await?;
+    eprintln!("member {winner}'s {paying} paid");
     relayers.poll().await?;
-    let mut found = Vec::new();
     for store in &relayers.stores {
-        found.push(store.release(id).await?.and_then(|r| r.parent_tx).ok_or("found")?);
+        let record = store.release(id).await?.ok_or("no record")?;
+        assert_eq!(record.parent_tx.as_deref(), Some(paying.as_str()), "everyone found the winner: {record:?}");
+        assert!(record.block.is_some(), "{record:?}");
     }
-    assert!(found.iter().all(|tx| *tx == found[0]), "{found:?}");
-    assert!(Some(&found[0]) == sent0.as_ref() || Some(&found[0]) == sent1.as_ref());
     assert_eq!(paid().await?, U256::from(ONE_ETH), "paid once");
 
     // The block with both transactions is replaced by an empty one: the payment is undone.
     anvil.dev_node().reorg(1, &[]).await?;
     assert_eq!(paid().await?, U256::ZERO);
-    relayers.poll().await?;
+    poll_racing(&relayers).await?;
     let statuses = relayers.statuses(id).await?;
     assert!(statuses.iter().all(|s| *s == Some(ReleaseStatus::Broadcast)), "{statuses:?}");
     assert!(relayers.stores[2].release(id).await?.ok_or("record")?.block.is_none());
-    anvil.mine(1).await?;
+    // Both wallets delivered again, and race again.
+    let resent = both_pending(&relayers, &anvil, id, 2).await?;
+    let (winner, paying) = one_pays_one_reverts(&anvil, &release.batch, &signature, &resent).await?;
+    eprintln!("after the reorg, member {winner}'s {paying} paid");
     relayers.poll().await?;
     anvil.mine(1).await?;
     relayers.poll().await?;
@@ -472,12 +616,15 @@ async fn racing_ethereum_deliveries_pay_once_and_survive_a_reorg_that_drops_the_
     assert_eq!(paid().await?, U256::from(ONE_ETH), "paid exactly once");
     // One more round records the settlement in every store.
     relayers.poll().await?;
-    for store in &relayers.stores {
+    assert_eq!(settled.batch.release_tx.as_deref(), Some(paying.as_str()));
+    for (member, store) in relayers.stores.iter().enumerate() {
         let record = store.release(id).await?.ok_or("record")?;
         assert_eq!(record.status, ReleaseStatus::Settled);
         assert_eq!(record.parent_tx, settled.batch.release_tx);
+        assert_eq!(record.attempts, if member < 2 { 2 } else { 0 }, "deliveries by member {member}");
         eprintln!("{} attempts: {:?}", record.attempts, audit_kinds(store, id).await?);
     }
+    proxy_task.abort();
     Ok(())
 }
 

@@ -64,18 +64,7 @@ fn tamper_answer(tamper: &Tamper, value: &str) -> Option<String> {
 }
 
 async fn forward(State(tamper): State<Tamper>, body: Bytes) -> Result<Vec<u8>, axum::http::StatusCode> {
-    let bad_gateway = |_| axum::http::StatusCode::BAD_GATEWAY;
-    let answer = tamper
-        .http
-        .post(&tamper.upstream)
-        .header("content-type", "application/json")
-        .body(body)
-        .send()
-        .await
-        .map_err(bad_gateway)?
-        .bytes()
-        .await
-        .map_err(bad_gateway)?;
+    let answer = common::forward_json_rpc(&tamper.http, &tamper.upstream, body).await?;
     let Ok(mut json) = serde_json::from_slice::<Value>(&answer) else { return Ok(answer.to_vec()) };
     let value = json.pointer("/result/response/value").and_then(Value::as_str).map(str::to_owned);
     if let Some(tampered) = value.and_then(|value| tamper_answer(&tamper, &value))
@@ -143,15 +132,22 @@ async fn a_signer_behind_a_tampering_endpoint_refuses_the_changed_destination_an
     let member0 = accounts::member_key(0)?.address();
     assert!(!batch.batch.signatures.contains_key(&member0), "member 0 signed a batch it was shown tampered");
 
-    // Member 0 refused, and says why: in its metrics and in its audit log.
+    // Member 0 refused, and says why: in its metrics (every refusal under the `destination`
+    // reason) and in its audit log.
     let text = reqwest::get(tampered_signer.metrics_url()).await?.text().await?;
     let refusals = metric(&text, r#"ferry_signer_signatures_total{chain="eth",outcome="refused"}"#);
     assert!(refusals >= 1.0, "no refusal counted: {text}");
+    let for_destination = metric(&text, r#"ferry_signer_policy_rejections_total{reason="destination"}"#);
+    assert_eq!(for_destination, refusals, "refused for another reason than the destination: {text}");
     let pool = sqlx::PgPool::connect(&spec.database_url).await?;
     let entries = ferry_audit::AuditLog::SIGNER.entries_for(&pool, &format!("batch-{batch_id}")).await?;
     let refusal = entries.iter().find(|entry| entry.kind == "batch.refused").ok_or("no refusal in the audit log")?;
-    let detail = refusal.detail.to_string().to_lowercase();
-    assert!(detail.contains(&hex::encode(honest.as_bytes())) || detail.contains("destination"), "{detail}");
+    assert_eq!(refusal.detail["reason"], "destination", "{}", refusal.detail);
+    // The message names both: what the batch pays and what the burn named.
+    let message = refusal.detail["message"].as_str().unwrap_or_default().to_lowercase();
+    for (who, address) in [("attacker", attacker), ("honest destination", honest)] {
+        assert!(message.contains(&hex::encode(address.as_bytes())), "the refusal does not name the {who}: {message}");
+    }
     assert!(entries.iter().all(|entry| entry.kind != "batch.signed"), "{entries:?}");
     assert!(ferry_audit::AuditLog::SIGNER.verify(&pool).await?.is_intact());
 

@@ -3,12 +3,16 @@
 //! lifecycle across a restart, idempotent observation, the append-only trigger, tamper detection
 //! by `verify`, and concurrent appends forming one chain.
 
+mod common;
+
 use std::path::Path;
 use std::time::Duration;
 
 use ferry_devnet::postgres::{PgServer, Postgres, ScratchDatabase};
+use ferry_relayer::confirmations::ConfirmationPolicy;
 use ferry_relayer::store::audit::kind;
 use ferry_relayer::store::{Break, Cursor, DepositStatus, MIGRATOR, ObserveOutcome, Store, StoreError, Transition};
+use ferry_relayer::tracker::{Effect, Tracker};
 use ferry_types::{Address, Amount, Denom, DepositFacts, ParentChain};
 use serde_json::json;
 use sqlx::{Connection, PgConnection};
@@ -78,6 +82,7 @@ async fn scalar_i64(connection: &mut PgConnection, sql: &str) -> TestResult<i64>
 
 #[tokio::test(flavor = "multi_thread")]
 async fn migrations_apply_twice_and_the_second_run_changes_nothing() -> TestResult {
+    let _serial = common::serial().await;
     let db = TestDatabase::create("migrate").await?;
     let store = db.store().await?;
     store.append("test.marker", "migrations", &json!({"run": 1})).await?;
@@ -101,6 +106,7 @@ async fn migrations_apply_twice_and_the_second_run_changes_nothing() -> TestResu
 
 #[tokio::test(flavor = "multi_thread")]
 async fn deposit_goes_observed_attesting_attested_and_a_restart_resumes_it() -> TestResult {
+    let _serial = common::serial().await;
     let db = TestDatabase::create("lifecycle").await?;
     let store = db.store().await?;
     let facts = btc_facts(0x11, 1, 50_000);
@@ -123,11 +129,20 @@ async fn deposit_goes_observed_attesting_attested_and_a_restart_resumes_it() -> 
     );
     assert_eq!(store.mark_attesting(&id).await?, 1);
 
-    // Crash after recording the intent: a new process finds the deposit still to be sent.
+    // Crash after recording the intent: a new process (a new pool) finds the deposit still to be
+    // sent. It resumes the way the relayer does on restart: what the store holds pending is fed to
+    // a fresh tracker, which decides, at a tip where the deposit is deep enough, to attest it
+    // again; the new intent is the second attempt.
     drop(store);
     let store = db.store().await?;
     let pending = store.pending().await?;
     assert_eq!((pending.len(), pending[0].status, pending[0].attempts), (1, DepositStatus::Attesting, 1));
+    let mut tracker = Tracker::new(ConfirmationPolicy::flat(3));
+    for record in &pending {
+        tracker.observe(record.observation.clone());
+    }
+    let effects = tracker.evaluate(102, |height| (height == 100).then(|| "a100".to_owned()));
+    assert_eq!(effects, [Effect::Attest(pending[0].observation.clone())]);
     assert_eq!(store.mark_attesting(&id).await?, 2);
     assert_eq!(store.mark_attested(&id, "ab12").await?, Transition::Applied);
     assert_eq!(store.mark_attested(&id, "ab12").await?, Transition::Unchanged);
@@ -177,6 +192,7 @@ async fn deposit_goes_observed_attesting_attested_and_a_restart_resumes_it() -> 
 
 #[tokio::test(flavor = "multi_thread")]
 async fn reorged_deposit_is_dropped_then_observed_again_in_its_new_block() -> TestResult {
+    let _serial = common::serial().await;
     let db = TestDatabase::create("reorg").await?;
     let store = db.store().await?;
     let facts = btc_facts(0x33, 0, 70_000);
@@ -222,6 +238,7 @@ async fn reorged_deposit_is_dropped_then_observed_again_in_its_new_block() -> Te
 
 #[tokio::test(flavor = "multi_thread")]
 async fn observing_the_same_deposit_twice_keeps_one_row_and_one_audit_entry() -> TestResult {
+    let _serial = common::serial().await;
     let db = TestDatabase::create("idempotent").await?;
     let store = db.store().await?;
     let facts = btc_facts(0x55, 3, 10_000);
@@ -258,6 +275,7 @@ async fn observing_the_same_deposit_twice_keeps_one_row_and_one_audit_entry() ->
 
 #[tokio::test(flavor = "multi_thread")]
 async fn audit_rows_cannot_be_updated_deleted_or_truncated() -> TestResult {
+    let _serial = common::serial().await;
     let db = TestDatabase::create("append_only").await?;
     let store = db.store().await?;
     let entry = store.append("test.event", "subject-1", &json!({"n": 1})).await?;
@@ -305,6 +323,7 @@ async fn behind_the_triggers_back(connection: &mut PgConnection, statement: &str
 
 #[tokio::test(flavor = "multi_thread")]
 async fn verify_names_exactly_the_row_altered_behind_the_triggers_back() -> TestResult {
+    let _serial = common::serial().await;
     let db = TestDatabase::create("tamper").await?;
     let store = db.store().await?;
     let mut entries = Vec::new();
@@ -361,6 +380,7 @@ async fn verify_names_exactly_the_row_altered_behind_the_triggers_back() -> Test
 
 #[tokio::test(flavor = "multi_thread")]
 async fn concurrent_appends_from_many_tasks_form_one_valid_chain() -> TestResult {
+    let _serial = common::serial().await;
     const STORES: usize = 3;
     const TASKS: usize = 12;
     const APPENDS: usize = 20;
@@ -412,6 +432,7 @@ fn process_running(pid: u32) -> bool {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn private_cluster_serves_databases_and_stops_when_dropped() -> TestResult {
+    let _serial = common::serial().await;
     // The harness itself, whatever DATABASE_URL says.
     let postgres = Postgres::start_temporary().await?;
     let pid = postgres.pid().ok_or_else(|| anyhow::anyhow!("no postmaster"))?;
@@ -436,6 +457,7 @@ async fn private_cluster_serves_databases_and_stops_when_dropped() -> TestResult
 
 #[tokio::test(flavor = "multi_thread")]
 async fn scratch_databases_are_unique_per_run_and_dropped_with_their_value() -> TestResult {
+    let _serial = common::serial().await;
     let server = PgServer::from_env_or_start(None).await?;
     let exists = |name: String| {
         let url = server.url();
@@ -471,4 +493,38 @@ async fn scratch_databases_are_unique_per_run_and_dropped_with_their_value() -> 
     first.remove().await?;
     assert!(!exists(first_name).await?, "a removed scratch database is still there");
     Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_blocks_deposits_are_recorded_together_or_not_at_all() -> TestResult {
+    let _serial = common::serial().await;
+    let db = TestDatabase::create("block").await?;
+    let store = db.store().await?;
+    let block = [btc_facts(0x55, 0, 10_000), btc_facts(0x55, 1, 20_000), btc_facts(0x56, 0, 30_000)];
+    assert_eq!(store.record_observed_in_block(&block, 300, "d300").await?, vec![ObserveOutcome::New; 3]);
+    assert_eq!(store.pending().await?.len(), 3);
+    let audited: usize = {
+        let mut total = 0;
+        for facts in &block {
+            total += store.audit_entries(facts.id().as_str()).await?.len();
+        }
+        total
+    };
+    assert_eq!(audited, 3, "one audit row per deposit");
+    // Seen again: nothing changes, nothing is appended.
+    assert_eq!(
+        store.record_observed_in_block(&block, 300, "d300").await?,
+        vec![ObserveOutcome::AlreadyKnown(DepositStatus::Observed); 3]
+    );
+    // One deposit that conflicts with what is stored: the whole block is refused, the new one
+    // beside it is not recorded either.
+    let mut forged = block[1].clone();
+    forged.amount = Amount::new(20_001);
+    let newcomer = btc_facts(0x57, 0, 40_000);
+    let refused = store.record_observed_in_block(&[newcomer.clone(), forged], 301, "e301").await;
+    assert!(matches!(refused, Err(StoreError::ConflictingFacts { .. })), "{refused:?}");
+    assert_eq!(store.deposit(&newcomer.id()).await?, None, "half a block was recorded");
+    assert_eq!(store.pending().await?.len(), 3);
+    assert!(store.verify().await?.is_intact());
+    db.finish().await
 }

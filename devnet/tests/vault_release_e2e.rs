@@ -8,6 +8,8 @@
 //! combined at the threshold and sent in the EIP-2537 encoding. Each test starts its own anvil;
 //! dropping it kills the process, also when a test fails.
 
+mod common;
+
 use std::time::Instant;
 
 use ferry_devnet::anvil::{self, Anvil, FederationKey, batch_address, federation_key, sign_release};
@@ -95,6 +97,7 @@ fn events(receipt: &Receipt, vault: EthAddress) -> Vec<&'static str> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn solidity_hash_to_g2_matches_every_rfc9380_vector_and_the_rust_hash() -> TestResult {
+    let _serial = common::serial().await;
     let path = ferry_devnet::tools::repo_root().join("testdata/rfc9380_hash_to_g2.json");
     let vectors: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path)?)?;
     let dst = vectors["dst"].as_str().ok_or("no dst")?;
@@ -128,6 +131,7 @@ async fn solidity_hash_to_g2_matches_every_rfc9380_vector_and_the_rust_hash() ->
 
 #[tokio::test(flavor = "multi_thread")]
 async fn threshold_signed_batch_pays_eth_and_token_recipients_exactly_once() -> TestResult {
+    let _serial = common::serial().await;
     let started = Instant::now();
     let keys = federation_of_four();
     let anvil = funded_anvil(&keys).await?;
@@ -172,6 +176,7 @@ async fn threshold_signed_batch_pays_eth_and_token_recipients_exactly_once() -> 
 
 #[tokio::test(flavor = "multi_thread")]
 async fn vault_refuses_foreign_misbound_malformed_and_tampered_releases_with_named_errors() -> TestResult {
+    let _serial = common::serial().await;
     let started = Instant::now();
     let keys = federation_of_four();
     let anvil = funded_anvil(&keys).await?;
@@ -265,6 +270,7 @@ async fn vault_refuses_foreign_misbound_malformed_and_tampered_releases_with_nam
 
 #[tokio::test(flavor = "multi_thread")]
 async fn refused_payments_are_owed_and_claimed_later_while_the_rest_of_the_batch_is_paid() -> TestResult {
+    let _serial = common::serial().await;
     let started = Instant::now();
     let keys = federation_of_four();
     let anvil = funded_anvil(&keys).await?;
@@ -317,6 +323,7 @@ async fn refused_payments_are_owed_and_claimed_later_while_the_rest_of_the_batch
 
 #[tokio::test(flavor = "multi_thread")]
 async fn release_gas_is_the_same_for_federations_of_4_16_and_64_members() -> TestResult {
+    let _serial = common::serial().await;
     let anvil = Anvil::start().await?;
     let mut measured = Vec::new();
     for (members, threshold) in [(4, 3), (16, 11), (64, 43)] {
@@ -340,6 +347,7 @@ async fn release_gas_is_the_same_for_federations_of_4_16_and_64_members() -> Tes
 /// The vault refuses a federation key it could never verify against.
 #[tokio::test(flavor = "multi_thread")]
 async fn vault_refuses_a_federation_key_that_is_not_a_g1_point() -> TestResult {
+    let _serial = common::serial().await;
     let anvil = Anvil::start().await?;
     let mut off_curve = anvil.federation().key;
     off_curve[127] ^= 1;

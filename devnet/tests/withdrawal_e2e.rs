@@ -12,7 +12,7 @@ mod common;
 use std::time::Duration;
 
 use bitcoin::{OutPoint, Txid};
-use common::{TestResult, WAIT, balance, serial};
+use common::{TestResult, WAIT, balance, serial, wait_for_a_finished_round, wait_until};
 use ferry_devnet::accounts::user_key;
 use ferry_devnet::btcd::RegtestWallet;
 use ferry_devnet::system::System;
@@ -163,16 +163,23 @@ async fn one_signer_down_releases_two_down_hold_everything_and_the_queue_drains_
     let balance_before = balance(&client, &address, &Denom::sat()).await?;
     let (held, _) = system.withdraw(&user, &Denom::sat(), u128::from(BTC / 5), &second.to_string()).await?;
     let batched = system.wait_for_withdrawal(held, WithdrawalStatus::Batched, PARENT_BLOCK, WAIT).await?;
-    for _ in 0..10 {
-        system.mine_parents(1).await?;
-        tokio::time::sleep(PARENT_BLOCK).await;
+    let batch_id = batched.withdrawal.batch.ok_or("batched without a batch")?;
+    let batch_path = format!("/batch/{batch_id}");
+    let (chain, path) = (&client, batch_path.as_str());
+    // The two running signers sign, and then each goes through a whole round with nothing left to do.
+    wait_until("the two running signers signed", WAIT, || async move {
+        let batch: ferry_types::query::BatchView = chain.query(path, None).await?.ok_or("no batch")?;
+        Ok((batch.signature_count >= 2).then_some(()))
+    })
+    .await?;
+    for signer in &system.signers[..2] {
+        wait_for_a_finished_round(&signer.metrics_url(), "ferry_signer_last_poll_timestamp_seconds").await?;
     }
     let waiting = system.withdrawal(held).await?;
     assert_eq!(waiting.status, WithdrawalStatus::Batched, "signed with two signers down: {waiting:?}");
-    let batch_id = batched.withdrawal.batch.ok_or("batched without a batch")?;
-    let batch: ferry_types::query::BatchView =
-        client.query(&format!("/batch/{batch_id}"), None).await?.ok_or("no batch")?;
+    let batch: ferry_types::query::BatchView = client.query(&batch_path, None).await?.ok_or("no batch")?;
     assert_eq!(batch.signature_count, 2, "only the two running signers signed");
+    assert_eq!(batch.batch.status, ferry_types::query::BatchStatus::Signing, "{batch:?}");
     let reserves: ferry_app::query::ReservesView = client.query("/reserves", None).await?.ok_or("no reserves")?;
     let sat = reserves.assets.get(&Denom::sat()).ok_or("no sat ledger")?;
     assert_eq!(sat.unreleased.get(), u128::from(BTC / 5), "the burn is owed, not lost");

@@ -70,6 +70,24 @@ async fn metrics(signer: &SignerProcess) -> TestResult<String> {
     Ok(reqwest::get(signer.metrics_url()).await?.text().await?)
 }
 
+/// Waits until `signer` has completed a whole poll round that began after this call: its
+/// `ferry_signer_last_poll_timestamp_seconds` (set as a round completes) moved twice since.
+async fn a_whole_round(signer: &SignerProcess) -> TestResult {
+    let now = || std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
+    let mut after = now();
+    for _ in 0..2 {
+        after = eventually("a poll round completed", || async move {
+            let text = metrics(signer).await?;
+            let last = text.lines().find_map(|line| {
+                line.strip_prefix("ferry_signer_last_poll_timestamp_seconds ")?.trim().parse::<f64>().ok()
+            });
+            Ok(last.filter(|&last| last > after))
+        })
+        .await?;
+    }
+    Ok(())
+}
+
 /// A running 4-validator network whose genesis names the devnet federation, its keystores on
 /// disk, a PostgreSQL server and one signer per member (member `i` talking to validator `i`).
 struct Federation {
@@ -186,7 +204,8 @@ async fn signers_rebuild_refuse_a_foreign_vault_and_sign_once_a_stopped_member_r
         Ok(text.contains(r#"ferry_signer_policy_rejections_total{reason="payload_mismatch"} 1"#).then_some(()))
     })
     .await?;
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // The refusing signer has looked at the batch again since, and still not signed it.
+    a_whole_round(refusing).await?;
     let waiting = batch(client, 1).await?.expect("batch 1");
     assert_eq!((waiting.batch.status, waiting.signature_count), (BatchStatus::Signing, 2));
     let members = federation.ceremony.manifest.accounts();

@@ -83,17 +83,26 @@ fn kinds(entries: &[ferry_signer::store::AuditEntry]) -> Vec<&str> {
 }
 
 /// `ferry-signer audit verify --database-url URL`: exit status and output.
-fn audit_verify(url: &str) -> TestResult<(bool, String)> {
+/// Runs `ferry-signer audit verify`; returns its exit code and stdout + stderr.
+fn audit_verify(url: &str) -> TestResult<(Option<i32>, String)> {
     let output = Command::new(env!("CARGO_BIN_EXE_ferry-signer"))
         .args(["audit", "verify", "--database-url", url])
         .env_remove("FERRY_SIGNER_CONFIG")
         .output()?;
     let text = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
-    Ok((output.status.success(), text))
+    Ok((output.status.code(), text))
+}
+
+/// Held for the whole of each test: each starts its own PostgreSQL cluster (unless
+/// `$DATABASE_URL` is set), one at a time on the two-core CI machine.
+async fn serial() -> tokio::sync::MutexGuard<'static, ()> {
+    static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    SERIAL.lock().await
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_guard_signs_one_payload_per_epoch_and_nonce_and_audits_every_decision() -> TestResult {
+    let _serial = serial().await;
     let db = TestDatabase::create("guard").await?;
     let store = db.store().await?;
     let policy = policy(10_000);
@@ -152,14 +161,15 @@ async fn the_guard_signs_one_payload_per_epoch_and_nonce_and_audits_every_decisi
     let report = store.verify().await?;
     assert!(report.is_intact(), "{report}");
     assert_eq!(report.rows_intact, 8);
-    let (ok, output) = audit_verify(db.url())?;
-    assert!(ok && output.contains("audit chain intact: 8 rows"), "{output}");
+    let (code, output) = audit_verify(db.url())?;
+    assert!(code == Some(0) && output.contains("audit chain intact: 8 rows"), "{output}");
     store.pool().close().await;
     db.finish().await
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn concurrent_attempts_cannot_both_insert() -> TestResult {
+    let _serial = serial().await;
     let db = TestDatabase::create("race").await?;
     let policy = policy(u128::MAX);
     // Eight signer processes' worth of pools on one database, offering two different payloads for
@@ -202,8 +212,17 @@ async fn concurrent_attempts_cannot_both_insert() -> TestResult {
     db.finish().await
 }
 
+/// The database's refusal message of a statement that must have been refused.
+fn refusal(result: Result<sqlx::postgres::PgQueryResult, sqlx::Error>) -> String {
+    match result {
+        Err(sqlx::Error::Database(error)) => error.message().to_owned(),
+        other => format!("not refused by the database: {other:?}"),
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn the_audit_log_is_append_only_and_verify_names_an_altered_row() -> TestResult {
+    let _serial = serial().await;
     let db = TestDatabase::create("tamper").await?;
     let store = db.store().await?;
     let policy = policy(u128::MAX);
@@ -217,8 +236,12 @@ async fn the_audit_log_is_append_only_and_verify_names_an_altered_row() -> TestR
         .bind(victim.seq)
         .execute(&mut connection)
         .await;
-    assert!(refused.is_err_and(|e| e.to_string().contains("append-only")), "the trigger let an UPDATE through");
-    assert!(sqlx::query("DELETE FROM signer_audit").execute(&mut connection).await.is_err());
+    assert_eq!(refusal(refused), "signer_audit is append-only: UPDATE refused");
+    for (statement, operation) in [("DELETE FROM signer_audit", "DELETE"), ("TRUNCATE signer_audit", "TRUNCATE")] {
+        let refused = sqlx::query(statement).execute(&mut connection).await;
+        assert_eq!(refusal(refused), format!("signer_audit is append-only: {operation} refused"), "{statement}");
+    }
+    assert_eq!(store.entries_for(3).await?.first().map(|entry| entry.seq), Some(victim.seq), "nothing removed");
 
     // Someone with the owner's rights disables the trigger and edits batch 3's row.
     let mut tx = connection.begin().await?;
@@ -233,8 +256,9 @@ async fn the_audit_log_is_append_only_and_verify_names_an_altered_row() -> TestR
     let report = store.verify().await?;
     let broken = report.first_broken.as_ref().expect("tampering detected");
     assert_eq!((broken.seq, broken.subject.as_str(), report.rows_intact), (victim.seq, "batch-3", 2), "{report}");
-    let (ok, output) = audit_verify(db.url())?;
-    assert!(!ok && output.contains("BROKEN") && output.contains(&format!("row seq {}", victim.seq)), "{output}");
+    let (code, output) = audit_verify(db.url())?;
+    assert_eq!(code, Some(1), "{output}");
+    assert!(output.contains("BROKEN") && output.contains(&format!("row seq {}", victim.seq)), "{output}");
     connection.close().await?;
     store.pool().close().await;
     db.finish().await

@@ -1,6 +1,6 @@
 //! Transaction validation and the bank, driven through the in-process driver: every response code
-//! `ferry-app` and `ferry-types` can return, fees, sequences, account creation, events and
-//! queries at past heights.
+//! up to `Overflow` (the bridge's later codes are reached in `withdrawals.rs`), fees, sequences,
+//! account creation, events and queries at past heights.
 
 mod driver;
 
@@ -8,8 +8,9 @@ use driver::{CHAIN_ID, Chain, Signer, TestResult, attributes, events_of, funded,
 use ferry_app::query::QueryAnswer;
 use ferry_app::{Event, TxOutcome};
 use ferry_types::event as ev;
+use ferry_types::genesis::Federation;
 use ferry_types::query::{ACCOUNT_PATH, PARAMS_PATH, QUERY_BAD_HEIGHT, QUERY_BAD_REQUEST, QUERY_NOT_FOUND, QUERY_OK};
-use ferry_types::{Address, Coin, Denom, GenesisAccount, Params, TxCode};
+use ferry_types::{Address, Amount, Coin, Denom, DepositFacts, GenesisAccount, Params, ParentChain, TxCode};
 
 const ALICE_SAT: u128 = 1_000_000;
 const ALICE_WEI: u128 = 1_000_000_000_000_000_000;
@@ -38,6 +39,11 @@ impl Bank {
 
     /// The standard accounts, then `extra` accounts (numbered from 3), under `params`.
     fn start_with(extra: Vec<GenesisAccount>, params: Params) -> TestResult<Bank> {
+        Bank::start_with_federation(extra, params, Federation::default())
+    }
+
+    /// As [`Bank::start_with`], with `federation` (its members' accounts follow `extra`).
+    fn start_with_federation(extra: Vec<GenesisAccount>, params: Params, federation: Federation) -> TestResult<Bank> {
         let (alice, bob, carol) = (key("alice")?, key("bob")?, key("carol")?);
         let mut accounts = vec![
             funded(&alice.address(), &[sat(ALICE_SAT), wei(ALICE_WEI)]),
@@ -47,6 +53,7 @@ impl Bank {
         accounts.extend(extra);
         let mut state = genesis(accounts);
         state.params = params;
+        state.federation = federation;
         let chain = Chain::start(&state)?;
         Ok(Bank { alice: chain.signer(&alice)?, bob: chain.signer(&bob)?, carol: chain.signer(&carol)?, chain })
     }
@@ -679,11 +686,12 @@ fn queries_at_older_heights_see_older_state() -> TestResult {
     Ok(())
 }
 
-/// One transaction per response code a bank transaction can get, in the order of
-/// [`TxCode::ALL`] (the bridge's codes follow `Overflow` and are reached in `withdrawals.rs` and
-/// `deposits.rs`). `Overflow` is left out: genesis bounds every denom's supply by 2^128 - 1, so
-/// no balance can overflow through transfers; it is reached by a mint (see `deposits.rs`).
-fn one_transaction_per_code(bank: &Bank) -> TestResult<Vec<Vec<u8>>> {
+/// One transaction per response code up to and including `Overflow`, in the order of
+/// [`TxCode::ALL`] (the bridge's codes follow `Overflow`; they are reached the same way in
+/// `withdrawals.rs`). Genesis bounds every denom's supply by 2^128 - 1, so no transfer can
+/// overflow a balance: `Overflow` is reached by `minter`'s attestation of a 1 sat deposit on a
+/// chain whose sat supply is already 2^128 - 1.
+fn one_transaction_per_code(bank: &Bank, minter: &Signer) -> TestResult<Vec<Vec<u8>>> {
     let (alice, bob) = (&bank.alice, bank.bob.address);
     let fee = sat(100);
     let amount = [sat(1_000)];
@@ -703,30 +711,53 @@ fn one_transaction_per_code(bank: &Bank) -> TestResult<Vec<Vec<u8>>> {
         alice.transfer(1, &bob, &amount, &sat(99))?,
         bank.carol.transfer(0, &bob, &[sat(10)], &fee)?,
         alice.sign(1, &fee, &[send(&bob, &alice.address, &amount)])?,
+        minter.attest(0, &one_sat_deposit(&bob))?,
     ])
 }
 
+/// A Bitcoin deposit of 1 sat to `recipient`.
+fn one_sat_deposit(recipient: &Address) -> DepositFacts {
+    DepositFacts {
+        chain: ParentChain::Bitcoin,
+        tx_id: "4a5e1e4baab89f3a32518a88c31bc87f618f76673e2cc77ab2127b7afdeda33b".to_owned(),
+        index: 0,
+        asset: Denom::sat(),
+        amount: Amount::new(1),
+        recipient: *recipient,
+    }
+}
+
 #[test]
-fn every_response_code_is_reachable_in_finalize_block_and_check_tx() -> TestResult {
+fn every_bank_response_code_up_to_overflow_is_reachable_in_finalize_block_and_check_tx() -> TestResult {
+    // The whale holds the rest of 2^128 - 1 sat: the supply is full, and a one-member federation
+    // (quorum 1) mints with a single attestation.
     let whale = key("whale")?.address();
+    let minter = key("minter")?;
+    let full = u128::MAX - ALICE_SAT - BOB_SAT - CAROL_SAT;
     let start = || {
         let params = Params { max_tx_bytes: 1_024, ..Params::default() };
-        Bank::start_with(vec![funded(&whale, &[sat(1)])], params)
+        let federation = Federation { members: vec![minter.address()], attest_quorum: 1, ..Federation::default() };
+        Bank::start_with_federation(vec![funded(&whale, &[sat(full)])], params, federation)
     };
     let mut in_block = start()?;
-    let txs = one_transaction_per_code(&in_block)?;
+    let txs = one_transaction_per_code(&in_block, &in_block.chain.signer(&minter)?)?;
 
-    let block_codes = codes(&in_block.chain.execute_block(&txs)?);
+    let block_results = in_block.chain.execute_block(&txs)?;
     let mut in_mempool = start()?;
-    let mut check_codes = Vec::new();
+    let mut check_results = Vec::new();
     for tx in &txs {
-        check_codes.push(in_mempool.chain.check_tx(tx)?.code);
+        check_results.push(in_mempool.chain.check_tx(tx)?);
     }
 
     // The codes up to `Overflow` are the bank's; the later ones belong to the bridge.
-    let reachable: Vec<TxCode> = TxCode::ALL.into_iter().filter(|code| *code < TxCode::Overflow).collect();
-    assert_eq!(block_codes, reachable);
-    assert_eq!(check_codes, reachable);
+    let reachable: Vec<TxCode> = TxCode::ALL.into_iter().filter(|code| *code <= TxCode::Overflow).collect();
+    assert_eq!(reachable.last(), Some(&TxCode::Overflow));
+    assert_eq!(codes(&block_results), reachable);
+    assert_eq!(codes(&check_results), reachable);
+    let overflow = "message 0: sat supply or reserves would overflow; messages reverted";
+    assert_eq!(block_results.last().map(|outcome| outcome.log.as_str()), Some(overflow));
+    assert_eq!(check_results.last().map(|outcome| outcome.log.as_str()), Some(overflow));
+    assert_eq!(in_block.sat_of(&in_block.bob.address)?, BOB_SAT + 1_000, "only the first transfer paid bob");
     Ok(())
 }
 

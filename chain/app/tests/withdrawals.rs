@@ -11,11 +11,11 @@
 
 mod driver;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
-use driver::{Chain, Signer, TestResult, attestation, attributes, events_of, key};
+use driver::{Chain, MemoryState, Signer, TestResult, attestation, attributes, events_of, key};
 use ferry_app::bridge::{AssetLedger, ReserveUtxo};
-use ferry_app::{Event, TxOutcome};
+use ferry_app::{BlockOutcome, Event, TxOutcome};
 use ferry_types::event as ev;
 use ferry_types::genesis::{AssetLimit, BlsFederation, EthereumBridge, Federation, WithdrawalParams};
 use ferry_types::msg::{MsgAttestRelease, MsgSetPaused, MsgSubmitSignatures, MsgWithdraw, ReleaseSignatures};
@@ -74,6 +74,9 @@ struct Bridge {
     /// Block-level events of the blocks run through [`Bridge::block`] since the last
     /// [`Bridge::run_to_batch_height`].
     block_events: Vec<Event>,
+    /// Every block run through [`Bridge::block`] (and the deposit block at height 1), in height
+    /// order: the transactions' bytes and what the block produced.
+    fed: Vec<(Vec<Vec<u8>>, BlockOutcome)>,
 }
 
 fn token() -> Denom {
@@ -184,11 +187,13 @@ impl Bridge {
                 member.sign_fee_exempt(0, &msgs)
             })
             .collect::<TestResult<Vec<_>>>()?;
-        let results = chain.execute_block(&txs)?;
+        let outcome = chain.finalize_block(&txs)?;
+        let results = &outcome.tx_results;
         assert!(results.iter().all(|result| result.code == TxCode::Ok), "deposits: {results:?}");
         let alice = chain.signer(&alice_key)?;
         let bitcoin_keys = (0..MEMBERS).map(bitcoin_secret).collect();
-        Ok(Bridge { chain, alice, members, bls: dealer, bitcoin_keys, block_events: Vec::new() })
+        let fed = vec![(txs, outcome)];
+        Ok(Bridge { chain, alice, members, bls: dealer, bitcoin_keys, block_events: Vec::new(), fed })
     }
 
     fn member(&self, index: usize) -> &Signer {
@@ -215,8 +220,10 @@ impl Bridge {
     /// Runs `txs` as the next block, keeping its block-level events for [`Bridge::run_to_batch_height`].
     fn block<T: AsRef<[u8]>>(&mut self, txs: &[T]) -> TestResult<Vec<TxOutcome>> {
         let outcome = self.chain.finalize_block(txs)?;
-        self.block_events.extend(outcome.events);
-        Ok(outcome.tx_results)
+        self.block_events.extend(outcome.events.iter().cloned());
+        let results = outcome.tx_results.clone();
+        self.fed.push((txs.iter().map(|tx| tx.as_ref().to_vec()).collect(), outcome));
+        Ok(results)
     }
 
     fn one(&mut self, tx: &[u8]) -> TestResult<TxOutcome> {
@@ -458,7 +465,7 @@ fn btc_withdrawal_is_burned_batched_signed_by_three_of_four_and_settles_with_its
 }
 
 #[test]
-fn ether_and_token_withdrawals_form_one_batch_per_denom_paid_by_a_combined_signature_the_vault_check_accepts()
+fn ether_and_token_withdrawals_form_one_batch_per_denom_paid_by_a_combined_signature_valid_under_the_federation_key()
 -> TestResult {
     let mut bridge = Bridge::start()?;
     let ether = ETH / 2;
@@ -1054,20 +1061,103 @@ fn queries_answer_withdrawals_batches_pending_pages_and_refuse_malformed_ids() -
 #[test]
 fn two_chains_fed_the_same_blocks_reach_the_same_state_at_every_height() -> TestResult {
     let mut one = Bridge::start()?;
-    let mut two = Bridge::start()?;
-    for bridge in [&mut one, &mut two] {
-        bridge.withdraw(&Denom::sat(), 50_000, BTC_DESTINATION)?;
-        bridge.withdraw(&Denom::wei(), ETH, ETH_DESTINATION)?;
-        let events = bridge.run_to_batch_height()?;
-        for id in [created_batch(&events, &Denom::sat())?, created_batch(&events, &Denom::wei())?] {
-            for member in 0..3 {
-                bridge.sign(member, id)?;
-            }
+    one.withdraw(&Denom::sat(), 50_000, BTC_DESTINATION)?;
+    one.withdraw(&Denom::wei(), ETH, ETH_DESTINATION)?;
+    let events = one.run_to_batch_height()?;
+    let batches = [created_batch(&events, &Denom::sat())?, created_batch(&events, &Denom::wei())?];
+    for id in batches {
+        for member in 0..3 {
+            assert_eq!(one.sign(member, id)?.code, TxCode::Ok);
         }
     }
-    assert_eq!(one.chain.height(), two.chain.height());
+    assert_eq!(u64::try_from(one.fed.len())?, one.chain.height(), "every block of the first chain was recorded");
+
+    // The second chain starts from the same genesis and is handed the very bytes of every block
+    // the first one ran, as CometBFT hands each validator the decided block: nothing is rebuilt.
+    let mut two = Chain::start(&genesis(withdrawal_params(), &one.bls)?)?;
+    assert_eq!(two.committed_at(0).map(MemoryState::entries), one.chain.committed_at(0).map(MemoryState::entries));
+    for (index, (txs, first)) in one.fed.iter().enumerate() {
+        let height = index + 1;
+        let second = two.finalize_block(txs)?;
+        assert_eq!(second.tx_results, first.tx_results, "transaction results at height {height}");
+        assert_eq!(second.events, first.events, "block events at height {height}");
+        assert_eq!(second.changes, first.changes, "the writes (what the app hash commits to) at height {height}");
+    }
+    assert_eq!(two.height(), one.chain.height());
+    let mut states = BTreeSet::new();
     for height in 0..=one.chain.height() {
-        assert_eq!(one.chain.committed_at(height), two.chain.committed_at(height), "state at height {height}");
+        let stored = |chain: &Chain| chain.committed_at(height).map(MemoryState::entries).cloned();
+        let (first, second) = (stored(&one.chain), stored(&two));
+        assert!(first.is_some(), "no state at height {height}");
+        assert_eq!(first, second, "stored keys and values at height {height}");
+        states.insert(first);
+    }
+    // The blocks did something: every height holds another state, and both batches are signed.
+    assert_eq!(u64::try_from(states.len())?, one.chain.height() + 1, "a block left the state unchanged");
+    for id in batches {
+        assert_eq!(two.batch(id)?.batch.status, BatchStatus::Signed);
+    }
+    Ok(())
+}
+
+#[test]
+fn every_bridge_response_code_after_overflow_is_reachable_in_finalize_block_and_check_tx() -> TestResult {
+    // Both chains: alice's ether withdrawal is batched and its batch collects signatures.
+    let start = || -> TestResult<(Bridge, u64)> {
+        let mut bridge = Bridge::start()?;
+        bridge.withdraw(&Denom::wei(), ETH, ETH_DESTINATION)?;
+        let id = created_batch(&bridge.run_to_batch_height()?, &Denom::wei())?;
+        Ok((bridge, id))
+    };
+    let (mut in_block, id) = start()?;
+    let (mut in_mempool, same_id) = start()?;
+    assert_eq!(id, same_id);
+    // One signer per transaction: a refused message still spends its signer's sequence in a
+    // block, but not in CheckTx.
+    let while_running = |bridge: &Bridge| -> TestResult<Vec<Vec<u8>>> {
+        Ok(vec![
+            bridge.withdraw_tx(&Denom::sat(), SAT_MIN - 1, BTC_DESTINATION)?,
+            bridge.submit_tx(3, id, ReleaseSignatures::Bls(vec![7; 96]))?,
+            bridge.attest_release_tx(2, id, RELEASE_TX)?,
+        ])
+    };
+    let block_running = in_block.block(&while_running(&in_block)?)?;
+    let mut check_running = Vec::new();
+    for tx in while_running(&in_mempool)? {
+        check_running.push(in_mempool.chain.check_tx(&tx)?);
+    }
+
+    // A quorum votes to pause, in a block of each chain; then alice withdraws.
+    let mut block_paused = Vec::new();
+    let mut check_paused = Vec::new();
+    for (bridge, in_check_tx) in [(&mut in_block, false), (&mut in_mempool, true)] {
+        let votes = (0..3).map(|member| bridge.vote_tx(member, true)).collect::<TestResult<Vec<_>>>()?;
+        assert_eq!(codes(&bridge.block(&votes)?), [TxCode::Ok; 3]);
+        assert!(bridge.chain.bridge_status()?.paused);
+        let withdraw = bridge.withdraw_tx(&Denom::wei(), ETH, ETH_DESTINATION)?;
+        if in_check_tx {
+            check_paused.push(bridge.chain.check_tx(&withdraw)?);
+        } else {
+            block_paused.push(bridge.one(&withdraw)?);
+        }
+    }
+
+    let bridge_codes: Vec<TxCode> = TxCode::ALL.into_iter().filter(|code| *code > TxCode::Overflow).collect();
+    let reached = |running: &[TxOutcome], paused: &[TxOutcome]| -> BTreeSet<TxCode> {
+        codes(running).into_iter().chain(codes(paused)).collect()
+    };
+    assert_eq!(reached(&block_running, &block_paused), bridge_codes.iter().copied().collect());
+    assert_eq!(reached(&check_running, &check_paused), bridge_codes.iter().copied().collect());
+    let expected = [TxCode::WithdrawalRefused, TxCode::InvalidReleaseSignature, TxCode::BadBatch];
+    assert_eq!(codes(&block_running), expected, "{block_running:?}");
+    assert_eq!(codes(&check_running), expected, "{check_running:?}");
+    assert_eq!(codes(&block_paused), [TxCode::BridgePaused]);
+    assert_eq!(codes(&check_paused), [TxCode::BridgePaused]);
+    for (block, check) in block_running.iter().zip(&check_running) {
+        assert_eq!(block.log, check.log, "CheckTx and FinalizeBlock give the same reason");
+    }
+    for paused in block_paused.iter().chain(&check_paused) {
+        assert!(paused.log.contains("the bridge is paused since height"), "{}", paused.log);
     }
     Ok(())
 }

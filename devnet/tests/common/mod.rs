@@ -1,4 +1,5 @@
-//! Shared pieces of the end-to-end tests: one network at a time, started and waited for.
+//! Shared pieces of the end-to-end tests: one network at a time, started and waited for, and
+//! bounded waits for conditions (never a fixed sleep before an exact assertion).
 //! (Each test binary uses some of these helpers, so unused ones are not warnings here.)
 #![allow(dead_code)]
 
@@ -15,7 +16,8 @@ pub type TestResult<T = ()> = Result<T, Box<dyn std::error::Error>>;
 /// How long any single wait may take.
 pub const WAIT: Duration = Duration::from_secs(60);
 
-/// Held for the whole of each test: one network at a time on the two-core CI machine.
+/// Held for the whole of each test that starts a network, a PostgreSQL cluster, anvil or btcd:
+/// tests of one binary run on parallel threads, and the two-core CI machine takes one at a time.
 pub async fn serial() -> MutexGuard<'static, ()> {
     static SERIAL: Mutex<()> = Mutex::const_new(());
     SERIAL.lock().await
@@ -49,4 +51,74 @@ pub async fn wait_for_balance(client: &FerryClient, who: &Address, denom: &Denom
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+/// Polls `condition` every 200 ms until it answers `Some`, for at most `within`; the error names
+/// `what`. A bounded wait for a condition, never a fixed sleep.
+pub async fn wait_until<T, F, Fut>(what: &str, within: Duration, mut condition: F) -> TestResult<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = TestResult<Option<T>>>,
+{
+    let started = std::time::Instant::now();
+    loop {
+        if let Some(value) = condition().await? {
+            return Ok(value);
+        }
+        if started.elapsed() > within {
+            return Err(format!("{what}: not the case after {within:?}").into());
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// The value of the sample `series` (name and labels exactly as exported) in Prometheus `text`.
+pub fn metric(text: &str, series: &str) -> Option<f64> {
+    text.lines().find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.trim().parse().ok())
+}
+
+/// Seconds since the Unix epoch, as the services' timestamp gauges count them.
+fn now_seconds() -> f64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0.0, |since| since.as_secs_f64())
+}
+
+/// Waits (up to [`WAIT`]) until the service serving `metrics_url` has finished the poll round under
+/// way when called (between rounds: the next one), decisions included. `series` is its "last poll"
+/// timestamp gauge, set as a round completes — and, by the relayer's parent-chain rounds, also
+/// after scanning and before deciding — so two updates after now mean that round has ended (for
+/// a service setting it once per round, a whole round even began and ended since).
+pub async fn wait_for_a_finished_round(metrics_url: &str, series: &str) -> TestResult {
+    let mut after = now_seconds();
+    for update in ["first", "second"] {
+        after = wait_until(&format!("{update} update of {series} at {metrics_url}"), WAIT, || async {
+            let text = match reqwest::get(metrics_url).await {
+                Ok(response) => response.text().await?,
+                // A restarted process may not serve yet.
+                Err(_) => return Ok(None),
+            };
+            Ok(metric(&text, series).filter(|&value| value > after))
+        })
+        .await?;
+    }
+    Ok(())
+}
+
+/// Forwards one JSON-RPC request `body` to `upstream` and returns the answer's bytes: the
+/// plumbing of the tests' man-in-the-middle RPC proxies (a refused or broken upstream is
+/// `502 Bad Gateway`).
+pub async fn forward_json_rpc(
+    http: &reqwest::Client,
+    upstream: &str,
+    body: axum::body::Bytes,
+) -> Result<axum::body::Bytes, axum::http::StatusCode> {
+    let bad_gateway = |_| axum::http::StatusCode::BAD_GATEWAY;
+    http.post(upstream)
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .map_err(bad_gateway)?
+        .bytes()
+        .await
+        .map_err(bad_gateway)
 }
