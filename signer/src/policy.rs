@@ -60,11 +60,14 @@ pub enum Reason {
     /// This signer is not set up for the batch's parent chain (no local chain id and vault, or
     /// no Bitcoin network).
     Unsupported,
+    /// A Bitcoin release nodes would not relay (Bitcoin's standardness policy, checked with every
+    /// signature at its longest): signing it could never pay anyone.
+    NonStandard,
 }
 
 impl Reason {
     /// Every reason, in label order of the metric series.
-    pub const ALL: [Reason; 10] = [
+    pub const ALL: [Reason; 11] = [
         Reason::PayloadMismatch,
         Reason::AmountMismatch,
         Reason::Destination,
@@ -75,6 +78,7 @@ impl Reason {
         Reason::ChangeAddress,
         Reason::Inputs,
         Reason::Unsupported,
+        Reason::NonStandard,
     ];
 
     /// The metric label and audit tag.
@@ -90,6 +94,7 @@ impl Reason {
             Reason::ChangeAddress => "change_address",
             Reason::Inputs => "inputs",
             Reason::Unsupported => "unsupported",
+            Reason::NonStandard => "non_standard",
         }
     }
 }

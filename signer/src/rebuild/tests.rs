@@ -69,13 +69,22 @@ struct Case {
 
 impl Case {
     fn new(asset: Denom, burns: &[(&str, u128)], release: impl FnOnce(&Case, &[Withdrawal]) -> BatchRelease) -> Case {
+        Case::with_params(asset, burns, WithdrawalParams::default(), release)
+    }
+
+    /// As [`Case::new`], under the chain's withdrawal parameters `params`.
+    fn with_params(
+        asset: Denom,
+        burns: &[(&str, u128)],
+        params: WithdrawalParams,
+        release: impl FnOnce(&Case, &[Withdrawal]) -> BatchRelease,
+    ) -> Case {
         let ceremony = ceremony(11);
         let local = LocalKnowledge {
             epoch: ceremony.manifest.epoch,
             ethereum: Some(EthereumBridge { chain_id: CHAIN_ID, vault: eth(VAULT) }),
             bitcoin: Some(peg(&ceremony)),
         };
-        let params = WithdrawalParams::default();
         let policy = Policy {
             window: Duration::from_secs(86_400),
             caps: BTreeMap::from([
@@ -166,7 +175,14 @@ impl Case {
 
     /// A Bitcoin batch of two withdrawals, planned and built as the chain builds it.
     fn bitcoin() -> Case {
-        Case::new(Denom::sat(), &[(&regtest_address(1), 300_000), (&regtest_address(2), 200_000)], |case, records| {
+        Case::bitcoin_under(WithdrawalParams::default())
+    }
+
+    /// [`Case::bitcoin`] under the chain's withdrawal parameters `params`.
+    fn bitcoin_under(params: WithdrawalParams) -> Case {
+        let burns = [(regtest_address(1), 300_000), (regtest_address(2), 200_000)];
+        let burns: Vec<(&str, u128)> = burns.iter().map(|(address, amount)| (address.as_str(), *amount)).collect();
+        Case::with_params(Denom::sat(), &burns, params, |case, records| {
             let fee_each = case.params.bitcoin_fee_per_withdrawal;
             let outputs: Vec<ReleaseOutput> = records
                 .iter()
@@ -343,6 +359,21 @@ fn a_bitcoin_plan_that_overpays_miners_is_refused() {
     .unwrap_or_else(|_| unreachable!("the input covers it"));
     case.batch.release = btc_release(plan, &peg(&case.ceremony));
     assert_eq!(case.refusal(), Some(Reason::AmountMismatch));
+}
+
+#[test]
+fn a_bitcoin_release_below_the_minimum_relay_fee_is_refused_as_non_standard() {
+    // Two withdrawals at 1 sat each: a 2-sat fee for a release of some 400 vB, which no node
+    // relays, so signing it could never pay anyone. At the default fee it is signed.
+    let params = WithdrawalParams { bitcoin_fee_per_withdrawal: Amount::new(1), ..WithdrawalParams::default() };
+    let case = Case::bitcoin_under(params);
+    let refused = case.decide();
+    assert!(
+        matches!(&refused, Decision::Refuse(refusal) if refusal.reason == Reason::NonStandard
+            && refusal.message.contains("below the minimum relay fee")),
+        "{refused:?}"
+    );
+    assert_eq!(Case::bitcoin().refusal(), None);
 }
 
 #[test]
