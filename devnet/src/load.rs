@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use ferry_client::{FerryClient, Wallet};
+use ferry_client::{ClientError, FerryClient, Wallet};
 use ferry_types::{Address, Coin, Denom};
 use futures::future::join_all;
 use tendermint_rpc::Client;
@@ -300,19 +300,19 @@ async fn watch_commits(
 }
 
 /// Offers `tx` once through `broadcast_tx_sync`: `None` when CheckTx admitted it, else the
-/// refusal — CheckTx's code and log, or the node's JSON-RPC error with its data, which is where
+/// refusal — CheckTx's code and log, or what the node said in its JSON-RPC error, which is where
 /// CometBFT says "mempool is full" or "tx already exists in cache".
 async fn broadcast(client: &FerryClient, tx: Vec<u8>) -> Option<Refusal> {
-    match client.rpc().broadcast_tx_sync(tx).await {
-        Ok(response) if response.code.is_ok() => None,
-        Ok(response) => Some(Refusal {
-            kind: format!("CheckTx code {}", response.code.value()),
-            text: response.log.split(';').next().unwrap_or_default().to_owned(),
+    match client.broadcast_sync(tx).await {
+        Ok(outcome) if outcome.code == 0 => None,
+        Ok(outcome) => Some(Refusal {
+            kind: format!("CheckTx code {}", outcome.code),
+            text: outcome.log.split(';').next().unwrap_or_default().to_owned(),
         }),
-        Err(error) => Some(Refusal {
-            kind: format!("RPC error from {}", client.url()),
-            text: ferry_client::rpc_error_text(&error),
-        }),
+        Err(ClientError::Rpc { url, reason, .. }) => {
+            Some(Refusal { kind: format!("RPC error from {url}"), text: reason })
+        }
+        Err(error) => Some(Refusal { kind: format!("RPC error from {}", client.url()), text: error.to_string() }),
     }
 }
 

@@ -10,7 +10,8 @@
 //!
 //! Services listen on port 0 — the operating system picks a free port as the socket is bound,
 //! so no other process can take it between a probe and the bind — and announce the address in
-//! their log ([`LISTENING`]), where [`ServiceProcess::announced_address`] reads it.
+//! their log ([`LISTENING`]); [`ServiceProcess::start_on_any_port`] reads it and writes it into
+//! the service's configuration, so a restart binds the same port.
 
 use std::ffi::OsString;
 use std::fs::OpenOptions;
@@ -30,6 +31,8 @@ pub const LISTENING: &str = "metrics and health endpoint listening";
 pub const LISTENING_TARGET: &str = "ferry_daemon::endpoint";
 /// How long a starting service may take to announce its address.
 const ANNOUNCE_TIMEOUT: Duration = Duration::from_secs(60);
+/// A loopback address on port 0: the operating system picks the port as the service binds it.
+pub const ANY_LOOPBACK_PORT: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 0);
 
 /// The workspace binary `name`: the path in the environment variable `env_var` when set, else
 /// next to the running executable (tests run from `target/<profile>/deps`, whose parent holds
@@ -145,12 +148,29 @@ impl ServiceProcess {
         Ok(ServiceProcess { command, child: Some(child), log_offset })
     }
 
+    /// Starts a service whose configuration file names its listen address: `write_config` writes
+    /// it first with [`ANY_LOOPBACK_PORT`], and again with the address the service announced, so
+    /// a [`restart`](Self::restart) binds the same port. Returns the process and that address.
+    ///
+    /// # Errors
+    /// When `write_config` fails, or the process cannot start or exits before it listens.
+    pub fn start_on_any_port(
+        command: ServiceCommand,
+        write_config: impl Fn(SocketAddr) -> anyhow::Result<()>,
+    ) -> anyhow::Result<(ServiceProcess, SocketAddr)> {
+        write_config(ANY_LOOPBACK_PORT)?;
+        let mut process = ServiceProcess::start(command)?;
+        let address = process.announced_address()?;
+        write_config(address)?;
+        Ok((process, address))
+    }
+
     /// The address the running process announced with [`LISTENING`] (it was told to listen on
     /// port 0), waiting up to a minute for it.
     ///
     /// # Errors
     /// When the process exits or says nothing within the minute (the log is named).
-    pub fn announced_address(&mut self) -> anyhow::Result<SocketAddr> {
+    fn announced_address(&mut self) -> anyhow::Result<SocketAddr> {
         let started = Instant::now();
         loop {
             if let Some(address) = announced_in(&self.command.log, self.log_offset) {

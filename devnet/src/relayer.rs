@@ -41,9 +41,6 @@ pub struct RelayerProcess {
     process: ServiceProcess,
 }
 
-/// A metrics listen address on port 0, for the first start (see [`crate::process`]).
-const ANY_LOOPBACK_PORT: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 0);
-
 /// The `ferry-relayer` binary: `$FERRY_RELAYER_BIN`, next to the running executable (tests), or in
 /// the target directory ([`binary_path`]).
 ///
@@ -53,6 +50,11 @@ pub fn binary() -> anyhow::Result<PathBuf> {
     binary_path("ferry-relayer", "FERRY_RELAYER_BIN")
 }
 
+/// The member's account key file, in the relayer's directory.
+const MEMBER_KEY_FILE: &str = "member.key";
+/// The Ethereum wallet key file, in the relayer's directory.
+const ETHEREUM_KEY_FILE: &str = "ethereum.key";
+
 impl RelayerProcess {
     /// Writes the configuration and starts the relayer with its metrics on port 0; once it has
     /// announced the port it got, the configuration names that port, so a restart keeps it.
@@ -61,24 +63,27 @@ impl RelayerProcess {
     /// When files cannot be written, or the process cannot start or exits before it listens.
     pub fn start(setup: RelayerSetup) -> anyhow::Result<RelayerProcess> {
         fs::create_dir_all(&setup.dir)?;
+        fs::write(setup.dir.join(MEMBER_KEY_FILE), crate::accounts::member_secret_hex(setup.member)?)?;
+        if let Some(key) = &setup.ethereum_key {
+            fs::write(setup.dir.join(ETHEREUM_KEY_FILE), key)?;
+        }
         let config_path = setup.dir.join("relayer.toml");
-        fs::write(&config_path, Self::config(&setup, ANY_LOOPBACK_PORT)?)?;
         let command = ServiceCommand::new(binary()?, setup.dir.join("relayer.log"))
             .arg("--config")
             .arg(&config_path)
             .arg("run")
             .env("FERRY_RELAYER_DATABASE_URL", &setup.database_url)
             .log_filter_from("FERRY_RELAYER_LOG");
-        let mut process = ServiceProcess::start(command)?;
-        let metrics = process.announced_address()?;
-        fs::write(&config_path, Self::config(&setup, metrics)?)?;
+        let (process, metrics) = ServiceProcess::start_on_any_port(command, |metrics| {
+            Ok(fs::write(&config_path, Self::config(&setup, metrics))?)
+        })?;
         Ok(RelayerProcess { setup, metrics, process })
     }
 
-    /// The configuration file's text, with metrics on `metrics`; writes the key files it names.
-    fn config(setup: &RelayerSetup, metrics: SocketAddr) -> anyhow::Result<String> {
-        let key_file = setup.dir.join("member.key");
-        fs::write(&key_file, crate::accounts::member_secret_hex(setup.member)?)?;
+    /// The configuration file's text, with metrics on `metrics` (the key files it names are
+    /// written by [`RelayerProcess::start`]).
+    fn config(setup: &RelayerSetup, metrics: SocketAddr) -> String {
+        let key_file = setup.dir.join(MEMBER_KEY_FILE);
         let mut config = format!(
             "[chain]\nrpc = \"{}\"\nmember_key_file = \"{}\"\n\n[database]\n\n[metrics]\nlisten = \"{metrics}\"\n",
             setup.chain_rpc,
@@ -98,12 +103,10 @@ impl RelayerProcess {
             ));
         }
         config.push_str(&format!("\n[delivery]\npoll_interval = \"{poll}\"\n"));
-        if let Some(key) = &setup.ethereum_key {
-            let key_file = setup.dir.join("ethereum.key");
-            fs::write(&key_file, key)?;
-            config.push_str(&format!("ethereum_key_file = \"{}\"\n", key_file.display()));
+        if setup.ethereum_key.is_some() {
+            config.push_str(&format!("ethereum_key_file = \"{}\"\n", setup.dir.join(ETHEREUM_KEY_FILE).display()));
         }
-        Ok(config)
+        config
     }
 
     /// Kills the relayer with SIGKILL (a crash).

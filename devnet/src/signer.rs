@@ -221,19 +221,15 @@ impl SignerProcess {
     pub fn start(spec: SignerConfigSpec) -> anyhow::Result<SignerProcess> {
         fs::create_dir_all(&spec.dir).with_context(|| format!("creating {}", spec.dir.display()))?;
         let config = spec.dir.join("signer.toml");
-        let write_config = |metrics: SocketAddr| {
-            fs::write(&config, spec.to_toml(metrics)).with_context(|| format!("writing {}", config.display()))
-        };
-        write_config(SocketAddr::from(([127, 0, 0, 1], 0)))?;
         let command = ServiceCommand::new(binary()?, spec.dir.join("signer.log"))
             .arg("run")
             .arg("--config")
             .arg(&config)
             .env("FERRY_SIGNER_DATABASE_URL", &spec.database_url)
             .log_filter_from("FERRY_SIGNER_LOG");
-        let mut process = ServiceProcess::start(command)?;
-        let metrics = process.announced_address()?;
-        write_config(metrics)?;
+        let (process, metrics) = ServiceProcess::start_on_any_port(command, |metrics| {
+            fs::write(&config, spec.to_toml(metrics)).with_context(|| format!("writing {}", config.display()))
+        })?;
         Ok(SignerProcess { spec, metrics, process })
     }
 

@@ -110,7 +110,7 @@ pub struct System {
     pub signers: Vec<SignerProcess>,
     /// Member `i`'s relayer and signer databases when [`SystemSpec::scratch_databases`], held only
     /// to be dropped after the services that use them.
-    _databases: Vec<ServiceDatabases>,
+    _databases: Vec<ScratchDatabase>,
     /// The sidechain.
     pub network: Network,
     /// The parent chains and the database.
@@ -175,11 +175,20 @@ impl System {
         let mut signers = Vec::new();
         let mut databases = Vec::new();
         for member in 0..spec.network.validators {
-            let (member_databases, urls) =
-                ServiceDatabases::create(&parents.postgres, member, spec.scratch_databases).await?;
-            databases.extend(member_databases);
-            relayers.push(start_relayer(&parents, &network, &spec, member, urls.relayer)?);
-            signers.push(SignerProcess::start(signer_spec(&parents, &network, &keys, &spec, member, urls.signer)?)?);
+            let postgres = &parents.postgres;
+            let relayer_database =
+                service_database(postgres, &spec, &format!("relayer_{member}"), &mut databases).await?;
+            relayers.push(start_relayer(&parents, &network, &spec, member, relayer_database)?);
+            let signer_database =
+                service_database(postgres, &spec, &format!("signer_{member}"), &mut databases).await?;
+            signers.push(SignerProcess::start(signer_spec(
+                &parents,
+                &network,
+                &keys,
+                &spec,
+                member,
+                signer_database,
+            )?)?);
         }
         let prometheus = Prometheus::start(PrometheusSpec {
             dir: spec.bridge_dir.join("prometheus"),
@@ -238,39 +247,22 @@ fn chain_rpc(network: &Network, member: usize) -> String {
     format!("http://{}:{RPC_PORT}", network.spec().ip(member))
 }
 
-/// A member's relayer and signer databases, when they are scratch databases of this run.
-#[derive(Debug)]
-struct ServiceDatabases {
-    _relayer: ScratchDatabase,
-    _signer: ScratchDatabase,
-}
-
-/// The URLs of a member's relayer and signer databases.
-struct ServiceDatabaseUrls {
-    relayer: String,
-    signer: String,
-}
-
-impl ServiceDatabases {
-    /// Member `member`'s databases: scratch ones (returned, to be dropped with the system) or
-    /// the devnet's stable `relayer_<m>` / `signer_<m>`.
-    async fn create(
-        postgres: &PgServer,
-        member: usize,
-        scratch: bool,
-    ) -> anyhow::Result<(Option<ServiceDatabases>, ServiceDatabaseUrls)> {
-        if !scratch {
-            let urls = ServiceDatabaseUrls {
-                relayer: postgres.create_database(&format!("relayer_{member}")).await?,
-                signer: postgres.create_database(&format!("signer_{member}")).await?,
-            };
-            return Ok((None, urls));
-        }
-        let relayer = postgres.scratch_database(&format!("relayer_{member}")).await?;
-        let signer = postgres.scratch_database(&format!("signer_{member}")).await?;
-        let urls = ServiceDatabaseUrls { relayer: relayer.url().to_owned(), signer: signer.url().to_owned() };
-        Ok((Some(ServiceDatabases { _relayer: relayer, _signer: signer }), urls))
+/// The URL of the service database `name`: with [`SystemSpec::scratch_databases`] a scratch
+/// database of this run (kept in `scratch`, dropped with the system), else the devnet's stable
+/// database of that name.
+async fn service_database(
+    postgres: &PgServer,
+    spec: &SystemSpec,
+    name: &str,
+    scratch: &mut Vec<ScratchDatabase>,
+) -> anyhow::Result<String> {
+    if !spec.scratch_databases {
+        return postgres.create_database(name).await;
     }
+    let database = postgres.scratch_database(name).await?;
+    let url = database.url().to_owned();
+    scratch.push(database);
+    Ok(url)
 }
 
 fn start_relayer(

@@ -32,7 +32,6 @@ use ferry_types::query::{
 };
 use ferry_types::release::bitcoin::{ReleaseOutput, ReleasePlan, sighashes, unsigned_transaction};
 use ferry_types::release::eth::{EthAddress, EthBatch, EthReleaseItem};
-use ferry_types::release::standardness::{self, with_longest_signatures};
 use ferry_types::{Amount, Denom, ParentChain};
 use sha2::{Digest, Sha256};
 
@@ -400,7 +399,9 @@ fn bitcoin(
             format!("batch {id}: the chain states txid {}, the rebuilt transaction is {txid}", release.txid),
         );
     }
-    check_standard(id, &tx, &rebuilt_plan, peg)?;
+    rebuilt_plan
+        .check_standard(peg)
+        .or_else(|violation| refuse(Reason::NonStandard, format!("batch {id}: {violation}")))?;
     let hashes = sighashes(&tx, &rebuilt_plan, peg)
         .or_else(|error| refuse(Reason::PayloadMismatch, format!("batch {id}: {error}")))?;
     let ours: Vec<String> = hashes.iter().map(hex::encode).collect();
@@ -411,19 +412,6 @@ fn bitcoin(
         );
     }
     Ok((Payload::Bitcoin { txid, sighashes: hashes }, destinations))
-}
-
-/// Refuses a release nodes would not relay: `tx` (spending `plan`'s peg inputs) with every
-/// signature at its longest must pass Bitcoin's standardness policy, fee included.
-fn check_standard(id: u64, tx: &Transaction, plan: &ReleasePlan, peg: &Peg) -> Result<(), Refusal> {
-    let sats = |amount: Amount| bitcoin::Amount::from_sat(u64::try_from(amount.get()).unwrap_or(u64::MAX));
-    let prevouts: Vec<bitcoin::TxOut> = plan
-        .inputs()
-        .iter()
-        .map(|utxo| bitcoin::TxOut { value: sats(utxo.amount), script_pubkey: peg.script_pubkey() })
-        .collect();
-    standardness::check(&with_longest_signatures(tx, peg), &prevouts, sats(plan.fee()))
-        .or_else(|violation| refuse(Reason::NonStandard, format!("batch {id}: {violation}")))
 }
 
 /// The plan with the chain's inputs and change amount and this signer's outputs and `fee` (checked

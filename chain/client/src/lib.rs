@@ -347,7 +347,7 @@ fn flatten_events(events: &[tendermint::abci::Event]) -> Vec<(String, Vec<(Strin
 /// What a CometBFT RPC error says: for an error the node answered, its JSON-RPC message and
 /// data (where CometBFT writes "mempool is full", "tx already exists in cache", …), not only the
 /// headline "response error"; otherwise the error's own description.
-pub fn rpc_error_text(error: &tendermint_rpc::Error) -> String {
+fn rpc_error_text(error: &tendermint_rpc::Error) -> String {
     match error.detail() {
         tendermint_rpc::error::ErrorDetail::Response(response) => response.source.to_string(),
         detail => detail.to_string(),

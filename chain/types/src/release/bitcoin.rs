@@ -38,6 +38,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::amount::Amount;
 use crate::peg::{BitcoinNetwork, Peg};
+use crate::release::standardness::{self, Violation, with_longest_signatures};
 
 /// Every release input's sequence: BIP 125 replaceable, no relative lock time (`0xFFFFFFFD`).
 pub const RELEASE_SEQUENCE: Sequence = Sequence::ENABLE_RBF_NO_LOCKTIME;
@@ -49,10 +50,6 @@ pub const MAX_RELEASE_INPUTS: usize = 150;
 
 /// The most outputs a release pays, change included (see [`MAX_RELEASE_INPUTS`]).
 pub const MAX_RELEASE_OUTPUTS: usize = 500;
-
-/// The longest signature a witness carries: low-S strict DER is at most 71 bytes (a 33-byte R,
-/// a 32-byte S, six bytes of framing), plus the sighash-type byte.
-const MAX_WITNESS_SIGNATURE_LEN: u64 = 72;
 
 /// The sighash-type byte appended to each signature in the witness: SIGHASH_ALL.
 const SIGHASH_ALL_BYTE: u8 = 0x01;
@@ -235,22 +232,25 @@ impl ReleasePlan {
         sum(self.inputs.iter().map(|utxo| utxo.amount)).unwrap_or(Amount::ZERO)
     }
 
-    /// An upper bound of the signed transaction's virtual size for `peg` (every signature at its
-    /// longest), to check the fee rate a fixed fee gives.
+    /// An upper bound of the signed transaction's virtual size for `peg`: the size of
+    /// [`with_longest_signatures`] of its unsigned transaction.
     pub fn max_vsize(&self, peg: &Peg) -> u64 {
-        let unsigned = unsigned_transaction(self, peg);
-        let base_weight = unsigned.weight().to_wu();
-        let threshold = u64::from(peg.threshold());
-        let script_len = peg.witness_script().len() as u64;
-        // Items: the empty dummy, `threshold` signatures, the witness script.
-        let per_input = varint_len(threshold + 2)
-            + 1
-            + threshold * (1 + MAX_WITNESS_SIGNATURE_LEN)
-            + varint_len(script_len)
-            + script_len;
-        // Segwit marker and flag, then each input's witness, all at one weight unit a byte.
-        let weight = base_weight + 2 + per_input * self.inputs.len() as u64;
-        weight.div_ceil(4)
+        with_longest_signatures(&unsigned_transaction(self, peg), peg).weight().to_vbytes_ceil()
+    }
+
+    /// Checks the release against Bitcoin's standardness policy, fee included, with every
+    /// signature at its longest ([`standardness::check`] on [`with_longest_signatures`]), so it
+    /// is decided before anyone signs.
+    ///
+    /// # Errors
+    /// The [`Violation`] found, naming the input or output.
+    pub fn check_standard(&self, peg: &Peg) -> Result<(), Violation> {
+        let longest = with_longest_signatures(&unsigned_transaction(self, peg), peg);
+        let prevouts: Vec<TxOut> =
+            self.spends.iter().map(|(_, value)| TxOut { value: *value, script_pubkey: peg.script_pubkey() }).collect();
+        // `from_parts` checked that the fee is a Bitcoin amount.
+        let fee = Sats::from_sat(u64::try_from(self.fee.get()).unwrap_or(u64::MAX));
+        standardness::check(&longest, &prevouts, fee)
     }
 }
 
@@ -743,16 +743,6 @@ fn sum(amounts: impl IntoIterator<Item = Amount>) -> Result<Amount, BtcReleaseEr
     amounts.into_iter().try_fold(Amount::ZERO, |total, amount| {
         total.checked_add(amount).map_err(|_| out_of_range("a sum of amounts", total))
     })
-}
-
-/// Bytes of a Bitcoin compact-size integer.
-fn varint_len(value: u64) -> u64 {
-    match value {
-        0..=0xFC => 1,
-        0xFD..=0xFFFF => 3,
-        0x1_0000..=0xFFFF_FFFF => 5,
-        _ => 9,
-    }
 }
 
 /// Serde for scripts as lowercase hex.

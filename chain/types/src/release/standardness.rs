@@ -32,8 +32,8 @@ pub const MAX_OP_RETURN_SCRIPT_SIZE: usize = 83;
 /// The minimum relay fee rate (`-minrelaytxfee`, 1 sat/vB).
 pub const MIN_RELAY_FEE_RATE: FeeRate = FeeRate::ONE_SAT_PER_VBYTE;
 
-/// The longest signature a witness carries: a low-S strict DER signature is at most 71 bytes,
-/// plus the sighash-type byte.
+/// The longest signature a witness carries: a low-S strict DER signature is at most 71 bytes (a
+/// 33-byte R, a 32-byte S, six bytes of framing), plus the sighash-type byte.
 const LONGEST_WITNESS_SIGNATURE: usize = 72;
 
 /// Why a transaction is not standard; each names the offending part.
