@@ -9,10 +9,13 @@
 //!   place for the next window, so later small withdrawals cannot starve it;
 //! - Ethereum (ether or one ERC-20 token): one [`EthBatch`] with nonce = batch id, bound to the
 //!   vault, its chain id and the federation epoch;
-//! - Bitcoin: [`plan_release`] over the reserve UTXOs no unsettled batch has locked, each output
-//!   paying `amount − bitcoin_fee_per_withdrawal` and the miner fee `n ×` that; the inputs are
-//!   locked by the batch. When the free reserves cannot pay, the selection is halved until they
-//!   can; if not even the first withdrawal fits, the asset's withdrawals stay queued
+//! - Bitcoin: [`plan_release_at_rate`] over the reserve UTXOs no unsettled batch has locked, at
+//!   the chain's fee rate ([`crate::bitcoin_fees`]): the fee is the rate × the release's size with
+//!   the longest signatures, each output paying its burned amount minus its share; the inputs are
+//!   locked by the batch. A withdrawal whose share is above its `max_fee` (or whose output would
+//!   be dust) is left out and waits (`withdrawal_waiting` event, the reason on its record); when
+//!   the free reserves cannot pay the rest, or the release would not be standard, the selection
+//!   is halved until it fits; if nothing fits, the asset's withdrawals stay queued
 //!   (`batch_deferred` event).
 //!
 //! Signing: each member's signatures are checked as they arrive (its BLS share against its
@@ -22,7 +25,8 @@
 //! Bitcoin batch keeps the per-input signatures for a relayer to assemble the witness.
 //!
 //! Settling moves the batch's total out of the ledger's `reserves` and `unreleased`; for Bitcoin,
-//! the spent inputs leave the reserve UTXO set and the change output joins it.
+//! the spent inputs leave the reserve UTXO set and the change output joins it, and the release's
+//! confirmation delay feeds the fee controller.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -31,11 +35,14 @@ use ferry_types::genesis::{Federation, WithdrawalParams};
 use ferry_types::msg::{MsgAttestRelease, MsgSubmitSignatures, ReleaseSignatures, erc20_token, parent_chain_of};
 use ferry_types::peg::Peg;
 use ferry_types::query::{
-    Batch, BatchItem, BatchRelease, BatchStatus, BatchView, BitcoinRelease, EthereumRelease, Withdrawal,
+    Batch, BatchItem, BatchRelease, BatchStatus, BatchView, BitcoinRelease, EthereumRelease, Withdrawal, WithdrawalId,
 };
-use ferry_types::release::bitcoin::{ReleaseOutput, ReleasePlan, plan_release, sighashes, unsigned_transaction};
+use ferry_types::release::bitcoin::{
+    PricedRelease, ReleaseRequest, plan_release_at_rate, sighashes, unsigned_transaction,
+};
 use ferry_types::release::bls::{self, PublicKeySet};
 use ferry_types::release::eth::{EthAddress, EthBatch, EthReleaseItem};
+use ferry_types::release::fee::FeeRate;
 use ferry_types::{Amount, Denom, Params, ParentChain, TxCode, TxRejection};
 use serde::{Deserialize, Serialize};
 
@@ -228,7 +235,12 @@ pub fn form_batches<R: StateRead>(
         let id = state.last_batch_id()?.saturating_add(1);
         let formed = match parent_chain_of(&denom) {
             ParentChain::Ethereum => ethereum_release(rules, &federation, &denom, id, &selected),
-            ParentChain::Bitcoin => bitcoin_release(state, rules, peg.as_ref(), &selected)?,
+            ParentChain::Bitcoin => {
+                let selection = bitcoin_release(state, params, peg.as_ref(), &selected)?;
+                record_waiting(state, selection.waiting, events)?;
+                let Some(release) = selection.release else { continue };
+                release
+            }
         };
         let (release, items) = match formed {
             Ok(formed) => formed,
@@ -257,7 +269,7 @@ fn select<R: StateRead>(
     state: &StateDelta<R>,
     rules: &WithdrawalParams,
     denom: &Denom,
-    queue: &[ferry_types::query::WithdrawalId],
+    queue: &[WithdrawalId],
     outflow: Amount,
     height: u64,
 ) -> Result<Vec<Withdrawal>, StateError> {
@@ -326,80 +338,103 @@ fn item(withdrawal: &Withdrawal, paid: Amount) -> BatchItem {
     }
 }
 
+/// A Bitcoin batch's release and items at the chain's fee rate, and the selected withdrawals
+/// left out because they cannot pay their share (each with why).
+struct BitcoinSelection {
+    /// `None` when every selected withdrawal waits.
+    release: Option<Release>,
+    waiting: Vec<(WithdrawalId, String)>,
+}
+
+/// Plans the Bitcoin release of `selected` at the chain's rate: a withdrawal whose fee share is
+/// above its budget, or whose output would be dust, is left out (it waits, the others go); when
+/// the free reserves cannot pay the rest, or the release would not be standard, the selection is
+/// halved until it fits.
 fn bitcoin_release<R: StateRead>(
     state: &StateDelta<R>,
-    rules: &WithdrawalParams,
+    params: &Params,
     peg: Option<&Peg>,
     selected: &[Withdrawal],
-) -> Result<Release, StateError> {
+) -> Result<BitcoinSelection, StateError> {
     let Some(peg) = peg else {
-        return Ok(Err("this chain has no Bitcoin peg".to_owned()));
+        let release = Some(Err("this chain has no Bitcoin peg".to_owned()));
+        return Ok(BitcoinSelection { release, waiting: Vec::new() });
     };
     let free: Vec<_> =
         state.reserve_utxos()?.iter().filter(|utxo| utxo.locked_by.is_none()).map(|utxo| utxo.utxo()).collect();
-    let fee_each = rules.bitcoin_fee_per_withdrawal;
-    let mut count = selected.len();
-    loop {
-        let chosen = selected.get(..count).unwrap_or(selected);
-        let planned = plan(chosen, peg, fee_each, rules.bitcoin_dust_limit, &free);
-        match planned {
-            Ok((plan, items)) => {
-                let vsize = plan.max_vsize(peg);
-                if u128::from(vsize) > plan.fee().get() {
-                    // Below 1 sat/vB nodes will not relay it; the fee is a chain parameter, so
-                    // operators must see this rather than the batch silently never confirming.
-                    tracing::warn!(fee = %plan.fee(), vsize, inputs = plan.inputs().len(), "release fee is below 1 sat/vB");
-                }
-                let tx = unsigned_transaction(&plan, peg);
-                let hashes = match sighashes(&tx, &plan, peg) {
-                    Ok(hashes) => hashes,
-                    Err(error) => return Ok(Err(error.to_string())),
-                };
-                let release = BitcoinRelease {
-                    unsigned_tx: bitcoin::consensus::encode::serialize_hex(&tx),
-                    txid: tx.compute_txid().to_string(),
-                    sighashes: hashes.iter().map(hex::encode).collect(),
-                    plan,
-                };
-                return Ok(Ok((BatchRelease::Bitcoin(release), items)));
-            }
-            Err(Planned::Wait(reason)) if count <= 1 => return Ok(Err(reason)),
-            Err(Planned::Wait(_)) => count /= 2,
-            Err(Planned::Refused(reason)) => return Ok(Err(reason)),
+    let rate = state.bitcoin_fee_rate(params)?;
+    let dust_limit = params.withdrawals.bitcoin_dust_limit;
+    let mut candidates: Vec<&Withdrawal> = selected.iter().collect();
+    let mut waiting = Vec::new();
+    let mut count = candidates.len();
+    let release = loop {
+        let chosen = candidates.get(..count).unwrap_or(&candidates);
+        if chosen.is_empty() {
+            break None;
         }
-    }
+        let requests: Vec<ReleaseRequest> = chosen
+            .iter()
+            .map(|withdrawal| ReleaseRequest {
+                destination: withdrawal.destination.clone(),
+                burned: withdrawal.amount,
+                max_fee: withdrawal.max_fee,
+            })
+            .collect();
+        match plan_release_at_rate(&free, &requests, rate, peg, dust_limit) {
+            Ok(priced) => break Some(bitcoin_batch(priced, chosen, rate, peg)),
+            Err(error) => match error.blocking_output() {
+                Some(index) if index < candidates.len() => {
+                    let left_out = candidates.remove(index);
+                    waiting.push((left_out.id, error.to_string()));
+                    count = count.saturating_sub(1);
+                }
+                _ if error.must_wait() && count > 1 => count /= 2,
+                _ => break Some(Err(error.to_string())),
+            },
+        }
+    };
+    Ok(BitcoinSelection { release, waiting })
 }
 
-enum Planned {
-    /// The free reserves cannot pay this selection now.
-    Wait(String),
-    /// The selection cannot be planned at all.
-    Refused(String),
+/// The batch's release and items from a priced plan of `chosen` (in output order).
+fn bitcoin_batch(priced: PricedRelease, chosen: &[&Withdrawal], rate: FeeRate, peg: &Peg) -> Release {
+    let plan = priced.plan;
+    let items = chosen.iter().zip(plan.outputs()).map(|(withdrawal, output)| item(withdrawal, output.amount)).collect();
+    let tx = unsigned_transaction(&plan, peg);
+    let hashes = sighashes(&tx, &plan, peg).map_err(|error| error.to_string())?;
+    let release = BitcoinRelease {
+        unsigned_tx: bitcoin::consensus::encode::serialize_hex(&tx),
+        txid: tx.compute_txid().to_string(),
+        sighashes: hashes.iter().map(hex::encode).collect(),
+        plan,
+        fee_rate: rate,
+        signed_parent_height: None,
+    };
+    Ok((BatchRelease::Bitcoin(release), items))
 }
 
-fn plan(
-    chosen: &[Withdrawal],
-    peg: &Peg,
-    fee_each: Amount,
-    dust_limit: Amount,
-    free: &[ferry_types::release::bitcoin::Utxo],
-) -> Result<(ReleasePlan, Vec<BatchItem>), Planned> {
-    let mut outputs = Vec::with_capacity(chosen.len());
-    let mut items = Vec::with_capacity(chosen.len());
-    let mut fee = Amount::ZERO;
-    for withdrawal in chosen {
-        let refused = |reason: String| Planned::Refused(format!("{}: {reason}", withdrawal.id));
-        let paid = withdrawal.amount.checked_sub(fee_each).map_err(|e| refused(e.to_string()))?;
-        let output =
-            ReleaseOutput::new(&withdrawal.destination, peg.network(), paid).map_err(|e| refused(e.to_string()))?;
-        outputs.push(output);
-        items.push(item(withdrawal, paid));
-        fee = fee.checked_add(fee_each).map_err(|e| refused(e.to_string()))?;
+/// Records why each of `waiting` was left out of its batch; the event marks when one starts waiting.
+fn record_waiting<R: StateRead>(
+    state: &mut StateDelta<R>,
+    waiting: Vec<(WithdrawalId, String)>,
+    events: &mut Vec<Event>,
+) -> Result<(), StateError> {
+    for (id, reason) in waiting {
+        let Some(mut withdrawal) = state.withdrawal(id)? else { continue };
+        if withdrawal.waiting.as_deref() == Some(reason.as_str()) {
+            continue;
+        }
+        if withdrawal.waiting.is_none() {
+            tracing::info!(withdrawal_id = %id, %reason, "withdrawal waits");
+            events.push(Event::new(
+                ev::WITHDRAWAL_WAITING,
+                [(ev::WITHDRAWAL_ID, id.to_string()), (ev::REASON, reason.clone())],
+            ));
+        }
+        withdrawal.waiting = Some(reason);
+        state.put_withdrawal(&withdrawal);
     }
-    let plan = plan_release(free, &outputs, fee, dust_limit).map_err(|error| {
-        if error.must_wait() { Planned::Wait(error.to_string()) } else { Planned::Refused(error.to_string()) }
-    })?;
-    Ok((plan, items))
+    Ok(())
 }
 
 fn record_batch<R: StateRead>(
@@ -415,6 +450,7 @@ fn record_batch<R: StateRead>(
     for withdrawal_id in &batched {
         if let Some(mut withdrawal) = state.withdrawal(*withdrawal_id)? {
             withdrawal.batch = Some(id);
+            withdrawal.waiting = None;
             state.put_withdrawal(&withdrawal);
         }
     }
@@ -458,6 +494,7 @@ fn record_batch<R: StateRead>(
         release,
         signatures: BTreeMap::new(),
         release_attestations: BTreeMap::new(),
+        release_heights: BTreeMap::new(),
         release_tx: None,
     });
     Ok(())
@@ -508,6 +545,9 @@ pub fn submit_signatures<R: StateRead>(
             let signature = combine(&federation, key_set, &batch.signatures, release)?;
             release.signature = Some(hex::encode(bls::eip2537_g2(&signature)));
             release.signature_compressed = Some(hex::encode(bls::encode_signature(&signature)));
+        }
+        if let BatchRelease::Bitcoin(release) = &mut batch.release {
+            release.signed_parent_height = crate::bitcoin_fees::clock_height(state)?;
         }
         batch.status = BatchStatus::Signed;
         batch.signed_height = Some(height);
@@ -648,6 +688,9 @@ pub fn attest_release<R: StateRead>(
         return Ok(());
     }
     batch.release_attestations.insert(attest.attester, attest.parent_tx.clone());
+    if attest.parent_height > 0 {
+        batch.release_heights.insert(attest.attester, attest.parent_height);
+    }
     let agreeing = batch.release_attestations.values().filter(|tx| **tx == attest.parent_tx).count();
     events.push(Event::new(
         ev::RELEASE_ATTESTED,
@@ -699,6 +742,7 @@ fn settle<R: StateRead>(
     let mut pending = state.pending_batches()?;
     pending.retain(|id| *id != batch.id);
     state.put_pending_batches(&pending);
+    crate::bitcoin_fees::release_settled(state, batch, height, events)?;
     events.push(Event::new(
         ev::BATCH_RELEASED,
         [

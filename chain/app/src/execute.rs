@@ -236,6 +236,10 @@ fn execute_message<R: StateRead>(
             let quorum = state.federation()?.attest_quorum;
             batch::attest_release(state, attest, quorum, height, events).map(|()| None)
         }
+        Msg::AttestParentHeight(report) => {
+            let quorum = state.federation()?.attest_quorum;
+            crate::bitcoin_fees::attest_parent_height(state, report, quorum, events).map(|()| None)
+        }
         Msg::SetPaused(vote) => {
             let quorum = state.federation()?.attest_quorum;
             pause::set_paused(state, vote, quorum, height, events).map(|()| None)

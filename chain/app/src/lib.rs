@@ -13,6 +13,7 @@
 
 pub mod bank;
 pub mod batch;
+pub mod bitcoin_fees;
 pub mod block;
 pub mod bridge;
 pub mod event;

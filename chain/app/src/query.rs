@@ -1,9 +1,9 @@
 //! Answers to ABCI queries over a state view (the node picks the view for the asked height).
 
 use ferry_types::query::{
-    ACCOUNT_PATH, AccountView, BALANCES_PATH, BATCH_PATH, BRIDGE_PATH, BalancesView, DEPOSIT_PATH, FEDERATION_PATH,
-    PARAMS_PATH, PEG_PATH, PENDING_BATCHES_PAGE, PENDING_BATCHES_PATH, PendingBatchesView, QUERY_BAD_REQUEST,
-    QUERY_NOT_FOUND, QUERY_OK, RESERVES_PATH, WITHDRAWAL_PATH, WithdrawalId, WithdrawalView,
+    ACCOUNT_PATH, AccountView, BALANCES_PATH, BATCH_PATH, BITCOIN_FEES_PATH, BRIDGE_PATH, BalancesView, DEPOSIT_PATH,
+    FEDERATION_PATH, PARAMS_PATH, PEG_PATH, PENDING_BATCHES_PAGE, PENDING_BATCHES_PATH, PendingBatchesView,
+    QUERY_BAD_REQUEST, QUERY_NOT_FOUND, QUERY_OK, RESERVES_PATH, WITHDRAWAL_PATH, WithdrawalId, WithdrawalView,
 };
 use ferry_types::{Address, Coin};
 
@@ -105,7 +105,7 @@ pub fn query<R: StateRead>(state: R, path: &str) -> Result<QueryAnswer, StateErr
         format!(
             "unknown query path `{path}`; known: {ACCOUNT_PATH}<address>, {BALANCES_PATH}<address>, {PARAMS_PATH}, \
              {DEPOSIT_PATH}<id>, {RESERVES_PATH}, {FEDERATION_PATH}, {PEG_PATH}, {WITHDRAWAL_PATH}wd-<n>, \
-             {BATCH_PATH}<n>, {PENDING_BATCHES_PATH}[/<after>], {BRIDGE_PATH}"
+             {BATCH_PATH}<n>, {PENDING_BATCHES_PATH}[/<after>], {BRIDGE_PATH}, {BITCOIN_FEES_PATH}"
         ),
     ))
 }
@@ -153,6 +153,9 @@ fn withdrawal_query<R: StateRead>(state: &StateDelta<R>, path: &str) -> Result<O
     }
     if path == BRIDGE_PATH {
         return Ok(Some(QueryAnswer::json(&state.bridge_status()?)));
+    }
+    if path == BITCOIN_FEES_PATH {
+        return Ok(Some(QueryAnswer::json(&state.bitcoin_fees()?)));
     }
     Ok(None)
 }

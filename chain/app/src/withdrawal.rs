@@ -12,7 +12,7 @@ use ferry_types::event as ev;
 use ferry_types::msg::{MsgWithdraw, parent_chain_of};
 use ferry_types::peg::Peg;
 use ferry_types::query::{Withdrawal, WithdrawalId};
-use ferry_types::release::bitcoin::parse_destination;
+use ferry_types::release::bitcoin::{lone_release_fee, parse_destination};
 use ferry_types::{Amount, Denom, Params, ParentChain, TxCode, TxRejection};
 
 use crate::bank::{self, BankError};
@@ -125,21 +125,15 @@ fn check_releasable<R: StateRead>(
                     format!("destination `{}` is the peg itself", withdraw.destination),
                 ));
             }
-            let payable = rules
-                .bitcoin_fee_per_withdrawal
-                .checked_add(rules.bitcoin_dust_limit)
-                .unwrap_or(Amount::new(u128::MAX));
-            if withdraw.amount < payable {
-                return Err(refused(
-                    TxCode::WithdrawalRefused,
-                    format!(
-                        "withdrawal of {}sat cannot pay the {}sat miner fee and a {}sat (dust limit) output",
-                        withdraw.amount, rules.bitcoin_fee_per_withdrawal, rules.bitcoin_dust_limit
-                    ),
-                ));
-            }
+            check_bitcoin_budget(withdraw, params, &peg)?;
         }
         ParentChain::Ethereum => {
+            if !withdraw.max_fee.is_zero() {
+                return Err(refused(
+                    TxCode::InvalidMessage,
+                    "max_fee applies to Bitcoin withdrawals only; Ethereum releases are paid by the relayer",
+                ));
+            }
             if rules.ethereum.is_none() {
                 return Err(refused(
                     TxCode::WithdrawalRefused,
@@ -153,6 +147,44 @@ fn check_releasable<R: StateRead>(
                 ));
             }
         }
+    }
+    Ok(())
+}
+
+/// Checks a Bitcoin withdrawal's `max_fee`: given, leaving a non-dust output, and at least the
+/// share a release paying only it would cost at the floor rate — a smaller budget could never be
+/// paid. A budget above the share at today's rate is accepted: the withdrawal waits for the rate
+/// to fall (its record says why).
+fn check_bitcoin_budget(withdraw: &MsgWithdraw, params: &Params, peg: &Peg) -> Result<(), BankError> {
+    let rules = &params.withdrawals;
+    let max_fee = withdraw.max_fee;
+    if max_fee.is_zero() {
+        return Err(refused(
+            TxCode::InvalidMessage,
+            "a Bitcoin withdrawal needs max_fee: the most of its amount that may pay the miner fee",
+        ));
+    }
+    let left = withdraw.amount.checked_sub(max_fee).unwrap_or(Amount::ZERO);
+    if left < rules.bitcoin_dust_limit {
+        return Err(refused(
+            TxCode::WithdrawalRefused,
+            format!(
+                "max_fee {max_fee}sat would leave {left}sat of the {}sat withdrawal, below the {}sat dust limit",
+                withdraw.amount, rules.bitcoin_dust_limit
+            ),
+        ));
+    }
+    let floor = rules.bitcoin_fee_bounds().min;
+    let least = lone_release_fee(peg, &withdraw.destination, withdraw.amount, 1, floor)
+        .map_err(|error| refused(TxCode::WithdrawalRefused, error.to_string()))?;
+    if max_fee < least {
+        return Err(refused(
+            TxCode::WithdrawalRefused,
+            format!(
+                "max_fee {max_fee}sat is below {least}sat, the fee of a release paying only this withdrawal at the \
+                 floor rate of {floor}; it could never be paid"
+            ),
+        ));
     }
     Ok(())
 }
@@ -201,9 +233,11 @@ pub fn withdraw<R: StateRead>(
         asset: asset.clone(),
         amount: withdraw.amount,
         destination: destination.clone(),
+        max_fee: withdraw.max_fee,
         burned_height: height,
         eligible_height,
         batch: None,
+        waiting: None,
     });
     let mut queue = state.withdrawal_queue(asset)?;
     queue.push(id);
@@ -218,6 +252,6 @@ pub fn withdraw<R: StateRead>(
             (ev::ELIGIBLE_HEIGHT, eligible_height.to_string()),
         ],
     ));
-    tracing::info!(withdrawal_id = %id, sender = %withdraw.sender, amount = %burned, height, eligible_height, "withdrawal queued");
+    tracing::info!(withdrawal_id = %id, sender = %withdraw.sender, amount = %burned, max_fee = %withdraw.max_fee, height, eligible_height, "withdrawal queued");
     Ok(id)
 }

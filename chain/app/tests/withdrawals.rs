@@ -18,12 +18,18 @@ use ferry_app::bridge::{AssetLedger, ReserveUtxo};
 use ferry_app::{BlockOutcome, Event, TxOutcome};
 use ferry_types::event as ev;
 use ferry_types::genesis::{AssetLimit, BlsFederation, EthereumBridge, Federation, WithdrawalParams};
-use ferry_types::msg::{MsgAttestRelease, MsgSetPaused, MsgSubmitSignatures, MsgWithdraw, ReleaseSignatures};
+use ferry_types::msg::{
+    MsgAttestParentHeight, MsgAttestRelease, MsgSetPaused, MsgSubmitSignatures, MsgWithdraw, ReleaseSignatures,
+};
 use ferry_types::peg::{BitcoinFederation, BitcoinNetwork, Peg};
-use ferry_types::query::{BatchRelease, BatchStatus, BatchView, QUERY_BAD_REQUEST, QUERY_NOT_FOUND, WithdrawalStatus};
-use ferry_types::release::bitcoin::{assemble_witness, sighashes, sign_input, unsigned_transaction};
+use ferry_types::query::{
+    BITCOIN_FEES_PATH, BatchRelease, BatchStatus, BatchView, BitcoinFeesView, QUERY_BAD_REQUEST, QUERY_NOT_FOUND,
+    WithdrawalStatus,
+};
+use ferry_types::release::bitcoin::{assemble_witness, lone_release_fee, sighashes, sign_input, unsigned_transaction};
 use ferry_types::release::bls;
 use ferry_types::release::eth::{EthAddress, EthBatch, EthReleaseItem};
+use ferry_types::release::fee::FeeRate;
 use ferry_types::{
     AccountKey, Address, Amount, Coin, Denom, DepositFacts, GenesisState, Msg, Params, ParentChain, TxCode,
 };
@@ -35,7 +41,10 @@ const QUORUM: u32 = 3;
 const BATCH_INTERVAL: u64 = 4;
 const WINDOW_BLOCKS: u64 = 40;
 const DELAY_BLOCKS: u64 = 10;
-const BTC_FEE_EACH: u128 = 1_000;
+/// The fee rate the chain starts at, sat/vB.
+const START_RATE: u64 = 2;
+/// Each Bitcoin withdrawal's budget for its fee share.
+const BTC_BUDGET: u128 = 5_000;
 const DUST: u128 = 546;
 const SAT_CAP: u128 = 500_000;
 const SAT_DELAY_ABOVE: u128 = 200_000;
@@ -108,7 +117,10 @@ fn withdrawal_params() -> WithdrawalParams {
             limit(token(), TOKEN_CAP, TOKEN_CAP / 2, 1),
         ],
         delay_blocks: DELAY_BLOCKS,
-        bitcoin_fee_per_withdrawal: Amount::new(BTC_FEE_EACH),
+        bitcoin_min_fee_rate: 1,
+        bitcoin_max_fee_rate: 100,
+        bitcoin_start_fee_rate: START_RATE,
+        bitcoin_target_confirm_blocks: 3,
         bitcoin_dust_limit: Amount::new(DUST),
         ethereum: Some(EthereumBridge { chain_id: ETH_CHAIN_ID, vault: vault() }),
     }
@@ -285,9 +297,45 @@ impl Bridge {
     }
 
     fn attest_release_tx(&self, index: usize, id: u64, parent_tx: &str) -> TestResult<Vec<u8>> {
+        self.attest_release_at_tx(index, id, parent_tx, 0)
+    }
+
+    /// Member `index` attests that `parent_tx` released batch `id`, mined at `parent_height`.
+    fn attest_release_at_tx(&self, index: usize, id: u64, parent_tx: &str, parent_height: u64) -> TestResult<Vec<u8>> {
         let attester = self.member(index).address;
-        let attest = MsgAttestRelease { attester, batch: id, parent_tx: parent_tx.to_owned() };
+        let attest = MsgAttestRelease { attester, batch: id, parent_tx: parent_tx.to_owned(), parent_height };
         self.duty_tx(index, &[Msg::AttestRelease(attest)])
+    }
+
+    /// Member `index` reports Bitcoin's best height.
+    fn report_height(&mut self, index: usize, height: u64) -> TestResult<TxOutcome> {
+        let attester = self.member(index).address;
+        let report = MsgAttestParentHeight { attester, chain: ParentChain::Bitcoin, height };
+        let tx = self.duty_tx(index, &[Msg::AttestParentHeight(report)])?;
+        let outcome = self.one(&tx)?;
+        assert_eq!(outcome.code, TxCode::Ok, "{}", outcome.log);
+        Ok(outcome)
+    }
+
+    /// Alice's withdrawal of `amount` sat to `destination` with the budget `max_fee`.
+    fn withdraw_sat_tx(&self, amount: u128, destination: &str, max_fee: u128) -> TestResult<Vec<u8>> {
+        self.withdraw_any_tx(&Denom::sat(), amount, destination, max_fee)
+    }
+
+    fn withdraw_any_tx(&self, asset: &Denom, amount: u128, destination: &str, max_fee: u128) -> TestResult<Vec<u8>> {
+        let msg = Msg::Withdraw(MsgWithdraw {
+            sender: self.alice.address,
+            asset: asset.clone(),
+            amount: Amount::new(amount),
+            destination: destination.to_owned(),
+            max_fee: Amount::new(max_fee),
+        });
+        let fee = Params::default().min_fee(asset).map_or(1, |fee| fee.get());
+        self.user_tx(&self.alice, &coin(fee, asset), &[msg])
+    }
+
+    fn fees(&self) -> TestResult<BitcoinFeesView> {
+        Ok(self.chain.query_json(BITCOIN_FEES_PATH)?.ok_or("no /bitcoin/fees answer")?)
     }
 
     fn attest_release(&mut self, index: usize, id: u64, parent_tx: &str) -> TestResult<TxOutcome> {
@@ -317,6 +365,7 @@ fn withdraw_msg(sender: &Address, asset: &Denom, amount: u128, destination: &str
         asset: asset.clone(),
         amount: Amount::new(amount),
         destination: destination.to_owned(),
+        max_fee: Amount::new(if *asset == Denom::sat() { BTC_BUDGET } else { 0 }),
     })
 }
 
@@ -404,12 +453,13 @@ fn btc_withdrawal_is_burned_batched_signed_by_three_of_four_and_settles_with_its
     let hashes: Vec<String> = sighashes(&tx, &release.plan, &peg)?.iter().map(hex::encode).collect();
     assert_eq!(hashes, release.sighashes);
     let destination = ferry_types::release::bitcoin::parse_destination(BTC_DESTINATION, BitcoinNetwork::Regtest)?;
+    let fee = release.plan.fee().get();
     let paid = tx.output.first().ok_or("no output")?;
-    assert_eq!((paid.script_pubkey.clone(), paid.value.to_sat()), (destination, u64::try_from(amount - BTC_FEE_EACH)?));
+    assert_eq!((paid.script_pubkey.clone(), paid.value.to_sat()), (destination, u64::try_from(amount - fee)?));
     let change = tx.output.get(1).ok_or("no change")?;
     assert_eq!(change.script_pubkey, peg.script_pubkey());
     assert_eq!(release.plan.inputs().len(), 1, "the largest UTXO covers it");
-    assert_eq!(release.plan.fee().get(), BTC_FEE_EACH);
+    assert_eq!(release.fee_rate, FeeRate::from_sat_per_vb(START_RATE), "priced at the chain's rate");
     let input_total = release.plan.input_total().get();
     assert_eq!(input_total, DEPOSIT_SAT[0]);
     assert_eq!(u128::from(change.value.to_sat()), input_total - amount, "inputs = outputs + fee + change");
@@ -437,6 +487,12 @@ fn btc_withdrawal_is_burned_batched_signed_by_three_of_four_and_settles_with_its
     let raw_hashes: Vec<[u8; 32]> = sighashes(&tx, &release.plan, &peg)?;
     let witnessed = assemble_witness(&tx, &peg, &raw_hashes, &per_input)?;
     assert_eq!(witnessed.compute_txid(), tx.compute_txid());
+    // The fee is the rate times the signed size, up to the bytes a signature may be longer (one
+    // per signature) — never below the rate.
+    let signed_vsize = u128::from(witnessed.vsize() as u64);
+    let rate = u128::from(START_RATE);
+    assert!(fee >= rate * signed_vsize, "fee {fee} below {rate} sat/vB × {signed_vsize} vB");
+    assert!(fee <= rate * (signed_vsize + 1), "fee {fee} above {rate} sat/vB × {signed_vsize} vB + a signature byte");
 
     let txid = release.txid.clone();
     for member in [1, 2] {
@@ -448,7 +504,7 @@ fn btc_withdrawal_is_burned_batched_signed_by_three_of_four_and_settles_with_its
 
     let released = bridge.chain.withdrawal(&id)?;
     assert_eq!(released.status, WithdrawalStatus::Released);
-    assert_eq!(released.paid, Some(Amount::new(amount - BTC_FEE_EACH)));
+    assert_eq!(released.paid, Some(Amount::new(amount - fee)));
     assert_eq!(released.release_tx.as_deref(), Some(txid.as_str()));
     let ledger = bridge.ledger(&Denom::sat())?;
     assert_eq!(
@@ -609,7 +665,12 @@ fn duties_from_non_members_or_with_a_fee_are_refused() -> TestResult {
     )?;
     let release_by_alice = bridge.alice.sign_fee_exempt(
         bridge.chain.sequence(&alice)?,
-        &[Msg::AttestRelease(MsgAttestRelease { attester: alice, batch: id, parent_tx: RELEASE_TX.to_owned() })],
+        &[Msg::AttestRelease(MsgAttestRelease {
+            attester: alice,
+            batch: id,
+            parent_tx: RELEASE_TX.to_owned(),
+            parent_height: 0,
+        })],
     )?;
     for (tx, code) in [
         (from_alice, TxCode::Unauthorized),
@@ -1160,4 +1221,119 @@ fn every_bridge_response_code_after_overflow_is_reachable_in_finalize_block_and_
         assert!(paused.log.contains("the bridge is paused since height"), "{}", paused.log);
     }
     Ok(())
+}
+
+#[test]
+fn bitcoin_budgets_are_checked_when_submitted_naming_the_rule() -> TestResult {
+    let mut bridge = Bridge::start()?;
+    let peg = bridge.peg()?;
+    let floor = lone_release_fee(&peg, BTC_DESTINATION, Amount::new(50_000), 1, FeeRate::from_sat_per_vb(1))?.get();
+    let cases = [
+        (Denom::sat(), 50_000, 0, TxCode::InvalidMessage, "needs max_fee"),
+        (Denom::sat(), 50_000, floor - 1, TxCode::WithdrawalRefused, "it could never be paid"),
+        (Denom::sat(), 50_000, 50_000 - DUST + 1, TxCode::WithdrawalRefused, "below the 546sat dust limit"),
+        (Denom::wei(), ETH / 100, 10, TxCode::InvalidMessage, "Bitcoin withdrawals only"),
+    ];
+    let before = bridge.chain.reserves()?;
+    for (asset, amount, max_fee, code, named) in cases {
+        let outcome = bridge.one(&bridge.withdraw_any_tx(&asset, amount, destination_for(&asset), max_fee)?)?;
+        assert_eq!(outcome.code, code, "{asset} max_fee {max_fee}: {}", outcome.log);
+        assert!(outcome.log.contains(named), "`{}` does not name `{named}`", outcome.log);
+    }
+    assert_eq!(bridge.chain.reserves()?.assets, before.assets, "nothing burned");
+    let at_floor = bridge.one(&bridge.withdraw_sat_tx(50_000, BTC_DESTINATION, floor)?)?;
+    assert_eq!(at_floor.code, TxCode::Ok, "the floor itself is a payable budget: {}", at_floor.log);
+    Ok(())
+}
+
+/// A destination on `asset`'s parent chain.
+fn destination_for(asset: &Denom) -> &'static str {
+    if *asset == Denom::sat() { BTC_DESTINATION } else { ETH_DESTINATION }
+}
+
+#[test]
+fn a_withdrawal_whose_fee_share_exceeds_its_budget_waits_with_the_reason_and_does_not_hold_back_the_others()
+-> TestResult {
+    let mut bridge = Bridge::start()?;
+    let peg = bridge.peg()?;
+    // The floor-rate budget: accepted, but at the start rate of 2 sat/vB its share is about double.
+    let tight = lone_release_fee(&peg, BTC_DESTINATION, Amount::new(40_000), 1, FeeRate::from_sat_per_vb(1))?.get();
+    let outcomes = bridge.block(&[bridge.withdraw_sat_tx(40_000, BTC_DESTINATION, tight)?])?;
+    assert_eq!(codes(&outcomes), [TxCode::Ok]);
+    let patient = withdrawal_id(outcomes.first().ok_or("no outcome")?)?;
+    let paid = bridge.withdraw(&Denom::sat(), 60_000, BTC_DESTINATION)?;
+
+    let events = bridge.run_to_batch_height()?;
+    let batch_id = created_batch(&events, &Denom::sat())?;
+    let batch = bridge.chain.batch(batch_id)?.batch;
+    let items: Vec<String> = batch.items.iter().map(|item| item.withdrawal.to_string()).collect();
+    assert_eq!(items, [paid.clone()], "the one within its budget goes");
+    let waiting = events_of(&events, ev::WITHDRAWAL_WAITING);
+    assert_eq!(waiting.len(), 1, "{events:?}");
+    let attributes = attributes(waiting.first().ok_or("no event")?);
+    assert_eq!(attributes.get(ev::WITHDRAWAL_ID).map(ToString::to_string), Some(patient.clone()));
+    let view = bridge.chain.withdrawal(&patient)?;
+    assert_eq!(view.status, WithdrawalStatus::Queued);
+    let reason = view.withdrawal.waiting.ok_or("no waiting reason on the record")?;
+    assert!(reason.contains(&format!("above its max_fee of {tight} sat")), "{reason}");
+    assert!(reason.contains("2 sat/vB"), "names the rate: {reason}");
+
+    // The next batching height leaves it waiting, alone now, without a second event.
+    bridge.block::<&[u8]>(&[])?;
+    let again = bridge.run_to_batch_height()?;
+    assert!(events_of(&again, ev::WITHDRAWAL_WAITING).is_empty(), "{again:?}");
+    assert_reconciled(&bridge)
+}
+
+#[test]
+fn the_parent_clock_moves_at_a_quorum_and_the_fee_rate_follows_release_delays_within_its_bounds() -> TestResult {
+    let mut bridge = Bridge::start()?;
+    assert_eq!(bridge.fees()?.fee_rate, FeeRate::from_sat_per_vb(START_RATE));
+    for member in [0, 1] {
+        bridge.report_height(member, 100)?;
+    }
+    assert_eq!(bridge.fees()?.parent_height, 0, "two of four reports are not a quorum");
+    let moved = bridge.report_height(2, 100)?;
+    assert_eq!(events_of(&moved.events, ev::PARENT_HEIGHT).len(), 1);
+    bridge.report_height(3, 150)?;
+    bridge.report_height(0, 10_000)?;
+    assert_eq!(bridge.fees()?.parent_height, 100, "one member ahead, or lying, does not move the clock");
+
+    // A release signed at 100 and mined at 101: faster than the 3-block target, the rate falls
+    // from 2 to the floor of 1 sat/vB.
+    let settle = |bridge: &mut Bridge, mined: u64| -> TestResult<Vec<Event>> {
+        bridge.withdraw(&Denom::sat(), 30_000, BTC_DESTINATION)?;
+        let events = bridge.run_to_batch_height()?;
+        let id = created_batch(&events, &Denom::sat())?;
+        for member in [0, 1, 2] {
+            bridge.sign(member, id)?;
+        }
+        let txid = release_txid(&bridge.chain.batch(id)?)?;
+        let mut last = Vec::new();
+        for member in [1, 2, 3] {
+            let tx = bridge.attest_release_at_tx(member, id, &txid, mined)?;
+            last = bridge.one(&tx)?.events;
+        }
+        assert_eq!(bridge.chain.batch(id)?.batch.status, BatchStatus::Released);
+        Ok(last)
+    };
+    let events = settle(&mut bridge, 101)?;
+    assert_eq!(events_of(&events, ev::FEE_RATE_CHANGED).len(), 1);
+    let fees = bridge.fees()?;
+    assert_eq!((fees.fee_rate, fees.last_release_waited), (FeeRate::from_sat_per_vb(1), Some(1)));
+    settle(&mut bridge, 101)?;
+    assert_eq!(bridge.fees()?.fee_rate, FeeRate::from_sat_per_vb(1), "never below the floor");
+
+    // Signed at 100, mined at 110: slower than the target, up by max(×1.25, +1 sat/vB).
+    settle(&mut bridge, 110)?;
+    let fees = bridge.fees()?;
+    assert_eq!((fees.fee_rate, fees.last_release_waited), (FeeRate::from_sat_per_vb(2), Some(10)));
+    for member in [1, 2, 3] {
+        bridge.report_height(member, 200)?;
+    }
+    // Signed at 200, mined at 203: on target, unchanged.
+    let events = settle(&mut bridge, 203)?;
+    assert!(events_of(&events, ev::FEE_RATE_CHANGED).is_empty());
+    assert_eq!(bridge.fees()?.fee_rate, FeeRate::from_sat_per_vb(2));
+    assert_reconciled(&bridge)
 }

@@ -103,3 +103,23 @@ pub const PARENT_TX: &str = "parent_tx";
 pub const PAUSED: &str = "paused";
 /// Attribute: why, in words.
 pub const REASON: &str = "reason";
+
+/// A queued withdrawal was left out of its asset's batch and keeps waiting (its fee share above
+/// its `max_fee`, or what it would receive below the dust limit). Emitted when it starts
+/// waiting; its record keeps the latest reason. Attributes: [`WITHDRAWAL_ID`], [`REASON`].
+pub const WITHDRAWAL_WAITING: &str = "ferry.bridge.withdrawal_waiting";
+/// The parent clock moved (a quorum of members reported a higher best block).
+/// Attributes: [`CHAIN`], [`HEIGHT`].
+pub const PARENT_HEIGHT: &str = "ferry.bridge.parent_height";
+/// The Bitcoin fee controller moved the rate after a release settled.
+/// Attributes: [`BATCH_ID`], [`WAITED_BLOCKS`], [`FEE_RATE`].
+pub const FEE_RATE_CHANGED: &str = "ferry.bridge.fee_rate_changed";
+
+/// Attribute: a parent chain (`btc`, `eth`).
+pub const CHAIN: &str = "chain";
+/// Attribute: a parent-chain height.
+pub const HEIGHT: &str = "height";
+/// Attribute: parent blocks a release took from its signing to its block.
+pub const WAITED_BLOCKS: &str = "waited_blocks";
+/// Attribute: a fee rate in satoshi per 1,000 virtual bytes.
+pub const FEE_RATE: &str = "fee_rate_sat_per_kvb";

@@ -8,6 +8,7 @@ use crate::address::Address;
 use crate::amount::{Amount, Coin};
 use crate::denom::Denom;
 use crate::release::eth::EthAddress;
+use crate::release::fee::{FeeRate, FeeRateBounds};
 
 /// Chain parameters, fixed at genesis.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -59,11 +60,15 @@ pub struct WithdrawalParams {
     pub limits: Vec<AssetLimit>,
     /// Blocks a withdrawal above its asset's `delay_above` waits after its burn before it can be batched.
     pub delay_blocks: u64,
-    /// Satoshi each Bitcoin withdrawal contributes to its release transaction's miner fee: the
-    /// destination receives `amount - bitcoin_fee_per_withdrawal` and a release of `n`
-    /// withdrawals pays `n * bitcoin_fee_per_withdrawal` to miners, so the reserves fall by
-    /// exactly what was burned.
-    pub bitcoin_fee_per_withdrawal: Amount,
+    /// The floor of the Bitcoin release fee rate, in sat/vB (at least 1, the minimum relay fee).
+    pub bitcoin_min_fee_rate: u64,
+    /// The ceiling of the Bitcoin release fee rate, in sat/vB.
+    pub bitcoin_max_fee_rate: u64,
+    /// The fee rate the chain starts at, in sat/vB (within the floor and the ceiling).
+    pub bitcoin_start_fee_rate: u64,
+    /// Parent blocks a release should take from its signing to its confirmation: slower, and the
+    /// rate rises ×1.25; faster, and it falls ×0.75 ([`crate::release::fee::next_rate`]).
+    pub bitcoin_target_confirm_blocks: u64,
     /// Smallest Bitcoin output a release creates (a destination output or the change).
     pub bitcoin_dust_limit: Amount,
     /// Where Ethereum releases are paid (absent: ether and ERC-20 withdrawals are refused).
@@ -72,8 +77,9 @@ pub struct WithdrawalParams {
 
 impl Default for WithdrawalParams {
     /// Devnet values: batches every 5 blocks of at most 32 withdrawals; per 100-block window at
-    /// most 10 BTC and 100 ETH; withdrawals above 1 BTC or 10 ETH wait 20 blocks; 2 000 sat of
-    /// miner fee per Bitcoin withdrawal; no Ethereum vault configured.
+    /// most 10 BTC and 100 ETH; withdrawals above 1 BTC or 10 ETH wait 20 blocks; Bitcoin fees
+    /// from 1 to 1,000 sat/vB starting at 10, aiming at confirmation within 3 parent blocks; no
+    /// Ethereum vault configured.
     fn default() -> Self {
         const BTC: u128 = 100_000_000;
         const ETH: u128 = 1_000_000_000_000_000_000;
@@ -96,7 +102,10 @@ impl Default for WithdrawalParams {
                 },
             ],
             delay_blocks: 20,
-            bitcoin_fee_per_withdrawal: Amount::new(2_000),
+            bitcoin_min_fee_rate: 1,
+            bitcoin_max_fee_rate: 1_000,
+            bitcoin_start_fee_rate: 10,
+            bitcoin_target_confirm_blocks: 3,
             bitcoin_dust_limit: Amount::new(546),
             ethereum: None,
         }
@@ -112,6 +121,14 @@ impl WithdrawalParams {
     /// The outflow window `height` falls in.
     pub fn window(&self, height: u64) -> u64 {
         height.checked_div(self.window_blocks).unwrap_or(0)
+    }
+
+    /// The bounds of the Bitcoin release fee rate.
+    pub fn bitcoin_fee_bounds(&self) -> FeeRateBounds {
+        FeeRateBounds {
+            min: FeeRate::from_sat_per_vb(self.bitcoin_min_fee_rate),
+            max: FeeRate::from_sat_per_vb(self.bitcoin_max_fee_rate),
+        }
     }
 
     /// Whether batches form at the end of `height`.
@@ -377,7 +394,7 @@ impl GenesisState {
 
 impl WithdrawalParams {
     /// Checks positive intervals, batches a Bitcoin release can pay, one limit per denomination,
-    /// and that the smallest Bitcoin withdrawal still pays its miner fee and a non-dust output.
+    /// a Bitcoin minimum above the dust limit, and fee-rate bounds that hold the start rate.
     ///
     /// # Errors
     /// [`GenesisError::Withdrawals`] naming the parameter.
@@ -414,21 +431,30 @@ impl WithdrawalParams {
                     ),
                 ));
             }
-            if limit.denom == Denom::sat() {
-                let smallest_payable = self
-                    .bitcoin_fee_per_withdrawal
-                    .checked_add(self.bitcoin_dust_limit)
-                    .map_err(|error| bad("bitcoin_fee_per_withdrawal", error.to_string()))?;
-                if limit.min_amount < smallest_payable {
-                    return Err(bad(
-                        &param,
-                        format!(
-                            "min_amount {} cannot pay bitcoin_fee_per_withdrawal {} plus a bitcoin_dust_limit {} output",
-                            limit.min_amount, self.bitcoin_fee_per_withdrawal, self.bitcoin_dust_limit
-                        ),
-                    ));
-                }
+            if limit.denom == Denom::sat() && limit.min_amount <= self.bitcoin_dust_limit {
+                return Err(bad(
+                    &param,
+                    format!(
+                        "min_amount {} leaves nothing for the fee above a bitcoin_dust_limit {} output",
+                        limit.min_amount, self.bitcoin_dust_limit
+                    ),
+                ));
             }
+        }
+        if self.bitcoin_min_fee_rate == 0 {
+            return Err(bad("bitcoin_min_fee_rate", "must be at least 1 sat/vB, the minimum relay fee".to_owned()));
+        }
+        if !(self.bitcoin_min_fee_rate..=self.bitcoin_max_fee_rate).contains(&self.bitcoin_start_fee_rate) {
+            return Err(bad(
+                "bitcoin_start_fee_rate",
+                format!(
+                    "{} sat/vB is not between bitcoin_min_fee_rate {} and bitcoin_max_fee_rate {}",
+                    self.bitcoin_start_fee_rate, self.bitcoin_min_fee_rate, self.bitcoin_max_fee_rate
+                ),
+            ));
+        }
+        if self.bitcoin_target_confirm_blocks == 0 {
+            return Err(bad("bitcoin_target_confirm_blocks", "must be positive".to_owned()));
         }
         if let Some(ethereum) = &self.ethereum
             && ethereum.chain_id == 0
@@ -525,8 +551,24 @@ mod tests {
         twice.limits.push(twice.limits[0].clone());
         assert_eq!(with(twice), "limits[sat]");
         let mut cheap = WithdrawalParams::default();
-        cheap.limits[0].min_amount = Amount::new(2_000);
-        assert_eq!(with(cheap), "limits[sat]", "2000 sat cannot pay a 2000 sat fee and a 546 sat output");
+        cheap.limits[0].min_amount = Amount::new(546);
+        assert_eq!(with(cheap), "limits[sat]", "a 546 sat minimum leaves nothing above a 546 sat output");
+        for (min, start, max, param) in [
+            (0, 0, 10, "bitcoin_min_fee_rate"),
+            (2, 1, 10, "bitcoin_start_fee_rate"),
+            (2, 11, 10, "bitcoin_start_fee_rate"),
+            (5, 5, 4, "bitcoin_start_fee_rate"),
+        ] {
+            let rates = WithdrawalParams {
+                bitcoin_min_fee_rate: min,
+                bitcoin_start_fee_rate: start,
+                bitcoin_max_fee_rate: max,
+                ..WithdrawalParams::default()
+            };
+            assert_eq!(with(rates), param, "{min} ≤ {start} ≤ {max}");
+        }
+        let untargeted = WithdrawalParams { bitcoin_target_confirm_blocks: 0, ..WithdrawalParams::default() };
+        assert_eq!(with(untargeted), "bitcoin_target_confirm_blocks");
         let ethereum = EthereumBridge { chain_id: 0, vault: EthAddress::from_bytes([9; 20]) };
         assert_eq!(
             with(WithdrawalParams { ethereum: Some(ethereum), ..WithdrawalParams::default() }),

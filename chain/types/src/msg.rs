@@ -23,6 +23,8 @@ pub const MSG_WITHDRAW_TYPE_URL: &str = "/ferry.bridge.v1.MsgWithdraw";
 pub const MSG_SUBMIT_SIGNATURES_TYPE_URL: &str = "/ferry.bridge.v1.MsgSubmitSignatures";
 /// Type URL of [`MsgAttestReleaseProto`].
 pub const MSG_ATTEST_RELEASE_TYPE_URL: &str = "/ferry.bridge.v1.MsgAttestRelease";
+/// Type URL of [`MsgAttestParentHeightProto`].
+pub const MSG_ATTEST_PARENT_HEIGHT_TYPE_URL: &str = "/ferry.bridge.v1.MsgAttestParentHeight";
 /// Type URL of [`MsgSetPausedProto`].
 pub const MSG_SET_PAUSED_TYPE_URL: &str = "/ferry.bridge.v1.MsgSetPaused";
 /// Type URL of [`ChainBindingProto`].
@@ -86,6 +88,10 @@ pub struct MsgWithdrawProto {
     /// address for `wei` and ERC-20 denominations.
     #[prost(string, tag = "4")]
     pub destination: String,
+    /// Bitcoin: the largest share of the release's miner fee the sender accepts, in satoshi
+    /// (decimal; required). Ethereum: empty.
+    #[prost(string, tag = "5")]
+    pub max_fee: String,
 }
 
 /// Wire form of `ferry.bridge.v1.MsgSubmitSignatures`: a federation member's signatures for a
@@ -120,6 +126,24 @@ pub struct MsgAttestReleaseProto {
     /// The release transaction: Bitcoin txid (64 lowercase hex) or Ethereum transaction hash (`0x` + 64).
     #[prost(string, tag = "3")]
     pub parent_tx: String,
+    /// The height of the parent block holding it.
+    #[prost(uint64, tag = "4")]
+    pub parent_height: u64,
+}
+
+/// Wire form of `ferry.bridge.v1.MsgAttestParentHeight`: a federation member's relayer reports
+/// the height of a parent chain's best block (the chain's parent clock).
+#[derive(Clone, PartialEq, Message)]
+pub struct MsgAttestParentHeightProto {
+    /// The reporting member's account, bech32; must be the signer.
+    #[prost(string, tag = "1")]
+    pub attester: String,
+    /// `btc` (the only chain the clock runs for today).
+    #[prost(string, tag = "2")]
+    pub chain: String,
+    /// The best block's height.
+    #[prost(uint64, tag = "3")]
+    pub height: u64,
 }
 
 /// Wire form of `ferry.bridge.v1.MsgSetPaused`: a federation member's vote to pause or resume
@@ -184,6 +208,8 @@ pub struct MsgWithdraw {
     /// The destination, syntactically valid for the asset's parent chain (an Ethereum address
     /// in EIP-55 form; a Bitcoin address whose network is checked against the peg's at execution).
     pub destination: String,
+    /// Bitcoin: the largest share of the release's miner fee accepted (positive). Ethereum: zero.
+    pub max_fee: Amount,
 }
 
 /// A member's signatures for one batch, by the batch's parent chain.
@@ -215,6 +241,19 @@ pub struct MsgAttestRelease {
     pub batch: u64,
     /// The release transaction on the parent chain (lowercase; `0x`-prefixed on Ethereum).
     pub parent_tx: String,
+    /// The height of the parent block holding it.
+    pub parent_height: u64,
+}
+
+/// A validated parent-height report.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MsgAttestParentHeight {
+    /// The reporting member (the signer).
+    pub attester: Address,
+    /// The parent chain (Bitcoin only, today).
+    pub chain: ParentChain,
+    /// Its best block's height.
+    pub height: u64,
 }
 
 /// A validated pause vote.
@@ -241,6 +280,8 @@ pub enum Msg {
     SubmitSignatures(MsgSubmitSignatures),
     /// `/ferry.bridge.v1.MsgAttestRelease`.
     AttestRelease(MsgAttestRelease),
+    /// `/ferry.bridge.v1.MsgAttestParentHeight`.
+    AttestParentHeight(MsgAttestParentHeight),
     /// `/ferry.bridge.v1.MsgSetPaused`.
     SetPaused(MsgSetPaused),
 }
@@ -283,6 +324,9 @@ impl Msg {
             MSG_WITHDRAW_TYPE_URL => MsgWithdraw::from_proto(&decode(any)?).map(Msg::Withdraw),
             MSG_SUBMIT_SIGNATURES_TYPE_URL => MsgSubmitSignatures::from_proto(&decode(any)?).map(Msg::SubmitSignatures),
             MSG_ATTEST_RELEASE_TYPE_URL => MsgAttestRelease::from_proto(&decode(any)?).map(Msg::AttestRelease),
+            MSG_ATTEST_PARENT_HEIGHT_TYPE_URL => {
+                MsgAttestParentHeight::from_proto(&decode(any)?).map(Msg::AttestParentHeight)
+            }
             MSG_SET_PAUSED_TYPE_URL => MsgSetPaused::from_proto(&decode(any)?).map(Msg::SetPaused),
             other => Err(MsgError::UnknownType(other.to_owned())),
         }
@@ -296,6 +340,7 @@ impl Msg {
             Msg::Withdraw(withdraw) => any(MSG_WITHDRAW_TYPE_URL, &withdraw.to_proto()),
             Msg::SubmitSignatures(submit) => any(MSG_SUBMIT_SIGNATURES_TYPE_URL, &submit.to_proto()),
             Msg::AttestRelease(attest) => any(MSG_ATTEST_RELEASE_TYPE_URL, &attest.to_proto()),
+            Msg::AttestParentHeight(report) => any(MSG_ATTEST_PARENT_HEIGHT_TYPE_URL, &report.to_proto()),
             Msg::SetPaused(vote) => any(MSG_SET_PAUSED_TYPE_URL, &vote.to_proto()),
         }
     }
@@ -308,6 +353,7 @@ impl Msg {
             Msg::Withdraw(withdraw) => withdraw.sender,
             Msg::SubmitSignatures(submit) => submit.signer,
             Msg::AttestRelease(attest) => attest.attester,
+            Msg::AttestParentHeight(report) => report.attester,
             Msg::SetPaused(vote) => vote.member,
         }
     }
@@ -318,14 +364,22 @@ impl Msg {
         match self {
             Msg::Send(send) => send.amount.iter().map(|coin| &coin.denom).collect(),
             Msg::Withdraw(withdraw) => vec![&withdraw.asset],
-            Msg::AttestDeposit(_) | Msg::SubmitSignatures(_) | Msg::AttestRelease(_) | Msg::SetPaused(_) => Vec::new(),
+            Msg::AttestDeposit(_)
+            | Msg::SubmitSignatures(_)
+            | Msg::AttestRelease(_)
+            | Msg::AttestParentHeight(_)
+            | Msg::SetPaused(_) => Vec::new(),
         }
     }
 
     /// Whether this is a federation duty: fee-exempt, and accepted only from federation members.
     pub fn is_federation_duty(&self) -> bool {
         match self {
-            Msg::AttestDeposit(_) | Msg::SubmitSignatures(_) | Msg::AttestRelease(_) | Msg::SetPaused(_) => true,
+            Msg::AttestDeposit(_)
+            | Msg::SubmitSignatures(_)
+            | Msg::AttestRelease(_)
+            | Msg::AttestParentHeight(_)
+            | Msg::SetPaused(_) => true,
             Msg::Send(_) | Msg::Withdraw(_) => false,
         }
     }
@@ -472,8 +526,8 @@ impl MsgWithdraw {
     /// Validates the wire form.
     ///
     /// # Errors
-    /// A malformed sender, asset or amount, a zero amount, or a destination that is not an
-    /// address of the asset's parent chain (see [`check_destination`]).
+    /// A malformed sender, asset, amount or max_fee, a zero amount, or a destination that is not
+    /// an address of the asset's parent chain (see [`check_destination`]).
     pub fn from_proto(proto: &MsgWithdrawProto) -> Result<MsgWithdraw, MsgError> {
         let sender = proto.sender.parse().map_err(|e| Self::field_error("sender", e))?;
         let asset: Denom = proto.asset.parse().map_err(|e| Self::field_error("asset", e))?;
@@ -483,7 +537,12 @@ impl MsgWithdraw {
         }
         let destination =
             check_destination(&asset, &proto.destination).map_err(|e| Self::field_error("destination", e))?;
-        Ok(MsgWithdraw { sender, asset, amount, destination })
+        let max_fee = if proto.max_fee.is_empty() {
+            Amount::ZERO
+        } else {
+            proto.max_fee.parse().map_err(|e| Self::field_error("max_fee", e))?
+        };
+        Ok(MsgWithdraw { sender, asset, amount, destination, max_fee })
     }
 
     /// The wire form.
@@ -493,6 +552,7 @@ impl MsgWithdraw {
             asset: self.asset.to_string(),
             amount: self.amount.to_string(),
             destination: self.destination.clone(),
+            max_fee: if self.max_fee.is_zero() { String::new() } else { self.max_fee.to_string() },
         }
     }
 }
@@ -557,7 +617,12 @@ impl MsgAttestRelease {
                 ),
             ));
         }
-        Ok(MsgAttestRelease { attester, batch: proto.batch, parent_tx: proto.parent_tx.clone() })
+        Ok(MsgAttestRelease {
+            attester,
+            batch: proto.batch,
+            parent_tx: proto.parent_tx.clone(),
+            parent_height: proto.parent_height,
+        })
     }
 
     /// The wire form.
@@ -566,6 +631,35 @@ impl MsgAttestRelease {
             attester: self.attester.to_string(),
             batch: self.batch,
             parent_tx: self.parent_tx.clone(),
+            parent_height: self.parent_height,
+        }
+    }
+}
+
+impl MsgAttestParentHeight {
+    fn field_error(field: &'static str, reason: impl ToString) -> MsgError {
+        MsgError::Field { type_url: MSG_ATTEST_PARENT_HEIGHT_TYPE_URL, field, reason: reason.to_string() }
+    }
+
+    /// Validates the wire form.
+    ///
+    /// # Errors
+    /// A malformed attester, or a chain other than `btc`.
+    pub fn from_proto(proto: &MsgAttestParentHeightProto) -> Result<MsgAttestParentHeight, MsgError> {
+        let attester = proto.attester.parse().map_err(|e| Self::field_error("attester", e))?;
+        let chain: ParentChain = proto.chain.parse().map_err(|e| Self::field_error("chain", e))?;
+        if chain != ParentChain::Bitcoin {
+            return Err(Self::field_error("chain", "the parent clock runs for Bitcoin (`btc`) only"));
+        }
+        Ok(MsgAttestParentHeight { attester, chain, height: proto.height })
+    }
+
+    /// The wire form.
+    pub fn to_proto(&self) -> MsgAttestParentHeightProto {
+        MsgAttestParentHeightProto {
+            attester: self.attester.to_string(),
+            chain: self.chain.to_string(),
+            height: self.height,
         }
     }
 }
@@ -614,6 +708,7 @@ mod tests {
             asset: asset.to_owned(),
             amount: "5000".to_owned(),
             destination: destination.to_owned(),
+            max_fee: String::new(),
         }
     }
 
@@ -639,7 +734,21 @@ mod tests {
                 batch: 8,
                 signatures: ReleaseSignatures::Bls(vec![7; 96]),
             }),
-            Msg::AttestRelease(MsgAttestRelease { attester: member, batch: 7, parent_tx: "ab".repeat(32) }),
+            Msg::AttestRelease(MsgAttestRelease {
+                attester: member,
+                batch: 7,
+                parent_tx: "ab".repeat(32),
+                parent_height: 412,
+            }),
+            Msg::AttestParentHeight(MsgAttestParentHeight {
+                attester: member,
+                chain: ParentChain::Bitcoin,
+                height: 415,
+            }),
+            Msg::Withdraw(MsgWithdraw {
+                max_fee: Amount::new(1_234),
+                ..MsgWithdraw::from_proto(&withdraw_proto("sat", REGTEST))?
+            }),
             Msg::SetPaused(MsgSetPaused { member, paused: true, reason: "reserves look wrong".to_owned() }),
         ];
         for msg in messages {
@@ -680,6 +789,19 @@ mod tests {
         let zero = withdraw_proto("wei", CHECKSUMMED);
         let zero = MsgWithdrawProto { amount: "0".to_owned(), ..zero };
         assert_eq!(MsgWithdraw::from_proto(&zero).map_err(field_of), Err("amount"));
+        let budget = MsgWithdrawProto { max_fee: "12e3".to_owned(), ..withdraw_proto("sat", REGTEST) };
+        assert_eq!(MsgWithdraw::from_proto(&budget).map_err(field_of), Err("max_fee"));
+        let report = |chain: &str| {
+            MsgAttestParentHeight::from_proto(&MsgAttestParentHeightProto {
+                attester: Address::from_bytes([2; 20]).to_string(),
+                chain: chain.to_owned(),
+                height: 9,
+            })
+            .map_err(field_of)
+        };
+        assert!(report("btc").is_ok());
+        assert_eq!(report("eth"), Err("chain"));
+        assert_eq!(report("ltc"), Err("chain"));
     }
 
     #[test]
@@ -703,6 +825,7 @@ mod tests {
                 attester: signer.clone(),
                 batch: 1,
                 parent_tx: parent_tx.to_owned(),
+                parent_height: 0,
             })
             .map_err(field_of)
         };

@@ -2,7 +2,7 @@
 //!
 //! Paths: `/account/<address>`, `/balances/<address>`, `/params`, `/app_hash`,
 //! `/deposit/<id>`, `/reserves`, `/federation`, `/peg`, `/withdrawal/wd-<n>`, `/batch/<n>`,
-//! `/batches/pending[/<after>]`, `/bridge`. Every query is answered at the height CometBFT
+//! `/batches/pending[/<after>]`, `/bridge`, `/bitcoin/fees`. Every query is answered at the height CometBFT
 //! passes (0 = latest committed).
 //!
 //! The withdrawal side's records ([`Withdrawal`], [`Batch`], [`BridgeStatus`]) are defined here
@@ -21,6 +21,7 @@ use crate::amount::{Amount, Coin};
 use crate::denom::Denom;
 use crate::release::bitcoin::ReleasePlan;
 use crate::release::eth::EthBatch;
+use crate::release::fee::FeeRate;
 
 /// Path prefix of the account query.
 pub const ACCOUNT_PATH: &str = "/account/";
@@ -49,6 +50,8 @@ pub const BRIDGE_PATH: &str = "/bridge";
 pub const PENDING_BATCHES_PAGE: usize = 16;
 /// Path of the app-hash query: the Merkle root this node computed at the height.
 pub const APP_HASH_PATH: &str = "/app_hash";
+/// Path of the Bitcoin fee query: the release fee rate, its bounds, and the parent clock.
+pub const BITCOIN_FEES_PATH: &str = "/bitcoin/fees";
 
 /// Query answer code: found.
 pub const QUERY_OK: u32 = 0;
@@ -168,16 +171,24 @@ pub struct Withdrawal {
     pub sender: Address,
     /// The wrapped denomination burned.
     pub asset: Denom,
-    /// The amount burned (a Bitcoin destination receives this minus the per-withdrawal fee).
+    /// The amount burned (a Bitcoin destination receives this minus its share of the release's fee).
     pub amount: Amount,
     /// Where it is paid (an Ethereum address in EIP-55 form, or a Bitcoin address).
     pub destination: String,
+    /// Bitcoin: the largest share of a release's miner fee it accepts (zero on Ethereum, where
+    /// the relayer pays the gas).
+    #[serde(default)]
+    pub max_fee: Amount,
     /// The height of the burn.
     pub burned_height: u64,
     /// The first height at which it may be batched (later than the burn when it waits its delay).
     pub eligible_height: u64,
     /// The batch releasing it, once batched.
     pub batch: Option<u64>,
+    /// Why the last batch of its asset left it queued (its fee share above its budget, say);
+    /// cleared when it is batched.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waiting: Option<String>,
 }
 
 /// Where a withdrawal stands.
@@ -202,7 +213,7 @@ pub struct WithdrawalView {
     /// The record.
     #[serde(flatten)]
     pub withdrawal: Withdrawal,
-    /// What the destination receives, once batched: the amount burned, less the per-withdrawal
+    /// What the destination receives, once batched: the amount burned, less its share of the
     /// miner fee on Bitcoin.
     pub paid: Option<Amount>,
     /// When its batch formed.
@@ -261,7 +272,7 @@ pub struct BatchItem {
     pub destination: String,
     /// The amount burned.
     pub amount: Amount,
-    /// What the destination receives: the amount burned, less the per-withdrawal miner fee on Bitcoin.
+    /// What the destination receives: the amount burned, less its share of the miner fee on Bitcoin.
     pub paid: Amount,
 }
 
@@ -299,6 +310,11 @@ pub struct BitcoinRelease {
     pub txid: String,
     /// Hex BIP 143 sighash of each input, in input order: what members sign.
     pub sighashes: Vec<String>,
+    /// The fee rate it was priced at: its fee is this rate × its size with the longest signatures.
+    pub fee_rate: FeeRate,
+    /// The parent chain's height (the chain's [parent clock](ParentClock)) when the batch was
+    /// signed: the release's confirmation delay is counted from here.
+    pub signed_parent_height: Option<u64>,
 }
 
 /// A release batch: withdrawals of one asset, what the federation signs to pay them, and the
@@ -328,6 +344,9 @@ pub struct Batch {
     pub signatures: BTreeMap<Address, Vec<String>>,
     /// Each member's (first) attestation of the release transaction.
     pub release_attestations: BTreeMap<Address, String>,
+    /// The parent-chain height each attesting member saw the release transaction mined at.
+    #[serde(default)]
+    pub release_heights: BTreeMap<Address, u64>,
     /// The release transaction, once a quorum attested it.
     pub release_tx: Option<String>,
 }
@@ -395,4 +414,50 @@ mod tests {
             assert!(bad.parse::<WithdrawalId>().is_err(), "{bad} accepted");
         }
     }
+}
+
+/// The chain's view of a parent chain's height, from the members' relayers
+/// (`MsgAttestParentHeight`): each member's highest report, and the highest height at least
+/// `attest_quorum` members have reported — a height that fewer than a quorum of lying members
+/// can neither raise nor hold back.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ParentClock {
+    /// Each member's highest reported height.
+    pub reports: BTreeMap<Address, u64>,
+    /// The height a quorum has reached (0 before one has).
+    pub height: u64,
+}
+
+impl ParentClock {
+    /// Records `member`'s report of `height` (a lower report than its last is ignored: parent
+    /// chains reorganize, but the clock only counts blocks) and recomputes the quorum height.
+    /// Returns whether the quorum height moved.
+    pub fn report(&mut self, member: Address, height: u64, quorum: u32) -> bool {
+        let entry = self.reports.entry(member).or_insert(0);
+        *entry = (*entry).max(height);
+        let mut heights: Vec<u64> = self.reports.values().copied().collect();
+        heights.sort_unstable_by(|a, b| b.cmp(a));
+        let index = usize::try_from(quorum).unwrap_or(usize::MAX).saturating_sub(1);
+        let reached = heights.get(index).copied().unwrap_or(0).max(self.height);
+        let moved = reached != self.height;
+        self.height = reached;
+        moved
+    }
+}
+
+/// Answer to `/bitcoin/fees`: how Bitcoin releases are priced now.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BitcoinFeesView {
+    /// The rate the next release is priced at.
+    pub fee_rate: FeeRate,
+    /// The floor (genesis).
+    pub min_fee_rate: FeeRate,
+    /// The ceiling (genesis).
+    pub max_fee_rate: FeeRate,
+    /// The confirmation delay the controller aims at, in parent blocks.
+    pub target_confirm_blocks: u64,
+    /// Bitcoin's height by the parent clock (0 before a quorum reported).
+    pub parent_height: u64,
+    /// Parent blocks the last settled release took from its signing to its block, if known.
+    pub last_release_waited: Option<u64>,
 }

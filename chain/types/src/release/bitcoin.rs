@@ -38,7 +38,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::amount::Amount;
 use crate::peg::{BitcoinNetwork, Peg};
-use crate::release::standardness::{self, Violation, with_longest_signatures};
+use crate::release::fee::{FeeRate, split_fee};
+use crate::release::standardness::{self, Violation, dust_threshold, with_longest_signatures};
 
 /// Every release input's sequence: BIP 125 replaceable, no relative lock time (`0xFFFFFFFD`).
 pub const RELEASE_SEQUENCE: Sequence = Sequence::ENABLE_RBF_NO_LOCKTIME;
@@ -380,6 +381,26 @@ pub enum BtcReleaseError {
         /// The txid given.
         got: Txid,
     },
+    /// A withdrawal's share of the fee at this rate is more than its `max_fee`: it waits for a
+    /// lower rate (or a batch that shares the fee among more withdrawals).
+    #[error(
+        "output {index} to `{destination}`: its share of the fee at {rate} is {share} sat, above its max_fee of {max_fee} sat"
+    )]
+    FeeOverBudget {
+        /// Position in the outputs.
+        index: usize,
+        /// Its destination.
+        destination: String,
+        /// The fee rate priced at.
+        rate: FeeRate,
+        /// Its share of the fee.
+        share: Amount,
+        /// Its budget.
+        max_fee: Amount,
+    },
+    /// The release would break Bitcoin's standardness policy, so nodes would not relay it.
+    #[error("the release would not be relayed: {0}")]
+    NonStandard(Violation),
     /// The number of per-input items does not match the transaction's inputs.
     #[error("the transaction has {inputs} inputs but {given} {what} were given")]
     InputCountMismatch {
@@ -443,7 +464,19 @@ impl BtcReleaseError {
             BtcReleaseError::InsufficientReserves { .. }
                 | BtcReleaseError::DustChange { .. }
                 | BtcReleaseError::TooManyInputs { .. }
+                | BtcReleaseError::NonStandard(_)
         )
+    }
+
+    /// The output (withdrawal) this error is about, when leaving that one out of the release
+    /// could let the others go: its fee share is over its budget, or what it would receive is dust.
+    pub fn blocking_output(&self) -> Option<usize> {
+        match self {
+            BtcReleaseError::FeeOverBudget { index, .. } | BtcReleaseError::OutputBelowDust { index, .. } => {
+                Some(*index)
+            }
+            _ => None,
+        }
     }
 }
 
@@ -562,6 +595,136 @@ pub fn plan_release(
     }
     let change = if change.is_zero() { None } else { Some(change) };
     ReleasePlan::from_parts(inputs, outputs.to_vec(), change, fee)
+}
+
+/// One withdrawal a release pays: where, what was burned for it, and the most of that which may
+/// go to miners (its `max_fee`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReleaseRequest {
+    /// The destination address.
+    pub destination: String,
+    /// The amount burned: what the output gets before its share of the fee.
+    pub burned: Amount,
+    /// The largest fee share it accepts.
+    pub max_fee: Amount,
+}
+
+/// A release priced at a fee rate: its plan and each withdrawal's share of the fee, in output
+/// order (`burned − share` is what the output pays; the shares add up to the plan's fee).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PricedRelease {
+    /// The plan.
+    pub plan: ReleasePlan,
+    /// Each withdrawal's share of the fee.
+    pub shares: Vec<Amount>,
+}
+
+/// Plans a release paying `requests` at `rate`: coin selection as [`plan_release`] over the
+/// burned amounts (the fee comes out of them, so what is selected does not depend on it), then
+/// [`price_release`].
+///
+/// # Errors
+/// As [`plan_release`] and [`price_release`].
+pub fn plan_release_at_rate(
+    utxos: &[Utxo],
+    requests: &[ReleaseRequest],
+    rate: FeeRate,
+    peg: &Peg,
+    dust_limit: Amount,
+) -> Result<PricedRelease, BtcReleaseError> {
+    let burned = burned_outputs(requests, peg.network())?;
+    let selected = plan_release(utxos, &burned, Amount::ZERO, dust_limit)?;
+    price_release(selected.inputs(), selected.change(), requests, rate, peg, dust_limit)
+}
+
+/// Prices the release spending `inputs` (which hold exactly the burned amounts plus `change`)
+/// and paying `requests` at `rate`: the fee is `rate ×` the transaction's size with every
+/// signature at its longest, split by [`split_fee`]; each output pays its burned amount minus
+/// its share. The chain calls this through [`plan_release_at_rate`]; a signer calls it on the
+/// chain's inputs to rebuild the same plan.
+///
+/// # Errors
+/// [`BtcReleaseError::FeeOverBudget`] or [`BtcReleaseError::OutputBelowDust`] naming the first
+/// withdrawal that cannot pay its share ([`BtcReleaseError::blocking_output`]);
+/// [`BtcReleaseError::NonStandard`]; [`BtcReleaseError::Unbalanced`] when the inputs do not hold
+/// the burned amounts plus the change; malformed destinations or amounts.
+pub fn price_release(
+    inputs: &[Utxo],
+    change: Option<Amount>,
+    requests: &[ReleaseRequest],
+    rate: FeeRate,
+    peg: &Peg,
+    dust_limit: Amount,
+) -> Result<PricedRelease, BtcReleaseError> {
+    let burned = burned_outputs(requests, peg.network())?;
+    let unpriced = ReleasePlan::from_parts(inputs.to_vec(), burned, change, Amount::ZERO)?;
+    let longest = with_longest_signatures(&unsigned_transaction(&unpriced, peg), peg);
+    let output_weights: Vec<bitcoin::Weight> = unpriced.pays.iter().map(TxOut::weight).collect();
+    let shares = split_fee(longest.weight(), &output_weights, rate)
+        .map_err(|error| BtcReleaseError::Unbalanced(error.to_string()))?;
+    let mut outputs = Vec::with_capacity(requests.len());
+    let mut priced_shares = Vec::with_capacity(requests.len());
+    for (index, ((request, share), output)) in requests.iter().zip(&shares).zip(unpriced.outputs).enumerate() {
+        let share = Amount::new(u128::from(share.to_sat()));
+        if share > request.max_fee {
+            return Err(BtcReleaseError::FeeOverBudget {
+                index,
+                destination: request.destination.clone(),
+                rate,
+                share,
+                max_fee: request.max_fee,
+            });
+        }
+        let limit = dust_limit.max(Amount::new(u128::from(dust_threshold(&output.script_pubkey).to_sat())));
+        let paid = request.burned.checked_sub(share).unwrap_or(Amount::ZERO);
+        if paid < limit || paid.is_zero() {
+            return Err(BtcReleaseError::OutputBelowDust {
+                index,
+                destination: request.destination.clone(),
+                amount: paid,
+                dust_limit: limit,
+            });
+        }
+        outputs.push(ReleaseOutput { amount: paid, ..output });
+        priced_shares.push(share);
+    }
+    let fee = sum(priced_shares.iter().copied())?;
+    let plan = ReleasePlan::from_parts(inputs.to_vec(), outputs, change, fee)?;
+    plan.check_standard(peg).map_err(BtcReleaseError::NonStandard)?;
+    Ok(PricedRelease { plan, shares: priced_shares })
+}
+
+/// The fee share of a withdrawal of `amount` to `destination` paid alone by a release spending
+/// `inputs` reserve UTXOs with change, at `rate`: what the CLI quotes, and (at the floor rate) the
+/// least budget the chain accepts.
+///
+/// # Errors
+/// A malformed destination, or an amount that cannot pay it above the dust limit.
+pub fn lone_release_fee(
+    peg: &Peg,
+    destination: &str,
+    amount: Amount,
+    inputs: usize,
+    rate: FeeRate,
+) -> Result<Amount, BtcReleaseError> {
+    const CHANGE: u128 = 100_000;
+    let each = Amount::new(amount.get().saturating_add(CHANGE));
+    let placeholder = |vout: usize| Utxo {
+        txid: "00".repeat(32),
+        vout: u32::try_from(vout).unwrap_or(u32::MAX),
+        amount: if vout == 0 { each } else { Amount::new(CHANGE) },
+    };
+    let spent: Vec<Utxo> = (0..inputs.max(1)).map(placeholder).collect();
+    let change =
+        sum(spent.iter().map(|utxo| utxo.amount))?.checked_sub(amount).map_err(|_| out_of_range("change", amount))?;
+    let request = ReleaseRequest { destination: destination.to_owned(), burned: amount, max_fee: amount };
+    let priced = price_release(&spent, Some(change), &[request], rate, peg, Amount::ZERO)?;
+    Ok(priced.shares.first().copied().unwrap_or(Amount::ZERO))
+}
+
+/// The outputs paying each request its whole burned amount (before its fee share).
+fn burned_outputs(requests: &[ReleaseRequest], network: BitcoinNetwork) -> Result<Vec<ReleaseOutput>, BtcReleaseError> {
+    requests.iter().map(|request| ReleaseOutput::new(&request.destination, network, request.burned)).collect()
 }
 
 /// The unsigned release transaction of `plan`: version 2, lock time 0, the plan's inputs in

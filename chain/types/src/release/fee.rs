@@ -55,6 +55,20 @@ impl FeeRate {
     }
 }
 
+impl std::fmt::Display for FeeRate {
+    /// `12.5 sat/vB` (three decimals at most, trailing zeros dropped).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let whole = self.0 / 1_000;
+        let fraction = self.0 % 1_000;
+        if fraction == 0 {
+            write!(f, "{whole} sat/vB")
+        } else {
+            let digits = format!("{fraction:03}");
+            write!(f, "{whole}.{} sat/vB", digits.trim_end_matches('0'))
+        }
+    }
+}
+
 /// The least and most the chain's fee rate may be (genesis parameters).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FeeRateBounds {
