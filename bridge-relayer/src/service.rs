@@ -9,12 +9,13 @@
 //! sent again next round; only a final refusal marks it `rejected`.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 use bitcoin::ScriptBuf;
 use ferry_client::FerryClient;
-use ferry_types::msg::MsgAttestDeposit;
+use ferry_types::msg::{MsgAttestDeposit, MsgAttestParentHeight};
 use ferry_types::query::{PEG_PATH, PegView};
 use ferry_types::{AccountKey, DepositFacts, Msg, ParentChain};
 
@@ -73,6 +74,8 @@ pub struct Relayer {
     pub bitcoin: Option<BitcoinWatch>,
     /// Ethereum, if watched.
     pub ethereum: Option<EthereumWatch>,
+    /// The Bitcoin height this member last reported to the chain's parent clock.
+    clock_reported: AtomicU64,
 }
 
 /// Learns the peg's output script from the chain.
@@ -102,7 +105,7 @@ impl Relayer {
         ethereum: Option<EthereumWatch>,
     ) -> Self {
         let attester = Attester::new(chain.clone(), member);
-        Relayer { store, chain, attester, metrics, bitcoin, ethereum }
+        Relayer { store, chain, attester, metrics, bitcoin, ethereum, clock_reported: AtomicU64::new(0) }
     }
 
     /// Runs both watchers until the process ends; a failed poll is logged and retried.
@@ -186,6 +189,7 @@ impl Relayer {
         }
         let scanned = next.saturating_sub(1);
         self.record_progress("btc", tip, scanned);
+        self.report_bitcoin_height(tip).await;
 
         // Settle: the canonical hash at each pending deposit's height, then the tracker decides.
         let pending = self.pending_of(ParentChain::Bitcoin).await?;
@@ -196,6 +200,26 @@ impl Relayer {
             }
         }
         self.settle(ParentChain::Bitcoin, &watch.policy, pending, tip, &canonical).await
+    }
+
+    /// Reports Bitcoin's best height to the chain's parent clock when it passed the last report
+    /// (the chain counts a member's highest report; a lower one after a reorg changes nothing).
+    /// A failed report is logged and retried with the next block.
+    async fn report_bitcoin_height(&self, tip: u64) {
+        if tip <= self.clock_reported.load(Ordering::Relaxed) {
+            return;
+        }
+        let report =
+            MsgAttestParentHeight { attester: self.attester.address(), chain: ParentChain::Bitcoin, height: tip };
+        match self.attester.send(Msg::AttestParentHeight(report)).await {
+            AttestOutcome::Accepted { .. } => {
+                self.clock_reported.store(tip, Ordering::Relaxed);
+                tracing::debug!(target: "ferry_relayer::bitcoin", height = tip, "parent height reported");
+            }
+            outcome => {
+                tracing::warn!(target: "ferry_relayer::bitcoin", height = tip, outcome = outcome.label(), "parent height report not accepted; will report again");
+            }
+        }
     }
 
     /// Where to continue after `cursor`: right after it if its block is still canonical, else

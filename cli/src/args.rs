@@ -210,10 +210,15 @@ pub struct WithdrawOptions {
 pub enum WithdrawCommand {
     /// Withdraw BTC to a Bitcoin address of the peg's network.
     Btc {
-        /// The amount burned: 0.01btc or 1000sat (the per-withdrawal miner fee comes out of it).
+        /// The amount burned: 0.01btc or 1000sat (its share of the release's miner fee comes out of it).
         amount: String,
         /// The Bitcoin address paid.
         destination: String,
+        /// The most of the amount that may pay its share of the miner fee (0.0001btc or 5000sat).
+        /// Default: the share at twice today's fee rate. A budget below today's share is accepted:
+        /// the withdrawal waits until the chain's rate falls.
+        #[arg(long, env = "FERRY_MAX_FEE")]
+        max_fee: Option<String>,
         /// Options.
         #[command(flatten)]
         options: WithdrawOptions,

@@ -14,9 +14,13 @@ use ferry_relayer::ethereum::{self as eth, EthereumWatcher, U256};
 use ferry_types::event as ev;
 use ferry_types::genesis::Federation;
 use ferry_types::msg::{MsgWithdraw, check_destination};
-use ferry_types::peg::{BitcoinNetwork, deposit_memo};
-use ferry_types::query::{BatchRelease, BatchView, BridgeStatus, PegView, WithdrawalId, WithdrawalView};
+use ferry_types::peg::{BitcoinNetwork, Peg, deposit_memo};
+use ferry_types::query::{
+    BITCOIN_FEES_PATH, BatchRelease, BatchView, BitcoinFeesView, BridgeStatus, PegView, WithdrawalId, WithdrawalView,
+};
+use ferry_types::release::bitcoin::lone_release_fee;
 use ferry_types::release::eth::EthAddress;
+use ferry_types::release::fee::FeeRate;
 use ferry_types::{Address, Amount, Coin, Denom, DepositId, Msg, Params, ParentChain};
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -533,10 +537,15 @@ impl Context {
 
     async fn withdraw(&self, out: Output, command: WithdrawCommand) -> Result<(), CliError> {
         // Everything that needs no node is checked first.
+        let mut max_fee = None;
         let (denom, amount, destination, yes) = match command {
-            WithdrawCommand::Btc { amount, destination, options } => {
+            WithdrawCommand::Btc { amount, destination, max_fee: budget, options } => {
                 let amount = units::parse_amount(&amount, &AssetKind::Bitcoin)
                     .map_err(|e| CliError::bad_input(e.to_string()))?;
+                max_fee = budget
+                    .map(|budget| units::parse_amount(&budget, &AssetKind::Bitcoin))
+                    .transpose()
+                    .map_err(|e| CliError::bad_input(format!("--max-fee: {e}")))?;
                 (Denom::sat(), amount, destination, options.yes)
             }
             WithdrawCommand::Eth { amount, destination, options } => {
@@ -592,22 +601,10 @@ impl Context {
             )));
         }
         let fee = Self::min_fee(&params, &denom)?;
-        let (receives, miner_fee) = if denom == Denom::sat() {
-            let miner_fee = withdrawals.bitcoin_fee_per_withdrawal;
-            let receives =
-                amount.checked_sub(miner_fee).ok().filter(|r| *r >= withdrawals.bitcoin_dust_limit).ok_or_else(
-                    || {
-                        CliError::bad_input(format!(
-                            "amount {} does not cover the per-withdrawal miner fee {} plus a {} sat output",
-                            units::display(amount, &denom),
-                            units::display(miner_fee, &denom),
-                            withdrawals.bitcoin_dust_limit
-                        ))
-                    },
-                )?;
-            (receives, Some(miner_fee))
+        let quote = if denom == Denom::sat() {
+            Some(self.bitcoin_fee_quote(&client, &destination, amount, max_fee, withdrawals).await?)
         } else {
-            (amount, None)
+            None
         };
         let key = self.unlock()?;
         let sender = key.info().account;
@@ -617,11 +614,22 @@ impl Context {
             units::display(amount, &denom),
             units::display(fee, &denom)
         );
-        if let Some(miner_fee) = miner_fee {
-            summary
-                .push_str(&format!("  miner fee         {} (out of the amount)\n", units::display(miner_fee, &denom)));
+        match &quote {
+            Some(quote) => {
+                summary.push_str(&format!(
+                    "  miner fee         about {} now at {} (its share of the batch's fee, out of the amount)\n  \
+                     fee budget        {} (max_fee: never more)\n  {destination} receives at least {}",
+                    units::display(quote.estimate, &denom),
+                    quote.rate,
+                    units::display(quote.budget, &denom),
+                    units::display(quote.least_received(amount), &denom)
+                ));
+                if quote.budget < quote.estimate {
+                    summary.push_str("\n  the budget is below today's share: it waits until the fee rate falls");
+                }
+            }
+            None => summary.push_str(&format!("  {destination} receives {}", units::display(amount, &denom))),
         }
-        summary.push_str(&format!("  {destination} receives {}", units::display(receives, &denom)));
         if amount > limit.delay_above {
             summary.push_str(&format!(
                 "\n  above {}: waits {} blocks before batching",
@@ -635,7 +643,13 @@ impl Context {
                 return Err(CliError::other("withdrawal cancelled"));
             }
         }
-        let msg = Msg::Withdraw(MsgWithdraw { sender, asset: denom.clone(), amount, destination: destination.clone() });
+        let msg = Msg::Withdraw(MsgWithdraw {
+            sender,
+            asset: denom.clone(),
+            amount,
+            destination: destination.clone(),
+            max_fee: quote.as_ref().map_or(Amount::ZERO, |quote| quote.budget),
+        });
         let mut wallet = Wallet::load(&client, key.account_key().map_err(keyring_error)?).await?;
         let inclusion =
             wallet.submit(&client, &Coin { denom: denom.clone(), amount: fee }, &[msg], self.timeout()).await?;
@@ -653,12 +667,69 @@ impl Context {
             &json!({
                 "withdrawal_id": id, "tx_hash": inclusion.hash.to_string(), "height": inclusion.height,
                 "denom": denom.to_string(), "amount": amount.to_string(), "fee": fee.to_string(),
-                "miner_fee": miner_fee.map(|f| f.to_string()), "receives": receives.to_string(), "destination": destination,
+                "miner_fee_estimate": quote.as_ref().map(|q| q.estimate.to_string()),
+                "max_fee": quote.as_ref().map(|q| q.budget.to_string()),
+                "fee_rate_sat_per_kvb": quote.as_ref().map(|q| q.rate.sat_per_kvb()),
+                "receives_at_least": quote.as_ref().map_or(amount, |q| q.least_received(amount)).to_string(),
+                "destination": destination,
             }),
             &id,
-            &format!("{summary}\nwithdrawal {id} queued in block {}\nfollow it: ferry status {id} --watch", inclusion.height),
+            &format!(
+                "{summary}\nwithdrawal {id} queued in block {}\nfollow it: ferry status {id} --watch",
+                inclusion.height
+            ),
         );
         Ok(())
+    }
+
+    /// Today's Bitcoin fee for a withdrawal of `amount` to `destination` (paid alone by a
+    /// one-input release: batches share their fee, so the real share is at most about this),
+    /// and the budget: `max_fee` if given, else the share at twice today's rate (two bumps of
+    /// headroom), within what the chain accepts.
+    async fn bitcoin_fee_quote(
+        &self,
+        client: &FerryClient,
+        destination: &str,
+        amount: Amount,
+        max_fee: Option<Amount>,
+        rules: &ferry_types::genesis::WithdrawalParams,
+    ) -> Result<FeeQuote, CliError> {
+        let fees: BitcoinFeesView = client
+            .query(BITCOIN_FEES_PATH, None)
+            .await?
+            .ok_or_else(|| CliError::not_found("this chain reports no Bitcoin fees (`/bitcoin/fees`)"))?;
+        let federation: Federation = client
+            .query(ferry_types::query::FEDERATION_PATH, None)
+            .await?
+            .ok_or_else(|| CliError::not_found("this chain has no federation"))?;
+        let bitcoin = federation.bitcoin.ok_or_else(|| CliError::not_found("this chain has no Bitcoin peg"))?;
+        let peg = Peg::new(&bitcoin).map_err(|e| CliError::other(format!("the chain's peg: {e}")))?;
+        let share = |rate| {
+            lone_release_fee(&peg, destination, amount, 1, rate)
+                .map_err(|e| CliError::bad_input(format!("amount {amount} sat: {e}")))
+        };
+        let estimate = share(fees.fee_rate)?;
+        let floor = share(fees.min_fee_rate)?;
+        let most = amount.checked_sub(rules.bitcoin_dust_limit).unwrap_or(Amount::ZERO);
+        let doubled = FeeRate::from_sat_per_kvb(fees.fee_rate.sat_per_kvb().saturating_mul(2));
+        let budget = match max_fee {
+            Some(budget) => budget,
+            None => share(doubled)?.min(most),
+        };
+        if budget < floor {
+            return Err(CliError::bad_input(format!(
+                "--max-fee {budget} sat is below {floor} sat, the fee of a release paying only this withdrawal at \
+                 the floor rate of {}; it could never be paid",
+                fees.min_fee_rate
+            )));
+        }
+        if budget > most {
+            return Err(CliError::bad_input(format!(
+                "a fee budget of {budget} sat leaves less than the {} sat dust limit of the {amount} sat withdrawal",
+                rules.bitcoin_dust_limit
+            )));
+        }
+        Ok(FeeQuote { rate: fees.fee_rate, estimate, budget })
     }
 
     // ---- status ----
@@ -1019,5 +1090,22 @@ fn random_secret() -> Result<zeroize::Zeroizing<[u8; 32]>, CliError> {
         if k256::ecdsa::SigningKey::from_slice(&secret[..]).is_ok() {
             return Ok(secret);
         }
+    }
+}
+
+/// What a Bitcoin withdrawal is quoted before it is sent.
+struct FeeQuote {
+    /// The chain's fee rate now.
+    rate: FeeRate,
+    /// Its share at that rate, paid alone.
+    estimate: Amount,
+    /// Its `max_fee`.
+    budget: Amount,
+}
+
+impl FeeQuote {
+    /// The least the destination receives: the amount less the whole budget.
+    fn least_received(&self, amount: Amount) -> Amount {
+        amount.checked_sub(self.budget).unwrap_or(Amount::ZERO)
     }
 }

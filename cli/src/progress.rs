@@ -4,6 +4,7 @@
 
 use ferry_app::bridge::{DepositRecord, DepositStatus};
 use ferry_types::query::{BatchView, WithdrawalStatus, WithdrawalView};
+use ferry_types::release::fee::FeeRate;
 use ferry_types::{Amount, DepositId};
 use serde::Serialize;
 
@@ -175,6 +176,14 @@ pub struct WithdrawalProgress {
     pub release_quorum: u32,
     /// The height it settled at.
     pub released_height: Option<u64>,
+    /// Bitcoin: its budget for its share of the miner fee.
+    pub max_fee: Option<Amount>,
+    /// Bitcoin, once batched: its share of the miner fee (the amount less what is paid).
+    pub fee_paid: Option<Amount>,
+    /// Bitcoin, once batched: the fee rate its release is priced at.
+    pub fee_rate: Option<FeeRate>,
+    /// Why its asset's last batch left it queued.
+    pub waiting: Option<String>,
 }
 
 impl WithdrawalProgress {
@@ -190,8 +199,14 @@ impl WithdrawalProgress {
             Err(_) => format!("{} {}", self.amount, self.asset),
         };
         let mut line = format!("{} ({amount} to {}): {:?}", self.id, self.destination, self.stage);
+        if let (WithdrawalStage::Queued, Some(reason)) = (self.stage, &self.waiting) {
+            line.push_str(&format!(" — waits: {reason}"));
+        }
         if let Some(batch) = self.batch {
             line.push_str(&format!(" — batch {batch}, signatures {}/{}", self.signatures, self.threshold));
+        }
+        if let (Some(fee), Some(budget), Some(rate)) = (self.fee_paid, self.max_fee, self.fee_rate) {
+            line.push_str(&format!(", miner fee {fee} sat of its {budget} sat budget at {rate}"));
         }
         if self.stage >= WithdrawalStage::Broadcast {
             if let Some(tx) = &self.release_tx {
@@ -225,6 +240,10 @@ pub fn withdrawal_progress(
         WithdrawalStatus::Signed => WithdrawalStage::Signed,
         WithdrawalStatus::Released => WithdrawalStage::Released,
     };
+    let bitcoin = batch.and_then(|b| match &b.batch.release {
+        ferry_types::query::BatchRelease::Bitcoin(release) => Some(release),
+        ferry_types::query::BatchRelease::Ethereum(_) => None,
+    });
     let release_tx = view.release_tx.clone().or_else(|| {
         batch.and_then(|b| match &b.batch.release {
             ferry_types::query::BatchRelease::Bitcoin(release) if confirmations.is_some() => Some(release.txid.clone()),
@@ -246,6 +265,13 @@ pub fn withdrawal_progress(
         release_attestations,
         release_quorum: batch.map_or(0, |b| b.release_quorum),
         released_height: view.released_height,
+        max_fee: Some(view.withdrawal.max_fee).filter(|budget| !budget.is_zero()),
+        fee_paid: view
+            .paid
+            .filter(|_| bitcoin.is_some())
+            .and_then(|paid| view.withdrawal.amount.checked_sub(paid).ok()),
+        fee_rate: bitcoin.map(|release| release.fee_rate),
+        waiting: view.withdrawal.waiting.clone(),
     }
 }
 
@@ -322,14 +348,21 @@ mod tests {
             asset: Denom::sat(),
             amount: Amount::new(100_000),
             destination: "bcrt1qexample".to_owned(),
+            max_fee: Amount::new(900),
             burned_height: 20,
             eligible_height: 20,
             batch: None,
+            waiting: Some("its share of the fee at 2 sat/vB is 1200 sat, above its max_fee of 900 sat".to_owned()),
         };
         let queued = WithdrawalView::of(withdrawal.clone(), None);
         let progress = withdrawal_progress(&queued, None, None);
         assert_eq!((progress.stage, progress.is_final()), (WithdrawalStage::Queued, false));
-        assert!(progress.render().starts_with("wd-4 (0.001 BTC (100000 sat) to bcrt1qexample): Queued"));
+        let line = progress.render();
+        assert!(
+            line.starts_with("wd-4 (0.001 BTC (100000 sat) to bcrt1qexample): Queued — waits: its share"),
+            "{line}"
+        );
+        assert!(line.contains("above its max_fee of 900 sat"), "{line}");
         let mut released = queued;
         released.status = WithdrawalStatus::Released;
         released.released_height = Some(40);
@@ -337,6 +370,7 @@ mod tests {
         let progress = withdrawal_progress(&released, None, Some(3));
         assert!(progress.is_final());
         assert!(progress.render().contains("released at height 40"), "{}", progress.render());
+        assert!(!progress.render().contains("waits"), "a released withdrawal no longer waits: {}", progress.render());
         assert_eq!(progress.release_tx, released.release_tx);
     }
 }

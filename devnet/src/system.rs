@@ -331,6 +331,9 @@ fn scrape_targets(
 
 /// How long a submitted sidechain transaction may take to be included.
 const INCLUSION_TIMEOUT: Duration = Duration::from_secs(30);
+/// The fee budget [`System::withdraw`] gives a Bitcoin withdrawal (sat): about ten times a lone
+/// release's share at the devnet's start rate.
+pub const TEST_BITCOIN_BUDGET: u128 = 20_000;
 
 impl System {
     /// A client of member `member`'s validator.
@@ -369,6 +372,23 @@ impl System {
         amount: u128,
         destination: &str,
     ) -> anyhow::Result<(WithdrawalId, u64)> {
+        // A Bitcoin withdrawal's budget: ample at devnet rates, never more than leaves a 546 sat output.
+        let max_fee = if *asset == Denom::sat() { TEST_BITCOIN_BUDGET.min(amount.saturating_sub(546)) } else { 0 };
+        self.withdraw_with_budget(key, asset, amount, destination, max_fee).await
+    }
+
+    /// As [`System::withdraw`] with the fee budget `max_fee` (sat; 0 for Ethereum).
+    ///
+    /// # Errors
+    /// When the chain refuses it (the error names why) or RPC errors.
+    pub async fn withdraw_with_budget(
+        &self,
+        key: &AccountKey,
+        asset: &Denom,
+        amount: u128,
+        destination: &str,
+        max_fee: u128,
+    ) -> anyhow::Result<(WithdrawalId, u64)> {
         let client = self.client(0)?;
         let params = client.params().await?;
         let fee = params.min_fee(asset).with_context(|| format!("`{asset}` cannot pay fees"))?;
@@ -378,6 +398,7 @@ impl System {
             asset: asset.clone(),
             amount: Amount::new(amount),
             destination: destination.to_owned(),
+            max_fee: Amount::new(max_fee),
         });
         let fee = Coin { denom: asset.clone(), amount: fee };
         let inclusion = wallet.submit(&client, &fee, &[msg], INCLUSION_TIMEOUT).await?;

@@ -21,6 +21,7 @@ use ferry_devnet::anvil::{Anvil, CHAIN_ID, DEV_PRIVATE_KEY, RELAYER_PRIVATE_KEYS
 use ferry_devnet::btcd::{Btcd, RegtestWallet};
 use ferry_devnet::postgres::{PgServer, ScratchDatabase};
 use ferry_devnet::relayer::{RelayerProcess, RelayerSetup};
+use ferry_devnet::system::TEST_BITCOIN_BUDGET;
 use ferry_devnet::{Network, NetworkSpec, Tools, accounts};
 use ferry_relayer::attest::Attester;
 use ferry_relayer::confirmations::ConfirmationPolicy;
@@ -130,8 +131,9 @@ async fn withdraw_and_sign(
     let user = accounts::user_key(user)?;
     let fee = client.params().await?.min_fee(&asset).ok_or("no fee in the withdrawn asset")?;
     let fee = Coin::new(fee.get(), asset.clone());
+    let max_fee = Amount::new(if asset == Denom::sat() { TEST_BITCOIN_BUDGET } else { 0 });
     let withdraw =
-        Msg::Withdraw(MsgWithdraw { sender: user.address(), asset, amount: Amount::new(amount), destination });
+        Msg::Withdraw(MsgWithdraw { sender: user.address(), asset, amount: Amount::new(amount), destination, max_fee });
     send(client, user, withdraw, Some(fee)).await?;
     let signing = wait_batch(client, BatchStatus::Signing).await?;
     sign_batch(client, &signing).await?;
@@ -696,8 +698,10 @@ async fn relayer_processes_killed_during_delivery_still_settle_the_bitcoin_relea
         tokio::time::sleep(Duration::from_millis(500)).await;
     };
     assert_eq!(settled.batch.release_tx.as_deref(), Some(txid.as_str()));
-    // The destination receives the amount less the chain's per-withdrawal miner fee.
-    let miner_fee = client.params().await?.withdrawals.bitcoin_fee_per_withdrawal.get();
+    // The destination receives the amount less its share of the miner fee (all of it: it is alone).
+    let BatchRelease::Bitcoin(release) = &settled.batch.release else { return Err("not a Bitcoin batch".into()) };
+    let miner_fee = release.plan.fee().get();
+    assert!(miner_fee > 0 && miner_fee <= TEST_BITCOIN_BUDGET, "fee {miner_fee} within the budget");
     let expected = Sats::from_sat(u64::try_from(150_000 - miner_fee)?);
     let paid = btcd.unspent_output(&OutPoint { txid: txid.parse()?, vout: 0 }).await?.ok_or("no payment output")?;
     assert_eq!((paid.value, paid.script_pubkey), (expected, payer.address().script_pubkey()));

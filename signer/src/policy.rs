@@ -63,11 +63,14 @@ pub enum Reason {
     /// A Bitcoin release nodes would not relay (Bitcoin's standardness policy, checked with every
     /// signature at its longest): signing it could never pay anyone.
     NonStandard,
+    /// A Bitcoin release's fee rate is outside the chain's bounds, or an item's share of the fee
+    /// is above the budget (`max_fee`) its burn gave.
+    Fee,
 }
 
 impl Reason {
     /// Every reason, in label order of the metric series.
-    pub const ALL: [Reason; 11] = [
+    pub const ALL: [Reason; 12] = [
         Reason::PayloadMismatch,
         Reason::AmountMismatch,
         Reason::Destination,
@@ -79,6 +82,7 @@ impl Reason {
         Reason::Inputs,
         Reason::Unsupported,
         Reason::NonStandard,
+        Reason::Fee,
     ];
 
     /// The metric label and audit tag.
@@ -95,6 +99,7 @@ impl Reason {
             Reason::Inputs => "inputs",
             Reason::Unsupported => "unsupported",
             Reason::NonStandard => "non_standard",
+            Reason::Fee => "fee",
         }
     }
 }

@@ -13,11 +13,13 @@
 //! - Ethereum: `EthBatch { chain_id, vault, epoch, nonce = batch id, items }` with each item's
 //!   token from the asset (`wei` → the zero address, `erc20/0x…` → that token), recipient from the
 //!   burn's destination and amount = the burn; [`EthBatch::payload`] must equal the chain's hex.
-//! - Bitcoin: each output pays the burn's destination (parsed for the local network, never the
-//!   peg itself) `amount − bitcoin_fee_per_withdrawal`; the miner fee is that fee times the
-//!   outputs; inputs and the change amount come from the batch's plan, the change goes to the
-//!   local peg; the unsigned transaction built from that must equal the chain's, and the
-//!   sighashes signed are the ones computed here.
+//! - Bitcoin: the batch's fee rate must lie within the chain's bounds; the inputs and the change
+//!   amount come from the batch's plan (they must hold exactly the burns plus the change), the
+//!   change goes to the local peg; each output pays the burn's destination (parsed for the local
+//!   network, never the peg itself) its amount minus its share of `rate ×` the release's size
+//!   with the longest signatures ([`price_release`], the chain's own pricing), and no share may
+//!   exceed the burn's `max_fee`; the release must be standard; the unsigned transaction built
+//!   from that must equal the chain's, and the sighashes signed are the ones computed here.
 //!
 //! Pure: no I/O, no clock.
 
@@ -30,7 +32,9 @@ use ferry_types::peg::Peg;
 use ferry_types::query::{
     Batch, BatchRelease, BitcoinRelease, EthereumRelease, Withdrawal, WithdrawalId, WithdrawalView,
 };
-use ferry_types::release::bitcoin::{ReleaseOutput, ReleasePlan, sighashes, unsigned_transaction};
+use ferry_types::release::bitcoin::{
+    BtcReleaseError, ReleasePlan, ReleaseRequest, parse_destination, price_release, sighashes, unsigned_transaction,
+};
 use ferry_types::release::eth::{EthAddress, EthBatch, EthReleaseItem};
 use ferry_types::{Amount, Denom, ParentChain};
 use sha2::{Digest, Sha256};
@@ -328,35 +332,80 @@ fn bitcoin(
             format!("batch {id} is a Bitcoin release and this signer has no [bitcoin] network configured"),
         );
     };
-    let fee_each = params.bitcoin_fee_per_withdrawal;
-    let peg_script = peg.script_pubkey();
-    let mut outputs = Vec::with_capacity(burns.len());
-    let mut destinations = Vec::with_capacity(burns.len());
-    for (position, burn) in burns.iter().enumerate() {
-        let Ok(paid) = burn.amount.checked_sub(fee_each) else {
-            return refuse(
-                Reason::AmountMismatch,
-                format!("{} burned {}, less than the {fee_each} sat miner fee per withdrawal", burn.id, burn.amount),
-            );
-        };
-        check_paid(batch, position, paid)?;
-        let output = ReleaseOutput::new(&burn.destination, peg.network(), paid)
-            .or_else(|error| refuse(Reason::Destination, format!("{}: {error}", burn.id)))?;
-        if output.script_pubkey == peg_script {
-            return refuse(Reason::Destination, format!("{} pays the federation's own peg address", burn.id));
-        }
-        destinations
-            .push(Destination::Bitcoin { address: burn.destination.clone(), script: output.script_pubkey.clone() });
-        outputs.push(output);
-    }
-    let plan = &release.plan;
-    if plan.outputs().len() != outputs.len() {
+    let bounds = params.bitcoin_fee_bounds();
+    let rate = release.fee_rate;
+    if bounds.clamp(rate) != rate {
         return refuse(
-            Reason::PayloadMismatch,
-            format!("batch {id}: the plan pays {} outputs for {} withdrawals", plan.outputs().len(), outputs.len()),
+            Reason::Fee,
+            format!("batch {id}: priced at {rate}, outside the chain's bounds of {} to {}", bounds.min, bounds.max),
         );
     }
-    for (position, (theirs, ours)) in plan.outputs().iter().zip(&outputs).enumerate() {
+    let peg_script = peg.script_pubkey();
+    let mut requests = Vec::with_capacity(burns.len());
+    let mut destinations = Vec::with_capacity(burns.len());
+    for burn in burns {
+        let script = parse_destination(&burn.destination, peg.network())
+            .or_else(|error| refuse(Reason::Destination, format!("{}: {error}", burn.id)))?;
+        if script == peg_script {
+            return refuse(Reason::Destination, format!("{} pays the federation's own peg address", burn.id));
+        }
+        destinations.push(Destination::Bitcoin { address: burn.destination.clone(), script });
+        requests.push(ReleaseRequest {
+            destination: burn.destination.clone(),
+            burned: burn.amount,
+            max_fee: burn.max_fee,
+        });
+    }
+    let plan = &release.plan;
+    let priced = price_release(plan.inputs(), plan.change(), &requests, rate, peg, params.bitcoin_dust_limit).or_else(
+        |error| {
+            let reason = match &error {
+                BtcReleaseError::FeeOverBudget { .. } => Reason::Fee,
+                BtcReleaseError::NonStandard(_) => Reason::NonStandard,
+                _ => Reason::AmountMismatch,
+            };
+            refuse(reason, format!("batch {id}: {error}"))
+        },
+    )?;
+    compare_outputs(id, plan, &priced.plan)?;
+    for (position, output) in priced.plan.outputs().iter().enumerate() {
+        check_paid(batch, position, output.amount)?;
+    }
+    let tx = unsigned_transaction(&priced.plan, peg);
+    let chain_tx = chain_transaction(id, release)?;
+    compare_transactions(id, &chain_tx, &tx, peg)?;
+    let txid = tx.compute_txid().to_string();
+    if release.txid != txid {
+        return refuse(
+            Reason::PayloadMismatch,
+            format!("batch {id}: the chain states txid {}, the rebuilt transaction is {txid}", release.txid),
+        );
+    }
+    let hashes = sighashes(&tx, &priced.plan, peg)
+        .or_else(|error| refuse(Reason::PayloadMismatch, format!("batch {id}: {error}")))?;
+    let ours: Vec<String> = hashes.iter().map(hex::encode).collect();
+    if release.sighashes != ours {
+        return refuse(
+            Reason::PayloadMismatch,
+            format!("batch {id}: the chain's sighashes are not the rebuilt transaction's"),
+        );
+    }
+    Ok((Payload::Bitcoin { txid, sighashes: hashes }, destinations))
+}
+
+/// Names the first difference between the chain's plan and the one this signer priced.
+fn compare_outputs(id: u64, chain: &ReleasePlan, rebuilt: &ReleasePlan) -> Result<(), Refusal> {
+    if chain.outputs().len() != rebuilt.outputs().len() {
+        return refuse(
+            Reason::PayloadMismatch,
+            format!(
+                "batch {id}: the plan pays {} outputs for {} withdrawals",
+                chain.outputs().len(),
+                rebuilt.outputs().len()
+            ),
+        );
+    }
+    for (position, (theirs, ours)) in chain.outputs().iter().zip(rebuilt.outputs()).enumerate() {
         if theirs.script_pubkey != ours.script_pubkey {
             return refuse(
                 Reason::Destination,
@@ -376,56 +425,17 @@ fn bitcoin(
             );
         }
     }
-    let count = u128::try_from(outputs.len()).unwrap_or(u128::MAX);
-    let fee = fee_each.get().checked_mul(count).map(Amount::new);
-    if fee != Some(plan.fee()) {
+    if chain.fee() != rebuilt.fee() {
         return refuse(
             Reason::AmountMismatch,
             format!(
-                "batch {id}: the plan gives miners {} sat; {count} withdrawals at {fee_each} sat each make {}",
-                plan.fee(),
-                fee.map_or_else(|| "an overflow".to_owned(), |fee| format!("{fee} sat"))
+                "batch {id}: the plan gives miners {} sat, this signer computes {} sat",
+                chain.fee(),
+                rebuilt.fee()
             ),
         );
     }
-    let rebuilt_plan = rebuilt_plan(id, plan, &outputs, plan.fee())?;
-    let tx = unsigned_transaction(&rebuilt_plan, peg);
-    let chain_tx = chain_transaction(id, release)?;
-    compare_transactions(id, &chain_tx, &tx, peg)?;
-    let txid = tx.compute_txid().to_string();
-    if release.txid != txid {
-        return refuse(
-            Reason::PayloadMismatch,
-            format!("batch {id}: the chain states txid {}, the rebuilt transaction is {txid}", release.txid),
-        );
-    }
-    rebuilt_plan
-        .check_standard(peg)
-        .or_else(|violation| refuse(Reason::NonStandard, format!("batch {id}: {violation}")))?;
-    let hashes = sighashes(&tx, &rebuilt_plan, peg)
-        .or_else(|error| refuse(Reason::PayloadMismatch, format!("batch {id}: {error}")))?;
-    let ours: Vec<String> = hashes.iter().map(hex::encode).collect();
-    if release.sighashes != ours {
-        return refuse(
-            Reason::PayloadMismatch,
-            format!("batch {id}: the chain's sighashes are not the rebuilt transaction's"),
-        );
-    }
-    Ok((Payload::Bitcoin { txid, sighashes: hashes }, destinations))
-}
-
-/// The plan with the chain's inputs and change amount and this signer's outputs and `fee` (checked
-/// equal to the chain's before). Read
-/// back through the plan's own checks, so it balances: inputs = outputs + fee + change.
-fn rebuilt_plan(id: u64, plan: &ReleasePlan, outputs: &[ReleaseOutput], fee: Amount) -> Result<ReleasePlan, Refusal> {
-    let record = serde_json::json!({
-        "inputs": plan.inputs(),
-        "outputs": outputs,
-        "change": plan.change(),
-        "fee": fee,
-    });
-    serde_json::from_value(record)
-        .or_else(|error| refuse(Reason::AmountMismatch, format!("batch {id}: the rebuilt plan is invalid: {error}")))
+    Ok(())
 }
 
 /// The chain's unsigned transaction, decoded.

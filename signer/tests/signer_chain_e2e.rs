@@ -20,6 +20,7 @@ use bitcoin::{Network as BitcoinNet, ScriptBuf};
 use ferry_client::{FerryClient, Wallet};
 use ferry_devnet::postgres::{PgServer, ScratchDatabase};
 use ferry_devnet::signer::{SignerConfigSpec, SignerProcess, write_federation_keys};
+use ferry_devnet::system::TEST_BITCOIN_BUDGET;
 use ferry_devnet::{Network, NetworkSpec, Tools, accounts};
 use ferry_signer::Ceremony;
 use ferry_signer::store::{Store, kind};
@@ -151,11 +152,13 @@ impl Federation {
     async fn withdraw(&self, asset: Denom, amount: u128, destination: &str, fee: Coin) -> TestResult {
         let user = accounts::user_key(0)?;
         let mut wallet = Wallet::load(&self.client, user.clone()).await?;
+        let max_fee = Amount::new(if asset == Denom::sat() { TEST_BITCOIN_BUDGET } else { 0 });
         let withdraw = Msg::Withdraw(MsgWithdraw {
             sender: user.address(),
             asset,
             amount: Amount::new(amount),
             destination: destination.to_owned(),
+            max_fee,
         });
         let tx = wallet.sign(&fee, &[withdraw])?;
         let burned = self.client.broadcast_and_wait(tx, WAIT).await?;

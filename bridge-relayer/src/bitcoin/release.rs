@@ -205,6 +205,8 @@ mod tests {
             txid: tx.compute_txid().to_string(),
             sighashes: digests.iter().map(hex::encode).collect(),
             plan,
+            fee_rate: ferry_types::release::fee::FeeRate::ONE_SAT_PER_VBYTE,
+            signed_parent_height: None,
         };
         let item = BatchItem {
             withdrawal: WithdrawalId(1),
@@ -225,6 +227,7 @@ mod tests {
                 release: BatchRelease::Bitcoin(release),
                 signatures,
                 release_attestations: BTreeMap::new(),
+                release_heights: BTreeMap::new(),
                 release_tx: None,
             },
             signature_count: u32::try_from(signers.len())?,

@@ -253,7 +253,11 @@ impl Delivery {
                 }
                 Decision::Attest { parent_tx } => {
                     let attester = attester.context("attesting without a member key")?;
-                    return self.attest(attester, &summary, &parent_tx).await;
+                    let mined_at = progress
+                        .as_ref()
+                        .and_then(|progress| progress.inclusion.as_ref())
+                        .map_or(0, |inclusion| inclusion.block_height);
+                    return self.attest(attester, &summary, &parent_tx, mined_at).await;
                 }
                 Decision::Locate => located = self.locate(view, record.as_ref()).await?,
                 Decision::Include(inclusion) => {
@@ -532,8 +536,15 @@ impl Delivery {
         tracing::info!(target: "ferry_relayer::delivery", batch = summary.batch, chain, tx, items = summary.items, total = %summary.total, asset = %summary.asset, attempt, "release delivered");
     }
 
-    /// Sends this member's attestation of `parent_tx`, intent recorded before, outcome after.
-    async fn attest(&self, attester: &Attester, summary: &ReleaseSummary, parent_tx: &str) -> anyhow::Result<()> {
+    /// Sends this member's attestation of `parent_tx` (mined at `parent_height`), intent recorded
+    /// before, outcome after.
+    async fn attest(
+        &self,
+        attester: &Attester,
+        summary: &ReleaseSummary,
+        parent_tx: &str,
+        parent_height: u64,
+    ) -> anyhow::Result<()> {
         let batch = summary.batch;
         let chain = summary.chain.tag();
         let attempt = self.store.mark_release_attesting(batch).await?;
@@ -541,6 +552,7 @@ impl Delivery {
             attester: attester.address(),
             batch,
             parent_tx: parent_tx.to_owned(),
+            parent_height,
         });
         let outcome = attester.send(msg).await;
         self.metrics.release_attestations.with_label_values(&[chain, outcome.label()]).inc();

@@ -13,10 +13,12 @@ use ferry_types::query::{
     WithdrawalView,
 };
 use ferry_types::release::bitcoin::{
-    ReleaseOutput, Utxo, plan_release, sighashes, unsigned_transaction, verify_input_signature,
+    ReleaseOutput, ReleaseRequest, Utxo, plan_release, plan_release_at_rate, sighashes, unsigned_transaction,
+    verify_input_signature,
 };
 use ferry_types::release::bls;
 use ferry_types::release::eth::{EthAddress, EthBatch, EthReleaseItem};
+use ferry_types::release::fee::FeeRate;
 use ferry_types::{Address, Amount, Denom};
 use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
@@ -27,6 +29,8 @@ use crate::policy::{Decision, DecisionInput, Denylist, Policy, Reason, decide};
 use crate::signing::sign;
 
 const BATCH: u64 = 7;
+/// Each Bitcoin burn's `max_fee`.
+const BUDGET: u128 = 20_000;
 const CHAIN_ID: u64 = 31_337;
 const VAULT: &str = "0x5FbDB2315678afecb367f032d93F642f64180aa3";
 const ALICE: &str = "0xfB6916095ca1df60bB79Ce92cE3Ea74c37c5d359";
@@ -103,19 +107,20 @@ impl Case {
                 asset: asset.clone(),
                 amount: Amount::new(*amount),
                 destination: (*destination).to_owned(),
+                max_fee: Amount::new(if asset == Denom::sat() { BUDGET } else { 0 }),
                 burned_height: 3,
                 eligible_height: 3,
                 batch: Some(BATCH),
+                waiting: None,
             })
             .collect();
-        let fee = if asset == Denom::sat() { params.bitcoin_fee_per_withdrawal.get() } else { 0 };
         let items = records
             .iter()
             .map(|record| BatchItem {
                 withdrawal: record.id,
                 destination: record.destination.clone(),
                 amount: record.amount,
-                paid: Amount::new(record.amount.get() - fee),
+                paid: record.amount,
             })
             .collect();
         let total = Amount::new(records.iter().map(|record| record.amount.get()).sum());
@@ -138,6 +143,7 @@ impl Case {
                 }),
                 signatures: BTreeMap::new(),
                 release_attestations: BTreeMap::new(),
+                release_heights: BTreeMap::new(),
                 release_tx: None,
             },
             withdrawals: BTreeMap::new(),
@@ -147,6 +153,11 @@ impl Case {
             signed_in_window: Amount::ZERO,
         };
         case.batch.release = release(&case, &records);
+        if let BatchRelease::Bitcoin(bitcoin) = &case.batch.release {
+            for (item, output) in case.batch.items.iter_mut().zip(bitcoin.plan.outputs()) {
+                item.paid = output.amount;
+            }
+        }
         case.withdrawals =
             records.into_iter().map(|record| (record.id, WithdrawalView::of(record, Some(&case.batch)))).collect();
         case
@@ -183,21 +194,21 @@ impl Case {
         let burns = [(regtest_address(1), 300_000), (regtest_address(2), 200_000)];
         let burns: Vec<(&str, u128)> = burns.iter().map(|(address, amount)| (address.as_str(), *amount)).collect();
         Case::with_params(Denom::sat(), &burns, params, |case, records| {
-            let fee_each = case.params.bitcoin_fee_per_withdrawal;
-            let outputs: Vec<ReleaseOutput> = records
+            let requests: Vec<ReleaseRequest> = records
                 .iter()
-                .filter_map(|record| {
-                    let paid = record.amount.checked_sub(fee_each).ok()?;
-                    ReleaseOutput::new(&record.destination, ferry_types::peg::BitcoinNetwork::Regtest, paid).ok()
+                .map(|record| ReleaseRequest {
+                    destination: record.destination.clone(),
+                    burned: record.amount,
+                    max_fee: record.max_fee,
                 })
                 .collect();
             let utxos = [utxo(0xaa, 0, 1_000_000), utxo(0xbb, 1, 400_000)];
-            let fee = Amount::new(fee_each.get() * outputs.len() as u128);
-            let plan = match plan_release(&utxos, &outputs, fee, case.params.bitcoin_dust_limit) {
-                Ok(plan) => plan,
+            let peg = peg(&case.ceremony);
+            let priced = plan_release_at_rate(&utxos, &requests, rate(), &peg, case.params.bitcoin_dust_limit);
+            match priced {
+                Ok(priced) => btc_release(priced.plan, &peg),
                 Err(error) => unreachable!("the reserves cover the release: {error}"),
-            };
-            btc_release(plan, &peg(&case.ceremony))
+            }
         })
     }
 
@@ -261,7 +272,14 @@ fn btc_release(plan: ReleasePlan, peg: &Peg) -> BatchRelease {
         txid: tx.compute_txid().to_string(),
         sighashes: hashes.iter().map(hex::encode).collect(),
         plan,
+        fee_rate: rate(),
+        signed_parent_height: None,
     })
+}
+
+/// The rate the test batches are priced at: the default parameters' start rate.
+fn rate() -> FeeRate {
+    FeeRate::from_sat_per_vb(WithdrawalParams::default().bitcoin_start_fee_rate)
 }
 
 #[test]
@@ -362,17 +380,36 @@ fn a_bitcoin_plan_that_overpays_miners_is_refused() {
 }
 
 #[test]
-fn a_bitcoin_release_below_the_minimum_relay_fee_is_refused_as_non_standard() {
-    // Two withdrawals at 1 sat each: a 2-sat fee for a release of some 400 vB, which no node
-    // relays, so signing it could never pay anyone. At the default fee it is signed.
-    let params = WithdrawalParams { bitcoin_fee_per_withdrawal: Amount::new(1), ..WithdrawalParams::default() };
-    let case = Case::bitcoin_under(params);
+fn a_bitcoin_fee_rate_outside_the_bounds_or_a_share_above_its_budget_is_refused() {
+    // Priced at 0.5 sat/vB, below the floor (and below the minimum relay fee): a release no node
+    // relays. The chain's own numbers are consistent with that rate, so only the bound catches it.
+    let mut case = Case::bitcoin();
+    case.bitcoin_release().fee_rate = FeeRate::from_sat_per_kvb(500);
     let refused = case.decide();
     assert!(
-        matches!(&refused, Decision::Refuse(refusal) if refusal.reason == Reason::NonStandard
-            && refusal.message.contains("below the minimum relay fee")),
+        matches!(&refused, Decision::Refuse(refusal) if refusal.reason == Reason::Fee
+            && refusal.message.contains("outside the chain's bounds of 1 sat/vB to 1000 sat/vB")),
         "{refused:?}"
     );
+    // Above the ceiling.
+    let mut case = Case::bitcoin();
+    case.bitcoin_release().fee_rate = FeeRate::from_sat_per_vb(1_001);
+    assert_eq!(case.refusal(), Some(Reason::Fee));
+    // A burn whose budget is below its share at the batch's rate.
+    let mut case = Case::bitcoin();
+    for view in case.withdrawals.values_mut() {
+        view.withdrawal.max_fee = Amount::new(100);
+    }
+    let refused = case.decide();
+    assert!(
+        matches!(&refused, Decision::Refuse(refusal) if refusal.reason == Reason::Fee
+            && refusal.message.contains("above its max_fee of 100 sat")),
+        "{refused:?}"
+    );
+    // A chain that prices at a higher (in-bounds) rate than it states: the fee is not the rate's.
+    let mut case = Case::bitcoin();
+    case.bitcoin_release().fee_rate = FeeRate::from_sat_per_vb(3);
+    assert_eq!(case.refusal(), Some(Reason::AmountMismatch));
     assert_eq!(Case::bitcoin().refusal(), None);
 }
 
