@@ -53,21 +53,21 @@ impl<R: StateRead> StateDelta<R> {
         Ok(self.get_json(keys::PARENT_CLOCK)?.unwrap_or_default())
     }
 
-    /// The `/bitcoin/fees` answer.
+    /// The `/bitcoin/fees` answer (`None` before genesis stored the parameters).
     ///
     /// # Errors
     /// On storage failure or a corrupt record.
-    pub fn bitcoin_fees(&self) -> Result<BitcoinFeesView, StateError> {
-        let params = self.params()?;
+    pub fn bitcoin_fees(&self) -> Result<Option<BitcoinFeesView>, StateError> {
+        let Some(params) = self.get_json::<Params>(crate::state::keys::PARAMS)? else { return Ok(None) };
         let bounds = params.withdrawals.bitcoin_fee_bounds();
-        Ok(BitcoinFeesView {
+        Ok(Some(BitcoinFeesView {
             fee_rate: self.bitcoin_fee_rate(&params)?,
             min_fee_rate: bounds.min,
             max_fee_rate: bounds.max,
             target_confirm_blocks: params.withdrawals.bitcoin_target_confirm_blocks,
             parent_height: self.bitcoin_clock()?.height,
             last_release_waited: self.get_json(keys::LAST_RELEASE_WAITED)?,
-        })
+        }))
     }
 }
 

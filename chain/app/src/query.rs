@@ -155,7 +155,10 @@ fn withdrawal_query<R: StateRead>(state: &StateDelta<R>, path: &str) -> Result<O
         return Ok(Some(QueryAnswer::json(&state.bridge_status()?)));
     }
     if path == BITCOIN_FEES_PATH {
-        return Ok(Some(QueryAnswer::json(&state.bitcoin_fees()?)));
+        return Ok(Some(match state.bitcoin_fees()? {
+            Some(fees) => QueryAnswer::json(&fees),
+            None => QueryAnswer::error(QUERY_NOT_FOUND, "no parameters stored yet (before genesis)"),
+        }));
     }
     Ok(None)
 }

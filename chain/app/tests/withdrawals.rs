@@ -1267,7 +1267,7 @@ fn a_withdrawal_whose_fee_share_exceeds_its_budget_waits_with_the_reason_and_doe
     let batch_id = created_batch(&events, &Denom::sat())?;
     let batch = bridge.chain.batch(batch_id)?.batch;
     let items: Vec<String> = batch.items.iter().map(|item| item.withdrawal.to_string()).collect();
-    assert_eq!(items, [paid.clone()], "the one within its budget goes");
+    assert_eq!(items, [paid], "the one within its budget goes");
     let waiting = events_of(&events, ev::WITHDRAWAL_WAITING);
     assert_eq!(waiting.len(), 1, "{events:?}");
     let attributes = attributes(waiting.first().ok_or("no event")?);

@@ -10,8 +10,8 @@
 use ferry_types::query::BatchStatus;
 use ferry_types::{Amount, TxCode};
 use prometheus::{
-    Encoder, GaugeVec, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
-    TextEncoder,
+    Encoder, Gauge, GaugeVec, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
 
 /// Seconds buckets for block-processing durations (1 ms … 10 s).
@@ -56,6 +56,12 @@ pub struct Metrics {
     pub batches_pending: IntGaugeVec,
     /// Blocks since the oldest unsettled batch formed (0: none).
     pub oldest_unsettled_batch_age: IntGauge,
+    /// `ferry_chain_bitcoin_fee_rate_sat_per_vbyte`.
+    pub bitcoin_fee_rate: Gauge,
+    /// `ferry_chain_bitcoin_parent_height`.
+    pub bitcoin_parent_height: IntGauge,
+    /// `ferry_chain_bitcoin_last_release_waited_blocks`.
+    pub bitcoin_last_release_waited: IntGauge,
 }
 
 /// Batch statuses of unsettled batches, as label values.
@@ -74,6 +80,8 @@ pub struct BridgeSnapshot {
     pub oldest_unsettled_batch_age: u64,
     /// Blocks since the oldest queued withdrawal became eligible (0: none waiting).
     pub oldest_queued_withdrawal_age: u64,
+    /// Bitcoin fees: the rate, the parent clock, the last release's delay.
+    pub bitcoin_fees: Option<ferry_types::query::BitcoinFeesView>,
 }
 
 /// One asset's ledger and queue.
@@ -185,6 +193,21 @@ impl Metrics {
             "ferry_chain_oldest_unsettled_batch_age_blocks",
             "Blocks since the oldest unsettled batch formed (0: none)",
         )?;
+        let bitcoin_fee_rate = Gauge::new(
+            "ferry_chain_bitcoin_fee_rate_sat_per_vbyte",
+            "The fee rate the next Bitcoin release is priced at (moved by the controller)",
+        )?;
+        let bitcoin_parent_height = IntGauge::new(
+            "ferry_chain_bitcoin_parent_height",
+            "Bitcoin's height by the chain's parent clock (a quorum of relayers' reports)",
+        )?;
+        let bitcoin_last_release_waited = IntGauge::new(
+            "ferry_chain_bitcoin_last_release_waited_blocks",
+            "Parent blocks the last settled Bitcoin release took from its signing to its block",
+        )?;
+        registry.register(Box::new(bitcoin_fee_rate.clone()))?;
+        registry.register(Box::new(bitcoin_parent_height.clone()))?;
+        registry.register(Box::new(bitcoin_last_release_waited.clone()))?;
         registry.register(Box::new(reserves_violated.clone()))?;
         registry.register(Box::new(withdrawals_queued.clone()))?;
         registry.register(Box::new(oldest_queued_withdrawal_age.clone()))?;
@@ -216,6 +239,9 @@ impl Metrics {
             oldest_queued_withdrawal_age,
             batches_pending,
             oldest_unsettled_batch_age,
+            bitcoin_fee_rate,
+            bitcoin_parent_height,
+            bitcoin_last_release_waited,
         })
     }
 
@@ -237,6 +263,12 @@ impl Metrics {
         }
         self.oldest_unsettled_batch_age.set(count_gauge(snapshot.oldest_unsettled_batch_age));
         self.oldest_queued_withdrawal_age.set(count_gauge(snapshot.oldest_queued_withdrawal_age));
+        if let Some(fees) = &snapshot.bitcoin_fees {
+            #[allow(clippy::cast_precision_loss)] // a gauge; rates are far below 2^52
+            self.bitcoin_fee_rate.set(fees.fee_rate.sat_per_kvb() as f64 / 1_000.0);
+            self.bitcoin_parent_height.set(count_gauge(fees.parent_height));
+            self.bitcoin_last_release_waited.set(count_gauge(fees.last_release_waited.unwrap_or(0)));
+        }
     }
 
     /// Counts one transaction.
@@ -305,6 +337,14 @@ mod tests {
             pending_batches: vec![BatchStatus::Signing, BatchStatus::Signed, BatchStatus::Signing],
             oldest_unsettled_batch_age: 12,
             oldest_queued_withdrawal_age: 3,
+            bitcoin_fees: Some(ferry_types::query::BitcoinFeesView {
+                fee_rate: ferry_types::release::fee::FeeRate::from_sat_per_kvb(7_500),
+                min_fee_rate: ferry_types::release::fee::FeeRate::from_sat_per_vb(1),
+                max_fee_rate: ferry_types::release::fee::FeeRate::from_sat_per_vb(1_000),
+                target_confirm_blocks: 3,
+                parent_height: 412,
+                last_release_waited: Some(1),
+            }),
         });
         let text = metrics.render();
         for line in [
@@ -321,6 +361,9 @@ mod tests {
             r#"ferry_chain_batches_pending{status="signed"} 1"#,
             "ferry_chain_oldest_unsettled_batch_age_blocks 12",
             "ferry_chain_oldest_queued_withdrawal_age_blocks 3",
+            "ferry_chain_bitcoin_fee_rate_sat_per_vbyte 7.5",
+            "ferry_chain_bitcoin_parent_height 412",
+            "ferry_chain_bitcoin_last_release_waited_blocks 1",
         ] {
             assert!(text.lines().any(|l| l == line), "missing `{line}` in\n{text}");
         }

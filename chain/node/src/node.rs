@@ -360,6 +360,7 @@ fn bridge_snapshot(state: &StateDelta<StateView>, height: u64) -> Result<BridgeS
         pending_batches,
         oldest_unsettled_batch_age,
         oldest_queued_withdrawal_age,
+        bitcoin_fees: state.bitcoin_fees()?,
     })
 }
 

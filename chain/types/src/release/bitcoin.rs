@@ -1370,6 +1370,56 @@ mod tests {
         Ok(())
     }
 
+    fn request(seed: u8, burned: u128, max_fee: u128) -> ReleaseRequest {
+        ReleaseRequest { destination: regtest_p2wpkh(seed), burned: Amount::new(burned), max_fee: Amount::new(max_fee) }
+    }
+
+    #[test]
+    fn a_priced_release_pays_the_rate_on_its_longest_size_out_of_the_burns() -> TestResult {
+        let rate = FeeRate::from_sat_per_vb(7);
+        let requests = [request(10, 300_000, 50_000), request(11, 120_000, 50_000)];
+        let reserves = [utxo(1, 0, 250_000), utxo(2, 1, 250_000)];
+        let priced = plan_release_at_rate(&reserves, &requests, rate, &peg(), DUST)?;
+        let plan = &priced.plan;
+        let longest = with_longest_signatures(&unsigned_transaction(plan, &peg()), &peg());
+        assert_eq!(plan.fee().get(), u128::from(rate.fee_for(longest.weight()).to_sat()));
+        assert_eq!(plan.fee().get(), priced.shares.iter().map(|share| share.get()).sum::<u128>());
+        for ((output, request), share) in plan.outputs().iter().zip(&requests).zip(&priced.shares) {
+            assert_eq!(output.amount.get() + share.get(), request.burned.get(), "each pays its burn less its share");
+        }
+        // The burns, not the reserves, pay the fee: the change is what the inputs hold beyond them.
+        assert_eq!(plan.change().map(Amount::get), Some(500_000 - 420_000));
+        plan.check_standard(&peg())?;
+        Ok(())
+    }
+
+    #[test]
+    fn a_share_above_its_budget_or_leaving_dust_names_the_withdrawal() -> TestResult {
+        let rate = FeeRate::from_sat_per_vb(20);
+        let reserves = [utxo(1, 0, 1_000_000)];
+        let tight = [request(10, 300_000, 50_000), request(11, 120_000, 500)];
+        let error = plan_release_at_rate(&reserves, &tight, rate, &peg(), DUST).err().ok_or("priced over budget")?;
+        assert_eq!(error.blocking_output(), Some(1), "{error}");
+        assert!(error.to_string().contains("above its max_fee of 500 sat"), "{error}");
+        let dusty = [request(10, 300_000, 50_000), request(11, 3_000, 3_000)];
+        let error = plan_release_at_rate(&reserves, &dusty, rate, &peg(), DUST).err().ok_or("priced into dust")?;
+        assert!(matches!(error, BtcReleaseError::OutputBelowDust { index: 1, .. }), "{error}");
+        // A lone withdrawal's quote is its share in a one-input release with change.
+        let quote = lone_release_fee(&peg(), &regtest_p2wpkh(11), Amount::new(120_000), 1, rate)?;
+        let alone = plan_release_at_rate(
+            &reserves,
+            &tight[1..]
+                .iter()
+                .map(|r| ReleaseRequest { max_fee: Amount::new(u128::MAX >> 64), ..r.clone() })
+                .collect::<Vec<_>>(),
+            rate,
+            &peg(),
+            DUST,
+        )?;
+        assert_eq!(Some(&quote), alone.shares.first());
+        Ok(())
+    }
+
     proptest! {
         /// Whatever the reserves: either the batch waits, or the plan balances exactly, its change
         /// is none or at least the dust limit, and no fewer inputs could have covered the release.
@@ -1402,6 +1452,32 @@ mod tests {
                     }
                     let tx = unsigned_transaction(&plan, &peg());
                     prop_assert_eq!(tx.output.len(), outputs.len() + usize::from(change > 0));
+                }
+            }
+        }
+
+        /// Priced at any rate: the plan balances, the shares add up to the fee, each output gets
+        /// its burn less its share, and the fee is never below the rate on the signed size.
+        #[test]
+        fn priced_releases_balance_and_pay_at_least_the_rate(
+            burns in proptest::collection::vec(20_000u64..400_000, 1..8),
+            rate in 1_000u64..60_000,
+        ) {
+            let requests: Vec<ReleaseRequest> = burns.iter().enumerate()
+                .map(|(i, b)| request(u8::try_from(i + 10).unwrap_or(10), u128::from(*b), u128::from(*b) / 2)).collect();
+            let reserves = [utxo(1, 0, 2_000_000), utxo(2, 0, 1_500_000)];
+            let rate = FeeRate::from_sat_per_kvb(rate);
+            match plan_release_at_rate(&reserves, &requests, rate, &peg(), DUST) {
+                Err(error) => prop_assert!(error.blocking_output().is_some(), "{}", error),
+                Ok(priced) => {
+                    let plan = priced.plan;
+                    prop_assert_eq!(plan.fee().get(), priced.shares.iter().map(|s| s.get()).sum::<u128>());
+                    let burned: u128 = burns.iter().map(|b| u128::from(*b)).sum();
+                    let paid: u128 = plan.outputs().iter().map(|o| o.amount.get()).sum();
+                    prop_assert_eq!(paid + plan.fee().get(), burned);
+                    let longest = with_longest_signatures(&unsigned_transaction(&plan, &peg()), &peg());
+                    prop_assert!(plan.fee().get() * 1_000 >= u128::from(rate.sat_per_kvb()) * u128::from(longest.vsize() as u64));
+                    prop_assert!(plan.check_standard(&peg()).is_ok());
                 }
             }
         }

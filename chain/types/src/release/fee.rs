@@ -47,10 +47,11 @@ impl FeeRate {
         self.0
     }
 
-    /// The fee for `weight` at this rate, rounded up to a whole satoshi (saturating).
+    /// The fee for `weight` at this rate: its virtual size rounded up to whole bytes (as nodes
+    /// count it), times the rate, rounded up to a whole satoshi (saturating).
     pub fn fee_for(self, weight: Weight) -> Sats {
-        let scaled = u128::from(self.0) * u128::from(weight.to_wu());
-        let sats = scaled.div_ceil(u128::from(WEIGHT_PER_VBYTE) * 1_000);
+        let scaled = u128::from(self.0) * u128::from(weight.to_vbytes_ceil());
+        let sats = scaled.div_ceil(1_000);
         Sats::from_sat(u64::try_from(sats).unwrap_or(u64::MAX))
     }
 }
@@ -169,8 +170,9 @@ mod tests {
     fn fees_round_up_to_whole_satoshi() {
         let rate = FeeRate::from_sat_per_kvb(1_500);
         assert_eq!(rate.fee_for(Weight::from_wu(4 * 100)), Sats::from_sat(150));
-        assert_eq!(rate.fee_for(Weight::from_wu(4 * 100 + 1)), Sats::from_sat(151));
-        assert_eq!(FeeRate::from_sat_per_vb(2).fee_for(Weight::from_wu(1_561)), Sats::from_sat(781));
+        // 401 WU is 101 vB as nodes count it: 151.5 sat, rounded up.
+        assert_eq!(rate.fee_for(Weight::from_wu(4 * 100 + 1)), Sats::from_sat(152));
+        assert_eq!(FeeRate::from_sat_per_vb(2).fee_for(Weight::from_wu(1_561)), Sats::from_sat(782));
     }
 
     #[test]
@@ -213,8 +215,15 @@ mod tests {
             &[Weight::from_wu(124), Weight::from_wu(172)],
             FeeRate::from_sat_per_vb(2),
         )?;
-        // Fee 781: own parts 62 and 86, the rest 633 split 317 + 316.
-        assert_eq!(parts, [Sats::from_sat(62 + 317), Sats::from_sat(86 + 316)]);
+        // Fee 782 (391 vB): own parts 62 and 86, the rest 634 split 317 + 317.
+        assert_eq!(parts, [Sats::from_sat(62 + 317), Sats::from_sat(86 + 317)]);
+        let odd = split_fee(
+            Weight::from_wu(1_565),
+            &[Weight::from_wu(124), Weight::from_wu(172)],
+            FeeRate::ONE_SAT_PER_VBYTE,
+        )?;
+        // Fee 392: own parts 31 and 43, the rest 318 split 159 + 159; 1 sat/vB is exact.
+        assert_eq!(odd, [Sats::from_sat(31 + 159), Sats::from_sat(43 + 159)]);
         Ok(())
     }
 
