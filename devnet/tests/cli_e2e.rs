@@ -194,8 +194,15 @@ async fn a_new_user_bridges_btc_and_eth_both_ways_with_the_cli_alone() -> TestRe
     let eth_destination = "0x00000000000000000000000000000000000c1e01";
     let btc_withdrawal = user.json(&["--from", "alice", "withdraw", "btc", "0.2btc", &btc_destination, "--yes"])?;
     let eth_withdrawal = user.json(&["--from", "alice", "withdraw", "eth", "1eth", eth_destination, "--yes"])?;
-    let receives: u64 = btc_withdrawal["receives"].as_str().ok_or("receives")?.parse()?;
-    assert_eq!(receives, BTC / 5 - 2_000, "the per-withdrawal miner fee comes out of the amount");
+    // The quote: its share of a lone release at the chain's rate, and a budget at twice the rate.
+    let number = |value: &serde_json::Value, key: &str| -> TestResult<u64> {
+        Ok(value[key].as_str().ok_or_else(|| format!("no `{key}` in {value}"))?.parse()?)
+    };
+    let estimate = number(&btc_withdrawal, "miner_fee_estimate")?;
+    let budget = number(&btc_withdrawal, "max_fee")?;
+    let receives_at_least = number(&btc_withdrawal, "receives_at_least")?;
+    assert!(estimate > 0 && budget >= estimate, "estimate {estimate} sat, budget {budget} sat");
+    assert_eq!(receives_at_least, BTC / 5 - budget, "the budget comes out of the amount at most");
     for withdrawal in [&btc_withdrawal, &eth_withdrawal] {
         let id = withdrawal["withdrawal_id"].as_str().ok_or("withdrawal id")?;
         let updates = watch(&system, &user, id).await?;
@@ -209,7 +216,10 @@ async fn a_new_user_bridges_btc_and_eth_both_ways_with_the_cli_alone() -> TestRe
     let release: bitcoin::Txid = btc_status["release_tx"].as_str().ok_or("release tx")?.parse()?;
     let paid =
         system.parents.btcd.unspent_output(&OutPoint { txid: release, vout: 0 }).await?.ok_or("no release output")?;
-    assert_eq!(paid.value.to_sat(), receives);
+    // Alone in a one-input release at the unchanged rate, its share is exactly the quote.
+    assert_eq!(number(&btc_status, "fee_paid")?, estimate, "{btc_status}");
+    assert_eq!(paid.value.to_sat(), BTC / 5 - estimate);
+    assert_eq!(number(&btc_status, "paid")?, paid.value.to_sat());
     assert_eq!(paid.script_pubkey, btc_destination.parse::<bitcoin::Address<_>>()?.assume_checked().script_pubkey());
     let eth_paid = system.parents.anvil.wallet().balance(eth_destination.parse()?).await?;
     assert_eq!(eth_paid, U256::from(ETH));

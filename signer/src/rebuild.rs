@@ -20,6 +20,10 @@
 //!   with the longest signatures ([`price_release`], the chain's own pricing), and no share may
 //!   exceed the burn's `max_fee`; the release must be standard; the unsigned transaction built
 //!   from that must equal the chain's, and the sighashes signed are the ones computed here.
+//!   A replacement (version `k + 1`) is priced from version `k` instead ([`price_replacement`]):
+//!   the same inputs, change and destination scripts, no output paid more, each share within its
+//!   budget, a fee up by at least the incremental relay fee; the guard then checks that version
+//!   `k` is the one this signer signed, if it signed it.
 //!
 //! Pure: no I/O, no clock.
 
@@ -33,7 +37,8 @@ use ferry_types::query::{
     Batch, BatchRelease, BitcoinRelease, EthereumRelease, Withdrawal, WithdrawalId, WithdrawalView,
 };
 use ferry_types::release::bitcoin::{
-    BtcReleaseError, ReleasePlan, ReleaseRequest, parse_destination, price_release, sighashes, unsigned_transaction,
+    BtcReleaseError, ReleasePlan, ReleaseRequest, parse_destination, price_release, price_replacement, sighashes,
+    unsigned_transaction,
 };
 use ferry_types::release::eth::{EthAddress, EthBatch, EthReleaseItem};
 use ferry_types::{Amount, Denom, ParentChain};
@@ -91,6 +96,12 @@ pub enum Payload {
 pub struct Rebuilt {
     /// The batch id (the Ethereum nonce, and the nonce of the double-sign guard).
     pub batch: u64,
+    /// The release version (0, or `k` for the `k`-th replacement of a Bitcoin release): the
+    /// guard's third key part.
+    pub version: u32,
+    /// For a replacement: the payload hash of the version it replaces, as the chain shows it
+    /// (the guard checks it is what this signer signed, if it signed that version).
+    pub replaces: Option<[u8; 32]>,
     /// The federation epoch (the other half of the double-sign guard's key).
     pub epoch: u64,
     /// The asset released.
@@ -117,7 +128,22 @@ impl Rebuilt {
         }
         hasher.finalize().into()
     }
+}
 
+/// [`Rebuilt::payload_hash`] of a Bitcoin version the chain shows (hex sighashes; one that does
+/// not decode hashes as its text, which matches nothing this signer signed).
+fn sighash_payload_hash(sighashes: &[String]) -> [u8; 32] {
+    let mut hasher = Sha256::new();
+    for sighash in sighashes {
+        match hex::decode(sighash) {
+            Ok(bytes) => hasher.update(bytes),
+            Err(_) => hasher.update(sighash.as_bytes()),
+        }
+    }
+    hasher.finalize().into()
+}
+
+impl Rebuilt {
     /// How many items it pays.
     pub fn items(&self) -> usize {
         self.destinations.len()
@@ -165,7 +191,23 @@ pub fn rebuild(
             );
         }
     };
-    Ok(Rebuilt { batch: batch.id, epoch: local.epoch, asset: batch.asset.clone(), chain, total, destinations, payload })
+    let (version, replaces) = match &batch.release {
+        BatchRelease::Bitcoin(release) => {
+            (release.version, release.superseded.last().map(|previous| sighash_payload_hash(&previous.sighashes)))
+        }
+        BatchRelease::Ethereum(_) => (0, None),
+    };
+    Ok(Rebuilt {
+        batch: batch.id,
+        version,
+        replaces,
+        epoch: local.epoch,
+        asset: batch.asset.clone(),
+        chain,
+        total,
+        destinations,
+        payload,
+    })
 }
 
 /// The burn behind each item, in item order, after checking that the item is that burn: the
@@ -357,16 +399,29 @@ fn bitcoin(
         });
     }
     let plan = &release.plan;
-    let priced = price_release(plan.inputs(), plan.change(), &requests, rate, peg, params.bitcoin_dust_limit).or_else(
-        |error| {
-            let reason = match &error {
-                BtcReleaseError::FeeOverBudget { .. } => Reason::Fee,
-                BtcReleaseError::NonStandard(_) => Reason::NonStandard,
-                _ => Reason::AmountMismatch,
-            };
-            refuse(reason, format!("batch {id}: {error}"))
-        },
-    )?;
+    let priced = match release.superseded.last() {
+        None if release.version == 0 => {
+            price_release(plan.inputs(), plan.change(), &requests, rate, peg, params.bitcoin_dust_limit)
+        }
+        Some(previous) if previous.version.checked_add(1) == Some(release.version) => {
+            price_replacement(&previous.plan, &requests, rate, peg, params.bitcoin_dust_limit)
+        }
+        _ => {
+            return refuse(
+                Reason::PayloadMismatch,
+                format!("batch {id}: version {} does not follow the versions it claims to replace", release.version),
+            );
+        }
+    };
+    let priced = priced.or_else(|error| {
+        let reason = match &error {
+            BtcReleaseError::FeeOverBudget { .. } | BtcReleaseError::ReplacementTooCheap { .. } => Reason::Fee,
+            BtcReleaseError::NonStandard(_) => Reason::NonStandard,
+            BtcReleaseError::ReplacementDestination { .. } => Reason::Destination,
+            _ => Reason::AmountMismatch,
+        };
+        refuse(reason, format!("batch {id}: {error}"))
+    })?;
     compare_outputs(id, plan, &priced.plan)?;
     for (position, output) in priced.plan.outputs().iter().enumerate() {
         check_paid(batch, position, output.amount)?;

@@ -1,10 +1,14 @@
-//! The signer's database: every payload it signed (`signer_signed`, keyed by federation epoch and
-//! batch nonce) and its hash-chained audit log (`signer_audit`, see [`ferry_audit`]).
+//! The signer's database: every payload it signed (`signer_signed`, keyed by federation epoch,
+//! batch nonce and release version) and its hash-chained audit log (`signer_audit`, see
+//! [`ferry_audit`]).
 //!
 //! The double-sign guard lives here. [`Store::record_signing`] runs in ONE transaction: take the
 //! audit writers' lock (`LOCK TABLE signer_audit IN EXCLUSIVE MODE`, which serialises every
-//! writer, also other signer processes on the same database), look up the (epoch, nonce) row,
-//! and then
+//! writer, also other signer processes on the same database), look up the (epoch, nonce,
+//! version) row, and then
+//! - a replacement (version `k + 1`) of a version `k` this signer signed, whose payload is not
+//!   the one it signed: audit `batch.refused` (`double_sign`) and refuse — a replacement is
+//!   signed only in the lineage this signer itself signed;
 //! - no row: re-check the local cap against the rows under the lock ([`check_cap`]), insert the
 //!   row and an audit entry `batch.signed`;
 //! - a row with the same payload hash: audit `batch.resigned` (a re-post after a crash or a lost
@@ -140,6 +144,8 @@ enum GuardVerdict {
     Insert,
     Same,
     Conflict(String),
+    /// A replacement of a version other than the one this signer signed (its hash).
+    Lineage(String),
 }
 
 /// A row of `signer_signed`.
@@ -225,11 +231,13 @@ impl Store {
     pub async fn record_signing(&self, rebuilt: &Rebuilt, policy: &Policy) -> Result<Guarded, StoreError> {
         let epoch = to_bigint("epoch", rebuilt.epoch)?;
         let nonce = to_bigint("batch nonce", rebuilt.batch)?;
+        let version = i64::from(rebuilt.version);
         let hash = rebuilt.payload_hash();
         let subject = subject(rebuilt.batch);
         let mut detail = json!({
             "epoch": rebuilt.epoch,
             "nonce": rebuilt.batch,
+            "version": rebuilt.version,
             "chain": rebuilt.chain.tag(),
             "asset": rebuilt.asset.as_str(),
             "total": rebuilt.total.to_string(),
@@ -237,14 +245,47 @@ impl Store {
             "payload_hash": hex::encode(hash),
         });
         let mut tx = self.begin_write().await?;
+        let signed_hash = |version: i64| {
+            sqlx::query_scalar::<_, Vec<u8>>(
+                "SELECT payload_hash FROM signer_signed WHERE epoch = $1 AND nonce = $2 AND version = $3",
+            )
+            .bind(epoch)
+            .bind(nonce)
+            .bind(version)
+        };
         let stored: Option<Vec<u8>> =
-            sqlx::query_scalar("SELECT payload_hash FROM signer_signed WHERE epoch = $1 AND nonce = $2")
-                .bind(epoch)
-                .bind(nonce)
+            signed_hash(version).fetch_optional(&mut *tx).await.map_err(database("looking up a signed payload"))?;
+        // A replacement's lineage: the version it replaces must be the one this signer signed.
+        let replaced: Option<Vec<u8>> = match (rebuilt.replaces, version.checked_sub(1)) {
+            (Some(_), Some(previous)) if previous >= 0 => signed_hash(previous)
                 .fetch_optional(&mut *tx)
                 .await
-                .map_err(database("looking up a signed payload"))?;
-        let outcome = match guard(stored.as_deref(), &hash) {
+                .map_err(database("looking up the replaced payload"))?,
+            _ => None,
+        };
+        let verdict = match (&replaced, rebuilt.replaces) {
+            (Some(signed), Some(claimed)) if signed.as_slice() != claimed.as_slice() && stored.is_none() => {
+                GuardVerdict::Lineage(hex::encode(signed))
+            }
+            _ => guard(stored.as_deref(), &hash),
+        };
+        let outcome = match verdict {
+            GuardVerdict::Lineage(signed) => {
+                let refusal = Refusal::new(
+                    Reason::DoubleSign,
+                    format!(
+                        "version {} of epoch {} nonce {} replaces a version this signer did not sign \
+                         (signed {signed}, the chain shows {})",
+                        rebuilt.version,
+                        rebuilt.epoch,
+                        rebuilt.batch,
+                        rebuilt.replaces.map(hex::encode).unwrap_or_default()
+                    ),
+                );
+                refusal_detail(&mut detail, &refusal);
+                LOG.append_locked(&mut tx, kind::REFUSED, &subject, &detail).await?;
+                Guarded::Refused(refusal)
+            }
             GuardVerdict::Same => {
                 LOG.append_locked(&mut tx, kind::RESIGNED, &subject, &detail).await?;
                 Guarded::AlreadyRecorded
@@ -253,9 +294,10 @@ impl Store {
                 let refusal = Refusal::new(
                     Reason::DoubleSign,
                     format!(
-                        "already signed a different payload for epoch {} nonce {} (signed {stored}, offered {})",
+                        "already signed a different payload for epoch {} nonce {} version {} (signed {stored}, offered {})",
                         rebuilt.epoch,
                         rebuilt.batch,
+                        rebuilt.version,
                         hex::encode(hash)
                     ),
                 );
@@ -274,11 +316,12 @@ impl Store {
                     }
                     Ok(()) => {
                         sqlx::query(
-                            "INSERT INTO signer_signed (epoch, nonce, chain, asset, payload_hash, total) \
-                             VALUES ($1, $2, $3, $4, $5, $6::numeric)",
+                            "INSERT INTO signer_signed (epoch, nonce, version, chain, asset, payload_hash, total) \
+                             VALUES ($1, $2, $3, $4, $5, $6, $7::numeric)",
                         )
                         .bind(epoch)
                         .bind(nonce)
+                        .bind(version)
                         .bind(rebuilt.chain.tag())
                         .bind(rebuilt.asset.as_str())
                         .bind(hash.to_vec())
@@ -330,13 +373,14 @@ impl Store {
         Ok(())
     }
 
-    /// The record of (`epoch`, `nonce`), if this signer signed it.
+    /// The record of (`epoch`, `nonce`) — its newest version — if this signer signed it.
     ///
     /// # Errors
     /// Database errors; a row that does not read back.
     pub async fn signed(&self, epoch: u64, nonce: u64) -> Result<Option<SignedRecord>, StoreError> {
         let row = sqlx::query(
-            "SELECT chain, asset, payload_hash, total::text AS total FROM signer_signed WHERE epoch = $1 AND nonce = $2",
+            "SELECT chain, asset, payload_hash, total::text AS total FROM signer_signed \
+             WHERE epoch = $1 AND nonce = $2 ORDER BY version DESC LIMIT 1",
         )
         .bind(to_bigint("epoch", epoch)?)
         .bind(to_bigint("batch nonce", nonce)?)
@@ -390,7 +434,9 @@ impl Store {
     }
 }
 
-/// Sum of the totals signed for `asset` within `window` before now, (`epoch`, `nonce`) excluded.
+/// Sum of the totals signed for `asset` within `window` before now, (`epoch`, `nonce`) excluded;
+/// a batch signed in several versions counts once (they pay the same withdrawals, and only one
+/// version can confirm).
 async fn window_total(
     connection: &mut sqlx::PgConnection,
     asset: &Denom,
@@ -400,9 +446,12 @@ async fn window_total(
 ) -> Result<Amount, StoreError> {
     let micros = i64::try_from(window.as_micros()).unwrap_or(i64::MAX);
     let total: String = sqlx::query_scalar(
-        "SELECT COALESCE(SUM(total), 0)::text FROM signer_signed \
-         WHERE asset = $1 AND signed_at > now() - $2::bigint * interval '1 microsecond' \
-         AND NOT (epoch = $3 AND nonce = $4)",
+        "SELECT COALESCE(SUM(total), 0)::text FROM ( \
+           SELECT DISTINCT ON (epoch, nonce) total FROM signer_signed \
+           WHERE asset = $1 AND signed_at > now() - $2::bigint * interval '1 microsecond' \
+           AND NOT (epoch = $3 AND nonce = $4) \
+           ORDER BY epoch, nonce, version DESC \
+         ) AS batches",
     )
     .bind(asset.as_str())
     .bind(micros)

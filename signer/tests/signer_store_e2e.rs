@@ -60,6 +60,8 @@ fn rebuilt(nonce: u64, wei: u128, tag: u8) -> Rebuilt {
     let bytes = batch.payload();
     Rebuilt {
         batch: nonce,
+        version: 0,
+        replaces: None,
         epoch: EPOCH,
         asset: Denom::wei(),
         chain: ParentChain::Ethereum,

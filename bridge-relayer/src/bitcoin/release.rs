@@ -2,7 +2,9 @@
 //! accepts. Pure: the delivery loop broadcasts the result.
 //!
 //! The chain stores the unsigned transaction, the plan it was built from, and each member's
-//! verified DER signature per input (keyed by the member's sidechain address). Member `i` of the
+//! verified DER signature per input (keyed by the member's sidechain address); a release the
+//! chain replaced keeps its earlier signed versions, and the newest signed one is what goes out
+//! ([`ferry_types::query::Batch::signed_bitcoin_version`]). Member `i` of the
 //! federation holds Bitcoin key `i`, so an address's position among the members names the key.
 //! [`signed_release`] rebuilds the sighashes from the plan and the federation's peg (refusing a
 //! transaction that is not the plan's), and lets [`assemble_witness`] put `threshold` valid
@@ -25,6 +27,12 @@ pub enum ReleaseTxError {
     /// The batch is released on Ethereum.
     #[error("batch {batch} is not a Bitcoin release")]
     NotBitcoin {
+        /// The batch.
+        batch: u64,
+    },
+    /// No version of the release is fully signed yet.
+    #[error("batch {batch}: no version of its release is signed yet")]
+    NotSigned {
         /// The batch.
         batch: u64,
     },
@@ -112,9 +120,10 @@ pub enum ReleaseTxError {
 /// of the wrong count or not hex, or an input with fewer than `threshold` valid signatures.
 pub fn signed_release(view: &BatchView, federation: &Federation) -> Result<Transaction, ReleaseTxError> {
     let batch = view.batch.id;
-    let BatchRelease::Bitcoin(release) = &view.batch.release else {
+    let BatchRelease::Bitcoin(_) = &view.batch.release else {
         return Err(ReleaseTxError::NotBitcoin { batch });
     };
+    let release = view.batch.signed_bitcoin_version().ok_or(ReleaseTxError::NotSigned { batch })?;
     let keys = federation.bitcoin.as_ref().ok_or(ReleaseTxError::NoPeg { batch })?;
     let peg = Peg::new(keys).map_err(|source| ReleaseTxError::Peg { batch, source })?;
     let tx: Transaction = deserialize_hex(&release.unsigned_tx)
@@ -126,7 +135,7 @@ pub fn signed_release(view: &BatchView, federation: &Federation) -> Result<Trans
     let digests = sighashes(&tx, &release.plan, &peg).map_err(|source| ReleaseTxError::Assemble { batch, source })?;
     let inputs = tx.input.len();
     let mut per_input: Vec<BTreeMap<usize, Vec<u8>>> = vec![BTreeMap::new(); inputs];
-    for (signer, signatures) in &view.batch.signatures {
+    for (signer, signatures) in &release.signatures {
         let member = federation.member_index(signer).ok_or(ReleaseTxError::UnknownSigner { batch, signer: *signer })?;
         if signatures.len() != inputs {
             return Err(ReleaseTxError::SignatureCount { batch, signer: *signer, inputs, given: signatures.len() });
@@ -207,6 +216,10 @@ mod tests {
             plan,
             fee_rate: ferry_types::release::fee::FeeRate::ONE_SAT_PER_VBYTE,
             signed_parent_height: None,
+            version: 0,
+            bump_parent_height: None,
+            superseded: Vec::new(),
+            bump_blocked: None,
         };
         let item = BatchItem {
             withdrawal: WithdrawalId(1),

@@ -23,8 +23,8 @@ use ferry_client::FerryClient;
 use ferry_types::genesis::Federation;
 use ferry_types::msg::MsgAttestRelease;
 use ferry_types::query::{
-    BATCH_PATH, BatchRelease, BatchStatus, BatchView, BitcoinRelease, EthereumRelease, FEDERATION_PATH,
-    PENDING_BATCHES_PATH, PendingBatchesView,
+    BATCH_PATH, BatchRelease, BatchStatus, BatchView, EthereumRelease, FEDERATION_PATH, PENDING_BATCHES_PATH,
+    PendingBatchesView,
 };
 use ferry_types::{Msg, ParentChain};
 use tracing::Instrument;
@@ -189,7 +189,13 @@ impl Delivery {
         let batch = &view.batch;
         let summary = summary_of(view);
         let chain = summary.chain;
-        let required = match (batch.status, self.policy(chain)) {
+        // A Bitcoin release being re-signed for a replacement is still out there in its earlier
+        // signed version: it is delivered, looked for and attested as a signed batch.
+        let status = match batch.status {
+            BatchStatus::Signing if batch.signed_bitcoin_version().is_some() => BatchStatus::Signed,
+            status => status,
+        };
+        let required = match (status, self.policy(chain)) {
             (BatchStatus::Signing, _) => return Ok(()),
             (BatchStatus::Signed, None) => {
                 tracing::debug!(target: "ferry_relayer::delivery", "not connected to this batch's parent chain");
@@ -198,14 +204,14 @@ impl Delivery {
             (_, policy) => policy.map_or(1, |policy| policy.required(batch.total)),
         };
         let attested = attester.and_then(|attester| batch.release_attestations.get(&attester.address()));
-        let sidechain = SidechainBatch { status: batch.status, attested: attested.map(String::as_str) };
+        let sidechain = SidechainBatch { status, attested: attested.map(String::as_str) };
         let role = Role { attests: attester.is_some(), delivers: self.can_deliver(chain) };
         let mut record = self.store.release(batch.id).await?;
         let mut located = Located::NotLooked;
         let mut tip = None;
         for _ in 0..MAX_STEPS {
             let progress = record.as_ref().map(ReleaseRecord::progress);
-            let parent = if batch.status == BatchStatus::Signed {
+            let parent = if status == BatchStatus::Signed {
                 let tip = match tip {
                     Some(tip) => tip,
                     None => *tip.insert(self.tip(chain).await?),
@@ -312,25 +318,60 @@ impl Delivery {
 
     async fn locate(&self, view: &BatchView, record: Option<&ReleaseRecord>) -> anyhow::Result<Located> {
         match &view.batch.release {
-            BatchRelease::Bitcoin(release) => self.locate_bitcoin(release).await,
+            BatchRelease::Bitcoin(_) => self.locate_bitcoin(&view.batch).await,
             BatchRelease::Ethereum(release) => self.locate_ethereum(release, record).await,
         }
     }
 
-    /// Where the Bitcoin release transaction is. The release's txid is final before it is
+    /// Where the Bitcoin release is. Every version the chain made spends the same inputs, so at
+    /// most one is in a block: each is looked for, newest first ([`Self::locate_bitcoin_version`]);
+    /// one in a block is the release. Otherwise it is pending only when the newest *signed*
+    /// version is what the node holds — an older version waiting in its mempool must be replaced
+    /// by delivering the newest.
+    async fn locate_bitcoin(&self, batch: &ferry_types::query::Batch) -> anyhow::Result<Located> {
+        let newest_signed = batch.signed_bitcoin_version().map(|version| version.txid);
+        let mut newest_pending = false;
+        for (_, txid, plan) in batch.bitcoin_versions() {
+            match self.locate_bitcoin_version(txid, plan).await? {
+                found @ Located::Included(_) => return Ok(found),
+                Located::Pending if newest_signed.as_deref() == Some(txid) => newest_pending = true,
+                _ => {}
+            }
+        }
+        if newest_pending {
+            return Ok(Located::Pending);
+        }
+        let (_, _, plan) = batch.bitcoin_versions().into_iter().next().context("a Bitcoin batch without a release")?;
+        let first = plan.inputs().first().context("a release without inputs")?.outpoint()?;
+        // Spent in a block (a version pending in the mempool does not count: it gets replaced).
+        if self.bitcoin_side()?.rpc.get_tx_out(&first.txid, first.vout, false).await?.is_none() {
+            anyhow::bail!(
+                "the inputs of batch {}'s release are spent, but no version of it is in the last \
+                 delivery.bitcoin_search_depth blocks (raise it, or another transaction spent them)",
+                batch.id
+            );
+        }
+        Ok(Located::Absent)
+    }
+
+    /// Where one version of a Bitcoin release transaction is. Its txid is final before it is
     /// signed, so it is found whoever broadcast it:
     /// 1. an unspent output of it (the change first: the chain does not spend it before the batch
     ///    settles) gives its depth, and the block at that depth must hold it;
     /// 2. else the node's own lookup: its mempool, or its transaction index if it keeps one;
     /// 3. else, when its first input is still unspent in the best chain, it is not mined;
     /// 4. else (its inputs are spent and so are all its outputs) the last `search_depth` blocks
-    ///    are searched.
-    async fn locate_bitcoin(&self, release: &BitcoinRelease) -> anyhow::Result<Located> {
+    ///    are searched — where not finding it means another version spent the inputs.
+    async fn locate_bitcoin_version(
+        &self,
+        txid: &str,
+        plan: &ferry_types::release::bitcoin::ReleasePlan,
+    ) -> anyhow::Result<Located> {
         let side = self.bitcoin_side()?;
         let rpc = &side.rpc;
-        let txid: Txid = release.txid.parse().with_context(|| format!("release txid `{}`", release.txid))?;
+        let txid: Txid = txid.parse().with_context(|| format!("release txid `{txid}`"))?;
         let tip = rpc.get_block_count().await?;
-        let mut outputs: Vec<u32> = release.plan.change_vout().into_iter().collect();
+        let mut outputs: Vec<u32> = plan.change_vout().into_iter().collect();
         outputs.push(0);
         for vout in outputs {
             if let Some(output) = rpc.get_tx_out(&txid, vout, true).await? {
@@ -348,7 +389,7 @@ impl Delivery {
                 _ => Ok(Located::Pending),
             };
         }
-        let first = release.plan.inputs().first().context("a release without inputs")?.outpoint()?;
+        let first = plan.inputs().first().context("a release without inputs")?.outpoint()?;
         if rpc.get_tx_out(&first.txid, first.vout, false).await?.is_some() {
             return Ok(Located::Absent);
         }
@@ -358,10 +399,7 @@ impl Delivery {
                 return Ok(found);
             }
         }
-        anyhow::bail!(
-            "the inputs of release {txid} are spent, but it is in none of blocks {lowest}..={tip} \
-             (raise delivery.bitcoin_search_depth, or another transaction spent them)"
-        )
+        Ok(Located::Absent)
     }
 
     /// The release at `confirmations` deep from `tip`: the block there must hold it. The tip may

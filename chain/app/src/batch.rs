@@ -133,7 +133,7 @@ fn corrupt_federation(reason: String) -> StateError {
 }
 
 /// The federation's Bitcoin peg, if it has one. Genesis validated it, so a failure is a corrupt record.
-fn peg_of(federation: &Federation) -> Result<Option<Peg>, StateError> {
+pub(crate) fn peg_of(federation: &Federation) -> Result<Option<Peg>, StateError> {
     federation.bitcoin.as_ref().map(Peg::new).transpose().map_err(|e| corrupt_federation(e.to_string()))
 }
 
@@ -409,6 +409,10 @@ fn bitcoin_batch(priced: PricedRelease, chosen: &[&Withdrawal], rate: FeeRate, p
         plan,
         fee_rate: rate,
         signed_parent_height: None,
+        version: 0,
+        bump_parent_height: None,
+        superseded: Vec::new(),
+        bump_blocked: None,
     };
     Ok((BatchRelease::Bitcoin(release), items))
 }
@@ -547,7 +551,9 @@ pub fn submit_signatures<R: StateRead>(
             release.signature_compressed = Some(hex::encode(bls::encode_signature(&signature)));
         }
         if let BatchRelease::Bitcoin(release) = &mut batch.release {
-            release.signed_parent_height = crate::bitcoin_fees::clock_height(state)?;
+            let clock = crate::bitcoin_fees::clock_height(state)?;
+            release.signed_parent_height = release.signed_parent_height.or(clock);
+            release.bump_parent_height = clock;
         }
         batch.status = BatchStatus::Signed;
         batch.signed_height = Some(height);
@@ -656,8 +662,17 @@ pub fn attest_release<R: StateRead>(
     let Some(mut batch) = state.batch(attest.batch)? else {
         return Err(refused(TxCode::BadBatch, format!("there is no batch {}", attest.batch)));
     };
+    // Any signed version of a Bitcoin release may be the one that confirmed.
+    let signed_versions: Vec<&str> = batch
+        .bitcoin_versions()
+        .into_iter()
+        .filter(|(version, _, _)| batch.status != BatchStatus::Signing || *version != current_version(&batch))
+        .map(|(_, txid, _)| txid)
+        .collect();
     match &batch.release {
-        BatchRelease::Bitcoin(release) if release.txid != attest.parent_tx => {
+        BatchRelease::Bitcoin(release)
+            if !batch.bitcoin_versions().iter().any(|(_, txid, _)| *txid == attest.parent_tx) =>
+        {
             return Err(refused(
                 TxCode::BadBatch,
                 format!("batch {}'s release transaction is {}, not {}", batch.id, release.txid, attest.parent_tx),
@@ -675,14 +690,14 @@ pub fn attest_release<R: StateRead>(
         _ => {}
     }
     match batch.status {
-        BatchStatus::Signing => {
+        BatchStatus::Released => return Ok(()),
+        BatchStatus::Signing if !signed_versions.contains(&attest.parent_tx.as_str()) => {
             return Err(refused(
                 TxCode::BadBatch,
                 format!("batch {} is not signed yet, so it cannot have been released", batch.id),
             ));
         }
-        BatchStatus::Released => return Ok(()),
-        BatchStatus::Signed => {}
+        BatchStatus::Signing | BatchStatus::Signed => {}
     }
     if batch.release_attestations.contains_key(&attest.attester) {
         return Ok(());
@@ -709,8 +724,17 @@ pub fn attest_release<R: StateRead>(
     Ok(())
 }
 
+/// The version number of `batch`'s current release (0 for Ethereum).
+fn current_version(batch: &Batch) -> u32 {
+    match &batch.release {
+        BatchRelease::Bitcoin(release) => release.version,
+        BatchRelease::Ethereum(_) => 0,
+    }
+}
+
 /// Marks `batch` released by `parent_tx` and takes its total out of the ledger (and, for
-/// Bitcoin, swaps its inputs for its change in the reserve UTXO set).
+/// Bitcoin, swaps its inputs for its change in the reserve UTXO set, and records what the
+/// version that confirmed paid each item).
 fn settle<R: StateRead>(
     state: &mut StateDelta<R>,
     batch: &mut Batch,
@@ -729,15 +753,21 @@ fn settle<R: StateRead>(
     ledger.unreleased = ledger.unreleased.checked_sub(batch.total).unwrap_or(Amount::ZERO);
     state.put_ledger(&batch.asset, &ledger)?;
 
-    if let BatchRelease::Bitcoin(release) = &batch.release {
+    let confirmed = batch.bitcoin_versions().into_iter().find(|(_, txid, _)| *txid == parent_tx);
+    if let Some((version, _, plan)) = confirmed {
+        let plan = plan.clone();
         let spent: BTreeSet<(&str, u32)> =
-            release.plan.inputs().iter().map(|input| (input.txid.as_str(), input.vout)).collect();
+            plan.inputs().iter().map(|input| (input.txid.as_str(), input.vout)).collect();
         let mut utxos = state.reserve_utxos()?;
         utxos.retain(|utxo| !spent.contains(&(utxo.txid.as_str(), utxo.vout)));
-        if let (Some(vout), Some(amount)) = (release.plan.change_vout(), release.plan.change()) {
-            utxos.push(crate::bridge::ReserveUtxo { txid: release.txid.clone(), vout, amount, locked_by: None });
+        if let (Some(vout), Some(amount)) = (plan.change_vout(), plan.change()) {
+            utxos.push(crate::bridge::ReserveUtxo { txid: parent_tx.to_owned(), vout, amount, locked_by: None });
         }
         state.put_reserve_utxos(utxos);
+        for (item, output) in batch.items.iter_mut().zip(plan.outputs()) {
+            item.paid = output.amount;
+        }
+        tracing::info!(batch_id = batch.id, version, fee = %plan.fee(), "the release's version {version} confirmed");
     }
     let mut pending = state.pending_batches()?;
     pending.retain(|id| *id != batch.id);

@@ -21,6 +21,7 @@ pub mod execute;
 pub mod genesis;
 pub mod pause;
 pub mod query;
+pub mod replacement;
 pub mod reserves;
 pub mod signature_cache;
 pub mod state;

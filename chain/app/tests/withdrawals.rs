@@ -43,6 +43,8 @@ const WINDOW_BLOCKS: u64 = 40;
 const DELAY_BLOCKS: u64 = 10;
 /// The fee rate the chain starts at, sat/vB.
 const START_RATE: u64 = 2;
+/// Parent blocks before a signed release is replaced.
+const BUMP_AFTER: u64 = 4;
 /// Each Bitcoin withdrawal's budget for its fee share.
 const BTC_BUDGET: u128 = 5_000;
 const DUST: u128 = 546;
@@ -121,6 +123,7 @@ fn withdrawal_params() -> WithdrawalParams {
         bitcoin_max_fee_rate: 100,
         bitcoin_start_fee_rate: START_RATE,
         bitcoin_target_confirm_blocks: 3,
+        bitcoin_bump_after_blocks: BUMP_AFTER,
         bitcoin_dust_limit: Amount::new(DUST),
         ethereum: Some(EthereumBridge { chain_id: ETH_CHAIN_ID, vault: vault() }),
     }

@@ -123,3 +123,11 @@ pub const HEIGHT: &str = "height";
 pub const WAITED_BLOCKS: &str = "waited_blocks";
 /// Attribute: a fee rate in satoshi per 1,000 virtual bytes.
 pub const FEE_RATE: &str = "fee_rate_sat_per_kvb";
+/// A stuck Bitcoin release was replaced by a next version with a higher fee, to be signed.
+/// Attributes: [`BATCH_ID`], [`VERSION`], [`PARENT_TX`] (the new txid), [`FEE_RATE`], [`AMOUNT`] (its fee).
+pub const RELEASE_REPLACED: &str = "ferry.bridge.release_replaced";
+/// A replacement was due but none is possible (the rate at its ceiling, the budgets spent).
+/// Emitted when the reason changes. Attributes: [`BATCH_ID`], [`REASON`].
+pub const REPLACEMENT_BLOCKED: &str = "ferry.bridge.replacement_blocked";
+/// Attribute: a release version (0 for the first).
+pub const VERSION: &str = "version";

@@ -69,6 +69,9 @@ pub struct WithdrawalParams {
     /// Parent blocks a release should take from its signing to its confirmation: slower, and the
     /// rate rises ×1.25; faster, and it falls ×0.75 ([`crate::release::fee::next_rate`]).
     pub bitcoin_target_confirm_blocks: u64,
+    /// Parent blocks a signed release may stay unconfirmed before the chain schedules its
+    /// replacement (same inputs and destinations, a higher fee: BIP 125).
+    pub bitcoin_bump_after_blocks: u64,
     /// Smallest Bitcoin output a release creates (a destination output or the change).
     pub bitcoin_dust_limit: Amount,
     /// Where Ethereum releases are paid (absent: ether and ERC-20 withdrawals are refused).
@@ -78,8 +81,8 @@ pub struct WithdrawalParams {
 impl Default for WithdrawalParams {
     /// Devnet values: batches every 5 blocks of at most 32 withdrawals; per 100-block window at
     /// most 10 BTC and 100 ETH; withdrawals above 1 BTC or 10 ETH wait 20 blocks; Bitcoin fees
-    /// from 1 to 1,000 sat/vB starting at 10, aiming at confirmation within 3 parent blocks; no
-    /// Ethereum vault configured.
+    /// from 1 to 1,000 sat/vB starting at 10, aiming at confirmation within 3 parent blocks, a
+    /// replacement after 6 blocks unconfirmed; no Ethereum vault configured.
     fn default() -> Self {
         const BTC: u128 = 100_000_000;
         const ETH: u128 = 1_000_000_000_000_000_000;
@@ -106,6 +109,7 @@ impl Default for WithdrawalParams {
             bitcoin_max_fee_rate: 1_000,
             bitcoin_start_fee_rate: 10,
             bitcoin_target_confirm_blocks: 3,
+            bitcoin_bump_after_blocks: 6,
             bitcoin_dust_limit: Amount::new(546),
             ethereum: None,
         }
@@ -456,6 +460,9 @@ impl WithdrawalParams {
         if self.bitcoin_target_confirm_blocks == 0 {
             return Err(bad("bitcoin_target_confirm_blocks", "must be positive".to_owned()));
         }
+        if self.bitcoin_bump_after_blocks == 0 {
+            return Err(bad("bitcoin_bump_after_blocks", "must be positive".to_owned()));
+        }
         if let Some(ethereum) = &self.ethereum
             && ethereum.chain_id == 0
         {
@@ -569,6 +576,8 @@ mod tests {
         }
         let untargeted = WithdrawalParams { bitcoin_target_confirm_blocks: 0, ..WithdrawalParams::default() };
         assert_eq!(with(untargeted), "bitcoin_target_confirm_blocks");
+        let never_bumped = WithdrawalParams { bitcoin_bump_after_blocks: 0, ..WithdrawalParams::default() };
+        assert_eq!(with(never_bumped), "bitcoin_bump_after_blocks");
         let ethereum = EthereumBridge { chain_id: 0, vault: EthAddress::from_bytes([9; 20]) };
         assert_eq!(
             with(WithdrawalParams { ethereum: Some(ethereum), ..WithdrawalParams::default() }),

@@ -229,11 +229,15 @@ pub struct WithdrawalView {
 impl WithdrawalView {
     /// The view of `withdrawal` given its batch (`None` while it is queued).
     pub fn of(withdrawal: Withdrawal, batch: Option<&Batch>) -> Self {
-        let status = match batch.map(|batch| batch.status) {
+        let replaced =
+            |batch: &Batch| matches!(&batch.release, BatchRelease::Bitcoin(release) if !release.superseded.is_empty());
+        let status = match batch.map(|batch| (batch.status, replaced(batch))) {
             None => WithdrawalStatus::Queued,
-            Some(BatchStatus::Signing) => WithdrawalStatus::Batched,
-            Some(BatchStatus::Signed) => WithdrawalStatus::Signed,
-            Some(BatchStatus::Released) => WithdrawalStatus::Released,
+            // A replacement being signed: an earlier version is signed and out there.
+            Some((BatchStatus::Signing, true)) => WithdrawalStatus::Signed,
+            Some((BatchStatus::Signing, false)) => WithdrawalStatus::Batched,
+            Some((BatchStatus::Signed, _)) => WithdrawalStatus::Signed,
+            Some((BatchStatus::Released, _)) => WithdrawalStatus::Released,
         };
         let paid = batch
             .and_then(|batch| batch.items.iter().find(|item| item.withdrawal == withdrawal.id))
@@ -299,7 +303,14 @@ pub struct EthereumRelease {
     pub signature_compressed: Option<String>,
 }
 
-/// A Bitcoin batch's unsigned release transaction.
+/// A Bitcoin batch's unsigned release transaction: its newest version, and the earlier versions
+/// it replaces.
+///
+/// A release unconfirmed `bitcoin_bump_after_blocks` parent blocks after it was signed is
+/// replaced by the chain (BIP 125): version `k + 1` spends the same inputs, pays the same
+/// destinations no more than version `k` did, and pays miners more. Every signed version stays
+/// valid until one confirms — they share their inputs, so only one can — and the batch settles
+/// with whichever it was.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BitcoinRelease {
     /// Inputs (reserve UTXOs, locked by this batch until it settles), outputs, change and fee.
@@ -310,11 +321,45 @@ pub struct BitcoinRelease {
     pub txid: String,
     /// Hex BIP 143 sighash of each input, in input order: what members sign.
     pub sighashes: Vec<String>,
-    /// The fee rate it was priced at: its fee is this rate × its size with the longest signatures.
+    /// The fee rate it was priced at: its fee is this rate × its size with the longest signatures
+    /// (a replacement's shares may be capped by the withdrawals' budgets).
     pub fee_rate: FeeRate,
-    /// The parent chain's height (the chain's [parent clock](ParentClock)) when the batch was
-    /// signed: the release's confirmation delay is counted from here.
+    /// The parent chain's height (the chain's [parent clock](ParentClock)) when the first
+    /// version was signed: the release's confirmation delay is counted from here.
     pub signed_parent_height: Option<u64>,
+    /// The version: 0 for the first, `k + 1` for the replacement of version `k`.
+    #[serde(default)]
+    pub version: u32,
+    /// The parent clock when the newest signed version was signed: a replacement is due
+    /// `bitcoin_bump_after_blocks` later.
+    #[serde(default)]
+    pub bump_parent_height: Option<u64>,
+    /// Earlier versions, each fully signed, oldest first.
+    #[serde(default)]
+    pub superseded: Vec<SignedBitcoinVersion>,
+    /// Why the chain could not replace it when a replacement was due (every budget spent, or the
+    /// rate at its ceiling); cleared by the next replacement.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bump_blocked: Option<String>,
+}
+
+/// An earlier, fully signed version of a Bitcoin release.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignedBitcoinVersion {
+    /// Its version number.
+    pub version: u32,
+    /// Its plan (the same inputs and change as every version of the release).
+    pub plan: ReleasePlan,
+    /// Its unsigned transaction, consensus-encoded hex.
+    pub unsigned_tx: String,
+    /// Its txid.
+    pub txid: String,
+    /// Its sighashes, in input order.
+    pub sighashes: Vec<String>,
+    /// Its fee rate.
+    pub fee_rate: FeeRate,
+    /// Each member's verified signatures, one per input.
+    pub signatures: BTreeMap<Address, Vec<String>>,
 }
 
 /// A release batch: withdrawals of one asset, what the federation signs to pay them, and the
@@ -349,6 +394,36 @@ pub struct Batch {
     pub release_heights: BTreeMap<Address, u64>,
     /// The release transaction, once a quorum attested it.
     pub release_tx: Option<String>,
+}
+
+impl Batch {
+    /// The newest fully signed version of a Bitcoin release — the current one once it is signed,
+    /// else the last it replaces — which is the one to broadcast; `None` for an Ethereum batch
+    /// or a release not signed yet.
+    pub fn signed_bitcoin_version(&self) -> Option<SignedBitcoinVersion> {
+        let BatchRelease::Bitcoin(release) = &self.release else { return None };
+        if self.status != BatchStatus::Signing {
+            return Some(SignedBitcoinVersion {
+                version: release.version,
+                plan: release.plan.clone(),
+                unsigned_tx: release.unsigned_tx.clone(),
+                txid: release.txid.clone(),
+                sighashes: release.sighashes.clone(),
+                fee_rate: release.fee_rate,
+                signatures: self.signatures.clone(),
+            });
+        }
+        release.superseded.last().cloned()
+    }
+
+    /// Every version of a Bitcoin release, newest first, as (version, txid, plan); empty for an
+    /// Ethereum batch.
+    pub fn bitcoin_versions(&self) -> Vec<(u32, &str, &ReleasePlan)> {
+        let BatchRelease::Bitcoin(release) = &self.release else { return Vec::new() };
+        std::iter::once((release.version, release.txid.as_str(), &release.plan))
+            .chain(release.superseded.iter().rev().map(|old| (old.version, old.txid.as_str(), &old.plan)))
+            .collect()
+    }
 }
 
 /// Answer to `/batch/<n>`: the batch and how far its signing is.

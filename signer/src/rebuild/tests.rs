@@ -274,6 +274,10 @@ fn btc_release(plan: ReleasePlan, peg: &Peg) -> BatchRelease {
         plan,
         fee_rate: rate(),
         signed_parent_height: None,
+        version: 0,
+        bump_parent_height: None,
+        superseded: Vec::new(),
+        bump_blocked: None,
     })
 }
 

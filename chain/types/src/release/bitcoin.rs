@@ -398,6 +398,28 @@ pub enum BtcReleaseError {
         /// Its budget.
         max_fee: Amount,
     },
+    /// A replacement would pay another destination than the version it replaces.
+    #[error("output {index} of the replacement pays `{destination}`, the version it replaces `{previous}`")]
+    ReplacementDestination {
+        /// Position in the outputs.
+        index: usize,
+        /// What the replacement pays.
+        destination: String,
+        /// What the replaced version paid.
+        previous: String,
+    },
+    /// The withdrawals' budgets leave no room for a replacement nodes would accept.
+    #[error(
+        "a replacement at {rate} can pay {fee} sat within the withdrawals' budgets; nodes replace only for {needed} sat or more"
+    )]
+    ReplacementTooCheap {
+        /// The most the budgets allow.
+        fee: Amount,
+        /// The previous fee plus the incremental relay fee on the size.
+        needed: Amount,
+        /// The rate tried.
+        rate: FeeRate,
+    },
     /// The release would break Bitcoin's standardness policy, so nodes would not relay it.
     #[error("the release would not be relayed: {0}")]
     NonStandard(Violation),
@@ -692,6 +714,79 @@ pub fn price_release(
     let plan = ReleasePlan::from_parts(inputs.to_vec(), outputs, change, fee)?;
     plan.check_standard(peg).map_err(BtcReleaseError::NonStandard)?;
     Ok(PricedRelease { plan, shares: priced_shares })
+}
+
+/// Prices the replacement of `previous` at `rate` (BIP 125): the same inputs, change and
+/// destinations in the same order; each withdrawal's share is its share at `rate` (split as in
+/// [`price_release`]) capped by its `max_fee`, and never below its share in `previous`, so no
+/// output is paid more than before. The fee must exceed the previous fee by at least the
+/// incremental relay fee (1 sat/vB) on the replacement's size, or nodes would not replace it.
+///
+/// # Errors
+/// [`BtcReleaseError::ReplacementDestination`] when a destination differs from `previous`'s;
+/// [`BtcReleaseError::ReplacementTooCheap`] when the budgets leave no room for a high enough
+/// fee; [`BtcReleaseError::NonStandard`]; [`BtcReleaseError::Unbalanced`] when the requests are
+/// not `previous`'s withdrawals.
+pub fn price_replacement(
+    previous: &ReleasePlan,
+    requests: &[ReleaseRequest],
+    rate: FeeRate,
+    peg: &Peg,
+    dust_limit: Amount,
+) -> Result<PricedRelease, BtcReleaseError> {
+    if requests.len() != previous.outputs().len() {
+        return Err(BtcReleaseError::Unbalanced(format!(
+            "{} withdrawals for a release paying {} outputs",
+            requests.len(),
+            previous.outputs().len()
+        )));
+    }
+    let burned = burned_outputs(requests, peg.network())?;
+    for (index, (ours, theirs)) in burned.iter().zip(previous.outputs()).enumerate() {
+        if ours.script_pubkey != theirs.script_pubkey {
+            return Err(BtcReleaseError::ReplacementDestination {
+                index,
+                destination: ours.destination.clone(),
+                previous: theirs.destination.clone(),
+            });
+        }
+    }
+    let unpriced = ReleasePlan::from_parts(previous.inputs().to_vec(), burned, previous.change(), Amount::ZERO)?;
+    let longest = with_longest_signatures(&unsigned_transaction(&unpriced, peg), peg);
+    let output_weights: Vec<bitcoin::Weight> = unpriced.pays.iter().map(TxOut::weight).collect();
+    let at_rate = split_fee(longest.weight(), &output_weights, rate)
+        .map_err(|error| BtcReleaseError::Unbalanced(error.to_string()))?;
+    let mut outputs = Vec::with_capacity(requests.len());
+    let mut shares = Vec::with_capacity(requests.len());
+    for (index, ((request, share), (output, before))) in
+        requests.iter().zip(&at_rate).zip(unpriced.outputs.into_iter().zip(previous.outputs())).enumerate()
+    {
+        let before_share = request.burned.checked_sub(before.amount).map_err(|_| {
+            BtcReleaseError::Unbalanced(format!("output {index} paid {} of a {} burn", before.amount, request.burned))
+        })?;
+        let share = Amount::new(u128::from(share.to_sat())).min(request.max_fee).max(before_share);
+        let limit = dust_limit.max(Amount::new(u128::from(dust_threshold(&output.script_pubkey).to_sat())));
+        let paid = request.burned.checked_sub(share).unwrap_or(Amount::ZERO);
+        if paid < limit || paid.is_zero() {
+            return Err(BtcReleaseError::OutputBelowDust {
+                index,
+                destination: request.destination.clone(),
+                amount: paid,
+                dust_limit: limit,
+            });
+        }
+        outputs.push(ReleaseOutput { amount: paid, ..output });
+        shares.push(share);
+    }
+    let fee = sum(shares.iter().copied())?;
+    let increment = Amount::new(u128::from(standardness::min_relay_fee(longest.weight().to_vbytes_ceil()).to_sat()));
+    let needed = previous.fee().checked_add(increment).map_err(|_| out_of_range("fee", previous.fee()))?;
+    if fee < needed {
+        return Err(BtcReleaseError::ReplacementTooCheap { fee, needed, rate });
+    }
+    let plan = ReleasePlan::from_parts(previous.inputs().to_vec(), outputs, previous.change(), fee)?;
+    plan.check_standard(peg).map_err(BtcReleaseError::NonStandard)?;
+    Ok(PricedRelease { plan, shares })
 }
 
 /// The fee share of a withdrawal of `amount` to `destination` paid alone by a release spending
