@@ -16,7 +16,7 @@ use ferry_types::genesis::Federation;
 use ferry_types::msg::{MsgWithdraw, check_destination};
 use ferry_types::peg::{BitcoinNetwork, Peg, deposit_memo};
 use ferry_types::query::{
-    BITCOIN_FEES_PATH, BatchRelease, BatchView, BitcoinFeesView, BridgeStatus, PegView, WithdrawalId, WithdrawalView,
+    BITCOIN_FEES_PATH, BatchView, BitcoinFeesView, BridgeStatus, PegView, WithdrawalId, WithdrawalView,
 };
 use ferry_types::release::bitcoin::lone_release_fee;
 use ferry_types::release::eth::EthAddress;
@@ -805,15 +805,22 @@ impl Context {
             None => None,
         };
         let mut confirmations = None;
-        if let Some(BatchRelease::Bitcoin(release)) = batch.as_ref().map(|b| &b.batch.release)
+        if let Some(batch) = &batch
             && self.global.bitcoin_rpc.is_some()
-            && let Ok(txid) = release.txid.parse()
         {
-            // Output 0 pays the first withdrawal and nobody spends it soon; a failure leaves it unknown.
+            // Output 0 pays the first withdrawal and nobody spends it soon; a failure leaves it
+            // unknown. Any version of a replaced release may be the one out there.
             let rpc = self.bitcoin_rpc()?;
-            confirmations = rpc.get_tx_out(&txid, 0, true).await.ok().flatten().map(|out| out.confirmations);
+            for (_, txid, _) in batch.batch.bitcoin_versions() {
+                let Ok(txid) = txid.parse() else { continue };
+                confirmations = rpc.get_tx_out(&txid, 0, true).await.ok().flatten().map(|out| out.confirmations);
+                if confirmations.is_some() {
+                    break;
+                }
+            }
         }
-        Ok(progress::withdrawal_progress(&view, batch.as_ref(), confirmations))
+        let bump_after = client.params().await?.withdrawals.bitcoin_bump_after_blocks;
+        Ok(progress::withdrawal_progress(&view, batch.as_ref(), confirmations, bump_after))
     }
 
     async fn deposit_status(&self, client: &FerryClient, id: &StatusId) -> Result<Vec<DepositProgress>, CliError> {

@@ -3,7 +3,7 @@
 //! the user sees, so every stage is unit-tested.
 
 use ferry_app::bridge::{DepositRecord, DepositStatus};
-use ferry_types::query::{BatchView, WithdrawalStatus, WithdrawalView};
+use ferry_types::query::{BatchRelease, BatchView, WithdrawalStatus, WithdrawalView};
 use ferry_types::release::fee::FeeRate;
 use ferry_types::{Amount, DepositId};
 use serde::Serialize;
@@ -184,6 +184,29 @@ pub struct WithdrawalProgress {
     pub fee_rate: Option<FeeRate>,
     /// Why its asset's last batch left it queued.
     pub waiting: Option<String>,
+    /// Bitcoin: every version of its release, oldest first (more than one once the chain
+    /// replaced a stuck release with a higher fee).
+    pub versions: Vec<ReleaseVersion>,
+    /// Bitcoin: the parent height at which the chain replaces the release if it is still
+    /// unconfirmed (while its newest version is signed).
+    pub next_replacement_at: Option<u64>,
+    /// Bitcoin: why the chain could not replace the release when one was due.
+    pub replacement_blocked: Option<String>,
+}
+
+/// One version of a Bitcoin release, as `ferry status` shows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ReleaseVersion {
+    /// 0 for the first.
+    pub version: u32,
+    /// Its txid.
+    pub txid: String,
+    /// The rate it was priced at.
+    pub fee_rate: FeeRate,
+    /// What it pays miners in all.
+    pub fee: Amount,
+    /// This withdrawal's share of that fee.
+    pub fee_share: Option<Amount>,
 }
 
 impl WithdrawalProgress {
@@ -208,6 +231,22 @@ impl WithdrawalProgress {
         if let (Some(fee), Some(budget), Some(rate)) = (self.fee_paid, self.max_fee, self.fee_rate) {
             line.push_str(&format!(", miner fee {fee} sat of its {budget} sat budget at {rate}"));
         }
+        if self.versions.len() > 1 {
+            let versions: Vec<String> = self
+                .versions
+                .iter()
+                .map(|v| format!("v{} {} at {} ({} sat)", v.version, v.txid, v.fee_rate, v.fee))
+                .collect();
+            line.push_str(&format!(", versions [{}]", versions.join("; ")));
+        }
+        if self.stage < WithdrawalStage::Released {
+            if let Some(height) = self.next_replacement_at {
+                line.push_str(&format!(", replaced at Bitcoin height {height} if unconfirmed"));
+            }
+            if let Some(reason) = &self.replacement_blocked {
+                line.push_str(&format!(", not replaceable: {reason}"));
+            }
+        }
         if self.stage >= WithdrawalStage::Broadcast {
             if let Some(tx) = &self.release_tx {
                 line.push_str(&format!(", release {tx}"));
@@ -230,6 +269,7 @@ pub fn withdrawal_progress(
     view: &WithdrawalView,
     batch: Option<&BatchView>,
     confirmations: Option<u64>,
+    bump_after_blocks: u64,
 ) -> WithdrawalProgress {
     let release_attestations =
         batch.map_or(0, |b| u32::try_from(b.batch.release_attestations.len()).unwrap_or(u32::MAX));
@@ -272,7 +312,40 @@ pub fn withdrawal_progress(
             .and_then(|paid| view.withdrawal.amount.checked_sub(paid).ok()),
         fee_rate: bitcoin.map(|release| release.fee_rate),
         waiting: view.withdrawal.waiting.clone(),
+        versions: batch.map(|b| release_versions(&b.batch, view)).unwrap_or_default(),
+        next_replacement_at: bitcoin
+            .and_then(|release| release.bump_parent_height)
+            .map(|since| since.saturating_add(bump_after_blocks)),
+        replacement_blocked: bitcoin.and_then(|release| release.bump_blocked.clone()),
     }
+}
+
+/// Every version of `batch`'s Bitcoin release, oldest first, with `view`'s share of each.
+fn release_versions(batch: &ferry_types::query::Batch, view: &WithdrawalView) -> Vec<ReleaseVersion> {
+    let BatchRelease::Bitcoin(release) = &batch.release else { return Vec::new() };
+    let position = batch.items.iter().position(|item| item.withdrawal == view.withdrawal.id);
+    let share = |plan: &ferry_types::release::bitcoin::ReleasePlan| {
+        let output = plan.outputs().get(position?)?;
+        view.withdrawal.amount.checked_sub(output.amount).ok()
+    };
+    release
+        .superseded
+        .iter()
+        .map(|old| ReleaseVersion {
+            version: old.version,
+            txid: old.txid.clone(),
+            fee_rate: old.fee_rate,
+            fee: old.plan.fee(),
+            fee_share: share(&old.plan),
+        })
+        .chain([ReleaseVersion {
+            version: release.version,
+            txid: release.txid.clone(),
+            fee_rate: release.fee_rate,
+            fee: release.plan.fee(),
+            fee_share: share(&release.plan),
+        }])
+        .collect()
 }
 
 #[cfg(test)]
@@ -355,7 +428,7 @@ mod tests {
             waiting: Some("its share of the fee at 2 sat/vB is 1200 sat, above its max_fee of 900 sat".to_owned()),
         };
         let queued = WithdrawalView::of(withdrawal.clone(), None);
-        let progress = withdrawal_progress(&queued, None, None);
+        let progress = withdrawal_progress(&queued, None, None, 6);
         assert_eq!((progress.stage, progress.is_final()), (WithdrawalStage::Queued, false));
         let line = progress.render();
         assert!(
@@ -367,7 +440,7 @@ mod tests {
         released.status = WithdrawalStatus::Released;
         released.released_height = Some(40);
         released.release_tx = Some("cd".repeat(32));
-        let progress = withdrawal_progress(&released, None, Some(3));
+        let progress = withdrawal_progress(&released, None, Some(3), 6);
         assert!(progress.is_final());
         assert!(progress.render().contains("released at height 40"), "{}", progress.render());
         assert!(!progress.render().contains("waits"), "a released withdrawal no longer waits: {}", progress.render());

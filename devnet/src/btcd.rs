@@ -52,6 +52,9 @@ pub struct Btcd {
     p2p_addr: SocketAddr,
     rpc: BitcoinRpc,
     remove_on_drop: bool,
+    /// The mining address and extra flags it was started with (a restart reuses them).
+    mining_address: String,
+    extra_args: Vec<String>,
 }
 
 impl Btcd {
@@ -103,9 +106,77 @@ impl Btcd {
             &dir.join("btcd.conf"),
             &format!("[Application Options]\nrpcuser={RPC_USER}\nrpcpass={password}\n"),
         )?;
+        Btcd::start_with_args(&binary, dir, &mining_address.to_string(), &password, Vec::new()).await
+    }
+
+    /// Starts the miner of a two-node fee market in `dir`: a btcd connected only to `relay` (the
+    /// node relayers and users talk to), with a minimum relay fee of `min_fee_rate` sat/vB and no
+    /// free or priority space, so it neither accepts nor mines a transaction paying less. Blocks
+    /// mined here reach the relay node over P2P. Moving the market = [`Btcd::restart_miner`].
+    ///
+    /// # Errors
+    /// As [`Btcd::start`].
+    pub async fn start_miner(
+        dir: &Path,
+        mining_address: &bitcoin::Address,
+        relay: SocketAddr,
+        min_fee_rate: u64,
+    ) -> anyhow::Result<Btcd> {
+        let binary = Btcd::binary()?;
+        fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        let password = random_password()?;
+        write_private(&dir.join("rpc.password"), &password)?;
+        write_private(
+            &dir.join("btcd.conf"),
+            &format!("[Application Options]\nrpcuser={RPC_USER}\nrpcpass={password}\n"),
+        )?;
+        let args = miner_args(relay, min_fee_rate);
+        let mut miner = Btcd::start_with_args(&binary, dir, &mining_address.to_string(), &password, args).await?;
+        miner.remove_on_drop = true;
+        Ok(miner)
+    }
+
+    /// Restarts a miner from [`Btcd::start_miner`] with another minimum fee rate (its chain is
+    /// kept; its mempool starts empty and fills with what the relay node announces from now on).
+    ///
+    /// # Errors
+    /// As [`Btcd::start`]; or when this node is not a miner.
+    pub async fn restart_miner(&mut self, min_fee_rate: u64) -> anyhow::Result<()> {
+        let relay = self
+            .extra_args
+            .iter()
+            .find_map(|arg| arg.strip_prefix("--connect="))
+            .context("not a miner node (no --connect)")?
+            .parse()?;
+        self.stop();
+        let password = fs::read_to_string(self.dir.join("rpc.password"))?;
+        let binary = Btcd::binary()?;
+        let restarted = Btcd::start_with_args(
+            &binary,
+            &self.dir,
+            &self.mining_address,
+            password.trim(),
+            miner_args(relay, min_fee_rate),
+        )
+        .await?;
+        let mut restarted = restarted;
+        restarted.remove_on_drop = self.remove_on_drop;
+        // The old handle's process is stopped; dropping it must not remove the shared directory.
+        self.remove_on_drop = false;
+        let _stopped = std::mem::replace(self, restarted);
+        Ok(())
+    }
+
+    async fn start_with_args(
+        binary: &Path,
+        dir: &Path,
+        mining_address: &str,
+        password: &str,
+        extra_args: Vec<String>,
+    ) -> anyhow::Result<Btcd> {
         let mut last_error = None;
         for _ in 0..START_ATTEMPTS {
-            match Btcd::try_start(&binary, dir, mining_address, &password).await {
+            match Btcd::try_start(binary, dir, mining_address, password, &extra_args).await {
                 Ok(btcd) => return Ok(btcd),
                 Err(error) => last_error = Some(error),
             }
@@ -116,8 +187,9 @@ impl Btcd {
     async fn try_start(
         binary: &Path,
         dir: &Path,
-        mining_address: &bitcoin::Address,
+        mining_address: &str,
         password: &str,
+        extra_args: &[String],
     ) -> anyhow::Result<Btcd> {
         let rpc_addr = free_loopback_addr()?;
         let p2p_addr = free_loopback_addr()?;
@@ -143,6 +215,7 @@ impl Btcd {
             .arg(format!("--rpclisten={rpc_addr}"))
             .arg(format!("--listen={p2p_addr}"))
             .arg(format!("--miningaddr={mining_address}"))
+            .args(extra_args)
             .stdin(Stdio::null())
             .stdout(log_file()?)
             .stderr(log_file()?)
@@ -150,8 +223,16 @@ impl Btcd {
             .spawn()
             .with_context(|| format!("starting {}", binary.display()))?;
         let rpc = BitcoinRpc::new(&format!("http://{rpc_addr}"), RPC_USER, password)?;
-        let mut btcd =
-            Btcd { child: Some(child), dir: dir.to_path_buf(), rpc_addr, p2p_addr, rpc, remove_on_drop: false };
+        let mut btcd = Btcd {
+            child: Some(child),
+            dir: dir.to_path_buf(),
+            rpc_addr,
+            p2p_addr,
+            rpc,
+            remove_on_drop: false,
+            mining_address: mining_address.to_owned(),
+            extra_args: extra_args.to_vec(),
+        };
         btcd.wait_until_ready().await.with_context(|| format!("btcd in {}: {}", dir.display(), log_tail(&log)))?;
         Ok(btcd)
     }
@@ -340,6 +421,18 @@ impl Drop for Btcd {
             let _ = fs::remove_dir_all(&self.dir);
         }
     }
+}
+
+/// A fee-market miner's flags: connected to `relay` only, refusing (and so never mining) what
+/// pays below `min_fee_rate` sat/vB — btcd's `--minrelaytxfee` is in BTC per 1,000 bytes.
+fn miner_args(relay: SocketAddr, min_fee_rate: u64) -> Vec<String> {
+    let btc_per_kb = Amount::from_sat(min_fee_rate.saturating_mul(1_000)).to_btc();
+    vec![
+        format!("--connect={relay}"),
+        format!("--minrelaytxfee={btc_per_kb:.8}"),
+        "--limitfreerelay=0".to_owned(),
+        "--blockprioritysize=0".to_owned(),
+    ]
 }
 
 fn kill_child(mut child: Child) {

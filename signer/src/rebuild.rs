@@ -132,7 +132,7 @@ impl Rebuilt {
 
 /// [`Rebuilt::payload_hash`] of a Bitcoin version the chain shows (hex sighashes; one that does
 /// not decode hashes as its text, which matches nothing this signer signed).
-fn sighash_payload_hash(sighashes: &[String]) -> [u8; 32] {
+pub fn sighash_payload_hash(sighashes: &[String]) -> [u8; 32] {
     let mut hasher = Sha256::new();
     for sighash in sighashes {
         match hex::decode(sighash) {

@@ -373,6 +373,37 @@ impl Store {
         Ok(())
     }
 
+    /// Every version of (`epoch`, `nonce`) this signer signed, with its payload hash, in version order.
+    ///
+    /// # Errors
+    /// Database errors; a row that does not read back.
+    pub async fn signed_versions(&self, epoch: u64, nonce: u64) -> Result<Vec<(u32, [u8; 32])>, StoreError> {
+        let rows: Vec<(i64, Vec<u8>)> = sqlx::query_as(
+            "SELECT version, payload_hash FROM signer_signed WHERE epoch = $1 AND nonce = $2 ORDER BY version",
+        )
+        .bind(to_bigint("epoch", epoch)?)
+        .bind(to_bigint("batch nonce", nonce)?)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(database("reading the signed versions"))?;
+        rows.into_iter()
+            .map(|(version, hash)| {
+                let corrupt = |what: &'static str, value: String, reason: &str| StoreError::CorruptRow {
+                    what,
+                    value,
+                    reason: reason.to_owned(),
+                };
+                let version = u32::try_from(version)
+                    .map_err(|_| corrupt("signer_signed.version", version.to_string(), "not a version number"))?;
+                let hash: [u8; 32] = hash
+                    .clone()
+                    .try_into()
+                    .map_err(|_| corrupt("signer_signed.payload_hash", hex::encode(&hash), "not 32 bytes"))?;
+                Ok((version, hash))
+            })
+            .collect()
+    }
+
     /// The record of (`epoch`, `nonce`) — its newest version — if this signer signed it.
     ///
     /// # Errors

@@ -295,7 +295,20 @@ async fn a_bitcoin_batch_is_rebuilt_and_signed_per_input_by_every_member() -> Te
     let tx: bitcoin::Transaction = bitcoin::consensus::deserialize(&hex::decode(&release.unsigned_tx)?)?;
     let witnessed = assemble_witness(&tx, &peg, &sighashes, &per_input)?;
     assert_eq!(witnessed.compute_txid().to_string(), release.txid);
-    assert_eq!(release.plan.outputs()[0].amount, Amount::new(298_000));
+    // The destination gets the burn less the whole fee (it is alone): the rate on the size with
+    // the longest signatures, never below the rate on the real signed size.
+    let fee = release.plan.fee().get();
+    assert_eq!(release.plan.outputs()[0].amount, Amount::new(300_000 - fee));
+    assert_eq!(
+        fee,
+        u128::from(
+            release
+                .fee_rate
+                .fee_for(ferry_types::release::standardness::with_longest_signatures(&tx, &peg).weight())
+                .to_sat()
+        )
+    );
+    assert!(fee * 1_000 >= u128::from(release.fee_rate.sat_per_kvb()) * u128::from(witnessed.vsize() as u64));
     assert_eq!(release.plan.change(), Some(Amount::new(700_000)));
 
     // Every member signs (all are honest here); the ones past the threshold are counted by them

@@ -29,7 +29,7 @@ use ferry_types::query::{
 use ferry_types::release::bitcoin::{assemble_witness, lone_release_fee, sighashes, sign_input, unsigned_transaction};
 use ferry_types::release::bls;
 use ferry_types::release::eth::{EthAddress, EthBatch, EthReleaseItem};
-use ferry_types::release::fee::FeeRate;
+use ferry_types::release::fee::{FeeRate, bumped_rate};
 use ferry_types::{
     AccountKey, Address, Amount, Coin, Denom, DepositFacts, GenesisState, Msg, Params, ParentChain, TxCode,
 };
@@ -1338,5 +1338,143 @@ fn the_parent_clock_moves_at_a_quorum_and_the_fee_rate_follows_release_delays_wi
     let events = settle(&mut bridge, 203)?;
     assert!(events_of(&events, ev::FEE_RATE_CHANGED).is_empty());
     assert_eq!(bridge.fees()?.fee_rate, FeeRate::from_sat_per_vb(2));
+    assert_reconciled(&bridge)
+}
+
+/// Alice withdraws to the Bitcoin destination with `max_fee`; the batch forms and members 0–2
+/// sign it. Returns the batch id.
+fn signed_bitcoin_batch(bridge: &mut Bridge, amount: u128, max_fee: u128) -> TestResult<u64> {
+    let outcome = bridge.one(&bridge.withdraw_sat_tx(amount, BTC_DESTINATION, max_fee)?)?;
+    assert_eq!(outcome.code, TxCode::Ok, "{}", outcome.log);
+    let events = bridge.run_to_batch_height()?;
+    let id = created_batch(&events, &Denom::sat())?;
+    for member in [0, 1, 2] {
+        bridge.sign(member, id)?;
+    }
+    assert_eq!(bridge.chain.batch(id)?.batch.status, BatchStatus::Signed);
+    Ok(id)
+}
+
+fn bitcoin_release(view: &BatchView) -> TestResult<ferry_types::query::BitcoinRelease> {
+    match &view.batch.release {
+        BatchRelease::Bitcoin(release) => Ok(release.clone()),
+        BatchRelease::Ethereum(_) => Err("not a Bitcoin batch".into()),
+    }
+}
+
+/// Members 1–3 report Bitcoin at `height`; returns the block-level events of their blocks.
+fn clock_to(bridge: &mut Bridge, height: u64) -> TestResult<Vec<Event>> {
+    for member in [1, 2, 3] {
+        bridge.report_height(member, height)?;
+    }
+    Ok(std::mem::take(&mut bridge.block_events))
+}
+
+#[test]
+fn a_release_unconfirmed_for_a_bump_period_is_replaced_and_whichever_version_confirms_settles() -> TestResult {
+    let mut bridge = Bridge::start()?;
+    clock_to(&mut bridge, 100)?;
+    let amount = 80_000;
+    let id = signed_bitcoin_batch(&mut bridge, amount, BTC_BUDGET)?;
+    let first = bitcoin_release(&bridge.chain.batch(id)?)?;
+    assert_eq!((first.version, first.signed_parent_height, first.bump_parent_height), (0, Some(100), Some(100)));
+
+    // One block short of the bump period: nothing happens.
+    let early = clock_to(&mut bridge, 100 + BUMP_AFTER - 1)?;
+    assert!(events_of(&early, ev::RELEASE_REPLACED).is_empty(), "{early:?}");
+    let due = clock_to(&mut bridge, 100 + BUMP_AFTER)?;
+    assert_eq!(events_of(&due, ev::RELEASE_REPLACED).len(), 1, "{due:?}");
+
+    let view = bridge.chain.batch(id)?;
+    let second = bitcoin_release(&view)?;
+    assert_eq!(view.batch.status, BatchStatus::Signing, "the replacement needs signatures");
+    assert!(view.batch.signatures.is_empty());
+    assert_eq!(second.version, 1);
+    assert_eq!(second.fee_rate, bumped_rate(FeeRate::from_sat_per_vb(START_RATE)));
+    let kept = second.superseded.first().ok_or("the first version is not kept")?;
+    assert_eq!((kept.txid.as_str(), kept.signatures.len()), (first.txid.as_str(), 3));
+    // Same inputs and change, same destinations paid less, and a fee nodes accept as a replacement.
+    assert_eq!(second.plan.inputs(), first.plan.inputs());
+    assert_eq!(second.plan.change(), first.plan.change());
+    for (new, old) in second.plan.outputs().iter().zip(first.plan.outputs()) {
+        assert_eq!(new.script_pubkey, old.script_pubkey);
+        assert!(new.amount < old.amount, "{} < {}", new.amount, old.amount);
+    }
+    let vsize = u128::from(second.plan.max_vsize(&bridge.peg()?));
+    assert!(second.plan.fee().get() >= first.plan.fee().get() + vsize, "BIP 125: the fee pays its own relay");
+    let withdrawal = bridge.chain.withdrawal("wd-1")?;
+    assert_eq!(withdrawal.status, WithdrawalStatus::Signed, "an earlier version is signed and out there");
+
+    // The replacement is signed; then the FIRST version is the one that confirmed.
+    for member in [0, 2, 3] {
+        bridge.sign(member, id)?;
+    }
+    assert_eq!(bridge.chain.batch(id)?.batch.status, BatchStatus::Signed);
+    let unknown = bridge.attest_release(1, id, &"cd".repeat(32))?;
+    assert_eq!(unknown.code, TxCode::BadBatch, "{}", unknown.log);
+    for member in [1, 2, 3] {
+        let outcome = bridge.attest_release(member, id, &first.txid)?;
+        assert_eq!(outcome.code, TxCode::Ok, "{}", outcome.log);
+    }
+    let settled = bridge.chain.batch(id)?;
+    assert_eq!(settled.batch.status, BatchStatus::Released);
+    assert_eq!(settled.batch.release_tx.as_deref(), Some(first.txid.as_str()));
+    let paid = first.plan.outputs().first().ok_or("no output")?.amount;
+    assert_eq!(bridge.chain.withdrawal("wd-1")?.paid, Some(paid), "paid what the confirmed version paid");
+    let change = first.plan.change().ok_or("no change")?;
+    let utxos = bridge.chain.reserves()?.bitcoin_utxos;
+    assert!(utxos.iter().any(|utxo| utxo.txid == first.txid && utxo.amount == change), "{utxos:?}");
+    assert_reconciled(&bridge)
+}
+
+#[test]
+fn a_replacement_beyond_the_budgets_is_not_formed_and_says_why() -> TestResult {
+    let mut bridge = Bridge::start()?;
+    clock_to(&mut bridge, 100)?;
+    // A budget just above its share at the start rate: no room for a replacement's fee.
+    let peg = bridge.peg()?;
+    let share = lone_release_fee(&peg, BTC_DESTINATION, Amount::new(60_000), 1, FeeRate::from_sat_per_vb(START_RATE))?;
+    let id = signed_bitcoin_batch(&mut bridge, 60_000, share.get() + 10)?;
+    let before = bitcoin_release(&bridge.chain.batch(id)?)?;
+    let events = clock_to(&mut bridge, 100 + BUMP_AFTER)?;
+    let blocked = events_of(&events, ev::REPLACEMENT_BLOCKED);
+    assert_eq!(blocked.len(), 1, "{events:?}");
+    let view = bridge.chain.batch(id)?;
+    let after = bitcoin_release(&view)?;
+    assert_eq!((view.batch.status, after.version, after.txid.as_str()), (BatchStatus::Signed, 0, before.txid.as_str()));
+    let reason = after.bump_blocked.ok_or("no reason recorded")?;
+    assert!(reason.contains("within the withdrawals' budgets"), "{reason}");
+    // Tried again a bump period later, without a second event for the same reason.
+    let again = clock_to(&mut bridge, 100 + 2 * BUMP_AFTER)?;
+    assert!(events_of(&again, ev::REPLACEMENT_BLOCKED).is_empty(), "{again:?}");
+    assert_reconciled(&bridge)
+}
+
+#[test]
+fn the_replaced_version_confirming_settles_the_batch_while_its_replacement_is_still_being_signed() -> TestResult {
+    let mut bridge = Bridge::start()?;
+    clock_to(&mut bridge, 100)?;
+    let id = signed_bitcoin_batch(&mut bridge, 70_000, BTC_BUDGET)?;
+    let first = bitcoin_release(&bridge.chain.batch(id)?)?;
+    clock_to(&mut bridge, 100 + BUMP_AFTER)?;
+    let replacing = bridge.chain.batch(id)?;
+    let second = bitcoin_release(&replacing)?;
+    assert_eq!((replacing.batch.status, second.version), (BatchStatus::Signing, 1));
+    // The unsigned replacement cannot have been released.
+    let early = bridge.attest_release(1, id, &second.txid)?;
+    assert_eq!(early.code, TxCode::BadBatch, "{}", early.log);
+    for member in [1, 2, 3] {
+        let outcome = bridge.attest_release(member, id, &first.txid)?;
+        assert_eq!(outcome.code, TxCode::Ok, "{}", outcome.log);
+    }
+    let settled = bridge.chain.batch(id)?;
+    assert_eq!(
+        (settled.batch.status, settled.batch.release_tx.as_deref()),
+        (BatchStatus::Released, Some(first.txid.as_str()))
+    );
+    // Late signatures for the replacement change nothing.
+    let late = bridge.sign(0, id)?;
+    assert_eq!(late.code, TxCode::Ok, "{}", late.log);
+    assert_eq!(bridge.chain.batch(id)?.batch.status, BatchStatus::Released);
     assert_reconciled(&bridge)
 }

@@ -9,16 +9,16 @@ use ferry_types::genesis::{EthereumBridge, WithdrawalParams};
 use ferry_types::msg::ReleaseSignatures;
 use ferry_types::peg::Peg;
 use ferry_types::query::{
-    Batch, BatchItem, BatchRelease, BatchStatus, BitcoinRelease, EthereumRelease, Withdrawal, WithdrawalId,
-    WithdrawalView,
+    Batch, BatchItem, BatchRelease, BatchStatus, BitcoinRelease, EthereumRelease, SignedBitcoinVersion, Withdrawal,
+    WithdrawalId, WithdrawalView,
 };
 use ferry_types::release::bitcoin::{
-    ReleaseOutput, ReleaseRequest, Utxo, plan_release, plan_release_at_rate, sighashes, unsigned_transaction,
-    verify_input_signature,
+    ReleaseOutput, ReleaseRequest, Utxo, plan_release, plan_release_at_rate, price_replacement, sighashes,
+    unsigned_transaction, verify_input_signature,
 };
 use ferry_types::release::bls;
 use ferry_types::release::eth::{EthAddress, EthBatch, EthReleaseItem};
-use ferry_types::release::fee::FeeRate;
+use ferry_types::release::fee::{FeeRate, bumped_rate};
 use ferry_types::{Address, Amount, Denom};
 use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
@@ -593,4 +593,87 @@ fn a_bitcoin_destination_of_another_network_or_the_peg_itself_is_refused() {
         view.withdrawal.destination = peg_address;
     }
     assert_eq!(case.refusal(), Some(Reason::Destination));
+}
+
+impl Case {
+    /// [`Case::bitcoin`] after the chain replaced its release once at `rate` (version 1), the
+    /// first version kept as signed.
+    fn replaced_at(rate: FeeRate) -> Case {
+        let mut case = Case::bitcoin();
+        let peg = peg(&case.ceremony);
+        let requests: Vec<ReleaseRequest> = case
+            .batch
+            .items
+            .iter()
+            .map(|item| {
+                let burn = &case.withdrawals[&item.withdrawal].withdrawal;
+                ReleaseRequest { destination: burn.destination.clone(), burned: burn.amount, max_fee: burn.max_fee }
+            })
+            .collect();
+        let first = case.bitcoin_release().clone();
+        let priced = price_replacement(&first.plan, &requests, rate, &peg, case.params.bitcoin_dust_limit)
+            .unwrap_or_else(|error| unreachable!("the budgets leave room: {error}"));
+        let BatchRelease::Bitcoin(mut second) = btc_release(priced.plan, &peg) else { unreachable!("bitcoin") };
+        second.fee_rate = rate;
+        second.version = 1;
+        second.superseded = vec![SignedBitcoinVersion {
+            version: 0,
+            plan: first.plan,
+            unsigned_tx: first.unsigned_tx,
+            txid: first.txid,
+            sighashes: first.sighashes,
+            fee_rate: first.fee_rate,
+            signatures: BTreeMap::new(),
+        }];
+        for (item, output) in case.batch.items.iter_mut().zip(second.plan.outputs()) {
+            item.paid = output.amount;
+        }
+        case.batch.release = BatchRelease::Bitcoin(second);
+        case
+    }
+}
+
+#[test]
+fn an_honest_replacement_is_signed_and_names_the_version_it_replaces() {
+    let case = Case::replaced_at(bumped_rate(rate()));
+    let Decision::Sign(rebuilt) = case.decide() else { unreachable!("refused: {:?}", case.decide()) };
+    let BatchRelease::Bitcoin(release) = &case.batch.release else { unreachable!("bitcoin") };
+    assert_eq!(rebuilt.version, 1);
+    assert_eq!(rebuilt.replaces, Some(sighash_payload_hash(&release.superseded[0].sighashes)));
+    assert_ne!(rebuilt.replaces, Some(rebuilt.payload_hash()));
+}
+
+#[test]
+fn a_replacement_that_changes_a_destination_overspends_a_budget_or_skips_a_version_is_refused() {
+    // The chain's replacement pays another address (consistent txid and sighashes).
+    let mut case = Case::replaced_at(bumped_rate(rate()));
+    let release = case.bitcoin_release();
+    let mut outputs = release.plan.outputs().to_vec();
+    outputs[0] = ReleaseOutput::new(&regtest_address(9), ferry_types::peg::BitcoinNetwork::Regtest, outputs[0].amount)
+        .unwrap_or_else(|_| unreachable!("a regtest address"));
+    let plan = plan_release(release.plan.inputs(), &outputs, release.plan.fee(), Amount::new(546))
+        .unwrap_or_else(|_| unreachable!("same amounts"));
+    let replaced = std::mem::take(&mut release.superseded);
+    case.batch.release = btc_release(plan, &peg(&case.ceremony));
+    let release = case.bitcoin_release();
+    release.version = 1;
+    release.superseded = replaced;
+    release.fee_rate = bumped_rate(rate());
+    assert_eq!(case.refusal(), Some(Reason::Destination));
+    // Budgets the replacement's shares exceed (the burns say 300 sat at most): within them the
+    // fee cannot rise above the first version's.
+    let mut case = Case::replaced_at(bumped_rate(rate()));
+    for view in case.withdrawals.values_mut() {
+        view.withdrawal.max_fee = Amount::new(300);
+    }
+    let refused = case.decide();
+    assert!(
+        matches!(&refused, Decision::Refuse(refusal) if refusal.reason == Reason::Fee
+            && refusal.message.contains("within the withdrawals' budgets")),
+        "{refused:?}"
+    );
+    // Version 2 claiming to replace version 0.
+    let mut case = Case::replaced_at(bumped_rate(rate()));
+    case.bitcoin_release().version = 2;
+    assert_eq!(case.refusal(), Some(Reason::PayloadMismatch));
 }

@@ -1,0 +1,218 @@
+//! A Bitcoin fee spike on the whole system, with a real two-node fee market: the relay btcd the
+//! relayers and users talk to (the system's own), and a miner btcd connected to it with a high
+//! `--minrelaytxfee` that neither accepts nor mines anything cheaper. Blocks are mined only on
+//! the miner; the relay node follows over P2P.
+//!
+//! A release broadcast at the chain's rate, below the market, stays unmined; the parent clock
+//! runs on; the chain replaces it every bump period with a higher fee; three of four signers (one
+//! is down) sign each version — one of them killed and restarted between versions — and once a
+//! version clears the market it is mined. Every version spends the same outpoints; the
+//! destination gets the burn less the final version's share; no signer holds two different
+//! signatures for one (epoch, nonce, version); supply, reserves and the peg's UTXOs on btcd
+//! reconcile. Then the market falls (the miner restarts at 1 sat/vB) and the controller's rate
+//! falls over the next releases, within its bounds.
+
+mod common;
+
+use std::time::Duration;
+
+use bitcoin::OutPoint;
+use common::{TestResult, WAIT, serial, wait_until};
+use ferry_devnet::accounts::{self, user_key};
+use ferry_devnet::btcd::{Btcd, RegtestWallet};
+use ferry_devnet::system::System;
+use ferry_signer::rebuild::sighash_payload_hash;
+use ferry_signer::store::Store as SignerStore;
+use ferry_types::Denom;
+use ferry_types::query::{
+    BITCOIN_FEES_PATH, BatchRelease, BatchStatus, BatchView, BitcoinFeesView, WithdrawalId, WithdrawalStatus,
+};
+use ferry_types::release::fee::FeeRate;
+
+/// The market's floor while the fee spike lasts, sat/vB (the chain starts at 10).
+const SPIKE: u64 = 20;
+/// How long a release may take to clear the spike (several bump periods of signing).
+const SPIKE_WAIT: Duration = Duration::from_secs(300);
+const BTC: u64 = 100_000_000;
+
+async fn fees(system: &System) -> TestResult<BitcoinFeesView> {
+    Ok(system.client(0)?.query(BITCOIN_FEES_PATH, None).await?.ok_or("no /bitcoin/fees")?)
+}
+
+async fn batch_of(system: &System, id: WithdrawalId) -> TestResult<Option<BatchView>> {
+    let Some(batch) = system.withdrawal(id).await?.withdrawal.batch else { return Ok(None) };
+    Ok(system.client(0)?.query(&format!("/batch/{batch}"), None).await?)
+}
+
+/// Mines one block on the miner and waits until the relay node has it.
+async fn mine_on_miner(miner: &Btcd, relay: &Btcd) -> TestResult {
+    miner.mine(1).await?;
+    let height = miner.rpc().get_block_count().await?;
+    wait_until("the relay node follows the miner", WAIT, || async {
+        Ok((relay.rpc().get_block_count().await? >= height).then_some(()))
+    })
+    .await
+}
+
+/// Waits until the miner has the relay node's chain (after a start or restart).
+async fn synced(miner: &Btcd, relay: &Btcd) -> TestResult {
+    let height = relay.rpc().get_block_count().await?;
+    wait_until("the miner syncs the relay node's chain", WAIT, || async {
+        Ok((miner.rpc().get_block_count().await? >= height).then_some(()))
+    })
+    .await
+}
+
+/// Mines on the miner, a block at a time, until withdrawal `id` is released.
+async fn mine_until_released(system: &System, miner: &Btcd, id: WithdrawalId, within: Duration) -> TestResult {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        if system.withdrawal(id).await?.status == WithdrawalStatus::Released {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() > deadline {
+            return Err(format!("{id} not released: {:?}", batch_of(system, id).await?).into());
+        }
+        mine_on_miner(miner, &system.parents.btcd).await?;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_release_below_the_market_is_replaced_until_mined_and_the_rate_follows_the_market_both_ways() -> TestResult {
+    let _serial = serial().await;
+    let mut system = System::isolated("fee-market", 1).await?;
+    let user = user_key(0)?;
+    let address = user.address();
+    let client = system.client(0)?;
+    let before = common::balance(&client, &address, &Denom::sat()).await?;
+    system.deposit_btc(&address, BTC).await?;
+    system
+        .wait_for_balance(&address, &Denom::sat(), before + u128::from(BTC), Duration::from_millis(300), WAIT)
+        .await?;
+
+    // From here on, blocks come only from the miner.
+    let miner_dir = tempfile::Builder::new().prefix("ferry-miner-").tempdir()?;
+    let mining_address = system.parents.miner.address().clone();
+    let mut miner = Btcd::start_miner(miner_dir.path(), &mining_address, system.parents.btcd.p2p_addr(), SPIKE).await?;
+    synced(&miner, &system.parents.btcd).await?;
+    let start = fees(&system).await?;
+    assert!(start.fee_rate < FeeRate::from_sat_per_vb(SPIKE), "the chain starts below the spike: {start:?}");
+
+    // Member 3's signer is down for the whole spike: three of four sign every version.
+    system.signers[3].kill();
+    let destination = RegtestWallet::from_seed([0xfa; 32])?.address().to_string();
+    let amount = 300_000;
+    let (id, _) = system.withdraw(&user, &Denom::sat(), amount, &destination).await?;
+
+    // Mine until a replacement is being signed, then crash member 2's signer and bring it back.
+    let deadline = tokio::time::Instant::now() + SPIKE_WAIT;
+    loop {
+        let replaced = batch_of(&system, id).await?.is_some_and(|view| match &view.batch.release {
+            BatchRelease::Bitcoin(release) => release.version >= 1,
+            BatchRelease::Ethereum(_) => false,
+        });
+        if replaced {
+            break;
+        }
+        if tokio::time::Instant::now() > deadline {
+            return Err(format!("no replacement: {:?}", batch_of(&system, id).await?).into());
+        }
+        mine_on_miner(&miner, &system.parents.btcd).await?;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    system.signers[2].kill();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    system.signers[2].restart()?;
+    mine_until_released(&system, &miner, id, SPIKE_WAIT).await?;
+
+    // Every version spends the same outpoints; the one mined cleared the market.
+    let view = batch_of(&system, id).await?.ok_or("no batch")?;
+    assert_eq!(view.batch.status, BatchStatus::Released);
+    let BatchRelease::Bitcoin(release) = &view.batch.release else { return Err("not a Bitcoin batch".into()) };
+    assert!(release.version >= 2, "replaced more than once to clear {SPIKE} sat/vB: version {}", release.version);
+    for old in &release.superseded {
+        assert_eq!(old.plan.inputs(), release.plan.inputs(), "version {} spends other outpoints", old.version);
+        assert!(old.fee_rate < release.fee_rate);
+        assert_eq!(old.signatures.len(), 3, "version {}: three of four signed", old.version);
+    }
+    let mined = view.batch.release_tx.clone().ok_or("no release tx")?;
+    let (version, _, plan) =
+        view.batch.bitcoin_versions().into_iter().find(|(_, txid, _)| *txid == mined).ok_or("mined no version")?;
+    let longest = plan.max_vsize(&ferry_types::peg::Peg::new(&accounts::federation_ceremony()?.manifest.bitcoin)?);
+    let fee = plan.fee().get();
+    assert!(
+        fee * 1_000 >= u128::from(SPIKE * 1_000) * u128::from(longest) - 1,
+        "version {version}: {fee} sat for {longest} vB"
+    );
+    let paid =
+        system.parents.btcd.unspent_output(&OutPoint { txid: mined.parse()?, vout: 0 }).await?.ok_or("no payment")?;
+    assert_eq!(u128::from(paid.value.to_sat()), amount - fee, "the destination gets the burn less the final share");
+    assert_eq!(system.withdrawal(id).await?.paid.map(|paid| paid.get()), Some(amount - fee));
+
+    // No signer holds two signatures for one (epoch, nonce, version), and what each signed is
+    // what the chain shows for that version.
+    let epoch = accounts::federation_ceremony()?.manifest.epoch;
+    let chain_versions: std::collections::BTreeMap<u32, Vec<String>> = release
+        .superseded
+        .iter()
+        .map(|old| (old.version, old.sighashes.clone()))
+        .chain([(release.version, release.sighashes.clone())])
+        .collect();
+    for member in 0..3 {
+        let store = SignerStore::connect(&system.signers[member].spec().database_url).await?;
+        let signed = store.signed_versions(epoch, view.batch.id).await?;
+        assert!(!signed.is_empty(), "member {member} signed nothing");
+        for (version, hash) in signed {
+            let sighashes = chain_versions.get(&version).ok_or("a version the chain never made")?;
+            assert_eq!(hash, sighash_payload_hash(sighashes), "member {member} version {version}");
+        }
+        assert!(store.verify().await?.is_intact(), "member {member}'s audit log");
+    }
+
+    // The controller saw a slow release: the rate rose, within its bounds.
+    let risen = fees(&system).await?;
+    assert!(risen.last_release_waited.is_some_and(|waited| waited > risen.target_confirm_blocks), "{risen:?}");
+    assert!(risen.fee_rate > start.fee_rate && risen.fee_rate <= risen.max_fee_rate, "{start:?} → {risen:?}");
+
+    // The market falls: releases confirm in the next block and the rate falls, release by release.
+    system.signers[3].restart()?;
+    miner.restart_miner(1).await?;
+    synced(&miner, &system.parents.btcd).await?;
+    let mut rate = risen.fee_rate;
+    for round in 0..2 {
+        let (id, _) = system.withdraw(&user, &Denom::sat(), 100_000 + round * 1_000, &destination).await?;
+        // btcd trickles transaction announcements to peers every ~10 s, an age at regtest's pace
+        // and nothing at mainnet's: the next block is mined once the miner holds the release.
+        wait_until("the miner holds the release", SPIKE_WAIT, || async {
+            let Some(view) = batch_of(&system, id).await? else { return Ok(None) };
+            let Some(signed) = view.batch.signed_bitcoin_version() else { return Ok(None) };
+            Ok(miner.rpc().get_transaction_status(&signed.txid.parse()?).await?.map(|_| ()))
+        })
+        .await?;
+        mine_until_released(&system, &miner, id, SPIKE_WAIT).await?;
+        let after = fees(&system).await?;
+        eprintln!(
+            "after the spike, release {round}: waited {:?}, rate {rate} → {}",
+            after.last_release_waited, after.fee_rate
+        );
+        assert!(after.fee_rate < rate && after.fee_rate >= after.min_fee_rate, "round {round}: {rate} → {after:?}");
+        rate = after.fee_rate;
+    }
+
+    // The ledger and btcd agree to the satoshi.
+    let reserves: ferry_app::query::ReservesView = client.query("/reserves", None).await?.ok_or("no reserves")?;
+    let ledger = reserves.assets.get(&Denom::sat()).ok_or("no sat ledger")?;
+    assert!(ledger.unreleased.is_zero(), "{ledger:?}");
+    assert_eq!(ledger.supply.get(), ledger.reserves.get() + ledger.unbacked.get());
+    let mut utxo_total = 0u128;
+    for utxo in &reserves.bitcoin_utxos {
+        let outpoint = OutPoint { txid: utxo.txid.parse()?, vout: utxo.vout };
+        let output = system.parents.btcd.unspent_output(&outpoint).await?.ok_or("a reserve UTXO is spent")?;
+        assert_eq!(u128::from(output.value.to_sat()), utxo.amount.get(), "{outpoint}");
+        utxo_total += utxo.amount.get();
+    }
+    assert_eq!(utxo_total, ledger.reserves.get(), "peg UTXOs vs ledger");
+    drop(miner);
+    Ok(())
+}
