@@ -143,6 +143,11 @@ pub enum WithdrawalStage {
     Broadcast,
     /// Settled: the parent chain paid the destination.
     Released,
+    /// Held: enough members refused to pay it that its batch was aborted; a member quorum
+    /// refunds it.
+    Held,
+    /// Refunded to the sender's sidechain balance (after it was held).
+    Refunded,
 }
 
 /// A withdrawal's progress: queued → batched → signatures t/T → broadcast → released.
@@ -184,6 +189,8 @@ pub struct WithdrawalProgress {
     pub fee_rate: Option<FeeRate>,
     /// Why its asset's last batch left it queued.
     pub waiting: Option<String>,
+    /// Why members refused to pay it, when held (or refunded after).
+    pub held: Option<String>,
     /// Bitcoin: every version of its release, oldest first (more than one once the chain
     /// replaced a stuck release with a higher fee).
     pub versions: Vec<ReleaseVersion>,
@@ -212,7 +219,7 @@ pub struct ReleaseVersion {
 impl WithdrawalProgress {
     /// Whether nothing more will happen.
     pub fn is_final(&self) -> bool {
-        self.stage == WithdrawalStage::Released
+        matches!(self.stage, WithdrawalStage::Released | WithdrawalStage::Refunded)
     }
 
     /// One line for people.
@@ -224,6 +231,9 @@ impl WithdrawalProgress {
         let mut line = format!("{} ({amount} to {}): {:?}", self.id, self.destination, self.stage);
         if let (WithdrawalStage::Queued, Some(reason)) = (self.stage, &self.waiting) {
             line.push_str(&format!(" — waits: {reason}"));
+        }
+        if let (WithdrawalStage::Held | WithdrawalStage::Refunded, Some(reason)) = (self.stage, &self.held) {
+            line.push_str(&format!(" — members refused to pay it: {reason}"));
         }
         if let Some(batch) = self.batch {
             line.push_str(&format!(" — batch {batch}, signatures {}/{}", self.signatures, self.threshold));
@@ -279,6 +289,8 @@ pub fn withdrawal_progress(
         WithdrawalStatus::Signed if confirmations.is_some() || release_attestations > 0 => WithdrawalStage::Broadcast,
         WithdrawalStatus::Signed => WithdrawalStage::Signed,
         WithdrawalStatus::Released => WithdrawalStage::Released,
+        WithdrawalStatus::Held => WithdrawalStage::Held,
+        WithdrawalStatus::Refunded => WithdrawalStage::Refunded,
     };
     let bitcoin = batch.and_then(|b| match &b.batch.release {
         ferry_types::query::BatchRelease::Bitcoin(release) => Some(release),
@@ -312,6 +324,7 @@ pub fn withdrawal_progress(
             .and_then(|paid| view.withdrawal.amount.checked_sub(paid).ok()),
         fee_rate: bitcoin.map(|release| release.fee_rate),
         waiting: view.withdrawal.waiting.clone(),
+        held: view.withdrawal.held.as_ref().map(|held| held.reason.clone()),
         versions: batch.map(|b| release_versions(&b.batch, view)).unwrap_or_default(),
         next_replacement_at: bitcoin
             .and_then(|release| release.bump_parent_height)
@@ -426,6 +439,8 @@ mod tests {
             eligible_height: 20,
             batch: None,
             waiting: Some("its share of the fee at 2 sat/vB is 1200 sat, above its max_fee of 900 sat".to_owned()),
+            held: None,
+            refunded_height: None,
         };
         let queued = WithdrawalView::of(withdrawal.clone(), None);
         let progress = withdrawal_progress(&queued, None, None, 6);

@@ -241,6 +241,8 @@ mod tests {
                 signatures,
                 release_attestations: BTreeMap::new(),
                 release_heights: BTreeMap::new(),
+                abort_votes: BTreeMap::new(),
+                aborted: None,
                 release_tx: None,
             },
             signature_count: u32::try_from(signers.len())?,

@@ -211,7 +211,8 @@ pub fn decide(
 ) -> Decision {
     let status = progress.map(|progress| progress.status);
     match batch.status {
-        BatchStatus::Signing => return Decision::Skip,
+        // Never fully signed: nothing was or will be delivered.
+        BatchStatus::Signing | BatchStatus::Aborted => return Decision::Skip,
         BatchStatus::Released if status == Some(ReleaseStatus::Settled) => return Decision::Skip,
         BatchStatus::Released => return Decision::Settle,
         BatchStatus::Signed => {}

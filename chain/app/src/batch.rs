@@ -137,6 +137,24 @@ pub(crate) fn peg_of(federation: &Federation) -> Result<Option<Peg>, StateError>
     federation.bitcoin.as_ref().map(Peg::new).transpose().map_err(|e| corrupt_federation(e.to_string()))
 }
 
+/// Stores the ids of the batches not yet released.
+pub(crate) fn set_pending_batches<R: StateRead>(state: &mut StateDelta<R>, ids: &[u64]) {
+    state.put_pending_batches(ids);
+}
+
+/// Stores what `denom` has had batched in `window`.
+pub(crate) fn set_outflow<R: StateRead>(state: &mut StateDelta<R>, denom: &Denom, window: u64, amount: Amount) {
+    state.put_outflow(denom, &WindowOutflow { window, amount });
+}
+
+/// Signatures `batch` needs from `federation` (decodes only the key that signs it).
+///
+/// # Errors
+/// When the stored federation key does not decode.
+pub(crate) fn signing_threshold(federation: &Federation, batch: &Batch) -> Result<u32, StateError> {
+    Ok(Keys::for_release(federation, &batch.release)?.threshold(batch))
+}
+
 /// The federation's decoded keys. Decoding a BLS key set costs about 0.4 ms per coefficient,
 /// so callers decode only the key they need, and once per transaction or query.
 struct Keys {
@@ -499,6 +517,8 @@ fn record_batch<R: StateRead>(
         signatures: BTreeMap::new(),
         release_attestations: BTreeMap::new(),
         release_heights: BTreeMap::new(),
+        abort_votes: BTreeMap::new(),
+        aborted: None,
         release_tx: None,
     });
     Ok(())
@@ -691,6 +711,12 @@ pub fn attest_release<R: StateRead>(
     }
     match batch.status {
         BatchStatus::Released => return Ok(()),
+        BatchStatus::Aborted => {
+            return Err(refused(
+                TxCode::BadBatch,
+                format!("batch {} was aborted; nothing of it was released", batch.id),
+            ));
+        }
         BatchStatus::Signing if !signed_versions.contains(&attest.parent_tx.as_str()) => {
             return Err(refused(
                 TxCode::BadBatch,

@@ -240,6 +240,11 @@ fn execute_message<R: StateRead>(
             let quorum = state.federation()?.attest_quorum;
             crate::bitcoin_fees::attest_parent_height(state, report, quorum, events).map(|()| None)
         }
+        Msg::AbortBatch(vote) => crate::abort::abort_vote(state, vote, context.params, height, events).map(|()| None),
+        Msg::ResolveHeld(vote) => {
+            let quorum = state.federation()?.attest_quorum;
+            crate::abort::resolve_held(state, vote, quorum, height, events).map(|()| None)
+        }
         Msg::SetPaused(vote) => {
             let quorum = state.federation()?.attest_quorum;
             pause::set_paused(state, vote, quorum, height, events).map(|()| None)

@@ -11,6 +11,7 @@
 //! Transactions are checked in phases: stateless decoding ([`ferry_types::DecodedTx`]), then
 //! checks against state (fee, account, sequence, signature), then execution ([`execute`]).
 
+pub mod abort;
 pub mod bank;
 pub mod batch;
 pub mod bitcoin_fees;

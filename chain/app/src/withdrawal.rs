@@ -110,6 +110,12 @@ fn check_releasable<R: StateRead>(
             ),
         ));
     }
+    if rules.denies(&withdraw.destination) {
+        return Err(refused(
+            TxCode::WithdrawalRefused,
+            format!("destination `{}` is on this chain's denylist (params.withdrawals.denylist)", withdraw.destination),
+        ));
+    }
     let federation = state.federation()?;
     match parent_chain_of(asset) {
         ParentChain::Bitcoin => {
@@ -238,6 +244,8 @@ pub fn withdraw<R: StateRead>(
         eligible_height,
         batch: None,
         waiting: None,
+        held: None,
+        refunded_height: None,
     });
     let mut queue = state.withdrawal_queue(asset)?;
     queue.push(id);

@@ -19,7 +19,8 @@ use ferry_app::{BlockOutcome, Event, TxOutcome};
 use ferry_types::event as ev;
 use ferry_types::genesis::{AssetLimit, BlsFederation, EthereumBridge, Federation, WithdrawalParams};
 use ferry_types::msg::{
-    MsgAttestParentHeight, MsgAttestRelease, MsgSetPaused, MsgSubmitSignatures, MsgWithdraw, ReleaseSignatures,
+    MsgAbortBatch, MsgAttestParentHeight, MsgAttestRelease, MsgResolveHeld, MsgSetPaused, MsgSubmitSignatures,
+    MsgWithdraw, ReleaseSignatures,
 };
 use ferry_types::peg::{BitcoinFederation, BitcoinNetwork, Peg};
 use ferry_types::query::{
@@ -43,6 +44,18 @@ const WINDOW_BLOCKS: u64 = 40;
 const DELAY_BLOCKS: u64 = 10;
 /// The fee rate the chain starts at, sat/vB.
 const START_RATE: u64 = 2;
+/// Sidechain blocks an unsigned batch lives before it is aborted (the timeout test shortens it).
+const ABORT_AFTER: u64 = 1_000;
+
+/// A regtest P2WSH address of a throwaway script, one per `n`.
+fn regtest_address(n: u8) -> String {
+    bitcoin::Address::p2wsh(&bitcoin::ScriptBuf::from_bytes(vec![0x51, n]), bitcoin::Network::Regtest).to_string()
+}
+
+/// A destination on the chain's denylist (it is listed in capitals: any case matches).
+fn chain_denied() -> String {
+    regtest_address(66)
+}
 /// Parent blocks before a signed release is replaced.
 const BUMP_AFTER: u64 = 4;
 /// Each Bitcoin withdrawal's budget for its fee share.
@@ -124,6 +137,8 @@ fn withdrawal_params() -> WithdrawalParams {
         bitcoin_start_fee_rate: START_RATE,
         bitcoin_target_confirm_blocks: 3,
         bitcoin_bump_after_blocks: BUMP_AFTER,
+        abort_after_blocks: ABORT_AFTER,
+        denylist: vec![chain_denied().to_ascii_uppercase()],
         bitcoin_dust_limit: Amount::new(DUST),
         ethereum: Some(EthereumBridge { chain_id: ETH_CHAIN_ID, vault: vault() }),
     }
@@ -1477,4 +1492,131 @@ fn the_replaced_version_confirming_settles_the_batch_while_its_replacement_is_st
     assert_eq!(late.code, TxCode::Ok, "{}", late.log);
     assert_eq!(bridge.chain.batch(id)?.batch.status, BatchStatus::Released);
     assert_reconciled(&bridge)
+}
+
+/// Member `index` votes to abort batch `id`, naming `items`.
+fn abort_vote(bridge: &mut Bridge, index: usize, id: u64, items: &[&str]) -> TestResult<TxOutcome> {
+    let member = bridge.member(index).address;
+    let items = items.iter().map(|item| item.parse()).collect::<Result<Vec<_>, _>>()?;
+    let vote = MsgAbortBatch { member, batch: id, reason: "destination on the signer's denylist".to_owned(), items };
+    let tx = bridge.duty_tx(index, &[Msg::AbortBatch(vote)])?;
+    bridge.one(&tx)
+}
+
+/// Member `index` votes to refund held withdrawal `id`.
+fn refund_vote(bridge: &mut Bridge, index: usize, id: &str) -> TestResult<TxOutcome> {
+    let member = bridge.member(index).address;
+    let tx = bridge.duty_tx(index, &[Msg::ResolveHeld(MsgResolveHeld { member, withdrawal: id.parse()? })])?;
+    bridge.one(&tx)
+}
+
+#[test]
+fn a_withdrawal_two_of_four_refuse_is_held_and_refunded_while_the_rest_of_its_batch_is_paid() -> TestResult {
+    let mut bridge = Bridge::start()?;
+    let refused_destination = regtest_address(7);
+    let first = bridge.withdraw(&Denom::sat(), 40_000, BTC_DESTINATION)?;
+    let refused = bridge.withdraw(&Denom::sat(), 50_000, &refused_destination)?;
+    let last = bridge.withdraw(&Denom::sat(), 60_000, BTC_DESTINATION)?;
+    let alice_after_burns = bridge.chain.balance(&bridge.alice.address, &Denom::sat())?;
+    let events = bridge.run_to_batch_height()?;
+    let id = created_batch(&events, &Denom::sat())?;
+    assert_eq!(bridge.chain.batch(id)?.batch.items.len(), 3);
+    let outflow_before = bridge.chain.reserves()?;
+
+    // One vote is not enough (3 of 4 could still sign); an item outside the batch is refused.
+    let stranger = abort_vote(&mut bridge, 0, id, &["wd-99"])?;
+    assert_eq!(stranger.code, TxCode::InvalidMessage, "{}", stranger.log);
+    assert_eq!(abort_vote(&mut bridge, 0, id, &[&refused])?.code, TxCode::Ok);
+    assert_eq!(bridge.chain.batch(id)?.batch.status, BatchStatus::Signing);
+    let second = abort_vote(&mut bridge, 1, id, &[&refused])?;
+    assert_eq!(second.code, TxCode::Ok, "{}", second.log);
+    assert_eq!(events_of(&second.events, ev::BATCH_ABORTED).len(), 1, "{:?}", second.events);
+    assert_eq!(events_of(&second.events, ev::WITHDRAWAL_HELD).len(), 1);
+
+    let aborted = bridge.chain.batch(id)?;
+    assert_eq!(aborted.batch.status, BatchStatus::Aborted);
+    assert_eq!(aborted.batch.aborted.as_ref().map(|a| a.held.len()), Some(1));
+    assert!(bridge.chain.pending_batches(None)?.batches.is_empty(), "no longer pending");
+    let utxos = bridge.chain.reserves()?.bitcoin_utxos;
+    assert!(utxos.iter().all(|utxo| utxo.locked_by.is_none()), "inputs unlocked: {utxos:?}");
+    assert_eq!(bridge.chain.withdrawal(&refused)?.status, WithdrawalStatus::Held);
+    for queued in [&first, &last] {
+        assert_eq!(bridge.chain.withdrawal(queued)?.status, WithdrawalStatus::Queued, "{queued} re-queued");
+    }
+    // Members never sign an aborted nonce: late signatures change nothing, and no abort or
+    // release applies to it any more.
+    assert_eq!(bridge.sign(2, id)?.code, TxCode::Ok);
+    assert_eq!(bridge.chain.batch(id)?.batch.status, BatchStatus::Aborted);
+    let txid = release_txid(&aborted)?;
+    assert_eq!(bridge.attest_release(2, id, &txid)?.code, TxCode::BadBatch);
+    assert_eq!(outflow_before.assets, bridge.chain.reserves()?.assets, "the ledger still owes all three");
+
+    // The other two are paid by a new batch.
+    let events = bridge.run_to_batch_height()?;
+    let next = created_batch(&events, &Denom::sat())?;
+    assert_ne!(next, id, "batch ids are never reused");
+    let items: Vec<String> = bridge.chain.batch(next)?.batch.items.iter().map(|i| i.withdrawal.to_string()).collect();
+    assert_eq!(items, [first.clone(), last.clone()]);
+    for member in [0, 1, 2] {
+        bridge.sign(member, next)?;
+    }
+    let txid = release_txid(&bridge.chain.batch(next)?)?;
+    for member in [1, 2, 3] {
+        bridge.attest_release(member, next, &txid)?;
+    }
+    assert_eq!(bridge.chain.withdrawal(&last)?.status, WithdrawalStatus::Released);
+
+    // The held one goes back to Alice by a member quorum (3): two votes are not enough.
+    let not_held = refund_vote(&mut bridge, 0, &first)?;
+    assert_eq!(not_held.code, TxCode::InvalidMessage, "{}", not_held.log);
+    for member in [0, 1] {
+        assert_eq!(refund_vote(&mut bridge, member, &refused)?.code, TxCode::Ok);
+    }
+    assert_eq!(bridge.chain.withdrawal(&refused)?.status, WithdrawalStatus::Held);
+    let refunded = refund_vote(&mut bridge, 3, &refused)?;
+    assert_eq!(events_of(&refunded.events, ev::WITHDRAWAL_REFUNDED).len(), 1, "{:?}", refunded.events);
+    assert_eq!(bridge.chain.withdrawal(&refused)?.status, WithdrawalStatus::Refunded);
+    assert_eq!(bridge.chain.balance(&bridge.alice.address, &Denom::sat())?, alice_after_burns + 50_000);
+    assert_eq!(refund_vote(&mut bridge, 2, &refused)?.code, TxCode::Ok, "a late vote changes nothing");
+    assert_eq!(bridge.chain.balance(&bridge.alice.address, &Denom::sat())?, alice_after_burns + 50_000);
+    let ledger = bridge.ledger(&Denom::sat())?;
+    assert_eq!(ledger.unreleased.get(), 0, "nothing owed any more");
+    assert_reconciled(&bridge)
+}
+
+#[test]
+fn a_batch_unsigned_for_too_long_is_aborted_and_its_withdrawals_are_batched_again() -> TestResult {
+    const ABORT_AFTER: u64 = 30;
+    let mut bridge = Bridge::start_with(WithdrawalParams { abort_after_blocks: ABORT_AFTER, ..withdrawal_params() })?;
+    let id = bridge.withdraw(&Denom::sat(), 45_000, BTC_DESTINATION)?;
+    let events = bridge.run_to_batch_height()?;
+    let batch = created_batch(&events, &Denom::sat())?;
+    // Two signatures only (two signers down), then time passes.
+    bridge.sign(0, batch)?;
+    bridge.sign(1, batch)?;
+    let formed = bridge.chain.batch(batch)?.batch.created_height;
+    let mut aborted_at = None;
+    while bridge.chain.height() < formed + ABORT_AFTER + BATCH_INTERVAL {
+        let outcome = bridge.chain.finalize_block::<&[u8]>(&[])?;
+        if !events_of(&outcome.events, ev::BATCH_ABORTED).is_empty() {
+            aborted_at = Some(bridge.chain.height());
+        }
+    }
+    assert_eq!(aborted_at, Some(formed + ABORT_AFTER), "aborted exactly abort_after_blocks after forming");
+    assert_eq!(bridge.chain.batch(batch)?.batch.status, BatchStatus::Aborted);
+    let view = bridge.chain.withdrawal(&id)?;
+    assert_ne!(view.withdrawal.batch, Some(batch), "re-queued, then batched again");
+    assert!(view.withdrawal.held.is_none(), "nobody named it: not held");
+    assert_reconciled(&bridge)
+}
+
+#[test]
+fn the_chain_refuses_a_denylisted_destination_at_the_withdrawal_in_any_case() -> TestResult {
+    let mut bridge = Bridge::start()?;
+    let before = bridge.chain.reserves()?;
+    let outcome = bridge.one(&bridge.withdraw_tx(&Denom::sat(), 30_000, &chain_denied())?)?;
+    assert_eq!(outcome.code, TxCode::WithdrawalRefused, "{}", outcome.log);
+    assert!(outcome.log.contains("denylist"), "{}", outcome.log);
+    assert_eq!(bridge.chain.reserves()?.assets, before.assets, "nothing burned");
+    Ok(())
 }

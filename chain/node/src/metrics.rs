@@ -108,7 +108,7 @@ fn batch_status_label(status: BatchStatus) -> Option<&'static str> {
     match status {
         BatchStatus::Signing => Some("signing"),
         BatchStatus::Signed => Some("signed"),
-        BatchStatus::Released => None,
+        BatchStatus::Released | BatchStatus::Aborted => None,
     }
 }
 

@@ -131,3 +131,15 @@ pub const RELEASE_REPLACED: &str = "ferry.bridge.release_replaced";
 pub const REPLACEMENT_BLOCKED: &str = "ferry.bridge.replacement_blocked";
 /// Attribute: a release version (0 for the first).
 pub const VERSION: &str = "version";
+/// A member voted to abort a batch it will not sign.
+/// Attributes: [`BATCH_ID`], [`ATTESTER`], [`REASON`], [`ATTESTATIONS`] (votes so far), [`QUORUM`] (votes that abort).
+pub const ABORT_VOTE: &str = "ferry.bridge.abort_vote";
+/// A batch was aborted before it was fully signed: its withdrawals re-queued or held, its inputs
+/// unlocked. Attributes: [`BATCH_ID`], [`REASON`], [`ITEMS`] (withdrawals held).
+pub const BATCH_ABORTED: &str = "ferry.bridge.batch_aborted";
+/// An aborted batch held a withdrawal that enough members refused to pay.
+/// Attributes: [`WITHDRAWAL_ID`], [`REASON`].
+pub const WITHDRAWAL_HELD: &str = "ferry.bridge.withdrawal_held";
+/// A held withdrawal was refunded to its sender by a member quorum.
+/// Attributes: [`WITHDRAWAL_ID`], [`RECIPIENT`], [`AMOUNT`].
+pub const WITHDRAWAL_REFUNDED: &str = "ferry.bridge.withdrawal_refunded";

@@ -72,6 +72,12 @@ pub struct WithdrawalParams {
     /// Parent blocks a signed release may stay unconfirmed before the chain schedules its
     /// replacement (same inputs and destinations, a higher fee: BIP 125).
     pub bitcoin_bump_after_blocks: u64,
+    /// Sidechain blocks a batch may stay unsigned before it is aborted (its withdrawals
+    /// re-queued, its inputs unlocked).
+    pub abort_after_blocks: u64,
+    /// Destinations the chain refuses at `MsgWithdraw` (addresses, compared case-insensitively),
+    /// so they rarely reach a batch that signers would refuse.
+    pub denylist: Vec<String>,
     /// Smallest Bitcoin output a release creates (a destination output or the change).
     pub bitcoin_dust_limit: Amount,
     /// Where Ethereum releases are paid (absent: ether and ERC-20 withdrawals are refused).
@@ -110,6 +116,8 @@ impl Default for WithdrawalParams {
             bitcoin_start_fee_rate: 10,
             bitcoin_target_confirm_blocks: 3,
             bitcoin_bump_after_blocks: 6,
+            abort_after_blocks: 600,
+            denylist: Vec::new(),
             bitcoin_dust_limit: Amount::new(546),
             ethereum: None,
         }
@@ -133,6 +141,11 @@ impl WithdrawalParams {
             min: FeeRate::from_sat_per_vb(self.bitcoin_min_fee_rate),
             max: FeeRate::from_sat_per_vb(self.bitcoin_max_fee_rate),
         }
+    }
+
+    /// Whether `destination` is on the genesis denylist.
+    pub fn denies(&self, destination: &str) -> bool {
+        self.denylist.iter().any(|entry| entry.eq_ignore_ascii_case(destination))
     }
 
     /// Whether batches form at the end of `height`.
@@ -459,6 +472,9 @@ impl WithdrawalParams {
         }
         if self.bitcoin_target_confirm_blocks == 0 {
             return Err(bad("bitcoin_target_confirm_blocks", "must be positive".to_owned()));
+        }
+        if self.abort_after_blocks == 0 {
+            return Err(bad("abort_after_blocks", "must be positive".to_owned()));
         }
         if self.bitcoin_bump_after_blocks == 0 {
             return Err(bad("bitcoin_bump_after_blocks", "must be positive".to_owned()));

@@ -25,6 +25,10 @@ pub const MSG_SUBMIT_SIGNATURES_TYPE_URL: &str = "/ferry.bridge.v1.MsgSubmitSign
 pub const MSG_ATTEST_RELEASE_TYPE_URL: &str = "/ferry.bridge.v1.MsgAttestRelease";
 /// Type URL of [`MsgAttestParentHeightProto`].
 pub const MSG_ATTEST_PARENT_HEIGHT_TYPE_URL: &str = "/ferry.bridge.v1.MsgAttestParentHeight";
+/// Type URL of [`MsgAbortBatchProto`].
+pub const MSG_ABORT_BATCH_TYPE_URL: &str = "/ferry.bridge.v1.MsgAbortBatch";
+/// Type URL of [`MsgResolveHeldProto`].
+pub const MSG_RESOLVE_HELD_TYPE_URL: &str = "/ferry.bridge.v1.MsgResolveHeld";
 /// Type URL of [`MsgSetPausedProto`].
 pub const MSG_SET_PAUSED_TYPE_URL: &str = "/ferry.bridge.v1.MsgSetPaused";
 /// Type URL of [`ChainBindingProto`].
@@ -146,6 +150,36 @@ pub struct MsgAttestParentHeightProto {
     pub height: u64,
 }
 
+/// Wire form of `ferry.bridge.v1.MsgAbortBatch`: a federation member's vote to abort a batch it
+/// will not sign.
+#[derive(Clone, PartialEq, Message)]
+pub struct MsgAbortBatchProto {
+    /// The voting member's account, bech32; must be the signer.
+    #[prost(string, tag = "1")]
+    pub member: String,
+    /// The batch id.
+    #[prost(uint64, tag = "2")]
+    pub batch: u64,
+    /// Why (its signer's refusal; at most [`MAX_REASON_BYTES`] bytes).
+    #[prost(string, tag = "3")]
+    pub reason: String,
+    /// The withdrawals (numbers `n` of `wd-n`) it refuses to pay, if the refusal names them.
+    #[prost(uint64, repeated, tag = "4")]
+    pub items: Vec<u64>,
+}
+
+/// Wire form of `ferry.bridge.v1.MsgResolveHeld`: a federation member's vote to refund a held
+/// withdrawal to its sender's sidechain balance.
+#[derive(Clone, PartialEq, Message)]
+pub struct MsgResolveHeldProto {
+    /// The voting member's account, bech32; must be the signer.
+    #[prost(string, tag = "1")]
+    pub member: String,
+    /// The withdrawal number (`n` of `wd-n`).
+    #[prost(uint64, tag = "2")]
+    pub withdrawal: u64,
+}
+
 /// Wire form of `ferry.bridge.v1.MsgSetPaused`: a federation member's vote to pause or resume
 /// the bridge.
 #[derive(Clone, PartialEq, Message)]
@@ -256,6 +290,28 @@ pub struct MsgAttestParentHeight {
     pub height: u64,
 }
 
+/// A validated abort vote.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MsgAbortBatch {
+    /// The voting member (the signer).
+    pub member: Address,
+    /// The batch id.
+    pub batch: u64,
+    /// Why.
+    pub reason: String,
+    /// The withdrawals it refuses to pay (may be empty).
+    pub items: Vec<crate::query::WithdrawalId>,
+}
+
+/// A validated refund vote for a held withdrawal.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MsgResolveHeld {
+    /// The voting member (the signer).
+    pub member: Address,
+    /// The held withdrawal.
+    pub withdrawal: crate::query::WithdrawalId,
+}
+
 /// A validated pause vote.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MsgSetPaused {
@@ -282,6 +338,10 @@ pub enum Msg {
     AttestRelease(MsgAttestRelease),
     /// `/ferry.bridge.v1.MsgAttestParentHeight`.
     AttestParentHeight(MsgAttestParentHeight),
+    /// `/ferry.bridge.v1.MsgAbortBatch`.
+    AbortBatch(MsgAbortBatch),
+    /// `/ferry.bridge.v1.MsgResolveHeld`.
+    ResolveHeld(MsgResolveHeld),
     /// `/ferry.bridge.v1.MsgSetPaused`.
     SetPaused(MsgSetPaused),
 }
@@ -327,6 +387,8 @@ impl Msg {
             MSG_ATTEST_PARENT_HEIGHT_TYPE_URL => {
                 MsgAttestParentHeight::from_proto(&decode(any)?).map(Msg::AttestParentHeight)
             }
+            MSG_ABORT_BATCH_TYPE_URL => MsgAbortBatch::from_proto(&decode(any)?).map(Msg::AbortBatch),
+            MSG_RESOLVE_HELD_TYPE_URL => MsgResolveHeld::from_proto(&decode(any)?).map(Msg::ResolveHeld),
             MSG_SET_PAUSED_TYPE_URL => MsgSetPaused::from_proto(&decode(any)?).map(Msg::SetPaused),
             other => Err(MsgError::UnknownType(other.to_owned())),
         }
@@ -341,6 +403,8 @@ impl Msg {
             Msg::SubmitSignatures(submit) => any(MSG_SUBMIT_SIGNATURES_TYPE_URL, &submit.to_proto()),
             Msg::AttestRelease(attest) => any(MSG_ATTEST_RELEASE_TYPE_URL, &attest.to_proto()),
             Msg::AttestParentHeight(report) => any(MSG_ATTEST_PARENT_HEIGHT_TYPE_URL, &report.to_proto()),
+            Msg::AbortBatch(vote) => any(MSG_ABORT_BATCH_TYPE_URL, &vote.to_proto()),
+            Msg::ResolveHeld(vote) => any(MSG_RESOLVE_HELD_TYPE_URL, &vote.to_proto()),
             Msg::SetPaused(vote) => any(MSG_SET_PAUSED_TYPE_URL, &vote.to_proto()),
         }
     }
@@ -354,6 +418,8 @@ impl Msg {
             Msg::SubmitSignatures(submit) => submit.signer,
             Msg::AttestRelease(attest) => attest.attester,
             Msg::AttestParentHeight(report) => report.attester,
+            Msg::AbortBatch(vote) => vote.member,
+            Msg::ResolveHeld(vote) => vote.member,
             Msg::SetPaused(vote) => vote.member,
         }
     }
@@ -368,6 +434,8 @@ impl Msg {
             | Msg::SubmitSignatures(_)
             | Msg::AttestRelease(_)
             | Msg::AttestParentHeight(_)
+            | Msg::AbortBatch(_)
+            | Msg::ResolveHeld(_)
             | Msg::SetPaused(_) => Vec::new(),
         }
     }
@@ -379,6 +447,8 @@ impl Msg {
             | Msg::SubmitSignatures(_)
             | Msg::AttestRelease(_)
             | Msg::AttestParentHeight(_)
+            | Msg::AbortBatch(_)
+            | Msg::ResolveHeld(_)
             | Msg::SetPaused(_) => true,
             Msg::Send(_) | Msg::Withdraw(_) => false,
         }
@@ -664,6 +734,74 @@ impl MsgAttestParentHeight {
     }
 }
 
+/// Checks a free-text reason: at most [`MAX_REASON_BYTES`], no control characters.
+fn check_reason(reason: &str) -> Result<(), String> {
+    if reason.len() > MAX_REASON_BYTES {
+        return Err(format!("is {} bytes, at most {MAX_REASON_BYTES} are accepted", reason.len()));
+    }
+    if reason.chars().any(char::is_control) {
+        return Err("holds control characters".to_owned());
+    }
+    Ok(())
+}
+
+/// Most withdrawals one abort vote names.
+pub const MAX_ABORT_ITEMS: usize = 512;
+
+impl MsgAbortBatch {
+    fn field_error(field: &'static str, reason: impl ToString) -> MsgError {
+        MsgError::Field { type_url: MSG_ABORT_BATCH_TYPE_URL, field, reason: reason.to_string() }
+    }
+
+    /// Validates the wire form.
+    ///
+    /// # Errors
+    /// A malformed member, a reason that is empty, too long or holds control characters, or
+    /// more than [`MAX_ABORT_ITEMS`] items.
+    pub fn from_proto(proto: &MsgAbortBatchProto) -> Result<MsgAbortBatch, MsgError> {
+        let member = proto.member.parse().map_err(|e| Self::field_error("member", e))?;
+        if proto.reason.trim().is_empty() {
+            return Err(Self::field_error("reason", "an abort vote says why"));
+        }
+        check_reason(&proto.reason).map_err(|e| Self::field_error("reason", e))?;
+        if proto.items.len() > MAX_ABORT_ITEMS {
+            return Err(Self::field_error("items", format!("{} items, at most {MAX_ABORT_ITEMS}", proto.items.len())));
+        }
+        let items = proto.items.iter().map(|n| crate::query::WithdrawalId(*n)).collect();
+        Ok(MsgAbortBatch { member, batch: proto.batch, reason: proto.reason.clone(), items })
+    }
+
+    /// The wire form.
+    pub fn to_proto(&self) -> MsgAbortBatchProto {
+        MsgAbortBatchProto {
+            member: self.member.to_string(),
+            batch: self.batch,
+            reason: self.reason.clone(),
+            items: self.items.iter().map(|id| id.0).collect(),
+        }
+    }
+}
+
+impl MsgResolveHeld {
+    fn field_error(field: &'static str, reason: impl ToString) -> MsgError {
+        MsgError::Field { type_url: MSG_RESOLVE_HELD_TYPE_URL, field, reason: reason.to_string() }
+    }
+
+    /// Validates the wire form.
+    ///
+    /// # Errors
+    /// A malformed member.
+    pub fn from_proto(proto: &MsgResolveHeldProto) -> Result<MsgResolveHeld, MsgError> {
+        let member = proto.member.parse().map_err(|e| Self::field_error("member", e))?;
+        Ok(MsgResolveHeld { member, withdrawal: crate::query::WithdrawalId(proto.withdrawal) })
+    }
+
+    /// The wire form.
+    pub fn to_proto(&self) -> MsgResolveHeldProto {
+        MsgResolveHeldProto { member: self.member.to_string(), withdrawal: self.withdrawal.0 }
+    }
+}
+
 impl MsgSetPaused {
     fn field_error(field: &'static str, reason: impl ToString) -> MsgError {
         MsgError::Field { type_url: MSG_SET_PAUSED_TYPE_URL, field, reason: reason.to_string() }
@@ -675,15 +813,7 @@ impl MsgSetPaused {
     /// A malformed member, or a reason longer than [`MAX_REASON_BYTES`] or holding control characters.
     pub fn from_proto(proto: &MsgSetPausedProto) -> Result<MsgSetPaused, MsgError> {
         let member = proto.member.parse().map_err(|e| Self::field_error("member", e))?;
-        if proto.reason.len() > MAX_REASON_BYTES {
-            return Err(Self::field_error(
-                "reason",
-                format!("is {} bytes, at most {MAX_REASON_BYTES} are accepted", proto.reason.len()),
-            ));
-        }
-        if proto.reason.chars().any(char::is_control) {
-            return Err(Self::field_error("reason", "holds control characters"));
-        }
+        check_reason(&proto.reason).map_err(|e| Self::field_error("reason", e))?;
         Ok(MsgSetPaused { member, paused: proto.paused, reason: proto.reason.clone() })
     }
 

@@ -189,6 +189,26 @@ pub struct Withdrawal {
     /// cleared when it is batched.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub waiting: Option<String>,
+    /// Set when an aborted batch held it: why, and the members' refund votes since.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held: Option<Held>,
+    /// The height it was refunded at, if it was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refunded_height: Option<u64>,
+}
+
+/// Why a withdrawal is held, and who voted to refund it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Held {
+    /// The aborted batch that held it.
+    pub batch: u64,
+    /// The members' reasons for refusing it.
+    pub reason: String,
+    /// The height it was held at.
+    pub height: u64,
+    /// Members that voted to refund it (`MsgResolveHeld`).
+    #[serde(default)]
+    pub refund_votes: std::collections::BTreeSet<Address>,
 }
 
 /// Where a withdrawal stands.
@@ -203,6 +223,11 @@ pub enum WithdrawalStatus {
     Signed,
     /// Its batch's release is confirmed on the parent chain.
     Released,
+    /// Enough members refused to pay it (a named reason) that its batch was aborted: it waits
+    /// for a member quorum to refund it (`MsgResolveHeld`).
+    Held,
+    /// Refunded to the sender's sidechain balance after it was held.
+    Refunded,
 }
 
 /// Answer to `/withdrawal/wd-<n>`: the record and its progress through its batch.
@@ -232,7 +257,9 @@ impl WithdrawalView {
         let replaced =
             |batch: &Batch| matches!(&batch.release, BatchRelease::Bitcoin(release) if !release.superseded.is_empty());
         let status = match batch.map(|batch| (batch.status, replaced(batch))) {
-            None => WithdrawalStatus::Queued,
+            _ if withdrawal.refunded_height.is_some() => WithdrawalStatus::Refunded,
+            _ if withdrawal.held.is_some() => WithdrawalStatus::Held,
+            None | Some((BatchStatus::Aborted, _)) => WithdrawalStatus::Queued,
             // A replacement being signed: an earlier version is signed and out there.
             Some((BatchStatus::Signing, true)) => WithdrawalStatus::Signed,
             Some((BatchStatus::Signing, false)) => WithdrawalStatus::Batched,
@@ -264,6 +291,9 @@ pub enum BatchStatus {
     Signed,
     /// The release is confirmed on the parent chain (by a quorum of attestations); settled.
     Released,
+    /// Dissolved before it was fully signed: its inputs unlocked, its withdrawals re-queued or
+    /// held. Its id (the Ethereum nonce) is never used again, and nobody signs it.
+    Aborted,
 }
 
 /// One withdrawal in a batch. Item `i` is the `i`-th item of the Ethereum payload or the `i`-th
@@ -343,6 +373,28 @@ pub struct BitcoinRelease {
     pub bump_blocked: Option<String>,
 }
 
+/// A member's vote to abort a batch it will not sign.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AbortVote {
+    /// Why, in words (the signer's refusal).
+    pub reason: String,
+    /// The withdrawals it refuses to pay, if its refusal names them (a denylisted destination).
+    pub items: Vec<WithdrawalId>,
+    /// When the vote was cast.
+    pub height: u64,
+}
+
+/// Why and when a batch was aborted.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Aborted {
+    /// The height.
+    pub height: u64,
+    /// Why.
+    pub reason: String,
+    /// The withdrawals held (refused by enough members); the others were re-queued.
+    pub held: Vec<WithdrawalId>,
+}
+
 /// An earlier, fully signed version of a Bitcoin release.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SignedBitcoinVersion {
@@ -392,6 +444,12 @@ pub struct Batch {
     /// The parent-chain height each attesting member saw the release transaction mined at.
     #[serde(default)]
     pub release_heights: BTreeMap<Address, u64>,
+    /// Each member's (first) vote to abort the batch, while it is being signed.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub abort_votes: BTreeMap<Address, AbortVote>,
+    /// Why and when it was aborted, if it was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aborted: Option<Aborted>,
     /// The release transaction, once a quorum attested it.
     pub release_tx: Option<String>,
 }

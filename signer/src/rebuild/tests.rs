@@ -112,6 +112,8 @@ impl Case {
                 eligible_height: 3,
                 batch: Some(BATCH),
                 waiting: None,
+                held: None,
+                refunded_height: None,
             })
             .collect();
         let items = records
@@ -144,6 +146,8 @@ impl Case {
                 signatures: BTreeMap::new(),
                 release_attestations: BTreeMap::new(),
                 release_heights: BTreeMap::new(),
+                abort_votes: BTreeMap::new(),
+                aborted: None,
                 release_tx: None,
             },
             withdrawals: BTreeMap::new(),
