@@ -233,6 +233,19 @@ impl SignerProcess {
         Ok(SignerProcess { spec, metrics, process })
     }
 
+    /// Stops the signer, changes its configuration with `change` (same metrics port), and
+    /// starts it again.
+    ///
+    /// # Errors
+    /// When the configuration cannot be written or the process cannot start.
+    pub fn reconfigure(&mut self, change: impl FnOnce(&mut SignerConfigSpec)) -> anyhow::Result<()> {
+        self.process.kill();
+        change(&mut self.spec);
+        let config = self.config_path();
+        fs::write(&config, self.spec.to_toml(self.metrics)).with_context(|| format!("writing {}", config.display()))?;
+        self.process.restart()
+    }
+
     /// Kills the signer with SIGKILL (a crash).
     pub fn kill(&mut self) {
         self.process.kill();

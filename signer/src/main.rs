@@ -26,10 +26,13 @@ use ferry_signer::ceremony::{WrittenCeremony, keygen, write_ceremony};
 use ferry_signer::config::{Config, ConfigFile, read_secret};
 use ferry_signer::keystore::{DEFAULT_KDF_LOG_N, KdfParams, Keystore, MAX_KDF_LOG_N, MIN_KDF_LOG_N};
 use ferry_signer::metrics::{Metrics, now_seconds};
-use ferry_signer::service::{Settings, Signer};
+use ferry_signer::service::{Settings, Signer, post_duty};
 use ferry_signer::store::Store;
 use ferry_signer::{Ceremony, Manifest, MemberSecrets, Overwrite, passphrase};
+use ferry_types::Msg;
+use ferry_types::msg::MsgResolveHeld;
 use ferry_types::peg::BitcoinNetwork;
+use ferry_types::query::{WITHDRAWAL_PATH, WithdrawalId, WithdrawalIdError, WithdrawalView};
 use serde_json::json;
 use zeroize::Zeroizing;
 
@@ -76,6 +79,21 @@ enum Command {
     Audit {
         #[command(subcommand)]
         command: AuditCommand,
+    },
+    /// Withdrawals held by an aborted batch (enough members refused to pay them).
+    Held {
+        #[command(subcommand)]
+        command: HeldCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum HeldCommand {
+    /// Vote, with this member's key, to refund a held withdrawal to its sender's sidechain
+    /// balance (it is refunded once a quorum of members voted). Audited in the signer's log.
+    Refund {
+        /// The withdrawal (`wd-<n>`).
+        withdrawal: String,
     },
 }
 
@@ -332,6 +350,39 @@ async fn run_audit_verify(cli: &Cli) -> anyhow::Result<bool> {
     Ok(report.is_intact())
 }
 
+/// Sends this member's `MsgResolveHeld` for `withdrawal` and audits the vote.
+async fn run_refund_vote(cli: &Cli, withdrawal: &str) -> anyhow::Result<()> {
+    let id: WithdrawalId = withdrawal.parse().map_err(|e: WithdrawalIdError| anyhow::anyhow!("{e}"))?;
+    let config = load_config(cli)?;
+    let (secrets, _) = open_keys(&config)?;
+    let store = Store::connect(&database_url(cli, Some(&config))?).await?;
+    let chain = FerryClient::new(&config.chain.rpc)?;
+    let view: WithdrawalView = chain
+        .query(&format!("{WITHDRAWAL_PATH}{id}"), None)
+        .await?
+        .with_context(|| format!("the chain has no withdrawal {id}"))?;
+    let held = view.withdrawal.held.as_ref().with_context(|| format!("{id} is {:?}, not held", view.status))?;
+    let msg = Msg::ResolveHeld(MsgResolveHeld { member: secrets.account(), withdrawal: id });
+    let (tx, height) = post_duty(&chain, secrets.account_key(), &msg)
+        .await
+        .map_err(|error| anyhow::anyhow!("the refund vote was not included: {error}"))?;
+    store
+        .append_event(
+            ferry_signer::store::kind::REFUND_VOTE,
+            &id.to_string(),
+            &json!({"batch": held.batch, "reason": held.reason, "tx": tx, "height": height}),
+        )
+        .await?;
+    let after: Option<WithdrawalView> = chain.query(&format!("{WITHDRAWAL_PATH}{id}"), None).await?;
+    let status = after.map_or(view.status, |after| after.status);
+    if cli.json {
+        println!("{}", json!({"withdrawal": id.to_string(), "tx": tx, "height": height, "status": status}));
+    } else {
+        println!("refund vote for {id} included at height {height} (now {status:?})");
+    }
+    Ok(())
+}
+
 fn async_main<T>(future: impl std::future::Future<Output = anyhow::Result<T>>) -> anyhow::Result<T> {
     tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?.block_on(future)
 }
@@ -346,6 +397,7 @@ fn main() -> ExitCode {
             logging::init(LogOutput::Stderr);
             async_main(run_daemon(&cli))
         }
+        Command::Held { command: HeldCommand::Refund { withdrawal } } => async_main(run_refund_vote(&cli, withdrawal)),
         Command::Audit { command: AuditCommand::Verify } => match async_main(run_audit_verify(&cli)) {
             Ok(true) => Ok(()),
             Ok(false) => return ExitCode::FAILURE,

@@ -118,12 +118,16 @@ pub struct Refusal {
     pub reason: Reason,
     /// What was wrong, naming the item, field and values.
     pub message: String,
+    /// The withdrawals refused, when the refusal is about them rather than the batch (a
+    /// denylisted destination): the signer votes to abort the batch naming them, so the chain
+    /// holds them and pays the others.
+    pub items: Vec<WithdrawalId>,
 }
 
 impl Refusal {
     /// A refusal for `reason`.
     pub fn new(reason: Reason, message: impl Into<String>) -> Self {
-        Refusal { reason, message: message.into() }
+        Refusal { reason, message: message.into(), items: Vec::new() }
     }
 }
 
@@ -246,13 +250,24 @@ fn approve(input: &DecisionInput<'_>) -> Result<Rebuilt, Refusal> {
         ));
     }
     let rebuilt = rebuild(batch, input.withdrawals, input.params, input.local)?;
-    for (position, destination) in rebuilt.destinations.iter().enumerate() {
-        if let Some(entry) = input.policy.denylist.denies(destination) {
-            return Err(Refusal::new(
-                Reason::Destination,
-                format!("item {position} of batch {} pays `{entry}`, which is on this signer's denylist", batch.id),
-            ));
-        }
+    let denied: Vec<(usize, String)> = rebuilt
+        .destinations
+        .iter()
+        .enumerate()
+        .filter_map(|(position, destination)| Some((position, input.policy.denylist.denies(destination)?)))
+        .collect();
+    if let Some((position, entry)) = denied.first() {
+        let mut refusal = Refusal::new(
+            Reason::Destination,
+            format!(
+                "item {position} of batch {} pays `{entry}`, which is on this signer's denylist{}",
+                batch.id,
+                if denied.len() > 1 { format!(" ({} items in all)", denied.len()) } else { String::new() }
+            ),
+        );
+        refusal.items =
+            denied.iter().filter_map(|(position, _)| batch.items.get(*position)).map(|i| i.withdrawal).collect();
+        return Err(refusal);
     }
     check_cap(input.policy, &rebuilt.asset, input.signed_in_window, rebuilt.total)?;
     Ok(rebuilt)

@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use ferry_client::{ClientError, FerryClient, Wallet};
 use ferry_types::genesis::{Federation, WithdrawalParams};
-use ferry_types::msg::{MsgSubmitSignatures, ReleaseSignatures, parent_chain_of};
+use ferry_types::msg::{MAX_REASON_BYTES, MsgAbortBatch, MsgSubmitSignatures, parent_chain_of};
 use ferry_types::query::{
     BRIDGE_PATH, BatchStatus, BatchView, BridgeStatus, FEDERATION_PATH, PARAMS_PATH, PENDING_BATCHES_PATH,
     WITHDRAWAL_PATH, WithdrawalId, WithdrawalView,
@@ -65,8 +65,9 @@ struct PendingPage {
 #[derive(Clone, Debug)]
 enum Remembered {
     /// Refused for this reason (audited once); `payload` is the payload hash when the guard
-    /// refused, so the same offer is not audited again.
-    Refused { refusal: Refusal, payload: Option<[u8; 32]> },
+    /// refused, so the same offer is not audited again; `voted` once its abort vote (if the
+    /// refusal names withdrawals) is in.
+    Refused { refusal: Refusal, payload: Option<[u8; 32]>, voted: bool },
     /// Posting failed `failures` times; not retried before `retry_at`.
     PostFailed { failures: u32, retry_at: Instant },
 }
@@ -292,10 +293,15 @@ impl Signer {
         context: Value,
         audit: bool,
     ) -> anyhow::Result<()> {
-        if let Some(Remembered::Refused { refusal: before, .. }) = self.remembered.get(&batch)
+        if let Some(Remembered::Refused { refusal: before, voted, .. }) = self.remembered.get(&batch)
             && *before == refusal
         {
             tracing::debug!(batch_id = batch, reason = %refusal.reason, "still refused");
+            // An abort vote that did not get in is cast again each round until it does.
+            if !*voted && !refusal.items.is_empty() {
+                let voted = self.vote_abort(batch, chain, &refusal).await?;
+                self.remembered.insert(batch, Remembered::Refused { refusal, payload, voted });
+            }
             return Ok(());
         }
         if audit {
@@ -303,7 +309,8 @@ impl Signer {
         }
         self.metrics.refused(chain.tag(), refusal.reason);
         tracing::warn!(batch_id = batch, chain = chain.tag(), reason = %refusal.reason, message = refusal.message, "batch refused");
-        self.remembered.insert(batch, Remembered::Refused { refusal, payload });
+        let voted = refusal.items.is_empty() || self.vote_abort(batch, chain, &refusal).await?;
+        self.remembered.insert(batch, Remembered::Refused { refusal, payload, voted });
         Ok(())
     }
 
@@ -311,7 +318,12 @@ impl Signer {
     async fn sign_and_post(&mut self, rebuilt: &Rebuilt, again: bool) -> anyhow::Result<()> {
         let signatures = sign(rebuilt, &self.secrets);
         let chain = rebuilt.chain;
-        match self.post(rebuilt.batch, signatures).await {
+        let msg = Msg::SubmitSignatures(MsgSubmitSignatures {
+            signer: self.secrets.account(),
+            batch: rebuilt.batch,
+            signatures,
+        });
+        match self.post(msg).await {
             Posted::Included { tx, height } => {
                 self.store.record_posted(rebuilt.batch, chain, &tx, height).await?;
                 self.metrics.signed(chain.tag(), now_seconds());
@@ -345,35 +357,79 @@ impl Signer {
         Ok(())
     }
 
-    /// Posts `MsgSubmitSignatures` (a fee-exempt duty) and waits for its block, retrying a few
-    /// times when it races another transaction of the member's account.
-    async fn post(&self, batch: u64, signatures: ReleaseSignatures) -> Posted {
-        let msg = Msg::SubmitSignatures(MsgSubmitSignatures { signer: self.secrets.account(), batch, signatures });
-        let mut last = String::new();
-        for _ in 0..SEQUENCE_ATTEMPTS {
-            let tx = match Wallet::load(&self.chain, self.secrets.account_key().clone()).await {
-                Ok(mut wallet) => match wallet.sign_fee_exempt(std::slice::from_ref(&msg)) {
-                    Ok(tx) => tx,
-                    Err(error) => return Posted::Failed(format!("signing the transaction: {error}")),
-                },
-                Err(error) => return Posted::Failed(format!("loading the member account: {error}")),
-            };
-            let (code, log) = match self.chain.broadcast_and_wait(tx, INCLUSION_TIMEOUT).await {
-                Ok(included) if included.code == 0 => {
-                    return Posted::Included { tx: included.hash.to_string(), height: included.height };
-                }
-                Ok(included) => (TxCode::from_value(included.code), included.log),
-                Err(ClientError::Refused { code, log, .. }) => (code, log),
-                Err(error) => return Posted::Failed(error.to_string()),
-            };
-            last = format!("the chain refused the signatures ({}): {log}", code.map_or("unknown code", TxCode::name));
-            if !matches!(code, Some(TxCode::StaleSequence | TxCode::FutureSequence)) {
+    /// Votes to abort `batch`, naming the withdrawals `refusal` refuses, so the chain holds them
+    /// and pays the rest in another batch instead of the whole batch waiting on this member. The
+    /// vote and its outcome are audited; returns whether it got in (if not, the caller votes
+    /// again next round).
+    async fn vote_abort(&self, batch: u64, chain: ParentChain, refusal: &Refusal) -> anyhow::Result<bool> {
+        let mut reason = String::new();
+        for c in format!("{}: {}", refusal.reason, refusal.message).chars().filter(|c| !c.is_control()) {
+            if reason.len() + c.len_utf8() > MAX_REASON_BYTES {
                 break;
             }
-            tokio::time::sleep(SEQUENCE_RETRY).await;
+            reason.push(c);
         }
-        Posted::Failed(last)
+        let vote = MsgAbortBatch { member: self.secrets.account(), batch, reason, items: refusal.items.clone() };
+        let items: Vec<String> = refusal.items.iter().map(ToString::to_string).collect();
+        let (included, outcome) = match self.post(Msg::AbortBatch(vote)).await {
+            Posted::Included { tx, height } => {
+                tracing::warn!(batch_id = batch, chain = chain.tag(), ?items, tx, height, "voted to abort the batch");
+                (true, json!({"abort_vote": "included", "items": items, "tx": tx, "height": height}))
+            }
+            Posted::Failed(error) => {
+                tracing::warn!(
+                    batch_id = batch,
+                    chain = chain.tag(),
+                    ?items,
+                    error,
+                    "abort vote not included; voting again next round"
+                );
+                (false, json!({"abort_vote": "failed", "items": items, "error": error}))
+            }
+        };
+        self.store.record_abort_vote(batch, outcome).await?;
+        Ok(included)
     }
+
+    /// Posts a fee-exempt duty (signatures, an abort vote) and waits for its block, retrying a
+    /// few times when it races another transaction of the member's account.
+    async fn post(&self, msg: Msg) -> Posted {
+        match post_duty(&self.chain, self.secrets.account_key(), &msg).await {
+            Ok((tx, height)) => Posted::Included { tx, height },
+            Err(error) => Posted::Failed(error),
+        }
+    }
+}
+
+/// Posts `msg`, a fee-exempt duty of the member `key`, and waits for its block; retries a few
+/// times when it races another transaction of the member's account (its relayer shares it).
+/// Returns the transaction hash and height.
+///
+/// # Errors
+/// Why it was not included, in words.
+pub async fn post_duty(chain: &FerryClient, key: &ferry_types::AccountKey, msg: &Msg) -> Result<(String, u64), String> {
+    let mut last = String::new();
+    for _ in 0..SEQUENCE_ATTEMPTS {
+        let tx = match Wallet::load(chain, key.clone()).await {
+            Ok(mut wallet) => match wallet.sign_fee_exempt(std::slice::from_ref(msg)) {
+                Ok(tx) => tx,
+                Err(error) => return Err(format!("signing the transaction: {error}")),
+            },
+            Err(error) => return Err(format!("loading the member account: {error}")),
+        };
+        let (code, log) = match chain.broadcast_and_wait(tx, INCLUSION_TIMEOUT).await {
+            Ok(included) if included.code == 0 => return Ok((included.hash.to_string(), included.height)),
+            Ok(included) => (TxCode::from_value(included.code), included.log),
+            Err(ClientError::Refused { code, log, .. }) => (code, log),
+            Err(error) => return Err(error.to_string()),
+        };
+        last = format!("the chain refused it ({}): {log}", code.map_or("unknown code", TxCode::name));
+        if !matches!(code, Some(TxCode::StaleSequence | TxCode::FutureSequence)) {
+            break;
+        }
+        tokio::time::sleep(SEQUENCE_RETRY).await;
+    }
+    Err(last)
 }
 
 /// The parent chain of a batch that does not decode, from its `asset` if readable (Ethereum

@@ -49,7 +49,7 @@ const MAX_CONNECTIONS: u32 = 4;
 pub mod kind {
     /// A payload recorded as signed for the first time; its signature is about to be posted.
     pub const SIGNED: &str = "batch.signed";
-    /// The payload already recorded for this (epoch, nonce) is signed again (re-post).
+    /// The payload already recorded for this (epoch, nonce, version) is signed again (re-post).
     pub const RESIGNED: &str = "batch.resigned";
     /// The batch was refused; the detail names the reason.
     pub const REFUSED: &str = "batch.refused";
@@ -57,6 +57,11 @@ pub mod kind {
     pub const POSTED: &str = "batch.posted";
     /// Posting the signatures failed (refused by the chain, or not confirmed).
     pub const POST_FAILED: &str = "batch.post_failed";
+    /// A vote to abort the batch (naming the withdrawals refused) was cast; the detail says
+    /// whether it was included.
+    pub const ABORT_VOTE: &str = "batch.abort_vote";
+    /// This member voted to refund a held withdrawal (`ferry-signer held refund`).
+    pub const REFUND_VOTE: &str = "held.refund_vote";
 }
 
 /// The audit subject of everything about batch `id`: `batch-<id>`.
@@ -356,6 +361,22 @@ impl Store {
     /// Database errors.
     pub async fn record_posted(&self, batch: u64, chain: ParentChain, tx: &str, height: u64) -> Result<(), StoreError> {
         self.append(kind::POSTED, &subject(batch), &json!({"chain": chain.tag(), "tx": tx, "height": height})).await
+    }
+
+    /// Audits an act of this member's key outside the signing loop (`kind`, about `subject`).
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn append_event(&self, kind: &str, subject: &str, detail: &Value) -> Result<(), StoreError> {
+        self.append(kind, subject, detail).await
+    }
+
+    /// Audits this signer's vote to abort batch `batch` and its outcome (`detail`).
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn record_abort_vote(&self, batch: u64, detail: Value) -> Result<(), StoreError> {
+        self.append(kind::ABORT_VOTE, &subject(batch), &detail).await
     }
 
     /// Audits that posting batch `batch`'s signatures failed, and why.
