@@ -1049,7 +1049,14 @@ impl Context {
                     _ => None,
                 },
             };
-            let matches = actual.map(|a| a == ledger.reserves.get());
+            // The vault also holds deposits below the minimum (never minted); the chain's reserve
+            // UTXOs never include below-minimum coins.
+            let held_by_parent = if *denom == Denom::sat() {
+                ledger.reserves.get()
+            } else {
+                ledger.reserves.get().saturating_add(ledger.below_minimum.get())
+            };
+            let matches = actual.map(|a| a == held_by_parent);
             let verdict = match (actual, matches) {
                 (Some(a), Some(true)) => format!("{a} (matches)"),
                 (Some(a), _) => format!("{a} (MISMATCH)"),
@@ -1062,9 +1069,13 @@ impl Context {
                 ledger.reserves.to_string(),
                 ledger.unreleased.to_string()
             ));
+            if !ledger.below_minimum.is_zero() {
+                text.push_str(&format!("  {denom}: {} below the minimum deposit, never minted\n", ledger.below_minimum));
+            }
             rows.push(json!({
                 "denom": denom.to_string(), "supply": ledger.supply.to_string(), "reserves": ledger.reserves.to_string(),
                 "unreleased": ledger.unreleased.to_string(), "unbacked": ledger.unbacked.to_string(),
+                "below_minimum": ledger.below_minimum.to_string(),
                 "parent_chain": actual.map(|a| a.to_string()), "matches": matches,
             }));
         }

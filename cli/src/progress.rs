@@ -22,6 +22,8 @@ pub enum DepositStage {
     Attesting,
     /// Minted on the sidechain.
     Minted,
+    /// Below the chain's minimum deposit for its asset: never minted (reported by `ferry reserves`).
+    BelowMinimum,
 }
 
 /// A deposit's progress: parent confirmations k/N, attestations q/Q, minted.
@@ -54,7 +56,7 @@ pub struct DepositProgress {
 impl DepositProgress {
     /// Whether nothing more will happen.
     pub fn is_final(&self) -> bool {
-        self.minted
+        matches!(self.stage, DepositStage::Minted | DepositStage::BelowMinimum)
     }
 
     /// One line for people.
@@ -71,9 +73,10 @@ impl DepositProgress {
             },
             _ => String::new(),
         };
-        let minted = match self.minted_height {
-            Some(height) => format!("minted at height {height}"),
-            None => "not minted".to_owned(),
+        let minted = match (self.minted_height, self.stage) {
+            (Some(height), _) => format!("minted at height {height}"),
+            (None, DepositStage::BelowMinimum) => "not minted: below the chain's minimum deposit".to_owned(),
+            (None, _) => "not minted".to_owned(),
         };
         format!(
             "{}{what}: {:?} — confirmations {confirmations}, attestations {}/{}, {minted}",
@@ -105,8 +108,11 @@ pub fn deposit_progress(
     });
     let facts = record.and_then(|r| r.minted.as_ref()).or(leading.map(|(_, facts)| facts));
     let attestations = leading.map_or(0, |(count, _)| u32::try_from(count).unwrap_or(u32::MAX));
+    let below_minimum = record.is_some_and(|r| r.status == DepositStatus::BelowMinimum);
     let stage = if minted {
         DepositStage::Minted
+    } else if below_minimum {
+        DepositStage::BelowMinimum
     } else if attestations > 0 {
         DepositStage::Attesting
     } else if confirmations.is_some() {

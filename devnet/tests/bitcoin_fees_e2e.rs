@@ -68,8 +68,18 @@ async fn releases_pay_the_chains_rate_by_size_the_rate_falls_after_fast_releases
     let address = user.address();
     let client = system.client(0)?;
     let before = common::balance(&client, &address, &Denom::sat()).await?;
+    // A payment below the chain's minimum deposit is recorded, never minted, and counted apart.
+    let tiny_txid = system.deposit_btc(&address, 2_000).await?;
     system.deposit_btc(&address, BTC).await?;
     system.wait_for_balance(&address, &Denom::sat(), before + u128::from(BTC), PARENT_BLOCK, WAIT).await?;
+    let tiny: ferry_app::bridge::DepositRecord = wait_until("the small deposit is decided", WAIT, || async {
+        let record: Option<ferry_app::bridge::DepositRecord> =
+            client.query(&format!("/deposit/btc:{tiny_txid}:0"), None).await?;
+        Ok(record.filter(|record| record.status != ferry_app::bridge::DepositStatus::Pending))
+    })
+    .await?;
+    assert_eq!(tiny.status, ferry_app::bridge::DepositStatus::BelowMinimum);
+    assert_eq!(common::balance(&client, &address, &Denom::sat()).await?, before + u128::from(BTC), "not minted");
     let federation: Federation = client.query("/federation", None).await?.ok_or("no federation")?;
     let peg = Peg::new(&federation.bitcoin.ok_or("no peg")?)?;
     let start = fees(&system).await?;
@@ -138,6 +148,7 @@ async fn releases_pay_the_chains_rate_by_size_the_rate_falls_after_fast_releases
     let reserves: ferry_app::query::ReservesView = client.query("/reserves", None).await?.ok_or("no reserves")?;
     let ledger = reserves.assets.get(&Denom::sat()).ok_or("no sat ledger")?;
     assert_eq!(ledger.unreleased.get(), small, "the waiting withdrawal is owed");
+    assert_eq!(ledger.below_minimum.get(), 2_000, "the small deposit is counted apart from the reserves");
     assert_eq!(ledger.reserves.get(), u128::from(BTC) - (burned - small));
     assert_eq!(ledger.supply.get() + ledger.unreleased.get(), ledger.reserves.get() + ledger.unbacked.get());
     let mut utxo_total = 0u128;

@@ -23,6 +23,9 @@ pub enum DepositStatus {
     Pending,
     /// Minted; never again.
     Minted,
+    /// Below its asset's `min_deposit`: never minted, never spent, counted in the ledger's
+    /// `below_minimum`.
+    BelowMinimum,
 }
 
 /// A member that attested facts contradicting its own earlier attestation or the minted facts.
@@ -72,6 +75,10 @@ pub struct AssetLedger {
     /// Burned by withdrawals whose release has not settled yet: still owed from the reserves.
     #[serde(default)]
     pub unreleased: Amount,
+    /// Deposits below the asset's minimum: received by the bridge's address, never minted and
+    /// never spent (not part of `reserves`). Counted so the parent chain's balance reconciles.
+    #[serde(default)]
+    pub below_minimum: Amount,
     /// Supply created at genesis without reserves (devnet funding). The invariant allows for it;
     /// a production genesis has none.
     #[serde(default)]
@@ -238,6 +245,26 @@ pub fn attest_deposit<R: StateRead>(
     ));
 
     let reached = u32::try_from(agreeing).unwrap_or(u32::MAX) >= quorum;
+    let minimum = state.params()?.deposits.min_deposit(&facts.asset);
+    if record.status == DepositStatus::Pending && reached && facts.amount < minimum {
+        let mut ledger = state.ledger(&facts.asset)?;
+        ledger.below_minimum = ledger
+            .below_minimum
+            .checked_add(facts.amount)
+            .map_err(|_| rejection(TxCode::Overflow, format!("{} below-minimum tally would overflow", facts.asset)))?;
+        state.put_ledger(&facts.asset, &ledger)?;
+        record.status = DepositStatus::BelowMinimum;
+        events.push(Event::new(
+            ev::DEPOSIT_BELOW_MINIMUM,
+            [
+                (ev::DEPOSIT_ID, id.to_string()),
+                (ev::RECIPIENT, facts.recipient.to_string()),
+                (ev::AMOUNT, format!("{}{}", facts.amount, facts.asset)),
+                (ev::REASON, format!("below the minimum deposit of {minimum}{}", facts.asset)),
+            ],
+        ));
+        tracing::warn!(deposit_id = %id, amount = %facts.amount, asset = %facts.asset, %minimum, height, "deposit below the minimum: not minted");
+    }
     if record.status == DepositStatus::Pending && reached {
         mint(state, facts, events)?;
         record.status = DepositStatus::Minted;

@@ -69,6 +69,7 @@ mod tests {
             supply: Amount::new(supply),
             reserves: Amount::new(reserves),
             unreleased: Amount::new(unreleased),
+            below_minimum: Amount::ZERO,
             unbacked: Amount::new(unbacked),
         }
     }

@@ -10,7 +10,7 @@ use ferry_app::{Event, TxOutcome};
 use ferry_types::event as ev;
 use ferry_types::genesis::Federation;
 use ferry_types::query::{ACCOUNT_PATH, PARAMS_PATH, QUERY_BAD_HEIGHT, QUERY_BAD_REQUEST, QUERY_NOT_FOUND, QUERY_OK};
-use ferry_types::{Address, Amount, Coin, Denom, DepositFacts, GenesisAccount, Params, ParentChain, TxCode};
+use ferry_types::{Address, Coin, Denom, DepositFacts, GenesisAccount, Params, ParentChain, TxCode};
 
 const ALICE_SAT: u128 = 1_000_000;
 const ALICE_WEI: u128 = 1_000_000_000_000_000_000;
@@ -689,8 +689,8 @@ fn queries_at_older_heights_see_older_state() -> TestResult {
 /// One transaction per response code up to and including `Overflow`, in the order of
 /// [`TxCode::ALL`] (the bridge's codes follow `Overflow`; they are reached the same way in
 /// `withdrawals.rs`). Genesis bounds every denom's supply by 2^128 - 1, so no transfer can
-/// overflow a balance: `Overflow` is reached by `minter`'s attestation of a 1 sat deposit on a
-/// chain whose sat supply is already 2^128 - 1.
+/// overflow a balance: `Overflow` is reached by `minter`'s attestation of a deposit of the
+/// minimum on a chain whose sat supply is already 2^128 - 1.
 fn one_transaction_per_code(bank: &Bank, minter: &Signer) -> TestResult<Vec<Vec<u8>>> {
     let (alice, bob) = (&bank.alice, bank.bob.address);
     let fee = sat(100);
@@ -711,18 +711,18 @@ fn one_transaction_per_code(bank: &Bank, minter: &Signer) -> TestResult<Vec<Vec<
         alice.transfer(1, &bob, &amount, &sat(99))?,
         bank.carol.transfer(0, &bob, &[sat(10)], &fee)?,
         alice.sign(1, &fee, &[send(&bob, &alice.address, &amount)])?,
-        minter.attest(0, &one_sat_deposit(&bob))?,
+        minter.attest(0, &minimum_deposit(&bob))?,
     ])
 }
 
-/// A Bitcoin deposit of 1 sat to `recipient`.
-fn one_sat_deposit(recipient: &Address) -> DepositFacts {
+/// A Bitcoin deposit of the default minimum to `recipient`.
+fn minimum_deposit(recipient: &Address) -> DepositFacts {
     DepositFacts {
         chain: ParentChain::Bitcoin,
         tx_id: "4a5e1e4baab89f3a32518a88c31bc87f618f76673e2cc77ab2127b7afdeda33b".to_owned(),
         index: 0,
         asset: Denom::sat(),
-        amount: Amount::new(1),
+        amount: ferry_types::Params::default().deposits.min_deposit(&Denom::sat()),
         recipient: *recipient,
     }
 }

@@ -125,11 +125,15 @@ fn ledger(supply: u128, reserves: u128) -> AssetLedger {
         supply: Amount::new(supply),
         reserves: Amount::new(reserves),
         unreleased: Amount::ZERO,
+        below_minimum: Amount::ZERO,
         unbacked: Amount::new(supply.saturating_sub(reserves)),
     }
 }
 
 /// Bitcoin output `vout` of [`BTC_TXID`] paying `amount` satoshi for `recipient`.
+/// The default parameters' minimum Bitcoin deposit.
+const MIN_SAT: u128 = 10_000;
+
 fn btc(vout: u32, amount: u128, recipient: &Address) -> DepositFacts {
     DepositFacts {
         chain: ParentChain::Bitcoin,
@@ -937,7 +941,7 @@ fn supply_equals_the_sum_of_balances_and_reserves_follow_mints_across_blocks() -
 fn mint_that_would_overflow_the_recipient_balance_is_refused_and_the_deposit_stays_pending() -> TestResult {
     let whale = address("whale")?;
     let mut bridge = Bridge::start_with(vec![funded(&whale, &[sat(u128::MAX - 10)])])?;
-    let facts = btc(1, 100, &whale);
+    let facts = btc(1, MIN_SAT, &whale);
     for index in 0..2 {
         assert_eq!(bridge.attest(index, &facts)?.code, TxCode::Ok);
     }
@@ -963,7 +967,7 @@ fn mint_that_would_overflow_the_supply_is_refused_and_creates_no_account() -> Te
     let whale = address("whale")?;
     let mut bridge = Bridge::start_with(vec![funded(&whale, &[sat(u128::MAX - 10)])])?;
     let dana = address("dana")?;
-    let facts = btc(1, 100, &dana);
+    let facts = btc(1, MIN_SAT, &dana);
 
     let outcomes = (0..3).map(|index| bridge.attest(index, &facts)).collect::<TestResult<Vec<_>>>()?;
 
@@ -1088,5 +1092,40 @@ fn genesis_whose_balances_of_a_denom_add_up_beyond_u128_is_refused() -> TestResu
     let fits = vec![funded(&alice, &[sat(u128::MAX - 1)]), funded(&bob, &[sat(1)])];
     let chain = Chain::start(&federation_genesis(fits, &[], 0))?;
     assert_eq!(chain.reserves()?.assets.get(&Denom::sat()).map(|ledger| ledger.supply.get()), Some(u128::MAX));
+    Ok(())
+}
+
+#[test]
+fn a_deposit_below_the_minimum_is_recorded_never_minted_and_counted_apart_from_the_reserves() -> TestResult {
+    let mut bridge = Bridge::start()?;
+    let dana = address("dana")?;
+    let minimum = ferry_types::Params::default().deposits.min_deposit(&Denom::sat()).get();
+    assert_eq!(minimum, MIN_SAT);
+    let dust = btc(3, 546, &dana);
+    let just_enough = btc(4, minimum, &dana);
+    let before = bridge.ledger(&Denom::sat())?.unwrap_or_default();
+    let mut last = Vec::new();
+    for index in 0..3 {
+        last = bridge.attest(index, &dust)?.events;
+    }
+    let rejected = only_event(&last, ev::DEPOSIT_BELOW_MINIMUM)?;
+    assert_eq!(rejected.get(ev::AMOUNT).copied(), Some("546sat"), "{rejected:?}");
+    assert!(events_of(&last, ev::DEPOSIT_MINTED).is_empty());
+    let record = bridge.record(&dust)?;
+    assert_eq!((record.status, record.minted_height), (DepositStatus::BelowMinimum, None));
+    // A fourth attestation changes nothing: never minted later either.
+    assert!(events_of(&bridge.attest(3, &dust)?.events, ev::DEPOSIT_MINTED).is_empty());
+    assert_eq!(bridge.chain.balance(&dana, &Denom::sat())?, 0);
+    let after = bridge.ledger(&Denom::sat())?.unwrap_or_default();
+    assert_eq!((after.supply, after.reserves), (before.supply, before.reserves), "neither minted nor reserves");
+    assert_eq!(after.below_minimum.get(), 546, "counted apart");
+    assert!(bridge.chain.reserves()?.bitcoin_utxos.is_empty(), "never coin-selected");
+
+    // Exactly the minimum mints.
+    for index in 0..3 {
+        bridge.attest(index, &just_enough)?;
+    }
+    assert_eq!(bridge.record(&just_enough)?.status, DepositStatus::Minted);
+    assert_eq!(bridge.chain.balance(&dana, &Denom::sat())?, minimum);
     Ok(())
 }

@@ -143,3 +143,6 @@ pub const WITHDRAWAL_HELD: &str = "ferry.bridge.withdrawal_held";
 /// A held withdrawal was refunded to its sender by a member quorum.
 /// Attributes: [`WITHDRAWAL_ID`], [`RECIPIENT`], [`AMOUNT`].
 pub const WITHDRAWAL_REFUNDED: &str = "ferry.bridge.withdrawal_refunded";
+/// A deposit reached its quorum but is below its asset's `min_deposit`: never minted, counted
+/// in the ledger's `below_minimum`. Attributes: [`DEPOSIT_ID`], [`RECIPIENT`], [`AMOUNT`], [`REASON`].
+pub const DEPOSIT_BELOW_MINIMUM: &str = "ferry.bridge.deposit_below_minimum";

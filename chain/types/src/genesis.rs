@@ -24,6 +24,34 @@ pub struct Params {
     /// How withdrawals are limited, batched and paid out (absent: [`WithdrawalParams::default`]).
     #[serde(default)]
     pub withdrawals: WithdrawalParams,
+    /// Which deposits are minted (absent: [`DepositParams::default`]).
+    #[serde(default)]
+    pub deposits: DepositParams,
+}
+
+/// Which deposits are minted.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DepositParams {
+    /// The smallest deposit minted, per denomination. A smaller one is recorded as rejected
+    /// (`below_minimum`), never minted and never spent, and counted in its ledger's
+    /// `below_minimum`, so reserves reports stay exact. A denomination without an entry has no
+    /// minimum.
+    pub min_deposits: Vec<Coin>,
+}
+
+impl Default for DepositParams {
+    /// Devnet values: Bitcoin deposits of at least 10,000 sat.
+    fn default() -> Self {
+        DepositParams { min_deposits: vec![Coin::new(10_000, Denom::sat())] }
+    }
+}
+
+impl DepositParams {
+    /// The smallest deposit of `denom` minted (zero when it has no minimum).
+    pub fn min_deposit(&self, denom: &Denom) -> Amount {
+        self.min_deposits.iter().find(|coin| &coin.denom == denom).map_or(Amount::ZERO, |coin| coin.amount)
+    }
 }
 
 impl Default for Params {
@@ -33,6 +61,7 @@ impl Default for Params {
             max_tx_bytes: 16 * 1024,
             max_msgs_per_tx: 64,
             withdrawals: WithdrawalParams::default(),
+            deposits: DepositParams::default(),
         }
     }
 }
