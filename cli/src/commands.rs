@@ -1070,7 +1070,10 @@ impl Context {
                 ledger.unreleased.to_string()
             ));
             if !ledger.below_minimum.is_zero() {
-                text.push_str(&format!("  {denom}: {} below the minimum deposit, never minted\n", ledger.below_minimum));
+                text.push_str(&format!(
+                    "  {denom}: {} below the minimum deposit, never minted\n",
+                    ledger.below_minimum
+                ));
             }
             rows.push(json!({
                 "denom": denom.to_string(), "supply": ledger.supply.to_string(), "reserves": ledger.reserves.to_string(),

@@ -129,7 +129,7 @@ pub fn deposit_progress(
         quorum,
         minted,
         minted_height: record.and_then(|r| r.minted_height),
-        amount: facts.map(|f| f.amount),
+        amount: record.and_then(|r| r.minted_amount).or(facts.map(|f| f.amount)),
         asset: facts.map(|f| f.asset.to_string()),
         recipient: facts.map(|f| f.recipient.to_string()),
     }
@@ -403,6 +403,8 @@ mod tests {
             candidates,
             conflicts: Vec::new(),
             minted: minted.then(|| facts(500)),
+            minted_amount: minted.then_some(Amount::new(480)),
+            spend_fee: minted.then_some(Amount::new(20)),
             first_attested_height: 10,
             minted_height: minted.then_some(12),
         }

@@ -473,6 +473,36 @@ impl System {
         }
     }
 
+    /// Waits until the chain decided Bitcoin deposit `txid:vout` (minted, or below the minimum),
+    /// mining a block on both parent chains every `block_interval` meanwhile; returns its record
+    /// (`minted_amount` is what the recipient was credited: the amount less what it prepaid for
+    /// its spending).
+    ///
+    /// # Errors
+    /// When it is not decided within `timeout`, or RPC errors.
+    pub async fn wait_for_deposit(
+        &self,
+        txid: &Txid,
+        vout: u32,
+        block_interval: Duration,
+        timeout: Duration,
+    ) -> anyhow::Result<ferry_app::bridge::DepositRecord> {
+        let client = self.client(0)?;
+        let path = format!("/deposit/btc:{txid}:{vout}");
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let record: Option<ferry_app::bridge::DepositRecord> = client.query(&path, None).await?;
+            if let Some(record) = record.filter(|record| record.status != ferry_app::bridge::DepositStatus::Pending) {
+                return Ok(record);
+            }
+            if tokio::time::Instant::now() >= deadline {
+                anyhow::bail!("deposit btc:{txid}:{vout} not decided after {timeout:?}");
+            }
+            self.mine_parents(1).await?;
+            tokio::time::sleep(block_interval).await;
+        }
+    }
+
     /// Mines `blocks` on btcd and on anvil.
     ///
     /// # Errors

@@ -59,15 +59,16 @@ async fn deposit_mints_once_at_quorum_of_identical_member_attestations() -> Test
     assert_eq!(balance(&client, &recipient, &Denom::sat()).await?, 0);
 
     // The third member's identical attestation mints.
+    let expected = common::btc_minted(&client, 125_000).await?;
     let minted = attest(&client, 2, &facts).await?;
     assert!(minted.events.iter().any(|(kind, _)| kind == ferry_types::event::DEPOSIT_MINTED), "{:?}", minted.events);
-    assert_eq!(balance(&client, &recipient, &Denom::sat()).await?, 125_000);
+    assert_eq!(balance(&client, &recipient, &Denom::sat()).await?, expected, "the amount less its prepaid spending");
 
     // A fourth attestation changes nothing: minted exactly once.
     attest(&client, 3, &facts).await?;
     let other = network.client(3)?;
     other.wait_for_height(client.latest_height().await?, WAIT).await?;
-    assert_eq!(balance(&other, &recipient, &Denom::sat()).await?, 125_000);
+    assert_eq!(balance(&other, &recipient, &Denom::sat()).await?, expected);
     let reserves: ReservesView = other.query(RESERVES_PATH, None).await?.ok_or("no reserves")?;
     let utxo = reserves.bitcoin_utxos.first().ok_or("no reserve utxo")?;
     assert_eq!((utxo.txid.as_str(), utxo.vout, utxo.amount), (facts.tx_id.as_str(), 0, Amount::new(125_000)));

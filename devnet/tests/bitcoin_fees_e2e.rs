@@ -70,8 +70,13 @@ async fn releases_pay_the_chains_rate_by_size_the_rate_falls_after_fast_releases
     let before = common::balance(&client, &address, &Denom::sat()).await?;
     // A payment below the chain's minimum deposit is recorded, never minted, and counted apart.
     let tiny_txid = system.deposit_btc(&address, 2_000).await?;
-    system.deposit_btc(&address, BTC).await?;
-    system.wait_for_balance(&address, &Denom::sat(), before + u128::from(BTC), PARENT_BLOCK, WAIT).await?;
+    let txid = system.deposit_btc(&address, BTC).await?;
+    let deposit = system.wait_for_deposit(&txid, 0, PARENT_BLOCK, WAIT).await?;
+    let minted = deposit.minted_amount.ok_or("not minted")?.get();
+    // It prepaid its own spending, at the chain's rate, into the fee pool.
+    let prepaid = deposit.spend_fee.ok_or("nothing prepaid")?.get();
+    assert_eq!(minted + prepaid, u128::from(BTC));
+    system.wait_for_balance(&address, &Denom::sat(), before + minted, PARENT_BLOCK, WAIT).await?;
     let tiny: ferry_app::bridge::DepositRecord = wait_until("the small deposit is decided", WAIT, || async {
         let record: Option<ferry_app::bridge::DepositRecord> =
             client.query(&format!("/deposit/btc:{tiny_txid}:0"), None).await?;
@@ -79,7 +84,7 @@ async fn releases_pay_the_chains_rate_by_size_the_rate_falls_after_fast_releases
     })
     .await?;
     assert_eq!(tiny.status, ferry_app::bridge::DepositStatus::BelowMinimum);
-    assert_eq!(common::balance(&client, &address, &Denom::sat()).await?, before + u128::from(BTC), "not minted");
+    assert_eq!(common::balance(&client, &address, &Denom::sat()).await?, before + minted, "not minted");
     let federation: Federation = client.query("/federation", None).await?.ok_or("no federation")?;
     let peg = Peg::new(&federation.bitcoin.ok_or("no peg")?)?;
     let start = fees(&system).await?;
@@ -150,7 +155,11 @@ async fn releases_pay_the_chains_rate_by_size_the_rate_falls_after_fast_releases
     assert_eq!(ledger.unreleased.get(), small, "the waiting withdrawal is owed");
     assert_eq!(ledger.below_minimum.get(), 2_000, "the small deposit is counted apart from the reserves");
     assert_eq!(ledger.reserves.get(), u128::from(BTC) - (burned - small));
-    assert_eq!(ledger.supply.get() + ledger.unreleased.get(), ledger.reserves.get() + ledger.unbacked.get());
+    assert_eq!(ledger.fee_pool.get(), prepaid, "the deposit's prepayment is in the fee pool");
+    assert_eq!(
+        ledger.supply.get() + ledger.unreleased.get() + ledger.fee_pool.get(),
+        ledger.reserves.get() + ledger.unbacked.get()
+    );
     let mut utxo_total = 0u128;
     for utxo in &reserves.bitcoin_utxos {
         let outpoint = OutPoint { txid: utxo.txid.parse()?, vout: utxo.vout };

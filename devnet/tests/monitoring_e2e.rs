@@ -175,9 +175,10 @@ async fn bridge_both_ways(system: &mut System) -> TestResult {
     let client = system.client(0)?;
     let sat_before = balance(&client, &address, &Denom::sat()).await?;
     let wei_before = balance(&client, &address, &Denom::wei()).await?;
-    system.deposit_btc(&address, BTC).await?;
+    let deposit = system.deposit_btc(&address, BTC).await?;
     system.parents.anvil.deposit_eth(&address, U256::from(2 * ETH)).await?;
-    system.wait_for_balance(&address, &Denom::sat(), sat_before + u128::from(BTC), PARENT_BLOCK, WAIT).await?;
+    let minted = system.wait_for_deposit(&deposit, 0, PARENT_BLOCK, WAIT).await?.minted_amount.ok_or("not minted")?;
+    system.wait_for_balance(&address, &Denom::sat(), sat_before + minted.get(), PARENT_BLOCK, WAIT).await?;
     system.wait_for_balance(&address, &Denom::wei(), wei_before + 2 * ETH, PARENT_BLOCK, WAIT).await?;
     let btc_destination = RegtestWallet::from_seed([0xa1; 32])?.address().to_string();
     let eth_destination = EthAddress::from_bytes([0xa2; 20]).to_string();

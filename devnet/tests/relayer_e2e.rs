@@ -209,7 +209,8 @@ async fn deposits_from_bitcoin_and_ethereum_mint_exactly_once_after_the_confirma
         );
     }
     fx.btcd.mine(1).await?;
-    wait_for_balance(&client, &btc_recipient, &Denom::sat(), 150_000).await?;
+    let btc_minted = common::btc_minted(&client, 150_000).await?;
+    wait_for_balance(&client, &btc_recipient, &Denom::sat(), btc_minted).await?;
 
     // Ethereum: ETH and an ERC-20.
     // (The token deposit mines its mint and approve transactions first, so it goes first: the
@@ -231,7 +232,7 @@ async fn deposits_from_bitcoin_and_ethereum_mint_exactly_once_after_the_confirma
     fx.anvil.mine(3).await?;
     fx.wait_until_evaluated(ParentChain::Bitcoin).await?;
     fx.wait_until_evaluated(ParentChain::Ethereum).await?;
-    assert_eq!(balance(&client, &btc_recipient, &Denom::sat()).await?, 150_000);
+    assert_eq!(balance(&client, &btc_recipient, &Denom::sat()).await?, btc_minted);
     assert_eq!(balance(&client, &eth_recipient, &Denom::wei()).await?, 2_000_000_000_000_000_000);
     assert_eq!(balance(&client, &eth_recipient, &token_denom).await?, 250_000_000);
 
@@ -354,7 +355,8 @@ async fn relayers_killed_repeatedly_still_mint_every_deposit_exactly_once() -> T
     fx.anvil.mine(2).await?;
     for (round, recipient) in recipients.iter().enumerate() {
         let factor = u128::try_from(round)? + 1;
-        wait_for_balance(&client, recipient, &Denom::sat(), 10_000 * factor).await?;
+        wait_for_balance(&client, recipient, &Denom::sat(), common::btc_minted(&client, 10_000 * factor).await?)
+            .await?;
         wait_for_balance(&client, recipient, &Denom::wei(), 1_000 * factor).await?;
     }
     // Nothing more arrives later: every relayer has scanned to the tips and decided again.
@@ -362,7 +364,10 @@ async fn relayers_killed_repeatedly_still_mint_every_deposit_exactly_once() -> T
     fx.wait_until_evaluated(ParentChain::Ethereum).await?;
     for (round, recipient) in recipients.iter().enumerate() {
         let factor = u128::try_from(round)? + 1;
-        assert_eq!(balance(&client, recipient, &Denom::sat()).await?, 10_000 * factor);
+        assert_eq!(
+            balance(&client, recipient, &Denom::sat()).await?,
+            common::btc_minted(&client, 10_000 * factor).await?
+        );
         assert_eq!(balance(&client, recipient, &Denom::wei()).await?, 1_000 * factor);
     }
     Ok(())

@@ -354,7 +354,7 @@ async fn bitcoin_release_survives_a_reorg_of_its_block_and_settles() -> TestResu
         watcher.poll_bitcoin().await?;
     }
     // The quorum's attestations are sent; the mint lands with the block that holds the last.
-    wait_for_balance(&client, &depositor, &Denom::sat(), 500_000).await?;
+    wait_for_balance(&client, &depositor, &Denom::sat(), common::btc_minted(&client, 500_000).await?).await?;
 
     // A withdrawal to the payer's address.
     let signing = withdraw_and_sign(&client, 1, Denom::sat(), 100_000, payer.address().to_string()).await?;
@@ -668,7 +668,8 @@ async fn relayer_processes_killed_during_delivery_still_settle_the_bitcoin_relea
     let depositor = Address::from_bytes([0xdf; 20]);
     deposit_bitcoin(&mut payer, &btcd, &peg_script, 400_000, &depositor).await?;
     let started = Instant::now();
-    while balance(&client, &depositor, &Denom::sat()).await? != 400_000 {
+    let minted = common::btc_minted(&client, 400_000).await?;
+    while balance(&client, &depositor, &Denom::sat()).await? != minted {
         if started.elapsed() > WAIT {
             return Err("deposit not minted".into());
         }

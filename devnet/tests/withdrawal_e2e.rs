@@ -49,12 +49,14 @@ async fn assert_reconciled(system: &System, token: EthAddress) -> TestResult {
     let reserves: ferry_app::query::ReservesView = client.query("/reserves", None).await?.ok_or("no reserves")?;
     for (denom, ledger) in &reserves.assets {
         assert!(ledger.unreleased.is_zero(), "{denom}: {} still unreleased", ledger.unreleased);
-        // Every wrapped unit is backed one for one, apart from the devnet's genesis funding.
+        // Every wrapped unit, and every satoshi deposits prepaid for their spending, is backed one
+        // for one, apart from the devnet's genesis funding.
         assert_eq!(
-            ledger.supply.get(),
+            ledger.supply.get() + ledger.fee_pool.get(),
             ledger.reserves.get() + ledger.unbacked.get(),
-            "{denom}: supply {} vs reserves {} + genesis {}",
+            "{denom}: supply {} + fee pool {} vs reserves {} + genesis {}",
             ledger.supply,
+            ledger.fee_pool,
             ledger.reserves,
             ledger.unbacked
         );
@@ -94,10 +96,12 @@ async fn btc_eth_and_erc20_withdrawals_arrive_and_supply_and_reserves_reconcile(
     let client = system.client(0)?;
     let sat_before = balance(&client, &address, &Denom::sat()).await?;
     let wei_before = balance(&client, &address, &Denom::wei()).await?;
-    system.deposit_btc(&address, 2 * BTC).await?;
+    let btc_deposit = system.deposit_btc(&address, 2 * BTC).await?;
     system.parents.anvil.deposit_token(system.parents.anvil.token(), U256::from(100 * ETH), &address).await?;
     system.parents.anvil.deposit_eth(&address, U256::from(3 * ETH)).await?;
-    system.wait_for_balance(&address, &Denom::sat(), sat_before + u128::from(2 * BTC), PARENT_BLOCK, WAIT).await?;
+    let minted =
+        system.wait_for_deposit(&btc_deposit, 0, PARENT_BLOCK, WAIT).await?.minted_amount.ok_or("not minted")?;
+    system.wait_for_balance(&address, &Denom::sat(), sat_before + minted.get(), PARENT_BLOCK, WAIT).await?;
     system.wait_for_balance(&address, &Denom::wei(), wei_before + 3 * ETH, PARENT_BLOCK, WAIT).await?;
     system.wait_for_balance(&address, &token_denom, 100 * ETH, PARENT_BLOCK, WAIT).await?;
 
@@ -147,8 +151,9 @@ async fn one_signer_down_releases_two_down_hold_everything_and_the_queue_drains_
     let address = user.address();
     let client = system.client(0)?;
     let before = balance(&client, &address, &Denom::sat()).await?;
-    system.deposit_btc(&address, BTC).await?;
-    system.wait_for_balance(&address, &Denom::sat(), before + u128::from(BTC), PARENT_BLOCK, WAIT).await?;
+    let deposit = system.deposit_btc(&address, BTC).await?;
+    let minted = system.wait_for_deposit(&deposit, 0, PARENT_BLOCK, WAIT).await?.minted_amount.ok_or("not minted")?;
+    system.wait_for_balance(&address, &Denom::sat(), before + minted.get(), PARENT_BLOCK, WAIT).await?;
 
     // One signer down: 3 of 4 remain, the release completes.
     system.signers[3].kill();

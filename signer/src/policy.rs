@@ -240,7 +240,9 @@ fn approve(input: &DecisionInput<'_>) -> Result<Rebuilt, Refusal> {
     let batch = input.batch;
     let items = batch.items.len();
     let max = usize::try_from(input.policy.max_batch_items).unwrap_or(usize::MAX);
-    if items == 0 {
+    // A Bitcoin batch without items is a consolidation of the reserves (checked by the rebuild).
+    let consolidation = matches!(&batch.release, ferry_types::query::BatchRelease::Bitcoin(_));
+    if items == 0 && !consolidation {
         return Err(Refusal::new(Reason::ItemCount, format!("batch {} has no items", batch.id)));
     }
     if items > max {

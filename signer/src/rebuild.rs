@@ -37,10 +37,12 @@ use ferry_types::query::{
     Batch, BatchRelease, BitcoinRelease, EthereumRelease, Withdrawal, WithdrawalId, WithdrawalView,
 };
 use ferry_types::release::bitcoin::{
-    BtcReleaseError, ReleasePlan, ReleaseRequest, parse_destination, price_release, price_replacement, sighashes,
-    unsigned_transaction,
+    BtcReleaseError, ReleasePlan, ReleaseRequest, parse_destination, plan_consolidation, price_release,
+    price_replacement, sighashes, unsigned_transaction,
 };
 use ferry_types::release::eth::{EthAddress, EthBatch, EthReleaseItem};
+use ferry_types::release::fee::FeeRate;
+use ferry_types::release::standardness::min_relay_fee;
 use ferry_types::{Amount, Denom, ParentChain};
 use sha2::{Digest, Sha256};
 
@@ -399,19 +401,22 @@ fn bitcoin(
         });
     }
     let plan = &release.plan;
-    let priced = match release.superseded.last() {
-        None if release.version == 0 => {
-            price_release(plan.inputs(), plan.change(), &requests, rate, peg, params.bitcoin_dust_limit)
-        }
-        Some(previous) if previous.version.checked_add(1) == Some(release.version) => {
-            price_replacement(&previous.plan, &requests, rate, peg, params.bitcoin_dust_limit)
-        }
+    let previous = match release.superseded.last() {
+        None if release.version == 0 => None,
+        Some(previous) if previous.version.checked_add(1) == Some(release.version) => Some(previous),
         _ => {
             return refuse(
                 Reason::PayloadMismatch,
                 format!("batch {id}: version {} does not follow the versions it claims to replace", release.version),
             );
         }
+    };
+    let dust = params.bitcoin_dust_limit;
+    let priced = match previous {
+        // A consolidation: no withdrawal, only the change back to the peg, at the rate on its size.
+        _ if requests.is_empty() => consolidation(id, plan, previous.map(|previous| &previous.plan), rate, peg, dust),
+        None => price_release(plan.inputs(), plan.change(), &requests, rate, peg, dust).map(|priced| priced.plan),
+        Some(previous) => price_replacement(&previous.plan, &requests, rate, peg, dust).map(|priced| priced.plan),
     };
     let priced = priced.or_else(|error| {
         let reason = match &error {
@@ -422,11 +427,11 @@ fn bitcoin(
         };
         refuse(reason, format!("batch {id}: {error}"))
     })?;
-    compare_outputs(id, plan, &priced.plan)?;
-    for (position, output) in priced.plan.outputs().iter().enumerate() {
+    compare_outputs(id, plan, &priced)?;
+    for (position, output) in priced.outputs().iter().enumerate() {
         check_paid(batch, position, output.amount)?;
     }
-    let tx = unsigned_transaction(&priced.plan, peg);
+    let tx = unsigned_transaction(&priced, peg);
     let chain_tx = chain_transaction(id, release)?;
     compare_transactions(id, &chain_tx, &tx, peg)?;
     let txid = tx.compute_txid().to_string();
@@ -436,7 +441,7 @@ fn bitcoin(
             format!("batch {id}: the chain states txid {}, the rebuilt transaction is {txid}", release.txid),
         );
     }
-    let hashes = sighashes(&tx, &priced.plan, peg)
+    let hashes = sighashes(&tx, &priced, peg)
         .or_else(|error| refuse(Reason::PayloadMismatch, format!("batch {id}: {error}")))?;
     let ours: Vec<String> = hashes.iter().map(hex::encode).collect();
     if release.sighashes != ours {
@@ -446,6 +451,31 @@ fn bitcoin(
         );
     }
     Ok((Payload::Bitcoin { txid, sighashes: hashes }, destinations))
+}
+
+/// Rebuilds a consolidation (see `ferry_app::consolidation`): it pays nothing but its change
+/// back to the peg, at `rate` on its size; a replacement spends the inputs of the version it
+/// replaces and pays at least the incremental relay fee more.
+fn consolidation(
+    id: u64,
+    plan: &ReleasePlan,
+    previous: Option<&ReleasePlan>,
+    rate: FeeRate,
+    peg: &Peg,
+    dust: Amount,
+) -> Result<ReleasePlan, BtcReleaseError> {
+    if !plan.outputs().is_empty() {
+        return Err(BtcReleaseError::Unbalanced(format!("batch {id} pays no withdrawal but its plan pays outputs")));
+    }
+    let rebuilt = plan_consolidation(previous.unwrap_or(plan).inputs(), rate, peg, dust)?;
+    if let Some(previous) = previous {
+        let increment = Amount::new(u128::from(min_relay_fee(rebuilt.max_vsize(peg)).to_sat()));
+        let needed = previous.fee().checked_add(increment).unwrap_or(Amount::new(u128::MAX));
+        if rebuilt.fee() < needed {
+            return Err(BtcReleaseError::ReplacementTooCheap { fee: rebuilt.fee(), needed, rate });
+        }
+    }
+    Ok(rebuilt)
 }
 
 /// Names the first difference between the chain's plan and the one this signer priced.

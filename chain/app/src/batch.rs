@@ -459,6 +459,21 @@ fn record_waiting<R: StateRead>(
     Ok(())
 }
 
+/// Records a consolidation batch (no withdrawals, a total of zero; see [`crate::consolidation`]).
+///
+/// # Errors
+/// On storage failure.
+pub(crate) fn record_consolidation<R: StateRead>(
+    state: &mut StateDelta<R>,
+    release: BitcoinRelease,
+    height: u64,
+    events: &mut Vec<Event>,
+) -> Result<(), StateError> {
+    let id = state.last_batch_id()?.saturating_add(1);
+    let formed = Formed { release: BatchRelease::Bitcoin(release), items: Vec::new(), total: Amount::ZERO };
+    record_batch(state, &Denom::sat(), id, formed, height, events)
+}
+
 fn record_batch<R: StateRead>(
     state: &mut StateDelta<R>,
     denom: &Denom,
@@ -792,6 +807,9 @@ fn settle<R: StateRead>(
         state.put_reserve_utxos(utxos);
         for (item, output) in batch.items.iter_mut().zip(plan.outputs()) {
             item.paid = output.amount;
+        }
+        if crate::consolidation::is_consolidation(batch) {
+            crate::consolidation::settled(state, plan.fee())?;
         }
         tracing::info!(batch_id = batch.id, version, fee = %plan.fee(), "the release's version {version} confirmed");
     }

@@ -98,8 +98,8 @@ pub fn finalize_block<R: StateRead + Sync>(
 }
 
 /// The end of a block: the invariant first, so a violation this block introduced stops new
-/// batches at once; then batching, replacing stuck Bitcoin releases and aborting batches unsigned
-/// for too long, unless the bridge is paused.
+/// batches at once; then batching, consolidating fragmented Bitcoin reserves, replacing stuck
+/// Bitcoin releases and aborting batches unsigned for too long, unless the bridge is paused.
 fn end_block<R: StateRead>(
     state: &mut StateDelta<R>,
     params: &ferry_types::Params,
@@ -109,6 +109,7 @@ fn end_block<R: StateRead>(
     crate::reserves::check_invariant(state, height, events)?;
     if !state.bridge_status()?.paused {
         crate::batch::form_batches(state, params, height, events)?;
+        crate::consolidation::consolidate(state, params, height, events)?;
         crate::replacement::replace_stuck_releases(state, params, height, events)?;
         crate::abort::abort_expired(state, params, height, events)?;
     }

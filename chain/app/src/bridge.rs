@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 
 use ferry_types::event as ev;
 use ferry_types::msg::MsgAttestDeposit;
+use ferry_types::release::bitcoin::input_spend_fee;
 use ferry_types::{Address, Amount, Coin, DepositFacts, DepositId, ParentChain, TxCode, TxRejection};
 use serde::{Deserialize, Serialize};
 
@@ -56,6 +57,12 @@ pub struct DepositRecord {
     pub conflicts: Vec<Conflict>,
     /// The facts minted, once minted.
     pub minted: Option<DepositFacts>,
+    /// What the recipient was credited: the amount less what it prepaid for its spending.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub minted_amount: Option<Amount>,
+    /// Bitcoin: what it prepaid into the fee pool.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spend_fee: Option<Amount>,
     /// Height of the first attestation.
     pub first_attested_height: u64,
     /// Height of the mint.
@@ -79,6 +86,10 @@ pub struct AssetLedger {
     /// never spent (not part of `reserves`). Counted so the parent chain's balance reconciles.
     #[serde(default)]
     pub below_minimum: Amount,
+    /// Bitcoin: what deposits prepaid for their own spending, held in the reserves and owed to
+    /// miners; consolidations are paid from it.
+    #[serde(default)]
+    pub fee_pool: Amount,
     /// Supply created at genesis without reserves (devnet funding). The invariant allows for it;
     /// a production genesis has none.
     #[serde(default)]
@@ -216,6 +227,8 @@ pub fn attest_deposit<R: StateRead>(
         candidates: BTreeMap::new(),
         conflicts: Vec::new(),
         minted: None,
+        minted_amount: None,
+        spend_fee: None,
         first_attested_height: height,
         minted_height: None,
     });
@@ -245,8 +258,11 @@ pub fn attest_deposit<R: StateRead>(
     ));
 
     let reached = u32::try_from(agreeing).unwrap_or(u32::MAX) >= quorum;
+    let spend_fee =
+        if record.status == DepositStatus::Pending && reached { spend_fee(state, facts)? } else { Amount::ZERO };
     let minimum = state.params()?.deposits.min_deposit(&facts.asset);
-    if record.status == DepositStatus::Pending && reached && facts.amount < minimum {
+    let too_small = facts.amount < minimum || facts.amount <= spend_fee;
+    if record.status == DepositStatus::Pending && reached && too_small {
         let mut ledger = state.ledger(&facts.asset)?;
         ledger.below_minimum = ledger
             .below_minimum
@@ -260,15 +276,23 @@ pub fn attest_deposit<R: StateRead>(
                 (ev::DEPOSIT_ID, id.to_string()),
                 (ev::RECIPIENT, facts.recipient.to_string()),
                 (ev::AMOUNT, format!("{}{}", facts.amount, facts.asset)),
-                (ev::REASON, format!("below the minimum deposit of {minimum}{}", facts.asset)),
+                (
+                    ev::REASON,
+                    format!(
+                        "below the minimum deposit of {minimum}{0} (or not above its {spend_fee}{0} spending cost)",
+                        facts.asset
+                    ),
+                ),
             ],
         ));
-        tracing::warn!(deposit_id = %id, amount = %facts.amount, asset = %facts.asset, %minimum, height, "deposit below the minimum: not minted");
+        tracing::warn!(deposit_id = %id, amount = %facts.amount, asset = %facts.asset, %minimum, %spend_fee, height, "deposit below the minimum: not minted");
     }
     if record.status == DepositStatus::Pending && reached {
-        mint(state, facts, events)?;
+        let minted = mint(state, facts, spend_fee, events)?;
         record.status = DepositStatus::Minted;
         record.minted = Some(facts.clone());
+        record.minted_amount = Some(minted);
+        record.spend_fee = (!spend_fee.is_zero()).then_some(spend_fee);
         record.minted_height = Some(height);
         // Every member whose attestation differs from what minted attested conflicting facts.
         let dissenters: Vec<(Address, DepositFacts)> = record
@@ -305,20 +329,37 @@ fn record_conflict(
     ));
 }
 
+/// What a deposit prepays for its own spending: for Bitcoin, the chain's fee rate now on the
+/// size one peg input adds to a release ([`input_spend_fee`]); nothing on Ethereum (the relayer
+/// pays release gas) or on a chain without a peg.
+fn spend_fee<R: StateRead>(state: &StateDelta<R>, facts: &DepositFacts) -> Result<Amount, StateError> {
+    if facts.chain != ParentChain::Bitcoin {
+        return Ok(Amount::ZERO);
+    }
+    let Some(peg) = crate::batch::peg_of(&state.federation()?)? else { return Ok(Amount::ZERO) };
+    let rate = state.bitcoin_fee_rate(&state.params()?)?;
+    Ok(input_spend_fee(&peg, rate))
+}
+
+/// Credits `facts`' recipient its amount less `spend_fee`, which goes to the fee pool; the whole
+/// amount joins the reserves. Returns what was credited.
 fn mint<R: StateRead>(
     state: &mut StateDelta<R>,
     facts: &DepositFacts,
+    spend_fee: Amount,
     events: &mut Vec<Event>,
-) -> Result<(), BankError> {
-    let coin = Coin { denom: facts.asset.clone(), amount: facts.amount };
+) -> Result<Amount, BankError> {
+    let minted = facts.amount.checked_sub(spend_fee).unwrap_or(Amount::ZERO);
+    let coin = Coin { denom: facts.asset.clone(), amount: minted };
     let mut recipient = bank::load_or_create(state, &facts.recipient, events)?;
     bank::credit(&mut recipient, &facts.recipient, &coin).map_err(BankError::Rejected)?;
     state.put_account(&facts.recipient, &recipient);
 
     let mut ledger = state.ledger(&facts.asset)?;
     let overflow = || rejection(TxCode::Overflow, format!("{} supply or reserves would overflow", facts.asset));
-    ledger.supply = ledger.supply.checked_add(facts.amount).map_err(|_| overflow())?;
+    ledger.supply = ledger.supply.checked_add(minted).map_err(|_| overflow())?;
     ledger.reserves = ledger.reserves.checked_add(facts.amount).map_err(|_| overflow())?;
+    ledger.fee_pool = ledger.fee_pool.checked_add(spend_fee).map_err(|_| overflow())?;
     state.put_ledger(&facts.asset, &ledger)?;
 
     if facts.chain == ParentChain::Bitcoin {
@@ -326,13 +367,14 @@ fn mint<R: StateRead>(
         utxos.push(ReserveUtxo { txid: facts.tx_id.clone(), vout: facts.index, amount: facts.amount, locked_by: None });
         state.put_reserve_utxos(utxos);
     }
-    events.push(Event::new(
-        ev::DEPOSIT_MINTED,
-        [
-            (ev::DEPOSIT_ID, facts.id().to_string()),
-            (ev::RECIPIENT, facts.recipient.to_string()),
-            (ev::AMOUNT, coin.to_string()),
-        ],
-    ));
-    Ok(())
+    let mut attributes = vec![
+        (ev::DEPOSIT_ID, facts.id().to_string()),
+        (ev::RECIPIENT, facts.recipient.to_string()),
+        (ev::AMOUNT, coin.to_string()),
+    ];
+    if !spend_fee.is_zero() {
+        attributes.push((ev::SPEND_FEE, format!("{spend_fee}{}", facts.asset)));
+    }
+    events.push(Event::new(ev::DEPOSIT_MINTED, attributes));
+    Ok(minted)
 }

@@ -17,6 +17,7 @@ pub mod batch;
 pub mod bitcoin_fees;
 pub mod block;
 pub mod bridge;
+pub mod consolidation;
 pub mod event;
 pub mod execute;
 pub mod genesis;

@@ -19,9 +19,12 @@
 
 use ferry_types::event as ev;
 use ferry_types::query::{Batch, BatchRelease, BatchStatus, SignedBitcoinVersion};
-use ferry_types::release::bitcoin::{ReleaseRequest, price_replacement, sighashes, unsigned_transaction};
-use ferry_types::release::fee::bumped_rate;
-use ferry_types::{Params, peg::Peg};
+use ferry_types::release::bitcoin::{
+    ReleasePlan, ReleaseRequest, plan_consolidation, price_replacement, sighashes, unsigned_transaction,
+};
+use ferry_types::release::fee::{FeeRate, bumped_rate};
+use ferry_types::release::standardness::min_relay_fee;
+use ferry_types::{Amount, Params, peg::Peg};
 
 use crate::event::Event;
 use crate::state::{StateDelta, StateError, StateRead};
@@ -62,6 +65,27 @@ pub fn replace_stuck_releases<R: StateRead>(
     Ok(())
 }
 
+/// A consolidation's replacement: the same inputs at `rate`, its fee at least the incremental
+/// relay fee above the previous one and within the fee pool.
+fn replace_consolidation(
+    previous: &ReleasePlan,
+    rate: FeeRate,
+    peg: &Peg,
+    dust_limit: Amount,
+    pool: Amount,
+) -> Result<ReleasePlan, String> {
+    let plan = plan_consolidation(previous.inputs(), rate, peg, dust_limit).map_err(|e| e.to_string())?;
+    let increment = u128::from(min_relay_fee(plan.max_vsize(peg)).to_sat());
+    let needed = previous.fee().get().saturating_add(increment);
+    if plan.fee().get() < needed {
+        return Err(format!("a replacement at {rate} pays {} sat; nodes replace only for {needed} sat", plan.fee()));
+    }
+    if plan.fee() > pool {
+        return Err(format!("the fee pool holds {pool} sat, less than the replacement's {} sat", plan.fee()));
+    }
+    Ok(plan)
+}
+
 /// Forms `batch`'s next version, or records why it cannot.
 fn replace<R: StateRead>(
     state: &StateDelta<R>,
@@ -91,8 +115,13 @@ fn replace<R: StateRead>(
     let rate = bumped_rate(release.fee_rate).max(chain_rate).min(ceiling);
     let priced = if rate <= release.fee_rate {
         Err(format!("the fee rate is at its ceiling of {ceiling}"))
+    } else if requests.is_empty() {
+        let pool = state.ledger(&ferry_types::Denom::sat())?.fee_pool;
+        replace_consolidation(&release.plan, rate, peg, rules.bitcoin_dust_limit, pool)
     } else {
-        price_replacement(&release.plan, &requests, rate, peg, rules.bitcoin_dust_limit).map_err(|e| e.to_string())
+        price_replacement(&release.plan, &requests, rate, peg, rules.bitcoin_dust_limit)
+            .map(|priced| priced.plan)
+            .map_err(|e| e.to_string())
     };
     let priced = match priced {
         Ok(priced) => priced,
@@ -110,8 +139,8 @@ fn replace<R: StateRead>(
             return Ok(());
         }
     };
-    let tx = unsigned_transaction(&priced.plan, peg);
-    let hashes = match sighashes(&tx, &priced.plan, peg) {
+    let tx = unsigned_transaction(&priced, peg);
+    let hashes = match sighashes(&tx, &priced, peg) {
         Ok(hashes) => hashes,
         Err(error) => {
             release.bump_blocked = Some(error.to_string());
@@ -128,15 +157,15 @@ fn replace<R: StateRead>(
         fee_rate: release.fee_rate,
         signatures: std::mem::take(&mut batch.signatures),
     };
-    for (item, output) in batch.items.iter_mut().zip(priced.plan.outputs()) {
+    for (item, output) in batch.items.iter_mut().zip(priced.outputs()) {
         item.paid = output.amount;
     }
-    let fee = priced.plan.fee();
+    let fee = priced.fee();
     release.version = release.version.saturating_add(1);
     release.unsigned_tx = bitcoin::consensus::encode::serialize_hex(&tx);
     release.txid = tx.compute_txid().to_string();
     release.sighashes = hashes.iter().map(hex::encode).collect();
-    release.plan = priced.plan;
+    release.plan = priced;
     release.fee_rate = rate;
     release.bump_parent_height = None;
     release.bump_blocked = None;

@@ -1,7 +1,8 @@
 //! The reserves invariant, checked at the end of every block: for every asset,
-//! `supply + unreleased <= reserves + unbacked` — every wrapped token and every burned but unpaid
-//! withdrawal is backed by parent-chain funds the bridge controls (beyond genesis funding, which
-//! a production genesis does not have).
+//! `supply + unreleased + fee_pool <= reserves + unbacked` — every wrapped token, every burned but
+//! unpaid withdrawal and every satoshi deposits prepaid for their spending is backed by
+//! parent-chain funds the bridge controls (beyond genesis funding, which a production genesis
+//! does not have).
 //!
 //! A violation means a bug or an attack: the bridge pauses ([`crate::pause`]) with the asset and
 //! the figures as the reason, an error is logged, and the block still commits — the chain keeps
@@ -15,7 +16,7 @@ use crate::state::{StateDelta, StateError, StateRead};
 
 /// Why `ledger` breaks the invariant, if it does.
 pub fn violation(ledger: &AssetLedger) -> Option<String> {
-    let owed = ledger.supply.checked_add(ledger.unreleased);
+    let owed = ledger.supply.checked_add(ledger.unreleased).and_then(|owed| owed.checked_add(ledger.fee_pool));
     let backing = ledger.reserves.checked_add(ledger.unbacked);
     let broken = match (owed, backing) {
         (Ok(owed), Ok(backing)) => owed > backing,
@@ -29,8 +30,10 @@ pub fn violation(ledger: &AssetLedger) -> Option<String> {
         } else {
             format!(" + unbacked genesis supply {}", ledger.unbacked)
         };
+        let pool =
+            if ledger.fee_pool == Amount::ZERO { String::new() } else { format!(" + fee pool {}", ledger.fee_pool) };
         format!(
-            "supply {} + unreleased {} exceeds reserves {}{unbacked}",
+            "supply {} + unreleased {}{pool} exceeds reserves {}{unbacked}",
             ledger.supply, ledger.unreleased, ledger.reserves
         )
     })
@@ -70,6 +73,7 @@ mod tests {
             reserves: Amount::new(reserves),
             unreleased: Amount::new(unreleased),
             below_minimum: Amount::ZERO,
+            fee_pool: Amount::ZERO,
             unbacked: Amount::new(unbacked),
         }
     }

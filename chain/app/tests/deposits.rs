@@ -126,6 +126,7 @@ fn ledger(supply: u128, reserves: u128) -> AssetLedger {
         reserves: Amount::new(reserves),
         unreleased: Amount::ZERO,
         below_minimum: Amount::ZERO,
+        fee_pool: Amount::ZERO,
         unbacked: Amount::new(supply.saturating_sub(reserves)),
     }
 }
@@ -256,6 +257,9 @@ fn btc_deposit_mints_exactly_once_when_the_third_of_four_members_attests_identic
         candidates: BTreeMap::from([(digest.clone(), facts.clone())]),
         conflicts: Vec::new(),
         minted: Some(facts.clone()),
+        // No Bitcoin peg on this chain: nothing to prepay.
+        minted_amount: Some(facts.amount),
+        spend_fee: None,
         first_attested_height: 1,
         minted_height: Some(3),
     };

@@ -27,7 +27,9 @@ use ferry_types::query::{
     BITCOIN_FEES_PATH, BatchRelease, BatchStatus, BatchView, BitcoinFeesView, QUERY_BAD_REQUEST, QUERY_NOT_FOUND,
     WithdrawalStatus,
 };
-use ferry_types::release::bitcoin::{assemble_witness, lone_release_fee, sighashes, sign_input, unsigned_transaction};
+use ferry_types::release::bitcoin::{
+    assemble_witness, input_spend_fee, lone_release_fee, sighashes, sign_input, unsigned_transaction,
+};
 use ferry_types::release::bls;
 use ferry_types::release::eth::{EthAddress, EthBatch, EthReleaseItem};
 use ferry_types::release::fee::{FeeRate, bumped_rate};
@@ -137,6 +139,7 @@ fn withdrawal_params() -> WithdrawalParams {
         bitcoin_start_fee_rate: START_RATE,
         bitcoin_target_confirm_blocks: 3,
         bitcoin_bump_after_blocks: BUMP_AFTER,
+        bitcoin_max_reserve_utxos: 50,
         abort_after_blocks: ABORT_AFTER,
         denylist: vec![chain_denied().to_ascii_uppercase()],
         bitcoin_dust_limit: Amount::new(DUST),
@@ -442,10 +445,12 @@ fn btc_withdrawal_is_burned_batched_signed_by_three_of_four_and_settles_with_its
     let burned_height = bridge.chain.height();
     assert_eq!(bridge.chain.balance(&bridge.alice.address, &Denom::sat())?, alice_before - amount - 100);
     let total_deposited: u128 = DEPOSIT_SAT.iter().sum();
+    // Each deposit prepaid its own spending at the start rate into the fee pool.
+    let prepaid = 2 * input_spend_fee(&bridge.peg()?, FeeRate::from_sat_per_vb(START_RATE)).get();
     let ledger = bridge.ledger(&Denom::sat())?;
     assert_eq!(
         (ledger.supply.get(), ledger.unreleased.get(), ledger.reserves.get()),
-        (total_deposited - amount, amount, total_deposited)
+        (total_deposited - prepaid - amount, amount, total_deposited)
     );
     let queued = bridge.chain.withdrawal(&id)?;
     assert_eq!(queued.status, WithdrawalStatus::Queued);
@@ -527,7 +532,7 @@ fn btc_withdrawal_is_burned_batched_signed_by_three_of_four_and_settles_with_its
     let ledger = bridge.ledger(&Denom::sat())?;
     assert_eq!(
         (ledger.supply.get(), ledger.unreleased.get(), ledger.reserves.get()),
-        (total_deposited - amount, 0, total_deposited - amount),
+        (total_deposited - prepaid - amount, 0, total_deposited - amount),
         "reserves fall by exactly what was burned"
     );
     let utxos = bridge.chain.reserves()?.bitcoin_utxos;
@@ -1619,4 +1624,58 @@ fn the_chain_refuses_a_denylisted_destination_at_the_withdrawal_in_any_case() ->
     assert!(outcome.log.contains("denylist"), "{}", outcome.log);
     assert_eq!(bridge.chain.reserves()?.assets, before.assets, "nothing burned");
     Ok(())
+}
+
+#[test]
+fn fragmented_reserves_are_consolidated_from_the_fee_pool_and_the_ledger_stays_exact() -> TestResult {
+    let mut bridge = Bridge::start_with(WithdrawalParams { bitcoin_max_reserve_utxos: 4, ..withdrawal_params() })?;
+    // Six more small deposits: eight reserve UTXOs, more than four.
+    let small: Vec<DepositFacts> = (0..6)
+        .map(|vout| DepositFacts {
+            chain: ParentChain::Bitcoin,
+            tx_id: "7e".repeat(32),
+            index: vout,
+            asset: Denom::sat(),
+            amount: Amount::new(12_000),
+            recipient: bridge.alice.address,
+        })
+        .collect();
+    for member in 0..3 {
+        let msgs: Vec<Msg> = small.iter().map(|facts| attestation(&bridge.member(member).address, facts)).collect();
+        let tx = bridge.duty_tx(member, &msgs)?;
+        assert_eq!(bridge.one(&tx)?.code, TxCode::Ok);
+    }
+    let before = bridge.ledger(&Denom::sat())?;
+    let prepaid = input_spend_fee(&bridge.peg()?, FeeRate::from_sat_per_vb(START_RATE)).get();
+    assert_eq!(before.fee_pool.get(), 8 * prepaid, "every deposit prepaid its spending");
+    assert_eq!(bridge.chain.reserves()?.bitcoin_utxos.len(), 8);
+
+    let events = bridge.run_to_batch_height()?;
+    let id = created_batch(&events, &Denom::sat())?;
+    let view = bridge.chain.batch(id)?;
+    assert!(view.batch.items.is_empty(), "a consolidation pays no withdrawal");
+    let release = bitcoin_release(&view)?;
+    // Down to half the limit (two), smallest first: the six 12,000 sat deposits, into one output
+    // back to the peg.
+    let inputs = release.plan.inputs();
+    assert_eq!(inputs.len(), 6, "{inputs:?}");
+    assert!(inputs.iter().all(|input| input.amount.get() == 12_000), "{inputs:?}");
+    assert!(release.plan.outputs().is_empty());
+    let fee = release.plan.fee().get();
+    assert!(fee > 0 && fee <= before.fee_pool.get(), "paid from the pool: {fee}");
+    for member in [0, 1, 2] {
+        bridge.sign(member, id)?;
+    }
+    for member in [1, 2, 3] {
+        bridge.attest_release(member, id, &release.txid)?;
+    }
+    assert_eq!(bridge.chain.batch(id)?.batch.status, BatchStatus::Released);
+    let after = bridge.ledger(&Denom::sat())?;
+    assert_eq!(after.reserves.get(), before.reserves.get() - fee, "the fee left the reserves");
+    assert_eq!(after.fee_pool.get(), before.fee_pool.get() - fee, "and the fee pool");
+    assert_eq!(after.supply, before.supply, "nobody's balance paid for it");
+    let utxos = bridge.chain.reserves()?.bitcoin_utxos;
+    assert_eq!(utxos.len(), 8 - inputs.len() + 1, "{utxos:?}");
+    assert!(utxos.iter().any(|utxo| utxo.txid == release.txid && utxo.vout == 0));
+    assert_reconciled(&bridge)
 }

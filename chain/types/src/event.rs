@@ -146,3 +146,5 @@ pub const WITHDRAWAL_REFUNDED: &str = "ferry.bridge.withdrawal_refunded";
 /// A deposit reached its quorum but is below its asset's `min_deposit`: never minted, counted
 /// in the ledger's `below_minimum`. Attributes: [`DEPOSIT_ID`], [`RECIPIENT`], [`AMOUNT`], [`REASON`].
 pub const DEPOSIT_BELOW_MINIMUM: &str = "ferry.bridge.deposit_below_minimum";
+/// Attribute: what a Bitcoin deposit prepaid for its own spending (into the fee pool).
+pub const SPEND_FEE: &str = "spend_fee";

@@ -101,6 +101,9 @@ pub struct WithdrawalParams {
     /// Parent blocks a signed release may stay unconfirmed before the chain schedules its
     /// replacement (same inputs and destinations, a higher fee: BIP 125).
     pub bitcoin_bump_after_blocks: u64,
+    /// When more free reserve UTXOs than this exist, the chain consolidates the smallest of them
+    /// (at most [`crate::release::bitcoin::CONSOLIDATION_INPUTS`]) into one, paid from the fee pool.
+    pub bitcoin_max_reserve_utxos: u32,
     /// Sidechain blocks a batch may stay unsigned before it is aborted (its withdrawals
     /// re-queued, its inputs unlocked).
     pub abort_after_blocks: u64,
@@ -145,6 +148,7 @@ impl Default for WithdrawalParams {
             bitcoin_start_fee_rate: 10,
             bitcoin_target_confirm_blocks: 3,
             bitcoin_bump_after_blocks: 6,
+            bitcoin_max_reserve_utxos: 50,
             abort_after_blocks: 600,
             denylist: Vec::new(),
             bitcoin_dust_limit: Amount::new(546),

@@ -122,3 +122,14 @@ pub async fn forward_json_rpc(
         .await
         .map_err(bad_gateway)
 }
+
+/// What a Bitcoin deposit of `sats` mints on the chain `client` reads right now: the amount less
+/// what it prepays for its own spending (the chain's fee rate on one peg input's size).
+pub async fn btc_minted(client: &FerryClient, sats: u128) -> TestResult<u128> {
+    let fees: ferry_types::query::BitcoinFeesView =
+        client.query(ferry_types::query::BITCOIN_FEES_PATH, None).await?.ok_or("no /bitcoin/fees")?;
+    let federation: ferry_types::genesis::Federation =
+        client.query("/federation", None).await?.ok_or("no federation")?;
+    let peg = ferry_types::peg::Peg::new(&federation.bitcoin.ok_or("no peg")?)?;
+    Ok(sats - ferry_types::release::bitcoin::input_spend_fee(&peg, fees.fee_rate).get())
+}

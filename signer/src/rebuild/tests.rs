@@ -681,3 +681,34 @@ fn a_replacement_that_changes_a_destination_overspends_a_budget_or_skips_a_versi
     case.bitcoin_release().version = 2;
     assert_eq!(case.refusal(), Some(Reason::PayloadMismatch));
 }
+
+/// A consolidation batch as the chain builds it: the reserve UTXOs into one output to the peg.
+fn consolidation_case() -> Case {
+    Case::new(Denom::sat(), &[], |case, _| {
+        let peg = peg(&case.ceremony);
+        let inputs: Vec<Utxo> = (0..5).map(|i| utxo(0x10 + i, 0, 12_000)).collect();
+        let plan = ferry_types::release::bitcoin::plan_consolidation(&inputs, rate(), &peg, Amount::new(546))
+            .unwrap_or_else(|error| unreachable!("the inputs pay for themselves: {error}"));
+        btc_release(plan, &peg)
+    })
+}
+
+#[test]
+fn a_consolidation_to_the_own_peg_is_signed_and_one_paying_elsewhere_is_refused() {
+    let case = consolidation_case();
+    assert!(case.batch.items.is_empty());
+    assert_eq!(case.refusal(), None, "{:?}", case.decide());
+    // The same inputs, the change to another federation's peg.
+    let mut case = consolidation_case();
+    let plan = case.bitcoin_release().plan.clone();
+    case.batch.release = btc_release(plan, &peg(&ceremony(99)));
+    assert_eq!(case.refusal(), Some(Reason::ChangeAddress));
+    // A fee above the rate on its size (less change): refused.
+    let mut case = consolidation_case();
+    case.bitcoin_release().fee_rate = FeeRate::from_sat_per_vb(WithdrawalParams::default().bitcoin_start_fee_rate + 5);
+    assert!(matches!(case.refusal(), Some(Reason::AmountMismatch)), "{:?}", case.decide());
+    // An Ethereum batch without items is still refused.
+    let mut case = Case::ethereum();
+    case.batch.items.clear();
+    assert_eq!(case.refusal(), Some(Reason::ItemCount));
+}

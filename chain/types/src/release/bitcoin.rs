@@ -49,6 +49,9 @@ pub const RELEASE_SEQUENCE: Sequence = Sequence::ENABLE_RBF_NO_LOCKTIME;
 /// outputs stay under the 400,000 weight units a standard transaction may have.
 pub const MAX_RELEASE_INPUTS: usize = 150;
 
+/// The most reserve UTXOs one consolidation spends (standard for any federation size).
+pub const CONSOLIDATION_INPUTS: usize = 100;
+
 /// The most outputs a release pays, change included (see [`MAX_RELEASE_INPUTS`]).
 pub const MAX_RELEASE_OUTPUTS: usize = 500;
 
@@ -161,7 +164,10 @@ impl ReleasePlan {
         if inputs.len() > MAX_RELEASE_INPUTS {
             return Err(BtcReleaseError::TooManyInputs { needed: inputs.len(), max: MAX_RELEASE_INPUTS });
         }
-        check_outputs(&outputs)?;
+        // A consolidation pays nothing but its change back to the peg.
+        if !(outputs.is_empty() && change.is_some()) {
+            check_outputs(&outputs)?;
+        }
         let total_outputs = outputs.len() + usize::from(change.is_some());
         if total_outputs > MAX_RELEASE_OUTPUTS {
             return Err(BtcReleaseError::TooManyOutputs { outputs: total_outputs, max: MAX_RELEASE_OUTPUTS });
@@ -787,6 +793,60 @@ pub fn price_replacement(
     let plan = ReleasePlan::from_parts(previous.inputs().to_vec(), outputs, previous.change(), fee)?;
     plan.check_standard(peg).map_err(BtcReleaseError::NonStandard)?;
     Ok(PricedRelease { plan, shares })
+}
+
+/// What spending one peg output costs at `rate`: the weight one more input adds to a release,
+/// with its witness at its longest. A Bitcoin deposit prepays this into the fee pool, which pays
+/// the consolidations that spend small deposits.
+pub fn input_spend_fee(peg: &Peg, rate: FeeRate) -> Amount {
+    let input = |vout: u32| TxIn {
+        previous_output: OutPoint { txid: Txid::all_zeros(), vout },
+        script_sig: ScriptBuf::new(),
+        sequence: RELEASE_SEQUENCE,
+        witness: Witness::new(),
+    };
+    let with_inputs = |count: u32| {
+        let tx = Transaction {
+            version: Version::TWO,
+            lock_time: LockTime::ZERO,
+            input: (0..count).map(input).collect(),
+            output: vec![TxOut { value: Sats::from_sat(100_000), script_pubkey: peg.script_pubkey() }],
+        };
+        with_longest_signatures(&tx, peg).weight()
+    };
+    let one_input = with_inputs(2) - with_inputs(1);
+    Amount::new(u128::from(rate.fee_for(one_input).to_sat()))
+}
+
+/// Plans a consolidation: `inputs` spent into one output back to the peg (the change), paying
+/// `rate ×` its size with the longest signatures from the fee pool (the output is the inputs less
+/// the fee). A replacement is the same inputs planned again at a higher rate.
+///
+/// # Errors
+/// [`BtcReleaseError::Unbalanced`] for fewer than two inputs; [`BtcReleaseError::DustChange`]
+/// when the inputs cannot pay the fee and leave more than the dust limit;
+/// [`BtcReleaseError::NonStandard`]; malformed inputs.
+pub fn plan_consolidation(
+    inputs: &[Utxo],
+    rate: FeeRate,
+    peg: &Peg,
+    dust_limit: Amount,
+) -> Result<ReleasePlan, BtcReleaseError> {
+    if inputs.len() < 2 {
+        return Err(BtcReleaseError::Unbalanced("a consolidation spends at least two reserve UTXOs".to_owned()));
+    }
+    let total = sum(inputs.iter().map(|utxo| utxo.amount))?;
+    let unpriced = ReleasePlan::from_parts(inputs.to_vec(), Vec::new(), Some(total), Amount::ZERO)?;
+    let longest = with_longest_signatures(&unsigned_transaction(&unpriced, peg), peg);
+    let fee = Amount::new(u128::from(rate.fee_for(longest.weight()).to_sat()));
+    let change = total.checked_sub(fee).unwrap_or(Amount::ZERO);
+    let limit = dust_limit.max(Amount::new(u128::from(dust_threshold(&peg.script_pubkey()).to_sat())));
+    if change < limit {
+        return Err(BtcReleaseError::DustChange { change, dust_limit: limit });
+    }
+    let plan = ReleasePlan::from_parts(inputs.to_vec(), Vec::new(), Some(change), fee)?;
+    plan.check_standard(peg).map_err(BtcReleaseError::NonStandard)?;
+    Ok(plan)
 }
 
 /// The fee share of a withdrawal of `amount` to `destination` paid alone by a release spending
@@ -1512,6 +1572,49 @@ mod tests {
             DUST,
         )?;
         assert_eq!(Some(&quote), alone.shares.first());
+        Ok(())
+    }
+
+    #[test]
+    fn a_deposit_prepays_the_rate_on_the_size_one_input_adds() -> TestResult {
+        let rate = FeeRate::from_sat_per_vb(10);
+        let prepaid = input_spend_fee(&peg(), rate);
+        // Two releases that differ by one input differ in fee by about that.
+        let one = plan_release_at_rate(&[utxo(1, 0, 100_000)], &[request(10, 50_000, 50_000)], rate, &peg(), DUST)?;
+        let two = plan_release_at_rate(
+            &[utxo(1, 0, 40_000), utxo(2, 0, 40_000)],
+            &[request(10, 50_000, 50_000)],
+            rate,
+            &peg(),
+            DUST,
+        )?;
+        let difference = two.plan.fee().get() - one.plan.fee().get();
+        assert!(prepaid.get().abs_diff(difference) <= 10, "prepaid {prepaid} vs {difference}");
+        // A 3-of-4 P2WSH input: 41 vB, plus a witness of three 73-byte signatures and the 139-byte
+        // script at a quarter each: about 132 vB.
+        assert!((1_280..=1_360).contains(&prepaid.get()), "{prepaid}");
+        Ok(())
+    }
+
+    #[test]
+    fn a_consolidation_pays_the_rate_on_its_size_and_returns_the_rest_to_the_peg() -> TestResult {
+        let rate = FeeRate::from_sat_per_vb(3);
+        let inputs: Vec<Utxo> = (0..40).map(|i| utxo(i, 0, 12_000)).collect();
+        let plan = plan_consolidation(&inputs, rate, &peg(), DUST)?;
+        let tx = unsigned_transaction(&plan, &peg());
+        assert_eq!(tx.output.len(), 1);
+        assert_eq!(tx.output[0].script_pubkey, peg().script_pubkey());
+        let longest = with_longest_signatures(&tx, &peg());
+        assert_eq!(plan.fee().get(), u128::from(rate.fee_for(longest.weight()).to_sat()));
+        assert_eq!(plan.change().map(Amount::get), Some(40 * 12_000 - plan.fee().get()));
+        plan.check_standard(&peg())?;
+        // Too little to pay for itself, or a single input, is refused.
+        let poor: Vec<Utxo> = (0..4).map(|i| utxo(i, 0, 300)).collect();
+        assert!(matches!(plan_consolidation(&poor, rate, &peg(), DUST), Err(BtcReleaseError::DustChange { .. })));
+        assert!(plan_consolidation(&inputs[..1], rate, &peg(), DUST).is_err());
+        // It survives serialization (a plan without payments, only the change).
+        let back: ReleasePlan = serde_json::from_value(serde_json::to_value(&plan)?)?;
+        assert_eq!(back, plan);
         Ok(())
     }
 

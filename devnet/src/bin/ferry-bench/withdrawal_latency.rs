@@ -50,11 +50,14 @@ pub async fn latency(count: usize) -> anyhow::Result<()> {
     let held = |view: ferry_types::query::BalancesView, denom: &Denom| {
         view.balances.iter().find(|coin| &coin.denom == denom).map_or(0, |coin| coin.amount.get())
     };
-    let sat_target = held(client.balances(&address, None).await?, &Denom::sat()) + u128::from(BTC);
+    let sat_before = held(client.balances(&address, None).await?, &Denom::sat());
     let wei_target = held(client.balances(&address, None).await?, &Denom::wei()) + 2 * ETH;
-    system.deposit_btc(&address, BTC).await?;
+    let btc_deposit = system.deposit_btc(&address, BTC).await?;
     system.parents.anvil.deposit_eth(&address, U256::from(2 * ETH)).await?;
-    system.wait_for_balance(&address, &Denom::sat(), sat_target, PARENT_BLOCK, RELEASE_WAIT).await?;
+    // A Bitcoin deposit mints its amount less what it prepays for its own spending.
+    let deposit = system.wait_for_deposit(&btc_deposit, 0, PARENT_BLOCK, RELEASE_WAIT).await?;
+    let minted = deposit.minted_amount.map_or(0, |minted| minted.get());
+    system.wait_for_balance(&address, &Denom::sat(), sat_before + minted, PARENT_BLOCK, RELEASE_WAIT).await?;
     system.wait_for_balance(&address, &Denom::wei(), wei_target, PARENT_BLOCK, RELEASE_WAIT).await?;
 
     let batch_interval = client.params().await?.withdrawals.batch_interval;

@@ -1,0 +1,112 @@
+//! Consolidating the reserves: many small reserve UTXOs spent into one, paid from the fee pool
+//! that Bitcoin deposits prepay ([`crate::bridge`]).
+//!
+//! At a batching height, when more than `bitcoin_max_reserve_utxos` reserve UTXOs are free (no
+//! batch locked them) and no consolidation is pending, the chain forms a consolidation batch: the
+//! smallest free UTXOs — enough to bring the free count down to half the limit, at most
+//! [`CONSOLIDATION_INPUTS`], ties by outpoint — spent into one output back to the peg, at the
+//! chain's fee rate ([`plan_consolidation`]); fewer inputs when the fee pool cannot pay for that
+//! many (each deposit prepaid its own input; the transaction's overhead comes from the pool's
+//! surplus). It has no withdrawals (items) and a total of zero; members sign it and relayers
+//! deliver it like any Bitcoin batch, and the chain replaces it when it is stuck. When it settles,
+//! the fee it paid leaves both the reserves and the fee pool; the inputs leave the UTXO set and
+//! the one output joins it. So a release never has to spend a crowd of small inputs: coin
+//! selection finds few, large ones, and every release stays within standard size.
+
+use ferry_types::Params;
+use ferry_types::query::{Batch, BatchRelease, BitcoinRelease};
+use ferry_types::release::bitcoin::{CONSOLIDATION_INPUTS, plan_consolidation, sighashes, unsigned_transaction};
+use ferry_types::{Amount, Denom};
+
+use crate::event::Event;
+use crate::state::{StateDelta, StateError, StateRead};
+
+/// Whether `batch` is a consolidation: a Bitcoin batch that pays no withdrawal.
+pub fn is_consolidation(batch: &Batch) -> bool {
+    batch.items.is_empty() && matches!(batch.release, BatchRelease::Bitcoin(_))
+}
+
+/// Forms a consolidation batch when the reserves are too fragmented (see the module docs).
+///
+/// # Errors
+/// On storage failure or a corrupt record.
+pub fn consolidate<R: StateRead>(
+    state: &mut StateDelta<R>,
+    params: &Params,
+    height: u64,
+    events: &mut Vec<Event>,
+) -> Result<(), StateError> {
+    let rules = &params.withdrawals;
+    if !rules.is_batch_height(height) {
+        return Ok(());
+    }
+    let mut free: Vec<_> = state.reserve_utxos()?.into_iter().filter(|utxo| utxo.locked_by.is_none()).collect();
+    if free.len() <= usize::try_from(rules.bitcoin_max_reserve_utxos).unwrap_or(usize::MAX) {
+        return Ok(());
+    }
+    for id in state.pending_batches()? {
+        if state.batch(id)?.is_some_and(|batch| is_consolidation(&batch)) {
+            return Ok(());
+        }
+    }
+    let Some(peg) = crate::batch::peg_of(&state.federation()?)? else { return Ok(()) };
+    free.sort_by(|a, b| a.amount.cmp(&b.amount).then_with(|| (&a.txid, a.vout).cmp(&(&b.txid, b.vout))));
+    // Down to half the limit, smallest first; fewer when the pool cannot pay for that many.
+    let keep = usize::try_from(rules.bitcoin_max_reserve_utxos / 2).unwrap_or(0);
+    let wanted = free.len().saturating_sub(keep).clamp(2, CONSOLIDATION_INPUTS);
+    let rate = state.bitcoin_fee_rate(params)?;
+    let pool = state.ledger(&Denom::sat())?.fee_pool;
+    let mut planned = None;
+    for count in (2..=wanted).rev() {
+        let inputs: Vec<_> = free.iter().take(count).map(|utxo| utxo.utxo()).collect();
+        match plan_consolidation(&inputs, rate, &peg, rules.bitcoin_dust_limit) {
+            Ok(plan) if plan.fee() <= pool => {
+                planned = Some(plan);
+                break;
+            }
+            Ok(_) => {}
+            Err(error) => {
+                tracing::warn!(inputs = count, %error, height, "reserves not consolidated");
+                return Ok(());
+            }
+        }
+    }
+    let Some(plan) = planned else {
+        tracing::warn!(%pool, free = free.len(), height, "the fee pool cannot pay a consolidation yet");
+        return Ok(());
+    };
+    let tx = unsigned_transaction(&plan, &peg);
+    let hashes = match sighashes(&tx, &plan, &peg) {
+        Ok(hashes) => hashes,
+        Err(error) => {
+            tracing::warn!(%error, height, "reserves not consolidated");
+            return Ok(());
+        }
+    };
+    tracing::info!(inputs = plan.inputs().len(), fee = %plan.fee(), %rate, height, "consolidating the reserves");
+    let release = BitcoinRelease {
+        unsigned_tx: bitcoin::consensus::encode::serialize_hex(&tx),
+        txid: tx.compute_txid().to_string(),
+        sighashes: hashes.iter().map(hex::encode).collect(),
+        plan,
+        fee_rate: rate,
+        signed_parent_height: None,
+        version: 0,
+        bump_parent_height: None,
+        superseded: Vec::new(),
+        bump_blocked: None,
+    };
+    crate::batch::record_consolidation(state, release, height, events)
+}
+
+/// When a consolidation settles with `fee`: the fee leaves the reserves and the fee pool.
+///
+/// # Errors
+/// On storage failure or a corrupt record.
+pub fn settled<R: StateRead>(state: &mut StateDelta<R>, fee: Amount) -> Result<(), StateError> {
+    let mut ledger = state.ledger(&Denom::sat())?;
+    // Formation checked the pool covers the fee; settling must not fail, the funds have left.
+    ledger.reserves = ledger.reserves.checked_sub(fee).unwrap_or(Amount::ZERO);
+    ledger.fee_pool = ledger.fee_pool.checked_sub(fee).unwrap_or(Amount::ZERO);
+    state.put_ledger(&Denom::sat(), &ledger)
+}
