@@ -1,0 +1,105 @@
+//! Dust-proof reserves on the whole system: 200 deposits of just above the minimum, then one
+//! withdrawal larger than any 100 of them. The chain consolidates the fragmented reserves from
+//! the fee pool the deposits prepaid, so coin selection finds few large inputs and the release is
+//! standard (btcd runs `--rejectnonstd`), pays at least the relay fee, and confirms. Payments
+//! below the minimum mint nothing and are reported apart. The ledger and btcd agree to the
+//! satoshi.
+
+mod common;
+
+use std::time::Duration;
+
+use bitcoin::{Amount as Sats, OutPoint, TxOut};
+use common::{TestResult, serial, wait_until};
+use ferry_devnet::accounts::{self, user_key};
+use ferry_devnet::btcd::RegtestWallet;
+use ferry_devnet::system::System;
+use ferry_types::Denom;
+use ferry_types::peg::{Peg, deposit_memo};
+use ferry_types::query::{BatchRelease, BatchView, WithdrawalStatus};
+
+const PARENT_BLOCK: Duration = Duration::from_millis(300);
+/// 200 deposits are attested one transaction at a time by each relayer.
+const MINT_WAIT: Duration = Duration::from_secs(400);
+const RELEASE_WAIT: Duration = Duration::from_secs(300);
+/// Deposits: 200 of just above the 10,000 sat minimum, in transactions of 50 peg outputs.
+const DEPOSITS: usize = 200;
+const SMALL: u64 = 11_000;
+const BELOW_MINIMUM: u64 = 5_000;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_hundred_small_deposits_are_consolidated_and_a_large_withdrawal_is_a_standard_release() -> TestResult {
+    let _serial = serial().await;
+    let mut system = System::isolated("consolidate", 1).await?;
+    let user = user_key(0)?;
+    let address = user.address();
+    let client = system.client(0)?;
+    let peg = Peg::new(&accounts::federation_ceremony()?.manifest.bitcoin)?;
+    let before = common::balance(&client, &address, &Denom::sat()).await?;
+    let rpc = system.parents.btcd.rpc();
+    for _ in 0..DEPOSITS / 50 {
+        let mut outputs: Vec<TxOut> =
+            (0..50).map(|_| TxOut { value: Sats::from_sat(SMALL), script_pubkey: peg.script_pubkey() }).collect();
+        outputs.push(TxOut { value: Sats::ZERO, script_pubkey: deposit_memo(&address) });
+        system.parents.miner.pay(&rpc, outputs).await?;
+    }
+    let mut dust: Vec<TxOut> =
+        (0..3).map(|_| TxOut { value: Sats::from_sat(BELOW_MINIMUM), script_pubkey: peg.script_pubkey() }).collect();
+    dust.push(TxOut { value: Sats::ZERO, script_pubkey: deposit_memo(&address) });
+    system.parents.miner.pay(&rpc, dust).await?;
+
+    let each = common::btc_minted(&client, u128::from(SMALL)).await?;
+    let minted = before + each * u128::try_from(DEPOSITS)?;
+    system.wait_for_balance(&address, &Denom::sat(), minted, PARENT_BLOCK, MINT_WAIT).await?;
+
+    // The chain consolidates down to half its 50-UTXO limit, paying from the fee pool.
+    let consolidated = wait_until("the reserves are consolidated", RELEASE_WAIT, || async {
+        system.mine_parents(1).await?;
+        let reserves: ferry_app::query::ReservesView = client.query("/reserves", None).await?.ok_or("no reserves")?;
+        let free = reserves.bitcoin_utxos.iter().filter(|utxo| utxo.locked_by.is_none()).count();
+        Ok((free <= 50).then_some(reserves))
+    })
+    .await?;
+    let ledger = consolidated.assets.get(&Denom::sat()).ok_or("no sat ledger")?;
+    assert!(
+        consolidated.bitcoin_utxos.iter().any(|utxo| utxo.amount.get() > u128::from(SMALL)),
+        "a consolidated output exists: {:?}",
+        consolidated.bitcoin_utxos.len()
+    );
+    assert_eq!(ledger.below_minimum.get(), 3 * u128::from(BELOW_MINIMUM), "payments below the minimum reported");
+
+    // One withdrawal larger than any 100 of the small deposits together.
+    let amount = 1_500_000;
+    let destination = RegtestWallet::from_seed([0xcc; 32])?.address().to_string();
+    let (id, _) = system.withdraw(&user, &Denom::sat(), amount, &destination).await?;
+    let released = system.wait_for_withdrawal(id, WithdrawalStatus::Released, PARENT_BLOCK, RELEASE_WAIT).await?;
+    let batch: BatchView =
+        client.query(&format!("/batch/{}", released.withdrawal.batch.ok_or("no batch")?), None).await?.ok_or("no batch")?;
+    let BatchRelease::Bitcoin(release) = &batch.batch.release else { return Err("not a Bitcoin batch".into()) };
+    let inputs = release.plan.inputs().len();
+    assert!(inputs < 100, "coin selection found few inputs: {inputs}");
+    release.plan.check_standard(&peg)?;
+    let vsize = u128::from(release.plan.max_vsize(&peg));
+    assert!(release.plan.fee().get() >= vsize, "at least the relay fee: {} sat for {vsize} vB", release.plan.fee());
+    let txid = batch.batch.release_tx.clone().ok_or("no release tx")?;
+    let paid = system.parents.btcd.unspent_output(&OutPoint { txid: txid.parse()?, vout: 0 }).await?.ok_or("unpaid")?;
+    assert_eq!(u128::from(paid.value.to_sat()), released.paid.ok_or("no paid amount")?.get());
+    eprintln!("{DEPOSITS} deposits → {} reserve UTXOs; the withdrawal spent {inputs} inputs", consolidated.bitcoin_utxos.len());
+
+    // The ledger and btcd agree to the satoshi.
+    let reserves: ferry_app::query::ReservesView = client.query("/reserves", None).await?.ok_or("no reserves")?;
+    let ledger = reserves.assets.get(&Denom::sat()).ok_or("no sat ledger")?;
+    assert_eq!(
+        ledger.supply.get() + ledger.unreleased.get() + ledger.fee_pool.get(),
+        ledger.reserves.get() + ledger.unbacked.get()
+    );
+    let mut utxo_total = 0u128;
+    for utxo in &reserves.bitcoin_utxos {
+        let outpoint = OutPoint { txid: utxo.txid.parse()?, vout: utxo.vout };
+        let output = system.parents.btcd.unspent_output(&outpoint).await?.ok_or("a reserve UTXO is spent")?;
+        assert_eq!(u128::from(output.value.to_sat()), utxo.amount.get(), "{outpoint}");
+        utxo_total += utxo.amount.get();
+    }
+    assert_eq!(utxo_total, ledger.reserves.get(), "peg UTXOs vs ledger");
+    Ok(())
+}
