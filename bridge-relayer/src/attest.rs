@@ -93,12 +93,18 @@ impl Attester {
     /// Signs `msg` (fee-exempt), broadcasts it and waits for its inclusion. Never fails: a
     /// failure is an outcome.
     pub async fn send(&self, msg: Msg) -> AttestOutcome {
+        self.send_all(std::slice::from_ref(&msg)).await
+    }
+
+    /// As [`Attester::send`] for several messages in one transaction: the chain executes them all
+    /// or none, so the outcome is theirs together.
+    pub async fn send_all(&self, msgs: &[Msg]) -> AttestOutcome {
         let _serial = self.serial.lock().await;
         let mut wallet = match Wallet::load(&self.chain, self.member.clone()).await {
             Ok(wallet) => wallet,
             Err(error) => return AttestOutcome::Unconfirmed(format!("loading the member account: {error}")),
         };
-        let tx = match wallet.sign_fee_exempt(&[msg]) {
+        let tx = match wallet.sign_fee_exempt(msgs) {
             Ok(tx) => tx,
             Err(error) => return AttestOutcome::Unconfirmed(format!("signing: {error}")),
         };

@@ -28,6 +28,8 @@ use crate::metrics::Metrics;
 use crate::store::{Cursor, DepositStatus, Store};
 use crate::tracker::{Effect, Tracker};
 
+/// Most deposit attestations sent in one sidechain transaction (the chain takes 64 messages).
+const ATTESTATIONS_PER_TX: usize = 32;
 /// Most parent-chain blocks scanned per poll (bounds one poll's duration during catch-up).
 const BLOCKS_PER_POLL: u64 = 500;
 /// How far back the Bitcoin watcher rescans when its cursor's block is unknown to the node.
@@ -339,9 +341,10 @@ impl Relayer {
         for observation in pending {
             tracker.observe(observation);
         }
+        let mut ready = Vec::new();
         for effect in tracker.evaluate(tip, |height| canonical.get(&height).cloned()) {
             match effect {
-                Effect::Attest(observation) => self.attest(&observation.facts).await?,
+                Effect::Attest(observation) => ready.push(observation.facts),
                 Effect::Dropped { observation, canonical } => {
                     let id = observation.facts.id();
                     let reason = format!(
@@ -358,6 +361,7 @@ impl Relayer {
                 }
             }
         }
+        self.attest_all(&ready).await?;
         self.update_deposit_gauges().await?;
         self.metrics.last_poll.with_label_values(&[chain.tag()]).set(now_seconds());
         Ok(())
@@ -372,6 +376,63 @@ impl Relayer {
         }
         if let Ok(height) = self.chain.latest_height().await {
             self.metrics.sidechain_height.set(i64::try_from(height).unwrap_or(i64::MAX));
+        }
+        Ok(())
+    }
+
+    /// Sends this member's attestations of `ready`, up to [`ATTESTATIONS_PER_TX`] in one
+    /// transaction (a block of deposits then costs one round trip, not one each), recording every
+    /// intent before and every outcome after. The chain executes a transaction's messages all or
+    /// none, so a transaction refused for good is not taken as every deposit's refusal: its
+    /// deposits are sent again one by one, and each gets its own answer.
+    async fn attest_all(&self, ready: &[DepositFacts]) -> anyhow::Result<()> {
+        for chunk in ready.chunks(ATTESTATIONS_PER_TX) {
+            if let [facts] = chunk {
+                self.attest(facts).await?;
+                continue;
+            }
+            for facts in chunk {
+                self.store.mark_attesting(&facts.id()).await?;
+            }
+            let attester = self.attester.address();
+            let msgs: Vec<Msg> = chunk
+                .iter()
+                .map(|facts| Msg::AttestDeposit(MsgAttestDeposit { attester, facts: facts.clone() }))
+                .collect();
+            let outcome = self.attester.send_all(&msgs).await;
+            for facts in chunk {
+                self.metrics.attestations.with_label_values(&[facts.chain.tag(), outcome.label()]).inc();
+            }
+            match outcome {
+                AttestOutcome::Accepted { tx, height } => {
+                    for facts in chunk {
+                        self.store.mark_attested(&facts.id(), &tx).await?;
+                        tracing::info!(deposit_id = %facts.id(), %tx, height, together = chunk.len(), "deposit attested");
+                    }
+                }
+                AttestOutcome::Refused { code, log } => {
+                    tracing::warn!(
+                        deposits = chunk.len(),
+                        ?code,
+                        log,
+                        "attestations refused together; sending them one by one"
+                    );
+                    for facts in chunk {
+                        self.attest(facts).await?;
+                    }
+                }
+                AttestOutcome::Deferred { code, log } => {
+                    tracing::warn!(
+                        deposits = chunk.len(),
+                        ?code,
+                        log,
+                        "attestations deferred by the sidechain; will resend"
+                    );
+                }
+                AttestOutcome::Unconfirmed(error) => {
+                    tracing::warn!(deposits = chunk.len(), error, "attestations not confirmed; will resend");
+                }
+            }
         }
         Ok(())
     }

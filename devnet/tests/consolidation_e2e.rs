@@ -37,20 +37,32 @@ async fn two_hundred_small_deposits_are_consolidated_and_a_large_withdrawal_is_a
     let peg = Peg::new(&accounts::federation_ceremony()?.manifest.bitcoin)?;
     let before = common::balance(&client, &address, &Denom::sat()).await?;
     let rpc = system.parents.btcd.rpc();
+    // One mature coinbase per paying transaction.
+    system.parents.btcd.mine(u32::try_from(DEPOSITS / 50 + 1)?).await?;
+    let mut deposits = Vec::new();
     for _ in 0..DEPOSITS / 50 {
         let mut outputs: Vec<TxOut> =
             (0..50).map(|_| TxOut { value: Sats::from_sat(SMALL), script_pubkey: peg.script_pubkey() }).collect();
         outputs.push(TxOut { value: Sats::ZERO, script_pubkey: deposit_memo(&address) });
-        system.parents.miner.pay(&rpc, outputs).await?;
+        let txid = system.parents.miner.pay(&rpc, outputs).await?;
+        deposits.extend((0..50).map(|vout| (txid, vout)));
     }
     let mut dust: Vec<TxOut> =
         (0..3).map(|_| TxOut { value: Sats::from_sat(BELOW_MINIMUM), script_pubkey: peg.script_pubkey() }).collect();
     dust.push(TxOut { value: Sats::ZERO, script_pubkey: deposit_memo(&address) });
-    system.parents.miner.pay(&rpc, dust).await?;
+    let dust_txid = system.parents.miner.pay(&rpc, dust).await?;
 
-    let each = common::btc_minted(&client, u128::from(SMALL)).await?;
-    let minted = before + each * u128::try_from(DEPOSITS)?;
-    system.wait_for_balance(&address, &Denom::sat(), minted, PARENT_BLOCK, MINT_WAIT).await?;
+    // Every deposit decided: the small ones minted (less their prepaid spending), the dust not.
+    let mut minted = 0u128;
+    for (txid, vout) in &deposits {
+        let record = system.wait_for_deposit(txid, *vout, PARENT_BLOCK, MINT_WAIT).await?;
+        minted += record.minted_amount.ok_or_else(|| format!("{txid}:{vout} not minted: {:?}", record.status))?.get();
+    }
+    for vout in 0..3 {
+        let record = system.wait_for_deposit(&dust_txid, vout, PARENT_BLOCK, MINT_WAIT).await?;
+        assert_eq!(record.status, ferry_app::bridge::DepositStatus::BelowMinimum, "{dust_txid}:{vout}");
+    }
+    assert_eq!(common::balance(&client, &address, &Denom::sat()).await?, before + minted);
 
     // The chain consolidates down to half its 50-UTXO limit, paying from the fee pool.
     let consolidated = wait_until("the reserves are consolidated", RELEASE_WAIT, || async {
@@ -73,8 +85,10 @@ async fn two_hundred_small_deposits_are_consolidated_and_a_large_withdrawal_is_a
     let destination = RegtestWallet::from_seed([0xcc; 32])?.address().to_string();
     let (id, _) = system.withdraw(&user, &Denom::sat(), amount, &destination).await?;
     let released = system.wait_for_withdrawal(id, WithdrawalStatus::Released, PARENT_BLOCK, RELEASE_WAIT).await?;
-    let batch: BatchView =
-        client.query(&format!("/batch/{}", released.withdrawal.batch.ok_or("no batch")?), None).await?.ok_or("no batch")?;
+    let batch: BatchView = client
+        .query(&format!("/batch/{}", released.withdrawal.batch.ok_or("no batch")?), None)
+        .await?
+        .ok_or("no batch")?;
     let BatchRelease::Bitcoin(release) = &batch.batch.release else { return Err("not a Bitcoin batch".into()) };
     let inputs = release.plan.inputs().len();
     assert!(inputs < 100, "coin selection found few inputs: {inputs}");
@@ -84,7 +98,10 @@ async fn two_hundred_small_deposits_are_consolidated_and_a_large_withdrawal_is_a
     let txid = batch.batch.release_tx.clone().ok_or("no release tx")?;
     let paid = system.parents.btcd.unspent_output(&OutPoint { txid: txid.parse()?, vout: 0 }).await?.ok_or("unpaid")?;
     assert_eq!(u128::from(paid.value.to_sat()), released.paid.ok_or("no paid amount")?.get());
-    eprintln!("{DEPOSITS} deposits → {} reserve UTXOs; the withdrawal spent {inputs} inputs", consolidated.bitcoin_utxos.len());
+    eprintln!(
+        "{DEPOSITS} deposits → {} reserve UTXOs; the withdrawal spent {inputs} inputs",
+        consolidated.bitcoin_utxos.len()
+    );
 
     // The ledger and btcd agree to the satoshi.
     let reserves: ferry_app::query::ReservesView = client.query("/reserves", None).await?.ok_or("no reserves")?;
