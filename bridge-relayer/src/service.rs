@@ -28,6 +28,9 @@ use crate::metrics::Metrics;
 use crate::store::{Cursor, DepositStatus, Store};
 use crate::tracker::{Effect, Tracker};
 
+/// Least time between two parent-height reports of one member (mainnet blocks are ten minutes
+/// apart; regtest's come as fast as tests mine them).
+const CLOCK_REPORT_SPACING: Duration = Duration::from_secs(2);
 /// Most deposit attestations sent in one sidechain transaction (the chain takes 64 messages).
 const ATTESTATIONS_PER_TX: usize = 32;
 /// Most parent-chain blocks scanned per poll (bounds one poll's duration during catch-up).
@@ -78,6 +81,8 @@ pub struct Relayer {
     pub ethereum: Option<EthereumWatch>,
     /// The Bitcoin height this member last reported to the chain's parent clock.
     clock_reported: AtomicU64,
+    /// When it last reported (reports are spaced by [`CLOCK_REPORT_SPACING`]).
+    clock_reported_at: std::sync::Mutex<Option<std::time::Instant>>,
 }
 
 /// Learns the peg's output script from the chain.
@@ -107,7 +112,16 @@ impl Relayer {
         ethereum: Option<EthereumWatch>,
     ) -> Self {
         let attester = Attester::new(chain.clone(), member);
-        Relayer { store, chain, attester, metrics, bitcoin, ethereum, clock_reported: AtomicU64::new(0) }
+        Relayer {
+            store,
+            chain,
+            attester,
+            metrics,
+            bitcoin,
+            ethereum,
+            clock_reported: AtomicU64::new(0),
+            clock_reported_at: std::sync::Mutex::new(None),
+        }
     }
 
     /// Runs both watchers until the process ends; a failed poll is logged and retried.
@@ -205,10 +219,20 @@ impl Relayer {
     }
 
     /// Reports Bitcoin's best height to the chain's parent clock when it passed the last report
-    /// (the chain counts a member's highest report; a lower one after a reorg changes nothing).
-    /// A failed report is logged and retried with the next block.
+    /// (the chain counts a member's highest report; a lower one after a reorg changes nothing),
+    /// at most once per [`CLOCK_REPORT_SPACING`]: the member account is shared with the signer,
+    /// and a report per regtest block would keep taking its sequence. A failed report is logged
+    /// and retried with the next poll.
     async fn report_bitcoin_height(&self, tip: u64) {
         if tip <= self.clock_reported.load(Ordering::Relaxed) {
+            return;
+        }
+        let recent = self
+            .clock_reported_at
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .is_some_and(|at| at.elapsed() < CLOCK_REPORT_SPACING);
+        if recent {
             return;
         }
         let report =
@@ -216,6 +240,8 @@ impl Relayer {
         match self.attester.send(Msg::AttestParentHeight(report)).await {
             AttestOutcome::Accepted { .. } => {
                 self.clock_reported.store(tip, Ordering::Relaxed);
+                *self.clock_reported_at.lock().unwrap_or_else(std::sync::PoisonError::into_inner) =
+                    Some(std::time::Instant::now());
                 tracing::debug!(target: "ferry_relayer::bitcoin", height = tip, "parent height reported");
             }
             outcome => {

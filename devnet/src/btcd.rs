@@ -99,13 +99,7 @@ impl Btcd {
     /// error quotes the end of its log).
     pub async fn start(dir: &Path, mining_address: &bitcoin::Address) -> anyhow::Result<Btcd> {
         let binary = Btcd::binary()?;
-        fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-        let password = random_password()?;
-        write_private(&dir.join("rpc.password"), &password)?;
-        write_private(
-            &dir.join("btcd.conf"),
-            &format!("[Application Options]\nrpcuser={RPC_USER}\nrpcpass={password}\n"),
-        )?;
+        let password = prepare_dir(dir)?;
         Btcd::start_with_args(&binary, dir, &mining_address.to_string(), &password, Vec::new()).await
     }
 
@@ -123,13 +117,7 @@ impl Btcd {
         min_fee_rate: u64,
     ) -> anyhow::Result<Btcd> {
         let binary = Btcd::binary()?;
-        fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-        let password = random_password()?;
-        write_private(&dir.join("rpc.password"), &password)?;
-        write_private(
-            &dir.join("btcd.conf"),
-            &format!("[Application Options]\nrpcuser={RPC_USER}\nrpcpass={password}\n"),
-        )?;
+        let password = prepare_dir(dir)?;
         let args = miner_args(relay, min_fee_rate);
         let mut miner = Btcd::start_with_args(&binary, dir, &mining_address.to_string(), &password, args).await?;
         miner.remove_on_drop = true;
@@ -421,6 +409,15 @@ impl Drop for Btcd {
             let _ = fs::remove_dir_all(&self.dir);
         }
     }
+}
+
+/// Creates `dir` with a fresh RPC password file and the config naming it; returns the password.
+fn prepare_dir(dir: &Path) -> anyhow::Result<String> {
+    fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let password = random_password()?;
+    write_private(&dir.join("rpc.password"), &password)?;
+    write_private(&dir.join("btcd.conf"), &format!("[Application Options]\nrpcuser={RPC_USER}\nrpcpass={password}\n"))?;
+    Ok(password)
 }
 
 /// A fee-market miner's flags: connected to `relay` only, refusing (and so never mining) what

@@ -104,19 +104,6 @@ async fn two_hundred_small_deposits_are_consolidated_and_a_large_withdrawal_is_a
     );
 
     // The ledger and btcd agree to the satoshi.
-    let reserves: ferry_app::query::ReservesView = client.query("/reserves", None).await?.ok_or("no reserves")?;
-    let ledger = reserves.assets.get(&Denom::sat()).ok_or("no sat ledger")?;
-    assert_eq!(
-        ledger.supply.get() + ledger.unreleased.get() + ledger.fee_pool.get(),
-        ledger.reserves.get() + ledger.unbacked.get()
-    );
-    let mut utxo_total = 0u128;
-    for utxo in &reserves.bitcoin_utxos {
-        let outpoint = OutPoint { txid: utxo.txid.parse()?, vout: utxo.vout };
-        let output = system.parents.btcd.unspent_output(&outpoint).await?.ok_or("a reserve UTXO is spent")?;
-        assert_eq!(u128::from(output.value.to_sat()), utxo.amount.get(), "{outpoint}");
-        utxo_total += utxo.amount.get();
-    }
-    assert_eq!(utxo_total, ledger.reserves.get(), "peg UTXOs vs ledger");
+    common::assert_bitcoin_reconciled(&system).await?;
     Ok(())
 }

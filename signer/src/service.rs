@@ -47,7 +47,7 @@ use crate::store::{Guarded, Store};
 /// How long to wait for a signature post to be included.
 const INCLUSION_TIMEOUT: Duration = Duration::from_secs(30);
 /// Attempts at a post when it races another transaction of the same account (sequence).
-const SEQUENCE_ATTEMPTS: u32 = 5;
+const SEQUENCE_ATTEMPTS: u32 = 10;
 /// Pause between those attempts.
 const SEQUENCE_RETRY: Duration = Duration::from_millis(300);
 /// Longest pause before retrying a batch whose post failed.

@@ -37,9 +37,7 @@ use ferry_types::peg::Peg;
 use ferry_types::query::{
     Batch, BatchItem, BatchRelease, BatchStatus, BatchView, BitcoinRelease, EthereumRelease, Withdrawal, WithdrawalId,
 };
-use ferry_types::release::bitcoin::{
-    PricedRelease, ReleaseRequest, plan_release_at_rate, sighashes, unsigned_transaction,
-};
+use ferry_types::release::bitcoin::{PricedRelease, ReleaseRequest, plan_release_at_rate};
 use ferry_types::release::bls::{self, PublicKeySet};
 use ferry_types::release::eth::{EthAddress, EthBatch, EthReleaseItem};
 use ferry_types::release::fee::FeeRate;
@@ -418,20 +416,7 @@ fn bitcoin_release<R: StateRead>(
 fn bitcoin_batch(priced: PricedRelease, chosen: &[&Withdrawal], rate: FeeRate, peg: &Peg) -> Release {
     let plan = priced.plan;
     let items = chosen.iter().zip(plan.outputs()).map(|(withdrawal, output)| item(withdrawal, output.amount)).collect();
-    let tx = unsigned_transaction(&plan, peg);
-    let hashes = sighashes(&tx, &plan, peg).map_err(|error| error.to_string())?;
-    let release = BitcoinRelease {
-        unsigned_tx: bitcoin::consensus::encode::serialize_hex(&tx),
-        txid: tx.compute_txid().to_string(),
-        sighashes: hashes.iter().map(hex::encode).collect(),
-        plan,
-        fee_rate: rate,
-        signed_parent_height: None,
-        version: 0,
-        bump_parent_height: None,
-        superseded: Vec::new(),
-        bump_blocked: None,
-    };
+    let release = BitcoinRelease::first_version(plan, rate, peg).map_err(|error| error.to_string())?;
     Ok((BatchRelease::Bitcoin(release), items))
 }
 

@@ -15,7 +15,7 @@
 
 use ferry_types::Params;
 use ferry_types::query::{Batch, BatchRelease, BitcoinRelease};
-use ferry_types::release::bitcoin::{CONSOLIDATION_INPUTS, plan_consolidation, sighashes, unsigned_transaction};
+use ferry_types::release::bitcoin::{CONSOLIDATION_INPUTS, plan_consolidation};
 use ferry_types::{Amount, Denom};
 
 use crate::event::Event;
@@ -75,26 +75,13 @@ pub fn consolidate<R: StateRead>(
         tracing::warn!(%pool, free = free.len(), height, "the fee pool cannot pay a consolidation yet");
         return Ok(());
     };
-    let tx = unsigned_transaction(&plan, &peg);
-    let hashes = match sighashes(&tx, &plan, &peg) {
-        Ok(hashes) => hashes,
+    tracing::info!(inputs = plan.inputs().len(), fee = %plan.fee(), %rate, height, "consolidating the reserves");
+    let release = match BitcoinRelease::first_version(plan, rate, &peg) {
+        Ok(release) => release,
         Err(error) => {
             tracing::warn!(%error, height, "reserves not consolidated");
             return Ok(());
         }
-    };
-    tracing::info!(inputs = plan.inputs().len(), fee = %plan.fee(), %rate, height, "consolidating the reserves");
-    let release = BitcoinRelease {
-        unsigned_tx: bitcoin::consensus::encode::serialize_hex(&tx),
-        txid: tx.compute_txid().to_string(),
-        sighashes: hashes.iter().map(hex::encode).collect(),
-        plan,
-        fee_rate: rate,
-        signed_parent_height: None,
-        version: 0,
-        bump_parent_height: None,
-        superseded: Vec::new(),
-        bump_blocked: None,
     };
     crate::batch::record_consolidation(state, release, height, events)
 }

@@ -395,6 +395,34 @@ pub struct Aborted {
     pub held: Vec<WithdrawalId>,
 }
 
+impl BitcoinRelease {
+    /// The first version of the release of `plan`, priced at `rate`: its unsigned transaction,
+    /// txid and sighashes for `peg`, not signed yet.
+    ///
+    /// # Errors
+    /// When the sighashes cannot be computed (a plan that does not match its transaction).
+    pub fn first_version(
+        plan: ReleasePlan,
+        rate: FeeRate,
+        peg: &crate::peg::Peg,
+    ) -> Result<BitcoinRelease, crate::release::bitcoin::BtcReleaseError> {
+        let tx = crate::release::bitcoin::unsigned_transaction(&plan, peg);
+        let hashes = crate::release::bitcoin::sighashes(&tx, &plan, peg)?;
+        Ok(BitcoinRelease {
+            unsigned_tx: bitcoin::consensus::encode::serialize_hex(&tx),
+            txid: tx.compute_txid().to_string(),
+            sighashes: hashes.iter().map(hex::encode).collect(),
+            plan,
+            fee_rate: rate,
+            signed_parent_height: None,
+            version: 0,
+            bump_parent_height: None,
+            superseded: Vec::new(),
+            bump_blocked: None,
+        })
+    }
+}
+
 /// An earlier, fully signed version of a Bitcoin release.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SignedBitcoinVersion {

@@ -133,3 +133,28 @@ pub async fn btc_minted(client: &FerryClient, sats: u128) -> TestResult<u128> {
     let peg = ferry_types::peg::Peg::new(&federation.bitcoin.ok_or("no peg")?)?;
     Ok(sats - ferry_types::release::bitcoin::input_spend_fee(&peg, fees.fee_rate).get())
 }
+
+/// Checks that the chain's Bitcoin ledger balances (`supply + unreleased + fee_pool = reserves +
+/// unbacked`) and that its reserve UTXOs are exactly what btcd holds unspent for the peg, to the
+/// satoshi. Returns the ledger and the reserves view for further checks.
+pub async fn assert_bitcoin_reconciled(
+    system: &ferry_devnet::system::System,
+) -> TestResult<(ferry_app::bridge::AssetLedger, ferry_app::query::ReservesView)> {
+    let client = system.client(0)?;
+    let reserves: ferry_app::query::ReservesView = client.query("/reserves", None).await?.ok_or("no reserves")?;
+    let ledger = reserves.assets.get(&Denom::sat()).ok_or("no sat ledger")?.clone();
+    assert_eq!(
+        ledger.supply.get() + ledger.unreleased.get() + ledger.fee_pool.get(),
+        ledger.reserves.get() + ledger.unbacked.get(),
+        "{ledger:?}"
+    );
+    let mut utxo_total = 0u128;
+    for utxo in &reserves.bitcoin_utxos {
+        let outpoint = bitcoin::OutPoint { txid: utxo.txid.parse()?, vout: utxo.vout };
+        let output = system.parents.btcd.unspent_output(&outpoint).await?.ok_or("a reserve UTXO is spent on btcd")?;
+        assert_eq!(u128::from(output.value.to_sat()), utxo.amount.get(), "{outpoint}");
+        utxo_total += utxo.amount.get();
+    }
+    assert_eq!(utxo_total, ledger.reserves.get(), "peg UTXOs vs ledger");
+    Ok((ledger, reserves))
+}

@@ -703,17 +703,7 @@ pub fn price_release(
                 max_fee: request.max_fee,
             });
         }
-        let limit = dust_limit.max(Amount::new(u128::from(dust_threshold(&output.script_pubkey).to_sat())));
-        let paid = request.burned.checked_sub(share).unwrap_or(Amount::ZERO);
-        if paid < limit || paid.is_zero() {
-            return Err(BtcReleaseError::OutputBelowDust {
-                index,
-                destination: request.destination.clone(),
-                amount: paid,
-                dust_limit: limit,
-            });
-        }
-        outputs.push(ReleaseOutput { amount: paid, ..output });
+        outputs.push(paying(index, request, share, output, dust_limit)?);
         priced_shares.push(share);
     }
     let fee = sum(priced_shares.iter().copied())?;
@@ -771,17 +761,7 @@ pub fn price_replacement(
             BtcReleaseError::Unbalanced(format!("output {index} paid {} of a {} burn", before.amount, request.burned))
         })?;
         let share = Amount::new(u128::from(share.to_sat())).min(request.max_fee).max(before_share);
-        let limit = dust_limit.max(Amount::new(u128::from(dust_threshold(&output.script_pubkey).to_sat())));
-        let paid = request.burned.checked_sub(share).unwrap_or(Amount::ZERO);
-        if paid < limit || paid.is_zero() {
-            return Err(BtcReleaseError::OutputBelowDust {
-                index,
-                destination: request.destination.clone(),
-                amount: paid,
-                dust_limit: limit,
-            });
-        }
-        outputs.push(ReleaseOutput { amount: paid, ..output });
+        outputs.push(paying(index, request, share, output, dust_limit)?);
         shares.push(share);
     }
     let fee = sum(shares.iter().copied())?;
@@ -875,6 +855,28 @@ pub fn lone_release_fee(
     let request = ReleaseRequest { destination: destination.to_owned(), burned: amount, max_fee: amount };
     let priced = price_release(&spent, Some(change), &[request], rate, peg, Amount::ZERO)?;
     Ok(priced.shares.first().copied().unwrap_or(Amount::ZERO))
+}
+
+/// `output` (request `index`'s destination) paying its burn less `share`, which must leave more
+/// than the dust limit of its type (and at least `dust_limit`).
+fn paying(
+    index: usize,
+    request: &ReleaseRequest,
+    share: Amount,
+    output: ReleaseOutput,
+    dust_limit: Amount,
+) -> Result<ReleaseOutput, BtcReleaseError> {
+    let limit = dust_limit.max(Amount::new(u128::from(dust_threshold(&output.script_pubkey).to_sat())));
+    let paid = request.burned.checked_sub(share).unwrap_or(Amount::ZERO);
+    if paid < limit || paid.is_zero() {
+        return Err(BtcReleaseError::OutputBelowDust {
+            index,
+            destination: request.destination.clone(),
+            amount: paid,
+            dust_limit: limit,
+        });
+    }
+    Ok(ReleaseOutput { amount: paid, ..output })
 }
 
 /// The outputs paying each request its whole burned amount (before its fee share).
