@@ -1075,10 +1075,16 @@ impl Context {
                     ledger.below_minimum
                 ));
             }
+            if !ledger.fee_pool.is_zero() {
+                text.push_str(&format!(
+                    "  {denom}: {} in the fee pool (prepaid by deposits, pays consolidations)\n",
+                    ledger.fee_pool
+                ));
+            }
             rows.push(json!({
                 "denom": denom.to_string(), "supply": ledger.supply.to_string(), "reserves": ledger.reserves.to_string(),
                 "unreleased": ledger.unreleased.to_string(), "unbacked": ledger.unbacked.to_string(),
-                "below_minimum": ledger.below_minimum.to_string(),
+                "below_minimum": ledger.below_minimum.to_string(), "fee_pool": ledger.fee_pool.to_string(),
                 "parent_chain": actual.map(|a| a.to_string()), "matches": matches,
             }));
         }

@@ -245,6 +245,9 @@ async fn a_new_user_bridges_btc_and_eth_both_ways_with_the_cli_alone() -> TestRe
         assert_eq!(row["matches"], true, "reserves not checked, or a mismatch: {row}");
         assert_eq!(row["parent_chain"], row["reserves"], "{row}");
     }
+    // The deposit's prepaid spending is reported: what alice deposited less what she got.
+    let sat = assets.iter().find(|row| row["denom"] == "sat").ok_or("no sat row")?;
+    assert_eq!(sat["fee_pool"].as_str(), Some((u128::from(BTC / 2) - btc_minted).to_string().as_str()), "{sat}");
 
     // Insufficient funds: bob has no ether.
     let refused = user.run(&["--from", "bob", "withdraw", "eth", "1eth", eth_destination, "--yes"])?;
