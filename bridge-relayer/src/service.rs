@@ -9,8 +9,8 @@
 //! sent again next round; only a final refusal marks it `rejected`.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 use bitcoin::ScriptBuf;
@@ -79,10 +79,9 @@ pub struct Relayer {
     pub bitcoin: Option<BitcoinWatch>,
     /// Ethereum, if watched.
     pub ethereum: Option<EthereumWatch>,
-    /// The Bitcoin height this member last reported to the chain's parent clock.
-    clock_reported: AtomicU64,
-    /// When it last reported (reports are spaced by [`CLOCK_REPORT_SPACING`]).
-    clock_reported_at: std::sync::Mutex<Option<std::time::Instant>>,
+    /// The Bitcoin height this member last reported to the chain's parent clock, and when
+    /// (reports are spaced by [`CLOCK_REPORT_SPACING`]).
+    clock_reported: Mutex<Option<(u64, Instant)>>,
 }
 
 /// Learns the peg's output script from the chain.
@@ -112,16 +111,7 @@ impl Relayer {
         ethereum: Option<EthereumWatch>,
     ) -> Self {
         let attester = Attester::new(chain.clone(), member);
-        Relayer {
-            store,
-            chain,
-            attester,
-            metrics,
-            bitcoin,
-            ethereum,
-            clock_reported: AtomicU64::new(0),
-            clock_reported_at: std::sync::Mutex::new(None),
-        }
+        Relayer { store, chain, attester, metrics, bitcoin, ethereum, clock_reported: Mutex::new(None) }
     }
 
     /// Runs both watchers until the process ends; a failed poll is logged and retried.
@@ -224,24 +214,15 @@ impl Relayer {
     /// and a report per regtest block would keep taking its sequence. A failed report is logged
     /// and retried with the next poll.
     async fn report_bitcoin_height(&self, tip: u64) {
-        if tip <= self.clock_reported.load(Ordering::Relaxed) {
-            return;
-        }
-        let recent = self
-            .clock_reported_at
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .is_some_and(|at| at.elapsed() < CLOCK_REPORT_SPACING);
-        if recent {
+        let last = *self.clock_reported.lock().unwrap_or_else(PoisonError::into_inner);
+        if last.is_some_and(|(height, at)| tip <= height || at.elapsed() < CLOCK_REPORT_SPACING) {
             return;
         }
         let report =
             MsgAttestParentHeight { attester: self.attester.address(), chain: ParentChain::Bitcoin, height: tip };
         match self.attester.send(Msg::AttestParentHeight(report)).await {
             AttestOutcome::Accepted { .. } => {
-                self.clock_reported.store(tip, Ordering::Relaxed);
-                *self.clock_reported_at.lock().unwrap_or_else(std::sync::PoisonError::into_inner) =
-                    Some(std::time::Instant::now());
+                *self.clock_reported.lock().unwrap_or_else(PoisonError::into_inner) = Some((tip, Instant::now()));
                 tracing::debug!(target: "ferry_relayer::bitcoin", height = tip, "parent height reported");
             }
             outcome => {

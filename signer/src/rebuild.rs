@@ -38,11 +38,10 @@ use ferry_types::query::{
 };
 use ferry_types::release::bitcoin::{
     BtcReleaseError, ReleasePlan, ReleaseRequest, parse_destination, plan_consolidation, price_release,
-    price_replacement, sighashes, unsigned_transaction,
+    price_replacement, replace_consolidation, sighashes, unsigned_transaction,
 };
 use ferry_types::release::eth::{EthAddress, EthBatch, EthReleaseItem};
 use ferry_types::release::fee::FeeRate;
-use ferry_types::release::standardness::min_relay_fee;
 use ferry_types::{Amount, Denom, ParentChain};
 use sha2::{Digest, Sha256};
 
@@ -394,11 +393,7 @@ fn bitcoin(
             return refuse(Reason::Destination, format!("{} pays the federation's own peg address", burn.id));
         }
         destinations.push(Destination::Bitcoin { address: burn.destination.clone(), script });
-        requests.push(ReleaseRequest {
-            destination: burn.destination.clone(),
-            burned: burn.amount,
-            max_fee: burn.max_fee,
-        });
+        requests.push(ReleaseRequest::from(*burn));
     }
     let plan = &release.plan;
     let previous = match release.superseded.last() {
@@ -467,15 +462,10 @@ fn consolidation(
     if !plan.outputs().is_empty() {
         return Err(BtcReleaseError::Unbalanced(format!("batch {id} pays no withdrawal but its plan pays outputs")));
     }
-    let rebuilt = plan_consolidation(previous.unwrap_or(plan).inputs(), rate, peg, dust)?;
-    if let Some(previous) = previous {
-        let increment = Amount::new(u128::from(min_relay_fee(rebuilt.max_vsize(peg)).to_sat()));
-        let needed = previous.fee().checked_add(increment).unwrap_or(Amount::new(u128::MAX));
-        if rebuilt.fee() < needed {
-            return Err(BtcReleaseError::ReplacementTooCheap { fee: rebuilt.fee(), needed, rate });
-        }
+    match previous {
+        None => plan_consolidation(plan.inputs(), rate, peg, dust),
+        Some(previous) => replace_consolidation(previous, rate, peg, dust),
     }
-    Ok(rebuilt)
 }
 
 /// Names the first difference between the chain's plan and the one this signer priced.

@@ -104,28 +104,26 @@ fn votes_to_abort<R: StateRead>(state: &StateDelta<R>, batch: &Batch) -> Result<
     Ok(members.saturating_sub(threshold).saturating_add(1).max(1))
 }
 
-/// Aborts every batch still unsigned `abort_after_blocks` after it formed.
+/// Aborts `batch` if it is still unsigned `abort_after_blocks` after it formed; returns whether
+/// it did (the caller stores the batch).
 ///
 /// # Errors
 /// On storage failure or a corrupt record.
-pub fn abort_expired<R: StateRead>(
+pub fn abort_if_expired<R: StateRead>(
     state: &mut StateDelta<R>,
     params: &Params,
+    batch: &mut Batch,
     height: u64,
     events: &mut Vec<Event>,
-) -> Result<(), StateError> {
+) -> Result<bool, StateError> {
     let after = params.withdrawals.abort_after_blocks;
-    for id in state.pending_batches()? {
-        let Some(mut batch) = state.batch(id)? else { continue };
-        if has_signed_version(&batch) || height < batch.created_height.saturating_add(after) {
-            continue;
-        }
-        let needed = votes_to_abort(state, &batch)?;
-        let reason = format!("not signed within {after} blocks of forming");
-        dissolve(state, params, &mut batch, reason, needed, height, events)?;
-        state.put_batch(&batch);
+    if has_signed_version(batch) || height < batch.created_height.saturating_add(after) {
+        return Ok(false);
     }
-    Ok(())
+    let needed = votes_to_abort(state, batch)?;
+    let reason = format!("not signed within {after} blocks of forming");
+    dissolve(state, params, batch, reason, needed, height, events)?;
+    Ok(true)
 }
 
 /// Aborts `batch` (see the module docs): the withdrawals named by `needed` voters are held, the
@@ -188,11 +186,11 @@ fn dissolve<R: StateRead>(
     let window = rules.window(batch.created_height);
     if window == rules.window(height) {
         let outflow = state.outflow(&batch.asset, window)?.checked_sub(batch.total).unwrap_or(Amount::ZERO);
-        crate::batch::set_outflow(state, &batch.asset, window, outflow);
+        state.put_outflow(&batch.asset, &crate::batch::WindowOutflow { window, amount: outflow });
     }
     let mut pending = state.pending_batches()?;
     pending.retain(|id| *id != batch.id);
-    crate::batch::set_pending_batches(state, &pending);
+    state.put_pending_batches(&pending);
 
     let held_ids: Vec<WithdrawalId> = held.into_keys().collect();
     events.push(Event::new(

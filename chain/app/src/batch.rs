@@ -100,7 +100,7 @@ impl<R: StateRead> StateDelta<R> {
         Ok(self.get_json(keys::PENDING_BATCHES)?.unwrap_or_default())
     }
 
-    fn put_pending_batches(&mut self, ids: &[u64]) {
+    pub(crate) fn put_pending_batches(&mut self, ids: &[u64]) {
         self.put_json(keys::PENDING_BATCHES.to_vec(), &ids);
     }
 
@@ -113,7 +113,7 @@ impl<R: StateRead> StateDelta<R> {
         Ok(if stored.window == window { stored.amount } else { Amount::ZERO })
     }
 
-    fn put_outflow(&mut self, denom: &Denom, outflow: &WindowOutflow) {
+    pub(crate) fn put_outflow(&mut self, denom: &Denom, outflow: &WindowOutflow) {
         self.put_json(keys::outflow(denom), outflow);
     }
 
@@ -133,16 +133,6 @@ fn corrupt_federation(reason: String) -> StateError {
 /// The federation's Bitcoin peg, if it has one. Genesis validated it, so a failure is a corrupt record.
 pub(crate) fn peg_of(federation: &Federation) -> Result<Option<Peg>, StateError> {
     federation.bitcoin.as_ref().map(Peg::new).transpose().map_err(|e| corrupt_federation(e.to_string()))
-}
-
-/// Stores the ids of the batches not yet released.
-pub(crate) fn set_pending_batches<R: StateRead>(state: &mut StateDelta<R>, ids: &[u64]) {
-    state.put_pending_batches(ids);
-}
-
-/// Stores what `denom` has had batched in `window`.
-pub(crate) fn set_outflow<R: StateRead>(state: &mut StateDelta<R>, denom: &Denom, window: u64, amount: Amount) {
-    state.put_outflow(denom, &WindowOutflow { window, amount });
 }
 
 /// Signatures `batch` needs from `federation` (decodes only the key that signs it).
@@ -388,14 +378,7 @@ fn bitcoin_release<R: StateRead>(
         if chosen.is_empty() {
             break None;
         }
-        let requests: Vec<ReleaseRequest> = chosen
-            .iter()
-            .map(|withdrawal| ReleaseRequest {
-                destination: withdrawal.destination.clone(),
-                burned: withdrawal.amount,
-                max_fee: withdrawal.max_fee,
-            })
-            .collect();
+        let requests: Vec<ReleaseRequest> = chosen.iter().map(|withdrawal| ReleaseRequest::from(*withdrawal)).collect();
         match plan_release_at_rate(&free, &requests, rate, peg, dust_limit) {
             Ok(priced) => break Some(bitcoin_batch(priced, chosen, rate, peg)),
             Err(error) => match error.blocking_output() {
@@ -416,7 +399,7 @@ fn bitcoin_release<R: StateRead>(
 fn bitcoin_batch(priced: PricedRelease, chosen: &[&Withdrawal], rate: FeeRate, peg: &Peg) -> Release {
     let plan = priced.plan;
     let items = chosen.iter().zip(plan.outputs()).map(|(withdrawal, output)| item(withdrawal, output.amount)).collect();
-    let release = BitcoinRelease::first_version(plan, rate, peg).map_err(|error| error.to_string())?;
+    let release = BitcoinRelease::new(plan, rate, peg).map_err(|error| error.to_string())?;
     Ok((BatchRelease::Bitcoin(release), items))
 }
 
@@ -675,6 +658,7 @@ fn combine(
 pub fn attest_release<R: StateRead>(
     state: &mut StateDelta<R>,
     attest: &MsgAttestRelease,
+    params: &Params,
     quorum: u32,
     height: u64,
     events: &mut Vec<Event>,
@@ -682,13 +666,10 @@ pub fn attest_release<R: StateRead>(
     let Some(mut batch) = state.batch(attest.batch)? else {
         return Err(refused(TxCode::BadBatch, format!("there is no batch {}", attest.batch)));
     };
-    // Any signed version of a Bitcoin release may be the one that confirmed.
-    let signed_versions: Vec<&str> = batch
-        .bitcoin_versions()
-        .into_iter()
-        .filter(|(version, _, _)| batch.status != BatchStatus::Signing || *version != current_version(&batch))
-        .map(|(_, txid, _)| txid)
-        .collect();
+    // Any signed version of a Bitcoin release may be the one that confirmed: the current one once
+    // the batch is signed, any version it replaced at any time.
+    let replaced = matches!(&batch.release, BatchRelease::Bitcoin(release)
+        if release.superseded.iter().any(|version| version.txid == attest.parent_tx));
     match &batch.release {
         BatchRelease::Bitcoin(release)
             if !batch.bitcoin_versions().iter().any(|(_, txid, _)| *txid == attest.parent_tx) =>
@@ -717,7 +698,7 @@ pub fn attest_release<R: StateRead>(
                 format!("batch {} was aborted; nothing of it was released", batch.id),
             ));
         }
-        BatchStatus::Signing if !signed_versions.contains(&attest.parent_tx.as_str()) => {
+        BatchStatus::Signing if !replaced => {
             return Err(refused(
                 TxCode::BadBatch,
                 format!("batch {} is not signed yet, so it cannot have been released", batch.id),
@@ -744,18 +725,10 @@ pub fn attest_release<R: StateRead>(
         ],
     ));
     if u32::try_from(agreeing).unwrap_or(u32::MAX) >= quorum {
-        settle(state, &mut batch, &attest.parent_tx, height, events)?;
+        settle(state, params, &mut batch, &attest.parent_tx, height, events)?;
     }
     state.put_batch(&batch);
     Ok(())
-}
-
-/// The version number of `batch`'s current release (0 for Ethereum).
-fn current_version(batch: &Batch) -> u32 {
-    match &batch.release {
-        BatchRelease::Bitcoin(release) => release.version,
-        BatchRelease::Ethereum(_) => 0,
-    }
 }
 
 /// Marks `batch` released by `parent_tx` and takes its total out of the ledger (and, for
@@ -763,6 +736,7 @@ fn current_version(batch: &Batch) -> u32 {
 /// version that confirmed paid each item).
 fn settle<R: StateRead>(
     state: &mut StateDelta<R>,
+    params: &Params,
     batch: &mut Batch,
     parent_tx: &str,
     height: u64,
@@ -801,7 +775,7 @@ fn settle<R: StateRead>(
     let mut pending = state.pending_batches()?;
     pending.retain(|id| *id != batch.id);
     state.put_pending_batches(&pending);
-    crate::bitcoin_fees::release_settled(state, batch, height, events)?;
+    crate::bitcoin_fees::release_settled(state, params, batch, height, events)?;
     events.push(Event::new(
         ev::BATCH_RELEASED,
         [

@@ -118,6 +118,7 @@ fn mined_height(batch: &Batch) -> Option<u64> {
 /// On storage failure or a corrupt record.
 pub fn release_settled<R: StateRead>(
     state: &mut StateDelta<R>,
+    params: &Params,
     batch: &Batch,
     height: u64,
     events: &mut Vec<Event>,
@@ -127,9 +128,8 @@ pub fn release_settled<R: StateRead>(
         return Ok(());
     };
     let waited = mined.saturating_sub(signed);
-    let params = state.params()?;
     let rules = &params.withdrawals;
-    let current = state.bitcoin_fee_rate(&params)?;
+    let current = state.bitcoin_fee_rate(params)?;
     let next = next_rate(current, waited, rules.bitcoin_target_confirm_blocks, rules.bitcoin_fee_bounds());
     state.put_json(keys::LAST_RELEASE_WAITED.to_vec(), &waited);
     if next != current {

@@ -97,6 +97,26 @@ pub fn finalize_block<R: StateRead + Sync>(
     Ok(BlockOutcome { tx_results, events, changes: state.into_writes() })
 }
 
+/// One pass over the unsettled batches: a stuck Bitcoin release is replaced, a batch unsigned for
+/// too long is aborted (each batch is read, and written if it changed, once).
+fn tend_pending_batches<R: StateRead>(
+    state: &mut StateDelta<R>,
+    params: &ferry_types::Params,
+    height: u64,
+    events: &mut Vec<Event>,
+) -> Result<(), StateError> {
+    let clock = state.bitcoin_clock()?.height;
+    for id in state.pending_batches()? {
+        let Some(mut batch) = state.batch(id)? else { continue };
+        let changed = crate::replacement::replace_if_due(state, params, &mut batch, clock, height, events)?
+            || crate::abort::abort_if_expired(state, params, &mut batch, height, events)?;
+        if changed {
+            state.put_batch(&batch);
+        }
+    }
+    Ok(())
+}
+
 /// The end of a block: the invariant first, so a violation this block introduced stops new
 /// batches at once; then batching, consolidating fragmented Bitcoin reserves, replacing stuck
 /// Bitcoin releases and aborting batches unsigned for too long, unless the bridge is paused.
@@ -110,8 +130,7 @@ fn end_block<R: StateRead>(
     if !state.bridge_status()?.paused {
         crate::batch::form_batches(state, params, height, events)?;
         crate::consolidation::consolidate(state, params, height, events)?;
-        crate::replacement::replace_stuck_releases(state, params, height, events)?;
-        crate::abort::abort_expired(state, params, height, events)?;
+        tend_pending_batches(state, params, height, events)?;
     }
     Ok(())
 }

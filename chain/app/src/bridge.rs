@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use ferry_types::event as ev;
 use ferry_types::msg::MsgAttestDeposit;
 use ferry_types::release::bitcoin::input_spend_fee;
-use ferry_types::{Address, Amount, Coin, DepositFacts, DepositId, ParentChain, TxCode, TxRejection};
+use ferry_types::{Address, Amount, Coin, DepositFacts, DepositId, Params, ParentChain, TxCode, TxRejection};
 use serde::{Deserialize, Serialize};
 
 use crate::bank::{self, BankError};
@@ -212,6 +212,7 @@ fn digest_hex(facts: &DepositFacts) -> String {
 pub fn attest_deposit<R: StateRead>(
     state: &mut StateDelta<R>,
     attest: &MsgAttestDeposit,
+    params: &Params,
     quorum: u32,
     height: u64,
     events: &mut Vec<Event>,
@@ -258,53 +259,30 @@ pub fn attest_deposit<R: StateRead>(
     ));
 
     let reached = u32::try_from(agreeing).unwrap_or(u32::MAX) >= quorum;
-    let spend_fee =
-        if record.status == DepositStatus::Pending && reached { spend_fee(state, facts)? } else { Amount::ZERO };
-    let minimum = state.params()?.deposits.min_deposit(&facts.asset);
-    let too_small = facts.amount < minimum || facts.amount <= spend_fee;
-    if record.status == DepositStatus::Pending && reached && too_small {
-        let mut ledger = state.ledger(&facts.asset)?;
-        ledger.below_minimum = ledger
-            .below_minimum
-            .checked_add(facts.amount)
-            .map_err(|_| rejection(TxCode::Overflow, format!("{} below-minimum tally would overflow", facts.asset)))?;
-        state.put_ledger(&facts.asset, &ledger)?;
-        record.status = DepositStatus::BelowMinimum;
-        events.push(Event::new(
-            ev::DEPOSIT_BELOW_MINIMUM,
-            [
-                (ev::DEPOSIT_ID, id.to_string()),
-                (ev::RECIPIENT, facts.recipient.to_string()),
-                (ev::AMOUNT, format!("{}{}", facts.amount, facts.asset)),
-                (
-                    ev::REASON,
-                    format!(
-                        "below the minimum deposit of {minimum}{0} (or not above its {spend_fee}{0} spending cost)",
-                        facts.asset
-                    ),
-                ),
-            ],
-        ));
-        tracing::warn!(deposit_id = %id, amount = %facts.amount, asset = %facts.asset, %minimum, %spend_fee, height, "deposit below the minimum: not minted");
-    }
     if record.status == DepositStatus::Pending && reached {
-        let minted = mint(state, facts, spend_fee, events)?;
-        record.status = DepositStatus::Minted;
-        record.minted = Some(facts.clone());
-        record.minted_amount = Some(minted);
-        record.spend_fee = (!spend_fee.is_zero()).then_some(spend_fee);
-        record.minted_height = Some(height);
-        // Every member whose attestation differs from what minted attested conflicting facts.
-        let dissenters: Vec<(Address, DepositFacts)> = record
-            .attestations
-            .iter()
-            .filter(|(_, attested)| **attested != digest)
-            .filter_map(|(member, attested)| Some((*member, record.candidates.get(attested)?.clone())))
-            .collect();
-        for (member, their_facts) in dissenters {
-            record_conflict(&mut record, member, &their_facts, height, events);
+        let spend_fee = spend_fee(state, params, facts)?;
+        let minimum = params.deposits.min_deposit(&facts.asset);
+        if facts.amount < minimum || facts.amount <= spend_fee {
+            below_minimum(state, &mut record, facts, minimum, spend_fee, height, events)?;
+        } else {
+            let minted = mint(state, facts, spend_fee, events)?;
+            record.status = DepositStatus::Minted;
+            record.minted = Some(facts.clone());
+            record.minted_amount = Some(minted);
+            record.spend_fee = (!spend_fee.is_zero()).then_some(spend_fee);
+            record.minted_height = Some(height);
+            // Every member whose attestation differs from what minted attested conflicting facts.
+            let dissenters: Vec<(Address, DepositFacts)> = record
+                .attestations
+                .iter()
+                .filter(|(_, attested)| **attested != digest)
+                .filter_map(|(member, attested)| Some((*member, record.candidates.get(attested)?.clone())))
+                .collect();
+            for (member, their_facts) in dissenters {
+                record_conflict(&mut record, member, &their_facts, height, events);
+            }
+            tracing::info!(deposit_id = %id, recipient = %facts.recipient, amount = %facts.amount, asset = %facts.asset, height, "deposit minted");
         }
-        tracing::info!(deposit_id = %id, recipient = %facts.recipient, amount = %facts.amount, asset = %facts.asset, height, "deposit minted");
     }
     state.put_json(keys::deposit(&id), &record);
     Ok(())
@@ -332,13 +310,50 @@ fn record_conflict(
 /// What a deposit prepays for its own spending: for Bitcoin, the chain's fee rate now on the
 /// size one peg input adds to a release ([`input_spend_fee`]); nothing on Ethereum (the relayer
 /// pays release gas) or on a chain without a peg.
-fn spend_fee<R: StateRead>(state: &StateDelta<R>, facts: &DepositFacts) -> Result<Amount, StateError> {
+fn spend_fee<R: StateRead>(state: &StateDelta<R>, params: &Params, facts: &DepositFacts) -> Result<Amount, StateError> {
     if facts.chain != ParentChain::Bitcoin {
         return Ok(Amount::ZERO);
     }
     let Some(peg) = crate::batch::peg_of(&state.federation()?)? else { return Ok(Amount::ZERO) };
-    let rate = state.bitcoin_fee_rate(&state.params()?)?;
-    Ok(input_spend_fee(&peg, rate))
+    Ok(input_spend_fee(&peg, state.bitcoin_fee_rate(params)?))
+}
+
+/// Records a deposit that reached its quorum below its asset's minimum (or not worth its own
+/// spending): never minted, counted in the ledger's `below_minimum`.
+fn below_minimum<R: StateRead>(
+    state: &mut StateDelta<R>,
+    record: &mut DepositRecord,
+    facts: &DepositFacts,
+    minimum: Amount,
+    spend_fee: Amount,
+    height: u64,
+    events: &mut Vec<Event>,
+) -> Result<(), BankError> {
+    let mut ledger = state.ledger(&facts.asset)?;
+    ledger.below_minimum = ledger
+        .below_minimum
+        .checked_add(facts.amount)
+        .map_err(|_| rejection(TxCode::Overflow, format!("{} below-minimum tally would overflow", facts.asset)))?;
+    state.put_ledger(&facts.asset, &ledger)?;
+    record.status = DepositStatus::BelowMinimum;
+    let id = facts.id();
+    events.push(Event::new(
+        ev::DEPOSIT_BELOW_MINIMUM,
+        [
+            (ev::DEPOSIT_ID, id.to_string()),
+            (ev::RECIPIENT, facts.recipient.to_string()),
+            (ev::AMOUNT, format!("{}{}", facts.amount, facts.asset)),
+            (
+                ev::REASON,
+                format!(
+                    "below the minimum deposit of {minimum}{0} (or not above its {spend_fee}{0} spending cost)",
+                    facts.asset
+                ),
+            ),
+        ],
+    ));
+    tracing::warn!(deposit_id = %id, amount = %facts.amount, asset = %facts.asset, %minimum, %spend_fee, height, "deposit below the minimum: not minted");
+    Ok(())
 }
 
 /// Credits `facts`' recipient its amount less `spend_fee`, which goes to the fee pool; the whole

@@ -76,7 +76,7 @@ pub fn consolidate<R: StateRead>(
         return Ok(());
     };
     tracing::info!(inputs = plan.inputs().len(), fee = %plan.fee(), %rate, height, "consolidating the reserves");
-    let release = match BitcoinRelease::first_version(plan, rate, &peg) {
+    let release = match BitcoinRelease::new(plan, rate, &peg) {
         Ok(release) => release,
         Err(error) => {
             tracing::warn!(%error, height, "reserves not consolidated");

@@ -227,14 +227,14 @@ fn execute_message<R: StateRead>(
         Msg::Send(send) => bank::transfer(state, &send.from, &send.to, &send.amount, events).map(|()| None),
         Msg::AttestDeposit(attest) => {
             let quorum = state.federation()?.attest_quorum;
-            bridge::attest_deposit(state, attest, quorum, height, events).map(|()| None)
+            bridge::attest_deposit(state, attest, context.params, quorum, height, events).map(|()| None)
         }
         Msg::Withdraw(withdraw) => withdrawal::withdraw(state, withdraw, context.params, height, events)
             .map(|id| Some(format!("withdrawal {id} queued"))),
         Msg::SubmitSignatures(submit) => batch::submit_signatures(state, submit, height, events).map(|()| None),
         Msg::AttestRelease(attest) => {
             let quorum = state.federation()?.attest_quorum;
-            batch::attest_release(state, attest, quorum, height, events).map(|()| None)
+            batch::attest_release(state, attest, context.params, quorum, height, events).map(|()| None)
         }
         Msg::AttestParentHeight(report) => {
             let quorum = state.federation()?.attest_quorum;

@@ -18,72 +18,40 @@
 //! period later.
 
 use ferry_types::event as ev;
-use ferry_types::query::{Batch, BatchRelease, BatchStatus, SignedBitcoinVersion};
-use ferry_types::release::bitcoin::{
-    ReleasePlan, ReleaseRequest, plan_consolidation, price_replacement, sighashes, unsigned_transaction,
-};
-use ferry_types::release::fee::{FeeRate, bumped_rate};
-use ferry_types::release::standardness::min_relay_fee;
-use ferry_types::{Amount, Params, peg::Peg};
+use ferry_types::query::{Batch, BatchRelease, BatchStatus, BitcoinRelease, SignedBitcoinVersion};
+use ferry_types::release::bitcoin::{ReleaseRequest, price_replacement, replace_consolidation};
+use ferry_types::release::fee::bumped_rate;
+use ferry_types::{Params, peg::Peg};
 
 use crate::event::Event;
 use crate::state::{StateDelta, StateError, StateRead};
 
-/// Replaces every signed Bitcoin release that waited a bump period (see the module docs).
+/// Replaces `batch`'s release if it is a signed Bitcoin release whose newest version waited a
+/// bump period by the parent clock at `clock` (see the module docs); returns whether anything
+/// changed (a new version, or why there is none), for the caller to store the batch.
 ///
 /// # Errors
 /// On storage failure or a corrupt record.
-pub fn replace_stuck_releases<R: StateRead>(
-    state: &mut StateDelta<R>,
+pub fn replace_if_due<R: StateRead>(
+    state: &StateDelta<R>,
     params: &Params,
+    batch: &mut Batch,
+    clock: u64,
     height: u64,
     events: &mut Vec<Event>,
-) -> Result<(), StateError> {
-    let clock = state.bitcoin_clock()?.height;
-    if clock == 0 {
-        return Ok(());
+) -> Result<bool, StateError> {
+    let due = match &batch.release {
+        BatchRelease::Bitcoin(release) if batch.status == BatchStatus::Signed && clock > 0 => release
+            .bump_parent_height
+            .is_some_and(|since| clock >= since.saturating_add(params.withdrawals.bitcoin_bump_after_blocks)),
+        _ => false,
+    };
+    if !due {
+        return Ok(false);
     }
-    let mut peg = None;
-    for id in state.pending_batches()? {
-        let Some(mut batch) = state.batch(id)? else { continue };
-        let due = match &batch.release {
-            BatchRelease::Bitcoin(release) if batch.status == BatchStatus::Signed => release
-                .bump_parent_height
-                .is_some_and(|since| clock >= since.saturating_add(params.withdrawals.bitcoin_bump_after_blocks)),
-            _ => false,
-        };
-        if !due {
-            continue;
-        }
-        if peg.is_none() {
-            peg = crate::batch::peg_of(&state.federation()?)?;
-        }
-        let Some(peg) = &peg else { return Ok(()) };
-        replace(state, params, peg, &mut batch, clock, height, events)?;
-        state.put_batch(&batch);
-    }
-    Ok(())
-}
-
-/// A consolidation's replacement: the same inputs at `rate`, its fee at least the incremental
-/// relay fee above the previous one and within the fee pool.
-fn replace_consolidation(
-    previous: &ReleasePlan,
-    rate: FeeRate,
-    peg: &Peg,
-    dust_limit: Amount,
-    pool: Amount,
-) -> Result<ReleasePlan, String> {
-    let plan = plan_consolidation(previous.inputs(), rate, peg, dust_limit).map_err(|e| e.to_string())?;
-    let increment = u128::from(min_relay_fee(plan.max_vsize(peg)).to_sat());
-    let needed = previous.fee().get().saturating_add(increment);
-    if plan.fee().get() < needed {
-        return Err(format!("a replacement at {rate} pays {} sat; nodes replace only for {needed} sat", plan.fee()));
-    }
-    if plan.fee() > pool {
-        return Err(format!("the fee pool holds {pool} sat, less than the replacement's {} sat", plan.fee()));
-    }
-    Ok(plan)
+    let Some(peg) = crate::batch::peg_of(&state.federation()?)? else { return Ok(false) };
+    replace(state, params, &peg, batch, clock, height, events)?;
+    Ok(true)
 }
 
 /// Forms `batch`'s next version, or records why it cannot.
@@ -104,11 +72,7 @@ fn replace<R: StateRead>(
             key: format!("batch/{}", batch.id),
             reason: format!("item {} has no withdrawal record", item.withdrawal),
         })?;
-        requests.push(ReleaseRequest {
-            destination: withdrawal.destination,
-            burned: withdrawal.amount,
-            max_fee: withdrawal.max_fee,
-        });
+        requests.push(ReleaseRequest::from(&withdrawal));
     }
     let BatchRelease::Bitcoin(release) = &mut batch.release else { return Ok(()) };
     let ceiling = rules.bitcoin_fee_bounds().max;
@@ -117,7 +81,12 @@ fn replace<R: StateRead>(
         Err(format!("the fee rate is at its ceiling of {ceiling}"))
     } else if requests.is_empty() {
         let pool = state.ledger(&ferry_types::Denom::sat())?.fee_pool;
-        replace_consolidation(&release.plan, rate, peg, rules.bitcoin_dust_limit, pool)
+        match replace_consolidation(&release.plan, rate, peg, rules.bitcoin_dust_limit) {
+            Ok(plan) if plan.fee() > pool => {
+                Err(format!("the fee pool holds {pool} sat, less than the replacement's {} sat", plan.fee()))
+            }
+            planned => planned.map_err(|e| e.to_string()),
+        }
     } else {
         price_replacement(&release.plan, &requests, rate, peg, rules.bitcoin_dust_limit)
             .map(|priced| priced.plan)
@@ -139,36 +108,33 @@ fn replace<R: StateRead>(
             return Ok(());
         }
     };
-    let tx = unsigned_transaction(&priced, peg);
-    let hashes = match sighashes(&tx, &priced, peg) {
-        Ok(hashes) => hashes,
+    let next = match BitcoinRelease::new(priced, rate, peg) {
+        Ok(next) => BitcoinRelease {
+            version: release.version.saturating_add(1),
+            signed_parent_height: release.signed_parent_height,
+            ..next
+        },
         Err(error) => {
             release.bump_blocked = Some(error.to_string());
             release.bump_parent_height = Some(clock);
             return Ok(());
         }
     };
-    let previous = SignedBitcoinVersion {
-        version: release.version,
-        plan: release.plan.clone(),
-        unsigned_tx: std::mem::take(&mut release.unsigned_tx),
-        txid: std::mem::take(&mut release.txid),
-        sighashes: std::mem::take(&mut release.sighashes),
-        fee_rate: release.fee_rate,
-        signatures: std::mem::take(&mut batch.signatures),
-    };
-    for (item, output) in batch.items.iter_mut().zip(priced.outputs()) {
+    for (item, output) in batch.items.iter_mut().zip(next.plan.outputs()) {
         item.paid = output.amount;
     }
-    let fee = priced.fee();
-    release.version = release.version.saturating_add(1);
-    release.unsigned_tx = bitcoin::consensus::encode::serialize_hex(&tx);
-    release.txid = tx.compute_txid().to_string();
-    release.sighashes = hashes.iter().map(hex::encode).collect();
-    release.plan = priced;
-    release.fee_rate = rate;
-    release.bump_parent_height = None;
-    release.bump_blocked = None;
+    let fee = next.plan.fee();
+    let replaced = std::mem::replace(release, next);
+    release.superseded = replaced.superseded;
+    let previous = SignedBitcoinVersion {
+        version: replaced.version,
+        plan: replaced.plan,
+        unsigned_tx: replaced.unsigned_tx,
+        txid: replaced.txid,
+        sighashes: replaced.sighashes,
+        fee_rate: replaced.fee_rate,
+        signatures: std::mem::take(&mut batch.signatures),
+    };
     events.push(Event::new(
         ev::RELEASE_REPLACED,
         [

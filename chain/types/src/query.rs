@@ -211,6 +211,17 @@ pub struct Held {
     pub refund_votes: std::collections::BTreeSet<Address>,
 }
 
+impl From<&Withdrawal> for crate::release::bitcoin::ReleaseRequest {
+    /// What a Bitcoin release pays for `withdrawal`: its destination, its burn, its budget.
+    fn from(withdrawal: &Withdrawal) -> Self {
+        crate::release::bitcoin::ReleaseRequest {
+            destination: withdrawal.destination.clone(),
+            burned: withdrawal.amount,
+            max_fee: withdrawal.max_fee,
+        }
+    }
+}
+
 /// Where a withdrawal stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -396,12 +407,12 @@ pub struct Aborted {
 }
 
 impl BitcoinRelease {
-    /// The first version of the release of `plan`, priced at `rate`: its unsigned transaction,
+    /// The first version (0) of the release of `plan`, priced at `rate`: its unsigned transaction,
     /// txid and sighashes for `peg`, not signed yet.
     ///
     /// # Errors
     /// When the sighashes cannot be computed (a plan that does not match its transaction).
-    pub fn first_version(
+    pub fn new(
         plan: ReleasePlan,
         rate: FeeRate,
         peg: &crate::peg::Peg,

@@ -13,8 +13,7 @@ use ferry_types::query::{
     WithdrawalId, WithdrawalView,
 };
 use ferry_types::release::bitcoin::{
-    ReleaseOutput, ReleaseRequest, Utxo, plan_release, plan_release_at_rate, price_replacement, sighashes,
-    unsigned_transaction, verify_input_signature,
+    ReleaseOutput, ReleaseRequest, Utxo, plan_release, plan_release_at_rate, price_replacement, verify_input_signature,
 };
 use ferry_types::release::bls;
 use ferry_types::release::eth::{EthAddress, EthBatch, EthReleaseItem};
@@ -198,14 +197,7 @@ impl Case {
         let burns = [(regtest_address(1), 300_000), (regtest_address(2), 200_000)];
         let burns: Vec<(&str, u128)> = burns.iter().map(|(address, amount)| (address.as_str(), *amount)).collect();
         Case::with_params(Denom::sat(), &burns, params, |case, records| {
-            let requests: Vec<ReleaseRequest> = records
-                .iter()
-                .map(|record| ReleaseRequest {
-                    destination: record.destination.clone(),
-                    burned: record.amount,
-                    max_fee: record.max_fee,
-                })
-                .collect();
+            let requests: Vec<ReleaseRequest> = records.iter().map(ReleaseRequest::from).collect();
             let utxos = [utxo(0xaa, 0, 1_000_000), utxo(0xbb, 1, 400_000)];
             let peg = peg(&case.ceremony);
             let priced = plan_release_at_rate(&utxos, &requests, rate(), &peg, case.params.bitcoin_dust_limit);
@@ -269,20 +261,10 @@ fn eth_release(batch: EthBatch) -> BatchRelease {
 }
 
 fn btc_release(plan: ReleasePlan, peg: &Peg) -> BatchRelease {
-    let tx = unsigned_transaction(&plan, peg);
-    let hashes = sighashes(&tx, &plan, peg).unwrap_or_default();
-    BatchRelease::Bitcoin(BitcoinRelease {
-        unsigned_tx: bitcoin::consensus::encode::serialize_hex(&tx),
-        txid: tx.compute_txid().to_string(),
-        sighashes: hashes.iter().map(hex::encode).collect(),
-        plan,
-        fee_rate: rate(),
-        signed_parent_height: None,
-        version: 0,
-        bump_parent_height: None,
-        superseded: Vec::new(),
-        bump_blocked: None,
-    })
+    match BitcoinRelease::new(plan, rate(), peg) {
+        Ok(release) => BatchRelease::Bitcoin(release),
+        Err(error) => unreachable!("a plan's sighashes compute: {error}"),
+    }
 }
 
 /// The rate the test batches are priced at: the default parameters' start rate.
@@ -609,10 +591,7 @@ impl Case {
             .batch
             .items
             .iter()
-            .map(|item| {
-                let burn = &case.withdrawals[&item.withdrawal].withdrawal;
-                ReleaseRequest { destination: burn.destination.clone(), burned: burn.amount, max_fee: burn.max_fee }
-            })
+            .map(|item| ReleaseRequest::from(&case.withdrawals[&item.withdrawal].withdrawal))
             .collect();
         let first = case.bitcoin_release().clone();
         let priced = price_replacement(&first.plan, &requests, rate, &peg, case.params.bitcoin_dust_limit)

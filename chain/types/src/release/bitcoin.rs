@@ -765,14 +765,29 @@ pub fn price_replacement(
         shares.push(share);
     }
     let fee = sum(shares.iter().copied())?;
-    let increment = Amount::new(u128::from(standardness::min_relay_fee(longest.weight().to_vbytes_ceil()).to_sat()));
+    check_replacement_fee(previous, fee, longest.weight(), rate)?;
+    let plan = ReleasePlan::from_parts(previous.inputs().to_vec(), outputs, previous.change(), fee)?;
+    plan.check_standard(peg).map_err(BtcReleaseError::NonStandard)?;
+    Ok(PricedRelease { plan, shares })
+}
+
+/// BIP 125's rule that a replacement pays for its own relay: its `fee` must be at least the fee
+/// of `previous` plus the incremental relay fee (1 sat/vB) on its size (`weight`).
+///
+/// # Errors
+/// [`BtcReleaseError::ReplacementTooCheap`] naming the fee needed.
+fn check_replacement_fee(
+    previous: &ReleasePlan,
+    fee: Amount,
+    weight: bitcoin::Weight,
+    rate: FeeRate,
+) -> Result<(), BtcReleaseError> {
+    let increment = Amount::new(u128::from(standardness::min_relay_fee(weight.to_vbytes_ceil()).to_sat()));
     let needed = previous.fee().checked_add(increment).map_err(|_| out_of_range("fee", previous.fee()))?;
     if fee < needed {
         return Err(BtcReleaseError::ReplacementTooCheap { fee, needed, rate });
     }
-    let plan = ReleasePlan::from_parts(previous.inputs().to_vec(), outputs, previous.change(), fee)?;
-    plan.check_standard(peg).map_err(BtcReleaseError::NonStandard)?;
-    Ok(PricedRelease { plan, shares })
+    Ok(())
 }
 
 /// What spending one peg output costs at `rate`: the weight one more input adds to a release,
@@ -826,6 +841,24 @@ pub fn plan_consolidation(
     }
     let plan = ReleasePlan::from_parts(inputs.to_vec(), Vec::new(), Some(change), fee)?;
     plan.check_standard(peg).map_err(BtcReleaseError::NonStandard)?;
+    Ok(plan)
+}
+
+/// Plans the replacement of the consolidation `previous` at `rate`: the same inputs planned
+/// again ([`plan_consolidation`]), its fee at least the incremental relay fee above the previous
+/// one. The chain checks the fee pool can pay it; a signer rebuilds it with this.
+///
+/// # Errors
+/// As [`plan_consolidation`]; [`BtcReleaseError::ReplacementTooCheap`].
+pub fn replace_consolidation(
+    previous: &ReleasePlan,
+    rate: FeeRate,
+    peg: &Peg,
+    dust_limit: Amount,
+) -> Result<ReleasePlan, BtcReleaseError> {
+    let plan = plan_consolidation(previous.inputs(), rate, peg, dust_limit)?;
+    let weight = with_longest_signatures(&unsigned_transaction(&plan, peg), peg).weight();
+    check_replacement_fee(previous, plan.fee(), weight, rate)?;
     Ok(plan)
 }
 
