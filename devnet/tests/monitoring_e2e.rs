@@ -22,7 +22,6 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use common::{TestResult, WAIT, balance, serial, wait_until};
-use ferry_client::wallet::Wallet;
 use ferry_devnet::accounts::{member_key, user_key};
 use ferry_devnet::btcd::RegtestWallet;
 use ferry_devnet::prometheus::{self, Alert, PrometheusSpec, ScrapeTarget, ServiceKind, promtool_check};
@@ -266,18 +265,10 @@ async fn vote_pause(system: &System, member: usize) -> TestResult {
     let client = system.client(member)?;
     let key = member_key(member)?;
     let vote = Msg::SetPaused(MsgSetPaused { member: key.address(), paused: true, reason: "alert drill".to_owned() });
-    let mut last_error = String::new();
-    for _ in 0..5 {
-        let mut wallet = Wallet::load(&client, key.clone()).await?;
-        let tx = wallet.sign_fee_exempt(std::slice::from_ref(&vote))?;
-        match client.broadcast_and_wait(tx, WAIT).await {
-            Ok(inclusion) if inclusion.code == 0 => return Ok(()),
-            Ok(inclusion) => last_error = format!("refused in block {}: {}", inclusion.height, inclusion.log),
-            Err(error) => last_error = error.to_string(),
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
+    match ferry_signer::service::post_duty(&client, &key, &vote).await {
+        Ok(_) => Ok(()),
+        Err(error) => Err(format!("member {member}'s pause vote failed: {error}").into()),
     }
-    Err(format!("member {member}'s pause vote failed: {last_error}").into())
 }
 
 #[tokio::test(flavor = "multi_thread")]
