@@ -260,13 +260,13 @@ fn firing<'a>(alerts: &'a [Alert], name: &str) -> Vec<&'a Alert> {
 }
 
 /// Member `member` votes to pause, retrying when its relayer or signer took the sequence first
-/// (they sign with the same account).
-async fn vote_pause(system: &System, member: usize) -> TestResult {
+/// (they sign with the same account); returns the height of the block holding the vote.
+async fn vote_pause(system: &System, member: usize) -> TestResult<u64> {
     let client = system.client(member)?;
     let key = member_key(member)?;
     let vote = Msg::SetPaused(MsgSetPaused { member: key.address(), paused: true, reason: "alert drill".to_owned() });
     match ferry_signer::service::post_duty(&client, &key, &vote).await {
-        Ok(_) => Ok(()),
+        Ok((_, height)) => Ok(height),
         Err(error) => Err(format!("member {member}'s pause vote failed: {error}").into()),
     }
 }
@@ -327,11 +327,15 @@ async fn every_dashboard_query_has_data_and_the_paused_and_relayer_lag_alerts_fi
     stall.close().await?;
 
     // Bridge paused: a quorum (3 of 4) of members vote.
+    let mut voted_at = 0;
     for member in 0..3 {
-        vote_pause(&system, member).await?;
+        voted_at = vote_pause(&system, member).await?;
     }
+    // Read from node 0 once it has the block holding the last vote (it was sent to node 2).
+    let reader = system.client(0)?;
+    reader.wait_for_height(voted_at, WAIT).await?;
     let status: ferry_types::query::BridgeStatus =
-        system.client(0)?.query(ferry_types::query::BRIDGE_PATH, None).await?.ok_or("no bridge status")?;
+        reader.query(ferry_types::query::BRIDGE_PATH, None).await?.ok_or("no bridge status")?;
     assert!(status.paused, "the quorum's votes paused the bridge: {status:?}");
     system.prometheus.wait_for_alerts(ALERT_WAIT, |alerts| !firing(alerts, "FerryBridgePaused").is_empty()).await?;
     Ok(())
