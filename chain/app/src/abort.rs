@@ -151,7 +151,6 @@ fn dissolve<R: StateRead>(
         .map(|(id, reasons)| (id, reasons.join("; ")))
         .collect();
 
-    let mut queue = state.withdrawal_queue(&batch.asset)?;
     for item in &batch.items {
         let Some(mut withdrawal) = state.withdrawal(item.withdrawal)? else { continue };
         withdrawal.batch = None;
@@ -165,22 +164,13 @@ fn dissolve<R: StateRead>(
                 withdrawal.held =
                     Some(Held { batch: batch.id, reason: why.clone(), height, refund_votes: BTreeSet::new() });
             }
-            None => queue.push(item.withdrawal),
+            None => state.enqueue_withdrawal(&batch.asset, item.withdrawal)?,
         }
         state.put_withdrawal(&withdrawal);
     }
-    queue.sort_unstable();
-    queue.dedup();
-    state.put_withdrawal_queue(&batch.asset, &queue);
-
-    if let BatchRelease::Bitcoin(_) = &batch.release {
-        let mut utxos = state.reserve_utxos()?;
-        for utxo in &mut utxos {
-            if utxo.locked_by == Some(batch.id) {
-                utxo.locked_by = None;
-            }
-        }
-        state.put_reserve_utxos(utxos);
+    if let BatchRelease::Bitcoin(release) = &batch.release {
+        // Every version spends the same inputs.
+        crate::bridge::lock_reserve_utxos(state, release.plan.inputs(), None)?;
     }
     let rules = &params.withdrawals;
     let window = rules.window(batch.created_height);
@@ -188,9 +178,7 @@ fn dissolve<R: StateRead>(
         let outflow = state.outflow(&batch.asset, window)?.checked_sub(batch.total).unwrap_or(Amount::ZERO);
         state.put_outflow(&batch.asset, &crate::batch::WindowOutflow { window, amount: outflow });
     }
-    let mut pending = state.pending_batches()?;
-    pending.retain(|id| *id != batch.id);
-    state.put_pending_batches(&pending);
+    state.remove_pending_batch(batch.id)?;
 
     let held_ids: Vec<WithdrawalId> = held.into_keys().collect();
     events.push(Event::new(

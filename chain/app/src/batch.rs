@@ -37,7 +37,7 @@ use ferry_types::peg::Peg;
 use ferry_types::query::{
     Batch, BatchItem, BatchRelease, BatchStatus, BatchView, BitcoinRelease, EthereumRelease, Withdrawal, WithdrawalId,
 };
-use ferry_types::release::bitcoin::{PricedRelease, ReleaseRequest, plan_release_at_rate};
+use ferry_types::release::bitcoin::{MAX_RELEASE_INPUTS, PricedRelease, ReleaseRequest, plan_release_at_rate};
 use ferry_types::release::bls::{self, PublicKeySet};
 use ferry_types::release::eth::{EthAddress, EthBatch, EthReleaseItem};
 use ferry_types::release::fee::FeeRate;
@@ -60,8 +60,10 @@ pub mod keys {
     /// The last batch id assigned (JSON integer; absent before the first).
     pub const LAST_BATCH: &[u8] = b"last_batch";
 
-    /// Ids of the batches not yet released, ascending.
-    pub const PENDING_BATCHES: &[u8] = b"pending_batches";
+    /// The batches not yet settled or aborted, one entry per batch keyed by its big-endian id.
+    pub fn pending_batches() -> crate::state::Collection {
+        crate::state::Collection::new("pending_batch/")
+    }
 
     /// An asset's outflow in the current window.
     pub fn outflow(denom: &Denom) -> Vec<u8> {
@@ -92,16 +94,32 @@ impl<R: StateRead> StateDelta<R> {
         self.put_json(keys::batch(batch.id), batch);
     }
 
-    /// Ids of the batches not yet released, ascending.
+    /// Ids of the batches not yet settled or aborted, ascending.
     ///
     /// # Errors
     /// On storage failure or a corrupt record.
     pub fn pending_batches(&self) -> Result<Vec<u64>, StateError> {
-        Ok(self.get_json(keys::PENDING_BATCHES)?.unwrap_or_default())
+        self.all_entries(&keys::pending_batches())
     }
 
-    pub(crate) fn put_pending_batches(&mut self, ids: &[u64]) {
-        self.put_json(keys::PENDING_BATCHES.to_vec(), &ids);
+    /// Up to `limit` pending batch ids above `after`, ascending.
+    ///
+    /// # Errors
+    /// On storage failure or a corrupt record.
+    pub fn pending_batch_page(&self, after: u64, limit: usize) -> Result<Vec<u64>, StateError> {
+        self.entries(&keys::pending_batches(), Some(&after.to_be_bytes()), false, limit)
+    }
+
+    /// How many batches are pending.
+    ///
+    /// # Errors
+    /// On storage failure or a corrupt counter.
+    pub fn pending_batch_count(&self) -> Result<u64, StateError> {
+        self.entry_count(&keys::pending_batches())
+    }
+
+    pub(crate) fn remove_pending_batch(&mut self, id: u64) -> Result<(), StateError> {
+        self.remove_entry(&keys::pending_batches(), &id.to_be_bytes())
     }
 
     /// What `denom` has had batched in the window `window` (zero when that is not the stored window).
@@ -228,13 +246,12 @@ pub fn form_batches<R: StateRead>(
     let federation = state.federation()?;
     let peg = peg_of(&federation)?;
     for denom in state.ledger_denoms()? {
-        let queue = state.withdrawal_queue(&denom)?;
-        if queue.is_empty() {
+        if state.queued_withdrawal_count(&denom)? == 0 {
             continue;
         }
         let window = rules.window(height);
         let outflow = state.outflow(&denom, window)?;
-        let selected = select(state, rules, &denom, &queue, outflow, height)?;
+        let selected = select(state, rules, &denom, outflow, height)?;
         if selected.is_empty() {
             continue;
         }
@@ -270,12 +287,16 @@ pub fn form_batches<R: StateRead>(
     Ok(())
 }
 
+/// How many queued withdrawals one batch formation looks at, at most: a queue of any length
+/// costs a block the same (withdrawals still in their delay are passed over and looked at again
+/// at the next batching height).
+pub const QUEUE_LOOKED_AT: usize = 1_024;
+
 /// The queued withdrawals of `denom` the next batch takes (see the module docs).
 fn select<R: StateRead>(
     state: &StateDelta<R>,
     rules: &WithdrawalParams,
     denom: &Denom,
-    queue: &[WithdrawalId],
     outflow: Amount,
     height: u64,
 ) -> Result<Vec<Withdrawal>, StateError> {
@@ -283,22 +304,30 @@ fn select<R: StateRead>(
     let max_items = usize::try_from(rules.max_batch_items).unwrap_or(usize::MAX);
     let mut selected = Vec::new();
     let mut total = outflow;
-    for id in queue {
-        if selected.len() >= max_items {
-            break;
+    let mut looked_at = 0;
+    let mut after = None;
+    while selected.len() < max_items && looked_at < QUEUE_LOOKED_AT {
+        let page = state.queued_withdrawals(denom, after, max_items)?;
+        let Some(last) = page.last() else { break };
+        after = Some(*last);
+        for id in page {
+            looked_at += 1;
+            if selected.len() >= max_items {
+                break;
+            }
+            let withdrawal = state.withdrawal(id)?.ok_or_else(|| StateError::Corrupt {
+                key: format!("withdrawal_queue/{denom}"),
+                reason: format!("queued {id} has no record"),
+            })?;
+            if withdrawal.eligible_height > height {
+                continue;
+            }
+            match total.checked_add(withdrawal.amount) {
+                Ok(next) if next <= limit.window_cap => total = next,
+                _ => return Ok(selected),
+            }
+            selected.push(withdrawal);
         }
-        let withdrawal = state.withdrawal(*id)?.ok_or_else(|| StateError::Corrupt {
-            key: format!("withdrawal_queue/{denom}"),
-            reason: format!("queued {id} has no record"),
-        })?;
-        if withdrawal.eligible_height > height {
-            continue;
-        }
-        match total.checked_add(withdrawal.amount) {
-            Ok(next) if next <= limit.window_cap => total = next,
-            _ => break,
-        }
-        selected.push(withdrawal);
     }
     Ok(selected)
 }
@@ -366,8 +395,10 @@ fn bitcoin_release<R: StateRead>(
         let release = Some(Err("this chain has no Bitcoin peg".to_owned()));
         return Ok(BitcoinSelection { release, waiting: Vec::new() });
     };
+    // Coin selection takes the largest first and at most MAX_RELEASE_INPUTS of them: only those
+    // are read, however many the reserves hold.
     let free: Vec<_> =
-        state.reserve_utxos()?.iter().filter(|utxo| utxo.locked_by.is_none()).map(|utxo| utxo.utxo()).collect();
+        state.free_reserve_utxos(true, MAX_RELEASE_INPUTS)?.iter().map(crate::bridge::ReserveUtxo::utxo).collect();
     let rate = state.bitcoin_fee_rate(params)?;
     let dust_limit = params.withdrawals.bitcoin_dust_limit;
     let mut candidates: Vec<&Withdrawal> = selected.iter().collect();
@@ -459,23 +490,13 @@ fn record_batch<R: StateRead>(
             state.put_withdrawal(&withdrawal);
         }
     }
-    let mut queue = state.withdrawal_queue(denom)?;
-    queue.retain(|queued| !batched.contains(queued));
-    state.put_withdrawal_queue(denom, &queue);
-    if let BatchRelease::Bitcoin(bitcoin) = &release {
-        let spent: BTreeSet<(&str, u32)> =
-            bitcoin.plan.inputs().iter().map(|input| (input.txid.as_str(), input.vout)).collect();
-        let mut utxos = state.reserve_utxos()?;
-        for utxo in &mut utxos {
-            if spent.contains(&(utxo.txid.as_str(), utxo.vout)) {
-                utxo.locked_by = Some(id);
-            }
-        }
-        state.put_reserve_utxos(utxos);
+    for withdrawal_id in &batched {
+        state.dequeue_withdrawal(denom, *withdrawal_id)?;
     }
-    let mut pending = state.pending_batches()?;
-    pending.push(id);
-    state.put_pending_batches(&pending);
+    if let BatchRelease::Bitcoin(bitcoin) = &release {
+        crate::bridge::lock_reserve_utxos(state, bitcoin.plan.inputs(), Some(id))?;
+    }
+    state.put_entry(&keys::pending_batches(), &id.to_be_bytes(), &id)?;
     state.put_json(keys::LAST_BATCH.to_vec(), &id);
     events.push(Event::new(
         ev::BATCH_CREATED,
@@ -756,14 +777,17 @@ fn settle<R: StateRead>(
     let confirmed = batch.bitcoin_versions().into_iter().find(|(_, txid, _)| *txid == parent_tx);
     if let Some((version, _, plan)) = confirmed {
         let plan = plan.clone();
-        let spent: BTreeSet<(&str, u32)> =
-            plan.inputs().iter().map(|input| (input.txid.as_str(), input.vout)).collect();
-        let mut utxos = state.reserve_utxos()?;
-        utxos.retain(|utxo| !spent.contains(&(utxo.txid.as_str(), utxo.vout)));
-        if let (Some(vout), Some(amount)) = (plan.change_vout(), plan.change()) {
-            utxos.push(crate::bridge::ReserveUtxo { txid: parent_tx.to_owned(), vout, amount, locked_by: None });
+        for input in plan.inputs() {
+            state.remove_reserve_utxo(&input.txid, input.vout)?;
         }
-        state.put_reserve_utxos(utxos);
+        if let (Some(vout), Some(amount)) = (plan.change_vout(), plan.change()) {
+            state.put_reserve_utxo(&crate::bridge::ReserveUtxo {
+                txid: parent_tx.to_owned(),
+                vout,
+                amount,
+                locked_by: None,
+            })?;
+        }
         for (item, output) in batch.items.iter_mut().zip(plan.outputs()) {
             item.paid = output.amount;
         }
@@ -772,9 +796,7 @@ fn settle<R: StateRead>(
         }
         tracing::info!(batch_id = batch.id, version, fee = %plan.fee(), "the release's version {version} confirmed");
     }
-    let mut pending = state.pending_batches()?;
-    pending.retain(|id| *id != batch.id);
-    state.put_pending_batches(&pending);
+    state.remove_pending_batch(batch.id)?;
     crate::bitcoin_fees::release_settled(state, params, batch, height, events)?;
     events.push(Event::new(
         ev::BATCH_RELEASED,

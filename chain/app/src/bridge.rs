@@ -119,7 +119,9 @@ impl ReserveUtxo {
 
 /// State keys of the bridge.
 pub mod keys {
-    use ferry_types::{Denom, DepositId};
+    use ferry_types::{Amount, Denom, DepositId};
+
+    use crate::state::Collection;
 
     /// A deposit record.
     pub fn deposit(id: &DepositId) -> Vec<u8> {
@@ -134,8 +136,27 @@ pub mod keys {
     /// Sorted list of the denominations that have a ledger.
     pub const LEDGER_DENOMS: &[u8] = b"ledger_denoms";
 
-    /// The Bitcoin reserve UTXO set (its entries are listed in [`UTXO_SET`]).
-    pub const UTXO_SET: &[u8] = b"btc_utxos";
+    /// The Bitcoin reserve UTXO set, one entry per UTXO keyed by its outpoint (txid, then the
+    /// big-endian output index).
+    pub fn reserve_utxos() -> Collection {
+        Collection::new("btc_utxo/")
+    }
+
+    /// The reserve UTXOs no batch has locked, keyed by big-endian amount then outpoint: coin
+    /// selection reads the largest, consolidation the smallest, without reading the rest.
+    pub fn free_reserve_utxos() -> Collection {
+        Collection::new("btc_utxo_free/")
+    }
+
+    /// The suffix of a UTXO in [`reserve_utxos`].
+    pub fn outpoint(txid: &str, vout: u32) -> Vec<u8> {
+        [txid.as_bytes(), &vout.to_be_bytes()].concat()
+    }
+
+    /// The suffix of a UTXO in [`free_reserve_utxos`].
+    pub fn by_amount(amount: Amount, txid: &str, vout: u32) -> Vec<u8> {
+        [amount.get().to_be_bytes().as_slice(), &outpoint(txid, vout)].concat()
+    }
 }
 
 fn rejection(code: TxCode, log: impl Into<String>) -> BankError {
@@ -181,19 +202,83 @@ impl<R: StateRead> StateDelta<R> {
         Ok(self.get_json(keys::LEDGER_DENOMS)?.unwrap_or_default())
     }
 
-    /// The Bitcoin peg's reserve UTXOs, ordered by (txid, vout).
+    /// Every reserve UTXO of the Bitcoin peg, ordered by (txid, vout) (for queries: it reads them all).
     ///
     /// # Errors
     /// On storage failure or a corrupt record.
     pub fn reserve_utxos(&self) -> Result<Vec<ReserveUtxo>, StateError> {
-        Ok(self.get_json(keys::UTXO_SET)?.unwrap_or_default())
+        self.all_entries(&keys::reserve_utxos())
     }
 
-    /// Stores the reserve UTXOs, sorted by (txid, vout).
-    pub fn put_reserve_utxos(&mut self, mut utxos: Vec<ReserveUtxo>) {
-        utxos.sort_by(|a, b| (&a.txid, a.vout).cmp(&(&b.txid, b.vout)));
-        self.put_json(keys::UTXO_SET.to_vec(), &utxos);
+    /// The reserve UTXO at (txid, vout), if the peg holds it.
+    ///
+    /// # Errors
+    /// On storage failure or a corrupt record.
+    pub fn reserve_utxo(&self, txid: &str, vout: u32) -> Result<Option<ReserveUtxo>, StateError> {
+        self.get_json(&keys::reserve_utxos().key(&keys::outpoint(txid, vout)))
     }
+
+    /// Up to `limit` free (unlocked) reserve UTXOs, largest first or smallest first (ties by
+    /// outpoint, in the same direction).
+    ///
+    /// # Errors
+    /// On storage failure or a corrupt record.
+    pub fn free_reserve_utxos(&self, largest_first: bool, limit: usize) -> Result<Vec<ReserveUtxo>, StateError> {
+        self.entries(&keys::free_reserve_utxos(), None, largest_first, limit)
+    }
+
+    /// How many reserve UTXOs are free.
+    ///
+    /// # Errors
+    /// On storage failure or a corrupt counter.
+    pub fn free_reserve_utxo_count(&self) -> Result<u64, StateError> {
+        self.entry_count(&keys::free_reserve_utxos())
+    }
+
+    /// Stores a reserve UTXO (new, or locked/unlocked), keeping the free index in step.
+    ///
+    /// # Errors
+    /// On storage failure or a corrupt record.
+    pub fn put_reserve_utxo(&mut self, utxo: &ReserveUtxo) -> Result<(), StateError> {
+        self.remove_reserve_utxo(&utxo.txid, utxo.vout)?;
+        self.put_entry(&keys::reserve_utxos(), &keys::outpoint(&utxo.txid, utxo.vout), utxo)?;
+        if utxo.locked_by.is_none() {
+            self.put_entry(&keys::free_reserve_utxos(), &keys::by_amount(utxo.amount, &utxo.txid, utxo.vout), utxo)?;
+        }
+        Ok(())
+    }
+
+    /// Removes a reserve UTXO (spent), from the free index too.
+    ///
+    /// # Errors
+    /// On storage failure or a corrupt record.
+    pub fn remove_reserve_utxo(&mut self, txid: &str, vout: u32) -> Result<(), StateError> {
+        if let Some(old) = self.reserve_utxo(txid, vout)? {
+            self.remove_entry(&keys::free_reserve_utxos(), &keys::by_amount(old.amount, txid, vout))?;
+            self.remove_entry(&keys::reserve_utxos(), &keys::outpoint(txid, vout))?;
+        }
+        Ok(())
+    }
+}
+
+/// Locks the reserve UTXOs `inputs` spend to batch `by` (or frees them when `None`).
+///
+/// # Errors
+/// On storage failure, a corrupt record, or an input the reserves do not hold.
+pub(crate) fn lock_reserve_utxos<R: StateRead>(
+    state: &mut StateDelta<R>,
+    inputs: &[ferry_types::release::bitcoin::Utxo],
+    by: Option<u64>,
+) -> Result<(), StateError> {
+    for input in inputs {
+        let mut utxo = state.reserve_utxo(&input.txid, input.vout)?.ok_or_else(|| StateError::Corrupt {
+            key: format!("btc_utxo/{}:{}", input.txid, input.vout),
+            reason: "a batch spends a UTXO the reserves do not hold".to_owned(),
+        })?;
+        utxo.locked_by = by;
+        state.put_reserve_utxo(&utxo)?;
+    }
+    Ok(())
 }
 
 fn digest_hex(facts: &DepositFacts) -> String {
@@ -378,9 +463,8 @@ fn mint<R: StateRead>(
     state.put_ledger(&facts.asset, &ledger)?;
 
     if facts.chain == ParentChain::Bitcoin {
-        let mut utxos = state.reserve_utxos()?;
-        utxos.push(ReserveUtxo { txid: facts.tx_id.clone(), vout: facts.index, amount: facts.amount, locked_by: None });
-        state.put_reserve_utxos(utxos);
+        let utxo = ReserveUtxo { txid: facts.tx_id.clone(), vout: facts.index, amount: facts.amount, locked_by: None };
+        state.put_reserve_utxo(&utxo)?;
     }
     let mut attributes = vec![
         (ev::DEPOSIT_ID, facts.id().to_string()),

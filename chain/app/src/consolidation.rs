@@ -40,8 +40,8 @@ pub fn consolidate<R: StateRead>(
     if !rules.is_batch_height(height) {
         return Ok(());
     }
-    let mut free: Vec<_> = state.reserve_utxos()?.into_iter().filter(|utxo| utxo.locked_by.is_none()).collect();
-    if free.len() <= usize::try_from(rules.bitcoin_max_reserve_utxos).unwrap_or(usize::MAX) {
+    let free_count = state.free_reserve_utxo_count()?;
+    if free_count <= u64::from(rules.bitcoin_max_reserve_utxos) {
         return Ok(());
     }
     for id in state.pending_batches()? {
@@ -50,10 +50,10 @@ pub fn consolidate<R: StateRead>(
         }
     }
     let Some(peg) = crate::batch::peg_of(&state.federation()?)? else { return Ok(()) };
-    free.sort_by(|a, b| a.amount.cmp(&b.amount).then_with(|| (&a.txid, a.vout).cmp(&(&b.txid, b.vout))));
     // Down to half the limit, smallest first; fewer when the pool cannot pay for that many.
-    let keep = usize::try_from(rules.bitcoin_max_reserve_utxos / 2).unwrap_or(0);
-    let wanted = free.len().saturating_sub(keep).clamp(2, CONSOLIDATION_INPUTS);
+    let keep = u64::from(rules.bitcoin_max_reserve_utxos / 2);
+    let wanted = usize::try_from(free_count.saturating_sub(keep)).unwrap_or(usize::MAX).clamp(2, CONSOLIDATION_INPUTS);
+    let free = state.free_reserve_utxos(false, wanted)?;
     let rate = state.bitcoin_fee_rate(params)?;
     let pool = state.ledger(&Denom::sat())?.fee_pool;
     let mut planned = None;
@@ -72,7 +72,7 @@ pub fn consolidate<R: StateRead>(
         }
     }
     let Some(plan) = planned else {
-        tracing::warn!(%pool, free = free.len(), height, "the fee pool cannot pay a consolidation yet");
+        tracing::warn!(%pool, free = free_count, height, "the fee pool cannot pay a consolidation yet");
         return Ok(());
     };
     tracing::info!(inputs = plan.inputs().len(), fee = %plan.fee(), %rate, height, "consolidating the reserves");

@@ -4,13 +4,17 @@ use ferry_types::event as ev;
 use ferry_types::{Amount, GenesisState};
 
 use crate::event::Event;
-use crate::state::{AccountRecord, ChangeSet, StateDelta, StateError, StateRead};
+use crate::state::{AccountRecord, ChangeSet, Entries, Scan, StateDelta, StateError, StateRead};
 
 struct Empty;
 
 impl StateRead for Empty {
     fn get(&self, _key: &[u8]) -> Result<Option<Vec<u8>>, StateError> {
         Ok(None)
+    }
+
+    fn scan(&self, _scan: Scan<'_>) -> Result<Entries, StateError> {
+        Ok(Vec::new())
     }
 }
 

@@ -34,4 +34,4 @@ pub use event::Event;
 pub use execute::check_tx;
 pub use genesis::init_chain;
 pub use signature_cache::SignatureCache;
-pub use state::{ChangeSet, StateDelta, StateError, StateRead};
+pub use state::{ChangeSet, Entries, Scan, StateDelta, StateError, StateRead};

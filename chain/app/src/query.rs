@@ -170,17 +170,18 @@ fn parse_batch_id(text: &str) -> Option<u64> {
 }
 
 fn pending_batches<R: StateRead>(state: &StateDelta<R>, after: u64) -> Result<PendingBatchesView, StateError> {
-    let pending = state.pending_batches()?;
-    let mut following = pending.iter().filter(|id| **id > after);
+    // One more than a page tells whether another page follows.
+    let ids = state.pending_batch_page(after, PENDING_BATCHES_PAGE.saturating_add(1))?;
+    let more = ids.len() > PENDING_BATCHES_PAGE;
     let mut page = Vec::new();
-    for id in following.by_ref().take(PENDING_BATCHES_PAGE) {
-        if let Some(batch) = state.batch(*id)? {
+    for id in ids.into_iter().take(PENDING_BATCHES_PAGE) {
+        if let Some(batch) = state.batch(id)? {
             page.push(batch);
         }
     }
     let batches = crate::batch::views(&state.federation()?, page)?;
-    let next_after = following.next().and(batches.last().map(|view| view.batch.id));
-    Ok(PendingBatchesView { batches, pending: u64::try_from(pending.len()).unwrap_or(u64::MAX), next_after })
+    let next_after = if more { batches.last().map(|view| view.batch.id) } else { None };
+    Ok(PendingBatchesView { batches, pending: state.pending_batch_count()?, next_after })
 }
 
 /// Answer to `/reserves`: every asset's ledger and the Bitcoin peg's reserve UTXOs.

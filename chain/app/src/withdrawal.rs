@@ -32,10 +32,10 @@ pub mod keys {
     /// The last withdrawal number assigned (JSON integer; 0 or absent before the first).
     pub const LAST_WITHDRAWAL: &[u8] = b"last_withdrawal";
 
-    /// Queued (not yet batched) withdrawal ids of an asset, in id order. One list per asset —
-    /// fine for a devnet, to be split per entry when queues grow long.
-    pub fn queue(denom: &Denom) -> Vec<u8> {
-        format!("withdrawal_queue/{denom}").into_bytes()
+    /// Queued (not yet batched) withdrawals of an asset, one entry per withdrawal keyed by its
+    /// big-endian number, so the queue is walked in id (burn) order.
+    pub fn queue(denom: &Denom) -> crate::state::Collection {
+        crate::state::Collection::new(format!("withdrawal_queue/{denom}/"))
     }
 }
 
@@ -57,17 +57,42 @@ impl<R: StateRead> StateDelta<R> {
         self.put_json(keys::withdrawal(withdrawal.id), withdrawal);
     }
 
-    /// The queued withdrawals of `denom`, in id order.
+    /// Up to `limit` queued withdrawals of `denom` in id order, after `after` when given.
     ///
     /// # Errors
     /// On storage failure or a corrupt record.
-    pub fn withdrawal_queue(&self, denom: &Denom) -> Result<Vec<WithdrawalId>, StateError> {
-        Ok(self.get_json(&keys::queue(denom))?.unwrap_or_default())
+    pub fn queued_withdrawals(
+        &self,
+        denom: &Denom,
+        after: Option<WithdrawalId>,
+        limit: usize,
+    ) -> Result<Vec<WithdrawalId>, StateError> {
+        let after = after.map(|id| id.0.to_be_bytes());
+        self.entries(&keys::queue(denom), after.as_ref().map(<[u8; 8]>::as_slice), false, limit)
     }
 
-    /// Stores the queue of `denom`.
-    pub fn put_withdrawal_queue(&mut self, denom: &Denom, queue: &[WithdrawalId]) {
-        self.put_json(keys::queue(denom), &queue);
+    /// How many withdrawals of `denom` are queued.
+    ///
+    /// # Errors
+    /// On storage failure or a corrupt counter.
+    pub fn queued_withdrawal_count(&self, denom: &Denom) -> Result<u64, StateError> {
+        self.entry_count(&keys::queue(denom))
+    }
+
+    /// Puts `id` in the queue of `denom` (in its id order; nothing when already there).
+    ///
+    /// # Errors
+    /// On storage failure or a corrupt counter.
+    pub(crate) fn enqueue_withdrawal(&mut self, denom: &Denom, id: WithdrawalId) -> Result<(), StateError> {
+        self.put_entry(&keys::queue(denom), &id.0.to_be_bytes(), &id)
+    }
+
+    /// Takes `id` out of the queue of `denom`.
+    ///
+    /// # Errors
+    /// On storage failure or a corrupt counter.
+    pub(crate) fn dequeue_withdrawal(&mut self, denom: &Denom, id: WithdrawalId) -> Result<(), StateError> {
+        self.remove_entry(&keys::queue(denom), &id.0.to_be_bytes())
     }
 
     fn next_withdrawal_id(&mut self) -> Result<WithdrawalId, StateError> {
@@ -247,9 +272,7 @@ pub fn withdraw<R: StateRead>(
         held: None,
         refunded_height: None,
     });
-    let mut queue = state.withdrawal_queue(asset)?;
-    queue.push(id);
-    state.put_withdrawal_queue(asset, &queue);
+    state.enqueue_withdrawal(asset, id)?;
     events.push(Event::new(
         ev::WITHDRAWAL_QUEUED,
         [

@@ -100,7 +100,7 @@ pub struct AssetSnapshot {
     /// Whether the ledger breaks the reserves invariant.
     pub violated: bool,
     /// Withdrawals queued.
-    pub queued: usize,
+    pub queued: u64,
 }
 
 /// The label value of a batch status.

@@ -326,12 +326,11 @@ fn bridge_snapshot(state: &StateDelta<StateView>, height: u64) -> Result<BridgeS
     let mut oldest_queued_withdrawal_age = 0;
     for denom in state.ledger_denoms()? {
         let ledger = state.ledger(&denom)?;
-        let queue = state.withdrawal_queue(&denom)?;
         // The queue is in id (burn) order, but a later withdrawal may have a shorter delay, so the
         // head of the queue is looked at, not only its first entry; bounded so that a long queue
         // (a stuck bridge) does not cost a read per withdrawal per block.
-        for id in queue.iter().take(QUEUE_HEAD_LOOKED_AT) {
-            if let Some(withdrawal) = state.withdrawal(*id)? {
+        for id in state.queued_withdrawals(&denom, None, QUEUE_HEAD_LOOKED_AT)? {
+            if let Some(withdrawal) = state.withdrawal(id)? {
                 oldest_queued_withdrawal_age =
                     oldest_queued_withdrawal_age.max(height.saturating_sub(withdrawal.eligible_height));
             }
@@ -343,7 +342,7 @@ fn bridge_snapshot(state: &StateDelta<StateView>, height: u64) -> Result<BridgeS
             unreleased: ledger.unreleased,
             unbacked: ledger.unbacked,
             violated: ferry_app::reserves::violation(&ledger).is_some(),
-            queued: queue.len(),
+            queued: state.queued_withdrawal_count(&denom)?,
         });
     }
     let mut pending_batches = Vec::new();

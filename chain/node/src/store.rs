@@ -4,23 +4,34 @@
 //! Version `h` is the state after block `h`; version 0 is genesis. Every version stays readable
 //! (queries at any height). A block's writes, tree nodes and metadata are written in one redb
 //! transaction at Commit, so a crash leaves either the old or the new version, never a mix.
+//!
+//! The tree is keyed by key hashes, which have no useful order; a separate index of every key
+//! ever written, in byte order, lets the state machine walk a prefix ([`StateRead::scan`]): each
+//! indexed key is live at a version when the versioned values say so. Deleted keys stay in the
+//! index (a walk steps over them) until pruning removes them.
 
+use std::ops::Bound;
 use std::path::Path;
 
-use ferry_app::{ChangeSet, StateError, StateRead};
+use ferry_app::{ChangeSet, Entries, Scan, StateError, StateRead};
 use jmt::storage::{LeafNode, Node, NodeKey, TreeReader, TreeUpdateBatch};
 use jmt::{JellyfishMerkleTree, KeyHash, OwnedValue, RootHash, Sha256Jmt, Version};
-use redb::{Database, ReadOnlyTable, TableDefinition};
+use redb::{Database, ReadOnlyTable, ReadableTable, TableDefinition};
 
 /// Tree nodes: borsh(NodeKey) → borsh(Node).
 const NODES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("jmt_nodes");
 /// Versioned values: key hash (32) ‖ version (8, big-endian) → 1 ‖ value, or 0 for a deletion.
 const VALUES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("values");
-/// Node metadata: chain id, last committed height, app hash per height.
+/// Every key ever written, in byte order (the value is empty).
+const KEY_INDEX: TableDefinition<&[u8], ()> = TableDefinition::new("key_index");
+/// Node metadata: chain id, last committed height, app hash per height, layout version.
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 
 const META_HEIGHT: &str = "height";
 const META_CHAIN_ID: &str = "chain_id";
+const META_LAYOUT: &str = "layout";
+/// The table layout this code reads and writes; 2 added [`KEY_INDEX`].
+const LAYOUT: u32 = 2;
 
 /// A storage failure, naming the operation.
 #[derive(Debug, thiserror::Error)]
@@ -70,6 +81,8 @@ pub struct PendingVersion {
     /// The new Merkle root.
     pub root: [u8; 32],
     batch: TreeUpdateBatch,
+    /// The keys this version writes, for the key index.
+    keys: Vec<Vec<u8>>,
 }
 
 /// The database.
@@ -81,14 +94,33 @@ impl Store {
     /// Opens (or creates) the database at `path`.
     ///
     /// # Errors
-    /// When the file cannot be opened or is not a redb database.
+    /// When the file cannot be opened or is not a redb database, or holds state in an older
+    /// layout (resync the node from its peers).
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         let db = try_store!("open database", Database::create(path))?;
         let write = try_store!("begin write", db.begin_write())?;
         {
             try_store!("create table", write.open_table(NODES))?;
             try_store!("create table", write.open_table(VALUES))?;
-            try_store!("create table", write.open_table(META))?;
+            try_store!("create table", write.open_table(KEY_INDEX))?;
+            let mut meta = try_store!("create table", write.open_table(META))?;
+            let layout = try_store!("read meta", meta.get(META_LAYOUT))?.map(|value| value.value().to_vec());
+            let has_state = try_store!("read meta", meta.get(META_HEIGHT))?.is_some();
+            match layout {
+                Some(layout) if layout == LAYOUT.to_be_bytes() => {}
+                None if !has_state => {
+                    try_store!("write layout", meta.insert(META_LAYOUT, LAYOUT.to_be_bytes().as_slice()))?;
+                }
+                _ => {
+                    return Err(StoreError {
+                        operation: "open database",
+                        reason: format!(
+                            "{} holds state in an older layout than {LAYOUT}; move it aside and resync this node",
+                            path.display()
+                        ),
+                    });
+                }
+            }
         }
         try_store!("commit", write.commit())?;
         Ok(Store { db })
@@ -133,7 +165,8 @@ impl Store {
         let read = try_store!("begin read", self.db.begin_read())?;
         let values = try_store!("open values", read.open_table(VALUES))?;
         let nodes = try_store!("open nodes", read.open_table(NODES))?;
-        Ok(StateView { values, nodes, version })
+        let keys = try_store!("open key index", read.open_table(KEY_INDEX))?;
+        Ok(StateView { values, nodes, keys, version })
     }
 
     /// Hashes `changes` into the tree on top of the last committed version, creating `version`.
@@ -146,7 +179,7 @@ impl Store {
         let value_set = changes.iter().map(|(key, value)| (key_hash(key), value.clone()));
         let (root, batch): (RootHash, TreeUpdateBatch) =
             try_store!("hash block", tree.put_value_set(value_set, version))?;
-        Ok(PendingVersion { version, root: root.0, batch })
+        Ok(PendingVersion { version, root: root.0, batch, keys: changes.keys().cloned().collect() })
     }
 
     /// Durably writes a prepared version (and, at genesis, the chain id) in one transaction.
@@ -170,6 +203,10 @@ impl Store {
                 };
                 try_store!("write value", values.insert(value_key(hash, *version).as_slice(), stored.as_slice()))?;
             }
+            let mut index = try_store!("open key index", write.open_table(KEY_INDEX))?;
+            for key in &pending.keys {
+                try_store!("write key index", index.insert(key.as_slice(), ()))?;
+            }
             let mut meta = try_store!("open meta", write.open_table(META))?;
             try_store!("write height", meta.insert(META_HEIGHT, pending.version.to_be_bytes().as_slice()))?;
             try_store!("write app hash", meta.insert(app_hash_key(pending.version).as_str(), pending.root.as_slice()))?;
@@ -185,6 +222,7 @@ impl Store {
 pub struct StateView {
     values: ReadOnlyTable<&'static [u8], &'static [u8]>,
     nodes: ReadOnlyTable<&'static [u8], &'static [u8]>,
+    keys: ReadOnlyTable<&'static [u8], ()>,
     version: Version,
 }
 
@@ -215,6 +253,41 @@ impl StateView {
 impl StateRead for StateView {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StateError> {
         Ok(self.value_at(key_hash(key), self.version)?)
+    }
+
+    /// Walks the key index one key at a time (each step is one ordered seek), keeping the keys
+    /// live at this view's version.
+    fn scan(&self, scan: Scan<'_>) -> Result<Entries, StateError> {
+        let (mut lower, mut upper) = scan.bounds();
+        let mut out = Vec::new();
+        while out.len() < scan.limit {
+            let key = {
+                let bounds = (as_slice(&lower), as_slice(&upper));
+                let mut range = try_store!("range key index", self.keys.range::<&[u8]>(bounds))?;
+                let next = if scan.descending { range.next_back() } else { range.next() };
+                match next {
+                    None => break,
+                    Some(entry) => try_store!("read key index", entry)?.0.value().to_vec(),
+                }
+            };
+            if let Some(value) = self.value_at(key_hash(&key), self.version)? {
+                out.push((key.clone(), value));
+            }
+            if scan.descending {
+                upper = Bound::Excluded(key);
+            } else {
+                lower = Bound::Excluded(key);
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn as_slice(bound: &Bound<Vec<u8>>) -> Bound<&[u8]> {
+    match bound {
+        Bound::Included(key) => Bound::Included(key.as_slice()),
+        Bound::Excluded(key) => Bound::Excluded(key.as_slice()),
+        Bound::Unbounded => Bound::Unbounded,
     }
 }
 
@@ -275,6 +348,32 @@ mod tests {
         assert_eq!(at1.get(b"b")?, None);
         assert_eq!(store.view(3)?.get(b"c")?, Some(b"4".to_vec()));
         assert_eq!(at1.get(b"c")?, None);
+        Ok(())
+    }
+
+    #[test]
+    fn a_scan_walks_the_keys_live_at_its_version_in_order_both_ways() -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let store = Store::open(&dir.path().join("s.redb"))?;
+        let v0 = store
+            .prepare(&changes(&[("q/1", Some("a")), ("q/2", Some("b")), ("q/3", Some("c")), ("r", Some("x"))]), 0)?;
+        store.commit(&v0, None)?;
+        let v1 = store.prepare(&changes(&[("q/2", None), ("q/4", Some("d")), ("p", Some("y"))]), 1)?;
+        store.commit(&v1, None)?;
+        let keys = |entries: Vec<(Vec<u8>, Vec<u8>)>| -> Vec<String> {
+            entries.into_iter().map(|(key, _)| String::from_utf8_lossy(&key).into_owned()).collect()
+        };
+        assert_eq!(keys(store.view(0)?.scan(Scan::ascending(b"q/", 10))?), ["q/1", "q/2", "q/3"]);
+        assert_eq!(keys(store.view(1)?.scan(Scan::ascending(b"q/", 10))?), ["q/1", "q/3", "q/4"]);
+        assert_eq!(keys(store.view(1)?.scan(Scan::descending(b"q/", 2))?), ["q/4", "q/3"]);
+        let after = Scan { after: Some(b"q/1"), ..Scan::ascending(b"q/", 1) };
+        assert_eq!(keys(store.view(1)?.scan(after)?), ["q/3"], "resumes past the deleted key");
+        let before = Scan { after: Some(b"q/3"), ..Scan::descending(b"q/", 5) };
+        assert_eq!(keys(store.view(1)?.scan(before)?), ["q/1"]);
+        assert_eq!(
+            store.view(1)?.scan(Scan::ascending(b"q/", 10))?.first().map(|(_, v)| v.clone()),
+            Some(b"a".to_vec())
+        );
         Ok(())
     }
 

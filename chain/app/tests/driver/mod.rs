@@ -15,7 +15,9 @@ use ferry_app::bridge::DepositRecord;
 use ferry_app::execute::TxContext;
 use ferry_app::query::{QueryAnswer, ReservesView, query};
 use ferry_app::state::{AccountRecord, keys};
-use ferry_app::{BlockInput, BlockOutcome, ChangeSet, Event, StateDelta, StateError, StateRead, TxOutcome};
+use ferry_app::{
+    BlockInput, BlockOutcome, ChangeSet, Entries, Event, Scan, StateDelta, StateError, StateRead, TxOutcome,
+};
 use ferry_types::genesis::Federation;
 use ferry_types::msg::{MsgAttestDeposit, MsgSend};
 use ferry_types::query::{
@@ -100,6 +102,10 @@ impl MemoryState {
 impl StateRead for MemoryState {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StateError> {
         Ok(self.0.get(key).cloned())
+    }
+
+    fn scan(&self, scan: Scan<'_>) -> Result<Entries, StateError> {
+        Ok(scan.over(&self.0))
     }
 }
 
