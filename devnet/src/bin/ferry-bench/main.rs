@@ -15,10 +15,13 @@
 //!    against the 4-member figure; withdrawal latency from committed burn to broadcast release
 //!    (Bitcoin and Ethereum, p50 and p95 — the maximum, named as such, below 20 samples), next
 //!    to the sidechain's floor of `batch_interval` blocks.
+//! 5. State that scales: blocks that mint deposits, queue withdrawals and form a Bitcoin batch,
+//!    at 10 and at 10,000 reserve UTXOs and queued withdrawals (in process).
 
 mod bls;
 mod deposits;
 mod release_gas;
+mod reserves_scale;
 mod samples;
 mod withdrawal_latency;
 
@@ -75,6 +78,12 @@ struct Args {
     /// Peg deposits (outputs of the one peg payment) in each block of the catch-up backlog.
     #[arg(long, default_value_t = 10)]
     backlog_deposits: usize,
+    /// Reserve UTXOs and queued withdrawals of the large run of the state-scaling benchmark.
+    #[arg(long, default_value_t = 10_000)]
+    scale_entries: usize,
+    /// Run only the state-scaling benchmark.
+    #[arg(long)]
+    scale_only: bool,
 }
 
 const IN_PROCESS_CHAIN_ID: &str = "ferry-bench";
@@ -224,6 +233,9 @@ async fn main() -> anyhow::Result<()> {
     if args.withdrawals_only {
         return withdrawals(args.withdrawals).await;
     }
+    if args.scale_only {
+        return reserves_scale::run_and_print(args.scale_entries);
+    }
     if !args.network_only {
         let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
         println!(
@@ -237,6 +249,7 @@ async fn main() -> anyhow::Result<()> {
             &format!("all {cores} cores (FinalizeBlock and verification alike):"),
             &in_process(&args, cores)?,
         );
+        reserves_scale::run_and_print(args.scale_entries)?;
         if args.in_process_only {
             return Ok(());
         }
