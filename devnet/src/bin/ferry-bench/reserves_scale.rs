@@ -157,7 +157,7 @@ impl ScaleChain {
 
     /// Empty blocks up to the one before the next batching height.
     fn skip_to_batching_height(&mut self) -> anyhow::Result<()> {
-        while (self.height + 1) % BATCH_INTERVAL != 0 {
+        while !(self.height + 1).is_multiple_of(BATCH_INTERVAL) {
             self.block(&[])?;
         }
         Ok(())
