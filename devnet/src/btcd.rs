@@ -280,6 +280,30 @@ impl Btcd {
         self.child.as_ref().map(Child::id)
     }
 
+    /// Waits until this node's chain is at least as long as `other`'s (a miner after its start
+    /// or restart, catching up with the relay node over P2P).
+    ///
+    /// # Errors
+    /// An RPC failure, or not caught up within `within`.
+    pub async fn wait_for_chain_of(&self, other: &Btcd, within: Duration) -> anyhow::Result<()> {
+        let height = other.rpc().get_block_count().await?;
+        let deadline = Instant::now() + within;
+        while self.rpc().get_block_count().await? < height {
+            anyhow::ensure!(Instant::now() < deadline, "btcd in {} did not reach height {height}", self.dir.display());
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Ok(())
+    }
+
+    /// Mines one block on this (miner) node and waits until `relay` has it.
+    ///
+    /// # Errors
+    /// An RPC failure, or the relay node not following within `within`.
+    pub async fn mine_and_relay(&self, relay: &Btcd, within: Duration) -> anyhow::Result<()> {
+        self.mine(1).await?;
+        relay.wait_for_chain_of(self, within).await
+    }
+
     /// Mines `blocks` blocks on the node's best chain (btcd's `generate`), paying the mining
     /// address, and returns their hashes in chain order. They are part of the best chain when
     /// this returns.

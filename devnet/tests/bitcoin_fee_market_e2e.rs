@@ -20,6 +20,7 @@ use bitcoin::OutPoint;
 use common::{TestResult, WAIT, serial, wait_until};
 use ferry_devnet::accounts::{self, user_key};
 use ferry_devnet::btcd::{Btcd, RegtestWallet};
+use ferry_devnet::prometheus::ServiceKind;
 use ferry_devnet::system::System;
 use ferry_signer::rebuild::sighash_payload_hash;
 use ferry_signer::store::Store as SignerStore;
@@ -46,21 +47,12 @@ async fn batch_of(system: &System, id: WithdrawalId) -> TestResult<Option<BatchV
 
 /// Mines one block on the miner and waits until the relay node has it.
 async fn mine_on_miner(miner: &Btcd, relay: &Btcd) -> TestResult {
-    miner.mine(1).await?;
-    let height = miner.rpc().get_block_count().await?;
-    wait_until("the relay node follows the miner", WAIT, || async {
-        Ok((relay.rpc().get_block_count().await? >= height).then_some(()))
-    })
-    .await
+    Ok(miner.mine_and_relay(relay, WAIT).await?)
 }
 
 /// Waits until the miner has the relay node's chain (after a start or restart).
 async fn synced(miner: &Btcd, relay: &Btcd) -> TestResult {
-    let height = relay.rpc().get_block_count().await?;
-    wait_until("the miner syncs the relay node's chain", WAIT, || async {
-        Ok((miner.rpc().get_block_count().await? >= height).then_some(()))
-    })
-    .await
+    Ok(miner.wait_for_chain_of(relay, WAIT).await?)
 }
 
 /// Mines on the miner, a block at a time, until withdrawal `id` is released.
@@ -136,6 +128,19 @@ async fn a_release_below_the_market_is_replaced_until_mined_and_the_rate_follows
         assert!(old.fee_rate < release.fee_rate);
         assert_eq!(old.signatures.len(), 3, "version {}: three of four signed", old.version);
     }
+    // Node 0 counted every replacement it finalized.
+    let chain_metrics = system
+        .scrape_targets()?
+        .into_iter()
+        .find(|target| target.kind == ServiceKind::Chain && target.member == 0)
+        .ok_or("no chain metrics")?;
+    let text = reqwest::get(format!("http://{}/metrics", chain_metrics.address)).await?.text().await?;
+    let replacements = common::metric(&text, "ferry_chain_bitcoin_release_replacements_total").unwrap_or(0.0);
+    assert!(
+        replacements >= f64::from(release.version),
+        "{replacements} replacements counted for version {}",
+        release.version
+    );
     let mined = view.batch.release_tx.clone().ok_or("no release tx")?;
     let (version, _, plan) =
         view.batch.bitcoin_versions().into_iter().find(|(_, txid, _)| *txid == mined).ok_or("mined no version")?;
@@ -170,10 +175,13 @@ async fn a_release_below_the_market_is_replaced_until_mined_and_the_rate_follows
         assert!(store.verify().await?.is_intact(), "member {member}'s audit log");
     }
 
-    // The controller saw a slow release: the rate rose, within its bounds.
+    // The controller saw a slow release: the rate rose, within its bounds, at least to the rate
+    // of the version that was mined.
     let risen = fees(&system).await?;
     assert!(risen.last_release_waited.is_some_and(|waited| waited > risen.target_confirm_blocks), "{risen:?}");
     assert!(risen.fee_rate > start.fee_rate && risen.fee_rate <= risen.max_fee_rate, "{start:?} → {risen:?}");
+    let cleared = release.superseded.iter().find(|old| old.txid == mined).map_or(release.fee_rate, |old| old.fee_rate);
+    assert!(risen.fee_rate >= cleared.min(risen.max_fee_rate), "mined at {cleared}, the rate is {risen:?}");
 
     // The market falls: releases confirm in the next block and the rate falls, release by release.
     system.signers[3].restart()?;

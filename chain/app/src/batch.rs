@@ -458,7 +458,8 @@ fn record_waiting<R: StateRead>(
     Ok(())
 }
 
-/// Records a consolidation batch (no withdrawals, a total of zero; see [`crate::consolidation`]).
+/// Records a consolidation batch (no withdrawals, a total of zero; see [`crate::consolidation`]);
+/// returns its id.
 ///
 /// # Errors
 /// On storage failure.
@@ -467,10 +468,11 @@ pub(crate) fn record_consolidation<R: StateRead>(
     release: BitcoinRelease,
     height: u64,
     events: &mut Vec<Event>,
-) -> Result<(), StateError> {
+) -> Result<u64, StateError> {
     let id = state.last_batch_id()?.saturating_add(1);
     let formed = Formed { release: BatchRelease::Bitcoin(release), items: Vec::new(), total: Amount::ZERO };
-    record_batch(state, &Denom::sat(), id, formed, height, events)
+    record_batch(state, &Denom::sat(), id, formed, height, events)?;
+    Ok(id)
 }
 
 fn record_batch<R: StateRead>(

@@ -11,9 +11,11 @@
 //! - **Controller** ([`next_rate`], after Nomic's checkpoint fee controller). When a release
 //!   settles, the parent blocks it took — from the clock's height when the batch was signed to
 //!   the block holding it (the median of the heights its attesters saw) — are compared with
-//!   `bitcoin_target_confirm_blocks`: slower, and the rate rises ×1.25 (at least +1 sat/vB);
-//!   faster, and it falls ×0.75 (at least −1 sat/vB). A release with no clock reading (no quorum
-//!   reported yet) leaves the rate alone.
+//!   `bitcoin_target_confirm_blocks`: slower, and the rate rises ×1.25 (at least +1 sat/vB), or
+//!   to the rate of the replacement that was mined when that is higher (the market cleared there
+//!   and not below: the next release need not climb the same bumps again); faster, and it falls
+//!   ×0.75 (at least −1 sat/vB). A release with no clock reading (no quorum reported yet) leaves
+//!   the rate alone.
 
 use ferry_types::Params;
 use ferry_types::event as ev;
@@ -130,7 +132,14 @@ pub fn release_settled<R: StateRead>(
     let waited = mined.saturating_sub(signed);
     let rules = &params.withdrawals;
     let current = state.bitcoin_fee_rate(params)?;
-    let next = next_rate(current, waited, rules.bitcoin_target_confirm_blocks, rules.bitcoin_fee_bounds());
+    // The version that was mined (settlement recorded its txid); the current one if none matches.
+    let mined_tx = batch.release_tx.as_deref();
+    let cleared = release
+        .superseded
+        .iter()
+        .find(|old| Some(old.txid.as_str()) == mined_tx)
+        .map_or(release.fee_rate, |old| old.fee_rate);
+    let next = next_rate(current, waited, rules.bitcoin_target_confirm_blocks, cleared, rules.bitcoin_fee_bounds());
     state.put_json(keys::LAST_RELEASE_WAITED.to_vec(), &waited);
     if next != current {
         state.put_json(keys::FEE_RATE.to_vec(), &next);

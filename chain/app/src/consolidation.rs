@@ -14,6 +14,7 @@
 //! selection finds few, large ones, and every release stays within standard size.
 
 use ferry_types::Params;
+use ferry_types::event as ev;
 use ferry_types::query::{Batch, BatchRelease, BitcoinRelease};
 use ferry_types::release::bitcoin::{CONSOLIDATION_INPUTS, plan_consolidation};
 use ferry_types::{Amount, Denom};
@@ -83,7 +84,17 @@ pub fn consolidate<R: StateRead>(
             return Ok(());
         }
     };
-    crate::batch::record_consolidation(state, release, height, events)
+    let (inputs, fee) = (release.plan.inputs().len(), release.plan.fee());
+    let id = crate::batch::record_consolidation(state, release, height, events)?;
+    events.push(Event::new(
+        ev::CONSOLIDATION_FORMED,
+        [
+            (ev::BATCH_ID, id.to_string()),
+            (ev::ITEMS, inputs.to_string()),
+            (ev::AMOUNT, format!("{fee}{}", Denom::sat())),
+        ],
+    ));
+    Ok(())
 }
 
 /// When a consolidation settles with `fee`: the fee leaves the reserves and the fee pool.

@@ -62,6 +62,14 @@ pub struct Metrics {
     pub bitcoin_parent_height: IntGauge,
     /// `ferry_chain_bitcoin_last_release_waited_blocks`.
     pub bitcoin_last_release_waited: IntGauge,
+    /// `ferry_chain_bitcoin_release_bumps`.
+    pub bitcoin_release_bumps: IntGauge,
+    /// `ferry_chain_bitcoin_unconfirmed_release_age_blocks`.
+    pub bitcoin_unconfirmed_release_age: IntGauge,
+    /// `ferry_chain_bitcoin_release_replacements_total`.
+    pub bitcoin_replacements: IntCounter,
+    /// `ferry_chain_bitcoin_consolidations_total`.
+    pub bitcoin_consolidations: IntCounter,
 }
 
 /// Batch statuses of unsettled batches, as label values.
@@ -82,6 +90,10 @@ pub struct BridgeSnapshot {
     pub oldest_queued_withdrawal_age: u64,
     /// Bitcoin fees: the rate, the parent clock, the last release's delay.
     pub bitcoin_fees: Option<ferry_types::query::BitcoinFeesView>,
+    /// The highest version (replacements so far) of an unsettled Bitcoin release.
+    pub bitcoin_release_bumps: u32,
+    /// Parent blocks since the oldest unsettled, signed Bitcoin release was first signed (0: none).
+    pub bitcoin_unconfirmed_release_age: u64,
 }
 
 /// One asset's ledger and queue.
@@ -205,6 +217,24 @@ impl Metrics {
             "ferry_chain_bitcoin_last_release_waited_blocks",
             "Parent blocks the last settled Bitcoin release took from its signing to its block",
         )?;
+        let bitcoin_release_bumps = IntGauge::new(
+            "ferry_chain_bitcoin_release_bumps",
+            "Replacements of the most-replaced unsettled Bitcoin release (its version number; 0: none)",
+        )?;
+        let bitcoin_unconfirmed_release_age = IntGauge::new(
+            "ferry_chain_bitcoin_unconfirmed_release_age_blocks",
+            "Parent blocks since the oldest unsettled Bitcoin release was first signed (0: none)",
+        )?;
+        let bitcoin_replacements = IntCounter::new(
+            "ferry_chain_bitcoin_release_replacements_total",
+            "Bitcoin releases replaced with a higher fee (versions formed after the first)",
+        )?;
+        let bitcoin_consolidations =
+            IntCounter::new("ferry_chain_bitcoin_consolidations_total", "Consolidations of the reserve UTXOs formed")?;
+        registry.register(Box::new(bitcoin_release_bumps.clone()))?;
+        registry.register(Box::new(bitcoin_unconfirmed_release_age.clone()))?;
+        registry.register(Box::new(bitcoin_replacements.clone()))?;
+        registry.register(Box::new(bitcoin_consolidations.clone()))?;
         registry.register(Box::new(bitcoin_fee_rate.clone()))?;
         registry.register(Box::new(bitcoin_parent_height.clone()))?;
         registry.register(Box::new(bitcoin_last_release_waited.clone()))?;
@@ -242,7 +272,22 @@ impl Metrics {
             bitcoin_fee_rate,
             bitcoin_parent_height,
             bitcoin_last_release_waited,
+            bitcoin_release_bumps,
+            bitcoin_unconfirmed_release_age,
+            bitcoin_replacements,
+            bitcoin_consolidations,
         })
+    }
+
+    /// Counts what a finalized block's events report (replacements, consolidations).
+    pub fn count_block_events<'a>(&self, kinds: impl IntoIterator<Item = &'a str>) {
+        for kind in kinds {
+            match kind {
+                ferry_types::event::RELEASE_REPLACED => self.bitcoin_replacements.inc(),
+                ferry_types::event::CONSOLIDATION_FORMED => self.bitcoin_consolidations.inc(),
+                _ => {}
+            }
+        }
     }
 
     /// Sets the bridge gauges from the state of the last committed block.
@@ -269,6 +314,8 @@ impl Metrics {
             self.bitcoin_parent_height.set(count_gauge(fees.parent_height));
             self.bitcoin_last_release_waited.set(count_gauge(fees.last_release_waited.unwrap_or(0)));
         }
+        self.bitcoin_release_bumps.set(i64::from(snapshot.bitcoin_release_bumps));
+        self.bitcoin_unconfirmed_release_age.set(count_gauge(snapshot.bitcoin_unconfirmed_release_age));
     }
 
     /// Counts one transaction.
@@ -345,7 +392,15 @@ mod tests {
                 parent_height: 412,
                 last_release_waited: Some(1),
             }),
+            bitcoin_release_bumps: 2,
+            bitcoin_unconfirmed_release_age: 14,
         });
+        metrics.count_block_events([
+            ferry_types::event::RELEASE_REPLACED,
+            ferry_types::event::TRANSFER,
+            ferry_types::event::RELEASE_REPLACED,
+            ferry_types::event::CONSOLIDATION_FORMED,
+        ]);
         let text = metrics.render();
         for line in [
             "ferry_chain_bridge_paused 1",
@@ -364,6 +419,10 @@ mod tests {
             "ferry_chain_bitcoin_fee_rate_sat_per_vbyte 7.5",
             "ferry_chain_bitcoin_parent_height 412",
             "ferry_chain_bitcoin_last_release_waited_blocks 1",
+            "ferry_chain_bitcoin_release_bumps 2",
+            "ferry_chain_bitcoin_unconfirmed_release_age_blocks 14",
+            "ferry_chain_bitcoin_release_replacements_total 2",
+            "ferry_chain_bitcoin_consolidations_total 1",
         ] {
             assert!(text.lines().any(|l| l == line), "missing `{line}` in\n{text}");
         }

@@ -12,7 +12,7 @@ use bytes::Bytes;
 use ferry_app::execute::TxContext;
 use ferry_app::query::QueryAnswer;
 use ferry_app::{BlockInput, BlockOutcome, SignatureCache, StateDelta, StateError};
-use ferry_types::query::{APP_HASH_PATH, AppHashView, QUERY_BAD_HEIGHT, QUERY_NOT_FOUND};
+use ferry_types::query::{APP_HASH_PATH, AppHashView, BatchRelease, QUERY_BAD_HEIGHT, QUERY_NOT_FOUND};
 use ferry_types::{GenesisState, Params, TxCode};
 use tendermint::AppHash;
 use tendermint::abci::types::ExecTxResult;
@@ -190,6 +190,8 @@ impl Node {
         let txs: Vec<&[u8]> = request.txs.iter().map(Bytes::as_ref).collect();
         let block = BlockInput { height, time_unix: request.time.unix_timestamp(), chain_id, txs: &txs };
         let BlockOutcome { tx_results, events, changes } = ferry_app::finalize_block(&base, &block, &self.signatures)?;
+        let tx_events = tx_results.iter().flat_map(|result| &result.events);
+        self.metrics.count_block_events(events.iter().chain(tx_events).map(|event| event.kind));
         let pending = self.store.prepare(&changes, height)?;
         let root = pending.root;
         *lock(&self.finalized) = Some(Finalized { height, pending });
@@ -345,12 +347,22 @@ fn bridge_snapshot(state: &StateDelta<StateView>, height: u64) -> Result<BridgeS
             queued: state.queued_withdrawal_count(&denom)?,
         });
     }
+    let bitcoin_fees = state.bitcoin_fees()?;
+    let parent_height = bitcoin_fees.as_ref().map_or(0, |fees| fees.parent_height);
     let mut pending_batches = Vec::new();
     let mut oldest_unsettled_batch_age = 0;
+    let (mut bitcoin_release_bumps, mut bitcoin_unconfirmed_release_age) = (0, 0);
     for id in state.pending_batches()? {
         if let Some(batch) = state.batch(id)? {
             oldest_unsettled_batch_age = oldest_unsettled_batch_age.max(height.saturating_sub(batch.created_height));
             pending_batches.push(batch.status);
+            if let BatchRelease::Bitcoin(release) = &batch.release {
+                bitcoin_release_bumps = bitcoin_release_bumps.max(release.version);
+                if let Some(signed) = release.signed_parent_height {
+                    bitcoin_unconfirmed_release_age =
+                        bitcoin_unconfirmed_release_age.max(parent_height.saturating_sub(signed));
+                }
+            }
         }
     }
     Ok(BridgeSnapshot {
@@ -359,7 +371,9 @@ fn bridge_snapshot(state: &StateDelta<StateView>, height: u64) -> Result<BridgeS
         pending_batches,
         oldest_unsettled_batch_age,
         oldest_queued_withdrawal_age,
-        bitcoin_fees: state.bitcoin_fees()?,
+        bitcoin_fees,
+        bitcoin_release_bumps,
+        bitcoin_unconfirmed_release_age,
     })
 }
 

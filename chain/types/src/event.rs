@@ -126,6 +126,9 @@ pub const FEE_RATE: &str = "fee_rate_sat_per_kvb";
 /// A stuck Bitcoin release was replaced by a next version with a higher fee, to be signed.
 /// Attributes: [`BATCH_ID`], [`VERSION`], [`PARENT_TX`] (the new txid), [`FEE_RATE`], [`AMOUNT`] (its fee).
 pub const RELEASE_REPLACED: &str = "ferry.bridge.release_replaced";
+/// The chain formed a consolidation of small reserve UTXOs (a Bitcoin batch paying no withdrawal).
+/// Attributes: [`BATCH_ID`], [`ITEMS`] (inputs spent), [`AMOUNT`] (its fee, from the fee pool).
+pub const CONSOLIDATION_FORMED: &str = "ferry.bridge.consolidation_formed";
 /// A replacement was due but none is possible (the rate at its ceiling, the budgets spent).
 /// Emitted when the reason changes. Attributes: [`BATCH_ID`], [`REASON`].
 pub const REPLACEMENT_BLOCKED: &str = "ferry.bridge.replacement_blocked";

@@ -87,14 +87,16 @@ impl FeeRateBounds {
 }
 
 /// The controller's next rate after a release confirmed `waited` parent blocks after its
-/// broadcast, against a target of `target` blocks: up by ×1.25 (at least 1 sat/vB) when it
-/// waited longer, down by ×0.75 (at least 1 sat/vB) when it waited less, unchanged on target;
-/// always within `bounds`.
-pub fn next_rate(current: FeeRate, waited: u64, target: u64, bounds: FeeRateBounds) -> FeeRate {
+/// broadcast, against a target of `target` blocks, the version that confirmed having paid
+/// `cleared`: up by ×1.25 (at least 1 sat/vB) when it waited longer — or straight to `cleared`
+/// when that is higher: a replacement at `cleared` was mined where the lower versions were not,
+/// so the market is known to clear there — down by ×0.75 (at least 1 sat/vB) when it waited
+/// less, unchanged on target; always within `bounds`.
+pub fn next_rate(current: FeeRate, waited: u64, target: u64, cleared: FeeRate, bounds: FeeRateBounds) -> FeeRate {
     let rate = current.0;
     let next = match waited.cmp(&target) {
         std::cmp::Ordering::Greater => {
-            rate.saturating_mul(5).div_ceil(4).max(rate.saturating_add(FeeRate::ONE_SAT_PER_VBYTE.0))
+            rate.saturating_mul(5).div_ceil(4).max(rate.saturating_add(FeeRate::ONE_SAT_PER_VBYTE.0)).max(cleared.0)
         }
         std::cmp::Ordering::Less => (rate.saturating_mul(3) / 4).min(rate.saturating_sub(FeeRate::ONE_SAT_PER_VBYTE.0)),
         std::cmp::Ordering::Equal => rate,
@@ -178,16 +180,27 @@ mod tests {
     #[test]
     fn the_controller_steps_up_slow_and_down_fast_within_bounds() {
         let ten = FeeRate::from_sat_per_vb(10);
-        assert_eq!(next_rate(ten, 7, 6, BOUNDS), FeeRate::from_sat_per_kvb(12_500));
-        assert_eq!(next_rate(ten, 3, 6, BOUNDS), FeeRate::from_sat_per_kvb(7_500));
-        assert_eq!(next_rate(ten, 6, 6, BOUNDS), ten);
+        assert_eq!(next_rate(ten, 7, 6, ten, BOUNDS), FeeRate::from_sat_per_kvb(12_500));
+        assert_eq!(next_rate(ten, 3, 6, ten, BOUNDS), FeeRate::from_sat_per_kvb(7_500));
+        assert_eq!(next_rate(ten, 6, 6, ten, BOUNDS), ten);
         // At least 1 sat/vB a step, whichever way.
         let low = FeeRate::from_sat_per_kvb(2_000);
-        assert_eq!(next_rate(low, 9, 6, BOUNDS), FeeRate::from_sat_per_kvb(3_000));
-        assert_eq!(next_rate(low, 1, 6, BOUNDS), FeeRate::from_sat_per_kvb(1_000));
+        assert_eq!(next_rate(low, 9, 6, low, BOUNDS), FeeRate::from_sat_per_kvb(3_000));
+        assert_eq!(next_rate(low, 1, 6, low, BOUNDS), FeeRate::from_sat_per_kvb(1_000));
         // Never past the bounds.
-        assert_eq!(next_rate(BOUNDS.min, 0, 6, BOUNDS), BOUNDS.min);
-        assert_eq!(next_rate(BOUNDS.max, 100, 6, BOUNDS), BOUNDS.max);
+        assert_eq!(next_rate(BOUNDS.min, 0, 6, BOUNDS.min, BOUNDS), BOUNDS.min);
+        assert_eq!(next_rate(BOUNDS.max, 100, 6, BOUNDS.max, BOUNDS), BOUNDS.max);
+    }
+
+    #[test]
+    fn a_slow_release_mined_at_a_replacement_rate_moves_the_controller_to_it() {
+        let ten = FeeRate::from_sat_per_vb(10);
+        let cleared = FeeRate::from_sat_per_kvb(24_414);
+        assert_eq!(next_rate(ten, 25, 3, cleared, BOUNDS), cleared);
+        // A cleared rate below the usual step changes nothing; a fast release ignores it.
+        assert_eq!(next_rate(ten, 25, 3, FeeRate::from_sat_per_vb(11), BOUNDS), FeeRate::from_sat_per_kvb(12_500));
+        assert_eq!(next_rate(ten, 1, 3, cleared, BOUNDS), FeeRate::from_sat_per_kvb(7_500));
+        assert_eq!(next_rate(ten, 25, 3, FeeRate::from_sat_per_kvb(u64::MAX), BOUNDS), BOUNDS.max);
     }
 
     #[test]
@@ -250,8 +263,8 @@ mod tests {
         }
 
         #[test]
-        fn the_controller_never_leaves_its_bounds(rate in 0u64..1_000_000, waited in 0u64..20) {
-            let next = next_rate(FeeRate::from_sat_per_kvb(rate), waited, 6, BOUNDS);
+        fn the_controller_never_leaves_its_bounds(rate in 0u64..1_000_000, waited in 0u64..20, cleared in 0u64..2_000_000) {
+            let next = next_rate(FeeRate::from_sat_per_kvb(rate), waited, 6, FeeRate::from_sat_per_kvb(cleared), BOUNDS);
             prop_assert!(next >= BOUNDS.min && next <= BOUNDS.max);
         }
     }

@@ -15,11 +15,14 @@
 //!    against the 4-member figure; withdrawal latency from committed burn to broadcast release
 //!    (Bitcoin and Ethereum, p50 and p95 — the maximum, named as such, below 20 samples), next
 //!    to the sidechain's floor of `batch_interval` blocks.
-//! 5. State that scales: blocks that mint deposits, queue withdrawals and form a Bitcoin batch,
+//! 5. Bitcoin fees on a moving market: parent blocks from a market step to the release's block
+//!    against one bump period, and the overpay ratio (paid rate / market rate).
+//! 6. State that scales: blocks that mint deposits, queue withdrawals and form a Bitcoin batch,
 //!    at 10 and at 10,000 reserve UTXOs and queued withdrawals (in process).
 
 mod bls;
 mod deposits;
+mod fee_market;
 mod release_gas;
 mod reserves_scale;
 mod samples;
@@ -84,6 +87,9 @@ struct Args {
     /// Run only the state-scaling benchmark.
     #[arg(long)]
     scale_only: bool,
+    /// Run only the fee-market benchmark.
+    #[arg(long)]
+    fees_only: bool,
 }
 
 const IN_PROCESS_CHAIN_ID: &str = "ferry-bench";
@@ -236,6 +242,9 @@ async fn main() -> anyhow::Result<()> {
     if args.scale_only {
         return reserves_scale::run_and_print(args.scale_entries);
     }
+    if args.fees_only {
+        return fee_market::run(&fee_market::SCHEDULE).await;
+    }
     if !args.network_only {
         let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
         println!(
@@ -298,5 +307,6 @@ async fn withdrawals(count: usize) -> anyhow::Result<()> {
     println!("\n== withdrawals ==");
     bls::run()?;
     release_gas::run().await?;
-    withdrawal_latency::latency(count).await
+    withdrawal_latency::latency(count).await?;
+    fee_market::run(&fee_market::SCHEDULE).await
 }
