@@ -170,7 +170,7 @@ impl Relayer {
             let mut found = Vec::new();
             for scanned in scan_block(&block, &watch.peg_script) {
                 match scanned {
-                    Scanned::Deposit(facts) => found.push(facts),
+                    Scanned::Deposit { facts, coinbase } => found.push((facts, coinbase)),
                     Scanned::Rejected { txid, vout, reason } => {
                         if self.store.record_rejected(ParentChain::Bitcoin, &txid, vout, &reason).await? {
                             tracing::warn!(target: "ferry_relayer::bitcoin", txid, vout, reason, "payment to Ferry rejected");
@@ -184,8 +184,8 @@ impl Relayer {
             } else {
                 self.store.record_observed_in_block(&found, next, &hash_text).await?
             };
-            for (facts, outcome) in found.iter().zip(outcomes) {
-                tracing::info!(target: "ferry_relayer::bitcoin", deposit_id = %facts.id(), amount = %facts.amount, recipient = %facts.recipient, height = next, ?outcome, "deposit observed");
+            for ((facts, coinbase), outcome) in found.iter().zip(outcomes) {
+                tracing::info!(target: "ferry_relayer::bitcoin", deposit_id = %facts.id(), amount = %facts.amount, recipient = %facts.recipient, height = next, coinbase, ?outcome, "deposit observed");
             }
             reached = Some(Cursor { height: next, block_hash: hash_text });
             next = next.saturating_add(1);

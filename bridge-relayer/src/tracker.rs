@@ -20,7 +20,13 @@ pub struct Observation {
     pub block_height: u64,
     /// Hash of that block.
     pub block_hash: String,
+    /// Paid by a Bitcoin coinbase transaction: attested only at [`COINBASE_MATURITY`]
+    /// confirmations, whatever the policy asks (it cannot be spent earlier).
+    pub coinbase: bool,
 }
+
+/// Confirmations before a coinbase output may be spent (Bitcoin consensus).
+pub const COINBASE_MATURITY: u32 = 100;
 
 /// What the relayer should do about a tracked deposit.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -88,6 +94,7 @@ impl Tracker {
             }
             let confirmations = tip.saturating_sub(observation.block_height).saturating_add(1);
             let required = self.policy.required(observation.facts.amount);
+            let required = if observation.coinbase { required.max(COINBASE_MATURITY) } else { required };
             if observation.block_height <= tip && confirmations >= u64::from(required) {
                 effects.push(Effect::Attest(observation.clone()));
                 done.push(id.clone());
@@ -122,7 +129,21 @@ mod tests {
             },
             block_height: height,
             block_hash: hash.to_owned(),
+            coinbase: false,
         }
+    }
+
+    #[test]
+    fn a_coinbase_deposit_waits_for_maturity_whatever_the_policy() {
+        let mut tracker = Tracker::new(ConfirmationPolicy::flat(3));
+        tracker.observe(Observation { coinbase: true, ..seen(1, 100, "a100") });
+        let chain: BTreeMap<u64, String> = (100..=200).map(|h| (h, format!("a{h}"))).collect();
+        let lookup = |h: u64| chain.get(&h).cloned();
+        assert!(matches!(
+            tracker.evaluate(198, lookup).as_slice(),
+            [Effect::Waiting { confirmations: 99, required: 100, .. }]
+        ));
+        assert!(matches!(tracker.evaluate(199, lookup).as_slice(), [Effect::Attest(o)] if o.coinbase));
     }
 
     #[test]

@@ -53,6 +53,7 @@ fn expected(receipt: &Receipt, index: u32, asset: Denom, amount: u128, recipient
         },
         block_height: receipt.block_number,
         block_hash: receipt.block_hash.clone(),
+        coinbase: false,
     }
 }
 

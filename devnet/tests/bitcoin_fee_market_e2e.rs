@@ -4,9 +4,11 @@
 //! the miner; the relay node follows over P2P.
 //!
 //! A release broadcast at the chain's rate, below the market, stays unmined; the parent clock
-//! runs on; the chain replaces it every bump period with a higher fee; three of four signers (one
-//! is down) sign each version — one of them killed and restarted between versions — and once a
-//! version clears the market it is mined. Every version spends the same outpoints; the
+//! runs on; the chain replaces it every bump period with a higher fee; three of four signers sign
+//! each version — one of them killed and restarted between versions — while the fourth reads the
+//! chain through a compromised endpoint that shows every version priced far above the budgets,
+//! and refuses each (reason `fee`, counted, audited, never signed); once a version clears the
+//! market it is mined, and the controller's rate moves to the rate that cleared. Every version spends the same outpoints; the
 //! destination gets the burn less the final version's share; no signer holds two different
 //! signatures for one (epoch, nonce, version); supply, reserves and the peg's UTXOs on btcd
 //! reconcile. Then the market falls (the miner restarts at 1 sat/vB) and the controller's rate
@@ -21,6 +23,7 @@ use common::{TestResult, WAIT, serial, wait_until};
 use ferry_devnet::accounts::{self, user_key};
 use ferry_devnet::btcd::{Btcd, RegtestWallet};
 use ferry_devnet::prometheus::ServiceKind;
+use ferry_devnet::signer::SignerProcess;
 use ferry_devnet::system::System;
 use ferry_signer::rebuild::sighash_payload_hash;
 use ferry_signer::store::Store as SignerStore;
@@ -29,6 +32,7 @@ use ferry_types::query::{
     BITCOIN_FEES_PATH, BatchRelease, BatchStatus, BatchView, BitcoinFeesView, WithdrawalId, WithdrawalStatus,
 };
 use ferry_types::release::fee::FeeRate;
+use serde_json::Value;
 
 /// The market's floor while the fee spike lasts, sat/vB (the chain starts at 10).
 const SPIKE: u64 = 20;
@@ -43,6 +47,24 @@ async fn fees(system: &System) -> TestResult<BitcoinFeesView> {
 async fn batch_of(system: &System, id: WithdrawalId) -> TestResult<Option<BatchView>> {
     let Some(batch) = system.withdrawal(id).await?.withdrawal.batch else { return Ok(None) };
     Ok(system.client(0)?.query(&format!("/batch/{batch}"), None).await?)
+}
+
+/// The compromised endpoint's lie: every Bitcoin batch (in `/batch/<n>` and `/batches/pending`)
+/// priced at 900 sat/vB, within the chain's bounds but far above any burn's budget.
+fn overpriced(answer: &Value) -> Option<Value> {
+    let mut answer = answer.clone();
+    let mut changed = false;
+    let mut reprice = |batch: &mut Value| {
+        if let Some(rate) = batch.pointer_mut("/release/fee_rate") {
+            *rate = Value::from(900_000u64);
+            changed = true;
+        }
+    };
+    match answer.get_mut("batches").and_then(Value::as_array_mut) {
+        Some(batches) => batches.iter_mut().for_each(&mut reprice),
+        None => reprice(&mut answer),
+    }
+    changed.then_some(answer)
 }
 
 /// Mines one block on the miner and waits until the relay node has it.
@@ -91,8 +113,16 @@ async fn a_release_below_the_market_is_replaced_until_mined_and_the_rate_follows
     let start = fees(&system).await?;
     assert!(start.fee_rate < FeeRate::from_sat_per_vb(SPIKE), "the chain starts below the spike: {start:?}");
 
-    // Member 3's signer is down for the whole spike: three of four sign every version.
+    // Member 3's signer reads the chain through a compromised endpoint for the whole spike: every
+    // Bitcoin batch (each version) it is shown is priced far above the burns' budgets. It
+    // refuses each, saying why; the three honest members sign every version.
     system.signers[3].kill();
+    let rewrite: common::Rewrite = std::sync::Arc::new(overpriced);
+    let (proxy, proxy_task) = common::start_tampering_proxy(system.chain_rpc(3), rewrite).await?;
+    let mut spec = system.signers[3].spec().clone();
+    spec.chain_rpc = format!("http://{proxy}");
+    spec.dir = spec.dir.join("behind-proxy");
+    let mut tampered_signer = SignerProcess::start(spec.clone())?;
     let destination = RegtestWallet::from_seed([0xfa; 32])?.address().to_string();
     let amount = 300_000;
     let (id, _) = system.withdraw(&user, &Denom::sat(), amount, &destination).await?;
@@ -182,6 +212,28 @@ async fn a_release_below_the_market_is_replaced_until_mined_and_the_rate_follows
     assert!(risen.fee_rate > start.fee_rate && risen.fee_rate <= risen.max_fee_rate, "{start:?} → {risen:?}");
     let cleared = release.superseded.iter().find(|old| old.txid == mined).map_or(release.fee_rate, |old| old.fee_rate);
     assert!(risen.fee_rate >= cleared.min(risen.max_fee_rate), "mined at {cleared}, the rate is {risen:?}");
+
+    // Member 3 refused every version as over the budgets — in its metrics and its audit log — and
+    // signed none of them.
+    let text = reqwest::get(tampered_signer.metrics_url()).await?.text().await?;
+    let refusals = common::metric(&text, r#"ferry_signer_signatures_total{chain="btc",outcome="refused"}"#);
+    let for_fee = common::metric(&text, r#"ferry_signer_policy_rejections_total{reason="fee"}"#);
+    assert!(refusals.is_some_and(|count| count >= 1.0) && for_fee == refusals, "{text}");
+    let pool = sqlx::PgPool::connect(&spec.database_url).await?;
+    let entries = ferry_audit::AuditLog::SIGNER.entries_for(&pool, &format!("batch-{}", view.batch.id)).await?;
+    assert!(
+        entries.iter().any(|entry| entry.kind == "batch.refused" && entry.detail["reason"] == "fee"),
+        "no fee refusal in member 3's audit log: {entries:?}"
+    );
+    assert!(entries.iter().all(|entry| entry.kind != "batch.signed"), "{entries:?}");
+    let member3 = accounts::member_key(3)?.address();
+    assert!(
+        release.superseded.iter().all(|old| !old.signatures.contains_key(&member3))
+            && !view.batch.signatures.contains_key(&member3),
+        "member 3 signed a version it was shown overpriced"
+    );
+    tampered_signer.kill();
+    proxy_task.abort();
 
     // The market falls: releases confirm in the next block and the rate falls, release by release.
     system.signers[3].restart()?;

@@ -45,14 +45,17 @@ fn deposit_outputs(peg: &Peg, recipient: &Address) -> Vec<TxOut> {
 }
 
 fn expected_deposit(txid: &bitcoin::Txid, recipient: Address) -> Scanned {
-    Scanned::Deposit(DepositFacts {
-        chain: ParentChain::Bitcoin,
-        tx_id: txid.to_string(),
-        index: 0,
-        asset: Denom::sat(),
-        amount: Amount::new(u128::from(DEPOSIT_SATS)),
-        recipient,
-    })
+    Scanned::Deposit {
+        facts: DepositFacts {
+            chain: ParentChain::Bitcoin,
+            tx_id: txid.to_string(),
+            index: 0,
+            asset: Denom::sat(),
+            amount: Amount::new(u128::from(DEPOSIT_SATS)),
+            recipient,
+        },
+        coinbase: false,
+    }
 }
 
 #[tokio::test]

@@ -9,14 +9,8 @@
 
 mod common;
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
-use axum::body::Bytes;
-use axum::extract::State;
-use axum::routing::post;
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD as BASE64;
 use common::{TestResult, WAIT, serial};
 use ferry_devnet::accounts::{self, user_key};
 use ferry_devnet::signer::SignerProcess;
@@ -30,60 +24,26 @@ use serde_json::Value;
 const ETH: u128 = 1_000_000_000_000_000_000;
 const PARENT_BLOCK: Duration = Duration::from_millis(400);
 
-/// The honest destination and the attacker's, as 40 lowercase hex digits.
-#[derive(Clone)]
-struct Tamper {
-    upstream: String,
-    honest: String,
-    attacker: String,
-    http: reqwest::Client,
-}
-
-/// Rewrites `honest` into `attacker` (any letter case) inside every batch answer: the payload
-/// hex, the Ethereum batch items and the withdrawal destinations listed in the batch. Withdrawal
-/// records (`/withdrawal/…`) are passed on untouched.
-fn tamper_answer(tamper: &Tamper, value: &str) -> Option<String> {
-    let bytes = BASE64.decode(value).ok()?;
-    let json: Value = serde_json::from_slice(&bytes).ok()?;
-    let is_batch = json.get("batches").is_some() || json.get("release").is_some();
+/// Rewrites `honest` into `attacker` (40 lowercase hex digits each; any letter case matched)
+/// inside every batch answer: the payload hex, the Ethereum batch items and the withdrawal
+/// destinations listed in the batch. Withdrawal records (`/withdrawal/…`) pass untouched.
+fn tamper_answer(honest: &str, attacker: &str, answer: &Value) -> Option<Value> {
+    let is_batch = answer.get("batches").is_some() || answer.get("release").is_some();
     if !is_batch {
         return None;
     }
-    let text = String::from_utf8(bytes).ok()?;
+    let text = answer.to_string();
     let lower = text.to_lowercase();
     let mut out = String::with_capacity(text.len());
     let mut rest = 0;
-    while let Some(found) = lower[rest..].find(&tamper.honest) {
+    while let Some(found) = lower[rest..].find(honest) {
         let at = rest + found;
         out.push_str(&text[rest..at]);
-        out.push_str(&tamper.attacker);
-        rest = at + tamper.honest.len();
+        out.push_str(attacker);
+        rest = at + honest.len();
     }
     out.push_str(&text[rest..]);
-    (out != text).then(|| BASE64.encode(out))
-}
-
-async fn forward(State(tamper): State<Tamper>, body: Bytes) -> Result<Vec<u8>, axum::http::StatusCode> {
-    let answer = common::forward_json_rpc(&tamper.http, &tamper.upstream, body).await?;
-    let Ok(mut json) = serde_json::from_slice::<Value>(&answer) else { return Ok(answer.to_vec()) };
-    let value = json.pointer("/result/response/value").and_then(Value::as_str).map(str::to_owned);
-    if let Some(tampered) = value.and_then(|value| tamper_answer(&tamper, &value))
-        && let Some(slot) = json.pointer_mut("/result/response/value")
-    {
-        *slot = Value::String(tampered);
-    }
-    serde_json::to_vec(&json).map_err(|_| axum::http::StatusCode::INTERNAL_SERVER_ERROR)
-}
-
-/// Serves the tampering proxy on a free loopback port until the task is aborted.
-async fn start_proxy(tamper: Tamper) -> TestResult<(SocketAddr, tokio::task::JoinHandle<()>)> {
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
-    let address = listener.local_addr()?;
-    let app = axum::Router::new().route("/", post(forward)).with_state(tamper);
-    let task = tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
-    Ok((address, task))
+    if out == text { None } else { serde_json::from_str(&out).ok() }
 }
 
 fn metric(text: &str, series: &str) -> f64 {
@@ -97,13 +57,9 @@ async fn a_signer_behind_a_tampering_endpoint_refuses_the_changed_destination_an
 
     let honest = EthAddress::from_bytes([0x4e; 20]);
     let attacker = EthAddress::from_bytes([0xa7; 20]);
-    let tamper = Tamper {
-        upstream: system.chain_rpc(0),
-        honest: hex::encode(honest.as_bytes()),
-        attacker: hex::encode(attacker.as_bytes()),
-        http: reqwest::Client::new(),
-    };
-    let (proxy, proxy_task) = start_proxy(tamper).await?;
+    let (honest_hex, attacker_hex) = (hex::encode(honest.as_bytes()), hex::encode(attacker.as_bytes()));
+    let rewrite: common::Rewrite = std::sync::Arc::new(move |answer| tamper_answer(&honest_hex, &attacker_hex, answer));
+    let (proxy, proxy_task) = common::start_tampering_proxy(system.chain_rpc(0), rewrite).await?;
 
     // Member 0's signer now reads the chain through the compromised endpoint.
     system.signers[0].kill();

@@ -500,12 +500,22 @@ async fn a_blocks_deposits_are_recorded_together_or_not_at_all() -> TestResult {
     let _serial = common::serial().await;
     let db = TestDatabase::create("block").await?;
     let store = db.store().await?;
-    let block = [btc_facts(0x55, 0, 10_000), btc_facts(0x55, 1, 20_000), btc_facts(0x56, 0, 30_000)];
+    // The third is paid by the block's coinbase: it is kept as such (attested only when mature).
+    let block =
+        [(btc_facts(0x55, 0, 10_000), false), (btc_facts(0x55, 1, 20_000), false), (btc_facts(0x56, 0, 30_000), true)];
     assert_eq!(store.record_observed_in_block(&block, 300, "d300").await?, vec![ObserveOutcome::New; 3]);
-    assert_eq!(store.pending().await?.len(), 3);
+    let pending = store.pending().await?;
+    assert_eq!(pending.len(), 3);
+    for (facts, coinbase) in &block {
+        let record = pending
+            .iter()
+            .find(|record| record.observation.facts == *facts)
+            .ok_or_else(|| anyhow::anyhow!("{} not pending", facts.id()))?;
+        assert_eq!(record.observation.coinbase, *coinbase, "{}", facts.id());
+    }
     let audited: usize = {
         let mut total = 0;
-        for facts in &block {
+        for (facts, _) in &block {
             total += store.audit_entries(facts.id().as_str()).await?.len();
         }
         total
@@ -518,10 +528,10 @@ async fn a_blocks_deposits_are_recorded_together_or_not_at_all() -> TestResult {
     );
     // One deposit that conflicts with what is stored: the whole block is refused, the new one
     // beside it is not recorded either.
-    let mut forged = block[1].clone();
+    let mut forged = block[1].0.clone();
     forged.amount = Amount::new(20_001);
     let newcomer = btc_facts(0x57, 0, 40_000);
-    let refused = store.record_observed_in_block(&[newcomer.clone(), forged], 301, "e301").await;
+    let refused = store.record_observed_in_block(&[(newcomer.clone(), false), (forged, false)], 301, "e301").await;
     assert!(matches!(refused, Err(StoreError::ConflictingFacts { .. })), "{refused:?}");
     assert_eq!(store.deposit(&newcomer.id()).await?, None, "half a block was recorded");
     assert_eq!(store.pending().await?.len(), 3);

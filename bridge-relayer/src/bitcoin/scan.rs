@@ -13,8 +13,14 @@ use ferry_types::{Amount, Denom, DepositFacts, ParentChain};
 /// What scanning found in one transaction output (or transaction).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Scanned {
-    /// A deposit that can be attested once confirmed.
-    Deposit(DepositFacts),
+    /// A deposit that can be attested once confirmed (paid by a coinbase transaction: once
+    /// mature, see [`crate::tracker::COINBASE_MATURITY`]).
+    Deposit {
+        /// What was paid to whom.
+        facts: DepositFacts,
+        /// Whether a coinbase transaction paid it.
+        coinbase: bool,
+    },
     /// Something addressed to Ferry that will not be minted, and why.
     Rejected {
         /// Transaction id (display order hex).
@@ -71,14 +77,17 @@ pub fn scan_transaction(tx: &Transaction, peg_script: &Script) -> Vec<Scanned> {
     payments
         .into_iter()
         .map(|(vout, sats)| match &recipient {
-            Ok(recipient) if sats > 0 => Scanned::Deposit(DepositFacts {
-                chain: ParentChain::Bitcoin,
-                tx_id: txid.clone(),
-                index: vout,
-                asset: Denom::sat(),
-                amount: Amount::new(u128::from(sats)),
-                recipient: *recipient,
-            }),
+            Ok(recipient) if sats > 0 => Scanned::Deposit {
+                facts: DepositFacts {
+                    chain: ParentChain::Bitcoin,
+                    tx_id: txid.clone(),
+                    index: vout,
+                    asset: Denom::sat(),
+                    amount: Amount::new(u128::from(sats)),
+                    recipient: *recipient,
+                },
+                coinbase: tx.is_coinbase(),
+            },
             Ok(_) => Scanned::Rejected { txid: txid.clone(), vout, reason: "zero-value output".to_owned() },
             Err(reason) => Scanned::Rejected { txid: txid.clone(), vout, reason: reason.clone() },
         })
@@ -111,11 +120,13 @@ mod tests {
         Ok(Peg::new(&BitcoinFederation { network: BitcoinNetwork::Regtest, threshold: 3, keys })?)
     }
 
+    /// A transaction spending some earlier output, paying `outputs`.
     fn tx(outputs: Vec<(u64, ScriptBuf)>) -> Transaction {
+        let spent = OutPoint { txid: bitcoin::hashes::Hash::from_byte_array([7; 32]), vout: 0 };
         Transaction {
             version: Version::TWO,
             lock_time: LockTime::ZERO,
-            input: vec![TxIn { previous_output: OutPoint::null(), ..TxIn::default() }],
+            input: vec![TxIn { previous_output: spent, ..TxIn::default() }],
             output: outputs
                 .into_iter()
                 .map(|(sats, script_pubkey)| TxOut { value: Sats::from_sat(sats), script_pubkey })
@@ -139,17 +150,35 @@ mod tests {
         assert_eq!(found.len(), 2);
         assert_eq!(
             found.first(),
-            Some(&Scanned::Deposit(DepositFacts {
-                chain: ParentChain::Bitcoin,
-                tx_id: txid.clone(),
-                index: 0,
-                asset: Denom::sat(),
-                amount: Amount::new(50_000),
-                recipient
-            }))
+            Some(&Scanned::Deposit {
+                facts: DepositFacts {
+                    chain: ParentChain::Bitcoin,
+                    tx_id: txid.clone(),
+                    index: 0,
+                    asset: Denom::sat(),
+                    amount: Amount::new(50_000),
+                    recipient
+                },
+                coinbase: false,
+            })
         );
         assert!(
-            matches!(found.get(1), Some(Scanned::Deposit(facts)) if facts.index == 3 && facts.amount == Amount::new(1_000))
+            matches!(found.get(1), Some(Scanned::Deposit { facts, .. }) if facts.index == 3 && facts.amount == Amount::new(1_000))
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn a_coinbase_paying_the_peg_is_a_deposit_marked_coinbase() -> Result<(), Box<dyn std::error::Error>> {
+        let peg = peg()?;
+        let recipient = Address::from_bytes([9; 20]);
+        let mut coinbase = tx(vec![(50_000, peg.script_pubkey()), (0, deposit_memo(&recipient))]);
+        if let Some(input) = coinbase.input.first_mut() {
+            input.previous_output = OutPoint::null();
+        }
+        let found = scan_transaction(&coinbase, &peg.script_pubkey());
+        assert!(
+            matches!(found.as_slice(), [Scanned::Deposit { coinbase: true, facts }] if facts.amount == Amount::new(50_000))
         );
         Ok(())
     }

@@ -233,7 +233,7 @@ pub fn observation_from_log(log: &Log, vault: EthAddress) -> Result<Observation,
     let event = Deposited::decode_log_data_validate(log.data())
         .map_err(|error| DepositLogError::Undecodable { at, reason: error.to_string() })?;
     let facts = deposit_facts(tx_hash, log_index, &event).map_err(|error| error.located(at))?;
-    Ok(Observation { facts, block_height: block_number, block_hash: hash_text(block_hash) })
+    Ok(Observation { facts, block_height: block_number, block_hash: hash_text(block_hash), coinbase: false })
 }
 
 /// Why decoded event fields do not make deposit facts (before the log's location is attached).

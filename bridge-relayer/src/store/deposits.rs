@@ -113,7 +113,7 @@ pub enum Transition {
 }
 
 const SELECT_DEPOSITS: &str = "SELECT deposit_id, chain, tx_id, idx, asset, amount::text AS amount, recipient, \
-                               block_height, block_hash, status, reason, attempts, attestation_tx \
+                               block_height, block_hash, coinbase, status, reason, attempts, attestation_tx \
                                FROM relayer_deposits";
 
 fn corrupt(what: &'static str, value: impl fmt::Display, reason: impl fmt::Display) -> StoreError {
@@ -151,6 +151,7 @@ fn record_from_row(row: &PgRow) -> Result<DepositRecord, StoreError> {
             facts,
             block_height: height_from_db("relayer_deposits.block_height", block_height)?,
             block_hash: row.try_get("block_hash").map_err(read)?,
+            coinbase: row.try_get("coinbase").map_err(read)?,
         },
         status: status.parse()?,
         reason: row.try_get("reason").map_err(read)?,
@@ -172,6 +173,7 @@ async fn lock_row(conn: &mut PgConnection, id: &DepositId) -> Result<Option<Depo
 pub(super) async fn record_observed(
     conn: &mut PgConnection,
     facts: &DepositFacts,
+    coinbase: bool,
     block_height: i64,
     block_hash: &str,
 ) -> Result<ObserveOutcome, StoreError> {
@@ -179,7 +181,7 @@ pub(super) async fn record_observed(
     let Some(stored) = lock_row(conn, &id).await? else {
         sqlx::query(
             "INSERT INTO relayer_deposits (deposit_id, chain, tx_id, idx, asset, amount, recipient, block_height, \
-             block_hash, status) VALUES ($1, $2, $3, $4, $5, $6::numeric, $7, $8, $9, 'observed')",
+             block_hash, coinbase, status) VALUES ($1, $2, $3, $4, $5, $6::numeric, $7, $8, $9, $10, 'observed')",
         )
         .bind(id.as_str())
         .bind(facts.chain.tag())
@@ -190,10 +192,12 @@ pub(super) async fn record_observed(
         .bind(facts.recipient.to_string())
         .bind(block_height)
         .bind(block_hash)
+        .bind(coinbase)
         .execute(&mut *conn)
         .await
         .map_err(database("inserting a deposit"))?;
-        let detail = json!({"facts": facts, "block_height": block_height, "block_hash": block_hash});
+        let detail =
+            json!({"facts": facts, "block_height": block_height, "block_hash": block_hash, "coinbase": coinbase});
         audit::append_locked(conn, kind::DEPOSIT_OBSERVED, id.as_str(), &detail).await?;
         return Ok(ObserveOutcome::New);
     };

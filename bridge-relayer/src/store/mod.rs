@@ -270,31 +270,32 @@ impl Store {
         facts.validate().map_err(|source| StoreError::InvalidFacts { id: facts.id(), source })?;
         let height = height_to_db("block height", block_height)?;
         let mut tx = self.begin_write().await?;
-        let outcome = deposits::record_observed(&mut tx, facts, height, block_hash).await?;
+        let outcome = deposits::record_observed(&mut tx, facts, false, height, block_hash).await?;
         tx.commit().await.map_err(database("committing an observation"))?;
         Ok(outcome)
     }
 
     /// Records every deposit of one block as [`Store::record_observed`] does, in one database
     /// transaction (a watcher catching up writes a block at a time): all are recorded or, on an
-    /// error, none. Outcomes are in the order of `observations`.
+    /// error, none. Outcomes are in the order of `observations`. Each deposit comes with whether
+    /// a coinbase transaction paid it (attested only once mature).
     ///
     /// # Errors
     /// As [`Store::record_observed`], for the first deposit that fails.
     pub async fn record_observed_in_block(
         &self,
-        observations: &[DepositFacts],
+        observations: &[(DepositFacts, bool)],
         block_height: u64,
         block_hash: &str,
     ) -> Result<Vec<ObserveOutcome>, StoreError> {
-        for facts in observations {
+        for (facts, _) in observations {
             facts.validate().map_err(|source| StoreError::InvalidFacts { id: facts.id(), source })?;
         }
         let height = height_to_db("block height", block_height)?;
         let mut tx = self.begin_write().await?;
         let mut outcomes = Vec::with_capacity(observations.len());
-        for facts in observations {
-            outcomes.push(deposits::record_observed(&mut tx, facts, height, block_hash).await?);
+        for (facts, coinbase) in observations {
+            outcomes.push(deposits::record_observed(&mut tx, facts, *coinbase, height, block_hash).await?);
         }
         tx.commit().await.map_err(database("committing observations"))?;
         Ok(outcomes)

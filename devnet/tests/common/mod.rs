@@ -123,6 +123,52 @@ pub async fn forward_json_rpc(
         .map_err(bad_gateway)
 }
 
+/// Rewrites one ABCI query answer (its decoded JSON); `None` passes it on untouched.
+pub type Rewrite = std::sync::Arc<dyn Fn(&serde_json::Value) -> Option<serde_json::Value> + Send + Sync>;
+
+#[derive(Clone)]
+struct Tampering {
+    upstream: String,
+    rewrite: Rewrite,
+    http: reqwest::Client,
+}
+
+async fn tamper_forward(
+    axum::extract::State(tampering): axum::extract::State<Tampering>,
+    body: axum::body::Bytes,
+) -> Result<Vec<u8>, axum::http::StatusCode> {
+    use base64::Engine;
+    use base64::engine::general_purpose::STANDARD as BASE64;
+    let answer = forward_json_rpc(&tampering.http, &tampering.upstream, body).await?;
+    let Ok(mut json) = serde_json::from_slice::<serde_json::Value>(&answer) else { return Ok(answer.to_vec()) };
+    let value = json.pointer("/result/response/value").and_then(serde_json::Value::as_str);
+    let decoded = value.and_then(|value| BASE64.decode(value).ok());
+    let parsed = decoded.and_then(|bytes| serde_json::from_slice::<serde_json::Value>(&bytes).ok());
+    if let Some(tampered) = parsed.and_then(|answer| (tampering.rewrite)(&answer))
+        && let Some(slot) = json.pointer_mut("/result/response/value")
+    {
+        *slot = serde_json::Value::String(BASE64.encode(tampered.to_string()));
+    }
+    serde_json::to_vec(&json).map_err(|_| axum::http::StatusCode::INTERNAL_SERVER_ERROR)
+}
+
+/// A compromised sidechain RPC endpoint on a free loopback port: it forwards every JSON-RPC call
+/// to `upstream` and passes each ABCI query answer through `rewrite`. Serves until the returned
+/// task is aborted.
+pub async fn start_tampering_proxy(
+    upstream: String,
+    rewrite: Rewrite,
+) -> TestResult<(std::net::SocketAddr, tokio::task::JoinHandle<()>)> {
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
+    let address = listener.local_addr()?;
+    let tampering = Tampering { upstream, rewrite, http: reqwest::Client::new() };
+    let app = axum::Router::new().route("/", axum::routing::post(tamper_forward)).with_state(tampering);
+    let task = tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    Ok((address, task))
+}
+
 /// What a Bitcoin deposit of `sats` mints on the chain `client` reads right now: the amount less
 /// what it prepays for its own spending (the chain's fee rate on one peg input's size).
 pub async fn btc_minted(client: &FerryClient, sats: u128) -> TestResult<u128> {

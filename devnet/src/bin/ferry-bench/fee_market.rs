@@ -38,6 +38,8 @@ const WAIT: Duration = Duration::from_secs(120);
 /// announcements every ~10 s).
 const RELAY_WAIT: Duration = Duration::from_secs(60);
 const POLL: Duration = Duration::from_millis(200);
+/// Parent blocks one step may take before the bench gives up on it.
+const MAX_BLOCKS_PER_STEP: usize = 200;
 
 async fn fees(system: &System) -> anyhow::Result<BitcoinFeesView> {
     system.client(0)?.query(BITCOIN_FEES_PATH, None).await?.context("no /bitcoin/fees")
@@ -105,20 +107,27 @@ async fn mine_until_mined(
     market: u64,
 ) -> anyhow::Result<(u64, u32, f64)> {
     let relay = &system.parents.btcd;
-    loop {
+    let mut last_version = None;
+    for _ in 0..MAX_BLOCKS_PER_STEP {
         let view = poll("the release is signed", WAIT, || async {
             Ok(batch_of(system, id).await?.filter(|view| view.batch.status != BatchStatus::Signing))
         })
         .await?;
         for (version, txid, plan) in view.batch.bitcoin_versions() {
-            let status = relay.rpc().get_transaction_status(&txid.parse()?).await?;
-            if let Some(confirmations) = status.and_then(|status| status.confirmations).filter(|c| *c > 0) {
+            // The destination's output (vout 0, never spent here) says whether, and how deep, a
+            // version is mined; the node keeps no index of mined transactions.
+            let paid = relay.rpc().get_tx_out(&txid.parse()?, 0, false).await?;
+            if let Some(confirmations) = paid.map(|out| out.confirmations).filter(|c| *c > 0) {
                 let height = relay.rpc().get_block_count().await? + 1 - confirmations;
                 let paid = plan.fee().get() as f64 / plan.max_vsize(peg) as f64;
                 return Ok((height, version, paid));
             }
         }
         let signed = view.batch.signed_bitcoin_version().context("a signed batch has a signed version")?;
+        if last_version != Some(signed.version) {
+            eprintln!("    version {} signed at {} (market {market} sat/vB)", signed.version, signed.fee_rate);
+            last_version = Some(signed.version);
+        }
         let txid: Txid = signed.txid.parse()?;
         // Delivered to the relay node; passed on to the miner if it clears the market (btcd
         // trickles announcements, an age at regtest's pace and nothing at mainnet's).
@@ -129,6 +138,7 @@ async fn mine_until_mined(
         miner.mine_and_relay(relay, WAIT).await?;
         clock_at_tip(system).await?;
     }
+    anyhow::bail!("{id}'s release not mined within {MAX_BLOCKS_PER_STEP} parent blocks at market {market} sat/vB")
 }
 
 /// Runs the schedule and prints each step and the summary.
