@@ -32,6 +32,8 @@ pub struct Metrics {
     pub deposits: IntGaugeVec,
     /// Reorganisations seen.
     pub reorgs: IntCounterVec,
+    /// Deposit ids seen again with other facts (audited and skipped).
+    pub deposit_conflicts: IntCounterVec,
     /// Failed RPC calls.
     pub rpc_errors: IntCounterVec,
     /// RPC latency.
@@ -68,6 +70,11 @@ impl Metrics {
         let deposits = registry.int_gauge_vec("ferry_relayer_deposits", "Deposits by state", &["state"])?;
         let reorgs =
             registry.int_counter_vec("ferry_relayer_reorgs_total", "Parent-chain reorganisations", &["chain"])?;
+        let deposit_conflicts = registry.int_counter_vec(
+            "ferry_relayer_deposit_conflicts_total",
+            "Deposit ids seen again with other facts than stored (audited, skipped)",
+            &["chain"],
+        )?;
         let rpc_errors = registry.int_counter_vec("ferry_relayer_rpc_errors_total", "Failed RPC calls", &["chain"])?;
         let rpc_seconds = registry.histogram_vec(
             "ferry_relayer_rpc_duration_seconds",
@@ -136,6 +143,7 @@ impl Metrics {
             sidechain_height,
             deposits,
             reorgs,
+            deposit_conflicts,
             rpc_errors,
             rpc_seconds,
             attestations,

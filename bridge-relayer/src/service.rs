@@ -25,7 +25,7 @@ use crate::bitcoin::scan::{Scanned, scan_block};
 use crate::confirmations::ConfirmationPolicy;
 use crate::ethereum::EthereumWatcher;
 use crate::metrics::Metrics;
-use crate::store::{Cursor, DepositStatus, Store};
+use crate::store::{Cursor, DepositStatus, ObserveOutcome, Store};
 use crate::tracker::{Effect, Tracker};
 
 /// Least time between two parent-height reports of one member (mainnet blocks are ten minutes
@@ -149,14 +149,17 @@ impl Relayer {
         let Some(watch) = &self.bitcoin else { return Ok(()) };
         let tip = watch.rpc.get_block_count().await?;
         self.metrics.parent_height.with_label_values(&["btc"]).set(i64::try_from(tip).unwrap_or(i64::MAX));
-        let mut next = match self.store.cursor(ParentChain::Bitcoin).await? {
-            None => watch.start_height,
-            Some(cursor) => self.bitcoin_resume_height(watch, &cursor).await?,
+        // The block the scan continues from, whose hash the first scanned block must link to:
+        // a reorganisation between the cursor check and the scan then stops the scan instead of
+        // skipping the replaced blocks (the next round walks back).
+        let mut reached: Option<Cursor> = match self.store.cursor(ParentChain::Bitcoin).await? {
+            None => None,
+            Some(cursor) => Some(self.bitcoin_resume_point(watch, &cursor).await?),
         };
+        let mut next = reached.as_ref().map_or(watch.start_height, |from| from.height.saturating_add(1));
         let last = tip.min(next.saturating_add(BLOCKS_PER_POLL - 1));
         // Observations are written a block at a time; the cursor once per batch. After a crash
         // the batch is scanned again, and recording an observation twice changes nothing.
-        let mut reached: Option<Cursor> = None;
         while next <= last {
             let hash = watch.rpc.get_block_hash(next).await?;
             let block = watch.rpc.get_block(&hash).await?;
@@ -164,6 +167,7 @@ impl Relayer {
                 && block.header.prev_blockhash.to_string() != previous.block_hash
             {
                 // The chain changed under the scan: stop here; the next round re-checks the cursor.
+                tracing::info!(target: "ferry_relayer::bitcoin", height = next, "the chain changed under the scan; resuming next round");
                 break;
             }
             let hash_text = hash.to_string();
@@ -185,6 +189,7 @@ impl Relayer {
                 self.store.record_observed_in_block(&found, next, &hash_text).await?
             };
             for ((facts, coinbase), outcome) in found.iter().zip(outcomes) {
+                self.note_conflict(facts, &outcome);
                 tracing::info!(target: "ferry_relayer::bitcoin", deposit_id = %facts.id(), amount = %facts.amount, recipient = %facts.recipient, height = next, coinbase, ?outcome, "deposit observed");
             }
             reached = Some(Cursor { height: next, block_hash: hash_text });
@@ -233,10 +238,10 @@ impl Relayer {
 
     /// Where to continue after `cursor`: right after it if its block is still canonical, else
     /// after the fork point found by walking back along the stale branch.
-    async fn bitcoin_resume_height(&self, watch: &BitcoinWatch, cursor: &Cursor) -> anyhow::Result<u64> {
+    async fn bitcoin_resume_point(&self, watch: &BitcoinWatch, cursor: &Cursor) -> anyhow::Result<Cursor> {
         let canonical = watch.rpc.get_block_hash(cursor.height).await.map(|h| h.to_string()).ok();
         if canonical.as_deref() == Some(cursor.block_hash.as_str()) {
-            return Ok(cursor.height.saturating_add(1));
+            return Ok(cursor.clone());
         }
         let mut height = cursor.height;
         let mut stale: bitcoin::BlockHash = cursor.block_hash.parse().context("stored cursor hash")?;
@@ -263,7 +268,16 @@ impl Relayer {
             )
             .await?;
         tracing::warn!(target: "ferry_relayer::bitcoin", from = cursor.height, fork = height, "reorganisation: rescanning from the fork point");
-        Ok(height.saturating_add(1))
+        let block_hash = watch.rpc.get_block_hash(height).await?.to_string();
+        Ok(Cursor { height, block_hash })
+    }
+
+    /// Counts and logs a deposit id seen again with other facts (the store audited it).
+    fn note_conflict(&self, facts: &DepositFacts, outcome: &ObserveOutcome) {
+        if let ObserveOutcome::Conflicting { stored } = outcome {
+            self.metrics.deposit_conflicts.with_label_values(&[facts.chain.tag()]).inc();
+            tracing::warn!(deposit_id = %facts.id(), ?stored, observed = ?facts, "deposit seen with other facts than stored: audited and skipped");
+        }
     }
 
     /// One Ethereum round: detect a reorg below the cursor, fetch new `Deposited` logs, settle.
@@ -296,17 +310,28 @@ impl Relayer {
             }
         };
         let to = tip.min(from.saturating_add(watch.max_log_range.max(1) - 1));
+        let mut scanned = from.saturating_sub(1);
         if from <= to {
-            for observation in watch.watcher.deposits_in(from, to).await? {
+            // The range's end is pinned by hash before the logs are read and checked after: a
+            // reorganisation in between leaves the cursor where it was (the next round rescans)
+            // instead of moving it past logs the new branch holds.
+            let pinned = watch.watcher.block_hash(to).await?.context("block hash of the scanned range's end")?;
+            let observations = watch.watcher.deposits_in(from, to).await?;
+            if watch.watcher.block_hash(to).await?.as_deref() != Some(pinned.as_str()) {
+                tracing::info!(target: "ferry_relayer::ethereum", to, "the chain changed under the scan; resuming next round");
+                return Ok(());
+            }
+            for observation in observations {
                 let facts = &observation.facts;
                 let outcome =
                     self.store.record_observed(facts, observation.block_height, &observation.block_hash).await?;
+                self.note_conflict(facts, &outcome);
                 tracing::info!(target: "ferry_relayer::ethereum", deposit_id = %facts.id(), amount = %facts.amount, asset = %facts.asset, recipient = %facts.recipient, height = observation.block_height, ?outcome, "deposit observed");
             }
-            let hash = watch.watcher.block_hash(to).await?.context("block hash of the scanned range's end")?;
-            self.store.set_cursor(ParentChain::Ethereum, &Cursor { height: to, block_hash: hash }).await?;
+            self.store.set_cursor(ParentChain::Ethereum, &Cursor { height: to, block_hash: pinned }).await?;
+            scanned = to;
         }
-        self.record_progress("eth", tip, to.min(tip));
+        self.record_progress("eth", tip, scanned.min(tip));
 
         let pending = self.pending_of(ParentChain::Ethereum).await?;
         let mut canonical = BTreeMap::new();

@@ -4,10 +4,14 @@
 //! current tip height and a way to look up which block hash is canonical at a height. It answers
 //! with effects: attest (confirmed and still in the best chain), dropped (its block was reorged
 //! out), or still waiting. It never does I/O, so every decision replays exactly in tests.
+//!
+//! The confirmations a deposit needs are chosen by the total its block pays the bridge in its
+//! asset, not by its own amount: a large deposit split into many small outputs (or
+//! transactions, or logs) in one block needs what the large deposit needs.
 
 use std::collections::BTreeMap;
 
-use ferry_types::{DepositFacts, DepositId};
+use ferry_types::{Amount, Denom, DepositFacts, DepositId};
 
 use crate::confirmations::ConfirmationPolicy;
 
@@ -83,6 +87,11 @@ impl Tracker {
     /// Decides about every tracked deposit at chain tip `tip`, re-checking each deposit's block
     /// against `canonical_hash(height)`. Attested and dropped deposits stop being tracked.
     pub fn evaluate(&mut self, tip: u64, canonical_hash: impl Fn(u64) -> Option<String>) -> Vec<Effect> {
+        let mut block_totals: BTreeMap<(&str, &Denom), Amount> = BTreeMap::new();
+        for observation in self.pending.values() {
+            let total = block_totals.entry((observation.block_hash.as_str(), &observation.facts.asset)).or_default();
+            *total = total.checked_add(observation.facts.amount).unwrap_or(Amount::new(u128::MAX));
+        }
         let mut effects = Vec::new();
         let mut done = Vec::new();
         for (id, observation) in &self.pending {
@@ -93,7 +102,11 @@ impl Tracker {
                 continue;
             }
             let confirmations = tip.saturating_sub(observation.block_height).saturating_add(1);
-            let required = self.policy.required(observation.facts.amount);
+            let paid_in_block = block_totals
+                .get(&(observation.block_hash.as_str(), &observation.facts.asset))
+                .copied()
+                .unwrap_or(observation.facts.amount);
+            let required = self.policy.required(paid_in_block);
             let required = if observation.coinbase { required.max(COINBASE_MATURITY) } else { required };
             if observation.block_height <= tip && confirmations >= u64::from(required) {
                 effects.push(Effect::Attest(observation.clone()));
@@ -131,6 +144,34 @@ mod tests {
             block_hash: hash.to_owned(),
             coinbase: false,
         }
+    }
+
+    #[test]
+    fn a_large_deposit_split_into_small_outputs_needs_the_large_tier() {
+        use crate::confirmations::Tier;
+        let policy = ConfirmationPolicy {
+            default: 2,
+            tiers: vec![Tier { min_amount: Amount::new(1_000_000_000), confirmations: 6 }],
+        };
+        let mut tracker = Tracker::new(policy);
+        // Eleven outputs of 0.91 BTC in one block: 10.01 BTC in all, each below the 10 BTC tier.
+        for vout in 0..11u32 {
+            let mut observation = seen(1, 100, "a100");
+            observation.facts.index = vout;
+            observation.facts.amount = Amount::new(91_000_000);
+            tracker.observe(observation);
+        }
+        // A small deposit in the next block needs only the default.
+        tracker.observe(seen(2, 101, "a101"));
+        let lookup = |h: u64| Some(format!("a{h}"));
+        let effects = tracker.evaluate(102, lookup);
+        assert!(
+            matches!(effects.iter().find(|e| matches!(e, Effect::Attest(_))), Some(Effect::Attest(o)) if o.block_height == 101)
+        );
+        assert_eq!(effects.iter().filter(|e| matches!(e, Effect::Waiting { required: 6, .. })).count(), 11);
+        assert!(tracker.evaluate(104, lookup).iter().all(|e| matches!(e, Effect::Waiting { required: 6, .. })));
+        let effects = tracker.evaluate(105, lookup);
+        assert_eq!(effects.iter().filter(|e| matches!(e, Effect::Attest(_))).count(), 11, "{effects:?}");
     }
 
     #[test]

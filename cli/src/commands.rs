@@ -517,11 +517,12 @@ impl Context {
         recipient: &Address,
         what: &str,
     ) -> Result<(), CliError> {
-        let log = receipt
+        // The deposit is the transaction's first (and only) vault `Deposited` log: position 0.
+        receipt
             .logs_from(alloy_address(&vault))
             .find(|log| log.topics.first() == Some(&eth::DEPOSITED_TOPIC))
             .ok_or_else(|| CliError::other(format!("transaction {} emitted no vault deposit", receipt.tx_hash)))?;
-        let id = format!("eth:{}:{}", receipt.tx_hash, log.log_index);
+        let id = format!("eth:{}:0", receipt.tx_hash);
         out.emit_id(
             &json!({ "tx_hash": receipt.tx_hash, "block": receipt.block_number, "deposit_id": id, "recipient": recipient.to_string() }),
             &id,

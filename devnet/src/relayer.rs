@@ -26,6 +26,8 @@ pub struct RelayerSetup {
     pub ethereum: Option<(String, String)>,
     /// Confirmations required on each chain.
     pub confirmations: u32,
+    /// Bitcoin deposits paying at least a tier's amount in one block need its confirmations.
+    pub bitcoin_tiers: Vec<ferry_relayer::confirmations::Tier>,
     /// Poll interval (human duration, e.g. `200ms`), also of release delivery.
     pub poll_interval: String,
     /// Private key (0x hex) of the Ethereum account that pays for `FerryVault.release`
@@ -92,9 +94,17 @@ impl RelayerProcess {
         let confirmations = setup.confirmations;
         let poll = &setup.poll_interval;
         if let Some((rpc, user, password_file)) = &setup.bitcoin {
+            let tiers: Vec<String> = setup
+                .bitcoin_tiers
+                .iter()
+                .map(|tier| {
+                    format!("{{ min_amount = \"{}\", confirmations = {} }}", tier.min_amount, tier.confirmations)
+                })
+                .collect();
             config.push_str(&format!(
-                "\n[bitcoin]\nrpc = \"{rpc}\"\nrpc_user = \"{user}\"\nrpc_password_file = \"{}\"\npoll_interval = \"{poll}\"\nconfirmations = {{ default = {confirmations} }}\n",
-                password_file.display()
+                "\n[bitcoin]\nrpc = \"{rpc}\"\nrpc_user = \"{user}\"\nrpc_password_file = \"{}\"\npoll_interval = \"{poll}\"\nconfirmations = {{ default = {confirmations}, tiers = [{}] }}\n",
+                password_file.display(),
+                tiers.join(", ")
             ));
         }
         if let Some((rpc, vault)) = &setup.ethereum {
@@ -107,6 +117,18 @@ impl RelayerProcess {
             config.push_str(&format!("ethereum_key_file = \"{}\"\n", setup.dir.join(ETHEREUM_KEY_FILE).display()));
         }
         config
+    }
+
+    /// Stops the relayer, changes its setup and starts it again (same metrics port).
+    ///
+    /// # Errors
+    /// When the configuration cannot be written or the process cannot start.
+    pub fn reconfigure(&mut self, change: impl FnOnce(&mut RelayerSetup)) -> anyhow::Result<()> {
+        self.process.kill();
+        change(&mut self.setup);
+        let config_path = self.setup.dir.join("relayer.toml");
+        fs::write(&config_path, Self::config(&self.setup, self.metrics))?;
+        self.process.restart()
     }
 
     /// Kills the relayer with SIGKILL (a crash).

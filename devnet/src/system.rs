@@ -281,6 +281,7 @@ fn start_relayer(
         bitcoin: Some((btcd.rpc_url(), btcd.rpc_user().to_owned(), btcd.rpc_password_file())),
         ethereum: Some((parents.anvil.rpc_url().to_owned(), parents.vault().to_string())),
         confirmations: spec.confirmations,
+        bitcoin_tiers: Vec::new(),
         poll_interval: spec.poll_interval.clone(),
         ethereum_key: anvil::RELAYER_PRIVATE_KEYS.get(member).map(|key| (*key).to_owned()),
     })
@@ -350,12 +351,22 @@ impl System {
     /// # Errors
     /// RPC errors, or a miner without enough mature coins.
     pub async fn deposit_btc(&mut self, recipient: &Address, sats: u64) -> anyhow::Result<Txid> {
+        self.deposit_btc_outputs(recipient, &[sats]).await
+    }
+
+    /// As [`System::deposit_btc`], one transaction paying the peg one output per amount in
+    /// `outputs` (output `i` is deposit `btc:<txid>:i`), with the memo last.
+    ///
+    /// # Errors
+    /// As [`System::deposit_btc`].
+    pub async fn deposit_btc_outputs(&mut self, recipient: &Address, outputs: &[u64]) -> anyhow::Result<Txid> {
         let manifest = accounts::federation_ceremony()?.manifest;
         let peg = Peg::new(&manifest.bitcoin)?;
-        let outputs = vec![
-            TxOut { value: Sats::from_sat(sats), script_pubkey: peg.script_pubkey() },
-            TxOut { value: Sats::ZERO, script_pubkey: deposit_memo(recipient) },
-        ];
+        let mut outputs: Vec<TxOut> = outputs
+            .iter()
+            .map(|sats| TxOut { value: Sats::from_sat(*sats), script_pubkey: peg.script_pubkey() })
+            .collect();
+        outputs.push(TxOut { value: Sats::ZERO, script_pubkey: deposit_memo(recipient) });
         let rpc = self.parents.btcd.rpc();
         self.parents.miner.pay(&rpc, outputs).await
     }

@@ -661,6 +661,7 @@ async fn relayer_processes_killed_during_delivery_still_settle_the_bitcoin_relea
             bitcoin: Some((btcd.rpc_url(), btcd.rpc_user().to_owned(), btcd.rpc_password_file())),
             ethereum: None,
             confirmations: CONFIRMATIONS,
+            bitcoin_tiers: Vec::new(),
             poll_interval: "200ms".to_owned(),
             ethereum_key: None,
         })?);

@@ -216,10 +216,19 @@ async fn reorged_deposit_is_dropped_then_observed_again_in_its_new_block() -> Te
     let pending = store.pending().await?;
     assert_eq!((pending.len(), pending[0].observation.block_height, pending[0].reason.as_deref()), (1, 101, None));
 
-    // The same id with other facts is a bug upstream, not a new observation.
+    // The same id with other facts is never a new observation: audited, skipped, the stored
+    // deposit unchanged (and the watcher goes on).
     let mut forged = facts.clone();
     forged.amount = Amount::new(70_001);
-    assert!(matches!(store.record_observed(&forged, 101, "b101").await, Err(StoreError::ConflictingFacts { .. })));
+    let conflict = store.record_observed(&forged, 101, "b101").await?;
+    assert!(matches!(&conflict, ObserveOutcome::Conflicting { stored } if **stored == facts), "{conflict:?}");
+    let kept = store.deposit(&id).await?.ok_or_else(|| anyhow::anyhow!("{id} vanished"))?;
+    assert_eq!(kept.observation.facts, facts);
+    let audited = store.audit_entries(id.as_str()).await?;
+    assert!(
+        audited.iter().any(|entry| entry.kind == "deposit.conflict" && entry.detail["observed"]["amount"] == "70001"),
+        "{audited:?}"
+    );
 
     // Rejections are recorded once, with their reason.
     let tx_id = "44".repeat(32);
@@ -231,7 +240,10 @@ async fn reorged_deposit_is_dropped_then_observed_again_in_its_new_block() -> Te
     assert_eq!(store.counts().await?.rejections, 1);
 
     let kinds: Vec<String> = store.audit_entries(id.as_str()).await?.into_iter().map(|e| e.kind).collect();
-    assert_eq!(kinds, [kind::DEPOSIT_OBSERVED, kind::DEPOSIT_DROPPED, kind::DEPOSIT_REOBSERVED]);
+    assert_eq!(
+        kinds,
+        [kind::DEPOSIT_OBSERVED, kind::DEPOSIT_DROPPED, kind::DEPOSIT_REOBSERVED, kind::DEPOSIT_CONFLICT]
+    );
     assert!(store.verify().await?.is_intact());
     db.finish().await
 }
@@ -496,7 +508,7 @@ async fn scratch_databases_are_unique_per_run_and_dropped_with_their_value() -> 
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_blocks_deposits_are_recorded_together_or_not_at_all() -> TestResult {
+async fn a_blocks_deposits_are_recorded_together_and_a_conflict_among_them_is_skipped() -> TestResult {
     let _serial = common::serial().await;
     let db = TestDatabase::create("block").await?;
     let store = db.store().await?;
@@ -526,15 +538,15 @@ async fn a_blocks_deposits_are_recorded_together_or_not_at_all() -> TestResult {
         store.record_observed_in_block(&block, 300, "d300").await?,
         vec![ObserveOutcome::AlreadyKnown(DepositStatus::Observed); 3]
     );
-    // One deposit that conflicts with what is stored: the whole block is refused, the new one
-    // beside it is not recorded either.
+    // One deposit that conflicts with what is stored is audited and skipped; the new one beside
+    // it is recorded (a conflict never stops a watcher).
     let mut forged = block[1].0.clone();
     forged.amount = Amount::new(20_001);
     let newcomer = btc_facts(0x57, 0, 40_000);
-    let refused = store.record_observed_in_block(&[(newcomer.clone(), false), (forged, false)], 301, "e301").await;
-    assert!(matches!(refused, Err(StoreError::ConflictingFacts { .. })), "{refused:?}");
-    assert_eq!(store.deposit(&newcomer.id()).await?, None, "half a block was recorded");
-    assert_eq!(store.pending().await?.len(), 3);
+    let outcomes = store.record_observed_in_block(&[(newcomer.clone(), false), (forged, false)], 301, "e301").await?;
+    assert!(matches!(outcomes.as_slice(), [ObserveOutcome::New, ObserveOutcome::Conflicting { .. }]), "{outcomes:?}");
+    assert!(store.deposit(&newcomer.id()).await?.is_some());
+    assert_eq!(store.pending().await?.len(), 4);
     assert!(store.verify().await?.is_intact());
     db.finish().await
 }

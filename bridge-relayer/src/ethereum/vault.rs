@@ -172,9 +172,9 @@ pub enum DepositLogError {
         /// The amount in the log.
         amount: U256,
     },
-    /// The log index does not fit the 32-bit index of deposit facts.
-    #[error("{at}: log index does not fit 32 bits")]
-    LogIndexTooLarge {
+    /// The log's position in its transaction does not fit the 32-bit index of deposit facts.
+    #[error("{at}: its position among the transaction's deposits does not fit 32 bits")]
+    PositionTooLarge {
         /// The log.
         at: LogLocation,
     },
@@ -208,23 +208,25 @@ pub fn asset_denom(token: EthAddress) -> Denom {
 /// Turns a `Deposited` log from `vault`, as `eth_getLogs` returns it, into the deposit's facts
 /// and the block it was seen in.
 ///
-/// Facts: chain Ethereum, `tx_id` = transaction hash (`0x` + 64 lowercase hex), `index` = log
-/// index in the block, `asset` = `wei` or `erc20/0x<token>`, `amount`, `recipient` = the 20-byte
-/// account id. The deposit id is thus `eth:<txhash>:<logindex>`.
+/// Facts: chain Ethereum, `tx_id` = transaction hash (`0x` + 64 lowercase hex), `index` =
+/// `position`, the log's place among the vault's `Deposited` logs of its transaction (0 for a
+/// transaction that deposits once), `asset` = `wei` or `erc20/0x<token>`, `amount`, `recipient` =
+/// the 20-byte account id. The deposit id is thus `eth:<txhash>:<position>`: a reorganisation
+/// that re-includes the transaction elsewhere in a block (another block-wide log index) or in
+/// another block keeps its id, so it can never be minted twice.
 ///
 /// # Errors
 /// [`DepositLogError`] naming the log when it is incomplete or removed, comes from another
 /// contract, does not decode strictly as `Deposited` (wrong signature, topic count, data length,
 /// non-zero padding), or carries an amount above `u128::MAX`, a zero amount or a log index
 /// above `u32::MAX`.
-pub fn observation_from_log(log: &Log, vault: EthAddress) -> Result<Observation, DepositLogError> {
+pub fn observation_from_log(log: &Log, vault: EthAddress, position: u64) -> Result<Observation, DepositLogError> {
     let at = LogLocation::of(log);
     if log.removed {
         return Err(DepositLogError::Removed { at });
     }
     let missing = |missing| DepositLogError::Incomplete { at, missing };
     let tx_hash = log.transaction_hash.ok_or_else(|| missing("transactionHash"))?;
-    let log_index = log.log_index.ok_or_else(|| missing("logIndex"))?;
     let block_number = log.block_number.ok_or_else(|| missing("blockNumber"))?;
     let block_hash = log.block_hash.ok_or_else(|| missing("blockHash"))?;
     if log.address() != vault {
@@ -232,14 +234,14 @@ pub fn observation_from_log(log: &Log, vault: EthAddress) -> Result<Observation,
     }
     let event = Deposited::decode_log_data_validate(log.data())
         .map_err(|error| DepositLogError::Undecodable { at, reason: error.to_string() })?;
-    let facts = deposit_facts(tx_hash, log_index, &event).map_err(|error| error.located(at))?;
+    let facts = deposit_facts(tx_hash, position, &event).map_err(|error| error.located(at))?;
     Ok(Observation { facts, block_height: block_number, block_hash: hash_text(block_hash), coinbase: false })
 }
 
 /// Why decoded event fields do not make deposit facts (before the log's location is attached).
 enum FactsError {
     AmountTooLarge(U256),
-    LogIndexTooLarge,
+    PositionTooLarge,
     Invalid(DepositError),
 }
 
@@ -247,15 +249,15 @@ impl FactsError {
     fn located(self, at: LogLocation) -> DepositLogError {
         match self {
             FactsError::AmountTooLarge(amount) => DepositLogError::AmountTooLarge { at, amount },
-            FactsError::LogIndexTooLarge => DepositLogError::LogIndexTooLarge { at },
+            FactsError::PositionTooLarge => DepositLogError::PositionTooLarge { at },
             FactsError::Invalid(source) => DepositLogError::InvalidFacts { at, source },
         }
     }
 }
 
-fn deposit_facts(tx_hash: B256, log_index: u64, event: &Deposited) -> Result<DepositFacts, FactsError> {
+fn deposit_facts(tx_hash: B256, position: u64, event: &Deposited) -> Result<DepositFacts, FactsError> {
     let amount = u128::try_from(event.amount).map_err(|_| FactsError::AmountTooLarge(event.amount))?;
-    let index = u32::try_from(log_index).map_err(|_| FactsError::LogIndexTooLarge)?;
+    let index = u32::try_from(position).map_err(|_| FactsError::PositionTooLarge)?;
     let facts = DepositFacts {
         chain: ParentChain::Ethereum,
         tx_id: hash_text(tx_hash),
@@ -604,15 +606,16 @@ mod tests {
     #[test]
     fn eth_deposit_log_becomes_wei_facts_with_the_block_it_was_seen_in() -> Result<(), DepositLogError> {
         let one_eth = U256::from(10).pow(U256::from(18));
-        let observation = observation_from_log(&deposited_log(EthAddress::ZERO, RECIPIENT, one_eth), VAULT)?;
+        // Log 3 of its block, the transaction's first deposit: the id names position 0.
+        let observation = observation_from_log(&deposited_log(EthAddress::ZERO, RECIPIENT, one_eth), VAULT, 0)?;
         let facts = &observation.facts;
         assert_eq!(facts.chain, ParentChain::Ethereum);
         assert_eq!(facts.tx_id, "0x9a3c2a0e6b3f8d1e0c4b7a6d5e4f3a2b1c0d9e8f7a6b5c4d3e2f1a0b9c8d7e6f");
-        assert_eq!(facts.index, 3);
+        assert_eq!(facts.index, 0);
         assert_eq!(facts.asset, Denom::wei());
         assert_eq!(facts.amount, Amount::new(1_000_000_000_000_000_000));
         assert_eq!(facts.recipient, Address::from_bytes(RECIPIENT));
-        assert_eq!(facts.id().as_str(), "eth:0x9a3c2a0e6b3f8d1e0c4b7a6d5e4f3a2b1c0d9e8f7a6b5c4d3e2f1a0b9c8d7e6f:3");
+        assert_eq!(facts.id().as_str(), "eth:0x9a3c2a0e6b3f8d1e0c4b7a6d5e4f3a2b1c0d9e8f7a6b5c4d3e2f1a0b9c8d7e6f:0");
         assert_eq!(observation.block_height, 7);
         assert_eq!(observation.block_hash, format!("0x{}", "11".repeat(32)));
         Ok(())
@@ -620,7 +623,7 @@ mod tests {
 
     #[test]
     fn token_deposit_log_becomes_lowercase_erc20_facts() -> Result<(), DepositLogError> {
-        let observation = observation_from_log(&deposited_log(TOKEN, RECIPIENT, U256::from(250_000_000u64)), VAULT)?;
+        let observation = observation_from_log(&deposited_log(TOKEN, RECIPIENT, U256::from(250_000_000u64)), VAULT, 0)?;
         assert_eq!(observation.facts.asset.as_str(), "erc20/0x5fbdb2315678afecb367f032d93f642f64180aa3");
         assert_eq!(observation.facts.amount, Amount::new(250_000_000));
         Ok(())
@@ -629,17 +632,17 @@ mod tests {
     #[test]
     fn amount_of_exactly_u128_max_is_accepted_and_one_more_is_refused() -> Result<(), DepositLogError> {
         let max = U256::from(u128::MAX);
-        let observation = observation_from_log(&deposited_log(TOKEN, RECIPIENT, max), VAULT)?;
+        let observation = observation_from_log(&deposited_log(TOKEN, RECIPIENT, max), VAULT, 0)?;
         assert_eq!(observation.facts.amount, Amount::new(u128::MAX));
         let too_large = max + U256::from(1);
-        let error = observation_from_log(&deposited_log(TOKEN, RECIPIENT, too_large), VAULT);
+        let error = observation_from_log(&deposited_log(TOKEN, RECIPIENT, too_large), VAULT, 0);
         assert!(matches!(error, Err(DepositLogError::AmountTooLarge { amount, .. }) if amount == too_large));
         Ok(())
     }
 
     #[test]
     fn zero_amount_is_refused_as_invalid_facts() {
-        let error = observation_from_log(&deposited_log(TOKEN, RECIPIENT, U256::ZERO), VAULT);
+        let error = observation_from_log(&deposited_log(TOKEN, RECIPIENT, U256::ZERO), VAULT, 0);
         assert!(matches!(error, Err(DepositLogError::InvalidFacts { source: DepositError::ZeroAmount, .. })));
     }
 
@@ -674,7 +677,7 @@ mod tests {
             ("dirty recipient padding", dirty_padding),
             ("dirty token topic", dirty_address_topic),
         ] {
-            let error = observation_from_log(&log, VAULT).err();
+            let error = observation_from_log(&log, VAULT, 0).err();
             let here = LogLocation { tx_hash: Some(TX), log_index: Some(3), block_number: Some(7) };
             assert!(
                 matches!(&error, Some(DepositLogError::Undecodable { at, .. }) if *at == here),
@@ -693,7 +696,7 @@ mod tests {
     #[test]
     fn log_from_another_contract_is_refused() {
         let log = deposited_log(TOKEN, RECIPIENT, U256::from(5));
-        let error = observation_from_log(&log, TOKEN);
+        let error = observation_from_log(&log, TOKEN, 0);
         assert!(
             matches!(error, Err(DepositLogError::NotFromVault { emitter, vault, .. }) if emitter == VAULT && vault == TOKEN)
         );
@@ -706,21 +709,22 @@ mod tests {
         pending.block_hash = None;
         pending.block_number = None;
         assert!(matches!(
-            observation_from_log(&pending, VAULT),
+            observation_from_log(&pending, VAULT, 0),
             Err(DepositLogError::Incomplete { missing: "blockNumber", .. })
         ));
         let mut no_hash = good.clone();
         no_hash.transaction_hash = None;
         assert!(matches!(
-            observation_from_log(&no_hash, VAULT),
+            observation_from_log(&no_hash, VAULT, 0),
             Err(DepositLogError::Incomplete { missing: "transactionHash", .. })
         ));
         let mut removed = good.clone();
         removed.removed = true;
-        assert!(matches!(observation_from_log(&removed, VAULT), Err(DepositLogError::Removed { .. })));
-        let mut huge_index = good;
-        huge_index.log_index = Some(u64::from(u32::MAX) + 1);
-        assert!(matches!(observation_from_log(&huge_index, VAULT), Err(DepositLogError::LogIndexTooLarge { .. })));
+        assert!(matches!(observation_from_log(&removed, VAULT, 0), Err(DepositLogError::Removed { .. })));
+        assert!(matches!(
+            observation_from_log(&good, VAULT, u64::from(u32::MAX) + 1),
+            Err(DepositLogError::PositionTooLarge { .. })
+        ));
     }
 
     /// One entry of an `eth_getLogs` answer captured from anvil 1.7.1: `deposit(0xa1…a1f0)` with
@@ -728,7 +732,7 @@ mod tests {
     #[test]
     fn log_captured_from_anvil_decodes() -> Result<(), Box<dyn std::error::Error>> {
         let log: Log = serde_json::from_str(CAPTURED_ANVIL_LOG)?;
-        let observation = observation_from_log(&log, log.address())?;
+        let observation = observation_from_log(&log, log.address(), 0)?;
         assert_eq!(observation.facts.asset, Denom::wei());
         assert_eq!(observation.facts.amount, Amount::new(1_000_000_000_000_000_000));
         assert_eq!(observation.facts.recipient, Address::from_bytes(RECIPIENT));

@@ -112,14 +112,22 @@ impl EthereumWatcher {
             .from_block(from_block)
             .to_block(to_block);
         let method = "eth_getLogs";
-        let logs = self.calls.run(method, self.provider.get_logs(&filter)).await?;
-        let mut observations = Vec::with_capacity(logs.len());
-        for log in &logs {
+        let mut logs = self.calls.run(method, self.provider.get_logs(&filter)).await?;
+        logs.retain(|log| {
             if log.removed {
                 tracing::warn!(log = %LogLocation::of(log), "eth_getLogs returned a removed log; skipped");
-                continue;
             }
-            let observation = observation_from_log(log, self.vault)?;
+            !log.removed
+        });
+        // Each log's place among its transaction's vault logs (a transaction's logs all lie in
+        // its block, so in this range): what names the deposit, whatever the block-wide index.
+        logs.sort_by_key(|log| (log.block_number, log.log_index));
+        let mut positions: std::collections::BTreeMap<Option<alloy::primitives::B256>, u64> = Default::default();
+        let mut observations = Vec::with_capacity(logs.len());
+        for log in &logs {
+            let position = positions.entry(log.transaction_hash).or_default();
+            let observation = observation_from_log(log, self.vault, *position)?;
+            *position += 1;
             if !(from_block..=to_block).contains(&observation.block_height) {
                 return Err(EthereumError::UnexpectedAnswer {
                     method: method.to_owned(),
@@ -131,7 +139,6 @@ impl EthereumWatcher {
             }
             observations.push(observation);
         }
-        observations.sort_by_key(|observation| (observation.block_height, observation.facts.index));
         Ok(observations)
     }
 }

@@ -26,6 +26,8 @@ pub mod kind {
     pub const DEPOSIT_DROPPED: &str = "deposit.dropped";
     /// The sidechain refused the attestation for good.
     pub const DEPOSIT_REJECTED: &str = "deposit.rejected";
+    /// A deposit id seen again with other facts than the stored ones: recorded, never followed.
+    pub const DEPOSIT_CONFLICT: &str = "deposit.conflict";
     /// Something scanned and refused (malformed memo, wrong address).
     pub const SCAN_REJECTED: &str = "scan.rejected";
     /// A watcher's cursor moved.

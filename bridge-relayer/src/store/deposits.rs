@@ -101,6 +101,12 @@ pub enum ObserveOutcome {
     },
     /// Nothing changed: the deposit is known, with this status.
     AlreadyKnown(DepositStatus),
+    /// The id is stored with other facts: the observation was audited (`deposit.conflict`) and
+    /// skipped; the stored deposit is unchanged.
+    Conflicting {
+        /// The facts in the store.
+        stored: Box<DepositFacts>,
+    },
 }
 
 /// Whether a status change happened.
@@ -202,11 +208,15 @@ pub(super) async fn record_observed(
         return Ok(ObserveOutcome::New);
     };
     if stored.observation.facts != *facts {
-        return Err(StoreError::ConflictingFacts {
-            id,
-            stored: Box::new(stored.observation.facts),
-            observed: Box::new(facts.clone()),
+        // Never a new deposit and never a reason to stop the watcher: recorded, then skipped.
+        let detail = json!({
+            "stored": stored.observation.facts,
+            "observed": facts,
+            "block_height": block_height,
+            "block_hash": block_hash,
         });
+        audit::append_locked(conn, kind::DEPOSIT_CONFLICT, id.as_str(), &detail).await?;
+        return Ok(ObserveOutcome::Conflicting { stored: Box::new(stored.observation.facts) });
     }
     let same_block = i64::try_from(stored.observation.block_height).ok() == Some(block_height)
         && stored.observation.block_hash == block_hash;

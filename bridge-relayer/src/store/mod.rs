@@ -84,16 +84,6 @@ pub enum StoreError {
         /// The status asked for.
         to: DepositStatus,
     },
-    /// The same deposit id was observed with different facts.
-    #[error("deposit {id} observed with facts {observed:?}, but {stored:?} are stored")]
-    ConflictingFacts {
-        /// The deposit.
-        id: DepositId,
-        /// The facts in the store.
-        stored: Box<DepositFacts>,
-        /// The facts handed in now.
-        observed: Box<DepositFacts>,
-    },
     /// The release is not in the store.
     #[error("release of batch {0} is not in the store")]
     UnknownRelease(u64),
@@ -259,8 +249,8 @@ impl Store {
     /// again (a reorganisation re-included it).
     ///
     /// # Errors
-    /// [`StoreError::InvalidFacts`] for inconsistent facts, [`StoreError::ConflictingFacts`] when
-    /// the id is stored with other facts, database errors.
+    /// [`StoreError::InvalidFacts`] for inconsistent facts, database errors. The id stored with
+    /// other facts is not an error: [`ObserveOutcome::Conflicting`], audited.
     pub async fn record_observed(
         &self,
         facts: &DepositFacts,

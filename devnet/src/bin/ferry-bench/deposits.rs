@@ -51,6 +51,7 @@ pub async fn latency(rounds: usize) -> anyhow::Result<()> {
             bitcoin: Some((btcd.rpc_url(), btcd.rpc_user().to_owned(), btcd.rpc_password_file())),
             ethereum: None,
             confirmations: CONFIRMATIONS,
+            bitcoin_tiers: Vec::new(),
             poll_interval: "200ms".to_owned(),
             ethereum_key: None,
         })?);

@@ -1,0 +1,134 @@
+//! Deposits that cannot be minted early or twice, on one whole system (4 validators, relayer
+//! processes, btcd with `--rejectnonstd`, anvil, PostgreSQL):
+//!
+//! 1. Confirmations by value: 10.01 BTC paid to the peg as eleven 0.91 BTC outputs of one
+//!    transaction waits for the 10 BTC tier's confirmations (each output alone would need only
+//!    the default): nothing is attested below it, all eleven are minted at it.
+//! 2. Ids that survive reorgs: an Ethereum deposit that a reorganisation deeper than the
+//!    relayers' confirmations re-includes at another block-wide log position keeps its id, so it
+//!    is minted once. A token deposit (`depositToken`: the token's `Transfer` log, then the
+//!    vault's `Deposited`) is minted; then the blocks from its approval up are replaced by one
+//!    block holding the approval and the deposit, so the `Deposited` log moves from block-wide
+//!    index 1 to 2. Deposit ids name the transaction and the log's place among its transaction's
+//!    vault deposits (0), not the block-wide index, so the relayers see the same deposit again —
+//!    already attested — and the chain mints nothing more; a later deposit is minted as usual
+//!    (the watchers went on).
+
+mod common;
+
+use std::time::Duration;
+
+use common::{TestResult, WAIT, serial};
+use ferry_devnet::accounts::user_key;
+use ferry_devnet::system::System;
+use ferry_relayer::confirmations::Tier;
+use ferry_relayer::ethereum::{DEPOSITED_TOPIC, U256};
+use ferry_types::release::eth::EthAddress;
+use ferry_types::{Amount, Denom};
+use serde_json::{Value, json};
+
+const PARENT_BLOCK: Duration = Duration::from_millis(300);
+const ONE_TOKEN: u128 = 1_000_000_000_000_000_000;
+const BTC: u128 = 100_000_000;
+
+/// The block-wide index of the vault's `Deposited` log in transaction `tx_hash`, read from the
+/// node's receipt (not through the code under test).
+async fn deposited_log_index(rpc_url: &str, vault: &str, tx_hash: &str) -> TestResult<u64> {
+    let request = json!({"jsonrpc": "2.0", "id": 1, "method": "eth_getTransactionReceipt", "params": [tx_hash]});
+    let answer: Value = reqwest::Client::new().post(rpc_url).json(&request).send().await?.json().await?;
+    let topic = format!("{DEPOSITED_TOPIC:#x}");
+    let logs = answer.pointer("/result/logs").and_then(Value::as_array).ok_or("no receipt logs")?;
+    let log = logs
+        .iter()
+        .find(|log| {
+            log["address"].as_str().is_some_and(|address| address.eq_ignore_ascii_case(vault))
+                && log.pointer("/topics/0").and_then(Value::as_str) == Some(topic.as_str())
+        })
+        .ok_or("no Deposited log")?;
+    let index = log["logIndex"].as_str().ok_or("no logIndex")?;
+    Ok(u64::from_str_radix(index.trim_start_matches("0x"), 16)?)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn deposits_wait_for_what_their_block_pays_and_keep_their_ids_through_a_deep_reorg() -> TestResult {
+    let _serial = serial().await;
+    let mut system = System::isolated("deposit-safety", 1).await?;
+    a_split_bitcoin_deposit_waits_for_the_tier_of_its_total(&mut system).await?;
+    a_deposit_reincluded_at_another_log_position_by_a_deep_reorg_is_minted_once(&system).await
+}
+
+async fn a_split_bitcoin_deposit_waits_for_the_tier_of_its_total(system: &mut System) -> TestResult {
+    const TIER: u32 = 5;
+    let tier = Tier { min_amount: Amount::new(10 * BTC), confirmations: TIER };
+    for relayer in &mut system.relayers {
+        relayer.reconfigure(|setup| setup.bitcoin_tiers = vec![tier.clone()])?;
+    }
+    let user = user_key(0)?;
+    let outputs = [91_000_000; 11];
+    let txid = system.deposit_btc_outputs(&user.address(), &outputs).await?;
+    let client = system.client(0)?;
+    for confirmations in 1..TIER {
+        system.parents.btcd.mine(1).await?;
+        // Some fifteen relayer polls at this depth: no relayer may attest any of the outputs.
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        for vout in 0..outputs.len() {
+            let record: Option<ferry_app::bridge::DepositRecord> =
+                client.query(&format!("/deposit/btc:{txid}:{vout}"), None).await?;
+            assert!(record.is_none(), "output {vout} attested at {confirmations} confirmations: {record:?}");
+        }
+    }
+    // At the tier's depth all eleven are minted.
+    system.parents.btcd.mine(1).await?;
+    for vout in 0..outputs.len() {
+        let record = system.wait_for_deposit(&txid, u32::try_from(vout)?, PARENT_BLOCK, WAIT).await?;
+        assert!(record.minted_height.is_some(), "output {vout}: {record:?}");
+    }
+    Ok(())
+}
+
+async fn a_deposit_reincluded_at_another_log_position_by_a_deep_reorg_is_minted_once(system: &System) -> TestResult {
+    let user = user_key(0)?;
+    let address = user.address();
+    let client = system.client(0)?;
+    let anvil = &system.parents.anvil;
+    let (wallet, vault, token) = (anvil.wallet(), anvil.vault(), anvil.token());
+    let denom = Denom::erc20(&EthAddress::from_bytes(token.into_array()));
+    let vault_text = format!("{vault:#x}");
+
+    let amount = U256::from(3 * ONE_TOKEN);
+    wallet.mint_test_token(token, wallet.address(), amount).await?;
+    let approval = wallet.approve(token, vault, amount).await?;
+    let deposit = wallet.deposit_token(vault, token, amount, &address).await?;
+    let before = deposited_log_index(anvil.rpc_url(), &vault_text, &deposit.tx_hash).await?;
+    let id = format!("eth:{}:0", deposit.tx_hash);
+    system.wait_for_balance(&address, &denom, 3 * ONE_TOKEN, PARENT_BLOCK, WAIT).await?;
+    let record: ferry_app::bridge::DepositRecord =
+        client.query(&format!("/deposit/{id}"), None).await?.ok_or("no record")?;
+    assert!(record.minted_height.is_some(), "{record:?}");
+
+    // Deeper than the confirmations: every block from the approval's up is replaced; the new
+    // first block holds the approval and then the deposit.
+    let tip = anvil.block_number().await?;
+    let depth = tip - approval.block_number + 1;
+    anvil.reorg(depth, &[(approval.tx_hash.as_str(), 0), (deposit.tx_hash.as_str(), 0)]).await?;
+    let after = deposited_log_index(anvil.rpc_url(), &vault_text, &deposit.tx_hash).await?;
+    assert_ne!(before, after, "the re-included deposit's log must sit elsewhere in its block");
+    eprintln!("Deposited log moved from block-wide index {before} to {after}");
+
+    // A later deposit is minted: the relayers have scanned past the re-included one by then.
+    let wei_before = common::balance(&client, &address, &Denom::wei()).await?;
+    anvil.deposit_eth(&address, U256::from(ONE_TOKEN)).await?;
+    system.wait_for_balance(&address, &Denom::wei(), wei_before + ONE_TOKEN, PARENT_BLOCK, WAIT).await?;
+
+    // Minted once: the balance and the supply are the one deposit; no id names the new position.
+    assert_eq!(common::balance(&client, &address, &denom).await?, 3 * ONE_TOKEN);
+    let reserves: ferry_app::query::ReservesView = client.query("/reserves", None).await?.ok_or("no reserves")?;
+    let ledger = reserves.assets.get(&denom).ok_or("no ledger")?;
+    assert_eq!((ledger.supply.get(), ledger.reserves.get()), (3 * ONE_TOKEN, 3 * ONE_TOKEN));
+    for position in [before, after] {
+        let stale: Option<ferry_app::bridge::DepositRecord> =
+            client.query(&format!("/deposit/eth:{}:{position}", deposit.tx_hash), None).await?;
+        assert!(position == 0 || stale.is_none(), "a deposit recorded under a log position: {stale:?}");
+    }
+    Ok(())
+}
