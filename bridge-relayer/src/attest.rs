@@ -3,8 +3,9 @@
 //!
 //! Both watchers and the delivery loop sign with the same member account, whose sequence allows
 //! one transaction at a time, so every attestation goes through one [`Attester`] and its lock.
-//! The answer is classified once, here ([`refusal_is_transient`]): a sequence race or a paused
-//! bridge means "send again later"; any other refusal is the chain's final word. This module
+//! The answer is classified once, here ([`refusal_is_transient`], after
+//! [`TxCode::passes_by_itself`]): a sequence race, a paused bridge or the member's duty limit for
+//! the block means "send again later"; any other refusal is the chain's final word. This module
 //! records nothing: the callers store intent and outcome.
 
 use std::time::Duration;
@@ -56,12 +57,10 @@ impl AttestOutcome {
     }
 }
 
-/// Whether a refusal with `code` passes by itself, so the attestation is sent again later rather
-/// than recorded as refused: another transaction of the same account took the sequence
-/// (`StaleSequence`, `FutureSequence`), or the bridge is paused (`BridgePaused`: the chain
-/// accepts attestations again once the federation resumes it).
+/// Whether a refusal with `code` passes by itself ([`TxCode::passes_by_itself`]), so the
+/// attestation is sent again later rather than recorded as refused.
 pub fn refusal_is_transient(code: Option<TxCode>) -> bool {
-    matches!(code, Some(TxCode::StaleSequence | TxCode::FutureSequence | TxCode::BridgePaused))
+    code.is_some_and(TxCode::passes_by_itself)
 }
 
 fn refusal(code: Option<TxCode>, log: String) -> AttestOutcome {
@@ -124,15 +123,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn paused_bridge_and_sequence_races_are_retried_everything_else_is_final() {
-        for code in [TxCode::BridgePaused, TxCode::StaleSequence, TxCode::FutureSequence] {
+    fn paused_bridge_sequence_races_and_duty_limits_are_retried_everything_else_is_final() {
+        let transient = [TxCode::BridgePaused, TxCode::StaleSequence, TxCode::FutureSequence, TxCode::DutyLimit];
+        for code in transient {
             assert!(refusal_is_transient(Some(code)), "{code:?}");
             assert_eq!(refusal(Some(code), String::new()).label(), "deferred");
         }
-        for code in TxCode::ALL
-            .into_iter()
-            .filter(|code| !matches!(code, TxCode::BridgePaused | TxCode::StaleSequence | TxCode::FutureSequence))
-        {
+        for code in TxCode::ALL.into_iter().filter(|code| !transient.contains(code)) {
             assert!(!refusal_is_transient(Some(code)), "{code:?}");
         }
         // A code that is not Ferry's is nothing the relayer can wait out.

@@ -13,18 +13,24 @@
 //!    vault deposits (0), not the block-wide index, so the relayers see the same deposit again —
 //!    already attested — and the chain mints nothing more; a later deposit is minted as usual
 //!    (the watchers went on).
+//! 3. Duties that cannot be abused: a member flooding fee-free duties meets its per-block limit
+//!    (`duty_limit`) while the other members' attestations mint a deposit and a user's transfer
+//!    commits.
 
 mod common;
 
 use std::time::Duration;
 
 use common::{TestResult, WAIT, serial};
+use ferry_client::Wallet;
+use ferry_devnet::accounts;
 use ferry_devnet::accounts::user_key;
 use ferry_devnet::system::System;
 use ferry_relayer::confirmations::Tier;
 use ferry_relayer::ethereum::{DEPOSITED_TOPIC, U256};
+use ferry_types::msg::{Msg, MsgAttestParentHeight};
 use ferry_types::release::eth::EthAddress;
-use ferry_types::{Amount, Denom};
+use ferry_types::{Amount, Coin, Denom, ParentChain, TxCode};
 use serde_json::{Value, json};
 
 const PARENT_BLOCK: Duration = Duration::from_millis(300);
@@ -54,7 +60,67 @@ async fn deposits_wait_for_what_their_block_pays_and_keep_their_ids_through_a_de
     let _serial = serial().await;
     let mut system = System::isolated("deposit-safety", 1).await?;
     a_split_bitcoin_deposit_waits_for_the_tier_of_its_total(&mut system).await?;
-    a_deposit_reincluded_at_another_log_position_by_a_deep_reorg_is_minted_once(&system).await
+    a_deposit_reincluded_at_another_log_position_by_a_deep_reorg_is_minted_once(&system).await?;
+    a_member_flooding_duties_hits_its_limit_while_the_others_keep_committing(&mut system).await
+}
+
+async fn a_member_flooding_duties_hits_its_limit_while_the_others_keep_committing(system: &mut System) -> TestResult {
+    // Member 3's own services stop (they would race the flood for its account's sequence).
+    system.relayers[3].kill();
+    system.signers[3].kill();
+    let client = system.client(0)?;
+    let flooder = accounts::member_key(3)?;
+    let mut wallet = Wallet::load(&client, flooder.clone()).await?;
+    let per_tx = client.params().await?.max_msgs_per_tx;
+    // 30 transactions of parent-clock reports, sent at once: 1,920 duty messages, far more than
+    // a member may have executed in a block (512).
+    let mut checked = Vec::new();
+    for n in 0..30u64 {
+        let msgs: Vec<Msg> = (0..u64::from(per_tx))
+            .map(|i| {
+                let report = MsgAttestParentHeight {
+                    attester: flooder.address(),
+                    chain: ParentChain::Bitcoin,
+                    height: 1_000_000 + n * 100 + i,
+                };
+                Msg::AttestParentHeight(report)
+            })
+            .collect();
+        checked.push(client.broadcast_sync(wallet.sign_fee_exempt(&msgs)?).await?);
+    }
+    // While it floods, the other members' attestations and a user's transfer commit.
+    let user = user_key(0)?;
+    let before = common::balance(&client, &user.address(), &Denom::sat()).await?;
+    let txid = system.deposit_btc(&user.address(), 5_000_000).await?;
+    let record = system.wait_for_deposit(&txid, 0, PARENT_BLOCK, WAIT).await?;
+    assert!(record.minted_height.is_some(), "{record:?}");
+    let mut user_wallet = Wallet::load(&client, user.clone()).await?;
+    let transfer = user_wallet.sign_transfer(
+        accounts::member_key(0)?.address(),
+        vec![Coin::new(1, Denom::sat())],
+        &Coin::new(100, Denom::sat()),
+    )?;
+    let included = client.broadcast_and_wait(transfer, WAIT).await?;
+    assert_eq!(included.code, 0, "{}", included.log);
+    assert!(common::balance(&client, &user.address(), &Denom::sat()).await? > before);
+
+    // The flood met its limit, by name: refused at CheckTx, or executed as nothing in its block.
+    // (By now every admitted transaction is in a block, or was evicted on recheck.)
+    let mut codes = Vec::new();
+    for outcome in &checked {
+        if outcome.code != 0 {
+            codes.push(outcome.code);
+        } else if let Ok(included) = client.wait_for_tx(outcome.hash, Duration::from_secs(1)).await {
+            codes.push(included.code);
+        }
+    }
+    let limited = codes.iter().filter(|code| **code == TxCode::DutyLimit.value()).count();
+    assert!(limited >= 1, "no duty_limit among the flood's answers: {codes:?}");
+    eprintln!("flood: {} answers, {limited} duty_limit", codes.len());
+
+    system.relayers[3].restart()?;
+    system.signers[3].restart()?;
+    Ok(())
 }
 
 async fn a_split_bitcoin_deposit_waits_for_the_tier_of_its_total(system: &mut System) -> TestResult {

@@ -402,7 +402,8 @@ impl Signer {
 }
 
 /// Posts `msg`, a fee-exempt duty of the member `key`, and waits for its block; retries a few
-/// times when it races another transaction of the member's account (its relayer shares it).
+/// times on a refusal that passes by itself (a race with another transaction of the member's
+/// account, which its relayer shares; the member's duty limit for the block).
 /// Returns the transaction hash and height.
 ///
 /// # Errors
@@ -424,7 +425,7 @@ pub async fn post_duty(chain: &FerryClient, key: &ferry_types::AccountKey, msg: 
             Err(error) => return Err(error.to_string()),
         };
         last = format!("the chain refused it ({}): {log}", code.map_or("unknown code", TxCode::name));
-        if !matches!(code, Some(TxCode::StaleSequence | TxCode::FutureSequence)) {
+        if !code.is_some_and(TxCode::passes_by_itself) {
             break;
         }
         tokio::time::sleep(SEQUENCE_RETRY).await;

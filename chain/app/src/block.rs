@@ -9,7 +9,9 @@
 //! pauses the bridge), then, at batching heights and unless the bridge is paused, release batches
 //! form. Their events are the block's own events.
 
-use ferry_types::{DecodedTx, TxCode, TxRejection};
+use std::collections::BTreeSet;
+
+use ferry_types::{DecodedTx, Msg, TxCode, TxRejection};
 use rayon::prelude::*;
 
 use crate::event::Event;
@@ -133,4 +135,50 @@ fn end_block<R: StateRead>(
         tend_pending_batches(state, params, height, events)?;
     }
     Ok(())
+}
+
+/// The share of a proposal's bytes kept for federation duties first, in percent.
+pub const DUTY_SHARE_PERCENT: usize = 50;
+
+/// The order a proposer offers the mempool's `txs` in, as indices into `txs`, within `max_bytes`:
+/// federation duties first (attestations, signatures, votes — what moves money between the
+/// chains), up to [`DUTY_SHARE_PERCENT`] of the space; then everything else in arrival order;
+/// then the remaining duties while they fit. Paid traffic, however much, cannot starve duties,
+/// and duties cannot take the whole block. A signer's transactions keep their order (a duty
+/// after a non-duty of the same signer, or after one of its duties that did not fit the share,
+/// waits with the rest), so sequences stay in order.
+pub fn proposal_order(txs: &[&[u8]], max_bytes: usize, max_tx_bytes: u64) -> Vec<usize> {
+    let duty_space = max_bytes.saturating_mul(DUTY_SHARE_PERCENT) / 100;
+    let mut first = Vec::new();
+    let mut later_duties = Vec::new();
+    let mut rest = Vec::new();
+    let mut first_bytes = 0usize;
+    let mut held_back = BTreeSet::new();
+    for (index, bytes) in txs.iter().enumerate() {
+        let Ok(tx) = DecodedTx::decode(bytes, max_tx_bytes) else {
+            rest.push(index);
+            continue;
+        };
+        let duty = !tx.msgs.is_empty() && tx.msgs.iter().all(Msg::is_federation_duty);
+        if !duty {
+            held_back.insert(tx.signer);
+            rest.push(index);
+        } else if !held_back.contains(&tx.signer) && first_bytes.saturating_add(bytes.len()) <= duty_space {
+            first_bytes = first_bytes.saturating_add(bytes.len());
+            first.push(index);
+        } else {
+            held_back.insert(tx.signer);
+            later_duties.push(index);
+        }
+    }
+    let mut used = 0usize;
+    first
+        .into_iter()
+        .chain(rest)
+        .chain(later_duties)
+        .take_while(|index| {
+            used = used.saturating_add(txs.get(*index).map_or(0, |tx| tx.len()));
+            used <= max_bytes
+        })
+        .collect()
 }

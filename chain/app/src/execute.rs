@@ -185,6 +185,13 @@ pub fn execute<R: StateRead>(
         [(ev::ADDRESS, tx.signer.to_string()), (ev::SEQUENCE_VALUE, signer.sequence.to_string())],
     ));
 
+    // A member's duties count against its per-block limit (all of a transaction's or none).
+    if tx.msgs.iter().all(Msg::is_federation_duty)
+        && let Err(rejection) = crate::duties::charge(state, context.params, &tx.signer, tx.msgs.len(), context.height)?
+    {
+        return Ok(Executed { code: rejection.code, log: format!("{}; messages not executed", rejection.log), events });
+    }
+
     // Messages, all or nothing.
     let mut messages = state.fork();
     let mut message_events = Vec::new();

@@ -18,6 +18,7 @@ pub mod bitcoin_fees;
 pub mod block;
 pub mod bridge;
 pub mod consolidation;
+pub mod duties;
 pub mod event;
 pub mod execute;
 pub mod genesis;

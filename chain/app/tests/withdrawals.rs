@@ -1679,3 +1679,57 @@ fn fragmented_reserves_are_consolidated_from_the_fee_pool_and_the_ledger_stays_e
     assert!(utxos.iter().any(|utxo| utxo.txid == release.txid && utxo.vout == 0));
     assert_reconciled(&bridge)
 }
+
+#[test]
+fn a_member_flooding_duties_stops_at_its_limit_per_block_and_proposals_put_duties_first() -> TestResult {
+    let mut bridge = Bridge::start()?;
+    let limit = u64::from(Params::default().max_duty_msgs_per_block);
+    let member = bridge.member(3).clone();
+    let start = bridge.chain.sequence(&member.address)?;
+    let report = |height: u64| {
+        Msg::AttestParentHeight(MsgAttestParentHeight { attester: member.address, chain: ParentChain::Bitcoin, height })
+    };
+    let per_tx = u64::from(Params::default().max_msgs_per_tx);
+    let txs_at_limit = limit / per_tx;
+    // One transaction more than the limit allows in a block, then a user's transfer.
+    let mut flood = Vec::new();
+    for n in 0..=txs_at_limit {
+        let msgs: Vec<Msg> = (0..per_tx).map(|i| report(1_000 + n * per_tx + i)).collect();
+        flood.push(member.sign_fee_exempt(start + n, &msgs)?);
+    }
+    let bob = key("bob")?.address();
+    let transfer = bridge.user_tx(
+        &bridge.alice,
+        &coin(100, &Denom::sat()),
+        &[driver::send(&bridge.alice.address, &bob, &[coin(1, &Denom::sat())])],
+    )?;
+
+    // The proposer puts the duties first, up to half the space, then the transfer, then the rest.
+    let mut offered: Vec<&[u8]> = vec![transfer.as_slice()];
+    offered.extend(flood.iter().map(Vec::as_slice));
+    let flood_bytes: usize = flood.iter().map(Vec::len).sum();
+    let order =
+        ferry_app::block::proposal_order(&offered, flood_bytes + transfer.len(), Params::default().max_tx_bytes);
+    assert_eq!(order.len(), offered.len(), "everything fits");
+    let transfer_at = order.iter().position(|index| *index == 0).ok_or("transfer left out")?;
+    assert!(transfer_at > 0 && transfer_at < order.len() - 1, "duties first, up to half the space: {order:?}");
+    assert!(
+        order.windows(2).filter(|pair| pair[0] != 0 && pair[1] != 0).all(|pair| pair[0] < pair[1]),
+        "a signer's order kept: {order:?}"
+    );
+
+    let mut block: Vec<Vec<u8>> = flood.clone();
+    block.push(transfer);
+    let results = bridge.block(&block)?;
+    let (within, last) = results.split_at(results.len() - 1);
+    let (over, at_limit) = within.split_last().ok_or("no duties")?;
+    assert!(at_limit.iter().all(|result| result.code == TxCode::Ok), "{at_limit:?}");
+    assert_eq!(over.code, TxCode::DutyLimit, "{over:?}");
+    assert!(over.log.contains("limit of 512 per block"), "{}", over.log);
+    assert_eq!(last.first().map(|result| result.code), Some(TxCode::Ok), "the transfer commits: {last:?}");
+    // The refused transaction used its sequence; the member's next duty goes in the next block.
+    assert_eq!(bridge.chain.sequence(&member.address)?, start + txs_at_limit + 1);
+    let next = member.sign_fee_exempt(start + txs_at_limit + 1, &[report(5_000)])?;
+    assert_eq!(bridge.one(&next)?.code, TxCode::Ok);
+    Ok(())
+}

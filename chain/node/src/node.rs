@@ -164,15 +164,11 @@ impl Node {
     /// `PrepareProposal`: the mempool's transactions in order, up to the byte limit.
     pub fn prepare_proposal(&self, request: request::PrepareProposal) -> response::PrepareProposal {
         let limit = usize::try_from(request.max_tx_bytes).unwrap_or(0);
-        let mut used = 0usize;
-        let txs = request
-            .txs
-            .into_iter()
-            .take_while(|tx| {
-                used = used.saturating_add(tx.len());
-                used <= limit
-            })
-            .collect();
+        // Before genesis there are no parameters; no transaction decodes then anyway.
+        let max_tx_bytes = lock(&self.mempool).params().map_or(0, |params| params.max_tx_bytes);
+        let raw: Vec<&[u8]> = request.txs.iter().map(Bytes::as_ref).collect();
+        let order = ferry_app::block::proposal_order(&raw, limit, max_tx_bytes);
+        let txs = order.into_iter().filter_map(|index| request.txs.get(index).cloned()).collect();
         response::PrepareProposal { txs }
     }
 

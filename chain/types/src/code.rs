@@ -46,11 +46,14 @@ pub enum TxCode {
     /// The batch named does not exist, is not in a state that accepts the message (a release
     /// attested before the batch is signed), or the message contradicts it (another txid).
     BadBatch = 16,
+    /// A federation member sent more duty messages in this block than `max_duty_msgs_per_block`
+    /// allows (its sequence is used; the messages are not executed; send them in a later block).
+    DutyLimit = 17,
 }
 
 impl TxCode {
     /// All codes, in numeric order.
-    pub const ALL: [TxCode; 17] = [
+    pub const ALL: [TxCode; 18] = [
         TxCode::Ok,
         TxCode::Decode,
         TxCode::TooLarge,
@@ -68,7 +71,16 @@ impl TxCode {
         TxCode::WithdrawalRefused,
         TxCode::InvalidReleaseSignature,
         TxCode::BadBatch,
+        TxCode::DutyLimit,
     ];
+
+    /// Whether a refusal with this code passes by itself, so the same messages may be sent
+    /// again later: a sequence race with another transaction of the account (`StaleSequence`,
+    /// `FutureSequence`), a paused bridge (until the federation resumes it), or a member's duty
+    /// limit for the block (`DutyLimit`). Every other refusal is final for those messages.
+    pub const fn passes_by_itself(self) -> bool {
+        matches!(self, TxCode::StaleSequence | TxCode::FutureSequence | TxCode::BridgePaused | TxCode::DutyLimit)
+    }
 
     /// The numeric ABCI code.
     pub const fn value(self) -> u32 {
@@ -100,6 +112,7 @@ impl TxCode {
             TxCode::WithdrawalRefused => "withdrawal_refused",
             TxCode::InvalidReleaseSignature => "invalid_release_signature",
             TxCode::BadBatch => "bad_batch",
+            TxCode::DutyLimit => "duty_limit",
         }
     }
 }

@@ -21,6 +21,10 @@ pub struct Params {
     pub max_tx_bytes: u64,
     /// Most messages in one transaction.
     pub max_msgs_per_tx: u32,
+    /// Most federation duty messages (attestations, signatures, votes) one member may have
+    /// executed in one block: duties are fee-free, so this is what bounds a member's load.
+    #[serde(default = "default_max_duty_msgs_per_block")]
+    pub max_duty_msgs_per_block: u32,
     /// How withdrawals are limited, batched and paid out (absent: [`WithdrawalParams::default`]).
     #[serde(default)]
     pub withdrawals: WithdrawalParams,
@@ -54,12 +58,18 @@ impl DepositParams {
     }
 }
 
+/// A member's duty messages per block: 512, room for sixteen 32-attestation transactions.
+fn default_max_duty_msgs_per_block() -> u32 {
+    512
+}
+
 impl Default for Params {
     fn default() -> Self {
         Params {
             min_fees: vec![Coin::new(100, crate::Denom::sat()), Coin::new(10_000_000_000, crate::Denom::wei())],
             max_tx_bytes: 16 * 1024,
             max_msgs_per_tx: 64,
+            max_duty_msgs_per_block: default_max_duty_msgs_per_block(),
             withdrawals: WithdrawalParams::default(),
             deposits: DepositParams::default(),
         }
@@ -438,6 +448,9 @@ impl GenesisState {
         if self.params.max_msgs_per_tx == 0 {
             return Err(GenesisError::ZeroParam("max_msgs_per_tx"));
         }
+        if self.params.max_duty_msgs_per_block == 0 {
+            return Err(GenesisError::ZeroParam("max_duty_msgs_per_block"));
+        }
         Ok(())
     }
 }
@@ -641,5 +654,17 @@ mod tests {
         assert_eq!([params.window(0), params.window(99), params.window(100), params.window(250)], [0, 0, 1, 2]);
         assert!(params.is_batch_height(10));
         assert!(!params.is_batch_height(11));
+    }
+
+    #[test]
+    fn a_zero_duty_limit_is_refused_and_an_absent_one_defaults_to_512() -> Result<(), Box<dyn std::error::Error>> {
+        let zero = GenesisState {
+            params: Params { max_duty_msgs_per_block: 0, ..Params::default() },
+            ..GenesisState::default()
+        };
+        assert_eq!(zero.validate(), Err(GenesisError::ZeroParam("max_duty_msgs_per_block")));
+        let absent = br#"{"accounts":[],"params":{"min_fees":[],"max_tx_bytes":1,"max_msgs_per_tx":1}}"#;
+        assert_eq!(GenesisState::from_json(absent)?.params.max_duty_msgs_per_block, 512);
+        Ok(())
     }
 }
