@@ -66,6 +66,19 @@ pub struct BitcoinConfig {
     pub confirmations: ConfirmationPolicy,
 }
 
+/// Which Ethereum blocks a deposit may be attested in, besides its confirmations.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Finality {
+    /// At or below the node's `finalized` block: a reorganisation below it would take a third of
+    /// the stake being slashed. The default, for every proof-of-stake network.
+    #[default]
+    Finalized,
+    /// The confirmations alone: for development chains without finality (anvil's `finalized`
+    /// trails its tip by 64 blocks).
+    Depth,
+}
+
 /// Ethereum watching.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -85,6 +98,9 @@ pub struct EthereumConfig {
     pub poll_interval: Duration,
     /// Confirmations before attesting a deposit, or a release (by the batch's total).
     pub confirmations: ConfirmationPolicy,
+    /// Which blocks a deposit may be attested in besides the confirmations (default: finalized).
+    #[serde(default)]
+    pub finality: Finality,
 }
 
 /// PostgreSQL.

@@ -217,6 +217,7 @@ async fn run(args: &Args) -> anyhow::Result<()> {
             policy: ethereum.confirmations.clone(),
             start_block: ethereum.start_block,
             max_log_range: ethereum.max_log_range,
+            finality: ethereum.finality,
         }),
         _ => None,
     };

@@ -62,6 +62,8 @@ pub struct EthereumWatch {
     pub start_block: u64,
     /// Most blocks per `eth_getLogs`.
     pub max_log_range: u64,
+    /// Which blocks deposits may be attested in besides the confirmations.
+    pub finality: crate::config::Finality,
 }
 
 /// One federation member's relayer.
@@ -210,7 +212,7 @@ impl Relayer {
                 canonical.insert(height, watch.rpc.get_block_hash(height).await?.to_string());
             }
         }
-        self.settle(ParentChain::Bitcoin, &watch.policy, pending, tip, &canonical).await
+        self.settle(ParentChain::Bitcoin, Tracker::new(watch.policy.clone()), pending, tip, &canonical).await
     }
 
     /// Reports Bitcoin's best height to the chain's parent clock when it passed the last report
@@ -340,7 +342,15 @@ impl Relayer {
                 canonical.insert(height, hash);
             }
         }
-        self.settle(ParentChain::Ethereum, &watch.policy, pending, tip, &canonical).await
+        let tracker = match watch.finality {
+            crate::config::Finality::Depth => Tracker::new(watch.policy.clone()),
+            crate::config::Finality::Finalized => {
+                // Nothing is final before the node names a finalized block.
+                let finalized = watch.watcher.finalized_block_number().await?.unwrap_or(0);
+                Tracker::new(watch.policy.clone()).attestable_up_to(finalized)
+            }
+        };
+        self.settle(ParentChain::Ethereum, tracker, pending, tip, &canonical).await
     }
 
     fn record_progress(&self, chain: &str, tip: u64, scanned: u64) {
@@ -364,12 +374,11 @@ impl Relayer {
     async fn settle(
         &self,
         chain: ParentChain,
-        policy: &ConfirmationPolicy,
+        mut tracker: Tracker,
         pending: Vec<crate::tracker::Observation>,
         tip: u64,
         canonical: &BTreeMap<u64, String>,
     ) -> anyhow::Result<()> {
-        let mut tracker = Tracker::new(policy.clone());
         for observation in pending {
             tracker.observe(observation);
         }

@@ -60,12 +60,20 @@ pub enum Effect {
 pub struct Tracker {
     policy: ConfirmationPolicy,
     pending: BTreeMap<DepositId, Observation>,
+    attestable_up_to: Option<u64>,
 }
 
 impl Tracker {
     /// An empty tracker applying `policy`.
     pub fn new(policy: ConfirmationPolicy) -> Self {
-        Tracker { policy, pending: BTreeMap::new() }
+        Tracker { policy, pending: BTreeMap::new(), attestable_up_to: None }
+    }
+
+    /// Attests only deposits in blocks at or below `height` (Ethereum's finalized block), however
+    /// deep they are; the rest wait.
+    pub fn attestable_up_to(mut self, height: u64) -> Self {
+        self.attestable_up_to = Some(height);
+        self
     }
 
     /// Starts tracking `observation`; an observation of the same deposit in another block (after a
@@ -108,7 +116,8 @@ impl Tracker {
                 .unwrap_or(observation.facts.amount);
             let required = self.policy.required(paid_in_block);
             let required = if observation.coinbase { required.max(COINBASE_MATURITY) } else { required };
-            if observation.block_height <= tip && confirmations >= u64::from(required) {
+            let attestable = observation.block_height <= self.attestable_up_to.unwrap_or(tip);
+            if observation.block_height <= tip && attestable && confirmations >= u64::from(required) {
                 effects.push(Effect::Attest(observation.clone()));
                 done.push(id.clone());
             } else {
@@ -172,6 +181,17 @@ mod tests {
         assert!(tracker.evaluate(104, lookup).iter().all(|e| matches!(e, Effect::Waiting { required: 6, .. })));
         let effects = tracker.evaluate(105, lookup);
         assert_eq!(effects.iter().filter(|e| matches!(e, Effect::Attest(_))).count(), 11, "{effects:?}");
+    }
+
+    #[test]
+    fn a_deposit_deep_enough_waits_until_its_block_is_final() {
+        let mut tracker = Tracker::new(ConfirmationPolicy::flat(3)).attestable_up_to(99);
+        tracker.observe(seen(1, 100, "a100"));
+        let lookup = |h: u64| Some(format!("a{h}"));
+        assert!(matches!(tracker.evaluate(150, lookup).as_slice(), [Effect::Waiting { confirmations: 51, .. }]));
+        let mut tracker = Tracker::new(ConfirmationPolicy::flat(3)).attestable_up_to(100);
+        tracker.observe(seen(1, 100, "a100"));
+        assert!(matches!(tracker.evaluate(150, lookup).as_slice(), [Effect::Attest(_)]));
     }
 
     #[test]

@@ -27,12 +27,13 @@ struct Args {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Start the devnet (resuming its state if it exists) and return once blocks are produced.
+    /// Start a fresh devnet (replacing a stopped one: its parent chains cannot resume) and return
+    /// once blocks are produced.
     Up {
         /// Number of validators.
         #[arg(long, default_value_t = 4)]
         validators: usize,
-        /// Wipe the existing state first.
+        /// Stop a running devnet and start a fresh one.
         #[arg(long)]
         reset: bool,
     },
@@ -94,15 +95,20 @@ async fn up(dir: PathBuf, validators: usize, reset: bool) -> anyhow::Result<()> 
         network::stop_from_pid_file(&bridge_dir)?;
         network::stop_from_pid_file(&chain_dir)?;
     }
-    let fresh = reset || !chain_dir.join("node0/config/genesis.json").exists();
-    if fresh && bridge_dir.exists() {
+    // The parent chains do not survive a restart — btcd removes its regtest database at every
+    // start, anvil starts empty — so a resumed sidechain would hold reserves that no longer
+    // exist. A devnet therefore always starts afresh, and says why when it replaces one.
+    if chain_dir.join("node0/config/genesis.json").exists() {
+        println!(
+            "a devnet ran in {} before: starting a fresh one (btcd wipes its regtest chain at every start and anvil starts empty, so the old sidechain would point at coins that no longer exist)",
+            dir.display()
+        );
+    }
+    if bridge_dir.exists() {
         std::fs::remove_dir_all(&bridge_dir).context("wiping the old bridge state")?;
     }
-    if fresh {
-        println!("creating a {validators}-validator devnet in {}", dir.display());
-    } else {
-        println!("resuming the devnet in {}", dir.display());
-    }
+    let fresh = true;
+    println!("creating a {validators}-validator devnet in {}", dir.display());
     println!(
         "starting PostgreSQL, btcd (regtest), anvil, {validators} validators, {validators} relayers, {validators} signers and Prometheus"
     );

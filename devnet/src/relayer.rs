@@ -28,6 +28,8 @@ pub struct RelayerSetup {
     pub confirmations: u32,
     /// Bitcoin deposits paying at least a tier's amount in one block need its confirmations.
     pub bitcoin_tiers: Vec<ferry_relayer::confirmations::Tier>,
+    /// Which Ethereum blocks deposits may be attested in (anvil has no real finality: `Depth`).
+    pub ethereum_finality: ferry_relayer::config::Finality,
     /// Poll interval (human duration, e.g. `200ms`), also of release delivery.
     pub poll_interval: String,
     /// Private key (0x hex) of the Ethereum account that pays for `FerryVault.release`
@@ -109,7 +111,11 @@ impl RelayerProcess {
         }
         if let Some((rpc, vault)) = &setup.ethereum {
             config.push_str(&format!(
-                "\n[ethereum]\nrpc = \"{rpc}\"\nvault = \"{vault}\"\npoll_interval = \"{poll}\"\nconfirmations = {{ default = {confirmations} }}\n"
+                "\n[ethereum]\nrpc = \"{rpc}\"\nvault = \"{vault}\"\npoll_interval = \"{poll}\"\nconfirmations = {{ default = {confirmations} }}\nfinality = \"{}\"\n",
+                match setup.ethereum_finality {
+                    ferry_relayer::config::Finality::Finalized => "finalized",
+                    ferry_relayer::config::Finality::Depth => "depth",
+                }
             ));
         }
         config.push_str(&format!("\n[delivery]\npoll_interval = \"{poll}\"\n"));

@@ -249,7 +249,8 @@ fn chain_rpc(network: &Network, member: usize) -> String {
 
 /// The URL of the service database `name`: with [`SystemSpec::scratch_databases`] a scratch
 /// database of this run (kept in `scratch`, dropped with the system), else the devnet's stable
-/// database of that name.
+/// database of that name — emptied first for a fresh system (a relayer's cursors or a signer's
+/// double-sign guard from an earlier chain must not meet the new one).
 async fn service_database(
     postgres: &PgServer,
     spec: &SystemSpec,
@@ -257,6 +258,9 @@ async fn service_database(
     scratch: &mut Vec<ScratchDatabase>,
 ) -> anyhow::Result<String> {
     if !spec.scratch_databases {
+        if spec.fresh {
+            postgres.drop_database(name).await?;
+        }
         return postgres.create_database(name).await;
     }
     let database = postgres.scratch_database(name).await?;
@@ -282,6 +286,7 @@ fn start_relayer(
         ethereum: Some((parents.anvil.rpc_url().to_owned(), parents.vault().to_string())),
         confirmations: spec.confirmations,
         bitcoin_tiers: Vec::new(),
+        ethereum_finality: ferry_relayer::config::Finality::Depth,
         poll_interval: spec.poll_interval.clone(),
         ethereum_key: anvil::RELAYER_PRIVATE_KEYS.get(member).map(|key| (*key).to_owned()),
     })

@@ -13,7 +13,9 @@
 //!    vault deposits (0), not the block-wide index, so the relayers see the same deposit again —
 //!    already attested — and the chain mints nothing more; a later deposit is minted as usual
 //!    (the watchers went on).
-//! 3. Duties that cannot be abused: a member flooding fee-free duties meets its per-block limit
+//! 3. Finality: with `finality = "finalized"` an Ethereum deposit is attested only once the
+//!    node's finalized block passes it, however many confirmations it has.
+//! 4. Duties that cannot be abused: a member flooding fee-free duties meets its per-block limit
 //!    (`duty_limit`) while the other members' attestations mint a deposit and a user's transfer
 //!    commits.
 
@@ -26,6 +28,7 @@ use ferry_client::Wallet;
 use ferry_devnet::accounts;
 use ferry_devnet::accounts::user_key;
 use ferry_devnet::system::System;
+use ferry_relayer::config::Finality;
 use ferry_relayer::confirmations::Tier;
 use ferry_relayer::ethereum::{DEPOSITED_TOPIC, U256};
 use ferry_types::msg::{Msg, MsgAttestParentHeight};
@@ -61,7 +64,33 @@ async fn deposits_wait_for_what_their_block_pays_and_keep_their_ids_through_a_de
     let mut system = System::isolated("deposit-safety", 1).await?;
     a_split_bitcoin_deposit_waits_for_the_tier_of_its_total(&mut system).await?;
     a_deposit_reincluded_at_another_log_position_by_a_deep_reorg_is_minted_once(&system).await?;
+    an_ethereum_deposit_waits_for_its_block_to_be_finalized(&mut system).await?;
     a_member_flooding_duties_hits_its_limit_while_the_others_keep_committing(&mut system).await
+}
+
+async fn an_ethereum_deposit_waits_for_its_block_to_be_finalized(system: &mut System) -> TestResult {
+    for relayer in &mut system.relayers {
+        relayer.reconfigure(|setup| setup.ethereum_finality = Finality::Finalized)?;
+    }
+    let user = user_key(0)?;
+    let client = system.client(0)?;
+    let before = common::balance(&client, &user.address(), &Denom::wei()).await?;
+    let anvil = &system.parents.anvil;
+    let deposit = anvil.deposit_eth(&user.address(), U256::from(ONE_TOKEN)).await?;
+    let id = format!("eth:{}:0", deposit.tx_hash);
+    // Forty blocks deep, far past the two confirmations, but anvil's finalized block trails its
+    // tip by 64: no relayer attests.
+    anvil.mine(40).await?;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let record: Option<ferry_app::bridge::DepositRecord> = client.query(&format!("/deposit/{id}"), None).await?;
+    assert!(record.is_none(), "attested before its block was final: {record:?}");
+    // Once the finalized block passes it, it is minted.
+    anvil.mine(30).await?;
+    system.wait_for_balance(&user.address(), &Denom::wei(), before + ONE_TOKEN, PARENT_BLOCK, WAIT).await?;
+    for relayer in &mut system.relayers {
+        relayer.reconfigure(|setup| setup.ethereum_finality = Finality::Depth)?;
+    }
+    Ok(())
 }
 
 async fn a_member_flooding_duties_hits_its_limit_while_the_others_keep_committing(system: &mut System) -> TestResult {

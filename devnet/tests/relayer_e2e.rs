@@ -79,6 +79,7 @@ impl Fixture {
                 ethereum: Some((fixture.anvil.rpc_url().to_owned(), format!("{:#x}", fixture.anvil.vault()))),
                 confirmations: CONFIRMATIONS,
                 bitcoin_tiers: Vec::new(),
+                ethereum_finality: ferry_relayer::config::Finality::Depth,
                 poll_interval: "200ms".to_owned(),
                 ethereum_key: None,
             })?;

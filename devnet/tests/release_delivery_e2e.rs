@@ -662,6 +662,7 @@ async fn relayer_processes_killed_during_delivery_still_settle_the_bitcoin_relea
             ethereum: None,
             confirmations: CONFIRMATIONS,
             bitcoin_tiers: Vec::new(),
+            ethereum_finality: ferry_relayer::config::Finality::Depth,
             poll_interval: "200ms".to_owned(),
             ethereum_key: None,
         })?);

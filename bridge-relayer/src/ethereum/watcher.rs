@@ -69,6 +69,15 @@ impl EthereumWatcher {
         self.calls.run("eth_blockNumber", self.provider.get_block_number().into_future()).await
     }
 
+    /// The number of the node's `finalized` block, or `None` while it names none.
+    ///
+    /// # Errors
+    /// Transport or node errors, timeouts.
+    pub async fn finalized_block_number(&self) -> Result<Option<u64>, EthereumError> {
+        let call = self.provider.get_block_by_number(BlockNumberOrTag::Finalized).into_future();
+        Ok(self.calls.run("eth_getBlockByNumber", call).await?.map(|block| block.header.number))
+    }
+
     /// The hash (`0x` + 64 lowercase hex) of the canonical block at `number`, or `None` above the
     /// tip. Re-asked before attesting: a different answer than when the deposit was seen means
     /// its block was reorganised out.

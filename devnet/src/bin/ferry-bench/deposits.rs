@@ -52,6 +52,7 @@ pub async fn latency(rounds: usize) -> anyhow::Result<()> {
             ethereum: None,
             confirmations: CONFIRMATIONS,
             bitcoin_tiers: Vec::new(),
+            ethereum_finality: ferry_relayer::config::Finality::Depth,
             poll_interval: "200ms".to_owned(),
             ethereum_key: None,
         })?);
