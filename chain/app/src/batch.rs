@@ -251,7 +251,9 @@ pub fn form_batches<R: StateRead>(
         }
         let window = rules.window(height);
         let outflow = state.outflow(&denom, window)?;
-        let selected = select(state, rules, &denom, outflow, height)?;
+        let free = free_reserves(state, &denom)?;
+        let (selected, short) = select(state, rules, &denom, outflow, free, height)?;
+        record_waiting(state, short.into_iter().collect(), events)?;
         if selected.is_empty() {
             continue;
         }
@@ -292,18 +294,43 @@ pub fn form_batches<R: StateRead>(
 /// at the next batching height).
 pub const QUEUE_LOOKED_AT: usize = 1_024;
 
-/// The queued withdrawals of `denom` the next batch takes (see the module docs).
+/// What of `denom`'s reserves a new batch may pay: the reserves less the fee pool (owed to
+/// miners) and less what unsettled batches of the asset already pay. A batch never pays more:
+/// the vault or the peg would otherwise pay out of coins the chain has not minted for (another
+/// deposit still confirming) or has promised to someone else.
+///
+/// # Errors
+/// On storage failure or a corrupt record.
+pub fn free_reserves<R: StateRead>(state: &StateDelta<R>, denom: &Denom) -> Result<Amount, StateError> {
+    let ledger = state.ledger(denom)?;
+    let mut committed = ledger.fee_pool;
+    for id in state.pending_batches()? {
+        if let Some(batch) = state.batch(id)?.filter(|batch| &batch.asset == denom) {
+            committed = committed.checked_add(batch.total).unwrap_or(Amount::new(u128::MAX));
+        }
+    }
+    Ok(ledger.reserves.checked_sub(committed).unwrap_or(Amount::ZERO))
+}
+
+/// A queued withdrawal left out of a batch, and why (shown in its status and event).
+type Waiting = (WithdrawalId, String);
+
+/// The queued withdrawals of `denom` the next batch takes (see the module docs), and the first
+/// one left out because the free reserves cannot pay it, with why (it waits; the queue keeps its
+/// order).
 fn select<R: StateRead>(
     state: &StateDelta<R>,
     rules: &WithdrawalParams,
     denom: &Denom,
     outflow: Amount,
+    free: Amount,
     height: u64,
-) -> Result<Vec<Withdrawal>, StateError> {
-    let Some(limit) = rules.limit(denom) else { return Ok(Vec::new()) };
+) -> Result<(Vec<Withdrawal>, Option<Waiting>), StateError> {
+    let Some(limit) = rules.limit(denom) else { return Ok((Vec::new(), None)) };
     let max_items = usize::try_from(rules.max_batch_items).unwrap_or(usize::MAX);
     let mut selected = Vec::new();
     let mut total = outflow;
+    let mut paid = Amount::ZERO;
     let mut looked_at = 0;
     let mut after = None;
     while selected.len() < max_items && looked_at < QUEUE_LOOKED_AT {
@@ -324,12 +351,22 @@ fn select<R: StateRead>(
             }
             match total.checked_add(withdrawal.amount) {
                 Ok(next) if next <= limit.window_cap => total = next,
-                _ => return Ok(selected),
+                _ => return Ok((selected, None)),
+            }
+            match paid.checked_add(withdrawal.amount) {
+                Ok(next) if next <= free => paid = next,
+                _ => {
+                    let reason = format!(
+                        "waits for reserves: {free}{denom} free of the bridge's reserves (after unsettled batches and the fee pool), {paid}{denom} already taken by this batch, {}{denom} needed",
+                        withdrawal.amount
+                    );
+                    return Ok((selected, Some((withdrawal.id, reason))));
+                }
             }
             selected.push(withdrawal);
         }
     }
-    Ok(selected)
+    Ok((selected, None))
 }
 
 fn ethereum_release(
@@ -378,7 +415,7 @@ fn item(withdrawal: &Withdrawal, paid: Amount) -> BatchItem {
 struct BitcoinSelection {
     /// `None` when every selected withdrawal waits.
     release: Option<Release>,
-    waiting: Vec<(WithdrawalId, String)>,
+    waiting: Vec<Waiting>,
 }
 
 /// Plans the Bitcoin release of `selected` at the chain's rate: a withdrawal whose fee share is
@@ -437,7 +474,7 @@ fn bitcoin_batch(priced: PricedRelease, chosen: &[&Withdrawal], rate: FeeRate, p
 /// Records why each of `waiting` was left out of its batch; the event marks when one starts waiting.
 fn record_waiting<R: StateRead>(
     state: &mut StateDelta<R>,
-    waiting: Vec<(WithdrawalId, String)>,
+    waiting: Vec<Waiting>,
     events: &mut Vec<Event>,
 ) -> Result<(), StateError> {
     for (id, reason) in waiting {

@@ -1,5 +1,6 @@
-//! Deposits that cannot be minted early or twice, on one whole system (4 validators, relayer
-//! processes, btcd with `--rejectnonstd`, anvil, PostgreSQL):
+//! Money that cannot be minted early or twice, or paid out of coins the chain has not minted
+//! for, on one whole system (4 validators, relayer and signer processes, btcd with
+//! `--rejectnonstd`, anvil, PostgreSQL):
 //!
 //! 1. Confirmations by value: 10.01 BTC paid to the peg as eleven 0.91 BTC outputs of one
 //!    transaction waits for the 10 BTC tier's confirmations (each output alone would need only
@@ -15,7 +16,10 @@
 //!    (the watchers went on).
 //! 3. Finality: with `finality = "finalized"` an Ethereum deposit is attested only once the
 //!    node's finalized block passes it, however many confirmations it has.
-//! 4. Duties that cannot be abused: a member flooding fee-free duties meets its per-block limit
+//! 4. A release never exceeds the reserves: a withdrawal of unbacked (genesis) funds larger than
+//!    the free reserves waits, saying why, and is paid once deposits cover it; the vault then
+//!    holds exactly what the ledger says.
+//! 5. Duties that cannot be abused: a member flooding fee-free duties meets its per-block limit
 //!    (`duty_limit`) while the other members' attestations mint a deposit and a user's transfer
 //!    commits.
 
@@ -32,6 +36,7 @@ use ferry_relayer::config::Finality;
 use ferry_relayer::confirmations::Tier;
 use ferry_relayer::ethereum::{DEPOSITED_TOPIC, U256};
 use ferry_types::msg::{Msg, MsgAttestParentHeight};
+use ferry_types::query::WithdrawalStatus;
 use ferry_types::release::eth::EthAddress;
 use ferry_types::{Amount, Coin, Denom, ParentChain, TxCode};
 use serde_json::{Value, json};
@@ -59,12 +64,13 @@ async fn deposited_log_index(rpc_url: &str, vault: &str, tx_hash: &str) -> TestR
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn deposits_wait_for_what_their_block_pays_and_keep_their_ids_through_a_deep_reorg() -> TestResult {
+async fn money_is_minted_once_at_the_right_depth_and_paid_only_from_reserves() -> TestResult {
     let _serial = serial().await;
-    let mut system = System::isolated("deposit-safety", 1).await?;
+    let mut system = System::isolated("money-safety", 1).await?;
     a_split_bitcoin_deposit_waits_for_the_tier_of_its_total(&mut system).await?;
     a_deposit_reincluded_at_another_log_position_by_a_deep_reorg_is_minted_once(&system).await?;
     an_ethereum_deposit_waits_for_its_block_to_be_finalized(&mut system).await?;
+    a_withdrawal_beyond_the_free_reserves_waits_until_deposits_cover_it(&system).await?;
     a_member_flooding_duties_hits_its_limit_while_the_others_keep_committing(&mut system).await
 }
 
@@ -90,6 +96,36 @@ async fn an_ethereum_deposit_waits_for_its_block_to_be_finalized(system: &mut Sy
     for relayer in &mut system.relayers {
         relayer.reconfigure(|setup| setup.ethereum_finality = Finality::Depth)?;
     }
+    Ok(())
+}
+
+async fn a_withdrawal_beyond_the_free_reserves_waits_until_deposits_cover_it(system: &System) -> TestResult {
+    let client = system.client(0)?;
+    let user = user_key(0)?;
+    let anvil = &system.parents.anvil;
+    let ledger =
+        |reserves: ferry_app::query::ReservesView| reserves.assets.get(&Denom::wei()).cloned().unwrap_or_default();
+    let view: ferry_app::query::ReservesView = client.query("/reserves", None).await?.ok_or("no reserves")?;
+    let free = ledger(view).reserves.get();
+    // More than the vault holds for the chain, from the user's genesis (unbacked) funds.
+    let amount = free + 2 * ONE_TOKEN;
+    let destination = EthAddress::from_bytes([0x5e; 20]);
+    let (id, _) = system.withdraw(&user, &Denom::wei(), amount, &destination.to_string()).await?;
+    let batch_interval = client.params().await?.withdrawals.batch_interval;
+    let height = client.latest_height().await?;
+    client.wait_for_height(height + 2 * batch_interval + 1, WAIT).await?;
+    let waiting = system.withdrawal(id).await?;
+    assert_eq!(waiting.status, WithdrawalStatus::Queued, "{waiting:?}");
+    let reason = waiting.withdrawal.waiting.clone().unwrap_or_default();
+    assert!(reason.contains("waits for reserves"), "{waiting:?}");
+    // Deposits cover it: it is batched, signed and paid; the vault keeps exactly the rest.
+    anvil.deposit_eth(&user.address(), U256::from(3 * ONE_TOKEN)).await?;
+    system.wait_for_withdrawal(id, WithdrawalStatus::Released, PARENT_BLOCK, Duration::from_secs(120)).await?;
+    let paid = anvil.wallet().balance(ferry_relayer::ethereum::EthAddress::from(*destination.as_bytes())).await?;
+    assert_eq!(paid, U256::from(amount));
+    let view: ferry_app::query::ReservesView = client.query("/reserves", None).await?.ok_or("no reserves")?;
+    let vault = anvil.wallet().balance(anvil.vault()).await?;
+    assert_eq!(vault, U256::from(ledger(view).reserves.get()), "the vault holds what the ledger says");
     Ok(())
 }
 
