@@ -14,6 +14,12 @@
 //! chain's signatures; the vault checks the Ethereum signature), and a member attests the release
 //! transaction once it is confirmed on a block it re-checked. The relayer signs no release
 //! itself; a `--deliver-only` relayer carries releases without attesting anything.
+//!
+//! Every reserves round the chain opens, the relayer also attests what its own nodes show the
+//! bridge holding at the round's parent height ([`reserves`]): the peg's outputs from its own
+//! index of the scanned blocks, the vault's balances. It reports each parent chain's height to
+//! the chain before attesting deposits, which is what lets the chain fix a snapshot height at or
+//! above every minted deposit.
 
 pub mod attest;
 pub mod bitcoin;
@@ -22,6 +28,7 @@ pub mod confirmations;
 pub mod delivery;
 pub mod ethereum;
 pub mod metrics;
+pub mod reserves;
 pub mod service;
 pub mod store;
 pub mod tracker;

@@ -51,6 +51,10 @@ pub struct Metrics {
     pub last_delivery: GaugeVec,
     /// Release attestations sent, by parent chain and outcome.
     pub release_attestations: IntCounterVec,
+    /// Reserves snapshots sent, by parent chain and outcome.
+    pub reserves_snapshots: IntCounterVec,
+    /// What this relayer's own node showed the bridge holding per asset at its last snapshot.
+    pub reserves_holdings: GaugeVec,
 }
 
 impl Metrics {
@@ -112,6 +116,16 @@ impl Metrics {
             "Release attestations sent",
             &["chain", "outcome"],
         )?;
+        let reserves_snapshots = registry.int_counter_vec(
+            "ferry_relayer_reserves_snapshots_total",
+            "Reserves snapshots sent to the chain's reserves rounds",
+            &["chain", "outcome"],
+        )?;
+        let reserves_holdings = registry.gauge_vec(
+            "ferry_relayer_reserves_holdings",
+            "What this relayer's parent-chain node showed the bridge holding at its last snapshot, in base units",
+            &["asset"],
+        )?;
         for chain in CHAINS {
             rpc_errors.with_label_values(&[chain]);
             rpc_seconds.with_label_values(&[chain]);
@@ -130,6 +144,7 @@ impl Metrics {
             for outcome in ATTEST_OUTCOMES {
                 attestations.with_label_values(&[chain, outcome]);
                 release_attestations.with_label_values(&[chain, outcome]);
+                reserves_snapshots.with_label_values(&[chain, outcome]);
             }
             for state in RELEASE_STATES {
                 releases.with_label_values(&[chain, state]);
@@ -152,6 +167,8 @@ impl Metrics {
             delivery_errors,
             last_delivery,
             release_attestations,
+            reserves_snapshots,
+            reserves_holdings,
         })
     }
 

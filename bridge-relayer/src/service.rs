@@ -15,16 +15,17 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::Context;
 use bitcoin::ScriptBuf;
 use ferry_client::FerryClient;
-use ferry_types::msg::{MsgAttestDeposit, MsgAttestParentHeight};
-use ferry_types::query::{PEG_PATH, PegView};
-use ferry_types::{AccountKey, DepositFacts, Msg, ParentChain};
+use ferry_types::msg::{MsgAttestDeposit, MsgAttestParentHeight, MsgAttestReserves};
+use ferry_types::query::{PEG_PATH, PegView, RESERVES_CHECK_PATH, ReservesCheckView};
+use ferry_types::{AccountKey, Amount, Denom, DepositFacts, Msg, ParentChain};
 
 use crate::attest::{AttestOutcome, Attester};
 use crate::bitcoin::rpc::BitcoinRpc;
-use crate::bitcoin::scan::{Scanned, scan_block};
+use crate::bitcoin::scan::{Scanned, peg_flows, scan_block};
 use crate::confirmations::ConfirmationPolicy;
 use crate::ethereum::EthereumWatcher;
 use crate::metrics::Metrics;
+use crate::reserves::{RoundAsk, round_to_answer};
 use crate::store::{Cursor, DepositStatus, ObserveOutcome, Store};
 use crate::tracker::{Effect, Tracker};
 
@@ -81,9 +82,12 @@ pub struct Relayer {
     pub bitcoin: Option<BitcoinWatch>,
     /// Ethereum, if watched.
     pub ethereum: Option<EthereumWatch>,
-    /// The Bitcoin height this member last reported to the chain's parent clock, and when
-    /// (reports are spaced by [`CLOCK_REPORT_SPACING`]).
-    clock_reported: Mutex<Option<(u64, Instant)>>,
+    /// Per parent chain, the height this member last reported to the chain's parent clock, and
+    /// when (reports are spaced by [`CLOCK_REPORT_SPACING`]).
+    clock_reported: Mutex<BTreeMap<ParentChain, (u64, Instant)>>,
+    /// Per parent chain, the last reserves round whose snapshot the chain refused for good (not
+    /// sent again).
+    reserves_refused: Mutex<BTreeMap<ParentChain, u64>>,
 }
 
 /// Learns the peg's output script from the chain.
@@ -113,7 +117,16 @@ impl Relayer {
         ethereum: Option<EthereumWatch>,
     ) -> Self {
         let attester = Attester::new(chain.clone(), member);
-        Relayer { store, chain, attester, metrics, bitcoin, ethereum, clock_reported: Mutex::new(None) }
+        Relayer {
+            store,
+            chain,
+            attester,
+            metrics,
+            bitcoin,
+            ethereum,
+            clock_reported: Mutex::new(BTreeMap::new()),
+            reserves_refused: Mutex::new(BTreeMap::new()),
+        }
     }
 
     /// Runs both watchers until the process ends; a failed poll is logged and retried.
@@ -160,6 +173,9 @@ impl Relayer {
         };
         let mut next = reached.as_ref().map_or(watch.start_height, |from| from.height.saturating_add(1));
         let last = tip.min(next.saturating_add(BLOCKS_PER_POLL - 1));
+        // The peg index forgets whatever it holds from the blocks about to be scanned (a stale
+        // branch's, or this batch's before a crash), so it always describes one chain.
+        self.store.unwind_peg_index(next.saturating_sub(1)).await?;
         // Observations are written a block at a time; the cursor once per batch. After a crash
         // the batch is scanned again, and recording an observation twice changes nothing.
         while next <= last {
@@ -173,6 +189,7 @@ impl Relayer {
                 break;
             }
             let hash_text = hash.to_string();
+            self.store.index_peg_block(next, &peg_flows(&block, &watch.peg_script)).await?;
             let mut found = Vec::new();
             for scanned in scan_block(&block, &watch.peg_script) {
                 match scanned {
@@ -202,7 +219,7 @@ impl Relayer {
         }
         let scanned = next.saturating_sub(1);
         self.record_progress("btc", tip, scanned);
-        self.report_bitcoin_height(tip).await;
+        self.report_height(ParentChain::Bitcoin, tip, false).await;
 
         // Settle: the canonical hash at each pending deposit's height, then the tracker decides.
         let pending = self.pending_of(ParentChain::Bitcoin).await?;
@@ -212,30 +229,118 @@ impl Relayer {
                 canonical.insert(height, watch.rpc.get_block_hash(height).await?.to_string());
             }
         }
-        self.settle(ParentChain::Bitcoin, Tracker::new(watch.policy.clone()), pending, tip, &canonical).await
+        self.settle(ParentChain::Bitcoin, Tracker::new(watch.policy.clone()), pending, tip, &canonical, tip).await?;
+        // The peg index is complete up to the scanned height.
+        self.answer_reserves_round(ParentChain::Bitcoin, scanned).await;
+        Ok(())
     }
 
-    /// Reports Bitcoin's best height to the chain's parent clock when it passed the last report
-    /// (the chain counts a member's highest report; a lower one after a reorg changes nothing),
-    /// at most once per [`CLOCK_REPORT_SPACING`]: the member account is shared with the signer,
-    /// and a report per regtest block would keep taking its sequence. A failed report is logged
-    /// and retried with the next poll.
-    async fn report_bitcoin_height(&self, tip: u64) {
-        let last = *self.clock_reported.lock().unwrap_or_else(PoisonError::into_inner);
-        if last.is_some_and(|(height, at)| tip <= height || at.elapsed() < CLOCK_REPORT_SPACING) {
-            return;
+    /// Reports `height` of `chain` to the chain's parent clock when it passed this member's last
+    /// report (the chain counts a member's highest report; a lower one after a reorg changes
+    /// nothing), at most once per [`CLOCK_REPORT_SPACING`] unless `force`d: the member account is
+    /// shared with the signer, and a report per regtest block would keep taking its sequence.
+    /// Deposits are attested only after a forced report of the height they were judged at (see
+    /// `ferry_app::reserves_check`). Returns whether this member's report now reaches `height`;
+    /// a failed report is logged and retried with the next poll.
+    async fn report_height(&self, chain: ParentChain, height: u64, force: bool) -> bool {
+        let last = self.clock_reported.lock().unwrap_or_else(PoisonError::into_inner).get(&chain).copied();
+        if last.is_some_and(|(reported, _)| height <= reported) {
+            return true;
         }
-        let report =
-            MsgAttestParentHeight { attester: self.attester.address(), chain: ParentChain::Bitcoin, height: tip };
+        if !force && last.is_some_and(|(_, at)| at.elapsed() < CLOCK_REPORT_SPACING) {
+            return false;
+        }
+        let report = MsgAttestParentHeight { attester: self.attester.address(), chain, height };
         match self.attester.send(Msg::AttestParentHeight(report)).await {
             AttestOutcome::Accepted { .. } => {
-                *self.clock_reported.lock().unwrap_or_else(PoisonError::into_inner) = Some((tip, Instant::now()));
-                tracing::debug!(target: "ferry_relayer::bitcoin", height = tip, "parent height reported");
+                self.clock_reported
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .insert(chain, (height, Instant::now()));
+                tracing::debug!(%chain, height, "parent height reported");
+                true
             }
             outcome => {
-                tracing::warn!(target: "ferry_relayer::bitcoin", height = tip, outcome = outcome.label(), "parent height report not accepted; will report again");
+                tracing::warn!(%chain, height, outcome = outcome.label(), "parent height report not accepted; will report again");
+                false
             }
         }
+    }
+
+    /// Sends this member's snapshot for the open reserves round's `chain` question, once its own
+    /// node can answer (`ready_height`: the peg index's scanned height, or the Ethereum height
+    /// deposits are attested up to). Failures are logged; the next poll tries again.
+    async fn answer_reserves_round(&self, chain: ParentChain, ready_height: u64) {
+        if let Err(error) = self.try_answer_reserves_round(chain, ready_height).await {
+            tracing::warn!(%chain, error = format!("{error:#}"), "reserves snapshot not sent; will try again");
+        }
+    }
+
+    async fn try_answer_reserves_round(&self, chain: ParentChain, ready_height: u64) -> anyhow::Result<()> {
+        let Some(view) = self.chain.query::<ReservesCheckView>(RESERVES_CHECK_PATH, None).await? else { return Ok(()) };
+        let Some(ask) = round_to_answer(&view, chain, &self.attester.address()) else { return Ok(()) };
+        if ask.parent_height > ready_height {
+            tracing::debug!(%chain, round = ask.round, parent_height = ask.parent_height, ready_height, "reserves round waits for this node");
+            return Ok(());
+        }
+        if self.reserves_refused.lock().unwrap_or_else(PoisonError::into_inner).get(&chain) == Some(&ask.round) {
+            return Ok(());
+        }
+        let holdings = self.holdings_at(chain, &ask).await?;
+        for (denom, amount) in &holdings {
+            #[allow(clippy::cast_precision_loss)] // a gauge
+            self.metrics.reserves_holdings.with_label_values(&[denom.as_str()]).set(amount.get() as f64);
+        }
+        let snapshot = MsgAttestReserves {
+            attester: self.attester.address(),
+            round: ask.round,
+            chain,
+            parent_height: ask.parent_height,
+            holdings: holdings.clone(),
+        };
+        let outcome = self.attester.send(Msg::AttestReserves(snapshot)).await;
+        self.metrics.reserves_snapshots.with_label_values(&[chain.tag(), outcome.label()]).inc();
+        let shown: BTreeMap<&str, String> =
+            holdings.iter().map(|(denom, amount)| (denom.as_str(), amount.to_string())).collect();
+        match outcome {
+            AttestOutcome::Accepted { tx, height } => {
+                let detail = serde_json::json!({"round": ask.round, "parent_height": ask.parent_height, "holdings": shown, "tx": tx});
+                self.store.append("reserves_snapshot", chain.tag(), &detail).await?;
+                tracing::info!(%chain, round = ask.round, parent_height = ask.parent_height, holdings = ?shown, %tx, height, "reserves snapshot attested");
+            }
+            AttestOutcome::Refused { code, log } => {
+                self.reserves_refused.lock().unwrap_or_else(PoisonError::into_inner).insert(chain, ask.round);
+                tracing::warn!(%chain, round = ask.round, ?code, log, "reserves snapshot refused");
+            }
+            AttestOutcome::Deferred { code, log } => {
+                tracing::info!(%chain, round = ask.round, ?code, log, "reserves snapshot deferred; will resend");
+            }
+            AttestOutcome::Unconfirmed(error) => {
+                tracing::warn!(%chain, round = ask.round, error, "reserves snapshot not confirmed; will resend");
+            }
+        }
+        Ok(())
+    }
+
+    /// What this member's own node shows the bridge holding of each asset `ask` names, at its
+    /// parent height.
+    async fn holdings_at(&self, chain: ParentChain, ask: &RoundAsk) -> anyhow::Result<BTreeMap<Denom, Amount>> {
+        let mut holdings = BTreeMap::new();
+        for asset in &ask.assets {
+            let amount = match chain {
+                ParentChain::Bitcoin if *asset == Denom::sat() => {
+                    u128::from(self.store.peg_holdings_at(ask.parent_height).await?)
+                }
+                ParentChain::Bitcoin => anyhow::bail!("the reserves round names `{asset}` for Bitcoin"),
+                ParentChain::Ethereum => {
+                    let watch = self.ethereum.as_ref().context("no Ethereum watcher")?;
+                    let held = watch.watcher.holdings_at(asset, ask.parent_height).await?;
+                    u128::try_from(held).with_context(|| format!("the vault's {asset} balance {held}"))?
+                }
+            };
+            holdings.insert(asset.clone(), Amount::new(amount));
+        }
+        Ok(holdings)
     }
 
     /// Where to continue after `cursor`: right after it if its block is still canonical, else
@@ -342,15 +447,20 @@ impl Relayer {
                 canonical.insert(height, hash);
             }
         }
-        let tracker = match watch.finality {
-            crate::config::Finality::Depth => Tracker::new(watch.policy.clone()),
+        // The height deposits may be attested up to: the tip, or the finalized block. It is what
+        // this member reports to Ethereum's parent clock, and what it can snapshot reserves at.
+        let (tracker, attestable) = match watch.finality {
+            crate::config::Finality::Depth => (Tracker::new(watch.policy.clone()), tip),
             crate::config::Finality::Finalized => {
                 // Nothing is final before the node names a finalized block.
                 let finalized = watch.watcher.finalized_block_number().await?.unwrap_or(0);
-                Tracker::new(watch.policy.clone()).attestable_up_to(finalized)
+                (Tracker::new(watch.policy.clone()).attestable_up_to(finalized), finalized.min(tip))
             }
         };
-        self.settle(ParentChain::Ethereum, tracker, pending, tip, &canonical).await
+        self.report_height(ParentChain::Ethereum, attestable, false).await;
+        self.settle(ParentChain::Ethereum, tracker, pending, tip, &canonical, attestable).await?;
+        self.answer_reserves_round(ParentChain::Ethereum, attestable.min(scanned)).await;
+        Ok(())
     }
 
     fn record_progress(&self, chain: &str, tip: u64, scanned: u64) {
@@ -378,6 +488,7 @@ impl Relayer {
         pending: Vec<crate::tracker::Observation>,
         tip: u64,
         canonical: &BTreeMap<u64, String>,
+        clock_height: u64,
     ) -> anyhow::Result<()> {
         for observation in pending {
             tracker.observe(observation);
@@ -401,6 +512,12 @@ impl Relayer {
                     tracing::debug!(deposit_id = %id, confirmations, required, "waiting for confirmations");
                 }
             }
+        }
+        // The chain's parent clock must reach these deposits' blocks before they mint (reserves
+        // rounds rely on it): report first, attest after.
+        if !ready.is_empty() && !self.report_height(chain, clock_height, true).await {
+            tracing::info!(%chain, deposits = ready.len(), "deposits wait for this member's parent height report");
+            ready.clear();
         }
         self.attest_all(&ready).await?;
         self.update_deposit_gauges().await?;

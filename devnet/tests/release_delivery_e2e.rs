@@ -23,7 +23,7 @@ use ferry_devnet::postgres::{PgServer, ScratchDatabase};
 use ferry_devnet::relayer::{RelayerProcess, RelayerSetup};
 use ferry_devnet::system::TEST_BITCOIN_BUDGET;
 use ferry_devnet::{Network, NetworkSpec, Tools, accounts};
-use ferry_relayer::attest::Attester;
+use ferry_relayer::attest::{AttestOutcome, Attester};
 use ferry_relayer::confirmations::ConfirmationPolicy;
 use ferry_relayer::delivery::{BitcoinDelivery, Delivery, EthereumDelivery};
 use ferry_relayer::ethereum::vault::{VaultError, vault_error};
@@ -31,11 +31,11 @@ use ferry_relayer::ethereum::{EthAddress, EthereumError, TransactionState, U256,
 use ferry_relayer::metrics::Metrics;
 use ferry_relayer::service::{BitcoinWatch, Relayer};
 use ferry_relayer::store::{ReleaseStatus, Store};
-use ferry_types::msg::{MsgSubmitSignatures, MsgWithdraw, ReleaseSignatures};
+use ferry_types::msg::{MsgAttestDeposit, MsgSubmitSignatures, MsgWithdraw, ReleaseSignatures};
 use ferry_types::peg::deposit_memo;
 use ferry_types::query::{BATCH_PATH, BatchRelease, BatchStatus, BatchView, PENDING_BATCHES_PATH, PendingBatchesView};
 use ferry_types::release::bls;
-use ferry_types::{AccountKey, Address, Amount, Coin, Denom, Msg};
+use ferry_types::{AccountKey, Address, Amount, Coin, Denom, DepositFacts, Msg, ParentChain};
 
 /// Parent-chain confirmations every relayer waits for before attesting a release.
 const CONFIRMATIONS: u32 = 2;
@@ -167,7 +167,25 @@ async fn start_with_vault(name: &str) -> TestResult<(Anvil, Network)> {
     let mut network = Network::create(NetworkSpec::isolated(name, 4, genesis)?, Tools::locate()?)?;
     network.start_all()?;
     network.wait_for_height(2, WAIT).await?;
-    anvil.deposit_eth(&Address::from_bytes([1; 20]), U256::from(5 * ONE_ETH)).await?;
+    // The vault's ether comes from a deposit the chain minted (a quorum of members attests it
+    // here, no relayer running): releases are paid only out of the reserves the chain counts.
+    let recipient = Address::from_bytes([1; 20]);
+    let deposit = anvil.deposit_eth(&recipient, U256::from(5 * ONE_ETH)).await?;
+    let facts = DepositFacts {
+        chain: ParentChain::Ethereum,
+        tx_id: deposit.tx_hash.to_string(),
+        index: 0,
+        asset: Denom::wei(),
+        amount: Amount::new(5 * ONE_ETH),
+        recipient,
+    };
+    for member in 0..3 {
+        let attester = Attester::new(network.client(member)?, accounts::member_key(member)?);
+        let msg = Msg::AttestDeposit(MsgAttestDeposit { attester: attester.address(), facts: facts.clone() });
+        let outcome = attester.send(msg).await;
+        assert!(matches!(outcome, AttestOutcome::Accepted { .. }), "member {member}: {outcome:?}");
+    }
+    wait_for_balance(&network.client(0)?, &recipient, &Denom::wei(), 5 * ONE_ETH).await?;
     Ok((anvil, network))
 }
 

@@ -10,6 +10,8 @@ use bitcoin::{Block, Script, Transaction};
 use ferry_types::peg::{MEMO_TAG, parse_deposit_memo};
 use ferry_types::{Amount, Denom, DepositFacts, ParentChain};
 
+use crate::store::PegFlows;
+
 /// What scanning found in one transaction output (or transaction).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Scanned {
@@ -99,6 +101,26 @@ pub fn scan_block(block: &Block, peg_script: &Script) -> Vec<Scanned> {
     block.txdata.iter().flat_map(|tx| scan_transaction(tx, peg_script)).collect()
 }
 
+/// What `block` does to the peg, for the relayer's own index: every output paying `peg_script`
+/// (deposit or not, memo or not) and every outpoint its transactions spend.
+pub fn peg_flows(block: &Block, peg_script: &Script) -> PegFlows {
+    let mut flows = PegFlows::default();
+    for tx in &block.txdata {
+        let txid = tx.compute_txid().to_string();
+        for (vout, output) in tx.output.iter().enumerate() {
+            if output.script_pubkey.as_script() == peg_script {
+                flows.created.push((txid.clone(), u32::try_from(vout).unwrap_or(u32::MAX), output.value.to_sat()));
+            }
+        }
+        if !tx.is_coinbase() {
+            flows.spent.extend(
+                tx.input.iter().map(|input| (input.previous_output.txid.to_string(), input.previous_output.vout)),
+            );
+        }
+    }
+    flows
+}
+
 #[cfg(test)]
 mod tests {
     use bitcoin::absolute::LockTime;
@@ -165,6 +187,24 @@ mod tests {
         assert!(
             matches!(found.get(1), Some(Scanned::Deposit { facts, .. }) if facts.index == 3 && facts.amount == Amount::new(1_000))
         );
+        Ok(())
+    }
+
+    #[test]
+    fn peg_flows_name_every_peg_output_and_every_spent_outpoint() -> Result<(), Box<dyn std::error::Error>> {
+        let peg = peg()?;
+        let elsewhere = ScriptBuf::new_p2wsh(&ScriptBuf::new().wscript_hash());
+        // No memo: not a deposit, but the peg holds it all the same.
+        let paying = tx(vec![(7_000, elsewhere.clone()), (50_000, peg.script_pubkey())]);
+        let unrelated = tx(vec![(9_000, elsewhere)]);
+        let block = Block {
+            header: bitcoin::constants::genesis_block(bitcoin::Network::Regtest).header,
+            txdata: vec![paying.clone(), unrelated],
+        };
+        let flows = peg_flows(&block, &peg.script_pubkey());
+        assert_eq!(flows.created, vec![(paying.compute_txid().to_string(), 1, 50_000)]);
+        let spent = "0707070707070707070707070707070707070707070707070707070707070707".to_owned();
+        assert_eq!(flows.spent, vec![(spent.clone(), 0), (spent, 0)]);
         Ok(())
     }
 

@@ -12,7 +12,8 @@ use alloy::providers::{Provider, RootProvider};
 use alloy::rpc::types::Filter;
 
 use super::rpc::{CallPolicy, EthereumError, parse_url};
-use super::vault::{DEPOSITED_TOPIC, LogLocation, hash_text, observation_from_log};
+use super::vault::{DEPOSITED_TOPIC, LogLocation, TestToken, hash_text, observation_from_log};
+use super::wallet::decode_word;
 use crate::tracker::Observation;
 
 /// A read-only view of one Ethereum node and one vault.
@@ -67,6 +68,32 @@ impl EthereumWatcher {
     /// Transport or node errors, and timeouts.
     pub async fn block_number(&self) -> Result<u64, EthereumError> {
         self.calls.run("eth_blockNumber", self.provider.get_block_number().into_future()).await
+    }
+
+    /// What the vault held of `asset` (`wei`, or an `erc20/…` token) at block `number`, by this
+    /// node: its ether balance, or the token's `balanceOf(vault)`. For reserves snapshots.
+    ///
+    /// # Errors
+    /// Transport or node errors, timeouts; an asset that is not Ethereum's.
+    pub async fn holdings_at(
+        &self,
+        asset: &ferry_types::Denom,
+        number: u64,
+    ) -> Result<alloy::primitives::U256, EthereumError> {
+        if *asset == ferry_types::Denom::wei() {
+            let call = self.provider.get_balance(self.vault).number(number).into_future();
+            return self.calls.run("eth_getBalance", call).await;
+        }
+        let Some(token) = ferry_types::msg::erc20_token(asset) else {
+            return Err(EthereumError::UnexpectedAnswer {
+                method: "holdings".to_owned(),
+                detail: format!("`{asset}` is not an Ethereum asset"),
+            });
+        };
+        let token = EthAddress::from(*token.as_bytes());
+        let request = TestToken::new(token, &self.provider).balanceOf(self.vault).into_transaction_request();
+        let answer = self.calls.run("eth_call", self.provider.call(request).number(number).into_future()).await?;
+        decode_word("eth_call balanceOf", &answer)
     }
 
     /// The number of the node's `finalized` block, or `None` while it names none.

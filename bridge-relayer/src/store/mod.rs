@@ -1,6 +1,7 @@
 //! Relay state and the audit log in PostgreSQL: watcher cursors, deposits and what was done about
 //! them, scanned-and-refused outputs, releases delivered and attested ([`releases`]), and the
-//! hash-chained audit log ([`audit`]).
+//! hash-chained audit log ([`audit`]), and the relayer's own index of the Bitcoin peg's outputs
+//! ([`PegFlows`]).
 //!
 //! The database records intent before the relayer acts and the outcome after (observed →
 //! attesting → attested; delivering → broadcast → confirmed → attesting → attested), so a relayer
@@ -17,6 +18,7 @@
 
 pub mod audit;
 mod deposits;
+mod peg_index;
 pub mod releases;
 
 use std::collections::BTreeMap;
@@ -31,6 +33,7 @@ use sqlx::{Postgres, Row, Transaction};
 
 pub use audit::{AuditEntry, Break, BrokenRow, VerifyReport};
 pub use deposits::{DepositRecord, DepositStatus, ObserveOutcome, Transition};
+pub use peg_index::PegFlows;
 pub use releases::{ReleaseRecord, ReleaseSummary};
 
 pub use crate::delivery::decision::{Inclusion, ReleaseStatus};

@@ -303,13 +303,41 @@ pub const QUEUE_LOOKED_AT: usize = 1_024;
 /// On storage failure or a corrupt record.
 pub fn free_reserves<R: StateRead>(state: &StateDelta<R>, denom: &Denom) -> Result<Amount, StateError> {
     let ledger = state.ledger(denom)?;
-    let mut committed = ledger.fee_pool;
-    for id in state.pending_batches()? {
-        if let Some(batch) = state.batch(id)?.filter(|batch| &batch.asset == denom) {
-            committed = committed.checked_add(batch.total).unwrap_or(Amount::new(u128::MAX));
-        }
-    }
+    let committed = ledger.fee_pool.checked_add(unsettled(state, denom)?.total).unwrap_or(Amount::new(u128::MAX));
     Ok(ledger.reserves.checked_sub(committed).unwrap_or(Amount::ZERO))
+}
+
+/// What the unsettled batches of one asset pay out of its reserves.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Unsettled {
+    /// Their totals (what their withdrawals burned; a Bitcoin release's fee comes out of them).
+    pub total: Amount,
+    /// The most each Bitcoin batch's versions pay miners, summed (a consolidation's fee is paid
+    /// on top of its zero total, from the fee pool).
+    pub max_fees: Amount,
+}
+
+impl Unsettled {
+    /// The most these batches can take out of the parent chain's holdings before they settle.
+    pub fn outflow(&self) -> Amount {
+        self.total.checked_add(self.max_fees).unwrap_or(Amount::new(u128::MAX))
+    }
+}
+
+/// The unsettled batches of `denom`, summed.
+///
+/// # Errors
+/// On storage failure or a corrupt record.
+pub fn unsettled<R: StateRead>(state: &StateDelta<R>, denom: &Denom) -> Result<Unsettled, StateError> {
+    let saturating = |a: Amount, b: Amount| a.checked_add(b).unwrap_or(Amount::new(u128::MAX));
+    let mut sum = Unsettled::default();
+    for id in state.pending_batches()? {
+        let Some(batch) = state.batch(id)?.filter(|batch| &batch.asset == denom) else { continue };
+        let max_fee = batch.bitcoin_versions().into_iter().map(|(_, _, plan)| plan.fee()).max().unwrap_or(Amount::ZERO);
+        sum.total = saturating(sum.total, batch.total);
+        sum.max_fees = saturating(sum.max_fees, max_fee);
+    }
+    Ok(sum)
 }
 
 /// A queued withdrawal left out of a batch, and why (shown in its status and event).

@@ -2,7 +2,8 @@
 //! Bitcoin's height from, and the controller that moves the rate without a fee oracle.
 //!
 //! - **Parent clock.** Each member's relayer reports Bitcoin's best height
-//!   (`MsgAttestParentHeight`, a fee-exempt duty); the clock is the highest height at least
+//!   (`MsgAttestParentHeight`, a fee-exempt duty; Ethereum's heights keep a clock of their own,
+//!   for reserves rounds — [`crate::reserves_check`]); the clock is the highest height at least
 //!   `attest_quorum` members reported ([`ParentClock`]). Fewer than a quorum of lying members can
 //!   neither push it ahead nor hold it back.
 //! - **Fee rate.** Starts at genesis `bitcoin_start_fee_rate`, stays within
@@ -33,6 +34,16 @@ pub mod keys {
     pub const FEE_RATE: &[u8] = b"bitcoin/fee_rate";
     /// Bitcoin's parent clock ([`ferry_types::query::ParentClock`]).
     pub const PARENT_CLOCK: &[u8] = b"bitcoin/parent_clock";
+    /// Ethereum's parent clock (used by reserves rounds only).
+    pub const ETHEREUM_PARENT_CLOCK: &[u8] = b"ethereum/parent_clock";
+
+    /// The parent clock of `chain`.
+    pub const fn parent_clock(chain: ferry_types::ParentChain) -> &'static [u8] {
+        match chain {
+            ferry_types::ParentChain::Bitcoin => PARENT_CLOCK,
+            ferry_types::ParentChain::Ethereum => ETHEREUM_PARENT_CLOCK,
+        }
+    }
     /// Parent blocks the last settled release took (JSON integer).
     pub const LAST_RELEASE_WAITED: &[u8] = b"bitcoin/last_release_waited";
 }
@@ -52,7 +63,15 @@ impl<R: StateRead> StateDelta<R> {
     /// # Errors
     /// On storage failure or a corrupt record.
     pub fn bitcoin_clock(&self) -> Result<ParentClock, StateError> {
-        Ok(self.get_json(keys::PARENT_CLOCK)?.unwrap_or_default())
+        self.parent_clock(ferry_types::ParentChain::Bitcoin)
+    }
+
+    /// `chain`'s parent clock.
+    ///
+    /// # Errors
+    /// On storage failure or a corrupt record.
+    pub fn parent_clock(&self, chain: ferry_types::ParentChain) -> Result<ParentClock, StateError> {
+        Ok(self.get_json(keys::parent_clock(chain))?.unwrap_or_default())
     }
 
     /// The `/bitcoin/fees` answer (`None` before genesis stored the parameters).
@@ -73,7 +92,8 @@ impl<R: StateRead> StateDelta<R> {
     }
 }
 
-/// Records a member's report of Bitcoin's height. A report below the member's last is ignored.
+/// Records a member's report of a parent chain's height (each chain has its own clock). A report
+/// below the member's last is ignored.
 ///
 /// # Errors
 /// Storage failures only: any member may report any height, and only a quorum moves the clock.
@@ -83,7 +103,7 @@ pub fn attest_parent_height<R: StateRead>(
     quorum: u32,
     events: &mut Vec<Event>,
 ) -> Result<(), BankError> {
-    let mut clock = state.bitcoin_clock()?;
+    let mut clock = state.parent_clock(report.chain)?;
     if clock.reports.get(&report.attester).is_some_and(|last| *last >= report.height) {
         return Ok(());
     }
@@ -93,7 +113,7 @@ pub fn attest_parent_height<R: StateRead>(
             [(ev::CHAIN, report.chain.to_string()), (ev::HEIGHT, clock.height.to_string())],
         ));
     }
-    state.put_json(keys::PARENT_CLOCK.to_vec(), &clock);
+    state.put_json(keys::parent_clock(report.chain).to_vec(), &clock);
     Ok(())
 }
 

@@ -121,7 +121,9 @@ fn tend_pending_batches<R: StateRead>(
 
 /// The end of a block: the invariant first, so a violation this block introduced stops new
 /// batches at once; then batching, consolidating fragmented Bitcoin reserves, replacing stuck
-/// Bitcoin releases and aborting batches unsigned for too long, unless the bridge is paused.
+/// Bitcoin releases and aborting batches unsigned for too long, unless the bridge is paused;
+/// last, a reserves round opens when one is due (paused or not: a paused bridge still wants to
+/// know what the parent chains hold), after the batches it must allow for were formed.
 fn end_block<R: StateRead>(
     state: &mut StateDelta<R>,
     params: &ferry_types::Params,
@@ -134,7 +136,7 @@ fn end_block<R: StateRead>(
         crate::consolidation::consolidate(state, params, height, events)?;
         tend_pending_batches(state, params, height, events)?;
     }
-    Ok(())
+    crate::reserves_check::open_round_if_due(state, params, height, events)
 }
 
 /// The share of a proposal's bytes kept for federation duties first, in percent.

@@ -1,5 +1,6 @@
 //! `ferry-app`: Ferry's deterministic state machine — accounts, the bank, fees, and the bridge
-//! (deposits, withdrawals, release batches, the reserves invariant) — as pure functions over a
+//! (deposits, withdrawals, release batches, the reserves invariant and the reserves check against
+//! the parent chains) — as pure functions over a
 //! key-value view of state.
 //!
 //! The node (`ferry-chain`) owns storage, the Merkle tree, ABCI and the clock; this crate sees
@@ -26,6 +27,7 @@ pub mod pause;
 pub mod query;
 pub mod replacement;
 pub mod reserves;
+pub mod reserves_check;
 pub mod signature_cache;
 pub mod state;
 pub mod withdrawal;

@@ -3,7 +3,8 @@
 use ferry_types::query::{
     ACCOUNT_PATH, AccountView, BALANCES_PATH, BATCH_PATH, BITCOIN_FEES_PATH, BRIDGE_PATH, BalancesView, DEPOSIT_PATH,
     FEDERATION_PATH, PARAMS_PATH, PEG_PATH, PENDING_BATCHES_PAGE, PENDING_BATCHES_PATH, PendingBatchesView,
-    QUERY_BAD_REQUEST, QUERY_NOT_FOUND, QUERY_OK, RESERVES_PATH, WITHDRAWAL_PATH, WithdrawalId, WithdrawalView,
+    QUERY_BAD_REQUEST, QUERY_NOT_FOUND, QUERY_OK, RESERVES_CHECK_PATH, RESERVES_PATH, WITHDRAWAL_PATH, WithdrawalId,
+    WithdrawalView,
 };
 use ferry_types::{Address, Coin};
 
@@ -83,6 +84,9 @@ pub fn query<R: StateRead>(state: R, path: &str) -> Result<QueryAnswer, StateErr
     if path == RESERVES_PATH {
         return Ok(QueryAnswer::json(&reserves(&state)?));
     }
+    if path == RESERVES_CHECK_PATH {
+        return Ok(QueryAnswer::json(&state.reserves_check_view(&state.params()?)?));
+    }
     if path == FEDERATION_PATH {
         return Ok(QueryAnswer::json(&state.federation()?));
     }
@@ -104,7 +108,7 @@ pub fn query<R: StateRead>(state: R, path: &str) -> Result<QueryAnswer, StateErr
         QUERY_BAD_REQUEST,
         format!(
             "unknown query path `{path}`; known: {ACCOUNT_PATH}<address>, {BALANCES_PATH}<address>, {PARAMS_PATH}, \
-             {DEPOSIT_PATH}<id>, {RESERVES_PATH}, {FEDERATION_PATH}, {PEG_PATH}, {WITHDRAWAL_PATH}wd-<n>, \
+             {DEPOSIT_PATH}<id>, {RESERVES_PATH}, {RESERVES_CHECK_PATH}, {FEDERATION_PATH}, {PEG_PATH}, {WITHDRAWAL_PATH}wd-<n>, \
              {BATCH_PATH}<n>, {PENDING_BATCHES_PATH}[/<after>], {BRIDGE_PATH}, {BITCOIN_FEES_PATH}"
         ),
     ))

@@ -19,13 +19,13 @@ use ferry_app::{BlockOutcome, Event, TxOutcome};
 use ferry_types::event as ev;
 use ferry_types::genesis::{AssetLimit, BlsFederation, EthereumBridge, Federation, WithdrawalParams};
 use ferry_types::msg::{
-    MsgAbortBatch, MsgAttestParentHeight, MsgAttestRelease, MsgResolveHeld, MsgSetPaused, MsgSubmitSignatures,
-    MsgWithdraw, ReleaseSignatures,
+    MsgAbortBatch, MsgAttestParentHeight, MsgAttestRelease, MsgAttestReserves, MsgResolveHeld, MsgSetPaused,
+    MsgSubmitSignatures, MsgWithdraw, ReleaseSignatures,
 };
 use ferry_types::peg::{BitcoinFederation, BitcoinNetwork, Peg};
 use ferry_types::query::{
     BITCOIN_FEES_PATH, BatchRelease, BatchStatus, BatchView, BitcoinFeesView, QUERY_BAD_REQUEST, QUERY_NOT_FOUND,
-    WithdrawalStatus,
+    RESERVES_CHECK_PATH, ReservesCheckView, ReservesRound, WithdrawalStatus,
 };
 use ferry_types::release::bitcoin::{
     assemble_witness, input_spend_fee, lone_release_fee, sighashes, sign_input, unsigned_transaction,
@@ -1226,9 +1226,12 @@ fn every_bridge_response_code_after_overflow_is_reachable_in_finalize_block_and_
         }
     }
 
-    // `duty_limit` is reached by a flood of duties, in its own test below.
-    let bridge_codes: Vec<TxCode> =
-        TxCode::ALL.into_iter().filter(|code| *code > TxCode::Overflow && *code != TxCode::DutyLimit).collect();
+    // `duty_limit` is reached by a flood of duties, `reserves_round` by reserves snapshots, in
+    // their own tests below.
+    let bridge_codes: Vec<TxCode> = TxCode::ALL
+        .into_iter()
+        .filter(|code| *code > TxCode::Overflow && !matches!(code, TxCode::DutyLimit | TxCode::ReservesRound))
+        .collect();
     let reached = |running: &[TxOutcome], paused: &[TxOutcome]| -> BTreeSet<TxCode> {
         codes(running).into_iter().chain(codes(paused)).collect()
     };
@@ -1733,5 +1736,117 @@ fn a_member_flooding_duties_stops_at_its_limit_per_block_and_proposals_put_dutie
     assert_eq!(bridge.chain.sequence(&member.address)?, start + txs_at_limit + 1);
     let next = member.sign_fee_exempt(start + txs_at_limit + 1, &[report(5_000)])?;
     assert_eq!(bridge.one(&next)?.code, TxCode::Ok);
+    Ok(())
+}
+
+/// Member `index`'s reserves snapshot of `chain` for `round` at `parent_height`.
+fn reserves_tx(
+    bridge: &Bridge,
+    index: usize,
+    round: u64,
+    chain: ParentChain,
+    parent_height: u64,
+    holdings: &[(Denom, u128)],
+) -> TestResult<Vec<u8>> {
+    let snapshot = MsgAttestReserves {
+        attester: bridge.member(index).address,
+        round,
+        chain,
+        parent_height,
+        holdings: holdings.iter().map(|(denom, amount)| (denom.clone(), Amount::new(*amount))).collect(),
+    };
+    bridge.duty_tx(index, &[Msg::AttestReserves(snapshot)])
+}
+
+fn reserves_view(bridge: &Bridge) -> TestResult<ReservesCheckView> {
+    Ok(serde_json::from_slice(&bridge.chain.query(RESERVES_CHECK_PATH)?.value)?)
+}
+
+/// Runs empty blocks until a reserves round opens; returns it.
+fn next_reserves_round(bridge: &mut Bridge, after: Option<u64>) -> TestResult<ReservesRound> {
+    for _ in 0..=Params::default().reserves_interval {
+        if let Some(round) = reserves_view(bridge)?.round.filter(|round| Some(round.number) != after) {
+            return Ok(round);
+        }
+        bridge.block::<&[u8]>(&[])?;
+    }
+    Err("no reserves round opened".into())
+}
+
+#[test]
+fn a_quorum_snapshot_below_what_the_ledger_needs_pauses_the_bridge_and_other_rounds_are_refused() -> TestResult {
+    let mut bridge = Bridge::start()?;
+    // The parent clocks (a quorum of reports) fix the snapshot heights; Bitcoin's at 300.
+    for member in 0..3 {
+        bridge.report_height(member, 300)?;
+        let attester = bridge.member(member).address;
+        let report = MsgAttestParentHeight { attester, chain: ParentChain::Ethereum, height: 900 };
+        let tx = bridge.duty_tx(member, &[Msg::AttestParentHeight(report)])?;
+        assert_eq!(bridge.one(&tx)?.code, TxCode::Ok);
+    }
+    // A withdrawal in flight: the ledger still counts it, the parent chain may already have paid it.
+    bridge.withdraw(&Denom::wei(), ETH, ETH_DESTINATION)?;
+    let ether = created_batch(&bridge.run_to_batch_height()?, &Denom::wei())?;
+    let round = next_reserves_round(&mut bridge, None)?;
+    let btc = round.chains.get(&ParentChain::Bitcoin).ok_or("no Bitcoin question")?;
+    let eth = round.chains.get(&ParentChain::Ethereum).ok_or("no Ethereum question")?;
+    assert_eq!((btc.parent_height, eth.parent_height), (300, 900));
+    let wei_needed = eth.needed.get(&Denom::wei()).cloned().unwrap_or_default();
+    assert_eq!(wei_needed.held.get(), DEPOSIT_WEI);
+    assert_eq!(wei_needed.in_flight.get(), bridge.chain.batch(ether)?.batch.total.get());
+    let sat_held = btc.needed.get(&Denom::sat()).map(|needed| needed.held.get()).unwrap_or_default();
+    let eth_assets: Vec<Denom> = eth.needed.keys().cloned().collect();
+
+    // Snapshots that do not answer the round are refused, naming why.
+    let number = round.number;
+    for (round, chain, height, holdings, why) in [
+        (number + 1, ParentChain::Bitcoin, 300, (Denom::sat(), sat_held), "is not open"),
+        (number, ParentChain::Bitcoin, 299, (Denom::sat(), sat_held), "not 299"),
+        (number, ParentChain::Ethereum, 900, (Denom::wei(), DEPOSIT_WEI), "exactly these"),
+    ] {
+        let tx = reserves_tx(&bridge, 0, round, chain, height, &[holdings])?;
+        let outcome = bridge.one(&tx)?;
+        assert_eq!(outcome.code, TxCode::ReservesRound, "{}", outcome.log);
+        assert!(outcome.log.contains(why), "{}", outcome.log);
+    }
+
+    // Bitcoin: one member lies low, three agree on what the ledger needs: checked, no pause.
+    let lie = reserves_tx(&bridge, 3, number, ParentChain::Bitcoin, 300, &[(Denom::sat(), 1)])?;
+    assert_eq!(bridge.one(&lie)?.code, TxCode::Ok);
+    for member in 0..3 {
+        let tx = reserves_tx(&bridge, member, number, ParentChain::Bitcoin, 300, &[(Denom::sat(), sat_held + 5)])?;
+        assert_eq!(bridge.one(&tx)?.code, TxCode::Ok);
+    }
+    let view = reserves_view(&bridge)?;
+    let checked = view.last.get(&ParentChain::Bitcoin).ok_or("Bitcoin not checked")?;
+    let sat = checked.assets.get(&Denom::sat()).cloned().unwrap_or_default();
+    assert_eq!((sat.shortfall.get(), sat.excess.get(), checked.attesters), (0, 5, 3));
+    assert!(!bridge.chain.bridge_status()?.paused);
+
+    // Ethereum: the vault paid the in-flight release (allowed for) and lost one more wei.
+    let short = wei_needed.least().get() - 1;
+    let holdings: Vec<(Denom, u128)> = eth_assets
+        .iter()
+        .map(|denom| (denom.clone(), if *denom == Denom::wei() { short } else { DEPOSIT_TOKEN }))
+        .collect();
+    for member in 0..2 {
+        let tx = reserves_tx(&bridge, member, number, ParentChain::Ethereum, 900, &holdings)?;
+        assert_eq!(bridge.one(&tx)?.code, TxCode::Ok);
+        assert!(!bridge.chain.bridge_status()?.paused, "below a quorum nothing happens");
+    }
+    let tx = reserves_tx(&bridge, 2, number, ParentChain::Ethereum, 900, &holdings)?;
+    let outcome = bridge.one(&tx)?;
+    assert_eq!(outcome.code, TxCode::Ok, "{}", outcome.log);
+    let status = bridge.chain.bridge_status()?;
+    assert!(status.paused);
+    assert!(status.reason.starts_with("reserves shortfall on eth: wei: "), "{}", status.reason);
+    assert!(status.reason.contains("short by 1)"), "{}", status.reason);
+    let checked = reserves_view(&bridge)?.last.get(&ParentChain::Ethereum).cloned().ok_or("not checked")?;
+    assert!(checked.short());
+
+    // The next round asks again, paused or not.
+    let next = next_reserves_round(&mut bridge, Some(number))?;
+    assert_eq!(next.number, number + 1);
+    assert!(next.chains.values().all(|target| !target.checked && target.reports.is_empty()));
     Ok(())
 }

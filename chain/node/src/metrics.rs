@@ -70,6 +70,13 @@ pub struct Metrics {
     pub bitcoin_replacements: IntCounter,
     /// `ferry_chain_bitcoin_consolidations_total`.
     pub bitcoin_consolidations: IntCounter,
+    /// What a quorum of relayers' parent-chain nodes showed the bridge holding, per asset, at the
+    /// last reserves check.
+    pub parent_holdings: GaugeVec,
+    /// 1 for an asset the last reserves check found short (computed exactly), else 0.
+    pub reserves_short: IntGaugeVec,
+    /// Blocks since each parent chain's last reserves check (its height while none has happened).
+    pub reserves_check_age: IntGaugeVec,
 }
 
 /// Batch statuses of unsettled batches, as label values.
@@ -94,6 +101,10 @@ pub struct BridgeSnapshot {
     pub bitcoin_release_bumps: u32,
     /// Parent blocks since the oldest unsettled, signed Bitcoin release was first signed (0: none).
     pub bitcoin_unconfirmed_release_age: u64,
+    /// The committed height.
+    pub height: u64,
+    /// Each parent chain's (label) latest reserves check.
+    pub reserves_checks: Vec<(String, ferry_types::query::ReservesCheck)>,
 }
 
 /// One asset's ledger and queue.
@@ -231,6 +242,23 @@ impl Metrics {
         )?;
         let bitcoin_consolidations =
             IntCounter::new("ferry_chain_bitcoin_consolidations_total", "Consolidations of the reserve UTXOs formed")?;
+        let parent_holdings = per_asset(
+            "ferry_chain_parent_holdings",
+            "What the parent chains held for the bridge per asset at the last reserves check, in its base unit",
+        )?;
+        let reserves_short = IntGaugeVec::new(
+            Opts::new(
+                "ferry_chain_reserves_short",
+                "1 when the last reserves check found the parent chain holding less than the ledger needs",
+            ),
+            &["asset"],
+        )?;
+        let reserves_check_age = IntGaugeVec::new(
+            Opts::new("ferry_chain_reserves_check_age_blocks", "Blocks since the parent chain's last reserves check"),
+            &["chain"],
+        )?;
+        registry.register(Box::new(reserves_short.clone()))?;
+        registry.register(Box::new(reserves_check_age.clone()))?;
         registry.register(Box::new(bitcoin_release_bumps.clone()))?;
         registry.register(Box::new(bitcoin_unconfirmed_release_age.clone()))?;
         registry.register(Box::new(bitcoin_replacements.clone()))?;
@@ -276,6 +304,9 @@ impl Metrics {
             bitcoin_unconfirmed_release_age,
             bitcoin_replacements,
             bitcoin_consolidations,
+            parent_holdings,
+            reserves_short,
+            reserves_check_age,
         })
     }
 
@@ -316,6 +347,19 @@ impl Metrics {
         }
         self.bitcoin_release_bumps.set(i64::from(snapshot.bitcoin_release_bumps));
         self.bitcoin_unconfirmed_release_age.set(count_gauge(snapshot.bitcoin_unconfirmed_release_age));
+        for chain in ["btc", "eth"] {
+            let checked_at =
+                snapshot.reserves_checks.iter().find(|(label, _)| label == chain).map(|(_, c)| c.checked_at);
+            let age = snapshot.height.saturating_sub(checked_at.unwrap_or(0));
+            self.reserves_check_age.with_label_values(&[chain]).set(count_gauge(age));
+        }
+        for (_, check) in &snapshot.reserves_checks {
+            for (denom, asset) in &check.assets {
+                let label = [denom.as_str()];
+                self.parent_holdings.with_label_values(&label).set(amount_gauge(asset.holdings));
+                self.reserves_short.with_label_values(&label).set(i64::from(!asset.shortfall.is_zero()));
+            }
+        }
     }
 
     /// Counts one transaction.
@@ -394,6 +438,25 @@ mod tests {
             }),
             bitcoin_release_bumps: 2,
             bitcoin_unconfirmed_release_age: 14,
+            height: 100,
+            reserves_checks: vec![(
+                "btc".to_owned(),
+                ferry_types::query::ReservesCheck {
+                    checked_at: 80,
+                    assets: [(
+                        ferry_types::Denom::sat(),
+                        ferry_types::query::AssetCheck {
+                            holdings: Amount::new(90),
+                            least: Amount::new(95),
+                            shortfall: Amount::new(5),
+                            excess: Amount::ZERO,
+                        },
+                    )]
+                    .into_iter()
+                    .collect(),
+                    ..ferry_types::query::ReservesCheck::default()
+                },
+            )],
         });
         metrics.count_block_events([
             ferry_types::event::RELEASE_REPLACED,
@@ -423,6 +486,10 @@ mod tests {
             "ferry_chain_bitcoin_unconfirmed_release_age_blocks 14",
             "ferry_chain_bitcoin_release_replacements_total 2",
             "ferry_chain_bitcoin_consolidations_total 1",
+            r#"ferry_chain_parent_holdings{asset="sat"} 90"#,
+            r#"ferry_chain_reserves_short{asset="sat"} 1"#,
+            r#"ferry_chain_reserves_check_age_blocks{chain="btc"} 20"#,
+            r#"ferry_chain_reserves_check_age_blocks{chain="eth"} 100"#,
         ] {
             assert!(text.lines().any(|l| l == line), "missing `{line}` in\n{text}");
         }

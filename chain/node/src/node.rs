@@ -361,8 +361,16 @@ fn bridge_snapshot(state: &StateDelta<StateView>, height: u64) -> Result<BridgeS
             }
         }
     }
+    let mut reserves_checks = Vec::new();
+    for chain in [ferry_types::ParentChain::Bitcoin, ferry_types::ParentChain::Ethereum] {
+        if let Some(check) = state.reserves_check(chain)? {
+            reserves_checks.push((chain.to_string(), check));
+        }
+    }
     Ok(BridgeSnapshot {
         paused: state.bridge_status()?.paused,
+        height,
+        reserves_checks,
         assets,
         pending_batches,
         oldest_unsettled_batch_age,

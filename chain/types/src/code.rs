@@ -49,11 +49,14 @@ pub enum TxCode {
     /// A federation member sent more duty messages in this block than `max_duty_msgs_per_block`
     /// allows (its sequence is used; the messages are not executed; send them in a later block).
     DutyLimit = 17,
+    /// A reserves snapshot that does not answer the open round: another round, a parent height
+    /// other than the round's target, or not exactly the assets the round asks for.
+    ReservesRound = 18,
 }
 
 impl TxCode {
     /// All codes, in numeric order.
-    pub const ALL: [TxCode; 18] = [
+    pub const ALL: [TxCode; 19] = [
         TxCode::Ok,
         TxCode::Decode,
         TxCode::TooLarge,
@@ -72,6 +75,7 @@ impl TxCode {
         TxCode::InvalidReleaseSignature,
         TxCode::BadBatch,
         TxCode::DutyLimit,
+        TxCode::ReservesRound,
     ];
 
     /// Whether a refusal with this code passes by itself, so the same messages may be sent
@@ -113,6 +117,7 @@ impl TxCode {
             TxCode::InvalidReleaseSignature => "invalid_release_signature",
             TxCode::BadBatch => "bad_batch",
             TxCode::DutyLimit => "duty_limit",
+            TxCode::ReservesRound => "reserves_round",
         }
     }
 }

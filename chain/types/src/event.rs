@@ -151,3 +151,17 @@ pub const WITHDRAWAL_REFUNDED: &str = "ferry.bridge.withdrawal_refunded";
 pub const DEPOSIT_BELOW_MINIMUM: &str = "ferry.bridge.deposit_below_minimum";
 /// Attribute: what a Bitcoin deposit prepaid for its own spending (into the fee pool).
 pub const SPEND_FEE: &str = "spend_fee";
+
+/// A reserves round opened (attributes: `round`, and `chain`/`height` pairs as `targets`).
+pub const RESERVES_ROUND_OPENED: &str = "ferry.bridge.reserves_round_opened";
+/// A member's reserves snapshot was recorded (`attester`, `chain`, `round`, `attestations`, `quorum`).
+pub const RESERVES_ATTESTED: &str = "ferry.bridge.reserves_attested";
+/// A quorum agreed on a snapshot and the ledger was compared with it (`chain`, `round`,
+/// `height`, `result`: `ok`, `excess` or `shortfall`, `reason`).
+pub const RESERVES_CHECKED: &str = "ferry.bridge.reserves_checked";
+/// Attribute: the reserves round.
+pub const ROUND: &str = "round";
+/// Attribute: the outcome of a check.
+pub const RESULT: &str = "result";
+/// Attribute: a round's parent heights per chain (`btc=120,eth=340`).
+pub const TARGETS: &str = "targets";

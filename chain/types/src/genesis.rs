@@ -25,6 +25,11 @@ pub struct Params {
     /// executed in one block: duties are fee-free, so this is what bounds a member's load.
     #[serde(default = "default_max_duty_msgs_per_block")]
     pub max_duty_msgs_per_block: u32,
+    /// Blocks between reserves rounds: each member's relayer then attests what its own
+    /// parent-chain nodes hold for the bridge, and a quorum's snapshot is compared with the
+    /// ledger (a shortfall pauses the bridge).
+    #[serde(default = "default_reserves_interval")]
+    pub reserves_interval: u64,
     /// How withdrawals are limited, batched and paid out (absent: [`WithdrawalParams::default`]).
     #[serde(default)]
     pub withdrawals: WithdrawalParams,
@@ -63,6 +68,11 @@ fn default_max_duty_msgs_per_block() -> u32 {
     512
 }
 
+/// A reserves round every 20 blocks.
+fn default_reserves_interval() -> u64 {
+    20
+}
+
 impl Default for Params {
     fn default() -> Self {
         Params {
@@ -70,6 +80,7 @@ impl Default for Params {
             max_tx_bytes: 16 * 1024,
             max_msgs_per_tx: 64,
             max_duty_msgs_per_block: default_max_duty_msgs_per_block(),
+            reserves_interval: default_reserves_interval(),
             withdrawals: WithdrawalParams::default(),
             deposits: DepositParams::default(),
         }
@@ -450,6 +461,9 @@ impl GenesisState {
         }
         if self.params.max_duty_msgs_per_block == 0 {
             return Err(GenesisError::ZeroParam("max_duty_msgs_per_block"));
+        }
+        if self.params.reserves_interval == 0 {
+            return Err(GenesisError::ZeroParam("reserves_interval"));
         }
         Ok(())
     }

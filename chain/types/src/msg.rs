@@ -31,6 +31,8 @@ pub const MSG_ABORT_BATCH_TYPE_URL: &str = "/ferry.bridge.v1.MsgAbortBatch";
 pub const MSG_RESOLVE_HELD_TYPE_URL: &str = "/ferry.bridge.v1.MsgResolveHeld";
 /// Type URL of [`MsgSetPausedProto`].
 pub const MSG_SET_PAUSED_TYPE_URL: &str = "/ferry.bridge.v1.MsgSetPaused";
+/// Type URL of [`MsgAttestReservesProto`].
+pub const MSG_ATTEST_RESERVES_TYPE_URL: &str = "/ferry.bridge.v1.MsgAttestReserves";
 /// Type URL of [`ChainBindingProto`].
 pub const CHAIN_BINDING_TYPE_URL: &str = "/ferry.tx.v1.ChainBinding";
 
@@ -142,12 +144,33 @@ pub struct MsgAttestParentHeightProto {
     /// The reporting member's account, bech32; must be the signer.
     #[prost(string, tag = "1")]
     pub attester: String,
-    /// `btc` (the only chain the clock runs for today).
+    /// `btc` or `eth` (each parent chain has its own clock).
     #[prost(string, tag = "2")]
     pub chain: String,
     /// The best block's height.
     #[prost(uint64, tag = "3")]
     pub height: u64,
+}
+
+/// Wire form of `ferry.bridge.v1.MsgAttestReserves`: a federation member's relayer states what
+/// its own parent-chain node holds for the bridge at the height a reserves round asked for.
+#[derive(Clone, PartialEq, Message)]
+pub struct MsgAttestReservesProto {
+    /// The reporting member's account, bech32; must be the signer.
+    #[prost(string, tag = "1")]
+    pub attester: String,
+    /// The reserves round answered (`/reserves/check`).
+    #[prost(uint64, tag = "2")]
+    pub round: u64,
+    /// `btc` or `eth`.
+    #[prost(string, tag = "3")]
+    pub chain: String,
+    /// The parent height of the snapshot (the round's target for the chain).
+    #[prost(uint64, tag = "4")]
+    pub parent_height: u64,
+    /// What the bridge holds there, one coin per asset of the chain (zero amounts allowed).
+    #[prost(message, repeated, tag = "5")]
+    pub holdings: Vec<cosmrs::proto::cosmos::base::v1beta1::Coin>,
 }
 
 /// Wire form of `ferry.bridge.v1.MsgAbortBatch`: a federation member's vote to abort a batch it
@@ -284,10 +307,25 @@ pub struct MsgAttestRelease {
 pub struct MsgAttestParentHeight {
     /// The reporting member (the signer).
     pub attester: Address,
-    /// The parent chain (Bitcoin only, today).
+    /// The parent chain.
     pub chain: ParentChain,
     /// Its best block's height.
     pub height: u64,
+}
+
+/// A validated reserves snapshot.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MsgAttestReserves {
+    /// The reporting member (the signer).
+    pub attester: Address,
+    /// The reserves round answered.
+    pub round: u64,
+    /// The parent chain.
+    pub chain: ParentChain,
+    /// The snapshot's parent height.
+    pub parent_height: u64,
+    /// What the bridge holds there per asset of `chain`.
+    pub holdings: std::collections::BTreeMap<Denom, Amount>,
 }
 
 /// A validated abort vote.
@@ -344,6 +382,8 @@ pub enum Msg {
     ResolveHeld(MsgResolveHeld),
     /// `/ferry.bridge.v1.MsgSetPaused`.
     SetPaused(MsgSetPaused),
+    /// `/ferry.bridge.v1.MsgAttestReserves`.
+    AttestReserves(MsgAttestReserves),
 }
 
 /// Why a message was refused before execution.
@@ -390,6 +430,7 @@ impl Msg {
             MSG_ABORT_BATCH_TYPE_URL => MsgAbortBatch::from_proto(&decode(any)?).map(Msg::AbortBatch),
             MSG_RESOLVE_HELD_TYPE_URL => MsgResolveHeld::from_proto(&decode(any)?).map(Msg::ResolveHeld),
             MSG_SET_PAUSED_TYPE_URL => MsgSetPaused::from_proto(&decode(any)?).map(Msg::SetPaused),
+            MSG_ATTEST_RESERVES_TYPE_URL => MsgAttestReserves::from_proto(&decode(any)?).map(Msg::AttestReserves),
             other => Err(MsgError::UnknownType(other.to_owned())),
         }
     }
@@ -406,6 +447,7 @@ impl Msg {
             Msg::AbortBatch(vote) => any(MSG_ABORT_BATCH_TYPE_URL, &vote.to_proto()),
             Msg::ResolveHeld(vote) => any(MSG_RESOLVE_HELD_TYPE_URL, &vote.to_proto()),
             Msg::SetPaused(vote) => any(MSG_SET_PAUSED_TYPE_URL, &vote.to_proto()),
+            Msg::AttestReserves(snapshot) => any(MSG_ATTEST_RESERVES_TYPE_URL, &snapshot.to_proto()),
         }
     }
 
@@ -421,6 +463,7 @@ impl Msg {
             Msg::AbortBatch(vote) => vote.member,
             Msg::ResolveHeld(vote) => vote.member,
             Msg::SetPaused(vote) => vote.member,
+            Msg::AttestReserves(snapshot) => snapshot.attester,
         }
     }
 
@@ -436,7 +479,8 @@ impl Msg {
             | Msg::AttestParentHeight(_)
             | Msg::AbortBatch(_)
             | Msg::ResolveHeld(_)
-            | Msg::SetPaused(_) => Vec::new(),
+            | Msg::SetPaused(_)
+            | Msg::AttestReserves(_) => Vec::new(),
         }
     }
 
@@ -449,7 +493,8 @@ impl Msg {
             | Msg::AttestParentHeight(_)
             | Msg::AbortBatch(_)
             | Msg::ResolveHeld(_)
-            | Msg::SetPaused(_) => true,
+            | Msg::SetPaused(_)
+            | Msg::AttestReserves(_) => true,
             Msg::Send(_) | Msg::Withdraw(_) => false,
         }
     }
@@ -714,13 +759,10 @@ impl MsgAttestParentHeight {
     /// Validates the wire form.
     ///
     /// # Errors
-    /// A malformed attester, or a chain other than `btc`.
+    /// A malformed attester or chain.
     pub fn from_proto(proto: &MsgAttestParentHeightProto) -> Result<MsgAttestParentHeight, MsgError> {
         let attester = proto.attester.parse().map_err(|e| Self::field_error("attester", e))?;
         let chain: ParentChain = proto.chain.parse().map_err(|e| Self::field_error("chain", e))?;
-        if chain != ParentChain::Bitcoin {
-            return Err(Self::field_error("chain", "the parent clock runs for Bitcoin (`btc`) only"));
-        }
         Ok(MsgAttestParentHeight { attester, chain, height: proto.height })
     }
 
@@ -823,6 +865,47 @@ impl MsgSetPaused {
     }
 }
 
+impl MsgAttestReserves {
+    fn field_error(field: &'static str, reason: impl ToString) -> MsgError {
+        MsgError::Field { type_url: MSG_ATTEST_RESERVES_TYPE_URL, field, reason: reason.to_string() }
+    }
+
+    /// Validates the wire form.
+    ///
+    /// # Errors
+    /// A malformed attester, chain or coin, an asset given twice, or an asset of another chain.
+    pub fn from_proto(proto: &MsgAttestReservesProto) -> Result<MsgAttestReserves, MsgError> {
+        let attester = proto.attester.parse().map_err(|e| Self::field_error("attester", e))?;
+        let chain: ParentChain = proto.chain.parse().map_err(|e| Self::field_error("chain", e))?;
+        let mut holdings = std::collections::BTreeMap::new();
+        for coin in &proto.holdings {
+            let coin = Coin::from_proto(coin).map_err(|e| Self::field_error("holdings", e))?;
+            if parent_chain_of(&coin.denom) != chain {
+                return Err(Self::field_error("holdings", format!("`{}` is not an asset of {chain}", coin.denom)));
+            }
+            if holdings.insert(coin.denom.clone(), coin.amount).is_some() {
+                return Err(Self::field_error("holdings", format!("denom `{}` given twice", coin.denom)));
+            }
+        }
+        Ok(MsgAttestReserves { attester, round: proto.round, chain, parent_height: proto.parent_height, holdings })
+    }
+
+    /// The wire form.
+    pub fn to_proto(&self) -> MsgAttestReservesProto {
+        MsgAttestReservesProto {
+            attester: self.attester.to_string(),
+            round: self.round,
+            chain: self.chain.to_string(),
+            parent_height: self.parent_height,
+            holdings: self
+                .holdings
+                .iter()
+                .map(|(denom, amount)| Coin::new(amount.get(), denom.clone()).to_proto())
+                .collect(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -880,6 +963,13 @@ mod tests {
                 ..MsgWithdraw::from_proto(&withdraw_proto("sat", REGTEST))?
             }),
             Msg::SetPaused(MsgSetPaused { member, paused: true, reason: "reserves look wrong".to_owned() }),
+            Msg::AttestReserves(MsgAttestReserves {
+                attester: member,
+                round: 4,
+                chain: ParentChain::Bitcoin,
+                parent_height: 230,
+                holdings: [(Denom::sat(), Amount::new(1_500_000))].into_iter().collect(),
+            }),
         ];
         for msg in messages {
             assert_eq!(Msg::from_any(&msg.to_any())?, msg);
@@ -930,8 +1020,22 @@ mod tests {
             .map_err(field_of)
         };
         assert!(report("btc").is_ok());
-        assert_eq!(report("eth"), Err("chain"));
+        assert!(report("eth").is_ok());
         assert_eq!(report("ltc"), Err("chain"));
+        let snapshot = |chain: &str, coins: &[(u128, Denom)]| {
+            MsgAttestReserves::from_proto(&MsgAttestReservesProto {
+                attester: Address::from_bytes([2; 20]).to_string(),
+                round: 3,
+                chain: chain.to_owned(),
+                parent_height: 120,
+                holdings: coins.iter().map(|(amount, denom)| Coin::new(*amount, denom.clone()).to_proto()).collect(),
+            })
+            .map_err(field_of)
+        };
+        assert!(snapshot("eth", &[(0, Denom::wei()), (5, Denom::erc20(&EthAddress::from_bytes([7; 20])))]).is_ok());
+        assert_eq!(snapshot("btc", &[(5, Denom::wei())]), Err("holdings"), "an asset of another chain");
+        assert_eq!(snapshot("btc", &[(5, Denom::sat()), (6, Denom::sat())]), Err("holdings"), "twice");
+        assert_eq!(snapshot("doge", &[]), Err("chain"));
     }
 
     #[test]

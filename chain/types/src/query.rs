@@ -52,6 +52,8 @@ pub const PENDING_BATCHES_PAGE: usize = 16;
 pub const APP_HASH_PATH: &str = "/app_hash";
 /// Path of the Bitcoin fee query: the release fee rate, its bounds, and the parent clock.
 pub const BITCOIN_FEES_PATH: &str = "/bitcoin/fees";
+/// Path of the reserves check: the open round and each parent chain's last check ([`ReservesCheckView`]).
+pub const RESERVES_CHECK_PATH: &str = "/reserves/check";
 
 /// Query answer code: found.
 pub const QUERY_OK: u32 = 0;
@@ -632,4 +634,96 @@ pub struct BitcoinFeesView {
     pub parent_height: u64,
     /// Parent blocks the last settled release took from its signing to its block, if known.
     pub last_release_waited: Option<u64>,
+}
+
+/// What the ledger needs a parent chain to hold for one asset at a reserves round's parent
+/// height: everything the bridge holds there on the books (`held`: reserves and deposits below
+/// the minimum), less what releases on their way may already have paid (`in_flight`: the
+/// unsettled batches of the asset, fees included).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NeededReserves {
+    /// Reserves plus deposits below the minimum, as the round opened.
+    pub held: Amount,
+    /// What unsettled releases of the asset pay at most (totals and, for Bitcoin, their fees).
+    pub in_flight: Amount,
+}
+
+impl NeededReserves {
+    /// The least the parent chain may hold without a shortfall.
+    pub fn least(&self) -> Amount {
+        self.held.checked_sub(self.in_flight).unwrap_or(Amount::ZERO)
+    }
+}
+
+/// What a reserves round asks of one parent chain.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReservesTarget {
+    /// The parent height every member's snapshot is taken at: the chain's parent clock when the
+    /// round opened, at or above every deposit minted by then.
+    pub parent_height: u64,
+    /// Per asset of the chain, what the ledger needs there.
+    pub needed: BTreeMap<Denom, NeededReserves>,
+    /// The members' snapshots so far.
+    pub reports: BTreeMap<Address, BTreeMap<Denom, Amount>>,
+    /// Whether a quorum agreed on one snapshot (the round is done for this chain).
+    pub checked: bool,
+}
+
+/// A reserves round: opened every `reserves_interval` blocks, answered by each member's relayer
+/// with a snapshot of what its own parent-chain node holds for the bridge.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReservesRound {
+    /// Round number (the opening height divided by the interval).
+    pub number: u64,
+    /// The sidechain height it opened at (the ledger figures are as of that block's end).
+    pub opened_at: u64,
+    /// What it asks of each parent chain that has a parent clock.
+    pub chains: BTreeMap<crate::deposit::ParentChain, ReservesTarget>,
+}
+
+/// One asset's outcome of a reserves check.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AssetCheck {
+    /// What a quorum of members' nodes showed the bridge holding.
+    pub holdings: Amount,
+    /// The least the ledger needed ([`NeededReserves::least`]).
+    pub least: Amount,
+    /// How much less than `least` the parent chain held (zero when none).
+    pub shortfall: Amount,
+    /// How much more than the books' `held` it held (zero when none): coins sent to the bridge
+    /// outside Ferry's flows, deposits not minted yet.
+    pub excess: Amount,
+}
+
+/// The outcome of a parent chain's latest checked round.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReservesCheck {
+    /// The round.
+    pub round: u64,
+    /// The sidechain height the quorum was reached at.
+    pub checked_at: u64,
+    /// The parent height of the snapshot.
+    pub parent_height: u64,
+    /// How many members' snapshots agreed.
+    pub attesters: u32,
+    /// Per asset.
+    pub assets: BTreeMap<Denom, AssetCheck>,
+}
+
+impl ReservesCheck {
+    /// Whether any asset fell short.
+    pub fn short(&self) -> bool {
+        self.assets.values().any(|asset| !asset.shortfall.is_zero())
+    }
+}
+
+/// The `/reserves/check` answer.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReservesCheckView {
+    /// Blocks between rounds.
+    pub interval: u64,
+    /// The open round, if one has opened.
+    pub round: Option<ReservesRound>,
+    /// Each parent chain's latest checked round.
+    pub last: BTreeMap<crate::deposit::ParentChain, ReservesCheck>,
 }
