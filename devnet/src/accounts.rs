@@ -53,6 +53,15 @@ pub fn member_secret_hex(index: usize) -> anyhow::Result<String> {
     Ok(hex::encode(&secrets.to_bytes()[2 * SECRET_LEN..]))
 }
 
+/// Federation member `index`'s Bitcoin key (one of the peg's multisig keys), for tests that
+/// spend the peg behind the chain's back with a quorum of them.
+///
+/// # Errors
+/// When there is no such member.
+pub fn member_bitcoin_secret(index: usize) -> anyhow::Result<bitcoin::secp256k1::SecretKey> {
+    Ok(*member(index)?.bitcoin_secret_key())
+}
+
 /// The sidechain key of federation member `index`.
 ///
 /// # Errors

@@ -414,6 +414,15 @@ impl Anvil {
         Ok(self.node.mine(blocks).await?)
     }
 
+    /// Sets `account`'s ether balance to `wei` (`anvil_setBalance`), as of the next block: the
+    /// devnet's faucet, and in tests a way to take value out of the vault behind the chain's back.
+    ///
+    /// # Errors
+    /// RPC errors.
+    pub async fn set_balance(&self, account: EthAddress, wei: U256) -> anyhow::Result<()> {
+        Ok(self.node.set_balance(account, wei).await?)
+    }
+
     /// Records the chain state (`evm_snapshot`).
     ///
     /// # Errors

@@ -22,21 +22,33 @@
 //! 5. Duties that cannot be abused: a member flooding fee-free duties meets its per-block limit
 //!    (`duty_limit`) while the other members' attestations mint a deposit and a user's transfer
 //!    commits.
+//! 6. A reserves check that can fail (last: it pauses the bridge): a reserve UTXO spent outside
+//!    Ferry by a quorum of member keys shows in the relayers' own peg index at the next reserves
+//!    round, the bridge pauses naming the figures and `FerryReservesShort` fires in Prometheus;
+//!    then ether taken out of the vault (`anvil_setBalance`) is found short by the next round on
+//!    Ethereum as well.
 
 mod common;
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use common::{TestResult, WAIT, serial};
+use ferry_app::query::ReservesView;
 use ferry_client::Wallet;
 use ferry_devnet::accounts;
 use ferry_devnet::accounts::user_key;
+use ferry_devnet::prometheus::Alert;
 use ferry_devnet::system::System;
 use ferry_relayer::config::Finality;
 use ferry_relayer::confirmations::Tier;
 use ferry_relayer::ethereum::{DEPOSITED_TOPIC, U256};
 use ferry_types::msg::{Msg, MsgAttestParentHeight};
-use ferry_types::query::WithdrawalStatus;
+use ferry_types::peg::{BitcoinNetwork, Peg};
+use ferry_types::query::{BRIDGE_PATH, BridgeStatus, RESERVES_CHECK_PATH, ReservesCheckView, WithdrawalStatus};
+use ferry_types::release::bitcoin::{
+    ReleaseOutput, assemble_witness, plan_release, sighashes, sign_input, unsigned_transaction,
+};
 use ferry_types::release::eth::EthAddress;
 use ferry_types::{Amount, Coin, Denom, ParentChain, TxCode};
 use serde_json::{Value, json};
@@ -71,7 +83,95 @@ async fn money_is_minted_once_at_the_right_depth_and_paid_only_from_reserves() -
     a_deposit_reincluded_at_another_log_position_by_a_deep_reorg_is_minted_once(&system).await?;
     an_ethereum_deposit_waits_for_its_block_to_be_finalized(&mut system).await?;
     a_withdrawal_beyond_the_free_reserves_waits_until_deposits_cover_it(&system).await?;
-    a_member_flooding_duties_hits_its_limit_while_the_others_keep_committing(&mut system).await
+    a_member_flooding_duties_hits_its_limit_while_the_others_keep_committing(&mut system).await?;
+    value_taken_behind_the_chains_back_pauses_the_bridge_and_fires_the_alert(&system).await
+}
+
+/// Whether Prometheus has `FerryReservesShort` firing for `asset`.
+fn reserves_short_fires(alerts: &[Alert], asset: &str) -> bool {
+    alerts.iter().any(|alert| {
+        alert.name() == "FerryReservesShort"
+            && alert.is_firing()
+            && alert.labels.get("asset").map(String::as_str) == Some(asset)
+    })
+}
+
+/// Spends one free reserve UTXO of the peg to the miner with members 0..3's Bitcoin keys, outside
+/// any batch; returns its value.
+async fn steal_a_reserve_utxo(system: &System) -> TestResult<u128> {
+    let client = system.client(0)?;
+    let view: ReservesView = client.query("/reserves", None).await?.ok_or("no reserves")?;
+    let stolen = view.bitcoin_utxos.iter().find(|utxo| utxo.locked_by.is_none()).ok_or("no free reserve UTXO")?;
+    let peg = Peg::new(&accounts::federation_ceremony()?.manifest.bitcoin)?;
+    let fee = 5_000;
+    let thief = system.parents.miner.address().to_string();
+    let output = ReleaseOutput::new(&thief, BitcoinNetwork::Regtest, Amount::new(stolen.amount.get() - fee))?;
+    let plan = plan_release(&[stolen.utxo()], &[output], Amount::new(fee), Amount::new(546))?;
+    let tx = unsigned_transaction(&plan, &peg);
+    let hashes = sighashes(&tx, &plan, &peg)?;
+    let mut signatures = Vec::new();
+    for hash in &hashes {
+        let mut by_member = BTreeMap::new();
+        for member in 0..3 {
+            by_member.insert(member, sign_input(&accounts::member_bitcoin_secret(member)?, hash));
+        }
+        signatures.push(by_member);
+    }
+    let signed = assemble_witness(&tx, &peg, &hashes, &signatures)?;
+    system.parents.btcd.rpc().send_raw_transaction(&signed).await?;
+    system.parents.btcd.mine(1).await?;
+    Ok(stolen.amount.get())
+}
+
+async fn value_taken_behind_the_chains_back_pauses_the_bridge_and_fires_the_alert(system: &System) -> TestResult {
+    let client = system.client(0)?;
+    let interval = client.params().await?.reserves_interval;
+    let stolen = steal_a_reserve_utxo(system).await?;
+    let mined_at = client.latest_height().await?;
+    let started = std::time::Instant::now();
+    let status = loop {
+        let status: BridgeStatus = client.query(BRIDGE_PATH, None).await?.ok_or("no bridge status")?;
+        if status.paused {
+            break status;
+        }
+        if started.elapsed() > WAIT {
+            return Err(format!("not paused {WAIT:?} after {stolen} sat left the peg").into());
+        }
+        tokio::time::sleep(PARENT_BLOCK).await;
+    };
+    assert!(status.reason.starts_with("reserves shortfall on btc: sat: "), "{status:?}");
+    let took = status.since_height.saturating_sub(mined_at);
+    eprintln!("reserves: paused {took} sidechain blocks after the theft was mined (reserves_interval {interval})");
+    // The next round whose parent height covers the theft: at most an interval away, plus the
+    // parent clock's report spacing and the members' answers.
+    assert!(took <= 2 * interval, "paused {took} blocks after the theft (interval {interval})");
+    let check: ReservesCheckView = client.query(RESERVES_CHECK_PATH, None).await?.ok_or("no check")?;
+    let sat = check.last.get(&ParentChain::Bitcoin).and_then(|check| check.assets.get(&Denom::sat()).cloned());
+    let sat = sat.ok_or("no Bitcoin check")?;
+    assert_eq!(sat.shortfall.get(), stolen.min(sat.least.get()), "{sat:?}");
+    system.prometheus.wait_for_alerts(WAIT, |alerts| reserves_short_fires(alerts, "sat")).await?;
+
+    // Ether out of the vault: Ethereum's next check is short too (the bridge stays paused).
+    let anvil = &system.parents.anvil;
+    let vault = anvil.vault();
+    let held = anvil.wallet().balance(vault).await?;
+    anvil.set_balance(vault, held - U256::from(ONE_TOKEN)).await?;
+    anvil.mine(1).await?;
+    let started = std::time::Instant::now();
+    loop {
+        let check: ReservesCheckView = client.query(RESERVES_CHECK_PATH, None).await?.ok_or("no check")?;
+        let wei = check.last.get(&ParentChain::Ethereum).and_then(|check| check.assets.get(&Denom::wei()).cloned());
+        if let Some(wei) = wei.filter(|wei| !wei.shortfall.is_zero()) {
+            assert_eq!(wei.shortfall.get(), ONE_TOKEN.min(wei.least.get()), "{wei:?}");
+            break;
+        }
+        if started.elapsed() > WAIT {
+            return Err(format!("the vault's missing ether was not found short: {check:?}").into());
+        }
+        tokio::time::sleep(PARENT_BLOCK).await;
+    }
+    system.prometheus.wait_for_alerts(WAIT, |alerts| reserves_short_fires(alerts, "wei")).await?;
+    Ok(())
 }
 
 async fn an_ethereum_deposit_waits_for_its_block_to_be_finalized(system: &mut System) -> TestResult {
