@@ -29,9 +29,13 @@ use crate::reserves::{RoundAsk, round_to_answer};
 use crate::store::{Cursor, DepositStatus, ObserveOutcome, Store};
 use crate::tracker::{Effect, Tracker};
 
-/// Least time between two parent-height reports of one member (mainnet blocks are ten minutes
-/// apart; regtest's come as fast as tests mine them).
+/// Least time between two parent-height reports of one member on Bitcoin (mainnet blocks are ten
+/// minutes apart; regtest's come as fast as tests mine them), outside the reports forced before
+/// deposit attestations.
 const CLOCK_REPORT_SPACING: Duration = Duration::from_secs(2);
+/// The same on Ethereum, whose clock only sets the height reserves rounds snapshot at: every
+/// twelve-second block would keep the member account busy for little.
+const ETHEREUM_CLOCK_REPORT_SPACING: Duration = Duration::from_secs(10);
 /// Most deposit attestations sent in one sidechain transaction (the chain takes 64 messages).
 const ATTESTATIONS_PER_TX: usize = 32;
 /// Most parent-chain blocks scanned per poll (bounds one poll's duration during catch-up).
@@ -237,7 +241,8 @@ impl Relayer {
 
     /// Reports `height` of `chain` to the chain's parent clock when it passed this member's last
     /// report (the chain counts a member's highest report; a lower one after a reorg changes
-    /// nothing), at most once per [`CLOCK_REPORT_SPACING`] unless `force`d: the member account is
+    /// nothing), at most once per [`CLOCK_REPORT_SPACING`] (Ethereum:
+    /// [`ETHEREUM_CLOCK_REPORT_SPACING`]) unless `force`d: the member account is
     /// shared with the signer, and a report per regtest block would keep taking its sequence.
     /// Deposits are attested only after a forced report of the height they were judged at (see
     /// `ferry_app::reserves_check`). Returns whether this member's report now reaches `height`;
@@ -247,7 +252,11 @@ impl Relayer {
         if last.is_some_and(|(reported, _)| height <= reported) {
             return true;
         }
-        if !force && last.is_some_and(|(_, at)| at.elapsed() < CLOCK_REPORT_SPACING) {
+        let spacing = match chain {
+            ParentChain::Bitcoin => CLOCK_REPORT_SPACING,
+            ParentChain::Ethereum => ETHEREUM_CLOCK_REPORT_SPACING,
+        };
+        if !force && last.is_some_and(|(_, at)| at.elapsed() < spacing) {
             return false;
         }
         let report = MsgAttestParentHeight { attester: self.attester.address(), chain, height };

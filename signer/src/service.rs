@@ -46,10 +46,13 @@ use crate::store::{Guarded, Store};
 
 /// How long to wait for a signature post to be included.
 const INCLUSION_TIMEOUT: Duration = Duration::from_secs(30);
-/// Attempts at a post when it races another transaction of the same account (sequence).
-const SEQUENCE_ATTEMPTS: u32 = 10;
-/// Pause between those attempts.
-const SEQUENCE_RETRY: Duration = Duration::from_millis(300);
+/// Attempts at a post when it races another transaction of the same account (sequence): the
+/// member account is shared by the signer, the relayer (attestations, parent-height reports,
+/// reserves snapshots) and operator commands.
+const SEQUENCE_ATTEMPTS: u32 = 30;
+/// Least pause between those attempts; up to as much again is added, varying with the clock, so
+/// two senders on a fixed cadence do not keep colliding.
+const SEQUENCE_RETRY: Duration = Duration::from_millis(250);
 /// Longest pause before retrying a batch whose post failed.
 const MAX_POST_BACKOFF: Duration = Duration::from_secs(60);
 
@@ -428,9 +431,15 @@ pub async fn post_duty(chain: &FerryClient, key: &ferry_types::AccountKey, msg: 
         if !code.is_some_and(TxCode::passes_by_itself) {
             break;
         }
-        tokio::time::sleep(SEQUENCE_RETRY).await;
+        tokio::time::sleep(retry_pause()).await;
     }
     Err(last)
+}
+
+/// [`SEQUENCE_RETRY`] plus a part of it that varies with the clock's sub-second digits.
+fn retry_pause() -> Duration {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().subsec_nanos();
+    SEQUENCE_RETRY + SEQUENCE_RETRY.mul_f64(f64::from(nanos % 1_000) / 1_000.0)
 }
 
 /// The parent chain of a batch that does not decode, from its `asset` if readable (Ethereum
