@@ -92,6 +92,11 @@ pub struct Relayer {
     /// Per parent chain, the last reserves round whose snapshot the chain refused for good (not
     /// sent again).
     reserves_refused: Mutex<BTreeMap<ParentChain, u64>>,
+    /// Per parent chain, how far its last poll made it snapshot-ready, and the node's tip then.
+    ready: Mutex<BTreeMap<ParentChain, (u64, u64)>>,
+    /// Per parent chain, the highest height this relayer had scanned before its node lost blocks
+    /// (a chain shorter than the cursor, without the cursor's block).
+    rewound: Mutex<BTreeMap<ParentChain, u64>>,
 }
 
 /// Learns the peg's output script from the chain.
@@ -130,6 +135,8 @@ impl Relayer {
             ethereum,
             clock_reported: Mutex::new(BTreeMap::new()),
             reserves_refused: Mutex::new(BTreeMap::new()),
+            rewound: Mutex::new(BTreeMap::new()),
+            ready: Mutex::new(BTreeMap::new()),
         }
     }
 
@@ -157,7 +164,30 @@ impl Relayer {
                 tokio::time::sleep(ethereum_poll).await;
             }
         };
-        tokio::join!(bitcoin, ethereum);
+        // Reserves snapshots in a loop of their own, so waiting for their inclusion never slows
+        // the scans.
+        let reserves = async {
+            loop {
+                self.answer_reserves_rounds().await;
+                tokio::time::sleep(bitcoin_poll.min(ethereum_poll)).await;
+            }
+        };
+        tokio::join!(bitcoin, ethereum, reserves);
+    }
+
+    /// Records how far `chain` can be snapshot (`ready_height`) and the node's tip, for
+    /// [`Relayer::answer_reserves_rounds`].
+    fn note_ready(&self, chain: ParentChain, ready_height: u64, tip: u64) {
+        self.ready.lock().unwrap_or_else(PoisonError::into_inner).insert(chain, (ready_height, tip));
+    }
+
+    /// Answers the open reserves round for every chain this relayer has polled.
+    pub async fn answer_reserves_rounds(&self) {
+        let ready: Vec<(ParentChain, (u64, u64))> =
+            self.ready.lock().unwrap_or_else(PoisonError::into_inner).iter().map(|(c, r)| (*c, *r)).collect();
+        for (chain, (ready_height, tip)) in ready {
+            self.answer_reserves_round(chain, ready_height, tip).await;
+        }
     }
 
     /// One Bitcoin round: detect a reorg below the cursor, scan new blocks, settle pending deposits.
@@ -173,7 +203,7 @@ impl Relayer {
         // skipping the replaced blocks (the next round walks back).
         let mut reached: Option<Cursor> = match self.store.cursor(ParentChain::Bitcoin).await? {
             None => None,
-            Some(cursor) => Some(self.bitcoin_resume_point(watch, &cursor).await?),
+            Some(cursor) => Some(self.bitcoin_resume_point(watch, &cursor, tip).await?),
         };
         let mut next = reached.as_ref().map_or(watch.start_height, |from| from.height.saturating_add(1));
         let last = tip.min(next.saturating_add(BLOCKS_PER_POLL - 1));
@@ -223,7 +253,7 @@ impl Relayer {
         }
         let scanned = next.saturating_sub(1);
         self.record_progress("btc", tip, scanned);
-        self.report_height(ParentChain::Bitcoin, tip, false).await;
+        self.report_height(ParentChain::Bitcoin, tip).await;
 
         // Settle: the canonical hash at each pending deposit's height, then the tracker decides.
         let pending = self.pending_of(ParentChain::Bitcoin).await?;
@@ -235,60 +265,68 @@ impl Relayer {
         }
         self.settle(ParentChain::Bitcoin, Tracker::new(watch.policy.clone()), pending, tip, &canonical, tip).await?;
         // The peg index is complete up to the scanned height.
-        self.answer_reserves_round(ParentChain::Bitcoin, scanned).await;
+        self.note_ready(ParentChain::Bitcoin, scanned, tip);
         Ok(())
     }
 
     /// Reports `height` of `chain` to the chain's parent clock when it passed this member's last
     /// report (the chain counts a member's highest report; a lower one after a reorg changes
     /// nothing), at most once per [`CLOCK_REPORT_SPACING`] (Ethereum:
-    /// [`ETHEREUM_CLOCK_REPORT_SPACING`]) unless `force`d: the member account is
-    /// shared with the signer, and a report per regtest block would keep taking its sequence.
-    /// Deposits are attested only after a forced report of the height they were judged at (see
-    /// `ferry_app::reserves_check`). Returns whether this member's report now reaches `height`;
-    /// a failed report is logged and retried with the next poll.
-    async fn report_height(&self, chain: ParentChain, height: u64, force: bool) -> bool {
+    /// [`ETHEREUM_CLOCK_REPORT_SPACING`]): the member account is shared with the signer, and a
+    /// report per regtest block would keep taking its sequence. Deposit attestations carry their
+    /// own report (see [`Relayer::attest_all`]). A failed report is logged and retried with the
+    /// next poll.
+    async fn report_height(&self, chain: ParentChain, height: u64) {
         let last = self.clock_reported.lock().unwrap_or_else(PoisonError::into_inner).get(&chain).copied();
-        if last.is_some_and(|(reported, _)| height <= reported) {
-            return true;
-        }
         let spacing = match chain {
             ParentChain::Bitcoin => CLOCK_REPORT_SPACING,
             ParentChain::Ethereum => ETHEREUM_CLOCK_REPORT_SPACING,
         };
-        if !force && last.is_some_and(|(_, at)| at.elapsed() < spacing) {
-            return false;
+        if last.is_some_and(|(reported, at)| height <= reported || at.elapsed() < spacing) {
+            return;
         }
         let report = MsgAttestParentHeight { attester: self.attester.address(), chain, height };
-        match self.attester.send(Msg::AttestParentHeight(report)).await {
-            AttestOutcome::Accepted { .. } => {
-                self.clock_reported
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .insert(chain, (height, Instant::now()));
-                tracing::debug!(%chain, height, "parent height reported");
-                true
-            }
+        let outcome = self.attester.send(Msg::AttestParentHeight(report.clone())).await;
+        self.note_reported(&report, &outcome);
+        match outcome {
+            AttestOutcome::Accepted { .. } => tracing::debug!(%chain, height, "parent height reported"),
             outcome => {
                 tracing::warn!(%chain, height, outcome = outcome.label(), "parent height report not accepted; will report again");
-                false
+            }
+        }
+    }
+
+    /// Remembers `report` as sent when the transaction carrying it was accepted.
+    fn note_reported(&self, report: &MsgAttestParentHeight, outcome: &AttestOutcome) {
+        if matches!(outcome, AttestOutcome::Accepted { .. }) {
+            let mut reported = self.clock_reported.lock().unwrap_or_else(PoisonError::into_inner);
+            if reported.get(&report.chain).is_none_or(|(height, _)| *height < report.height) {
+                reported.insert(report.chain, (report.height, Instant::now()));
             }
         }
     }
 
     /// Sends this member's snapshot for the open reserves round's `chain` question, once its own
     /// node can answer (`ready_height`: the peg index's scanned height, or the Ethereum height
-    /// deposits are attested up to). Failures are logged; the next poll tries again.
-    async fn answer_reserves_round(&self, chain: ParentChain, ready_height: u64) {
-        if let Err(error) = self.try_answer_reserves_round(chain, ready_height).await {
+    /// deposits are attested up to; `tip`: the node's best height). Failures are logged; the next
+    /// poll tries again.
+    async fn answer_reserves_round(&self, chain: ParentChain, ready_height: u64, tip: u64) {
+        if let Err(error) = self.try_answer_reserves_round(chain, ready_height, tip).await {
             tracing::warn!(%chain, error = format!("{error:#}"), "reserves snapshot not sent; will try again");
         }
     }
 
-    async fn try_answer_reserves_round(&self, chain: ParentChain, ready_height: u64) -> anyhow::Result<()> {
+    /// A round asking about a height above the node's tip waits for the node, unless this
+    /// relayer saw the node lose blocks up to that height: then the node's whole best chain,
+    /// scanned, is the answer — the blocks above its tip are gone, and what they held with them.
+    async fn try_answer_reserves_round(&self, chain: ParentChain, ready_height: u64, tip: u64) -> anyhow::Result<()> {
         let Some(view) = self.chain.query::<ReservesCheckView>(RESERVES_CHECK_PATH, None).await? else { return Ok(()) };
         let Some(ask) = round_to_answer(&view, chain, &self.attester.address()) else { return Ok(()) };
-        if ask.parent_height > ready_height {
+        let rewound_past = self.rewound.lock().unwrap_or_else(PoisonError::into_inner).get(&chain).copied();
+        let lost = rewound_past.is_some_and(|from| from >= ask.parent_height)
+            && tip < ask.parent_height
+            && ready_height >= tip;
+        if ask.parent_height > ready_height && !lost {
             tracing::debug!(%chain, round = ask.round, parent_height = ask.parent_height, ready_height, "reserves round waits for this node");
             return Ok(());
         }
@@ -353,8 +391,11 @@ impl Relayer {
     }
 
     /// Where to continue after `cursor`: right after it if its block is still canonical, else
-    /// after the fork point found by walking back along the stale branch.
-    async fn bitcoin_resume_point(&self, watch: &BitcoinWatch, cursor: &Cursor) -> anyhow::Result<Cursor> {
+    /// after the fork point found by walking back along the stale branch. A node whose best chain
+    /// is shorter than the cursor and which does not know the cursor's block lost blocks this
+    /// relayer scanned (a wiped or replaced node): the scan starts over from `start_height`, and
+    /// the relayer remembers the rewind (see [`Relayer::try_answer_reserves_round`]).
+    async fn bitcoin_resume_point(&self, watch: &BitcoinWatch, cursor: &Cursor, tip: u64) -> anyhow::Result<Cursor> {
         let canonical = watch.rpc.get_block_hash(cursor.height).await.map(|h| h.to_string()).ok();
         if canonical.as_deref() == Some(cursor.block_hash.as_str()) {
             return Ok(cursor.clone());
@@ -362,11 +403,18 @@ impl Relayer {
         let mut height = cursor.height;
         let mut stale: bitcoin::BlockHash = cursor.block_hash.parse().context("stored cursor hash")?;
         // Walk the stale branch back (nodes keep side-branch blocks) to the common ancestor. A
-        // node that no longer has the stale block (resynced, or a reset regtest) gets a bounded
-        // rescan instead; observations are idempotent, so rescanning is always safe.
+        // node that no longer has the stale block gets a bounded rescan instead when it is still
+        // as long (resynced), and a full one when it is shorter (it lost the blocks);
+        // observations are idempotent, so rescanning is always safe.
+        let mut rewound = false;
         while height > watch.start_height {
             let Ok(block) = watch.rpc.get_block(&stale).await else {
-                height = height.saturating_sub(BITCOIN_UNKNOWN_FORK_RESCAN).max(watch.start_height);
+                if tip < cursor.height {
+                    rewound = true;
+                    height = watch.start_height;
+                } else {
+                    height = height.saturating_sub(BITCOIN_UNKNOWN_FORK_RESCAN).max(watch.start_height);
+                }
                 break;
             };
             stale = block.header.prev_blockhash;
@@ -375,15 +423,22 @@ impl Relayer {
                 break;
             }
         }
+        let height = height.min(tip);
         self.metrics.reorgs.with_label_values(&["btc"]).inc();
-        self.store
-            .append(
-                "reorg",
-                "btc",
-                &serde_json::json!({"cursor_height": cursor.height, "cursor_hash": cursor.block_hash, "fork_height": height}),
-            )
-            .await?;
-        tracing::warn!(target: "ferry_relayer::bitcoin", from = cursor.height, fork = height, "reorganisation: rescanning from the fork point");
+        let detail = serde_json::json!({"cursor_height": cursor.height, "cursor_hash": cursor.block_hash, "fork_height": height, "node_tip": tip});
+        if rewound {
+            self.rewound
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .entry(ParentChain::Bitcoin)
+                .and_modify(|from| *from = (*from).max(cursor.height))
+                .or_insert(cursor.height);
+            self.store.append("rewind", "btc", &detail).await?;
+            tracing::error!(target: "ferry_relayer::bitcoin", scanned = cursor.height, node_tip = tip, "the Bitcoin node lost blocks this relayer scanned (its chain is shorter and does not hold them): rescanning from the start; reserves snapshots will show what the node holds now");
+        } else {
+            self.store.append("reorg", "btc", &detail).await?;
+            tracing::warn!(target: "ferry_relayer::bitcoin", from = cursor.height, fork = height, "reorganisation: rescanning from the fork point");
+        }
         let block_hash = watch.rpc.get_block_hash(height).await?.to_string();
         Ok(Cursor { height, block_hash })
     }
@@ -466,9 +521,9 @@ impl Relayer {
                 (Tracker::new(watch.policy.clone()).attestable_up_to(finalized), finalized.min(tip))
             }
         };
-        self.report_height(ParentChain::Ethereum, attestable, false).await;
+        self.report_height(ParentChain::Ethereum, attestable).await;
         self.settle(ParentChain::Ethereum, tracker, pending, tip, &canonical, attestable).await?;
-        self.answer_reserves_round(ParentChain::Ethereum, attestable.min(scanned)).await;
+        self.note_ready(ParentChain::Ethereum, attestable.min(scanned), tip);
         Ok(())
     }
 
@@ -523,12 +578,10 @@ impl Relayer {
             }
         }
         // The chain's parent clock must reach these deposits' blocks before they mint (reserves
-        // rounds rely on it): report first, attest after.
-        if !ready.is_empty() && !self.report_height(chain, clock_height, true).await {
-            tracing::info!(%chain, deposits = ready.len(), "deposits wait for this member's parent height report");
-            ready.clear();
-        }
-        self.attest_all(&ready).await?;
+        // rounds rely on it): each attestation transaction carries this member's report of the
+        // height they were judged at, first.
+        let report = MsgAttestParentHeight { attester: self.attester.address(), chain, height: clock_height };
+        self.attest_all(&ready, &report).await?;
         self.update_deposit_gauges().await?;
         self.metrics.last_poll.with_label_values(&[chain.tag()]).set(now_seconds());
         Ok(())
@@ -552,21 +605,23 @@ impl Relayer {
     /// intent before and every outcome after. The chain executes a transaction's messages all or
     /// none, so a transaction refused for good is not taken as every deposit's refusal: its
     /// deposits are sent again one by one, and each gets its own answer.
-    async fn attest_all(&self, ready: &[DepositFacts]) -> anyhow::Result<()> {
+    async fn attest_all(&self, ready: &[DepositFacts], report: &MsgAttestParentHeight) -> anyhow::Result<()> {
         for chunk in ready.chunks(ATTESTATIONS_PER_TX) {
             if let [facts] = chunk {
-                self.attest(facts).await?;
+                self.attest(facts, report).await?;
                 continue;
             }
             for facts in chunk {
                 self.store.mark_attesting(&facts.id()).await?;
             }
             let attester = self.attester.address();
-            let msgs: Vec<Msg> = chunk
-                .iter()
-                .map(|facts| Msg::AttestDeposit(MsgAttestDeposit { attester, facts: facts.clone() }))
+            let msgs: Vec<Msg> = std::iter::once(Msg::AttestParentHeight(report.clone()))
+                .chain(
+                    chunk.iter().map(|facts| Msg::AttestDeposit(MsgAttestDeposit { attester, facts: facts.clone() })),
+                )
                 .collect();
             let outcome = self.attester.send_all(&msgs).await;
+            self.note_reported(report, &outcome);
             for facts in chunk {
                 self.metrics.attestations.with_label_values(&[facts.chain.tag(), outcome.label()]).inc();
             }
@@ -585,7 +640,7 @@ impl Relayer {
                         "attestations refused together; sending them one by one"
                     );
                     for facts in chunk {
-                        self.attest(facts).await?;
+                        self.attest(facts, report).await?;
                     }
                 }
                 AttestOutcome::Deferred { code, log } => {
@@ -604,13 +659,15 @@ impl Relayer {
         Ok(())
     }
 
-    /// Sends this member's attestation of `facts`, recording intent before and outcome after.
-    async fn attest(&self, facts: &DepositFacts) -> anyhow::Result<()> {
+    /// Sends this member's attestation of `facts` (after its parent-height `report`, in the same
+    /// transaction), recording intent before and outcome after.
+    async fn attest(&self, facts: &DepositFacts, report: &MsgAttestParentHeight) -> anyhow::Result<()> {
         let id = facts.id();
         let chain_label = facts.chain.tag();
         let attempt = self.store.mark_attesting(&id).await?;
         let msg = Msg::AttestDeposit(MsgAttestDeposit { attester: self.attester.address(), facts: facts.clone() });
-        let outcome = self.attester.send(msg).await;
+        let outcome = self.attester.send_all(&[Msg::AttestParentHeight(report.clone()), msg]).await;
+        self.note_reported(report, &outcome);
         self.metrics.attestations.with_label_values(&[chain_label, outcome.label()]).inc();
         match outcome {
             AttestOutcome::Accepted { tx, height } => {

@@ -15,6 +15,7 @@ use ferry_types::event as ev;
 use ferry_types::genesis::Federation;
 use ferry_types::msg::{MsgWithdraw, check_destination};
 use ferry_types::peg::{BitcoinNetwork, Peg, deposit_memo};
+use ferry_types::query::ReservesCheckView;
 use ferry_types::query::{
     BITCOIN_FEES_PATH, BatchView, BitcoinFeesView, BridgeStatus, PegView, WithdrawalId, WithdrawalView,
 };
@@ -1089,8 +1090,43 @@ impl Context {
                 "parent_chain": actual.map(|a| a.to_string()), "matches": matches,
             }));
         }
-        text.push_str(&format!("bitcoin reserve UTXOs: {}", view.bitcoin_utxos.len()));
-        out.emit(&json!({ "assets": rows, "bitcoin_utxos": view.bitcoin_utxos.len() }), text.trim_end());
+        text.push_str(&format!("bitcoin reserve UTXOs: {}\n", view.bitcoin_utxos.len()));
+        // The federation's own check: what a quorum of members' nodes showed the bridge holding.
+        let checks: ReservesCheckView =
+            client.query(ferry_types::query::RESERVES_CHECK_PATH, None).await?.unwrap_or_default();
+        let mut federation = Vec::new();
+        for (chain, check) in &checks.last {
+            for (denom, asset) in &check.assets {
+                let verdict = if !asset.shortfall.is_zero() {
+                    format!("SHORT by {}", asset.shortfall)
+                } else if !asset.excess.is_zero() {
+                    format!("ok, {} more than the books hold", asset.excess)
+                } else {
+                    "ok".to_owned()
+                };
+                text.push_str(&format!(
+                    "federation check of {denom} on {chain} (round {}, parent height {}, {} members agreed, at sidechain height {}): holds {}, needs at least {}: {verdict}\n",
+                    check.round, check.parent_height, check.attesters, check.checked_at, asset.holdings, asset.least
+                ));
+                federation.push(json!({
+                    "chain": chain.tag(), "denom": denom.to_string(), "round": check.round,
+                    "parent_height": check.parent_height, "checked_at": check.checked_at,
+                    "attesters": check.attesters, "holdings": asset.holdings.to_string(),
+                    "least": asset.least.to_string(), "shortfall": asset.shortfall.to_string(),
+                    "excess": asset.excess.to_string(),
+                }));
+            }
+        }
+        if checks.last.is_empty() {
+            text.push_str(&format!(
+                "federation check: none yet (a round every {} blocks, answered by the members' relayers)\n",
+                checks.interval
+            ));
+        }
+        out.emit(
+            &json!({ "assets": rows, "bitcoin_utxos": view.bitcoin_utxos.len(), "federation_checks": federation }),
+            text.trim_end(),
+        );
         Ok(())
     }
 }

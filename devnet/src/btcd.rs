@@ -155,6 +155,38 @@ impl Btcd {
         Ok(())
     }
 
+    /// Restarts this node on the same addresses. In regtest btcd deletes its database at every
+    /// start, so the node comes back with an empty chain (genesis only): a parent chain that lost
+    /// every block under a running system, as after a wiped or replaced node.
+    ///
+    /// # Errors
+    /// As [`Btcd::start`].
+    pub async fn restart_wiped(&mut self) -> anyhow::Result<()> {
+        self.stop();
+        let password = fs::read_to_string(self.dir.join("rpc.password"))?;
+        let binary = Btcd::binary()?;
+        let addrs = Some((self.rpc_addr, self.p2p_addr));
+        let mut last_error = None;
+        for _ in 0..START_ATTEMPTS {
+            match Btcd::try_start(&binary, &self.dir, &self.mining_address, password.trim(), &self.extra_args, addrs)
+                .await
+            {
+                Ok(mut restarted) => {
+                    restarted.remove_on_drop = self.remove_on_drop;
+                    self.remove_on_drop = false;
+                    let _stopped = std::mem::replace(self, restarted);
+                    return Ok(());
+                }
+                Err(error) => {
+                    last_error = Some(error);
+                    // The old process's ports may take a moment to be free again.
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            }
+        }
+        Err(last_error.unwrap_or_else(|| anyhow::anyhow!("btcd was not restarted")))
+    }
+
     async fn start_with_args(
         binary: &Path,
         dir: &Path,
@@ -164,7 +196,7 @@ impl Btcd {
     ) -> anyhow::Result<Btcd> {
         let mut last_error = None;
         for _ in 0..START_ATTEMPTS {
-            match Btcd::try_start(binary, dir, mining_address, password, &extra_args).await {
+            match Btcd::try_start(binary, dir, mining_address, password, &extra_args, None).await {
                 Ok(btcd) => return Ok(btcd),
                 Err(error) => last_error = Some(error),
             }
@@ -178,9 +210,12 @@ impl Btcd {
         mining_address: &str,
         password: &str,
         extra_args: &[String],
+        addrs: Option<(SocketAddr, SocketAddr)>,
     ) -> anyhow::Result<Btcd> {
-        let rpc_addr = free_loopback_addr()?;
-        let p2p_addr = free_loopback_addr()?;
+        let (rpc_addr, p2p_addr) = match addrs {
+            Some(addrs) => addrs,
+            None => (free_loopback_addr()?, free_loopback_addr()?),
+        };
         let log = dir.join("btcd.out");
         let log_file = || {
             OpenOptions::new()

@@ -13,7 +13,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
 use bitcoin::{Amount as Sats, OutPoint, TxOut};
-use common::{TestResult, serial};
+use common::{TestResult, WAIT, serial};
 use ferry_devnet::NetworkSpec;
 use ferry_devnet::accounts;
 use ferry_devnet::btcd::RegtestWallet;
@@ -248,6 +248,24 @@ async fn a_new_user_bridges_btc_and_eth_both_ways_with_the_cli_alone() -> TestRe
     // The deposit's prepaid spending is reported: what alice deposited less what she got.
     let sat = assets.iter().find(|row| row["denom"] == "sat").ok_or("no sat row")?;
     assert_eq!(sat["fee_pool"].as_str(), Some((u128::from(BTC / 2) - btc_minted).to_string().as_str()), "{sat}");
+    // The federation's own reserves check: a quorum of the members' relayers found both parent
+    // chains holding what the ledger needs (a round every `reserves_interval` blocks).
+    let started = std::time::Instant::now();
+    let checks = loop {
+        let reserves = user.json(&["reserves"])?;
+        let checks = reserves["federation_checks"].as_array().cloned().unwrap_or_default();
+        let chains: std::collections::BTreeSet<&str> = checks.iter().filter_map(|c| c["chain"].as_str()).collect();
+        if chains.len() == 2 {
+            break checks;
+        }
+        if started.elapsed() > WAIT {
+            return Err(format!("no federation check of both chains: {reserves}").into());
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    for check in &checks {
+        assert_eq!(check["shortfall"], "0", "{check}");
+    }
 
     // Insufficient funds: bob has no ether.
     let refused = user.run(&["--from", "bob", "withdraw", "eth", "1eth", eth_destination, "--yes"])?;

@@ -148,6 +148,24 @@ impl Federation {
         })
     }
 
+    /// Members 0..3 attest a made-up deposit of `amount` of `asset` to user 1, as their relayers
+    /// would: the reserves a withdrawal is paid from (a batch never pays more than them).
+    async fn mint(&self, chain: ParentChain, asset: Denom, amount: u128) -> TestResult {
+        let tx_id = match chain {
+            ParentChain::Bitcoin => "ab".repeat(32),
+            ParentChain::Ethereum => format!("0x{}", "cd".repeat(32)),
+        };
+        let recipient = accounts::user_key(1)?.address();
+        let facts = DepositFacts { chain, tx_id, index: 0, asset, amount: Amount::new(amount), recipient };
+        for member in &self.ceremony.members[..3] {
+            let mut wallet = Wallet::load(&self.client, member.account_key().clone()).await?;
+            let attest = Msg::AttestDeposit(MsgAttestDeposit { attester: member.account(), facts: facts.clone() });
+            let included = self.client.broadcast_and_wait(wallet.sign_fee_exempt(&[attest])?, WAIT).await?;
+            anyhow::ensure!(included.code == 0, "attestation refused: {}", included.log);
+        }
+        Ok(())
+    }
+
     /// User 0 burns `amount` of `asset` to `destination`; the burn is included.
     async fn withdraw(&self, asset: Denom, amount: u128, destination: &str, fee: Coin) -> TestResult {
         let user = accounts::user_key(0)?;
@@ -189,6 +207,8 @@ async fn signers_rebuild_refuse_a_foreign_vault_and_sign_once_a_stopped_member_r
     let mut federation =
         Federation::start("signer-eth-e2e", |member| if member == 3 { OTHER_VAULT } else { VAULT }).await?;
     federation.signers[0].kill();
+    // Reserves to pay from: a (made-up) 0.01 ETH deposit.
+    federation.mint(ParentChain::Ethereum, Denom::wei(), 10_000_000_000_000_000).await?;
 
     // A user burns 0.002 fETH to an Ethereum address.
     let fee = Coin { denom: Denom::wei(), amount: federation.min_fee };
@@ -250,20 +270,7 @@ async fn a_bitcoin_batch_is_rebuilt_and_signed_per_input_by_every_member() -> Te
     let client = &federation.client;
 
     // A reserve UTXO: three members attest a (made-up) 0.01 BTC deposit, as their relayers would.
-    let facts = DepositFacts {
-        chain: ParentChain::Bitcoin,
-        tx_id: "ab".repeat(32),
-        index: 0,
-        asset: Denom::sat(),
-        amount: Amount::new(1_000_000),
-        recipient: accounts::user_key(1)?.address(),
-    };
-    for member in &federation.ceremony.members[..3] {
-        let mut wallet = Wallet::load(client, member.account_key().clone()).await?;
-        let attest = Msg::AttestDeposit(MsgAttestDeposit { attester: member.account(), facts: facts.clone() });
-        let included = client.broadcast_and_wait(wallet.sign_fee_exempt(&[attest])?, WAIT).await?;
-        anyhow::ensure!(included.code == 0, "attestation refused: {}", included.log);
-    }
+    federation.mint(ParentChain::Bitcoin, Denom::sat(), 1_000_000).await?;
 
     // A user burns 300 000 sat to a regtest address.
     let destination = bitcoin::Address::p2wsh(&ScriptBuf::from_bytes(vec![0x51]), BitcoinNet::Regtest).to_string();
