@@ -19,12 +19,15 @@
 //!    against one bump period, and the overpay ratio (paid rate / market rate).
 //! 6. State that scales: blocks that mint deposits, queue withdrawals and form a Bitcoin batch,
 //!    at 10 and at 10,000 reserve UTXOs and queued withdrawals (in process).
+//! 7. Reserves snapshots: a relayer's Bitcoin snapshot over its peg index at 10,000 peg outputs
+//!    against 10 (PostgreSQL).
 
 mod bls;
 mod deposits;
 mod fee_market;
 mod release_gas;
 mod reserves_scale;
+mod reserves_snapshot;
 mod samples;
 mod withdrawal_latency;
 
@@ -90,6 +93,9 @@ struct Args {
     /// Run only the fee-market benchmark.
     #[arg(long)]
     fees_only: bool,
+    /// Run only the reserves-snapshot benchmark.
+    #[arg(long)]
+    snapshot_only: bool,
 }
 
 const IN_PROCESS_CHAIN_ID: &str = "ferry-bench";
@@ -245,6 +251,9 @@ async fn main() -> anyhow::Result<()> {
     if args.fees_only {
         return fee_market::run(&fee_market::SCHEDULE).await;
     }
+    if args.snapshot_only {
+        return reserves_snapshot::run().await;
+    }
     if !args.network_only {
         let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
         println!(
@@ -259,6 +268,7 @@ async fn main() -> anyhow::Result<()> {
             &in_process(&args, cores)?,
         );
         reserves_scale::run_and_print(args.scale_entries)?;
+        reserves_snapshot::run().await?;
         if args.in_process_only {
             return Ok(());
         }
