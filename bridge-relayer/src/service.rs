@@ -492,8 +492,18 @@ impl Relayer {
                 tracing::info!(target: "ferry_relayer::ethereum", to, "the chain changed under the scan; resuming next round");
                 return Ok(());
             }
+            // Tokens the chain does not list are never attested: the vault keeps them, nothing is minted.
+            let params = self.chain.params().await?;
             for observation in observations {
                 let facts = &observation.facts;
+                if !params.lists(&facts.asset) {
+                    let reason =
+                        format!("token {} is not listed on the chain (no withdrawal limit): not attested", facts.asset);
+                    if self.store.record_rejected(ParentChain::Ethereum, &facts.tx_id, facts.index, &reason).await? {
+                        tracing::warn!(target: "ferry_relayer::ethereum", deposit_id = %facts.id(), amount = %facts.amount, reason, "deposit of an unlisted token rejected");
+                    }
+                    continue;
+                }
                 let outcome =
                     self.store.record_observed(facts, observation.block_height, &observation.block_hash).await?;
                 self.note_conflict(facts, &outcome);

@@ -24,6 +24,8 @@ pub enum DepositStage {
     Minted,
     /// Below the chain's minimum deposit for its asset: never minted (reported by `ferry reserves`).
     BelowMinimum,
+    /// A token the chain does not list (no withdrawal limit): never minted.
+    Unlisted,
 }
 
 /// A deposit's progress: parent confirmations k/N, attestations q/Q, minted.
@@ -56,7 +58,7 @@ pub struct DepositProgress {
 impl DepositProgress {
     /// Whether nothing more will happen.
     pub fn is_final(&self) -> bool {
-        matches!(self.stage, DepositStage::Minted | DepositStage::BelowMinimum)
+        matches!(self.stage, DepositStage::Minted | DepositStage::BelowMinimum | DepositStage::Unlisted)
     }
 
     /// One line for people.
@@ -76,6 +78,7 @@ impl DepositProgress {
         let minted = match (self.minted_height, self.stage) {
             (Some(height), _) => format!("minted at height {height}"),
             (None, DepositStage::BelowMinimum) => "not minted: below the chain's minimum deposit".to_owned(),
+            (None, DepositStage::Unlisted) => "not minted: the chain does not list this token".to_owned(),
             (None, _) => "not minted".to_owned(),
         };
         format!(
@@ -109,10 +112,13 @@ pub fn deposit_progress(
     let facts = record.and_then(|r| r.minted.as_ref()).or(leading.map(|(_, facts)| facts));
     let attestations = leading.map_or(0, |(count, _)| u32::try_from(count).unwrap_or(u32::MAX));
     let below_minimum = record.is_some_and(|r| r.status == DepositStatus::BelowMinimum);
+    let unlisted = record.is_some_and(|r| r.status == DepositStatus::Unlisted);
     let stage = if minted {
         DepositStage::Minted
     } else if below_minimum {
         DepositStage::BelowMinimum
+    } else if unlisted {
+        DepositStage::Unlisted
     } else if attestations > 0 {
         DepositStage::Attesting
     } else if confirmations.is_some() {

@@ -19,10 +19,13 @@
 //! 4. A release never exceeds the reserves: a withdrawal of unbacked (genesis) funds larger than
 //!    the free reserves waits, saying why, and is paid once deposits cover it; the vault then
 //!    holds exactly what the ledger says.
-//! 5. Duties that cannot be abused: a member flooding fee-free duties meets its per-block limit
+//! 5. Tokens the chain does not list (no withdrawal limit) are never attested nor minted: a
+//!    deposit of a freshly deployed token is rejected by every relayer, audited with the reason,
+//!    and creates no denomination; a later ether deposit is minted (the watchers went on).
+//! 6. Duties that cannot be abused: a member flooding fee-free duties meets its per-block limit
 //!    (`duty_limit`) while the other members' attestations mint a deposit and a user's transfer
 //!    commits.
-//! 6. A reserves check that can fail (last: it pauses the bridge): a reserve UTXO spent outside
+//! 7. A reserves check that can fail (last: it pauses the bridge): a reserve UTXO spent outside
 //!    Ferry by a quorum of member keys shows in the relayers' own peg index at the next reserves
 //!    round, the bridge pauses naming the figures and `FerryReservesShort` fires in Prometheus;
 //!    then ether taken out of the vault (`anvil_setBalance`) is found short by the next round on
@@ -83,6 +86,7 @@ async fn money_is_minted_once_at_the_right_depth_and_paid_only_from_reserves() -
     a_deposit_reincluded_at_another_log_position_by_a_deep_reorg_is_minted_once(&system).await?;
     an_ethereum_deposit_waits_for_its_block_to_be_finalized(&mut system).await?;
     a_withdrawal_beyond_the_free_reserves_waits_until_deposits_cover_it(&system).await?;
+    an_unlisted_token_is_never_attested_nor_minted(&system).await?;
     a_member_flooding_duties_hits_its_limit_while_the_others_keep_committing(&mut system).await?;
     value_taken_behind_the_chains_back_pauses_the_bridge_and_fires_the_alert(&system).await
 }
@@ -226,6 +230,35 @@ async fn a_withdrawal_beyond_the_free_reserves_waits_until_deposits_cover_it(sys
     let view: ferry_app::query::ReservesView = client.query("/reserves", None).await?.ok_or("no reserves")?;
     let vault = anvil.wallet().balance(anvil.vault()).await?;
     assert_eq!(vault, U256::from(ledger(view).reserves.get()), "the vault holds what the ledger says");
+    Ok(())
+}
+
+async fn an_unlisted_token_is_never_attested_nor_minted(system: &System) -> TestResult {
+    let anvil = &system.parents.anvil;
+    let client = system.client(0)?;
+    let user = user_key(0)?;
+    let deployed = anvil.wallet().deploy_test_token("Unlisted", "UNL", 18).await?;
+    let token = deployed.contract_address.ok_or("no token contract")?;
+    let denom = Denom::erc20(&EthAddress::from_bytes(token.into_array()));
+    let deposit = anvil.deposit_token(token, U256::from(ONE_TOKEN), &user.address()).await?;
+    // A later ether deposit is minted: the watchers scanned past the token's.
+    let before = common::balance(&client, &user.address(), &Denom::wei()).await?;
+    anvil.deposit_eth(&user.address(), U256::from(ONE_TOKEN)).await?;
+    system.wait_for_balance(&user.address(), &Denom::wei(), before + ONE_TOKEN, PARENT_BLOCK, WAIT).await?;
+    let id = format!("eth:{}:0", deposit.tx_hash);
+    let record: Option<ferry_app::bridge::DepositRecord> = client.query(&format!("/deposit/{id}"), None).await?;
+    assert!(record.is_none(), "an unlisted token was attested: {record:?}");
+    assert_eq!(common::balance(&client, &user.address(), &denom).await?, 0);
+    let view: ReservesView = client.query("/reserves", None).await?.ok_or("no reserves")?;
+    assert!(!view.assets.contains_key(&denom), "a ledger for an unlisted token");
+    for member in 0..3 {
+        let store = ferry_relayer::store::Store::connect(&system.relayer_database_url(member)?).await?;
+        let entries = store.audit_entries(&id).await?;
+        assert!(
+            entries.iter().any(|entry| entry.detail["reason"].as_str().is_some_and(|r| r.contains("not listed"))),
+            "relayer {member} did not audit why: {entries:?}"
+        );
+    }
     Ok(())
 }
 

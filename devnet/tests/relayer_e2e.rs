@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use bitcoin::{Amount as Sats, TxOut};
 use common::{
-    TestResult, WAIT, balance, serial, start_network, wait_for_a_finished_round, wait_for_balance, wait_until,
+    TestResult, WAIT, balance, serial, start_network_with, wait_for_a_finished_round, wait_for_balance, wait_until,
 };
 use ferry_client::FerryClient;
 use ferry_devnet::anvil::Anvil;
@@ -40,12 +40,23 @@ struct Fixture {
 
 impl Fixture {
     async fn start(name: &str) -> TestResult<Fixture> {
-        let network = start_network(name).await?;
+        // Anvil first: the genesis lists its test token (an unlisted token is never attested).
+        let anvil = Anvil::start().await?;
+        let mut genesis = ferry_devnet::accounts::genesis(8, 4)?;
+        let as_ferry = |address: ferry_relayer::ethereum::EthAddress| {
+            ferry_types::release::eth::EthAddress::from_bytes(address.into_array())
+        };
+        ferry_devnet::accounts::with_ethereum(
+            &mut genesis,
+            ferry_devnet::anvil::CHAIN_ID,
+            as_ferry(anvil.vault()),
+            &[as_ferry(anvil.token())],
+        );
+        let network = start_network_with(name, genesis).await?;
         let client = network.client(0)?;
         let wallet = RegtestWallet::from_seed([7; 32])?;
         let btcd = Btcd::isolated(name, wallet.address()).await?;
         btcd.mine(101).await?;
-        let anvil = Anvil::start().await?;
         let postgres = PgServer::from_env_or_start(None).await?;
         let dir = ferry_devnet::tools::repo_root().join(format!("target/relayers/{name}-{}", std::process::id()));
         let peg: PegView = client.query(PEG_PATH, None).await?.ok_or("no peg")?;

@@ -27,6 +27,10 @@ pub enum DepositStatus {
     /// Below its asset's `min_deposit`: never minted, never spent, counted in the ledger's
     /// `below_minimum`.
     BelowMinimum,
+    /// An ERC-20 token the chain does not list (no withdrawal limit, so it could never be
+    /// withdrawn): never minted, and no ledger (no denomination) is created for it. The vault keeps
+    /// it.
+    Unlisted,
 }
 
 /// A member that attested facts contradicting its own earlier attestation or the minted facts.
@@ -347,7 +351,9 @@ pub fn attest_deposit<R: StateRead>(
     if record.status == DepositStatus::Pending && reached {
         let spend_fee = spend_fee(state, params, facts)?;
         let minimum = params.deposits.min_deposit(&facts.asset);
-        if facts.amount < minimum || facts.amount <= spend_fee {
+        if !params.lists(&facts.asset) {
+            unlisted(&mut record, facts, height, events);
+        } else if facts.amount < minimum || facts.amount <= spend_fee {
             below_minimum(state, &mut record, facts, minimum, spend_fee, height, events)?;
         } else {
             let minted = mint(state, facts, spend_fee, events)?;
@@ -371,6 +377,22 @@ pub fn attest_deposit<R: StateRead>(
     }
     state.put_json(keys::deposit(&id), &record);
     Ok(())
+}
+
+/// Records a deposit of an unlisted token that reached its quorum: never minted, no ledger.
+fn unlisted(record: &mut DepositRecord, facts: &DepositFacts, height: u64, events: &mut Vec<Event>) {
+    record.status = DepositStatus::Unlisted;
+    let id = facts.id();
+    events.push(Event::new(
+        ev::DEPOSIT_UNLISTED,
+        [
+            (ev::DEPOSIT_ID, id.to_string()),
+            (ev::RECIPIENT, facts.recipient.to_string()),
+            (ev::AMOUNT, format!("{}{}", facts.amount, facts.asset)),
+            (ev::REASON, format!("{} is not listed on the chain (no withdrawal limit)", facts.asset)),
+        ],
+    ));
+    tracing::warn!(deposit_id = %id, amount = %facts.amount, asset = %facts.asset, height, "deposit of an unlisted token: not minted");
 }
 
 /// Records that `member` attested conflicting facts: its first such attestation is kept, later

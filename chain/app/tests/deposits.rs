@@ -56,7 +56,13 @@ impl Bridge {
         let keys = member_keys()?;
         let addresses: Vec<Address> = keys.iter().map(AccountKey::address).collect();
         let alice = key("alice")?;
-        let chain = Chain::start(&federation_genesis(accounts, &addresses, QUORUM))?;
+        let mut genesis = federation_genesis(accounts, &addresses, QUORUM);
+        // The test token is listed (a withdrawal limit like ether's); others are not.
+        let limits = &mut genesis.params.withdrawals.limits;
+        if let Some(wei) = limits.iter().find(|limit| limit.denom == Denom::wei()).cloned() {
+            limits.push(ferry_types::genesis::AssetLimit { denom: token()?, ..wei });
+        }
+        let chain = Chain::start(&genesis)?;
         let members = keys.iter().map(|key| chain.signer(key)).collect::<TestResult<Vec<_>>>()?;
         // Alice may hold no genesis account in this chain; she then signs as account 0, unknown to it.
         let alice = match chain.account(&alice.address())? {
@@ -1097,6 +1103,27 @@ fn genesis_whose_balances_of_a_denom_add_up_beyond_u128_is_refused() -> TestResu
     let chain = Chain::start(&federation_genesis(fits, &[], 0))?;
     assert_eq!(chain.reserves()?.assets.get(&Denom::sat()).map(|ledger| ledger.supply.get()), Some(u128::MAX));
     Ok(())
+}
+
+#[test]
+fn a_deposit_of_an_unlisted_token_is_recorded_never_minted_and_creates_no_denomination() -> TestResult {
+    let mut bridge = Bridge::start()?;
+    let dana = address("dana")?;
+    let unlisted: Denom = "erc20/0x00000000000000000000000000000000000000cd".parse()?;
+    assert!(!ferry_types::Params::default().lists(&unlisted));
+    let facts = eth(5, unlisted.clone(), 9_000, &dana);
+    let mut last = Vec::new();
+    for index in 0..3 {
+        last = bridge.attest(index, &facts)?.events;
+    }
+    let event = only_event(&last, ev::DEPOSIT_UNLISTED)?;
+    assert!(event.get(ev::REASON).is_some_and(|reason| reason.contains("not listed")), "{event:?}");
+    assert!(events_of(&last, ev::DEPOSIT_MINTED).is_empty());
+    assert_eq!(bridge.record(&facts)?.status, DepositStatus::Unlisted);
+    assert!(events_of(&bridge.attest(3, &facts)?.events, ev::DEPOSIT_MINTED).is_empty(), "never later");
+    assert_eq!(bridge.chain.balance(&dana, &unlisted)?, 0);
+    assert_eq!(bridge.ledger(&unlisted)?, None, "no ledger: no denomination to iterate");
+    assert_ledgers_match_balances(&bridge.chain)
 }
 
 #[test]

@@ -861,19 +861,27 @@ fn large_withdrawal_waits_its_delay_while_a_later_small_one_is_batched() -> Test
 
 #[test]
 fn withdrawals_the_rules_can_never_release_are_refused_when_submitted() -> TestResult {
-    // The token pays fees but has no withdrawal limit on this chain.
+    // The token pays fees but has no withdrawal limit on this chain: it is not listed, so its
+    // deposit at the start was recorded and never minted — nothing of it can be withdrawn.
     let mut rules = withdrawal_params();
     rules.limits.retain(|limit| limit.denom != token());
     let mut bridge = Bridge::start_with(rules)?;
+    assert_eq!(bridge.chain.balance(&bridge.alice.address, &token())?, 0, "an unlisted token is never minted");
     let cases = [
-        (Denom::sat(), SAT_CAP + 1, BTC_DESTINATION, "exceeds the cap of 500000sat per 40-block window"),
-        (Denom::sat(), SAT_MIN - 1, BTC_DESTINATION, "below the minimum of 10000sat"),
-        (token(), 5, ETH_DESTINATION, "has no withdrawal limit configured"),
+        (
+            Denom::sat(),
+            SAT_CAP + 1,
+            BTC_DESTINATION,
+            TxCode::WithdrawalRefused,
+            "exceeds the cap of 500000sat per 40-block window",
+        ),
+        (Denom::sat(), SAT_MIN - 1, BTC_DESTINATION, TxCode::WithdrawalRefused, "below the minimum of 10000sat"),
+        (token(), 5, ETH_DESTINATION, TxCode::InsufficientFunds, "holds 0"),
     ];
     let before = bridge.chain.reserves()?;
-    for (asset, amount, destination, named) in cases {
+    for (asset, amount, destination, code, named) in cases {
         let outcome = bridge.one(&bridge.withdraw_tx(&asset, amount, destination)?)?;
-        assert_eq!(outcome.code, TxCode::WithdrawalRefused, "{}", outcome.log);
+        assert_eq!(outcome.code, code, "{}", outcome.log);
         assert!(outcome.log.contains(named), "`{}` does not name `{named}`", outcome.log);
     }
     assert_eq!(bridge.chain.reserves()?.assets, before.assets, "nothing burned");

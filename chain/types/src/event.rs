@@ -165,3 +165,7 @@ pub const ROUND: &str = "round";
 pub const RESULT: &str = "result";
 /// Attribute: a round's parent heights per chain (`btc=120,eth=340`).
 pub const TARGETS: &str = "targets";
+
+/// A quorum attested a deposit of a token the chain does not list: not minted (`deposit_id`,
+/// `recipient`, `amount`, `reason`).
+pub const DEPOSIT_UNLISTED: &str = "ferry.bridge.deposit_unlisted";

@@ -73,6 +73,16 @@ fn default_reserves_interval() -> u64 {
     20
 }
 
+impl Params {
+    /// Whether the chain lists `asset`: native assets always; an ERC-20 token only with a
+    /// withdrawal limit (the chain's token allowlist), since nothing else could ever be withdrawn.
+    /// A deposit of an unlisted token is never minted (relayers do not attest it; the chain
+    /// records a quorum's attestation as `unlisted`).
+    pub fn lists(&self, asset: &Denom) -> bool {
+        crate::msg::erc20_token(asset).is_none() || self.withdrawals.limit(asset).is_some()
+    }
+}
+
 impl Default for Params {
     fn default() -> Self {
         Params {

@@ -25,7 +25,12 @@ pub async fn serial() -> MutexGuard<'static, ()> {
 
 /// A fresh 4-validator network (8 funded users, a 4-member federation with quorum 3), producing blocks.
 pub async fn start_network(name: &str) -> TestResult<Network> {
-    let spec = NetworkSpec::isolated(name, 4, accounts::genesis(8, 4)?)?;
+    start_network_with(name, accounts::genesis(8, 4)?).await
+}
+
+/// As [`start_network`] with `genesis`.
+pub async fn start_network_with(name: &str, genesis: ferry_types::GenesisState) -> TestResult<Network> {
+    let spec = NetworkSpec::isolated(name, 4, genesis)?;
     let mut network = Network::create(spec, Tools::locate()?)?;
     network.start_all()?;
     network.wait_for_height(2, WAIT).await?;
