@@ -41,14 +41,13 @@ use ferry_app::query::ReservesView;
 use ferry_client::Wallet;
 use ferry_devnet::accounts;
 use ferry_devnet::accounts::user_key;
-use ferry_devnet::prometheus::Alert;
 use ferry_devnet::system::System;
 use ferry_relayer::config::Finality;
 use ferry_relayer::confirmations::Tier;
 use ferry_relayer::ethereum::{DEPOSITED_TOPIC, U256};
 use ferry_types::msg::{Msg, MsgAttestParentHeight};
 use ferry_types::peg::{BitcoinNetwork, Peg};
-use ferry_types::query::{BRIDGE_PATH, BridgeStatus, RESERVES_CHECK_PATH, ReservesCheckView, WithdrawalStatus};
+use ferry_types::query::{RESERVES_CHECK_PATH, ReservesCheckView, WithdrawalStatus};
 use ferry_types::release::bitcoin::{
     ReleaseOutput, assemble_witness, plan_release, sighashes, sign_input, unsigned_transaction,
 };
@@ -91,15 +90,6 @@ async fn money_is_minted_once_at_the_right_depth_and_paid_only_from_reserves() -
     value_taken_behind_the_chains_back_pauses_the_bridge_and_fires_the_alert(&system).await
 }
 
-/// Whether Prometheus has `FerryReservesShort` firing for `asset`.
-fn reserves_short_fires(alerts: &[Alert], asset: &str) -> bool {
-    alerts.iter().any(|alert| {
-        alert.name() == "FerryReservesShort"
-            && alert.is_firing()
-            && alert.labels.get("asset").map(String::as_str) == Some(asset)
-    })
-}
-
 /// Spends one free reserve UTXO of the peg to the miner with members 0..3's Bitcoin keys, outside
 /// any batch; returns its value.
 async fn steal_a_reserve_utxo(system: &System) -> TestResult<u128> {
@@ -132,17 +122,7 @@ async fn value_taken_behind_the_chains_back_pauses_the_bridge_and_fires_the_aler
     let interval = client.params().await?.reserves_interval;
     let stolen = steal_a_reserve_utxo(system).await?;
     let mined_at = client.latest_height().await?;
-    let started = std::time::Instant::now();
-    let status = loop {
-        let status: BridgeStatus = client.query(BRIDGE_PATH, None).await?.ok_or("no bridge status")?;
-        if status.paused {
-            break status;
-        }
-        if started.elapsed() > WAIT {
-            return Err(format!("not paused {WAIT:?} after {stolen} sat left the peg").into());
-        }
-        tokio::time::sleep(PARENT_BLOCK).await;
-    };
+    let status = common::wait_for_pause(&client, &format!("{stolen} sat left the peg")).await?;
     assert!(status.reason.starts_with("reserves shortfall on btc: sat: "), "{status:?}");
     let took = status.since_height.saturating_sub(mined_at);
     eprintln!("reserves: paused {took} sidechain blocks after the theft was mined (reserves_interval {interval})");
@@ -153,7 +133,7 @@ async fn value_taken_behind_the_chains_back_pauses_the_bridge_and_fires_the_aler
     let sat = check.last.get(&ParentChain::Bitcoin).and_then(|check| check.assets.get(&Denom::sat()).cloned());
     let sat = sat.ok_or("no Bitcoin check")?;
     assert_eq!(sat.shortfall.get(), stolen.min(sat.least.get()), "{sat:?}");
-    system.prometheus.wait_for_alerts(WAIT, |alerts| reserves_short_fires(alerts, "sat")).await?;
+    system.prometheus.wait_for_alerts(WAIT, |alerts| common::reserves_short_fires(alerts, "sat")).await?;
 
     // Ether out of the vault: Ethereum's next check is short too (the bridge stays paused).
     let anvil = &system.parents.anvil;
@@ -174,7 +154,7 @@ async fn value_taken_behind_the_chains_back_pauses_the_bridge_and_fires_the_aler
         }
         tokio::time::sleep(PARENT_BLOCK).await;
     }
-    system.prometheus.wait_for_alerts(WAIT, |alerts| reserves_short_fires(alerts, "wei")).await?;
+    system.prometheus.wait_for_alerts(WAIT, |alerts| common::reserves_short_fires(alerts, "wei")).await?;
     Ok(())
 }
 

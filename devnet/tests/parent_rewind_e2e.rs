@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use common::{TestResult, WAIT, serial};
 use ferry_devnet::accounts::user_key;
 use ferry_devnet::system::System;
-use ferry_types::query::{BRIDGE_PATH, BridgeStatus, RESERVES_CHECK_PATH, ReservesCheckView};
+use ferry_types::query::{RESERVES_CHECK_PATH, ReservesCheckView};
 use ferry_types::{Denom, ParentChain};
 
 const PARENT_BLOCK: Duration = Duration::from_millis(300);
@@ -66,31 +66,12 @@ async fn a_bitcoin_node_that_loses_its_chain_pauses_the_bridge_and_nothing_is_mi
     system.parents.btcd.mine(3).await?;
     let lost_at = client.latest_height().await?;
     let interval = client.params().await?.reserves_interval;
-    let started = Instant::now();
-    let status = loop {
-        let status: BridgeStatus = client.query(BRIDGE_PATH, None).await?.ok_or("no bridge status")?;
-        if status.paused {
-            break status;
-        }
-        if started.elapsed() > WAIT {
-            return Err(format!("the bridge still runs {WAIT:?} after btcd lost its chain").into());
-        }
-        tokio::time::sleep(PARENT_BLOCK).await;
-    };
+    let status = common::wait_for_pause(&client, "btcd lost its chain").await?;
     assert!(status.reason.starts_with("reserves shortfall on btc: sat: 0 held"), "{status:?}");
     let took = status.since_height.saturating_sub(lost_at);
     eprintln!("rewind: paused {took} sidechain blocks after btcd lost its chain (reserves_interval {interval})");
     assert!(took <= 2 * interval, "paused {took} blocks after the loss");
-    system
-        .prometheus
-        .wait_for_alerts(WAIT, |alerts| {
-            alerts.iter().any(|alert| {
-                alert.name() == "FerryReservesShort"
-                    && alert.is_firing()
-                    && alert.labels.get("asset").map(String::as_str) == Some("sat")
-            })
-        })
-        .await?;
+    system.prometheus.wait_for_alerts(WAIT, |alerts| common::reserves_short_fires(alerts, "sat")).await?;
 
     // The new chain grows past the old heights: nothing is minted again.
     let new_height = system.parents.btcd.rpc().get_block_count().await?;

@@ -209,3 +209,23 @@ pub async fn assert_bitcoin_reconciled(
     assert_eq!(utxo_total, ledger.reserves.get(), "peg UTXOs vs ledger");
     Ok((ledger, reserves))
 }
+
+/// Waits (up to [`WAIT`]) until the bridge is paused; returns its status. `after` names what
+/// should have paused it, for the error.
+pub async fn wait_for_pause(client: &FerryClient, after: &str) -> TestResult<ferry_types::query::BridgeStatus> {
+    wait_until(&format!("the bridge paused after {after}"), WAIT, || async {
+        let status: ferry_types::query::BridgeStatus =
+            client.query(ferry_types::query::BRIDGE_PATH, None).await?.ok_or("no bridge status")?;
+        Ok(status.paused.then_some(status))
+    })
+    .await
+}
+
+/// Whether Prometheus has `FerryReservesShort` firing for `asset`.
+pub fn reserves_short_fires(alerts: &[ferry_devnet::prometheus::Alert], asset: &str) -> bool {
+    alerts.iter().any(|alert| {
+        alert.name() == "FerryReservesShort"
+            && alert.is_firing()
+            && alert.labels.get("asset").map(String::as_str) == Some(asset)
+    })
+}
