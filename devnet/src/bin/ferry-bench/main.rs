@@ -21,9 +21,12 @@
 //!    at 10 and at 10,000 reserve UTXOs and queued withdrawals (in process).
 //! 7. Reserves snapshots: a relayer's Bitcoin snapshot over its peg index at 10,000 peg outputs
 //!    against 10 (PostgreSQL).
+//! 8. Duties under a paid-transfer flood: blocks from a member's duty broadcast to its block, with
+//!    an idle mempool and under a flood of signed transfers (4 validators on loopback).
 
 mod bls;
 mod deposits;
+mod duty_flood;
 mod fee_market;
 mod release_gas;
 mod reserves_scale;
@@ -96,6 +99,9 @@ struct Args {
     /// Run only the reserves-snapshot benchmark.
     #[arg(long)]
     snapshot_only: bool,
+    /// Run only the duties-under-a-flood benchmark.
+    #[arg(long)]
+    duties_only: bool,
 }
 
 const IN_PROCESS_CHAIN_ID: &str = "ferry-bench";
@@ -254,6 +260,9 @@ async fn main() -> anyhow::Result<()> {
     if args.snapshot_only {
         return reserves_snapshot::run().await;
     }
+    if args.duties_only {
+        return duty_flood::run(args.senders, args.per_sender).await;
+    }
     if !args.network_only {
         let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
         println!(
@@ -302,6 +311,7 @@ async fn main() -> anyhow::Result<()> {
         ratio(&socket),
         wall_ratio(&socket)
     );
+    duty_flood::run(args.senders, args.per_sender).await?;
     if args.network_only {
         return Ok(());
     }
