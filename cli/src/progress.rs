@@ -413,6 +413,7 @@ mod tests {
             spend_fee: minted.then_some(Amount::new(20)),
             first_attested_height: 10,
             minted_height: minted.then_some(12),
+            opened_by: None,
         }
     }
 

@@ -71,6 +71,10 @@ pub struct DepositRecord {
     pub first_attested_height: u64,
     /// Height of the mint.
     pub minted_height: Option<u64>,
+    /// The member whose attestation opened the record: it counts against that member's open
+    /// records (`params.max_open_deposits_per_member`) until the record is decided.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub opened_by: Option<Address>,
 }
 
 /// Per-asset totals: wrapped supply, the parent-chain reserves backing it, and what was burned
@@ -130,6 +134,11 @@ pub mod keys {
     /// A deposit record.
     pub fn deposit(id: &DepositId) -> Vec<u8> {
         format!("deposit/{id}").into_bytes()
+    }
+
+    /// How many undecided (pending) deposit records a member opened (JSON integer).
+    pub fn open_deposits(member: &ferry_types::Address) -> Vec<u8> {
+        format!("open_deposits/{member}").into_bytes()
     }
 
     /// An asset's ledger.
@@ -310,7 +319,11 @@ pub fn attest_deposit<R: StateRead>(
     let facts = &attest.facts;
     let id = facts.id();
     let digest = digest_hex(facts);
-    let mut record = state.deposit(&id)?.unwrap_or_else(|| DepositRecord {
+    let existing = state.deposit(&id)?;
+    if existing.is_none() {
+        open_record(state, params, &attest.attester)?;
+    }
+    let mut record = existing.unwrap_or_else(|| DepositRecord {
         id: id.clone(),
         status: DepositStatus::Pending,
         attestations: BTreeMap::new(),
@@ -321,6 +334,7 @@ pub fn attest_deposit<R: StateRead>(
         spend_fee: None,
         first_attested_height: height,
         minted_height: None,
+        opened_by: Some(attest.attester),
     });
 
     let previous = record.attestations.get(&attest.attester).cloned();
@@ -349,6 +363,9 @@ pub fn attest_deposit<R: StateRead>(
 
     let reached = u32::try_from(agreeing).unwrap_or(u32::MAX) >= quorum;
     if record.status == DepositStatus::Pending && reached {
+        if let Some(opener) = record.opened_by {
+            close_record(state, &opener)?;
+        }
         let spend_fee = spend_fee(state, params, facts)?;
         let minimum = params.deposits.min_deposit(&facts.asset);
         if !params.lists(&facts.asset) {
@@ -393,6 +410,31 @@ fn unlisted(record: &mut DepositRecord, facts: &DepositFacts, height: u64, event
         ],
     ));
     tracing::warn!(deposit_id = %id, amount = %facts.amount, asset = %facts.asset, height, "deposit of an unlisted token: not minted");
+}
+
+/// Counts a new record against `member`'s open records, refusing it (`duty_limit`) at
+/// `params.max_open_deposits_per_member`: each attested id is a permanent record, so a member
+/// attesting ids that never reach a quorum could otherwise grow state without bound.
+fn open_record<R: StateRead>(state: &mut StateDelta<R>, params: &Params, member: &Address) -> Result<(), BankError> {
+    let open: u64 = state.get_json(&keys::open_deposits(member))?.unwrap_or(0);
+    let limit = u64::from(params.max_open_deposits_per_member);
+    if open >= limit {
+        return Err(rejection(
+            TxCode::DutyLimit,
+            format!(
+                "member {member} has opened {open} deposit records no quorum has decided yet, at most {limit} (params.max_open_deposits_per_member); attest deposits others opened, or wait until yours are decided"
+            ),
+        ));
+    }
+    state.put_json(keys::open_deposits(member), &(open + 1));
+    Ok(())
+}
+
+/// A record `member` opened was decided (minted, below the minimum or unlisted).
+fn close_record<R: StateRead>(state: &mut StateDelta<R>, member: &Address) -> Result<(), StateError> {
+    let open: u64 = state.get_json(&keys::open_deposits(member))?.unwrap_or(0);
+    state.put_json(keys::open_deposits(member), &open.saturating_sub(1));
+    Ok(())
 }
 
 /// Records that `member` attested conflicting facts: its first such attestation is kept, later

@@ -53,6 +53,14 @@ impl Bridge {
 
     /// Genesis `accounts` (alice among them or not), then the members.
     fn start_with(accounts: Vec<GenesisAccount>) -> TestResult<Bridge> {
+        Bridge::start_configured(accounts, |_| {})
+    }
+
+    /// As [`Bridge::start_with`], with `configure` applied to the genesis parameters.
+    fn start_configured(
+        accounts: Vec<GenesisAccount>,
+        configure: impl FnOnce(&mut ferry_types::Params),
+    ) -> TestResult<Bridge> {
         let keys = member_keys()?;
         let addresses: Vec<Address> = keys.iter().map(AccountKey::address).collect();
         let alice = key("alice")?;
@@ -62,6 +70,7 @@ impl Bridge {
         if let Some(wei) = limits.iter().find(|limit| limit.denom == Denom::wei()).cloned() {
             limits.push(ferry_types::genesis::AssetLimit { denom: token()?, ..wei });
         }
+        configure(&mut genesis.params);
         let chain = Chain::start(&genesis)?;
         let members = keys.iter().map(|key| chain.signer(key)).collect::<TestResult<Vec<_>>>()?;
         // Alice may hold no genesis account in this chain; she then signs as account 0, unknown to it.
@@ -268,6 +277,7 @@ fn btc_deposit_mints_exactly_once_when_the_third_of_four_members_attests_identic
         spend_fee: None,
         first_attested_height: 1,
         minted_height: Some(3),
+        opened_by: Some(bridge.member_address(0)?),
     };
     assert_eq!(record, expected);
     let reserves = bridge.chain.reserves()?;
@@ -1102,6 +1112,34 @@ fn genesis_whose_balances_of_a_denom_add_up_beyond_u128_is_refused() -> TestResu
     let fits = vec![funded(&alice, &[sat(u128::MAX - 1)]), funded(&bob, &[sat(1)])];
     let chain = Chain::start(&federation_genesis(fits, &[], 0))?;
     assert_eq!(chain.reserves()?.assets.get(&Denom::sat()).map(|ledger| ledger.supply.get()), Some(u128::MAX));
+    Ok(())
+}
+
+#[test]
+fn a_member_opening_more_undecided_records_than_its_limit_is_refused_until_they_are_decided() -> TestResult {
+    let alice = key("alice")?;
+    let accounts = vec![funded(&alice.address(), &[sat(ALICE_SAT), wei(ALICE_WEI)])];
+    let mut bridge = Bridge::start_configured(accounts, |params| params.max_open_deposits_per_member = 2)?;
+    let dana = address("dana")?;
+    let (first, second, third) = (btc(0, DEPOSIT_SAT, &dana), btc(1, DEPOSIT_SAT, &dana), btc(2, DEPOSIT_SAT, &dana));
+    for facts in [&first, &second] {
+        assert_eq!(bridge.attest(0, facts)?.code, TxCode::Ok);
+    }
+    // A third id member 0 alone vouches for: refused, nothing stored.
+    let refused = bridge.attest(0, &third)?;
+    assert_eq!(refused.code, TxCode::DutyLimit, "{}", refused.log);
+    assert!(refused.log.contains("at most 2 (params.max_open_deposits_per_member)"), "{}", refused.log);
+    assert_eq!(bridge.chain.deposit(&third.id())?, None);
+    // Another member may still open it; member 0 may attest records it did not open.
+    assert_eq!(bridge.attest(1, &third)?.code, TxCode::Ok);
+    assert_eq!(bridge.attest(0, &third)?.code, TxCode::Ok);
+    // Once a quorum decides one of member 0's records, it may open another.
+    for index in 1..3 {
+        assert_eq!(bridge.attest(index, &first)?.code, TxCode::Ok);
+    }
+    assert_eq!(bridge.record(&first)?.status, DepositStatus::Minted);
+    assert_eq!(bridge.attest(0, &btc(3, DEPOSIT_SAT, &dana))?.code, TxCode::Ok);
+    assert_eq!(bridge.attest(0, &btc(4, DEPOSIT_SAT, &dana))?.code, TxCode::DutyLimit);
     Ok(())
 }
 

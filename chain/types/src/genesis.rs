@@ -25,6 +25,11 @@ pub struct Params {
     /// executed in one block: duties are fee-free, so this is what bounds a member's load.
     #[serde(default = "default_max_duty_msgs_per_block")]
     pub max_duty_msgs_per_block: u32,
+    /// Most deposit records one member may have opened (attested first) that no quorum has
+    /// decided yet: every attested id is a permanent record, and this bounds what one member can
+    /// make the chain store.
+    #[serde(default = "default_max_open_deposits_per_member")]
+    pub max_open_deposits_per_member: u32,
     /// Blocks between reserves rounds: each member's relayer then attests what its own
     /// parent-chain nodes hold for the bridge, and a quorum's snapshot is compared with the
     /// ledger (a shortfall pauses the bridge).
@@ -68,6 +73,11 @@ fn default_max_duty_msgs_per_block() -> u32 {
     512
 }
 
+/// 10,000 undecided deposit records per member: far above any honest backlog.
+fn default_max_open_deposits_per_member() -> u32 {
+    10_000
+}
+
 /// A reserves round every 20 blocks.
 fn default_reserves_interval() -> u64 {
     20
@@ -90,6 +100,7 @@ impl Default for Params {
             max_tx_bytes: 16 * 1024,
             max_msgs_per_tx: 64,
             max_duty_msgs_per_block: default_max_duty_msgs_per_block(),
+            max_open_deposits_per_member: default_max_open_deposits_per_member(),
             reserves_interval: default_reserves_interval(),
             withdrawals: WithdrawalParams::default(),
             deposits: DepositParams::default(),
@@ -471,6 +482,9 @@ impl GenesisState {
         }
         if self.params.max_duty_msgs_per_block == 0 {
             return Err(GenesisError::ZeroParam("max_duty_msgs_per_block"));
+        }
+        if self.params.max_open_deposits_per_member == 0 {
+            return Err(GenesisError::ZeroParam("max_open_deposits_per_member"));
         }
         if self.params.reserves_interval == 0 {
             return Err(GenesisError::ZeroParam("reserves_interval"));
