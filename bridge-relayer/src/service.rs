@@ -25,7 +25,7 @@ use crate::bitcoin::scan::{Scanned, peg_flows, scan_block};
 use crate::confirmations::ConfirmationPolicy;
 use crate::ethereum::EthereumWatcher;
 use crate::metrics::Metrics;
-use crate::reserves::{RoundAsk, round_to_answer};
+use crate::reserves::round_to_answer;
 use crate::store::{Cursor, DepositStatus, ObserveOutcome, Store};
 use crate::tracker::{Effect, Tracker};
 
@@ -333,7 +333,9 @@ impl Relayer {
         if self.reserves_refused.lock().unwrap_or_else(PoisonError::into_inner).get(&chain) == Some(&ask.round) {
             return Ok(());
         }
-        let holdings = self.holdings_at(chain, &ask).await?;
+        // Asked about a height the node lost: what its whole chain holds (its tip).
+        let at = if lost { ask.parent_height.min(tip) } else { ask.parent_height };
+        let holdings = self.holdings_at(chain, &ask.assets, at).await?;
         for (denom, amount) in &holdings {
             #[allow(clippy::cast_precision_loss)] // a gauge
             self.metrics.reserves_holdings.with_label_values(&[denom.as_str()]).set(amount.get() as f64);
@@ -369,19 +371,22 @@ impl Relayer {
         Ok(())
     }
 
-    /// What this member's own node shows the bridge holding of each asset `ask` names, at its
-    /// parent height.
-    async fn holdings_at(&self, chain: ParentChain, ask: &RoundAsk) -> anyhow::Result<BTreeMap<Denom, Amount>> {
+    /// What this member's own node shows the bridge holding of each of `assets` at parent height
+    /// `at`.
+    async fn holdings_at(
+        &self,
+        chain: ParentChain,
+        assets: &[Denom],
+        at: u64,
+    ) -> anyhow::Result<BTreeMap<Denom, Amount>> {
         let mut holdings = BTreeMap::new();
-        for asset in &ask.assets {
+        for asset in assets {
             let amount = match chain {
-                ParentChain::Bitcoin if *asset == Denom::sat() => {
-                    u128::from(self.store.peg_holdings_at(ask.parent_height).await?)
-                }
+                ParentChain::Bitcoin if *asset == Denom::sat() => u128::from(self.store.peg_holdings_at(at).await?),
                 ParentChain::Bitcoin => anyhow::bail!("the reserves round names `{asset}` for Bitcoin"),
                 ParentChain::Ethereum => {
                     let watch = self.ethereum.as_ref().context("no Ethereum watcher")?;
-                    let held = watch.watcher.holdings_at(asset, ask.parent_height).await?;
+                    let held = watch.watcher.holdings_at(asset, at).await?;
                     u128::try_from(held).with_context(|| format!("the vault's {asset} balance {held}"))?
                 }
             };
@@ -427,20 +432,27 @@ impl Relayer {
         self.metrics.reorgs.with_label_values(&["btc"]).inc();
         let detail = serde_json::json!({"cursor_height": cursor.height, "cursor_hash": cursor.block_hash, "fork_height": height, "node_tip": tip});
         if rewound {
-            self.rewound
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .entry(ParentChain::Bitcoin)
-                .and_modify(|from| *from = (*from).max(cursor.height))
-                .or_insert(cursor.height);
-            self.store.append("rewind", "btc", &detail).await?;
-            tracing::error!(target: "ferry_relayer::bitcoin", scanned = cursor.height, node_tip = tip, "the Bitcoin node lost blocks this relayer scanned (its chain is shorter and does not hold them): rescanning from the start; reserves snapshots will show what the node holds now");
+            self.note_rewind(ParentChain::Bitcoin, cursor.height, &detail).await?;
         } else {
             self.store.append("reorg", "btc", &detail).await?;
             tracing::warn!(target: "ferry_relayer::bitcoin", from = cursor.height, fork = height, "reorganisation: rescanning from the fork point");
         }
         let block_hash = watch.rpc.get_block_hash(height).await?.to_string();
         Ok(Cursor { height, block_hash })
+    }
+
+    /// Remembers that `chain`'s node lost blocks this relayer had scanned up to `scanned` (see
+    /// [`Relayer::try_answer_reserves_round`]), audits a `rewind` with `detail`, and says so.
+    async fn note_rewind(&self, chain: ParentChain, scanned: u64, detail: &serde_json::Value) -> anyhow::Result<()> {
+        self.rewound
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(chain)
+            .and_modify(|from| *from = (*from).max(scanned))
+            .or_insert(scanned);
+        self.store.append("rewind", chain.tag(), detail).await?;
+        tracing::error!(%chain, scanned, %detail, "the node lost blocks this relayer scanned (its chain is shorter and does not hold them): rescanning from the start; reserves snapshots will show what the node holds now");
+        Ok(())
     }
 
     /// Counts and logs a deposit id seen again with other facts (the store audited it).
@@ -465,6 +477,14 @@ impl Relayer {
                 let canonical = watch.watcher.block_hash(cursor.height).await?;
                 if canonical.as_deref() == Some(cursor.block_hash.as_str()) {
                     cursor.height.saturating_add(1)
+                } else if tip < cursor.height {
+                    // The node's chain is shorter than what was scanned and lost the cursor's
+                    // block (a reset or replaced node): nothing of the old chain stands.
+                    self.metrics.reorgs.with_label_values(&["eth"]).inc();
+                    let rescan = watch.start_block.min(tip);
+                    let detail = serde_json::json!({"cursor_height": cursor.height, "cursor_hash": cursor.block_hash, "node_tip": tip, "rescan_from": rescan});
+                    self.note_rewind(ParentChain::Ethereum, cursor.height, &detail).await?;
+                    rescan
                 } else {
                     self.metrics.reorgs.with_label_values(&["eth"]).inc();
                     let rescan = cursor.height.saturating_sub(ETHEREUM_REORG_RESCAN).max(watch.start_block);

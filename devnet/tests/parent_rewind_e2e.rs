@@ -8,7 +8,8 @@
 //! indexes emptied), and answer the next reserves round with what the node holds now: a quorum
 //! of them shows the peg empty, the bridge pauses naming the shortfall within a few blocks, and
 //! `FerryReservesShort` fires. When the new chain grows past the old heights nothing is minted
-//! again.
+//! again. Then anvil is rolled back (`evm_revert`) to before an ether deposit the chain minted:
+//! the relayers see their Ethereum node lose the blocks too, and the next Ethereum round is short.
 
 mod common;
 
@@ -17,10 +18,12 @@ use std::time::{Duration, Instant};
 use common::{TestResult, WAIT, serial};
 use ferry_devnet::accounts::user_key;
 use ferry_devnet::system::System;
+use ferry_relayer::ethereum::U256;
 use ferry_types::query::{RESERVES_CHECK_PATH, ReservesCheckView};
 use ferry_types::{Denom, ParentChain};
 
 const PARENT_BLOCK: Duration = Duration::from_millis(300);
+const ONE_ETH: u128 = 1_000_000_000_000_000_000;
 
 /// The wrapped BTC in existence, by the chain's ledger.
 async fn sat_supply(client: &ferry_client::FerryClient) -> TestResult<u128> {
@@ -29,11 +32,19 @@ async fn sat_supply(client: &ferry_client::FerryClient) -> TestResult<u128> {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_bitcoin_node_that_loses_its_chain_pauses_the_bridge_and_nothing_is_minted_again() -> TestResult {
+async fn parent_nodes_that_lose_their_chains_pause_the_bridge_and_nothing_is_minted_again() -> TestResult {
     let _serial = serial().await;
     let mut system = System::isolated("parent-rewind", 1).await?;
     let client = system.client(0)?;
     let user = user_key(0)?.address();
+
+    // Anvil as it was before any deposit, to roll back to at the end.
+    let anvil = &system.parents.anvil;
+    let empty_vault = anvil.snapshot().await?;
+    let ether = 2 * ONE_ETH;
+    let wei_before = common::balance(&client, &user, &Denom::wei()).await?;
+    anvil.deposit_eth(&user, U256::from(ether)).await?;
+    system.wait_for_balance(&user, &Denom::wei(), wei_before + ether, PARENT_BLOCK, WAIT).await?;
 
     // A minted deposit, and a reserves round that found the peg holding it.
     let before = common::balance(&client, &user, &Denom::sat()).await?;
@@ -48,13 +59,18 @@ async fn a_bitcoin_node_that_loses_its_chain_pauses_the_bridge_and_nothing_is_mi
             .get(&ParentChain::Bitcoin)
             .and_then(|check| check.assets.get(&Denom::sat()))
             .map(|asset| (asset.holdings.get(), asset.shortfall.is_zero()));
-        if held.is_some_and(|(holdings, fine)| holdings >= 2_000_000 && fine) {
+        let eth_fine = view
+            .last
+            .get(&ParentChain::Ethereum)
+            .and_then(|check| check.assets.get(&Denom::wei()))
+            .is_some_and(|asset| asset.holdings.get() >= ether && asset.shortfall.is_zero());
+        if held.is_some_and(|(holdings, fine)| holdings >= 2_000_000 && fine) && eth_fine {
             break;
         }
         if started.elapsed() > WAIT {
             return Err(format!("no reserves check found the deposit: {view:?}").into());
         }
-        system.parents.btcd.mine(1).await?;
+        system.mine_parents(1).await?;
         tokio::time::sleep(PARENT_BLOCK).await;
     }
     let old_height = system.parents.btcd.rpc().get_block_count().await?;
@@ -80,5 +96,17 @@ async fn a_bitcoin_node_that_loses_its_chain_pauses_the_bridge_and_nothing_is_mi
     client.wait_for_height(passed + 10, WAIT).await?;
     assert_eq!(sat_supply(&client).await?, supply_before, "nothing minted again");
     assert_eq!(common::balance(&client, &user, &Denom::sat()).await? - before, minted);
+
+    // Anvil rolled back to before the ether deposit: the vault's ether is gone with the blocks.
+    let anvil = &system.parents.anvil;
+    anvil.revert(empty_vault).await?;
+    anvil.mine(1).await?;
+    common::wait_until("the lost ether found short", WAIT, || async {
+        let view: ReservesCheckView = client.query(RESERVES_CHECK_PATH, None).await?.ok_or("no check")?;
+        let wei = view.last.get(&ParentChain::Ethereum).and_then(|check| check.assets.get(&Denom::wei()).cloned());
+        Ok(wei.filter(|wei| wei.shortfall.get() >= ether))
+    })
+    .await?;
+    system.prometheus.wait_for_alerts(WAIT, |alerts| common::reserves_short_fires(alerts, "wei")).await?;
     Ok(())
 }
