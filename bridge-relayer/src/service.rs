@@ -181,12 +181,26 @@ impl Relayer {
         self.ready.lock().unwrap_or_else(PoisonError::into_inner).insert(chain, (ready_height, tip));
     }
 
-    /// Answers the open reserves round for every chain this relayer has polled.
+    /// Answers the open reserves round for every chain this relayer has polled (one read of
+    /// `/reserves/check` for all of them).
     pub async fn answer_reserves_rounds(&self) {
         let ready: Vec<(ParentChain, (u64, u64))> =
             self.ready.lock().unwrap_or_else(PoisonError::into_inner).iter().map(|(c, r)| (*c, *r)).collect();
+        if ready.is_empty() {
+            return;
+        }
+        let view = match self.chain.query::<ReservesCheckView>(RESERVES_CHECK_PATH, None).await {
+            Ok(Some(view)) => view,
+            Ok(None) => return,
+            Err(error) => {
+                tracing::warn!(error = %error, "reserves rounds not read; will try again");
+                return;
+            }
+        };
         for (chain, (ready_height, tip)) in ready {
-            self.answer_reserves_round(chain, ready_height, tip).await;
+            if let Err(error) = self.answer_reserves_round(&view, chain, ready_height, tip).await {
+                tracing::warn!(%chain, error = format!("{error:#}"), "reserves snapshot not sent; will try again");
+            }
         }
     }
 
@@ -306,22 +320,20 @@ impl Relayer {
         }
     }
 
-    /// Sends this member's snapshot for the open reserves round's `chain` question, once its own
+    /// Sends this member's snapshot for `view`'s open round's `chain` question, once its own
     /// node can answer (`ready_height`: the peg index's scanned height, or the Ethereum height
-    /// deposits are attested up to; `tip`: the node's best height). Failures are logged; the next
-    /// poll tries again.
-    async fn answer_reserves_round(&self, chain: ParentChain, ready_height: u64, tip: u64) {
-        if let Err(error) = self.try_answer_reserves_round(chain, ready_height, tip).await {
-            tracing::warn!(%chain, error = format!("{error:#}"), "reserves snapshot not sent; will try again");
-        }
-    }
-
-    /// A round asking about a height above the node's tip waits for the node, unless this
-    /// relayer saw the node lose blocks up to that height: then the node's whole best chain,
-    /// scanned, is the answer — the blocks above its tip are gone, and what they held with them.
-    async fn try_answer_reserves_round(&self, chain: ParentChain, ready_height: u64, tip: u64) -> anyhow::Result<()> {
-        let Some(view) = self.chain.query::<ReservesCheckView>(RESERVES_CHECK_PATH, None).await? else { return Ok(()) };
-        let Some(ask) = round_to_answer(&view, chain, &self.attester.address()) else { return Ok(()) };
+    /// deposits are attested up to; `tip`: the node's best height). A round asking about a height
+    /// above the node's tip waits for the node, unless this relayer saw the node lose blocks up to
+    /// that height: then the node's whole best chain, scanned, is the answer — the blocks above
+    /// its tip are gone, and what they held with them.
+    async fn answer_reserves_round(
+        &self,
+        view: &ReservesCheckView,
+        chain: ParentChain,
+        ready_height: u64,
+        tip: u64,
+    ) -> anyhow::Result<()> {
+        let Some(ask) = round_to_answer(view, chain, &self.attester.address()) else { return Ok(()) };
         let rewound_past = self.rewound.lock().unwrap_or_else(PoisonError::into_inner).get(&chain).copied();
         let lost = rewound_past.is_some_and(|from| from >= ask.parent_height)
             && tip < ask.parent_height
@@ -399,7 +411,7 @@ impl Relayer {
     /// after the fork point found by walking back along the stale branch. A node whose best chain
     /// is shorter than the cursor and which does not know the cursor's block lost blocks this
     /// relayer scanned (a wiped or replaced node): the scan starts over from `start_height`, and
-    /// the relayer remembers the rewind (see [`Relayer::try_answer_reserves_round`]).
+    /// the relayer remembers the rewind (see [`Relayer::answer_reserves_rounds`]).
     async fn bitcoin_resume_point(&self, watch: &BitcoinWatch, cursor: &Cursor, tip: u64) -> anyhow::Result<Cursor> {
         let canonical = watch.rpc.get_block_hash(cursor.height).await.map(|h| h.to_string()).ok();
         if canonical.as_deref() == Some(cursor.block_hash.as_str()) {
@@ -442,7 +454,7 @@ impl Relayer {
     }
 
     /// Remembers that `chain`'s node lost blocks this relayer had scanned up to `scanned` (see
-    /// [`Relayer::try_answer_reserves_round`]), audits a `rewind` with `detail`, and says so.
+    /// [`Relayer::answer_reserves_rounds`]), audits a `rewind` with `detail`, and says so.
     async fn note_rewind(&self, chain: ParentChain, scanned: u64, detail: &serde_json::Value) -> anyhow::Result<()> {
         self.rewound
             .lock()
@@ -513,10 +525,10 @@ impl Relayer {
                 return Ok(());
             }
             // Tokens the chain does not list are never attested: the vault keeps them, nothing is minted.
-            let params = self.chain.params().await?;
+            let params = if observations.is_empty() { None } else { Some(self.chain.params().await?) };
             for observation in observations {
                 let facts = &observation.facts;
-                if !params.lists(&facts.asset) {
+                if params.as_ref().is_some_and(|params| !params.lists(&facts.asset)) {
                     let reason =
                         format!("token {} is not listed on the chain (no withdrawal limit): not attested", facts.asset);
                     if self.store.record_rejected(ParentChain::Ethereum, &facts.tx_id, facts.index, &reason).await? {

@@ -49,9 +49,6 @@ pub mod keys {
     }
 }
 
-/// The parent chains a round may ask about, in order.
-const CHAINS: [ParentChain; 2] = [ParentChain::Bitcoin, ParentChain::Ethereum];
-
 impl<R: StateRead> StateDelta<R> {
     /// The open reserves round, if one has opened.
     ///
@@ -75,7 +72,7 @@ impl<R: StateRead> StateDelta<R> {
     /// On storage failure or a corrupt record.
     pub fn reserves_check_view(&self, params: &Params) -> Result<ReservesCheckView, StateError> {
         let mut last = BTreeMap::new();
-        for chain in CHAINS {
+        for chain in ParentChain::ALL {
             if let Some(check) = self.reserves_check(chain)? {
                 last.insert(chain, check);
             }
@@ -106,7 +103,7 @@ pub fn open_round_if_due<R: StateRead>(
     }
     let denoms = state.ledger_denoms()?;
     let mut chains = BTreeMap::new();
-    for chain in CHAINS {
+    for chain in ParentChain::ALL {
         let parent_height = state.parent_clock(chain)?.height;
         if parent_height == 0 {
             continue;
@@ -253,8 +250,9 @@ fn conclude<R: StateRead>(
         .filter(|(_, asset)| !asset.excess.is_zero())
         .map(|(denom, asset)| format!("{denom}: {} more than the books hold", asset.excess))
         .collect();
-    let (result, reason) = match shortfall_reason(chain, check) {
-        Some(reason) => ("shortfall", reason),
+    let shortfall = shortfall_reason(chain, check);
+    let (result, reason) = match &shortfall {
+        Some(reason) => ("shortfall", reason.clone()),
         None if !excess.is_empty() => ("excess", format!("reserves excess on {chain}: {}", excess.join("; "))),
         None => ("ok", String::new()),
     };
@@ -268,15 +266,11 @@ fn conclude<R: StateRead>(
             (ev::REASON, reason.clone()),
         ],
     ));
-    match result {
-        "shortfall" => {
-            tracing::error!(height, %chain, round = check.round, %reason, "pausing the bridge");
-            crate::pause::pause(state, reason, height, events)?;
-        }
-        "excess" => tracing::info!(height, %chain, round = check.round, %reason, "reserves checked"),
-        _ => {
-            tracing::info!(height, %chain, round = check.round, parent_height = check.parent_height, "reserves checked: as the ledger needs")
-        }
+    if let Some(reason) = shortfall {
+        tracing::error!(height, %chain, round = check.round, %reason, "pausing the bridge");
+        crate::pause::pause(state, reason, height, events)?;
+    } else {
+        tracing::info!(height, %chain, round = check.round, parent_height = check.parent_height, result, %reason, "reserves checked");
     }
     Ok(())
 }

@@ -347,7 +347,7 @@ impl Metrics {
         }
         self.bitcoin_release_bumps.set(i64::from(snapshot.bitcoin_release_bumps));
         self.bitcoin_unconfirmed_release_age.set(count_gauge(snapshot.bitcoin_unconfirmed_release_age));
-        for chain in ["btc", "eth"] {
+        for chain in ferry_types::ParentChain::ALL.map(ferry_types::ParentChain::tag) {
             let checked_at =
                 snapshot.reserves_checks.iter().find(|(label, _)| label == chain).map(|(_, c)| c.checked_at);
             let age = snapshot.height.saturating_sub(checked_at.unwrap_or(0));

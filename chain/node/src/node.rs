@@ -362,7 +362,7 @@ fn bridge_snapshot(state: &StateDelta<StateView>, height: u64) -> Result<BridgeS
         }
     }
     let mut reserves_checks = Vec::new();
-    for chain in [ferry_types::ParentChain::Bitcoin, ferry_types::ParentChain::Ethereum] {
+    for chain in ferry_types::ParentChain::ALL {
         if let Some(check) = state.reserves_check(chain)? {
             reserves_checks.push((chain.to_string(), check));
         }

@@ -26,6 +26,11 @@ pub enum ParentChain {
 }
 
 impl ParentChain {
+    /// Every parent chain, in order.
+    pub const ALL: [ParentChain; 2] = [ParentChain::Bitcoin, ParentChain::Ethereum];
+}
+
+impl ParentChain {
     /// The id prefix and label: `btc` or `eth`.
     pub const fn tag(self) -> &'static str {
         match self {

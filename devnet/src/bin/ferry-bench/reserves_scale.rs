@@ -169,41 +169,50 @@ fn median(mut samples: Vec<f64>) -> f64 {
     samples.get(samples.len() / 2).copied().unwrap_or(f64::NAN)
 }
 
+/// Fills `chain` with `entries` transactions made by `make`, `chunk` per block (untimed setup).
+fn fill(
+    chain: &mut ScaleChain,
+    entries: usize,
+    chunk: usize,
+    make: fn(&mut ScaleChain, usize) -> anyhow::Result<Vec<Vec<u8>>>,
+) -> anyhow::Result<()> {
+    let mut left = entries;
+    while left > 0 {
+        let count = left.min(chunk);
+        let txs = make(chain, count)?;
+        chain.block(&txs)?;
+        left -= count;
+    }
+    Ok(())
+}
+
+/// [`ROUNDS`] timed blocks of [`PER_BLOCK`] transactions made by `make`, each of which must emit
+/// `PER_BLOCK` events of `kind`; returns the seconds each block took.
+fn timed_rounds(
+    chain: &mut ScaleChain,
+    make: fn(&mut ScaleChain, usize) -> anyhow::Result<Vec<Vec<u8>>>,
+    kind: &str,
+) -> anyhow::Result<Vec<f64>> {
+    let mut seconds = Vec::with_capacity(ROUNDS);
+    for _ in 0..ROUNDS {
+        let txs = make(chain, PER_BLOCK)?;
+        let (took, kinds) = chain.block(&txs)?;
+        let done = kinds.iter().filter(|emitted| *emitted == kind).count();
+        anyhow::ensure!(done == PER_BLOCK, "a block emitted {done} `{kind}` events, not {PER_BLOCK}");
+        seconds.push(took.as_secs_f64());
+    }
+    Ok(seconds)
+}
+
 /// One run with `entries` reserve UTXOs and `entries` queued withdrawals before measuring.
 fn run(entries: usize) -> anyhow::Result<Costs> {
     let mut chain = ScaleChain::start()?;
     // Setup: `entries` deposits minted, a few hundred per block.
-    let mut left = entries;
-    while left > 0 {
-        let count = left.min(640);
-        let txs = chain.deposits(count)?;
-        chain.block(&txs)?;
-        left -= count;
-    }
-    let mut mint = Vec::new();
-    for _ in 0..ROUNDS {
-        let txs = chain.deposits(PER_BLOCK)?;
-        let (took, kinds) = chain.block(&txs)?;
-        let minted = kinds.iter().filter(|kind| *kind == ev::DEPOSIT_MINTED).count();
-        anyhow::ensure!(minted == PER_BLOCK, "a mint block minted {minted} deposits, not {PER_BLOCK}");
-        mint.push(took.as_secs_f64());
-    }
-    let mut left = entries;
-    while left > 0 {
-        let count = left.min(1_000);
-        let txs = chain.withdrawals(count)?;
-        chain.block(&txs)?;
-        left -= count;
-    }
+    fill(&mut chain, entries, 640, ScaleChain::deposits)?;
+    let mint = timed_rounds(&mut chain, ScaleChain::deposits, ev::DEPOSIT_MINTED)?;
+    fill(&mut chain, entries, 1_000, ScaleChain::withdrawals)?;
     anyhow::ensure!(chain.height < BATCH_INTERVAL, "the setup ran into a batching height ({})", chain.height);
-    let mut withdraw = Vec::new();
-    for _ in 0..ROUNDS {
-        let txs = chain.withdrawals(PER_BLOCK)?;
-        let (took, kinds) = chain.block(&txs)?;
-        let queued = kinds.iter().filter(|kind| *kind == ev::WITHDRAWAL_QUEUED).count();
-        anyhow::ensure!(queued == PER_BLOCK, "a withdrawal block queued {queued}, not {PER_BLOCK}");
-        withdraw.push(took.as_secs_f64());
-    }
+    let withdraw = timed_rounds(&mut chain, ScaleChain::withdrawals, ev::WITHDRAWAL_QUEUED)?;
     let mut batch = Vec::new();
     for _ in 0..ROUNDS {
         chain.skip_to_batching_height()?;
