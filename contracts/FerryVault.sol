@@ -26,6 +26,14 @@ interface IERC20Minimal {
 ///      signature is bound to this chain, this vault, this federation epoch and one batch nonce.
 ///      Depositors therefore trust a threshold of federation members to mint on the sidechain
 ///      exactly what this contract records and to sign releases only for burned sidechain funds.
+///
+///      Tokens: only listed ERC-20 tokens are accepted (`depositToken` reverts with
+///      `TokenNotListed` otherwise), so a token the sidechain could never mint or release cannot
+///      enter. The constructor lists the genesis tokens; later listing and unlisting are
+///      federation actions: `setListing(listing, signature)` with a BLS signature under the same
+///      key of `abi.encode(LISTING_TAG, block.chainid, address(this), epoch, nonce, token, listed)`.
+///      Listings and releases share one nonce space (the sidechain's batch ids), so each
+///      signed action applies once.
 ///      Verification uses the EIP-2537 precompiles (see `BLS12381`) and costs the same gas
 ///      whatever the federation's size: only the aggregate key is on chain. The vault has no
 ///      key rotation: a new federation key or epoch means a new vault.
@@ -56,6 +64,8 @@ contract FerryVault {
     error TokenCallFailed(address token);
     /// @notice A guarded function was entered again before it returned.
     error Reentrancy();
+    /// @notice `depositToken` was called for a token the federation has not listed.
+    error TokenNotListed(address token);
 
     /// @notice The federation key given to the constructor is not 128 bytes (EIP-2537 G1).
     error FederationKeyLength(uint256 length);
@@ -67,7 +77,7 @@ contract FerryVault {
     error FederationKeyIsInfinity();
     /// @notice The batch was signed for another federation epoch than this vault's.
     error WrongEpoch(uint64 expected, uint64 got);
-    /// @notice The batch with this nonce was released before.
+    /// @notice The batch (or listing) with this nonce was applied before.
     error AlreadyReleased(uint64 nonce);
     /// @notice The batch has no items.
     error EmptyBatch();
@@ -112,6 +122,9 @@ contract FerryVault {
     event PaymentDeferred(uint64 indexed nonce, address indexed token, address indexed recipient, uint256 amount);
     /// @notice `recipient` claimed what it was owed in `token`.
     event Claimed(address indexed token, address indexed recipient, uint256 amount);
+    /// @notice The federation listed (`listed`) or unlisted `token` with the signed action `nonce`
+    ///         (0 for the genesis listing made by the constructor).
+    event ListingSet(uint64 indexed nonce, address indexed token, bool listed);
 
     // ---------------------------------------------------------------------------------------
     // Types
@@ -132,13 +145,24 @@ contract FerryVault {
         Item[] items;
     }
 
+    /// @notice A change to the token allowlist as the sidechain decided it: federation epoch,
+    ///         nonce (the sidechain's batch id of the action), the token and whether it is listed.
+    struct Listing {
+        uint64 epoch;
+        uint64 nonce;
+        address token;
+        bool listed;
+    }
+
     // ---------------------------------------------------------------------------------------
     // Constants
     // ---------------------------------------------------------------------------------------
 
     /// @notice First word of every signed release message.
     bytes32 public constant RELEASE_TAG = "FERRY_RELEASE_V1";
-    /// @notice The hash-to-curve domain separation tag of release signatures.
+    /// @notice First word of every signed listing message.
+    bytes32 public constant LISTING_TAG = "FERRY_LISTING_V1";
+    /// @notice The hash-to-curve domain separation tag of release (and listing) signatures.
     bytes public constant RELEASE_DST = "FERRY_RELEASE_V1_BLS12381G2_XMD:SHA-256_SSWU_RO_";
     /// @notice Gas each payment of a release may use (an ETH transfer to a contract, or a token's
     ///         `transfer`); a payment that runs out of it is deferred to `owed`. A release whose
@@ -165,8 +189,10 @@ contract FerryVault {
     bytes32 private immutable _key2;
     bytes32 private immutable _key3;
 
-    /// @notice Whether the batch with this nonce was released (each nonce pays once).
+    /// @notice Whether the batch or listing with this nonce was applied (each nonce applies once).
     mapping(uint64 nonce => bool) public released;
+    /// @notice Whether `depositToken` accepts this token.
+    mapping(address token => bool) public listed;
     /// @notice Payments of releases that failed, by token (`address(0)` for ETH) and recipient,
     ///         waiting for `claim`.
     mapping(address token => mapping(address recipient => uint256)) public owed;
@@ -191,14 +217,23 @@ contract FerryVault {
     /// @param key The federation's aggregate BLS12-381 public key, EIP-2537 G1
     ///        encoding (128 bytes: x ‖ y, each 16 zero bytes ‖ 48-byte big-endian value).
     /// @param federationEpoch The epoch of that federation, bound into every signed batch.
+    /// @param genesisTokens The ERC-20 tokens listed from the start (the sidechain genesis's).
     /// @dev Reverts with `FederationKeyLength`, `FederationKeyNotInG1` (checked with G1MSM, which
-    ///      also checks the subgroup) or `FederationKeyIsInfinity`.
-    constructor(bytes memory key, uint64 federationEpoch) {
+    ///      also checks the subgroup), `FederationKeyIsInfinity`, or `ZeroToken` / `NotAContract`
+    ///      for a genesis token.
+    constructor(bytes memory key, uint64 federationEpoch, address[] memory genesisTokens) {
         if (key.length != BLS12381.G1_LENGTH) revert FederationKeyLength(key.length);
         if (!BLS12381.isInG1(key)) revert FederationKeyNotInG1();
         if (keccak256(key) == keccak256(new bytes(BLS12381.G1_LENGTH))) revert FederationKeyIsInfinity();
         (_key0, _key1, _key2, _key3) = abi.decode(key, (bytes32, bytes32, bytes32, bytes32));
         epoch = federationEpoch;
+        for (uint256 i; i < genesisTokens.length; ++i) {
+            address token = genesisTokens[i];
+            if (token == address(0)) revert ZeroToken();
+            if (token.code.length == 0) revert NotAContract(token);
+            listed[token] = true;
+            emit ListingSet(0, token, true);
+        }
     }
 
     /// @notice The federation's aggregate public key, EIP-2537 G1 encoding (128 bytes).
@@ -226,12 +261,13 @@ contract FerryVault {
     /// @param recipient The 20-byte sidechain account id (the payload of a `ferry1…` address).
     /// @dev Tokens that return nothing from `transferFrom` (e.g. USDT) are accepted. The deposit
     ///      records what the vault's balance actually grew by, so a fee-on-transfer token credits
-    ///      the net amount. Only tokens the sidechain lists are minted; the vault cannot tell, so
-    ///      a deposit of any other token stays in the vault unminted.
+    ///      the net amount. Reverts with `TokenNotListed` for a token the federation has not
+    ///      listed (see `setListing`).
     function depositToken(address token, uint256 amount, bytes20 recipient) external nonReentrant {
         if (token == address(0)) revert ZeroToken();
         if (amount == 0) revert ZeroAmount();
         if (recipient == bytes20(0)) revert ZeroRecipient();
+        if (!listed[token]) revert TokenNotListed(token);
         if (token.code.length == 0) revert NotAContract(token);
 
         uint256 before = IERC20Minimal(token).balanceOf(address(this));
@@ -287,6 +323,39 @@ contract FerryVault {
     ///         recipient, amount (`ferry_types::release::eth::EthBatch::payload` on the Rust side).
     function releaseMessage(Batch calldata batch) public view returns (bytes memory) {
         return abi.encode(RELEASE_TAG, block.chainid, address(this), batch.epoch, batch.nonce, batch.items);
+    }
+
+    // ---------------------------------------------------------------------------------------
+    // Listings
+    // ---------------------------------------------------------------------------------------
+
+    /// @notice List or unlist `listing.token` if `signature` is the federation's BLS signature
+    ///         of `listing`. Unlisting stops new deposits of the token only: releases and claims
+    ///         of it go on, so its holders on the sidechain can still withdraw.
+    /// @param listing The change as the sidechain decided it (epoch, nonce, token, listed).
+    /// @param signature The federation's threshold signature, EIP-2537 G2 (256 bytes), over
+    ///        `listingMessage(listing)` hashed to G2 with `RELEASE_DST`.
+    /// @dev Checks, in order: `WrongEpoch`, `AlreadyReleased` (the nonce space is shared with
+    ///      releases), `ZeroToken`, `MalformedSignature`, `BadSignature`. Anyone may submit it.
+    function setListing(Listing calldata listing, bytes calldata signature) external nonReentrant {
+        if (listing.epoch != epoch) revert WrongEpoch(epoch, listing.epoch);
+        if (released[listing.nonce]) revert AlreadyReleased(listing.nonce);
+        if (listing.token == address(0)) revert ZeroToken();
+        if (signature.length != BLS12381.G2_LENGTH) revert MalformedSignature();
+        (bool wellFormed, bool valid) = BLS12381.verify(federationKey(), listingMessage(listing), RELEASE_DST, signature);
+        if (!wellFormed) revert MalformedSignature();
+        if (!valid) revert BadSignature();
+
+        released[listing.nonce] = true;
+        listed[listing.token] = listing.listed;
+        emit ListingSet(listing.nonce, listing.token, listing.listed);
+    }
+
+    /// @notice The message the federation signs for `listing` on this chain for this vault:
+    ///         `abi.encode(LISTING_TAG, block.chainid, address(this), epoch, nonce, token, listed)`
+    ///         — seven words (`ferry_types::release::eth::EthListing::payload` on the Rust side).
+    function listingMessage(Listing calldata listing) public view returns (bytes memory) {
+        return abi.encode(LISTING_TAG, block.chainid, address(this), listing.epoch, listing.nonce, listing.token, listing.listed);
     }
 
     /// @notice Take everything the vault owes the caller in `token` (`address(0)` for ETH) from

@@ -211,8 +211,16 @@ async function main() {
     "17f1d3a73197d7942695638c4fa9ac0fc3688c4f9774b905a14e3a3f171bac586c55e83ff97a1aeffb3af00adb22c6bb" +
     "0".repeat(32) +
     "08b3f481e3aaa0f1a09e30ed741d8ae4fcf5e095d5d00af600db18cb2c04b3edd03cc744a2888ae40caa232946c5e7e1";
-  const vault = await deploy("FerryVault", encodeTuple([{ dynamic: uint(128) + G1_GENERATOR }, uint(1)]));
   const quirky = await deploy("QuirkyToken");
+  const unlisted = await deploy(
+    "TestToken",
+    encodeTuple([{ dynamic: encodeString("Unlisted") }, { dynamic: encodeString("NOPE") }, uint(6)]),
+  );
+  // Genesis tokens: the test token and the quirky one are listed; `unlisted` is not.
+  const genesisTokens = { dynamic: uint(2) + address(token) + address(quirky) };
+  const vault = await deploy("FerryVault", encodeTuple([{ dynamic: uint(128) + G1_GENERATOR }, uint(1), genesisTokens]));
+  expectEq("genesis token listed", await readUint(vault, "listed(address)", address(token)), 1n);
+  expectEq("other token not listed", await readUint(vault, "listed(address)", address(unlisted)), 0n);
   expectEq("depositNonce before any deposit", await readUint(vault, "depositNonce()"), 0n);
 
   const err = async (sig, ...words) => calldata(sig, ...words);
@@ -277,7 +285,14 @@ async function main() {
   await expectRevert(
     "depositToken of an account without code",
     { to: vault, data: await calldata("depositToken(address,uint256,bytes20)", address(accounts[1]), uint(1), bytes20(recipient)) },
-    await err("NotAContract(address)", address(accounts[1])),
+    await err("TokenNotListed(address)", address(accounts[1])),
+  );
+  await send({ to: unlisted, data: await calldata("mint(address,uint256)", address(DEV0), uint(1000)) });
+  await send({ to: unlisted, data: await calldata("approve(address,uint256)", address(vault), uint(1000)) });
+  await expectRevert(
+    "depositToken of a token the federation has not listed",
+    { to: vault, data: await calldata("depositToken(address,uint256,bytes20)", address(unlisted), uint(1000), bytes20(recipient)) },
+    await err("TokenNotListed(address)", address(unlisted)),
   );
   await expectRevert(
     "depositToken with ETH attached",

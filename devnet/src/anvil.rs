@@ -192,7 +192,8 @@ impl Anvil {
     }
 
     /// Starts anvil on a free loopback port, waits for its RPC and deploys, from dev account 0,
-    /// `FerryVault` trusting `federation` and `TestToken`.
+    /// `TestToken` and then `FerryVault` trusting `federation` with the test token listed (the
+    /// devnet genesis lists it too).
     ///
     /// # Errors
     /// When the binary is missing, the process exits or does not answer within 30 s, runs
@@ -216,23 +217,29 @@ impl Anvil {
         // `process` kills anvil if an error returns early below.
         let wallet = Wallet::connect(&rpc_url, DEV_PRIVATE_KEY)?
             .with_receipt_wait(Duration::from_millis(20), Duration::from_secs(30));
-        let vault = wallet.deploy_vault(&federation.key, federation.epoch).await.context("deploying FerryVault")?;
-        let vault_address = vault.contract_address.context("the FerryVault deployment created no contract")?;
         let (name, symbol, decimals) = TEST_TOKEN;
         let token = wallet.deploy_test_token(name, symbol, decimals).await.context("deploying TestToken")?;
         let token_address = token.contract_address.context("the TestToken deployment created no contract")?;
+        let vault = wallet
+            .deploy_vault(&federation.key, federation.epoch, &[token_address])
+            .await
+            .context("deploying FerryVault")?;
+        let vault_address = vault.contract_address.context("the FerryVault deployment created no contract")?;
         Ok(Anvil { process, rpc_url, wallet, node, vault, token, vault_address, token_address, federation })
     }
 
     /// Deploys another `FerryVault` trusting `federation` on this node (e.g. a second vault of
-    /// the same federation, or one per federation size); returns its address. The vault of
-    /// [`vault`](Self::vault) stays as it is.
+    /// the same federation, or one per federation size), with the test token listed; returns its
+    /// address. The vault of [`vault`](Self::vault) stays as it is.
     ///
     /// # Errors
     /// RPC errors, or a deployment the vault's constructor refuses.
     pub async fn deploy_vault(&self, federation: &FederationKey) -> anyhow::Result<(EthAddress, Receipt)> {
-        let receipt =
-            self.wallet.deploy_vault(&federation.key, federation.epoch).await.context("deploying FerryVault")?;
+        let receipt = self
+            .wallet
+            .deploy_vault(&federation.key, federation.epoch, &[self.token_address])
+            .await
+            .context("deploying FerryVault")?;
         let address = receipt.contract_address.context("the FerryVault deployment created no contract")?;
         Ok((address, receipt))
     }

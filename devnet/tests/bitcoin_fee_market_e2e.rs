@@ -132,7 +132,7 @@ async fn a_release_below_the_market_is_replaced_until_mined_and_the_rate_follows
     loop {
         let replaced = batch_of(&system, id).await?.is_some_and(|view| match &view.batch.release {
             BatchRelease::Bitcoin(release) => release.version >= 1,
-            BatchRelease::Ethereum(_) => false,
+            _ => false,
         });
         if replaced {
             break;

@@ -98,8 +98,9 @@ async fn sign_batch(client: &FerryClient, view: &BatchView) -> TestResult {
     let ceremony = accounts::federation_ceremony()?;
     for member in ceremony.members.iter().take(3) {
         let signatures = match &view.batch.release {
-            BatchRelease::Ethereum(release) => {
-                let share = bls::sign_share(member.bls_secret_key_share(), &release.batch.signing_message());
+            BatchRelease::Ethereum(_) | BatchRelease::EthereumListing(_) => {
+                let message = view.batch.release.bls_message().unwrap_or_default();
+                let share = bls::sign_share(member.bls_secret_key_share(), &message);
                 ReleaseSignatures::Bls(bls::encode_signature_share(&share).to_vec())
             }
             BatchRelease::Bitcoin(release) => ReleaseSignatures::Bitcoin(

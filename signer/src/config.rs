@@ -212,12 +212,13 @@ impl Config {
         self.ethereum.as_ref().map(|ethereum| EthereumBridge { chain_id: ethereum.chain_id, vault: ethereum.vault })
     }
 
-    /// What this member knows for itself: the manifest's epoch, the configured Ethereum chain id
-    /// and vault, and the peg the manifest's keys make on the configured Bitcoin network.
+    /// What this member (`member`, its sidechain account) knows for itself: the manifest's
+    /// epoch, the configured Ethereum chain id and vault, and the peg the manifest's keys make on
+    /// the configured Bitcoin network.
     ///
     /// # Errors
     /// When the configured Bitcoin network is not the manifest's, or its keys make no peg.
-    pub fn local_knowledge(&self, manifest: &Manifest) -> Result<LocalKnowledge, ConfigError> {
+    pub fn local_knowledge(&self, manifest: &Manifest, member: ferry_types::Address) -> Result<LocalKnowledge, ConfigError> {
         let bitcoin = match &self.bitcoin {
             None => None,
             Some(bitcoin) if bitcoin.network != manifest.bitcoin.network => {
@@ -231,7 +232,7 @@ impl Config {
             }
             Some(_) => Some(Peg::new(&manifest.bitcoin).map_err(|e| invalid("keys.manifest", e))?),
         };
-        Ok(LocalKnowledge { epoch: manifest.epoch, ethereum: self.ethereum_bridge(), bitcoin })
+        Ok(LocalKnowledge { member, epoch: manifest.epoch, ethereum: self.ethereum_bridge(), bitcoin })
     }
 }
 

@@ -276,7 +276,7 @@ fn open_keys(config: &Config) -> anyhow::Result<(MemberSecrets, Manifest)> {
 fn run_validate(cli: &Cli) -> anyhow::Result<()> {
     let config = load_config(cli)?;
     let (secrets, manifest) = open_keys(&config)?;
-    config.local_knowledge(&manifest)?;
+    config.local_knowledge(&manifest, secrets.account())?;
     if cli.json {
         let report = json!({
             "member_index": secrets.index(),
@@ -300,7 +300,7 @@ fn run_validate(cli: &Cli) -> anyhow::Result<()> {
 async fn run_daemon(cli: &Cli) -> anyhow::Result<()> {
     let config = load_config(cli)?;
     let (secrets, manifest) = open_keys(&config)?;
-    let local = config.local_knowledge(&manifest)?;
+    let local = config.local_knowledge(&manifest, secrets.account())?;
     let policy = config.policy()?;
     let metrics = Metrics::new()?;
     let store = Store::connect(&database_url(cli, Some(&config))?).await?;

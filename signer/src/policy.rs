@@ -66,11 +66,13 @@ pub enum Reason {
     /// A Bitcoin release's fee rate is outside the chain's bounds, or an item's share of the fee
     /// is above the budget (`max_fee`) its burn gave.
     Fee,
+    /// A listing change (the vault's token allowlist) this member did not propose on the chain.
+    Listing,
 }
 
 impl Reason {
     /// Every reason, in label order of the metric series.
-    pub const ALL: [Reason; 12] = [
+    pub const ALL: [Reason; 13] = [
         Reason::PayloadMismatch,
         Reason::AmountMismatch,
         Reason::Destination,
@@ -83,6 +85,7 @@ impl Reason {
         Reason::Unsupported,
         Reason::NonStandard,
         Reason::Fee,
+        Reason::Listing,
     ];
 
     /// The metric label and audit tag.
@@ -100,6 +103,7 @@ impl Reason {
             Reason::Unsupported => "unsupported",
             Reason::NonStandard => "non_standard",
             Reason::Fee => "fee",
+            Reason::Listing => "listing",
         }
     }
 }
@@ -240,9 +244,10 @@ fn approve(input: &DecisionInput<'_>) -> Result<Rebuilt, Refusal> {
     let batch = input.batch;
     let items = batch.items.len();
     let max = usize::try_from(input.policy.max_batch_items).unwrap_or(usize::MAX);
-    // A Bitcoin batch without items is a consolidation of the reserves (checked by the rebuild).
-    let consolidation = matches!(&batch.release, ferry_types::query::BatchRelease::Bitcoin(_));
-    if items == 0 && !consolidation {
+    // Batches without items: a Bitcoin consolidation of the reserves, or a listing change; both
+    // are checked by the rebuild. A listing moves no funds, so no cap applies to it.
+    let itemless = !matches!(&batch.release, ferry_types::query::BatchRelease::Ethereum(_));
+    if items == 0 && !itemless {
         return Err(Refusal::new(Reason::ItemCount, format!("batch {} has no items", batch.id)));
     }
     if items > max {
@@ -271,7 +276,9 @@ fn approve(input: &DecisionInput<'_>) -> Result<Rebuilt, Refusal> {
             denied.iter().filter_map(|(position, _)| batch.items.get(*position)).map(|i| i.withdrawal).collect();
         return Err(refusal);
     }
-    check_cap(input.policy, &rebuilt.asset, input.signed_in_window, rebuilt.total)?;
+    if !matches!(rebuilt.payload, crate::rebuild::Payload::Listing { .. }) {
+        check_cap(input.policy, &rebuilt.asset, input.signed_in_window, rebuilt.total)?;
+    }
     Ok(rebuilt)
 }
 

@@ -25,6 +25,12 @@
 //!   budget, a fee up by at least the incremental relay fee; the guard then checks that version
 //!   `k` is the one this signer signed, if it signed it.
 //!
+//! - Listing change (no items, a total of zero): `EthListing { chain_id, vault, epoch, nonce =
+//!   batch id, token, listed }` with the token from the batch's asset and `listed` from whether
+//!   the chain adopts limits for it (which must be for that token); signed only when this member
+//!   is among its proposers on the chain — a member's BLS share backs only a change its own
+//!   member proposed.
+//!
 //! Pure: no I/O, no clock.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -34,13 +40,13 @@ use ferry_types::genesis::{EthereumBridge, WithdrawalParams};
 use ferry_types::msg::{erc20_token, parent_chain_of};
 use ferry_types::peg::Peg;
 use ferry_types::query::{
-    Batch, BatchRelease, BitcoinRelease, EthereumRelease, Withdrawal, WithdrawalId, WithdrawalView,
+    Batch, BatchRelease, BitcoinRelease, EthereumListing, EthereumRelease, Withdrawal, WithdrawalId, WithdrawalView,
 };
 use ferry_types::release::bitcoin::{
     BtcReleaseError, ReleasePlan, ReleaseRequest, parse_destination, plan_consolidation, price_release,
     price_replacement, replace_consolidation, sighashes, unsigned_transaction,
 };
-use ferry_types::release::eth::{EthAddress, EthBatch, EthReleaseItem};
+use ferry_types::release::eth::{EthAddress, EthBatch, EthListing, EthReleaseItem};
 use ferry_types::release::fee::FeeRate;
 use ferry_types::{Amount, Denom, ParentChain};
 use sha2::{Digest, Sha256};
@@ -50,6 +56,8 @@ use crate::policy::{Reason, Refusal};
 /// What a member knows for itself and never takes from the chain.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LocalKnowledge {
+    /// This member's sidechain account.
+    pub member: ferry_types::Address,
     /// The federation epoch of this member's keys (its manifest's).
     pub epoch: u64,
     /// The Ethereum chain id and vault this member pays from (absent: it signs no Ethereum batch).
@@ -80,6 +88,13 @@ pub enum Payload {
     Ethereum {
         /// The batch as rebuilt.
         batch: EthBatch,
+        /// Its payload bytes.
+        bytes: Vec<u8>,
+    },
+    /// A listing change: the BLS share is over `bytes` ([`EthListing::payload`]).
+    Listing {
+        /// The change as rebuilt.
+        listing: EthListing,
         /// Its payload bytes.
         bytes: Vec<u8>,
     },
@@ -124,7 +139,7 @@ impl Rebuilt {
     pub fn payload_hash(&self) -> [u8; 32] {
         let mut hasher = Sha256::new();
         match &self.payload {
-            Payload::Ethereum { bytes, .. } => hasher.update(bytes),
+            Payload::Ethereum { bytes, .. } | Payload::Listing { bytes, .. } => hasher.update(bytes),
             Payload::Bitcoin { sighashes, .. } => sighashes.iter().for_each(|sighash| hasher.update(sighash)),
         }
         hasher.finalize().into()
@@ -181,9 +196,11 @@ pub fn rebuild(
     let (payload, destinations) = match (&batch.release, chain) {
         (BatchRelease::Ethereum(release), ParentChain::Ethereum) => ethereum(batch, release, &burns, local)?,
         (BatchRelease::Bitcoin(release), ParentChain::Bitcoin) => bitcoin(batch, release, &burns, params, local)?,
+        (BatchRelease::EthereumListing(change), ParentChain::Ethereum) => (listing(batch, change, local)?, Vec::new()),
         (release, chain) => {
             let kind = match release {
                 BatchRelease::Ethereum(_) => "an Ethereum",
+                BatchRelease::EthereumListing(_) => "a listing",
                 BatchRelease::Bitcoin(_) => "a Bitcoin",
             };
             return refuse(
@@ -196,7 +213,7 @@ pub fn rebuild(
         BatchRelease::Bitcoin(release) => {
             (release.version, release.superseded.last().map(|previous| sighash_payload_hash(&previous.sighashes)))
         }
-        BatchRelease::Ethereum(_) => (0, None),
+        BatchRelease::Ethereum(_) | BatchRelease::EthereumListing(_) => (0, None),
     };
     Ok(Rebuilt {
         batch: batch.id,
@@ -310,6 +327,63 @@ fn ethereum(
     }
     let destinations = rebuilt.items.iter().map(|item| Destination::Ethereum(item.recipient)).collect();
     Ok((Payload::Ethereum { batch: rebuilt, bytes }, destinations))
+}
+
+/// Rebuilds a listing change (see the module documentation).
+fn listing(batch: &Batch, change: &EthereumListing, local: &LocalKnowledge) -> Result<Payload, Refusal> {
+    let id = batch.id;
+    let Some(bridge) = &local.ethereum else {
+        return refuse(
+            Reason::Unsupported,
+            format!("batch {id} is a listing change and this signer has no [ethereum] chain id and vault"),
+        );
+    };
+    if !batch.items.is_empty() || batch.total != Amount::ZERO {
+        return refuse(Reason::ItemCount, format!("listing batch {id} carries withdrawals"));
+    }
+    let Some(token) = erc20_token(&batch.asset) else {
+        return refuse(Reason::PayloadMismatch, format!("listing batch {id} is for `{}`, not a token", batch.asset));
+    };
+    if let Some(limit) = &change.limit
+        && limit.denom != batch.asset
+    {
+        return refuse(
+            Reason::PayloadMismatch,
+            format!("listing batch {id} adopts limits for `{}`, not for `{}`", limit.denom, batch.asset),
+        );
+    }
+    if !change.proposers.contains_key(&local.member) {
+        return refuse(
+            Reason::Listing,
+            format!(
+                "listing batch {id} ({} {token}) was not proposed by this member ({})",
+                if change.limit.is_some() { "list" } else { "unlist" },
+                local.member
+            ),
+        );
+    }
+    let rebuilt = EthListing {
+        chain_id: bridge.chain_id,
+        vault: bridge.vault,
+        epoch: local.epoch,
+        nonce: id,
+        token,
+        listed: change.limit.is_some(),
+    };
+    if change.listing != rebuilt {
+        return refuse(
+            Reason::PayloadMismatch,
+            format!("listing batch {id}: the chain's listing is {:?}, this signer rebuilds {rebuilt:?}", change.listing),
+        );
+    }
+    let bytes = rebuilt.payload();
+    if hex::decode(&change.payload).ok().as_deref() != Some(bytes.as_slice()) {
+        return refuse(
+            Reason::PayloadMismatch,
+            format!("listing batch {id}: the chain's payload bytes are not the payload this signer rebuilds"),
+        );
+    }
+    Ok(Payload::Listing { listing: rebuilt, bytes })
 }
 
 /// Names the first field where the chain's batch differs from the rebuilt one.

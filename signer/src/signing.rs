@@ -16,7 +16,7 @@ use crate::secrets::MemberSecrets;
 /// This member's signatures over `rebuilt`.
 pub fn sign(rebuilt: &Rebuilt, secrets: &MemberSecrets) -> ReleaseSignatures {
     match &rebuilt.payload {
-        Payload::Ethereum { bytes, .. } => {
+        Payload::Ethereum { bytes, .. } | Payload::Listing { bytes, .. } => {
             let share = bls::sign_share(secrets.bls_secret_key_share(), bytes);
             ReleaseSignatures::Bls(bls::encode_signature_share(&share).to_vec())
         }

@@ -23,7 +23,7 @@ use ferry_client::FerryClient;
 use ferry_types::genesis::Federation;
 use ferry_types::msg::MsgAttestRelease;
 use ferry_types::query::{
-    BATCH_PATH, BatchRelease, BatchStatus, BatchView, EthereumRelease, FEDERATION_PATH, PENDING_BATCHES_PATH,
+    BATCH_PATH, BatchRelease, BatchStatus, BatchView, FEDERATION_PATH, PENDING_BATCHES_PATH,
     PendingBatchesView,
 };
 use ferry_types::{Msg, ParentChain};
@@ -34,7 +34,7 @@ use crate::attest::{AttestOutcome, Attester};
 use crate::bitcoin::release::signed_release;
 use crate::bitcoin::rpc::BitcoinRpc;
 use crate::confirmations::ConfirmationPolicy;
-use crate::ethereum::vault::{VaultError, vault_error};
+use crate::ethereum::vault::{VaultAction, VaultError, vault_error};
 use crate::ethereum::{EthereumWatcher, TransactionState, Wallet};
 use crate::metrics::{Metrics, RELEASE_STATES};
 use crate::service::now_seconds;
@@ -82,11 +82,15 @@ pub struct Delivery {
     pub ethereum: Option<EthereumDelivery>,
 }
 
-/// The parent chain a batch pays on.
-fn parent_chain(release: &BatchRelease) -> ParentChain {
+/// The vault action of an Ethereum batch (a release or a listing change) and its federation
+/// signature once combined; `None` for a Bitcoin batch.
+fn vault_action(release: &BatchRelease) -> Option<(VaultAction<'_>, Option<&String>)> {
     match release {
-        BatchRelease::Bitcoin(_) => ParentChain::Bitcoin,
-        BatchRelease::Ethereum(_) => ParentChain::Ethereum,
+        BatchRelease::Ethereum(release) => Some((VaultAction::Release(&release.batch), release.signature.as_ref())),
+        BatchRelease::EthereumListing(change) => {
+            Some((VaultAction::Listing(&change.listing), change.signature.as_ref()))
+        }
+        BatchRelease::Bitcoin(_) => None,
     }
 }
 
@@ -94,7 +98,7 @@ fn summary_of(view: &BatchView) -> ReleaseSummary {
     let batch = &view.batch;
     ReleaseSummary {
         batch: batch.id,
-        chain: parent_chain(&batch.release),
+        chain: batch.release.parent_chain(),
         asset: batch.asset.clone(),
         items: u32::try_from(batch.items.len()).unwrap_or(u32::MAX),
         total: batch.total,
@@ -160,7 +164,7 @@ impl Delivery {
     }
 
     async fn advance_logged(&self, view: &BatchView, attester: Option<&Attester>) {
-        let chain = parent_chain(&view.batch.release);
+        let chain = view.batch.release.parent_chain();
         let span = tracing::info_span!("release", batch = view.batch.id, chain = chain.tag());
         if let Err(error) = self.advance(view, attester).instrument(span).await {
             self.metrics.delivery_errors.with_label_values(&[chain.tag()]).inc();
@@ -317,9 +321,9 @@ impl Delivery {
     }
 
     async fn locate(&self, view: &BatchView, record: Option<&ReleaseRecord>) -> anyhow::Result<Located> {
-        match &view.batch.release {
-            BatchRelease::Bitcoin(_) => self.locate_bitcoin(&view.batch).await,
-            BatchRelease::Ethereum(release) => self.locate_ethereum(release, record).await,
+        match vault_action(&view.batch.release) {
+            None => self.locate_bitcoin(&view.batch).await,
+            Some((action, _)) => self.locate_ethereum(action, record).await,
         }
     }
 
@@ -429,26 +433,25 @@ impl Delivery {
         }))
     }
 
-    /// Where the Ethereum release is: once the vault says the nonce is paid, the transaction that
-    /// emitted its `Released` log (whoever sent it); before, the transaction this relayer sent,
-    /// if the node still has it pending.
-    async fn locate_ethereum(
-        &self,
-        release: &EthereumRelease,
-        record: Option<&ReleaseRecord>,
-    ) -> anyhow::Result<Located> {
+    /// Where the Ethereum action (a release or a listing change) is: once the vault says the
+    /// nonce is applied, the transaction that emitted its `Released` or `ListingSet` log (whoever
+    /// sent it); before, the transaction this relayer sent, if the node still has it pending.
+    async fn locate_ethereum(&self, action: VaultAction<'_>, record: Option<&ReleaseRecord>) -> anyhow::Result<Located> {
         let side = self.ethereum_side()?;
-        let nonce = release.batch.nonce;
+        let nonce = action.nonce();
         if side.watcher.released(nonce).await? {
             let tip = side.watcher.block_number().await?;
-            let log = side.watcher.released_log(nonce, side.start_block, tip, side.max_log_range).await?.with_context(
-                || {
+            let log = side
+                .watcher
+                .applied_log(action.applied_topic(), nonce, side.start_block, tip, side.max_log_range)
+                .await?
+                .with_context(|| {
                     format!(
-                        "the vault says batch {nonce} is paid, but no Released log is in blocks {}..={tip}",
+                        "the vault says nonce {nonce} is applied, but no {} log is in blocks {}..={tip}",
+                        action.function(),
                         side.start_block
                     )
-                },
-            )?;
+                })?;
             return Ok(Located::Included(Inclusion {
                 parent_tx: log.tx_hash,
                 block_height: log.block_number,
@@ -471,9 +474,9 @@ impl Delivery {
     }
 
     async fn deliver(&self, view: &BatchView, summary: &ReleaseSummary) -> anyhow::Result<()> {
-        match &view.batch.release {
-            BatchRelease::Bitcoin(_) => self.deliver_bitcoin(view, summary).await,
-            BatchRelease::Ethereum(release) => self.deliver_ethereum(release, summary).await,
+        match vault_action(&view.batch.release) {
+            None => self.deliver_bitcoin(view, summary).await,
+            Some((action, signature)) => self.deliver_ethereum(action, signature, summary).await,
         }
     }
 
@@ -501,20 +504,25 @@ impl Delivery {
         Ok(())
     }
 
-    /// Signs `release(batch, signature)` after the node simulated it, records the transaction's
-    /// hash, then sends it. The vault's `AlreadyReleased` means another relayer was first: nothing
-    /// is sent or recorded, and the next round looks for that relayer's transaction.
-    async fn deliver_ethereum(&self, release: &EthereumRelease, summary: &ReleaseSummary) -> anyhow::Result<()> {
+    /// Signs the action — `release(batch, signature)` or `setListing(listing, signature)` — after
+    /// the node simulated it, records the transaction's hash, then sends it. The vault's
+    /// `AlreadyReleased` means another relayer was first: nothing is sent or recorded, and the
+    /// next round looks for that relayer's transaction.
+    async fn deliver_ethereum(
+        &self,
+        action: VaultAction<'_>,
+        signature: Option<&String>,
+        summary: &ReleaseSummary,
+    ) -> anyhow::Result<()> {
         let side = self.ethereum_side()?;
         let wallet = side.wallet.as_ref().context("delivering without an Ethereum wallet")?;
         let vault = side.watcher.vault();
         let configured = ferry_types::release::eth::EthAddress::from_bytes(vault.into());
-        if release.batch.vault != configured {
-            let reason =
-                format!("the batch pays from vault {}, this relayer's vault is {configured}", release.batch.vault);
+        if action.vault() != configured {
+            let reason = format!("the batch is for vault {}, this relayer's vault is {configured}", action.vault());
             return self.delivery_failed(summary, &reason).await;
         }
-        let Some(signature) = &release.signature else {
+        let Some(signature) = signature else {
             return self.delivery_failed(summary, "the batch is signed but carries no federation signature").await;
         };
         let signature = match hex::decode(signature) {
@@ -523,7 +531,7 @@ impl Delivery {
                 return self.delivery_failed(summary, &format!("federation signature is not hex: {error}")).await;
             }
         };
-        let signed = match wallet.sign_release(vault, &release.batch, &signature).await {
+        let signed = match wallet.sign_action(vault, action, &signature).await {
             Ok(signed) => signed,
             Err(error) => return self.ethereum_refused(summary, &error).await,
         };

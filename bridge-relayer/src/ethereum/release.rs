@@ -15,14 +15,14 @@ use std::future::IntoFuture;
 
 use alloy::eips::eip2718::Encodable2718;
 use alloy::network::{Ethereum, NetworkTransactionBuilder, TransactionBuilder};
-use alloy::primitives::{Address as EthAddress, B256, Bytes, U256};
+use alloy::primitives::{Address as EthAddress, B256, U256};
 use alloy::providers::Provider;
 use alloy::rpc::types::{Filter, TransactionRequest};
 use alloy::sol_types::SolCall;
 use ferry_types::release::eth::EthBatch;
 
 use super::rpc::EthereumError;
-use super::vault::{FerryVault, LogLocation, RELEASED_TOPIC, hash_text, release_batch};
+use super::vault::{FerryVault, LogLocation, RELEASED_TOPIC, VaultAction, hash_text};
 use super::wallet::{Wallet, decode_word};
 use super::watcher::EthereumWatcher;
 
@@ -85,16 +85,32 @@ impl Wallet {
         batch: &EthBatch,
         signature: &[u8],
     ) -> Result<SignedTransaction, EthereumError> {
-        let request = FerryVault::new(vault, &self.provider)
-            .release(release_batch(batch), Bytes::copy_from_slice(signature))
-            .into_transaction_request()
+        self.sign_action(vault, VaultAction::Release(batch), signature).await
+    }
+
+    /// As [`sign_release`](Self::sign_release), for either vault action (a release or a listing
+    /// change): estimated, simulated with the gas limit that will be signed, signed, not sent.
+    ///
+    /// # Errors
+    /// As [`sign_release`](Self::sign_release); a listing refused by the vault comes back with
+    /// its custom error (`AlreadyReleased`, `WrongEpoch`, `BadSignature`, …).
+    pub async fn sign_action(
+        &self,
+        vault: EthAddress,
+        action: VaultAction<'_>,
+        signature: &[u8],
+    ) -> Result<SignedTransaction, EthereumError> {
+        let request = TransactionRequest::default()
+            .with_to(vault)
+            .with_input(action.calldata(signature))
             .with_from(self.address());
         let estimate =
             self.calls.run("eth_estimateGas", self.provider.estimate_gas(request.clone()).into_future()).await?;
         let gas_limit = estimate.saturating_add(estimate.saturating_mul(GAS_MARGIN_PERCENT) / 100);
         // The call about to be signed, with its gas limit, against the latest state.
-        self.simulate_release(vault, batch, signature, Some(gas_limit)).await?;
-        self.sign("FerryVault.release", request.with_gas_limit(gas_limit)).await
+        let simulated = request.clone().with_gas_limit(gas_limit);
+        self.calls.run("eth_call", self.provider.call(simulated).into_future()).await?;
+        self.sign(action.function(), request.with_gas_limit(gas_limit)).await
     }
 
     /// Hands a transaction signed by [`sign_release`](Self::sign_release) to the node.
@@ -164,6 +180,23 @@ impl EthereumWatcher {
         to: u64,
         max_range: u64,
     ) -> Result<Option<ReleasedLog>, EthereumError> {
+        self.applied_log(RELEASED_TOPIC, nonce, from, to, max_range).await
+    }
+
+    /// As [`released_log`](Self::released_log) for the event `topic0` whose first indexed topic
+    /// is the nonce: `Released` for a release, `ListingSet` for a listing change
+    /// ([`VaultAction::applied_topic`]).
+    ///
+    /// # Errors
+    /// As [`released_log`](Self::released_log).
+    pub async fn applied_log(
+        &self,
+        topic0: B256,
+        nonce: u64,
+        from: u64,
+        to: u64,
+        max_range: u64,
+    ) -> Result<Option<ReleasedLog>, EthereumError> {
         let method = "eth_getLogs";
         let topic = B256::from(U256::from(nonce));
         let mut high = to;
@@ -171,7 +204,7 @@ impl EthereumWatcher {
             let low = high.saturating_sub(max_range.max(1) - 1).max(from);
             let filter = Filter::new()
                 .address(self.vault())
-                .event_signature(RELEASED_TOPIC)
+                .event_signature(topic0)
                 .topic1(topic)
                 .from_block(low)
                 .to_block(high);

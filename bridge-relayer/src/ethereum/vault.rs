@@ -13,8 +13,10 @@
 //! `release((uint64 epoch, uint64 nonce, (address token, address recipient, uint256 amount)[] items),
 //! bytes signature)` verifies the federation's BLS signature (EIP-2537 G2, 256 bytes) of
 //! `abi.encode(RELEASE_TAG, chainid, vault, epoch, nonce, items)` — byte for byte
-//! [`EthBatch::payload`] — and pays each nonce once. Nothing here signs or decides to release:
-//! the batch and its signature come from the sidechain.
+//! [`EthBatch::payload`] — and pays each nonce once. `setListing((uint64 epoch, uint64 nonce,
+//! address token, bool listed), bytes signature)` changes the token allowlist under the same key
+//! and nonce space ([`EthListing::payload`]). [`VaultAction`] is either of the two. Nothing here
+//! signs or decides to release: the action and its signature come from the sidechain.
 
 use std::fmt;
 use std::future::IntoFuture;
@@ -26,7 +28,7 @@ use alloy::rpc::types::{Log, TransactionRequest};
 use alloy::sol_types::{SolCall, SolEvent};
 use ferry_types::denom::ERC20_PREFIX;
 use ferry_types::deposit::DepositError;
-use ferry_types::release::eth::{EthBatch, EthReleaseItem};
+use ferry_types::release::eth::{EthBatch, EthListing, EthReleaseItem};
 use ferry_types::{Address, Amount, Denom, DepositFacts, ParentChain};
 
 use super::rpc::EthereumError;
@@ -91,6 +93,76 @@ pub const PAID_TOPIC: B256 = FerryVault::Paid::SIGNATURE_HASH;
 /// `topic0` of `PaymentDeferred(uint64 indexed nonce, address indexed token,
 /// address indexed recipient, uint256 amount)`.
 pub const PAYMENT_DEFERRED_TOPIC: B256 = FerryVault::PaymentDeferred::SIGNATURE_HASH;
+/// `topic0` of `ListingSet(uint64 indexed nonce, address indexed token, bool listed)`.
+pub const LISTING_SET_TOPIC: B256 = FerryVault::ListingSet::SIGNATURE_HASH;
+
+/// A federation-signed action the vault applies once per nonce: a release batch or a change of
+/// its token allowlist.
+#[derive(Clone, Copy, Debug)]
+pub enum VaultAction<'a> {
+    /// `release(batch, signature)`.
+    Release(&'a EthBatch),
+    /// `setListing(listing, signature)`.
+    Listing(&'a EthListing),
+}
+
+impl VaultAction<'_> {
+    /// The action's nonce (its sidechain batch id).
+    pub fn nonce(&self) -> u64 {
+        match self {
+            VaultAction::Release(batch) => batch.nonce,
+            VaultAction::Listing(listing) => listing.nonce,
+        }
+    }
+
+    /// The vault the action was signed for.
+    pub fn vault(&self) -> ferry_types::release::eth::EthAddress {
+        match self {
+            VaultAction::Release(batch) => batch.vault,
+            VaultAction::Listing(listing) => listing.vault,
+        }
+    }
+
+    /// The contract function, for messages (`FerryVault.release`, `FerryVault.setListing`).
+    pub fn function(&self) -> &'static str {
+        match self {
+            VaultAction::Release(_) => "FerryVault.release",
+            VaultAction::Listing(_) => "FerryVault.setListing",
+        }
+    }
+
+    /// `topic0` of the event the vault emits when it applies the action (`Released`,
+    /// `ListingSet`), whose first indexed topic is the nonce.
+    pub fn applied_topic(&self) -> B256 {
+        match self {
+            VaultAction::Release(_) => RELEASED_TOPIC,
+            VaultAction::Listing(_) => LISTING_SET_TOPIC,
+        }
+    }
+
+    /// The calldata applying the action with the federation's `signature` (EIP-2537 G2).
+    pub fn calldata(&self, signature: &[u8]) -> Vec<u8> {
+        match self {
+            VaultAction::Release(batch) => release_calldata(batch, signature),
+            VaultAction::Listing(listing) => FerryVault::setListingCall {
+                listing: vault_listing(listing),
+                signature: Bytes::copy_from_slice(signature),
+            }
+            .abi_encode(),
+        }
+    }
+}
+
+/// The vault's `Listing` for a sidechain listing change. (`chain_id` and `vault` are not part of
+/// it: the vault signs over its own chain id and address.)
+pub fn vault_listing(listing: &EthListing) -> FerryVault::Listing {
+    FerryVault::Listing {
+        epoch: listing.epoch,
+        nonce: listing.nonce,
+        token: eth_address(&listing.token),
+        listed: listing.listed,
+    }
+}
 
 /// Where a log sits, for error messages: whatever of transaction hash, log index and block the
 /// node supplied.

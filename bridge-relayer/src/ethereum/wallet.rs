@@ -122,16 +122,24 @@ impl Wallet {
         self.address
     }
 
-    /// Deploys `FerryVault(federation_key, epoch)` from the committed artifact; the receipt's
-    /// `contract_address` is the vault. `federation_key` is the federation's aggregate BLS public
-    /// key in the EIP-2537 G1 encoding (`ferry_types::release::bls::eip2537_g1`).
+    /// Deploys `FerryVault(federation_key, epoch, genesis_tokens)` from the committed artifact;
+    /// the receipt's `contract_address` is the vault. `federation_key` is the federation's
+    /// aggregate BLS public key in the EIP-2537 G1 encoding
+    /// (`ferry_types::release::bls::eip2537_g1`); `genesis_tokens` are listed from the start.
     ///
     /// # Errors
     /// Transport, node and timeout errors, or a reverted or unmined deployment (a key that is not
-    /// a G1 point, or the point at infinity, is refused by the constructor).
-    pub async fn deploy_vault(&self, federation_key: &[u8; 128], epoch: u64) -> Result<Receipt, EthereumError> {
+    /// a G1 point, or the point at infinity, or a genesis token without code, is refused by the
+    /// constructor).
+    pub async fn deploy_vault(
+        &self,
+        federation_key: &[u8; 128],
+        epoch: u64,
+        genesis_tokens: &[EthAddress],
+    ) -> Result<Receipt, EthereumError> {
         let key = Bytes::copy_from_slice(federation_key);
-        let request = FerryVault::deploy_builder(&self.provider, key, epoch).into_transaction_request();
+        let request = FerryVault::deploy_builder(&self.provider, key, epoch, genesis_tokens.to_vec())
+            .into_transaction_request();
         self.send("deploy FerryVault", request).await
     }
 

@@ -179,6 +179,7 @@ fn dissolve<R: StateRead>(
         state.put_outflow(&batch.asset, &crate::batch::WindowOutflow { window, amount: outflow });
     }
     state.remove_pending_batch(batch.id)?;
+    crate::listing::aborted(state, batch)?;
 
     let held_ids: Vec<WithdrawalId> = held.into_keys().collect();
     events.push(Event::new(

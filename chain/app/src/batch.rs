@@ -177,7 +177,9 @@ impl Keys {
     /// Decodes the key that signs `release`. Genesis validated it, so a failure is a corrupt record.
     fn for_release(federation: &Federation, release: &BatchRelease) -> Result<Keys, StateError> {
         Ok(match release {
-            BatchRelease::Ethereum(_) => Keys { bls: bls_key_set(federation)?, peg: None },
+            BatchRelease::Ethereum(_) | BatchRelease::EthereumListing(_) => {
+                Keys { bls: bls_key_set(federation)?, peg: None }
+            }
             BatchRelease::Bitcoin(_) => Keys { bls: None, peg: peg_of(federation)? },
         })
     }
@@ -185,7 +187,9 @@ impl Keys {
     /// Signatures `batch` needs (`u32::MAX` when its key was not decoded or does not exist).
     fn threshold(&self, batch: &Batch) -> u32 {
         match &batch.release {
-            BatchRelease::Ethereum(_) => self.bls.as_ref().map_or(u32::MAX, bls::threshold_signatures),
+            BatchRelease::Ethereum(_) | BatchRelease::EthereumListing(_) => {
+                self.bls.as_ref().map_or(u32::MAX, bls::threshold_signatures)
+            }
             BatchRelease::Bitcoin(_) => self.peg.as_ref().map_or(u32::MAX, Peg::threshold),
         }
     }
@@ -523,20 +527,22 @@ fn record_waiting<R: StateRead>(
     Ok(())
 }
 
-/// Records a consolidation batch (no withdrawals, a total of zero; see [`crate::consolidation`]);
-/// returns its id.
+/// Records a batch without withdrawals and with a total of zero — a consolidation
+/// ([`crate::consolidation`]) or a listing change ([`crate::listing`]) — whose release
+/// `release_for` builds from the new batch id; returns that id.
 ///
 /// # Errors
 /// On storage failure.
-pub(crate) fn record_consolidation<R: StateRead>(
+pub(crate) fn record_itemless<R: StateRead>(
     state: &mut StateDelta<R>,
-    release: BitcoinRelease,
+    denom: &Denom,
+    release_for: impl FnOnce(u64) -> BatchRelease,
     height: u64,
     events: &mut Vec<Event>,
 ) -> Result<u64, StateError> {
     let id = state.last_batch_id()?.saturating_add(1);
-    let formed = Formed { release: BatchRelease::Bitcoin(release), items: Vec::new(), total: Amount::ZERO };
-    record_batch(state, &Denom::sat(), id, formed, height, events)?;
+    let formed = Formed { release: release_for(id), items: Vec::new(), total: Amount::ZERO };
+    record_batch(state, denom, id, formed, height, events)?;
     Ok(id)
 }
 
@@ -636,10 +642,12 @@ pub fn submit_signatures<R: StateRead>(
         ],
     ));
     if count >= threshold {
-        if let (BatchRelease::Ethereum(release), Some(key_set)) = (&mut batch.release, &keys.bls) {
-            let signature = combine(&federation, key_set, &batch.signatures, release)?;
-            release.signature = Some(hex::encode(bls::eip2537_g2(&signature)));
-            release.signature_compressed = Some(hex::encode(bls::encode_signature(&signature)));
+        if let (Some(message), Some(key_set)) = (batch.release.bls_message(), &keys.bls) {
+            let signature = combine(&federation, key_set, &batch.signatures, &message)?;
+            batch.release.set_bls_signature(
+                hex::encode(bls::eip2537_g2(&signature)),
+                hex::encode(bls::encode_signature(&signature)),
+            );
         }
         if let BatchRelease::Bitcoin(release) = &mut batch.release {
             let clock = crate::bitcoin_fees::clock_height(state)?;
@@ -665,14 +673,15 @@ fn verify(
 ) -> Result<Vec<String>, BankError> {
     let bad = |log: String| refused(TxCode::InvalidReleaseSignature, log);
     match (&batch.release, signatures) {
-        (BatchRelease::Ethereum(release), ReleaseSignatures::Bls(bytes)) => {
+        (BatchRelease::Ethereum(_) | BatchRelease::EthereumListing(_), ReleaseSignatures::Bls(bytes)) => {
             let Some(key_set) = &keys.bls else {
                 return Err(refused(TxCode::BadBatch, "the federation has no BLS key set"));
             };
             let share = bls::decode_signature_share(bytes)
                 .map_err(|e| bad(format!("BLS share of member {member} ({signer}) for batch {}: {e}", batch.id)))?;
             let index = u64::try_from(member).unwrap_or(u64::MAX);
-            if !bls::verify_share(key_set, index, &share, &release.batch.signing_message()) {
+            let message = batch.release.bls_message().unwrap_or_default();
+            if !bls::verify_share(key_set, index, &share, &message) {
                 return Err(bad(format!(
                     "BLS share of member {member} ({signer}) does not verify over batch {}'s payload",
                     batch.id
@@ -702,7 +711,7 @@ fn verify(
             }
             Ok(ders.iter().map(hex::encode).collect())
         }
-        (BatchRelease::Ethereum(_), ReleaseSignatures::Bitcoin(_)) => Err(refused(
+        (BatchRelease::Ethereum(_) | BatchRelease::EthereumListing(_), ReleaseSignatures::Bitcoin(_)) => Err(refused(
             TxCode::InvalidMessage,
             format!("batch {} is an Ethereum batch: submit a BLS share, not Bitcoin signatures", batch.id),
         )),
@@ -718,7 +727,7 @@ fn combine(
     federation: &Federation,
     key_set: &PublicKeySet,
     recorded: &BTreeMap<ferry_types::Address, Vec<String>>,
-    release: &EthereumRelease,
+    message: &[u8],
 ) -> Result<bls::Signature, BankError> {
     let mut shares = BTreeMap::new();
     for (member, stored) in recorded {
@@ -731,7 +740,7 @@ fn combine(
             shares.insert(index, share);
         }
     }
-    bls::combine(key_set, &shares, &release.batch.signing_message())
+    bls::combine(key_set, &shares, message)
         .map_err(|e| refused(TxCode::InvalidReleaseSignature, format!("combining batch shares: {e}")))
 }
 
@@ -767,7 +776,7 @@ pub fn attest_release<R: StateRead>(
                 format!("batch {}'s release transaction is {}, not {}", batch.id, release.txid, attest.parent_tx),
             ));
         }
-        BatchRelease::Ethereum(_) if !attest.parent_tx.starts_with("0x") => {
+        BatchRelease::Ethereum(_) | BatchRelease::EthereumListing(_) if !attest.parent_tx.starts_with("0x") => {
             return Err(refused(
                 TxCode::InvalidMessage,
                 format!(
@@ -865,6 +874,7 @@ fn settle<R: StateRead>(
     }
     state.remove_pending_batch(batch.id)?;
     crate::bitcoin_fees::release_settled(state, params, batch, height, events)?;
+    crate::listing::settled(state, batch, events)?;
     events.push(Event::new(
         ev::BATCH_RELEASED,
         [

@@ -85,7 +85,7 @@ pub fn consolidate<R: StateRead>(
         }
     };
     let (inputs, fee) = (release.plan.inputs().len(), release.plan.fee());
-    let id = crate::batch::record_consolidation(state, release, height, events)?;
+    let id = crate::batch::record_itemless(state, &Denom::sat(), |_| BatchRelease::Bitcoin(release), height, events)?;
     events.push(Event::new(
         ev::CONSOLIDATION_FORMED,
         [

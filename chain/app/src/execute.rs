@@ -256,6 +256,10 @@ fn execute_message<R: StateRead>(
             let quorum = state.federation()?.attest_quorum;
             pause::set_paused(state, vote, quorum, height, events).map(|()| None)
         }
+        Msg::ProposeListing(proposal) => {
+            let quorum = state.federation()?.attest_quorum;
+            crate::listing::propose_listing(state, proposal, quorum, height, events).map(|()| None)
+        }
         Msg::AttestReserves(snapshot) => {
             let quorum = state.federation()?.attest_quorum;
             crate::reserves_check::attest_reserves(state, snapshot, quorum, height, events).map(|()| None)

@@ -23,6 +23,7 @@ pub mod duties;
 pub mod event;
 pub mod execute;
 pub mod genesis;
+pub mod listing;
 pub mod pause;
 pub mod query;
 pub mod replacement;

@@ -289,8 +289,8 @@ impl Bridge {
     fn signatures(&self, index: usize, id: u64) -> TestResult<ReleaseSignatures> {
         let batch = self.chain.batch(id)?.batch;
         Ok(match &batch.release {
-            BatchRelease::Ethereum(release) => {
-                let payload = hex::decode(&release.payload)?;
+            BatchRelease::Ethereum(_) | BatchRelease::EthereumListing(_) => {
+                let payload = batch.release.bls_message().ok_or("no BLS message")?;
                 let share = bls::sign_share(&self.bls.secret_key_share(u64::try_from(index)?), &payload);
                 ReleaseSignatures::Bls(bls::encode_signature_share(&share).to_vec())
             }
@@ -748,7 +748,7 @@ fn two_of_four_signatures_leave_the_batch_signing_and_repeats_change_nothing() -
 fn release_txid(view: &BatchView) -> TestResult<String> {
     match &view.batch.release {
         BatchRelease::Bitcoin(release) => Ok(release.txid.clone()),
-        BatchRelease::Ethereum(_) => Err("not a Bitcoin batch".into()),
+        _ => Err("not a Bitcoin batch".into()),
     }
 }
 
@@ -1391,7 +1391,7 @@ fn signed_bitcoin_batch(bridge: &mut Bridge, amount: u128, max_fee: u128) -> Tes
 fn bitcoin_release(view: &BatchView) -> TestResult<ferry_types::query::BitcoinRelease> {
     match &view.batch.release {
         BatchRelease::Bitcoin(release) => Ok(release.clone()),
-        BatchRelease::Ethereum(_) => Err("not a Bitcoin batch".into()),
+        _ => Err("not a Bitcoin batch".into()),
     }
 }
 

@@ -169,3 +169,14 @@ pub const TARGETS: &str = "targets";
 /// A quorum attested a deposit of a token the chain does not list: not minted (`deposit_id`,
 /// `recipient`, `amount`, `reason`).
 pub const DEPOSIT_UNLISTED: &str = "ferry.bridge.deposit_unlisted";
+
+/// A member proposed to list or unlist a token (`MsgProposeListing`); attributes `attester`,
+/// `token`, `listed`, `attestations` (identical proposals so far), `quorum`.
+pub const LISTING_PROPOSED: &str = "ferry.bridge.listing_proposed";
+/// A listing change the vault confirmed took effect on the chain; attributes `batch_id`,
+/// `token`, `listed`.
+pub const LISTING_SETTLED: &str = "ferry.bridge.listing_settled";
+/// Attribute: an ERC-20 token contract.
+pub const TOKEN: &str = "token";
+/// Attribute: whether a token is listed (`true`) or unlisted (`false`).
+pub const LISTED: &str = "listed";

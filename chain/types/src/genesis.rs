@@ -52,12 +52,16 @@ pub struct DepositParams {
     /// `below_minimum`, so reserves reports stay exact. A denomination without an entry has no
     /// minimum.
     pub min_deposits: Vec<Coin>,
+    /// ERC-20 denominations the federation unlisted (`MsgProposeListing`, delivered to the
+    /// vault): no longer minted, though their withdrawal limits stay so holders can withdraw.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unlisted: Vec<Denom>,
 }
 
 impl Default for DepositParams {
     /// Devnet values: Bitcoin deposits of at least 10,000 sat.
     fn default() -> Self {
-        DepositParams { min_deposits: vec![Coin::new(10_000, Denom::sat())] }
+        DepositParams { min_deposits: vec![Coin::new(10_000, Denom::sat())], unlisted: Vec::new() }
     }
 }
 
@@ -85,11 +89,28 @@ fn default_reserves_interval() -> u64 {
 
 impl Params {
     /// Whether the chain lists `asset`: native assets always; an ERC-20 token only with a
-    /// withdrawal limit (the chain's token allowlist), since nothing else could ever be withdrawn.
-    /// A deposit of an unlisted token is never minted (relayers do not attest it; the chain
-    /// records a quorum's attestation as `unlisted`).
+    /// withdrawal limit (the chain's token allowlist), since nothing else could ever be withdrawn,
+    /// and not unlisted since. A deposit of an unlisted token is never minted (the vault refuses
+    /// it; relayers do not attest one a vault let in; the chain records a quorum's attestation as
+    /// `unlisted`).
     pub fn lists(&self, asset: &Denom) -> bool {
-        crate::msg::erc20_token(asset).is_none() || self.withdrawals.limit(asset).is_some()
+        crate::msg::erc20_token(asset).is_none()
+            || (self.withdrawals.limit(asset).is_some() && !self.deposits.unlisted.contains(asset))
+    }
+
+    /// Applies a listing change the vault confirmed: a listing adopts `limit` for the token
+    /// (replacing any earlier one) and lists it again if it was unlisted; an unlisting (`None`)
+    /// stops its mints and keeps its limits.
+    pub fn apply_listing(&mut self, denom: &Denom, limit: Option<&AssetLimit>) {
+        match limit {
+            Some(limit) => {
+                self.withdrawals.limits.retain(|existing| &existing.denom != denom);
+                self.withdrawals.limits.push(limit.clone());
+                self.deposits.unlisted.retain(|unlisted| unlisted != denom);
+            }
+            None if !self.deposits.unlisted.contains(denom) => self.deposits.unlisted.push(denom.clone()),
+            None => {}
+        }
     }
 }
 

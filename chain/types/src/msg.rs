@@ -33,6 +33,8 @@ pub const MSG_RESOLVE_HELD_TYPE_URL: &str = "/ferry.bridge.v1.MsgResolveHeld";
 pub const MSG_SET_PAUSED_TYPE_URL: &str = "/ferry.bridge.v1.MsgSetPaused";
 /// Type URL of [`MsgAttestReservesProto`].
 pub const MSG_ATTEST_RESERVES_TYPE_URL: &str = "/ferry.bridge.v1.MsgAttestReserves";
+/// Type URL of [`MsgProposeListingProto`].
+pub const MSG_PROPOSE_LISTING_TYPE_URL: &str = "/ferry.bridge.v1.MsgProposeListing";
 /// Type URL of [`ChainBindingProto`].
 pub const CHAIN_BINDING_TYPE_URL: &str = "/ferry.tx.v1.ChainBinding";
 
@@ -218,6 +220,32 @@ pub struct MsgSetPausedProto {
     pub reason: String,
 }
 
+/// Wire form of `ferry.bridge.v1.MsgProposeListing`: a federation member's proposal to list an
+/// ERC-20 token in the vault (with the withdrawal limits the chain adopts for it) or to unlist
+/// it. Identical proposals of `attest_quorum` members become a listing batch the federation
+/// signs and relayers deliver to the vault.
+#[derive(Clone, PartialEq, Message)]
+pub struct MsgProposeListingProto {
+    /// The proposing member's account, bech32; must be the signer.
+    #[prost(string, tag = "1")]
+    pub member: String,
+    /// The token contract, `0x` + 40 hex digits.
+    #[prost(string, tag = "2")]
+    pub token: String,
+    /// `true` to list, `false` to unlist.
+    #[prost(bool, tag = "3")]
+    pub listed: bool,
+    /// Listing only: the most batched for release per outflow window (decimal base units).
+    #[prost(string, tag = "4")]
+    pub window_cap: String,
+    /// Listing only: withdrawals above this wait the delay (decimal base units).
+    #[prost(string, tag = "5")]
+    pub delay_above: String,
+    /// Listing only: the smallest withdrawal accepted (decimal base units).
+    #[prost(string, tag = "6")]
+    pub min_amount: String,
+}
+
 /// Longest destination accepted, in bytes (a bech32 address is at most 90 characters).
 pub const MAX_DESTINATION_BYTES: usize = 100;
 /// Longest pause reason accepted, in bytes.
@@ -350,6 +378,25 @@ pub struct MsgResolveHeld {
     pub withdrawal: crate::query::WithdrawalId,
 }
 
+/// A validated listing proposal.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MsgProposeListing {
+    /// The proposing member (the signer).
+    pub member: Address,
+    /// The ERC-20 token.
+    pub token: EthAddress,
+    /// Listing: the withdrawal limits adopted for the token (its denomination is the token's).
+    /// Unlisting: `None`.
+    pub limit: Option<crate::genesis::AssetLimit>,
+}
+
+impl MsgProposeListing {
+    /// Whether this proposes to list (rather than unlist) the token.
+    pub fn lists(&self) -> bool {
+        self.limit.is_some()
+    }
+}
+
 /// A validated pause vote.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MsgSetPaused {
@@ -382,6 +429,8 @@ pub enum Msg {
     ResolveHeld(MsgResolveHeld),
     /// `/ferry.bridge.v1.MsgSetPaused`.
     SetPaused(MsgSetPaused),
+    /// `/ferry.bridge.v1.MsgProposeListing`.
+    ProposeListing(MsgProposeListing),
     /// `/ferry.bridge.v1.MsgAttestReserves`.
     AttestReserves(MsgAttestReserves),
 }
@@ -431,6 +480,7 @@ impl Msg {
             MSG_RESOLVE_HELD_TYPE_URL => MsgResolveHeld::from_proto(&decode(any)?).map(Msg::ResolveHeld),
             MSG_SET_PAUSED_TYPE_URL => MsgSetPaused::from_proto(&decode(any)?).map(Msg::SetPaused),
             MSG_ATTEST_RESERVES_TYPE_URL => MsgAttestReserves::from_proto(&decode(any)?).map(Msg::AttestReserves),
+            MSG_PROPOSE_LISTING_TYPE_URL => MsgProposeListing::from_proto(&decode(any)?).map(Msg::ProposeListing),
             other => Err(MsgError::UnknownType(other.to_owned())),
         }
     }
@@ -448,6 +498,7 @@ impl Msg {
             Msg::ResolveHeld(vote) => any(MSG_RESOLVE_HELD_TYPE_URL, &vote.to_proto()),
             Msg::SetPaused(vote) => any(MSG_SET_PAUSED_TYPE_URL, &vote.to_proto()),
             Msg::AttestReserves(snapshot) => any(MSG_ATTEST_RESERVES_TYPE_URL, &snapshot.to_proto()),
+            Msg::ProposeListing(proposal) => any(MSG_PROPOSE_LISTING_TYPE_URL, &proposal.to_proto()),
         }
     }
 
@@ -464,6 +515,7 @@ impl Msg {
             Msg::ResolveHeld(vote) => vote.member,
             Msg::SetPaused(vote) => vote.member,
             Msg::AttestReserves(snapshot) => snapshot.attester,
+            Msg::ProposeListing(proposal) => proposal.member,
         }
     }
 
@@ -480,6 +532,7 @@ impl Msg {
             | Msg::AbortBatch(_)
             | Msg::ResolveHeld(_)
             | Msg::SetPaused(_)
+            | Msg::ProposeListing(_)
             | Msg::AttestReserves(_) => Vec::new(),
         }
     }
@@ -494,6 +547,7 @@ impl Msg {
             | Msg::AbortBatch(_)
             | Msg::ResolveHeld(_)
             | Msg::SetPaused(_)
+            | Msg::ProposeListing(_)
             | Msg::AttestReserves(_) => true,
             Msg::Send(_) | Msg::Withdraw(_) => false,
         }
@@ -862,6 +916,69 @@ impl MsgSetPaused {
     /// The wire form.
     pub fn to_proto(&self) -> MsgSetPausedProto {
         MsgSetPausedProto { member: self.member.to_string(), paused: self.paused, reason: self.reason.clone() }
+    }
+}
+
+impl MsgProposeListing {
+    fn field_error(field: &'static str, reason: impl ToString) -> MsgError {
+        MsgError::Field { type_url: MSG_PROPOSE_LISTING_TYPE_URL, field, reason: reason.to_string() }
+    }
+
+    /// Validates the wire form.
+    ///
+    /// # Errors
+    /// A malformed member or token, the zero token; for a listing a malformed or zero window cap,
+    /// a malformed delay threshold or minimum, or a minimum above the cap; for an unlisting any
+    /// limit given.
+    pub fn from_proto(proto: &MsgProposeListingProto) -> Result<MsgProposeListing, MsgError> {
+        let member = proto.member.parse().map_err(|e| Self::field_error("member", e))?;
+        let token: EthAddress = proto.token.parse().map_err(|e| Self::field_error("token", e))?;
+        if token.is_zero() {
+            return Err(Self::field_error("token", "the zero address is native ether, not a token"));
+        }
+        if !proto.listed {
+            for (field, value) in
+                [("window_cap", &proto.window_cap), ("delay_above", &proto.delay_above), ("min_amount", &proto.min_amount)]
+            {
+                if !value.is_empty() {
+                    return Err(Self::field_error(field, "an unlisting keeps the token's limits; give none"));
+                }
+            }
+            return Ok(MsgProposeListing { member, token, limit: None });
+        }
+        let amount = |field: &'static str, text: &str| -> Result<Amount, MsgError> {
+            text.parse().map_err(|e| Self::field_error(field, e))
+        };
+        let window_cap = amount("window_cap", &proto.window_cap)?;
+        if window_cap == Amount::ZERO {
+            return Err(Self::field_error("window_cap", "must be above zero, or nothing could ever be withdrawn"));
+        }
+        let min_amount = amount("min_amount", &proto.min_amount)?;
+        if min_amount > window_cap {
+            return Err(Self::field_error("min_amount", format!("{min_amount} is above the window cap {window_cap}")));
+        }
+        let limit = crate::genesis::AssetLimit {
+            denom: Denom::erc20(&token),
+            window_cap,
+            delay_above: amount("delay_above", &proto.delay_above)?,
+            min_amount,
+        };
+        Ok(MsgProposeListing { member, token, limit: Some(limit) })
+    }
+
+    /// The wire form.
+    pub fn to_proto(&self) -> MsgProposeListingProto {
+        let text = |pick: fn(&crate::genesis::AssetLimit) -> Amount| {
+            self.limit.as_ref().map(|limit| pick(limit).to_string()).unwrap_or_default()
+        };
+        MsgProposeListingProto {
+            member: self.member.to_string(),
+            token: self.token.to_string(),
+            listed: self.lists(),
+            window_cap: text(|limit| limit.window_cap),
+            delay_above: text(|limit| limit.delay_above),
+            min_amount: text(|limit| limit.min_amount),
+        }
     }
 }
 

@@ -20,7 +20,7 @@ use crate::address::Address;
 use crate::amount::{Amount, Coin};
 use crate::denom::Denom;
 use crate::release::bitcoin::ReleasePlan;
-use crate::release::eth::EthBatch;
+use crate::release::eth::{EthBatch, EthListing};
 use crate::release::fee::FeeRate;
 
 /// Path prefix of the account query.
@@ -331,6 +331,59 @@ pub enum BatchRelease {
     Ethereum(EthereumRelease),
     /// A Bitcoin release transaction: each input signed by the threshold of members.
     Bitcoin(BitcoinRelease),
+    /// A change to the vault's token allowlist, decided by a member quorum
+    /// (`MsgProposeListing`): a BLS threshold signature checked by `FerryVault.setListing`.
+    /// Such a batch has no items and a total of zero.
+    EthereumListing(EthereumListing),
+}
+
+impl BatchRelease {
+    /// The bytes the federation's BLS key signs, for the two Ethereum kinds; `None` for Bitcoin.
+    pub fn bls_message(&self) -> Option<Vec<u8>> {
+        match self {
+            BatchRelease::Ethereum(release) => Some(release.batch.signing_message()),
+            BatchRelease::EthereumListing(listing) => Some(listing.listing.payload()),
+            BatchRelease::Bitcoin(_) => None,
+        }
+    }
+
+    /// Records the combined BLS signature (EIP-2537 form and compressed, hex) on an Ethereum
+    /// kind; does nothing for Bitcoin.
+    pub fn set_bls_signature(&mut self, eip2537: String, compressed: String) {
+        let (signature, signature_compressed) = match self {
+            BatchRelease::Ethereum(release) => (&mut release.signature, &mut release.signature_compressed),
+            BatchRelease::EthereumListing(listing) => (&mut listing.signature, &mut listing.signature_compressed),
+            BatchRelease::Bitcoin(_) => return,
+        };
+        *signature = Some(eip2537);
+        *signature_compressed = Some(compressed);
+    }
+
+    /// The parent chain the federation's signature is used on.
+    pub fn parent_chain(&self) -> crate::deposit::ParentChain {
+        match self {
+            BatchRelease::Bitcoin(_) => crate::deposit::ParentChain::Bitcoin,
+            BatchRelease::Ethereum(_) | BatchRelease::EthereumListing(_) => crate::deposit::ParentChain::Ethereum,
+        }
+    }
+}
+
+/// A listing change as the chain decided it, and once signed the federation signature.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EthereumListing {
+    /// What the vault applies: chain id, vault, epoch, nonce (the batch id), token, listed.
+    pub listing: EthListing,
+    /// The withdrawal limits the chain adopts for the token when the listing settles (`None` for
+    /// an unlisting, which keeps the token's limits so holders can still withdraw).
+    pub limit: Option<crate::genesis::AssetLimit>,
+    /// The members whose identical proposals made the quorum, with the height of each.
+    pub proposers: BTreeMap<Address, u64>,
+    /// Hex of [`EthListing::payload`], the bytes members sign.
+    pub payload: String,
+    /// The combined signature in the EIP-2537 form `FerryVault.setListing` takes (hex, 256 bytes).
+    pub signature: Option<String>,
+    /// The combined signature, compressed (hex, 96 bytes).
+    pub signature_compressed: Option<String>,
 }
 
 /// An Ethereum batch's payload and, once signed, the federation signature.

@@ -16,7 +16,7 @@ use ferry_types::release::bitcoin::{
     ReleaseOutput, ReleaseRequest, Utxo, plan_release, plan_release_at_rate, price_replacement, verify_input_signature,
 };
 use ferry_types::release::bls;
-use ferry_types::release::eth::{EthAddress, EthBatch, EthReleaseItem};
+use ferry_types::release::eth::{EthAddress, EthBatch, EthListing, EthReleaseItem};
 use ferry_types::release::fee::{FeeRate, bumped_rate};
 use ferry_types::{Address, Amount, Denom};
 use rand::SeedableRng;
@@ -84,6 +84,7 @@ impl Case {
     ) -> Case {
         let ceremony = ceremony(11);
         let local = LocalKnowledge {
+            member: Address::from_bytes([0x4d; 20]),
             epoch: ceremony.manifest.epoch,
             ethereum: Some(EthereumBridge { chain_id: CHAIN_ID, vault: eth(VAULT) }),
             bitcoin: Some(peg(&ceremony)),
@@ -241,7 +242,7 @@ impl Case {
     fn bitcoin_release(&mut self) -> &mut BitcoinRelease {
         match &mut self.batch.release {
             BatchRelease::Bitcoin(release) => release,
-            BatchRelease::Ethereum(_) => unreachable!("a Bitcoin case"),
+            _ => unreachable!("a Bitcoin case"),
         }
     }
 
@@ -270,6 +271,66 @@ fn btc_release(plan: ReleasePlan, peg: &Peg) -> BatchRelease {
 /// The rate the test batches are priced at: the default parameters' start rate.
 fn rate() -> FeeRate {
     FeeRate::from_sat_per_vb(WithdrawalParams::default().bitcoin_start_fee_rate)
+}
+
+/// A listing change of `token` proposed by `proposers`, as the chain records it.
+fn listing_case(proposers: &[Address]) -> Case {
+    let token = eth(BOB);
+    let mut case = Case::new(Denom::erc20(&token), &[], |case, _| {
+        let listing = EthListing {
+            chain_id: CHAIN_ID,
+            vault: eth(VAULT),
+            epoch: case.ceremony.manifest.epoch,
+            nonce: BATCH,
+            token,
+            listed: true,
+        };
+        BatchRelease::EthereumListing(ferry_types::query::EthereumListing {
+            payload: hex::encode(listing.payload()),
+            listing,
+            limit: Some(ferry_types::genesis::AssetLimit {
+                denom: Denom::erc20(&token),
+                window_cap: Amount::new(1_000),
+                delay_above: Amount::new(500),
+                min_amount: Amount::new(1),
+            }),
+            proposers: proposers.iter().map(|member| (*member, 3)).collect(),
+            signature: None,
+            signature_compressed: None,
+        })
+    });
+    // A listing moves nothing: no local cap for the token is needed.
+    case.policy.caps.clear();
+    case
+}
+
+#[test]
+fn a_listing_is_signed_only_when_this_member_proposed_it_and_only_as_rebuilt() -> Result<(), Box<dyn std::error::Error>> {
+    let member = Address::from_bytes([0x4d; 20]);
+    let case = listing_case(&[member, Address::from_bytes([1; 20])]);
+    let Decision::Sign(rebuilt) = case.decide() else { return Err(format!("{:?}", case.decide()).into()) };
+    let Payload::Listing { bytes, .. } = &rebuilt.payload else { return Err("not a listing payload".into()) };
+    let message = case.batch.release.bls_message().ok_or("no message")?;
+    assert_eq!(bytes, &message);
+    let set = case.ceremony.manifest.public_key_set()?;
+    let member_keys = case.ceremony.members.first().ok_or("no member")?;
+    let ReleaseSignatures::Bls(share) = sign(&rebuilt, member_keys) else { return Err("not a BLS share".into()) };
+    assert!(bls::verify_share(&set, u64::from(member_keys.index()), &bls::decode_signature_share(&share)?, &message));
+
+    assert_eq!(listing_case(&[Address::from_bytes([1; 20])]).refusal(), Some(Reason::Listing));
+    let mut other_vault = listing_case(&[member]);
+    if let BatchRelease::EthereumListing(change) = &mut other_vault.batch.release {
+        change.listing.vault = eth(MALLORY);
+        change.payload = hex::encode(change.listing.payload());
+    }
+    assert_eq!(other_vault.refusal(), Some(Reason::PayloadMismatch));
+    let mut flipped = listing_case(&[member]);
+    if let BatchRelease::EthereumListing(change) = &mut flipped.batch.release {
+        change.listing.listed = false;
+        change.payload = hex::encode(change.listing.payload());
+    }
+    assert_eq!(flipped.refusal(), Some(Reason::PayloadMismatch));
+    Ok(())
 }
 
 #[test]

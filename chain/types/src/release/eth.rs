@@ -17,6 +17,9 @@ use crate::amount::Amount;
 /// the ASCII text right-padded with zero bytes.
 pub const RELEASE_TAG: [u8; 32] = pad_right(b"FERRY_RELEASE_V1");
 
+/// Domain tag leading every Ethereum listing payload: Solidity `bytes32("FERRY_LISTING_V1")`.
+pub const LISTING_TAG: [u8; 32] = pad_right(b"FERRY_LISTING_V1");
+
 const fn pad_right(text: &[u8]) -> [u8; 32] {
     let mut out = [0u8; 32];
     let mut index = 0;
@@ -209,6 +212,44 @@ impl EthBatch {
     }
 }
 
+/// A change to the vault's token allowlist: what the federation signs and `FerryVault.setListing`
+/// applies. Its nonce is a sidechain batch id, so listings and releases share the vault's nonce
+/// space and each signed action applies once.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EthListing {
+    /// EIP-155 chain id of the parent chain the vault lives on.
+    pub chain_id: u64,
+    /// The vault whose allowlist changes.
+    pub vault: EthAddress,
+    /// The federation epoch whose key signs it.
+    pub epoch: u64,
+    /// The action's nonce (the sidechain batch id).
+    pub nonce: u64,
+    /// The ERC-20 token.
+    pub token: EthAddress,
+    /// `true` lists the token (deposits accepted), `false` unlists it (deposits refused; releases
+    /// of it go on).
+    pub listed: bool,
+}
+
+impl EthListing {
+    /// The payload bytes, exactly Solidity's
+    /// `abi.encode(bytes32 LISTING_TAG, uint256 chainId, address vault, uint64 epoch, uint64 nonce, address token, bool listed)`:
+    /// seven 32-byte words — [`LISTING_TAG`], `chain_id`, `vault`, `epoch`, `nonce`, `token`
+    /// (addresses left-padded with 12 zero bytes, integers big-endian), and `listed` as 0 or 1.
+    pub fn payload(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(7 * 32);
+        out.extend_from_slice(&LISTING_TAG);
+        out.extend_from_slice(&uint_word(u128::from(self.chain_id)));
+        out.extend_from_slice(&self.vault.abi_word());
+        out.extend_from_slice(&uint_word(u128::from(self.epoch)));
+        out.extend_from_slice(&uint_word(u128::from(self.nonce)));
+        out.extend_from_slice(&self.token.abi_word());
+        out.extend_from_slice(&uint_word(u128::from(self.listed)));
+        out
+    }
+}
+
 /// An unsigned integer as a 32-byte big-endian ABI word.
 fn uint_word(value: u128) -> [u8; 32] {
     let mut word = [0u8; 32];
@@ -224,6 +265,20 @@ mod tests {
     fn release_tag_is_solidity_bytes32_of_the_text() {
         assert_eq!(&RELEASE_TAG[..16], b"FERRY_RELEASE_V1");
         assert_eq!(&RELEASE_TAG[16..], &[0u8; 16]);
+    }
+
+    #[test]
+    fn listing_payload_is_seven_words_ending_in_the_token_and_flag() {
+        let token = EthAddress::from_bytes([7; 20]);
+        let listing =
+            EthListing { chain_id: 31337, vault: EthAddress::from_bytes([9; 20]), epoch: 1, nonce: 12, token, listed: true };
+        let payload = listing.payload();
+        assert_eq!(payload.len(), 7 * 32);
+        assert_eq!(&payload[..32], &LISTING_TAG);
+        assert_eq!(&payload[5 * 32..6 * 32], &token.abi_word());
+        assert_eq!(payload[7 * 32 - 1], 1);
+        let unlisting = EthListing { listed: false, ..listing };
+        assert_eq!(unlisting.payload()[7 * 32 - 1], 0);
     }
 
     #[test]

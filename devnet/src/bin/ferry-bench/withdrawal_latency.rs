@@ -121,9 +121,9 @@ async fn wait_for_broadcast(system: &System, id: WithdrawalId) -> anyhow::Result
                     let txid: Txid = release.txid.parse()?;
                     system.parents.btcd.unspent_output(&OutPoint { txid, vout: 0 }).await?.is_some()
                 }
-                BatchRelease::Ethereum(release) => {
+                BatchRelease::Ethereum(_) | BatchRelease::EthereumListing(_) => {
                     let anvil = &system.parents.anvil;
-                    anvil.wallet().released(anvil.vault(), release.batch.nonce).await?
+                    anvil.wallet().released(anvil.vault(), view.batch.id).await?
                 }
             };
             if broadcast {
