@@ -105,10 +105,17 @@ pub fn federation_key(keys: &SecretKeySet, epoch: u64) -> FederationKey {
 /// # Errors
 /// Fewer signers than the threshold.
 pub fn sign_release(keys: &SecretKeySet, signers: &[u64], batch: &EthBatch) -> anyhow::Result<[u8; 256]> {
-    let message = batch.signing_message();
+    sign_message(keys, signers, &batch.signing_message())
+}
+
+/// As [`sign_release`], over any vault message (e.g. a listing change's payload).
+///
+/// # Errors
+/// As [`sign_release`].
+pub fn sign_message(keys: &SecretKeySet, signers: &[u64], message: &[u8]) -> anyhow::Result<[u8; 256]> {
     let shares =
-        signers.iter().map(|&index| (index, bls::sign_share(&keys.secret_key_share(index), &message))).collect();
-    let signature = bls::combine(&keys.public_keys(), &shares, &message)?;
+        signers.iter().map(|&index| (index, bls::sign_share(&keys.secret_key_share(index), message))).collect();
+    let signature = bls::combine(&keys.public_keys(), &shares, message)?;
     Ok(bls::eip2537_g2(&signature))
 }
 

@@ -19,9 +19,11 @@
 //! 4. A release never exceeds the reserves: a withdrawal of unbacked (genesis) funds larger than
 //!    the free reserves waits, saying why, and is paid once deposits cover it; the vault then
 //!    holds exactly what the ledger says.
-//! 5. Tokens the chain does not list (no withdrawal limit) are never attested nor minted: a
-//!    deposit of a freshly deployed token is rejected by every relayer, audited with the reason,
-//!    and creates no denomination; a later ether deposit is minted (the watchers went on).
+//! 5. The token allowlist is enforced where the money enters: the vault refuses a freshly
+//!    deployed token (`TokenNotListed`); two members' proposals (`ferry-signer listing propose`)
+//!    are below the quorum and change nothing; the third forms a listing batch that the signers
+//!    sign, a relayer delivers to the vault (`setListing`) and a quorum attests — then the vault
+//!    and the chain list it, and a deposit of it is minted.
 //! 6. Duties that cannot be abused: a member flooding fee-free duties meets its per-block limit
 //!    (`duty_limit`) while the other members' attestations mint a deposit and a user's transfer
 //!    commits.
@@ -44,10 +46,14 @@ use ferry_devnet::accounts::user_key;
 use ferry_devnet::system::System;
 use ferry_relayer::config::Finality;
 use ferry_relayer::confirmations::Tier;
-use ferry_relayer::ethereum::{DEPOSITED_TOPIC, U256};
+use ferry_relayer::ethereum::vault::{VaultError, vault_error};
+use ferry_relayer::ethereum::{DEPOSITED_TOPIC, EthereumError, U256};
 use ferry_types::msg::{Msg, MsgAttestParentHeight};
 use ferry_types::peg::{BitcoinNetwork, Peg};
-use ferry_types::query::{RESERVES_CHECK_PATH, ReservesCheckView, WithdrawalStatus};
+use ferry_types::query::{
+    BATCH_PATH, BatchStatus, BatchView, LISTING_PATH, RESERVES_CHECK_PATH, ReservesCheckView, TokenProposals,
+    WithdrawalStatus,
+};
 use ferry_types::release::bitcoin::{
     ReleaseOutput, assemble_witness, plan_release, sighashes, sign_input, unsigned_transaction,
 };
@@ -85,7 +91,7 @@ async fn money_is_minted_once_at_the_right_depth_and_paid_only_from_reserves() -
     a_deposit_reincluded_at_another_log_position_by_a_deep_reorg_is_minted_once(&system).await?;
     an_ethereum_deposit_waits_for_its_block_to_be_finalized(&mut system).await?;
     a_withdrawal_beyond_the_free_reserves_waits_until_deposits_cover_it(&system).await?;
-    an_unlisted_token_is_never_attested_nor_minted(&system).await?;
+    a_token_enters_only_once_a_quorum_listed_it_in_the_vault(&system).await?;
     a_member_flooding_duties_hits_its_limit_while_the_others_keep_committing(&mut system).await?;
     value_taken_behind_the_chains_back_pauses_the_bridge_and_fires_the_alert(&system).await
 }
@@ -213,32 +219,71 @@ async fn a_withdrawal_beyond_the_free_reserves_waits_until_deposits_cover_it(sys
     Ok(())
 }
 
-async fn an_unlisted_token_is_never_attested_nor_minted(system: &System) -> TestResult {
+/// Member `member`'s proposal to list `token`, with the operator command (`ferry-signer listing
+/// propose`) and its signer's own configuration and key.
+fn propose_listing(system: &System, member: usize, token: &EthAddress) -> TestResult {
+    let signer = &system.signers[member];
+    let output = std::process::Command::new(ferry_devnet::signer::binary()?)
+        .args(["--json", "--config"])
+        .arg(signer.config_path())
+        .env("FERRY_SIGNER_DATABASE_URL", &signer.spec().database_url)
+        .args(["listing", "propose", "--token", &token.to_string()])
+        .args(["--window-cap", &(1_000 * ONE_TOKEN).to_string(), "--delay-above", &(100 * ONE_TOKEN).to_string()])
+        .output()?;
+    if !output.status.success() {
+        return Err(format!("member {member}'s proposal: {}", String::from_utf8_lossy(&output.stderr)).into());
+    }
+    Ok(())
+}
+
+async fn a_token_enters_only_once_a_quorum_listed_it_in_the_vault(system: &System) -> TestResult {
     let anvil = &system.parents.anvil;
     let client = system.client(0)?;
     let user = user_key(0)?;
-    let deployed = anvil.wallet().deploy_test_token("Unlisted", "UNL", 18).await?;
+    let deployed = anvil.wallet().deploy_test_token("Listed later", "LTR", 18).await?;
     let token = deployed.contract_address.ok_or("no token contract")?;
-    let denom = Denom::erc20(&EthAddress::from_bytes(token.into_array()));
-    let deposit = anvil.deposit_token(token, U256::from(ONE_TOKEN), &user.address()).await?;
-    // A later ether deposit is minted: the watchers scanned past the token's.
-    let before = common::balance(&client, &user.address(), &Denom::wei()).await?;
-    anvil.deposit_eth(&user.address(), U256::from(ONE_TOKEN)).await?;
-    system.wait_for_balance(&user.address(), &Denom::wei(), before + ONE_TOKEN, PARENT_BLOCK, WAIT).await?;
-    let id = format!("eth:{}:0", deposit.tx_hash);
-    let record: Option<ferry_app::bridge::DepositRecord> = client.query(&format!("/deposit/{id}"), None).await?;
-    assert!(record.is_none(), "an unlisted token was attested: {record:?}");
-    assert_eq!(common::balance(&client, &user.address(), &denom).await?, 0);
-    let view: ReservesView = client.query("/reserves", None).await?.ok_or("no reserves")?;
-    assert!(!view.assets.contains_key(&denom), "a ledger for an unlisted token");
-    for member in 0..3 {
-        let store = ferry_relayer::store::Store::connect(&system.relayer_database_url(member)?).await?;
-        let entries = store.audit_entries(&id).await?;
-        assert!(
-            entries.iter().any(|entry| entry.detail["reason"].as_str().is_some_and(|r| r.contains("not listed"))),
-            "relayer {member} did not audit why: {entries:?}"
-        );
+    let ferry_token = EthAddress::from_bytes(token.into_array());
+    let denom = Denom::erc20(&ferry_token);
+
+    // The vault refuses a token nobody listed, with its named error.
+    let refused = anvil.deposit_token(token, U256::from(ONE_TOKEN), &user.address()).await;
+    let error = refused.err().ok_or("the vault accepted an unlisted token")?;
+    let decoded = error.downcast_ref::<EthereumError>().and_then(vault_error);
+    assert!(matches!(decoded, Some(VaultError::TokenNotListed(_))), "{error:#}");
+
+    // Two proposals are below the quorum: recorded, nothing signed or delivered.
+    for member in [0, 1] {
+        propose_listing(system, member, &ferry_token)?;
     }
+    let path = format!("{LISTING_PATH}{ferry_token}");
+    let proposals: TokenProposals = client.query(&path, None).await?.ok_or("no proposals")?;
+    assert_eq!((proposals.proposals.len(), proposals.in_flight), (2, None));
+    system.mine_parents(3).await?;
+    assert!(!anvil.wallet().listed(anvil.vault(), token).await?, "listed below the quorum");
+
+    // The third makes the quorum: the federation signs, a relayer delivers `setListing`, a
+    // quorum attests it, and only then does the chain list the token.
+    propose_listing(system, 2, &ferry_token)?;
+    let proposals: TokenProposals = client.query(&path, None).await?.ok_or("no proposals")?;
+    let batch = proposals.in_flight.ok_or("no listing batch formed at the quorum")?;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let view: BatchView = client.query(&format!("{BATCH_PATH}{batch}"), None).await?.ok_or("no batch")?;
+        if view.batch.status == BatchStatus::Released {
+            break;
+        }
+        if tokio::time::Instant::now() > deadline {
+            return Err(format!("listing batch {batch} not settled: {view:?}").into());
+        }
+        system.mine_parents(1).await?;
+        tokio::time::sleep(PARENT_BLOCK).await;
+    }
+    assert!(anvil.wallet().listed(anvil.vault(), token).await?, "the vault lists the token");
+    assert!(client.params().await?.lists(&denom), "the chain lists the token");
+
+    // Now it deposits and mints.
+    anvil.deposit_token(token, U256::from(ONE_TOKEN), &user.address()).await?;
+    system.wait_for_balance(&user.address(), &denom, ONE_TOKEN, PARENT_BLOCK, WAIT).await?;
     Ok(())
 }
 

@@ -12,13 +12,13 @@ mod common;
 
 use std::time::Instant;
 
-use ferry_devnet::anvil::{self, Anvil, FederationKey, batch_address, federation_key, sign_release};
+use ferry_devnet::anvil::{self, Anvil, FederationKey, batch_address, federation_key, sign_message, sign_release};
 use ferry_relayer::ethereum::vault::{
     FerryVault, PAID_TOPIC, PAYMENT_DEFERRED_TOPIC, RELEASED_TOPIC, VaultError, vault_error,
 };
 use ferry_relayer::ethereum::{EthAddress, EthereumError, Receipt, U256, Wallet};
 use ferry_types::release::bls::{self, RELEASE_DST};
-use ferry_types::release::eth::{EthBatch, EthReleaseItem};
+use ferry_types::release::eth::{EthBatch, EthListing, EthReleaseItem};
 use ferry_types::{Address, Amount};
 use rand_chacha::ChaChaRng;
 use rand_chacha::rand_core::SeedableRng;
@@ -367,5 +367,65 @@ async fn vault_refuses_a_federation_key_that_is_not_a_g1_point() -> TestResult {
             "{what}: {refused:?}"
         );
     }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_listing_applies_once_only_under_the_federations_signature_and_shares_the_release_nonces() -> TestResult {
+    let _serial = common::serial().await;
+    let keys = federation_of_four();
+    let anvil = funded_anvil(&keys).await?;
+    let (wallet, vault) = (anvil.wallet(), anvil.vault());
+    let new_token = wallet.deploy_test_token("New", "NEW", 18).await?.contract_address.ok_or("no token")?;
+    let depositor = Address::from_bytes([0x5b; 20]);
+    wallet.mint_test_token(new_token, wallet.address(), U256::from(1_000u64)).await?;
+    wallet.approve(new_token, vault, U256::from(1_000u64)).await?;
+    let error = refusal(wallet.deposit_token(vault, new_token, U256::from(1_000u64), &depositor).await)?;
+    assert!(matches!(error, VaultError::TokenNotListed(_)), "{error:?}");
+
+    let listing = EthListing {
+        chain_id: anvil::CHAIN_ID,
+        vault: batch_address(vault),
+        epoch: EPOCH,
+        nonce: 9,
+        token: batch_address(new_token),
+        listed: true,
+    };
+    let good = sign_message(&keys, &[0, 1, 3], &listing.payload())?;
+    // Another federation, another epoch, another token under the same signature: refused.
+    let foreign = sign_message(&federation(3, 99), &[0, 1, 2], &listing.payload())?;
+    let error = refusal(wallet.set_listing(vault, &listing, &foreign).await)?;
+    assert!(matches!(error, VaultError::BadSignature(_)), "{error:?}");
+    let next_epoch = EthListing { epoch: EPOCH + 1, ..listing.clone() };
+    let error = refusal(wallet.set_listing(vault, &next_epoch, &sign_message(&keys, &[0, 1, 2], &next_epoch.payload())?).await)?;
+    assert!(matches!(error, VaultError::WrongEpoch(_)), "{error:?}");
+    let other_token = EthListing { token: batch_address(address(0x77)), ..listing.clone() };
+    let error = refusal(wallet.set_listing(vault, &other_token, &good).await)?;
+    assert!(matches!(error, VaultError::BadSignature(_)), "{error:?}");
+    // A release's signature over its own payload is no listing.
+    let release = batch(vault, 9, vec![item(EthAddress::ZERO, address(0xa1), 1)]);
+    let error = refusal(wallet.set_listing(vault, &listing, &sign_release(&keys, &[0, 1, 2], &release)?).await)?;
+    assert!(matches!(error, VaultError::BadSignature(_)), "{error:?}");
+    assert!(!wallet.listed(vault, new_token).await?);
+
+    // Applied once: the token deposits; the nonce is spent for a replay and for a release.
+    wallet.set_listing(vault, &listing, &good).await?;
+    assert!(wallet.listed(vault, new_token).await?);
+    wallet.deposit_token(vault, new_token, U256::from(1_000u64), &depositor).await?;
+    let error = refusal(wallet.set_listing(vault, &listing, &good).await)?;
+    assert!(matches!(error, VaultError::AlreadyReleased(_)), "replayed: {error:?}");
+    let error = refusal(wallet.release(vault, &release, &sign_release(&keys, &[0, 1, 2], &release)?).await)?;
+    assert!(matches!(error, VaultError::AlreadyReleased(_)), "a release at the listing's nonce: {error:?}");
+
+    // Unlisting stops deposits; the tokens already in can still be released.
+    let unlisting = EthListing { nonce: 10, listed: false, ..listing.clone() };
+    wallet.set_listing(vault, &unlisting, &sign_message(&keys, &[1, 2, 3], &unlisting.payload())?).await?;
+    assert!(!wallet.listed(vault, new_token).await?);
+    wallet.mint_test_token(new_token, wallet.address(), U256::from(5u64)).await?;
+    wallet.approve(new_token, vault, U256::from(5u64)).await?;
+    let error = refusal(wallet.deposit_token(vault, new_token, U256::from(5u64), &depositor).await)?;
+    assert!(matches!(error, VaultError::TokenNotListed(_)), "{error:?}");
+    let payout = batch(vault, 11, vec![item(new_token, address(0xb2), 400)]);
+    wallet.release(vault, &payout, &sign_release(&keys, &[0, 2, 3], &payout)?).await?;
     Ok(())
 }

@@ -7,7 +7,11 @@
 //!   what its policy allows, posts the signatures, audits every decision, serves `/metrics` and
 //!   `/health`;
 //! - `config validate`: parse and check the configuration, keystore and manifest;
-//! - `audit verify`: recompute the audit log's hash chain and name the first broken row.
+//! - `audit verify`: recompute the audit log's hash chain and name the first broken row;
+//! - `held refund`: this member's vote to refund a held withdrawal;
+//! - `listing propose|unlist`: this member's proposal to list a token in the vault (with its
+//!   withdrawal limits) or to unlist it; a quorum of identical proposals becomes a listing the
+//!   federation signs and relayers deliver to the vault.
 //!
 //! Passphrases come from a file or stdin, never from the command line. Every flag can also be set
 //! by the environment variable named in `--help`.
@@ -30,9 +34,11 @@ use ferry_signer::service::{Settings, Signer, post_duty};
 use ferry_signer::store::Store;
 use ferry_signer::{Ceremony, Manifest, MemberSecrets, Overwrite, passphrase};
 use ferry_types::Msg;
-use ferry_types::msg::MsgResolveHeld;
+use ferry_types::msg::{MsgProposeListing, MsgProposeListingProto, MsgResolveHeld};
 use ferry_types::peg::BitcoinNetwork;
-use ferry_types::query::{WITHDRAWAL_PATH, WithdrawalId, WithdrawalIdError, WithdrawalView};
+use ferry_types::query::{
+    LISTING_PATH, TokenProposals, WITHDRAWAL_PATH, WithdrawalId, WithdrawalIdError, WithdrawalView,
+};
 use serde_json::json;
 use zeroize::Zeroizing;
 
@@ -84,6 +90,38 @@ enum Command {
     Held {
         #[command(subcommand)]
         command: HeldCommand,
+    },
+    /// The vault's token allowlist: this member's proposals (a quorum of identical ones takes
+    /// effect once the federation's signed change reached the vault).
+    Listing {
+        #[command(subcommand)]
+        command: ListingCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum ListingCommand {
+    /// Propose to list an ERC-20 token, with the withdrawal limits the chain applies to it.
+    Propose {
+        /// The token contract (0x…).
+        #[arg(long)]
+        token: String,
+        /// Most batched for release per outflow window, in the token's base units.
+        #[arg(long)]
+        window_cap: String,
+        /// Withdrawals above this wait the withdrawal delay (base units).
+        #[arg(long)]
+        delay_above: String,
+        /// The smallest withdrawal accepted (base units).
+        #[arg(long, default_value = "1")]
+        min_amount: String,
+    },
+    /// Propose to unlist a token: the vault refuses new deposits of it and the chain mints none;
+    /// holders can still withdraw.
+    Unlist {
+        /// The token contract (0x…).
+        #[arg(long)]
+        token: String,
     },
 }
 
@@ -383,6 +421,60 @@ async fn run_refund_vote(cli: &Cli, withdrawal: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+async fn run_listing_proposal(cli: &Cli, command: &ListingCommand) -> anyhow::Result<()> {
+    let config = load_config(cli)?;
+    let (secrets, _) = open_keys(&config)?;
+    let member = secrets.account().to_string();
+    let proto = match command {
+        ListingCommand::Propose { token, window_cap, delay_above, min_amount } => MsgProposeListingProto {
+            member,
+            token: token.clone(),
+            listed: true,
+            window_cap: window_cap.clone(),
+            delay_above: delay_above.clone(),
+            min_amount: min_amount.clone(),
+        },
+        ListingCommand::Unlist { token } => {
+            MsgProposeListingProto { member, token: token.clone(), listed: false, ..Default::default() }
+        }
+    };
+    let proposal = MsgProposeListing::from_proto(&proto)?;
+    let store = Store::connect(&database_url(cli, Some(&config))?).await?;
+    let chain = FerryClient::new(&config.chain.rpc)?;
+    let (tx, height) = post_duty(&chain, secrets.account_key(), &Msg::ProposeListing(proposal.clone()))
+        .await
+        .map_err(|error| anyhow::anyhow!("the listing proposal was not included: {error}"))?;
+    let token = proposal.token.to_string();
+    store
+        .append_event(
+            ferry_signer::store::kind::LISTING_PROPOSAL,
+            &token,
+            &json!({"listed": proposal.lists(), "limit": proposal.limit, "tx": tx, "height": height}),
+        )
+        .await?;
+    let state: Option<TokenProposals> = chain.query(&format!("{LISTING_PATH}{token}"), None).await?;
+    let state = state.unwrap_or_default();
+    if cli.json {
+        println!(
+            "{}",
+            json!({"token": token, "listed": proposal.lists(), "tx": tx, "height": height,
+                   "proposals": state.proposals.len(), "in_flight": state.in_flight})
+        );
+    } else {
+        let action = if proposal.lists() { "list" } else { "unlist" };
+        match state.in_flight {
+            Some(batch) => println!(
+                "proposal to {action} {token} included at height {height}; listing batch {batch} is being signed and delivered"
+            ),
+            None => println!(
+                "proposal to {action} {token} included at height {height}; {} member proposal(s) recorded, waiting for a quorum",
+                state.proposals.len()
+            ),
+        }
+    }
+    Ok(())
+}
+
 fn async_main<T>(future: impl std::future::Future<Output = anyhow::Result<T>>) -> anyhow::Result<T> {
     tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?.block_on(future)
 }
@@ -398,6 +490,7 @@ fn main() -> ExitCode {
             async_main(run_daemon(&cli))
         }
         Command::Held { command: HeldCommand::Refund { withdrawal } } => async_main(run_refund_vote(&cli, withdrawal)),
+        Command::Listing { command } => async_main(run_listing_proposal(&cli, command)),
         Command::Audit { command: AuditCommand::Verify } => match async_main(run_audit_verify(&cli)) {
             Ok(true) => Ok(()),
             Ok(false) => return ExitCode::FAILURE,

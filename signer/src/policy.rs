@@ -276,10 +276,20 @@ fn approve(input: &DecisionInput<'_>) -> Result<Rebuilt, Refusal> {
             denied.iter().filter_map(|(position, _)| batch.items.get(*position)).map(|i| i.withdrawal).collect();
         return Err(refusal);
     }
-    if !matches!(rebuilt.payload, crate::rebuild::Payload::Listing { .. }) {
-        check_cap(input.policy, &rebuilt.asset, input.signed_in_window, rebuilt.total)?;
-    }
+    check_payload_cap(input.policy, &rebuilt, input.signed_in_window)?;
     Ok(rebuilt)
+}
+
+/// [`check_cap`] for what `rebuilt` pays out; a listing change pays nothing and needs no cap for
+/// its token.
+///
+/// # Errors
+/// As [`check_cap`].
+pub fn check_payload_cap(policy: &Policy, rebuilt: &Rebuilt, signed_in_window: Amount) -> Result<(), Refusal> {
+    if matches!(rebuilt.payload, crate::rebuild::Payload::Listing { .. }) {
+        return Ok(());
+    }
+    check_cap(policy, &rebuilt.asset, signed_in_window, rebuilt.total)
 }
 
 /// Checks that signing `total` more of `asset`, after `signed_in_window` already signed in the

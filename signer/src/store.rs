@@ -9,8 +9,8 @@
 //! - a replacement (version `k + 1`) of a version `k` this signer signed, whose payload is not
 //!   the one it signed: audit `batch.refused` (`double_sign`) and refuse — a replacement is
 //!   signed only in the lineage this signer itself signed;
-//! - no row: re-check the local cap against the rows under the lock ([`check_cap`]), insert the
-//!   row and an audit entry `batch.signed`;
+//! - no row: re-check the local cap against the rows under the lock ([`check_payload_cap`]; a
+//!   listing change needs none), insert the row and an audit entry `batch.signed`;
 //! - a row with the same payload hash: audit `batch.resigned` (a re-post after a crash or a lost
 //!   transaction — the signature is the same bytes);
 //! - a row with another payload hash: audit `batch.refused` (`double_sign`) and refuse.
@@ -36,7 +36,7 @@ use serde_json::{Value, json};
 use sqlx::postgres::PgPool;
 use sqlx::{Postgres, Row, Transaction};
 
-use crate::policy::{Policy, Reason, Refusal, check_cap};
+use crate::policy::{Policy, Reason, Refusal, check_payload_cap};
 use crate::rebuild::Rebuilt;
 
 /// The signer's audit log.
@@ -62,6 +62,8 @@ pub mod kind {
     pub const ABORT_VOTE: &str = "batch.abort_vote";
     /// This member voted to refund a held withdrawal (`ferry-signer held refund`).
     pub const REFUND_VOTE: &str = "held.refund_vote";
+    /// This member proposed to list or unlist a token (`ferry-signer listing`).
+    pub const LISTING_PROPOSAL: &str = "listing.proposal";
 }
 
 /// The audit subject of everything about batch `id`: `batch-<id>`.
@@ -313,7 +315,7 @@ impl Store {
             }
             GuardVerdict::Insert => {
                 let signed = window_total(&mut tx, &rebuilt.asset, policy.window, rebuilt.epoch, rebuilt.batch).await?;
-                match check_cap(policy, &rebuilt.asset, signed, rebuilt.total) {
+                match check_payload_cap(policy, rebuilt, signed) {
                     Err(refusal) => {
                         refusal_detail(&mut detail, &refusal);
                         LOG.append_locked(&mut tx, kind::REFUSED, &subject, &detail).await?;

@@ -438,6 +438,33 @@ impl Wallet {
         Ok(!decode_word("eth_call released", &answer)?.is_zero())
     }
 
+    /// `vault.setListing(listing, signature)`: applies a listing change the federation signed.
+    ///
+    /// # Errors
+    /// Transport, node and timeout errors; a refused change fails at gas estimation with the
+    /// vault's custom error ([`vault_error`]): `WrongEpoch`, `AlreadyReleased`, `ZeroToken`,
+    /// `MalformedSignature`, `BadSignature`.
+    pub async fn set_listing(
+        &self,
+        vault: EthAddress,
+        listing: &EthListing,
+        signature: &[u8],
+    ) -> Result<Receipt, EthereumError> {
+        let request = FerryVault::new(vault, &self.provider)
+            .setListing(vault_listing(listing), Bytes::copy_from_slice(signature))
+            .into_transaction_request();
+        self.send("FerryVault.setListing", request).await
+    }
+
+    /// `vault.listed(token)`: whether the vault accepts deposits of `token`.
+    ///
+    /// # Errors
+    /// As [`released`](Self::released).
+    pub async fn listed(&self, vault: EthAddress, token: EthAddress) -> Result<bool, EthereumError> {
+        let answer = self.view(vault, FerryVault::listedCall { token }).await?;
+        Ok(!decode_word("eth_call listed", &answer)?.is_zero())
+    }
+
     /// `vault.owed(token, recipient)`: what a failed release payment left for `recipient` to claim.
     ///
     /// # Errors

@@ -19,12 +19,10 @@
 use std::collections::BTreeMap;
 
 use ferry_types::event as ev;
-use ferry_types::genesis::AssetLimit;
 use ferry_types::msg::MsgProposeListing;
-use ferry_types::query::{Batch, BatchRelease, EthereumListing};
+use ferry_types::query::{Batch, BatchRelease, EthereumListing, ListingProposal, TokenProposals};
 use ferry_types::release::eth::{EthAddress, EthListing};
 use ferry_types::{Denom, TxCode, TxRejection};
-use serde::{Deserialize, Serialize};
 
 use crate::bank::BankError;
 use crate::event::Event;
@@ -34,28 +32,10 @@ use crate::state::{StateDelta, StateError, StateRead};
 pub mod keys {
     use ferry_types::release::eth::EthAddress;
 
-    /// The proposals for one token ([`super::TokenProposals`]).
+    /// The proposals for one token ([`ferry_types::query::TokenProposals`]).
     pub fn proposals(token: &EthAddress) -> Vec<u8> {
         format!("listing/{}", hex::encode(token.as_bytes())).into_bytes()
     }
-}
-
-/// One member's latest proposal for a token.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ListingProposal {
-    /// `Some` limits to list, `None` to unlist.
-    pub limit: Option<AssetLimit>,
-    /// When it was made.
-    pub height: u64,
-}
-
-/// The proposals for one token, and the listing batch in flight for it, if any.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TokenProposals {
-    /// Each member's latest proposal since the last listing batch formed.
-    pub proposals: BTreeMap<ferry_types::Address, ListingProposal>,
-    /// The listing batch being signed or delivered.
-    pub in_flight: Option<u64>,
 }
 
 impl<R: StateRead> StateDelta<R> {

@@ -71,6 +71,12 @@ pub fn query<R: StateRead>(state: R, path: &str) -> Result<QueryAnswer, StateErr
     if path == PARAMS_PATH {
         return Ok(QueryAnswer::json(&state.params()?));
     }
+    if let Some(rest) = path.strip_prefix(ferry_types::query::LISTING_PATH) {
+        return Ok(match rest.parse::<ferry_types::release::eth::EthAddress>() {
+            Ok(token) => QueryAnswer::json(&state.token_proposals(&token)?),
+            Err(error) => QueryAnswer::error(QUERY_BAD_REQUEST, format!("query `{path}`: {error}")),
+        });
+    }
     if let Some(rest) = path.strip_prefix(DEPOSIT_PATH) {
         let id: ferry_types::DepositId = match rest.parse() {
             Ok(id) => id,
@@ -109,7 +115,8 @@ pub fn query<R: StateRead>(state: R, path: &str) -> Result<QueryAnswer, StateErr
         format!(
             "unknown query path `{path}`; known: {ACCOUNT_PATH}<address>, {BALANCES_PATH}<address>, {PARAMS_PATH}, \
              {DEPOSIT_PATH}<id>, {RESERVES_PATH}, {RESERVES_CHECK_PATH}, {FEDERATION_PATH}, {PEG_PATH}, {WITHDRAWAL_PATH}wd-<n>, \
-             {BATCH_PATH}<n>, {PENDING_BATCHES_PATH}[/<after>], {BRIDGE_PATH}, {BITCOIN_FEES_PATH}"
+             {BATCH_PATH}<n>, {PENDING_BATCHES_PATH}[/<after>], {BRIDGE_PATH}, {BITCOIN_FEES_PATH}, \
+             /listing/<0x token>"
         ),
     ))
 }

@@ -1858,3 +1858,122 @@ fn a_quorum_snapshot_below_what_the_ledger_needs_pauses_the_bridge_and_other_rou
     assert!(next.chains.values().all(|target| !target.checked && target.reports.is_empty()));
     Ok(())
 }
+
+/// Member `index` proposes to list `token` with `limit` (`None`: to unlist it).
+fn propose_listing(bridge: &mut Bridge, index: usize, token: EthAddress, limit: Option<AssetLimit>) -> TestResult<TxOutcome> {
+    let member = bridge.member(index).address;
+    let msg = Msg::ProposeListing(ferry_types::msg::MsgProposeListing { member, token, limit });
+    let tx = bridge.duty_tx(index, &[msg])?;
+    bridge.one(&tx)
+}
+
+#[test]
+fn a_token_is_listed_only_by_a_quorum_and_only_once_the_vault_applied_the_signed_change() -> TestResult {
+    let mut bridge = Bridge::start()?;
+    let token = EthAddress::from_bytes([0xee; 20]);
+    let denom = Denom::erc20(&token);
+    let limit = AssetLimit {
+        denom: denom.clone(),
+        window_cap: Amount::new(1_000_000),
+        delay_above: Amount::new(500_000),
+        min_amount: Amount::new(10),
+    };
+    let params = |bridge: &Bridge| -> TestResult<Params> {
+        Ok(bridge.chain.query_json(ferry_types::query::PARAMS_PATH)?.ok_or("no params")?)
+    };
+    assert!(!params(&bridge)?.lists(&denom));
+
+    // Below the quorum: recorded, nothing formed.
+    for index in 0..2 {
+        let outcome = propose_listing(&mut bridge, index, token, Some(limit.clone()))?;
+        assert_eq!(outcome.code, TxCode::Ok, "{}", outcome.log);
+        assert!(events_of(&outcome.events, ev::BATCH_CREATED).is_empty());
+    }
+    let proposals: ferry_types::query::TokenProposals =
+        bridge.chain.query_json(&format!("/listing/{token}"))?.ok_or("no proposals")?;
+    assert_eq!((proposals.proposals.len(), proposals.in_flight), (2, None));
+    // A different limit does not count with them.
+    let other = AssetLimit { window_cap: Amount::new(7), ..limit.clone() };
+    let outcome = propose_listing(&mut bridge, 2, token, Some(other))?;
+    assert!(events_of(&outcome.events, ev::BATCH_CREATED).is_empty(), "2 + 1 different is no quorum");
+
+    // The third identical proposal forms the listing batch; the chain does not list yet.
+    let outcome = propose_listing(&mut bridge, 2, token, Some(limit.clone()))?;
+    let created = events_of(&outcome.events, ev::BATCH_CREATED);
+    let id: u64 = created.first().and_then(|event| attributes(event).get(ev::BATCH_ID)?.parse().ok()).ok_or("no batch")?;
+    assert!(!params(&bridge)?.lists(&denom), "not before the vault applied it");
+    let view = bridge.chain.batch(id)?;
+    let BatchRelease::EthereumListing(change) = &view.batch.release else { return Err("not a listing batch".into()) };
+    assert_eq!((change.listing.nonce, change.listing.token, change.listing.listed), (id, token, true));
+    assert_eq!(change.proposers.len(), 3);
+    assert_eq!(hex::decode(&change.payload)?, change.listing.payload());
+    // While it is in flight: another change is refused, the same one joins its proposers.
+    assert_eq!(propose_listing(&mut bridge, 3, token, None)?.code, TxCode::BadBatch);
+    assert_eq!(propose_listing(&mut bridge, 3, token, Some(limit.clone()))?.code, TxCode::Ok);
+    let BatchRelease::EthereumListing(change) = &bridge.chain.batch(id)?.batch.release else { return Err("gone".into()) };
+    assert_eq!(change.proposers.len(), 4);
+
+    // Signed by the BLS threshold: the combined signature verifies over the listing payload.
+    for member in 0..3 {
+        assert_eq!(bridge.sign(member, id)?.code, TxCode::Ok);
+    }
+    let signed = bridge.chain.batch(id)?;
+    assert_eq!(signed.batch.status, BatchStatus::Signed);
+    let BatchRelease::EthereumListing(change) = &signed.batch.release else { return Err("gone".into()) };
+    let signature = bls::decode_signature(&hex::decode(change.signature_compressed.as_deref().ok_or("unsigned")?)?)?;
+    assert!(bls::verify_signature(&bridge.bls.public_keys().public_key(), &signature, &change.listing.payload()));
+
+    // Two attestations of the vault's transaction are not a quorum; the third settles it.
+    let vault_tx = format!("0x{}", "ab".repeat(32));
+    for member in 0..2 {
+        bridge.attest_release(member, id, &vault_tx)?;
+        assert!(!params(&bridge)?.lists(&denom));
+    }
+    let settled = bridge.attest_release(2, id, &vault_tx)?;
+    assert_eq!(events_of(&settled.events, ev::LISTING_SETTLED).len(), 1);
+    let after = params(&bridge)?;
+    assert!(after.lists(&denom));
+    assert_eq!(after.withdrawals.limit(&denom), Some(&limit));
+    let proposals: ferry_types::query::TokenProposals =
+        bridge.chain.query_json(&format!("/listing/{token}"))?.ok_or("no proposals")?;
+    assert_eq!(proposals.in_flight, None, "free for the next change");
+
+    // Unlisting by a quorum stops the mints but keeps the limits, so holders can withdraw.
+    let mut unlisting = None;
+    for member in 0..3 {
+        let outcome = propose_listing(&mut bridge, member, token, None)?;
+        unlisting = unlisting.or_else(|| {
+            events_of(&outcome.events, ev::BATCH_CREATED)
+                .first()
+                .and_then(|event| attributes(event).get(ev::BATCH_ID)?.parse::<u64>().ok())
+        });
+    }
+    let unlisting = unlisting.ok_or("no unlisting batch")?;
+    for member in 0..3 {
+        bridge.sign(member, unlisting)?;
+    }
+    for member in 0..3 {
+        bridge.attest_release(member, unlisting, &format!("0x{}", "cd".repeat(32)))?;
+    }
+    let after = params(&bridge)?;
+    assert!(!after.lists(&denom));
+    assert_eq!(after.withdrawals.limit(&denom), Some(&limit));
+
+    // A listing nobody signs is aborted after `abort_after_blocks`: nothing changes, and the
+    // token is free for new proposals.
+    for member in 0..3 {
+        propose_listing(&mut bridge, member, token, Some(limit.clone()))?;
+    }
+    let path = format!("/listing/{token}");
+    let stuck: ferry_types::query::TokenProposals = bridge.chain.query_json(&path)?.ok_or("no proposals")?;
+    let stuck = stuck.in_flight.ok_or("no listing batch")?;
+    for _ in 0..=ABORT_AFTER {
+        bridge.block::<&[u8]>(&[])?;
+    }
+    assert_eq!(bridge.chain.batch(stuck)?.batch.status, BatchStatus::Aborted);
+    let proposals: ferry_types::query::TokenProposals = bridge.chain.query_json(&path)?.ok_or("no proposals")?;
+    assert_eq!(proposals.in_flight, None);
+    assert!(!params(&bridge)?.lists(&denom));
+    assert_eq!(propose_listing(&mut bridge, 0, token, Some(limit))?.code, TxCode::Ok);
+    Ok(())
+}

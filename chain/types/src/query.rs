@@ -29,6 +29,8 @@ pub const ACCOUNT_PATH: &str = "/account/";
 pub const BALANCES_PATH: &str = "/balances/";
 /// Path of the params query.
 pub const PARAMS_PATH: &str = "/params";
+/// Query path prefix of a token's listing proposals (`/listing/0x…`, [`TokenProposals`]).
+pub const LISTING_PATH: &str = "/listing/";
 /// Path prefix of the deposit query (`/deposit/<deposit id>`).
 pub const DEPOSIT_PATH: &str = "/deposit/";
 /// Path of the reserves query (per-asset supply and reserves, and the Bitcoin reserve UTXOs).
@@ -366,6 +368,25 @@ impl BatchRelease {
             BatchRelease::Ethereum(_) | BatchRelease::EthereumListing(_) => crate::deposit::ParentChain::Ethereum,
         }
     }
+}
+
+/// One member's latest proposal to list or unlist a token (`MsgProposeListing`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListingProposal {
+    /// `Some` limits to list, `None` to unlist.
+    pub limit: Option<crate::genesis::AssetLimit>,
+    /// When it was made.
+    pub height: u64,
+}
+
+/// Answer to `/listing/<0x token>`: the members' proposals for the token since its last listing
+/// batch formed, and the listing batch in flight for it, if any.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenProposals {
+    /// Each member's latest proposal.
+    pub proposals: BTreeMap<Address, ListingProposal>,
+    /// The listing batch being signed or delivered.
+    pub in_flight: Option<u64>,
 }
 
 /// A listing change as the chain decided it, and once signed the federation signature.
