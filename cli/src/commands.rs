@@ -501,6 +501,13 @@ impl Context {
                 let key = self.unlock()?;
                 let wallet = eth::Wallet::connect(self.ethereum_rpc()?, &key.ethereum_private_key_hex())?;
                 let value = U256::from(amount.get());
+                // Checked before the approval, which would otherwise be a wasted transaction.
+                if !wallet.listed(alloy_address(&vault), alloy_address(&token)).await? {
+                    return Err(CliError::bad_input(format!(
+                        "token {token} is not listed by the federation: the vault {vault} refuses deposits of it \
+                         (listing is a federation decision; see `/listing/{token}` on the sidechain)"
+                    )));
+                }
                 wallet.approve(alloy_address(&token), alloy_address(&vault), value).await?;
                 let receipt =
                     wallet.deposit_token(alloy_address(&vault), alloy_address(&token), value, &recipient).await?;

@@ -166,6 +166,13 @@ async fn a_new_user_bridges_btc_and_eth_both_ways_with_the_cli_alone() -> TestRe
     let btc_id = btc_deposit["deposit_id"].as_str().ok_or("btc deposit id")?.to_owned();
     let eth_id = eth_deposit["deposit_id"].as_str().ok_or("eth deposit id")?.to_owned();
     let print_only = user.json(&["--from", "alice", "deposit", "btc", "0.1btc", "--print-only"])?;
+    // A token the federation has not listed is refused before any transaction, saying why.
+    let unlisted = system.parents.anvil.wallet().deploy_test_token("Unlisted", "UNL", 18).await?;
+    let unlisted = unlisted.contract_address.ok_or("no token contract")?.to_string();
+    let refused = user.run(&["--from", "alice", "deposit", "erc20", &unlisted, "1", "--decimals", "18"])?;
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("is not listed by the federation"), "{stderr}");
     assert_eq!(print_only["memo_data"].as_str().map(str::len), Some(52), "{print_only}");
 
     for id in [&btc_id, &eth_id] {

@@ -279,7 +279,9 @@ async fn a_token_enters_only_once_a_quorum_listed_it_in_the_vault(system: &Syste
                 .map(|signer| std::fs::read_to_string(signer.log_path()).unwrap_or_default())
                 .map(|log| log.lines().filter(|line| line.contains(&format!("batch_id={batch}"))).take(5).collect())
                 .collect();
-            return Err(format!("listing batch {batch} not settled: {view:?}\nsigner logs:\n{}", logs.join("\n")).into());
+            return Err(
+                format!("listing batch {batch} not settled: {view:?}\nsigner logs:\n{}", logs.join("\n")).into()
+            );
         }
         system.mine_parents(1).await?;
         tokio::time::sleep(PARENT_BLOCK).await;

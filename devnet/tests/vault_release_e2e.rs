@@ -397,7 +397,9 @@ async fn a_listing_applies_once_only_under_the_federations_signature_and_shares_
     let error = refusal(wallet.set_listing(vault, &listing, &foreign).await)?;
     assert!(matches!(error, VaultError::BadSignature(_)), "{error:?}");
     let next_epoch = EthListing { epoch: EPOCH + 1, ..listing.clone() };
-    let error = refusal(wallet.set_listing(vault, &next_epoch, &sign_message(&keys, &[0, 1, 2], &next_epoch.payload())?).await)?;
+    let error = refusal(
+        wallet.set_listing(vault, &next_epoch, &sign_message(&keys, &[0, 1, 2], &next_epoch.payload())?).await,
+    )?;
     assert!(matches!(error, VaultError::WrongEpoch(_)), "{error:?}");
     let other_token = EthListing { token: batch_address(address(0x77)), ..listing.clone() };
     let error = refusal(wallet.set_listing(vault, &other_token, &good).await)?;

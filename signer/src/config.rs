@@ -218,7 +218,11 @@ impl Config {
     ///
     /// # Errors
     /// When the configured Bitcoin network is not the manifest's, or its keys make no peg.
-    pub fn local_knowledge(&self, manifest: &Manifest, member: ferry_types::Address) -> Result<LocalKnowledge, ConfigError> {
+    pub fn local_knowledge(
+        &self,
+        manifest: &Manifest,
+        member: ferry_types::Address,
+    ) -> Result<LocalKnowledge, ConfigError> {
         let bitcoin = match &self.bitcoin {
             None => None,
             Some(bitcoin) if bitcoin.network != manifest.bitcoin.network => {

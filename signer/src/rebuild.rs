@@ -373,7 +373,10 @@ fn listing(batch: &Batch, change: &EthereumListing, local: &LocalKnowledge) -> R
     if change.listing != rebuilt {
         return refuse(
             Reason::PayloadMismatch,
-            format!("listing batch {id}: the chain's listing is {:?}, this signer rebuilds {rebuilt:?}", change.listing),
+            format!(
+                "listing batch {id}: the chain's listing is {:?}, this signer rebuilds {rebuilt:?}",
+                change.listing
+            ),
         );
     }
     let bytes = rebuilt.payload();

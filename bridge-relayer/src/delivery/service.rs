@@ -23,8 +23,7 @@ use ferry_client::FerryClient;
 use ferry_types::genesis::Federation;
 use ferry_types::msg::MsgAttestRelease;
 use ferry_types::query::{
-    BATCH_PATH, BatchRelease, BatchStatus, BatchView, FEDERATION_PATH, PENDING_BATCHES_PATH,
-    PendingBatchesView,
+    BATCH_PATH, BatchRelease, BatchStatus, BatchView, FEDERATION_PATH, PENDING_BATCHES_PATH, PendingBatchesView,
 };
 use ferry_types::{Msg, ParentChain};
 use tracing::Instrument;
@@ -436,7 +435,11 @@ impl Delivery {
     /// Where the Ethereum action (a release or a listing change) is: once the vault says the
     /// nonce is applied, the transaction that emitted its `Released` or `ListingSet` log (whoever
     /// sent it); before, the transaction this relayer sent, if the node still has it pending.
-    async fn locate_ethereum(&self, action: VaultAction<'_>, record: Option<&ReleaseRecord>) -> anyhow::Result<Located> {
+    async fn locate_ethereum(
+        &self,
+        action: VaultAction<'_>,
+        record: Option<&ReleaseRecord>,
+    ) -> anyhow::Result<Located> {
         let side = self.ethereum_side()?;
         let nonce = action.nonce();
         if side.watcher.released(nonce).await? {

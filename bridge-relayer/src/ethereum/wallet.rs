@@ -138,8 +138,8 @@ impl Wallet {
         genesis_tokens: &[EthAddress],
     ) -> Result<Receipt, EthereumError> {
         let key = Bytes::copy_from_slice(federation_key);
-        let request = FerryVault::deploy_builder(&self.provider, key, epoch, genesis_tokens.to_vec())
-            .into_transaction_request();
+        let request =
+            FerryVault::deploy_builder(&self.provider, key, epoch, genesis_tokens.to_vec()).into_transaction_request();
         self.send("deploy FerryVault", request).await
     }
 

@@ -1860,7 +1860,12 @@ fn a_quorum_snapshot_below_what_the_ledger_needs_pauses_the_bridge_and_other_rou
 }
 
 /// Member `index` proposes to list `token` with `limit` (`None`: to unlist it).
-fn propose_listing(bridge: &mut Bridge, index: usize, token: EthAddress, limit: Option<AssetLimit>) -> TestResult<TxOutcome> {
+fn propose_listing(
+    bridge: &mut Bridge,
+    index: usize,
+    token: EthAddress,
+    limit: Option<AssetLimit>,
+) -> TestResult<TxOutcome> {
     let member = bridge.member(index).address;
     let msg = Msg::ProposeListing(ferry_types::msg::MsgProposeListing { member, token, limit });
     let tx = bridge.duty_tx(index, &[msg])?;
@@ -1900,7 +1905,8 @@ fn a_token_is_listed_only_by_a_quorum_and_only_once_the_vault_applied_the_signed
     // The third identical proposal forms the listing batch; the chain does not list yet.
     let outcome = propose_listing(&mut bridge, 2, token, Some(limit.clone()))?;
     let created = events_of(&outcome.events, ev::BATCH_CREATED);
-    let id: u64 = created.first().and_then(|event| attributes(event).get(ev::BATCH_ID)?.parse().ok()).ok_or("no batch")?;
+    let id: u64 =
+        created.first().and_then(|event| attributes(event).get(ev::BATCH_ID)?.parse().ok()).ok_or("no batch")?;
     assert!(!params(&bridge)?.lists(&denom), "not before the vault applied it");
     let view = bridge.chain.batch(id)?;
     let BatchRelease::EthereumListing(change) = &view.batch.release else { return Err("not a listing batch".into()) };
@@ -1910,7 +1916,9 @@ fn a_token_is_listed_only_by_a_quorum_and_only_once_the_vault_applied_the_signed
     // While it is in flight: another change is refused, the same one joins its proposers.
     assert_eq!(propose_listing(&mut bridge, 3, token, None)?.code, TxCode::BadBatch);
     assert_eq!(propose_listing(&mut bridge, 3, token, Some(limit.clone()))?.code, TxCode::Ok);
-    let BatchRelease::EthereumListing(change) = &bridge.chain.batch(id)?.batch.release else { return Err("gone".into()) };
+    let BatchRelease::EthereumListing(change) = &bridge.chain.batch(id)?.batch.release else {
+        return Err("gone".into());
+    };
     assert_eq!(change.proposers.len(), 4);
 
     // Signed by the BLS threshold: the combined signature verifies over the listing payload.

@@ -937,9 +937,11 @@ impl MsgProposeListing {
             return Err(Self::field_error("token", "the zero address is native ether, not a token"));
         }
         if !proto.listed {
-            for (field, value) in
-                [("window_cap", &proto.window_cap), ("delay_above", &proto.delay_above), ("min_amount", &proto.min_amount)]
-            {
+            for (field, value) in [
+                ("window_cap", &proto.window_cap),
+                ("delay_above", &proto.delay_above),
+                ("min_amount", &proto.min_amount),
+            ] {
                 if !value.is_empty() {
                     return Err(Self::field_error(field, "an unlisting keeps the token's limits; give none"));
                 }

@@ -305,7 +305,8 @@ fn listing_case(proposers: &[Address]) -> Case {
 }
 
 #[test]
-fn a_listing_is_signed_only_when_this_member_proposed_it_and_only_as_rebuilt() -> Result<(), Box<dyn std::error::Error>> {
+fn a_listing_is_signed_only_when_this_member_proposed_it_and_only_as_rebuilt() -> Result<(), Box<dyn std::error::Error>>
+{
     let member = Address::from_bytes([0x4d; 20]);
     let case = listing_case(&[member, Address::from_bytes([1; 20])]);
     let Decision::Sign(rebuilt) = case.decide() else { return Err(format!("{:?}", case.decide()).into()) };

@@ -270,8 +270,14 @@ mod tests {
     #[test]
     fn listing_payload_is_seven_words_ending_in_the_token_and_flag() {
         let token = EthAddress::from_bytes([7; 20]);
-        let listing =
-            EthListing { chain_id: 31337, vault: EthAddress::from_bytes([9; 20]), epoch: 1, nonce: 12, token, listed: true };
+        let listing = EthListing {
+            chain_id: 31337,
+            vault: EthAddress::from_bytes([9; 20]),
+            epoch: 1,
+            nonce: 12,
+            token,
+            listed: true,
+        };
         let payload = listing.payload();
         assert_eq!(payload.len(), 7 * 32);
         assert_eq!(&payload[..32], &LISTING_TAG);
