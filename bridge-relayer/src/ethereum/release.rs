@@ -108,8 +108,7 @@ impl Wallet {
             self.calls.run("eth_estimateGas", self.provider.estimate_gas(request.clone()).into_future()).await?;
         let gas_limit = estimate.saturating_add(estimate.saturating_mul(GAS_MARGIN_PERCENT) / 100);
         // The call about to be signed, with its gas limit, against the latest state.
-        let simulated = request.clone().with_gas_limit(gas_limit);
-        self.calls.run("eth_call", self.provider.call(simulated).into_future()).await?;
+        self.simulate(vault, action, signature, Some(gas_limit)).await?;
         self.sign(action.function(), request.with_gas_limit(gas_limit)).await
     }
 

@@ -398,10 +398,22 @@ impl Wallet {
         batch: &EthBatch,
         signature: &[u8],
     ) -> Result<Receipt, EthereumError> {
-        let request = FerryVault::new(vault, &self.provider)
-            .release(release_batch(batch), Bytes::copy_from_slice(signature))
-            .into_transaction_request();
-        self.send("FerryVault.release", request).await
+        self.apply(vault, VaultAction::Release(batch), signature).await
+    }
+
+    /// Sends `action` (a release or a listing change) with the federation's `signature` and
+    /// waits for its receipt.
+    ///
+    /// # Errors
+    /// As [`release`](Self::release) and [`set_listing`](Self::set_listing).
+    pub async fn apply(
+        &self,
+        vault: EthAddress,
+        action: VaultAction<'_>,
+        signature: &[u8],
+    ) -> Result<Receipt, EthereumError> {
+        let request = TransactionRequest::default().with_to(vault).with_input(action.calldata(signature));
+        self.send(action.function(), request).await
     }
 
     /// Runs `vault.release(batch, signature)` as an `eth_call` from this wallet's address at the
@@ -418,9 +430,23 @@ impl Wallet {
         signature: &[u8],
         gas_limit: Option<u64>,
     ) -> Result<(), EthereumError> {
-        let mut request = FerryVault::new(vault, &self.provider)
-            .release(release_batch(batch), Bytes::copy_from_slice(signature))
-            .into_transaction_request()
+        self.simulate(vault, VaultAction::Release(batch), signature, gas_limit).await
+    }
+
+    /// As [`simulate_release`](Self::simulate_release), for either vault action.
+    ///
+    /// # Errors
+    /// As [`apply`](Self::apply), with the vault's refusal in the revert data.
+    pub async fn simulate(
+        &self,
+        vault: EthAddress,
+        action: VaultAction<'_>,
+        signature: &[u8],
+        gas_limit: Option<u64>,
+    ) -> Result<(), EthereumError> {
+        let mut request = TransactionRequest::default()
+            .with_to(vault)
+            .with_input(action.calldata(signature))
             .with_from(self.address());
         if let Some(gas) = gas_limit {
             request = request.with_gas_limit(gas);
@@ -450,10 +476,7 @@ impl Wallet {
         listing: &EthListing,
         signature: &[u8],
     ) -> Result<Receipt, EthereumError> {
-        let request = FerryVault::new(vault, &self.provider)
-            .setListing(vault_listing(listing), Bytes::copy_from_slice(signature))
-            .into_transaction_request();
-        self.send("FerryVault.setListing", request).await
+        self.apply(vault, VaultAction::Listing(listing), signature).await
     }
 
     /// `vault.listed(token)`: whether the vault accepts deposits of `token`.

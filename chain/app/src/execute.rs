@@ -257,8 +257,7 @@ fn execute_message<R: StateRead>(
             pause::set_paused(state, vote, quorum, height, events).map(|()| None)
         }
         Msg::ProposeListing(proposal) => {
-            let quorum = state.federation()?.attest_quorum;
-            crate::listing::propose_listing(state, proposal, quorum, height, events).map(|()| None)
+            crate::listing::propose_listing(state, proposal, context.params, height, events).map(|()| None)
         }
         Msg::AttestReserves(snapshot) => {
             let quorum = state.federation()?.attest_quorum;

@@ -56,7 +56,8 @@ fn refused(code: TxCode, log: impl Into<String>) -> BankError {
     BankError::Rejected(TxRejection::new(code, log))
 }
 
-/// Records `proposal`; at `quorum` identical proposals records the listing batch.
+/// Records `proposal`; at the federation's `attest_quorum` identical proposals records the
+/// listing batch for the vault of `params` (the block's parameters).
 ///
 /// # Errors
 /// `BadBatch` when the chain has no Ethereum vault or a change of this token is in flight;
@@ -64,15 +65,16 @@ fn refused(code: TxCode, log: impl Into<String>) -> BankError {
 pub fn propose_listing<R: StateRead>(
     state: &mut StateDelta<R>,
     proposal: &MsgProposeListing,
-    quorum: u32,
+    params: &ferry_types::Params,
     height: u64,
     events: &mut Vec<Event>,
 ) -> Result<(), BankError> {
-    let params = state.params()?;
     let Some(bridge) = params.withdrawals.ethereum.clone() else {
         return Err(refused(TxCode::BadBatch, "this chain has no Ethereum vault (params.withdrawals.ethereum)"));
     };
     let token = proposal.token;
+    let federation = state.federation()?;
+    let (quorum, epoch) = (federation.attest_quorum, federation.epoch);
     let mut record = state.token_proposals(&token)?;
     if let Some(id) = record.in_flight {
         return join_in_flight(state, id, proposal, height);
@@ -98,7 +100,6 @@ pub fn propose_listing<R: StateRead>(
         state.put_token_proposals(&token, &record);
         return Ok(());
     }
-    let epoch = state.federation()?.epoch;
     let limit = proposal.limit.clone();
     let id = crate::batch::record_itemless(
         state,
