@@ -1092,7 +1092,7 @@ impl Context {
             }
             rows.push(json!({
                 "denom": denom.to_string(), "supply": ledger.supply.to_string(), "reserves": ledger.reserves.to_string(),
-                "unreleased": ledger.unreleased.to_string(), "unbacked": ledger.unbacked.to_string(),
+                "unreleased": ledger.unreleased.to_string(),
                 "below_minimum": ledger.below_minimum.to_string(), "fee_pool": ledger.fee_pool.to_string(),
                 "parent_chain": actual.map(|a| a.to_string()), "matches": matches,
             }));

@@ -9,12 +9,7 @@ use ferry_types::{AccountKey, Coin, Denom, GenesisAccount, GenesisState, Params}
 use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::SeedableRng;
 
-/// Opening balance of every funded devnet account, per denomination.
-pub const OPENING_SAT: u128 = 100_000_000_000; // 1000 fBTC
-/// Opening wei balance (1000 fETH).
-pub const OPENING_WEI: u128 = 1_000_000_000_000_000_000_000;
-
-/// The key of funded user account `index`.
+/// The key of devnet user `index` (funded by deposits: [`crate::funding`]).
 ///
 /// # Errors
 /// Never in practice (a hash that is not a valid scalar).
@@ -70,7 +65,8 @@ pub fn member_key(index: usize) -> anyhow::Result<AccountKey> {
     Ok(member(index)?.account_key().clone())
 }
 
-/// A genesis funding `users` user accounts (account numbers `0..users`, in order) and, when
+/// A genesis creating `users` empty user accounts (account numbers `0..users`, in order; they
+/// are funded by deposits, [`crate::funding`]) and, when
 /// `members` is [`FEDERATION_MEMBERS`], naming the devnet federation (its accounts, Bitcoin peg
 /// and BLS key set from [`federation_ceremony`]); `members` 0 means no federation.
 ///
@@ -78,12 +74,7 @@ pub fn member_key(index: usize) -> anyhow::Result<AccountKey> {
 /// A federation size other than 0 or [`FEDERATION_MEMBERS`].
 pub fn genesis(users: usize, members: usize) -> anyhow::Result<GenesisState> {
     let accounts = (0..users)
-        .map(|index| {
-            Ok(GenesisAccount {
-                address: user_key(index)?.address(),
-                coins: vec![Coin::new(OPENING_SAT, Denom::sat()), Coin::new(OPENING_WEI, Denom::wei())],
-            })
-        })
+        .map(|index| Ok(GenesisAccount { address: user_key(index)?.address() }))
         .collect::<anyhow::Result<Vec<_>>>()?;
     let federation = match members {
         0 => Federation::default(),

@@ -9,6 +9,7 @@ pub mod accounts;
 pub mod anvil;
 pub mod btcd;
 pub mod demo;
+pub mod funding;
 pub mod load;
 pub mod network;
 pub mod postgres;

@@ -42,7 +42,8 @@ const TOKEN_CAP: &str = "1000000000000000000000000";
 pub struct SystemSpec {
     /// The sidechain (directory, subnet, block times, chain id).
     pub network: NetworkSpec,
-    /// Funded user accounts in genesis.
+    /// User accounts, each opened by real deposits on both parent chains once the system runs
+    /// ([`crate::funding::deposit_openings`]; a resumed system is not opened again).
     pub users: usize,
     /// Directory of the bridge services' state (PostgreSQL, btcd, keys, relayers, signers).
     pub bridge_dir: PathBuf,
@@ -130,7 +131,7 @@ pub const ISOLATED_CONFIRMATIONS: u32 = 2;
 
 impl System {
     /// A system for a test or benchmark: its own loopback subnet, 300 ms blocks, the devnet
-    /// federation, `users` funded accounts, relayers needing [`ISOLATED_CONFIRMATIONS`], services
+    /// federation, `users` accounts opened by deposits, relayers needing [`ISOLATED_CONFIRMATIONS`], services
     /// polling every 200 ms, and every file in a temporary directory removed when it is dropped.
     ///
     /// # Errors
@@ -197,7 +198,12 @@ impl System {
             rule_files: vec![prometheus::deploy_alert_rules()],
         })
         .await?;
-        Ok(System { relayers, signers, _databases: databases, network, parents, keys, prometheus, scratch: None })
+        let mut system =
+            System { relayers, signers, _databases: databases, network, parents, keys, prometheus, scratch: None };
+        if spec.fresh {
+            crate::funding::deposit_openings(&mut system, spec.users).await.context("opening the devnet users")?;
+        }
+        Ok(system)
     }
 
     /// Every metrics endpoint of the system, as Prometheus scrapes it.

@@ -5,10 +5,10 @@
 
 mod common;
 
-use common::{TestResult, WAIT, balance, serial, start_network};
+use common::{TestResult, WAIT, balance, serial, start_funded_network};
 use ferry_client::Wallet;
 use ferry_devnet::Network;
-use ferry_devnet::accounts::{self, user_key};
+use ferry_devnet::accounts::user_key;
 use ferry_types::{Address, Coin, Denom, TxCode};
 use tendermint_rpc::Client;
 
@@ -32,13 +32,14 @@ async fn assert_app_hashes_agree(network: &Network, height: u64) -> TestResult {
 #[tokio::test(flavor = "multi_thread")]
 async fn transfers_finalize_and_all_validators_agree_on_the_app_hash() -> TestResult {
     let _serial = serial().await;
-    let network = start_network("transfers").await?;
+    let network = start_funded_network("transfers").await?;
     let sender_client = network.client(1)?;
     let reader = network.client(3)?;
     let mut alice = Wallet::load(&sender_client, user_key(0)?).await?;
     let bob = user_key(1)?.address();
     let carol = Address::from_bytes([0xca; 20]);
     let bob_before = balance(&reader, &bob, &Denom::sat()).await?;
+    let alice_before = balance(&reader, &alice.address(), &Denom::sat()).await?;
 
     // One transfer through CometBFT's broadcast_tx_commit, one through broadcast_tx_sync + wait.
     let first_tx = alice.sign_transfer(bob, vec![Coin::new(5_000, Denom::sat())], &fee())?;
@@ -52,7 +53,7 @@ async fn transfers_finalize_and_all_validators_agree_on_the_app_hash() -> TestRe
     network.wait_for_height(second.height, WAIT).await?;
     assert_eq!(balance(&reader, &bob, &Denom::sat()).await?, bob_before + 5_000);
     assert_eq!(balance(&reader, &carol, &Denom::wei()).await?, 7);
-    assert_eq!(balance(&reader, &alice.address(), &Denom::sat()).await?, accounts::OPENING_SAT - 5_000 - 1 - 2 * 100);
+    assert_eq!(balance(&reader, &alice.address(), &Denom::sat()).await?, alice_before - 5_000 - 1 - 2 * 100);
     // The recipient's balance before the transfer is still visible at the older height.
     let before = reader.balances(&bob, Some(first.height - 1)).await?;
     assert_eq!(before.balances.iter().find(|c| c.denom == Denom::sat()).map(|c| c.amount.get()), Some(bob_before));
@@ -76,7 +77,7 @@ async fn transfers_finalize_and_all_validators_agree_on_the_app_hash() -> TestRe
 #[tokio::test(flavor = "multi_thread")]
 async fn validator_killed_with_sigkill_restarts_catches_up_and_agrees() -> TestResult {
     let _serial = serial().await;
-    let mut network = start_network("restart").await?;
+    let mut network = start_funded_network("restart").await?;
     let client = network.client(0)?;
     let mut alice = Wallet::load(&client, user_key(2)?).await?;
     let bob = user_key(3)?.address();
@@ -111,7 +112,7 @@ fn mutate(tx: &[u8], position: usize) -> Vec<u8> {
 #[tokio::test(flavor = "multi_thread")]
 async fn garbage_and_mutated_transactions_are_rejected_with_documented_codes_while_blocks_continue() -> TestResult {
     let _serial = serial().await;
-    let network = start_network("garbage").await?;
+    let network = start_funded_network("garbage").await?;
     let client = network.client(2)?;
     let start_height = client.latest_height().await?;
     let mut alice = Wallet::load(&client, user_key(4)?).await?;
@@ -169,7 +170,7 @@ async fn garbage_and_mutated_transactions_are_rejected_with_documented_codes_whi
     let next = alice.sequence() - 1;
     let too_much = Wallet::offline(user_key(4)?, chain_id.clone(), 4, next).sign_transfer(
         bob,
-        vec![Coin::new(accounts::OPENING_SAT, Denom::sat())],
+        vec![Coin::new(u128::from(ferry_devnet::funding::OPENING_SAT), Denom::sat())],
         &fee(),
     )?;
     assert_eq!(client.broadcast_sync(too_much).await?.tx_code(), Some(TxCode::InsufficientFunds));

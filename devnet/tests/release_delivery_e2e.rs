@@ -159,7 +159,7 @@ async fn deposit_bitcoin(
     Ok(())
 }
 
-/// Anvil with the vault trusting the devnet federation and holding 5 ETH of deposits, and a
+/// Anvil with the vault trusting the devnet federation and holding user 0's 5 ETH deposit, and a
 /// network whose genesis points Ethereum releases at that vault.
 async fn start_with_vault(name: &str) -> TestResult<(Anvil, Network)> {
     let anvil = Anvil::start_with_federation(accounts::federation_vault_key()?).await?;
@@ -168,9 +168,10 @@ async fn start_with_vault(name: &str) -> TestResult<(Anvil, Network)> {
     let mut network = Network::create(NetworkSpec::isolated(name, 4, genesis)?, Tools::locate()?)?;
     network.start_all()?;
     network.wait_for_height(2, WAIT).await?;
-    // The vault's ether comes from a deposit the chain minted (a quorum of members attests it
-    // here, no relayer running): releases are paid only out of the reserves the chain counts.
-    let recipient = Address::from_bytes([1; 20]);
+    // The vault's ether comes from user 0's deposit the chain minted (a quorum of members attests
+    // it here, no relayer running): releases are paid only out of the reserves the chain counts,
+    // and user 0 withdraws from what it deposited.
+    let recipient = accounts::user_key(0)?.address();
     let deposit = anvil.deposit_eth(&recipient, U256::from(5 * ONE_ETH)).await?;
     let facts = DepositFacts {
         chain: ParentChain::Ethereum,
@@ -367,8 +368,8 @@ async fn bitcoin_release_survives_a_reorg_of_its_block_and_settles() -> TestResu
             None,
         ));
     }
-    // A deposit makes the reserves.
-    let depositor = Address::from_bytes([0xde; 20]);
+    // User 1's deposit makes the reserves (and what it withdraws).
+    let depositor = accounts::user_key(1)?.address();
     deposit_bitcoin(&mut payer, &btcd, &peg_script, 500_000, &depositor).await?;
     for watcher in &watchers {
         watcher.poll_bitcoin().await?;
@@ -687,7 +688,8 @@ async fn relayer_processes_killed_during_delivery_still_settle_the_bitcoin_relea
         })?);
     }
     let peg_script = ferry_relayer::service::peg_script(&client).await?;
-    let depositor = Address::from_bytes([0xdf; 20]);
+    // User 2's deposit makes the reserves (and what it withdraws).
+    let depositor = accounts::user_key(2)?.address();
     deposit_bitcoin(&mut payer, &btcd, &peg_script, 400_000, &depositor).await?;
     let started = Instant::now();
     let minted = common::btc_minted(&client, 400_000).await?;

@@ -148,14 +148,14 @@ impl Federation {
         })
     }
 
-    /// Members 0..3 attest a made-up deposit of `amount` of `asset` to user 1, as their relayers
-    /// would: the reserves a withdrawal is paid from (a batch never pays more than them).
+    /// Members 0..3 attest a made-up deposit of `amount` of `asset` to user 0, as their relayers
+    /// would: what user 0 withdraws, and the reserves it is paid from (a batch never pays more).
     async fn mint(&self, chain: ParentChain, asset: Denom, amount: u128) -> TestResult {
         let tx_id = match chain {
             ParentChain::Bitcoin => "ab".repeat(32),
             ParentChain::Ethereum => format!("0x{}", "cd".repeat(32)),
         };
-        let recipient = accounts::user_key(1)?.address();
+        let recipient = accounts::user_key(0)?.address();
         let facts = DepositFacts { chain, tx_id, index: 0, asset, amount: Amount::new(amount), recipient };
         for member in &self.ceremony.members[..3] {
             let mut wallet = Wallet::load(&self.client, member.account_key().clone()).await?;

@@ -80,7 +80,7 @@ pub struct DepositRecord {
 /// Per-asset totals: wrapped supply, the parent-chain reserves backing it, and what was burned
 /// but not yet paid out.
 ///
-/// The reserves invariant ([`crate::reserves`]): `supply + unreleased <= reserves + unbacked`.
+/// The reserves invariant ([`crate::reserves`]): `supply + unreleased + fee_pool <= reserves`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AssetLedger {
     /// Wrapped tokens in existence.
@@ -98,10 +98,6 @@ pub struct AssetLedger {
     /// miners; consolidations are paid from it.
     #[serde(default)]
     pub fee_pool: Amount,
-    /// Supply created at genesis without reserves (devnet funding). The invariant allows for it;
-    /// a production genesis has none.
-    #[serde(default)]
-    pub unbacked: Amount,
 }
 
 /// A reserve UTXO of the Bitcoin peg.

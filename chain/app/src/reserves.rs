@@ -1,8 +1,8 @@
 //! The reserves invariant, checked at the end of every block: for every asset,
-//! `supply + unreleased + fee_pool <= reserves + unbacked` — every wrapped token, every burned but
-//! unpaid withdrawal and every satoshi deposits prepaid for their spending is backed by
-//! parent-chain funds the bridge controls (beyond genesis funding, which a production genesis
-//! does not have).
+//! `supply + unreleased + fee_pool <= reserves` — every wrapped token, every burned but unpaid
+//! withdrawal and every satoshi deposits prepaid for their spending is backed by parent-chain
+//! funds the bridge controls. There is no exception: supply enters only by attested deposits
+//! (a genesis holds no balances).
 //!
 //! A violation means a bug or an attack: the bridge pauses ([`crate::pause`]) with the asset and
 //! the figures as the reason, an error is logged, and the block still commits — the chain keeps
@@ -17,25 +17,12 @@ use crate::state::{StateDelta, StateError, StateRead};
 /// Why `ledger` breaks the invariant, if it does.
 pub fn violation(ledger: &AssetLedger) -> Option<String> {
     let owed = ledger.supply.checked_add(ledger.unreleased).and_then(|owed| owed.checked_add(ledger.fee_pool));
-    let backing = ledger.reserves.checked_add(ledger.unbacked);
-    let broken = match (owed, backing) {
-        (Ok(owed), Ok(backing)) => owed > backing,
-        // A sum beyond 2^128 - 1 on the owed side cannot be backed; on the backing side it covers anything.
-        (Err(_), Ok(_)) => true,
-        (_, Err(_)) => false,
-    };
+    // A sum beyond 2^128 - 1 on the owed side cannot be backed.
+    let broken = owed.map_or(true, |owed| owed > ledger.reserves);
     broken.then(|| {
-        let unbacked = if ledger.unbacked == Amount::ZERO {
-            String::new()
-        } else {
-            format!(" + unbacked genesis supply {}", ledger.unbacked)
-        };
         let pool =
             if ledger.fee_pool == Amount::ZERO { String::new() } else { format!(" + fee pool {}", ledger.fee_pool) };
-        format!(
-            "supply {} + unreleased {}{pool} exceeds reserves {}{unbacked}",
-            ledger.supply, ledger.unreleased, ledger.reserves
-        )
+        format!("supply {} + unreleased {}{pool} exceeds reserves {}", ledger.supply, ledger.unreleased, ledger.reserves)
     })
 }
 
@@ -67,24 +54,24 @@ pub fn check_invariant<R: StateRead>(
 mod tests {
     use super::*;
 
-    fn ledger(supply: u128, unreleased: u128, reserves: u128, unbacked: u128) -> AssetLedger {
+    fn ledger(supply: u128, unreleased: u128, reserves: u128, fee_pool: u128) -> AssetLedger {
         AssetLedger {
             supply: Amount::new(supply),
             reserves: Amount::new(reserves),
             unreleased: Amount::new(unreleased),
             below_minimum: Amount::ZERO,
-            fee_pool: Amount::ZERO,
-            unbacked: Amount::new(unbacked),
+            fee_pool: Amount::new(fee_pool),
         }
     }
 
     #[test]
-    fn owed_above_backing_is_a_violation_naming_the_figures() {
+    fn owed_above_reserves_is_a_violation_naming_the_figures() {
         assert_eq!(violation(&ledger(60, 40, 100, 0)), None);
-        assert_eq!(violation(&ledger(60, 40, 90, 10)), None);
+        assert_eq!(violation(&ledger(50, 40, 100, 10)), None);
         let why = violation(&ledger(61, 40, 100, 0)).unwrap_or_default();
         assert_eq!(why, "supply 61 + unreleased 40 exceeds reserves 100");
+        let why = violation(&ledger(51, 40, 100, 10)).unwrap_or_default();
+        assert_eq!(why, "supply 51 + unreleased 40 + fee pool 10 exceeds reserves 100");
         assert!(violation(&ledger(u128::MAX, 1, u128::MAX, 0)).is_some());
-        assert_eq!(violation(&ledger(u128::MAX, 1, u128::MAX, 1)), None);
     }
 }

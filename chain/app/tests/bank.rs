@@ -4,13 +4,13 @@
 
 mod driver;
 
-use driver::{CHAIN_ID, Chain, Signer, TestResult, attributes, events_of, funded, genesis, key, sat, send, wei};
+use driver::{CHAIN_ID, Chain, Holding, Signer, TestResult, attributes, events_of, funded, genesis, key, sat, send, wei};
 use ferry_app::query::QueryAnswer;
 use ferry_app::{Event, TxOutcome};
 use ferry_types::event as ev;
 use ferry_types::genesis::Federation;
 use ferry_types::query::{ACCOUNT_PATH, PARAMS_PATH, QUERY_BAD_HEIGHT, QUERY_BAD_REQUEST, QUERY_NOT_FOUND, QUERY_OK};
-use ferry_types::{Address, Coin, Denom, DepositFacts, GenesisAccount, Params, ParentChain, TxCode};
+use ferry_types::{Address, Coin, Denom, DepositFacts, Params, ParentChain, TxCode};
 
 const ALICE_SAT: u128 = 1_000_000;
 const ALICE_WEI: u128 = 1_000_000_000_000_000_000;
@@ -38,12 +38,12 @@ impl Bank {
     }
 
     /// The standard accounts, then `extra` accounts (numbered from 3), under `params`.
-    fn start_with(extra: Vec<GenesisAccount>, params: Params) -> TestResult<Bank> {
+    fn start_with(extra: Vec<Holding>, params: Params) -> TestResult<Bank> {
         Bank::start_with_federation(extra, params, Federation::default())
     }
 
     /// As [`Bank::start_with`], with `federation` (its members' accounts follow `extra`).
-    fn start_with_federation(extra: Vec<GenesisAccount>, params: Params, federation: Federation) -> TestResult<Bank> {
+    fn start_with_federation(extra: Vec<Holding>, params: Params, federation: Federation) -> TestResult<Bank> {
         let (alice, bob, carol) = (key("alice")?, key("bob")?, key("carol")?);
         let mut accounts = vec![
             funded(&alice.address(), &[sat(ALICE_SAT), wei(ALICE_WEI)]),
@@ -51,10 +51,10 @@ impl Bank {
             funded(&carol.address(), &[sat(CAROL_SAT)]),
         ];
         accounts.extend(extra);
-        let mut state = genesis(accounts);
+        let mut state = genesis(&accounts);
         state.params = params;
         state.federation = federation;
-        let chain = Chain::start(&state)?;
+        let chain = Chain::start_funded(&state, &accounts)?;
         Ok(Bank { alice: chain.signer(&alice)?, bob: chain.signer(&bob)?, carol: chain.signer(&carol)?, chain })
     }
 

@@ -142,8 +142,8 @@ fn start(scenario: &Scenario, holders: &[AccountKey]) -> TestResult<Chain> {
                 .collect();
             funded(&holder.address(), &coins)
         })
-        .collect();
-    Chain::start(&genesis(accounts))
+        .collect::<Vec<_>>();
+    Chain::start_funded(&genesis(&accounts), &accounts)
 }
 
 /// Signs `planned` against the committed state of `chain`; `pending` counts the transactions of

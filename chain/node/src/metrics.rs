@@ -43,9 +43,7 @@ pub struct Metrics {
     pub asset_reserves: GaugeVec,
     /// Burned but not yet released, per asset.
     pub asset_unreleased: GaugeVec,
-    /// Genesis supply without reserves, per asset (devnet funding; zero in production).
-    pub asset_unbacked: GaugeVec,
-    /// 1 for an asset whose ledger breaks `supply + unreleased <= reserves + unbacked`, computed
+    /// 1 for an asset whose ledger breaks `supply + unreleased + fee_pool <= reserves`, computed
     /// exactly (the amount gauges above are floats and cannot be compared to the unit).
     pub reserves_violated: IntGaugeVec,
     /// Withdrawals queued (burned, not yet in a batch), per asset.
@@ -118,8 +116,6 @@ pub struct AssetSnapshot {
     pub reserves: Amount,
     /// Burned, not yet released.
     pub unreleased: Amount,
-    /// Genesis supply without reserves.
-    pub unbacked: Amount,
     /// Whether the ledger breaks the reserves invariant.
     pub violated: bool,
     /// Withdrawals queued.
@@ -191,12 +187,10 @@ impl Metrics {
             per_asset("ferry_chain_asset_reserves", "Parent-chain reserves per asset, in its base unit")?;
         let asset_unreleased =
             per_asset("ferry_chain_asset_unreleased", "Burned but not yet released per asset, in its base unit")?;
-        let asset_unbacked =
-            per_asset("ferry_chain_asset_unbacked", "Genesis supply without reserves per asset, in its base unit")?;
         let reserves_violated = IntGaugeVec::new(
             Opts::new(
                 "ferry_chain_reserves_invariant_violated",
-                "1 when supply + unreleased exceeds reserves + unbacked for the asset",
+                "1 when supply + unreleased + fee pool exceeds reserves for the asset",
             ),
             &["asset"],
         )?;
@@ -291,7 +285,6 @@ impl Metrics {
             asset_supply,
             asset_reserves,
             asset_unreleased,
-            asset_unbacked,
             reserves_violated,
             withdrawals_queued,
             oldest_queued_withdrawal_age,
@@ -329,7 +322,6 @@ impl Metrics {
             self.asset_supply.with_label_values(&label).set(amount_gauge(asset.supply));
             self.asset_reserves.with_label_values(&label).set(amount_gauge(asset.reserves));
             self.asset_unreleased.with_label_values(&label).set(amount_gauge(asset.unreleased));
-            self.asset_unbacked.with_label_values(&label).set(amount_gauge(asset.unbacked));
             self.reserves_violated.with_label_values(&label).set(i64::from(asset.violated));
             self.withdrawals_queued.with_label_values(&label).set(count_gauge(asset.queued));
         }
@@ -412,7 +404,6 @@ mod tests {
             supply: Amount::new(150),
             reserves: Amount::new(100),
             unreleased: Amount::new(10),
-            unbacked: Amount::new(0),
             violated: true,
             queued: 2,
         };
@@ -470,7 +461,6 @@ mod tests {
             r#"ferry_chain_asset_supply{asset="sat"} 150"#,
             r#"ferry_chain_asset_reserves{asset="sat"} 100"#,
             r#"ferry_chain_asset_unreleased{asset="sat"} 10"#,
-            r#"ferry_chain_asset_unbacked{asset="sat"} 0"#,
             r#"ferry_chain_reserves_invariant_violated{asset="sat"} 1"#,
             r#"ferry_chain_reserves_invariant_violated{asset="wei"} 0"#,
             r#"ferry_chain_withdrawals_queued{asset="sat"} 2"#,

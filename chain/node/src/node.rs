@@ -338,7 +338,6 @@ fn bridge_snapshot(state: &StateDelta<StateView>, height: u64) -> Result<BridgeS
             supply: ledger.supply,
             reserves: ledger.reserves,
             unreleased: ledger.unreleased,
-            unbacked: ledger.unbacked,
             violated: ferry_app::reserves::violation(&ledger).is_some(),
             queued: state.queued_withdrawal_count(&denom)?,
         });

@@ -282,14 +282,14 @@ impl Params {
     }
 }
 
-/// An account funded at genesis.
+/// An account created at genesis (numbered in genesis order). It holds nothing: wrapped supply
+/// enters the chain only by deposits the federation attests, so every coin has reserves behind
+/// it from the first block (a genesis file with `coins` is refused as an unknown field).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GenesisAccount {
     /// The account.
     pub address: Address,
-    /// Its opening balances.
-    pub coins: Vec<Coin>,
 }
 
 /// The federation as known at genesis.
@@ -341,7 +341,8 @@ pub struct BlsFederation {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GenesisState {
-    /// Funded accounts.
+    /// Accounts created empty at genesis.
+    #[serde(default)]
     pub accounts: Vec<GenesisAccount>,
     /// Federation members.
     #[serde(default)]
@@ -359,15 +360,9 @@ pub enum GenesisError {
     /// An account appears twice.
     #[error("genesis account {0} is listed twice")]
     DuplicateAccount(Address),
-    /// A denomination repeats in one account.
-    #[error("genesis account {0} lists denom `{1}` twice")]
-    DuplicateDenom(Address, crate::Denom),
     /// A federation member appears twice.
     #[error("federation member {0} is listed twice")]
     DuplicateMember(Address),
-    /// The balances of a denomination add up beyond 2^128 - 1.
-    #[error("genesis balances of `{0}` add up beyond 2^128 - 1")]
-    SupplyOverflow(crate::Denom),
     /// A fee denomination repeats.
     #[error("min_fees lists denom `{0}` twice")]
     DuplicateFeeDenom(crate::Denom),
@@ -435,26 +430,15 @@ impl GenesisState {
         Ok(state)
     }
 
-    /// Checks uniqueness of accounts, denoms, members and fee denoms, and positive limits.
+    /// Checks uniqueness of accounts, members and fee denoms, and positive limits.
     ///
     /// # Errors
     /// The first rule broken.
     pub fn validate(&self) -> Result<(), GenesisError> {
-        let mut supply: std::collections::BTreeMap<&crate::Denom, crate::Amount> = Default::default();
-        for coin in self.accounts.iter().flat_map(|account| &account.coins) {
-            let total = supply.entry(&coin.denom).or_default();
-            *total = total.checked_add(coin.amount).map_err(|_| GenesisError::SupplyOverflow(coin.denom.clone()))?;
-        }
         let mut accounts = BTreeSet::new();
         for account in &self.accounts {
             if !accounts.insert(account.address) {
                 return Err(GenesisError::DuplicateAccount(account.address));
-            }
-            let mut denoms = BTreeSet::new();
-            for coin in &account.coins {
-                if !denoms.insert(&coin.denom) {
-                    return Err(GenesisError::DuplicateDenom(account.address, coin.denom.clone()));
-                }
             }
         }
         let mut members = BTreeSet::new();
@@ -603,10 +587,21 @@ mod tests {
         assert!(matches!(GenesisState::from_json(unknown), Err(GenesisError::Json(_))));
         let address = Address::from_bytes([1; 20]);
         let twice = GenesisState {
-            accounts: vec![GenesisAccount { address, coins: vec![] }, GenesisAccount { address, coins: vec![] }],
+            accounts: vec![GenesisAccount { address }, GenesisAccount { address }],
             ..GenesisState::default()
         };
         assert_eq!(twice.validate(), Err(GenesisError::DuplicateAccount(address)));
+    }
+
+    #[test]
+    fn a_genesis_balance_is_refused_naming_the_field() {
+        let address = Address::from_bytes([1; 20]);
+        let funded = format!(
+            r#"{{"accounts":[{{"address":"{address}","coins":[{{"denom":"sat","amount":"1"}}]}}],"params":{}}}"#,
+            serde_json::to_string(&Params::default()).unwrap_or_default()
+        );
+        let refused = GenesisState::from_json(funded.as_bytes());
+        assert!(matches!(&refused, Err(GenesisError::Json(reason)) if reason.contains("unknown field `coins`")), "{refused:?}");
     }
 
     fn key_set(signatures: usize) -> String {

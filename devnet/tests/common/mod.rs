@@ -23,9 +23,22 @@ pub async fn serial() -> MutexGuard<'static, ()> {
     SERIAL.lock().await
 }
 
-/// A fresh 4-validator network (8 funded users, a 4-member federation with quorum 3), producing blocks.
+/// Users in [`start_network`]'s genesis (empty accounts).
+pub const USERS: usize = 8;
+
+/// A fresh 4-validator network (a 4-member federation with quorum 3, [`USERS`] empty user
+/// accounts) producing blocks.
 pub async fn start_network(name: &str) -> TestResult<Network> {
-    start_network_with(name, accounts::genesis(8, 4)?).await
+    start_network_with(name, accounts::genesis(USERS, 4)?).await
+}
+
+/// As [`start_network`], the users opened by the federation's attestations of made-up deposits
+/// ([`ferry_devnet::funding::attest_openings`]): for tests of the sidechain alone, which run no
+/// relayer or signer (those reserves exist on no parent chain).
+pub async fn start_funded_network(name: &str) -> TestResult<Network> {
+    let network = start_network(name).await?;
+    ferry_devnet::funding::attest_openings(&network, USERS).await?;
+    Ok(network)
 }
 
 /// As [`start_network`] with `genesis`.
@@ -185,8 +198,8 @@ pub async fn btc_minted(client: &FerryClient, sats: u128) -> TestResult<u128> {
     Ok(sats - ferry_types::release::bitcoin::input_spend_fee(&peg, fees.fee_rate).get())
 }
 
-/// Checks that the chain's Bitcoin ledger balances (`supply + unreleased + fee_pool = reserves +
-/// unbacked`) and that its reserve UTXOs are exactly what btcd holds unspent for the peg, to the
+/// Checks that the chain's Bitcoin ledger balances (`supply + unreleased + fee_pool = reserves`)
+/// and that its reserve UTXOs are exactly what btcd holds unspent for the peg, to the
 /// satoshi. Returns the ledger and the reserves view for further checks.
 pub async fn assert_bitcoin_reconciled(
     system: &ferry_devnet::system::System,
@@ -196,7 +209,7 @@ pub async fn assert_bitcoin_reconciled(
     let ledger = reserves.assets.get(&Denom::sat()).ok_or("no sat ledger")?.clone();
     assert_eq!(
         ledger.supply.get() + ledger.unreleased.get() + ledger.fee_pool.get(),
-        ledger.reserves.get() + ledger.unbacked.get(),
+        ledger.reserves.get(),
         "{ledger:?}"
     );
     let mut utxo_total = 0u128;

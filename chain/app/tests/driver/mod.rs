@@ -11,7 +11,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::error::Error;
 
-use ferry_app::bridge::DepositRecord;
+use ferry_app::bridge::{DepositRecord, ReserveUtxo};
 use ferry_app::execute::TxContext;
 use ferry_app::query::{QueryAnswer, ReservesView, query};
 use ferry_app::state::{AccountRecord, keys};
@@ -136,8 +136,44 @@ impl Chain {
     /// # Errors
     /// When the genesis is refused.
     pub fn start_with_chain_id(chain_id: &str, genesis: &GenesisState) -> TestResult<Chain> {
+        Chain::start_funded_with_chain_id(chain_id, genesis, &[])
+    }
+
+    /// Runs InitChain with `genesis` and commits it as height 0 together with `holdings`, as if
+    /// deposits had minted them: each balance is credited and its asset's supply and reserves
+    /// both rise by it (satoshi holdings add reserve UTXO `FUNDING_TXID:<position>`). A genesis holds no balances; this shortcut lets bank tests start from
+    /// funded accounts without playing the deposits (the deposit tests play them).
+    ///
+    /// # Errors
+    /// When the genesis is refused or a sum overflows.
+    pub fn start_funded(genesis: &GenesisState, holdings: &[Holding]) -> TestResult<Chain> {
+        Chain::start_funded_with_chain_id(CHAIN_ID, genesis, holdings)
+    }
+
+    fn start_funded_with_chain_id(chain_id: &str, genesis: &GenesisState, holdings: &[Holding]) -> TestResult<Chain> {
         let (changes, genesis_events) = ferry_app::init_chain(genesis)?;
         let mut state = MemoryState::default();
+        state.apply(&changes);
+        let mut funded = StateDelta::new(&state);
+        for (vout, holding) in (0u32..).zip(holdings) {
+            let mut record = match funded.account(&holding.address)? {
+                Some(record) => record,
+                None => AccountRecord { account_number: funded.next_account_number()?, ..AccountRecord::default() },
+            };
+            for coin in &holding.coins {
+                record.set_balance(&coin.denom, record.balance(&coin.denom).checked_add(coin.amount)?);
+                let mut ledger = funded.ledger(&coin.denom)?;
+                ledger.supply = ledger.supply.checked_add(coin.amount)?;
+                ledger.reserves = ledger.reserves.checked_add(coin.amount)?;
+                funded.put_ledger(&coin.denom, &ledger)?;
+                if coin.denom == Denom::sat() {
+                    let txid = FUNDING_TXID.to_owned();
+                    funded.put_reserve_utxo(&ReserveUtxo { txid, vout, amount: coin.amount, locked_by: None })?;
+                }
+            }
+            funded.put_account(&holding.address, &record);
+        }
+        let changes = funded.into_writes();
         state.apply(&changes);
         Ok(Chain {
             chain_id: chain_id.to_owned(),
@@ -402,13 +438,32 @@ pub fn wei(amount: u128) -> Coin {
     Coin::new(amount, Denom::wei())
 }
 
-/// A genesis account holding `coins`.
-pub fn funded(address: &Address, coins: &[Coin]) -> GenesisAccount {
-    GenesisAccount { address: *address, coins: coins.to_vec() }
+/// The Bitcoin transaction [`Chain::start_funded`] pretends paid the satoshi holdings.
+pub const FUNDING_TXID: &str = "f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0";
+
+/// The reserve UTXOs of `reserves` that deposits paid (those [`Chain::start_funded`] wrote left out).
+pub fn deposit_utxos(reserves: &ReservesView) -> Vec<ReserveUtxo> {
+    reserves.bitcoin_utxos.iter().filter(|utxo| utxo.txid != FUNDING_TXID).cloned().collect()
 }
 
-/// A genesis with `accounts` and default parameters.
-pub fn genesis(accounts: Vec<GenesisAccount>) -> GenesisState {
+/// An account a test chain opens with coins ([`Chain::start_funded`]).
+#[derive(Clone, Debug)]
+pub struct Holding {
+    /// The account.
+    pub address: Address,
+    /// What it holds.
+    pub coins: Vec<Coin>,
+}
+
+/// `address` holding `coins`.
+pub fn funded(address: &Address, coins: &[Coin]) -> Holding {
+    Holding { address: *address, coins: coins.to_vec() }
+}
+
+/// A genesis creating the accounts of `holdings` (numbered in that order) with default
+/// parameters; [`Chain::start_funded`] credits them.
+pub fn genesis(holdings: &[Holding]) -> GenesisState {
+    let accounts = holdings.iter().map(|holding| GenesisAccount { address: holding.address }).collect();
     GenesisState { accounts, params: Params::default(), ..GenesisState::default() }
 }
 
@@ -506,12 +561,11 @@ pub fn attestation(attester: &Address, facts: &DepositFacts) -> Msg {
     Msg::AttestDeposit(MsgAttestDeposit { attester: *attester, facts: facts.clone() })
 }
 
-/// A genesis with `accounts`, default parameters and a federation of `members` with `attest_quorum`.
-pub fn federation_genesis(accounts: Vec<GenesisAccount>, members: &[Address], attest_quorum: u32) -> GenesisState {
+/// As [`genesis`], with a federation of `members` with `attest_quorum`.
+pub fn federation_genesis(holdings: &[Holding], members: &[Address], attest_quorum: u32) -> GenesisState {
     GenesisState {
-        accounts,
         federation: Federation { members: members.to_vec(), attest_quorum, ..Federation::default() },
-        params: Params::default(),
+        ..genesis(holdings)
     }
 }
 

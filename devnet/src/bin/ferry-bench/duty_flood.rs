@@ -46,6 +46,7 @@ pub async fn run(senders: usize, per_sender: usize) -> anyhow::Result<()> {
     let mut network = Network::create(spec, Tools::locate()?)?;
     network.start_all()?;
     network.wait_for_height(2, Duration::from_secs(60)).await?;
+    ferry_devnet::funding::attest_openings(&network, senders).await?;
     let client = network.client(0)?;
     let idle = duty_blocks(&client, 1_000).await?;
 

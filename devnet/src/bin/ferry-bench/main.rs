@@ -40,6 +40,7 @@ use anyhow::Context;
 use clap::Parser;
 use ferry_chain::metrics::Metrics;
 use ferry_chain::{Node, Store};
+use ferry_client::Wallet;
 use ferry_devnet::load::{self, LoadReport};
 use ferry_devnet::{AppKind, Network, NetworkSpec, Tools, accounts};
 use ferry_types::DecodedTx;
@@ -153,22 +154,41 @@ fn in_process(args: &Args, threads: usize) -> anyhow::Result<InProcessRates> {
     Ok(InProcessRates { verify: median(verify), finalize: median(finalize), with_commit: median(with_commit) })
 }
 
-/// FinalizeBlock and Commit of `blocks` on a fresh store (whose genesis funds `senders`
-/// accounts), on the current rayon pool; returns transfers per second without and with Commit.
+/// FinalizeBlock and Commit of `blocks` on a fresh store whose `senders` users the devnet
+/// federation opened first (untimed blocks of attested deposits, [`ferry_devnet::funding`]), on
+/// the current rayon pool; returns transfers per second without and with Commit.
 fn finalize_blocks(blocks: &[Vec<Vec<u8>>], senders: usize) -> anyhow::Result<(f64, f64)> {
     const CHAIN_ID: &str = IN_PROCESS_CHAIN_ID;
     let transfers: usize = blocks.iter().map(Vec::len).sum();
     let dir = tempfile::tempdir()?;
     let node = Node::new(Store::open(&dir.path().join("state.redb"))?, Metrics::new()?)?;
-    node.init_chain(ferry_chain::in_process::init_chain(
-        CHAIN_ID,
-        serde_json::to_vec(&accounts::genesis(senders, 0)?)?,
-    )?)?;
+    let genesis = accounts::genesis(senders, accounts::FEDERATION_MEMBERS)?;
+    node.init_chain(ferry_chain::in_process::init_chain(CHAIN_ID, serde_json::to_vec(&genesis)?)?)?;
+    // Genesis numbers the users from 0 and the members after them.
+    let mut members = (0..usize::try_from(genesis.federation.attest_quorum)?)
+        .map(|index| Ok(Wallet::offline(accounts::member_key(index)?, CHAIN_ID, u64::try_from(senders + index)?, 0)))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let openings = ferry_devnet::funding::opening_blocks(
+        &mut members,
+        &ferry_devnet::funding::made_up_openings(senders)?,
+        usize::try_from(genesis.params.max_msgs_per_tx)?,
+        usize::try_from(genesis.params.max_duty_msgs_per_block)?,
+    )?;
+    let mut height = 0;
+    for txs in &openings {
+        height += 1;
+        let response = node.finalize_block(ferry_chain::in_process::finalize_block(height, txs)?)?;
+        node.commit()?;
+        if let Some(failed) = response.tx_results.iter().find(|result| result.code.is_err()) {
+            anyhow::bail!("an opening attestation failed: {}", failed.log);
+        }
+    }
     let mut finalize_seconds = 0.0;
     let mut commit_seconds = 0.0;
     let mut accepted = 0usize;
-    for (index, txs) in blocks.iter().enumerate() {
-        let request = ferry_chain::in_process::finalize_block(u64::try_from(index)? + 1, txs)?;
+    for txs in blocks {
+        height += 1;
+        let request = ferry_chain::in_process::finalize_block(height, txs)?;
         let started = Instant::now();
         let response = node.finalize_block(request)?;
         finalize_seconds += started.elapsed().as_secs_f64();
@@ -210,6 +230,9 @@ async fn network_run(app: AppKind, args: &Args, tx_size: Option<usize>) -> anyho
     let mut network = Network::create(spec, Tools::locate()?)?;
     network.start_all()?;
     network.wait_for_height(2, Duration::from_secs(60)).await?;
+    if app == AppKind::Ferry {
+        ferry_devnet::funding::attest_openings(&network, args.senders).await?;
+    }
     let load = match (app, tx_size) {
         (AppKind::Ferry, _) => load::ferry_transfers(&chain_id, args.senders, args.per_sender)?,
         (AppKind::Kvstore | AppKind::KvstoreSocket, size) => {

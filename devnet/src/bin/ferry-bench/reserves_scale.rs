@@ -5,7 +5,7 @@
 //! per measured block identical in both runs. The goal is flat: the large run within 1.5× of
 //! the small one.
 //!
-//! Both chains start from the same genesis of [`ACCOUNTS`] funded accounts, more keys than the
+//! Both chains start from the same genesis of [`ACCOUNTS`] accounts, more keys than the
 //! large run adds, so the Merkle tree and the database have about the same depth in both: what
 //! differs is the size of the collections alone. (Any Merkle store costs more per write as the
 //! whole state grows — logarithmically; that is a property of the state's total size, which the
@@ -24,7 +24,7 @@ use ferry_types::msg::{Msg, MsgAttestDeposit, MsgWithdraw};
 use ferry_types::{Amount, Coin, Denom, DepositFacts, ParentChain};
 
 const CHAIN_ID: &str = "ferry-bench-scale";
-/// Funded accounts in both runs' genesis (see the module docs).
+/// Accounts in both runs' genesis (see the module docs); the user is funded by the deposits.
 const ACCOUNTS: usize = 60_000;
 /// Blocks between batching heights: the setup of the large run fits before the first.
 const BATCH_INTERVAL: u64 = 100;
