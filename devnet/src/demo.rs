@@ -1,4 +1,5 @@
-//! The devnet's demo user: the genesis-funded account `ferry-devnet/user/0`, imported into a
+//! The devnet's demo user: account `ferry-devnet/user/0` (opened by real deposits when the system
+//! starts, [`crate::funding`]), imported into a
 //! devnet-local `ferry` keyring as `demo`, with coins on both parent chains (BTC from the
 //! regtest miner, ETH from anvil's faucet, test tokens minted), so the "try it" commands
 //! `make devnet` prints work when pasted. Public seed and passphrase: it protects nothing.

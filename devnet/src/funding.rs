@@ -43,7 +43,9 @@ pub fn made_up_openings(users: usize) -> anyhow::Result<Vec<DepositFacts>> {
     let mut facts = Vec::with_capacity(2 * users);
     for index in 0..users {
         let recipient = user_key(index)?.address();
-        let tx = |chain: &str| hex::encode(ferry_types::key::sha256(format!("ferry-devnet/opening/{chain}/{index}").as_bytes()));
+        let tx = |chain: &str| {
+            hex::encode(ferry_types::key::sha256(format!("ferry-devnet/opening/{chain}/{index}").as_bytes()))
+        };
         facts.push(DepositFacts {
             chain: ParentChain::Bitcoin,
             tx_id: tx("bitcoin"),

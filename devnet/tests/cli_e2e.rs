@@ -119,7 +119,8 @@ async fn a_new_user_bridges_btc_and_eth_both_ways_with_the_cli_alone() -> TestRe
     let bridge = tempfile::Builder::new().prefix("ferry-bridge-").tempdir()?;
     let mut system = System::start(SystemSpec {
         network: NetworkSpec::isolated("cli", accounts::FEDERATION_MEMBERS, GenesisState::default())?,
-        users: 2,
+        // Alice brings her own keys and coins: no devnet user, so the ledger is hers alone.
+        users: 0,
         bridge_dir: bridge.path().to_path_buf(),
         fresh: true,
         confirmations: CONFIRMATIONS,

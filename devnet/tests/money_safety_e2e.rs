@@ -16,9 +16,10 @@
 //!    (the watchers went on).
 //! 3. Finality: with `finality = "finalized"` an Ethereum deposit is attested only once the
 //!    node's finalized block passes it, however many confirmations it has.
-//! 4. A release never exceeds the reserves: a withdrawal of unbacked (genesis) funds larger than
-//!    the free reserves waits, saying why, and is paid once deposits cover it; the vault then
-//!    holds exactly what the ledger says.
+//! 4. (Run first, while the peg holds only the user's opening deposit.) A release never exceeds
+//!    the reserves the chain may spend: every coin is backed (users are opened by deposits), so a
+//!    withdrawal outruns only reserves locked by an unconfirmed release; it waits, saying why — a deposit still unconfirmed does not cover it — and is paid
+//!    once the parent chain confirms what does; the peg then holds exactly what the ledger says.
 //! 5. The token allowlist is enforced where the money enters: the vault refuses a freshly
 //!    deployed token (`TokenNotListed`); two members' proposals (`ferry-signer listing propose`)
 //!    are below the quorum and change nothing; the third forms a listing batch that the signers
@@ -43,6 +44,7 @@ use ferry_app::query::ReservesView;
 use ferry_client::Wallet;
 use ferry_devnet::accounts;
 use ferry_devnet::accounts::user_key;
+use ferry_devnet::btcd::RegtestWallet;
 use ferry_devnet::system::System;
 use ferry_relayer::config::Finality;
 use ferry_relayer::confirmations::Tier;
@@ -52,7 +54,7 @@ use ferry_types::msg::{Msg, MsgAttestParentHeight};
 use ferry_types::peg::{BitcoinNetwork, Peg};
 use ferry_types::query::{
     BATCH_PATH, BatchStatus, BatchView, LISTING_PATH, RESERVES_CHECK_PATH, ReservesCheckView, TokenProposals,
-    WithdrawalStatus,
+    WithdrawalId, WithdrawalStatus, WithdrawalView,
 };
 use ferry_types::release::bitcoin::{
     ReleaseOutput, assemble_witness, plan_release, sighashes, sign_input, unsigned_transaction,
@@ -87,10 +89,11 @@ async fn deposited_log_index(rpc_url: &str, vault: &str, tx_hash: &str) -> TestR
 async fn money_is_minted_once_at_the_right_depth_and_paid_only_from_reserves() -> TestResult {
     let _serial = serial().await;
     let mut system = System::isolated("money-safety", 1).await?;
+    // First, while the peg holds only the user's opening deposit.
+    a_withdrawal_beyond_the_free_reserves_waits_until_deposits_cover_it(&mut system).await?;
     a_split_bitcoin_deposit_waits_for_the_tier_of_its_total(&mut system).await?;
     a_deposit_reincluded_at_another_log_position_by_a_deep_reorg_is_minted_once(&system).await?;
     an_ethereum_deposit_waits_for_its_block_to_be_finalized(&mut system).await?;
-    a_withdrawal_beyond_the_free_reserves_waits_until_deposits_cover_it(&system).await?;
     a_token_enters_only_once_a_quorum_listed_it_in_the_vault(&system).await?;
     a_member_flooding_duties_hits_its_limit_while_the_others_keep_committing(&mut system).await?;
     value_taken_behind_the_chains_back_pauses_the_bridge_and_fires_the_alert(&system).await
@@ -189,33 +192,61 @@ async fn an_ethereum_deposit_waits_for_its_block_to_be_finalized(system: &mut Sy
     Ok(())
 }
 
-async fn a_withdrawal_beyond_the_free_reserves_waits_until_deposits_cover_it(system: &System) -> TestResult {
+/// Polls (without mining) until withdrawal `id` is at least `status`.
+async fn withdrawal_reaches(system: &System, id: WithdrawalId, status: WithdrawalStatus) -> TestResult<WithdrawalView> {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let view = system.withdrawal(id).await?;
+        if view.status >= status {
+            return Ok(view);
+        }
+        if tokio::time::Instant::now() > deadline {
+            return Err(format!("{id} is not {status:?}: {view:?}").into());
+        }
+        tokio::time::sleep(PARENT_BLOCK).await;
+    }
+}
+
+/// Every user coin is backed, so a withdrawal can outrun only the reserves the chain may spend
+/// now: a first withdrawal locks the peg's only reserve UTXO (the user's opening deposit) in its
+/// unconfirmed release; a second one then waits, saying why — also while a new deposit is still unconfirmed
+/// (the peg never pays out of coins the chain has not minted) — and is paid once the parent chain
+/// confirms what covers it.
+async fn a_withdrawal_beyond_the_free_reserves_waits_until_deposits_cover_it(system: &mut System) -> TestResult {
     let client = system.client(0)?;
     let user = user_key(0)?;
-    let anvil = &system.parents.anvil;
-    let ledger =
-        |reserves: ferry_app::query::ReservesView| reserves.assets.get(&Denom::wei()).cloned().unwrap_or_default();
-    let view: ferry_app::query::ReservesView = client.query("/reserves", None).await?.ok_or("no reserves")?;
-    let free = ledger(view).reserves.get();
-    // More than the vault holds for the chain, from the user's genesis (unbacked) funds.
-    let amount = free + 2 * ONE_TOKEN;
-    let destination = EthAddress::from_bytes([0x5e; 20]);
-    let (id, _) = system.withdraw(&user, &Denom::wei(), amount, &destination.to_string()).await?;
-    let batch_interval = client.params().await?.withdrawals.batch_interval;
+    let params = client.params().await?;
+    let batch_interval = params.withdrawals.batch_interval;
+    let destination = RegtestWallet::from_seed([0x4f; 32])?.address().clone();
+    let (first_amount, second_amount) = (5 * BTC, BTC);
+    let (first, _) = system.withdraw(&user, &Denom::sat(), first_amount, &destination.to_string()).await?;
+    withdrawal_reaches(system, first, WithdrawalStatus::Batched).await?;
+    let view: ReservesView = client.query("/reserves", None).await?.ok_or("no reserves")?;
+    let free: u128 =
+        view.bitcoin_utxos.iter().filter(|utxo| utxo.locked_by.is_none()).map(|utxo| utxo.amount.get()).sum();
+    assert!(free < second_amount, "precondition: the first release leaves {free} sat of reserve UTXOs free");
+
+    let (second, _) = system.withdraw(&user, &Denom::sat(), second_amount, &destination.to_string()).await?;
+    let waits = |view: &WithdrawalView| view.status == WithdrawalStatus::Queued && view.withdrawal.waiting.is_some();
     let height = client.latest_height().await?;
-    client.wait_for_height(height + 2 * batch_interval + 1, WAIT).await?;
-    let waiting = system.withdrawal(id).await?;
-    assert_eq!(waiting.status, WithdrawalStatus::Queued, "{waiting:?}");
-    let reason = waiting.withdrawal.waiting.clone().unwrap_or_default();
-    assert!(reason.contains("waits for reserves"), "{waiting:?}");
-    // Deposits cover it: it is batched, signed and paid; the vault keeps exactly the rest.
-    anvil.deposit_eth(&user.address(), U256::from(3 * ONE_TOKEN)).await?;
-    system.wait_for_withdrawal(id, WithdrawalStatus::Released, PARENT_BLOCK, Duration::from_secs(120)).await?;
-    let paid = anvil.wallet().balance(ferry_relayer::ethereum::EthAddress::from(*destination.as_bytes())).await?;
-    assert_eq!(paid, U256::from(amount));
-    let view: ferry_app::query::ReservesView = client.query("/reserves", None).await?.ok_or("no reserves")?;
-    let vault = anvil.wallet().balance(anvil.vault()).await?;
-    assert_eq!(vault, U256::from(ledger(view).reserves.get()), "the vault holds what the ledger says");
+    client.wait_for_height(height + batch_interval + 1, WAIT).await?;
+    let waiting = system.withdrawal(second).await?;
+    assert!(waits(&waiting), "{waiting:?}");
+    eprintln!("reserves: the second withdrawal waits: {}", waiting.withdrawal.waiting.clone().unwrap_or_default());
+    // A deposit on its way (in btcd's mempool, not minted) does not cover it.
+    let deposit = system.deposit_btc(&user.address(), 150_000_000).await?;
+    let height = client.latest_height().await?;
+    client.wait_for_height(height + batch_interval + 1, WAIT).await?;
+    let still = system.withdrawal(second).await?;
+    assert!(waits(&still), "batched before its reserves were confirmed: {still:?}");
+    // Confirmed and minted (the first release confirms with it): paid.
+    let paid =
+        system.wait_for_withdrawal(second, WithdrawalStatus::Released, PARENT_BLOCK, Duration::from_secs(120)).await?;
+    let deposit = system.wait_for_deposit(&deposit, 0, PARENT_BLOCK, WAIT).await?;
+    let minted_at = deposit.minted_height.ok_or("the covering deposit was not minted")?;
+    assert!(paid.batched_height.is_some_and(|batched| batched > minted_at), "{paid:?} / {deposit:?}");
+    system.wait_for_withdrawal(first, WithdrawalStatus::Released, PARENT_BLOCK, WAIT).await?;
+    common::assert_bitcoin_reconciled(system).await?;
     Ok(())
 }
 

@@ -4,6 +4,8 @@
 
 mod common;
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bitcoin::{Amount as Sats, TxOut};
@@ -15,7 +17,10 @@ use ferry_devnet::anvil::Anvil;
 use ferry_devnet::btcd::{Btcd, RegtestWallet};
 use ferry_devnet::postgres::{PgServer, ScratchDatabase};
 use ferry_devnet::relayer::{RelayerProcess, RelayerSetup};
+use ferry_relayer::bitcoin::rpc::BitcoinRpc;
+use ferry_relayer::confirmations::ConfirmationPolicy;
 use ferry_relayer::ethereum::U256;
+use ferry_relayer::service::{BitcoinWatch, Relayer};
 use ferry_relayer::store::{DepositRecord, DepositStatus, Store};
 use ferry_types::peg::deposit_memo;
 use ferry_types::query::{PEG_PATH, PegView};
@@ -39,7 +44,43 @@ struct Fixture {
 }
 
 impl Fixture {
+    /// The parts, and three relayer processes.
     async fn start(name: &str) -> TestResult<Fixture> {
+        let mut fixture = Fixture::start_parts(name).await?;
+        for member in 0..3 {
+            let database_url = fixture.database(name, member).await?;
+            let relayer = RelayerProcess::start(RelayerSetup {
+                dir: fixture.dir.join(format!("member{member}")),
+                member,
+                chain_rpc: fixture.network.validators().get(member).ok_or("validator")?.rpc_url(),
+                database_url,
+                bitcoin: Some((
+                    fixture.btcd.rpc_url(),
+                    fixture.btcd.rpc_user().to_owned(),
+                    fixture.btcd.rpc_password_file(),
+                )),
+                ethereum: Some((fixture.anvil.rpc_url().to_owned(), format!("{:#x}", fixture.anvil.vault()))),
+                confirmations: CONFIRMATIONS,
+                bitcoin_tiers: Vec::new(),
+                ethereum_finality: ferry_relayer::config::Finality::Depth,
+                poll_interval: "200ms".to_owned(),
+                ethereum_key: None,
+            })?;
+            fixture.relayers.push(relayer);
+        }
+        Ok(fixture)
+    }
+
+    /// A scratch database for member `member`'s relayer, dropped with the fixture.
+    async fn database(&mut self, name: &str, member: usize) -> TestResult<String> {
+        let database = self.postgres.scratch_database(&format!("{}_{member}", name.replace('-', "_"))).await?;
+        let url = database.url().to_owned();
+        self.databases.push(database);
+        Ok(url)
+    }
+
+    /// The network, both parent chains and PostgreSQL, without relayers.
+    async fn start_parts(name: &str) -> TestResult<Fixture> {
         // Anvil first: the genesis lists its test token (an unlisted token is never attested).
         let anvil = Anvil::start().await?;
         let mut genesis = ferry_devnet::accounts::genesis(8, 4)?;
@@ -61,7 +102,7 @@ impl Fixture {
         let dir = ferry_devnet::tools::repo_root().join(format!("target/relayers/{name}-{}", std::process::id()));
         let peg: PegView = client.query(PEG_PATH, None).await?.ok_or("no peg")?;
         let peg_script = peg.address.parse::<bitcoin::Address<_>>()?.assume_checked().script_pubkey();
-        let mut fixture = Fixture {
+        Ok(Fixture {
             relayers: Vec::new(),
             dir,
             network,
@@ -72,31 +113,7 @@ impl Fixture {
             postgres,
             databases: Vec::new(),
             peg_script,
-        };
-        for member in 0..3 {
-            let database = fixture.postgres.scratch_database(&format!("{}_{member}", name.replace('-', "_"))).await?;
-            let database_url = database.url().to_owned();
-            fixture.databases.push(database);
-            let relayer = RelayerProcess::start(RelayerSetup {
-                dir: fixture.dir.join(format!("member{member}")),
-                member,
-                chain_rpc: fixture.network.validators().get(member).ok_or("validator")?.rpc_url(),
-                database_url,
-                bitcoin: Some((
-                    fixture.btcd.rpc_url(),
-                    fixture.btcd.rpc_user().to_owned(),
-                    fixture.btcd.rpc_password_file(),
-                )),
-                ethereum: Some((fixture.anvil.rpc_url().to_owned(), format!("{:#x}", fixture.anvil.vault()))),
-                confirmations: CONFIRMATIONS,
-                bitcoin_tiers: Vec::new(),
-                ethereum_finality: ferry_relayer::config::Finality::Depth,
-                poll_interval: "200ms".to_owned(),
-                ethereum_key: None,
-            })?;
-            fixture.relayers.push(relayer);
-        }
-        Ok(fixture)
+        })
     }
 
     async fn pay_peg(&mut self, sats: u64, memo: Option<&Address>) -> TestResult<bitcoin::Txid> {
@@ -383,5 +400,131 @@ async fn relayers_killed_repeatedly_still_mint_every_deposit_exactly_once() -> T
         );
         assert_eq!(balance(&client, recipient, &Denom::wei()).await?, 1_000 * factor);
     }
+    Ok(())
+}
+
+/// A reorganisation forced at one moment of a watcher's round: when the watched RPC's next
+/// `getblockhash` returns once armed (the round's cursor check), the block at the armed hash is
+/// invalidated on btcd and three blocks are mined on the new branch, before the scan goes on.
+#[derive(Clone, Default)]
+struct ReorgTrap {
+    armed: Arc<Mutex<Option<bitcoin::BlockHash>>>,
+    fired: Arc<AtomicBool>,
+}
+
+impl ReorgTrap {
+    /// The observer to give the watched RPC client; `btcd` is another client of the same node.
+    fn observer(&self, btcd: BitcoinRpc) -> ferry_relayer::bitcoin::rpc::RpcObserver {
+        let trap = self.clone();
+        let handle = tokio::runtime::Handle::current();
+        Arc::new(move |method: &str, _elapsed, ok| {
+            if method != "getblockhash" || !ok {
+                return;
+            }
+            let Some(hash) = trap.armed.lock().ok().and_then(|mut armed| armed.take()) else { return };
+            tokio::task::block_in_place(|| {
+                handle.block_on(async {
+                    let invalidated = btcd.call::<()>("invalidateblock", &[serde_json::json!(hash.to_string())]).await;
+                    let mined = btcd.call::<Vec<String>>("generate", &[serde_json::json!(3)]).await;
+                    trap.fired.store(invalidated.is_ok() && mined.is_ok(), Ordering::SeqCst);
+                });
+            });
+        })
+    }
+
+    /// Replaces the block `hash` (and its descendants) at the next cursor check.
+    fn arm(&self, hash: bitcoin::BlockHash) -> TestResult {
+        *self.armed.lock().map_err(|_| "trap lock poisoned")? = Some(hash);
+        Ok(())
+    }
+}
+
+/// Item 3 of the watcher's contract: a reorganisation between its cursor check and its scan
+/// (forced with `invalidateblock` right after the check) makes the scan's first block fail to
+/// link to the cursor, so the scan stops instead of skipping the replaced blocks; the next round
+/// walks back to the fork and finds both deposits on the new branch — the one first seen on the
+/// replaced block and one that only the new branch holds — and each mints exactly once. (Three
+/// relayers are the quorum, so a deposit the trapped one skipped would never mint.)
+#[tokio::test(flavor = "multi_thread")]
+async fn a_reorg_between_the_cursor_check_and_the_scan_misses_no_deposit() -> TestResult {
+    let _serial = serial().await;
+    let name = "scan-reorg";
+    let mut fx = Fixture::start_parts(name).await?;
+    let trap = ReorgTrap::default();
+    let mut relayers = Vec::new();
+    let mut stores = Vec::new();
+    for member in 0..3 {
+        let store = Store::connect(&fx.database(name, member).await?).await?;
+        let rpc = if member == 0 { fx.btcd.rpc().with_observer(trap.observer(fx.btcd.rpc())) } else { fx.btcd.rpc() };
+        stores.push(store.clone());
+        relayers.push(Relayer::new(
+            store,
+            fx.network.client(member)?,
+            ferry_devnet::accounts::member_key(member)?,
+            ferry_relayer::metrics::Metrics::new()?,
+            Some(BitcoinWatch {
+                rpc,
+                peg_script: fx.peg_script.clone(),
+                policy: ConfirmationPolicy::flat(CONFIRMATIONS),
+                start_height: 1,
+            }),
+            None,
+        ));
+    }
+    for relayer in &relayers {
+        relayer.poll_bitcoin().await?;
+    }
+    // Deposit A in block H; member 0 scans it (one confirmation: waiting).
+    let (first, second) = (Address::from_bytes([0xa1; 20]), Address::from_bytes([0xa2; 20]));
+    let first_tx = fx.pay_peg(150_000, Some(&first)).await?;
+    let [replaced] = fx.btcd.mine(1).await?[..] else { return Err("one block".into()) };
+    let replaced_height = fx.tip(ParentChain::Bitcoin).await?;
+    relayers[0].poll_bitcoin().await?;
+    assert_eq!(stores[0].cursor(ParentChain::Bitcoin).await?.map(|cursor| cursor.height), Some(replaced_height));
+    // Block H + 1 gives the next round work; deposit B waits in the mempool.
+    fx.btcd.mine(1).await?;
+    let second_tx = fx.pay_peg(160_000, Some(&second)).await?;
+
+    // The round: cursor H checked — H replaced (A and B mined on the new branch) — scan.
+    trap.arm(replaced)?;
+    relayers[0].poll_bitcoin().await?;
+    assert!(trap.fired.load(Ordering::SeqCst), "the reorganisation was not forced");
+    let cursor = stores[0].cursor(ParentChain::Bitcoin).await?.ok_or("no cursor")?;
+    assert!(cursor.height <= replaced_height, "scanned past the fork on the new branch: {cursor:?}");
+
+    // Rounds with new blocks until both mint.
+    let minted = (common::btc_minted(&fx.client, 150_000).await?, common::btc_minted(&fx.client, 160_000).await?);
+    let started = std::time::Instant::now();
+    loop {
+        for relayer in &relayers {
+            relayer.poll_bitcoin().await?;
+        }
+        let held =
+            (balance(&fx.client, &first, &Denom::sat()).await?, balance(&fx.client, &second, &Denom::sat()).await?);
+        if held == minted {
+            break;
+        }
+        if started.elapsed() > WAIT {
+            return Err(format!("after the reorganisation {held:?} of {minted:?} minted").into());
+        }
+        fx.btcd.mine(1).await?;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    // Later rounds change nothing; member 0 recorded the reorganisation and both deposits.
+    fx.btcd.mine(2).await?;
+    for relayer in &relayers {
+        relayer.poll_bitcoin().await?;
+    }
+    let client = fx.network.client(3)?;
+    client.wait_for_height(fx.client.latest_height().await? + 1, WAIT).await?;
+    assert_eq!(balance(&client, &first, &Denom::sat()).await?, minted.0);
+    assert_eq!(balance(&client, &second, &Denom::sat()).await?, minted.1);
+    for tx in [first_tx, second_tx] {
+        let records = deposits_of(&stores[0], ParentChain::Bitcoin, &tx.to_string()).await?;
+        assert_eq!(records.len(), 1, "{records:?}");
+        assert!(records[0].observation.block_height > replaced_height - 1, "{records:?}");
+    }
+    let audited = stores[0].audit_entries("btc").await?;
+    assert!(audited.iter().any(|entry| entry.kind == "reorg"), "member 0 audited no reorganisation: {audited:?}");
     Ok(())
 }

@@ -277,8 +277,15 @@ pub fn form_batches<R: StateRead>(
                 tracing::info!(asset = %denom, height, withdrawals = selected.len(), %reason, "withdrawals stay queued");
                 events.push(Event::new(
                     ev::BATCH_DEFERRED,
-                    [(ev::ASSET, denom.to_string()), (ev::ITEMS, selected.len().to_string()), (ev::REASON, reason)],
+                    [
+                        (ev::ASSET, denom.to_string()),
+                        (ev::ITEMS, selected.len().to_string()),
+                        (ev::REASON, reason.clone()),
+                    ],
                 ));
+                // Each withdrawal says why it waits (its status query shows it), not only the event.
+                let waiting = selected.iter().map(|withdrawal| (withdrawal.id, reason.clone())).collect();
+                record_waiting(state, waiting, events)?;
                 continue;
             }
         };

@@ -1,7 +1,7 @@
 //! InitChain: the state a chain starts from.
 
-use ferry_types::event as ev;
 use ferry_types::GenesisState;
+use ferry_types::event as ev;
 
 use crate::event::Event;
 use crate::state::{AccountRecord, ChangeSet, Entries, Scan, StateDelta, StateError, StateRead};

@@ -22,7 +22,10 @@ pub fn violation(ledger: &AssetLedger) -> Option<String> {
     broken.then(|| {
         let pool =
             if ledger.fee_pool == Amount::ZERO { String::new() } else { format!(" + fee pool {}", ledger.fee_pool) };
-        format!("supply {} + unreleased {}{pool} exceeds reserves {}", ledger.supply, ledger.unreleased, ledger.reserves)
+        format!(
+            "supply {} + unreleased {}{pool} exceeds reserves {}",
+            ledger.supply, ledger.unreleased, ledger.reserves
+        )
     })
 }
 

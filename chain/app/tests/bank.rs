@@ -4,7 +4,9 @@
 
 mod driver;
 
-use driver::{CHAIN_ID, Chain, Holding, Signer, TestResult, attributes, events_of, funded, genesis, key, sat, send, wei};
+use driver::{
+    CHAIN_ID, Chain, Holding, Signer, TestResult, attributes, events_of, funded, genesis, key, sat, send, wei,
+};
 use ferry_app::query::QueryAnswer;
 use ferry_app::{Event, TxOutcome};
 use ferry_types::event as ev;

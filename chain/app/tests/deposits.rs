@@ -9,8 +9,8 @@ mod driver;
 use std::collections::{BTreeMap, BTreeSet};
 
 use driver::{
-    CHAIN_ID, Chain, Holding, Signer, deposit_utxos, TestResult, attestation, attributes, events_of, federation_genesis, funded, key, sat,
-    send, wei,
+    CHAIN_ID, Chain, Holding, Signer, TestResult, attestation, attributes, deposit_utxos, events_of,
+    federation_genesis, funded, key, sat, send, wei,
 };
 use ferry_app::bridge::{AssetLedger, Conflict, DepositRecord, DepositStatus, ReserveUtxo};
 use ferry_app::{Event, TxOutcome};
@@ -393,14 +393,7 @@ fn erc20_deposit_mints_the_token_denom_and_adds_no_bitcoin_utxo() -> TestResult 
     let reserves = bridge.chain.reserves()?;
     let assets: Vec<(&str, &AssetLedger)> =
         reserves.assets.iter().map(|(denom, ledger)| (denom.as_str(), ledger)).collect();
-    assert_eq!(
-        assets,
-        [
-            (TOKEN, &ledger(DEPOSIT_TOKEN)),
-            ("sat", &ledger(ALICE_SAT)),
-            ("wei", &ledger(ALICE_WEI))
-        ]
-    );
+    assert_eq!(assets, [(TOKEN, &ledger(DEPOSIT_TOKEN)), ("sat", &ledger(ALICE_SAT)), ("wei", &ledger(ALICE_WEI))]);
     assert_eq!(deposit_utxos(&reserves), []);
     assert_ledgers_match_balances(&bridge.chain)
 }
@@ -1083,9 +1076,8 @@ fn genesis_refuses_a_quorum_a_minority_could_reach_or_the_members_cannot() -> Te
     let keys = member_keys()?;
     let addresses: Vec<Address> = keys.iter().map(AccountKey::address).collect();
     let of = |count: usize| addresses.iter().take(count).copied().collect::<Vec<_>>();
-    let refusal = |members: &[Address], quorum: u32| {
-        ferry_app::init_chain(&federation_genesis(&[], members, quorum)).err()
-    };
+    let refusal =
+        |members: &[Address], quorum: u32| ferry_app::init_chain(&federation_genesis(&[], members, quorum)).err();
 
     assert_eq!(refusal(&of(4), 2), Some(GenesisError::BadQuorum { quorum: 2, members: 4 }));
     assert_eq!(refusal(&of(4), 5), Some(GenesisError::BadQuorum { quorum: 5, members: 4 }));

@@ -982,7 +982,11 @@ fn bitcoin_withdrawals_beyond_the_free_reserves_stay_queued_until_the_locked_one
     let deferred = events_of(&events, ev::BATCH_DEFERRED);
     assert_eq!(deferred.len(), 1, "{events:?}");
     assert!(events_of(&events, ev::BATCH_CREATED).is_empty());
-    assert_eq!(bridge.chain.withdrawal(&second)?.status, WithdrawalStatus::Queued);
+    let waiting = bridge.chain.withdrawal(&second)?;
+    assert_eq!(waiting.status, WithdrawalStatus::Queued);
+    let reason = attributes(deferred.first().ok_or("no deferral")?).get(ev::REASON).map(|reason| (*reason).to_owned());
+    assert_eq!(waiting.withdrawal.waiting, reason, "the withdrawal says why it waits");
+    assert_eq!(events_of(&events, ev::WITHDRAWAL_WAITING).len(), 1, "{events:?}");
 
     for member in 0..3 {
         bridge.sign(member, batch)?;

@@ -601,7 +601,10 @@ mod tests {
             serde_json::to_string(&Params::default()).unwrap_or_default()
         );
         let refused = GenesisState::from_json(funded.as_bytes());
-        assert!(matches!(&refused, Err(GenesisError::Json(reason)) if reason.contains("unknown field `coins`")), "{refused:?}");
+        assert!(
+            matches!(&refused, Err(GenesisError::Json(reason)) if reason.contains("unknown field `coins`")),
+            "{refused:?}"
+        );
     }
 
     fn key_set(signatures: usize) -> String {

@@ -1,5 +1,6 @@
-//! Deposit benchmarks: latency from the block that gives a deposit its last required
-//! confirmation to the committed mint, and the relayer's catch-up rate over a backlog of regtest
+//! Deposit benchmarks: latency from the block that gives a deposit its required finality (its
+//! last confirmation on Bitcoin; on Ethereum the block that makes the node's `finalized` block
+//! pass it) to the committed mint, and the relayer's catch-up rate over a backlog of regtest
 //! blocks beside the node's raw `getblock` rate measured in the same run.
 
 use std::time::{Duration, Instant};
@@ -7,12 +8,14 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use bitcoin::{Amount as Sats, TxOut};
 use ferry_client::FerryClient;
+use ferry_devnet::anvil::Anvil;
 use ferry_devnet::btcd::{Btcd, RegtestWallet};
 use ferry_devnet::postgres::PgServer;
 use ferry_devnet::relayer::{RelayerProcess, RelayerSetup};
 use ferry_devnet::{Network, NetworkSpec, Tools, accounts};
 use ferry_relayer::bitcoin::scan::scan_block;
 use ferry_relayer::confirmations::ConfirmationPolicy;
+use ferry_relayer::ethereum::U256;
 use ferry_relayer::metrics::Metrics;
 use ferry_relayer::service::{BitcoinWatch, Relayer};
 use ferry_relayer::store::Store;
@@ -24,9 +27,15 @@ use crate::samples::Samples;
 
 const CONFIRMATIONS: u32 = 3;
 
-/// Latency of `rounds` Bitcoin deposits through three relayer processes.
+/// Latency of `rounds` Bitcoin deposits, then `rounds` Ethereum deposits under
+/// `finality = "finalized"`, through three relayer processes.
 pub async fn latency(rounds: usize) -> anyhow::Result<()> {
-    let spec = NetworkSpec::isolated("bench-deposits", 4, accounts::genesis(2, 4)?)?;
+    // Anvil first: the genesis names its vault.
+    let anvil = Anvil::start_with_federation(accounts::federation_vault_key()?).await?;
+    let mut genesis = accounts::genesis(2, 4)?;
+    let vault = ferry_types::release::eth::EthAddress::from_bytes(anvil.vault().into_array());
+    accounts::with_ethereum(&mut genesis, ferry_devnet::anvil::CHAIN_ID, vault, &[]);
+    let spec = NetworkSpec::isolated("bench-deposits", 4, genesis)?;
     let mut network = Network::create(spec, Tools::locate()?)?;
     network.start_all()?;
     network.wait_for_height(2, Duration::from_secs(60)).await?;
@@ -49,10 +58,10 @@ pub async fn latency(rounds: usize) -> anyhow::Result<()> {
             chain_rpc: network.validators().get(member).context("validator")?.rpc_url(),
             database_url,
             bitcoin: Some((btcd.rpc_url(), btcd.rpc_user().to_owned(), btcd.rpc_password_file())),
-            ethereum: None,
+            ethereum: Some((anvil.rpc_url().to_owned(), vault.to_string())),
             confirmations: CONFIRMATIONS,
             bitcoin_tiers: Vec::new(),
-            ethereum_finality: ferry_relayer::config::Finality::Depth,
+            ethereum_finality: ferry_relayer::config::Finality::Finalized,
             poll_interval: "200ms".to_owned(),
             ethereum_key: None,
         })?);
@@ -83,6 +92,35 @@ pub async fn latency(rounds: usize) -> anyhow::Result<()> {
     );
     println!("  sidechain blocks  {}  (goal: p95 <= 2)", blocks.summary(0));
     println!("  seconds           {}", seconds.summary(2));
+
+    // Ethereum at `finalized`: anvil mines on demand, so the block that moves its finalized
+    // block past the deposit's is the moment the required finality is reached.
+    let watcher = anvil.watcher()?;
+    let mut blocks = Samples::default();
+    let mut seconds = Samples::default();
+    let mut behind = Samples::default();
+    for round in 0..rounds {
+        let recipient = Address::from_bytes([u8::try_from(round % 250)?.wrapping_add(1); 20]);
+        let receipt = anvil.deposit_eth(&recipient, U256::from(1_000_000_000_000_000u64)).await?;
+        let included = receipt.block_number;
+        let mut mined = 0u64;
+        while watcher.finalized_block_number().await?.is_none_or(|finalized| finalized < included) {
+            anvil.mine(1).await?;
+            mined += 1;
+        }
+        let finalized_at = Instant::now();
+        let side_height = client.latest_height().await?;
+        let minted_height = wait_for_mint(&client, &format!("{DEPOSIT_PATH}eth:{}:0", receipt.tx_hash)).await?;
+        seconds.push(finalized_at.elapsed().as_secs_f64());
+        blocks.push(minted_height.saturating_sub(side_height) as f64);
+        behind.push(mined as f64);
+    }
+    println!(
+        "deposit latency ({rounds} ETH deposits, finality = \"finalized\" (anvil: {} blocks until the deposit's block is finalized), relayers polling every 200 ms, 300 ms blocks):",
+        behind.summary(0)
+    );
+    println!("  sidechain blocks after finalization  {}  (goal: p95 <= 2)", blocks.summary(0));
+    println!("  seconds                              {}", seconds.summary(2));
     drop(relayers);
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
