@@ -16,8 +16,8 @@ use anyhow::Context;
 use bitcoin::ScriptBuf;
 use ferry_client::FerryClient;
 use ferry_types::msg::{MsgAttestDeposit, MsgAttestParentHeight, MsgAttestReserves};
-use ferry_types::query::{PEG_PATH, PegView, RESERVES_CHECK_PATH, ReservesCheckView};
-use ferry_types::{AccountKey, Amount, Denom, DepositFacts, Msg, ParentChain};
+use ferry_types::query::{PEG_PATH, PegView, RESERVES_CHECK_PATH, RESERVES_PATH, ReservesCheckView, ReservesView};
+use ferry_types::{AccountKey, Amount, Denom, DepositFacts, DepositId, Msg, ParentChain};
 
 use crate::attest::{AttestOutcome, Attester};
 use crate::bitcoin::rpc::BitcoinRpc;
@@ -348,6 +348,10 @@ impl Relayer {
         // Asked about a height the node lost: what its whole chain holds (its tip).
         let at = if lost { ask.parent_height.min(tip) } else { ask.parent_height };
         let holdings = self.holdings_at(chain, &ask.assets, at).await?;
+        let gone = match chain {
+            ParentChain::Bitcoin => self.gone_reserve_outputs(ask.opened_at, at).await?,
+            ParentChain::Ethereum => Vec::new(),
+        };
         for (denom, amount) in &holdings {
             #[allow(clippy::cast_precision_loss)] // a gauge
             self.metrics.reserves_holdings.with_label_values(&[denom.as_str()]).set(amount.get() as f64);
@@ -358,6 +362,7 @@ impl Relayer {
             chain,
             parent_height: ask.parent_height,
             holdings: holdings.clone(),
+            gone: gone.clone(),
         };
         let outcome = self.attester.send(Msg::AttestReserves(snapshot)).await;
         self.metrics.reserves_snapshots.with_label_values(&[chain.tag(), outcome.label()]).inc();
@@ -365,7 +370,8 @@ impl Relayer {
             holdings.iter().map(|(denom, amount)| (denom.as_str(), amount.to_string())).collect();
         match outcome {
             AttestOutcome::Accepted { tx, height } => {
-                let detail = serde_json::json!({"round": ask.round, "parent_height": ask.parent_height, "holdings": shown, "tx": tx});
+                let gone: Vec<String> = gone.iter().map(ToString::to_string).collect();
+                let detail = serde_json::json!({"round": ask.round, "parent_height": ask.parent_height, "holdings": shown, "gone": gone, "tx": tx});
                 self.store.append("reserves_snapshot", chain.tag(), &detail).await?;
                 tracing::info!(%chain, round = ask.round, parent_height = ask.parent_height, holdings = ?shown, %tx, height, "reserves snapshot attested");
             }
@@ -381,6 +387,17 @@ impl Relayer {
             }
         }
         Ok(())
+    }
+
+    /// The chain's reserve outputs as of sidechain height `opened_at` that this member's peg
+    /// index does not hold unspent at parent height `at` ([`crate::reserves::gone_outputs`]).
+    async fn gone_reserve_outputs(&self, opened_at: u64, at: u64) -> anyhow::Result<Vec<DepositId>> {
+        let reserves: ReservesView =
+            self.chain.query(RESERVES_PATH, Some(opened_at)).await?.context("the chain answered no /reserves")?;
+        let outputs: Vec<(String, u32)> =
+            reserves.bitcoin_utxos.iter().map(|utxo| (utxo.txid.clone(), utxo.vout)).collect();
+        let held = self.store.peg_outputs_held_at(&outputs, at).await?;
+        Ok(crate::reserves::gone_outputs(&reserves, &held))
     }
 
     /// What this member's own node shows the bridge holding of each of `assets` at parent height

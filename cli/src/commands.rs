@@ -1115,13 +1115,19 @@ impl Context {
                     "federation check of {denom} on {chain} (round {}, parent height {}, {} members agreed, at sidechain height {}): holds {}, needs at least {}: {verdict}\n",
                     check.round, check.parent_height, check.attesters, check.checked_at, asset.holdings, asset.least
                 ));
+                let gone: Vec<String> = check.gone.iter().map(ToString::to_string).collect();
                 federation.push(json!({
                     "chain": chain.tag(), "denom": denom.to_string(), "round": check.round,
                     "parent_height": check.parent_height, "checked_at": check.checked_at,
                     "attesters": check.attesters, "holdings": asset.holdings.to_string(),
                     "least": asset.least.to_string(), "shortfall": asset.shortfall.to_string(),
-                    "excess": asset.excess.to_string(),
+                    "excess": asset.excess.to_string(), "gone": gone,
                 }));
+            }
+            for id in &check.gone {
+                text.push_str(&format!(
+                    "  gone from {chain}: reserve output {id} (the members' nodes no longer hold it)\n"
+                ));
             }
         }
         if checks.last.is_empty() {

@@ -100,8 +100,8 @@ async fn money_is_minted_once_at_the_right_depth_and_paid_only_from_reserves() -
 }
 
 /// Spends one free reserve UTXO of the peg to the miner with members 0..3's Bitcoin keys, outside
-/// any batch; returns its value.
-async fn steal_a_reserve_utxo(system: &System) -> TestResult<u128> {
+/// any batch; returns its id (`btc:<txid>:<vout>`) and value.
+async fn steal_a_reserve_utxo(system: &System) -> TestResult<(String, u128)> {
     let client = system.client(0)?;
     let view: ReservesView = client.query("/reserves", None).await?.ok_or("no reserves")?;
     let stolen = view.bitcoin_utxos.iter().find(|utxo| utxo.locked_by.is_none()).ok_or("no free reserve UTXO")?;
@@ -123,13 +123,13 @@ async fn steal_a_reserve_utxo(system: &System) -> TestResult<u128> {
     let signed = assemble_witness(&tx, &peg, &hashes, &signatures)?;
     system.parents.btcd.rpc().send_raw_transaction(&signed).await?;
     system.parents.btcd.mine(1).await?;
-    Ok(stolen.amount.get())
+    Ok((format!("btc:{}:{}", stolen.txid, stolen.vout), stolen.amount.get()))
 }
 
 async fn value_taken_behind_the_chains_back_pauses_the_bridge_and_fires_the_alert(system: &System) -> TestResult {
     let client = system.client(0)?;
     let interval = client.params().await?.reserves_interval;
-    let stolen = steal_a_reserve_utxo(system).await?;
+    let (stolen_id, stolen) = steal_a_reserve_utxo(system).await?;
     let mined_at = client.latest_height().await?;
     let status = common::wait_for_pause(&client, &format!("{stolen} sat left the peg")).await?;
     assert!(status.reason.starts_with("reserves shortfall on btc: sat: "), "{status:?}");
@@ -142,6 +142,12 @@ async fn value_taken_behind_the_chains_back_pauses_the_bridge_and_fires_the_aler
     let sat = check.last.get(&ParentChain::Bitcoin).and_then(|check| check.assets.get(&Denom::sat()).cloned());
     let sat = sat.ok_or("no Bitcoin check")?;
     assert_eq!(sat.shortfall.get(), stolen.min(sat.least.get()), "{sat:?}");
+    let gone: Vec<String> = check
+        .last
+        .get(&ParentChain::Bitcoin)
+        .map(|check| check.gone.iter().map(ToString::to_string).collect())
+        .unwrap_or_default();
+    assert_eq!(gone, [stolen_id], "the quorum names the stolen output");
     system.prometheus.wait_for_alerts(WAIT, |alerts| common::reserves_short_fires(alerts, "sat")).await?;
 
     // Ether out of the vault: Ethereum's next check is short too (the bridge stays paused).

@@ -6,8 +6,8 @@
 //! peg outputs of the deposits the chain minted, are gone. The relayers see a chain shorter than
 //! their cursors that does not hold their blocks, rescan it from the start (their own peg
 //! indexes emptied), and answer the next reserves round with what the node holds now: a quorum
-//! of them shows the peg empty, the bridge pauses naming the shortfall within a few blocks, and
-//! `FerryReservesShort` fires. When the new chain grows past the old heights nothing is minted
+//! of them shows the peg empty, the bridge pauses naming the shortfall and the reserve outputs
+//! gone (the minted deposits' ids) within a few blocks, and `FerryReservesShort` fires. When the new chain grows past the old heights nothing is minted
 //! again. Then anvil is rolled back (`evm_revert`) to before an ether deposit the chain minted:
 //! the relayers see their Ethereum node lose the blocks too, and the next Ethereum round is short.
 
@@ -84,6 +84,20 @@ async fn parent_nodes_that_lose_their_chains_pause_the_bridge_and_nothing_is_min
     let interval = client.params().await?.reserves_interval;
     let status = common::wait_for_pause(&client, "btcd lost its chain").await?;
     assert!(status.reason.starts_with("reserves shortfall on btc: sat: 0 held"), "{status:?}");
+    // The quorum also named what is gone: every reserve output the chain counts, the minted
+    // deposits among them (the user's opening and the one above), each by its id.
+    let view: ReservesCheckView = client.query(RESERVES_CHECK_PATH, None).await?.ok_or("no check")?;
+    let gone: Vec<String> = view
+        .last
+        .get(&ParentChain::Bitcoin)
+        .map(|check| check.gone.iter().map(ToString::to_string).collect())
+        .unwrap_or_default();
+    let reserves: ferry_app::query::ReservesView = client.query("/reserves", None).await?.ok_or("no reserves")?;
+    let counted: Vec<String> =
+        reserves.bitcoin_utxos.iter().map(|utxo| format!("btc:{}:{}", utxo.txid, utxo.vout)).collect();
+    assert_eq!(gone, counted, "the outputs named gone");
+    assert!(gone.contains(&format!("btc:{txid}:0")), "{gone:?}");
+    assert!(status.reason.contains("reserve outputs gone from the parent chain: btc:"), "{status:?}");
     let took = status.since_height.saturating_sub(lost_at);
     eprintln!("rewind: paused {took} sidechain blocks after btcd lost its chain (reserves_interval {interval})");
     assert!(took <= 2 * interval, "paused {took} blocks after the loss");

@@ -85,6 +85,32 @@ impl Store {
         tx.commit().await.map_err(database("committing the peg index"))
     }
 
+    /// Which of `outputs` (txid, vout) the peg held unspent at `height` by this relayer's scan.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn peg_outputs_held_at(
+        &self,
+        outputs: &[(String, u32)],
+        height: u64,
+    ) -> Result<std::collections::BTreeSet<(String, u32)>, StoreError> {
+        let height = height_to_db("peg index height", height)?;
+        let txids: Vec<&str> = outputs.iter().map(|(txid, _)| txid.as_str()).collect();
+        let vouts: Vec<i32> = outputs.iter().map(|(_, vout)| i32::try_from(*vout).unwrap_or(i32::MAX)).collect();
+        let rows: Vec<(String, i32)> = sqlx::query_as(
+            "SELECT o.txid, o.vout FROM relayer_peg_outputs o \
+             JOIN UNNEST($2::text[], $3::integer[]) AS asked(txid, vout) ON o.txid = asked.txid AND o.vout = asked.vout \
+             WHERE o.height <= $1 AND (o.spent_height IS NULL OR o.spent_height > $1)",
+        )
+        .bind(height)
+        .bind(&txids)
+        .bind(&vouts)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(database("reading the peg's outputs"))?;
+        Ok(rows.into_iter().map(|(txid, vout)| (txid, u32::try_from(vout).unwrap_or_default())).collect())
+    }
+
     /// What the peg held at `height` by this relayer's scan: the outputs created at or below it
     /// and not spent at or below it, in sat.
     ///

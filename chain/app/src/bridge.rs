@@ -77,49 +77,7 @@ pub struct DepositRecord {
     pub opened_by: Option<Address>,
 }
 
-/// Per-asset totals: wrapped supply, the parent-chain reserves backing it, and what was burned
-/// but not yet paid out.
-///
-/// The reserves invariant ([`crate::reserves`]): `supply + unreleased + fee_pool <= reserves`.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AssetLedger {
-    /// Wrapped tokens in existence.
-    pub supply: Amount,
-    /// Parent-chain funds the bridge controls for this asset.
-    pub reserves: Amount,
-    /// Burned by withdrawals whose release has not settled yet: still owed from the reserves.
-    #[serde(default)]
-    pub unreleased: Amount,
-    /// Deposits below the asset's minimum: received by the bridge's address, never minted and
-    /// never spent (not part of `reserves`). Counted so the parent chain's balance reconciles.
-    #[serde(default)]
-    pub below_minimum: Amount,
-    /// Bitcoin: what deposits prepaid for their own spending, held in the reserves and owed to
-    /// miners; consolidations are paid from it.
-    #[serde(default)]
-    pub fee_pool: Amount,
-}
-
-/// A reserve UTXO of the Bitcoin peg.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ReserveUtxo {
-    /// Txid (display order hex).
-    pub txid: String,
-    /// Output index.
-    pub vout: u32,
-    /// Value in satoshi.
-    pub amount: Amount,
-    /// The unsettled batch whose release transaction spends it; no other batch may use it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub locked_by: Option<u64>,
-}
-
-impl ReserveUtxo {
-    /// The UTXO as release planning sees it.
-    pub fn utxo(&self) -> ferry_types::release::bitcoin::Utxo {
-        ferry_types::release::bitcoin::Utxo { txid: self.txid.clone(), vout: self.vout, amount: self.amount }
-    }
-}
+pub use ferry_types::query::{AssetLedger, ReserveUtxo};
 
 /// State keys of the bridge.
 pub mod keys {

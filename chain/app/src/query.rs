@@ -195,14 +195,7 @@ fn pending_batches<R: StateRead>(state: &StateDelta<R>, after: u64) -> Result<Pe
     Ok(PendingBatchesView { batches, pending: state.pending_batch_count()?, next_after })
 }
 
-/// Answer to `/reserves`: every asset's ledger and the Bitcoin peg's reserve UTXOs.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct ReservesView {
-    /// Per denomination: wrapped supply and reserves.
-    pub assets: std::collections::BTreeMap<ferry_types::Denom, crate::bridge::AssetLedger>,
-    /// The peg's UTXOs.
-    pub bitcoin_utxos: Vec<crate::bridge::ReserveUtxo>,
-}
+pub use ferry_types::query::ReservesView;
 
 fn reserves<R: StateRead>(state: &StateDelta<R>) -> Result<ReservesView, StateError> {
     let mut assets = std::collections::BTreeMap::new();

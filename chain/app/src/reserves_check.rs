@@ -30,7 +30,7 @@ use std::collections::BTreeMap;
 use ferry_types::event as ev;
 use ferry_types::msg::{MsgAttestReserves, parent_chain_of};
 use ferry_types::query::{AssetCheck, NeededReserves, ReservesCheck, ReservesCheckView, ReservesRound, ReservesTarget};
-use ferry_types::{Amount, Denom, Params, ParentChain, TxCode, TxRejection};
+use ferry_types::{Amount, Denom, DepositId, Params, ParentChain, TxCode, TxRejection};
 
 use crate::bank::BankError;
 use crate::event::Event;
@@ -172,6 +172,9 @@ pub fn attest_reserves<R: StateRead>(
         return Ok(());
     }
     target.reports.insert(snapshot.attester, snapshot.holdings.clone());
+    if !snapshot.gone.is_empty() {
+        target.gone.insert(snapshot.attester, snapshot.gone.clone());
+    }
     let agreeing = target.reports.values().filter(|holdings| **holdings == snapshot.holdings).count();
     events.push(Event::new(
         ev::RESERVES_ATTESTED,
@@ -192,11 +195,25 @@ pub fn attest_reserves<R: StateRead>(
             parent_height: target.parent_height,
             attesters: agreeing,
             assets: compare(&target.needed, &snapshot.holdings),
+            gone: gone_by_all(target, &snapshot.holdings),
         };
         conclude(state, chain, &check, height, events)?;
     }
     state.put_json(keys::ROUND.to_vec(), &round);
     Ok(())
+}
+
+/// The reserve outputs every member whose snapshot shows `holdings` names gone: what a quorum
+/// agreeing on the figures also agrees is missing (a minority cannot add an id).
+fn gone_by_all(target: &ReservesTarget, holdings: &BTreeMap<Denom, Amount>) -> Vec<DepositId> {
+    let mut agreeing = target.reports.iter().filter(|(_, reported)| *reported == holdings).map(|(member, _)| member);
+    let Some(first) = agreeing.next() else { return Vec::new() };
+    let mut gone = target.gone.get(first).cloned().unwrap_or_default();
+    for member in agreeing {
+        let theirs = target.gone.get(member).map(Vec::as_slice).unwrap_or_default();
+        gone.retain(|id| theirs.contains(id));
+    }
+    gone
 }
 
 /// Each asset's holdings against what the round needs (see [`AssetCheck`]).
@@ -233,7 +250,18 @@ pub fn shortfall_reason(chain: ParentChain, check: &ReservesCheck) -> Option<Str
             )
         })
         .collect();
-    (!short.is_empty()).then(|| format!("reserves shortfall on {chain}: {}", short.join("; ")))
+    if short.is_empty() {
+        return None;
+    }
+    let mut reason = format!("reserves shortfall on {chain}: {}", short.join("; "));
+    if !check.gone.is_empty() {
+        const SHOWN: usize = 3;
+        let shown: Vec<&str> = check.gone.iter().take(SHOWN).map(DepositId::as_str).collect();
+        let more = check.gone.len().saturating_sub(SHOWN);
+        let more = if more > 0 { format!(" and {more} more (`/reserves/check`)") } else { String::new() };
+        reason.push_str(&format!("; reserve outputs gone from the parent chain: {}{more}", shown.join(", ")));
+    }
+    Some(reason)
 }
 
 fn conclude<R: StateRead>(

@@ -34,7 +34,7 @@ use ferry_types::release::bls;
 use ferry_types::release::eth::{EthAddress, EthBatch, EthReleaseItem};
 use ferry_types::release::fee::{FeeRate, bumped_rate};
 use ferry_types::{
-    AccountKey, Address, Amount, Coin, Denom, DepositFacts, GenesisState, Msg, Params, ParentChain, TxCode,
+    AccountKey, Address, Amount, Coin, Denom, DepositFacts, DepositId, GenesisState, Msg, Params, ParentChain, TxCode,
 };
 use rand::SeedableRng;
 use threshold_crypto::SecretKeySet;
@@ -1760,12 +1760,24 @@ fn reserves_tx(
     parent_height: u64,
     holdings: &[(Denom, u128)],
 ) -> TestResult<Vec<u8>> {
+    reserves_tx_naming_gone(bridge, index, (round, chain, parent_height), holdings, &[])
+}
+
+/// As [`reserves_tx`] for `(round, chain, parent_height)`, naming the reserve outputs `gone`.
+fn reserves_tx_naming_gone(
+    bridge: &Bridge,
+    index: usize,
+    (round, chain, parent_height): (u64, ParentChain, u64),
+    holdings: &[(Denom, u128)],
+    gone: &[&DepositId],
+) -> TestResult<Vec<u8>> {
     let snapshot = MsgAttestReserves {
         attester: bridge.member(index).address,
         round,
         chain,
         parent_height,
         holdings: holdings.iter().map(|(denom, amount)| (denom.clone(), Amount::new(*amount))).collect(),
+        gone: gone.iter().map(|id| (*id).clone()).collect(),
     };
     bridge.duty_tx(index, &[Msg::AttestReserves(snapshot)])
 }
@@ -1823,16 +1835,22 @@ fn a_quorum_snapshot_below_what_the_ledger_needs_pauses_the_bridge_and_other_rou
     }
 
     // Bitcoin: one member lies low, three agree on what the ledger needs: checked, no pause.
-    let lie = reserves_tx(&bridge, 3, number, ParentChain::Bitcoin, 300, &[(Denom::sat(), 1)])?;
+    // Outputs named gone count only when every agreeing member names them: the liar's and one
+    // honest member's extra ids are left out.
+    let output = |vout: u32| -> TestResult<DepositId> { Ok(format!("btc:{}:{vout}", "ab".repeat(32)).parse()?) };
+    let (kept, extra, lied) = (output(0)?, output(1)?, output(2)?);
+    let question = (number, ParentChain::Bitcoin, 300);
+    let lie = reserves_tx_naming_gone(&bridge, 3, question, &[(Denom::sat(), 1)], &[&kept, &lied])?;
     assert_eq!(bridge.one(&lie)?.code, TxCode::Ok);
-    for member in 0..3 {
-        let tx = reserves_tx(&bridge, member, number, ParentChain::Bitcoin, 300, &[(Denom::sat(), sat_held + 5)])?;
+    for (member, gone) in [(0, vec![&kept, &extra]), (1, vec![&kept]), (2, vec![&kept, &extra])] {
+        let tx = reserves_tx_naming_gone(&bridge, member, question, &[(Denom::sat(), sat_held + 5)], &gone)?;
         assert_eq!(bridge.one(&tx)?.code, TxCode::Ok);
     }
     let view = reserves_view(&bridge)?;
     let checked = view.last.get(&ParentChain::Bitcoin).ok_or("Bitcoin not checked")?;
     let sat = checked.assets.get(&Denom::sat()).cloned().unwrap_or_default();
     assert_eq!((sat.shortfall.get(), sat.excess.get(), checked.attesters), (0, 5, 3));
+    assert_eq!(checked.gone, [kept], "only what every agreeing member names");
     assert!(!bridge.chain.bridge_status()?.paused);
 
     // Ethereum: the vault paid the in-flight release (allowed for) and lost one more wei.

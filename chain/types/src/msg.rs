@@ -173,7 +173,15 @@ pub struct MsgAttestReservesProto {
     /// What the bridge holds there, one coin per asset of the chain (zero amounts allowed).
     #[prost(message, repeated, tag = "5")]
     pub holdings: Vec<cosmrs::proto::cosmos::base::v1beta1::Coin>,
+    /// Bitcoin: the reserve outputs the chain counted (free at the round's opening) that the
+    /// member's node does not hold unspent at the snapshot height, as ids `btc:<txid>:<vout>`,
+    /// ascending, at most [`MAX_GONE_OUTPUTS`].
+    #[prost(string, repeated, tag = "6")]
+    pub gone: Vec<String>,
 }
+
+/// The most gone reserve outputs one reserves snapshot names (the first, in id order).
+pub const MAX_GONE_OUTPUTS: usize = 50;
 
 /// Wire form of `ferry.bridge.v1.MsgAbortBatch`: a federation member's vote to abort a batch it
 /// will not sign.
@@ -354,6 +362,9 @@ pub struct MsgAttestReserves {
     pub parent_height: u64,
     /// What the bridge holds there per asset of `chain`.
     pub holdings: std::collections::BTreeMap<Denom, Amount>,
+    /// Bitcoin reserve outputs the chain counts that the member's node no longer holds (see
+    /// [`MsgAttestReservesProto::gone`]); empty for Ethereum.
+    pub gone: Vec<crate::DepositId>,
 }
 
 /// A validated abort vote.
@@ -1006,7 +1017,31 @@ impl MsgAttestReserves {
                 return Err(Self::field_error("holdings", format!("denom `{}` given twice", coin.denom)));
             }
         }
-        Ok(MsgAttestReserves { attester, round: proto.round, chain, parent_height: proto.parent_height, holdings })
+        let mut gone: Vec<crate::DepositId> = Vec::with_capacity(proto.gone.len());
+        if proto.gone.len() > MAX_GONE_OUTPUTS {
+            return Err(Self::field_error("gone", format!("{} ids; at most {MAX_GONE_OUTPUTS}", proto.gone.len())));
+        }
+        for text in &proto.gone {
+            let id: crate::DepositId = text.parse().map_err(|e| Self::field_error("gone", e))?;
+            if chain != ParentChain::Bitcoin || id.chain() != Some(ParentChain::Bitcoin) {
+                return Err(Self::field_error(
+                    "gone",
+                    format!("`{id}` is not a Bitcoin reserve output of a {chain} snapshot"),
+                ));
+            }
+            if gone.last().is_some_and(|last| *last >= id) {
+                return Err(Self::field_error("gone", format!("`{id}` is out of order or repeated (ascending ids)")));
+            }
+            gone.push(id);
+        }
+        Ok(MsgAttestReserves {
+            attester,
+            round: proto.round,
+            chain,
+            parent_height: proto.parent_height,
+            holdings,
+            gone,
+        })
     }
 
     /// The wire form.
@@ -1021,6 +1056,7 @@ impl MsgAttestReserves {
                 .iter()
                 .map(|(denom, amount)| Coin::new(amount.get(), denom.clone()).to_proto())
                 .collect(),
+            gone: self.gone.iter().map(ToString::to_string).collect(),
         }
     }
 }
@@ -1088,6 +1124,7 @@ mod tests {
                 chain: ParentChain::Bitcoin,
                 parent_height: 230,
                 holdings: [(Denom::sat(), Amount::new(1_500_000))].into_iter().collect(),
+                gone: format!("btc:{}:1", "ab".repeat(32)).parse::<crate::DepositId>().into_iter().collect(),
             }),
         ];
         for msg in messages {
@@ -1141,16 +1178,28 @@ mod tests {
         assert!(report("btc").is_ok());
         assert!(report("eth").is_ok());
         assert_eq!(report("ltc"), Err("chain"));
-        let snapshot = |chain: &str, coins: &[(u128, Denom)]| {
+        let snapshot_gone = |chain: &str, coins: &[(u128, Denom)], gone: &[String]| {
             MsgAttestReserves::from_proto(&MsgAttestReservesProto {
                 attester: Address::from_bytes([2; 20]).to_string(),
                 round: 3,
                 chain: chain.to_owned(),
                 parent_height: 120,
                 holdings: coins.iter().map(|(amount, denom)| Coin::new(*amount, denom.clone()).to_proto()).collect(),
+                gone: gone.to_vec(),
             })
             .map_err(field_of)
         };
+        let snapshot = |chain: &str, coins: &[(u128, Denom)]| snapshot_gone(chain, coins, &[]);
+        let output = |vout: u32| format!("btc:{}:{vout}", "cd".repeat(32));
+        let sat = [(5, Denom::sat())];
+        assert!(snapshot_gone("btc", &sat, &[output(0), output(1)]).is_ok());
+        assert_eq!(snapshot_gone("btc", &sat, &[output(1), output(0)]), Err("gone"), "out of order");
+        assert_eq!(snapshot_gone("btc", &sat, &[output(1), output(1)]), Err("gone"), "repeated");
+        assert_eq!(snapshot_gone("btc", &sat, &["btc:nope:0".to_owned()]), Err("gone"), "malformed");
+        let eth_id = format!("eth:0x{}:0", "ef".repeat(32));
+        assert_eq!(snapshot_gone("eth", &[(0, Denom::wei())], &[eth_id]), Err("gone"), "Bitcoin outputs only");
+        let many: Vec<String> = (0..=50).map(output).collect();
+        assert_eq!(snapshot_gone("btc", &sat, &many), Err("gone"), "too many");
         assert!(snapshot("eth", &[(0, Denom::wei()), (5, Denom::erc20(&EthAddress::from_bytes([7; 20])))]).is_ok());
         assert_eq!(snapshot("btc", &[(5, Denom::wei())]), Err("holdings"), "an asset of another chain");
         assert_eq!(snapshot("btc", &[(5, Denom::sat()), (6, Denom::sat())]), Err("holdings"), "twice");

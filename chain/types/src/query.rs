@@ -649,6 +649,59 @@ pub struct BridgeStatus {
     pub votes: BTreeMap<Address, PauseVote>,
 }
 
+/// Per-asset totals: wrapped supply, the parent-chain reserves backing it, and what was burned
+/// but not yet paid out.
+///
+/// The reserves invariant (`ferry_app::reserves`): `supply + unreleased + fee_pool <= reserves`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AssetLedger {
+    /// Wrapped tokens in existence.
+    pub supply: Amount,
+    /// Parent-chain funds the bridge controls for this asset.
+    pub reserves: Amount,
+    /// Burned by withdrawals whose release has not settled yet: still owed from the reserves.
+    #[serde(default)]
+    pub unreleased: Amount,
+    /// Deposits below the asset's minimum: received by the bridge's address, never minted and
+    /// never spent (not part of `reserves`). Counted so the parent chain's balance reconciles.
+    #[serde(default)]
+    pub below_minimum: Amount,
+    /// Bitcoin: what deposits prepaid for their own spending, held in the reserves and owed to
+    /// miners; consolidations are paid from it.
+    #[serde(default)]
+    pub fee_pool: Amount,
+}
+
+/// A reserve UTXO of the Bitcoin peg.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReserveUtxo {
+    /// Txid (display order hex).
+    pub txid: String,
+    /// Output index.
+    pub vout: u32,
+    /// Value in satoshi.
+    pub amount: Amount,
+    /// The unsettled batch whose release transaction spends it; no other batch may use it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub locked_by: Option<u64>,
+}
+
+impl ReserveUtxo {
+    /// The UTXO as release planning sees it.
+    pub fn utxo(&self) -> crate::release::bitcoin::Utxo {
+        crate::release::bitcoin::Utxo { txid: self.txid.clone(), vout: self.vout, amount: self.amount }
+    }
+}
+
+/// Answer to `/reserves`: every asset's ledger and the Bitcoin peg's reserve UTXOs.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReservesView {
+    /// Per denomination: wrapped supply and reserves.
+    pub assets: std::collections::BTreeMap<Denom, AssetLedger>,
+    /// The peg's UTXOs.
+    pub bitcoin_utxos: Vec<ReserveUtxo>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -739,6 +792,10 @@ pub struct ReservesTarget {
     pub needed: BTreeMap<Denom, NeededReserves>,
     /// The members' snapshots so far.
     pub reports: BTreeMap<Address, BTreeMap<Denom, Amount>>,
+    /// The reserve outputs each member's snapshot names gone (Bitcoin; members naming none are
+    /// absent).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub gone: BTreeMap<Address, Vec<crate::DepositId>>,
     /// Whether a quorum agreed on one snapshot (the round is done for this chain).
     pub checked: bool,
 }
@@ -782,6 +839,10 @@ pub struct ReservesCheck {
     pub attesters: u32,
     /// Per asset.
     pub assets: BTreeMap<Denom, AssetCheck>,
+    /// Reserve outputs every agreeing member's node no longer holds (Bitcoin): the ids a
+    /// parent-chain rewind or a theft took away.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gone: Vec<crate::DepositId>,
 }
 
 impl ReservesCheck {
