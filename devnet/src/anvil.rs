@@ -69,8 +69,8 @@ pub struct Anvil {
     rpc_url: String,
     wallet: Wallet,
     node: DevNode,
-    vault: Receipt,
-    token: Receipt,
+    /// The vault's and the token's deployment receipts (`None` when resumed from a saved state).
+    deployments: Option<(Receipt, Receipt)>,
     vault_address: EthAddress,
     token_address: EthAddress,
     federation: FederationKey,
@@ -207,15 +207,33 @@ impl Anvil {
     /// another chain id, or a deployment fails (also for a federation key the vault refuses).
     /// The process is killed on every error.
     pub async fn start_with_federation(federation: FederationKey) -> anyhow::Result<Anvil> {
+        Self::start_with_state(federation, None).await
+    }
+
+    /// As [`start_with_federation`](Self::start_with_federation), keeping the chain in
+    /// `state_file`: anvil writes it every second and when stopped gracefully
+    /// ([`Anvil::shutdown`]), with the states of past blocks (reads at old heights keep working).
+    /// When the file exists the chain resumes from it — same blocks, hashes and balances — and
+    /// nothing is deployed again (the vault and the token are at their deterministic addresses).
+    ///
+    /// # Errors
+    /// As [`start_with_federation`](Self::start_with_federation); a saved chain without the
+    /// contracts.
+    pub async fn start_persistent(federation: FederationKey, state_file: &Path) -> anyhow::Result<Anvil> {
+        Self::start_with_state(federation, Some(state_file)).await
+    }
+
+    async fn start_with_state(federation: FederationKey, state_file: Option<&Path>) -> anyhow::Result<Anvil> {
         let binary = binary();
         if !binary.exists() {
             bail!("anvil not found at {}: run `make setup` (or set FERRY_ANVIL)", binary.display());
         }
+        let resumed = state_file.is_some_and(Path::exists);
         let mut attempt = 0;
         let (process, rpc_url, node) = loop {
             attempt += 1;
             let port = free_port()?;
-            match Self::spawn(&binary, port).await? {
+            match Self::spawn(&binary, port, state_file).await? {
                 Ok(started) => break started,
                 Err(stderr) if attempt < PORT_ATTEMPTS && stderr.contains("in use") => continue,
                 Err(stderr) => bail!("anvil exited during startup on port {port}: {stderr}"),
@@ -224,6 +242,19 @@ impl Anvil {
         // `process` kills anvil if an error returns early below.
         let wallet = Wallet::connect(&rpc_url, DEV_PRIVATE_KEY)?
             .with_receipt_wait(Duration::from_millis(20), Duration::from_secs(30));
+        if resumed {
+            // Dev account 0 deployed the token (nonce 0), then the vault (nonce 1).
+            let token_address = wallet.address().create(0);
+            let vault_address = wallet.address().create(1);
+            for (name, address) in [("TestToken", token_address), ("FerryVault", vault_address)] {
+                anyhow::ensure!(
+                    node.has_code(address).await?,
+                    "the saved anvil chain has no {name} at {address}: remove the devnet directory to start afresh"
+                );
+            }
+            let deployments = None;
+            return Ok(Anvil { process, rpc_url, wallet, node, deployments, vault_address, token_address, federation });
+        }
         let (name, symbol, decimals) = TEST_TOKEN;
         let token = wallet.deploy_test_token(name, symbol, decimals).await.context("deploying TestToken")?;
         let token_address = token.contract_address.context("the TestToken deployment created no contract")?;
@@ -232,7 +263,23 @@ impl Anvil {
             .await
             .context("deploying FerryVault")?;
         let vault_address = vault.contract_address.context("the FerryVault deployment created no contract")?;
-        Ok(Anvil { process, rpc_url, wallet, node, vault, token, vault_address, token_address, federation })
+        let deployments = Some((vault, token));
+        Ok(Anvil { process, rpc_url, wallet, node, deployments, vault_address, token_address, federation })
+    }
+
+    /// Stops anvil with SIGTERM, so a persistent one ([`Anvil::start_persistent`]) writes its
+    /// state file, and waits (at most 10 s, then kills it).
+    pub fn shutdown(&mut self) {
+        let Some(mut child) = self.process.0.take() else { return };
+        let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).stderr(Stdio::null()).status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if matches!(child.try_wait(), Ok(Some(_))) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        kill(child);
     }
 
     /// Deploys another `FerryVault` trusting `federation` on this node (e.g. a second vault of
@@ -253,9 +300,17 @@ impl Anvil {
 
     /// Spawns anvil on `port` and waits until it answers. `Ok(Err(log))` when it exited
     /// (e.g. the port was taken meanwhile).
-    async fn spawn(binary: &Path, port: u16) -> anyhow::Result<Result<(Process, String, DevNode), String>> {
+    async fn spawn(
+        binary: &Path,
+        port: u16,
+        state_file: Option<&Path>,
+    ) -> anyhow::Result<Result<(Process, String, DevNode), String>> {
         let mut log = tempfile::tempfile().context("creating anvil's log file")?;
-        let child = Command::new(binary)
+        let mut command = Command::new(binary);
+        if let Some(state) = state_file {
+            command.arg("--state").arg(state).args(["--state-interval", "1", "--preserve-historical-states"]);
+        }
+        let child = command
             .args(["--host", "127.0.0.1", "--port", &port.to_string()])
             .args(["--hardfork", HARDFORK, "--chain-id", &CHAIN_ID.to_string(), "--silent"])
             .stdin(Stdio::null())
@@ -370,9 +425,10 @@ impl Anvil {
         self.token_address
     }
 
-    /// The receipts of the vault's and the token's deployments.
-    pub fn deployments(&self) -> (&Receipt, &Receipt) {
-        (&self.vault, &self.token)
+    /// The receipts of the vault's and the token's deployments (`None` for a chain resumed from
+    /// a saved state, which deployed nothing).
+    pub fn deployments(&self) -> Option<(&Receipt, &Receipt)> {
+        self.deployments.as_ref().map(|(vault, token)| (vault, token))
     }
 
     /// Dev account 0's wallet (it deployed the contracts and makes the deposits).

@@ -404,8 +404,30 @@ impl Btcd {
     /// # Errors
     /// When the RPC fails or answers something that is not an output.
     pub async fn unspent_output(&self, outpoint: &OutPoint) -> anyhow::Result<Option<UnspentOutput>> {
+        Btcd::unspent_output_via(&self.rpc, outpoint).await
+    }
+
+    /// Submits the blocks [`save_chain`] wrote to `path`, in order, to this node (a regtest btcd
+    /// started afresh: same genesis), so it holds the saved chain again — same blocks, hashes
+    /// and UTXOs; returns the tip reached.
+    ///
+    /// # Errors
+    /// An unreadable file, or a block the node refuses (naming its height).
+    pub async fn restore_chain(&self, path: &Path) -> anyhow::Result<u64> {
+        let text = fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        for (index, block) in text.lines().filter(|line| !line.is_empty()).enumerate() {
+            let refused: Option<String> = self.rpc.call("submitblock", &[json!(block)]).await?;
+            if let Some(reason) = refused {
+                bail!("btcd refused saved block {} of {}: {reason}", index + 1, path.display());
+            }
+        }
+        Ok(self.rpc.get_block_count().await?)
+    }
+
+    /// As [`Btcd::unspent_output`], through `rpc`.
+    async fn unspent_output_via(rpc: &BitcoinRpc, outpoint: &OutPoint) -> anyhow::Result<Option<UnspentOutput>> {
         let answer: Option<GetTxOut> =
-            self.rpc.call("gettxout", &[json!(outpoint.txid.to_string()), json!(outpoint.vout), json!(true)]).await?;
+            rpc.call("gettxout", &[json!(outpoint.txid.to_string()), json!(outpoint.vout), json!(true)]).await?;
         answer
             .map(|out| {
                 Ok(UnspentOutput {
@@ -700,6 +722,11 @@ impl RegtestWallet {
                 && !self.spent.contains(&outpoint)
                 && out.value >= needed
             {
+                // A chain resumed from a saved one holds spends this wallet did not make here.
+                if Btcd::unspent_output_via(rpc, &outpoint).await?.is_none() {
+                    self.spent.insert(outpoint);
+                    continue;
+                }
                 return Ok((outpoint, out));
             }
         }
@@ -713,4 +740,26 @@ impl RegtestWallet {
 /// The sum of `outputs`' values.
 fn total(outputs: &[TxOut]) -> anyhow::Result<Amount> {
     outputs.iter().try_fold(Amount::ZERO, |sum, out| sum.checked_add(out.value)).context("outputs overflow")
+}
+
+/// Writes every block of the best chain of the node at `rpc` above genesis to `path` (raw hex,
+/// one per line, by height; atomically): btcd deletes its regtest database at every start, so
+/// this is how a devnet's Bitcoin chain outlives a restart ([`Btcd::restore_chain`]). Returns the
+/// tip saved.
+///
+/// # Errors
+/// RPC or file errors.
+pub async fn save_chain(rpc: &BitcoinRpc, path: &Path) -> anyhow::Result<u64> {
+    let tip = rpc.get_block_count().await?;
+    let mut text = String::new();
+    for height in 1..=tip {
+        let hash = rpc.get_block_hash(height).await?;
+        let raw: String = rpc.call("getblock", &[json!(hash.to_string()), json!(0)]).await?;
+        text.push_str(&raw);
+        text.push('\n');
+    }
+    let partial = path.with_extension("partial");
+    fs::write(&partial, text).with_context(|| format!("writing {}", partial.display()))?;
+    fs::rename(&partial, path).with_context(|| format!("writing {}", path.display()))?;
+    Ok(tip)
 }

@@ -10,7 +10,7 @@ use ferry_devnet::network::{self, APP_METRICS_PORT, COMETBFT_METRICS_PORT, RPC_P
 use ferry_devnet::process::{ServiceCommand, ServiceProcess};
 use ferry_devnet::relayer::RelayerProcess;
 use ferry_devnet::signer::SignerProcess;
-use ferry_devnet::system::{System, SystemSpec};
+use ferry_devnet::system::{self, System, SystemSpec};
 use ferry_devnet::{NetworkSpec, demo, tools};
 use ferry_types::GenesisState;
 
@@ -95,19 +95,22 @@ async fn up(dir: PathBuf, validators: usize, reset: bool) -> anyhow::Result<()> 
         network::stop_from_pid_file(&bridge_dir)?;
         network::stop_from_pid_file(&chain_dir)?;
     }
-    // The parent chains do not survive a restart — btcd removes its regtest database at every
-    // start, anvil starts empty — so a resumed sidechain would hold reserves that no longer
-    // exist. A devnet therefore always starts afresh, and says why when it replaces one.
-    if chain_dir.join("node0/config/genesis.json").exists() {
-        println!(
-            "a devnet ran in {} before: starting a fresh one (btcd wipes its regtest chain at every start and anvil starts empty, so the old sidechain would point at coins that no longer exist)",
-            dir.display()
-        );
+    // A devnet resumes only with the parent chains it ran on: `make devnet-down` saves btcd's
+    // regtest chain (btcd deletes it at every start) and anvil writes its state; without both
+    // (a crash, `--reset`, an older devnet) the sidechain would count coins that no longer
+    // exist, so the whole devnet starts afresh and says why.
+    let ran_before = chain_dir.join("node0/config/genesis.json").exists();
+    let fresh = reset || !ran_before || !system::parents_saved(&bridge_dir);
+    if fresh && ran_before {
+        let why = if reset { "--reset" } else { "its parent chains were not saved (`make devnet-down` saves them)" };
+        println!("a devnet ran in {} before: starting a fresh one ({why})", dir.display());
     }
-    if bridge_dir.exists() {
+    if fresh && bridge_dir.exists() {
         std::fs::remove_dir_all(&bridge_dir).context("wiping the old bridge state")?;
     }
-    let fresh = true;
+    if !fresh {
+        println!("resuming the devnet in {} on its saved parent chains", dir.display());
+    }
     println!("creating a {validators}-validator devnet in {}", dir.display());
     println!(
         "starting PostgreSQL, btcd (regtest), anvil, {validators} validators, {validators} relayers, {validators} signers and Prometheus"
@@ -120,6 +123,7 @@ async fn up(dir: PathBuf, validators: usize, reset: bool) -> anyhow::Result<()> 
         confirmations: 2,
         poll_interval: "1s".to_owned(),
         scratch_databases: false,
+        persist_parents: true,
     })
     .await?;
     let demo = demo::create(&mut system, &dir, fresh).await?;
@@ -298,11 +302,38 @@ async fn main() -> anyhow::Result<()> {
             mine(&bitcoin_rpc, &bitcoin_password_file, &ethereum_rpc, Duration::from_millis(interval_ms)).await
         }
         Command::Down => {
-            // Relayers first (they hold database connections), then the rest.
+            // The Bitcoin chain first (btcd deletes it at its next start; anvil writes its own
+            // state when stopped), then relayers (they hold database connections), then the rest.
+            save_bitcoin_chain(&args.dir).await;
             let bridge = network::stop_from_pid_file(&args.dir.join("bridge"))?;
             let chain = network::stop_from_pid_file(&args.dir.join("chain"))?;
             println!("stopped {} devnet processes", bridge + chain);
             Ok(())
         }
+    }
+}
+
+/// Saves the running devnet's Bitcoin chain for the next `up` (read from its `env` file); a
+/// devnet whose chain cannot be saved starts afresh next time, so a failure is only reported.
+async fn save_bitcoin_chain(dir: &std::path::Path) {
+    let saved = async {
+        let env = std::fs::read_to_string(dir.join("env")).context("no env file: is a devnet running?")?;
+        let value = |name: &str| {
+            env.lines()
+                .find_map(|line| line.strip_prefix(&format!("export {name}='"))?.strip_suffix('\''))
+                .map(str::to_owned)
+                .with_context(|| format!("{name} is not in the env file"))
+        };
+        let password = std::fs::read_to_string(value("FERRY_BITCOIN_RPC_PASSWORD_FILE")?)?;
+        let rpc = ferry_relayer::bitcoin::rpc::BitcoinRpc::new(
+            &value("FERRY_BITCOIN_RPC")?,
+            &value("FERRY_BITCOIN_RPC_USER")?,
+            password.trim(),
+        )?;
+        system::save_bitcoin_chain(&rpc, &dir.join("bridge")).await
+    };
+    match saved.await {
+        Ok(tip) => println!("saved the Bitcoin chain ({tip} blocks) for the next `make devnet`"),
+        Err(error) => println!("the Bitcoin chain was not saved ({error:#}): the next `make devnet` starts afresh"),
     }
 }

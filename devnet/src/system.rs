@@ -57,6 +57,38 @@ pub struct SystemSpec {
     /// (tests and benchmarks: runs sharing a `DATABASE_URL` server never meet), instead of the
     /// devnet's `relayer_<m>` / `signer_<m>`, which a restarted devnet resumes from.
     pub scratch_databases: bool,
+    /// Keep the parent chains in `bridge_dir/parents` ([`Parents::save`] and a persistent anvil),
+    /// and resume them from there when saved: a resumed system (`fresh: false`) then finds the
+    /// blocks and coins its sidechain counts.
+    pub persist_parents: bool,
+}
+
+/// Where a persistent system keeps its parent chains, under its bridge directory.
+const PARENTS_DIR: &str = "parents";
+/// The saved Bitcoin chain ([`crate::btcd::save_chain`]).
+const BITCOIN_CHAIN_FILE: &str = "bitcoin-chain.hex";
+/// Anvil's state file.
+const ANVIL_STATE_FILE: &str = "anvil-state.json";
+
+/// Whether `bridge_dir` holds saved parent chains to resume (both of them).
+pub fn parents_saved(bridge_dir: &Path) -> bool {
+    let dir = bridge_dir.join(PARENTS_DIR);
+    dir.join(BITCOIN_CHAIN_FILE).exists() && dir.join(ANVIL_STATE_FILE).exists()
+}
+
+/// Saves the Bitcoin chain of the btcd at `rpc` under `bridge_dir` (anvil saves its own when
+/// stopped with SIGTERM); returns the tip saved. `make devnet-down` calls it before stopping
+/// the processes.
+///
+/// # Errors
+/// RPC or file errors.
+pub async fn save_bitcoin_chain(
+    rpc: &ferry_relayer::bitcoin::rpc::BitcoinRpc,
+    bridge_dir: &Path,
+) -> anyhow::Result<u64> {
+    let dir = bridge_dir.join(PARENTS_DIR);
+    std::fs::create_dir_all(&dir)?;
+    crate::btcd::save_chain(rpc, &dir.join(BITCOIN_CHAIN_FILE)).await
 }
 
 /// The parent chains and the database, started before the sidechain.
@@ -74,20 +106,48 @@ pub struct Parents {
 
 impl Parents {
     /// Starts PostgreSQL (unless `DATABASE_URL` is set), btcd with 101 blocks mined, and anvil
-    /// with the vault trusting the devnet federation ([`accounts::federation_vault_key`]).
+    /// with the vault trusting the devnet federation ([`accounts::federation_vault_key`]). With
+    /// `persist`, anvil keeps its chain under `bridge_dir`, and both chains resume from what is
+    /// saved there ([`parents_saved`]).
     ///
     /// # Errors
-    /// When a part does not start.
-    pub async fn start(bridge_dir: &Path) -> anyhow::Result<Parents> {
+    /// When a part does not start or a saved chain cannot be restored.
+    pub async fn start(bridge_dir: &Path, persist: bool) -> anyhow::Result<Parents> {
         std::fs::create_dir_all(bridge_dir)?;
+        let saved = bridge_dir.join(PARENTS_DIR);
         let postgres = PgServer::from_env_or_start(Some(&bridge_dir.join("postgres"))).await?;
         let miner = RegtestWallet::from_seed(*b"ferry-devnet/regtest-miner/00000")?;
         let btcd = Btcd::start(&bridge_dir.join("btcd"), miner.address()).await?;
+        let chain_file = saved.join(BITCOIN_CHAIN_FILE);
+        if persist && chain_file.exists() {
+            let tip = btcd.restore_chain(&chain_file).await.context("restoring the saved Bitcoin chain")?;
+            // The file describes the chain at the last save only: once the chain moves on it is
+            // stale, so it goes (a later crash then restarts afresh rather than on an old chain).
+            std::fs::remove_file(&chain_file)?;
+            tracing::info!(tip, "btcd resumed the saved regtest chain");
+        }
         if btcd.rpc().get_block_count().await? < 101 {
             btcd.mine(101).await?;
         }
-        let anvil = Anvil::start_with_federation(accounts::federation_vault_key()?).await?;
+        let key = accounts::federation_vault_key()?;
+        let anvil = if persist {
+            std::fs::create_dir_all(&saved)?;
+            Anvil::start_persistent(key, &saved.join(ANVIL_STATE_FILE)).await?
+        } else {
+            Anvil::start_with_federation(key).await?
+        };
         Ok(Parents { postgres, btcd, miner, anvil })
+    }
+
+    /// Saves the Bitcoin chain ([`save_bitcoin_chain`]) and stops anvil so it writes its state:
+    /// what a later [`Parents::start`] with `persist` resumes from.
+    ///
+    /// # Errors
+    /// RPC or file errors.
+    pub async fn save(&mut self, bridge_dir: &Path) -> anyhow::Result<()> {
+        save_bitcoin_chain(&self.btcd.rpc(), bridge_dir).await?;
+        self.anvil.shutdown();
+        Ok(())
     }
 
     /// The vault's address, as the sidechain names it.
@@ -146,6 +206,7 @@ impl System {
             confirmations: ISOLATED_CONFIRMATIONS,
             poll_interval: "200ms".to_owned(),
             scratch_databases: true,
+            persist_parents: false,
         })
         .await?;
         system.scratch = Some(scratch);
@@ -157,7 +218,7 @@ impl System {
     /// # Errors
     /// When a part does not start; whatever started is stopped again.
     pub async fn start(mut spec: SystemSpec) -> anyhow::Result<System> {
-        let parents = Parents::start(&spec.bridge_dir).await?;
+        let parents = Parents::start(&spec.bridge_dir, spec.persist_parents).await?;
         let mut genesis = accounts::genesis(spec.users, spec.network.validators)?;
         accounts::with_ethereum(&mut genesis, anvil::CHAIN_ID, parents.vault(), &[parents.token()]);
         spec.network.genesis = genesis;
@@ -204,6 +265,18 @@ impl System {
             crate::funding::deposit_openings(&mut system, spec.users).await.context("opening the devnet users")?;
         }
         Ok(system)
+    }
+
+    /// Stops the system with its parent chains saved under `bridge_dir` (its spec's): the
+    /// relayers and signers first, so nothing moves while the chains are saved, then the rest. A
+    /// [`System::start`] of the same spec with `fresh: false` and `persist_parents` resumes it.
+    ///
+    /// # Errors
+    /// When the chains cannot be saved (everything is stopped anyway).
+    pub async fn stop_and_save(mut self, bridge_dir: &Path) -> anyhow::Result<()> {
+        self.relayers.clear();
+        self.signers.clear();
+        self.parents.save(bridge_dir).await
     }
 
     /// Every metrics endpoint of the system, as Prometheus scrapes it.

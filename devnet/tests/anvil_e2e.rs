@@ -62,7 +62,7 @@ async fn eth_and_token_deposits_are_found_with_exact_facts_and_block_hashes() ->
     let _serial = common::serial().await;
     let started = Instant::now();
     let anvil = Anvil::start().await?;
-    let (vault_deployment, token_deployment) = anvil.deployments();
+    let (vault_deployment, token_deployment) = anvil.deployments().ok_or("a fresh anvil deployed both")?;
     eprintln!(
         "anvil up with contracts in {:?} (gas: FerryVault deployment {}, TestToken deployment {})",
         started.elapsed(),

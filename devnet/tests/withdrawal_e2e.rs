@@ -13,13 +13,14 @@ use std::time::Duration;
 
 use bitcoin::{OutPoint, Txid};
 use common::{TestResult, WAIT, balance, serial, wait_for_a_finished_round, wait_until};
-use ferry_devnet::accounts::user_key;
+use ferry_devnet::NetworkSpec;
+use ferry_devnet::accounts::{FEDERATION_MEMBERS, user_key};
 use ferry_devnet::btcd::RegtestWallet;
-use ferry_devnet::system::System;
+use ferry_devnet::system::{ISOLATED_CONFIRMATIONS, System, SystemSpec};
 use ferry_relayer::ethereum::U256;
-use ferry_types::Denom;
 use ferry_types::query::{WithdrawalStatus, WithdrawalView};
 use ferry_types::release::eth::EthAddress;
+use ferry_types::{Denom, GenesisState};
 
 /// A parent-chain block is mined this often while a test waits.
 const PARENT_BLOCK: Duration = Duration::from_millis(400);
@@ -202,5 +203,78 @@ async fn one_signer_down_releases_two_down_hold_everything_and_the_queue_drains_
     let view = released(&system, held).await?;
     assert_eq!(bitcoin_payment(&system, &view).await?.script_pubkey, second.script_pubkey());
     assert_reconciled(&system, EthAddress::from_bytes(system.parents.anvil.token().into_array())).await?;
+    Ok(())
+}
+
+/// Issue 10, item 7: a system stopped with its parent chains saved (`make devnet-down`) and
+/// started again on them (`make devnet`) resumes consistently: btcd — which deletes its regtest
+/// chain at every start — gets the saved blocks back, anvil reloads its state, the sidechain,
+/// relayers and signers resume from their homes and databases; the ledger still matches the
+/// parent chains to the unit, and the user withdraws and deposits on both chains again.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_system_stopped_with_its_parent_chains_saved_resumes_on_them_and_keeps_paying() -> TestResult {
+    let _serial = serial().await;
+    let dir = tempfile::Builder::new().prefix("ferry-resume-").tempdir()?;
+    let mut network = NetworkSpec::isolated("resume", FEDERATION_MEMBERS, GenesisState::default())?;
+    network.dir = dir.path().join("chain");
+    network.remove_on_drop = false;
+    let bridge_dir = dir.path().join("bridge");
+    let spec = SystemSpec {
+        network,
+        users: 1,
+        bridge_dir: bridge_dir.clone(),
+        fresh: true,
+        confirmations: ISOLATED_CONFIRMATIONS,
+        poll_interval: "200ms".to_owned(),
+        scratch_databases: false,
+        persist_parents: true,
+    };
+    let user = user_key(0)?;
+    let btc_destination = RegtestWallet::from_seed([0xd7; 32])?.address().to_string();
+    let eth_destination = EthAddress::from_bytes([0xe9; 20]).to_string();
+
+    // A first run: the user (opened by deposits) withdraws on both chains; then it stops, saved.
+    let system = System::start(spec.clone()).await?;
+    let token = EthAddress::from_bytes(system.parents.anvil.token().into_array());
+    for (asset, amount, destination) in
+        [(Denom::sat(), u128::from(BTC / 10), &btc_destination), (Denom::wei(), ETH, &eth_destination)]
+    {
+        let (id, _) = system.withdraw(&user, &asset, amount, destination).await?;
+        released(&system, id).await?;
+    }
+    assert_reconciled(&system, token).await?;
+    let client = system.client(0)?;
+    let ledger: ferry_app::query::ReservesView = client.query("/reserves", None).await?.ok_or("no reserves")?;
+    let bitcoin_tip = system.parents.btcd.rpc().get_block_count().await?;
+    let bitcoin_hash = system.parents.btcd.rpc().get_block_hash(bitcoin_tip).await?;
+    let ethereum_tip = system.parents.anvil.block_number().await?;
+    system.stop_and_save(&bridge_dir).await?;
+
+    // Started again on the saved chains.
+    let mut system = System::start(SystemSpec { fresh: false, ..spec }).await?;
+    let rpc = system.parents.btcd.rpc();
+    assert!(rpc.get_block_count().await? >= bitcoin_tip, "btcd lost blocks");
+    assert_eq!(rpc.get_block_hash(bitcoin_tip).await?, bitcoin_hash, "btcd holds another chain");
+    assert!(system.parents.anvil.block_number().await? >= ethereum_tip, "anvil lost blocks");
+    let client = system.client(0)?;
+    let resumed: ferry_app::query::ReservesView = client.query("/reserves", None).await?.ok_or("no reserves")?;
+    assert_eq!(resumed, ledger, "the sidechain resumed its ledger");
+    assert_reconciled(&system, token).await?;
+
+    // The user withdraws and deposits on both chains again.
+    for (asset, amount, destination) in
+        [(Denom::sat(), u128::from(BTC / 10), &btc_destination), (Denom::wei(), ETH, &eth_destination)]
+    {
+        let (id, _) = system.withdraw(&user, &asset, amount, destination).await?;
+        released(&system, id).await?;
+    }
+    let address = user.address();
+    let wei_before = balance(&client, &address, &Denom::wei()).await?;
+    let deposit = system.deposit_btc(&address, BTC).await?;
+    system.parents.anvil.deposit_eth(&address, U256::from(ETH)).await?;
+    let record = system.wait_for_deposit(&deposit, 0, PARENT_BLOCK, WAIT).await?;
+    assert!(record.minted_amount.is_some(), "{record:?}");
+    system.wait_for_balance(&address, &Denom::wei(), wei_before + ETH, PARENT_BLOCK, WAIT).await?;
+    assert_reconciled(&system, token).await?;
     Ok(())
 }

@@ -61,6 +61,15 @@ impl DevNode {
         self.calls.run("eth_blockNumber", self.provider.get_block_number().into_future()).await
     }
 
+    /// Whether `account` holds contract code at the latest block (`eth_getCode`).
+    ///
+    /// # Errors
+    /// Transport or node errors, and timeouts.
+    pub async fn has_code(&self, account: alloy::primitives::Address) -> Result<bool, EthereumError> {
+        let code = self.calls.run("eth_getCode", self.provider.get_code_at(account).into_future()).await?;
+        Ok(!code.is_empty())
+    }
+
     /// Mines `blocks` empty blocks (`anvil_mine`).
     ///
     /// # Errors
