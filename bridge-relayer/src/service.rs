@@ -44,6 +44,9 @@ const BLOCKS_PER_POLL: u64 = 500;
 const BITCOIN_UNKNOWN_FORK_RESCAN: u64 = 100;
 /// How far back the Ethereum watcher rescans after it sees a reorganisation below its cursor.
 const ETHEREUM_REORG_RESCAN: u64 = 64;
+/// How many of its latest attested Ethereum deposits a relayer whose node lost blocks checks
+/// for each reserves snapshot (one receipt lookup each).
+const GONE_CHECKED: usize = 1_000;
 
 /// Bitcoin side.
 pub struct BitcoinWatch {
@@ -350,6 +353,8 @@ impl Relayer {
         let holdings = self.holdings_at(chain, &ask.assets, at).await?;
         let gone = match chain {
             ParentChain::Bitcoin => self.gone_reserve_outputs(ask.opened_at, at).await?,
+            // Only a node that lost blocks can have lost attested deposits.
+            ParentChain::Ethereum if rewound_past.is_some() => self.gone_ethereum_deposits(at).await?,
             ParentChain::Ethereum => Vec::new(),
         };
         for (denom, amount) in &holdings {
@@ -398,6 +403,22 @@ impl Relayer {
             reserves.bitcoin_utxos.iter().map(|utxo| (utxo.txid.clone(), utxo.vout)).collect();
         let held = self.store.peg_outputs_held_at(&outputs, at).await?;
         Ok(crate::reserves::gone_outputs(&reserves, &held))
+    }
+
+    /// The Ethereum deposits this relayer attested (the latest [`GONE_CHECKED`]) whose
+    /// transaction its node holds in no block at or below `at`: what a rewind took away.
+    async fn gone_ethereum_deposits(&self, at: u64) -> anyhow::Result<Vec<DepositId>> {
+        let watch = self.ethereum.as_ref().context("no Ethereum watcher")?;
+        let mut gone = Vec::new();
+        for record in self.store.attested_up_to(ParentChain::Ethereum, u64::MAX, GONE_CHECKED).await? {
+            let facts = &record.observation.facts;
+            if watch.watcher.transaction_block(&facts.tx_id).await?.is_none_or(|block| block > at) {
+                gone.push(facts.id());
+            }
+        }
+        gone.sort();
+        gone.truncate(ferry_types::msg::MAX_GONE_OUTPUTS);
+        Ok(gone)
     }
 
     /// What this member's own node shows the bridge holding of each of `assets` at parent height

@@ -9,7 +9,8 @@
 //! of them shows the peg empty, the bridge pauses naming the shortfall and the reserve outputs
 //! gone (the minted deposits' ids) within a few blocks, and `FerryReservesShort` fires. When the new chain grows past the old heights nothing is minted
 //! again. Then anvil is rolled back (`evm_revert`) to before an ether deposit the chain minted:
-//! the relayers see their Ethereum node lose the blocks too, and the next Ethereum round is short.
+//! the relayers see their Ethereum node lose the blocks too, and the next Ethereum round is short
+//! and names that deposit gone.
 
 mod common;
 
@@ -43,7 +44,7 @@ async fn parent_nodes_that_lose_their_chains_pause_the_bridge_and_nothing_is_min
     let empty_vault = anvil.snapshot().await?;
     let ether = 2 * ONE_ETH;
     let wei_before = common::balance(&client, &user, &Denom::wei()).await?;
-    anvil.deposit_eth(&user, U256::from(ether)).await?;
+    let ether_deposit = anvil.deposit_eth(&user, U256::from(ether)).await?;
     system.wait_for_balance(&user, &Denom::wei(), wei_before + ether, PARENT_BLOCK, WAIT).await?;
 
     // A minted deposit, and a reserves round that found the peg holding it.
@@ -115,12 +116,19 @@ async fn parent_nodes_that_lose_their_chains_pause_the_bridge_and_nothing_is_min
     let anvil = &system.parents.anvil;
     anvil.revert(empty_vault).await?;
     anvil.mine(1).await?;
-    common::wait_until("the lost ether found short", WAIT, || async {
+    let check = common::wait_until("the lost ether found short", WAIT, || async {
         let view: ReservesCheckView = client.query(RESERVES_CHECK_PATH, None).await?.ok_or("no check")?;
-        let wei = view.last.get(&ParentChain::Ethereum).and_then(|check| check.assets.get(&Denom::wei()).cloned());
-        Ok(wei.filter(|wei| wei.shortfall.get() >= ether))
+        let check = view.last.get(&ParentChain::Ethereum).cloned();
+        let short = check
+            .as_ref()
+            .and_then(|check| check.assets.get(&Denom::wei()))
+            .is_some_and(|wei| wei.shortfall.get() >= ether);
+        Ok(check.filter(|_| short))
     })
     .await?;
+    // The quorum names the deposit whose transaction the node no longer holds.
+    let gone: Vec<String> = check.gone.iter().map(ToString::to_string).collect();
+    assert_eq!(gone, [format!("eth:{}:0", ether_deposit.tx_hash)], "the Ethereum deposit named gone");
     system.prometheus.wait_for_alerts(WAIT, |alerts| common::reserves_short_fires(alerts, "wei")).await?;
     Ok(())
 }

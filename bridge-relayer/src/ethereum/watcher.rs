@@ -126,6 +126,21 @@ impl EthereumWatcher {
         Ok(Some(hash_text(block.header.hash)))
     }
 
+    /// The number of the block holding transaction `tx_hash` (`0x` + 64 hex) in the node's best
+    /// chain, or `None` when the node holds it in no block (`eth_getTransactionReceipt`).
+    ///
+    /// # Errors
+    /// A malformed hash; transport or node errors, timeouts.
+    pub async fn transaction_block(&self, tx_hash: &str) -> Result<Option<u64>, EthereumError> {
+        let method = "eth_getTransactionReceipt";
+        let hash: alloy::primitives::B256 = tx_hash.parse().map_err(|_| EthereumError::UnexpectedAnswer {
+            method: method.to_owned(),
+            detail: format!("`{tx_hash}` is not a transaction hash"),
+        })?;
+        let receipt = self.calls.run(method, self.provider.get_transaction_receipt(hash).into_future()).await?;
+        Ok(receipt.and_then(|receipt| receipt.block_number))
+    }
+
     /// The vault's deposits in blocks `from_block..=to_block`, each with the number and hash of
     /// the block it was seen in, ordered by (block, log index). One `eth_getLogs` filtered on
     /// the vault's address and the `Deposited` topic: keep ranges within what the node allows

@@ -348,6 +348,25 @@ pub(super) async fn pending(pool: &PgPool) -> Result<Vec<DepositRecord>, StoreEr
     rows.iter().map(record_from_row).collect()
 }
 
+pub(super) async fn attested_up_to(
+    pool: &PgPool,
+    chain: ferry_types::ParentChain,
+    height: u64,
+    limit: usize,
+) -> Result<Vec<DepositRecord>, StoreError> {
+    let rows = sqlx::query(&format!(
+        "{SELECT_DEPOSITS} WHERE chain = $1 AND status = 'attested' AND block_height <= $2 \
+         ORDER BY block_height DESC, deposit_id LIMIT $3"
+    ))
+    .bind(chain.tag())
+    .bind(i64::try_from(height).unwrap_or(i64::MAX))
+    .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+    .fetch_all(pool)
+    .await
+    .map_err(database("reading attested deposits"))?;
+    rows.iter().map(record_from_row).collect()
+}
+
 pub(super) async fn fetch(pool: &PgPool, id: &DepositId) -> Result<Option<DepositRecord>, StoreError> {
     let row = sqlx::query(&format!("{SELECT_DEPOSITS} WHERE deposit_id = $1"))
         .bind(id.as_str())

@@ -304,6 +304,20 @@ impl Store {
         deposits::pending(&self.pool).await
     }
 
+    /// The attested deposits of `chain` seen in blocks at or below `height`, the highest first,
+    /// at most `limit`.
+    ///
+    /// # Errors
+    /// Database errors, or a stored row that no longer parses.
+    pub async fn attested_up_to(
+        &self,
+        chain: ParentChain,
+        height: u64,
+        limit: usize,
+    ) -> Result<Vec<DepositRecord>, StoreError> {
+        deposits::attested_up_to(&self.pool, chain, height, limit).await
+    }
+
     /// One deposit, whatever its status.
     ///
     /// # Errors

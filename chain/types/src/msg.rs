@@ -173,9 +173,10 @@ pub struct MsgAttestReservesProto {
     /// What the bridge holds there, one coin per asset of the chain (zero amounts allowed).
     #[prost(message, repeated, tag = "5")]
     pub holdings: Vec<cosmrs::proto::cosmos::base::v1beta1::Coin>,
-    /// Bitcoin: the reserve outputs the chain counted (free at the round's opening) that the
-    /// member's node does not hold unspent at the snapshot height, as ids `btc:<txid>:<vout>`,
-    /// ascending, at most [`MAX_GONE_OUTPUTS`].
+    /// What the member's node no longer holds, by id, ascending, at most [`MAX_GONE_OUTPUTS`]:
+    /// on Bitcoin the reserve outputs the chain counted (free at the round's opening) that are
+    /// not unspent at the snapshot height (`btc:<txid>:<vout>`); on Ethereum, after the node lost
+    /// blocks, the deposits the member attested whose transactions are in no block at or below it.
     #[prost(string, repeated, tag = "6")]
     pub gone: Vec<String>,
 }
@@ -362,8 +363,8 @@ pub struct MsgAttestReserves {
     pub parent_height: u64,
     /// What the bridge holds there per asset of `chain`.
     pub holdings: std::collections::BTreeMap<Denom, Amount>,
-    /// Bitcoin reserve outputs the chain counts that the member's node no longer holds (see
-    /// [`MsgAttestReservesProto::gone`]); empty for Ethereum.
+    /// Reserve outputs (Bitcoin) or attested deposits (Ethereum) the member's node no longer
+    /// holds (see [`MsgAttestReservesProto::gone`]).
     pub gone: Vec<crate::DepositId>,
 }
 
@@ -1023,11 +1024,8 @@ impl MsgAttestReserves {
         }
         for text in &proto.gone {
             let id: crate::DepositId = text.parse().map_err(|e| Self::field_error("gone", e))?;
-            if chain != ParentChain::Bitcoin || id.chain() != Some(ParentChain::Bitcoin) {
-                return Err(Self::field_error(
-                    "gone",
-                    format!("`{id}` is not a Bitcoin reserve output of a {chain} snapshot"),
-                ));
+            if id.chain() != Some(chain) {
+                return Err(Self::field_error("gone", format!("`{id}` is not an id of {chain}")));
             }
             if gone.last().is_some_and(|last| *last >= id) {
                 return Err(Self::field_error("gone", format!("`{id}` is out of order or repeated (ascending ids)")));
@@ -1197,7 +1195,9 @@ mod tests {
         assert_eq!(snapshot_gone("btc", &sat, &[output(1), output(1)]), Err("gone"), "repeated");
         assert_eq!(snapshot_gone("btc", &sat, &["btc:nope:0".to_owned()]), Err("gone"), "malformed");
         let eth_id = format!("eth:0x{}:0", "ef".repeat(32));
-        assert_eq!(snapshot_gone("eth", &[(0, Denom::wei())], &[eth_id]), Err("gone"), "Bitcoin outputs only");
+        assert!(snapshot_gone("eth", &[(0, Denom::wei())], std::slice::from_ref(&eth_id)).is_ok());
+        assert_eq!(snapshot_gone("eth", &[(0, Denom::wei())], &[output(0)]), Err("gone"), "another chain's id");
+        assert_eq!(snapshot_gone("btc", &sat, &[eth_id]), Err("gone"), "another chain's id");
         let many: Vec<String> = (0..=50).map(output).collect();
         assert_eq!(snapshot_gone("btc", &sat, &many), Err("gone"), "too many");
         assert!(snapshot("eth", &[(0, Denom::wei()), (5, Denom::erc20(&EthAddress::from_bytes([7; 20])))]).is_ok());

@@ -792,8 +792,8 @@ pub struct ReservesTarget {
     pub needed: BTreeMap<Denom, NeededReserves>,
     /// The members' snapshots so far.
     pub reports: BTreeMap<Address, BTreeMap<Denom, Amount>>,
-    /// The reserve outputs each member's snapshot names gone (Bitcoin; members naming none are
-    /// absent).
+    /// What each member's snapshot names gone (reserve outputs on Bitcoin, attested deposits on
+    /// Ethereum; members naming none are absent).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub gone: BTreeMap<Address, Vec<crate::DepositId>>,
     /// Whether a quorum agreed on one snapshot (the round is done for this chain).
@@ -839,8 +839,8 @@ pub struct ReservesCheck {
     pub attesters: u32,
     /// Per asset.
     pub assets: BTreeMap<Denom, AssetCheck>,
-    /// Reserve outputs every agreeing member's node no longer holds (Bitcoin): the ids a
-    /// parent-chain rewind or a theft took away.
+    /// What every agreeing member's node no longer holds — reserve outputs on Bitcoin, attested
+    /// deposits on Ethereum: the ids a parent-chain rewind or a theft took away.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub gone: Vec<crate::DepositId>,
 }
