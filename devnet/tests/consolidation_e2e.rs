@@ -77,7 +77,8 @@ async fn two_hundred_small_deposits_are_consolidated_and_a_large_withdrawal_is_a
         Err(error) => {
             // Where it stands, for the failure message.
             let bridge: Option<ferry_types::query::BridgeStatus> = client.query("/bridge", None).await?;
-            let reserves: ferry_app::query::ReservesView = client.query("/reserves", None).await?.ok_or("no reserves")?;
+            let reserves: ferry_app::query::ReservesView =
+                client.query("/reserves", None).await?.ok_or("no reserves")?;
             let free = reserves.bitcoin_utxos.iter().filter(|utxo| utxo.locked_by.is_none()).count();
             return Err(format!("{error}; {free} free reserve UTXOs; bridge {bridge:?}; {:?}", reserves.assets).into());
         }
