@@ -285,9 +285,17 @@ async fn every_dashboard_query_has_data_and_the_paused_and_relayer_lag_alerts_fi
     let rules = rules_with_short_for(rules_dir.path())?;
     system.prometheus.set_rule_files(vec![rules.clone()]).await?;
     // Prometheus loaded the shortened rules and evaluated every one against the running system;
-    // neither alert provoked below is even pending (its expression is false).
-    let loaded = evaluated_rules(&system, &rules).await?;
-    for name in ["FerryBridgePaused", "FerryRelayerLag"] {
+    // neither alert provoked below is even pending (its expression is false) once the relayers
+    // caught up with the parent blocks mined fast above.
+    let provoked = ["FerryBridgePaused", "FerryRelayerLag"];
+    let loaded = wait_until("the alerts provoked below quiet", WAIT, || async {
+        let loaded = evaluated_rules(&system, &rules).await?;
+        let quiet =
+            provoked.iter().all(|name| loaded.iter().any(|rule| rule["name"] == *name && rule["state"] == "inactive"));
+        Ok(quiet.then_some(loaded))
+    })
+    .await?;
+    for name in provoked {
         let rule = loaded.iter().find(|rule| rule["name"] == name).ok_or(format!("{name} not loaded"))?;
         assert_eq!(rule["state"], "inactive", "{name} before it is provoked: {rule}");
         assert_eq!(rule["alerts"].as_array().map(Vec::len), Some(0), "{rule}");
