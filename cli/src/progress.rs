@@ -306,7 +306,7 @@ pub fn withdrawal_progress(
     };
     let bitcoin = batch.and_then(|b| match &b.batch.release {
         ferry_types::query::BatchRelease::Bitcoin(release) => Some(release),
-        ferry_types::query::BatchRelease::Ethereum(_) | ferry_types::query::BatchRelease::EthereumListing(_) => None,
+        _ => None,
     });
     let release_tx = view.release_tx.clone().or_else(|| {
         batch.and_then(|b| match &b.batch.release {

@@ -162,6 +162,14 @@ impl Env {
     fn set(&mut self, name: &str, value: impl std::fmt::Display) {
         self.0.push_str(&format!("export {name}='{value}'\n"));
     }
+
+    /// The value [`Env::set`] wrote for `name` in the env file `text`.
+    fn value(text: &str, name: &str) -> anyhow::Result<String> {
+        text.lines()
+            .find_map(|line| line.strip_prefix(&format!("export {name}='"))?.strip_suffix('\''))
+            .map(str::to_owned)
+            .with_context(|| format!("{name} is not in the env file"))
+    }
 }
 
 fn print_demo(demo: &demo::Demo, env: &mut Env) {
@@ -318,12 +326,7 @@ async fn main() -> anyhow::Result<()> {
 async fn save_bitcoin_chain(dir: &std::path::Path) {
     let saved = async {
         let env = std::fs::read_to_string(dir.join("env")).context("no env file: is a devnet running?")?;
-        let value = |name: &str| {
-            env.lines()
-                .find_map(|line| line.strip_prefix(&format!("export {name}='"))?.strip_suffix('\''))
-                .map(str::to_owned)
-                .with_context(|| format!("{name} is not in the env file"))
-        };
+        let value = |name: &str| Env::value(&env, name);
         let password = std::fs::read_to_string(value("FERRY_BITCOIN_RPC_PASSWORD_FILE")?)?;
         let rpc = ferry_relayer::bitcoin::rpc::BitcoinRpc::new(
             &value("FERRY_BITCOIN_RPC")?,

@@ -102,6 +102,8 @@ pub struct Parents {
     pub miner: RegtestWallet,
     /// Ethereum, with the vault trusting the devnet federation and a test token.
     pub anvil: Anvil,
+    /// The bridge directory whose parent chains these are, when they persist there.
+    persisted_in: Option<PathBuf>,
 }
 
 impl Parents {
@@ -136,16 +138,18 @@ impl Parents {
         } else {
             Anvil::start_with_federation(key).await?
         };
-        Ok(Parents { postgres, btcd, miner, anvil })
+        let persisted_in = persist.then(|| bridge_dir.to_path_buf());
+        Ok(Parents { postgres, btcd, miner, anvil, persisted_in })
     }
 
     /// Saves the Bitcoin chain ([`save_bitcoin_chain`]) and stops anvil so it writes its state:
     /// what a later [`Parents::start`] with `persist` resumes from.
     ///
     /// # Errors
-    /// RPC or file errors.
-    pub async fn save(&mut self, bridge_dir: &Path) -> anyhow::Result<()> {
-        save_bitcoin_chain(&self.btcd.rpc(), bridge_dir).await?;
+    /// Parents started without `persist`; RPC or file errors.
+    pub async fn save(&mut self) -> anyhow::Result<()> {
+        let bridge_dir = self.persisted_in.clone().context("these parent chains were not started to persist")?;
+        save_bitcoin_chain(&self.btcd.rpc(), &bridge_dir).await?;
         self.anvil.shutdown();
         Ok(())
     }
@@ -267,16 +271,16 @@ impl System {
         Ok(system)
     }
 
-    /// Stops the system with its parent chains saved under `bridge_dir` (its spec's): the
-    /// relayers and signers first, so nothing moves while the chains are saved, then the rest. A
-    /// [`System::start`] of the same spec with `fresh: false` and `persist_parents` resumes it.
+    /// Stops the system with its parent chains saved (it was started with `persist_parents`):
+    /// the relayers and signers first, so nothing moves while the chains are saved, then the rest.
+    /// A [`System::start`] of the same spec with `fresh: false` resumes it.
     ///
     /// # Errors
     /// When the chains cannot be saved (everything is stopped anyway).
-    pub async fn stop_and_save(mut self, bridge_dir: &Path) -> anyhow::Result<()> {
+    pub async fn stop_and_save(mut self) -> anyhow::Result<()> {
         self.relayers.clear();
         self.signers.clear();
-        self.parents.save(bridge_dir).await
+        self.parents.save().await
     }
 
     /// Every metrics endpoint of the system, as Prometheus scrapes it.

@@ -218,11 +218,10 @@ async fn a_system_stopped_with_its_parent_chains_saved_resumes_on_them_and_keeps
     let mut network = NetworkSpec::isolated("resume", FEDERATION_MEMBERS, GenesisState::default())?;
     network.dir = dir.path().join("chain");
     network.remove_on_drop = false;
-    let bridge_dir = dir.path().join("bridge");
     let spec = SystemSpec {
         network,
         users: 1,
-        bridge_dir: bridge_dir.clone(),
+        bridge_dir: dir.path().join("bridge"),
         fresh: true,
         confirmations: ISOLATED_CONFIRMATIONS,
         poll_interval: "200ms".to_owned(),
@@ -248,7 +247,7 @@ async fn a_system_stopped_with_its_parent_chains_saved_resumes_on_them_and_keeps
     let bitcoin_tip = system.parents.btcd.rpc().get_block_count().await?;
     let bitcoin_hash = system.parents.btcd.rpc().get_block_hash(bitcoin_tip).await?;
     let ethereum_tip = system.parents.anvil.block_number().await?;
-    system.stop_and_save(&bridge_dir).await?;
+    system.stop_and_save().await?;
 
     // Started again on the saved chains.
     let mut system = System::start(SystemSpec { fresh: false, ..spec }).await?;

@@ -213,7 +213,7 @@ pub fn rebuild(
         BatchRelease::Bitcoin(release) => {
             (release.version, release.superseded.last().map(|previous| sighash_payload_hash(&previous.sighashes)))
         }
-        BatchRelease::Ethereum(_) | BatchRelease::EthereumListing(_) => (0, None),
+        _ => (0, None),
     };
     Ok(Rebuilt {
         batch: batch.id,

@@ -100,10 +100,7 @@ impl Wallet {
         action: VaultAction<'_>,
         signature: &[u8],
     ) -> Result<SignedTransaction, EthereumError> {
-        let request = TransactionRequest::default()
-            .with_to(vault)
-            .with_input(action.calldata(signature))
-            .with_from(self.address());
+        let request = self.action_request(vault, action, signature);
         let estimate =
             self.calls.run("eth_estimateGas", self.provider.estimate_gas(request.clone()).into_future()).await?;
         let gas_limit = estimate.saturating_add(estimate.saturating_mul(GAS_MARGIN_PERCENT) / 100);

@@ -412,8 +412,7 @@ impl Wallet {
         action: VaultAction<'_>,
         signature: &[u8],
     ) -> Result<Receipt, EthereumError> {
-        let request = TransactionRequest::default().with_to(vault).with_input(action.calldata(signature));
-        self.send(action.function(), request).await
+        self.send(action.function(), self.action_request(vault, action, signature)).await
     }
 
     /// Runs `vault.release(batch, signature)` as an `eth_call` from this wallet's address at the
@@ -444,15 +443,23 @@ impl Wallet {
         signature: &[u8],
         gas_limit: Option<u64>,
     ) -> Result<(), EthereumError> {
-        let mut request = TransactionRequest::default()
-            .with_to(vault)
-            .with_input(action.calldata(signature))
-            .with_from(self.address());
+        let mut request = self.action_request(vault, action, signature);
         if let Some(gas) = gas_limit {
             request = request.with_gas_limit(gas);
         }
         self.calls.run("eth_call", self.provider.call(request).into_future()).await?;
         Ok(())
+    }
+
+    /// The transaction from this wallet that applies `action` with `signature` on `vault` (to be
+    /// sent, simulated or signed).
+    pub(super) fn action_request(
+        &self,
+        vault: EthAddress,
+        action: VaultAction<'_>,
+        signature: &[u8],
+    ) -> TransactionRequest {
+        TransactionRequest::default().with_to(vault).with_input(action.calldata(signature)).with_from(self.address())
     }
 
     /// `vault.released(nonce)`: whether the batch with this nonce was paid.

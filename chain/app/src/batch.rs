@@ -176,21 +176,17 @@ impl Keys {
 
     /// Decodes the key that signs `release`. Genesis validated it, so a failure is a corrupt record.
     fn for_release(federation: &Federation, release: &BatchRelease) -> Result<Keys, StateError> {
-        Ok(match release {
-            BatchRelease::Ethereum(_) | BatchRelease::EthereumListing(_) => {
-                Keys { bls: bls_key_set(federation)?, peg: None }
-            }
-            BatchRelease::Bitcoin(_) => Keys { bls: None, peg: peg_of(federation)? },
+        Ok(match release.parent_chain() {
+            ParentChain::Ethereum => Keys { bls: bls_key_set(federation)?, peg: None },
+            ParentChain::Bitcoin => Keys { bls: None, peg: peg_of(federation)? },
         })
     }
 
     /// Signatures `batch` needs (`u32::MAX` when its key was not decoded or does not exist).
     fn threshold(&self, batch: &Batch) -> u32 {
-        match &batch.release {
-            BatchRelease::Ethereum(_) | BatchRelease::EthereumListing(_) => {
-                self.bls.as_ref().map_or(u32::MAX, bls::threshold_signatures)
-            }
-            BatchRelease::Bitcoin(_) => self.peg.as_ref().map_or(u32::MAX, Peg::threshold),
+        match batch.release.parent_chain() {
+            ParentChain::Ethereum => self.bls.as_ref().map_or(u32::MAX, bls::threshold_signatures),
+            ParentChain::Bitcoin => self.peg.as_ref().map_or(u32::MAX, Peg::threshold),
         }
     }
 }
@@ -679,15 +675,14 @@ fn verify(
     signatures: &ReleaseSignatures,
 ) -> Result<Vec<String>, BankError> {
     let bad = |log: String| refused(TxCode::InvalidReleaseSignature, log);
-    match (&batch.release, signatures) {
-        (BatchRelease::Ethereum(_) | BatchRelease::EthereumListing(_), ReleaseSignatures::Bls(bytes)) => {
+    match (&batch.release, batch.release.bls_message(), signatures) {
+        (_, Some(message), ReleaseSignatures::Bls(bytes)) => {
             let Some(key_set) = &keys.bls else {
                 return Err(refused(TxCode::BadBatch, "the federation has no BLS key set"));
             };
             let share = bls::decode_signature_share(bytes)
                 .map_err(|e| bad(format!("BLS share of member {member} ({signer}) for batch {}: {e}", batch.id)))?;
             let index = u64::try_from(member).unwrap_or(u64::MAX);
-            let message = batch.release.bls_message().unwrap_or_default();
             if !bls::verify_share(key_set, index, &share, &message) {
                 return Err(bad(format!(
                     "BLS share of member {member} ({signer}) does not verify over batch {}'s payload",
@@ -696,7 +691,7 @@ fn verify(
             }
             Ok(vec![hex::encode(bytes)])
         }
-        (BatchRelease::Bitcoin(release), ReleaseSignatures::Bitcoin(ders)) => {
+        (BatchRelease::Bitcoin(release), _, ReleaseSignatures::Bitcoin(ders)) => {
             let Some(peg) = &keys.peg else {
                 return Err(refused(TxCode::BadBatch, "this chain has no Bitcoin peg"));
             };
@@ -718,11 +713,11 @@ fn verify(
             }
             Ok(ders.iter().map(hex::encode).collect())
         }
-        (BatchRelease::Ethereum(_) | BatchRelease::EthereumListing(_), ReleaseSignatures::Bitcoin(_)) => Err(refused(
+        (_, _, ReleaseSignatures::Bitcoin(_)) => Err(refused(
             TxCode::InvalidMessage,
             format!("batch {} is an Ethereum batch: submit a BLS share, not Bitcoin signatures", batch.id),
         )),
-        (BatchRelease::Bitcoin(_), ReleaseSignatures::Bls(_)) => Err(refused(
+        (_, None, ReleaseSignatures::Bls(_)) => Err(refused(
             TxCode::InvalidMessage,
             format!("batch {} is a Bitcoin batch: submit one signature per input, not a BLS share", batch.id),
         )),
@@ -783,7 +778,7 @@ pub fn attest_release<R: StateRead>(
                 format!("batch {}'s release transaction is {}, not {}", batch.id, release.txid, attest.parent_tx),
             ));
         }
-        BatchRelease::Ethereum(_) | BatchRelease::EthereumListing(_) if !attest.parent_tx.starts_with("0x") => {
+        release if release.parent_chain() == ParentChain::Ethereum && !attest.parent_tx.starts_with("0x") => {
             return Err(refused(
                 TxCode::InvalidMessage,
                 format!(
