@@ -17,7 +17,7 @@ use ferry_relayer::config::{Config, ConfigFile, read_secret};
 use ferry_relayer::delivery::{BitcoinDelivery, Delivery, EthereumDelivery};
 use ferry_relayer::ethereum::{EthAddress, EthereumWatcher, Wallet};
 use ferry_relayer::metrics::Metrics;
-use ferry_relayer::service::{BitcoinWatch, EthereumWatch, Relayer, peg_script};
+use ferry_relayer::service::{BitcoinWatch, EthereumWatch, Relayer, peg};
 use ferry_relayer::store::Store;
 use ferry_types::AccountKey;
 
@@ -205,7 +205,7 @@ async fn run(args: &Args) -> anyhow::Result<()> {
     let bitcoin = match (&config.bitcoin, bitcoin_rpc) {
         (Some(bitcoin), Some(rpc)) => Some(BitcoinWatch {
             rpc,
-            peg_script: peg_script(&chain).await?,
+            peg: peg(&chain).await?,
             policy: bitcoin.confirmations.clone(),
             start_height: bitcoin.start_height,
         }),

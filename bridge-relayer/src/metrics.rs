@@ -55,6 +55,8 @@ pub struct Metrics {
     pub reserves_snapshots: IntCounterVec,
     /// What this relayer's own node showed the bridge holding per asset at its last snapshot.
     pub reserves_holdings: GaugeVec,
+    /// Registered Bitcoin deposit addresses the scan watches.
+    pub deposit_addresses: IntGauge,
 }
 
 impl Metrics {
@@ -126,6 +128,10 @@ impl Metrics {
             "What this relayer's parent-chain node showed the bridge holding at its last snapshot, in base units",
             &["asset"],
         )?;
+        let deposit_addresses = registry.int_gauge(
+            "ferry_relayer_deposit_addresses",
+            "Registered Bitcoin deposit addresses the scan watches besides the peg",
+        )?;
         for chain in CHAINS {
             rpc_errors.with_label_values(&[chain]);
             rpc_seconds.with_label_values(&[chain]);
@@ -169,6 +175,7 @@ impl Metrics {
             release_attestations,
             reserves_snapshots,
             reserves_holdings,
+            deposit_addresses,
         })
     }
 

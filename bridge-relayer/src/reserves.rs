@@ -98,6 +98,7 @@ mod tests {
             vout,
             amount: ferry_types::Amount::new(1_000),
             locked_by,
+            owner: None,
         };
         let reserves = ReservesView {
             assets: Default::default(),

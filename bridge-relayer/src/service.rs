@@ -13,15 +13,18 @@ use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
-use bitcoin::ScriptBuf;
 use ferry_client::FerryClient;
 use ferry_types::msg::{MsgAttestDeposit, MsgAttestParentHeight, MsgAttestReserves};
-use ferry_types::query::{PEG_PATH, PegView, RESERVES_CHECK_PATH, RESERVES_PATH, ReservesCheckView, ReservesView};
+use ferry_types::peg::Peg;
+use ferry_types::query::{
+    DEPOSIT_ADDRESSES_PAGE, DEPOSIT_ADDRESSES_PATH, DepositAddressPage, DepositAddressRecord, FEDERATION_PATH, RESERVES_CHECK_PATH,
+    RESERVES_PATH, ReservesCheckView, ReservesView,
+};
 use ferry_types::{AccountKey, Amount, Denom, DepositFacts, DepositId, Msg, ParentChain};
 
 use crate::attest::{AttestOutcome, Attester};
 use crate::bitcoin::rpc::BitcoinRpc;
-use crate::bitcoin::scan::{Scanned, peg_flows, scan_block};
+use crate::bitcoin::scan::{PegScripts, Scanned, peg_flows, scan_block};
 use crate::confirmations::ConfirmationPolicy;
 use crate::ethereum::EthereumWatcher;
 use crate::metrics::Metrics;
@@ -38,6 +41,10 @@ const CLOCK_REPORT_SPACING: Duration = Duration::from_secs(2);
 const ETHEREUM_CLOCK_REPORT_SPACING: Duration = Duration::from_secs(10);
 /// Most deposit attestations sent in one sidechain transaction (the chain takes 64 messages).
 const ATTESTATIONS_PER_TX: usize = 32;
+/// How many of its latest blocks the Bitcoin watcher scans again when it learns of new deposit
+/// addresses: a payment to an address registered just before it was mined may sit in a block
+/// scanned with the list of a node one block behind.
+const REGISTRATION_RESCAN: u64 = 6;
 /// Most parent-chain blocks scanned per poll (bounds one poll's duration during catch-up).
 const BLOCKS_PER_POLL: u64 = 500;
 /// How far back the Bitcoin watcher rescans when its cursor's block is unknown to the node.
@@ -52,8 +59,8 @@ const GONE_CHECKED: usize = 1_000;
 pub struct BitcoinWatch {
     /// RPC client.
     pub rpc: BitcoinRpc,
-    /// The peg's output script (learned from the chain's `/peg`).
-    pub peg_script: ScriptBuf,
+    /// The peg (learned from the chain's `/federation`).
+    pub peg: Peg,
     /// Confirmations.
     pub policy: ConfirmationPolicy,
     /// First height when no cursor is stored.
@@ -100,17 +107,19 @@ pub struct Relayer {
     /// Per parent chain, the highest height this relayer had scanned before its node lost blocks
     /// (a chain shorter than the cursor, without the cursor's block).
     rewound: Mutex<BTreeMap<ParentChain, u64>>,
+    /// The Bitcoin scripts that pay the bridge: the peg's and every registered deposit address.
+    peg_scripts: Mutex<Option<PegScripts>>,
 }
 
-/// Learns the peg's output script from the chain.
+/// Learns the peg from the chain's federation.
 ///
 /// # Errors
 /// When the chain is unreachable or has no Bitcoin peg.
-pub async fn peg_script(chain: &FerryClient) -> anyhow::Result<ScriptBuf> {
-    let peg: PegView = chain.query(PEG_PATH, None).await?.context("the chain has no Bitcoin peg (`/peg`)")?;
-    let address: bitcoin::Address<bitcoin::address::NetworkUnchecked> =
-        peg.address.parse().with_context(|| format!("peg address `{}`", peg.address))?;
-    Ok(address.assume_checked().script_pubkey())
+pub async fn peg(chain: &FerryClient) -> anyhow::Result<Peg> {
+    let federation: ferry_types::genesis::Federation =
+        chain.query(FEDERATION_PATH, None).await?.context("the chain has no federation (`/federation`)")?;
+    let bitcoin = federation.bitcoin.context("the chain has no Bitcoin peg (`/federation` has no bitcoin keys)")?;
+    Peg::new(&bitcoin).context("the chain's Bitcoin federation")
 }
 
 /// Seconds since the Unix epoch (for "last done" gauges).
@@ -129,7 +138,9 @@ impl Relayer {
         ethereum: Option<EthereumWatch>,
     ) -> Self {
         let attester = Attester::new(chain.clone(), member);
+        let peg_scripts = Mutex::new(bitcoin.as_ref().map(|watch| PegScripts::new(watch.peg.clone())));
         Relayer {
+            peg_scripts,
             store,
             chain,
             attester,
@@ -214,6 +225,20 @@ impl Relayer {
     pub async fn poll_bitcoin(&self) -> anyhow::Result<()> {
         let Some(watch) = &self.bitcoin else { return Ok(()) };
         let tip = watch.rpc.get_block_count().await?;
+        // Blocks up to `tip` were mined before the list is read, so a deposit address registered
+        // before a payment to it was mined is known when that block is scanned.
+        let learned = self.sync_deposit_addresses().await? > 0;
+        self.scan_bitcoin(tip, learned).await
+    }
+
+    /// Scans the Bitcoin blocks up to `tip` with the deposit addresses known now, then settles
+    /// pending deposits; `rescan_recent` scans the last [`REGISTRATION_RESCAN`] blocks again (new
+    /// deposit addresses were learned).
+    ///
+    /// # Errors
+    /// RPC or database failures (the next round retries).
+    pub async fn scan_bitcoin(&self, tip: u64, rescan_recent: bool) -> anyhow::Result<()> {
+        let Some(watch) = &self.bitcoin else { return Ok(()) };
         self.metrics.parent_height.with_label_values(&["btc"]).set(i64::try_from(tip).unwrap_or(i64::MAX));
         // The block the scan continues from, whose hash the first scanned block must link to:
         // a reorganisation between the cursor check and the scan then stops the scan instead of
@@ -222,6 +247,12 @@ impl Relayer {
             None => None,
             Some(cursor) => Some(self.bitcoin_resume_point(watch, &cursor, tip).await?),
         };
+        if rescan_recent && let Some(from) = &reached
+            && from.height >= watch.start_height
+        {
+            let height = from.height.saturating_sub(REGISTRATION_RESCAN).max(watch.start_height);
+            reached = Some(Cursor { height, block_hash: watch.rpc.get_block_hash(height).await?.to_string() });
+        }
         let mut next = reached.as_ref().map_or(watch.start_height, |from| from.height.saturating_add(1));
         let last = tip.min(next.saturating_add(BLOCKS_PER_POLL - 1));
         // The peg index forgets whatever it holds from the blocks about to be scanned (a stale
@@ -240,9 +271,14 @@ impl Relayer {
                 break;
             }
             let hash_text = hash.to_string();
-            self.store.index_peg_block(next, &peg_flows(&block, &watch.peg_script)).await?;
+            let (flows, scanned) = {
+                let scripts = self.peg_scripts.lock().unwrap_or_else(PoisonError::into_inner);
+                let scripts = scripts.as_ref().context("a Bitcoin watch without its peg scripts")?;
+                (peg_flows(&block, scripts), scan_block(&block, scripts))
+            };
+            self.store.index_peg_block(next, &flows).await?;
             let mut found = Vec::new();
-            for scanned in scan_block(&block, &watch.peg_script) {
+            for scanned in scanned {
                 match scanned {
                     Scanned::Deposit { facts, coinbase } => found.push((facts, coinbase)),
                     Scanned::Rejected { txid, vout, reason } => {
@@ -284,6 +320,42 @@ impl Relayer {
         // The peg index is complete up to the scanned height.
         self.note_ready(ParentChain::Bitcoin, scanned, tip);
         Ok(())
+    }
+
+    /// Adds the deposit addresses registered since the last call to the scripts the Bitcoin scan
+    /// watches, a page at a time. Returns how many were added.
+    ///
+    /// # Errors
+    /// When the chain cannot be read.
+    async fn sync_deposit_addresses(&self) -> anyhow::Result<usize> {
+        let mut added = 0;
+        loop {
+            let after = self.peg_scripts.lock().unwrap_or_else(PoisonError::into_inner).as_ref().map(PegScripts::registered);
+            let Some(after) = after else { return Ok(0) };
+            let path = format!("{DEPOSIT_ADDRESSES_PATH}{after}");
+            let page: DepositAddressPage = self.chain.query(&path, None).await?.context("`/deposit_addresses` answered nothing")?;
+            let count = page.registrations.len();
+            self.watch_deposit_addresses(&page.registrations);
+            added += count;
+            if count < DEPOSIT_ADDRESSES_PAGE {
+                if added > 0 {
+                    tracing::info!(target: "ferry_relayer::bitcoin", added, total = page.total, "deposit addresses now watched");
+                }
+                return Ok(added);
+            }
+        }
+    }
+
+    /// Adds registered deposit addresses (in registration order) to the scripts the Bitcoin scan
+    /// watches.
+    pub fn watch_deposit_addresses(&self, records: &[DepositAddressRecord]) {
+        let mut scripts = self.peg_scripts.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(scripts) = scripts.as_mut() {
+            for record in records {
+                scripts.register(record);
+            }
+            self.metrics.deposit_addresses.set(i64::try_from(scripts.registered()).unwrap_or(i64::MAX));
+        }
     }
 
     /// Reports `height` of `chain` to the chain's parent clock when it passed this member's last

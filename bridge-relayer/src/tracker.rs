@@ -148,6 +148,7 @@ mod tests {
                 asset: Denom::sat(),
                 amount: Amount::new(10_000),
                 recipient: Address::from_bytes([1; 20]),
+                deposit_address: false,
             },
             block_height: height,
             block_hash: hash.to_owned(),

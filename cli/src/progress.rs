@@ -390,6 +390,7 @@ mod tests {
             asset: Denom::sat(),
             amount: Amount::new(amount),
             recipient: Address::from_bytes([3; 20]),
+            deposit_address: false,
         }
     }
 

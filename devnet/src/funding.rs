@@ -53,6 +53,7 @@ pub fn made_up_openings(users: usize) -> anyhow::Result<Vec<DepositFacts>> {
             asset: Denom::sat(),
             amount: Amount::new(u128::from(OPENING_SAT)),
             recipient,
+            deposit_address: false,
         });
         facts.push(DepositFacts {
             chain: ParentChain::Ethereum,
@@ -61,6 +62,7 @@ pub fn made_up_openings(users: usize) -> anyhow::Result<Vec<DepositFacts>> {
             asset: Denom::wei(),
             amount: Amount::new(OPENING_WEI),
             recipient,
+            deposit_address: false,
         });
     }
     Ok(facts)

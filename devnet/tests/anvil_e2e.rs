@@ -50,6 +50,7 @@ fn expected(receipt: &Receipt, index: u32, asset: Denom, amount: u128, recipient
             asset,
             amount: Amount::new(amount),
             recipient,
+            deposit_address: false,
         },
         block_height: receipt.block_number,
         block_hash: receipt.block_hash.clone(),

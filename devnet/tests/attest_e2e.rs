@@ -21,6 +21,7 @@ fn btc_deposit(recipient: Address) -> DepositFacts {
         asset: Denom::sat(),
         amount: Amount::new(125_000),
         recipient,
+        deposit_address: false,
     }
 }
 

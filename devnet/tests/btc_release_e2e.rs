@@ -99,7 +99,7 @@ async fn funded_peg(name: &str, peg: &Peg) -> TestResult<(Btcd, Vec<Utxo>)> {
     for sats in DEPOSITS {
         let payment = TxOut { value: Sats::from_sat(sats), script_pubkey: peg.script_pubkey() };
         let txid = wallet.pay(&rpc, vec![payment]).await?;
-        reserves.push(Utxo { txid: txid.to_string(), vout: 0, amount: Amount::new(u128::from(sats)) });
+        reserves.push(Utxo { txid: txid.to_string(), vout: 0, amount: Amount::new(u128::from(sats)), owner: None });
     }
     btcd.mine(1).await?;
     for utxo in &reserves {
@@ -152,7 +152,7 @@ async fn release_signed_by_three_of_four_members_pays_both_destinations_and_chan
 
     // Members 0, 2 and 3 sign; member 1 is offline.
     let signatures = federation.sign(&[0, 2, 3], &digests)?;
-    let signed = assemble_witness(&tx, peg, &digests, &signatures)?;
+    let signed = assemble_witness(&tx, &plan, peg, &digests, &signatures)?;
     let vsize = u64::try_from(signed.vsize())?;
     let bound = plan.max_vsize(peg);
     assert!(vsize <= bound, "vsize {vsize} above the planned bound {bound}");
@@ -225,12 +225,12 @@ async fn two_signatures_do_not_assemble_and_btcd_refuses_forged_or_misordered_wi
 
     // Two members are not enough, however valid their signatures.
     let two = federation.sign(&[0, 3], &digests)?;
-    let error = assemble_witness(&tx, peg, &digests, &two).err().ok_or("assembled with two signatures")?;
+    let error = assemble_witness(&tx, &plan, peg, &digests, &two).err().ok_or("assembled with two signatures")?;
     assert!(matches!(error, BtcReleaseError::NotEnoughSignatures { input: 0, valid: 2, needed: 3, .. }), "{error}");
 
     // The witness assemble_witness builds from members 1, 2, 3 (script positions 2, 0, 1).
     let signatures = federation.sign(&[1, 2, 3], &digests)?;
-    let signed = assemble_witness(&tx, peg, &digests, &signatures)?;
+    let signed = assemble_witness(&tx, &plan, peg, &digests, &signatures)?;
     let items: Vec<Vec<u8>> = signed.input.first().ok_or("no input")?.witness.iter().map(<[u8]>::to_vec).collect();
     let script = peg.witness_script().as_bytes().to_vec();
     let with_type = |member: usize| -> TestResult<Vec<u8>> {

@@ -120,7 +120,7 @@ async fn steal_a_reserve_utxo(system: &System) -> TestResult<(String, u128)> {
         }
         signatures.push(by_member);
     }
-    let signed = assemble_witness(&tx, &peg, &hashes, &signatures)?;
+    let signed = assemble_witness(&tx, &plan, &peg, &hashes, &signatures)?;
     system.parents.btcd.rpc().send_raw_transaction(&signed).await?;
     system.parents.btcd.mine(1).await?;
     Ok((format!("btc:{}:{}", stolen.txid, stolen.vout), stolen.amount.get()))

@@ -464,7 +464,7 @@ async fn a_reorg_between_the_cursor_check_and_the_scan_misses_no_deposit() -> Te
             ferry_relayer::metrics::Metrics::new()?,
             Some(BitcoinWatch {
                 rpc,
-                peg_script: fx.peg_script.clone(),
+                peg: ferry_relayer::service::peg(&fx.client).await?,
                 policy: ConfirmationPolicy::flat(CONFIRMATIONS),
                 start_height: 1,
             }),

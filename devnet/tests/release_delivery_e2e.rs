@@ -180,6 +180,7 @@ async fn start_with_vault(name: &str) -> TestResult<(Anvil, Network)> {
         asset: Denom::wei(),
         amount: Amount::new(5 * ONE_ETH),
         recipient,
+        deposit_address: false,
     };
     for member in 0..3 {
         let attester = Attester::new(network.client(member)?, accounts::member_key(member)?);
@@ -334,7 +335,8 @@ async fn bitcoin_release_survives_a_reorg_of_its_block_and_settles() -> TestResu
     btcd.mine(101).await?;
     let postgres = PgServer::from_env_or_start(None).await?;
 
-    let peg_script = ferry_relayer::service::peg_script(&client).await?;
+    let peg = ferry_relayer::service::peg(&client).await?;
+    let peg_script = peg.script_pubkey();
     let mut relayers = Relayers::default();
     let mut watchers = Vec::new();
     for member in 0..3 {
@@ -361,7 +363,7 @@ async fn bitcoin_release_survives_a_reorg_of_its_block_and_settles() -> TestResu
             Metrics::new()?,
             Some(BitcoinWatch {
                 rpc: btcd.rpc(),
-                peg_script: peg_script.clone(),
+                peg: peg.clone(),
                 policy: ConfirmationPolicy::flat(CONFIRMATIONS),
                 start_height: 1,
             }),
@@ -687,7 +689,7 @@ async fn relayer_processes_killed_during_delivery_still_settle_the_bitcoin_relea
             ethereum_key: None,
         })?);
     }
-    let peg_script = ferry_relayer::service::peg_script(&client).await?;
+    let peg_script = ferry_relayer::service::peg(&client).await?.script_pubkey();
     // User 2's deposit makes the reserves (and what it withdraws).
     let depositor = accounts::user_key(2)?.address();
     deposit_bitcoin(&mut payer, &btcd, &peg_script, 400_000, &depositor).await?;

@@ -56,7 +56,7 @@ async fn releases_of_every_federation_size_are_standard_sized_as_bounded_and_rel
         let (peg, secrets) = federation(members)?;
         let payment = TxOut { value: Sats::from_sat(RESERVE), script_pubkey: peg.script_pubkey() };
         let txid = wallet.pay(&rpc, vec![payment]).await?;
-        pegs.push((peg, secrets, Utxo { txid: txid.to_string(), vout: 0, amount: Amount::new(RESERVE.into()) }));
+        pegs.push((peg, secrets, Utxo { txid: txid.to_string(), vout: 0, amount: Amount::new(RESERVE.into()), owner: None }));
     }
     btcd.mine(1).await?;
 
@@ -77,7 +77,7 @@ async fn releases_of_every_federation_size_are_standard_sized_as_bounded_and_rel
         let plan = plan_release(std::slice::from_ref(reserve), &[output], Amount::new(fee.into()), Amount::new(330))?;
         assert_eq!(plan.change(), None, "{members} members: the release should spend the reserve whole");
         let unsigned = unsigned_transaction(&plan, peg);
-        let longest = with_longest_signatures(&unsigned, peg);
+        let longest = with_longest_signatures(&unsigned, peg, &plan.witness_scripts(peg));
         assert_eq!(
             u64::try_from(longest.vsize())?,
             plan.max_vsize(peg),
@@ -89,7 +89,7 @@ async fn releases_of_every_federation_size_are_standard_sized_as_bounded_and_rel
             .iter()
             .map(|digest| (0..threshold).map(|member| (member, sign_input(&secrets[member], digest))).collect())
             .collect();
-        let signed = assemble_witness(&unsigned, peg, &digests, &signatures)?;
+        let signed = assemble_witness(&unsigned, &plan, peg, &digests, &signatures)?;
         let prevouts = [TxOut { value: Sats::from_sat(RESERVE), script_pubkey: peg.script_pubkey() }];
         standardness::check(&signed, &prevouts, Sats::from_sat(fee))?;
         // A signature is 71 or 72 bytes with its type byte (rarely fewer): the bound exceeds the

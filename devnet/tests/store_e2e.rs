@@ -61,6 +61,7 @@ fn btc_facts(tx: u8, vout: u32, sats: u128) -> DepositFacts {
         asset: Denom::sat(),
         amount: Amount::new(sats),
         recipient: Address::from_bytes([tx; 20]),
+        deposit_address: false,
     }
 }
 
@@ -73,6 +74,7 @@ fn eth_facts(tx: u8, log_index: u32) -> DepositFacts {
         // Above u64: exercises numeric(39,0).
         amount: Amount::new(u128::MAX),
         recipient: Address::from_bytes([0xee; 20]),
+        deposit_address: false,
     }
 }
 

@@ -156,7 +156,7 @@ impl Federation {
             ParentChain::Ethereum => format!("0x{}", "cd".repeat(32)),
         };
         let recipient = accounts::user_key(0)?.address();
-        let facts = DepositFacts { chain, tx_id, index: 0, asset, amount: Amount::new(amount), recipient };
+        let facts = DepositFacts { chain, tx_id, index: 0, asset, amount: Amount::new(amount), recipient, deposit_address: false };
         for member in &self.ceremony.members[..3] {
             let mut wallet = Wallet::load(&self.client, member.account_key().clone()).await?;
             let attest = Msg::AttestDeposit(MsgAttestDeposit { attester: member.account(), facts: facts.clone() });
@@ -300,7 +300,7 @@ async fn a_bitcoin_batch_is_rebuilt_and_signed_per_input_by_every_member() -> Te
         }
     }
     let tx: bitcoin::Transaction = bitcoin::consensus::deserialize(&hex::decode(&release.unsigned_tx)?)?;
-    let witnessed = assemble_witness(&tx, &peg, &sighashes, &per_input)?;
+    let witnessed = assemble_witness(&tx, &release.plan, &peg, &sighashes, &per_input)?;
     assert_eq!(witnessed.compute_txid().to_string(), release.txid);
     // The destination gets the burn less the whole fee (it is alone): the rate on the size with
     // the longest signatures, never below the rate on the real signed size.
@@ -311,7 +311,7 @@ async fn a_bitcoin_batch_is_rebuilt_and_signed_per_input_by_every_member() -> Te
         u128::from(
             release
                 .fee_rate
-                .fee_for(ferry_types::release::standardness::with_longest_signatures(&tx, &peg).weight())
+                .fee_for(ferry_types::release::standardness::with_longest_signatures(&tx, &peg, &release.plan.witness_scripts(&peg)).weight())
                 .to_sat()
         )
     );

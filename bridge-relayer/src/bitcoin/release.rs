@@ -150,7 +150,7 @@ pub fn signed_release(view: &BatchView, federation: &Federation) -> Result<Trans
             by_member.insert(member, der);
         }
     }
-    assemble_witness(&tx, &peg, &digests, &per_input).map_err(|source| ReleaseTxError::Assemble { batch, source })
+    assemble_witness(&tx, &release.plan, &peg, &digests, &per_input).map_err(|source| ReleaseTxError::Assemble { batch, source })
 }
 
 #[cfg(test)]
@@ -195,8 +195,8 @@ mod tests {
     /// A signed two-input batch, signed by `signers` (member indexes).
     fn batch(setup: &Setup, signers: &[usize]) -> Result<BatchView, Box<dyn std::error::Error>> {
         let utxos = [
-            Utxo { txid: "aa".repeat(32), vout: 0, amount: Amount::new(60_000) },
-            Utxo { txid: "bb".repeat(32), vout: 1, amount: Amount::new(50_000) },
+            Utxo { txid: "aa".repeat(32), vout: 0, amount: Amount::new(60_000), owner: None },
+            Utxo { txid: "bb".repeat(32), vout: 1, amount: Amount::new(50_000), owner: None },
         ];
         let destination = "bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080";
         let outputs = [ReleaseOutput::new(destination, BitcoinNetwork::Regtest, Amount::new(100_000))?];

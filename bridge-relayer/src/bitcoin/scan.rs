@@ -1,14 +1,18 @@
 //! Finds Ferry deposits in a Bitcoin block.
 //!
-//! A deposit transaction pays one or more outputs to the peg's P2WSH script and carries exactly
-//! one OP_RETURN output with the `FERRY1` memo naming the sidechain recipient. Each peg output is
-//! one deposit, `btc:<txid>:<vout>`. Anything that looks like an attempt but cannot be minted is
+//! A deposit either pays an account's registered deposit address (any wallet can: no memo, the
+//! address names the account), or pays the peg's own P2WSH script with exactly one OP_RETURN
+//! output carrying the `FERRY1` memo that names the sidechain recipient. Each such output is one
+//! deposit, `btc:<txid>:<vout>`. Anything that looks like an attempt but cannot be minted is
 //! reported as [`Scanned::Rejected`] so the relayer records why in its audit log.
 
+use std::collections::HashMap;
+
 use bitcoin::opcodes::all::OP_RETURN;
-use bitcoin::{Block, Script, Transaction};
-use ferry_types::peg::{MEMO_TAG, parse_deposit_memo};
-use ferry_types::{Amount, Denom, DepositFacts, ParentChain};
+use bitcoin::{Block, Script, ScriptBuf, Transaction};
+use ferry_types::peg::{MEMO_TAG, Peg, parse_deposit_memo};
+use ferry_types::query::DepositAddressRecord;
+use ferry_types::{Address, Amount, Denom, DepositFacts, ParentChain};
 
 use crate::store::PegFlows;
 
@@ -34,13 +38,66 @@ pub enum Scanned {
     },
 }
 
+/// The output scripts that pay the bridge: the peg's own, and every registered deposit address
+/// (by the account it commits to).
+#[derive(Clone, Debug)]
+pub struct PegScripts {
+    peg: Peg,
+    peg_script: ScriptBuf,
+    deposit_addresses: HashMap<ScriptBuf, Address>,
+    registered: u64,
+}
+
+/// Whom an output script pays.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Payee {
+    /// The peg's own script (a memo names the recipient).
+    Peg,
+    /// An account's deposit address.
+    Account(Address),
+}
+
+impl PegScripts {
+    /// The peg's script alone, no deposit address yet.
+    pub fn new(peg: Peg) -> Self {
+        PegScripts { peg_script: peg.script_pubkey(), peg, deposit_addresses: HashMap::new(), registered: 0 }
+    }
+
+    /// The peg.
+    pub fn peg(&self) -> &Peg {
+        &self.peg
+    }
+
+    /// Adds a registered deposit address; registrations are added in number order.
+    pub fn register(&mut self, record: &DepositAddressRecord) {
+        self.deposit_addresses.insert(self.peg.deposit_script_pubkey(&record.account), record.account);
+        self.registered = self.registered.max(record.number);
+    }
+
+    /// The highest registration number added (0 for none).
+    pub fn registered(&self) -> u64 {
+        self.registered
+    }
+
+    fn payee(&self, script: &Script) -> Option<Payee> {
+        // Every script we watch is P2WSH: anything else is not ours without a lookup.
+        if !script.is_p2wsh() {
+            return None;
+        }
+        if script == self.peg_script.as_script() {
+            return Some(Payee::Peg);
+        }
+        self.deposit_addresses.get(script).map(|account| Payee::Account(*account))
+    }
+}
+
 fn is_ferry_memo(script: &Script) -> bool {
     let bytes = script.as_bytes();
     bytes.first() == Some(&OP_RETURN.to_u8()) && bytes.windows(MEMO_TAG.len()).any(|window| window == MEMO_TAG)
 }
 
-/// Scans one transaction for payments to `peg_script` and Ferry memos.
-pub fn scan_transaction(tx: &Transaction, peg_script: &Script) -> Vec<Scanned> {
+/// Scans one transaction for payments to the bridge's `scripts` and Ferry memos.
+pub fn scan_transaction(tx: &Transaction, scripts: &PegScripts) -> Vec<Scanned> {
     let txid = tx.compute_txid().to_string();
     let memo_outputs: Vec<(u32, &Script)> = tx
         .output
@@ -50,13 +107,22 @@ pub fn scan_transaction(tx: &Transaction, peg_script: &Script) -> Vec<Scanned> {
         .filter(|(_, script)| is_ferry_memo(script))
         .collect();
     let memos: Vec<&Script> = memo_outputs.iter().map(|(_, script)| *script).collect();
-    let payments: Vec<(u32, u64)> = tx
-        .output
-        .iter()
-        .enumerate()
-        .filter(|(_, out)| out.script_pubkey.as_script() == peg_script)
-        .map(|(vout, out)| (u32::try_from(vout).unwrap_or(u32::MAX), out.value.to_sat()))
-        .collect();
+    let mut payments: Vec<(u32, u64)> = Vec::new();
+    let mut to_accounts: Vec<Scanned> = Vec::new();
+    for (vout, out) in tx.output.iter().enumerate() {
+        let vout = u32::try_from(vout).unwrap_or(u32::MAX);
+        match scripts.payee(&out.script_pubkey) {
+            None => {}
+            Some(Payee::Peg) => payments.push((vout, out.value.to_sat())),
+            Some(Payee::Account(recipient)) => {
+                to_accounts.push(deposit(tx, &txid, vout, out.value.to_sat(), recipient, true));
+            }
+        }
+    }
+    // A deposit address names its account: memos beside it are not an attempt gone wrong.
+    if payments.is_empty() && !to_accounts.is_empty() {
+        return to_accounts;
+    }
     if payments.is_empty() {
         return if memos.is_empty() {
             Vec::new()
@@ -76,39 +142,46 @@ pub fn scan_transaction(tx: &Transaction, peg_script: &Script) -> Vec<Scanned> {
         [] => Err("payment to the peg without a FERRY1 OP_RETURN memo naming the recipient".to_owned()),
         _ => Err(format!("{} Ferry memos; a deposit must carry exactly one", memos.len())),
     };
-    payments
-        .into_iter()
-        .map(|(vout, sats)| match &recipient {
-            Ok(recipient) if sats > 0 => Scanned::Deposit {
-                facts: DepositFacts {
-                    chain: ParentChain::Bitcoin,
-                    tx_id: txid.clone(),
-                    index: vout,
-                    asset: Denom::sat(),
-                    amount: Amount::new(u128::from(sats)),
-                    recipient: *recipient,
-                },
-                coinbase: tx.is_coinbase(),
-            },
-            Ok(_) => Scanned::Rejected { txid: txid.clone(), vout, reason: "zero-value output".to_owned() },
-            Err(reason) => Scanned::Rejected { txid: txid.clone(), vout, reason: reason.clone() },
-        })
-        .collect()
+    let to_peg = payments.into_iter().map(|(vout, sats)| match &recipient {
+        Ok(recipient) => deposit(tx, &txid, vout, sats, *recipient, false),
+        Err(reason) => Scanned::Rejected { txid: txid.clone(), vout, reason: reason.clone() },
+    });
+    to_peg.chain(to_accounts).collect()
+}
+
+/// Output `vout` of `tx` paying `sats` to the bridge for `recipient`: a deposit, unless it is worth
+/// nothing.
+fn deposit(tx: &Transaction, txid: &str, vout: u32, sats: u64, recipient: Address, deposit_address: bool) -> Scanned {
+    if sats == 0 {
+        return Scanned::Rejected { txid: txid.to_owned(), vout, reason: "zero-value output".to_owned() };
+    }
+    Scanned::Deposit {
+        facts: DepositFacts {
+            chain: ParentChain::Bitcoin,
+            tx_id: txid.to_owned(),
+            index: vout,
+            asset: Denom::sat(),
+            amount: Amount::new(u128::from(sats)),
+            recipient,
+            deposit_address,
+        },
+        coinbase: tx.is_coinbase(),
+    }
 }
 
 /// Scans every transaction of `block`.
-pub fn scan_block(block: &Block, peg_script: &Script) -> Vec<Scanned> {
-    block.txdata.iter().flat_map(|tx| scan_transaction(tx, peg_script)).collect()
+pub fn scan_block(block: &Block, scripts: &PegScripts) -> Vec<Scanned> {
+    block.txdata.iter().flat_map(|tx| scan_transaction(tx, scripts)).collect()
 }
 
-/// What `block` does to the peg, for the relayer's own index: every output paying `peg_script`
-/// (deposit or not, memo or not) and every outpoint its transactions spend.
-pub fn peg_flows(block: &Block, peg_script: &Script) -> PegFlows {
+/// What `block` does to the peg, for the relayer's own index: every output paying one of the
+/// bridge's `scripts` (deposit or not, memo or not) and every outpoint its transactions spend.
+pub fn peg_flows(block: &Block, scripts: &PegScripts) -> PegFlows {
     let mut flows = PegFlows::default();
     for tx in &block.txdata {
         let txid = tx.compute_txid().to_string();
         for (vout, output) in tx.output.iter().enumerate() {
-            if output.script_pubkey.as_script() == peg_script {
+            if scripts.payee(&output.script_pubkey).is_some() {
                 flows.created.push((txid.clone(), u32::try_from(vout).unwrap_or(u32::MAX), output.value.to_sat()));
             }
         }
@@ -167,7 +240,7 @@ mod tests {
             (7_000, change),
             (1_000, peg.script_pubkey()),
         ]);
-        let found = scan_transaction(&deposit, &peg.script_pubkey());
+        let found = scan_transaction(&deposit, &PegScripts::new(peg.clone()));
         let txid = deposit.compute_txid().to_string();
         assert_eq!(found.len(), 2);
         assert_eq!(
@@ -179,7 +252,8 @@ mod tests {
                     index: 0,
                     asset: Denom::sat(),
                     amount: Amount::new(50_000),
-                    recipient
+                    recipient,
+                    deposit_address: false,
                 },
                 coinbase: false,
             })
@@ -201,10 +275,43 @@ mod tests {
             header: bitcoin::constants::genesis_block(bitcoin::Network::Regtest).header,
             txdata: vec![paying.clone(), unrelated],
         };
-        let flows = peg_flows(&block, &peg.script_pubkey());
+        let flows = peg_flows(&block, &PegScripts::new(peg.clone()));
         assert_eq!(flows.created, vec![(paying.compute_txid().to_string(), 1, 50_000)]);
         let spent = "0707070707070707070707070707070707070707070707070707070707070707".to_owned();
         assert_eq!(flows.spent, vec![(spent.clone(), 0), (spent, 0)]);
+        Ok(())
+    }
+
+    #[test]
+    fn a_payment_to_a_registered_deposit_address_mints_to_its_account_memo_or_not() -> Result<(), Box<dyn std::error::Error>> {
+        let peg = peg()?;
+        let alice = Address::from_bytes([1; 20]);
+        let mallory = Address::from_bytes([2; 20]);
+        let mut scripts = PegScripts::new(peg.clone());
+        scripts.register(&DepositAddressRecord { number: 1, account: alice, height: 5 });
+        assert_eq!(scripts.registered(), 1);
+        // A plain wallet payment, and one whose memo names someone else: both mint to alice.
+        for outputs in [
+            vec![(7_000, ScriptBuf::new_p2wsh(&ScriptBuf::new().wscript_hash())), (60_000, peg.deposit_script_pubkey(&alice))],
+            vec![(7_000, deposit_memo(&mallory)), (60_000, peg.deposit_script_pubkey(&alice))],
+        ] {
+            let paying = tx(outputs);
+            let found = scan_transaction(&paying, &scripts);
+            assert!(
+                matches!(found.as_slice(), [Scanned::Deposit { facts, coinbase: false }]
+                    if facts.recipient == alice && facts.deposit_address && facts.index == 1 && facts.amount == Amount::new(60_000)),
+                "{found:?}"
+            );
+        }
+        // An address nobody registered is not the bridge's.
+        let unregistered = tx(vec![(60_000, peg.deposit_script_pubkey(&mallory))]);
+        assert!(scan_transaction(&unregistered, &scripts).is_empty());
+        // The peg index holds deposit address outputs beside the peg's.
+        let block = Block {
+            header: bitcoin::constants::genesis_block(bitcoin::Network::Regtest).header,
+            txdata: vec![tx(vec![(60_000, peg.deposit_script_pubkey(&alice)), (1_000, peg.script_pubkey())])],
+        };
+        assert_eq!(peg_flows(&block, &scripts).created.len(), 2);
         Ok(())
     }
 
@@ -216,7 +323,7 @@ mod tests {
         if let Some(input) = coinbase.input.first_mut() {
             input.previous_output = OutPoint::null();
         }
-        let found = scan_transaction(&coinbase, &peg.script_pubkey());
+        let found = scan_transaction(&coinbase, &PegScripts::new(peg.clone()));
         assert!(
             matches!(found.as_slice(), [Scanned::Deposit { coinbase: true, facts }] if facts.amount == Amount::new(50_000))
         );
@@ -229,7 +336,7 @@ mod tests {
         let recipient = Address::from_bytes([9; 20]);
         let no_memo = tx(vec![(50_000, peg.script_pubkey())]);
         assert!(
-            matches!(scan_transaction(&no_memo, &peg.script_pubkey()).as_slice(), [Scanned::Rejected { reason, .. }] if reason.contains("without a FERRY1"))
+            matches!(scan_transaction(&no_memo, &PegScripts::new(peg.clone())).as_slice(), [Scanned::Rejected { reason, .. }] if reason.contains("without a FERRY1"))
         );
 
         let mut short = b"FERRY1".to_vec();
@@ -240,18 +347,18 @@ mod tests {
             .into_script();
         let malformed = tx(vec![(50_000, peg.script_pubkey()), (0, bad_memo)]);
         assert!(
-            matches!(scan_transaction(&malformed, &peg.script_pubkey()).as_slice(), [Scanned::Rejected { reason, .. }] if reason.contains("16 bytes"))
+            matches!(scan_transaction(&malformed, &PegScripts::new(peg.clone())).as_slice(), [Scanned::Rejected { reason, .. }] if reason.contains("16 bytes"))
         );
 
         let elsewhere = ScriptBuf::new_p2wsh(&ScriptBuf::new().wscript_hash());
         let wrong_address = tx(vec![(50_000, elsewhere), (0, deposit_memo(&recipient))]);
         assert!(matches!(
-            scan_transaction(&wrong_address, &peg.script_pubkey()).as_slice(),
+            scan_transaction(&wrong_address, &PegScripts::new(peg.clone())).as_slice(),
             [Scanned::Rejected { vout: 1, .. }]
         ));
 
         let unrelated = tx(vec![(50_000, ScriptBuf::new_p2wsh(&ScriptBuf::new().wscript_hash()))]);
-        assert!(scan_transaction(&unrelated, &peg.script_pubkey()).is_empty());
+        assert!(scan_transaction(&unrelated, &PegScripts::new(peg.clone())).is_empty());
         Ok(())
     }
 }

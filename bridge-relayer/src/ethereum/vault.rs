@@ -337,6 +337,7 @@ fn deposit_facts(tx_hash: B256, position: u64, event: &Deposited) -> Result<Depo
         asset: asset_denom(event.token),
         amount: Amount::new(amount),
         recipient: Address::from_bytes(event.recipient.0),
+        deposit_address: false,
     };
     facts.validate().map_err(FactsError::Invalid)?;
     Ok(facts)

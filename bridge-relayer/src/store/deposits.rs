@@ -144,6 +144,7 @@ fn record_from_row(row: &PgRow) -> Result<DepositRecord, StoreError> {
         asset: asset.parse().map_err(|e| corrupt("relayer_deposits.asset", &asset, e))?,
         amount: amount.parse().map_err(|e| corrupt("relayer_deposits.amount", &amount, e))?,
         recipient: recipient.parse().map_err(|e| corrupt("relayer_deposits.recipient", &recipient, e))?,
+        deposit_address: false,
     };
     if facts.id().as_str() != deposit_id {
         return Err(corrupt(

@@ -864,6 +864,7 @@ fn settle<R: StateRead>(
                 vout,
                 amount,
                 locked_by: None,
+                owner: None,
             })?;
         }
         for (item, output) in batch.items.iter_mut().zip(plan.outputs()) {

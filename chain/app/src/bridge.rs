@@ -271,6 +271,16 @@ pub fn attest_deposit<R: StateRead>(
 ) -> Result<(), BankError> {
     crate::pause::ensure_running(state)?;
     let facts = &attest.facts;
+    if facts.deposit_address && state.deposit_address(&facts.recipient)?.is_none() {
+        return Err(rejection(
+            TxCode::InvalidMessage,
+            format!(
+                "deposit {}: {} has no registered deposit address, so no payment can have gone to one",
+                facts.id(),
+                facts.recipient
+            ),
+        ));
+    }
     let id = facts.id();
     let digest = digest_hex(facts);
     let existing = state.deposit(&id)?;
@@ -418,7 +428,12 @@ fn spend_fee<R: StateRead>(state: &StateDelta<R>, params: &Params, facts: &Depos
         return Ok(Amount::ZERO);
     }
     let Some(peg) = crate::batch::peg_of(&state.federation()?)? else { return Ok(Amount::ZERO) };
-    Ok(input_spend_fee(&peg, state.bitcoin_fee_rate(params)?))
+    Ok(input_spend_fee(&peg, reserve_owner(facts).as_ref(), state.bitcoin_fee_rate(params)?))
+}
+
+/// The account whose deposit address a Bitcoin deposit's output pays, if it went to one.
+fn reserve_owner(facts: &DepositFacts) -> Option<Address> {
+    facts.deposit_address.then_some(facts.recipient)
 }
 
 /// Records a deposit that reached its quorum below its asset's minimum (or not worth its own
@@ -481,7 +496,13 @@ fn mint<R: StateRead>(
     state.put_ledger(&facts.asset, &ledger)?;
 
     if facts.chain == ParentChain::Bitcoin {
-        let utxo = ReserveUtxo { txid: facts.tx_id.clone(), vout: facts.index, amount: facts.amount, locked_by: None };
+        let utxo = ReserveUtxo {
+            txid: facts.tx_id.clone(),
+            vout: facts.index,
+            amount: facts.amount,
+            locked_by: None,
+            owner: reserve_owner(facts),
+        };
         state.put_reserve_utxo(&utxo)?;
     }
     let mut attributes = vec![

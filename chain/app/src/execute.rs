@@ -86,6 +86,22 @@ fn check_fee_and_authority<R: StateRead>(
         }
         return Ok(Ok(None));
     }
+    let openers = tx.msgs.iter().filter(|msg| msg.opens_account()).count();
+    if openers > 0 {
+        if openers != tx.msgs.len() {
+            return Ok(Err(TxRejection::new(
+                TxCode::InvalidMessage,
+                "a deposit address registration is fee-exempt and cannot share a transaction with other messages",
+            )));
+        }
+        if let Some(fee) = &tx.fee {
+            return Ok(Err(TxRejection::new(
+                TxCode::InvalidMessage,
+                format!("a deposit address registration is fee-exempt; remove the fee {fee}"),
+            )));
+        }
+        return Ok(Ok(None));
+    }
     let Some(fee) = &tx.fee else {
         return Ok(Err(TxRejection::new(TxCode::InsufficientFee, "transaction offers no fee")));
     };
@@ -132,11 +148,32 @@ pub fn execute<R: StateRead>(
         Ok(fee) => fee,
         Err(rejection) => return Ok(Executed::rejected(rejection)),
     };
-    let Some(mut signer) = state.account(&tx.signer)? else {
-        return Ok(Executed::rejected(TxRejection::new(
-            TxCode::UnknownAccount,
-            format!("signer {} has no account; fund it first", tx.signer),
-        )));
+    let opens_account = tx.msgs.iter().all(Msg::opens_account);
+    if opens_account {
+        let mut new = 0;
+        for msg in &tx.msgs {
+            if let Msg::RegisterDepositAddress(register) = msg
+                && state.deposit_address(&register.account)?.is_none()
+            {
+                new += 1;
+            }
+        }
+        if let Err(rejection) = crate::deposit_address::check_room(state, context.params, new, context.height)? {
+            return Ok(Executed::rejected(rejection));
+        }
+    }
+    // A registration may open its signer's account: it is then signed with account number 0
+    // (the client cannot know the number the chain will assign) and sequence 0, and the account
+    // gets its number once the signature checked.
+    let (mut signer, opening) = match state.account(&tx.signer)? {
+        Some(signer) => (signer, false),
+        None if opens_account => (crate::state::AccountRecord::default(), true),
+        None => {
+            return Ok(Executed::rejected(TxRejection::new(
+                TxCode::UnknownAccount,
+                format!("signer {} has no account; fund it first", tx.signer),
+            )));
+        }
     };
     if tx.sequence < signer.sequence {
         return Ok(Executed::rejected(TxRejection::new(
@@ -162,6 +199,9 @@ pub fn execute<R: StateRead>(
 
     // Fee and sequence.
     let mut events = Vec::new();
+    if opening {
+        signer = bank::load_or_create(state, &tx.signer, &mut events)?;
+    }
     signer.sequence = signer.sequence.saturating_add(1);
     signer.public_key = Some(hex::encode(tx.signer_public_key));
     if let Some(fee) = &fee {
@@ -262,6 +302,10 @@ fn execute_message<R: StateRead>(
         Msg::AttestReserves(snapshot) => {
             let quorum = state.federation()?.attest_quorum;
             crate::reserves_check::attest_reserves(state, snapshot, quorum, height, events).map(|()| None)
+        }
+        Msg::RegisterDepositAddress(register) => {
+            let number = crate::deposit_address::register(state, register, height, events)?;
+            Ok(Some(format!("deposit address {number} of {}", register.account)))
         }
     }
 }

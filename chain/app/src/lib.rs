@@ -19,6 +19,7 @@ pub mod bitcoin_fees;
 pub mod block;
 pub mod bridge;
 pub mod consolidation;
+pub mod deposit_address;
 pub mod duties;
 pub mod event;
 pub mod execute;

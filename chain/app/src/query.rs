@@ -1,6 +1,7 @@
 //! Answers to ABCI queries over a state view (the node picks the view for the asked height).
 
 use ferry_types::query::{
+    DEPOSIT_ADDRESS_PATH, DEPOSIT_ADDRESSES_PAGE, DEPOSIT_ADDRESSES_PATH, DepositAddressPage, DepositAddressView,
     ACCOUNT_PATH, AccountView, BALANCES_PATH, BATCH_PATH, BITCOIN_FEES_PATH, BRIDGE_PATH, BalancesView, DEPOSIT_PATH,
     FEDERATION_PATH, PARAMS_PATH, PEG_PATH, PENDING_BATCHES_PAGE, PENDING_BATCHES_PATH, PendingBatchesView,
     QUERY_BAD_REQUEST, QUERY_NOT_FOUND, QUERY_OK, RESERVES_CHECK_PATH, RESERVES_PATH, WITHDRAWAL_PATH, WithdrawalId,
@@ -110,13 +111,16 @@ pub fn query<R: StateRead>(state: R, path: &str) -> Result<QueryAnswer, StateErr
     if let Some(answer) = withdrawal_query(&state, path)? {
         return Ok(answer);
     }
+    if let Some(answer) = deposit_address_query(&state, path)? {
+        return Ok(answer);
+    }
     Ok(QueryAnswer::error(
         QUERY_BAD_REQUEST,
         format!(
             "unknown query path `{path}`; known: {ACCOUNT_PATH}<address>, {BALANCES_PATH}<address>, {PARAMS_PATH}, \
              {DEPOSIT_PATH}<id>, {RESERVES_PATH}, {RESERVES_CHECK_PATH}, {FEDERATION_PATH}, {PEG_PATH}, {WITHDRAWAL_PATH}wd-<n>, \
              {BATCH_PATH}<n>, {PENDING_BATCHES_PATH}[/<after>], {BRIDGE_PATH}, {BITCOIN_FEES_PATH}, \
-             /listing/<0x token>"
+             /listing/<0x token>, {DEPOSIT_ADDRESS_PATH}<address>, {DEPOSIT_ADDRESSES_PATH}<after>"
         ),
     ))
 }
@@ -170,6 +174,37 @@ fn withdrawal_query<R: StateRead>(state: &StateDelta<R>, path: &str) -> Result<O
             Some(fees) => QueryAnswer::json(&fees),
             None => QueryAnswer::error(QUERY_NOT_FOUND, "no parameters stored yet (before genesis)"),
         }));
+    }
+    Ok(None)
+}
+
+/// The deposit address queries; `None` when `path` is not one of them.
+fn deposit_address_query<R: StateRead>(state: &StateDelta<R>, path: &str) -> Result<Option<QueryAnswer>, StateError> {
+    if let Some(rest) = path.strip_prefix(DEPOSIT_ADDRESS_PATH) {
+        let account = match parse_address(path, rest) {
+            Ok(account) => account,
+            Err(answer) => return Ok(Some(answer)),
+        };
+        let Some(peg) = crate::batch::peg_of(&state.federation()?)? else {
+            return Ok(Some(QueryAnswer::error(QUERY_NOT_FOUND, "this chain has no Bitcoin peg")));
+        };
+        return Ok(Some(match state.deposit_address(&account)? {
+            Some(record) => QueryAnswer::json(&DepositAddressView::of(record, &peg)),
+            None => QueryAnswer::error(
+                QUERY_NOT_FOUND,
+                format!("{account} has no registered deposit address (`ferry deposit-address` registers one)"),
+            ),
+        }));
+    }
+    if let Some(rest) = path.strip_prefix(DEPOSIT_ADDRESSES_PATH) {
+        let Some(after) = rest.parse::<u64>().ok().filter(|n| n.to_string() == rest) else {
+            return Ok(Some(QueryAnswer::error(
+                QUERY_BAD_REQUEST,
+                format!("query `{path}`: expected {DEPOSIT_ADDRESSES_PATH}<after>, a registration number (0 for the first page)"),
+            )));
+        };
+        let registrations = state.deposit_addresses_after(after, DEPOSIT_ADDRESSES_PAGE)?;
+        return Ok(Some(QueryAnswer::json(&DepositAddressPage { registrations, total: state.deposit_address_count()? })));
     }
     Ok(None)
 }

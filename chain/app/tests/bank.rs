@@ -726,6 +726,7 @@ fn minimum_deposit(recipient: &Address) -> DepositFacts {
         asset: Denom::sat(),
         amount: ferry_types::Params::default().deposits.min_deposit(&Denom::sat()),
         recipient: *recipient,
+        deposit_address: false,
     }
 }
 

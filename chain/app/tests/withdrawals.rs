@@ -188,6 +188,7 @@ fn deposits(alice: &Address) -> Vec<DepositFacts> {
         asset,
         amount: Amount::new(amount),
         recipient: *alice,
+        deposit_address: false,
     };
     vec![
         facts(ParentChain::Bitcoin, BTC_TXID, 0, Denom::sat(), DEPOSIT_SAT[0]),
@@ -446,7 +447,7 @@ fn btc_withdrawal_is_burned_batched_signed_by_three_of_four_and_settles_with_its
     assert_eq!(bridge.chain.balance(&bridge.alice.address, &Denom::sat())?, alice_before - amount - 100);
     let total_deposited: u128 = DEPOSIT_SAT.iter().sum();
     // Each deposit prepaid its own spending at the start rate into the fee pool.
-    let prepaid = 2 * input_spend_fee(&bridge.peg()?, FeeRate::from_sat_per_vb(START_RATE)).get();
+    let prepaid = 2 * input_spend_fee(&bridge.peg()?, None, FeeRate::from_sat_per_vb(START_RATE)).get();
     let ledger = bridge.ledger(&Denom::sat())?;
     assert_eq!(
         (ledger.supply.get(), ledger.unreleased.get(), ledger.reserves.get()),
@@ -508,7 +509,7 @@ fn btc_withdrawal_is_burned_batched_signed_by_three_of_four_and_settles_with_its
         }
     }
     let raw_hashes: Vec<[u8; 32]> = sighashes(&tx, &release.plan, &peg)?;
-    let witnessed = assemble_witness(&tx, &peg, &raw_hashes, &per_input)?;
+    let witnessed = assemble_witness(&tx, &release.plan, &peg, &raw_hashes, &per_input)?;
     assert_eq!(witnessed.compute_txid(), tx.compute_txid());
     // The fee is the rate times the signed size, up to the bytes a signature may be longer (one
     // per signature) — never below the rate.
@@ -536,7 +537,7 @@ fn btc_withdrawal_is_burned_batched_signed_by_three_of_four_and_settles_with_its
         "reserves fall by exactly what was burned"
     );
     let utxos = bridge.chain.reserves()?.bitcoin_utxos;
-    let change_utxo = ReserveUtxo { txid, vout: 1, amount: Amount::new(input_total - amount), locked_by: None };
+    let change_utxo = ReserveUtxo { txid, vout: 1, amount: Amount::new(input_total - amount), locked_by: None, owner: None };
     assert!(utxos.contains(&change_utxo), "change UTXO in the reserves: {utxos:?}");
     assert_eq!(utxos.len(), 2, "the spent deposit left the set: {utxos:?}");
     assert!(bridge.chain.pending_batches(None)?.batches.is_empty());
@@ -1655,6 +1656,7 @@ fn fragmented_reserves_are_consolidated_from_the_fee_pool_and_the_ledger_stays_e
             asset: Denom::sat(),
             amount: Amount::new(12_000),
             recipient: bridge.alice.address,
+            deposit_address: false,
         })
         .collect();
     for member in 0..3 {
@@ -1663,7 +1665,7 @@ fn fragmented_reserves_are_consolidated_from_the_fee_pool_and_the_ledger_stays_e
         assert_eq!(bridge.one(&tx)?.code, TxCode::Ok);
     }
     let before = bridge.ledger(&Denom::sat())?;
-    let prepaid = input_spend_fee(&bridge.peg()?, FeeRate::from_sat_per_vb(START_RATE)).get();
+    let prepaid = input_spend_fee(&bridge.peg()?, None, FeeRate::from_sat_per_vb(START_RATE)).get();
     assert_eq!(before.fee_pool.get(), 8 * prepaid, "every deposit prepaid its spending");
     assert_eq!(bridge.chain.reserves()?.bitcoin_utxos.len(), 8);
 

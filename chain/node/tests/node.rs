@@ -40,6 +40,7 @@ fn deposit_to_alice() -> Result<Vec<u8>, Box<dyn std::error::Error>> {
         asset: Denom::sat(),
         amount: ferry_types::Amount::new(1_000_000),
         recipient: alice()?.address(),
+        deposit_address: false,
     };
     let minter = minter()?;
     let msg = Msg::AttestDeposit(MsgAttestDeposit { attester: minter.address(), facts });

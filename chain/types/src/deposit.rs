@@ -78,6 +78,9 @@ pub enum DepositError {
     /// A zero amount.
     #[error("deposit amount is zero")]
     ZeroAmount,
+    /// Only Bitcoin has deposit addresses.
+    #[error("only Bitcoin deposits can be paid to a deposit address")]
+    DepositAddressOffBitcoin,
     /// A malformed deposit id.
     #[error("`{0}` is not a deposit id: expected btc:<txid>:<vout> or eth:<0xtxhash>:<logindex>")]
     BadId(String),
@@ -99,6 +102,11 @@ pub struct DepositFacts {
     pub amount: Amount,
     /// The sidechain account to credit.
     pub recipient: Address,
+    /// Bitcoin: the payment went to the recipient's registered deposit address (P2WSH of
+    /// [`crate::peg::Peg::deposit_witness_script`]), not to the peg with a memo. It decides the
+    /// script that spends the reserve output, so members must agree on it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub deposit_address: bool,
 }
 
 fn is_hex64(text: &str) -> bool {
@@ -132,6 +140,9 @@ impl DepositFacts {
         if self.amount.is_zero() {
             return Err(DepositError::ZeroAmount);
         }
+        if self.deposit_address && self.chain != ParentChain::Bitcoin {
+            return Err(DepositError::DepositAddressOffBitcoin);
+        }
         Ok(())
     }
 
@@ -142,7 +153,7 @@ impl DepositFacts {
 
     /// A digest identifying these exact facts, to compare attestations.
     pub fn digest(&self) -> [u8; 32] {
-        let canonical = format!(
+        let mut canonical = format!(
             "ferry/deposit/v1|{}|{}|{}|{}|{}|{}",
             self.chain,
             self.tx_id,
@@ -151,6 +162,9 @@ impl DepositFacts {
             self.amount,
             hex::encode(self.recipient.as_bytes())
         );
+        if self.deposit_address {
+            canonical.push_str("|deposit-address");
+        }
         crate::key::sha256(canonical.as_bytes())
     }
 }
@@ -222,6 +236,7 @@ mod tests {
             asset: Denom::sat(),
             amount: Amount::new(50_000),
             recipient: Address::from_bytes([4; 20]),
+            deposit_address: false,
         }
     }
 

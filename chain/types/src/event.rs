@@ -180,3 +180,9 @@ pub const LISTING_SETTLED: &str = "ferry.bridge.listing_settled";
 pub const TOKEN: &str = "token";
 /// Attribute: whether a token is listed (`true`) or unlisted (`false`).
 pub const LISTED: &str = "listed";
+
+/// An account registered its Bitcoin deposit address; attributes `address` (the account) and
+/// `number` (its registration number).
+pub const DEPOSIT_ADDRESS_REGISTERED: &str = "ferry.bridge.deposit_address_registered";
+/// Attribute: a registration number.
+pub const NUMBER: &str = "number";

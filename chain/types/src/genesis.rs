@@ -30,6 +30,10 @@ pub struct Params {
     /// make the chain store.
     #[serde(default = "default_max_open_deposits_per_member")]
     pub max_open_deposits_per_member: u32,
+    /// Most deposit address registrations executed in one block: they are fee-exempt (a new user
+    /// holds nothing yet), so this bounds what registrations can take of a block and of state.
+    #[serde(default = "default_max_deposit_address_registrations_per_block")]
+    pub max_deposit_address_registrations_per_block: u32,
     /// Blocks between reserves rounds: each member's relayer then attests what its own
     /// parent-chain nodes hold for the bridge, and a quorum's snapshot is compared with the
     /// ledger (a shortfall pauses the bridge).
@@ -82,6 +86,11 @@ fn default_max_open_deposits_per_member() -> u32 {
     10_000
 }
 
+/// 100 deposit address registrations per block.
+fn default_max_deposit_address_registrations_per_block() -> u32 {
+    100
+}
+
 /// A reserves round every 20 blocks.
 fn default_reserves_interval() -> u64 {
     20
@@ -122,6 +131,7 @@ impl Default for Params {
             max_msgs_per_tx: 64,
             max_duty_msgs_per_block: default_max_duty_msgs_per_block(),
             max_open_deposits_per_member: default_max_open_deposits_per_member(),
+            max_deposit_address_registrations_per_block: default_max_deposit_address_registrations_per_block(),
             reserves_interval: default_reserves_interval(),
             withdrawals: WithdrawalParams::default(),
             deposits: DepositParams::default(),
@@ -490,6 +500,9 @@ impl GenesisState {
         }
         if self.params.max_open_deposits_per_member == 0 {
             return Err(GenesisError::ZeroParam("max_open_deposits_per_member"));
+        }
+        if self.params.max_deposit_address_registrations_per_block == 0 {
+            return Err(GenesisError::ZeroParam("max_deposit_address_registrations_per_block"));
         }
         if self.params.reserves_interval == 0 {
             return Err(GenesisError::ZeroParam("reserves_interval"));

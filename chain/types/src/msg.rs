@@ -35,6 +35,8 @@ pub const MSG_SET_PAUSED_TYPE_URL: &str = "/ferry.bridge.v1.MsgSetPaused";
 pub const MSG_ATTEST_RESERVES_TYPE_URL: &str = "/ferry.bridge.v1.MsgAttestReserves";
 /// Type URL of [`MsgProposeListingProto`].
 pub const MSG_PROPOSE_LISTING_TYPE_URL: &str = "/ferry.bridge.v1.MsgProposeListing";
+/// Type URL of [`MsgRegisterDepositAddressProto`].
+pub const MSG_REGISTER_DEPOSIT_ADDRESS_TYPE_URL: &str = "/ferry.bridge.v1.MsgRegisterDepositAddress";
 /// Type URL of [`ChainBindingProto`].
 pub const CHAIN_BINDING_TYPE_URL: &str = "/ferry.tx.v1.ChainBinding";
 
@@ -77,6 +79,21 @@ pub struct MsgAttestDepositProto {
     /// Recipient, bech32.
     #[prost(string, tag = "7")]
     pub recipient: String,
+    /// Bitcoin: paid to the recipient's registered deposit address rather than to the peg with a
+    /// memo (decides the script that spends the output).
+    #[prost(bool, tag = "8")]
+    pub deposit_address: bool,
+}
+
+/// Wire form of `ferry.bridge.v1.MsgRegisterDepositAddress`: an account asks for its own Bitcoin
+/// deposit address, which any wallet can pay without a memo. Fee-exempt (a new user has nothing
+/// to pay with yet) and allowed from an account the chain does not know yet (it opens it);
+/// registering again changes nothing.
+#[derive(Clone, PartialEq, Message)]
+pub struct MsgRegisterDepositAddressProto {
+    /// The account, bech32; must be the signer.
+    #[prost(string, tag = "1")]
+    pub account: String,
 }
 
 /// Wire form of `ferry.bridge.v1.MsgWithdraw`: burn wrapped tokens and have the federation pay
@@ -420,6 +437,33 @@ pub struct MsgSetPaused {
     pub reason: String,
 }
 
+/// A validated deposit address registration.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MsgRegisterDepositAddress {
+    /// The account (the signer).
+    pub account: Address,
+}
+
+impl MsgRegisterDepositAddress {
+    /// Validates the wire form.
+    ///
+    /// # Errors
+    /// A malformed account.
+    pub fn from_proto(proto: &MsgRegisterDepositAddressProto) -> Result<MsgRegisterDepositAddress, MsgError> {
+        let account = proto.account.parse().map_err(|e: crate::address::AddressError| MsgError::Field {
+            type_url: MSG_REGISTER_DEPOSIT_ADDRESS_TYPE_URL,
+            field: "account",
+            reason: e.to_string(),
+        })?;
+        Ok(MsgRegisterDepositAddress { account })
+    }
+
+    /// The wire form.
+    pub fn to_proto(&self) -> MsgRegisterDepositAddressProto {
+        MsgRegisterDepositAddressProto { account: self.account.to_string() }
+    }
+}
+
 /// A validated message the state machine can execute.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Msg {
@@ -445,6 +489,8 @@ pub enum Msg {
     ProposeListing(MsgProposeListing),
     /// `/ferry.bridge.v1.MsgAttestReserves`.
     AttestReserves(MsgAttestReserves),
+    /// `/ferry.bridge.v1.MsgRegisterDepositAddress`.
+    RegisterDepositAddress(MsgRegisterDepositAddress),
 }
 
 /// Why a message was refused before execution.
@@ -493,6 +539,9 @@ impl Msg {
             MSG_SET_PAUSED_TYPE_URL => MsgSetPaused::from_proto(&decode(any)?).map(Msg::SetPaused),
             MSG_ATTEST_RESERVES_TYPE_URL => MsgAttestReserves::from_proto(&decode(any)?).map(Msg::AttestReserves),
             MSG_PROPOSE_LISTING_TYPE_URL => MsgProposeListing::from_proto(&decode(any)?).map(Msg::ProposeListing),
+            MSG_REGISTER_DEPOSIT_ADDRESS_TYPE_URL => {
+                MsgRegisterDepositAddress::from_proto(&decode(any)?).map(Msg::RegisterDepositAddress)
+            }
             other => Err(MsgError::UnknownType(other.to_owned())),
         }
     }
@@ -511,6 +560,7 @@ impl Msg {
             Msg::SetPaused(vote) => any(MSG_SET_PAUSED_TYPE_URL, &vote.to_proto()),
             Msg::AttestReserves(snapshot) => any(MSG_ATTEST_RESERVES_TYPE_URL, &snapshot.to_proto()),
             Msg::ProposeListing(proposal) => any(MSG_PROPOSE_LISTING_TYPE_URL, &proposal.to_proto()),
+            Msg::RegisterDepositAddress(register) => any(MSG_REGISTER_DEPOSIT_ADDRESS_TYPE_URL, &register.to_proto()),
         }
     }
 
@@ -528,6 +578,7 @@ impl Msg {
             Msg::SetPaused(vote) => vote.member,
             Msg::AttestReserves(snapshot) => snapshot.attester,
             Msg::ProposeListing(proposal) => proposal.member,
+            Msg::RegisterDepositAddress(register) => register.account,
         }
     }
 
@@ -545,7 +596,8 @@ impl Msg {
             | Msg::ResolveHeld(_)
             | Msg::SetPaused(_)
             | Msg::ProposeListing(_)
-            | Msg::AttestReserves(_) => Vec::new(),
+            | Msg::AttestReserves(_)
+            | Msg::RegisterDepositAddress(_) => Vec::new(),
         }
     }
 
@@ -561,8 +613,15 @@ impl Msg {
             | Msg::SetPaused(_)
             | Msg::ProposeListing(_)
             | Msg::AttestReserves(_) => true,
-            Msg::Send(_) | Msg::Withdraw(_) => false,
+            Msg::Send(_) | Msg::Withdraw(_) | Msg::RegisterDepositAddress(_) => false,
         }
+    }
+
+    /// Whether this message is fee-exempt without being a federation duty, and may come from an
+    /// account the chain does not know yet (which it then opens): a deposit address registration,
+    /// the first thing a new user does, before it holds anything to pay a fee with.
+    pub fn opens_account(&self) -> bool {
+        matches!(self, Msg::RegisterDepositAddress(_))
     }
 }
 
@@ -680,6 +739,7 @@ impl MsgAttestDeposit {
             asset: proto.asset.parse().map_err(|e| Self::field_error("asset", e))?,
             amount: proto.amount.parse().map_err(|e| Self::field_error("amount", e))?,
             recipient: proto.recipient.parse().map_err(|e| Self::field_error("recipient", e))?,
+            deposit_address: proto.deposit_address,
         };
         facts.validate().map_err(|e| Self::field_error("facts", e))?;
         Ok(MsgAttestDeposit { attester, facts })
@@ -695,6 +755,7 @@ impl MsgAttestDeposit {
             asset: self.facts.asset.to_string(),
             amount: self.facts.amount.to_string(),
             recipient: self.facts.recipient.to_string(),
+            deposit_address: self.facts.deposit_address,
         }
     }
 }

@@ -1,10 +1,12 @@
-//! The Bitcoin peg: the federation's t-of-n P2WSH multisig address, and the OP_RETURN memo that
-//! names a deposit's sidechain recipient (`FERRY1` ‖ 20-byte account id).
+//! The Bitcoin peg: the federation's t-of-n P2WSH multisig address, the OP_RETURN memo that
+//! names a deposit's sidechain recipient (`FERRY1` ‖ 20-byte account id), and each account's own
+//! deposit address (`<account id> OP_DROP` ‖ the peg's multisig, P2WSH), which any wallet can pay
+//! without a memo.
 
 use std::fmt;
 use std::str::FromStr;
 
-use bitcoin::opcodes::all::{OP_CHECKMULTISIG, OP_RETURN};
+use bitcoin::opcodes::all::{OP_CHECKMULTISIG, OP_DROP, OP_RETURN};
 use bitcoin::script::{Builder, Instruction, PushBytesBuf};
 use bitcoin::{Network, PublicKey, Script, ScriptBuf};
 use serde::{Deserialize, Serialize};
@@ -165,6 +167,32 @@ impl Peg {
         &self.member_keys
     }
 
+    /// The witness script of `account`'s deposit address: `<account id> OP_DROP` then the peg's
+    /// multisig. The push commits the address to the account (a payment to it can only mint to
+    /// that account); `OP_DROP` removes it, so the same `threshold` signatures spend it as they
+    /// spend the peg. 22 bytes longer than the peg's script.
+    pub fn deposit_witness_script(&self, account: &Address) -> ScriptBuf {
+        let mut script = Builder::new().push_slice(account.as_bytes()).push_opcode(OP_DROP).into_script().into_bytes();
+        script.extend_from_slice(self.witness_script.as_bytes());
+        ScriptBuf::from_bytes(script)
+    }
+
+    /// `account`'s deposit address (bech32 P2WSH of [`Peg::deposit_witness_script`]).
+    pub fn deposit_address(&self, account: &Address) -> bitcoin::Address {
+        bitcoin::Address::p2wsh(&self.deposit_witness_script(account), self.network.network())
+    }
+
+    /// The output script of `account`'s deposit address.
+    pub fn deposit_script_pubkey(&self, account: &Address) -> ScriptBuf {
+        ScriptBuf::new_p2wsh(&self.deposit_witness_script(account).wscript_hash())
+    }
+
+    /// The witness script that spends a reserve output: the peg's own (`owner` is `None`) or the
+    /// deposit address of the account `owner`.
+    pub fn spend_script(&self, owner: Option<&Address>) -> ScriptBuf {
+        owner.map_or_else(|| self.witness_script.clone(), |account| self.deposit_witness_script(account))
+    }
+
     /// Member `member_index`'s key, if there is such a member.
     pub fn member_key(&self, member_index: usize) -> Option<&PublicKey> {
         self.member_keys.get(member_index)
@@ -292,6 +320,26 @@ mod tests {
             Peg::new(&federation(vec!["02ab".to_owned(), key(2), key(3)])),
             Err(PegError::BadKey { index: 0, .. })
         ));
+    }
+
+    #[test]
+    fn deposit_addresses_commit_to_their_account_and_spend_with_the_peg_keys() -> Result<(), PegError> {
+        let peg = Peg::new(&federation(vec![key(1), key(2), key(3), key(4)]))?;
+        let alice = Address::from_bytes([7; 20]);
+        let bob = Address::from_bytes([8; 20]);
+        let script = peg.deposit_witness_script(&alice);
+        assert_eq!(script.len(), peg.witness_script().len() + 22);
+        assert!(script.as_bytes().ends_with(peg.witness_script().as_bytes()));
+        assert_eq!(script.as_bytes().get(1..21), Some(alice.as_bytes().as_slice()));
+        assert_ne!(peg.deposit_address(&alice), peg.deposit_address(&bob));
+        assert_ne!(peg.deposit_address(&alice), peg.address());
+        assert_eq!(peg.deposit_script_pubkey(&alice), peg.deposit_address(&alice).script_pubkey());
+        assert_eq!(peg.spend_script(Some(&alice)), script);
+        assert_eq!(peg.spend_script(None).as_script(), peg.witness_script());
+        // The same keys in another order give the same deposit address.
+        let reordered = Peg::new(&federation(vec![key(3), key(1), key(4), key(2)]))?;
+        assert_eq!(reordered.deposit_address(&alice), peg.deposit_address(&alice));
+        Ok(())
     }
 
     #[test]

@@ -56,6 +56,13 @@ pub const APP_HASH_PATH: &str = "/app_hash";
 pub const BITCOIN_FEES_PATH: &str = "/bitcoin/fees";
 /// Path of the reserves check: the open round and each parent chain's last check ([`ReservesCheckView`]).
 pub const RESERVES_CHECK_PATH: &str = "/reserves/check";
+/// Path prefix of an account's deposit address (`/deposit_address/<account>`, [`DepositAddressView`]).
+pub const DEPOSIT_ADDRESS_PATH: &str = "/deposit_address/";
+/// Path prefix of the registered deposit addresses in registration order
+/// (`/deposit_addresses/<after>`: those numbered above `after`, [`DepositAddressPage`]).
+pub const DEPOSIT_ADDRESSES_PATH: &str = "/deposit_addresses/";
+/// Most registrations one `/deposit_addresses/<after>` answer carries.
+pub const DEPOSIT_ADDRESSES_PAGE: usize = 1_000;
 
 /// Query answer code: found.
 pub const QUERY_OK: u32 = 0;
@@ -123,6 +130,54 @@ impl PegView {
             keys: peg.keys().iter().map(ToString::to_string).collect(),
         }
     }
+}
+
+/// One registered deposit address, as the chain keeps it: the account it commits to, numbered
+/// from 1 in registration order (relayers follow the list by number).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DepositAddressRecord {
+    /// Registration number.
+    pub number: u64,
+    /// The account payments to it mint to.
+    pub account: Address,
+    /// The sidechain height it was registered at.
+    pub height: u64,
+}
+
+/// Answer to `/deposit_address/<account>`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DepositAddressView {
+    /// The registration.
+    #[serde(flatten)]
+    pub record: DepositAddressRecord,
+    /// The bech32 P2WSH address (for the peg's current keys).
+    pub address: String,
+    /// `bitcoin:<address>` (BIP 21), for wallets and QR codes.
+    pub uri: String,
+    /// Hex witness script: `<account id> OP_DROP` then the peg's multisig.
+    pub witness_script: String,
+}
+
+impl DepositAddressView {
+    /// The view of `record` for `peg`.
+    pub fn of(record: DepositAddressRecord, peg: &crate::peg::Peg) -> Self {
+        let address = peg.deposit_address(&record.account).to_string();
+        DepositAddressView {
+            record,
+            uri: format!("bitcoin:{address}"),
+            address,
+            witness_script: hex::encode(peg.deposit_witness_script(&record.account).as_bytes()),
+        }
+    }
+}
+
+/// Answer to `/deposit_addresses/<after>`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DepositAddressPage {
+    /// Registrations numbered above `after`, in order, at most [`DEPOSIT_ADDRESSES_PAGE`].
+    pub registrations: Vec<DepositAddressRecord>,
+    /// How many are registered in all.
+    pub total: u64,
 }
 
 /// A withdrawal id: `wd-<n>`, numbered from 1 in the order withdrawals were accepted.
@@ -684,12 +739,16 @@ pub struct ReserveUtxo {
     /// The unsettled batch whose release transaction spends it; no other batch may use it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub locked_by: Option<u64>,
+    /// The account whose deposit address it pays; `None` for the peg's own script (see
+    /// [`crate::release::bitcoin::Utxo::owner`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<Address>,
 }
 
 impl ReserveUtxo {
     /// The UTXO as release planning sees it.
     pub fn utxo(&self) -> crate::release::bitcoin::Utxo {
-        crate::release::bitcoin::Utxo { txid: self.txid.clone(), vout: self.vout, amount: self.amount }
+        crate::release::bitcoin::Utxo { txid: self.txid.clone(), vout: self.vout, amount: self.amount, owner: self.owner }
     }
 }
 

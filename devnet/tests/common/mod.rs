@@ -190,12 +190,18 @@ pub async fn start_tampering_proxy(
 /// What a Bitcoin deposit of `sats` mints on the chain `client` reads right now: the amount less
 /// what it prepays for its own spending (the chain's fee rate on one peg input's size).
 pub async fn btc_minted(client: &FerryClient, sats: u128) -> TestResult<u128> {
+    btc_minted_to(client, sats, None).await
+}
+
+/// [`btc_minted`] for a payment to `owner`'s deposit address (`None`: to the peg with a memo),
+/// whose input is larger to spend.
+pub async fn btc_minted_to(client: &FerryClient, sats: u128, owner: Option<&ferry_types::Address>) -> TestResult<u128> {
     let fees: ferry_types::query::BitcoinFeesView =
         client.query(ferry_types::query::BITCOIN_FEES_PATH, None).await?.ok_or("no /bitcoin/fees")?;
     let federation: ferry_types::genesis::Federation =
         client.query("/federation", None).await?.ok_or("no federation")?;
     let peg = ferry_types::peg::Peg::new(&federation.bitcoin.ok_or("no peg")?)?;
-    Ok(sats - ferry_types::release::bitcoin::input_spend_fee(&peg, fees.fee_rate).get())
+    Ok(sats - ferry_types::release::bitcoin::input_spend_fee(&peg, owner, fees.fee_rate).get())
 }
 
 /// Checks that the chain's Bitcoin ledger balances (`supply + unreleased + fee_pool = reserves`)

@@ -253,7 +253,7 @@ impl Case {
 }
 
 fn utxo(byte: u8, vout: u32, sats: u128) -> Utxo {
-    Utxo { txid: format!("{byte:02x}").repeat(32), vout, amount: Amount::new(sats) }
+    Utxo { txid: format!("{byte:02x}").repeat(32), vout, amount: Amount::new(sats), owner: None }
 }
 
 fn eth_release(batch: EthBatch) -> BatchRelease {

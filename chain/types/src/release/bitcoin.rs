@@ -14,7 +14,8 @@
 //!   relative lock time), so a release stuck at a low fee can later be replaced by another
 //!   release the federation signs;
 //! - inputs in coin-selection order, outputs in the plan's order with the change (if any) last;
-//! - SIGHASH_ALL, segwit v0, over the peg's witness script and the input's amount.
+//! - SIGHASH_ALL, segwit v0, over the input's witness script (the peg's, or the deposit address
+//!   script of the account the UTXO names, [`Peg::spend_script`]) and the input's amount.
 //!
 //! Signatures travel as strict DER, low-S, *without* the sighash-type byte; the witness gets
 //! `0x01` (SIGHASH_ALL) appended when it is assembled.
@@ -36,6 +37,7 @@ use bitcoin::transaction::Version;
 use bitcoin::{Amount as Sats, OutPoint, ScriptBuf, Sequence, Transaction, TxIn, TxOut, Txid, Witness};
 use serde::{Deserialize, Serialize};
 
+use crate::address::Address;
 use crate::amount::Amount;
 use crate::peg::{BitcoinNetwork, Peg};
 use crate::release::fee::{FeeRate, split_fee};
@@ -69,6 +71,10 @@ pub struct Utxo {
     pub vout: u32,
     /// Value in satoshi.
     pub amount: Amount,
+    /// The account whose deposit address this output pays ([`Peg::deposit_witness_script`]);
+    /// `None` for the peg's own script. Decides the witness script that spends it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<Address>,
 }
 
 impl Utxo {
@@ -242,7 +248,17 @@ impl ReleasePlan {
     /// An upper bound of the signed transaction's virtual size for `peg`: the size of
     /// [`with_longest_signatures`] of its unsigned transaction.
     pub fn max_vsize(&self, peg: &Peg) -> u64 {
-        with_longest_signatures(&unsigned_transaction(self, peg), peg).weight().to_vbytes_ceil()
+        self.longest(peg).weight().to_vbytes_ceil()
+    }
+
+    /// Each input's witness script, in input order ([`Peg::spend_script`] of its owner).
+    pub fn witness_scripts(&self, peg: &Peg) -> Vec<ScriptBuf> {
+        self.inputs.iter().map(|utxo| peg.spend_script(utxo.owner.as_ref())).collect()
+    }
+
+    /// The unsigned transaction with every signature at its longest ([`with_longest_signatures`]).
+    fn longest(&self, peg: &Peg) -> Transaction {
+        with_longest_signatures(&unsigned_transaction(self, peg), peg, &self.witness_scripts(peg))
     }
 
     /// Checks the release against Bitcoin's standardness policy, fee included, with every
@@ -252,9 +268,13 @@ impl ReleasePlan {
     /// # Errors
     /// The [`Violation`] found, naming the input or output.
     pub fn check_standard(&self, peg: &Peg) -> Result<(), Violation> {
-        let longest = with_longest_signatures(&unsigned_transaction(self, peg), peg);
-        let prevouts: Vec<TxOut> =
-            self.spends.iter().map(|(_, value)| TxOut { value: *value, script_pubkey: peg.script_pubkey() }).collect();
+        let longest = self.longest(peg);
+        let prevouts: Vec<TxOut> = self
+            .spends
+            .iter()
+            .zip(self.witness_scripts(peg))
+            .map(|((_, value), script)| TxOut { value: *value, script_pubkey: ScriptBuf::new_p2wsh(&script.wscript_hash()) })
+            .collect();
         // `from_parts` checked that the fee is a Bitcoin amount.
         let fee = Sats::from_sat(u64::try_from(self.fee.get()).unwrap_or(u64::MAX));
         standardness::check(&longest, &prevouts, fee)
@@ -686,7 +706,7 @@ pub fn price_release(
 ) -> Result<PricedRelease, BtcReleaseError> {
     let burned = burned_outputs(requests, peg.network())?;
     let unpriced = ReleasePlan::from_parts(inputs.to_vec(), burned, change, Amount::ZERO)?;
-    let longest = with_longest_signatures(&unsigned_transaction(&unpriced, peg), peg);
+    let longest = unpriced.longest(peg);
     let output_weights: Vec<bitcoin::Weight> = unpriced.pays.iter().map(TxOut::weight).collect();
     let shares = split_fee(longest.weight(), &output_weights, rate)
         .map_err(|error| BtcReleaseError::Unbalanced(error.to_string()))?;
@@ -748,7 +768,7 @@ pub fn price_replacement(
         }
     }
     let unpriced = ReleasePlan::from_parts(previous.inputs().to_vec(), burned, previous.change(), Amount::ZERO)?;
-    let longest = with_longest_signatures(&unsigned_transaction(&unpriced, peg), peg);
+    let longest = unpriced.longest(peg);
     let output_weights: Vec<bitcoin::Weight> = unpriced.pays.iter().map(TxOut::weight).collect();
     let at_rate = split_fee(longest.weight(), &output_weights, rate)
         .map_err(|error| BtcReleaseError::Unbalanced(error.to_string()))?;
@@ -790,10 +810,11 @@ fn check_replacement_fee(
     Ok(())
 }
 
-/// What spending one peg output costs at `rate`: the weight one more input adds to a release,
-/// with its witness at its longest. A Bitcoin deposit prepays this into the fee pool, which pays
+/// What spending one reserve output costs at `rate`: the weight one more input adds to a
+/// release, with its witness at its longest (the peg's script, or `owner`'s deposit address
+/// script, [`Peg::spend_script`]). A Bitcoin deposit prepays this into the fee pool, which pays
 /// the consolidations that spend small deposits.
-pub fn input_spend_fee(peg: &Peg, rate: FeeRate) -> Amount {
+pub fn input_spend_fee(peg: &Peg, owner: Option<&Address>, rate: FeeRate) -> Amount {
     let input = |vout: u32| TxIn {
         previous_output: OutPoint { txid: Txid::all_zeros(), vout },
         script_sig: ScriptBuf::new(),
@@ -807,7 +828,8 @@ pub fn input_spend_fee(peg: &Peg, rate: FeeRate) -> Amount {
             input: (0..count).map(input).collect(),
             output: vec![TxOut { value: Sats::from_sat(100_000), script_pubkey: peg.script_pubkey() }],
         };
-        with_longest_signatures(&tx, peg).weight()
+        let scripts = vec![peg.spend_script(owner); tx.input.len()];
+        with_longest_signatures(&tx, peg, &scripts).weight()
     };
     let one_input = with_inputs(2) - with_inputs(1);
     Amount::new(u128::from(rate.fee_for(one_input).to_sat()))
@@ -832,7 +854,7 @@ pub fn plan_consolidation(
     }
     let total = sum(inputs.iter().map(|utxo| utxo.amount))?;
     let unpriced = ReleasePlan::from_parts(inputs.to_vec(), Vec::new(), Some(total), Amount::ZERO)?;
-    let longest = with_longest_signatures(&unsigned_transaction(&unpriced, peg), peg);
+    let longest = unpriced.longest(peg);
     let fee = Amount::new(u128::from(rate.fee_for(longest.weight()).to_sat()));
     let change = total.checked_sub(fee).unwrap_or(Amount::ZERO);
     let limit = dust_limit.max(Amount::new(u128::from(dust_threshold(&peg.script_pubkey()).to_sat())));
@@ -857,7 +879,7 @@ pub fn replace_consolidation(
     dust_limit: Amount,
 ) -> Result<ReleasePlan, BtcReleaseError> {
     let plan = plan_consolidation(previous.inputs(), rate, peg, dust_limit)?;
-    let weight = with_longest_signatures(&unsigned_transaction(&plan, peg), peg).weight();
+    let weight = plan.longest(peg).weight();
     check_replacement_fee(previous, plan.fee(), weight, rate)?;
     Ok(plan)
 }
@@ -881,6 +903,7 @@ pub fn lone_release_fee(
         txid: "00".repeat(32),
         vout: u32::try_from(vout).unwrap_or(u32::MAX),
         amount: if vout == 0 { each } else { Amount::new(CHANGE) },
+        owner: None,
     };
     let spent: Vec<Utxo> = (0..inputs.max(1)).map(placeholder).collect();
     let change =
@@ -938,8 +961,8 @@ pub fn unsigned_transaction(plan: &ReleasePlan, peg: &Peg) -> Transaction {
     Transaction { version: Version::TWO, lock_time: LockTime::ZERO, input, output }
 }
 
-/// The BIP 143 (segwit v0) SIGHASH_ALL digest of each input of `tx`, over `peg`'s witness
-/// script and the input's amount from `plan`, in input order. These 32-byte digests are what
+/// The BIP 143 (segwit v0) SIGHASH_ALL digest of each input of `tx`, over the input's witness
+/// script ([`ReleasePlan::witness_scripts`]) and its amount from `plan`, in input order. These 32-byte digests are what
 /// members sign and what [`verify_input_signature`] checks.
 ///
 /// # Errors
@@ -954,10 +977,11 @@ pub fn sighashes(tx: &Transaction, plan: &ReleasePlan, peg: &Peg) -> Result<Vec<
     let mut cache = SighashCache::new(tx);
     plan.spends
         .iter()
+        .zip(plan.witness_scripts(peg))
         .enumerate()
-        .map(|(index, (_, value))| {
+        .map(|(index, ((_, value), script))| {
             cache
-                .p2wsh_signature_hash(index, peg.witness_script(), *value, EcdsaSighashType::All)
+                .p2wsh_signature_hash(index, &script, *value, EcdsaSighashType::All)
                 .map(|sighash| sighash.to_byte_array())
                 // Unreachable: the txids match, so `tx` has exactly the plan's inputs.
                 .map_err(|_| BtcReleaseError::TransactionMismatch { expected, got })
@@ -1009,9 +1033,9 @@ pub fn sign_input(secret: &SecretKey, sighash: &[u8; 32]) -> Vec<u8> {
     SECP256K1.sign_ecdsa(&Message::from_digest(*sighash), secret).serialize_der().to_vec()
 }
 
-/// `tx` with every input's P2WSH multisig witness: the empty dummy `OP_CHECKMULTISIG` pops, then
-/// exactly `threshold` signatures (each + `0x01`, SIGHASH_ALL) in the witness script's key
-/// order, then the witness script. Any witness `tx` already had is replaced.
+/// `tx` (the unsigned transaction of `plan`) with every input's P2WSH multisig witness: the empty
+/// dummy `OP_CHECKMULTISIG` pops, then exactly `threshold` signatures (each + `0x01`,
+/// SIGHASH_ALL) in the witness script's key order, then the input's witness script. Any witness `tx` already had is replaced.
 ///
 /// `signatures[i]` holds input `i`'s signatures by member index (federation order); each is
 /// checked against `sighashes[i]` ([`verify_input_signature`]). Invalid ones are left out; of
@@ -1023,11 +1047,16 @@ pub fn sign_input(secret: &SecretKey, sighash: &[u8; 32]) -> Vec<u8> {
 /// has fewer than `threshold` valid signatures.
 pub fn assemble_witness(
     tx: &Transaction,
+    plan: &ReleasePlan,
     peg: &Peg,
     sighashes: &[[u8; 32]],
     signatures: &[BTreeMap<usize, Vec<u8>>],
 ) -> Result<Transaction, BtcReleaseError> {
     let inputs = tx.input.len();
+    let scripts = plan.witness_scripts(peg);
+    if scripts.len() != inputs {
+        return Err(BtcReleaseError::InputCountMismatch { inputs, given: scripts.len(), what: "plan inputs" });
+    }
     if sighashes.len() != inputs {
         return Err(BtcReleaseError::InputCountMismatch { inputs, given: sighashes.len(), what: "sighashes" });
     }
@@ -1036,7 +1065,9 @@ pub fn assemble_witness(
     }
     let needed = usize::try_from(peg.threshold()).unwrap_or(usize::MAX);
     let mut signed = tx.clone();
-    for (input, ((txin, sighash), by_member)) in signed.input.iter_mut().zip(sighashes).zip(signatures).enumerate() {
+    for (input, (((txin, sighash), by_member), script)) in
+        signed.input.iter_mut().zip(sighashes).zip(signatures).zip(&scripts).enumerate()
+    {
         // Valid signatures by the signing key's position in the witness script.
         let mut valid = BTreeMap::new();
         let mut refused = Vec::new();
@@ -1060,7 +1091,7 @@ pub fn assemble_witness(
             with_type.push(SIGHASH_ALL_BYTE);
             witness.push(with_type);
         }
-        witness.push(peg.witness_script().as_bytes());
+        witness.push(script.as_bytes());
         txin.witness = witness;
     }
     Ok(signed)
@@ -1150,7 +1181,7 @@ mod tests {
     }
 
     fn utxo(byte: u8, vout: u32, amount: u128) -> Utxo {
-        Utxo { txid: txid(byte), vout, amount: Amount::new(amount) }
+        Utxo { txid: txid(byte), vout, amount: Amount::new(amount), owner: None }
     }
 
     fn regtest_p2wpkh(seed: u8) -> String {
@@ -1269,7 +1300,7 @@ mod tests {
             refused(plan_release(&twice, &[output(10, 5_000)], FEE, DUST)),
             BtcReleaseError::DuplicateUtxo(_)
         ));
-        let upper = Utxo { txid: txid(0xab).to_uppercase(), vout: 0, amount: Amount::new(100_000) };
+        let upper = Utxo { txid: txid(0xab).to_uppercase(), vout: 0, amount: Amount::new(100_000), owner: None };
         assert!(matches!(
             refused(plan_release(&[upper], &[output(10, 5_000)], FEE, DUST)),
             BtcReleaseError::BadUtxo { .. }
@@ -1461,9 +1492,9 @@ mod tests {
 
     #[test]
     fn witness_has_threshold_signatures_in_script_key_order() -> TestResult {
-        let Release { peg, tx, digests, .. } = two_input_release()?;
+        let Release { peg, plan, tx, digests } = two_input_release()?;
         // All four sign; exactly three go in, those of the keys first in the script.
-        let signed = assemble_witness(&tx, &peg, &digests, &signature_sets(&digests, &[0, 1, 2, 3]))?;
+        let signed = assemble_witness(&tx, &plan, &peg, &digests, &signature_sets(&digests, &[0, 1, 2, 3]))?;
         assert_eq!(signed.compute_txid(), tx.compute_txid(), "the witness does not change the txid");
         for (input, digest) in signed.input.iter().zip(&digests) {
             let items: Vec<&[u8]> = input.witness.iter().collect();
@@ -1483,10 +1514,10 @@ mod tests {
 
     #[test]
     fn witness_skips_a_missing_member_and_keeps_script_order() -> TestResult {
-        let Release { peg, tx, digests, .. } = two_input_release()?;
+        let Release { peg, plan, tx, digests } = two_input_release()?;
         // Members 0, 2, 3 (seeds 4, 3, 2): in script order they are the keys of seeds 2, 3, 4
         // wherever those sort; each signature must match the next key in the script.
-        let signed = assemble_witness(&tx, &peg, &digests, &signature_sets(&digests, &[0, 2, 3]))?;
+        let signed = assemble_witness(&tx, &plan, &peg, &digests, &signature_sets(&digests, &[0, 2, 3]))?;
         let absent = peg.script_position(1).ok_or("member 1 is not in the script")?;
         for (input, digest) in signed.input.iter().zip(&digests) {
             let signatures: Vec<&[u8]> = input.witness.iter().skip(1).take(3).collect();
@@ -1501,8 +1532,8 @@ mod tests {
 
     #[test]
     fn too_few_valid_signatures_are_refused_naming_the_bad_one() -> TestResult {
-        let Release { peg, tx, digests, .. } = two_input_release()?;
-        let two = assemble_witness(&tx, &peg, &digests, &signature_sets(&digests, &[0, 2]));
+        let Release { peg, plan, tx, digests } = two_input_release()?;
+        let two = assemble_witness(&tx, &plan, &peg, &digests, &signature_sets(&digests, &[0, 2]));
         assert!(
             matches!(two, Err(BtcReleaseError::NotEnoughSignatures { input: 0, valid: 2, needed: 3, ref refused }) if refused.is_empty()),
             "{two:?}"
@@ -1513,12 +1544,12 @@ mod tests {
         if let Some(set) = sets.get_mut(1) {
             set.insert(3, sign_input(&secret(2), first));
         }
-        let error = assemble_witness(&tx, &peg, &digests, &sets).err().ok_or("assembled with a wrong signature")?;
+        let error = assemble_witness(&tx, &plan, &peg, &digests, &sets).err().ok_or("assembled with a wrong signature")?;
         assert!(matches!(error, BtcReleaseError::NotEnoughSignatures { input: 1, valid: 2, .. }), "{error:?}");
         assert!(error.to_string().contains("signature of member 3 does not verify"), "{error}");
         // One set per input, one sighash per input.
         assert!(matches!(
-            assemble_witness(&tx, &peg, &digests, &sets[..1]),
+            assemble_witness(&tx, &plan, &peg, &digests, &sets[..1]),
             Err(BtcReleaseError::InputCountMismatch { inputs: 2, given: 1, .. })
         ));
         Ok(())
@@ -1538,7 +1569,7 @@ mod tests {
     #[test]
     fn max_vsize_bounds_the_signed_transaction() -> TestResult {
         let Release { peg, plan, tx, digests } = two_input_release()?;
-        let signed = assemble_witness(&tx, &peg, &digests, &signature_sets(&digests, &[1, 2, 3]))?;
+        let signed = assemble_witness(&tx, &plan, &peg, &digests, &signature_sets(&digests, &[1, 2, 3]))?;
         let actual = signed.vsize() as u64;
         let bound = plan.max_vsize(&peg);
         assert!(actual <= bound, "vsize {actual} above the bound {bound}");
@@ -1571,7 +1602,7 @@ mod tests {
         let reserves = [utxo(1, 0, 250_000), utxo(2, 1, 250_000)];
         let priced = plan_release_at_rate(&reserves, &requests, rate, &peg(), DUST)?;
         let plan = &priced.plan;
-        let longest = with_longest_signatures(&unsigned_transaction(plan, &peg()), &peg());
+        let longest = plan.longest(&peg());
         assert_eq!(plan.fee().get(), u128::from(rate.fee_for(longest.weight()).to_sat()));
         assert_eq!(plan.fee().get(), priced.shares.iter().map(|share| share.get()).sum::<u128>());
         for ((output, request), share) in plan.outputs().iter().zip(&requests).zip(&priced.shares) {
@@ -1613,7 +1644,7 @@ mod tests {
     #[test]
     fn a_deposit_prepays_the_rate_on_the_size_one_input_adds() -> TestResult {
         let rate = FeeRate::from_sat_per_vb(10);
-        let prepaid = input_spend_fee(&peg(), rate);
+        let prepaid = input_spend_fee(&peg(), None, rate);
         // Two releases that differ by one input differ in fee by about that.
         let one = plan_release_at_rate(&[utxo(1, 0, 100_000)], &[request(10, 50_000, 50_000)], rate, &peg(), DUST)?;
         let two = plan_release_at_rate(
@@ -1639,7 +1670,7 @@ mod tests {
         let tx = unsigned_transaction(&plan, &peg());
         assert_eq!(tx.output.len(), 1);
         assert_eq!(tx.output[0].script_pubkey, peg().script_pubkey());
-        let longest = with_longest_signatures(&tx, &peg());
+        let longest = with_longest_signatures(&tx, &peg(), &plan.witness_scripts(&peg()));
         assert_eq!(plan.fee().get(), u128::from(rate.fee_for(longest.weight()).to_sat()));
         assert_eq!(plan.change().map(Amount::get), Some(40 * 12_000 - plan.fee().get()));
         plan.check_standard(&peg())?;
@@ -1708,7 +1739,7 @@ mod tests {
                     let burned: u128 = burns.iter().map(|b| u128::from(*b)).sum();
                     let paid: u128 = plan.outputs().iter().map(|o| o.amount.get()).sum();
                     prop_assert_eq!(paid + plan.fee().get(), burned);
-                    let longest = with_longest_signatures(&unsigned_transaction(&plan, &peg()), &peg());
+                    let longest = plan.longest(&peg());
                     prop_assert!(plan.fee().get() * 1_000 >= u128::from(rate.sat_per_kvb()) * u128::from(longest.vsize() as u64));
                     prop_assert!(plan.check_standard(&peg()).is_ok());
                 }

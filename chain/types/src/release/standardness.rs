@@ -11,7 +11,7 @@
 //! Pure: no I/O, no clock. The limits are consensus-relevant for Ferry only in that every party
 //! must apply the same ones, so they are constants here, not configuration.
 
-use bitcoin::{Amount as Sats, Script, Transaction, TxOut, Weight, Witness};
+use bitcoin::{Amount as Sats, Script, ScriptBuf, Transaction, TxOut, Weight, Witness};
 
 use crate::peg::Peg;
 use crate::release::fee::FeeRate;
@@ -227,20 +227,21 @@ fn check_p2wsh_witness(input: usize, witness: &Witness) -> Result<(), Violation>
     Ok(())
 }
 
-/// `unsigned` (a release spending the peg) with every input's witness as the signed one will
-/// be, each signature at its longest: the empty dummy, `threshold` signatures of
-/// [`LONGEST_WITNESS_SIGNATURE`] bytes, the witness script. Its weight bounds the signed
-/// transaction's, so [`check`] on it decides before anyone signs.
-pub fn with_longest_signatures(unsigned: &Transaction, peg: &Peg) -> Transaction {
-    let mut witness = Witness::new();
-    witness.push([]);
-    for _ in 0..peg.threshold() {
-        witness.push([0u8; LONGEST_WITNESS_SIGNATURE]);
-    }
-    witness.push(peg.witness_script().as_bytes());
+/// `unsigned` (a release spending the peg's outputs) with every input's witness as the signed
+/// one will be, each signature at its longest: the empty dummy, `threshold` signatures of
+/// [`LONGEST_WITNESS_SIGNATURE`] bytes, the input's witness script (`witness_scripts[i]` for
+/// input `i`: the peg's, or a deposit address's, [`Peg::spend_script`]). Its weight bounds the
+/// signed transaction's, so [`check`] on it decides before anyone signs.
+pub fn with_longest_signatures(unsigned: &Transaction, peg: &Peg, witness_scripts: &[ScriptBuf]) -> Transaction {
     let mut signed = unsigned.clone();
-    for input in &mut signed.input {
-        input.witness = witness.clone();
+    for (input, script) in signed.input.iter_mut().zip(witness_scripts) {
+        let mut witness = Witness::new();
+        witness.push([]);
+        for _ in 0..peg.threshold() {
+            witness.push([0u8; LONGEST_WITNESS_SIGNATURE]);
+        }
+        witness.push(script.as_bytes());
+        input.witness = witness;
     }
     signed
 }
@@ -287,7 +288,8 @@ mod tests {
             output: vec![TxOut { value: Sats::from_sat(value), script_pubkey: p2wpkh() }],
         };
         let prevouts = vec![TxOut { value: Sats::from_sat(100_000), script_pubkey: peg.script_pubkey() }; inputs];
-        (with_longest_signatures(&unsigned, peg), prevouts)
+        let scripts = vec![peg.witness_script().to_owned(); inputs];
+        (with_longest_signatures(&unsigned, peg, &scripts), prevouts)
     }
 
     #[test]

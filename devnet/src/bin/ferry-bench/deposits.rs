@@ -13,7 +13,7 @@ use ferry_devnet::btcd::{Btcd, RegtestWallet};
 use ferry_devnet::postgres::PgServer;
 use ferry_devnet::relayer::{RelayerProcess, RelayerSetup};
 use ferry_devnet::{Network, NetworkSpec, Tools, accounts};
-use ferry_relayer::bitcoin::scan::scan_block;
+use ferry_relayer::bitcoin::scan::{PegScripts, scan_block};
 use ferry_relayer::confirmations::ConfirmationPolicy;
 use ferry_relayer::ethereum::U256;
 use ferry_relayer::metrics::Metrics;
@@ -21,7 +21,7 @@ use ferry_relayer::service::{BitcoinWatch, Relayer};
 use ferry_relayer::store::Store;
 use ferry_types::Address;
 use ferry_types::peg::deposit_memo;
-use ferry_types::query::{DEPOSIT_PATH, PEG_PATH, PegView};
+use ferry_types::query::{DEPOSIT_PATH, DepositAddressRecord, PEG_PATH, PegView};
 
 use crate::samples::Samples;
 
@@ -143,8 +143,10 @@ async fn wait_for_mint(client: &FerryClient, path: &str) -> anyhow::Result<u64> 
 /// the peg `per_block` times (one memo, `per_block` peg outputs), next to the plain
 /// read-decode-scan rate of the same blocks. Both run on a warm node: one untimed read of every
 /// block first, then baseline, relayer, baseline, and the relayer is compared with the mean of
-/// the two baseline runs.
-pub async fn catch_up(backlog: u32, per_block: usize) -> anyhow::Result<()> {
+/// the two baseline runs. The relayer watches `deposit_addresses` registered deposit addresses
+/// besides the peg (loaded as its sync from the chain would; the baseline scans for the peg
+/// alone), so the ratio includes what watching them costs.
+pub async fn catch_up(backlog: u32, per_block: usize, deposit_addresses: u64) -> anyhow::Result<()> {
     anyhow::ensure!(per_block >= 1, "each backlog block needs at least one deposit");
     let mut wallet = RegtestWallet::from_seed([10; 32])?;
     let btcd = Btcd::isolated("bench-catchup", wallet.address()).await?;
@@ -168,12 +170,13 @@ pub async fn catch_up(backlog: u32, per_block: usize) -> anyhow::Result<()> {
     let blocks = tip + 1 - first;
 
     // Baseline: fetch, decode and scan every backlog block, nothing else.
+    let peg_only = PegScripts::new(peg.clone());
     let raw_pass = || async {
         let started = Instant::now();
         let mut deposits = 0usize;
         for height in first..=tip {
             let block = rpc.get_block(&rpc.get_block_hash(height).await?).await?;
-            deposits += std::hint::black_box(scan_block(&block, &peg.script_pubkey())).len();
+            deposits += std::hint::black_box(scan_block(&block, &peg_only)).len();
         }
         anyhow::Ok((blocks as f64 / started.elapsed().as_secs_f64(), deposits))
     };
@@ -201,15 +204,24 @@ pub async fn catch_up(backlog: u32, per_block: usize) -> anyhow::Result<()> {
         Metrics::new()?,
         Some(BitcoinWatch {
             rpc: rpc.clone(),
-            peg_script: peg.script_pubkey(),
+            peg: peg.clone(),
             policy: ConfirmationPolicy::flat(1_000_000),
             start_height: first,
         }),
         None,
     );
+    let registered: Vec<DepositAddressRecord> = (1..=deposit_addresses)
+        .map(|number| {
+            let mut account = [0u8; 20];
+            account[..8].copy_from_slice(&number.to_be_bytes());
+            DepositAddressRecord { number, account: Address::from_bytes(account), height: 1 }
+        })
+        .collect();
+    relayer.watch_deposit_addresses(&registered);
     let started = Instant::now();
     loop {
-        relayer.poll_bitcoin().await?;
+        // What `poll_bitcoin` does after reading the tip and syncing the deposit addresses.
+        relayer.scan_bitcoin(tip, false).await?;
         let scanned = relayer.store.cursor(ferry_types::ParentChain::Bitcoin).await?.map_or(0, |c| c.height);
         if scanned >= tip {
             break;
@@ -224,7 +236,7 @@ pub async fn catch_up(backlog: u32, per_block: usize) -> anyhow::Result<()> {
     let (raw_after, _) = raw_pass().await?;
     let raw_rate = (raw_before + raw_after) / 2.0;
     println!(
-        "relayer catch-up over {blocks} regtest blocks, each with a {per_block}-deposit peg payment ({deposits} deposits; warm node):"
+        "relayer catch-up over {blocks} regtest blocks, each with a {per_block}-deposit peg payment ({deposits} deposits; warm node; the relayer watches {deposit_addresses} deposit addresses):"
     );
     println!(
         "  getblockhash + getblock + decode + scan  {raw_rate:>8.0} blocks/s  (baseline: mean of {raw_before:.0} before and {raw_after:.0} after)"

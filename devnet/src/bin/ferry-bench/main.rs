@@ -88,6 +88,9 @@ struct Args {
     /// Peg deposits (outputs of the one peg payment) in each block of the catch-up backlog.
     #[arg(long, default_value_t = 10)]
     backlog_deposits: usize,
+    /// Registered deposit addresses the relayer watches during the catch-up benchmark.
+    #[arg(long, default_value_t = 10_000)]
+    deposit_addresses: u64,
     /// Reserve UTXOs and queued withdrawals of the large run of the state-scaling benchmark.
     #[arg(long, default_value_t = 10_000)]
     scale_entries: usize,
@@ -269,7 +272,7 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     if args.deposits_only {
         deposits::latency(args.deposits).await?;
-        return deposits::catch_up(args.backlog, args.backlog_deposits).await;
+        return deposits::catch_up(args.backlog, args.backlog_deposits, args.deposit_addresses).await;
     }
     if args.withdrawals_only {
         return withdrawals(args.withdrawals).await;
@@ -341,7 +344,7 @@ async fn main() -> anyhow::Result<()> {
 
     println!("\n== deposits ==");
     deposits::latency(args.deposits).await?;
-    deposits::catch_up(args.backlog, args.backlog_deposits).await?;
+    deposits::catch_up(args.backlog, args.backlog_deposits, args.deposit_addresses).await?;
 
     withdrawals(args.withdrawals).await
 }

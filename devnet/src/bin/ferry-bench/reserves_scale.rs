@@ -121,6 +121,7 @@ impl ScaleChain {
                     asset: Denom::sat(),
                     amount: Amount::new(DEPOSIT_SAT),
                     recipient,
+                    deposit_address: false,
                 }
             })
             .collect();
