@@ -17,8 +17,8 @@ use ferry_client::FerryClient;
 use ferry_types::msg::{MsgAttestDeposit, MsgAttestParentHeight, MsgAttestReserves};
 use ferry_types::peg::Peg;
 use ferry_types::query::{
-    DEPOSIT_ADDRESSES_PAGE, DEPOSIT_ADDRESSES_PATH, DepositAddressPage, DepositAddressRecord, FEDERATION_PATH, RESERVES_CHECK_PATH,
-    RESERVES_PATH, ReservesCheckView, ReservesView,
+    DEPOSIT_ADDRESSES_PAGE, DEPOSIT_ADDRESSES_PATH, DepositAddressPage, DepositAddressRecord, FEDERATION_PATH,
+    RESERVES_CHECK_PATH, RESERVES_PATH, ReservesCheckView, ReservesView,
 };
 use ferry_types::{AccountKey, Amount, Denom, DepositFacts, DepositId, Msg, ParentChain};
 
@@ -247,7 +247,8 @@ impl Relayer {
             None => None,
             Some(cursor) => Some(self.bitcoin_resume_point(watch, &cursor, tip).await?),
         };
-        if rescan_recent && let Some(from) = &reached
+        if rescan_recent
+            && let Some(from) = &reached
             && from.height >= watch.start_height
         {
             let height = from.height.saturating_sub(REGISTRATION_RESCAN).max(watch.start_height);
@@ -330,10 +331,12 @@ impl Relayer {
     async fn sync_deposit_addresses(&self) -> anyhow::Result<usize> {
         let mut added = 0;
         loop {
-            let after = self.peg_scripts.lock().unwrap_or_else(PoisonError::into_inner).as_ref().map(PegScripts::registered);
+            let after =
+                self.peg_scripts.lock().unwrap_or_else(PoisonError::into_inner).as_ref().map(PegScripts::registered);
             let Some(after) = after else { return Ok(0) };
             let path = format!("{DEPOSIT_ADDRESSES_PATH}{after}");
-            let page: DepositAddressPage = self.chain.query(&path, None).await?.context("`/deposit_addresses` answered nothing")?;
+            let page: DepositAddressPage =
+                self.chain.query(&path, None).await?.context("`/deposit_addresses` answered nothing")?;
             let count = page.registrations.len();
             self.watch_deposit_addresses(&page.registrations);
             added += count;

@@ -46,7 +46,8 @@ pub struct Global {
     /// File holding the Bitcoin RPC password.
     #[arg(long, global = true, env = "FERRY_BITCOIN_RPC_PASSWORD_FILE")]
     pub bitcoin_rpc_password_file: Option<PathBuf>,
-    /// Blocks back from the tip searched for the key's Bitcoin outputs (btcd keeps no wallet).
+    /// Blocks back from the tip searched for the key's Bitcoin outputs when the node offers neither
+    /// an address index (btcd --addrindex) nor scantxoutset (Bitcoin Core), which find them all.
     #[arg(long, global = true, env = "FERRY_BITCOIN_SCAN_BLOCKS", default_value_t = 1000)]
     pub bitcoin_scan_blocks: u64,
     /// Bitcoin fee rate of deposits, sat/vB.
@@ -99,6 +100,14 @@ pub enum Command {
     /// Deposit from a parent chain to the sidechain.
     #[command(subcommand)]
     Deposit(DepositCommand),
+    /// The --from key's own Bitcoin deposit address: registers it on the chain the first time
+    /// (fee-exempt, even for an account that holds nothing yet) and prints it with a QR code. Any
+    /// wallet or exchange can pay it, no memo needed; payments mint to this account.
+    DepositAddress {
+        /// Print the address without the QR code.
+        #[arg(long)]
+        no_qr: bool,
+    },
     /// Withdraw to a parent chain (burns the wrapped tokens; the federation releases them).
     #[command(subcommand)]
     Withdraw(WithdrawCommand),

@@ -15,10 +15,10 @@ use ferry_types::event as ev;
 use ferry_types::genesis::Federation;
 use ferry_types::msg::{MsgWithdraw, check_destination};
 use ferry_types::peg::{BitcoinNetwork, Peg, deposit_memo};
-use ferry_types::query::ReservesCheckView;
 use ferry_types::query::{
     BITCOIN_FEES_PATH, BatchView, BitcoinFeesView, BridgeStatus, PegView, WithdrawalId, WithdrawalView,
 };
+use ferry_types::query::{DepositAddressView, ReservesCheckView};
 use ferry_types::release::bitcoin::lone_release_fee;
 use ferry_types::release::eth::EthAddress;
 use ferry_types::release::fee::FeeRate;
@@ -76,6 +76,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Balance { address } => ctx.balance(out, address.as_deref()).await,
         Command::Send { to, amount, token, decimals } => ctx.send(out, &to, &amount, token.as_deref(), decimals).await,
         Command::Deposit(command) => ctx.deposit(out, command).await,
+        Command::DepositAddress { no_qr } => ctx.deposit_address(out, no_qr).await,
         Command::Withdraw(command) => ctx.withdraw(out, command).await,
         Command::Status { id, watch, interval_ms, watch_timeout } => {
             ctx.status(out, &id, watch, Duration::from_millis(interval_ms.max(100)), watch_timeout).await
@@ -415,6 +416,62 @@ impl Context {
         }
     }
 
+    /// `ferry deposit-address`: the key's registered deposit address, registering it first when
+    /// the chain has none (no second transaction when it has).
+    async fn deposit_address(&self, out: Output, no_qr: bool) -> Result<(), CliError> {
+        let client = self.client()?;
+        let key = self.unlock()?;
+        let account = key.info().account;
+        let path = format!("{}{account}", ferry_types::query::DEPOSIT_ADDRESS_PATH);
+        let (view, registered_now) = match client.query::<DepositAddressView>(&path, None).await? {
+            Some(view) => (view, false),
+            None => {
+                let account_key = key.account_key().map_err(keyring_error)?;
+                let inclusion = Wallet::register_deposit_address(&client, account_key, self.timeout()).await?;
+                if inclusion.code != 0 {
+                    return Err(CliError::refused(format!(
+                        "the deposit address registration failed in block {}: {}",
+                        inclusion.height, inclusion.log
+                    )));
+                }
+                let view =
+                    client.query::<DepositAddressView>(&path, Some(inclusion.height)).await?.ok_or_else(|| {
+                        CliError::not_found(format!(
+                            "block {} registered no deposit address for {account}",
+                            inclusion.height
+                        ))
+                    })?;
+                (view, true)
+            }
+        };
+        let params = client.params().await?;
+        let minimum = params.deposits.min_deposit(&Denom::sat());
+        let mut text = format!("deposit address of {account}: {}\n", view.address);
+        if !no_qr {
+            text.push_str(&qr_code(&view.uri)?);
+        }
+        text.push_str(&format!(
+            "Any Bitcoin wallet or exchange can pay it; no memo is needed. Each payment of at least {} mints to {account} once confirmed (`ferry status <txid>` follows it).",
+            units::display(minimum, &Denom::sat())
+        ));
+        if registered_now {
+            text.push_str(&format!(
+                "\nregistered in block {} (registration {})",
+                view.record.height, view.record.number
+            ));
+        }
+        out.emit(
+            &json!({
+                "account": account.to_string(), "address": view.address, "uri": view.uri,
+                "witness_script": view.witness_script, "registration": view.record.number,
+                "registered_height": view.record.height, "registered_now": registered_now,
+                "min_deposit_sat": minimum.to_string(),
+            }),
+            &text,
+        );
+        Ok(())
+    }
+
     async fn deposit(&self, out: Output, command: DepositCommand) -> Result<(), CliError> {
         let client = self.client()?;
         match command {
@@ -452,8 +509,8 @@ impl Context {
                 let rpc = self.bitcoin_rpc()?;
                 let key = self.unlock()?;
                 let own = key.info().bitcoin_address(peg.network).map_err(keyring_error)?;
-                let available =
-                    bitcoin_wallet::find_unspent(&rpc, &own.script_pubkey(), self.global.bitcoin_scan_blocks).await?;
+                let (available, coverage) =
+                    bitcoin_wallet::find_unspent(&rpc, &own, self.global.bitcoin_scan_blocks).await?;
                 let outputs = vec![
                     bitcoin::TxOut {
                         value: bitcoin::Amount::from_sat(sats),
@@ -463,6 +520,7 @@ impl Context {
                 ];
                 let (tx, spent) = bitcoin_wallet::build_payment(
                     &available,
+                    coverage,
                     outputs,
                     &own.script_pubkey(),
                     self.global.bitcoin_fee_rate,
@@ -1185,4 +1243,14 @@ impl FeeQuote {
     fn least_received(&self, amount: Amount) -> Amount {
         amount.checked_sub(self.budget).unwrap_or(Amount::ZERO)
     }
+}
+
+/// `text` as a QR code drawn with Unicode half blocks (two modules per character row), dark on
+/// light with the quiet zone, readable by a phone from a terminal.
+fn qr_code(text: &str) -> Result<String, CliError> {
+    use qrcode::render::unicode::Dense1x2;
+    let code = qrcode::QrCode::new(text.as_bytes())
+        .map_err(|error| CliError::bad_input(format!("`{text}` does not fit a QR code: {error}")))?;
+    let drawn = code.render::<Dense1x2>().dark_color(Dense1x2::Light).light_color(Dense1x2::Dark).build();
+    Ok(format!("{drawn}\n"))
 }

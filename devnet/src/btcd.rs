@@ -235,6 +235,10 @@ impl Btcd {
             // Mainnet's relay policy (regtest accepts non-standard transactions by default); what
             // btcd does not check (P2WSH witness limits) `ferry_types::release::standardness` does.
             .arg("--rejectnonstd")
+            // The transaction and address indexes: `getrawtransaction` of any confirmed
+            // transaction, and `searchrawtransactions`, with which `ferry deposit btc` finds a
+            // key's coins however old they are.
+            .args(["--txindex", "--addrindex"])
             .arg(format!("--rpclisten={rpc_addr}"))
             .arg(format!("--listen={p2p_addr}"))
             .arg(format!("--miningaddr={mining_address}"))

@@ -88,7 +88,10 @@ async fn deposit_to_the_peg_is_found_in_the_raw_block_fetched_over_rpc() -> Test
 
     let block = rpc.get_block(&block_hash).await?;
     assert!(block.txdata.iter().any(|tx| tx.compute_txid() == txid), "the deposit was not mined");
-    assert_eq!(scan_block(&block, &ferry_relayer::bitcoin::scan::PegScripts::new(peg.clone())), vec![expected_deposit(&txid, recipient)]);
+    assert_eq!(
+        scan_block(&block, &ferry_relayer::bitcoin::scan::PegScripts::new(peg.clone())),
+        vec![expected_deposit(&txid, recipient)]
+    );
 
     // Confirmed, it is out of the mempool and btcd has no transaction index.
     let error = rpc.get_raw_transaction(&txid).await.err().ok_or("confirmed tx served without --txindex")?;
@@ -120,7 +123,8 @@ async fn reorg_replaces_the_deposit_block_at_its_height() -> TestResult {
     let mined = btcd.mine(3).await?;
     let Some(&deposit_block) = mined.first() else { return Err("nothing mined".into()) };
     assert_eq!(rpc.get_block_hash(deposit_height).await?, deposit_block);
-    let seen = scan_block(&rpc.get_block(&deposit_block).await?, &ferry_relayer::bitcoin::scan::PegScripts::new(peg.clone()));
+    let seen =
+        scan_block(&rpc.get_block(&deposit_block).await?, &ferry_relayer::bitcoin::scan::PegScripts::new(peg.clone()));
     assert_eq!(seen, vec![expected_deposit(&txid, recipient)]);
     let old_tip = rpc.get_block_count().await?;
 
@@ -145,7 +149,10 @@ async fn reorg_replaces_the_deposit_block_at_its_height() -> TestResult {
     // … and btcd put the deposit back in its mempool, so the new branch mined it again: same
     // deposit id (txid:vout), different block — its confirmations start over.
     let replacement = rpc.get_block(&now_at_height).await?;
-    assert_eq!(scan_block(&replacement, &ferry_relayer::bitcoin::scan::PegScripts::new(peg.clone())), vec![expected_deposit(&txid, recipient)]);
+    assert_eq!(
+        scan_block(&replacement, &ferry_relayer::bitcoin::scan::PegScripts::new(peg.clone())),
+        vec![expected_deposit(&txid, recipient)]
+    );
     eprintln!("reorg test done in {:?}", started.elapsed());
     Ok(())
 }
@@ -179,7 +186,10 @@ async fn deposit_double_spent_on_the_replacing_branch_disappears() -> TestResult
     let mut mined = Vec::new();
     for hash in &branch {
         let block = rpc.get_block(hash).await?;
-        assert!(scan_block(&block, &ferry_relayer::bitcoin::scan::PegScripts::new(peg.clone())).is_empty(), "a deposit on the new branch");
+        assert!(
+            scan_block(&block, &ferry_relayer::bitcoin::scan::PegScripts::new(peg.clone())).is_empty(),
+            "a deposit on the new branch"
+        );
         mined.extend(block.txdata.iter().map(bitcoin::Transaction::compute_txid));
     }
     assert!(mined.contains(&conflict) && !mined.contains(&deposit), "{mined:?}");

@@ -1,18 +1,18 @@
 //! The `ferry` CLI end to end, on the whole system (`devnet::system`), driven only through the
-//! binary as a new user would: import a key, deposit BTC and ETH from it, watch them mint, send
-//! to another key, withdraw both, watch them release, and check balances on both sides. The
-//! test plays the faucet (it funds the user's Bitcoin and Ethereum addresses from the parent
+//! binary as a new user would: import a key, deposit BTC (from a coin over 1,000 blocks old) and
+//! ETH from it, watch them mint, send to another key, withdraw both, watch them release, and
+//! check balances on both sides. The test plays the faucet (it funds the user's Bitcoin and Ethereum addresses from the parent
 //! chains' dev accounts) and mines parent blocks while the user waits.
 //!
 //! The binary is `target/debug/ferry` (`cargo build --bins`), or `FERRY_CLI_BIN`.
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Stdio};
 use std::time::Duration;
 
 use bitcoin::{Amount as Sats, OutPoint, TxOut};
+use common::cli::{User, write};
 use common::{TestResult, WAIT, serial};
 use ferry_devnet::NetworkSpec;
 use ferry_devnet::accounts;
@@ -31,49 +31,11 @@ const WATCH: Duration = Duration::from_secs(180);
 
 const BTC: u64 = 100_000_000;
 const ETH: u128 = 1_000_000_000_000_000_000;
+/// Blocks mined on top of the user's funding before the deposit: more than the 1,000 a
+/// block-by-block search would read.
+const OLD_COIN_DEPTH: u32 = 1_001;
 /// The user's key (a test secret; never holds value elsewhere).
 const ALICE_SECRET: &str = "5f1e7e2d4c3b2a190817f6e5d4c3b2a1908f7e6d5c4b3a2918f7e6d5c4b3a291";
-
-/// The user's shell: the binary with the endpoints `.devnet/env` would hold.
-struct User {
-    binary: PathBuf,
-    env: Vec<(&'static str, String)>,
-}
-
-impl User {
-    fn command(&self, args: &[&str]) -> Command {
-        let mut command = Command::new(&self.binary);
-        command.env_clear().envs(self.env.iter().map(|(k, v)| (*k, v.as_str()))).args(args);
-        command
-    }
-
-    fn run(&self, args: &[&str]) -> TestResult<Output> {
-        Ok(self.command(args).stdin(Stdio::null()).output()?)
-    }
-
-    /// Runs `ferry --json …`, expecting success, and returns its JSON document.
-    fn json(&self, args: &[&str]) -> TestResult<Value> {
-        let mut all = vec!["--json"];
-        all.extend_from_slice(args);
-        let output = self.run(&all)?;
-        if !output.status.success() {
-            return Err(format!("ferry {args:?} failed: {}", String::from_utf8_lossy(&output.stderr)).into());
-        }
-        Ok(serde_json::from_slice(&output.stdout)?)
-    }
-
-    /// `balance` of `who` in `denom`'s base units.
-    fn balance(&self, who: &str, denom: &str) -> TestResult<u128> {
-        let view = self.json(&["balance", who])?;
-        let balances = view["balances"].as_array().ok_or("no balances")?;
-        let found = balances.iter().find(|c| c["denom"] == denom).and_then(|c| c["amount"].as_str());
-        Ok(found.map(str::parse).transpose()?.unwrap_or(0))
-    }
-}
-
-fn binary() -> TestResult<PathBuf> {
-    Ok(ferry_devnet::process::binary_path("ferry", "FERRY_CLI_BIN")?)
-}
 
 /// Runs `ferry --json status <id> --watch` to the end while mining a parent block every
 /// [`PARENT_BLOCK`]; returns every update (NDJSON).
@@ -107,12 +69,6 @@ async fn fund_ether(rpc: &str, address: &str, wei: u128) -> TestResult {
     Ok(())
 }
 
-fn write(dir: &Path, name: &str, text: &str) -> TestResult<String> {
-    let path = dir.join(name);
-    std::fs::write(&path, text)?;
-    Ok(path.to_str().ok_or("path")?.to_owned())
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn a_new_user_bridges_btc_and_eth_both_ways_with_the_cli_alone() -> TestResult {
     let _serial = serial().await;
@@ -130,20 +86,7 @@ async fn a_new_user_bridges_btc_and_eth_both_ways_with_the_cli_alone() -> TestRe
     })
     .await?;
     let home = tempfile::tempdir()?;
-    let btcd = &system.parents.btcd;
-    let user = User {
-        binary: binary()?,
-        env: vec![
-            ("HOME", home.path().display().to_string()),
-            ("FERRY_NODE", system.chain_rpc(0)),
-            ("FERRY_BITCOIN_RPC", btcd.rpc_url()),
-            ("FERRY_BITCOIN_RPC_PASSWORD_FILE", btcd.rpc_password_file().display().to_string()),
-            ("FERRY_ETHEREUM_RPC", system.parents.anvil.rpc_url().to_owned()),
-            ("FERRY_VAULT", system.parents.vault().to_string()),
-            ("FERRY_CONFIRMATIONS", CONFIRMATIONS.to_string()),
-            ("FERRY_PASSPHRASE_FILE", write(home.path(), "passphrase", "a long test passphrase\n")?),
-        ],
-    };
+    let user = User::of_system(&system, home.path(), CONFIRMATIONS)?;
 
     // Keys: import the user's secret, add a friend.
     let secret = write(home.path(), "alice.secret", ALICE_SECRET)?;
@@ -160,6 +103,9 @@ async fn a_new_user_bridges_btc_and_eth_both_ways_with_the_cli_alone() -> TestRe
     let funding = vec![TxOut { value: Sats::from_sat(BTC), script_pubkey: alice_btc.script_pubkey() }];
     system.parents.miner.pay(&rpc, funding).await?;
     system.mine_parents(1).await?;
+    // The coin ages past the 1,000 blocks a block-by-block search would look at: the CLI must
+    // find it through btcd's address index.
+    system.parents.btcd.mine(OLD_COIN_DEPTH).await?;
     fund_ether(system.parents.anvil.rpc_url(), &alice_eth, 10 * ETH).await?;
 
     // Deposits from alice's own keys.

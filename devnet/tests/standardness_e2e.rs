@@ -56,7 +56,11 @@ async fn releases_of_every_federation_size_are_standard_sized_as_bounded_and_rel
         let (peg, secrets) = federation(members)?;
         let payment = TxOut { value: Sats::from_sat(RESERVE), script_pubkey: peg.script_pubkey() };
         let txid = wallet.pay(&rpc, vec![payment]).await?;
-        pegs.push((peg, secrets, Utxo { txid: txid.to_string(), vout: 0, amount: Amount::new(RESERVE.into()), owner: None }));
+        pegs.push((
+            peg,
+            secrets,
+            Utxo { txid: txid.to_string(), vout: 0, amount: Amount::new(RESERVE.into()), owner: None },
+        ));
     }
     btcd.mine(1).await?;
 

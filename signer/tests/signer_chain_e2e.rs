@@ -156,7 +156,15 @@ impl Federation {
             ParentChain::Ethereum => format!("0x{}", "cd".repeat(32)),
         };
         let recipient = accounts::user_key(0)?.address();
-        let facts = DepositFacts { chain, tx_id, index: 0, asset, amount: Amount::new(amount), recipient, deposit_address: false };
+        let facts = DepositFacts {
+            chain,
+            tx_id,
+            index: 0,
+            asset,
+            amount: Amount::new(amount),
+            recipient,
+            deposit_address: false,
+        };
         for member in &self.ceremony.members[..3] {
             let mut wallet = Wallet::load(&self.client, member.account_key().clone()).await?;
             let attest = Msg::AttestDeposit(MsgAttestDeposit { attester: member.account(), facts: facts.clone() });
@@ -311,7 +319,14 @@ async fn a_bitcoin_batch_is_rebuilt_and_signed_per_input_by_every_member() -> Te
         u128::from(
             release
                 .fee_rate
-                .fee_for(ferry_types::release::standardness::with_longest_signatures(&tx, &peg, &release.plan.witness_scripts(&peg)).weight())
+                .fee_for(
+                    ferry_types::release::standardness::with_longest_signatures(
+                        &tx,
+                        &peg,
+                        &release.plan.witness_scripts(&peg)
+                    )
+                    .weight()
+                )
                 .to_sat()
         )
     );

@@ -150,7 +150,8 @@ pub fn signed_release(view: &BatchView, federation: &Federation) -> Result<Trans
             by_member.insert(member, der);
         }
     }
-    assemble_witness(&tx, &release.plan, &peg, &digests, &per_input).map_err(|source| ReleaseTxError::Assemble { batch, source })
+    assemble_witness(&tx, &release.plan, &peg, &digests, &per_input)
+        .map_err(|source| ReleaseTxError::Assemble { batch, source })
 }
 
 #[cfg(test)]

@@ -283,7 +283,8 @@ mod tests {
     }
 
     #[test]
-    fn a_payment_to_a_registered_deposit_address_mints_to_its_account_memo_or_not() -> Result<(), Box<dyn std::error::Error>> {
+    fn a_payment_to_a_registered_deposit_address_mints_to_its_account_memo_or_not()
+    -> Result<(), Box<dyn std::error::Error>> {
         let peg = peg()?;
         let alice = Address::from_bytes([1; 20]);
         let mallory = Address::from_bytes([2; 20]);
@@ -292,7 +293,10 @@ mod tests {
         assert_eq!(scripts.registered(), 1);
         // A plain wallet payment, and one whose memo names someone else: both mint to alice.
         for outputs in [
-            vec![(7_000, ScriptBuf::new_p2wsh(&ScriptBuf::new().wscript_hash())), (60_000, peg.deposit_script_pubkey(&alice))],
+            vec![
+                (7_000, ScriptBuf::new_p2wsh(&ScriptBuf::new().wscript_hash())),
+                (60_000, peg.deposit_script_pubkey(&alice)),
+            ],
             vec![(7_000, deposit_memo(&mallory)), (60_000, peg.deposit_script_pubkey(&alice))],
         ] {
             let paying = tx(outputs);

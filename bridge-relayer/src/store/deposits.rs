@@ -119,7 +119,8 @@ pub enum Transition {
 }
 
 const SELECT_DEPOSITS: &str = "SELECT deposit_id, chain, tx_id, idx, asset, amount::text AS amount, recipient, \
-                               block_height, block_hash, coinbase, status, reason, attempts, attestation_tx \
+                               deposit_address, block_height, block_hash, coinbase, status, reason, attempts, \
+                               attestation_tx \
                                FROM relayer_deposits";
 
 fn corrupt(what: &'static str, value: impl fmt::Display, reason: impl fmt::Display) -> StoreError {
@@ -144,7 +145,7 @@ fn record_from_row(row: &PgRow) -> Result<DepositRecord, StoreError> {
         asset: asset.parse().map_err(|e| corrupt("relayer_deposits.asset", &asset, e))?,
         amount: amount.parse().map_err(|e| corrupt("relayer_deposits.amount", &amount, e))?,
         recipient: recipient.parse().map_err(|e| corrupt("relayer_deposits.recipient", &recipient, e))?,
-        deposit_address: false,
+        deposit_address: row.try_get("deposit_address").map_err(read)?,
     };
     if facts.id().as_str() != deposit_id {
         return Err(corrupt(
@@ -187,8 +188,9 @@ pub(super) async fn record_observed(
     let id = facts.id();
     let Some(stored) = lock_row(conn, &id).await? else {
         sqlx::query(
-            "INSERT INTO relayer_deposits (deposit_id, chain, tx_id, idx, asset, amount, recipient, block_height, \
-             block_hash, coinbase, status) VALUES ($1, $2, $3, $4, $5, $6::numeric, $7, $8, $9, $10, 'observed')",
+            "INSERT INTO relayer_deposits (deposit_id, chain, tx_id, idx, asset, amount, recipient, deposit_address, \
+             block_height, block_hash, coinbase, status) \
+             VALUES ($1, $2, $3, $4, $5, $6::numeric, $7, $8, $9, $10, $11, 'observed')",
         )
         .bind(id.as_str())
         .bind(facts.chain.tag())
@@ -197,6 +199,7 @@ pub(super) async fn record_observed(
         .bind(facts.asset.as_str())
         .bind(facts.amount.to_string())
         .bind(facts.recipient.to_string())
+        .bind(facts.deposit_address)
         .bind(block_height)
         .bind(block_hash)
         .bind(coinbase)

@@ -1,11 +1,11 @@
 //! Answers to ABCI queries over a state view (the node picks the view for the asked height).
 
 use ferry_types::query::{
-    DEPOSIT_ADDRESS_PATH, DEPOSIT_ADDRESSES_PAGE, DEPOSIT_ADDRESSES_PATH, DepositAddressPage, DepositAddressView,
-    ACCOUNT_PATH, AccountView, BALANCES_PATH, BATCH_PATH, BITCOIN_FEES_PATH, BRIDGE_PATH, BalancesView, DEPOSIT_PATH,
-    FEDERATION_PATH, PARAMS_PATH, PEG_PATH, PENDING_BATCHES_PAGE, PENDING_BATCHES_PATH, PendingBatchesView,
-    QUERY_BAD_REQUEST, QUERY_NOT_FOUND, QUERY_OK, RESERVES_CHECK_PATH, RESERVES_PATH, WITHDRAWAL_PATH, WithdrawalId,
-    WithdrawalView,
+    ACCOUNT_PATH, AccountView, BALANCES_PATH, BATCH_PATH, BITCOIN_FEES_PATH, BRIDGE_PATH, BalancesView,
+    DEPOSIT_ADDRESS_PATH, DEPOSIT_ADDRESSES_PAGE, DEPOSIT_ADDRESSES_PATH, DEPOSIT_PATH, DepositAddressPage,
+    DepositAddressView, FEDERATION_PATH, PARAMS_PATH, PEG_PATH, PENDING_BATCHES_PAGE, PENDING_BATCHES_PATH,
+    PendingBatchesView, QUERY_BAD_REQUEST, QUERY_NOT_FOUND, QUERY_OK, RESERVES_CHECK_PATH, RESERVES_PATH,
+    WITHDRAWAL_PATH, WithdrawalId, WithdrawalView,
 };
 use ferry_types::{Address, Coin};
 
@@ -200,11 +200,16 @@ fn deposit_address_query<R: StateRead>(state: &StateDelta<R>, path: &str) -> Res
         let Some(after) = rest.parse::<u64>().ok().filter(|n| n.to_string() == rest) else {
             return Ok(Some(QueryAnswer::error(
                 QUERY_BAD_REQUEST,
-                format!("query `{path}`: expected {DEPOSIT_ADDRESSES_PATH}<after>, a registration number (0 for the first page)"),
+                format!(
+                    "query `{path}`: expected {DEPOSIT_ADDRESSES_PATH}<after>, a registration number (0 for the first page)"
+                ),
             )));
         };
         let registrations = state.deposit_addresses_after(after, DEPOSIT_ADDRESSES_PAGE)?;
-        return Ok(Some(QueryAnswer::json(&DepositAddressPage { registrations, total: state.deposit_address_count()? })));
+        return Ok(Some(QueryAnswer::json(&DepositAddressPage {
+            registrations,
+            total: state.deposit_address_count()?,
+        })));
     }
     Ok(None)
 }

@@ -284,7 +284,13 @@ fn btc_deposit_mints_exactly_once_when_the_third_of_four_members_attests_identic
     let reserves = bridge.chain.reserves()?;
     assert_eq!(reserves.assets.get(&Denom::sat()), Some(&ledger(ALICE_SAT + DEPOSIT_SAT)));
     assert_eq!(reserves.assets.get(&Denom::wei()), Some(&ledger(ALICE_WEI)));
-    let utxo = ReserveUtxo { txid: BTC_TXID.to_owned(), vout: 1, amount: Amount::new(DEPOSIT_SAT), locked_by: None, owner: None };
+    let utxo = ReserveUtxo {
+        txid: BTC_TXID.to_owned(),
+        vout: 1,
+        amount: Amount::new(DEPOSIT_SAT),
+        locked_by: None,
+        owner: None,
+    };
     assert_eq!(deposit_utxos(&reserves), [utxo]);
 
     // The fourth attestation is counted and mints nothing.
@@ -710,7 +716,13 @@ fn honest_quorum_mints_even_when_a_member_attests_conflicting_facts_first() -> T
     assert_eq!(bridge.chain.balance(&dana, &Denom::sat())?, DEPOSIT_SAT);
     assert_eq!(bridge.chain.account(&mallory)?, None);
     assert_eq!(bridge.ledger(&Denom::sat())?, Some(ledger(ALICE_SAT + DEPOSIT_SAT)));
-    let utxo = ReserveUtxo { txid: BTC_TXID.to_owned(), vout: 1, amount: Amount::new(DEPOSIT_SAT), locked_by: None, owner: None };
+    let utxo = ReserveUtxo {
+        txid: BTC_TXID.to_owned(),
+        vout: 1,
+        amount: Amount::new(DEPOSIT_SAT),
+        locked_by: None,
+        owner: None,
+    };
     assert_eq!(deposit_utxos(&bridge.chain.reserves()?), [utxo]);
     assert_eq!(bridge.record(&honest)?.minted, Some(honest));
     assert_ledgers_match_balances(&bridge.chain)

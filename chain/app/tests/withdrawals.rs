@@ -537,7 +537,8 @@ fn btc_withdrawal_is_burned_batched_signed_by_three_of_four_and_settles_with_its
         "reserves fall by exactly what was burned"
     );
     let utxos = bridge.chain.reserves()?.bitcoin_utxos;
-    let change_utxo = ReserveUtxo { txid, vout: 1, amount: Amount::new(input_total - amount), locked_by: None, owner: None };
+    let change_utxo =
+        ReserveUtxo { txid, vout: 1, amount: Amount::new(input_total - amount), locked_by: None, owner: None };
     assert!(utxos.contains(&change_utxo), "change UTXO in the reserves: {utxos:?}");
     assert_eq!(utxos.len(), 2, "the spent deposit left the set: {utxos:?}");
     assert!(bridge.chain.pending_batches(None)?.batches.is_empty());

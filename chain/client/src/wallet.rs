@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use ferry_types::msg::MsgSend;
+use ferry_types::msg::{MsgRegisterDepositAddress, MsgSend};
 use ferry_types::{AccountKey, Address, Coin, Msg, TxBuilder};
 
 use crate::{ClientError, FerryClient, Inclusion};
@@ -30,6 +30,27 @@ impl Wallet {
             log: format!("account {address} does not exist on chain `{chain_id}`; fund it first"),
         })?;
         Ok(Wallet { key, builder: TxBuilder::new(chain_id, account.account_number), sequence: account.sequence })
+    }
+
+    /// Registers `key`'s Bitcoin deposit address and waits for the block. Fee-exempt, and works
+    /// for an account the chain does not know yet: it is then signed with account number 0 and
+    /// sequence 0, and the chain opens the account. Registering again changes nothing.
+    ///
+    /// # Errors
+    /// [`ClientError::Refused`] when refused (for example a block already full of
+    /// registrations); RPC errors; timeout.
+    pub async fn register_deposit_address(
+        client: &FerryClient,
+        key: AccountKey,
+        timeout: Duration,
+    ) -> Result<Inclusion, ClientError> {
+        let chain_id = client.chain_id().await?;
+        let account = key.address();
+        let (number, sequence) =
+            client.account(&account, None).await?.map_or((0, 0), |known| (known.account_number, known.sequence));
+        let mut wallet = Wallet::offline(key, chain_id, number, sequence);
+        let tx = wallet.sign_fee_exempt(&[Msg::RegisterDepositAddress(MsgRegisterDepositAddress { account })])?;
+        client.broadcast_and_wait(tx, timeout).await
     }
 
     /// A wallet whose account number and sequence are already known (no RPC).

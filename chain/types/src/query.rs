@@ -748,7 +748,12 @@ pub struct ReserveUtxo {
 impl ReserveUtxo {
     /// The UTXO as release planning sees it.
     pub fn utxo(&self) -> crate::release::bitcoin::Utxo {
-        crate::release::bitcoin::Utxo { txid: self.txid.clone(), vout: self.vout, amount: self.amount, owner: self.owner }
+        crate::release::bitcoin::Utxo {
+            txid: self.txid.clone(),
+            vout: self.vout,
+            amount: self.amount,
+            owner: self.owner,
+        }
     }
 }
 

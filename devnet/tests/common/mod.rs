@@ -3,6 +3,8 @@
 //! (Each test binary uses some of these helpers, so unused ones are not warnings here.)
 #![allow(dead_code)]
 
+pub mod cli;
+
 use std::time::Duration;
 
 use ferry_client::FerryClient;

@@ -168,7 +168,13 @@ impl Chain {
                 funded.put_ledger(&coin.denom, &ledger)?;
                 if coin.denom == Denom::sat() {
                     let txid = FUNDING_TXID.to_owned();
-                    funded.put_reserve_utxo(&ReserveUtxo { txid, vout, amount: coin.amount, locked_by: None, owner: None })?;
+                    funded.put_reserve_utxo(&ReserveUtxo {
+                        txid,
+                        vout,
+                        amount: coin.amount,
+                        locked_by: None,
+                        owner: None,
+                    })?;
                 }
             }
             funded.put_account(&holding.address, &record);

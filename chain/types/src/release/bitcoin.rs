@@ -273,7 +273,10 @@ impl ReleasePlan {
             .spends
             .iter()
             .zip(self.witness_scripts(peg))
-            .map(|((_, value), script)| TxOut { value: *value, script_pubkey: ScriptBuf::new_p2wsh(&script.wscript_hash()) })
+            .map(|((_, value), script)| TxOut {
+                value: *value,
+                script_pubkey: ScriptBuf::new_p2wsh(&script.wscript_hash()),
+            })
             .collect();
         // `from_parts` checked that the fee is a Bitcoin amount.
         let fee = Sats::from_sat(u64::try_from(self.fee.get()).unwrap_or(u64::MAX));
@@ -1544,7 +1547,8 @@ mod tests {
         if let Some(set) = sets.get_mut(1) {
             set.insert(3, sign_input(&secret(2), first));
         }
-        let error = assemble_witness(&tx, &plan, &peg, &digests, &sets).err().ok_or("assembled with a wrong signature")?;
+        let error =
+            assemble_witness(&tx, &plan, &peg, &digests, &sets).err().ok_or("assembled with a wrong signature")?;
         assert!(matches!(error, BtcReleaseError::NotEnoughSignatures { input: 1, valid: 2, .. }), "{error:?}");
         assert!(error.to_string().contains("signature of member 3 does not verify"), "{error}");
         // One set per input, one sighash per input.
