@@ -58,6 +58,15 @@ impl Coverage {
     pub fn is_complete(self) -> bool {
         !matches!(self, Coverage::RecentBlocks { .. })
     }
+
+    /// A short label for `--json`: `address_index`, `utxo_set` or `recent_blocks`.
+    pub fn label(self) -> &'static str {
+        match self {
+            Coverage::AddressIndex => "address_index",
+            Coverage::UtxoSet => "utxo_set",
+            Coverage::RecentBlocks { .. } => "recent_blocks",
+        }
+    }
 }
 
 impl fmt::Display for Coverage {

@@ -531,7 +531,10 @@ impl Context {
                 let txid = rpc.send_raw_transaction(&tx).await?;
                 let id = format!("btc:{txid}:0");
                 out.emit_id(
-                    &json!({ "txid": txid.to_string(), "deposit_id": id, "amount_sat": sats, "recipient": recipient.to_string(), "from": own.to_string() }),
+                    &json!({
+                        "txid": txid.to_string(), "deposit_id": id, "amount_sat": sats, "recipient": recipient.to_string(),
+                        "from": own.to_string(), "coins_searched": coverage.label(),
+                    }),
                     &id,
                     &format!(
                         "deposited {} from {own} to {recipient}: tx {txid}\nfollow it: ferry status {id} --watch",

@@ -112,6 +112,7 @@ async fn a_new_user_bridges_btc_and_eth_both_ways_with_the_cli_alone() -> TestRe
     let btc_deposit = user.json(&["--from", "alice", "deposit", "btc", "0.5btc"])?;
     let eth_deposit = user.json(&["--from", "alice", "deposit", "eth", "2eth"])?;
     let btc_id = btc_deposit["deposit_id"].as_str().ok_or("btc deposit id")?.to_owned();
+    assert_eq!(btc_deposit["coins_searched"], "address_index", "{btc_deposit}");
     let eth_id = eth_deposit["deposit_id"].as_str().ok_or("eth deposit id")?.to_owned();
     let print_only = user.json(&["--from", "alice", "deposit", "btc", "0.1btc", "--print-only"])?;
     // A token the federation has not listed is refused before any transaction, saying why.

@@ -1667,6 +1667,35 @@ mod tests {
     }
 
     #[test]
+    fn a_deposit_address_input_signs_over_its_own_script_and_costs_its_22_more_witness_bytes() -> TestResult {
+        let peg = peg();
+        let alice = Address::from_bytes([0xa1; 20]);
+        let mut owned = utxo(1, 0, 200_000);
+        owned.owner = Some(alice);
+        let plan = plan_release(&[owned, utxo(2, 1, 100_000)], &[output(10, 250_000)], Amount::new(5_000), DUST)?;
+        assert_eq!(plan.witness_scripts(&peg), vec![peg.deposit_witness_script(&alice), peg.witness_script().to_owned()]);
+        let tx = unsigned_transaction(&plan, &peg);
+        let digests = sighashes(&tx, &plan, &peg)?;
+        // The same transaction signed as if both inputs paid the peg has another first sighash.
+        let mut plain = plan.clone();
+        plain.inputs[0].owner = None;
+        assert_ne!(sighashes(&tx, &plain, &peg)?[0], digests[0]);
+        assert_eq!(sighashes(&tx, &plain, &peg)?[1], digests[1]);
+        let signed = assemble_witness(&tx, &plan, &peg, &digests, &signature_sets(&digests, &[0, 1, 2]))?;
+        assert_eq!(signed.input[0].witness.last(), Some(peg.deposit_witness_script(&alice).as_bytes()));
+        assert_eq!(signed.input[1].witness.last(), Some(peg.witness_script().as_bytes()));
+        plan.check_standard(&peg)?;
+        // Signed at their longest, the deposit address input weighs 22 WU (5.5 vB) more: its
+        // witness script's push and OP_DROP.
+        let weight = |scripts: &[ScriptBuf]| with_longest_signatures(&tx, &peg, scripts).weight().to_wu();
+        let plain_scripts = plain.witness_scripts(&peg);
+        assert_eq!(weight(&plan.witness_scripts(&peg)) - weight(&plain_scripts), 22);
+        let rate = FeeRate::from_sat_per_vb(10);
+        assert!(input_spend_fee(&peg, Some(&alice), rate) > input_spend_fee(&peg, None, rate));
+        Ok(())
+    }
+
+    #[test]
     fn a_consolidation_pays_the_rate_on_its_size_and_returns_the_rest_to_the_peg() -> TestResult {
         let rate = FeeRate::from_sat_per_vb(3);
         let inputs: Vec<Utxo> = (0..40).map(|i| utxo(i, 0, 12_000)).collect();
