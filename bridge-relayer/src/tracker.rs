@@ -149,6 +149,7 @@ mod tests {
                 amount: Amount::new(10_000),
                 recipient: Address::from_bytes([1; 20]),
                 deposit_address: false,
+                unattributed: None,
             },
             block_height: height,
             block_hash: hash.to_owned(),

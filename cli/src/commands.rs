@@ -1151,10 +1151,17 @@ impl Context {
                     ledger.fee_pool
                 ));
             }
+            if !ledger.unattributed.is_zero() {
+                text.push_str(&format!(
+                    "  {denom}: {} paid to the peg naming no account, held until the federation credits or refunds it\n",
+                    ledger.unattributed
+                ));
+            }
             rows.push(json!({
                 "denom": denom.to_string(), "supply": ledger.supply.to_string(), "reserves": ledger.reserves.to_string(),
                 "unreleased": ledger.unreleased.to_string(),
                 "below_minimum": ledger.below_minimum.to_string(), "fee_pool": ledger.fee_pool.to_string(),
+                "unattributed": ledger.unattributed.to_string(),
                 "parent_chain": actual.map(|a| a.to_string()), "matches": matches,
             }));
         }

@@ -3,9 +3,11 @@
 //! the user sees, so every stage is unit-tested.
 
 use ferry_app::bridge::{DepositRecord, DepositStatus};
+use ferry_app::unattributed::UnattributedState;
+use ferry_types::msg::Resolution;
 use ferry_types::query::{BatchRelease, BatchView, WithdrawalStatus, WithdrawalView};
 use ferry_types::release::fee::FeeRate;
-use ferry_types::{Amount, DepositId};
+use ferry_types::{Amount, Denom, DepositId};
 use serde::Serialize;
 
 use crate::units;
@@ -26,6 +28,11 @@ pub enum DepositStage {
     BelowMinimum,
     /// A token the chain does not list (no withdrawal limit): never minted.
     Unlisted,
+    /// A payment to the peg naming no account (no valid memo): held, minted to nobody until a
+    /// member quorum credits or refunds it.
+    Unattributed,
+    /// An unattributed payment a member quorum resolved: credited to an account or refunded.
+    Resolved,
 }
 
 /// A deposit's progress: parent confirmations k/N, attestations q/Q, minted.
@@ -53,12 +60,18 @@ pub struct DepositProgress {
     pub asset: Option<String>,
     /// The sidechain account credited.
     pub recipient: Option<String>,
+    /// An unattributed payment: what happened and what its owner can do.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 impl DepositProgress {
     /// Whether nothing more will happen.
     pub fn is_final(&self) -> bool {
-        matches!(self.stage, DepositStage::Minted | DepositStage::BelowMinimum | DepositStage::Unlisted)
+        matches!(
+            self.stage,
+            DepositStage::Minted | DepositStage::BelowMinimum | DepositStage::Unlisted | DepositStage::Resolved
+        )
     }
 
     /// One line for people.
@@ -79,6 +92,7 @@ impl DepositProgress {
             (Some(height), _) => format!("minted at height {height}"),
             (None, DepositStage::BelowMinimum) => "not minted: below the chain's minimum deposit".to_owned(),
             (None, DepositStage::Unlisted) => "not minted: the chain does not list this token".to_owned(),
+            (None, DepositStage::Unattributed | DepositStage::Resolved) => self.note.clone().unwrap_or_default(),
             (None, _) => "not minted".to_owned(),
         };
         format!(
@@ -113,7 +127,11 @@ pub fn deposit_progress(
     let attestations = leading.map_or(0, |(count, _)| u32::try_from(count).unwrap_or(u32::MAX));
     let below_minimum = record.is_some_and(|r| r.status == DepositStatus::BelowMinimum);
     let unlisted = record.is_some_and(|r| r.status == DepositStatus::Unlisted);
-    let stage = if minted {
+    let unattributed = record.and_then(|r| r.unattributed.as_ref());
+    let note = unattributed.map(unattributed_note);
+    let stage = if let Some(state) = unattributed {
+        if state.resolved.is_some() { DepositStage::Resolved } else { DepositStage::Unattributed }
+    } else if minted {
         DepositStage::Minted
     } else if below_minimum {
         DepositStage::BelowMinimum
@@ -137,7 +155,33 @@ pub fn deposit_progress(
         minted_height: record.and_then(|r| r.minted_height),
         amount: record.and_then(|r| r.minted_amount).or(facts.map(|f| f.amount)),
         asset: facts.map(|f| f.asset.to_string()),
-        recipient: facts.map(|f| f.recipient.to_string()),
+        recipient: facts.filter(|f| f.unattributed.is_none()).map(|f| f.recipient.to_string()),
+        note,
+    }
+}
+
+/// What happened to an unattributed payment, and what its owner can do.
+fn unattributed_note(state: &UnattributedState) -> String {
+    let why = state.reason.description();
+    match &state.resolved {
+        None => format!(
+            "not minted: {why}. The bridge holds it; the federation can credit it to your account or refund it to a Bitcoin address — ask its operators, proving the payment is yours (sign with the key that paid it). {} of them have voted so far",
+            state.votes.len()
+        ),
+        Some(resolved) => match (&resolved.resolution, resolved.withdrawal, resolved.credited) {
+            (Resolution::Credit { account }, _, Some(credited)) => {
+                format!(
+                    "{why}; the federation credited {} to {account} at height {}",
+                    units::display(credited, &Denom::sat()),
+                    resolved.height
+                )
+            }
+            (Resolution::Refund { destination, .. }, Some(withdrawal), _) => format!(
+                "{why}; the federation refunds it to {destination} as {withdrawal} (decided at height {}; follow it: ferry status {withdrawal})",
+                resolved.height
+            ),
+            _ => format!("{why}; resolved at height {}", resolved.height),
+        },
     }
 }
 
@@ -391,6 +435,7 @@ mod tests {
             amount: Amount::new(amount),
             recipient: Address::from_bytes([3; 20]),
             deposit_address: false,
+            unattributed: None,
         }
     }
 
@@ -415,6 +460,7 @@ mod tests {
             first_attested_height: 10,
             minted_height: minted.then_some(12),
             opened_by: None,
+            unattributed: None,
         }
     }
 

@@ -357,6 +357,68 @@ impl Btcd {
             .collect()
     }
 
+    /// Mines one block on the best chain holding exactly `txs` (after its coinbase) and submits it
+    /// (`submitblock`): what a miner may include though btcd's relay policy (`--rejectnonstd`)
+    /// refuses it — several OP_RETURN outputs, say, which Bitcoin Core relays since version 30.
+    /// The coinbase claims nothing (a zero output to `pay_to`) and commits to the witnesses.
+    ///
+    /// # Errors
+    /// RPC failures, or the node refusing the block (naming why).
+    pub async fn mine_block_with(&self, txs: Vec<Transaction>, pay_to: &bitcoin::Address) -> anyhow::Result<BlockHash> {
+        use bitcoin::block::{Header, Version as BlockVersion};
+        let tip_hash = self.rpc.get_best_block_hash().await?;
+        let tip = self.rpc.get_block(&tip_hash).await?;
+        let height = self.rpc.get_block_count().await? + 1;
+        let reserved = [0u8; 32];
+        let height_push =
+            bitcoin::script::Builder::new().push_int(i64::try_from(height)?).push_slice([0u8; 2]).into_script();
+        let mut coinbase = Transaction {
+            version: Version::TWO,
+            lock_time: LockTime::ZERO,
+            input: vec![TxIn {
+                previous_output: OutPoint::null(),
+                script_sig: height_push,
+                sequence: Sequence::MAX,
+                witness: Witness::from_slice(&[reserved]),
+            }],
+            output: vec![TxOut { value: Amount::ZERO, script_pubkey: pay_to.script_pubkey() }],
+        };
+        let mut block =
+            bitcoin::Block {
+                header: Header {
+                    version: BlockVersion::from_consensus(0x2000_0000),
+                    prev_blockhash: tip_hash,
+                    merkle_root: bitcoin::TxMerkleNode::all_zeros(),
+                    time: tip.header.time.max(u32::try_from(
+                        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs(),
+                    )?) + 1,
+                    bits: tip.header.bits,
+                    nonce: 0,
+                },
+                txdata: std::iter::once(coinbase.clone()).chain(txs).collect(),
+            };
+        let witness_root = block.witness_root().context("a block with transactions has a witness root")?;
+        let commitment = bitcoin::Block::compute_witness_commitment(&witness_root, &reserved);
+        let mut script = vec![0x6a, 0x24, 0xaa, 0x21, 0xa9, 0xed];
+        script.extend_from_slice(commitment.as_byte_array());
+        coinbase.output.push(TxOut { value: Amount::ZERO, script_pubkey: ScriptBuf::from_bytes(script) });
+        if let Some(first) = block.txdata.first_mut() {
+            *first = coinbase;
+        }
+        block.header.merkle_root =
+            block.compute_merkle_root().context("a block with transactions has a merkle root")?;
+        let target = block.header.target();
+        while !target.is_met_by(block.header.block_hash()) {
+            block.header.nonce = block.header.nonce.checked_add(1).context("no nonce meets the regtest target")?;
+        }
+        let refused: Option<String> =
+            self.rpc.call("submitblock", &[json!(bitcoin::consensus::encode::serialize_hex(&block))]).await?;
+        if let Some(reason) = refused {
+            bail!("btcd refused the block at height {height}: {reason}");
+        }
+        Ok(block.block_hash())
+    }
+
     /// Marks `hash` and its descendants invalid (`invalidateblock`); if it was on the best
     /// chain, the tip moves back to its parent and the transactions of the removed blocks
     /// return to the mempool.
@@ -621,6 +683,25 @@ impl RegtestWallet {
         let needed = paid.checked_add(Self::FEE).context("outputs plus fee overflow")?;
         let (outpoint, prevout) = self.find_coinbase(rpc, needed).await?;
         self.sign_and_send(rpc, outpoint, prevout, outputs, Self::FEE).await
+    }
+
+    /// As [`RegtestWallet::pay`], but the payment goes straight into a block `btcd` mines
+    /// ([`Btcd::mine_block_with`]) instead of through its mempool: for payments its relay policy
+    /// refuses and a miner may take. Returns the txid once mined.
+    ///
+    /// # Errors
+    /// As [`RegtestWallet::pay`]; the node refusing the block.
+    pub async fn pay_in_block(&mut self, btcd: &Btcd, outputs: Vec<TxOut>) -> anyhow::Result<Txid> {
+        let rpc = btcd.rpc();
+        let paid = total(&outputs)?;
+        let needed = paid.checked_add(Self::FEE).context("outputs plus fee overflow")?;
+        let (outpoint, prevout) = self.find_coinbase(&rpc, needed).await?;
+        let tx = self.sign(outpoint, &prevout, outputs, Self::FEE)?;
+        let txid = tx.compute_txid();
+        btcd.mine_block_with(vec![tx], &self.address.clone()).await?;
+        self.spent.insert(outpoint);
+        self.sent.insert(txid, (outpoint, prevout, Self::FEE));
+        Ok(txid)
     }
 
     /// Double-spends `txid` (a payment of this wallet, unconfirmed or returned to the mempool

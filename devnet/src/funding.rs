@@ -54,6 +54,7 @@ pub fn made_up_openings(users: usize) -> anyhow::Result<Vec<DepositFacts>> {
             amount: Amount::new(u128::from(OPENING_SAT)),
             recipient,
             deposit_address: false,
+            unattributed: None,
         });
         facts.push(DepositFacts {
             chain: ParentChain::Ethereum,
@@ -63,6 +64,7 @@ pub fn made_up_openings(users: usize) -> anyhow::Result<Vec<DepositFacts>> {
             amount: Amount::new(OPENING_WEI),
             recipient,
             deposit_address: false,
+            unattributed: None,
         });
     }
     Ok(facts)

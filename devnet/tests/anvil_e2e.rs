@@ -51,6 +51,7 @@ fn expected(receipt: &Receipt, index: u32, asset: Denom, amount: u128, recipient
             amount: Amount::new(amount),
             recipient,
             deposit_address: false,
+            unattributed: None,
         },
         block_height: receipt.block_number,
         block_hash: receipt.block_hash.clone(),

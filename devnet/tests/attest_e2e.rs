@@ -22,6 +22,7 @@ fn btc_deposit(recipient: Address) -> DepositFacts {
         amount: Amount::new(125_000),
         recipient,
         deposit_address: false,
+        unattributed: None,
     }
 }
 

@@ -54,6 +54,7 @@ fn expected_deposit(txid: &bitcoin::Txid, recipient: Address) -> Scanned {
             amount: Amount::new(u128::from(DEPOSIT_SATS)),
             recipient,
             deposit_address: false,
+            unattributed: None,
         },
         coinbase: false,
     }

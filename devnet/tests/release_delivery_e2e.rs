@@ -181,6 +181,7 @@ async fn start_with_vault(name: &str) -> TestResult<(Anvil, Network)> {
         amount: Amount::new(5 * ONE_ETH),
         recipient,
         deposit_address: false,
+        unattributed: None,
     };
     for member in 0..3 {
         let attester = Attester::new(network.client(member)?, accounts::member_key(member)?);

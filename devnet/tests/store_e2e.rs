@@ -62,6 +62,7 @@ fn btc_facts(tx: u8, vout: u32, sats: u128) -> DepositFacts {
         amount: Amount::new(sats),
         recipient: Address::from_bytes([tx; 20]),
         deposit_address: false,
+        unattributed: None,
     }
 }
 
@@ -75,6 +76,7 @@ fn eth_facts(tx: u8, log_index: u32) -> DepositFacts {
         amount: Amount::new(u128::MAX),
         recipient: Address::from_bytes([0xee; 20]),
         deposit_address: false,
+        unattributed: None,
     }
 }
 

@@ -34,10 +34,13 @@ use ferry_signer::service::{Settings, Signer, post_duty};
 use ferry_signer::store::Store;
 use ferry_signer::{Ceremony, Manifest, MemberSecrets, Overwrite, passphrase};
 use ferry_types::Msg;
-use ferry_types::msg::{MsgProposeListing, MsgProposeListingProto, MsgResolveHeld};
+use ferry_types::msg::{
+    MsgProposeListing, MsgProposeListingProto, MsgResolveHeld, MsgResolveUnattributed, MsgResolveUnattributedProto,
+};
 use ferry_types::peg::BitcoinNetwork;
 use ferry_types::query::{
-    LISTING_PATH, TokenProposals, WITHDRAWAL_PATH, WithdrawalId, WithdrawalIdError, WithdrawalView,
+    DEPOSIT_PATH, LISTING_PATH, TokenProposals, UNATTRIBUTED_PATH, UnattributedPage, WITHDRAWAL_PATH, WithdrawalId,
+    WithdrawalIdError, WithdrawalView,
 };
 use serde_json::json;
 use zeroize::Zeroizing;
@@ -91,6 +94,12 @@ enum Command {
         #[command(subcommand)]
         command: HeldCommand,
     },
+    /// Payments to the peg that name no account (no valid memo): list them, and vote to credit
+    /// one to an account or refund it (a quorum of identical votes carries it out).
+    Unattributed {
+        #[command(subcommand)]
+        command: UnattributedCommand,
+    },
     /// The vault's token allowlist: this member's proposals (a quorum of identical ones takes
     /// effect once the federation's signed change reached the vault).
     Listing {
@@ -122,6 +131,31 @@ enum ListingCommand {
         /// The token contract (0x…).
         #[arg(long)]
         token: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum UnattributedCommand {
+    /// The open unattributed payments.
+    List,
+    /// Vote to credit a payment to an account (minted like a deposit: the amount less what it
+    /// prepays for its own spending). Check first that the account's owner proved the payment.
+    Credit {
+        /// The payment (`btc:<txid>:<vout>`).
+        deposit: String,
+        /// The account (`ferry1…`).
+        account: String,
+    },
+    /// Vote to refund a payment to a Bitcoin address in the next batch; its share of the miner
+    /// fee comes out of it.
+    Refund {
+        /// The payment (`btc:<txid>:<vout>`).
+        deposit: String,
+        /// The Bitcoin address.
+        address: String,
+        /// The largest fee share it may pay, in satoshi.
+        #[arg(long)]
+        max_fee: String,
     },
 }
 
@@ -421,6 +455,81 @@ async fn run_refund_vote(cli: &Cli, withdrawal: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Lists the open unattributed payments, or sends and audits this member's vote on one.
+async fn run_unattributed(cli: &Cli, command: &UnattributedCommand) -> anyhow::Result<()> {
+    let config = load_config(cli)?;
+    let chain = FerryClient::new(&config.chain.rpc)?;
+    let (deposit_id, proto) = match command {
+        UnattributedCommand::List => {
+            let page: UnattributedPage =
+                chain.query(UNATTRIBUTED_PATH, None).await?.context("the chain answered no /unattributed")?;
+            if cli.json {
+                println!("{}", serde_json::to_string(&page)?);
+            } else {
+                println!("{} open unattributed payment(s)", page.total);
+                for open in &page.open {
+                    println!(
+                        "  {}  {} sat  {} (height {})",
+                        open.id,
+                        open.amount,
+                        open.reason.description(),
+                        open.height
+                    );
+                }
+            }
+            return Ok(());
+        }
+        UnattributedCommand::Credit { deposit, account } => (
+            deposit,
+            MsgResolveUnattributedProto {
+                deposit_id: deposit.clone(),
+                credit_to: account.clone(),
+                ..Default::default()
+            },
+        ),
+        UnattributedCommand::Refund { deposit, address, max_fee } => (
+            deposit,
+            MsgResolveUnattributedProto {
+                deposit_id: deposit.clone(),
+                refund_to: address.clone(),
+                max_fee: max_fee.clone(),
+                ..Default::default()
+            },
+        ),
+    };
+    let (secrets, _) = open_keys(&config)?;
+    let vote = MsgResolveUnattributed::from_proto(&MsgResolveUnattributedProto {
+        member: secrets.account().to_string(),
+        ..proto
+    })?;
+    let store = Store::connect(&database_url(cli, Some(&config))?).await?;
+    let (tx, height) = post_duty(&chain, secrets.account_key(), &Msg::ResolveUnattributed(vote.clone()))
+        .await
+        .map_err(|error| anyhow::anyhow!("the vote on {deposit_id} was not included: {error}"))?;
+    store
+        .append_event(
+            ferry_signer::store::kind::UNATTRIBUTED_VOTE,
+            deposit_id,
+            &json!({"resolution": vote.resolution, "tx": tx, "height": height}),
+        )
+        .await?;
+    // The deposit record's `unattributed.resolved` (the record's type lives in the state
+    // machine, which the signer does not link).
+    let record: Option<serde_json::Value> = chain.query(&format!("{DEPOSIT_PATH}{deposit_id}"), None).await?;
+    let resolved = record.and_then(|record| record.get("unattributed")?.get("resolved").cloned());
+    if cli.json {
+        println!("{}", json!({"deposit": deposit_id, "tx": tx, "height": height, "resolved": resolved}));
+    } else {
+        match resolved {
+            Some(resolved) => println!("vote on {deposit_id} included at height {height}; resolved: {resolved}"),
+            None => {
+                println!("vote on {deposit_id} included at height {height}; waiting for a quorum of identical votes")
+            }
+        }
+    }
+    Ok(())
+}
+
 async fn run_listing_proposal(cli: &Cli, command: &ListingCommand) -> anyhow::Result<()> {
     let config = load_config(cli)?;
     let (secrets, _) = open_keys(&config)?;
@@ -491,6 +600,7 @@ fn main() -> ExitCode {
         }
         Command::Held { command: HeldCommand::Refund { withdrawal } } => async_main(run_refund_vote(&cli, withdrawal)),
         Command::Listing { command } => async_main(run_listing_proposal(&cli, command)),
+        Command::Unattributed { command } => async_main(run_unattributed(&cli, command)),
         Command::Audit { command: AuditCommand::Verify } => match async_main(run_audit_verify(&cli)) {
             Ok(true) => Ok(()),
             Ok(false) => return ExitCode::FAILURE,

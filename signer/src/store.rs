@@ -64,6 +64,8 @@ pub mod kind {
     pub const REFUND_VOTE: &str = "held.refund_vote";
     /// This member proposed to list or unlist a token (`ferry-signer listing`).
     pub const LISTING_PROPOSAL: &str = "listing.proposal";
+    /// This member voted on an unattributed payment (`ferry-signer unattributed`).
+    pub const UNATTRIBUTED_VOTE: &str = "unattributed.vote";
 }
 
 /// The audit subject of everything about batch `id`: `batch-<id>`.

@@ -164,6 +164,7 @@ impl Federation {
             amount: Amount::new(amount),
             recipient,
             deposit_address: false,
+            unattributed: None,
         };
         for member in &self.ceremony.members[..3] {
             let mut wallet = Wallet::load(&self.client, member.account_key().clone()).await?;

@@ -3,13 +3,17 @@
 //! A deposit either pays an account's registered deposit address (any wallet can: no memo, the
 //! address names the account), or pays the peg's own P2WSH script with exactly one OP_RETURN
 //! output carrying the `FERRY1` memo that names the sidechain recipient. Each such output is one
-//! deposit, `btc:<txid>:<vout>`. Anything that looks like an attempt but cannot be minted is
-//! reported as [`Scanned::Rejected`] so the relayer records why in its audit log.
+//! deposit, `btc:<txid>:<vout>`. A payment to the peg whose memo is missing, repeated or
+//! malformed names no account: it is still attested, as an unattributed payment
+//! ([`DepositFacts::unattributed`], recipient the unattributed pool), so the chain holds it and
+//! members can give it back. What carries no money (a memo without a payment, a zero-value
+//! output) is reported as [`Scanned::Rejected`] so the relayer records why in its audit log.
 
 use std::collections::HashMap;
 
 use bitcoin::opcodes::all::OP_RETURN;
 use bitcoin::{Block, Script, ScriptBuf, Transaction};
+use ferry_types::deposit::Unattributed;
 use ferry_types::peg::{MEMO_TAG, Peg, parse_deposit_memo};
 use ferry_types::query::DepositAddressRecord;
 use ferry_types::{Address, Amount, Denom, DepositFacts, ParentChain};
@@ -138,15 +142,26 @@ pub fn scan_transaction(tx: &Transaction, scripts: &PegScripts) -> Vec<Scanned> 
         };
     }
     let recipient = match memos.as_slice() {
-        [memo] => parse_deposit_memo(memo).map_err(|e| e.to_string()),
-        [] => Err("payment to the peg without a FERRY1 OP_RETURN memo naming the recipient".to_owned()),
-        _ => Err(format!("{} Ferry memos; a deposit must carry exactly one", memos.len())),
+        [memo] => parse_deposit_memo(memo).map_err(|_| Unattributed::BadMemo),
+        [] => Err(Unattributed::NoMemo),
+        _ => Err(Unattributed::SeveralMemos),
     };
-    let to_peg = payments.into_iter().map(|(vout, sats)| match &recipient {
-        Ok(recipient) => deposit(tx, &txid, vout, sats, *recipient, false),
-        Err(reason) => Scanned::Rejected { txid: txid.clone(), vout, reason: reason.clone() },
+    let to_peg = payments.into_iter().map(|(vout, sats)| match recipient {
+        Ok(recipient) => deposit(tx, &txid, vout, sats, recipient, false),
+        Err(reason) => unattributed(tx, &txid, vout, sats, reason),
     });
     to_peg.chain(to_accounts).collect()
+}
+
+/// Output `vout` of `tx` paying `sats` to the peg with no account named, for `reason`.
+fn unattributed(tx: &Transaction, txid: &str, vout: u32, sats: u64, reason: Unattributed) -> Scanned {
+    match deposit(tx, txid, vout, sats, Address::unattributed_pool(), false) {
+        Scanned::Deposit { mut facts, coinbase } => {
+            facts.unattributed = Some(reason);
+            Scanned::Deposit { facts, coinbase }
+        }
+        rejected @ Scanned::Rejected { .. } => rejected,
+    }
 }
 
 /// Output `vout` of `tx` paying `sats` to the bridge for `recipient`: a deposit, unless it is worth
@@ -164,6 +179,7 @@ fn deposit(tx: &Transaction, txid: &str, vout: u32, sats: u64, recipient: Addres
             amount: Amount::new(u128::from(sats)),
             recipient,
             deposit_address,
+            unattributed: None,
         },
         coinbase: tx.is_coinbase(),
     }
@@ -254,6 +270,7 @@ mod tests {
                     amount: Amount::new(50_000),
                     recipient,
                     deposit_address: false,
+                    unattributed: None,
                 },
                 coinbase: false,
             })
@@ -335,12 +352,24 @@ mod tests {
     }
 
     #[test]
-    fn malformed_memo_or_wrong_address_is_rejected_with_a_reason() -> Result<(), Box<dyn std::error::Error>> {
+    fn a_peg_payment_without_one_valid_memo_is_unattributed_and_a_memo_without_payment_rejected()
+    -> Result<(), Box<dyn std::error::Error>> {
         let peg = peg()?;
         let recipient = Address::from_bytes([9; 20]);
+        let unattributed = |found: &[Scanned]| match found {
+            [Scanned::Deposit { facts, .. }] if facts.recipient == Address::unattributed_pool() => facts.unattributed,
+            _ => None,
+        };
         let no_memo = tx(vec![(50_000, peg.script_pubkey())]);
-        assert!(
-            matches!(scan_transaction(&no_memo, &PegScripts::new(peg.clone())).as_slice(), [Scanned::Rejected { reason, .. }] if reason.contains("without a FERRY1"))
+        assert_eq!(
+            unattributed(&scan_transaction(&no_memo, &PegScripts::new(peg.clone()))),
+            Some(Unattributed::NoMemo)
+        );
+        let two_memos =
+            tx(vec![(50_000, peg.script_pubkey()), (0, deposit_memo(&recipient)), (0, deposit_memo(&recipient))]);
+        assert_eq!(
+            unattributed(&scan_transaction(&two_memos, &PegScripts::new(peg.clone()))),
+            Some(Unattributed::SeveralMemos)
         );
 
         let mut short = b"FERRY1".to_vec();
@@ -350,8 +379,9 @@ mod tests {
             .push_slice(<&bitcoin::script::PushBytes>::try_from(short.as_slice())?)
             .into_script();
         let malformed = tx(vec![(50_000, peg.script_pubkey()), (0, bad_memo)]);
-        assert!(
-            matches!(scan_transaction(&malformed, &PegScripts::new(peg.clone())).as_slice(), [Scanned::Rejected { reason, .. }] if reason.contains("16 bytes"))
+        assert_eq!(
+            unattributed(&scan_transaction(&malformed, &PegScripts::new(peg.clone()))),
+            Some(Unattributed::BadMemo)
         );
 
         let elsewhere = ScriptBuf::new_p2wsh(&ScriptBuf::new().wscript_hash());

@@ -338,6 +338,7 @@ fn deposit_facts(tx_hash: B256, position: u64, event: &Deposited) -> Result<Depo
         amount: Amount::new(amount),
         recipient: Address::from_bytes(event.recipient.0),
         deposit_address: false,
+        unattributed: None,
     };
     facts.validate().map_err(FactsError::Invalid)?;
     Ok(facts)

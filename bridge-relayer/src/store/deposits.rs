@@ -119,7 +119,7 @@ pub enum Transition {
 }
 
 const SELECT_DEPOSITS: &str = "SELECT deposit_id, chain, tx_id, idx, asset, amount::text AS amount, recipient, \
-                               deposit_address, block_height, block_hash, coinbase, status, reason, attempts, \
+                               deposit_address, unattributed, block_height, block_hash, coinbase, status, reason, attempts, \
                                attestation_tx \
                                FROM relayer_deposits";
 
@@ -135,6 +135,7 @@ fn record_from_row(row: &PgRow) -> Result<DepositRecord, StoreError> {
     let asset: String = row.try_get("asset").map_err(read)?;
     let amount: String = row.try_get("amount").map_err(read)?;
     let recipient: String = row.try_get("recipient").map_err(read)?;
+    let unattributed: Option<String> = row.try_get("unattributed").map_err(read)?;
     let block_height: i64 = row.try_get("block_height").map_err(read)?;
     let status: String = row.try_get("status").map_err(read)?;
     let attempts: i32 = row.try_get("attempts").map_err(read)?;
@@ -146,6 +147,9 @@ fn record_from_row(row: &PgRow) -> Result<DepositRecord, StoreError> {
         amount: amount.parse().map_err(|e| corrupt("relayer_deposits.amount", &amount, e))?,
         recipient: recipient.parse().map_err(|e| corrupt("relayer_deposits.recipient", &recipient, e))?,
         deposit_address: row.try_get("deposit_address").map_err(read)?,
+        unattributed: unattributed
+            .map(|code| code.parse().map_err(|e| corrupt("relayer_deposits.unattributed", &code, e)))
+            .transpose()?,
     };
     if facts.id().as_str() != deposit_id {
         return Err(corrupt(
@@ -189,8 +193,8 @@ pub(super) async fn record_observed(
     let Some(stored) = lock_row(conn, &id).await? else {
         sqlx::query(
             "INSERT INTO relayer_deposits (deposit_id, chain, tx_id, idx, asset, amount, recipient, deposit_address, \
-             block_height, block_hash, coinbase, status) \
-             VALUES ($1, $2, $3, $4, $5, $6::numeric, $7, $8, $9, $10, $11, 'observed')",
+             unattributed, block_height, block_hash, coinbase, status) \
+             VALUES ($1, $2, $3, $4, $5, $6::numeric, $7, $8, $9, $10, $11, $12, 'observed')",
         )
         .bind(id.as_str())
         .bind(facts.chain.tag())
@@ -200,6 +204,7 @@ pub(super) async fn record_observed(
         .bind(facts.amount.to_string())
         .bind(facts.recipient.to_string())
         .bind(facts.deposit_address)
+        .bind(facts.unattributed.map(|reason| reason.code()))
         .bind(block_height)
         .bind(block_hash)
         .bind(coinbase)

@@ -31,6 +31,9 @@ pub enum DepositStatus {
     /// withdrawn): never minted, and no ledger (no denomination) is created for it. The vault keeps
     /// it.
     Unlisted,
+    /// A Bitcoin payment to the peg naming no account (no valid memo): held in the reserves,
+    /// minted to nobody until members resolve it ([`crate::unattributed`]).
+    Unattributed,
 }
 
 /// A member that attested facts contradicting its own earlier attestation or the minted facts.
@@ -75,6 +78,9 @@ pub struct DepositRecord {
     /// records (`params.max_open_deposits_per_member`) until the record is decided.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub opened_by: Option<Address>,
+    /// An unattributed payment's reason, votes and resolution.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unattributed: Option<crate::unattributed::UnattributedState>,
 }
 
 pub use ferry_types::query::{AssetLedger, ReserveUtxo};
@@ -299,6 +305,7 @@ pub fn attest_deposit<R: StateRead>(
         first_attested_height: height,
         minted_height: None,
         opened_by: Some(attest.attester),
+        unattributed: None,
     });
 
     let previous = record.attestations.get(&attest.attester).cloned();
@@ -336,6 +343,8 @@ pub fn attest_deposit<R: StateRead>(
             unlisted(&mut record, facts, height, events);
         } else if facts.amount < minimum || facts.amount <= spend_fee {
             below_minimum(state, &mut record, facts, minimum, spend_fee, height, events)?;
+        } else if let Some(reason) = facts.unattributed {
+            crate::unattributed::record(state, &mut record, facts, reason, height, events)?;
         } else {
             let minted = mint(state, facts, spend_fee, events)?;
             record.status = DepositStatus::Minted;
@@ -427,8 +436,21 @@ fn spend_fee<R: StateRead>(state: &StateDelta<R>, params: &Params, facts: &Depos
     if facts.chain != ParentChain::Bitcoin {
         return Ok(Amount::ZERO);
     }
+    bitcoin_spend_fee(state, params, reserve_owner(facts).as_ref())
+}
+
+/// What spending one reserve output (the peg's, or `owner`'s deposit address's) costs at the
+/// chain's fee rate now; nothing on a chain without a peg.
+///
+/// # Errors
+/// On storage failure or a corrupt record.
+pub(crate) fn bitcoin_spend_fee<R: StateRead>(
+    state: &StateDelta<R>,
+    params: &Params,
+    owner: Option<&Address>,
+) -> Result<Amount, StateError> {
     let Some(peg) = crate::batch::peg_of(&state.federation()?)? else { return Ok(Amount::ZERO) };
-    Ok(input_spend_fee(&peg, reserve_owner(facts).as_ref(), state.bitcoin_fee_rate(params)?))
+    Ok(input_spend_fee(&peg, owner, state.bitcoin_fee_rate(params)?))
 }
 
 /// The account whose deposit address a Bitcoin deposit's output pays, if it went to one.

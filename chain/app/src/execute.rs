@@ -303,6 +303,10 @@ fn execute_message<R: StateRead>(
             let quorum = state.federation()?.attest_quorum;
             crate::reserves_check::attest_reserves(state, snapshot, quorum, height, events).map(|()| None)
         }
+        Msg::ResolveUnattributed(vote) => {
+            let quorum = state.federation()?.attest_quorum;
+            crate::unattributed::resolve(state, vote, context.params, quorum, height, events).map(|()| None)
+        }
         Msg::RegisterDepositAddress(register) => {
             let number = crate::deposit_address::register(state, register, height, events)?;
             Ok(Some(format!("deposit address {number} of {}", register.account)))

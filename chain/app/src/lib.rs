@@ -32,6 +32,7 @@ pub mod reserves;
 pub mod reserves_check;
 pub mod signature_cache;
 pub mod state;
+pub mod unattributed;
 pub mod withdrawal;
 
 pub use block::{BlockInput, BlockOutcome, TxOutcome, finalize_block};

@@ -5,7 +5,7 @@ use ferry_types::query::{
     DEPOSIT_ADDRESS_PATH, DEPOSIT_ADDRESSES_PAGE, DEPOSIT_ADDRESSES_PATH, DEPOSIT_PATH, DepositAddressPage,
     DepositAddressView, FEDERATION_PATH, PARAMS_PATH, PEG_PATH, PENDING_BATCHES_PAGE, PENDING_BATCHES_PATH,
     PendingBatchesView, QUERY_BAD_REQUEST, QUERY_NOT_FOUND, QUERY_OK, RESERVES_CHECK_PATH, RESERVES_PATH,
-    WITHDRAWAL_PATH, WithdrawalId, WithdrawalView,
+    UNATTRIBUTED_PAGE, UNATTRIBUTED_PATH, UnattributedPage, WITHDRAWAL_PATH, WithdrawalId, WithdrawalView,
 };
 use ferry_types::{Address, Coin};
 
@@ -120,7 +120,8 @@ pub fn query<R: StateRead>(state: R, path: &str) -> Result<QueryAnswer, StateErr
             "unknown query path `{path}`; known: {ACCOUNT_PATH}<address>, {BALANCES_PATH}<address>, {PARAMS_PATH}, \
              {DEPOSIT_PATH}<id>, {RESERVES_PATH}, {RESERVES_CHECK_PATH}, {FEDERATION_PATH}, {PEG_PATH}, {WITHDRAWAL_PATH}wd-<n>, \
              {BATCH_PATH}<n>, {PENDING_BATCHES_PATH}[/<after>], {BRIDGE_PATH}, {BITCOIN_FEES_PATH}, \
-             /listing/<0x token>, {DEPOSIT_ADDRESS_PATH}<address>, {DEPOSIT_ADDRESSES_PATH}<after>"
+             /listing/<0x token>, {DEPOSIT_ADDRESS_PATH}<address>, {DEPOSIT_ADDRESSES_PATH}<after>, \
+             {UNATTRIBUTED_PATH}[/<after id>]"
         ),
     ))
 }
@@ -210,6 +211,25 @@ fn deposit_address_query<R: StateRead>(state: &StateDelta<R>, path: &str) -> Res
             registrations,
             total: state.deposit_address_count()?,
         })));
+    }
+    if let Some(rest) = path.strip_prefix(UNATTRIBUTED_PATH) {
+        let after = match rest.strip_prefix('/') {
+            None if rest.is_empty() => None,
+            Some(id) => match id.parse::<ferry_types::DepositId>() {
+                Ok(id) => Some(id),
+                Err(error) => {
+                    return Ok(Some(QueryAnswer::error(QUERY_BAD_REQUEST, format!("query `{path}`: {error}"))));
+                }
+            },
+            None => {
+                return Ok(Some(QueryAnswer::error(
+                    QUERY_BAD_REQUEST,
+                    format!("query `{path}`: expected {UNATTRIBUTED_PATH} or {UNATTRIBUTED_PATH}/<deposit id>"),
+                )));
+            }
+        };
+        let open = state.open_unattributed(after.as_ref(), UNATTRIBUTED_PAGE)?;
+        return Ok(Some(QueryAnswer::json(&UnattributedPage { open, total: state.open_unattributed_count()? })));
     }
     Ok(None)
 }

@@ -1,7 +1,7 @@
 //! The reserves invariant, checked at the end of every block: for every asset,
-//! `supply + unreleased + fee_pool <= reserves` — every wrapped token, every burned but unpaid
-//! withdrawal and every satoshi deposits prepaid for their spending is backed by parent-chain
-//! funds the bridge controls. There is no exception: supply enters only by attested deposits
+//! `supply + unreleased + fee_pool + unattributed <= reserves` — every wrapped token, every burned
+//! but unpaid withdrawal, every satoshi deposits prepaid for their spending and every unattributed
+//! payment still owed to its payer is backed by parent-chain funds the bridge controls. There is no exception: supply enters only by attested deposits
 //! (a genesis holds no balances).
 //!
 //! A violation means a bug or an attack: the bridge pauses ([`crate::pause`]) with the asset and
@@ -16,12 +16,19 @@ use crate::state::{StateDelta, StateError, StateRead};
 
 /// Why `ledger` breaks the invariant, if it does.
 pub fn violation(ledger: &AssetLedger) -> Option<String> {
-    let owed = ledger.supply.checked_add(ledger.unreleased).and_then(|owed| owed.checked_add(ledger.fee_pool));
+    let owed = ledger
+        .supply
+        .checked_add(ledger.unreleased)
+        .and_then(|owed| owed.checked_add(ledger.fee_pool))
+        .and_then(|owed| owed.checked_add(ledger.unattributed));
     // A sum beyond 2^128 - 1 on the owed side cannot be backed.
     let broken = owed.map_or(true, |owed| owed > ledger.reserves);
     broken.then(|| {
-        let pool =
+        let mut pool =
             if ledger.fee_pool == Amount::ZERO { String::new() } else { format!(" + fee pool {}", ledger.fee_pool) };
+        if ledger.unattributed != Amount::ZERO {
+            pool.push_str(&format!(" + unattributed {}", ledger.unattributed));
+        }
         format!(
             "supply {} + unreleased {}{pool} exceeds reserves {}",
             ledger.supply, ledger.unreleased, ledger.reserves
@@ -64,7 +71,16 @@ mod tests {
             unreleased: Amount::new(unreleased),
             below_minimum: Amount::ZERO,
             fee_pool: Amount::new(fee_pool),
+            unattributed: Amount::ZERO,
         }
+    }
+
+    #[test]
+    fn unattributed_payments_are_owed_too() {
+        let held = AssetLedger { unattributed: Amount::new(10), ..ledger(50, 40, 100, 0) };
+        assert_eq!(violation(&held), None);
+        let short = AssetLedger { unattributed: Amount::new(11), ..ledger(50, 40, 100, 0) };
+        assert!(violation(&short).is_some_and(|why| why.contains("unattributed 11")), "{:?}", violation(&short));
     }
 
     #[test]

@@ -727,6 +727,7 @@ fn minimum_deposit(recipient: &Address) -> DepositFacts {
         amount: ferry_types::Params::default().deposits.min_deposit(&Denom::sat()),
         recipient: *recipient,
         deposit_address: false,
+        unattributed: None,
     }
 }
 

@@ -142,6 +142,7 @@ fn ledger(supply: u128) -> AssetLedger {
         unreleased: Amount::ZERO,
         below_minimum: Amount::ZERO,
         fee_pool: Amount::ZERO,
+        unattributed: Amount::ZERO,
     }
 }
 
@@ -158,6 +159,7 @@ fn btc(vout: u32, amount: u128, recipient: &Address) -> DepositFacts {
         amount: Amount::new(amount),
         recipient: *recipient,
         deposit_address: false,
+        unattributed: None,
     }
 }
 
@@ -171,6 +173,7 @@ fn eth(log_index: u32, asset: Denom, amount: u128, recipient: &Address) -> Depos
         amount: Amount::new(amount),
         recipient: *recipient,
         deposit_address: false,
+        unattributed: None,
     }
 }
 
@@ -279,6 +282,7 @@ fn btc_deposit_mints_exactly_once_when_the_third_of_four_members_attests_identic
         first_attested_height: 1,
         minted_height: Some(3),
         opened_by: Some(bridge.member_address(0)?),
+        unattributed: None,
     };
     assert_eq!(record, expected);
     let reserves = bridge.chain.reserves()?;

@@ -189,6 +189,7 @@ fn deposits(alice: &Address) -> Vec<DepositFacts> {
         amount: Amount::new(amount),
         recipient: *alice,
         deposit_address: false,
+        unattributed: None,
     };
     vec![
         facts(ParentChain::Bitcoin, BTC_TXID, 0, Denom::sat(), DEPOSIT_SAT[0]),
@@ -1658,6 +1659,7 @@ fn fragmented_reserves_are_consolidated_from_the_fee_pool_and_the_ledger_stays_e
             amount: Amount::new(12_000),
             recipient: bridge.alice.address,
             deposit_address: false,
+            unattributed: None,
         })
         .collect();
     for member in 0..3 {

@@ -43,6 +43,10 @@ pub struct Metrics {
     pub asset_reserves: GaugeVec,
     /// Burned but not yet released, per asset.
     pub asset_unreleased: GaugeVec,
+    /// Unattributed payments held, per asset.
+    pub asset_unattributed: GaugeVec,
+    /// Unattributed payments not resolved yet.
+    pub unattributed_open: IntGauge,
     /// 1 for an asset whose ledger breaks `supply + unreleased + fee_pool <= reserves`, computed
     /// exactly (the amount gauges above are floats and cannot be compared to the unit).
     pub reserves_violated: IntGaugeVec,
@@ -103,6 +107,8 @@ pub struct BridgeSnapshot {
     pub height: u64,
     /// Each parent chain's (label) latest reserves check.
     pub reserves_checks: Vec<(String, ferry_types::query::ReservesCheck)>,
+    /// Unattributed payments to the peg no member quorum has resolved yet.
+    pub unattributed_open: u64,
 }
 
 /// One asset's ledger and queue.
@@ -116,6 +122,8 @@ pub struct AssetSnapshot {
     pub reserves: Amount,
     /// Burned, not yet released.
     pub unreleased: Amount,
+    /// Payments to the peg naming no account, held until resolved.
+    pub unattributed: Amount,
     /// Whether the ledger breaks the reserves invariant.
     pub violated: bool,
     /// Withdrawals queued.
@@ -187,6 +195,14 @@ impl Metrics {
             per_asset("ferry_chain_asset_reserves", "Parent-chain reserves per asset, in its base unit")?;
         let asset_unreleased =
             per_asset("ferry_chain_asset_unreleased", "Burned but not yet released per asset, in its base unit")?;
+        let asset_unattributed = per_asset(
+            "ferry_chain_asset_unattributed",
+            "Payments to the peg naming no account, held until a member quorum resolves them, in the base unit",
+        )?;
+        let unattributed_open = IntGauge::new(
+            "ferry_chain_unattributed_payments",
+            "Payments to the peg naming no account (no valid memo) no member quorum has resolved yet",
+        )?;
         let reserves_violated = IntGaugeVec::new(
             Opts::new(
                 "ferry_chain_reserves_invariant_violated",
@@ -263,6 +279,7 @@ impl Metrics {
         registry.register(Box::new(reserves_violated.clone()))?;
         registry.register(Box::new(withdrawals_queued.clone()))?;
         registry.register(Box::new(oldest_queued_withdrawal_age.clone()))?;
+        registry.register(Box::new(unattributed_open.clone()))?;
         registry.register(Box::new(batches_pending.clone()))?;
         registry.register(Box::new(oldest_unsettled_batch_age.clone()))?;
         for status in PENDING_BATCH_STATUSES {
@@ -285,6 +302,8 @@ impl Metrics {
             asset_supply,
             asset_reserves,
             asset_unreleased,
+            asset_unattributed,
+            unattributed_open,
             reserves_violated,
             withdrawals_queued,
             oldest_queued_withdrawal_age,
@@ -322,6 +341,7 @@ impl Metrics {
             self.asset_supply.with_label_values(&label).set(amount_gauge(asset.supply));
             self.asset_reserves.with_label_values(&label).set(amount_gauge(asset.reserves));
             self.asset_unreleased.with_label_values(&label).set(amount_gauge(asset.unreleased));
+            self.asset_unattributed.with_label_values(&label).set(amount_gauge(asset.unattributed));
             self.reserves_violated.with_label_values(&label).set(i64::from(asset.violated));
             self.withdrawals_queued.with_label_values(&label).set(count_gauge(asset.queued));
         }
@@ -331,6 +351,7 @@ impl Metrics {
         }
         self.oldest_unsettled_batch_age.set(count_gauge(snapshot.oldest_unsettled_batch_age));
         self.oldest_queued_withdrawal_age.set(count_gauge(snapshot.oldest_queued_withdrawal_age));
+        self.unattributed_open.set(count_gauge(snapshot.unattributed_open));
         if let Some(fees) = &snapshot.bitcoin_fees {
             #[allow(clippy::cast_precision_loss)] // a gauge; rates are far below 2^52
             self.bitcoin_fee_rate.set(fees.fee_rate.sat_per_kvb() as f64 / 1_000.0);
@@ -404,6 +425,7 @@ mod tests {
             supply: Amount::new(150),
             reserves: Amount::new(100),
             unreleased: Amount::new(10),
+            unattributed: Amount::new(4),
             violated: true,
             queued: 2,
         };
@@ -419,6 +441,7 @@ mod tests {
             pending_batches: vec![BatchStatus::Signing, BatchStatus::Signed, BatchStatus::Signing],
             oldest_unsettled_batch_age: 12,
             oldest_queued_withdrawal_age: 3,
+            unattributed_open: 2,
             bitcoin_fees: Some(ferry_types::query::BitcoinFeesView {
                 fee_rate: ferry_types::release::fee::FeeRate::from_sat_per_kvb(7_500),
                 min_fee_rate: ferry_types::release::fee::FeeRate::from_sat_per_vb(1),
@@ -469,6 +492,8 @@ mod tests {
             r#"ferry_chain_batches_pending{status="signed"} 1"#,
             "ferry_chain_oldest_unsettled_batch_age_blocks 12",
             "ferry_chain_oldest_queued_withdrawal_age_blocks 3",
+            "ferry_chain_unattributed_payments 2",
+            r#"ferry_chain_asset_unattributed{asset="sat"} 4"#,
             "ferry_chain_bitcoin_fee_rate_sat_per_vbyte 7.5",
             "ferry_chain_bitcoin_parent_height 412",
             "ferry_chain_bitcoin_last_release_waited_blocks 1",

@@ -338,6 +338,7 @@ fn bridge_snapshot(state: &StateDelta<StateView>, height: u64) -> Result<BridgeS
             supply: ledger.supply,
             reserves: ledger.reserves,
             unreleased: ledger.unreleased,
+            unattributed: ledger.unattributed,
             violated: ferry_app::reserves::violation(&ledger).is_some(),
             queued: state.queued_withdrawal_count(&denom)?,
         });
@@ -377,6 +378,7 @@ fn bridge_snapshot(state: &StateDelta<StateView>, height: u64) -> Result<BridgeS
         bitcoin_fees,
         bitcoin_release_bumps,
         bitcoin_unconfirmed_release_age,
+        unattributed_open: state.open_unattributed_count()?,
     })
 }
 

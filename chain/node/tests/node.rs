@@ -41,6 +41,7 @@ fn deposit_to_alice() -> Result<Vec<u8>, Box<dyn std::error::Error>> {
         amount: ferry_types::Amount::new(1_000_000),
         recipient: alice()?.address(),
         deposit_address: false,
+        unattributed: None,
     };
     let minter = minter()?;
     let msg = Msg::AttestDeposit(MsgAttestDeposit { attester: minter.address(), facts });

@@ -10,6 +10,8 @@ pub const BECH32_PREFIX: &str = "ferry";
 
 /// Tag of the fee collector module account (see [`Address::module`]).
 pub const FEE_COLLECTOR_TAG: &str = "ferry/fee_collector";
+/// Tag of the unattributed pool (see [`Address::unattributed_pool`]).
+pub const UNATTRIBUTED_POOL_TAG: &str = "ferry/unattributed";
 
 /// A 20-byte account id (`RIPEMD160(SHA256(compressed secp256k1 public key))`, as in Cosmos SDK).
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -57,6 +59,13 @@ impl Address {
     /// The module account that collects transaction fees.
     pub fn fee_collector() -> Self {
         Self::module(FEE_COLLECTOR_TAG)
+    }
+
+    /// The unattributed pool: the recipient named by the facts of a payment to the peg that names
+    /// no account (no valid memo). Nothing is ever credited to it; a member quorum resolves each
+    /// such payment (`MsgResolveUnattributed`). A refund is withdrawn from it.
+    pub fn unattributed_pool() -> Self {
+        Self::module(UNATTRIBUTED_POOL_TAG)
     }
 
     fn account_id(&self) -> Option<cosmrs::AccountId> {

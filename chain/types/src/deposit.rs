@@ -58,6 +58,60 @@ impl FromStr for ParentChain {
     }
 }
 
+/// Why a payment to the peg cannot be attributed to an account: it mints nothing until a quorum
+/// of members resolves it (`MsgResolveUnattributed`: credit an account, or refund it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Unattributed {
+    /// The transaction carries no `FERRY1` memo.
+    NoMemo,
+    /// The transaction carries more than one `FERRY1` memo.
+    SeveralMemos,
+    /// The memo is malformed (wrong tag, wrong length, not one push).
+    BadMemo,
+}
+
+impl Unattributed {
+    /// The code, as stored and attested (`no_memo`, `several_memos`, `bad_memo`).
+    pub const fn code(self) -> &'static str {
+        match self {
+            Unattributed::NoMemo => "no_memo",
+            Unattributed::SeveralMemos => "several_memos",
+            Unattributed::BadMemo => "bad_memo",
+        }
+    }
+
+    /// What went wrong, in words.
+    pub const fn description(self) -> &'static str {
+        match self {
+            Unattributed::NoMemo => "the payment to the peg carries no FERRY1 memo naming an account",
+            Unattributed::SeveralMemos => {
+                "the payment to the peg carries several FERRY1 memos; a deposit needs exactly one"
+            }
+            Unattributed::BadMemo => "the payment's FERRY1 memo is malformed (wrong tag or length)",
+        }
+    }
+}
+
+impl fmt::Display for Unattributed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.code())
+    }
+}
+
+impl FromStr for Unattributed {
+    type Err = DepositError;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text {
+            "no_memo" => Ok(Unattributed::NoMemo),
+            "several_memos" => Ok(Unattributed::SeveralMemos),
+            "bad_memo" => Ok(Unattributed::BadMemo),
+            other => Err(DepositError::UnknownReason(other.to_owned())),
+        }
+    }
+}
+
 /// Why deposit facts or a deposit id were refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DepositError {
@@ -78,6 +132,14 @@ pub enum DepositError {
     /// A zero amount.
     #[error("deposit amount is zero")]
     ZeroAmount,
+    /// Not an unattributed-payment reason code.
+    #[error("unknown unattributed reason `{0}`: expected no_memo, several_memos or bad_memo")]
+    UnknownReason(String),
+    /// An unattributed payment names an account, or an attributed one names the pool.
+    #[error(
+        "the recipient is the unattributed pool exactly when the payment is unattributed (Bitcoin, to the peg, without a valid memo)"
+    )]
+    UnattributedRecipient,
     /// Only Bitcoin has deposit addresses.
     #[error("only Bitcoin deposits can be paid to a deposit address")]
     DepositAddressOffBitcoin,
@@ -107,6 +169,10 @@ pub struct DepositFacts {
     /// script that spends the reserve output, so members must agree on it.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub deposit_address: bool,
+    /// Bitcoin: why the payment cannot be attributed to an account, when it cannot; its
+    /// `recipient` is then [`Address::unattributed_pool`], and it mints nothing until resolved.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unattributed: Option<Unattributed>,
 }
 
 fn is_hex64(text: &str) -> bool {
@@ -143,6 +209,12 @@ impl DepositFacts {
         if self.deposit_address && self.chain != ParentChain::Bitcoin {
             return Err(DepositError::DepositAddressOffBitcoin);
         }
+        let pooled = self.recipient == Address::unattributed_pool();
+        if pooled != self.unattributed.is_some()
+            || (pooled && (self.deposit_address || self.chain != ParentChain::Bitcoin))
+        {
+            return Err(DepositError::UnattributedRecipient);
+        }
         Ok(())
     }
 
@@ -164,6 +236,10 @@ impl DepositFacts {
         );
         if self.deposit_address {
             canonical.push_str("|deposit-address");
+        }
+        if let Some(reason) = self.unattributed {
+            canonical.push_str("|unattributed:");
+            canonical.push_str(reason.code());
         }
         crate::key::sha256(canonical.as_bytes())
     }
@@ -237,6 +313,7 @@ mod tests {
             amount: Amount::new(50_000),
             recipient: Address::from_bytes([4; 20]),
             deposit_address: false,
+            unattributed: None,
         }
     }
 

@@ -186,3 +186,15 @@ pub const LISTED: &str = "listed";
 pub const DEPOSIT_ADDRESS_REGISTERED: &str = "ferry.bridge.deposit_address_registered";
 /// Attribute: a registration number.
 pub const NUMBER: &str = "number";
+
+/// A payment to the peg naming no account reached its quorum: held in the reserves, minted to
+/// nobody. Attributes [`DEPOSIT_ID`], [`AMOUNT`], [`REASON`].
+pub const DEPOSIT_UNATTRIBUTED: &str = "ferry.bridge.deposit_unattributed";
+/// A member voted on an unattributed payment. Attributes [`DEPOSIT_ID`], [`ATTESTER`],
+/// [`RESOLUTION`], [`ATTESTATIONS`] (agreeing votes), [`QUORUM`].
+pub const UNATTRIBUTED_VOTE: &str = "ferry.bridge.unattributed_vote";
+/// An unattributed payment was resolved. Attributes [`DEPOSIT_ID`], [`RESOLUTION`], and
+/// [`RECIPIENT`] with [`AMOUNT`] (credit) or [`WITHDRAWAL_ID`] (refund).
+pub const UNATTRIBUTED_RESOLVED: &str = "ferry.bridge.unattributed_resolved";
+/// Attribute: a resolution, `credit:<account>` or `refund:<address>`.
+pub const RESOLUTION: &str = "resolution";

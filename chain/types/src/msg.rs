@@ -37,6 +37,8 @@ pub const MSG_ATTEST_RESERVES_TYPE_URL: &str = "/ferry.bridge.v1.MsgAttestReserv
 pub const MSG_PROPOSE_LISTING_TYPE_URL: &str = "/ferry.bridge.v1.MsgProposeListing";
 /// Type URL of [`MsgRegisterDepositAddressProto`].
 pub const MSG_REGISTER_DEPOSIT_ADDRESS_TYPE_URL: &str = "/ferry.bridge.v1.MsgRegisterDepositAddress";
+/// Type URL of [`MsgResolveUnattributedProto`].
+pub const MSG_RESOLVE_UNATTRIBUTED_TYPE_URL: &str = "/ferry.bridge.v1.MsgResolveUnattributed";
 /// Type URL of [`ChainBindingProto`].
 pub const CHAIN_BINDING_TYPE_URL: &str = "/ferry.tx.v1.ChainBinding";
 
@@ -83,6 +85,10 @@ pub struct MsgAttestDepositProto {
     /// memo (decides the script that spends the output).
     #[prost(bool, tag = "8")]
     pub deposit_address: bool,
+    /// Bitcoin: why the payment names no account (`no_memo`, `several_memos`, `bad_memo`), when
+    /// it does not; empty otherwise. The recipient is then the unattributed pool.
+    #[prost(string, tag = "9")]
+    pub unattributed: String,
 }
 
 /// Wire form of `ferry.bridge.v1.MsgRegisterDepositAddress`: an account asks for its own Bitcoin
@@ -229,6 +235,28 @@ pub struct MsgResolveHeldProto {
     /// The withdrawal number (`n` of `wd-n`).
     #[prost(uint64, tag = "2")]
     pub withdrawal: u64,
+}
+
+/// Wire form of `ferry.bridge.v1.MsgResolveUnattributed`: a federation member's vote on what to do
+/// with an unattributed payment to the peg: credit it to an account, or refund it to a Bitcoin
+/// address in the next batch (paying its own miner fee, at most `max_fee`).
+#[derive(Clone, PartialEq, Message)]
+pub struct MsgResolveUnattributedProto {
+    /// The voting member's account, bech32; must be the signer.
+    #[prost(string, tag = "1")]
+    pub member: String,
+    /// The payment's deposit id, `btc:<txid>:<vout>`.
+    #[prost(string, tag = "2")]
+    pub deposit_id: String,
+    /// Credit: the account, bech32 (empty for a refund).
+    #[prost(string, tag = "3")]
+    pub credit_to: String,
+    /// Refund: the Bitcoin address (empty for a credit).
+    #[prost(string, tag = "4")]
+    pub refund_to: String,
+    /// Refund: the largest miner fee share it may pay, in satoshi (decimal).
+    #[prost(string, tag = "5")]
+    pub max_fee: String,
 }
 
 /// Wire form of `ferry.bridge.v1.MsgSetPaused`: a federation member's vote to pause or resume
@@ -407,6 +435,87 @@ pub struct MsgResolveHeld {
     pub withdrawal: crate::query::WithdrawalId,
 }
 
+/// What a member votes to do with an unattributed payment.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Resolution {
+    /// Mint it to this account (less what it prepays for its own spending, as a deposit).
+    Credit {
+        /// The account.
+        account: Address,
+    },
+    /// Pay it back to this Bitcoin address in the next batch; its share of the miner fee, at most
+    /// `max_fee`, comes out of it.
+    Refund {
+        /// The Bitcoin address.
+        destination: String,
+        /// The largest fee share it may pay, in satoshi.
+        max_fee: Amount,
+    },
+}
+
+/// A validated vote on an unattributed payment.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MsgResolveUnattributed {
+    /// The voting member (the signer).
+    pub member: Address,
+    /// The payment.
+    pub deposit: crate::deposit::DepositId,
+    /// What to do with it.
+    pub resolution: Resolution,
+}
+
+impl MsgResolveUnattributed {
+    fn field_error(field: &'static str, reason: impl ToString) -> MsgError {
+        MsgError::Field { type_url: MSG_RESOLVE_UNATTRIBUTED_TYPE_URL, field, reason: reason.to_string() }
+    }
+
+    /// Validates the wire form.
+    ///
+    /// # Errors
+    /// A malformed member, deposit id (or one not on Bitcoin), account, address or fee; both or
+    /// neither of `credit_to` and `refund_to`; a fee with a credit.
+    pub fn from_proto(proto: &MsgResolveUnattributedProto) -> Result<MsgResolveUnattributed, MsgError> {
+        let member = proto.member.parse().map_err(|e| Self::field_error("member", e))?;
+        let deposit: crate::deposit::DepositId =
+            proto.deposit_id.parse().map_err(|e| Self::field_error("deposit_id", e))?;
+        if deposit.chain() != Some(ParentChain::Bitcoin) {
+            return Err(Self::field_error("deposit_id", "only Bitcoin payments are unattributed"));
+        }
+        let resolution = match (proto.credit_to.as_str(), proto.refund_to.as_str()) {
+            (account, "") if !account.is_empty() => {
+                if !proto.max_fee.is_empty() {
+                    return Err(Self::field_error("max_fee", "a credit pays no miner fee"));
+                }
+                Resolution::Credit { account: account.parse().map_err(|e| Self::field_error("credit_to", e))? }
+            }
+            ("", destination) if !destination.is_empty() => {
+                let destination =
+                    check_destination(&Denom::sat(), destination).map_err(|e| Self::field_error("refund_to", e))?;
+                let max_fee: Amount = proto.max_fee.parse().map_err(|e| Self::field_error("max_fee", e))?;
+                Resolution::Refund { destination, max_fee }
+            }
+            _ => return Err(Self::field_error("credit_to", "give exactly one of credit_to and refund_to")),
+        };
+        Ok(MsgResolveUnattributed { member, deposit, resolution })
+    }
+
+    /// The wire form.
+    pub fn to_proto(&self) -> MsgResolveUnattributedProto {
+        let (credit_to, refund_to, max_fee) = match &self.resolution {
+            Resolution::Credit { account } => (account.to_string(), String::new(), String::new()),
+            Resolution::Refund { destination, max_fee } => (String::new(), destination.clone(), max_fee.to_string()),
+        };
+        MsgResolveUnattributedProto {
+            member: self.member.to_string(),
+            deposit_id: self.deposit.to_string(),
+            credit_to,
+            refund_to,
+            max_fee,
+        }
+    }
+}
+
 /// A validated listing proposal.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MsgProposeListing {
@@ -491,6 +600,8 @@ pub enum Msg {
     AttestReserves(MsgAttestReserves),
     /// `/ferry.bridge.v1.MsgRegisterDepositAddress`.
     RegisterDepositAddress(MsgRegisterDepositAddress),
+    /// `/ferry.bridge.v1.MsgResolveUnattributed`.
+    ResolveUnattributed(MsgResolveUnattributed),
 }
 
 /// Why a message was refused before execution.
@@ -542,6 +653,9 @@ impl Msg {
             MSG_REGISTER_DEPOSIT_ADDRESS_TYPE_URL => {
                 MsgRegisterDepositAddress::from_proto(&decode(any)?).map(Msg::RegisterDepositAddress)
             }
+            MSG_RESOLVE_UNATTRIBUTED_TYPE_URL => {
+                MsgResolveUnattributed::from_proto(&decode(any)?).map(Msg::ResolveUnattributed)
+            }
             other => Err(MsgError::UnknownType(other.to_owned())),
         }
     }
@@ -561,6 +675,7 @@ impl Msg {
             Msg::AttestReserves(snapshot) => any(MSG_ATTEST_RESERVES_TYPE_URL, &snapshot.to_proto()),
             Msg::ProposeListing(proposal) => any(MSG_PROPOSE_LISTING_TYPE_URL, &proposal.to_proto()),
             Msg::RegisterDepositAddress(register) => any(MSG_REGISTER_DEPOSIT_ADDRESS_TYPE_URL, &register.to_proto()),
+            Msg::ResolveUnattributed(vote) => any(MSG_RESOLVE_UNATTRIBUTED_TYPE_URL, &vote.to_proto()),
         }
     }
 
@@ -579,6 +694,7 @@ impl Msg {
             Msg::AttestReserves(snapshot) => snapshot.attester,
             Msg::ProposeListing(proposal) => proposal.member,
             Msg::RegisterDepositAddress(register) => register.account,
+            Msg::ResolveUnattributed(vote) => vote.member,
         }
     }
 
@@ -597,7 +713,8 @@ impl Msg {
             | Msg::SetPaused(_)
             | Msg::ProposeListing(_)
             | Msg::AttestReserves(_)
-            | Msg::RegisterDepositAddress(_) => Vec::new(),
+            | Msg::RegisterDepositAddress(_)
+            | Msg::ResolveUnattributed(_) => Vec::new(),
         }
     }
 
@@ -612,7 +729,8 @@ impl Msg {
             | Msg::ResolveHeld(_)
             | Msg::SetPaused(_)
             | Msg::ProposeListing(_)
-            | Msg::AttestReserves(_) => true,
+            | Msg::AttestReserves(_)
+            | Msg::ResolveUnattributed(_) => true,
             Msg::Send(_) | Msg::Withdraw(_) | Msg::RegisterDepositAddress(_) => false,
         }
     }
@@ -740,6 +858,10 @@ impl MsgAttestDeposit {
             amount: proto.amount.parse().map_err(|e| Self::field_error("amount", e))?,
             recipient: proto.recipient.parse().map_err(|e| Self::field_error("recipient", e))?,
             deposit_address: proto.deposit_address,
+            unattributed: match proto.unattributed.as_str() {
+                "" => None,
+                code => Some(code.parse().map_err(|e| Self::field_error("unattributed", e))?),
+            },
         };
         facts.validate().map_err(|e| Self::field_error("facts", e))?;
         Ok(MsgAttestDeposit { attester, facts })
@@ -756,6 +878,7 @@ impl MsgAttestDeposit {
             amount: self.facts.amount.to_string(),
             recipient: self.facts.recipient.to_string(),
             deposit_address: self.facts.deposit_address,
+            unattributed: self.facts.unattributed.map(|reason| reason.code().to_owned()).unwrap_or_default(),
         }
     }
 }

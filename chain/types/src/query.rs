@@ -61,6 +61,11 @@ pub const DEPOSIT_ADDRESS_PATH: &str = "/deposit_address/";
 /// Path prefix of the registered deposit addresses in registration order
 /// (`/deposit_addresses/<after>`: those numbered above `after`, [`DepositAddressPage`]).
 pub const DEPOSIT_ADDRESSES_PATH: &str = "/deposit_addresses/";
+/// Path of the open unattributed payments (`/unattributed`, or `/unattributed/<after deposit id>`
+/// for the next page; [`UnattributedPage`]).
+pub const UNATTRIBUTED_PATH: &str = "/unattributed";
+/// Most unattributed payments one `/unattributed` answer carries.
+pub const UNATTRIBUTED_PAGE: usize = 100;
 /// Most registrations one `/deposit_addresses/<after>` answer carries.
 pub const DEPOSIT_ADDRESSES_PAGE: usize = 1_000;
 
@@ -177,6 +182,28 @@ pub struct DepositAddressPage {
     /// Registrations numbered above `after`, in order, at most [`DEPOSIT_ADDRESSES_PAGE`].
     pub registrations: Vec<DepositAddressRecord>,
     /// How many are registered in all.
+    pub total: u64,
+}
+
+/// An open (unresolved) unattributed payment to the peg.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OpenUnattributed {
+    /// Its deposit id, `btc:<txid>:<vout>`.
+    pub id: crate::deposit::DepositId,
+    /// What it paid, in satoshi.
+    pub amount: Amount,
+    /// Why it names no account.
+    pub reason: crate::deposit::Unattributed,
+    /// When a quorum recorded it.
+    pub height: u64,
+}
+
+/// Answer to `/unattributed`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnattributedPage {
+    /// Open payments in deposit id order, at most [`UNATTRIBUTED_PAGE`].
+    pub open: Vec<OpenUnattributed>,
+    /// How many are open in all.
     pub total: u64,
 }
 
@@ -707,7 +734,8 @@ pub struct BridgeStatus {
 /// Per-asset totals: wrapped supply, the parent-chain reserves backing it, and what was burned
 /// but not yet paid out.
 ///
-/// The reserves invariant (`ferry_app::reserves`): `supply + unreleased + fee_pool <= reserves`.
+/// The reserves invariant (`ferry_app::reserves`):
+/// `supply + unreleased + fee_pool + unattributed <= reserves`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AssetLedger {
     /// Wrapped tokens in existence.
@@ -725,6 +753,10 @@ pub struct AssetLedger {
     /// miners; consolidations are paid from it.
     #[serde(default)]
     pub fee_pool: Amount,
+    /// Bitcoin: payments to the peg that name no account (no valid memo), held in the reserves
+    /// until a member quorum credits or refunds each (`/unattributed`).
+    #[serde(default)]
+    pub unattributed: Amount,
 }
 
 /// A reserve UTXO of the Bitcoin peg.

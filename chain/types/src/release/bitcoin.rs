@@ -1673,7 +1673,10 @@ mod tests {
         let mut owned = utxo(1, 0, 200_000);
         owned.owner = Some(alice);
         let plan = plan_release(&[owned, utxo(2, 1, 100_000)], &[output(10, 250_000)], Amount::new(5_000), DUST)?;
-        assert_eq!(plan.witness_scripts(&peg), vec![peg.deposit_witness_script(&alice), peg.witness_script().to_owned()]);
+        assert_eq!(
+            plan.witness_scripts(&peg),
+            vec![peg.deposit_witness_script(&alice), peg.witness_script().to_owned()]
+        );
         let tx = unsigned_transaction(&plan, &peg);
         let digests = sighashes(&tx, &plan, &peg)?;
         // The same transaction signed as if both inputs paid the peg has another first sighash.

@@ -122,6 +122,7 @@ impl ScaleChain {
                     amount: Amount::new(DEPOSIT_SAT),
                     recipient,
                     deposit_address: false,
+                    unattributed: None,
                 }
             })
             .collect();

@@ -1,0 +1,271 @@
+//! Unattributed payments: Bitcoin paid to the peg without a valid memo (none, several, malformed)
+//! names no account. A quorum of members attests it like a deposit, with the reason and the
+//! unattributed pool as recipient ([`ferry_types::Address::unattributed_pool`]); the chain then
+//! holds it in the reserves (`AssetLedger::unattributed`, a reserve UTXO like any other) and mints
+//! nothing. Members resolve each by quorum (`MsgResolveUnattributed`): credit it to an account
+//! (minted like a deposit: the amount less what it prepays for its own spending), or refund it to
+//! a Bitcoin address — a withdrawal from the pool, batched and paid like any other, paying its own
+//! share of the miner fee. Payments below the minimum deposit stay below-minimum records (never
+//! spent: moving them would cost more than they hold).
+
+use std::collections::BTreeMap;
+
+use ferry_types::deposit::Unattributed;
+use ferry_types::event as ev;
+use ferry_types::msg::{MsgResolveUnattributed, MsgWithdraw, Resolution};
+use ferry_types::query::{OpenUnattributed, WithdrawalId};
+use ferry_types::release::bitcoin::parse_destination;
+use ferry_types::{Address, Amount, Coin, Denom, DepositFacts, DepositId, Params, TxCode, TxRejection};
+use serde::{Deserialize, Serialize};
+
+use crate::bank::{self, BankError};
+use crate::bridge::{DepositRecord, DepositStatus, ReserveUtxo};
+use crate::event::Event;
+use crate::state::{Collection, StateDelta, StateError, StateRead};
+
+/// State keys of unattributed payments.
+pub mod keys {
+    use crate::state::Collection;
+
+    /// The open (unresolved) payments, keyed by deposit id.
+    pub fn open() -> Collection {
+        Collection::new("unattributed_open/")
+    }
+}
+
+/// An unattributed payment's state, in its deposit record.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnattributedState {
+    /// Why it names no account.
+    pub reason: Unattributed,
+    /// What it paid, in satoshi.
+    pub amount: Amount,
+    /// When a quorum recorded it.
+    pub height: u64,
+    /// Each member's latest vote.
+    #[serde(default)]
+    pub votes: BTreeMap<Address, Resolution>,
+    /// What a quorum decided, once it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolved: Option<Resolved>,
+}
+
+/// How an unattributed payment was resolved.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Resolved {
+    /// What the quorum voted.
+    pub resolution: Resolution,
+    /// When.
+    pub height: u64,
+    /// Credit: what the account received (the amount less `spend_fee`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credited: Option<Amount>,
+    /// Credit: what it prepaid into the fee pool for its own spending.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spend_fee: Option<Amount>,
+    /// Refund: the withdrawal paying it back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub withdrawal: Option<WithdrawalId>,
+}
+
+fn refused(code: TxCode, log: impl Into<String>) -> BankError {
+    BankError::Rejected(TxRejection::new(code, log))
+}
+
+impl<R: StateRead> StateDelta<R> {
+    /// Up to `limit` open unattributed payments in deposit id order, after `after` when given.
+    ///
+    /// # Errors
+    /// On storage failure or a corrupt record.
+    pub fn open_unattributed(
+        &self,
+        after: Option<&DepositId>,
+        limit: usize,
+    ) -> Result<Vec<OpenUnattributed>, StateError> {
+        self.entries(&keys::open(), after.map(|id| id.as_str().as_bytes()), false, limit)
+    }
+
+    /// How many unattributed payments are open.
+    ///
+    /// # Errors
+    /// On storage failure or a corrupt counter.
+    pub fn open_unattributed_count(&self) -> Result<u64, StateError> {
+        self.entry_count(&keys::open())
+    }
+}
+
+/// Records the unattributed payment `facts` (reason `reason`) a quorum attested: the output joins
+/// the reserves and the ledger's `unattributed`; nothing is minted.
+///
+/// # Errors
+/// `Overflow` if the ledger would overflow; storage failures.
+pub(crate) fn record<R: StateRead>(
+    state: &mut StateDelta<R>,
+    record: &mut DepositRecord,
+    facts: &DepositFacts,
+    reason: Unattributed,
+    height: u64,
+    events: &mut Vec<Event>,
+) -> Result<(), BankError> {
+    let mut ledger = state.ledger(&facts.asset)?;
+    let overflow = || refused(TxCode::Overflow, format!("{} reserves would overflow", facts.asset));
+    ledger.reserves = ledger.reserves.checked_add(facts.amount).map_err(|_| overflow())?;
+    ledger.unattributed = ledger.unattributed.checked_add(facts.amount).map_err(|_| overflow())?;
+    state.put_ledger(&facts.asset, &ledger)?;
+    state.put_reserve_utxo(&ReserveUtxo {
+        txid: facts.tx_id.clone(),
+        vout: facts.index,
+        amount: facts.amount,
+        locked_by: None,
+        owner: None,
+    })?;
+    let id = facts.id();
+    let open: Collection = keys::open();
+    state.put_entry(
+        &open,
+        id.as_str().as_bytes(),
+        &OpenUnattributed { id: id.clone(), amount: facts.amount, reason, height },
+    )?;
+    record.status = DepositStatus::Unattributed;
+    record.unattributed =
+        Some(UnattributedState { reason, amount: facts.amount, height, votes: BTreeMap::new(), resolved: None });
+    events.push(Event::new(
+        ev::DEPOSIT_UNATTRIBUTED,
+        [
+            (ev::DEPOSIT_ID, id.to_string()),
+            (ev::AMOUNT, format!("{}{}", facts.amount, facts.asset)),
+            (ev::REASON, reason.description().to_owned()),
+        ],
+    ));
+    tracing::warn!(deposit_id = %id, amount = %facts.amount, %reason, height, "unattributed payment to the peg: held, minted to nobody until members resolve it");
+    Ok(())
+}
+
+/// Records `vote`; at `quorum` identical votes carries it out. Votes after the resolution change
+/// nothing.
+///
+/// # Errors
+/// `InvalidMessage` for a payment that is not unattributed or a refund address of another
+/// network; the refund's withdrawal refusals (`WithdrawalRefused`, `BridgePaused`, …) or a
+/// credit worth less than its own spending, at the vote that reaches the quorum; storage failures.
+pub fn resolve<R: StateRead>(
+    state: &mut StateDelta<R>,
+    vote: &MsgResolveUnattributed,
+    params: &Params,
+    quorum: u32,
+    height: u64,
+    events: &mut Vec<Event>,
+) -> Result<(), BankError> {
+    let id = &vote.deposit;
+    let Some(mut deposit) = state.deposit(id)? else {
+        return Err(refused(TxCode::InvalidMessage, format!("no payment {id} is recorded")));
+    };
+    let Some(open) = deposit.unattributed.as_mut() else {
+        return Err(refused(
+            TxCode::InvalidMessage,
+            format!("{id} is not an unattributed payment (it is {:?})", deposit.status),
+        ));
+    };
+    if open.resolved.is_some() {
+        return Ok(());
+    }
+    if let Resolution::Refund { destination, .. } = &vote.resolution {
+        let network = state.federation()?.bitcoin.map(|bitcoin| bitcoin.network);
+        let network = network.ok_or_else(|| refused(TxCode::InvalidMessage, "this chain has no Bitcoin peg"))?;
+        parse_destination(destination, network)
+            .map_err(|error| refused(TxCode::InvalidMessage, format!("refund_to: {error}")))?;
+    }
+    open.votes.insert(vote.member, vote.resolution.clone());
+    let agreeing = open.votes.values().filter(|voted| **voted == vote.resolution).count();
+    let shown = show(&vote.resolution);
+    events.push(Event::new(
+        ev::UNATTRIBUTED_VOTE,
+        [
+            (ev::DEPOSIT_ID, id.to_string()),
+            (ev::ATTESTER, vote.member.to_string()),
+            (ev::RESOLUTION, shown.clone()),
+            (ev::ATTESTATIONS, agreeing.to_string()),
+            (ev::QUORUM, quorum.to_string()),
+        ],
+    ));
+    if u32::try_from(agreeing).unwrap_or(u32::MAX) >= quorum {
+        let amount = open.amount;
+        let resolved = carry_out(state, id, amount, &vote.resolution, params, height, events)?;
+        open.resolved = Some(resolved);
+        state.remove_entry(&keys::open(), id.as_str().as_bytes())?;
+        tracing::info!(deposit_id = %id, resolution = shown, %amount, height, "unattributed payment resolved");
+    }
+    state.put_json(crate::bridge::keys::deposit(id), &deposit);
+    Ok(())
+}
+
+/// `credit:<account>` or `refund:<address>`.
+fn show(resolution: &Resolution) -> String {
+    match resolution {
+        Resolution::Credit { account } => format!("credit:{account}"),
+        Resolution::Refund { destination, .. } => format!("refund:{destination}"),
+    }
+}
+
+/// Moves `amount` out of the ledger's `unattributed`: minted to the account, or withdrawn from
+/// the pool to the refund address.
+fn carry_out<R: StateRead>(
+    state: &mut StateDelta<R>,
+    id: &DepositId,
+    amount: Amount,
+    resolution: &Resolution,
+    params: &Params,
+    height: u64,
+    events: &mut Vec<Event>,
+) -> Result<Resolved, BankError> {
+    let sat = Denom::sat();
+    let mut ledger = state.ledger(&sat)?;
+    let overflow = || refused(TxCode::Overflow, "the sat ledger would overflow");
+    ledger.unattributed = ledger
+        .unattributed
+        .checked_sub(amount)
+        .map_err(|_| refused(TxCode::Overflow, format!("the ledger's unattributed sat is below {id}'s {amount}")))?;
+    let mut resolved =
+        Resolved { resolution: resolution.clone(), height, credited: None, spend_fee: None, withdrawal: None };
+    let mut attributes = vec![(ev::DEPOSIT_ID, id.to_string()), (ev::RESOLUTION, show(resolution))];
+    match resolution {
+        Resolution::Credit { account } => {
+            let spend_fee = crate::bridge::bitcoin_spend_fee(state, params, None)?;
+            let credited =
+                amount.checked_sub(spend_fee).ok().filter(|credited| !credited.is_zero()).ok_or_else(|| {
+                    refused(
+                        TxCode::InvalidMessage,
+                        format!("{id} holds {amount}sat, not more than its own spending ({spend_fee}sat)"),
+                    )
+                })?;
+            ledger.supply = ledger.supply.checked_add(credited).map_err(|_| overflow())?;
+            ledger.fee_pool = ledger.fee_pool.checked_add(spend_fee).map_err(|_| overflow())?;
+            state.put_ledger(&sat, &ledger)?;
+            let coin = Coin { denom: sat.clone(), amount: credited };
+            let mut record = bank::load_or_create(state, account, events)?;
+            bank::credit(&mut record, account, &coin).map_err(BankError::Rejected)?;
+            state.put_account(account, &record);
+            resolved.credited = Some(credited);
+            resolved.spend_fee = Some(spend_fee);
+            attributes.push((ev::RECIPIENT, account.to_string()));
+            attributes.push((ev::AMOUNT, coin.to_string()));
+        }
+        Resolution::Refund { destination, max_fee } => {
+            // Into the pool's balance, then withdrawn like any burn: every rule a withdrawal
+            // meets (limits, budget, destination) applies, and the batch pays it.
+            ledger.supply = ledger.supply.checked_add(amount).map_err(|_| overflow())?;
+            state.put_ledger(&sat, &ledger)?;
+            let pool = Address::unattributed_pool();
+            let mut record = bank::load_or_create(state, &pool, events)?;
+            bank::credit(&mut record, &pool, &Coin { denom: sat.clone(), amount }).map_err(BankError::Rejected)?;
+            state.put_account(&pool, &record);
+            let withdraw =
+                MsgWithdraw { sender: pool, asset: sat, amount, destination: destination.clone(), max_fee: *max_fee };
+            let withdrawal = crate::withdrawal::withdraw(state, &withdraw, params, height, events)?;
+            resolved.withdrawal = Some(withdrawal);
+            attributes.push((ev::WITHDRAWAL_ID, withdrawal.to_string()));
+        }
+    }
+    events.push(Event::new(ev::UNATTRIBUTED_RESOLVED, attributes));
+    Ok(resolved)
+}
