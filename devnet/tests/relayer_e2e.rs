@@ -282,8 +282,8 @@ async fn deposits_from_bitcoin_and_ethereum_mint_exactly_once_after_the_confirma
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn deposit_reorged_out_before_confirmations_never_mints_and_bad_payments_are_recorded_as_rejected() -> TestResult
-{
+async fn deposit_reorged_out_before_confirmations_never_mints_and_a_payment_without_memo_is_held_unattributed()
+-> TestResult {
     let _serial = serial().await;
     let mut fx = Fixture::start("reorg").await?;
     let client = fx.client.clone();
@@ -308,20 +308,22 @@ async fn deposit_reorged_out_before_confirmations_never_mints_and_bad_payments_a
     fx.anvil.reorg(2, &[]).await?;
     fx.anvil.mine(4).await?;
 
-    // Payments that cannot mint: no memo, and a memo without a payment to the peg.
+    // Payments that cannot mint: no memo (attested as unattributed: the chain holds it), and a
+    // memo without a payment to the peg (no money: refused).
     let no_memo = fx.pay_peg(30_000, None).await?;
     let elsewhere = TxOut { value: Sats::from_sat(30_000), script_pubkey: fx.wallet.address().script_pubkey() };
     let memo = TxOut { value: Sats::ZERO, script_pubkey: deposit_memo(&recipient) };
     let memo_only = fx.wallet.pay(&fx.btcd.rpc(), vec![elsewhere, memo]).await?;
     fx.btcd.mine(CONFIRMATIONS + 2).await?;
-    // Every relayer drops both deposits and records both refusals (then nothing is left to decide).
+    // Every relayer drops both deposits, records the refusal and attests the unattributed payment
+    // (then nothing is left to decide).
     let dropped = |records: &[DepositRecord]| records.iter().all(|r| r.status == DepositStatus::Dropped);
     fx.wait_for_records(ParentChain::Bitcoin, &deposit_id, "the bitcoin deposit dropped", dropped).await?;
     fx.wait_for_records(ParentChain::Ethereum, &ether.tx_hash, "the ether deposit dropped", dropped).await?;
     for store in fx.stores().await? {
         let store = &store;
-        wait_until("both refused payments recorded", WAIT, || async move {
-            Ok((store.counts().await?.rejections >= 2).then_some(()))
+        wait_until("the refused memo recorded", WAIT, || async move {
+            Ok((store.counts().await?.rejections >= 1).then_some(()))
         })
         .await?;
     }
@@ -330,11 +332,20 @@ async fn deposit_reorged_out_before_confirmations_never_mints_and_bad_payments_a
 
     assert_eq!(balance(&client, &recipient, &Denom::sat()).await?, 0, "a reorged-out bitcoin deposit minted");
     assert_eq!(balance(&client, &recipient, &Denom::wei()).await?, 0, "a reorged-out ether deposit minted");
-    // Every relayer recorded the dropped deposits and both refused payments, with reasons.
+    // The chain holds the payment without a memo as unattributed, minted to nobody.
+    let no_memo_id = format!("btc:{no_memo}:0");
+    let held = wait_until("the payment without a memo recorded unattributed", WAIT, || async {
+        let record: Option<ferry_app::bridge::DepositRecord> =
+            client.query(&format!("/deposit/{no_memo_id}"), None).await?;
+        Ok(record.filter(|record| record.status == ferry_app::bridge::DepositStatus::Unattributed))
+    })
+    .await?;
+    assert_eq!(held.unattributed.map(|state| state.reason), Some(ferry_types::deposit::Unattributed::NoMemo));
+    // Every relayer recorded the dropped deposits and the refused memo, with reasons.
     for url in fx.databases.iter().map(ScratchDatabase::url) {
         let store = ferry_relayer::store::Store::connect(url).await?;
         let counts = store.counts().await?;
-        assert_eq!(counts.rejections, 2, "{url}: {counts:?}");
+        assert_eq!(counts.rejections, 1, "{url}: {counts:?}");
         assert_eq!(counts.deposits.get(&DepositStatus::Dropped), Some(&2), "{url}: {counts:?}");
         for chain_deposits in [
             deposits_of(&store, ParentChain::Bitcoin, &deposit_id).await?,
@@ -346,12 +357,9 @@ async fn deposit_reorged_out_before_confirmations_never_mints_and_bad_payments_a
             );
         }
         assert!(store.verify().await?.is_intact());
-        // The refusals are in the audit log, with their reasons.
-        let refused_payment = store.audit_entries(&format!("btc:{no_memo}:0")).await?;
-        assert!(
-            refused_payment.iter().any(|entry| entry.detail.to_string().contains("without a FERRY1")),
-            "{refused_payment:?}"
-        );
+        // The unattributed payment and the refusal are in the audit log, with their reasons.
+        let unattributed = store.audit_entries(&no_memo_id).await?;
+        assert!(unattributed.iter().any(|entry| entry.detail.to_string().contains("no_memo")), "{unattributed:?}");
         let refused_memo = store.audit_entries(&format!("btc:{memo_only}:1")).await?;
         assert!(
             refused_memo.iter().any(|entry| entry.detail.to_string().contains("without a payment to the peg")),

@@ -80,7 +80,8 @@ async fn payments_naming_no_account_are_held_then_credited_or_refunded_by_a_memb
     })
     .await?;
     let reason = |id: &str| page.open.iter().find(|open| open.id.as_str() == id).map(|open| open.reason);
-    assert_eq!(reason(&wrong_id), Some(Unattributed::BadMemo), "{page:?}");
+    // FERRY2 is no Ferry memo at all: the payment carries none.
+    assert_eq!(reason(&wrong_id), Some(Unattributed::NoMemo), "{page:?}");
     assert_eq!(reason(&two_id), Some(Unattributed::SeveralMemos), "{page:?}");
     let (ledger, _) = common::assert_bitcoin_reconciled(&system).await?;
     assert_eq!(ledger.unattributed.get(), u128::from(WRONG_TAG_SATS + TWO_MEMOS_SATS), "{ledger:?}");
@@ -98,7 +99,7 @@ async fn payments_naming_no_account_are_held_then_credited_or_refunded_by_a_memb
     let status = user.json(&["status", &wrong_tag.to_string()])?;
     assert_eq!(status["stage"], "unattributed", "{status}");
     let note = status["note"].as_str().unwrap_or_default();
-    assert!(note.contains("memo is malformed") && note.contains("refund"), "{note}");
+    assert!(note.contains("no FERRY1 memo") && note.contains("refund"), "{note}");
 
     // Credit the wrong-tag payment to carol: two votes are below the quorum and change nothing.
     let carol_text = carol.to_string();

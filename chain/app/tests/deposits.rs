@@ -1193,3 +1193,27 @@ fn a_deposit_below_the_minimum_is_recorded_never_minted_and_counted_apart_from_t
     assert_eq!(bridge.chain.balance(&dana, &Denom::sat())?, minimum);
     Ok(())
 }
+
+#[test]
+fn deposit_address_registrations_are_bounded_per_block_and_refused_beyond_without_a_trace() -> TestResult {
+    let mut genesis = driver::genesis(&[]);
+    genesis.params.max_deposit_address_registrations_per_block = 2;
+    let mut chain = Chain::start(&genesis)?;
+    let registration = |seed: &str| -> TestResult<(Address, Vec<u8>)> {
+        let key = driver::key(seed)?;
+        let account = key.address();
+        let msg = ferry_types::Msg::RegisterDepositAddress(ferry_types::msg::MsgRegisterDepositAddress { account });
+        Ok((account, driver::Signer::new(key, chain.chain_id(), 0).sign_fee_exempt(0, &[msg])?))
+    };
+    let (first, second, third) = (registration("r1")?, registration("r2")?, registration("r3")?);
+    let results = chain.execute_block(&[&first.1, &second.1, &third.1])?;
+    assert_eq!(codes(&results), [TxCode::Ok, TxCode::Ok, TxCode::DutyLimit], "{results:?}");
+    let full = results.last().map(|result| result.log.clone()).unwrap_or_default();
+    assert!(full.contains("max_deposit_address_registrations_per_block"), "{full}");
+    // The refused one opened nothing and can come again in the next block.
+    assert!(chain.account(&third.0)?.is_none());
+    let results = chain.execute_block(&[&third.1])?;
+    assert_eq!(codes(&results), [TxCode::Ok], "{results:?}");
+    assert!(chain.account(&third.0)?.is_some());
+    Ok(())
+}

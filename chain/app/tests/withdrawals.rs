@@ -12,20 +12,24 @@
 mod driver;
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::str::FromStr;
 
 use driver::{Chain, MemoryState, Signer, TestResult, attestation, attributes, events_of, key};
 use ferry_app::bridge::{AssetLedger, ReserveUtxo};
 use ferry_app::{BlockOutcome, Event, TxOutcome};
+use ferry_types::deposit::Unattributed;
 use ferry_types::event as ev;
 use ferry_types::genesis::{AssetLimit, BlsFederation, EthereumBridge, Federation, WithdrawalParams};
 use ferry_types::msg::{
-    MsgAbortBatch, MsgAttestParentHeight, MsgAttestRelease, MsgAttestReserves, MsgResolveHeld, MsgSetPaused,
-    MsgSubmitSignatures, MsgWithdraw, ReleaseSignatures,
+    MsgAbortBatch, MsgAttestParentHeight, MsgAttestRelease, MsgAttestReserves, MsgRegisterDepositAddress,
+    MsgResolveHeld, MsgResolveUnattributed, MsgSetPaused, MsgSubmitSignatures, MsgWithdraw, ReleaseSignatures,
+    Resolution,
 };
 use ferry_types::peg::{BitcoinFederation, BitcoinNetwork, Peg};
 use ferry_types::query::{
-    BITCOIN_FEES_PATH, BatchRelease, BatchStatus, BatchView, BitcoinFeesView, QUERY_BAD_REQUEST, QUERY_NOT_FOUND,
-    RESERVES_CHECK_PATH, ReservesCheckView, ReservesRound, WithdrawalStatus,
+    BITCOIN_FEES_PATH, BatchRelease, BatchStatus, BatchView, BitcoinFeesView, DepositAddressPage, DepositAddressView,
+    QUERY_BAD_REQUEST, QUERY_NOT_FOUND, RESERVES_CHECK_PATH, ReservesCheckView, ReservesRound, UnattributedPage,
+    WithdrawalStatus,
 };
 use ferry_types::release::bitcoin::{
     assemble_witness, input_spend_fee, lone_release_fee, sighashes, sign_input, unsigned_transaction,
@@ -394,9 +398,7 @@ fn withdraw_msg(sender: &Address, asset: &Denom, amount: u128, destination: &str
 
 /// The withdrawal id a successful withdrawal's log and event name (they must agree).
 fn withdrawal_id(outcome: &TxOutcome) -> TestResult<String> {
-    let queued = events_of(&outcome.events, ev::WITHDRAWAL_QUEUED);
-    let [event] = queued.as_slice() else { return Err(format!("expected one queued event: {outcome:?}").into()) };
-    let id = attributes(event).get(ev::WITHDRAWAL_ID).map(|id| (*id).to_owned()).ok_or("no id attribute")?;
+    let id = withdrawal_id_of(outcome)?;
     assert_eq!(outcome.log, format!("withdrawal {id} queued"));
     Ok(id)
 }
@@ -2011,4 +2013,181 @@ fn a_token_is_listed_only_by_a_quorum_and_only_once_the_vault_applied_the_signed
     assert!(!params(&bridge)?.lists(&denom));
     assert_eq!(propose_listing(&mut bridge, 0, token, Some(limit))?.code, TxCode::Ok);
     Ok(())
+}
+
+// ---- deposit addresses and unattributed payments (issue 11) ----
+
+/// Bitcoin output `vout` of a second transaction paying `amount` sat: to `recipient`'s deposit
+/// address (`deposit_address`), or to the peg naming no account (`recipient` the pool).
+fn bitcoin_payment(vout: u32, amount: u128, recipient: Address, deposit_address: bool) -> DepositFacts {
+    let unattributed = (recipient == Address::unattributed_pool()).then_some(Unattributed::NoMemo);
+    DepositFacts {
+        chain: ParentChain::Bitcoin,
+        tx_id: "7b".repeat(32),
+        index: vout,
+        asset: Denom::sat(),
+        amount: Amount::new(amount),
+        recipient,
+        deposit_address,
+        unattributed,
+    }
+}
+
+impl Bridge {
+    /// Members `0..QUORUM` attest `facts`, each alone in a block; returns the last outcome.
+    fn attest_by_quorum(&mut self, facts: &DepositFacts) -> TestResult<TxOutcome> {
+        let mut last = None;
+        for index in 0..usize::try_from(QUORUM)? {
+            let msg = attestation(&self.member(index).address, facts);
+            let tx = self.duty_tx(index, &[msg])?;
+            last = Some(self.one(&tx)?);
+        }
+        last.ok_or_else(|| "no member".into())
+    }
+
+    /// Member `index`'s vote on the unattributed payment `id`.
+    fn vote(&mut self, index: usize, id: &DepositId, resolution: Resolution) -> TestResult<TxOutcome> {
+        let member = self.member(index).address;
+        let msg = Msg::ResolveUnattributed(MsgResolveUnattributed { member, deposit: id.clone(), resolution });
+        let tx = self.duty_tx(index, &[msg])?;
+        self.one(&tx)
+    }
+}
+
+#[test]
+fn a_registration_opens_the_account_fee_free_and_registering_again_changes_nothing() -> TestResult {
+    let mut bridge = Bridge::start()?;
+    let bob_key = key("bob")?;
+    let bob = bob_key.address();
+    assert!(bridge.chain.account(&bob)?.is_none());
+    let register = [Msg::RegisterDepositAddress(MsgRegisterDepositAddress { account: bob })];
+    // A fee is refused (nothing to pay it with, and none is due).
+    let fresh = Signer::new(bob_key.clone(), bridge.chain.chain_id(), 0);
+    let with_fee = bridge.one(&fresh.sign(0, &coin(100, &Denom::sat()), &register)?)?;
+    assert_eq!(with_fee.code, TxCode::InvalidMessage, "{}", with_fee.log);
+    // Signed with account number 0 and sequence 0, it opens the account.
+    let first = bridge.one(&fresh.sign_fee_exempt(0, &register)?)?;
+    assert_eq!(first.code, TxCode::Ok, "{}", first.log);
+    let registered = events_of(&first.events, ev::DEPOSIT_ADDRESS_REGISTERED);
+    assert_eq!(registered.len(), 1, "{:?}", first.events);
+    assert_eq!(bridge.chain.sequence(&bob)?, 1);
+    let view: DepositAddressView =
+        bridge.chain.query_json(&format!("/deposit_address/{bob}"))?.ok_or("no deposit address")?;
+    let peg = bridge.peg()?;
+    assert_eq!(view.address, peg.deposit_address(&bob).to_string());
+    assert_eq!(view.record.number, 1);
+    // Replaying the opening transaction is a stale sequence; registering again is a no-op.
+    let replay = bridge.one(&fresh.sign_fee_exempt(0, &register)?)?;
+    assert_eq!(replay.code, TxCode::StaleSequence, "{}", replay.log);
+    let bob_signer = bridge.chain.signer(&bob_key)?;
+    let again = bridge.one(&bob_signer.sign_fee_exempt(1, &register)?)?;
+    assert_eq!(again.code, TxCode::Ok, "{}", again.log);
+    assert!(events_of(&again.events, ev::DEPOSIT_ADDRESS_REGISTERED).is_empty());
+    let page: DepositAddressPage = bridge.chain.query_json("/deposit_addresses/0")?.ok_or("no page")?;
+    assert_eq!((page.total, page.registrations.len()), (1, 1));
+    // Someone else's registration travels alone: not beside a transfer.
+    let mixed = bridge.user_tx(
+        &bridge.alice,
+        &coin(100, &Denom::sat()),
+        &[
+            Msg::RegisterDepositAddress(MsgRegisterDepositAddress { account: bridge.alice.address }),
+            driver::send(&bridge.alice.address, &bob, &[coin(1, &Denom::sat())]),
+        ],
+    )?;
+    assert_eq!(bridge.one(&mixed)?.code, TxCode::InvalidMessage);
+    Ok(())
+}
+
+#[test]
+fn a_payment_to_a_deposit_address_mints_only_once_registered_and_its_reserve_names_its_owner() -> TestResult {
+    let mut bridge = Bridge::start()?;
+    let carol_key = key("carol")?;
+    let carol = carol_key.address();
+    let facts = bitcoin_payment(0, 300_000, carol, true);
+    // No relayer could have seen a payment to an address nobody registered: refused.
+    let tx = bridge.duty_tx(0, &[attestation(&bridge.member(0).address, &facts)])?;
+    let refused = bridge.one(&tx)?;
+    assert_eq!(refused.code, TxCode::InvalidMessage, "{}", refused.log);
+    assert!(refused.log.contains("no registered deposit address"), "{}", refused.log);
+
+    let register = Signer::new(carol_key, bridge.chain.chain_id(), 0)
+        .sign_fee_exempt(0, &[Msg::RegisterDepositAddress(MsgRegisterDepositAddress { account: carol })])?;
+    assert_eq!(bridge.one(&register)?.code, TxCode::Ok);
+    let minted = bridge.attest_by_quorum(&facts)?;
+    assert_eq!(minted.code, TxCode::Ok, "{}", minted.log);
+    let peg = bridge.peg()?;
+    let prepaid = input_spend_fee(&peg, Some(&carol), FeeRate::from_sat_per_vb(START_RATE)).get();
+    assert!(prepaid > input_spend_fee(&peg, None, FeeRate::from_sat_per_vb(START_RATE)).get());
+    assert_eq!(bridge.chain.balance(&carol, &Denom::sat())?, 300_000 - prepaid);
+    let reserves = bridge.chain.reserves()?;
+    let utxo = reserves.bitcoin_utxos.iter().find(|utxo| utxo.txid == facts.tx_id).ok_or("no reserve UTXO")?;
+    assert_eq!(utxo.owner, Some(carol));
+    Ok(())
+}
+
+#[test]
+fn an_unattributed_payment_is_held_until_a_quorum_credits_or_refunds_it() -> TestResult {
+    let mut bridge = Bridge::start()?;
+    let pool = Address::unattributed_pool();
+    let (first, second) = (bitcoin_payment(0, 300_000, pool, false), bitcoin_payment(1, 250_000, pool, false));
+    for facts in [&first, &second] {
+        let outcome = bridge.attest_by_quorum(facts)?;
+        assert_eq!(outcome.code, TxCode::Ok, "{}", outcome.log);
+        assert_eq!(events_of(&outcome.events, ev::DEPOSIT_UNATTRIBUTED).len(), 1, "{:?}", outcome.events);
+    }
+    let before = bridge.chain.reserves()?.assets.get(&Denom::sat()).cloned().ok_or("no ledger")?;
+    assert_eq!(before.unattributed.get(), 550_000, "{before:?}");
+    assert_eq!(bridge.chain.balance(&pool, &Denom::sat())?, 0, "nothing is credited to the pool");
+    let page: UnattributedPage = bridge.chain.query_json("/unattributed")?.ok_or("no page")?;
+    assert_eq!(page.total, 2);
+
+    // A vote on a minted deposit, or a refund to another network's address, is refused.
+    let minted = DepositId::from_str(&format!("btc:{BTC_TXID}:0"))?;
+    let dave = key("dave")?.address();
+    assert_eq!(bridge.vote(0, &minted, Resolution::Credit { account: dave })?.code, TxCode::InvalidMessage);
+    let mainnet = Resolution::Refund { destination: MAINNET_DESTINATION.to_owned(), max_fee: Amount::new(BTC_BUDGET) };
+    assert_eq!(bridge.vote(0, &first.id(), mainnet)?.code, TxCode::InvalidMessage);
+
+    // Credit: two votes do nothing, the third credits dave like a deposit.
+    for index in 0..2 {
+        assert_eq!(bridge.vote(index, &first.id(), Resolution::Credit { account: dave })?.code, TxCode::Ok);
+    }
+    assert_eq!(bridge.chain.balance(&dave, &Denom::sat())?, 0);
+    let credited = bridge.vote(2, &first.id(), Resolution::Credit { account: dave })?;
+    assert_eq!(credited.code, TxCode::Ok, "{}", credited.log);
+    let prepaid = input_spend_fee(&bridge.peg()?, None, FeeRate::from_sat_per_vb(START_RATE)).get();
+    assert_eq!(bridge.chain.balance(&dave, &Denom::sat())?, 300_000 - prepaid);
+    // A late vote changes nothing.
+    assert_eq!(bridge.vote(3, &first.id(), Resolution::Credit { account: dave })?.code, TxCode::Ok);
+    assert_eq!(bridge.chain.balance(&dave, &Denom::sat())?, 300_000 - prepaid);
+
+    // Refund: at the quorum, a withdrawal from the pool to the address, paying its own fee.
+    let refund = Resolution::Refund { destination: BTC_DESTINATION.to_owned(), max_fee: Amount::new(BTC_BUDGET) };
+    let mut last = None;
+    for index in 1..4 {
+        last = Some(bridge.vote(index, &second.id(), refund.clone())?);
+    }
+    let outcome = last.ok_or("no vote")?;
+    assert_eq!(outcome.code, TxCode::Ok, "{}", outcome.log);
+    let id = withdrawal_id_of(&outcome)?;
+    let view = bridge.chain.withdrawal(&id)?;
+    assert_eq!(
+        (view.withdrawal.sender, view.withdrawal.amount.get(), view.withdrawal.destination.as_str()),
+        (pool, 250_000, BTC_DESTINATION)
+    );
+    let after = bridge.chain.reserves()?.assets.get(&Denom::sat()).cloned().ok_or("no ledger")?;
+    assert!(after.unattributed.is_zero(), "{after:?}");
+    assert_eq!(after.unreleased.get(), before.unreleased.get() + 250_000, "{after:?}");
+    assert_eq!(after.fee_pool.get(), before.fee_pool.get() + prepaid, "{after:?}");
+    assert_eq!(after.reserves, before.reserves);
+    let page: UnattributedPage = bridge.chain.query_json("/unattributed")?.ok_or("no page")?;
+    assert_eq!(page.total, 0);
+    Ok(())
+}
+
+/// The withdrawal `outcome` queued, from its events.
+fn withdrawal_id_of(outcome: &TxOutcome) -> TestResult<String> {
+    let queued = events_of(&outcome.events, ev::WITHDRAWAL_QUEUED);
+    let [event] = queued.as_slice() else { return Err(format!("expected one queued event: {outcome:?}").into()) };
+    Ok(attributes(event).get(ev::WITHDRAWAL_ID).map(|id| (*id).to_owned()).ok_or("no id attribute")?)
 }

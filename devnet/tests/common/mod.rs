@@ -206,7 +206,8 @@ pub async fn btc_minted_to(client: &FerryClient, sats: u128, owner: Option<&ferr
     Ok(sats - ferry_types::release::bitcoin::input_spend_fee(&peg, owner, fees.fee_rate).get())
 }
 
-/// Checks that the chain's Bitcoin ledger balances (`supply + unreleased + fee_pool = reserves`)
+/// Checks that the chain's Bitcoin ledger balances
+/// (`supply + unreleased + fee_pool + unattributed = reserves`)
 /// and that its reserve UTXOs are exactly what btcd holds unspent for the peg, to the
 /// satoshi. Returns the ledger and the reserves view for further checks.
 pub async fn assert_bitcoin_reconciled(
@@ -216,7 +217,7 @@ pub async fn assert_bitcoin_reconciled(
     let reserves: ferry_app::query::ReservesView = client.query("/reserves", None).await?.ok_or("no reserves")?;
     let ledger = reserves.assets.get(&Denom::sat()).ok_or("no sat ledger")?.clone();
     assert_eq!(
-        ledger.supply.get() + ledger.unreleased.get() + ledger.fee_pool.get(),
+        ledger.supply.get() + ledger.unreleased.get() + ledger.fee_pool.get() + ledger.unattributed.get(),
         ledger.reserves.get(),
         "{ledger:?}"
     );
