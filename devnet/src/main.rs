@@ -199,6 +199,7 @@ Try it (paste into a shell; parent-chain blocks come every 2 s):
   source {env} && export PATH={bin}:$PATH
   ferry balance
   dep=$(ferry deposit btc 0.1btc) && ferry status \"$dep\" --watch
+  ferry deposit-address     # your own Bitcoin address: any wallet can pay it, no memo
   wd=$(ferry withdraw btc 0.05btc \"$FERRY_DEMO_BTC_ADDRESS\" --yes) && ferry status \"$wd\" --watch
   ferry reserves",
         env = env.display(),

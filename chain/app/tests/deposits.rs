@@ -146,6 +146,11 @@ fn ledger(supply: u128) -> AssetLedger {
     }
 }
 
+/// The reserve UTXO of the Bitcoin deposit the tests mint: output 1 of [`BTC_TXID`].
+fn deposit_utxo() -> ReserveUtxo {
+    ReserveUtxo { txid: BTC_TXID.to_owned(), vout: 1, amount: Amount::new(DEPOSIT_SAT), locked_by: None, owner: None }
+}
+
 /// Bitcoin output `vout` of [`BTC_TXID`] paying `amount` satoshi for `recipient`.
 /// The default parameters' minimum Bitcoin deposit.
 const MIN_SAT: u128 = 10_000;
@@ -288,13 +293,7 @@ fn btc_deposit_mints_exactly_once_when_the_third_of_four_members_attests_identic
     let reserves = bridge.chain.reserves()?;
     assert_eq!(reserves.assets.get(&Denom::sat()), Some(&ledger(ALICE_SAT + DEPOSIT_SAT)));
     assert_eq!(reserves.assets.get(&Denom::wei()), Some(&ledger(ALICE_WEI)));
-    let utxo = ReserveUtxo {
-        txid: BTC_TXID.to_owned(),
-        vout: 1,
-        amount: Amount::new(DEPOSIT_SAT),
-        locked_by: None,
-        owner: None,
-    };
+    let utxo = deposit_utxo();
     assert_eq!(deposit_utxos(&reserves), [utxo]);
 
     // The fourth attestation is counted and mints nothing.
@@ -720,13 +719,7 @@ fn honest_quorum_mints_even_when_a_member_attests_conflicting_facts_first() -> T
     assert_eq!(bridge.chain.balance(&dana, &Denom::sat())?, DEPOSIT_SAT);
     assert_eq!(bridge.chain.account(&mallory)?, None);
     assert_eq!(bridge.ledger(&Denom::sat())?, Some(ledger(ALICE_SAT + DEPOSIT_SAT)));
-    let utxo = ReserveUtxo {
-        txid: BTC_TXID.to_owned(),
-        vout: 1,
-        amount: Amount::new(DEPOSIT_SAT),
-        locked_by: None,
-        owner: None,
-    };
+    let utxo = deposit_utxo();
     assert_eq!(deposit_utxos(&bridge.chain.reserves()?), [utxo]);
     assert_eq!(bridge.record(&honest)?.minted, Some(honest));
     assert_ledgers_match_balances(&bridge.chain)
