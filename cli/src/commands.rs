@@ -959,7 +959,8 @@ impl Context {
     }
 
     /// Confirmations of the peg output `btc:<txid>:<vout>` (None: no Bitcoin node given, not a
-    /// peg output, or spent).
+    /// peg output, or spent). An output paying the `--from` key's registered deposit address
+    /// counts as a peg output.
     async fn bitcoin_confirmations(&self, client: &FerryClient, id: &str) -> Result<Option<u64>, CliError> {
         if self.global.bitcoin_rpc.is_none() {
             return Ok(None);
@@ -968,12 +969,20 @@ impl Context {
         let (Some(txid), Some(vout)) = (parts.next(), parts.next().and_then(|v| v.parse::<u32>().ok())) else {
             return Ok(None);
         };
-        let peg = self.peg(client).await?;
-        let peg_script = peg
-            .address
-            .parse::<bitcoin::Address<bitcoin::address::NetworkUnchecked>>()
-            .map(|a| hex::encode(a.assume_checked().script_pubkey().as_bytes()))
-            .unwrap_or_default();
+        let script_of = |address: &str| {
+            address
+                .parse::<bitcoin::Address<bitcoin::address::NetworkUnchecked>>()
+                .map(|a| hex::encode(a.assume_checked().script_pubkey().as_bytes()))
+                .unwrap_or_default()
+        };
+        let mut scripts = vec![script_of(&self.peg(client).await?.address)];
+        if let Some(name) = self.global.from.as_deref() {
+            let account = self.keyring()?.get(name).map_err(keyring_error)?.account;
+            let path = format!("{}{account}", ferry_types::query::DEPOSIT_ADDRESS_PATH);
+            if let Some(view) = client.query::<DepositAddressView>(&path, None).await? {
+                scripts.push(script_of(&view.address));
+            }
+        }
         #[derive(serde::Deserialize)]
         struct Out {
             confirmations: u64,
@@ -986,7 +995,7 @@ impl Context {
         }
         let rpc = self.bitcoin_rpc()?;
         let answer: Option<Out> = rpc.call("gettxout", &[json!(txid), json!(vout), json!(true)]).await?;
-        Ok(answer.filter(|out| out.script.hex == peg_script).map(|out| out.confirmations))
+        Ok(answer.filter(|out| scripts.contains(&out.script.hex)).map(|out| out.confirmations))
     }
 
     /// The vault deposits of transaction `hash` (of `eth:<hash>:<index>` when an id is given)

@@ -78,6 +78,13 @@ async fn a_plain_wallet_pays_a_deposit_address_which_mints_once_to_its_account_a
     assert_eq!((minted.recipient, minted.deposit_address), (alice_account, true));
     let expected = common::btc_minted_to(&client, u128::from(PAID), Some(&alice_account)).await?;
     assert_eq!(record.minted_amount.map(|a| a.get()), Some(expected));
+    // `ferry status <txid>` finds it by its output to alice's address.
+    let status = user.json(&["--from", "alice", "status", &txid.to_string()])?;
+    assert_eq!(
+        (status["id"].as_str(), status["stage"].as_str()),
+        (Some(record.id.as_str()), Some("minted")),
+        "{status}"
+    );
     // Exactly once: more blocks and relayer rounds change nothing; bob got nothing.
     system.mine_parents(3).await?;
     tokio::time::sleep(Duration::from_secs(2)).await;
