@@ -11,7 +11,7 @@
 
 use std::collections::HashMap;
 
-use bitcoin::opcodes::all::OP_RETURN;
+use bitcoin::opcodes::all::{OP_DROP, OP_RETURN};
 use bitcoin::{Block, Script, ScriptBuf, Transaction};
 use ferry_types::deposit::Unattributed;
 use ferry_types::peg::{MEMO_TAG, Peg, parse_deposit_memo};
@@ -83,6 +83,23 @@ impl PegScripts {
         self.registered
     }
 
+    /// Whether `tx` spends an output of the bridge: an input's witness script (its last witness
+    /// item) is the peg's multisig, or a deposit address's (`<20 bytes> OP_DROP` then the same).
+    /// Only the federation can make such a transaction (a release or a consolidation), so its
+    /// outputs to the peg are change, never deposits. (A payer who makes their own input look so
+    /// only loses their own payment's attribution.)
+    fn spent_by_federation(&self, tx: &Transaction) -> bool {
+        let multisig = self.peg.witness_script().as_bytes();
+        let is_bridge_script = |script: &[u8]| {
+            script == multisig
+                || (script.len() == multisig.len() + 22
+                    && script.first() == Some(&0x14)
+                    && script.get(21) == Some(&OP_DROP.to_u8())
+                    && script.ends_with(multisig))
+        };
+        tx.input.iter().any(|input| input.witness.last().is_some_and(is_bridge_script))
+    }
+
     fn payee(&self, script: &Script) -> Option<Payee> {
         // Every script we watch is P2WSH: anything else is not ours without a lookup.
         if !script.is_p2wsh() {
@@ -102,6 +119,9 @@ fn is_ferry_memo(script: &Script) -> bool {
 
 /// Scans one transaction for payments to the bridge's `scripts` and Ferry memos.
 pub fn scan_transaction(tx: &Transaction, scripts: &PegScripts) -> Vec<Scanned> {
+    if scripts.spent_by_federation(tx) {
+        return Vec::new();
+    }
     let txid = tx.compute_txid().to_string();
     let memo_outputs: Vec<(u32, &Script)> = tx
         .output
@@ -333,6 +353,34 @@ mod tests {
             txdata: vec![tx(vec![(60_000, peg.deposit_script_pubkey(&alice)), (1_000, peg.script_pubkey())])],
         };
         assert_eq!(peg_flows(&block, &scripts).created.len(), 2);
+        Ok(())
+    }
+
+    #[test]
+    fn the_federations_own_change_to_the_peg_is_no_payment_to_attribute() -> Result<(), Box<dyn std::error::Error>> {
+        let peg = peg()?;
+        let scripts = PegScripts::new(peg.clone());
+        let alice = Address::from_bytes([1; 20]);
+        // A release spending a deposit address's output: its change to the peg is the federation's.
+        let mut release =
+            tx(vec![(40_000, ScriptBuf::new_p2wsh(&ScriptBuf::new().wscript_hash())), (9_000, peg.script_pubkey())]);
+        if let Some(input) = release.input.first_mut() {
+            input.witness =
+                bitcoin::Witness::from_slice(&[vec![], vec![0x30; 71], peg.deposit_witness_script(&alice).to_bytes()]);
+        }
+        assert!(scan_transaction(&release, &scripts).is_empty());
+        // Spending the peg's own script: the same.
+        if let Some(input) = release.input.first_mut() {
+            input.witness = bitcoin::Witness::from_slice(&[vec![], vec![0x30; 71], peg.witness_script().to_bytes()]);
+        }
+        assert!(scan_transaction(&release, &scripts).is_empty());
+        // Anyone else's payment to the peg without a memo is still unattributed.
+        if let Some(input) = release.input.first_mut() {
+            input.witness = bitcoin::Witness::from_slice(&[vec![0x30; 71], vec![2; 33]]);
+        }
+        assert!(
+            matches!(scan_transaction(&release, &scripts).as_slice(), [Scanned::Deposit { facts, .. }] if facts.unattributed.is_some())
+        );
         Ok(())
     }
 

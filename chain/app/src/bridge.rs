@@ -333,6 +333,21 @@ pub fn attest_deposit<R: StateRead>(
     ));
 
     let reached = u32::try_from(agreeing).unwrap_or(u32::MAX) >= quorum;
+    if record.status == DepositStatus::Pending
+        && reached
+        && facts.chain == ParentChain::Bitcoin
+        && state.reserve_utxo(&facts.tx_id, facts.index)?.is_some()
+    {
+        // Only the federation's own transactions (a release's change) create reserve outputs
+        // other than deposits: counting one again would back nothing.
+        return Err(rejection(
+            TxCode::InvalidMessage,
+            format!(
+                "deposit {id}: {}:{} is already a reserve output of the bridge (a release's change)",
+                facts.tx_id, facts.index
+            ),
+        ));
+    }
     if record.status == DepositStatus::Pending && reached {
         if let Some(opener) = record.opened_by {
             close_record(state, &opener)?;

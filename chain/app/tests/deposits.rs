@@ -1210,3 +1210,19 @@ fn deposit_address_registrations_are_bounded_per_block_and_refused_beyond_withou
     assert!(chain.account(&third.0)?.is_some());
     Ok(())
 }
+
+#[test]
+fn a_quorum_attesting_an_output_that_is_already_a_reserve_never_counts_it_twice() -> TestResult {
+    let mut bridge = Bridge::start()?;
+    // Alice's holding is backed by reserve UTXO FUNDING_TXID:0, which no deposit record names
+    // (like a release's change): attested as a payment, it must not be counted again.
+    let before = bridge.chain.reserves()?;
+    let mut facts = btc(0, ALICE_SAT, &Address::unattributed_pool());
+    facts.tx_id = driver::FUNDING_TXID.to_owned();
+    facts.unattributed = Some(ferry_types::deposit::Unattributed::NoMemo);
+    let outcomes = (0..3).map(|index| bridge.attest(index, &facts)).collect::<TestResult<Vec<_>>>()?;
+    assert_eq!(codes(&outcomes), [TxCode::Ok, TxCode::Ok, TxCode::InvalidMessage], "{outcomes:?}");
+    assert!(outcomes[2].log.contains("already a reserve output"), "{}", outcomes[2].log);
+    assert_eq!(bridge.chain.reserves()?, before, "nothing counted twice");
+    Ok(())
+}
