@@ -94,9 +94,10 @@ async fn deposit_to_the_peg_is_found_in_the_raw_block_fetched_over_rpc() -> Test
         vec![expected_deposit(&txid, recipient)]
     );
 
-    // Confirmed, it is out of the mempool and btcd has no transaction index.
-    let error = rpc.get_raw_transaction(&txid).await.err().ok_or("confirmed tx served without --txindex")?;
-    assert_eq!(error.rpc_code(), Some(-5), "{error}");
+    // Confirmed, it is out of the mempool; btcd's transaction index (`--txindex`) still serves it.
+    assert_eq!(rpc.get_raw_transaction(&txid).await?.compute_txid(), txid);
+    let status = rpc.get_transaction_status(&txid).await?.ok_or("the index lost the deposit")?;
+    assert_eq!(status.blockhash.as_deref(), Some(block_hash.to_string().as_str()));
     // Above the tip is an RPC error, not a transport one.
     let error = rpc.get_block_hash(height + 1).await.err().ok_or("a block above the tip")?;
     assert!(matches!(error, RpcError::Rpc { .. }), "{error}");
