@@ -5,7 +5,8 @@
 //! relayers records each as unattributed with its reason; the chain holds it in the reserves;
 //! `ferry status <txid>` says what happened and what its owner can do; a gauge counts them. Below
 //! the quorum, members' votes do nothing; at the quorum one payment is credited to an account and
-//! the other refunded to a Bitcoin address, where btcd shows it arriving.
+//! the other refunded to a Bitcoin address, where btcd shows it arriving. The same for ERC-20
+//! tokens that reach the vault without `depositToken`: held, credited, refunded by the vault.
 
 mod common;
 
@@ -18,6 +19,7 @@ use common::cli::User;
 use common::{TestResult, WAIT, serial, wait_until};
 use ferry_app::bridge::DepositRecord;
 use ferry_devnet::system::System;
+use ferry_relayer::ethereum::U256;
 use ferry_types::deposit::Unattributed;
 use ferry_types::peg::deposit_memo;
 use ferry_types::query::{UNATTRIBUTED_PATH, UnattributedPage, WithdrawalId, WithdrawalStatus};
@@ -29,6 +31,10 @@ const PARENT_BLOCK: Duration = Duration::from_millis(300);
 const WRONG_TAG_SATS: u64 = 20_000_000;
 /// The payment carrying two memos.
 const TWO_MEMOS_SATS: u64 = 30_000_000;
+/// Test tokens minted straight to the vault and then credited (2 tokens of 18 decimals).
+const CREDITED_TOKENS: u128 = 2_000_000_000_000_000_000;
+/// Test tokens minted straight to the vault and then refunded.
+const REFUNDED_TOKENS: u128 = 1_000_000_000_000_000_000;
 /// The refund's budget for its share of the miner fee.
 const REFUND_MAX_FEE: u64 = 100_000;
 
@@ -158,5 +164,56 @@ async fn payments_naming_no_account_are_held_then_credited_or_refunded_by_a_memb
     let status = user.json(&["status", &two_memos.to_string()])?;
     assert_eq!(status["stage"], "resolved", "{status}");
     assert!(status["note"].as_str().is_some_and(|note| note.contains(&withdrawal.to_string())), "{status}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tokens_sent_to_the_vault_without_depositing_them_are_held_then_credited_or_refunded() -> TestResult {
+    let _serial = serial().await;
+    let system = System::isolated("unattributed-eth", 0).await?;
+    let client = system.client(0)?;
+    let (token, vault) = (system.parents.anvil.token(), system.parents.anvil.vault());
+    let denom = Denom::erc20(&system.parents.token());
+    // Tokens arrive at the vault without `depositToken` (minted straight to it: a `Transfer` log
+    // to the vault and no `Deposited`), twice.
+    let wallet = system.parents.anvil.wallet();
+    wallet.mint_test_token(token, vault, U256::from(CREDITED_TOKENS)).await?;
+    wallet.mint_test_token(token, vault, U256::from(REFUNDED_TOKENS)).await?;
+    let page = wait_until("both transfers recorded as unattributed", WAIT, || async {
+        system.mine_parents(1).await?;
+        tokio::time::sleep(PARENT_BLOCK).await;
+        let page: UnattributedPage = client.query(UNATTRIBUTED_PATH, None).await?.ok_or("no /unattributed")?;
+        Ok((page.total == 2).then_some(page))
+    })
+    .await?;
+    assert!(page.open.iter().all(|open| open.reason == Unattributed::PlainTransfer), "{page:?}");
+    let id_of = |amount: u128| {
+        page.open.iter().find(|open| open.amount.get() == amount).map(|open| open.id.to_string()).ok_or("not listed")
+    };
+    let (credit_id, refund_id) = (id_of(CREDITED_TOKENS)?, id_of(REFUNDED_TOKENS)?);
+    let ledger = |reserves: ferry_app::query::ReservesView| reserves.assets.get(&denom).cloned().unwrap_or_default();
+    let held = ledger(client.query("/reserves", None).await?.ok_or("no reserves")?);
+    assert_eq!((held.unattributed.get(), held.supply.get()), (CREDITED_TOKENS + REFUNDED_TOKENS, 0), "{held:?}");
+
+    // Credit one to carol (no spending cost on Ethereum: the whole amount).
+    let carol = AccountKey::from_secret_bytes(&[0x74; 32])?.address();
+    for member in [0, 1, 2] {
+        signer_vote(&system, member, &["credit", &credit_id, &carol.to_string()])?;
+    }
+    assert_eq!(common::balance(&client, &carol, &denom).await?, CREDITED_TOKENS);
+    // Refund the other to an Ethereum address: the vault pays it in a release.
+    let refund_to = "0x00000000000000000000000000000000000000e7";
+    let mut answer = serde_json::Value::Null;
+    for member in [1, 2, 3] {
+        answer = signer_vote(&system, member, &["refund", &refund_id, refund_to])?;
+    }
+    let withdrawal: WithdrawalId =
+        answer["resolved"]["withdrawal"].as_str().ok_or_else(|| format!("no refund withdrawal: {answer}"))?.parse()?;
+    system.wait_for_withdrawal(withdrawal, WithdrawalStatus::Released, PARENT_BLOCK, WAIT).await?;
+    let received = wallet.token_balance(token, refund_to.parse()?).await?;
+    assert_eq!(received, U256::from(REFUNDED_TOKENS), "the refund reached the address");
+    let after = ledger(client.query("/reserves", None).await?.ok_or("no reserves")?);
+    assert!(after.unattributed.is_zero() && after.unreleased.is_zero(), "{after:?}");
+    assert_eq!((after.supply.get(), after.reserves.get()), (CREDITED_TOKENS, CREDITED_TOKENS), "{after:?}");
     Ok(())
 }

@@ -141,21 +141,22 @@ enum UnattributedCommand {
     /// Vote to credit a payment to an account (minted like a deposit: the amount less what it
     /// prepays for its own spending). Check first that the account's owner proved the payment.
     Credit {
-        /// The payment (`btc:<txid>:<vout>`).
+        /// The payment (`btc:<txid>:<vout>` or `eth:<0xhash>:<index>`).
         deposit: String,
         /// The account (`ferry1…`).
         account: String,
     },
-    /// Vote to refund a payment to a Bitcoin address in the next batch; its share of the miner
-    /// fee comes out of it.
+    /// Vote to refund a payment to an address of its parent chain in the next batch (Bitcoin: its
+    /// share of the miner fee comes out of it).
     Refund {
-        /// The payment (`btc:<txid>:<vout>`).
+        /// The payment (`btc:<txid>:<vout>` or `eth:<0xhash>:<index>`).
         deposit: String,
-        /// The Bitcoin address.
+        /// The Bitcoin or Ethereum address.
         address: String,
-        /// The largest fee share it may pay, in satoshi.
+        /// Bitcoin: the largest fee share it may pay, in satoshi (Ethereum: none, the relayer pays
+        /// the gas).
         #[arg(long)]
-        max_fee: String,
+        max_fee: Option<String>,
     },
 }
 
@@ -492,7 +493,7 @@ async fn run_unattributed(cli: &Cli, command: &UnattributedCommand) -> anyhow::R
             MsgResolveUnattributedProto {
                 deposit_id: deposit.clone(),
                 refund_to: address.clone(),
-                max_fee: max_fee.clone(),
+                max_fee: max_fee.clone().unwrap_or_default(),
                 ..Default::default()
             },
         ),

@@ -85,6 +85,9 @@ pub type VaultError = FerryVault::FerryVaultErrors;
 
 /// `topic0` of `Deposited`: keccak-256 of `Deposited(uint256,address,address,bytes20,uint256)`.
 pub const DEPOSITED_TOPIC: B256 = Deposited::SIGNATURE_HASH;
+/// `topic0` of ERC-20's `Transfer(address indexed from, address indexed to, uint256 value)`.
+pub const TRANSFER_TOPIC: B256 =
+    alloy::primitives::b256!("ddf252ad1be2c89b69c2b068fc378daa952ba7f163c4a11628f55a4df523b3ef");
 /// `topic0` of `Released(uint64 indexed nonce, uint64 epoch, uint256 items)`.
 pub const RELEASED_TOPIC: B256 = FerryVault::Released::SIGNATURE_HASH;
 /// `topic0` of `Paid(uint64 indexed nonce, address indexed token, address indexed recipient,
@@ -308,6 +311,67 @@ pub fn observation_from_log(log: &Log, vault: EthAddress, position: u64) -> Resu
         .map_err(|error| DepositLogError::Undecodable { at, reason: error.to_string() })?;
     let facts = deposit_facts(tx_hash, position, &event).map_err(|error| error.located(at))?;
     Ok(Observation { facts, block_height: block_number, block_hash: hash_text(block_hash), coinbase: false })
+}
+
+/// The unattributed payments among `transfers`, ERC-20 `Transfer` logs to `vault`: tokens the vault
+/// received in a transaction with no `Deposited` log of that token among `deposits` (a plain
+/// `transfer`, not `depositToken`). Each gets the next place among its transaction's vault
+/// deposits (after the `Deposited` ones), so its id is as stable as theirs. Removed logs, logs of
+/// other recipients, zero or out-of-range values are skipped.
+pub fn plain_transfers(transfers: &[Log], deposits: &[Observation], vault: EthAddress) -> Vec<Observation> {
+    let mut logs: Vec<&Log> = transfers.iter().filter(|log| !log.removed).collect();
+    logs.sort_by_key(|log| (log.block_number, log.log_index));
+    let mut positions: std::collections::BTreeMap<String, u32> = std::collections::BTreeMap::new();
+    for deposit in deposits {
+        let next = positions.entry(deposit.facts.tx_id.clone()).or_default();
+        *next = (*next).max(deposit.facts.index.saturating_add(1));
+    }
+    let mut found = Vec::new();
+    for log in logs {
+        let (Some(tx_hash), Some(block_number), Some(block_hash)) =
+            (log.transaction_hash, log.block_number, log.block_hash)
+        else {
+            continue;
+        };
+        let topics = log.topics();
+        if topics.len() != 3 || topics.first() != Some(&TRANSFER_TOPIC) || topics.get(2) != Some(&vault.into_word()) {
+            continue;
+        }
+        let asset = asset_denom(log.address());
+        let tx_id = hash_text(tx_hash);
+        if deposits.iter().any(|deposit| deposit.facts.tx_id == tx_id && deposit.facts.asset == asset) {
+            continue;
+        }
+        let Some(amount) =
+            log.data().data.get(..32).map(U256::from_be_slice).and_then(|value| u128::try_from(value).ok())
+        else {
+            continue;
+        };
+        if amount == 0 || log.data().data.len() != 32 {
+            continue;
+        }
+        let index = positions.entry(tx_id.clone()).or_default();
+        let facts = DepositFacts {
+            chain: ParentChain::Ethereum,
+            tx_id,
+            index: *index,
+            asset,
+            amount: Amount::new(amount),
+            recipient: Address::unattributed_pool(),
+            deposit_address: false,
+            unattributed: Some(ferry_types::deposit::Unattributed::PlainTransfer),
+        };
+        *index = index.saturating_add(1);
+        if facts.validate().is_ok() {
+            found.push(Observation {
+                facts,
+                block_height: block_number,
+                block_hash: hash_text(block_hash),
+                coinbase: false,
+            });
+        }
+    }
+    found
 }
 
 /// Why decoded event fields do not make deposit facts (before the log's location is attached).
@@ -647,6 +711,44 @@ mod tests {
         data.extend_from_slice(&[0; 12]);
         data.extend_from_slice(&amount.to_be_bytes::<32>());
         raw_log(topics, data)
+    }
+
+    /// `token`'s `Transfer(DEPOSITOR → to, amount)` log at log index `log_index` of [`TX`].
+    fn transfer_log(token: EthAddress, to: EthAddress, amount: U256, log_index: u64) -> Log {
+        let mut log =
+            raw_log(vec![TRANSFER_TOPIC, DEPOSITOR.into_word(), to.into_word()], amount.to_be_bytes::<32>().to_vec());
+        log.inner.address = token;
+        log.log_index = Some(log_index);
+        log
+    }
+
+    #[test]
+    fn tokens_sent_to_the_vault_without_depositing_them_are_unattributed_after_the_deposits()
+    -> Result<(), Box<dyn std::error::Error>> {
+        assert_eq!(TRANSFER_TOPIC, alloy::primitives::keccak256("Transfer(address,address,uint256)"));
+        let other = address!("1111111111111111111111111111111111111111");
+        let deposit = observation_from_log(&deposited_log(TOKEN, RECIPIENT, U256::from(5)), VAULT, 0)?;
+        let transfers = [
+            // The transferFrom of the deposit itself: attributed.
+            transfer_log(TOKEN, VAULT, U256::from(5), 1),
+            // Another token sent plainly in the same transaction: unattributed, the next place.
+            transfer_log(other, VAULT, U256::from(9), 2),
+            // Sent elsewhere, or nothing: not the vault's.
+            transfer_log(other, DEPOSITOR, U256::from(9), 4),
+            transfer_log(other, VAULT, U256::ZERO, 5),
+        ];
+        let found = plain_transfers(&transfers, std::slice::from_ref(&deposit), VAULT);
+        let [only] = found.as_slice() else {
+            return Err(format!("expected one unattributed transfer: {found:?}").into());
+        };
+        assert_eq!((only.facts.index, only.facts.amount), (1, Amount::new(9)));
+        assert_eq!(only.facts.asset, asset_denom(other));
+        assert_eq!(only.facts.recipient, Address::unattributed_pool());
+        assert_eq!(only.facts.unattributed, Some(ferry_types::deposit::Unattributed::PlainTransfer));
+        // Without the deposit, both transfers to the vault are unattributed, in log order.
+        let alone = plain_transfers(&transfers, &[], VAULT);
+        assert_eq!(alone.iter().map(|o| o.facts.index).collect::<Vec<_>>(), [0, 1]);
+        Ok(())
     }
 
     fn sample_batch() -> EthBatch {

@@ -12,7 +12,9 @@ use alloy::providers::{Provider, RootProvider};
 use alloy::rpc::types::Filter;
 
 use super::rpc::{CallPolicy, EthereumError, parse_url};
-use super::vault::{DEPOSITED_TOPIC, LogLocation, TestToken, hash_text, observation_from_log};
+use super::vault::{
+    DEPOSITED_TOPIC, LogLocation, TRANSFER_TOPIC, TestToken, hash_text, observation_from_log, plain_transfers,
+};
 use super::wallet::decode_word;
 use crate::tracker::Observation;
 
@@ -190,6 +192,18 @@ impl EthereumWatcher {
             }
             observations.push(observation);
         }
+        // ERC-20 tokens that reached the vault by a plain transfer: unattributed payments.
+        let transfers = Filter::new()
+            .event_signature(TRANSFER_TOPIC)
+            .topic2(self.vault.into_word())
+            .from_block(from_block)
+            .to_block(to_block);
+        let transfers = self.calls.run(method, self.provider.get_logs(&transfers)).await?;
+        let unattributed: Vec<Observation> = plain_transfers(&transfers, &observations, self.vault)
+            .into_iter()
+            .filter(|observation| (from_block..=to_block).contains(&observation.block_height))
+            .collect();
+        observations.extend(unattributed);
         Ok(observations)
     }
 }

@@ -1,5 +1,5 @@
-//! Unattributed payments: Bitcoin paid to the peg without a valid memo (none, several, malformed)
-//! names no account. A quorum of members attests it like a deposit, with the reason and the
+//! Unattributed payments: Bitcoin paid to the peg without a valid memo (none, several, malformed),
+//! or ERC-20 tokens sent to the vault by a plain `transfer` (not `depositToken`), name no account. A quorum of members attests it like a deposit, with the reason and the
 //! unattributed pool as recipient ([`ferry_types::Address::unattributed_pool`]); the chain then
 //! holds it in the reserves (`AssetLedger::unattributed`, a reserve UTXO like any other) and mints
 //! nothing. Members resolve each by quorum (`MsgResolveUnattributed`): credit it to an account
@@ -12,10 +12,10 @@ use std::collections::BTreeMap;
 
 use ferry_types::deposit::Unattributed;
 use ferry_types::event as ev;
-use ferry_types::msg::{MsgResolveUnattributed, MsgWithdraw, Resolution};
+use ferry_types::msg::{MsgResolveUnattributed, MsgWithdraw, Resolution, check_destination, parent_chain_of};
 use ferry_types::query::{OpenUnattributed, WithdrawalId};
 use ferry_types::release::bitcoin::parse_destination;
-use ferry_types::{Address, Amount, Coin, Denom, DepositFacts, DepositId, Params, TxCode, TxRejection};
+use ferry_types::{Address, Amount, Coin, Denom, DepositFacts, DepositId, Params, ParentChain, TxCode, TxRejection};
 use serde::{Deserialize, Serialize};
 
 use crate::bank::{self, BankError};
@@ -38,7 +38,10 @@ pub mod keys {
 pub struct UnattributedState {
     /// Why it names no account.
     pub reason: Unattributed,
-    /// What it paid, in satoshi.
+    /// Its denomination.
+    #[serde(default = "Denom::sat")]
+    pub asset: Denom,
+    /// What it paid, in the asset's base unit.
     pub amount: Amount,
     /// When a quorum recorded it.
     pub height: u64,
@@ -112,13 +115,15 @@ pub(crate) fn record<R: StateRead>(
     ledger.reserves = ledger.reserves.checked_add(facts.amount).map_err(|_| overflow())?;
     ledger.unattributed = ledger.unattributed.checked_add(facts.amount).map_err(|_| overflow())?;
     state.put_ledger(&facts.asset, &ledger)?;
-    state.put_reserve_utxo(&ReserveUtxo {
-        txid: facts.tx_id.clone(),
-        vout: facts.index,
-        amount: facts.amount,
-        locked_by: None,
-        owner: None,
-    })?;
+    if facts.chain == ParentChain::Bitcoin {
+        state.put_reserve_utxo(&ReserveUtxo {
+            txid: facts.tx_id.clone(),
+            vout: facts.index,
+            amount: facts.amount,
+            locked_by: None,
+            owner: None,
+        })?;
+    }
     let id = facts.id();
     let open: Collection = keys::open();
     state.put_entry(
@@ -127,8 +132,14 @@ pub(crate) fn record<R: StateRead>(
         &OpenUnattributed { id: id.clone(), amount: facts.amount, reason, height },
     )?;
     record.status = DepositStatus::Unattributed;
-    record.unattributed =
-        Some(UnattributedState { reason, amount: facts.amount, height, votes: BTreeMap::new(), resolved: None });
+    record.unattributed = Some(UnattributedState {
+        reason,
+        asset: facts.asset.clone(),
+        amount: facts.amount,
+        height,
+        votes: BTreeMap::new(),
+        resolved: None,
+    });
     events.push(Event::new(
         ev::DEPOSIT_UNATTRIBUTED,
         [
@@ -170,10 +181,7 @@ pub fn resolve<R: StateRead>(
         return Ok(());
     }
     if let Resolution::Refund { destination, .. } = &vote.resolution {
-        let network = state.federation()?.bitcoin.map(|bitcoin| bitcoin.network);
-        let network = network.ok_or_else(|| refused(TxCode::InvalidMessage, "this chain has no Bitcoin peg"))?;
-        parse_destination(destination, network)
-            .map_err(|error| refused(TxCode::InvalidMessage, format!("refund_to: {error}")))?;
+        check_refund_address(state, &open.asset, destination)?;
     }
     open.votes.insert(vote.member, vote.resolution.clone());
     let agreeing = open.votes.values().filter(|voted| **voted == vote.resolution).count();
@@ -189,14 +197,32 @@ pub fn resolve<R: StateRead>(
         ],
     ));
     if u32::try_from(agreeing).unwrap_or(u32::MAX) >= quorum {
-        let amount = open.amount;
-        let resolved = carry_out(state, id, amount, &vote.resolution, params, height, events)?;
+        let (asset, amount) = (open.asset.clone(), open.amount);
+        let resolved = carry_out(state, id, &asset, amount, &vote.resolution, params, height, events)?;
         open.resolved = Some(resolved);
         state.remove_entry(&keys::open(), id.as_str().as_bytes())?;
         tracing::info!(deposit_id = %id, resolution = shown, %amount, height, "unattributed payment resolved");
     }
     state.put_json(crate::bridge::keys::deposit(id), &deposit);
     Ok(())
+}
+
+/// Refuses a refund address that is not one of `asset`'s parent chain (on Bitcoin: of the peg's
+/// network).
+fn check_refund_address<R: StateRead>(
+    state: &StateDelta<R>,
+    asset: &Denom,
+    destination: &str,
+) -> Result<(), BankError> {
+    let bad = |error: String| refused(TxCode::InvalidMessage, format!("refund_to: {error}"));
+    match parent_chain_of(asset) {
+        ParentChain::Bitcoin => {
+            let network = state.federation()?.bitcoin.map(|bitcoin| bitcoin.network);
+            let network = network.ok_or_else(|| refused(TxCode::InvalidMessage, "this chain has no Bitcoin peg"))?;
+            parse_destination(destination, network).map(|_| ()).map_err(|error| bad(error.to_string()))
+        }
+        ParentChain::Ethereum => check_destination(asset, destination).map(|_| ()).map_err(bad),
+    }
 }
 
 /// `credit:<account>` or `refund:<address>`.
@@ -209,44 +235,47 @@ fn show(resolution: &Resolution) -> String {
 
 /// Moves `amount` out of the ledger's `unattributed`: minted to the account, or withdrawn from
 /// the pool to the refund address.
+#[allow(clippy::too_many_arguments)]
 fn carry_out<R: StateRead>(
     state: &mut StateDelta<R>,
     id: &DepositId,
+    asset: &Denom,
     amount: Amount,
     resolution: &Resolution,
     params: &Params,
     height: u64,
     events: &mut Vec<Event>,
 ) -> Result<Resolved, BankError> {
-    let sat = Denom::sat();
-    let mut ledger = state.ledger(&sat)?;
-    let overflow = || refused(TxCode::Overflow, "the sat ledger would overflow");
-    ledger.unattributed = ledger
-        .unattributed
-        .checked_sub(amount)
-        .map_err(|_| refused(TxCode::Overflow, format!("the ledger's unattributed sat is below {id}'s {amount}")))?;
+    let mut ledger = state.ledger(asset)?;
+    let overflow = || refused(TxCode::Overflow, format!("the {asset} ledger would overflow"));
+    ledger.unattributed = ledger.unattributed.checked_sub(amount).map_err(|_| {
+        refused(TxCode::Overflow, format!("the ledger's unattributed {asset} is below {id}'s {amount}"))
+    })?;
     let mut resolved =
         Resolved { resolution: resolution.clone(), height, credited: None, spend_fee: None, withdrawal: None };
     let mut attributes = vec![(ev::DEPOSIT_ID, id.to_string()), (ev::RESOLUTION, show(resolution))];
     match resolution {
         Resolution::Credit { account } => {
-            let spend_fee = crate::bridge::bitcoin_spend_fee(state, params, None)?;
+            let spend_fee = match parent_chain_of(asset) {
+                ParentChain::Bitcoin => crate::bridge::bitcoin_spend_fee(state, params, None)?,
+                ParentChain::Ethereum => Amount::ZERO,
+            };
             let credited =
                 amount.checked_sub(spend_fee).ok().filter(|credited| !credited.is_zero()).ok_or_else(|| {
                     refused(
                         TxCode::InvalidMessage,
-                        format!("{id} holds {amount}sat, not more than its own spending ({spend_fee}sat)"),
+                        format!("{id} holds {amount}{asset}, not more than its own spending ({spend_fee}{asset})"),
                     )
                 })?;
             ledger.supply = ledger.supply.checked_add(credited).map_err(|_| overflow())?;
             ledger.fee_pool = ledger.fee_pool.checked_add(spend_fee).map_err(|_| overflow())?;
-            state.put_ledger(&sat, &ledger)?;
-            let coin = Coin { denom: sat.clone(), amount: credited };
+            state.put_ledger(asset, &ledger)?;
+            let coin = Coin { denom: asset.clone(), amount: credited };
             let mut record = bank::load_or_create(state, account, events)?;
             bank::credit(&mut record, account, &coin).map_err(BankError::Rejected)?;
             state.put_account(account, &record);
             resolved.credited = Some(credited);
-            resolved.spend_fee = Some(spend_fee);
+            resolved.spend_fee = (!spend_fee.is_zero()).then_some(spend_fee);
             attributes.push((ev::RECIPIENT, account.to_string()));
             attributes.push((ev::AMOUNT, coin.to_string()));
         }
@@ -254,13 +283,18 @@ fn carry_out<R: StateRead>(
             // Into the pool's balance, then withdrawn like any burn: every rule a withdrawal
             // meets (limits, budget, destination) applies, and the batch pays it.
             ledger.supply = ledger.supply.checked_add(amount).map_err(|_| overflow())?;
-            state.put_ledger(&sat, &ledger)?;
+            state.put_ledger(asset, &ledger)?;
             let pool = Address::unattributed_pool();
             let mut record = bank::load_or_create(state, &pool, events)?;
-            bank::credit(&mut record, &pool, &Coin { denom: sat.clone(), amount }).map_err(BankError::Rejected)?;
+            bank::credit(&mut record, &pool, &Coin { denom: asset.clone(), amount }).map_err(BankError::Rejected)?;
             state.put_account(&pool, &record);
-            let withdraw =
-                MsgWithdraw { sender: pool, asset: sat, amount, destination: destination.clone(), max_fee: *max_fee };
+            let withdraw = MsgWithdraw {
+                sender: pool,
+                asset: asset.clone(),
+                amount,
+                destination: destination.clone(),
+                max_fee: *max_fee,
+            };
             let withdrawal = crate::withdrawal::withdraw(state, &withdraw, params, height, events)?;
             resolved.withdrawal = Some(withdrawal);
             attributes.push((ev::WITHDRAWAL_ID, withdrawal.to_string()));

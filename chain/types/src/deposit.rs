@@ -69,6 +69,8 @@ pub enum Unattributed {
     SeveralMemos,
     /// The memo is malformed (wrong tag, wrong length, not one push).
     BadMemo,
+    /// Ethereum: tokens sent to the vault with a plain ERC-20 `transfer`, not `depositToken`.
+    PlainTransfer,
 }
 
 impl Unattributed {
@@ -78,6 +80,7 @@ impl Unattributed {
             Unattributed::NoMemo => "no_memo",
             Unattributed::SeveralMemos => "several_memos",
             Unattributed::BadMemo => "bad_memo",
+            Unattributed::PlainTransfer => "plain_transfer",
         }
     }
 
@@ -89,6 +92,9 @@ impl Unattributed {
                 "the payment to the peg carries several FERRY1 memos; a deposit needs exactly one"
             }
             Unattributed::BadMemo => "the payment's FERRY1 memo is malformed (wrong tag or length)",
+            Unattributed::PlainTransfer => {
+                "the tokens reached the vault by a plain ERC-20 transfer, not depositToken, which names the account"
+            }
         }
     }
 }
@@ -107,6 +113,7 @@ impl FromStr for Unattributed {
             "no_memo" => Ok(Unattributed::NoMemo),
             "several_memos" => Ok(Unattributed::SeveralMemos),
             "bad_memo" => Ok(Unattributed::BadMemo),
+            "plain_transfer" => Ok(Unattributed::PlainTransfer),
             other => Err(DepositError::UnknownReason(other.to_owned())),
         }
     }
@@ -133,11 +140,11 @@ pub enum DepositError {
     #[error("deposit amount is zero")]
     ZeroAmount,
     /// Not an unattributed-payment reason code.
-    #[error("unknown unattributed reason `{0}`: expected no_memo, several_memos or bad_memo")]
+    #[error("unknown unattributed reason `{0}`: expected no_memo, several_memos, bad_memo or plain_transfer")]
     UnknownReason(String),
     /// An unattributed payment names an account, or an attributed one names the pool.
     #[error(
-        "the recipient is the unattributed pool exactly when the payment is unattributed (Bitcoin, to the peg, without a valid memo)"
+        "the recipient is the unattributed pool exactly when the payment is unattributed: Bitcoin to the peg without a valid memo, or ERC-20 tokens sent to the vault by a plain transfer"
     )]
     UnattributedRecipient,
     /// Only Bitcoin has deposit addresses.
@@ -210,9 +217,14 @@ impl DepositFacts {
             return Err(DepositError::DepositAddressOffBitcoin);
         }
         let pooled = self.recipient == Address::unattributed_pool();
-        if pooled != self.unattributed.is_some()
-            || (pooled && (self.deposit_address || self.chain != ParentChain::Bitcoin))
-        {
+        let fits = match self.unattributed {
+            None => !pooled,
+            Some(Unattributed::PlainTransfer) => {
+                pooled && self.chain == ParentChain::Ethereum && self.asset.as_str().starts_with(ERC20_PREFIX)
+            }
+            Some(_) => pooled && self.chain == ParentChain::Bitcoin && !self.deposit_address,
+        };
+        if !fits {
             return Err(DepositError::UnattributedRecipient);
         }
         Ok(())

@@ -444,8 +444,9 @@ pub enum Resolution {
         /// The account.
         account: Address,
     },
-    /// Pay it back to this Bitcoin address in the next batch; its share of the miner fee, at most
-    /// `max_fee`, comes out of it.
+    /// Pay it back to this address of its parent chain in the next batch. Bitcoin: its share of
+    /// the miner fee, at most `max_fee`, comes out of it; Ethereum: `max_fee` is zero (the
+    /// relayer pays the gas).
     Refund {
         /// The Bitcoin address.
         destination: String,
@@ -479,9 +480,6 @@ impl MsgResolveUnattributed {
         let member = proto.member.parse().map_err(|e| Self::field_error("member", e))?;
         let deposit: crate::deposit::DepositId =
             proto.deposit_id.parse().map_err(|e| Self::field_error("deposit_id", e))?;
-        if deposit.chain() != Some(ParentChain::Bitcoin) {
-            return Err(Self::field_error("deposit_id", "only Bitcoin payments are unattributed"));
-        }
         let resolution = match (proto.credit_to.as_str(), proto.refund_to.as_str()) {
             (account, "") if !account.is_empty() => {
                 if !proto.max_fee.is_empty() {
@@ -490,10 +488,16 @@ impl MsgResolveUnattributed {
                 Resolution::Credit { account: account.parse().map_err(|e| Self::field_error("credit_to", e))? }
             }
             ("", destination) if !destination.is_empty() => {
-                let destination =
-                    check_destination(&Denom::sat(), destination).map_err(|e| Self::field_error("refund_to", e))?;
-                let max_fee: Amount = proto.max_fee.parse().map_err(|e| Self::field_error("max_fee", e))?;
-                Resolution::Refund { destination, max_fee }
+                // The payment's parent chain decides the address's form: checked at execution.
+                if destination.len() > MAX_DESTINATION_BYTES {
+                    let reason = format!("is {} bytes, at most {MAX_DESTINATION_BYTES}", destination.len());
+                    return Err(Self::field_error("refund_to", reason));
+                }
+                let max_fee: Amount = match proto.max_fee.as_str() {
+                    "" => Amount::ZERO,
+                    text => text.parse().map_err(|e| Self::field_error("max_fee", e))?,
+                };
+                Resolution::Refund { destination: destination.to_owned(), max_fee }
             }
             _ => return Err(Self::field_error("credit_to", "give exactly one of credit_to and refund_to")),
         };
