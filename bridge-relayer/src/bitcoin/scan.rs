@@ -139,7 +139,7 @@ pub fn scan_transaction(tx: &Transaction, scripts: &PegScripts) -> Vec<Scanned> 
             None => {}
             Some(Payee::Peg) => payments.push((vout, out.value.to_sat())),
             Some(Payee::Account(recipient)) => {
-                to_accounts.push(deposit(tx, &txid, vout, out.value.to_sat(), recipient, true));
+                to_accounts.push(deposit(tx, &txid, vout, out.value.to_sat(), Payer::DepositAddress(recipient)));
             }
         }
     }
@@ -167,26 +167,31 @@ pub fn scan_transaction(tx: &Transaction, scripts: &PegScripts) -> Vec<Scanned> 
         _ => Err(Unattributed::SeveralMemos),
     };
     let to_peg = payments.into_iter().map(|(vout, sats)| match recipient {
-        Ok(recipient) => deposit(tx, &txid, vout, sats, recipient, false),
-        Err(reason) => unattributed(tx, &txid, vout, sats, reason),
+        Ok(recipient) => deposit(tx, &txid, vout, sats, Payer::Memo(recipient)),
+        Err(reason) => deposit(tx, &txid, vout, sats, Payer::Unattributed(reason)),
     });
     to_peg.chain(to_accounts).collect()
 }
 
-/// Output `vout` of `tx` paying `sats` to the peg with no account named, for `reason`.
-fn unattributed(tx: &Transaction, txid: &str, vout: u32, sats: u64, reason: Unattributed) -> Scanned {
-    match deposit(tx, txid, vout, sats, Address::unattributed_pool(), false) {
-        Scanned::Deposit { mut facts, coinbase } => {
-            facts.unattributed = Some(reason);
-            Scanned::Deposit { facts, coinbase }
-        }
-        rejected @ Scanned::Rejected { .. } => rejected,
-    }
+/// Whom a payment to the bridge names.
+#[derive(Clone, Copy)]
+enum Payer {
+    /// The peg, with a memo naming this account.
+    Memo(Address),
+    /// This account's deposit address.
+    DepositAddress(Address),
+    /// The peg, naming no account, for this reason.
+    Unattributed(Unattributed),
 }
 
-/// Output `vout` of `tx` paying `sats` to the bridge for `recipient`: a deposit, unless it is worth
+/// Output `vout` of `tx` paying `sats` to the bridge as `payer` says: a deposit, unless it is worth
 /// nothing.
-fn deposit(tx: &Transaction, txid: &str, vout: u32, sats: u64, recipient: Address, deposit_address: bool) -> Scanned {
+fn deposit(tx: &Transaction, txid: &str, vout: u32, sats: u64, payer: Payer) -> Scanned {
+    let (recipient, deposit_address, unattributed) = match payer {
+        Payer::Memo(account) => (account, false, None),
+        Payer::DepositAddress(account) => (account, true, None),
+        Payer::Unattributed(reason) => (Address::unattributed_pool(), false, Some(reason)),
+    };
     if sats == 0 {
         return Scanned::Rejected { txid: txid.to_owned(), vout, reason: "zero-value output".to_owned() };
     }
@@ -199,7 +204,7 @@ fn deposit(tx: &Transaction, txid: &str, vout: u32, sats: u64, recipient: Addres
             amount: Amount::new(u128::from(sats)),
             recipient,
             deposit_address,
-            unattributed: None,
+            unattributed,
         },
         coinbase: tx.is_coinbase(),
     }
