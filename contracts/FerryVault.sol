@@ -35,8 +35,14 @@ interface IERC20Minimal {
 ///      Listings and releases share one nonce space (the sidechain's batch ids), so each
 ///      signed action applies once.
 ///      Verification uses the EIP-2537 precompiles (see `BLS12381`) and costs the same gas
-///      whatever the federation's size: only the aggregate key is on chain. The vault has no
-///      key rotation: a new federation key or epoch means a new vault.
+///      whatever the federation's size: only the aggregate key is on chain.
+///
+///      Rotation: the federation hands the vault to its next key with
+///      `rotate(rotation, signature)`, signed by the current key over
+///      `abi.encode(ROTATION_TAG, block.chainid, address(this), epoch, newEpoch, keccak256(newKey))`.
+///      Only the next epoch (`epoch + 1`) is accepted, only from the current key, never a key that
+///      is not a G1 point or is the point at infinity; afterwards batches of the old epoch revert
+///      (`WrongEpoch`) and only the new key signs.
 ///
 ///      ETH arrives only through `deposit`: there is no `receive` or `fallback`, so a plain ETH
 ///      transfer reverts. (ETH forced in without a call — a `selfdestruct` beneficiary or a block
@@ -77,6 +83,8 @@ contract FerryVault {
     error FederationKeyIsInfinity();
     /// @notice The batch was signed for another federation epoch than this vault's.
     error WrongEpoch(uint64 expected, uint64 got);
+    /// @notice A rotation to another epoch than the next one.
+    error WrongNextEpoch(uint64 expected, uint64 got);
     /// @notice The batch (or listing) with this nonce was applied before.
     error AlreadyReleased(uint64 nonce);
     /// @notice The batch has no items.
@@ -125,6 +133,8 @@ contract FerryVault {
     /// @notice The federation listed (`listed`) or unlisted `token` with the signed action `nonce`
     ///         (0 for the genesis listing made by the constructor).
     event ListingSet(uint64 indexed nonce, address indexed token, bool listed);
+    /// @notice The vault now trusts `key` (EIP-2537 G1) for federation epoch `epoch`.
+    event KeyRotated(uint64 indexed epoch, bytes key);
 
     // ---------------------------------------------------------------------------------------
     // Types
@@ -145,6 +155,14 @@ contract FerryVault {
         Item[] items;
     }
 
+    /// @notice A hand-over to the next federation key: the current epoch, the next one (always
+    ///         `epoch + 1`) and the next key (EIP-2537 G1, 128 bytes).
+    struct Rotation {
+        uint64 epoch;
+        uint64 newEpoch;
+        bytes newKey;
+    }
+
     /// @notice A change to the token allowlist as the sidechain decided it: federation epoch,
     ///         nonce (the sidechain's batch id of the action), the token and whether it is listed.
     struct Listing {
@@ -162,6 +180,8 @@ contract FerryVault {
     bytes32 public constant RELEASE_TAG = "FERRY_RELEASE_V1";
     /// @notice First word of every signed listing message.
     bytes32 public constant LISTING_TAG = "FERRY_LISTING_V1";
+    /// @notice First word of every signed rotation message.
+    bytes32 public constant ROTATION_TAG = "FERRY_ROTATION_V1";
     /// @notice The hash-to-curve domain separation tag of release (and listing) signatures.
     bytes public constant RELEASE_DST = "FERRY_RELEASE_V1_BLS12381G2_XMD:SHA-256_SSWU_RO_";
     /// @notice Gas each payment of a release may use (an ETH transfer to a contract, or a token's
@@ -182,12 +202,13 @@ contract FerryVault {
     uint256 public depositNonce;
 
     /// @notice The federation epoch whose key this vault trusts; every batch must carry it.
-    uint64 public immutable epoch;
+    ///         Changed only by `rotate`, to `epoch + 1`.
+    uint64 public epoch;
     /// @dev The federation's aggregate public key, EIP-2537 G1 (128 bytes), as four words.
-    bytes32 private immutable _key0;
-    bytes32 private immutable _key1;
-    bytes32 private immutable _key2;
-    bytes32 private immutable _key3;
+    bytes32 private _key0;
+    bytes32 private _key1;
+    bytes32 private _key2;
+    bytes32 private _key3;
 
     /// @notice Whether the batch or listing with this nonce was applied (each nonce applies once).
     mapping(uint64 nonce => bool) public released;
@@ -222,10 +243,7 @@ contract FerryVault {
     ///      also checks the subgroup), `FederationKeyIsInfinity`, or `ZeroToken` / `NotAContract`
     ///      for a genesis token.
     constructor(bytes memory key, uint64 federationEpoch, address[] memory genesisTokens) {
-        if (key.length != BLS12381.G1_LENGTH) revert FederationKeyLength(key.length);
-        if (!BLS12381.isInG1(key)) revert FederationKeyNotInG1();
-        if (keccak256(key) == keccak256(new bytes(BLS12381.G1_LENGTH))) revert FederationKeyIsInfinity();
-        (_key0, _key1, _key2, _key3) = abi.decode(key, (bytes32, bytes32, bytes32, bytes32));
+        _setKey(key);
         epoch = federationEpoch;
         for (uint256 i; i < genesisTokens.length; ++i) {
             address token = genesisTokens[i];
@@ -239,6 +257,47 @@ contract FerryVault {
     /// @notice The federation's aggregate public key, EIP-2537 G1 encoding (128 bytes).
     function federationKey() public view returns (bytes memory) {
         return abi.encodePacked(_key0, _key1, _key2, _key3);
+    }
+
+    /// @dev Checks `key` (`FederationKeyLength`, `FederationKeyNotInG1`, `FederationKeyIsInfinity`)
+    ///      and makes it the federation key.
+    function _setKey(bytes memory key) private {
+        if (key.length != BLS12381.G1_LENGTH) revert FederationKeyLength(key.length);
+        if (!BLS12381.isInG1(key)) revert FederationKeyNotInG1();
+        if (keccak256(key) == keccak256(new bytes(BLS12381.G1_LENGTH))) revert FederationKeyIsInfinity();
+        (_key0, _key1, _key2, _key3) = abi.decode(key, (bytes32, bytes32, bytes32, bytes32));
+    }
+
+    /// @notice Hand the vault to the next federation key if `signature` is the current key's BLS
+    ///         signature of `rotation`.
+    /// @param rotation The hand-over as the sidechain decided it (epoch, newEpoch, newKey).
+    /// @param signature The current federation's threshold signature, EIP-2537 G2 (256 bytes),
+    ///        over `rotationMessage(rotation)` hashed to G2 with `RELEASE_DST`.
+    /// @dev Checks, in order: `WrongEpoch` (signed for another epoch than the current one),
+    ///      `WrongNextEpoch` (anything but `epoch + 1`), `MalformedSignature`, `BadSignature`, then
+    ///      the new key (`FederationKeyLength`, `FederationKeyNotInG1`, `FederationKeyIsInfinity`):
+    ///      even the current federation cannot hand the vault to no key. Anyone may submit it. Release nonces are untouched: a nonce paid under
+    ///      the old key stays paid.
+    function rotate(Rotation calldata rotation, bytes calldata signature) external nonReentrant {
+        if (rotation.epoch != epoch) revert WrongEpoch(epoch, rotation.epoch);
+        if (rotation.newEpoch != epoch + 1) revert WrongNextEpoch(epoch + 1, rotation.newEpoch);
+        if (signature.length != BLS12381.G2_LENGTH) revert MalformedSignature();
+        bytes memory message = rotationMessage(rotation);
+        (bool wellFormed, bool valid) = BLS12381.verify(federationKey(), message, RELEASE_DST, signature);
+        if (!wellFormed) revert MalformedSignature();
+        if (!valid) revert BadSignature();
+        _setKey(rotation.newKey);
+        epoch = rotation.newEpoch;
+        emit KeyRotated(rotation.newEpoch, rotation.newKey);
+    }
+
+    /// @notice The message the federation signs to hand this vault on this chain to its next key:
+    ///         `abi.encode(ROTATION_TAG, block.chainid, address(this), epoch, newEpoch, keccak256(newKey))`
+    ///         — six words (`ferry_types::release::eth::EthRotation::payload` on the Rust side).
+    function rotationMessage(Rotation calldata rotation) public view returns (bytes memory) {
+        return abi.encode(
+            ROTATION_TAG, block.chainid, address(this), rotation.epoch, rotation.newEpoch, keccak256(rotation.newKey)
+        );
     }
 
     // ---------------------------------------------------------------------------------------

@@ -99,6 +99,7 @@ mod tests {
             amount: ferry_types::Amount::new(1_000),
             locked_by,
             owner: None,
+            retired_epoch: None,
         };
         let reserves = ReservesView {
             assets: Default::default(),

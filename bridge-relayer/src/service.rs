@@ -16,6 +16,7 @@ use anyhow::Context;
 use ferry_client::FerryClient;
 use ferry_types::msg::{MsgAttestDeposit, MsgAttestParentHeight, MsgAttestReserves};
 use ferry_types::peg::Peg;
+use ferry_types::query::federation::{NEXT_FEDERATION_PATH, RETIRED_FEDERATIONS_PATH, RetiredFederation};
 use ferry_types::query::{
     DEPOSIT_ADDRESSES_PAGE, DEPOSIT_ADDRESSES_PATH, DepositAddressPage, DepositAddressRecord, FEDERATION_PATH,
     RESERVES_CHECK_PATH, RESERVES_PATH, ReservesCheckView, ReservesView,
@@ -24,7 +25,7 @@ use ferry_types::{AccountKey, Amount, Denom, DepositFacts, DepositId, Msg, Paren
 
 use crate::attest::{AttestOutcome, Attester};
 use crate::bitcoin::rpc::BitcoinRpc;
-use crate::bitcoin::scan::{PegScripts, Scanned, peg_flows, scan_block};
+use crate::bitcoin::scan::{PegScripts, RetiredPeg, Scanned, peg_flows, scan_block};
 use crate::confirmations::ConfirmationPolicy;
 use crate::ethereum::EthereumWatcher;
 use crate::metrics::Metrics;
@@ -225,10 +226,54 @@ impl Relayer {
     pub async fn poll_bitcoin(&self) -> anyhow::Result<()> {
         let Some(watch) = &self.bitcoin else { return Ok(()) };
         let tip = watch.rpc.get_block_count().await?;
+        self.follow_federation().await?;
         // Blocks up to `tip` were mined before the list is read, so a deposit address registered
         // before a payment to it was mined is known when that block is scanned.
         let learned = self.sync_deposit_addresses().await? > 0;
         self.scan_bitcoin(tip, learned).await
+    }
+
+    /// Follows the chain's federation: once it switched to another peg, the scan watches that
+    /// peg and its deposit addresses (learned again from the first registration); while a
+    /// hand-over runs, it also watches the next federation's peg, which the reserves migrate to
+    /// (its outputs count in this member's reserve snapshots; payments to it are not deposits);
+    /// it keeps watching every retired peg: payments to it are deposits of its epoch while its
+    /// grace is open at the chain's height, rejected after; its sweeps are the federation's own.
+    ///
+    /// # Errors
+    /// When the chain cannot be read or its federation makes no peg.
+    async fn follow_federation(&self) -> anyhow::Result<()> {
+        let federation: ferry_types::genesis::Federation =
+            self.chain.query(FEDERATION_PATH, None).await?.context("the chain has no federation (`/federation`)")?;
+        let next: Option<ferry_types::genesis::Federation> = self.chain.query(NEXT_FEDERATION_PATH, None).await?;
+        let current =
+            federation.bitcoin.as_ref().map(Peg::new).transpose().context("the chain's Bitcoin federation")?;
+        let next = next.and_then(|next| next.bitcoin).as_ref().map(Peg::new).transpose().context("the next peg")?;
+        let listed: Vec<RetiredFederation> =
+            self.chain.query(RETIRED_FEDERATIONS_PATH, None).await?.unwrap_or_default();
+        let height = self.chain.latest_height().await?;
+        let mut retired = Vec::with_capacity(listed.len());
+        for old in listed {
+            let Some(keys) = old.federation.bitcoin else { continue };
+            let peg = Peg::new(&keys).with_context(|| format!("the peg of retired epoch {}", old.epoch))?;
+            retired.push(RetiredPeg { epoch: old.epoch, peg, minting: height <= old.grace_until });
+        }
+        let mut guard = self.peg_scripts.lock().unwrap_or_else(PoisonError::into_inner);
+        let Some(scripts) = guard.as_mut() else { return Ok(()) };
+        if let Some(current) = current
+            && current.script_pubkey() != scripts.peg().script_pubkey()
+        {
+            tracing::info!(target: "ferry_relayer::bitcoin", epoch = federation.epoch, peg = %current.address(), "the federation switched: watching its peg");
+            *scripts = PegScripts::new(current);
+            self.metrics.deposit_addresses.set(0);
+        }
+        scripts.set_epoch(federation.epoch);
+        scripts.set_next(next.as_ref());
+        scripts.set_retired(&retired);
+        if scripts.registered() == 0 {
+            self.metrics.deposit_addresses.set(0);
+        }
+        Ok(())
     }
 
     /// Scans the Bitcoin blocks up to `tip` with the deposit addresses known now, then settles

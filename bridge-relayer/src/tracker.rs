@@ -150,6 +150,7 @@ mod tests {
                 recipient: Address::from_bytes([1; 20]),
                 deposit_address: false,
                 unattributed: None,
+                peg_epoch: None,
             },
             block_height: height,
             block_hash: hash.to_owned(),

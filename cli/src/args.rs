@@ -73,6 +73,13 @@ pub struct Global {
     pub timeout: u64,
 }
 
+/// `ferry federation …`.
+#[derive(Debug, Subcommand)]
+pub enum FederationCommand {
+    /// Open proposals of the next federation and of parameters, and the scheduled change.
+    Proposals,
+}
+
 /// The commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -125,8 +132,14 @@ pub enum Command {
         #[arg(long, env = "FERRY_WATCH_TIMEOUT", default_value_t = 0)]
         watch_timeout: u64,
     },
-    /// The federation: members, quorums, the Bitcoin peg, the vault, whether the bridge is paused.
-    Federation,
+    /// The federation: members and who is live, quorums, the Bitcoin peg, the vault, the latest
+    /// key generation, whether the bridge is paused; `federation proposals` lists the open
+    /// proposals (next federation, parameters) and the scheduled parameter change.
+    Federation {
+        /// What to show instead of the federation itself.
+        #[command(subcommand)]
+        command: Option<FederationCommand>,
+    },
     /// The chain's ledger per asset beside what the peg and the vault actually hold.
     Reserves,
     /// Print shell completions.

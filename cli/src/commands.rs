@@ -81,7 +81,8 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Status { id, watch, interval_ms, watch_timeout } => {
             ctx.status(out, &id, watch, Duration::from_millis(interval_ms.max(100)), watch_timeout).await
         }
-        Command::Federation => ctx.federation(out).await,
+        Command::Federation { command: None } => ctx.federation(out).await,
+        Command::Federation { command: Some(crate::args::FederationCommand::Proposals) } => ctx.proposals(out).await,
         Command::Reserves => ctx.reserves(out).await,
         Command::Completions { shell } => {
             let mut command = <Cli as clap::CommandFactory>::command();
@@ -1025,6 +1026,47 @@ impl Context {
 
     // ---- federation and reserves ----
 
+    async fn proposals(&self, out: Output) -> Result<(), CliError> {
+        use ferry_types::query::federation::{
+            FEDERATION_PROPOSALS_PATH, FederationProposals, PARAMS_PROPOSALS_PATH, ParamsProposals,
+        };
+        let client = self.client()?;
+        let federation: FederationProposals = client.query(FEDERATION_PROPOSALS_PATH, None).await?.unwrap_or_default();
+        let params: ParamsProposals = client.query(PARAMS_PROPOSALS_PATH, None).await?.unwrap_or_default();
+        let mut text = String::new();
+        if federation.proposals.is_empty() {
+            text.push_str("no open federation proposal\n");
+        }
+        for proposal in &federation.proposals {
+            text.push_str(&format!(
+                "federation proposed by {} at height {}: {}-of-{} [{}]\n",
+                proposal.member,
+                proposal.height,
+                proposal.threshold,
+                proposal.members.len(),
+                proposal.members.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+            ));
+        }
+        if params.proposals.is_empty() {
+            text.push_str("no open parameter proposal\n");
+        }
+        for proposal in &params.proposals {
+            text.push_str(&format!(
+                "parameters {} proposed by {} at height {}\n",
+                proposal.hash, proposal.member, proposal.height
+            ));
+        }
+        match &params.scheduled {
+            Some(scheduled) => text.push_str(&format!(
+                "parameters {} accepted at height {}, effective at height {}",
+                scheduled.hash, scheduled.accepted_at, scheduled.effective
+            )),
+            None => text.push_str("no parameter change scheduled"),
+        }
+        out.emit(&json!({"federation": federation, "params": params}), &text);
+        Ok(())
+    }
+
     async fn federation(&self, out: Output) -> Result<(), CliError> {
         let client = self.client()?;
         let federation: Federation = client
@@ -1041,8 +1083,50 @@ impl Context {
             federation.epoch,
             federation.attest_quorum
         );
+        let liveness: Option<ferry_types::query::federation::LivenessView> =
+            client.query(ferry_types::query::federation::LIVENESS_PATH, None).await?;
+        let session: Option<ferry_types::query::federation::DkgSession> =
+            client.query(ferry_types::query::federation::DKG_PATH, None).await?;
+        let handover: Option<ferry_types::query::federation::Handover> =
+            client.query(ferry_types::query::federation::HANDOVER_PATH, None).await?;
         for (index, member) in federation.members.iter().enumerate() {
-            text.push_str(&format!("  member {index}  {member}\n"));
+            let heartbeat = liveness.as_ref().and_then(|view| view.members.iter().find(|m| m.account == *member));
+            let live = match heartbeat {
+                Some(m) if m.live && m.last_round > 0 => format!("live (heartbeat at height {})", m.last_height),
+                Some(m) if m.live => "live (no heartbeat round yet)".to_owned(),
+                Some(m) => format!("NOT LIVE (last heartbeat at height {})", m.last_height),
+                None => String::new(),
+            };
+            text.push_str(&format!("  member {index}  {member}  {live}\n"));
+        }
+        if let Some(view) = &liveness {
+            text.push_str(&format!(
+                "live members {} of {} (threshold {}; an alert fires below {})\n",
+                view.live,
+                view.members.len(),
+                view.threshold,
+                view.threshold.saturating_add(1)
+            ));
+        }
+        if let Some(session) = &session {
+            text.push_str(&format!(
+                "key generation {} for epoch {}: {} (attempt {}, {} participants)\n",
+                session.session,
+                session.epoch,
+                session.phase.name(),
+                session.attempt,
+                session.participants.len()
+            ));
+        }
+        if let Some(handover) = handover.as_ref().filter(|handover| handover.in_progress()) {
+            text.push_str(&format!(
+                "hand-over to epoch {} running since height {} (releases wait): vault {}, {} migration batch(es){}\n",
+                handover.epoch,
+                handover.started,
+                if handover.rotated.is_some() { "rotated" } else { "not rotated yet" },
+                handover.migration_batches.len(),
+                handover.waiting.as_ref().map(|reason| format!("; WAITING: {reason}")).unwrap_or_default()
+            ));
         }
         if let Some(peg) = &peg {
             text.push_str(&format!(
@@ -1067,6 +1151,9 @@ impl Context {
                 "attest_quorum": federation.attest_quorum, "epoch": federation.epoch,
                 "bitcoin_peg": peg, "ethereum_vault": vault.map(|v| json!({"address": v.vault.to_string(), "chain_id": v.chain_id})),
                 "bridge": bridge,
+                "liveness": liveness,
+                "key_generation": session,
+                "handover": handover,
             }),
             &text,
         );

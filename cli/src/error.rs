@@ -116,6 +116,9 @@ impl From<ClientError> for CliError {
                 }
             }
             ClientError::Timeout(..) => CliError::other(message).with_hint("the node may be stalled; try again"),
+            ClientError::Superseded { .. } => CliError::refused(message).with_hint(
+                "another transaction signed with this key took its place (another wallet or node?); check with `ferry balance` and send again",
+            ),
             ClientError::Decode { .. } | ClientError::Build(_) => CliError::other(message),
         }
     }

@@ -436,6 +436,7 @@ mod tests {
             recipient: Address::from_bytes([3; 20]),
             deposit_address: false,
             unattributed: None,
+            peg_epoch: None,
         }
     }
 

@@ -20,7 +20,7 @@ pub fn user_key(index: usize) -> anyhow::Result<AccountKey> {
 /// Members of the devnet federation (the validators' operators), as DESIGN's devnet has them.
 pub const FEDERATION_MEMBERS: usize = 4;
 
-/// The devnet federation's key ceremony (`ferry-signer keygen`'s library form): 4 members,
+/// The devnet federation's key ceremony (`ferry-signer devnet-keygen`'s library form): 4 members,
 /// threshold 3, every key from a public seed. It protects nothing and is rebuilt identically on
 /// every call, so tests, the devnet and the bench agree on the federation without sharing files.
 ///
@@ -30,6 +30,14 @@ pub fn federation_ceremony() -> anyhow::Result<Ceremony> {
     let members = u32::try_from(FEDERATION_MEMBERS)?;
     let mut rng = ChaCha20Rng::from_seed(ferry_types::key::sha256(b"ferry-devnet/federation"));
     Ok(ferry_signer::ceremony::keygen(members, attest_quorum(FEDERATION_MEMBERS), &mut rng)?)
+}
+
+/// Every secret of devnet federation member `index` (for tests that play a member, honest or not).
+///
+/// # Errors
+/// When there is no such member.
+pub fn member_secrets(index: usize) -> anyhow::Result<MemberSecrets> {
+    member(index)
 }
 
 fn member(index: usize) -> anyhow::Result<MemberSecrets> {

@@ -55,6 +55,7 @@ pub fn made_up_openings(users: usize) -> anyhow::Result<Vec<DepositFacts>> {
             recipient,
             deposit_address: false,
             unattributed: None,
+            peg_epoch: None,
         });
         facts.push(DepositFacts {
             chain: ParentChain::Ethereum,
@@ -65,6 +66,7 @@ pub fn made_up_openings(users: usize) -> anyhow::Result<Vec<DepositFacts>> {
             recipient,
             deposit_address: false,
             unattributed: None,
+            peg_epoch: None,
         });
     }
     Ok(facts)

@@ -5,7 +5,7 @@
 //! this module holds what is the signer's own: its configuration and accessors.
 //!
 //! The keystore, its passphrase file and the federation manifest come from the key ceremony
-//! (`ferry-signer keygen`); [`write_federation_keys`] writes the devnet federation's (the one
+//! (`ferry-signer devnet-keygen`); [`write_federation_keys`] writes the devnet federation's (the one
 //! genesis names, [`crate::accounts::federation_ceremony`]) and
 //! [`SignerConfigSpec::for_member`] points a member's configuration at them.
 
@@ -36,6 +36,22 @@ pub struct FederationKeys {
     pub passphrase_file: PathBuf,
     /// The federation manifest.
     pub manifest: PathBuf,
+}
+
+/// Writes a candidate member's keystore into `dir` (a one-member ceremony from `seed`: only its
+/// account and Bitcoin key matter, and the DKG encryption key derived from the account); returns
+/// the keystore's path and the candidate's account. It opens with the devnet passphrase.
+///
+/// # Errors
+/// When the files cannot be written.
+pub fn write_candidate_keys(dir: &Path, seed: u64) -> anyhow::Result<(PathBuf, ferry_types::Address)> {
+    use rand_chacha::rand_core::SeedableRng;
+    let ceremony = ferry_signer::keygen(1, 1, &mut rand_chacha::ChaCha20Rng::seed_from_u64(seed))?;
+    let kdf = KdfParams::with_log_n(DEVNET_KDF_LOG_N)?;
+    write_ceremony(dir, &ceremony, DEVNET_PASSPHRASE, kdf, Overwrite::Replace)
+        .with_context(|| format!("writing a candidate keystore into {}", dir.display()))?;
+    let account = ceremony.members.first().context("a one-member ceremony")?.account();
+    Ok((keystore_path(dir, 0), account))
 }
 
 /// Writes the devnet federation's keystores, manifest and passphrase file into `dir` (replacing

@@ -271,6 +271,38 @@ impl System {
         Ok(system)
     }
 
+    /// Starts the signer daemon of a candidate member — a keystore outside the genesis
+    /// federation ([`crate::signer::write_candidate_keys`] from `seed`), talking to member 0's
+    /// validator, with its own scratch database — at the next position of [`System::signers`];
+    /// returns its account. It registers its keys and takes part in key generations it is
+    /// proposed for; it signs once a hand-over made it a member.
+    ///
+    /// # Errors
+    /// When its files, database or process cannot be set up.
+    pub async fn start_candidate_signer(&mut self, seed: u64) -> anyhow::Result<Address> {
+        let position = self.signers.len();
+        let bridge_dir = self.keys.manifest.parent().and_then(Path::parent).context("no bridge directory")?.to_owned();
+        let (keystore, account) =
+            crate::signer::write_candidate_keys(&bridge_dir.join(format!("candidate{position}")), seed)?;
+        let database = self.parents.postgres.scratch_database(&format!("signer_{position}")).await?;
+        let mut spec = SignerConfigSpec::new(
+            bridge_dir.join(format!("signer{position}")),
+            self.chain_rpc(0),
+            database.url(),
+            keystore,
+            &self.keys.passphrase_file,
+            &self.keys.manifest,
+        )
+        .with_ethereum(anvil::CHAIN_ID, self.parents.vault().to_string())
+        .with_cap(Denom::erc20(&self.parents.token()).to_string(), TOKEN_CAP);
+        if let Some(first) = self.signers.first() {
+            spec.poll_interval.clone_from(&first.spec().poll_interval);
+        }
+        self._databases.push(database);
+        self.signers.push(SignerProcess::start(spec)?);
+        Ok(account)
+    }
+
     /// Stops the system with its parent chains saved (it was started with `persist_parents`):
     /// the relayers and signers first, so nothing moves while the chains are saved, then the rest.
     /// A [`System::start`] of the same spec with `fresh: false` resumes it.
@@ -433,8 +465,8 @@ impl System {
         self.network.client(member)
     }
 
-    /// Pays `sats` from the regtest miner to the peg with a memo naming `recipient` (a deposit;
-    /// it mints once the relayers see the confirmations).
+    /// Pays `sats` from the regtest miner to the chain's current peg with a memo naming
+    /// `recipient` (a deposit; it mints once the relayers see the confirmations).
     ///
     /// # Errors
     /// RPC errors, or a miner without enough mature coins.
@@ -448,11 +480,22 @@ impl System {
     /// # Errors
     /// As [`System::deposit_btc`].
     pub async fn deposit_btc_outputs(&mut self, recipient: &Address, outputs: &[u64]) -> anyhow::Result<Txid> {
-        let manifest = accounts::federation_ceremony()?.manifest;
-        let peg = Peg::new(&manifest.bitcoin)?;
+        let federation: ferry_types::genesis::Federation =
+            self.client(0)?.query("/federation", None).await?.context("the chain has no federation")?;
+        let peg = Peg::new(&federation.bitcoin.context("the chain has no Bitcoin peg")?)?;
+        let outputs: Vec<(&Peg, u64)> = outputs.iter().map(|sats| (&peg, *sats)).collect();
+        self.pay_pegs(recipient, &outputs).await
+    }
+
+    /// One transaction paying each `(peg, sats)` of `outputs` (output `i` is deposit
+    /// `btc:<txid>:i`), with a memo naming `recipient` last: a wallet paying pegs it saved.
+    ///
+    /// # Errors
+    /// As [`System::deposit_btc`].
+    pub async fn pay_pegs(&mut self, recipient: &Address, outputs: &[(&Peg, u64)]) -> anyhow::Result<Txid> {
         let mut outputs: Vec<TxOut> = outputs
             .iter()
-            .map(|sats| TxOut { value: Sats::from_sat(*sats), script_pubkey: peg.script_pubkey() })
+            .map(|(peg, sats)| TxOut { value: Sats::from_sat(*sats), script_pubkey: peg.script_pubkey() })
             .collect();
         outputs.push(TxOut { value: Sats::ZERO, script_pubkey: deposit_memo(recipient) });
         let rpc = self.parents.btcd.rpc();

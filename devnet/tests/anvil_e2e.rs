@@ -52,6 +52,7 @@ fn expected(receipt: &Receipt, index: u32, asset: Denom, amount: u128, recipient
             recipient,
             deposit_address: false,
             unattributed: None,
+            peg_epoch: None,
         },
         block_height: receipt.block_number,
         block_hash: receipt.block_hash.clone(),

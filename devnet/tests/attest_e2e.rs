@@ -23,6 +23,7 @@ fn btc_deposit(recipient: Address) -> DepositFacts {
         recipient,
         deposit_address: false,
         unattributed: None,
+        peg_epoch: None,
     }
 }
 

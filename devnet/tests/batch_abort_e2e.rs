@@ -15,7 +15,7 @@ use ferry_devnet::accounts::user_key;
 use ferry_devnet::btcd::RegtestWallet;
 use ferry_devnet::system::System;
 use ferry_types::Denom;
-use ferry_types::query::{BatchStatus, BatchView, WithdrawalStatus};
+use ferry_types::query::{BatchStatus, BatchView, WithdrawalStatus, WithdrawalView};
 
 const PARENT_BLOCK: Duration = Duration::from_millis(400);
 const RELEASE_WAIT: Duration = Duration::from_secs(120);
@@ -60,9 +60,7 @@ async fn a_withdrawal_two_signers_refuse_is_held_and_refunded_and_the_rest_of_it
         Ok(held) => held,
         Err(error) => {
             for member in 0..4 {
-                let log = std::fs::read_to_string(system.signers[member].log_path()).unwrap_or_default();
-                let tail: Vec<&str> = log.lines().rev().take(15).collect();
-                eprintln!("signer {member}:\n{}", tail.into_iter().rev().collect::<Vec<_>>().join("\n"));
+                eprintln!("signer {member}:\n{}", common::log_tail(&system.signers[member].log_path(), 15));
             }
             eprintln!("{:?}", system.withdrawal(refused).await?);
             return Err(error);
@@ -97,7 +95,13 @@ async fn a_withdrawal_two_signers_refuse_is_held_and_refunded_and_the_rest_of_it
             .args(["held", "refund", &refused.to_string()])
             .output()?;
         assert!(output.status.success(), "member {member}: {}", String::from_utf8_lossy(&output.stderr));
-        let status = system.withdrawal(refused).await?.status;
+        // Read where the vote was included: node 0 may not have committed that block yet.
+        let printed: serde_json::Value = serde_json::from_slice(&output.stdout)?;
+        let height = printed["height"].as_u64().ok_or("the vote's output names no height")?;
+        client.wait_for_height(height, WAIT).await?;
+        let view: WithdrawalView =
+            client.query(&format!("/withdrawal/{refused}"), Some(height)).await?.ok_or("no withdrawal")?;
+        let status = view.status;
         let expected = if count < 2 { WithdrawalStatus::Held } else { WithdrawalStatus::Refunded };
         assert_eq!(status, expected, "after {} votes", count + 1);
     }

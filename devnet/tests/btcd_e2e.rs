@@ -55,6 +55,7 @@ fn expected_deposit(txid: &bitcoin::Txid, recipient: Address) -> Scanned {
             recipient,
             deposit_address: false,
             unattributed: None,
+            peg_epoch: None,
         },
         coinbase: false,
     }

@@ -6,6 +6,7 @@
 mod common;
 
 use common::{TestResult, WAIT, balance, serial, start_funded_network};
+use ferry_client::ClientError;
 use ferry_client::Wallet;
 use ferry_devnet::Network;
 use ferry_devnet::accounts::user_key;
@@ -196,5 +197,44 @@ async fn garbage_and_mutated_transactions_are_rejected_with_documented_codes_whi
     // Blocks kept coming on every validator, and they agree.
     network.wait_for_height(start_height + 3, WAIT).await?;
     assert_app_hashes_agree(&network, included.height).await?;
+    Ok(())
+}
+
+/// Two transactions of one account at one sequence, sent at once through two validators: both
+/// may enter a mempool, only one can be included. The other's sender learns it from the chain
+/// as soon as the account's sequence passes it ([`ClientError::Superseded`]) instead of waiting
+/// out its timeout — the member daemons sharing an account re-sign at once on it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_transaction_whose_sequence_another_took_is_reported_superseded_not_awaited() -> TestResult {
+    let _serial = serial().await;
+    let network = start_funded_network("superseded").await?;
+    let (first, second) = (network.client(1)?, network.client(2)?);
+    let bob = user_key(7)?.address();
+    let mut raced = 0;
+    for _ in 0..5 {
+        let mut one = Wallet::load(&first, user_key(6)?).await?;
+        let mut other = one.clone();
+        let a = one.sign_transfer(bob, vec![Coin::new(1, Denom::sat())], &fee())?;
+        let b = other.sign_transfer(bob, vec![Coin::new(2, Denom::sat())], &fee())?;
+        // A wait that would outlast the test if the loser were awaited to its timeout.
+        let long = std::time::Duration::from_secs(600);
+        let (a, b) = tokio::join!(first.broadcast_and_wait(a, long), second.broadcast_and_wait(b, long));
+        let (included, lost) = match (a, b) {
+            (Ok(included), lost) | (lost, Ok(included)) => (included, lost),
+            (a, b) => return Err(format!("neither transaction was included: {a:?} / {b:?}").into()),
+        };
+        assert_eq!(included.code, 0, "{}", included.log);
+        match lost {
+            // Gossip reached the other validator first: its CheckTx refused the second.
+            Err(ClientError::Refused { code: Some(TxCode::StaleSequence), .. }) => {}
+            Err(ClientError::Superseded { signer, sequence, .. }) => {
+                assert_eq!((signer, sequence), (user_key(6)?.address(), one.sequence() - 1));
+                raced += 1;
+            }
+            other => return Err(format!("the losing transaction: {other:?}").into()),
+        }
+    }
+    eprintln!("{raced} of 5 tries raced into two mempools");
+    assert!(raced > 0, "in five tries both transactions never entered a mempool together");
     Ok(())
 }

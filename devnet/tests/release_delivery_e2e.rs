@@ -98,7 +98,7 @@ async fn sign_batch(client: &FerryClient, view: &BatchView) -> TestResult {
     let ceremony = accounts::federation_ceremony()?;
     for member in ceremony.members.iter().take(3) {
         let signatures = match &view.batch.release {
-            BatchRelease::Ethereum(_) | BatchRelease::EthereumListing(_) => {
+            BatchRelease::Ethereum(_) | BatchRelease::EthereumListing(_) | BatchRelease::EthereumRotation(_) => {
                 let message = view.batch.release.bls_message().unwrap_or_default();
                 let share = bls::sign_share(member.bls_secret_key_share(), &message);
                 ReleaseSignatures::Bls(bls::encode_signature_share(&share).to_vec())
@@ -182,6 +182,7 @@ async fn start_with_vault(name: &str) -> TestResult<(Anvil, Network)> {
         recipient,
         deposit_address: false,
         unattributed: None,
+        peg_epoch: None,
     };
     for member in 0..3 {
         let attester = Attester::new(network.client(member)?, accounts::member_key(member)?);

@@ -1,5 +1,5 @@
 //! Bitcoin standardness against a real btcd run as the devnet runs it (`--rejectnonstd`): for
-//! every federation size the peg allows (2…16 members), a release spending a peg output, signed by
+//! every federation size the peg allows (2…20 members), a release spending a peg output, signed by
 //! its threshold, passes `ferry_types::release::standardness::check`, weighs what the chain's
 //! size bound (`ReleasePlan::max_vsize`, the longest-signature form) says within the signatures'
 //! slack, pays the minimum relay fee on that bound, and btcd relays and mines it. A dust payment
@@ -21,8 +21,9 @@ use ferry_types::release::bitcoin::{
 };
 use ferry_types::release::standardness::{self, min_relay_fee, with_longest_signatures};
 
-/// Federation sizes the peg allows (CHECKMULTISIG takes at most 16 keys).
-const SIZES: std::ops::RangeInclusive<u8> = 2..=16;
+/// Federation sizes the peg allows (CHECKMULTISIG takes at most 20 keys; from 17 on, the key count
+/// is a data push, which btcd must accept under `--rejectnonstd`).
+const SIZES: std::ops::RangeInclusive<u8> = 2..=20;
 
 /// What each peg output holds.
 const RESERVE: u64 = 1_000_000;

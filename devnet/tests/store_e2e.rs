@@ -63,6 +63,7 @@ fn btc_facts(tx: u8, vout: u32, sats: u128) -> DepositFacts {
         recipient: Address::from_bytes([tx; 20]),
         deposit_address: false,
         unattributed: None,
+        peg_epoch: None,
     }
 }
 
@@ -77,6 +78,7 @@ fn eth_facts(tx: u8, log_index: u32) -> DepositFacts {
         recipient: Address::from_bytes([0xee; 20]),
         deposit_address: false,
         unattributed: None,
+        peg_epoch: None,
     }
 }
 

@@ -1,7 +1,8 @@
 //! `FerryVault.release` end to end on a real anvil (1.7, Prague, EIP-2537 precompiles):
 //! the Solidity hash-to-curve against the RFC 9380 vectors, threshold-signed batches paid out,
 //! every kind of refusal decoded as the vault's named custom error, deferred payments claimed,
-//! and the gas of a release across federation sizes.
+//! the gas of a release across federation sizes, and the hand-over to the next federation key
+//! (`rotate`).
 //!
 //! Signatures are made the way the federation makes them: threshold_crypto key sets from a
 //! seeded RNG, shares from `ferry_types::release::bls::sign_share` over `EthBatch::payload`,
@@ -10,6 +11,7 @@
 
 mod common;
 
+use std::collections::BTreeMap;
 use std::time::Instant;
 
 use ferry_devnet::anvil::{self, Anvil, FederationKey, batch_address, federation_key, sign_message, sign_release};
@@ -18,7 +20,7 @@ use ferry_relayer::ethereum::vault::{
 };
 use ferry_relayer::ethereum::{EthAddress, EthereumError, Receipt, U256, Wallet};
 use ferry_types::release::bls::{self, RELEASE_DST};
-use ferry_types::release::eth::{EthBatch, EthListing, EthReleaseItem};
+use ferry_types::release::eth::{EthBatch, EthListing, EthReleaseItem, EthRotation};
 use ferry_types::{Address, Amount};
 use rand_chacha::ChaChaRng;
 use rand_chacha::rand_core::SeedableRng;
@@ -429,5 +431,99 @@ async fn a_listing_applies_once_only_under_the_federations_signature_and_shares_
     assert!(matches!(error, VaultError::TokenNotListed(_)), "{error:?}");
     let payout = batch(vault, 11, vec![item(new_token, address(0xb2), 400)]);
     wallet.release(vault, &payout, &sign_release(&keys, &[0, 2, 3], &payout)?).await?;
+    Ok(())
+}
+
+/// The degree-(k − 1) interpolation of `signers`' shares of `message`: what k members can make
+/// together. At k = T it is the federation's signature; below T it is not.
+fn combined_by(keys: &SecretKeySet, signers: &[u64], message: &[u8]) -> TestResult<[u8; 256]> {
+    let shares: BTreeMap<u64, bls::SignatureShare> =
+        signers.iter().map(|&index| (index, bls::sign_share(&keys.secret_key_share(index), message))).collect();
+    let degree = signers.len() - 1;
+    // A key set of degree k − 1 interpolates with the same Lagrange coefficients (they depend on
+    // the indices only); its own keys play no part.
+    let interpolating = SecretKeySet::random(degree, &mut ChaChaRng::seed_from_u64(1)).public_keys();
+    let signature = interpolating
+        .combine_signatures(shares.iter().map(|(index, share)| (*index, share)))
+        .map_err(|error| format!("combining: {error:?}"))?;
+    Ok(bls::eip2537_g2(&signature))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_vault_rotates_only_to_the_next_epoch_only_under_the_current_key_and_never_to_no_key() -> TestResult {
+    let _serial = common::serial().await;
+    let old = federation_of_four();
+    let anvil = funded_anvil(&old).await?;
+    let (wallet, vault) = (anvil.wallet(), anvil.vault());
+    // The next federation: 5 members, T = 4.
+    let new = federation(4, 5);
+    let new_key = hex::encode(bls::eip2537_g1(&new.public_keys().public_key()));
+    let rotation = EthRotation {
+        chain_id: anvil::CHAIN_ID,
+        vault: batch_address(vault),
+        epoch: EPOCH,
+        new_epoch: EPOCH + 1,
+        new_key: new_key.clone(),
+    };
+    let payload = rotation.payload().ok_or("the key is hex")?;
+    let signed = |rotation: &EthRotation, signers: &[u64]| -> TestResult<[u8; 256]> {
+        sign_message(&old, signers, &rotation.payload().ok_or("hex")?).map_err(Into::into)
+    };
+
+    // Fewer than T (two of the four old members): refused.
+    let error = refusal(wallet.rotate(vault, &rotation, &combined_by(&old, &[0, 1], &payload)?).await)?;
+    assert!(matches!(error, VaultError::BadSignature(_)), "{error:?}");
+    // The new key cannot hand the vault to itself.
+    let error = refusal(wallet.rotate(vault, &rotation, &sign_message(&new, &[0, 1, 2, 3], &payload)?).await)?;
+    assert!(matches!(error, VaultError::BadSignature(_)), "{error:?}");
+    // Signed by the current key, but for epoch + 2, or claiming another current epoch.
+    let skip = EthRotation { new_epoch: EPOCH + 2, ..rotation.clone() };
+    let error = refusal(wallet.rotate(vault, &skip, &signed(&skip, &[0, 1, 2])?).await)?;
+    assert!(
+        matches!(error, VaultError::WrongNextEpoch(FerryVault::WrongNextEpoch { expected, got }) if expected == EPOCH + 1 && got == EPOCH + 2),
+        "{error:?}"
+    );
+    let stale = EthRotation { epoch: EPOCH - 1, new_epoch: EPOCH, ..rotation.clone() };
+    let error = refusal(wallet.rotate(vault, &stale, &signed(&stale, &[0, 1, 2])?).await)?;
+    assert!(matches!(error, VaultError::WrongEpoch(_)), "{error:?}");
+    // Signed by the current key, to the zero key or to bytes that are not a G1 point.
+    let zero = EthRotation { new_key: hex::encode([0u8; 128]), ..rotation.clone() };
+    let error = refusal(wallet.rotate(vault, &zero, &signed(&zero, &[0, 1, 2])?).await)?;
+    assert!(matches!(error, VaultError::FederationKeyIsInfinity(_)), "{error:?}");
+    let junk = EthRotation { new_key: hex::encode([7u8; 128]), ..rotation.clone() };
+    let error = refusal(wallet.rotate(vault, &junk, &signed(&junk, &[0, 1, 2])?).await)?;
+    assert!(matches!(error, VaultError::FederationKeyNotInG1(_)), "{error:?}");
+    // The signature of another rotation (another key) does not carry over.
+    let error = refusal(wallet.rotate(vault, &rotation, &signed(&zero, &[0, 1, 2])?).await)?;
+    assert!(matches!(error, VaultError::BadSignature(_)), "{error:?}");
+    assert_eq!(wallet.federation(vault).await?.0, EPOCH, "nothing changed yet");
+
+    // The current key's threshold hands it over.
+    let signature = signed(&rotation, &[1, 2, 3])?;
+    let receipt = wallet.rotate(vault, &rotation, &signature).await?;
+    eprintln!("rotation: gas {}", receipt.gas_used);
+    let (epoch, key) = wallet.federation(vault).await?;
+    assert_eq!((epoch, hex::encode(key)), (EPOCH + 1, new_key));
+    // Replayed: the vault is past that epoch.
+    let error = refusal(wallet.rotate(vault, &rotation, &signature).await)?;
+    assert!(matches!(error, VaultError::WrongEpoch(_)), "{error:?}");
+
+    // A release signed by the new key pays; one signed by the old key reverts, whatever epoch it names.
+    let paid = EthBatch { epoch: EPOCH + 1, ..batch(vault, 11, vec![item(EthAddress::ZERO, address(0xc1), ONE_ETH)]) };
+    let receipt = wallet.release(vault, &paid, &sign_release(&new, &[0, 2, 3, 4], &paid)?).await?;
+    assert_eq!(events(&receipt, vault), ["Released", "Paid"]);
+    assert_eq!(wallet.balance(address(0xc1)).await?, U256::from(ONE_ETH));
+    let old_epoch = batch(vault, 12, vec![item(EthAddress::ZERO, address(0xc2), ONE_ETH)]);
+    let error = refusal(wallet.release(vault, &old_epoch, &sign_release(&old, &[0, 1, 2], &old_epoch)?).await)?;
+    assert!(matches!(error, VaultError::WrongEpoch(_)), "{error:?}");
+    let old_key = EthBatch { epoch: EPOCH + 1, ..old_epoch.clone() };
+    let error = refusal(wallet.release(vault, &old_key, &sign_release(&old, &[0, 1, 2], &old_key)?).await)?;
+    assert!(matches!(error, VaultError::BadSignature(_)), "{error:?}");
+    assert_eq!(wallet.balance(address(0xc2)).await?, U256::ZERO);
+
+    // The rotation signed for this vault does not rotate another vault of the same federation.
+    let (other, _) = anvil.deploy_vault(&federation_key(&old, EPOCH)).await?;
+    let error = refusal(wallet.rotate(other, &rotation, &signature).await)?;
+    assert!(matches!(error, VaultError::BadSignature(_)), "{error:?}");
     Ok(())
 }

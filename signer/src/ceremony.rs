@@ -31,9 +31,9 @@ use crate::keystore::{KdfParams, Keystore, KeystoreError};
 use crate::manifest::{Manifest, ManifestMember};
 use crate::secrets::{MemberSecrets, PLAINTEXT_LEN, SECRET_LEN, bls_scalar_to_bytes};
 
-/// Most members a federation can have: the Bitcoin peg is a standard `OP_CHECKMULTISIG`, which
-/// takes at most 16 keys (`ferry_types::peg`). threshold_crypto and the chain would take more.
-pub const MAX_MEMBERS: u32 = 16;
+/// Most members a federation can have: the Bitcoin peg is an `OP_CHECKMULTISIG`, which takes at
+/// most 20 keys ([`ferry_types::peg::MAX_PEG_KEYS`]). threshold_crypto and the chain would take more.
+pub const MAX_MEMBERS: u32 = ferry_types::peg::MAX_PEG_KEYS as u32;
 
 /// The epoch of a federation created by a ceremony.
 pub const FIRST_EPOCH: u64 = 1;
@@ -49,8 +49,8 @@ pub enum FederationSizeError {
     NoMembers,
     /// More members than the Bitcoin peg can hold.
     #[error(
-        "{members} members: at most {MAX_MEMBERS}, because the Bitcoin peg is a standard OP_CHECKMULTISIG of at \
-         most {MAX_MEMBERS} keys"
+        "{members} members: at most {MAX_MEMBERS}, because the Bitcoin peg is an OP_CHECKMULTISIG of at most \
+         {MAX_MEMBERS} keys"
     )]
     TooManyMembers {
         /// Members asked for.
@@ -332,7 +332,8 @@ mod tests {
     #[test]
     fn federation_size_rules_name_the_problem() {
         assert_eq!(check_federation_size(0, 0), Err(FederationSizeError::NoMembers));
-        assert_eq!(check_federation_size(17, 12), Err(FederationSizeError::TooManyMembers { members: 17 }));
+        assert_eq!(check_federation_size(21, 15), Err(FederationSizeError::TooManyMembers { members: 21 }));
+        assert_eq!(check_federation_size(20, 14), Ok(()));
         assert_eq!(check_federation_size(4, 0), Err(FederationSizeError::ZeroThreshold));
         assert_eq!(
             check_federation_size(4, 5),
@@ -346,7 +347,7 @@ mod tests {
             check_federation_size(5, 2),
             Err(FederationSizeError::MinorityThreshold { threshold: 2, members: 5 })
         );
-        for (members, threshold) in [(1, 1), (2, 2), (3, 2), (4, 3), (5, 3), (16, 9), (16, 16)] {
+        for (members, threshold) in [(1, 1), (2, 2), (3, 2), (4, 3), (5, 3), (16, 9), (16, 16), (20, 14), (20, 20)] {
             assert_eq!(check_federation_size(members, threshold), Ok(()), "{threshold} of {members}");
         }
         let message = FederationSizeError::MinorityThreshold { threshold: 2, members: 4 }.to_string();

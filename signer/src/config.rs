@@ -62,7 +62,7 @@ pub struct ChainConfig {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct KeysConfig {
-    /// The member's encrypted keystore (`ferry-signer keygen`).
+    /// The member's encrypted keystore (`ferry-signer devnet-keygen`).
     pub keystore: PathBuf,
     /// File holding the keystore's passphrase (one trailing newline is ignored).
     pub passphrase_file: PathBuf,
@@ -236,7 +236,14 @@ impl Config {
             }
             Some(_) => Some(Peg::new(&manifest.bitcoin).map_err(|e| invalid("keys.manifest", e))?),
         };
-        Ok(LocalKnowledge { member, epoch: manifest.epoch, ethereum: self.ethereum_bridge(), bitcoin })
+        Ok(LocalKnowledge {
+            member,
+            epoch: manifest.epoch,
+            ethereum: self.ethereum_bridge(),
+            bitcoin,
+            next: None,
+            retired: Default::default(),
+        })
     }
 }
 

@@ -22,6 +22,11 @@
 //!   compared with the chain's (pure);
 //! - [`policy`]: the decision — sign or refuse, with a named reason (pure);
 //! - [`signing`]: this member's signatures over an approved payload (pure);
+//! - [`dkg`]: this member's part in a dealer-free key generation for the next federation (the
+//!   decision pure, the posting in the daemon's round);
+//! - [`handover`]: the next federation rebuilt from a completed key generation's transcript,
+//!   which rotation and migration batches must match;
+//! - [`heartbeat`]: this member's answers to the chain's heartbeat rounds (liveness);
 //! - [`store`]: the double-sign guard and the hash-chained audit log in PostgreSQL;
 //! - [`config`], [`metrics`], [`service`]: the daemon's configuration, metrics and I/O loop.
 //!
@@ -30,6 +35,9 @@
 
 pub mod ceremony;
 pub mod config;
+pub mod dkg;
+pub mod handover;
+pub mod heartbeat;
 pub mod keystore;
 pub mod manifest;
 pub mod metrics;

@@ -1,14 +1,20 @@
 //! `ferry-signer`: a federation member's signer (see the library docs). Subcommands:
 //!
-//! - `keygen`: the trusted-dealer key ceremony, writing one encrypted keystore per member and the
-//!   federation manifest;
+//! - `devnet-keygen`: devnets and tests only — a trusted-dealer key ceremony, writing one
+//!   encrypted keystore per member and the federation manifest (real federations use the
+//!   dealer-free key generation `run` takes part in);
 //! - `keystore inspect FILE`: a keystore's public fields, without the passphrase;
-//! - `run --config FILE`: the daemon — follows the chain, rebuilds and checks every batch, signs
-//!   what its policy allows, posts the signatures, audits every decision, serves `/metrics` and
-//!   `/health`;
+//! - `run --config FILE`: the daemon — registers this member's signer keys, takes part in key
+//!   generation for a proposed federation, follows the chain, rebuilds and checks every batch,
+//!   signs what its policy allows, posts the signatures, audits every decision, serves `/metrics`
+//!   and `/health`;
 //! - `config validate`: parse and check the configuration, keystore and manifest;
 //! - `audit verify`: recompute the audit log's hash chain and name the first broken row;
 //! - `held refund`: this member's vote to refund a held withdrawal;
+//! - `federation propose|propose-params|status`: this member's proposal of the next federation
+//!   (a quorum of identical proposals starts its dealer-free key generation) or of the next
+//!   parameters (a quorum's change takes effect after the governance delay), and the proposals,
+//!   the key generation's progress and who is live;
 //! - `listing propose|unlist`: this member's proposal to list a token in the vault (with its
 //!   withdrawal limits) or to unlist it; a quorum of identical proposals becomes a listing the
 //!   federation signs and relayers deliver to the vault.
@@ -70,7 +76,11 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Trusted-dealer key ceremony: one encrypted keystore per member and the federation manifest.
+    /// Devnets and tests only: a trusted-dealer ceremony in which one process draws every
+    /// member's BLS share (one encrypted keystore per member and the federation manifest). Real
+    /// federations generate their key without a dealer, through the chain (`run` takes part in
+    /// the key generation a federation proposal starts).
+    #[command(name = "devnet-keygen")]
     Keygen(KeygenArgs),
     /// Keystore tools.
     Keystore {
@@ -100,12 +110,44 @@ enum Command {
         #[command(subcommand)]
         command: UnattributedCommand,
     },
+    /// The next federation: propose a member set (a quorum of identical proposals starts its
+    /// dealer-free key generation, which `run` takes part in), and show proposals, the latest key
+    /// generation and who is live.
+    Federation {
+        #[command(subcommand)]
+        command: FederationCommand,
+    },
     /// The vault's token allowlist: this member's proposals (a quorum of identical ones takes
     /// effect once the federation's signed change reached the vault).
     Listing {
         #[command(subcommand)]
         command: ListingCommand,
     },
+}
+
+#[derive(Subcommand, Debug)]
+enum FederationCommand {
+    /// Propose the next federation: its members, in the order they will hold (share positions
+    /// and Bitcoin key order), each with keys registered on the chain, and its threshold.
+    Propose {
+        /// Member accounts (ferry1…), comma-separated.
+        #[arg(long, value_delimiter = ',', required = true)]
+        members: Vec<String>,
+        /// Signatures needed to release funds: a majority of the members, at most all.
+        #[arg(long)]
+        threshold: u32,
+    },
+    /// Propose the complete next parameter set (edit the `/params` answer, e.g. from
+    /// `ferry-signer --json federation status`): `attest_quorum` identical proposals take effect
+    /// `params.governance.delay_blocks` after the quorum. The vault binding and the token
+    /// listing cannot change this way.
+    ProposeParams {
+        /// The parameters as JSON (the `/params` query's form).
+        #[arg(long)]
+        file: PathBuf,
+    },
+    /// Open proposals, the latest key generation's progress, and each member's heartbeats.
+    Status,
 }
 
 #[derive(Subcommand, Debug)]
@@ -185,7 +227,7 @@ enum AuditCommand {
 
 #[derive(Args, Debug)]
 struct KeygenArgs {
-    /// Federation members (N), at most 16 (the Bitcoin peg's multisig limit).
+    /// Federation members (N), at most 20 (the Bitcoin peg's multisig limit).
     #[arg(long, env = "FERRY_SIGNER_MEMBERS")]
     members: u32,
     /// Signatures needed to release funds (T), more than half of the members.
@@ -336,13 +378,14 @@ fn database_url(cli: &Cli, config: Option<&Config>) -> anyhow::Result<String> {
     Ok(read_secret("database.url_file", path)?)
 }
 
-/// Opens the member's keystore and the manifest, and checks that they belong together.
+/// Opens the member's keystore and the genesis federation's manifest. The keystore need not be
+/// one of the manifest's members: a candidate's takes part in key generations and signs for the
+/// epochs they make (`ferry_signer::handover::EpochView`).
 fn open_keys(config: &Config) -> anyhow::Result<(MemberSecrets, Manifest)> {
     let passphrase = passphrase::read_file(&config.keys.passphrase_file).context("keys.passphrase_file")?;
     let secrets = Keystore::open(&config.keys.keystore, &*passphrase)
         .with_context(|| format!("keys.keystore {}", config.keys.keystore.display()))?;
     let manifest = Manifest::load(&config.keys.manifest).context("keys.manifest")?;
-    manifest.check_member(&secrets)?;
     Ok((secrets, manifest))
 }
 
@@ -350,22 +393,22 @@ fn run_validate(cli: &Cli) -> anyhow::Result<()> {
     let config = load_config(cli)?;
     let (secrets, manifest) = open_keys(&config)?;
     config.local_knowledge(&manifest, secrets.account())?;
+    let genesis_member = manifest.check_member(&secrets);
     if cli.json {
         let report = json!({
             "member_index": secrets.index(),
             "account": secrets.account(),
             "epoch": manifest.epoch,
+            "genesis_member": genesis_member.is_ok(),
             "config": config,
         });
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
-        println!(
-            "configuration OK: member {} ({}) of the epoch-{} federation\n{}",
-            secrets.index(),
-            secrets.account(),
-            manifest.epoch,
-            toml::to_string_pretty(&config)?
-        );
+        let role = match &genesis_member {
+            Ok(()) => format!("member {} of the epoch-{} federation", secrets.index(), manifest.epoch),
+            Err(error) => format!("a candidate, not in the epoch-{} federation ({error})", manifest.epoch),
+        };
+        println!("configuration OK: {} is {role}\n{}", secrets.account(), toml::to_string_pretty(&config)?);
     }
     Ok(())
 }
@@ -531,6 +574,165 @@ async fn run_unattributed(cli: &Cli, command: &UnattributedCommand) -> anyhow::R
     Ok(())
 }
 
+/// Proposes the next federation, or shows proposals, key generation and liveness.
+async fn run_federation(cli: &Cli, command: &FederationCommand) -> anyhow::Result<()> {
+    use ferry_types::msg::federation::{MsgProposeFederation, MsgProposeFederationProto};
+    use ferry_types::query::federation::{
+        DKG_PATH, DkgSession, FEDERATION_PROPOSALS_PATH, FederationProposals, HANDOVER_PATH, Handover, LIVENESS_PATH,
+        LivenessView, PARAMS_PROPOSALS_PATH, ParamsProposals,
+    };
+    let config = load_config(cli)?;
+    let chain = FerryClient::new(&config.chain.rpc)?;
+    match command {
+        FederationCommand::Propose { members, threshold } => {
+            let (secrets, _) = open_keys(&config)?;
+            let proposal = MsgProposeFederation::from_proto(&MsgProposeFederationProto {
+                member: secrets.account().to_string(),
+                members: members.clone(),
+                threshold: *threshold,
+            })?;
+            let store = Store::connect(&database_url(cli, Some(&config))?).await?;
+            let (tx, height) = post_duty(&chain, secrets.account_key(), &Msg::ProposeFederation(proposal.clone()))
+                .await
+                .map_err(|error| anyhow::anyhow!("the proposal was not included: {error}"))?;
+            let detail = json!({"members": members, "threshold": threshold, "tx": tx, "height": height});
+            store.append_event(ferry_signer::store::kind::FEDERATION_PROPOSAL, "federation", &detail).await?;
+            let session: Option<DkgSession> = chain.query(DKG_PATH, None).await?;
+            let started = session.filter(|s| s.phase.is_running() && s.started >= height);
+            if cli.json {
+                println!("{}", json!({"tx": tx, "height": height, "session": started}));
+            } else if let Some(session) = started {
+                println!("proposal included at height {height}; key generation session {} started", session.session);
+            } else {
+                println!("proposal included at height {height}; waiting for a quorum of identical proposals");
+            }
+        }
+        FederationCommand::ProposeParams { file } => {
+            use ferry_types::msg::federation::{MsgProposeParams, MsgProposeParamsProto};
+            let (secrets, _) = open_keys(&config)?;
+            let text = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+            let proposal = MsgProposeParams::from_proto(&MsgProposeParamsProto {
+                member: secrets.account().to_string(),
+                params_json: text,
+            })?;
+            let hash = proposal.params_hash();
+            let store = Store::connect(&database_url(cli, Some(&config))?).await?;
+            let (tx, height) = post_duty(&chain, secrets.account_key(), &Msg::ProposeParams(proposal))
+                .await
+                .map_err(|error| anyhow::anyhow!("the parameter proposal was not included: {error}"))?;
+            let detail = json!({"hash": hash, "tx": tx, "height": height});
+            store.append_event(ferry_signer::store::kind::PARAMS_PROPOSAL, "params", &detail).await?;
+            let record: ParamsProposals = chain.query(PARAMS_PROPOSALS_PATH, None).await?.unwrap_or_default();
+            let scheduled = record.scheduled.filter(|scheduled| scheduled.hash == hash);
+            if cli.json {
+                println!(
+                    "{}",
+                    json!({"hash": hash, "tx": tx, "height": height, "effective": scheduled.as_ref().map(|s| s.effective)})
+                );
+            } else if let Some(scheduled) = scheduled {
+                println!("parameters {hash} accepted; they take effect at height {}", scheduled.effective);
+            } else {
+                println!("parameters {hash} proposed at height {height}; waiting for a quorum of identical proposals");
+            }
+        }
+        FederationCommand::Status => {
+            let proposals: FederationProposals =
+                chain.query(FEDERATION_PROPOSALS_PATH, None).await?.unwrap_or_default();
+            let params_proposals: ParamsProposals = chain.query(PARAMS_PROPOSALS_PATH, None).await?.unwrap_or_default();
+            let session: Option<DkgSession> = chain.query(DKG_PATH, None).await?;
+            let liveness: Option<LivenessView> = chain.query(LIVENESS_PATH, None).await?;
+            let handover: Option<Handover> = chain.query(HANDOVER_PATH, None).await?;
+            if cli.json {
+                let params = json!({"proposals": params_proposals.proposals.iter().map(|p| json!({"member": p.member, "hash": p.hash, "height": p.height})).collect::<Vec<_>>(), "scheduled": params_proposals.scheduled});
+                println!(
+                    "{}",
+                    json!({"proposals": proposals, "params": params, "dkg": session, "handover": handover, "liveness": liveness})
+                );
+                return Ok(());
+            }
+            for proposal in &params_proposals.proposals {
+                println!("parameters {} proposed by {} at height {}", proposal.hash, proposal.member, proposal.height);
+            }
+            if let Some(scheduled) = &params_proposals.scheduled {
+                println!(
+                    "parameters {} accepted at height {}, effective at height {}",
+                    scheduled.hash, scheduled.accepted_at, scheduled.effective
+                );
+            }
+            for proposal in &proposals.proposals {
+                println!(
+                    "proposal by {} at height {}: {}-of-{} [{}]",
+                    proposal.member,
+                    proposal.height,
+                    proposal.threshold,
+                    proposal.members.len(),
+                    proposal.members.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+                );
+            }
+            match &session {
+                Some(session) => {
+                    println!(
+                        "key generation {} for epoch {}: attempt {}/{}, phase {} (until height {}), {}-of-{}",
+                        session.session,
+                        session.epoch,
+                        session.attempt,
+                        session.max_attempts,
+                        session.phase.name(),
+                        session.phase_ends,
+                        session.threshold,
+                        session.participants.len()
+                    );
+                    for p in &session.participants {
+                        println!("  {}  dealt {}  confirmed {}", p.account, p.dealt, p.confirmed);
+                    }
+                    for fault in &session.faults {
+                        println!("  dropped in attempt {}: {} ({:?})", fault.attempt, fault.account, fault.fault);
+                    }
+                }
+                None => println!("no key generation has started"),
+            }
+            if let Some(handover) = &handover {
+                print_handover(handover);
+            }
+            if let Some(liveness) = &liveness {
+                println!("live members: {} (threshold {})", liveness.live, liveness.threshold);
+                for member in &liveness.members {
+                    let state = if member.live { "live" } else { "NOT LIVE" };
+                    println!(
+                        "  {}  {state}  last heartbeat round {} at height {}",
+                        member.account, member.last_round, member.last_height
+                    );
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// One line per step of the hand-over to `handover.epoch` (the running one, or the last).
+fn print_handover(handover: &ferry_types::query::federation::Handover) {
+    let epoch = handover.epoch;
+    match handover.switched {
+        Some(height) => println!("hand-over to epoch {epoch}: switched at height {height}"),
+        None => println!("hand-over to epoch {epoch}: running since height {} (releases wait)", handover.started),
+    }
+    let rotation = match (handover.rotation_batch, handover.rotated) {
+        (_, Some(height)) => format!("vault rotated (attested at height {height})"),
+        (Some(batch), None) => format!("vault rotation in batch {batch}"),
+        (None, None) => "vault rotation waits for Ethereum batches in flight".to_owned(),
+    };
+    println!("  {rotation}");
+    let moved: u128 = handover.migrated.iter().map(|utxo| utxo.amount.get()).sum();
+    println!(
+        "  {} migration batch(es) {:?}, {moved} sat at the new peg",
+        handover.migration_batches.len(),
+        handover.migration_batches
+    );
+    if let Some(reason) = &handover.waiting {
+        println!("  WAITING: {reason}");
+    }
+}
+
 async fn run_listing_proposal(cli: &Cli, command: &ListingCommand) -> anyhow::Result<()> {
     let config = load_config(cli)?;
     let (secrets, _) = open_keys(&config)?;
@@ -602,6 +804,7 @@ fn main() -> ExitCode {
         Command::Held { command: HeldCommand::Refund { withdrawal } } => async_main(run_refund_vote(&cli, withdrawal)),
         Command::Listing { command } => async_main(run_listing_proposal(&cli, command)),
         Command::Unattributed { command } => async_main(run_unattributed(&cli, command)),
+        Command::Federation { command } => async_main(run_federation(&cli, command)),
         Command::Audit { command: AuditCommand::Verify } => match async_main(run_audit_verify(&cli)) {
             Ok(true) => Ok(()),
             Ok(false) => return ExitCode::FAILURE,

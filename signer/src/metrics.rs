@@ -4,7 +4,8 @@
 
 use ferry_daemon::metrics::MetricsRegistry;
 pub use ferry_daemon::metrics::now_seconds;
-use prometheus::{Gauge, IntCounter, IntCounterVec, IntGauge};
+use ferry_types::query::federation::DkgSession;
+use prometheus::{Gauge, IntCounter, IntCounterVec, IntGauge, IntGaugeVec};
 
 use crate::policy::Reason;
 
@@ -36,7 +37,26 @@ pub struct Metrics {
     pub poll_errors: IntCounter,
     /// Seconds since the Unix epoch of the last complete poll round (for `/health`).
     pub last_poll: Gauge,
+    /// Key generation steps by step (`register`, `deal`, `complain`, `confirm`) and outcome
+    /// (`posted`, `failed`).
+    pub dkg_steps: IntCounterVec,
+    /// The latest key generation session seen (0: none).
+    pub dkg_session: IntGauge,
+    /// Its attempt.
+    pub dkg_attempt: IntGauge,
+    /// 1 for its phase, 0 for the others.
+    pub dkg_phase: IntGaugeVec,
+    /// Heartbeats by outcome (`posted`, `failed`).
+    pub heartbeats: IntCounterVec,
+    /// Seconds since the Unix epoch of this member's last included heartbeat (0: none).
+    pub last_heartbeat: Gauge,
+    /// The federation epoch this member signs for (-1: none — the chain's federation is not
+    /// one it holds keys for).
+    pub signing_epoch: IntGauge,
 }
+
+/// Key generation steps, as label values.
+pub const DKG_STEPS: [&str; 4] = ["register", "deal", "complain", "confirm"];
 
 impl Metrics {
     /// Creates and registers every metric, all label combinations initialised to zero.
@@ -73,6 +93,45 @@ impl Metrics {
         let poll_errors = registry.int_counter("ferry_signer_poll_errors_total", "Poll rounds that failed")?;
         let last_poll = registry
             .gauge("ferry_signer_last_poll_timestamp_seconds", "When the last poll round completed (Unix seconds)")?;
+        let dkg_steps = registry.int_counter_vec(
+            "ferry_signer_dkg_steps_total",
+            "Key generation steps this member posted, or failed to post",
+            &["step", "outcome"],
+        )?;
+        let dkg_session =
+            registry.int_gauge("ferry_signer_dkg_session", "The latest key generation session seen (0: none)")?;
+        let dkg_attempt =
+            registry.int_gauge("ferry_signer_dkg_attempt", "The latest key generation session's attempt")?;
+        let dkg_phase = registry.int_gauge_vec(
+            "ferry_signer_dkg_phase",
+            "1 for the latest key generation session's phase, 0 for the others",
+            &["phase"],
+        )?;
+        let heartbeats = registry.int_counter_vec(
+            "ferry_signer_heartbeats_total",
+            "Heartbeats this member posted (included) or failed to post",
+            &["outcome"],
+        )?;
+        let last_heartbeat = registry.gauge(
+            "ferry_signer_last_heartbeat_timestamp_seconds",
+            "When this member's last heartbeat was included (Unix seconds; 0: never)",
+        )?;
+        let signing_epoch = registry.int_gauge(
+            "ferry_signer_signing_epoch",
+            "The federation epoch this member signs for (-1: none, it holds no keys for the chain's federation)",
+        )?;
+        signing_epoch.set(-1);
+        for outcome in ["posted", "failed"] {
+            heartbeats.with_label_values(&[outcome]);
+        }
+        for step in DKG_STEPS {
+            for outcome in ["posted", "failed"] {
+                dkg_steps.with_label_values(&[step, outcome]);
+            }
+        }
+        for phase in ferry_types::query::federation::DKG_PHASE_NAMES {
+            dkg_phase.with_label_values(&[phase]);
+        }
         for chain in CHAINS {
             for outcome in OUTCOMES {
                 signatures.with_label_values(&[chain, outcome]);
@@ -92,7 +151,24 @@ impl Metrics {
             awaiting_signature,
             poll_errors,
             last_poll,
+            dkg_steps,
+            dkg_session,
+            dkg_attempt,
+            dkg_phase,
+            heartbeats,
+            last_heartbeat,
+            signing_epoch,
         })
+    }
+
+    /// Shows the latest key generation session (or none).
+    pub fn dkg_state(&self, session: Option<&DkgSession>) {
+        self.dkg_session.set(session.map_or(0, |s| i64::try_from(s.session).unwrap_or(i64::MAX)));
+        self.dkg_attempt.set(session.map_or(0, |s| i64::from(s.attempt)));
+        for phase in ferry_types::query::federation::DKG_PHASE_NAMES {
+            let current = session.is_some_and(|s| s.phase.name() == phase);
+            self.dkg_phase.with_label_values(&[phase]).set(i64::from(current));
+        }
     }
 
     /// Counts a refusal of a `chain` batch.

@@ -68,11 +68,14 @@ pub enum Reason {
     Fee,
     /// A listing change (the vault's token allowlist) this member did not propose on the chain.
     Listing,
+    /// A rotation or migration that is not the hand-over to the federation this signer rebuilt
+    /// from a completed key generation (or no such federation).
+    HandOver,
 }
 
 impl Reason {
     /// Every reason, in label order of the metric series.
-    pub const ALL: [Reason; 13] = [
+    pub const ALL: [Reason; 14] = [
         Reason::PayloadMismatch,
         Reason::AmountMismatch,
         Reason::Destination,
@@ -86,6 +89,7 @@ impl Reason {
         Reason::NonStandard,
         Reason::Fee,
         Reason::Listing,
+        Reason::HandOver,
     ];
 
     /// The metric label and audit tag.
@@ -104,6 +108,7 @@ impl Reason {
             Reason::NonStandard => "non_standard",
             Reason::Fee => "fee",
             Reason::Listing => "listing",
+            Reason::HandOver => "hand_over",
         }
     }
 }
@@ -244,8 +249,9 @@ fn approve(input: &DecisionInput<'_>) -> Result<Rebuilt, Refusal> {
     let batch = input.batch;
     let items = batch.items.len();
     let max = usize::try_from(input.policy.max_batch_items).unwrap_or(usize::MAX);
-    // Batches without items: a Bitcoin consolidation of the reserves, or a listing change; both
-    // are checked by the rebuild. A listing moves no funds, so no cap applies to it.
+    // Batches without items: a Bitcoin consolidation or migration of the reserves, a listing
+    // change or the vault's rotation; the rebuild checks each. A listing or a rotation moves no
+    // funds, so no cap applies to it.
     let itemless = !matches!(&batch.release, ferry_types::query::BatchRelease::Ethereum(_));
     if items == 0 && !itemless {
         return Err(Refusal::new(Reason::ItemCount, format!("batch {} has no items", batch.id)));
@@ -280,13 +286,13 @@ fn approve(input: &DecisionInput<'_>) -> Result<Rebuilt, Refusal> {
     Ok(rebuilt)
 }
 
-/// [`check_cap`] for what `rebuilt` pays out; a listing change pays nothing and needs no cap for
-/// its token.
+/// [`check_cap`] for what `rebuilt` pays out; a listing change or a rotation pays nothing and
+/// needs no cap.
 ///
 /// # Errors
 /// As [`check_cap`].
 pub fn check_payload_cap(policy: &Policy, rebuilt: &Rebuilt, signed_in_window: Amount) -> Result<(), Refusal> {
-    if matches!(rebuilt.payload, crate::rebuild::Payload::Listing { .. }) {
+    if matches!(rebuilt.payload, crate::rebuild::Payload::Listing { .. } | crate::rebuild::Payload::Rotation { .. }) {
         return Ok(());
     }
     check_cap(policy, &rebuilt.asset, signed_in_window, rebuilt.total)

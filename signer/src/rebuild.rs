@@ -31,6 +31,17 @@
 //!   is among its proposers on the chain — a member's BLS share backs only a change its own
 //!   member proposed.
 //!
+//! - Rotation (no items, a total of zero): `EthRotation { chain_id, vault, epoch, new_epoch,
+//!   new_key }` with the chain id and vault local, the epoch this member's, and the next epoch and
+//!   key as this signer rebuilt them from the completed key generation's transcript
+//!   ([`NextFederation`]).
+//! - Migration (a Bitcoin release without items that names the next epoch): the same inputs
+//!   spent into one output at the next federation's peg as this signer rebuilt it, at the
+//!   batch's rate on its size ([`plan_migration`]); a replacement as for a consolidation.
+//! - Sweep (a Bitcoin release without items that names a retired epoch): inputs at that epoch's
+//!   peg as this member rebuilt it when it signed for it ([`LocalKnowledge::retired`]), spent
+//!   into one output at the current peg, priced as a migration.
+//!
 //! Pure: no I/O, no clock.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -40,13 +51,14 @@ use ferry_types::genesis::{EthereumBridge, WithdrawalParams};
 use ferry_types::msg::{erc20_token, parent_chain_of};
 use ferry_types::peg::Peg;
 use ferry_types::query::{
-    Batch, BatchRelease, BitcoinRelease, EthereumListing, EthereumRelease, Withdrawal, WithdrawalId, WithdrawalView,
+    Batch, BatchRelease, BitcoinRelease, EthereumListing, EthereumRelease, EthereumRotation, Withdrawal, WithdrawalId,
+    WithdrawalView,
 };
 use ferry_types::release::bitcoin::{
-    BtcReleaseError, ReleasePlan, ReleaseRequest, parse_destination, plan_consolidation, price_release,
-    price_replacement, replace_consolidation, sighashes, unsigned_transaction,
+    BtcReleaseError, ReleasePlan, ReleaseRequest, parse_destination, plan_consolidation, plan_migration, price_release,
+    price_replacement, replace_consolidation, replace_migration, sighashes, unsigned_transaction,
 };
-use ferry_types::release::eth::{EthAddress, EthBatch, EthListing, EthReleaseItem};
+use ferry_types::release::eth::{EthAddress, EthBatch, EthListing, EthReleaseItem, EthRotation};
 use ferry_types::release::fee::FeeRate;
 use ferry_types::{Amount, Denom, ParentChain};
 use sha2::{Digest, Sha256};
@@ -64,6 +76,26 @@ pub struct LocalKnowledge {
     pub ethereum: Option<EthereumBridge>,
     /// The peg this member's manifest's keys make, on the locally configured network (absent: it
     /// signs no Bitcoin batch).
+    pub bitcoin: Option<Peg>,
+    /// The federation a completed key generation produced, as this member's signer rebuilt it from
+    /// the key generation's transcript, while the hand-over to it runs (absent otherwise: it signs
+    /// no rotation or migration).
+    pub next: Option<NextFederation>,
+    /// The pegs of retired epochs this member signed for, as it rebuilt them (manifest or
+    /// transcript), by epoch: a sweep of one spends it into `bitcoin` (read when a sweep waits).
+    pub retired: BTreeMap<u64, Peg>,
+}
+
+/// The next federation as a signer rebuilds it from a completed key generation: the group key
+/// from the qualified dealers' commitments, the peg from the participants' registered Bitcoin
+/// keys and the threshold.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NextFederation {
+    /// Its epoch.
+    pub epoch: u64,
+    /// Its group key, EIP-2537 G1, hex (what the vault's rotation installs).
+    pub key: String,
+    /// Its peg on the locally configured network (absent without one).
     pub bitcoin: Option<Peg>,
 }
 
@@ -95,6 +127,14 @@ pub enum Payload {
     Listing {
         /// The change as rebuilt.
         listing: EthListing,
+        /// Its payload bytes.
+        bytes: Vec<u8>,
+    },
+    /// The vault's hand-over to the next federation key: the BLS share is over `bytes`
+    /// ([`EthRotation::payload`]).
+    Rotation {
+        /// The rotation as rebuilt.
+        rotation: EthRotation,
         /// Its payload bytes.
         bytes: Vec<u8>,
     },
@@ -139,7 +179,9 @@ impl Rebuilt {
     pub fn payload_hash(&self) -> [u8; 32] {
         let mut hasher = Sha256::new();
         match &self.payload {
-            Payload::Ethereum { bytes, .. } | Payload::Listing { bytes, .. } => hasher.update(bytes),
+            Payload::Ethereum { bytes, .. } | Payload::Listing { bytes, .. } | Payload::Rotation { bytes, .. } => {
+                hasher.update(bytes);
+            }
             Payload::Bitcoin { sighashes, .. } => sighashes.iter().for_each(|sighash| hasher.update(sighash)),
         }
         hasher.finalize().into()
@@ -197,10 +239,14 @@ pub fn rebuild(
         (BatchRelease::Ethereum(release), ParentChain::Ethereum) => ethereum(batch, release, &burns, local)?,
         (BatchRelease::Bitcoin(release), ParentChain::Bitcoin) => bitcoin(batch, release, &burns, params, local)?,
         (BatchRelease::EthereumListing(change), ParentChain::Ethereum) => (listing(batch, change, local)?, Vec::new()),
+        (BatchRelease::EthereumRotation(change), ParentChain::Ethereum) => {
+            (rotation(batch, change, local)?, Vec::new())
+        }
         (release, chain) => {
             let kind = match release {
                 BatchRelease::Ethereum(_) => "an Ethereum",
                 BatchRelease::EthereumListing(_) => "a listing",
+                BatchRelease::EthereumRotation(_) => "a rotation",
                 BatchRelease::Bitcoin(_) => "a Bitcoin",
             };
             return refuse(
@@ -389,6 +435,53 @@ fn listing(batch: &Batch, change: &EthereumListing, local: &LocalKnowledge) -> R
     Ok(Payload::Listing { listing: rebuilt, bytes })
 }
 
+/// Rebuilds the vault's rotation (see the module documentation).
+fn rotation(batch: &Batch, change: &EthereumRotation, local: &LocalKnowledge) -> Result<Payload, Refusal> {
+    let id = batch.id;
+    let Some(bridge) = &local.ethereum else {
+        return refuse(
+            Reason::Unsupported,
+            format!("batch {id} rotates the vault and this signer has no [ethereum] chain id and vault"),
+        );
+    };
+    if !batch.items.is_empty() || batch.total != Amount::ZERO {
+        return refuse(Reason::ItemCount, format!("rotation batch {id} carries withdrawals"));
+    }
+    let Some(next) = &local.next else {
+        return refuse(
+            Reason::HandOver,
+            format!("batch {id} rotates the vault, but this signer saw no key generation complete a next federation"),
+        );
+    };
+    let rebuilt = EthRotation {
+        chain_id: bridge.chain_id,
+        vault: bridge.vault,
+        epoch: local.epoch,
+        new_epoch: next.epoch,
+        new_key: next.key.clone(),
+    };
+    if change.rotation != rebuilt {
+        return refuse(
+            Reason::HandOver,
+            format!(
+                "rotation batch {id}: the chain's rotation is {:?}, this signer rebuilds {rebuilt:?} from the key \
+                 generation's transcript",
+                change.rotation
+            ),
+        );
+    }
+    let bytes = rebuilt
+        .payload()
+        .ok_or_else(|| Refusal::new(Reason::HandOver, format!("rotation batch {id}: the next key is not hex")))?;
+    if hex::decode(&change.payload).ok().as_deref() != Some(bytes.as_slice()) {
+        return refuse(
+            Reason::PayloadMismatch,
+            format!("rotation batch {id}: the chain's payload bytes are not the payload this signer rebuilds"),
+        );
+    }
+    Ok(Payload::Rotation { rotation: rebuilt, bytes })
+}
+
 /// Names the first field where the chain's batch differs from the rebuilt one.
 fn compare_eth(id: u64, chain: &EthBatch, rebuilt: &EthBatch) -> Result<(), Refusal> {
     let mismatch = |field: &str, chain: String, local: String| {
@@ -446,11 +539,23 @@ fn bitcoin(
     local: &LocalKnowledge,
 ) -> Result<(Payload, Vec<Destination>), Refusal> {
     let id = batch.id;
-    let Some(peg) = &local.bitcoin else {
+    let Some(current) = &local.bitcoin else {
         return refuse(
             Reason::Unsupported,
             format!("batch {id} is a Bitcoin release and this signer has no [bitcoin] network configured"),
         );
+    };
+    // A sweep spends a retired peg this member signed for into the current one.
+    let peg = match release.sweep {
+        None => current,
+        Some(epoch) => local.retired.get(&epoch).ok_or_else(|| {
+            Refusal::new(
+                Reason::HandOver,
+                format!(
+                    "batch {id} sweeps the peg of epoch {epoch}, which this signer did not rebuild as one it signed for"
+                ),
+            )
+        })?,
     };
     let bounds = params.bitcoin_fee_bounds();
     let rate = release.fee_rate;
@@ -485,6 +590,20 @@ fn bitcoin(
     };
     let dust = params.bitcoin_dust_limit;
     let priced = match previous {
+        // A migration: no withdrawal, one output to the next federation's peg; a sweep: to the
+        // current one.
+        _ if release.moves_reserves() => {
+            let to = match release.sweep {
+                Some(_) if burns.is_empty() => current,
+                Some(_) => return refuse(Reason::ItemCount, format!("sweep batch {id} carries withdrawals")),
+                None => migration_target(batch, release, burns, local)?,
+            };
+            let previous = previous.map(|previous| &previous.plan);
+            match previous {
+                None => plan_migration(plan.inputs(), rate, peg, to, dust),
+                Some(previous) => replace_migration(previous, rate, peg, to, dust),
+            }
+        }
         // A consolidation: no withdrawal, only the change back to the peg, at the rate on its size.
         _ if requests.is_empty() => consolidation(id, plan, previous.map(|previous| &previous.plan), rate, peg, dust),
         None => price_release(plan.inputs(), plan.change(), &requests, rate, peg, dust).map(|priced| priced.plan),
@@ -500,8 +619,11 @@ fn bitcoin(
         refuse(reason, format!("batch {id}: {error}"))
     })?;
     compare_outputs(id, plan, &priced)?;
-    for (position, output) in priced.outputs().iter().enumerate() {
-        check_paid(batch, position, output.amount)?;
+    // A migration's or sweep's one output is no withdrawal's: it pays the peg rebuilt above.
+    if !release.moves_reserves() {
+        for (position, output) in priced.outputs().iter().enumerate() {
+            check_paid(batch, position, output.amount)?;
+        }
     }
     let tx = unsigned_transaction(&priced, peg);
     let chain_tx = chain_transaction(id, release)?;
@@ -523,6 +645,33 @@ fn bitcoin(
         );
     }
     Ok((Payload::Bitcoin { txid, sighashes: hashes }, destinations))
+}
+
+/// The peg a migration may pay: the next federation's, as this signer rebuilt it, for the epoch
+/// the migration names — and only for a migration without withdrawals.
+fn migration_target<'a>(
+    batch: &Batch,
+    release: &BitcoinRelease,
+    burns: &[&Withdrawal],
+    local: &'a LocalKnowledge,
+) -> Result<&'a Peg, Refusal> {
+    let id = batch.id;
+    if !burns.is_empty() {
+        return refuse(Reason::ItemCount, format!("migration batch {id} carries withdrawals"));
+    }
+    let next = local.next.as_ref().filter(|next| Some(next.epoch) == release.migration);
+    let Some(next) = next else {
+        return refuse(
+            Reason::HandOver,
+            format!(
+                "batch {id} migrates the reserves to epoch {}, for which this signer saw no key generation complete",
+                release.migration.unwrap_or_default()
+            ),
+        );
+    };
+    next.bitcoin.as_ref().ok_or_else(|| {
+        Refusal::new(Reason::HandOver, format!("batch {id} migrates the reserves, but the next federation has no peg"))
+    })
 }
 
 /// Rebuilds a consolidation (see `ferry_app::consolidation`): it pays nothing but its change

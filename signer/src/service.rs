@@ -3,10 +3,12 @@
 //! `MsgSubmitSignatures` and audits the outcome.
 //!
 //! Each round:
-//! 1. the chain's height, at which every query of the round reads; its federation, which must
-//!    be this member's manifest (otherwise nothing is signed and the round fails); the bridge
-//!    status (paused: nothing is signed, since the chain would refuse it); the withdrawal
-//!    parameters;
+//! 1. the chain's height, at which every query of the round reads; the running key generation's
+//!    next step ([`crate::dkg`]); its federation, for which this member must hold keys — the
+//!    manifest's at genesis, a key generation's later ([`EpochView`]; otherwise nothing is
+//!    signed, and the reason is logged once); a heartbeat; the next federation while a hand-over
+//!    runs; the bridge status (paused: nothing is signed, since the chain would refuse it); the
+//!    withdrawal parameters;
 //! 2. every page of `/batches/pending`;
 //! 3. for each batch still `signing` without this member's signature, oldest first: its
 //!    withdrawal records, what this signer signed for its asset in the window, then
@@ -27,6 +29,8 @@ use anyhow::Context;
 use ferry_client::{ClientError, FerryClient, Wallet};
 use ferry_types::genesis::{Federation, WithdrawalParams};
 use ferry_types::msg::{MAX_REASON_BYTES, MsgAbortBatch, MsgSubmitSignatures, parent_chain_of};
+use ferry_types::peg::Peg;
+use ferry_types::query::federation::RETIRED_FEDERATION_PATH;
 use ferry_types::query::{
     BRIDGE_PATH, BatchStatus, BatchView, BridgeStatus, FEDERATION_PATH, PARAMS_PATH, PENDING_BATCHES_PATH,
     WITHDRAWAL_PATH, WithdrawalId, WithdrawalView,
@@ -36,6 +40,10 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use tracing::Instrument;
 
+use crate::dkg::{Participant, RoundContext};
+use crate::handover::EpochView;
+use crate::handover::HandoverView as NextView;
+use crate::heartbeat::Heartbeats;
 use crate::manifest::Manifest;
 use crate::metrics::{Metrics, now_seconds};
 use crate::policy::{Decision, DecisionInput, Policy, Reason, Refusal, decide};
@@ -98,19 +106,26 @@ pub struct Signer {
     store: Store,
     metrics: Metrics,
     secrets: MemberSecrets,
-    manifest: Manifest,
+    epochs: EpochView,
+    not_signing: Option<String>,
+    /// The locally configured Bitcoin network (none: this signer signs no Bitcoin batch).
+    configured_network: Option<ferry_types::peg::BitcoinNetwork>,
     local: LocalKnowledge,
     policy: Policy,
     poll_interval: Duration,
     remembered: BTreeMap<u64, Remembered>,
     paused: Option<bool>,
+    participant: Participant,
+    heartbeats: Heartbeats,
+    handover: NextView,
 }
 
 impl Signer {
-    /// Assembles a signer. `secrets` must be `manifest`'s member (checked here).
+    /// Assembles a signer: `secrets` of a member of the genesis federation `manifest`, or of a
+    /// candidate (see [`EpochView`]).
     ///
     /// # Errors
-    /// When the secrets are not the manifest's member at their index.
+    /// None today; kept fallible for the daemon's setup.
     pub fn new(
         chain: FerryClient,
         store: Store,
@@ -118,19 +133,26 @@ impl Signer {
         (secrets, manifest): (MemberSecrets, Manifest),
         settings: Settings,
     ) -> anyhow::Result<Signer> {
-        manifest.check_member(&secrets)?;
+        let epochs = EpochView::new(manifest, &secrets);
         let Settings { local, policy, poll_interval } = settings;
+        let secrets_for_participant = &secrets;
+        let participant = Participant::new(secrets_for_participant);
         Ok(Signer {
             chain,
             store,
             metrics,
             secrets,
-            manifest,
+            epochs,
+            not_signing: None,
+            configured_network: local.bitcoin.as_ref().map(Peg::network),
             local,
             policy,
             poll_interval,
             remembered: BTreeMap::new(),
             paused: None,
+            participant,
+            heartbeats: Heartbeats::default(),
+            handover: NextView::default(),
         })
     }
 
@@ -160,7 +182,43 @@ impl Signer {
         let at = Some(height);
         let federation: Federation =
             self.chain.query(FEDERATION_PATH, at).await?.context("the chain answers no federation")?;
-        self.manifest.check_chain_federation(&federation).context("refusing to sign anything")?;
+        // A key generation for the next federation goes on whether or not the bridge is paused,
+        // and whether or not this member is in the current federation (a candidate takes part);
+        // its failure does not stop this round's signing.
+        let io =
+            RoundContext { chain: &self.chain, store: &self.store, metrics: &self.metrics, secrets: &self.secrets };
+        if let Err(error) = self.participant.round(io, height).await {
+            tracing::warn!(error = format!("{error:#}"), "key generation step not taken this round");
+        }
+        let network = self.configured_network;
+        let keys = match self.epochs.keys_for(&federation, &self.chain, height, &self.secrets, network).await {
+            Ok(keys) => keys,
+            Err(error) => {
+                let reason = format!("{error:#}");
+                if self.not_signing.as_deref() != Some(reason.as_str()) {
+                    tracing::warn!(epoch = federation.epoch, %reason, "no keys for the chain's federation: signing nothing");
+                    self.not_signing = Some(reason);
+                }
+                self.metrics.signing_epoch.set(-1);
+                return Ok(());
+            }
+        };
+        self.not_signing = None;
+        self.metrics.signing_epoch.set(i64::try_from(keys.epoch).unwrap_or(i64::MAX));
+        self.local.epoch = keys.epoch;
+        self.local.bitcoin.clone_from(&keys.peg);
+        if let Err(error) =
+            self.heartbeats.round(&self.chain, &self.metrics, &self.secrets, &keys.bls, &federation, height).await
+        {
+            tracing::warn!(error = format!("{error:#}"), "heartbeat not answered this round");
+        }
+        self.local.next = match self.handover.next_federation(&self.chain, height, network).await {
+            Ok(next) => next,
+            Err(error) => {
+                tracing::warn!(error = format!("{error:#}"), "no next federation rebuilt: signing no hand-over batch");
+                None
+            }
+        };
         let bridge: BridgeStatus = self.chain.query(BRIDGE_PATH, at).await?.unwrap_or_default();
         let params: Params = self.chain.query(PARAMS_PATH, at).await?.context("the chain answers no parameters")?;
         let batches = self.pending(height).await?;
@@ -189,6 +247,7 @@ impl Signer {
                 }
             }
         }
+        awaiting = self.sweeps_to_sign(awaiting, height).await;
         self.metrics.pending_batches.set(i64::try_from(pending_ids.len()).unwrap_or(i64::MAX));
         self.metrics.awaiting_signature.set(i64::try_from(awaiting.len()).unwrap_or(i64::MAX));
         self.remembered.retain(|id, _| pending_ids.contains(id));
@@ -212,6 +271,48 @@ impl Signer {
             }
         }
         Ok(())
+    }
+
+    /// `awaiting` without the sweeps this member does not sign: those of a retired federation it
+    /// was not in (not its to sign or refuse), and those whose retired peg it cannot rebuild this
+    /// round (logged; tried again next round). The pegs it rebuilt go to its local knowledge.
+    async fn sweeps_to_sign(&mut self, awaiting: Vec<BatchView>, height: u64) -> Vec<BatchView> {
+        let mut kept = Vec::with_capacity(awaiting.len());
+        for view in awaiting {
+            let Some(epoch) = view.batch.release.sweep_epoch() else {
+                kept.push(view);
+                continue;
+            };
+            let path = format!("{RETIRED_FEDERATION_PATH}{epoch}");
+            let retired = match self.chain.query::<Federation>(&path, Some(height)).await {
+                Ok(Some(retired)) => retired,
+                Ok(None) => continue,
+                Err(error) => {
+                    tracing::warn!(batch_id = view.batch.id, epoch, %error, "the retired federation a sweep spends is not readable");
+                    continue;
+                }
+            };
+            if !retired.is_member(&self.secrets.account()) {
+                continue;
+            }
+            let network = self.configured_network;
+            match self.epochs.retired_peg(&retired, &self.chain, height, &self.secrets, network).await {
+                Ok(Some(peg)) => {
+                    self.local.retired.insert(epoch, peg);
+                    kept.push(view);
+                }
+                Ok(None) => kept.push(view),
+                Err(error) => {
+                    tracing::warn!(
+                        batch_id = view.batch.id,
+                        epoch,
+                        error = format!("{error:#}"),
+                        "the retired peg a sweep spends is not rebuilt: not signing it this round"
+                    );
+                }
+            }
+        }
+        kept
     }
 
     /// Every page of `/batches/pending` at `height`.
@@ -319,7 +420,8 @@ impl Signer {
 
     /// Signs the recorded payload, posts the signatures and audits the outcome.
     async fn sign_and_post(&mut self, rebuilt: &Rebuilt, again: bool) -> anyhow::Result<()> {
-        let signatures = sign(rebuilt, &self.secrets);
+        let keys = self.epochs.current().context("no keys for the chain's federation")?;
+        let signatures = sign(rebuilt, &keys.bls, self.secrets.bitcoin_secret_key());
         let chain = rebuilt.chain;
         let msg = Msg::SubmitSignatures(MsgSubmitSignatures {
             signer: self.secrets.account(),
@@ -425,6 +527,13 @@ pub async fn post_duty(chain: &FerryClient, key: &ferry_types::AccountKey, msg: 
             Ok(included) if included.code == 0 => return Ok((included.hash.to_string(), included.height)),
             Ok(included) => (TxCode::from_value(included.code), included.log),
             Err(ClientError::Refused { code, log, .. }) => (code, log),
+            // Accepted but never included: another transaction of this account (the member's
+            // other daemon, an operator command sent through another node) took its sequence.
+            // Signed again at the next sequence — at once when the chain shows it.
+            Err(error @ (ClientError::Superseded { .. } | ClientError::Timeout(..))) => {
+                last = error.to_string();
+                continue;
+            }
             Err(error) => return Err(error.to_string()),
         };
         last = format!("the chain refused it ({}): {log}", code.map_or("unknown code", TxCode::name));

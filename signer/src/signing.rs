@@ -8,20 +8,20 @@
 
 use ferry_types::msg::ReleaseSignatures;
 use ferry_types::release::bitcoin::sign_input;
-use ferry_types::release::bls;
+use ferry_types::release::bls::{self, SecretKeyShare};
 
 use crate::rebuild::{Payload, Rebuilt};
-use crate::secrets::MemberSecrets;
 
-/// This member's signatures over `rebuilt`.
-pub fn sign(rebuilt: &Rebuilt, secrets: &MemberSecrets) -> ReleaseSignatures {
+/// This member's signatures over `rebuilt`: with `bls`, its share of the epoch's key, or with
+/// `bitcoin`, its Bitcoin key.
+pub fn sign(rebuilt: &Rebuilt, bls: &SecretKeyShare, bitcoin: &bitcoin::secp256k1::SecretKey) -> ReleaseSignatures {
     match &rebuilt.payload {
-        Payload::Ethereum { bytes, .. } | Payload::Listing { bytes, .. } => {
-            let share = bls::sign_share(secrets.bls_secret_key_share(), bytes);
+        Payload::Ethereum { bytes, .. } | Payload::Listing { bytes, .. } | Payload::Rotation { bytes, .. } => {
+            let share = bls::sign_share(bls, bytes);
             ReleaseSignatures::Bls(bls::encode_signature_share(&share).to_vec())
         }
-        Payload::Bitcoin { sighashes, .. } => ReleaseSignatures::Bitcoin(
-            sighashes.iter().map(|sighash| sign_input(secrets.bitcoin_secret_key(), sighash)).collect(),
-        ),
+        Payload::Bitcoin { sighashes, .. } => {
+            ReleaseSignatures::Bitcoin(sighashes.iter().map(|sighash| sign_input(bitcoin, sighash)).collect())
+        }
     }
 }

@@ -66,6 +66,18 @@ pub mod kind {
     pub const LISTING_PROPOSAL: &str = "listing.proposal";
     /// This member voted on an unattributed payment (`ferry-signer unattributed`).
     pub const UNATTRIBUTED_VOTE: &str = "unattributed.vote";
+    /// This member proposed the next federation (`ferry-signer federation propose`).
+    pub const FEDERATION_PROPOSAL: &str = "federation.proposal";
+    /// This member proposed parameters (`ferry-signer federation propose-params`).
+    pub const PARAMS_PROPOSAL: &str = "params.proposal";
+    /// This member registered its signer keys (DKG encryption key, Bitcoin key) on the chain.
+    pub const SIGNER_KEYS: &str = "federation.signer_keys";
+    /// This member posted its dealing in a key generation (commitment and encrypted shares).
+    pub const DKG_DEAL: &str = "dkg.deal";
+    /// This member complained about a dealer whose share did not match its commitment.
+    pub const DKG_COMPLAINT: &str = "dkg.complaint";
+    /// This member confirmed its final share (the detail holds its public share).
+    pub const DKG_CONFIRM: &str = "dkg.confirm";
 }
 
 /// The audit subject of everything about batch `id`: `batch-<id>`.

@@ -61,18 +61,22 @@ fn validate_opens_the_keystore_and_checks_it_against_the_manifest() -> TestResul
     let file = dir.path().join("signer.toml");
     std::fs::write(&file, config(&keys, 2, &manifest_path(&keys), "regtest"))?;
     let (ok, text) = run(signer().args(["config", "validate", "--config"]).arg(&file))?;
-    assert!(ok && text.contains("configuration OK: member 2 (ferry1") && text.contains("epoch-1"), "{text}");
+    assert!(ok && text.contains("configuration OK: ferry1") && text.contains("is member 2 of the epoch-1"), "{text}");
     assert!(text.contains("[policy.caps]"), "the effective settings are printed: {text}");
     let (ok, text) = run(signer().args(["--json", "config", "validate", "--config"]).arg(&file))?;
     let report: serde_json::Value = serde_json::from_str(&text)?;
     assert!(ok && report["member_index"] == 2, "{text}");
 
-    // The manifest of another ceremony: this keystore is not its member 2.
+    // The manifest of another ceremony: this keystore is not its member 2, so it is a candidate
+    // (it signs only for epochs a key generation it takes part in makes), and says why.
     let other = dir.path().join("other");
     ceremony(&other, 2)?;
     std::fs::write(&file, config(&keys, 2, &manifest_path(&other), "regtest"))?;
     let (ok, text) = run(signer().args(["config", "validate", "--config"]).arg(&file))?;
-    assert!(!ok && text.contains("member 2 does not belong to this manifest"), "{text}");
+    assert!(ok && text.contains("a candidate") && text.contains("member 2 does not belong to this manifest"), "{text}");
+    let (_, text) = run(signer().args(["--json", "config", "validate", "--config"]).arg(&file))?;
+    let report: serde_json::Value = serde_json::from_str(&text)?;
+    assert_eq!(report["genesis_member"], false, "{text}");
 
     // Another Bitcoin network than the manifest's peg.
     std::fs::write(&file, config(&keys, 2, &manifest_path(&keys), "testnet"))?;

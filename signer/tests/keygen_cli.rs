@@ -1,4 +1,4 @@
-//! `ferry-signer keygen` and `keystore inspect` end to end: the binary writes keystores that open
+//! `ferry-signer devnet-keygen` and `keystore inspect` end to end: the binary writes keystores that open
 //! only with the passphrase and only while unaltered, a manifest that validates and whose BLS key
 //! set accepts any threshold of members' signature shares and no fewer, refuses to overwrite, and
 //! names what is wrong with bad arguments.
@@ -27,11 +27,20 @@ fn passphrase_file(dir: &Path, passphrase: &str) -> Result<PathBuf, std::io::Err
 }
 
 fn keygen_args(out: &Path, members: u32, threshold: u32) -> Vec<String> {
-    ["keygen", "--members", &members.to_string(), "--threshold", &threshold.to_string(), "--kdf-log-n", "10", "--out"]
-        .into_iter()
-        .map(str::to_owned)
-        .chain([out.display().to_string()])
-        .collect()
+    [
+        "devnet-keygen",
+        "--members",
+        &members.to_string(),
+        "--threshold",
+        &threshold.to_string(),
+        "--kdf-log-n",
+        "10",
+        "--out",
+    ]
+    .into_iter()
+    .map(str::to_owned)
+    .chain([out.display().to_string()])
+    .collect()
 }
 
 fn open_all(out: &Path, members: u32, passphrase: &str) -> Result<Vec<MemberSecrets>, KeystoreError> {
@@ -177,7 +186,7 @@ fn passphrase_from_stdin_and_flags_from_the_environment_work() -> TestResult {
     let dir = tempfile::tempdir()?;
     let out = dir.path().join("from-env");
     let mut child = signer()
-        .arg("keygen")
+        .arg("devnet-keygen")
         .env("FERRY_SIGNER_MEMBERS", "3")
         .env("FERRY_SIGNER_THRESHOLD", "2")
         .env("FERRY_SIGNER_OUT", &out)
@@ -246,7 +255,7 @@ fn bad_arguments_are_named_and_exit_non_zero_without_writing() -> TestResult {
         (keygen_args(&out, 4, 2), "threshold 2 of 4 members is not more than half"),
         (keygen_args(&out, 5, 2), "use at least 3"),
         (keygen_args(&out, 4, 0), "threshold 0"),
-        (keygen_args(&out, 17, 12), "at most 16"),
+        (keygen_args(&out, 21, 15), "at most 20"),
     ];
     for (args, expected) in cases {
         let (ok, text) = run(signer().args(&args).arg("--passphrase-file").arg(&passphrase))?;

@@ -165,12 +165,15 @@ impl Federation {
             recipient,
             deposit_address: false,
             unattributed: None,
+            peg_epoch: None,
         };
+        // Through the daemons' own posting path: a member's signer shares its account (key
+        // registration, heartbeats), so a sequence race is retried, as the relayer would.
         for member in &self.ceremony.members[..3] {
-            let mut wallet = Wallet::load(&self.client, member.account_key().clone()).await?;
             let attest = Msg::AttestDeposit(MsgAttestDeposit { attester: member.account(), facts: facts.clone() });
-            let included = self.client.broadcast_and_wait(wallet.sign_fee_exempt(&[attest])?, WAIT).await?;
-            anyhow::ensure!(included.code == 0, "attestation refused: {}", included.log);
+            ferry_signer::service::post_duty(&self.client, member.account_key(), &attest)
+                .await
+                .map_err(|error| anyhow::anyhow!("attestation refused: {error}"))?;
         }
         Ok(())
     }

@@ -221,6 +221,8 @@ mod tests {
             bump_parent_height: None,
             superseded: Vec::new(),
             bump_blocked: None,
+            migration: None,
+            sweep: None,
         };
         let item = BatchItem {
             withdrawal: WithdrawalId(1),

@@ -42,29 +42,70 @@ pub enum Scanned {
     },
 }
 
-/// The output scripts that pay the bridge: the peg's own, and every registered deposit address
-/// (by the account it commits to).
+/// The output scripts that pay the bridge: the peg's own, every registered deposit address (by
+/// the account it commits to), during a federation hand-over the next federation's peg, which
+/// the reserves migrate to, and the retired federations' pegs and deposit addresses (minted
+/// during their grace, then swept).
 #[derive(Clone, Debug)]
 pub struct PegScripts {
     peg: Peg,
     peg_script: ScriptBuf,
+    /// The federation epoch of `peg`, once the chain named it.
+    epoch: Option<u64>,
     deposit_addresses: HashMap<ScriptBuf, Address>,
     registered: u64,
+    next_peg_script: Option<ScriptBuf>,
+    retired: Vec<RetiredScripts>,
+}
+
+/// A retired federation's scripts.
+#[derive(Clone, Debug)]
+struct RetiredScripts {
+    epoch: u64,
+    peg: Peg,
+    peg_script: ScriptBuf,
+    deposit_addresses: HashMap<ScriptBuf, Address>,
+    /// Whether payments to it are still minted (its grace is open).
+    minting: bool,
+}
+
+/// A retired federation's peg as the chain lists it, for [`PegScripts::set_retired`].
+#[derive(Clone, Debug)]
+pub struct RetiredPeg {
+    /// Its epoch.
+    pub epoch: u64,
+    /// Its peg.
+    pub peg: Peg,
+    /// Whether its grace is still open (payments to it are minted).
+    pub minting: bool,
 }
 
 /// Whom an output script pays.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Payee {
-    /// The peg's own script (a memo names the recipient).
-    Peg,
-    /// An account's deposit address.
-    Account(Address),
+    /// A peg's own script (a memo names the recipient): the current one, or a retired one in its
+    /// grace (its epoch).
+    Peg(Option<u64>),
+    /// An account's deposit address, of the current peg or of a retired one in its grace.
+    Account(Address, Option<u64>),
+    /// The next federation's peg, before the hand-over to it (only migrations pay it).
+    NextPeg,
+    /// A retired federation's peg or deposit address after its grace: not minted.
+    Expired(u64),
 }
 
 impl PegScripts {
     /// The peg's script alone, no deposit address yet.
     pub fn new(peg: Peg) -> Self {
-        PegScripts { peg_script: peg.script_pubkey(), peg, deposit_addresses: HashMap::new(), registered: 0 }
+        PegScripts {
+            peg_script: peg.script_pubkey(),
+            peg,
+            epoch: None,
+            deposit_addresses: HashMap::new(),
+            registered: 0,
+            next_peg_script: None,
+            retired: Vec::new(),
+        }
     }
 
     /// The peg.
@@ -72,9 +113,52 @@ impl PegScripts {
         &self.peg
     }
 
-    /// Adds a registered deposit address; registrations are added in number order.
+    /// Names the federation epoch of the peg (deposits to it carry it).
+    pub fn set_epoch(&mut self, epoch: u64) {
+        self.epoch = Some(epoch);
+    }
+
+    /// Watches `next`'s peg as the one the reserves migrate to (`None`: no hand-over runs).
+    pub fn set_next(&mut self, next: Option<&Peg>) {
+        self.next_peg_script = next.map(Peg::script_pubkey);
+    }
+
+    /// Watches the retired federations' pegs the chain lists. A peg not watched before is
+    /// added, and its deposit addresses are learned again with everyone's (the registrations
+    /// count restarts from 0).
+    pub fn set_retired(&mut self, retired: &[RetiredPeg]) {
+        let mut added = false;
+        for listed in retired {
+            match self.retired.iter_mut().find(|known| known.epoch == listed.epoch) {
+                Some(known) => known.minting = listed.minting,
+                None => {
+                    added = true;
+                    self.retired.push(RetiredScripts {
+                        epoch: listed.epoch,
+                        peg_script: listed.peg.script_pubkey(),
+                        peg: listed.peg.clone(),
+                        deposit_addresses: HashMap::new(),
+                        minting: listed.minting,
+                    });
+                }
+            }
+        }
+        if added {
+            self.registered = 0;
+            self.deposit_addresses.clear();
+            for known in &mut self.retired {
+                known.deposit_addresses.clear();
+            }
+        }
+    }
+
+    /// Adds a registered deposit address (of the peg and of every retired peg); registrations
+    /// are added in number order.
     pub fn register(&mut self, record: &DepositAddressRecord) {
         self.deposit_addresses.insert(self.peg.deposit_script_pubkey(&record.account), record.account);
+        for retired in &mut self.retired {
+            retired.deposit_addresses.insert(retired.peg.deposit_script_pubkey(&record.account), record.account);
+        }
         self.registered = self.registered.max(record.number);
     }
 
@@ -84,18 +168,24 @@ impl PegScripts {
     }
 
     /// Whether `tx` spends an output of the bridge: an input's witness script (its last witness
-    /// item) is the peg's multisig, or a deposit address's (`<20 bytes> OP_DROP` then the same).
-    /// Only the federation can make such a transaction (a release or a consolidation), so its
-    /// outputs to the peg are change, never deposits. (A payer who makes their own input look so
-    /// only loses their own payment's attribution.)
+    /// item) is a peg's multisig (the current one's or a retired one's), or a deposit address's
+    /// (`<20 bytes> OP_DROP` then the same). Only a federation can make such a transaction (a
+    /// release, a consolidation, a migration, a sweep), so its outputs to the peg are change,
+    /// never deposits. (A payer who makes their own input look so only loses their own
+    /// payment's attribution.)
     fn spent_by_federation(&self, tx: &Transaction) -> bool {
-        let multisig = self.peg.witness_script().as_bytes();
+        let multisigs: Vec<&[u8]> = std::iter::once(&self.peg)
+            .chain(self.retired.iter().map(|retired| &retired.peg))
+            .map(|peg| peg.witness_script().as_bytes())
+            .collect();
         let is_bridge_script = |script: &[u8]| {
-            script == multisig
-                || (script.len() == multisig.len() + 22
-                    && script.first() == Some(&0x14)
-                    && script.get(21) == Some(&OP_DROP.to_u8())
-                    && script.ends_with(multisig))
+            multisigs.iter().any(|multisig| {
+                script == *multisig
+                    || (script.len() == multisig.len() + 22
+                        && script.first() == Some(&0x14)
+                        && script.get(21) == Some(&OP_DROP.to_u8())
+                        && script.ends_with(multisig))
+            })
         };
         tx.input.iter().any(|input| input.witness.last().is_some_and(is_bridge_script))
     }
@@ -106,9 +196,22 @@ impl PegScripts {
             return None;
         }
         if script == self.peg_script.as_script() {
-            return Some(Payee::Peg);
+            return Some(Payee::Peg(self.epoch));
         }
-        self.deposit_addresses.get(script).map(|account| Payee::Account(*account))
+        if self.next_peg_script.as_deref() == Some(script) {
+            return Some(Payee::NextPeg);
+        }
+        if let Some(account) = self.deposit_addresses.get(script) {
+            return Some(Payee::Account(*account, self.epoch));
+        }
+        self.retired.iter().find_map(|retired| {
+            let payee = if script == retired.peg_script.as_script() {
+                Payee::Peg(Some(retired.epoch))
+            } else {
+                Payee::Account(*retired.deposit_addresses.get(script)?, Some(retired.epoch))
+            };
+            Some(if retired.minting { payee } else { Payee::Expired(retired.epoch) })
+        })
     }
 }
 
@@ -131,15 +234,33 @@ pub fn scan_transaction(tx: &Transaction, scripts: &PegScripts) -> Vec<Scanned> 
         .filter(|(_, script)| is_ferry_memo(script))
         .collect();
     let memos: Vec<&Script> = memo_outputs.iter().map(|(_, script)| *script).collect();
-    let mut payments: Vec<(u32, u64)> = Vec::new();
+    let mut payments: Vec<(u32, u64, Option<u64>)> = Vec::new();
     let mut to_accounts: Vec<Scanned> = Vec::new();
     for (vout, out) in tx.output.iter().enumerate() {
         let vout = u32::try_from(vout).unwrap_or(u32::MAX);
         match scripts.payee(&out.script_pubkey) {
             None => {}
-            Some(Payee::Peg) => payments.push((vout, out.value.to_sat())),
-            Some(Payee::Account(recipient)) => {
-                to_accounts.push(deposit(tx, &txid, vout, out.value.to_sat(), Payer::DepositAddress(recipient)));
+            // Its deposits are not minted until it is the peg: the chain would count them in
+            // the current peg's reserves, which they are not.
+            Some(Payee::NextPeg) => to_accounts.push(Scanned::Rejected {
+                txid: txid.clone(),
+                vout,
+                reason: "paid the next federation's peg before the hand-over to it".to_owned(),
+            }),
+            Some(Payee::Expired(epoch)) => to_accounts.push(Scanned::Rejected {
+                txid: txid.clone(),
+                vout,
+                reason: format!("paid the peg of retired federation epoch {epoch} after its grace"),
+            }),
+            Some(Payee::Peg(epoch)) => payments.push((vout, out.value.to_sat(), epoch)),
+            Some(Payee::Account(recipient, epoch)) => {
+                to_accounts.push(deposit(
+                    tx,
+                    &txid,
+                    (vout, epoch),
+                    out.value.to_sat(),
+                    Payer::DepositAddress(recipient),
+                ));
             }
         }
     }
@@ -166,9 +287,9 @@ pub fn scan_transaction(tx: &Transaction, scripts: &PegScripts) -> Vec<Scanned> 
         [] => Err(Unattributed::NoMemo),
         _ => Err(Unattributed::SeveralMemos),
     };
-    let to_peg = payments.into_iter().map(|(vout, sats)| match recipient {
-        Ok(recipient) => deposit(tx, &txid, vout, sats, Payer::Memo(recipient)),
-        Err(reason) => deposit(tx, &txid, vout, sats, Payer::Unattributed(reason)),
+    let to_peg = payments.into_iter().map(|(vout, sats, epoch)| match recipient {
+        Ok(recipient) => deposit(tx, &txid, (vout, epoch), sats, Payer::Memo(recipient)),
+        Err(reason) => deposit(tx, &txid, (vout, epoch), sats, Payer::Unattributed(reason)),
     });
     to_peg.chain(to_accounts).collect()
 }
@@ -184,9 +305,9 @@ enum Payer {
     Unattributed(Unattributed),
 }
 
-/// Output `vout` of `tx` paying `sats` to the bridge as `payer` says: a deposit, unless it is worth
-/// nothing.
-fn deposit(tx: &Transaction, txid: &str, vout: u32, sats: u64, payer: Payer) -> Scanned {
+/// Output `vout` of `tx` paying `sats` to the peg of federation epoch `peg_epoch` as `payer`
+/// says: a deposit, unless it is worth nothing.
+fn deposit(tx: &Transaction, txid: &str, (vout, peg_epoch): (u32, Option<u64>), sats: u64, payer: Payer) -> Scanned {
     let (recipient, deposit_address, unattributed) = match payer {
         Payer::Memo(account) => (account, false, None),
         Payer::DepositAddress(account) => (account, true, None),
@@ -205,6 +326,7 @@ fn deposit(tx: &Transaction, txid: &str, vout: u32, sats: u64, payer: Payer) -> 
             recipient,
             deposit_address,
             unattributed,
+            peg_epoch,
         },
         coinbase: tx.is_coinbase(),
     }
@@ -245,15 +367,24 @@ mod tests {
 
     use super::*;
 
-    fn peg() -> Result<Peg, Box<dyn std::error::Error>> {
-        let secp = bitcoin::secp256k1::Secp256k1::new();
-        let keys = (1u8..=4)
+    /// The regtest peg of the keys with secrets `[seed; 32]` for each of `seeds`.
+    fn peg_of(seeds: std::ops::RangeInclusive<u8>, threshold: u32) -> Result<Peg, Box<dyn std::error::Error>> {
+        let keys = seeds
             .map(|seed| {
                 let secret = bitcoin::secp256k1::SecretKey::from_slice(&[seed; 32])?;
-                Ok(bitcoin::secp256k1::PublicKey::from_secret_key(&secp, &secret).to_string())
+                Ok(bitcoin::secp256k1::PublicKey::from_secret_key(bitcoin::secp256k1::SECP256K1, &secret).to_string())
             })
             .collect::<Result<Vec<_>, bitcoin::secp256k1::Error>>()?;
-        Ok(Peg::new(&BitcoinFederation { network: BitcoinNetwork::Regtest, threshold: 3, keys })?)
+        Ok(Peg::new(&BitcoinFederation { network: BitcoinNetwork::Regtest, threshold, keys })?)
+    }
+
+    fn peg() -> Result<Peg, Box<dyn std::error::Error>> {
+        peg_of(1..=4, 3)
+    }
+
+    /// Another federation's peg (a next or a retired one).
+    fn another_peg() -> Result<Peg, Box<dyn std::error::Error>> {
+        peg_of(5..=7, 2)
     }
 
     /// A transaction spending some earlier output, paying `outputs`.
@@ -296,6 +427,7 @@ mod tests {
                     recipient,
                     deposit_address: false,
                     unattributed: None,
+                    peg_epoch: None,
                 },
                 coinbase: false,
             })
@@ -446,6 +578,88 @@ mod tests {
 
         let unrelated = tx(vec![(50_000, ScriptBuf::new_p2wsh(&ScriptBuf::new().wscript_hash()))]);
         assert!(scan_transaction(&unrelated, &PegScripts::new(peg.clone())).is_empty());
+        Ok(())
+    }
+
+    /// The next federation's peg, during a hand-over: a payment to it is no deposit (the chain
+    /// would count it in the current peg's reserves), but its outputs are the bridge's — a
+    /// migration's output counts in this member's reserve snapshots.
+    #[test]
+    fn the_next_peg_is_watched_but_never_mints() -> Result<(), Box<dyn std::error::Error>> {
+        let peg = peg()?;
+        let next = another_peg()?;
+        let mut scripts = PegScripts::new(peg.clone());
+        let early = tx(vec![(40_000, next.script_pubkey()), (0, deposit_memo(&Address::from_bytes([9; 20])))]);
+        // Before a hand-over the next peg is nobody's.
+        assert!(matches!(scan_transaction(&early, &scripts)[..], [Scanned::Rejected { .. }]));
+        scripts.set_next(Some(&next));
+        let found = scan_transaction(&early, &scripts);
+        assert!(
+            matches!(&found[..], [Scanned::Rejected { vout: 0, reason, .. }] if reason.contains("next federation")),
+            "{found:?}"
+        );
+        let block = bitcoin::Block {
+            header: bitcoin::blockdata::constants::genesis_block(bitcoin::Network::Regtest).header,
+            txdata: vec![early.clone()],
+        };
+        let flows = peg_flows(&block, &scripts);
+        assert_eq!(flows.created, vec![(early.compute_txid().to_string(), 0, 40_000)]);
+        // Once no hand-over runs, it is not watched.
+        scripts.set_next(None);
+        assert!(peg_flows(&block, &scripts).created.is_empty());
+        Ok(())
+    }
+
+    /// A retired federation's peg after the switch: payments to it (or to a deposit address
+    /// derived from it) are deposits of its epoch while its grace is open, rejected after; the
+    /// sweep spending it into the current peg is the federation's own, no payment; deposits to
+    /// the current peg carry the current epoch.
+    #[test]
+    fn a_retired_peg_mints_within_its_grace_and_its_sweep_is_no_payment() -> Result<(), Box<dyn std::error::Error>> {
+        let old = peg()?;
+        let current = another_peg()?;
+        let alice = Address::from_bytes([9; 20]);
+        let mut scripts = PegScripts::new(current.clone());
+        scripts.set_epoch(2);
+        scripts.set_retired(&[RetiredPeg { epoch: 1, peg: old.clone(), minting: true }]);
+        scripts.register(&DepositAddressRecord { number: 1, account: alice, height: 5 });
+        let epochs = |found: &[Scanned]| -> Vec<Option<u64>> {
+            found
+                .iter()
+                .filter_map(|scanned| match scanned {
+                    Scanned::Deposit { facts, .. } => Some(facts.peg_epoch),
+                    Scanned::Rejected { .. } => None,
+                })
+                .collect()
+        };
+        let to_old = tx(vec![(40_000, old.script_pubkey()), (0, deposit_memo(&alice))]);
+        assert_eq!(epochs(&scan_transaction(&to_old, &scripts)), vec![Some(1)]);
+        let to_old_address = tx(vec![(30_000, old.deposit_script_pubkey(&alice))]);
+        assert_eq!(epochs(&scan_transaction(&to_old_address, &scripts)), vec![Some(1)]);
+        let to_current = tx(vec![(20_000, current.script_pubkey()), (0, deposit_memo(&alice))]);
+        assert_eq!(epochs(&scan_transaction(&to_current, &scripts)), vec![Some(2)]);
+
+        // The sweep: inputs at the old peg, one output to the current peg.
+        let mut sweep = tx(vec![(39_000, current.script_pubkey())]);
+        if let Some(input) = sweep.input.first_mut() {
+            input.witness = bitcoin::Witness::from_slice(&[vec![], vec![0x30; 71], old.witness_script().to_bytes()]);
+        }
+        assert!(scan_transaction(&sweep, &scripts).is_empty(), "a sweep's output is no deposit");
+
+        // After the grace: not minted, but still the bridge's outputs in its index.
+        scripts.set_retired(&[RetiredPeg { epoch: 1, peg: old.clone(), minting: false }]);
+        let found = scan_transaction(&to_old, &scripts);
+        assert!(
+            matches!(&found[..], [Scanned::Rejected { vout: 0, reason, .. }] if reason.contains("after its grace")),
+            "{found:?}"
+        );
+        assert!(matches!(&scan_transaction(&to_old_address, &scripts)[..], [Scanned::Rejected { .. }]));
+        let block = bitcoin::Block {
+            header: bitcoin::blockdata::constants::genesis_block(bitcoin::Network::Regtest).header,
+            txdata: vec![to_old.clone()],
+        };
+        assert_eq!(peg_flows(&block, &scripts).created, vec![(to_old.compute_txid().to_string(), 0, 40_000)]);
+        assert!(scan_transaction(&sweep, &scripts).is_empty());
         Ok(())
     }
 }

@@ -81,13 +81,16 @@ pub struct Delivery {
     pub ethereum: Option<EthereumDelivery>,
 }
 
-/// The vault action of an Ethereum batch (a release or a listing change) and its federation
+/// The vault action of an Ethereum batch (a release, a listing change or the rotation) and its federation
 /// signature once combined; `None` for a Bitcoin batch.
 fn vault_action(release: &BatchRelease) -> Option<(VaultAction<'_>, Option<&String>)> {
     match release {
         BatchRelease::Ethereum(release) => Some((VaultAction::Release(&release.batch), release.signature.as_ref())),
         BatchRelease::EthereumListing(change) => {
             Some((VaultAction::Listing(&change.listing), change.signature.as_ref()))
+        }
+        BatchRelease::EthereumRotation(change) => {
+            Some((VaultAction::Rotation(&change.rotation), change.signature.as_ref()))
         }
         BatchRelease::Bitcoin(_) => None,
     }
@@ -432,8 +435,8 @@ impl Delivery {
         }))
     }
 
-    /// Where the Ethereum action (a release or a listing change) is: once the vault says the
-    /// nonce is applied, the transaction that emitted its `Released` or `ListingSet` log (whoever
+    /// Where the Ethereum action (a release, a listing change or the rotation) is: once the vault
+    /// says it is applied, the transaction that emitted its `Released`, `ListingSet` or `KeyRotated` log (whoever
     /// sent it); before, the transaction this relayer sent, if the node still has it pending.
     async fn locate_ethereum(
         &self,
@@ -441,16 +444,16 @@ impl Delivery {
         record: Option<&ReleaseRecord>,
     ) -> anyhow::Result<Located> {
         let side = self.ethereum_side()?;
-        let nonce = action.nonce();
-        if side.watcher.released(nonce).await? {
+        let key = action.applied_key();
+        if side.watcher.applied(action).await? {
             let tip = side.watcher.block_number().await?;
             let log = side
                 .watcher
-                .applied_log(action.applied_topic(), nonce, side.start_block, tip, side.max_log_range)
+                .applied_log(action.applied_topic(), key, side.start_block, tip, side.max_log_range)
                 .await?
                 .with_context(|| {
                     format!(
-                        "the vault says nonce {nonce} is applied, but no {} log is in blocks {}..={tip}",
+                        "the vault says {} {key} is applied, but no log of it is in blocks {}..={tip}",
                         action.function(),
                         side.start_block
                     )
@@ -487,8 +490,13 @@ impl Delivery {
     /// the transaction (in its mempool or a block) counts as a delivery.
     async fn deliver_bitcoin(&self, view: &BatchView, summary: &ReleaseSummary) -> anyhow::Result<()> {
         let rpc = &self.bitcoin_side()?.rpc;
+        // A sweep spends a retired federation's peg, whose members signed it.
+        let path = view.batch.release.sweep_epoch().map_or_else(
+            || FEDERATION_PATH.to_owned(),
+            |epoch| format!("{}{epoch}", ferry_types::query::federation::RETIRED_FEDERATION_PATH),
+        );
         let federation: Federation =
-            self.chain.query(FEDERATION_PATH, None).await?.context("the sidechain has no federation")?;
+            self.chain.query(&path, None).await?.with_context(|| format!("the sidechain answers no `{path}`"))?;
         let tx = match signed_release(view, &federation) {
             Ok(tx) => tx,
             Err(error) => return self.delivery_failed(summary, &error.to_string()).await,

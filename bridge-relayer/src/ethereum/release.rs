@@ -179,9 +179,28 @@ impl EthereumWatcher {
         self.applied_log(RELEASED_TOPIC, nonce, from, to, max_range).await
     }
 
+    /// Whether the vault applied `action`: `released(nonce)` for a release or a listing change,
+    /// `epoch() >= new_epoch` for a rotation — in the node's latest state.
+    ///
+    /// # Errors
+    /// As [`released`](Self::released).
+    pub async fn applied(&self, action: VaultAction<'_>) -> Result<bool, EthereumError> {
+        match action {
+            VaultAction::Release(_) | VaultAction::Listing(_) => self.released(action.applied_key()).await,
+            VaultAction::Rotation(rotation) => {
+                let request = TransactionRequest::default()
+                    .with_to(self.vault())
+                    .with_input(FerryVault::epochCall {}.abi_encode());
+                let answer = self.calls.run("eth_call", self.provider.call(request).into_future()).await?;
+                let epoch = decode_word("eth_call epoch", &answer)?;
+                Ok(epoch >= U256::from(rotation.new_epoch))
+            }
+        }
+    }
+
     /// As [`released_log`](Self::released_log) for the event `topic0` whose first indexed topic
-    /// is the nonce: `Released` for a release, `ListingSet` for a listing change
-    /// ([`VaultAction::applied_topic`]).
+    /// is `nonce` ([`VaultAction::applied_key`]): `Released` for a release, `ListingSet` for a
+    /// listing change, `KeyRotated` (the new epoch) for a rotation ([`VaultAction::applied_topic`]).
     ///
     /// # Errors
     /// As [`released_log`](Self::released_log).

@@ -28,7 +28,7 @@ use alloy::rpc::types::{Log, TransactionRequest};
 use alloy::sol_types::{SolCall, SolEvent};
 use ferry_types::denom::ERC20_PREFIX;
 use ferry_types::deposit::DepositError;
-use ferry_types::release::eth::{EthBatch, EthListing, EthReleaseItem};
+use ferry_types::release::eth::{EthBatch, EthListing, EthReleaseItem, EthRotation};
 use ferry_types::{Address, Amount, Denom, DepositFacts, ParentChain};
 
 use super::rpc::EthereumError;
@@ -98,23 +98,29 @@ pub const PAID_TOPIC: B256 = FerryVault::Paid::SIGNATURE_HASH;
 pub const PAYMENT_DEFERRED_TOPIC: B256 = FerryVault::PaymentDeferred::SIGNATURE_HASH;
 /// `topic0` of `ListingSet(uint64 indexed nonce, address indexed token, bool listed)`.
 pub const LISTING_SET_TOPIC: B256 = FerryVault::ListingSet::SIGNATURE_HASH;
+/// `topic0` of `KeyRotated(uint64 indexed epoch, bytes key)`.
+pub const KEY_ROTATED_TOPIC: B256 = FerryVault::KeyRotated::SIGNATURE_HASH;
 
-/// A federation-signed action the vault applies once per nonce: a release batch or a change of
-/// its token allowlist.
+/// A federation-signed action the vault applies once: a release batch or a change of its token
+/// allowlist (once per nonce), or the hand-over to the next federation key (once per epoch).
 #[derive(Clone, Copy, Debug)]
 pub enum VaultAction<'a> {
     /// `release(batch, signature)`.
     Release(&'a EthBatch),
     /// `setListing(listing, signature)`.
     Listing(&'a EthListing),
+    /// `rotate(rotation, signature)`.
+    Rotation(&'a EthRotation),
 }
 
 impl VaultAction<'_> {
-    /// The action's nonce (its sidechain batch id).
-    pub fn nonce(&self) -> u64 {
+    /// What the event of the applied action indexes first ([`applied_topic`](Self::applied_topic)):
+    /// the nonce (the sidechain batch id) of a release or listing, the new epoch of a rotation.
+    pub fn applied_key(&self) -> u64 {
         match self {
             VaultAction::Release(batch) => batch.nonce,
             VaultAction::Listing(listing) => listing.nonce,
+            VaultAction::Rotation(rotation) => rotation.new_epoch,
         }
     }
 
@@ -123,33 +129,46 @@ impl VaultAction<'_> {
         match self {
             VaultAction::Release(batch) => batch.vault,
             VaultAction::Listing(listing) => listing.vault,
+            VaultAction::Rotation(rotation) => rotation.vault,
         }
     }
 
-    /// The contract function, for messages (`FerryVault.release`, `FerryVault.setListing`).
+    /// The contract function, for messages (`FerryVault.release`, `FerryVault.setListing`,
+    /// `FerryVault.rotate`).
     pub fn function(&self) -> &'static str {
         match self {
             VaultAction::Release(_) => "FerryVault.release",
             VaultAction::Listing(_) => "FerryVault.setListing",
+            VaultAction::Rotation(_) => "FerryVault.rotate",
         }
     }
 
     /// `topic0` of the event the vault emits when it applies the action (`Released`,
-    /// `ListingSet`), whose first indexed topic is the nonce.
+    /// `ListingSet`, `KeyRotated`), whose first indexed topic is [`applied_key`](Self::applied_key).
     pub fn applied_topic(&self) -> B256 {
         match self {
             VaultAction::Release(_) => RELEASED_TOPIC,
             VaultAction::Listing(_) => LISTING_SET_TOPIC,
+            VaultAction::Rotation(_) => KEY_ROTATED_TOPIC,
         }
     }
 
-    /// The calldata applying the action with the federation's `signature` (EIP-2537 G2).
+    /// The calldata applying the action with the federation's `signature` (EIP-2537 G2). A
+    /// rotation key that is not hex is sent as empty (the vault refuses it).
     pub fn calldata(&self, signature: &[u8]) -> Vec<u8> {
+        let signature = Bytes::copy_from_slice(signature);
         match self {
-            VaultAction::Release(batch) => release_calldata(batch, signature),
-            VaultAction::Listing(listing) => FerryVault::setListingCall {
-                listing: vault_listing(listing),
-                signature: Bytes::copy_from_slice(signature),
+            VaultAction::Release(batch) => release_calldata(batch, &signature[..]),
+            VaultAction::Listing(listing) => {
+                FerryVault::setListingCall { listing: vault_listing(listing), signature }.abi_encode()
+            }
+            VaultAction::Rotation(rotation) => FerryVault::rotateCall {
+                rotation: FerryVault::Rotation {
+                    epoch: rotation.epoch,
+                    newEpoch: rotation.new_epoch,
+                    newKey: Bytes::from(hex::decode(&rotation.new_key).unwrap_or_default()),
+                },
+                signature,
             }
             .abi_encode(),
         }
@@ -360,6 +379,7 @@ pub fn plain_transfers(transfers: &[Log], deposits: &[Observation], vault: EthAd
             recipient: Address::unattributed_pool(),
             deposit_address: false,
             unattributed: Some(ferry_types::deposit::Unattributed::PlainTransfer),
+            peg_epoch: None,
         };
         *index = index.saturating_add(1);
         if facts.validate().is_ok() {
@@ -403,6 +423,7 @@ fn deposit_facts(tx_hash: B256, position: u64, event: &Deposited) -> Result<Depo
         recipient: Address::from_bytes(event.recipient.0),
         deposit_address: false,
         unattributed: None,
+        peg_epoch: None,
     };
     facts.validate().map_err(FactsError::Invalid)?;
     Ok(facts)
@@ -550,6 +571,37 @@ impl Wallet {
         signature: &[u8],
     ) -> Result<Receipt, EthereumError> {
         self.apply(vault, VaultAction::Listing(listing), signature).await
+    }
+
+    /// `vault.rotate(rotation, signature)`: hands the vault to the next federation key, with the
+    /// current federation's signature of [`EthRotation::payload`].
+    ///
+    /// # Errors
+    /// Transport, node and timeout errors; a refused rotation fails at gas estimation with the
+    /// vault's custom error ([`vault_error`]): `WrongEpoch`, `WrongNextEpoch`,
+    /// `MalformedSignature`, `BadSignature`, `FederationKeyLength`, `FederationKeyNotInG1`,
+    /// `FederationKeyIsInfinity`; a key that is not hex is sent as empty (the vault refuses it).
+    pub async fn rotate(
+        &self,
+        vault: EthAddress,
+        rotation: &EthRotation,
+        signature: &[u8],
+    ) -> Result<Receipt, EthereumError> {
+        self.apply(vault, VaultAction::Rotation(rotation), signature).await
+    }
+
+    /// `vault.epoch()` and `vault.federationKey()`: the epoch and key the vault trusts now.
+    ///
+    /// # Errors
+    /// As [`released`](Self::released).
+    pub async fn federation(&self, vault: EthAddress) -> Result<(u64, Vec<u8>), EthereumError> {
+        let answer = self.view(vault, FerryVault::epochCall {}).await?;
+        let epoch =
+            FerryVault::epochCall::abi_decode_returns(&answer).map_err(|e| undecodable("eth_call epoch", &e))?;
+        let answer = self.view(vault, FerryVault::federationKeyCall {}).await?;
+        let key = FerryVault::federationKeyCall::abi_decode_returns(&answer)
+            .map_err(|e| undecodable("eth_call federationKey", &e))?;
+        Ok((epoch, key.to_vec()))
     }
 
     /// `vault.listed(token)`: whether the vault accepts deposits of `token`.

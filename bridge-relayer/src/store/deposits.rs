@@ -119,8 +119,8 @@ pub enum Transition {
 }
 
 const SELECT_DEPOSITS: &str = "SELECT deposit_id, chain, tx_id, idx, asset, amount::text AS amount, recipient, \
-                               deposit_address, unattributed, block_height, block_hash, coinbase, status, reason, attempts, \
-                               attestation_tx \
+                               deposit_address, unattributed, peg_epoch, block_height, block_hash, coinbase, status, reason, \
+                               attempts, attestation_tx \
                                FROM relayer_deposits";
 
 fn corrupt(what: &'static str, value: impl fmt::Display, reason: impl fmt::Display) -> StoreError {
@@ -136,6 +136,7 @@ fn record_from_row(row: &PgRow) -> Result<DepositRecord, StoreError> {
     let amount: String = row.try_get("amount").map_err(read)?;
     let recipient: String = row.try_get("recipient").map_err(read)?;
     let unattributed: Option<String> = row.try_get("unattributed").map_err(read)?;
+    let peg_epoch: Option<i64> = row.try_get("peg_epoch").map_err(read)?;
     let block_height: i64 = row.try_get("block_height").map_err(read)?;
     let status: String = row.try_get("status").map_err(read)?;
     let attempts: i32 = row.try_get("attempts").map_err(read)?;
@@ -149,6 +150,9 @@ fn record_from_row(row: &PgRow) -> Result<DepositRecord, StoreError> {
         deposit_address: row.try_get("deposit_address").map_err(read)?,
         unattributed: unattributed
             .map(|code| code.parse().map_err(|e| corrupt("relayer_deposits.unattributed", &code, e)))
+            .transpose()?,
+        peg_epoch: peg_epoch
+            .map(|epoch| u64::try_from(epoch).map_err(|e| corrupt("relayer_deposits.peg_epoch", epoch, e)))
             .transpose()?,
     };
     if facts.id().as_str() != deposit_id {
@@ -193,8 +197,8 @@ pub(super) async fn record_observed(
     let Some(stored) = lock_row(conn, &id).await? else {
         sqlx::query(
             "INSERT INTO relayer_deposits (deposit_id, chain, tx_id, idx, asset, amount, recipient, deposit_address, \
-             unattributed, block_height, block_hash, coinbase, status) \
-             VALUES ($1, $2, $3, $4, $5, $6::numeric, $7, $8, $9, $10, $11, $12, 'observed')",
+             unattributed, peg_epoch, block_height, block_hash, coinbase, status) \
+             VALUES ($1, $2, $3, $4, $5, $6::numeric, $7, $8, $9, $10, $11, $12, $13, 'observed')",
         )
         .bind(id.as_str())
         .bind(facts.chain.tag())
@@ -205,6 +209,7 @@ pub(super) async fn record_observed(
         .bind(facts.recipient.to_string())
         .bind(facts.deposit_address)
         .bind(facts.unattributed.map(|reason| reason.code()))
+        .bind(facts.peg_epoch.map(|epoch| i64::try_from(epoch).unwrap_or(i64::MAX)))
         .bind(block_height)
         .bind(block_hash)
         .bind(coinbase)

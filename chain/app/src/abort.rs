@@ -58,6 +58,13 @@ pub fn abort_vote<R: StateRead>(
     if batch.status == BatchStatus::Aborted {
         return Ok(());
     }
+    // Only the federation that signs a batch may refuse it (a sweep's is a retired one).
+    if !crate::batch::signing_federation(state, &batch)?.is_member(&vote.member) {
+        return Err(refused(
+            TxCode::Unauthorized,
+            format!("{} is not in the federation that signs batch {}", vote.member, batch.id),
+        ));
+    }
     if has_signed_version(&batch) {
         return Err(refused(
             TxCode::BadBatch,
@@ -98,7 +105,7 @@ pub fn abort_vote<R: StateRead>(
 
 /// `n − T + 1`: the refusals that leave a batch short of its `T` signatures for good.
 fn votes_to_abort<R: StateRead>(state: &StateDelta<R>, batch: &Batch) -> Result<u32, StateError> {
-    let federation = state.federation()?;
+    let federation = crate::batch::signing_federation(state, batch)?;
     let members = u32::try_from(federation.members.len()).unwrap_or(u32::MAX);
     let threshold = crate::batch::signing_threshold(&federation, batch)?;
     Ok(members.saturating_sub(threshold).saturating_add(1).max(1))
@@ -180,6 +187,7 @@ fn dissolve<R: StateRead>(
     }
     state.remove_pending_batch(batch.id)?;
     crate::listing::aborted(state, batch)?;
+    crate::handover::aborted(state, batch)?;
 
     let held_ids: Vec<WithdrawalId> = held.into_keys().collect();
     events.push(Event::new(

@@ -18,6 +18,9 @@
 //!   is halved until it fits; if nothing fits, the asset's withdrawals stay queued
 //!   (`batch_deferred` event).
 //!
+//! While a federation hand-over runs ([`crate::handover`]) nothing forms: the queued withdrawals
+//! wait, their records saying why.
+//!
 //! Signing: each member's signatures are checked as they arrive (its BLS share against its
 //! public key share, or each input signature against the input's sighash and its Bitcoin key);
 //! a bad one refuses the transaction, a member's repeat submission is ignored. At the threshold
@@ -153,6 +156,54 @@ pub(crate) fn peg_of(federation: &Federation) -> Result<Option<Peg>, StateError>
     federation.bitcoin.as_ref().map(Peg::new).transpose().map_err(|e| corrupt_federation(e.to_string()))
 }
 
+/// The federation whose members sign `batch`: for a sweep, the retired federation whose peg its
+/// inputs are at; otherwise the current one.
+///
+/// # Errors
+/// On storage failure, or a sweep of an epoch whose federation was not kept (a corrupt record).
+pub(crate) fn signing_federation<R: StateRead>(state: &StateDelta<R>, batch: &Batch) -> Result<Federation, StateError> {
+    match batch.release.sweep_epoch() {
+        Some(epoch) => state.retired_federation(epoch)?.ok_or_else(|| StateError::Corrupt {
+            key: format!("batch/{}", batch.id),
+            reason: format!("it sweeps the peg of epoch {epoch}, whose federation was not kept"),
+        }),
+        None => state.federation(),
+    }
+}
+
+/// The pegs a Bitcoin release moves coins between.
+pub(crate) struct ReleasePegs {
+    /// The peg its inputs are at (and its change pays).
+    pub from: Peg,
+    /// For a migration or a sweep: the peg its one output pays.
+    pub to: Option<Peg>,
+}
+
+/// The pegs of `release`: a sweep spends a retired peg into the current one, a migration the
+/// current peg into the next federation's, anything else spends the current peg. `None` when
+/// one of them is gone or the chain has no peg.
+///
+/// # Errors
+/// On storage failure or a corrupt record.
+pub(crate) fn release_pegs<R: StateRead>(
+    state: &StateDelta<R>,
+    release: &BitcoinRelease,
+) -> Result<Option<ReleasePegs>, StateError> {
+    let current = peg_of(&state.federation()?)?;
+    let pegs = match (release.sweep, release.migration) {
+        (Some(epoch), _) => {
+            let retired = state.retired_federation(epoch)?.as_ref().map(peg_of).transpose()?.flatten();
+            retired.map(|from| ReleasePegs { from, to: current })
+        }
+        (None, Some(_)) => {
+            let next = state.next_federation()?.as_ref().map(peg_of).transpose()?.flatten();
+            current.map(|from| ReleasePegs { from, to: next })
+        }
+        (None, None) => current.map(|from| ReleasePegs { from, to: None }),
+    };
+    Ok(pegs)
+}
+
 /// Signatures `batch` needs from `federation` (decodes only the key that signs it).
 ///
 /// # Errors
@@ -191,8 +242,9 @@ impl Keys {
     }
 }
 
-/// The federation's BLS key set, if it has one.
-fn bls_key_set(federation: &Federation) -> Result<Option<PublicKeySet>, StateError> {
+/// The federation's BLS key set, if it has one. Genesis or a key generation validated it, so a
+/// failure is a corrupt record.
+pub(crate) fn bls_key_set(federation: &Federation) -> Result<Option<PublicKeySet>, StateError> {
     federation
         .bls
         .as_ref()
@@ -202,21 +254,30 @@ fn bls_key_set(federation: &Federation) -> Result<Option<PublicKeySet>, StateErr
 }
 
 /// The `/batch` views of `batches`: each record, its signature count, the threshold and the
-/// release quorum. The federation's keys are decoded once for all of them.
+/// release quorum. The federation's keys are decoded once for all of them (a sweep's, of a
+/// retired federation, for it alone).
 ///
 /// # Errors
 /// When the stored federation keys do not decode.
-pub fn views(federation: &Federation, batches: Vec<Batch>) -> Result<Vec<BatchView>, StateError> {
-    let keys = Keys::all(federation)?;
-    Ok(batches
+pub fn views<R: StateRead>(state: &StateDelta<R>, batches: Vec<Batch>) -> Result<Vec<BatchView>, StateError> {
+    let federation = state.federation()?;
+    let keys = Keys::all(&federation)?;
+    batches
         .into_iter()
-        .map(|batch| BatchView {
-            signature_count: u32::try_from(batch.signatures.len()).unwrap_or(u32::MAX),
-            threshold: keys.threshold(&batch),
-            release_quorum: federation.attest_quorum,
-            batch,
+        .map(|batch| {
+            // A sweep is signed by the retired federation whose peg it spends.
+            let threshold = match batch.release.sweep_epoch() {
+                Some(_) => signing_threshold(&signing_federation(state, &batch)?, &batch)?,
+                None => keys.threshold(&batch),
+            };
+            Ok(BatchView {
+                signature_count: u32::try_from(batch.signatures.len()).unwrap_or(u32::MAX),
+                threshold,
+                release_quorum: federation.attest_quorum,
+                batch,
+            })
         })
-        .collect())
+        .collect()
 }
 
 /// A batch's release and items, or why the selection cannot be batched now.
@@ -241,6 +302,13 @@ pub fn form_batches<R: StateRead>(
 ) -> Result<(), StateError> {
     let rules = &params.withdrawals;
     if !rules.is_batch_height(height) {
+        return Ok(());
+    }
+    if let Some(reason) = crate::handover::holding_releases(state)? {
+        for denom in state.ledger_denoms()? {
+            let held = state.queued_withdrawals(&denom, None, QUEUE_LOOKED_AT)?;
+            record_waiting(state, held.into_iter().map(|id| (id, reason.clone())).collect(), events)?;
+        }
         return Ok(());
     }
     let federation = state.federation()?;
@@ -623,10 +691,14 @@ pub fn submit_signatures<R: StateRead>(
     let Some(mut batch) = state.batch(submit.batch)? else {
         return Err(refused(TxCode::BadBatch, format!("there is no batch {}", submit.batch)));
     };
-    let federation = state.federation()?;
+    let federation = signing_federation(state, &batch)?;
     let keys = Keys::for_release(&federation, &batch.release)?;
     let Some(member) = federation.member_index(&submit.signer) else {
-        return Err(refused(TxCode::Unauthorized, format!("{} is not a federation member", submit.signer)));
+        let of = batch
+            .release
+            .sweep_epoch()
+            .map_or(String::new(), |epoch| format!(" of epoch {epoch}, which signs this sweep"));
+        return Err(refused(TxCode::Unauthorized, format!("{} is not a member of the federation{of}", submit.signer)));
     };
     let signatures = verify(&keys, &batch, member, &submit.signer, &submit.signatures)?;
     if batch.status != BatchStatus::Signing || batch.signatures.contains_key(&submit.signer) {
@@ -852,9 +924,12 @@ fn settle<R: StateRead>(
     ledger.unreleased = ledger.unreleased.checked_sub(batch.total).unwrap_or(Amount::ZERO);
     state.put_ledger(&batch.asset, &ledger)?;
 
-    let confirmed = batch.bitcoin_versions().into_iter().find(|(_, txid, _)| *txid == parent_tx);
-    if let Some((version, _, plan)) = confirmed {
-        let plan = plan.clone();
+    let confirmed = batch
+        .bitcoin_versions()
+        .into_iter()
+        .find(|(_, txid, _)| *txid == parent_tx)
+        .map(|(version, _, plan)| (version, plan.clone()));
+    if let Some((version, plan)) = &confirmed {
         for input in plan.inputs() {
             state.remove_reserve_utxo(&input.txid, input.vout)?;
         }
@@ -865,6 +940,7 @@ fn settle<R: StateRead>(
                 amount,
                 locked_by: None,
                 owner: None,
+                retired_epoch: None,
             })?;
         }
         for (item, output) in batch.items.iter_mut().zip(plan.outputs()) {
@@ -878,6 +954,7 @@ fn settle<R: StateRead>(
     state.remove_pending_batch(batch.id)?;
     crate::bitcoin_fees::release_settled(state, params, batch, height, events)?;
     crate::listing::settled(state, batch, events)?;
+    crate::handover::settled(state, batch, confirmed.as_ref().map(|(_, plan)| (parent_tx, plan)), height, events)?;
     events.push(Event::new(
         ev::BATCH_RELEASED,
         [

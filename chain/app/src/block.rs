@@ -95,7 +95,7 @@ pub fn finalize_block<R: StateRead + Sync>(
         tx_results.push(outcome);
     }
     let mut events = Vec::new();
-    end_block(&mut state, &params, block.height, &mut events)?;
+    end_block(&mut state, &params, block, &mut events)?;
     Ok(BlockOutcome { tx_results, events, changes: state.into_writes() })
 }
 
@@ -120,23 +120,31 @@ fn tend_pending_batches<R: StateRead>(
 }
 
 /// The end of a block: the invariant first, so a violation this block introduced stops new
-/// batches at once; then batching, consolidating fragmented Bitcoin reserves, replacing stuck
-/// Bitcoin releases and aborting batches unsigned for too long, unless the bridge is paused;
-/// last, a reserves round opens when one is due (paused or not: a paused bridge still wants to
-/// know what the parent chains hold), after the batches it must allow for were formed.
+/// batches at once; then, unless the bridge is paused, batching, consolidating fragmented Bitcoin
+/// reserves, replacing stuck Bitcoin releases, aborting batches unsigned for too long and moving
+/// a federation hand-over on; then a reserves round opens when one is due (paused or not: a
+/// paused bridge still wants to know what the parent chains hold), after the batches it must
+/// allow for were formed; last, a key generation's phase closes when its time is up, a heartbeat
+/// round opens when due, and a scheduled parameter change is written for the next block.
 fn end_block<R: StateRead>(
     state: &mut StateDelta<R>,
     params: &ferry_types::Params,
-    height: u64,
+    block: &BlockInput<'_>,
     events: &mut Vec<Event>,
 ) -> Result<(), StateError> {
+    let height = block.height;
     crate::reserves::check_invariant(state, height, events)?;
     if !state.bridge_status()?.paused {
         crate::batch::form_batches(state, params, height, events)?;
         crate::consolidation::consolidate(state, params, height, events)?;
         tend_pending_batches(state, params, height, events)?;
+        crate::handover::advance(state, params, height, events)?;
+        crate::handover::sweep_retired(state, params, height, events)?;
     }
-    crate::reserves_check::open_round_if_due(state, params, height, events)
+    crate::reserves_check::open_round_if_due(state, params, height, events)?;
+    crate::dkg::advance(state, params, height, events)?;
+    crate::liveness::open_round_if_due(state, params, block, events)?;
+    crate::governance::apply_due(state, height, events)
 }
 
 /// The share of a proposal's bytes kept for federation duties first, in percent.
@@ -161,7 +169,7 @@ pub fn proposal_order(txs: &[&[u8]], max_bytes: usize, max_tx_bytes: u64) -> Vec
             rest.push(index);
             continue;
         };
-        let duty = !tx.msgs.is_empty() && tx.msgs.iter().all(Msg::is_federation_duty);
+        let duty = !tx.msgs.is_empty() && tx.msgs.iter().all(Msg::is_duty);
         if !duty {
             held_back.insert(tx.signer);
             rest.push(index);

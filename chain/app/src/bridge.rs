@@ -121,6 +121,17 @@ pub mod keys {
         Collection::new("btc_utxo_free/")
     }
 
+    /// The unlocked reserve UTXOs at a retired federation's peg (deposits minted within its
+    /// grace), keyed by big-endian epoch then as [`free_reserve_utxos`]: only a sweep spends them.
+    pub fn retired_reserve_utxos() -> Collection {
+        Collection::new("btc_utxo_retired/")
+    }
+
+    /// The suffix of a UTXO in [`retired_reserve_utxos`].
+    pub fn by_epoch(epoch: u64, amount: Amount, txid: &str, vout: u32) -> Vec<u8> {
+        [epoch.to_be_bytes().as_slice(), &by_amount(amount, txid, vout)].concat()
+    }
+
     /// The suffix of a UTXO in [`reserve_utxos`].
     pub fn outpoint(txid: &str, vout: u32) -> Vec<u8> {
         [txid.as_bytes(), &vout.to_be_bytes()].concat()
@@ -208,26 +219,54 @@ impl<R: StateRead> StateDelta<R> {
         self.entry_count(&keys::free_reserve_utxos())
     }
 
-    /// Stores a reserve UTXO (new, or locked/unlocked), keeping the free index in step.
+    /// Up to `limit` unlocked reserve UTXOs at retired federations' pegs, oldest epoch first.
+    ///
+    /// # Errors
+    /// On storage failure or a corrupt record.
+    pub fn retired_reserve_utxos(&self, limit: usize) -> Result<Vec<ReserveUtxo>, StateError> {
+        self.entries(&keys::retired_reserve_utxos(), None, false, limit)
+    }
+
+    /// How many unlocked reserve UTXOs are at retired federations' pegs.
+    ///
+    /// # Errors
+    /// On storage failure or a corrupt counter.
+    pub fn retired_reserve_utxo_count(&self) -> Result<u64, StateError> {
+        self.entry_count(&keys::retired_reserve_utxos())
+    }
+
+    /// Stores a reserve UTXO (new, or locked/unlocked), keeping the free and retired indexes in
+    /// step: an unlocked one at the current peg is free, at a retired peg it waits for a sweep.
     ///
     /// # Errors
     /// On storage failure or a corrupt record.
     pub fn put_reserve_utxo(&mut self, utxo: &ReserveUtxo) -> Result<(), StateError> {
         self.remove_reserve_utxo(&utxo.txid, utxo.vout)?;
         self.put_entry(&keys::reserve_utxos(), &keys::outpoint(&utxo.txid, utxo.vout), utxo)?;
-        if utxo.locked_by.is_none() {
-            self.put_entry(&keys::free_reserve_utxos(), &keys::by_amount(utxo.amount, &utxo.txid, utxo.vout), utxo)?;
+        match (utxo.locked_by, utxo.retired_epoch) {
+            (Some(_), _) => {}
+            (None, None) => {
+                self.put_entry(&keys::free_reserve_utxos(), &keys::by_amount(utxo.amount, &utxo.txid, utxo.vout), utxo)?
+            }
+            (None, Some(epoch)) => self.put_entry(
+                &keys::retired_reserve_utxos(),
+                &keys::by_epoch(epoch, utxo.amount, &utxo.txid, utxo.vout),
+                utxo,
+            )?,
         }
         Ok(())
     }
 
-    /// Removes a reserve UTXO (spent), from the free index too.
+    /// Removes a reserve UTXO (spent), from the free and retired indexes too.
     ///
     /// # Errors
     /// On storage failure or a corrupt record.
     pub fn remove_reserve_utxo(&mut self, txid: &str, vout: u32) -> Result<(), StateError> {
         if let Some(old) = self.reserve_utxo(txid, vout)? {
             self.remove_entry(&keys::free_reserve_utxos(), &keys::by_amount(old.amount, txid, vout))?;
+            if let Some(epoch) = old.retired_epoch {
+                self.remove_entry(&keys::retired_reserve_utxos(), &keys::by_epoch(epoch, old.amount, txid, vout))?;
+            }
             self.remove_entry(&keys::reserve_utxos(), &keys::outpoint(txid, vout))?;
         }
         Ok(())
@@ -290,6 +329,10 @@ pub fn attest_deposit<R: StateRead>(
     let id = facts.id();
     let digest = digest_hex(facts);
     let existing = state.deposit(&id)?;
+    if existing.as_ref().is_none_or(|record| record.status == DepositStatus::Pending) {
+        let first_seen = existing.as_ref().map_or(height, |record| record.first_attested_height);
+        check_peg_epoch(state, params, facts, first_seen)?;
+    }
     if existing.is_none() {
         open_record(state, params, &attest.attester)?;
     }
@@ -468,6 +511,69 @@ pub(crate) fn bitcoin_spend_fee<R: StateRead>(
     Ok(input_spend_fee(&peg, owner, state.bitcoin_fee_rate(params)?))
 }
 
+/// Adds the output of the Bitcoin deposit `facts` (minted or unattributed) to the reserve UTXOs:
+/// at the current federation's peg, or at the retired one it pays ([`retired_peg_epoch`] let it
+/// through), which only a sweep spends. Nothing for an Ethereum deposit.
+///
+/// # Errors
+/// On storage failure or a corrupt record.
+pub(crate) fn put_deposit_utxo<R: StateRead>(
+    state: &mut StateDelta<R>,
+    facts: &DepositFacts,
+) -> Result<(), StateError> {
+    if facts.chain != ParentChain::Bitcoin {
+        return Ok(());
+    }
+    let current = state.federation()?.epoch;
+    state.put_reserve_utxo(&ReserveUtxo {
+        txid: facts.tx_id.clone(),
+        vout: facts.index,
+        amount: facts.amount,
+        locked_by: None,
+        owner: reserve_owner(facts),
+        retired_epoch: facts.peg_epoch.filter(|epoch| *epoch != current),
+    })
+}
+
+/// Checks the peg a Bitcoin deposit pays ([`DepositFacts::peg_epoch`]): the current
+/// federation's, or a retired one's whose grace (`old_peg_grace_blocks` from its hand-over) was
+/// still open when the deposit was first attested, at `first_seen`.
+///
+/// # Errors
+/// `InvalidMessage` naming the epoch and why: the next federation's peg (not a deposit before
+/// the switch), a peg no hand-over retired, or one whose grace had ended.
+fn check_peg_epoch<R: StateRead>(
+    state: &StateDelta<R>,
+    params: &Params,
+    facts: &DepositFacts,
+    first_seen: u64,
+) -> Result<(), BankError> {
+    let Some(epoch) = facts.peg_epoch.filter(|_| facts.chain == ParentChain::Bitcoin) else { return Ok(()) };
+    let current = state.federation()?.epoch;
+    if epoch == current {
+        return Ok(());
+    }
+    let refuse = |why: String| {
+        Err(rejection(
+            TxCode::InvalidMessage,
+            format!("deposit {}: it pays the peg of federation epoch {epoch}, {why}: not minted", facts.id()),
+        ))
+    };
+    if epoch > current {
+        return refuse(format!("which is not the federation's yet (epoch {current})"));
+    }
+    let switched = match state.retired_federation(epoch)? {
+        Some(_) => crate::handover::switched_away(state, epoch)?,
+        None => None,
+    };
+    let Some(switched) = switched else { return refuse("which no hand-over retired".to_owned()) };
+    let until = switched.saturating_add(params.deposits.old_peg_grace_blocks);
+    if first_seen > until {
+        return refuse(format!("retired at height {switched}; its grace ended at height {until}"));
+    }
+    Ok(())
+}
+
 /// The account whose deposit address a Bitcoin deposit's output pays, if it went to one.
 fn reserve_owner(facts: &DepositFacts) -> Option<Address> {
     facts.deposit_address.then_some(facts.recipient)
@@ -532,16 +638,7 @@ fn mint<R: StateRead>(
     ledger.fee_pool = ledger.fee_pool.checked_add(spend_fee).map_err(|_| overflow())?;
     state.put_ledger(&facts.asset, &ledger)?;
 
-    if facts.chain == ParentChain::Bitcoin {
-        let utxo = ReserveUtxo {
-            txid: facts.tx_id.clone(),
-            vout: facts.index,
-            amount: facts.amount,
-            locked_by: None,
-            owner: reserve_owner(facts),
-        };
-        state.put_reserve_utxo(&utxo)?;
-    }
+    put_deposit_utxo(state, facts)?;
     let mut attributes = vec![
         (ev::DEPOSIT_ID, facts.id().to_string()),
         (ev::RECIPIENT, facts.recipient.to_string()),

@@ -22,9 +22,10 @@ use ferry_types::{Amount, Denom};
 use crate::event::Event;
 use crate::state::{StateDelta, StateError, StateRead};
 
-/// Whether `batch` is a consolidation: a Bitcoin batch that pays no withdrawal.
+/// Whether `batch` is a consolidation: a Bitcoin batch that pays no withdrawal and is no
+/// hand-over migration.
 pub fn is_consolidation(batch: &Batch) -> bool {
-    batch.items.is_empty() && matches!(batch.release, BatchRelease::Bitcoin(_))
+    batch.items.is_empty() && matches!(&batch.release, BatchRelease::Bitcoin(release) if !release.moves_reserves())
 }
 
 /// Forms a consolidation batch when the reserves are too fragmented (see the module docs).
@@ -42,7 +43,8 @@ pub fn consolidate<R: StateRead>(
         return Ok(());
     }
     let free_count = state.free_reserve_utxo_count()?;
-    if free_count <= u64::from(rules.bitcoin_max_reserve_utxos) {
+    // During a hand-over the reserves are migrating, not consolidating.
+    if free_count <= u64::from(rules.bitcoin_max_reserve_utxos) || state.running_handover()?.is_some() {
         return Ok(());
     }
     for id in state.pending_batches()? {

@@ -15,3 +15,9 @@ impl Event {
         Event { kind, attributes: attributes.into_iter().collect() }
     }
 }
+
+/// A list of accounts as an attribute value ([`ferry_types::event::MEMBERS`]): comma-separated,
+/// in order.
+pub fn accounts_text<'a>(accounts: impl IntoIterator<Item = &'a ferry_types::Address>) -> String {
+    accounts.into_iter().map(ToString::to_string).collect::<Vec<_>>().join(",")
+}

@@ -64,7 +64,7 @@ fn check_fee_and_authority<R: StateRead>(
             format!("{} messages, the limit is {}", tx.msgs.len(), params.max_msgs_per_tx),
         )));
     }
-    let duties = tx.msgs.iter().filter(|msg| msg.is_federation_duty()).count();
+    let duties = tx.msgs.iter().filter(|msg| msg.is_duty()).count();
     if duties > 0 {
         if duties != tx.msgs.len() {
             return Ok(Err(TxRejection::new(
@@ -72,10 +72,19 @@ fn check_fee_and_authority<R: StateRead>(
                 "federation duties cannot share a transaction with other messages",
             )));
         }
-        if !state.federation()?.is_member(&tx.signer) {
+        if tx.msgs.iter().any(Msg::is_federation_duty)
+            && !state.federation()?.is_member(&tx.signer)
+            && !crate::handover::signs_a_sweep(state, &tx.signer, &tx.msgs)?
+        {
             return Ok(Err(TxRejection::new(
                 TxCode::Unauthorized,
                 format!("{} is not a federation member; only members may perform federation duties", tx.signer),
+            )));
+        }
+        if tx.msgs.iter().any(Msg::is_dkg_step) && !crate::dkg::is_participant(state, &tx.signer)? {
+            return Ok(Err(TxRejection::new(
+                TxCode::Unauthorized,
+                format!("{} takes part in no running key generation; only its participants send its steps", tx.signer),
             )));
         }
         if let Some(fee) = &tx.fee {
@@ -91,13 +100,13 @@ fn check_fee_and_authority<R: StateRead>(
         if openers != tx.msgs.len() {
             return Ok(Err(TxRejection::new(
                 TxCode::InvalidMessage,
-                "a deposit address registration is fee-exempt and cannot share a transaction with other messages",
+                "a registration (deposit address, signer keys) is fee-exempt and cannot share a transaction with other messages",
             )));
         }
         if let Some(fee) = &tx.fee {
             return Ok(Err(TxRejection::new(
                 TxCode::InvalidMessage,
-                format!("a deposit address registration is fee-exempt; remove the fee {fee}"),
+                format!("a registration (deposit address, signer keys) is fee-exempt; remove the fee {fee}"),
             )));
         }
         return Ok(Ok(None));
@@ -152,10 +161,12 @@ pub fn execute<R: StateRead>(
     if opens_account {
         let mut new = 0;
         for msg in &tx.msgs {
-            if let Msg::RegisterDepositAddress(register) = msg
-                && state.deposit_address(&register.account)?.is_none()
-            {
-                new += 1;
+            match msg {
+                Msg::RegisterDepositAddress(register) if state.deposit_address(&register.account)?.is_none() => {
+                    new += 1;
+                }
+                Msg::RegisterSignerKeys(_) => new += 1,
+                _ => {}
             }
         }
         if let Err(rejection) = crate::deposit_address::check_room(state, context.params, new, context.height)? {
@@ -226,7 +237,7 @@ pub fn execute<R: StateRead>(
     ));
 
     // A member's duties count against its per-block limit (all of a transaction's or none).
-    if tx.msgs.iter().all(Msg::is_federation_duty)
+    if tx.msgs.iter().all(Msg::is_duty)
         && let Err(rejection) = crate::duties::charge(state, context.params, &tx.signer, tx.msgs.len(), context.height)?
     {
         return Ok(Executed { code: rejection.code, log: format!("{}; messages not executed", rejection.log), events });
@@ -310,6 +321,21 @@ fn execute_message<R: StateRead>(
         Msg::RegisterDepositAddress(register) => {
             let number = crate::deposit_address::register(state, register, height, events)?;
             Ok(Some(format!("deposit address {number} of {}", register.account)))
+        }
+        Msg::RegisterSignerKeys(register) => {
+            crate::membership::register_signer_keys(state, register, height, events).map(|()| None)
+        }
+        Msg::ProposeFederation(proposal) => {
+            crate::membership::propose_federation(state, proposal, context.params, height, events).map(|()| None)
+        }
+        Msg::DkgDeal(deal) => crate::dkg::deal(state, context.params, deal, height, events).map(|()| None),
+        Msg::DkgComplain(complaint) => crate::dkg::complain(state, complaint, height, events).map(|()| None),
+        Msg::DkgConfirm(confirm) => crate::dkg::confirm(state, confirm, height, events).map(|()| None),
+        Msg::ProposeParams(proposal) => {
+            crate::governance::propose_params(state, proposal, context.params, height, events).map(|()| None)
+        }
+        Msg::Heartbeat(heartbeat) => {
+            crate::liveness::heartbeat(state, heartbeat, context.chain_id, height, events).map(|()| None)
         }
     }
 }

@@ -114,6 +114,9 @@ pub fn query<R: StateRead>(state: R, path: &str) -> Result<QueryAnswer, StateErr
     if let Some(answer) = deposit_address_query(&state, path)? {
         return Ok(answer);
     }
+    if let Some(answer) = federation_query(&state, path)? {
+        return Ok(answer);
+    }
     Ok(QueryAnswer::error(
         QUERY_BAD_REQUEST,
         format!(
@@ -121,7 +124,8 @@ pub fn query<R: StateRead>(state: R, path: &str) -> Result<QueryAnswer, StateErr
              {DEPOSIT_PATH}<id>, {RESERVES_PATH}, {RESERVES_CHECK_PATH}, {FEDERATION_PATH}, {PEG_PATH}, {WITHDRAWAL_PATH}wd-<n>, \
              {BATCH_PATH}<n>, {PENDING_BATCHES_PATH}[/<after>], {BRIDGE_PATH}, {BITCOIN_FEES_PATH}, \
              /listing/<0x token>, {DEPOSIT_ADDRESS_PATH}<address>, {DEPOSIT_ADDRESSES_PATH}<after>, \
-             {UNATTRIBUTED_PATH}[/<after id>]"
+             {UNATTRIBUTED_PATH}[/<after id>], /signer_keys/<address>, /federation/proposals, /federation/next, /federation/liveness, /params/proposals, \
+             /dkg[/<session>[/dealings]]"
         ),
     ))
 }
@@ -151,7 +155,7 @@ fn withdrawal_query<R: StateRead>(state: &StateDelta<R>, path: &str) -> Result<O
         let Some(batch) = state.batch(id)? else {
             return Ok(Some(QueryAnswer::error(QUERY_NOT_FOUND, format!("no batch {id}"))));
         };
-        let views = crate::batch::views(&state.federation()?, vec![batch])?;
+        let views = crate::batch::views(state, vec![batch])?;
         return Ok(Some(QueryAnswer::json(&views.first())));
     }
     if let Some(rest) = path.strip_prefix(PENDING_BATCHES_PATH) {
@@ -234,6 +238,110 @@ fn deposit_address_query<R: StateRead>(state: &StateDelta<R>, path: &str) -> Res
     Ok(None)
 }
 
+/// The federation change queries (signer keys, proposals, key generation); `None` when `path` is
+/// not one of them.
+fn federation_query<R: StateRead>(state: &StateDelta<R>, path: &str) -> Result<Option<QueryAnswer>, StateError> {
+    use ferry_types::query::federation::{
+        DKG_PATH, FEDERATION_PROPOSALS_PATH, LIVENESS_PATH, NEXT_FEDERATION_PATH, SIGNER_KEYS_PATH,
+    };
+    if path == ferry_types::query::federation::PARAMS_PROPOSALS_PATH {
+        return Ok(Some(QueryAnswer::json(&state.params_proposals()?)));
+    }
+    if path == LIVENESS_PATH {
+        return Ok(Some(QueryAnswer::json(&state.liveness(&state.params()?)?)));
+    }
+    if let Some(rest) = path.strip_prefix(SIGNER_KEYS_PATH) {
+        let account = match parse_address(path, rest) {
+            Ok(account) => account,
+            Err(answer) => return Ok(Some(answer)),
+        };
+        return Ok(Some(match state.signer_keys(&account)? {
+            Some(keys) => QueryAnswer::json(&keys),
+            None => QueryAnswer::error(QUERY_NOT_FOUND, format!("{account} has registered no signer keys")),
+        }));
+    }
+    if path == FEDERATION_PROPOSALS_PATH {
+        return Ok(Some(QueryAnswer::json(&state.federation_proposals()?)));
+    }
+    if path == NEXT_FEDERATION_PATH {
+        return Ok(Some(match state.next_federation()? {
+            Some(next) => QueryAnswer::json(&next),
+            None => QueryAnswer::error(QUERY_NOT_FOUND, "no key generation has completed a next federation"),
+        }));
+    }
+    if let Some(answer) = handover_query(state, path)? {
+        return Ok(Some(answer));
+    }
+    let Some(rest) = path.strip_prefix(DKG_PATH) else { return Ok(None) };
+    if rest.is_empty() {
+        return Ok(Some(match state.latest_dkg()? {
+            Some(session) => QueryAnswer::json(&session),
+            None => QueryAnswer::error(QUERY_NOT_FOUND, "no key generation has started"),
+        }));
+    }
+    let mut parts = rest.trim_start_matches('/').splitn(2, '/');
+    let number = parts.next().and_then(|text| text.parse::<u64>().ok()).filter(|_| rest.starts_with('/'));
+    let (Some(number), tail) = (number, parts.next()) else {
+        return Ok(Some(QueryAnswer::error(
+            QUERY_BAD_REQUEST,
+            format!("query `{path}`: expected {DKG_PATH}, {DKG_PATH}/<session> or {DKG_PATH}/<session>/dealings"),
+        )));
+    };
+    let Some(session) = state.dkg_session(number)? else {
+        return Ok(Some(QueryAnswer::error(QUERY_NOT_FOUND, format!("no key generation session {number}"))));
+    };
+    Ok(Some(match tail {
+        None => QueryAnswer::json(&session),
+        Some("dealings") => QueryAnswer::json(&state.dkg_dealings(&session)?),
+        Some(_) => {
+            QueryAnswer::error(QUERY_BAD_REQUEST, format!("query `{path}`: expected {DKG_PATH}/<session>/dealings"))
+        }
+    }))
+}
+
+/// `/federation/handover[/<epoch>]`, `/federation/epoch/<n>` and `/federation/retired`; `None`
+/// for other paths.
+fn handover_query<R: StateRead>(state: &StateDelta<R>, path: &str) -> Result<Option<QueryAnswer>, StateError> {
+    use ferry_types::query::federation::{HANDOVER_PATH, RETIRED_FEDERATION_PATH, RETIRED_FEDERATIONS_PATH};
+    let epoch_of = |text: &str| text.parse::<u64>().ok().filter(|epoch| epoch.to_string() == text);
+    if path == RETIRED_FEDERATIONS_PATH {
+        return Ok(Some(QueryAnswer::json(&crate::handover::retired_federations(state)?)));
+    }
+    if let Some(rest) = path.strip_prefix(RETIRED_FEDERATION_PATH) {
+        let Some(epoch) = epoch_of(rest) else {
+            return Ok(Some(QueryAnswer::error(
+                QUERY_BAD_REQUEST,
+                format!("query `{path}`: expected {RETIRED_FEDERATION_PATH}<epoch>"),
+            )));
+        };
+        return Ok(Some(match state.retired_federation(epoch)? {
+            Some(federation) => QueryAnswer::json(&federation),
+            None => QueryAnswer::error(QUERY_NOT_FOUND, format!("no federation of epoch {epoch} has handed over")),
+        }));
+    }
+    let Some(rest) = path.strip_prefix(HANDOVER_PATH) else { return Ok(None) };
+    let epoch = match rest.strip_prefix('/') {
+        Some(text) => match epoch_of(text) {
+            Some(epoch) => epoch,
+            None => {
+                return Ok(Some(QueryAnswer::error(
+                    QUERY_BAD_REQUEST,
+                    format!("query `{path}`: expected {HANDOVER_PATH} or {HANDOVER_PATH}/<epoch>"),
+                )));
+            }
+        },
+        None if rest.is_empty() => match state.next_federation()? {
+            Some(next) => next.epoch,
+            None => state.federation()?.epoch,
+        },
+        None => return Ok(None),
+    };
+    Ok(Some(match state.handover(epoch)? {
+        Some(handover) => QueryAnswer::json(&handover),
+        None => QueryAnswer::error(QUERY_NOT_FOUND, format!("no hand-over to epoch {epoch}")),
+    }))
+}
+
 /// A batch id: `<n>` or `batch-<n>`, n positive, without leading zeros.
 fn parse_batch_id(text: &str) -> Option<u64> {
     let number = text.strip_prefix("batch-").unwrap_or(text);
@@ -250,7 +358,7 @@ fn pending_batches<R: StateRead>(state: &StateDelta<R>, after: u64) -> Result<Pe
             page.push(batch);
         }
     }
-    let batches = crate::batch::views(&state.federation()?, page)?;
+    let batches = crate::batch::views(state, page)?;
     let next_after = if more { batches.last().map(|view| view.batch.id) } else { None };
     Ok(PendingBatchesView { batches, pending: state.pending_batch_count()?, next_after })
 }

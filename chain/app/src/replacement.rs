@@ -13,16 +13,20 @@
 //! they spend the same inputs, so only one can. The batch goes back to `signing` for the new
 //! version; members sign it like any batch, and their signers check its lineage first.
 //!
+//! A consolidation or a hand-over migration keeps its inputs and its one output's destination,
+//! the output paying the higher fee, which the fee pool must cover.
+//!
 //! When no replacement is possible (the rate at its ceiling, or the budgets spent), the batch
 //! keeps its signed versions and records why (`bump_blocked`); it is tried again one bump
 //! period later.
 
+use ferry_types::Params;
 use ferry_types::event as ev;
 use ferry_types::query::{Batch, BatchRelease, BatchStatus, BitcoinRelease, SignedBitcoinVersion};
-use ferry_types::release::bitcoin::{ReleaseRequest, price_replacement, replace_consolidation};
+use ferry_types::release::bitcoin::{ReleaseRequest, price_replacement, replace_consolidation, replace_migration};
 use ferry_types::release::fee::bumped_rate;
-use ferry_types::{Params, peg::Peg};
 
+use crate::batch::ReleasePegs;
 use crate::event::Event;
 use crate::state::{StateDelta, StateError, StateRead};
 
@@ -49,8 +53,9 @@ pub fn replace_if_due<R: StateRead>(
     if !due {
         return Ok(false);
     }
-    let Some(peg) = crate::batch::peg_of(&state.federation()?)? else { return Ok(false) };
-    replace(state, params, &peg, batch, clock, height, events)?;
+    let BatchRelease::Bitcoin(release) = &batch.release else { return Ok(false) };
+    let Some(pegs) = crate::batch::release_pegs(state, release)? else { return Ok(false) };
+    replace(state, params, &pegs, batch, clock, height, events)?;
     Ok(true)
 }
 
@@ -58,7 +63,7 @@ pub fn replace_if_due<R: StateRead>(
 fn replace<R: StateRead>(
     state: &StateDelta<R>,
     params: &Params,
-    peg: &Peg,
+    pegs: &ReleasePegs,
     batch: &mut Batch,
     clock: u64,
     height: u64,
@@ -80,15 +85,27 @@ fn replace<R: StateRead>(
     let priced = if rate <= release.fee_rate {
         Err(format!("the fee rate is at its ceiling of {ceiling}"))
     } else if requests.is_empty() {
+        // A consolidation (the fee pool pays) or a migration or sweep (the pool, the surplus,
+        // the collected fees: [`crate::handover::fee_budget`]).
         let pool = state.ledger(&ferry_types::Denom::sat())?.fee_pool;
-        match replace_consolidation(&release.plan, rate, peg, rules.bitcoin_dust_limit) {
-            Ok(plan) if plan.fee() > pool => {
-                Err(format!("the fee pool holds {pool} sat, less than the replacement's {} sat", plan.fee()))
+        let dust = rules.bitcoin_dust_limit;
+        let peg = &pegs.from;
+        let (planned, budget) = match (release.moves_reserves(), &pegs.to) {
+            (false, _) => (replace_consolidation(&release.plan, rate, peg, dust).map_err(|e| e.to_string()), pool),
+            (true, Some(to)) => (
+                replace_migration(&release.plan, rate, peg, to, dust).map_err(|e| e.to_string()),
+                crate::handover::fee_budget(state)?,
+            ),
+            (true, None) => (Err("the federation whose peg this batch pays is gone".to_owned()), pool),
+        };
+        match planned {
+            Ok(plan) if plan.fee() > budget => {
+                Err(format!("the fee pool holds {budget} sat, less than the replacement's {} sat", plan.fee()))
             }
-            planned => planned.map_err(|e| e.to_string()),
+            planned => planned,
         }
     } else {
-        price_replacement(&release.plan, &requests, rate, peg, rules.bitcoin_dust_limit)
+        price_replacement(&release.plan, &requests, rate, &pegs.from, rules.bitcoin_dust_limit)
             .map(|priced| priced.plan)
             .map_err(|e| e.to_string())
     };
@@ -108,10 +125,12 @@ fn replace<R: StateRead>(
             return Ok(());
         }
     };
-    let next = match BitcoinRelease::new(priced, rate, peg) {
+    let next = match BitcoinRelease::new(priced, rate, &pegs.from) {
         Ok(next) => BitcoinRelease {
             version: release.version.saturating_add(1),
             signed_parent_height: release.signed_parent_height,
+            migration: release.migration,
+            sweep: release.sweep,
             ..next
         },
         Err(error) => {

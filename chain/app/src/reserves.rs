@@ -14,15 +14,26 @@ use crate::bridge::AssetLedger;
 use crate::event::Event;
 use crate::state::{StateDelta, StateError, StateRead};
 
-/// Why `ledger` breaks the invariant, if it does.
-pub fn violation(ledger: &AssetLedger) -> Option<String> {
-    let owed = ledger
+/// What the reserves back: supply, unreleased, fee pool and unattributed (`None` beyond
+/// 2^128 - 1, which nothing can back).
+fn owed(ledger: &AssetLedger) -> Option<Amount> {
+    ledger
         .supply
         .checked_add(ledger.unreleased)
         .and_then(|owed| owed.checked_add(ledger.fee_pool))
-        .and_then(|owed| owed.checked_add(ledger.unattributed));
-    // A sum beyond 2^128 - 1 on the owed side cannot be backed.
-    let broken = owed.map_or(true, |owed| owed > ledger.reserves);
+        .and_then(|owed| owed.checked_add(ledger.unattributed))
+        .ok()
+}
+
+/// What the reserves hold beyond everything they back (deposits below the minimum, fees
+/// overpaid): it may pay a miner without breaking the invariant.
+pub fn surplus(ledger: &AssetLedger) -> Amount {
+    owed(ledger).and_then(|owed| ledger.reserves.checked_sub(owed).ok()).unwrap_or(Amount::ZERO)
+}
+
+/// Why `ledger` breaks the invariant, if it does.
+pub fn violation(ledger: &AssetLedger) -> Option<String> {
+    let broken = owed(ledger).is_none_or(|owed| owed > ledger.reserves);
     broken.then(|| {
         let mut pool =
             if ledger.fee_pool == Amount::ZERO { String::new() } else { format!(" + fee pool {}", ledger.fee_pool) };

@@ -19,7 +19,7 @@ use ferry_types::{Address, Amount, Coin, Denom, DepositFacts, DepositId, Params,
 use serde::{Deserialize, Serialize};
 
 use crate::bank::{self, BankError};
-use crate::bridge::{DepositRecord, DepositStatus, ReserveUtxo};
+use crate::bridge::{DepositRecord, DepositStatus};
 use crate::event::Event;
 use crate::state::{Collection, StateDelta, StateError, StateRead};
 
@@ -115,15 +115,7 @@ pub(crate) fn record<R: StateRead>(
     ledger.reserves = ledger.reserves.checked_add(facts.amount).map_err(|_| overflow())?;
     ledger.unattributed = ledger.unattributed.checked_add(facts.amount).map_err(|_| overflow())?;
     state.put_ledger(&facts.asset, &ledger)?;
-    if facts.chain == ParentChain::Bitcoin {
-        state.put_reserve_utxo(&ReserveUtxo {
-            txid: facts.tx_id.clone(),
-            vout: facts.index,
-            amount: facts.amount,
-            locked_by: None,
-            owner: None,
-        })?;
-    }
+    crate::bridge::put_deposit_utxo(state, facts)?;
     let id = facts.id();
     let open: Collection = keys::open();
     state.put_entry(

@@ -728,6 +728,7 @@ fn minimum_deposit(recipient: &Address) -> DepositFacts {
         recipient: *recipient,
         deposit_address: false,
         unattributed: None,
+        peg_epoch: None,
     }
 }
 

@@ -148,7 +148,14 @@ fn ledger(supply: u128) -> AssetLedger {
 
 /// The reserve UTXO of the Bitcoin deposit the tests mint: output 1 of [`BTC_TXID`].
 fn deposit_utxo() -> ReserveUtxo {
-    ReserveUtxo { txid: BTC_TXID.to_owned(), vout: 1, amount: Amount::new(DEPOSIT_SAT), locked_by: None, owner: None }
+    ReserveUtxo {
+        txid: BTC_TXID.to_owned(),
+        vout: 1,
+        amount: Amount::new(DEPOSIT_SAT),
+        locked_by: None,
+        owner: None,
+        retired_epoch: None,
+    }
 }
 
 /// Bitcoin output `vout` of [`BTC_TXID`] paying `amount` satoshi for `recipient`.
@@ -165,6 +172,7 @@ fn btc(vout: u32, amount: u128, recipient: &Address) -> DepositFacts {
         recipient: *recipient,
         deposit_address: false,
         unattributed: None,
+        peg_epoch: None,
     }
 }
 
@@ -179,6 +187,7 @@ fn eth(log_index: u32, asset: Denom, amount: u128, recipient: &Address) -> Depos
         recipient: *recipient,
         deposit_address: false,
         unattributed: None,
+        peg_epoch: None,
     }
 }
 

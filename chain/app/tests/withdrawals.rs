@@ -194,6 +194,7 @@ fn deposits(alice: &Address) -> Vec<DepositFacts> {
         recipient: *alice,
         deposit_address: false,
         unattributed: None,
+        peg_epoch: None,
     };
     vec![
         facts(ParentChain::Bitcoin, BTC_TXID, 0, Denom::sat(), DEPOSIT_SAT[0]),
@@ -295,7 +296,7 @@ impl Bridge {
     fn signatures(&self, index: usize, id: u64) -> TestResult<ReleaseSignatures> {
         let batch = self.chain.batch(id)?.batch;
         Ok(match &batch.release {
-            BatchRelease::Ethereum(_) | BatchRelease::EthereumListing(_) => {
+            BatchRelease::Ethereum(_) | BatchRelease::EthereumListing(_) | BatchRelease::EthereumRotation(_) => {
                 let payload = batch.release.bls_message().ok_or("no BLS message")?;
                 let share = bls::sign_share(&self.bls.secret_key_share(u64::try_from(index)?), &payload);
                 ReleaseSignatures::Bls(bls::encode_signature_share(&share).to_vec())
@@ -540,8 +541,14 @@ fn btc_withdrawal_is_burned_batched_signed_by_three_of_four_and_settles_with_its
         "reserves fall by exactly what was burned"
     );
     let utxos = bridge.chain.reserves()?.bitcoin_utxos;
-    let change_utxo =
-        ReserveUtxo { txid, vout: 1, amount: Amount::new(input_total - amount), locked_by: None, owner: None };
+    let change_utxo = ReserveUtxo {
+        txid,
+        vout: 1,
+        amount: Amount::new(input_total - amount),
+        locked_by: None,
+        owner: None,
+        retired_epoch: None,
+    };
     assert!(utxos.contains(&change_utxo), "change UTXO in the reserves: {utxos:?}");
     assert_eq!(utxos.len(), 2, "the spent deposit left the set: {utxos:?}");
     assert!(bridge.chain.pending_batches(None)?.batches.is_empty());
@@ -1244,10 +1251,13 @@ fn every_bridge_response_code_after_overflow_is_reachable_in_finalize_block_and_
     }
 
     // `duty_limit` is reached by a flood of duties, `reserves_round` by reserves snapshots, in
-    // their own tests below.
+    // their own tests below; `federation_change` in the federation tests (tests/federation.rs).
     let bridge_codes: Vec<TxCode> = TxCode::ALL
         .into_iter()
-        .filter(|code| *code > TxCode::Overflow && !matches!(code, TxCode::DutyLimit | TxCode::ReservesRound))
+        .filter(|code| {
+            *code > TxCode::Overflow
+                && !matches!(code, TxCode::DutyLimit | TxCode::ReservesRound | TxCode::FederationChange)
+        })
         .collect();
     let reached = |running: &[TxOutcome], paused: &[TxOutcome]| -> BTreeSet<TxCode> {
         codes(running).into_iter().chain(codes(paused)).collect()
@@ -1662,6 +1672,7 @@ fn fragmented_reserves_are_consolidated_from_the_fee_pool_and_the_ledger_stays_e
             recipient: bridge.alice.address,
             deposit_address: false,
             unattributed: None,
+            peg_epoch: None,
         })
         .collect();
     for member in 0..3 {
@@ -2030,6 +2041,7 @@ fn bitcoin_payment(vout: u32, amount: u128, recipient: Address, deposit_address:
         recipient,
         deposit_address,
         unattributed,
+        peg_epoch: None,
     }
 }
 

@@ -17,6 +17,12 @@ use tendermint_rpc::client::CompatMode;
 use tendermint_rpc::{Client, HttpClient};
 
 pub use tendermint::Hash as TxHash;
+
+/// How often a wait for a transaction asks the node's index.
+const TX_POLL: Duration = Duration::from_millis(100);
+/// How long a transaction is still looked for after its signer's committed sequence passed it
+/// (the node indexes a block's transactions a moment after committing it).
+const INDEXER_GRACE: Duration = Duration::from_secs(2);
 pub use wallet::Wallet;
 
 /// A client error, naming the endpoint and what went wrong.
@@ -61,6 +67,18 @@ pub enum ClientError {
     /// A wait ran out of time.
     #[error("timed out after {0:?} waiting for {1}")]
     Timeout(Duration, String),
+    /// The transaction was admitted to a mempool but another transaction of its account took
+    /// its sequence in a committed block (sent through another node, or by another process
+    /// holding the same key), so it will never be included. Sign it again at the next sequence.
+    #[error("transaction {hash} will never be included: another transaction of {signer} took its sequence {sequence}")]
+    Superseded {
+        /// The lost transaction.
+        hash: TxHash,
+        /// Its signer.
+        signer: Address,
+        /// The sequence it carried.
+        sequence: u64,
+    },
     /// A transaction was refused.
     #[error("transaction refused: {code:?} ({}): {log}", code.map_or(0, TxCode::value))]
     Refused {
@@ -158,13 +176,15 @@ impl FerryClient {
         &self.rpc
     }
 
-    /// The node's latest committed height.
+    /// The latest height whose state the node's application committed: a query at it is
+    /// answered. (`/status` can name a block the application is still committing, and a query at
+    /// that height is refused for a moment.)
     ///
     /// # Errors
     /// When the node is unreachable.
     pub async fn latest_height(&self) -> Result<u64, ClientError> {
-        let status = self.rpc.status().await.map_err(self.rpc_error("status"))?;
-        Ok(status.sync_info.latest_block_height.value())
+        let info = self.rpc.abci_info().await.map_err(self.rpc_error("abci_info"))?;
+        Ok(info.last_block_height.value())
     }
 
     /// The chain id the node serves.
@@ -185,16 +205,57 @@ impl FerryClient {
         Ok(CheckOutcome { hash: response.hash, code: response.code.value(), log: response.log })
     }
 
-    /// Submits `tx` and waits until it is in a block (or refused by CheckTx).
+    /// Submits `tx` and waits until it is in a block (or refused by CheckTx, or superseded).
     ///
     /// # Errors
-    /// [`ClientError::Refused`] when CheckTx refuses it; RPC errors and timeouts.
+    /// [`ClientError::Refused`] when CheckTx refuses it; [`ClientError::Superseded`] as soon as
+    /// another transaction of its signer took its sequence in a committed block (waiting out
+    /// `timeout` would then be for nothing); RPC errors and timeouts.
     pub async fn broadcast_and_wait(&self, tx: Vec<u8>, timeout: Duration) -> Result<Inclusion, ClientError> {
+        // A transaction the chain could not decode is refused by CheckTx below, with its reason.
+        let signed = ferry_types::tx::DecodedTx::decode(&tx, u64::MAX).ok().map(|tx| (tx.signer, tx.sequence));
         let checked = self.broadcast_sync(tx).await?;
         if checked.code != 0 {
             return Err(ClientError::Refused { code: checked.tx_code(), raw_code: checked.code, log: checked.log });
         }
-        self.wait_for_tx(checked.hash, timeout).await
+        let started = Instant::now();
+        // When the signer's committed sequence passed the transaction's while it was not found.
+        let mut passed: Option<Instant> = None;
+        loop {
+            if let Some(found) = self.find_tx(checked.hash).await {
+                return Ok(found);
+            }
+            if let Some(since) = passed
+                && since.elapsed() > INDEXER_GRACE
+                && let Some((signer, sequence)) = signed
+            {
+                return Err(ClientError::Superseded { hash: checked.hash, signer, sequence });
+            }
+            if started.elapsed() > timeout {
+                return Err(ClientError::Timeout(timeout, format!("transaction {}", checked.hash)));
+            }
+            if passed.is_none()
+                && let Some((signer, sequence)) = signed
+                && self.account(&signer, None).await.ok().flatten().is_some_and(|account| account.sequence > sequence)
+            {
+                // Committed blocks are indexed a moment after they commit: the transaction may
+                // be the one that took the sequence. Looked for a little longer.
+                passed = Some(Instant::now());
+            }
+            tokio::time::sleep(TX_POLL).await;
+        }
+    }
+
+    /// The transaction `hash` if the node's index has it in a committed block.
+    async fn find_tx(&self, hash: TxHash) -> Option<Inclusion> {
+        let found = self.rpc.tx(hash, false).await.ok()?;
+        Some(Inclusion {
+            hash,
+            height: found.height.value(),
+            code: found.tx_result.code.value(),
+            log: found.tx_result.log,
+            events: flatten_events(&found.tx_result.events),
+        })
     }
 
     /// Submits `tx` through CometBFT's `broadcast_tx_commit` (waits for the block in the node).
@@ -226,19 +287,13 @@ impl FerryClient {
     pub async fn wait_for_tx(&self, hash: TxHash, timeout: Duration) -> Result<Inclusion, ClientError> {
         let started = Instant::now();
         loop {
-            if let Ok(found) = self.rpc.tx(hash, false).await {
-                return Ok(Inclusion {
-                    hash,
-                    height: found.height.value(),
-                    code: found.tx_result.code.value(),
-                    log: found.tx_result.log,
-                    events: flatten_events(&found.tx_result.events),
-                });
+            if let Some(found) = self.find_tx(hash).await {
+                return Ok(found);
             }
             if started.elapsed() > timeout {
                 return Err(ClientError::Timeout(timeout, format!("transaction {hash}")));
             }
-            tokio::time::sleep(Duration::from_millis(100)).await;
+            tokio::time::sleep(TX_POLL).await;
         }
     }
 

@@ -47,6 +47,30 @@ pub struct Metrics {
     pub asset_unattributed: GaugeVec,
     /// Unattributed payments not resolved yet.
     pub unattributed_open: IntGauge,
+    /// Height of each member's last heartbeat (0: none yet).
+    pub member_last_heartbeat: IntGaugeVec,
+    /// 1 for a member that answered one of the last `live_rounds` heartbeat rounds.
+    pub member_live: IntGaugeVec,
+    /// Members live.
+    pub members_live: IntGauge,
+    /// The federation's signing threshold (T).
+    pub federation_threshold: IntGauge,
+    /// The latest key generation session (0: none).
+    pub dkg_session: IntGauge,
+    /// Its attempt.
+    pub dkg_attempt: IntGauge,
+    /// 1 for its phase, 0 for the others.
+    pub dkg_phase: IntGaugeVec,
+    /// Participants dropped from it so far (silent, or convicted by a complaint).
+    pub dkg_faults: IntGauge,
+    /// The federation's epoch.
+    pub federation_epoch: IntGauge,
+    /// Sidechain blocks the running hand-over has taken (0: none runs).
+    pub handover_blocks: IntGauge,
+    /// 1 while the running hand-over cannot form a migration (its fee budget is short).
+    pub handover_waiting: IntGauge,
+    /// Reserve UTXOs at retired pegs (deposits minted within a grace) not yet in a sweep.
+    pub retired_peg_utxos: IntGauge,
     /// 1 for an asset whose ledger breaks `supply + unreleased + fee_pool <= reserves`, computed
     /// exactly (the amount gauges above are floats and cannot be compared to the unit).
     pub reserves_violated: IntGaugeVec,
@@ -109,6 +133,14 @@ pub struct BridgeSnapshot {
     pub reserves_checks: Vec<(String, ferry_types::query::ReservesCheck)>,
     /// Unattributed payments to the peg no member quorum has resolved yet.
     pub unattributed_open: u64,
+    /// Unlocked reserve UTXOs at retired pegs, waiting for a sweep.
+    pub retired_peg_utxos: u64,
+    /// Who answers heartbeats.
+    pub liveness: Option<ferry_types::query::federation::LivenessView>,
+    /// The latest key generation session.
+    pub dkg: Option<ferry_types::query::federation::DkgSession>,
+    /// The federation's epoch, and the hand-over to the next one while it runs.
+    pub federation: Option<(u64, Option<ferry_types::query::federation::Handover>)>,
 }
 
 /// One asset's ledger and queue.
@@ -203,6 +235,43 @@ impl Metrics {
             "ferry_chain_unattributed_payments",
             "Payments to the peg naming no account (no valid memo) no member quorum has resolved yet",
         )?;
+        let member_last_heartbeat = IntGaugeVec::new(
+            Opts::new("ferry_chain_member_last_heartbeat_height", "Height of each member's last heartbeat (0: none)"),
+            &["account"],
+        )?;
+        let member_live = IntGaugeVec::new(
+            Opts::new(
+                "ferry_chain_member_live",
+                "1 when the member answered one of the last live_rounds heartbeat rounds (BLS and Bitcoin key online)",
+            ),
+            &["account"],
+        )?;
+        let members_live = IntGauge::new("ferry_chain_members_live", "Federation members live (answering heartbeats)")?;
+        let federation_threshold =
+            IntGauge::new("ferry_chain_federation_threshold", "Signatures needed to release funds (T)")?;
+        let dkg_session = IntGauge::new("ferry_chain_dkg_session", "The latest key generation session (0: none)")?;
+        let dkg_attempt = IntGauge::new("ferry_chain_dkg_attempt", "The latest key generation session's attempt")?;
+        let dkg_phase = IntGaugeVec::new(
+            Opts::new("ferry_chain_dkg_phase", "1 for the latest key generation session's phase"),
+            &["phase"],
+        )?;
+        let dkg_faults = IntGauge::new(
+            "ferry_chain_dkg_faults",
+            "Participants dropped from the latest key generation session (silent or convicted by a complaint)",
+        )?;
+        let federation_epoch = IntGauge::new("ferry_chain_federation_epoch", "The federation's epoch")?;
+        let handover_blocks = IntGauge::new(
+            "ferry_chain_handover_blocks",
+            "Sidechain blocks the running hand-over to the next federation has taken (0: none runs)",
+        )?;
+        let retired_peg_utxos = IntGauge::new(
+            "ferry_chain_retired_peg_utxos",
+            "Reserve UTXOs at retired federations' pegs (deposits minted within their grace) not yet in a sweep",
+        )?;
+        let handover_waiting = IntGauge::new(
+            "ferry_chain_handover_waiting",
+            "1 while the running hand-over cannot form a migration (the fee budget is short)",
+        )?;
         let reserves_violated = IntGaugeVec::new(
             Opts::new(
                 "ferry_chain_reserves_invariant_violated",
@@ -280,6 +349,21 @@ impl Metrics {
         registry.register(Box::new(withdrawals_queued.clone()))?;
         registry.register(Box::new(oldest_queued_withdrawal_age.clone()))?;
         registry.register(Box::new(unattributed_open.clone()))?;
+        registry.register(Box::new(member_last_heartbeat.clone()))?;
+        registry.register(Box::new(member_live.clone()))?;
+        registry.register(Box::new(members_live.clone()))?;
+        registry.register(Box::new(federation_threshold.clone()))?;
+        registry.register(Box::new(dkg_session.clone()))?;
+        registry.register(Box::new(dkg_attempt.clone()))?;
+        registry.register(Box::new(dkg_phase.clone()))?;
+        registry.register(Box::new(dkg_faults.clone()))?;
+        registry.register(Box::new(federation_epoch.clone()))?;
+        registry.register(Box::new(handover_blocks.clone()))?;
+        registry.register(Box::new(handover_waiting.clone()))?;
+        registry.register(Box::new(retired_peg_utxos.clone()))?;
+        for phase in ferry_types::query::federation::DKG_PHASE_NAMES {
+            dkg_phase.with_label_values(&[phase]);
+        }
         registry.register(Box::new(batches_pending.clone()))?;
         registry.register(Box::new(oldest_unsettled_batch_age.clone()))?;
         for status in PENDING_BATCH_STATUSES {
@@ -304,6 +388,18 @@ impl Metrics {
             asset_unreleased,
             asset_unattributed,
             unattributed_open,
+            member_last_heartbeat,
+            member_live,
+            members_live,
+            federation_threshold,
+            dkg_session,
+            dkg_attempt,
+            dkg_phase,
+            dkg_faults,
+            federation_epoch,
+            handover_blocks,
+            handover_waiting,
+            retired_peg_utxos,
             reserves_violated,
             withdrawals_queued,
             oldest_queued_withdrawal_age,
@@ -352,6 +448,32 @@ impl Metrics {
         self.oldest_unsettled_batch_age.set(count_gauge(snapshot.oldest_unsettled_batch_age));
         self.oldest_queued_withdrawal_age.set(count_gauge(snapshot.oldest_queued_withdrawal_age));
         self.unattributed_open.set(count_gauge(snapshot.unattributed_open));
+        self.retired_peg_utxos.set(count_gauge(snapshot.retired_peg_utxos));
+        if let Some(liveness) = &snapshot.liveness {
+            for member in &liveness.members {
+                let label = [member.account.to_string()];
+                let label = [label[0].as_str()];
+                self.member_last_heartbeat.with_label_values(&label).set(count_gauge(member.last_height));
+                self.member_live.with_label_values(&label).set(i64::from(member.live));
+            }
+            self.members_live.set(i64::from(liveness.live));
+            self.federation_threshold.set(i64::from(liveness.threshold));
+        }
+        if let Some(dkg) = &snapshot.dkg {
+            self.dkg_session.set(count_gauge(dkg.session));
+            self.dkg_attempt.set(i64::from(dkg.attempt));
+            for phase in ferry_types::query::federation::DKG_PHASE_NAMES {
+                self.dkg_phase.with_label_values(&[phase]).set(i64::from(dkg.phase.name() == phase));
+            }
+            self.dkg_faults.set(count_gauge(dkg.faults.len()));
+        }
+        if let Some((epoch, handover)) = &snapshot.federation {
+            self.federation_epoch.set(count_gauge(*epoch));
+            let running = handover.as_ref().filter(|handover| handover.in_progress());
+            let blocks = running.map_or(0, |handover| snapshot.height.saturating_sub(handover.started));
+            self.handover_blocks.set(count_gauge(blocks));
+            self.handover_waiting.set(i64::from(running.is_some_and(|handover| handover.waiting.is_some())));
+        }
         if let Some(fees) = &snapshot.bitcoin_fees {
             #[allow(clippy::cast_precision_loss)] // a gauge; rates are far below 2^52
             self.bitcoin_fee_rate.set(fees.fee_rate.sat_per_kvb() as f64 / 1_000.0);
@@ -436,12 +558,16 @@ mod tests {
             ..AssetSnapshot::default()
         };
         metrics.record_bridge(&BridgeSnapshot {
+            liveness: None,
+            dkg: None,
+            federation: None,
             paused: true,
             assets: vec![broken, healthy],
             pending_batches: vec![BatchStatus::Signing, BatchStatus::Signed, BatchStatus::Signing],
             oldest_unsettled_batch_age: 12,
             oldest_queued_withdrawal_age: 3,
             unattributed_open: 2,
+            retired_peg_utxos: 1,
             bitcoin_fees: Some(ferry_types::query::BitcoinFeesView {
                 fee_rate: ferry_types::release::fee::FeeRate::from_sat_per_kvb(7_500),
                 min_fee_rate: ferry_types::release::fee::FeeRate::from_sat_per_vb(1),
@@ -492,6 +618,7 @@ mod tests {
             r#"ferry_chain_batches_pending{status="signed"} 1"#,
             "ferry_chain_oldest_unsettled_batch_age_blocks 12",
             "ferry_chain_oldest_queued_withdrawal_age_blocks 3",
+            "ferry_chain_retired_peg_utxos 1",
             "ferry_chain_unattributed_payments 2",
             r#"ferry_chain_asset_unattributed{asset="sat"} 4"#,
             "ferry_chain_bitcoin_fee_rate_sat_per_vbyte 7.5",

@@ -379,6 +379,17 @@ fn bridge_snapshot(state: &StateDelta<StateView>, height: u64) -> Result<BridgeS
         bitcoin_release_bumps,
         bitcoin_unconfirmed_release_age,
         unattributed_open: state.open_unattributed_count()?,
+        retired_peg_utxos: state.retired_reserve_utxo_count()?,
+        // Before InitChain there are no parameters, and nothing to be live for.
+        liveness: match state.params() {
+            Ok(params) => Some(state.liveness(&params)?),
+            Err(_) => None,
+        },
+        dkg: state.latest_dkg()?,
+        federation: match state.federation() {
+            Ok(federation) => Some((federation.epoch, state.running_handover()?)),
+            Err(_) => None,
+        },
     })
 }
 

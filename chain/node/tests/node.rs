@@ -42,6 +42,7 @@ fn deposit_to_alice() -> Result<Vec<u8>, Box<dyn std::error::Error>> {
         recipient: alice()?.address(),
         deposit_address: false,
         unattributed: None,
+        peg_epoch: None,
     };
     let minter = minter()?;
     let msg = Msg::AttestDeposit(MsgAttestDeposit { attester: minter.address(), facts });

@@ -52,11 +52,15 @@ pub enum TxCode {
     /// A reserves snapshot that does not answer the open round: another round, a parent height
     /// other than the round's target, or not exactly the assets the round asks for.
     ReservesRound = 18,
+    /// A federation change the chain's state refuses: a proposal while a key generation runs, a
+    /// proposed member without registered keys, a DKG message for another session, attempt or
+    /// phase, or one that does not verify (the log names which).
+    FederationChange = 19,
 }
 
 impl TxCode {
     /// All codes, in numeric order.
-    pub const ALL: [TxCode; 19] = [
+    pub const ALL: [TxCode; 20] = [
         TxCode::Ok,
         TxCode::Decode,
         TxCode::TooLarge,
@@ -76,6 +80,7 @@ impl TxCode {
         TxCode::BadBatch,
         TxCode::DutyLimit,
         TxCode::ReservesRound,
+        TxCode::FederationChange,
     ];
 
     /// Whether a refusal with this code passes by itself, so the same messages may be sent
@@ -118,6 +123,7 @@ impl TxCode {
             TxCode::BadBatch => "bad_batch",
             TxCode::DutyLimit => "duty_limit",
             TxCode::ReservesRound => "reserves_round",
+            TxCode::FederationChange => "federation_change",
         }
     }
 }

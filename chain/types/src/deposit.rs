@@ -180,6 +180,12 @@ pub struct DepositFacts {
     /// `recipient` is then [`Address::unattributed_pool`], and it mints nothing until resolved.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unattributed: Option<Unattributed>,
+    /// Bitcoin: the federation epoch whose peg (or deposit address of it) the output pays, as
+    /// the relayer matched its script; `None`: the federation current when the chain executes
+    /// the attestation. An earlier epoch's peg is minted only within its grace after the
+    /// hand-over (`old_peg_grace_blocks`), and its outputs are swept to the current peg.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peg_epoch: Option<u64>,
 }
 
 fn is_hex64(text: &str) -> bool {
@@ -252,6 +258,9 @@ impl DepositFacts {
         if let Some(reason) = self.unattributed {
             canonical.push_str("|unattributed:");
             canonical.push_str(reason.code());
+        }
+        if let Some(epoch) = self.peg_epoch {
+            canonical.push_str(&format!("|peg-epoch:{epoch}"));
         }
         crate::key::sha256(canonical.as_bytes())
     }
@@ -326,6 +335,7 @@ mod tests {
             recipient: Address::from_bytes([4; 20]),
             deposit_address: false,
             unattributed: None,
+            peg_epoch: None,
         }
     }
 

@@ -198,3 +198,83 @@ pub const UNATTRIBUTED_VOTE: &str = "ferry.bridge.unattributed_vote";
 pub const UNATTRIBUTED_RESOLVED: &str = "ferry.bridge.unattributed_resolved";
 /// Attribute: a resolution, `credit:<account>` or `refund:<address>`.
 pub const RESOLUTION: &str = "resolution";
+
+/// An account registered its signer keys. Attributes [`ADDRESS`], [`ENCRYPTION_KEY`],
+/// [`BITCOIN_KEY`].
+pub const SIGNER_KEYS_REGISTERED: &str = "ferry.federation.signer_keys_registered";
+/// Attribute: a DKG encryption key (hex).
+pub const ENCRYPTION_KEY: &str = "encryption_key";
+/// Attribute: a Bitcoin public key (hex).
+pub const BITCOIN_KEY: &str = "bitcoin_key";
+/// A member proposed the next federation. Attributes [`MEMBER`], [`MEMBERS`] (comma-separated),
+/// [`THRESHOLD`], [`ATTESTATIONS`] (identical proposals), [`QUORUM`].
+pub const FEDERATION_PROPOSED: &str = "ferry.federation.proposed";
+/// Attribute: a member.
+pub const MEMBER: &str = "member";
+/// Attribute: a comma-separated member list.
+pub const MEMBERS: &str = "members";
+/// A key generation started or restarted. Attributes [`SESSION`], [`ATTEMPT`], [`EPOCH`],
+/// [`MEMBERS`], [`THRESHOLD`].
+pub const DKG_STARTED: &str = "ferry.dkg.started";
+/// Attribute: a DKG session number.
+pub const SESSION: &str = "session";
+/// Attribute: a DKG attempt number.
+pub const ATTEMPT: &str = "attempt";
+/// Attribute: a federation epoch.
+pub const EPOCH: &str = "epoch";
+/// A participant's dealing was accepted. Attributes [`SESSION`], [`ATTEMPT`], [`MEMBER`].
+pub const DKG_DEALT: &str = "ferry.dkg.dealt";
+/// A complaint was judged. Attributes [`SESSION`], [`ATTEMPT`], [`MEMBER`] (the accuser),
+/// [`DEALER`], [`FAULTY`] (whoever the chain convicted).
+pub const DKG_COMPLAINT: &str = "ferry.dkg.complaint";
+/// Attribute: an accused dealer.
+pub const DEALER: &str = "dealer";
+/// Attribute: a participant the chain found at fault.
+pub const FAULTY: &str = "faulty";
+/// A participant was dropped from a session. Attributes [`SESSION`], [`ATTEMPT`], [`MEMBER`],
+/// [`REASON`].
+pub const DKG_DROPPED: &str = "ferry.dkg.dropped";
+/// The complaints phase closed clean: the group key is fixed. Attributes [`SESSION`],
+/// [`ATTEMPT`], [`PUBLIC_KEY`].
+pub const DKG_KEY_FORMED: &str = "ferry.dkg.key_formed";
+/// Attribute: a BLS public key (hex).
+pub const PUBLIC_KEY: &str = "public_key";
+/// A participant confirmed its share. Attributes [`SESSION`], [`ATTEMPT`], [`MEMBER`].
+pub const DKG_CONFIRMED: &str = "ferry.dkg.confirmed";
+/// Every participant confirmed. Attributes [`SESSION`], [`EPOCH`], [`MEMBERS`], [`THRESHOLD`],
+/// [`PUBLIC_KEY`].
+pub const DKG_COMPLETE: &str = "ferry.dkg.complete";
+/// A session gave up. Attributes [`SESSION`], [`REASON`].
+pub const DKG_FAILED: &str = "ferry.dkg.failed";
+/// A heartbeat round opened. Attributes [`ROUND`], [`CHALLENGE`].
+pub const HEARTBEAT_ROUND: &str = "ferry.federation.heartbeat_round";
+/// Attribute: a heartbeat challenge (hex).
+pub const CHALLENGE: &str = "challenge";
+/// A member answered a heartbeat round. Attributes [`MEMBER`], [`ROUND`].
+pub const HEARTBEAT: &str = "ferry.federation.heartbeat";
+/// A member proposed parameters. Attributes [`MEMBER`], [`HASH`], [`ATTESTATIONS`], [`QUORUM`].
+pub const PARAMS_PROPOSED: &str = "ferry.governance.params_proposed";
+/// Attribute: a hex SHA-256 identifying a proposal.
+pub const HASH: &str = "hash";
+/// A quorum accepted a parameter change. Attributes [`HASH`], [`HEIGHT`] (where it takes effect).
+pub const PARAMS_SCHEDULED: &str = "ferry.governance.params_scheduled";
+/// A scheduled parameter change took effect. Attributes [`HASH`], [`HEIGHT`].
+pub const PARAMS_CHANGED: &str = "ferry.governance.params_changed";
+/// A hand-over to the next federation started. Attributes [`EPOCH`], [`MEMBERS`].
+pub const HANDOVER_STARTED: &str = "ferry.federation.handover_started";
+/// The vault's rotation batch formed. Attributes [`EPOCH`], [`BATCH_ID`].
+pub const ROTATION_FORMED: &str = "ferry.federation.rotation_formed";
+/// A quorum attested the vault's rotation. Attributes [`EPOCH`], [`BATCH_ID`].
+pub const ROTATED: &str = "ferry.federation.rotated";
+/// A migration batch formed. Attributes [`EPOCH`], [`BATCH_ID`], [`ITEMS`] (inputs), [`AMOUNT`] (moved).
+pub const MIGRATION_FORMED: &str = "ferry.federation.migration_formed";
+/// A migration settled. Attributes [`EPOCH`], [`BATCH_ID`], [`AMOUNT`] (what arrived at the next peg).
+pub const MIGRATED: &str = "ferry.federation.migrated";
+/// A sweep batch formed: deposits minted within a retired peg's grace move to the current peg.
+/// Attributes [`EPOCH`] (the retired one), [`BATCH_ID`], [`ITEMS`] (inputs), [`AMOUNT`] (moved).
+pub const SWEEP_FORMED: &str = "ferry.federation.sweep_formed";
+/// A sweep settled. Attributes [`EPOCH`] (the retired one), [`BATCH_ID`], [`AMOUNT`] (what arrived
+/// at the current peg).
+pub const SWEPT: &str = "ferry.federation.swept";
+/// The federation switched to the next epoch. Attributes [`EPOCH`], [`MEMBERS`], [`THRESHOLD`].
+pub const FEDERATION_SWITCHED: &str = "ferry.federation.switched";

@@ -45,6 +45,69 @@ pub struct Params {
     /// Which deposits are minted (absent: [`DepositParams::default`]).
     #[serde(default)]
     pub deposits: DepositParams,
+    /// How a key generation for a new federation is paced (absent: [`DkgParams::default`]).
+    #[serde(default)]
+    pub dkg: DkgParams,
+    /// How members prove they are online (absent: [`LivenessParams::default`]).
+    #[serde(default)]
+    pub liveness: LivenessParams,
+    /// How parameter changes take effect (absent: [`GovernanceParams::default`]).
+    #[serde(default)]
+    pub governance: GovernanceParams,
+}
+
+/// Parameter changes by member quorum (`MsgProposeParams`) take effect `delay_blocks` after the
+/// quorum is reached.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GovernanceParams {
+    /// Blocks between a change's quorum and the height it takes effect at (at least 1).
+    pub delay_blocks: u64,
+}
+
+impl Default for GovernanceParams {
+    /// 100 blocks: time for every operator to see a change coming.
+    fn default() -> Self {
+        GovernanceParams { delay_blocks: 100 }
+    }
+}
+
+/// Heartbeats: a round opens every `heartbeat_interval` blocks; a member is live while it
+/// answered one of the last `live_rounds` rounds.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LivenessParams {
+    /// Blocks between heartbeat rounds (0: no heartbeats).
+    pub heartbeat_interval: u64,
+    /// Rounds a member may miss in a row before it counts as not live, minus one: live means it
+    /// answered the current round or one of the `live_rounds − 1` before.
+    pub live_rounds: u64,
+}
+
+impl Default for LivenessParams {
+    /// A round every 20 blocks; not live after missing 3 in a row.
+    fn default() -> Self {
+        LivenessParams { heartbeat_interval: 20, live_rounds: 3 }
+    }
+}
+
+/// How a key generation (DKG) is paced: each phase lasts at most `phase_blocks`; participants
+/// silent in a phase, or convicted by a complaint, are dropped and the session restarts without
+/// them, at most `max_attempts` times in all.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DkgParams {
+    /// Blocks each phase (dealing, complaints, confirming) may last.
+    pub phase_blocks: u64,
+    /// Attempts per session, the first included.
+    pub max_attempts: u32,
+}
+
+impl Default for DkgParams {
+    /// 20 blocks per phase (a signer polls every second or two), 3 attempts.
+    fn default() -> Self {
+        DkgParams { phase_blocks: 20, max_attempts: 3 }
+    }
 }
 
 /// Which deposits are minted.
@@ -60,12 +123,22 @@ pub struct DepositParams {
     /// vault): no longer minted, though their withdrawal limits stay so holders can withdraw.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub unlisted: Vec<Denom>,
+    /// Blocks after a federation hand-over during which deposits to the retired federation's
+    /// peg (and its deposit addresses) are still minted — wallets keep paying an address they
+    /// saved — and then swept to the new peg. Later payments to it are not minted. It must
+    /// cover a deposit's confirmations and attestation.
+    pub old_peg_grace_blocks: u64,
 }
 
 impl Default for DepositParams {
-    /// Devnet values: Bitcoin deposits of at least 10,000 sat.
+    /// Devnet values: Bitcoin deposits of at least 10,000 sat; an old peg's grace of 200 blocks
+    /// (a minute of the devnet's 300 ms blocks — a production chain keeps it a day or more).
     fn default() -> Self {
-        DepositParams { min_deposits: vec![Coin::new(10_000, Denom::sat())], unlisted: Vec::new() }
+        DepositParams {
+            min_deposits: vec![Coin::new(10_000, Denom::sat())],
+            unlisted: Vec::new(),
+            old_peg_grace_blocks: 200,
+        }
     }
 }
 
@@ -135,6 +208,9 @@ impl Default for Params {
             reserves_interval: default_reserves_interval(),
             withdrawals: WithdrawalParams::default(),
             deposits: DepositParams::default(),
+            dkg: DkgParams::default(),
+            liveness: LivenessParams::default(),
+            governance: GovernanceParams::default(),
         }
     }
 }
@@ -482,30 +558,43 @@ impl GenesisState {
                 return Err(GenesisError::ThresholdMismatch { bls: threshold, bitcoin: bitcoin.threshold });
             }
         }
-        self.params.withdrawals.validate()?;
+        self.params.validate()
+    }
+}
+
+impl Params {
+    /// Checks the parameters alone (at genesis, and for every proposed change): withdrawal
+    /// parameters, one minimum fee per denomination, and the counts and intervals that must not
+    /// be zero.
+    ///
+    /// # Errors
+    /// The first rule broken.
+    pub fn validate(&self) -> Result<(), GenesisError> {
+        self.withdrawals.validate()?;
         let mut fee_denoms = BTreeSet::new();
-        for coin in &self.params.min_fees {
+        for coin in &self.min_fees {
             if !fee_denoms.insert(&coin.denom) {
                 return Err(GenesisError::DuplicateFeeDenom(coin.denom.clone()));
             }
         }
-        if self.params.max_tx_bytes == 0 {
-            return Err(GenesisError::ZeroParam("max_tx_bytes"));
-        }
-        if self.params.max_msgs_per_tx == 0 {
-            return Err(GenesisError::ZeroParam("max_msgs_per_tx"));
-        }
-        if self.params.max_duty_msgs_per_block == 0 {
-            return Err(GenesisError::ZeroParam("max_duty_msgs_per_block"));
-        }
-        if self.params.max_open_deposits_per_member == 0 {
-            return Err(GenesisError::ZeroParam("max_open_deposits_per_member"));
-        }
-        if self.params.max_deposit_address_registrations_per_block == 0 {
-            return Err(GenesisError::ZeroParam("max_deposit_address_registrations_per_block"));
-        }
-        if self.params.reserves_interval == 0 {
-            return Err(GenesisError::ZeroParam("reserves_interval"));
+        for (name, value) in [
+            ("max_tx_bytes", self.max_tx_bytes),
+            ("max_msgs_per_tx", u64::from(self.max_msgs_per_tx)),
+            ("max_duty_msgs_per_block", u64::from(self.max_duty_msgs_per_block)),
+            ("max_open_deposits_per_member", u64::from(self.max_open_deposits_per_member)),
+            (
+                "max_deposit_address_registrations_per_block",
+                u64::from(self.max_deposit_address_registrations_per_block),
+            ),
+            ("reserves_interval", self.reserves_interval),
+            ("dkg.phase_blocks", self.dkg.phase_blocks),
+            ("dkg.max_attempts", u64::from(self.dkg.max_attempts)),
+            ("liveness.live_rounds", self.liveness.live_rounds),
+            ("governance.delay_blocks", self.governance.delay_blocks),
+        ] {
+            if value == 0 {
+                return Err(GenesisError::ZeroParam(name));
+            }
         }
         Ok(())
     }

@@ -13,6 +13,14 @@ use crate::denom::{Denom, ERC20_PREFIX, SAT};
 use crate::deposit::{DepositFacts, ParentChain};
 use crate::release::eth::EthAddress;
 
+pub mod federation;
+
+use federation::{
+    MSG_DKG_COMPLAIN_TYPE_URL, MSG_DKG_CONFIRM_TYPE_URL, MSG_DKG_DEAL_TYPE_URL, MSG_HEARTBEAT_TYPE_URL,
+    MSG_PROPOSE_FEDERATION_TYPE_URL, MSG_PROPOSE_PARAMS_TYPE_URL, MSG_REGISTER_SIGNER_KEYS_TYPE_URL, MsgDkgComplain,
+    MsgDkgConfirm, MsgDkgDeal, MsgHeartbeat, MsgProposeFederation, MsgProposeParams, MsgRegisterSignerKeys,
+};
+
 /// Type URL of [`MsgSendProto`].
 pub const MSG_SEND_TYPE_URL: &str = "/ferry.bank.v1.MsgSend";
 /// Type URL of [`MsgAttestDepositProto`].
@@ -89,6 +97,10 @@ pub struct MsgAttestDepositProto {
     /// it does not; empty otherwise. The recipient is then the unattributed pool.
     #[prost(string, tag = "9")]
     pub unattributed: String,
+    /// Bitcoin: the federation epoch whose peg (or deposit address) the output pays; absent:
+    /// the federation current when the chain executes it.
+    #[prost(uint64, optional, tag = "10")]
+    pub peg_epoch: Option<u64>,
 }
 
 /// Wire form of `ferry.bridge.v1.MsgRegisterDepositAddress`: an account asks for its own Bitcoin
@@ -606,6 +618,20 @@ pub enum Msg {
     RegisterDepositAddress(MsgRegisterDepositAddress),
     /// `/ferry.bridge.v1.MsgResolveUnattributed`.
     ResolveUnattributed(MsgResolveUnattributed),
+    /// `/ferry.federation.v1.MsgRegisterSignerKeys`.
+    RegisterSignerKeys(MsgRegisterSignerKeys),
+    /// `/ferry.federation.v1.MsgProposeFederation`.
+    ProposeFederation(MsgProposeFederation),
+    /// `/ferry.federation.v1.MsgDkgDeal`.
+    DkgDeal(MsgDkgDeal),
+    /// `/ferry.federation.v1.MsgDkgComplain`.
+    DkgComplain(MsgDkgComplain),
+    /// `/ferry.federation.v1.MsgDkgConfirm`.
+    DkgConfirm(MsgDkgConfirm),
+    /// `/ferry.federation.v1.MsgHeartbeat`.
+    Heartbeat(MsgHeartbeat),
+    /// `/ferry.federation.v1.MsgProposeParams`.
+    ProposeParams(MsgProposeParams),
 }
 
 /// Why a message was refused before execution.
@@ -660,6 +686,17 @@ impl Msg {
             MSG_RESOLVE_UNATTRIBUTED_TYPE_URL => {
                 MsgResolveUnattributed::from_proto(&decode(any)?).map(Msg::ResolveUnattributed)
             }
+            MSG_REGISTER_SIGNER_KEYS_TYPE_URL => {
+                MsgRegisterSignerKeys::from_proto(&decode(any)?).map(Msg::RegisterSignerKeys)
+            }
+            MSG_PROPOSE_FEDERATION_TYPE_URL => {
+                MsgProposeFederation::from_proto(&decode(any)?).map(Msg::ProposeFederation)
+            }
+            MSG_DKG_DEAL_TYPE_URL => MsgDkgDeal::from_proto(&decode(any)?).map(Msg::DkgDeal),
+            MSG_DKG_COMPLAIN_TYPE_URL => MsgDkgComplain::from_proto(&decode(any)?).map(Msg::DkgComplain),
+            MSG_DKG_CONFIRM_TYPE_URL => MsgDkgConfirm::from_proto(&decode(any)?).map(Msg::DkgConfirm),
+            MSG_HEARTBEAT_TYPE_URL => MsgHeartbeat::from_proto(&decode(any)?).map(Msg::Heartbeat),
+            MSG_PROPOSE_PARAMS_TYPE_URL => MsgProposeParams::from_proto(&decode(any)?).map(Msg::ProposeParams),
             other => Err(MsgError::UnknownType(other.to_owned())),
         }
     }
@@ -680,6 +717,13 @@ impl Msg {
             Msg::ProposeListing(proposal) => any(MSG_PROPOSE_LISTING_TYPE_URL, &proposal.to_proto()),
             Msg::RegisterDepositAddress(register) => any(MSG_REGISTER_DEPOSIT_ADDRESS_TYPE_URL, &register.to_proto()),
             Msg::ResolveUnattributed(vote) => any(MSG_RESOLVE_UNATTRIBUTED_TYPE_URL, &vote.to_proto()),
+            Msg::RegisterSignerKeys(register) => any(MSG_REGISTER_SIGNER_KEYS_TYPE_URL, &register.to_proto()),
+            Msg::ProposeFederation(proposal) => any(MSG_PROPOSE_FEDERATION_TYPE_URL, &proposal.to_proto()),
+            Msg::DkgDeal(deal) => any(MSG_DKG_DEAL_TYPE_URL, &deal.to_proto()),
+            Msg::DkgComplain(complaint) => any(MSG_DKG_COMPLAIN_TYPE_URL, &complaint.to_proto()),
+            Msg::DkgConfirm(confirm) => any(MSG_DKG_CONFIRM_TYPE_URL, &confirm.to_proto()),
+            Msg::Heartbeat(heartbeat) => any(MSG_HEARTBEAT_TYPE_URL, &heartbeat.to_proto()),
+            Msg::ProposeParams(proposal) => any(MSG_PROPOSE_PARAMS_TYPE_URL, &proposal.to_proto()),
         }
     }
 
@@ -699,6 +743,13 @@ impl Msg {
             Msg::ProposeListing(proposal) => proposal.member,
             Msg::RegisterDepositAddress(register) => register.account,
             Msg::ResolveUnattributed(vote) => vote.member,
+            Msg::RegisterSignerKeys(register) => register.account,
+            Msg::ProposeFederation(proposal) => proposal.member,
+            Msg::DkgDeal(deal) => deal.participant,
+            Msg::DkgComplain(complaint) => complaint.participant,
+            Msg::DkgConfirm(confirm) => confirm.participant,
+            Msg::Heartbeat(heartbeat) => heartbeat.member,
+            Msg::ProposeParams(proposal) => proposal.member,
         }
     }
 
@@ -718,7 +769,14 @@ impl Msg {
             | Msg::ProposeListing(_)
             | Msg::AttestReserves(_)
             | Msg::RegisterDepositAddress(_)
-            | Msg::ResolveUnattributed(_) => Vec::new(),
+            | Msg::ResolveUnattributed(_)
+            | Msg::RegisterSignerKeys(_)
+            | Msg::ProposeFederation(_)
+            | Msg::DkgDeal(_)
+            | Msg::DkgComplain(_)
+            | Msg::DkgConfirm(_)
+            | Msg::Heartbeat(_)
+            | Msg::ProposeParams(_) => Vec::new(),
         }
     }
 
@@ -734,16 +792,37 @@ impl Msg {
             | Msg::SetPaused(_)
             | Msg::ProposeListing(_)
             | Msg::AttestReserves(_)
-            | Msg::ResolveUnattributed(_) => true,
-            Msg::Send(_) | Msg::Withdraw(_) | Msg::RegisterDepositAddress(_) => false,
+            | Msg::ResolveUnattributed(_)
+            | Msg::ProposeFederation(_)
+            | Msg::Heartbeat(_)
+            | Msg::ProposeParams(_) => true,
+            Msg::Send(_)
+            | Msg::Withdraw(_)
+            | Msg::RegisterDepositAddress(_)
+            | Msg::RegisterSignerKeys(_)
+            | Msg::DkgDeal(_)
+            | Msg::DkgComplain(_)
+            | Msg::DkgConfirm(_) => false,
         }
+    }
+
+    /// Whether this is a step of a key generation: fee-exempt, accepted only from a participant
+    /// of the running DKG (who need not be a member yet), like a federation duty.
+    pub fn is_dkg_step(&self) -> bool {
+        matches!(self, Msg::DkgDeal(_) | Msg::DkgComplain(_) | Msg::DkgConfirm(_))
+    }
+
+    /// Whether this is a duty (a federation duty or a key generation step): fee-exempt, counted
+    /// against the sender's per-block duty limit, and given the duty share of each block.
+    pub fn is_duty(&self) -> bool {
+        self.is_federation_duty() || self.is_dkg_step()
     }
 
     /// Whether this message is fee-exempt without being a federation duty, and may come from an
     /// account the chain does not know yet (which it then opens): a deposit address registration,
     /// the first thing a new user does, before it holds anything to pay a fee with.
     pub fn opens_account(&self) -> bool {
-        matches!(self, Msg::RegisterDepositAddress(_))
+        matches!(self, Msg::RegisterDepositAddress(_) | Msg::RegisterSignerKeys(_))
     }
 }
 
@@ -866,6 +945,7 @@ impl MsgAttestDeposit {
                 "" => None,
                 code => Some(code.parse().map_err(|e| Self::field_error("unattributed", e))?),
             },
+            peg_epoch: proto.peg_epoch,
         };
         facts.validate().map_err(|e| Self::field_error("facts", e))?;
         Ok(MsgAttestDeposit { attester, facts })
@@ -883,6 +963,7 @@ impl MsgAttestDeposit {
             recipient: self.facts.recipient.to_string(),
             deposit_address: self.facts.deposit_address,
             unattributed: self.facts.unattributed.map(|reason| reason.code().to_owned()).unwrap_or_default(),
+            peg_epoch: self.facts.peg_epoch,
         }
     }
 }

@@ -70,8 +70,8 @@ pub enum PegError {
     /// A key appears twice.
     #[error("bitcoin key `{0}` is listed twice")]
     DuplicateKey(String),
-    /// The threshold cannot be met, or the key count exceeds standard multisig (16).
-    #[error("threshold {threshold} of {keys} keys: need 1 <= threshold <= keys <= 16")]
+    /// The threshold cannot be met, or the key count exceeds what CHECKMULTISIG takes (20).
+    #[error("threshold {threshold} of {keys} keys: need 1 <= threshold <= keys <= 20")]
     BadThreshold {
         /// The threshold.
         threshold: u32,
@@ -94,6 +94,14 @@ pub struct Peg {
     member_keys: Vec<PublicKey>,
     witness_script: ScriptBuf,
 }
+
+/// Most keys a peg holds: CHECKMULTISIG's consensus limit (`MAX_PUBKEYS_PER_MULTISIG`). Up to 16
+/// the key count and threshold are pushed as `OP_1`…`OP_16`; 17 to 20 as one-byte data pushes
+/// (minimal, so standard). The spend stays within the P2WSH policy limits at 20 keys: a script of at
+/// most 685 bytes (limit 3,600) and at most 21 stack items (limit 100), which
+/// [`crate::release::standardness`] checks for every release. Beyond 20 needs another script
+/// (a CHECKSIG/ADD chain, up to about 67 keys) or a Taproot FROST key; see docs/design.md.
+pub const MAX_PEG_KEYS: usize = 20;
 
 impl Peg {
     /// Builds the `threshold`-of-n P2WSH multisig over the keys sorted by their serialization
@@ -120,7 +128,7 @@ impl Peg {
         }
         let count = keys.len();
         let threshold = usize::try_from(federation.threshold).unwrap_or(usize::MAX);
-        if threshold == 0 || threshold > count || count > 16 {
+        if threshold == 0 || threshold > count || count > MAX_PEG_KEYS {
             return Err(PegError::BadThreshold { threshold: federation.threshold, keys: count });
         }
         let mut builder = Builder::new().push_int(i64::from(federation.threshold));
@@ -128,7 +136,7 @@ impl Peg {
             builder = builder.push_key(key);
         }
         let witness_script =
-            builder.push_int(i64::try_from(count).unwrap_or(16)).push_opcode(OP_CHECKMULTISIG).into_script();
+            builder.push_int(i64::try_from(count).unwrap_or(20)).push_opcode(OP_CHECKMULTISIG).into_script();
         Ok(Peg { network: federation.network, threshold: federation.threshold, keys, member_keys, witness_script })
     }
 

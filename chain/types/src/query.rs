@@ -23,6 +23,8 @@ use crate::release::bitcoin::ReleasePlan;
 use crate::release::eth::{EthBatch, EthListing};
 use crate::release::fee::FeeRate;
 
+pub mod federation;
+
 /// Path prefix of the account query.
 pub const ACCOUNT_PATH: &str = "/account/";
 /// Path prefix of the balances query.
@@ -419,14 +421,27 @@ pub enum BatchRelease {
     /// (`MsgProposeListing`): a BLS threshold signature checked by `FerryVault.setListing`.
     /// Such a batch has no items and a total of zero.
     EthereumListing(EthereumListing),
+    /// The hand-over of the vault to the next federation's key ([`crate::query::federation::Handover`]):
+    /// a BLS threshold signature of the current key checked by `FerryVault.rotate`. Such a batch
+    /// has no items and a total of zero.
+    EthereumRotation(EthereumRotation),
 }
 
 impl BatchRelease {
+    /// For a sweep, the retired epoch whose peg its inputs are at (that federation signs it).
+    pub fn sweep_epoch(&self) -> Option<u64> {
+        match self {
+            BatchRelease::Bitcoin(release) => release.sweep,
+            _ => None,
+        }
+    }
+
     /// The bytes the federation's BLS key signs, for the two Ethereum kinds; `None` for Bitcoin.
     pub fn bls_message(&self) -> Option<Vec<u8>> {
         match self {
             BatchRelease::Ethereum(release) => Some(release.batch.signing_message()),
             BatchRelease::EthereumListing(listing) => Some(listing.listing.payload()),
+            BatchRelease::EthereumRotation(rotation) => rotation.rotation.payload(),
             BatchRelease::Bitcoin(_) => None,
         }
     }
@@ -437,6 +452,7 @@ impl BatchRelease {
         let (signature, signature_compressed) = match self {
             BatchRelease::Ethereum(release) => (&mut release.signature, &mut release.signature_compressed),
             BatchRelease::EthereumListing(listing) => (&mut listing.signature, &mut listing.signature_compressed),
+            BatchRelease::EthereumRotation(rotation) => (&mut rotation.signature, &mut rotation.signature_compressed),
             BatchRelease::Bitcoin(_) => return,
         };
         *signature = Some(eip2537);
@@ -447,7 +463,9 @@ impl BatchRelease {
     pub fn parent_chain(&self) -> crate::deposit::ParentChain {
         match self {
             BatchRelease::Bitcoin(_) => crate::deposit::ParentChain::Bitcoin,
-            BatchRelease::Ethereum(_) | BatchRelease::EthereumListing(_) => crate::deposit::ParentChain::Ethereum,
+            BatchRelease::Ethereum(_) | BatchRelease::EthereumListing(_) | BatchRelease::EthereumRotation(_) => {
+                crate::deposit::ParentChain::Ethereum
+            }
         }
     }
 }
@@ -484,6 +502,20 @@ pub struct EthereumListing {
     /// Hex of [`EthListing::payload`], the bytes members sign.
     pub payload: String,
     /// The combined signature in the EIP-2537 form `FerryVault.setListing` takes (hex, 256 bytes).
+    pub signature: Option<String>,
+    /// The combined signature, compressed (hex, 96 bytes).
+    pub signature_compressed: Option<String>,
+}
+
+/// The vault's hand-over to the next federation key as the chain formed it, and once signed the
+/// current federation's signature.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EthereumRotation {
+    /// What the vault applies: chain id, vault, the current and next epoch, the next key.
+    pub rotation: crate::release::eth::EthRotation,
+    /// Hex of [`crate::release::eth::EthRotation::payload`], the bytes members sign.
+    pub payload: String,
+    /// The combined signature in the EIP-2537 form `FerryVault.rotate` takes (hex, 256 bytes).
     pub signature: Option<String>,
     /// The combined signature, compressed (hex, 96 bytes).
     pub signature_compressed: Option<String>,
@@ -540,6 +572,15 @@ pub struct BitcoinRelease {
     /// rate at its ceiling); cleared by the next replacement.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bump_blocked: Option<String>,
+    /// For a hand-over migration: the epoch whose peg its one output pays (every reserve UTXO
+    /// spent moves there, less the fee). `None` for releases and consolidations.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub migration: Option<u64>,
+    /// For a sweep: the retired epoch whose peg its inputs are at (deposits minted within that
+    /// peg's grace); that epoch's federation signs it, and its one output pays the current peg.
+    /// `None` otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sweep: Option<u64>,
 }
 
 /// A member's vote to abort a batch it will not sign.
@@ -565,6 +606,12 @@ pub struct Aborted {
 }
 
 impl BitcoinRelease {
+    /// Whether it moves the reserves from one peg to another (a migration or a sweep): one
+    /// output, to another federation's peg, no withdrawal.
+    pub fn moves_reserves(&self) -> bool {
+        self.migration.is_some() || self.sweep.is_some()
+    }
+
     /// The first version (0) of the release of `plan`, priced at `rate`: its unsigned transaction,
     /// txid and sighashes for `peg`, not signed yet.
     ///
@@ -588,6 +635,8 @@ impl BitcoinRelease {
             bump_parent_height: None,
             superseded: Vec::new(),
             bump_blocked: None,
+            migration: None,
+            sweep: None,
         })
     }
 }
@@ -775,6 +824,11 @@ pub struct ReserveUtxo {
     /// [`crate::release::bitcoin::Utxo::owner`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub owner: Option<Address>,
+    /// For a deposit to a retired federation's peg minted within its grace: that federation's
+    /// epoch. Only a sweep signed by that federation spends it (into the current peg); `None`:
+    /// the current federation's peg.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retired_epoch: Option<u64>,
 }
 
 impl ReserveUtxo {

@@ -232,6 +232,14 @@ pub async fn assert_bitcoin_reconciled(
     Ok((ledger, reserves))
 }
 
+/// The last `lines` lines of a service's log file, for a failing test's output (empty when it
+/// cannot be read).
+pub fn log_tail(path: &std::path::Path, lines: usize) -> String {
+    let log = std::fs::read_to_string(path).unwrap_or_default();
+    let all: Vec<&str> = log.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
 /// Waits (up to [`WAIT`]) until the bridge is paused; returns its status. `after` names what
 /// should have paused it, for the error.
 pub async fn wait_for_pause(client: &FerryClient, after: &str) -> TestResult<ferry_types::query::BridgeStatus> {

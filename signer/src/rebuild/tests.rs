@@ -88,6 +88,8 @@ impl Case {
             epoch: ceremony.manifest.epoch,
             ethereum: Some(EthereumBridge { chain_id: CHAIN_ID, vault: eth(VAULT) }),
             bitcoin: Some(peg(&ceremony)),
+            next: None,
+            retired: Default::default(),
         };
         let policy = Policy {
             window: Duration::from_secs(86_400),
@@ -315,7 +317,11 @@ fn a_listing_is_signed_only_when_this_member_proposed_it_and_only_as_rebuilt() -
     assert_eq!(bytes, &message);
     let set = case.ceremony.manifest.public_key_set()?;
     let member_keys = case.ceremony.members.first().ok_or("no member")?;
-    let ReleaseSignatures::Bls(share) = sign(&rebuilt, member_keys) else { return Err("not a BLS share".into()) };
+    let ReleaseSignatures::Bls(share) =
+        sign(&rebuilt, member_keys.bls_secret_key_share(), member_keys.bitcoin_secret_key())
+    else {
+        return Err("not a BLS share".into());
+    };
     assert!(bls::verify_share(&set, u64::from(member_keys.index()), &bls::decode_signature_share(&share)?, &message));
 
     assert_eq!(listing_case(&[Address::from_bytes([1; 20])]).refusal(), Some(Reason::Listing));
@@ -344,7 +350,10 @@ fn an_honest_ethereum_batch_is_signed_with_a_share_the_chain_accepts() -> Result
     assert_eq!(hex::encode(bytes), release.payload);
     let set = case.ceremony.manifest.public_key_set()?;
     for member in &case.ceremony.members {
-        let ReleaseSignatures::Bls(share) = sign(&rebuilt, member) else { return Err("not a BLS share".into()) };
+        let ReleaseSignatures::Bls(share) = sign(&rebuilt, member.bls_secret_key_share(), member.bitcoin_secret_key())
+        else {
+            return Err("not a BLS share".into());
+        };
         let share = bls::decode_signature_share(&share)?;
         assert!(bls::verify_share(&set, u64::from(member.index()), &share, &release.batch.signing_message()));
     }
@@ -361,7 +370,11 @@ fn an_honest_bitcoin_batch_is_signed_per_input_as_the_chain_checks() -> Result<(
     assert_eq!(sighashes.iter().map(hex::encode).collect::<Vec<_>>(), release.sighashes);
     let peg = peg(&case.ceremony);
     for member in &case.ceremony.members {
-        let ReleaseSignatures::Bitcoin(signatures) = sign(&rebuilt, member) else { return Err("not bitcoin".into()) };
+        let ReleaseSignatures::Bitcoin(signatures) =
+            sign(&rebuilt, member.bls_secret_key_share(), member.bitcoin_secret_key())
+        else {
+            return Err("not bitcoin".into());
+        };
         assert_eq!(signatures.len(), sighashes.len());
         for (signature, sighash) in signatures.iter().zip(sighashes) {
             verify_input_signature(&peg, member.index() as usize, sighash, signature)?;
@@ -752,4 +765,148 @@ fn a_consolidation_to_the_own_peg_is_signed_and_one_paying_elsewhere_is_refused(
     let mut case = Case::ethereum();
     case.batch.items.clear();
     assert_eq!(case.refusal(), Some(Reason::ItemCount));
+}
+
+/// The next federation a completed key generation made, as this signer rebuilt it: another
+/// ceremony's key and peg stand in for it.
+fn next_federation(epoch: u64) -> Result<NextFederation, Box<dyn std::error::Error>> {
+    let next = ceremony(23);
+    let key = next.manifest.public_key_set()?.public_key();
+    Ok(NextFederation { epoch, key: hex::encode(bls::eip2537_g1(&key)), bitcoin: Some(peg(&next)) })
+}
+
+/// The vault's rotation to `next`, as the chain forms it.
+fn rotation_case(next: &NextFederation) -> Case {
+    let mut case = Case::new(Denom::wei(), &[], |case, _| {
+        let rotation = ferry_types::release::eth::EthRotation {
+            chain_id: CHAIN_ID,
+            vault: eth(VAULT),
+            epoch: case.ceremony.manifest.epoch,
+            new_epoch: next.epoch,
+            new_key: next.key.clone(),
+        };
+        BatchRelease::EthereumRotation(ferry_types::query::EthereumRotation {
+            payload: rotation.payload().map(hex::encode).unwrap_or_default(),
+            rotation,
+            signature: None,
+            signature_compressed: None,
+        })
+    });
+    case.local.next = Some(next.clone());
+    case
+}
+
+#[test]
+fn a_rotation_is_signed_only_to_the_key_this_signer_rebuilt_from_the_transcript()
+-> Result<(), Box<dyn std::error::Error>> {
+    let epoch = ceremony(11).manifest.epoch;
+    let next = next_federation(epoch + 1)?;
+    let case = rotation_case(&next);
+    let Decision::Sign(rebuilt) = case.decide() else { return Err(format!("{:?}", case.decide()).into()) };
+    let Payload::Rotation { bytes, .. } = &rebuilt.payload else { return Err("not a rotation payload".into()) };
+    assert_eq!(Some(bytes.clone()), case.batch.release.bls_message());
+
+    // No completed key generation seen, another key, another epoch: refused.
+    let mut unseen = rotation_case(&next);
+    unseen.local.next = None;
+    assert_eq!(unseen.refusal(), Some(Reason::HandOver));
+    let mut other_key = rotation_case(&next);
+    other_key.local.next = Some(next_federation(epoch + 1).map(|n| NextFederation { key: "00".repeat(128), ..n })?);
+    assert_eq!(other_key.refusal(), Some(Reason::HandOver));
+    let skipping = rotation_case(&NextFederation { epoch: epoch + 2, ..next.clone() });
+    let mut skipping = skipping;
+    skipping.local.next = Some(next.clone());
+    assert_eq!(skipping.refusal(), Some(Reason::HandOver));
+    // Bytes that are not the rotation's.
+    let mut tampered = rotation_case(&next);
+    if let BatchRelease::EthereumRotation(change) = &mut tampered.batch.release {
+        change.payload = hex::encode([0u8; 192]);
+    }
+    assert_eq!(tampered.refusal(), Some(Reason::PayloadMismatch));
+    Ok(())
+}
+
+/// A migration of two reserve UTXOs to `to`'s peg for `epoch`, as the chain forms it.
+fn migration_case(to: &Peg, epoch: u64) -> Case {
+    Case::new(Denom::sat(), &[], |case, _| {
+        let peg = peg(&case.ceremony);
+        let inputs = [utxo(0xaa, 0, 1_000_000), utxo(0xbb, 1, 400_000)];
+        let plan = ferry_types::release::bitcoin::plan_migration(&inputs, rate(), &peg, to, Amount::new(546))
+            .unwrap_or_else(|error| unreachable!("a migration plans: {error}"));
+        match BitcoinRelease::new(plan, rate(), &peg) {
+            Ok(release) => BatchRelease::Bitcoin(BitcoinRelease { migration: Some(epoch), ..release }),
+            Err(error) => unreachable!("a plan's sighashes compute: {error}"),
+        }
+    })
+}
+
+#[test]
+fn a_migration_is_signed_only_to_the_next_federations_peg() -> Result<(), Box<dyn std::error::Error>> {
+    let epoch = ceremony(11).manifest.epoch + 1;
+    let next = next_federation(epoch)?;
+    let next_peg = next.bitcoin.clone().ok_or("no next peg")?;
+    let mut case = migration_case(&next_peg, epoch);
+    case.local.next = Some(next.clone());
+    let Decision::Sign(rebuilt) = case.decide() else { return Err(format!("{:?}", case.decide()).into()) };
+    let Payload::Bitcoin { sighashes, .. } = &rebuilt.payload else { return Err("not a Bitcoin payload".into()) };
+    assert_eq!(sighashes.len(), 2);
+
+    // Not during a hand-over this signer saw, or for another epoch: refused.
+    let mut unseen = migration_case(&next_peg, epoch);
+    assert_eq!(unseen.refusal(), Some(Reason::HandOver));
+    unseen.local.next = Some(NextFederation { epoch: epoch + 1, ..next.clone() });
+    assert_eq!(unseen.refusal(), Some(Reason::HandOver));
+    // Paying any other peg (here: the current one) is not the migration this signer rebuilds.
+    let current = peg(&ceremony(11));
+    let mut elsewhere = migration_case(&current, epoch);
+    elsewhere.local.next = Some(next);
+    assert!(
+        matches!(elsewhere.refusal(), Some(Reason::PayloadMismatch | Reason::Destination)),
+        "{:?}",
+        elsewhere.decide()
+    );
+    Ok(())
+}
+
+/// A sweep of two reserve UTXOs at the retired peg `from` (epoch `epoch`) into `to`, as the
+/// chain forms it.
+fn sweep_case(from: &Peg, to: Option<&Peg>, epoch: u64) -> Case {
+    let (from, to) = (from.clone(), to.cloned());
+    Case::new(Denom::sat(), &[], move |case, _| {
+        let to = to.clone().unwrap_or_else(|| peg(&case.ceremony));
+        let inputs = [utxo(0xaa, 0, 1_000_000), utxo(0xbb, 1, 400_000)];
+        let plan = ferry_types::release::bitcoin::plan_migration(&inputs, rate(), &from, &to, Amount::new(546))
+            .unwrap_or_else(|error| unreachable!("a sweep plans: {error}"));
+        match BitcoinRelease::new(plan, rate(), &from) {
+            Ok(release) => BatchRelease::Bitcoin(BitcoinRelease { sweep: Some(epoch), ..release }),
+            Err(error) => unreachable!("a plan's sighashes compute: {error}"),
+        }
+    })
+}
+
+#[test]
+fn a_sweep_is_signed_only_from_a_retired_peg_this_signer_rebuilt_into_the_current_one()
+-> Result<(), Box<dyn std::error::Error>> {
+    let retired = next_federation(ceremony(11).manifest.epoch + 1)?.bitcoin.ok_or("no peg")?;
+    let mut case = sweep_case(&retired, None, 1);
+    case.local.retired.insert(1, retired.clone());
+    let Decision::Sign(rebuilt) = case.decide() else { return Err(format!("{:?}", case.decide()).into()) };
+    let Payload::Bitcoin { sighashes, .. } = &rebuilt.payload else { return Err("not a Bitcoin payload".into()) };
+    assert_eq!(sighashes.len(), 2);
+
+    // A retired peg this signer did not rebuild, or another epoch's: refused.
+    let unseen = sweep_case(&retired, None, 1);
+    assert_eq!(unseen.refusal(), Some(Reason::HandOver));
+    let mut other_epoch = sweep_case(&retired, None, 2);
+    other_epoch.local.retired.insert(1, retired.clone());
+    assert_eq!(other_epoch.refusal(), Some(Reason::HandOver));
+    // Paying anything but the current peg (here: back to the retired one).
+    let mut elsewhere = sweep_case(&retired, Some(&retired), 1);
+    elsewhere.local.retired.insert(1, retired.clone());
+    assert!(
+        matches!(elsewhere.refusal(), Some(Reason::PayloadMismatch | Reason::Destination)),
+        "{:?}",
+        elsewhere.decide()
+    );
+    Ok(())
 }

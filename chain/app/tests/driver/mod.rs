@@ -174,6 +174,7 @@ impl Chain {
                         amount: coin.amount,
                         locked_by: None,
                         owner: None,
+                        retired_epoch: None,
                     })?;
                 }
             }

@@ -887,6 +887,54 @@ pub fn replace_consolidation(
     Ok(plan)
 }
 
+/// Plans a hand-over migration: `inputs`, reserve UTXOs of `peg`, spent into one output paying
+/// the peg of the next federation (`next`) what they hold less the fee at `rate` on the release's
+/// size with the longest signatures — like a consolidation whose output leaves for the next peg.
+/// The chain pays the fee from the fee pool; a signer rebuilds the plan with this.
+///
+/// # Errors
+/// [`BtcReleaseError::DustChange`] when the fee leaves the output below the dust limit; a
+/// non-standard release; a bad input.
+pub fn plan_migration(
+    inputs: &[Utxo],
+    rate: FeeRate,
+    peg: &Peg,
+    next: &Peg,
+    dust_limit: Amount,
+) -> Result<ReleasePlan, BtcReleaseError> {
+    let total = sum(inputs.iter().map(|utxo| utxo.amount))?;
+    let to_next =
+        |amount| ReleaseOutput { destination: next.address().to_string(), script_pubkey: next.script_pubkey(), amount };
+    let unpriced = ReleasePlan::from_parts(inputs.to_vec(), vec![to_next(total)], None, Amount::ZERO)?;
+    let fee = Amount::new(u128::from(rate.fee_for(unpriced.longest(peg).weight()).to_sat()));
+    let moved = total.checked_sub(fee).unwrap_or(Amount::ZERO);
+    let limit = dust_limit.max(Amount::new(u128::from(dust_threshold(&next.script_pubkey()).to_sat())));
+    if moved < limit {
+        return Err(BtcReleaseError::DustChange { change: moved, dust_limit: limit });
+    }
+    let plan = ReleasePlan::from_parts(inputs.to_vec(), vec![to_next(moved)], None, fee)?;
+    plan.check_standard(peg).map_err(BtcReleaseError::NonStandard)?;
+    Ok(plan)
+}
+
+/// Plans the replacement of the migration `previous` at `rate`: the same inputs planned again
+/// ([`plan_migration`]), its fee at least the incremental relay fee above the previous one.
+///
+/// # Errors
+/// As [`plan_migration`]; [`BtcReleaseError::ReplacementTooCheap`].
+pub fn replace_migration(
+    previous: &ReleasePlan,
+    rate: FeeRate,
+    peg: &Peg,
+    next: &Peg,
+    dust_limit: Amount,
+) -> Result<ReleasePlan, BtcReleaseError> {
+    let plan = plan_migration(previous.inputs(), rate, peg, next, dust_limit)?;
+    let weight = plan.longest(peg).weight();
+    check_replacement_fee(previous, plan.fee(), weight, rate)?;
+    Ok(plan)
+}
+
 /// The fee share of a withdrawal of `amount` to `destination` paid alone by a release spending
 /// `inputs` reserve UTXOs with change, at `rate`: what the CLI quotes, and (at the floor rate) the
 /// least budget the chain accepts.
@@ -1717,6 +1765,39 @@ mod tests {
         // It survives serialization (a plan without payments, only the change).
         let back: ReleasePlan = serde_json::from_value(serde_json::to_value(&plan)?)?;
         assert_eq!(back, plan);
+        Ok(())
+    }
+
+    #[test]
+    fn a_migration_pays_everything_less_its_fee_to_the_next_peg_and_only_there() -> TestResult {
+        let rate = FeeRate::from_sat_per_vb(3);
+        let next = Peg::new(&BitcoinFederation {
+            network: BitcoinNetwork::Regtest,
+            threshold: 2,
+            keys: (11..=13u8).map(|seed| public(seed).to_string()).collect(),
+        })?;
+        let alice = Address::from_bytes([5; 20]);
+        let mut inputs: Vec<Utxo> = (0..3).map(|i| utxo(i, 0, 50_000)).collect();
+        inputs.push(Utxo { owner: Some(alice), ..utxo(9, 1, 70_000) });
+        let plan = plan_migration(&inputs, rate, &peg(), &next, DUST)?;
+        let tx = unsigned_transaction(&plan, &peg());
+        assert_eq!(tx.output.len(), 1, "one output, no change back to the old peg");
+        assert_eq!(tx.output[0].script_pubkey, next.script_pubkey());
+        assert_eq!(plan.change(), None);
+        let longest = with_longest_signatures(&tx, &peg(), &plan.witness_scripts(&peg()));
+        assert_eq!(plan.fee().get(), u128::from(rate.fee_for(longest.weight()).to_sat()));
+        assert_eq!(plan.outputs()[0].amount.get(), 220_000 - plan.fee().get());
+        // A single input migrates too; dust does not.
+        assert!(plan_migration(&inputs[..1], rate, &peg(), &next, DUST).is_ok());
+        assert!(matches!(
+            plan_migration(&[utxo(1, 0, 600)], rate, &peg(), &next, DUST),
+            Err(BtcReleaseError::DustChange { .. })
+        ));
+        // A replacement keeps the inputs and pays more.
+        let bumped = replace_migration(&plan, FeeRate::from_sat_per_vb(6), &peg(), &next, DUST)?;
+        assert_eq!(bumped.inputs(), plan.inputs());
+        assert!(bumped.fee() > plan.fee());
+        assert!(replace_migration(&plan, rate, &peg(), &next, DUST).is_err(), "no bump without a higher fee");
         Ok(())
     }
 

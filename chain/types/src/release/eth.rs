@@ -20,6 +20,9 @@ pub const RELEASE_TAG: [u8; 32] = pad_right(b"FERRY_RELEASE_V1");
 /// Domain tag leading every Ethereum listing payload: Solidity `bytes32("FERRY_LISTING_V1")`.
 pub const LISTING_TAG: [u8; 32] = pad_right(b"FERRY_LISTING_V1");
 
+/// Domain tag leading every Ethereum rotation payload: Solidity `bytes32("FERRY_ROTATION_V1")`.
+pub const ROTATION_TAG: [u8; 32] = pad_right(b"FERRY_ROTATION_V1");
+
 const fn pad_right(text: &[u8]) -> [u8; 32] {
     let mut out = [0u8; 32];
     let mut index = 0;
@@ -247,6 +250,39 @@ impl EthListing {
         out.extend_from_slice(&self.token.abi_word());
         out.extend_from_slice(&uint_word(u128::from(self.listed)));
         out
+    }
+}
+
+/// A hand-over of the vault to the next federation key: what the current key signs and
+/// `FerryVault.rotate` applies. The vault accepts only `new_epoch == epoch + 1`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EthRotation {
+    /// EIP-155 chain id of the parent chain the vault lives on.
+    pub chain_id: u64,
+    /// The vault handed over.
+    pub vault: EthAddress,
+    /// The current epoch (whose key signs).
+    pub epoch: u64,
+    /// The next epoch.
+    pub new_epoch: u64,
+    /// The next federation key, EIP-2537 G1 (128 bytes; `bls::eip2537_g1`), hex.
+    pub new_key: String,
+}
+
+impl EthRotation {
+    /// The payload bytes, exactly Solidity's
+    /// `abi.encode(bytes32 ROTATION_TAG, uint256 chainId, address vault, uint64 epoch, uint64 newEpoch, bytes32 keccak256(newKey))`:
+    /// six 32-byte words. `None` when `new_key` is not hex.
+    pub fn payload(&self) -> Option<Vec<u8>> {
+        let key = hex::decode(&self.new_key).ok()?;
+        let mut out = Vec::with_capacity(6 * 32);
+        out.extend_from_slice(&ROTATION_TAG);
+        out.extend_from_slice(&uint_word(u128::from(self.chain_id)));
+        out.extend_from_slice(&self.vault.abi_word());
+        out.extend_from_slice(&uint_word(u128::from(self.epoch)));
+        out.extend_from_slice(&uint_word(u128::from(self.new_epoch)));
+        out.extend_from_slice(&Keccak256::digest(&key));
+        Some(out)
     }
 }
 

@@ -384,10 +384,14 @@ mod tests {
 
     #[test]
     fn the_largest_federation_peg_stays_within_the_p2wsh_limits() -> TestResult {
-        // 16 keys is the most a CHECKMULTISIG peg takes; its spend must stay standard.
-        let peg = peg(16, 16)?;
-        let (tx, prevouts) = release(&peg, 1, 50_000);
-        check(&tx, &prevouts, Sats::from_sat(100_000))?;
+        // 20 keys is the most a CHECKMULTISIG peg takes (17 to 20 pushed as data); its spend must
+        // stay standard, at every threshold.
+        for (keys, threshold) in [(16, 16), (17, 12), (20, 14), (20, 20)] {
+            let peg = peg(keys, threshold)?;
+            assert!(peg.witness_script().len() <= 2 + 20 * 34 + 2 + 1, "{keys} keys");
+            let (tx, prevouts) = release(&peg, 1, 50_000);
+            check(&tx, &prevouts, Sats::from_sat(100_000))?;
+        }
         Ok(())
     }
 }

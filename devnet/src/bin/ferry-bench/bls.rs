@@ -20,11 +20,11 @@ const THRESHOLDS: [usize; 3] = [3, 16, 64];
 /// Each figure is the mean over as many runs as fit in this time (and at least three).
 const BUDGET: Duration = Duration::from_millis(1500);
 
-/// Mean microseconds of one call of `work`, repeated for [`BUDGET`] and at least three times.
-fn mean_micros<T>(mut work: impl FnMut() -> T) -> f64 {
+/// Mean microseconds of one call of `work`, repeated for `budget` and at least three times.
+pub fn mean_micros<T>(budget: Duration, mut work: impl FnMut() -> T) -> f64 {
     let started = Instant::now();
     let mut runs = 0u32;
-    while runs < 3 || started.elapsed() < BUDGET {
+    while runs < 3 || started.elapsed() < budget {
         black_box(work());
         runs += 1;
     }
@@ -60,17 +60,17 @@ pub fn run() -> anyhow::Result<()> {
         let signature = bls::combine(&set, &first, &msg)?;
 
         println!("T = {threshold} of {members} members:");
-        let baseline = mean_micros(|| bls::verify_signature(&set.public_key(), &signature, &msg));
+        let baseline = mean_micros(BUDGET, || bls::verify_signature(&set.public_key(), &signature, &msg));
         row("plain verify of the signature", baseline, baseline);
-        row("verify 1 share", mean_micros(|| bls::verify_share(&set, last_index, last_share, &msg)), baseline);
+        row("verify 1 share", mean_micros(BUDGET, || bls::verify_share(&set, last_index, last_share, &msg)), baseline);
         row(
             &format!("verify {threshold} shares"),
-            mean_micros(|| first.iter().all(|(index, share)| bls::verify_share(&set, *index, share, &msg))),
+            mean_micros(BUDGET, || first.iter().all(|(index, share)| bls::verify_share(&set, *index, share, &msg))),
             baseline,
         );
         row(
             &format!("combine {threshold} shares + verify"),
-            mean_micros(|| bls::combine(&set, &first, &msg)),
+            mean_micros(BUDGET, || bls::combine(&set, &first, &msg)),
             baseline,
         );
     }

@@ -26,11 +26,13 @@
 
 mod bls;
 mod deposits;
+mod dkg;
 mod duty_flood;
 mod fee_market;
 mod release_gas;
 mod reserves_scale;
 mod reserves_snapshot;
+mod rotation;
 mod samples;
 mod withdrawal_latency;
 
@@ -106,6 +108,12 @@ struct Args {
     /// Run only the duties-under-a-flood benchmark.
     #[arg(long)]
     duties_only: bool,
+    /// Run only the key generation and heartbeat benchmark.
+    #[arg(long)]
+    dkg_only: bool,
+    /// Run only the federation rotation benchmark (key generation and hand-over on the system).
+    #[arg(long)]
+    rotation_only: bool,
 }
 
 const IN_PROCESS_CHAIN_ID: &str = "ferry-bench";
@@ -289,6 +297,12 @@ async fn main() -> anyhow::Result<()> {
     if args.duties_only {
         return duty_flood::run(args.senders, args.per_sender).await;
     }
+    if args.dkg_only {
+        return dkg::run();
+    }
+    if args.rotation_only {
+        return rotation::run().await;
+    }
     if !args.network_only {
         let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
         println!(
@@ -304,6 +318,7 @@ async fn main() -> anyhow::Result<()> {
         );
         reserves_scale::run_and_print(args.scale_entries)?;
         reserves_snapshot::run().await?;
+        dkg::run()?;
         if args.in_process_only {
             return Ok(());
         }
@@ -346,7 +361,8 @@ async fn main() -> anyhow::Result<()> {
     deposits::latency(args.deposits).await?;
     deposits::catch_up(args.backlog, args.backlog_deposits, args.deposit_addresses).await?;
 
-    withdrawals(args.withdrawals).await
+    withdrawals(args.withdrawals).await?;
+    rotation::run().await
 }
 
 async fn withdrawals(count: usize) -> anyhow::Result<()> {

@@ -123,6 +123,7 @@ impl ScaleChain {
                     recipient,
                     deposit_address: false,
                     unattributed: None,
+                    peg_epoch: None,
                 }
             })
             .collect();
