@@ -39,6 +39,14 @@ enum Command {
     },
     /// Stop every process the devnet started.
     Down,
+    /// Add a full node to the running devnet that joins by state sync (from the validators'
+    /// snapshots, written every 50 blocks; CometBFT's light client trusts the header validator 0
+    /// shows now), and return once it has caught up. `down` stops it, `up` resumes it.
+    Join {
+        /// Number of validators the devnet was started with.
+        #[arg(long, default_value_t = 4)]
+        validators: usize,
+    },
     /// Produce parent-chain blocks (one btcd block and one anvil block every `--interval`), so
     /// deposits and releases gather confirmations; `up` runs it in the background.
     Mine {
@@ -62,6 +70,8 @@ const CHAIN_ID: &str = "ferry-devnet";
 const SUBNET: u8 = 0;
 /// Funded demo/user accounts in the devnet genesis.
 const USERS: usize = 16;
+/// The devnet's validators write a state-sync snapshot every this many blocks (`join`).
+const DEVNET_SNAPSHOT_INTERVAL: u64 = 50;
 
 /// The devnet's sidechain (its genesis is filled in by [`System::start`]).
 fn network_spec(chain_dir: PathBuf, validators: usize) -> NetworkSpec {
@@ -75,6 +85,9 @@ fn network_spec(chain_dir: PathBuf, validators: usize) -> NetworkSpec {
         timeout_commit: Duration::from_millis(1000),
         timeout_propose: Duration::from_millis(3000),
         mempool_size: 20_000,
+        min_retain_blocks: Vec::new(),
+        snapshot_interval: DEVNET_SNAPSHOT_INTERVAL,
+        snapshot_chunk_bytes: None,
         remove_on_drop: false,
     }
 }
@@ -310,6 +323,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Mine { bitcoin_rpc, bitcoin_password_file, ethereum_rpc, interval_ms } => {
             mine(&bitcoin_rpc, &bitcoin_password_file, &ethereum_rpc, Duration::from_millis(interval_ms)).await
         }
+        Command::Join { validators } => join(args.dir, validators).await,
         Command::Down => {
             // The Bitcoin chain first (btcd deletes it at its next start; anvil writes its own
             // state when stopped), then relayers (they hold database connections), then the rest.
@@ -320,6 +334,37 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// `ferry-devnet join`: a full node joins the running devnet by state sync.
+async fn join(dir: PathBuf, validators: usize) -> anyhow::Result<()> {
+    let dir = if dir.is_absolute() { dir } else { std::env::current_dir()?.join(dir) };
+    let chain_dir = dir.join("chain");
+    anyhow::ensure!(chain_dir.join("pids").exists(), "no devnet runs in {} (`make devnet` starts one)", dir.display());
+    let mut network = ferry_devnet::Network::existing(network_spec(chain_dir, validators), tools::Tools::locate()?);
+    let index = network.join_by_state_sync().await?;
+    let node = network.client(index)?;
+    let url = network.validators().get(index).map(|node| node.rpc_url()).unwrap_or_default();
+    println!("node {index} joining by state sync (RPC {url}); snapshots come every {DEVNET_SNAPSHOT_INTERVAL} blocks");
+    let started = std::time::Instant::now();
+    loop {
+        let tip = network.client(0)?.latest_height().await?;
+        match node.latest_height().await {
+            Ok(height) if height > 0 && height + 2 >= tip => {
+                println!("node {index} caught up at height {height} in {:.0?}", started.elapsed());
+                break;
+            }
+            Ok(height) => println!("node {index}: height {height} of {tip} ({:.0?})", started.elapsed()),
+            Err(_) => println!("node {index}: starting ({:.0?})", started.elapsed()),
+        }
+        anyhow::ensure!(
+            started.elapsed() < Duration::from_secs(300),
+            "node {index} did not catch up in 5 minutes; see {}",
+            network.validators().get(index).map(|node| node.home.display().to_string()).unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_secs(3)).await;
+    }
+    network.detach()
 }
 
 /// Saves the running devnet's Bitcoin chain for the next `up` (read from its `env` file); a

@@ -63,6 +63,13 @@ pub struct NetworkSpec {
     pub timeout_propose: Duration,
     /// CometBFT mempool capacity, in transactions.
     pub mempool_size: usize,
+    /// Heights of history each validator keeps (`ferry-chain --min-retain-blocks`), by index;
+    /// a validator without an entry, or with 0, keeps everything.
+    pub min_retain_blocks: Vec<u64>,
+    /// Every node writes a state-sync snapshot at heights divisible by this (0: none).
+    pub snapshot_interval: u64,
+    /// Snapshot chunk size (`None`: `ferry-chain`'s default); small in tests, for many chunks.
+    pub snapshot_chunk_bytes: Option<usize>,
     /// Delete `dir` when the network is dropped without a panic in flight (tests and
     /// benchmarks keep the logs of a failed run, and nothing of a passing one).
     pub remove_on_drop: bool,
@@ -86,6 +93,9 @@ impl NetworkSpec {
             timeout_commit: Duration::from_millis(300),
             timeout_propose: Duration::from_millis(1500),
             mempool_size: 20_000,
+            min_retain_blocks: Vec::new(),
+            snapshot_interval: 0,
+            snapshot_chunk_bytes: None,
             remove_on_drop: true,
         })
     }
@@ -115,7 +125,8 @@ fn free_subnet(validators: usize) -> anyhow::Result<u8> {
     bail!("no free loopback subnet found in 127.0.100.0-127.0.249.0")
 }
 
-/// One validator: CometBFT home and its processes.
+/// One node: CometBFT home and its processes. The first [`NetworkSpec::validators`] are the
+/// validators; nodes added by [`Network::join_by_state_sync`] follow them as full nodes.
 #[derive(Debug)]
 pub struct Validator {
     /// Index in the network.
@@ -222,9 +233,11 @@ impl Network {
         Ok(Network { spec, tools, validators })
     }
 
-    /// Re-opens the network under `spec.dir` created earlier (nothing running).
+    /// Re-opens the network under `spec.dir` created earlier (nothing running), with the full
+    /// nodes that joined it since.
     pub fn existing(spec: NetworkSpec, tools: Tools) -> Network {
-        let validators = (0..spec.validators)
+        let nodes = (0..).take_while(|index| spec.dir.join(format!("node{index}")).exists()).count();
+        let validators = (0..nodes.max(spec.validators))
             .map(|index| Validator {
                 index,
                 ip: spec.ip(index),
@@ -314,13 +327,15 @@ impl Network {
     /// When a process cannot be started or the application does not come up.
     pub fn start(&mut self, index: usize) -> anyhow::Result<()> {
         let app = self.spec.app;
+        let min_retain_blocks = self.spec.min_retain_blocks.get(index).copied().unwrap_or(0);
+        let (snapshot_interval, snapshot_chunk_bytes) = (self.spec.snapshot_interval, self.spec.snapshot_chunk_bytes);
         let tools = self.tools.clone();
         let validator = self.validator_mut(index)?;
         if validator.cometbft.is_some() {
             bail!("validator {index} is already running");
         }
         let ip = validator.ip;
-        let app_command = match app {
+        let mut app_command = match app {
             AppKind::Ferry => {
                 let mut command = Command::new(&tools.ferry_chain);
                 command
@@ -328,6 +343,7 @@ impl Network {
                     .arg(validator.home.join("ferry"))
                     .args(["--abci-addr", &format!("{ip}:{ABCI_PORT}")])
                     .args(["--metrics-addr", &format!("{ip}:{APP_METRICS_PORT}")])
+                    .args(["--min-retain-blocks", &min_retain_blocks.to_string()])
                     .env("RUST_LOG", std::env::var("FERRY_CHAIN_LOG").unwrap_or_else(|_| "info".to_owned()));
                 Some(command)
             }
@@ -339,6 +355,12 @@ impl Network {
             }
             AppKind::Kvstore => None,
         };
+        if let (AppKind::Ferry, Some(command)) = (app, app_command.as_mut()) {
+            command.args(["--snapshot-interval", &snapshot_interval.to_string()]);
+            if let Some(bytes) = snapshot_chunk_bytes {
+                command.args(["--snapshot-chunk-bytes", &bytes.to_string()]);
+            }
+        }
         if let Some(mut command) = app_command {
             let log = validator.home.join("app.log");
             let child = command
@@ -406,8 +428,72 @@ impl Network {
             validator.app = None;
             validator.cometbft = None;
         }
-        fs::write(self.spec.dir.join("pids"), lines)?;
+        // Appended: a node joined to a detached network adds its processes to the list.
+        let mut pids = OpenOptions::new().create(true).append(true).open(self.spec.dir.join("pids"))?;
+        std::io::Write::write_all(&mut pids, lines.as_bytes())?;
         Ok(())
+    }
+
+    /// Adds a full node (not a validator) that joins the running network by CometBFT state
+    /// sync — from the validators' snapshots, not by replaying blocks from genesis — trusting
+    /// the header validator 0 reports now, and starts it. Returns its index.
+    ///
+    /// # Errors
+    /// When validator 0 cannot be read, the node's home cannot be made, or it does not start.
+    pub async fn join_by_state_sync(&mut self) -> anyhow::Result<usize> {
+        let index = self.validators.len();
+        let ip = self.spec.ip(index);
+        if [P2P_PORT, RPC_PORT, ABCI_PORT].iter().any(|port| TcpListener::bind((ip, *port)).is_err()) {
+            bail!("{ip} is taken: no room for node {index} on this subnet");
+        }
+        let trusted = self.client(0)?;
+        let trust_height = trusted.latest_height().await?;
+        let header = tendermint_rpc::Client::header(trusted.rpc(), tendermint::block::Height::try_from(trust_height)?)
+            .await
+            .context("the trusted header from validator 0")?
+            .header;
+        let home = self.spec.dir.join(format!("node{index}"));
+        let output = Command::new(&self.tools.cometbft)
+            .args(["init", "--home"])
+            .arg(&home)
+            .output()
+            .with_context(|| format!("running {} init", self.tools.cometbft.display()))?;
+        if !output.status.success() {
+            bail!("cometbft init failed: {}", String::from_utf8_lossy(&output.stderr));
+        }
+        let first = self.validator(0)?.home.clone();
+        fs::copy(first.join("config/genesis.json"), home.join("config/genesis.json"))?;
+        Self::configure(&self.spec, index, &home)?;
+        let peers_of = |home: &Path| -> anyhow::Result<String> {
+            let config: DocumentMut = fs::read_to_string(home.join("config/config.toml"))?.parse()?;
+            Ok(config["p2p"]["persistent_peers"].as_str().unwrap_or_default().to_owned())
+        };
+        // Validator 0's peers are the others; with validator 0 itself, every validator.
+        let node_id = Command::new(&self.tools.cometbft).args(["show-node-id", "--home"]).arg(&first).output()?;
+        let first_peer = format!("{}@{}:{P2P_PORT}", String::from_utf8_lossy(&node_id.stdout).trim(), self.spec.ip(0));
+        let peers = [first_peer, peers_of(&first)?].into_iter().filter(|peer| !peer.is_empty()).collect::<Vec<_>>();
+        let config_path = home.join("config/config.toml");
+        let mut config: DocumentMut = fs::read_to_string(&config_path)?.parse()?;
+        config["moniker"] = value(format!("fullnode{index}"));
+        config["p2p"]["persistent_peers"] = value(peers.join(","));
+        let rpc_servers = (0..self.spec.validators.min(2)).map(|i| format!("http://{}:{RPC_PORT}", self.spec.ip(i)));
+        config["statesync"]["enable"] = value(true);
+        config["statesync"]["rpc_servers"] = value(rpc_servers.collect::<Vec<_>>().join(","));
+        config["statesync"]["trust_height"] = value(i64::try_from(trust_height)?);
+        config["statesync"]["trust_hash"] = value(header.hash().to_string());
+        config["statesync"]["trust_period"] = value("168h0m0s");
+        config["statesync"]["discovery_time"] = value("5s");
+        fs::write(&config_path, config.to_string())?;
+        self.validators.push(Validator {
+            index,
+            ip,
+            home,
+            cometbft: None,
+            app: None,
+            app_program: "ferry-chain",
+        });
+        self.start(index)?;
+        Ok(index)
     }
 }
 

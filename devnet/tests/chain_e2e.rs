@@ -5,12 +5,15 @@
 
 mod common;
 
-use common::{TestResult, WAIT, balance, serial, start_funded_network};
+use common::{TestResult, USERS, WAIT, balance, metric, serial, start_funded_network, start_spec};
+use ferry_app::bridge::{DepositRecord, DepositStatus};
 use ferry_client::ClientError;
 use ferry_client::Wallet;
-use ferry_devnet::Network;
-use ferry_devnet::accounts::user_key;
-use ferry_types::{Address, Coin, Denom, TxCode};
+use ferry_devnet::accounts::{self, user_key};
+use ferry_devnet::{Network, NetworkSpec};
+use ferry_types::msg::MsgAttestDeposit;
+use ferry_types::query::{DEPOSIT_PATH, QUERY_PRUNED, RESERVES_PATH, ReservesView};
+use ferry_types::{Address, Coin, Denom, Msg, TxCode};
 use tendermint_rpc::Client;
 
 fn fee() -> Coin {
@@ -236,5 +239,168 @@ async fn a_transaction_whose_sequence_another_took_is_reported_superseded_not_aw
     }
     eprintln!("{raced} of 5 tries raced into two mempools");
     assert!(raced > 0, "in five tries both transactions never entered a mempool together");
+    Ok(())
+}
+
+/// Validator 3 keeps only the last [`KEPT`] heights of state and blocks; the others keep all.
+const KEPT: u64 = 40;
+
+/// A validator that prunes its history keeps computing the app hash the archive validators
+/// compute, block after block, for a few hundred blocks of transfers; a query at a height it
+/// pruned answers the documented code (4, pruned) while an archive node still answers it; and
+/// a deposit minted long before the pruned range still never mints again — its id lives in the
+/// current state, which pruning never touches.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_pruning_validator_agrees_with_archive_validators_and_old_deposits_never_mint_again() -> TestResult {
+    let _serial = serial().await;
+    let mut spec = NetworkSpec::isolated("pruning", 4, accounts::genesis(USERS, 4)?)?;
+    spec.min_retain_blocks = vec![0, 0, 0, KEPT];
+    let network = start_spec(spec).await?;
+    ferry_devnet::funding::attest_openings(&network, USERS).await?;
+    let (archive, pruning) = (network.client(0)?, network.client(3)?);
+    let opened_at = archive.latest_height().await?;
+    let opening = ferry_devnet::funding::made_up_openings(USERS)?.remove(0);
+    let reserves_before: ReservesView = archive.query(RESERVES_PATH, None).await?.ok_or("no reserves")?;
+
+    // Transfers through the pruning validator (its CheckTx reads its pruned store) while the
+    // chain grows well past the window, each checked against the archive's hashes.
+    let mut alice = Wallet::load(&pruning, user_key(0)?).await?;
+    let bob = user_key(1)?.address();
+    let target = opened_at + 5 * KEPT;
+    let mut checked = 0;
+    while archive.latest_height().await? < target {
+        let sent = alice.send(&pruning, bob, vec![Coin::new(1, Denom::sat())], &fee(), WAIT).await?;
+        assert_eq!(sent.code, 0, "{}", sent.log);
+        if sent.height % 7 == 0 {
+            assert_app_hashes_agree(&network, sent.height).await?;
+            checked += 1;
+        }
+    }
+    assert!(checked >= 3, "only {checked} heights compared");
+    let latest = network.client(3)?.wait_for_height(target, WAIT).await?;
+    assert_app_hashes_agree(&network, latest).await?;
+
+    // The pruned range is refused with its own code, by the app and by CometBFT's block store.
+    let old = opened_at;
+    match pruning.query::<ReservesView>(RESERVES_PATH, Some(old)).await {
+        Err(ClientError::Query { code, log, .. }) if code == QUERY_PRUNED => {
+            assert!(log.contains("pruned"), "{log}");
+        }
+        other => return Err(format!("a query at pruned height {old}: {other:?}").into()),
+    }
+    let archived: Option<ReservesView> = archive.query(RESERVES_PATH, Some(old)).await?;
+    assert_eq!(archived.as_ref(), Some(&reserves_before), "the archive node still answers height {old}");
+    let status = pruning.rpc().status().await?;
+    assert!(
+        status.sync_info.earliest_block_height.value() > old,
+        "CometBFT kept blocks from {} (retain height from Commit)",
+        status.sync_info.earliest_block_height
+    );
+    let pruned_below = app_metric(&network, 3, "ferry_chain_pruned_below_height").await?;
+    assert!(pruned_below > old as f64, "pruned below {pruned_below}");
+
+    // The opening deposit, minted before the pruned range, attested again through the pruning
+    // node — by the member who never attested it and by one who did: nothing mints.
+    let id = opening.id();
+    let minted: DepositRecord =
+        pruning.query(&format!("{DEPOSIT_PATH}{id}"), None).await?.ok_or("the opening deposit is unknown")?;
+    assert!(minted.minted_height.is_some_and(|height| height <= old), "{minted:?}");
+    let user_before = balance(&pruning, &opening.recipient, &Denom::sat()).await?;
+    for member in [3, 0] {
+        let mut wallet = Wallet::load(&pruning, accounts::member_key(member)?).await?;
+        let again = MsgAttestDeposit { attester: wallet.address(), facts: opening.clone() };
+        let tx = wallet.sign_fee_exempt(&[Msg::AttestDeposit(again)])?;
+        let included = pruning.broadcast_and_wait(tx, WAIT).await?;
+        assert_eq!(included.code, 0, "a repeated attestation is a no-op, not an error: {}", included.log);
+    }
+    let after: DepositRecord = pruning.query(&format!("{DEPOSIT_PATH}{id}"), None).await?.ok_or("deposit gone")?;
+    assert_eq!((after.status, after.minted_height), (DepositStatus::Minted, minted.minted_height));
+    assert_eq!(balance(&pruning, &opening.recipient, &Denom::sat()).await?, user_before, "minted twice");
+    let supply = |view: &ReservesView| view.assets.get(&Denom::sat()).map(|ledger| ledger.supply);
+    let reserves_after: ReservesView = archive.query(RESERVES_PATH, None).await?.ok_or("no reserves")?;
+    assert_eq!(supply(&reserves_after), supply(&reserves_before), "the sat supply moved");
+    assert_app_hashes_agree(&network, pruning.latest_height().await?).await?;
+    Ok(())
+}
+
+/// Node `index`'s `ferry-chain` metric `series` (an error when it is not exported).
+async fn app_metric(network: &Network, index: usize, series: &str) -> TestResult<f64> {
+    let validator = network.validators().get(index).ok_or("no such node")?;
+    let text = reqwest::get(validator.app_metrics_url()).await?.text().await?;
+    Ok(metric(&text, series).ok_or_else(|| format!("node {index} exports no {series}"))?)
+}
+
+/// Snapshots every [`SNAPSHOT_INTERVAL`] heights, cut into 2 KiB chunks (many chunks per snapshot).
+const SNAPSHOT_INTERVAL: u64 = 50;
+
+/// A fifth node joins a running 4-validator network by state sync: it restores a validator
+/// snapshot (its store starts at the snapshot's height — nothing before it was replayed), its
+/// chunks checked one by one: three of the four validators serve corrupted chunks, each refused
+/// and fetched again from the honest one. It then follows the chain with the same app hash and
+/// takes transactions.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_node_joins_by_state_sync_refusing_corrupt_chunks_and_follows_with_the_same_app_hash() -> TestResult {
+    let _serial = serial().await;
+    let mut spec = NetworkSpec::isolated("statesync", 4, accounts::genesis(USERS, 4)?)?;
+    spec.snapshot_interval = SNAPSHOT_INTERVAL;
+    spec.snapshot_chunk_bytes = Some(2048);
+    let mut network = start_spec(spec).await?;
+    ferry_devnet::funding::attest_openings(&network, USERS).await?;
+    // Right after every validator wrote a snapshot, so the next one is far off while the
+    // joining node picks one.
+    let started = std::time::Instant::now();
+    loop {
+        let mut written = Vec::new();
+        for index in 0..4 {
+            written.push(app_metric(&network, index, "ferry_chain_snapshot_height").await?);
+        }
+        let height = network.client(0)?.latest_height().await?;
+        let newest = height / SNAPSHOT_INTERVAL * SNAPSHOT_INTERVAL;
+        if newest > 0 && height < newest + 5 && written.iter().all(|written| *written == newest as f64) {
+            break;
+        }
+        if started.elapsed() > 2 * WAIT {
+            return Err(format!("no fresh snapshot on every validator: {written:?} at height {height}").into());
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let mut corrupted = 0;
+    for validator in &network.validators()[..3] {
+        for snapshot in std::fs::read_dir(validator.home.join("ferry/snapshots"))? {
+            for file in std::fs::read_dir(snapshot?.path())? {
+                let path = file?.path();
+                if path.file_name().and_then(|name| name.to_str()).is_some_and(|name| name.starts_with("chunk-")) {
+                    let mut bytes = std::fs::read(&path)?;
+                    if let Some(byte) = bytes.get_mut(7) {
+                        *byte ^= 0x55;
+                    }
+                    std::fs::write(&path, bytes)?;
+                    corrupted += 1;
+                }
+            }
+        }
+    }
+    assert!(corrupted >= 6, "only {corrupted} chunks to corrupt");
+
+    let joined = network.join_by_state_sync().await?;
+    let node = network.client(joined)?;
+    let tip = network.client(0)?.latest_height().await?;
+    node.wait_for_height(tip, 2 * WAIT).await?;
+    let refused = app_metric(&network, joined, "ferry_chain_snapshot_chunks_refused_total").await?;
+    assert!(refused >= 1.0, "no corrupt chunk was refused");
+    let log = common::log_tail(&network.validators()[joined].home.join("app.log"), 400);
+    assert!(log.contains("snapshot restored"), "{log}");
+    // Nothing before the snapshot was replayed: its store starts there, CometBFT's blocks too.
+    match node.query::<ReservesView>(RESERVES_PATH, Some(1)).await {
+        Err(ClientError::Query { code, .. }) if code == QUERY_PRUNED => {}
+        other => return Err(format!("the joined node answered height 1: {other:?}").into()),
+    }
+    let status = node.rpc().status().await?;
+    assert!(status.sync_info.earliest_block_height.value() > 1, "{:?}", status.sync_info);
+
+    let mut alice = Wallet::load(&node, user_key(2)?).await?;
+    let sent = alice.send(&node, user_key(3)?.address(), vec![Coin::new(3, Denom::sat())], &fee(), WAIT).await?;
+    assert_eq!(sent.code, 0, "{}", sent.log);
+    assert_app_hashes_agree(&network, sent.height).await?;
     Ok(())
 }

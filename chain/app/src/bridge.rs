@@ -156,6 +156,11 @@ impl<R: StateRead> StateDelta<R> {
         self.get_json(&keys::deposit(id))
     }
 
+    /// Writes `record` under its id.
+    pub fn put_deposit(&mut self, record: &DepositRecord) {
+        self.put_json(keys::deposit(&record.id), record);
+    }
+
     /// The ledger of `denom` (zero when nothing was ever minted or held).
     ///
     /// # Errors
@@ -423,7 +428,7 @@ pub fn attest_deposit<R: StateRead>(
             tracing::info!(deposit_id = %id, recipient = %facts.recipient, amount = %facts.amount, asset = %facts.asset, height, "deposit minted");
         }
     }
-    state.put_json(keys::deposit(&id), &record);
+    state.put_deposit(&record);
     Ok(())
 }
 

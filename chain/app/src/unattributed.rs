@@ -195,7 +195,7 @@ pub fn resolve<R: StateRead>(
         state.remove_entry(&keys::open(), id.as_str().as_bytes())?;
         tracing::info!(deposit_id = %id, resolution = shown, %amount, height, "unattributed payment resolved");
     }
-    state.put_json(crate::bridge::keys::deposit(id), &deposit);
+    state.put_deposit(&deposit);
     Ok(())
 }
 

@@ -68,7 +68,7 @@ pub async fn serve(node: Arc<Node>, address: std::net::SocketAddr) -> Result<(),
         };
         std::future::ready(Ok::<_, BoxError>(response.unwrap_or_else(|error| fatal(error))))
     });
-    let info_node = node;
+    let info_node = node.clone();
     let info_service = service_fn(move |request: InfoRequest| -> BoxFuture<'static, Result<InfoResponse, BoxError>> {
         let node = info_node.clone();
         Box::pin(blocking(move || match request {
@@ -77,27 +77,28 @@ pub async fn serve(node: Arc<Node>, address: std::net::SocketAddr) -> Result<(),
             InfoRequest::Echo(echo) => Ok(InfoResponse::Echo(response::Echo { message: echo.message })),
         }))
     });
+    let snapshot_node = node;
     let snapshot_service =
-        service_fn(|request: SnapshotRequest| -> BoxFuture<'static, Result<SnapshotResponse, BoxError>> {
-            // State sync is not offered: answer "no snapshots" and refuse offers.
-            Box::pin(std::future::ready(Ok(match request {
-                SnapshotRequest::ListSnapshots => SnapshotResponse::ListSnapshots(Default::default()),
-                SnapshotRequest::OfferSnapshot(_) => SnapshotResponse::OfferSnapshot(response::OfferSnapshot::Reject),
-                SnapshotRequest::LoadSnapshotChunk(_) => SnapshotResponse::LoadSnapshotChunk(Default::default()),
-                SnapshotRequest::ApplySnapshotChunk(_) => {
-                    SnapshotResponse::ApplySnapshotChunk(response::ApplySnapshotChunk {
-                        result: tendermint::abci::response::ApplySnapshotChunkResult::Abort,
-                        refetch_chunks: Vec::new(),
-                        reject_senders: Vec::new(),
-                    })
-                }
-            })))
+        service_fn(move |request: SnapshotRequest| -> BoxFuture<'static, Result<SnapshotResponse, BoxError>> {
+            let node = snapshot_node.clone();
+            Box::pin(blocking(move || {
+                Ok(match request {
+                    SnapshotRequest::ListSnapshots => SnapshotResponse::ListSnapshots(node.list_snapshots()),
+                    SnapshotRequest::LoadSnapshotChunk(load) => {
+                        SnapshotResponse::LoadSnapshotChunk(node.load_snapshot_chunk(load))
+                    }
+                    SnapshotRequest::OfferSnapshot(offer) => SnapshotResponse::OfferSnapshot(node.offer_snapshot(offer)?),
+                    SnapshotRequest::ApplySnapshotChunk(chunk) => {
+                        SnapshotResponse::ApplySnapshotChunk(node.apply_snapshot_chunk(chunk)?)
+                    }
+                })
+            }))
         });
     let server = tower_abci::v038::Server::builder()
         .consensus(tower::buffer::Buffer::new(consensus_service, 1))
         .mempool(tower::buffer::Buffer::new(mempool_service, 64))
         .info(tower::buffer::Buffer::new(info_service, 64))
-        .snapshot(snapshot_service)
+        .snapshot(tower::buffer::Buffer::new(snapshot_service, 4))
         .finish()
         .ok_or("ABCI server is missing a service")?;
     server.listen_tcp(address).await

@@ -9,6 +9,8 @@ pub mod abci;
 pub mod in_process;
 pub mod metrics;
 pub mod node;
+pub mod pruning;
+pub mod snapshot;
 pub mod store;
 
 pub use node::{Fatal, Node};

@@ -35,6 +35,14 @@ pub struct Metrics {
     pub commit_seconds: Histogram,
     /// CheckTx duration.
     pub check_tx_seconds: Histogram,
+    /// The oldest height whose state this node still answers for (0: nothing pruned).
+    pub pruned_below: IntGauge,
+    /// Stale tree nodes, values and app hashes deleted by pruning.
+    pub pruned_entries: IntCounter,
+    /// Height of the newest snapshot this node wrote for state sync (0: none).
+    pub snapshot_height: IntGauge,
+    /// Snapshot chunks refused while restoring (their hash did not match the metadata).
+    pub snapshot_chunks_refused: IntCounter,
     /// 1 while the bridge is paused (reserves invariant violated or a federation vote), else 0.
     pub bridge_paused: IntGauge,
     /// Wrapped supply per asset (in the asset's base unit: sat, wei, token units).
@@ -213,6 +221,24 @@ impl Metrics {
         registry.register(Box::new(txs.clone()))?;
         registry.register(Box::new(finalize_block_seconds.clone()))?;
         registry.register(Box::new(commit_seconds.clone()))?;
+        let pruned_below = IntGauge::new(
+            "ferry_chain_pruned_below_height",
+            "The oldest height whose state this node still answers for (0: nothing pruned)",
+        )?;
+        let pruned_entries = IntCounter::new(
+            "ferry_chain_pruned_entries_total",
+            "Stale tree nodes, values and app hashes deleted by pruning",
+        )?;
+        registry.register(Box::new(pruned_below.clone()))?;
+        registry.register(Box::new(pruned_entries.clone()))?;
+        let snapshot_height =
+            IntGauge::new("ferry_chain_snapshot_height", "Height of the newest state-sync snapshot written (0: none)")?;
+        let snapshot_chunks_refused = IntCounter::new(
+            "ferry_chain_snapshot_chunks_refused_total",
+            "Snapshot chunks refused while restoring by state sync (hash mismatch; refetched elsewhere)",
+        )?;
+        registry.register(Box::new(snapshot_height.clone()))?;
+        registry.register(Box::new(snapshot_chunks_refused.clone()))?;
         let bridge_paused =
             IntGauge::new("ferry_chain_bridge_paused", "1 while the bridge is paused, as of the last committed block")?;
         registry.register(Box::new(check_tx_seconds.clone()))?;
@@ -382,6 +408,10 @@ impl Metrics {
             finalize_block_seconds,
             commit_seconds,
             check_tx_seconds,
+            pruned_below,
+            pruned_entries,
+            snapshot_height,
+            snapshot_chunks_refused,
             bridge_paused,
             asset_supply,
             asset_reserves,

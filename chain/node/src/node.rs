@@ -12,7 +12,9 @@ use bytes::Bytes;
 use ferry_app::execute::TxContext;
 use ferry_app::query::QueryAnswer;
 use ferry_app::{BlockInput, BlockOutcome, SignatureCache, StateDelta, StateError};
-use ferry_types::query::{APP_HASH_PATH, AppHashView, BatchRelease, QUERY_BAD_HEIGHT, QUERY_NOT_FOUND};
+use ferry_types::query::{
+    APP_HASH_PATH, AppHashView, BatchRelease, QUERY_BAD_HEIGHT, QUERY_NOT_FOUND, QUERY_PRUNED,
+};
 use ferry_types::{GenesisState, Params, TxCode};
 use tendermint::AppHash;
 use tendermint::abci::types::ExecTxResult;
@@ -20,7 +22,13 @@ use tendermint::abci::{Code, Event as AbciEvent};
 use tendermint::v0_38::abci::{request, response};
 
 use crate::metrics::{AssetSnapshot, BridgeSnapshot, Metrics};
+use crate::pruning::Pruner;
+use crate::snapshot::{ChunkVerdict, Restore, SnapshotConfig, SnapshotInfo};
 use crate::store::{PendingVersion, StateView, Store, StoreError};
+
+/// Where genesis records the chain id in the state itself (the node's key, outside the state
+/// machine's records), so that a node restoring a snapshot learns it from verified state.
+pub const CHAIN_ID_KEY: &[u8] = b"node/chain_id";
 
 /// A failure after which the node must stop: its state can no longer be trusted to match its peers.
 #[derive(Debug, thiserror::Error)]
@@ -37,6 +45,9 @@ pub enum Fatal {
     /// CometBFT sent requests out of order.
     #[error("protocol violation: {0}")]
     Protocol(String),
+    /// A thread the node needs could not start.
+    #[error("cannot start the {0} thread: {1}")]
+    Thread(&'static str, std::io::Error),
 }
 
 /// What the node learns at genesis and keeps: the chain id and the parameters.
@@ -56,7 +67,15 @@ struct Finalized {
 
 /// The application behind CometBFT.
 pub struct Node {
-    store: Store,
+    store: Arc<Store>,
+    /// Drops history beyond the retained window; `None` keeps every height.
+    pruner: Option<Pruner>,
+    /// Where and how often snapshots for state sync are written; `None`: none are.
+    snapshots: Option<Arc<SnapshotConfig>>,
+    /// Set while a snapshot is being written (one at a time).
+    snapshotting: Arc<std::sync::atomic::AtomicBool>,
+    /// The snapshot being restored by state sync, if any.
+    restore: Mutex<Option<Restore>>,
     chain: Mutex<Option<Arc<ChainConfig>>>,
     /// Last committed height, kept in memory so CheckTx does not read the database per transaction.
     committed_height: AtomicU64,
@@ -92,6 +111,15 @@ impl Node {
     /// # Errors
     /// On storage failure.
     pub fn new(store: Store, metrics: Metrics) -> Result<Self, Fatal> {
+        Self::from_shared(Arc::new(store), metrics)
+    }
+
+    /// Wraps a store someone else also holds (a benchmark seeding state straight into it
+    /// between two nodes' lives; never two nodes at once).
+    ///
+    /// # Errors
+    /// On storage failure.
+    pub fn from_shared(store: Arc<Store>, metrics: Metrics) -> Result<Self, Fatal> {
         let version = store.last_version()?.unwrap_or(0);
         let mempool = StateDelta::new(store.view(version)?);
         let chain = match store.chain_id()? {
@@ -102,6 +130,10 @@ impl Node {
         metrics.record_bridge(&bridge_snapshot(&mempool, version)?);
         Ok(Node {
             store,
+            pruner: None,
+            snapshots: None,
+            snapshotting: Arc::new(std::sync::atomic::AtomicBool::new(false)),
+            restore: Mutex::new(None),
             chain: Mutex::new(chain.map(Arc::new)),
             committed_height: AtomicU64::new(version),
             signatures: SignatureCache::new(SIGNATURE_CACHE_ENTRIES),
@@ -109,6 +141,30 @@ impl Node {
             mempool: Mutex::new(mempool),
             metrics,
         })
+    }
+
+    /// Keeps only the last `min_retain_blocks` heights of state (and asks CometBFT to keep only
+    /// those blocks); 0 keeps everything. What the window already left behind goes at once.
+    ///
+    /// # Errors
+    /// When the pruning thread cannot start.
+    pub fn with_pruning(mut self, min_retain_blocks: u64) -> Result<Self, Fatal> {
+        if min_retain_blocks > 0 {
+            let pruner = Pruner::start(self.store.clone(), min_retain_blocks, self.metrics.clone())
+                .map_err(|e| Fatal::Thread("pruning", e))?;
+            pruner.committed(self.committed_height.load(Ordering::Acquire));
+            self.pruner = Some(pruner);
+        }
+        Ok(self)
+    }
+
+    /// Writes a snapshot for state sync at every `config.interval` heights (in the background)
+    /// and serves them to joining nodes.
+    pub fn with_snapshots(mut self, config: SnapshotConfig) -> Self {
+        if config.interval > 0 {
+            self.snapshots = Some(Arc::new(config));
+        }
+        self
     }
 
     /// The node's metrics.
@@ -151,7 +207,8 @@ impl Node {
             });
         }
         let genesis = GenesisState::from_json(&request.app_state_bytes).map_err(|e| Fatal::Genesis(e.to_string()))?;
-        let (changes, _events) = ferry_app::init_chain(&genesis).map_err(|e| Fatal::Genesis(e.to_string()))?;
+        let (mut changes, _events) = ferry_app::init_chain(&genesis).map_err(|e| Fatal::Genesis(e.to_string()))?;
+        changes.insert(CHAIN_ID_KEY.to_vec(), Some(request.chain_id.as_bytes().to_vec()));
         let pending = self.store.prepare(&changes, 0)?;
         self.store.commit(&pending, Some(&request.chain_id))?;
         *lock(&self.chain) =
@@ -238,7 +295,187 @@ impl Node {
         self.committed_height.store(height, Ordering::Release);
         self.metrics.height.set(i64::try_from(height).unwrap_or(i64::MAX));
         self.metrics.commit_seconds.observe(started.elapsed().as_secs_f64());
-        Ok(response::Commit { data: Bytes::new(), retain_height: 0u32.into() })
+        let retain_height = self.retain_height(height);
+        if let Some(config) = self.snapshots.as_ref().filter(|config| config.due(height)) {
+            self.start_snapshot(config.clone(), height);
+        }
+        Ok(response::Commit { data: Bytes::new(), retain_height: retain_height.try_into().unwrap_or_default() })
+    }
+
+    /// Asks the pruner for what falls out of the window at `height`, and answers CometBFT's
+    /// retain height: that window's start, but never past the oldest snapshot this node serves
+    /// (a joining node's light client verifies the headers at the snapshot's height).
+    fn retain_height(&self, height: u64) -> u64 {
+        let Some(pruner) = &self.pruner else { return 0 };
+        let keep_from = pruner.committed(height);
+        let oldest_snapshot = match self.snapshots.as_ref().map(|config| config.list()) {
+            Some(Ok(snapshots)) => snapshots.first().map(|snapshot| snapshot.height),
+            Some(Err(error)) => {
+                tracing::warn!(%error, "cannot list snapshots; keeping every block this commit");
+                return 0;
+            }
+            None => None,
+        };
+        oldest_snapshot.map_or(keep_from, |oldest| keep_from.min(oldest))
+    }
+
+    /// Writes the snapshot of `height` on a thread of its own (skipped while one is still
+    /// being written: a slow disk makes snapshots rarer, never Commit slower).
+    fn start_snapshot(&self, config: Arc<SnapshotConfig>, height: u64) {
+        if self.snapshotting.swap(true, Ordering::AcqRel) {
+            tracing::warn!(height, "previous snapshot still being written; skipping this one");
+            return;
+        }
+        let (store, busy, metrics) = (self.store.clone(), self.snapshotting.clone(), self.metrics.clone());
+        let spawned = std::thread::Builder::new().name("snapshot".to_owned()).spawn(move || {
+            let started = Instant::now();
+            match config.create(&store, height) {
+                Ok(snapshot) => {
+                    metrics.snapshot_height.set(i64::try_from(height).unwrap_or(i64::MAX));
+                    tracing::info!(height, chunks = snapshot.chunks, seconds = started.elapsed().as_secs_f64(), "snapshot written");
+                }
+                Err(error) => tracing::error!(%error, height, "snapshot failed"),
+            }
+            busy.store(false, Ordering::Release);
+        });
+        if let Err(error) = spawned {
+            tracing::error!(%error, height, "cannot start the snapshot thread");
+            self.snapshotting.store(false, Ordering::Release);
+        }
+    }
+
+    /// `ListSnapshots`: the snapshots on disk.
+    pub fn list_snapshots(&self) -> response::ListSnapshots {
+        let Some(config) = &self.snapshots else { return response::ListSnapshots::default() };
+        let snapshots = match config.list() {
+            Ok(snapshots) => snapshots,
+            Err(error) => {
+                tracing::warn!(%error, "cannot list snapshots");
+                Vec::new()
+            }
+        };
+        let snapshots = snapshots
+            .into_iter()
+            .filter_map(|snapshot| {
+                Some(tendermint::abci::types::Snapshot {
+                    height: snapshot.height.try_into().ok()?,
+                    format: crate::snapshot::FORMAT,
+                    chunks: snapshot.chunks,
+                    hash: snapshot.hash.to_vec().into(),
+                    metadata: snapshot.metadata.into(),
+                })
+            })
+            .collect();
+        response::ListSnapshots { snapshots }
+    }
+
+    /// `LoadSnapshotChunk`: one chunk as stored (empty when it is gone or unreadable).
+    pub fn load_snapshot_chunk(&self, request: request::LoadSnapshotChunk) -> response::LoadSnapshotChunk {
+        let chunk = match &self.snapshots {
+            Some(config) if request.format == crate::snapshot::FORMAT => {
+                config.chunk(request.height.value(), request.chunk).unwrap_or_else(|error| {
+                    tracing::warn!(%error, "cannot serve a snapshot chunk");
+                    Vec::new()
+                })
+            }
+            _ => Vec::new(),
+        };
+        response::LoadSnapshotChunk { chunk: chunk.into() }
+    }
+
+    /// `OfferSnapshot`: accepts a well-formed snapshot into an empty store.
+    ///
+    /// # Errors
+    /// On storage failure.
+    pub fn offer_snapshot(&self, request: request::OfferSnapshot) -> Result<response::OfferSnapshot, Fatal> {
+        if let Some(held) = self.store.last_version()? {
+            tracing::warn!(held, "offered a snapshot while holding state; refusing");
+            return Ok(response::OfferSnapshot::Abort);
+        }
+        let snapshot = request.snapshot;
+        let Ok(hash) = <[u8; 32]>::try_from(snapshot.hash.as_ref()) else {
+            return Ok(response::OfferSnapshot::Reject);
+        };
+        let info = SnapshotInfo {
+            height: snapshot.height.value(),
+            chunks: snapshot.chunks,
+            hash,
+            metadata: snapshot.metadata.to_vec(),
+        };
+        match Restore::offer(&info, snapshot.format, request.app_hash.as_bytes().to_vec()) {
+            Ok(restore) => {
+                tracing::info!(height = info.height, chunks = info.chunks, "restoring snapshot");
+                *lock(&self.restore) = Some(restore);
+                Ok(response::OfferSnapshot::Accept)
+            }
+            Err(refusal) => {
+                tracing::warn!(%refusal, "snapshot refused");
+                Ok(if snapshot.format == crate::snapshot::FORMAT {
+                    response::OfferSnapshot::Reject
+                } else {
+                    response::OfferSnapshot::RejectFormat
+                })
+            }
+        }
+    }
+
+    /// `ApplySnapshotChunk`: checks each chunk against the snapshot's metadata (a corrupt one is
+    /// refetched and its sender rejected); with the last one, rebuilds the tree and writes it
+    /// only if its root is the app hash the light client verified.
+    ///
+    /// # Errors
+    /// On storage failure.
+    pub fn apply_snapshot_chunk(
+        &self,
+        request: request::ApplySnapshotChunk,
+    ) -> Result<response::ApplySnapshotChunk, Fatal> {
+        use tendermint::abci::response::ApplySnapshotChunkResult as Outcome;
+        let answer = |result, refetch_chunks: Vec<u32>, reject_senders: Vec<String>| response::ApplySnapshotChunk {
+            result,
+            refetch_chunks,
+            reject_senders,
+        };
+        let mut restoring = lock(&self.restore);
+        let Some(restore) = restoring.as_mut() else {
+            return Ok(answer(Outcome::Abort, Vec::new(), Vec::new()));
+        };
+        match restore.apply(request.index, &request.chunk) {
+            ChunkVerdict::Corrupt => {
+                self.metrics.snapshot_chunks_refused.inc();
+                tracing::warn!(index = request.index, sender = %request.sender, "snapshot chunk does not match its hash; refetching it from another peer");
+                return Ok(answer(Outcome::Retry, vec![request.index], vec![request.sender]));
+            }
+            ChunkVerdict::Malformed => {
+                tracing::warn!(index = request.index, "snapshot chunk hashes right but does not decode; rejecting the snapshot");
+                *restoring = None;
+                return Ok(answer(Outcome::RejectSnapshot, Vec::new(), Vec::new()));
+            }
+            ChunkVerdict::Accepted if !restore.complete() => return Ok(answer(Outcome::Accept, Vec::new(), Vec::new())),
+            ChunkVerdict::Accepted => {}
+        }
+        let Some(restore) = restoring.take() else { return Ok(answer(Outcome::Abort, Vec::new(), Vec::new())) };
+        let (height, app_hash) = (restore.height, restore.app_hash.clone());
+        let changes = restore.into_changes();
+        let entries = changes.len();
+        let Some(chain_id) = changes.get(CHAIN_ID_KEY).cloned().flatten().and_then(|id| String::from_utf8(id).ok())
+        else {
+            tracing::warn!(height, "the snapshot's state records no chain id; rejecting it");
+            return Ok(answer(Outcome::RejectSnapshot, Vec::new(), Vec::new()));
+        };
+        let pending = self.store.prepare_restore(&changes, height)?;
+        if pending.root.as_slice() != app_hash.as_slice() {
+            tracing::warn!(height, restored = %hex::encode(pending.root), trusted = %hex::encode(&app_hash), "the restored state's root is not the trusted app hash; rejecting the snapshot");
+            return Ok(answer(Outcome::RejectSnapshot, Vec::new(), Vec::new()));
+        }
+        self.store.commit_restored(&pending, &chain_id)?;
+        let committed = StateDelta::new(self.store.view(height)?);
+        *lock(&self.chain) = Some(Arc::new(ChainConfig { chain_id: chain_id.clone(), params: committed.params()? }));
+        self.metrics.record_bridge(&bridge_snapshot(&committed, height)?);
+        *lock(&self.mempool) = committed;
+        self.committed_height.store(height, Ordering::Release);
+        self.metrics.height.set(i64::try_from(height).unwrap_or(i64::MAX));
+        tracing::info!(height, entries, chain_id, app_hash = %hex::encode(pending.root), "snapshot restored");
+        Ok(answer(Outcome::Accept, Vec::new(), Vec::new()))
     }
 
     /// `CheckTx`: full validation against the mempool state.
@@ -285,8 +522,19 @@ impl Node {
         let latest = self.store.last_version()?.unwrap_or(0);
         let asked = request.height.value();
         let height = if asked == 0 { latest } else { asked };
+        let pruned_below = self.store.pruned_below()?;
+        let pruned = || {
+            QueryAnswer::error(
+                QUERY_PRUNED,
+                format!(
+                    "height {height} is pruned on this node, which keeps heights {pruned_below}..={latest}; ask an archive node"
+                ),
+            )
+        };
         let answer = if height > latest {
             QueryAnswer::error(QUERY_BAD_HEIGHT, format!("height {height} is not committed yet (latest {latest})"))
+        } else if height < pruned_below {
+            pruned()
         } else if request.path == APP_HASH_PATH {
             match self.store.app_hash(height)? {
                 Some(root) => QueryAnswer {
@@ -297,7 +545,11 @@ impl Node {
                 None => QueryAnswer::error(QUERY_NOT_FOUND, format!("no app hash at height {height}")),
             }
         } else {
-            ferry_app::query::query(self.store.view(height)?, &request.path)?
+            match self.store.retained_view(height)? {
+                Some(view) => ferry_app::query::query(view, &request.path)?,
+                // Pruned since the check above.
+                None => pruned(),
+            }
         };
         Ok(response::Query {
             code: Code::from(answer.code),

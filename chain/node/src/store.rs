@@ -2,13 +2,22 @@
 //! key-value state and a Jellyfish Merkle Tree over it, whose root is the app hash.
 //!
 //! Version `h` is the state after block `h`; version 0 is genesis. Every version stays readable
-//! (queries at any height). A block's writes, tree nodes and metadata are written in one redb
-//! transaction at Commit, so a crash leaves either the old or the new version, never a mix.
+//! (queries at any height) until [`Store::prune`] drops the versions below a retained one. A
+//! block's writes, tree nodes and metadata are written in one redb transaction at Commit, so a
+//! crash leaves either the old or the new version, never a mix.
 //!
 //! The tree is keyed by key hashes, which have no useful order; a separate index of every key
 //! ever written, in byte order, lets the state machine walk a prefix ([`StateRead::scan`]): each
 //! indexed key is live at a version when the versioned values say so. Deleted keys stay in the
 //! index (a walk steps over them) until pruning removes them.
+//!
+//! Pruning. Every Commit also records what its version made stale: the tree nodes jmt reports
+//! (a node stale since `v` is read only by versions below `v`) and the values it superseded (the
+//! key's previous entry, and for a deletion the deletion itself, which nothing needs once the
+//! values it hides are gone). Pruning below `p` deletes every node and value stale since `p` or
+//! earlier, in small transactions, so every version from `p` on reads exactly as before. Only
+//! history goes: the latest state, which holds the replay guards (minted deposit ids, used
+//! nonces), is never touched.
 
 use std::ops::Bound;
 use std::path::Path;
@@ -24,14 +33,26 @@ const NODES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("jmt_nodes");
 const VALUES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("values");
 /// Every key ever written, in byte order (the value is empty).
 const KEY_INDEX: TableDefinition<&[u8], ()> = TableDefinition::new("key_index");
-/// Node metadata: chain id, last committed height, app hash per height, layout version.
+/// Node metadata: chain id, last committed height, app hash per height, layout version, the
+/// oldest version kept.
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+/// Tree nodes a version made stale: stale-since version (8, big-endian) ‖ borsh(NodeKey).
+const STALE_NODES: TableDefinition<&[u8], ()> = TableDefinition::new("stale_nodes");
+/// Value entries a version made stale: stale-since version (8) ‖ key hash (32) ‖ the stale
+/// entry's version (8) → the key when the stale entry is a deletion (pruning it may drop the key
+/// from [`KEY_INDEX`]), else empty.
+const STALE_VALUES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("stale_values");
 
 const META_HEIGHT: &str = "height";
 const META_CHAIN_ID: &str = "chain_id";
 const META_LAYOUT: &str = "layout";
-/// The table layout this code reads and writes; 2 added [`KEY_INDEX`].
-const LAYOUT: u32 = 2;
+const META_PRUNED_BELOW: &str = "pruned_below";
+const APP_HASH_PREFIX: &str = "app_hash/";
+/// The table layout this code reads and writes; 2 added [`KEY_INDEX`], 3 the stale indexes.
+/// A layout-2 database is upgraded in place: what its versions made stale before the upgrade
+/// was never recorded, so that history is kept for good.
+const LAYOUT: u32 = 3;
+const UPGRADABLE_LAYOUT: u32 = 2;
 
 /// A storage failure, naming the operation.
 #[derive(Debug, thiserror::Error)]
@@ -70,7 +91,20 @@ fn value_key(hash: &KeyHash, version: Version) -> [u8; 40] {
 }
 
 fn app_hash_key(height: u64) -> String {
-    format!("app_hash/{height:020}")
+    format!("{APP_HASH_PREFIX}{height:020}")
+}
+
+fn version_of(bytes: &[u8]) -> Option<Version> {
+    <[u8; 8]>::try_from(bytes).ok().map(u64::from_be_bytes)
+}
+
+/// Where a pruning pass stands.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PruneProgress {
+    /// Entries (tree nodes, values, app hashes) this pass deleted.
+    pub deleted: usize,
+    /// Whether everything stale below the target is gone.
+    pub done: bool,
 }
 
 /// A block's tree update, computed at FinalizeBlock and written at Commit.
@@ -81,8 +115,8 @@ pub struct PendingVersion {
     /// The new Merkle root.
     pub root: [u8; 32],
     batch: TreeUpdateBatch,
-    /// The keys this version writes, for the key index.
-    keys: Vec<Vec<u8>>,
+    /// The keys this version writes (for the key index), and whether each write deletes.
+    keys: Vec<(Vec<u8>, bool)>,
 }
 
 /// The database.
@@ -103,11 +137,17 @@ impl Store {
             try_store!("create table", write.open_table(NODES))?;
             try_store!("create table", write.open_table(VALUES))?;
             try_store!("create table", write.open_table(KEY_INDEX))?;
+            try_store!("create table", write.open_table(STALE_NODES))?;
+            try_store!("create table", write.open_table(STALE_VALUES))?;
             let mut meta = try_store!("create table", write.open_table(META))?;
             let layout = try_store!("read meta", meta.get(META_LAYOUT))?.map(|value| value.value().to_vec());
             let has_state = try_store!("read meta", meta.get(META_HEIGHT))?.is_some();
             match layout {
                 Some(layout) if layout == LAYOUT.to_be_bytes() => {}
+                Some(layout) if layout == UPGRADABLE_LAYOUT.to_be_bytes() => {
+                    tracing::info!(path = %path.display(), "store upgraded to layout {LAYOUT}: history before now is never pruned");
+                    try_store!("write layout", meta.insert(META_LAYOUT, LAYOUT.to_be_bytes().as_slice()))?;
+                }
                 None if !has_state => {
                     try_store!("write layout", meta.insert(META_LAYOUT, LAYOUT.to_be_bytes().as_slice()))?;
                 }
@@ -157,16 +197,44 @@ impl Store {
         Ok(self.meta(META_CHAIN_ID)?.map(|bytes| String::from_utf8_lossy(&bytes).into_owned()))
     }
 
-    /// A read-only view of the state at `version`.
+    /// The oldest version still readable (0 until something was pruned).
     ///
     /// # Errors
     /// On storage failure.
+    pub fn pruned_below(&self) -> Result<Version, StoreError> {
+        Ok(self.meta(META_PRUNED_BELOW)?.as_deref().and_then(version_of).unwrap_or(0))
+    }
+
+    /// A read-only view of the state at `version`, which must not be pruned.
+    ///
+    /// # Errors
+    /// On storage failure, or when `version` is pruned.
     pub fn view(&self, version: Version) -> Result<StateView, StoreError> {
+        self.retained_view(version)?.ok_or_else(|| StoreError {
+            operation: "open view",
+            reason: format!("version {version} is pruned"),
+        })
+    }
+
+    /// A read-only view of the state at `version`, or `None` when that version is pruned. The
+    /// check and the view read one snapshot, so a pruning pass running meanwhile cannot take
+    /// anything from under the view.
+    ///
+    /// # Errors
+    /// On storage failure.
+    pub fn retained_view(&self, version: Version) -> Result<Option<StateView>, StoreError> {
         let read = try_store!("begin read", self.db.begin_read())?;
+        let meta = try_store!("open meta", read.open_table(META))?;
+        let pruned_below = try_store!("read meta", meta.get(META_PRUNED_BELOW))?
+            .and_then(|value| version_of(value.value()))
+            .unwrap_or(0);
+        if version < pruned_below {
+            return Ok(None);
+        }
         let values = try_store!("open values", read.open_table(VALUES))?;
         let nodes = try_store!("open nodes", read.open_table(NODES))?;
         let keys = try_store!("open key index", read.open_table(KEY_INDEX))?;
-        Ok(StateView { values, nodes, keys, version })
+        Ok(Some(StateView { values, nodes, keys, version }))
     }
 
     /// Hashes `changes` into the tree on top of the last committed version, creating `version`.
@@ -179,7 +247,56 @@ impl Store {
         let value_set = changes.iter().map(|(key, value)| (key_hash(key), value.clone()));
         let (root, batch): (RootHash, TreeUpdateBatch) =
             try_store!("hash block", tree.put_value_set(value_set, version))?;
-        Ok(PendingVersion { version, root: root.0, batch, keys: changes.keys().cloned().collect() })
+        let keys = changes.iter().map(|(key, value)| (key.clone(), value.is_none())).collect();
+        Ok(PendingVersion { version, root: root.0, batch, keys })
+    }
+
+    /// Every live entry of `version`, in key order, handed to `each` (a snapshot's export). One
+    /// read snapshot throughout: commits and pruning passes meanwhile change nothing it reads.
+    ///
+    /// # Errors
+    /// On storage failure, a pruned `version`, or the first error `each` returns.
+    pub fn export<E: From<StoreError>>(
+        &self,
+        version: Version,
+        mut each: impl FnMut(&[u8], &[u8]) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let view = self.view(version)?;
+        for entry in try_store!("range key index", view.keys.range::<&[u8]>(..))? {
+            let (key, _) = try_store!("read key index", entry)?;
+            if let Some(value) = view.value_at(key_hash(key.value()), version)? {
+                each(key.value(), &value)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The tree of `changes` as the whole state at `version`, built from nothing (a snapshot
+    /// restored by state sync into this store, which must be empty). Nothing is written.
+    ///
+    /// # Errors
+    /// When the store already holds state, or on a tree inconsistency.
+    pub fn prepare_restore(&self, changes: &ChangeSet, version: Version) -> Result<PendingVersion, StoreError> {
+        if let Some(held) = self.last_version()? {
+            return Err(StoreError {
+                operation: "restore snapshot",
+                reason: format!("the store already holds height {held}; restore only into an empty one"),
+            });
+        }
+        let tree: Sha256Jmt<'_, EmptyBelow> = JellyfishMerkleTree::new(&EmptyBelow(version));
+        let value_set = changes.iter().map(|(key, value)| (key_hash(key), value.clone()));
+        let (root, batch): (RootHash, TreeUpdateBatch) =
+            try_store!("hash snapshot", tree.put_value_set(value_set, version))?;
+        let keys = changes.iter().map(|(key, value)| (key.clone(), value.is_none())).collect();
+        Ok(PendingVersion { version, root: root.0, batch, keys })
+    }
+
+    /// Writes a restored version (with the chain id): it becomes the oldest the store holds.
+    ///
+    /// # Errors
+    /// On storage failure; the store then stays empty.
+    pub fn commit_restored(&self, pending: &PendingVersion, chain_id: &str) -> Result<(), StoreError> {
+        self.write_version(pending, Some(chain_id), true)
     }
 
     /// Durably writes a prepared version (and, at genesis, the chain id) in one transaction.
@@ -187,6 +304,10 @@ impl Store {
     /// # Errors
     /// On storage failure; the database then still holds the previous version.
     pub fn commit(&self, pending: &PendingVersion, chain_id: Option<&str>) -> Result<(), StoreError> {
+        self.write_version(pending, chain_id, false)
+    }
+
+    fn write_version(&self, pending: &PendingVersion, chain_id: Option<&str>, restored: bool) -> Result<(), StoreError> {
         let write = try_store!("begin write", self.db.begin_write())?;
         {
             let mut nodes = try_store!("open nodes", write.open_table(NODES))?;
@@ -195,7 +316,33 @@ impl Store {
                 let value = try_store!("encode node", borsh::to_vec(node))?;
                 try_store!("write node", nodes.insert(key.as_slice(), value.as_slice()))?;
             }
+            let mut stale_nodes = try_store!("open stale nodes", write.open_table(STALE_NODES))?;
+            for stale in &pending.batch.stale_node_index_batch {
+                let node_key = try_store!("encode node key", borsh::to_vec(&stale.node_key))?;
+                let key = [stale.stale_since_version.to_be_bytes().as_slice(), node_key.as_slice()].concat();
+                try_store!("write stale node", stale_nodes.insert(key.as_slice(), ()))?;
+            }
             let mut values = try_store!("open values", write.open_table(VALUES))?;
+            let mut stale_values = try_store!("open stale values", write.open_table(STALE_VALUES))?;
+            for (key, deleted) in &pending.keys {
+                let hash = key_hash(key);
+                let previous = {
+                    let range = value_key(&hash, 0)..value_key(&hash, pending.version);
+                    let mut earlier = try_store!("range values", values.range(range.start.as_slice()..range.end.as_slice()))?;
+                    match earlier.next_back() {
+                        Some(entry) => try_store!("read value", entry)?.0.value().get(32..).and_then(version_of),
+                        None => None,
+                    }
+                };
+                if let Some(previous) = previous {
+                    let stale = stale_value_key(pending.version, &hash, previous);
+                    try_store!("write stale value", stale_values.insert(stale.as_slice(), b"".as_slice()))?;
+                }
+                if *deleted {
+                    let stale = stale_value_key(pending.version, &hash, pending.version);
+                    try_store!("write stale value", stale_values.insert(stale.as_slice(), key.as_slice()))?;
+                }
+            }
             for ((version, hash), value) in pending.batch.node_batch.values() {
                 let stored = match value {
                     Some(value) => [&[1u8][..], value.as_slice()].concat(),
@@ -204,7 +351,7 @@ impl Store {
                 try_store!("write value", values.insert(value_key(hash, *version).as_slice(), stored.as_slice()))?;
             }
             let mut index = try_store!("open key index", write.open_table(KEY_INDEX))?;
-            for key in &pending.keys {
+            for (key, _) in &pending.keys {
                 try_store!("write key index", index.insert(key.as_slice(), ()))?;
             }
             let mut meta = try_store!("open meta", write.open_table(META))?;
@@ -213,8 +360,121 @@ impl Store {
             if let Some(chain_id) = chain_id {
                 try_store!("write chain id", meta.insert(META_CHAIN_ID, chain_id.as_bytes()))?;
             }
+            if restored {
+                let held_from = pending.version.to_be_bytes();
+                try_store!("write pruned height", meta.insert(META_PRUNED_BELOW, held_from.as_slice()))?;
+            }
         }
         try_store!("commit", write.commit())
+    }
+}
+
+impl Store {
+    /// One pruning pass: makes every version below `below` unreadable (at once, in the pass's
+    /// first transaction) and deletes up to `budget` entries that only those versions needed.
+    /// Call it again until [`PruneProgress::done`]; each call is one short transaction, so a
+    /// Commit waits at most for one pass. `below` never passes the last committed version.
+    ///
+    /// # Errors
+    /// On storage failure; what was deleted before it stays deleted, and the next pass resumes.
+    pub fn prune(&self, below: Version, budget: usize) -> Result<PruneProgress, StoreError> {
+        let below = below.min(self.last_version()?.unwrap_or(0));
+        let write = try_store!("begin write", self.db.begin_write())?;
+        let mut progress = PruneProgress::default();
+        {
+            let mut meta = try_store!("open meta", write.open_table(META))?;
+            let pruned_below =
+                try_store!("read meta", meta.get(META_PRUNED_BELOW))?.and_then(|value| version_of(value.value()));
+            if pruned_below.unwrap_or(0) < below {
+                try_store!("write pruned height", meta.insert(META_PRUNED_BELOW, below.to_be_bytes().as_slice()))?;
+            }
+            let below = below.max(pruned_below.unwrap_or(0));
+            // Everything stale since `below` or earlier: keys under (below + 1) ‖ ….
+            let end = below.saturating_add(1).to_be_bytes();
+
+            let mut stale_nodes = try_store!("open stale nodes", write.open_table(STALE_NODES))?;
+            let mut nodes = try_store!("open nodes", write.open_table(NODES))?;
+            let stale: Vec<Vec<u8>> = try_store!("range stale nodes", stale_nodes.range(..end.as_slice()))?
+                .take(budget)
+                .map(|entry| entry.map(|(key, _)| key.value().to_vec()))
+                .collect::<Result<_, _>>()
+                .map_err(|e| store_error("read stale nodes")(&e))?;
+            for key in &stale {
+                try_store!("delete node", nodes.remove(key.get(8..).unwrap_or_default()))?;
+                try_store!("delete stale node", stale_nodes.remove(key.as_slice()))?;
+            }
+            progress.deleted += stale.len();
+
+            let mut stale_values = try_store!("open stale values", write.open_table(STALE_VALUES))?;
+            let mut values = try_store!("open values", write.open_table(VALUES))?;
+            let mut index = try_store!("open key index", write.open_table(KEY_INDEX))?;
+            let room = budget.saturating_sub(progress.deleted);
+            let stale: Vec<(Vec<u8>, Vec<u8>)> =
+                try_store!("range stale values", stale_values.range(..end.as_slice()))?
+                    .take(room)
+                    .map(|entry| entry.map(|(key, deleted)| (key.value().to_vec(), deleted.value().to_vec())))
+                    .collect::<Result<_, _>>()
+                    .map_err(|e| store_error("read stale values")(&e))?;
+            for (stale_key, deleted_key) in &stale {
+                // stale-since (8) ‖ key hash (32) ‖ version (8): the value entry is the last 40.
+                let entry = stale_key.get(8..).unwrap_or_default();
+                try_store!("delete value", values.remove(entry))?;
+                try_store!("delete stale value", stale_values.remove(stale_key.as_slice()))?;
+                if !deleted_key.is_empty() {
+                    // A deletion pruned with every value before it: the key is gone from every
+                    // retained version unless written again since.
+                    let hash = entry.get(..32).unwrap_or_default();
+                    let mut upper = hash.to_vec();
+                    upper.extend_from_slice(&u64::MAX.to_be_bytes());
+                    let written_again =
+                        try_store!("range values", values.range(hash..upper.as_slice()))?.next().is_some();
+                    if !written_again {
+                        try_store!("delete key index", index.remove(deleted_key.as_slice()))?;
+                    }
+                }
+            }
+            progress.deleted += stale.len();
+
+            let room = budget.saturating_sub(progress.deleted);
+            let (first, last) = (app_hash_key(0), app_hash_key(below));
+            let hashes: Vec<String> = try_store!("range app hashes", meta.range(first.as_str()..last.as_str()))?
+                .take(room)
+                .map(|entry| entry.map(|(key, _)| key.value().to_owned()))
+                .collect::<Result<_, _>>()
+                .map_err(|e| store_error("read app hashes")(&e))?;
+            for key in &hashes {
+                try_store!("delete app hash", meta.remove(key.as_str()))?;
+            }
+            progress.deleted += hashes.len();
+            progress.done = progress.deleted < budget;
+        }
+        try_store!("commit", write.commit())?;
+        Ok(progress)
+    }
+}
+
+fn stale_value_key(stale_since: Version, hash: &KeyHash, version: Version) -> [u8; 48] {
+    let mut out = [0u8; 48];
+    out[..8].copy_from_slice(&stale_since.to_be_bytes());
+    out[8..].copy_from_slice(&value_key(hash, version));
+    out
+}
+
+/// The tree below a restored version: an empty root at `version − 1`, nothing else.
+struct EmptyBelow(Version);
+
+impl TreeReader for EmptyBelow {
+    fn get_node_option(&self, node_key: &NodeKey) -> anyhow::Result<Option<Node>> {
+        let root_below = node_key.nibble_path().is_empty() && node_key.version().saturating_add(1) == self.0;
+        Ok(root_below.then_some(Node::Null))
+    }
+
+    fn get_value_option(&self, _max_version: Version, _key_hash: KeyHash) -> anyhow::Result<Option<OwnedValue>> {
+        Ok(None)
+    }
+
+    fn get_rightmost_leaf(&self) -> anyhow::Result<Option<(NodeKey, LeafNode)>> {
+        Ok(None)
     }
 }
 
@@ -311,6 +571,8 @@ impl TreeReader for StateView {
 
 #[cfg(test)]
 mod tests {
+    use redb::ReadableTableMetadata;
+
     use super::*;
 
     fn changes(pairs: &[(&str, Option<&str>)]) -> ChangeSet {
@@ -389,6 +651,70 @@ mod tests {
             })
             .collect::<Result<_, _>>()?;
         assert_eq!(roots.first(), roots.get(1));
+        Ok(())
+    }
+
+    fn count<K: redb::Key + 'static, V: redb::Value + 'static>(
+        store: &Store,
+        table: TableDefinition<K, V>,
+    ) -> Result<u64, Box<dyn std::error::Error>> {
+        let read = store.db.begin_read()?;
+        Ok(read.open_table(table)?.len()?)
+    }
+
+    /// A deterministic mix of writes, overwrites and deletions over 40 keys for `version`.
+    fn block(version: u64) -> ChangeSet {
+        (0..6u64)
+            .map(|slot| {
+                let key = format!("k/{:02}", (version * 7 + slot * 13) % 40).into_bytes();
+                let value = ((version + slot) % 5 != 0).then(|| format!("v{version}.{slot}").into_bytes());
+                (key, value)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn pruning_drops_only_history_no_retained_version_reads() -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let archive = Store::open(&dir.path().join("archive.redb"))?;
+        let pruned = Store::open(&dir.path().join("pruned.redb"))?;
+        let keep = 10;
+        for version in 0..120 {
+            let changes = block(version);
+            let (a, p) = (archive.prepare(&changes, version)?, pruned.prepare(&changes, version)?);
+            assert_eq!(a.root, p.root, "version {version}: a pruning store hashes like an archive");
+            archive.commit(&a, None)?;
+            pruned.commit(&p, None)?;
+            if version >= keep {
+                while !pruned.prune(version + 1 - keep, 7)?.done {}
+            }
+        }
+        let oldest = 120 - keep;
+        assert_eq!(pruned.pruned_below()?, oldest);
+        assert!(pruned.retained_view(oldest - 1)?.is_none(), "a pruned version is refused");
+        assert!(pruned.view(oldest - 1).is_err());
+        assert_eq!(pruned.app_hash(oldest - 1)?, None);
+        for version in oldest..120 {
+            assert_eq!(pruned.app_hash(version)?, archive.app_hash(version)?);
+            let (a, p) = (archive.view(version)?, pruned.view(version)?);
+            for slot in 0..40 {
+                let key = format!("k/{slot:02}").into_bytes();
+                assert_eq!(a.get(&key)?, p.get(&key)?, "version {version}, key {slot}");
+            }
+            assert_eq!(a.scan(Scan::ascending(b"k/", 100))?, p.scan(Scan::ascending(b"k/", 100))?);
+        }
+        let (archived, kept) = (count(&archive, NODES)?, count(&pruned, NODES)?);
+        assert!(kept * 3 < archived, "tree nodes: {kept} kept of the archive's {archived}");
+        let (archived, kept) = (count(&archive, VALUES)?, count(&pruned, VALUES)?);
+        assert!(kept * 2 < archived, "values: {kept} kept of the archive's {archived}");
+        let live = pruned.view(119)?.scan(Scan::ascending(b"k/", 100))?.len() as u64;
+        assert!(
+            count(&pruned, KEY_INDEX)? < live + 6 * keep,
+            "keys deleted before the window leave the key index"
+        );
+        // The tree goes on from a pruned store exactly as from the archive.
+        let next = block(120);
+        assert_eq!(pruned.prepare(&next, 120)?.root, archive.prepare(&next, 120)?.root);
         Ok(())
     }
 }

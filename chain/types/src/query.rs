@@ -79,6 +79,9 @@ pub const QUERY_BAD_REQUEST: u32 = 1;
 pub const QUERY_NOT_FOUND: u32 = 2;
 /// Query answer code: the height is not available (in the future or before genesis).
 pub const QUERY_BAD_HEIGHT: u32 = 3;
+/// Query answer code: the height is older than this node keeps (it prunes its history; an
+/// archive node still answers).
+pub const QUERY_PRUNED: u32 = 4;
 
 /// Answer to `/account/<address>`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -45,7 +45,11 @@ pub async fn start_funded_network(name: &str) -> TestResult<Network> {
 
 /// As [`start_network`] with `genesis`.
 pub async fn start_network_with(name: &str, genesis: ferry_types::GenesisState) -> TestResult<Network> {
-    let spec = NetworkSpec::isolated(name, 4, genesis)?;
+    start_spec(NetworkSpec::isolated(name, 4, genesis)?).await
+}
+
+/// The network `spec` describes, producing blocks.
+pub async fn start_spec(spec: NetworkSpec) -> TestResult<Network> {
     let mut network = Network::create(spec, Tools::locate()?)?;
     network.start_all()?;
     network.wait_for_height(2, WAIT).await?;

@@ -23,12 +23,16 @@
 //!    against 10 (PostgreSQL).
 //! 8. Duties under a paid-transfer flood: blocks from a member's duty broadcast to its block, with
 //!    an idle mempool and under a flood of signed transfers (4 validators on loopback).
+//! 9. Growth: a block of 2,000 transfers at 1,000,000 accounts against 1,000; state-sync
+//!    snapshot and restore at the large state; store size per 1,000 blocks with and without
+//!    pruning (in process, [`growth`]).
 
 mod bls;
 mod deposits;
 mod dkg;
 mod duty_flood;
 mod fee_market;
+mod growth;
 mod release_gas;
 mod reserves_scale;
 mod reserves_snapshot;
@@ -114,6 +118,12 @@ struct Args {
     /// Run only the federation rotation benchmark (key generation and hand-over on the system).
     #[arg(long)]
     rotation_only: bool,
+    /// Accounts in the large state of the growth benchmark.
+    #[arg(long, default_value_t = 1_000_000)]
+    growth_accounts: usize,
+    /// Run only the growth benchmark.
+    #[arg(long)]
+    growth_only: bool,
 }
 
 const IN_PROCESS_CHAIN_ID: &str = "ferry-bench";
@@ -303,6 +313,9 @@ async fn main() -> anyhow::Result<()> {
     if args.rotation_only {
         return rotation::run().await;
     }
+    if args.growth_only {
+        return growth::run_and_print(args.growth_accounts);
+    }
     if !args.network_only {
         let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
         println!(
@@ -317,6 +330,7 @@ async fn main() -> anyhow::Result<()> {
             &in_process(&args, cores)?,
         );
         reserves_scale::run_and_print(args.scale_entries)?;
+        growth::run_and_print(args.growth_accounts)?;
         reserves_snapshot::run().await?;
         dkg::run()?;
         if args.in_process_only {
