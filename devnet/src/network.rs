@@ -484,14 +484,7 @@ impl Network {
         config["statesync"]["trust_period"] = value("168h0m0s");
         config["statesync"]["discovery_time"] = value("5s");
         fs::write(&config_path, config.to_string())?;
-        self.validators.push(Validator {
-            index,
-            ip,
-            home,
-            cometbft: None,
-            app: None,
-            app_program: "ferry-chain",
-        });
+        self.validators.push(Validator { index, ip, home, cometbft: None, app: None, app_program: "ferry-chain" });
         self.start(index)?;
         Ok(index)
     }

@@ -87,7 +87,9 @@ pub async fn serve(node: Arc<Node>, address: std::net::SocketAddr) -> Result<(),
                     SnapshotRequest::LoadSnapshotChunk(load) => {
                         SnapshotResponse::LoadSnapshotChunk(node.load_snapshot_chunk(load))
                     }
-                    SnapshotRequest::OfferSnapshot(offer) => SnapshotResponse::OfferSnapshot(node.offer_snapshot(offer)?),
+                    SnapshotRequest::OfferSnapshot(offer) => {
+                        SnapshotResponse::OfferSnapshot(node.offer_snapshot(offer)?)
+                    }
                     SnapshotRequest::ApplySnapshotChunk(chunk) => {
                         SnapshotResponse::ApplySnapshotChunk(node.apply_snapshot_chunk(chunk)?)
                     }

@@ -12,9 +12,7 @@ use bytes::Bytes;
 use ferry_app::execute::TxContext;
 use ferry_app::query::QueryAnswer;
 use ferry_app::{BlockInput, BlockOutcome, SignatureCache, StateDelta, StateError};
-use ferry_types::query::{
-    APP_HASH_PATH, AppHashView, BatchRelease, QUERY_BAD_HEIGHT, QUERY_NOT_FOUND, QUERY_PRUNED,
-};
+use ferry_types::query::{APP_HASH_PATH, AppHashView, BatchRelease, QUERY_BAD_HEIGHT, QUERY_NOT_FOUND, QUERY_PRUNED};
 use ferry_types::{GenesisState, Params, TxCode};
 use tendermint::AppHash;
 use tendermint::abci::types::ExecTxResult;
@@ -332,7 +330,12 @@ impl Node {
             match config.create(&store, height) {
                 Ok(snapshot) => {
                     metrics.snapshot_height.set(i64::try_from(height).unwrap_or(i64::MAX));
-                    tracing::info!(height, chunks = snapshot.chunks, seconds = started.elapsed().as_secs_f64(), "snapshot written");
+                    tracing::info!(
+                        height,
+                        chunks = snapshot.chunks,
+                        seconds = started.elapsed().as_secs_f64(),
+                        "snapshot written"
+                    );
                 }
                 Err(error) => tracing::error!(%error, height, "snapshot failed"),
             }
@@ -446,11 +449,16 @@ impl Node {
                 return Ok(answer(Outcome::Retry, vec![request.index], vec![request.sender]));
             }
             ChunkVerdict::Malformed => {
-                tracing::warn!(index = request.index, "snapshot chunk hashes right but does not decode; rejecting the snapshot");
+                tracing::warn!(
+                    index = request.index,
+                    "snapshot chunk hashes right but does not decode; rejecting the snapshot"
+                );
                 *restoring = None;
                 return Ok(answer(Outcome::RejectSnapshot, Vec::new(), Vec::new()));
             }
-            ChunkVerdict::Accepted if !restore.complete() => return Ok(answer(Outcome::Accept, Vec::new(), Vec::new())),
+            ChunkVerdict::Accepted if !restore.complete() => {
+                return Ok(answer(Outcome::Accept, Vec::new(), Vec::new()));
+            }
             ChunkVerdict::Accepted => {}
         }
         let Some(restore) = restoring.take() else { return Ok(answer(Outcome::Abort, Vec::new(), Vec::new())) };

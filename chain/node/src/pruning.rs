@@ -16,11 +16,7 @@ const PASS_BUDGET: usize = 5_000;
 /// everything, as does a chain not yet that long). Also CometBFT's `retain_height`, where 0
 /// means "prune nothing".
 pub fn retain_height(height: u64, min_retain_blocks: u64) -> u64 {
-    if min_retain_blocks == 0 || height < min_retain_blocks {
-        0
-    } else {
-        height - min_retain_blocks + 1
-    }
+    if min_retain_blocks == 0 || height < min_retain_blocks { 0 } else { height - min_retain_blocks + 1 }
 }
 
 /// The handle to the pruning thread; dropping it ends the thread after its current pass.

@@ -113,7 +113,7 @@ pub fn decode_chunk(mut chunk: &[u8]) -> Option<Vec<(Vec<u8>, Vec<u8>)>> {
 impl SnapshotConfig {
     /// Whether a snapshot is due at `height`.
     pub fn due(&self, height: u64) -> bool {
-        self.interval > 0 && height > 0 && height % self.interval == 0
+        self.interval > 0 && height > 0 && height.is_multiple_of(self.interval)
     }
 
     /// Writes the snapshot of `height` from `store` and drops all but the newest `keep`.
@@ -249,7 +249,7 @@ impl Restore {
         }
         let chunk_hashes: Vec<[u8; 32]> =
             snapshot.metadata.chunks_exact(32).filter_map(|hash| <[u8; 32]>::try_from(hash).ok()).collect();
-        let consistent = snapshot.metadata.len() % 32 == 0
+        let consistent = snapshot.metadata.len().is_multiple_of(32)
             && !chunk_hashes.is_empty()
             && usize::try_from(snapshot.chunks).ok() == Some(chunk_hashes.len())
             && sha256(&snapshot.metadata) == snapshot.hash;
@@ -293,6 +293,8 @@ impl Restore {
 
 #[cfg(test)]
 mod tests {
+    use ferry_app::StateRead;
+
     use super::*;
 
     fn store_with(entries: usize) -> Result<(tempfile::TempDir, Store), Box<dyn std::error::Error>> {
@@ -314,8 +316,7 @@ mod tests {
     #[test]
     fn a_snapshot_restores_into_a_fresh_store_with_the_same_root() -> Result<(), Box<dyn std::error::Error>> {
         let (dir, store) = store_with(500)?;
-        let config =
-            SnapshotConfig { dir: dir.path().join("snapshots"), interval: 1, keep: 1, chunk_bytes: 4096 };
+        let config = SnapshotConfig { dir: dir.path().join("snapshots"), interval: 1, keep: 1, chunk_bytes: 4096 };
         let info = config.create(&store, 1)?;
         assert!(info.chunks > 3, "{} chunks", info.chunks);
         assert_eq!(config.list()?, vec![info.clone()]);

@@ -210,10 +210,8 @@ impl Store {
     /// # Errors
     /// On storage failure, or when `version` is pruned.
     pub fn view(&self, version: Version) -> Result<StateView, StoreError> {
-        self.retained_view(version)?.ok_or_else(|| StoreError {
-            operation: "open view",
-            reason: format!("version {version} is pruned"),
-        })
+        self.retained_view(version)?
+            .ok_or_else(|| StoreError { operation: "open view", reason: format!("version {version} is pruned") })
     }
 
     /// A read-only view of the state at `version`, or `None` when that version is pruned. The
@@ -283,7 +281,8 @@ impl Store {
                 reason: format!("the store already holds height {held}; restore only into an empty one"),
             });
         }
-        let tree: Sha256Jmt<'_, EmptyBelow> = JellyfishMerkleTree::new(&EmptyBelow(version));
+        let empty = EmptyBelow(version);
+        let tree: Sha256Jmt<'_, EmptyBelow> = JellyfishMerkleTree::new(&empty);
         let value_set = changes.iter().map(|(key, value)| (key_hash(key), value.clone()));
         let (root, batch): (RootHash, TreeUpdateBatch) =
             try_store!("hash snapshot", tree.put_value_set(value_set, version))?;
@@ -307,7 +306,12 @@ impl Store {
         self.write_version(pending, chain_id, false)
     }
 
-    fn write_version(&self, pending: &PendingVersion, chain_id: Option<&str>, restored: bool) -> Result<(), StoreError> {
+    fn write_version(
+        &self,
+        pending: &PendingVersion,
+        chain_id: Option<&str>,
+        restored: bool,
+    ) -> Result<(), StoreError> {
         let write = try_store!("begin write", self.db.begin_write())?;
         {
             let mut nodes = try_store!("open nodes", write.open_table(NODES))?;
@@ -328,7 +332,8 @@ impl Store {
                 let hash = key_hash(key);
                 let previous = {
                     let range = value_key(&hash, 0)..value_key(&hash, pending.version);
-                    let mut earlier = try_store!("range values", values.range(range.start.as_slice()..range.end.as_slice()))?;
+                    let mut earlier =
+                        try_store!("range values", values.range(range.start.as_slice()..range.end.as_slice()))?;
                     match earlier.next_back() {
                         Some(entry) => try_store!("read value", entry)?.0.value().get(32..).and_then(version_of),
                         None => None,
@@ -667,7 +672,7 @@ mod tests {
         (0..6u64)
             .map(|slot| {
                 let key = format!("k/{:02}", (version * 7 + slot * 13) % 40).into_bytes();
-                let value = ((version + slot) % 5 != 0).then(|| format!("v{version}.{slot}").into_bytes());
+                let value = (!(version + slot).is_multiple_of(5)).then(|| format!("v{version}.{slot}").into_bytes());
                 (key, value)
             })
             .collect()
@@ -708,10 +713,7 @@ mod tests {
         let (archived, kept) = (count(&archive, VALUES)?, count(&pruned, VALUES)?);
         assert!(kept * 2 < archived, "values: {kept} kept of the archive's {archived}");
         let live = pruned.view(119)?.scan(Scan::ascending(b"k/", 100))?.len() as u64;
-        assert!(
-            count(&pruned, KEY_INDEX)? < live + 6 * keep,
-            "keys deleted before the window leave the key index"
-        );
+        assert!(count(&pruned, KEY_INDEX)? < live + 6 * keep, "keys deleted before the window leave the key index");
         // The tree goes on from a pruned store exactly as from the archive.
         let next = block(120);
         assert_eq!(pruned.prepare(&next, 120)?.root, archive.prepare(&next, 120)?.root);

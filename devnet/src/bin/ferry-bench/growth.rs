@@ -17,8 +17,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use ferry_app::bridge::{DepositRecord, DepositStatus};
 use ferry_app::StateDelta;
+use ferry_app::bridge::{DepositRecord, DepositStatus};
 use ferry_chain::metrics::Metrics;
 use ferry_chain::snapshot::{ChunkVerdict, FORMAT, Restore, SnapshotConfig};
 use ferry_chain::{Node, Store};
@@ -37,8 +37,7 @@ const SENDERS: usize = 2_000;
 const ROUNDS: usize = 5;
 /// Queued withdrawals per sender in the large state (× [`SENDERS`] = 10,000).
 const WITHDRAWALS_PER_SENDER: usize = 5;
-/// Blocks of the disk measurement, and transfers in each.
-const DISK_BLOCKS: usize = 10_000;
+/// Transfers in each block of the disk measurement.
 const DISK_SENDERS: usize = 20;
 /// Heights a pruning node keeps in the disk measurement.
 const DISK_RETAIN: u64 = 100;
@@ -203,13 +202,13 @@ fn block_cost(size: Size) -> anyhow::Result<(Duration, Duration)> {
     Ok((times.get(times.len() / 2).copied().context("no rounds")?, seeded))
 }
 
-/// The store's file size after every 1,000 of [`DISK_BLOCKS`] blocks of transfers.
-fn disk_growth(min_retain_blocks: u64) -> anyhow::Result<Vec<u64>> {
+/// The store's file size after every 1,000 of `blocks` blocks of transfers.
+fn disk_growth(blocks: usize, min_retain_blocks: u64) -> anyhow::Result<Vec<u64>> {
     let mut chain =
         Chain::start(DISK_SENDERS, Size { accounts: 0, deposits: 0, withdrawals: false }, min_retain_blocks)?;
-    let lanes = load::ferry_transfers(CHAIN_ID, DISK_SENDERS, DISK_BLOCKS)?.lanes;
+    let lanes = load::ferry_transfers(CHAIN_ID, DISK_SENDERS, blocks)?.lanes;
     let mut sizes = Vec::new();
-    for block in 0..DISK_BLOCKS {
+    for block in 0..blocks {
         let txs: Vec<Vec<u8>> = lanes.iter().filter_map(|lane| lane.get(block).cloned()).collect();
         chain.block(&txs)?;
         if (block + 1) % 1_000 == 0 {
@@ -243,11 +242,12 @@ fn mib(bytes: u64) -> f64 {
     bytes as f64 / (1 << 20) as f64
 }
 
-/// Runs and prints the growth benchmark with `accounts` accounts in the large state.
+/// Runs and prints the growth benchmark with `accounts` accounts in the large state and
+/// `blocks` blocks in the disk measurement.
 ///
 /// # Errors
 /// When a block fails or the store cannot be written.
-pub fn run_and_print(accounts: usize) -> anyhow::Result<()> {
+pub fn run_and_print(accounts: usize, blocks: usize) -> anyhow::Result<()> {
     println!("\n== growth: a block of {SENDERS} transfers as the state grows (in process, median of {ROUNDS}) ==");
     let small = Size { accounts: 1_000, deposits: 0, withdrawals: false };
     let large = Size { accounts, deposits: 100_000, withdrawals: true };
@@ -280,9 +280,9 @@ pub fn run_and_print(accounts: usize) -> anyhow::Result<()> {
     );
     drop(chain);
 
-    println!("\n== growth: store file size per 1,000 blocks ({DISK_SENDERS} transfers each, {DISK_BLOCKS} blocks) ==");
-    let archive = disk_growth(0)?;
-    let pruned = disk_growth(DISK_RETAIN)?;
+    println!("\n== growth: store file size per 1,000 blocks ({DISK_SENDERS} transfers each, {blocks} blocks) ==");
+    let archive = disk_growth(blocks, 0)?;
+    let pruned = disk_growth(blocks, DISK_RETAIN)?;
     for (index, (archive, pruned)) in archive.iter().zip(&pruned).enumerate() {
         println!(
             "  after {:>6} blocks: keeping all {:>8.1} MiB   keeping {DISK_RETAIN} {:>8.1} MiB",
@@ -293,7 +293,9 @@ pub fn run_and_print(accounts: usize) -> anyhow::Result<()> {
     }
     let growth = |sizes: &[u64]| -> f64 {
         match (sizes.get(1), sizes.last()) {
-            (Some(first), Some(last)) => mib(last.saturating_sub(*first)) / (sizes.len().saturating_sub(2).max(1)) as f64,
+            (Some(first), Some(last)) => {
+                mib(last.saturating_sub(*first)) / (sizes.len().saturating_sub(2).max(1)) as f64
+            }
             _ => f64::NAN,
         }
     };

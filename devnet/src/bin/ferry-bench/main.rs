@@ -121,6 +121,9 @@ struct Args {
     /// Accounts in the large state of the growth benchmark.
     #[arg(long, default_value_t = 1_000_000)]
     growth_accounts: usize,
+    /// Blocks in the growth benchmark's disk measurement.
+    #[arg(long, default_value_t = 10_000)]
+    growth_blocks: usize,
     /// Run only the growth benchmark.
     #[arg(long)]
     growth_only: bool,
@@ -314,7 +317,7 @@ async fn main() -> anyhow::Result<()> {
         return rotation::run().await;
     }
     if args.growth_only {
-        return growth::run_and_print(args.growth_accounts);
+        return growth::run_and_print(args.growth_accounts, args.growth_blocks);
     }
     if !args.network_only {
         let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
@@ -330,7 +333,7 @@ async fn main() -> anyhow::Result<()> {
             &in_process(&args, cores)?,
         );
         reserves_scale::run_and_print(args.scale_entries)?;
-        growth::run_and_print(args.growth_accounts)?;
+        growth::run_and_print(args.growth_accounts, args.growth_blocks)?;
         reserves_snapshot::run().await?;
         dkg::run()?;
         if args.in_process_only {
