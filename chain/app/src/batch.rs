@@ -89,12 +89,12 @@ impl<R: StateRead> StateDelta<R> {
     /// # Errors
     /// On storage failure or a corrupt record.
     pub fn batch(&self, id: u64) -> Result<Option<Batch>, StateError> {
-        self.get_json(&keys::batch(id))
+        self.get_record(&keys::batch(id))
     }
 
     /// Stores a batch record.
     pub fn put_batch(&mut self, batch: &Batch) {
-        self.put_json(keys::batch(batch.id), batch);
+        self.put_record(keys::batch(batch.id), batch);
     }
 
     /// Ids of the batches not yet settled or aborted, ascending.
@@ -130,16 +130,16 @@ impl<R: StateRead> StateDelta<R> {
     /// # Errors
     /// On storage failure or a corrupt record.
     pub fn outflow(&self, denom: &Denom, window: u64) -> Result<Amount, StateError> {
-        let stored: WindowOutflow = self.get_json(&keys::outflow(denom))?.unwrap_or_default();
+        let stored: WindowOutflow = self.get_record(&keys::outflow(denom))?.unwrap_or_default();
         Ok(if stored.window == window { stored.amount } else { Amount::ZERO })
     }
 
     pub(crate) fn put_outflow(&mut self, denom: &Denom, outflow: &WindowOutflow) {
-        self.put_json(keys::outflow(denom), outflow);
+        self.put_record(keys::outflow(denom), outflow);
     }
 
     fn last_batch_id(&self) -> Result<u64, StateError> {
-        Ok(self.get_json(keys::LAST_BATCH)?.unwrap_or(0))
+        Ok(self.get_record(keys::LAST_BATCH)?.unwrap_or(0))
     }
 }
 
@@ -641,7 +641,7 @@ fn record_batch<R: StateRead>(
         crate::bridge::lock_reserve_utxos(state, bitcoin.plan.inputs(), Some(id))?;
     }
     state.put_entry(&keys::pending_batches(), &id.to_be_bytes(), &id)?;
-    state.put_json(keys::LAST_BATCH.to_vec(), &id);
+    state.put_record(keys::LAST_BATCH.to_vec(), &id);
     events.push(Event::new(
         ev::BATCH_CREATED,
         [

@@ -55,7 +55,7 @@ impl<R: StateRead> StateDelta<R> {
     /// On storage failure or a corrupt record.
     pub fn bitcoin_fee_rate(&self, params: &Params) -> Result<FeeRate, StateError> {
         let start = FeeRate::from_sat_per_vb(params.withdrawals.bitcoin_start_fee_rate);
-        Ok(self.get_json(keys::FEE_RATE)?.unwrap_or(start))
+        Ok(self.get_record(keys::FEE_RATE)?.unwrap_or(start))
     }
 
     /// Bitcoin's parent clock.
@@ -71,7 +71,7 @@ impl<R: StateRead> StateDelta<R> {
     /// # Errors
     /// On storage failure or a corrupt record.
     pub fn parent_clock(&self, chain: ferry_types::ParentChain) -> Result<ParentClock, StateError> {
-        Ok(self.get_json(keys::parent_clock(chain))?.unwrap_or_default())
+        Ok(self.get_record(keys::parent_clock(chain))?.unwrap_or_default())
     }
 
     /// The `/bitcoin/fees` answer (`None` before genesis stored the parameters).
@@ -79,7 +79,7 @@ impl<R: StateRead> StateDelta<R> {
     /// # Errors
     /// On storage failure or a corrupt record.
     pub fn bitcoin_fees(&self) -> Result<Option<BitcoinFeesView>, StateError> {
-        let Some(params) = self.get_json::<Params>(crate::state::keys::PARAMS)? else { return Ok(None) };
+        let Some(params) = self.get_record::<Params>(crate::state::keys::PARAMS)? else { return Ok(None) };
         let bounds = params.withdrawals.bitcoin_fee_bounds();
         Ok(Some(BitcoinFeesView {
             fee_rate: self.bitcoin_fee_rate(&params)?,
@@ -87,7 +87,7 @@ impl<R: StateRead> StateDelta<R> {
             max_fee_rate: bounds.max,
             target_confirm_blocks: params.withdrawals.bitcoin_target_confirm_blocks,
             parent_height: self.bitcoin_clock()?.height,
-            last_release_waited: self.get_json(keys::LAST_RELEASE_WAITED)?,
+            last_release_waited: self.get_record(keys::LAST_RELEASE_WAITED)?,
         }))
     }
 }
@@ -113,7 +113,7 @@ pub fn attest_parent_height<R: StateRead>(
             [(ev::CHAIN, report.chain.to_string()), (ev::HEIGHT, clock.height.to_string())],
         ));
     }
-    state.put_json(keys::parent_clock(report.chain).to_vec(), &clock);
+    state.put_record(keys::parent_clock(report.chain).to_vec(), &clock);
     Ok(())
 }
 
@@ -160,9 +160,9 @@ pub fn release_settled<R: StateRead>(
         .find(|old| Some(old.txid.as_str()) == mined_tx)
         .map_or(release.fee_rate, |old| old.fee_rate);
     let next = next_rate(current, waited, rules.bitcoin_target_confirm_blocks, cleared, rules.bitcoin_fee_bounds());
-    state.put_json(keys::LAST_RELEASE_WAITED.to_vec(), &waited);
+    state.put_record(keys::LAST_RELEASE_WAITED.to_vec(), &waited);
     if next != current {
-        state.put_json(keys::FEE_RATE.to_vec(), &next);
+        state.put_record(keys::FEE_RATE.to_vec(), &next);
         events.push(Event::new(
             ev::FEE_RATE_CHANGED,
             [

@@ -65,10 +65,10 @@ pub struct DepositRecord {
     /// The facts minted, once minted.
     pub minted: Option<DepositFacts>,
     /// What the recipient was credited: the amount less what it prepaid for its spending.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub minted_amount: Option<Amount>,
     /// Bitcoin: what it prepaid into the fee pool.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub spend_fee: Option<Amount>,
     /// Height of the first attestation.
     pub first_attested_height: u64,
@@ -76,10 +76,10 @@ pub struct DepositRecord {
     pub minted_height: Option<u64>,
     /// The member whose attestation opened the record: it counts against that member's open
     /// records (`params.max_open_deposits_per_member`) until the record is decided.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub opened_by: Option<Address>,
     /// An unattributed payment's reason, votes and resolution.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub unattributed: Option<crate::unattributed::UnattributedState>,
 }
 
@@ -153,12 +153,12 @@ impl<R: StateRead> StateDelta<R> {
     /// # Errors
     /// On storage failure or a corrupt record.
     pub fn deposit(&self, id: &DepositId) -> Result<Option<DepositRecord>, StateError> {
-        self.get_json(&keys::deposit(id))
+        self.get_record(&keys::deposit(id))
     }
 
     /// Writes `record` under its id.
     pub fn put_deposit(&mut self, record: &DepositRecord) {
-        self.put_json(keys::deposit(&record.id), record);
+        self.put_record(keys::deposit(&record.id), record);
     }
 
     /// The ledger of `denom` (zero when nothing was ever minted or held).
@@ -166,7 +166,7 @@ impl<R: StateRead> StateDelta<R> {
     /// # Errors
     /// On storage failure or a corrupt record.
     pub fn ledger(&self, denom: &ferry_types::Denom) -> Result<AssetLedger, StateError> {
-        Ok(self.get_json(&keys::ledger(denom))?.unwrap_or_default())
+        Ok(self.get_record(&keys::ledger(denom))?.unwrap_or_default())
     }
 
     /// Stores the ledger of `denom` (and lists the denom in the ledger index).
@@ -177,9 +177,9 @@ impl<R: StateRead> StateDelta<R> {
         let mut denoms = self.ledger_denoms()?;
         if let Err(position) = denoms.binary_search(denom) {
             denoms.insert(position, denom.clone());
-            self.put_json(keys::LEDGER_DENOMS.to_vec(), &denoms);
+            self.put_record(keys::LEDGER_DENOMS.to_vec(), &denoms);
         }
-        self.put_json(keys::ledger(denom), ledger);
+        self.put_record(keys::ledger(denom), ledger);
         Ok(())
     }
 
@@ -188,7 +188,7 @@ impl<R: StateRead> StateDelta<R> {
     /// # Errors
     /// On storage failure or a corrupt index.
     pub fn ledger_denoms(&self) -> Result<Vec<ferry_types::Denom>, StateError> {
-        Ok(self.get_json(keys::LEDGER_DENOMS)?.unwrap_or_default())
+        Ok(self.get_record(keys::LEDGER_DENOMS)?.unwrap_or_default())
     }
 
     /// Every reserve UTXO of the Bitcoin peg, ordered by (txid, vout) (for queries: it reads them all).
@@ -204,7 +204,7 @@ impl<R: StateRead> StateDelta<R> {
     /// # Errors
     /// On storage failure or a corrupt record.
     pub fn reserve_utxo(&self, txid: &str, vout: u32) -> Result<Option<ReserveUtxo>, StateError> {
-        self.get_json(&keys::reserve_utxos().key(&keys::outpoint(txid, vout)))
+        self.get_record(&keys::reserve_utxos().key(&keys::outpoint(txid, vout)))
     }
 
     /// Up to `limit` free (unlocked) reserve UTXOs, largest first or smallest first (ties by
@@ -452,7 +452,7 @@ fn unlisted(record: &mut DepositRecord, facts: &DepositFacts, height: u64, event
 /// `params.max_open_deposits_per_member`: each attested id is a permanent record, so a member
 /// attesting ids that never reach a quorum could otherwise grow state without bound.
 fn open_record<R: StateRead>(state: &mut StateDelta<R>, params: &Params, member: &Address) -> Result<(), BankError> {
-    let open: u64 = state.get_json(&keys::open_deposits(member))?.unwrap_or(0);
+    let open: u64 = state.get_record(&keys::open_deposits(member))?.unwrap_or(0);
     let limit = u64::from(params.max_open_deposits_per_member);
     if open >= limit {
         return Err(rejection(
@@ -462,14 +462,14 @@ fn open_record<R: StateRead>(state: &mut StateDelta<R>, params: &Params, member:
             ),
         ));
     }
-    state.put_json(keys::open_deposits(member), &(open + 1));
+    state.put_record(keys::open_deposits(member), &(open + 1));
     Ok(())
 }
 
 /// A record `member` opened was decided (minted, below the minimum or unlisted).
 fn close_record<R: StateRead>(state: &mut StateDelta<R>, member: &Address) -> Result<(), StateError> {
-    let open: u64 = state.get_json(&keys::open_deposits(member))?.unwrap_or(0);
-    state.put_json(keys::open_deposits(member), &open.saturating_sub(1));
+    let open: u64 = state.get_record(&keys::open_deposits(member))?.unwrap_or(0);
+    state.put_record(keys::open_deposits(member), &open.saturating_sub(1));
     Ok(())
 }
 

@@ -39,7 +39,7 @@ pub mod keys {
 
 /// Registrations executed at `height`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-struct BlockLoad {
+pub(crate) struct BlockLoad {
     height: u64,
     registrations: u64,
 }
@@ -50,8 +50,8 @@ impl<R: StateRead> StateDelta<R> {
     /// # Errors
     /// On storage failure or a corrupt record.
     pub fn deposit_address(&self, account: &Address) -> Result<Option<DepositAddressRecord>, StateError> {
-        let Some(number) = self.get_json::<u64>(&keys::number_of(account))? else { return Ok(None) };
-        self.get_json(&keys::registrations().key(&number.to_be_bytes()))
+        let Some(number) = self.get_record::<u64>(&keys::number_of(account))? else { return Ok(None) };
+        self.get_record(&keys::registrations().key(&number.to_be_bytes()))
     }
 
     /// Up to `limit` registrations numbered above `after`, in order.
@@ -82,7 +82,7 @@ pub fn check_room<R: StateRead>(
     count: usize,
     height: u64,
 ) -> Result<Result<(), TxRejection>, StateError> {
-    let load: BlockLoad = state.get_json(keys::BLOCK_LOAD)?.unwrap_or_default();
+    let load: BlockLoad = state.get_record(keys::BLOCK_LOAD)?.unwrap_or_default();
     let used = if load.height == height { load.registrations } else { 0 };
     let limit = u64::from(params.max_deposit_address_registrations_per_block);
     if used.saturating_add(u64::try_from(count).unwrap_or(u64::MAX)) > limit {
@@ -115,10 +115,10 @@ pub fn register<R: StateRead>(
     let number = state.entry_count(&registrations)?.saturating_add(1);
     let record = DepositAddressRecord { number, account, height };
     state.put_entry(&registrations, &number.to_be_bytes(), &record)?;
-    state.put_json(keys::number_of(&account), &number);
-    let load: BlockLoad = state.get_json(keys::BLOCK_LOAD)?.unwrap_or_default();
+    state.put_record(keys::number_of(&account), &number);
+    let load: BlockLoad = state.get_record(keys::BLOCK_LOAD)?.unwrap_or_default();
     let used = if load.height == height { load.registrations } else { 0 };
-    state.put_json(keys::BLOCK_LOAD.to_vec(), &BlockLoad { height, registrations: used.saturating_add(1) });
+    state.put_record(keys::BLOCK_LOAD.to_vec(), &BlockLoad { height, registrations: used.saturating_add(1) });
     events.push(Event::new(
         ev::DEPOSIT_ADDRESS_REGISTERED,
         [(ev::ADDRESS, account.to_string()), (ev::NUMBER, number.to_string())],

@@ -63,7 +63,7 @@ impl<R: StateRead> StateDelta<R> {
     /// # Errors
     /// On storage failure or a corrupt record.
     pub fn dkg_session(&self, n: u64) -> Result<Option<DkgSession>, StateError> {
-        self.get_json(&keys::session(n))
+        self.get_record(&keys::session(n))
     }
 
     /// The latest session, running or not.
@@ -71,7 +71,7 @@ impl<R: StateRead> StateDelta<R> {
     /// # Errors
     /// On storage failure or a corrupt record.
     pub fn latest_dkg(&self) -> Result<Option<DkgSession>, StateError> {
-        match self.get_json::<u64>(keys::LATEST)? {
+        match self.get_record::<u64>(keys::LATEST)? {
             Some(n) => self.dkg_session(n),
             None => Ok(None),
         }
@@ -104,11 +104,11 @@ impl<R: StateRead> StateDelta<R> {
     /// # Errors
     /// On storage failure or a corrupt record.
     pub fn next_federation(&self) -> Result<Option<Federation>, StateError> {
-        self.get_json(keys::NEXT_FEDERATION)
+        self.get_record(keys::NEXT_FEDERATION)
     }
 
     fn put_dkg_session(&mut self, session: &DkgSession) {
-        self.put_json(keys::session(session.session), session);
+        self.put_record(keys::session(session.session), session);
     }
 }
 
@@ -153,7 +153,7 @@ pub fn start<R: StateRead>(
     height: u64,
     events: &mut Vec<Event>,
 ) -> Result<(), StateError> {
-    let number = state.get_json::<u64>(keys::LATEST)?.unwrap_or(0).saturating_add(1);
+    let number = state.get_record::<u64>(keys::LATEST)?.unwrap_or(0).saturating_add(1);
     let session = DkgSession {
         session: number,
         epoch: state.federation()?.epoch.saturating_add(1),
@@ -179,7 +179,7 @@ pub fn start<R: StateRead>(
         public_key_set: None,
         finished: None,
     };
-    state.put_json(keys::LATEST.to_vec(), &number);
+    state.put_record(keys::LATEST.to_vec(), &number);
     state.put_dkg_session(&session);
     events.push(started_event(&session));
     tracing::info!(
@@ -261,7 +261,7 @@ pub fn deal<R: StateRead>(
         commitment: msg.commitment.iter().map(|point| hex::encode(dkg::encode_point(point))).collect(),
         encrypted_shares: msg.encrypted_shares.iter().map(hex::encode).collect(),
     };
-    state.put_json(keys::dealing(session.session, session.attempt, position), &dealing);
+    state.put_record(keys::dealing(session.session, session.attempt, position), &dealing);
     if let Some(participant) = session.participants.get_mut(position as usize) {
         participant.dealt = true;
     }
@@ -286,7 +286,7 @@ fn stored_dealing<R: StateRead>(
     session: &DkgSession,
     position: u32,
 ) -> Result<Option<DkgDealing>, StateError> {
-    state.get_json(&keys::dealing(session.session, session.attempt, position))
+    state.get_record(&keys::dealing(session.session, session.attempt, position))
 }
 
 fn fault_of(session: &DkgSession, account: &Address) -> bool {
@@ -412,7 +412,7 @@ fn complete<R: StateRead>(
         epoch: session.epoch,
         bls: Some(BlsFederation { public_key_set: public_key_set.clone() }),
     };
-    state.put_json(keys::NEXT_FEDERATION.to_vec(), &next);
+    state.put_record(keys::NEXT_FEDERATION.to_vec(), &next);
     crate::handover::start(state, &next, session.session, height, events)?;
     session.phase = DkgPhase::Complete;
     session.finished = Some(height);

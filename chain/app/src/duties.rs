@@ -22,7 +22,7 @@ pub mod keys {
 
 /// A member's duty messages executed at `height`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-struct DutyLoad {
+pub(crate) struct DutyLoad {
     height: u64,
     msgs: u64,
 }
@@ -39,7 +39,7 @@ pub fn charge<R: StateRead>(
     msgs: usize,
     height: u64,
 ) -> Result<Result<(), TxRejection>, StateError> {
-    let stored: DutyLoad = state.get_json(&keys::load(member))?.unwrap_or_default();
+    let stored: DutyLoad = state.get_record(&keys::load(member))?.unwrap_or_default();
     let used = if stored.height == height { stored.msgs } else { 0 };
     let limit = u64::from(params.max_duty_msgs_per_block);
     let wanted = used.saturating_add(u64::try_from(msgs).unwrap_or(u64::MAX));
@@ -51,6 +51,6 @@ pub fn charge<R: StateRead>(
             ),
         )));
     }
-    state.put_json(keys::load(member), &DutyLoad { height, msgs: wanted });
+    state.put_record(keys::load(member), &DutyLoad { height, msgs: wanted });
     Ok(Ok(()))
 }

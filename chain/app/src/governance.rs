@@ -34,7 +34,7 @@ impl<R: StateRead> StateDelta<R> {
     /// # Errors
     /// On storage failure or a corrupt record.
     pub fn params_proposals(&self) -> Result<ParamsProposals, StateError> {
-        Ok(self.get_json(keys::PROPOSALS)?.unwrap_or_default())
+        Ok(self.get_record(keys::PROPOSALS)?.unwrap_or_default())
     }
 }
 
@@ -110,7 +110,7 @@ pub fn propose_params<R: StateRead>(
             Some(ScheduledParams { hash, params: proposal.params.clone(), accepted_at: height, effective });
         record.proposals.clear();
     }
-    state.put_json(keys::PROPOSALS.to_vec(), &record);
+    state.put_record(keys::PROPOSALS.to_vec(), &record);
     Ok(())
 }
 
@@ -128,7 +128,7 @@ pub fn apply_due<R: StateRead>(
         return Ok(());
     };
     state.put_params(&scheduled.params);
-    state.put_json(keys::PROPOSALS.to_vec(), &record);
+    state.put_record(keys::PROPOSALS.to_vec(), &record);
     events.push(Event::new(
         ev::PARAMS_CHANGED,
         [(ev::HASH, scheduled.hash.clone()), (ev::HEIGHT, scheduled.effective.to_string())],

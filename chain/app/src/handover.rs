@@ -75,7 +75,7 @@ impl<R: StateRead> StateDelta<R> {
     /// # Errors
     /// On storage failure or a corrupt record.
     pub fn handover(&self, epoch: u64) -> Result<Option<Handover>, StateError> {
-        self.get_json(&keys::handover(epoch))
+        self.get_record(&keys::handover(epoch))
     }
 
     /// The running hand-over, if any: the one to the federation waiting at `/federation/next`.
@@ -92,11 +92,11 @@ impl<R: StateRead> StateDelta<R> {
     /// # Errors
     /// On storage failure or a corrupt record.
     pub fn retired_federation(&self, epoch: u64) -> Result<Option<Federation>, StateError> {
-        self.get_json(&keys::retired(epoch))
+        self.get_record(&keys::retired(epoch))
     }
 
     fn put_handover(&mut self, handover: &Handover) {
-        self.put_json(keys::handover(handover.epoch), handover);
+        self.put_record(keys::handover(handover.epoch), handover);
     }
 }
 
@@ -550,7 +550,7 @@ fn switch<R: StateRead>(
     events: &mut Vec<Event>,
 ) -> Result<(), StateError> {
     let current = state.federation()?;
-    state.put_json(keys::retired(current.epoch), &current);
+    state.put_record(keys::retired(current.epoch), &current);
     for migrated in &handover.migrated {
         state.put_reserve_utxo(&crate::bridge::ReserveUtxo {
             txid: migrated.txid.clone(),

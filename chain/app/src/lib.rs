@@ -34,6 +34,7 @@ pub mod pause;
 pub mod query;
 pub mod replacement;
 pub mod reserves;
+pub mod records;
 pub mod reserves_check;
 pub mod signature_cache;
 pub mod state;

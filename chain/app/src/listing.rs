@@ -44,11 +44,11 @@ impl<R: StateRead> StateDelta<R> {
     /// # Errors
     /// On storage failure or a corrupt record.
     pub fn token_proposals(&self, token: &EthAddress) -> Result<TokenProposals, StateError> {
-        Ok(self.get_json(&keys::proposals(token))?.unwrap_or_default())
+        Ok(self.get_record(&keys::proposals(token))?.unwrap_or_default())
     }
 
     fn put_token_proposals(&mut self, token: &EthAddress, proposals: &TokenProposals) {
-        self.put_json(keys::proposals(token), proposals);
+        self.put_record(keys::proposals(token), proposals);
     }
 }
 

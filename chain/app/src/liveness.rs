@@ -36,7 +36,7 @@ impl<R: StateRead> StateDelta<R> {
     /// # Errors
     /// On storage failure or a corrupt record.
     pub fn heartbeat_round(&self) -> Result<Option<HeartbeatRound>, StateError> {
-        self.get_json(keys::ROUND)
+        self.get_record(keys::ROUND)
     }
 
     /// `account`'s last heartbeat.
@@ -44,7 +44,7 @@ impl<R: StateRead> StateDelta<R> {
     /// # Errors
     /// On storage failure or a corrupt record.
     pub fn member_heartbeat(&self, account: &Address) -> Result<MemberHeartbeat, StateError> {
-        Ok(self.get_json(&keys::member(account))?.unwrap_or_default())
+        Ok(self.get_record(&keys::member(account))?.unwrap_or_default())
     }
 
     /// The federation's liveness, as `/federation/liveness` answers it.
@@ -107,7 +107,7 @@ pub fn open_round_if_due<R: StateRead>(
         ev::HEARTBEAT_ROUND,
         [(ev::ROUND, round.to_string()), (ev::CHALLENGE, record.challenge.clone())],
     ));
-    state.put_json(keys::ROUND.to_vec(), &record);
+    state.put_record(keys::ROUND.to_vec(), &record);
     Ok(())
 }
 
@@ -156,7 +156,7 @@ pub fn heartbeat<R: StateRead>(
             )));
         }
     }
-    state.put_json(keys::member(&heartbeat.member), &MemberHeartbeat { round: round.round, height });
+    state.put_record(keys::member(&heartbeat.member), &MemberHeartbeat { round: round.round, height });
     events.push(Event::new(
         ev::HEARTBEAT,
         [(ev::MEMBER, heartbeat.member.to_string()), (ev::ROUND, round.round.to_string())],

@@ -40,7 +40,7 @@ impl<R: StateRead> StateDelta<R> {
     /// # Errors
     /// On storage failure or a corrupt record.
     pub fn signer_keys(&self, account: &Address) -> Result<Option<SignerKeys>, StateError> {
-        self.get_json(&keys::signer_keys(account))
+        self.get_record(&keys::signer_keys(account))
     }
 
     /// The open federation proposals.
@@ -48,7 +48,7 @@ impl<R: StateRead> StateDelta<R> {
     /// # Errors
     /// On storage failure or a corrupt record.
     pub fn federation_proposals(&self) -> Result<FederationProposals, StateError> {
-        Ok(self.get_json(keys::PROPOSALS)?.unwrap_or_default())
+        Ok(self.get_record(keys::PROPOSALS)?.unwrap_or_default())
     }
 }
 
@@ -90,7 +90,7 @@ pub fn register_signer_keys<R: StateRead>(
             (ev::BITCOIN_KEY, record.bitcoin_key.clone()),
         ],
     ));
-    state.put_json(keys::signer_keys(&account), &record);
+    state.put_record(keys::signer_keys(&account), &record);
     tracing::info!(%account, height, "signer keys registered");
     Ok(())
 }
@@ -170,10 +170,10 @@ pub fn propose_federation<R: StateRead>(
     ));
     tracing::info!(member = %proposal.member, agreeing, quorum, "federation proposed");
     if u32::try_from(agreeing).unwrap_or(u32::MAX) >= quorum {
-        state.put_json(keys::PROPOSALS.to_vec(), &FederationProposals::default());
+        state.put_record(keys::PROPOSALS.to_vec(), &FederationProposals::default());
         crate::dkg::start(state, params, &registered, proposal.threshold, height, events)?;
     } else {
-        state.put_json(keys::PROPOSALS.to_vec(), &open);
+        state.put_record(keys::PROPOSALS.to_vec(), &open);
     }
     Ok(())
 }

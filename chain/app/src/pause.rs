@@ -27,12 +27,12 @@ impl<R: StateRead> StateDelta<R> {
     /// # Errors
     /// On storage failure or a corrupt record.
     pub fn bridge_status(&self) -> Result<BridgeStatus, StateError> {
-        Ok(self.get_json(keys::BRIDGE_STATUS)?.unwrap_or_default())
+        Ok(self.get_record(keys::BRIDGE_STATUS)?.unwrap_or_default())
     }
 
     /// Stores the bridge status.
     pub fn put_bridge_status(&mut self, status: &BridgeStatus) {
-        self.put_json(keys::BRIDGE_STATUS.to_vec(), status);
+        self.put_record(keys::BRIDGE_STATUS.to_vec(), status);
     }
 }
 

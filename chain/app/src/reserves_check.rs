@@ -55,7 +55,7 @@ impl<R: StateRead> StateDelta<R> {
     /// # Errors
     /// On storage failure or a corrupt record.
     pub fn reserves_round(&self) -> Result<Option<ReservesRound>, StateError> {
-        self.get_json(keys::ROUND)
+        self.get_record(keys::ROUND)
     }
 
     /// `chain`'s latest checked round.
@@ -63,7 +63,7 @@ impl<R: StateRead> StateDelta<R> {
     /// # Errors
     /// On storage failure or a corrupt record.
     pub fn reserves_check(&self, chain: ParentChain) -> Result<Option<ReservesCheck>, StateError> {
-        self.get_json(&keys::last(chain))
+        self.get_record(&keys::last(chain))
     }
 
     /// The `/reserves/check` answer.
@@ -124,7 +124,7 @@ pub fn open_round_if_due<R: StateRead>(
         ev::RESERVES_ROUND_OPENED,
         [(ev::ROUND, round.number.to_string()), (ev::TARGETS, targets.join(","))],
     ));
-    state.put_json(keys::ROUND.to_vec(), &round);
+    state.put_record(keys::ROUND.to_vec(), &round);
     Ok(())
 }
 
@@ -199,7 +199,7 @@ pub fn attest_reserves<R: StateRead>(
         };
         conclude(state, chain, &check, height, events)?;
     }
-    state.put_json(keys::ROUND.to_vec(), &round);
+    state.put_record(keys::ROUND.to_vec(), &round);
     Ok(())
 }
 
@@ -271,7 +271,7 @@ fn conclude<R: StateRead>(
     height: u64,
     events: &mut Vec<Event>,
 ) -> Result<(), StateError> {
-    state.put_json(keys::last(chain), check);
+    state.put_record(keys::last(chain), check);
     let excess: Vec<String> = check
         .assets
         .iter()

@@ -189,9 +189,9 @@ impl<R: StateRead> StateDelta<R> {
         let key = collection.key(suffix);
         if self.get(&key)?.is_none() {
             let count = self.entry_count(collection)?;
-            self.put_json(collection.count_key(), &count.saturating_add(1));
+            self.put_record(collection.count_key(), &count.saturating_add(1));
         }
-        self.put_json(key, value);
+        self.put_record(key, value);
         Ok(())
     }
 
@@ -203,7 +203,7 @@ impl<R: StateRead> StateDelta<R> {
         let key = collection.key(suffix);
         if self.get(&key)?.is_some() {
             let count = self.entry_count(collection)?;
-            self.put_json(collection.count_key(), &count.saturating_sub(1));
+            self.put_record(collection.count_key(), &count.saturating_sub(1));
             self.delete(key);
         }
         Ok(())
@@ -214,7 +214,7 @@ impl<R: StateRead> StateDelta<R> {
     /// # Errors
     /// On storage failure or a corrupt counter.
     pub fn entry_count(&self, collection: &Collection) -> Result<u64, StateError> {
-        Ok(self.get_json(&collection.count_key())?.unwrap_or(0))
+        Ok(self.get_record(&collection.count_key())?.unwrap_or(0))
     }
 
     /// One page of `collection`'s entries in key order, strictly past the entry `after`.
@@ -241,14 +241,12 @@ impl<R: StateRead> StateDelta<R> {
         scan_all(self, &collection.prefix)?.into_iter().map(|(key, value)| decode(&key, &value)).collect()
     }
 
-    pub(crate) fn get_json<T: DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>, StateError> {
+    pub(crate) fn get_record<T: DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>, StateError> {
         self.get(key)?.map(|bytes| decode(key, &bytes)).transpose()
     }
 
-    pub(crate) fn put_json<T: Serialize>(&mut self, key: Vec<u8>, value: &T) {
-        // Serializing these plain structs (strings, integers, BTreeMaps with string keys) cannot fail.
-        let bytes = serde_json::to_vec(value).unwrap_or_default();
-        self.put_raw(key, bytes);
+    pub(crate) fn put_record<T: Serialize>(&mut self, key: Vec<u8>, value: &T) {
+        self.put_raw(key, encode(value));
     }
 
     /// The account record of `address`.
@@ -256,12 +254,12 @@ impl<R: StateRead> StateDelta<R> {
     /// # Errors
     /// On storage failure or a corrupt record.
     pub fn account(&self, address: &Address) -> Result<Option<AccountRecord>, StateError> {
-        self.get_json(&keys::account(address))
+        self.get_record(&keys::account(address))
     }
 
     /// Stores the account record of `address`.
     pub fn put_account(&mut self, address: &Address, record: &AccountRecord) {
-        self.put_json(keys::account(address), record);
+        self.put_record(keys::account(address), record);
     }
 
     /// The chain parameters.
@@ -269,7 +267,7 @@ impl<R: StateRead> StateDelta<R> {
     /// # Errors
     /// On storage failure or when genesis never stored them.
     pub fn params(&self) -> Result<Params, StateError> {
-        self.get_json(keys::PARAMS)?.ok_or_else(|| StateError::Corrupt {
+        self.get_record(keys::PARAMS)?.ok_or_else(|| StateError::Corrupt {
             key: String::from_utf8_lossy(keys::PARAMS).into_owned(),
             reason: "missing (was InitChain run?)".to_owned(),
         })
@@ -277,7 +275,7 @@ impl<R: StateRead> StateDelta<R> {
 
     /// Stores the chain parameters.
     pub fn put_params(&mut self, params: &Params) {
-        self.put_json(keys::PARAMS.to_vec(), params);
+        self.put_record(keys::PARAMS.to_vec(), params);
     }
 
     /// The federation.
@@ -285,12 +283,12 @@ impl<R: StateRead> StateDelta<R> {
     /// # Errors
     /// On storage failure or a corrupt record.
     pub fn federation(&self) -> Result<Federation, StateError> {
-        Ok(self.get_json(keys::FEDERATION)?.unwrap_or_default())
+        Ok(self.get_record(keys::FEDERATION)?.unwrap_or_default())
     }
 
     /// Stores the federation.
     pub fn put_federation(&mut self, federation: &Federation) {
-        self.put_json(keys::FEDERATION.to_vec(), federation);
+        self.put_record(keys::FEDERATION.to_vec(), federation);
     }
 
     /// Allocates the next account number.
@@ -298,8 +296,8 @@ impl<R: StateRead> StateDelta<R> {
     /// # Errors
     /// On storage failure or a corrupt counter.
     pub fn next_account_number(&mut self) -> Result<u64, StateError> {
-        let next: u64 = self.get_json(keys::NEXT_ACCOUNT_NUMBER)?.unwrap_or(0);
-        self.put_json(keys::NEXT_ACCOUNT_NUMBER.to_vec(), &next.saturating_add(1));
+        let next: u64 = self.get_record(keys::NEXT_ACCOUNT_NUMBER)?.unwrap_or(0);
+        self.put_record(keys::NEXT_ACCOUNT_NUMBER.to_vec(), &next.saturating_add(1));
         Ok(next)
     }
 }
@@ -347,8 +345,20 @@ impl<R: StateRead> StateRead for StateDelta<R> {
     }
 }
 
-fn decode<T: DeserializeOwned>(key: &[u8], bytes: &[u8]) -> Result<T, StateError> {
-    serde_json::from_slice(bytes)
+/// A record in the state's encoding: BCS (Binary Canonical Serialization) of its serde form,
+/// which is binary for addresses and amounts (see `docs/design.md`, "State encoding").
+pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+    // BCS fails only on types it cannot express (floats, unordered maps, sequences over 2^31),
+    // which no record holds; `records::tests` round-trips every record the app writes.
+    bcs::to_bytes(value).unwrap_or_default()
+}
+
+/// The record `T` stored under `key` (the key only names a corrupt one).
+///
+/// # Errors
+/// [`StateError::Corrupt`] when `bytes` is not the canonical encoding of a `T`.
+pub fn decode<T: DeserializeOwned>(key: &[u8], bytes: &[u8]) -> Result<T, StateError> {
+    bcs::from_bytes(bytes)
         .map_err(|e| StateError::Corrupt { key: String::from_utf8_lossy(key).into_owned(), reason: e.to_string() })
 }
 

@@ -49,7 +49,7 @@ pub struct UnattributedState {
     #[serde(default)]
     pub votes: BTreeMap<Address, Resolution>,
     /// What a quorum decided, once it did.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub resolved: Option<Resolved>,
 }
 
@@ -61,13 +61,13 @@ pub struct Resolved {
     /// When.
     pub height: u64,
     /// Credit: what the account received (the amount less `spend_fee`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub credited: Option<Amount>,
     /// Credit: what it prepaid into the fee pool for its own spending.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub spend_fee: Option<Amount>,
     /// Refund: the withdrawal paying it back.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub withdrawal: Option<WithdrawalId>,
 }
 

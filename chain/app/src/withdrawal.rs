@@ -49,12 +49,12 @@ impl<R: StateRead> StateDelta<R> {
     /// # Errors
     /// On storage failure or a corrupt record.
     pub fn withdrawal(&self, id: WithdrawalId) -> Result<Option<Withdrawal>, StateError> {
-        self.get_json(&keys::withdrawal(id))
+        self.get_record(&keys::withdrawal(id))
     }
 
     /// Stores a withdrawal record.
     pub fn put_withdrawal(&mut self, withdrawal: &Withdrawal) {
-        self.put_json(keys::withdrawal(withdrawal.id), withdrawal);
+        self.put_record(keys::withdrawal(withdrawal.id), withdrawal);
     }
 
     /// Up to `limit` queued withdrawals of `denom` in id order, after `after` when given.
@@ -96,9 +96,9 @@ impl<R: StateRead> StateDelta<R> {
     }
 
     fn next_withdrawal_id(&mut self) -> Result<WithdrawalId, StateError> {
-        let last: u64 = self.get_json(keys::LAST_WITHDRAWAL)?.unwrap_or(0);
+        let last: u64 = self.get_record(keys::LAST_WITHDRAWAL)?.unwrap_or(0);
         let next = last.saturating_add(1);
-        self.put_json(keys::LAST_WITHDRAWAL.to_vec(), &next);
+        self.put_record(keys::LAST_WITHDRAWAL.to_vec(), &next);
         Ok(WithdrawalId(next))
     }
 }

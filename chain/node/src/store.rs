@@ -48,11 +48,10 @@ const META_CHAIN_ID: &str = "chain_id";
 const META_LAYOUT: &str = "layout";
 const META_PRUNED_BELOW: &str = "pruned_below";
 const APP_HASH_PREFIX: &str = "app_hash/";
-/// The table layout this code reads and writes; 2 added [`KEY_INDEX`], 3 the stale indexes.
-/// A layout-2 database is upgraded in place: what its versions made stale before the upgrade
-/// was never recorded, so that history is kept for good.
-const LAYOUT: u32 = 3;
-const UPGRADABLE_LAYOUT: u32 = 2;
+/// The table layout (and record encoding) this code reads and writes; 2 added [`KEY_INDEX`],
+/// 3 the stale indexes, 4 the binary record encoding (BCS instead of JSON). A store of an
+/// older layout is refused: resync the node (state sync or replay).
+const LAYOUT: u32 = 4;
 
 /// A storage failure, naming the operation.
 #[derive(Debug, thiserror::Error)]
@@ -144,10 +143,6 @@ impl Store {
             let has_state = try_store!("read meta", meta.get(META_HEIGHT))?.is_some();
             match layout {
                 Some(layout) if layout == LAYOUT.to_be_bytes() => {}
-                Some(layout) if layout == UPGRADABLE_LAYOUT.to_be_bytes() => {
-                    tracing::info!(path = %path.display(), "store upgraded to layout {LAYOUT}: history before now is never pruned");
-                    try_store!("write layout", meta.insert(META_LAYOUT, LAYOUT.to_be_bytes().as_slice()))?;
-                }
                 None if !has_state => {
                     try_store!("write layout", meta.insert(META_LAYOUT, LAYOUT.to_be_bytes().as_slice()))?;
                 }

@@ -174,17 +174,17 @@ pub struct DepositFacts {
     /// Bitcoin: the payment went to the recipient's registered deposit address (P2WSH of
     /// [`crate::peg::Peg::deposit_witness_script`]), not to the peg with a memo. It decides the
     /// script that spends the reserve output, so members must agree on it.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    #[serde(default)]
     pub deposit_address: bool,
     /// Bitcoin: why the payment cannot be attributed to an account, when it cannot; its
     /// `recipient` is then [`Address::unattributed_pool`], and it mints nothing until resolved.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub unattributed: Option<Unattributed>,
     /// Bitcoin: the federation epoch whose peg (or deposit address of it) the output pays, as
     /// the relayer matched its script; `None`: the federation current when the chain executes
     /// the attestation. An earlier epoch's peg is minted only within its grace after the
     /// hand-over (`old_peg_grace_blocks`), and its outputs are swept to the current peg.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub peg_epoch: Option<u64>,
 }
 

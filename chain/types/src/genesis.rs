@@ -121,7 +121,7 @@ pub struct DepositParams {
     pub min_deposits: Vec<Coin>,
     /// ERC-20 denominations the federation unlisted (`MsgProposeListing`, delivered to the
     /// vault): no longer minted, though their withdrawal limits stay so holders can withdraw.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default)]
     pub unlisted: Vec<Denom>,
     /// Blocks after a federation hand-over during which deposits to the retired federation's
     /// peg (and its deposit addresses) are still minted — wallets keep paying an address they

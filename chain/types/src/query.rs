@@ -278,13 +278,13 @@ pub struct Withdrawal {
     pub batch: Option<u64>,
     /// Why the last batch of its asset left it queued (its fee share above its budget, say);
     /// cleared when it is batched.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub waiting: Option<String>,
     /// Set when an aborted batch held it: why, and the members' refund votes since.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub held: Option<Held>,
     /// The height it was refunded at, if it was.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub refunded_height: Option<u64>,
 }
 
@@ -414,7 +414,7 @@ pub struct BatchItem {
 
 /// What the federation signs for a batch, by parent chain.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "chain", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
 pub enum BatchRelease {
     /// An Ethereum batch: a BLS threshold signature over the payload, checked by `FerryVault.release`.
     Ethereum(EthereumRelease),
@@ -573,16 +573,16 @@ pub struct BitcoinRelease {
     pub superseded: Vec<SignedBitcoinVersion>,
     /// Why the chain could not replace it when a replacement was due (every budget spent, or the
     /// rate at its ceiling); cleared by the next replacement.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub bump_blocked: Option<String>,
     /// For a hand-over migration: the epoch whose peg its one output pays (every reserve UTXO
     /// spent moves there, less the fee). `None` for releases and consolidations.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub migration: Option<u64>,
     /// For a sweep: the retired epoch whose peg its inputs are at (deposits minted within that
     /// peg's grace); that epoch's federation signs it, and its one output pays the current peg.
     /// `None` otherwise.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub sweep: Option<u64>,
 }
 
@@ -694,10 +694,10 @@ pub struct Batch {
     #[serde(default)]
     pub release_heights: BTreeMap<Address, u64>,
     /// Each member's (first) vote to abort the batch, while it is being signed.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(default)]
     pub abort_votes: BTreeMap<Address, AbortVote>,
     /// Why and when it was aborted, if it was.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub aborted: Option<Aborted>,
     /// The release transaction, once a quorum attested it.
     pub release_tx: Option<String>,
@@ -821,16 +821,16 @@ pub struct ReserveUtxo {
     /// Value in satoshi.
     pub amount: Amount,
     /// The unsettled batch whose release transaction spends it; no other batch may use it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub locked_by: Option<u64>,
     /// The account whose deposit address it pays; `None` for the peg's own script (see
     /// [`crate::release::bitcoin::Utxo::owner`]).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub owner: Option<Address>,
     /// For a deposit to a retired federation's peg minted within its grace: that federation's
     /// epoch. Only a sweep signed by that federation spends it (into the current peg); `None`:
     /// the current federation's peg.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub retired_epoch: Option<u64>,
 }
 
@@ -947,7 +947,7 @@ pub struct ReservesTarget {
     pub reports: BTreeMap<Address, BTreeMap<Denom, Amount>>,
     /// What each member's snapshot names gone (reserve outputs on Bitcoin, attested deposits on
     /// Ethereum; members naming none are absent).
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(default)]
     pub gone: BTreeMap<Address, Vec<crate::DepositId>>,
     /// Whether a quorum agreed on one snapshot (the round is done for this chain).
     pub checked: bool,
@@ -994,7 +994,7 @@ pub struct ReservesCheck {
     pub assets: BTreeMap<Denom, AssetCheck>,
     /// What every agreeing member's node no longer holds — reserve outputs on Bitcoin, attested
     /// deposits on Ethereum: the ids a parent-chain rewind or a theft took away.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(default)]
     pub gone: Vec<crate::DepositId>,
 }
 

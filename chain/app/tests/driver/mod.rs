@@ -46,6 +46,31 @@ pub type TestResult<T = ()> = Result<T, TestError>;
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct MemoryState(BTreeMap<Vec<u8>, Vec<u8>>);
 
+/// Checks the state encoding on every record `changes` writes: each is the canonical encoding
+/// of a known record kind — decoding it as that kind and encoding it again gives back exactly
+/// the stored bytes ([`ferry_app::records::reencode`]). Every test chain runs it on genesis and
+/// on every block, so every record kind any app test writes, with the values it really holds,
+/// is round-tripped.
+///
+/// # Errors
+/// Naming the key whose record is unknown, does not decode, or re-encodes differently.
+pub fn check_encoding(changes: &ChangeSet) -> TestResult {
+    for (key, value) in changes {
+        let Some(bytes) = value else { continue };
+        let again = ferry_app::records::reencode(key, bytes)?;
+        if &again != bytes {
+            return Err(format!(
+                "record `{}` does not round-trip: stored {}, re-encoded {}",
+                String::from_utf8_lossy(key),
+                hex::encode(bytes),
+                hex::encode(&again)
+            )
+            .into());
+        }
+    }
+    Ok(())
+}
+
 impl MemoryState {
     /// Applies a block's writes; `None` deletes the key.
     pub fn apply(&mut self, changes: &ChangeSet) {
@@ -78,7 +103,7 @@ impl MemoryState {
                 .get(keys::ACCOUNT_PREFIX.len()..)
                 .and_then(|id| id.try_into().ok())
                 .ok_or_else(|| format!("account key {} does not hold a 20-byte id", hex::encode(key)))?;
-            let record: AccountRecord = serde_json::from_slice(value)?;
+            let record: AccountRecord = ferry_app::state::decode(key, value)?;
             accounts.push((Address::from_bytes(id), record));
         }
         Ok(accounts)
@@ -152,6 +177,7 @@ impl Chain {
 
     fn start_funded_with_chain_id(chain_id: &str, genesis: &GenesisState, holdings: &[Holding]) -> TestResult<Chain> {
         let (changes, genesis_events) = ferry_app::init_chain(genesis)?;
+        check_encoding(&changes)?;
         let mut state = MemoryState::default();
         state.apply(&changes);
         let mut funded = StateDelta::new(&state);
@@ -181,6 +207,7 @@ impl Chain {
             funded.put_account(&holding.address, &record);
         }
         let changes = funded.into_writes();
+        check_encoding(&changes)?;
         state.apply(&changes);
         Ok(Chain {
             chain_id: chain_id.to_owned(),
@@ -232,6 +259,7 @@ impl Chain {
             txs: &raw,
         };
         let outcome = ferry_app::finalize_block(self.committed(), &block, &self.signatures)?;
+        check_encoding(&outcome.changes)?;
         let mut next = self.committed().clone();
         next.apply(&outcome.changes);
         self.history.push(next);

@@ -124,7 +124,7 @@ pub struct DkgParticipant {
 
 /// What a participant was dropped for.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case", tag = "kind")]
+#[serde(rename_all = "snake_case")]
 pub enum DkgFaultKind {
     /// It did not act before the phase ended.
     Silent {
@@ -483,7 +483,7 @@ pub struct Handover {
     /// When the federation switched (the hand-over is over).
     pub switched: Option<u64>,
     /// Why no migration could form at the last batching height, if none could (the fee budget).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub waiting: Option<String>,
 }
 

@@ -73,7 +73,7 @@ pub struct Utxo {
     pub amount: Amount,
     /// The account whose deposit address this output pays ([`Peg::deposit_witness_script`]);
     /// `None` for the peg's own script. Decides the witness script that spends it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub owner: Option<Address>,
 }
 

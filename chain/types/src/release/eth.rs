@@ -131,15 +131,24 @@ impl fmt::Debug for EthAddress {
 }
 
 impl Serialize for EthAddress {
+    /// Text for people (JSON answers), its 20 bytes in the binary state encoding.
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(self)
+        if serializer.is_human_readable() {
+            serializer.collect_str(self)
+        } else {
+            self.as_bytes().serialize(serializer)
+        }
     }
 }
 
 impl<'de> Deserialize<'de> for EthAddress {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(deserializer)?;
-        text.parse().map_err(serde::de::Error::custom)
+        if deserializer.is_human_readable() {
+            let text = String::deserialize(deserializer)?;
+            text.parse().map_err(serde::de::Error::custom)
+        } else {
+            <[u8; 20]>::deserialize(deserializer).map(EthAddress::from_bytes)
+        }
     }
 }
 
