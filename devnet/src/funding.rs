@@ -105,6 +105,32 @@ pub fn opening_blocks(
     Ok(blocks)
 }
 
+/// [`opening_blocks`] for an in-process chain of `genesis` under `chain_id`, users `0..users`
+/// opened by its attest quorum of devnet members, signed offline: genesis numbers its accounts
+/// first and the members after them, the first member as account `first_member`.
+///
+/// # Errors
+/// When a key does not derive or signing fails.
+pub fn offline_opening_blocks(
+    genesis: &ferry_types::GenesisState,
+    chain_id: &str,
+    users: usize,
+    first_member: usize,
+) -> anyhow::Result<Vec<Vec<Vec<u8>>>> {
+    let mut members = (0..usize::try_from(genesis.federation.attest_quorum)?)
+        .map(|index| {
+            let number = u64::try_from(first_member + index)?;
+            Ok(Wallet::offline(accounts::member_key(index)?, chain_id, number, 0))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    opening_blocks(
+        &mut members,
+        &made_up_openings(users)?,
+        usize::try_from(genesis.params.max_msgs_per_tx)?,
+        usize::try_from(genesis.params.max_duty_msgs_per_block)?,
+    )
+}
+
 /// Opens users `0..users` of a running sidechain without parent chains (its genesis from
 /// [`accounts::genesis`] with the devnet federation): a quorum of members attests
 /// [`made_up_openings`], block by block; returns once every attestation is in a block (the last

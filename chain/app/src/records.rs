@@ -5,12 +5,11 @@
 
 use ferry_types::genesis::Federation;
 use ferry_types::query::federation::{
-    DkgDealing, DkgSession, FederationProposals, Handover, HeartbeatRound, MemberHeartbeat, ParamsProposals,
-    SignerKeys,
+    DkgDealing, DkgSession, FederationProposals, Handover, HeartbeatRound, MemberHeartbeat, ParamsProposals, SignerKeys,
 };
 use ferry_types::query::{
-    AssetLedger, Batch, BridgeStatus, DepositAddressRecord, OpenUnattributed, ParentClock, ReserveUtxo,
-    ReservesCheck, ReservesRound, TokenProposals, Withdrawal, WithdrawalId,
+    AssetLedger, Batch, BridgeStatus, DepositAddressRecord, OpenUnattributed, ParentClock, ReserveUtxo, ReservesCheck,
+    ReservesRound, TokenProposals, Withdrawal, WithdrawalId,
 };
 use ferry_types::release::fee::FeeRate;
 use ferry_types::{Denom, Params};
@@ -32,10 +31,13 @@ enum Match {
     Prefix(&'static [u8]),
 }
 
+/// Decodes the bytes stored under a key (the key names a corrupt record) into an `Out`.
+type Decoder<Out> = fn(&[u8], &[u8]) -> Result<Out, StateError>;
+
 /// What one kind of record is decoded as: its re-encoding and its JSON.
 struct Codec {
-    reencode: fn(&[u8], &[u8]) -> Result<Vec<u8>, StateError>,
-    to_json: fn(&[u8], &[u8]) -> Result<serde_json::Value, StateError>,
+    reencode: Decoder<Vec<u8>>,
+    to_json: Decoder<serde_json::Value>,
 }
 
 fn reencode_as<T: Serialize + DeserializeOwned>(key: &[u8], bytes: &[u8]) -> Result<Vec<u8>, StateError> {
@@ -43,10 +45,8 @@ fn reencode_as<T: Serialize + DeserializeOwned>(key: &[u8], bytes: &[u8]) -> Res
 }
 
 fn json_as<T: Serialize + DeserializeOwned>(key: &[u8], bytes: &[u8]) -> Result<serde_json::Value, StateError> {
-    serde_json::to_value(decode::<T>(key, bytes)?).map_err(|e| StateError::Corrupt {
-        key: String::from_utf8_lossy(key).into_owned(),
-        reason: e.to_string(),
-    })
+    serde_json::to_value(decode::<T>(key, bytes)?)
+        .map_err(|e| StateError::Corrupt { key: String::from_utf8_lossy(key).into_owned(), reason: e.to_string() })
 }
 
 const fn codec<T: Serialize + DeserializeOwned>() -> Codec {

@@ -1037,7 +1037,7 @@ fn forced_reserves_violation_pauses_the_bridge_while_blocks_keep_coming_until_a_
 
     let honest = bridge.ledger(&Denom::sat())?;
     let broken = AssetLedger { reserves: Amount::new(honest.reserves.get() - 1), ..honest.clone() };
-    bridge.chain.overwrite_committed(ferry_app::bridge::keys::ledger(&Denom::sat()), serde_json::to_vec(&broken)?);
+    bridge.chain.overwrite_committed(ferry_app::bridge::keys::ledger(&Denom::sat()), ferry_app::state::encode(&broken));
     let height = bridge.chain.height() + 1;
     let outcome = bridge.chain.empty_block()?;
 
@@ -1084,7 +1084,9 @@ fn forced_reserves_violation_pauses_the_bridge_while_blocks_keep_coming_until_a_
 
     // Repaired, two votes to resume are not enough; the third resumes and nothing re-pauses.
     let repaired = AssetLedger { reserves: honest.reserves, ..bridge.ledger(&Denom::sat())? };
-    bridge.chain.overwrite_committed(ferry_app::bridge::keys::ledger(&Denom::sat()), serde_json::to_vec(&repaired)?);
+    bridge
+        .chain
+        .overwrite_committed(ferry_app::bridge::keys::ledger(&Denom::sat()), ferry_app::state::encode(&repaired));
     for member in [0, 1] {
         bridge.one(&bridge.vote_tx(member, false)?)?;
     }

@@ -86,11 +86,7 @@ impl FromStr for Amount {
 impl Serialize for Amount {
     /// Text for people (JSON answers), a 16-byte integer in the binary state encoding.
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        if serializer.is_human_readable() {
-            serializer.collect_str(self)
-        } else {
-            serializer.serialize_u128(self.0)
-        }
+        if serializer.is_human_readable() { serializer.collect_str(self) } else { serializer.serialize_u128(self.0) }
     }
 }
 

@@ -23,7 +23,7 @@ use ferry_chain::metrics::Metrics;
 use ferry_chain::snapshot::{ChunkVerdict, FORMAT, Restore, SnapshotConfig};
 use ferry_chain::{Node, Store};
 use ferry_client::wallet::Wallet;
-use ferry_devnet::accounts::{self, member_key, user_key};
+use ferry_devnet::accounts::{self, user_key};
 use ferry_devnet::btcd::RegtestWallet;
 use ferry_devnet::load;
 use ferry_types::genesis::GenesisAccount;
@@ -127,15 +127,7 @@ impl Chain {
         let mut chain = Chain { node, store, height: 1, dir };
         // Genesis numbers the users first, then the made-up accounts, then the members.
         let first_member = senders + size.accounts;
-        let mut members = (0..usize::try_from(genesis.federation.attest_quorum)?)
-            .map(|index| Ok(Wallet::offline(member_key(index)?, CHAIN_ID, u64::try_from(first_member + index)?, 0)))
-            .collect::<anyhow::Result<Vec<_>>>()?;
-        let openings = ferry_devnet::funding::opening_blocks(
-            &mut members,
-            &ferry_devnet::funding::made_up_openings(senders)?,
-            usize::try_from(genesis.params.max_msgs_per_tx)?,
-            usize::try_from(genesis.params.max_duty_msgs_per_block)?,
-        )?;
+        let openings = ferry_devnet::funding::offline_opening_blocks(&genesis, CHAIN_ID, senders, first_member)?;
         for txs in &openings {
             chain.block(txs)?;
         }

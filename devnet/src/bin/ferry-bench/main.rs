@@ -46,7 +46,6 @@ use anyhow::Context;
 use clap::Parser;
 use ferry_chain::metrics::Metrics;
 use ferry_chain::{Node, Store};
-use ferry_client::Wallet;
 use ferry_devnet::load::{self, LoadReport};
 use ferry_devnet::{AppKind, Network, NetworkSpec, Tools, accounts};
 use ferry_types::DecodedTx;
@@ -188,16 +187,7 @@ fn finalize_blocks(blocks: &[Vec<Vec<u8>>], senders: usize) -> anyhow::Result<(f
     let node = Node::new(Store::open(&dir.path().join("state.redb"))?, Metrics::new()?)?;
     let genesis = accounts::genesis(senders, accounts::FEDERATION_MEMBERS)?;
     node.init_chain(ferry_chain::in_process::init_chain(CHAIN_ID, serde_json::to_vec(&genesis)?)?)?;
-    // Genesis numbers the users from 0 and the members after them.
-    let mut members = (0..usize::try_from(genesis.federation.attest_quorum)?)
-        .map(|index| Ok(Wallet::offline(accounts::member_key(index)?, CHAIN_ID, u64::try_from(senders + index)?, 0)))
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    let openings = ferry_devnet::funding::opening_blocks(
-        &mut members,
-        &ferry_devnet::funding::made_up_openings(senders)?,
-        usize::try_from(genesis.params.max_msgs_per_tx)?,
-        usize::try_from(genesis.params.max_duty_msgs_per_block)?,
-    )?;
+    let openings = ferry_devnet::funding::offline_opening_blocks(&genesis, CHAIN_ID, senders, senders)?;
     let mut height = 0;
     for txs in &openings {
         height += 1;
