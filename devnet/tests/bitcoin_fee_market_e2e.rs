@@ -55,7 +55,7 @@ fn overpriced(answer: &Value) -> Option<Value> {
     let mut answer = answer.clone();
     let mut changed = false;
     let mut reprice = |batch: &mut Value| {
-        if let Some(rate) = batch.pointer_mut("/release/fee_rate") {
+        if let Some(rate) = batch.pointer_mut("/release/bitcoin/fee_rate") {
             *rate = Value::from(900_000u64);
             changed = true;
         }
