@@ -3,7 +3,7 @@
 
 use ferry_signer::ceremony::Ceremony;
 use ferry_signer::secrets::{MemberSecrets, SECRET_LEN};
-use ferry_types::genesis::{AssetLimit, BlsFederation, EthereumBridge, Federation};
+use ferry_types::genesis::{AssetLimit, BlsFederation, EthereumBridge, Federation, WithdrawalParams};
 use ferry_types::release::eth::EthAddress;
 use ferry_types::{AccountKey, Coin, Denom, GenesisAccount, GenesisState, Params};
 use rand_chacha::ChaCha20Rng;
@@ -141,4 +141,13 @@ pub fn federation_vault_key() -> anyhow::Result<crate::anvil::FederationKey> {
 /// The deposit quorum for a federation of `members`: the smallest count above two thirds.
 pub fn attest_quorum(members: usize) -> u32 {
     u32::try_from(members.saturating_mul(2) / 3 + 1).unwrap_or(u32::MAX).min(u32::try_from(members).unwrap_or(u32::MAX))
+}
+
+/// Lifts every asset's withdrawal window cap and large-withdrawal delay (benchmarks that queue
+/// many withdrawals measure the chain, not the limits).
+pub fn lift_withdrawal_limits(rules: &mut WithdrawalParams) {
+    for limit in &mut rules.limits {
+        limit.window_cap = ferry_types::Amount::new(u128::from(u64::MAX));
+        limit.delay_above = ferry_types::Amount::new(u128::from(u64::MAX));
+    }
 }

@@ -72,6 +72,9 @@ pub struct Node {
     snapshots: Option<Arc<SnapshotConfig>>,
     /// Set while a snapshot is being written (one at a time).
     snapshotting: Arc<std::sync::atomic::AtomicBool>,
+    /// Height of the oldest snapshot on disk (0: none), kept by the snapshot thread so that
+    /// Commit never lists the snapshot directory.
+    oldest_snapshot: Arc<AtomicU64>,
     /// The snapshot being restored by state sync, if any.
     restore: Mutex<Option<Restore>>,
     chain: Mutex<Option<Arc<ChainConfig>>>,
@@ -131,6 +134,7 @@ impl Node {
             pruner: None,
             snapshots: None,
             snapshotting: Arc::new(std::sync::atomic::AtomicBool::new(false)),
+            oldest_snapshot: Arc::new(AtomicU64::new(0)),
             restore: Mutex::new(None),
             chain: Mutex::new(chain.map(Arc::new)),
             committed_height: AtomicU64::new(version),
@@ -160,6 +164,7 @@ impl Node {
     /// and serves them to joining nodes.
     pub fn with_snapshots(mut self, config: SnapshotConfig) -> Self {
         if config.interval > 0 {
+            record_oldest_snapshot(&config, &self.oldest_snapshot);
             self.snapshots = Some(Arc::new(config));
         }
         self
@@ -306,15 +311,10 @@ impl Node {
     fn retain_height(&self, height: u64) -> u64 {
         let Some(pruner) = &self.pruner else { return 0 };
         let keep_from = pruner.committed(height);
-        let oldest_snapshot = match self.snapshots.as_ref().map(|config| config.list()) {
-            Some(Ok(snapshots)) => snapshots.first().map(|snapshot| snapshot.height),
-            Some(Err(error)) => {
-                tracing::warn!(%error, "cannot list snapshots; keeping every block this commit");
-                return 0;
-            }
-            None => None,
-        };
-        oldest_snapshot.map_or(keep_from, |oldest| keep_from.min(oldest))
+        match self.oldest_snapshot.load(Ordering::Acquire) {
+            0 => keep_from,
+            oldest => keep_from.min(oldest),
+        }
     }
 
     /// Writes the snapshot of `height` on a thread of its own (skipped while one is still
@@ -325,10 +325,12 @@ impl Node {
             return;
         }
         let (store, busy, metrics) = (self.store.clone(), self.snapshotting.clone(), self.metrics.clone());
+        let oldest = self.oldest_snapshot.clone();
         let spawned = std::thread::Builder::new().name("snapshot".to_owned()).spawn(move || {
             let started = Instant::now();
             match config.create(&store, height) {
                 Ok(snapshot) => {
+                    record_oldest_snapshot(&config, &oldest);
                     metrics.snapshot_height.set(i64::try_from(height).unwrap_or(i64::MAX));
                     tracing::info!(
                         height,
@@ -568,6 +570,19 @@ impl Node {
             ..response::Query::default()
         })
     }
+}
+
+/// Reads which snapshot is the oldest on disk into `oldest` (0: none). A directory that cannot
+/// be listed records height 1, so every block is kept until a listing succeeds.
+fn record_oldest_snapshot(config: &SnapshotConfig, oldest: &AtomicU64) {
+    let height = match config.list() {
+        Ok(snapshots) => snapshots.first().map_or(0, |snapshot| snapshot.height),
+        Err(error) => {
+            tracing::warn!(%error, "cannot list snapshots; keeping every block");
+            1
+        }
+    };
+    oldest.store(height, Ordering::Release);
 }
 
 /// How many withdrawals at the head of each queue [`bridge_snapshot`] reads for their age.

@@ -65,10 +65,7 @@ fn params(genesis: &mut GenesisState) {
     let rules = &mut genesis.params.withdrawals;
     // No batching height comes during the bench: withdrawals stay queued.
     rules.batch_interval = u64::MAX / 4;
-    for limit in &mut rules.limits {
-        limit.window_cap = Amount::new(u128::from(u64::MAX));
-        limit.delay_above = Amount::new(u128::from(u64::MAX));
-    }
+    accounts::lift_withdrawal_limits(rules);
 }
 
 /// A made-up account address, distinct for each `index`.

@@ -69,10 +69,7 @@ impl ScaleChain {
         rules.batch_interval = BATCH_INTERVAL;
         rules.max_batch_items = BATCH_ITEMS;
         rules.bitcoin_max_reserve_utxos = u32::MAX;
-        for limit in &mut rules.limits {
-            limit.window_cap = Amount::new(u128::from(u64::MAX));
-            limit.delay_above = Amount::new(u128::from(u64::MAX));
-        }
+        accounts::lift_withdrawal_limits(rules);
         node.init_chain(ferry_chain::in_process::init_chain(CHAIN_ID, serde_json::to_vec(&genesis)?)?)?;
         // Genesis numbers the users from 0 and the members after them.
         let members = (0..3)
