@@ -11,6 +11,7 @@ pub mod btcd;
 pub mod demo;
 pub mod funding;
 pub mod load;
+pub mod memory;
 pub mod network;
 pub mod postgres;
 pub mod process;

@@ -503,6 +503,14 @@ impl PgServer {
         Ok(PgServer::Private(postgres))
     }
 
+    /// A private cluster's postmaster PID while it runs (None for an external server).
+    pub fn pid(&self) -> Option<u32> {
+        match self {
+            PgServer::External { .. } => None,
+            PgServer::Private(postgres) => postgres.pid(),
+        }
+    }
+
     /// Leaves a private cluster running and returns its PID (None for an external server).
     pub fn detach(self) -> Option<u32> {
         match self {

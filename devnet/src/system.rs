@@ -337,6 +337,19 @@ impl System {
         Ok(relayer.database_url().to_owned())
     }
 
+    /// PIDs of every process the system started (validators, services, parent chains,
+    /// PostgreSQL, Prometheus), with their program names.
+    pub fn pids(&self) -> Vec<(u32, &'static str)> {
+        let mut pids: Vec<(u32, &'static str)> = self.network.validators().iter().flat_map(|v| v.pids()).collect();
+        pids.extend(self.prometheus.pid().map(|pid| (pid, "prometheus")));
+        pids.extend(self.relayers.iter().filter_map(RelayerProcess::pid).map(|pid| (pid, "ferry-relayer")));
+        pids.extend(self.signers.iter().filter_map(SignerProcess::pid).map(|pid| (pid, "ferry-signer")));
+        pids.extend(self.parents.anvil.pid().map(|pid| (pid, "anvil")));
+        pids.extend(self.parents.btcd.pid().map(|pid| (pid, "btcd")));
+        pids.extend(self.parents.postgres.pid().map(|pid| (pid, "postgres")));
+        pids
+    }
+
     /// Leaves every process running (for `make devnet`): the sidechain's PIDs go to its pid file,
     /// the others are returned, services first, for the bridge's pid file.
     ///

@@ -210,6 +210,7 @@ pub fn execute<R: StateRead>(
 
     // Fee and sequence.
     let mut events = Vec::new();
+    let signer_text = tx.signer.to_string();
     if opening {
         signer = bank::load_or_create(state, &tx.signer, &mut events)?;
     }
@@ -228,13 +229,10 @@ pub fn execute<R: StateRead>(
         collector.put_account(&fee_collector, &collector_record);
         let collector_writes = collector.into_writes();
         state.absorb(collector_writes);
-        events.push(Event::new(ev::FEE, [(ev::PAYER, tx.signer.to_string()), (ev::AMOUNT, fee.to_string())]));
+        events.push(Event::new(ev::FEE, [(ev::PAYER, signer_text.clone()), (ev::AMOUNT, fee.to_string())]));
     }
     state.put_account(&tx.signer, &signer);
-    events.push(Event::new(
-        ev::SEQUENCE,
-        [(ev::ADDRESS, tx.signer.to_string()), (ev::SEQUENCE_VALUE, signer.sequence.to_string())],
-    ));
+    events.push(Event::new(ev::SEQUENCE, [(ev::ADDRESS, signer_text), (ev::SEQUENCE_VALUE, signer.sequence.to_string())]));
 
     // A member's duties count against its per-block limit (all of a transaction's or none).
     if tx.msgs.iter().all(Msg::is_duty)

@@ -350,9 +350,14 @@ impl Store {
                 };
                 try_store!("write value", values.insert(value_key(hash, *version).as_slice(), stored.as_slice()))?;
             }
+            // The index holds every key ever written, so most writes find their key there
+            // already; skipping those leaves its pages alone (an insert of a present key still
+            // copies its page, a random one in a large state).
             let mut index = try_store!("open key index", write.open_table(KEY_INDEX))?;
             for (key, _) in &pending.keys {
-                try_store!("write key index", index.insert(key.as_slice(), ()))?;
+                if try_store!("read key index", index.get(key.as_slice()))?.is_none() {
+                    try_store!("write key index", index.insert(key.as_slice(), ()))?;
+                }
             }
             let mut meta = try_store!("open meta", write.open_table(META))?;
             try_store!("write height", meta.insert(META_HEIGHT, pending.version.to_be_bytes().as_slice()))?;

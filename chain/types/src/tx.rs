@@ -7,7 +7,7 @@
 use cosmrs::proto::cosmos::crypto::secp256k1::PubKey as Secp256k1PubKeyProto;
 use cosmrs::proto::cosmos::tx::signing::v1beta1::SignMode;
 use cosmrs::proto::cosmos::tx::v1beta1::mode_info::Sum as ModeInfoSum;
-use cosmrs::proto::cosmos::tx::v1beta1::{AuthInfo, SignDoc, TxBody, TxRaw};
+use cosmrs::proto::cosmos::tx::v1beta1::{AuthInfo, TxBody, TxRaw};
 use prost::Message;
 use secp256k1::ecdsa::Signature;
 use secp256k1::{Message as Digest32, PublicKey, SECP256K1};
@@ -47,7 +47,6 @@ pub struct DecodedTx {
     body_bytes: Vec<u8>,
     auth_info_bytes: Vec<u8>,
     signature: Signature,
-    public_key: PublicKey,
     /// The messages, validated.
     pub msgs: Vec<Msg>,
     /// The memo (free text, not interpreted).
@@ -103,7 +102,7 @@ impl DecodedTx {
                 ));
             }
         };
-        let (public_key, sequence) = parse_signer(&auth_info)?;
+        let (signer_public_key, sequence) = parse_signer(&auth_info)?;
         let fee = parse_fee(&auth_info)?;
         let chain_id = parse_chain_binding(&body)?;
 
@@ -120,7 +119,6 @@ impl DecodedTx {
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| TxRejection::new(TxCode::InvalidMessage, e.to_string()))?;
 
-        let signer_public_key = public_key.serialize();
         let signer = address_of_compressed(&signer_public_key);
         if let Some(foreign) = msgs.iter().map(Msg::signer).find(|owner| *owner != signer) {
             return Err(TxRejection::new(
@@ -134,7 +132,6 @@ impl DecodedTx {
             body_bytes: raw.body_bytes,
             auth_info_bytes: raw.auth_info_bytes,
             signature,
-            public_key,
             msgs,
             memo: body.memo,
             chain_id,
@@ -157,15 +154,13 @@ impl DecodedTx {
                 format!("transaction is for chain `{}`, this is `{chain_id}`", self.chain_id),
             ));
         }
-        let sign_doc = SignDoc {
-            body_bytes: self.body_bytes.clone(),
-            auth_info_bytes: self.auth_info_bytes.clone(),
-            chain_id: chain_id.to_owned(),
-            account_number,
-        }
-        .encode_to_vec();
-        let digest = Digest32::from_digest(crate::key::sha256(&sign_doc));
-        SECP256K1.verify_ecdsa(&digest, &self.signature, &self.public_key).map_err(|_| {
+        // The point is decompressed here, not at decoding: a block's transactions were mostly
+        // verified at CheckTx already (see the app's signature cache) and need no point at all.
+        let public_key = PublicKey::from_slice(&self.signer_public_key).map_err(|_| {
+            TxRejection::new(TxCode::InvalidSignature, "public key is not a compressed secp256k1 point")
+        })?;
+        let digest = Digest32::from_digest(crate::key::sha256(&self.sign_doc(chain_id, account_number)));
+        SECP256K1.verify_ecdsa(&digest, &self.signature, &public_key).map_err(|_| {
             TxRejection::new(
                 TxCode::InvalidSignature,
                 format!(
@@ -193,7 +188,32 @@ fn parse_signature(bytes: &[u8]) -> Result<Signature, TxRejection> {
     Ok(signature)
 }
 
-fn parse_signer(auth_info: &AuthInfo) -> Result<(PublicKey, u64), TxRejection> {
+/// The encoded `SignDoc` over the received body and auth-info bytes (encoded in place: the
+/// bytes are not copied into a `SignDoc` first).
+impl DecodedTx {
+    fn sign_doc(&self, chain_id: &str, account_number: u64) -> Vec<u8> {
+        use prost::encoding::{bytes, string, uint64};
+        let mut out = Vec::with_capacity(self.body_bytes.len() + self.auth_info_bytes.len() + chain_id.len() + 24);
+        // Proto3 as prost writes it: fields in order, defaults (empty, 0) left out.
+        if !self.body_bytes.is_empty() {
+            bytes::encode(1, &self.body_bytes, &mut out);
+        }
+        if !self.auth_info_bytes.is_empty() {
+            bytes::encode(2, &self.auth_info_bytes, &mut out);
+        }
+        if !chain_id.is_empty() {
+            string::encode(3, &chain_id.to_owned(), &mut out);
+        }
+        if account_number != 0 {
+            uint64::encode(4, &account_number, &mut out);
+        }
+        out
+    }
+}
+
+/// The signer's compressed public key (33 bytes with an 02/03 prefix; whether it is a point on
+/// the curve is checked when the signature is verified) and the sequence it claims.
+fn parse_signer(auth_info: &AuthInfo) -> Result<([u8; 33], u64), TxRejection> {
     let [signer_info] = auth_info.signer_infos.as_slice() else {
         return Err(TxRejection::new(
             TxCode::Decode,
@@ -219,9 +239,9 @@ fn parse_signer(auth_info: &AuthInfo) -> Result<(PublicKey, u64), TxRejection> {
         ));
     }
     let key = Secp256k1PubKeyProto::decode(any.value.as_slice()).map_err(|e| decode_error("public key", e))?;
-    let public_key = PublicKey::from_slice(&key.key)
+    let public_key = <[u8; 33]>::try_from(key.key.as_slice())
         .ok()
-        .filter(|_| key.key.len() == 33)
+        .filter(|key| matches!(key.first(), Some(0x02 | 0x03)))
         .ok_or_else(|| TxRejection::new(TxCode::InvalidSignature, "public key is not a compressed secp256k1 point"))?;
     Ok((public_key, signer_info.sequence))
 }
@@ -339,6 +359,8 @@ impl TxBuilder {
 
 #[cfg(test)]
 mod tests {
+    use cosmrs::proto::cosmos::tx::v1beta1::SignDoc;
+
     use super::*;
     use crate::msg::MsgSend;
     use crate::{Amount, Denom};
@@ -355,6 +377,23 @@ mod tests {
 
     fn signed(key: &AccountKey, chain_id: &str, account_number: u64) -> Result<Vec<u8>, TxBuildError> {
         TxBuilder::new(chain_id, account_number).sign(key, 3, &Coin::new(10, Denom::sat()), &transfer(key))
+    }
+
+    #[test]
+    fn the_sign_doc_is_encoded_as_prost_encodes_it() -> Result<(), Box<dyn std::error::Error>> {
+        let key = AccountKey::from_seed("alice")?;
+        let tx = DecodedTx::decode(&signed(&key, CHAIN, 7)?, 4096)?;
+        for (chain_id, account_number) in [(CHAIN, 7), (CHAIN, 0), ("", 1 << 40)] {
+            let expected = SignDoc {
+                body_bytes: tx.body_bytes.clone(),
+                auth_info_bytes: tx.auth_info_bytes.clone(),
+                chain_id: chain_id.to_owned(),
+                account_number,
+            }
+            .encode_to_vec();
+            assert_eq!(tx.sign_doc(chain_id, account_number), expected, "{chain_id:?} {account_number}");
+        }
+        Ok(())
     }
 
     #[test]

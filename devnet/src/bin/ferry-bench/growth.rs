@@ -153,19 +153,20 @@ impl Chain {
         Ok(chain)
     }
 
-    /// Runs the next block (every transaction must succeed); returns its FinalizeBlock +
-    /// Commit time.
-    fn block(&mut self, txs: &[Vec<u8>]) -> anyhow::Result<Duration> {
+    /// Runs the next block (every transaction must succeed); returns its FinalizeBlock and
+    /// Commit times.
+    fn block(&mut self, txs: &[Vec<u8>]) -> anyhow::Result<BlockTimes> {
         self.height += 1;
         let request = ferry_chain::in_process::finalize_block(self.height, txs)?;
         let started = Instant::now();
         let response = self.node.finalize_block(request)?;
+        let finalized = Instant::now();
         self.node.commit()?;
-        let took = started.elapsed();
+        let times = BlockTimes { finalize: finalized - started, commit: finalized.elapsed() };
         if let Some(failed) = response.tx_results.iter().find(|result| result.code.is_err()) {
             anyhow::bail!("a transaction at height {} failed: {}", self.height, failed.log);
         }
-        Ok(took)
+        Ok(times)
     }
 
     fn file_bytes(&self) -> anyhow::Result<u64> {
@@ -173,9 +174,22 @@ impl Chain {
     }
 }
 
-/// The median FinalizeBlock + Commit time of [`ROUNDS`] blocks of [`SENDERS`] transfers on a
-/// state of `size`, and how long seeding it took.
-fn block_cost(size: Size) -> anyhow::Result<(Duration, Duration)> {
+/// One block's FinalizeBlock (execution and Merkle hashing) and Commit (the write) times.
+#[derive(Clone, Copy, Debug)]
+struct BlockTimes {
+    finalize: Duration,
+    commit: Duration,
+}
+
+impl BlockTimes {
+    fn total(&self) -> Duration {
+        self.finalize + self.commit
+    }
+}
+
+/// The block of median FinalizeBlock + Commit time among [`ROUNDS`] blocks of [`SENDERS`]
+/// transfers on a state of `size`, and how long seeding it took.
+fn block_cost(size: Size) -> anyhow::Result<(BlockTimes, Duration)> {
     let started = Instant::now();
     let mut chain = Chain::start(SENDERS, size, 0)?;
     let seeded = started.elapsed();
@@ -183,11 +197,12 @@ fn block_cost(size: Size) -> anyhow::Result<(Duration, Duration)> {
     // The withdrawals took the first sequences of each sender.
     let skip = if size.withdrawals { WITHDRAWALS_PER_SENDER } else { 0 };
     let mut times = Vec::new();
+    let _profiled = crate::profile::window(if size.withdrawals { "growth-large" } else { "growth-small" });
     for round in 0..ROUNDS {
         let txs: Vec<Vec<u8>> = lanes.iter().filter_map(|lane| lane.get(skip + round).cloned()).collect();
         times.push(chain.block(&txs)?);
     }
-    times.sort();
+    times.sort_by_key(BlockTimes::total);
     Ok((times.get(times.len() / 2).copied().context("no rounds")?, seeded))
 }
 
@@ -227,6 +242,14 @@ fn state_sync(chain: &Chain) -> anyhow::Result<(Duration, Duration, u32)> {
     Ok((written, started.elapsed(), info.chunks))
 }
 
+fn ms(duration: Duration) -> f64 {
+    duration.as_secs_f64() * 1e3
+}
+
+fn parts(times: &BlockTimes) -> String {
+    format!("FinalizeBlock {:.1} + Commit {:.1}", ms(times.finalize), ms(times.commit))
+}
+
 fn mib(bytes: u64) -> f64 {
     bytes as f64 / (1 << 20) as f64
 }
@@ -242,19 +265,21 @@ pub fn run_and_print(accounts: usize, blocks: usize) -> anyhow::Result<()> {
     let large = Size { accounts, deposits: 100_000, withdrawals: true };
     let (small_cost, small_seeded) = block_cost(small)?;
     println!(
-        "  {:>9} accounts                          FinalizeBlock + Commit {:>8.1} ms  (baseline; seeded in {:.1} s)",
+        "  {:>9} accounts                          FinalizeBlock + Commit {:>8.1} ms  ({}; baseline; seeded in {:.1} s)",
         small.accounts,
-        small_cost.as_secs_f64() * 1e3,
+        ms(small_cost.total()),
+        parts(&small_cost),
         small_seeded.as_secs_f64()
     );
     let (large_cost, large_seeded) = block_cost(large)?;
     println!(
-        "  {:>9} accounts, {} deposits, {} queued  FinalizeBlock + Commit {:>8.1} ms  ratio {:.2}  (goal <= 1.5; seeded in {:.1} s)",
+        "  {:>9} accounts, {} deposits, {} queued  FinalizeBlock + Commit {:>8.1} ms  ({}) ratio {:.2}  (goal <= 1.5; seeded in {:.1} s)",
         large.accounts,
         large.deposits,
         SENDERS * WITHDRAWALS_PER_SENDER,
-        large_cost.as_secs_f64() * 1e3,
-        large_cost.as_secs_f64() / small_cost.as_secs_f64(),
+        ms(large_cost.total()),
+        parts(&large_cost),
+        large_cost.total().as_secs_f64() / small_cost.total().as_secs_f64(),
         large_seeded.as_secs_f64()
     );
 

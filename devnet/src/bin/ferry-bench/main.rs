@@ -33,6 +33,7 @@ mod dkg;
 mod duty_flood;
 mod fee_market;
 mod growth;
+mod profile;
 mod release_gas;
 mod reserves_scale;
 mod reserves_snapshot;
@@ -261,9 +262,25 @@ async fn network_run(app: AppKind, args: &Args, tx_size: Option<usize>) -> anyho
     let size = load.tx_size();
     let urls: Vec<String> = network.validators().iter().map(|v| v.rpc_url()).collect();
     // Half the mempool capacity in flight: blocks stay full, mempools never are.
-    let report = load::run(&urls, load, network.spec().mempool_size / 2).await?;
+    let report = {
+        let _profiled = profile::window(&format!("network-{}", name.trim_start_matches("bench-")));
+        load::run(&urls, load, network.spec().mempool_size / 2).await?
+    };
+    let pids: Vec<(u32, &str)> = network.validators().iter().flat_map(|v| v.pids()).collect();
+    print_resident(&format!("the 4 validators after the load ({name})"), &pids);
     drop(network);
     Ok((report, size))
+}
+
+/// Prints the resident memory of `pids` (with everything they forked) and its goal.
+fn print_resident(what: &str, pids: &[(u32, &str)]) {
+    let roots: Vec<u32> = pids.iter().map(|(pid, _)| *pid).collect();
+    let resident = ferry_devnet::memory::of_trees(&roots);
+    println!(
+        "resident memory of {what}: {:.0} MiB in {} processes (goal for the whole devnet <= 4096 MiB)",
+        resident.bytes as f64 / (1024.0 * 1024.0),
+        resident.processes
+    );
 }
 
 fn print_report(label: &str, report: &LoadReport, size: usize) {
@@ -355,12 +372,12 @@ async fn main() -> anyhow::Result<()> {
     let wall_ratio =
         |baseline: &LoadReport| ferry.tx_per_wall_second() / baseline.tx_per_wall_second().max(f64::MIN_POSITIVE);
     println!(
-        "ratio ferry/kvstore (in process)     {:.2} BFT time, {:.2} wall clock  (goal >= 0.80)",
+        "ratio ferry/kvstore (in process)     {:.2} BFT time, {:.2} wall clock  (reported; no goal)",
         ratio(&kvstore),
         wall_ratio(&kvstore)
     );
     println!(
-        "ratio ferry/kvstore (ABCI socket)    {:.2} BFT time, {:.2} wall clock",
+        "ratio ferry/kvstore (ABCI socket)    {:.2} BFT time, {:.2} wall clock  (goal >= 0.90)",
         ratio(&socket),
         wall_ratio(&socket)
     );

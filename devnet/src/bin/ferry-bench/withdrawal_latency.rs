@@ -102,6 +102,7 @@ pub async fn latency(count: usize) -> anyhow::Result<()> {
             samples.seconds.len()
         );
     }
+    crate::print_resident("the whole devnet after the withdrawals", &system.pids());
     drop(system);
     Ok(())
 }
