@@ -232,7 +232,10 @@ pub fn execute<R: StateRead>(
         events.push(Event::new(ev::FEE, [(ev::PAYER, signer_text.clone()), (ev::AMOUNT, fee.to_string())]));
     }
     state.put_account(&tx.signer, &signer);
-    events.push(Event::new(ev::SEQUENCE, [(ev::ADDRESS, signer_text), (ev::SEQUENCE_VALUE, signer.sequence.to_string())]));
+    events.push(Event::new(
+        ev::SEQUENCE,
+        [(ev::ADDRESS, signer_text), (ev::SEQUENCE_VALUE, signer.sequence.to_string())],
+    ));
 
     // A member's duties count against its per-block limit (all of a transaction's or none).
     if tx.msgs.iter().all(Msg::is_duty)

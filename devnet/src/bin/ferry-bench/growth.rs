@@ -69,7 +69,7 @@ fn params(genesis: &mut GenesisState) {
 }
 
 /// A made-up account address, distinct for each `index`.
-fn address(index: usize) -> Address {
+pub(crate) fn address(index: usize) -> Address {
     let digest = ferry_types::key::sha256(format!("ferry-bench/growth/{index}").as_bytes());
     let mut bytes = [0u8; 20];
     bytes.copy_from_slice(digest.get(..20).unwrap_or(&[0; 20]));

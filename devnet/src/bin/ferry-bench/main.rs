@@ -25,7 +25,8 @@
 //!    an idle mempool and under a flood of signed transfers (4 validators on loopback).
 //! 9. Growth: a block of 2,000 transfers at 1,000,000 accounts against 1,000; state-sync
 //!    snapshot and restore at the large state; store size per 1,000 blocks with and without
-//!    pruning (in process, [`growth`]).
+//!    pruning (in process, [`growth`]); a fifth node joining four validators by state sync at
+//!    1,000,000 accounts ([`join`]).
 
 mod bls;
 mod deposits;
@@ -33,6 +34,7 @@ mod dkg;
 mod duty_flood;
 mod fee_market;
 mod growth;
+mod join;
 mod profile;
 mod release_gas;
 mod reserves_scale;
@@ -132,6 +134,12 @@ struct Args {
     /// Run only the growth benchmark.
     #[arg(long)]
     growth_only: bool,
+    /// Accounts beyond the devnet's in the state-sync join benchmark.
+    #[arg(long, default_value_t = 1_000_000)]
+    join_accounts: usize,
+    /// Run only the state-sync join benchmark.
+    #[arg(long)]
+    join_only: bool,
 }
 
 const IN_PROCESS_CHAIN_ID: &str = "ferry-bench";
@@ -331,6 +339,9 @@ async fn main() -> anyhow::Result<()> {
     if args.growth_only {
         return growth::run_and_print(args.growth_accounts, args.growth_blocks);
     }
+    if args.join_only {
+        return join::run_and_print(args.join_accounts).await;
+    }
     if !args.network_only {
         let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
         println!(
@@ -346,6 +357,7 @@ async fn main() -> anyhow::Result<()> {
         );
         reserves_scale::run_and_print(args.scale_entries)?;
         growth::run_and_print(args.growth_accounts, args.growth_blocks)?;
+        join::run_and_print(args.join_accounts).await?;
         reserves_snapshot::run().await?;
         dkg::run()?;
         if args.in_process_only {

@@ -35,10 +35,10 @@ pub fn window(name: &str) -> Window {
 
 impl Window {
     fn send(&mut self, command: &str) {
-        if let Some(fifo) = self.fifo.as_mut() {
-            if let Err(error) = writeln!(fifo, "{command}").and_then(|()| fifo.flush()) {
-                eprintln!("profiling window: could not write {command:?} to perf's control FIFO: {error}");
-            }
+        if let Some(fifo) = self.fifo.as_mut()
+            && let Err(error) = writeln!(fifo, "{command}").and_then(|()| fifo.flush())
+        {
+            eprintln!("profiling window: could not write {command:?} to perf's control FIFO: {error}");
         }
     }
 }
