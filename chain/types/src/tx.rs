@@ -188,9 +188,9 @@ fn parse_signature(bytes: &[u8]) -> Result<Signature, TxRejection> {
     Ok(signature)
 }
 
-/// The encoded `SignDoc` over the received body and auth-info bytes (encoded in place: the
-/// bytes are not copied into a `SignDoc` first).
 impl DecodedTx {
+    /// The encoded `SignDoc` over the received body and auth-info bytes (encoded in place: the
+    /// bytes are not copied into a `SignDoc` first).
     fn sign_doc(&self, chain_id: &str, account_number: u64) -> Vec<u8> {
         use prost::encoding::{bytes, string, uint64};
         let mut out = Vec::with_capacity(self.body_bytes.len() + self.auth_info_bytes.len() + chain_id.len() + 24);
@@ -393,6 +393,19 @@ mod tests {
             .encode_to_vec();
             assert_eq!(tx.sign_doc(chain_id, account_number), expected, "{chain_id:?} {account_number}");
         }
+        Ok(())
+    }
+
+    #[test]
+    fn a_signer_key_off_the_curve_is_refused_when_verifying() -> Result<(), Box<dyn std::error::Error>> {
+        let key = AccountKey::from_seed("alice")?;
+        let mut tx = DecodedTx::decode(&signed(&key, CHAIN, 7)?, 4096)?;
+        // x = 0 is on no point of secp256k1 (7 is not a square modulo p).
+        tx.signer_public_key = [0; 33];
+        tx.signer_public_key[0] = 0x02;
+        let refused = tx.verify_signature(CHAIN, 7).err().ok_or("an off-curve key verified")?;
+        assert_eq!(refused.code, TxCode::InvalidSignature);
+        assert!(refused.log.contains("not a compressed secp256k1 point"), "{}", refused.log);
         Ok(())
     }
 
