@@ -413,6 +413,11 @@ impl Network {
         Ok(())
     }
 
+    /// PIDs of every running validator's processes, with their program names.
+    pub fn pids(&self) -> Vec<(u32, &'static str)> {
+        self.validators.iter().flat_map(Validator::pids).collect()
+    }
+
     /// Hands the processes over: writes `<dir>/pids` (one `pid name` per line) and forgets them,
     /// so they outlive this process. [`stop_from_pid_file`] stops them.
     ///
@@ -420,11 +425,8 @@ impl Network {
     /// When the pid file cannot be written.
     pub fn detach(mut self) -> anyhow::Result<()> {
         self.spec.remove_on_drop = false;
-        let mut lines = String::new();
+        let lines: String = self.pids().into_iter().map(|(pid, name)| format!("{pid} {name}\n")).collect();
         for validator in &mut self.validators {
-            for (pid, name) in validator.pids() {
-                lines.push_str(&format!("{pid} {name}\n"));
-            }
             validator.app = None;
             validator.cometbft = None;
         }

@@ -340,7 +340,15 @@ impl System {
     /// PIDs of every process the system started (validators, services, parent chains,
     /// PostgreSQL, Prometheus), with their program names.
     pub fn pids(&self) -> Vec<(u32, &'static str)> {
-        let mut pids: Vec<(u32, &'static str)> = self.network.validators().iter().flat_map(|v| v.pids()).collect();
+        let mut pids = self.network.pids();
+        pids.extend(self.service_pids());
+        pids
+    }
+
+    /// PIDs of the processes beside the sidechain, services first (what [`System::detach`]
+    /// hands over for the bridge's pid file).
+    fn service_pids(&self) -> Vec<(u32, &'static str)> {
+        let mut pids = Vec::new();
         pids.extend(self.prometheus.pid().map(|pid| (pid, "prometheus")));
         pids.extend(self.relayers.iter().filter_map(RelayerProcess::pid).map(|pid| (pid, "ferry-relayer")));
         pids.extend(self.signers.iter().filter_map(SignerProcess::pid).map(|pid| (pid, "ferry-signer")));
@@ -356,16 +364,21 @@ impl System {
     /// # Errors
     /// When the sidechain's pid file cannot be written.
     pub fn detach(self) -> anyhow::Result<Vec<(u32, &'static str)>> {
+        let pids = self.service_pids();
         let System { parents, network, relayers, signers, prometheus, .. } = self;
         network.detach()?;
-        let mut pids = Vec::new();
-        pids.extend(prometheus.detach().map(|pid| (pid, "prometheus")));
-        pids.extend(relayers.into_iter().filter_map(RelayerProcess::detach).map(|pid| (pid, "ferry-relayer")));
-        pids.extend(signers.into_iter().filter_map(SignerProcess::detach).map(|pid| (pid, "ferry-signer")));
+        // Each handle forgets its child, so dropping it no longer stops the process.
+        prometheus.detach();
+        for relayer in relayers {
+            relayer.detach();
+        }
+        for signer in signers {
+            signer.detach();
+        }
         let Parents { postgres, btcd, anvil, .. } = parents;
-        pids.extend(anvil.detach().map(|pid| (pid, "anvil")));
-        pids.extend(btcd.detach().map(|pid| (pid, "btcd")));
-        pids.extend(postgres.detach().map(|pid| (pid, "postgres")));
+        anvil.detach();
+        btcd.detach();
+        postgres.detach();
         Ok(pids)
     }
 }

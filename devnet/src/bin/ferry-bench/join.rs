@@ -79,7 +79,7 @@ pub async fn run_and_print(extra_accounts: usize) -> anyhow::Result<()> {
     );
     crate::print_resident(
         &format!("the 4 validators and the joined node at {extra_accounts} accounts"),
-        &network.validators().iter().flat_map(|v| v.pids()).collect::<Vec<_>>(),
+        &network.pids(),
     );
     Ok(())
 }

@@ -274,8 +274,7 @@ async fn network_run(app: AppKind, args: &Args, tx_size: Option<usize>) -> anyho
         let _profiled = profile::window(&format!("network-{}", name.trim_start_matches("bench-")));
         load::run(&urls, load, network.spec().mempool_size / 2).await?
     };
-    let pids: Vec<(u32, &str)> = network.validators().iter().flat_map(|v| v.pids()).collect();
-    print_resident(&format!("the 4 validators after the load ({name})"), &pids);
+    print_resident(&format!("the 4 validators after the load ({name})"), &network.pids());
     drop(network);
     Ok((report, size))
 }
