@@ -9,6 +9,8 @@
 #   cometbft, abci-cli       Go module proxy   (abci-cli serves the kvstore benchmark baseline)
 #   btcd, btcctl             Go module proxy   (go install, GOBIN=.tools/bin)
 #   anvil, solcjs            npm registry      (npm install --prefix .tools/npm)
+#   @cosmjs/stargate,        npm registry      (libraries, no binary: the cosmjs wallet test
+#   @cosmjs/proto-signing                       loads them from .tools/npm/node_modules)
 #   initdb, pg_ctl, postgres Debian package    postgresql (apt-get, if missing)
 #   prometheus, promtool     Debian package    prometheus (apt-get, if missing)
 # Everything ends up as a binary or symlink in .tools/bin.
@@ -52,7 +54,7 @@ on_err() {
 }
 trap 'on_err $? $LINENO' ERR
 
-for var in COMETBFT_VERSION BTCD_VERSION ANVIL_VERSION SOLC_VERSION; do
+for var in COMETBFT_VERSION BTCD_VERSION ANVIL_VERSION SOLC_VERSION COSMJS_VERSION; do
   [[ -n ${!var:-} ]] || fail "$var is not set in deploy/versions.env"
 done
 
@@ -281,6 +283,43 @@ install_solc() {
   link_bin solcjs "$target"
 }
 
+# cosmjs ships libraries, not binaries, so there is no link in .tools/bin to
+# check: the installed packages' own package.json files are the probe (two
+# `node -p` calls on the warm path).
+COSMJS_PACKAGES=(@cosmjs/stargate @cosmjs/proto-signing)
+
+probe_cosmjs() {
+  local pkg v seen=""
+  for pkg in "${COSMJS_PACKAGES[@]}"; do
+    v=$(node -p 'require(process.argv[1]).version' "$NPM_PREFIX/node_modules/$pkg/package.json" 2>/dev/null) ||
+      return 1
+    [[ -z $seen || $seen == "$v" ]] || { printf '%s\n' "$seen/$v"; return 0; }
+    seen=$v
+  done
+  printf '%s\n' "$seen"
+}
+
+ensure_cosmjs() {
+  local got pkg
+  CURRENT=cosmjs
+  need_cmd node "the cosmjs wallet test is a node script"
+  got=$(probe_cosmjs) || got=""
+  if [[ $got == "$COSMJS_VERSION" ]]; then
+    say "cosmjs $COSMJS_VERSION ok"
+    return 0
+  fi
+  say "cosmjs $COSMJS_VERSION installing..."
+  : >"$LOGS/cosmjs.log"
+  for pkg in "${COSMJS_PACKAGES[@]}"; do
+    npm_install cosmjs "$pkg@$COSMJS_VERSION"
+  done
+  got=$(probe_cosmjs) || got=""
+  [[ $got == "$COSMJS_VERSION" ]] ||
+    fail "installed cosmjs reports version '${got:-<none>}', expected '$COSMJS_VERSION'"
+  write_stamp cosmjs "$COSMJS_VERSION"
+  say "cosmjs $COSMJS_VERSION installed"
+}
+
 # --- Debian packages ----------------------------------------------------------
 # Not pinned here (the distribution picks the version); the stamp records the
 # version found, and the warm path only checks that the links still resolve.
@@ -408,6 +447,7 @@ ensure cometbft "$COMETBFT_VERSION" probe_cometbft install_cometbft cometbft abc
 ensure btcd "$BTCD_VERSION" probe_btcd install_btcd btcd btcctl
 ensure anvil "$ANVIL_VERSION" probe_anvil install_anvil anvil
 ensure solc "$SOLC_VERSION" probe_solc install_solc solcjs
+ensure_cosmjs
 ensure_postgres
 ensure_prometheus
 

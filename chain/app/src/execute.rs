@@ -133,6 +133,20 @@ fn check_fee_and_authority<R: StateRead>(
     Ok(Ok(Some(fee.clone())))
 }
 
+/// The fee `tx` must pay: `None` when it is fee-exempt (federation duties, registrations);
+/// otherwise the minimum fee in the denomination it offers its fee in, or else in the first
+/// denomination it moves that can pay fees. `None` too when no denomination qualifies (the
+/// transaction is then refused for its fee when executed).
+pub fn fee_needed(tx: &DecodedTx, params: &ferry_types::Params) -> Option<Coin> {
+    if tx.msgs.iter().all(Msg::is_duty) || tx.msgs.iter().all(Msg::opens_account) {
+        return None;
+    }
+    let offered = tx.fee.iter().map(|fee| &fee.denom);
+    offered
+        .chain(tx.msgs.iter().flat_map(Msg::denoms))
+        .find_map(|denom| params.min_fee(denom).map(|amount| Coin { denom: denom.clone(), amount }))
+}
+
 /// Executes `tx` on `state`.
 ///
 /// A transaction refused before its fee is charged leaves `state` untouched. Once the fee and
@@ -147,11 +161,8 @@ pub fn execute<R: StateRead>(
     tx: &DecodedTx,
     pre_verified: Option<&PreVerified>,
 ) -> Result<Executed, StateError> {
-    if tx.chain_id != context.chain_id {
-        return Ok(Executed::rejected(TxRejection::new(
-            TxCode::WrongChainId,
-            format!("transaction is for chain `{}`, this is `{}`", tx.chain_id, context.chain_id),
-        )));
+    if let Err(rejection) = tx.check_stated_chain_id(context.chain_id) {
+        return Ok(Executed::rejected(rejection));
     }
     let fee = match check_fee_and_authority(state, tx, context.params)? {
         Ok(fee) => fee,

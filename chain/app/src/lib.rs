@@ -19,6 +19,7 @@ pub mod bitcoin_fees;
 pub mod block;
 pub mod bridge;
 pub mod consolidation;
+pub mod cosmos_query;
 pub mod deposit_address;
 pub mod dkg;
 pub mod duties;

@@ -10,9 +10,13 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use ferry_app::execute::TxContext;
+use ferry_app::cosmos_query::SimulationContext;
 use ferry_app::query::QueryAnswer;
 use ferry_app::{BlockInput, BlockOutcome, SignatureCache, StateDelta, StateError};
-use ferry_types::query::{APP_HASH_PATH, AppHashView, BatchRelease, QUERY_BAD_HEIGHT, QUERY_NOT_FOUND, QUERY_PRUNED};
+use ferry_types::cosmos_api::StandardQuery;
+use ferry_types::query::{
+    APP_HASH_PATH, AppHashView, BatchRelease, QUERY_BAD_HEIGHT, QUERY_BAD_REQUEST, QUERY_NOT_FOUND, QUERY_PRUNED,
+};
 use ferry_types::{GenesisState, Params, TxCode};
 use tendermint::AppHash;
 use tendermint::abci::types::ExecTxResult;
@@ -555,10 +559,17 @@ impl Node {
                 None => QueryAnswer::error(QUERY_NOT_FOUND, format!("no app hash at height {height}")),
             }
         } else {
-            match self.store.retained_view(height)? {
-                Some(view) => ferry_app::query::query(view, &request.path)?,
+            match (self.store.retained_view(height)?, StandardQuery::decode(&request.path, &request.data)) {
                 // Pruned since the check above.
-                None => pruned(),
+                (None, _) => pruned(),
+                (Some(view), Ok(None)) => ferry_app::query::query(view, &request.path)?,
+                (Some(view), Ok(Some(standard))) => {
+                    let chain = lock(&self.chain).clone();
+                    let chain_id = chain.as_ref().map_or("", |chain| chain.chain_id.as_str());
+                    let context = SimulationContext { chain_id, height: height.saturating_add(1) };
+                    ferry_app::cosmos_query::answer(view, standard, &context)?
+                }
+                (Some(_), Err(invalid)) => QueryAnswer::error(QUERY_BAD_REQUEST, invalid.to_string()),
             }
         };
         Ok(response::Query {

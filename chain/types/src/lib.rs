@@ -8,6 +8,7 @@
 pub mod address;
 pub mod amount;
 pub mod code;
+pub mod cosmos_api;
 pub mod denom;
 pub mod deposit;
 pub mod dkg;

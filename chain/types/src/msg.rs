@@ -23,6 +23,9 @@ use federation::{
 
 /// Type URL of [`MsgSendProto`].
 pub const MSG_SEND_TYPE_URL: &str = "/ferry.bank.v1.MsgSend";
+/// Type URL of the Cosmos SDK's `MsgSend`, which stock wallets send: the same fields and tags as
+/// [`MsgSendProto`], accepted as the same transfer.
+pub const COSMOS_MSG_SEND_TYPE_URL: &str = "/cosmos.bank.v1beta1.MsgSend";
 /// Type URL of [`MsgAttestDepositProto`].
 pub const MSG_ATTEST_DEPOSIT_TYPE_URL: &str = "/ferry.bridge.v1.MsgAttestDeposit";
 /// Type URL of [`MsgWithdrawProto`].
@@ -667,7 +670,7 @@ impl Msg {
     /// When the type is unknown, the bytes do not decode, or a field is invalid.
     pub fn from_any(any: &Any) -> Result<Msg, MsgError> {
         match any.type_url.as_str() {
-            MSG_SEND_TYPE_URL => MsgSend::from_proto(&decode(any)?).map(Msg::Send),
+            MSG_SEND_TYPE_URL | COSMOS_MSG_SEND_TYPE_URL => MsgSend::from_proto(&decode(any)?).map(Msg::Send),
             MSG_ATTEST_DEPOSIT_TYPE_URL => MsgAttestDeposit::from_proto(&decode(any)?).map(Msg::AttestDeposit),
             MSG_WITHDRAW_TYPE_URL => MsgWithdraw::from_proto(&decode(any)?).map(Msg::Withdraw),
             MSG_SUBMIT_SIGNATURES_TYPE_URL => MsgSubmitSignatures::from_proto(&decode(any)?).map(Msg::SubmitSignatures),

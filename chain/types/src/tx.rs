@@ -3,6 +3,11 @@
 //! [`DecodedTx::decode`] performs every check that needs no state (the "stateless" phase);
 //! [`DecodedTx::verify_signature`] checks the signature over the *received* body and auth-info
 //! bytes once the account number is known. [`TxBuilder`] produces transactions with cosmrs.
+//!
+//! A stock Cosmos client's transaction is accepted as it is: the `ChainBinding` extension Ferry's
+//! own tools add is optional (the chain id is bound by the signature over the `SignDoc` either
+//! way; the extension only lets the chain answer "wrong chain id" instead of "bad signature").
+//! [`DecodedTx::decode_for_simulation`] reads the unsigned form wallets send to `Simulate`.
 
 use cosmrs::proto::cosmos::crypto::secp256k1::PubKey as Secp256k1PubKeyProto;
 use cosmrs::proto::cosmos::tx::signing::v1beta1::SignMode;
@@ -46,13 +51,15 @@ fn decode_error(what: &str, error: impl std::fmt::Display) -> TxRejection {
 pub struct DecodedTx {
     body_bytes: Vec<u8>,
     auth_info_bytes: Vec<u8>,
-    signature: Signature,
+    /// `None` only for a transaction decoded for simulation, which is never executed for real.
+    signature: Option<Signature>,
     /// The messages, validated.
     pub msgs: Vec<Msg>,
     /// The memo (free text, not interpreted).
     pub memo: String,
-    /// The chain id the signer stated.
-    pub chain_id: String,
+    /// The chain id the signer stated in the optional `ChainBinding` extension (`None`: the
+    /// transaction carries none; the signature still binds the chain id).
+    pub stated_chain_id: Option<String>,
     /// The signer's address, derived from its public key.
     pub signer: Address,
     /// The signer's compressed public key.
@@ -72,6 +79,20 @@ impl DecodedTx {
     /// A [`TxRejection`] with code `TooLarge`, `Decode`, `InvalidMessage`, `InvalidSignature`
     /// (malformed key or signature encoding) or `Unauthorized`.
     pub fn decode(bytes: &[u8], max_tx_bytes: u64) -> Result<DecodedTx, TxRejection> {
+        Self::decode_as(bytes, max_tx_bytes, Purpose::Execution)
+    }
+
+    /// Decodes a transaction sent to `Simulate`: as [`DecodedTx::decode`], except that the
+    /// signature and the sign mode are not looked at (wallets simulate before they sign, with
+    /// an empty signature and SIGN_MODE_UNSPECIFIED). The result's signature never verifies.
+    ///
+    /// # Errors
+    /// As [`DecodedTx::decode`], without the signature's.
+    pub fn decode_for_simulation(bytes: &[u8], max_tx_bytes: u64) -> Result<DecodedTx, TxRejection> {
+        Self::decode_as(bytes, max_tx_bytes, Purpose::Simulation)
+    }
+
+    fn decode_as(bytes: &[u8], max_tx_bytes: u64, purpose: Purpose) -> Result<DecodedTx, TxRejection> {
         if u64::try_from(bytes.len()).unwrap_or(u64::MAX) > max_tx_bytes {
             return Err(TxRejection::new(
                 TxCode::TooLarge,
@@ -93,18 +114,19 @@ impl DecodedTx {
         let body = TxBody::decode(raw.body_bytes.as_slice()).map_err(|e| decode_error("TxBody", e))?;
         let auth_info = AuthInfo::decode(raw.auth_info_bytes.as_slice()).map_err(|e| decode_error("AuthInfo", e))?;
 
-        let signature = match raw.signatures.as_slice() {
-            [one] => parse_signature(one)?,
-            other => {
+        let signature = match (purpose, raw.signatures.as_slice()) {
+            (Purpose::Simulation, _) => None,
+            (Purpose::Execution, [one]) => Some(parse_signature(one)?),
+            (Purpose::Execution, other) => {
                 return Err(TxRejection::new(
                     TxCode::InvalidSignature,
                     format!("expected exactly one signature, got {}", other.len()),
                 ));
             }
         };
-        let (signer_public_key, sequence) = parse_signer(&auth_info)?;
+        let (signer_public_key, sequence) = parse_signer(&auth_info, purpose)?;
         let fee = parse_fee(&auth_info)?;
-        let chain_id = parse_chain_binding(&body)?;
+        let stated_chain_id = parse_chain_binding(&body)?;
 
         if body.messages.is_empty() {
             return Err(TxRejection::new(TxCode::InvalidMessage, "transaction carries no message"));
@@ -134,7 +156,7 @@ impl DecodedTx {
             signature,
             msgs,
             memo: body.memo,
-            chain_id,
+            stated_chain_id,
             signer,
             sequence,
             fee,
@@ -146,21 +168,21 @@ impl DecodedTx {
     ///
     /// # Errors
     /// `WrongChainId` when the stated chain id is not `chain_id`; `InvalidSignature` when the
-    /// signature does not verify (for example a wrong account number).
+    /// signature does not verify (for example a wrong account number, or another chain id
+    /// signed without the `ChainBinding` extension) or the transaction was decoded for
+    /// simulation.
     pub fn verify_signature(&self, chain_id: &str, account_number: u64) -> Result<(), TxRejection> {
-        if self.chain_id != chain_id {
-            return Err(TxRejection::new(
-                TxCode::WrongChainId,
-                format!("transaction is for chain `{}`, this is `{chain_id}`", self.chain_id),
-            ));
-        }
+        self.check_stated_chain_id(chain_id)?;
+        let Some(signature) = &self.signature else {
+            return Err(TxRejection::new(TxCode::InvalidSignature, "transaction is unsigned (decoded for simulation)"));
+        };
         // The point is decompressed here, not at decoding: a block's transactions were mostly
         // verified at CheckTx already (see the app's signature cache) and need no point at all.
         let public_key = PublicKey::from_slice(&self.signer_public_key).map_err(|_| {
             TxRejection::new(TxCode::InvalidSignature, "public key is not a compressed secp256k1 point")
         })?;
         let digest = Digest32::from_digest(crate::key::sha256(&self.sign_doc(chain_id, account_number)));
-        SECP256K1.verify_ecdsa(&digest, &self.signature, &public_key).map_err(|_| {
+        SECP256K1.verify_ecdsa(&digest, signature, &public_key).map_err(|_| {
             TxRejection::new(
                 TxCode::InvalidSignature,
                 format!(
@@ -170,6 +192,30 @@ impl DecodedTx {
             )
         })
     }
+
+    /// `WrongChainId` when the transaction's `ChainBinding` names a chain other than `chain_id`
+    /// (a transaction without the extension passes: its signature decides).
+    ///
+    /// # Errors
+    /// As said: a [`TxRejection`] with code `WrongChainId`.
+    pub fn check_stated_chain_id(&self, chain_id: &str) -> Result<(), TxRejection> {
+        match &self.stated_chain_id {
+            Some(stated) if stated != chain_id => Err(TxRejection::new(
+                TxCode::WrongChainId,
+                format!("transaction is for chain `{stated}`, this is `{chain_id}`"),
+            )),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// What a transaction is decoded for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Purpose {
+    /// To be executed: signed, SIGN_MODE_DIRECT.
+    Execution,
+    /// To be simulated: the signature and sign mode are not looked at.
+    Simulation,
 }
 
 fn parse_signature(bytes: &[u8]) -> Result<Signature, TxRejection> {
@@ -213,7 +259,7 @@ impl DecodedTx {
 
 /// The signer's compressed public key (33 bytes with an 02/03 prefix; whether it is a point on
 /// the curve is checked when the signature is verified) and the sequence it claims.
-fn parse_signer(auth_info: &AuthInfo) -> Result<([u8; 33], u64), TxRejection> {
+fn parse_signer(auth_info: &AuthInfo, purpose: Purpose) -> Result<([u8; 33], u64), TxRejection> {
     let [signer_info] = auth_info.signer_infos.as_slice() else {
         return Err(TxRejection::new(
             TxCode::Decode,
@@ -225,7 +271,7 @@ fn parse_signer(auth_info: &AuthInfo) -> Result<([u8; 33], u64), TxRejection> {
         .as_ref()
         .and_then(|mode| mode.sum.as_ref())
         .is_some_and(|sum| matches!(sum, ModeInfoSum::Single(single) if single.mode == SignMode::Direct as i32));
-    if !direct {
+    if !direct && purpose == Purpose::Execution {
         return Err(TxRejection::new(TxCode::Decode, "sign mode must be SIGN_MODE_DIRECT"));
     }
     let any = signer_info
@@ -263,18 +309,23 @@ fn parse_fee(auth_info: &AuthInfo) -> Result<Option<Coin>, TxRejection> {
     }
 }
 
-fn parse_chain_binding(body: &TxBody) -> Result<String, TxRejection> {
+/// The chain id stated by the optional `ChainBinding` extension.
+fn parse_chain_binding(body: &TxBody) -> Result<Option<String>, TxRejection> {
     if let Some(option) = body.extension_options.first() {
         return Err(TxRejection::new(
             TxCode::Decode,
             format!("unsupported critical extension option `{}`", option.type_url),
         ));
     }
-    let [binding] = body.non_critical_extension_options.as_slice() else {
-        return Err(TxRejection::new(
-            TxCode::Decode,
-            format!("expected exactly one non-critical extension ({CHAIN_BINDING_TYPE_URL})"),
-        ));
+    let binding = match body.non_critical_extension_options.as_slice() {
+        [] => return Ok(None),
+        [binding] => binding,
+        more => {
+            return Err(TxRejection::new(
+                TxCode::Decode,
+                format!("{} non-critical extensions; at most one is accepted ({CHAIN_BINDING_TYPE_URL})", more.len()),
+            ));
+        }
     };
     if binding.type_url != CHAIN_BINDING_TYPE_URL {
         return Err(TxRejection::new(
@@ -283,7 +334,7 @@ fn parse_chain_binding(body: &TxBody) -> Result<String, TxRejection> {
         ));
     }
     ChainBindingProto::decode(binding.value.as_slice())
-        .map(|binding| binding.chain_id)
+        .map(|binding| Some(binding.chain_id))
         .map_err(|e| decode_error("chain binding", e))
 }
 
@@ -436,6 +487,68 @@ mod tests {
         let rejection = tx.verify_signature(CHAIN, 7).err().ok_or("accepted")?;
         assert_eq!(rejection.code, TxCode::WrongChainId);
         assert!(rejection.log.contains("other-chain"), "{}", rejection.log);
+        Ok(())
+    }
+
+    /// A transfer as a stock Cosmos client builds it: the SDK's own `MsgSend`, no `ChainBinding`.
+    fn stock_transfer(
+        key: &AccountKey,
+        chain_id: &str,
+        signatures: Option<Vec<Vec<u8>>>,
+    ) -> Result<Vec<u8>, Box<dyn std::error::Error>> {
+        let send = crate::msg::MsgSendProto {
+            from_address: key.address().to_string(),
+            to_address: Address::from_bytes([9; 20]).to_string(),
+            amount: vec![Coin::new(1_000, Denom::sat()).to_proto()],
+        };
+        let body = TxBody {
+            messages: vec![cosmrs::Any {
+                type_url: crate::msg::COSMOS_MSG_SEND_TYPE_URL.to_owned(),
+                value: send.encode_to_vec(),
+            }],
+            ..TxBody::default()
+        };
+        let signing_key = key.cosmrs_signing_key();
+        let fee = cosmrs::tx::Fee::from_amount_and_gas(cosmrs::Coin { denom: "sat".parse()?, amount: 100 }, 200_000u64);
+        let auth_info = cosmrs::tx::SignerInfo::single_direct(Some(signing_key.public_key()), 0).auth_info(fee);
+        let auth_info_bytes = cosmrs::proto::cosmos::tx::v1beta1::AuthInfo::from(auth_info).encode_to_vec();
+        let body_bytes = body.encode_to_vec();
+        let doc = SignDoc {
+            body_bytes: body_bytes.clone(),
+            auth_info_bytes: auth_info_bytes.clone(),
+            chain_id: chain_id.to_owned(),
+            account_number: 7,
+        };
+        let signatures = match signatures {
+            Some(signatures) => signatures,
+            None => vec![signing_key.sign(&doc.encode_to_vec())?.to_vec()],
+        };
+        Ok(TxRaw { body_bytes, auth_info_bytes, signatures }.encode_to_vec())
+    }
+
+    #[test]
+    fn a_stock_transfer_without_chain_binding_is_bound_by_its_signature() -> Result<(), Box<dyn std::error::Error>> {
+        let key = AccountKey::from_seed("alice")?;
+        let tx = DecodedTx::decode(&stock_transfer(&key, CHAIN, None)?, 4096)?;
+        assert_eq!(tx.stated_chain_id, None);
+        assert_eq!(tx.msgs, transfer(&key), "the SDK's MsgSend is Ferry's transfer");
+        tx.verify_signature(CHAIN, 7)?;
+        // Signed for another chain: no extension to name it, so the signature does not verify.
+        let other = DecodedTx::decode(&stock_transfer(&key, "other-chain", None)?, 4096)?;
+        let refused = other.verify_signature(CHAIN, 7).err().ok_or("another chain's transfer verified")?;
+        assert_eq!(refused.code, TxCode::InvalidSignature);
+        Ok(())
+    }
+
+    #[test]
+    fn an_unsigned_transaction_decodes_only_for_simulation() -> Result<(), Box<dyn std::error::Error>> {
+        let key = AccountKey::from_seed("alice")?;
+        let unsigned = stock_transfer(&key, CHAIN, Some(vec![Vec::new()]))?;
+        assert_eq!(DecodedTx::decode(&unsigned, 4096).map(|_| ()).map_err(|r| r.code), Err(TxCode::InvalidSignature));
+        let simulated = DecodedTx::decode_for_simulation(&unsigned, 4096)?;
+        assert_eq!(simulated.signer, key.address());
+        let refused = simulated.verify_signature(CHAIN, 7).err().ok_or("an unsigned transaction verified")?;
+        assert_eq!(refused.code, TxCode::InvalidSignature);
         Ok(())
     }
 
