@@ -45,7 +45,7 @@ async function main() {
   check((await reader.getChainId()) === chainId, `chain id ${await reader.getChainId()} is ${chainId}`);
   const account = await reader.getAccount(sender);
   check(account !== null && account.address === sender, `account ${sender} is found`);
-  check(Number.isInteger(account.accountNumber) && Number.isInteger(account.sequence), "account number and sequence");
+  check(typeof account.accountNumber === "bigint" && Number.isInteger(account.sequence), "account number and sequence");
   const stranger = need("FERRY_UNKNOWN_ACCOUNT");
   check((await reader.getAccount(stranger)) === null, "an unknown account reads as null");
   const senderBefore = await satOf(reader, sender);
@@ -83,7 +83,9 @@ async function main() {
   const recipientAfter = await satOf(reader, recipient);
   check(senderAfter === senderBefore - 12345n - 1000n - paid, `sender ${senderBefore} → ${senderAfter}, paid ${paid} in fees`);
   check(recipientAfter === recipientBefore + 12345n + 1000n, `recipient ${recipientBefore} → ${recipientAfter}`);
-  check((await reader.getAccount(sender)).sequence === account.sequence + 2, "the sequence advanced by two");
+  const signed = await reader.getAccount(sender);
+  check(signed.sequence === account.sequence + 2, "the sequence advanced by two");
+  check(signed.pubkey !== null && signed.pubkey.type === "tendermint/PubKeySecp256k1", "the account's public key is known once it signed");
 
   console.log(
     JSON.stringify({
