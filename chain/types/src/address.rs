@@ -4,6 +4,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use sha2::{Digest, Sha256};
 
 /// The bech32 human-readable prefix of every Ferry account address.
 pub const BECH32_PREFIX: &str = "ferry";
@@ -50,7 +51,7 @@ impl Address {
     /// The address of a module account: the first 20 bytes of `SHA256(tag)`. Nobody holds a key
     /// for it, so only the state machine moves its funds.
     pub fn module(tag: &str) -> Self {
-        let digest = crate::key::sha256(tag.as_bytes());
+        let digest = Sha256::digest(tag.as_bytes());
         let mut bytes = [0u8; 20];
         bytes.copy_from_slice(&digest[..20]);
         Address(bytes)

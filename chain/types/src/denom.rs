@@ -38,7 +38,7 @@ impl Denom {
     }
 
     /// The wrapped form of ERC-20 `token`.
-    pub fn erc20(token: &crate::release::eth::EthAddress) -> Self {
+    pub fn erc20(token: &crate::eth_address::EthAddress) -> Self {
         Denom(format!("{ERC20_PREFIX}{}", hex::encode(token.as_bytes())))
     }
 }

@@ -14,6 +14,7 @@ pub mod deposit;
 pub mod dkg;
 pub mod event;
 pub mod genesis;
+pub mod eth_address;
 pub mod key;
 pub mod liveness;
 pub mod msg;
