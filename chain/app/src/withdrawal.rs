@@ -7,15 +7,22 @@
 //! Bitcoin network (not the peg itself) or of Ethereum, and the parent chain's release path is
 //! configured. The burn moves the amount from `supply` to `unreleased` in the asset's ledger, so
 //! the reserves invariant keeps holding until the release settles.
+//!
+//! The large-withdrawal delay (`delay_blocks` above an asset's `delay_above`) applies to what a
+//! sender withdraws of the asset in the outflow window, not to each withdrawal: ten withdrawals
+//! just under the threshold cannot leave at once. Every withdrawal that takes the sender's window
+//! total past the threshold waits. (Across a window boundary at most twice the threshold leaves
+//! undelayed; several accounts of one person are bounded by the asset's window cap, not here.)
 
 use ferry_types::event as ev;
 use ferry_types::msg::{MsgWithdraw, parent_chain_of};
 use ferry_types::peg::Peg;
 use ferry_types::query::{Withdrawal, WithdrawalId};
 use ferry_types::release::bitcoin::{lone_release_fee, parse_destination};
-use ferry_types::{Amount, Denom, Params, ParentChain, TxCode, TxRejection};
+use ferry_types::{Address, Amount, Denom, Params, ParentChain, TxCode, TxRejection};
 
 use crate::bank::{self, BankError};
+use crate::batch::WindowOutflow;
 use crate::event::Event;
 use crate::state::{StateDelta, StateError, StateRead};
 
@@ -31,6 +38,13 @@ pub mod keys {
 
     /// The last withdrawal number assigned (JSON integer; 0 or absent before the first).
     pub const LAST_WITHDRAWAL: &[u8] = b"last_withdrawal";
+
+    /// What a sender has withdrawn of an asset in the current outflow window
+    /// ([`crate::batch::WindowOutflow`]; one record per sender and asset, overwritten when a new
+    /// window starts).
+    pub fn sender_outflow(sender: &ferry_types::Address, denom: &Denom) -> Vec<u8> {
+        format!("withdrawn/{sender}/{denom}").into_bytes()
+    }
 
     /// Queued (not yet batched) withdrawals of an asset, one entry per withdrawal keyed by its
     /// big-endian number, so the queue is walked in id (burn) order.
@@ -93,6 +107,16 @@ impl<R: StateRead> StateDelta<R> {
     /// On storage failure or a corrupt counter.
     pub(crate) fn dequeue_withdrawal(&mut self, denom: &Denom, id: WithdrawalId) -> Result<(), StateError> {
         self.remove_entry(&keys::queue(denom), &id.0.to_be_bytes())
+    }
+
+    /// What `sender` has withdrawn of `denom` in outflow window `window` (zero when the stored
+    /// record is of an earlier window).
+    ///
+    /// # Errors
+    /// On storage failure or a corrupt record.
+    pub fn sender_outflow(&self, sender: &Address, denom: &Denom, window: u64) -> Result<Amount, StateError> {
+        let stored: WindowOutflow = self.get_record(&keys::sender_outflow(sender, denom))?.unwrap_or_default();
+        Ok(if stored.window == window { stored.amount } else { Amount::ZERO })
     }
 
     fn next_withdrawal_id(&mut self) -> Result<WithdrawalId, StateError> {
@@ -256,8 +280,15 @@ pub fn withdraw<R: StateRead>(
     state.put_ledger(asset, &ledger)?;
 
     let id = state.next_withdrawal_id()?;
-    let limit_delays = params.withdrawals.limit(asset).is_some_and(|limit| withdraw.amount > limit.delay_above);
-    let eligible_height = if limit_delays { height.saturating_add(params.withdrawals.delay_blocks) } else { height };
+    let window = params.withdrawals.window(height);
+    let withdrawn = state
+        .sender_outflow(&withdraw.sender, asset, window)?
+        .checked_add(withdraw.amount)
+        .map_err(|_| refused(TxCode::Overflow, format!("{asset} withdrawn by {} would overflow", withdraw.sender)))?;
+    state.put_record(keys::sender_outflow(&withdraw.sender, asset), &WindowOutflow { window, amount: withdrawn });
+    let delay_above = params.withdrawals.limit(asset).map(|limit| limit.delay_above);
+    let delayed = delay_above.is_some_and(|threshold| withdrawn > threshold);
+    let eligible_height = if delayed { height.saturating_add(params.withdrawals.delay_blocks) } else { height };
     state.put_withdrawal(&Withdrawal {
         id,
         sender: withdraw.sender,
@@ -283,6 +314,6 @@ pub fn withdraw<R: StateRead>(
             (ev::ELIGIBLE_HEIGHT, eligible_height.to_string()),
         ],
     ));
-    tracing::info!(withdrawal_id = %id, sender = %withdraw.sender, amount = %burned, max_fee = %withdraw.max_fee, height, eligible_height, "withdrawal queued");
+    tracing::info!(withdrawal_id = %id, sender = %withdraw.sender, amount = %burned, max_fee = %withdraw.max_fee, withdrawn_in_window = %withdrawn, height, eligible_height, "withdrawal queued");
     Ok(id)
 }

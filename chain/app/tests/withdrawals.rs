@@ -806,7 +806,12 @@ fn release_attestations_settle_at_quorum_of_one_transaction_and_bitcoin_must_nam
 
 #[test]
 fn small_withdrawals_cannot_exceed_the_window_cap_and_the_rest_batches_in_the_next_window() -> TestResult {
-    let mut bridge = Bridge::start()?;
+    // No delay: alice's total would pass the 2 ETH threshold and hold the later ones back.
+    let mut rules = withdrawal_params();
+    for limit in &mut rules.limits {
+        limit.delay_above = limit.window_cap;
+    }
+    let mut bridge = Bridge::start_with(rules)?;
     // Nine withdrawals of 0.5 ETH against a cap of 3 ETH per window: six fit in a window.
     let each = ETH / 2;
     let sequence = bridge.chain.sequence(&bridge.alice.address)?;
@@ -842,13 +847,33 @@ fn small_withdrawals_cannot_exceed_the_window_cap_and_the_rest_batches_in_the_ne
     Ok(())
 }
 
+/// Bob: an account alice funds with `amount` sat, and his signer.
+fn fund_bob(bridge: &mut Bridge, amount: u128) -> TestResult<Signer> {
+    let bob_key = key("bob")?;
+    let send = driver::send(&bridge.alice.address, &bob_key.address(), &[coin(amount, &Denom::sat())]);
+    let tx = bridge.user_tx(&bridge.alice, &coin(100, &Denom::sat()), &[send])?;
+    let sent = bridge.one(&tx)?;
+    assert_eq!(sent.code, TxCode::Ok, "{}", sent.log);
+    bridge.chain.signer(&bob_key)
+}
+
+/// `signer`'s withdrawal of `amount` sat in a block of its own; returns its id.
+fn withdraw_as(bridge: &mut Bridge, signer: &Signer, amount: u128) -> TestResult<String> {
+    let msg = withdraw_msg(&signer.address, &Denom::sat(), amount, BTC_DESTINATION);
+    let outcome = bridge.one(&bridge.user_tx(signer, &coin(100, &Denom::sat()), &[msg])?)?;
+    assert_eq!(outcome.code, TxCode::Ok, "{}", outcome.log);
+    withdrawal_id(&outcome)
+}
+
 #[test]
 fn large_withdrawal_waits_its_delay_while_a_later_small_one_is_batched() -> TestResult {
     let mut bridge = Bridge::start()?;
+    let bob = fund_bob(&mut bridge, 2 * SAT_MIN)?;
     let large = SAT_DELAY_ABOVE + 1;
     let large_id = bridge.withdraw(&Denom::sat(), large, BTC_DESTINATION)?;
     let burned = bridge.chain.height();
-    let small_id = bridge.withdraw(&Denom::sat(), SAT_MIN, BTC_DESTINATION)?;
+    // Another sender's: alice's own would add to her total this window and wait too.
+    let small_id = withdraw_as(&mut bridge, &bob, SAT_MIN)?;
     assert_eq!(bridge.chain.withdrawal(&large_id)?.withdrawal.eligible_height, burned + DELAY_BLOCKS);
 
     let first = created_batch(&bridge.run_to_batch_height()?, &Denom::sat())?;
@@ -868,6 +893,47 @@ fn large_withdrawal_waits_its_delay_while_a_later_small_one_is_batched() -> Test
     assert!(height >= burned + DELAY_BLOCKS, "batched at {height}, burned at {burned}");
     assert!(height < burned + DELAY_BLOCKS + BATCH_INTERVAL, "batched at {height}, burned at {burned}");
     assert_eq!(bridge.chain.withdrawal(&large_id)?.status, WithdrawalStatus::Batched);
+    Ok(())
+}
+
+#[test]
+fn the_delay_threshold_counts_what_a_sender_withdraws_in_the_window_not_each_withdrawal() -> TestResult {
+    let mut bridge = Bridge::start()?;
+    let bob = fund_bob(&mut bridge, 2 * SAT_DELAY_ABOVE)?;
+    // Ten withdrawals, each just under the threshold, in one block (so in one window).
+    let each = SAT_DELAY_ABOVE / 4 - 1;
+    let sequence = bridge.chain.sequence(&bridge.alice.address)?;
+    let fee = coin(100, &Denom::sat());
+    let txs = (0..10)
+        .map(|offset| {
+            let msg = withdraw_msg(&bridge.alice.address, &Denom::sat(), each, BTC_DESTINATION);
+            bridge.alice.sign(sequence + offset, &fee, &[msg])
+        })
+        .collect::<TestResult<Vec<_>>>()?;
+    let outcomes = bridge.block(&txs)?;
+    let burned = bridge.chain.height();
+    let mut eligible = Vec::new();
+    for outcome in &outcomes {
+        assert_eq!(outcome.code, TxCode::Ok, "{}", outcome.log);
+        eligible.push(bridge.chain.withdrawal(&withdrawal_id(outcome)?)?.withdrawal.eligible_height);
+    }
+    // 4 × 49,999 = 199,996 is within the 200,000 threshold; the fifth takes alice past it, and
+    // every one from there waits the delay.
+    let mut expected = vec![burned; 4];
+    expected.extend([burned + DELAY_BLOCKS; 6]);
+    assert_eq!(eligible, expected);
+
+    // Another sender in the same window has a threshold of his own.
+    let bobs = withdraw_as(&mut bridge, &bob, each)?;
+    assert_eq!(bridge.chain.withdrawal(&bobs)?.withdrawal.eligible_height, bridge.chain.height());
+
+    // In the next window alice starts from zero again.
+    while !(bridge.chain.height() + 1).is_multiple_of(WINDOW_BLOCKS) {
+        bridge.block::<&[u8]>(&[])?;
+    }
+    let next = bridge.withdraw(&Denom::sat(), each, BTC_DESTINATION)?;
+    assert_eq!(bridge.chain.withdrawal(&next)?.withdrawal.eligible_height, bridge.chain.height());
+    assert_reconciled(&bridge)?;
     Ok(())
 }
 
