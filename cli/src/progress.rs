@@ -2,8 +2,7 @@
 //! parent chain says (confirmations). Pure: the caller fetches, this module only decides what
 //! the user sees, so every stage is unit-tested.
 
-use ferry_app::bridge::{DepositRecord, DepositStatus};
-use ferry_app::unattributed::UnattributedState;
+use ferry_types::deposit_record::{DepositRecord, DepositStatus, UnattributedState};
 use ferry_types::msg::Resolution;
 use ferry_types::query::{BatchRelease, BatchView, WithdrawalStatus, WithdrawalView};
 use ferry_types::release::fee::FeeRate;

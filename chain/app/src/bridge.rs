@@ -6,83 +6,19 @@
 
 use std::collections::BTreeMap;
 
+use ferry_types::deposit_record::Conflict;
 use ferry_types::event as ev;
 use ferry_types::msg::MsgAttestDeposit;
 use ferry_types::release::bitcoin::input_spend_fee;
 use ferry_types::{Address, Amount, Coin, DepositFacts, DepositId, Params, ParentChain, TxCode, TxRejection};
-use serde::{Deserialize, Serialize};
 
 use crate::bank::{self, BankError};
 use crate::event::Event;
 use crate::state::{StateDelta, StateError, StateRead};
 
-/// Where a deposit stands.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum DepositStatus {
-    /// Attested by fewer than `attest_quorum` members with identical facts.
-    Pending,
-    /// Minted; never again.
-    Minted,
-    /// Below its asset's `min_deposit`: never minted, never spent, counted in the ledger's
-    /// `below_minimum`.
-    BelowMinimum,
-    /// An ERC-20 token the chain does not list (no withdrawal limit, so it could never be
-    /// withdrawn): never minted, and no ledger (no denomination) is created for it. The vault keeps
-    /// it.
-    Unlisted,
-    /// A Bitcoin payment to the peg naming no account (no valid memo): held in the reserves,
-    /// minted to nobody until members resolve it ([`crate::unattributed`]).
-    Unattributed,
-}
-
-/// A member that attested facts contradicting its own earlier attestation or the minted facts.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Conflict {
-    /// The member.
-    pub member: Address,
-    /// The first conflicting facts it attested.
-    pub facts: DepositFacts,
-    /// When that was recorded.
-    pub height: u64,
-    /// How many conflicting attestations it made.
-    pub count: u32,
-}
-
-/// Everything the chain knows about one deposit id.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DepositRecord {
-    /// The id.
-    pub id: DepositId,
-    /// Pending or minted.
-    pub status: DepositStatus,
-    /// Each member's (first) attestation, as the hex digest of the facts it attested.
-    pub attestations: BTreeMap<Address, String>,
-    /// The distinct facts attested, by hex digest.
-    pub candidates: BTreeMap<String, DepositFacts>,
-    /// Members that attested conflicting facts (one entry per member).
-    pub conflicts: Vec<Conflict>,
-    /// The facts minted, once minted.
-    pub minted: Option<DepositFacts>,
-    /// What the recipient was credited: the amount less what it prepaid for its spending.
-    #[serde(default)]
-    pub minted_amount: Option<Amount>,
-    /// Bitcoin: what it prepaid into the fee pool.
-    #[serde(default)]
-    pub spend_fee: Option<Amount>,
-    /// Height of the first attestation.
-    pub first_attested_height: u64,
-    /// Height of the mint.
-    pub minted_height: Option<u64>,
-    /// The member whose attestation opened the record: it counts against that member's open
-    /// records (`params.max_open_deposits_per_member`) until the record is decided.
-    #[serde(default)]
-    pub opened_by: Option<Address>,
-    /// An unattributed payment's reason, votes and resolution.
-    #[serde(default)]
-    pub unattributed: Option<crate::unattributed::UnattributedState>,
-}
-
+// The record of a deposit is ferry-types' vocabulary (the CLI reads it); `devnet/src/system.rs`
+// still names it through this module.
+pub use ferry_types::deposit_record::{DepositRecord, DepositStatus};
 pub use ferry_types::query::{AssetLedger, ReserveUtxo};
 
 /// State keys of the bridge.

@@ -3,6 +3,7 @@
 //! gives back the stored bytes: [`reencode`]) and any entry can be shown as JSON ([`to_json`]).
 //! A key no entry of the table matches is an error: adding a record means adding it here.
 
+use ferry_types::deposit_record::DepositRecord;
 use ferry_types::genesis::Federation;
 use ferry_types::query::federation::{
     DkgDealing, DkgSession, FederationProposals, Handover, HeartbeatRound, MemberHeartbeat, ParamsProposals, SignerKeys,
@@ -17,7 +18,6 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::batch::WindowOutflow;
-use crate::bridge::DepositRecord;
 use crate::deposit_address::BlockLoad;
 use crate::duties::DutyLoad;
 use crate::state::{AccountRecord, StateError, decode, encode};
@@ -93,6 +93,7 @@ const RECORDS: &[(Match, Codec)] = &[
     (Match::Prefix(b"unattributed_open/"), codec::<OpenUnattributed>()),
     (Match::Prefix(b"withdrawal_queue/"), codec::<WithdrawalId>()),
     (Match::Prefix(b"withdrawal/"), codec::<Withdrawal>()),
+    (Match::Prefix(b"withdrawn/"), codec::<WindowOutflow>()),
     (Match::Exact(b"last_withdrawal"), codec::<u64>()),
     (Match::Prefix(b"pending_batch/"), codec::<u64>()),
     (Match::Prefix(b"batch/"), codec::<Batch>()),

@@ -11,15 +11,14 @@
 use std::collections::BTreeMap;
 
 use ferry_types::deposit::Unattributed;
+use ferry_types::deposit_record::{DepositRecord, DepositStatus, Resolved, UnattributedState};
 use ferry_types::event as ev;
 use ferry_types::msg::{MsgResolveUnattributed, MsgWithdraw, Resolution, check_destination, parent_chain_of};
-use ferry_types::query::{OpenUnattributed, WithdrawalId};
+use ferry_types::query::OpenUnattributed;
 use ferry_types::release::bitcoin::parse_destination;
 use ferry_types::{Address, Amount, Coin, Denom, DepositFacts, DepositId, Params, ParentChain, TxCode, TxRejection};
-use serde::{Deserialize, Serialize};
 
 use crate::bank::{self, BankError};
-use crate::bridge::{DepositRecord, DepositStatus};
 use crate::event::Event;
 use crate::state::{Collection, StateDelta, StateError, StateRead};
 
@@ -31,44 +30,6 @@ pub mod keys {
     pub fn open() -> Collection {
         Collection::new("unattributed_open/")
     }
-}
-
-/// An unattributed payment's state, in its deposit record.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct UnattributedState {
-    /// Why it names no account.
-    pub reason: Unattributed,
-    /// Its denomination.
-    #[serde(default = "Denom::sat")]
-    pub asset: Denom,
-    /// What it paid, in the asset's base unit.
-    pub amount: Amount,
-    /// When a quorum recorded it.
-    pub height: u64,
-    /// Each member's latest vote.
-    #[serde(default)]
-    pub votes: BTreeMap<Address, Resolution>,
-    /// What a quorum decided, once it did.
-    #[serde(default)]
-    pub resolved: Option<Resolved>,
-}
-
-/// How an unattributed payment was resolved.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Resolved {
-    /// What the quorum voted.
-    pub resolution: Resolution,
-    /// When.
-    pub height: u64,
-    /// Credit: what the account received (the amount less `spend_fee`).
-    #[serde(default)]
-    pub credited: Option<Amount>,
-    /// Credit: what it prepaid into the fee pool for its own spending.
-    #[serde(default)]
-    pub spend_fee: Option<Amount>,
-    /// Refund: the withdrawal paying it back.
-    #[serde(default)]
-    pub withdrawal: Option<WithdrawalId>,
 }
 
 fn refused(code: TxCode, log: impl Into<String>) -> BankError {

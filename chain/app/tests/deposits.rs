@@ -12,8 +12,9 @@ use driver::{
     CHAIN_ID, Chain, Holding, Signer, TestResult, attestation, attributes, deposit_utxos, events_of,
     federation_genesis, funded, key, sat, send, wei,
 };
-use ferry_app::bridge::{AssetLedger, Conflict, DepositRecord, DepositStatus, ReserveUtxo};
+use ferry_app::bridge::{AssetLedger, ReserveUtxo};
 use ferry_app::{Event, TxOutcome};
+use ferry_types::deposit_record::{Conflict, DepositRecord, DepositStatus};
 use ferry_types::event as ev;
 use ferry_types::genesis::Federation;
 use ferry_types::query::{DEPOSIT_PATH, FEDERATION_PATH, QUERY_BAD_REQUEST, QUERY_NOT_FOUND, QUERY_OK};

@@ -1,5 +1,6 @@
 //! Ferry's shared vocabulary: amounts, denominations, addresses, transaction messages, the
-//! transaction wire format and its signing domain, genesis, query answers and event names.
+//! transaction wire format and its signing domain, genesis, query answers, the chain's deposit
+//! records and event names.
 //!
 //! Everything here is pure: no I/O, no clocks, no randomness. The chain, the client, the relayer,
 //! the signer and the CLI all speak these types, so each concept is defined here exactly once.
@@ -11,10 +12,11 @@ pub mod code;
 pub mod cosmos_api;
 pub mod denom;
 pub mod deposit;
+pub mod deposit_record;
 pub mod dkg;
+pub mod eth_address;
 pub mod event;
 pub mod genesis;
-pub mod eth_address;
 pub mod key;
 pub mod liveness;
 pub mod msg;

@@ -11,13 +11,14 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::error::Error;
 
-use ferry_app::bridge::{DepositRecord, ReserveUtxo};
+use ferry_app::bridge::ReserveUtxo;
 use ferry_app::execute::TxContext;
 use ferry_app::query::{QueryAnswer, ReservesView, query};
 use ferry_app::state::{AccountRecord, keys};
 use ferry_app::{
     BlockInput, BlockOutcome, ChangeSet, Entries, Event, Scan, StateDelta, StateError, StateRead, TxOutcome,
 };
+use ferry_types::deposit_record::DepositRecord;
 use ferry_types::genesis::Federation;
 use ferry_types::msg::{MsgAttestDeposit, MsgSend};
 use ferry_types::query::{
