@@ -125,7 +125,7 @@ fn keyring_error(error: crate::keyring::KeyringError) -> CliError {
         KeyringError::BadName(_) | KeyringError::DuplicateName { .. } | KeyringError::BadSecret => {
             CliError::bad_input(message)
         }
-        KeyringError::Seal { .. } => CliError::bad_input(message),
+        KeyringError::Seal { .. } | KeyringError::PublicKeyMismatch { .. } => CliError::bad_input(message),
         KeyringError::Io { .. } | KeyringError::NotAKeyring { .. } => CliError::other(message),
     }
 }
@@ -195,7 +195,7 @@ impl Context {
         let password = match &self.global.bitcoin_rpc_password_file {
             Some(path) => {
                 let bytes =
-                    ferry_signer::passphrase::read_file(path).map_err(|e| CliError::bad_input(e.to_string()))?;
+                    ferry_keystore::passphrase::read_file(path).map_err(|e| CliError::bad_input(e.to_string()))?;
                 String::from_utf8(bytes.to_vec())
                     .map_err(|_| CliError::bad_input(format!("{} is not UTF-8", path.display())))?
             }
@@ -243,7 +243,7 @@ impl Context {
                 let passphrase = self.secrets().passphrase(&name, true)?;
                 let secret = random_secret()?;
                 let info = keyring
-                    .add(&name, &secret[..], &passphrase, ferry_signer::KdfParams::default())
+                    .add(&name, &secret[..], &passphrase, ferry_keystore::KdfParams::default())
                     .map_err(keyring_error)?;
                 out.emit(&key_json(&info, network)?, &format!("added {}", key_text(&info, network)));
             }
@@ -251,7 +251,7 @@ impl Context {
                 let passphrase = self.secrets().passphrase(&name, true)?;
                 let secret = self.secrets().import_secret(secret_file.as_deref())?;
                 let info = keyring
-                    .add(&name, &secret[..], &passphrase, ferry_signer::KdfParams::default())
+                    .add(&name, &secret[..], &passphrase, ferry_keystore::KdfParams::default())
                     .map_err(keyring_error)?;
                 out.emit(&key_json(&info, network)?, &format!("imported {}", key_text(&info, network)));
             }

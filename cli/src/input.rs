@@ -54,7 +54,7 @@ impl SecretSource {
     /// An unreadable or empty passphrase, or two different entries.
     pub fn passphrase(&self, name: &str, new: bool) -> Result<Zeroizing<Vec<u8>>, CliError> {
         if let Some(path) = &self.passphrase_file {
-            return ferry_signer::passphrase::read_file(path)
+            return ferry_keystore::passphrase::read_file(path)
                 .map_err(|e| CliError::bad_input(e.to_string()).with_hint("check --passphrase-file"));
         }
         let text = if std::io::stdin().is_terminal() {

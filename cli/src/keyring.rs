@@ -1,6 +1,6 @@
 //! The user's keyring: one JSON file (default `~/.ferry/keyring.json`, mode 0600) of named
-//! keys, each sealed under its own passphrase with the signer keystore's sealing (scrypt +
-//! XChaCha20-Poly1305, `ferry_signer::keystore`).
+//! keys, each sealed under its own passphrase with the sealing the signer's keystores use too
+//! (scrypt + XChaCha20-Poly1305, `ferry_keystore::sealing`).
 //!
 //! # One secret, three addresses
 //!
@@ -23,8 +23,8 @@
 
 use std::path::{Path, PathBuf};
 
-use ferry_signer::keystore::{
-    CipherSection, KdfParams, KdfSection, KeystoreError, associated_data, new_sections, open_bytes, seal_bytes,
+use ferry_keystore::{
+    CipherSection, KdfParams, KdfSection, SealError, associated_data, new_sections, open_bytes, seal_bytes,
 };
 use ferry_types::peg::BitcoinNetwork;
 use ferry_types::release::eth::EthAddress;
@@ -88,7 +88,13 @@ pub enum KeyringError {
         /// The key.
         name: String,
         /// The cause.
-        error: KeystoreError,
+        error: SealError,
+    },
+    /// The secret opened does not give the public key stored beside it.
+    #[error("key `{name}`: the keyring's public key does not match the key it holds")]
+    PublicKeyMismatch {
+        /// The key.
+        name: String,
     },
 }
 
@@ -349,12 +355,12 @@ impl Keyring {
         let stored = self.stored(name)?;
         let seal_error = |error| KeyringError::Seal { name: name.to_owned(), error };
         let ciphertext =
-            hex::decode(&stored.ciphertext).map_err(|_| seal_error(KeystoreError::WrongPassphraseOrCorrupted))?;
+            hex::decode(&stored.ciphertext).map_err(|_| seal_error(SealError::WrongPassphraseOrCorrupted))?;
         let secret = open_bytes(&stored.kdf, &stored.cipher, passphrase, &stored.associated_data(), &ciphertext)
             .map_err(seal_error)?;
         let key = UserKey::from_secret(name, &secret)?;
         if key.info() != &stored.info() {
-            return Err(seal_error(KeystoreError::PublicFieldMismatch("public key")));
+            return Err(KeyringError::PublicKeyMismatch { name: name.to_owned() });
         }
         Ok(key)
     }
@@ -407,7 +413,7 @@ mod tests {
     use super::*;
 
     fn fast() -> KdfParams {
-        KdfParams { log_n: ferry_signer::keystore::MIN_KDF_LOG_N, ..KdfParams::default() }
+        KdfParams { log_n: ferry_keystore::sealing::MIN_KDF_LOG_N, ..KdfParams::default() }
     }
 
     #[test]

@@ -14,8 +14,9 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
+use ferry_keystore::KdfParams;
 use ferry_signer::ceremony::{keystore_path, manifest_path};
-use ferry_signer::{KdfParams, Overwrite, write_ceremony};
+use ferry_signer::{Overwrite, write_ceremony};
 use toml_edit::{Array, DocumentMut, Item, Table, value};
 
 use crate::process::{ServiceCommand, ServiceProcess, binary_path};

@@ -20,6 +20,7 @@ use std::io::{self, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
+use ferry_keystore::KdfParams;
 use ferry_types::peg::{BitcoinFederation, BitcoinNetwork};
 use ferry_types::release::bls::encode_public_key_set;
 use rand::{CryptoRng, RngCore};
@@ -27,7 +28,7 @@ use threshold_crypto::PublicKeySet;
 use threshold_crypto::poly::Poly;
 use zeroize::Zeroizing;
 
-use crate::keystore::{KdfParams, Keystore, KeystoreError};
+use crate::keystore::{Keystore, KeystoreError};
 use crate::manifest::{Manifest, ManifestMember};
 use crate::secrets::{MemberSecrets, PLAINTEXT_LEN, SECRET_LEN, bls_scalar_to_bytes};
 

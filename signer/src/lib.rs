@@ -14,10 +14,9 @@
 //!   wiped on drop and redacted in `Debug`;
 //! - [`ceremony`]: the trusted-dealer ceremony ([`keygen`]) and writing its output
 //!   ([`write_ceremony`]);
-//! - [`keystore`]: the encrypted keystore format (scrypt + XChaCha20-Poly1305, public fields
-//!   authenticated) and [`Keystore::open`];
+//! - [`keystore`]: the member keystore's format (sealed with `ferry-keystore`: scrypt +
+//!   XChaCha20-Poly1305, public fields authenticated) and [`Keystore::open`];
 //! - [`manifest`]: the public federation manifest genesis is built from, and its validation;
-//! - [`passphrase`]: secrets read from a file or stdin;
 //! - [`rebuild`]: a batch's payload rebuilt from withdrawal records and local knowledge, and
 //!   compared with the chain's (pure);
 //! - [`policy`]: the decision — sign or refuse, with a named reason (pure);
@@ -41,7 +40,6 @@ pub mod heartbeat;
 pub mod keystore;
 pub mod manifest;
 pub mod metrics;
-pub mod passphrase;
 pub mod policy;
 pub mod rebuild;
 pub mod secrets;
@@ -50,7 +48,7 @@ pub mod signing;
 pub mod store;
 
 pub use ceremony::{Ceremony, Overwrite, keygen, write_ceremony};
-pub use keystore::{KdfParams, Keystore, KeystoreError};
+pub use keystore::{Keystore, KeystoreError};
 pub use manifest::{Manifest, ManifestError};
 pub use policy::{Decision, Reason, Refusal};
 pub use secrets::MemberSecrets;

@@ -32,13 +32,15 @@ use clap::{Args, Parser, Subcommand};
 use ferry_client::FerryClient;
 use ferry_daemon::endpoint;
 use ferry_daemon::logging::{self, LogOutput};
+use ferry_keystore::sealing::{DEFAULT_KDF_LOG_N, MAX_KDF_LOG_N, MIN_KDF_LOG_N};
+use ferry_keystore::{KdfParams, passphrase};
 use ferry_signer::ceremony::{WrittenCeremony, keygen, write_ceremony};
 use ferry_signer::config::{Config, ConfigFile, read_secret};
-use ferry_signer::keystore::{DEFAULT_KDF_LOG_N, KdfParams, Keystore, MAX_KDF_LOG_N, MIN_KDF_LOG_N};
+use ferry_signer::keystore::Keystore;
 use ferry_signer::metrics::{Metrics, now_seconds};
 use ferry_signer::service::{Settings, Signer, post_duty};
 use ferry_signer::store::Store;
-use ferry_signer::{Ceremony, Manifest, MemberSecrets, Overwrite, passphrase};
+use ferry_signer::{Ceremony, Manifest, MemberSecrets, Overwrite};
 use ferry_types::Msg;
 use ferry_types::msg::{
     MsgProposeListing, MsgProposeListingProto, MsgResolveHeld, MsgResolveUnattributed, MsgResolveUnattributedProto,

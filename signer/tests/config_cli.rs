@@ -10,8 +10,9 @@ mod common;
 use std::path::Path;
 
 use common::{TestResult, run, signer};
+use ferry_keystore::KdfParams;
 use ferry_signer::ceremony::{keystore_path, manifest_path};
-use ferry_signer::{KdfParams, Overwrite, keygen, write_ceremony};
+use ferry_signer::{Overwrite, keygen, write_ceremony};
 use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 

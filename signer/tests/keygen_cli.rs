@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
 use common::{TestResult, run, signer};
+use ferry_keystore::SealError;
 use ferry_signer::ceremony::{keystore_path, manifest_path};
 use ferry_signer::{Keystore, KeystoreError, Manifest, MemberSecrets};
 use ferry_types::release::bls;
@@ -65,7 +66,7 @@ fn keygen_writes_keystores_that_open_with_the_passphrase_and_a_manifest_whose_th
         assert!(
             matches!(
                 Keystore::open(&path, "correct horse battery stapler"),
-                Err(KeystoreError::WrongPassphraseOrCorrupted)
+                Err(KeystoreError::Sealing(SealError::WrongPassphraseOrCorrupted))
             ),
             "member {index}'s keystore opened with a wrong passphrase"
         );
@@ -206,7 +207,7 @@ fn passphrase_from_stdin_and_flags_from_the_environment_work() -> TestResult {
     assert_eq!(members.len(), 3);
     assert!(matches!(
         Keystore::open(keystore_path(&out, 0), "from stdin"),
-        Err(KeystoreError::WrongPassphraseOrCorrupted)
+        Err(KeystoreError::Sealing(SealError::WrongPassphraseOrCorrupted))
     ));
     let manifest = Manifest::load(manifest_path(&out))?;
     assert_eq!(manifest.threshold, 2);
