@@ -5,12 +5,11 @@
 use std::str::FromStr;
 use std::time::Duration;
 
-use ferry_app::bridge::DepositRecord;
-use ferry_app::query::ReservesView;
 use ferry_client::FerryClient;
 use ferry_client::wallet::Wallet;
 use ferry_relayer::bitcoin::rpc::BitcoinRpc;
 use ferry_relayer::ethereum::{self as eth, EthereumWatcher, U256};
+use ferry_types::deposit_record::DepositRecord;
 use ferry_types::event as ev;
 use ferry_types::genesis::Federation;
 use ferry_types::msg::{MsgWithdraw, check_destination};
@@ -18,7 +17,7 @@ use ferry_types::peg::{BitcoinNetwork, Peg, deposit_memo};
 use ferry_types::query::{
     BITCOIN_FEES_PATH, BatchView, BitcoinFeesView, BridgeStatus, PegView, WithdrawalId, WithdrawalView,
 };
-use ferry_types::query::{DepositAddressView, ReservesCheckView};
+use ferry_types::query::{DepositAddressView, ReservesCheckView, ReservesView};
 use ferry_types::release::bitcoin::lone_release_fee;
 use ferry_types::release::eth::EthAddress;
 use ferry_types::release::fee::FeeRate;

@@ -193,7 +193,7 @@ pub async fn deposit_openings(system: &mut System, users: usize) -> anyhow::Resu
     for (index, txid) in bitcoin.iter().enumerate() {
         let record = system.wait_for_deposit(txid, 0, interval, OPENING_TIMEOUT).await?;
         anyhow::ensure!(
-            record.status == ferry_app::bridge::DepositStatus::Minted,
+            record.status == ferry_types::deposit_record::DepositStatus::Minted,
             "user {index}'s opening deposit btc:{txid}:0 was not minted: {record:?}"
         );
         let recipient = user_key(index)?.address();

@@ -5,10 +5,10 @@
 mod common;
 
 use common::{TestResult, WAIT, balance, serial, start_network};
-use ferry_app::bridge::{DepositRecord, DepositStatus};
 use ferry_app::query::ReservesView;
 use ferry_client::{FerryClient, Wallet};
 use ferry_devnet::accounts::{member_key, user_key};
+use ferry_types::deposit_record::{DepositRecord, DepositStatus};
 use ferry_types::msg::MsgAttestDeposit;
 use ferry_types::query::{DEPOSIT_PATH, PEG_PATH, PegView, RESERVES_PATH};
 use ferry_types::{Address, Amount, Denom, DepositFacts, Msg, ParentChain, TxCode};

@@ -79,13 +79,13 @@ async fn releases_pay_the_chains_rate_by_size_the_rate_falls_after_fast_releases
     let prepaid = deposit.spend_fee.ok_or("nothing prepaid")?.get();
     assert_eq!(minted + prepaid, u128::from(BTC));
     system.wait_for_balance(&address, &Denom::sat(), before + minted, PARENT_BLOCK, WAIT).await?;
-    let tiny: ferry_app::bridge::DepositRecord = wait_until("the small deposit is decided", WAIT, || async {
-        let record: Option<ferry_app::bridge::DepositRecord> =
+    let tiny: ferry_types::deposit_record::DepositRecord = wait_until("the small deposit is decided", WAIT, || async {
+        let record: Option<ferry_types::deposit_record::DepositRecord> =
             client.query(&format!("/deposit/btc:{tiny_txid}:0"), None).await?;
-        Ok(record.filter(|record| record.status != ferry_app::bridge::DepositStatus::Pending))
+        Ok(record.filter(|record| record.status != ferry_types::deposit_record::DepositStatus::Pending))
     })
     .await?;
-    assert_eq!(tiny.status, ferry_app::bridge::DepositStatus::BelowMinimum);
+    assert_eq!(tiny.status, ferry_types::deposit_record::DepositStatus::BelowMinimum);
     assert_eq!(common::balance(&client, &address, &Denom::sat()).await?, before + minted, "not minted");
     let federation: Federation = client.query("/federation", None).await?.ok_or("no federation")?;
     let peg = Peg::new(&federation.bitcoin.ok_or("no peg")?)?;

@@ -6,11 +6,11 @@
 mod common;
 
 use common::{TestResult, USERS, WAIT, balance, metric, serial, start_funded_network, start_spec};
-use ferry_app::bridge::{DepositRecord, DepositStatus};
 use ferry_client::ClientError;
 use ferry_client::Wallet;
 use ferry_devnet::accounts::{self, user_key};
 use ferry_devnet::{Network, NetworkSpec};
+use ferry_types::deposit_record::{DepositRecord, DepositStatus};
 use ferry_types::msg::MsgAttestDeposit;
 use ferry_types::query::{DEPOSIT_PATH, QUERY_PRUNED, RESERVES_PATH, ReservesView};
 use ferry_types::{Address, Coin, Denom, Msg, TxCode};

@@ -60,7 +60,7 @@ async fn two_hundred_small_deposits_are_consolidated_and_a_large_withdrawal_is_a
     }
     for vout in 0..3 {
         let record = system.wait_for_deposit(&dust_txid, vout, PARENT_BLOCK, MINT_WAIT).await?;
-        assert_eq!(record.status, ferry_app::bridge::DepositStatus::BelowMinimum, "{dust_txid}:{vout}");
+        assert_eq!(record.status, ferry_types::deposit_record::DepositStatus::BelowMinimum, "{dust_txid}:{vout}");
     }
     assert_eq!(common::balance(&client, &address, &Denom::sat()).await?, before + minted);
 

@@ -13,9 +13,9 @@ use std::time::Duration;
 use bitcoin::{Amount as Sats, OutPoint, TxOut};
 use common::cli::{User, write};
 use common::{TestResult, WAIT, serial};
-use ferry_app::bridge::DepositStatus;
 use ferry_app::query::ReservesView;
 use ferry_devnet::system::System;
+use ferry_types::deposit_record::DepositStatus;
 use ferry_types::query::WithdrawalStatus;
 use ferry_types::{AccountKey, Address, Denom};
 

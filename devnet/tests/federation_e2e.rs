@@ -564,7 +564,7 @@ async fn a_candidate_joins_through_a_hand_over_and_signs_with_keys_nobody_dealt(
     let both = system.pay_pegs(&user, &[(&old_peg, 200_000), (&new_peg, 100_000)]).await?;
     let minted = system.wait_for_deposit(&both, 1, PARENT_BLOCK, SESSION_WAIT).await?;
     assert!(minted.minted_amount.is_some(), "{minted:?}");
-    let refused: Option<ferry_app::bridge::DepositRecord> =
+    let refused: Option<ferry_types::deposit_record::DepositRecord> =
         chain.query(&format!("/deposit/btc:{both}:0"), None).await?;
     assert!(
         refused.as_ref().is_none_or(|record| record.minted_amount.is_none()),

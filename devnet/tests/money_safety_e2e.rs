@@ -187,7 +187,8 @@ async fn an_ethereum_deposit_waits_for_its_block_to_be_finalized(system: &mut Sy
     // tip by 64: no relayer attests.
     anvil.mine(40).await?;
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let record: Option<ferry_app::bridge::DepositRecord> = client.query(&format!("/deposit/{id}"), None).await?;
+    let record: Option<ferry_types::deposit_record::DepositRecord> =
+        client.query(&format!("/deposit/{id}"), None).await?;
     assert!(record.is_none(), "attested before its block was final: {record:?}");
     // Once the finalized block passes it, it is minted.
     anvil.mine(30).await?;
@@ -435,7 +436,7 @@ async fn a_split_bitcoin_deposit_waits_for_the_tier_of_its_total(system: &mut Sy
         // Some fifteen relayer polls at this depth: no relayer may attest any of the outputs.
         tokio::time::sleep(Duration::from_secs(3)).await;
         for vout in 0..outputs.len() {
-            let record: Option<ferry_app::bridge::DepositRecord> =
+            let record: Option<ferry_types::deposit_record::DepositRecord> =
                 client.query(&format!("/deposit/btc:{txid}:{vout}"), None).await?;
             assert!(record.is_none(), "output {vout} attested at {confirmations} confirmations: {record:?}");
         }
@@ -465,7 +466,7 @@ async fn a_deposit_reincluded_at_another_log_position_by_a_deep_reorg_is_minted_
     let before = deposited_log_index(anvil.rpc_url(), &vault_text, &deposit.tx_hash).await?;
     let id = format!("eth:{}:0", deposit.tx_hash);
     system.wait_for_balance(&address, &denom, 3 * ONE_TOKEN, PARENT_BLOCK, WAIT).await?;
-    let record: ferry_app::bridge::DepositRecord =
+    let record: ferry_types::deposit_record::DepositRecord =
         client.query(&format!("/deposit/{id}"), None).await?.ok_or("no record")?;
     assert!(record.minted_height.is_some(), "{record:?}");
 
@@ -489,7 +490,7 @@ async fn a_deposit_reincluded_at_another_log_position_by_a_deep_reorg_is_minted_
     let ledger = reserves.assets.get(&denom).ok_or("no ledger")?;
     assert_eq!((ledger.supply.get(), ledger.reserves.get()), (3 * ONE_TOKEN, 3 * ONE_TOKEN));
     for position in [before, after] {
-        let stale: Option<ferry_app::bridge::DepositRecord> =
+        let stale: Option<ferry_types::deposit_record::DepositRecord> =
             client.query(&format!("/deposit/eth:{}:{position}", deposit.tx_hash), None).await?;
         assert!(position == 0 || stale.is_none(), "a deposit recorded under a log position: {stale:?}");
     }

@@ -335,9 +335,9 @@ async fn deposit_reorged_out_before_confirmations_never_mints_and_a_payment_with
     // The chain holds the payment without a memo as unattributed, minted to nobody.
     let no_memo_id = format!("btc:{no_memo}:0");
     let held = wait_until("the payment without a memo recorded unattributed", WAIT, || async {
-        let record: Option<ferry_app::bridge::DepositRecord> =
+        let record: Option<ferry_types::deposit_record::DepositRecord> =
             client.query(&format!("/deposit/{no_memo_id}"), None).await?;
-        Ok(record.filter(|record| record.status == ferry_app::bridge::DepositStatus::Unattributed))
+        Ok(record.filter(|record| record.status == ferry_types::deposit_record::DepositStatus::Unattributed))
     })
     .await?;
     assert_eq!(held.unattributed.map(|state| state.reason), Some(ferry_types::deposit::Unattributed::NoMemo));

@@ -129,7 +129,7 @@ pub async fn latency(rounds: usize) -> anyhow::Result<()> {
 async fn wait_for_mint(client: &FerryClient, path: &str) -> anyhow::Result<u64> {
     let started = Instant::now();
     loop {
-        if let Some(record) = client.query::<ferry_app::bridge::DepositRecord>(path, None).await?
+        if let Some(record) = client.query::<ferry_types::deposit_record::DepositRecord>(path, None).await?
             && let Some(height) = record.minted_height
         {
             return Ok(height);

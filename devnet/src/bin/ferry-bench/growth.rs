@@ -18,7 +18,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use ferry_app::StateDelta;
-use ferry_app::bridge::{DepositRecord, DepositStatus};
 use ferry_chain::metrics::Metrics;
 use ferry_chain::snapshot::{ChunkVerdict, FORMAT, Restore, SnapshotConfig};
 use ferry_chain::{Node, Store};
@@ -26,6 +25,7 @@ use ferry_client::wallet::Wallet;
 use ferry_devnet::accounts::{self, user_key};
 use ferry_devnet::btcd::RegtestWallet;
 use ferry_devnet::load;
+use ferry_types::deposit_record::{DepositRecord, DepositStatus};
 use ferry_types::genesis::GenesisAccount;
 use ferry_types::msg::{Msg, MsgWithdraw};
 use ferry_types::{Address, Amount, Coin, Denom, DepositFacts, GenesisState, ParentChain};
