@@ -9,6 +9,10 @@
 //! relayer must never attest a deposit it has not seen confirmed on a block it re-checked, and
 //! never mints anything itself: the chain mints only at a quorum of identical attestations.
 //!
+//! It talks to the parent chains through `ferry-parent-chains` (the Bitcoin RPC client, the
+//! Ethereum watcher, wallet and vault bindings), which the CLI and the devnet share; what to do
+//! with what those clients report is decided here.
+//!
 //! Releases go the other way ([`delivery`]): batches the federation signed on the sidechain are
 //! carried to their parent chain unchanged ([`bitcoin::release`] assembles the witness from the
 //! chain's signatures; the vault checks the Ethereum signature), and a member attests the release
@@ -26,7 +30,6 @@ pub mod bitcoin;
 pub mod config;
 pub mod confirmations;
 pub mod delivery;
-pub mod ethereum;
 pub mod metrics;
 pub mod reserves;
 pub mod service;

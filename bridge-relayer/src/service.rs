@@ -24,14 +24,14 @@ use ferry_types::query::{
 use ferry_types::{AccountKey, Amount, Denom, DepositFacts, DepositId, Msg, ParentChain};
 
 use crate::attest::{AttestOutcome, Attester};
-use crate::bitcoin::rpc::BitcoinRpc;
 use crate::bitcoin::scan::{PegScripts, RetiredPeg, Scanned, peg_flows, scan_block};
 use crate::confirmations::ConfirmationPolicy;
-use crate::ethereum::EthereumWatcher;
 use crate::metrics::Metrics;
 use crate::reserves::round_to_answer;
 use crate::store::{Cursor, DepositStatus, ObserveOutcome, Store};
 use crate::tracker::{Effect, Tracker};
+use ferry_parent_chains::bitcoin::BitcoinRpc;
+use ferry_parent_chains::ethereum::EthereumWatcher;
 
 /// Least time between two parent-height reports of one member on Bitcoin (mainnet blocks are ten
 /// minutes apart; regtest's come as fast as tests mine them), outside the reports forced before
@@ -734,7 +734,7 @@ impl Relayer {
         self.metrics.last_poll.with_label_values(&[chain]).set(now_seconds());
     }
 
-    async fn pending_of(&self, chain: ParentChain) -> anyhow::Result<Vec<crate::tracker::Observation>> {
+    async fn pending_of(&self, chain: ParentChain) -> anyhow::Result<Vec<ferry_parent_chains::Observation>> {
         Ok(self
             .store
             .pending()
@@ -749,7 +749,7 @@ impl Relayer {
         &self,
         chain: ParentChain,
         mut tracker: Tracker,
-        pending: Vec<crate::tracker::Observation>,
+        pending: Vec<ferry_parent_chains::Observation>,
         tip: u64,
         canonical: &BTreeMap<u64, String>,
         clock_height: u64,

@@ -11,23 +11,11 @@
 
 use std::collections::BTreeMap;
 
-use ferry_types::{Amount, Denom, DepositFacts, DepositId};
+use ferry_types::{Amount, Denom, DepositId};
+
+use ferry_parent_chains::Observation;
 
 use crate::confirmations::ConfirmationPolicy;
-
-/// A deposit seen in a block.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Observation {
-    /// What was seen.
-    pub facts: DepositFacts,
-    /// Height of the block holding it.
-    pub block_height: u64,
-    /// Hash of that block.
-    pub block_hash: String,
-    /// Paid by a Bitcoin coinbase transaction: attested only at [`COINBASE_MATURITY`]
-    /// confirmations, whatever the policy asks (it cannot be spent earlier).
-    pub coinbase: bool,
-}
 
 /// Confirmations before a coinbase output may be spent (Bitcoin consensus).
 pub const COINBASE_MATURITY: u32 = 100;
@@ -135,7 +123,7 @@ impl Tracker {
 mod tests {
     use std::collections::BTreeMap;
 
-    use ferry_types::{Address, Amount, Denom, ParentChain};
+    use ferry_types::{Address, Amount, Denom, DepositFacts, ParentChain};
 
     use super::*;
 

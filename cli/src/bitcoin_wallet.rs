@@ -19,7 +19,7 @@ use bitcoin::secp256k1::{Message, Secp256k1, SecretKey};
 use bitcoin::sighash::{EcdsaSighashType, SighashCache};
 use bitcoin::transaction::Version;
 use bitcoin::{Amount, OutPoint, ScriptBuf, Sequence, Transaction, TxIn, TxOut, Txid, Witness};
-use ferry_relayer::bitcoin::rpc::{BitcoinRpc, RpcError};
+use ferry_parent_chains::bitcoin::{BitcoinRpc, RpcError};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -232,7 +232,7 @@ async fn from_address_index(
         let page: Vec<Found> = match rpc.call("searchrawtransactions", &params).await {
             Ok(page) => page,
             // btcd answers "No Txns available" past the last one.
-            Err(error) if error.rpc_code() == Some(ferry_relayer::bitcoin::rpc::RPC_NOT_FOUND) => Vec::new(),
+            Err(error) if error.rpc_code() == Some(ferry_parent_chains::bitcoin::RPC_NOT_FOUND) => Vec::new(),
             Err(error) if not_offered(&error) => return Ok(None),
             Err(error) => return Err(error.into()),
         };

@@ -1,14 +1,14 @@
 //! What each command does: fetch, decide with the pure modules, act, print. The only module of
 //! the crate that talks to the Ferry node and the parent chains (through `ferry-client` and
-//! `ferry-relayer`'s Bitcoin and Ethereum clients).
+//! `ferry-parent-chains`' Bitcoin and Ethereum clients).
 
 use std::str::FromStr;
 use std::time::Duration;
 
 use ferry_client::FerryClient;
 use ferry_client::wallet::Wallet;
-use ferry_relayer::bitcoin::rpc::BitcoinRpc;
-use ferry_relayer::ethereum::{self as eth, EthereumWatcher, U256};
+use ferry_parent_chains::bitcoin::BitcoinRpc;
+use ferry_parent_chains::ethereum::{self as eth, EthereumWatcher, U256};
 use ferry_types::deposit_record::DepositRecord;
 use ferry_types::event as ev;
 use ferry_types::genesis::Federation;

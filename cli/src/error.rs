@@ -124,9 +124,9 @@ impl From<ClientError> for CliError {
     }
 }
 
-impl From<ferry_relayer::bitcoin::rpc::RpcError> for CliError {
-    fn from(error: ferry_relayer::bitcoin::rpc::RpcError) -> Self {
-        use ferry_relayer::bitcoin::rpc::RpcError;
+impl From<ferry_parent_chains::bitcoin::RpcError> for CliError {
+    fn from(error: ferry_parent_chains::bitcoin::RpcError) -> Self {
+        use ferry_parent_chains::bitcoin::RpcError;
         let message = error.to_string();
         match &error {
             RpcError::InvalidUrl { .. } => CliError::bad_input(message),
@@ -141,9 +141,9 @@ impl From<ferry_relayer::bitcoin::rpc::RpcError> for CliError {
     }
 }
 
-impl From<ferry_relayer::ethereum::EthereumError> for CliError {
-    fn from(error: ferry_relayer::ethereum::EthereumError) -> Self {
-        use ferry_relayer::ethereum::EthereumError;
+impl From<ferry_parent_chains::ethereum::EthereumError> for CliError {
+    fn from(error: ferry_parent_chains::ethereum::EthereumError) -> Self {
+        use ferry_parent_chains::ethereum::EthereumError;
         let message = error.to_string();
         match &error {
             EthereumError::BadUrl { .. } | EthereumError::BadPrivateKey | EthereumError::BadRange { .. } => {

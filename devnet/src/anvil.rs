@@ -10,7 +10,7 @@
 //! gas on a rolled-back chain ([`Anvil::measure_release_gas`]).
 //!
 //! Dropping an [`Anvil`] kills the process it started (that PID only). Every Ethereum call goes
-//! through `ferry_relayer::ethereum`; this file makes none of its own.
+//! through `ferry_parent_chains::ethereum`; this file makes none of its own.
 
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
@@ -20,8 +20,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use ferry_relayer::ethereum::vault::release_calldata;
-use ferry_relayer::ethereum::{DevNode, EthAddress, EthereumWatcher, Receipt, SnapshotId, U256, Wallet};
+use ferry_parent_chains::ethereum::vault::release_calldata;
+use ferry_parent_chains::ethereum::{DevNode, EthAddress, EthereumWatcher, Receipt, SnapshotId, U256, Wallet};
 use ferry_types::Address;
 use ferry_types::Amount;
 use ferry_types::release::bls::{self, eip2537_g1};
@@ -511,7 +511,7 @@ impl Anvil {
 
     /// Replaces the last `depth` blocks with new ones holding only `reinclude` (transaction
     /// hash, offset of its new block from the first replaced height) — see
-    /// `ferry_relayer::ethereum::dev_node` (`anvil_reorg`).
+    /// `ferry_parent_chains::ethereum::dev_node` (`anvil_reorg`).
     ///
     /// # Errors
     /// RPC errors, or an unknown transaction.

@@ -28,7 +28,7 @@ use bitcoin::secp256k1::{All, Message, Secp256k1, SecretKey};
 use bitcoin::sighash::{EcdsaSighashType, SighashCache};
 use bitcoin::transaction::Version;
 use bitcoin::{Amount, BlockHash, KnownHrp, OutPoint, ScriptBuf, Sequence, Transaction, TxIn, TxOut, Txid, Witness};
-use ferry_relayer::bitcoin::rpc::BitcoinRpc;
+use ferry_parent_chains::bitcoin::BitcoinRpc;
 use serde_json::json;
 
 /// The RPC user of every btcd this module starts (the password is random, in a file).

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use bitcoin::{Amount as Sats, TxOut};
 use ferry_cli::keyring::{Keyring, import_key};
-use ferry_relayer::ethereum::U256;
+use ferry_parent_chains::ethereum::U256;
 use ferry_types::peg::BitcoinNetwork;
 
 use crate::system::System;
@@ -60,7 +60,7 @@ pub async fn create(system: &mut System, dir: &Path, fresh: bool) -> anyhow::Res
         }
     };
     let bitcoin_address = info.bitcoin_address(BitcoinNetwork::Regtest)?;
-    let ethereum: ferry_relayer::ethereum::EthAddress =
+    let ethereum: ferry_parent_chains::ethereum::EthAddress =
         info.ethereum_address.parse().with_context(|| format!("demo Ethereum address {}", info.ethereum_address))?;
     let parents = &mut system.parents;
     if fresh {

@@ -186,7 +186,7 @@ pub async fn deposit_openings(system: &mut System, users: usize) -> anyhow::Resu
         let recipient = user_key(index)?.address();
         let txid = system.deposit_btc(&recipient, OPENING_SAT).await.with_context(|| format!("user {index}'s BTC"))?;
         bitcoin.push(txid);
-        let wei = ferry_relayer::ethereum::U256::from(OPENING_WEI);
+        let wei = ferry_parent_chains::ethereum::U256::from(OPENING_WEI);
         system.parents.anvil.deposit_eth(&recipient, wei).await.with_context(|| format!("user {index}'s ETH"))?;
     }
     let interval = Duration::from_millis(300);

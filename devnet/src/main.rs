@@ -300,8 +300,8 @@ async fn mine(
 ) -> anyhow::Result<()> {
     let password =
         std::fs::read_to_string(password_file).with_context(|| format!("reading {}", password_file.display()))?;
-    let bitcoin = ferry_relayer::bitcoin::rpc::BitcoinRpc::new(bitcoin_rpc, "ferry", password.trim())?;
-    let ethereum = ferry_relayer::ethereum::DevNode::connect(ethereum_rpc)?;
+    let bitcoin = ferry_parent_chains::bitcoin::BitcoinRpc::new(bitcoin_rpc, "ferry", password.trim())?;
+    let ethereum = ferry_parent_chains::ethereum::DevNode::connect(ethereum_rpc)?;
     loop {
         tokio::time::sleep(interval).await;
         // btcd's `generate` pays the devnet's regtest miner (btcd's --miningaddr).
@@ -374,7 +374,7 @@ async fn save_bitcoin_chain(dir: &std::path::Path) {
         let env = std::fs::read_to_string(dir.join("env")).context("no env file: is a devnet running?")?;
         let value = |name: &str| Env::value(&env, name);
         let password = std::fs::read_to_string(value("FERRY_BITCOIN_RPC_PASSWORD_FILE")?)?;
-        let rpc = ferry_relayer::bitcoin::rpc::BitcoinRpc::new(
+        let rpc = ferry_parent_chains::bitcoin::BitcoinRpc::new(
             &value("FERRY_BITCOIN_RPC")?,
             &value("FERRY_BITCOIN_RPC_USER")?,
             password.trim(),

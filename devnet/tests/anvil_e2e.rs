@@ -10,8 +10,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use ferry_devnet::anvil::Anvil;
-use ferry_relayer::ethereum::{DEPOSITED_TOPIC, EthAddress, Receipt, U256};
-use ferry_relayer::tracker::Observation;
+use ferry_parent_chains::Observation;
+use ferry_parent_chains::ethereum::{DEPOSITED_TOPIC, EthAddress, Receipt, U256};
 use ferry_types::{Address, Amount, Denom, DepositFacts, ParentChain};
 
 type TestResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
@@ -201,7 +201,7 @@ async fn dropping_anvil_stops_its_process() -> TestResult {
     drop(anvil);
     // Reaped by the drop, so the PID is gone (not a zombie) and the port answers no more.
     assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists(), "anvil {pid} still running");
-    let watcher = ferry_relayer::ethereum::EthereumWatcher::connect(&url, EthAddress::ZERO)?;
+    let watcher = ferry_parent_chains::ethereum::EthereumWatcher::connect(&url, EthAddress::ZERO)?;
     assert!(watcher.block_number().await.is_err());
     Ok(())
 }

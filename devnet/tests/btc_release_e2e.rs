@@ -16,7 +16,7 @@ use bitcoin::secp256k1::{SECP256K1, SecretKey};
 use bitcoin::{Amount as Sats, KnownHrp, OutPoint, ScriptBuf, Transaction, TxOut, Txid, Witness};
 use common::{TestResult, serial};
 use ferry_devnet::btcd::{Btcd, RegtestWallet, UnspentOutput};
-use ferry_relayer::bitcoin::rpc::RpcError;
+use ferry_parent_chains::bitcoin::RpcError;
 use ferry_types::Amount;
 use ferry_types::peg::{BitcoinFederation, BitcoinNetwork, Peg};
 use ferry_types::release::bitcoin::{

@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use bitcoin::{Amount as Sats, TxOut};
 use ferry_devnet::btcd::{Btcd, RegtestWallet};
-use ferry_relayer::bitcoin::rpc::RpcError;
+use ferry_parent_chains::bitcoin::RpcError;
 use ferry_relayer::bitcoin::scan::{Scanned, scan_block};
 use ferry_types::peg::{BitcoinFederation, BitcoinNetwork, Peg, deposit_memo};
 use ferry_types::{Address, Amount, Denom, DepositFacts, ParentChain};

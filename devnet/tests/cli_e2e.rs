@@ -18,7 +18,7 @@ use ferry_devnet::NetworkSpec;
 use ferry_devnet::accounts;
 use ferry_devnet::btcd::RegtestWallet;
 use ferry_devnet::system::{System, SystemSpec};
-use ferry_relayer::ethereum::U256;
+use ferry_parent_chains::ethereum::U256;
 use ferry_types::GenesisState;
 use serde_json::{Value, json};
 

@@ -141,7 +141,7 @@ async fn deposit_reserves(system: &mut System) -> TestResult<ferry_types::Accoun
     let user = user_key.address();
     let txid = system.deposit_btc(&user, 1_000_000).await?;
     system.wait_for_deposit(&txid, 0, PARENT_BLOCK, SESSION_WAIT).await?.minted_amount.ok_or("not minted")?;
-    system.parents.anvil.deposit_eth(&user, ferry_relayer::ethereum::U256::from(ONE_ETH)).await?;
+    system.parents.anvil.deposit_eth(&user, ferry_parent_chains::ethereum::U256::from(ONE_ETH)).await?;
     system.wait_for_balance(&user, &Denom::wei(), ONE_ETH, PARENT_BLOCK, SESSION_WAIT).await?;
     Ok(user_key)
 }

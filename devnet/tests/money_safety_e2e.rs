@@ -46,10 +46,10 @@ use ferry_devnet::accounts;
 use ferry_devnet::accounts::user_key;
 use ferry_devnet::btcd::RegtestWallet;
 use ferry_devnet::system::System;
+use ferry_parent_chains::ethereum::vault::{VaultError, vault_error};
+use ferry_parent_chains::ethereum::{DEPOSITED_TOPIC, EthereumError, U256};
 use ferry_relayer::config::Finality;
 use ferry_relayer::confirmations::Tier;
-use ferry_relayer::ethereum::vault::{VaultError, vault_error};
-use ferry_relayer::ethereum::{DEPOSITED_TOPIC, EthereumError, U256};
 use ferry_types::msg::{Msg, MsgAttestParentHeight};
 use ferry_types::peg::{BitcoinNetwork, Peg};
 use ferry_types::query::{

@@ -26,7 +26,7 @@ use ferry_devnet::accounts::{member_key, user_key};
 use ferry_devnet::btcd::RegtestWallet;
 use ferry_devnet::prometheus::{self, Alert, PrometheusSpec, ScrapeTarget, ServiceKind, promtool_check};
 use ferry_devnet::system::System;
-use ferry_relayer::ethereum::U256;
+use ferry_parent_chains::ethereum::U256;
 use ferry_types::msg::MsgSetPaused;
 use ferry_types::query::WithdrawalStatus;
 use ferry_types::release::eth::EthAddress;

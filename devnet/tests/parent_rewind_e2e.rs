@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use common::{TestResult, WAIT, serial};
 use ferry_devnet::accounts::user_key;
 use ferry_devnet::system::System;
-use ferry_relayer::ethereum::U256;
+use ferry_parent_chains::ethereum::U256;
 use ferry_types::query::{RESERVES_CHECK_PATH, ReservesCheckView};
 use ferry_types::{Denom, ParentChain};
 

@@ -17,9 +17,9 @@ use ferry_devnet::anvil::Anvil;
 use ferry_devnet::btcd::{Btcd, RegtestWallet};
 use ferry_devnet::postgres::{PgServer, ScratchDatabase};
 use ferry_devnet::relayer::{RelayerProcess, RelayerSetup};
-use ferry_relayer::bitcoin::rpc::BitcoinRpc;
+use ferry_parent_chains::bitcoin::BitcoinRpc;
+use ferry_parent_chains::ethereum::U256;
 use ferry_relayer::confirmations::ConfirmationPolicy;
-use ferry_relayer::ethereum::U256;
 use ferry_relayer::service::{BitcoinWatch, Relayer};
 use ferry_relayer::store::{DepositRecord, DepositStatus, Store};
 use ferry_types::peg::deposit_memo;
@@ -84,7 +84,7 @@ impl Fixture {
         // Anvil first: the genesis lists its test token (an unlisted token is never attested).
         let anvil = Anvil::start().await?;
         let mut genesis = ferry_devnet::accounts::genesis(8, 4)?;
-        let as_ferry = |address: ferry_relayer::ethereum::EthAddress| {
+        let as_ferry = |address: ferry_parent_chains::ethereum::EthAddress| {
             ferry_types::release::eth::EthAddress::from_bytes(address.into_array())
         };
         ferry_devnet::accounts::with_ethereum(
@@ -422,7 +422,7 @@ struct ReorgTrap {
 
 impl ReorgTrap {
     /// The observer to give the watched RPC client; `btcd` is another client of the same node.
-    fn observer(&self, btcd: BitcoinRpc) -> ferry_relayer::bitcoin::rpc::RpcObserver {
+    fn observer(&self, btcd: BitcoinRpc) -> ferry_parent_chains::RpcObserver {
         let trap = self.clone();
         let handle = tokio::runtime::Handle::current();
         Arc::new(move |method: &str, _elapsed, ok| {

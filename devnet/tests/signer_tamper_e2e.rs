@@ -15,7 +15,7 @@ use common::{TestResult, WAIT, serial};
 use ferry_devnet::accounts::{self, user_key};
 use ferry_devnet::signer::SignerProcess;
 use ferry_devnet::system::System;
-use ferry_relayer::ethereum::{EthAddress as AlloyAddress, U256};
+use ferry_parent_chains::ethereum::{EthAddress as AlloyAddress, U256};
 use ferry_types::Denom;
 use ferry_types::query::WithdrawalStatus;
 use ferry_types::release::eth::EthAddress;

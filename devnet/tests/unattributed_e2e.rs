@@ -18,7 +18,7 @@ use bitcoin::{Amount as Sats, ScriptBuf, TxOut};
 use common::cli::User;
 use common::{TestResult, WAIT, serial, wait_until};
 use ferry_devnet::system::System;
-use ferry_relayer::ethereum::U256;
+use ferry_parent_chains::ethereum::U256;
 use ferry_types::deposit::Unattributed;
 use ferry_types::deposit_record::DepositRecord;
 use ferry_types::peg::deposit_memo;

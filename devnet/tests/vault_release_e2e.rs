@@ -15,10 +15,10 @@ use std::collections::BTreeMap;
 use std::time::Instant;
 
 use ferry_devnet::anvil::{self, Anvil, FederationKey, batch_address, federation_key, sign_message, sign_release};
-use ferry_relayer::ethereum::vault::{
+use ferry_parent_chains::ethereum::vault::{
     FerryVault, PAID_TOPIC, PAYMENT_DEFERRED_TOPIC, RELEASED_TOPIC, VaultError, vault_error,
 };
-use ferry_relayer::ethereum::{EthAddress, EthereumError, Receipt, U256, Wallet};
+use ferry_parent_chains::ethereum::{EthAddress, EthereumError, Receipt, U256, Wallet};
 use ferry_types::release::bls::{self, RELEASE_DST};
 use ferry_types::release::eth::{EthBatch, EthListing, EthReleaseItem, EthRotation};
 use ferry_types::{Address, Amount};

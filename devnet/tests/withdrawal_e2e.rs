@@ -17,7 +17,7 @@ use ferry_devnet::NetworkSpec;
 use ferry_devnet::accounts::{FEDERATION_MEMBERS, user_key};
 use ferry_devnet::btcd::RegtestWallet;
 use ferry_devnet::system::{ISOLATED_CONFIRMATIONS, System, SystemSpec};
-use ferry_relayer::ethereum::U256;
+use ferry_parent_chains::ethereum::U256;
 use ferry_types::query::{WithdrawalStatus, WithdrawalView};
 use ferry_types::release::eth::EthAddress;
 use ferry_types::{Denom, GenesisState};
@@ -125,7 +125,7 @@ async fn btc_eth_and_erc20_withdrawals_arrive_and_supply_and_reserves_reconcile(
     assert_eq!(u128::from(payment.value.to_sat()), u128::from(BTC / 2) - fee);
     assert_eq!(payment.script_pubkey, btc_destination.script_pubkey());
     let wallet = system.parents.anvil.wallet();
-    let alloy_address = |address: EthAddress| ferry_relayer::ethereum::EthAddress::from(*address.as_bytes());
+    let alloy_address = |address: EthAddress| ferry_parent_chains::ethereum::EthAddress::from(*address.as_bytes());
     assert_eq!(wallet.balance(alloy_address(eth_destination)).await?, U256::from(2 * ETH));
     assert_eq!(
         wallet.token_balance(system.parents.anvil.token(), alloy_address(token_destination)).await?,

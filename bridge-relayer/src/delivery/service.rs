@@ -31,13 +31,13 @@ use tracing::Instrument;
 use super::decision::{Decision, Inclusion, Located, ParentChainView, ReleaseStatus, Role, SidechainBatch, decide};
 use crate::attest::{AttestOutcome, Attester};
 use crate::bitcoin::release::signed_release;
-use crate::bitcoin::rpc::BitcoinRpc;
 use crate::confirmations::ConfirmationPolicy;
-use crate::ethereum::vault::{VaultAction, VaultError, vault_error};
-use crate::ethereum::{EthereumWatcher, TransactionState, Wallet};
 use crate::metrics::{Metrics, RELEASE_STATES};
 use crate::service::now_seconds;
 use crate::store::{ReleaseRecord, ReleaseSummary, Store};
+use ferry_parent_chains::bitcoin::BitcoinRpc;
+use ferry_parent_chains::ethereum::vault::{VaultAction, VaultError, vault_error};
+use ferry_parent_chains::ethereum::{EthereumWatcher, TransactionState, Wallet};
 
 /// Most decisions carried out for one batch in one round (each moves the release forward; the
 /// bound only guards against a parent chain that answers inconsistently within a round).
@@ -558,7 +558,7 @@ impl Delivery {
     async fn ethereum_refused(
         &self,
         summary: &ReleaseSummary,
-        error: &crate::ethereum::EthereumError,
+        error: &ferry_parent_chains::ethereum::EthereumError,
     ) -> anyhow::Result<()> {
         match vault_error(error) {
             // The node's state (its latest or, on some nodes, its pending block) already pays the

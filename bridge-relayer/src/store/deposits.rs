@@ -12,7 +12,7 @@ use sqlx::{PgConnection, PgPool, Row};
 
 use super::audit::{self, kind};
 use super::{StoreError, database, height_from_db};
-use crate::tracker::Observation;
+use ferry_parent_chains::Observation;
 
 /// Where a deposit stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]

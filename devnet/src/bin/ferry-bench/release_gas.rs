@@ -4,7 +4,7 @@
 //! hash-to-curve and one two-pair pairing check whatever the federation's size.
 
 use ferry_devnet::anvil::{Anvil, ReleaseGas};
-use ferry_relayer::ethereum::U256;
+use ferry_parent_chains::ethereum::U256;
 use ferry_types::Address;
 
 /// (members, signatures needed) of the federations measured: T just above two thirds.

@@ -11,7 +11,7 @@ use bitcoin::{OutPoint, Txid};
 use ferry_devnet::accounts::user_key;
 use ferry_devnet::btcd::RegtestWallet;
 use ferry_devnet::system::System;
-use ferry_relayer::ethereum::U256;
+use ferry_parent_chains::ethereum::U256;
 use ferry_types::Denom;
 use ferry_types::query::{BatchRelease, BatchView, WithdrawalId, WithdrawalStatus};
 use ferry_types::release::eth::EthAddress;

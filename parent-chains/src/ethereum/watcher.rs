@@ -1,6 +1,7 @@
-//! `EthereumWatcher`: reads the chain tip, block hashes and the vault's `Deposited` logs over
-//! JSON-RPC (and, in `release.rs`, where the vault paid a release). It decides nothing: the [tracker](crate::tracker) judges confirmations and reorgs
-//! from the heights and hashes handed to it.
+//! `EthereumWatcher`: reads the chain tip, block hashes and the vault's deposits over JSON-RPC
+//! (and, in `release.rs`, where the vault applied a release). It decides nothing: the relayer's
+//! tracker judges confirmations and reorgs from the heights and hashes handed to it, and the CLI
+//! shows them.
 
 use std::future::IntoFuture;
 use std::sync::Arc;
@@ -11,12 +12,11 @@ use alloy::primitives::Address as EthAddress;
 use alloy::providers::{Provider, RootProvider};
 use alloy::rpc::types::Filter;
 
-use super::rpc::{CallPolicy, EthereumError, parse_url};
-use super::vault::{
-    DEPOSITED_TOPIC, LogLocation, TRANSFER_TOPIC, TestToken, hash_text, observation_from_log, plain_transfers,
-};
-use super::wallet::decode_word;
-use crate::tracker::Observation;
+use super::deposit_log::{observation_from_log, plain_transfers};
+use super::error::{EthereumError, LogLocation};
+use super::rpc::{CallPolicy, decode_word, hash_text, parse_url};
+use super::vault::{DEPOSITED_TOPIC, TRANSFER_TOPIC, TestToken};
+use crate::observation::Observation;
 
 /// A read-only view of one Ethereum node and one vault.
 #[derive(Clone, Debug)]

@@ -1,13 +1,13 @@
-//! A JSON-RPC 1.0 client (HTTP, basic auth) for the part of the Bitcoin node RPC that btcd and
-//! Bitcoin Core share, which is all the relayer uses: block count and hashes, raw blocks
+//! Bitcoin: a JSON-RPC 1.0 client (HTTP, basic auth) for the part of the Bitcoin node RPC that btcd
+//! and Bitcoin Core share, which is all Ferry uses: block count and hashes, raw blocks
 //! (`getblock <hash> 0`, decoded with the `bitcoin` crate), raw transactions and broadcast, and
 //! the whereabouts of a release (`gettxout`, `getrawtransaction <txid> 1`).
 //!
 //! Parameters are sent in the form both nodes accept: integer verbosity (btcd v0.26 refuses
 //! `false` for `getblock`'s verbosity: "parameter #2 'verbosity' must be type int (got bool)"),
 //! and only the positional parameters both define. Every answer that names an object by hash
-//! is checked against the hash asked for, so a confused node cannot hand the scanner the wrong
-//! block.
+//! is checked against the hash asked for, so a confused node cannot hand the relayer's scanner
+//! the wrong block.
 //!
 //! Errors are typed ([`RpcError`]) and name the method and URL; the password is never part of
 //! an error, a log line or `Debug` output. Each call's latency can be observed
@@ -25,15 +25,13 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
+use crate::RpcObserver;
+
 /// How long one call may take, unless [`BitcoinRpc::with_timeout`] says otherwise.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// How much of an unexpected HTTP body an error quotes.
 const QUOTED_BODY_CHARS: usize = 200;
-
-/// Told about every call once it completes: the method, how long it took (request sent to
-/// answer decoded) and whether it succeeded.
-pub type RpcObserver = Arc<dyn Fn(&str, Duration, bool) + Send + Sync>;
 
 /// Why a call failed. Every variant names the method and the URL it was sent to.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -234,7 +232,7 @@ impl BitcoinRpc {
     }
 
     /// The same client, reporting every call to `observer` (method, latency, success). The
-    /// type is the one `ethereum::rpc` takes, so one observer can serve both chains' clients.
+    /// Ethereum clients take the same type, so one observer can serve both chains' clients.
     #[must_use]
     pub fn with_observer(mut self, observer: RpcObserver) -> BitcoinRpc {
         self.observer = Some(observer);

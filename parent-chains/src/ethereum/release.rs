@@ -1,11 +1,14 @@
-//! Delivering Ethereum releases and finding where the vault paid them. I/O only: the delivery
-//! core decides when to call what.
+//! Applying the federation-signed vault actions — a release batch, a listing change, a rotation —
+//! and finding where the vault applied them. I/O only: the relayer's delivery core decides when
+//! to call what.
 //!
+//! - [`Wallet::apply`] (and [`Wallet::release`], [`Wallet::set_listing`], [`Wallet::rotate`])
+//!   sends an action and waits for its receipt; [`Wallet::simulate`] runs it as an `eth_call`.
 //! - [`Wallet::sign_release`] builds `vault.release(batch, signature)`, lets the node simulate it
 //!   (`eth_estimateGas`, then [`Wallet::simulate_release`] with the gas limit that will be signed
 //!   — a refusal comes back as the vault's custom error, see
-//!   [`vault_error`](super::vault::vault_error)) and signs it without sending, so the caller can record the transaction's hash before it leaves
-//!   the process; [`Wallet::send_signed`] sends it.
+//!   [`vault_error`](super::vault::vault_error)) and signs it without sending, so the caller can
+//!   record the transaction's hash before it leaves the process; [`Wallet::send_signed`] sends it.
 //! - [`EthereumWatcher::released`] reads `vault.released(nonce)`; [`EthereumWatcher::released_log`]
 //!   finds the vault's `Released(nonce)` log, whoever sent the transaction that emitted it — the
 //!   transaction every member attests; [`EthereumWatcher::transaction_state`] tells whether a
@@ -19,11 +22,12 @@ use alloy::primitives::{Address as EthAddress, B256, U256};
 use alloy::providers::Provider;
 use alloy::rpc::types::{Filter, TransactionRequest};
 use alloy::sol_types::SolCall;
-use ferry_types::release::eth::EthBatch;
+use ferry_types::release::eth::{EthBatch, EthListing, EthRotation};
 
-use super::rpc::EthereumError;
-use super::vault::{FerryVault, LogLocation, RELEASED_TOPIC, VaultAction, hash_text};
-use super::wallet::{Wallet, decode_word};
+use super::error::{EthereumError, LogLocation};
+use super::rpc::{decode_word, hash_text, undecodable};
+use super::vault::{FerryVault, RELEASED_TOPIC, VaultAction, release_batch};
+use super::wallet::{Receipt, Wallet};
 use super::watcher::EthereumWatcher;
 
 /// Gas added on top of the node's estimate, in percent: the state a release runs against can
@@ -69,6 +73,135 @@ pub struct ReleasedLog {
 }
 
 impl Wallet {
+    /// `vault.release(batch, signature)`: delivers a withdrawal batch the federation signed.
+    /// `signature` is the combined signature in the EIP-2537 G2 encoding (256 bytes,
+    /// `ferry_types::release::bls::eip2537_g2`); other lengths are sent as given (the vault
+    /// refuses them).
+    ///
+    /// # Errors
+    /// Transport, node and timeout errors; a refused release fails at gas estimation with the
+    /// vault's custom error in its revert data ([`vault_error`](super::vault::vault_error)):
+    /// `WrongEpoch`, `AlreadyReleased`, `EmptyBatch`, `MalformedSignature`, `BadSignature`.
+    pub async fn release(
+        &self,
+        vault: EthAddress,
+        batch: &EthBatch,
+        signature: &[u8],
+    ) -> Result<Receipt, EthereumError> {
+        self.apply(vault, VaultAction::Release(batch), signature).await
+    }
+
+    /// Sends `action` (a release or a listing change) with the federation's `signature` and
+    /// waits for its receipt.
+    ///
+    /// # Errors
+    /// As [`release`](Self::release) and [`set_listing`](Self::set_listing).
+    pub async fn apply(
+        &self,
+        vault: EthAddress,
+        action: VaultAction<'_>,
+        signature: &[u8],
+    ) -> Result<Receipt, EthereumError> {
+        self.send(action.function(), self.action_request(vault, action, signature)).await
+    }
+
+    /// Runs `vault.release(batch, signature)` as an `eth_call` from this wallet's address at the
+    /// latest block, with `gas_limit` if given; nothing is sent. A pre-flight check: `Ok` when
+    /// the release would succeed now.
+    ///
+    /// # Errors
+    /// As [`release`](Self::release); with too low a `gas_limit`, the vault's
+    /// `InsufficientGasForPayment`.
+    pub async fn simulate_release(
+        &self,
+        vault: EthAddress,
+        batch: &EthBatch,
+        signature: &[u8],
+        gas_limit: Option<u64>,
+    ) -> Result<(), EthereumError> {
+        self.simulate(vault, VaultAction::Release(batch), signature, gas_limit).await
+    }
+
+    /// As [`simulate_release`](Self::simulate_release), for either vault action.
+    ///
+    /// # Errors
+    /// As [`apply`](Self::apply), with the vault's refusal in the revert data.
+    pub async fn simulate(
+        &self,
+        vault: EthAddress,
+        action: VaultAction<'_>,
+        signature: &[u8],
+        gas_limit: Option<u64>,
+    ) -> Result<(), EthereumError> {
+        let mut request = self.action_request(vault, action, signature);
+        if let Some(gas) = gas_limit {
+            request = request.with_gas_limit(gas);
+        }
+        self.calls.run("eth_call", self.provider.call(request).into_future()).await?;
+        Ok(())
+    }
+
+    /// The transaction from this wallet that applies `action` with `signature` on `vault` (to be
+    /// sent, simulated or signed).
+    fn action_request(&self, vault: EthAddress, action: VaultAction<'_>, signature: &[u8]) -> TransactionRequest {
+        TransactionRequest::default().with_to(vault).with_input(action.calldata(signature)).with_from(self.address())
+    }
+
+    /// `vault.released(nonce)`: whether the batch with this nonce was paid.
+    ///
+    /// # Errors
+    /// Transport, node and timeout errors, or an answer that is not one ABI word.
+    pub async fn released(&self, vault: EthAddress, nonce: u64) -> Result<bool, EthereumError> {
+        let answer = self.view(vault, FerryVault::releasedCall { nonce }).await?;
+        Ok(!decode_word("eth_call released", &answer)?.is_zero())
+    }
+
+    /// `vault.setListing(listing, signature)`: applies a listing change the federation signed.
+    ///
+    /// # Errors
+    /// Transport, node and timeout errors; a refused change fails at gas estimation with the
+    /// vault's custom error ([`vault_error`](super::vault::vault_error)): `WrongEpoch`,
+    /// `AlreadyReleased`, `ZeroToken`, `MalformedSignature`, `BadSignature`.
+    pub async fn set_listing(
+        &self,
+        vault: EthAddress,
+        listing: &EthListing,
+        signature: &[u8],
+    ) -> Result<Receipt, EthereumError> {
+        self.apply(vault, VaultAction::Listing(listing), signature).await
+    }
+
+    /// `vault.rotate(rotation, signature)`: hands the vault to the next federation key, with the
+    /// current federation's signature of [`EthRotation::payload`].
+    ///
+    /// # Errors
+    /// Transport, node and timeout errors; a refused rotation fails at gas estimation with the
+    /// vault's custom error ([`vault_error`](super::vault::vault_error)): `WrongEpoch`,
+    /// `WrongNextEpoch`, `MalformedSignature`, `BadSignature`, `FederationKeyLength`,
+    /// `FederationKeyNotInG1`, `FederationKeyIsInfinity`; a key that is not hex is sent as empty
+    /// (the vault refuses it).
+    pub async fn rotate(
+        &self,
+        vault: EthAddress,
+        rotation: &EthRotation,
+        signature: &[u8],
+    ) -> Result<Receipt, EthereumError> {
+        self.apply(vault, VaultAction::Rotation(rotation), signature).await
+    }
+
+    /// `vault.releaseMessage(batch)`: the bytes the vault verifies the signature over, as the
+    /// vault itself encodes them on its chain (to compare with [`EthBatch::payload`]).
+    ///
+    /// # Errors
+    /// Transport, node and timeout errors, or an answer that does not decode as `bytes`.
+    pub async fn release_message(&self, vault: EthAddress, batch: &EthBatch) -> Result<Vec<u8>, EthereumError> {
+        let call = FerryVault::releaseMessageCall { batch: release_batch(batch) };
+        let answer = self.view(vault, call).await?;
+        let message = FerryVault::releaseMessageCall::abi_decode_returns(&answer)
+            .map_err(|error| undecodable("eth_call releaseMessage", &error))?;
+        Ok(message.to_vec())
+    }
+
     /// Builds, simulates and signs `vault.release(batch, signature)` from this wallet, without
     /// sending it. The nonce is the account's next one counting pending transactions; the gas
     /// limit is the node's estimate plus [`GAS_MARGIN_PERCENT`]; fees are the node's EIP-1559
@@ -76,9 +209,10 @@ impl Wallet {
     ///
     /// # Errors
     /// Transport, node and timeout errors; a release the vault would refuse fails at the
-    /// simulation with its custom error in the revert data ([`vault_error`](super::vault::vault_error)):
-    /// `AlreadyReleased` when another relayer delivered it first, `WrongEpoch`, `BadSignature`, …;
-    /// [`EthereumError::Sign`] when signing fails.
+    /// simulation with its custom error in the revert data
+    /// ([`vault_error`](super::vault::vault_error)): `AlreadyReleased` when another relayer
+    /// delivered it first, `WrongEpoch`, `BadSignature`, …; [`EthereumError::Sign`] when signing
+    /// fails.
     pub async fn sign_release(
         &self,
         vault: EthAddress,

@@ -1,7 +1,8 @@
 //! `Wallet`: sends signed transactions from one key — vault and test-token deployment, deposits
-//! (for the devnet, the end-to-end tests and the CLI). The release calls (`release`, `claim`,
-//! reads of `released`/`owed`) are methods of `Wallet` too, kept beside the vault's bindings in
-//! `vault.rs`; the relayer's delivery (sign, record the hash, then send) is in `release.rs`.
+//! (for the devnet, the end-to-end tests and the CLI), claims of what the vault owes — and reads
+//! the vault's views (`owed`, `listed`, its federation key). Applying a federation-signed vault
+//! action (`release`, `setListing`, `rotate`), sent at once or signed first so the relayer can
+//! record its hash, is in `release.rs`.
 //!
 //! Nonces are read from the node for every transaction (never cached), so the wallet stays
 //! correct when a reorganisation drops its transactions.
@@ -14,9 +15,11 @@ use alloy::primitives::{Address as EthAddress, B256, Bytes, FixedBytes, U256};
 use alloy::providers::{DynProvider, Provider, ProviderBuilder};
 use alloy::rpc::types::{TransactionReceipt, TransactionRequest};
 use alloy::signers::local::PrivateKeySigner;
+use alloy::sol_types::SolCall;
 
-use super::rpc::{CallPolicy, EthereumError, parse_url};
-use super::vault::{FerryVault, TestToken, hash_text};
+use super::error::EthereumError;
+use super::rpc::{CallPolicy, decode_word, hash_text, parse_url, undecodable};
+use super::vault::{BLSHarness, FerryVault, RefusingRecipient, TestToken};
 
 /// Default interval between receipt polls.
 pub const DEFAULT_RECEIPT_POLL: Duration = Duration::from_millis(500);
@@ -234,6 +237,120 @@ impl Wallet {
         self.calls.run("eth_getBalance", self.provider.get_balance(account).into_future()).await
     }
 
+    /// `vault.epoch()` and `vault.federationKey()`: the epoch and key the vault trusts now.
+    ///
+    /// # Errors
+    /// As [`released`](Self::released).
+    pub async fn federation(&self, vault: EthAddress) -> Result<(u64, Vec<u8>), EthereumError> {
+        let answer = self.view(vault, FerryVault::epochCall {}).await?;
+        let epoch =
+            FerryVault::epochCall::abi_decode_returns(&answer).map_err(|e| undecodable("eth_call epoch", &e))?;
+        let answer = self.view(vault, FerryVault::federationKeyCall {}).await?;
+        let key = FerryVault::federationKeyCall::abi_decode_returns(&answer)
+            .map_err(|e| undecodable("eth_call federationKey", &e))?;
+        Ok((epoch, key.to_vec()))
+    }
+
+    /// `vault.listed(token)`: whether the vault accepts deposits of `token`.
+    ///
+    /// # Errors
+    /// As [`released`](Self::released).
+    pub async fn listed(&self, vault: EthAddress, token: EthAddress) -> Result<bool, EthereumError> {
+        let answer = self.view(vault, FerryVault::listedCall { token }).await?;
+        Ok(!decode_word("eth_call listed", &answer)?.is_zero())
+    }
+
+    /// `vault.owed(token, recipient)`: what a failed release payment left for `recipient` to claim.
+    ///
+    /// # Errors
+    /// As [`released`](Self::released).
+    pub async fn owed(
+        &self,
+        vault: EthAddress,
+        token: EthAddress,
+        recipient: EthAddress,
+    ) -> Result<U256, EthereumError> {
+        let answer = self.view(vault, FerryVault::owedCall { token, recipient }).await?;
+        decode_word("eth_call owed", &answer)
+    }
+
+    /// `vault.claim(token)` from this wallet's address.
+    ///
+    /// # Errors
+    /// Transport, node and timeout errors, or the vault's refusal (`NothingOwed`, a failed payment).
+    pub async fn claim(&self, vault: EthAddress, token: EthAddress) -> Result<Receipt, EthereumError> {
+        let request = FerryVault::new(vault, &self.provider).claim(token).into_transaction_request();
+        self.send("FerryVault.claim", request).await
+    }
+
+    /// Deploys the test-only `BLSHarness`.
+    ///
+    /// # Errors
+    /// Transport, node and timeout errors, or a reverted or unmined deployment.
+    pub async fn deploy_bls_harness(&self) -> Result<Receipt, EthereumError> {
+        let request = BLSHarness::deploy_builder(&self.provider).into_transaction_request();
+        self.send("deploy BLSHarness", request).await
+    }
+
+    /// `harness.hashToG2(message, dst)`: the point, EIP-2537 G2 (256 bytes), computed with the
+    /// node's precompiles.
+    ///
+    /// # Errors
+    /// Transport, node and timeout errors (a node without EIP-2537 reverts with
+    /// `PrecompileFailed`), or an answer that does not decode as `bytes`.
+    pub async fn harness_hash_to_g2(
+        &self,
+        harness: EthAddress,
+        message: &[u8],
+        dst: &[u8],
+    ) -> Result<Vec<u8>, EthereumError> {
+        let call =
+            BLSHarness::hashToG2Call { message: Bytes::copy_from_slice(message), dst: Bytes::copy_from_slice(dst) };
+        let answer = self.view(harness, call).await?;
+        let point = BLSHarness::hashToG2Call::abi_decode_returns(&answer)
+            .map_err(|error| undecodable("eth_call hashToG2", &error))?;
+        Ok(point.to_vec())
+    }
+
+    /// Deploys the test-only `RefusingRecipient` (refusing ETH until told otherwise).
+    ///
+    /// # Errors
+    /// As [`deploy_bls_harness`](Self::deploy_bls_harness).
+    pub async fn deploy_refusing_recipient(&self) -> Result<Receipt, EthereumError> {
+        let request = RefusingRecipient::deploy_builder(&self.provider).into_transaction_request();
+        self.send("deploy RefusingRecipient", request).await
+    }
+
+    /// `recipient.setAccepting(accept)` on a `RefusingRecipient`.
+    ///
+    /// # Errors
+    /// Transport, node and timeout errors, or a revert.
+    pub async fn set_accepting(&self, recipient: EthAddress, accept: bool) -> Result<Receipt, EthereumError> {
+        let request = RefusingRecipient::new(recipient, &self.provider).setAccepting(accept).into_transaction_request();
+        self.send("RefusingRecipient.setAccepting", request).await
+    }
+
+    /// `recipient.claimFrom(vault, token)`: the `RefusingRecipient` claims what the vault owes it.
+    ///
+    /// # Errors
+    /// Transport, node and timeout errors, or the vault's refusal.
+    pub async fn claim_as_recipient(
+        &self,
+        recipient: EthAddress,
+        vault: EthAddress,
+        token: EthAddress,
+    ) -> Result<Receipt, EthereumError> {
+        let request =
+            RefusingRecipient::new(recipient, &self.provider).claimFrom(vault, token).into_transaction_request();
+        self.send("RefusingRecipient.claimFrom", request).await
+    }
+
+    /// `eth_call` of `call` on `contract` at the latest block; the raw answer.
+    pub(super) async fn view<C: SolCall>(&self, contract: EthAddress, call: C) -> Result<Bytes, EthereumError> {
+        let request = TransactionRequest::default().with_to(contract).with_input(call.abi_encode());
+        self.calls.run("eth_call", self.provider.call(request).into_future()).await
+    }
+
     /// Signs and sends `request` (`what` names it in errors), then waits for its receipt.
     pub(super) async fn send(&self, what: &str, request: TransactionRequest) -> Result<Receipt, EthereumError> {
         let request = request.with_from(self.address);
@@ -303,14 +420,6 @@ fn unexpected_receipt(tx_hash: B256, missing: &str) -> EthereumError {
     }
 }
 
-pub(super) fn decode_word(method: &str, answer: &Bytes) -> Result<U256, EthereumError> {
-    let word: [u8; 32] = answer.as_ref().try_into().map_err(|_| EthereumError::UnexpectedAnswer {
-        method: method.to_owned(),
-        detail: format!("expected one 32-byte word, got {} bytes", answer.len()),
-    })?;
-    Ok(U256::from_be_bytes(word))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -328,14 +437,5 @@ mod tests {
         assert!(matches!(error, Some(EthereumError::BadPrivateKey)));
         assert!(!error.map(|error| error.to_string()).unwrap_or_default().contains(&DEV_KEY[..16]));
         Ok(())
-    }
-
-    #[test]
-    fn balance_answer_must_be_one_word() {
-        assert!(matches!(decode_word("eth_call", &Bytes::from(vec![0; 32])), Ok(value) if value == U256::ZERO));
-        assert!(matches!(
-            decode_word("eth_call", &Bytes::from(vec![0; 31])),
-            Err(EthereumError::UnexpectedAnswer { .. })
-        ));
     }
 }

@@ -1,102 +1,19 @@
 //! How this module talks to an Ethereum node: URL parsing, one timeout per call, the latency
-//! observer, and the error type every Ethereum operation returns.
+//! observer, and the forms answers are read in (hashes as `0x` text, one-word `eth_call` answers).
 
 use std::fmt;
 use std::future::Future;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use alloy::primitives::{B256, Bytes, U256};
 use alloy::transports::TransportError;
 use alloy::transports::http::reqwest::Url;
 
-use super::vault::DepositLogError;
+use super::error::EthereumError;
+use crate::RpcObserver;
 
 /// Default bound on one JSON-RPC call.
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Called after every JSON-RPC call with the method name, how long it took and whether it
-/// succeeded, e.g. to feed `ferry_relayer_rpc_duration_seconds`.
-pub type RpcObserver = Arc<dyn Fn(&str, Duration, bool) + Send + Sync>;
-
-/// Why an Ethereum operation failed. Each variant carries what was wrong.
-#[derive(Debug, thiserror::Error)]
-pub enum EthereumError {
-    /// The RPC URL does not parse or is not HTTP(S).
-    #[error("`{url}` is not an Ethereum HTTP RPC URL: {reason}")]
-    BadUrl {
-        /// The URL given.
-        url: String,
-        /// Why it was refused.
-        reason: String,
-    },
-    /// The node answered with an error, or the transport failed.
-    #[error("Ethereum RPC `{method}` failed: {source}")]
-    Rpc {
-        /// The JSON-RPC method (or contract call) attempted.
-        method: String,
-        /// The transport or node error.
-        #[source]
-        source: TransportError,
-    },
-    /// No answer within the request timeout.
-    #[error("Ethereum RPC `{method}` gave no answer within {after:?}")]
-    Timeout {
-        /// The JSON-RPC method attempted.
-        method: String,
-        /// The timeout that elapsed.
-        after: Duration,
-    },
-    /// A block range with its start after its end.
-    #[error("block range {from}..={to} is empty: the start is after the end")]
-    BadRange {
-        /// First block asked for.
-        from: u64,
-        /// Last block asked for.
-        to: u64,
-    },
-    /// A log the vault's filter returned is not a valid deposit.
-    #[error(transparent)]
-    DepositLog(#[from] DepositLogError),
-    /// The private key does not parse (the key itself is never shown).
-    #[error("the Ethereum private key is not 32 bytes of hex")]
-    BadPrivateKey,
-    /// A transaction could not be signed (the key itself is never shown).
-    #[error("cannot sign {what}: {reason}")]
-    Sign {
-        /// What the transaction was for.
-        what: String,
-        /// The signer's complaint.
-        reason: String,
-    },
-    /// A transaction was mined but reverted.
-    #[error("transaction {tx_hash} ({what}) reverted in block {block_number}")]
-    Reverted {
-        /// What the transaction was for.
-        what: String,
-        /// Its hash.
-        tx_hash: String,
-        /// The block it was mined in.
-        block_number: u64,
-    },
-    /// A transaction was not mined within the wait.
-    #[error("transaction {tx_hash} ({what}) has no receipt after {after:?}")]
-    NotMined {
-        /// What the transaction was for.
-        what: String,
-        /// Its hash.
-        tx_hash: String,
-        /// How long was waited.
-        after: Duration,
-    },
-    /// The node's answer lacks something it must carry.
-    #[error("Ethereum RPC `{method}`: unexpected answer: {detail}")]
-    UnexpectedAnswer {
-        /// The JSON-RPC method.
-        method: String,
-        /// What was wrong with the answer.
-        detail: String,
-    },
-}
 
 /// Parses an HTTP(S) RPC URL.
 ///
@@ -158,8 +75,30 @@ impl CallPolicy {
     }
 }
 
+/// `0x` + 64 lowercase hex digits: the form of transaction and block hashes in deposit facts,
+/// deposit ids and observations.
+pub fn hash_text(hash: B256) -> String {
+    format!("0x{}", hex::encode(hash.as_slice()))
+}
+
+/// The one 32-byte ABI word an `eth_call` of a view answers (`method` names it in errors).
+pub(crate) fn decode_word(method: &str, answer: &Bytes) -> Result<U256, EthereumError> {
+    let word: [u8; 32] = answer.as_ref().try_into().map_err(|_| EthereumError::UnexpectedAnswer {
+        method: method.to_owned(),
+        detail: format!("expected one 32-byte word, got {} bytes", answer.len()),
+    })?;
+    Ok(U256::from_be_bytes(word))
+}
+
+/// An `eth_call` answer the ABI decoder refused.
+pub(crate) fn undecodable(method: &str, error: &alloy::sol_types::Error) -> EthereumError {
+    EthereumError::UnexpectedAnswer { method: method.to_owned(), detail: error.to_string() }
+}
+
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::*;
 
     #[test]
@@ -192,5 +131,14 @@ mod tests {
         ));
         let seen = seen.lock().map(|seen| seen.clone()).unwrap_or_default();
         assert_eq!(seen, vec![("eth_blockNumber".to_owned(), true), ("eth_getLogs".to_owned(), false)]);
+    }
+
+    #[test]
+    fn a_view_answer_must_be_one_word() {
+        assert!(matches!(decode_word("eth_call", &Bytes::from(vec![0; 32])), Ok(value) if value == U256::ZERO));
+        assert!(matches!(
+            decode_word("eth_call", &Bytes::from(vec![0; 31])),
+            Err(EthereumError::UnexpectedAnswer { .. })
+        ));
     }
 }

@@ -15,8 +15,8 @@ use std::time::Duration;
 use alloy::primitives::{B256, Bytes, U256};
 use alloy::providers::{Provider, RootProvider};
 
-use super::rpc::{CallPolicy, EthereumError, parse_url};
-use super::vault::hash_text;
+use super::error::EthereumError;
+use super::rpc::{CallPolicy, hash_text, parse_url};
 
 /// An `evm_snapshot` id.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
