@@ -44,7 +44,7 @@ use ferry_client::FerryClient;
 use ferry_devnet::accounts;
 use ferry_devnet::system::System;
 use ferry_signer::dkg::encryption_key;
-use ferry_signer::service::post_duty;
+use ferry_signer::duty::post_duty;
 use ferry_types::dkg::{self, Polynomial, Scalar};
 use ferry_types::genesis::Federation;
 use ferry_types::msg::federation::{MsgDkgDeal, MsgProposeFederation, MsgProposeParams};

@@ -265,7 +265,7 @@ async fn vote_pause(system: &System, member: usize) -> TestResult<u64> {
     let client = system.client(member)?;
     let key = member_key(member)?;
     let vote = Msg::SetPaused(MsgSetPaused { member: key.address(), paused: true, reason: "alert drill".to_owned() });
-    match ferry_signer::service::post_duty(&client, &key, &vote).await {
+    match ferry_signer::duty::post_duty(&client, &key, &vote).await {
         Ok((_, height)) => Ok(height),
         Err(error) => Err(format!("member {member}'s pause vote failed: {error}").into()),
     }

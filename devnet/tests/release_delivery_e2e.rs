@@ -82,7 +82,7 @@ async fn wait_released(client: &FerryClient, id: u64) -> TestResult<BatchView> {
 async fn send(client: &FerryClient, key: AccountKey, msg: Msg, fee: Option<Coin>) -> TestResult {
     let Some(fee) = fee else {
         // A member's duty: its relayer signs with the same account, so sequence races are retried.
-        return Ok(ferry_signer::service::post_duty(client, &key, &msg).await.map(|_| ())?);
+        return Ok(ferry_signer::duty::post_duty(client, &key, &msg).await.map(|_| ())?);
     };
     let mut wallet = SideWallet::load(client, key).await?;
     let tx = wallet.sign(&fee, &[msg])?;

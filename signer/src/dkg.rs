@@ -25,9 +25,9 @@ use ferry_types::{Address, Msg};
 use rand::RngCore;
 use serde_json::json;
 
+use crate::duty::post_duty;
 use crate::metrics::Metrics;
 use crate::secrets::MemberSecrets;
-use crate::service::post_duty;
 use crate::store::{Store, kind};
 
 /// This member's DKG encryption key, derived from its account secret.

@@ -11,9 +11,9 @@ use ferry_types::msg::federation::MsgHeartbeat;
 use ferry_types::query::federation::{LIVENESS_PATH, LivenessView};
 use ferry_types::release::bls::SecretKeyShare;
 
+use crate::duty::post_duty;
 use crate::metrics::{Metrics, now_seconds};
 use crate::secrets::MemberSecrets;
-use crate::service::post_duty;
 
 /// The heartbeat of `secrets`' member for round `round` with `challenge`, signed with its keys
 /// for `federation`'s epoch (`bls`, its share; a BLS share only when the federation has a BLS

@@ -16,9 +16,11 @@
 //!   ([`write_ceremony`]);
 //! - [`keystore`]: the member keystore's format (sealed with `ferry-keystore`: scrypt +
 //!   XChaCha20-Poly1305, public fields authenticated) and [`Keystore::open`];
+//! - [`federation_size`]: how many members a federation may have and how many must sign;
 //! - [`manifest`]: the public federation manifest genesis is built from, and its validation;
 //! - [`rebuild`]: a batch's payload rebuilt from withdrawal records and local knowledge, and
 //!   compared with the chain's (pure);
+//! - [`refusal`]: why a batch is refused — a [`Reason`] from a fixed set and what was wrong;
 //! - [`policy`]: the decision — sign or refuse, with a named reason (pure);
 //! - [`signing`]: this member's signatures over an approved payload (pure);
 //! - [`dkg`]: this member's part in a dealer-free key generation for the next federation (the
@@ -26,6 +28,7 @@
 //! - [`handover`]: the next federation rebuilt from a completed key generation's transcript,
 //!   which rotation and migration batches must match;
 //! - [`heartbeat`]: this member's answers to the chain's heartbeat rounds (liveness);
+//! - [`duty`]: posting those duties — signatures, key-generation steps, heartbeats — to the chain;
 //! - [`store`]: the double-sign guard and the hash-chained audit log in PostgreSQL;
 //! - [`config`], [`metrics`], [`service`]: the daemon's configuration, metrics and I/O loop.
 //!
@@ -35,6 +38,8 @@
 pub mod ceremony;
 pub mod config;
 pub mod dkg;
+pub mod duty;
+pub mod federation_size;
 pub mod handover;
 pub mod heartbeat;
 pub mod keystore;
@@ -42,6 +47,7 @@ pub mod manifest;
 pub mod metrics;
 pub mod policy;
 pub mod rebuild;
+pub mod refusal;
 pub mod secrets;
 pub mod service;
 pub mod signing;
@@ -50,5 +56,6 @@ pub mod store;
 pub use ceremony::{Ceremony, Overwrite, keygen, write_ceremony};
 pub use keystore::{Keystore, KeystoreError};
 pub use manifest::{Manifest, ManifestError};
-pub use policy::{Decision, Reason, Refusal};
+pub use policy::Decision;
+pub use refusal::{Reason, Refusal};
 pub use secrets::MemberSecrets;

@@ -36,9 +36,10 @@ use ferry_keystore::sealing::{DEFAULT_KDF_LOG_N, MAX_KDF_LOG_N, MIN_KDF_LOG_N};
 use ferry_keystore::{KdfParams, passphrase};
 use ferry_signer::ceremony::{WrittenCeremony, keygen, write_ceremony};
 use ferry_signer::config::{Config, ConfigFile, read_secret};
+use ferry_signer::duty::post_duty;
 use ferry_signer::keystore::Keystore;
 use ferry_signer::metrics::{Metrics, now_seconds};
-use ferry_signer::service::{Settings, Signer, post_duty};
+use ferry_signer::service::{Settings, Signer};
 use ferry_signer::store::Store;
 use ferry_signer::{Ceremony, Manifest, MemberSecrets, Overwrite};
 use ferry_types::Msg;
@@ -287,7 +288,7 @@ fn read_passphrase(args: &KeygenArgs) -> anyhow::Result<Zeroizing<Vec<u8>>> {
 }
 
 fn run_keygen(args: &KeygenArgs, json: bool) -> anyhow::Result<()> {
-    ferry_signer::ceremony::check_federation_size(args.members, args.threshold)?;
+    ferry_signer::federation_size::check_federation_size(args.members, args.threshold)?;
     let kdf = KdfParams::with_log_n(args.kdf_log_n)?;
     let passphrase = read_passphrase(args)?;
     let overwrite = if args.force { Overwrite::Replace } else { Overwrite::Refuse };

@@ -30,7 +30,7 @@ use ferry_types::release::bls::{BlsError, decode_public_key_set, threshold_signa
 use serde::{Deserialize, Serialize};
 use threshold_crypto::{PublicKeySet, PublicKeyShare};
 
-use crate::ceremony::{FederationSizeError, check_federation_size};
+use crate::federation_size::{FederationSizeError, check_federation_size};
 use crate::secrets::MemberSecrets;
 
 /// One member's public keys.

@@ -7,7 +7,7 @@ pub use ferry_daemon::metrics::now_seconds;
 use ferry_types::query::federation::DkgSession;
 use prometheus::{Gauge, IntCounter, IntCounterVec, IntGauge, IntGaugeVec};
 
-use crate::policy::Reason;
+use crate::refusal::Reason;
 
 /// Parent chains, as label values.
 pub const CHAINS: [&str; 2] = ["btc", "eth"];

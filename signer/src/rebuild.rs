@@ -63,7 +63,7 @@ use ferry_types::release::fee::FeeRate;
 use ferry_types::{Amount, Denom, ParentChain};
 use sha2::{Digest, Sha256};
 
-use crate::policy::{Reason, Refusal};
+use crate::refusal::{Reason, Refusal};
 
 /// What a member knows for itself and never takes from the chain.
 #[derive(Clone, Debug, PartialEq, Eq)]

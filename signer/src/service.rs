@@ -26,7 +26,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use ferry_client::{ClientError, FerryClient, Wallet};
+use ferry_client::FerryClient;
 use ferry_types::genesis::{Federation, WithdrawalParams};
 use ferry_types::msg::{MAX_REASON_BYTES, MsgAbortBatch, MsgSubmitSignatures, parent_chain_of};
 use ferry_types::peg::Peg;
@@ -35,32 +35,25 @@ use ferry_types::query::{
     BRIDGE_PATH, BatchStatus, BatchView, BridgeStatus, FEDERATION_PATH, PARAMS_PATH, PENDING_BATCHES_PATH,
     WITHDRAWAL_PATH, WithdrawalId, WithdrawalView,
 };
-use ferry_types::{Msg, Params, ParentChain, TxCode};
+use ferry_types::{Msg, Params, ParentChain};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tracing::Instrument;
 
 use crate::dkg::{Participant, RoundContext};
+use crate::duty::post_duty;
 use crate::handover::EpochView;
 use crate::handover::HandoverView as NextView;
 use crate::heartbeat::Heartbeats;
 use crate::manifest::Manifest;
 use crate::metrics::{Metrics, now_seconds};
-use crate::policy::{Decision, DecisionInput, Policy, Reason, Refusal, decide};
+use crate::policy::{Decision, DecisionInput, Policy, decide};
 use crate::rebuild::{LocalKnowledge, Rebuilt};
+use crate::refusal::{Reason, Refusal};
 use crate::secrets::MemberSecrets;
 use crate::signing::sign;
 use crate::store::{Guarded, Store};
 
-/// How long to wait for a signature post to be included.
-const INCLUSION_TIMEOUT: Duration = Duration::from_secs(30);
-/// Attempts at a post when it races another transaction of the same account (sequence): the
-/// member account is shared by the signer, the relayer (attestations, parent-height reports,
-/// reserves snapshots) and operator commands.
-const SEQUENCE_ATTEMPTS: u32 = 30;
-/// Least pause between those attempts; up to as much again is added, varying with the clock, so
-/// two senders on a fixed cadence do not keep colliding.
-const SEQUENCE_RETRY: Duration = Duration::from_millis(250);
 /// Longest pause before retrying a batch whose post failed.
 const MAX_POST_BACKOFF: Duration = Duration::from_secs(60);
 
@@ -504,51 +497,6 @@ impl Signer {
             Err(error) => Posted::Failed(error),
         }
     }
-}
-
-/// Posts `msg`, a fee-exempt duty of the member `key`, and waits for its block; retries a few
-/// times on a refusal that passes by itself (a race with another transaction of the member's
-/// account, which its relayer shares; the member's duty limit for the block).
-/// Returns the transaction hash and height.
-///
-/// # Errors
-/// Why it was not included, in words.
-pub async fn post_duty(chain: &FerryClient, key: &ferry_types::AccountKey, msg: &Msg) -> Result<(String, u64), String> {
-    let mut last = String::new();
-    for _ in 0..SEQUENCE_ATTEMPTS {
-        let tx = match Wallet::load(chain, key.clone()).await {
-            Ok(mut wallet) => match wallet.sign_fee_exempt(std::slice::from_ref(msg)) {
-                Ok(tx) => tx,
-                Err(error) => return Err(format!("signing the transaction: {error}")),
-            },
-            Err(error) => return Err(format!("loading the member account: {error}")),
-        };
-        let (code, log) = match chain.broadcast_and_wait(tx, INCLUSION_TIMEOUT).await {
-            Ok(included) if included.code == 0 => return Ok((included.hash.to_string(), included.height)),
-            Ok(included) => (TxCode::from_value(included.code), included.log),
-            Err(ClientError::Refused { code, log, .. }) => (code, log),
-            // Accepted but never included: another transaction of this account (the member's
-            // other daemon, an operator command sent through another node) took its sequence.
-            // Signed again at the next sequence — at once when the chain shows it.
-            Err(error @ (ClientError::Superseded { .. } | ClientError::Timeout(..))) => {
-                last = error.to_string();
-                continue;
-            }
-            Err(error) => return Err(error.to_string()),
-        };
-        last = format!("the chain refused it ({}): {log}", code.map_or("unknown code", TxCode::name));
-        if !code.is_some_and(TxCode::passes_by_itself) {
-            break;
-        }
-        tokio::time::sleep(retry_pause()).await;
-    }
-    Err(last)
-}
-
-/// [`SEQUENCE_RETRY`] plus a part of it that varies with the clock's sub-second digits.
-fn retry_pause() -> Duration {
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().subsec_nanos();
-    SEQUENCE_RETRY + SEQUENCE_RETRY.mul_f64(f64::from(nanos % 1_000) / 1_000.0)
 }
 
 /// The parent chain of a batch that does not decode, from its `asset` if readable (Ethereum

@@ -36,8 +36,9 @@ use serde_json::{Value, json};
 use sqlx::postgres::PgPool;
 use sqlx::{Postgres, Row, Transaction};
 
-use crate::policy::{Policy, Reason, Refusal, check_payload_cap};
+use crate::policy::{Policy, check_payload_cap};
 use crate::rebuild::Rebuilt;
+use crate::refusal::{Reason, Refusal};
 
 /// The signer's audit log.
 pub const LOG: AuditLog = AuditLog::SIGNER;

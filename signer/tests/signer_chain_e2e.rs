@@ -171,7 +171,7 @@ impl Federation {
         // registration, heartbeats), so a sequence race is retried, as the relayer would.
         for member in &self.ceremony.members[..3] {
             let attest = Msg::AttestDeposit(MsgAttestDeposit { attester: member.account(), facts: facts.clone() });
-            ferry_signer::service::post_duty(&self.client, member.account_key(), &attest)
+            ferry_signer::duty::post_duty(&self.client, member.account_key(), &attest)
                 .await
                 .map_err(|error| anyhow::anyhow!("attestation refused: {error}"))?;
         }

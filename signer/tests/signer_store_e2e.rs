@@ -12,8 +12,9 @@ use std::process::Command;
 use std::time::Duration;
 
 use ferry_devnet::postgres::{PgServer, ScratchDatabase};
-use ferry_signer::policy::{Denylist, Policy, Reason};
+use ferry_signer::policy::{Denylist, Policy};
 use ferry_signer::rebuild::{Payload, Rebuilt};
+use ferry_signer::refusal::Reason;
 use ferry_signer::store::{Guarded, Store, kind};
 use ferry_types::release::eth::{EthAddress, EthBatch};
 use ferry_types::{Amount, Denom, ParentChain};

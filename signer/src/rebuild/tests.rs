@@ -24,7 +24,8 @@ use rand_chacha::ChaCha20Rng;
 
 use super::*;
 use crate::ceremony::{Ceremony, keygen};
-use crate::policy::{Decision, DecisionInput, Denylist, Policy, Reason, decide};
+use crate::policy::{Decision, DecisionInput, Denylist, Policy, decide};
+use crate::refusal::Reason;
 use crate::signing::sign;
 
 const BATCH: u64 = 7;

@@ -11,7 +11,7 @@ use anyhow::Context;
 use ferry_devnet::accounts::{member_key, user_key};
 use ferry_devnet::system::System;
 use ferry_parent_chains::ethereum::U256;
-use ferry_signer::service::post_duty;
+use ferry_signer::duty::post_duty;
 use ferry_types::msg::federation::MsgProposeFederation;
 use ferry_types::query::federation::{DKG_PATH, DkgPhase, DkgSession, HANDOVER_PATH, Handover};
 use ferry_types::{Address, Msg};
