@@ -34,6 +34,7 @@ devnet-down:
 lint:
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	CARGO=$(CARGO) deploy/check-crate-deps.sh
 	promtool check rules deploy/prometheus/alerts.yml
 	promtool check config deploy/prometheus/prometheus.yml
 
