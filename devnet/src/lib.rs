@@ -8,6 +8,7 @@
 pub mod accounts;
 pub mod anvil;
 pub mod btcd;
+pub mod chain_registry;
 pub mod demo;
 pub mod funding;
 pub mod load;

@@ -152,6 +152,7 @@ async fn up(dir: PathBuf, validators: usize, reset: bool) -> anyhow::Result<()> 
             .arg(&bridge.ethereum_rpc),
     )?;
     let spec = system.network.spec().clone();
+    write_chain_registry(&dir, &system, &bridge).await?;
     let mut pids: Vec<(u32, &'static str)> = miner.detach().map(|pid| (pid, "ferry-devnet")).into_iter().collect();
     pids.extend(system.detach()?);
     let lines: String = pids.iter().map(|(pid, name)| format!("{pid} {name}\n")).collect();
@@ -163,6 +164,24 @@ async fn up(dir: PathBuf, validators: usize, reset: bool) -> anyhow::Result<()> 
     std::fs::write(dir.join("env"), env.0).context("writing the devnet env file")?;
     println!("  endpoints written to {}/env; stop with `make devnet-down`", dir.display());
     print_try_it(&dir);
+    Ok(())
+}
+
+/// Writes the wallet registration files (`chain.json`, `assetlist.json`) into `dir`.
+async fn write_chain_registry(dir: &std::path::Path, system: &System, bridge: &BridgeEndpoints) -> anyhow::Result<()> {
+    let params = system.network.client(0)?.params().await?;
+    let rpc_urls: Vec<String> = system.network.validators().iter().map(|validator| validator.rpc_url()).collect();
+    let (_, symbol, decimals) = ferry_devnet::anvil::TEST_TOKEN;
+    let token = ferry_devnet::chain_registry::ListedToken {
+        address: bridge.token.parse().context("the devnet's test token address")?,
+        symbol: symbol.to_owned(),
+        decimals: u32::from(decimals),
+    };
+    ferry_devnet::chain_registry::write(dir, &system.network.spec().chain_id, &rpc_urls, &params, &[token])?;
+    println!(
+        "  wallet registration: {0}/chain.json, {0}/assetlist.json (docs/cli.md, \"Stock Cosmos wallets\")",
+        dir.display()
+    );
     Ok(())
 }
 

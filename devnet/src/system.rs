@@ -83,7 +83,7 @@ pub fn parents_saved(bridge_dir: &Path) -> bool {
 /// # Errors
 /// RPC or file errors.
 pub async fn save_bitcoin_chain(
-    rpc: &ferry_relayer::bitcoin::rpc::BitcoinRpc,
+    rpc: &ferry_parent_chains::bitcoin::BitcoinRpc,
     bridge_dir: &Path,
 ) -> anyhow::Result<u64> {
     let dir = bridge_dir.join(PARENTS_DIR);
@@ -654,13 +654,15 @@ impl System {
         vout: u32,
         block_interval: Duration,
         timeout: Duration,
-    ) -> anyhow::Result<ferry_app::bridge::DepositRecord> {
+    ) -> anyhow::Result<ferry_types::deposit_record::DepositRecord> {
         let client = self.client(0)?;
         let path = format!("/deposit/btc:{txid}:{vout}");
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
-            let record: Option<ferry_app::bridge::DepositRecord> = client.query(&path, None).await?;
-            if let Some(record) = record.filter(|record| record.status != ferry_app::bridge::DepositStatus::Pending) {
+            let record: Option<ferry_types::deposit_record::DepositRecord> = client.query(&path, None).await?;
+            if let Some(record) =
+                record.filter(|record| record.status != ferry_types::deposit_record::DepositStatus::Pending)
+            {
                 return Ok(record);
             }
             if tokio::time::Instant::now() >= deadline {

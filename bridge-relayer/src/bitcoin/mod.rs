@@ -3,7 +3,3 @@
 
 pub mod release;
 pub mod scan;
-
-/// The Bitcoin JSON-RPC client moved to `ferry_parent_chains::bitcoin`; this path remains only
-/// until `devnet/src/system.rs` names that crate.
-pub use ferry_parent_chains::bitcoin as rpc;

@@ -16,9 +16,7 @@ use crate::bank::{self, BankError};
 use crate::event::Event;
 use crate::state::{StateDelta, StateError, StateRead};
 
-// The record of a deposit is ferry-types' vocabulary (the CLI reads it); `devnet/src/system.rs`
-// still names it through this module.
-pub use ferry_types::deposit_record::{DepositRecord, DepositStatus};
+use ferry_types::deposit_record::{DepositRecord, DepositStatus};
 pub use ferry_types::query::{AssetLedger, ReserveUtxo};
 
 /// State keys of the bridge.

@@ -115,7 +115,10 @@ fn simulate<R: StateRead>(
     let refused = |code: TxCode, log: &str| {
         QueryAnswer::error(
             QUERY_BAD_REQUEST,
-            format!("rpc error: code = InvalidArgument desc = transaction would fail with code {}: {log}", code.value()),
+            format!(
+                "rpc error: code = InvalidArgument desc = transaction would fail with code {}: {log}",
+                code.value()
+            ),
         )
     };
     let mut tx = match DecodedTx::decode_for_simulation(tx_bytes, params.max_tx_bytes) {
@@ -126,7 +129,8 @@ fn simulate<R: StateRead>(
     tx.fee.clone_from(&fee_needed);
     let account_number = state.account(&tx.signer)?.map_or(0, |record| record.account_number);
     let signatures = SignatureCache::new(1);
-    let tx_context = TxContext { chain_id: context.chain_id, params: &params, signatures: &signatures, height: context.height };
+    let tx_context =
+        TxContext { chain_id: context.chain_id, params: &params, signatures: &signatures, height: context.height };
     let signed = PreVerified { account_number, result: Ok(()) };
     let mut scratch = state;
     let executed = execute::execute(&mut scratch, &tx_context, &tx, Some(&signed))?;

@@ -9,8 +9,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use bytes::Bytes;
-use ferry_app::execute::TxContext;
 use ferry_app::cosmos_query::SimulationContext;
+use ferry_app::execute::TxContext;
 use ferry_app::query::QueryAnswer;
 use ferry_app::{BlockInput, BlockOutcome, SignatureCache, StateDelta, StateError};
 use ferry_types::cosmos_api::StandardQuery;
