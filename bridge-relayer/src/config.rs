@@ -6,8 +6,12 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use ferry_daemon::account_keystore::seal_hint;
+pub use ferry_daemon::account_keystore::{AccountKeystore, AccountKeystoreError};
 pub use ferry_daemon::config::{ConfigError, ConfigFile, read_secret};
 use ferry_daemon::config::{check_file, check_url, invalid};
+use ferry_keystore::passphrase;
+use ferry_types::AccountKey;
 use serde::{Deserialize, Serialize};
 
 use crate::confirmations::{ConfirmationPolicy, PolicyError};
@@ -40,10 +44,35 @@ pub struct Config {
 pub struct ChainConfig {
     /// CometBFT RPC of a validator (`http://127.0.0.1:26657`).
     pub rpc: String,
-    /// File holding the member's sidechain account key (64 hex characters). Required unless
-    /// `delivery.deliver_only`.
-    #[serde(default)]
+    /// The member's sidechain account key, sealed (`account.keystore.json` from the key
+    /// ceremony, or `ferry-relayer keystore seal`). Required unless `delivery.deliver_only`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub member_keystore: Option<PathBuf>,
+    /// File holding the keystore's passphrase (never the passphrase itself).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub passphrase_file: Option<PathBuf>,
+    /// The old plaintext key file: refused, with how to seal it (kept in the schema only so the
+    /// refusal can say so instead of "unknown field").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub member_key_file: Option<PathBuf>,
+}
+
+impl ChainConfig {
+    /// Opens the member's keystore with the passphrase in `passphrase_file` (None for a
+    /// deliver-only relayer, which has no key).
+    ///
+    /// # Errors
+    /// [`ConfigError::Invalid`] naming the key: a plaintext key, an unreadable or empty
+    /// passphrase file, a keystore that is not one, a wrong passphrase.
+    pub fn open_member_key(&self) -> Result<Option<AccountKey>, ConfigError> {
+        let Some(keystore) = &self.member_keystore else { return Ok(None) };
+        let passphrase_file = self
+            .passphrase_file
+            .as_ref()
+            .ok_or_else(|| invalid("chain.passphrase_file", "chain.member_keystore needs its passphrase file"))?;
+        let passphrase = passphrase::read_file(passphrase_file).map_err(|e| invalid("chain.passphrase_file", e))?;
+        AccountKeystore::open(keystore, &passphrase).map(Some).map_err(|e| invalid("chain.member_keystore", e))
+    }
 }
 
 /// Bitcoin watching.
@@ -208,16 +237,7 @@ impl Config {
     /// The first invalid value, by key.
     pub fn validate(&self) -> Result<(), ConfigError> {
         check_url("chain.rpc", &self.chain.rpc)?;
-        match (&self.chain.member_key_file, self.delivery.deliver_only) {
-            (Some(path), _) => check_file("chain.member_key_file", path)?,
-            (None, false) => {
-                return Err(invalid(
-                    "chain.member_key_file",
-                    "a federation member's relayer needs its key (or set delivery.deliver_only)",
-                ));
-            }
-            (None, true) => {}
-        }
+        self.validate_member_key()?;
         self.validate_delivery()?;
         if self.bitcoin.is_none() && self.ethereum.is_none() {
             return Err(invalid("bitcoin/ethereum", "watch at least one parent chain"));
@@ -243,6 +263,41 @@ impl Config {
         }
         if !self.metrics.listen.ip().is_loopback() {
             tracing::warn!(listen = %self.metrics.listen, "metrics endpoint is not on loopback");
+        }
+        Ok(())
+    }
+
+    /// The member key is sealed: a plaintext key file — the old `chain.member_key_file`, or a
+    /// `chain.member_keystore` holding 64 hex digits — is refused, saying how to seal it.
+    fn validate_member_key(&self) -> Result<(), ConfigError> {
+        let chain = &self.chain;
+        if let Some(path) = &chain.member_key_file {
+            return Err(invalid(
+                "chain.member_key_file",
+                format!("plaintext member keys are refused (the key can mint); {}", seal_hint(path)),
+            ));
+        }
+        match (&chain.member_keystore, self.delivery.deliver_only) {
+            (Some(path), _) => {
+                check_file("chain.member_keystore", path)?;
+                AccountKeystore::read(path).map_err(|e| invalid("chain.member_keystore", e))?;
+                let passphrase_file = chain.passphrase_file.as_ref().ok_or_else(|| {
+                    invalid("chain.passphrase_file", "chain.member_keystore needs its passphrase file")
+                })?;
+                check_file("chain.passphrase_file", passphrase_file)?;
+            }
+            (None, false) => {
+                return Err(invalid(
+                    "chain.member_keystore",
+                    "a federation member's relayer needs its sealed key: set chain.member_keystore and \
+                     chain.passphrase_file (or set delivery.deliver_only)",
+                ));
+            }
+            (None, true) => {
+                if chain.passphrase_file.is_some() {
+                    return Err(invalid("chain.passphrase_file", "set, but there is no chain.member_keystore"));
+                }
+            }
         }
         Ok(())
     }
@@ -277,7 +332,8 @@ mod tests {
     const EXAMPLE: &str = r#"
 [chain]
 rpc = "http://127.0.0.1:26657"
-member_key_file = "/nonexistent/member.key"
+member_keystore = "/nonexistent/account.keystore.json"
+passphrase_file = "/nonexistent/keystore.pass"
 
 [bitcoin]
 rpc = "http://127.0.0.1:18334"
@@ -298,7 +354,7 @@ confirmations = { default = 3, tiers = [{ min_amount = "100000000", confirmation
         assert_eq!(config.metrics.listen, default_metrics_listen());
         // The key file does not exist: validation names the key.
         let error = config.validate().err().map(|e| e.to_string()).unwrap_or_default();
-        assert!(error.contains("chain.member_key_file"), "{error}");
+        assert!(error.contains("chain.member_keystore"), "{error}");
         Ok(())
     }
 
@@ -321,11 +377,12 @@ confirmations = { default = 3, tiers = [{ min_amount = "100000000", confirmation
         let password = dir.join("btc.pass");
         std::fs::write(&password, "x").map_err(|e| invalid("test", e))?;
         let text = EXAMPLE
-            .replace("member_key_file = \"/nonexistent/member.key\"\n", "")
+            .replace("member_keystore = \"/nonexistent/account.keystore.json\"\n", "")
+            .replace("passphrase_file = \"/nonexistent/keystore.pass\"\n", "")
             .replace("/nonexistent/btc.pass", &password.display().to_string());
         let member = Config::parse(&text, Path::new("x.toml"))?;
         let error = member.validate().err().map(|e| e.to_string()).unwrap_or_default();
-        assert!(error.contains("chain.member_key_file") && error.contains("deliver_only"), "{error}");
+        assert!(error.contains("chain.member_keystore") && error.contains("deliver_only"), "{error}");
 
         let deliver_only = Config::parse(&format!("{text}\n[delivery]\ndeliver_only = true\n"), Path::new("x.toml"))?;
         deliver_only.validate()?;
@@ -340,6 +397,22 @@ confirmations = { default = 3, tiers = [{ min_amount = "100000000", confirmation
         let error = Config::parse(&keyed, Path::new("x.toml"))?.validate().err().map(|e| e.to_string());
         assert!(error.unwrap_or_default().contains("delivery.ethereum_key_file"));
         let _ = std::fs::remove_dir_all(&dir);
+        Ok(())
+    }
+
+    #[test]
+    fn a_plaintext_member_key_file_is_refused_saying_how_to_seal_it() -> Result<(), ConfigError> {
+        let text = EXAMPLE.replace(
+            "member_keystore = \"/nonexistent/account.keystore.json\"\n",
+            "member_key_file = \"/etc/ferry/member.key\"\n",
+        );
+        let error = Config::parse(&text, Path::new("x.toml"))?.validate().err().map(|e| e.to_string());
+        let error = error.unwrap_or_default();
+        assert!(
+            error.contains("chain.member_key_file") && error.contains("plaintext member keys are refused"),
+            "{error}"
+        );
+        assert!(error.contains("ferry-relayer keystore seal --key-file /etc/ferry/member.key"), "{error}");
         Ok(())
     }
 

@@ -2,7 +2,7 @@
 //! and attested — or, with `--deliver-only`, a carrier of signed releases (see the library docs).
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,9 +12,11 @@ use ferry_client::FerryClient;
 use ferry_daemon::endpoint;
 use ferry_daemon::logging::{self, LogOutput};
 use ferry_daemon::metrics::now_seconds;
+use ferry_keystore::sealing::{DEFAULT_KDF_LOG_N, MAX_KDF_LOG_N, MIN_KDF_LOG_N};
+use ferry_keystore::{KdfParams, passphrase};
 use ferry_parent_chains::bitcoin::BitcoinRpc;
 use ferry_parent_chains::ethereum::{EthAddress, EthereumWatcher, Wallet};
-use ferry_relayer::config::{Config, ConfigFile, read_secret};
+use ferry_relayer::config::{AccountKeystore, Config, ConfigFile, read_secret};
 use ferry_relayer::delivery::{BitcoinDelivery, Delivery, EthereumDelivery};
 use ferry_relayer::metrics::Metrics;
 use ferry_relayer::service::{BitcoinWatch, EthereumWatch, Relayer, peg};
@@ -58,6 +60,35 @@ enum Command {
     Audit {
         #[command(subcommand)]
         command: AuditCommand,
+    },
+    /// The member key's keystore.
+    Keystore {
+        #[command(subcommand)]
+        command: KeystoreCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum KeystoreCommand {
+    /// Seal a plaintext member key (64 hex digits, as `chain.member_key_file` once held it) into
+    /// an account keystore for `chain.member_keystore`; then delete the plaintext file.
+    Seal {
+        /// The plaintext key file (64 hex digits).
+        #[arg(long)]
+        key_file: PathBuf,
+        /// File holding the passphrase to seal it under (one trailing newline is ignored).
+        #[arg(long)]
+        passphrase_file: PathBuf,
+        /// The keystore to write (refused if it exists).
+        #[arg(long)]
+        out: PathBuf,
+        /// scrypt cost as log2(N); lower values are only for tests.
+        #[arg(
+            long,
+            default_value_t = DEFAULT_KDF_LOG_N,
+            value_parser = clap::value_parser!(u8).range(i64::from(MIN_KDF_LOG_N)..=i64::from(MAX_KDF_LOG_N))
+        )]
+        kdf_log_n: u8,
     },
 }
 
@@ -119,8 +150,50 @@ async fn serve_metrics(listen: SocketAddr, metrics: Metrics, stale_after: Durati
     Ok(endpoint::serve(listen, move || metrics.render(), health).await?)
 }
 
+/// The member's key, opened from its keystore before anything connects (None: deliver-only).
+fn member_key(config: &Config) -> anyhow::Result<Option<AccountKey>> {
+    if config.delivery.deliver_only {
+        return Ok(None);
+    }
+    let member = config.chain.open_member_key()?;
+    anyhow::ensure!(member.is_some(), "chain.member_keystore is not set");
+    Ok(member)
+}
+
+/// `keystore seal`: the plaintext key sealed into a new keystore (mode 0600).
+fn seal(key_file: &Path, passphrase_file: &Path, out: &Path, kdf_log_n: u8) -> anyhow::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let hex_key = zeroize::Zeroizing::new(
+        std::fs::read_to_string(key_file).with_context(|| format!("reading {}", key_file.display()))?,
+    );
+    let passphrase = passphrase::read_file(passphrase_file)?;
+    let kdf = KdfParams::with_log_n(kdf_log_n)?;
+    let keystore = AccountKeystore::seal_hex(&hex_key, &passphrase, kdf, &mut rand::rngs::OsRng)
+        .with_context(|| format!("{}", key_file.display()))?;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(out)
+        .with_context(|| format!("writing {} (an existing keystore is never replaced)", out.display()))?;
+    file.write_all(format!("{}\n", keystore.to_json()).as_bytes())
+        .and_then(|()| file.sync_all())
+        .with_context(|| format!("writing {}", out.display()))?;
+    println!(
+        "sealed the key of member account {} into {}\nset chain.member_keystore = \"{}\" and chain.passphrase_file = \"{}\", then delete {}",
+        keystore.account,
+        out.display(),
+        out.display(),
+        passphrase_file.display(),
+        key_file.display()
+    );
+    Ok(())
+}
+
 async fn run(args: &Args) -> anyhow::Result<()> {
     let config = load_config(args)?;
+    let member = member_key(&config)?;
     let metrics = Metrics::new()?;
     let store = Store::connect(&database_url(args, &config)?).await?;
     let chain = FerryClient::new(&config.chain.rpc)?;
@@ -198,10 +271,7 @@ async fn run(args: &Args) -> anyhow::Result<()> {
         };
     }
 
-    let key_file = config.chain.member_key_file.as_ref().context("chain.member_key_file is not set")?;
-    let secret = read_secret("chain.member_key_file", key_file)?;
-    let member = AccountKey::from_secret_bytes(&hex::decode(secret.trim()).context("chain.member_key_file: not hex")?)
-        .context("chain.member_key_file")?;
+    let member = member.context("chain.member_keystore is not set")?;
     let bitcoin = match (&config.bitcoin, bitcoin_rpc) {
         (Some(bitcoin), Some(rpc)) => Some(BitcoinWatch {
             rpc,
@@ -238,8 +308,15 @@ async fn main() -> anyhow::Result<()> {
         Command::Run => run(&args).await,
         Command::Config { command: ConfigCommand::Validate } => {
             let config = load_config(&args)?;
+            let member = member_key(&config)?;
             println!("configuration OK\n{}", toml::to_string_pretty(&config)?);
+            if let Some(member) = member {
+                println!("member key opened: account {}", member.address());
+            }
             Ok(())
+        }
+        Command::Keystore { command: KeystoreCommand::Seal { key_file, passphrase_file, out, kdf_log_n } } => {
+            seal(key_file, passphrase_file, out, *kdf_log_n)
         }
         Command::Audit { command: AuditCommand::Verify } => {
             let config = load_config(&args).ok();

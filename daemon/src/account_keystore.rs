@@ -32,10 +32,16 @@ pub const ACCOUNT_KEYSTORE_VERSION: u32 = 1;
 pub const SECRET_LEN: usize = 32;
 const ASSOCIATED_DATA_TAG: &[u8] = b"ferry-account-keystore";
 
-/// How to turn a plaintext key file into a keystore (named in [`AccountKeystoreError::Plaintext`]).
-pub const SEAL_HINT: &str = "seal it with `ferry-relayer keystore seal --key-file KEY --passphrase-file PASS --out \
-     KEYSTORE` (or use the account.keystore.json the key ceremony wrote for this member), delete the plaintext \
-     file, and set chain.member_keystore = KEYSTORE and chain.passphrase_file = PASS";
+/// What to do with a plaintext key file at `key_file` instead (named in
+/// [`AccountKeystoreError::Plaintext`] and by the relayer's configuration check).
+pub fn seal_hint(key_file: &Path) -> String {
+    format!(
+        "seal it with `ferry-relayer keystore seal --key-file {} --passphrase-file PASS --out KEYSTORE` (or use the \
+         account.keystore.json the key ceremony wrote for this member), delete the plaintext file, and set \
+         chain.member_keystore = KEYSTORE and chain.passphrase_file = PASS",
+        key_file.display()
+    )
+}
 
 /// Why an account keystore could not be read, opened or sealed.
 #[derive(Debug, thiserror::Error)]
@@ -49,7 +55,7 @@ pub enum AccountKeystoreError {
         error: std::io::Error,
     },
     /// The file holds a plaintext key (64 hex digits).
-    #[error("{path} holds a plaintext key; plaintext member keys are refused: {SEAL_HINT}")]
+    #[error("{} holds a plaintext key, and plaintext member keys are refused: {}", path.display(), seal_hint(path))]
     Plaintext {
         /// The file.
         path: PathBuf,
