@@ -11,7 +11,10 @@
 //! Writers serialise on `LOCK TABLE <log> IN EXCLUSIVE MODE` (readers are not blocked), so the
 //! row read as "previous" is the last committed row and concurrent appends cannot fork the chain.
 //! A service's every writing transaction takes that lock first, so lock order is the same
-//! everywhere and writers cannot deadlock.
+//! everywhere and writers cannot deadlock. The lock is taken through the migrations' function
+//! `ferry_audit_lock(log)` (SECURITY DEFINER, the owner's rights): LOCK in that mode needs
+//! UPDATE, DELETE or TRUNCATE on the table, which the services' roles do not have — they may
+//! only read and append (`migrations/20261209000002_service_roles.sql`).
 //!
 //! This crate knows nothing about deposits or releases: kinds, subjects and details are the
 //! caller's vocabulary.
@@ -317,9 +320,12 @@ struct RawRow {
 }
 
 impl AuditLog {
-    /// Takes the writers' lock. Every writing transaction of the store calls this first.
+    /// Takes the writers' lock (`LOCK TABLE <log> IN EXCLUSIVE MODE`, through
+    /// `ferry_audit_lock`, until the transaction ends). Every writing transaction of the store
+    /// calls this first.
     pub async fn lock(&self, conn: &mut PgConnection) -> Result<(), AuditError> {
-        sqlx::query(&format!("LOCK TABLE {} IN EXCLUSIVE MODE", self.table))
+        sqlx::query("SELECT ferry_audit_lock($1)")
+            .bind(self.table)
             .execute(conn)
             .await
             .map_err(database("locking the audit log"))?;

@@ -1,5 +1,11 @@
 //! Connecting to PostgreSQL and applying the embedded migrations (`migrations/`, one schema for
 //! every daemon, tables prefixed by service). The daemons' stores wrap these errors in their own.
+//!
+//! Two kinds of connection: migrations run as the database's owner ([`migrate`]; the daemons'
+//! `migrate` command), and the daemons run as service roles ([`RELAYER_ROLE`], [`SIGNER_ROLE`])
+//! that own no table and may only read and append to the append-only ones. A daemon therefore
+//! only checks that the schema is current ([`ensure_schema`] applies nothing then); given the
+//! owner's URL it applies what is pending, as before.
 
 use std::time::Duration;
 
@@ -37,13 +43,57 @@ pub async fn connect(url: &str, max_connections: u32) -> Result<PgPool, ConnectE
         .map_err(|source| ConnectError { url: redact_password(url), source })
 }
 
+/// The role `ferry-relayer` connects as (created by the migrations when missing).
+pub const RELAYER_ROLE: &str = "ferry_relayer";
+/// The role `ferry-signer` connects as (created by the migrations when missing).
+pub const SIGNER_ROLE: &str = "ferry_signer";
+
 /// Applies the embedded migrations (idempotent; concurrent starts serialise on sqlx's advisory
-/// lock).
+/// lock). Run it as the database's owner: the migrations create tables, triggers, the service
+/// roles and their grants.
 ///
 /// # Errors
 /// When the schema cannot be applied (for example a migration changed after it was applied).
 pub async fn migrate(pool: &PgPool) -> Result<(), MigrateError> {
     MIGRATOR.run(pool).await
+}
+
+/// The embedded migrations not (successfully) applied to the database, or applied with another
+/// checksum, by version. Reads `_sqlx_migrations` only, so a service role may call it.
+///
+/// # Errors
+/// When the query fails.
+pub async fn pending_migrations(pool: &PgPool) -> Result<Vec<i64>, sqlx::Error> {
+    let exists: bool = sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations') IS NOT NULL").fetch_one(pool).await?;
+    let applied: Vec<(i64, Vec<u8>)> = if exists {
+        sqlx::query_as("SELECT version, checksum FROM _sqlx_migrations WHERE success").fetch_all(pool).await?
+    } else {
+        Vec::new()
+    };
+    Ok(MIGRATOR
+        .iter()
+        .filter(|migration| !migration.migration_type.is_down_migration())
+        .filter(|migration| {
+            !applied.iter().any(|(version, checksum)| {
+                *version == migration.version && checksum.as_slice() == migration.checksum.as_ref()
+            })
+        })
+        .map(|migration| migration.version)
+        .collect())
+}
+
+/// Makes sure the schema is current: nothing to do when every migration is applied (the only
+/// case a service role meets in a deployment), else [`migrate`] — which succeeds only as the
+/// owner.
+///
+/// # Errors
+/// When migrations are pending and cannot be applied (as a service role: run the daemon's
+/// `migrate` command as the owner first).
+pub async fn ensure_schema(pool: &PgPool) -> Result<(), MigrateError> {
+    if pending_migrations(pool).await?.is_empty() {
+        return Ok(());
+    }
+    migrate(pool).await
 }
 
 /// `postgres://user:secret@host/db` → `postgres://user:***@host/db`, for error messages.

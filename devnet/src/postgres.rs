@@ -15,6 +15,12 @@
 //! as [`ScratchDatabase`]s — a name no other run uses, dropped when the value is — so runs
 //! sharing one server (or a devnet's server) never see each other's cursors, audit rows or
 //! double-sign records.
+//!
+//! The services connect as roles that own nothing (`ferry_relayer`, `ferry_signer`, created by
+//! the migrations): [`migrate_for_service`] applies the migrations as the owner (the cluster's
+//! superuser, or `$DATABASE_URL`'s user) and hands back the URL a service connects with. A private
+//! cluster trusts loopback connections, so the roles need no password; against `$DATABASE_URL`
+//! they authenticate as that server says (a password through `~/.pgpass` or `PGPASSWORD`).
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom};
@@ -441,6 +447,36 @@ pub fn url_with_database(url: &str, name: &str) -> String {
     out
 }
 
+/// `url` with its user replaced by `role` and its password removed (host, port, database and
+/// parameters kept).
+pub fn url_as_role(url: &str, role: &str) -> String {
+    let authority_start = url.find("://").map_or(0, |i| i + 3);
+    let rest = &url[authority_start..];
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let host = rest[..authority_end].rfind('@').map_or(&rest[..authority_end], |at| &rest[at + 1..authority_end]);
+    format!("{}{role}@{host}{}", &url[..authority_start], &rest[authority_end..])
+}
+
+/// Applies the migrations to the database at `owner_url`, connected as its owner (they create
+/// the tables, triggers, the service roles and their grants), and returns the URL service
+/// `role` ([`ferry_relayer::store::ROLE`], [`ferry_signer::store::ROLE`]) connects with: the
+/// same database as that role, which owns nothing in it.
+///
+/// # Errors
+/// When the server refuses the connection or a migration.
+pub async fn migrate_for_service(owner_url: &str, role: &str) -> anyhow::Result<String> {
+    let service_url = url_as_role(owner_url, role);
+    let mut connection = PgConnection::connect(owner_url)
+        .await
+        .with_context(|| format!("connecting to the database of {service_url} as its owner"))?;
+    ferry_relayer::store::MIGRATOR
+        .run(&mut connection)
+        .await
+        .with_context(|| format!("applying the migrations to the database of {service_url} as its owner"))?;
+    let _ = connection.close().await;
+    Ok(url_as_role(owner_url, role))
+}
+
 async fn create_database_at(server_url: &str, name: &str) -> anyhow::Result<String> {
     check_database_name(name)?;
     let mut connection =
@@ -666,6 +702,19 @@ mod tests {
         );
         assert_eq!(url_with_database("postgres://h:5", "x"), "postgres://h:5/x");
         assert_eq!(url_with_database("postgresql://h/db", "y_1"), "postgresql://h/y_1");
+    }
+
+    #[test]
+    fn service_urls_name_the_role_and_no_password() {
+        assert_eq!(
+            url_as_role("postgres://u:p@h:5/db?sslmode=disable", "ferry_signer"),
+            "postgres://ferry_signer@h:5/db?sslmode=disable"
+        );
+        assert_eq!(
+            url_as_role("postgres://postgres@127.0.0.1:5432/r_0", "ferry_relayer"),
+            "postgres://ferry_relayer@127.0.0.1:5432/r_0"
+        );
+        assert_eq!(url_as_role("postgresql://h/db", "x"), "postgresql://x@h/db");
     }
 
     #[test]

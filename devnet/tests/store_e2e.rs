@@ -556,3 +556,63 @@ async fn a_blocks_deposits_are_recorded_together_and_a_conflict_among_them_is_sk
     assert!(store.verify().await?.is_intact());
     db.finish().await
 }
+
+/// SQLSTATE and message of a statement the database must refuse.
+async fn refused(connection: &mut PgConnection, statement: &str) -> TestResult<(String, String)> {
+    match sqlx::query(statement).execute(connection).await {
+        Err(sqlx::Error::Database(error)) => {
+            Ok((error.code().map(|code| code.into_owned()).unwrap_or_default(), error.message().to_owned()))
+        }
+        other => anyhow::bail!("`{statement}` was not refused: {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_relayer_role_keeps_its_state_but_cannot_change_its_audit_log_or_lift_the_trigger() -> TestResult {
+    let _serial = common::serial().await;
+    let db = TestDatabase::create("role").await?;
+    // Migrated as the owner; the relayer connects as its role, which runs no migration.
+    let service_url = ferry_devnet::postgres::migrate_for_service(db.url(), ferry_relayer::store::ROLE).await?;
+    let store = Store::connect(&service_url).await?;
+    let mut service = PgConnection::connect(&service_url).await?;
+    assert_eq!(scalar_text(&mut service, "SELECT current_user::text").await?, "ferry_relayer");
+
+    // Everything the relayer does to its state: cursors, a deposit's lifecycle, the audit log.
+    store.set_cursor(ParentChain::Bitcoin, &Cursor { height: 100, block_hash: "a100".to_owned() }).await?;
+    store.set_cursor(ParentChain::Bitcoin, &Cursor { height: 101, block_hash: "a101".to_owned() }).await?;
+    let facts = btc_facts(0x21, 0, 70_000);
+    assert_eq!(store.record_observed(&facts, 100, "a100").await?, ObserveOutcome::New);
+    assert_eq!(store.mark_attesting(&facts.id()).await?, 1);
+    assert_eq!(store.mark_attested(&facts.id(), "tx-1").await?, Transition::Applied);
+    store.append("test.event", "subject-1", &json!({"n": 1})).await?;
+    let rows = scalar_i64(&mut service, "SELECT count(*) FROM relayer_audit").await?;
+
+    // It may not change or remove audit rows (no grant), nor lift the append-only trigger, nor
+    // change the tables (it owns none of them).
+    for statement in ["UPDATE relayer_audit SET kind = 'x'", "DELETE FROM relayer_audit", "TRUNCATE relayer_audit"] {
+        let (code, message) = refused(&mut service, statement).await?;
+        assert_eq!((code.as_str(), message.as_str()), ("42501", "permission denied for table relayer_audit"));
+    }
+    for statement in [
+        "DROP TRIGGER relayer_audit_append_only ON relayer_audit",
+        "ALTER TABLE relayer_audit DISABLE TRIGGER relayer_audit_append_only",
+        "ALTER TABLE relayer_audit DISABLE TRIGGER ALL",
+        "ALTER TABLE relayer_audit ADD COLUMN note text",
+        "ALTER TABLE relayer_deposits DROP CONSTRAINT relayer_deposits_pkey",
+        "DROP TABLE relayer_audit",
+        "DROP FUNCTION relayer_audit_refuse_change() CASCADE",
+    ] {
+        let (code, message) = refused(&mut service, statement).await?;
+        assert_eq!(code, "42501", "{statement}: {message}");
+        assert!(message.starts_with("must be owner of"), "{statement}: {message}");
+    }
+    assert_eq!(scalar_i64(&mut service, "SELECT count(*) FROM relayer_audit").await?, rows);
+    assert!(store.verify().await?.is_intact());
+    service.close().await?;
+    store.pool().close().await;
+    db.finish().await
+}
+
+async fn scalar_text(connection: &mut PgConnection, sql: &str) -> TestResult<String> {
+    Ok(sqlx::query_scalar(sql).fetch_one(connection).await?)
+}

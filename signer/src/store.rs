@@ -19,10 +19,19 @@
 //! its row and audit entry. Every decision about a batch is an audit row whose subject is
 //! [`subject`]`(batch id)`.
 //!
+//! The database holds the same line (`migrations/20261209000001_signer_signed_append_only.sql`):
+//! `signer_signed` is append-only (a trigger refuses UPDATE, DELETE and TRUNCATE, as on the audit
+//! log), and deferred constraint triggers refuse, at commit, a `signer_signed` row without its
+//! `batch.signed` audit row (same epoch, nonce, version and payload hash) and such an audit row
+//! without its `signer_signed` row — the two tables cannot disagree silently. The signer connects
+//! as `ferry_signer`, which may only read and append to both and owns neither, so it cannot drop
+//! those triggers either.
+//!
 //! Queries are built at run time (`sqlx::query` with binds), as in the relayer, so the crate
 //! builds without a database; the schema is `migrations/` (shared with the relayer, tables
-//! prefixed by service), applied by [`Store::connect`]. This module decides nothing about
-//! payloads beyond the guard and the cap re-check.
+//! prefixed by service), applied as the database's owner (`ferry-signer migrate`; or
+//! [`Store::connect`] with the owner's URL). This module decides nothing about payloads beyond
+//! the guard and the cap re-check.
 
 use std::time::Duration;
 
@@ -31,6 +40,9 @@ pub use ferry_audit::{AuditEntry, Break, BrokenRow, VerifyReport};
 use ferry_daemon::postgres;
 /// The schema, embedded from `migrations/` at build time.
 pub use ferry_daemon::postgres::MIGRATOR;
+/// The role this service connects as: it owns no table, and may only read and append to the
+/// append-only ones (created by the migrations when missing).
+pub const ROLE: &str = ferry_daemon::postgres::SIGNER_ROLE;
 use ferry_types::{Amount, Denom, ParentChain};
 use serde_json::{Value, json};
 use sqlx::postgres::PgPool;
@@ -99,7 +111,9 @@ pub enum StoreError {
         source: sqlx::Error,
     },
     /// Applying the migrations failed.
-    #[error("applying the migrations failed")]
+    #[error(
+        "the schema is not current and applying the migrations failed (they run as the database owner: `ferry-signer migrate`)"
+    )]
     Migrate(#[source] sqlx::migrate::MigrateError),
     /// A query failed.
     #[error("database error while {action}")]
@@ -194,12 +208,14 @@ pub struct Store {
 }
 
 impl Store {
-    /// Connects to `url` and applies the migrations (idempotent; concurrent starts serialise on
-    /// sqlx's advisory lock).
+    /// Connects to `url` and checks that the schema is current. As the service role (`ferry_signer`,
+    /// a daemon's usual connection) it applies nothing; as the database's owner it applies the
+    /// pending migrations (idempotent; concurrent starts serialise on sqlx's advisory lock).
     ///
     /// # Errors
     /// [`StoreError::Connect`] when the server is unreachable, [`StoreError::Migrate`] when the
-    /// schema cannot be applied.
+    /// schema is not current and cannot be brought up to date (as a service role: run
+    /// `ferry-signer migrate` as the owner first).
     pub async fn connect(url: &str) -> Result<Store, StoreError> {
         let pool = postgres::connect(url, MAX_CONNECTIONS)
             .await
@@ -207,12 +223,12 @@ impl Store {
         Store::from_pool(pool).await
     }
 
-    /// Uses an existing pool, applying the migrations.
+    /// Uses an existing pool, checking the schema as [`Store::connect`] does.
     ///
     /// # Errors
-    /// [`StoreError::Migrate`] when the schema cannot be applied.
+    /// [`StoreError::Migrate`] when the schema is not current and cannot be brought up to date.
     pub async fn from_pool(pool: PgPool) -> Result<Store, StoreError> {
-        postgres::migrate(&pool).await.map_err(StoreError::Migrate)?;
+        postgres::ensure_schema(&pool).await.map_err(StoreError::Migrate)?;
         Ok(Store { pool })
     }
 

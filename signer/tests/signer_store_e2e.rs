@@ -3,7 +3,9 @@
 //! nonce), the same payload may be signed again, a different one is refused and audited, the
 //! local cap is re-checked under the lock, concurrent attempts cannot both insert, and the audit
 //! chain verifies — also through `ferry-signer audit verify` — and names a row altered behind the
-//! append-only trigger's back.
+//! append-only trigger's back. The double-sign table is append-only too, each of its rows has its
+//! audit row (one without the other is refused at commit), and the signer's role (`ferry_signer`)
+//! can neither change rows nor lift those protections.
 
 #![allow(clippy::expect_used)]
 
@@ -263,6 +265,164 @@ async fn the_audit_log_is_append_only_and_verify_names_an_altered_row() -> TestR
     assert_eq!(code, Some(1), "{output}");
     assert!(output.contains("BROKEN") && output.contains(&format!("row seq {}", victim.seq)), "{output}");
     connection.close().await?;
+    store.pool().close().await;
+    db.finish().await
+}
+
+/// The database's refusal of a statement that must have been refused: its SQLSTATE and message.
+fn refused_with(result: Result<sqlx::postgres::PgQueryResult, sqlx::Error>) -> (String, String) {
+    match result {
+        Err(sqlx::Error::Database(error)) => {
+            (error.code().map(|code| code.into_owned()).unwrap_or_default(), error.message().to_owned())
+        }
+        other => (String::new(), format!("not refused by the database: {other:?}")),
+    }
+}
+
+/// SQLSTATE `insufficient_privilege`: a missing grant ("permission denied …"), not owning the
+/// object ("must be owner of …"), and the append-only triggers' own refusal.
+const INSUFFICIENT_PRIVILEGE: &str = "42501";
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_signed_table_is_append_only_and_the_service_role_cannot_lift_that() -> TestResult {
+    let _serial = serial().await;
+    let db = TestDatabase::create("roles").await?;
+    // Migrated as the owner (the test's connection); the signer connects as its role.
+    let owner_store = db.store().await?;
+    let policy = policy(u128::MAX);
+    assert_eq!(owner_store.record_signing(&rebuilt(1, 10, 1), &policy).await?, Guarded::Recorded);
+    let service_url = ferry_devnet::postgres::url_as_role(db.url(), ferry_signer::store::ROLE);
+    let store = Store::connect(&service_url).await?;
+    let mut service = PgConnection::connect(&service_url).await?;
+    let role: String = sqlx::query_scalar("SELECT current_user::text").fetch_one(&mut service).await?;
+    assert_eq!(role, "ferry_signer");
+
+    // The service role signs as usual: the guard's lock, the row, its audit entry.
+    assert_eq!(store.record_signing(&rebuilt(2, 10, 1), &policy).await?, Guarded::Recorded);
+    let again = store.record_signing(&rebuilt(2, 10, 2), &policy).await?;
+    assert!(matches!(&again, Guarded::Refused(refusal) if refusal.reason == Reason::DoubleSign), "{again:?}");
+
+    // Even the owner cannot change or remove a signed row: the trigger refuses.
+    let mut owner = PgConnection::connect(db.url()).await?;
+    for (statement, operation) in [
+        ("DELETE FROM signer_signed WHERE nonce = 1", "DELETE"),
+        ("UPDATE signer_signed SET payload_hash = sha256('other') WHERE nonce = 1", "UPDATE"),
+        ("UPDATE signer_signed SET total = 0 WHERE false", "UPDATE"),
+        ("TRUNCATE signer_signed", "TRUNCATE"),
+    ] {
+        let (code, message) = refused_with(sqlx::query(statement).execute(&mut owner).await);
+        assert_eq!(message, format!("signer_signed is append-only: {operation} refused"), "{statement}");
+        assert_eq!(code, INSUFFICIENT_PRIVILEGE, "{statement}");
+    }
+
+    // The service role has no right to change or remove rows of either table at all.
+    for statement in [
+        "DELETE FROM signer_signed WHERE nonce = 1",
+        "DELETE FROM signer_signed",
+        "UPDATE signer_signed SET payload_hash = sha256('other') WHERE nonce = 1",
+        "TRUNCATE signer_signed",
+        "DELETE FROM signer_audit",
+        "UPDATE signer_audit SET kind = 'batch.posted'",
+        "TRUNCATE signer_audit",
+    ] {
+        let (code, message) = refused_with(sqlx::query(statement).execute(&mut service).await);
+        assert_eq!(code, INSUFFICIENT_PRIVILEGE, "{statement}: {message}");
+        assert!(message.starts_with("permission denied for table signer_"), "{statement}: {message}");
+    }
+
+    // Nor can it lift the protection: it owns neither table, trigger nor function.
+    for statement in [
+        "DROP TRIGGER signer_signed_append_only ON signer_signed",
+        "DROP TRIGGER signer_audit_append_only ON signer_audit",
+        "DROP TRIGGER signer_signed_audited ON signer_signed",
+        "ALTER TABLE signer_signed DISABLE TRIGGER signer_signed_append_only",
+        "ALTER TABLE signer_audit DISABLE TRIGGER ALL",
+        "ALTER TABLE signer_signed DROP CONSTRAINT signer_signed_pkey",
+        "ALTER TABLE signer_audit OWNER TO ferry_signer",
+        "DROP TABLE signer_signed",
+        "CREATE OR REPLACE FUNCTION ferry_audit_refuse_change() RETURNS trigger LANGUAGE plpgsql \
+         AS $$ BEGIN RETURN NULL; END; $$",
+        "DROP FUNCTION ferry_audit_refuse_change() CASCADE",
+    ] {
+        let (code, message) = refused_with(sqlx::query(statement).execute(&mut service).await);
+        assert_eq!(code, INSUFFICIENT_PRIVILEGE, "{statement}: {message}");
+        assert!(
+            message.starts_with("must be owner of") || message == "permission denied for schema public",
+            "{statement}: {message}"
+        );
+    }
+    // Its lock function takes the audit logs' lock and nothing else.
+    let (_, message) =
+        refused_with(sqlx::query("SELECT ferry_audit_lock('signer_signed')").execute(&mut service).await);
+    assert_eq!(message, "signer_signed is not an audit log");
+
+    assert_eq!(store.signed_count().await?, 2);
+    assert_eq!(store.signed(EPOCH, 1).await?.map(|row| row.payload_hash), Some(rebuilt(1, 10, 1).payload_hash()));
+    assert!(store.verify().await?.is_intact());
+    service.close().await?;
+    owner.close().await?;
+    store.pool().close().await;
+    owner_store.pool().close().await;
+    db.finish().await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_signed_row_has_its_audit_row_and_one_without_the_other_is_refused_at_commit() -> TestResult {
+    let _serial = serial().await;
+    let db = TestDatabase::create("audited").await?;
+    db.store().await?.pool().close().await;
+    let service_url = ferry_devnet::postgres::url_as_role(db.url(), ferry_signer::store::ROLE);
+    let store = Store::connect(&service_url).await?;
+
+    // Through the store: the row and the audit entry naming its payload hash, together.
+    let offer = rebuilt(9, 500, 1);
+    assert_eq!(store.record_signing(&offer, &policy(u128::MAX)).await?, Guarded::Recorded);
+    let row = store.signed(EPOCH, 9).await?.expect("the row");
+    let entries = store.entries_for(9).await?;
+    assert_eq!(kinds(&entries), [kind::SIGNED]);
+    let detail = &entries[0].detail;
+    assert_eq!(detail["payload_hash"].as_str(), Some(hex::encode(row.payload_hash).as_str()));
+    assert_eq!(
+        (detail["epoch"].as_u64(), detail["nonce"].as_u64(), detail["version"].as_u64()),
+        (Some(EPOCH), Some(9), Some(0))
+    );
+
+    // A row inserted behind the store's back, without its audit entry, fails at commit.
+    let mut service = PgConnection::connect(&service_url).await?;
+    let mut tx = service.begin().await?;
+    sqlx::query(
+        "INSERT INTO signer_signed (epoch, nonce, version, chain, asset, payload_hash, total) \
+         VALUES (1, 10, 0, 'eth', 'wei', sha256('unaudited'), 1)",
+    )
+    .execute(&mut *tx)
+    .await?;
+    let committed = tx.commit().await;
+    let message = match committed {
+        Err(sqlx::Error::Database(error)) => error.message().to_owned(),
+        other => format!("committed: {other:?}"),
+    };
+    assert!(
+        message.starts_with("signer_signed row (epoch 1, nonce 10, version 0, payload ")
+            && message.ends_with("has no batch.signed audit row"),
+        "{message}"
+    );
+
+    // An audit entry claiming a signature with no row fails the same way.
+    let mut tx = service.begin().await?;
+    ferry_signer::store::LOG.lock(&mut tx).await?;
+    let claimed = serde_json::json!({"epoch": 1, "nonce": 11, "version": 0, "payload_hash": "00".repeat(32)});
+    ferry_signer::store::LOG.append_locked(&mut tx, kind::SIGNED, "batch-11", &claimed).await?;
+    let committed = tx.commit().await;
+    let message = match committed {
+        Err(sqlx::Error::Database(error)) => error.message().to_owned(),
+        other => format!("committed: {other:?}"),
+    };
+    assert!(message.ends_with("(batch-11) has no signer_signed row"), "{message}");
+
+    assert_eq!(store.signed_count().await?, 1);
+    assert!(store.entries_for(10).await?.is_empty() && store.entries_for(11).await?.is_empty());
+    assert!(store.verify().await?.is_intact());
+    service.close().await?;
     store.pool().close().await;
     db.finish().await
 }

@@ -13,7 +13,8 @@
 //!
 //! Queries are built at run time (`sqlx::query` with binds), not with the `query!` macros, so the
 //! crate builds without a database or `.sqlx/` offline data. The schema lives in `migrations/`
-//! and is applied by [`Store::connect`]. This module decides nothing about deposits: it only
+//! and is applied as the database's owner (`ferry-relayer migrate`, or [`Store::connect`] with
+//! the owner's URL); the relayer itself connects as `ferry_relayer`, which owns no table. This module decides nothing about deposits: it only
 //! refuses transitions that would rewrite history (for example attested → observed).
 
 pub mod audit;
@@ -26,6 +27,9 @@ use std::collections::BTreeMap;
 use ferry_daemon::postgres;
 /// The schema, embedded from `migrations/` at build time.
 pub use ferry_daemon::postgres::MIGRATOR;
+/// The role this service connects as: it owns no table, and may only read and append to the
+/// append-only ones (created by the migrations when missing).
+pub const ROLE: &str = ferry_daemon::postgres::RELAYER_ROLE;
 use ferry_types::{DepositFacts, DepositId, ParentChain, deposit::DepositError};
 use serde_json::{Value, json};
 use sqlx::postgres::PgPool;
@@ -54,7 +58,9 @@ pub enum StoreError {
         source: sqlx::Error,
     },
     /// Applying the migrations failed.
-    #[error("applying the relayer migrations failed")]
+    #[error(
+        "the schema is not current and applying the migrations failed (they run as the database owner: `ferry-relayer migrate`)"
+    )]
     Migrate(#[source] sqlx::migrate::MigrateError),
     /// A query failed.
     #[error("database error while {action}")]
@@ -153,12 +159,14 @@ pub struct Store {
 }
 
 impl Store {
-    /// Connects to `url` and applies the migrations (idempotent; concurrent starts serialise on
-    /// sqlx's advisory lock).
+    /// Connects to `url` and checks that the schema is current. As the service role (`ferry_relayer`,
+    /// a daemon's usual connection) it applies nothing; as the database's owner it applies the
+    /// pending migrations (idempotent; concurrent starts serialise on sqlx's advisory lock).
     ///
     /// # Errors
     /// [`StoreError::Connect`] when the server is unreachable, [`StoreError::Migrate`] when the
-    /// schema cannot be applied (for example a migration changed after it was applied).
+    /// schema is not current and cannot be brought up to date (as a service role: run
+    /// `ferry-relayer migrate` as the owner first; or a migration changed after it was applied).
     pub async fn connect(url: &str) -> Result<Store, StoreError> {
         let pool = postgres::connect(url, MAX_CONNECTIONS)
             .await
@@ -166,12 +174,12 @@ impl Store {
         Store::from_pool(pool).await
     }
 
-    /// Uses an existing pool, applying the migrations.
+    /// Uses an existing pool, checking the schema as [`Store::connect`] does.
     ///
     /// # Errors
-    /// [`StoreError::Migrate`] when the schema cannot be applied.
+    /// [`StoreError::Migrate`] when the schema is not current and cannot be brought up to date.
     pub async fn from_pool(pool: PgPool) -> Result<Store, StoreError> {
-        postgres::migrate(&pool).await.map_err(StoreError::Migrate)?;
+        postgres::ensure_schema(&pool).await.map_err(StoreError::Migrate)?;
         Ok(Store { pool })
     }
 
