@@ -66,6 +66,10 @@ enum Command {
         #[command(subcommand)]
         command: KeystoreCommand,
     },
+    /// Apply the database migrations. Run it as the database's owner (its URL in --database-url
+    /// or FERRY_RELAYER_DATABASE_URL) before the relayer starts as `ferry_relayer`, which owns
+    /// no table and cannot migrate.
+    Migrate,
 }
 
 #[derive(Subcommand, Debug)]
@@ -319,15 +323,27 @@ async fn main() -> anyhow::Result<()> {
             seal(key_file, passphrase_file, out, *kdf_log_n)
         }
         Command::Audit { command: AuditCommand::Verify } => {
-            let config = load_config(&args).ok();
-            let url = match (&args.database_url, config.as_ref()) {
-                (Some(url), _) => url.clone(),
-                (None, Some(config)) => database_url(&args, config)?,
-                (None, None) => anyhow::bail!("no database: pass --database-url or a valid --config"),
-            };
-            let report = Store::connect(&url).await?.verify().await?;
+            let report = Store::connect(&tool_database_url(&args)?).await?.verify().await?;
             println!("{report}");
             if report.is_intact() { Ok(()) } else { std::process::exit(1) }
         }
+        Command::Migrate => {
+            let url = tool_database_url(&args)?;
+            let pool = ferry_daemon::postgres::connect(&url, 1).await?;
+            ferry_daemon::postgres::migrate(&pool)
+                .await
+                .context("applying the migrations (as the database's owner?)")?;
+            println!("schema current: {} migrations applied", ferry_daemon::postgres::MIGRATOR.iter().count());
+            Ok(())
+        }
+    }
+}
+
+/// The database of a one-off command: `--database-url`, else the configuration's.
+fn tool_database_url(args: &Args) -> anyhow::Result<String> {
+    match (&args.database_url, load_config(args).ok()) {
+        (Some(url), _) => Ok(url.clone()),
+        (None, Some(config)) => database_url(args, &config),
+        (None, None) => anyhow::bail!("no database: pass --database-url or a valid --config"),
     }
 }

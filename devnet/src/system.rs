@@ -24,7 +24,7 @@ use ferry_types::{AccountKey, Address, Amount, Coin, Denom, Msg};
 use crate::anvil::{self, Anvil};
 use crate::btcd::{Btcd, RegtestWallet};
 use crate::network::{APP_METRICS_PORT, COMETBFT_METRICS_PORT, RPC_PORT};
-use crate::postgres::{PgServer, ScratchDatabase};
+use crate::postgres::{PgServer, ScratchDatabase, migrate_for_service};
 use crate::prometheus::{self, Prometheus, PrometheusSpec, ScrapeTarget, ServiceKind};
 use crate::relayer::{RelayerProcess, RelayerSetup};
 use crate::signer::{FederationKeys, SignerConfigSpec, SignerProcess, write_federation_keys};
@@ -242,11 +242,23 @@ impl System {
         let mut databases = Vec::new();
         for member in 0..spec.network.validators {
             let postgres = &parents.postgres;
-            let relayer_database =
-                service_database(postgres, &spec, &format!("relayer_{member}"), &mut databases).await?;
+            let relayer_database = service_database(
+                postgres,
+                &spec,
+                &format!("relayer_{member}"),
+                ferry_relayer::store::ROLE,
+                &mut databases,
+            )
+            .await?;
             relayers.push(start_relayer(&parents, &network, &spec, member, relayer_database)?);
-            let signer_database =
-                service_database(postgres, &spec, &format!("signer_{member}"), &mut databases).await?;
+            let signer_database = service_database(
+                postgres,
+                &spec,
+                &format!("signer_{member}"),
+                ferry_signer::store::ROLE,
+                &mut databases,
+            )
+            .await?;
             signers.push(SignerProcess::start(signer_spec(
                 &parents,
                 &network,
@@ -285,10 +297,11 @@ impl System {
         let (keystore, account) =
             crate::signer::write_candidate_keys(&bridge_dir.join(format!("candidate{position}")), seed)?;
         let database = self.parents.postgres.scratch_database(&format!("signer_{position}")).await?;
+        let database_url = migrate_for_service(database.url(), ferry_signer::store::ROLE).await?;
         let mut spec = SignerConfigSpec::new(
             bridge_dir.join(format!("signer{position}")),
             self.chain_rpc(0),
-            database.url(),
+            database_url,
             keystore,
             &self.keys.passphrase_file,
             &self.keys.manifest,
@@ -328,7 +341,7 @@ impl System {
         chain_rpc(&self.network, member)
     }
 
-    /// Member `member`'s relayer database.
+    /// The URL member `member`'s relayer connects to its database with (as `ferry_relayer`).
     ///
     /// # Errors
     /// When there is no such member.
@@ -388,7 +401,8 @@ fn chain_rpc(network: &Network, member: usize) -> String {
     format!("http://{}:{RPC_PORT}", network.spec().ip(member))
 }
 
-/// The URL of the service database `name`: with [`SystemSpec::scratch_databases`] a scratch
+/// The URL service `role` connects to the service database `name` with, its migrations applied
+/// as the owner ([`migrate_for_service`]): with [`SystemSpec::scratch_databases`] a scratch
 /// database of this run (kept in `scratch`, dropped with the system), else the devnet's stable
 /// database of that name — emptied first for a fresh system (a relayer's cursors or a signer's
 /// double-sign guard from an earlier chain must not meet the new one).
@@ -396,18 +410,21 @@ async fn service_database(
     postgres: &PgServer,
     spec: &SystemSpec,
     name: &str,
+    role: &str,
     scratch: &mut Vec<ScratchDatabase>,
 ) -> anyhow::Result<String> {
-    if !spec.scratch_databases {
+    let owner_url = if spec.scratch_databases {
+        let database = postgres.scratch_database(name).await?;
+        let url = database.url().to_owned();
+        scratch.push(database);
+        url
+    } else {
         if spec.fresh {
             postgres.drop_database(name).await?;
         }
-        return postgres.create_database(name).await;
-    }
-    let database = postgres.scratch_database(name).await?;
-    let url = database.url().to_owned();
-    scratch.push(database);
-    Ok(url)
+        postgres.create_database(name).await?
+    };
+    migrate_for_service(&owner_url, role).await
 }
 
 fn start_relayer(

@@ -74,7 +74,8 @@ impl Fixture {
     /// A scratch database for member `member`'s relayer, dropped with the fixture.
     async fn database(&mut self, name: &str, member: usize) -> TestResult<String> {
         let database = self.postgres.scratch_database(&format!("{}_{member}", name.replace('-', "_"))).await?;
-        let url = database.url().to_owned();
+        // Migrated as the owner; the relayer (and this test's stores) connect as its role.
+        let url = ferry_devnet::postgres::migrate_for_service(database.url(), ferry_relayer::store::ROLE).await?;
         self.databases.push(database);
         Ok(url)
     }

@@ -102,6 +102,10 @@ enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// Apply the database migrations. Run it as the database's owner (its URL in --database-url
+    /// or FERRY_SIGNER_DATABASE_URL) before the signer starts as `ferry_signer`, which owns no
+    /// table and cannot migrate.
+    Migrate,
     /// Withdrawals held by an aborted batch (enough members refused to pay them).
     Held {
         #[command(subcommand)]
@@ -469,6 +473,15 @@ async fn run_audit_verify(cli: &Cli) -> anyhow::Result<bool> {
     Ok(report.is_intact())
 }
 
+/// Applies the migrations, as the database's owner.
+async fn run_migrate(cli: &Cli) -> anyhow::Result<()> {
+    let config = if cli.database_url.is_some() { None } else { Some(load_config(cli)?) };
+    let pool = ferry_daemon::postgres::connect(&database_url(cli, config.as_ref())?, 1).await?;
+    ferry_daemon::postgres::migrate(&pool).await.context("applying the migrations (as the database's owner?)")?;
+    println!("schema current: {} migrations applied", ferry_daemon::postgres::MIGRATOR.iter().count());
+    Ok(())
+}
+
 /// Sends this member's `MsgResolveHeld` for `withdrawal` and audits the vote.
 async fn run_refund_vote(cli: &Cli, withdrawal: &str) -> anyhow::Result<()> {
     let id: WithdrawalId = withdrawal.parse().map_err(|e: WithdrawalIdError| anyhow::anyhow!("{e}"))?;
@@ -808,6 +821,7 @@ fn main() -> ExitCode {
         Command::Listing { command } => async_main(run_listing_proposal(&cli, command)),
         Command::Unattributed { command } => async_main(run_unattributed(&cli, command)),
         Command::Federation { command } => async_main(run_federation(&cli, command)),
+        Command::Migrate => async_main(run_migrate(&cli)),
         Command::Audit { command: AuditCommand::Verify } => match async_main(run_audit_verify(&cli)) {
             Ok(true) => Ok(()),
             Ok(false) => return ExitCode::FAILURE,
