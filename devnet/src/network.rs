@@ -293,6 +293,12 @@ impl Network {
         &self.validators
     }
 
+    /// The network's CometBFT genesis file: the trust root of light clients (every node holds
+    /// the same one).
+    pub fn genesis_file(&self) -> PathBuf {
+        self.spec.dir.join("node0/config/genesis.json")
+    }
+
     /// A client for validator `index`'s RPC.
     ///
     /// # Errors

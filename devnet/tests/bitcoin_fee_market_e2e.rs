@@ -118,7 +118,8 @@ async fn a_release_below_the_market_is_replaced_until_mined_and_the_rate_follows
     // refuses each, saying why; the three honest members sign every version.
     system.signers[3].kill();
     let rewrite: common::Rewrite = std::sync::Arc::new(overpriced);
-    let (proxy, proxy_task) = common::start_tampering_proxy(system.chain_rpc(3), rewrite).await?;
+    let tamper = common::Tamper { json: Some(rewrite), raw: None };
+    let (proxy, proxy_task) = common::start_tampering_proxy(system.chain_rpc(3), tamper).await?;
     let mut spec = system.signers[3].spec().clone();
     spec.chain_rpc = format!("http://{proxy}");
     spec.dir = spec.dir.join("behind-proxy");

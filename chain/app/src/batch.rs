@@ -55,10 +55,7 @@ use crate::state::{StateDelta, StateError, StateRead};
 pub mod keys {
     use ferry_types::Denom;
 
-    /// A batch record.
-    pub fn batch(id: u64) -> Vec<u8> {
-        format!("batch/{id}").into_bytes()
-    }
+    pub use ferry_types::state_keys::batch;
 
     /// The last batch id assigned (JSON integer; absent before the first).
     pub const LAST_BATCH: &[u8] = b"last_batch";

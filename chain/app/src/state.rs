@@ -420,21 +420,10 @@ impl AccountRecord {
 
 /// Key layout of the application state.
 pub mod keys {
-    use ferry_types::Address;
+    pub use ferry_types::state_keys::{ACCOUNT_PREFIX, FEDERATION, PARAMS, account};
 
-    /// Prefix of account records: `acct/` + 20-byte account id.
-    pub const ACCOUNT_PREFIX: &[u8] = b"acct/";
-    /// Chain parameters (JSON).
-    pub const PARAMS: &[u8] = b"params";
-    /// The federation (JSON).
-    pub const FEDERATION: &[u8] = b"federation";
     /// Next account number to assign (JSON integer).
     pub const NEXT_ACCOUNT_NUMBER: &[u8] = b"next_account_number";
-
-    /// Key of an account record.
-    pub fn account(address: &Address) -> Vec<u8> {
-        [ACCOUNT_PREFIX, address.as_bytes().as_slice()].concat()
-    }
 }
 
 #[cfg(test)]

@@ -29,12 +29,8 @@ use crate::state::{StateDelta, StateError, StateRead};
 /// State keys of the withdrawal queue.
 pub mod keys {
     use ferry_types::Denom;
-    use ferry_types::query::WithdrawalId;
 
-    /// A withdrawal record.
-    pub fn withdrawal(id: WithdrawalId) -> Vec<u8> {
-        format!("withdrawal/{}", id.0).into_bytes()
-    }
+    pub use ferry_types::state_keys::withdrawal;
 
     /// The last withdrawal number assigned (JSON integer; 0 or absent before the first).
     pub const LAST_WITHDRAWAL: &[u8] = b"last_withdrawal";

@@ -12,15 +12,17 @@ use bytes::Bytes;
 use ferry_app::cosmos_query::SimulationContext;
 use ferry_app::execute::TxContext;
 use ferry_app::query::QueryAnswer;
-use ferry_app::{BlockInput, BlockOutcome, SignatureCache, StateDelta, StateError};
+use ferry_app::{BlockInput, BlockOutcome, SignatureCache, StateDelta, StateError, StateRead};
 use ferry_types::cosmos_api::StandardQuery;
 use ferry_types::query::{
-    APP_HASH_PATH, AppHashView, BatchRelease, QUERY_BAD_HEIGHT, QUERY_BAD_REQUEST, QUERY_NOT_FOUND, QUERY_PRUNED,
+    APP_HASH_PATH, AppHashView, BatchRelease, JMT_PROOF_OP, QUERY_BAD_HEIGHT, QUERY_BAD_REQUEST, QUERY_NOT_FOUND,
+    QUERY_PRUNED, STORE_PATH,
 };
 use ferry_types::{GenesisState, Params, TxCode};
 use tendermint::AppHash;
 use tendermint::abci::types::ExecTxResult;
 use tendermint::abci::{Code, Event as AbciEvent};
+use tendermint::merkle::proof::{ProofOp, ProofOps};
 use tendermint::v0_38::abci::{request, response};
 
 use crate::metrics::{AssetSnapshot, BridgeSnapshot, Metrics};
@@ -558,6 +560,8 @@ impl Node {
                 },
                 None => QueryAnswer::error(QUERY_NOT_FOUND, format!("no app hash at height {height}")),
             }
+        } else if request.path == STORE_PATH {
+            return self.stored_record(&request, height);
         } else {
             match (self.store.retained_view(height)?, StandardQuery::decode(&request.path, &request.data)) {
                 // Pruned since the check above.
@@ -572,14 +576,52 @@ impl Node {
                 (Some(_), Err(invalid)) => QueryAnswer::error(QUERY_BAD_REQUEST, invalid.to_string()),
             }
         };
-        Ok(response::Query {
-            code: Code::from(answer.code),
-            log: answer.log,
-            value: answer.value.into(),
-            height: height.try_into().unwrap_or_default(),
-            codespace: if answer.code == 0 { String::new() } else { ferry_types::code::CODESPACE.to_owned() },
-            ..response::Query::default()
-        })
+        Ok(query_response(answer, height, None))
+    }
+}
+
+impl Node {
+    /// The raw record at `request.data` (a state key) at `height`, with its Merkle proof when
+    /// `request.prove` ([`STORE_PATH`]).
+    fn stored_record(&self, request: &request::Query, height: u64) -> Result<response::Query, Fatal> {
+        let Some(view) = self.store.retained_view(height)? else {
+            let answer = QueryAnswer::error(
+                QUERY_PRUNED,
+                format!("height {height} is pruned on this node; ask an archive node"),
+            );
+            return Ok(query_response(answer, height, None));
+        };
+        let key = request.data.to_vec();
+        let (value, proof) = if request.prove {
+            let (value, proof) = view.proven(&key)?;
+            // Encoding into a Vec cannot fail; an empty proof would only fail its verification.
+            let data = borsh::to_vec(&proof).unwrap_or_default();
+            (
+                value,
+                Some(ProofOps { ops: vec![ProofOp { field_type: JMT_PROOF_OP.to_owned(), key: key.clone(), data }] }),
+            )
+        } else {
+            (view.get(&key)?, None)
+        };
+        let answer = match value {
+            Some(value) => QueryAnswer { code: 0, value, log: String::new() },
+            None => {
+                QueryAnswer::error(QUERY_NOT_FOUND, format!("no record at key `{}`", String::from_utf8_lossy(&key)))
+            }
+        };
+        Ok(query_response(answer, height, proof))
+    }
+}
+
+fn query_response(answer: QueryAnswer, height: u64, proof: Option<ProofOps>) -> response::Query {
+    response::Query {
+        code: Code::from(answer.code),
+        log: answer.log,
+        value: answer.value.into(),
+        height: height.try_into().unwrap_or_default(),
+        codespace: if answer.code == 0 { String::new() } else { ferry_types::code::CODESPACE.to_owned() },
+        proof,
+        ..response::Query::default()
     }
 }
 

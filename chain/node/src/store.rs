@@ -515,6 +515,21 @@ impl StateView {
     }
 }
 
+impl StateView {
+    /// The value of `key` at this view's version with its Merkle proof against the version's
+    /// root (the app hash): a proof of existence, or of absence when the value is `None`.
+    ///
+    /// # Errors
+    /// On storage failure or a tree inconsistency.
+    pub fn proven(
+        &self,
+        key: &[u8],
+    ) -> Result<(Option<Vec<u8>>, jmt::proof::SparseMerkleProof<sha2::Sha256>), StoreError> {
+        let tree: Sha256Jmt<'_, StateView> = JellyfishMerkleTree::new(self);
+        try_store!("prove value", tree.get_with_proof(key_hash(key), self.version))
+    }
+}
+
 impl StateRead for StateView {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StateError> {
         Ok(self.value_at(key_hash(key), self.version)?)

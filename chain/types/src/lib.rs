@@ -23,6 +23,7 @@ pub mod msg;
 pub mod peg;
 pub mod query;
 pub mod release;
+pub mod state_keys;
 pub mod tx;
 
 pub use address::{Address, AddressError, BECH32_PREFIX};

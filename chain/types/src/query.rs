@@ -54,6 +54,17 @@ pub const BRIDGE_PATH: &str = "/bridge";
 pub const PENDING_BATCHES_PAGE: usize = 16;
 /// Path of the app-hash query: the Merkle root this node computed at the height.
 pub const APP_HASH_PATH: &str = "/app_hash";
+/// Path of the raw-record query: the query's `data` is a state key; the answer's value is the
+/// record's stored bytes (BCS, see `ferry_app::records`), code [`QUERY_NOT_FOUND`] when absent.
+/// With `prove = true` the answer carries one proof op of type [`JMT_PROOF_OP`]: its `key` is
+/// the state key, its `data` the borsh encoding of jmt's `SparseMerkleProof<Sha256>` for the key
+/// hash SHA-256(key), which verifies the value (or its absence) against the app hash of the
+/// queried height — the root in the header of the *next* height. This is what verified readers
+/// (signers, relayers) read their facts through.
+pub const STORE_PATH: &str = "/store";
+/// Proof-op type of [`STORE_PATH`] answers: a Jellyfish Merkle Tree proof, SHA-256 hashing, as
+/// jmt 0.12 encodes it with borsh.
+pub const JMT_PROOF_OP: &str = "jmt:sha256:v0";
 /// Path of the Bitcoin fee query: the release fee rate, its bounds, and the parent clock.
 pub const BITCOIN_FEES_PATH: &str = "/bitcoin/fees";
 /// Path of the reserves check: the open round and each parent chain's last check ([`ReservesCheckView`]).

@@ -150,11 +150,33 @@ pub async fn forward_json_rpc(
 /// Rewrites one ABCI query answer (its decoded JSON); `None` passes it on untouched.
 pub type Rewrite = std::sync::Arc<dyn Fn(&serde_json::Value) -> Option<serde_json::Value> + Send + Sync>;
 
+/// Rewrites one raw record answer of `/store` (the asked state key, the stored bytes); `None`
+/// passes it on untouched.
+pub type RawRewrite = std::sync::Arc<dyn Fn(&[u8], &[u8]) -> Option<Vec<u8>> + Send + Sync>;
+
+/// What a tampering proxy changes: JSON answers of Ferry's query paths, raw `/store` records, or both.
+#[derive(Clone, Default)]
+pub struct Tamper {
+    /// Applied to every JSON answer.
+    pub json: Option<Rewrite>,
+    /// Applied to every `/store` answer.
+    pub raw: Option<RawRewrite>,
+}
+
 #[derive(Clone)]
 struct Tampering {
     upstream: String,
-    rewrite: Rewrite,
+    tamper: Tamper,
     http: reqwest::Client,
+}
+
+/// The state key a JSON-RPC `abci_query` request asks `/store` for, if it is one.
+fn store_key_asked(request: &[u8]) -> Option<Vec<u8>> {
+    let request: serde_json::Value = serde_json::from_slice(request).ok()?;
+    let params = request.get("params")?;
+    (params.get("path")?.as_str()? == ferry_types::query::STORE_PATH)
+        .then(|| hex::decode(params.get("data")?.as_str()?).ok())
+        .flatten()
 }
 
 async fn tamper_forward(
@@ -163,29 +185,37 @@ async fn tamper_forward(
 ) -> Result<Vec<u8>, axum::http::StatusCode> {
     use base64::Engine;
     use base64::engine::general_purpose::STANDARD as BASE64;
+    let store_key = store_key_asked(&body);
     let answer = forward_json_rpc(&tampering.http, &tampering.upstream, body).await?;
     let Ok(mut json) = serde_json::from_slice::<serde_json::Value>(&answer) else { return Ok(answer.to_vec()) };
     let value = json.pointer("/result/response/value").and_then(serde_json::Value::as_str);
     let decoded = value.and_then(|value| BASE64.decode(value).ok());
-    let parsed = decoded.and_then(|bytes| serde_json::from_slice::<serde_json::Value>(&bytes).ok());
-    if let Some(tampered) = parsed.and_then(|answer| (tampering.rewrite)(&answer))
+    let tampered = match (&store_key, decoded) {
+        (Some(key), Some(bytes)) => tampering.tamper.raw.as_ref().and_then(|raw| raw(key, &bytes)),
+        (None, Some(bytes)) => serde_json::from_slice::<serde_json::Value>(&bytes)
+            .ok()
+            .and_then(|answer| tampering.tamper.json.as_ref().and_then(|rewrite| rewrite(&answer)))
+            .map(|answer| answer.to_string().into_bytes()),
+        (_, None) => None,
+    };
+    if let Some(tampered) = tampered
         && let Some(slot) = json.pointer_mut("/result/response/value")
     {
-        *slot = serde_json::Value::String(BASE64.encode(tampered.to_string()));
+        *slot = serde_json::Value::String(BASE64.encode(tampered));
     }
     serde_json::to_vec(&json).map_err(|_| axum::http::StatusCode::INTERNAL_SERVER_ERROR)
 }
 
 /// A compromised sidechain RPC endpoint on a free loopback port: it forwards every JSON-RPC call
-/// to `upstream` and passes each ABCI query answer through `rewrite`. Serves until the returned
+/// to `upstream` and passes each ABCI query answer through `tamper`. Serves until the returned
 /// task is aborted.
 pub async fn start_tampering_proxy(
     upstream: String,
-    rewrite: Rewrite,
+    tamper: Tamper,
 ) -> TestResult<(std::net::SocketAddr, tokio::task::JoinHandle<()>)> {
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
     let address = listener.local_addr()?;
-    let tampering = Tampering { upstream, rewrite, http: reqwest::Client::new() };
+    let tampering = Tampering { upstream, tamper, http: reqwest::Client::new() };
     let app = axum::Router::new().route("/", axum::routing::post(tamper_forward)).with_state(tampering);
     let task = tokio::spawn(async move {
         let _ = axum::serve(listener, app).await;
