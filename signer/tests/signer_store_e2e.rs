@@ -426,3 +426,30 @@ async fn every_signed_row_has_its_audit_row_and_one_without_the_other_is_refused
     store.pool().close().await;
     db.finish().await
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_service_role_applies_no_migration_and_names_migrate_when_the_schema_is_behind() -> TestResult {
+    let _serial = serial().await;
+    let db = TestDatabase::create("behind").await?;
+    // One database migrated: the roles exist in the cluster. A second one has no schema yet.
+    db.store().await?.pool().close().await;
+    let bare = db.server.scratch_database("signer_e2e_bare").await?;
+    let service_url = ferry_devnet::postgres::url_as_role(bare.url(), ferry_signer::store::ROLE);
+    let error = Store::connect(&service_url).await.expect_err("the role cannot migrate");
+    assert!(matches!(error, ferry_signer::store::StoreError::Migrate(_)), "{error:?}");
+    assert!(error.to_string().contains("`ferry-signer migrate`"), "{error}");
+    let mut owner = PgConnection::connect(bare.url()).await?;
+    let created: Option<String> =
+        sqlx::query_scalar("SELECT to_regclass('signer_signed')::text").fetch_one(&mut owner).await?;
+    assert_eq!(created, None, "the role created the schema");
+    // The owner migrates (`ferry-signer migrate`); then the role connects.
+    let output = Command::new(env!("CARGO_BIN_EXE_ferry-signer"))
+        .args(["migrate", "--database-url", bare.url()])
+        .env_remove("FERRY_SIGNER_CONFIG")
+        .output()?;
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    Store::connect(&service_url).await?.pool().close().await;
+    owner.close().await?;
+    bare.remove().await?;
+    db.finish().await
+}
