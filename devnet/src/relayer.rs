@@ -1,4 +1,6 @@
-//! Federation relayers as processes: writes each member's configuration and key file, starts
+//! Federation relayers as processes: writes each member's configuration and its member key —
+//! sealed in an account keystore under the devnet passphrase, as an operator's relayer reads it
+//! (`chain.member_keystore`, `chain.passphrase_file`; never plaintext) — starts
 //! `ferry-relayer run`, and stops it (SIGKILL on drop, like a crash; the relayer is crash-safe).
 //! Starting and stopping the process is [`crate::process`]'s; this module holds what is the
 //! relayer's own: its configuration and accessors.
@@ -7,12 +9,14 @@ use std::fs;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use ferry_relayer::config::AccountKeystore;
+
 use crate::process::{ServiceCommand, ServiceProcess, binary_path};
 
 /// What one member's relayer watches.
 #[derive(Clone, Debug)]
 pub struct RelayerSetup {
-    /// Directory for its config, key file and log.
+    /// Directory for its config, keystore, passphrase file and log.
     pub dir: PathBuf,
     /// Federation member index (its key derives from the devnet seed).
     pub member: usize,
@@ -54,8 +58,16 @@ pub fn binary() -> anyhow::Result<PathBuf> {
     binary_path("ferry-relayer", "FERRY_RELAYER_BIN")
 }
 
-/// The member's account key file, in the relayer's directory.
-const MEMBER_KEY_FILE: &str = "member.key";
+/// The member's account keystore, in the relayer's directory.
+const MEMBER_KEYSTORE: &str = "account.keystore.json";
+/// The file holding its passphrase ([`crate::signer::DEVNET_PASSPHRASE`]), in the relayer's
+/// directory.
+const PASSPHRASE_FILE: &str = "keystore.pass";
+/// Where relayers of earlier devnets kept the member key in plaintext (removed at start).
+const OLD_PLAINTEXT_KEY_FILE: &str = "member.key";
+/// scrypt cost of the devnet's relayer keystores (the lowest accepted: devnet keys protect
+/// nothing, and every relayer start opens one).
+const DEVNET_KDF_LOG_N: u8 = 10;
 /// The Ethereum wallet key file, in the relayer's directory.
 const ETHEREUM_KEY_FILE: &str = "ethereum.key";
 
@@ -67,7 +79,7 @@ impl RelayerProcess {
     /// When files cannot be written, or the process cannot start or exits before it listens.
     pub fn start(setup: RelayerSetup) -> anyhow::Result<RelayerProcess> {
         fs::create_dir_all(&setup.dir)?;
-        fs::write(setup.dir.join(MEMBER_KEY_FILE), crate::accounts::member_secret_hex(setup.member)?)?;
+        Self::write_member_keystore(&setup)?;
         if let Some(key) = &setup.ethereum_key {
             fs::write(setup.dir.join(ETHEREUM_KEY_FILE), key)?;
         }
@@ -84,14 +96,36 @@ impl RelayerProcess {
         Ok(RelayerProcess { setup, metrics, process })
     }
 
-    /// The configuration file's text, with metrics on `metrics` (the key files it names are
-    /// written by [`RelayerProcess::start`]).
+    /// Seals member `setup.member`'s sidechain key into the relayer's directory under the devnet
+    /// passphrase, and writes the passphrase file beside it (a plaintext key file left by an
+    /// earlier devnet is removed).
+    fn write_member_keystore(setup: &RelayerSetup) -> anyhow::Result<()> {
+        use rand_chacha::rand_core::SeedableRng;
+        let secret = crate::accounts::member_secret_hex(setup.member)?;
+        let seed = u64::try_from(setup.member)?;
+        let kdf = ferry_keystore::KdfParams::with_log_n(DEVNET_KDF_LOG_N)?;
+        let keystore = AccountKeystore::seal_hex(
+            &secret,
+            crate::signer::DEVNET_PASSPHRASE,
+            kdf,
+            &mut rand_chacha::ChaCha20Rng::seed_from_u64(seed),
+        )?;
+        fs::write(setup.dir.join(MEMBER_KEYSTORE), keystore.to_json())?;
+        fs::write(setup.dir.join(PASSPHRASE_FILE), format!("{}\n", crate::signer::DEVNET_PASSPHRASE))?;
+        match fs::remove_file(setup.dir.join(OLD_PLAINTEXT_KEY_FILE)) {
+            Err(error) if error.kind() != std::io::ErrorKind::NotFound => Err(error.into()),
+            _ => Ok(()),
+        }
+    }
+
+    /// The configuration file's text, with metrics on `metrics` (the keystore and passphrase
+    /// file it names are written by [`RelayerProcess::start`]).
     fn config(setup: &RelayerSetup, metrics: SocketAddr) -> String {
-        let key_file = setup.dir.join(MEMBER_KEY_FILE);
         let mut config = format!(
-            "[chain]\nrpc = \"{}\"\nmember_key_file = \"{}\"\n\n[database]\n\n[metrics]\nlisten = \"{metrics}\"\n",
+            "[chain]\nrpc = \"{}\"\nmember_keystore = \"{}\"\npassphrase_file = \"{}\"\n\n[database]\n\n[metrics]\nlisten = \"{metrics}\"\n",
             setup.chain_rpc,
-            key_file.display()
+            setup.dir.join(MEMBER_KEYSTORE).display(),
+            setup.dir.join(PASSPHRASE_FILE).display()
         );
         let confirmations = setup.confirmations;
         let poll = &setup.poll_interval;
@@ -155,7 +189,7 @@ impl RelayerProcess {
         format!("http://{}/metrics", self.metrics)
     }
 
-    /// Its directory (config, key, log).
+    /// Its directory (config, keystore, log).
     pub fn dir(&self) -> &Path {
         &self.setup.dir
     }

@@ -49,21 +49,25 @@ pub fn write_candidate_keys(dir: &Path, seed: u64) -> anyhow::Result<(PathBuf, f
     use rand_chacha::rand_core::SeedableRng;
     let ceremony = ferry_signer::keygen(1, 1, &mut rand_chacha::ChaCha20Rng::seed_from_u64(seed))?;
     let kdf = KdfParams::with_log_n(DEVNET_KDF_LOG_N)?;
-    write_ceremony(dir, &ceremony, DEVNET_PASSPHRASE, kdf, Overwrite::Replace)
+    write_ceremony(dir, &ceremony, &[DEVNET_PASSPHRASE], kdf, Overwrite::Replace)
         .with_context(|| format!("writing a candidate keystore into {}", dir.display()))?;
     let account = ceremony.members.first().context("a one-member ceremony")?.account();
     Ok((keystore_path(dir, 0), account))
 }
 
-/// Writes the devnet federation's keystores, manifest and passphrase file into `dir` (replacing
-/// earlier ones: the ceremony is deterministic, so they are the same keys).
+/// Writes the devnet federation's keystores (a directory per member, as `devnet-keygen` writes
+/// them), manifest and passphrase file into `dir` (replacing earlier ones: the ceremony is
+/// deterministic, so they are the same keys). Every member's keys are sealed under the one
+/// public [`DEVNET_PASSPHRASE`]: devnet keys protect nothing, and one passphrase file keeps the
+/// devnet simple; `devnet-keygen` itself refuses one passphrase for several members.
 ///
 /// # Errors
 /// When the files cannot be written.
 pub fn write_federation_keys(dir: &Path) -> anyhow::Result<FederationKeys> {
     let ceremony = crate::accounts::federation_ceremony()?;
     let kdf = KdfParams::with_log_n(DEVNET_KDF_LOG_N)?;
-    write_ceremony(dir, &ceremony, DEVNET_PASSPHRASE, kdf, Overwrite::Replace)
+    let passphrases = vec![DEVNET_PASSPHRASE; ceremony.members.len()];
+    write_ceremony(dir, &ceremony, &passphrases, kdf, Overwrite::Replace)
         .with_context(|| format!("writing the devnet keystores into {}", dir.display()))?;
     let passphrase_file = dir.join("passphrase");
     fs::write(&passphrase_file, format!("{DEVNET_PASSPHRASE}\n"))

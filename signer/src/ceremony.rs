@@ -11,9 +11,13 @@
 //!
 //! [`keygen`] is pure apart from the RNG it is handed (a seeded `rand_chacha::ChaCha20Rng` gives
 //! reproducible devnet keys; real ceremonies use the OS RNG). [`write_ceremony`] is the only
-//! function here that touches the file system: it writes `member-<i>.keystore.json` (mode 0600)
-//! per member and `federation.json`, each atomically, and refuses to replace an existing file
-//! unless told to.
+//! function here that touches the file system. It seals each member's keys under that member's
+//! own passphrase and writes them into a directory of that member's own, `member-<i>/` (mode
+//! 0700): `keystore.json` (the signer's member keystore), `account.keystore.json` (the
+//! sidechain account key alone, for the member's relayer, [`ferry_daemon::account_keystore`])
+//! and a copy of the manifest, so each directory can travel to its member on its own; the
+//! manifest is also written beside them as `federation.json`. Every file is written atomically,
+//! and an existing one is replaced only when told to.
 
 use std::fs::{self, DirBuilder, OpenOptions, Permissions};
 use std::io::{self, Write};
@@ -28,6 +32,8 @@ use threshold_crypto::PublicKeySet;
 use threshold_crypto::poly::Poly;
 use zeroize::Zeroizing;
 
+use ferry_daemon::account_keystore::{AccountKeystore, AccountKeystoreError};
+
 use crate::federation_size::{FederationSizeError, check_federation_size};
 use crate::keystore::{Keystore, KeystoreError};
 use crate::manifest::{Manifest, ManifestMember};
@@ -36,8 +42,12 @@ use crate::secrets::{MemberSecrets, PLAINTEXT_LEN, SECRET_LEN, bls_scalar_to_byt
 /// The epoch of a federation created by a ceremony.
 pub const FIRST_EPOCH: u64 = 1;
 
-/// File name of the federation manifest in a ceremony's output directory.
+/// File name of the federation manifest in a ceremony's output directory (and in each member's).
 pub const MANIFEST_FILE: &str = "federation.json";
+/// File name of the member keystore in a member's directory.
+pub const KEYSTORE_FILE: &str = "keystore.json";
+/// File name of the account keystore (the relayer's key) in a member's directory.
+pub const ACCOUNT_KEYSTORE_FILE: &str = "account.keystore.json";
 
 /// Why a key ceremony failed.
 #[derive(Debug, thiserror::Error)]
@@ -156,20 +166,51 @@ pub enum WriteError {
         /// The cause.
         error: KeystoreError,
     },
+    /// A member's account keystore could not be sealed.
+    #[error("member {index}'s account keystore: {error}")]
+    SealAccount {
+        /// The member.
+        index: u32,
+        /// The cause.
+        error: AccountKeystoreError,
+    },
+    /// Not one passphrase per member.
+    #[error("{passphrases} passphrases for {members} members: each member's keys are sealed under its own passphrase")]
+    Passphrases {
+        /// Passphrases given.
+        passphrases: usize,
+        /// Members in the ceremony.
+        members: usize,
+    },
 }
 
 /// Where [`write_ceremony`] put its files.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct WrittenCeremony {
+    /// Member `i`'s directory at position `i`.
+    pub member_dirs: Vec<PathBuf>,
     /// Member `i`'s keystore at position `i`.
     pub keystores: Vec<PathBuf>,
+    /// Member `i`'s account keystore (its relayer's key) at position `i`.
+    pub account_keystores: Vec<PathBuf>,
     /// The federation manifest.
     pub manifest: PathBuf,
 }
 
+/// Member `index`'s own directory in a ceremony's output directory (`member-<i>`).
+pub fn member_dir(dir: &Path, index: u32) -> PathBuf {
+    dir.join(format!("member-{index}"))
+}
+
 /// The path of member `index`'s keystore in a ceremony's output directory.
 pub fn keystore_path(dir: &Path, index: u32) -> PathBuf {
-    dir.join(format!("member-{index}.keystore.json"))
+    member_dir(dir, index).join(KEYSTORE_FILE)
+}
+
+/// The path of member `index`'s account keystore (its relayer's key) in a ceremony's output
+/// directory.
+pub fn account_keystore_path(dir: &Path, index: u32) -> PathBuf {
+    member_dir(dir, index).join(ACCOUNT_KEYSTORE_FILE)
 }
 
 /// The path of the federation manifest in a ceremony's output directory.
@@ -177,49 +218,79 @@ pub fn manifest_path(dir: &Path) -> PathBuf {
     dir.join(MANIFEST_FILE)
 }
 
-/// Seals each member's secrets under `passphrase` (fresh salt and nonce from the OS RNG) and
-/// writes the keystores (mode 0600) and the manifest (mode 0644) into `dir`, creating it (mode
-/// 0700) if missing. Each file is written to a temporary name, synced and then moved into place.
+/// Seals member `i`'s secrets under `passphrases[i]` (fresh salt and nonce from the OS RNG) —
+/// its keystore and, separately, its account key — and writes them (mode 0600) with a copy of the
+/// manifest into `dir/member-<i>/` (mode 0700), and the manifest (mode 0644) into `dir`, creating
+/// the directories if missing. Each file is written to a temporary name, synced and then moved
+/// into place.
 ///
 /// # Errors
+/// [`WriteError::Passphrases`] unless there is one passphrase per member;
 /// [`WriteError::Exists`] (before anything is written) when an output file exists and
 /// `overwrite` is [`Overwrite::Refuse`]; an empty passphrase or bad scrypt parameters; I/O errors,
 /// naming the path.
-pub fn write_ceremony(
+pub fn write_ceremony<P: AsRef<[u8]>>(
     dir: &Path,
     ceremony: &Ceremony,
-    passphrase: impl AsRef<[u8]>,
+    passphrases: &[P],
     kdf: KdfParams,
     overwrite: Overwrite,
 ) -> Result<WrittenCeremony, WriteError> {
+    if passphrases.len() != ceremony.members.len() {
+        return Err(WriteError::Passphrases { passphrases: passphrases.len(), members: ceremony.members.len() });
+    }
+    let indices: Vec<u32> = ceremony.members.iter().map(MemberSecrets::index).collect();
     let written = WrittenCeremony {
-        keystores: ceremony.members.iter().map(|member| keystore_path(dir, member.index())).collect(),
+        member_dirs: indices.iter().map(|index| member_dir(dir, *index)).collect(),
+        keystores: indices.iter().map(|index| keystore_path(dir, *index)).collect(),
+        account_keystores: indices.iter().map(|index| account_keystore_path(dir, *index)).collect(),
         manifest: manifest_path(dir),
     };
+    let member_manifests: Vec<PathBuf> = written.member_dirs.iter().map(|member| manifest_path(member)).collect();
     if overwrite == Overwrite::Refuse
-        && let Some(existing) = written.keystores.iter().chain([&written.manifest]).find(|path| path.exists())
+        && let Some(existing) = written
+            .keystores
+            .iter()
+            .chain(&written.account_keystores)
+            .chain(&member_manifests)
+            .chain([&written.manifest])
+            .find(|path| path.exists())
     {
         return Err(WriteError::Exists(existing.clone()));
     }
     let mut rng = rand::rngs::OsRng;
-    let keystores = ceremony
-        .members
-        .iter()
-        .map(|member| {
-            Keystore::seal(member, passphrase.as_ref(), kdf, &mut rng)
-                .map_err(|error| WriteError::Seal { index: member.index(), error })
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .map_err(|error| WriteError::Io { path: dir.to_owned(), error })?;
-    for (keystore, path) in keystores.iter().zip(&written.keystores) {
-        write_file(path, keystore.to_json().as_bytes(), 0o600, overwrite)?;
+    let mut sealed = Vec::new();
+    for (member, passphrase) in ceremony.members.iter().zip(passphrases) {
+        let index = member.index();
+        let keystore = Keystore::seal(member, passphrase.as_ref(), kdf, &mut rng)
+            .map_err(|error| WriteError::Seal { index, error })?;
+        // The plaintext layout ends with the account key (see `crate::secrets`).
+        let account = AccountKeystore::seal(&member.to_bytes()[2 * SECRET_LEN..], passphrase.as_ref(), kdf, &mut rng)
+            .map_err(|error| WriteError::SealAccount { index, error })?;
+        sealed.push((keystore, account));
     }
-    write_file(&written.manifest, ceremony.manifest.to_json().as_bytes(), 0o644, overwrite)?;
-    fs::File::open(dir).and_then(|d| d.sync_all()).map_err(|error| WriteError::Io { path: dir.to_owned(), error })?;
+    let create_dir = |path: &Path| {
+        DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(path)
+            .map_err(|error| WriteError::Io { path: path.to_owned(), error })
+    };
+    let sync_dir = |path: &Path| {
+        fs::File::open(path).and_then(|d| d.sync_all()).map_err(|error| WriteError::Io { path: path.to_owned(), error })
+    };
+    create_dir(dir)?;
+    let manifest = ceremony.manifest.to_json();
+    for (index, (keystore, account)) in sealed.iter().enumerate() {
+        let member = &written.member_dirs[index];
+        create_dir(member)?;
+        write_file(&written.keystores[index], keystore.to_json().as_bytes(), 0o600, overwrite)?;
+        write_file(&written.account_keystores[index], account.to_json().as_bytes(), 0o600, overwrite)?;
+        write_file(&member_manifests[index], manifest.as_bytes(), 0o644, overwrite)?;
+        sync_dir(member)?;
+    }
+    write_file(&written.manifest, manifest.as_bytes(), 0o644, overwrite)?;
+    sync_dir(dir)?;
     Ok(written)
 }
 

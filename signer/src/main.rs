@@ -1,8 +1,9 @@
 //! `ferry-signer`: a federation member's signer (see the library docs). Subcommands:
 //!
-//! - `devnet-keygen`: devnets and tests only — a trusted-dealer key ceremony, writing one
-//!   encrypted keystore per member and the federation manifest (real federations use the
-//!   dealer-free key generation `run` takes part in);
+//! - `devnet-keygen`: devnets and tests only — a trusted-dealer key ceremony, sealing each
+//!   member's keys under that member's own passphrase into a directory of its own (`member-<i>/`:
+//!   keystore, account keystore for its relayer, manifest) and writing the federation manifest
+//!   (real federations use the dealer-free key generation `run` takes part in);
 //! - `keystore inspect FILE`: a keystore's public fields, without the passphrase;
 //! - `run --config FILE`: the daemon — registers this member's signer keys, takes part in key
 //!   generation for a proposed federation, follows the chain, rebuilds and checks every batch,
@@ -80,7 +81,8 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Devnets and tests only: a trusted-dealer ceremony in which one process draws every
-    /// member's BLS share (one encrypted keystore per member and the federation manifest). Real
+    /// member's BLS share (each member's keys sealed under its own passphrase, `--passphrase-file`
+    /// once per member, into a directory of its own; and the federation manifest). Real
     /// federations generate their key without a dealer, through the chain (`run` takes part in
     /// the key generation a federation proposal starts).
     #[command(name = "devnet-keygen")]
@@ -240,14 +242,16 @@ struct KeygenArgs {
     /// Signatures needed to release funds (T), more than half of the members.
     #[arg(long, env = "FERRY_SIGNER_THRESHOLD")]
     threshold: u32,
-    /// Output directory for member-<i>.keystore.json and federation.json (created if missing).
+    /// Output directory (created if missing): federation.json, and per member `member-<i>/` with
+    /// keystore.json, account.keystore.json (its relayer's key) and a copy of federation.json.
     #[arg(long, env = "FERRY_SIGNER_OUT")]
     out: PathBuf,
-    /// File holding the keystore passphrase (one trailing newline is ignored).
-    #[arg(long, env = "FERRY_SIGNER_PASSPHRASE_FILE", conflicts_with = "passphrase_stdin")]
-    passphrase_file: Option<PathBuf>,
-    /// Read the keystore passphrase from stdin, to its end (one trailing newline is ignored).
-    #[arg(long, env = "FERRY_SIGNER_PASSPHRASE_STDIN")]
+    /// A file holding one member's passphrase (one trailing newline is ignored): once per member,
+    /// in member order (member 0 first). Each member's keys are sealed under its own passphrase.
+    #[arg(long = "passphrase-file", value_name = "FILE")]
+    passphrase_files: Vec<PathBuf>,
+    /// Refused: one passphrase (from stdin) cannot seal every member's keys.
+    #[arg(long, hide = true)]
     passphrase_stdin: bool,
     /// Bitcoin network of the peg recorded in the manifest.
     #[arg(long, env = "FERRY_SIGNER_BITCOIN_NETWORK", default_value = "regtest", value_parser = parse_network)]
@@ -279,26 +283,49 @@ fn parse_network(text: &str) -> Result<BitcoinNetwork, String> {
         .map_err(|_| format!("`{text}` is not a Bitcoin network (bitcoin, testnet, signet, regtest)"))
 }
 
-/// The passphrase from a file or stdin, without one trailing newline.
-fn read_passphrase(args: &KeygenArgs) -> anyhow::Result<Zeroizing<Vec<u8>>> {
-    match (&args.passphrase_file, args.passphrase_stdin) {
-        (Some(path), _) => Ok(passphrase::read_file(path)?),
-        (None, true) => Ok(passphrase::read_stdin()?),
-        (None, false) => anyhow::bail!(
-            "no passphrase: pass --passphrase-file FILE or --passphrase-stdin (or set FERRY_SIGNER_PASSPHRASE_FILE); \
-             a passphrase is never taken from the command line"
+/// One passphrase per member, from `--passphrase-file` in member order: one passphrase for every
+/// member is refused, so a member's passphrase opens its own keys and no one else's.
+fn read_passphrases(args: &KeygenArgs) -> anyhow::Result<Vec<Zeroizing<Vec<u8>>>> {
+    let per_member = "pass --passphrase-file once per member, in member order (member 0 first), each file \
+                      holding that member's own passphrase; a passphrase is never taken from the command line";
+    anyhow::ensure!(
+        !args.passphrase_stdin,
+        "--passphrase-stdin is refused: one passphrase would open every member's keys; {per_member}"
+    );
+    let members = usize::try_from(args.members)?;
+    match args.passphrase_files.len() {
+        0 => anyhow::bail!("no passphrase: {per_member}"),
+        1 if members > 1 => anyhow::bail!(
+            "one passphrase file for {members} members is refused: one passphrase would open every member's keys; \
+             {per_member}"
         ),
+        given if given != members => {
+            anyhow::bail!("{given} passphrase files for {members} members: {per_member}")
+        }
+        _ => {}
     }
+    let passphrases =
+        args.passphrase_files.iter().map(|path| passphrase::read_file(path)).collect::<Result<Vec<_>, _>>()?;
+    for (later, passphrase) in passphrases.iter().enumerate() {
+        if let Some(earlier) = passphrases[..later].iter().position(|other| other == passphrase) {
+            anyhow::bail!(
+                "members {earlier} and {later} have the same passphrase ({} and {}): give each member its own",
+                args.passphrase_files[earlier].display(),
+                args.passphrase_files[later].display()
+            );
+        }
+    }
+    Ok(passphrases)
 }
 
 fn run_keygen(args: &KeygenArgs, json: bool) -> anyhow::Result<()> {
     ferry_signer::federation_size::check_federation_size(args.members, args.threshold)?;
     let kdf = KdfParams::with_log_n(args.kdf_log_n)?;
-    let passphrase = read_passphrase(args)?;
+    let passphrases = read_passphrases(args)?;
     let overwrite = if args.force { Overwrite::Replace } else { Overwrite::Refuse };
     let mut ceremony = keygen(args.members, args.threshold, &mut rand::rngs::OsRng)?;
     ceremony.manifest.bitcoin.network = args.bitcoin_network;
-    let written = write_ceremony(&args.out, &ceremony, &passphrase, kdf, overwrite)?;
+    let written = write_ceremony(&args.out, &ceremony, &passphrases, kdf, overwrite)?;
     print_keygen(&ceremony, &written, json)
 }
 
@@ -309,8 +336,16 @@ fn print_keygen(ceremony: &Ceremony, written: &WrittenCeremony, json: bool) -> a
         let members: Vec<_> = manifest
             .members
             .iter()
-            .zip(&written.keystores)
-            .map(|(member, keystore)| json!({ "index": member.index, "account": member.account, "keystore": keystore }))
+            .zip(written.member_dirs.iter().zip(written.keystores.iter().zip(&written.account_keystores)))
+            .map(|(member, (dir, (keystore, account_keystore)))| {
+                json!({
+                    "index": member.index,
+                    "account": member.account,
+                    "dir": dir,
+                    "keystore": keystore,
+                    "account_keystore": account_keystore,
+                })
+            })
             .collect();
         let report = json!({
             "threshold": manifest.threshold,
@@ -327,9 +362,10 @@ fn print_keygen(ceremony: &Ceremony, written: &WrittenCeremony, json: bool) -> a
         manifest.threshold,
         manifest.epoch
     );
-    for (member, keystore) in manifest.members.iter().zip(&written.keystores) {
-        println!("  member {}  {}  {}", member.index, member.account, keystore.display());
+    for (member, dir) in manifest.members.iter().zip(&written.member_dirs) {
+        println!("  member {}  {}  {}", member.index, member.account, dir.display());
     }
+    println!("each member directory holds that member's keys only: send it to that member alone");
     println!("manifest: {}", written.manifest.display());
     println!("federation BLS public key: {federation_key}");
     Ok(())

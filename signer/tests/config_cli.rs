@@ -21,7 +21,7 @@ const PASSPHRASE: &str = "config test passphrase";
 /// A ceremony (seeded) written to `dir`, with the passphrase in `dir/passphrase`.
 fn ceremony(dir: &Path, seed: u64) -> Result<(), Box<dyn std::error::Error>> {
     let ceremony = keygen(4, 3, &mut ChaCha20Rng::seed_from_u64(seed))?;
-    write_ceremony(dir, &ceremony, PASSPHRASE, KdfParams::with_log_n(10)?, Overwrite::Refuse)?;
+    write_ceremony(dir, &ceremony, &[PASSPHRASE; 4], KdfParams::with_log_n(10)?, Overwrite::Refuse)?;
     std::fs::write(dir.join("passphrase"), format!("{PASSPHRASE}\n"))?;
     Ok(())
 }
