@@ -107,6 +107,9 @@ pub struct SignerConfigSpec {
     pub max_batch_items: u32,
     /// Destinations the member never pays.
     pub deny_destinations: Vec<String>,
+    /// The chain's genesis file (the light client's trust root) and the endpoints proven reads
+    /// go through after `chain_rpc` ([`SignerConfigSpec::with_trust_root`]; required).
+    pub trust_root: Option<(PathBuf, Vec<String>)>,
 }
 
 impl SignerConfigSpec {
@@ -138,7 +141,16 @@ impl SignerConfigSpec {
             ],
             max_batch_items: 32,
             deny_destinations: Vec::new(),
+            trust_root: None,
         }
+    }
+
+    /// Verifies what it signs on from `genesis_file` (the light client's trust root), through
+    /// `chain_rpc` and then `endpoints`.
+    #[must_use]
+    pub fn with_trust_root(mut self, genesis_file: impl Into<PathBuf>, endpoints: Vec<String>) -> Self {
+        self.trust_root = Some((genesis_file.into(), endpoints));
+        self
     }
 
     /// Member `member`'s signer with the keys [`write_federation_keys`] wrote (and the defaults
@@ -181,6 +193,10 @@ impl SignerConfigSpec {
         let mut chain = Table::new();
         chain["rpc"] = value(&self.chain_rpc);
         chain["poll_interval"] = value(&self.poll_interval);
+        if let Some((genesis_file, endpoints)) = &self.trust_root {
+            chain["genesis_file"] = path(genesis_file);
+            chain["endpoints"] = value(endpoints.iter().collect::<Array>());
+        }
         doc["chain"] = Item::Table(chain);
         let mut keys = Table::new();
         keys["keystore"] = path(&self.keystore);

@@ -307,7 +307,8 @@ impl System {
             &self.keys.manifest,
         )
         .with_ethereum(anvil::CHAIN_ID, self.parents.vault().to_string())
-        .with_cap(Denom::erc20(&self.parents.token()).to_string(), TOKEN_CAP);
+        .with_cap(Denom::erc20(&self.parents.token()).to_string(), TOKEN_CAP)
+        .with_trust_root(self.network.genesis_file(), Vec::new());
         if let Some(first) = self.signers.first() {
             spec.poll_interval.clone_from(&first.spec().poll_interval);
         }
@@ -466,7 +467,8 @@ fn signer_spec(
         database_url,
     )?
     .with_ethereum(anvil::CHAIN_ID, parents.vault().to_string())
-    .with_cap(Denom::erc20(&parents.token()).to_string(), TOKEN_CAP);
+    .with_cap(Denom::erc20(&parents.token()).to_string(), TOKEN_CAP)
+    .with_trust_root(network.genesis_file(), Vec::new());
     signer.poll_interval = spec.poll_interval.clone();
     Ok(signer)
 }

@@ -66,7 +66,7 @@ async fn proven_reads_follow_the_light_client_and_a_lying_endpoint_is_named() ->
     assert!(reader.record(&keys::account(&alice), later).await?.is_some());
 
     // Only the liar: nothing verifies, and the error says why.
-    let alone = Reader::new(&[liar_url.clone()], TrustRoot::from_genesis_file(&genesis)?, TRUSTING_PERIOD)?;
+    let alone = Reader::new(std::slice::from_ref(&liar_url), TrustRoot::from_genesis_file(&genesis)?, TRUSTING_PERIOD)?;
     match alone.record(&keys::account(&alice), height).await {
         Err(ReadError::Unverified(reasons)) => {
             assert!(reasons.iter().any(|reason| reason.contains("does not verify")), "{reasons:?}");

@@ -51,11 +51,34 @@ pub struct Config {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ChainConfig {
-    /// CometBFT RPC of a validator (`http://127.0.0.1:26657`).
+    /// CometBFT RPC of a validator (`http://127.0.0.1:26657`): where the signer finds work and
+    /// posts its signatures.
     pub rpc: String,
+    /// More RPC endpoints for the proven reads of what it signs on (tried after `rpc`, in
+    /// order; one honest endpoint that is up is enough, and one that lies is reported).
+    #[serde(default)]
+    pub endpoints: Vec<String>,
+    /// The chain's CometBFT genesis file: the light client's trust root (chain id, genesis
+    /// validators). Take it from the network's operators, not from a node you do not run.
+    pub genesis_file: PathBuf,
+    /// How long a verified header stays a valid starting point for verifying later ones (must
+    /// be shorter than the time in which a third of the validators' power could change hands).
+    #[serde(with = "humantime_serde", default = "default_trusting_period")]
+    pub trusting_period: Duration,
     /// How often to read the pending batches.
     #[serde(with = "humantime_serde", default = "default_poll_interval")]
     pub poll_interval: Duration,
+}
+
+impl ChainConfig {
+    /// Every endpoint proven reads go through: `rpc` first.
+    pub fn verified_endpoints(&self) -> Vec<String> {
+        std::iter::once(self.rpc.clone()).chain(self.endpoints.iter().cloned()).collect()
+    }
+}
+
+fn default_trusting_period() -> Duration {
+    Duration::from_secs(14 * 24 * 3600)
 }
 
 /// The member's keys.
@@ -164,6 +187,14 @@ impl Config {
         check_file("keys.keystore", &self.keys.keystore)?;
         check_file("keys.passphrase_file", &self.keys.passphrase_file)?;
         check_file("keys.manifest", &self.keys.manifest)?;
+        for (index, endpoint) in self.chain.endpoints.iter().enumerate() {
+            check_url("chain.endpoints", endpoint)
+                .map_err(|error| invalid("chain.endpoints", format!("entry {index}: {error}")))?;
+        }
+        check_file("chain.genesis_file", &self.chain.genesis_file)?;
+        if self.chain.trusting_period.is_zero() {
+            return Err(invalid("chain.trusting_period", "must be positive"));
+        }
         if let Some(path) = &self.database.url_file {
             check_file("database.url_file", path)?;
         }
@@ -256,6 +287,8 @@ mod tests {
     const EXAMPLE: &str = r#"
 [chain]
 rpc = "http://127.0.0.1:26657"
+endpoints = ["http://127.0.0.2:26657"]
+genesis_file = "/nonexistent/genesis.json"
 poll_interval = "250ms"
 
 [keys]

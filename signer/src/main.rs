@@ -464,6 +464,8 @@ async fn run_daemon(cli: &Cli) -> anyhow::Result<()> {
     let metrics = Metrics::new()?;
     let store = Store::connect(&database_url(cli, Some(&config))?).await?;
     let chain = FerryClient::new(&config.chain.rpc)?;
+    let root = ferry_light::TrustRoot::from_genesis_file(&config.chain.genesis_file)?;
+    let verified = ferry_light::Reader::new(&config.chain.verified_endpoints(), root, config.chain.trusting_period)?;
     let poll = config.chain.poll_interval;
     tracing::info!(
         member = secrets.index(),
@@ -475,7 +477,7 @@ async fn run_daemon(cli: &Cli) -> anyhow::Result<()> {
         "ferry-signer starting"
     );
     let settings = Settings { local, policy, poll_interval: poll };
-    let signer = Signer::new(chain, store, metrics.clone(), (secrets, manifest), settings)?;
+    let signer = Signer::new((chain, verified), store, metrics.clone(), (secrets, manifest), settings)?;
     let stale_after = poll.saturating_mul(10).max(Duration::from_secs(30));
     tokio::select! {
         result = serve_metrics(config.metrics.listen, metrics, stale_after) => result,

@@ -53,6 +53,8 @@ pub struct Metrics {
     /// The federation epoch this member signs for (-1: none — the chain's federation is not
     /// one it holds keys for).
     pub signing_epoch: IntGauge,
+    /// Answers of each sidechain endpoint that did not verify (a lying or wrong-chain node).
+    pub unverified_answers: IntGaugeVec,
 }
 
 /// Key generation steps, as label values.
@@ -121,6 +123,11 @@ impl Metrics {
             "The federation epoch this member signs for (-1: none, it holds no keys for the chain's federation)",
         )?;
         signing_epoch.set(-1);
+        let unverified_answers = registry.int_gauge_vec(
+            "ferry_signer_unverified_answers_total",
+            "Answers of a sidechain endpoint whose proof did not verify against the light client's headers (a lying node)",
+            &["endpoint"],
+        )?;
         for outcome in ["posted", "failed"] {
             heartbeats.with_label_values(&[outcome]);
         }
@@ -158,6 +165,7 @@ impl Metrics {
             heartbeats,
             last_heartbeat,
             signing_epoch,
+            unverified_answers,
         })
     }
 

@@ -25,7 +25,7 @@ use std::time::Duration;
 
 use bitcoin::ScriptBuf;
 use ferry_types::genesis::WithdrawalParams;
-use ferry_types::query::{Batch, WithdrawalId, WithdrawalView};
+use ferry_types::query::{Batch, Withdrawal, WithdrawalId};
 use ferry_types::release::eth::EthAddress;
 use ferry_types::{Amount, Denom};
 
@@ -104,10 +104,11 @@ pub struct Policy {
 /// Everything [`decide`] looks at.
 #[derive(Clone, Copy, Debug)]
 pub struct DecisionInput<'a> {
-    /// The batch, as the chain shows it.
+    /// The batch, as the chain's state holds it (proven, see `ferry_light`).
     pub batch: &'a Batch,
-    /// The chain's records of the withdrawals the batch's items name (missing ones absent).
-    pub withdrawals: &'a BTreeMap<WithdrawalId, WithdrawalView>,
+    /// The chain's records of the withdrawals the batch's items name (missing ones absent),
+    /// proven as the batch is.
+    pub withdrawals: &'a BTreeMap<WithdrawalId, Withdrawal>,
     /// The chain's withdrawal parameters (the Bitcoin per-withdrawal fee).
     pub params: &'a WithdrawalParams,
     /// What this member knows for itself.

@@ -52,7 +52,6 @@ use ferry_types::msg::{erc20_token, parent_chain_of};
 use ferry_types::peg::Peg;
 use ferry_types::query::{
     Batch, BatchRelease, BitcoinRelease, EthereumListing, EthereumRelease, EthereumRotation, Withdrawal, WithdrawalId,
-    WithdrawalView,
 };
 use ferry_types::release::bitcoin::{
     BtcReleaseError, ReleasePlan, ReleaseRequest, parse_destination, plan_consolidation, plan_migration, price_release,
@@ -220,7 +219,7 @@ fn refuse<T>(reason: Reason, message: impl Into<String>) -> Result<T, Refusal> {
 /// A [`Refusal`] naming the first difference.
 pub fn rebuild(
     batch: &Batch,
-    withdrawals: &BTreeMap<WithdrawalId, WithdrawalView>,
+    withdrawals: &BTreeMap<WithdrawalId, Withdrawal>,
     params: &WithdrawalParams,
     local: &LocalKnowledge,
 ) -> Result<Rebuilt, Refusal> {
@@ -279,7 +278,7 @@ pub fn rebuild(
 /// destination, and no withdrawal is listed twice.
 fn burns<'a>(
     batch: &Batch,
-    withdrawals: &'a BTreeMap<WithdrawalId, WithdrawalView>,
+    withdrawals: &'a BTreeMap<WithdrawalId, Withdrawal>,
 ) -> Result<Vec<&'a Withdrawal>, Refusal> {
     let mut seen = BTreeSet::new();
     let mut burns = Vec::with_capacity(batch.items.len());
@@ -289,10 +288,9 @@ fn burns<'a>(
         if !seen.insert(id) {
             return refuse(Reason::UnknownWithdrawal, format!("{at}: {id} is listed twice"));
         }
-        let Some(view) = withdrawals.get(&id) else {
+        let Some(burn) = withdrawals.get(&id) else {
             return refuse(Reason::UnknownWithdrawal, format!("{at}: the chain has no record of {id}"));
         };
-        let burn = &view.withdrawal;
         if burn.id != id {
             return refuse(Reason::UnknownWithdrawal, format!("{at}: the record returned is {}", burn.id));
         }

@@ -45,11 +45,15 @@ pub enum Reason {
     /// A rotation or migration that is not the hand-over to the federation this signer rebuilt
     /// from a completed key generation (or no such federation).
     HandOver,
+    /// A fact the batch would be signed on (the batch, a withdrawal record, the chain's
+    /// parameters) could not be proven: no endpoint's answer verified against the light
+    /// client's headers. Nothing is signed until it is; the batch is not voted down for it.
+    Unverified,
 }
 
 impl Reason {
     /// Every reason, in label order of the metric series.
-    pub const ALL: [Reason; 14] = [
+    pub const ALL: [Reason; 15] = [
         Reason::PayloadMismatch,
         Reason::AmountMismatch,
         Reason::Destination,
@@ -64,6 +68,7 @@ impl Reason {
         Reason::Fee,
         Reason::Listing,
         Reason::HandOver,
+        Reason::Unverified,
     ];
 
     /// The metric label and audit tag.
@@ -83,6 +88,7 @@ impl Reason {
             Reason::Fee => "fee",
             Reason::Listing => "listing",
             Reason::HandOver => "hand_over",
+            Reason::Unverified => "unverified",
         }
     }
 }

@@ -27,15 +27,15 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use ferry_client::FerryClient;
-use ferry_types::genesis::{Federation, WithdrawalParams};
+use ferry_types::genesis::Federation;
 use ferry_types::msg::{MAX_REASON_BYTES, MsgAbortBatch, MsgSubmitSignatures, parent_chain_of};
 use ferry_types::peg::Peg;
 use ferry_types::query::federation::RETIRED_FEDERATION_PATH;
 use ferry_types::query::{
-    BRIDGE_PATH, BatchStatus, BatchView, BridgeStatus, FEDERATION_PATH, PARAMS_PATH, PENDING_BATCHES_PATH,
-    WITHDRAWAL_PATH, WithdrawalId, WithdrawalView,
+    BRIDGE_PATH, Batch, BatchStatus, BatchView, BridgeStatus, FEDERATION_PATH, PENDING_BATCHES_PATH, Withdrawal,
+    WithdrawalId,
 };
-use ferry_types::{Msg, Params, ParentChain};
+use ferry_types::{Msg, Params, ParentChain, state_keys};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tracing::Instrument;
@@ -93,9 +93,18 @@ pub struct Settings {
     pub poll_interval: Duration,
 }
 
+/// What a batch is signed on, each proven (`ferry_light`: a Merkle proof against a header the
+/// light client verified) in the state the latest header commits to.
+struct Proven {
+    batch: Batch,
+    withdrawals: BTreeMap<WithdrawalId, Withdrawal>,
+    params: Params,
+}
+
 /// One federation member's signer.
 pub struct Signer {
     chain: FerryClient,
+    verified: ferry_light::Reader,
     store: Store,
     metrics: Metrics,
     secrets: MemberSecrets,
@@ -120,7 +129,7 @@ impl Signer {
     /// # Errors
     /// None today; kept fallible for the daemon's setup.
     pub fn new(
-        chain: FerryClient,
+        (chain, verified): (FerryClient, ferry_light::Reader),
         store: Store,
         metrics: Metrics,
         (secrets, manifest): (MemberSecrets, Manifest),
@@ -132,6 +141,7 @@ impl Signer {
         let participant = Participant::new(secrets_for_participant);
         Ok(Signer {
             chain,
+            verified,
             store,
             metrics,
             secrets,
@@ -213,7 +223,6 @@ impl Signer {
             }
         };
         let bridge: BridgeStatus = self.chain.query(BRIDGE_PATH, at).await?.unwrap_or_default();
-        let params: Params = self.chain.query(PARAMS_PATH, at).await?.context("the chain answers no parameters")?;
         let batches = self.pending(height).await?;
 
         let account = self.secrets.account();
@@ -259,9 +268,15 @@ impl Signer {
         for view in awaiting {
             let id = view.batch.id;
             let span = tracing::info_span!("batch", batch_id = id, asset = %view.batch.asset);
-            if let Err(error) = self.handle(&view, &params.withdrawals, height).instrument(span).await {
+            if let Err(error) = self.handle(&view, height).instrument(span).await {
                 tracing::warn!(batch_id = id, error = format!("{error:#}"), "batch not handled this round");
             }
+        }
+        for (endpoint, count) in self.verified.liars() {
+            self.metrics
+                .unverified_answers
+                .with_label_values(&[&endpoint])
+                .set(i64::try_from(count).unwrap_or(i64::MAX));
         }
         Ok(())
     }
@@ -330,27 +345,36 @@ impl Signer {
     }
 
     /// Decides one batch, read at `height`, and acts on the decision.
-    async fn handle(&mut self, view: &BatchView, params: &WithdrawalParams, height: u64) -> anyhow::Result<()> {
-        let batch = &view.batch;
-        let chain = parent_chain_of(&batch.asset);
-        if let Some(Remembered::PostFailed { retry_at, .. }) = self.remembered.get(&batch.id)
+    async fn handle(&mut self, view: &BatchView, height: u64) -> anyhow::Result<()> {
+        let id = view.batch.id;
+        let chain = parent_chain_of(&view.batch.asset);
+        if let Some(Remembered::PostFailed { retry_at, .. }) = self.remembered.get(&id)
             && Instant::now() < *retry_at
         {
             return Ok(());
         }
-        let mut withdrawals: BTreeMap<WithdrawalId, WithdrawalView> = BTreeMap::new();
-        for item in &batch.items {
-            let path = format!("{WITHDRAWAL_PATH}{}", item.withdrawal);
-            if let Some(record) = self.chain.query::<WithdrawalView>(&path, Some(height)).await? {
-                withdrawals.insert(item.withdrawal, record);
+        // The listing only says what to look at; what is signed on is read again, proven.
+        let proven = match self.proven(id, height).await {
+            Ok(Some(proven)) => proven,
+            Ok(None) => {
+                tracing::debug!(batch_id = id, "batch not in the state the latest header proves yet");
+                return Ok(());
             }
+            Err(error) => {
+                let refusal = Refusal::new(Reason::Unverified, format!("batch {id}: {error:#}"));
+                return self.refuse(id, chain, refusal, None, json!({ "chain": chain.tag() }), true).await;
+            }
+        };
+        let Proven { batch, withdrawals, params } = &proven;
+        if batch.status != BatchStatus::Signing {
+            return Ok(());
         }
         let signed_in_window =
             self.store.signed_in_window(&batch.asset, self.policy.window, self.local.epoch, batch.id).await?;
         let input = DecisionInput {
             batch,
-            withdrawals: &withdrawals,
-            params,
+            withdrawals,
+            params: &params.withdrawals,
             local: &self.local,
             policy: &self.policy,
             signed_in_window,
@@ -377,6 +401,29 @@ impl Signer {
             Guarded::Refused(refusal) => self.refuse(batch.id, chain, refusal, Some(payload), context, false).await,
             guarded => self.sign_and_post(&rebuilt, guarded == Guarded::AlreadyRecorded).await,
         }
+    }
+
+    /// Batch `id`, its withdrawal records and the chain's parameters, proven at `height - 1`
+    /// (the state header `height` commits to); `None` when the batch is not in that state yet.
+    ///
+    /// # Errors
+    /// When a read does not verify on any endpoint, or a proven record does not decode.
+    async fn proven(&self, id: u64, height: u64) -> anyhow::Result<Option<Proven>> {
+        let at = height.saturating_sub(1);
+        let Some(bytes) = self.verified.record(&state_keys::batch(id), at).await? else { return Ok(None) };
+        let batch: Batch = bcs::from_bytes(&bytes).with_context(|| format!("the proven batch {id} does not decode"))?;
+        let mut withdrawals = BTreeMap::new();
+        for item in &batch.items {
+            let key = state_keys::withdrawal(item.withdrawal);
+            if let Some(bytes) = self.verified.record(&key, at).await? {
+                let record: Withdrawal = bcs::from_bytes(&bytes)
+                    .with_context(|| format!("the proven record of {} does not decode", item.withdrawal))?;
+                withdrawals.insert(item.withdrawal, record);
+            }
+        }
+        let bytes = self.verified.record(state_keys::PARAMS, at).await?.context("the chain proves no parameters")?;
+        let params: Params = bcs::from_bytes(&bytes).context("the proven parameters do not decode")?;
+        Ok(Some(Proven { batch, withdrawals, params }))
     }
 
     /// Records a refusal: audited (unless `audit` is false because the guard already did) and

@@ -23,6 +23,8 @@ fn ceremony(dir: &Path, seed: u64) -> Result<(), Box<dyn std::error::Error>> {
     let ceremony = keygen(4, 3, &mut ChaCha20Rng::seed_from_u64(seed))?;
     write_ceremony(dir, &ceremony, &[PASSPHRASE; 4], KdfParams::with_log_n(10)?, Overwrite::Refuse)?;
     std::fs::write(dir.join("passphrase"), format!("{PASSPHRASE}\n"))?;
+    // The light client's trust root: only its presence is checked before `run`.
+    std::fs::write(dir.join("genesis.json"), "{}")?;
     Ok(())
 }
 
@@ -31,6 +33,7 @@ fn config(keys: &Path, member: u32, manifest: &Path, network: &str) -> String {
         r#"
 [chain]
 rpc = "http://127.0.0.1:1"
+genesis_file = "{genesis}"
 
 [keys]
 keystore = "{keystore}"
@@ -51,6 +54,7 @@ sat = "100000000"
         keystore = keystore_path(keys, member).display(),
         passphrase = keys.join("passphrase").display(),
         manifest = manifest.display(),
+        genesis = keys.join("genesis.json").display(),
     )
 }
 

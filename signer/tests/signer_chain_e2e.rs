@@ -131,7 +131,8 @@ impl Federation {
             let dir = network.spec().dir.join(format!("signer{member}"));
             let spec =
                 SignerConfigSpec::for_member(&key_files, member, dir, network.validators()[member].rpc_url(), &url)?
-                    .with_ethereum(CHAIN_ID, vault_of(member));
+                    .with_ethereum(CHAIN_ID, vault_of(member))
+                    .with_trust_root(network.genesis_file(), Vec::new());
             signers.push(SignerProcess::start(spec)?);
             urls.push(url);
         }

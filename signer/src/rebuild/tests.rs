@@ -10,7 +10,7 @@ use ferry_types::msg::ReleaseSignatures;
 use ferry_types::peg::Peg;
 use ferry_types::query::{
     Batch, BatchItem, BatchRelease, BatchStatus, BitcoinRelease, EthereumRelease, SignedBitcoinVersion, Withdrawal,
-    WithdrawalId, WithdrawalView,
+    WithdrawalId,
 };
 use ferry_types::release::bitcoin::{
     ReleaseOutput, ReleaseRequest, Utxo, plan_release, plan_release_at_rate, price_replacement, verify_input_signature,
@@ -64,7 +64,7 @@ fn regtest_address(n: u8) -> String {
 struct Case {
     ceremony: Ceremony,
     batch: Batch,
-    withdrawals: BTreeMap<WithdrawalId, WithdrawalView>,
+    withdrawals: BTreeMap<WithdrawalId, Withdrawal>,
     params: WithdrawalParams,
     local: LocalKnowledge,
     policy: Policy,
@@ -165,8 +165,7 @@ impl Case {
                 item.paid = output.amount;
             }
         }
-        case.withdrawals =
-            records.into_iter().map(|record| (record.id, WithdrawalView::of(record, Some(&case.batch)))).collect();
+        case.withdrawals = records.into_iter().map(|record| (record.id, record)).collect();
         case
     }
 
@@ -463,8 +462,8 @@ fn a_bitcoin_fee_rate_outside_the_bounds_or_a_share_above_its_budget_is_refused(
     assert_eq!(case.refusal(), Some(Reason::Fee));
     // A burn whose budget is below its share at the batch's rate.
     let mut case = Case::bitcoin();
-    for view in case.withdrawals.values_mut() {
-        view.withdrawal.max_fee = Amount::new(100);
+    for burn in case.withdrawals.values_mut() {
+        burn.max_fee = Amount::new(100);
     }
     let refused = case.decide();
     assert!(
@@ -523,8 +522,8 @@ fn an_extra_item_is_refused() {
     assert_eq!(case.refusal(), Some(Reason::UnknownWithdrawal));
     // A withdrawal that exists but belongs to another batch.
     let mut other = case.withdrawals.get(&WithdrawalId(1)).cloned().unwrap_or_else(|| unreachable!("wd-1"));
-    other.withdrawal.id = WithdrawalId(9);
-    other.withdrawal.batch = Some(BATCH - 1);
+    other.id = WithdrawalId(9);
+    other.batch = Some(BATCH - 1);
     case.withdrawals.insert(WithdrawalId(9), other);
     assert_eq!(case.refusal(), Some(Reason::UnknownWithdrawal));
     // The same withdrawal listed twice.
@@ -643,16 +642,16 @@ fn a_bitcoin_destination_of_another_network_or_the_peg_itself_is_refused() {
             item.destination = testnet.clone();
         }
     }
-    if let Some(view) = case.withdrawals.get_mut(&WithdrawalId(1)) {
-        view.withdrawal.destination = testnet.clone();
+    if let Some(burn) = case.withdrawals.get_mut(&WithdrawalId(1)) {
+        burn.destination = testnet.clone();
     }
     assert_eq!(case.refusal(), Some(Reason::Destination));
 
     let mut case = Case::bitcoin();
     let peg_address = peg(&case.ceremony).address().to_string();
     case.batch.items[0].destination = peg_address.clone();
-    if let Some(view) = case.withdrawals.get_mut(&WithdrawalId(1)) {
-        view.withdrawal.destination = peg_address;
+    if let Some(burn) = case.withdrawals.get_mut(&WithdrawalId(1)) {
+        burn.destination = peg_address;
     }
     assert_eq!(case.refusal(), Some(Reason::Destination));
 }
@@ -663,12 +662,8 @@ impl Case {
     fn replaced_at(rate: FeeRate) -> Case {
         let mut case = Case::bitcoin();
         let peg = peg(&case.ceremony);
-        let requests: Vec<ReleaseRequest> = case
-            .batch
-            .items
-            .iter()
-            .map(|item| ReleaseRequest::from(&case.withdrawals[&item.withdrawal].withdrawal))
-            .collect();
+        let requests: Vec<ReleaseRequest> =
+            case.batch.items.iter().map(|item| ReleaseRequest::from(&case.withdrawals[&item.withdrawal])).collect();
         let first = case.bitcoin_release().clone();
         let priced = price_replacement(&first.plan, &requests, rate, &peg, case.params.bitcoin_dust_limit)
             .unwrap_or_else(|error| unreachable!("the budgets leave room: {error}"));
@@ -722,8 +717,8 @@ fn a_replacement_that_changes_a_destination_overspends_a_budget_or_skips_a_versi
     // Budgets the replacement's shares exceed (the burns say 300 sat at most): within them the
     // fee cannot rise above the first version's.
     let mut case = Case::replaced_at(bumped_rate(rate()));
-    for view in case.withdrawals.values_mut() {
-        view.withdrawal.max_fee = Amount::new(300);
+    for burn in case.withdrawals.values_mut() {
+        burn.max_fee = Amount::new(300);
     }
     let refused = case.decide();
     assert!(
