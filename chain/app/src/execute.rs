@@ -349,6 +349,7 @@ fn execute_message<R: StateRead>(
         Msg::Heartbeat(heartbeat) => {
             crate::liveness::heartbeat(state, heartbeat, context.chain_id, height, events).map(|()| None)
         }
+        Msg::AnchorAudit(anchor) => crate::audit_anchor::anchor_audit(state, anchor, height, events),
     }
 }
 

@@ -13,6 +13,7 @@
 //! checks against state (fee, account, sequence, signature), then execution ([`execute`]).
 
 pub mod abort;
+pub mod audit_anchor;
 pub mod bank;
 pub mod batch;
 pub mod bitcoin_fees;

@@ -117,6 +117,9 @@ pub fn query<R: StateRead>(state: R, path: &str) -> Result<QueryAnswer, StateErr
     if let Some(answer) = federation_query(&state, path)? {
         return Ok(answer);
     }
+    if let Some(rest) = path.strip_prefix(ferry_types::query::audit::AUDIT_ANCHOR_PATH) {
+        return audit_anchor_query(&state, path, rest);
+    }
     Ok(QueryAnswer::error(
         QUERY_BAD_REQUEST,
         format!(
@@ -125,9 +128,29 @@ pub fn query<R: StateRead>(state: R, path: &str) -> Result<QueryAnswer, StateErr
              {BATCH_PATH}<n>, {PENDING_BATCHES_PATH}[/<after>], {BRIDGE_PATH}, {BITCOIN_FEES_PATH}, \
              /listing/<0x token>, {DEPOSIT_ADDRESS_PATH}<address>, {DEPOSIT_ADDRESSES_PATH}<after>, \
              {UNATTRIBUTED_PATH}[/<after id>], /signer_keys/<address>, /federation/proposals, /federation/next, /federation/liveness, /params/proposals, \
-             /dkg[/<session>[/dealings]]"
+             /dkg[/<session>[/dealings]], /audit_anchor/<member>/<relayer|signer>"
         ),
     ))
+}
+
+/// `/audit_anchor/<member>/<log>`: the member's latest anchor of that audit log.
+fn audit_anchor_query<R: StateRead>(state: &StateDelta<R>, path: &str, rest: &str) -> Result<QueryAnswer, StateError> {
+    let bad_request = |reason: String| QueryAnswer::error(QUERY_BAD_REQUEST, format!("query `{path}`: {reason}"));
+    let Some((member, log)) = rest.split_once('/') else {
+        return Ok(bad_request("expected /audit_anchor/<member>/<relayer|signer>".to_owned()));
+    };
+    let member: Address = match member.parse() {
+        Ok(member) => member,
+        Err(error) => return Ok(bad_request(format!("{error}"))),
+    };
+    let log: ferry_types::query::audit::AuditLogName = match log.parse() {
+        Ok(log) => log,
+        Err(error) => return Ok(bad_request(format!("{error}"))),
+    };
+    Ok(match state.audit_anchor(&member, log)? {
+        Some(anchor) => QueryAnswer::json(&anchor),
+        None => QueryAnswer::error(QUERY_NOT_FOUND, format!("{member} has not anchored its {log} audit log")),
+    })
 }
 
 /// The withdrawal side's queries; `None` when `path` is not one of them.

@@ -5,6 +5,7 @@
 
 use ferry_types::deposit_record::DepositRecord;
 use ferry_types::genesis::Federation;
+use ferry_types::query::audit::AuditAnchor;
 use ferry_types::query::federation::{
     DkgDealing, DkgSession, FederationProposals, Handover, HeartbeatRound, MemberHeartbeat, ParamsProposals, SignerKeys,
 };
@@ -73,6 +74,7 @@ const RECORDS: &[(Match, Codec)] = &[
     (Match::Exact(b"governance/params"), codec::<ParamsProposals>()),
     (Match::Prefix(b"listing/"), codec::<TokenProposals>()),
     (Match::Prefix(b"duty_load/"), codec::<DutyLoad>()),
+    (Match::Prefix(b"audit_anchor/"), codec::<AuditAnchor>()),
     (Match::Exact(b"bridge_status"), codec::<BridgeStatus>()),
     (Match::Exact(b"reserves_check/round"), codec::<ReservesRound>()),
     (Match::Prefix(b"reserves_check/last/"), codec::<ReservesCheck>()),

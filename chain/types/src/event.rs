@@ -278,3 +278,19 @@ pub const SWEEP_FORMED: &str = "ferry.federation.sweep_formed";
 pub const SWEPT: &str = "ferry.federation.swept";
 /// The federation switched to the next epoch. Attributes [`EPOCH`], [`MEMBERS`], [`THRESHOLD`].
 pub const FEDERATION_SWITCHED: &str = "ferry.federation.switched";
+/// A member anchored the head of one of its audit logs. Attributes [`MEMBER`], [`AUDIT_LOG`],
+/// [`ROWS`], [`HASH`] (the head hash, hex).
+pub const AUDIT_ANCHORED: &str = "ferry.audit.anchored";
+/// A member's anchor was refused — fewer rows than its anchored head, or the same count with
+/// another hash: evidence that the log was cut or rewritten. Attributes [`MEMBER`],
+/// [`AUDIT_LOG`], [`ROWS`], [`HASH`] (offered), [`ANCHORED_ROWS`], [`ANCHORED_HASH`], [`REASON`]
+/// (`fewer_rows` or `other_hash`).
+pub const AUDIT_ANCHOR_REFUSED: &str = "ferry.audit.anchor_refused";
+/// Attribute: an audit log's name (`relayer`, `signer`).
+pub const AUDIT_LOG: &str = "log";
+/// Attribute: an audit log's row count.
+pub const ROWS: &str = "rows";
+/// Attribute: the row count of the anchor already held.
+pub const ANCHORED_ROWS: &str = "anchored_rows";
+/// Attribute: the head hash of the anchor already held (hex).
+pub const ANCHORED_HASH: &str = "anchored_hash";

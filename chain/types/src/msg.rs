@@ -13,7 +13,10 @@ use crate::denom::{Denom, ERC20_PREFIX, SAT};
 use crate::deposit::{DepositFacts, ParentChain};
 use crate::release::eth::EthAddress;
 
+pub mod audit;
 pub mod federation;
+
+use audit::{MSG_ANCHOR_AUDIT_TYPE_URL, MsgAnchorAudit};
 
 use federation::{
     MSG_DKG_COMPLAIN_TYPE_URL, MSG_DKG_CONFIRM_TYPE_URL, MSG_DKG_DEAL_TYPE_URL, MSG_HEARTBEAT_TYPE_URL,
@@ -635,6 +638,8 @@ pub enum Msg {
     Heartbeat(MsgHeartbeat),
     /// `/ferry.federation.v1.MsgProposeParams`.
     ProposeParams(MsgProposeParams),
+    /// `/ferry.audit.v1.MsgAnchorAudit`.
+    AnchorAudit(MsgAnchorAudit),
 }
 
 /// Why a message was refused before execution.
@@ -700,6 +705,7 @@ impl Msg {
             MSG_DKG_CONFIRM_TYPE_URL => MsgDkgConfirm::from_proto(&decode(any)?).map(Msg::DkgConfirm),
             MSG_HEARTBEAT_TYPE_URL => MsgHeartbeat::from_proto(&decode(any)?).map(Msg::Heartbeat),
             MSG_PROPOSE_PARAMS_TYPE_URL => MsgProposeParams::from_proto(&decode(any)?).map(Msg::ProposeParams),
+            MSG_ANCHOR_AUDIT_TYPE_URL => MsgAnchorAudit::from_proto(&decode(any)?).map(Msg::AnchorAudit),
             other => Err(MsgError::UnknownType(other.to_owned())),
         }
     }
@@ -727,6 +733,7 @@ impl Msg {
             Msg::DkgConfirm(confirm) => any(MSG_DKG_CONFIRM_TYPE_URL, &confirm.to_proto()),
             Msg::Heartbeat(heartbeat) => any(MSG_HEARTBEAT_TYPE_URL, &heartbeat.to_proto()),
             Msg::ProposeParams(proposal) => any(MSG_PROPOSE_PARAMS_TYPE_URL, &proposal.to_proto()),
+            Msg::AnchorAudit(anchor) => any(MSG_ANCHOR_AUDIT_TYPE_URL, &anchor.to_proto()),
         }
     }
 
@@ -753,6 +760,7 @@ impl Msg {
             Msg::DkgConfirm(confirm) => confirm.participant,
             Msg::Heartbeat(heartbeat) => heartbeat.member,
             Msg::ProposeParams(proposal) => proposal.member,
+            Msg::AnchorAudit(anchor) => anchor.member,
         }
     }
 
@@ -779,7 +787,8 @@ impl Msg {
             | Msg::DkgComplain(_)
             | Msg::DkgConfirm(_)
             | Msg::Heartbeat(_)
-            | Msg::ProposeParams(_) => Vec::new(),
+            | Msg::ProposeParams(_)
+            | Msg::AnchorAudit(_) => Vec::new(),
         }
     }
 
@@ -798,7 +807,8 @@ impl Msg {
             | Msg::ResolveUnattributed(_)
             | Msg::ProposeFederation(_)
             | Msg::Heartbeat(_)
-            | Msg::ProposeParams(_) => true,
+            | Msg::ProposeParams(_)
+            | Msg::AnchorAudit(_) => true,
             Msg::Send(_)
             | Msg::Withdraw(_)
             | Msg::RegisterDepositAddress(_)

@@ -2,7 +2,7 @@
 //!
 //! Paths: `/account/<address>`, `/balances/<address>`, `/params`, `/app_hash`,
 //! `/deposit/<id>`, `/reserves`, `/federation`, `/peg`, `/withdrawal/wd-<n>`, `/batch/<n>`,
-//! `/batches/pending[/<after>]`, `/bridge`, `/bitcoin/fees`. Every query is answered at the height CometBFT
+//! `/batches/pending[/<after>]`, `/bridge`, `/bitcoin/fees`, `/audit_anchor/<member>/<log>`. Every query is answered at the height CometBFT
 //! passes (0 = latest committed).
 //!
 //! The withdrawal side's records ([`Withdrawal`], [`Batch`], [`BridgeStatus`]) are defined here
@@ -23,6 +23,7 @@ use crate::release::bitcoin::ReleasePlan;
 use crate::release::eth::{EthBatch, EthListing};
 use crate::release::fee::FeeRate;
 
+pub mod audit;
 pub mod federation;
 
 /// Path prefix of the account query.

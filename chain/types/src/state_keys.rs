@@ -27,3 +27,9 @@ pub fn batch(id: u64) -> Vec<u8> {
 pub fn withdrawal(id: WithdrawalId) -> Vec<u8> {
     format!("withdrawal/{}", id.0).into_bytes()
 }
+
+/// Key of a member's audit-log anchor ([`crate::query::audit::AuditAnchor`]):
+/// `audit_anchor/` + the 20-byte member id + `/` + the log's name.
+pub fn audit_anchor(member: &Address, log: crate::query::audit::AuditLogName) -> Vec<u8> {
+    [b"audit_anchor/".as_slice(), member.as_bytes().as_slice(), b"/", log.as_str().as_bytes()].concat()
+}
