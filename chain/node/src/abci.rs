@@ -47,11 +47,53 @@ fn consensus(node: Arc<Node>, request: ConsensusRequest) -> Result<ConsensusResp
     })
 }
 
+/// Where the ABCI server listens: CometBFT's `proxy_app`.
+///
+/// A Unix socket is the one to use when CometBFT runs on the same host. Over TCP every request
+/// CometBFT follows with a `Flush` (each query, each block) waits for a delayed ACK: tower-abci
+/// writes the response and the flush answer as two small segments on a socket without
+/// `TCP_NODELAY` (it binds the listener itself, so the option cannot be set from here), and
+/// Nagle's algorithm holds the second until the first is acknowledged — about 40 ms on Linux.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AbciAddress {
+    /// `unix:///path/to/socket`.
+    Unix(std::path::PathBuf),
+    /// `tcp://host:port` or `host:port`.
+    Tcp(std::net::SocketAddr),
+}
+
+impl std::str::FromStr for AbciAddress {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        if let Some(path) = text.strip_prefix("unix://") {
+            if path.is_empty() {
+                return Err("`unix://` needs a socket path, e.g. unix:///var/run/ferry/abci.sock".to_owned());
+            }
+            return Ok(AbciAddress::Unix(path.into()));
+        }
+        let address = text.strip_prefix("tcp://").unwrap_or(text);
+        address
+            .parse()
+            .map(AbciAddress::Tcp)
+            .map_err(|error| format!("`{text}` is neither unix://<path> nor [tcp://]<ip>:<port>: {error}"))
+    }
+}
+
+impl std::fmt::Display for AbciAddress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AbciAddress::Unix(path) => write!(f, "unix://{}", path.display()),
+            AbciAddress::Tcp(address) => write!(f, "tcp://{address}"),
+        }
+    }
+}
+
 /// Runs the ABCI server on `address` until the process ends.
 ///
 /// # Errors
 /// When the listener cannot be bound or the server fails.
-pub async fn serve(node: Arc<Node>, address: std::net::SocketAddr) -> Result<(), BoxError> {
+pub async fn serve(node: Arc<Node>, address: &AbciAddress) -> Result<(), BoxError> {
     let consensus_node = node.clone();
     let consensus_service =
         service_fn(move |request: ConsensusRequest| -> BoxFuture<'static, Result<ConsensusResponse, BoxError>> {
@@ -103,5 +145,32 @@ pub async fn serve(node: Arc<Node>, address: std::net::SocketAddr) -> Result<(),
         .snapshot(tower::buffer::Buffer::new(snapshot_service, 4))
         .finish()
         .ok_or("ABCI server is missing a service")?;
-    server.listen_tcp(address).await
+    match address {
+        AbciAddress::Tcp(address) => server.listen_tcp(address).await,
+        AbciAddress::Unix(path) => {
+            // A socket file left by a previous run would make the bind fail.
+            match std::fs::remove_file(path) {
+                Ok(()) => {}
+                Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+                Err(error) => return Err(format!("removing the old socket {}: {error}", path.display()).into()),
+            }
+            server.listen_unix(path).await
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::AbciAddress;
+
+    #[test]
+    fn addresses_parse_as_unix_sockets_or_tcp() {
+        assert_eq!("unix:///run/ferry/abci.sock".parse(), Ok(AbciAddress::Unix("/run/ferry/abci.sock".into())));
+        assert_eq!("tcp://127.0.0.1:26658".parse(), Ok(AbciAddress::Tcp(([127, 0, 0, 1], 26658).into())));
+        assert_eq!("127.0.0.1:26658".parse(), Ok(AbciAddress::Tcp(([127, 0, 0, 1], 26658).into())));
+        for bad in ["unix://", "localhost", "tcp://nowhere"] {
+            let error = bad.parse::<AbciAddress>().err().unwrap_or_default();
+            assert!(error.contains("unix://"), "{bad}: {error}");
+        }
+    }
 }

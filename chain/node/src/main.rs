@@ -17,9 +17,11 @@ struct Args {
     /// Directory holding the node's database (created if missing).
     #[arg(long, env = "FERRY_CHAIN_HOME")]
     home: PathBuf,
-    /// Address the ABCI server listens on (CometBFT's `proxy_app`).
+    /// Where the ABCI server listens (CometBFT's `proxy_app`): `unix:///path/abci.sock` when
+    /// CometBFT runs on the same host (recommended: no per-request delayed-ACK wait), else
+    /// `[tcp://]ip:port`.
     #[arg(long, env = "FERRY_CHAIN_ABCI_ADDR", default_value = "127.0.0.1:26658")]
-    abci_addr: SocketAddr,
+    abci_addr: ferry_chain::abci::AbciAddress,
     /// Address of the Prometheus `/metrics` and `/health` endpoint.
     #[arg(long, env = "FERRY_CHAIN_METRICS_ADDR", default_value = "127.0.0.1:26661")]
     metrics_addr: SocketAddr,
@@ -73,7 +75,7 @@ async fn main() -> anyhow::Result<()> {
             tracing::error!(%error, "metrics endpoint stopped");
         }
     });
-    ferry_chain::abci::serve(node, args.abci_addr)
+    ferry_chain::abci::serve(node, &args.abci_addr)
         .await
         .map_err(|e| anyhow::anyhow!("ABCI server on {}: {e}", args.abci_addr))
 }

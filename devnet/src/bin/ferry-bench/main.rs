@@ -27,6 +27,8 @@
 //!    snapshot and restore at the large state; store size per 1,000 blocks with and without
 //!    pruning (in process, [`growth`]); a fifth node joining four validators by state sync at
 //!    1,000,000 accounts ([`join`]).
+//! 10. Verified reads: the records one batch is signed on, proven (Merkle proofs against
+//!     light-client-verified headers) against read from the JSON query paths ([`verified`]).
 
 mod bls;
 mod deposits;
@@ -41,6 +43,7 @@ mod reserves_scale;
 mod reserves_snapshot;
 mod rotation;
 mod samples;
+mod verified;
 mod withdrawal_latency;
 
 use std::time::{Duration, Instant};
@@ -140,6 +143,9 @@ struct Args {
     /// Run only the state-sync join benchmark.
     #[arg(long)]
     join_only: bool,
+    /// Run only the verified-reads benchmark.
+    #[arg(long)]
+    verified_only: bool,
 }
 
 const IN_PROCESS_CHAIN_ID: &str = "ferry-bench";
@@ -341,6 +347,9 @@ async fn main() -> anyhow::Result<()> {
     if args.join_only {
         return join::run_and_print(args.join_accounts).await;
     }
+    if args.verified_only {
+        return verified::run().await;
+    }
     if !args.network_only {
         let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
         println!(
@@ -393,6 +402,7 @@ async fn main() -> anyhow::Result<()> {
         wall_ratio(&socket)
     );
     duty_flood::run(args.senders, args.flood_per_sender).await?;
+    verified::run().await?;
     if args.network_only {
         return Ok(());
     }
