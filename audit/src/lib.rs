@@ -123,12 +123,164 @@ pub struct VerifyReport {
     pub head: Option<(i64, [u8; 32])>,
     /// The first row that does not verify, if any; verification stops there.
     pub first_broken: Option<BrokenRow>,
+    /// The log checked against an anchored head ([`AuditLog::verify_against`]), if one was given.
+    pub anchor: Option<AnchorCheck>,
 }
 
 impl VerifyReport {
-    /// Whether every row verified.
+    /// Whether every row verified and the log holds the anchored head, if one was given.
     pub fn is_intact(&self) -> bool {
-        self.first_broken.is_none()
+        self.first_broken.is_none() && self.anchor.as_ref().is_none_or(AnchorCheck::holds)
+    }
+
+    /// The report as JSON: `intact`, `rows_intact`, `head` (`seq`, `hash`), `first_broken`
+    /// (`seq`, `kind`, `subject`, `problem`) and `anchor` (`outcome`, `message` and the anchor).
+    pub fn to_json(&self) -> Value {
+        serde_json::json!({
+            "intact": self.is_intact(),
+            "rows_intact": self.rows_intact,
+            "head": self.head.map(|(seq, hash)| serde_json::json!({"seq": seq, "hash": hex::encode(hash)})),
+            "first_broken": self.first_broken.as_ref().map(|broken| serde_json::json!({
+                "seq": broken.seq,
+                "kind": broken.kind,
+                "subject": broken.subject,
+                "problem": broken.problem.to_string(),
+            })),
+            "anchor": self.anchor.as_ref().map(AnchorCheck::to_json),
+            "report": self.to_string(),
+        })
+    }
+}
+
+/// A head recorded outside the database (on the sidechain: `MsgAnchorAudit`) that the log must
+/// still hold: its first `rows` rows, the last of which hashes to `head_hash`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Anchor {
+    /// Rows the log held when anchored.
+    pub rows: u64,
+    /// The hash of its `rows`-th row (oldest first).
+    pub head_hash: [u8; 32],
+    /// Where it was recorded (the sidechain height), for the report.
+    pub height: u64,
+}
+
+/// The log's head, as [`AuditLog::head`] reads it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LogHead {
+    /// Rows in the log.
+    pub rows: u64,
+    /// The newest row's `seq`.
+    pub seq: i64,
+    /// The newest row's stored hash.
+    pub hash: [u8; 32],
+}
+
+/// The log checked against an [`Anchor`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AnchorCheck {
+    /// The anchored row is in the log and hashes to the anchored head.
+    Holds {
+        /// The anchor.
+        anchor: Anchor,
+    },
+    /// The log has fewer rows than were anchored: its tail was deleted.
+    DeletedTail {
+        /// The anchor.
+        anchor: Anchor,
+        /// Rows the log has.
+        log_rows: u64,
+    },
+    /// The anchored row hashes to something else: the history up to it was rewritten (and
+    /// re-hashed, when the chain alone still verifies).
+    Rewritten {
+        /// The anchor.
+        anchor: Anchor,
+        /// The `seq` of the log's `anchor.rows`-th row.
+        seq: i64,
+        /// What that row hashes to.
+        hash: [u8; 32],
+    },
+    /// The chain breaks before the anchored row, so it could not be checked (the break is named).
+    NotReached {
+        /// The anchor.
+        anchor: Anchor,
+    },
+}
+
+impl AnchorCheck {
+    /// Whether the log holds the anchored head.
+    pub fn holds(&self) -> bool {
+        matches!(self, AnchorCheck::Holds { .. })
+    }
+
+    fn anchor(&self) -> &Anchor {
+        match self {
+            AnchorCheck::Holds { anchor }
+            | AnchorCheck::DeletedTail { anchor, .. }
+            | AnchorCheck::Rewritten { anchor, .. }
+            | AnchorCheck::NotReached { anchor } => anchor,
+        }
+    }
+
+    /// `holds`, `deleted_tail`, `rewritten` or `not_reached`.
+    pub fn outcome(&self) -> &'static str {
+        match self {
+            AnchorCheck::Holds { .. } => "holds",
+            AnchorCheck::DeletedTail { .. } => "deleted_tail",
+            AnchorCheck::Rewritten { .. } => "rewritten",
+            AnchorCheck::NotReached { .. } => "not_reached",
+        }
+    }
+
+    fn to_json(&self) -> Value {
+        let anchor = self.anchor();
+        let mut value = serde_json::json!({
+            "outcome": self.outcome(),
+            "message": self.to_string(),
+            "anchored_rows": anchor.rows,
+            "anchored_hash": hex::encode(anchor.head_hash),
+            "anchored_height": anchor.height,
+        });
+        if let (AnchorCheck::DeletedTail { log_rows, .. }, Some(object)) = (self, value.as_object_mut()) {
+            object.insert("log_rows".to_owned(), (*log_rows).into());
+        }
+        if let (AnchorCheck::Rewritten { seq, hash, .. }, Some(object)) = (self, value.as_object_mut()) {
+            object.insert("seq".to_owned(), (*seq).into());
+            object.insert("hash".to_owned(), hex::encode(hash).into());
+        }
+        value
+    }
+}
+
+impl fmt::Display for AnchorCheck {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AnchorCheck::Holds { anchor } => write!(
+                f,
+                "anchored head holds: row {} hashes to {}, anchored at height {}",
+                anchor.rows,
+                hex::encode(anchor.head_hash),
+                anchor.height
+            ),
+            AnchorCheck::DeletedTail { anchor, log_rows } => write!(
+                f,
+                "deleted tail: {} rows anchored at height {}, the log has {log_rows}",
+                anchor.rows, anchor.height
+            ),
+            AnchorCheck::Rewritten { anchor, seq, hash } => write!(
+                f,
+                "history rewritten: row {} (seq {seq}) hashes to {}, anchored {} at height {}",
+                anchor.rows,
+                hex::encode(hash),
+                hex::encode(anchor.head_hash),
+                anchor.height
+            ),
+            AnchorCheck::NotReached { anchor } => write!(
+                f,
+                "anchored head not checked: the chain breaks before row {} (anchored at height {})",
+                anchor.rows, anchor.height
+            ),
+        }
     }
 }
 
@@ -140,6 +292,25 @@ impl fmt::Display for VerifyReport {
                 write!(f, "audit chain intact: {} rows, head seq {seq} hash {}", self.rows_intact, hex::encode(hash))
             }
             (None, None) => f.write_str("audit chain intact: empty"),
+        }?;
+        match &self.anchor {
+            Some(check) => write!(f, "\n{check}"),
+            None => Ok(()),
+        }
+    }
+}
+
+/// A verification under way: the report, and the anchored row once reached.
+struct ChainWalk {
+    report: VerifyReport,
+    anchored_row: Option<(i64, [u8; 32])>,
+}
+
+impl Default for ChainWalk {
+    fn default() -> Self {
+        ChainWalk {
+            report: VerifyReport { rows_intact: 0, head: None, first_broken: None, anchor: None },
+            anchored_row: None,
         }
     }
 }
@@ -432,12 +603,62 @@ impl AuditLog {
     /// # Errors
     /// Database errors only; a broken chain is reported in the [`VerifyReport`].
     pub async fn verify(&self, pool: &PgPool) -> Result<VerifyReport, AuditError> {
+        self.verify_against(pool, None).await
+    }
+
+    /// As [`AuditLog::verify`], and checks that the log still holds `anchor`: at least its
+    /// `rows` rows, the `rows`-th of which hashes to its head. The hash chain alone cannot show a
+    /// deleted tail, nor a history rewritten and re-hashed by someone able to bypass the
+    /// append-only trigger; an anchor recorded elsewhere can.
+    ///
+    /// # Errors
+    /// Database errors only; a broken chain or a failed anchor is reported in the [`VerifyReport`].
+    pub async fn verify_against(&self, pool: &PgPool, anchor: Option<&Anchor>) -> Result<VerifyReport, AuditError> {
+        let ChainWalk { mut report, anchored_row } = self.verify_chain(pool, anchor.map(|anchor| anchor.rows)).await?;
+        report.anchor = anchor.map(|anchor| {
+            let anchor = *anchor;
+            if report.first_broken.is_some() && report.rows_intact < anchor.rows {
+                return AnchorCheck::NotReached { anchor };
+            }
+            match anchored_row {
+                None => AnchorCheck::DeletedTail { anchor, log_rows: report.rows_intact },
+                Some((_, hash)) if hash == anchor.head_hash => AnchorCheck::Holds { anchor },
+                Some((seq, hash)) => AnchorCheck::Rewritten { anchor, seq, hash },
+            }
+        });
+        Ok(report)
+    }
+
+    /// The log's head — row count and newest row — in one snapshot; `None` for an empty log.
+    /// What a daemon anchors.
+    ///
+    /// # Errors
+    /// Database errors, or a stored hash that is not 32 bytes.
+    pub async fn head(&self, pool: &PgPool) -> Result<Option<LogHead>, AuditError> {
+        let row = sqlx::query(&format!(
+            "SELECT (SELECT count(*) FROM {table}) AS rows, last.seq, last.hash \
+             FROM (SELECT seq, hash FROM {table} ORDER BY seq DESC LIMIT 1) AS last",
+            table = self.table
+        ))
+        .fetch_optional(pool)
+        .await
+        .map_err(database("reading the audit log's head"))?;
+        let Some(row) = row else { return Ok(None) };
+        let read = database("reading the audit log's head");
+        let rows: i64 = row.try_get("rows").map_err(read)?;
+        let seq: i64 = row.try_get("seq").map_err(read)?;
+        let hash: Vec<u8> = row.try_get("hash").map_err(read)?;
+        Ok(Some(LogHead { rows: u64::try_from(rows).unwrap_or(0), seq, hash: self.hash_from_db("hash", hash)? }))
+    }
+
+    async fn verify_chain(&self, pool: &PgPool, anchored_rows: Option<u64>) -> Result<ChainWalk, AuditError> {
+        let mut report = ChainWalk::default().report;
+        let mut anchored_row = None;
         let mut tx = pool.begin().await.map_err(database("beginning the verification"))?;
         sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
             .execute(&mut *tx)
             .await
             .map_err(database("starting a snapshot"))?;
-        let mut report = VerifyReport { rows_intact: 0, head: None, first_broken: None };
         let mut after = i64::MIN;
         loop {
             let rows = sqlx::query(&format!("{} WHERE seq > $1 ORDER BY seq LIMIT $2", self.select_rows()))
@@ -456,21 +677,24 @@ impl AuditLog {
                 if row.prev_hash.as_deref() != expected_prev.as_ref().map(|h| h.as_slice()) {
                     report.first_broken =
                         Some(broken(Break::Link { expected: expected_prev, stored: row.prev_hash.clone() }));
-                    return Ok(report);
+                    return Ok(ChainWalk { report, anchored_row });
                 }
                 let canonical =
                     canonical_row(self.domain, row.seq, row.at_micros, &row.kind, &row.subject, &row.detail);
                 let expected = chain_hash(expected_prev.as_ref().unwrap_or(&GENESIS_PREV_HASH), &canonical);
                 if row.hash.as_slice() != expected.as_slice() {
                     report.first_broken = Some(broken(Break::Content { expected, stored: row.hash.clone() }));
-                    return Ok(report);
+                    return Ok(ChainWalk { report, anchored_row });
                 }
                 report.rows_intact += 1;
                 report.head = Some((row.seq, expected));
+                if Some(report.rows_intact) == anchored_rows {
+                    anchored_row = Some((row.seq, expected));
+                }
             }
         }
         tx.commit().await.map_err(database("ending the verification"))?;
-        Ok(report)
+        Ok(ChainWalk { report, anchored_row })
     }
 
     /// The rows about `subject`, oldest first.

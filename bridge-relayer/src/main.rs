@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use ferry_audit::AuditLog;
 use ferry_client::FerryClient;
+use ferry_daemon::audit_anchor::{AnchorPolicy, Anchorer};
 use ferry_daemon::endpoint;
 use ferry_daemon::logging::{self, LogOutput};
 use ferry_daemon::metrics::now_seconds;
@@ -16,12 +18,14 @@ use ferry_keystore::sealing::{DEFAULT_KDF_LOG_N, MAX_KDF_LOG_N, MIN_KDF_LOG_N};
 use ferry_keystore::{KdfParams, passphrase};
 use ferry_parent_chains::bitcoin::BitcoinRpc;
 use ferry_parent_chains::ethereum::{EthAddress, EthereumWatcher, Wallet};
+use ferry_relayer::attest::AttestOutcome;
 use ferry_relayer::config::{AccountKeystore, Config, ConfigFile, read_secret};
 use ferry_relayer::delivery::{BitcoinDelivery, Delivery, EthereumDelivery};
 use ferry_relayer::metrics::Metrics;
 use ferry_relayer::service::{BitcoinWatch, EthereumWatch, Relayer, peg};
 use ferry_relayer::store::Store;
-use ferry_types::AccountKey;
+use ferry_types::msg::audit::AuditLogName;
+use ferry_types::{AccountKey, Address};
 
 /// Ferry relayer: deposits in, releases out.
 #[derive(Parser, Debug)]
@@ -104,8 +108,18 @@ enum ConfigCommand {
 
 #[derive(Subcommand, Debug)]
 enum AuditCommand {
-    /// Recompute the audit log's hash chain and name the first broken row.
-    Verify,
+    /// Recompute the audit log's hash chain and name the first broken row; with the chain
+    /// (`chain.rpc` or --chain-rpc) and the member (--member, else the account of
+    /// `chain.member_keystore`), also check the log against the head this member last anchored
+    /// on the chain, naming a deleted tail or a rewritten history (exit status 1).
+    Verify {
+        /// The member whose anchor to check against (default: the account of `chain.member_keystore`).
+        #[arg(long, env = "FERRY_RELAYER_MEMBER")]
+        member: Option<Address>,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn load_config(args: &Args) -> anyhow::Result<Config> {
@@ -297,10 +311,27 @@ async fn run(args: &Args) -> anyhow::Result<()> {
     };
     tracing::info!(member = %member.address(), metrics = %config.metrics.listen, bitcoin = config.bitcoin.is_some(), ethereum = config.ethereum.is_some(), delivery = config.delivery.enabled, ethereum_wallet = config.delivery.ethereum_key_file.is_some(), "ferry-relayer starting");
 
+    let anchorer = Anchorer::new(
+        AuditLog::RELAYER,
+        AuditLogName::Relayer,
+        member.address(),
+        AnchorPolicy::default(),
+        metrics.audit_anchor_gauges(),
+    );
+    let (anchor_pool, anchor_chain) = (store.pool().clone(), chain.clone());
     let relayer = Relayer::new(store, chain, member, metrics.clone(), bitcoin, ethereum);
+    // The anchor goes through the relayer's attester: one transaction of the member account at a time.
+    let attester = &relayer.attester;
+    let anchor = anchorer.run(anchor_pool, anchor_chain, |msg| async move {
+        match attester.send(msg).await {
+            AttestOutcome::Accepted { height, .. } => Ok(height),
+            other => Err(format!("{other:?}")),
+        }
+    });
     tokio::select! {
         result = serve_metrics(config.metrics.listen, metrics, stale_after) => result,
         ((), ()) = async { tokio::join!(relayer.run(bitcoin_poll, ethereum_poll), deliver(Some(&relayer.attester))) } => Ok(()),
+        () = anchor => Ok(()),
     }
 }
 
@@ -322,9 +353,13 @@ async fn main() -> anyhow::Result<()> {
         Command::Keystore { command: KeystoreCommand::Seal { key_file, passphrase_file, out, kdf_log_n } } => {
             seal(key_file, passphrase_file, out, *kdf_log_n)
         }
-        Command::Audit { command: AuditCommand::Verify } => {
-            let report = Store::connect(&tool_database_url(&args)?).await?.verify().await?;
-            println!("{report}");
+        Command::Audit { command: AuditCommand::Verify { member, json } } => {
+            let report = audit_verify(&args, *member).await?;
+            if *json {
+                println!("{}", report.to_json());
+            } else {
+                println!("{report}");
+            }
             if report.is_intact() { Ok(()) } else { std::process::exit(1) }
         }
         Command::Migrate => {
@@ -337,6 +372,36 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// `audit verify`: the chain of hashes, and the head this member anchored on the chain when the
+/// chain (`chain.rpc`, --chain-rpc) and the member (--member, `chain.member_keystore`'s public
+/// account, no passphrase needed) are known.
+async fn audit_verify(args: &Args, member: Option<Address>) -> anyhow::Result<ferry_audit::VerifyReport> {
+    let store = Store::connect(&tool_database_url(args)?).await?;
+    let config = load_config(args).ok();
+    let member = match (member, config.as_ref().and_then(|config| config.chain.member_keystore.as_ref())) {
+        (Some(member), _) => Some(member),
+        (None, Some(path)) => Some(
+            AccountKeystore::read(path).with_context(|| format!("chain.member_keystore {}", path.display()))?.account,
+        ),
+        (None, None) => None,
+    };
+    let rpc = args.chain_rpc.clone().or_else(|| config.as_ref().map(|config| config.chain.rpc.clone()));
+    let anchor = match (member, rpc) {
+        (Some(member), Some(rpc)) => {
+            let chain = FerryClient::new(&rpc)?;
+            let anchor = ferry_daemon::audit_anchor::chain_anchor(&chain, &member, AuditLogName::Relayer)
+                .await
+                .with_context(|| format!("reading {member}'s relayer audit anchor from {rpc}"))?;
+            if anchor.is_none() {
+                eprintln!("note: {member} has not anchored its relayer audit log on the chain yet");
+            }
+            anchor
+        }
+        _ => None,
+    };
+    Ok(AuditLog::RELAYER.verify_against(store.pool(), anchor.as_ref()).await?)
 }
 
 /// The database of a one-off command: `--database-url`, else the configuration's.

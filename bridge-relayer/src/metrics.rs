@@ -3,7 +3,7 @@
 //! releases have their own families (`ferry_relayer_deposits`, `ferry_relayer_releases`, …).
 
 use ferry_daemon::metrics::MetricsRegistry;
-use prometheus::{GaugeVec, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec};
+use prometheus::{Gauge, GaugeVec, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec};
 
 /// Chains the relayer talks to, as label values.
 pub const CHAINS: [&str; 3] = ["btc", "eth", "sidechain"];
@@ -57,6 +57,10 @@ pub struct Metrics {
     pub reserves_holdings: GaugeVec,
     /// Registered Bitcoin deposit addresses the scan watches.
     pub deposit_addresses: IntGauge,
+    /// Rows of the audit log's head last anchored on the chain (0: none yet).
+    pub audit_anchored_rows: IntGauge,
+    /// When it was anchored (or found anchored), Unix seconds (0: never).
+    pub audit_anchored_at: Gauge,
 }
 
 impl Metrics {
@@ -132,6 +136,14 @@ impl Metrics {
             "ferry_relayer_deposit_addresses",
             "Registered Bitcoin deposit addresses the scan watches besides the peg",
         )?;
+        let audit_anchored_rows = registry.int_gauge(
+            "ferry_relayer_audit_anchored_rows",
+            "Rows of the relayer audit log's head last anchored on the sidechain (0: none yet)",
+        )?;
+        let audit_anchored_at = registry.gauge(
+            "ferry_relayer_audit_anchored_timestamp_seconds",
+            "When the relayer audit log's head was last anchored on the sidechain (Unix seconds; 0: never)",
+        )?;
         for chain in CHAINS {
             rpc_errors.with_label_values(&[chain]);
             rpc_seconds.with_label_values(&[chain]);
@@ -176,6 +188,8 @@ impl Metrics {
             reserves_snapshots,
             reserves_holdings,
             deposit_addresses,
+            audit_anchored_rows,
+            audit_anchored_at,
         })
     }
 
@@ -184,6 +198,14 @@ impl Metrics {
         self.rpc_seconds.with_label_values(&[chain]).observe(seconds);
         if !ok {
             self.rpc_errors.with_label_values(&[chain]).inc();
+        }
+    }
+
+    /// The gauges the audit anchorer keeps current.
+    pub fn audit_anchor_gauges(&self) -> ferry_daemon::audit_anchor::AnchorGauges {
+        ferry_daemon::audit_anchor::AnchorGauges {
+            rows: self.audit_anchored_rows.clone(),
+            at: self.audit_anchored_at.clone(),
         }
     }
 

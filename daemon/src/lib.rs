@@ -4,12 +4,16 @@
 //! embedded migrations ([`postgres`]), and the sealed member account key a relayer attests with
 //! ([`account_keystore`], written by the key ceremony and `ferry-relayer keystore seal`).
 //!
-//! It knows nothing about deposits, releases or chains: each daemon (`ferry-relayer`,
+//! Both daemons anchor their audit log's head on the sidechain the same way ([`audit_anchor`]:
+//! when, and with which `MsgAnchorAudit`; each daemon posts it with its member account).
+//!
+//! It knows nothing about deposits, releases or parent chains: each daemon (`ferry-relayer`,
 //! `ferry-signer`) keeps its own configuration schema, its own metrics and its own store queries,
 //! and hands this crate only names, paths, URLs and closures. The audit log is not here either;
 //! it lives in `ferry-audit`.
 
 pub mod account_keystore;
+pub mod audit_anchor;
 pub mod config;
 pub mod endpoint;
 pub mod logging;

@@ -30,7 +30,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
+use ferry_audit::AuditLog;
 use ferry_client::FerryClient;
+use ferry_daemon::audit_anchor::{AnchorPolicy, Anchorer};
 use ferry_daemon::endpoint;
 use ferry_daemon::logging::{self, LogOutput};
 use ferry_keystore::sealing::{DEFAULT_KDF_LOG_N, MAX_KDF_LOG_N, MIN_KDF_LOG_N};
@@ -43,7 +45,7 @@ use ferry_signer::metrics::{Metrics, now_seconds};
 use ferry_signer::service::{Settings, Signer};
 use ferry_signer::store::Store;
 use ferry_signer::{Ceremony, Manifest, MemberSecrets, Overwrite};
-use ferry_types::Msg;
+use ferry_types::msg::audit::AuditLogName;
 use ferry_types::msg::{
     MsgProposeListing, MsgProposeListingProto, MsgResolveHeld, MsgResolveUnattributed, MsgResolveUnattributedProto,
 };
@@ -52,6 +54,7 @@ use ferry_types::query::{
     DEPOSIT_PATH, LISTING_PATH, TokenProposals, UNATTRIBUTED_PATH, UnattributedPage, WITHDRAWAL_PATH, WithdrawalId,
     WithdrawalIdError, WithdrawalView,
 };
+use ferry_types::{Address, Msg};
 use serde_json::json;
 use zeroize::Zeroizing;
 
@@ -230,8 +233,15 @@ enum ConfigCommand {
 
 #[derive(Subcommand, Debug)]
 enum AuditCommand {
-    /// Recompute the audit log's hash chain and name the first broken row (exit status 1).
-    Verify,
+    /// Recompute the audit log's hash chain and name the first broken row; with the chain
+    /// (`chain.rpc` or --chain-rpc) and the member (--member, else the configuration's keystore),
+    /// also check the log against the head this member last anchored on the chain, naming a
+    /// deleted tail or a rewritten history (exit status 1).
+    Verify {
+        /// The member whose anchor to check against (default: the account of `keys.keystore`).
+        #[arg(long, env = "FERRY_SIGNER_MEMBER")]
+        member: Option<Address>,
+    },
 }
 
 #[derive(Args, Debug)]
@@ -477,11 +487,25 @@ async fn run_daemon(cli: &Cli) -> anyhow::Result<()> {
         "ferry-signer starting"
     );
     let settings = Settings { local, policy, poll_interval: poll };
+    let anchorer = Anchorer::new(
+        AuditLog::SIGNER,
+        AuditLogName::Signer,
+        secrets.account(),
+        AnchorPolicy::default(),
+        metrics.audit_anchor_gauges(),
+    );
+    let (anchor_pool, anchor_chain, anchor_key) = (store.pool().clone(), chain.clone(), secrets.account_key().clone());
     let signer = Signer::new((chain, verified), store, metrics.clone(), (secrets, manifest), settings)?;
     let stale_after = poll.saturating_mul(10).max(Duration::from_secs(30));
+    let post_chain = anchor_chain.clone();
+    let anchor = anchorer.run(anchor_pool, anchor_chain, move |msg| {
+        let (chain, key) = (post_chain.clone(), anchor_key.clone());
+        async move { post_duty(&chain, &key, &msg).await.map(|(_, height)| height) }
+    });
     tokio::select! {
         result = serve_metrics(config.metrics.listen, metrics, stale_after) => result,
         () = signer.run() => Ok(()),
+        () = anchor => Ok(()),
     }
 }
 
@@ -503,11 +527,39 @@ async fn serve_metrics(listen: SocketAddr, metrics: Metrics, stale_after: Durati
     Ok(endpoint::serve(listen, move || metrics.render(), health).await?)
 }
 
-async fn run_audit_verify(cli: &Cli) -> anyhow::Result<bool> {
-    let config = if cli.database_url.is_some() { None } else { Some(load_config(cli)?) };
+async fn run_audit_verify(cli: &Cli, member: Option<Address>) -> anyhow::Result<bool> {
+    let config = if cli.database_url.is_some() { load_config(cli).ok() } else { Some(load_config(cli)?) };
     let store = Store::connect(&database_url(cli, config.as_ref())?).await?;
-    let report = store.verify().await?;
-    println!("{report}");
+    // The member: --member, else the keystore's public account (no passphrase needed).
+    let member = match (member, &config) {
+        (Some(member), _) => Some(member),
+        (None, Some(config)) => Some(
+            Keystore::read(&config.keys.keystore)
+                .with_context(|| format!("keys.keystore {}", config.keys.keystore.display()))?
+                .account,
+        ),
+        (None, None) => None,
+    };
+    let rpc = cli.chain_rpc.clone().or_else(|| config.as_ref().map(|config| config.chain.rpc.clone()));
+    let anchor = match (member, rpc) {
+        (Some(member), Some(rpc)) => {
+            let chain = FerryClient::new(&rpc)?;
+            let anchor = ferry_daemon::audit_anchor::chain_anchor(&chain, &member, AuditLogName::Signer)
+                .await
+                .with_context(|| format!("reading {member}'s signer audit anchor from {rpc}"))?;
+            if anchor.is_none() {
+                eprintln!("note: {member} has not anchored its signer audit log on the chain yet");
+            }
+            anchor
+        }
+        _ => None,
+    };
+    let report = AuditLog::SIGNER.verify_against(store.pool(), anchor.as_ref()).await?;
+    if cli.json {
+        println!("{}", report.to_json());
+    } else {
+        println!("{report}");
+    }
     Ok(report.is_intact())
 }
 
@@ -860,11 +912,13 @@ fn main() -> ExitCode {
         Command::Unattributed { command } => async_main(run_unattributed(&cli, command)),
         Command::Federation { command } => async_main(run_federation(&cli, command)),
         Command::Migrate => async_main(run_migrate(&cli)),
-        Command::Audit { command: AuditCommand::Verify } => match async_main(run_audit_verify(&cli)) {
-            Ok(true) => Ok(()),
-            Ok(false) => return ExitCode::FAILURE,
-            Err(error) => Err(error),
-        },
+        Command::Audit { command: AuditCommand::Verify { member } } => {
+            match async_main(run_audit_verify(&cli, *member)) {
+                Ok(true) => Ok(()),
+                Ok(false) => return ExitCode::FAILURE,
+                Err(error) => Err(error),
+            }
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

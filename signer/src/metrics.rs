@@ -55,6 +55,10 @@ pub struct Metrics {
     pub signing_epoch: IntGauge,
     /// Answers of each sidechain endpoint that did not verify (a lying or wrong-chain node).
     pub unverified_answers: IntGaugeVec,
+    /// Rows of the audit log's head last anchored on the chain (0: none yet).
+    pub audit_anchored_rows: IntGauge,
+    /// When it was anchored (or found anchored), Unix seconds (0: never).
+    pub audit_anchored_at: Gauge,
 }
 
 /// Key generation steps, as label values.
@@ -128,6 +132,14 @@ impl Metrics {
             "Answers of a sidechain endpoint whose proof did not verify against the light client's headers (a lying node)",
             &["endpoint"],
         )?;
+        let audit_anchored_rows = registry.int_gauge(
+            "ferry_signer_audit_anchored_rows",
+            "Rows of the signer audit log's head last anchored on the sidechain (0: none yet)",
+        )?;
+        let audit_anchored_at = registry.gauge(
+            "ferry_signer_audit_anchored_timestamp_seconds",
+            "When the signer audit log's head was last anchored on the sidechain (Unix seconds; 0: never)",
+        )?;
         for outcome in ["posted", "failed"] {
             heartbeats.with_label_values(&[outcome]);
         }
@@ -166,7 +178,17 @@ impl Metrics {
             last_heartbeat,
             signing_epoch,
             unverified_answers,
+            audit_anchored_rows,
+            audit_anchored_at,
         })
+    }
+
+    /// The gauges the audit anchorer keeps current.
+    pub fn audit_anchor_gauges(&self) -> ferry_daemon::audit_anchor::AnchorGauges {
+        ferry_daemon::audit_anchor::AnchorGauges {
+            rows: self.audit_anchored_rows.clone(),
+            at: self.audit_anchored_at.clone(),
+        }
     }
 
     /// Shows the latest key generation session (or none).

@@ -1,0 +1,194 @@
+//! Anchoring this daemon's audit log on the sidechain (issue 15 item 4): every so often the head
+//! of the log — its row count and newest row's hash — goes to the chain as `MsgAnchorAudit`, a
+//! fee-exempt duty of the member account. `audit verify` then checks the log against the
+//! chain's last anchor, so a deleted tail or a history rewritten and re-hashed by whoever owns
+//! the database is named, not silently accepted.
+//!
+//! When: once [`AnchorPolicy::every_rows`] rows were appended since the last anchor, or
+//! [`AnchorPolicy::interval`] passed and anything was appended; never when nothing changed. The
+//! first head after a start is compared with the chain's anchor: the same head is not sent
+//! again; a log behind its anchor (or with another hash at its count) is logged as an error and
+//! still sent, so the chain records the refusal as evidence.
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use ferry_audit::{AuditError, AuditLog, LogHead};
+use ferry_client::{ClientError, FerryClient};
+use ferry_types::msg::audit::{AuditLogName, MsgAnchorAudit};
+use ferry_types::query::audit::{AuditAnchor, audit_anchor_path};
+use ferry_types::{Address, Msg};
+use prometheus::{Gauge, IntGauge};
+use sqlx::PgPool;
+
+/// How often a daemon anchors its audit log.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AnchorPolicy {
+    /// Anchor once this many rows were appended since the last anchor.
+    pub every_rows: u64,
+    /// Anchor at least this often while rows are appended.
+    pub interval: Duration,
+    /// How often the log's head is looked at.
+    pub check_every: Duration,
+}
+
+impl Default for AnchorPolicy {
+    /// 100 rows or 5 minutes, looked at every 5 seconds.
+    fn default() -> Self {
+        AnchorPolicy { every_rows: 100, interval: Duration::from_secs(300), check_every: Duration::from_secs(5) }
+    }
+}
+
+/// The gauges an anchorer keeps current (the daemon registers them in its `metrics.rs`).
+#[derive(Clone)]
+pub struct AnchorGauges {
+    /// Rows of the last head anchored (or found anchored) on the chain.
+    pub rows: IntGauge,
+    /// Seconds since the Unix epoch when it was anchored (or found anchored).
+    pub at: Gauge,
+}
+
+/// Why a round of anchoring failed.
+#[derive(Debug, thiserror::Error)]
+pub enum AnchorError {
+    /// The log's head could not be read.
+    #[error("reading the audit log's head")]
+    Audit(#[from] AuditError),
+    /// The chain's anchor could not be read.
+    #[error("reading the chain's anchor")]
+    Chain(#[from] ClientError),
+    /// The anchor was not included.
+    #[error("anchoring the audit log: {0}")]
+    Post(String),
+    /// The chain answered an anchor that does not decode.
+    #[error("the chain answers an anchor hash `{0}`, not 32 bytes of hex")]
+    BadAnswer(String),
+}
+
+/// Decides when to anchor one log, and remembers what was anchored.
+pub struct Anchorer {
+    log: AuditLog,
+    name: AuditLogName,
+    member: Address,
+    policy: AnchorPolicy,
+    gauges: AnchorGauges,
+    last: Option<(LogHead, Instant)>,
+}
+
+impl Anchorer {
+    /// An anchorer of `log` (named `name` on the chain) for `member`.
+    pub fn new(log: AuditLog, name: AuditLogName, member: Address, policy: AnchorPolicy, gauges: AnchorGauges) -> Self {
+        Anchorer { log, name, member, policy, gauges, last: None }
+    }
+
+    /// The message to send now, if any, with the head it anchors.
+    ///
+    /// # Errors
+    /// When the log or the chain cannot be read.
+    pub async fn due(
+        &mut self,
+        pool: &PgPool,
+        chain: &FerryClient,
+        now: Instant,
+    ) -> Result<Option<(Msg, LogHead)>, AnchorError> {
+        let Some(head) = self.log.head(pool).await? else { return Ok(None) };
+        match self.last {
+            Some((last, at)) => {
+                if head.rows == last.rows && head.hash == last.hash {
+                    return Ok(None);
+                }
+                let grown = head.rows.saturating_sub(last.rows);
+                if head.rows == last.rows
+                    || grown >= self.policy.every_rows
+                    || now.duration_since(at) >= self.policy.interval
+                {
+                    return Ok(Some((self.message(&head), head)));
+                }
+                Ok(None)
+            }
+            None => {
+                let held: Option<AuditAnchor> = chain.query(&audit_anchor_path(&self.member, self.name), None).await?;
+                if let Some(held) = held {
+                    let same = held.rows == head.rows && held.head_hash == hex::encode(head.hash);
+                    if same {
+                        self.record(head, now);
+                        return Ok(None);
+                    }
+                    if held.rows >= head.rows {
+                        tracing::error!(
+                            log = %self.name,
+                            anchored_rows = held.rows,
+                            anchored_hash = %held.head_hash,
+                            anchored_height = held.height,
+                            rows = head.rows,
+                            hash = %hex::encode(head.hash),
+                            "the audit log does not hold the head anchored on the chain (deleted tail or rewritten history?): run `audit verify`"
+                        );
+                    }
+                }
+                Ok(Some((self.message(&head), head)))
+            }
+        }
+    }
+
+    /// Records that `head` was anchored.
+    pub fn record(&mut self, head: LogHead, now: Instant) {
+        self.gauges.rows.set(i64::try_from(head.rows).unwrap_or(i64::MAX));
+        self.gauges.at.set(crate::metrics::now_seconds());
+        self.last = Some((head, now));
+    }
+
+    fn message(&self, head: &LogHead) -> Msg {
+        Msg::AnchorAudit(MsgAnchorAudit { member: self.member, log: self.name, rows: head.rows, head_hash: head.hash })
+    }
+
+    /// Anchors forever: each [`AnchorPolicy::check_every`], sends what is due through `post`
+    /// (which answers the inclusion height, or why not). Failures are logged and tried again.
+    pub async fn run<F, Fut>(mut self, pool: PgPool, chain: FerryClient, mut post: F)
+    where
+        F: FnMut(Msg) -> Fut,
+        Fut: Future<Output = Result<u64, String>>,
+    {
+        loop {
+            tokio::time::sleep(self.policy.check_every).await;
+            if let Err(error) = self.round(&pool, &chain, &mut post).await {
+                tracing::warn!(log = %self.name, error = format!("{error:#}"), "audit anchor round failed");
+            }
+        }
+    }
+
+    /// One round: anchors the head if due.
+    ///
+    /// # Errors
+    /// When the log or the chain cannot be read, or the anchor was not included.
+    pub async fn round<F, Fut>(&mut self, pool: &PgPool, chain: &FerryClient, post: &mut F) -> Result<(), AnchorError>
+    where
+        F: FnMut(Msg) -> Fut,
+        Fut: Future<Output = Result<u64, String>>,
+    {
+        let Some((msg, head)) = self.due(pool, chain, Instant::now()).await? else { return Ok(()) };
+        let height = post(msg).await.map_err(AnchorError::Post)?;
+        tracing::info!(log = %self.name, rows = head.rows, hash = %hex::encode(head.hash), height, "audit log anchored");
+        self.record(head, Instant::now());
+        Ok(())
+    }
+}
+
+/// The head `member` last anchored for `name` on the chain, as `audit verify` checks the log
+/// against it; `None` when it never anchored that log.
+///
+/// # Errors
+/// When the chain cannot be read, or answers a hash that is not 32 bytes of hex.
+pub async fn chain_anchor(
+    chain: &FerryClient,
+    member: &Address,
+    name: AuditLogName,
+) -> Result<Option<ferry_audit::Anchor>, AnchorError> {
+    let held: Option<AuditAnchor> = chain.query(&audit_anchor_path(member, name), None).await?;
+    let Some(held) = held else { return Ok(None) };
+    let head_hash = hex::decode(&held.head_hash)
+        .ok()
+        .and_then(|bytes| <[u8; 32]>::try_from(bytes).ok())
+        .ok_or_else(|| AnchorError::BadAnswer(held.head_hash.clone()))?;
+    Ok(Some(ferry_audit::Anchor { rows: held.rows, head_hash, height: held.height }))
+}
