@@ -651,6 +651,22 @@ impl AuditLog {
         Ok(Some(LogHead { rows: u64::try_from(rows).unwrap_or(0), seq, hash: self.hash_from_db("hash", hash)? }))
     }
 
+    /// The stored hash of the log's `rows`-th row, oldest first (`None` when it has fewer rows):
+    /// what a daemon offers as the row at the count the chain holds anchored.
+    ///
+    /// # Errors
+    /// Database errors, or a stored hash that is not 32 bytes.
+    pub async fn hash_at(&self, pool: &PgPool, rows: u64) -> Result<Option<[u8; 32]>, AuditError> {
+        let Some(offset) = rows.checked_sub(1).and_then(|offset| i64::try_from(offset).ok()) else { return Ok(None) };
+        let stored: Option<Vec<u8>> =
+            sqlx::query_scalar(&format!("SELECT hash FROM {} ORDER BY seq LIMIT 1 OFFSET $1", self.table))
+                .bind(offset)
+                .fetch_optional(pool)
+                .await
+                .map_err(database("reading an anchored row's hash"))?;
+        stored.map(|bytes| self.hash_from_db("hash", bytes)).transpose()
+    }
+
     async fn verify_chain(&self, pool: &PgPool, anchored_rows: Option<u64>) -> Result<ChainWalk, AuditError> {
         let mut report = ChainWalk::default().report;
         let mut anchored_row = None;

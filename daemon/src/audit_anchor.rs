@@ -5,10 +5,12 @@
 //! the database is named, not silently accepted.
 //!
 //! When: once [`AnchorPolicy::every_rows`] rows were appended since the last anchor, or
-//! [`AnchorPolicy::interval`] passed and anything was appended; never when nothing changed. The
-//! first head after a start is compared with the chain's anchor: the same head is not sent
-//! again; a log behind its anchor (or with another hash at its count) is logged as an error and
-//! still sent, so the chain records the refusal as evidence.
+//! [`AnchorPolicy::interval`] passed and anything was appended; never when nothing changed.
+//! Each anchor carries the log's row at the count the chain holds anchored (`previous_hash`),
+//! and the chain moves the anchor forward only when that row is the anchored head: a log cut or
+//! rewritten under its anchor cannot be anchored again by waiting until it grew past the count.
+//! A log that does not hold the chain's anchor is logged as an error and its head still sent, so
+//! the chain records the refusal as evidence.
 
 use std::future::Future;
 use std::time::{Duration, Instant};
@@ -81,7 +83,9 @@ impl Anchorer {
         Anchorer { log, name, member, policy, gauges, last: None }
     }
 
-    /// The message to send now, if any, with the head it anchors.
+    /// The message to send now, if any, with the head it anchors. Before sending, reads the
+    /// chain's anchor and offers the log's row at its count as `previous_hash`: the chain moves
+    /// the anchor forward only over the same history.
     ///
     /// # Errors
     /// When the log or the chain cannot be read.
@@ -92,43 +96,37 @@ impl Anchorer {
         now: Instant,
     ) -> Result<Option<(Msg, LogHead)>, AnchorError> {
         let Some(head) = self.log.head(pool).await? else { return Ok(None) };
-        match self.last {
-            Some((last, at)) => {
-                if head.rows == last.rows && head.hash == last.hash {
-                    return Ok(None);
-                }
-                let grown = head.rows.saturating_sub(last.rows);
-                if head.rows == last.rows
-                    || grown >= self.policy.every_rows
-                    || now.duration_since(at) >= self.policy.interval
-                {
-                    return Ok(Some((self.message(&head), head)));
-                }
-                Ok(None)
+        if let Some((last, at)) = self.last {
+            if head.rows == last.rows && head.hash == last.hash {
+                return Ok(None);
             }
-            None => {
-                let held: Option<AuditAnchor> = chain.query(&audit_anchor_path(&self.member, self.name), None).await?;
-                if let Some(held) = held {
-                    let same = held.rows == head.rows && held.head_hash == hex::encode(head.hash);
-                    if same {
-                        self.record(head, now);
-                        return Ok(None);
-                    }
-                    if held.rows >= head.rows {
-                        tracing::error!(
-                            log = %self.name,
-                            anchored_rows = held.rows,
-                            anchored_hash = %held.head_hash,
-                            anchored_height = held.height,
-                            rows = head.rows,
-                            hash = %hex::encode(head.hash),
-                            "the audit log does not hold the head anchored on the chain (deleted tail or rewritten history?): run `audit verify`"
-                        );
-                    }
-                }
-                Ok(Some((self.message(&head), head)))
+            let grown = head.rows.saturating_sub(last.rows);
+            let changed = head.rows <= last.rows;
+            if !changed && grown < self.policy.every_rows && now.duration_since(at) < self.policy.interval {
+                return Ok(None);
             }
         }
+        let held: Option<AuditAnchor> = chain.query(&audit_anchor_path(&self.member, self.name), None).await?;
+        let mut previous_hash = None;
+        if let Some(held) = held {
+            if held.rows == head.rows && held.head_hash == hex::encode(head.hash) {
+                self.record(head, now);
+                return Ok(None);
+            }
+            previous_hash = self.log.hash_at(pool, held.rows).await?;
+            if held.rows >= head.rows || previous_hash.map(hex::encode).as_deref() != Some(held.head_hash.as_str()) {
+                tracing::error!(
+                    log = %self.name,
+                    anchored_rows = held.rows,
+                    anchored_hash = %held.head_hash,
+                    anchored_height = held.height,
+                    rows = head.rows,
+                    hash = %hex::encode(head.hash),
+                    "the audit log does not hold the head anchored on the chain (deleted tail or rewritten history?): run `audit verify`; the chain will refuse this anchor and keep it as evidence"
+                );
+            }
+        }
+        Ok(Some((self.message(&head, previous_hash), head)))
     }
 
     /// Records that `head` was anchored.
@@ -138,8 +136,14 @@ impl Anchorer {
         self.last = Some((head, now));
     }
 
-    fn message(&self, head: &LogHead) -> Msg {
-        Msg::AnchorAudit(MsgAnchorAudit { member: self.member, log: self.name, rows: head.rows, head_hash: head.hash })
+    fn message(&self, head: &LogHead, previous_hash: Option<[u8; 32]>) -> Msg {
+        Msg::AnchorAudit(MsgAnchorAudit {
+            member: self.member,
+            log: self.name,
+            rows: head.rows,
+            head_hash: head.hash,
+            previous_hash,
+        })
     }
 
     /// Anchors forever: each [`AnchorPolicy::check_every`], sends what is due through `post`

@@ -9,10 +9,11 @@ use std::process::Command;
 
 use ferry_audit::{AuditLog, GENESIS_PREV_HASH, canonical_row, chain_hash};
 use ferry_client::{FerryClient, Wallet};
+use ferry_daemon::audit_anchor::{AnchorGauges, AnchorPolicy, Anchorer};
 use ferry_devnet::accounts::member_key;
 use ferry_devnet::postgres::PgServer;
 use ferry_relayer::store::Store;
-use ferry_types::msg::audit::{AuditLogName, MsgAnchorAudit};
+use ferry_types::msg::audit::AuditLogName;
 use ferry_types::query::audit::{AuditAnchor, audit_anchor_path};
 use ferry_types::{Address, Msg};
 use sqlx::{Connection, Row};
@@ -88,29 +89,36 @@ fn verify_anchored(
     Ok((output.status.code(), report))
 }
 
-/// Anchors the log's current head as member `index` does (`MsgAnchorAudit`, fee-exempt) and
-/// returns the anchor the chain then answers.
-async fn anchor_head(
+/// A member's relayer anchorer, as `ferry-relayer run` builds it (anchoring at every new row).
+fn anchorer(index: usize) -> Result<Anchorer, Box<dyn std::error::Error>> {
+    let gauges =
+        AnchorGauges { rows: prometheus::IntGauge::new("rows", "rows")?, at: prometheus::Gauge::new("at", "at")? };
+    let policy = AnchorPolicy { every_rows: 1, ..AnchorPolicy::default() };
+    Ok(Anchorer::new(AuditLog::RELAYER, AuditLogName::Relayer, member_key(index)?.address(), policy, gauges))
+}
+
+/// One round of `anchorer` (member `index`'s): the head goes to the chain as a fee-exempt duty.
+/// Returns the anchor the chain then answers.
+async fn anchor_round(
+    anchorer: &mut Anchorer,
     client: &FerryClient,
     pool: &sqlx::PgPool,
     index: usize,
 ) -> Result<AuditAnchor, Box<dyn std::error::Error>> {
-    let head = AuditLog::RELAYER.head(pool).await?.ok_or("empty log")?;
-    let mut wallet = Wallet::load(client, member_key(index)?).await?;
-    let msg = Msg::AnchorAudit(MsgAnchorAudit {
-        member: wallet.address(),
-        log: AuditLogName::Relayer,
-        rows: head.rows,
-        head_hash: head.hash,
-    });
-    let included = client.broadcast_and_wait(wallet.sign_fee_exempt(&[msg])?, common::WAIT).await?;
-    if included.code != 0 {
-        return Err(format!("anchor refused: {}", included.log).into());
-    }
-    let anchor: AuditAnchor =
-        client.query(&audit_anchor_path(&wallet.address(), AuditLogName::Relayer), None).await?.ok_or("no anchor")?;
-    assert_eq!((anchor.rows, anchor.head_hash.clone()), (head.rows, hex::encode(head.hash)));
-    Ok(anchor)
+    let mut post = |msg: Msg| {
+        let client = client.clone();
+        async move {
+            let mut wallet = Wallet::load(&client, member_key(index).map_err(|e| e.to_string())?)
+                .await
+                .map_err(|e| e.to_string())?;
+            let tx = wallet.sign_fee_exempt(&[msg]).map_err(|e| e.to_string())?;
+            let included = client.broadcast_and_wait(tx, common::WAIT).await.map_err(|e| e.to_string())?;
+            if included.code == 0 { Ok(included.height) } else { Err(included.log) }
+        }
+    };
+    anchorer.round(pool, client, &mut post).await?;
+    let path = audit_anchor_path(&member_key(index)?.address(), AuditLogName::Relayer);
+    Ok(client.query(&path, None).await?.ok_or("no anchor")?)
 }
 
 /// As the database's owner: every row from `from_seq` on re-hashed, so the hash chain verifies again.
@@ -170,7 +178,9 @@ async fn audit_verify_names_a_deleted_tail_and_a_rehashed_history_against_the_an
         store.append("test", &format!("row-{n}"), &serde_json::json!({ "n": n })).await?;
     }
     let member = member_key(0)?.address();
-    let anchor = anchor_head(&client, store.pool(), 0).await?;
+    let mut cut_anchorer = anchorer(0)?;
+    let anchor = anchor_round(&mut cut_anchorer, &client, store.pool(), 0).await?;
+    assert_eq!(anchor.rows, 6, "{anchor:?}");
     let (code, report) = verify_anchored(cut.url(), &rpc, &member)?;
     assert_eq!(code, Some(0), "intact and anchored: {report}");
     assert_eq!(report["anchor"]["outcome"], "holds", "{report}");
@@ -192,6 +202,17 @@ async fn audit_verify_names_a_deleted_tail_and_a_rehashed_history_against_the_an
     let named = format!("deleted tail: 6 rows anchored at height {}, the log has 4", anchor.height);
     assert_eq!(report["anchor"]["message"], named.as_str(), "{report}");
     assert!(report["report"].as_str().is_some_and(|text| text.contains(&named)), "{report}");
+    // The log grows back past the anchored count: the chain refuses to move the anchor over
+    // another history, keeps the refusal, and verify still names the change.
+    for n in 6..9 {
+        store.append("test", &format!("row-{n}"), &serde_json::json!({ "n": n })).await?;
+    }
+    let held = anchor_round(&mut cut_anchorer, &client, store.pool(), 0).await?;
+    assert_eq!((held.rows, held.head_hash.as_str(), held.refused), (6, anchor.head_hash.as_str(), 1), "{held:?}");
+    assert_eq!(held.last_refused.map(|refused| refused.reason).as_deref(), Some("other_history"));
+    let (code, report) = verify_anchored(cut.url(), &rpc, &member)?;
+    assert_eq!(code, Some(1), "regrown tail passed: {report}");
+    assert_eq!(report["anchor"]["outcome"], "rewritten", "{report}");
     drop(store);
     cut.remove().await?;
 
@@ -203,7 +224,7 @@ async fn audit_verify_names_a_deleted_tail_and_a_rehashed_history_against_the_an
         store.append("test", &format!("row-{n}"), &serde_json::json!({ "n": n })).await?;
     }
     let member = member_key(1)?.address();
-    let anchor = anchor_head(&client, store.pool(), 1).await?;
+    let anchor = anchor_round(&mut anchorer(1)?, &client, store.pool(), 1).await?;
     let [second] = store.audit_entries("row-1").await?.try_into().map_err(|rows| format!("row-1 is {rows:?}"))?;
     let mut owner = sqlx::PgConnection::connect(rewritten.url()).await?;
     let mut tx = owner.begin().await?;

@@ -2,10 +2,12 @@
 //! head of their PostgreSQL audit log — its row count and newest row's hash — so that `audit
 //! verify` can check the log against something its database owner cannot rewrite.
 //!
-//! Invariant: a member's anchor of a log only moves forward. An anchor with more rows replaces
-//! the held one (and the height it was recorded at); the same count with the same hash changes
-//! nothing; fewer rows, or the same count with another hash, is refused — the held anchor stays
-//! — and kept as evidence (a count of refusals and the latest one, and an
+//! Invariant: a member's anchor of a log only moves forward, along the same history. An anchor
+//! with more rows replaces the held one (and the height it was recorded at) when its
+//! `previous_hash` — the log's row at the held count, as the daemon reads it now — is the held
+//! head; the same count with the same hash changes nothing; fewer rows, the same count with
+//! another hash, or more rows over another history is refused — the held anchor stays — and
+//! kept as evidence (a count of refusals and the latest one, and an
 //! [`ev::AUDIT_ANCHOR_REFUSED`] event): a log whose head went back or changed was cut, rewritten
 //! or restored from an old backup. The message itself succeeds so the evidence stays on chain.
 //!
@@ -14,7 +16,9 @@
 
 use ferry_types::event as ev;
 use ferry_types::msg::audit::{AuditLogName, MsgAnchorAudit};
-use ferry_types::query::audit::{AuditAnchor, REFUSED_FEWER_ROWS, REFUSED_OTHER_HASH, RefusedAnchor};
+use ferry_types::query::audit::{
+    AuditAnchor, REFUSED_FEWER_ROWS, REFUSED_OTHER_HASH, REFUSED_OTHER_HISTORY, RefusedAnchor,
+};
 use ferry_types::{Address, state_keys};
 
 use crate::bank::BankError;
@@ -48,6 +52,12 @@ pub fn anchor_audit<R: StateRead>(
     let refusal = match &held {
         Some(held) if anchor.rows < held.rows => Some(REFUSED_FEWER_ROWS),
         Some(held) if anchor.rows == held.rows && offered_hash != held.head_hash => Some(REFUSED_OTHER_HASH),
+        Some(held)
+            if anchor.rows > held.rows
+                && anchor.previous_hash.map(hex::encode).as_deref() != Some(held.head_hash.as_str()) =>
+        {
+            Some(REFUSED_OTHER_HISTORY)
+        }
         Some(held) if anchor.rows == held.rows => {
             return Ok(Some(format!(
                 "the {} log of {} is already anchored at {} rows (height {})",

@@ -8,7 +8,9 @@ use driver::{Chain, Signer, TestResult, attributes, events_of, federation_genesi
 use ferry_app::TxOutcome;
 use ferry_types::event as ev;
 use ferry_types::msg::audit::{AuditLogName, MsgAnchorAudit};
-use ferry_types::query::audit::{AuditAnchor, REFUSED_FEWER_ROWS, REFUSED_OTHER_HASH, audit_anchor_path};
+use ferry_types::query::audit::{
+    AuditAnchor, REFUSED_FEWER_ROWS, REFUSED_OTHER_HASH, REFUSED_OTHER_HISTORY, audit_anchor_path,
+};
 use ferry_types::{Address, Msg, TxCode};
 
 struct Federation {
@@ -28,22 +30,37 @@ impl Federation {
         Ok(Federation { chain, members })
     }
 
-    fn anchor_tx(
+    /// Member `index`'s anchor of `log`: `rows` rows, head `[hash; 32]`, and the row at the held
+    /// count hashing to `[previous; 32]`.
+    fn anchor_over(
         &self,
         index: usize,
         sequence_offset: u64,
         log: AuditLogName,
-        rows: u64,
-        hash: u8,
+        (rows, hash): (u64, u8),
+        previous: Option<u8>,
     ) -> TestResult<Vec<u8>> {
         let signer = &self.members[index];
         let sequence = self.chain.sequence(&signer.address)? + sequence_offset;
-        let msg = Msg::AnchorAudit(MsgAnchorAudit { member: signer.address, log, rows, head_hash: [hash; 32] });
+        let msg = Msg::AnchorAudit(MsgAnchorAudit {
+            member: signer.address,
+            log,
+            rows,
+            head_hash: [hash; 32],
+            previous_hash: previous.map(|byte| [byte; 32]),
+        });
         signer.sign_fee_exempt(sequence, &[msg])
     }
 
+    /// As [`Federation::anchor_over`], over the held head (the log grew on the same history).
     fn anchor(&mut self, index: usize, log: AuditLogName, rows: u64, hash: u8) -> TestResult<TxOutcome> {
-        let tx = self.anchor_tx(index, 0, log, rows, hash)?;
+        let held = self.held(index, log)?;
+        let previous = held.and_then(|held| hex::decode(&held.head_hash).ok().and_then(|bytes| bytes.first().copied()));
+        let tx = self.anchor_over(index, 0, log, (rows, hash), previous)?;
+        self.one(tx)
+    }
+
+    fn one(&mut self, tx: Vec<u8>) -> TestResult<TxOutcome> {
         let mut results = self.chain.execute_block(&[tx])?;
         results.pop().ok_or_else(|| "no result".into())
     }
@@ -112,10 +129,20 @@ fn a_head_that_went_back_or_changed_is_refused_and_kept_as_evidence() -> TestRes
     assert_eq!((held.rows, held.head_hash, held.refused), (40, hex::encode([4; 32]), 2));
     assert_eq!(held.last_refused.map(|last| last.reason), Some(REFUSED_OTHER_HASH.to_owned()));
 
-    // The log grows on: the anchor moves forward and the evidence stays.
+    // More rows, but the log's row at the anchored count is not the anchored head: the history
+    // changed under the anchor (or a cut tail grew back past it) — refused too.
+    let tx = federation.anchor_over(0, 0, AuditLogName::Relayer, (50, 8), Some(6))?;
+    let regrown = federation.one(tx)?;
+    assert!(regrown.log.contains(REFUSED_OTHER_HISTORY), "{}", regrown.log);
+    let tx = federation.anchor_over(0, 0, AuditLogName::Relayer, (50, 8), None)?;
+    assert!(federation.one(tx)?.log.contains(REFUSED_OTHER_HISTORY), "no previous hash, no move");
+    let held = federation.held(0, AuditLogName::Relayer)?.ok_or("anchor lost")?;
+    assert_eq!((held.rows, held.refused), (40, 4));
+
+    // The log grows on over the anchored head: the anchor moves forward and the evidence stays.
     assert_eq!(federation.anchor(0, AuditLogName::Relayer, 41, 7)?.code, TxCode::Ok);
     let held = federation.held(0, AuditLogName::Relayer)?.ok_or("anchor lost")?;
-    assert_eq!((held.rows, held.anchors, held.refused), (41, 2, 2));
+    assert_eq!((held.rows, held.anchors, held.refused), (41, 2, 4));
     Ok(())
 }
 
@@ -127,8 +154,9 @@ fn only_members_anchor_fee_free_and_within_the_duty_limit_per_block() -> TestRes
     assert_eq!(federation.held(3, AuditLogName::Signer)?, None);
 
     // Three anchors of one member in one block: the third passes the limit of two.
-    let txs =
-        (0..3).map(|n| federation.anchor_tx(0, n, AuditLogName::Signer, 10 + n, 1)).collect::<TestResult<Vec<_>>>()?;
+    let txs = (0..3)
+        .map(|n| federation.anchor_over(0, n, AuditLogName::Signer, (10 + n, 1), (n > 0).then_some(1)))
+        .collect::<TestResult<Vec<_>>>()?;
     let results = federation.chain.execute_block(&txs)?;
     let codes: Vec<TxCode> = results.iter().map(|result| result.code).collect();
     assert_eq!(codes, [TxCode::Ok, TxCode::Ok, TxCode::DutyLimit], "{results:?}");

@@ -281,10 +281,10 @@ pub const FEDERATION_SWITCHED: &str = "ferry.federation.switched";
 /// A member anchored the head of one of its audit logs. Attributes [`MEMBER`], [`AUDIT_LOG`],
 /// [`ROWS`], [`HASH`] (the head hash, hex).
 pub const AUDIT_ANCHORED: &str = "ferry.audit.anchored";
-/// A member's anchor was refused — fewer rows than its anchored head, or the same count with
-/// another hash: evidence that the log was cut or rewritten. Attributes [`MEMBER`],
-/// [`AUDIT_LOG`], [`ROWS`], [`HASH`] (offered), [`ANCHORED_ROWS`], [`ANCHORED_HASH`], [`REASON`]
-/// (`fewer_rows` or `other_hash`).
+/// A member's anchor was refused — fewer rows than its anchored head, the same count with
+/// another hash, or more rows over another history: evidence that the log was cut or rewritten.
+/// Attributes [`MEMBER`], [`AUDIT_LOG`], [`ROWS`], [`HASH`] (offered), [`ANCHORED_ROWS`],
+/// [`ANCHORED_HASH`], [`REASON`] (`fewer_rows`, `other_hash` or `other_history`).
 pub const AUDIT_ANCHOR_REFUSED: &str = "ferry.audit.anchor_refused";
 /// Attribute: an audit log's name (`relayer`, `signer`).
 pub const AUDIT_LOG: &str = "log";

@@ -27,6 +27,12 @@ pub struct MsgAnchorAuditProto {
     /// The newest row's hash, 32 bytes.
     #[prost(bytes = "vec", tag = "4")]
     pub head_hash: Vec<u8>,
+    /// The hash of the log's row at the count the chain holds anchored (its `rows`-th row, as
+    /// the log has it now), 32 bytes; empty for a first anchor. Moving an anchor forward needs
+    /// it to equal the held head: a log whose history changed under the anchor cannot be
+    /// anchored further (it would otherwise be enough to wait until it grew past the count).
+    #[prost(bytes = "vec", tag = "5")]
+    pub previous_hash: Vec<u8>,
 }
 
 /// A validated anchor.
@@ -40,6 +46,8 @@ pub struct MsgAnchorAudit {
     pub rows: u64,
     /// The newest row's hash.
     pub head_hash: [u8; 32],
+    /// The log's row at the held anchor's count, hashed (`None` for a first anchor).
+    pub previous_hash: Option<[u8; 32]>,
 }
 
 impl MsgAnchorAudit {
@@ -56,7 +64,14 @@ impl MsgAnchorAudit {
         }
         let head_hash = <[u8; 32]>::try_from(proto.head_hash.as_slice())
             .map_err(|_| field("head_hash", format!("{} bytes, expected 32", proto.head_hash.len())))?;
-        Ok(MsgAnchorAudit { member, log, rows: proto.rows, head_hash })
+        let previous_hash = if proto.previous_hash.is_empty() {
+            None
+        } else {
+            Some(<[u8; 32]>::try_from(proto.previous_hash.as_slice()).map_err(|_| {
+                field("previous_hash", format!("{} bytes, expected 32 or none", proto.previous_hash.len()))
+            })?)
+        };
+        Ok(MsgAnchorAudit { member, log, rows: proto.rows, head_hash, previous_hash })
     }
 
     /// The wire form.
@@ -66,6 +81,7 @@ impl MsgAnchorAudit {
             log: self.log.to_string(),
             rows: self.rows,
             head_hash: self.head_hash.to_vec(),
+            previous_hash: self.previous_hash.map(|hash| hash.to_vec()).unwrap_or_default(),
         }
     }
 }
@@ -84,6 +100,7 @@ mod tests {
             log: "signer".to_owned(),
             rows: 12,
             head_hash: vec![3; 32],
+            previous_hash: vec![2; 32],
         }
     }
 
@@ -92,11 +109,12 @@ mod tests {
         let msg = MsgAnchorAudit::from_proto(&proto());
         assert_eq!(msg.as_ref().map(MsgAnchorAudit::to_proto).ok(), Some(proto()));
         type Spoil = fn(&mut MsgAnchorAuditProto);
-        let cases: [(&str, Spoil); 4] = [
+        let cases: [(&str, Spoil); 5] = [
             ("member", |p| p.member = "nope".to_owned()),
             ("log", |p| p.log = "cli".to_owned()),
             ("rows", |p| p.rows = 0),
             ("head_hash", |p| p.head_hash = vec![1; 31]),
+            ("previous_hash", |p| p.previous_hash = vec![1; 33]),
         ];
         for (name, spoil) in cases {
             let mut bad = proto();

@@ -96,7 +96,7 @@ pub struct RefusedAnchor {
     pub head_hash: String,
     /// Height of the refusal.
     pub height: u64,
-    /// Why: [`REFUSED_FEWER_ROWS`] or [`REFUSED_OTHER_HASH`].
+    /// Why: [`REFUSED_FEWER_ROWS`], [`REFUSED_OTHER_HASH`] or [`REFUSED_OTHER_HISTORY`].
     pub reason: String,
 }
 
@@ -104,3 +104,6 @@ pub struct RefusedAnchor {
 pub const REFUSED_FEWER_ROWS: &str = "fewer_rows";
 /// Refusal reason: the anchor has the anchored count but another hash (a rewritten history).
 pub const REFUSED_OTHER_HASH: &str = "other_hash";
+/// Refusal reason: more rows, but the log's row at the anchored count (`previous_hash`) is not
+/// the anchored head (a history rewritten, or a tail deleted and grown back, under the anchor).
+pub const REFUSED_OTHER_HISTORY: &str = "other_history";
