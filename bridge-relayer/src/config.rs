@@ -36,6 +36,9 @@ pub struct Config {
     /// Delivery of signed releases and their attestation.
     #[serde(default)]
     pub delivery: DeliveryConfig,
+    /// How often the audit log's head is anchored on the sidechain.
+    #[serde(default)]
+    pub audit_anchor: ferry_daemon::audit_anchor::AnchorPolicy,
 }
 
 /// The sidechain side.

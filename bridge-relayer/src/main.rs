@@ -10,7 +10,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use ferry_audit::AuditLog;
 use ferry_client::FerryClient;
-use ferry_daemon::audit_anchor::{AnchorPolicy, Anchorer};
+use ferry_daemon::audit_anchor::Anchorer;
 use ferry_daemon::endpoint;
 use ferry_daemon::logging::{self, LogOutput};
 use ferry_daemon::metrics::now_seconds;
@@ -315,7 +315,7 @@ async fn run(args: &Args) -> anyhow::Result<()> {
         AuditLog::RELAYER,
         AuditLogName::Relayer,
         member.address(),
-        AnchorPolicy::default(),
+        config.audit_anchor,
         metrics.audit_anchor_gauges(),
     );
     let (anchor_pool, anchor_chain) = (store.pool().clone(), chain.clone());

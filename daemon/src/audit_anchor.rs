@@ -21,23 +21,45 @@ use ferry_types::msg::audit::{AuditLogName, MsgAnchorAudit};
 use ferry_types::query::audit::{AuditAnchor, audit_anchor_path};
 use ferry_types::{Address, Msg};
 use prometheus::{Gauge, IntGauge};
+use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
 
-/// How often a daemon anchors its audit log.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// How often a daemon anchors its audit log: the `[audit_anchor]` section of the relayer's and
+/// the signer's configuration (every key optional).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct AnchorPolicy {
-    /// Anchor once this many rows were appended since the last anchor.
+    /// Anchor once this many rows were appended since the last anchor (at least 1; default 100).
+    #[serde(default = "default_every_rows")]
     pub every_rows: u64,
-    /// Anchor at least this often while rows are appended.
+    /// Anchor at least this often while rows are appended (default 5 minutes).
+    #[serde(with = "humantime_serde", default = "default_interval")]
     pub interval: Duration,
-    /// How often the log's head is looked at.
+    /// How often the log's head is looked at (at least 1 s; default 5 s).
+    #[serde(with = "humantime_serde", default = "default_check_every")]
     pub check_every: Duration,
+}
+
+fn default_every_rows() -> u64 {
+    100
+}
+
+fn default_interval() -> Duration {
+    Duration::from_secs(300)
+}
+
+fn default_check_every() -> Duration {
+    Duration::from_secs(5)
 }
 
 impl Default for AnchorPolicy {
     /// 100 rows or 5 minutes, looked at every 5 seconds.
     fn default() -> Self {
-        AnchorPolicy { every_rows: 100, interval: Duration::from_secs(300), check_every: Duration::from_secs(5) }
+        AnchorPolicy {
+            every_rows: default_every_rows(),
+            interval: default_interval(),
+            check_every: default_check_every(),
+        }
     }
 }
 
@@ -102,7 +124,7 @@ impl Anchorer {
             }
             let grown = head.rows.saturating_sub(last.rows);
             let changed = head.rows <= last.rows;
-            if !changed && grown < self.policy.every_rows && now.duration_since(at) < self.policy.interval {
+            if !changed && grown < self.policy.every_rows.max(1) && now.duration_since(at) < self.policy.interval {
                 return Ok(None);
             }
         }
@@ -154,7 +176,7 @@ impl Anchorer {
         Fut: Future<Output = Result<u64, String>>,
     {
         loop {
-            tokio::time::sleep(self.policy.check_every).await;
+            tokio::time::sleep(self.policy.check_every.max(Duration::from_secs(1))).await;
             if let Err(error) = self.round(&pool, &chain, &mut post).await {
                 tracing::warn!(log = %self.name, error = format!("{error:#}"), "audit anchor round failed");
             }

@@ -45,6 +45,9 @@ pub struct Config {
     pub bitcoin: Option<BitcoinConfig>,
     /// Local limits.
     pub policy: PolicyConfig,
+    /// How often the audit log's head is anchored on the sidechain.
+    #[serde(default)]
+    pub audit_anchor: ferry_daemon::audit_anchor::AnchorPolicy,
 }
 
 /// The sidechain side.
@@ -337,6 +340,11 @@ wei = "100000000000000000000"
         assert_eq!(policy.caps.len(), 2);
         assert_eq!(config.bitcoin.map(|bitcoin| bitcoin.network), Some(BitcoinNetwork::Bitcoin));
         assert!(config.metrics.listen.ip().is_loopback());
+        assert_eq!(
+            config.audit_anchor,
+            ferry_daemon::audit_anchor::AnchorPolicy::default(),
+            "the defaults, spelled out"
+        );
         Ok(())
     }
 

@@ -32,7 +32,7 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use ferry_audit::AuditLog;
 use ferry_client::FerryClient;
-use ferry_daemon::audit_anchor::{AnchorPolicy, Anchorer};
+use ferry_daemon::audit_anchor::Anchorer;
 use ferry_daemon::endpoint;
 use ferry_daemon::logging::{self, LogOutput};
 use ferry_keystore::sealing::{DEFAULT_KDF_LOG_N, MAX_KDF_LOG_N, MIN_KDF_LOG_N};
@@ -491,7 +491,7 @@ async fn run_daemon(cli: &Cli) -> anyhow::Result<()> {
         AuditLog::SIGNER,
         AuditLogName::Signer,
         secrets.account(),
-        AnchorPolicy::default(),
+        config.audit_anchor,
         metrics.audit_anchor_gauges(),
     );
     let (anchor_pool, anchor_chain, anchor_key) = (store.pool().clone(), chain.clone(), secrets.account_key().clone());
