@@ -24,6 +24,7 @@ use ferry_devnet::system::TEST_BITCOIN_BUDGET;
 use ferry_devnet::{Network, NetworkSpec, Tools, accounts};
 use ferry_signer::Ceremony;
 use ferry_signer::store::{Store, kind};
+use ferry_types::msg::audit::AuditLogName;
 use ferry_types::msg::{MsgAttestDeposit, MsgWithdraw};
 use ferry_types::peg::Peg;
 use ferry_types::query::{BATCH_PATH, BatchRelease, BatchStatus, BatchView};
@@ -342,6 +343,17 @@ async fn a_bitcoin_batch_is_rebuilt_and_signed_per_input_by_every_member() -> Te
     // all the same, and each audit log holds the record and the inclusion.
     for member in 0..4 {
         federation.check_signed(member, "btc", 1, 300_000).await?;
+    }
+    // Each running signer anchored its audit log's head on the chain (`MsgAnchorAudit`, from
+    // its member account), and its log holds the anchored head.
+    for (member, account) in members.iter().enumerate() {
+        let anchor = eventually("the signer's audit anchor", || async {
+            Ok(ferry_daemon::audit_anchor::chain_anchor(client, account, AuditLogName::Signer).await?)
+        })
+        .await?;
+        let store = Store::connect(&federation.urls[member]).await?;
+        let report = ferry_audit::AuditLog::SIGNER.verify_against(store.pool(), Some(&anchor)).await?;
+        assert!(report.is_intact() && report.anchor.as_ref().is_some_and(|check| check.holds()), "{report}");
     }
     let blocks = signed.batch.signed_height.unwrap_or_default().saturating_sub(signed.batch.created_height);
     println!("bitcoin: burn included → batch signed: {signing_seconds:.1} s; batch formed → signed: {blocks} blocks");
