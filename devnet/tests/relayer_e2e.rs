@@ -22,6 +22,7 @@ use ferry_parent_chains::ethereum::U256;
 use ferry_relayer::confirmations::ConfirmationPolicy;
 use ferry_relayer::service::{BitcoinWatch, Relayer};
 use ferry_relayer::store::{DepositRecord, DepositStatus, Store};
+use ferry_types::msg::audit::AuditLogName;
 use ferry_types::peg::deposit_memo;
 use ferry_types::query::{PEG_PATH, PegView};
 use ferry_types::{Address, Denom, DepositId, ParentChain};
@@ -278,6 +279,20 @@ async fn deposits_from_bitcoin_and_ethereum_mint_exactly_once_after_the_confirma
         assert_eq!(value(r#"ferry_relayer_attestations_total{chain="btc",outcome="accepted"}"#), Some(1.0), "{text}");
         let health = reqwest::get(relayer.metrics_url().replace("/metrics", "/health")).await?;
         assert!(health.status().is_success(), "{:?}", health.text().await);
+    }
+
+    // Each relayer anchored its audit log's head on the chain from its member account, and its
+    // log holds the anchored head.
+    for (member, relayer) in fx.relayers.iter().enumerate() {
+        let account = ferry_devnet::accounts::member_key(member)?.address();
+        let client = &client;
+        let anchor = wait_until("the relayer's audit anchor", WAIT, || async move {
+            Ok(ferry_daemon::audit_anchor::chain_anchor(client, &account, AuditLogName::Relayer).await?)
+        })
+        .await?;
+        let store = Store::connect(relayer.database_url()).await?;
+        let report = ferry_audit::AuditLog::RELAYER.verify_against(store.pool(), Some(&anchor)).await?;
+        assert!(report.is_intact() && report.anchor.as_ref().is_some_and(|check| check.holds()), "{report}");
     }
     Ok(())
 }
