@@ -89,6 +89,7 @@ fn network_spec(chain_dir: PathBuf, validators: usize) -> NetworkSpec {
         snapshot_interval: DEVNET_SNAPSHOT_INTERVAL,
         snapshot_chunk_bytes: None,
         remove_on_drop: false,
+        abci_over_tcp: false,
     }
 }
 

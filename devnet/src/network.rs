@@ -73,6 +73,9 @@ pub struct NetworkSpec {
     /// Delete `dir` when the network is dropped without a panic in flight (tests and
     /// benchmarks keep the logs of a failed run, and nothing of a passing one).
     pub remove_on_drop: bool,
+    /// Ferry's ABCI over TCP on loopback instead of the Unix socket (the benchmark compares
+    /// the two transports; see [`abci_socket`]).
+    pub abci_over_tcp: bool,
 }
 
 impl NetworkSpec {
@@ -89,6 +92,7 @@ impl NetworkSpec {
             subnet: free_subnet(validators)?,
             chain_id: format!("ferry-{name}").chars().take(45).collect(),
             app: AppKind::Ferry,
+            abci_over_tcp: false,
             genesis,
             timeout_commit: Duration::from_millis(300),
             timeout_propose: Duration::from_millis(1500),
@@ -277,8 +281,8 @@ impl Network {
         config["moniker"] = value(format!("validator{index}"));
         config["log_level"] = value("main:info,state:info,*:error");
         config["proxy_app"] = value(match spec.app {
-            AppKind::Ferry => format!("unix://{}", abci_socket(home).display()),
-            AppKind::KvstoreSocket => format!("tcp://{ip}:{ABCI_PORT}"),
+            AppKind::Ferry if !spec.abci_over_tcp => format!("unix://{}", abci_socket(home).display()),
+            AppKind::Ferry | AppKind::KvstoreSocket => format!("tcp://{ip}:{ABCI_PORT}"),
             AppKind::Kvstore => "kvstore".to_owned(),
         });
         config["rpc"]["laddr"] = value(format!("tcp://{ip}:{RPC_PORT}"));
@@ -353,6 +357,7 @@ impl Network {
     /// When a process cannot be started or the application does not come up.
     pub fn start(&mut self, index: usize) -> anyhow::Result<()> {
         let app = self.spec.app;
+        let over_tcp = self.spec.abci_over_tcp;
         let min_retain_blocks = self.spec.min_retain_blocks.get(index).copied().unwrap_or(0);
         let (snapshot_interval, snapshot_chunk_bytes) = (self.spec.snapshot_interval, self.spec.snapshot_chunk_bytes);
         let tools = self.tools.clone();
@@ -368,7 +373,11 @@ impl Network {
                     .arg("--home")
                     .arg(validator.home.join("ferry"))
                     .arg("--abci-addr")
-                    .arg(format!("unix://{}", abci_socket(&validator.home).display()))
+                    .arg(if over_tcp {
+                        format!("tcp://{ip}:{ABCI_PORT}")
+                    } else {
+                        format!("unix://{}", abci_socket(&validator.home).display())
+                    })
                     .args(["--metrics-addr", &format!("{ip}:{APP_METRICS_PORT}")])
                     .args(["--min-retain-blocks", &min_retain_blocks.to_string()])
                     .env("RUST_LOG", std::env::var("FERRY_CHAIN_LOG").unwrap_or_else(|_| "info".to_owned()));
@@ -399,7 +408,9 @@ impl Network {
                 .with_context(|| format!("starting the application of validator {index}"))?;
             validator.app = Some(child);
             let listening = match app {
-                AppKind::Ferry => wait_for_unix_socket(&abci_socket(&validator.home), Duration::from_secs(20)),
+                AppKind::Ferry if !over_tcp => {
+                    wait_for_unix_socket(&abci_socket(&validator.home), Duration::from_secs(20))
+                }
                 _ => wait_for_port(SocketAddr::from((ip, ABCI_PORT)), Duration::from_secs(20)),
             };
             listening.with_context(|| format!("application of validator {index} (log: {})", log.display()))?;

@@ -251,14 +251,29 @@ fn print_in_process(label: &str, rates: &InProcessRates) {
     );
 }
 
-async fn network_run(app: AppKind, args: &Args, tx_size: Option<usize>) -> anyhow::Result<(LoadReport, usize)> {
-    let name = match app {
-        AppKind::Ferry => "bench-ferry",
-        AppKind::Kvstore => "bench-kvstore",
-        AppKind::KvstoreSocket => "bench-kvstore-socket",
+/// Which network [`network_run`] measures: an application, and for Ferry its ABCI transport.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Measured {
+    /// Ferry, ABCI over its Unix socket (what the devnet and the operator guide run).
+    Ferry,
+    /// Ferry, ABCI over TCP on loopback (the transport before issue 15's finding).
+    FerryTcp,
+    /// CometBFT's kvstore in process.
+    Kvstore,
+    /// CometBFT's kvstore over the ABCI socket.
+    KvstoreSocket,
+}
+
+async fn network_run(measured: Measured, args: &Args, tx_size: Option<usize>) -> anyhow::Result<(LoadReport, usize)> {
+    let (name, app) = match measured {
+        Measured::Ferry => ("bench-ferry", AppKind::Ferry),
+        Measured::FerryTcp => ("bench-ferry-tcp", AppKind::Ferry),
+        Measured::Kvstore => ("bench-kvstore", AppKind::Kvstore),
+        Measured::KvstoreSocket => ("bench-kvstore-socket", AppKind::KvstoreSocket),
     };
     let mut spec = NetworkSpec::isolated(name, 4, accounts::genesis(args.senders, 4)?)?;
     spec.app = app;
+    spec.abci_over_tcp = measured == Measured::FerryTcp;
     spec.timeout_commit = Duration::from_millis(500);
     let chain_id = spec.chain_id.clone();
     let mut network = Network::create(spec, Tools::locate()?)?;
@@ -373,12 +388,18 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     println!("\n== 4 validators on loopback, {} senders x {} transfers ==", args.senders, args.per_sender);
-    let (ferry, size) = network_run(AppKind::Ferry, &args, None).await?;
+    let (ferry, size) = network_run(Measured::Ferry, &args, None).await?;
     print_report("ferry", &ferry, size);
-    let (kvstore, kv_size) = network_run(AppKind::Kvstore, &args, Some(size)).await?;
+    let (ferry_tcp, tcp_size) = network_run(Measured::FerryTcp, &args, None).await?;
+    print_report("ferry/tcp", &ferry_tcp, tcp_size);
+    let (kvstore, kv_size) = network_run(Measured::Kvstore, &args, Some(size)).await?;
     print_report("kvstore", &kvstore, kv_size);
-    let (socket, socket_size) = network_run(AppKind::KvstoreSocket, &args, Some(size)).await?;
+    let (socket, socket_size) = network_run(Measured::KvstoreSocket, &args, Some(size)).await?;
     print_report("kvstore/socket", &socket, socket_size);
+    println!(
+        "ratio ferry unix socket / ferry tcp  {:.2} BFT time  (ABCI transport; reported)",
+        ferry.tx_per_second() / ferry_tcp.tx_per_second().max(f64::MIN_POSITIVE)
+    );
     // `load::run` refuses a run whose committed count differs from its submitted count; the
     // loads are built alike, so every figure stands on the same committed work.
     anyhow::ensure!(
