@@ -235,7 +235,10 @@ async fn a_withdrawal_beyond_the_free_reserves_waits_until_deposits_cover_it(sys
 
     let (second, _) = system.withdraw(&user, &Denom::sat(), second_amount, &destination.to_string()).await?;
     let waits = |view: &WithdrawalView| view.status == WithdrawalStatus::Queued && view.withdrawal.waiting.is_some();
-    let height = client.latest_height().await?;
+    // The second also waits the large-withdrawal delay: it takes what the user withdrew of BTC
+    // this window past `delay_above`. Past that, it waits for reserves.
+    let eligible = system.withdrawal(second).await?.withdrawal.eligible_height;
+    let height = client.latest_height().await?.max(eligible);
     client.wait_for_height(height + batch_interval + 1, WAIT).await?;
     let waiting = system.withdrawal(second).await?;
     assert!(waits(&waiting), "{waiting:?}");
