@@ -388,19 +388,9 @@ async fn audit_verify(args: &Args, member: Option<Address>) -> anyhow::Result<fe
         (None, None) => None,
     };
     let rpc = args.chain_rpc.clone().or_else(|| config.as_ref().map(|config| config.chain.rpc.clone()));
-    let anchor = match (member, rpc) {
-        (Some(member), Some(rpc)) => {
-            let chain = FerryClient::new(&rpc)?;
-            let anchor = ferry_daemon::audit_anchor::chain_anchor(&chain, &member, AuditLogName::Relayer)
-                .await
-                .with_context(|| format!("reading {member}'s relayer audit anchor from {rpc}"))?;
-            if anchor.is_none() {
-                eprintln!("note: {member} has not anchored its relayer audit log on the chain yet");
-            }
-            anchor
-        }
-        _ => None,
-    };
+    let anchor = ferry_daemon::audit_anchor::anchor_to_verify_against(member, rpc.as_deref(), AuditLogName::Relayer)
+        .await
+        .with_context(|| format!("reading the relayer audit anchor from {}", rpc.as_deref().unwrap_or_default()))?;
     Ok(AuditLog::RELAYER.verify_against(store.pool(), anchor.as_ref()).await?)
 }
 

@@ -200,6 +200,24 @@ impl Anchorer {
     }
 }
 
+/// The anchor `audit verify` checks log `name` against: `member`'s last anchor on the chain at
+/// `rpc`; `None` when either is unknown, or when nothing is anchored yet (said on stderr).
+///
+/// # Errors
+/// As [`chain_anchor`], or an `rpc` that is not an RPC address.
+pub async fn anchor_to_verify_against(
+    member: Option<Address>,
+    rpc: Option<&str>,
+    name: AuditLogName,
+) -> Result<Option<ferry_audit::Anchor>, AnchorError> {
+    let (Some(member), Some(rpc)) = (member, rpc) else { return Ok(None) };
+    let anchor = chain_anchor(&FerryClient::new(rpc)?, &member, name).await?;
+    if anchor.is_none() {
+        eprintln!("note: {member} has not anchored its {name} audit log on the chain yet");
+    }
+    Ok(anchor)
+}
+
 /// The head `member` last anchored for `name` on the chain, as `audit verify` checks the log
 /// against it; `None` when it never anchored that log.
 ///

@@ -541,19 +541,9 @@ async fn run_audit_verify(cli: &Cli, member: Option<Address>) -> anyhow::Result<
         (None, None) => None,
     };
     let rpc = cli.chain_rpc.clone().or_else(|| config.as_ref().map(|config| config.chain.rpc.clone()));
-    let anchor = match (member, rpc) {
-        (Some(member), Some(rpc)) => {
-            let chain = FerryClient::new(&rpc)?;
-            let anchor = ferry_daemon::audit_anchor::chain_anchor(&chain, &member, AuditLogName::Signer)
-                .await
-                .with_context(|| format!("reading {member}'s signer audit anchor from {rpc}"))?;
-            if anchor.is_none() {
-                eprintln!("note: {member} has not anchored its signer audit log on the chain yet");
-            }
-            anchor
-        }
-        _ => None,
-    };
+    let anchor = ferry_daemon::audit_anchor::anchor_to_verify_against(member, rpc.as_deref(), AuditLogName::Signer)
+        .await
+        .with_context(|| format!("reading the signer audit anchor from {}", rpc.as_deref().unwrap_or_default()))?;
     let report = AuditLog::SIGNER.verify_against(store.pool(), anchor.as_ref()).await?;
     if cli.json {
         println!("{}", report.to_json());
