@@ -92,9 +92,12 @@ fn asset(denom: &Denom, token: Option<&ListedToken>) -> Value {
             (display, token.symbol.clone(), counterparty)
         }
         None => {
-            let parent = if denom == &Denom::sat() { "bitcoin" } else { "ethereum" };
-            let counterparty =
-                json!({ "chain_name": parent, "base_denom": if parent == "bitcoin" { "sat" } else { "wei" } });
+            // `sat` and `wei` are the parent chains' own base units.
+            let parent = match ferry_types::msg::parent_chain_of(denom) {
+                ferry_types::ParentChain::Bitcoin => "bitcoin",
+                ferry_types::ParentChain::Ethereum => "ethereum",
+            };
+            let counterparty = json!({ "chain_name": parent, "base_denom": denom.as_str() });
             (metadata.display.clone(), metadata.symbol.clone(), counterparty)
         }
     };

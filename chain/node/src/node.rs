@@ -561,7 +561,11 @@ impl Node {
                 None => QueryAnswer::error(QUERY_NOT_FOUND, format!("no app hash at height {height}")),
             }
         } else if request.path == STORE_PATH {
-            return self.stored_record(&request, height);
+            return Ok(match self.stored_record(&request, height)? {
+                Some((answer, proof)) => query_response(answer, height, proof),
+                // Pruned since the check above.
+                None => query_response(pruned(), height, None),
+            });
         } else {
             match (self.store.retained_view(height)?, StandardQuery::decode(&request.path, &request.data)) {
                 // Pruned since the check above.
@@ -582,15 +586,13 @@ impl Node {
 
 impl Node {
     /// The raw record at `request.data` (a state key) at `height`, with its Merkle proof when
-    /// `request.prove` ([`STORE_PATH`]).
-    fn stored_record(&self, request: &request::Query, height: u64) -> Result<response::Query, Fatal> {
-        let Some(view) = self.store.retained_view(height)? else {
-            let answer = QueryAnswer::error(
-                QUERY_PRUNED,
-                format!("height {height} is pruned on this node; ask an archive node"),
-            );
-            return Ok(query_response(answer, height, None));
-        };
+    /// `request.prove` ([`STORE_PATH`]); `None` when `height` is pruned.
+    fn stored_record(
+        &self,
+        request: &request::Query,
+        height: u64,
+    ) -> Result<Option<(QueryAnswer, Option<ProofOps>)>, Fatal> {
+        let Some(view) = self.store.retained_view(height)? else { return Ok(None) };
         let key = request.data.to_vec();
         let (value, proof) = if request.prove {
             let (value, proof) = view.proven(&key)?;
@@ -609,7 +611,7 @@ impl Node {
                 QueryAnswer::error(QUERY_NOT_FOUND, format!("no record at key `{}`", String::from_utf8_lossy(&key)))
             }
         };
-        Ok(query_response(answer, height, proof))
+        Ok(Some((answer, proof)))
     }
 }
 
