@@ -105,6 +105,9 @@ struct Proven {
 pub struct Signer {
     chain: FerryClient,
     verified: ferry_light::Reader,
+    /// The chain's parameters last proven, and the height they were proven at: every batch of a
+    /// round is proven at the same height, so they are read once per round.
+    proven_params: Option<(u64, Params)>,
     store: Store,
     metrics: Metrics,
     secrets: MemberSecrets,
@@ -142,6 +145,7 @@ impl Signer {
         Ok(Signer {
             chain,
             verified,
+            proven_params: None,
             store,
             metrics,
             secrets,
@@ -408,7 +412,7 @@ impl Signer {
     ///
     /// # Errors
     /// When a read does not verify on any endpoint, or a proven record does not decode.
-    async fn proven(&self, id: u64, height: u64) -> anyhow::Result<Option<Proven>> {
+    async fn proven(&mut self, id: u64, height: u64) -> anyhow::Result<Option<Proven>> {
         let at = height.saturating_sub(1);
         let Some(bytes) = self.verified.record(&state_keys::batch(id), at).await? else { return Ok(None) };
         let batch: Batch = bcs::from_bytes(&bytes).with_context(|| format!("the proven batch {id} does not decode"))?;
@@ -421,8 +425,16 @@ impl Signer {
                 withdrawals.insert(item.withdrawal, record);
             }
         }
-        let bytes = self.verified.record(state_keys::PARAMS, at).await?.context("the chain proves no parameters")?;
-        let params: Params = bcs::from_bytes(&bytes).context("the proven parameters do not decode")?;
+        let params = match &self.proven_params {
+            Some((proven_at, params)) if *proven_at == at => params.clone(),
+            _ => {
+                let bytes =
+                    self.verified.record(state_keys::PARAMS, at).await?.context("the chain proves no parameters")?;
+                let params: Params = bcs::from_bytes(&bytes).context("the proven parameters do not decode")?;
+                self.proven_params = Some((at, params.clone()));
+                params
+            }
+        };
         Ok(Some(Proven { batch, withdrawals, params }))
     }
 
