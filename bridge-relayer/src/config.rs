@@ -10,6 +10,7 @@ use ferry_daemon::account_keystore::seal_hint;
 pub use ferry_daemon::account_keystore::{AccountKeystore, AccountKeystoreError};
 pub use ferry_daemon::config::{ConfigError, ConfigFile, read_secret};
 use ferry_daemon::config::{check_file, check_url, invalid};
+use ferry_daemon::verified_reads;
 use ferry_keystore::passphrase;
 use ferry_types::AccountKey;
 use serde::{Deserialize, Serialize};
@@ -47,6 +48,17 @@ pub struct Config {
 pub struct ChainConfig {
     /// CometBFT RPC of a validator (`http://127.0.0.1:26657`).
     pub rpc: String,
+    /// More RPC endpoints for the proven reads of what the relayer acts on (the federation and
+    /// its pegs, the deposit addresses, the batches it delivers), tried after `rpc` in order; one
+    /// honest endpoint that is up is enough, and one that lies is reported.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub endpoints: Vec<String>,
+    /// The chain's CometBFT genesis file: the light client's trust root (chain id, genesis
+    /// validators). Take it from the network's operators, not from a node you do not run.
+    pub genesis_file: PathBuf,
+    /// How long a verified header stays a valid starting point for verifying later ones.
+    #[serde(with = "humantime_serde", default = "verified_reads::default_trusting_period")]
+    pub trusting_period: Duration,
     /// The member's sidechain account key, sealed (`account.keystore.json` from the key
     /// ceremony, or `ferry-relayer keystore seal`). Required unless `delivery.deliver_only`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -61,6 +73,14 @@ pub struct ChainConfig {
 }
 
 impl ChainConfig {
+    /// The reader of what this relayer acts on: through `rpc`, then `endpoints`.
+    ///
+    /// # Errors
+    /// When the genesis file is not a usable trust root or an endpoint is not an RPC URL.
+    pub fn verified_reader(&self) -> anyhow::Result<ferry_light::Reader> {
+        verified_reads::open(&self.rpc, &self.endpoints, &self.genesis_file, self.trusting_period)
+    }
+
     /// Opens the member's keystore with the passphrase in `passphrase_file` (None for a
     /// deliver-only relayer, which has no key).
     ///
@@ -242,6 +262,7 @@ impl Config {
         check_url("chain.rpc", &self.chain.rpc)?;
         self.validate_member_key()?;
         self.validate_delivery()?;
+        verified_reads::check(&self.chain.endpoints, &self.chain.genesis_file, self.chain.trusting_period)?;
         if self.bitcoin.is_none() && self.ethereum.is_none() {
             return Err(invalid("bitcoin/ethereum", "watch at least one parent chain"));
         }
@@ -335,6 +356,7 @@ mod tests {
     const EXAMPLE: &str = r#"
 [chain]
 rpc = "http://127.0.0.1:26657"
+genesis_file = "/nonexistent/genesis.json"
 member_keystore = "/nonexistent/account.keystore.json"
 passphrase_file = "/nonexistent/keystore.pass"
 
@@ -379,7 +401,10 @@ confirmations = { default = 3, tiers = [{ min_amount = "100000000", confirmation
         std::fs::create_dir_all(&dir).map_err(|e| invalid("test", e))?;
         let password = dir.join("btc.pass");
         std::fs::write(&password, "x").map_err(|e| invalid("test", e))?;
+        let genesis = dir.join("genesis.json");
+        std::fs::write(&genesis, "{}").map_err(|e| invalid("test", e))?;
         let text = EXAMPLE
+            .replace("/nonexistent/genesis.json", &genesis.display().to_string())
             .replace("member_keystore = \"/nonexistent/account.keystore.json\"\n", "")
             .replace("passphrase_file = \"/nonexistent/keystore.pass\"\n", "")
             .replace("/nonexistent/btc.pass", &password.display().to_string());

@@ -22,7 +22,7 @@ use ferry_relayer::attest::AttestOutcome;
 use ferry_relayer::config::{AccountKeystore, Config, ConfigFile, read_secret};
 use ferry_relayer::delivery::{BitcoinDelivery, Delivery, EthereumDelivery};
 use ferry_relayer::metrics::Metrics;
-use ferry_relayer::service::{BitcoinWatch, EthereumWatch, Relayer, peg};
+use ferry_relayer::service::{BitcoinWatch, EthereumWatch, Relayer, latest_proven, peg};
 use ferry_relayer::store::Store;
 use ferry_types::msg::audit::AuditLogName;
 use ferry_types::{AccountKey, Address};
@@ -215,6 +215,7 @@ async fn run(args: &Args) -> anyhow::Result<()> {
     let metrics = Metrics::new()?;
     let store = Store::connect(&database_url(args, &config)?).await?;
     let chain = FerryClient::new(&config.chain.rpc)?;
+    let verified = Arc::new(config.chain.verified_reader()?);
 
     let observer = |label: &'static str, metrics: &Metrics| {
         let metrics = metrics.clone();
@@ -265,7 +266,14 @@ async fn run(args: &Args) -> anyhow::Result<()> {
             }),
             _ => None,
         };
-        Some(Delivery { store: store.clone(), chain: chain.clone(), metrics: metrics.clone(), bitcoin, ethereum })
+        Some(Delivery {
+            store: store.clone(),
+            chain: chain.clone(),
+            verified: verified.clone(),
+            metrics: metrics.clone(),
+            bitcoin,
+            ethereum,
+        })
     } else {
         None
     };
@@ -293,7 +301,7 @@ async fn run(args: &Args) -> anyhow::Result<()> {
     let bitcoin = match (&config.bitcoin, bitcoin_rpc) {
         (Some(bitcoin), Some(rpc)) => Some(BitcoinWatch {
             rpc,
-            peg: peg(&chain).await?,
+            peg: peg(latest_proven(&chain, &verified).await?.0).await?,
             policy: bitcoin.confirmations.clone(),
             start_height: bitcoin.start_height,
         }),
@@ -319,7 +327,7 @@ async fn run(args: &Args) -> anyhow::Result<()> {
         metrics.audit_anchor_gauges(),
     );
     let (anchor_pool, anchor_chain) = (store.pool().clone(), chain.clone());
-    let relayer = Relayer::new(store, chain, member, metrics.clone(), bitcoin, ethereum);
+    let relayer = Relayer::new(store, (chain, verified), member, metrics.clone(), bitcoin, ethereum);
     // The anchor goes through the relayer's attester: one transaction of the member account at a time.
     let attester = &relayer.attester;
     let anchor = anchorer.run(anchor_pool, anchor_chain, |msg| async move {
@@ -388,9 +396,15 @@ async fn audit_verify(args: &Args, member: Option<Address>) -> anyhow::Result<fe
         (None, None) => None,
     };
     let rpc = args.chain_rpc.clone().or_else(|| config.as_ref().map(|config| config.chain.rpc.clone()));
-    let anchor = ferry_daemon::audit_anchor::anchor_to_verify_against(member, rpc.as_deref(), AuditLogName::Relayer)
-        .await
-        .with_context(|| format!("reading the relayer audit anchor from {}", rpc.as_deref().unwrap_or_default()))?;
+    let genesis_file = config.as_ref().map(|config| config.chain.genesis_file.as_path());
+    let anchor = ferry_daemon::audit_anchor::anchor_to_verify_against(
+        member,
+        rpc.as_deref(),
+        genesis_file,
+        AuditLogName::Relayer,
+    )
+    .await
+    .with_context(|| format!("reading the relayer audit anchor from {}", rpc.as_deref().unwrap_or_default()))?;
     Ok(AuditLog::RELAYER.verify_against(store.pool(), anchor.as_ref()).await?)
 }
 

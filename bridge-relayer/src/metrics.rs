@@ -57,6 +57,8 @@ pub struct Metrics {
     pub reserves_holdings: GaugeVec,
     /// Registered Bitcoin deposit addresses the scan watches.
     pub deposit_addresses: IntGauge,
+    /// Answers of each sidechain endpoint that did not verify (a lying node).
+    pub unverified_answers: IntGaugeVec,
     /// Rows of the audit log's head last anchored on the chain (0: none yet).
     pub audit_anchored_rows: IntGauge,
     /// When it was anchored (or found anchored), Unix seconds (0: never).
@@ -136,6 +138,11 @@ impl Metrics {
             "ferry_relayer_deposit_addresses",
             "Registered Bitcoin deposit addresses the scan watches besides the peg",
         )?;
+        let unverified_answers = registry.int_gauge_vec(
+            "ferry_relayer_unverified_answers_total",
+            "Answers of a sidechain endpoint whose proof did not verify against the light client's headers (a lying node)",
+            &["endpoint"],
+        )?;
         let audit_anchored_rows = registry.int_gauge(
             "ferry_relayer_audit_anchored_rows",
             "Rows of the relayer audit log's head last anchored on the sidechain (0: none yet)",
@@ -188,6 +195,7 @@ impl Metrics {
             reserves_snapshots,
             reserves_holdings,
             deposit_addresses,
+            unverified_answers,
             audit_anchored_rows,
             audit_anchored_at,
         })

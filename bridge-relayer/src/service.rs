@@ -9,17 +9,17 @@
 //! sent again next round; only a final refusal marks it `rejected`.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 use ferry_client::FerryClient;
+use ferry_daemon::verified_reads::export_liars;
+use ferry_light::{ProvenState, Reader};
 use ferry_types::msg::{MsgAttestDeposit, MsgAttestParentHeight, MsgAttestReserves};
 use ferry_types::peg::Peg;
-use ferry_types::query::federation::{NEXT_FEDERATION_PATH, RETIRED_FEDERATIONS_PATH, RetiredFederation};
 use ferry_types::query::{
-    DEPOSIT_ADDRESSES_PAGE, DEPOSIT_ADDRESSES_PATH, DepositAddressPage, DepositAddressRecord, FEDERATION_PATH,
-    RESERVES_CHECK_PATH, RESERVES_PATH, ReservesCheckView, ReservesView,
+    DEPOSIT_ADDRESSES_PAGE, DepositAddressRecord, RESERVES_CHECK_PATH, RESERVES_PATH, ReservesCheckView, ReservesView,
 };
 use ferry_types::{AccountKey, Amount, Denom, DepositFacts, DepositId, Msg, ParentChain};
 
@@ -88,6 +88,9 @@ pub struct Relayer {
     pub store: Store,
     /// The sidechain.
     pub chain: FerryClient,
+    /// Proven reads of the sidechain: the federation, its pegs and the deposit addresses this
+    /// relayer watches are read through it.
+    pub verified: Arc<Reader>,
     /// Sends the member's attestations, one at a time (the delivery loop shares it: one
     /// account, one sequence).
     pub attester: Attester,
@@ -112,13 +115,22 @@ pub struct Relayer {
     peg_scripts: Mutex<Option<PegScripts>>,
 }
 
-/// Learns the peg from the chain's federation.
+/// The state the latest header `chain` shows commits to (the state after the block before it),
+/// read proven through `verified`, and the latest height.
 ///
 /// # Errors
-/// When the chain is unreachable or has no Bitcoin peg.
-pub async fn peg(chain: &FerryClient) -> anyhow::Result<Peg> {
-    let federation: ferry_types::genesis::Federation =
-        chain.query(FEDERATION_PATH, None).await?.context("the chain has no federation (`/federation`)")?;
+/// When the chain's height cannot be read.
+pub async fn latest_proven<'a>(chain: &FerryClient, verified: &'a Reader) -> anyhow::Result<(ProvenState<'a>, u64)> {
+    let height = chain.latest_height().await?;
+    Ok((verified.at(height.saturating_sub(1)), height))
+}
+
+/// Learns the peg from the chain's federation, read proven.
+///
+/// # Errors
+/// When no endpoint proves the federation, or it has no Bitcoin peg.
+pub async fn peg(state: ProvenState<'_>) -> anyhow::Result<Peg> {
+    let federation = state.federation().await.context("the chain's federation")?;
     let bitcoin = federation.bitcoin.context("the chain has no Bitcoin peg (`/federation` has no bitcoin keys)")?;
     Peg::new(&bitcoin).context("the chain's Bitcoin federation")
 }
@@ -132,7 +144,7 @@ impl Relayer {
     /// Assembles a relayer.
     pub fn new(
         store: Store,
-        chain: FerryClient,
+        (chain, verified): (FerryClient, Arc<Reader>),
         member: AccountKey,
         metrics: Metrics,
         bitcoin: Option<BitcoinWatch>,
@@ -144,6 +156,7 @@ impl Relayer {
             peg_scripts,
             store,
             chain,
+            verified,
             attester,
             metrics,
             bitcoin,
@@ -243,15 +256,15 @@ impl Relayer {
     /// # Errors
     /// When the chain cannot be read or its federation makes no peg.
     async fn follow_federation(&self) -> anyhow::Result<()> {
-        let federation: ferry_types::genesis::Federation =
-            self.chain.query(FEDERATION_PATH, None).await?.context("the chain has no federation (`/federation`)")?;
-        let next: Option<ferry_types::genesis::Federation> = self.chain.query(NEXT_FEDERATION_PATH, None).await?;
+        let (state, _) = latest_proven(&self.chain, &self.verified).await?;
+        let federation = state.federation().await.context("the chain's federation")?;
+        let next = state.next_federation().await?;
         let current =
             federation.bitcoin.as_ref().map(Peg::new).transpose().context("the chain's Bitcoin federation")?;
         let next = next.and_then(|next| next.bitcoin).as_ref().map(Peg::new).transpose().context("the next peg")?;
-        let listed: Vec<RetiredFederation> =
-            self.chain.query(RETIRED_FEDERATIONS_PATH, None).await?.unwrap_or_default();
-        let height = self.chain.latest_height().await?;
+        let listed = state.retired_federations().await?;
+        let height = state.height();
+        export_liars(&self.verified, &self.metrics.unverified_answers);
         let mut retired = Vec::with_capacity(listed.len());
         for old in listed {
             let Some(keys) = old.federation.bitcoin else { continue };
@@ -379,15 +392,14 @@ impl Relayer {
             let after =
                 self.peg_scripts.lock().unwrap_or_else(PoisonError::into_inner).as_ref().map(PegScripts::registered);
             let Some(after) = after else { return Ok(0) };
-            let path = format!("{DEPOSIT_ADDRESSES_PATH}{after}");
-            let page: DepositAddressPage =
-                self.chain.query(&path, None).await?.context("`/deposit_addresses` answered nothing")?;
-            let count = page.registrations.len();
-            self.watch_deposit_addresses(&page.registrations);
+            let (state, _) = latest_proven(&self.chain, &self.verified).await?;
+            let (registrations, total) = state.deposit_addresses_after(after, DEPOSIT_ADDRESSES_PAGE).await?;
+            let count = registrations.len();
+            self.watch_deposit_addresses(&registrations);
             added += count;
             if count < DEPOSIT_ADDRESSES_PAGE {
                 if added > 0 {
-                    tracing::info!(target: "ferry_relayer::bitcoin", added, total = page.total, "deposit addresses now watched");
+                    tracing::info!(target: "ferry_relayer::bitcoin", added, total, "deposit addresses now watched");
                 }
                 return Ok(added);
             }

@@ -32,12 +32,16 @@ fn run(command: &mut Command) -> Result<(bool, String), Box<dyn std::error::Erro
 fn config(dir: &Path, key_lines: &str) -> Result<PathBuf, std::io::Error> {
     let password = dir.join("btc.pass");
     std::fs::write(&password, "x\n")?;
+    // Only checked to exist here: nothing reads the chain before the key is opened.
+    let genesis = dir.join("genesis.json");
+    std::fs::write(&genesis, "{}")?;
     let path = dir.join("relayer.toml");
     std::fs::write(
         &path,
         format!(
-            "[chain]\nrpc = \"http://127.0.0.1:1\"\n{key_lines}\n\n[bitcoin]\nrpc = \"http://127.0.0.1:1\"\n\
+            "[chain]\nrpc = \"http://127.0.0.1:1\"\ngenesis_file = \"{}\"\n{key_lines}\n\n[bitcoin]\nrpc = \"http://127.0.0.1:1\"\n\
              rpc_user = \"ferry\"\nrpc_password_file = \"{}\"\nconfirmations = {{ default = 1 }}\n\n[database]\n",
+            genesis.display(),
             password.display()
         ),
     )?;

@@ -87,6 +87,9 @@ pub enum AnchorError {
     /// The chain answered an anchor that does not decode.
     #[error("the chain answers an anchor hash `{0}`, not 32 bytes of hex")]
     BadAnswer(String),
+    /// The anchor could not be read proven (no endpoint's answer verified, or no trust root).
+    #[error("reading the chain's anchor proven: {0:#}")]
+    Unverified(anyhow::Error),
 }
 
 /// Decides when to anchor one log, and remembers what was anchored.
@@ -201,21 +204,60 @@ impl Anchorer {
 }
 
 /// The anchor `audit verify` checks log `name` against: `member`'s last anchor on the chain at
-/// `rpc`; `None` when either is unknown, or when nothing is anchored yet (said on stderr).
+/// `rpc`, read proven through the light client when the chain's `genesis_file` is known (the
+/// daemon's `chain.genesis_file`): whoever rewrote the log and also controls that node cannot
+/// answer a matching anchor. Without a genesis file the anchor is read unverified, and stderr
+/// says so. `None` when the member or the RPC is unknown, or nothing is anchored yet (said on
+/// stderr).
 ///
 /// # Errors
-/// As [`chain_anchor`], or an `rpc` that is not an RPC address.
+/// As [`chain_anchor`], an `rpc` that is not an RPC address, or an anchor that does not verify.
 pub async fn anchor_to_verify_against(
     member: Option<Address>,
     rpc: Option<&str>,
+    genesis_file: Option<&std::path::Path>,
     name: AuditLogName,
 ) -> Result<Option<ferry_audit::Anchor>, AnchorError> {
     let (Some(member), Some(rpc)) = (member, rpc) else { return Ok(None) };
-    let anchor = chain_anchor(&FerryClient::new(rpc)?, &member, name).await?;
+    let chain = FerryClient::new(rpc)?;
+    let anchor = match genesis_file {
+        Some(genesis_file) => proven_anchor(&chain, rpc, genesis_file, &member, name).await?,
+        None => {
+            eprintln!("note: the anchor is read unverified from {rpc} (no chain.genesis_file to verify it with)");
+            chain_anchor(&chain, &member, name).await?
+        }
+    };
     if anchor.is_none() {
         eprintln!("note: {member} has not anchored its {name} audit log on the chain yet");
     }
     Ok(anchor)
+}
+
+/// `member`'s anchor of `name` in the state the chain's latest header commits to, proven from
+/// the trust root in `genesis_file` through `rpc`.
+async fn proven_anchor(
+    chain: &FerryClient,
+    rpc: &str,
+    genesis_file: &std::path::Path,
+    member: &Address,
+    name: AuditLogName,
+) -> Result<Option<ferry_audit::Anchor>, AnchorError> {
+    let reader = crate::verified_reads::open(rpc, &[], genesis_file, crate::verified_reads::default_trusting_period())
+        .map_err(AnchorError::Unverified)?;
+    let height = chain.latest_height().await?.saturating_sub(1);
+    let key = ferry_types::state_keys::audit_anchor(member, name);
+    let held: Option<AuditAnchor> =
+        reader.decoded(&key, height).await.map_err(|error| AnchorError::Unverified(error.into()))?;
+    held.map(anchor_of).transpose()
+}
+
+/// The anchor a chain record holds.
+fn anchor_of(held: AuditAnchor) -> Result<ferry_audit::Anchor, AnchorError> {
+    let head_hash = hex::decode(&held.head_hash)
+        .ok()
+        .and_then(|bytes| <[u8; 32]>::try_from(bytes).ok())
+        .ok_or_else(|| AnchorError::BadAnswer(held.head_hash.clone()))?;
+    Ok(ferry_audit::Anchor { rows: held.rows, head_hash, height: held.height })
 }
 
 /// The head `member` last anchored for `name` on the chain, as `audit verify` checks the log
@@ -229,10 +271,5 @@ pub async fn chain_anchor(
     name: AuditLogName,
 ) -> Result<Option<ferry_audit::Anchor>, AnchorError> {
     let held: Option<AuditAnchor> = chain.query(&audit_anchor_path(member, name), None).await?;
-    let Some(held) = held else { return Ok(None) };
-    let head_hash = hex::decode(&held.head_hash)
-        .ok()
-        .and_then(|bytes| <[u8; 32]>::try_from(bytes).ok())
-        .ok_or_else(|| AnchorError::BadAnswer(held.head_hash.clone()))?;
-    Ok(Some(ferry_audit::Anchor { rows: held.rows, head_hash, height: held.height }))
+    held.map(anchor_of).transpose()
 }

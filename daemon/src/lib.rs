@@ -4,6 +4,9 @@
 //! embedded migrations ([`postgres`]), and the sealed member account key a relayer attests with
 //! ([`account_keystore`], written by the key ceremony and `ferry-relayer keystore seal`).
 //!
+//! Both daemons read what they act on proven, through `ferry-light`, configured the same way
+//! ([`verified_reads`]).
+//!
 //! Both daemons anchor their audit log's head on the sidechain the same way ([`audit_anchor`]:
 //! when, and with which `MsgAnchorAudit`; each daemon posts it with its member account).
 //!
@@ -19,3 +22,4 @@ pub mod endpoint;
 pub mod logging;
 pub mod metrics;
 pub mod postgres;
+pub mod verified_reads;

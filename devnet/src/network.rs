@@ -332,6 +332,18 @@ impl Network {
         Ok(FerryClient::new(&validator.rpc_url())?)
     }
 
+    /// A proven reader (`ferry-light`) of the chain through validator `index`'s RPC, trusting
+    /// the genesis file, as the daemons read what they act on.
+    ///
+    /// # Errors
+    /// When the index is out of range or the genesis file is not there yet.
+    pub fn verified_reader(&self, index: usize) -> anyhow::Result<std::sync::Arc<ferry_light::Reader>> {
+        let validator = self.validator(index)?;
+        let root = ferry_light::TrustRoot::from_genesis_file(&self.genesis_file())?;
+        let period = std::time::Duration::from_secs(14 * 24 * 3600);
+        Ok(std::sync::Arc::new(ferry_light::Reader::new(&[validator.rpc_url()], root, period)?))
+    }
+
     fn validator(&self, index: usize) -> anyhow::Result<&Validator> {
         self.validators.get(index).with_context(|| format!("no validator {index}"))
     }

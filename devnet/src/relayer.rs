@@ -22,6 +22,8 @@ pub struct RelayerSetup {
     pub member: usize,
     /// Sidechain RPC.
     pub chain_rpc: String,
+    /// The sidechain's genesis file: the trust root of the relayer's proven reads.
+    pub genesis_file: PathBuf,
     /// PostgreSQL URL of its own database.
     pub database_url: String,
     /// Bitcoin RPC URL, user and password file (None: not watched).
@@ -122,8 +124,9 @@ impl RelayerProcess {
     /// file it names are written by [`RelayerProcess::start`]).
     fn config(setup: &RelayerSetup, metrics: SocketAddr) -> String {
         let mut config = format!(
-            "[chain]\nrpc = \"{}\"\nmember_keystore = \"{}\"\npassphrase_file = \"{}\"\n\n[database]\n\n[metrics]\nlisten = \"{metrics}\"\n",
+            "[chain]\nrpc = \"{}\"\ngenesis_file = \"{}\"\nmember_keystore = \"{}\"\npassphrase_file = \"{}\"\n\n[database]\n\n[metrics]\nlisten = \"{metrics}\"\n",
             setup.chain_rpc,
+            setup.genesis_file.display(),
             setup.dir.join(MEMBER_KEYSTORE).display(),
             setup.dir.join(PASSPHRASE_FILE).display()
         );

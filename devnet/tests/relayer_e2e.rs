@@ -54,6 +54,7 @@ impl Fixture {
                 dir: fixture.dir.join(format!("member{member}")),
                 member,
                 chain_rpc: fixture.network.validators().get(member).ok_or("validator")?.rpc_url(),
+                genesis_file: fixture.network.genesis_file(),
                 database_url,
                 bitcoin: Some((
                     fixture.btcd.rpc_url(),
@@ -483,12 +484,15 @@ async fn a_reorg_between_the_cursor_check_and_the_scan_misses_no_deposit() -> Te
         stores.push(store.clone());
         relayers.push(Relayer::new(
             store,
-            fx.network.client(member)?,
+            (fx.network.client(member)?, fx.network.verified_reader(member)?),
             ferry_devnet::accounts::member_key(member)?,
             ferry_relayer::metrics::Metrics::new()?,
             Some(BitcoinWatch {
                 rpc,
-                peg: ferry_relayer::service::peg(&fx.client).await?,
+                peg: ferry_relayer::service::peg(
+                    ferry_relayer::service::latest_proven(&fx.client, &*fx.network.verified_reader(0)?).await?.0,
+                )
+                .await?,
                 policy: ConfirmationPolicy::flat(CONFIRMATIONS),
                 start_height: 1,
             }),

@@ -29,7 +29,7 @@ use ferry_relayer::attest::{AttestOutcome, Attester};
 use ferry_relayer::confirmations::ConfirmationPolicy;
 use ferry_relayer::delivery::{BitcoinDelivery, Delivery, EthereumDelivery};
 use ferry_relayer::metrics::Metrics;
-use ferry_relayer::service::{BitcoinWatch, Relayer};
+use ferry_relayer::service::{BitcoinWatch, Relayer, latest_proven};
 use ferry_relayer::store::{ReleaseStatus, Store};
 use ferry_types::msg::{MsgAttestDeposit, MsgSubmitSignatures, MsgWithdraw, ReleaseSignatures};
 use ferry_types::peg::deposit_memo;
@@ -224,6 +224,7 @@ impl Relayers {
             relayers.deliveries.push(Delivery {
                 store,
                 chain: network.client(member)?,
+                verified: network.verified_reader(member)?,
                 metrics: Metrics::new()?,
                 bitcoin: None,
                 ethereum: Some(EthereumDelivery {
@@ -337,7 +338,7 @@ async fn bitcoin_release_survives_a_reorg_of_its_block_and_settles() -> TestResu
     btcd.mine(101).await?;
     let postgres = PgServer::from_env_or_start(None).await?;
 
-    let peg = ferry_relayer::service::peg(&client).await?;
+    let peg = ferry_relayer::service::peg(latest_proven(&client, &*network.verified_reader(0)?).await?.0).await?;
     let peg_script = peg.script_pubkey();
     let mut relayers = Relayers::default();
     let mut watchers = Vec::new();
@@ -349,6 +350,7 @@ async fn bitcoin_release_survives_a_reorg_of_its_block_and_settles() -> TestResu
         relayers.deliveries.push(Delivery {
             store: store.clone(),
             chain: network.client(member)?,
+            verified: network.verified_reader(member)?,
             metrics: Metrics::new()?,
             bitcoin: Some(BitcoinDelivery {
                 rpc: btcd.rpc(),
@@ -360,7 +362,7 @@ async fn bitcoin_release_survives_a_reorg_of_its_block_and_settles() -> TestResu
         relayers.attesters.push(Attester::new(network.client(member)?, accounts::member_key(member)?));
         watchers.push(Relayer::new(
             store,
-            network.client(member)?,
+            (network.client(member)?, network.verified_reader(member)?),
             accounts::member_key(member)?,
             Metrics::new()?,
             Some(BitcoinWatch {
@@ -681,6 +683,7 @@ async fn relayer_processes_killed_during_delivery_still_settle_the_bitcoin_relea
             dir: dir.join(format!("member{member}")),
             member,
             chain_rpc: network.validators()[member].rpc_url(),
+            genesis_file: network.genesis_file(),
             database_url: url,
             bitcoin: Some((btcd.rpc_url(), btcd.rpc_user().to_owned(), btcd.rpc_password_file())),
             ethereum: None,
@@ -691,7 +694,9 @@ async fn relayer_processes_killed_during_delivery_still_settle_the_bitcoin_relea
             ethereum_key: None,
         })?);
     }
-    let peg_script = ferry_relayer::service::peg(&client).await?.script_pubkey();
+    let peg_script = ferry_relayer::service::peg(latest_proven(&client, &*network.verified_reader(0)?).await?.0)
+        .await?
+        .script_pubkey();
     // User 2's deposit makes the reserves (and what it withdraws).
     let depositor = accounts::user_key(2)?.address();
     deposit_bitcoin(&mut payer, &btcd, &peg_script, 400_000, &depositor).await?;

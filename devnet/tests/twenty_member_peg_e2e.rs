@@ -192,7 +192,7 @@ async fn a_twenty_member_federation_pays_a_bitcoin_withdrawal_on_btcd() -> TestR
 
     // The relayers' assembly; btcd (mainnet policy) relays and mines it.
     let federation: Federation = chain.query("/federation")?;
-    let tx = ferry_relayer::bitcoin::release::signed_release(&signed, &federation)?;
+    let tx = ferry_relayer::bitcoin::release::signed_release(&signed.batch, &federation)?;
     let witness_script = tx.input[0].witness.last().ok_or("no witness")?;
     assert!(witness_script.len() > 16 * 34, "a 20-key script: {} bytes", witness_script.len());
     let sent = rpc.send_raw_transaction(&tx).await?;

@@ -58,7 +58,8 @@ async fn payments_naming_no_account_are_held_then_credited_or_refunded_by_a_memb
     let _serial = serial().await;
     let mut system = System::isolated("unattributed", 0).await?;
     let client = system.client(0)?;
-    let peg = ferry_relayer::service::peg(&client).await?;
+    let reader = system.network.verified_reader(0)?;
+    let peg = ferry_relayer::service::peg(ferry_relayer::service::latest_proven(&client, &reader).await?.0).await?;
     let carol = AccountKey::from_secret_bytes(&[0x71; 32])?.address();
     let dave = AccountKey::from_secret_bytes(&[0x72; 32])?.address();
 

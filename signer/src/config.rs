@@ -13,6 +13,7 @@ use std::time::Duration;
 
 pub use ferry_daemon::config::{ConfigError, ConfigFile, read_secret};
 use ferry_daemon::config::{check_file, check_url, invalid};
+use ferry_daemon::verified_reads;
 use ferry_types::genesis::EthereumBridge;
 use ferry_types::peg::{BitcoinNetwork, Peg};
 use ferry_types::release::eth::EthAddress;
@@ -66,7 +67,7 @@ pub struct ChainConfig {
     pub genesis_file: PathBuf,
     /// How long a verified header stays a valid starting point for verifying later ones (must
     /// be shorter than the time in which a third of the validators' power could change hands).
-    #[serde(with = "humantime_serde", default = "default_trusting_period")]
+    #[serde(with = "humantime_serde", default = "verified_reads::default_trusting_period")]
     pub trusting_period: Duration,
     /// How often to read the pending batches.
     #[serde(with = "humantime_serde", default = "default_poll_interval")]
@@ -74,14 +75,13 @@ pub struct ChainConfig {
 }
 
 impl ChainConfig {
-    /// Every endpoint proven reads go through: `rpc` first.
-    pub fn verified_endpoints(&self) -> Vec<String> {
-        std::iter::once(self.rpc.clone()).chain(self.endpoints.iter().cloned()).collect()
+    /// The reader of what this member signs on: through `rpc`, then `endpoints`.
+    ///
+    /// # Errors
+    /// When the genesis file is not a usable trust root or an endpoint is not an RPC URL.
+    pub fn verified_reader(&self) -> anyhow::Result<ferry_light::Reader> {
+        verified_reads::open(&self.rpc, &self.endpoints, &self.genesis_file, self.trusting_period)
     }
-}
-
-fn default_trusting_period() -> Duration {
-    Duration::from_secs(14 * 24 * 3600)
 }
 
 /// The member's keys.
@@ -190,14 +190,7 @@ impl Config {
         check_file("keys.keystore", &self.keys.keystore)?;
         check_file("keys.passphrase_file", &self.keys.passphrase_file)?;
         check_file("keys.manifest", &self.keys.manifest)?;
-        for (index, endpoint) in self.chain.endpoints.iter().enumerate() {
-            check_url("chain.endpoints", endpoint)
-                .map_err(|error| invalid("chain.endpoints", format!("entry {index}: {error}")))?;
-        }
-        check_file("chain.genesis_file", &self.chain.genesis_file)?;
-        if self.chain.trusting_period.is_zero() {
-            return Err(invalid("chain.trusting_period", "must be positive"));
-        }
+        verified_reads::check(&self.chain.endpoints, &self.chain.genesis_file, self.chain.trusting_period)?;
         if let Some(path) = &self.database.url_file {
             check_file("database.url_file", path)?;
         }

@@ -18,9 +18,10 @@
 
 use anyhow::Context;
 use ferry_client::FerryClient;
+use ferry_light::ProvenState;
 use ferry_types::dkg::{self, DkgError, EncryptionKey, G1Affine, Polynomial, Received, Scalar};
 use ferry_types::msg::federation::{MsgDkgComplain, MsgDkgConfirm, MsgDkgDeal, MsgRegisterSignerKeys};
-use ferry_types::query::federation::{DKG_PATH, DkgDealings, DkgPhase, DkgSession, SIGNER_KEYS_PATH, SignerKeys};
+use ferry_types::query::federation::{DkgDealings, DkgPhase, DkgSession, SIGNER_KEYS_PATH, SignerKeys};
 use ferry_types::{Address, Msg};
 use rand::RngCore;
 use serde_json::json;
@@ -101,6 +102,8 @@ pub fn plan(
 pub struct RoundContext<'a> {
     /// The sidechain.
     pub chain: &'a FerryClient,
+    /// The sidechain's state at the round's height, read proven.
+    pub state: ProvenState<'a>,
     /// The audit log.
     pub store: &'a Store,
     /// The daemon's metrics.
@@ -127,12 +130,14 @@ impl Participant {
     /// # Errors
     /// When the chain cannot be read, a record does not decode, or a step is refused.
     pub async fn round(&mut self, io: RoundContext<'_>, height: u64) -> anyhow::Result<()> {
-        let RoundContext { chain, metrics, secrets, .. } = io;
+        let RoundContext { state, metrics, secrets, .. } = io;
         let account = secrets.account();
         if !self.registered {
             self.register(io, height).await?;
         }
-        let Some(session) = chain.query::<DkgSession>(DKG_PATH, Some(height)).await? else {
+        // The session and its dealings are read proven: this member encrypts its shares to the
+        // participants' keys in the session record.
+        let Some(session) = state.latest_dkg().await? else {
             metrics.dkg_state(None);
             return Ok(());
         };
@@ -143,10 +148,7 @@ impl Participant {
         let dealings: DkgDealings = if session.phase == DkgPhase::Dealing {
             DkgDealings::default()
         } else {
-            chain
-                .query(&format!("{DKG_PATH}/{}/dealings", session.session), Some(height))
-                .await?
-                .context("the chain answered no dealings for the running session")?
+            state.dkg_dealings(&session).await?
         };
         let run = session.run();
         let subject = format!("dkg-{}-{}", run.session, run.attempt);
@@ -231,7 +233,7 @@ impl Participant {
         msg: Msg,
         mut detail: serde_json::Value,
     ) -> anyhow::Result<()> {
-        let RoundContext { chain, store, metrics, secrets } = io;
+        let RoundContext { chain, store, metrics, secrets, .. } = io;
         match post_duty(chain, secrets.account_key(), &msg).await {
             Ok((tx, height)) => {
                 metrics.dkg_steps.with_label_values(&[label, "posted"]).inc();

@@ -14,14 +14,18 @@
 //! - **The next federation** is rebuilt the same way from the completed session, never taken from
 //!   the chain's `/federation/next`.
 //!
+//! Every record this rests on (the federation, the hand-over, the session, each dealing) is read
+//! proven ([`ferry_light::ProvenState`]): a node that forges a self-consistent transcript (its
+//! own dealings, a federation it controls) gets no signature on a migration to it.
+//!
 //! Results are kept per epoch and per session, so a round reads a transcript once.
 
 use anyhow::Context;
-use ferry_client::FerryClient;
+use ferry_light::ProvenState;
 use ferry_types::dkg::{self, EncryptionKey};
 use ferry_types::genesis::Federation;
 use ferry_types::peg::{BitcoinFederation, BitcoinNetwork, Peg};
-use ferry_types::query::federation::{DKG_PATH, DkgDealings, DkgPhase, DkgSession, HANDOVER_PATH, Handover};
+use ferry_types::query::federation::{DkgDealings, DkgPhase, DkgSession};
 use ferry_types::release::bls::{self, PublicKeySet, SecretKeyShare};
 
 use crate::manifest::Manifest;
@@ -68,7 +72,7 @@ impl EpochView {
         }
     }
 
-    /// The keys for the chain's `federation` at `height` (see the module docs); `network` is the
+    /// The keys for the chain's `federation` in `state` (see the module docs); `network` is the
     /// locally configured Bitcoin network, if any.
     ///
     /// # Errors
@@ -77,8 +81,7 @@ impl EpochView {
     pub async fn keys_for(
         &mut self,
         federation: &Federation,
-        chain: &FerryClient,
-        height: u64,
+        state: ProvenState<'_>,
         secrets: &MemberSecrets,
         network: Option<BitcoinNetwork>,
     ) -> anyhow::Result<&EpochKeys> {
@@ -93,7 +96,7 @@ impl EpochView {
                 let peg = network.map(|_| Peg::new(&self.manifest.bitcoin)).transpose()?;
                 EpochKeys { epoch: federation.epoch, bls: secrets.bls_secret_key_share().clone(), peg }
             } else {
-                self.generated_keys(federation, chain, height, secrets, network).await?
+                self.generated_keys(federation, state, secrets, network).await?
             };
             tracing::info!(epoch = keys.epoch, "signing for federation epoch {}", keys.epoch);
             self.known = Some(keys);
@@ -116,8 +119,7 @@ impl EpochView {
     pub async fn retired_peg(
         &mut self,
         retired: &Federation,
-        chain: &FerryClient,
-        height: u64,
+        state: ProvenState<'_>,
         secrets: &MemberSecrets,
         network: Option<BitcoinNetwork>,
     ) -> anyhow::Result<Option<Peg>> {
@@ -135,7 +137,7 @@ impl EpochView {
             self.manifest.check_chain_federation(retired)?;
             network.map(|_| Peg::new(&self.manifest.bitcoin)).transpose()?
         } else {
-            let (session, _, key_set) = transcript_of(retired, chain, height).await?;
+            let (session, _, key_set) = transcript_of(retired, state).await?;
             next_of(&session, &key_set, network)?.bitcoin
         };
         self.retired.insert(epoch, peg.clone());
@@ -146,13 +148,12 @@ impl EpochView {
     async fn generated_keys(
         &self,
         federation: &Federation,
-        chain: &FerryClient,
-        height: u64,
+        state: ProvenState<'_>,
         secrets: &MemberSecrets,
         network: Option<BitcoinNetwork>,
     ) -> anyhow::Result<EpochKeys> {
         let epoch = federation.epoch;
-        let (session, dealings, key_set) = transcript_of(federation, chain, height).await?;
+        let (session, dealings, key_set) = transcript_of(federation, state).await?;
         let position = session
             .position(&secrets.account())
             .with_context(|| format!("this member is not in the federation of epoch {epoch}"))?;
@@ -170,37 +171,29 @@ impl EpochView {
 
 /// The key generation that made `federation` (an epoch a hand-over brought in), its dealings and
 /// its transcript's key set, once `federation` is checked to be exactly what it makes
-/// ([`check_generated`]).
+/// ([`check_generated`]). Every record is read proven.
 async fn transcript_of(
     federation: &Federation,
-    chain: &FerryClient,
-    height: u64,
+    state: ProvenState<'_>,
 ) -> anyhow::Result<(DkgSession, DkgDealings, PublicKeySet)> {
     let epoch = federation.epoch;
-    let path = format!("{HANDOVER_PATH}/{epoch}");
-    let handover: Handover = chain
-        .query(&path, Some(height))
+    let handover = state
+        .handover(epoch)
         .await?
         .with_context(|| format!("the federation of epoch {epoch} was brought in by no hand-over"))?;
-    let (session, dealings) = completed_session(chain, handover.session, height).await?;
+    let (session, dealings) = completed_session(state, handover.session).await?;
     let key_set = session.transcript_key_set(&dealings).context("the key generation's transcript")?;
     check_generated(federation, &session, &key_set)?;
     Ok((session, dealings, key_set))
 }
 
-/// The completed key generation `number` and its final attempt's dealings, at `height`.
-async fn completed_session(chain: &FerryClient, number: u64, height: u64) -> anyhow::Result<(DkgSession, DkgDealings)> {
-    let session: DkgSession = chain
-        .query(&format!("{DKG_PATH}/{number}"), Some(height))
-        .await?
-        .with_context(|| format!("no key generation session {number}"))?;
+/// The completed key generation `number` and its final attempt's dealings, proven.
+async fn completed_session(state: ProvenState<'_>, number: u64) -> anyhow::Result<(DkgSession, DkgDealings)> {
+    let session = state.dkg_session(number).await?.with_context(|| format!("no key generation session {number}"))?;
     if session.phase != DkgPhase::Complete {
         anyhow::bail!("key generation session {number} is {}, not complete", session.phase.name());
     }
-    let dealings: DkgDealings = chain
-        .query(&format!("{DKG_PATH}/{number}/dealings"), Some(height))
-        .await?
-        .with_context(|| format!("no dealings of session {number}"))?;
+    let dealings = state.dkg_dealings(&session).await?;
     Ok((session, dealings))
 }
 
@@ -247,25 +240,23 @@ pub struct HandoverView {
 }
 
 impl HandoverView {
-    /// The next federation while a hand-over runs at `height` (`None` when none runs), with its
+    /// The next federation while a hand-over runs in `state` (`None` when none runs), with its
     /// peg on `network` (none without a local Bitcoin network).
     ///
     /// # Errors
-    /// When the chain cannot be read, or the completed session's transcript makes no key or peg.
+    /// When the records are not proven, or the completed session's transcript makes no key or peg.
     pub async fn next_federation(
         &mut self,
-        chain: &FerryClient,
-        height: u64,
+        state: ProvenState<'_>,
         network: Option<BitcoinNetwork>,
     ) -> anyhow::Result<Option<NextFederation>> {
-        let handover: Option<Handover> = chain.query(HANDOVER_PATH, Some(height)).await?;
-        let Some(handover) = handover.filter(Handover::in_progress) else { return Ok(None) };
+        let Some(handover) = state.running_handover().await? else { return Ok(None) };
         if let Some((number, next)) = &self.rebuilt
             && *number == handover.session
         {
             return Ok(Some(next.clone()));
         }
-        let (session, dealings) = completed_session(chain, handover.session, height).await?;
+        let (session, dealings) = completed_session(state, handover.session).await?;
         if session.epoch != handover.epoch {
             anyhow::bail!(
                 "the hand-over to epoch {} names key generation {}, which made epoch {}",

@@ -474,8 +474,7 @@ async fn run_daemon(cli: &Cli) -> anyhow::Result<()> {
     let metrics = Metrics::new()?;
     let store = Store::connect(&database_url(cli, Some(&config))?).await?;
     let chain = FerryClient::new(&config.chain.rpc)?;
-    let root = ferry_light::TrustRoot::from_genesis_file(&config.chain.genesis_file)?;
-    let verified = ferry_light::Reader::new(&config.chain.verified_endpoints(), root, config.chain.trusting_period)?;
+    let verified = config.chain.verified_reader()?;
     let poll = config.chain.poll_interval;
     tracing::info!(
         member = secrets.index(),
@@ -541,9 +540,15 @@ async fn run_audit_verify(cli: &Cli, member: Option<Address>) -> anyhow::Result<
         (None, None) => None,
     };
     let rpc = cli.chain_rpc.clone().or_else(|| config.as_ref().map(|config| config.chain.rpc.clone()));
-    let anchor = ferry_daemon::audit_anchor::anchor_to_verify_against(member, rpc.as_deref(), AuditLogName::Signer)
-        .await
-        .with_context(|| format!("reading the signer audit anchor from {}", rpc.as_deref().unwrap_or_default()))?;
+    let genesis_file = config.as_ref().map(|config| config.chain.genesis_file.as_path());
+    let anchor = ferry_daemon::audit_anchor::anchor_to_verify_against(
+        member,
+        rpc.as_deref(),
+        genesis_file,
+        AuditLogName::Signer,
+    )
+    .await
+    .with_context(|| format!("reading the signer audit anchor from {}", rpc.as_deref().unwrap_or_default()))?;
     let report = AuditLog::SIGNER.verify_against(store.pool(), anchor.as_ref()).await?;
     if cli.json {
         println!("{}", report.to_json());

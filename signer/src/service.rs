@@ -27,15 +27,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use ferry_client::FerryClient;
-use ferry_types::genesis::Federation;
 use ferry_types::msg::{MAX_REASON_BYTES, MsgAbortBatch, MsgSubmitSignatures, parent_chain_of};
 use ferry_types::peg::Peg;
-use ferry_types::query::federation::RETIRED_FEDERATION_PATH;
 use ferry_types::query::{
-    BRIDGE_PATH, Batch, BatchStatus, BatchView, BridgeStatus, FEDERATION_PATH, PENDING_BATCHES_PATH, Withdrawal,
-    WithdrawalId,
+    BRIDGE_PATH, Batch, BatchStatus, BatchView, BridgeStatus, PENDING_BATCHES_PATH, Withdrawal, WithdrawalId,
 };
-use ferry_types::{Msg, Params, ParentChain, state_keys};
+use ferry_types::{Msg, Params, ParentChain};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tracing::Instrument;
@@ -185,20 +182,27 @@ impl Signer {
     pub async fn poll(&mut self) -> anyhow::Result<()> {
         let height = self.chain.latest_height().await?;
         self.metrics.chain_height.set(i64::try_from(height).unwrap_or(i64::MAX));
-        // Every query of the round reads the state at this one height.
+        // Every query of the round reads the state at this one height; what is signed on is read
+        // proven in the state header `height` commits to.
         let at = Some(height);
-        let federation: Federation =
-            self.chain.query(FEDERATION_PATH, at).await?.context("the chain answers no federation")?;
+        let verified = &self.verified;
+        let state = verified.at(height.saturating_sub(1));
+        let federation = state.federation().await.context("the chain's federation")?;
         // A key generation for the next federation goes on whether or not the bridge is paused,
         // and whether or not this member is in the current federation (a candidate takes part);
         // its failure does not stop this round's signing.
-        let io =
-            RoundContext { chain: &self.chain, store: &self.store, metrics: &self.metrics, secrets: &self.secrets };
+        let io = RoundContext {
+            chain: &self.chain,
+            state,
+            store: &self.store,
+            metrics: &self.metrics,
+            secrets: &self.secrets,
+        };
         if let Err(error) = self.participant.round(io, height).await {
             tracing::warn!(error = format!("{error:#}"), "key generation step not taken this round");
         }
         let network = self.configured_network;
-        let keys = match self.epochs.keys_for(&federation, &self.chain, height, &self.secrets, network).await {
+        let keys = match self.epochs.keys_for(&federation, state, &self.secrets, network).await {
             Ok(keys) => keys,
             Err(error) => {
                 let reason = format!("{error:#}");
@@ -219,7 +223,7 @@ impl Signer {
         {
             tracing::warn!(error = format!("{error:#}"), "heartbeat not answered this round");
         }
-        self.local.next = match self.handover.next_federation(&self.chain, height, network).await {
+        self.local.next = match self.handover.next_federation(state, network).await {
             Ok(next) => next,
             Err(error) => {
                 tracing::warn!(error = format!("{error:#}"), "no next federation rebuilt: signing no hand-over batch");
@@ -276,12 +280,7 @@ impl Signer {
                 tracing::warn!(batch_id = id, error = format!("{error:#}"), "batch not handled this round");
             }
         }
-        for (endpoint, count) in self.verified.liars() {
-            self.metrics
-                .unverified_answers
-                .with_label_values(&[&endpoint])
-                .set(i64::try_from(count).unwrap_or(i64::MAX));
-        }
+        ferry_daemon::verified_reads::export_liars(&self.verified, &self.metrics.unverified_answers);
         Ok(())
     }
 
@@ -295,8 +294,8 @@ impl Signer {
                 kept.push(view);
                 continue;
             };
-            let path = format!("{RETIRED_FEDERATION_PATH}{epoch}");
-            let retired = match self.chain.query::<Federation>(&path, Some(height)).await {
+            let state = self.verified.at(height.saturating_sub(1));
+            let retired = match state.retired_federation(epoch).await {
                 Ok(Some(retired)) => retired,
                 Ok(None) => continue,
                 Err(error) => {
@@ -308,7 +307,7 @@ impl Signer {
                 continue;
             }
             let network = self.configured_network;
-            match self.epochs.retired_peg(&retired, &self.chain, height, &self.secrets, network).await {
+            match self.epochs.retired_peg(&retired, state, &self.secrets, network).await {
                 Ok(Some(peg)) => {
                     self.local.retired.insert(epoch, peg);
                     kept.push(view);
@@ -414,23 +413,18 @@ impl Signer {
     /// When a read does not verify on any endpoint, or a proven record does not decode.
     async fn proven(&mut self, id: u64, height: u64) -> anyhow::Result<Option<Proven>> {
         let at = height.saturating_sub(1);
-        let Some(bytes) = self.verified.record(&state_keys::batch(id), at).await? else { return Ok(None) };
-        let batch: Batch = bcs::from_bytes(&bytes).with_context(|| format!("the proven batch {id} does not decode"))?;
+        let state = self.verified.at(at);
+        let Some(batch) = state.batch(id).await? else { return Ok(None) };
         let mut withdrawals = BTreeMap::new();
         for item in &batch.items {
-            let key = state_keys::withdrawal(item.withdrawal);
-            if let Some(bytes) = self.verified.record(&key, at).await? {
-                let record: Withdrawal = bcs::from_bytes(&bytes)
-                    .with_context(|| format!("the proven record of {} does not decode", item.withdrawal))?;
+            if let Some(record) = state.withdrawal(item.withdrawal).await? {
                 withdrawals.insert(item.withdrawal, record);
             }
         }
         let params = match &self.proven_params {
             Some((proven_at, params)) if *proven_at == at => params.clone(),
             _ => {
-                let bytes =
-                    self.verified.record(state_keys::PARAMS, at).await?.context("the chain proves no parameters")?;
-                let params: Params = bcs::from_bytes(&bytes).context("the proven parameters do not decode")?;
+                let params = state.params().await?;
                 self.proven_params = Some((at, params.clone()));
                 params
             }

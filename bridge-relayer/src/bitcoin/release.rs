@@ -18,7 +18,7 @@ use bitcoin::consensus::encode::deserialize_hex;
 use ferry_types::Address;
 use ferry_types::genesis::Federation;
 use ferry_types::peg::{Peg, PegError};
-use ferry_types::query::{BatchRelease, BatchView};
+use ferry_types::query::{Batch, BatchRelease};
 use ferry_types::release::bitcoin::{BtcReleaseError, assemble_witness, sighashes};
 
 /// Why a batch could not be turned into a signed transaction. Every variant names the batch.
@@ -111,19 +111,19 @@ pub enum ReleaseTxError {
     },
 }
 
-/// The signed release transaction of batch `view`, from the signatures the chain recorded and
+/// The signed release transaction of `batch`, from the signatures the chain recorded and
 /// `federation` (the chain's `/federation`). The txid is the batch's.
 ///
 /// # Errors
 /// [`ReleaseTxError`] naming the batch and what is wrong: not a Bitcoin batch, no or an invalid
 /// peg, a transaction that does not decode or is not the plan's, signatures from a non-member,
 /// of the wrong count or not hex, or an input with fewer than `threshold` valid signatures.
-pub fn signed_release(view: &BatchView, federation: &Federation) -> Result<Transaction, ReleaseTxError> {
-    let batch = view.batch.id;
-    let BatchRelease::Bitcoin(_) = &view.batch.release else {
+pub fn signed_release(record: &Batch, federation: &Federation) -> Result<Transaction, ReleaseTxError> {
+    let batch = record.id;
+    let BatchRelease::Bitcoin(_) = &record.release else {
         return Err(ReleaseTxError::NotBitcoin { batch });
     };
-    let release = view.batch.signed_bitcoin_version().ok_or(ReleaseTxError::NotSigned { batch })?;
+    let release = record.signed_bitcoin_version().ok_or(ReleaseTxError::NotSigned { batch })?;
     let keys = federation.bitcoin.as_ref().ok_or(ReleaseTxError::NoPeg { batch })?;
     let peg = Peg::new(keys).map_err(|source| ReleaseTxError::Peg { batch, source })?;
     let tx: Transaction = deserialize_hex(&release.unsigned_tx)
@@ -161,7 +161,7 @@ mod tests {
     use bitcoin::consensus::encode::serialize_hex;
     use bitcoin::secp256k1::{SECP256K1, SecretKey};
     use ferry_types::peg::{BitcoinFederation, BitcoinNetwork};
-    use ferry_types::query::{Batch, BatchItem, BatchStatus, BitcoinRelease, WithdrawalId};
+    use ferry_types::query::{Batch, BatchItem, BatchStatus, BatchView, BitcoinRelease, WithdrawalId};
     use ferry_types::release::bitcoin::{ReleaseOutput, Utxo, plan_release, sign_input, unsigned_transaction};
     use ferry_types::{Amount, Denom};
 
@@ -264,7 +264,7 @@ mod tests {
     fn all_four_signatures_give_the_batch_txid_with_three_in_script_order() -> TestResult {
         let setup = setup()?;
         let view = batch(&setup, &[0, 1, 2, 3])?;
-        let signed = signed_release(&view, &setup.federation)?;
+        let signed = signed_release(&view.batch, &setup.federation)?;
         let BatchRelease::Bitcoin(release) = &view.batch.release else { return Err("not bitcoin".into()) };
         assert_eq!(signed.compute_txid().to_string(), release.txid);
         for input in 0..2 {
@@ -285,7 +285,7 @@ mod tests {
     fn exactly_the_threshold_suffices_whichever_members_signed() -> TestResult {
         let setup = setup()?;
         for signers in [[0, 1, 2], [0, 1, 3], [1, 2, 3]] {
-            let signed = signed_release(&batch(&setup, &signers)?, &setup.federation)?;
+            let signed = signed_release(&batch(&setup, &signers)?.batch, &setup.federation)?;
             assert_eq!(signed.input[0].witness.len(), 5, "{signers:?}");
         }
         Ok(())
@@ -294,7 +294,7 @@ mod tests {
     #[test]
     fn fewer_than_the_threshold_is_refused_naming_the_input() -> TestResult {
         let setup = setup()?;
-        let error = signed_release(&batch(&setup, &[0, 3])?, &setup.federation).err();
+        let error = signed_release(&batch(&setup, &[0, 3])?.batch, &setup.federation).err();
         assert!(
             matches!(
                 &error,
@@ -316,7 +316,7 @@ mod tests {
         // Member 1's slot carries member 0's signatures: they do not verify under member 1's key.
         let stolen = view.batch.signatures[&setup.federation.members[0]].clone();
         view.batch.signatures.insert(forger, stolen);
-        let signed = signed_release(&view, &setup.federation)?;
+        let signed = signed_release(&view.batch, &setup.federation)?;
         let BatchRelease::Bitcoin(release) = &view.batch.release else { return Err("not bitcoin".into()) };
         let digest: [u8; 32] = hex::decode(&release.sighashes[0])?.as_slice().try_into()?;
         let expected: Vec<Vec<u8>> = [2, 3, 0].iter().map(|&m| sign_input(&setup.secrets[m], &digest)).collect();
@@ -331,7 +331,7 @@ mod tests {
         let stranger = Address::from_bytes([9; 20]);
         view.batch.signatures.insert(stranger, vec!["00".to_owned(); 2]);
         assert!(matches!(
-            signed_release(&view, &setup.federation),
+            signed_release(&view.batch, &setup.federation),
             Err(ReleaseTxError::UnknownSigner { batch: 7, signer }) if signer == stranger
         ));
 
@@ -339,7 +339,7 @@ mod tests {
         let member = setup.federation.members[2];
         view.batch.signatures.entry(member).or_default().pop();
         assert!(matches!(
-            signed_release(&view, &setup.federation),
+            signed_release(&view.batch, &setup.federation),
             Err(ReleaseTxError::SignatureCount { inputs: 2, given: 1, .. })
         ));
         Ok(())
@@ -352,7 +352,7 @@ mod tests {
         if let BatchRelease::Bitcoin(release) = &mut view.batch.release {
             release.txid = "cc".repeat(32);
         }
-        assert!(matches!(signed_release(&view, &setup.federation), Err(ReleaseTxError::TxidMismatch { .. })));
+        assert!(matches!(signed_release(&view.batch, &setup.federation), Err(ReleaseTxError::TxidMismatch { .. })));
 
         // Another federation's peg gives other sighashes: the stored transaction is not its plan's.
         let mut other = setup.federation.clone();
@@ -361,7 +361,7 @@ mod tests {
         }
         let view = batch(&setup, &[0, 1, 2])?;
         assert!(matches!(
-            signed_release(&view, &other),
+            signed_release(&view.batch, &other),
             Err(ReleaseTxError::Assemble { source: BtcReleaseError::TransactionMismatch { .. }, .. })
         ));
         Ok(())

@@ -15,16 +15,16 @@
 //! error is counted in `ferry_relayer_delivery_errors_total`, logged, and retried next round.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use bitcoin::Txid;
 use ferry_client::FerryClient;
-use ferry_types::genesis::Federation;
+use ferry_daemon::verified_reads::export_liars;
+use ferry_light::{ProvenState, Reader};
 use ferry_types::msg::MsgAttestRelease;
-use ferry_types::query::{
-    BATCH_PATH, BatchRelease, BatchStatus, BatchView, FEDERATION_PATH, PENDING_BATCHES_PATH, PendingBatchesView,
-};
+use ferry_types::query::{Batch, BatchRelease, BatchStatus, BatchView, PENDING_BATCHES_PATH, PendingBatchesView};
 use ferry_types::{Msg, ParentChain};
 use tracing::Instrument;
 
@@ -33,7 +33,7 @@ use crate::attest::{AttestOutcome, Attester};
 use crate::bitcoin::release::signed_release;
 use crate::confirmations::ConfirmationPolicy;
 use crate::metrics::{Metrics, RELEASE_STATES};
-use crate::service::now_seconds;
+use crate::service::{latest_proven, now_seconds};
 use crate::store::{ReleaseRecord, ReleaseSummary, Store};
 use ferry_parent_chains::bitcoin::BitcoinRpc;
 use ferry_parent_chains::ethereum::vault::{VaultAction, VaultError, vault_error};
@@ -71,8 +71,11 @@ pub struct EthereumDelivery {
 pub struct Delivery {
     /// Relay state (shared with the deposit watchers).
     pub store: Store,
-    /// The sidechain.
+    /// The sidechain: the pending batches are listed through it.
     pub chain: FerryClient,
+    /// Proven reads of the sidechain: each batch acted on, and the federation whose signatures
+    /// a Bitcoin release carries, are read through it.
+    pub verified: Arc<Reader>,
     /// Metrics.
     pub metrics: Metrics,
     /// Bitcoin, if this relayer talks to it.
@@ -96,8 +99,7 @@ fn vault_action(release: &BatchRelease) -> Option<(VaultAction<'_>, Option<&Stri
     }
 }
 
-fn summary_of(view: &BatchView) -> ReleaseSummary {
-    let batch = &view.batch;
+fn summary_of(batch: &Batch) -> ReleaseSummary {
     ReleaseSummary {
         batch: batch.id,
         chain: batch.release.parent_chain(),
@@ -126,10 +128,19 @@ impl Delivery {
     /// When the sidechain or the database cannot be read (a single batch's failure is counted
     /// and logged, not returned).
     pub async fn poll(&self, attester: Option<&Attester>) -> anyhow::Result<()> {
+        let (state, _) = latest_proven(&self.chain, &self.verified).await?;
         let mut seen = BTreeSet::new();
-        for view in self.pending_batches().await? {
-            seen.insert(view.batch.id);
-            self.advance_logged(&view, attester).await;
+        for listed in self.pending_batches().await? {
+            seen.insert(listed.batch.id);
+            // The listing says what to look at; what is acted on is the batch record, proven.
+            match self.proven(state, listed.batch.id).await {
+                Ok(Some(batch)) => self.advance_logged(&batch, attester, state).await,
+                Ok(None) => {} // listed at the latest height, not yet in the state proven
+                Err(error) => {
+                    self.metrics.delivery_errors.with_label_values(&[listed.batch.release.parent_chain().tag()]).inc();
+                    tracing::warn!(target: "ferry_relayer::delivery", batch = listed.batch.id, error = format!("{error:#}"), "batch not read proven; will retry");
+                }
+            }
         }
         // Batches the chain no longer lists as pending were settled (or, after a chain reset,
         // are unknown): read each once to record how it ended.
@@ -138,13 +149,14 @@ impl Delivery {
             if seen.contains(&batch) {
                 continue;
             }
-            match self.chain.query::<BatchView>(&format!("{BATCH_PATH}{batch}"), None).await? {
-                Some(view) => self.advance_logged(&view, attester).await,
+            match self.proven(state, batch).await? {
+                Some(proven) => self.advance_logged(&proven, attester, state).await,
                 None => {
                     tracing::warn!(target: "ferry_relayer::delivery", batch, "the store holds a release of a batch the sidechain does not know");
                 }
             }
         }
+        export_liars(&self.verified, &self.metrics.unverified_answers);
         self.update_gauges().await?;
         self.metrics.last_poll.with_label_values(&["sidechain"]).set(now_seconds());
         Ok(())
@@ -165,12 +177,17 @@ impl Delivery {
         }
     }
 
-    async fn advance_logged(&self, view: &BatchView, attester: Option<&Attester>) {
-        let chain = view.batch.release.parent_chain();
-        let span = tracing::info_span!("release", batch = view.batch.id, chain = chain.tag());
-        if let Err(error) = self.advance(view, attester).instrument(span).await {
+    /// Batch `id` in `state`, proven (`None`: not in that state).
+    async fn proven(&self, state: ProvenState<'_>, id: u64) -> anyhow::Result<Option<Batch>> {
+        state.batch(id).await.with_context(|| format!("batch {id}"))
+    }
+
+    async fn advance_logged(&self, batch: &Batch, attester: Option<&Attester>, state: ProvenState<'_>) {
+        let chain = batch.release.parent_chain();
+        let span = tracing::info_span!("release", batch = batch.id, chain = chain.tag());
+        if let Err(error) = self.advance(batch, attester, state).instrument(span).await {
             self.metrics.delivery_errors.with_label_values(&[chain.tag()]).inc();
-            tracing::warn!(target: "ferry_relayer::delivery", batch = view.batch.id, chain = chain.tag(), error = format!("{error:#}"), "release not advanced; will retry");
+            tracing::warn!(target: "ferry_relayer::delivery", batch = batch.id, chain = chain.tag(), error = format!("{error:#}"), "release not advanced; will retry");
         }
     }
 
@@ -190,10 +207,9 @@ impl Delivery {
         }
     }
 
-    /// Carries `view`'s batch as far as it can go this round.
-    async fn advance(&self, view: &BatchView, attester: Option<&Attester>) -> anyhow::Result<()> {
-        let batch = &view.batch;
-        let summary = summary_of(view);
+    /// Carries `batch` as far as it can go this round.
+    async fn advance(&self, batch: &Batch, attester: Option<&Attester>, state: ProvenState<'_>) -> anyhow::Result<()> {
+        let summary = summary_of(batch);
         let chain = summary.chain;
         // A Bitcoin release being re-signed for a replacement is still out there in its earlier
         // signed version: it is delivered, looked for and attested as a signed batch.
@@ -271,7 +287,7 @@ impl Delivery {
                         .map_or(0, |inclusion| inclusion.block_height);
                     return self.attest(attester, &summary, &parent_tx, mined_at).await;
                 }
-                Decision::Locate => located = self.locate(view, record.as_ref()).await?,
+                Decision::Locate => located = self.locate(batch, record.as_ref()).await?,
                 Decision::Include(inclusion) => {
                     self.store.mark_release_included(&summary, &inclusion).await?;
                     let ours =
@@ -283,7 +299,7 @@ impl Delivery {
                     return Ok(());
                 }
                 Decision::Deliver => {
-                    self.deliver(view, &summary).await?;
+                    self.deliver(batch, &summary, state).await?;
                     return Ok(());
                 }
                 Decision::AwaitDelivery => {
@@ -322,9 +338,9 @@ impl Delivery {
         self.ethereum.as_ref().context("this relayer is not connected to Ethereum")
     }
 
-    async fn locate(&self, view: &BatchView, record: Option<&ReleaseRecord>) -> anyhow::Result<Located> {
-        match vault_action(&view.batch.release) {
-            None => self.locate_bitcoin(&view.batch).await,
+    async fn locate(&self, batch: &Batch, record: Option<&ReleaseRecord>) -> anyhow::Result<Located> {
+        match vault_action(&batch.release) {
+            None => self.locate_bitcoin(batch).await,
             Some((action, _)) => self.locate_ethereum(action, record).await,
         }
     }
@@ -479,25 +495,31 @@ impl Delivery {
         Ok(Located::Absent)
     }
 
-    async fn deliver(&self, view: &BatchView, summary: &ReleaseSummary) -> anyhow::Result<()> {
-        match vault_action(&view.batch.release) {
-            None => self.deliver_bitcoin(view, summary).await,
+    async fn deliver(&self, batch: &Batch, summary: &ReleaseSummary, state: ProvenState<'_>) -> anyhow::Result<()> {
+        match vault_action(&batch.release) {
+            None => self.deliver_bitcoin(batch, summary, state).await,
             Some((action, signature)) => self.deliver_ethereum(action, signature, summary).await,
         }
     }
 
     /// Assembles the witness from the chain's signatures and broadcasts. A node that already has
     /// the transaction (in its mempool or a block) counts as a delivery.
-    async fn deliver_bitcoin(&self, view: &BatchView, summary: &ReleaseSummary) -> anyhow::Result<()> {
+    async fn deliver_bitcoin(
+        &self,
+        batch: &Batch,
+        summary: &ReleaseSummary,
+        state: ProvenState<'_>,
+    ) -> anyhow::Result<()> {
         let rpc = &self.bitcoin_side()?.rpc;
         // A sweep spends a retired federation's peg, whose members signed it.
-        let path = view.batch.release.sweep_epoch().map_or_else(
-            || FEDERATION_PATH.to_owned(),
-            |epoch| format!("{}{epoch}", ferry_types::query::federation::RETIRED_FEDERATION_PATH),
-        );
-        let federation: Federation =
-            self.chain.query(&path, None).await?.with_context(|| format!("the sidechain answers no `{path}`"))?;
-        let tx = match signed_release(view, &federation) {
+        let federation = match batch.release.sweep_epoch() {
+            None => state.federation().await.context("the chain's federation")?,
+            Some(epoch) => state
+                .retired_federation(epoch)
+                .await?
+                .with_context(|| format!("the chain proves no federation of epoch {epoch}"))?,
+        };
+        let tx = match signed_release(batch, &federation) {
             Ok(tx) => tx,
             Err(error) => return self.delivery_failed(summary, &error.to_string()).await,
         };

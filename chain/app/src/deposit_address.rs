@@ -23,9 +23,10 @@ pub mod keys {
 
     use crate::state::Collection;
 
-    /// The registrations, keyed by big-endian registration number.
+    /// The registrations, keyed by big-endian registration number (relayers read them proven:
+    /// [`ferry_types::state_keys::deposit_address`]).
     pub fn registrations() -> Collection {
-        Collection::new("deposit_address/")
+        Collection::new(ferry_types::state_keys::DEPOSIT_ADDRESS_PREFIX)
     }
 
     /// An account's registration number (JSON integer).
@@ -125,4 +126,16 @@ pub fn register<R: StateRead>(
     ));
     tracing::info!(%account, number, height, "deposit address registered");
     Ok(number)
+}
+
+#[cfg(test)]
+mod tests {
+    use ferry_types::state_keys;
+
+    #[test]
+    fn relayers_read_registrations_at_the_keys_the_chain_writes() {
+        let registrations = super::keys::registrations();
+        assert_eq!(registrations.key(&7u64.to_be_bytes()), state_keys::deposit_address(7));
+        assert_eq!(registrations.count_key(), state_keys::deposit_address_count());
+    }
 }

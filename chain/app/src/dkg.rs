@@ -38,23 +38,12 @@ use crate::event::Event;
 use crate::membership::refused;
 use crate::state::{StateDelta, StateError, StateRead};
 
-/// State keys of key generation.
+/// State keys of key generation (their home is [`ferry_types::state_keys`]: signers read them
+/// proven).
 pub mod keys {
-    /// The latest session's number (JSON integer).
-    pub const LATEST: &[u8] = b"dkg/latest";
-
-    /// Session `n` ([`ferry_types::query::federation::DkgSession`]).
-    pub fn session(n: u64) -> Vec<u8> {
-        [b"dkg/session/".as_slice(), &n.to_be_bytes()].concat()
-    }
-
-    /// The dealing of participant `position` in attempt `attempt` of session `n`.
-    pub fn dealing(n: u64, attempt: u32, position: u32) -> Vec<u8> {
-        [b"dkg/dealing/".as_slice(), &n.to_be_bytes(), &attempt.to_be_bytes(), &position.to_be_bytes()].concat()
-    }
-
-    /// The federation a completed session produced, awaiting its hand-over.
-    pub const NEXT_FEDERATION: &[u8] = b"dkg/next_federation";
+    pub use ferry_types::state_keys::{
+        DKG_LATEST as LATEST, NEXT_FEDERATION, dkg_dealing as dealing, dkg_session as session,
+    };
 }
 
 impl<R: StateRead> StateDelta<R> {

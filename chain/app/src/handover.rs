@@ -56,17 +56,10 @@ use crate::state::{StateDelta, StateError, StateRead};
 /// Reserve UTXOs one migration batch spends at most (a standard transaction at 20 members).
 pub const MIGRATION_INPUTS: usize = ferry_types::release::bitcoin::CONSOLIDATION_INPUTS;
 
-/// State keys of hand-overs.
+/// State keys of hand-overs (their home is [`ferry_types::state_keys`]: signers read them
+/// proven).
 pub mod keys {
-    /// The hand-over to `epoch`.
-    pub fn handover(epoch: u64) -> Vec<u8> {
-        format!("handover/{epoch:020}").into_bytes()
-    }
-
-    /// The federation of `epoch`, kept when it handed over.
-    pub fn retired(epoch: u64) -> Vec<u8> {
-        format!("federation/epoch/{epoch:020}").into_bytes()
-    }
+    pub use ferry_types::state_keys::{handover, retired_federation as retired};
 }
 
 impl<R: StateRead> StateDelta<R> {

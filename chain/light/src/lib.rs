@@ -16,6 +16,10 @@
 //!
 //! Must not: trust any node's word for a header, a validator set or a value; hold keys; write.
 
+mod records;
+
+pub use records::ProvenState;
+
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Mutex;
@@ -39,6 +43,18 @@ pub enum ReadError {
     /// No endpoint gave an answer that verifies; each endpoint's reason, in order.
     #[error("no endpoint gave a verified answer: {}", .0.join("; "))]
     Unverified(Vec<String>),
+    /// A proven record is not the type asked for (this reader and the chain disagree on a record
+    /// format: a version mismatch, not a lie).
+    #[error("the proven record `{key}` does not decode: {error}")]
+    Undecodable {
+        /// The record's key (lossy UTF-8).
+        key: String,
+        /// The decoder's complaint.
+        error: String,
+    },
+    /// The chain proves it holds no record where one must be (its parameters, its federation).
+    #[error("the chain proves it holds no {0}")]
+    Absent(&'static str),
 }
 
 /// Why one endpoint's answer was refused.
@@ -68,6 +84,20 @@ pub struct TrustRoot {
 }
 
 impl TrustRoot {
+    /// A trust root from a chain id and the validators of its first block (a configured trust
+    /// point instead of a genesis file).
+    ///
+    /// # Errors
+    /// When there are no validators or the chain id is not one.
+    pub fn new(chain_id: &str, validators: Vec<validator::Info>) -> Result<TrustRoot, ReadError> {
+        if validators.is_empty() {
+            return Err(ReadError::TrustRoot("a trust root needs validators".to_owned()));
+        }
+        let chain_id =
+            chain_id.parse().map_err(|error| ReadError::TrustRoot(format!("chain id `{chain_id}`: {error}")))?;
+        Ok(TrustRoot { chain_id, validators: validator::Set::without_proposer(validators) })
+    }
+
     /// The trust root in a CometBFT genesis file.
     ///
     /// # Errors
@@ -165,6 +195,24 @@ impl Reader {
             }
         }
         Err(ReadError::Unverified(reasons))
+    }
+
+    /// The record stored at `key` at `height`, proven ([`record`](Self::record)) and decoded:
+    /// the chain stores its records in BCS.
+    ///
+    /// # Errors
+    /// [`ReadError::Unverified`] as [`record`](Self::record); [`ReadError::Undecodable`] when the
+    /// proven bytes are not a `T`.
+    pub async fn decoded<T: serde::de::DeserializeOwned>(
+        &self,
+        key: &[u8],
+        height: u64,
+    ) -> Result<Option<T>, ReadError> {
+        let Some(bytes) = self.record(key, height).await? else { return Ok(None) };
+        bcs::from_bytes(&bytes).map(Some).map_err(|error| ReadError::Undecodable {
+            key: String::from_utf8_lossy(key).into_owned(),
+            error: error.to_string(),
+        })
     }
 
     fn report_liar(&self, url: &str, refused: &Refused) {

@@ -33,3 +33,45 @@ pub fn withdrawal(id: WithdrawalId) -> Vec<u8> {
 pub fn audit_anchor(member: &Address, log: crate::query::audit::AuditLogName) -> Vec<u8> {
     [b"audit_anchor/".as_slice(), member.as_bytes().as_slice(), b"/", log.as_str().as_bytes()].concat()
 }
+
+/// The number of the latest key generation session (a `u64`).
+pub const DKG_LATEST: &[u8] = b"dkg/latest";
+
+/// Key generation session `n` ([`crate::query::federation::DkgSession`]).
+pub fn dkg_session(n: u64) -> Vec<u8> {
+    [b"dkg/session/".as_slice(), &n.to_be_bytes()].concat()
+}
+
+/// The dealing ([`crate::query::federation::DkgDealing`]) of participant `position` in attempt
+/// `attempt` of session `n`.
+pub fn dkg_dealing(n: u64, attempt: u32, position: u32) -> Vec<u8> {
+    [b"dkg/dealing/".as_slice(), &n.to_be_bytes(), &attempt.to_be_bytes(), &position.to_be_bytes()].concat()
+}
+
+/// The federation the last completed key generation made, until its hand-over
+/// ([`crate::genesis::Federation`]).
+pub const NEXT_FEDERATION: &[u8] = b"dkg/next_federation";
+
+/// The hand-over to `epoch` ([`crate::query::federation::Handover`]).
+pub fn handover(epoch: u64) -> Vec<u8> {
+    format!("handover/{epoch:020}").into_bytes()
+}
+
+/// The federation of `epoch`, kept when it handed over ([`crate::genesis::Federation`]).
+pub fn retired_federation(epoch: u64) -> Vec<u8> {
+    format!("federation/epoch/{epoch:020}").into_bytes()
+}
+
+/// Prefix of the deposit-address registrations (`DepositAddressRecord`s), each keyed by its
+/// big-endian registration number (1, 2, …).
+pub const DEPOSIT_ADDRESS_PREFIX: &[u8] = b"deposit_address/";
+
+/// Key of deposit-address registration `number`.
+pub fn deposit_address(number: u64) -> Vec<u8> {
+    [DEPOSIT_ADDRESS_PREFIX, &number.to_be_bytes()].concat()
+}
+
+/// Key of the number of deposit-address registrations (a `u64`; the collection's counter).
+pub fn deposit_address_count() -> Vec<u8> {
+    [b"count/".as_slice(), DEPOSIT_ADDRESS_PREFIX].concat()
+}

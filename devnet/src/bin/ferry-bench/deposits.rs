@@ -56,6 +56,7 @@ pub async fn latency(rounds: usize) -> anyhow::Result<()> {
             dir: dir.join(format!("member{member}")),
             member,
             chain_rpc: network.validators().get(member).context("validator")?.rpc_url(),
+            genesis_file: network.genesis_file(),
             database_url,
             bitcoin: Some((btcd.rpc_url(), btcd.rpc_user().to_owned(), btcd.rpc_password_file())),
             ethereum: Some((anvil.rpc_url().to_owned(), vault.to_string())),
@@ -139,6 +140,13 @@ async fn wait_for_mint(client: &FerryClient, path: &str) -> anyhow::Result<u64> 
     }
 }
 
+/// The ed25519 base point: a valid public key for a trust root that is never used.
+const ED25519_BASE_POINT: [u8; 32] = {
+    let mut point = [0x66; 32];
+    point[0] = 0x58;
+    point
+};
+
 /// The relayer's scan rate over `backlog` regtest blocks that each carry one transaction paying
 /// the peg `per_block` times (one memo, `per_block` peg outputs), next to the plain
 /// read-decode-scan rate of the same blocks. Both run on a warm node: one untimed read of every
@@ -216,9 +224,15 @@ pub async fn catch_up(backlog: u32, per_block: usize, deposit_addresses: u64) ->
     let postgres = PgServer::from_env_or_start(None).await?;
     let database = postgres.scratch_database("bench_catchup").await?;
     let store = Store::connect(database.url()).await?;
+    // No sidechain: a reader with a placeholder trust root, never asked (the scan reads none).
+    let placeholder = tendermint::PublicKey::from_raw_ed25519(&ED25519_BASE_POINT).context("ed25519 key")?;
+    let root = ferry_light::TrustRoot::new("bench", vec![tendermint::validator::Info::new(placeholder, 1u32.into())])?;
+    let unused = "http://127.0.0.1:9".to_owned();
+    let verified =
+        std::sync::Arc::new(ferry_light::Reader::new(std::slice::from_ref(&unused), root, Duration::from_secs(60))?);
     let relayer = Relayer::new(
         store,
-        FerryClient::new("http://127.0.0.1:9")?,
+        (FerryClient::new(&unused)?, verified),
         accounts::member_key(0)?,
         Metrics::new()?,
         Some(BitcoinWatch {
