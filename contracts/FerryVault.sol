@@ -51,6 +51,15 @@ interface IERC20Minimal {
 ///      A payment of a release that fails (a recipient contract refusing ETH, a token whose
 ///      `transfer` reverts or returns `false`) does not block the batch: it is recorded in
 ///      `owed` and the recipient takes it later with `claim`.
+///
+///      Escape hatch (docs/exits.md): the federation posts a heartbeat — `heartbeat(hb, signature)`
+///      under the same key over `abi.encode(HEARTBEAT_TAG, block.chainid, address(this), epoch,
+///      height, balancesRoot)` — whose root (`exitRoot`) commits to every holder's claim on the
+///      vault (`ferry_types::exit_tree`). When no heartbeat has landed for `escapeDelay` seconds,
+///      anyone may `freeze()` the vault: from then on releases, listings, rotations, heartbeats
+///      and deposits revert (`VaultFrozen`) for good, and each holder takes their claim once per
+///      asset with `exit`, proving their leaf against `exitRoot` and signing with the Ferry
+///      account's own secp256k1 key. Nobody, the federation included, can unfreeze the vault.
 contract FerryVault {
     // ---------------------------------------------------------------------------------------
     // Errors
@@ -104,6 +113,28 @@ contract FerryVault {
     /// @notice Sending ETH to `to` failed.
     error EthTransferFailed(address to);
 
+    /// @notice The constructor was given an escape delay of zero seconds.
+    error ZeroEscapeDelay();
+    /// @notice The vault is frozen: only `exit` and `claim` work.
+    error VaultFrozen();
+    /// @notice `exit` before `freeze`.
+    error NotFrozen();
+    /// @notice A heartbeat for a sidechain height not above the last heartbeat's.
+    error StaleHeartbeat(uint64 last, uint64 got);
+    /// @notice `freeze` while heartbeats are still recent: it is allowed after `opensAt`.
+    error EscapeNotOpen(uint256 opensAt);
+    /// @notice The public key given to `exit` is not 64 bytes or not the key of `account`.
+    error WrongAccountKey();
+    /// @notice The exit request's signature is not 65 bytes, has a high `s` or a `v` other than
+    ///         27 or 28, or was not made by the account's key.
+    error BadExitSignature();
+    /// @notice The proof is not 32 hashes, the index not below 2^32, or the leaf is not in `exitRoot`.
+    error BadExitProof();
+    /// @notice `account` already took its claim in `token`.
+    error AlreadyExited(address token, bytes20 account);
+    /// @notice An exit to the zero address.
+    error ZeroExitRecipient();
+
     // ---------------------------------------------------------------------------------------
     // Events
     // ---------------------------------------------------------------------------------------
@@ -135,6 +166,15 @@ contract FerryVault {
     event ListingSet(uint64 indexed nonce, address indexed token, bool listed);
     /// @notice The vault now trusts `key` (EIP-2537 G1) for federation epoch `epoch`.
     event KeyRotated(uint64 indexed epoch, bytes key);
+    /// @notice A heartbeat landed: the federation of `epoch` committed `root` to the holders'
+    ///         claims at sidechain height `height`.
+    event HeartbeatPosted(uint64 indexed epoch, uint64 height, bytes32 root);
+    /// @notice The vault was frozen; exits are proven against `root`, posted at sidechain height
+    ///         `height` (0 and `bytes32(0)` when no heartbeat ever landed).
+    event Frozen(uint64 height, bytes32 root);
+    /// @notice The holder of `account` took its claim of `amount` of `token` (`address(0)` for
+    ///         ETH), paid to `recipient`.
+    event Exited(address indexed token, bytes20 indexed account, address indexed recipient, uint256 amount);
 
     // ---------------------------------------------------------------------------------------
     // Types
@@ -172,6 +212,22 @@ contract FerryVault {
         bool listed;
     }
 
+    /// @notice The federation's commitment to every holder's claim on the vault: federation
+    ///         epoch, the sidechain height it was computed at, and the exit tree's root.
+    struct Heartbeat {
+        uint64 epoch;
+        uint64 height;
+        bytes32 balancesRoot;
+    }
+
+    /// @notice A holder's claim as a leaf of the exit tree commits to it: `amount` of `token`
+    ///         (`address(0)` for ETH) owed to the Ferry account `account`.
+    struct Claim {
+        address token;
+        bytes20 account;
+        uint256 amount;
+    }
+
     // ---------------------------------------------------------------------------------------
     // Constants
     // ---------------------------------------------------------------------------------------
@@ -182,6 +238,17 @@ contract FerryVault {
     bytes32 public constant LISTING_TAG = "FERRY_LISTING_V1";
     /// @notice First word of every signed rotation message.
     bytes32 public constant ROTATION_TAG = "FERRY_ROTATION_V1";
+    /// @notice First word of every signed heartbeat message.
+    bytes32 public constant HEARTBEAT_TAG = "FERRY_HEARTBEAT_V1";
+    /// @notice First word of every exit leaf (`exitLeaf`).
+    bytes32 public constant EXIT_LEAF_TAG = "FERRY_EXIT_LEAF_V1";
+    /// @notice First word of every exit request a holder signs (`exitMessage`).
+    bytes32 public constant EXIT_TAG = "FERRY_EXIT_V1";
+    /// @notice Height of the exit tree: a proof is this many sibling hashes.
+    uint256 public constant EXIT_TREE_DEPTH = 32;
+    /// @dev Half the secp256k1 group order: a signature's `s` must not be above it.
+    uint256 private constant _SECP256K1_HALF_ORDER =
+        0x7fffffffffffffffffffffffffffffff5d576e7357a4501ddfe92f46681b20a0;
     /// @notice The hash-to-curve domain separation tag of release (and listing) signatures.
     bytes public constant RELEASE_DST = "FERRY_RELEASE_V1_BLS12381G2_XMD:SHA-256_SSWU_RO_";
     /// @notice Gas each payment of a release may use (an ETH transfer to a contract, or a token's
@@ -218,6 +285,19 @@ contract FerryVault {
     ///         waiting for `claim`.
     mapping(address token => mapping(address recipient => uint256)) public owed;
 
+    /// @notice Seconds without a heartbeat after which anyone may `freeze` the vault.
+    uint256 public immutable escapeDelay;
+    /// @notice Root of the exit tree of the last heartbeat (`bytes32(0)` before the first).
+    bytes32 public exitRoot;
+    /// @notice When the last heartbeat landed (block timestamp); the deployment's before the first.
+    uint64 public lastHeartbeatAt;
+    /// @notice Sidechain height of the last heartbeat (0 before the first).
+    uint64 public lastHeartbeatHeight;
+    /// @notice Whether the vault is frozen (for good): only `exit` and `claim` work.
+    bool public frozen;
+    /// @notice Whether the holder of `account` took its claim in `token` (once per asset).
+    mapping(address token => mapping(bytes20 account => bool)) public exited;
+
     uint256 private constant _NOT_ENTERED = 1;
     uint256 private constant _ENTERED = 2;
     /// @dev Reentrancy status; never zero, so setting and resetting it stays a warm update.
@@ -231,6 +311,12 @@ contract FerryVault {
         _status = _NOT_ENTERED;
     }
 
+    /// @dev Rejects the call once the vault is frozen.
+    modifier whenNotFrozen() {
+        if (frozen) revert VaultFrozen();
+        _;
+    }
+
     // ---------------------------------------------------------------------------------------
     // Federation
     // ---------------------------------------------------------------------------------------
@@ -239,10 +325,15 @@ contract FerryVault {
     ///        encoding (128 bytes: x ‖ y, each 16 zero bytes ‖ 48-byte big-endian value).
     /// @param federationEpoch The epoch of that federation, bound into every signed batch.
     /// @param genesisTokens The ERC-20 tokens listed from the start (the sidechain genesis's).
+    /// @param escapeDelaySeconds Seconds without a heartbeat after which anyone may `freeze` the
+    ///        vault (14 days on mainnet); the clock starts at deployment.
     /// @dev Reverts with `FederationKeyLength`, `FederationKeyNotInG1` (checked with G1MSM, which
-    ///      also checks the subgroup), `FederationKeyIsInfinity`, or `ZeroToken` / `NotAContract`
-    ///      for a genesis token.
-    constructor(bytes memory key, uint64 federationEpoch, address[] memory genesisTokens) {
+    ///      also checks the subgroup), `FederationKeyIsInfinity`, `ZeroToken` / `NotAContract`
+    ///      for a genesis token, or `ZeroEscapeDelay`.
+    constructor(bytes memory key, uint64 federationEpoch, address[] memory genesisTokens, uint64 escapeDelaySeconds) {
+        if (escapeDelaySeconds == 0) revert ZeroEscapeDelay();
+        escapeDelay = escapeDelaySeconds;
+        lastHeartbeatAt = uint64(block.timestamp);
         _setKey(key);
         epoch = federationEpoch;
         for (uint256 i; i < genesisTokens.length; ++i) {
@@ -273,12 +364,13 @@ contract FerryVault {
     /// @param rotation The hand-over as the sidechain decided it (epoch, newEpoch, newKey).
     /// @param signature The current federation's threshold signature, EIP-2537 G2 (256 bytes),
     ///        over `rotationMessage(rotation)` hashed to G2 with `RELEASE_DST`.
-    /// @dev Checks, in order: `WrongEpoch` (signed for another epoch than the current one),
-    ///      `WrongNextEpoch` (anything but `epoch + 1`), `MalformedSignature`, `BadSignature`, then
+    /// @dev Checks, in order: `VaultFrozen`, `WrongEpoch` (signed for another epoch than the
+    ///      current one), `WrongNextEpoch` (anything but `epoch + 1`), `MalformedSignature`,
+    ///      `BadSignature`, then
     ///      the new key (`FederationKeyLength`, `FederationKeyNotInG1`, `FederationKeyIsInfinity`):
     ///      even the current federation cannot hand the vault to no key. Anyone may submit it. Release nonces are untouched: a nonce paid under
     ///      the old key stays paid.
-    function rotate(Rotation calldata rotation, bytes calldata signature) external nonReentrant {
+    function rotate(Rotation calldata rotation, bytes calldata signature) external nonReentrant whenNotFrozen {
         if (rotation.epoch != epoch) revert WrongEpoch(epoch, rotation.epoch);
         if (rotation.newEpoch != epoch + 1) revert WrongNextEpoch(epoch + 1, rotation.newEpoch);
         if (signature.length != BLS12381.G2_LENGTH) revert MalformedSignature();
@@ -306,8 +398,9 @@ contract FerryVault {
 
     /// @notice Deposit the ETH sent with this call for `recipient` on the sidechain.
     /// @param recipient The 20-byte sidechain account id (the payload of a `ferry1…` address).
-    /// @dev Reverts with `ZeroAmount` when no ETH is sent and `ZeroRecipient` for a zero id.
-    function deposit(bytes20 recipient) external payable nonReentrant {
+    /// @dev Reverts with `VaultFrozen` once the vault is frozen (the sidechain would never mint
+    ///      it), `ZeroAmount` when no ETH is sent and `ZeroRecipient` for a zero id.
+    function deposit(bytes20 recipient) external payable nonReentrant whenNotFrozen {
         if (msg.value == 0) revert ZeroAmount();
         if (recipient == bytes20(0)) revert ZeroRecipient();
         _recordDeposit(address(0), recipient, msg.value);
@@ -321,8 +414,8 @@ contract FerryVault {
     /// @dev Tokens that return nothing from `transferFrom` (e.g. USDT) are accepted. The deposit
     ///      records what the vault's balance actually grew by, so a fee-on-transfer token credits
     ///      the net amount. Reverts with `TokenNotListed` for a token the federation has not
-    ///      listed (see `setListing`).
-    function depositToken(address token, uint256 amount, bytes20 recipient) external nonReentrant {
+    ///      listed (see `setListing`), and with `VaultFrozen` once the vault is frozen.
+    function depositToken(address token, uint256 amount, bytes20 recipient) external nonReentrant whenNotFrozen {
         if (token == address(0)) revert ZeroToken();
         if (amount == 0) revert ZeroAmount();
         if (recipient == bytes20(0)) revert ZeroRecipient();
@@ -353,13 +446,14 @@ contract FerryVault {
     /// @param batch The batch as the sidechain built it (epoch, nonce, items).
     /// @param signature The federation's threshold signature, EIP-2537 G2 (256 bytes), over
     ///        `releaseMessage(batch)` hashed to G2 with `RELEASE_DST`.
-    /// @dev Checks, in order: `WrongEpoch`, `AlreadyReleased`, `EmptyBatch`, `MalformedSignature`,
+    /// @dev Checks, in order: `VaultFrozen` (a frozen vault pays only exits), `WrongEpoch`,
+    ///      `AlreadyReleased`, `EmptyBatch`, `MalformedSignature`,
     ///      `BadSignature`. Then marks the nonce released before any payment
     ///      (checks-effects-interactions, besides the reentrancy guard) and pays each item with
     ///      `PAYMENT_GAS`; a failed payment is added to `owed` (`PaymentDeferred`) instead of
     ///      reverting, so one recipient cannot block the others. Anyone may submit a signed batch:
     ///      the signature, not the sender, authorises it.
-    function release(Batch calldata batch, bytes calldata signature) external nonReentrant {
+    function release(Batch calldata batch, bytes calldata signature) external nonReentrant whenNotFrozen {
         if (batch.epoch != epoch) revert WrongEpoch(epoch, batch.epoch);
         if (released[batch.nonce]) revert AlreadyReleased(batch.nonce);
         uint256 count = batch.items.length;
@@ -394,9 +488,9 @@ contract FerryVault {
     /// @param listing The change as the sidechain decided it (epoch, nonce, token, listed).
     /// @param signature The federation's threshold signature, EIP-2537 G2 (256 bytes), over
     ///        `listingMessage(listing)` hashed to G2 with `RELEASE_DST`.
-    /// @dev Checks, in order: `WrongEpoch`, `AlreadyReleased` (the nonce space is shared with
+    /// @dev Checks, in order: `VaultFrozen`, `WrongEpoch`, `AlreadyReleased` (the nonce space is shared with
     ///      releases), `ZeroToken`, `MalformedSignature`, `BadSignature`. Anyone may submit it.
-    function setListing(Listing calldata listing, bytes calldata signature) external nonReentrant {
+    function setListing(Listing calldata listing, bytes calldata signature) external nonReentrant whenNotFrozen {
         if (listing.epoch != epoch) revert WrongEpoch(epoch, listing.epoch);
         if (released[listing.nonce]) revert AlreadyReleased(listing.nonce);
         if (listing.token == address(0)) revert ZeroToken();
@@ -470,6 +564,164 @@ contract FerryVault {
                 ok := or(iszero(returndatasize()), and(gt(returndatasize(), 31), eq(mload(0), 1)))
             }
         }
+    }
+
+    // ---------------------------------------------------------------------------------------
+    // Escape hatch
+    // ---------------------------------------------------------------------------------------
+
+    /// @notice Record the federation's commitment `hb.balancesRoot` to every holder's claim if
+    ///         `signature` is the federation's BLS signature of `hb`; restarts the escape clock.
+    /// @param hb The heartbeat as the sidechain built it (epoch, height, balancesRoot).
+    /// @param signature The federation's threshold signature, EIP-2537 G2 (256 bytes), over
+    ///        `heartbeatMessage(hb)` hashed to G2 with `RELEASE_DST`.
+    /// @dev Checks, in order: `VaultFrozen`, `WrongEpoch`, `StaleHeartbeat` (the height must rise
+    ///      strictly, so an old signed heartbeat can never be replayed to roll the root back),
+    ///      `MalformedSignature`, `BadSignature`. Anyone may submit it.
+    function heartbeat(Heartbeat calldata hb, bytes calldata signature) external nonReentrant whenNotFrozen {
+        if (hb.epoch != epoch) revert WrongEpoch(epoch, hb.epoch);
+        if (hb.height <= lastHeartbeatHeight) revert StaleHeartbeat(lastHeartbeatHeight, hb.height);
+        if (signature.length != BLS12381.G2_LENGTH) revert MalformedSignature();
+        (bool wellFormed, bool valid) = BLS12381.verify(federationKey(), heartbeatMessage(hb), RELEASE_DST, signature);
+        if (!wellFormed) revert MalformedSignature();
+        if (!valid) revert BadSignature();
+
+        exitRoot = hb.balancesRoot;
+        lastHeartbeatAt = uint64(block.timestamp);
+        lastHeartbeatHeight = hb.height;
+        emit HeartbeatPosted(hb.epoch, hb.height, hb.balancesRoot);
+    }
+
+    /// @notice The message the federation signs for `hb` on this chain for this vault:
+    ///         `abi.encode(HEARTBEAT_TAG, block.chainid, address(this), epoch, height, balancesRoot)`
+    ///         — six words (`ferry_types::exit_tree::heartbeat_message` on the Rust side).
+    function heartbeatMessage(Heartbeat calldata hb) public view returns (bytes memory) {
+        return abi.encode(HEARTBEAT_TAG, block.chainid, address(this), hb.epoch, hb.height, hb.balancesRoot);
+    }
+
+    /// @notice The first timestamp after which `freeze` is allowed: the last heartbeat's (or the
+    ///         deployment's) plus `escapeDelay`. `freeze` needs `block.timestamp` strictly above it.
+    function escapeOpensAt() public view returns (uint256) {
+        return uint256(lastHeartbeatAt) + escapeDelay;
+    }
+
+    /// @notice Freeze the vault for good after `escapeDelay` seconds without a heartbeat. Anyone
+    ///         may call it; afterwards every holder may `exit` against `exitRoot`.
+    /// @dev Reverts with `VaultFrozen` when already frozen and `EscapeNotOpen` before the delay.
+    function freeze() external nonReentrant whenNotFrozen {
+        uint256 opensAt = escapeOpensAt();
+        if (block.timestamp <= opensAt) revert EscapeNotOpen(opensAt);
+        frozen = true;
+        emit Frozen(lastHeartbeatHeight, exitRoot);
+    }
+
+    /// @notice Take `holding` (`amount` of `token`, `address(0)` for ETH, owed to the Ferry
+    ///         account `account`) out of the frozen vault, paid to `recipient`: once per (token,
+    ///         account).
+    /// @param holding The leaf's content; `account` is the Ferry account id
+    ///        (`RIPEMD160(SHA256(compressed key))`), `amount` the whole claim, taken at once.
+    /// @param index The leaf's position in the exit tree (below 2^32).
+    /// @param proof The leaf's 32 siblings from the bottom up (`ferry_types::exit_tree::ExitTree::proof`).
+    /// @param pubkey The account's secp256k1 public key, uncompressed without prefix (x ‖ y, 64 bytes).
+    /// @param recipient Where the vault pays the claim.
+    /// @param signature The account key's ECDSA signature `r ‖ s ‖ v` (65 bytes, low `s`,
+    ///        `v` ∈ {27, 28}) of `exitMessage(holding.token, holding.account, holding.amount, recipient)`.
+    /// @dev Checks, in order: `NotFrozen`, `ZeroExitRecipient`, `AlreadyExited`, `WrongAccountKey`,
+    ///      `BadExitSignature`, `BadExitProof`; then marks the claim taken before paying. Anyone
+    ///      may submit it: the account's signature, not the sender, authorises it and names the
+    ///      recipient. A failed payment reverts the exit (`EthTransferFailed`, the token's error,
+    ///      `TokenCallFailed`, `NotAContract`), leaving the claim to take again.
+    function exit(
+        Claim calldata holding,
+        uint256 index,
+        bytes32[] calldata proof,
+        bytes calldata pubkey,
+        address recipient,
+        bytes calldata signature
+    ) external nonReentrant {
+        (address token, bytes20 account, uint256 amount) = (holding.token, holding.account, holding.amount);
+        if (!frozen) revert NotFrozen();
+        if (recipient == address(0)) revert ZeroExitRecipient();
+        if (exited[token][account]) revert AlreadyExited(token, account);
+        if (pubkey.length != 64 || _accountOf(pubkey) != account) revert WrongAccountKey();
+        if (_signer(exitMessage(token, account, amount, recipient), signature) != _addressOf(pubkey)) {
+            revert BadExitSignature();
+        }
+        if (!_proves(exitLeaf(token, account, amount), index, proof)) revert BadExitProof();
+
+        exited[token][account] = true;
+        emit Exited(token, account, recipient, amount);
+        if (token == address(0)) {
+            if (!_sendEth(recipient, amount, gasleft())) revert EthTransferFailed(recipient);
+        } else {
+            if (token.code.length == 0) revert NotAContract(token);
+            _callToken(token, abi.encodeCall(IERC20Minimal.transfer, (recipient, amount)));
+        }
+    }
+
+    /// @notice The exit tree's leaf of `account`'s claim of `amount` of `token`:
+    ///         `keccak256(abi.encodePacked(EXIT_LEAF_TAG, token, account, amount))`
+    ///         (`ferry_types::exit_tree::exit_leaf` on the Rust side).
+    function exitLeaf(address token, bytes20 account, uint256 amount) public pure returns (bytes32) {
+        return keccak256(abi.encodePacked(EXIT_LEAF_TAG, token, account, amount));
+    }
+
+    /// @notice The digest the account's key signs to exit on this chain from this vault:
+    ///         `keccak256(abi.encodePacked(EXIT_TAG, block.chainid, address(this), token, account,
+    ///         amount, recipient))` (`ferry_types::exit_tree::exit_message` on the Rust side).
+    function exitMessage(address token, bytes20 account, uint256 amount, address recipient)
+        public
+        view
+        returns (bytes32)
+    {
+        return keccak256(abi.encodePacked(EXIT_TAG, block.chainid, address(this), token, account, amount, recipient));
+    }
+
+    /// @dev The Ferry account id of the uncompressed key `pubkey` (x ‖ y):
+    ///      `RIPEMD160(SHA256(0x02|0x03 ‖ x))`, the prefix by the parity of y.
+    function _accountOf(bytes calldata pubkey) private pure returns (bytes20) {
+        bytes1 prefix = uint8(pubkey[63]) & 1 == 0 ? bytes1(0x02) : bytes1(0x03);
+        return ripemd160(abi.encodePacked(sha256(abi.encodePacked(prefix, pubkey[0:32]))));
+    }
+
+    /// @dev The Ethereum address of the uncompressed key `pubkey` (x ‖ y).
+    function _addressOf(bytes calldata pubkey) private pure returns (address) {
+        return address(uint160(uint256(keccak256(pubkey))));
+    }
+
+    /// @dev The signer of `digest` by the 65-byte `r ‖ s ‖ v`, or `address(0)` when the signature
+    ///      is malformed (length, high `s`, `v` not 27 or 28) or does not recover.
+    function _signer(bytes32 digest, bytes calldata signature) private pure returns (address) {
+        if (signature.length != 65) return address(0);
+        bytes32 r = bytes32(signature[0:32]);
+        bytes32 s = bytes32(signature[32:64]);
+        uint8 v = uint8(signature[64]);
+        if (uint256(s) > _SECP256K1_HALF_ORDER || (v != 27 && v != 28)) return address(0);
+        return ecrecover(digest, v, r, s);
+    }
+
+    /// @dev Whether `proof` (32 siblings, bottom up) leads from `leaf` at `index` to `exitRoot`.
+    ///      Bit h of `index` says whether the node at height h is a right child.
+    function _proves(bytes32 leaf, uint256 index, bytes32[] calldata proof) private view returns (bool) {
+        if (proof.length != EXIT_TREE_DEPTH || index >> EXIT_TREE_DEPTH != 0) return false;
+        bytes32 node = leaf;
+        for (uint256 height; height < EXIT_TREE_DEPTH; ++height) {
+            bytes32 sibling = proof[height];
+            bool right = (index >> height) & 1 == 1;
+            assembly ("memory-safe") {
+                switch right
+                case 0 {
+                    mstore(0x00, node)
+                    mstore(0x20, sibling)
+                }
+                default {
+                    mstore(0x00, sibling)
+                    mstore(0x20, node)
+                }
+                node := keccak256(0x00, 0x40)
+            }
+        }
+        return node == exitRoot;
     }
 
     // ---------------------------------------------------------------------------------------

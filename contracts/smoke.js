@@ -218,7 +218,12 @@ async function main() {
   );
   // Genesis tokens: the test token and the quirky one are listed; `unlisted` is not.
   const genesisTokens = { dynamic: uint(2) + address(token) + address(quirky) };
-  const vault = await deploy("FerryVault", encodeTuple([{ dynamic: uint(128) + G1_GENERATOR }, uint(1), genesisTokens]));
+  // The vault's escapeDelay: 14 days, as parent-chains' VAULT_ESCAPE_DELAY_SECS (docs/exits.md).
+  const ESCAPE_DELAY_SECS = 1_209_600;
+  const vault = await deploy(
+    "FerryVault",
+    encodeTuple([{ dynamic: uint(128) + G1_GENERATOR }, uint(1), genesisTokens, uint(ESCAPE_DELAY_SECS)]),
+  );
   expectEq("genesis token listed", await readUint(vault, "listed(address)", address(token)), 1n);
   expectEq("other token not listed", await readUint(vault, "listed(address)", address(unlisted)), 0n);
   expectEq("depositNonce before any deposit", await readUint(vault, "depositNonce()"), 0n);

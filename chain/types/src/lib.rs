@@ -16,6 +16,7 @@ pub mod deposit_record;
 pub mod dkg;
 pub mod eth_address;
 pub mod event;
+pub mod exit_tree;
 pub mod genesis;
 pub mod key;
 pub mod liveness;

@@ -21,6 +21,10 @@ use super::error::EthereumError;
 use super::rpc::{CallPolicy, decode_word, hash_text, parse_url, undecodable};
 use super::vault::{BLSHarness, FerryVault, RefusingRecipient, TestToken};
 
+/// The vault's `escapeDelay` at deployment: seconds without a heartbeat after which anyone may
+/// freeze it and holders exit (14 days, the anchors' Ethereum figure; see docs/exits.md).
+pub const VAULT_ESCAPE_DELAY_SECS: u64 = 1_209_600;
+
 /// Default interval between receipt polls.
 pub const DEFAULT_RECEIPT_POLL: Duration = Duration::from_millis(500);
 /// Default wait for a transaction to be mined.
@@ -125,8 +129,8 @@ impl Wallet {
         self.address
     }
 
-    /// Deploys `FerryVault(federation_key, epoch, genesis_tokens)` from the committed artifact;
-    /// the receipt's `contract_address` is the vault. `federation_key` is the federation's
+    /// Deploys `FerryVault(federation_key, epoch, genesis_tokens, VAULT_ESCAPE_DELAY_SECS)` from
+    /// the committed artifact; the receipt's `contract_address` is the vault. `federation_key` is the federation's
     /// aggregate BLS public key in the EIP-2537 G1 encoding
     /// (`ferry_types::release::bls::eip2537_g1`); `genesis_tokens` are listed from the start.
     ///
@@ -142,7 +146,8 @@ impl Wallet {
     ) -> Result<Receipt, EthereumError> {
         let key = Bytes::copy_from_slice(federation_key);
         let request =
-            FerryVault::deploy_builder(&self.provider, key, epoch, genesis_tokens.to_vec()).into_transaction_request();
+            FerryVault::deploy_builder(&self.provider, key, epoch, genesis_tokens.to_vec(), VAULT_ESCAPE_DELAY_SECS)
+                .into_transaction_request();
         self.send("deploy FerryVault", request).await
     }
 
