@@ -22,6 +22,8 @@ pub struct RelayerSetup {
     pub member: usize,
     /// Sidechain RPC.
     pub chain_rpc: String,
+    /// More sidechain RPC endpoints its proven reads may go through after `chain_rpc`.
+    pub endpoints: Vec<String>,
     /// The sidechain's genesis file: the trust root of the relayer's proven reads.
     pub genesis_file: PathBuf,
     /// PostgreSQL URL of its own database.
@@ -130,6 +132,11 @@ impl RelayerProcess {
             setup.dir.join(MEMBER_KEYSTORE).display(),
             setup.dir.join(PASSPHRASE_FILE).display()
         );
+        if !setup.endpoints.is_empty() {
+            let quoted: Vec<String> = setup.endpoints.iter().map(|endpoint| format!("\"{endpoint}\"")).collect();
+            config =
+                config.replacen("\n\n[database]", &format!("\nendpoints = [{}]\n\n[database]", quoted.join(", ")), 1);
+        }
         let confirmations = setup.confirmations;
         let poll = &setup.poll_interval;
         if let Some((rpc, user, password_file)) = &setup.bitcoin {

@@ -441,6 +441,7 @@ fn start_relayer(
         member,
         chain_rpc: chain_rpc(network, member),
         genesis_file: network.genesis_file(),
+        endpoints: Vec::new(),
         database_url,
         bitcoin: Some((btcd.rpc_url(), btcd.rpc_user().to_owned(), btcd.rpc_password_file())),
         ethereum: Some((parents.anvil.rpc_url().to_owned(), parents.vault().to_string())),

@@ -49,28 +49,32 @@ impl Fixture {
     async fn start(name: &str) -> TestResult<Fixture> {
         let mut fixture = Fixture::start_parts(name).await?;
         for member in 0..3 {
-            let database_url = fixture.database(name, member).await?;
-            let relayer = RelayerProcess::start(RelayerSetup {
-                dir: fixture.dir.join(format!("member{member}")),
-                member,
-                chain_rpc: fixture.network.validators().get(member).ok_or("validator")?.rpc_url(),
-                genesis_file: fixture.network.genesis_file(),
-                database_url,
-                bitcoin: Some((
-                    fixture.btcd.rpc_url(),
-                    fixture.btcd.rpc_user().to_owned(),
-                    fixture.btcd.rpc_password_file(),
-                )),
-                ethereum: Some((fixture.anvil.rpc_url().to_owned(), format!("{:#x}", fixture.anvil.vault()))),
-                confirmations: CONFIRMATIONS,
-                bitcoin_tiers: Vec::new(),
-                ethereum_finality: ferry_relayer::config::Finality::Depth,
-                poll_interval: "200ms".to_owned(),
-                ethereum_key: None,
-            })?;
-            fixture.relayers.push(relayer);
+            let rpc = fixture.network.validators().get(member).ok_or("validator")?.rpc_url();
+            fixture.start_relayer(name, member, rpc, Vec::new()).await?;
         }
         Ok(fixture)
+    }
+
+    /// Starts member `member`'s relayer reading the sidechain through `rpc`, then `endpoints`.
+    async fn start_relayer(&mut self, name: &str, member: usize, rpc: String, endpoints: Vec<String>) -> TestResult {
+        let database_url = self.database(name, member).await?;
+        let relayer = RelayerProcess::start(RelayerSetup {
+            dir: self.dir.join(format!("member{member}")),
+            member,
+            chain_rpc: rpc,
+            endpoints,
+            genesis_file: self.network.genesis_file(),
+            database_url,
+            bitcoin: Some((self.btcd.rpc_url(), self.btcd.rpc_user().to_owned(), self.btcd.rpc_password_file())),
+            ethereum: Some((self.anvil.rpc_url().to_owned(), format!("{:#x}", self.anvil.vault()))),
+            confirmations: CONFIRMATIONS,
+            bitcoin_tiers: Vec::new(),
+            ethereum_finality: ferry_relayer::config::Finality::Depth,
+            poll_interval: "200ms".to_owned(),
+            ethereum_key: None,
+        })?;
+        self.relayers.push(relayer);
+        Ok(())
     }
 
     /// A scratch database for member `member`'s relayer, dropped with the fixture.
@@ -554,5 +558,70 @@ async fn a_reorg_between_the_cursor_check_and_the_scan_misses_no_deposit() -> Te
     }
     let audited = stores[0].audit_entries("btc").await?;
     assert!(audited.iter().any(|entry| entry.kind == "reorg"), "member 0 audited no reorganisation: {audited:?}");
+    Ok(())
+}
+
+/// A relayer whose own sidechain node lies about the federation — a consistent lie: the JSON
+/// `/federation` and the raw record both name a peg with one key swapped for the attacker's —
+/// watches the real peg anyway: it reads the federation proven, the liar's answer does not verify
+/// against the light client's headers, and the honest endpoint configured after it answers.
+/// Its attestation is needed for the quorum (three of three relayers), so the deposit to the
+/// real peg minting shows it followed the real peg; its metrics name the liar. (With the liar
+/// alone it does not start: no proven federation, no peg to watch.)
+#[tokio::test(flavor = "multi_thread")]
+async fn a_relayer_behind_a_node_that_lies_about_the_federation_watches_the_real_peg_and_names_the_liar() -> TestResult
+{
+    let _serial = serial().await;
+    let name = "relay-liar";
+    let mut fx = Fixture::start_parts(name).await?;
+    let attacker = bitcoin::secp256k1::PublicKey::from_secret_key(
+        bitcoin::secp256k1::SECP256K1,
+        &bitcoin::secp256k1::SecretKey::from_slice(&[0x42; 32])?,
+    )
+    .to_string();
+    let swapped = attacker.clone();
+    let json: common::Rewrite = Arc::new(move |answer: &serde_json::Value| {
+        let mut answer = answer.clone();
+        *answer.pointer_mut("/bitcoin/keys/0")? = serde_json::Value::String(swapped.clone());
+        Some(answer)
+    });
+    let raw: common::RawRewrite = Arc::new(move |key: &[u8], value: &[u8]| {
+        (key == ferry_types::state_keys::FEDERATION).then_some(())?;
+        let mut federation: ferry_types::genesis::Federation = bcs::from_bytes(value).ok()?;
+        *federation.bitcoin.as_mut()?.keys.first_mut()? = attacker.clone();
+        bcs::to_bytes(&federation).ok()
+    });
+    let honest = fx.network.validators().first().ok_or("validator")?.rpc_url();
+    let (liar, liar_task) =
+        common::start_tampering_proxy(honest.clone(), common::Tamper { json: Some(json), raw: Some(raw) }).await?;
+    let liar_url = format!("http://{liar}");
+    // The lie is the whole answer a plain client gets.
+    let told: ferry_types::genesis::Federation =
+        FerryClient::new(&liar_url)?.query(ferry_types::query::FEDERATION_PATH, None).await?.ok_or("no federation")?;
+    assert_ne!(told, fx.client.query(ferry_types::query::FEDERATION_PATH, None).await?.ok_or("no federation")?);
+
+    fx.start_relayer(name, 0, liar_url.clone(), vec![honest]).await?;
+    for member in 1..3 {
+        let rpc = fx.network.validators().get(member).ok_or("validator")?.rpc_url();
+        fx.start_relayer(name, member, rpc, Vec::new()).await?;
+    }
+    let recipient = Address::from_bytes([0xb7; 20]);
+    fx.pay_peg(120_000, Some(&recipient)).await?;
+    fx.btcd.mine(CONFIRMATIONS).await?;
+    let minted = common::btc_minted(&fx.client, 120_000).await?;
+    wait_for_balance(&fx.client, &recipient, &Denom::sat(), minted).await?;
+
+    let metrics_url = fx.relayers.first().ok_or("relayer 0")?.metrics_url();
+    let series = format!(r#"ferry_relayer_unverified_answers_total{{endpoint="{liar_url}"}}"#);
+    let lies = wait_until("the liar named in relayer 0's metrics", WAIT, || {
+        let (metrics_url, series) = (metrics_url.clone(), series.clone());
+        async move {
+            let text = reqwest::get(metrics_url).await?.text().await?;
+            Ok(common::metric(&text, &series).filter(|count| *count >= 1.0))
+        }
+    })
+    .await?;
+    assert!(lies >= 1.0);
+    liar_task.abort();
     Ok(())
 }

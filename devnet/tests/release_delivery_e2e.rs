@@ -684,6 +684,7 @@ async fn relayer_processes_killed_during_delivery_still_settle_the_bitcoin_relea
             member,
             chain_rpc: network.validators()[member].rpc_url(),
             genesis_file: network.genesis_file(),
+            endpoints: Vec::new(),
             database_url: url,
             bitcoin: Some((btcd.rpc_url(), btcd.rpc_user().to_owned(), btcd.rpc_password_file())),
             ethereum: None,

@@ -57,6 +57,7 @@ pub async fn latency(rounds: usize) -> anyhow::Result<()> {
             member,
             chain_rpc: network.validators().get(member).context("validator")?.rpc_url(),
             genesis_file: network.genesis_file(),
+            endpoints: Vec::new(),
             database_url,
             bitcoin: Some((btcd.rpc_url(), btcd.rpc_user().to_owned(), btcd.rpc_password_file())),
             ethereum: Some((anvil.rpc_url().to_owned(), vault.to_string())),
