@@ -3,6 +3,7 @@
 //! releases have their own families (`ferry_relayer_deposits`, `ferry_relayer_releases`, …).
 
 use ferry_daemon::metrics::MetricsRegistry;
+use ferry_daemon::verified_reads::ReadGauges;
 use prometheus::{Gauge, GaugeVec, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec};
 
 /// Chains the relayer talks to, as label values.
@@ -57,8 +58,8 @@ pub struct Metrics {
     pub reserves_holdings: GaugeVec,
     /// Registered Bitcoin deposit addresses the scan watches.
     pub deposit_addresses: IntGauge,
-    /// Answers of each sidechain endpoint that did not verify (a lying node).
-    pub unverified_answers: IntGaugeVec,
+    /// What proven reads cost and which endpoints lied.
+    pub proven_reads: ReadGauges,
     /// Rows of the audit log's head last anchored on the chain (0: none yet).
     pub audit_anchored_rows: IntGauge,
     /// When it was anchored (or found anchored), Unix seconds (0: never).
@@ -138,11 +139,17 @@ impl Metrics {
             "ferry_relayer_deposit_addresses",
             "Registered Bitcoin deposit addresses the scan watches besides the peg",
         )?;
-        let unverified_answers = registry.int_gauge_vec(
-            "ferry_relayer_unverified_answers_total",
-            "Answers of a sidechain endpoint whose proof did not verify against the light client's headers (a lying node)",
-            &["endpoint"],
-        )?;
+        let proven_reads = ReadGauges {
+            unverified_answers: registry.int_gauge_vec(
+                "ferry_relayer_unverified_answers_total",
+                "Answers of a sidechain endpoint whose proof did not verify against the light client's headers (a lying node)",
+                &["endpoint"],
+            )?,
+            read_seconds: registry.gauge(
+                "ferry_relayer_proven_read_seconds",
+                "Seconds spent in proven reads of the sidechain since start (round trips, header and Merkle proof checks)",
+            )?,
+        };
         let audit_anchored_rows = registry.int_gauge(
             "ferry_relayer_audit_anchored_rows",
             "Rows of the relayer audit log's head last anchored on the sidechain (0: none yet)",
@@ -195,7 +202,7 @@ impl Metrics {
             reserves_snapshots,
             reserves_holdings,
             deposit_addresses,
-            unverified_answers,
+            proven_reads,
             audit_anchored_rows,
             audit_anchored_at,
         })

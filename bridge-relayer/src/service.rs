@@ -14,7 +14,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 use ferry_client::FerryClient;
-use ferry_daemon::verified_reads::export_liars;
+use ferry_daemon::verified_reads::export;
 use ferry_light::{ProvenState, Reader};
 use ferry_types::msg::{MsgAttestDeposit, MsgAttestParentHeight, MsgAttestReserves};
 use ferry_types::peg::Peg;
@@ -264,7 +264,7 @@ impl Relayer {
         let next = next.and_then(|next| next.bitcoin).as_ref().map(Peg::new).transpose().context("the next peg")?;
         let listed = state.retired_federations().await?;
         let height = state.height();
-        export_liars(&self.verified, &self.metrics.unverified_answers);
+        export(&self.verified, &self.metrics.proven_reads);
         let mut retired = Vec::with_capacity(listed.len());
         for old in listed {
             let Some(keys) = old.federation.bitcoin else { continue };

@@ -10,7 +10,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use ferry_light::{Reader, TrustRoot};
-use prometheus::IntGaugeVec;
+use prometheus::{Gauge, IntGaugeVec};
 
 use crate::config::{ConfigError, check_file, check_url, invalid};
 
@@ -46,9 +46,20 @@ pub fn open(rpc: &str, endpoints: &[String], genesis_file: &Path, trusting_perio
     Ok(Reader::new(&urls, root, trusting_period)?)
 }
 
-/// Sets `gauge{endpoint}` to how many answers of each endpoint did not verify so far.
-pub fn export_liars(reader: &Reader, gauge: &IntGaugeVec) {
+/// The gauges a daemon exports about its proven reads.
+#[derive(Clone)]
+pub struct ReadGauges {
+    /// Answers of each endpoint that did not verify so far, by `endpoint`.
+    pub unverified_answers: IntGaugeVec,
+    /// Seconds spent in proven reads so far (round trips and verification).
+    pub read_seconds: Gauge,
+}
+
+/// Sets the gauges from `reader`: how many answers of each endpoint did not verify, and the time
+/// proven reads took, so far.
+pub fn export(reader: &Reader, gauges: &ReadGauges) {
     for (endpoint, count) in reader.liars() {
-        gauge.with_label_values(&[&endpoint]).set(i64::try_from(count).unwrap_or(i64::MAX));
+        gauges.unverified_answers.with_label_values(&[&endpoint]).set(i64::try_from(count).unwrap_or(i64::MAX));
     }
+    gauges.read_seconds.set(reader.time_spent().as_secs_f64());
 }

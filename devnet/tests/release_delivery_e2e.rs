@@ -240,7 +240,18 @@ impl Relayers {
         Ok(relayers)
     }
 
+    /// Waits until the state the test saw is provable: delivery reads batches proven, in the
+    /// state the latest header commits to (the block before it), so one more block first.
+    async fn wait_until_provable(&self) -> TestResult {
+        let chain = &self.deliveries.first().ok_or("no delivery")?.chain;
+        let seen = chain.latest_height().await?;
+        chain.wait_for_height(seen + 1, WAIT).await?;
+        Ok(())
+    }
+
+    /// One round of each member's delivery, on everything committed before it.
     async fn poll(&self) -> TestResult {
+        self.wait_until_provable().await?;
         for (delivery, attester) in self.deliveries.iter().zip(&self.attesters) {
             delivery.poll(Some(attester)).await?;
         }
@@ -482,6 +493,7 @@ async fn start_sends_in_pairs(upstream: &str) -> TestResult<(String, tokio::task
 /// Polls members 0 and 1 at the same time (their wallets' sends meet at [`SendsInPairs`]), then
 /// member 2.
 async fn poll_racing(relayers: &Relayers) -> TestResult {
+    relayers.wait_until_provable().await?;
     let (first, second) = tokio::join!(
         relayers.deliveries[0].poll(Some(&relayers.attesters[0])),
         relayers.deliveries[1].poll(Some(&relayers.attesters[1]))

@@ -4,6 +4,7 @@
 
 use ferry_daemon::metrics::MetricsRegistry;
 pub use ferry_daemon::metrics::now_seconds;
+use ferry_daemon::verified_reads::ReadGauges;
 use ferry_types::query::federation::DkgSession;
 use prometheus::{Gauge, IntCounter, IntCounterVec, IntGauge, IntGaugeVec};
 
@@ -53,8 +54,8 @@ pub struct Metrics {
     /// The federation epoch this member signs for (-1: none — the chain's federation is not
     /// one it holds keys for).
     pub signing_epoch: IntGauge,
-    /// Answers of each sidechain endpoint that did not verify (a lying or wrong-chain node).
-    pub unverified_answers: IntGaugeVec,
+    /// What proven reads cost and which endpoints lied.
+    pub proven_reads: ReadGauges,
     /// Rows of the audit log's head last anchored on the chain (0: none yet).
     pub audit_anchored_rows: IntGauge,
     /// When it was anchored (or found anchored), Unix seconds (0: never).
@@ -127,11 +128,17 @@ impl Metrics {
             "The federation epoch this member signs for (-1: none, it holds no keys for the chain's federation)",
         )?;
         signing_epoch.set(-1);
-        let unverified_answers = registry.int_gauge_vec(
-            "ferry_signer_unverified_answers_total",
-            "Answers of a sidechain endpoint whose proof did not verify against the light client's headers (a lying node)",
-            &["endpoint"],
-        )?;
+        let proven_reads = ReadGauges {
+            unverified_answers: registry.int_gauge_vec(
+                "ferry_signer_unverified_answers_total",
+                "Answers of a sidechain endpoint whose proof did not verify against the light client's headers (a lying node)",
+                &["endpoint"],
+            )?,
+            read_seconds: registry.gauge(
+                "ferry_signer_proven_read_seconds",
+                "Seconds spent in proven reads of the sidechain since start (round trips, header and Merkle proof checks)",
+            )?,
+        };
         let audit_anchored_rows = registry.int_gauge(
             "ferry_signer_audit_anchored_rows",
             "Rows of the signer audit log's head last anchored on the sidechain (0: none yet)",
@@ -177,7 +184,7 @@ impl Metrics {
             heartbeats,
             last_heartbeat,
             signing_epoch,
-            unverified_answers,
+            proven_reads,
             audit_anchored_rows,
             audit_anchored_at,
         })

@@ -170,6 +170,7 @@ impl Signer {
                     tracing::warn!(error = format!("{error:#}"), "signer round failed");
                 }
             }
+            ferry_daemon::verified_reads::export(&self.verified, &self.metrics.proven_reads);
             tokio::time::sleep(self.poll_interval).await;
         }
     }
@@ -280,7 +281,6 @@ impl Signer {
                 tracing::warn!(batch_id = id, error = format!("{error:#}"), "batch not handled this round");
             }
         }
-        ferry_daemon::verified_reads::export_liars(&self.verified, &self.metrics.unverified_answers);
         Ok(())
     }
 

@@ -21,7 +21,7 @@ use std::time::Duration;
 use anyhow::Context;
 use bitcoin::Txid;
 use ferry_client::FerryClient;
-use ferry_daemon::verified_reads::export_liars;
+use ferry_daemon::verified_reads::export;
 use ferry_light::{ProvenState, Reader};
 use ferry_types::msg::MsgAttestRelease;
 use ferry_types::query::{Batch, BatchRelease, BatchStatus, BatchView, PENDING_BATCHES_PATH, PendingBatchesView};
@@ -156,7 +156,7 @@ impl Delivery {
                 }
             }
         }
-        export_liars(&self.verified, &self.metrics.unverified_answers);
+        export(&self.verified, &self.metrics.proven_reads);
         self.update_gauges().await?;
         self.metrics.last_poll.with_label_values(&["sidechain"]).set(now_seconds());
         Ok(())

@@ -139,6 +139,9 @@ pub struct Reader {
     verifier: ProdVerifier,
     trusted: Mutex<BTreeMap<u64, Trusted>>,
     liars: Mutex<BTreeMap<String, u64>>,
+    /// Time spent in [`Reader::record`] so far (verification and round trips), for the daemons'
+    /// metrics: what proven reads cost them.
+    spent: Mutex<Duration>,
 }
 
 impl Reader {
@@ -167,6 +170,7 @@ impl Reader {
             verifier: ProdVerifier::default(),
             trusted: Mutex::new(BTreeMap::new()),
             liars: Mutex::new(BTreeMap::new()),
+            spent: Mutex::new(Duration::ZERO),
         })
     }
 
@@ -182,6 +186,20 @@ impl Reader {
     /// # Errors
     /// [`ReadError::Unverified`] when no endpoint gives an answer that verifies.
     pub async fn record(&self, key: &[u8], height: u64) -> Result<Option<Vec<u8>>, ReadError> {
+        let started = std::time::Instant::now();
+        let read = self.record_uncounted(key, height).await;
+        if let Ok(mut spent) = self.spent.lock() {
+            *spent += started.elapsed();
+        }
+        read
+    }
+
+    /// The time spent in [`record`](Self::record) so far, every read and endpoint included.
+    pub fn time_spent(&self) -> Duration {
+        self.spent.lock().map(|spent| *spent).unwrap_or_default()
+    }
+
+    async fn record_uncounted(&self, key: &[u8], height: u64) -> Result<Option<Vec<u8>>, ReadError> {
         let mut reasons = Vec::new();
         for (url, client) in &self.endpoints {
             match self.record_from(client, key, height).await {

@@ -3,6 +3,12 @@
 //! included), or the vault reports the batch's nonce released — for Bitcoin and Ethereum
 //! withdrawals, next to the sidechain's own floor measured in the same run: `batch_interval`
 //! blocks at the run's mean block time.
+//!
+//! It also times the signing itself — from the batch's appearance to its threshold of signatures
+//! on the chain — and what the signers' proven reads (issue 15: every fact signed on read with a
+//! Merkle proof against a light-client-verified header) cost during the run, from their
+//! `ferry_signer_proven_read_seconds`: the signing latency without verification can be no lower
+//! than the latency measured less that cost, so their ratio bounds what verification adds.
 
 use std::time::{Duration, Instant};
 
@@ -13,7 +19,7 @@ use ferry_devnet::btcd::RegtestWallet;
 use ferry_devnet::system::System;
 use ferry_parent_chains::ethereum::U256;
 use ferry_types::Denom;
-use ferry_types::query::{BatchRelease, BatchView, WithdrawalId, WithdrawalStatus};
+use ferry_types::query::{BatchRelease, BatchStatus, BatchView, WithdrawalId, WithdrawalStatus};
 use ferry_types::release::eth::EthAddress;
 
 use crate::samples::Samples;
@@ -33,6 +39,21 @@ const ETH: u128 = 1_000_000_000_000_000_000;
 struct Latencies {
     seconds: Samples,
     blocks: Samples,
+    /// From the batch's appearance to its signatures' threshold on the chain.
+    signing: Samples,
+}
+
+/// Seconds every signer of `system` spent in proven reads so far, summed.
+async fn proven_read_seconds(system: &System) -> anyhow::Result<f64> {
+    let mut total = 0.0;
+    for signer in &system.signers {
+        let text = reqwest::get(signer.metrics_url()).await?.text().await?;
+        total += text
+            .lines()
+            .find_map(|line| line.strip_prefix("ferry_signer_proven_read_seconds ")?.trim().parse::<f64>().ok())
+            .context("a signer exports no ferry_signer_proven_read_seconds")?;
+    }
+    Ok(total)
 }
 
 /// Times `count` Bitcoin and `count` Ethereum withdrawals, one at a time, and prints p50/p95
@@ -64,6 +85,7 @@ pub async fn latency(count: usize) -> anyhow::Result<()> {
     let btc_destination = RegtestWallet::from_seed([0xb1; 32])?.address().to_string();
     let eth_destination = EthAddress::from_bytes([0xe1; 20]).to_string();
     let run_started = (Instant::now(), client.latest_height().await?);
+    let reads_before = proven_read_seconds(&system).await?;
     let mut btc = Latencies::default();
     let mut eth = Latencies::default();
     for _ in 0..count {
@@ -73,13 +95,15 @@ pub async fn latency(count: usize) -> anyhow::Result<()> {
         ] {
             let (id, burn_height) = system.withdraw(&user, &asset, amount, destination).await?;
             let burned_at = Instant::now();
-            let release_height = wait_for_broadcast(&system, id).await?;
+            let (release_height, signing) = wait_for_broadcast(&system, id).await?;
             samples.seconds.push(burned_at.elapsed().as_secs_f64());
+            samples.signing.push(signing);
             samples.blocks.push(release_height.saturating_sub(burn_height) as f64);
             // Let it settle so the next withdrawal does not wait for a locked reserve UTXO.
             system.wait_for_withdrawal(id, WithdrawalStatus::Released, PARENT_BLOCK, RELEASE_WAIT).await?;
         }
     }
+    let run_reads = proven_read_seconds(&system).await? - reads_before;
     let run_blocks = client.latest_height().await?.saturating_sub(run_started.1);
     let block_seconds = run_started.0.elapsed().as_secs_f64() / run_blocks.max(1) as f64;
     let floor_seconds = batch_interval as f64 * block_seconds;
@@ -102,23 +126,53 @@ pub async fn latency(count: usize) -> anyhow::Result<()> {
             samples.seconds.len()
         );
     }
+    // What verification can have added to one signing: every proven read of the run (idle
+    // rounds included), per signer, spread over the batches signed.
+    let batches = btc.signing.len() + eth.signing.len();
+    let signers = system.signers.len().max(1) as f64;
+    let reads_per_batch = run_reads / signers / batches.max(1) as f64;
+    let mut signing = btc.signing.clone();
+    signing.extend(&eth.signing);
+    let p50 = signing.percentile(50);
+    println!(
+        "signing latency (batch listed -> threshold of signatures on the chain; {batches} batches): {} s",
+        signing.summary(2)
+    );
+    println!(
+        "  proven reads per signer during the run: {:.1} ms per batch signed ({:.2} s in all, idle rounds included)",
+        reads_per_batch * 1_000.0,
+        run_reads
+    );
+    println!(
+        "  ratio with/without verification (p50) <= {:.3}  (goal <= 1.2; bound: the latency less all proven-read time)",
+        p50 / (p50 - reads_per_batch).max(f64::MIN_POSITIVE)
+    );
     crate::print_resident("the whole devnet after the withdrawals", &system.pids());
     drop(system);
     Ok(())
 }
 
 /// Waits until the release of withdrawal `id` is broadcast; returns the sidechain height at that
-/// moment. No parent block is mined meanwhile: signing and delivering need none, and blocks
+/// moment, and the seconds from its batch's first sighting to the batch's signatures reaching
+/// their threshold. No parent block is mined meanwhile: signing and delivering need none, and blocks
 /// mined every [`PARENT_BLOCK`] — far faster than the sidechain signs, unlike mainnet's pace —
 /// would count against the release as confirmation delay, and the fee controller would raise
 /// the rate release after release until a withdrawal's budget no longer covered it.
-async fn wait_for_broadcast(system: &System, id: WithdrawalId) -> anyhow::Result<u64> {
+async fn wait_for_broadcast(system: &System, id: WithdrawalId) -> anyhow::Result<(u64, f64)> {
     let client = system.client(0)?;
     let started = Instant::now();
+    let mut listed: Option<Instant> = None;
+    let mut signed: Option<f64> = None;
     loop {
         if let Some(batch) = system.withdrawal(id).await?.withdrawal.batch {
             let view: BatchView =
                 client.query(&format!("/batch/{batch}"), None).await?.with_context(|| format!("no batch {batch}"))?;
+            let listed_at = *listed.get_or_insert_with(Instant::now);
+            if signed.is_none()
+                && (view.batch.status != BatchStatus::Signing || view.batch.signed_bitcoin_version().is_some())
+            {
+                signed = Some(listed_at.elapsed().as_secs_f64());
+            }
             let broadcast = match &view.batch.release {
                 BatchRelease::Bitcoin(release) => {
                     let txid: Txid = release.txid.parse()?;
@@ -130,7 +184,8 @@ async fn wait_for_broadcast(system: &System, id: WithdrawalId) -> anyhow::Result
                 }
             };
             if broadcast {
-                return Ok(client.latest_height().await?);
+                let signing = signed.with_context(|| format!("{id}: broadcast before its batch was seen signed"))?;
+                return Ok((client.latest_height().await?, signing));
             }
         }
         anyhow::ensure!(started.elapsed() < RELEASE_WAIT, "{id}: no release broadcast after {RELEASE_WAIT:?}");
