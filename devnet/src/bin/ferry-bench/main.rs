@@ -143,7 +143,7 @@ struct Args {
     /// Run only the state-sync join benchmark.
     #[arg(long)]
     join_only: bool,
-    /// Run only the verified-reads benchmark.
+    /// Run only the verified-reads benchmark (the reads, then the withdrawal and signing latency).
     #[arg(long)]
     verified_only: bool,
 }
@@ -363,7 +363,9 @@ async fn main() -> anyhow::Result<()> {
         return join::run_and_print(args.join_accounts).await;
     }
     if args.verified_only {
-        return verified::run().await;
+        // Issue 15's figures: the reads alone, then the signing latency on the whole system.
+        verified::run().await?;
+        return withdrawal_latency::latency(args.withdrawals).await;
     }
     if !args.network_only {
         let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
