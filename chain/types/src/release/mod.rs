@@ -5,5 +5,6 @@
 pub mod bitcoin;
 pub mod bls;
 pub mod eth;
+pub mod exit;
 pub mod fee;
 pub mod standardness;
