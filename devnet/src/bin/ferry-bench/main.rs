@@ -29,11 +29,15 @@
 //!    1,000,000 accounts ([`join`]).
 //! 10. Verified reads: the records one batch is signed on, proven (Merkle proofs against
 //!     light-client-verified headers) against read from the JSON query paths ([`verified`]).
+//! 11. Bitcoin emergency disbursal: the exit tree's size, planning time and one signer's signing
+//!     time at 10, 1,000 and 10,000 holders, against one release batch of the same inputs
+//!     ([`exit_disbursal`]).
 
 mod bls;
 mod deposits;
 mod dkg;
 mod duty_flood;
+mod exit_disbursal;
 mod fee_market;
 mod growth;
 mod join;
@@ -146,6 +150,9 @@ struct Args {
     /// Run only the verified-reads benchmark (the reads, then the withdrawal and signing latency).
     #[arg(long)]
     verified_only: bool,
+    /// Run only the Bitcoin emergency disbursal benchmark.
+    #[arg(long)]
+    exit_only: bool,
 }
 
 const IN_PROCESS_CHAIN_ID: &str = "ferry-bench";
@@ -367,6 +374,9 @@ async fn main() -> anyhow::Result<()> {
         verified::run().await?;
         return withdrawal_latency::latency(args.withdrawals).await;
     }
+    if args.exit_only {
+        return exit_disbursal::run();
+    }
     if !args.network_only {
         let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
         println!(
@@ -385,6 +395,7 @@ async fn main() -> anyhow::Result<()> {
         join::run_and_print(args.join_accounts).await?;
         reserves_snapshot::run().await?;
         dkg::run()?;
+        exit_disbursal::run()?;
         if args.in_process_only {
             return Ok(());
         }
