@@ -10,8 +10,9 @@
 //! # The tree
 //!
 //! - The **intermediate** transaction spends every covered reserve UTXO (largest first, ties by
-//!   outpoint, as [`plan_release`](crate::release::bitcoin::plan_release) selects) and pays one
-//!   output to the peg per fan-out transaction, then the **residual** output to the peg.
+//!   outpoint, as [`plan_release`](crate::release::bitcoin::plan_release) selects; at most
+//!   [`MAX_EXIT_INPUTS`]) and pays one output to the peg per fan-out transaction, then the
+//!   **residual** output to the peg. It too must fit [`ExitLimits::max_tx_vbytes`].
 //! - Each **fan-out** transaction spends one intermediate output (a plain peg output, so it is
 //!   signed like any reserve input) and pays recipients in claim order. It weighs at most
 //!   [`ExitLimits::max_tx_vbytes`], with every signature at its longest
@@ -24,7 +25,7 @@
 //! # Who gets what (the exact rule)
 //!
 //! Claims are the holders (ordered by account id) followed by the unpaid withdrawals (ordered by
-//! id). A holder is paid to its recovery script, by default P2WPKH of its account id
+//! id); a claim of 0 is owed nothing and is neither paid nor listed. A holder is paid to its recovery script, by default P2WPKH of its account id
 //! ([`default_recovery_script`]: the id *is* the hash160 of the account's compressed key). A
 //! withdrawal is paid to its destination. With `V` the covered reserve and `O` the sum of all
 //! claims:
@@ -64,6 +65,9 @@
 //! and Bitcoin's standardness policy ([`standardness::check`]).
 //!
 //! # Signing
+//!
+//! Amounts are `u128` satoshi inside the planner: every reserve UTXO and claim is checked to be a
+//! Bitcoin amount (≤ 21,000,000 BTC) first, so no sum or the pro-rata product can overflow.
 //!
 //! [`exit_sighashes`] lists the BIP 143 digests every member signs: per transaction (the
 //! intermediate first, then the fan-outs in order), per input, over the input's witness script
@@ -461,6 +465,14 @@ struct Layout {
     intermediate_weight: Weight,
 }
 
+/// The outcome of the pooling rounds: the layout no claim was newly pooled in, its overhead `H`,
+/// and every claim's entitlement (by claim index).
+struct Settled {
+    layout: Layout,
+    overhead: u128,
+    entitled: Vec<u128>,
+}
+
 /// Plans the disbursal of `request.reserve` to the claims (module doc: the tree and the rule).
 ///
 /// # Errors
@@ -490,7 +502,7 @@ pub fn plan_exit(request: &ExitRequest<'_>) -> Result<ExitPlan, ExitError> {
     let claimed: u128 = claims.iter().map(|claim| claim.amount).sum();
 
     let mut paying: Vec<bool> = claims.iter().map(|claim| claim.amount > 0).collect();
-    let (layout, overhead, entitled) = loop {
+    let settled = loop {
         let layout = lay_out(&claims, &paying, &inputs, peg, max_weight, limits.max_tx_vbytes)?;
         let overhead = overhead(&layout, &claims, rate);
         let payable = reserve
@@ -505,10 +517,10 @@ pub fn plan_exit(request: &ExitRequest<'_>) -> Result<ExitPlan, ExitError> {
             }
         }
         if !pooled_now {
-            break (layout, overhead, entitled);
+            break Settled { layout, overhead, entitled };
         }
     };
-    build(request, lock_time, inputs, &claims, &layout, overhead, &entitled, reserve)
+    build(request, lock_time, inputs, &claims, &settled, reserve)
 }
 
 /// The reserve in input order (largest first, ties by outpoint), checked.
@@ -711,18 +723,17 @@ fn fee(rate: FeeRate, weight: Weight) -> u128 {
 }
 
 /// Builds the transactions of the settled layout and checks the result.
-#[allow(clippy::too_many_arguments)]
 fn build(
     request: &ExitRequest<'_>,
     lock_time: LockTime,
     inputs: Vec<Utxo>,
     claims: &[Claim],
-    layout: &Layout,
-    overhead: u128,
-    entitled: &[u128],
+    settled: &Settled,
     reserve: u128,
 ) -> Result<ExitPlan, ExitError> {
     let peg = request.peg;
+    let Settled { layout, overhead, entitled } = settled;
+    let overhead = *overhead;
     let paid_set: BTreeSet<usize> = layout.fan_outs.iter().flat_map(|(run, _)| run.iter().copied()).collect();
     let entitled_of = |index: usize| entitled.get(index).copied().unwrap_or(0);
     let payable = reserve.saturating_sub(overhead);
