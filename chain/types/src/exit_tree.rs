@@ -40,6 +40,7 @@ use k256::ecdsa::SigningKey;
 use sha3::{Digest, Keccak256};
 
 use crate::key::KeyError;
+use crate::release::eth::pad_right;
 
 /// Height of the exit tree: 2^32 leaf positions, 32 siblings per proof.
 pub const EXIT_TREE_DEPTH: usize = 32;
@@ -58,16 +59,6 @@ pub type Hash = [u8; 32];
 
 /// The siblings of a leaf, from its own height up to just below the root.
 pub type ExitProof = [Hash; EXIT_TREE_DEPTH];
-
-const fn pad_right(text: &[u8]) -> [u8; 32] {
-    let mut out = [0u8; 32];
-    let mut index = 0;
-    while index < text.len() && index < 32 {
-        out[index] = text[index];
-        index += 1;
-    }
-    out
-}
 
 /// keccak-256 of `bytes` (Solidity's `keccak256`).
 pub fn keccak256(bytes: &[u8]) -> Hash {

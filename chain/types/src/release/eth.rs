@@ -24,7 +24,8 @@ pub const LISTING_TAG: [u8; 32] = pad_right(b"FERRY_LISTING_V1");
 /// Domain tag leading every Ethereum rotation payload: Solidity `bytes32("FERRY_ROTATION_V1")`.
 pub const ROTATION_TAG: [u8; 32] = pad_right(b"FERRY_ROTATION_V1");
 
-const fn pad_right(text: &[u8]) -> [u8; 32] {
+/// `text` as a Solidity `bytes32` literal: left-aligned, zero-padded (the vault's domain tags).
+pub(crate) const fn pad_right(text: &[u8]) -> [u8; 32] {
     let mut out = [0u8; 32];
     let mut index = 0;
     while index < text.len() && index < 32 {
