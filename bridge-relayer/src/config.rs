@@ -59,6 +59,19 @@ pub struct ChainConfig {
     /// How long a verified header stays a valid starting point for verifying later ones.
     #[serde(with = "humantime_serde", default = "verified_reads::default_trusting_period")]
     pub trusting_period: Duration,
+    /// A trust point instead of the genesis validators (a chain older than the trusting
+    /// period): the height of a block whose header hash is `trust_hash`, both from the network's
+    /// operators.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trust_height: Option<u64>,
+    /// The trust point's header hash (hex).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trust_hash: Option<String>,
+    /// Where the newest verified header is kept across restarts (recommended: without it, a
+    /// restart verifies again from the genesis or the trust point, which must still be within
+    /// the trusting period).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub light_store: Option<PathBuf>,
     /// The member's sidechain account key, sealed (`account.keystore.json` from the key
     /// ceremony, or `ferry-relayer keystore seal`). Required unless `delivery.deliver_only`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -78,7 +91,20 @@ impl ChainConfig {
     /// # Errors
     /// When the genesis file is not a usable trust root or an endpoint is not an RPC URL.
     pub fn verified_reader(&self) -> anyhow::Result<ferry_light::Reader> {
-        verified_reads::open(&self.rpc, &self.endpoints, &self.genesis_file, self.trusting_period)
+        self.verified_reads().open()
+    }
+
+    /// The proven-read keys of this table.
+    pub fn verified_reads(&self) -> verified_reads::Settings<'_> {
+        verified_reads::Settings {
+            rpc: &self.rpc,
+            endpoints: &self.endpoints,
+            genesis_file: &self.genesis_file,
+            trusting_period: self.trusting_period,
+            trust_height: self.trust_height,
+            trust_hash: self.trust_hash.as_deref(),
+            light_store: self.light_store.as_deref(),
+        }
     }
 
     /// Opens the member's keystore with the passphrase in `passphrase_file` (None for a
@@ -262,7 +288,7 @@ impl Config {
         check_url("chain.rpc", &self.chain.rpc)?;
         self.validate_member_key()?;
         self.validate_delivery()?;
-        verified_reads::check(&self.chain.endpoints, &self.chain.genesis_file, self.chain.trusting_period)?;
+        self.chain.verified_reads().check()?;
         if self.bitcoin.is_none() && self.ethereum.is_none() {
             return Err(invalid("bitcoin/ethereum", "watch at least one parent chain"));
         }

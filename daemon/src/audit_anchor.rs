@@ -242,8 +242,7 @@ async fn proven_anchor(
     member: &Address,
     name: AuditLogName,
 ) -> Result<Option<ferry_audit::Anchor>, AnchorError> {
-    let reader = crate::verified_reads::open(rpc, &[], genesis_file, crate::verified_reads::default_trusting_period())
-        .map_err(AnchorError::Unverified)?;
+    let reader = crate::verified_reads::open_with_genesis(rpc, genesis_file).map_err(AnchorError::Unverified)?;
     let height = chain.latest_height().await?.saturating_sub(1);
     let key = ferry_types::state_keys::audit_anchor(member, name);
     let held: Option<AuditAnchor> =

@@ -126,9 +126,10 @@ impl RelayerProcess {
     /// file it names are written by [`RelayerProcess::start`]).
     fn config(setup: &RelayerSetup, metrics: SocketAddr) -> String {
         let mut config = format!(
-            "[chain]\nrpc = \"{}\"\ngenesis_file = \"{}\"\nmember_keystore = \"{}\"\npassphrase_file = \"{}\"\n\n[database]\n\n[metrics]\nlisten = \"{metrics}\"\n",
+            "[chain]\nrpc = \"{}\"\ngenesis_file = \"{}\"\nlight_store = \"{}\"\nmember_keystore = \"{}\"\npassphrase_file = \"{}\"\n\n[database]\n\n[metrics]\nlisten = \"{metrics}\"\n",
             setup.chain_rpc,
             setup.genesis_file.display(),
+            setup.dir.join(crate::signer::LIGHT_STORE).display(),
             setup.dir.join(MEMBER_KEYSTORE).display(),
             setup.dir.join(PASSPHRASE_FILE).display()
         );

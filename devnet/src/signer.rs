@@ -39,6 +39,9 @@ pub struct FederationKeys {
     pub manifest: PathBuf,
 }
 
+/// The light store file daemons keep in their directory (`chain.light_store`).
+pub const LIGHT_STORE: &str = "light-store.json";
+
 /// Writes a candidate member's keystore into `dir` (a one-member ceremony from `seed`: only its
 /// account and Bitcoin key matter, and the DKG encryption key derived from the account); returns
 /// the keystore's path and the candidate's account. It opens with the devnet passphrase.
@@ -186,7 +189,8 @@ impl SignerConfigSpec {
         self
     }
 
-    /// The `ferry-signer` configuration file's text, with metrics on `metrics`.
+    /// The `ferry-signer` configuration file's text, with metrics on `metrics` (the light store
+    /// sits in its directory).
     pub fn to_toml(&self, metrics: SocketAddr) -> String {
         let path = |path: &Path| value(path.display().to_string());
         let mut doc = DocumentMut::new();
@@ -196,6 +200,8 @@ impl SignerConfigSpec {
         if let Some((genesis_file, endpoints)) = &self.trust_root {
             chain["genesis_file"] = path(genesis_file);
             chain["endpoints"] = value(endpoints.iter().collect::<Array>());
+            // A restart resumes its light client from the newest header it verified.
+            chain["light_store"] = path(&self.dir.join(LIGHT_STORE));
         }
         doc["chain"] = Item::Table(chain);
         let mut keys = Table::new();

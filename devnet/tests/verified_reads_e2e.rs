@@ -2,7 +2,10 @@
 //! `/store` with its Merkle proof, checked against a header the light client verified from the
 //! genesis validators, equals what the chain's own query says; a proven absence is `None`; an
 //! endpoint that rewrites the record is caught (its answer does not verify), named, and not
-//! followed while an honest endpoint answers; with only the liar, the read fails.
+//! followed while an honest endpoint answers; with only the liar, the read fails. A root older
+//! than the trusting period fails naming the fix and blaming no endpoint; a trust point (a
+//! recent block's height and hash) and a light store kept by an earlier reader both start where
+//! the genesis no longer can.
 
 mod common;
 
@@ -74,5 +77,66 @@ async fn proven_reads_follow_the_light_client_and_a_lying_endpoint_is_named() ->
         other => return Err(format!("a lying endpoint alone gave {other:?}").into()),
     }
     liar_task.abort();
+    trust_points_and_the_light_store_outlive_the_genesis(&network, &genesis).await
+}
+
+/// With a trusting period of a few seconds, the genesis ages out while the network runs.
+async fn trust_points_and_the_light_store_outlive_the_genesis(
+    network: &ferry_devnet::Network,
+    genesis: &std::path::Path,
+) -> TestResult {
+    use tendermint_rpc::Client;
+    const SHORT: Duration = Duration::from_secs(8);
+    let alice = user_key(0)?.address();
+    let url = network.validators()[1].rpc_url();
+    let rpc = tendermint_rpc::HttpClient::new(url.as_str())?;
+    let first = rpc.commit(tendermint::block::Height::from(1u32)).await?.signed_header.header.time;
+    let aged = (first + (SHORT + Duration::from_secs(1)))?;
+    while tendermint::Time::now() < aged {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let client = network.client(1)?;
+    let proven_height = |client: ferry_client::FerryClient| async move {
+        let height = client.latest_height().await?;
+        network.wait_for_height(height + 1, WAIT).await?;
+        TestResult::Ok(height)
+    };
+
+    // From the genesis: stale, and no endpoint is blamed.
+    let from_genesis = Reader::new(std::slice::from_ref(&url), TrustRoot::from_genesis_file(genesis)?, SHORT)?;
+    let at = proven_height(client.clone()).await?;
+    match from_genesis.record(&keys::account(&alice), at).await {
+        Err(ReadError::TrustExpired { height: 1 }) => {}
+        other => return Err(format!("a genesis older than the trusting period gave {other:?}").into()),
+    }
+    assert!(from_genesis.liars().is_empty(), "an endpoint was blamed: {:?}", from_genesis.liars());
+
+    // From a recent trust point, with a light store.
+    let point = client.latest_height().await?;
+    let hash = rpc.commit(tendermint::block::Height::try_from(point)?).await?.signed_header.header.hash();
+    let store = tempfile::tempdir()?;
+    let store_file = store.path().join("light.json");
+    let root = TrustRoot::from_genesis_file(genesis)?.with_trust_point(point, &hash.to_string())?;
+    let from_point = Reader::new(std::slice::from_ref(&url), root, SHORT)?.with_store(&store_file)?;
+    let at = proven_height(client.clone()).await?;
+    assert!(from_point.record(&keys::account(&alice), at).await?.is_some(), "alice's account proven from the point");
+    assert!(store_file.exists(), "the light store was written");
+
+    // A wrong trust point (another block's hash) verifies nothing.
+    let other = rpc.commit(tendermint::block::Height::try_from(point - 1)?).await?.signed_header.header.hash();
+    let wrong = TrustRoot::from_genesis_file(genesis)?.with_trust_point(point, &other.to_string())?;
+    let misled = Reader::new(std::slice::from_ref(&url), wrong, SHORT)?;
+    match misled.record(&keys::account(&alice), at).await {
+        Err(ReadError::Unverified(reasons)) => {
+            assert!(reasons.iter().any(|reason| reason.contains("not the trust point's")), "{reasons:?}");
+        }
+        other => return Err(format!("a wrong trust point gave {other:?}").into()),
+    }
+
+    // A restart with the aged genesis and the store resumes from the stored header.
+    let resumed = Reader::new(std::slice::from_ref(&url), TrustRoot::from_genesis_file(genesis)?, SHORT)?
+        .with_store(&store_file)?;
+    let at = proven_height(client).await?;
+    assert!(resumed.record(&keys::account(&alice), at).await?.is_some(), "proven from the stored header");
     Ok(())
 }

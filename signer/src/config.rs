@@ -69,6 +69,19 @@ pub struct ChainConfig {
     /// be shorter than the time in which a third of the validators' power could change hands).
     #[serde(with = "humantime_serde", default = "verified_reads::default_trusting_period")]
     pub trusting_period: Duration,
+    /// A trust point instead of the genesis validators (a chain older than the trusting
+    /// period): the height of a block whose header hash is `trust_hash`, both from the network's
+    /// operators.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trust_height: Option<u64>,
+    /// The trust point's header hash (hex).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trust_hash: Option<String>,
+    /// Where the newest verified header is kept across restarts (recommended: without it, a
+    /// restart verifies again from the genesis or the trust point, which must still be within
+    /// the trusting period).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub light_store: Option<PathBuf>,
     /// How often to read the pending batches.
     #[serde(with = "humantime_serde", default = "default_poll_interval")]
     pub poll_interval: Duration,
@@ -80,7 +93,20 @@ impl ChainConfig {
     /// # Errors
     /// When the genesis file is not a usable trust root or an endpoint is not an RPC URL.
     pub fn verified_reader(&self) -> anyhow::Result<ferry_light::Reader> {
-        verified_reads::open(&self.rpc, &self.endpoints, &self.genesis_file, self.trusting_period)
+        self.verified_reads().open()
+    }
+
+    /// The proven-read keys of this table.
+    pub fn verified_reads(&self) -> verified_reads::Settings<'_> {
+        verified_reads::Settings {
+            rpc: &self.rpc,
+            endpoints: &self.endpoints,
+            genesis_file: &self.genesis_file,
+            trusting_period: self.trusting_period,
+            trust_height: self.trust_height,
+            trust_hash: self.trust_hash.as_deref(),
+            light_store: self.light_store.as_deref(),
+        }
     }
 }
 
@@ -190,7 +216,7 @@ impl Config {
         check_file("keys.keystore", &self.keys.keystore)?;
         check_file("keys.passphrase_file", &self.keys.passphrase_file)?;
         check_file("keys.manifest", &self.keys.manifest)?;
-        verified_reads::check(&self.chain.endpoints, &self.chain.genesis_file, self.chain.trusting_period)?;
+        self.chain.verified_reads().check()?;
         if let Some(path) = &self.database.url_file {
             check_file("database.url_file", path)?;
         }

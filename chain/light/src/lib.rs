@@ -2,10 +2,15 @@
 //! (signers, relayers). A read is accepted only when it is proven:
 //!
 //! 1. the header is verified by a CometBFT light client ([`tendermint_light_client_verifier`])
-//!    from a trust root the operator configures (the chain's genesis file): the first block's
-//!    commit must carry more than 2/3 of the genesis validators' power, and every later header
-//!    is reached by skipping verification (more than 1/3 of the trusted validators' power signed
-//!    it, and 2/3 of its own), bisecting when the validator set changed too much;
+//!    from a trust root the operator configures: the chain's genesis file (the first block's
+//!    commit must carry more than 2/3 of the genesis validators' power), or a trust point (a
+//!    block's height and hash, from the network's operators, as for state sync); every later
+//!    header is reached by skipping verification (more than 1/3 of the trusted validators' power
+//!    signed it, and 2/3 of its own), bisecting when the validator set changed too much. A
+//!    trusted header starts verifications only within the trusting period: past it, a root is
+//!    stale and the read fails naming the fix, blaming no endpoint. A light store file (optional)
+//!    keeps the newest verified header across restarts, so a daemon restarted after the genesis
+//!    or its trust point aged out starts from where it was;
 //! 2. the record's value (or its absence) is checked by its Jellyfish Merkle proof
 //!    ([`ferry_types::query::STORE_PATH`]) against the app hash that header commits to.
 //!
@@ -21,7 +26,7 @@ mod records;
 pub use records::ProvenState;
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -43,6 +48,16 @@ pub enum ReadError {
     /// No endpoint gave an answer that verifies; each endpoint's reason, in order.
     #[error("no endpoint gave a verified answer: {}", .0.join("; "))]
     Unverified(Vec<String>),
+    /// The trusted header verification would start from is older than the trusting period (a
+    /// local matter: no endpoint is blamed).
+    #[error(
+        "the trusted header at height {height} is older than the trusting period: configure a recent \
+         trust point (chain.trust_height, chain.trust_hash) or a light store (chain.light_store)"
+    )]
+    TrustExpired {
+        /// The trusted header's height.
+        height: u64,
+    },
     /// A proven record is not the type asked for (this reader and the chain disagree on a record
     /// format: a version mismatch, not a lie).
     #[error("the proven record `{key}` does not decode: {error}")]
@@ -66,6 +81,10 @@ pub enum Refused {
     /// The endpoint answered something that does not verify: it lies, or serves another chain.
     #[error("does not verify: {0}")]
     Invalid(String),
+    /// The trusted header verification would start from, at this height, is older than the
+    /// trusting period (nothing the endpoint did).
+    #[error("the trusted header at height {0} is older than the trusting period")]
+    Stale(u64),
 }
 
 fn unavailable(error: impl std::fmt::Display) -> Refused {
@@ -76,11 +95,22 @@ fn invalid(error: impl std::fmt::Display) -> Refused {
     Refused::Invalid(error.to_string())
 }
 
-/// What the light client trusts without verification: the chain id and genesis validators.
+/// What the light client trusts without verification: the chain id, and the genesis validators
+/// or a trust point.
 #[derive(Clone, Debug)]
 pub struct TrustRoot {
     chain_id: tendermint::chain::Id,
-    validators: validator::Set,
+    anchor: Anchor,
+}
+
+/// Where verification starts.
+#[derive(Clone, Debug)]
+enum Anchor {
+    /// Block 1, signed by more than 2/3 of these validators' power.
+    Genesis(validator::Set),
+    /// The block of this height whose header has this hash (then signed by 2/3 of its own
+    /// validators, which the header commits to).
+    Point { height: u64, hash: tendermint::Hash },
 }
 
 impl TrustRoot {
@@ -95,7 +125,7 @@ impl TrustRoot {
         }
         let chain_id =
             chain_id.parse().map_err(|error| ReadError::TrustRoot(format!("chain id `{chain_id}`: {error}")))?;
-        Ok(TrustRoot { chain_id, validators: validator::Set::without_proposer(validators) })
+        Ok(TrustRoot { chain_id, anchor: Anchor::Genesis(validator::Set::without_proposer(validators)) })
     }
 
     /// The trust root in a CometBFT genesis file.
@@ -110,12 +140,29 @@ impl TrustRoot {
         if genesis.validators.is_empty() {
             return Err(ReadError::TrustRoot(format!("{} names no validators", path.display())));
         }
-        Ok(TrustRoot { chain_id: genesis.chain_id, validators: validator::Set::without_proposer(genesis.validators) })
+        Ok(TrustRoot {
+            chain_id: genesis.chain_id,
+            anchor: Anchor::Genesis(validator::Set::without_proposer(genesis.validators)),
+        })
+    }
+
+    /// This root with the trust point (`height`, `hash`: the block's header hash, hex) in place of
+    /// the genesis validators: for a chain older than the trusting period.
+    ///
+    /// # Errors
+    /// When the height is 0 or the hash is not 32 bytes of hex.
+    pub fn with_trust_point(self, height: u64, hash: &str) -> Result<TrustRoot, ReadError> {
+        if height == 0 {
+            return Err(ReadError::TrustRoot("a trust point's height is 1 or more".to_owned()));
+        }
+        let hash = tendermint::Hash::from_hex_upper(tendermint::hash::Algorithm::Sha256, &hash.to_ascii_uppercase())
+            .map_err(|error| ReadError::TrustRoot(format!("trust hash `{hash}`: {error}")))?;
+        Ok(TrustRoot { anchor: Anchor::Point { height, hash }, ..self })
     }
 }
 
 /// A block the light client verified: its header and the validators that sign the next one.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 struct Trusted {
     header: Header,
     next_validators: validator::Set,
@@ -142,7 +189,14 @@ pub struct Reader {
     /// Time spent in [`Reader::record`] so far (verification and round trips), for the daemons'
     /// metrics: what proven reads cost them.
     spent: Mutex<Duration>,
+    /// The light store: the file the newest verified header is kept in, and when it was last
+    /// written.
+    store: Option<(PathBuf, Mutex<Option<std::time::Instant>>)>,
 }
+
+/// How often the light store is written at most (a restart loses at most this much progress,
+/// which only costs one longer verification).
+const STORE_EVERY: Duration = Duration::from_secs(30);
 
 impl Reader {
     /// A reader of the chain `root` describes through `urls` (tried in order).
@@ -171,7 +225,40 @@ impl Reader {
             trusted: Mutex::new(BTreeMap::new()),
             liars: Mutex::new(BTreeMap::new()),
             spent: Mutex::new(Duration::ZERO),
+            store: None,
         })
+    }
+
+    /// This reader with a light store at `path`: the newest verified header is written there
+    /// (at most every 30 s), and the one found there at start is trusted like the root — it was
+    /// verified by this reader before — so a restart does not depend on the root still being
+    /// within the trusting period. A store of another chain is refused.
+    ///
+    /// # Errors
+    /// When the file exists but cannot be read, is not a light store, or is of another chain.
+    pub fn with_store(mut self, path: &Path) -> Result<Reader, ReadError> {
+        match std::fs::read(path) {
+            Ok(bytes) => {
+                let stored: Trusted = serde_json::from_slice(&bytes)
+                    .map_err(|error| ReadError::TrustRoot(format!("light store {}: {error}", path.display())))?;
+                if stored.header.chain_id != self.root.chain_id {
+                    return Err(ReadError::TrustRoot(format!(
+                        "light store {} holds chain `{}`, not `{}`",
+                        path.display(),
+                        stored.header.chain_id,
+                        self.root.chain_id
+                    )));
+                }
+                tracing::info!(height = stored.header.height.value(), store = %path.display(), "light client resumes from its store");
+                self.keep(&stored);
+            }
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+            Err(error) => {
+                return Err(ReadError::TrustRoot(format!("light store {}: {error}", path.display())));
+            }
+        }
+        self.store = Some((path.to_owned(), Mutex::new(None)));
+        Ok(self)
     }
 
     /// How many answers from each endpoint failed verification so far (endpoints that never
@@ -205,6 +292,9 @@ impl Reader {
             match self.record_from(client, key, height).await {
                 Ok(value) => return Ok(value),
                 Err(refused) => {
+                    if let Refused::Stale(height) = refused {
+                        return Err(ReadError::TrustExpired { height });
+                    }
                     if matches!(refused, Refused::Invalid(_)) {
                         self.report_liar(url, &refused);
                     }
@@ -286,6 +376,11 @@ impl Reader {
             Some(trusted) => trusted,
             None => self.verify_first(client).await?,
         };
+        let now = tendermint::Time::now();
+        let expires = (start.header.time + self.options.trusting_period).map_err(invalid)?;
+        if expires <= now {
+            return Err(Refused::Stale(start.header.height.value()));
+        }
         let mut trusted = start;
         let mut target = height;
         // Skipping verification; on too little overlap, verify the midpoint first.
@@ -325,22 +420,34 @@ impl Reader {
         Ok(trusted.header)
     }
 
-    /// Block 1, verified against the genesis validators: the trust root's only step.
+    /// The trust root's block, verified: block 1 against the genesis validators, or the trust
+    /// point's block against its hash (its validators are the ones its header commits to); then
+    /// its commit must carry more than 2/3 of their power.
     async fn verify_first(&self, client: &HttpClient) -> Result<Trusted, Refused> {
-        let first = fetch(client, 1).await?;
+        let height = match &self.root.anchor {
+            Anchor::Genesis(_) => 1,
+            Anchor::Point { height, .. } => *height,
+        };
+        let first = fetch(client, height).await?;
         if first.signed_header.header.chain_id != self.root.chain_id {
             return Err(invalid(format!(
-                "block 1 is of chain `{}`, not `{}`",
+                "block {height} is of chain `{}`, not `{}`",
                 first.signed_header.header.chain_id, self.root.chain_id
             )));
         }
-        if first.validators.hash() != self.root.validators.hash() {
-            return Err(invalid("block 1's validators are not the genesis validators"));
+        match &self.root.anchor {
+            Anchor::Genesis(validators) if first.validators.hash() != validators.hash() => {
+                return Err(invalid("block 1's validators are not the genesis validators"));
+            }
+            Anchor::Point { hash, .. } if first.signed_header.header.hash() != *hash => {
+                return Err(invalid(format!("block {height}'s hash is not the trust point's {hash}")));
+            }
+            _ => {}
         }
         let state = untrusted(&first);
         for verdict in [self.verifier.verify_validator_sets(&state), self.verifier.verify_commit(&state)] {
             if verdict != Verdict::Success {
-                return Err(invalid(format!("block 1: {verdict:?}")));
+                return Err(invalid(format!("block {height}: {verdict:?}")));
             }
         }
         let trusted = Trusted { header: first.signed_header.header.clone(), next_validators: first.next_validators };
@@ -357,11 +464,37 @@ impl Reader {
     }
 
     fn keep(&self, trusted: &Trusted) {
-        if let Ok(mut kept) = self.trusted.lock() {
-            kept.insert(trusted.header.height.value(), trusted.clone());
-            while kept.len() > KEPT_HEADERS {
-                kept.pop_first();
+        let newest = match self.trusted.lock() {
+            Ok(mut kept) => {
+                kept.insert(trusted.header.height.value(), trusted.clone());
+                while kept.len() > KEPT_HEADERS {
+                    kept.pop_first();
+                }
+                kept.last_key_value().is_some_and(|(height, _)| *height == trusted.header.height.value())
             }
+            Err(_) => false,
+        };
+        if newest {
+            self.store_newest(trusted);
+        }
+    }
+
+    /// Writes `trusted` to the light store (if any) when the last write is older than
+    /// [`STORE_EVERY`]: to a temporary file, then renamed over the store.
+    fn store_newest(&self, trusted: &Trusted) {
+        let Some((path, last)) = &self.store else { return };
+        let Ok(mut last) = last.lock() else { return };
+        if last.is_some_and(|at| at.elapsed() < STORE_EVERY) {
+            return;
+        }
+        let temporary = path.with_extension("tmp");
+        let written = serde_json::to_vec(trusted)
+            .map_err(std::io::Error::other)
+            .and_then(|bytes| std::fs::write(&temporary, bytes))
+            .and_then(|()| std::fs::rename(&temporary, path));
+        match written {
+            Ok(()) => *last = Some(std::time::Instant::now()),
+            Err(error) => tracing::warn!(store = %path.display(), %error, "light store not written"),
         }
     }
 }
