@@ -152,6 +152,7 @@ pub async fn attest_openings(network: &Network, users: usize) -> anyhow::Result<
         usize::try_from(params.max_msgs_per_tx)?,
         usize::try_from(params.max_duty_msgs_per_block)?,
     )?;
+    let mut last = 0;
     for txs in blocks {
         let mut hashes = Vec::new();
         for tx in txs {
@@ -163,7 +164,13 @@ pub async fn attest_openings(network: &Network, users: usize) -> anyhow::Result<
         for hash in hashes {
             let included = client.wait_for_tx(hash, OPENING_TIMEOUT).await?;
             anyhow::ensure!(included.code == 0, "an opening attestation failed: {}", included.log);
+            last = last.max(included.height);
         }
+    }
+    // Every validator holds the openings before anyone reads them there (validator 0 saw them
+    // first; another may still be a block behind).
+    for index in 0..network.validators().len() {
+        network.client(index)?.wait_for_height(last, OPENING_TIMEOUT).await?;
     }
     Ok(())
 }
