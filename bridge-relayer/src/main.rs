@@ -22,7 +22,7 @@ use ferry_relayer::attest::AttestOutcome;
 use ferry_relayer::config::{AccountKeystore, Config, ConfigFile, read_secret};
 use ferry_relayer::delivery::{BitcoinDelivery, Delivery, EthereumDelivery};
 use ferry_relayer::metrics::Metrics;
-use ferry_relayer::service::{BitcoinWatch, EthereumWatch, Relayer, latest_proven, peg};
+use ferry_relayer::service::{BitcoinWatch, EthereumWatch, Relayer, wait_for_peg};
 use ferry_relayer::store::Store;
 use ferry_types::msg::audit::AuditLogName;
 use ferry_types::{AccountKey, Address};
@@ -301,7 +301,7 @@ async fn run(args: &Args) -> anyhow::Result<()> {
     let bitcoin = match (&config.bitcoin, bitcoin_rpc) {
         (Some(bitcoin), Some(rpc)) => Some(BitcoinWatch {
             rpc,
-            peg: peg(latest_proven(&chain, &verified).await?.0).await?,
+            peg: wait_for_peg(&chain, &verified).await,
             policy: bitcoin.confirmations.clone(),
             start_height: bitcoin.start_height,
         }),

@@ -135,6 +135,22 @@ pub async fn peg(state: ProvenState<'_>) -> anyhow::Result<Peg> {
     Peg::new(&bitcoin).context("the chain's Bitcoin federation")
 }
 
+/// The peg, read proven ([`peg`]) once the chain proves it: a node that has just restarted may
+/// not serve the header the read needs yet, and a lying one is passed over for the next endpoint.
+/// Each failed attempt is logged; the next follows a second later.
+pub async fn wait_for_peg(chain: &FerryClient, verified: &Reader) -> Peg {
+    loop {
+        let read = async { peg(latest_proven(chain, verified).await?.0).await };
+        match read.await {
+            Ok(peg) => return peg,
+            Err(error) => {
+                tracing::warn!(error = format!("{error:#}"), "the peg is not proven yet; trying again in 1 s");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    }
+}
+
 /// Seconds since the Unix epoch (for "last done" gauges).
 pub(crate) fn now_seconds() -> f64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or_default()
