@@ -596,6 +596,9 @@ impl System {
             .event_attribute(ev::WITHDRAWAL_QUEUED, ev::WITHDRAWAL_ID)
             .context("the withdrawal's block names no withdrawal id")?
             .parse()?;
+        // Read back through the same node only once the block after it exists: the transaction
+        // is found as soon as its block is executed, its state once that block is committed.
+        client.wait_for_height(inclusion.height + 1, INCLUSION_TIMEOUT).await?;
         Ok((id, inclusion.height))
     }
 

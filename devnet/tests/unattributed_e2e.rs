@@ -38,8 +38,10 @@ const REFUNDED_TOKENS: u128 = 1_000_000_000_000_000_000;
 /// The refund's budget for its share of the miner fee.
 const REFUND_MAX_FEE: u64 = 100_000;
 
-/// `ferry-signer --json --config <member's> unattributed <args>`; returns its JSON answer.
-fn signer_vote(system: &System, member: usize, args: &[&str]) -> TestResult<serde_json::Value> {
+/// `ferry-signer --json --config <member's> unattributed <args>` (through the member's own
+/// node); returns its JSON answer once validator 0, which the test reads, has committed the
+/// vote's block.
+async fn signer_vote(system: &System, member: usize, args: &[&str]) -> TestResult<serde_json::Value> {
     let output = Command::new(ferry_devnet::signer::binary()?)
         .args(["--json", "--config"])
         .arg(system.signers[member].config_path())
@@ -50,7 +52,11 @@ fn signer_vote(system: &System, member: usize, args: &[&str]) -> TestResult<serd
     if !output.status.success() {
         return Err(format!("member {member} {args:?}: {}", String::from_utf8_lossy(&output.stderr)).into());
     }
-    Ok(serde_json::from_slice(&output.stdout)?)
+    let answer: serde_json::Value = serde_json::from_slice(&output.stdout)?;
+    if let Some(height) = answer["height"].as_u64() {
+        system.client(0)?.wait_for_height(height + 1, common::WAIT).await?;
+    }
+    Ok(answer)
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -111,15 +117,15 @@ async fn payments_naming_no_account_are_held_then_credited_or_refunded_by_a_memb
     // Credit the wrong-tag payment to carol: two votes are below the quorum and change nothing.
     let carol_text = carol.to_string();
     for member in [0, 1] {
-        signer_vote(&system, member, &["credit", &wrong_id, &carol_text])?;
+        signer_vote(&system, member, &["credit", &wrong_id, &carol_text]).await?;
     }
     assert_eq!(common::balance(&client, &carol, &Denom::sat()).await?, 0, "two votes credited carol");
     let record: DepositRecord = client.query(&format!("/deposit/{wrong_id}"), None).await?.ok_or("no record")?;
     assert!(record.unattributed.as_ref().is_some_and(|state| state.resolved.is_none() && state.votes.len() == 2));
     // A third vote for something else is no quorum either.
-    signer_vote(&system, 2, &["credit", &wrong_id, &dave.to_string()])?;
+    signer_vote(&system, 2, &["credit", &wrong_id, &dave.to_string()]).await?;
     assert_eq!(common::balance(&client, &dave, &Denom::sat()).await?, 0);
-    signer_vote(&system, 3, &["credit", &wrong_id, &carol_text])?;
+    signer_vote(&system, 3, &["credit", &wrong_id, &carol_text]).await?;
     // Carol gets it as a deposit would: the amount less what it prepays for its own spending.
     let record: DepositRecord = client.query(&format!("/deposit/{wrong_id}"), None).await?.ok_or("no record")?;
     let resolved = record.unattributed.and_then(|state| state.resolved).ok_or("not resolved at the quorum")?;
@@ -128,7 +134,7 @@ async fn payments_naming_no_account_are_held_then_credited_or_refunded_by_a_memb
     assert!(spend_fee > 0 && credited + spend_fee == u128::from(WRONG_TAG_SATS), "{credited} + {spend_fee}");
     assert_eq!(common::balance(&client, &carol, &Denom::sat()).await?, credited);
     // Later votes change nothing.
-    signer_vote(&system, 2, &["credit", &wrong_id, &carol_text])?;
+    signer_vote(&system, 2, &["credit", &wrong_id, &carol_text]).await?;
     assert_eq!(common::balance(&client, &carol, &Denom::sat()).await?, credited);
 
     // Refund the two-memo payment to a Bitcoin address: at the quorum it becomes a withdrawal
@@ -138,7 +144,7 @@ async fn payments_naming_no_account_are_held_then_credited_or_refunded_by_a_memb
     let max_fee = REFUND_MAX_FEE.to_string();
     let mut answer = serde_json::Value::Null;
     for member in [1, 2, 3] {
-        answer = signer_vote(&system, member, &["refund", &two_id, &refund_text, "--max-fee", &max_fee])?;
+        answer = signer_vote(&system, member, &["refund", &two_id, &refund_text, "--max-fee", &max_fee]).await?;
     }
     let withdrawal: WithdrawalId =
         answer["resolved"]["withdrawal"].as_str().ok_or_else(|| format!("no refund withdrawal: {answer}"))?.parse()?;
@@ -199,14 +205,14 @@ async fn tokens_sent_to_the_vault_without_depositing_them_are_held_then_credited
     // Credit one to carol (no spending cost on Ethereum: the whole amount).
     let carol = AccountKey::from_secret_bytes(&[0x74; 32])?.address();
     for member in [0, 1, 2] {
-        signer_vote(&system, member, &["credit", &credit_id, &carol.to_string()])?;
+        signer_vote(&system, member, &["credit", &credit_id, &carol.to_string()]).await?;
     }
     assert_eq!(common::balance(&client, &carol, &denom).await?, CREDITED_TOKENS);
     // Refund the other to an Ethereum address: the vault pays it in a release.
     let refund_to = "0x00000000000000000000000000000000000000e7";
     let mut answer = serde_json::Value::Null;
     for member in [1, 2, 3] {
-        answer = signer_vote(&system, member, &["refund", &refund_id, refund_to])?;
+        answer = signer_vote(&system, member, &["refund", &refund_id, refund_to]).await?;
     }
     let withdrawal: WithdrawalId =
         answer["resolved"]["withdrawal"].as_str().ok_or_else(|| format!("no refund withdrawal: {answer}"))?.parse()?;
