@@ -116,13 +116,13 @@ pub struct Relayer {
 }
 
 /// The state the latest header `chain` shows commits to (the state after the block before it),
-/// read proven through `verified`, and the latest height.
+/// read proven through `verified`.
 ///
 /// # Errors
 /// When the chain's height cannot be read.
-pub async fn latest_proven<'a>(chain: &FerryClient, verified: &'a Reader) -> anyhow::Result<(ProvenState<'a>, u64)> {
+pub async fn latest_proven<'a>(chain: &FerryClient, verified: &'a Reader) -> anyhow::Result<ProvenState<'a>> {
     let height = chain.latest_height().await?;
-    Ok((verified.at(height.saturating_sub(1)), height))
+    Ok(verified.at(height.saturating_sub(1)))
 }
 
 /// Learns the peg from the chain's federation, read proven.
@@ -140,7 +140,7 @@ pub async fn peg(state: ProvenState<'_>) -> anyhow::Result<Peg> {
 /// Each failed attempt is logged; the next follows a second later.
 pub async fn wait_for_peg(chain: &FerryClient, verified: &Reader) -> Peg {
     loop {
-        let read = async { peg(latest_proven(chain, verified).await?.0).await };
+        let read = async { peg(latest_proven(chain, verified).await?).await };
         match read.await {
             Ok(peg) => return peg,
             Err(error) => {
@@ -255,10 +255,12 @@ impl Relayer {
     pub async fn poll_bitcoin(&self) -> anyhow::Result<()> {
         let Some(watch) = &self.bitcoin else { return Ok(()) };
         let tip = watch.rpc.get_block_count().await?;
-        self.follow_federation().await?;
+        // One proven state for the round: the federation and the deposit addresses are read in it.
+        let state = latest_proven(&self.chain, &self.verified).await?;
+        self.follow_federation(state).await?;
         // Blocks up to `tip` were mined before the list is read, so a deposit address registered
         // before a payment to it was mined is known when that block is scanned.
-        let learned = self.sync_deposit_addresses().await? > 0;
+        let learned = self.sync_deposit_addresses(state).await? > 0;
         self.scan_bitcoin(tip, learned).await
     }
 
@@ -271,8 +273,7 @@ impl Relayer {
     ///
     /// # Errors
     /// When the chain cannot be read or its federation makes no peg.
-    async fn follow_federation(&self) -> anyhow::Result<()> {
-        let (state, _) = latest_proven(&self.chain, &self.verified).await?;
+    async fn follow_federation(&self, state: ProvenState<'_>) -> anyhow::Result<()> {
         let federation = state.federation().await.context("the chain's federation")?;
         let next = state.next_federation().await?;
         let current =
@@ -402,13 +403,12 @@ impl Relayer {
     ///
     /// # Errors
     /// When the chain cannot be read.
-    async fn sync_deposit_addresses(&self) -> anyhow::Result<usize> {
+    async fn sync_deposit_addresses(&self, state: ProvenState<'_>) -> anyhow::Result<usize> {
         let mut added = 0;
         loop {
             let after =
                 self.peg_scripts.lock().unwrap_or_else(PoisonError::into_inner).as_ref().map(PegScripts::registered);
             let Some(after) = after else { return Ok(0) };
-            let (state, _) = latest_proven(&self.chain, &self.verified).await?;
             let (registrations, total) = state.deposit_addresses_after(after, DEPOSIT_ADDRESSES_PAGE).await?;
             let count = registrations.len();
             self.watch_deposit_addresses(&registrations);

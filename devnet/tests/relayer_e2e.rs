@@ -494,7 +494,7 @@ async fn a_reorg_between_the_cursor_check_and_the_scan_misses_no_deposit() -> Te
             Some(BitcoinWatch {
                 rpc,
                 peg: ferry_relayer::service::peg(
-                    ferry_relayer::service::latest_proven(&fx.client, &*fx.network.verified_reader(0)?).await?.0,
+                    ferry_relayer::service::latest_proven(&fx.client, &*fx.network.verified_reader(0)?).await?,
                 )
                 .await?,
                 policy: ConfirmationPolicy::flat(CONFIRMATIONS),

@@ -349,7 +349,7 @@ async fn bitcoin_release_survives_a_reorg_of_its_block_and_settles() -> TestResu
     btcd.mine(101).await?;
     let postgres = PgServer::from_env_or_start(None).await?;
 
-    let peg = ferry_relayer::service::peg(latest_proven(&client, &*network.verified_reader(0)?).await?.0).await?;
+    let peg = ferry_relayer::service::peg(latest_proven(&client, &*network.verified_reader(0)?).await?).await?;
     let peg_script = peg.script_pubkey();
     let mut relayers = Relayers::default();
     let mut watchers = Vec::new();
@@ -707,7 +707,7 @@ async fn relayer_processes_killed_during_delivery_still_settle_the_bitcoin_relea
             ethereum_key: None,
         })?);
     }
-    let peg_script = ferry_relayer::service::peg(latest_proven(&client, &*network.verified_reader(0)?).await?.0)
+    let peg_script = ferry_relayer::service::peg(latest_proven(&client, &*network.verified_reader(0)?).await?)
         .await?
         .script_pubkey();
     // User 2's deposit makes the reserves (and what it withdraws).

@@ -65,7 +65,7 @@ async fn payments_naming_no_account_are_held_then_credited_or_refunded_by_a_memb
     let mut system = System::isolated("unattributed", 0).await?;
     let client = system.client(0)?;
     let reader = system.network.verified_reader(0)?;
-    let peg = ferry_relayer::service::peg(ferry_relayer::service::latest_proven(&client, &reader).await?.0).await?;
+    let peg = ferry_relayer::service::peg(ferry_relayer::service::latest_proven(&client, &reader).await?).await?;
     let carol = AccountKey::from_secret_bytes(&[0x71; 32])?.address();
     let dave = AccountKey::from_secret_bytes(&[0x72; 32])?.address();
 

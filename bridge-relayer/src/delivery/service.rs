@@ -128,7 +128,7 @@ impl Delivery {
     /// When the sidechain or the database cannot be read (a single batch's failure is counted
     /// and logged, not returned).
     pub async fn poll(&self, attester: Option<&Attester>) -> anyhow::Result<()> {
-        let (state, _) = latest_proven(&self.chain, &self.verified).await?;
+        let state = latest_proven(&self.chain, &self.verified).await?;
         let mut seen = BTreeSet::new();
         for listed in self.pending_batches().await? {
             seen.insert(listed.batch.id);

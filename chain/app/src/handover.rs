@@ -107,12 +107,7 @@ pub fn retired_federations<R: StateRead>(state: &StateDelta<R>) -> Result<Vec<Re
         else {
             break;
         };
-        retired.push(RetiredFederation {
-            epoch: previous,
-            federation,
-            switched,
-            grace_until: switched.saturating_add(grace),
-        });
+        retired.push(RetiredFederation::new(previous, federation, switched, grace));
         epoch = previous;
     }
     Ok(retired)

@@ -145,12 +145,7 @@ impl ProvenState<'_> {
         while let Some(previous) = epoch.checked_sub(1) {
             let Some(federation) = self.retired_federation(previous).await? else { break };
             let Some(switched) = self.handover(epoch).await?.and_then(|handover| handover.switched) else { break };
-            retired.push(RetiredFederation {
-                epoch: previous,
-                federation,
-                switched,
-                grace_until: switched.saturating_add(grace),
-            });
+            retired.push(RetiredFederation::new(previous, federation, switched, grace));
             epoch = previous;
         }
         Ok(retired)

@@ -508,3 +508,11 @@ pub struct RetiredFederation {
     /// The last height at which a deposit to its peg is still minted (first attested).
     pub grace_until: u64,
 }
+
+impl RetiredFederation {
+    /// The federation of `epoch` that switched away at height `switched`: deposits to its peg
+    /// still mint for `grace_blocks` after the switch (`deposits.old_peg_grace_blocks`).
+    pub fn new(epoch: u64, federation: crate::genesis::Federation, switched: u64, grace_blocks: u64) -> Self {
+        RetiredFederation { epoch, federation, switched, grace_until: switched.saturating_add(grace_blocks) }
+    }
+}
