@@ -240,12 +240,17 @@ impl Relayers {
         Ok(relayers)
     }
 
-    /// Waits until the state the test saw is provable: delivery reads batches proven, in the
-    /// state the latest header commits to (the block before it), so one more block first.
+    /// Waits until the state the test saw is provable on every member's node: delivery reads
+    /// batches proven, in the state the latest header commits to (the block before it), and each
+    /// member reads through its own node, which may be a block behind the one the test read.
     async fn wait_until_provable(&self) -> TestResult {
-        let chain = &self.deliveries.first().ok_or("no delivery")?.chain;
-        let seen = chain.latest_height().await?;
-        chain.wait_for_height(seen + 1, WAIT).await?;
+        let mut seen = 0;
+        for delivery in &self.deliveries {
+            seen = seen.max(delivery.chain.latest_height().await?);
+        }
+        for delivery in &self.deliveries {
+            delivery.chain.wait_for_height(seen + 1, WAIT).await?;
+        }
         Ok(())
     }
 

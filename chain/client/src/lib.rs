@@ -23,6 +23,9 @@ const TX_POLL: Duration = Duration::from_millis(100);
 /// How long a transaction is still looked for after its signer's committed sequence passed it
 /// (the node indexes a block's transactions a moment after committing it).
 const INDEXER_GRACE: Duration = Duration::from_secs(2);
+/// The least time a found transaction's block is given to be committed, even when the caller's
+/// timeout is spent (it is normally a few milliseconds).
+const COMMIT_GRACE: Duration = Duration::from_secs(5);
 pub use wallet::Wallet;
 
 /// A client error, naming the endpoint and what went wrong.
@@ -223,7 +226,7 @@ impl FerryClient {
         let mut passed: Option<Instant> = None;
         loop {
             if let Some(found) = self.find_tx(checked.hash).await {
-                return Ok(found);
+                return self.committed(found, timeout.saturating_sub(started.elapsed())).await;
             }
             if let Some(since) = passed
                 && since.elapsed() > INDEXER_GRACE
@@ -246,7 +249,15 @@ impl FerryClient {
         }
     }
 
-    /// The transaction `hash` if the node's index has it in a committed block.
+    /// `found` once the node's application has committed its block. The index has a transaction
+    /// as soon as its block is executed, a moment before the block's state is committed and
+    /// answers queries: returning earlier would let a caller read the state from before it.
+    async fn committed(&self, found: Inclusion, timeout: Duration) -> Result<Inclusion, ClientError> {
+        self.wait_for_height(found.height, timeout.max(COMMIT_GRACE)).await?;
+        Ok(found)
+    }
+
+    /// The transaction `hash` if the node's index has it in an executed block.
     async fn find_tx(&self, hash: TxHash) -> Option<Inclusion> {
         let found = self.rpc.tx(hash, false).await.ok()?;
         Some(Inclusion {
@@ -288,7 +299,7 @@ impl FerryClient {
         let started = Instant::now();
         loop {
             if let Some(found) = self.find_tx(hash).await {
-                return Ok(found);
+                return self.committed(found, timeout.saturating_sub(started.elapsed())).await;
             }
             if started.elapsed() > timeout {
                 return Err(ClientError::Timeout(timeout, format!("transaction {hash}")));
