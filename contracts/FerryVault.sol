@@ -131,7 +131,9 @@ contract FerryVault {
     /// @notice The proof is not 32 hashes, the index not below 2^32, or the leaf is not in `exitRoot`.
     error BadExitProof();
     /// @notice `account` already took its claim in `token`.
-    error AlreadyExited(address token, bytes20 account);
+    error AlreadyExited(uint256 index);
+    /// @notice A withdrawal's claim names a batch the vault released: the release paid it.
+    error ClaimReleased(uint64 nonce);
     /// @notice An exit to the zero address.
     error ZeroExitRecipient();
 
@@ -174,7 +176,9 @@ contract FerryVault {
     event Frozen(uint64 height, bytes32 root);
     /// @notice The holder of `account` took its claim of `amount` of `token` (`address(0)` for
     ///         ETH), paid to `recipient`.
-    event Exited(address indexed token, bytes20 indexed account, address indexed recipient, uint256 amount);
+    event Exited(
+        address indexed token, bytes20 indexed account, address indexed recipient, uint256 index, uint256 amount
+    );
 
     // ---------------------------------------------------------------------------------------
     // Types
@@ -225,6 +229,7 @@ contract FerryVault {
     struct Claim {
         address token;
         bytes20 account;
+        uint64 nonce;
         uint256 amount;
     }
 
@@ -295,8 +300,9 @@ contract FerryVault {
     uint64 public lastHeartbeatHeight;
     /// @notice Whether the vault is frozen (for good): only `exit` and `claim` work.
     bool public frozen;
-    /// @notice Whether the holder of `account` took its claim in `token` (once per asset).
-    mapping(address token => mapping(bytes20 account => bool)) public exited;
+    /// @notice Whether the claim at this position of the exit tree was taken (each position holds
+    ///         one claim for good: an account's balance of a token, or one withdrawal).
+    mapping(uint256 index => bool) public exited;
 
     uint256 private constant _NOT_ENTERED = 1;
     uint256 private constant _ENTERED = 2;
@@ -616,21 +622,23 @@ contract FerryVault {
     }
 
     /// @notice Take `holding` (`amount` of `token`, `address(0)` for ETH, owed to the Ferry
-    ///         account `account`) out of the frozen vault, paid to `recipient`: once per (token,
-    ///         account).
+    ///         account `account`) out of the frozen vault, paid to `recipient`: once per position.
     /// @param holding The leaf's content; `account` is the Ferry account id
-    ///        (`RIPEMD160(SHA256(compressed key))`), `amount` the whole claim, taken at once.
+    ///        (`RIPEMD160(SHA256(compressed key))`), `nonce` 0 or the batch whose release would
+    ///        pay the claim, `amount` the whole claim, taken at once.
     /// @param index The leaf's position in the exit tree (below 2^32).
     /// @param proof The leaf's 32 siblings from the bottom up (`ferry_types::exit_tree::ExitTree::proof`).
     /// @param pubkey The account's secp256k1 public key, uncompressed without prefix (x ‖ y, 64 bytes).
     /// @param recipient Where the vault pays the claim.
     /// @param signature The account key's ECDSA signature `r ‖ s ‖ v` (65 bytes, low `s`,
-    ///        `v` ∈ {27, 28}) of `exitMessage(holding.token, holding.account, holding.amount, recipient)`.
-    /// @dev Checks, in order: `NotFrozen`, `ZeroExitRecipient`, `AlreadyExited`, `WrongAccountKey`,
-    ///      `BadExitSignature`, `BadExitProof`; then marks the claim taken before paying. Anyone
-    ///      may submit it: the account's signature, not the sender, authorises it and names the
-    ///      recipient. A failed payment reverts the exit (`EthTransferFailed`, the token's error,
-    ///      `TokenCallFailed`, `NotAContract`), leaving the claim to take again.
+    ///        `v` ∈ {27, 28}) of `exitMessage(holding, recipient)`.
+    /// @dev Checks, in order: `NotFrozen`, `ZeroExitRecipient`, `AlreadyExited`, `ClaimReleased`
+    ///      (a withdrawal whose batch this vault released was paid by that release),
+    ///      `WrongAccountKey`, `BadExitSignature`, `BadExitProof`; then marks the position taken
+    ///      before paying. Anyone may submit it: the account's signature, not the sender,
+    ///      authorises it and names the recipient. A failed payment reverts the exit
+    ///      (`EthTransferFailed`, the token's error, `TokenCallFailed`, `NotAContract`), leaving
+    ///      the claim to take again.
     function exit(
         Claim calldata holding,
         uint256 index,
@@ -639,18 +647,17 @@ contract FerryVault {
         address recipient,
         bytes calldata signature
     ) external nonReentrant {
-        (address token, bytes20 account, uint256 amount) = (holding.token, holding.account, holding.amount);
         if (!frozen) revert NotFrozen();
         if (recipient == address(0)) revert ZeroExitRecipient();
-        if (exited[token][account]) revert AlreadyExited(token, account);
-        if (pubkey.length != 64 || _accountOf(pubkey) != account) revert WrongAccountKey();
-        if (_signer(exitMessage(token, account, amount, recipient), signature) != _addressOf(pubkey)) {
-            revert BadExitSignature();
-        }
-        if (!_proves(exitLeaf(token, account, amount), index, proof)) revert BadExitProof();
+        if (exited[index]) revert AlreadyExited(index);
+        if (holding.nonce != 0 && released[holding.nonce]) revert ClaimReleased(holding.nonce);
+        if (pubkey.length != 64 || _accountOf(pubkey) != holding.account) revert WrongAccountKey();
+        if (_signer(exitMessage(holding, recipient), signature) != _addressOf(pubkey)) revert BadExitSignature();
+        if (!_proves(exitLeaf(holding), index, proof)) revert BadExitProof();
 
-        exited[token][account] = true;
-        emit Exited(token, account, recipient, amount);
+        exited[index] = true;
+        (address token, uint256 amount) = (holding.token, holding.amount);
+        emit Exited(token, holding.account, recipient, index, amount);
         if (token == address(0)) {
             if (!_sendEth(recipient, amount, gasleft())) revert EthTransferFailed(recipient);
         } else {
@@ -659,22 +666,32 @@ contract FerryVault {
         }
     }
 
-    /// @notice The exit tree's leaf of `account`'s claim of `amount` of `token`:
-    ///         `keccak256(abi.encodePacked(EXIT_LEAF_TAG, token, account, amount))`
-    ///         (`ferry_types::exit_tree::exit_leaf` on the Rust side).
-    function exitLeaf(address token, bytes20 account, uint256 amount) public pure returns (bytes32) {
-        return keccak256(abi.encodePacked(EXIT_LEAF_TAG, token, account, amount));
+    /// @notice The exit tree's leaf of `holding`: `keccak256(abi.encodePacked(EXIT_LEAF_TAG,
+    ///         token, account, nonce, amount))`, 112 bytes (`ferry_types::exit_tree::Claim::leaf`
+    ///         on the Rust side).
+    function exitLeaf(Claim calldata holding) public pure returns (bytes32) {
+        return keccak256(
+            abi.encodePacked(EXIT_LEAF_TAG, holding.token, holding.account, holding.nonce, holding.amount)
+        );
     }
 
-    /// @notice The digest the account's key signs to exit on this chain from this vault:
-    ///         `keccak256(abi.encodePacked(EXIT_TAG, block.chainid, address(this), token, account,
-    ///         amount, recipient))` (`ferry_types::exit_tree::exit_message` on the Rust side).
-    function exitMessage(address token, bytes20 account, uint256 amount, address recipient)
-        public
-        view
-        returns (bytes32)
-    {
-        return keccak256(abi.encodePacked(EXIT_TAG, block.chainid, address(this), token, account, amount, recipient));
+    /// @notice The digest the account's key signs to exit `holding` on this chain from this vault
+    ///         to `recipient`: `keccak256(abi.encodePacked(EXIT_TAG, block.chainid, address(this),
+    ///         token, account, nonce, amount, recipient))`, 184 bytes
+    ///         (`ferry_types::exit_tree::exit_message` on the Rust side).
+    function exitMessage(Claim calldata holding, address recipient) public view returns (bytes32) {
+        return keccak256(
+            abi.encodePacked(
+                EXIT_TAG,
+                block.chainid,
+                address(this),
+                holding.token,
+                holding.account,
+                holding.nonce,
+                holding.amount,
+                recipient
+            )
+        );
     }
 
     /// @dev The Ferry account id of the uncompressed key `pubkey` (x ‖ y):

@@ -17,7 +17,7 @@ use ferry_devnet::anvil::{self, Anvil, batch_address, federation_key, sign_messa
 use ferry_parent_chains::ethereum::vault::{VaultError, vault_error};
 use ferry_parent_chains::ethereum::wallet::VAULT_ESCAPE_DELAY_SECS;
 use ferry_parent_chains::ethereum::{EthAddress, EthereumError, U256};
-use ferry_types::exit_tree::{self, EXIT_TREE_DEPTH, ExitProof, ExitTree, Hash, amount_word, exit_leaf, keccak256};
+use ferry_types::exit_tree::{self, Claim, EXIT_TREE_DEPTH, ExitProof, ExitTree, Hash, amount_word, keccak256};
 use ferry_types::release::eth::{EthBatch, EthReleaseItem};
 use ferry_types::{AccountKey, Address, Amount};
 use rand_chacha::ChaChaRng;
@@ -50,9 +50,7 @@ impl Holder {
 /// One exit as `FerryVault.exit` takes it.
 #[derive(Clone)]
 struct Exit {
-    token: [u8; 20],
-    account: [u8; 20],
-    amount: u128,
+    claim: Claim,
     index: u32,
     proof: ExitProof,
     public_key: [u8; 64],
@@ -66,16 +64,12 @@ impl Exit {
         holder: &Holder,
         vault: [u8; 20],
         tree: &ExitTree,
-        (index, token, amount): (u32, [u8; 20], u128),
+        (index, claim): (u32, Claim),
         recipient: [u8; 20],
     ) -> TestResult<Exit> {
-        let (account, amount_word) = (holder.account, amount_word(amount));
-        let signature =
-            exit_tree::sign_exit(&holder.secret, anvil::CHAIN_ID, vault, token, account, amount_word, recipient)?;
+        let signature = exit_tree::sign_exit(&holder.secret, anvil::CHAIN_ID, vault, &claim, recipient)?;
         Ok(Exit {
-            token,
-            account,
-            amount,
+            claim,
             index,
             proof: tree.proof(index),
             public_key: exit_tree::exit_public_key(&holder.secret)?,
@@ -84,21 +78,19 @@ impl Exit {
         })
     }
 
-    /// The calldata of `exit((address,bytes20,uint256),uint256,bytes32[],bytes,address,bytes)`:
-    /// the claim is a static tuple, so its three words sit in the head like plain arguments.
+    /// The calldata of `exit((address,bytes20,uint64,uint256),uint256,bytes32[],bytes,address,bytes)`:
+    /// the claim is a static tuple, so its four words sit in the head like plain arguments.
     fn calldata(&self) -> Vec<u8> {
         let proof: Vec<u8> = self.proof.iter().flatten().copied().collect();
         let proof_tail = [&uint(EXIT_TREE_DEPTH as u128)[..], &proof].concat();
         let public_key_tail = dynamic_bytes(&self.public_key);
         let signature_tail = dynamic_bytes(&self.signature);
-        let head_size = 8 * 32;
+        let head_size = 9 * 32;
         let public_key_at = head_size + proof_tail.len();
         let signature_at = public_key_at + public_key_tail.len();
         [
-            &selector("exit((address,bytes20,uint256),uint256,bytes32[],bytes,address,bytes)")[..],
-            &address_word(self.token),
-            &bytes20_word(self.account),
-            &uint(self.amount),
+            &selector("exit((address,bytes20,uint64,uint256),uint256,bytes32[],bytes,address,bytes)")[..],
+            &claim_words(&self.claim),
             &uint(u128::from(self.index)),
             &uint(head_size as u128),
             &uint(public_key_at as u128),
@@ -109,6 +101,27 @@ impl Exit {
             &signature_tail,
         ]
         .concat()
+    }
+}
+
+/// The four head words of a `Claim` tuple `(address token, bytes20 account, uint64 nonce, uint256 amount)`.
+fn claim_words(claim: &Claim) -> Vec<u8> {
+    [
+        address_word(*claim.token.as_bytes()),
+        bytes20_word(*claim.account.as_bytes()),
+        uint(u128::from(claim.nonce)),
+        uint(claim.amount.get()),
+    ]
+    .concat()
+}
+
+/// `account`'s claim of `amount` of `token` (nonce 0: a balance).
+fn held(token: [u8; 20], account: [u8; 20], amount: u128) -> Claim {
+    Claim {
+        token: ferry_types::eth_address::EthAddress::from_bytes(token),
+        account: Address::from_bytes(account),
+        nonce: 0,
+        amount: Amount::new(amount),
     }
 }
 
@@ -274,47 +287,46 @@ async fn holders_exit_eth_and_tokens_from_a_vault_frozen_after_the_escape_delay(
     let tokens = U256::from(alice_tokens + bob_tokens);
     wallet.mint_test_token(token, wallet.address(), tokens).await?;
     wallet.approve(token, vault, tokens).await?;
-    for (holder, wei, units) in [(&alice, alice_eth, alice_tokens), (&bob, bob_eth, bob_tokens)] {
+    // Bob also burned two withdrawals of ETH on the sidechain: batch 7 (the vault releases it
+    // before the freeze) and batch 8 (never released). Both sit in the tree as his claims.
+    let (paid_withdrawal, unpaid_withdrawal) = (ONE_ETH / 10, ONE_ETH / 20);
+    let bob_deposit = bob_eth + paid_withdrawal + unpaid_withdrawal;
+    for (holder, wei, units) in [(&alice, alice_eth, alice_tokens), (&bob, bob_deposit, bob_tokens)] {
         let recipient = Address::from_bytes(holder.account);
         wallet.deposit_eth(vault, &recipient, U256::from(wei)).await?;
         wallet.deposit_token(vault, token, U256::from(units), &recipient).await?;
     }
 
-    // The chain's exit tree: the two holders' four claims among 200 other accounts' leaves.
+    // The chain's exit tree: the two holders' claims among 200 other accounts' leaves.
+    let paid_claim = Claim { nonce: 7, ..held([0; 20], bob.account, paid_withdrawal) };
+    let unpaid_claim = Claim { nonce: 8, ..held([0; 20], bob.account, unpaid_withdrawal) };
     let claims = [
-        (3, [0; 20], alice_eth, &alice),
-        (4, token_bytes, alice_tokens, &alice),
-        (150, [0; 20], bob_eth, &bob),
-        (151, token_bytes, bob_tokens, &bob),
+        (3, held([0; 20], alice.account, alice_eth), &alice),
+        (4, held(token_bytes, alice.account, alice_tokens), &alice),
+        (150, held([0; 20], bob.account, bob_eth), &bob),
+        (151, held(token_bytes, bob.account, bob_tokens), &bob),
+        (160, unpaid_claim, &bob),
     ];
     let mut tree = ExitTree::from_leaves((0..205u32).map(|index| {
         let other = ferry_types::key::sha256(&index.to_be_bytes());
-        (index, exit_leaf([0; 20], other[..20].try_into().unwrap_or_default(), amount_word(u128::from(index) + 1)))
+        (index, held([0; 20], other[..20].try_into().unwrap_or_default(), u128::from(index) + 1).leaf())
     }));
-    for &(index, token, amount, holder) in &claims {
-        tree.set(index, exit_leaf(token, holder.account, amount_word(amount)));
+    for &(index, claim, _) in &claims {
+        tree.set(index, claim.leaf());
     }
+    tree.set(161, paid_claim.leaf());
     let root = tree.root();
 
     // The vault hashes leaves, exit requests and heartbeats exactly as the Rust module does.
-    let leaf_call = [
-        &selector("exitLeaf(address,bytes20,uint256)")[..],
-        &address_word(token_bytes),
-        &bytes20_word(alice.account),
-        &uint(alice_tokens),
-    ]
-    .concat();
-    assert_eq!(rpc.view(&leaf_call).await?, exit_leaf(token_bytes, alice.account, amount_word(alice_tokens)));
+    let leaf_call = [&selector("exitLeaf((address,bytes20,uint64,uint256))")[..], &claim_words(&unpaid_claim)].concat();
+    assert_eq!(rpc.view(&leaf_call).await?, unpaid_claim.leaf());
     let message_call = [
-        &selector("exitMessage(address,bytes20,uint256,address)")[..],
-        &address_word([0; 20]),
-        &bytes20_word(bob.account),
-        &uint(bob_eth),
+        &selector("exitMessage((address,bytes20,uint64,uint256),address)")[..],
+        &claim_words(&unpaid_claim),
         &address_word([0xb0; 20]),
     ]
     .concat();
-    let rust_message =
-        exit_tree::exit_message(anvil::CHAIN_ID, vault_bytes, [0; 20], bob.account, amount_word(bob_eth), [0xb0; 20]);
+    let rust_message = exit_tree::exit_message(anvil::CHAIN_ID, vault_bytes, &unpaid_claim, [0xb0; 20]);
     assert_eq!(rpc.view(&message_call).await?, rust_message);
     let heartbeat_view =
         [&selector("heartbeatMessage((uint64,uint64,bytes32))")[..], &uint(u128::from(EPOCH)), &uint(10), &root]
@@ -330,7 +342,7 @@ async fn holders_exit_eth_and_tokens_from_a_vault_frozen_after_the_escape_delay(
             &exit_tree::heartbeat_message(anvil::CHAIN_ID, vault_bytes, EPOCH, height, *root),
         )
     };
-    let earlier_root = ExitTree::from_leaves([(0, exit_leaf([0; 20], alice.account, amount_word(1)))]).root();
+    let earlier_root = ExitTree::from_leaves([(0, held([0; 20], alice.account, 1).leaf())]).root();
     let first_gas =
         rpc.send("heartbeat 4", &heartbeat_calldata(4, &earlier_root, &sign_heartbeat(4, &earlier_root)?)).await?;
     let signature = sign_heartbeat(10, &root)?;
@@ -350,8 +362,24 @@ async fn holders_exit_eth_and_tokens_from_a_vault_frozen_after_the_escape_delay(
     // Too early: neither freeze nor exit.
     let opens_at = rpc.view(&selector("escapeOpensAt()")).await?;
     assert_eq!(rpc.refused("early freeze", &selector("freeze()"), "EscapeNotOpen(uint256)").await?, opens_at);
-    let alice_eth_exit = Exit::signed(&alice, vault_bytes, &tree, (3, [0; 20], alice_eth), [0xa1; 20])?;
+    let alice_eth_exit = Exit::signed(&alice, vault_bytes, &tree, (3, claims[0].1), [0xa1; 20])?;
     rpc.refused("exit before freeze", &alice_eth_exit.calldata(), "NotFrozen()").await?;
+
+    // While it runs, the federation releases batch 7: bob's first withdrawal is paid.
+    let withdrawal_to = EthAddress::from([0xb7; 20]);
+    let batch_seven = EthBatch {
+        chain_id: anvil::CHAIN_ID,
+        vault: batch_address(vault),
+        epoch: EPOCH,
+        nonce: 7,
+        items: vec![EthReleaseItem {
+            token: batch_address(EthAddress::ZERO),
+            recipient: batch_address(withdrawal_to),
+            amount: Amount::new(paid_withdrawal),
+        }],
+    };
+    wallet.release(vault, &batch_seven, &sign_release(&keys, &[0, 1, 2], &batch_seven)?).await?;
+    assert_eq!(wallet.balance(withdrawal_to).await?, U256::from(paid_withdrawal));
 
     // The federation stops; the escape delay passes; anyone freezes the vault.
     let delay = VAULT_ESCAPE_DELAY_SECS + 1;
@@ -384,13 +412,12 @@ async fn holders_exit_eth_and_tokens_from_a_vault_frozen_after_the_escape_delay(
     let mut forged = alice_eth_exit.clone();
     forged.proof[7][31] ^= 1;
     rpc.refused("a sibling changed", &forged.calldata(), "BadExitProof()").await?;
-    let more = Exit::signed(&alice, vault_bytes, &tree, (3, [0; 20], alice_eth + 1), [0xa1; 20])?;
+    let more = Exit::signed(&alice, vault_bytes, &tree, (3, held([0; 20], alice.account, alice_eth + 1)), [0xa1; 20])?;
     rpc.refused("amount + 1", &more.calldata(), "BadExitProof()").await?;
     let moved = Exit { index: 4, proof: tree.proof(4), ..alice_eth_exit.clone() };
     rpc.refused("another index", &moved.calldata(), "BadExitProof()").await?;
-    let by_mallory = Exit::signed(&mallory, vault_bytes, &tree, (3, [0; 20], alice_eth), [0xa1; 20])?;
-    let mallory_signs = Exit { account: alice.account, ..by_mallory.clone() };
-    rpc.refused("mallory's key for alice's account", &mallory_signs.calldata(), "WrongAccountKey()").await?;
+    let by_mallory = Exit::signed(&mallory, vault_bytes, &tree, (3, claims[0].1), [0xa1; 20])?;
+    rpc.refused("mallory's key for alice's account", &by_mallory.calldata(), "WrongAccountKey()").await?;
     let signed_by_mallory = Exit { signature: by_mallory.signature, ..alice_eth_exit.clone() };
     rpc.refused("signed by another key", &signed_by_mallory.calldata(), "BadExitSignature()").await?;
     let redirected = Exit { recipient: [0xee; 20], ..alice_eth_exit.clone() };
@@ -398,18 +425,23 @@ async fn holders_exit_eth_and_tokens_from_a_vault_frozen_after_the_escape_delay(
     let mut other_v = alice_eth_exit.clone();
     other_v.signature[64] ^= 1; // 27 <-> 28: the other recovery id recovers another key, or none
     rpc.refused("the other v", &other_v.calldata(), "BadExitSignature()").await?;
+    // Bob's withdrawal in batch 7 was paid by its release: its claim is refused, proof or not.
+    let paid_exit = Exit::signed(&bob, vault_bytes, &tree, (161, paid_claim), [0xb0; 20])?;
+    let released = rpc.refused("a withdrawal its batch paid", &paid_exit.calldata(), "ClaimReleased(uint64)").await?;
+    assert_eq!(released, uint(7));
     // (r, n - s) with the other v recovers alice's key too: only the low-s rule refuses it.
     let mut high_s = other_v.clone();
     let s_high = negated(high_s.signature[32..64].try_into()?);
     high_s.signature[32..64].copy_from_slice(&s_high);
     rpc.refused("high s", &high_s.calldata(), "BadExitSignature()").await?;
 
-    // Both holders exit both assets; each recipient receives the claim.
+    // Both holders exit both assets, and bob his unpaid withdrawal; each recipient receives the claim.
     let mut exit_gas = Vec::new();
-    for &(index, token, amount, holder) in &claims {
+    for &(index, claim, holder) in &claims {
         let recipient = if holder.account == alice.account { [0xa1; 20] } else { [0xb0; 20] };
-        let exit = Exit::signed(holder, vault_bytes, &tree, (index, token, amount), recipient)?;
-        let (recipient, asset) = (EthAddress::from(recipient), EthAddress::from(token));
+        let exit = Exit::signed(holder, vault_bytes, &tree, (index, claim), recipient)?;
+        let (amount, asset) = (claim.amount.get(), EthAddress::from(*claim.token.as_bytes()));
+        let recipient = EthAddress::from(recipient);
         let balance = |asset: EthAddress| async move {
             if asset == EthAddress::ZERO {
                 wallet.balance(recipient).await
@@ -422,9 +454,9 @@ async fn holders_exit_eth_and_tokens_from_a_vault_frozen_after_the_escape_delay(
         assert_eq!(balance(asset).await?, before + U256::from(amount), "leaf {index}");
 
         // The same leaf again: refused, nothing paid twice.
-        rpc.refused("second exit", &exit.calldata(), "AlreadyExited(address,bytes20)").await?;
+        assert_eq!(rpc.refused("second exit", &exit.calldata(), "AlreadyExited(uint256)").await?, uint(index.into()));
     }
-    eprintln!("gas: freeze {freeze_gas}, exits (ETH, token, ETH, token) {exit_gas:?}");
+    eprintln!("gas: freeze {freeze_gas}, exits (ETH, token, ETH, token, withdrawal ETH) {exit_gas:?}");
     assert_eq!(wallet.balance(vault).await?, U256::ZERO);
     assert_eq!(wallet.token_balance(token, vault).await?, U256::ZERO);
     eprintln!("test took {:?}", started.elapsed());

@@ -30,6 +30,9 @@ pub struct BlockInput<'a> {
     pub chain_id: &'a str,
     /// Raw transactions, in block order.
     pub txs: &'a [&'a [u8]],
+    /// The exit tree's root over the claims committed at `height - 1`
+    /// ([`crate::exit_claims::ClaimTree`], kept by the node).
+    pub exit_root: ferry_types::exit_tree::Hash,
 }
 
 /// The result of one transaction in a block.
@@ -124,8 +127,10 @@ fn tend_pending_batches<R: StateRead>(
 /// reserves, replacing stuck Bitcoin releases, aborting batches unsigned for too long and moving
 /// a federation hand-over on; then a reserves round opens when one is due (paused or not: a
 /// paused bridge still wants to know what the parent chains hold), after the batches it must
-/// allow for were formed; last, a key generation's phase closes when its time is up, a heartbeat
-/// round opens when due, and a scheduled parameter change is written for the next block.
+/// allow for were formed; then a key generation's phase closes when its time is up, a heartbeat
+/// round opens when due, and a scheduled parameter change is written for the next block; last,
+/// the exit claims follow everything the block wrote, and the root of the ones before it is
+/// recorded.
 fn end_block<R: StateRead>(
     state: &mut StateDelta<R>,
     params: &ferry_types::Params,
@@ -144,7 +149,9 @@ fn end_block<R: StateRead>(
     crate::reserves_check::open_round_if_due(state, params, height, events)?;
     crate::dkg::advance(state, params, height, events)?;
     crate::liveness::open_round_if_due(state, params, block, events)?;
-    crate::governance::apply_due(state, height, events)
+    crate::governance::apply_due(state, height, events)?;
+    crate::exit_claims::record_root(state, height, block.exit_root)?;
+    crate::exit_claims::refresh(state)
 }
 
 /// The share of a proposal's bytes kept for federation duties first, in percent.

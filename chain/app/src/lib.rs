@@ -26,6 +26,7 @@ pub mod dkg;
 pub mod duties;
 pub mod event;
 pub mod execute;
+pub mod exit_claims;
 pub mod genesis;
 pub mod governance;
 pub mod handover;

@@ -127,7 +127,7 @@ pub fn query<R: StateRead>(state: R, path: &str) -> Result<QueryAnswer, StateErr
              {DEPOSIT_PATH}<id>, {RESERVES_PATH}, {RESERVES_CHECK_PATH}, {FEDERATION_PATH}, {PEG_PATH}, {WITHDRAWAL_PATH}wd-<n>, \
              {BATCH_PATH}<n>, {PENDING_BATCHES_PATH}[/<after>], {BRIDGE_PATH}, {BITCOIN_FEES_PATH}, \
              /listing/<0x token>, {DEPOSIT_ADDRESS_PATH}<address>, {DEPOSIT_ADDRESSES_PATH}<after>, \
-             {UNATTRIBUTED_PATH}[/<after id>], /signer_keys/<address>, /federation/proposals, /federation/next, /federation/liveness, /params/proposals, \
+             {UNATTRIBUTED_PATH}[/<after id>], /exit/eth/root, /exit/eth/claims/<from>, /signer_keys/<address>, /federation/proposals, /federation/next, /federation/liveness, /params/proposals, \
              /dkg[/<session>[/dealings]], /audit_anchor/<member>/<relayer|signer>"
         ),
     ))
@@ -238,6 +238,28 @@ fn deposit_address_query<R: StateRead>(state: &StateDelta<R>, path: &str) -> Res
             registrations,
             total: state.deposit_address_count()?,
         })));
+    }
+    if path == ferry_types::query::EXIT_ROOT_PATH {
+        let root: Option<ferry_types::exit_tree::ExitRoot> = state.get_record(ferry_types::state_keys::EXIT_ROOT)?;
+        return Ok(Some(root.map_or_else(
+            || QueryAnswer::error(QUERY_NOT_FOUND, "no exit root yet (before the first block)"),
+            |root| QueryAnswer::json(&root),
+        )));
+    }
+    if let Some(rest) = path.strip_prefix(ferry_types::query::EXIT_CLAIMS_PATH) {
+        let Some(from) = rest.parse::<u32>().ok().filter(|n| n.to_string() == rest) else {
+            return Ok(Some(QueryAnswer::error(
+                QUERY_BAD_REQUEST,
+                format!(
+                    "query `{path}`: expected {}<from>, a position (0 for the first page)",
+                    ferry_types::query::EXIT_CLAIMS_PATH
+                ),
+            )));
+        };
+        let page = ferry_types::query::EXIT_CLAIMS_PAGE;
+        let claims = crate::exit_claims::claims_from(state, from, page)?;
+        let next = if claims.len() == page { claims.last().and_then(|(index, _)| index.checked_add(1)) } else { None };
+        return Ok(Some(QueryAnswer::json(&ferry_types::query::ExitClaimPage { claims, next })));
     }
     if let Some(rest) = path.strip_prefix(UNATTRIBUTED_PATH) {
         let after = match rest.strip_prefix('/') {

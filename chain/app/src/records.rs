@@ -101,6 +101,10 @@ const RECORDS: &[(Match, Codec)] = &[
     (Match::Prefix(b"batch/"), codec::<Batch>()),
     (Match::Exact(b"last_batch"), codec::<u64>()),
     (Match::Prefix(b"outflow/"), codec::<WindowOutflow>()),
+    (Match::Prefix(ferry_types::state_keys::EXIT_CLAIM_PREFIX), codec::<ferry_types::exit_tree::Claim>()),
+    (Match::Exact(ferry_types::state_keys::EXIT_ROOT), codec::<ferry_types::exit_tree::ExitRoot>()),
+    (Match::Prefix(b"exit/eth/position/"), codec::<u32>()),
+    (Match::Exact(b"exit/eth/next_position"), codec::<u32>()),
 ];
 
 /// A key no record kind is known for.

@@ -166,6 +166,16 @@ impl<R: StateRead> StateDelta<R> {
         self.writes.clear();
     }
 
+    /// The keys this overlay wrote (or deleted) under `prefix`, in key order.
+    pub fn written_under(&self, prefix: &[u8]) -> Vec<Vec<u8>> {
+        self.writes
+            .range(prefix.to_vec()..)
+            .map(|(key, _)| key)
+            .take_while(|key| key.starts_with(prefix))
+            .cloned()
+            .collect()
+    }
+
     /// Buffers `value` under `key`.
     pub fn put_raw(&mut self, key: Vec<u8>, value: Vec<u8>) {
         self.writes.insert(key, Some(value));

@@ -2271,3 +2271,82 @@ fn withdrawal_id_of(outcome: &TxOutcome) -> TestResult<String> {
     let [event] = queued.as_slice() else { return Err(format!("expected one queued event: {outcome:?}").into()) };
     Ok(attributes(event).get(ev::WITHDRAWAL_ID).map(|id| (*id).to_owned()).ok_or("no id attribute")?)
 }
+
+/// Every exit claim committed at the chain's latest height, by position.
+fn exit_claims(bridge: &Bridge) -> TestResult<BTreeMap<u32, ferry_types::exit_tree::Claim>> {
+    let mut claims = BTreeMap::new();
+    let mut from = 0;
+    loop {
+        let page: ferry_types::query::ExitClaimPage =
+            bridge.chain.query_json(&format!("{}{from}", ferry_types::query::EXIT_CLAIMS_PATH))?.ok_or("no page")?;
+        claims.extend(page.claims);
+        match page.next {
+            Some(next) => from = next,
+            None => return Ok(claims),
+        }
+    }
+}
+
+/// Alice's claims in `token` as (nonce, amount), in position order.
+fn claims_of(
+    claims: &BTreeMap<u32, ferry_types::exit_tree::Claim>,
+    account: &Address,
+    token: EthAddress,
+) -> Vec<(u64, u128)> {
+    claims
+        .values()
+        .filter(|claim| claim.account == *account && claim.token == token)
+        .map(|claim| (claim.nonce, claim.amount.get()))
+        .collect()
+}
+
+#[test]
+fn exit_claims_follow_balances_and_withdrawals_until_their_release_settles() -> TestResult {
+    let mut bridge = Bridge::start()?;
+    let alice = bridge.alice.address;
+    let token_address: EthAddress = "0x00000000000000000000000000000000000000ab".parse()?;
+    let claims = exit_claims(&bridge)?;
+    assert_eq!(claims_of(&claims, &alice, EthAddress::ZERO), [(0, DEPOSIT_WEI)], "{claims:?}");
+    assert_eq!(claims_of(&claims, &alice, token_address), [(0, DEPOSIT_TOKEN)]);
+
+    // A burn moves the amount from the balance's claim to the withdrawal's, still owed.
+    let ether = ETH / 2;
+    bridge.withdraw(&Denom::wei(), ether, ETH_DESTINATION)?;
+    let fees = DEPOSIT_WEI - ether - bridge.chain.balance(&alice, &Denom::wei())?;
+    let claims = exit_claims(&bridge)?;
+    let balance_left = DEPOSIT_WEI - ether - fees;
+    assert_eq!(claims_of(&claims, &alice, EthAddress::ZERO), [(0, balance_left), (0, ether)], "{claims:?}");
+
+    // Batched: the withdrawal's claim names the batch, which the vault refuses once released.
+    let events = bridge.run_to_batch_height()?;
+    let id = created_batch(&events, &Denom::wei())?;
+    let claims = exit_claims(&bridge)?;
+    assert_eq!(claims_of(&claims, &alice, EthAddress::ZERO), [(0, balance_left), (id, ether)]);
+
+    // The root each block records is the tree over the claims committed before it.
+    let height = bridge.chain.height();
+    bridge.chain.empty_block()?;
+    let root: ferry_types::exit_tree::ExitRoot =
+        bridge.chain.query_json(ferry_types::query::EXIT_ROOT_PATH)?.ok_or("no root")?;
+    let rebuilt =
+        ferry_types::exit_tree::ExitTree::from_leaves(claims.iter().map(|(index, claim)| (*index, claim.leaf())));
+    assert_eq!((root.height, root.root), (height, rebuilt.root()));
+
+    // Settled: the release paid it, nothing is claimed for it any more.
+    for member in 0..3 {
+        bridge.sign(member, id)?;
+    }
+    for member in 0..3 {
+        assert_eq!(bridge.attest_release(member, id, RELEASE_TX)?.code, TxCode::Ok);
+    }
+    assert_eq!(bridge.chain.batch(id)?.batch.status, BatchStatus::Released);
+    let claims = exit_claims(&bridge)?;
+    assert_eq!(claims_of(&claims, &alice, EthAddress::ZERO), [(0, balance_left)]);
+    // What the claims add up to is what the vault owes: the supply less the keyless fee
+    // collector's share, plus the burns not yet paid (none now).
+    let ledger = bridge.ledger(&Denom::wei())?;
+    let claimed: u128 = claims.values().filter(|claim| claim.token == EthAddress::ZERO).map(|c| c.amount.get()).sum();
+    let collected = bridge.chain.balance(&Address::fee_collector(), &Denom::wei())?;
+    assert_eq!(claimed + collected, ledger.supply.get() + ledger.unreleased.get());
+    assert_reconciled(&bridge)
+}

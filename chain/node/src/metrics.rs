@@ -27,6 +27,9 @@ pub struct Metrics {
     pub blocks: IntCounter,
     /// Last committed height.
     pub height: IntGauge,
+    /// Positions of the exit tree holding a claim (balances and unpaid withdrawals of
+    /// Ethereum assets) in the committed state.
+    pub exit_claims: IntGauge,
     /// Transactions by phase (`check`, `finalize`) and outcome (a [`TxCode`] name).
     pub txs: IntCounterVec,
     /// FinalizeBlock duration.
@@ -200,6 +203,11 @@ impl Metrics {
         let registry = Registry::new();
         let blocks = IntCounter::new("ferry_chain_blocks_total", "Blocks finalized by this node")?;
         let height = IntGauge::new("ferry_chain_height", "Last committed block height")?;
+        let exit_claims = IntGauge::new(
+            "ferry_chain_exit_claims",
+            "Ethereum exit claims (balances and unpaid withdrawals) in the committed exit tree",
+        )?;
+        registry.register(Box::new(exit_claims.clone()))?;
         let txs = IntCounterVec::new(
             Opts::new("ferry_chain_txs_total", "Transactions by phase and outcome"),
             &["phase", "outcome"],
@@ -404,6 +412,7 @@ impl Metrics {
             registry,
             blocks,
             height,
+            exit_claims,
             txs,
             finalize_block_seconds,
             commit_seconds,

@@ -11,6 +11,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use ferry_app::cosmos_query::SimulationContext;
 use ferry_app::execute::TxContext;
+use ferry_app::exit_claims::ClaimTree;
 use ferry_app::query::QueryAnswer;
 use ferry_app::{BlockInput, BlockOutcome, SignatureCache, StateDelta, StateError, StateRead};
 use ferry_types::cosmos_api::StandardQuery;
@@ -18,7 +19,7 @@ use ferry_types::query::{
     APP_HASH_PATH, AppHashView, BatchRelease, JMT_PROOF_OP, QUERY_BAD_HEIGHT, QUERY_BAD_REQUEST, QUERY_NOT_FOUND,
     QUERY_PRUNED, STORE_PATH,
 };
-use ferry_types::{GenesisState, Params, TxCode};
+use ferry_types::{GenesisState, Params, TxCode, state_keys};
 use tendermint::AppHash;
 use tendermint::abci::types::ExecTxResult;
 use tendermint::abci::{Code, Event as AbciEvent};
@@ -67,6 +68,8 @@ const SIGNATURE_CACHE_ENTRIES: usize = 200_000;
 struct Finalized {
     height: u64,
     pending: PendingVersion,
+    /// The block's writes to the exit claims, for the exit tree at Commit.
+    claim_changes: ferry_app::ChangeSet,
 }
 
 /// The application behind CometBFT.
@@ -89,6 +92,9 @@ pub struct Node {
     signatures: SignatureCache,
     finalized: Mutex<Option<Finalized>>,
     mempool: Mutex<StateDelta<StateView>>,
+    /// The exit tree over the committed exit claims: rebuilt from the store at start-up and
+    /// after a state-sync restore, updated at each Commit; each block records its root.
+    claims: Mutex<ClaimTree>,
     metrics: Metrics,
 }
 
@@ -135,6 +141,8 @@ impl Node {
         };
         metrics.height.set(i64::try_from(version).unwrap_or(i64::MAX));
         metrics.record_bridge(&bridge_snapshot(&mempool, version)?);
+        let claims = ClaimTree::load(&store.view(version)?)?;
+        metrics.exit_claims.set(i64::try_from(claims.len()).unwrap_or(i64::MAX));
         Ok(Node {
             store,
             pruner: None,
@@ -147,6 +155,7 @@ impl Node {
             signatures: SignatureCache::new(SIGNATURE_CACHE_ENTRIES),
             finalized: Mutex::new(None),
             mempool: Mutex::new(mempool),
+            claims: Mutex::new(claims),
             metrics,
         })
     }
@@ -250,13 +259,19 @@ impl Node {
         let chain_id = &chain.chain_id;
         let base = self.store.view(height.saturating_sub(1))?;
         let txs: Vec<&[u8]> = request.txs.iter().map(Bytes::as_ref).collect();
-        let block = BlockInput { height, time_unix: request.time.unix_timestamp(), chain_id, txs: &txs };
+        let exit_root = lock(&self.claims).root();
+        let block = BlockInput { height, time_unix: request.time.unix_timestamp(), chain_id, txs: &txs, exit_root };
         let BlockOutcome { tx_results, events, changes } = ferry_app::finalize_block(&base, &block, &self.signatures)?;
         let tx_events = tx_results.iter().flat_map(|result| &result.events);
         self.metrics.count_block_events(events.iter().chain(tx_events).map(|event| event.kind));
         let pending = self.store.prepare(&changes, height)?;
         let root = pending.root;
-        *lock(&self.finalized) = Some(Finalized { height, pending });
+        let claim_changes = changes
+            .range(state_keys::EXIT_CLAIM_PREFIX.to_vec()..)
+            .take_while(|(key, _)| key.starts_with(state_keys::EXIT_CLAIM_PREFIX))
+            .map(|(key, value)| (key.clone(), value.clone()))
+            .collect();
+        *lock(&self.finalized) = Some(Finalized { height, pending, claim_changes });
 
         let accepted = tx_results.iter().filter(|r| r.code == TxCode::Ok).count();
         for result in &tx_results {
@@ -294,10 +309,15 @@ impl Node {
     /// On storage failure, or a Commit without a FinalizeBlock.
     pub fn commit(&self) -> Result<response::Commit, Fatal> {
         let started = Instant::now();
-        let Some(Finalized { height, pending }) = lock(&self.finalized).take() else {
+        let Some(Finalized { height, pending, claim_changes }) = lock(&self.finalized).take() else {
             return Err(Fatal::Protocol("Commit without FinalizeBlock".to_owned()));
         };
         self.store.commit(&pending, None)?;
+        {
+            let mut claims = lock(&self.claims);
+            claims.apply(&claim_changes)?;
+            self.metrics.exit_claims.set(i64::try_from(claims.len()).unwrap_or(i64::MAX));
+        }
         let committed = StateDelta::new(self.store.view(height)?);
         self.metrics.record_bridge(&bridge_snapshot(&committed, height)?);
         *lock(&self.mempool) = committed;
@@ -484,6 +504,7 @@ impl Node {
             return Ok(answer(Outcome::RejectSnapshot, Vec::new(), Vec::new()));
         }
         self.store.commit_restored(&pending, &chain_id)?;
+        *lock(&self.claims) = ClaimTree::load(&self.store.view(height)?)?;
         let committed = StateDelta::new(self.store.view(height)?);
         *lock(&self.chain) = Some(Arc::new(ChainConfig { chain_id: chain_id.clone(), params: committed.params()? }));
         self.metrics.record_bridge(&bridge_snapshot(&committed, height)?);

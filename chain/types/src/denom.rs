@@ -37,6 +37,17 @@ impl Denom {
         &self.0
     }
 
+    /// The Ethereum asset this denomination wraps: the zero address for ETH, the token contract
+    /// for an ERC-20; `None` for a Bitcoin denomination.
+    pub fn ethereum_token(&self) -> Option<crate::eth_address::EthAddress> {
+        if self.0 == WEI {
+            return Some(crate::eth_address::EthAddress::default());
+        }
+        let hex = self.0.strip_prefix(ERC20_PREFIX)?;
+        let bytes: [u8; 20] = hex::decode(hex).ok()?.try_into().ok()?;
+        Some(crate::eth_address::EthAddress::from_bytes(bytes))
+    }
+
     /// The wrapped form of ERC-20 `token`.
     pub fn erc20(token: &crate::eth_address::EthAddress) -> Self {
         Denom(format!("{ERC20_PREFIX}{}", hex::encode(token.as_bytes())))
@@ -87,5 +98,13 @@ mod tests {
         for bad in ["", "btc", "SAT", "erc20/0xAB", "erc20/0x00000000000000000000000000000000000000AB"] {
             assert!(bad.parse::<Denom>().is_err(), "{bad} accepted");
         }
+    }
+
+    #[test]
+    fn ethereum_token_of_each_form() {
+        let token = crate::eth_address::EthAddress::from_bytes([0xab; 20]);
+        assert_eq!(Denom::wei().ethereum_token(), Some(crate::eth_address::EthAddress::default()));
+        assert_eq!(Denom::erc20(&token).ethereum_token(), Some(token));
+        assert_eq!(Denom::sat().ethereum_token(), None);
     }
 }

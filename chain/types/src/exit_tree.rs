@@ -3,16 +3,17 @@
 //! once it is frozen (issue 17, "Emergency exits"). Pure: no I/O, no clock, no randomness; the
 //! chain decides the amounts and assigns the leaf positions, this module only hashes them.
 //!
-//! **Invariant.** The root commits to exactly one leaf per (token, Ferry account) with a
-//! non-zero claim, at the position the chain assigned it, and `FerryVault.exit` accepts a claim
-//! only with the 32 siblings of that position leading to the root of the last heartbeat, so
-//! a holder exits at most what the chain said they own, once per asset.
+//! **Invariant.** The root commits to one leaf per non-zero claim the chain keeps (an account's
+//! balance of an asset, or one of its withdrawals burned but not yet paid), at the position the
+//! chain assigned it, and `FerryVault.exit` accepts a claim only with the 32 siblings of that
+//! position leading to the root it holds, once per position, and a withdrawal's claim only while
+//! the batch that would pay it is unreleased: a holder exits at most what the chain said they own.
 //!
 //! - **Leaf**: `keccak256(abi.encodePacked(bytes32 "FERRY_EXIT_LEAF_V1", address token,
-//!   bytes20 account, uint256 amount))` — 104 bytes hashed ([`exit_leaf`]). `token` is
-//!   `address(0)` for ETH; `account` is the Ferry account id, `RIPEMD160(SHA256(compressed
-//!   secp256k1 public key))` ([`crate::key::address_of`]); `amount` (big-endian) is the account's
-//!   wrapped balance of the asset plus its withdrawals of it burned but not yet paid.
+//!   bytes20 account, uint64 nonce, uint256 amount))` — 112 bytes hashed ([`Claim::leaf`]).
+//!   `token` is `address(0)` for ETH; `account` is the Ferry account id, `RIPEMD160(SHA256(
+//!   compressed secp256k1 public key))` ([`crate::key::address_of`]); `nonce` is 0 or the batch
+//!   whose release pays the claim; `amount` is big-endian.
 //! - **Tree**: fixed depth [`EXIT_TREE_DEPTH`] = 32, binary, node = `keccak256(left ‖ right)`.
 //!   Leaves sit at positions `0 .. 2^32` that the chain assigns append-only; an empty position
 //!   is `bytes32(0)` and an empty subtree of height `h` hashes to [`zero_hashes`]`()[h]`.
@@ -25,7 +26,7 @@
 //! - **Exit request**: the holder's account key signs, with plain ECDSA over the 32-byte digest
 //!   (no EIP-191 prefix), [`exit_message`] = `keccak256(abi.encodePacked(bytes32
 //!   "FERRY_EXIT_V1", uint256 chainId, address vault, address token, bytes20 account,
-//!   uint256 amount, address recipient))` — 176 bytes hashed. [`sign_exit`] gives the 65-byte
+//!   uint64 nonce, uint256 amount, address recipient))` — 184 bytes hashed. [`sign_exit`] gives the 65-byte
 //!   `r ‖ s ‖ v` signature (low `s`, `v` ∈ {27, 28}) `ecrecover` takes.
 //!
 //! [`ExitTree`] keeps only non-empty nodes (one ordered map per height), so a tree of a million
@@ -39,8 +40,10 @@ use std::sync::OnceLock;
 use k256::ecdsa::SigningKey;
 use sha3::{Digest, Keccak256};
 
+use crate::eth_address::EthAddress;
 use crate::key::KeyError;
 use crate::release::eth::pad_right;
+use crate::{Address, Amount};
 
 /// Height of the exit tree: 2^32 leaf positions, 32 siblings per proof.
 pub const EXIT_TREE_DEPTH: usize = 32;
@@ -72,39 +75,64 @@ pub fn amount_word(amount: u128) -> [u8; 32] {
     word
 }
 
-/// The leaf of `account`'s claim of `amount` (a big-endian `uint256`) in `token` (all zeros for
-/// ETH): `keccak256(abi.encodePacked(EXIT_LEAF_TAG, token, account, amount))`, as
-/// `FerryVault.exitLeaf` computes it.
-pub fn exit_leaf(token: [u8; 20], account: [u8; 20], amount: [u8; 32]) -> Hash {
-    let mut packed = [0u8; 32 + 20 + 20 + 32];
-    packed[..32].copy_from_slice(&EXIT_LEAF_TAG);
-    packed[32..52].copy_from_slice(&token);
-    packed[52..72].copy_from_slice(&account);
-    packed[72..].copy_from_slice(&amount);
-    keccak256(&packed)
+/// A holder's claim on the vault, as one leaf of the exit tree commits to it: `amount` (in the
+/// token's smallest unit) of `token` (all zeros for ETH) owed to the Ferry account `account`.
+/// `nonce` is 0 for the account's balance and its withdrawals not yet in a batch, and the batch's
+/// nonce for its withdrawals in a batch the vault may still release: `FerryVault.exit` pays such a
+/// claim only while that nonce is unreleased, so a withdrawal is never paid by both.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub struct Claim {
+    /// The ERC-20 contract, the zero address for ETH.
+    pub token: EthAddress,
+    /// The Ferry account owed.
+    pub account: Address,
+    /// 0, or the batch nonce whose release would pay the claim instead.
+    pub nonce: u64,
+    /// The amount owed.
+    pub amount: Amount,
 }
 
-/// The digest the holder of `account` signs to take `amount` of `token` out of the frozen
-/// `vault` on chain `chain_id`, paid to `recipient`: `keccak256(abi.encodePacked(EXIT_TAG,
-/// uint256 chainId, vault, token, account, amount, recipient))`, as `FerryVault.exitMessage`
-/// computes it. Binding chain, vault and recipient means a signature cannot be replayed on
-/// another vault or redirected.
-pub fn exit_message(
-    chain_id: u64,
-    vault: [u8; 20],
-    token: [u8; 20],
-    account: [u8; 20],
-    amount: [u8; 32],
-    recipient: [u8; 20],
-) -> Hash {
-    let mut packed = [0u8; 32 + 32 + 20 + 20 + 20 + 32 + 20];
+impl Claim {
+    /// The leaf: `keccak256(abi.encodePacked(EXIT_LEAF_TAG, address token, bytes20 account,
+    /// uint64 nonce, uint256 amount))`, 112 bytes hashed, as `FerryVault.exitLeaf` computes it.
+    pub fn leaf(&self) -> Hash {
+        let mut packed = [0u8; 32 + 20 + 20 + 8 + 32];
+        packed[..32].copy_from_slice(&EXIT_LEAF_TAG);
+        packed[32..52].copy_from_slice(self.token.as_bytes());
+        packed[52..72].copy_from_slice(self.account.as_bytes());
+        packed[72..80].copy_from_slice(&self.nonce.to_be_bytes());
+        packed[80..].copy_from_slice(&amount_word(self.amount.get()));
+        keccak256(&packed)
+    }
+}
+
+/// The exit tree's root over the claims of the state committed at `height` and at every later
+/// height until the next record: what a heartbeat (or a release) carries to the vault, and what
+/// an exit proof is checked against.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ExitRoot {
+    /// The sidechain height whose committed claims the root covers.
+    pub height: u64,
+    /// The root.
+    #[serde(with = "hex::serde")]
+    pub root: Hash,
+}
+
+/// The digest the holder of `claim.account` signs to take `claim` out of the frozen `vault` on
+/// chain `chain_id`, paid to `recipient`: `keccak256(abi.encodePacked(EXIT_TAG, uint256 chainId,
+/// address vault, address token, bytes20 account, uint64 nonce, uint256 amount, address
+/// recipient))`, 184 bytes hashed, as `FerryVault.exitMessage` computes it. Binding chain, vault
+/// and recipient means a signature cannot be replayed on another vault or redirected.
+pub fn exit_message(chain_id: u64, vault: [u8; 20], claim: &Claim, recipient: [u8; 20]) -> Hash {
+    let mut packed = [0u8; 32 + 32 + 20 + 20 + 20 + 8 + 32 + 20];
     packed[..32].copy_from_slice(&EXIT_TAG);
     packed[56..64].copy_from_slice(&chain_id.to_be_bytes());
     packed[64..84].copy_from_slice(&vault);
-    packed[84..104].copy_from_slice(&token);
-    packed[104..124].copy_from_slice(&account);
-    packed[124..156].copy_from_slice(&amount);
-    packed[156..].copy_from_slice(&recipient);
+    packed[84..104].copy_from_slice(claim.token.as_bytes());
+    packed[104..124].copy_from_slice(claim.account.as_bytes());
+    packed[124..132].copy_from_slice(&claim.nonce.to_be_bytes());
+    packed[132..164].copy_from_slice(&amount_word(claim.amount.get()));
+    packed[164..].copy_from_slice(&recipient);
     keccak256(&packed)
 }
 
@@ -161,8 +189,8 @@ pub fn account_of_exit_public_key(public_key: &[u8; 64]) -> [u8; 20] {
 }
 
 /// The 65-byte signature `r ‖ s ‖ v` (low `s`, `v` ∈ {27, 28}) by the account `secret` of
-/// [`exit_message`]`(chain_id, vault, token, account, amount, recipient)`: what a holder hands
-/// `FerryVault.exit` with their public key ([`exit_public_key`]) and leaf proof.
+/// [`exit_message`]`(chain_id, vault, claim, recipient)`: what a holder hands `FerryVault.exit`
+/// with their public key ([`exit_public_key`]) and leaf proof.
 ///
 /// # Errors
 /// [`ExitSignatureError::Key`] for a secret that is not a secp256k1 key;
@@ -171,13 +199,11 @@ pub fn sign_exit(
     secret: &[u8],
     chain_id: u64,
     vault: [u8; 20],
-    token: [u8; 20],
-    account: [u8; 20],
-    amount: [u8; 32],
+    claim: &Claim,
     recipient: [u8; 20],
 ) -> Result<[u8; 65], ExitSignatureError> {
     let key = SigningKey::from_slice(secret).map_err(|_| KeyError)?;
-    let digest = exit_message(chain_id, vault, token, account, amount, recipient);
+    let digest = exit_message(chain_id, vault, claim, recipient);
     // k256 signs with RFC 6979 nonces and normalises `s` to the low half (flipping the
     // recovery id to match), which is what the vault requires.
     let (signature, recovery) = key.sign_prehash_recoverable(&digest).map_err(|_| ExitSignatureError::Signing)?;
@@ -344,11 +370,15 @@ mod tests {
 
     use super::*;
 
-    const TOKEN: [u8; 20] = [0x70; 20];
-    const ETH: [u8; 20] = [0; 20];
+    const TOKEN: EthAddress = EthAddress::from_bytes([0x70; 20]);
+    const ETH: EthAddress = EthAddress::from_bytes([0; 20]);
+
+    fn claim(token: EthAddress, account: u8, nonce: u64, amount: u128) -> Claim {
+        Claim { token, account: Address::from_bytes([account; 20]), nonce, amount: Amount::new(amount) }
+    }
 
     fn leaf_of(byte: u8, amount: u128) -> Hash {
-        exit_leaf(TOKEN, [byte; 20], amount_word(amount))
+        claim(TOKEN, byte, 0, amount).leaf()
     }
 
     #[test]
@@ -369,15 +399,17 @@ mod tests {
     }
 
     #[test]
-    fn leaf_is_keccak_of_the_packed_tag_token_account_and_amount() {
+    fn leaf_is_keccak_of_the_packed_tag_token_account_nonce_and_amount() {
         let mut packed = Vec::new();
         packed.extend_from_slice(b"FERRY_EXIT_LEAF_V1");
         packed.extend_from_slice(&[0; 14]);
-        packed.extend_from_slice(&ETH);
+        packed.extend_from_slice(&[0; 20]);
         packed.extend_from_slice(&[0xac; 20]);
+        packed.extend_from_slice(&9u64.to_be_bytes());
         packed.extend_from_slice(&amount_word(5));
-        assert_eq!(packed.len(), 104);
-        assert_eq!(exit_leaf(ETH, [0xac; 20], amount_word(5)), keccak256(&packed));
+        assert_eq!(packed.len(), 112);
+        assert_eq!(claim(ETH, 0xac, 9, 5).leaf(), keccak256(&packed));
+        assert_ne!(claim(ETH, 0xac, 0, 5).leaf(), claim(ETH, 0xac, 9, 5).leaf());
     }
 
     #[test]
@@ -407,18 +439,18 @@ mod tests {
     }
 
     #[test]
-    fn exit_message_packs_176_bytes_in_the_vault_order() {
-        let amount = amount_word(1_000);
+    fn exit_message_packs_184_bytes_in_the_vault_order() {
         let mut packed = Vec::new();
         packed.extend_from_slice(&EXIT_TAG);
         packed.extend_from_slice(&amount_word(31_337));
         packed.extend_from_slice(&[0x11; 20]);
-        packed.extend_from_slice(&ETH);
+        packed.extend_from_slice(&[0; 20]);
         packed.extend_from_slice(&[0x22; 20]);
-        packed.extend_from_slice(&amount);
+        packed.extend_from_slice(&4u64.to_be_bytes());
+        packed.extend_from_slice(&amount_word(1_000));
         packed.extend_from_slice(&[0x33; 20]);
-        assert_eq!(packed.len(), 176);
-        assert_eq!(exit_message(31_337, [0x11; 20], ETH, [0x22; 20], amount, [0x33; 20]), keccak256(&packed));
+        assert_eq!(packed.len(), 184);
+        assert_eq!(exit_message(31_337, [0x11; 20], &claim(ETH, 0x22, 4, 1_000), [0x33; 20]), keccak256(&packed));
     }
 
     #[test]
@@ -438,19 +470,19 @@ mod tests {
     fn exit_signature_recovers_to_the_accounts_key_with_low_s() -> Result<(), Box<dyn std::error::Error>> {
         let secret = crate::key::sha256(b"exit signer");
         let public_key = exit_public_key(&secret)?;
-        let account = *crate::AccountKey::from_secret_bytes(&secret)?.address().as_bytes();
-        assert_eq!(account_of_exit_public_key(&public_key), account);
+        let account = crate::AccountKey::from_secret_bytes(&secret)?.address();
+        assert_eq!(account_of_exit_public_key(&public_key), *account.as_bytes());
 
-        let amount = amount_word(7);
-        let signature = sign_exit(&secret, 31_337, [0x11; 20], TOKEN, account, amount, [0x33; 20])?;
+        let held = Claim { token: TOKEN, account, nonce: 0, amount: Amount::new(7) };
+        let signature = sign_exit(&secret, 31_337, [0x11; 20], &held, [0x33; 20])?;
         assert!(signature[64] == 27 || signature[64] == 28);
         let parsed = k256::ecdsa::Signature::from_slice(&signature[..64])?;
         assert!(parsed.normalize_s().is_none(), "s must already be low");
         let recovery = k256::ecdsa::RecoveryId::from_byte(signature[64] - 27).ok_or("recovery id")?;
-        let digest = exit_message(31_337, [0x11; 20], TOKEN, account, amount, [0x33; 20]);
+        let digest = exit_message(31_337, [0x11; 20], &held, [0x33; 20]);
         let recovered = k256::ecdsa::VerifyingKey::recover_from_prehash(&digest, &parsed, recovery)?;
         assert_eq!(recovered.to_encoded_point(false).as_bytes()[1..], public_key);
-        assert_eq!(sign_exit(&[0; 32], 1, [0; 20], ETH, account, amount, [0; 20]), Err(KeyError.into()));
+        assert_eq!(sign_exit(&[0; 32], 1, [0; 20], &held, [0; 20]), Err(KeyError.into()));
         Ok(())
     }
 
@@ -476,7 +508,8 @@ mod tests {
             prop_assert!(verify(&root, index, &leaf, &proof));
 
             prop_assert!(!verify(&root, index, &leaf_of(account, amount + 1), &proof), "amount + 1");
-            prop_assert!(!verify(&root, index, &exit_leaf(ETH, [account; 20], amount_word(amount)), &proof), "another token");
+            prop_assert!(!verify(&root, index, &claim(ETH, account, 0, amount).leaf(), &proof), "another token");
+            prop_assert!(!verify(&root, index, &claim(TOKEN, account, 1, amount).leaf(), &proof), "another nonce");
             prop_assert!(!verify(&root, index ^ 1, &leaf, &proof), "a neighbouring index");
             prop_assert!(!verify(&root, index ^ (1 << 31), &leaf, &proof), "the top bit of the index");
             for height in [0, 5, EXIT_TREE_DEPTH - 1] {

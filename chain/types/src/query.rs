@@ -83,6 +83,25 @@ pub const UNATTRIBUTED_PAGE: usize = 100;
 /// Most registrations one `/deposit_addresses/<after>` answer carries.
 pub const DEPOSIT_ADDRESSES_PAGE: usize = 1_000;
 
+/// Path of the exit tree's root over the committed claims ([`crate::exit_tree::ExitRoot`]):
+/// asked at height `h + 1`, the root of the claims committed at `h`, recorded at the first
+/// height they had it.
+pub const EXIT_ROOT_PATH: &str = "/exit/eth/root";
+/// Path of a page of the Ethereum exit claims from a position on (`/exit/eth/claims/<from>`,
+/// [`ExitClaimPage`]): with every page, anyone rebuilds the exit tree at that height.
+pub const EXIT_CLAIMS_PATH: &str = "/exit/eth/claims/";
+/// The most exit claims one page holds.
+pub const EXIT_CLAIMS_PAGE: usize = 2_000;
+
+/// One page of the Ethereum exit claims, in position order.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExitClaimPage {
+    /// (position, claim) from the asked position on, at most [`EXIT_CLAIMS_PAGE`].
+    pub claims: Vec<(u32, crate::exit_tree::Claim)>,
+    /// Where the next page starts, when there may be one.
+    pub next: Option<u32>,
+}
+
 /// Query answer code: found.
 pub const QUERY_OK: u32 = 0;
 /// Query answer code: the path or its argument is malformed.

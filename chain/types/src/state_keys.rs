@@ -75,3 +75,16 @@ pub fn deposit_address(number: u64) -> Vec<u8> {
 pub fn deposit_address_count() -> Vec<u8> {
     [b"count/".as_slice(), DEPOSIT_ADDRESS_PREFIX].concat()
 }
+
+/// Prefix of the Ethereum exit claims ([`crate::exit_tree::Claim`]), each keyed by its position
+/// in the exit tree as a big-endian `u32`: the leaves the exit tree is built from.
+pub const EXIT_CLAIM_PREFIX: &[u8] = b"exit/eth/claim/";
+
+/// Key of the exit claim at position `index`.
+pub fn exit_claim(index: u32) -> Vec<u8> {
+    [EXIT_CLAIM_PREFIX, &index.to_be_bytes()].concat()
+}
+
+/// The exit tree's root over the committed claims ([`crate::exit_tree::ExitRoot`]), written by
+/// the first block after the claims changed.
+pub const EXIT_ROOT: &[u8] = b"exit/eth/root";

@@ -13,6 +13,7 @@ use std::error::Error;
 
 use ferry_app::bridge::ReserveUtxo;
 use ferry_app::execute::TxContext;
+use ferry_app::exit_claims::ClaimTree;
 use ferry_app::query::{QueryAnswer, ReservesView, query};
 use ferry_app::state::{AccountRecord, keys};
 use ferry_app::{
@@ -146,6 +147,8 @@ pub struct Chain {
     /// The node's memo of verified signatures, shared by CheckTx and FinalizeBlock as in the node.
     signatures: ferry_app::SignatureCache,
     genesis_events: Vec<Event>,
+    /// The exit tree over the committed claims, followed block by block as the node does.
+    claims: ClaimTree,
 }
 
 impl Chain {
@@ -207,8 +210,15 @@ impl Chain {
             }
             funded.put_account(&holding.address, &record);
         }
+        // The claims follow the holdings, as they would follow the deposits.
+        ferry_app::exit_claims::refresh(&mut funded)?;
         let changes = funded.into_writes();
         check_encoding(&changes)?;
+        state.apply(&changes);
+        let claims = ClaimTree::load(&state)?;
+        let mut rooted = StateDelta::new(&state);
+        ferry_app::exit_claims::record_root(&mut rooted, 1, claims.root())?;
+        let changes = rooted.into_writes();
         state.apply(&changes);
         Ok(Chain {
             chain_id: chain_id.to_owned(),
@@ -216,6 +226,7 @@ impl Chain {
             mempool: ChangeSet::new(),
             signatures: ferry_app::SignatureCache::new(10_000),
             genesis_events,
+            claims,
         })
     }
 
@@ -258,11 +269,17 @@ impl Chain {
             time_unix: FIRST_BLOCK_TIME.saturating_add(offset.saturating_mul(BLOCK_INTERVAL_SECONDS)),
             chain_id: &self.chain_id,
             txs: &raw,
+            exit_root: self.claims.root(),
         };
         let outcome = ferry_app::finalize_block(self.committed(), &block, &self.signatures)?;
         check_encoding(&outcome.changes)?;
         let mut next = self.committed().clone();
         next.apply(&outcome.changes);
+        // The tree followed block by block must be the tree rebuilt from the committed claims.
+        self.claims.apply(&outcome.changes)?;
+        if self.claims.root() != ClaimTree::load(&next)?.root() {
+            return Err(format!("height {height}: the followed exit tree differs from a rebuild").into());
+        }
         self.history.push(next);
         self.mempool.clear();
         Ok(outcome)
