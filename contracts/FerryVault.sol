@@ -119,8 +119,6 @@ contract FerryVault {
     error VaultFrozen();
     /// @notice `exit` before `freeze`.
     error NotFrozen();
-    /// @notice A heartbeat for a sidechain height not above the last heartbeat's.
-    error StaleHeartbeat(uint64 last, uint64 got);
     /// @notice `freeze` while heartbeats are still recent: it is allowed after `opensAt`.
     error EscapeNotOpen(uint256 opensAt);
     /// @notice The public key given to `exit` is not 64 bytes or not the key of `account`.
@@ -170,7 +168,7 @@ contract FerryVault {
     event KeyRotated(uint64 indexed epoch, bytes key);
     /// @notice A heartbeat landed: the federation of `epoch` committed `root` to the holders'
     ///         claims at sidechain height `height`.
-    event HeartbeatPosted(uint64 indexed epoch, uint64 height, bytes32 root);
+    event HeartbeatPosted(uint64 indexed nonce, uint64 epoch, uint64 height, bytes32 root);
     /// @notice The vault was frozen; exits are proven against `root`, posted at sidechain height
     ///         `height` (0 and `bytes32(0)` when no heartbeat ever landed).
     event Frozen(uint64 height, bytes32 root);
@@ -220,6 +218,7 @@ contract FerryVault {
     ///         epoch, the sidechain height it was computed at, and the exit tree's root.
     struct Heartbeat {
         uint64 epoch;
+        uint64 nonce;
         uint64 height;
         bytes32 balancesRoot;
     }
@@ -576,33 +575,39 @@ contract FerryVault {
     // Escape hatch
     // ---------------------------------------------------------------------------------------
 
-    /// @notice Record the federation's commitment `hb.balancesRoot` to every holder's claim if
-    ///         `signature` is the federation's BLS signature of `hb`; restarts the escape clock.
-    /// @param hb The heartbeat as the sidechain built it (epoch, height, balancesRoot).
+    /// @notice Apply the federation's heartbeat `hb` if `signature` is the federation's BLS
+    ///         signature of it: restarts the escape clock, and records `hb.balancesRoot` (its
+    ///         commitment to every holder's claim) when `hb.height` is above the last root's.
+    /// @param hb The heartbeat as the sidechain built it (epoch, nonce, height, balancesRoot).
     /// @param signature The federation's threshold signature, EIP-2537 G2 (256 bytes), over
     ///        `heartbeatMessage(hb)` hashed to G2 with `RELEASE_DST`.
-    /// @dev Checks, in order: `VaultFrozen`, `WrongEpoch`, `StaleHeartbeat` (the height must rise
-    ///      strictly, so an old signed heartbeat can never be replayed to roll the root back),
-    ///      `MalformedSignature`, `BadSignature`. Anyone may submit it.
+    /// @dev Checks, in order: `VaultFrozen`, `WrongEpoch`, `AlreadyReleased` (the nonce space is
+    ///      shared with releases and listings: each heartbeat applies once), `MalformedSignature`,
+    ///      `BadSignature`. A heartbeat for a height not above the last root's (delivered late)
+    ///      still restarts the clock but never rolls the root back. Anyone may submit it.
     function heartbeat(Heartbeat calldata hb, bytes calldata signature) external nonReentrant whenNotFrozen {
         if (hb.epoch != epoch) revert WrongEpoch(epoch, hb.epoch);
-        if (hb.height <= lastHeartbeatHeight) revert StaleHeartbeat(lastHeartbeatHeight, hb.height);
+        if (released[hb.nonce]) revert AlreadyReleased(hb.nonce);
         if (signature.length != BLS12381.G2_LENGTH) revert MalformedSignature();
         (bool wellFormed, bool valid) = BLS12381.verify(federationKey(), heartbeatMessage(hb), RELEASE_DST, signature);
         if (!wellFormed) revert MalformedSignature();
         if (!valid) revert BadSignature();
 
-        exitRoot = hb.balancesRoot;
+        released[hb.nonce] = true;
         lastHeartbeatAt = uint64(block.timestamp);
-        lastHeartbeatHeight = hb.height;
-        emit HeartbeatPosted(hb.epoch, hb.height, hb.balancesRoot);
+        if (hb.height > lastHeartbeatHeight) {
+            exitRoot = hb.balancesRoot;
+            lastHeartbeatHeight = hb.height;
+        }
+        emit HeartbeatPosted(hb.nonce, hb.epoch, hb.height, hb.balancesRoot);
     }
 
     /// @notice The message the federation signs for `hb` on this chain for this vault:
-    ///         `abi.encode(HEARTBEAT_TAG, block.chainid, address(this), epoch, height, balancesRoot)`
-    ///         — six words (`ferry_types::exit_tree::heartbeat_message` on the Rust side).
+    ///         `abi.encode(HEARTBEAT_TAG, block.chainid, address(this), epoch, nonce, height,
+    ///         balancesRoot)` — seven words (`ferry_types::release::eth::EthHeartbeat::payload` on
+    ///         the Rust side).
     function heartbeatMessage(Heartbeat calldata hb) public view returns (bytes memory) {
-        return abi.encode(HEARTBEAT_TAG, block.chainid, address(this), hb.epoch, hb.height, hb.balancesRoot);
+        return abi.encode(HEARTBEAT_TAG, block.chainid, address(this), hb.epoch, hb.nonce, hb.height, hb.balancesRoot);
     }
 
     /// @notice The first timestamp after which `freeze` is allowed: the last heartbeat's (or the

@@ -64,6 +64,13 @@ pub struct Metrics {
     pub audit_anchored_rows: IntGauge,
     /// When it was anchored (or found anchored), Unix seconds (0: never).
     pub audit_anchored_at: Gauge,
+    /// Seconds of Ethereum block time until the vault's escape hatch opens (0: open or frozen;
+    /// -1: not read, no Ethereum): each heartbeat puts it back to the escape delay.
+    pub vault_escape_opens_in: IntGauge,
+    /// Whether the vault is frozen (only exits work).
+    pub vault_frozen: IntGauge,
+    /// The sidechain height whose claims the vault's exit root covers.
+    pub vault_root_height: IntGauge,
 }
 
 impl Metrics {
@@ -135,6 +142,17 @@ impl Metrics {
             "What this relayer's parent-chain node showed the bridge holding at its last snapshot, in base units",
             &["asset"],
         )?;
+        let vault_escape_opens_in = registry.int_gauge(
+            "ferry_relayer_vault_escape_opens_in_seconds",
+            "Seconds until the vault's escape hatch opens (0: open or frozen); heartbeats push it back",
+        )?;
+        // -1 until read: a relayer without Ethereum never claims the hatch is open.
+        vault_escape_opens_in.set(-1);
+        let vault_frozen = registry.int_gauge("ferry_relayer_vault_frozen", "Whether the vault is frozen (1)")?;
+        let vault_root_height = registry.int_gauge(
+            "ferry_relayer_vault_root_height",
+            "The sidechain height whose claims the vault's exit root covers",
+        )?;
         let deposit_addresses = registry.int_gauge(
             "ferry_relayer_deposit_addresses",
             "Registered Bitcoin deposit addresses the scan watches besides the peg",
@@ -205,7 +223,18 @@ impl Metrics {
             proven_reads,
             audit_anchored_rows,
             audit_anchored_at,
+            vault_escape_opens_in,
+            vault_frozen,
+            vault_root_height,
         })
+    }
+
+    /// Records where the vault's escape hatch stands.
+    pub fn record_escape(&self, state: &ferry_parent_chains::ethereum::EscapeState) {
+        let opens_in = if state.frozen { 0 } else { state.opens_in() };
+        self.vault_escape_opens_in.set(i64::try_from(opens_in).unwrap_or(i64::MAX));
+        self.vault_frozen.set(i64::from(state.frozen));
+        self.vault_root_height.set(i64::try_from(state.root_height).unwrap_or(i64::MAX));
     }
 
     /// Records one RPC call.

@@ -669,6 +669,14 @@ impl Relayer {
         let Some(watch) = &self.ethereum else { return Ok(()) };
         let tip = watch.watcher.block_number().await?;
         self.metrics.parent_height.with_label_values(&["eth"]).set(i64::try_from(tip).unwrap_or(i64::MAX));
+        // The vault's escape clock, for the operators' alert: a read failure is logged, the
+        // round goes on (it is about the scan).
+        match watch.watcher.escape_state().await {
+            Ok(state) => self.metrics.record_escape(&state),
+            Err(error) => {
+                tracing::warn!(target: "ferry_relayer::ethereum", %error, "could not read the vault's escape hatch")
+            }
+        }
         let from = match self.store.cursor(ParentChain::Ethereum).await? {
             None => watch.start_block,
             Some(cursor) => {

@@ -73,6 +73,39 @@ pub struct Global {
     pub timeout: u64,
 }
 
+/// `ferry exit …`.
+#[derive(Debug, Subcommand)]
+pub enum ExitCommand {
+    /// When the vault's escape hatch opens, and what the --from key could take out of it: its
+    /// claims at the height of the vault's last heartbeat root.
+    Status {
+        /// Read the claims from this file (`ferry exit export`) instead of a node.
+        #[arg(long, env = "FERRY_EXIT_CLAIMS")]
+        claims: Option<PathBuf>,
+    },
+    /// Take the --from key's claims out of the vault: freezes it first if its escape hatch is
+    /// open, proves each claim against the vault's root and signs it with the key; paid to --to
+    /// (default: the key's own Ethereum address, which also pays the gas).
+    Eth {
+        /// Where the vault pays (a 0x address).
+        #[arg(long)]
+        to: Option<String>,
+        /// Read the claims from this file (`ferry exit export`) instead of a node.
+        #[arg(long, env = "FERRY_EXIT_CLAIMS")]
+        claims: Option<PathBuf>,
+    },
+    /// Write every claim at a height (default: that of the vault's last root with
+    /// --ethereum-rpc, else the latest) to a file, for exits once no node serves that height.
+    Export {
+        /// The file to write (JSON).
+        #[arg(long)]
+        out: PathBuf,
+        /// The sidechain height.
+        #[arg(long)]
+        height: Option<u64>,
+    },
+}
+
 /// `ferry federation …`.
 #[derive(Debug, Subcommand)]
 pub enum FederationCommand {
@@ -142,6 +175,10 @@ pub enum Command {
     },
     /// The chain's ledger per asset beside what the peg and the vault actually hold.
     Reserves,
+    /// Emergency exits: take what the chain says you own out of the vault if the federation
+    /// disappears (its escape hatch opens after 14 days without a heartbeat).
+    #[command(subcommand)]
+    Exit(ExitCommand),
     /// Print shell completions.
     Completions {
         /// bash, zsh, fish, elvish or powershell.

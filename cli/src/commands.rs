@@ -34,6 +34,8 @@ use crate::keyring::{KeyInfo, Keyring, UserKey};
 use crate::progress::{self, DepositProgress, WithdrawalProgress};
 use crate::units::{self, AssetKind};
 
+mod exit;
+
 /// Writes results: one JSON document per call with `--json`, text otherwise.
 #[derive(Clone, Copy, Debug)]
 pub struct Output {
@@ -83,6 +85,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Federation { command: None } => ctx.federation(out).await,
         Command::Federation { command: Some(crate::args::FederationCommand::Proposals) } => ctx.proposals(out).await,
         Command::Reserves => ctx.reserves(out).await,
+        Command::Exit(command) => ctx.exit(out, command).await,
         Command::Completions { shell } => {
             let mut command = <Cli as clap::CommandFactory>::command();
             clap_complete::generate(shell, &mut command, "ferry", &mut std::io::stdout());

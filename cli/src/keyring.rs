@@ -232,6 +232,25 @@ impl UserKey {
         bitcoin::secp256k1::SecretKey::from_slice(&self.secret[..]).map_err(|_| KeyringError::BadSecret)
     }
 
+    /// The exit request of `claim` from the frozen `vault` on chain `chain_id` to `recipient`,
+    /// signed by this key, with the 64-byte public key the vault checks it against.
+    ///
+    /// # Errors
+    /// Never for a key built by [`UserKey::from_secret`].
+    pub fn sign_exit(
+        &self,
+        chain_id: u64,
+        vault: [u8; 20],
+        claim: &ferry_types::exit_tree::Claim,
+        recipient: [u8; 20],
+    ) -> Result<([u8; 64], [u8; 65]), KeyringError> {
+        use ferry_types::exit_tree::{exit_public_key, sign_exit};
+        let public_key = exit_public_key(&self.secret[..]).map_err(|_| KeyringError::BadSecret)?;
+        let signature =
+            sign_exit(&self.secret[..], chain_id, vault, claim, recipient).map_err(|_| KeyringError::BadSecret)?;
+        Ok((public_key, signature))
+    }
+
     /// The secret as hex, for the Ethereum signer.
     pub fn ethereum_private_key_hex(&self) -> Zeroizing<String> {
         Zeroizing::new(hex::encode(&self.secret[..]))

@@ -114,7 +114,7 @@ pub fn with_ethereum(genesis: &mut GenesisState, chain_id: u64, vault: EthAddres
         }
     }
     let withdrawals = &mut genesis.params.withdrawals;
-    withdrawals.ethereum = Some(EthereumBridge { chain_id, vault });
+    withdrawals.ethereum = Some(EthereumBridge::new(chain_id, vault));
     let wei_limit = withdrawals.limits.iter().find(|limit| limit.denom == Denom::wei()).cloned();
     if let Some(wei_limit) = wei_limit {
         for token in tokens {

@@ -484,6 +484,16 @@ impl Anvil {
         Ok(self.node.mine(blocks).await?)
     }
 
+    /// Moves the chain's clock `seconds` forward and mines a block on it (`evm_increaseTime`):
+    /// how a test lets the vault's escape delay pass.
+    ///
+    /// # Errors
+    /// RPC errors.
+    pub async fn pass_time(&self, seconds: u64) -> anyhow::Result<()> {
+        self.node.increase_time(seconds).await?;
+        Ok(self.node.mine(1).await?)
+    }
+
     /// Sets `account`'s ether balance to `wei` (`anvil_setBalance`), as of the next block: the
     /// devnet's faucet, and in tests a way to take value out of the vault behind the chain's back.
     ///

@@ -65,6 +65,8 @@ enum Command {
     },
 }
 
+/// Blocks between two vault heartbeats on the devnet.
+const DEVNET_VAULT_HEARTBEAT_BLOCKS: u64 = 100;
 const CHAIN_ID: &str = "ferry-devnet";
 /// The devnet's validators listen on 127.0.SUBNET.(i+1) (tests use other subnets).
 const SUBNET: u8 = 0;
@@ -138,6 +140,8 @@ async fn up(dir: PathBuf, validators: usize, reset: bool) -> anyhow::Result<()> 
         poll_interval: "1s".to_owned(),
         scratch_databases: false,
         persist_parents: true,
+        // A heartbeat to the vault every 100 blocks, so the devnet shows them on its dashboards.
+        vault_heartbeat_blocks: Some(DEVNET_VAULT_HEARTBEAT_BLOCKS),
     })
     .await?;
     let demo = demo::create(&mut system, &dir, fresh).await?;

@@ -61,6 +61,9 @@ pub struct SystemSpec {
     /// and resume them from there when saved: a resumed system (`fresh: false`) then finds the
     /// blocks and coins its sidechain counts.
     pub persist_parents: bool,
+    /// Blocks between the vault heartbeats the chain forms (`None`: the genesis default, about a
+    /// day of blocks, so that none forms in a short run).
+    pub vault_heartbeat_blocks: Option<u64>,
 }
 
 /// Where a persistent system keeps its parent chains, under its bridge directory.
@@ -201,8 +204,20 @@ impl System {
     /// # Errors
     /// As [`System::start`].
     pub async fn isolated(name: &str, users: usize) -> anyhow::Result<System> {
+        System::isolated_with(name, users, |_| {}).await
+    }
+
+    /// As [`System::isolated`], with `configure` applied to the spec first.
+    ///
+    /// # Errors
+    /// As [`System::start`].
+    pub async fn isolated_with(
+        name: &str,
+        users: usize,
+        configure: impl FnOnce(&mut SystemSpec),
+    ) -> anyhow::Result<System> {
         let scratch = tempfile::Builder::new().prefix("ferry-system-").tempdir()?;
-        let mut system = System::start(SystemSpec {
+        let mut spec = SystemSpec {
             network: NetworkSpec::isolated(name, accounts::FEDERATION_MEMBERS, ferry_types::GenesisState::default())?,
             users,
             bridge_dir: scratch.path().to_path_buf(),
@@ -211,8 +226,10 @@ impl System {
             poll_interval: "200ms".to_owned(),
             scratch_databases: true,
             persist_parents: false,
-        })
-        .await?;
+            vault_heartbeat_blocks: None,
+        };
+        configure(&mut spec);
+        let mut system = System::start(spec).await?;
         system.scratch = Some(scratch);
         Ok(system)
     }
@@ -225,6 +242,11 @@ impl System {
         let parents = Parents::start(&spec.bridge_dir, spec.persist_parents).await?;
         let mut genesis = accounts::genesis(spec.users, spec.network.validators)?;
         accounts::with_ethereum(&mut genesis, anvil::CHAIN_ID, parents.vault(), &[parents.token()]);
+        if let (Some(blocks), Some(bridge)) =
+            (spec.vault_heartbeat_blocks, genesis.params.withdrawals.ethereum.as_mut())
+        {
+            bridge.heartbeat_interval_blocks = blocks;
+        }
         spec.network.genesis = genesis;
         let tools = Tools::locate()?;
         let mut network = if spec.fresh {

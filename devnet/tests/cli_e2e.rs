@@ -83,6 +83,7 @@ async fn a_new_user_bridges_btc_and_eth_both_ways_with_the_cli_alone() -> TestRe
         poll_interval: "200ms".to_owned(),
         scratch_databases: true,
         persist_parents: false,
+        vault_heartbeat_blocks: None,
     })
     .await?;
     let home = tempfile::tempdir()?;

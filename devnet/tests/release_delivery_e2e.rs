@@ -98,7 +98,10 @@ async fn sign_batch(client: &FerryClient, view: &BatchView) -> TestResult {
     let ceremony = accounts::federation_ceremony()?;
     for member in ceremony.members.iter().take(3) {
         let signatures = match &view.batch.release {
-            BatchRelease::Ethereum(_) | BatchRelease::EthereumListing(_) | BatchRelease::EthereumRotation(_) => {
+            BatchRelease::Ethereum(_)
+            | BatchRelease::EthereumListing(_)
+            | BatchRelease::EthereumRotation(_)
+            | BatchRelease::EthereumHeartbeat(_) => {
                 let message = view.batch.release.bls_message().unwrap_or_default();
                 let share = bls::sign_share(member.bls_secret_key_share(), &message);
                 ReleaseSignatures::Bls(bls::encode_signature_share(&share).to_vec())

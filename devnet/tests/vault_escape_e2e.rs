@@ -4,10 +4,10 @@
 //! refusal on the way decoded as the vault's named custom error.
 //!
 //! The heartbeat is signed the way the federation signs a release (threshold_crypto shares over
-//! `exit_tree::heartbeat_message`, combined at the threshold, EIP-2537-encoded). The Ethereum
-//! client of the project has no heartbeat, freeze or exit calls yet, so this test encodes them
-//! itself (plain ABI words) and sends them through anvil's JSON-RPC from an unlocked dev account;
-//! deposits and the release go through `Wallet` as everywhere else.
+//! `EthHeartbeat::payload`, combined at the threshold, EIP-2537-encoded). This test encodes the
+//! escape-hatch calls itself (plain ABI words, independent of the project's bindings) and sends
+//! them through anvil's JSON-RPC from an unlocked dev account; deposits and the release go
+//! through `Wallet` as everywhere else.
 
 mod common;
 
@@ -18,7 +18,7 @@ use ferry_parent_chains::ethereum::vault::{VaultError, vault_error};
 use ferry_parent_chains::ethereum::wallet::VAULT_ESCAPE_DELAY_SECS;
 use ferry_parent_chains::ethereum::{EthAddress, EthereumError, U256};
 use ferry_types::exit_tree::{self, Claim, EXIT_TREE_DEPTH, ExitProof, ExitTree, Hash, amount_word, keccak256};
-use ferry_types::release::eth::{EthBatch, EthReleaseItem};
+use ferry_types::release::eth::{EthBatch, EthHeartbeat, EthReleaseItem};
 use ferry_types::{AccountKey, Address, Amount};
 use rand_chacha::ChaChaRng;
 use rand_chacha::rand_core::SeedableRng;
@@ -155,14 +155,35 @@ fn dynamic_bytes(bytes: &[u8]) -> Vec<u8> {
     out
 }
 
-/// The calldata of `heartbeat((uint64,uint64,bytes32),bytes)`.
-fn heartbeat_calldata(height: u64, root: &Hash, signature: &[u8]) -> Vec<u8> {
+/// The vault heartbeat of `nonce` posting `root` for `height`.
+fn heartbeat_of(vault: [u8; 20], nonce: u64, height: u64, root: &Hash) -> EthHeartbeat {
+    EthHeartbeat {
+        chain_id: anvil::CHAIN_ID,
+        vault: ferry_types::eth_address::EthAddress::from_bytes(vault),
+        epoch: EPOCH,
+        nonce,
+        height,
+        balances_root: *root,
+    }
+}
+
+/// The four head words of a `Heartbeat` tuple `(uint64 epoch, uint64 nonce, uint64 height, bytes32 balancesRoot)`.
+fn heartbeat_words(heartbeat: &EthHeartbeat) -> Vec<u8> {
     [
-        &selector("heartbeat((uint64,uint64,bytes32),bytes)")[..],
-        &uint(u128::from(EPOCH)),
-        &uint(u128::from(height)),
-        root,
-        &uint(4 * 32),
+        uint(u128::from(heartbeat.epoch)),
+        uint(u128::from(heartbeat.nonce)),
+        uint(u128::from(heartbeat.height)),
+        heartbeat.balances_root,
+    ]
+    .concat()
+}
+
+/// The calldata of `heartbeat((uint64,uint64,uint64,bytes32),bytes)`.
+fn heartbeat_calldata(heartbeat: &EthHeartbeat, signature: &[u8]) -> Vec<u8> {
+    [
+        &selector("heartbeat((uint64,uint64,uint64,bytes32),bytes)")[..],
+        &heartbeat_words(heartbeat),
+        &uint(5 * 32),
         &dynamic_bytes(signature),
     ]
     .concat()
@@ -328,35 +349,31 @@ async fn holders_exit_eth_and_tokens_from_a_vault_frozen_after_the_escape_delay(
     .concat();
     let rust_message = exit_tree::exit_message(anvil::CHAIN_ID, vault_bytes, &unpaid_claim, [0xb0; 20]);
     assert_eq!(rpc.view(&message_call).await?, rust_message);
+    let current = heartbeat_of(vault_bytes, 102, 10, &root);
     let heartbeat_view =
-        [&selector("heartbeatMessage((uint64,uint64,bytes32))")[..], &uint(u128::from(EPOCH)), &uint(10), &root]
-            .concat();
-    let rust_heartbeat = exit_tree::heartbeat_message(anvil::CHAIN_ID, vault_bytes, EPOCH, 10, root);
-    assert_eq!(rpc.view(&heartbeat_view).await?[64..], dynamic_bytes(&rust_heartbeat)[32..]);
+        [&selector("heartbeatMessage((uint64,uint64,uint64,bytes32))")[..], &heartbeat_words(&current)].concat();
+    assert_eq!(rpc.view(&heartbeat_view).await?[64..], dynamic_bytes(&current.payload())[32..]);
 
     // Heartbeats land while the federation runs: an earlier root, then the current one.
-    let sign_heartbeat = |height: u64, root: &Hash| {
-        sign_message(
-            &keys,
-            &[0, 1, 2],
-            &exit_tree::heartbeat_message(anvil::CHAIN_ID, vault_bytes, EPOCH, height, *root),
-        )
-    };
+    let sign_heartbeat = |heartbeat: &EthHeartbeat| sign_message(&keys, &[0, 1, 2], &heartbeat.payload());
     let earlier_root = ExitTree::from_leaves([(0, held([0; 20], alice.account, 1).leaf())]).root();
-    let first_gas =
-        rpc.send("heartbeat 4", &heartbeat_calldata(4, &earlier_root, &sign_heartbeat(4, &earlier_root)?)).await?;
-    let signature = sign_heartbeat(10, &root)?;
-    let heartbeat_gas = rpc.send("heartbeat 10", &heartbeat_calldata(10, &root, &signature)).await?;
+    let earlier = heartbeat_of(vault_bytes, 101, 4, &earlier_root);
+    let first_gas = rpc.send("heartbeat 4", &heartbeat_calldata(&earlier, &sign_heartbeat(&earlier)?)).await?;
+    let signature = sign_heartbeat(&current)?;
+    let heartbeat_gas = rpc.send("heartbeat 10", &heartbeat_calldata(&current, &signature)).await?;
     eprintln!("gas: first heartbeat {first_gas}, next heartbeat {heartbeat_gas}");
     assert_eq!(rpc.view(&selector("exitRoot()")).await?, root);
 
-    // A heartbeat whose height does not rise is refused, even properly signed.
-    let again = heartbeat_calldata(10, &root, &signature);
-    let stale = rpc.refused("same height", &again, "StaleHeartbeat(uint64,uint64)").await?;
-    assert_eq!(stale, [uint(10), uint(10)].concat());
-    let older = heartbeat_calldata(9, &earlier_root, &sign_heartbeat(9, &earlier_root)?);
-    rpc.refused("lower height", &older, "StaleHeartbeat(uint64,uint64)").await?;
-    let forged = heartbeat_calldata(11, &earlier_root, &signature);
+    // Each heartbeat applies once; one for a lower height, delivered late, never rolls the root
+    // back (it still counts as a sign of life).
+    let again =
+        rpc.refused("the same nonce", &heartbeat_calldata(&current, &signature), "AlreadyReleased(uint64)").await?;
+    assert_eq!(again, uint(102));
+    let older = heartbeat_of(vault_bytes, 103, 9, &earlier_root);
+    rpc.send("heartbeat 9, late", &heartbeat_calldata(&older, &sign_heartbeat(&older)?)).await?;
+    assert_eq!(rpc.view(&selector("exitRoot()")).await?, root, "rolled back");
+    assert_eq!(rpc.view(&selector("lastHeartbeatHeight()")).await?, uint(10));
+    let forged = heartbeat_calldata(&heartbeat_of(vault_bytes, 104, 11, &earlier_root), &signature);
     rpc.refused("signature of another heartbeat", &forged, "BadSignature()").await?;
 
     // Too early: neither freeze nor exit.
@@ -405,7 +422,8 @@ async fn holders_exit_eth_and_tokens_from_a_vault_frozen_after_the_escape_delay(
     assert!(matches!(error, VaultError::VaultFrozen(_)), "release after the freeze: {error:?}");
     let error = vault_refusal(wallet.deposit_eth(vault, &Address::from_bytes(alice.account), U256::from(1)).await)?;
     assert!(matches!(error, VaultError::VaultFrozen(_)), "deposit after the freeze: {error:?}");
-    let late = heartbeat_calldata(12, &root, &sign_heartbeat(12, &root)?);
+    let late_heartbeat = heartbeat_of(vault_bytes, 105, 12, &root);
+    let late = heartbeat_calldata(&late_heartbeat, &sign_heartbeat(&late_heartbeat)?);
     rpc.refused("heartbeat after the freeze", &late, "VaultFrozen()").await?;
 
     // Forgeries of alice's ETH claim, each refused before her own exit.

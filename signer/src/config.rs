@@ -262,7 +262,7 @@ impl Config {
 
     /// The Ethereum chain id and vault this member expects.
     pub fn ethereum_bridge(&self) -> Option<EthereumBridge> {
-        self.ethereum.as_ref().map(|ethereum| EthereumBridge { chain_id: ethereum.chain_id, vault: ethereum.vault })
+        self.ethereum.as_ref().map(|ethereum| EthereumBridge::new(ethereum.chain_id, ethereum.vault))
     }
 
     /// What this member (`member`, its sidechain account) knows for itself: the manifest's

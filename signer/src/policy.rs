@@ -185,7 +185,12 @@ fn approve(input: &DecisionInput<'_>) -> Result<Rebuilt, Refusal> {
 /// # Errors
 /// As [`check_cap`].
 pub fn check_payload_cap(policy: &Policy, rebuilt: &Rebuilt, signed_in_window: Amount) -> Result<(), Refusal> {
-    if matches!(rebuilt.payload, crate::rebuild::Payload::Listing { .. } | crate::rebuild::Payload::Rotation { .. }) {
+    if matches!(
+        rebuilt.payload,
+        crate::rebuild::Payload::Listing { .. }
+            | crate::rebuild::Payload::Rotation { .. }
+            | crate::rebuild::Payload::Heartbeat { .. }
+    ) {
         return Ok(());
     }
     check_cap(policy, &rebuilt.asset, signed_in_window, rebuilt.total)

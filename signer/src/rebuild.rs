@@ -35,6 +35,11 @@
 //!   new_key }` with the chain id and vault local, the epoch this member's, and the next epoch and
 //!   key as this signer rebuilt them from the completed key generation's transcript
 //!   ([`NextFederation`]).
+//! - Vault heartbeat (no items, a total of zero, asset `wei`): `EthHeartbeat { chain_id, vault,
+//!   epoch, nonce = batch id, height, balances_root }` with the chain id, vault and epoch local;
+//!   the height must be the one before the batch formed, and the root is the chain's record of
+//!   the exit tree over the claims at that height — a consensus fact read with a proof, as the
+//!   withdrawal records are.
 //! - Migration (a Bitcoin release without items that names the next epoch): the same inputs
 //!   spent into one output at the next federation's peg as this signer rebuilt it, at the
 //!   batch's rate on its size ([`plan_migration`]); a replacement as for a consolidation.
@@ -51,13 +56,14 @@ use ferry_types::genesis::{EthereumBridge, WithdrawalParams};
 use ferry_types::msg::{erc20_token, parent_chain_of};
 use ferry_types::peg::Peg;
 use ferry_types::query::{
-    Batch, BatchRelease, BitcoinRelease, EthereumListing, EthereumRelease, EthereumRotation, Withdrawal, WithdrawalId,
+    Batch, BatchRelease, BitcoinRelease, EthereumHeartbeat, EthereumListing, EthereumRelease, EthereumRotation,
+    Withdrawal, WithdrawalId,
 };
 use ferry_types::release::bitcoin::{
     BtcReleaseError, ReleasePlan, ReleaseRequest, parse_destination, plan_consolidation, plan_migration, price_release,
     price_replacement, replace_consolidation, replace_migration, sighashes, unsigned_transaction,
 };
-use ferry_types::release::eth::{EthAddress, EthBatch, EthListing, EthReleaseItem, EthRotation};
+use ferry_types::release::eth::{EthAddress, EthBatch, EthHeartbeat, EthListing, EthReleaseItem, EthRotation};
 use ferry_types::release::fee::FeeRate;
 use ferry_types::{Amount, Denom, ParentChain};
 use sha2::{Digest, Sha256};
@@ -137,6 +143,14 @@ pub enum Payload {
         /// Its payload bytes.
         bytes: Vec<u8>,
     },
+    /// The vault heartbeat (the exit tree's root): the BLS share is over `bytes`
+    /// ([`EthHeartbeat::payload`]).
+    Heartbeat {
+        /// The heartbeat as rebuilt.
+        heartbeat: EthHeartbeat,
+        /// Its payload bytes.
+        bytes: Vec<u8>,
+    },
     /// A Bitcoin release: one signature per sighash, in input order.
     Bitcoin {
         /// The rebuilt transaction's txid.
@@ -178,7 +192,10 @@ impl Rebuilt {
     pub fn payload_hash(&self) -> [u8; 32] {
         let mut hasher = Sha256::new();
         match &self.payload {
-            Payload::Ethereum { bytes, .. } | Payload::Listing { bytes, .. } | Payload::Rotation { bytes, .. } => {
+            Payload::Ethereum { bytes, .. }
+            | Payload::Listing { bytes, .. }
+            | Payload::Rotation { bytes, .. }
+            | Payload::Heartbeat { bytes, .. } => {
                 hasher.update(bytes);
             }
             Payload::Bitcoin { sighashes, .. } => sighashes.iter().for_each(|sighash| hasher.update(sighash)),
@@ -241,11 +258,15 @@ pub fn rebuild(
         (BatchRelease::EthereumRotation(change), ParentChain::Ethereum) => {
             (rotation(batch, change, local)?, Vec::new())
         }
+        (BatchRelease::EthereumHeartbeat(change), ParentChain::Ethereum) => {
+            (heartbeat(batch, change, local)?, Vec::new())
+        }
         (release, chain) => {
             let kind = match release {
                 BatchRelease::Ethereum(_) => "an Ethereum",
                 BatchRelease::EthereumListing(_) => "a listing",
                 BatchRelease::EthereumRotation(_) => "a rotation",
+                BatchRelease::EthereumHeartbeat(_) => "a vault heartbeat",
                 BatchRelease::Bitcoin(_) => "a Bitcoin",
             };
             return refuse(
@@ -431,6 +452,49 @@ fn listing(batch: &Batch, change: &EthereumListing, local: &LocalKnowledge) -> R
         );
     }
     Ok(Payload::Listing { listing: rebuilt, bytes })
+}
+
+/// Rebuilds a vault heartbeat (see the module documentation).
+fn heartbeat(batch: &Batch, change: &EthereumHeartbeat, local: &LocalKnowledge) -> Result<Payload, Refusal> {
+    let id = batch.id;
+    let Some(bridge) = &local.ethereum else {
+        return refuse(
+            Reason::Unsupported,
+            format!("batch {id} is a vault heartbeat and this signer has no [ethereum] chain id and vault"),
+        );
+    };
+    if !batch.items.is_empty() || batch.total != Amount::ZERO || batch.asset != Denom::wei() {
+        return refuse(Reason::ItemCount, format!("vault heartbeat batch {id} carries withdrawals or an asset"));
+    }
+    let covered = change.heartbeat.height;
+    if covered.checked_add(1) != Some(batch.created_height) {
+        return refuse(
+            Reason::PayloadMismatch,
+            format!(
+                "vault heartbeat batch {id} formed at height {} posts the root of height {covered}, not of the height before",
+                batch.created_height
+            ),
+        );
+    }
+    let rebuilt = EthHeartbeat {
+        chain_id: bridge.chain_id,
+        vault: bridge.vault,
+        epoch: local.epoch,
+        nonce: id,
+        height: covered,
+        balances_root: change.heartbeat.balances_root,
+    };
+    if change.heartbeat != rebuilt {
+        return refuse(
+            Reason::PayloadMismatch,
+            format!(
+                "vault heartbeat batch {id}: the chain's heartbeat is {:?}, this signer rebuilds {rebuilt:?}",
+                change.heartbeat
+            ),
+        );
+    }
+    let bytes = rebuilt.payload();
+    Ok(Payload::Heartbeat { heartbeat: rebuilt, bytes })
 }
 
 /// Rebuilds the vault's rotation (see the module documentation).

@@ -16,7 +16,10 @@ use crate::rebuild::{Payload, Rebuilt};
 /// `bitcoin`, its Bitcoin key.
 pub fn sign(rebuilt: &Rebuilt, bls: &SecretKeyShare, bitcoin: &bitcoin::secp256k1::SecretKey) -> ReleaseSignatures {
     match &rebuilt.payload {
-        Payload::Ethereum { bytes, .. } | Payload::Listing { bytes, .. } | Payload::Rotation { bytes, .. } => {
+        Payload::Ethereum { bytes, .. }
+        | Payload::Listing { bytes, .. }
+        | Payload::Rotation { bytes, .. }
+        | Payload::Heartbeat { bytes, .. } => {
             let share = bls::sign_share(bls, bytes);
             ReleaseSignatures::Bls(bls::encode_signature_share(&share).to_vec())
         }

@@ -84,7 +84,8 @@ pub struct Delivery {
     pub ethereum: Option<EthereumDelivery>,
 }
 
-/// The vault action of an Ethereum batch (a release, a listing change or the rotation) and its federation
+/// The vault action of an Ethereum batch (a release, a listing change, the rotation or a
+/// heartbeat) and its federation
 /// signature once combined; `None` for a Bitcoin batch.
 fn vault_action(release: &BatchRelease) -> Option<(VaultAction<'_>, Option<&String>)> {
     match release {
@@ -94,6 +95,9 @@ fn vault_action(release: &BatchRelease) -> Option<(VaultAction<'_>, Option<&Stri
         }
         BatchRelease::EthereumRotation(change) => {
             Some((VaultAction::Rotation(&change.rotation), change.signature.as_ref()))
+        }
+        BatchRelease::EthereumHeartbeat(change) => {
+            Some((VaultAction::Heartbeat(&change.heartbeat), change.signature.as_ref()))
         }
         BatchRelease::Bitcoin(_) => None,
     }

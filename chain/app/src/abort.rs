@@ -187,6 +187,7 @@ fn dissolve<R: StateRead>(
     }
     state.remove_pending_batch(batch.id)?;
     crate::listing::aborted(state, batch)?;
+    crate::vault_heartbeat::aborted(state, batch)?;
     crate::handover::aborted(state, batch)?;
 
     let held_ids: Vec<WithdrawalId> = held.into_keys().collect();

@@ -951,6 +951,7 @@ fn settle<R: StateRead>(
     state.remove_pending_batch(batch.id)?;
     crate::bitcoin_fees::release_settled(state, params, batch, height, events)?;
     crate::listing::settled(state, batch, events)?;
+    crate::vault_heartbeat::settled(state, batch, height, events)?;
     crate::handover::settled(state, batch, confirmed.as_ref().map(|(_, plan)| (parent_tx, plan)), height, events)?;
     events.push(Event::new(
         ev::BATCH_RELEASED,

@@ -146,6 +146,7 @@ fn end_block<R: StateRead>(
         crate::handover::advance(state, params, height, events)?;
         crate::handover::sweep_retired(state, params, height, events)?;
     }
+    crate::vault_heartbeat::form_if_due(state, params, height, block.exit_root, events)?;
     crate::reserves_check::open_round_if_due(state, params, height, events)?;
     crate::dkg::advance(state, params, height, events)?;
     crate::liveness::open_round_if_due(state, params, block, events)?;

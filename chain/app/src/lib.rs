@@ -42,6 +42,7 @@ pub mod reserves_check;
 pub mod signature_cache;
 pub mod state;
 pub mod unattributed;
+pub mod vault_heartbeat;
 pub mod withdrawal;
 
 pub use block::{BlockInput, BlockOutcome, TxOutcome, finalize_block};

@@ -105,6 +105,9 @@ const RECORDS: &[(Match, Codec)] = &[
     (Match::Exact(ferry_types::state_keys::EXIT_ROOT), codec::<ferry_types::exit_tree::ExitRoot>()),
     (Match::Prefix(b"exit/eth/position/"), codec::<u32>()),
     (Match::Exact(b"exit/eth/next_position"), codec::<u32>()),
+    (Match::Exact(b"exit/eth/heartbeat/in_flight"), codec::<u64>()),
+    (Match::Exact(b"exit/eth/heartbeat/formed"), codec::<u64>()),
+    (Match::Exact(b"exit/eth/heartbeat/landed"), codec::<crate::vault_heartbeat::Landed>()),
 ];
 
 /// A key no record kind is known for.

@@ -116,7 +116,7 @@ impl Harness {
                     })
                     .collect(),
             });
-            genesis.params.withdrawals.ethereum = Some(EthereumBridge { chain_id: 31_337, vault: vault() });
+            genesis.params.withdrawals.ethereum = Some(EthereumBridge::new(31_337, vault()));
         }
         let mut chain = Chain::start_funded(&genesis, &holdings)?;
         let mut all = Vec::new();
@@ -691,10 +691,8 @@ fn a_parameter_change_by_quorum_takes_effect_at_the_stated_height_and_not_below_
 
     // What a vote may not change.
     let mut vault = next.clone();
-    vault.withdrawals.ethereum = Some(ferry_types::genesis::EthereumBridge {
-        chain_id: 1,
-        vault: "0x00000000000000000000000000000000000000ff".parse()?,
-    });
+    vault.withdrawals.ethereum =
+        Some(ferry_types::genesis::EthereumBridge::new(1, "0x00000000000000000000000000000000000000ff".parse()?));
     let outcome = propose(&mut h, 0, &vault)?;
     assert_eq!(outcome.code, TxCode::FederationChange);
     assert!(outcome.log.contains("vault binding"), "{}", outcome.log);

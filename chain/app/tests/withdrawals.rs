@@ -147,7 +147,7 @@ fn withdrawal_params() -> WithdrawalParams {
         abort_after_blocks: ABORT_AFTER,
         denylist: vec![chain_denied().to_ascii_uppercase()],
         bitcoin_dust_limit: Amount::new(DUST),
-        ethereum: Some(EthereumBridge { chain_id: ETH_CHAIN_ID, vault: vault() }),
+        ethereum: Some(EthereumBridge::new(ETH_CHAIN_ID, vault())),
     }
 }
 
@@ -296,7 +296,10 @@ impl Bridge {
     fn signatures(&self, index: usize, id: u64) -> TestResult<ReleaseSignatures> {
         let batch = self.chain.batch(id)?.batch;
         Ok(match &batch.release {
-            BatchRelease::Ethereum(_) | BatchRelease::EthereumListing(_) | BatchRelease::EthereumRotation(_) => {
+            BatchRelease::Ethereum(_)
+            | BatchRelease::EthereumListing(_)
+            | BatchRelease::EthereumRotation(_)
+            | BatchRelease::EthereumHeartbeat(_) => {
                 let payload = batch.release.bls_message().ok_or("no BLS message")?;
                 let share = bls::sign_share(&self.bls.secret_key_share(u64::try_from(index)?), &payload);
                 ReleaseSignatures::Bls(bls::encode_signature_share(&share).to_vec())
@@ -2348,5 +2351,70 @@ fn exit_claims_follow_balances_and_withdrawals_until_their_release_settles() -> 
     let claimed: u128 = claims.values().filter(|claim| claim.token == EthAddress::ZERO).map(|c| c.amount.get()).sum();
     let collected = bridge.chain.balance(&Address::fee_collector(), &Denom::wei())?;
     assert_eq!(claimed + collected, ledger.supply.get() + ledger.unreleased.get());
+    assert_reconciled(&bridge)
+}
+
+#[test]
+fn a_vault_heartbeat_forms_each_interval_with_the_exit_root_and_lands_once_its_delivery_is_attested() -> TestResult {
+    const INTERVAL: u64 = 6;
+    let mut params = withdrawal_params();
+    params.ethereum =
+        Some(EthereumBridge { heartbeat_interval_blocks: INTERVAL, ..EthereumBridge::new(ETH_CHAIN_ID, vault()) });
+    let mut bridge = Bridge::start_with(params)?;
+    let heartbeats = |bridge: &Bridge| -> TestResult<Vec<BatchView>> {
+        let pending = bridge.chain.pending_batches(None)?;
+        Ok(pending
+            .batches
+            .into_iter()
+            .filter(|view| matches!(view.batch.release, BatchRelease::EthereumHeartbeat(_)))
+            .collect())
+    };
+    while bridge.chain.height() < INTERVAL {
+        bridge.chain.empty_block()?;
+    }
+    let [first] = &heartbeats(&bridge)?[..] else { return Err("one heartbeat once the interval passed".into()) };
+    let BatchRelease::EthereumHeartbeat(heartbeat) = &first.batch.release else { return Err("not a heartbeat".into()) };
+    // It posts the root over the claims committed just before it formed, under its batch id.
+    let covered = first.batch.created_height - 1;
+    let committed = bridge.chain.committed_at(covered).ok_or("no state at the covered height")?;
+    let expected = ferry_app::exit_claims::ClaimTree::load(committed)?.root();
+    assert_eq!(heartbeat.heartbeat.height, covered);
+    assert_eq!(heartbeat.heartbeat.balances_root, expected);
+    assert_eq!((heartbeat.heartbeat.nonce, heartbeat.heartbeat.vault), (first.batch.id, vault()));
+    assert_eq!((first.batch.items.len(), first.batch.total, &first.batch.asset), (0, Amount::ZERO, &Denom::wei()));
+
+    // While it is in flight, no other forms, however long it takes.
+    for _ in 0..2 * INTERVAL {
+        bridge.chain.empty_block()?;
+    }
+    assert_eq!(heartbeats(&bridge)?.len(), 1);
+
+    // Signed by a quorum like any vault action: the combined signature verifies over its payload.
+    let id = first.batch.id;
+    for member in 0..3 {
+        assert_eq!(bridge.sign(member, id)?.code, TxCode::Ok);
+    }
+    let signed = bridge.chain.batch(id)?;
+    assert_eq!(signed.batch.status, BatchStatus::Signed);
+    let BatchRelease::EthereumHeartbeat(signed_heartbeat) = &signed.batch.release else {
+        return Err("not a heartbeat".into());
+    };
+    let compressed = hex::decode(signed_heartbeat.signature_compressed.as_deref().ok_or("no combined signature")?)?;
+    let signature = bls::decode_signature(&compressed)?;
+    assert!(bls::verify_signature(&bridge.bls.public_keys().public_key(), &signature, &heartbeat.heartbeat.payload()));
+
+    // Its delivery attested by a quorum: it landed; the next one forms an interval after it formed.
+    for member in 0..3 {
+        assert_eq!(bridge.attest_release(member, id, RELEASE_TX)?.code, TxCode::Ok);
+    }
+    assert_eq!(bridge.chain.batch(id)?.batch.status, BatchStatus::Released);
+    let state = ferry_app::StateDelta::new(bridge.chain.committed());
+    let landed = state.last_vault_heartbeat()?.ok_or("no landed heartbeat")?;
+    assert_eq!((landed.nonce, landed.height, landed.root), (id, covered, expected));
+    bridge.chain.empty_block()?;
+    let [second] = &heartbeats(&bridge)?[..] else {
+        return Err("the next heartbeat forms at once: its interval passed".into());
+    };
+    assert!(second.batch.id > id);
     assert_reconciled(&bridge)
 }

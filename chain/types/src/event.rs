@@ -176,6 +176,12 @@ pub const LISTING_PROPOSED: &str = "ferry.bridge.listing_proposed";
 /// A listing change the vault confirmed took effect on the chain; attributes `batch_id`,
 /// `token`, `listed`.
 pub const LISTING_SETTLED: &str = "ferry.bridge.listing_settled";
+/// The chain formed a heartbeat for the vault: the exit tree's root at a height (issue 17).
+pub const VAULT_HEARTBEAT_FORMED: &str = "ferry.exit.vault_heartbeat_formed";
+/// A heartbeat landed in the vault (its delivery was attested by a quorum).
+pub const VAULT_HEARTBEAT_LANDED: &str = "ferry.exit.vault_heartbeat_landed";
+/// Attribute: an exit tree root (hex).
+pub const EXIT_ROOT: &str = "exit_root";
 /// Attribute: an ERC-20 token contract.
 pub const TOKEN: &str = "token";
 /// Attribute: whether a token is listed (`true`) or unlisted (`false`).

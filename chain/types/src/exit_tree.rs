@@ -20,9 +20,10 @@
 //!   Pairs are ordered by position, not sorted: bit `h` of the index says whether the node at
 //!   height `h` is a right child (1) or a left one (0).
 //! - **Proof**: the 32 sibling hashes from the leaf up ([`ExitTree::proof`], [`verify`]).
-//! - **Heartbeat**: what the federation BLS-signs ([`heartbeat_message`]):
-//!   `abi.encode(bytes32 "FERRY_HEARTBEAT_V1", uint256 chainId, address vault, uint64 epoch,
-//!   uint64 height, bytes32 balancesRoot)`, six words like the release payloads.
+//! - **Heartbeat**: what the federation BLS-signs to post a root
+//!   ([`crate::release::eth::EthHeartbeat::payload`]): `abi.encode(bytes32 "FERRY_HEARTBEAT_V1",
+//!   uint256 chainId, address vault, uint64 epoch, uint64 nonce, uint64 height, bytes32
+//!   balancesRoot)`, seven words like the release payloads.
 //! - **Exit request**: the holder's account key signs, with plain ECDSA over the 32-byte digest
 //!   (no EIP-191 prefix), [`exit_message`] = `keccak256(abi.encodePacked(bytes32
 //!   "FERRY_EXIT_V1", uint256 chainId, address vault, address token, bytes20 account,
@@ -118,6 +119,28 @@ pub struct ExitRoot {
     pub root: Hash,
 }
 
+/// Every claim committed at one height, with the root they make: what `ferry exit export` writes
+/// and `ferry exit eth --claims` reads when no node answers for that height any more (JSON).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ClaimsSnapshot {
+    /// The sidechain height the claims were committed at.
+    pub height: u64,
+    /// Every claim, as (position, claim), in position order.
+    pub claims: Vec<(u32, Claim)>,
+}
+
+impl ClaimsSnapshot {
+    /// The exit tree of these claims.
+    pub fn tree(&self) -> ExitTree {
+        ExitTree::from_leaves(self.claims.iter().map(|(index, claim)| (*index, claim.leaf())))
+    }
+
+    /// `account`'s claims, as (position, claim), in position order.
+    pub fn of(&self, account: &Address) -> Vec<(u32, Claim)> {
+        self.claims.iter().filter(|(_, claim)| claim.account == *account).copied().collect()
+    }
+}
+
 /// The digest the holder of `claim.account` signs to take `claim` out of the frozen `vault` on
 /// chain `chain_id`, paid to `recipient`: `keccak256(abi.encodePacked(EXIT_TAG, uint256 chainId,
 /// address vault, address token, bytes20 account, uint64 nonce, uint256 amount, address
@@ -134,23 +157,6 @@ pub fn exit_message(chain_id: u64, vault: [u8; 20], claim: &Claim, recipient: [u
     packed[132..164].copy_from_slice(&amount_word(claim.amount.get()));
     packed[164..].copy_from_slice(&recipient);
     keccak256(&packed)
-}
-
-/// What the federation signs to post `balances_root` for sidechain `height` of `epoch` to
-/// `vault` on chain `chain_id`: `abi.encode(HEARTBEAT_TAG, uint256 chainId, address vault,
-/// uint64 epoch, uint64 height, bytes32 balancesRoot)`, six words, as
-/// `FerryVault.heartbeatMessage` builds it (hashed to G2 with the release DST, like a release).
-pub fn heartbeat_message(chain_id: u64, vault: [u8; 20], epoch: u64, height: u64, balances_root: Hash) -> Vec<u8> {
-    let mut out = Vec::with_capacity(6 * 32);
-    out.extend_from_slice(&HEARTBEAT_TAG);
-    out.extend_from_slice(&amount_word(u128::from(chain_id)));
-    let mut vault_word = [0u8; 32];
-    vault_word[12..].copy_from_slice(&vault);
-    out.extend_from_slice(&vault_word);
-    out.extend_from_slice(&amount_word(u128::from(epoch)));
-    out.extend_from_slice(&amount_word(u128::from(height)));
-    out.extend_from_slice(&balances_root);
-    out
 }
 
 /// Why an exit request could not be signed.
@@ -451,19 +457,6 @@ mod tests {
         packed.extend_from_slice(&[0x33; 20]);
         assert_eq!(packed.len(), 184);
         assert_eq!(exit_message(31_337, [0x11; 20], &claim(ETH, 0x22, 4, 1_000), [0x33; 20]), keccak256(&packed));
-    }
-
-    #[test]
-    fn heartbeat_message_is_six_abi_words() {
-        let message = heartbeat_message(31_337, [0x11; 20], 3, 42, [0xee; 32]);
-        assert_eq!(message.len(), 192);
-        assert_eq!(message[..32], HEARTBEAT_TAG);
-        assert_eq!(message[32..64], amount_word(31_337));
-        assert_eq!(message[64..76], [0; 12]);
-        assert_eq!(message[76..96], [0x11; 20]);
-        assert_eq!(message[96..128], amount_word(3));
-        assert_eq!(message[128..160], amount_word(42));
-        assert_eq!(message[160..], [0xee; 32]);
     }
 
     #[test]

@@ -359,6 +359,23 @@ pub struct EthereumBridge {
     pub chain_id: u64,
     /// The `FerryVault` contract, bound into every release payload.
     pub vault: EthAddress,
+    /// Blocks between two heartbeats the chain forms for the vault (the exit tree's root, issue
+    /// 17). The vault's escape hatch opens `escapeDelay` (14 days) after the last one landed, so
+    /// this must be a small fraction of it: about a day by default (14,400 blocks of 6 s).
+    #[serde(default = "default_heartbeat_interval_blocks")]
+    pub heartbeat_interval_blocks: u64,
+}
+
+/// About a day of 6-second blocks.
+fn default_heartbeat_interval_blocks() -> u64 {
+    14_400
+}
+
+impl EthereumBridge {
+    /// The vault `vault` on chain `chain_id`, with the default heartbeat interval.
+    pub fn new(chain_id: u64, vault: EthAddress) -> Self {
+        EthereumBridge { chain_id, vault, heartbeat_interval_blocks: default_heartbeat_interval_blocks() }
+    }
 }
 
 impl Params {
@@ -675,6 +692,14 @@ impl WithdrawalParams {
         {
             return Err(bad("ethereum.chain_id", "must be positive".to_owned()));
         }
+        if let Some(ethereum) = &self.ethereum
+            && ethereum.heartbeat_interval_blocks == 0
+        {
+            return Err(bad(
+                "ethereum.heartbeat_interval_blocks",
+                "must be positive: without heartbeats the vault's escape hatch opens".to_owned(),
+            ));
+        }
         Ok(())
     }
 }
@@ -799,7 +824,7 @@ mod tests {
         assert_eq!(with(untargeted), "bitcoin_target_confirm_blocks");
         let never_bumped = WithdrawalParams { bitcoin_bump_after_blocks: 0, ..WithdrawalParams::default() };
         assert_eq!(with(never_bumped), "bitcoin_bump_after_blocks");
-        let ethereum = EthereumBridge { chain_id: 0, vault: EthAddress::from_bytes([9; 20]) };
+        let ethereum = EthereumBridge::new(0, EthAddress::from_bytes([9; 20]));
         assert_eq!(
             with(WithdrawalParams { ethereum: Some(ethereum), ..WithdrawalParams::default() }),
             "ethereum.chain_id"

@@ -459,6 +459,10 @@ pub enum BatchRelease {
     /// a BLS threshold signature of the current key checked by `FerryVault.rotate`. Such a batch
     /// has no items and a total of zero.
     EthereumRotation(EthereumRotation),
+    /// The federation's heartbeat to the vault: the exit tree's root at a height, checked by
+    /// `FerryVault.heartbeat` (issue 17; not the members' liveness heartbeat). Such a batch has
+    /// no items and a total of zero.
+    EthereumHeartbeat(EthereumHeartbeat),
 }
 
 impl BatchRelease {
@@ -476,6 +480,7 @@ impl BatchRelease {
             BatchRelease::Ethereum(release) => Some(release.batch.signing_message()),
             BatchRelease::EthereumListing(listing) => Some(listing.listing.payload()),
             BatchRelease::EthereumRotation(rotation) => rotation.rotation.payload(),
+            BatchRelease::EthereumHeartbeat(heartbeat) => Some(heartbeat.heartbeat.payload()),
             BatchRelease::Bitcoin(_) => None,
         }
     }
@@ -487,6 +492,9 @@ impl BatchRelease {
             BatchRelease::Ethereum(release) => (&mut release.signature, &mut release.signature_compressed),
             BatchRelease::EthereumListing(listing) => (&mut listing.signature, &mut listing.signature_compressed),
             BatchRelease::EthereumRotation(rotation) => (&mut rotation.signature, &mut rotation.signature_compressed),
+            BatchRelease::EthereumHeartbeat(heartbeat) => {
+                (&mut heartbeat.signature, &mut heartbeat.signature_compressed)
+            }
             BatchRelease::Bitcoin(_) => return,
         };
         *signature = Some(eip2537);
@@ -497,9 +505,10 @@ impl BatchRelease {
     pub fn parent_chain(&self) -> crate::deposit::ParentChain {
         match self {
             BatchRelease::Bitcoin(_) => crate::deposit::ParentChain::Bitcoin,
-            BatchRelease::Ethereum(_) | BatchRelease::EthereumListing(_) | BatchRelease::EthereumRotation(_) => {
-                crate::deposit::ParentChain::Ethereum
-            }
+            BatchRelease::Ethereum(_)
+            | BatchRelease::EthereumListing(_)
+            | BatchRelease::EthereumRotation(_)
+            | BatchRelease::EthereumHeartbeat(_) => crate::deposit::ParentChain::Ethereum,
         }
     }
 }
@@ -550,6 +559,17 @@ pub struct EthereumRotation {
     /// Hex of [`crate::release::eth::EthRotation::payload`], the bytes members sign.
     pub payload: String,
     /// The combined signature in the EIP-2537 form `FerryVault.rotate` takes (hex, 256 bytes).
+    pub signature: Option<String>,
+    /// The combined signature, compressed (hex, 96 bytes).
+    pub signature_compressed: Option<String>,
+}
+
+/// The federation's heartbeat to the vault as the chain formed it, and once signed its signature.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EthereumHeartbeat {
+    /// What the vault applies: chain id, vault, epoch, nonce (the batch id), height, root.
+    pub heartbeat: crate::release::eth::EthHeartbeat,
+    /// The combined signature in the EIP-2537 form `FerryVault.heartbeat` takes (hex, 256 bytes).
     pub signature: Option<String>,
     /// The combined signature, compressed (hex, 96 bytes).
     pub signature_compressed: Option<String>,

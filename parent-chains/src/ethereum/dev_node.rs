@@ -80,6 +80,16 @@ impl DevNode {
         self.calls.run(method, call).await.map(drop)
     }
 
+    /// Moves the node's clock `seconds` forward (`evm_increaseTime`), for the next block mined.
+    ///
+    /// # Errors
+    /// Transport or node errors, and timeouts.
+    pub async fn increase_time(&self, seconds: u64) -> Result<(), EthereumError> {
+        let method = "evm_increaseTime";
+        let call = self.provider.raw_request::<_, serde_json::Value>(method.into(), (U256::from(seconds),));
+        self.calls.run(method, call).await.map(drop)
+    }
+
     /// Sets `account`'s ether balance to `wei` (`anvil_setBalance`): the devnet's faucet.
     ///
     /// # Errors

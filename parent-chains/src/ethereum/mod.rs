@@ -24,6 +24,7 @@
 pub mod deposit_log;
 pub mod dev_node;
 pub mod error;
+pub mod escape;
 pub mod release;
 mod rpc;
 pub mod vault;
@@ -34,6 +35,7 @@ pub use alloy::primitives::{Address as EthAddress, U256};
 pub use deposit_log::observation_from_log;
 pub use dev_node::{DevNode, SnapshotId};
 pub use error::{DepositLogError, EthereumError, LogLocation};
+pub use escape::EscapeState;
 pub use release::{ReleasedLog, SignedTransaction, TransactionState};
 pub use rpc::DEFAULT_REQUEST_TIMEOUT;
 pub use vault::DEPOSITED_TOPIC;

@@ -313,14 +313,16 @@ impl EthereumWatcher {
         self.applied_log(RELEASED_TOPIC, nonce, from, to, max_range).await
     }
 
-    /// Whether the vault applied `action`: `released(nonce)` for a release or a listing change,
-    /// `epoch() >= new_epoch` for a rotation — in the node's latest state.
+    /// Whether the vault applied `action`: `released(nonce)` for a release, a listing change or a
+    /// heartbeat, `epoch() >= new_epoch` for a rotation — in the node's latest state.
     ///
     /// # Errors
     /// As [`released`](Self::released).
     pub async fn applied(&self, action: VaultAction<'_>) -> Result<bool, EthereumError> {
         match action {
-            VaultAction::Release(_) | VaultAction::Listing(_) => self.released(action.applied_key()).await,
+            VaultAction::Release(_) | VaultAction::Listing(_) | VaultAction::Heartbeat(_) => {
+                self.released(action.applied_key()).await
+            }
             VaultAction::Rotation(rotation) => {
                 let request = TransactionRequest::default()
                     .with_to(self.vault())

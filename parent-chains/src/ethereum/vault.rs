@@ -21,7 +21,7 @@
 
 use alloy::primitives::{Address as EthAddress, B256, Bytes, U256};
 use alloy::sol_types::{SolCall, SolEvent};
-use ferry_types::release::eth::{EthBatch, EthListing, EthReleaseItem, EthRotation};
+use ferry_types::release::eth::{EthBatch, EthHeartbeat, EthListing, EthReleaseItem, EthRotation};
 
 use super::error::EthereumError;
 
@@ -90,9 +90,12 @@ pub const PAYMENT_DEFERRED_TOPIC: B256 = FerryVault::PaymentDeferred::SIGNATURE_
 pub const LISTING_SET_TOPIC: B256 = FerryVault::ListingSet::SIGNATURE_HASH;
 /// `topic0` of `KeyRotated(uint64 indexed epoch, bytes key)`.
 pub const KEY_ROTATED_TOPIC: B256 = FerryVault::KeyRotated::SIGNATURE_HASH;
+/// `topic0` of `HeartbeatPosted(uint64 indexed nonce, uint64 epoch, uint64 height, bytes32 root)`.
+pub const HEARTBEAT_POSTED_TOPIC: B256 = FerryVault::HeartbeatPosted::SIGNATURE_HASH;
 
-/// A federation-signed action the vault applies once: a release batch or a change of its token
-/// allowlist (once per nonce), or the hand-over to the next federation key (once per epoch).
+/// A federation-signed action the vault applies once: a release batch, a change of its token
+/// allowlist or a heartbeat (once per nonce), or the hand-over to the next federation key (once
+/// per epoch).
 #[derive(Clone, Copy, Debug)]
 pub enum VaultAction<'a> {
     /// `release(batch, signature)`.
@@ -101,6 +104,8 @@ pub enum VaultAction<'a> {
     Listing(&'a EthListing),
     /// `rotate(rotation, signature)`.
     Rotation(&'a EthRotation),
+    /// `heartbeat(hb, signature)`.
+    Heartbeat(&'a EthHeartbeat),
 }
 
 impl VaultAction<'_> {
@@ -111,6 +116,7 @@ impl VaultAction<'_> {
             VaultAction::Release(batch) => batch.nonce,
             VaultAction::Listing(listing) => listing.nonce,
             VaultAction::Rotation(rotation) => rotation.new_epoch,
+            VaultAction::Heartbeat(heartbeat) => heartbeat.nonce,
         }
     }
 
@@ -120,6 +126,7 @@ impl VaultAction<'_> {
             VaultAction::Release(batch) => batch.vault,
             VaultAction::Listing(listing) => listing.vault,
             VaultAction::Rotation(rotation) => rotation.vault,
+            VaultAction::Heartbeat(heartbeat) => heartbeat.vault,
         }
     }
 
@@ -130,6 +137,7 @@ impl VaultAction<'_> {
             VaultAction::Release(_) => "FerryVault.release",
             VaultAction::Listing(_) => "FerryVault.setListing",
             VaultAction::Rotation(_) => "FerryVault.rotate",
+            VaultAction::Heartbeat(_) => "FerryVault.heartbeat",
         }
     }
 
@@ -140,6 +148,7 @@ impl VaultAction<'_> {
             VaultAction::Release(_) => RELEASED_TOPIC,
             VaultAction::Listing(_) => LISTING_SET_TOPIC,
             VaultAction::Rotation(_) => KEY_ROTATED_TOPIC,
+            VaultAction::Heartbeat(_) => HEARTBEAT_POSTED_TOPIC,
         }
     }
 
@@ -161,7 +170,21 @@ impl VaultAction<'_> {
                 signature,
             }
             .abi_encode(),
+            VaultAction::Heartbeat(heartbeat) => {
+                FerryVault::heartbeatCall { hb: vault_heartbeat(heartbeat), signature }.abi_encode()
+            }
         }
+    }
+}
+
+/// The vault's `Heartbeat` for a sidechain heartbeat. (`chain_id` and `vault` are not part of
+/// it: the vault signs over its own chain id and address.)
+pub fn vault_heartbeat(heartbeat: &EthHeartbeat) -> FerryVault::Heartbeat {
+    FerryVault::Heartbeat {
+        epoch: heartbeat.epoch,
+        nonce: heartbeat.nonce,
+        height: heartbeat.height,
+        balancesRoot: B256::from(heartbeat.balances_root),
     }
 }
 

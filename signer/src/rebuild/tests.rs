@@ -87,7 +87,7 @@ impl Case {
         let local = LocalKnowledge {
             member: Address::from_bytes([0x4d; 20]),
             epoch: ceremony.manifest.epoch,
-            ethereum: Some(EthereumBridge { chain_id: CHAIN_ID, vault: eth(VAULT) }),
+            ethereum: Some(EthereumBridge::new(CHAIN_ID, eth(VAULT))),
             bitcoin: Some(peg(&ceremony)),
             next: None,
             retired: Default::default(),
@@ -500,7 +500,7 @@ fn a_changed_vault_chain_id_epoch_or_nonce_in_the_payload_is_refused() {
     assert_eq!(case.refusal(), Some(Reason::PayloadMismatch));
     // A signer configured for another vault refuses the honest batch.
     let mut case = Case::ethereum();
-    case.local.ethereum = Some(EthereumBridge { chain_id: CHAIN_ID, vault: eth(BOB) });
+    case.local.ethereum = Some(EthereumBridge::new(CHAIN_ID, eth(BOB)));
     assert_eq!(case.refusal(), Some(Reason::PayloadMismatch));
 }
 
@@ -819,6 +819,52 @@ fn a_rotation_is_signed_only_to_the_key_this_signer_rebuilt_from_the_transcript(
         change.payload = hex::encode([0u8; 192]);
     }
     assert_eq!(tampered.refusal(), Some(Reason::PayloadMismatch));
+    Ok(())
+}
+
+/// A vault heartbeat as the chain forms it: the root of the height before the batch formed.
+fn heartbeat_case() -> Case {
+    Case::new(Denom::wei(), &[], |case, _| {
+        BatchRelease::EthereumHeartbeat(ferry_types::query::EthereumHeartbeat {
+            heartbeat: ferry_types::release::eth::EthHeartbeat {
+                chain_id: CHAIN_ID,
+                vault: eth(VAULT),
+                epoch: case.ceremony.manifest.epoch,
+                nonce: BATCH,
+                height: case.batch.created_height - 1,
+                balances_root: [0x5e; 32],
+            },
+            signature: None,
+            signature_compressed: None,
+        })
+    })
+}
+
+#[test]
+fn a_vault_heartbeat_is_signed_for_this_signers_vault_and_epoch_and_the_height_before_it_formed()
+-> Result<(), Box<dyn std::error::Error>> {
+    let case = heartbeat_case();
+    let Decision::Sign(rebuilt) = case.decide() else { return Err(format!("{:?}", case.decide()).into()) };
+    let Payload::Heartbeat { bytes, .. } = &rebuilt.payload else { return Err("not a heartbeat payload".into()) };
+    assert_eq!(Some(bytes.clone()), case.batch.release.bls_message());
+    assert_eq!(bytes.len(), 7 * 32);
+
+    let tamper = |change: fn(&mut ferry_types::release::eth::EthHeartbeat)| {
+        let mut case = heartbeat_case();
+        if let BatchRelease::EthereumHeartbeat(heartbeat) = &mut case.batch.release {
+            change(&mut heartbeat.heartbeat);
+        }
+        case.refusal()
+    };
+    assert_eq!(tamper(|hb| hb.vault = eth(BOB)), Some(Reason::PayloadMismatch), "another vault");
+    assert_eq!(tamper(|hb| hb.chain_id += 1), Some(Reason::PayloadMismatch), "another chain");
+    assert_eq!(tamper(|hb| hb.epoch += 1), Some(Reason::PayloadMismatch), "another epoch");
+    assert_eq!(tamper(|hb| hb.nonce += 1), Some(Reason::PayloadMismatch), "another nonce");
+    assert_eq!(tamper(|hb| hb.height -= 1), Some(Reason::PayloadMismatch), "an older height");
+    // Without a vault configured, the signer cannot tell: unsupported.
+    let mut unconfigured = heartbeat_case();
+    unconfigured.local.ethereum = None;
+    assert_eq!(unconfigured.refusal(), Some(Reason::Unsupported));
     Ok(())
 }
 

@@ -178,6 +178,44 @@ impl EthRotation {
     }
 }
 
+/// The federation's heartbeat to the vault (issue 17): the exit tree's root over the claims
+/// committed at sidechain `height`, under the batch id `nonce` — what `FerryVault.heartbeat`
+/// applies. The vault keeps the root of the highest height it was given and counts every
+/// heartbeat as a sign of life that puts its escape hatch off by `escapeDelay`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EthHeartbeat {
+    /// EIP-155 chain id of the parent chain the vault lives on.
+    pub chain_id: u64,
+    /// The vault.
+    pub vault: EthAddress,
+    /// The epoch whose key signs.
+    pub epoch: u64,
+    /// The batch id; the vault applies each nonce once (shared with releases and listings).
+    pub nonce: u64,
+    /// The sidechain height whose committed claims `balances_root` covers.
+    pub height: u64,
+    /// The exit tree's root (hex, 32 bytes).
+    #[serde(with = "hex::serde")]
+    pub balances_root: [u8; 32],
+}
+
+impl EthHeartbeat {
+    /// The payload bytes, exactly Solidity's `abi.encode(bytes32 HEARTBEAT_TAG, uint256 chainId,
+    /// address vault, uint64 epoch, uint64 nonce, uint64 height, bytes32 balancesRoot)`: seven
+    /// 32-byte words (`FerryVault.heartbeatMessage`).
+    pub fn payload(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(7 * 32);
+        out.extend_from_slice(&crate::exit_tree::HEARTBEAT_TAG);
+        out.extend_from_slice(&uint_word(u128::from(self.chain_id)));
+        out.extend_from_slice(&self.vault.abi_word());
+        out.extend_from_slice(&uint_word(u128::from(self.epoch)));
+        out.extend_from_slice(&uint_word(u128::from(self.nonce)));
+        out.extend_from_slice(&uint_word(u128::from(self.height)));
+        out.extend_from_slice(&self.balances_root);
+        out
+    }
+}
+
 /// An unsigned integer as a 32-byte big-endian ABI word.
 fn uint_word(value: u128) -> [u8; 32] {
     let mut word = [0u8; 32];

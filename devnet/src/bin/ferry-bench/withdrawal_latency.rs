@@ -178,7 +178,10 @@ async fn wait_for_broadcast(system: &System, id: WithdrawalId) -> anyhow::Result
                     let txid: Txid = release.txid.parse()?;
                     system.parents.btcd.unspent_output(&OutPoint { txid, vout: 0 }).await?.is_some()
                 }
-                BatchRelease::Ethereum(_) | BatchRelease::EthereumListing(_) | BatchRelease::EthereumRotation(_) => {
+                BatchRelease::Ethereum(_)
+                | BatchRelease::EthereumListing(_)
+                | BatchRelease::EthereumRotation(_)
+                | BatchRelease::EthereumHeartbeat(_) => {
                     let anvil = &system.parents.anvil;
                     anvil.wallet().released(anvil.vault(), view.batch.id).await?
                 }
