@@ -190,10 +190,14 @@ contract FerryVault {
     }
 
     /// @notice A withdrawal batch as the sidechain built it: federation epoch, batch nonce (the
-    ///         sidechain's batch id) and its payments.
+    ///         sidechain's batch id), the exit tree's root over the sidechain's claims at the
+    ///         height the batch formed (`exitHeight`: the batch's withdrawals are claims naming
+    ///         its nonce there) and its payments.
     struct Batch {
         uint64 epoch;
         uint64 nonce;
+        uint64 exitHeight;
+        bytes32 exitRoot;
         Item[] items;
     }
 
@@ -448,12 +452,14 @@ contract FerryVault {
     // ---------------------------------------------------------------------------------------
 
     /// @notice Pay out `batch` if `signature` is the federation's BLS signature of it.
-    /// @param batch The batch as the sidechain built it (epoch, nonce, items).
+    /// @param batch The batch as the sidechain built it (epoch, nonce, exit height and root, items).
     /// @param signature The federation's threshold signature, EIP-2537 G2 (256 bytes), over
     ///        `releaseMessage(batch)` hashed to G2 with `RELEASE_DST`.
     /// @dev Checks, in order: `VaultFrozen` (a frozen vault pays only exits), `WrongEpoch`,
     ///      `AlreadyReleased`, `EmptyBatch`, `MalformedSignature`,
-    ///      `BadSignature`. Then marks the nonce released before any payment
+    ///      `BadSignature`. Then marks the nonce released and counts the release as a heartbeat
+    ///      (the escape clock restarts; its exit root is taken when higher than the one held,
+    ///      so the root always covers every batch the vault released) before any payment
     ///      (checks-effects-interactions, besides the reentrancy guard) and pays each item with
     ///      `PAYMENT_GAS`; a failed payment is added to `owed` (`PaymentDeferred`) instead of
     ///      reverting, so one recipient cannot block the others. Anyone may submit a signed batch:
@@ -469,6 +475,7 @@ contract FerryVault {
         if (!valid) revert BadSignature();
 
         released[batch.nonce] = true;
+        _beat(batch.exitHeight, batch.exitRoot);
         emit Released(batch.nonce, epoch, count);
         for (uint256 i; i < count; ++i) {
             _pay(batch.nonce, i, batch.items[i]);
@@ -476,11 +483,21 @@ contract FerryVault {
     }
 
     /// @notice The message the federation signs for `batch` on this chain for this vault:
-    ///         `abi.encode(RELEASE_TAG, block.chainid, address(this), epoch, nonce, items)` —
-    ///         words tag | chain id | vault | epoch | nonce | 0xc0 | item count | per item token,
-    ///         recipient, amount (`ferry_types::release::eth::EthBatch::payload` on the Rust side).
+    ///         `abi.encode(RELEASE_TAG, block.chainid, address(this), epoch, nonce, exitHeight,
+    ///         exitRoot, items)` — words tag | chain id | vault | epoch | nonce | exit height |
+    ///         exit root | 0x100 | item count | per item token, recipient, amount
+    ///         (`ferry_types::release::eth::EthBatch::payload` on the Rust side).
     function releaseMessage(Batch calldata batch) public view returns (bytes memory) {
-        return abi.encode(RELEASE_TAG, block.chainid, address(this), batch.epoch, batch.nonce, batch.items);
+        return abi.encode(
+            RELEASE_TAG,
+            block.chainid,
+            address(this),
+            batch.epoch,
+            batch.nonce,
+            batch.exitHeight,
+            batch.exitRoot,
+            batch.items
+        );
     }
 
     // ---------------------------------------------------------------------------------------
@@ -594,12 +611,19 @@ contract FerryVault {
         if (!valid) revert BadSignature();
 
         released[hb.nonce] = true;
-        lastHeartbeatAt = uint64(block.timestamp);
-        if (hb.height > lastHeartbeatHeight) {
-            exitRoot = hb.balancesRoot;
-            lastHeartbeatHeight = hb.height;
-        }
+        _beat(hb.height, hb.balancesRoot);
         emit HeartbeatPosted(hb.nonce, hb.epoch, hb.height, hb.balancesRoot);
+    }
+
+    /// @dev A sign of life from the federation (a heartbeat or a release): restarts the escape
+    ///      clock, and takes `root` as the exit root when `height` is above the one held, never
+    ///      rolling it back.
+    function _beat(uint64 height, bytes32 root) private {
+        lastHeartbeatAt = uint64(block.timestamp);
+        if (height > lastHeartbeatHeight) {
+            exitRoot = root;
+            lastHeartbeatHeight = height;
+        }
     }
 
     /// @notice The message the federation signs for `hb` on this chain for this vault:

@@ -384,6 +384,8 @@ impl Anvil {
                 vault: batch_address(vault),
                 epoch: federation.epoch,
                 nonce: 1,
+                exit_height: 1,
+                exit_root: [0x5e; 32],
                 items: vec![EthReleaseItem {
                     token: BatchAddress::ZERO,
                     recipient: BatchAddress::from_bytes([0xf0; 20]),

@@ -384,11 +384,16 @@ async fn holders_exit_eth_and_tokens_from_a_vault_frozen_after_the_escape_delay(
 
     // While it runs, the federation releases batch 7: bob's first withdrawal is paid.
     let withdrawal_to = EthAddress::from([0xb7; 20]);
+    // It carries the root of the claims where it formed: the same root at a later height (its
+    // withdrawal was a claim naming nonce 7 there already) — the vault keeps the root, moves its
+    // height on and restarts the escape clock.
     let batch_seven = EthBatch {
         chain_id: anvil::CHAIN_ID,
         vault: batch_address(vault),
         epoch: EPOCH,
         nonce: 7,
+        exit_height: 11,
+        exit_root: root,
         items: vec![EthReleaseItem {
             token: batch_address(EthAddress::ZERO),
             recipient: batch_address(withdrawal_to),
@@ -397,6 +402,8 @@ async fn holders_exit_eth_and_tokens_from_a_vault_frozen_after_the_escape_delay(
     };
     wallet.release(vault, &batch_seven, &sign_release(&keys, &[0, 1, 2], &batch_seven)?).await?;
     assert_eq!(wallet.balance(withdrawal_to).await?, U256::from(paid_withdrawal));
+    assert_eq!(rpc.view(&selector("lastHeartbeatHeight()")).await?, uint(11));
+    assert_eq!(rpc.view(&selector("exitRoot()")).await?, root);
 
     // The federation stops; the escape delay passes; anyone freezes the vault.
     let delay = VAULT_ESCAPE_DELAY_SECS + 1;
@@ -412,6 +419,8 @@ async fn holders_exit_eth_and_tokens_from_a_vault_frozen_after_the_escape_delay(
         vault: batch_address(vault),
         epoch: EPOCH,
         nonce: 1,
+        exit_height: 12,
+        exit_root: root,
         items: vec![EthReleaseItem {
             token: batch_address(EthAddress::ZERO),
             recipient: batch_address(EthAddress::from([0xa1; 20])),

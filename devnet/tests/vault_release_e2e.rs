@@ -54,7 +54,15 @@ fn item(token: EthAddress, recipient: EthAddress, amount: u128) -> EthReleaseIte
 }
 
 fn batch(vault: EthAddress, nonce: u64, items: Vec<EthReleaseItem>) -> EthBatch {
-    EthBatch { chain_id: anvil::CHAIN_ID, vault: batch_address(vault), epoch: EPOCH, nonce, items }
+    EthBatch {
+        chain_id: anvil::CHAIN_ID,
+        vault: batch_address(vault),
+        epoch: EPOCH,
+        nonce,
+        exit_height: nonce,
+        exit_root: [nonce as u8; 32],
+        items,
+    }
 }
 
 /// Anvil with the vault trusting `keys` at [`EPOCH`], holding 10 ETH and 1000 fUSD of deposits.

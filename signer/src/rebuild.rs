@@ -10,9 +10,11 @@
 //! address, the inputs) rather than just "bytes differ"; a final byte comparison catches anything
 //! else.
 //!
-//! - Ethereum: `EthBatch { chain_id, vault, epoch, nonce = batch id, items }` with each item's
-//!   token from the asset (`wei` → the zero address, `erc20/0x…` → that token), recipient from the
-//!   burn's destination and amount = the burn; [`EthBatch::payload`] must equal the chain's hex.
+//! - Ethereum: `EthBatch { chain_id, vault, epoch, nonce = batch id, exit_height, exit_root,
+//!   items }` with each item's token from the asset (`wei` → the zero address, `erc20/0x…` →
+//!   that token), recipient from the burn's destination and amount = the burn; the exit root is
+//!   the chain's, and must be of the height the batch formed at; [`EthBatch::payload`] must equal
+//!   the chain's hex.
 //! - Bitcoin: the batch's fee rate must lie within the chain's bounds; the inputs and the change
 //!   amount come from the batch's plan (they must hold exactly the burns plus the change), the
 //!   change goes to the local peg; each output pays the burn's destination (parsed for the local
@@ -37,8 +39,8 @@
 //!   ([`NextFederation`]).
 //! - Vault heartbeat (no items, a total of zero, asset `wei`): `EthHeartbeat { chain_id, vault,
 //!   epoch, nonce = batch id, height, balances_root }` with the chain id, vault and epoch local;
-//!   the height must be the one before the batch formed, and the root is the chain's record of
-//!   the exit tree over the claims at that height — a consensus fact read with a proof, as the
+//!   the height must be the one the batch formed at, and the root is the chain's record of the
+//!   exit tree over the claims at that height — a consensus fact read with a proof, as the
 //!   withdrawal records are.
 //! - Migration (a Bitcoin release without items that names the next epoch): the same inputs
 //!   spent into one output at the next federation's peg as this signer rebuilt it, at the
@@ -363,12 +365,7 @@ fn ethereum(
     burns: &[&Withdrawal],
     local: &LocalKnowledge,
 ) -> Result<(Payload, Vec<Destination>), Refusal> {
-    let Some(bridge) = &local.ethereum else {
-        return refuse(
-            Reason::Unsupported,
-            format!("batch {} is an Ethereum release and this signer has no [ethereum] chain id and vault", batch.id),
-        );
-    };
+    let bridge = local_vault(local, batch.id, "is an Ethereum release")?;
     let token = erc20_token(&batch.asset).unwrap_or(EthAddress::ZERO);
     let mut items = Vec::with_capacity(burns.len());
     for (position, burn) in burns.iter().enumerate() {
@@ -380,8 +377,27 @@ fn ethereum(
         check_paid(batch, position, burn.amount)?;
         items.push(EthReleaseItem { token, recipient, amount: burn.amount });
     }
-    let rebuilt =
-        EthBatch { chain_id: bridge.chain_id, vault: bridge.vault, epoch: local.epoch, nonce: batch.id, items };
+    // The exit root is the chain's record of the claims where the batch formed (a consensus fact,
+    // read with a proof like the withdrawals): it must be of that height, where the batch's
+    // withdrawals name its nonce, or a release could leave them claimable after it paid them.
+    if release.batch.exit_height != batch.created_height {
+        return refuse(
+            Reason::PayloadMismatch,
+            format!(
+                "batch {} formed at height {} carries the exit root of height {}",
+                batch.id, batch.created_height, release.batch.exit_height
+            ),
+        );
+    }
+    let rebuilt = EthBatch {
+        chain_id: bridge.chain_id,
+        vault: bridge.vault,
+        epoch: local.epoch,
+        nonce: batch.id,
+        exit_height: release.batch.exit_height,
+        exit_root: release.batch.exit_root,
+        items,
+    };
     compare_eth(batch.id, &release.batch, &rebuilt)?;
     let bytes = rebuilt.payload();
     if hex::decode(&release.payload).ok().as_deref() != Some(bytes.as_slice()) {
@@ -394,15 +410,38 @@ fn ethereum(
     Ok((Payload::Ethereum { batch: rebuilt, bytes }, destinations))
 }
 
+/// The vault this signer knows for itself, for batch `id` (`what` it does, for the refusal).
+fn local_vault<'a>(local: &'a LocalKnowledge, id: u64, what: &str) -> Result<&'a EthereumBridge, Refusal> {
+    local.ethereum.as_ref().ok_or_else(|| {
+        Refusal::new(
+            Reason::Unsupported,
+            format!("batch {id} {what} and this signer has no [ethereum] chain id and vault"),
+        )
+    })
+}
+
+/// Refuses (`reason`) unless the chain's vault action of batch `id` is the one rebuilt.
+fn same_action<T: PartialEq + std::fmt::Debug>(
+    id: u64,
+    kind: &str,
+    chain: &T,
+    rebuilt: &T,
+    reason: Reason,
+    from: &str,
+) -> Result<(), Refusal> {
+    if chain == rebuilt {
+        return Ok(());
+    }
+    refuse(
+        reason,
+        format!("{kind} batch {id}: the chain's {kind} is {chain:?}, this signer rebuilds {rebuilt:?}{from}"),
+    )
+}
+
 /// Rebuilds a listing change (see the module documentation).
 fn listing(batch: &Batch, change: &EthereumListing, local: &LocalKnowledge) -> Result<Payload, Refusal> {
     let id = batch.id;
-    let Some(bridge) = &local.ethereum else {
-        return refuse(
-            Reason::Unsupported,
-            format!("batch {id} is a listing change and this signer has no [ethereum] chain id and vault"),
-        );
-    };
+    let bridge = local_vault(local, id, "is a listing change")?;
     if !batch.items.is_empty() || batch.total != Amount::ZERO {
         return refuse(Reason::ItemCount, format!("listing batch {id} carries withdrawals"));
     }
@@ -435,15 +474,7 @@ fn listing(batch: &Batch, change: &EthereumListing, local: &LocalKnowledge) -> R
         token,
         listed: change.limit.is_some(),
     };
-    if change.listing != rebuilt {
-        return refuse(
-            Reason::PayloadMismatch,
-            format!(
-                "listing batch {id}: the chain's listing is {:?}, this signer rebuilds {rebuilt:?}",
-                change.listing
-            ),
-        );
-    }
+    same_action(id, "listing", &change.listing, &rebuilt, Reason::PayloadMismatch, "")?;
     let bytes = rebuilt.payload();
     if hex::decode(&change.payload).ok().as_deref() != Some(bytes.as_slice()) {
         return refuse(
@@ -457,21 +488,16 @@ fn listing(batch: &Batch, change: &EthereumListing, local: &LocalKnowledge) -> R
 /// Rebuilds a vault heartbeat (see the module documentation).
 fn heartbeat(batch: &Batch, change: &EthereumHeartbeat, local: &LocalKnowledge) -> Result<Payload, Refusal> {
     let id = batch.id;
-    let Some(bridge) = &local.ethereum else {
-        return refuse(
-            Reason::Unsupported,
-            format!("batch {id} is a vault heartbeat and this signer has no [ethereum] chain id and vault"),
-        );
-    };
+    let bridge = local_vault(local, id, "is a vault heartbeat")?;
     if !batch.items.is_empty() || batch.total != Amount::ZERO || batch.asset != Denom::wei() {
         return refuse(Reason::ItemCount, format!("vault heartbeat batch {id} carries withdrawals or an asset"));
     }
     let covered = change.heartbeat.height;
-    if covered.checked_add(1) != Some(batch.created_height) {
+    if covered != batch.created_height {
         return refuse(
             Reason::PayloadMismatch,
             format!(
-                "vault heartbeat batch {id} formed at height {} posts the root of height {covered}, not of the height before",
+                "vault heartbeat batch {id} formed at height {} posts the root of height {covered}, not of its own",
                 batch.created_height
             ),
         );
@@ -484,15 +510,7 @@ fn heartbeat(batch: &Batch, change: &EthereumHeartbeat, local: &LocalKnowledge) 
         height: covered,
         balances_root: change.heartbeat.balances_root,
     };
-    if change.heartbeat != rebuilt {
-        return refuse(
-            Reason::PayloadMismatch,
-            format!(
-                "vault heartbeat batch {id}: the chain's heartbeat is {:?}, this signer rebuilds {rebuilt:?}",
-                change.heartbeat
-            ),
-        );
-    }
+    same_action(id, "heartbeat", &change.heartbeat, &rebuilt, Reason::PayloadMismatch, "")?;
     let bytes = rebuilt.payload();
     Ok(Payload::Heartbeat { heartbeat: rebuilt, bytes })
 }
@@ -500,12 +518,7 @@ fn heartbeat(batch: &Batch, change: &EthereumHeartbeat, local: &LocalKnowledge) 
 /// Rebuilds the vault's rotation (see the module documentation).
 fn rotation(batch: &Batch, change: &EthereumRotation, local: &LocalKnowledge) -> Result<Payload, Refusal> {
     let id = batch.id;
-    let Some(bridge) = &local.ethereum else {
-        return refuse(
-            Reason::Unsupported,
-            format!("batch {id} rotates the vault and this signer has no [ethereum] chain id and vault"),
-        );
-    };
+    let bridge = local_vault(local, id, "rotates the vault")?;
     if !batch.items.is_empty() || batch.total != Amount::ZERO {
         return refuse(Reason::ItemCount, format!("rotation batch {id} carries withdrawals"));
     }
@@ -522,16 +535,7 @@ fn rotation(batch: &Batch, change: &EthereumRotation, local: &LocalKnowledge) ->
         new_epoch: next.epoch,
         new_key: next.key.clone(),
     };
-    if change.rotation != rebuilt {
-        return refuse(
-            Reason::HandOver,
-            format!(
-                "rotation batch {id}: the chain's rotation is {:?}, this signer rebuilds {rebuilt:?} from the key \
-                 generation's transcript",
-                change.rotation
-            ),
-        );
-    }
+    same_action(id, "rotation", &change.rotation, &rebuilt, Reason::HandOver, " from the key generation's transcript")?;
     let bytes = rebuilt
         .payload()
         .ok_or_else(|| Refusal::new(Reason::HandOver, format!("rotation batch {id}: the next key is not hex")))?;

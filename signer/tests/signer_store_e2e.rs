@@ -58,8 +58,15 @@ impl TestDatabase {
 
 /// An ether batch `nonce` of `wei` paying its payload `tag`: payloads with different tags differ.
 fn rebuilt(nonce: u64, wei: u128, tag: u8) -> Rebuilt {
-    let batch =
-        EthBatch { chain_id: 31_337, vault: EthAddress::from_bytes([tag; 20]), epoch: EPOCH, nonce, items: Vec::new() };
+    let batch = EthBatch {
+        chain_id: 31_337,
+        vault: EthAddress::from_bytes([tag; 20]),
+        epoch: EPOCH,
+        nonce,
+        exit_height: 0,
+        exit_root: [0; 32],
+        items: Vec::new(),
+    };
     let bytes = batch.payload();
     Rebuilt {
         batch: nonce,

@@ -495,6 +495,10 @@ fn ethereum_release(
         vault: bridge.vault,
         epoch: federation.epoch,
         nonce: id,
+        // The root of the claims this block leaves, attached at the block's end
+        // (`exit_claims::attach_root`): the batch's withdrawals name its nonce there.
+        exit_height: 0,
+        exit_root: [0; 32],
         items: eth_items,
     };
     let payload = hex::encode(batch.payload());

@@ -30,9 +30,9 @@ pub struct BlockInput<'a> {
     pub chain_id: &'a str,
     /// Raw transactions, in block order.
     pub txs: &'a [&'a [u8]],
-    /// The exit tree's root over the claims committed at `height - 1`
-    /// ([`crate::exit_claims::ClaimTree`], kept by the node).
-    pub exit_root: ferry_types::exit_tree::Hash,
+    /// The exit tree over the committed claims ([`crate::exit_claims::ClaimTree`], kept by the
+    /// node): the block learns the root of the claims it leaves from it.
+    pub claims: &'a dyn crate::exit_claims::ClaimRoots,
 }
 
 /// The result of one transaction in a block.
@@ -129,8 +129,8 @@ fn tend_pending_batches<R: StateRead>(
 /// paused bridge still wants to know what the parent chains hold), after the batches it must
 /// allow for were formed; then a key generation's phase closes when its time is up, a heartbeat
 /// round opens when due, and a scheduled parameter change is written for the next block; last,
-/// the exit claims follow everything the block wrote, and the root of the ones before it is
-/// recorded.
+/// the exit claims follow everything the block wrote, their root is recorded and given to the
+/// Ethereum batches formed, and a vault heartbeat forms when due (paused or not).
 fn end_block<R: StateRead>(
     state: &mut StateDelta<R>,
     params: &ferry_types::Params,
@@ -146,13 +146,12 @@ fn end_block<R: StateRead>(
         crate::handover::advance(state, params, height, events)?;
         crate::handover::sweep_retired(state, params, height, events)?;
     }
-    crate::vault_heartbeat::form_if_due(state, params, height, block.exit_root, events)?;
     crate::reserves_check::open_round_if_due(state, params, height, events)?;
     crate::dkg::advance(state, params, height, events)?;
     crate::liveness::open_round_if_due(state, params, block, events)?;
     crate::governance::apply_due(state, height, events)?;
-    crate::exit_claims::record_root(state, height, block.exit_root)?;
-    crate::exit_claims::refresh(state)
+    let root = crate::exit_claims::close_block(state, height, block.claims)?;
+    crate::vault_heartbeat::form_if_due(state, params, height, root, events)
 }
 
 /// The share of a proposal's bytes kept for federation duties first, in percent.

@@ -13,11 +13,14 @@
 //! and Ethereum batch the block wrote. Positions are assigned append-only, the first time a claim
 //! is non-zero, and kept for good (a claim that falls to zero empties its position); module
 //! accounts hold no key and get no claim. The tree itself lives in the node's memory
-//! ([`ClaimTree`], updated from each committed block's writes); a block records the root of the
-//! state before it under [`state_keys::EXIT_ROOT`] (the node passes it in) when it changed.
+//! ([`ClaimTree`], updated from each committed block's writes); the node lends it to each block
+//! ([`ClaimRoots`]), which computes the root of the claims it leaves, records it under
+//! [`state_keys::EXIT_ROOT`] when it changed, and attaches it to the Ethereum release batches
+//! it formed ([`attach_root`]): a release carries the root of the state right after its batch
+//! formed, so the vault's root always covers every batch it paid.
 
 use ferry_types::exit_tree::{Claim, ExitRoot, ExitTree, Hash};
-use ferry_types::query::{BatchStatus, WithdrawalId};
+use ferry_types::query::{BatchRelease, BatchStatus, WithdrawalId};
 use ferry_types::{Address, Amount, state_keys};
 
 use crate::state::{ChangeSet, StateDelta, StateError, StateRead, decode, scan_all};
@@ -54,17 +57,63 @@ fn keyless(account: &Address) -> bool {
     *account == Address::fee_collector() || *account == Address::unattributed_pool()
 }
 
-/// Records `root`, the root of the claims committed at `height - 1` (from the node's
-/// [`ClaimTree`]), when it differs from the one recorded: the record names the first height
-/// whose claims have that root, which covers every later one until the next record (a block that
-/// changes nothing writes nothing).
+/// The exit tree over the committed claims, as a block sees it: the root the claims would have
+/// with the block's writes applied, before the block is committed.
+pub trait ClaimRoots: Sync + std::fmt::Debug {
+    /// The root over the committed claims with the claim writes among `writes` applied.
+    ///
+    /// # Errors
+    /// A corrupt claim among `writes`.
+    fn root_after(&self, writes: &ChangeSet) -> Result<Hash, StateError>;
+}
+
+/// Records `root`, the root of the claims at `height`, when it differs from the one recorded:
+/// the record names the first height whose claims have that root, which covers every later one
+/// until the next record (a block that changes no claim writes nothing).
 ///
 /// # Errors
 /// On storage failure or a corrupt record.
 pub fn record_root<R: StateRead>(state: &mut StateDelta<R>, height: u64, root: Hash) -> Result<(), StateError> {
     let recorded: Option<ExitRoot> = state.get_record(state_keys::EXIT_ROOT)?;
     if recorded.is_none_or(|recorded| recorded.root != root) {
-        state.put_record(state_keys::EXIT_ROOT.to_vec(), &ExitRoot { height: height.saturating_sub(1), root });
+        state.put_record(state_keys::EXIT_ROOT.to_vec(), &ExitRoot { height, root });
+    }
+    Ok(())
+}
+
+/// The end of a block's exit bookkeeping: re-derives the claims it touched ([`refresh`]), and
+/// returns the root they leave (from the node's tree), after recording it and attaching it to
+/// the Ethereum release batches formed at `height`.
+///
+/// # Errors
+/// On storage failure or a corrupt record.
+pub fn close_block<R: StateRead>(
+    state: &mut StateDelta<R>,
+    height: u64,
+    claims: &dyn ClaimRoots,
+) -> Result<Hash, StateError> {
+    refresh(state)?;
+    let root = claims.root_after(state.writes())?;
+    record_root(state, height, root)?;
+    attach_root(state, height, root)?;
+    Ok(root)
+}
+
+/// Gives each Ethereum release batch formed at `height` the root of the claims the block leaves.
+fn attach_root<R: StateRead>(state: &mut StateDelta<R>, height: u64, root: Hash) -> Result<(), StateError> {
+    for key in state.written_under(b"batch/") {
+        let Some(id) = std::str::from_utf8(&key[b"batch/".len()..]).ok().and_then(|n| n.parse::<u64>().ok()) else {
+            continue;
+        };
+        let Some(mut batch) = state.batch(id)? else { continue };
+        let BatchRelease::Ethereum(release) = &mut batch.release else { continue };
+        if batch.created_height != height {
+            continue;
+        }
+        release.batch.exit_height = height;
+        release.batch.exit_root = root;
+        release.payload = hex::encode(release.batch.payload());
+        state.put_batch(&batch);
     }
     Ok(())
 }
@@ -214,6 +263,27 @@ pub struct ClaimTree {
     tree: ExitTree,
 }
 
+impl ClaimRoots for ClaimTree {
+    fn root_after(&self, writes: &ChangeSet) -> Result<Hash, StateError> {
+        let mut changes = std::collections::BTreeMap::new();
+        for (key, value) in claim_writes(writes) {
+            let leaf = match value {
+                Some(bytes) => decode::<Claim>(key, bytes)?.leaf(),
+                None => [0; 32],
+            };
+            changes.insert(position_of(key)?, leaf);
+        }
+        Ok(self.tree.root_with(&changes))
+    }
+}
+
+/// The writes among `changes` to the exit claims.
+fn claim_writes(changes: &ChangeSet) -> impl Iterator<Item = (&Vec<u8>, &Option<Vec<u8>>)> {
+    changes
+        .range(state_keys::EXIT_CLAIM_PREFIX.to_vec()..)
+        .take_while(|(key, _)| key.starts_with(state_keys::EXIT_CLAIM_PREFIX))
+}
+
 impl ClaimTree {
     /// The tree over every claim in `state` (a node's committed state at start-up).
     ///
@@ -233,8 +303,7 @@ impl ClaimTree {
     /// # Errors
     /// A corrupt claim in `changes`.
     pub fn apply(&mut self, changes: &ChangeSet) -> Result<(), StateError> {
-        let range = changes.range(state_keys::EXIT_CLAIM_PREFIX.to_vec()..);
-        for (key, value) in range.take_while(|(key, _)| key.starts_with(state_keys::EXIT_CLAIM_PREFIX)) {
+        for (key, value) in claim_writes(changes) {
             let leaf = match value {
                 Some(bytes) => decode::<Claim>(key, bytes)?.leaf(),
                 None => [0; 32],

@@ -40,7 +40,7 @@ pub fn init_chain(genesis: &GenesisState) -> Result<(ChangeSet, Vec<Event>), fer
     }
     // No claims yet: the empty exit tree's root, so the first block has nothing to record.
     // The in-memory overlay over an empty base cannot fail.
-    crate::exit_claims::record_root(&mut state, 1, ferry_types::exit_tree::ExitTree::new().root()).unwrap_or_default();
+    crate::exit_claims::record_root(&mut state, 0, ferry_types::exit_tree::ExitTree::new().root()).unwrap_or_default();
     let events = vec![Event::new(ev::GENESIS, [(ev::ACCOUNTS, genesis.accounts.len().to_string())])];
     Ok((state.into_writes(), events))
 }

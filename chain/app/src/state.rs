@@ -156,6 +156,11 @@ impl<R: StateRead> StateDelta<R> {
         self.writes.extend(writes);
     }
 
+    /// The writes buffered so far.
+    pub fn writes(&self) -> &ChangeSet {
+        &self.writes
+    }
+
     /// The buffered writes.
     pub fn into_writes(self) -> ChangeSet {
         self.writes

@@ -1,5 +1,5 @@
 //! The federation's heartbeat to the vault (issue 17): every `heartbeat_interval_blocks` the
-//! chain forms a vault action carrying the exit tree's root over the committed claims
+//! chain forms a vault action carrying the exit tree's root over the claims of its block
 //! ([`crate::exit_claims`]); members sign it with their BLS shares like a listing, relayers
 //! deliver it to `FerryVault.heartbeat` and attest it like a release. Each landed heartbeat keeps
 //! the vault's escape hatch closed for another `escapeDelay` and gives it the newest root, so
@@ -55,7 +55,7 @@ impl<R: StateRead> StateDelta<R> {
 }
 
 /// End of block: forms the heartbeat when one is due (see the module docs). `exit_root` is the
-/// root over the claims committed at `height - 1`.
+/// root over the claims this block leaves (those of `height`).
 ///
 /// # Errors
 /// On storage failure or a corrupt record.
@@ -74,7 +74,7 @@ pub fn form_if_due<R: StateRead>(
         return Ok(());
     }
     let epoch = state.federation()?.epoch;
-    let covered = height.saturating_sub(1);
+    let covered = height;
     let id = crate::batch::record_itemless(
         state,
         &Denom::wei(),

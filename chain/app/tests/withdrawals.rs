@@ -586,15 +586,21 @@ fn ether_and_token_withdrawals_form_one_batch_per_denom_paid_by_a_combined_signa
     let token_address: EthAddress = "0x00000000000000000000000000000000000000ab".parse()?;
     let key_set = bridge.bls.public_keys();
     for (id, token, amount) in [(ether_batch, EthAddress::ZERO, ether), (token_batch, token_address, tokens)] {
-        // What a signer rebuilds: the payload from the chain id, vault, epoch, nonce and the burns.
+        // What a signer rebuilds: the payload from the chain id, vault, epoch, nonce and the burns,
+        // with the exit root of the claims the batch's block left (its withdrawals name it there).
+        let view = bridge.chain.batch(id)?;
+        let formed = view.batch.created_height;
+        let claims_root =
+            ferry_app::exit_claims::ClaimTree::load(bridge.chain.committed_at(formed).ok_or("no state")?)?.root();
         let expected = EthBatch {
             chain_id: ETH_CHAIN_ID,
             vault: vault(),
             epoch: EPOCH,
             nonce: id,
+            exit_height: formed,
+            exit_root: claims_root,
             items: vec![EthReleaseItem { token, recipient, amount: Amount::new(amount) }],
         };
-        let view = bridge.chain.batch(id)?;
         let BatchRelease::Ethereum(release) = &view.batch.release else { return Err("not an Ethereum batch".into()) };
         assert_eq!(release.batch, expected);
         assert_eq!(release.payload, hex::encode(expected.payload()));
@@ -2320,20 +2326,27 @@ fn exit_claims_follow_balances_and_withdrawals_until_their_release_settles() -> 
     let balance_left = DEPOSIT_WEI - ether - fees;
     assert_eq!(claims_of(&claims, &alice, EthAddress::ZERO), [(0, balance_left), (0, ether)], "{claims:?}");
 
-    // Batched: the withdrawal's claim names the batch, which the vault refuses once released.
+    // Batched: the withdrawal's claim names the batch, which the vault refuses once released;
+    // the release carries the root of exactly these claims, so once the vault pays it, its root
+    // holds the withdrawal under the batch's nonce.
     let events = bridge.run_to_batch_height()?;
     let id = created_batch(&events, &Denom::wei())?;
     let claims = exit_claims(&bridge)?;
     assert_eq!(claims_of(&claims, &alice, EthAddress::ZERO), [(0, balance_left), (id, ether)]);
+    let BatchRelease::Ethereum(release) = bridge.chain.batch(id)?.batch.release else {
+        return Err("not Ethereum".into());
+    };
+    let tree =
+        ferry_types::exit_tree::ExitTree::from_leaves(claims.iter().map(|(index, claim)| (*index, claim.leaf())));
+    assert_eq!((release.batch.exit_height, release.batch.exit_root), (bridge.chain.height(), tree.root()));
 
-    // The root each block records is the tree over the claims committed before it.
+    // The root a block records is the tree over the claims it leaves; a block that changes no
+    // claim keeps the record.
     let height = bridge.chain.height();
     bridge.chain.empty_block()?;
     let root: ferry_types::exit_tree::ExitRoot =
         bridge.chain.query_json(ferry_types::query::EXIT_ROOT_PATH)?.ok_or("no root")?;
-    let rebuilt =
-        ferry_types::exit_tree::ExitTree::from_leaves(claims.iter().map(|(index, claim)| (*index, claim.leaf())));
-    assert_eq!((root.height, root.root), (height, rebuilt.root()));
+    assert_eq!((root.height, root.root), (height, tree.root()));
 
     // Settled: the release paid it, nothing is claimed for it any more.
     for member in 0..3 {
@@ -2374,8 +2387,8 @@ fn a_vault_heartbeat_forms_each_interval_with_the_exit_root_and_lands_once_its_d
     }
     let [first] = &heartbeats(&bridge)?[..] else { return Err("one heartbeat once the interval passed".into()) };
     let BatchRelease::EthereumHeartbeat(heartbeat) = &first.batch.release else { return Err("not a heartbeat".into()) };
-    // It posts the root over the claims committed just before it formed, under its batch id.
-    let covered = first.batch.created_height - 1;
+    // It posts the root over the claims of the block it formed in, under its batch id.
+    let covered = first.batch.created_height;
     let committed = bridge.chain.committed_at(covered).ok_or("no state at the covered height")?;
     let expected = ferry_app::exit_claims::ClaimTree::load(committed)?.root();
     assert_eq!(heartbeat.heartbeat.height, covered);

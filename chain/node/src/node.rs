@@ -259,9 +259,11 @@ impl Node {
         let chain_id = &chain.chain_id;
         let base = self.store.view(height.saturating_sub(1))?;
         let txs: Vec<&[u8]> = request.txs.iter().map(Bytes::as_ref).collect();
-        let exit_root = lock(&self.claims).root();
-        let block = BlockInput { height, time_unix: request.time.unix_timestamp(), chain_id, txs: &txs, exit_root };
+        let claims = lock(&self.claims);
+        let block =
+            BlockInput { height, time_unix: request.time.unix_timestamp(), chain_id, txs: &txs, claims: &*claims };
         let BlockOutcome { tx_results, events, changes } = ferry_app::finalize_block(&base, &block, &self.signatures)?;
+        drop(claims);
         let tx_events = tx_results.iter().flat_map(|result| &result.events);
         self.metrics.count_block_events(events.iter().chain(tx_events).map(|event| event.kind));
         let pending = self.store.prepare(&changes, height)?;

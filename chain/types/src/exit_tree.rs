@@ -359,6 +359,29 @@ impl ExitTree {
         self.node(EXIT_TREE_DEPTH, 0)
     }
 
+    /// The root this tree would have with `changes` (position → leaf, all zeros to empty)
+    /// applied, leaving the tree as it is: 32 hashes per changed path. How the chain learns the
+    /// root of a block's claims before the block is committed.
+    pub fn root_with(&self, changes: &BTreeMap<u32, Hash>) -> Hash {
+        if changes.is_empty() {
+            return self.root();
+        }
+        let mut level = changes.clone();
+        for height in 0..EXIT_TREE_DEPTH {
+            let mut parents = BTreeMap::new();
+            for &position in level.keys() {
+                let parent = position >> 1;
+                if parents.contains_key(&parent) {
+                    continue;
+                }
+                let at = |position: u32| level.get(&position).copied().unwrap_or_else(|| self.node(height, position));
+                parents.insert(parent, hash_pair(&at(parent << 1), &at((parent << 1) | 1)));
+            }
+            level = parents;
+        }
+        level.get(&0).copied().unwrap_or_else(|| self.root())
+    }
+
     /// The siblings of position `index`, from the leaf's height up: with the leaf, they lead to
     /// [`root`](Self::root) ([`verify`]). An empty position has a proof too (of the zero leaf).
     pub fn proof(&self, index: u32) -> ExitProof {
@@ -532,6 +555,13 @@ mod tests {
             }
             let rebuilt = ExitTree::from_leaves(latest.clone());
             prop_assert_eq!(tree.root(), rebuilt.root());
+            // The root with the updates, computed over the first claims alone, is the same.
+            let first_tree = ExitTree::from_leaves(first.iter().map(|&(index, account, amount)| (index, leaf_of(account, amount))));
+            let changes: BTreeMap<u32, Hash> = updates
+                .iter()
+                .map(|&(index, account, amount)| (index, if amount == 0 { [0; 32] } else { leaf_of(account, amount) }))
+                .collect();
+            prop_assert_eq!(first_tree.root_with(&changes), rebuilt.root());
             prop_assert_eq!(&tree, &rebuilt);
             for (&index, leaf) in &latest {
                 prop_assert!(verify(&tree.root(), index, leaf, &tree.proof(index)));

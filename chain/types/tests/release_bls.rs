@@ -172,6 +172,8 @@ fn batch_payload_is_the_solidity_abi_encoding() {
         vault: address("0x5fbdb2315678afecb367f032d93f642f64180aa3"),
         epoch: 1,
         nonce: 7,
+        exit_height: 42,
+        exit_root: [0xee; 32],
         items: vec![
             EthReleaseItem {
                 token: EthAddress::ZERO,
@@ -191,7 +193,9 @@ fn batch_payload_is_the_solidity_abi_encoding() {
         "0000000000000000000000005fbdb2315678afecb367f032d93f642f64180aa3",
         "0000000000000000000000000000000000000000000000000000000000000001",
         "0000000000000000000000000000000000000000000000000000000000000007",
-        "00000000000000000000000000000000000000000000000000000000000000c0",
+        "000000000000000000000000000000000000000000000000000000000000002a",
+        "eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee",
+        "0000000000000000000000000000000000000000000000000000000000000100",
         "0000000000000000000000000000000000000000000000000000000000000002",
         "0000000000000000000000000000000000000000000000000000000000000000",
         "00000000000000000000000070997970c51812dc3a010c7d01b50e0d17dc79c8",
@@ -209,7 +213,7 @@ fn batch_payload_is_the_solidity_abi_encoding() {
     assert_eq!(batch.signing_message(), payload);
 
     let empty = EthBatch { items: Vec::new(), ..batch };
-    assert_eq!(empty.payload().len(), 7 * 32);
+    assert_eq!(empty.payload().len(), 9 * 32);
 }
 
 #[test]
@@ -219,6 +223,8 @@ fn batches_serialize_with_decimal_amounts_and_checksummed_addresses() -> Result<
         vault: address("0x5aaeb6053f3e94c9b9a09f33669435e7ef1beaed"),
         epoch: 2,
         nonce: 3,
+        exit_height: 4,
+        exit_root: [0xab; 32],
         items: vec![EthReleaseItem {
             token: EthAddress::ZERO,
             recipient: address("0xfb6916095ca1df60bb79ce92ce3ea74c37c5d359"),
@@ -228,6 +234,7 @@ fn batches_serialize_with_decimal_amounts_and_checksummed_addresses() -> Result<
     let json = serde_json::to_value(&batch)?;
     assert_eq!(json["vault"], "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed");
     assert_eq!(json["items"][0]["amount"], "340282366920938463463374607431768211455");
+    assert_eq!(json["exit_root"], "ab".repeat(32));
     assert_eq!(serde_json::from_value::<EthBatch>(json)?, batch);
     Ok(())
 }

@@ -213,10 +213,16 @@ pub fn release_item(item: &EthReleaseItem) -> FerryVault::Item {
     }
 }
 
-/// The vault's `Batch` for a sidechain batch: its epoch, nonce and items. (`chain_id` and
+/// The vault's `Batch` for a sidechain batch: its epoch, nonce, exit root and items. (`chain_id` and
 /// `vault` are not part of it: the vault signs over its own chain id and address.)
 pub fn release_batch(batch: &EthBatch) -> FerryVault::Batch {
-    FerryVault::Batch { epoch: batch.epoch, nonce: batch.nonce, items: batch.items.iter().map(release_item).collect() }
+    FerryVault::Batch {
+        epoch: batch.epoch,
+        nonce: batch.nonce,
+        exitHeight: batch.exit_height,
+        exitRoot: B256::from(batch.exit_root),
+        items: batch.items.iter().map(release_item).collect(),
+    }
 }
 
 /// The calldata of `release(batch, signature)`: what a release transaction carries (its size
@@ -252,6 +258,8 @@ mod tests {
             vault: ferry_types::release::eth::EthAddress::from_bytes(VAULT.into()),
             epoch: 3,
             nonce: 0x0102_0304_0506_0708,
+            exit_height: 77,
+            exit_root: [0x5e; 32],
             items: vec![
                 EthReleaseItem {
                     token: ferry_types::release::eth::EthAddress::ZERO,
@@ -267,15 +275,25 @@ mod tests {
         }
     }
 
-    /// The vault signs `abi.encode(RELEASE_TAG, chainid, vault, epoch, nonce, items)`; alloy's
-    /// encoder of the same values must give the sidechain's payload byte for byte.
+    /// The vault signs `abi.encode(RELEASE_TAG, chainid, vault, epoch, nonce, exitHeight,
+    /// exitRoot, items)`; alloy's encoder of the same values must give the sidechain's payload
+    /// byte for byte.
     #[test]
     fn sidechain_payload_is_the_abi_encoding_the_vault_verifies() {
         use alloy::sol_types::SolValue;
         let batch = sample_batch();
         let vault_batch = release_batch(&batch);
         let tag = B256::from(ferry_types::release::eth::RELEASE_TAG);
-        let encoded = (tag, U256::from(batch.chain_id), VAULT, vault_batch.epoch, vault_batch.nonce, vault_batch.items)
+        let encoded = (
+            tag,
+            U256::from(batch.chain_id),
+            VAULT,
+            vault_batch.epoch,
+            vault_batch.nonce,
+            vault_batch.exitHeight,
+            vault_batch.exitRoot,
+            vault_batch.items,
+        )
             .abi_encode_params();
         assert_eq!(hex::encode(&encoded), hex::encode(batch.payload()));
     }

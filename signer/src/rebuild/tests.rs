@@ -141,7 +141,15 @@ impl Case {
                 signed_height: None,
                 released_height: None,
                 release: BatchRelease::Ethereum(EthereumRelease {
-                    batch: EthBatch { chain_id: 0, vault: EthAddress::ZERO, epoch: 0, nonce: 0, items: Vec::new() },
+                    batch: EthBatch {
+                        chain_id: 0,
+                        vault: EthAddress::ZERO,
+                        epoch: 0,
+                        nonce: 0,
+                        exit_height: 0,
+                        exit_root: [0; 32],
+                        items: Vec::new(),
+                    },
                     payload: String::new(),
                     signature: None,
                     signature_compressed: None,
@@ -185,6 +193,8 @@ impl Case {
                 vault: eth(VAULT),
                 epoch: case.ceremony.manifest.epoch,
                 nonce: BATCH,
+                exit_height: case.batch.created_height,
+                exit_root: [0x5e; 32],
                 items,
             })
         })
@@ -384,6 +394,21 @@ fn an_honest_bitcoin_batch_is_signed_per_input_as_the_chain_checks() -> Result<(
     let ethereum = Case::ethereum();
     let Decision::Sign(other) = ethereum.decide() else { return Err("ethereum refused".into()) };
     assert_ne!(rebuilt.payload_hash(), other.payload_hash());
+    Ok(())
+}
+
+#[test]
+fn an_ethereum_release_must_carry_the_exit_root_of_the_height_it_formed_at() -> Result<(), Box<dyn std::error::Error>> {
+    // Another height's root (an older one would leave its withdrawals claimable as queued
+    // after the vault paid them): refused, however the payload bytes match it.
+    let mut case = Case::ethereum();
+    case.edit_eth(|batch| batch.exit_height -= 1);
+    assert_eq!(case.refusal(), Some(Reason::PayloadMismatch));
+    // The chain's root is signed as recorded: a signer does not pick another.
+    let case = Case::ethereum();
+    let Decision::Sign(rebuilt) = case.decide() else { return Err(format!("{:?}", case.decide()).into()) };
+    let Payload::Ethereum { batch, .. } = &rebuilt.payload else { return Err("not an Ethereum payload".into()) };
+    assert_eq!((batch.exit_height, batch.exit_root), (case.batch.created_height, [0x5e; 32]));
     Ok(())
 }
 
@@ -831,7 +856,7 @@ fn heartbeat_case() -> Case {
                 vault: eth(VAULT),
                 epoch: case.ceremony.manifest.epoch,
                 nonce: BATCH,
-                height: case.batch.created_height - 1,
+                height: case.batch.created_height,
                 balances_root: [0x5e; 32],
             },
             signature: None,
@@ -841,7 +866,7 @@ fn heartbeat_case() -> Case {
 }
 
 #[test]
-fn a_vault_heartbeat_is_signed_for_this_signers_vault_and_epoch_and_the_height_before_it_formed()
+fn a_vault_heartbeat_is_signed_for_this_signers_vault_and_epoch_and_the_height_it_formed_at()
 -> Result<(), Box<dyn std::error::Error>> {
     let case = heartbeat_case();
     let Decision::Sign(rebuilt) = case.decide() else { return Err(format!("{:?}", case.decide()).into()) };

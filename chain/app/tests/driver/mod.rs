@@ -217,7 +217,7 @@ impl Chain {
         state.apply(&changes);
         let claims = ClaimTree::load(&state)?;
         let mut rooted = StateDelta::new(&state);
-        ferry_app::exit_claims::record_root(&mut rooted, 1, claims.root())?;
+        ferry_app::exit_claims::record_root(&mut rooted, 0, claims.root())?;
         let changes = rooted.into_writes();
         state.apply(&changes);
         Ok(Chain {
@@ -269,7 +269,7 @@ impl Chain {
             time_unix: FIRST_BLOCK_TIME.saturating_add(offset.saturating_mul(BLOCK_INTERVAL_SECONDS)),
             chain_id: &self.chain_id,
             txs: &raw,
-            exit_root: self.claims.root(),
+            claims: &self.claims,
         };
         let outcome = ferry_app::finalize_block(self.committed(), &block, &self.signatures)?;
         check_encoding(&outcome.changes)?;
@@ -279,6 +279,12 @@ impl Chain {
         self.claims.apply(&outcome.changes)?;
         if self.claims.root() != ClaimTree::load(&next)?.root() {
             return Err(format!("height {height}: the followed exit tree differs from a rebuild").into());
+        }
+        // The root the block recorded (from the tree as it was lent to the block) is that tree's.
+        let answer = query(&next, ferry_types::query::EXIT_ROOT_PATH)?;
+        let recorded: ferry_types::exit_tree::ExitRoot = serde_json::from_slice(&answer.value)?;
+        if recorded.root != self.claims.root() {
+            return Err(format!("height {height}: the recorded exit root is not the tree's: {recorded:?}").into());
         }
         self.history.push(next);
         self.mempool.clear();

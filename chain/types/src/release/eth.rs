@@ -57,14 +57,22 @@ pub struct EthBatch {
     pub epoch: u64,
     /// The batch nonce; the vault pays each nonce once.
     pub nonce: u64,
+    /// The sidechain height the batch formed at, whose exit claims `exit_root` covers (the
+    /// batch's withdrawals are claims naming its nonce there): the vault takes the root when it
+    /// releases the batch, so its root always covers every batch it paid (issue 17).
+    pub exit_height: u64,
+    /// The exit tree's root over the claims at `exit_height` (hex, 32 bytes).
+    #[serde(with = "hex::serde")]
+    pub exit_root: [u8; 32],
     /// The payouts, in order.
     pub items: Vec<EthReleaseItem>,
 }
 
 impl EthBatch {
     /// The payload bytes, exactly Solidity's
-    /// `abi.encode(bytes32 RELEASE_TAG, uint256 chainId, address vault, uint64 epoch, uint64 nonce, Item[] items)`
-    /// with `struct Item { address token; address recipient; uint256 amount; }`.
+    /// `abi.encode(bytes32 RELEASE_TAG, uint256 chainId, address vault, uint64 epoch, uint64 nonce,
+    /// uint64 exitHeight, bytes32 exitRoot, Item[] items)` with `struct Item { address token;
+    /// address recipient; uint256 amount; }`.
     ///
     /// That is a sequence of 32-byte words:
     ///
@@ -75,22 +83,26 @@ impl EthBatch {
     /// | 2           | `vault`, left-padded with 12 zero bytes                      |
     /// | 3           | `epoch`, big-endian, left-padded                             |
     /// | 4           | `nonce`, big-endian, left-padded                             |
-    /// | 5           | `0xc0`: byte offset of the items array (6 head words × 32)   |
-    /// | 6           | number of items                                              |
-    /// | 7 + 3i      | item i's `token`, left-padded                                |
-    /// | 8 + 3i      | item i's `recipient`, left-padded                            |
-    /// | 9 + 3i      | item i's `amount`, big-endian, left-padded                   |
+    /// | 5           | `exit_height`, big-endian, left-padded                       |
+    /// | 6           | `exit_root`                                                  |
+    /// | 7           | `0x100`: byte offset of the items array (8 head words × 32)  |
+    /// | 8           | number of items                                              |
+    /// | 9 + 3i      | item i's `token`, left-padded                                |
+    /// | 10 + 3i     | item i's `recipient`, left-padded                            |
+    /// | 11 + 3i     | item i's `amount`, big-endian, left-padded                   |
     ///
-    /// so `32 × (7 + 3 × items)` bytes in all.
+    /// so `32 × (9 + 3 × items)` bytes in all.
     pub fn payload(&self) -> Vec<u8> {
-        /// Six head words (five static parameters and the items' offset) precede the items.
-        const ITEMS_OFFSET: u64 = 6 * 32;
-        let mut out = Vec::with_capacity(32 * (7 + 3 * self.items.len()));
+        /// Eight head words (seven static parameters and the items' offset) precede the items.
+        const ITEMS_OFFSET: u64 = 8 * 32;
+        let mut out = Vec::with_capacity(32 * (9 + 3 * self.items.len()));
         out.extend_from_slice(&RELEASE_TAG);
         out.extend_from_slice(&uint_word(u128::from(self.chain_id)));
         out.extend_from_slice(&self.vault.abi_word());
         out.extend_from_slice(&uint_word(u128::from(self.epoch)));
         out.extend_from_slice(&uint_word(u128::from(self.nonce)));
+        out.extend_from_slice(&uint_word(u128::from(self.exit_height)));
+        out.extend_from_slice(&self.exit_root);
         out.extend_from_slice(&uint_word(u128::from(ITEMS_OFFSET)));
         out.extend_from_slice(&uint_word(self.items.len() as u128));
         for item in &self.items {

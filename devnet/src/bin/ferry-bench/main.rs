@@ -38,6 +38,7 @@ mod deposits;
 mod dkg;
 mod duty_flood;
 mod exit_disbursal;
+mod exit_root;
 mod fee_market;
 mod growth;
 mod join;
@@ -375,6 +376,7 @@ async fn main() -> anyhow::Result<()> {
         return withdrawal_latency::latency(args.withdrawals).await;
     }
     if args.exit_only {
+        exit_root::run();
         return exit_disbursal::run();
     }
     if !args.network_only {
@@ -395,6 +397,7 @@ async fn main() -> anyhow::Result<()> {
         join::run_and_print(args.join_accounts).await?;
         reserves_snapshot::run().await?;
         dkg::run()?;
+        exit_root::run();
         exit_disbursal::run()?;
         if args.in_process_only {
             return Ok(());
