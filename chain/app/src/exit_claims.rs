@@ -101,10 +101,7 @@ pub fn close_block<R: StateRead>(
 
 /// Gives each Ethereum release batch formed at `height` the root of the claims the block leaves.
 fn attach_root<R: StateRead>(state: &mut StateDelta<R>, height: u64, root: Hash) -> Result<(), StateError> {
-    for key in state.written_under(b"batch/") {
-        let Some(id) = std::str::from_utf8(&key[b"batch/".len()..]).ok().and_then(|n| n.parse::<u64>().ok()) else {
-            continue;
-        };
+    for id in written_batches(state) {
         let Some(mut batch) = state.batch(id)? else { continue };
         let BatchRelease::Ethereum(release) = &mut batch.release else { continue };
         if batch.created_height != height {
@@ -129,16 +126,12 @@ pub fn refresh<R: StateRead>(state: &mut StateDelta<R>) -> Result<(), StateError
             accounts.push(Address::from_bytes(id));
         }
     }
-    let mut withdrawals = Vec::new();
-    for key in state.written_under(b"withdrawal/") {
-        if let Some(id) = std::str::from_utf8(&key[b"withdrawal/".len()..]).ok().and_then(|n| n.parse().ok()) {
-            withdrawals.push(WithdrawalId(id));
-        }
-    }
-    for key in state.written_under(b"batch/") {
-        let Some(id) = std::str::from_utf8(&key[b"batch/".len()..]).ok().and_then(|n| n.parse::<u64>().ok()) else {
-            continue;
-        };
+    let mut withdrawals: Vec<WithdrawalId> = state
+        .written_under(state_keys::WITHDRAWAL_PREFIX)
+        .iter()
+        .filter_map(|key| state_keys::withdrawal_id_of(key))
+        .collect();
+    for id in written_batches(state) {
         if let Some(batch) = state.batch(id)?
             && batch.asset.ethereum_token().is_some()
         {
@@ -154,6 +147,11 @@ pub fn refresh<R: StateRead>(state: &mut StateDelta<R>) -> Result<(), StateError
         refresh_withdrawal(state, id)?;
     }
     Ok(())
+}
+
+/// The batches this block wrote.
+fn written_batches<R: StateRead>(state: &StateDelta<R>) -> Vec<u64> {
+    state.written_under(state_keys::BATCH_PREFIX).iter().filter_map(|key| state_keys::batch_id_of(key)).collect()
 }
 
 /// `account`'s balance claims: one per Ethereum asset it holds or held.

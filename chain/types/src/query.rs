@@ -83,9 +83,8 @@ pub const UNATTRIBUTED_PAGE: usize = 100;
 /// Most registrations one `/deposit_addresses/<after>` answer carries.
 pub const DEPOSIT_ADDRESSES_PAGE: usize = 1_000;
 
-/// Path of the exit tree's root over the committed claims ([`crate::exit_tree::ExitRoot`]):
-/// asked at height `h + 1`, the root of the claims committed at `h`, recorded at the first
-/// height they had it.
+/// Path of the exit tree's root over the claims ([`crate::exit_tree::ExitRoot`]): asked at
+/// height `h`, the root of the claims committed at `h`, with the first height that had it.
 pub const EXIT_ROOT_PATH: &str = "/exit/eth/root";
 /// Path of a page of the Ethereum exit claims from a position on (`/exit/eth/claims/<from>`,
 /// [`ExitClaimPage`]): with every page, anyone rebuilds the exit tree at that height.

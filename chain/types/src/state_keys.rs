@@ -18,14 +18,38 @@ pub fn account(address: &Address) -> Vec<u8> {
     [ACCOUNT_PREFIX, address.as_bytes().as_slice()].concat()
 }
 
+/// Prefix of the release batch records.
+pub const BATCH_PREFIX: &[u8] = b"batch/";
+
 /// Key of a release batch record ([`crate::query::Batch`]).
 pub fn batch(id: u64) -> Vec<u8> {
     format!("batch/{id}").into_bytes()
 }
 
+/// The batch id a [`batch`] key names (`None` for any other key under [`BATCH_PREFIX`]).
+pub fn batch_id_of(key: &[u8]) -> Option<u64> {
+    decimal_after(key, BATCH_PREFIX)
+}
+
+/// Prefix of the withdrawal records.
+pub const WITHDRAWAL_PREFIX: &[u8] = b"withdrawal/";
+
 /// Key of a withdrawal record ([`crate::query::Withdrawal`]).
 pub fn withdrawal(id: WithdrawalId) -> Vec<u8> {
     format!("withdrawal/{}", id.0).into_bytes()
+}
+
+/// The withdrawal a [`withdrawal`] key names (`None` for any other key under
+/// [`WITHDRAWAL_PREFIX`]).
+pub fn withdrawal_id_of(key: &[u8]) -> Option<WithdrawalId> {
+    decimal_after(key, WITHDRAWAL_PREFIX).map(WithdrawalId)
+}
+
+/// The decimal number that makes up the rest of `key` after `prefix`, written as the keys write
+/// it (no sign, no leading zeros).
+fn decimal_after(key: &[u8], prefix: &[u8]) -> Option<u64> {
+    let text = std::str::from_utf8(key.strip_prefix(prefix)?).ok()?;
+    text.parse().ok().filter(|number: &u64| number.to_string() == text)
 }
 
 /// Key of a member's audit-log anchor ([`crate::query::audit::AuditAnchor`]):
@@ -85,6 +109,21 @@ pub fn exit_claim(index: u32) -> Vec<u8> {
     [EXIT_CLAIM_PREFIX, &index.to_be_bytes()].concat()
 }
 
-/// The exit tree's root over the committed claims ([`crate::exit_tree::ExitRoot`]), written by
-/// the first block after the claims changed.
+/// The exit tree's root over the claims ([`crate::exit_tree::ExitRoot`]), written by each block
+/// that changes a claim.
 pub const EXIT_ROOT: &[u8] = b"exit/eth/root";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_read_back_from_their_keys_and_nothing_else() {
+        assert_eq!(batch_id_of(&batch(42)), Some(42));
+        assert_eq!(withdrawal_id_of(&withdrawal(WithdrawalId(7))), Some(WithdrawalId(7)));
+        for other in [&b"batch/"[..], b"batch/007", b"batch/1/x", b"batch/-1", b"withdrawal/7"] {
+            assert_eq!(batch_id_of(other), None, "{}", String::from_utf8_lossy(other));
+        }
+        assert_eq!(withdrawal_id_of(b"withdrawal_queue/wei/1"), None);
+    }
+}
