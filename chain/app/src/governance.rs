@@ -7,7 +7,8 @@
 //! runs under it). A newer quorum replaces a scheduled change. Below quorum nothing changes.
 //!
 //! What a proposal may not change, because something outside the chain must change with it: the
-//! Ethereum vault binding (`withdrawals.ethereum`), and which ERC-20 tokens are listed or
+//! Ethereum vault binding (`withdrawals.ethereum`'s chain id and vault; its heartbeat interval
+//! may change), and which ERC-20 tokens are listed or
 //! unlisted (the listing path, `MsgProposeListing`, changes the vault first). Everything else —
 //! caps, delays, fee-rate bounds, minimums, batch sizes, the denylist, intervals — may change,
 //! and the result must pass the same checks as genesis.
@@ -55,7 +56,10 @@ fn token_listing(params: &Params) -> (Vec<&Denom>, Vec<&Denom>) {
 
 /// Why `next` cannot replace `current` by a vote, if it cannot.
 fn forbidden_change(current: &Params, next: &Params) -> Option<String> {
-    if current.withdrawals.ethereum != next.withdrawals.ethereum {
+    // The vault's chain and address are bound outside the chain; how often heartbeats go to it
+    // is the chain's own business.
+    let binding = |params: &Params| params.withdrawals.ethereum.as_ref().map(|bridge| (bridge.chain_id, bridge.vault));
+    if binding(current) != binding(next) {
         return Some("withdrawals.ethereum (the vault binding) cannot change by a parameter vote".to_owned());
     }
     if token_listing(current) != token_listing(next) {
@@ -135,4 +139,29 @@ pub fn apply_due<R: StateRead>(
     ));
     tracing::info!(hash = %scheduled.hash, effective = scheduled.effective, "parameters changed");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use ferry_types::genesis::EthereumBridge;
+    use ferry_types::release::eth::EthAddress;
+
+    use super::*;
+
+    #[test]
+    fn a_vote_may_change_the_heartbeat_interval_but_not_the_vault_binding() {
+        let mut current = Params::default();
+        current.withdrawals.ethereum = Some(EthereumBridge::new(1, EthAddress::from_bytes([7; 20])));
+        let mut slower = current.clone();
+        if let Some(bridge) = slower.withdrawals.ethereum.as_mut() {
+            bridge.heartbeat_interval_blocks *= 2;
+        }
+        assert_eq!(forbidden_change(&current, &slower), None);
+        let mut moved = current.clone();
+        moved.withdrawals.ethereum = Some(EthereumBridge::new(1, EthAddress::from_bytes([8; 20])));
+        assert!(forbidden_change(&current, &moved).is_some_and(|why| why.contains("vault binding")));
+        let mut dropped = current.clone();
+        dropped.withdrawals.ethereum = None;
+        assert!(forbidden_change(&current, &dropped).is_some());
+    }
 }
