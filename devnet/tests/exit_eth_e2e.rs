@@ -16,7 +16,6 @@ use ferry_parent_chains::ethereum::wallet::VAULT_ESCAPE_DELAY_SECS;
 use ferry_parent_chains::ethereum::{EthAddress, U256};
 use ferry_types::Denom;
 use ferry_types::exit_tree::ClaimsSnapshot;
-use ferry_types::query::{EXIT_CLAIMS_PATH, ExitClaimPage};
 
 /// Blocks between two heartbeats in this test.
 const HEARTBEAT_BLOCKS: u64 = 8;
@@ -44,18 +43,7 @@ async fn root_at_least(system: &System, height: u64) -> TestResult<ferry_parent_
 
 /// Every claim committed at `height`, read from validator 0.
 async fn claims_at(system: &System, height: u64) -> TestResult<ClaimsSnapshot> {
-    let client = system.client(0)?;
-    let mut claims = Vec::new();
-    let mut from = 0;
-    loop {
-        let page: ExitClaimPage =
-            client.query(&format!("{EXIT_CLAIMS_PATH}{from}"), Some(height)).await?.ok_or("no claims page")?;
-        claims.extend(page.claims);
-        match page.next {
-            Some(next) => from = next,
-            None => return Ok(ClaimsSnapshot { height, claims }),
-        }
-    }
+    Ok(system.client(0)?.exit_claims(height).await?)
 }
 
 #[tokio::test(flavor = "multi_thread")]

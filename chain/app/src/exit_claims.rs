@@ -276,7 +276,7 @@ impl ClaimRoots for ClaimTree {
 }
 
 /// The writes among `changes` to the exit claims.
-fn claim_writes(changes: &ChangeSet) -> impl Iterator<Item = (&Vec<u8>, &Option<Vec<u8>>)> {
+pub fn claim_writes(changes: &ChangeSet) -> impl Iterator<Item = (&Vec<u8>, &Option<Vec<u8>>)> {
     changes
         .range(state_keys::EXIT_CLAIM_PREFIX.to_vec()..)
         .take_while(|(key, _)| key.starts_with(state_keys::EXIT_CLAIM_PREFIX))

@@ -371,6 +371,30 @@ impl FerryClient {
             .unwrap_or(BalancesView { address: *address, balances: Vec::new() }))
     }
 
+    /// Every Ethereum exit claim committed at `height`, page by page (the node must still serve
+    /// that height).
+    ///
+    /// # Errors
+    /// RPC errors, and `NotFound`-like `Ok` pages missing (reported as a query error).
+    pub async fn exit_claims(&self, height: u64) -> Result<ferry_types::exit_tree::ClaimsSnapshot, ClientError> {
+        use ferry_types::query::{EXIT_CLAIMS_PATH, ExitClaimPage};
+        let mut claims = Vec::new();
+        let mut from = 0;
+        loop {
+            let path = format!("{EXIT_CLAIMS_PATH}{from}");
+            let page: ExitClaimPage = self.query(&path, Some(height)).await?.ok_or_else(|| ClientError::Query {
+                path: path.clone(),
+                code: ferry_types::query::QUERY_NOT_FOUND,
+                log: format!("no exit claims at height {height}"),
+            })?;
+            claims.extend(page.claims);
+            match page.next {
+                Some(next) => from = next,
+                None => return Ok(ferry_types::exit_tree::ClaimsSnapshot { height, claims }),
+            }
+        }
+    }
+
     /// The chain parameters.
     ///
     /// # Errors

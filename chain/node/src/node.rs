@@ -19,7 +19,7 @@ use ferry_types::query::{
     APP_HASH_PATH, AppHashView, BatchRelease, JMT_PROOF_OP, QUERY_BAD_HEIGHT, QUERY_BAD_REQUEST, QUERY_NOT_FOUND,
     QUERY_PRUNED, STORE_PATH,
 };
-use ferry_types::{GenesisState, Params, TxCode, state_keys};
+use ferry_types::{GenesisState, Params, TxCode};
 use tendermint::AppHash;
 use tendermint::abci::types::ExecTxResult;
 use tendermint::abci::{Code, Event as AbciEvent};
@@ -268,11 +268,8 @@ impl Node {
         self.metrics.count_block_events(events.iter().chain(tx_events).map(|event| event.kind));
         let pending = self.store.prepare(&changes, height)?;
         let root = pending.root;
-        let claim_changes = changes
-            .range(state_keys::EXIT_CLAIM_PREFIX.to_vec()..)
-            .take_while(|(key, _)| key.starts_with(state_keys::EXIT_CLAIM_PREFIX))
-            .map(|(key, value)| (key.clone(), value.clone()))
-            .collect();
+        let claim_changes =
+            ferry_app::exit_claims::claim_writes(&changes).map(|(key, value)| (key.clone(), value.clone())).collect();
         *lock(&self.finalized) = Some(Finalized { height, pending, claim_changes });
 
         let accepted = tx_results.iter().filter(|r| r.code == TxCode::Ok).count();

@@ -9,7 +9,6 @@ use std::time::Duration;
 use ferry_client::FerryClient;
 use ferry_parent_chains::ethereum::{self as eth, EscapeState, EthereumWatcher};
 use ferry_types::exit_tree::{Claim, ClaimsSnapshot};
-use ferry_types::query::{EXIT_CLAIMS_PATH, ExitClaimPage};
 use ferry_types::release::eth::EthAddress;
 use serde_json::{Value, json};
 
@@ -102,25 +101,11 @@ impl Context {
             }
             return Ok(snapshot);
         }
-        let client = self.client()?;
-        let mut claims = Vec::new();
-        let mut from = 0;
-        loop {
-            let page: ExitClaimPage = client
-                .query(&format!("{EXIT_CLAIMS_PATH}{from}"), Some(height))
-                .await
-                .map_err(|e| {
-                    CliError::from(e).with_hint(format!(
-                        "the node must serve height {height} (an archive node), or pass --claims FILE from `ferry exit export --height {height}`"
-                    ))
-                })?
-                .ok_or_else(|| CliError::not_found(format!("the node has no exit claims at height {height}")))?;
-            claims.extend(page.claims);
-            match page.next {
-                Some(next) => from = next,
-                None => return Ok(ClaimsSnapshot { height, claims }),
-            }
-        }
+        self.client()?.exit_claims(height).await.map_err(|e| {
+            CliError::from(e).with_hint(format!(
+                "the node must serve height {height} (an archive node), or pass --claims FILE from `ferry exit export --height {height}`"
+            ))
+        })
     }
 
     /// The claims at the vault's root height, refused unless they make the vault's root.
