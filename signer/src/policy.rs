@@ -118,6 +118,8 @@ pub struct DecisionInput<'a> {
     /// What it signed for the batch's asset within the window, this batch's own record (if any)
     /// excluded.
     pub signed_in_window: Amount,
+    /// For an exit disbursal: its claims and the release it follows, proven as the batch is.
+    pub exit: Option<&'a crate::rebuild::ExitFacts>,
 }
 
 /// The answer.
@@ -140,6 +142,12 @@ pub fn decide(input: &DecisionInput<'_>) -> Decision {
 
 fn approve(input: &DecisionInput<'_>) -> Result<Rebuilt, Refusal> {
     let batch = input.batch;
+    if matches!(batch.release, ferry_types::query::BatchRelease::BitcoinExit(_)) {
+        // A disbursal pays every holder and confirms only after the federation went silent: no
+        // local cap or denylist applies (crate::rebuild::exit).
+        let none = crate::rebuild::ExitFacts::default();
+        return crate::rebuild::rebuild_exit(batch, input.exit.unwrap_or(&none), input.params, input.local);
+    }
     let items = batch.items.len();
     let max = usize::try_from(input.policy.max_batch_items).unwrap_or(usize::MAX);
     // Batches without items: a Bitcoin consolidation or migration of the reserves, a listing

@@ -270,6 +270,7 @@ pub fn rebuild(
                 BatchRelease::EthereumRotation(_) => "a rotation",
                 BatchRelease::EthereumHeartbeat(_) => "a vault heartbeat",
                 BatchRelease::Bitcoin(_) => "a Bitcoin",
+                BatchRelease::BitcoinExit(_) => "an exit disbursal",
             };
             return refuse(
                 Reason::PayloadMismatch,
@@ -869,6 +870,9 @@ fn compare_transactions(id: u64, chain: &Transaction, rebuilt: &Transaction, peg
     }
     Ok(())
 }
+
+mod exit;
+pub use exit::{ExitFacts, rebuild_exit};
 
 #[cfg(test)]
 mod tests;

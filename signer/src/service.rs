@@ -96,6 +96,8 @@ struct Proven {
     batch: Batch,
     withdrawals: BTreeMap<WithdrawalId, Withdrawal>,
     params: Params,
+    /// For an exit disbursal: its claims and the release it follows.
+    exit: Option<crate::rebuild::ExitFacts>,
 }
 
 /// One federation member's signer.
@@ -368,7 +370,7 @@ impl Signer {
                 return self.refuse(id, chain, refusal, None, json!({ "chain": chain.tag() }), true).await;
             }
         };
-        let Proven { batch, withdrawals, params } = &proven;
+        let Proven { batch, withdrawals, params, exit } = &proven;
         if batch.status != BatchStatus::Signing {
             return Ok(());
         }
@@ -381,6 +383,7 @@ impl Signer {
             local: &self.local,
             policy: &self.policy,
             signed_in_window,
+            exit: exit.as_ref(),
         };
         let context = json!({
             "chain": chain.tag(),
@@ -429,7 +432,14 @@ impl Signer {
                 params
             }
         };
-        Ok(Some(Proven { batch, withdrawals, params }))
+        let exit = match &batch.release {
+            ferry_types::query::BatchRelease::BitcoinExit(exit) => Some(crate::rebuild::ExitFacts {
+                claims: state.exit_claims(batch.id, exit.claim_pages()).await?,
+                followed: state.batch(exit.follows.batch).await?,
+            }),
+            _ => None,
+        };
+        Ok(Some(Proven { batch, withdrawals, params, exit }))
     }
 
     /// Records a refusal: audited (unless `audit` is false because the guard already did) and

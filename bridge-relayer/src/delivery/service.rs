@@ -99,7 +99,7 @@ fn vault_action(release: &BatchRelease) -> Option<(VaultAction<'_>, Option<&Stri
         BatchRelease::EthereumHeartbeat(change) => {
             Some((VaultAction::Heartbeat(&change.heartbeat), change.signature.as_ref()))
         }
-        BatchRelease::Bitcoin(_) => None,
+        BatchRelease::Bitcoin(_) | BatchRelease::BitcoinExit(_) => None,
     }
 }
 
@@ -213,6 +213,10 @@ impl Delivery {
 
     /// Carries `batch` as far as it can go this round.
     async fn advance(&self, batch: &Batch, attester: Option<&Attester>, state: ProvenState<'_>) -> anyhow::Result<()> {
+        if matches!(batch.release, BatchRelease::BitcoinExit(_)) {
+            // A disbursal is kept, never delivered: it is valid only once its lock height passed.
+            return Ok(());
+        }
         let summary = summary_of(batch);
         let chain = summary.chain;
         // A Bitcoin release being re-signed for a replacement is still out there in its earlier

@@ -189,6 +189,7 @@ fn dissolve<R: StateRead>(
     crate::listing::aborted(state, batch)?;
     crate::vault_heartbeat::aborted(state, batch)?;
     crate::handover::aborted(state, batch)?;
+    crate::btc_exit::aborted(state, batch)?;
 
     let held_ids: Vec<WithdrawalId> = held.into_keys().collect();
     events.push(Event::new(

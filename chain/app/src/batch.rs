@@ -40,7 +40,9 @@ use ferry_types::peg::Peg;
 use ferry_types::query::{
     Batch, BatchItem, BatchRelease, BatchStatus, BatchView, BitcoinRelease, EthereumRelease, Withdrawal, WithdrawalId,
 };
-use ferry_types::release::bitcoin::{MAX_RELEASE_INPUTS, PricedRelease, ReleaseRequest, plan_release_at_rate};
+use ferry_types::release::bitcoin::{
+    BtcReleaseError, MAX_RELEASE_INPUTS, PricedRelease, ReleaseRequest, Utxo, plan_release_at_rate,
+};
 use ferry_types::release::bls::{self, PublicKeySet};
 use ferry_types::release::eth::{EthAddress, EthBatch, EthReleaseItem};
 use ferry_types::release::fee::FeeRate;
@@ -314,6 +316,10 @@ pub fn form_batches<R: StateRead>(
         if state.queued_withdrawal_count(&denom)? == 0 {
             continue;
         }
+        if parent_chain_of(&denom) == ParentChain::Bitcoin && crate::btc_exit::busy(state, params)? {
+            // One reserve-moving Bitcoin batch at a time while exits are on (crate::btc_exit).
+            continue;
+        }
         let window = rules.window(height);
         let outflow = state.outflow(&denom, window)?;
         let free = free_reserves(state, &denom)?;
@@ -551,7 +557,7 @@ fn bitcoin_release<R: StateRead>(
             break None;
         }
         let requests: Vec<ReleaseRequest> = chosen.iter().map(|withdrawal| ReleaseRequest::from(*withdrawal)).collect();
-        match plan_release_at_rate(&free, &requests, rate, peg, dust_limit) {
+        match anchored(state, &free, &requests, rate, peg, dust_limit)? {
             Ok(priced) => break Some(bitcoin_batch(priced, chosen, rate, peg)),
             Err(error) => match error.blocking_output() {
                 Some(index) if index < candidates.len() => {
@@ -565,6 +571,32 @@ fn bitcoin_release<R: StateRead>(
         }
     };
     Ok(BitcoinSelection { release, waiting })
+}
+
+/// Plans the release of `requests` from `free` ([`plan_release_at_rate`]) so that it spends at
+/// least one input of the covering exit disbursal, which its confirmation then kills: when coin
+/// selection over every free UTXO takes none of them (larger deposits arrived since), the covered
+/// UTXOs alone are tried; when they cannot pay, the plan over all stands and the old disbursal
+/// stays valid until a later release spends its inputs ([`crate::btc_exit::settled`] says so).
+fn anchored<R: StateRead>(
+    state: &StateDelta<R>,
+    free: &[Utxo],
+    requests: &[ReleaseRequest],
+    rate: FeeRate,
+    peg: &Peg,
+    dust_limit: Amount,
+) -> Result<Result<PricedRelease, BtcReleaseError>, StateError> {
+    let planned = plan_release_at_rate(free, requests, rate, peg, dust_limit);
+    let covered = crate::btc_exit::covered_among(state, free)?;
+    let anchored = |priced: &PricedRelease| {
+        priced.plan.inputs().iter().any(|input| covered.iter().any(|c| c.txid == input.txid && c.vout == input.vout))
+    };
+    Ok(match planned {
+        Ok(priced) if !covered.is_empty() && !anchored(&priced) => {
+            plan_release_at_rate(&covered, requests, rate, peg, dust_limit).or(Ok(priced))
+        }
+        planned => planned,
+    })
 }
 
 /// The batch's release and items from a priced plan of `chosen` (in output order).
@@ -653,7 +685,7 @@ fn record_batch<R: StateRead>(
         ],
     ));
     tracing::info!(batch_id = id, asset = %denom, items = items.len(), %total, height, "batch formed");
-    state.put_batch(&Batch {
+    let batch = Batch {
         id,
         asset: denom.clone(),
         status: BatchStatus::Signing,
@@ -669,7 +701,12 @@ fn record_batch<R: StateRead>(
         abort_votes: BTreeMap::new(),
         aborted: None,
         release_tx: None,
-    });
+    };
+    if matches!(batch.release, BatchRelease::Bitcoin(_)) {
+        let params = state.params()?;
+        crate::btc_exit::derive_for(state, &params, &batch, height, events)?;
+    }
+    state.put_batch(&batch);
     Ok(())
 }
 
@@ -705,6 +742,15 @@ pub fn submit_signatures<R: StateRead>(
     if batch.status != BatchStatus::Signing || batch.signatures.contains_key(&submit.signer) {
         return Ok(());
     }
+    if let Some(exit) = crate::btc_exit::gate(state, &batch)? {
+        return Err(refused(
+            TxCode::BadBatch,
+            format!(
+                "batch {} waits for its exit disbursal (batch {exit}) to be signed: the reserve it leaves must have a signed exit first",
+                batch.id
+            ),
+        ));
+    }
     batch.signatures.insert(submit.signer, signatures);
     let threshold = keys.threshold(&batch);
     let count = u32::try_from(batch.signatures.len()).unwrap_or(u32::MAX);
@@ -732,6 +778,7 @@ pub fn submit_signatures<R: StateRead>(
         }
         batch.status = BatchStatus::Signed;
         batch.signed_height = Some(height);
+        crate::btc_exit::signed(state, &batch)?;
         events.push(Event::new(ev::BATCH_SIGNED, [(ev::BATCH_ID, batch.id.to_string())]));
         tracing::info!(batch_id = batch.id, signatures = count, height, "batch signed");
     }
@@ -764,19 +811,20 @@ fn verify(
             }
             Ok(vec![hex::encode(bytes)])
         }
-        (BatchRelease::Bitcoin(release), _, ReleaseSignatures::Bitcoin(ders)) => {
+        (release, _, ReleaseSignatures::Bitcoin(ders)) if release.parent_chain() == ParentChain::Bitcoin => {
             let Some(peg) = &keys.peg else {
                 return Err(refused(TxCode::BadBatch, "this chain has no Bitcoin peg"));
             };
-            if ders.len() != release.sighashes.len() {
+            let sighashes = release.bitcoin_sighashes().unwrap_or_default();
+            if ders.len() != sighashes.len() {
                 return Err(bad(format!(
                     "batch {} spends {} inputs; member {member} ({signer}) gave {} signatures",
                     batch.id,
-                    release.sighashes.len(),
+                    sighashes.len(),
                     ders.len()
                 )));
             }
-            for (input, (der, sighash)) in ders.iter().zip(&release.sighashes).enumerate() {
+            for (input, (der, sighash)) in ders.iter().zip(sighashes).enumerate() {
                 let sighash: [u8; 32] =
                     hex::decode(sighash).ok().and_then(|bytes| bytes.try_into().ok()).ok_or_else(|| {
                         refused(TxCode::BadBatch, format!("batch {} holds a malformed sighash", batch.id))
@@ -849,6 +897,12 @@ pub fn attest_release<R: StateRead>(
             return Err(refused(
                 TxCode::BadBatch,
                 format!("batch {}'s release transaction is {}, not {}", batch.id, release.txid, attest.parent_tx),
+            ));
+        }
+        BatchRelease::BitcoinExit(_) => {
+            return Err(refused(
+                TxCode::BadBatch,
+                format!("batch {} is an exit disbursal: it is kept, not released by the federation", batch.id),
             ));
         }
         release if release.parent_chain() == ParentChain::Ethereum && !attest.parent_tx.starts_with("0x") => {
@@ -950,6 +1004,7 @@ fn settle<R: StateRead>(
         if crate::consolidation::is_consolidation(batch) {
             crate::consolidation::settled(state, plan.fee())?;
         }
+        crate::btc_exit::settled(state, batch, *version, plan.inputs(), height, events)?;
         tracing::info!(batch_id = batch.id, version, fee = %plan.fee(), "the release's version {version} confirmed");
     }
     state.remove_pending_batch(batch.id)?;

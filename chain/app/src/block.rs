@@ -113,13 +113,26 @@ fn tend_pending_batches<R: StateRead>(
     let clock = state.bitcoin_clock()?.height;
     for id in state.pending_batches()? {
         let Some(mut batch) = state.batch(id)? else { continue };
+        let version = bitcoin_version(&batch);
         let changed = crate::replacement::replace_if_due(state, params, &mut batch, clock, height, events)?
             || crate::abort::abort_if_expired(state, params, &mut batch, height, events)?;
+        if bitcoin_version(&batch) != version {
+            // A new version leaves a new change output: it gets its own exit disbursal.
+            crate::btc_exit::derive_for(state, params, &batch, height, events)?;
+        }
         if changed {
             state.put_batch(&batch);
         }
     }
     Ok(())
+}
+
+/// The version of a Bitcoin release (`None` for any other batch).
+fn bitcoin_version(batch: &ferry_types::query::Batch) -> Option<u32> {
+    match &batch.release {
+        ferry_types::query::BatchRelease::Bitcoin(release) => Some(release.version),
+        _ => None,
+    }
 }
 
 /// The end of a block: the invariant first, so a violation this block introduced stops new
@@ -150,6 +163,7 @@ fn end_block<R: StateRead>(
     crate::dkg::advance(state, params, height, events)?;
     crate::liveness::open_round_if_due(state, params, block, events)?;
     crate::governance::apply_due(state, height, events)?;
+    crate::btc_exit::refresh_holders(state)?;
     let root = crate::exit_claims::close_block(state, height, block.claims)?;
     crate::vault_heartbeat::form_if_due(state, params, height, root, events)
 }

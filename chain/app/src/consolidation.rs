@@ -47,6 +47,9 @@ pub fn consolidate<R: StateRead>(
     if free_count <= u64::from(rules.bitcoin_max_reserve_utxos) || state.running_handover()?.is_some() {
         return Ok(());
     }
+    if crate::btc_exit::busy(state, params)? {
+        return Ok(());
+    }
     for id in state.pending_batches()? {
         if state.batch(id)?.is_some_and(|batch| is_consolidation(&batch)) {
             return Ok(());

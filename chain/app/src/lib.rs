@@ -18,6 +18,7 @@ pub mod bank;
 pub mod batch;
 pub mod bitcoin_fees;
 pub mod block;
+pub mod btc_exit;
 pub mod bridge;
 pub mod consolidation;
 pub mod cosmos_query;

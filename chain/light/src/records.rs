@@ -124,6 +124,25 @@ impl ProvenState<'_> {
         self.reader.decoded(&state_keys::batch(id), self.height).await
     }
 
+    /// Every claim Bitcoin exit disbursal `exit` pays, page by page in claim order (`pages`
+    /// from its record, [`ferry_types::query::BitcoinExit::claim_pages`]).
+    ///
+    /// # Errors
+    /// When no endpoint proves a page, or a page is missing.
+    pub async fn exit_claims(
+        &self,
+        exit: u64,
+        pages: u32,
+    ) -> Result<Vec<ferry_types::release::exit::RecordedClaim>, ReadError> {
+        let mut claims = Vec::new();
+        for page in 0..pages {
+            let chunk: Vec<ferry_types::release::exit::RecordedClaim> =
+                self.required(&state_keys::exit_btc_claims(exit, page), "a page of an exit disbursal's claims").await?;
+            claims.extend(chunk);
+        }
+        Ok(claims)
+    }
+
     /// Withdrawal record `id`.
     ///
     /// # Errors

@@ -182,6 +182,20 @@ pub const VAULT_HEARTBEAT_FORMED: &str = "ferry.exit.vault_heartbeat_formed";
 pub const VAULT_HEARTBEAT_LANDED: &str = "ferry.exit.vault_heartbeat_landed";
 /// Attribute: an exit tree root (hex).
 pub const EXIT_ROOT: &str = "exit_root";
+/// The chain derived the Bitcoin disbursal for the reserve a release version leaves behind.
+pub const EXIT_DERIVED: &str = "ferry.exit.btc_derived";
+/// The chain could not derive a release version's disbursal: the version is signed without one.
+pub const EXIT_NOT_DERIVED: &str = "ferry.exit.btc_not_derived";
+/// A Bitcoin disbursal's release confirmed: it now covers the reserve.
+pub const EXIT_COVERING: &str = "ferry.exit.btc_covering";
+/// The release a disbursal follows (attribute: its batch id).
+pub const FOLLOWS: &str = "follows";
+/// A disbursal's lock height (attribute).
+pub const LOCK_HEIGHT: &str = "lock_height";
+/// How many claims a disbursal pays an output to (attribute).
+pub const RECIPIENTS: &str = "recipients";
+/// How many claims a disbursal pooled into its residual (attribute).
+pub const POOLED: &str = "pooled";
 /// Attribute: an ERC-20 token contract.
 pub const TOKEN: &str = "token";
 /// Attribute: whether a token is listed (`true`) or unlisted (`false`).

@@ -263,6 +263,51 @@ pub struct WithdrawalParams {
     pub bitcoin_dust_limit: Amount,
     /// Where Ethereum releases are paid (absent: ether and ERC-20 withdrawals are refused).
     pub ethereum: Option<EthereumBridge>,
+    /// The Bitcoin emergency disbursal (issue 17): absent, no disbursal is derived and Bitcoin
+    /// releases are signed without one (a chain without it has no Bitcoin exit).
+    pub bitcoin_exit: Option<BitcoinExitParams>,
+}
+
+/// The pre-signed, height-locked Bitcoin disbursal that pays every wrapped-BTC holder if the
+/// federation stops signing (`ferry_types::release::exit`). Defaults are mainnet's (Nomic's
+/// two weeks and 50 kvB transactions).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BitcoinExitParams {
+    /// Parent blocks from a disbursal's derivation (the quorum's Bitcoin clock) to its
+    /// `nLockTime`: how long the federation may be silent before holders can take their coins.
+    pub lock_blocks: u32,
+    /// When the covering disbursal's lock is this close (parent blocks), the chain forms a refresh:
+    /// a reserve-moving transaction with a new disbursal, so the old one never opens by accident.
+    pub refresh_margin_blocks: u32,
+    /// The disbursal's fee rate as a percentage of the chain's release rate (headroom for the
+    /// fees of the day it is broadcast), kept within the release rate's bounds.
+    pub fee_rate_percent: u32,
+    /// The least net payment one output carries (above its type's dust threshold); smaller
+    /// claims are pooled into the residual at the peg.
+    pub min_output: Amount,
+    /// The largest transaction of the disbursal tree, in virtual bytes with the longest signatures.
+    pub max_tx_vbytes: u64,
+}
+
+impl Default for BitcoinExitParams {
+    fn default() -> Self {
+        BitcoinExitParams {
+            lock_blocks: 2_016,
+            refresh_margin_blocks: 1_008,
+            fee_rate_percent: 200,
+            min_output: Amount::new(1_000),
+            max_tx_vbytes: 50_000,
+        }
+    }
+}
+
+impl BitcoinExitParams {
+    /// The disbursal's fee rate for the chain's release rate `rate`, within `bounds`.
+    pub fn fee_rate(&self, rate: FeeRate, bounds: FeeRateBounds) -> FeeRate {
+        let scaled = rate.sat_per_kvb().saturating_mul(u64::from(self.fee_rate_percent)) / 100;
+        bounds.clamp(FeeRate::from_sat_per_kvb(scaled))
+    }
 }
 
 impl Default for WithdrawalParams {
@@ -302,6 +347,7 @@ impl Default for WithdrawalParams {
             denylist: Vec::new(),
             bitcoin_dust_limit: Amount::new(546),
             ethereum: None,
+            bitcoin_exit: None,
         }
     }
 }
@@ -699,6 +745,20 @@ impl WithdrawalParams {
                 "ethereum.heartbeat_interval_blocks",
                 "must be positive: without heartbeats the vault's escape hatch opens".to_owned(),
             ));
+        }
+        if let Some(exit) = &self.bitcoin_exit {
+            if exit.lock_blocks == 0 || exit.refresh_margin_blocks >= exit.lock_blocks {
+                return Err(bad(
+                    "bitcoin_exit.refresh_margin_blocks",
+                    format!(
+                        "must be below lock_blocks ({}) and lock_blocks above 0: the refresh must come before the lock",
+                        exit.lock_blocks
+                    ),
+                ));
+            }
+            if exit.fee_rate_percent == 0 {
+                return Err(bad("bitcoin_exit.fee_rate_percent", "must be positive".to_owned()));
+            }
         }
         Ok(())
     }

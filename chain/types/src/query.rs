@@ -462,6 +462,11 @@ pub enum BatchRelease {
     /// `FerryVault.heartbeat` (issue 17; not the members' liveness heartbeat). Such a batch has
     /// no items and a total of zero.
     EthereumHeartbeat(EthereumHeartbeat),
+    /// The Bitcoin emergency disbursal for the reserve a release leaves behind (issue 17): a
+    /// height-locked tree of transactions each input signed by the threshold of members, like a
+    /// release's. Such a batch has no items and a total of zero, and is never delivered: it is
+    /// kept, and broadcast only once its lock height passed with its inputs unspent.
+    BitcoinExit(BitcoinExit),
 }
 
 impl BatchRelease {
@@ -480,7 +485,17 @@ impl BatchRelease {
             BatchRelease::EthereumListing(listing) => Some(listing.listing.payload()),
             BatchRelease::EthereumRotation(rotation) => rotation.rotation.payload(),
             BatchRelease::EthereumHeartbeat(heartbeat) => Some(heartbeat.heartbeat.payload()),
-            BatchRelease::Bitcoin(_) => None,
+            BatchRelease::Bitcoin(_) | BatchRelease::BitcoinExit(_) => None,
+        }
+    }
+
+    /// The BIP 143 digests a member signs, hex, in the order it posts its signatures: a release's
+    /// inputs, or a disbursal's transactions' inputs flattened; `None` for the Ethereum kinds.
+    pub fn bitcoin_sighashes(&self) -> Option<Vec<&str>> {
+        match self {
+            BatchRelease::Bitcoin(release) => Some(release.sighashes.iter().map(String::as_str).collect()),
+            BatchRelease::BitcoinExit(exit) => Some(exit.sighashes.iter().flatten().map(String::as_str).collect()),
+            _ => None,
         }
     }
 
@@ -494,7 +509,7 @@ impl BatchRelease {
             BatchRelease::EthereumHeartbeat(heartbeat) => {
                 (&mut heartbeat.signature, &mut heartbeat.signature_compressed)
             }
-            BatchRelease::Bitcoin(_) => return,
+            BatchRelease::Bitcoin(_) | BatchRelease::BitcoinExit(_) => return,
         };
         *signature = Some(eip2537);
         *signature_compressed = Some(compressed);
@@ -503,12 +518,77 @@ impl BatchRelease {
     /// The parent chain the federation's signature is used on.
     pub fn parent_chain(&self) -> crate::deposit::ParentChain {
         match self {
-            BatchRelease::Bitcoin(_) => crate::deposit::ParentChain::Bitcoin,
+            BatchRelease::Bitcoin(_) | BatchRelease::BitcoinExit(_) => crate::deposit::ParentChain::Bitcoin,
             BatchRelease::Ethereum(_)
             | BatchRelease::EthereumListing(_)
             | BatchRelease::EthereumRotation(_)
             | BatchRelease::EthereumHeartbeat(_) => crate::deposit::ParentChain::Ethereum,
         }
+    }
+}
+
+/// Where a Bitcoin disbursal stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ExitStanding {
+    /// Derived for a release version that has not confirmed: it becomes the covering one if that
+    /// version confirms.
+    Candidate,
+    /// The release it follows confirmed: it pays out the reserve the chain holds now.
+    Covering,
+    /// Another version or a later release confirmed, or the release was aborted: its inputs are
+    /// (or will be) spent, so it can never confirm.
+    Superseded,
+}
+
+/// The release version a disbursal follows: it spends that version's change, so only that
+/// version's confirmation can make it valid.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FollowedRelease {
+    /// The release batch.
+    pub batch: u64,
+    /// Its version.
+    pub version: u32,
+    /// That version's txid.
+    pub txid: String,
+}
+
+/// A Bitcoin emergency disbursal as the chain derived it ([`crate::release::exit`]): what it was
+/// planned from (its claims are recorded in pages, [`crate::state_keys::exit_btc_claims`]), the
+/// transactions' ids and every digest members sign.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BitcoinExit {
+    /// The release version it follows.
+    pub follows: FollowedRelease,
+    /// The sidechain height whose balances it pays.
+    pub snapshot_height: u64,
+    /// The quorum's Bitcoin clock when it was derived (its lock is this plus `lock_blocks`).
+    pub clock: u64,
+    /// Inputs, fee rate, lock height and limits it was planned with.
+    pub basis: crate::release::exit::ExitBasis,
+    /// Claims recorded (pages of [`crate::release::exit::CLAIMS_PER_PAGE`]).
+    pub claim_count: u32,
+    /// The claims it pays an output to.
+    pub recipients: u32,
+    /// The claims too small to be paid on their own, left in the residual.
+    pub pooled: u32,
+    /// What goes back to the peg.
+    pub residual: Amount,
+    /// Every transaction's fee together.
+    pub fees: Amount,
+    /// Each transaction's txid, the intermediate first.
+    pub txids: Vec<String>,
+    /// Each transaction's sighashes (hex, per input), the intermediate first.
+    pub sighashes: Vec<Vec<String>>,
+    /// Where it stands.
+    pub standing: ExitStanding,
+}
+
+impl BitcoinExit {
+    /// How many claim pages it has.
+    pub fn claim_pages(&self) -> u32 {
+        let per_page = u32::try_from(crate::release::exit::CLAIMS_PER_PAGE).unwrap_or(u32::MAX);
+        self.claim_count.div_ceil(per_page)
     }
 }
 

@@ -229,6 +229,7 @@ impl Case {
             local: &self.local,
             policy: &self.policy,
             signed_in_window: self.signed_in_window,
+            exit: None,
         })
     }
 

@@ -148,7 +148,8 @@ pub struct UnpaidWithdrawal {
 }
 
 /// Who a claim belongs to. Holders sort before withdrawals, each by id.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Claimant {
     /// A holder's balance.
     Holder(Address),
@@ -326,6 +327,100 @@ impl ExitPlan {
         }
         Ok(())
     }
+}
+
+/// Claims one recorded page holds ([`crate::state_keys::exit_btc_claims`]): about 60 KB, well
+/// under what one proven read carries.
+pub const CLAIMS_PER_PAGE: usize = 1_000;
+
+/// One claim as the chain records it with a derived disbursal: whose, the script paid, the amount
+/// claimed (a holder's balance, a withdrawal's burned amount). Signers, relayers and the CLI plan
+/// the disbursal again from these ([`plan_recorded`]).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct RecordedClaim {
+    /// Whose claim.
+    pub claimant: Claimant,
+    /// The output script paid, hex.
+    pub script: String,
+    /// The claim.
+    pub amount: Amount,
+}
+
+/// What a disbursal was planned from besides its claims, as the chain records it: the planner's
+/// inputs, so a parameter change later does not change what was signed.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ExitBasis {
+    /// The covered reserve UTXOs, in the intermediate's input order.
+    pub inputs: Vec<Utxo>,
+    /// The fee rate every transaction pays.
+    pub rate: FeeRate,
+    /// The `nLockTime` height of every transaction.
+    pub lock_height: u32,
+    /// [`ExitLimits::min_output`].
+    pub min_output: Amount,
+    /// [`ExitLimits::max_tx_vbytes`].
+    pub max_tx_vbytes: u64,
+}
+
+impl ExitBasis {
+    /// The size and amount limits planned with.
+    pub fn limits(&self) -> ExitLimits {
+        ExitLimits { max_tx_vbytes: self.max_tx_vbytes, min_output: self.min_output }
+    }
+}
+
+/// The recorded form of `holders` and `withdrawals`, in claim order (holders by account, then
+/// withdrawals by id), each holder's script its recovery script or [`default_recovery_script`].
+pub fn record_claims(holders: &[Holder], withdrawals: &[UnpaidWithdrawal]) -> Vec<RecordedClaim> {
+    let mut claims: Vec<RecordedClaim> = holders
+        .iter()
+        .map(|holder| RecordedClaim {
+            claimant: Claimant::Holder(holder.account),
+            script: hex::encode(
+                holder.recovery_script.clone().unwrap_or_else(|| default_recovery_script(&holder.account)).as_bytes(),
+            ),
+            amount: holder.balance,
+        })
+        .chain(withdrawals.iter().map(|withdrawal| RecordedClaim {
+            claimant: Claimant::Withdrawal(withdrawal.id),
+            script: hex::encode(withdrawal.script.as_bytes()),
+            amount: withdrawal.amount,
+        }))
+        .collect();
+    claims.sort_by_key(|claim| claim.claimant);
+    claims
+}
+
+/// Plans the disbursal recorded as `basis` and `claims` for `peg` ([`plan_exit`]): what the chain
+/// derived, planned again by a signer before signing or by a relayer before broadcasting.
+///
+/// # Errors
+/// [`ExitError::BadScript`] for a script that is not hex; as [`plan_exit`].
+pub fn plan_recorded(basis: &ExitBasis, claims: &[RecordedClaim], peg: &Peg) -> Result<ExitPlan, ExitError> {
+    let mut holders = Vec::new();
+    let mut withdrawals = Vec::new();
+    for claim in claims {
+        let script = hex::decode(&claim.script).map(ScriptBuf::from_bytes).map_err(|_| ExitError::BadScript {
+            claimant: claim.claimant,
+            script: claim.script.clone(),
+            reason: "is not hex",
+        })?;
+        match claim.claimant {
+            Claimant::Holder(account) => {
+                holders.push(Holder { account, balance: claim.amount, recovery_script: Some(script) });
+            }
+            Claimant::Withdrawal(id) => withdrawals.push(UnpaidWithdrawal { id, script, amount: claim.amount }),
+        }
+    }
+    plan_exit(&ExitRequest {
+        reserve: &basis.inputs,
+        holders: &holders,
+        withdrawals: &withdrawals,
+        peg,
+        rate: basis.rate,
+        lock_height: basis.lock_height,
+        limits: basis.limits(),
+    })
 }
 
 /// Why a disbursal could not be planned or assembled.

@@ -178,6 +178,7 @@ async fn wait_for_broadcast(system: &System, id: WithdrawalId) -> anyhow::Result
                     let txid: Txid = release.txid.parse()?;
                     system.parents.btcd.unspent_output(&OutPoint { txid, vout: 0 }).await?.is_some()
                 }
+                BatchRelease::BitcoinExit(_) => anyhow::bail!("{id} is in batch {batch}, an exit disbursal"),
                 BatchRelease::Ethereum(_)
                 | BatchRelease::EthereumListing(_)
                 | BatchRelease::EthereumRotation(_)

@@ -1,0 +1,373 @@
+//! The Bitcoin emergency disbursal in consensus (issue 17): at every moment a signed,
+//! height-locked tree of transactions exists that pays every wrapped-BTC holder out of the
+//! reserve the chain holds, should the federation stop signing.
+//!
+//! - **Derivation.** When a release or consolidation at the current peg forms — and again for
+//!   each replacement version — the chain derives the disbursal for the reserve that version
+//!   leaves behind ([`derive_for`]): the free reserve UTXOs (largest first, at most
+//!   [`MAX_EXIT_INPUTS`] with the change) plus that version's change output, paid out to the
+//!   claims of the block — every `sat` holder by account (module accounts excluded: their balance
+//!   stays in the residual) and every queued, unbatched `sat` withdrawal — by the pure planner
+//!   [`ferry_types::release::exit`], at `lock = Bitcoin clock + lock_blocks`. It is recorded as a
+//!   batch of its own ([`BatchRelease::BitcoinExit`]) that members sign input by input like a
+//!   release, with its claims in pages ([`state_keys::exit_btc_claims`]) that signers read with
+//!   proofs and plan again before signing.
+//! - **Ordering.** The release version is not signable until its disbursal is signed
+//!   ([`gate`], checked in `MsgSubmitSignatures`): so when the release confirms, the disbursal
+//!   of what it left is already signed. With exits on, reserve-moving Bitcoin batches go one at a
+//!   time ([`busy`]): two in flight would each leave the other's change uncovered.
+//! - **Covering.** When a release version confirms, its disbursal becomes the covering one
+//!   ([`state_keys::EXIT_BTC_COVERING`]); the previous covering one, whose inputs the release
+//!   spent, and the other versions' candidates are superseded: they can never confirm.
+//! - A version whose disbursal cannot be planned (no reserve left, a reserve too small to pay its
+//!   own fees, no Bitcoin clock yet) is signed without one, and the chain says so in an event:
+//!   a disbursal that cannot exist must not hold withdrawals back.
+//!
+//! A disbursal pays the balances of the block it was derived in; transfers after that are
+//! reflected by the next one. Deposits minted after it are not covered until the next release
+//! or consolidation spends the reserve again (`ferry exit status` shows both heights).
+
+use ferry_types::Params;
+use ferry_types::event as ev;
+use ferry_types::query::{
+    Batch, BatchRelease, BatchStatus, BitcoinExit, BitcoinRelease, ExitStanding, FollowedRelease, WithdrawalId,
+};
+use ferry_types::release::bitcoin::{Utxo, parse_destination};
+use ferry_types::release::exit::{
+    CLAIMS_PER_PAGE, ExitBasis, Holder, MAX_EXIT_INPUTS, UnpaidWithdrawal, exit_sighashes, plan_recorded,
+    record_claims,
+};
+use ferry_types::{Address, Amount, Denom, state_keys};
+
+use crate::event::Event;
+use crate::state::{StateDelta, StateError, StateRead};
+
+/// Chain-internal keys.
+mod keys {
+    use crate::state::Collection;
+
+    /// Every account holding `sat`, with its balance (`(Address, Amount)` by account id): the
+    /// disbursal's holders, read without scanning every account.
+    pub fn holders() -> Collection {
+        Collection::new(b"exit/btc/holder/".to_vec())
+    }
+}
+
+/// Whether nobody holds a key for `account` (a module account): its balance stays in the residual.
+fn keyless(account: &Address) -> bool {
+    *account == Address::fee_collector() || *account == Address::unattributed_pool()
+}
+
+/// Brings the holder index up to date with the accounts written so far in this block. Runs
+/// before each derivation and at the end of every block.
+///
+/// # Errors
+/// On storage failure or a corrupt record.
+pub fn refresh_holders<R: StateRead>(state: &mut StateDelta<R>) -> Result<(), StateError> {
+    let holders = keys::holders();
+    for key in state.written_under(state_keys::ACCOUNT_PREFIX) {
+        let Ok(id) = <[u8; 20]>::try_from(&key[state_keys::ACCOUNT_PREFIX.len()..]) else { continue };
+        let account = Address::from_bytes(id);
+        if keyless(&account) {
+            continue;
+        }
+        let balance = state.account(&account)?.map_or(Amount::ZERO, |record| record.balance(&Denom::sat()));
+        let indexed: Option<(Address, Amount)> = state.get_record(&holders.key(account.as_bytes()))?;
+        match (balance.is_zero(), indexed) {
+            (true, None) => {}
+            (true, Some(_)) => state.remove_entry(&holders, account.as_bytes())?,
+            (false, Some((_, amount))) if amount == balance => {}
+            (false, _) => state.put_entry(&holders, account.as_bytes(), &(account, balance))?,
+        }
+    }
+    Ok(())
+}
+
+/// Whether a reserve-moving Bitcoin batch (a release, consolidation or migration; a sweep spends
+/// only retired UTXOs no disbursal covers) or a disbursal is still being signed or delivered.
+/// With exits on, no other forms meanwhile.
+///
+/// # Errors
+/// On storage failure or a corrupt record.
+pub fn busy<R: StateRead>(state: &StateDelta<R>, params: &Params) -> Result<bool, StateError> {
+    if params.withdrawals.bitcoin_exit.is_none() {
+        return Ok(false);
+    }
+    for id in state.pending_batches()? {
+        let moving = state.batch(id)?.is_some_and(|batch| match &batch.release {
+            BatchRelease::Bitcoin(release) => release.sweep.is_none(),
+            BatchRelease::BitcoinExit(_) => true,
+            _ => false,
+        });
+        if moving {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// The disbursal covering the reserve now, if any.
+///
+/// # Errors
+/// On storage failure or a corrupt record.
+pub fn covering<R: StateRead>(state: &StateDelta<R>) -> Result<Option<(u64, BitcoinExit)>, StateError> {
+    let Some(id) = state.get_record::<u64>(state_keys::EXIT_BTC_COVERING)? else { return Ok(None) };
+    Ok(exit_of(state, id)?.map(|exit| (id, exit)))
+}
+
+fn exit_of<R: StateRead>(state: &StateDelta<R>, id: u64) -> Result<Option<BitcoinExit>, StateError> {
+    Ok(state.batch(id)?.and_then(|batch| match batch.release {
+        BatchRelease::BitcoinExit(exit) => Some(exit),
+        _ => None,
+    }))
+}
+
+/// The inputs coin selection should prefer so a release spends at least one input of the
+/// covering disbursal (which it then kills): those of `free` the covering disbursal spends.
+/// Empty when there is no covering disbursal or exits are off.
+///
+/// # Errors
+/// On storage failure or a corrupt record.
+pub fn covered_among<R: StateRead>(state: &StateDelta<R>, free: &[Utxo]) -> Result<Vec<Utxo>, StateError> {
+    let Some((_, exit)) = covering(state)? else { return Ok(Vec::new()) };
+    Ok(free.iter().filter(|utxo| spends(&exit, utxo)).cloned().collect())
+}
+
+fn spends(exit: &BitcoinExit, utxo: &Utxo) -> bool {
+    exit.basis.inputs.iter().any(|input| input.txid == utxo.txid && input.vout == utxo.vout)
+}
+
+/// The unsigned disbursal `version` of Bitcoin batch `batch` waits for, if any: that version's
+/// signatures are refused until it is signed.
+///
+/// # Errors
+/// On storage failure or a corrupt record.
+pub fn gate<R: StateRead>(state: &StateDelta<R>, batch: &Batch) -> Result<Option<u64>, StateError> {
+    let BatchRelease::Bitcoin(release) = &batch.release else { return Ok(None) };
+    let Some(exit) = state.get_record::<u64>(&state_keys::exit_btc_for(batch.id, release.version))? else {
+        return Ok(None);
+    };
+    Ok(match state.batch(exit)? {
+        Some(record) if record.status != BatchStatus::Signed => Some(exit),
+        _ => None,
+    })
+}
+
+/// Derives the disbursal for the reserve the current version of Bitcoin batch `batch` leaves
+/// behind (see the module docs), when exits are on and the batch moves the current peg's
+/// reserve (a release or consolidation; not a migration or sweep).
+///
+/// # Errors
+/// On storage failure or a corrupt record.
+pub fn derive_for<R: StateRead>(
+    state: &mut StateDelta<R>,
+    params: &Params,
+    batch: &Batch,
+    height: u64,
+    events: &mut Vec<Event>,
+) -> Result<(), StateError> {
+    let Some(exit_params) = &params.withdrawals.bitcoin_exit else { return Ok(()) };
+    let BatchRelease::Bitcoin(release) = &batch.release else { return Ok(()) };
+    if release.migration.is_some() || release.sweep.is_some() {
+        return Ok(());
+    }
+    let follows = FollowedRelease { batch: batch.id, version: release.version, txid: release.txid.clone() };
+    let derived = match plan_for(state, params, exit_params, release)? {
+        Ok(derived) => derived,
+        Err(reason) => {
+            tracing::warn!(batch_id = batch.id, version = release.version, %reason, height, "no exit disbursal for this release version");
+            events.push(Event::new(
+                ev::EXIT_NOT_DERIVED,
+                [
+                    (ev::BATCH_ID, batch.id.to_string()),
+                    (ev::VERSION, release.version.to_string()),
+                    (ev::REASON, reason),
+                ],
+            ));
+            return Ok(());
+        }
+    };
+    let Derived { basis, claims, clock, plan, sighashes } = derived;
+    let claim_count = u32::try_from(claims.len()).unwrap_or(u32::MAX);
+    let exit = BitcoinExit {
+        follows,
+        snapshot_height: height,
+        clock,
+        basis,
+        claim_count,
+        recipients: u32::try_from(plan.recipients().len()).unwrap_or(u32::MAX),
+        pooled: u32::try_from(plan.pooled().len()).unwrap_or(u32::MAX),
+        residual: plan.residual().unwrap_or(Amount::ZERO),
+        fees: plan.fee_total(),
+        txids: plan.transactions().map(|tx| tx.tx.compute_txid().to_string()).collect(),
+        sighashes: sighashes.iter().map(|tx| tx.iter().map(hex::encode).collect()).collect(),
+        standing: ExitStanding::Candidate,
+    };
+    let (lock_height, recipients, pooled) = (exit.basis.lock_height, exit.recipients, exit.pooled);
+    let id = crate::batch::record_itemless(state, &Denom::sat(), |_| BatchRelease::BitcoinExit(exit), height, events)?;
+    for (page, chunk) in claims.chunks(CLAIMS_PER_PAGE).enumerate() {
+        let page = u32::try_from(page).unwrap_or(u32::MAX);
+        state.put_record(state_keys::exit_btc_claims(id, page), &chunk.to_vec());
+    }
+    state.put_record(state_keys::exit_btc_for(batch.id, release.version), &id);
+    events.push(Event::new(
+        ev::EXIT_DERIVED,
+        [
+            (ev::BATCH_ID, id.to_string()),
+            (ev::FOLLOWS, batch.id.to_string()),
+            (ev::VERSION, release.version.to_string()),
+            (ev::LOCK_HEIGHT, lock_height.to_string()),
+            (ev::RECIPIENTS, recipients.to_string()),
+            (ev::POOLED, pooled.to_string()),
+        ],
+    ));
+    tracing::info!(exit_id = id, follows = batch.id, version = release.version, lock_height, recipients, pooled, height, "exit disbursal derived: the release waits for it to be signed");
+    Ok(())
+}
+
+struct Derived {
+    basis: ExitBasis,
+    claims: Vec<ferry_types::release::exit::RecordedClaim>,
+    clock: u64,
+    plan: ferry_types::release::exit::ExitPlan,
+    sighashes: Vec<Vec<[u8; 32]>>,
+}
+
+/// Plans the disbursal for `release`'s leftover reserve; `Err` names why there is none.
+fn plan_for<R: StateRead>(
+    state: &mut StateDelta<R>,
+    params: &Params,
+    exit_params: &ferry_types::genesis::BitcoinExitParams,
+    release: &BitcoinRelease,
+) -> Result<Result<Derived, String>, StateError> {
+    let Some(peg) = crate::batch::peg_of(&state.federation()?)? else {
+        return Ok(Err("this chain has no Bitcoin peg".to_owned()));
+    };
+    let Some(clock) = crate::bitcoin_fees::clock_height(state)? else {
+        return Ok(Err("the members have not reported a Bitcoin height yet".to_owned()));
+    };
+    let Some(lock_height) = u32::try_from(clock.saturating_add(u64::from(exit_params.lock_blocks))).ok() else {
+        return Ok(Err(format!("Bitcoin height {clock} is out of range")));
+    };
+    refresh_holders(state)?;
+    let change = release.plan.change().zip(release.plan.change_vout());
+    let room = MAX_EXIT_INPUTS.saturating_sub(usize::from(change.is_some()));
+    let mut inputs: Vec<Utxo> =
+        state.free_reserve_utxos(true, room)?.iter().map(crate::bridge::ReserveUtxo::utxo).collect();
+    if let Some((amount, vout)) = change {
+        inputs.push(Utxo { txid: release.txid.clone(), vout, amount, owner: None });
+    }
+    let holders: Vec<Holder> = state
+        .all_entries::<(Address, Amount)>(&keys::holders())?
+        .into_iter()
+        .map(|(account, balance)| Holder { account, balance, recovery_script: None })
+        .collect();
+    let mut withdrawals = Vec::new();
+    for id in state.queued_withdrawals(&Denom::sat(), None, usize::MAX)? {
+        let Some(withdrawal) = state.withdrawal(id)? else { continue };
+        match parse_destination(&withdrawal.destination, peg.network()) {
+            Ok(script) => withdrawals.push(UnpaidWithdrawal { id: id.0, script, amount: withdrawal.amount }),
+            Err(error) => {
+                return Ok(Err(format!("queued {}'s destination does not parse: {error}", WithdrawalId(id.0))));
+            }
+        }
+    }
+    let rate = exit_params.fee_rate(state.bitcoin_fee_rate(params)?, params.withdrawals.bitcoin_fee_bounds());
+    let basis = ExitBasis {
+        inputs,
+        rate,
+        lock_height,
+        min_output: exit_params.min_output,
+        max_tx_vbytes: exit_params.max_tx_vbytes,
+    };
+    let claims = record_claims(&holders, &withdrawals);
+    let plan = match plan_recorded(&basis, &claims, &peg) {
+        Ok(plan) => plan,
+        Err(error) => return Ok(Err(error.to_string())),
+    };
+    let sighashes = match exit_sighashes(&plan, &peg) {
+        Ok(sighashes) => sighashes,
+        Err(error) => return Ok(Err(error.to_string())),
+    };
+    // The recorded inputs are in the intermediate's order, which is what signers plan from.
+    let basis = ExitBasis { inputs: plan.inputs().to_vec(), ..basis };
+    Ok(Ok(Derived { basis, claims, clock, plan, sighashes }))
+}
+
+/// When a disbursal collects its threshold of signatures: it leaves the pending batches (it is
+/// kept, never delivered).
+///
+/// # Errors
+/// On storage failure or a corrupt record.
+pub fn signed<R: StateRead>(state: &mut StateDelta<R>, batch: &Batch) -> Result<(), StateError> {
+    if matches!(batch.release, BatchRelease::BitcoinExit(_)) {
+        state.remove_pending_batch(batch.id)?;
+    }
+    Ok(())
+}
+
+/// When version `version` of Bitcoin batch `batch` confirmed: its disbursal becomes the covering
+/// one; the previous covering one and the other versions' disbursals are superseded.
+///
+/// # Errors
+/// On storage failure or a corrupt record.
+pub fn settled<R: StateRead>(
+    state: &mut StateDelta<R>,
+    batch: &Batch,
+    version: u32,
+    spent: &[Utxo],
+    height: u64,
+    events: &mut Vec<Event>,
+) -> Result<(), StateError> {
+    let BatchRelease::Bitcoin(release) = &batch.release else { return Ok(()) };
+    let confirmed: Option<u64> = state.get_record(&state_keys::exit_btc_for(batch.id, version))?;
+    if let Some((previous, exit)) = covering(state)? {
+        if spent.iter().any(|utxo| spends(&exit, utxo)) {
+            set_standing(state, previous, ExitStanding::Superseded)?;
+        } else {
+            tracing::warn!(exit_id = previous, batch_id = batch.id, height, "the release spent none of the covering disbursal's inputs: it stays valid until a later release spends them");
+        }
+    }
+    for other in 0..=release.version {
+        let Some(id) = state.get_record::<u64>(&state_keys::exit_btc_for(batch.id, other))? else { continue };
+        if Some(id) != confirmed {
+            set_standing(state, id, ExitStanding::Superseded)?;
+        }
+    }
+    match confirmed {
+        Some(id) => {
+            set_standing(state, id, ExitStanding::Covering)?;
+            state.put_record(state_keys::EXIT_BTC_COVERING.to_vec(), &id);
+            events.push(Event::new(ev::EXIT_COVERING, [(ev::BATCH_ID, id.to_string()), (ev::FOLLOWS, batch.id.to_string())]));
+            tracing::info!(exit_id = id, follows = batch.id, version, height, "exit disbursal now covers the reserve");
+        }
+        None => state.delete(state_keys::EXIT_BTC_COVERING.to_vec()),
+    }
+    Ok(())
+}
+
+/// When Bitcoin batch `batch` is aborted: its disbursals can never be valid.
+///
+/// # Errors
+/// On storage failure or a corrupt record.
+pub fn aborted<R: StateRead>(state: &mut StateDelta<R>, batch: &Batch) -> Result<(), StateError> {
+    let BatchRelease::Bitcoin(release) = &batch.release else { return Ok(()) };
+    for version in 0..=release.version {
+        if let Some(id) = state.get_record::<u64>(&state_keys::exit_btc_for(batch.id, version))? {
+            set_standing(state, id, ExitStanding::Superseded)?;
+        }
+    }
+    Ok(())
+}
+
+/// Sets disbursal `id`'s standing; a superseded one still being signed leaves the pending batches.
+fn set_standing<R: StateRead>(state: &mut StateDelta<R>, id: u64, standing: ExitStanding) -> Result<(), StateError> {
+    let Some(mut batch) = state.batch(id)? else { return Ok(()) };
+    let BatchRelease::BitcoinExit(exit) = &mut batch.release else { return Ok(()) };
+    exit.standing = standing;
+    if standing == ExitStanding::Superseded {
+        state.remove_pending_batch(id)?;
+    }
+    state.put_batch(&batch);
+    Ok(())
+}
