@@ -106,10 +106,12 @@ async fn sign_batch(client: &FerryClient, view: &BatchView) -> TestResult {
                 let share = bls::sign_share(member.bls_secret_key_share(), &message);
                 ReleaseSignatures::Bls(bls::encode_signature_share(&share).to_vec())
             }
-            BatchRelease::Bitcoin(release) => ReleaseSignatures::Bitcoin(
-                release
-                    .sighashes
-                    .iter()
+            BatchRelease::Bitcoin(_) | BatchRelease::BitcoinExit(_) => ReleaseSignatures::Bitcoin(
+                view.batch
+                    .release
+                    .bitcoin_sighashes()
+                    .unwrap_or_default()
+                    .into_iter()
                     .map(|hex_digest| {
                         let digest: [u8; 32] = hex::decode(hex_digest)?.as_slice().try_into()?;
                         Ok(ferry_types::release::bitcoin::sign_input(member.bitcoin_secret_key(), &digest))

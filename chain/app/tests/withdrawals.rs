@@ -148,6 +148,7 @@ fn withdrawal_params() -> WithdrawalParams {
         denylist: vec![chain_denied().to_ascii_uppercase()],
         bitcoin_dust_limit: Amount::new(DUST),
         ethereum: Some(EthereumBridge::new(ETH_CHAIN_ID, vault())),
+        bitcoin_exit: None,
     }
 }
 
@@ -304,10 +305,10 @@ impl Bridge {
                 let share = bls::sign_share(&self.bls.secret_key_share(u64::try_from(index)?), &payload);
                 ReleaseSignatures::Bls(bls::encode_signature_share(&share).to_vec())
             }
-            BatchRelease::Bitcoin(release) => {
+            BatchRelease::Bitcoin(_) | BatchRelease::BitcoinExit(_) => {
                 let secret = self.bitcoin_keys.get(index).ok_or("no such member")?;
                 let mut signatures = Vec::new();
-                for sighash in &release.sighashes {
+                for sighash in batch.release.bitcoin_sighashes().unwrap_or_default() {
                     let sighash: [u8; 32] = hex::decode(sighash)?.try_into().map_err(|_| "sighash length")?;
                     signatures.push(sign_input(secret, &sighash));
                 }
