@@ -94,6 +94,22 @@ pub enum ExitCommand {
         #[arg(long, env = "FERRY_EXIT_CLAIMS")]
         claims: Option<PathBuf>,
     },
+    /// The Bitcoin exit: broadcast the signed disbursal once its lock height passed — the
+    /// intermediate transaction first, then (run it again once that is in a block) the fan-outs
+    /// paying every holder. It comes from --file, else from the node (the disbursal covering the
+    /// reserve, or --id). With --save it is written to a file instead: keep that file, it needs
+    /// no sidechain to be broadcast.
+    Btc {
+        /// Read the signed disbursal from this file (`ferry exit btc --save`).
+        #[arg(long, conflicts_with = "id")]
+        file: Option<PathBuf>,
+        /// Write the signed disbursal to this file and broadcast nothing.
+        #[arg(long)]
+        save: Option<PathBuf>,
+        /// The disbursal's batch id (default: the one covering the reserve now).
+        #[arg(long)]
+        id: Option<u64>,
+    },
     /// Write every claim at a height (default: that of the vault's last root with
     /// --ethereum-rpc, else the latest) to a file, for exits once no node serves that height.
     Export {

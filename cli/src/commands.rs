@@ -35,6 +35,7 @@ use crate::progress::{self, DepositProgress, WithdrawalProgress};
 use crate::units::{self, AssetKind};
 
 mod exit;
+mod exit_btc;
 
 /// Writes results: one JSON document per call with `--json`, text otherwise.
 #[derive(Clone, Copy, Debug)]

@@ -3,6 +3,9 @@
 //! `FerryVault` bindings, a sending wallet and a read-only watcher ([`ethereum`]). Reading either
 //! chain yields [`Observation`]s: deposits with the block they were seen in.
 //!
+//! It also sends a signed Bitcoin exit disbursal in the order its transactions become valid
+//! ([`disbursal`]), for the relayer and `ferry exit btc` alike.
+//!
 //! It talks to nodes and reports what they say; it decides nothing. How deep a deposit must be,
 //! what a reorganisation dropped, what to attest and when to deliver a release are the relayer's;
 //! scanning Bitcoin blocks for the peg's outputs and assembling a release's witness stay there
@@ -11,6 +14,7 @@
 //! send with (it never signs a release: the federation's signature comes from the sidechain).
 
 pub mod bitcoin;
+pub mod disbursal;
 pub mod ethereum;
 pub mod observation;
 

@@ -30,12 +30,13 @@
 use ferry_types::Params;
 use ferry_types::event as ev;
 use ferry_types::query::{
-    Batch, BatchRelease, BatchStatus, BitcoinExit, BitcoinRelease, ExitStanding, FollowedRelease, WithdrawalId,
+    Batch, BatchRelease, BatchStatus, BitcoinExit, BitcoinRelease, BtcDisbursalView, BtcExitStatus, ExitStanding,
+    FollowedRelease, WithdrawalId,
 };
 use ferry_types::release::bitcoin::{Utxo, parse_destination};
 use ferry_types::release::exit::{
-    CLAIMS_PER_PAGE, ExitBasis, Holder, MAX_EXIT_INPUTS, UnpaidWithdrawal, exit_sighashes, plan_recorded,
-    record_claims,
+    CLAIMS_PER_PAGE, ExitBasis, Holder, MAX_EXIT_INPUTS, RecordedClaim, UnpaidWithdrawal, exit_sighashes,
+    plan_recorded, record_claims,
 };
 use ferry_types::{Address, Amount, Denom, state_keys};
 
@@ -221,13 +222,22 @@ pub fn derive_for<R: StateRead>(
             (ev::POOLED, pooled.to_string()),
         ],
     ));
-    tracing::info!(exit_id = id, follows = batch.id, version = release.version, lock_height, recipients, pooled, height, "exit disbursal derived: the release waits for it to be signed");
+    tracing::info!(
+        exit_id = id,
+        follows = batch.id,
+        version = release.version,
+        lock_height,
+        recipients,
+        pooled,
+        height,
+        "exit disbursal derived: the release waits for it to be signed"
+    );
     Ok(())
 }
 
 struct Derived {
     basis: ExitBasis,
-    claims: Vec<ferry_types::release::exit::RecordedClaim>,
+    claims: Vec<RecordedClaim>,
     clock: u64,
     plan: ferry_types::release::exit::ExitPlan,
     sighashes: Vec<Vec<[u8; 32]>>,
@@ -325,7 +335,12 @@ pub fn settled<R: StateRead>(
         if spent.iter().any(|utxo| spends(&exit, utxo)) {
             set_standing(state, previous, ExitStanding::Superseded)?;
         } else {
-            tracing::warn!(exit_id = previous, batch_id = batch.id, height, "the release spent none of the covering disbursal's inputs: it stays valid until a later release spends them");
+            tracing::warn!(
+                exit_id = previous,
+                batch_id = batch.id,
+                height,
+                "the release spent none of the covering disbursal's inputs: it stays valid until a later release spends them"
+            );
         }
     }
     for other in 0..=release.version {
@@ -338,7 +353,10 @@ pub fn settled<R: StateRead>(
         Some(id) => {
             set_standing(state, id, ExitStanding::Covering)?;
             state.put_record(state_keys::EXIT_BTC_COVERING.to_vec(), &id);
-            events.push(Event::new(ev::EXIT_COVERING, [(ev::BATCH_ID, id.to_string()), (ev::FOLLOWS, batch.id.to_string())]));
+            events.push(Event::new(
+                ev::EXIT_COVERING,
+                [(ev::BATCH_ID, id.to_string()), (ev::FOLLOWS, batch.id.to_string())],
+            ));
             tracing::info!(exit_id = id, follows = batch.id, version, height, "exit disbursal now covers the reserve");
         }
         None => state.delete(state_keys::EXIT_BTC_COVERING.to_vec()),
@@ -370,4 +388,40 @@ fn set_standing<R: StateRead>(state: &mut StateDelta<R>, id: u64, standing: Exit
     }
     state.put_batch(&batch);
     Ok(())
+}
+
+/// `/exit/btc`: the covering disbursal, the Bitcoin clock, and the disbursals derived for the
+/// releases in flight.
+///
+/// # Errors
+/// On storage failure or a corrupt record.
+pub fn status<R: StateRead>(state: &StateDelta<R>) -> Result<BtcExitStatus, StateError> {
+    let mut candidates = Vec::new();
+    for id in state.pending_batches()? {
+        let Some(batch) = state.batch(id)? else { continue };
+        let BatchRelease::Bitcoin(release) = &batch.release else { continue };
+        for version in 0..=release.version {
+            candidates.extend(state.get_record::<u64>(&state_keys::exit_btc_for(id, version))?);
+        }
+    }
+    Ok(BtcExitStatus {
+        covering: state.get_record(state_keys::EXIT_BTC_COVERING)?,
+        clock: crate::bitcoin_fees::clock_height(state)?,
+        candidates,
+    })
+}
+
+/// `/exit/btc/<id>`: disbursal `id` with its claims (`None`: no such disbursal).
+///
+/// # Errors
+/// On storage failure or a corrupt record.
+pub fn disbursal<R: StateRead>(state: &StateDelta<R>, id: u64) -> Result<Option<BtcDisbursalView>, StateError> {
+    let Some(batch) = state.batch(id)? else { return Ok(None) };
+    let BatchRelease::BitcoinExit(exit) = &batch.release else { return Ok(None) };
+    let mut claims = Vec::new();
+    for page in 0..exit.claim_pages() {
+        let chunk: Vec<RecordedClaim> = state.get_record(&state_keys::exit_btc_claims(id, page))?.unwrap_or_default();
+        claims.extend(chunk);
+    }
+    Ok(Some(BtcDisbursalView { batch, claims }))
 }

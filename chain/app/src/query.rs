@@ -239,6 +239,21 @@ fn deposit_address_query<R: StateRead>(state: &StateDelta<R>, path: &str) -> Res
             total: state.deposit_address_count()?,
         })));
     }
+    if path == ferry_types::query::EXIT_BTC_PATH {
+        return Ok(Some(QueryAnswer::json(&crate::btc_exit::status(state)?)));
+    }
+    if let Some(rest) = path.strip_prefix(ferry_types::query::EXIT_BTC_DISBURSAL_PATH) {
+        let Some(id) = rest.parse::<u64>().ok().filter(|n| n.to_string() == rest) else {
+            return Ok(Some(QueryAnswer::error(
+                QUERY_BAD_REQUEST,
+                format!("query `{path}`: expected {}<id>, a batch id", ferry_types::query::EXIT_BTC_DISBURSAL_PATH),
+            )));
+        };
+        return Ok(Some(crate::btc_exit::disbursal(state, id)?.map_or_else(
+            || QueryAnswer::error(QUERY_NOT_FOUND, format!("batch {id} is no Bitcoin exit disbursal")),
+            |view| QueryAnswer::json(&view),
+        )));
+    }
     if path == ferry_types::query::EXIT_ROOT_PATH {
         let root: Option<ferry_types::exit_tree::ExitRoot> = state.get_record(ferry_types::state_keys::EXIT_ROOT)?;
         return Ok(Some(root.map_or_else(

@@ -395,6 +395,57 @@ impl FerryClient {
         }
     }
 
+    /// Bitcoin exit disbursal `id`, assembled with its members' signatures into transactions
+    /// anyone can broadcast once its lock height passed ([`ferry_types::release::exit::SignedDisbursal`]):
+    /// planned again from its record and claims for the peg of the federation at the height it
+    /// was signed (so a node that changed the record cannot make it pay elsewhere without the
+    /// witnesses failing).
+    ///
+    /// # Errors
+    /// RPC errors; a query error when `id` is no disbursal, is not signed yet, or does not assemble.
+    pub async fn signed_disbursal(&self, id: u64) -> Result<ferry_types::release::exit::SignedDisbursal, ClientError> {
+        use ferry_types::query::{
+            BatchRelease, BatchStatus, BtcDisbursalView, EXIT_BTC_DISBURSAL_PATH, FEDERATION_PATH,
+        };
+        let path = format!("{EXIT_BTC_DISBURSAL_PATH}{id}");
+        let refused =
+            |log: String| ClientError::Query { path: path.clone(), code: ferry_types::query::QUERY_NOT_FOUND, log };
+        let view: BtcDisbursalView =
+            self.query(&path, None).await?.ok_or_else(|| refused(format!("no exit disbursal {id}")))?;
+        let BatchRelease::BitcoinExit(exit) = &view.batch.release else {
+            return Err(refused(format!("batch {id} is no exit disbursal")));
+        };
+        if view.batch.status != BatchStatus::Signed {
+            return Err(refused(format!("exit disbursal {id} is not signed yet")));
+        }
+        let federation: ferry_types::genesis::Federation = self
+            .query(FEDERATION_PATH, view.batch.signed_height)
+            .await?
+            .ok_or_else(|| refused("no federation".to_owned()))?;
+        let peg = federation
+            .bitcoin
+            .as_ref()
+            .map(ferry_types::peg::Peg::new)
+            .transpose()
+            .map_err(|e| refused(format!("the federation's peg: {e}")))?
+            .ok_or_else(|| refused("the federation has no Bitcoin peg".to_owned()))?;
+        let mut signatures = std::collections::BTreeMap::new();
+        for (member, ders) in &view.batch.signatures {
+            let Some(index) = federation.member_index(member) else { continue };
+            let decoded: Result<Vec<Vec<u8>>, _> = ders.iter().map(hex::decode).collect();
+            signatures.insert(index, decoded.map_err(|e| refused(format!("a signature of {member}: {e}")))?);
+        }
+        ferry_types::release::exit::assemble_recorded(
+            id,
+            exit.snapshot_height,
+            &exit.basis,
+            &view.claims,
+            &signatures,
+            &peg,
+        )
+        .map_err(|e| refused(format!("exit disbursal {id} does not assemble: {e}")))
+    }
+
     /// The chain parameters.
     ///
     /// # Errors

@@ -92,6 +92,31 @@ pub const EXIT_CLAIMS_PATH: &str = "/exit/eth/claims/";
 /// The most exit claims one page holds.
 pub const EXIT_CLAIMS_PAGE: usize = 2_000;
 
+/// Path of the Bitcoin exit's standing ([`BtcExitStatus`]).
+pub const EXIT_BTC_PATH: &str = "/exit/btc";
+/// Path of one Bitcoin exit disbursal with its claims (`/exit/btc/<batch id>`, [`BtcDisbursalView`]).
+pub const EXIT_BTC_DISBURSAL_PATH: &str = "/exit/btc/";
+
+/// Answer to `/exit/btc`: which disbursal covers the reserve now, and the quorum's Bitcoin clock.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BtcExitStatus {
+    /// The covering disbursal's batch id (none before the first release with one confirmed).
+    pub covering: Option<u64>,
+    /// The Bitcoin height the members' quorum reported last.
+    pub clock: Option<u64>,
+    /// The disbursals derived for the release in flight, if any (candidates).
+    pub candidates: Vec<u64>,
+}
+
+/// Answer to `/exit/btc/<id>`: the disbursal's batch record (signatures included) and its claims.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BtcDisbursalView {
+    /// The batch record.
+    pub batch: Batch,
+    /// Its claims, in claim order.
+    pub claims: Vec<crate::release::exit::RecordedClaim>,
+}
+
 /// One page of the Ethereum exit claims, in position order.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ExitClaimPage {

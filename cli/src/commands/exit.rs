@@ -69,6 +69,7 @@ impl Context {
             ExitCommand::Status { claims } => self.exit_status(out, claims.as_deref()).await,
             ExitCommand::Eth { to, claims } => self.exit_eth(out, to.as_deref(), claims.as_deref()).await,
             ExitCommand::Export { out: path, height } => self.exit_export(out, &path, height).await,
+            ExitCommand::Btc { file, save, id } => self.exit_btc(out, file.as_deref(), save.as_deref(), id).await,
         }
     }
 

@@ -80,7 +80,10 @@ pub fn rebuild_exit(
         .or_else(|error| refuse(Reason::PayloadMismatch, format!("disbursal {id}: {error}")))?;
     let ours: Vec<Vec<String>> = hashes.iter().map(|tx| tx.iter().map(hex::encode).collect()).collect();
     if ours != exit.sighashes {
-        return refuse(Reason::PayloadMismatch, format!("disbursal {id}: the chain's sighashes are not the rebuilt tree's"));
+        return refuse(
+            Reason::PayloadMismatch,
+            format!("disbursal {id}: the chain's sighashes are not the rebuilt tree's"),
+        );
     }
     Ok(Rebuilt {
         batch: id,
@@ -148,14 +151,19 @@ fn check_terms(id: u64, exit: &BitcoinExit, params: &WithdrawalParams) -> Result
 fn check_follows(id: u64, exit: &BitcoinExit, followed: Option<&Batch>) -> Result<(), Refusal> {
     let follows = &exit.follows;
     let version = followed.and_then(|batch| {
-        batch.bitcoin_versions().into_iter().find(|(version, _, _)| *version == follows.version).map(
-            |(_, txid, plan)| (txid.to_owned(), plan.change().zip(plan.change_vout())),
-        )
+        batch
+            .bitcoin_versions()
+            .into_iter()
+            .find(|(version, _, _)| *version == follows.version)
+            .map(|(_, txid, plan)| (txid.to_owned(), plan.change().zip(plan.change_vout())))
     });
     let Some((txid, change)) = version else {
         return refuse(
             Reason::PayloadMismatch,
-            format!("disbursal {id} follows batch {} version {}, which the chain does not hold", follows.batch, follows.version),
+            format!(
+                "disbursal {id} follows batch {} version {}, which the chain does not hold",
+                follows.batch, follows.version
+            ),
         );
     };
     if txid != follows.txid {
@@ -165,7 +173,8 @@ fn check_follows(id: u64, exit: &BitcoinExit, followed: Option<&Batch>) -> Resul
         );
     }
     if let Some((amount, vout)) = change {
-        let spent = exit.basis.inputs.iter().any(|input| input.txid == txid && input.vout == vout && input.amount == amount);
+        let spent =
+            exit.basis.inputs.iter().any(|input| input.txid == txid && input.vout == vout && input.amount == amount);
         if !spent {
             return refuse(
                 Reason::Inputs,

@@ -423,12 +423,144 @@ pub fn plan_recorded(basis: &ExitBasis, claims: &[RecordedClaim], peg: &Peg) -> 
     })
 }
 
+/// One output a signed disbursal pays a claim.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Payout {
+    /// Whose claim.
+    pub claimant: Claimant,
+    /// The output script, hex.
+    pub script: String,
+    /// The claim.
+    pub claim: Amount,
+    /// What the output holds (the entitlement less the output's own fee).
+    pub paid: Amount,
+    /// The transaction paying it.
+    pub txid: String,
+    /// The output's index in it.
+    pub vout: u32,
+}
+
+/// A disbursal with every input signed: what relayers keep and `ferry exit btc` broadcasts once
+/// the lock height passed. Self-contained: it needs neither the sidechain nor the federation.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SignedDisbursal {
+    /// Its batch id on the sidechain.
+    pub exit: u64,
+    /// The sidechain height whose balances it pays.
+    pub snapshot_height: u64,
+    /// No transaction is valid before this Bitcoin height.
+    pub lock_height: u32,
+    /// The reserve UTXOs the intermediate spends: once any is spent otherwise, the disbursal is dead.
+    pub inputs: Vec<Utxo>,
+    /// The signed transactions, raw hex: the intermediate first, then the fan-outs (each spends
+    /// one intermediate output, so they are valid once the intermediate is in a block).
+    pub transactions: Vec<String>,
+    /// Every output paid to a claim.
+    pub payouts: Vec<Payout>,
+    /// The claims pooled into the residual (too small for an output of their own).
+    pub pooled: Vec<Claimant>,
+    /// What goes back to the peg.
+    pub residual: Amount,
+    /// Every transaction's fee together.
+    pub fees: Amount,
+}
+
+impl SignedDisbursal {
+    /// The transactions, decoded.
+    ///
+    /// # Errors
+    /// [`ExitError::Decode`] naming the transaction that does not decode.
+    pub fn decoded(&self) -> Result<Vec<Transaction>, ExitError> {
+        self.transactions
+            .iter()
+            .enumerate()
+            .map(|(index, raw)| {
+                hex::decode(raw)
+                    .ok()
+                    .and_then(|bytes| bitcoin::consensus::deserialize(&bytes).ok())
+                    .ok_or(ExitError::Decode { tx: index })
+            })
+            .collect()
+    }
+}
+
+/// Assembles the disbursal recorded as `basis` and `claims`, signed by `signatures` (each member
+/// index's DER signatures, flattened in [`exit_sighashes`] order, as the chain records them), for
+/// `peg`: the plan is made again ([`plan_recorded`]) and each input's witness assembled
+/// ([`assemble_exit`]).
+///
+/// # Errors
+/// As [`plan_recorded`] and [`assemble_exit`]; [`ExitError::CountMismatch`] when a member's
+/// signature list does not have one signature per input.
+pub fn assemble_recorded(
+    exit: u64,
+    snapshot_height: u64,
+    basis: &ExitBasis,
+    claims: &[RecordedClaim],
+    signatures: &BTreeMap<usize, Vec<Vec<u8>>>,
+    peg: &Peg,
+) -> Result<SignedDisbursal, ExitError> {
+    let plan = plan_recorded(basis, claims, peg)?;
+    let sighashes = exit_sighashes(&plan, peg)?;
+    let count: usize = sighashes.iter().map(Vec::len).sum();
+    let mut per_tx: Vec<Vec<BTreeMap<usize, Vec<u8>>>> =
+        sighashes.iter().map(|tx| vec![BTreeMap::new(); tx.len()]).collect();
+    for (member, ders) in signatures {
+        if ders.len() != count {
+            return Err(ExitError::CountMismatch {
+                what: "signatures of a member",
+                expected: count,
+                given: ders.len(),
+            });
+        }
+        let mut ders = ders.iter();
+        for tx in &mut per_tx {
+            for input in tx.iter_mut() {
+                if let Some(der) = ders.next() {
+                    input.insert(*member, der.clone());
+                }
+            }
+        }
+    }
+    let signed = assemble_exit(&plan, peg, &sighashes, &per_tx)?;
+    let txids: Vec<String> = signed.iter().map(|tx| tx.compute_txid().to_string()).collect();
+    let payouts = plan
+        .recipients()
+        .iter()
+        .map(|recipient| Payout {
+            claimant: recipient.claimant,
+            script: hex::encode(recipient.script.as_bytes()),
+            claim: recipient.claim,
+            paid: recipient.paid,
+            txid: txids.get(recipient.fan_out + 1).cloned().unwrap_or_default(),
+            vout: recipient.vout,
+        })
+        .collect();
+    Ok(SignedDisbursal {
+        exit,
+        snapshot_height,
+        lock_height: plan.lock_height(),
+        inputs: plan.inputs().to_vec(),
+        transactions: signed.iter().map(|tx| hex::encode(bitcoin::consensus::serialize(tx))).collect(),
+        payouts,
+        pooled: plan.pooled().iter().map(|pooled| pooled.claimant).collect(),
+        residual: plan.residual().unwrap_or(Amount::ZERO),
+        fees: plan.fee_total(),
+    })
+}
+
 /// Why a disbursal could not be planned or assembled.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ExitError {
     /// There is no covered reserve to disburse.
     #[error("no reserve UTXO to disburse")]
     NoReserve,
+    /// A stored transaction does not decode.
+    #[error("transaction {tx} of the signed disbursal does not decode")]
+    Decode {
+        /// Its index (0 the intermediate).
+        tx: usize,
+    },
     /// More reserve UTXOs than one intermediate spends.
     #[error("{inputs} reserve UTXOs; one disbursal spends at most {max}")]
     TooManyInputs {

@@ -1,0 +1,152 @@
+//! `ferry exit btc`: the holder's side of the Bitcoin exit (issue 17, `docs/exits.md`).
+//!
+//! The signed disbursal comes from a file saved earlier or from a node (assembled with the
+//! members' signatures the chain recorded, [`FerryClient::signed_disbursal`]); it is broadcast
+//! step by step ([`ferry_parent_chains::disbursal::advance`]): nothing before its lock height,
+//! the intermediate while every reserve UTXO it spends is unspent, the fan-outs once the
+//! intermediate is in a block.
+
+use std::path::Path;
+
+use ferry_client::FerryClient;
+use ferry_parent_chains::disbursal::{DisbursalError, DisbursalStep, advance};
+use ferry_types::query::{BtcExitStatus, EXIT_BTC_PATH};
+use ferry_types::release::exit::{Claimant, SignedDisbursal};
+use serde_json::json;
+
+use super::{Context, Output};
+use crate::error::CliError;
+
+impl Context {
+    pub(super) async fn exit_btc(
+        &self,
+        out: Output,
+        file: Option<&Path>,
+        save: Option<&Path>,
+        id: Option<u64>,
+    ) -> Result<(), CliError> {
+        let disbursal = match file {
+            Some(path) => read_disbursal(path)?,
+            None => self.node_disbursal(id).await?,
+        };
+        if let Some(path) = save {
+            let text = serde_json::to_string_pretty(&disbursal).map_err(|e| CliError::other(e.to_string()))?;
+            std::fs::write(path, text).map_err(|e| CliError::other(format!("cannot write {}: {e}", path.display())))?;
+            out.emit(
+                &json!({
+                    "exit": disbursal.exit,
+                    "lock_height": disbursal.lock_height,
+                    "transactions": disbursal.transactions.len(),
+                    "file": path.display().to_string(),
+                }),
+                &format!(
+                    "wrote exit disbursal {} ({} transactions, valid from Bitcoin height {}) to {}",
+                    disbursal.exit,
+                    disbursal.transactions.len(),
+                    disbursal.lock_height,
+                    path.display()
+                ),
+            );
+            return Ok(());
+        }
+        let node = self.bitcoin_rpc()?;
+        let step = advance(&node, &disbursal).await.map_err(|error| match error {
+            DisbursalError::Malformed(error) => CliError::bad_input(format!("the disbursal: {error}")),
+            DisbursalError::Rpc { what, error } => CliError::from(error).with_hint(what),
+        })?;
+        let (state, text) = match &step {
+            DisbursalStep::Locked { tip, lock_height } => (
+                "locked",
+                format!(
+                    "exit disbursal {} opens at Bitcoin height {lock_height}: {} blocks from the tip {tip}",
+                    disbursal.exit,
+                    u64::from(*lock_height).saturating_sub(*tip)
+                ),
+            ),
+            DisbursalStep::Dead { spent } => (
+                "dead",
+                format!(
+                    "exit disbursal {} can never confirm: its reserve UTXO {spent} was spent by a later release (a newer disbursal covers the reserve)",
+                    disbursal.exit
+                ),
+            ),
+            DisbursalStep::IntermediatePending { txid } => (
+                "intermediate_pending",
+                format!("intermediate {txid} sent; run again once it is in a block to send the fan-outs"),
+            ),
+            DisbursalStep::FanOutsPending { pending } => {
+                ("fan_outs_pending", format!("{pending} fan-out transactions wait for a block"))
+            }
+            DisbursalStep::Done => {
+                ("done", format!("every transaction of exit disbursal {} is in a block", disbursal.exit))
+            }
+        };
+        let mine = self.own_payouts(&disbursal);
+        let mut lines = vec![text];
+        lines.extend(mine.iter().map(|(text, _)| text.clone()));
+        out.emit(
+            &json!({
+                "exit": disbursal.exit,
+                "state": state,
+                "lock_height": disbursal.lock_height,
+                "snapshot_height": disbursal.snapshot_height,
+                "payouts": mine.iter().map(|(_, value)| value.clone()).collect::<Vec<_>>(),
+            }),
+            &lines.join("\n"),
+        );
+        if matches!(step, DisbursalStep::Dead { .. }) {
+            return Err(CliError::refused(format!("exit disbursal {} is superseded", disbursal.exit)));
+        }
+        Ok(())
+    }
+
+    /// The signed disbursal `id` (default: the covering one) from the node.
+    async fn node_disbursal(&self, id: Option<u64>) -> Result<SignedDisbursal, CliError> {
+        let client = self.client()?;
+        let id = match id {
+            Some(id) => id,
+            None => {
+                let status: BtcExitStatus = client.query(EXIT_BTC_PATH, None).await?.unwrap_or_default();
+                status.covering.ok_or_else(|| {
+                    CliError::not_found("no exit disbursal covers the reserve yet (none before the first Bitcoin release with one confirms)")
+                })?
+            }
+        };
+        Ok(FerryClient::signed_disbursal(&client, id).await?)
+    }
+
+    /// The --from key's outputs in `disbursal` (text line, JSON), if a key is given.
+    fn own_payouts(&self, disbursal: &SignedDisbursal) -> Vec<(String, serde_json::Value)> {
+        let Some(account) = self.global.from.as_deref().and_then(|name| self.resolve_account(name).ok()) else {
+            return Vec::new();
+        };
+        let mut lines: Vec<(String, serde_json::Value)> = disbursal
+            .payouts
+            .iter()
+            .filter(|payout| payout.claimant == Claimant::Holder(account))
+            .map(|payout| {
+                (
+                    format!(
+                        "  pays {account} {} sat of its {} sat balance at height {} in {}:{}",
+                        payout.paid, payout.claim, disbursal.snapshot_height, payout.txid, payout.vout
+                    ),
+                    json!({ "claim": payout.claim, "paid": payout.paid, "txid": payout.txid, "vout": payout.vout }),
+                )
+            })
+            .collect();
+        if disbursal.pooled.contains(&Claimant::Holder(account)) {
+            lines.push((
+                format!("  {account}'s balance is below the exit's least output: it stays in the residual at the federation's address"),
+                json!({ "pooled": true }),
+            ));
+        }
+        lines
+    }
+}
+
+fn read_disbursal(path: &Path) -> Result<SignedDisbursal, CliError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| CliError::bad_input(format!("cannot read {}: {e}", path.display())))?;
+    serde_json::from_str(&text)
+        .map_err(|e| CliError::bad_input(format!("{} is not a signed exit disbursal: {e}", path.display())))
+}
