@@ -142,6 +142,8 @@ async fn up(dir: PathBuf, validators: usize, reset: bool) -> anyhow::Result<()> 
         persist_parents: true,
         // A heartbeat to the vault every 100 blocks, so the devnet shows them on its dashboards.
         vault_heartbeat_blocks: Some(DEVNET_VAULT_HEARTBEAT_BLOCKS),
+        // The Bitcoin exit on, with mainnet's two weeks of blocks before a disbursal opens.
+        bitcoin_exit: Some(ferry_types::genesis::BitcoinExitParams::default()),
     })
     .await?;
     let demo = demo::create(&mut system, &dir, fresh).await?;

@@ -64,6 +64,8 @@ pub struct SystemSpec {
     /// Blocks between the vault heartbeats the chain forms (`None`: the genesis default, about a
     /// day of blocks, so that none forms in a short run).
     pub vault_heartbeat_blocks: Option<u64>,
+    /// The Bitcoin emergency disbursal's parameters (`None`: the genesis default, no disbursal).
+    pub bitcoin_exit: Option<ferry_types::genesis::BitcoinExitParams>,
 }
 
 /// Where a persistent system keeps its parent chains, under its bridge directory.
@@ -227,6 +229,7 @@ impl System {
             scratch_databases: true,
             persist_parents: false,
             vault_heartbeat_blocks: None,
+            bitcoin_exit: None,
         };
         configure(&mut spec);
         let mut system = System::start(spec).await?;
@@ -246,6 +249,9 @@ impl System {
             (spec.vault_heartbeat_blocks, genesis.params.withdrawals.ethereum.as_mut())
         {
             bridge.heartbeat_interval_blocks = blocks;
+        }
+        if spec.bitcoin_exit.is_some() {
+            genesis.params.withdrawals.bitcoin_exit.clone_from(&spec.bitcoin_exit);
         }
         spec.network.genesis = genesis;
         let tools = Tools::locate()?;

@@ -84,6 +84,7 @@ async fn a_new_user_bridges_btc_and_eth_both_ways_with_the_cli_alone() -> TestRe
         scratch_databases: true,
         persist_parents: false,
         vault_heartbeat_blocks: None,
+        bitcoin_exit: None,
     })
     .await?;
     let home = tempfile::tempdir()?;

@@ -228,6 +228,7 @@ async fn a_system_stopped_with_its_parent_chains_saved_resumes_on_them_and_keeps
         scratch_databases: false,
         persist_parents: true,
         vault_heartbeat_blocks: None,
+        bitcoin_exit: None,
     };
     let user = user_key(0)?;
     let btc_destination = RegtestWallet::from_seed([0xd7; 32])?.address().to_string();

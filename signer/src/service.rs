@@ -243,7 +243,12 @@ impl Signer {
             match serde_json::from_value::<BatchView>(raw.clone()) {
                 Ok(view) => {
                     pending_ids.insert(view.batch.id);
-                    if view.batch.status == BatchStatus::Signing && !view.batch.signatures.contains_key(&account) {
+                    // A release waiting for its exit disbursal is signed after it (the chain
+                    // refuses its signatures until then): no signature is wasted on it.
+                    if view.batch.status == BatchStatus::Signing
+                        && !view.batch.signatures.contains_key(&account)
+                        && view.awaits_exit.is_none()
+                    {
                         awaiting.push(view);
                     }
                 }

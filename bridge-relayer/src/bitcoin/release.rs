@@ -251,6 +251,7 @@ mod tests {
             signature_count: u32::try_from(signers.len())?,
             threshold: 3,
             release_quorum: 3,
+            awaits_exit: None,
         })
     }
 

@@ -273,6 +273,7 @@ pub fn views<R: StateRead>(state: &StateDelta<R>, batches: Vec<Batch>) -> Result
                 signature_count: u32::try_from(batch.signatures.len()).unwrap_or(u32::MAX),
                 threshold,
                 release_quorum: federation.attest_quorum,
+                awaits_exit: crate::btc_exit::gate(state, &batch)?,
                 batch,
             })
         })

@@ -900,6 +900,10 @@ pub struct BatchView {
     pub threshold: u32,
     /// Release attestations needed to settle.
     pub release_quorum: u32,
+    /// For a Bitcoin release: the exit disbursal (a batch id) its current version waits for —
+    /// its signatures are refused until that is signed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub awaits_exit: Option<u64>,
 }
 
 /// Answer to `/batches/pending`: batches still signing or signed but not yet released.
