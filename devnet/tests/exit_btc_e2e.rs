@@ -1,0 +1,219 @@
+//! Issue 17, Bitcoin: at every moment a signed, height-locked disbursal pays every wrapped-BTC
+//! holder out of the reserve the chain holds. On the whole real system (CometBFT, the signers and
+//! relayers, btcd with `--rejectnonstd`, PostgreSQL):
+//! - a release is signed only after the disbursal of the reserve it leaves is (the chain's
+//!   records and every signer's audit log);
+//! - a later release kills the previous disbursal: btcd refuses it (its inputs are spent);
+//! - once the signers, relayers and validators are gone, btcd refuses the covering disbursal
+//!   before its lock height (non-final) and takes it after; `ferry exit btc` broadcasts it from a
+//!   saved file, and each holder's own P2WPKH address receives its balance less its output's fee,
+//!   the residual goes back to the peg, and outputs plus fees are the reserve exactly.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use bitcoin::{OutPoint, Txid};
+use common::TestResult;
+use common::cli::User;
+use ferry_devnet::accounts::{self, user_key};
+use ferry_devnet::btcd::RegtestWallet;
+use ferry_devnet::system::System;
+use ferry_types::genesis::BitcoinExitParams;
+use ferry_types::query::{BatchRelease, BatchView, BtcExitStatus, EXIT_BTC_PATH, ExitStanding, WithdrawalStatus};
+use ferry_types::release::exit::{Claimant, SignedDisbursal, default_recovery_script};
+use ferry_types::{Amount, Denom};
+
+/// Parent blocks from a disbursal's derivation to its lock.
+const LOCK_BLOCKS: u32 = 40;
+/// What each withdrawal takes out.
+const WITHDRAWN: u128 = 50_000_000;
+const PARENT_BLOCK: Duration = Duration::from_millis(400);
+const WAIT: Duration = Duration::from_secs(240);
+
+/// Withdraws [`WITHDRAWN`] from user 0 and waits until its release settled; returns its batch.
+async fn withdraw_and_settle(system: &System, destination: &str) -> TestResult<BatchView> {
+    let (id, _) = system.withdraw(&user_key(0)?, &Denom::sat(), WITHDRAWN, destination).await?;
+    let view = system.wait_for_withdrawal(id, WithdrawalStatus::Released, PARENT_BLOCK, WAIT).await?;
+    let batch = view.withdrawal.batch.ok_or("released without a batch")?;
+    Ok(system.client(0)?.query(&format!("/batch/{batch}"), None).await?.ok_or("no batch")?)
+}
+
+/// The disbursal covering the reserve, as the chain records it, once it is release `batch`'s.
+async fn covering_after(system: &System, batch: &BatchView) -> TestResult<BatchView> {
+    let client = system.client(0)?;
+    let status: BtcExitStatus = client.query(EXIT_BTC_PATH, None).await?.ok_or("no /exit/btc")?;
+    let covering = status.covering.ok_or("no disbursal covers the reserve")?;
+    let view: BatchView = client.query(&format!("/batch/{covering}"), None).await?.ok_or("no disbursal batch")?;
+    let BatchRelease::BitcoinExit(exit) = &view.batch.release else { return Err("not a disbursal".into()) };
+    assert_eq!(exit.follows.batch, batch.batch.id, "the covering disbursal follows the last release");
+    assert_eq!(exit.standing, ExitStanding::Covering);
+    // Ordering: the disbursal was signed no later than the release it follows.
+    let (exit_signed, release_signed) = (view.batch.signed_height, batch.batch.signed_height);
+    assert!(
+        exit_signed.is_some() && exit_signed <= release_signed,
+        "disbursal {exit_signed:?}, release {release_signed:?}"
+    );
+    Ok(view)
+}
+
+/// Every signer's audit log has the disbursal `exit` signed before release `release`.
+async fn audit_order(system: &System, exit: u64, release: u64) -> TestResult {
+    for member in 0..accounts::FEDERATION_MEMBERS {
+        let pool = sqlx::PgPool::connect(&system.signers[member].spec().database_url).await?;
+        let seq = |entries: &[ferry_audit::AuditEntry]| {
+            entries.iter().find(|entry| entry.kind == "batch.signed").map(|entry| entry.seq)
+        };
+        let exit_entries = ferry_audit::AuditLog::SIGNER.entries_for(&pool, &format!("batch-{exit}")).await?;
+        let release_entries = ferry_audit::AuditLog::SIGNER.entries_for(&pool, &format!("batch-{release}")).await?;
+        if let Some(release_seq) = seq(&release_entries) {
+            let exit_seq = seq(&exit_entries)
+                .ok_or_else(|| format!("member {member} signed release {release} but not disbursal {exit}"))?;
+            assert!(exit_seq < release_seq, "member {member} signed release {release} before disbursal {exit}");
+        }
+        pool.close().await;
+    }
+    Ok(())
+}
+
+/// Mines btcd (only) until its tip is `height`.
+async fn mine_to(system: &System, height: u64) -> TestResult {
+    let tip = system.parents.btcd.rpc().get_block_count().await?;
+    if height > tip {
+        system.parents.btcd.mine(u32::try_from(height - tip)?).await?;
+    }
+    Ok(())
+}
+
+fn decoded(disbursal: &SignedDisbursal) -> TestResult<Vec<bitcoin::Transaction>> {
+    Ok(disbursal.decoded()?)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn holders_take_their_btc_with_the_presigned_disbursal_after_the_federation_disappears() -> TestResult {
+    let _serial = common::serial().await;
+    let started = Instant::now();
+    let params = BitcoinExitParams {
+        lock_blocks: LOCK_BLOCKS,
+        refresh_margin_blocks: 10,
+        fee_rate_percent: 100,
+        ..BitcoinExitParams::default()
+    };
+    let mut system = System::isolated_with("exit-btc", 3, |spec| spec.bitcoin_exit = Some(params)).await?;
+    let destination = RegtestWallet::from_seed([0xd5; 32])?.address().to_string();
+    let home = tempfile::tempdir()?;
+    let cli = User::of_system(&system, home.path(), 1)?;
+
+    // A withdrawal settles: its disbursal was signed first and now covers the reserve.
+    let first = withdraw_and_settle(&system, &destination).await?;
+    let first_exit = covering_after(&system, &first).await?;
+    audit_order(&system, first_exit.batch.id, first.batch.id).await?;
+    let first_file = home.path().join("first-exit.json");
+    let saved = cli.json(&["exit", "btc", "--save", first_file.to_str().ok_or("path")?])?;
+    assert_eq!(saved["exit"].as_u64(), Some(first_exit.batch.id), "{saved}");
+    let first_disbursal: SignedDisbursal = serde_json::from_str(&std::fs::read_to_string(&first_file)?)?;
+
+    // A second release spends the reserve again: its disbursal covers now, the first is dead.
+    let second = withdraw_and_settle(&system, &destination).await?;
+    let second_exit = covering_after(&system, &second).await?;
+    audit_order(&system, second_exit.batch.id, second.batch.id).await?;
+    let client = system.client(0)?;
+    let old: BatchView = client.query(&format!("/batch/{}", first_exit.batch.id), None).await?.ok_or("no batch")?;
+    assert!(matches!(&old.batch.release, BatchRelease::BitcoinExit(exit) if exit.standing == ExitStanding::Superseded));
+    let file = home.path().join("exit.json");
+    cli.json(&["exit", "btc", "--save", file.to_str().ok_or("path")?])?;
+    let disbursal: SignedDisbursal = serde_json::from_str(&std::fs::read_to_string(&file)?)?;
+    assert_eq!(disbursal.exit, second_exit.batch.id);
+    // What each holder should get: its balance at the snapshot height, less its output's fee.
+    let mut balances = Vec::new();
+    for index in 0..3 {
+        let user = user_key(index)?.address();
+        let held = client.balances(&user, Some(disbursal.snapshot_height)).await?;
+        let sat = held.balances.iter().find(|coin| coin.denom == Denom::sat()).map_or(0, |coin| coin.amount.get());
+        balances.push((user, sat));
+    }
+
+    // Past the first disbursal's lock, btcd refuses it: the second release spent its inputs.
+    mine_to(&system, u64::from(first_disbursal.lock_height)).await?;
+    let btcd = system.parents.btcd.rpc();
+    let first_intermediate = decoded(&first_disbursal)?.remove(0);
+    let refused =
+        btcd.send_raw_transaction(&first_intermediate).await.err().ok_or("the dead disbursal was accepted")?;
+    assert!(!refused.is_already_known(), "{refused}");
+    let dead = cli.run(&["exit", "btc", "--file", first_file.to_str().ok_or("path")?])?;
+    assert!(!dead.status.success());
+    assert!(
+        String::from_utf8_lossy(&dead.stdout).contains("can never confirm"),
+        "{}",
+        String::from_utf8_lossy(&dead.stdout)
+    );
+
+    // The federation and the sidechain disappear.
+    system.signers.clear();
+    system.relayers.clear();
+    for validator in 0..system.network.spec().validators {
+        system.network.kill(validator)?;
+    }
+
+    // Before the lock height btcd refuses the disbursal (non-final); the CLI says when it opens.
+    let transactions = decoded(&disbursal)?;
+    let lock = u64::from(disbursal.lock_height);
+    mine_to(&system, lock - 1).await?;
+    let early = btcd.send_raw_transaction(&transactions[0]).await.err().ok_or("a non-final disbursal was accepted")?;
+    assert!(early.to_string().contains("final"), "{early}");
+    let waiting = cli.json(&["exit", "btc", "--file", file.to_str().ok_or("path")?])?;
+    assert_eq!(waiting["state"].as_str(), Some("locked"), "{waiting}");
+
+    // From the lock height on: the intermediate, then (once it is in a block) the fan-outs.
+    mine_to(&system, lock).await?;
+    let step = cli.json(&["exit", "btc", "--file", file.to_str().ok_or("path")?])?;
+    assert_eq!(step["state"].as_str(), Some("intermediate_pending"), "{step}");
+    system.parents.btcd.mine(1).await?;
+    let step = cli.json(&["exit", "btc", "--file", file.to_str().ok_or("path")?])?;
+    assert_eq!(step["state"].as_str(), Some("fan_outs_pending"), "{step}");
+    system.parents.btcd.mine(1).await?;
+    let step = cli.json(&["exit", "btc", "--file", file.to_str().ok_or("path")?])?;
+    assert_eq!(step["state"].as_str(), Some("done"), "{step}");
+
+    // Each holder's own address received its balance less its output's fee, in a block.
+    for (user, sat) in &balances {
+        let payout = disbursal
+            .payouts
+            .iter()
+            .find(|payout| payout.claimant == Claimant::Holder(*user))
+            .ok_or_else(|| format!("{user} is not paid"))?;
+        assert_eq!(payout.claim, Amount::new(*sat), "{user}'s claim is its balance at the snapshot");
+        assert_eq!(payout.script, hex::encode(default_recovery_script(user).as_bytes()));
+        let txid: Txid = payout.txid.parse()?;
+        let output =
+            system.parents.btcd.unspent_output(&OutPoint { txid, vout: payout.vout }).await?.ok_or("no output")?;
+        assert_eq!(u128::from(output.value.to_sat()), payout.paid.get(), "{user}");
+        assert!(output.confirmations >= 1);
+        let fee = sat - payout.paid.get();
+        assert!(fee > 0 && fee < 1_000, "{user} paid {fee} sat for its output");
+    }
+    // Conservation: what the tree pays out plus its fees is the reserve it spends, exactly.
+    let reserve: u128 = disbursal.inputs.iter().map(|utxo| utxo.amount.get()).sum();
+    let paid: u128 = disbursal.payouts.iter().map(|payout| payout.paid.get()).sum();
+    assert_eq!(paid + disbursal.residual.get() + disbursal.fees.get(), reserve);
+    let mut out_total = 0u128;
+    let mut in_total = 0u128;
+    for tx in &transactions {
+        out_total += tx.output.iter().map(|output| u128::from(output.value.to_sat())).sum::<u128>();
+    }
+    for utxo in &disbursal.inputs {
+        in_total += utxo.amount.get();
+    }
+    let internal: u128 = transactions[0].output.iter().map(|output| u128::from(output.value.to_sat())).sum::<u128>()
+        - disbursal.residual.get();
+    assert_eq!(in_total - (out_total - internal), disbursal.fees.get(), "fees are what the tree does not pay out");
+    eprintln!(
+        "disbursal: {} transactions, {} payouts, residual {} sat, fees {} sat; test took {:?}",
+        transactions.len(),
+        disbursal.payouts.len(),
+        disbursal.residual,
+        disbursal.fees,
+        started.elapsed()
+    );
+    Ok(())
+}
