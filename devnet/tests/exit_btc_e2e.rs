@@ -124,6 +124,8 @@ async fn holders_take_their_btc_with_the_presigned_disbursal_after_the_federatio
     cli.json(&["exit", "btc", "--save", file.to_str().ok_or("path")?])?;
     let disbursal: SignedDisbursal = serde_json::from_str(&std::fs::read_to_string(&file)?)?;
     assert_eq!(disbursal.exit, second_exit.batch.id);
+    let BatchRelease::BitcoinExit(recorded) = &second_exit.batch.release else { return Err("not a disbursal".into()) };
+    let rate = recorded.basis.rate;
     // What each holder should get: its balance at the snapshot height, less its output's fee.
     let mut balances = Vec::new();
     for index in 0..3 {
@@ -175,7 +177,19 @@ async fn holders_take_their_btc_with_the_presigned_disbursal_after_the_federatio
     let step = cli.json(&["exit", "btc", "--file", file.to_str().ok_or("path")?])?;
     assert_eq!(step["state"].as_str(), Some("done"), "{step}");
 
-    // Each holder's own address received its balance less its output's fee, in a block.
+    // Each holder's own address received, in a block, its pro-rata share of the reserve less
+    // its own output's fee (31 vB of P2WPKH at the disbursal's rate, rounded down). The tree's other fees come
+    // out of what the reserve holds beyond the claims first; only what that cannot pay is shared
+    // in proportion to the claims.
+    assert!(disbursal.pooled.is_empty(), "{:?}", disbursal.pooled);
+    let own_fee = u128::from(rate.sat_per_kvb()) * 31 / 1_000;
+    let reserve: u128 = disbursal.inputs.iter().map(|utxo| utxo.amount.get()).sum();
+    let claims: u128 = disbursal.payouts.iter().map(|payout| payout.claim.get()).sum();
+    // The fees beyond the outputs' own: the tree's overhead, plus the residual when it is below
+    // the peg's dust threshold (330 sat) and left to miners.
+    let beyond_own = disbursal.fees.get() - own_fee * disbursal.payouts.len() as u128;
+    let dust_left = if disbursal.residual.is_zero() { 330 } else { 0 };
+    let share = |claim: u128, payable: u128| if payable >= claims { claim } else { claim * payable / claims };
     for (user, sat) in &balances {
         let payout = disbursal
             .payouts
@@ -184,16 +198,20 @@ async fn holders_take_their_btc_with_the_presigned_disbursal_after_the_federatio
             .ok_or_else(|| format!("{user} is not paid"))?;
         assert_eq!(payout.claim, Amount::new(*sat), "{user}'s claim is its balance at the snapshot");
         assert_eq!(payout.script, hex::encode(default_recovery_script(user).as_bytes()));
+        let entitled = payout.paid.get() + own_fee;
+        let (least, most) = (share(*sat, reserve - beyond_own), share(*sat, reserve - beyond_own + dust_left));
+        assert!(
+            (least..=most).contains(&entitled),
+            "{user}: paid {} + its fee {own_fee} is not its pro-rata share of {least}..={most} sat",
+            payout.paid
+        );
         let txid: Txid = payout.txid.parse()?;
         let output =
             system.parents.btcd.unspent_output(&OutPoint { txid, vout: payout.vout }).await?.ok_or("no output")?;
         assert_eq!(u128::from(output.value.to_sat()), payout.paid.get(), "{user}");
         assert!(output.confirmations >= 1);
-        let fee = sat - payout.paid.get();
-        assert!(fee > 0 && fee < 1_000, "{user} paid {fee} sat for its output");
     }
     // Conservation: what the tree pays out plus its fees is the reserve it spends, exactly.
-    let reserve: u128 = disbursal.inputs.iter().map(|utxo| utxo.amount.get()).sum();
     let paid: u128 = disbursal.payouts.iter().map(|payout| payout.paid.get()).sum();
     assert_eq!(paid + disbursal.residual.get() + disbursal.fees.get(), reserve);
     let mut out_total = 0u128;
