@@ -104,6 +104,25 @@ async fn holders_take_their_btc_with_the_presigned_disbursal_after_the_federatio
     let home = tempfile::tempdir()?;
     let cli = User::of_system(&system, home.path(), 1)?;
 
+    // The users' deposits are in no disbursal: the chain refreshes (a consolidation whose own
+    // disbursal covers the whole reserve) before anything else moves the reserve.
+    let client = system.client(0)?;
+    let deadline = Instant::now() + WAIT;
+    let refreshed = loop {
+        let status: BtcExitStatus = client.query(EXIT_BTC_PATH, None).await?.ok_or("no /exit/btc")?;
+        if let Some(covering) = status.covering {
+            break covering;
+        }
+        assert!(Instant::now() < deadline, "the deposits were never covered: {status:?}");
+        system.mine_parents(1).await?;
+        tokio::time::sleep(PARENT_BLOCK).await;
+    };
+    let refresh: BatchView = client.query(&format!("/batch/{refreshed}"), None).await?.ok_or("no batch")?;
+    let BatchRelease::BitcoinExit(exit) = &refresh.batch.release else { return Err("not a disbursal".into()) };
+    let follows: BatchView = client.query(&format!("/batch/{}", exit.follows.batch), None).await?.ok_or("no batch")?;
+    assert!(follows.batch.items.is_empty(), "the first disbursal follows a refresh, not a release");
+    assert_eq!(exit.recipients, 3, "every user is paid by it");
+
     // A withdrawal settles: its disbursal was signed first and now covers the reserve.
     let first = withdraw_and_settle(&system, &destination).await?;
     let first_exit = covering_after(&system, &first).await?;
@@ -117,7 +136,6 @@ async fn holders_take_their_btc_with_the_presigned_disbursal_after_the_federatio
     let second = withdraw_and_settle(&system, &destination).await?;
     let second_exit = covering_after(&system, &second).await?;
     audit_order(&system, second_exit.batch.id, second.batch.id).await?;
-    let client = system.client(0)?;
     let old: BatchView = client.query(&format!("/batch/{}", first_exit.batch.id), None).await?.ok_or("no batch")?;
     assert!(matches!(&old.batch.release, BatchRelease::BitcoinExit(exit) if exit.standing == ExitStanding::Superseded));
     let file = home.path().join("exit.json");
@@ -135,6 +153,13 @@ async fn holders_take_their_btc_with_the_presigned_disbursal_after_the_federatio
         balances.push((user, sat));
     }
 
+    // The federation and the sidechain disappear (nothing refreshes the disbursal any more).
+    system.signers.clear();
+    system.relayers.clear();
+    for validator in 0..system.network.spec().validators {
+        system.network.kill(validator)?;
+    }
+
     // Past the first disbursal's lock, btcd refuses it: the second release spent its inputs.
     mine_to(&system, u64::from(first_disbursal.lock_height)).await?;
     let btcd = system.parents.btcd.rpc();
@@ -149,13 +174,6 @@ async fn holders_take_their_btc_with_the_presigned_disbursal_after_the_federatio
         "{}",
         String::from_utf8_lossy(&dead.stdout)
     );
-
-    // The federation and the sidechain disappear.
-    system.signers.clear();
-    system.relayers.clear();
-    for validator in 0..system.network.spec().validators {
-        system.network.kill(validator)?;
-    }
 
     // Before the lock height btcd refuses the disbursal (non-final); the CLI says when it opens.
     let transactions = decoded(&disbursal)?;

@@ -155,6 +155,7 @@ fn end_block<R: StateRead>(
     if !state.bridge_status()?.paused {
         crate::batch::form_batches(state, params, height, events)?;
         crate::consolidation::consolidate(state, params, height, events)?;
+        crate::btc_exit::refresh_if_due(state, params, height, events)?;
         tend_pending_batches(state, params, height, events)?;
         crate::handover::advance(state, params, height, events)?;
         crate::handover::sweep_retired(state, params, height, events)?;

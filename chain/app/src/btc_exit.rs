@@ -29,11 +29,12 @@
 
 use ferry_types::Params;
 use ferry_types::event as ev;
+use ferry_types::genesis::BitcoinExitParams;
 use ferry_types::query::{
     Batch, BatchRelease, BatchStatus, BitcoinExit, BitcoinRelease, BtcDisbursalView, BtcExitStatus, ExitStanding,
     FollowedRelease, WithdrawalId,
 };
-use ferry_types::release::bitcoin::{Utxo, parse_destination};
+use ferry_types::release::bitcoin::{Utxo, parse_destination, plan_consolidation};
 use ferry_types::release::exit::{
     CLAIMS_PER_PAGE, ExitBasis, Holder, MAX_EXIT_INPUTS, RecordedClaim, UnpaidWithdrawal, exit_sighashes,
     plan_recorded, record_claims,
@@ -247,7 +248,7 @@ struct Derived {
 fn plan_for<R: StateRead>(
     state: &mut StateDelta<R>,
     params: &Params,
-    exit_params: &ferry_types::genesis::BitcoinExitParams,
+    exit_params: &BitcoinExitParams,
     release: &BitcoinRelease,
 ) -> Result<Result<Derived, String>, StateError> {
     let Some(peg) = crate::batch::peg_of(&state.federation()?)? else {
@@ -424,4 +425,114 @@ pub fn disbursal<R: StateRead>(state: &StateDelta<R>, id: u64) -> Result<Option<
         claims.extend(chunk);
     }
     Ok(Some(BtcDisbursalView { batch, claims }))
+}
+
+/// Why a refresh is due, if it is (see [`refresh_if_due`]).
+fn refresh_reason<R: StateRead>(
+    state: &StateDelta<R>,
+    exit_params: &BitcoinExitParams,
+    free: &[Utxo],
+) -> Result<Option<String>, StateError> {
+    let covering = covering(state)?;
+    if let (Some((id, exit)), Some(clock)) = (&covering, crate::bitcoin_fees::clock_height(state)?) {
+        let due = u64::from(exit.basis.lock_height).saturating_sub(u64::from(exit_params.refresh_margin_blocks));
+        if clock >= due {
+            return Ok(Some(format!(
+                "disbursal {id} opens at Bitcoin height {}: {} blocks from the clock {clock}",
+                exit.basis.lock_height,
+                u64::from(exit.basis.lock_height).saturating_sub(clock)
+            )));
+        }
+    }
+    let uncovered: u128 = free
+        .iter()
+        .filter(|utxo| covering.as_ref().is_none_or(|(_, exit)| !spends(exit, utxo)))
+        .map(|utxo| utxo.amount.get())
+        .sum();
+    let reserves = state.ledger(&Denom::sat())?.reserves.get();
+    if uncovered > 0
+        && uncovered.saturating_mul(100) > reserves.saturating_mul(u128::from(exit_params.max_uncovered_percent))
+    {
+        return Ok(Some(format!("{uncovered} sat of the {reserves} sat reserve are in no disbursal")));
+    }
+    Ok(None)
+}
+
+/// Forms a **refresh** when one is due, at batching heights while nothing else moves the reserve:
+/// a consolidation of the free reserve UTXOs (largest first, at most [`MAX_EXIT_INPUTS`], one at
+/// least; the fee pool pays) whose disbursal covers everything it leaves. It is due when the
+/// covering disbursal's lock is within `refresh_margin_blocks` of the Bitcoin clock — its
+/// confirmation spends that disbursal's inputs, so it can never open while the federation
+/// signs — or when deposits no disbursal covers hold more than `max_uncovered_percent` of the
+/// reserves (the first deposits included).
+///
+/// # Errors
+/// On storage failure or a corrupt record.
+pub fn refresh_if_due<R: StateRead>(
+    state: &mut StateDelta<R>,
+    params: &Params,
+    height: u64,
+    events: &mut Vec<Event>,
+) -> Result<(), StateError> {
+    let Some(exit_params) = &params.withdrawals.bitcoin_exit else { return Ok(()) };
+    if !params.withdrawals.is_batch_height(height) || busy(state, params)? || state.running_handover()?.is_some() {
+        return Ok(());
+    }
+    let Some(peg) = crate::batch::peg_of(&state.federation()?)? else { return Ok(()) };
+    let free: Vec<Utxo> =
+        state.free_reserve_utxos(true, MAX_EXIT_INPUTS)?.iter().map(crate::bridge::ReserveUtxo::utxo).collect();
+    let Some(reason) = refresh_reason(state, exit_params, &free)? else { return Ok(()) };
+    let rules = &params.withdrawals;
+    let rate = state.bitcoin_fee_rate(params)?;
+    let pool = state.ledger(&Denom::sat())?.fee_pool;
+    let mut planned = None;
+    for count in (1..=free.len()).rev() {
+        match plan_consolidation(&free[..count], rate, &peg, rules.bitcoin_dust_limit) {
+            Ok(plan) if plan.fee() <= pool => {
+                planned = Some(plan);
+                break;
+            }
+            Ok(_) => {}
+            Err(error) => {
+                tracing::warn!(inputs = count, %error, height, %reason, "exit disbursal not refreshed");
+                return Ok(());
+            }
+        }
+    }
+    let Some(plan) = planned else {
+        tracing::warn!(%pool, height, %reason, "the fee pool cannot pay a refresh of the exit disbursal yet");
+        return Ok(());
+    };
+    let release = match BitcoinRelease::new(plan, rate, &peg) {
+        Ok(release) => release,
+        Err(error) => {
+            tracing::warn!(%error, height, "exit disbursal not refreshed");
+            return Ok(());
+        }
+    };
+    let inputs = release.plan.inputs().len();
+    // Formed only if its disbursal can be: a refresh without one would leave nothing covering
+    // and be formed again at once, spending the fee pool for nothing.
+    let mut trial = state.fork();
+    let mut formed = Vec::new();
+    let id = crate::batch::record_itemless(
+        &mut trial,
+        &Denom::sat(),
+        |_| BatchRelease::Bitcoin(release),
+        height,
+        &mut formed,
+    )?;
+    if trial.get_record::<u64>(&state_keys::exit_btc_for(id, 0))?.is_none() {
+        tracing::warn!(height, %reason, "exit disbursal not refreshed: the refresh's own disbursal cannot be derived");
+        return Ok(());
+    }
+    let writes = trial.into_writes();
+    state.absorb(writes);
+    events.extend(formed);
+    events.push(Event::new(
+        ev::EXIT_REFRESH,
+        [(ev::BATCH_ID, id.to_string()), (ev::ITEMS, inputs.to_string()), (ev::REASON, reason.clone())],
+    ));
+    tracing::info!(batch_id = id, inputs, %reason, height, "refreshing the exit disbursal");
+    Ok(())
 }

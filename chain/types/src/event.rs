@@ -186,6 +186,9 @@ pub const EXIT_ROOT: &str = "exit_root";
 pub const EXIT_DERIVED: &str = "ferry.exit.btc_derived";
 /// The chain could not derive a release version's disbursal: the version is signed without one.
 pub const EXIT_NOT_DERIVED: &str = "ferry.exit.btc_not_derived";
+/// The chain formed a refresh: a consolidation whose disbursal covers the whole reserve again
+/// (the covering one's lock is near, or deposits are uncovered).
+pub const EXIT_REFRESH: &str = "ferry.exit.btc_refresh";
 /// A Bitcoin disbursal's release confirmed: it now covers the reserve.
 pub const EXIT_COVERING: &str = "ferry.exit.btc_covering";
 /// The release a disbursal follows (attribute: its batch id).

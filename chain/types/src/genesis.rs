@@ -288,6 +288,9 @@ pub struct BitcoinExitParams {
     pub min_output: Amount,
     /// The largest transaction of the disbursal tree, in virtual bytes with the longest signatures.
     pub max_tx_vbytes: u64,
+    /// When reserve UTXOs no disbursal covers (deposits since the last reserve move) hold more than
+    /// this percentage of the reserves, the chain forms a refresh to cover them.
+    pub max_uncovered_percent: u32,
 }
 
 impl Default for BitcoinExitParams {
@@ -298,6 +301,7 @@ impl Default for BitcoinExitParams {
             fee_rate_percent: 200,
             min_output: Amount::new(1_000),
             max_tx_vbytes: 50_000,
+            max_uncovered_percent: 10,
         }
     }
 }

@@ -852,8 +852,9 @@ pub fn plan_consolidation(
     peg: &Peg,
     dust_limit: Amount,
 ) -> Result<ReleasePlan, BtcReleaseError> {
-    if inputs.len() < 2 {
-        return Err(BtcReleaseError::Unbalanced("a consolidation spends at least two reserve UTXOs".to_owned()));
+    if inputs.is_empty() {
+        // One input is a refresh: it spends the covering exit disbursal's inputs (crate::release::exit).
+        return Err(BtcReleaseError::Unbalanced("a consolidation spends at least one reserve UTXO".to_owned()));
     }
     let total = sum(inputs.iter().map(|utxo| utxo.amount))?;
     let unpriced = ReleasePlan::from_parts(inputs.to_vec(), Vec::new(), Some(total), Amount::ZERO)?;
