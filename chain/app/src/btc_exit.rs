@@ -460,7 +460,7 @@ fn refresh_reason<R: StateRead>(
 
 /// Forms a **refresh** when one is due, at batching heights while nothing else moves the reserve:
 /// a consolidation of the free reserve UTXOs (largest first, at most [`MAX_EXIT_INPUTS`], one at
-/// least; the fee pool pays) whose disbursal covers everything it leaves. It is due when the
+/// least; paid as any upkeep, [`crate::handover::fee_budget`]) whose disbursal covers everything it leaves. It is due when the
 /// covering disbursal's lock is within `refresh_margin_blocks` of the Bitcoin clock — its
 /// confirmation spends that disbursal's inputs, so it can never open while the federation
 /// signs — or when deposits no disbursal covers hold more than `max_uncovered_percent` of the
@@ -484,11 +484,12 @@ pub fn refresh_if_due<R: StateRead>(
     let Some(reason) = refresh_reason(state, exit_params, &free)? else { return Ok(()) };
     let rules = &params.withdrawals;
     let rate = state.bitcoin_fee_rate(params)?;
-    let pool = state.ledger(&Denom::sat())?.fee_pool;
+    // Paid as any upkeep: the fee pool, the surplus, then the collected fees.
+    let budget = crate::handover::fee_budget(state)?;
     let mut planned = None;
     for count in (1..=free.len()).rev() {
         match plan_consolidation(&free[..count], rate, &peg, rules.bitcoin_dust_limit) {
-            Ok(plan) if plan.fee() <= pool => {
+            Ok(plan) if plan.fee() <= budget => {
                 planned = Some(plan);
                 break;
             }
@@ -500,7 +501,7 @@ pub fn refresh_if_due<R: StateRead>(
         }
     }
     let Some(plan) = planned else {
-        tracing::warn!(%pool, height, %reason, "the fee pool cannot pay a refresh of the exit disbursal yet");
+        tracing::warn!(%budget, height, %reason, "the fee pool, surplus and collected fees cannot pay a refresh of the exit disbursal yet");
         return Ok(());
     };
     let release = match BitcoinRelease::new(plan, rate, &peg) {

@@ -102,14 +102,11 @@ pub fn consolidate<R: StateRead>(
     Ok(())
 }
 
-/// When a consolidation settles with `fee`: the fee leaves the reserves and the fee pool.
+/// When a consolidation settles with `fee`: the fee leaves the reserves, paid as any upkeep
+/// ([`crate::handover::pay_upkeep_fee`]: the fee pool first, which formation checked covers it).
 ///
 /// # Errors
 /// On storage failure or a corrupt record.
 pub fn settled<R: StateRead>(state: &mut StateDelta<R>, fee: Amount) -> Result<(), StateError> {
-    let mut ledger = state.ledger(&Denom::sat())?;
-    // Formation checked the pool covers the fee; settling must not fail, the funds have left.
-    ledger.reserves = ledger.reserves.checked_sub(fee).unwrap_or(Amount::ZERO);
-    ledger.fee_pool = ledger.fee_pool.checked_sub(fee).unwrap_or(Amount::ZERO);
-    state.put_ledger(&Denom::sat(), &ledger)
+    crate::handover::pay_upkeep_fee(state, fee)
 }

@@ -38,7 +38,7 @@
 //!   and attested by the current one. Later payments to a retired peg are not minted.
 //!
 //! Money is conserved throughout: a migration's total is zero, its fee leaves the reserves with
-//! what paid it ([`pay_migration_fee`]), and the ledger's reserves count the migrated outputs
+//! what paid it ([`pay_upkeep_fee`]), and the ledger's reserves count the migrated outputs
 //! from the moment their migration settles.
 
 use ferry_types::event as ev;
@@ -151,10 +151,11 @@ pub fn fee_budget<R: StateRead>(state: &StateDelta<R>) -> Result<Amount, StateEr
         .unwrap_or(Amount::new(u128::MAX)))
 }
 
-/// A migration settled having paid `fee` to miners: the fee leaves the reserves; it comes out of
-/// the fee pool first, then the surplus, then the fee collector's satoshi, which are burned
-/// (supply falls with them), as [`fee_budget`] allowed at formation.
-fn pay_migration_fee<R: StateRead>(state: &mut StateDelta<R>, fee: Amount) -> Result<(), StateError> {
+/// A reserve move no withdrawal pays for (a migration, sweep, consolidation or exit refresh)
+/// settled having paid `fee` to miners: the fee leaves the reserves; it comes out of the fee pool
+/// first, then the surplus, then the fee collector's satoshi, which are burned (supply falls with
+/// them), as [`fee_budget`] allowed at formation.
+pub(crate) fn pay_upkeep_fee<R: StateRead>(state: &mut StateDelta<R>, fee: Amount) -> Result<(), StateError> {
     let sat = Denom::sat();
     let mut ledger = state.ledger(&sat)?;
     let surplus = crate::reserves::surplus(&ledger);
@@ -434,7 +435,7 @@ pub fn signs_a_sweep<R: StateRead>(
     Ok(!msgs.is_empty())
 }
 
-/// A sweep settled: its fee is paid as a migration's ([`pay_migration_fee`]) and its output
+/// A sweep settled: its fee is paid as a migration's ([`pay_upkeep_fee`]) and its output
 /// joins the reserves at the current peg.
 fn swept<R: StateRead>(
     state: &mut StateDelta<R>,
@@ -444,7 +445,7 @@ fn swept<R: StateRead>(
     height: u64,
     events: &mut Vec<Event>,
 ) -> Result<(), StateError> {
-    pay_migration_fee(state, plan.fee())?;
+    pay_upkeep_fee(state, plan.fee())?;
     for (vout, output) in plan.outputs().iter().enumerate() {
         state.put_reserve_utxo(&crate::bridge::ReserveUtxo {
             txid: parent_tx.to_owned(),
@@ -468,7 +469,7 @@ fn swept<R: StateRead>(
 }
 
 /// A hand-over batch settled: the rotation marks Ethereum handed over; a migration pays its fee
-/// ([`pay_migration_fee`]) and its output (`plan`, the version that confirmed as `parent_tx`) is
+/// ([`pay_upkeep_fee`]) and its output (`plan`, the version that confirmed as `parent_tx`) is
 /// kept for the switch; a sweep's output joins the reserves ([`swept`]). Does nothing for other
 /// batches.
 ///
@@ -493,7 +494,7 @@ pub(crate) fn settled<R: StateRead>(
         ));
         tracing::info!(epoch = handover.epoch, batch_id = batch.id, height, "the vault is handed over");
     } else if let (true, Some((parent_tx, plan))) = (handover.migration_batches.contains(&batch.id), confirmed) {
-        pay_migration_fee(state, plan.fee())?;
+        pay_upkeep_fee(state, plan.fee())?;
         for (vout, output) in plan.outputs().iter().enumerate() {
             let vout = u32::try_from(vout).unwrap_or(u32::MAX);
             handover.migrated.push(MigratedUtxo { txid: parent_tx.to_owned(), vout, amount: output.amount });

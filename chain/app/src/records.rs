@@ -108,6 +108,13 @@ const RECORDS: &[(Match, Codec)] = &[
     (Match::Exact(b"exit/eth/heartbeat/in_flight"), codec::<u64>()),
     (Match::Exact(b"exit/eth/heartbeat/formed"), codec::<u64>()),
     (Match::Exact(b"exit/eth/heartbeat/landed"), codec::<crate::vault_heartbeat::Landed>()),
+    (
+        Match::Prefix(ferry_types::state_keys::EXIT_BTC_CLAIMS_PREFIX),
+        codec::<Vec<ferry_types::release::exit::RecordedClaim>>(),
+    ),
+    (Match::Prefix(ferry_types::state_keys::EXIT_BTC_FOR_PREFIX), codec::<u64>()),
+    (Match::Exact(ferry_types::state_keys::EXIT_BTC_COVERING), codec::<u64>()),
+    (Match::Prefix(b"exit/btc/holder/"), codec::<(ferry_types::Address, ferry_types::Amount)>()),
 ];
 
 /// A key no record kind is known for.

@@ -91,7 +91,10 @@ fn replace<R: StateRead>(
         let dust = rules.bitcoin_dust_limit;
         let peg = &pegs.from;
         let (planned, budget) = match (release.moves_reserves(), &pegs.to) {
-            (false, _) => (replace_consolidation(&release.plan, rate, peg, dust).map_err(|e| e.to_string()), pool),
+            (false, _) => (
+                replace_consolidation(&release.plan, rate, peg, dust).map_err(|e| e.to_string()),
+                crate::handover::fee_budget(state)?,
+            ),
             (true, Some(to)) => (
                 replace_migration(&release.plan, rate, peg, to, dust).map_err(|e| e.to_string()),
                 crate::handover::fee_budget(state)?,

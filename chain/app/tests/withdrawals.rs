@@ -28,8 +28,8 @@ use ferry_types::msg::{
 use ferry_types::peg::{BitcoinFederation, BitcoinNetwork, Peg};
 use ferry_types::query::{
     BITCOIN_FEES_PATH, BatchRelease, BatchStatus, BatchView, BitcoinFeesView, DepositAddressPage, DepositAddressView,
-    QUERY_BAD_REQUEST, QUERY_NOT_FOUND, RESERVES_CHECK_PATH, ReservesCheckView, ReservesRound, UnattributedPage,
-    WithdrawalStatus,
+    ExitStanding, QUERY_BAD_REQUEST, QUERY_NOT_FOUND, RESERVES_CHECK_PATH, ReservesCheckView, ReservesRound,
+    UnattributedPage, WithdrawalStatus,
 };
 use ferry_types::release::bitcoin::{
     assemble_witness, input_spend_fee, lone_release_fee, sighashes, sign_input, unsigned_transaction,
@@ -409,11 +409,17 @@ fn withdrawal_id(outcome: &TxOutcome) -> TestResult<String> {
 }
 
 /// The id of the only batch of `asset` created among `events`.
+/// The one release batch of `asset` created among `events` (an exit disbursal is no release).
 fn created_batch(events: &[Event], asset: &Denom) -> TestResult<u64> {
+    let disbursals: Vec<&str> = events_of(events, ev::EXIT_DERIVED)
+        .into_iter()
+        .filter_map(|event| attributes(event).get(ev::BATCH_ID).copied())
+        .collect();
     let ids: Vec<u64> = events_of(events, ev::BATCH_CREATED)
         .into_iter()
         .map(attributes)
         .filter(|attributes| attributes.get(ev::ASSET) == Some(&asset.as_str()))
+        .filter(|attributes| attributes.get(ev::BATCH_ID).is_none_or(|id| !disbursals.contains(id)))
         .filter_map(|attributes| attributes.get(ev::BATCH_ID)?.parse().ok())
         .collect();
     match ids.as_slice() {
@@ -2430,5 +2436,165 @@ fn a_vault_heartbeat_forms_each_interval_with_the_exit_root_and_lands_once_its_d
         return Err("the next heartbeat forms at once: its interval passed".into());
     };
     assert!(second.batch.id > id);
+    assert_reconciled(&bridge)
+}
+
+/// The Bitcoin exit on: a 20-block lock, refreshed 5 blocks before it opens.
+fn exit_params() -> WithdrawalParams {
+    WithdrawalParams {
+        bitcoin_exit: Some(ferry_types::genesis::BitcoinExitParams {
+            lock_blocks: 20,
+            refresh_margin_blocks: 5,
+            fee_rate_percent: 100,
+            ..ferry_types::genesis::BitcoinExitParams::default()
+        }),
+        ..withdrawal_params()
+    }
+}
+
+/// The disbursal record `id`.
+fn disbursal(bridge: &Bridge, id: u64) -> TestResult<ferry_types::query::BitcoinExit> {
+    match bridge.chain.batch(id)?.batch.release {
+        BatchRelease::BitcoinExit(exit) => Ok(exit),
+        _ => Err(format!("batch {id} is no disbursal").into()),
+    }
+}
+
+fn pending(bridge: &Bridge) -> TestResult<Vec<u64>> {
+    Ok(bridge.chain.pending_batches(None)?.batches.iter().map(|view| view.batch.id).collect())
+}
+
+fn exit_status(bridge: &Bridge) -> TestResult<ferry_types::query::BtcExitStatus> {
+    Ok(serde_json::from_slice(&bridge.chain.query(ferry_types::query::EXIT_BTC_PATH)?.value)?)
+}
+
+/// The disbursal derived among `events` for `batch`.
+fn derived_for(events: &[Event], batch: u64) -> TestResult<u64> {
+    let derived = events_of(events, ev::EXIT_DERIVED);
+    let event = derived
+        .iter()
+        .find(|event| attributes(event).get(ev::FOLLOWS) == Some(&batch.to_string().as_str()))
+        .ok_or_else(|| format!("no disbursal derived for batch {batch}: {events:?}"))?;
+    Ok(attributes(event).get(ev::BATCH_ID).ok_or("no id")?.parse()?)
+}
+
+/// Members 0–2 sign `id`; each is accepted.
+fn sign_by_three(bridge: &mut Bridge, id: u64) -> TestResult {
+    for member in [0, 1, 2] {
+        let outcome = bridge.sign(member, id)?;
+        assert_eq!(outcome.code, TxCode::Ok, "batch {id}: {}", outcome.log);
+    }
+    Ok(())
+}
+
+/// Members 1–3 attest that `txid` released `id`.
+fn settle_with(bridge: &mut Bridge, id: u64, txid: &str) -> TestResult {
+    for member in [1, 2, 3] {
+        let outcome = bridge.attest_release(member, id, txid)?;
+        assert_eq!(outcome.code, TxCode::Ok, "{}", outcome.log);
+    }
+    assert_eq!(bridge.chain.batch(id)?.batch.status, BatchStatus::Released);
+    Ok(())
+}
+
+#[test]
+fn with_the_bitcoin_exit_every_reserve_move_waits_for_the_disbursal_of_what_it_leaves() -> TestResult {
+    let mut bridge = Bridge::start_with(exit_params())?;
+    let mut events = clock_to(&mut bridge, 100)?;
+
+    // The deposits are in no disbursal: a refresh forms, with the disbursal of its output.
+    events.extend(bridge.run_to_batch_height()?);
+    let refresh_event = events_of(&events, ev::EXIT_REFRESH);
+    assert_eq!(refresh_event.len(), 1, "{events:?}");
+    let refresh: u64 = attributes(refresh_event[0]).get(ev::BATCH_ID).ok_or("no id")?.parse()?;
+    let first = derived_for(&events, refresh)?;
+    let exit = disbursal(&bridge, first)?;
+    assert_eq!((exit.clock, exit.basis.lock_height), (100, 120));
+    assert_eq!(exit.claim_count, 1, "alice's balance is the one claim");
+    assert_eq!(bridge.chain.batch(refresh)?.awaits_exit, Some(first));
+
+    // Its signatures are refused until its disbursal is signed.
+    let early = bridge.sign(0, refresh)?;
+    assert_eq!(early.code, TxCode::BadBatch, "{}", early.log);
+    assert!(early.log.contains("waits for its exit disbursal"), "{}", early.log);
+    sign_by_three(&mut bridge, first)?;
+    assert_eq!(bridge.chain.batch(first)?.batch.status, BatchStatus::Signed);
+    assert!(!pending(&bridge)?.contains(&first), "a signed disbursal is kept, not delivered");
+    sign_by_three(&mut bridge, refresh)?;
+    let refresh_tx = release_txid(&bridge.chain.batch(refresh)?)?;
+    // A disbursal is never released by the federation.
+    let attest = bridge.attest_release(1, first, &refresh_tx)?;
+    assert_eq!(attest.code, TxCode::BadBatch, "{}", attest.log);
+    settle_with(&mut bridge, refresh, &refresh_tx)?;
+    assert_eq!(exit_status(&bridge)?.covering, Some(first));
+    assert_eq!(disbursal(&bridge, first)?.standing, ExitStanding::Covering);
+
+    // A withdrawal: its release spends the covered output, waits for its own disbursal, and
+    // nothing else moves the reserve meanwhile.
+    let amount = 80_000;
+    let outcome = bridge.one(&bridge.withdraw_sat_tx(amount, BTC_DESTINATION, BTC_BUDGET)?)?;
+    assert_eq!(outcome.code, TxCode::Ok, "{}", outcome.log);
+    let events = bridge.run_to_batch_height()?;
+    let release = created_batch(&events, &Denom::sat())?;
+    let second = derived_for(&events, release)?;
+    let planned = bitcoin_release(&bridge.chain.batch(release)?)?;
+    let covered = disbursal(&bridge, first)?.basis.inputs;
+    assert!(planned.plan.inputs().iter().any(|input| covered.contains(input)), "the release spends a covered input");
+    let exit = disbursal(&bridge, second)?;
+    let change = planned.plan.change().ok_or("no change")?;
+    assert!(exit.basis.inputs.iter().any(|input| input.txid == planned.txid && input.amount == change));
+    let queued = bridge.one(&bridge.withdraw_sat_tx(amount, BTC_DESTINATION, BTC_BUDGET)?)?;
+    assert_eq!(queued.code, TxCode::Ok, "{}", queued.log);
+    let events = bridge.run_to_batch_height()?;
+    assert!(events_of(&events, ev::BATCH_CREATED).is_empty(), "a second reserve move formed: {events:?}");
+    let refused = bridge.sign(1, release)?;
+    assert_eq!(refused.code, TxCode::BadBatch, "{}", refused.log);
+    sign_by_three(&mut bridge, second)?;
+    sign_by_three(&mut bridge, release)?;
+
+    // A replacement gets its own disbursal, and waits for it too.
+    let events = clock_to(&mut bridge, 100 + BUMP_AFTER)?;
+    assert_eq!(events_of(&events, ev::RELEASE_REPLACED).len(), 1, "{events:?}");
+    let third = derived_for(&events, release)?;
+    assert_eq!(bridge.chain.batch(release)?.awaits_exit, Some(third));
+    let gated = bridge.sign(0, release)?;
+    assert_eq!(gated.code, TxCode::BadBatch, "{}", gated.log);
+
+    // Version 0 confirms: its disbursal covers; the replacement's and the refresh's are dead.
+    settle_with(&mut bridge, release, &planned.txid)?;
+    assert_eq!(exit_status(&bridge)?.covering, Some(second));
+    assert_eq!(disbursal(&bridge, second)?.standing, ExitStanding::Covering);
+    for dead in [first, third] {
+        assert_eq!(disbursal(&bridge, dead)?.standing, ExitStanding::Superseded, "disbursal {dead}");
+        assert!(!pending(&bridge)?.contains(&dead));
+    }
+    assert_reconciled(&bridge)?;
+
+    // The queued withdrawal goes now; once it settled, nothing moves until the covering
+    // disbursal's lock nears: then a refresh forms.
+    let events = bridge.run_to_batch_height()?;
+    let next = created_batch(&events, &Denom::sat())?;
+    let fourth = derived_for(&events, next)?;
+    sign_by_three(&mut bridge, fourth)?;
+    sign_by_three(&mut bridge, next)?;
+    let next_tx = release_txid(&bridge.chain.batch(next)?)?;
+    settle_with(&mut bridge, next, &next_tx)?;
+    let lock = u64::from(disbursal(&bridge, fourth)?.basis.lock_height);
+    // A refresh is upkeep nobody's withdrawal pays: the fee pool, the surplus, then the fees the
+    // chain collected pay it. Alice pays a fee in sat, so there is enough to pay one.
+    let bob = key("bob")?.address();
+    let fee = coin(2_000, &Denom::sat());
+    let send_tx =
+        bridge.user_tx(&bridge.alice, &fee, &[driver::send(&bridge.alice.address, &bob, &[coin(1, &Denom::sat())])])?;
+    let sent = bridge.one(&send_tx)?;
+    assert_eq!(sent.code, TxCode::Ok, "{}", sent.log);
+    let mut quiet = clock_to(&mut bridge, lock - 6)?;
+    quiet.extend(bridge.run_to_batch_height()?);
+    assert!(events_of(&quiet, ev::EXIT_REFRESH).is_empty(), "{quiet:?}");
+    let mut due = clock_to(&mut bridge, lock - 5)?;
+    due.extend(bridge.run_to_batch_height()?);
+    let refreshed = events_of(&due, ev::EXIT_REFRESH);
+    assert_eq!(refreshed.len(), 1, "{due:?}");
+    assert!(attributes(refreshed[0]).get(ev::REASON).is_some_and(|reason| reason.contains("opens at")));
     assert_reconciled(&bridge)
 }

@@ -116,8 +116,13 @@ pub const EXIT_ROOT: &[u8] = b"exit/eth/root";
 /// Page `page` of the claims Bitcoin disbursal `exit` (a batch id) pays
 /// (`Vec<crate::release::exit::RecordedClaim>`, [`crate::release::exit::CLAIMS_PER_PAGE`] each).
 pub fn exit_btc_claims(exit: u64, page: u32) -> Vec<u8> {
-    [b"exit/btc/claims/".as_slice(), &exit.to_be_bytes(), &page.to_be_bytes()].concat()
+    [EXIT_BTC_CLAIMS_PREFIX, &exit.to_be_bytes(), &page.to_be_bytes()].concat()
 }
+
+/// Prefix of the Bitcoin disbursals' claim pages ([`exit_btc_claims`]).
+pub const EXIT_BTC_CLAIMS_PREFIX: &[u8] = b"exit/btc/claims/";
+/// Prefix of the disbursal each release version waits for ([`exit_btc_for`]).
+pub const EXIT_BTC_FOR_PREFIX: &[u8] = b"exit/btc/for/";
 
 /// The batch id of the Bitcoin disbursal covering the reserve now (`u64`), absent before the
 /// first release that had one settled.
@@ -126,12 +131,7 @@ pub const EXIT_BTC_COVERING: &[u8] = b"exit/btc/covering";
 /// The batch id (`u64`) of the disbursal derived for version `version` of Bitcoin batch `batch`:
 /// that version is not signable before this disbursal is signed.
 pub fn exit_btc_for(batch: u64, version: u32) -> Vec<u8> {
-    [b"exit/btc/for/".as_slice(), &batch.to_be_bytes(), &version.to_be_bytes()].concat()
-}
-
-/// A holder's Bitcoin recovery script (hex), if it registered one (`MsgSetRecoveryAddress`).
-pub fn recovery_btc(account: &Address) -> Vec<u8> {
-    [b"recovery/btc/".as_slice(), account.as_bytes()].concat()
+    [EXIT_BTC_FOR_PREFIX, &batch.to_be_bytes(), &version.to_be_bytes()].concat()
 }
 
 #[cfg(test)]

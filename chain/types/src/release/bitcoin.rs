@@ -1759,10 +1759,11 @@ mod tests {
         assert_eq!(plan.fee().get(), u128::from(rate.fee_for(longest.weight()).to_sat()));
         assert_eq!(plan.change().map(Amount::get), Some(40 * 12_000 - plan.fee().get()));
         plan.check_standard(&peg())?;
-        // Too little to pay for itself, or a single input, is refused.
+        // Too little to pay for itself, or no input, is refused; one input is an exit refresh.
         let poor: Vec<Utxo> = (0..4).map(|i| utxo(i, 0, 300)).collect();
         assert!(matches!(plan_consolidation(&poor, rate, &peg(), DUST), Err(BtcReleaseError::DustChange { .. })));
-        assert!(plan_consolidation(&inputs[..1], rate, &peg(), DUST).is_err());
+        assert!(plan_consolidation(&[], rate, &peg(), DUST).is_err());
+        assert_eq!(plan_consolidation(&inputs[..1], rate, &peg(), DUST)?.inputs().len(), 1);
         // It survives serialization (a plan without payments, only the change).
         let back: ReleasePlan = serde_json::from_value(serde_json::to_value(&plan)?)?;
         assert_eq!(back, plan);
