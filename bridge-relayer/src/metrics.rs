@@ -71,6 +71,11 @@ pub struct Metrics {
     pub vault_frozen: IntGauge,
     /// The sidechain height whose claims the vault's exit root covers.
     pub vault_root_height: IntGauge,
+    /// Bitcoin blocks until the newest kept exit disbursal that can still confirm opens (0:
+    /// open; -1: none kept, or no Bitcoin).
+    pub exit_opens_in_blocks: IntGauge,
+    /// Kept exit disbursals by broadcasting state.
+    pub exit_disbursals: IntGaugeVec,
 }
 
 impl Metrics {
@@ -153,6 +158,19 @@ impl Metrics {
             "ferry_relayer_vault_root_height",
             "The sidechain height whose claims the vault's exit root covers",
         )?;
+        let exit_opens_in_blocks = registry.int_gauge(
+            "ferry_relayer_exit_opens_in_blocks",
+            "Bitcoin blocks until the newest kept exit disbursal opens (0: open, -1: none); each release or refresh pushes it back",
+        )?;
+        exit_opens_in_blocks.set(-1);
+        let exit_disbursals = registry.int_gauge_vec(
+            "ferry_relayer_exit_disbursals",
+            "Kept exit disbursals by broadcasting state",
+            &["state"],
+        )?;
+        for state in crate::delivery::exits::STATES {
+            exit_disbursals.with_label_values(&[state]).set(0);
+        }
         let deposit_addresses = registry.int_gauge(
             "ferry_relayer_deposit_addresses",
             "Registered Bitcoin deposit addresses the scan watches besides the peg",
@@ -226,6 +244,8 @@ impl Metrics {
             vault_escape_opens_in,
             vault_frozen,
             vault_root_height,
+            exit_opens_in_blocks,
+            exit_disbursals,
         })
     }
 

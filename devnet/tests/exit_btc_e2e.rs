@@ -4,10 +4,12 @@
 //! - a release is signed only after the disbursal of the reserve it leaves is (the chain's
 //!   records and every signer's audit log);
 //! - a later release kills the previous disbursal: btcd refuses it (its inputs are spent);
-//! - once the signers, relayers and validators are gone, btcd refuses the covering disbursal
-//!   before its lock height (non-final) and takes it after; `ferry exit btc` broadcasts it from a
-//!   saved file, and each holder's own P2WPKH address receives its balance less its output's fee,
-//!   the residual goes back to the peg, and outputs plus fees are the reserve exactly.
+//! - the deposits are covered by a refresh before any release;
+//! - once the signers, the validators and all relayers but one are gone, btcd refuses the
+//!   covering disbursal before its lock height (non-final); from it on, the remaining relayer
+//!   broadcasts it from its database and `ferry exit btc` carries it on from a saved file; each
+//!   holder's own P2WPKH address receives its pro-rata share less its output's fee, and outputs
+//!   plus fees are the reserve exactly.
 
 mod common;
 
@@ -153,9 +155,26 @@ async fn holders_take_their_btc_with_the_presigned_disbursal_after_the_federatio
         balances.push((user, sat));
     }
 
-    // The federation and the sidechain disappear (nothing refreshes the disbursal any more).
+    // The federation and the sidechain disappear: the signers, the validators and every relayer
+    // but member 0's, which keeps the disbursals it learnt of and broadcasts them on its own.
+    let relayer_db = sqlx::PgPool::connect(&system.relayer_database_url(0)?).await?;
+    let kept = |exit: u64| {
+        let pool = relayer_db.clone();
+        async move {
+            let state: Option<String> = sqlx::query_scalar("SELECT state FROM relayer_exits WHERE exit_id = $1")
+                .bind(i64::try_from(exit)?)
+                .fetch_optional(&pool)
+                .await?;
+            TestResult::Ok(state)
+        }
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while kept(disbursal.exit).await?.as_deref() != Some("kept") {
+        assert!(Instant::now() < deadline, "relayer 0 does not keep the covering disbursal");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     system.signers.clear();
-    system.relayers.clear();
+    system.relayers.truncate(1);
     for validator in 0..system.network.spec().validators {
         system.network.kill(validator)?;
     }
@@ -184,8 +203,16 @@ async fn holders_take_their_btc_with_the_presigned_disbursal_after_the_federatio
     let waiting = cli.json(&["exit", "btc", "--file", file.to_str().ok_or("path")?])?;
     assert_eq!(waiting["state"].as_str(), Some("locked"), "{waiting}");
 
-    // From the lock height on: the intermediate, then (once it is in a block) the fan-outs.
+    // From the lock height on, relayer 0 broadcasts the intermediate by itself (the sidechain is
+    // gone: from its database); once that is in a block, the fan-outs follow (the CLI can send
+    // them too, from the saved file).
     mine_to(&system, lock).await?;
+    let intermediate = transactions[0].compute_txid();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while btcd.get_transaction_status(&intermediate).await?.is_none() {
+        assert!(Instant::now() < deadline, "relayer 0 did not broadcast the open disbursal");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     let step = cli.json(&["exit", "btc", "--file", file.to_str().ok_or("path")?])?;
     assert_eq!(step["state"].as_str(), Some("intermediate_pending"), "{step}");
     system.parents.btcd.mine(1).await?;
@@ -194,6 +221,12 @@ async fn holders_take_their_btc_with_the_presigned_disbursal_after_the_federatio
     system.parents.btcd.mine(1).await?;
     let step = cli.json(&["exit", "btc", "--file", file.to_str().ok_or("path")?])?;
     assert_eq!(step["state"].as_str(), Some("done"), "{step}");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while kept(disbursal.exit).await?.as_deref() != Some("done") {
+        assert!(Instant::now() < deadline, "relayer 0 does not see its disbursal done");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(kept(first_disbursal.exit).await?.as_deref(), Some("dead"), "the superseded one is dead");
 
     // Each holder's own address received, in a block, its pro-rata share of the reserve less
     // its own output's fee (31 vB of P2WPKH at the disbursal's rate, rounded down). The tree's other fees come

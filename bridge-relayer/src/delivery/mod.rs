@@ -7,9 +7,11 @@
 //! sidechain's `/batches/pending`, asks the parent chains, records intent before acting and the
 //! outcome after in `relayer_releases`, and sends. It must not alter what it carries: the
 //! Bitcoin transaction and the Ethereum batch are the chain's, signed by the federation; a
-//! relayer only decides when to hand them over and what it saw happen.
+//! relayer only decides when to hand them over and what it saw happen. [`exits`] keeps the
+//! signed Bitcoin exit disbursals and broadcasts one once it opens.
 
 pub mod decision;
+pub mod exits;
 mod service;
 
 pub use service::{BitcoinDelivery, Delivery, EthereumDelivery};

@@ -122,6 +122,10 @@ impl Delivery {
             if let Err(error) = self.poll(attester).await {
                 tracing::warn!(target: "ferry_relayer::delivery", error = format!("{error:#}"), "delivery round failed");
             }
+            // Also with the sidechain down: kept disbursals are broadcast from the database.
+            if let Err(error) = self.exits_round().await {
+                tracing::warn!(target: "ferry_relayer::exits", error = format!("{error:#}"), "exit disbursal round failed");
+            }
             tokio::time::sleep(poll).await;
         }
     }

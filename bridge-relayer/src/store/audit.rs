@@ -52,6 +52,10 @@ pub mod kind {
     pub const RELEASE_REFUSED: &str = "release.refused";
     /// The sidechain settled the batch.
     pub const RELEASE_SETTLED: &str = "release.settled";
+    /// A signed exit disbursal was kept.
+    pub const EXIT_KEPT: &str = "exit.kept";
+    /// Broadcasting a kept exit disbursal moved on (its new state in the detail).
+    pub const EXIT_STATE: &str = "exit.state";
 }
 
 /// Takes the writers' lock. Every writing transaction of the store calls this first.

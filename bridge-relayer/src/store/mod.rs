@@ -19,6 +19,7 @@
 
 pub mod audit;
 mod deposits;
+mod exits;
 mod peg_index;
 pub mod releases;
 
