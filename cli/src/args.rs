@@ -110,6 +110,17 @@ pub enum ExitCommand {
         #[arg(long)]
         id: Option<u64>,
     },
+    /// Where the Bitcoin exit pays the --from key's wrapped BTC: without arguments, shows it;
+    /// with ADDRESS, registers it (from the next disbursal on); with --clear, goes back to the
+    /// key's own P2WPKH address. The Ethereum exit needs none: `ferry exit eth --to`.
+    RecoveryAddress {
+        /// A Bitcoin address of the peg's network.
+        #[arg(conflicts_with = "clear")]
+        address: Option<String>,
+        /// Pay the key's own address again.
+        #[arg(long)]
+        clear: bool,
+    },
     /// Write every claim at a height (default: that of the vault's last root with
     /// --ethereum-rpc, else the latest) to a file, for exits once no node serves that height.
     Export {

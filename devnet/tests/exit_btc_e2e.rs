@@ -5,6 +5,7 @@
 //!   records and every signer's audit log);
 //! - a later release kills the previous disbursal: btcd refuses it (its inputs are spent);
 //! - the deposits are covered by a refresh before any release;
+//! - a holder registers its own recovery address with `ferry exit recovery-address`;
 //! - once the signers, the validators and all relayers but one are gone, btcd refuses the
 //!   covering disbursal before its lock height (non-final); from it on, the remaining relayer
 //!   broadcasts it from its database and `ferry exit btc` carries it on from a saved file; each
@@ -125,6 +126,18 @@ async fn holders_take_their_btc_with_the_presigned_disbursal_after_the_federatio
     assert!(follows.batch.items.is_empty(), "the first disbursal follows a refresh, not a release");
     assert_eq!(exit.recipients, 3, "every user is paid by it");
 
+    // User 2 has its exit paid elsewhere than its own key's address (from the next disbursal).
+    let seed = ferry_types::key::sha256(b"ferry-devnet/user/2");
+    assert_eq!(ferry_types::AccountKey::from_secret_bytes(&seed)?.address(), user_key(2)?.address());
+    let secret = common::cli::write(home.path(), "user2.secret", &hex::encode(seed))?;
+    cli.json(&["keys", "import", "user2", "--secret-file", &secret])?;
+    let recovery = RegtestWallet::from_seed([0xe2; 32])?.address().clone();
+    let wrong =
+        cli.run(&["--from", "user2", "exit", "recovery-address", "bc1qw508d6qejxtdg4y5r3zarvary0c5xw7kv8f3t4"])?;
+    assert!(!wrong.status.success(), "a mainnet address was taken on regtest");
+    let set = cli.json(&["--from", "user2", "exit", "recovery-address", &recovery.to_string()])?;
+    assert_eq!(set["registered"].as_str(), Some(recovery.to_string().as_str()), "{set}");
+
     // A withdrawal settles: its disbursal was signed first and now covers the reserve.
     let first = withdraw_and_settle(&system, &destination).await?;
     let first_exit = covering_after(&system, &first).await?;
@@ -233,6 +246,7 @@ async fn holders_take_their_btc_with_the_presigned_disbursal_after_the_federatio
     // out of what the reserve holds beyond the claims first; only what that cannot pay is shared
     // in proportion to the claims.
     assert!(disbursal.pooled.is_empty(), "{:?}", disbursal.pooled);
+    // Every payout here is P2WPKH: 31 vB.
     let own_fee = u128::from(rate.sat_per_kvb()) * 31 / 1_000;
     let reserve: u128 = disbursal.inputs.iter().map(|utxo| utxo.amount.get()).sum();
     let claims: u128 = disbursal.payouts.iter().map(|payout| payout.claim.get()).sum();
@@ -248,7 +262,9 @@ async fn holders_take_their_btc_with_the_presigned_disbursal_after_the_federatio
             .find(|payout| payout.claimant == Claimant::Holder(*user))
             .ok_or_else(|| format!("{user} is not paid"))?;
         assert_eq!(payout.claim, Amount::new(*sat), "{user}'s claim is its balance at the snapshot");
-        assert_eq!(payout.script, hex::encode(default_recovery_script(user).as_bytes()));
+        let script =
+            if *user == user_key(2)?.address() { recovery.script_pubkey() } else { default_recovery_script(user) };
+        assert_eq!(payout.script, hex::encode(script.as_bytes()), "{user} is paid where it said");
         let entitled = payout.paid.get() + own_fee;
         let (least, most) = (share(*sat, reserve - beyond_own), share(*sat, reserve - beyond_own + dust_left));
         assert!(

@@ -30,16 +30,21 @@
 use ferry_types::Params;
 use ferry_types::event as ev;
 use ferry_types::genesis::BitcoinExitParams;
+use ferry_types::msg::MsgSetRecoveryAddress;
+use ferry_types::query::RecoveryView;
 use ferry_types::query::{
     Batch, BatchRelease, BatchStatus, BitcoinExit, BitcoinRelease, BtcDisbursalView, BtcExitStatus, ExitStanding,
     FollowedRelease, WithdrawalId,
 };
 use ferry_types::release::bitcoin::{Utxo, parse_destination, plan_consolidation};
+use ferry_types::release::exit::default_recovery_script;
 use ferry_types::release::exit::{
     CLAIMS_PER_PAGE, ExitBasis, Holder, MAX_EXIT_INPUTS, RecordedClaim, UnpaidWithdrawal, exit_sighashes,
     plan_recorded, record_claims,
 };
-use ferry_types::{Address, Amount, Denom, state_keys};
+use ferry_types::{Address, Amount, Denom, TxCode, TxRejection, state_keys};
+
+use crate::bank::BankError;
 
 use crate::event::Event;
 use crate::state::{StateDelta, StateError, StateRead};
@@ -83,6 +88,63 @@ pub fn refresh_holders<R: StateRead>(state: &mut StateDelta<R>) -> Result<(), St
         }
     }
     Ok(())
+}
+
+/// `MsgSetRecoveryAddress`: where the exit pays the signer's wrapped BTC from the next
+/// disbursal on. The address must be a standard one of the peg's network, not the peg itself, and
+/// not on the chain's denylist (a disbursal pays every holder at once; it is not refused for one).
+///
+/// # Errors
+/// `InvalidMessage` naming what is wrong with the address; storage failures.
+pub fn set_recovery_address<R: StateRead>(
+    state: &mut StateDelta<R>,
+    set: &MsgSetRecoveryAddress,
+    params: &Params,
+    events: &mut Vec<Event>,
+) -> Result<(), BankError> {
+    let refused = |log: String| BankError::Rejected(TxRejection::new(TxCode::InvalidMessage, log));
+    let key = state_keys::recovery_btc(&set.account);
+    match &set.address {
+        None => state.delete(key),
+        Some(address) => {
+            let federation = state.federation()?;
+            let Some(peg) = crate::batch::peg_of(&federation)? else {
+                return Err(refused("this chain has no Bitcoin peg".to_owned()));
+            };
+            let script = parse_destination(address, peg.network())
+                .map_err(|error| refused(format!("recovery address: {error}")))?;
+            if script == peg.script_pubkey() {
+                return Err(refused("recovery address: that is the federation's own peg".to_owned()));
+            }
+            if params.withdrawals.denies(address) {
+                return Err(refused(format!("recovery address `{address}` is on this chain's denylist")));
+            }
+            state.put_record(key, address);
+        }
+    }
+    let destination = set.address.clone().unwrap_or_default();
+    tracing::info!(account = %set.account, %destination, "Bitcoin recovery address set");
+    events.push(Event::new(
+        ev::RECOVERY_ADDRESS_SET,
+        [(ev::ADDRESS, set.account.to_string()), (ev::DESTINATION, destination)],
+    ));
+    Ok(())
+}
+
+/// `/exit/btc/recovery/<account>`: the address the exit pays `account` (its own key's P2WPKH
+/// unless it registered another).
+///
+/// # Errors
+/// On storage failure or a corrupt record.
+pub fn recovery_address<R: StateRead>(state: &StateDelta<R>, account: &Address) -> Result<RecoveryView, StateError> {
+    let registered: Option<String> = state.get_record(&state_keys::recovery_btc(account))?;
+    let network = crate::batch::peg_of(&state.federation()?)?.map(|peg| peg.network());
+    let default = network.and_then(|network| {
+        bitcoin::Address::from_script(&default_recovery_script(account), network.network())
+            .ok()
+            .map(|address| address.to_string())
+    });
+    Ok(RecoveryView { account: *account, registered, default })
 }
 
 /// Whether a reserve-moving Bitcoin batch (a release, consolidation or migration; a sweep spends
@@ -268,11 +330,14 @@ fn plan_for<R: StateRead>(
     if let Some((amount, vout)) = change {
         inputs.push(Utxo { txid: release.txid.clone(), vout, amount, owner: None });
     }
-    let holders: Vec<Holder> = state
-        .all_entries::<(Address, Amount)>(&keys::holders())?
-        .into_iter()
-        .map(|(account, balance)| Holder { account, balance, recovery_script: None })
-        .collect();
+    let mut holders = Vec::new();
+    for (account, balance) in state.all_entries::<(Address, Amount)>(&keys::holders())? {
+        let registered: Option<String> = state.get_record(&state_keys::recovery_btc(&account))?;
+        // Registration checked the address for the peg's network; a peg since moved to another
+        // network (never, in practice) falls back to the account's own key.
+        let recovery_script = registered.and_then(|address| parse_destination(&address, peg.network()).ok());
+        holders.push(Holder { account, balance, recovery_script });
+    }
     let mut withdrawals = Vec::new();
     for id in state.queued_withdrawals(&Denom::sat(), None, usize::MAX)? {
         let Some(withdrawal) = state.withdrawal(id)? else { continue };

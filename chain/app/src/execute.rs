@@ -334,6 +334,8 @@ fn execute_message<R: StateRead>(
             let number = crate::deposit_address::register(state, register, height, events)?;
             Ok(Some(format!("deposit address {number} of {}", register.account)))
         }
+        Msg::SetRecoveryAddress(set) => crate::btc_exit::set_recovery_address(state, set, context.params, events)
+            .map(|()| Some(format!("recovery address of {} set", set.account))),
         Msg::RegisterSignerKeys(register) => {
             crate::membership::register_signer_keys(state, register, height, events).map(|()| None)
         }

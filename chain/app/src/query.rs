@@ -242,6 +242,13 @@ fn deposit_address_query<R: StateRead>(state: &StateDelta<R>, path: &str) -> Res
     if path == ferry_types::query::EXIT_BTC_PATH {
         return Ok(Some(QueryAnswer::json(&crate::btc_exit::status(state)?)));
     }
+    if let Some(rest) = path.strip_prefix(ferry_types::query::EXIT_BTC_RECOVERY_PATH) {
+        let address = match parse_address(path, rest) {
+            Ok(address) => address,
+            Err(answer) => return Ok(Some(answer)),
+        };
+        return Ok(Some(QueryAnswer::json(&crate::btc_exit::recovery_address(state, &address)?)));
+    }
     if let Some(rest) = path.strip_prefix(ferry_types::query::EXIT_BTC_DISBURSAL_PATH) {
         let Some(id) = rest.parse::<u64>().ok().filter(|n| n.to_string() == rest) else {
             return Ok(Some(QueryAnswer::error(

@@ -191,6 +191,9 @@ pub const EXIT_NOT_DERIVED: &str = "ferry.exit.btc_not_derived";
 pub const EXIT_REFRESH: &str = "ferry.exit.btc_refresh";
 /// A Bitcoin disbursal's release confirmed: it now covers the reserve.
 pub const EXIT_COVERING: &str = "ferry.exit.btc_covering";
+/// An account set (or cleared) where the Bitcoin exit pays it; attributes `address` (the
+/// account) and `destination` (empty: its own key's P2WPKH).
+pub const RECOVERY_ADDRESS_SET: &str = "ferry.exit.recovery_address_set";
 /// The release a disbursal follows (attribute: its batch id).
 pub const FOLLOWS: &str = "follows";
 /// A disbursal's lock height (attribute).

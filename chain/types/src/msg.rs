@@ -51,6 +51,8 @@ pub const MSG_ATTEST_RESERVES_TYPE_URL: &str = "/ferry.bridge.v1.MsgAttestReserv
 pub const MSG_PROPOSE_LISTING_TYPE_URL: &str = "/ferry.bridge.v1.MsgProposeListing";
 /// Type URL of [`MsgRegisterDepositAddressProto`].
 pub const MSG_REGISTER_DEPOSIT_ADDRESS_TYPE_URL: &str = "/ferry.bridge.v1.MsgRegisterDepositAddress";
+/// Type URL of [`MsgSetRecoveryAddressProto`].
+pub const MSG_SET_RECOVERY_ADDRESS_TYPE_URL: &str = "/ferry.bridge.v1.MsgSetRecoveryAddress";
 /// Type URL of [`MsgResolveUnattributedProto`].
 pub const MSG_RESOLVE_UNATTRIBUTED_TYPE_URL: &str = "/ferry.bridge.v1.MsgResolveUnattributed";
 /// Type URL of [`ChainBindingProto`].
@@ -118,6 +120,22 @@ pub struct MsgRegisterDepositAddressProto {
     /// The account, bech32; must be the signer.
     #[prost(string, tag = "1")]
     pub account: String,
+}
+
+/// Wire form of `ferry.bridge.v1.MsgSetRecoveryAddress`: where the Bitcoin exit disbursal pays
+/// the signer's wrapped BTC should the federation stop signing (issue 17), instead of the P2WPKH
+/// address of its own key. An empty address goes back to that default.
+#[derive(Clone, PartialEq, Message)]
+pub struct MsgSetRecoveryAddressProto {
+    /// The account, bech32; must be the signer.
+    #[prost(string, tag = "1")]
+    pub account: String,
+    /// The wrapped asset whose exit pays there (`sat`).
+    #[prost(string, tag = "2")]
+    pub asset: String,
+    /// The address on the asset's parent chain; empty for the default.
+    #[prost(string, tag = "3")]
+    pub address: String,
 }
 
 /// Wire form of `ferry.bridge.v1.MsgWithdraw`: burn wrapped tokens and have the federation pay
@@ -595,6 +613,59 @@ impl MsgRegisterDepositAddress {
     }
 }
 
+/// A validated recovery address registration. The address's network is checked against the
+/// peg's at execution.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MsgSetRecoveryAddress {
+    /// The account (the signer).
+    pub account: Address,
+    /// The wrapped asset whose exit pays there: `sat` (an Ethereum exit pays where its holder
+    /// says when it exits, so it needs no registration).
+    pub asset: Denom,
+    /// The Bitcoin address; `None` for the default (P2WPKH of the account's own key).
+    pub address: Option<String>,
+}
+
+impl MsgSetRecoveryAddress {
+    /// Validates the wire form.
+    ///
+    /// # Errors
+    /// A malformed account, an asset other than `sat`, or an address with spaces or too long.
+    pub fn from_proto(proto: &MsgSetRecoveryAddressProto) -> Result<MsgSetRecoveryAddress, MsgError> {
+        let field = |field: &'static str, reason: String| MsgError::Field {
+            type_url: MSG_SET_RECOVERY_ADDRESS_TYPE_URL,
+            field,
+            reason,
+        };
+        let account =
+            proto.account.parse().map_err(|e: crate::address::AddressError| field("account", e.to_string()))?;
+        let asset: Denom = proto.asset.parse().map_err(|e: crate::denom::DenomError| field("asset", e.to_string()))?;
+        if asset != Denom::sat() {
+            return Err(field(
+                "asset",
+                format!("only `sat` has a pre-signed exit; `{asset}` exits pay where the holder says when it exits"),
+            ));
+        }
+        let address = match proto.address.as_str() {
+            "" => None,
+            text if text.len() > 100 || text.chars().any(char::is_whitespace) => {
+                return Err(field("address", format!("`{text}` is not a Bitcoin address")));
+            }
+            text => Some(text.to_owned()),
+        };
+        Ok(MsgSetRecoveryAddress { account, asset, address })
+    }
+
+    /// The wire form.
+    pub fn to_proto(&self) -> MsgSetRecoveryAddressProto {
+        MsgSetRecoveryAddressProto {
+            account: self.account.to_string(),
+            asset: self.asset.to_string(),
+            address: self.address.clone().unwrap_or_default(),
+        }
+    }
+}
+
 /// A validated message the state machine can execute.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Msg {
@@ -622,6 +693,8 @@ pub enum Msg {
     AttestReserves(MsgAttestReserves),
     /// `/ferry.bridge.v1.MsgRegisterDepositAddress`.
     RegisterDepositAddress(MsgRegisterDepositAddress),
+    /// `/ferry.bridge.v1.MsgSetRecoveryAddress`.
+    SetRecoveryAddress(MsgSetRecoveryAddress),
     /// `/ferry.bridge.v1.MsgResolveUnattributed`.
     ResolveUnattributed(MsgResolveUnattributed),
     /// `/ferry.federation.v1.MsgRegisterSignerKeys`.
@@ -691,6 +764,9 @@ impl Msg {
             MSG_REGISTER_DEPOSIT_ADDRESS_TYPE_URL => {
                 MsgRegisterDepositAddress::from_proto(&decode(any)?).map(Msg::RegisterDepositAddress)
             }
+            MSG_SET_RECOVERY_ADDRESS_TYPE_URL => {
+                MsgSetRecoveryAddress::from_proto(&decode(any)?).map(Msg::SetRecoveryAddress)
+            }
             MSG_RESOLVE_UNATTRIBUTED_TYPE_URL => {
                 MsgResolveUnattributed::from_proto(&decode(any)?).map(Msg::ResolveUnattributed)
             }
@@ -725,6 +801,7 @@ impl Msg {
             Msg::AttestReserves(snapshot) => any(MSG_ATTEST_RESERVES_TYPE_URL, &snapshot.to_proto()),
             Msg::ProposeListing(proposal) => any(MSG_PROPOSE_LISTING_TYPE_URL, &proposal.to_proto()),
             Msg::RegisterDepositAddress(register) => any(MSG_REGISTER_DEPOSIT_ADDRESS_TYPE_URL, &register.to_proto()),
+            Msg::SetRecoveryAddress(set) => any(MSG_SET_RECOVERY_ADDRESS_TYPE_URL, &set.to_proto()),
             Msg::ResolveUnattributed(vote) => any(MSG_RESOLVE_UNATTRIBUTED_TYPE_URL, &vote.to_proto()),
             Msg::RegisterSignerKeys(register) => any(MSG_REGISTER_SIGNER_KEYS_TYPE_URL, &register.to_proto()),
             Msg::ProposeFederation(proposal) => any(MSG_PROPOSE_FEDERATION_TYPE_URL, &proposal.to_proto()),
@@ -752,6 +829,7 @@ impl Msg {
             Msg::AttestReserves(snapshot) => snapshot.attester,
             Msg::ProposeListing(proposal) => proposal.member,
             Msg::RegisterDepositAddress(register) => register.account,
+            Msg::SetRecoveryAddress(set) => set.account,
             Msg::ResolveUnattributed(vote) => vote.member,
             Msg::RegisterSignerKeys(register) => register.account,
             Msg::ProposeFederation(proposal) => proposal.member,
@@ -770,6 +848,8 @@ impl Msg {
         match self {
             Msg::Send(send) => send.amount.iter().map(|coin| &coin.denom).collect(),
             Msg::Withdraw(withdraw) => vec![&withdraw.asset],
+            // Paid for in the asset whose exit it directs (the holder holds some).
+            Msg::SetRecoveryAddress(set) => vec![&set.asset],
             Msg::AttestDeposit(_)
             | Msg::SubmitSignatures(_)
             | Msg::AttestRelease(_)
@@ -811,6 +891,7 @@ impl Msg {
             | Msg::AnchorAudit(_) => true,
             Msg::Send(_)
             | Msg::Withdraw(_)
+            | Msg::SetRecoveryAddress(_)
             | Msg::RegisterDepositAddress(_)
             | Msg::RegisterSignerKeys(_)
             | Msg::DkgDeal(_)

@@ -108,6 +108,20 @@ pub struct BtcExitStatus {
     pub candidates: Vec<u64>,
 }
 
+/// Path of an account's Bitcoin recovery address (`/exit/btc/recovery/<ferry1…>`, [`RecoveryView`]).
+pub const EXIT_BTC_RECOVERY_PATH: &str = "/exit/btc/recovery/";
+
+/// Answer to `/exit/btc/recovery/<account>`: where the Bitcoin exit pays the account.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecoveryView {
+    /// The account.
+    pub account: Address,
+    /// The address it registered (`MsgSetRecoveryAddress`), if any.
+    pub registered: Option<String>,
+    /// Its own key's P2WPKH address on the peg's network (paid when it registered none).
+    pub default: Option<String>,
+}
+
 /// Answer to `/exit/btc/<id>`: the disbursal's batch record (signatures included) and its claims.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BtcDisbursalView {

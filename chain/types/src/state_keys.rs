@@ -119,6 +119,15 @@ pub fn exit_btc_claims(exit: u64, page: u32) -> Vec<u8> {
     [EXIT_BTC_CLAIMS_PREFIX, &exit.to_be_bytes(), &page.to_be_bytes()].concat()
 }
 
+/// Prefix of the holders' Bitcoin recovery scripts ([`recovery_btc`]).
+pub const RECOVERY_BTC_PREFIX: &[u8] = b"exit/btc/recovery/";
+
+/// Where the Bitcoin exit pays `account` instead of its own key's P2WPKH (`String`, the address
+/// it registered with `MsgSetRecoveryAddress`).
+pub fn recovery_btc(account: &Address) -> Vec<u8> {
+    [RECOVERY_BTC_PREFIX, account.as_bytes()].concat()
+}
+
 /// Prefix of the Bitcoin disbursals' claim pages ([`exit_btc_claims`]).
 pub const EXIT_BTC_CLAIMS_PREFIX: &[u8] = b"exit/btc/claims/";
 /// Prefix of the disbursal each release version waits for ([`exit_btc_for`]).

@@ -70,6 +70,7 @@ impl Context {
             ExitCommand::Eth { to, claims } => self.exit_eth(out, to.as_deref(), claims.as_deref()).await,
             ExitCommand::Export { out: path, height } => self.exit_export(out, &path, height).await,
             ExitCommand::Btc { file, save, id } => self.exit_btc(out, file.as_deref(), save.as_deref(), id).await,
+            ExitCommand::RecoveryAddress { address, clear } => self.recovery_address(out, address, clear).await,
         }
     }
 

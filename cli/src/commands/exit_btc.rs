@@ -9,12 +9,16 @@
 use std::path::Path;
 
 use ferry_client::FerryClient;
+use ferry_client::wallet::Wallet;
 use ferry_parent_chains::disbursal::{DisbursalError, DisbursalStep, advance};
+use ferry_types::msg::MsgSetRecoveryAddress;
 use ferry_types::query::{BtcExitStatus, EXIT_BTC_PATH};
+use ferry_types::query::{EXIT_BTC_RECOVERY_PATH, RecoveryView};
 use ferry_types::release::exit::{Claimant, SignedDisbursal};
+use ferry_types::{Coin, Denom, Msg};
 use serde_json::json;
 
-use super::{Context, Output};
+use super::{Context, Output, keyring_error};
 use crate::error::CliError;
 
 impl Context {
@@ -97,6 +101,71 @@ impl Context {
         if matches!(step, DisbursalStep::Dead { .. }) {
             return Err(CliError::refused(format!("exit disbursal {} is superseded", disbursal.exit)));
         }
+        Ok(())
+    }
+
+    /// Shows, sets (`address`) or clears the --from key's Bitcoin recovery address.
+    pub(super) async fn recovery_address(
+        &self,
+        out: Output,
+        address: Option<String>,
+        clear: bool,
+    ) -> Result<(), CliError> {
+        let client = self.client()?;
+        let account = self.resolve_account(self.acting_key_name()?)?;
+        let mut tx = None;
+        if address.is_some() || clear {
+            if let Some(address) = &address {
+                let peg = self.peg(&client).await?;
+                ferry_types::release::bitcoin::parse_destination(address, peg.network).map_err(|e| {
+                    CliError::bad_input(format!("recovery address: {e}"))
+                        .with_hint(format!("Bitcoin is on {} here: give an address of that network", peg.network))
+                })?;
+            }
+            let params = client.params().await?;
+            let fee = Self::min_fee(&params, &Denom::sat())?;
+            let key = self.unlock()?;
+            let msg = Msg::SetRecoveryAddress(MsgSetRecoveryAddress {
+                account,
+                asset: Denom::sat(),
+                address: address.clone(),
+            });
+            let mut wallet = Wallet::load(&client, key.account_key().map_err(keyring_error)?).await?;
+            let inclusion =
+                wallet.submit(&client, &Coin { denom: Denom::sat(), amount: fee }, &[msg], self.timeout()).await?;
+            if inclusion.code != 0 {
+                return Err(CliError::refused(format!(
+                    "the recovery address was refused in block {}: {}",
+                    inclusion.height, inclusion.log
+                )));
+            }
+            client.wait_for_height(inclusion.height + 1, self.timeout()).await?;
+            tx = Some((inclusion.hash.to_string(), inclusion.height));
+        }
+        let view: RecoveryView = client
+            .query(&format!("{EXIT_BTC_RECOVERY_PATH}{account}"), None)
+            .await?
+            .ok_or_else(|| CliError::not_found("the node has no /exit/btc/recovery"))?;
+        let pays = view.registered.clone().or(view.default.clone()).unwrap_or_default();
+        let how = if view.registered.is_some() { "registered" } else { "its own key's address" };
+        let mut text = format!("the Bitcoin exit pays {account} to {pays} ({how})");
+        if let Some((_, height)) = &tx {
+            text.push_str(&format!(
+                "
+set in block {height}; it applies from the next disbursal the chain derives"
+            ));
+        }
+        out.emit(
+            &json!({
+                "account": account.to_string(),
+                "registered": view.registered,
+                "default": view.default,
+                "pays": pays,
+                "tx_hash": tx.as_ref().map(|(hash, _)| hash.clone()),
+                "height": tx.as_ref().map(|(_, height)| *height),
+            }),
+            &text,
+        );
         Ok(())
     }
 
