@@ -2598,3 +2598,59 @@ fn with_the_bitcoin_exit_every_reserve_move_waits_for_the_disbursal_of_what_it_l
     assert!(attributes(refreshed[0]).get(ev::REASON).is_some_and(|reason| reason.contains("opens at")));
     assert_reconciled(&bridge)
 }
+
+#[test]
+fn a_recovery_address_must_be_a_standard_address_of_the_pegs_network_and_the_next_disbursal_pays_it() -> TestResult {
+    // No Bitcoin clock yet, so no disbursal (nor refresh) forms before the address is set.
+    let mut bridge = Bridge::start_with(exit_params())?;
+    let alice = bridge.alice.address;
+    let fee = coin(1_000, &Denom::sat());
+    let set = |bridge: &mut Bridge, address: Option<String>| -> TestResult<TxOutcome> {
+        let msg = Msg::SetRecoveryAddress(ferry_types::msg::MsgSetRecoveryAddress {
+            account: alice,
+            asset: Denom::sat(),
+            address,
+        });
+        let tx = bridge.user_tx(&bridge.alice, &fee, &[msg])?;
+        bridge.one(&tx)
+    };
+    let peg_address = bitcoin::Address::from_script(&bridge.peg()?.script_pubkey(), bitcoin::Network::Regtest)?;
+    for (address, why) in [
+        (MAINNET_DESTINATION.to_owned(), "regtest"),
+        (peg_address.to_string(), "peg"),
+        (chain_denied(), "denylist"),
+        ("not-an-address".to_owned(), "address"),
+    ] {
+        let outcome = set(&mut bridge, Some(address.clone()))?;
+        assert_eq!(outcome.code, TxCode::InvalidMessage, "{address}: {}", outcome.log);
+        assert!(outcome.log.contains(why), "{address}: {}", outcome.log);
+    }
+    let recovery = regtest_address(7);
+    let outcome = set(&mut bridge, Some(recovery.clone()))?;
+    assert_eq!(outcome.code, TxCode::Ok, "{}", outcome.log);
+    let path = format!("{}{alice}", ferry_types::query::EXIT_BTC_RECOVERY_PATH);
+    let view: ferry_types::query::RecoveryView = serde_json::from_slice(&bridge.chain.query(&path)?.value)?;
+    assert_eq!(view.registered.as_deref(), Some(recovery.as_str()));
+
+    // The next disbursal (the refresh's) pays alice there.
+    let mut events = clock_to(&mut bridge, 100)?;
+    events.extend(bridge.run_to_batch_height()?);
+    let refresh: u64 = attributes(events_of(&events, ev::EXIT_REFRESH).first().ok_or("no refresh")?)
+        .get(ev::BATCH_ID)
+        .ok_or("no id")?
+        .parse()?;
+    let exit = derived_for(&events, refresh)?;
+    let answer = bridge.chain.query(&format!("{}{exit}", ferry_types::query::EXIT_BTC_DISBURSAL_PATH))?;
+    let view: ferry_types::query::BtcDisbursalView = serde_json::from_slice(&answer.value)?;
+    let script = ferry_types::release::bitcoin::parse_destination(&recovery, ferry_types::peg::BitcoinNetwork::Regtest)?;
+    assert_eq!(view.claims.len(), 1);
+    assert_eq!(view.claims[0].script, hex::encode(script.as_bytes()));
+
+    // Cleared: back to its own key's address.
+    let outcome = set(&mut bridge, None)?;
+    assert_eq!(outcome.code, TxCode::Ok, "{}", outcome.log);
+    let view: ferry_types::query::RecoveryView = serde_json::from_slice(&bridge.chain.query(&path)?.value)?;
+    assert_eq!(view.registered, None);
+    assert!(view.default.is_some_and(|address| address.starts_with("bcrt1q")));
+    Ok(())
+}
