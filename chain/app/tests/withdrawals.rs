@@ -2642,7 +2642,8 @@ fn a_recovery_address_must_be_a_standard_address_of_the_pegs_network_and_the_nex
     let exit = derived_for(&events, refresh)?;
     let answer = bridge.chain.query(&format!("{}{exit}", ferry_types::query::EXIT_BTC_DISBURSAL_PATH))?;
     let view: ferry_types::query::BtcDisbursalView = serde_json::from_slice(&answer.value)?;
-    let script = ferry_types::release::bitcoin::parse_destination(&recovery, ferry_types::peg::BitcoinNetwork::Regtest)?;
+    let script =
+        ferry_types::release::bitcoin::parse_destination(&recovery, ferry_types::peg::BitcoinNetwork::Regtest)?;
     assert_eq!(view.claims.len(), 1);
     assert_eq!(view.claims[0].script, hex::encode(script.as_bytes()));
 

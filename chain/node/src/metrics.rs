@@ -114,6 +114,12 @@ pub struct Metrics {
     pub reserves_short: IntGaugeVec,
     /// Blocks since each parent chain's last reserves check (its height while none has happened).
     pub reserves_check_age: IntGaugeVec,
+    /// Bitcoin blocks since the covering exit disbursal was derived (-1: none covers the reserve).
+    pub exit_disbursal_age: IntGauge,
+    /// Bitcoin blocks until the covering exit disbursal opens (-1: none).
+    pub exit_opens_in: IntGauge,
+    /// Sidechain blocks since the last vault heartbeat landed (-1: none yet).
+    pub vault_heartbeat_age: IntGauge,
 }
 
 /// Batch statuses of unsettled batches, as label values.
@@ -152,6 +158,10 @@ pub struct BridgeSnapshot {
     pub dkg: Option<ferry_types::query::federation::DkgSession>,
     /// The federation's epoch, and the hand-over to the next one while it runs.
     pub federation: Option<(u64, Option<ferry_types::query::federation::Handover>)>,
+    /// The covering exit disbursal's derivation clock and lock height.
+    pub exit_disbursal: Option<(u64, u32)>,
+    /// The sidechain height the last vault heartbeat landed at.
+    pub vault_heartbeat_landed: Option<u64>,
 }
 
 /// One asset's ledger and queue.
@@ -208,6 +218,24 @@ impl Metrics {
             "Ethereum exit claims (balances and unpaid withdrawals) in the committed exit tree",
         )?;
         registry.register(Box::new(exit_claims.clone()))?;
+        let exit_disbursal_age = IntGauge::new(
+            "ferry_chain_exit_disbursal_age_blocks",
+            "Bitcoin blocks since the covering exit disbursal was derived (-1: none covers the reserve)",
+        )?;
+        registry.register(Box::new(exit_disbursal_age.clone()))?;
+        let exit_opens_in = IntGauge::new(
+            "ferry_chain_exit_opens_in_blocks",
+            "Bitcoin blocks until the covering exit disbursal becomes valid (-1: none); a refresh pushes it back",
+        )?;
+        registry.register(Box::new(exit_opens_in.clone()))?;
+        let vault_heartbeat_age = IntGauge::new(
+            "ferry_chain_vault_heartbeat_age_blocks",
+            "Sidechain blocks since the last heartbeat landed in the vault (-1: none yet)",
+        )?;
+        registry.register(Box::new(vault_heartbeat_age.clone()))?;
+        for gauge in [&exit_disbursal_age, &exit_opens_in, &vault_heartbeat_age] {
+            gauge.set(-1);
+        }
         let txs = IntCounterVec::new(
             Opts::new("ferry_chain_txs_total", "Transactions by phase and outcome"),
             &["phase", "outcome"],
@@ -413,6 +441,9 @@ impl Metrics {
             blocks,
             height,
             exit_claims,
+            exit_disbursal_age,
+            exit_opens_in,
+            vault_heartbeat_age,
             txs,
             finalize_block_seconds,
             commit_seconds,
@@ -519,6 +550,18 @@ impl Metrics {
             self.bitcoin_parent_height.set(count_gauge(fees.parent_height));
             self.bitcoin_last_release_waited.set(count_gauge(fees.last_release_waited.unwrap_or(0)));
         }
+        let parent_height = snapshot.bitcoin_fees.as_ref().map_or(0, |fees| fees.parent_height);
+        let (age, opens_in) = snapshot.exit_disbursal.map_or((-1, -1), |(clock, lock)| {
+            (
+                count_gauge(parent_height.saturating_sub(clock)),
+                count_gauge(u64::from(lock).saturating_sub(parent_height)),
+            )
+        });
+        self.exit_disbursal_age.set(age);
+        self.exit_opens_in.set(opens_in);
+        self.vault_heartbeat_age.set(
+            snapshot.vault_heartbeat_landed.map_or(-1, |landed| count_gauge(snapshot.height.saturating_sub(landed))),
+        );
         self.bitcoin_release_bumps.set(i64::from(snapshot.bitcoin_release_bumps));
         self.bitcoin_unconfirmed_release_age.set(count_gauge(snapshot.bitcoin_unconfirmed_release_age));
         for chain in ferry_types::ParentChain::ALL.map(ferry_types::ParentChain::tag) {
@@ -617,6 +660,8 @@ mod tests {
             }),
             bitcoin_release_bumps: 2,
             bitcoin_unconfirmed_release_age: 14,
+            exit_disbursal: Some((400, 430)),
+            vault_heartbeat_landed: Some(60),
             height: 100,
             reserves_checks: vec![(
                 "btc".to_owned(),
@@ -658,6 +703,9 @@ mod tests {
             "ferry_chain_oldest_unsettled_batch_age_blocks 12",
             "ferry_chain_oldest_queued_withdrawal_age_blocks 3",
             "ferry_chain_retired_peg_utxos 1",
+            "ferry_chain_exit_disbursal_age_blocks 12",
+            "ferry_chain_exit_opens_in_blocks 18",
+            "ferry_chain_vault_heartbeat_age_blocks 40",
             "ferry_chain_unattributed_payments 2",
             r#"ferry_chain_asset_unattributed{asset="sat"} 4"#,
             "ferry_chain_bitcoin_fee_rate_sat_per_vbyte 7.5",

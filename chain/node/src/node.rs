@@ -740,6 +740,8 @@ fn bridge_snapshot(state: &StateDelta<StateView>, height: u64) -> Result<BridgeS
             Ok(federation) => Some((federation.epoch, state.running_handover()?)),
             Err(_) => None,
         },
+        exit_disbursal: ferry_app::btc_exit::covering(state)?.map(|(_, exit)| (exit.clock, exit.basis.lock_height)),
+        vault_heartbeat_landed: state.last_vault_heartbeat()?.map(|landed| landed.settled_height),
     })
 }
 
