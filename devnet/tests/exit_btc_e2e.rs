@@ -159,6 +159,13 @@ async fn holders_take_their_btc_with_the_presigned_disbursal_after_the_federatio
     assert_eq!(disbursal.exit, second_exit.batch.id);
     let BatchRelease::BitcoinExit(recorded) = &second_exit.batch.release else { return Err("not a disbursal".into()) };
     let rate = recorded.basis.rate;
+    // `ferry exit status` tells user 2 when the exit opens and what it pays where.
+    let status = cli.json(&["--from", "user2", "exit", "status"])?;
+    let bitcoin = &status["bitcoin"];
+    assert_eq!(bitcoin["exit"].as_u64(), Some(disbursal.exit), "{status}");
+    assert!(bitcoin["opens_in_blocks"].as_u64().is_some_and(|blocks| blocks > 0), "{status}");
+    let script = hex::encode(recovery.script_pubkey().as_bytes());
+    assert_eq!(bitcoin["payouts"][0]["script"].as_str(), Some(script.as_str()), "{status}");
     // What each holder should get: its balance at the snapshot height, less its output's fee.
     let mut balances = Vec::new();
     for index in 0..3 {

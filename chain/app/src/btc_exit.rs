@@ -578,7 +578,9 @@ pub fn refresh_if_due<R: StateRead>(
     };
     let inputs = release.plan.inputs().len();
     // Formed only if its disbursal can be: a refresh without one would leave nothing covering
-    // and be formed again at once, spending the fee pool for nothing.
+    // and be formed again at once, spending the fee pool for nothing. The holder index must be
+    // current first: the trial fork sees only its own writes, not the accounts this block wrote.
+    refresh_holders(state)?;
     let mut trial = state.fork();
     let mut formed = Vec::new();
     let id = crate::batch::record_itemless(

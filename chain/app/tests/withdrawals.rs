@@ -2655,3 +2655,31 @@ fn a_recovery_address_must_be_a_standard_address_of_the_pegs_network_and_the_nex
     assert!(view.default.is_some_and(|address| address.starts_with("bcrt1q")));
     Ok(())
 }
+
+#[test]
+fn a_disbursal_pays_the_accounts_its_own_block_wrote() -> TestResult {
+    let mut bridge = Bridge::start_with(exit_params())?;
+    // Two reports (blocks 2 and 3); the third, in the batching block 4, makes the clock, and the
+    // refresh forms in that same block — after a transfer to bob in it.
+    bridge.report_height(1, 100)?;
+    bridge.report_height(2, 100)?;
+    assert_eq!(bridge.chain.height() + 1, BATCH_INTERVAL);
+    let bob = key("bob")?.address();
+    let fee = coin(1_000, &Denom::sat());
+    let transfer =
+        bridge.user_tx(&bridge.alice, &fee, &[driver::send(&bridge.alice.address, &bob, &[coin(50_000, &Denom::sat())])])?;
+    let attester = bridge.member(3).address;
+    let report = MsgAttestParentHeight { attester, chain: ParentChain::Bitcoin, height: 100 };
+    let clock = bridge.duty_tx(3, &[Msg::AttestParentHeight(report)])?;
+    let outcomes = bridge.block(&[transfer, clock])?;
+    assert!(outcomes.iter().all(|outcome| outcome.code == TxCode::Ok), "{outcomes:?}");
+    let events = std::mem::take(&mut bridge.block_events);
+    let refresh: u64 = attributes(events_of(&events, ev::EXIT_REFRESH).first().ok_or("no refresh")?)
+        .get(ev::BATCH_ID)
+        .ok_or("no id")?
+        .parse()?;
+    let exit = disbursal(&bridge, derived_for(&events, refresh)?)?;
+    assert_eq!(exit.claim_count, 2, "alice and bob, whose account this very block wrote");
+    assert_eq!(exit.recipients, 2);
+    Ok(())
+}

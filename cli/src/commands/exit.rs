@@ -144,6 +144,27 @@ impl Context {
 
     async fn exit_status(&self, out: Output, file: Option<&std::path::Path>) -> Result<(), CliError> {
         let account = self.resolve_account(self.acting_key_name()?)?;
+        let (bitcoin_lines, bitcoin) = self.btc_exit_status(&account).await;
+        let mut lines = Vec::new();
+        let mut answer = if self.global.ethereum_rpc.is_some() {
+            self.eth_exit_status(&account, file, &mut lines).await?
+        } else {
+            lines.push("Ethereum: no node given (--ethereum-rpc): the vault's escape hatch is not shown".to_owned());
+            json!({ "account": account.to_string() })
+        };
+        lines.extend(bitcoin_lines);
+        answer["bitcoin"] = bitcoin;
+        out.emit(&answer, &lines.join("\n"));
+        Ok(())
+    }
+
+    /// The Ethereum half of `ferry exit status`: the vault's escape hatch and the key's claims.
+    async fn eth_exit_status(
+        &self,
+        account: &ferry_types::Address,
+        file: Option<&std::path::Path>,
+        lines: &mut Vec<String>,
+    ) -> Result<Value, CliError> {
         let (watcher, vault) = self.escape_watcher().await?;
         let state = watcher.escape_state().await?;
         let opens = if state.frozen {
@@ -151,16 +172,16 @@ impl Context {
         } else {
             format!("escape hatch opens {}", duration_text(state.opens_in()))
         };
-        let mut lines = vec![format!(
+        lines.push(format!(
             "vault {vault}: {opens}; root of sidechain height {} ({})",
             state.root_height,
             hex::encode(state.exit_root)
-        )];
+        ));
         let mut claims = Vec::new();
         match self.claims_of_vault(&state, file).await {
             Ok(snapshot) => {
                 lines.push(format!("claims of {account} at height {}:", state.root_height));
-                let mine = snapshot.of(&account);
+                let mine = snapshot.of(account);
                 if mine.is_empty() {
                     lines.push("  none".to_owned());
                 }
@@ -172,20 +193,16 @@ impl Context {
             }
             Err(error) => lines.push(format!("claims unknown: {error}")),
         }
-        out.emit(
-            &json!({
-                "vault": vault.to_string(),
-                "frozen": state.frozen,
-                "opens_at": state.opens_at,
-                "opens_in_seconds": state.opens_in(),
-                "root_height": state.root_height,
-                "root": hex::encode(state.exit_root),
-                "account": account.to_string(),
-                "claims": claims,
-            }),
-            &lines.join("\n"),
-        );
-        Ok(())
+        Ok(json!({
+            "vault": vault.to_string(),
+            "frozen": state.frozen,
+            "opens_at": state.opens_at,
+            "opens_in_seconds": state.opens_in(),
+            "root_height": state.root_height,
+            "root": hex::encode(state.exit_root),
+            "account": account.to_string(),
+            "claims": claims,
+        }))
     }
 
     async fn exit_eth(&self, out: Output, to: Option<&str>, file: Option<&std::path::Path>) -> Result<(), CliError> {

@@ -104,6 +104,70 @@ impl Context {
         Ok(())
     }
 
+    /// The Bitcoin half of `ferry exit status`: the covering disbursal, when it opens (against
+    /// the Bitcoin node's tip, else the chain's clock), and what it pays `account`. Never fails:
+    /// what cannot be read is said.
+    pub(super) async fn btc_exit_status(&self, account: &ferry_types::Address) -> (Vec<String>, serde_json::Value) {
+        let disbursal = match self.node_disbursal(None).await {
+            Ok(disbursal) => disbursal,
+            Err(error) => return (vec![format!("Bitcoin exit: {error}")], json!({ "error": error.to_string() })),
+        };
+        let tip = match self.bitcoin_rpc() {
+            Ok(node) => node.get_block_count().await.ok(),
+            Err(_) => None,
+        };
+        let clock = match tip {
+            Some(tip) => Some(tip),
+            None => match self.client() {
+                Ok(client) => client
+                    .query::<BtcExitStatus>(EXIT_BTC_PATH, None)
+                    .await
+                    .ok()
+                    .flatten()
+                    .and_then(|status| status.clock),
+                Err(_) => None,
+            },
+        };
+        let opens_in = clock.map(|height| u64::from(disbursal.lock_height).saturating_sub(height));
+        let when = match opens_in {
+            Some(0) => "it is valid now: `ferry exit btc` broadcasts it".to_owned(),
+            Some(blocks) => format!("it becomes valid in {blocks} Bitcoin blocks (about {} h)", blocks / 6),
+            None => "no Bitcoin height known (--bitcoin-rpc)".to_owned(),
+        };
+        let mut lines = vec![format!(
+            "Bitcoin exit: disbursal {} pays the balances of sidechain height {}, valid from Bitcoin height {}: {when}",
+            disbursal.exit, disbursal.snapshot_height, disbursal.lock_height
+        )];
+        let mine: Vec<_> =
+            disbursal.payouts.iter().filter(|payout| payout.claimant == Claimant::Holder(*account)).collect();
+        for payout in &mine {
+            lines.push(format!(
+                "  pays {account} {} sat of its {} sat balance to script {}",
+                payout.paid, payout.claim, payout.script
+            ));
+        }
+        let pooled = disbursal.pooled.contains(&Claimant::Holder(*account));
+        if pooled {
+            lines.push(format!(
+                "  {account}'s balance is below the exit's least output: it stays in the residual at the federation's address"
+            ));
+        }
+        if mine.is_empty() && !pooled {
+            lines.push(format!("  nothing for {account} (no sat balance at that height)"));
+        }
+        let value = json!({
+            "exit": disbursal.exit,
+            "snapshot_height": disbursal.snapshot_height,
+            "lock_height": disbursal.lock_height,
+            "opens_in_blocks": opens_in,
+            "payouts": mine.iter().map(|payout| json!({
+                "claim": payout.claim, "paid": payout.paid, "script": payout.script, "txid": payout.txid, "vout": payout.vout,
+            })).collect::<Vec<_>>(),
+            "pooled": pooled,
+        });
+        (lines, value)
+    }
+
     /// Shows, sets (`address`) or clears the --from key's Bitcoin recovery address.
     pub(super) async fn recovery_address(
         &self,
