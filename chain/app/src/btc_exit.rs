@@ -58,6 +58,14 @@ mod keys {
     pub fn holders() -> Collection {
         Collection::new(b"exit/btc/holder/".to_vec())
     }
+
+    /// Every disbursal that may still confirm (its release confirmed and no later one spent its
+    /// inputs yet), by id (`(u64 id, u32 lock height)`): the covering one, and an older one a
+    /// reserve move did not spend (it stays valid until one does, and its lock must not pass
+    /// unrefreshed).
+    pub fn live() -> Collection {
+        Collection::new(b"exit/btc/live/".to_vec())
+    }
 }
 
 /// Whether nobody holds a key for `account` (a module account): its balance stays in the residual.
@@ -396,16 +404,21 @@ pub fn settled<R: StateRead>(
     events: &mut Vec<Event>,
 ) -> Result<(), StateError> {
     let BatchRelease::Bitcoin(release) = &batch.release else { return Ok(()) };
+    if release.sweep.is_some() {
+        // A sweep spends retired UTXOs no disbursal covers.
+        return Ok(());
+    }
     let confirmed: Option<u64> = state.get_record(&state_keys::exit_btc_for(batch.id, version))?;
-    if let Some((previous, exit)) = covering(state)? {
+    for (id, _) in live(state)? {
+        let Some(exit) = exit_of(state, id)? else { continue };
         if spent.iter().any(|utxo| spends(&exit, utxo)) {
-            set_standing(state, previous, ExitStanding::Superseded)?;
+            set_standing(state, id, ExitStanding::Superseded)?;
         } else {
             tracing::warn!(
-                exit_id = previous,
+                exit_id = id,
                 batch_id = batch.id,
                 height,
-                "the release spent none of the covering disbursal's inputs: it stays valid until a later release spends them"
+                "the reserve move spent none of this disbursal's inputs: it stays valid until one does (a refresh before its lock)"
             );
         }
     }
@@ -425,9 +438,25 @@ pub fn settled<R: StateRead>(
             ));
             tracing::info!(exit_id = id, follows = batch.id, version, height, "exit disbursal now covers the reserve");
         }
-        None => state.delete(state_keys::EXIT_BTC_COVERING.to_vec()),
+        None => {
+            let still_live = match state.get_record::<u64>(state_keys::EXIT_BTC_COVERING)? {
+                Some(id) => live(state)?.iter().any(|(live, _)| *live == id),
+                None => false,
+            };
+            if !still_live {
+                state.delete(state_keys::EXIT_BTC_COVERING.to_vec());
+            }
+        }
     }
     Ok(())
+}
+
+/// Every disbursal that may still confirm, as (id, lock height), by id.
+///
+/// # Errors
+/// On storage failure or a corrupt record.
+pub fn live<R: StateRead>(state: &StateDelta<R>) -> Result<Vec<(u64, u32)>, StateError> {
+    state.all_entries(&keys::live())
 }
 
 /// When Bitcoin batch `batch` is aborted: its disbursals can never be valid.
@@ -449,8 +478,13 @@ fn set_standing<R: StateRead>(state: &mut StateDelta<R>, id: u64, standing: Exit
     let Some(mut batch) = state.batch(id)? else { return Ok(()) };
     let BatchRelease::BitcoinExit(exit) = &mut batch.release else { return Ok(()) };
     exit.standing = standing;
-    if standing == ExitStanding::Superseded {
-        state.remove_pending_batch(id)?;
+    match standing {
+        ExitStanding::Superseded => {
+            state.remove_pending_batch(id)?;
+            state.remove_entry(&keys::live(), &id.to_be_bytes())?;
+        }
+        ExitStanding::Covering => state.put_entry(&keys::live(), &id.to_be_bytes(), &(id, exit.basis.lock_height))?,
+        ExitStanding::Candidate => {}
     }
     state.put_batch(&batch);
     Ok(())
@@ -499,14 +533,15 @@ fn refresh_reason<R: StateRead>(
     free: &[Utxo],
 ) -> Result<Option<String>, StateError> {
     let covering = covering(state)?;
-    if let (Some((id, exit)), Some(clock)) = (&covering, crate::bitcoin_fees::clock_height(state)?) {
-        let due = u64::from(exit.basis.lock_height).saturating_sub(u64::from(exit_params.refresh_margin_blocks));
-        if clock >= due {
-            return Ok(Some(format!(
-                "disbursal {id} opens at Bitcoin height {}: {} blocks from the clock {clock}",
-                exit.basis.lock_height,
-                u64::from(exit.basis.lock_height).saturating_sub(clock)
-            )));
+    if let Some(clock) = crate::bitcoin_fees::clock_height(state)? {
+        for (id, lock) in live(state)? {
+            let due = u64::from(lock).saturating_sub(u64::from(exit_params.refresh_margin_blocks));
+            if clock >= due {
+                return Ok(Some(format!(
+                    "disbursal {id} opens at Bitcoin height {lock}: {} blocks from the clock {clock}",
+                    u64::from(lock).saturating_sub(clock)
+                )));
+            }
         }
     }
     let uncovered: u128 = free
@@ -547,6 +582,30 @@ pub fn refresh_if_due<R: StateRead>(
     let free: Vec<Utxo> =
         state.free_reserve_utxos(true, MAX_EXIT_INPUTS)?.iter().map(crate::bridge::ReserveUtxo::utxo).collect();
     let Some(reason) = refresh_reason(state, exit_params, &free)? else { return Ok(()) };
+    // At least one input of every disbursal that may still confirm comes first, so the refresh
+    // kills them all; then the largest free UTXOs.
+    let mut anchors: Vec<Utxo> = Vec::new();
+    for (id, _) in live(state)? {
+        let Some(exit) = exit_of(state, id)? else { continue };
+        if free.iter().chain(&anchors).any(|utxo| spends(&exit, utxo)) {
+            continue;
+        }
+        for input in &exit.basis.inputs {
+            let spendable = state
+                .reserve_utxo(&input.txid, input.vout)?
+                .filter(|utxo| utxo.locked_by.is_none() && utxo.retired_epoch.is_none());
+            if let Some(utxo) = spendable {
+                anchors.push(utxo.utxo());
+                break;
+            }
+        }
+    }
+    let free: Vec<Utxo> = anchors
+        .iter()
+        .cloned()
+        .chain(free.into_iter().filter(|utxo| !anchors.contains(utxo)))
+        .take(MAX_EXIT_INPUTS)
+        .collect();
     let rules = &params.withdrawals;
     let rate = state.bitcoin_fee_rate(params)?;
     // Paid as any upkeep: the fee pool, the surplus, then the collected fees.

@@ -115,6 +115,7 @@ const RECORDS: &[(Match, Codec)] = &[
     (Match::Prefix(ferry_types::state_keys::EXIT_BTC_FOR_PREFIX), codec::<u64>()),
     (Match::Exact(ferry_types::state_keys::EXIT_BTC_COVERING), codec::<u64>()),
     (Match::Prefix(ferry_types::state_keys::RECOVERY_BTC_PREFIX), codec::<String>()),
+    (Match::Prefix(b"exit/btc/live/"), codec::<(u64, u32)>()),
     (Match::Prefix(b"exit/btc/holder/"), codec::<(ferry_types::Address, ferry_types::Amount)>()),
 ];
 

@@ -2666,8 +2666,11 @@ fn a_disbursal_pays_the_accounts_its_own_block_wrote() -> TestResult {
     assert_eq!(bridge.chain.height() + 1, BATCH_INTERVAL);
     let bob = key("bob")?.address();
     let fee = coin(1_000, &Denom::sat());
-    let transfer =
-        bridge.user_tx(&bridge.alice, &fee, &[driver::send(&bridge.alice.address, &bob, &[coin(50_000, &Denom::sat())])])?;
+    let transfer = bridge.user_tx(
+        &bridge.alice,
+        &fee,
+        &[driver::send(&bridge.alice.address, &bob, &[coin(50_000, &Denom::sat())])],
+    )?;
     let attester = bridge.member(3).address;
     let report = MsgAttestParentHeight { attester, chain: ParentChain::Bitcoin, height: 100 };
     let clock = bridge.duty_tx(3, &[Msg::AttestParentHeight(report)])?;
@@ -2682,4 +2685,69 @@ fn a_disbursal_pays_the_accounts_its_own_block_wrote() -> TestResult {
     assert_eq!(exit.claim_count, 2, "alice and bob, whose account this very block wrote");
     assert_eq!(exit.recipients, 2);
     Ok(())
+}
+
+#[test]
+fn a_disbursal_no_reserve_move_spent_stays_live_and_a_refresh_kills_it_before_its_lock() -> TestResult {
+    // Caps high enough for a large withdrawal; no refresh for uncovered deposits, so the deposit
+    // below stays out of every disbursal until a release spends it.
+    let mut params = exit_params();
+    params.limits[0] = AssetLimit {
+        denom: Denom::sat(),
+        window_cap: Amount::new(10_000_000),
+        delay_above: Amount::new(10_000_000),
+        min_amount: Amount::new(SAT_MIN),
+    };
+    if let Some(exit) = params.bitcoin_exit.as_mut() {
+        exit.max_uncovered_percent = 100;
+    }
+    let mut bridge = Bridge::start_with(params)?;
+    clock_to(&mut bridge, 100)?;
+
+    // A first release: its disbursal covers what it leaves (the 400,000 sat deposit and its change).
+    let outcome = bridge.one(&bridge.withdraw_sat_tx(100_000, BTC_DESTINATION, BTC_BUDGET)?)?;
+    assert_eq!(outcome.code, TxCode::Ok, "{}", outcome.log);
+    let events = bridge.run_to_batch_height()?;
+    let first_release = created_batch(&events, &Denom::sat())?;
+    let first = derived_for(&events, first_release)?;
+    sign_by_three(&mut bridge, first)?;
+    sign_by_three(&mut bridge, first_release)?;
+    let txid = release_txid(&bridge.chain.batch(first_release)?)?;
+    settle_with(&mut bridge, first_release, &txid)?;
+    assert_eq!(exit_status(&bridge)?.covering, Some(first));
+
+    // Later, a large deposit, then a withdrawal only it can pay: the release spends none of the
+    // covering disbursal's inputs, so that one stays valid next to the new one.
+    clock_to(&mut bridge, 105)?;
+    let outcome = bridge.attest_by_quorum(&bitcoin_payment(0, 5_000_000, bridge.alice.address, false))?;
+    assert_eq!(outcome.code, TxCode::Ok, "{}", outcome.log);
+    let outcome = bridge.one(&bridge.withdraw_sat_tx(2_000_000, BTC_DESTINATION, BTC_BUDGET)?)?;
+    assert_eq!(outcome.code, TxCode::Ok, "{}", outcome.log);
+    let events = bridge.run_to_batch_height()?;
+    let second_release = created_batch(&events, &Denom::sat())?;
+    let second = derived_for(&events, second_release)?;
+    let covered = disbursal(&bridge, first)?.basis.inputs;
+    let planned = bitcoin_release(&bridge.chain.batch(second_release)?)?;
+    assert!(!planned.plan.inputs().iter().any(|input| covered.contains(input)), "the covered inputs cannot pay it");
+    sign_by_three(&mut bridge, second)?;
+    sign_by_three(&mut bridge, second_release)?;
+    settle_with(&mut bridge, second_release, &planned.txid)?;
+    assert_eq!(exit_status(&bridge)?.covering, Some(second));
+    assert_eq!(disbursal(&bridge, first)?.standing, ExitStanding::Covering, "still valid: nothing spent its inputs");
+
+    // Before the OLDER one's lock passes, a refresh forms and spends one of its inputs.
+    let lock = u64::from(disbursal(&bridge, first)?.basis.lock_height);
+    assert!(lock < u64::from(disbursal(&bridge, second)?.basis.lock_height));
+    let mut due = clock_to(&mut bridge, lock - 5)?;
+    due.extend(bridge.run_to_batch_height()?);
+    let refreshed = events_of(&due, ev::EXIT_REFRESH);
+    assert_eq!(refreshed.len(), 1, "{due:?}");
+    let reason = attributes(refreshed[0]).get(ev::REASON).copied().unwrap_or_default();
+    assert!(reason.contains(&format!("disbursal {first}")), "{reason}");
+    let refresh: u64 = attributes(refreshed[0]).get(ev::BATCH_ID).ok_or("no id")?.parse()?;
+    let inputs = bitcoin_release(&bridge.chain.batch(refresh)?)?.plan.inputs().to_vec();
+    assert!(inputs.iter().any(|input| covered.contains(input)), "the refresh kills the older disbursal");
+    let newer = disbursal(&bridge, second)?.basis.inputs;
+    assert!(inputs.iter().any(|input| newer.contains(input)), "and the newer one");
+    assert_reconciled(&bridge)
 }

@@ -116,7 +116,7 @@ pub struct Metrics {
     pub reserves_check_age: IntGaugeVec,
     /// Bitcoin blocks since the covering exit disbursal was derived (-1: none covers the reserve).
     pub exit_disbursal_age: IntGauge,
-    /// Bitcoin blocks until the covering exit disbursal opens (-1: none).
+    /// Bitcoin blocks until the first exit disbursal that may still confirm opens (-1: none).
     pub exit_opens_in: IntGauge,
     /// Sidechain blocks since the last vault heartbeat landed (-1: none yet).
     pub vault_heartbeat_age: IntGauge,
@@ -158,7 +158,8 @@ pub struct BridgeSnapshot {
     pub dkg: Option<ferry_types::query::federation::DkgSession>,
     /// The federation's epoch, and the hand-over to the next one while it runs.
     pub federation: Option<(u64, Option<ferry_types::query::federation::Handover>)>,
-    /// The covering exit disbursal's derivation clock and lock height.
+    /// The covering exit disbursal's derivation clock, and the soonest lock height of any
+    /// disbursal that may still confirm.
     pub exit_disbursal: Option<(u64, u32)>,
     /// The sidechain height the last vault heartbeat landed at.
     pub vault_heartbeat_landed: Option<u64>,

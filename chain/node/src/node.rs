@@ -740,7 +740,14 @@ fn bridge_snapshot(state: &StateDelta<StateView>, height: u64) -> Result<BridgeS
             Ok(federation) => Some((federation.epoch, state.running_handover()?)),
             Err(_) => None,
         },
-        exit_disbursal: ferry_app::btc_exit::covering(state)?.map(|(_, exit)| (exit.clock, exit.basis.lock_height)),
+        // The covering disbursal's age, and the soonest lock of any that may still confirm.
+        exit_disbursal: match ferry_app::btc_exit::covering(state)? {
+            Some((_, exit)) => {
+                let soonest = ferry_app::btc_exit::live(state)?.into_iter().map(|(_, lock)| lock).min();
+                Some((exit.clock, soonest.unwrap_or(exit.basis.lock_height)))
+            }
+            None => None,
+        },
         vault_heartbeat_landed: state.last_vault_heartbeat()?.map(|landed| landed.settled_height),
     })
 }
