@@ -978,3 +978,189 @@ fn a_sweep_is_signed_only_from_a_retired_peg_this_signer_rebuilt_into_the_curren
     );
     Ok(())
 }
+
+/// A consolidation release (batch 7) and the exit disbursal (batch 8) the chain derives for what
+/// it leaves: another reserve UTXO and its change, paid to two holders.
+struct ExitCase {
+    batch: Batch,
+    facts: ExitFacts,
+    params: WithdrawalParams,
+    local: LocalKnowledge,
+}
+
+impl ExitCase {
+    fn new() -> ExitCase {
+        let case = Case::bitcoin();
+        let peg = peg(&case.ceremony);
+        let params = WithdrawalParams {
+            bitcoin_exit: Some(ferry_types::genesis::BitcoinExitParams {
+                lock_blocks: 20,
+                ..ferry_types::genesis::BitcoinExitParams::default()
+            }),
+            ..WithdrawalParams::default()
+        };
+        let consolidation = ferry_types::release::bitcoin::plan_consolidation(
+            &[utxo(0xa1, 0, 1_000_000)],
+            rate(),
+            &peg,
+            Amount::new(546),
+        )
+        .unwrap_or_else(|error| unreachable!("a consolidation plans: {error}"));
+        let followed_release = match btc_release(consolidation, &peg) {
+            BatchRelease::Bitcoin(release) => release,
+            _ => unreachable!("a Bitcoin release"),
+        };
+        let change = followed_release.plan.change().unwrap_or(Amount::ZERO);
+        let inputs = vec![
+            utxo(0xb2, 1, 600_000),
+            Utxo { txid: followed_release.txid.clone(), vout: 0, amount: change, owner: None },
+        ];
+        let holders = [
+            ferry_types::release::exit::Holder {
+                account: Address::from_bytes([1; 20]),
+                balance: Amount::new(900_000),
+                recovery_script: None,
+            },
+            ferry_types::release::exit::Holder {
+                account: Address::from_bytes([2; 20]),
+                balance: Amount::new(690_000),
+                recovery_script: None,
+            },
+        ];
+        let claims = ferry_types::release::exit::record_claims(&holders, &[]);
+        let basis = ferry_types::release::exit::ExitBasis {
+            inputs,
+            rate: rate(),
+            lock_height: 120,
+            min_output: Amount::new(1_000),
+            max_tx_vbytes: 50_000,
+        };
+        let plan = ferry_types::release::exit::plan_recorded(&basis, &claims, &peg)
+            .unwrap_or_else(|error| unreachable!("the disbursal plans: {error}"));
+        let sighashes = ferry_types::release::exit::exit_sighashes(&plan, &peg)
+            .unwrap_or_else(|error| unreachable!("sighashes: {error}"));
+        let basis = ferry_types::release::exit::ExitBasis { inputs: plan.inputs().to_vec(), ..basis };
+        let exit = ferry_types::query::BitcoinExit {
+            follows: ferry_types::query::FollowedRelease {
+                batch: BATCH,
+                version: 0,
+                txid: followed_release.txid.clone(),
+            },
+            snapshot_height: 40,
+            clock: 100,
+            basis,
+            claim_count: 2,
+            recipients: 2,
+            pooled: 0,
+            residual: plan.residual().unwrap_or(Amount::ZERO),
+            fees: plan.fee_total(),
+            txids: plan.transactions().map(|tx| tx.tx.compute_txid().to_string()).collect(),
+            sighashes: sighashes.iter().map(|tx| tx.iter().map(hex::encode).collect()).collect(),
+            standing: ferry_types::query::ExitStanding::Candidate,
+        };
+        let followed = Batch {
+            items: Vec::new(),
+            total: Amount::ZERO,
+            release: BatchRelease::Bitcoin(followed_release),
+            ..case.batch.clone()
+        };
+        let batch = Batch {
+            id: BATCH + 1,
+            items: Vec::new(),
+            total: Amount::ZERO,
+            release: BatchRelease::BitcoinExit(exit),
+            ..case.batch.clone()
+        };
+        ExitCase { batch, facts: ExitFacts { claims, followed: Some(followed) }, params, local: case.local }
+    }
+
+    fn exit(&mut self) -> &mut ferry_types::query::BitcoinExit {
+        match &mut self.batch.release {
+            BatchRelease::BitcoinExit(exit) => exit,
+            _ => unreachable!("an exit case"),
+        }
+    }
+
+    fn refusal(&self) -> Option<Reason> {
+        rebuild_exit(&self.batch, &self.facts, &self.params, &self.local).err().map(|refusal| {
+            assert!(!refusal.message.is_empty());
+            refusal.reason
+        })
+    }
+}
+
+#[test]
+fn an_honest_exit_disbursal_is_signed_input_by_input_as_the_chain_checks() -> Result<(), Box<dyn std::error::Error>> {
+    let case = ExitCase::new();
+    let rebuilt = rebuild_exit(&case.batch, &case.facts, &case.params, &case.local)?;
+    let Payload::Bitcoin { sighashes, .. } = &rebuilt.payload else { return Err("not a Bitcoin payload".into()) };
+    let expected: Vec<String> =
+        case.batch.release.bitcoin_sighashes().unwrap_or_default().iter().map(|s| (*s).to_owned()).collect();
+    assert_eq!(
+        sighashes.iter().map(hex::encode).collect::<Vec<_>>(),
+        expected,
+        "the flattened order the chain verifies"
+    );
+    assert_eq!((rebuilt.batch, rebuilt.version, rebuilt.total), (BATCH + 1, 0, Amount::ZERO));
+    Ok(())
+}
+
+#[test]
+fn a_tampered_exit_disbursal_is_refused_naming_what_differs() {
+    let tamper: Vec<(&str, Box<dyn Fn(&mut ExitCase)>, Reason)> = vec![
+        (
+            "a claim's amount",
+            Box::new(|case| case.facts.claims[0].amount = Amount::new(1_900_000)),
+            Reason::PayloadMismatch,
+        ),
+        (
+            "a claim's script",
+            Box::new(|case| case.facts.claims[1].script = "0014".to_owned() + &"ee".repeat(20)),
+            Reason::PayloadMismatch,
+        ),
+        (
+            "a claim left out",
+            Box::new(|case| {
+                case.facts.claims.pop();
+            }),
+            Reason::PayloadMismatch,
+        ),
+        ("claims out of order", Box::new(|case| case.facts.claims.reverse()), Reason::PayloadMismatch),
+        (
+            "a lock beyond the parameter",
+            Box::new(|case| case.exit().basis.lock_height = 10_000),
+            Reason::PayloadMismatch,
+        ),
+        (
+            "a rate above the bounds",
+            Box::new(|case| case.exit().basis.rate = FeeRate::from_sat_per_vb(5_000)),
+            Reason::Fee,
+        ),
+        (
+            "another release followed",
+            Box::new(|case| case.exit().follows.txid = "cd".repeat(32)),
+            Reason::PayloadMismatch,
+        ),
+        (
+            "the change left out",
+            Box::new(|case| {
+                let followed = case.exit().follows.txid.clone();
+                case.exit().basis.inputs.retain(|input| input.txid != followed);
+            }),
+            Reason::Inputs,
+        ),
+        ("a sighash", Box::new(|case| case.exit().sighashes[0][0] = "00".repeat(32)), Reason::PayloadMismatch),
+        (
+            "another peg's residual",
+            Box::new(|case| case.local.bitcoin = Some(peg(&ceremony(99)))),
+            Reason::PayloadMismatch,
+        ),
+        ("no exit on the chain", Box::new(|case| case.params.bitcoin_exit = None), Reason::Unsupported),
+    ];
+    assert_eq!(ExitCase::new().refusal(), None, "the honest case is signed");
+    for (what, edit, reason) in tamper {
+        let mut case = ExitCase::new();
+        edit(&mut case);
+        assert_eq!(case.refusal(), Some(reason), "{what}");
+    }
+}
