@@ -1107,7 +1107,8 @@ fn an_honest_exit_disbursal_is_signed_input_by_input_as_the_chain_checks() -> Re
 
 #[test]
 fn a_tampered_exit_disbursal_is_refused_naming_what_differs() {
-    let tamper: Vec<(&str, Box<dyn Fn(&mut ExitCase)>, Reason)> = vec![
+    type Edit = Box<dyn Fn(&mut ExitCase)>;
+    let tamper: Vec<(&str, Edit, Reason)> = vec![
         (
             "a claim's amount",
             Box::new(|case| case.facts.claims[0].amount = Amount::new(1_900_000)),
