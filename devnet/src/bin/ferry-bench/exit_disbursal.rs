@@ -17,7 +17,9 @@ use ferry_types::peg::Peg;
 use ferry_types::release::bitcoin::{
     ReleaseRequest, Utxo, plan_release_at_rate, sighashes, sign_input, unsigned_transaction,
 };
-use ferry_types::release::exit::{ExitLimits, ExitRequest, Holder, exit_sighashes, plan_exit};
+use ferry_types::release::exit::{
+    ExitBasis, ExitLimits, ExitRequest, Holder, exit_sighashes, plan_exit, plan_recorded, record_claims,
+};
 use ferry_types::release::fee::FeeRate;
 use ferry_types::{Address, Amount};
 use rand_chacha::ChaCha20Rng;
@@ -50,6 +52,8 @@ struct Measured {
     plan_micros: f64,
     sighash_micros: f64,
     sign_micros: f64,
+    /// What a signer does before signing: plan again from the recorded claims, hash, compare.
+    rebuild_micros: f64,
 }
 
 /// Runs and prints.
@@ -78,7 +82,7 @@ pub fn run() -> anyhow::Result<()> {
          one signer signs its {baseline_sighashes} sighashes in {baseline_sign:.0} µs"
     );
     println!(
-        "{:>8} {:>4} {:>10} {:>10} {:>7} {:>8} {:>12} {:>11} {:>10} {:>11} {:>11} {:>9} {:>13}",
+        "{:>8} {:>4} {:>10} {:>10} {:>7} {:>8} {:>12} {:>11} {:>10} {:>11} {:>11} {:>9} {:>13} {:>10}",
         "holders",
         "txs",
         "total vB",
@@ -91,7 +95,8 @@ pub fn run() -> anyhow::Result<()> {
         "sighash ms",
         "sighashes",
         "sign ms",
-        "sign/baseline"
+        "sign/baseline",
+        "signer s"
     );
     for count in HOLDERS {
         let holders = holders(count, &mut rng);
@@ -100,7 +105,7 @@ pub fn run() -> anyhow::Result<()> {
         let reserve = reserve_for(claimed + claimed / 50, &mut rng);
         let measured = measure(&reserve, &holders, &peg, rate, limits, &secret)?;
         println!(
-            "{:>8} {:>4} {:>10} {:>10} {:>7} {:>8} {:>12} {:>11} {:>10.2} {:>11.2} {:>11} {:>9.2} {:>13.2}",
+            "{:>8} {:>4} {:>10} {:>10} {:>7} {:>8} {:>12} {:>11} {:>10.2} {:>11.2} {:>11} {:>9.2} {:>13.2} {:>10.4}",
             measured.holders,
             measured.transactions,
             measured.total_vbytes,
@@ -113,12 +118,14 @@ pub fn run() -> anyhow::Result<()> {
             measured.sighash_micros / 1e3,
             measured.sighashes,
             measured.sign_micros / 1e3,
-            measured.sign_micros / baseline_sign
+            measured.sign_micros / baseline_sign,
+            (measured.rebuild_micros + measured.sign_micros) / 1e6
         );
     }
     println!(
-        "(plan = the pure planner the chain and every signer run; sighash = exit_sighashes; sign = sign_input over every \
-         sighash with one member's key; sign/baseline against the release batch above)"
+        "(plan = the pure planner the chain runs; sighash = exit_sighashes; sign = sign_input over every sighash with one \
+         member's key; sign/baseline against the release batch above; signer s = a signer's whole work: plan again \
+         from the recorded claims, hash, compare with the chain's, sign)"
     );
     Ok(())
 }
@@ -139,6 +146,24 @@ fn measure(
     let sighashes: Vec<[u8; 32]> = exit_sighashes(&plan, peg)?.into_iter().flatten().collect();
     let vsizes = plan.max_vsizes(peg);
     let plan_micros = mean_micros(BUDGET, || plan_exit(&request));
+    let claims = record_claims(holders, &[]);
+    let basis = ExitBasis {
+        inputs: plan.inputs().to_vec(),
+        rate,
+        lock_height: LOCK_HEIGHT,
+        min_output: limits.min_output,
+        max_tx_vbytes: limits.max_tx_vbytes,
+    };
+    let recorded: Vec<Vec<String>> =
+        exit_sighashes(&plan, peg)?.iter().map(|tx| tx.iter().map(hex::encode).collect()).collect();
+    let rebuild = || -> anyhow::Result<bool> {
+        let again = plan_recorded(&basis, &claims, peg)?;
+        let ours: Vec<Vec<String>> =
+            exit_sighashes(&again, peg)?.iter().map(|tx| tx.iter().map(hex::encode).collect()).collect();
+        Ok(ours == recorded)
+    };
+    anyhow::ensure!(rebuild()?, "the signer's rebuild from the recorded claims differs from the chain's plan");
+    let rebuild_micros = mean_micros(BUDGET, rebuild);
     let sighash_micros = mean_micros(BUDGET, || exit_sighashes(&plan, peg));
     let sign_micros =
         mean_micros(BUDGET, || sighashes.iter().map(|sighash| sign_input(secret, sighash)).collect::<Vec<_>>());
@@ -155,6 +180,7 @@ fn measure(
         plan_micros,
         sighash_micros,
         sign_micros,
+        rebuild_micros,
     })
 }
 
