@@ -272,7 +272,7 @@ pub fn derive_for<R: StateRead>(
         residual: plan.residual().unwrap_or(Amount::ZERO),
         fees: plan.fee_total(),
         txids: plan.transactions().map(|tx| tx.tx.compute_txid().to_string()).collect(),
-        sighashes: sighashes.iter().map(|tx| tx.iter().map(hex::encode).collect()).collect(),
+        sighashes: ferry_types::release::exit::sighashes_hex(&sighashes),
         standing: ExitStanding::Candidate,
     };
     let (lock_height, recipients, pooled) = (exit.basis.lock_height, exit.recipients, exit.pooled);

@@ -22,7 +22,7 @@
 
 use ferry_types::genesis::WithdrawalParams;
 use ferry_types::query::{Batch, BatchRelease, BitcoinExit};
-use ferry_types::release::exit::{RecordedClaim, exit_sighashes, plan_recorded};
+use ferry_types::release::exit::{RecordedClaim, exit_sighashes, plan_recorded, sighashes_hex};
 
 use super::{LocalKnowledge, Payload, Rebuilt, Refusal, refuse};
 use crate::refusal::Reason;
@@ -78,7 +78,7 @@ pub fn rebuild_exit(
     }
     let hashes = exit_sighashes(&plan, peg)
         .or_else(|error| refuse(Reason::PayloadMismatch, format!("disbursal {id}: {error}")))?;
-    let ours: Vec<Vec<String>> = hashes.iter().map(|tx| tx.iter().map(hex::encode).collect()).collect();
+    let ours = sighashes_hex(&hashes);
     if ours != exit.sighashes {
         return refuse(
             Reason::PayloadMismatch,

@@ -1055,7 +1055,7 @@ impl ExitCase {
             residual: plan.residual().unwrap_or(Amount::ZERO),
             fees: plan.fee_total(),
             txids: plan.transactions().map(|tx| tx.tx.compute_txid().to_string()).collect(),
-            sighashes: sighashes.iter().map(|tx| tx.iter().map(hex::encode).collect()).collect(),
+            sighashes: ferry_types::release::exit::sighashes_hex(&sighashes),
             standing: ferry_types::query::ExitStanding::Candidate,
         };
         let followed = Batch {

@@ -1125,6 +1125,11 @@ pub fn exit_sighashes(plan: &ExitPlan, peg: &Peg) -> Result<Vec<Vec<[u8; 32]>>, 
         .collect()
 }
 
+/// `sighashes` ([`exit_sighashes`]) as the chain records them: hex, per transaction.
+pub fn sighashes_hex(sighashes: &[Vec<[u8; 32]>]) -> Vec<Vec<String>> {
+    sighashes.iter().map(|tx| tx.iter().map(hex::encode).collect()).collect()
+}
+
 /// The signed transactions of `plan`, in [`ExitPlan::transactions`] order: each input's witness
 /// assembled by [`assemble_witness`] from `signatures[tx][input]` (signatures by member index),
 /// checked against `sighashes` ([`exit_sighashes`]).

@@ -18,7 +18,7 @@ use ferry_types::release::bitcoin::{
     ReleaseRequest, Utxo, plan_release_at_rate, sighashes, sign_input, unsigned_transaction,
 };
 use ferry_types::release::exit::{
-    ExitBasis, ExitLimits, ExitRequest, Holder, exit_sighashes, plan_exit, plan_recorded, record_claims,
+    ExitBasis, ExitLimits, ExitRequest, Holder, exit_sighashes, plan_exit, plan_recorded, record_claims, sighashes_hex,
 };
 use ferry_types::release::fee::FeeRate;
 use ferry_types::{Address, Amount};
@@ -154,12 +154,10 @@ fn measure(
         min_output: limits.min_output,
         max_tx_vbytes: limits.max_tx_vbytes,
     };
-    let recorded: Vec<Vec<String>> =
-        exit_sighashes(&plan, peg)?.iter().map(|tx| tx.iter().map(hex::encode).collect()).collect();
+    let recorded: Vec<Vec<String>> = sighashes_hex(&exit_sighashes(&plan, peg)?);
     let rebuild = || -> anyhow::Result<bool> {
         let again = plan_recorded(&basis, &claims, peg)?;
-        let ours: Vec<Vec<String>> =
-            exit_sighashes(&again, peg)?.iter().map(|tx| tx.iter().map(hex::encode).collect()).collect();
+        let ours: Vec<Vec<String>> = sighashes_hex(&exit_sighashes(&again, peg)?);
         Ok(ours == recorded)
     };
     anyhow::ensure!(rebuild()?, "the signer's rebuild from the recorded claims differs from the chain's plan");
