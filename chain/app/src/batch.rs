@@ -319,6 +319,11 @@ pub fn form_batches<R: StateRead>(
         }
         if parent_chain_of(&denom) == ParentChain::Bitcoin && crate::btc_exit::busy(state, params)? {
             // One reserve-moving Bitcoin batch at a time while exits are on (crate::btc_exit).
+            let reason = "a Bitcoin reserve move is being signed or delivered; with the exit disbursal on, \
+                          they go one at a time"
+                .to_owned();
+            let held = state.queued_withdrawals(&denom, None, QUEUE_LOOKED_AT)?;
+            record_waiting(state, held.into_iter().map(|id| (id, reason.clone())).collect(), events)?;
             continue;
         }
         let window = rules.window(height);

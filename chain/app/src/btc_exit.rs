@@ -1,31 +1,40 @@
 //! The Bitcoin emergency disbursal in consensus (issue 17): at every moment a signed,
 //! height-locked tree of transactions exists that pays every wrapped-BTC holder out of the
-//! reserve the chain holds, should the federation stop signing.
+//! reserve the chain holds, should the federation stop signing (docs/exits.md).
 //!
 //! - **Derivation.** When a release or consolidation at the current peg forms — and again for
 //!   each replacement version — the chain derives the disbursal for the reserve that version
 //!   leaves behind ([`derive_for`]): the free reserve UTXOs (largest first, at most
 //!   [`MAX_EXIT_INPUTS`] with the change) plus that version's change output, paid out to the
-//!   claims of the block — every `sat` holder by account (module accounts excluded: their balance
-//!   stays in the residual) and every queued, unbatched `sat` withdrawal — by the pure planner
-//!   [`ferry_types::release::exit`], at `lock = Bitcoin clock + lock_blocks`. It is recorded as a
-//!   batch of its own ([`BatchRelease::BitcoinExit`]) that members sign input by input like a
-//!   release, with its claims in pages ([`state_keys::exit_btc_claims`]) that signers read with
-//!   proofs and plan again before signing.
+//!   claims of the block — every `sat` holder (the holder index [`refresh_holders`] keeps; module
+//!   accounts excluded: their balance stays in the residual), to the address it registered
+//!   ([`set_recovery_address`]) or its own key's P2WPKH, and every queued, unbatched `sat`
+//!   withdrawal — by the pure planner [`ferry_types::release::exit`], at `lock = Bitcoin clock +
+//!   lock_blocks`. It is recorded as a batch of its own ([`BatchRelease::BitcoinExit`]) that
+//!   members sign input by input like a release, with its claims in pages
+//!   ([`state_keys::exit_btc_claims`]) that signers read with proofs and plan again before
+//!   signing.
 //! - **Ordering.** The release version is not signable until its disbursal is signed
 //!   ([`gate`], checked in `MsgSubmitSignatures`): so when the release confirms, the disbursal
 //!   of what it left is already signed. With exits on, reserve-moving Bitcoin batches go one at a
-//!   time ([`busy`]): two in flight would each leave the other's change uncovered.
-//! - **Covering.** When a release version confirms, its disbursal becomes the covering one
-//!   ([`state_keys::EXIT_BTC_COVERING`]); the previous covering one, whose inputs the release
-//!   spent, and the other versions' candidates are superseded: they can never confirm.
+//!   time ([`busy`]): two in flight would each leave the other's change uncovered. Coin selection
+//!   prefers a covered input ([`covered_among`]), so a release kills the disbursal it replaces.
+//! - **Covering and live.** When a release version confirms ([`settled`]), its disbursal becomes
+//!   the covering one ([`state_keys::EXIT_BTC_COVERING`]); every disbursal whose input it spent,
+//!   and the other versions' candidates, are superseded. One it did not spend stays live — valid
+//!   next to the new one — until a later reserve move spends it ([`live`]).
+//! - **Refresh.** Before any live disbursal's lock comes within `refresh_margin_blocks`, or when
+//!   deposits no disbursal covers grow beyond `max_uncovered_percent`, a refresh forms
+//!   ([`refresh_if_due`]): a consolidation spending an input of every live disbursal, whose own
+//!   disbursal covers the whole reserve. So no disbursal opens while the federation signs.
 //! - A version whose disbursal cannot be planned (no reserve left, a reserve too small to pay its
 //!   own fees, no Bitcoin clock yet) is signed without one, and the chain says so in an event:
 //!   a disbursal that cannot exist must not hold withdrawals back.
 //!
 //! A disbursal pays the balances of the block it was derived in; transfers after that are
-//! reflected by the next one. Deposits minted after it are not covered until the next release
-//! or consolidation spends the reserve again (`ferry exit status` shows both heights).
+//! reflected by the next one. Deposits minted after it are covered by the next release or refresh.
+//! A hand-over's migration gets no disbursal: coverage lapses until the first refresh after the
+//! switch (docs/exits.md, "Not built yet").
 
 use ferry_types::Params;
 use ferry_types::event as ev;
@@ -68,11 +77,6 @@ mod keys {
     }
 }
 
-/// Whether nobody holds a key for `account` (a module account): its balance stays in the residual.
-fn keyless(account: &Address) -> bool {
-    *account == Address::fee_collector() || *account == Address::unattributed_pool()
-}
-
 /// Brings the holder index up to date with the accounts written so far in this block. Runs
 /// before each derivation and at the end of every block.
 ///
@@ -83,7 +87,8 @@ pub fn refresh_holders<R: StateRead>(state: &mut StateDelta<R>) -> Result<(), St
     for key in state.written_under(state_keys::ACCOUNT_PREFIX) {
         let Ok(id) = <[u8; 20]>::try_from(&key[state_keys::ACCOUNT_PREFIX.len()..]) else { continue };
         let account = Address::from_bytes(id);
-        if keyless(&account) {
+        // Nobody holds a module account's key: its balance stays in the residual.
+        if crate::exit_claims::keyless(&account) {
             continue;
         }
         let balance = state.account(&account)?.map_or(Amount::ZERO, |record| record.balance(&Denom::sat()));

@@ -53,7 +53,7 @@ mod keys {
 }
 
 /// Whether nobody holds a key for `account` (a module account), so no exit could be signed.
-fn keyless(account: &Address) -> bool {
+pub(crate) fn keyless(account: &Address) -> bool {
     *account == Address::fee_collector() || *account == Address::unattributed_pool()
 }
 

@@ -2547,6 +2547,8 @@ fn with_the_bitcoin_exit_every_reserve_move_waits_for_the_disbursal_of_what_it_l
     assert_eq!(queued.code, TxCode::Ok, "{}", queued.log);
     let events = bridge.run_to_batch_height()?;
     assert!(events_of(&events, ev::BATCH_CREATED).is_empty(), "a second reserve move formed: {events:?}");
+    let waiting = bridge.chain.withdrawal(&withdrawal_id(&queued)?)?.withdrawal.waiting.unwrap_or_default();
+    assert!(waiting.contains("one at a time"), "the queued withdrawal says why it waits: {waiting}");
     let refused = bridge.sign(1, release)?;
     assert_eq!(refused.code, TxCode::BadBatch, "{}", refused.log);
     sign_by_three(&mut bridge, second)?;
