@@ -84,7 +84,14 @@ async fn a_new_user_bridges_btc_and_eth_both_ways_with_the_cli_alone() -> TestRe
         scratch_databases: true,
         persist_parents: false,
         vault_heartbeat_blocks: None,
-        bitcoin_exit: None,
+        // The Bitcoin exit on, as on a real chain: Alice's withdrawal waits for the disbursal of
+        // what it leaves, and she sees nothing of it but a few more blocks.
+        bitcoin_exit: Some(ferry_types::genesis::BitcoinExitParams {
+            lock_blocks: 500,
+            refresh_margin_blocks: 100,
+            fee_rate_percent: 100,
+            ..ferry_types::genesis::BitcoinExitParams::default()
+        }),
     })
     .await?;
     let home = tempfile::tempdir()?;
@@ -181,6 +188,11 @@ async fn a_new_user_bridges_btc_and_eth_both_ways_with_the_cli_alone() -> TestRe
     assert_eq!(paid.value.to_sat(), BTC / 5 - estimate);
     assert_eq!(number(&btc_status, "paid")?, paid.value.to_sat());
     assert_eq!(paid.script_pubkey, btc_destination.parse::<bitcoin::Address<_>>()?.assume_checked().script_pubkey());
+    // Her BTC is covered by the disbursal the release left behind: `ferry exit status` says when
+    // it would open and what it would pay her.
+    let exit = user.json(&["--from", "alice", "exit", "status"])?;
+    assert!(exit["bitcoin"]["opens_in_blocks"].as_u64().is_some_and(|blocks| blocks > 0), "{exit}");
+    assert_eq!(exit["bitcoin"]["payouts"].as_array().map(Vec::len), Some(1), "{exit}");
     let eth_paid = system.parents.anvil.wallet().balance(eth_destination.parse()?).await?;
     assert_eq!(eth_paid, U256::from(ETH));
     let params = system.client(0)?.params().await?;
