@@ -48,11 +48,11 @@ use ferry_signer::duty::post_duty;
 use ferry_types::dkg::{self, Polynomial, Scalar};
 use ferry_types::genesis::Federation;
 use ferry_types::msg::federation::{MsgDkgDeal, MsgProposeFederation, MsgProposeParams};
-use ferry_types::query::WithdrawalStatus;
 use ferry_types::query::federation::{
     DKG_PATH, DkgDealings, DkgFaultKind, DkgPhase, DkgSession, HANDOVER_PATH, Handover, LIVENESS_PATH, LivenessView,
     PARAMS_PROPOSALS_PATH, ParamsProposals, SIGNER_KEYS_PATH, SignerKeys,
 };
+use ferry_types::query::{BatchRelease, BatchView, BtcExitStatus, EXIT_BTC_PATH, ExitStanding, WithdrawalStatus};
 use ferry_types::release::bls;
 use ferry_types::{Address, Denom, Msg};
 
@@ -184,6 +184,51 @@ async fn wait_for_switch(system: &System, epoch: u64) -> TestResult<Handover> {
             Err(format!("{error}; last seen {:?}", chain.query::<Handover>(&path, None).await?).into())
         }
     }
+}
+
+/// The Bitcoin exit through `handover`: the first migration moved every input of the disbursal
+/// `before` (covering until then, now superseded) and was signed only after its own disbursal of
+/// the migrated output, which the next federation's members signed at the next peg; that one
+/// covered the reserve from the migration on, and its witnesses assemble (a relayer could
+/// broadcast it).
+async fn check_exit_through(system: &System, handover: &Handover, before: u64) -> TestResult {
+    let chain = system.client(0)?;
+    let batch = async |id: u64| -> TestResult<BatchView> {
+        Ok(chain.query::<BatchView>(&format!("/batch/{id}"), None).await?.ok_or_else(|| format!("no batch {id}"))?)
+    };
+    let BatchRelease::BitcoinExit(old) = batch(before).await?.batch.release else {
+        return Err("not a disbursal".into());
+    };
+    assert_eq!(old.standing, ExitStanding::Superseded, "the migration killed the disbursal of the old peg");
+    let first = *handover.migration_batches.first().ok_or("no migration")?;
+    let migration = batch(first).await?.batch;
+    let BatchRelease::Bitcoin(release) = &migration.release else { return Err("not a Bitcoin batch".into()) };
+    for input in &old.basis.inputs {
+        let moved = release.plan.inputs().iter().any(|spent| spent.txid == input.txid && spent.vout == input.vout);
+        assert!(moved, "the first migration moves {}:{}, which the old disbursal paid out", input.txid, input.vout);
+    }
+    let status: BtcExitStatus = chain.query(EXIT_BTC_PATH, None).await?.ok_or("no /exit/btc")?;
+    // Derived with the migration (the next batch id), or with a replacement version of it.
+    let mut own = None;
+    for id in (first + 1)..=(first + 20) {
+        if let Ok(view) = batch(id).await
+            && let BatchRelease::BitcoinExit(exit) = &view.batch.release
+            && exit.follows.batch == first
+            && exit.standing != ExitStanding::Superseded
+        {
+            own = Some((view.batch.clone(), exit.clone()));
+        }
+    }
+    let (own, exit) = own.ok_or_else(|| format!("no live disbursal follows migration {first}; {status:?}"))?;
+    assert_eq!(exit.epoch, handover.epoch, "the next federation signs the migration's disbursal");
+    let signed_at = own.signed_height.ok_or("the migration's disbursal is unsigned")?;
+    assert!(signed_at <= migration.signed_height.ok_or("the migration is unsigned")?, "signed before the migration");
+    let next: Federation = chain.query("/federation", None).await?.ok_or("no federation")?;
+    assert_eq!(next.epoch, handover.epoch);
+    assert!(own.signatures.keys().all(|signer| next.is_member(signer)), "only the next federation's members sign it");
+    let disbursal = chain.signed_disbursal(own.id).await?;
+    assert!(!disbursal.transactions.is_empty(), "it assembles with the next peg's witnesses");
+    Ok(())
 }
 
 /// After a switch: the vault on anvil trusts the federation's key and epoch, every reserve UTXO
@@ -453,9 +498,21 @@ async fn signer_daemons_generate_the_federation_key_without_a_dealer() -> TestRe
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_candidate_joins_through_a_hand_over_and_signs_with_keys_nobody_dealt() -> TestResult {
     let _serial = serial().await;
-    let mut system = System::isolated("join", 1).await?;
+    // With the Bitcoin exit on: the reserve must have a signed disbursal through the hand-over.
+    let mut system = System::isolated_with("join", 1, |spec| {
+        spec.bitcoin_exit = Some(ferry_types::genesis::BitcoinExitParams::default());
+    })
+    .await?;
     let chain = system.client(0)?;
     let user_key = deposit_reserves(&mut system).await?;
+    // The deposit is in no disbursal: a refresh covers it before the hand-over starts.
+    let before = wait_until("a disbursal covers the deposit", SESSION_WAIT, || async {
+        system.mine_parents(1).await?;
+        tokio::time::sleep(PARENT_BLOCK).await;
+        let status: BtcExitStatus = chain.query(EXIT_BTC_PATH, None).await?.ok_or("no /exit/btc")?;
+        Ok(status.covering)
+    })
+    .await?;
     // The candidate's account opens with a first transfer to it (the user pays a generous fee:
     // collected fees pay what deposits did not prepay of the migration).
     let candidate = system.start_candidate_signer(77).await?;
@@ -493,6 +550,7 @@ async fn a_candidate_joins_through_a_hand_over_and_signs_with_keys_nobody_dealt(
     );
     let switched = check_handed_over(&system, &[0, 1, 2, 3, 4]).await?;
     assert_eq!(switched.members, members);
+    check_exit_through(&system, &handover, before).await?;
 
     // A wallet pays the old peg it saved, within its grace: minted, then swept to the new peg by
     // the retired federation's signers.

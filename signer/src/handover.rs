@@ -293,5 +293,10 @@ pub fn next_of(
         })
         .transpose()
         .context("the participants' registered Bitcoin keys")?;
-    Ok(NextFederation { epoch: session.epoch, key: hex::encode(bls::eip2537_g1(&key_set.public_key())), bitcoin })
+    Ok(NextFederation {
+        epoch: session.epoch,
+        key: hex::encode(bls::eip2537_g1(&key_set.public_key())),
+        members: session.participants.iter().map(|participant| participant.account).collect(),
+        bitcoin,
+    })
 }

@@ -102,6 +102,8 @@ pub struct NextFederation {
     pub epoch: u64,
     /// Its group key, EIP-2537 G1, hex (what the vault's rotation installs).
     pub key: String,
+    /// Its members, in share order (the key generation's participants).
+    pub members: Vec<ferry_types::Address>,
     /// Its peg on the locally configured network (absent without one).
     pub bitcoin: Option<Peg>,
 }

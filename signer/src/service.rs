@@ -5,9 +5,10 @@
 //! Each round:
 //! 1. the chain's height, at which every query of the round reads; the running key generation's
 //!    next step ([`crate::dkg`]); its federation, for which this member must hold keys — the
-//!    manifest's at genesis, a key generation's later ([`EpochView`]; otherwise nothing is
+//!    manifest's at genesis, a key generation's later ([`EpochView`]; otherwise nothing of it is
 //!    signed, and the reason is logged once); a heartbeat; the next federation while a hand-over
-//!    runs; the bridge status (paused: nothing is signed, since the chain would refuse it); the
+//!    runs (a member of it — a candidate too — signs the disbursals of the migrations to it); the
+//!    bridge status (paused: nothing is signed, since the chain would refuse it); the
 //!    withdrawal parameters;
 //! 2. every page of `/batches/pending`;
 //! 3. for each batch still `signing` without this member's signature, oldest first: its
@@ -30,7 +31,8 @@ use ferry_client::FerryClient;
 use ferry_types::msg::{MAX_REASON_BYTES, MsgAbortBatch, MsgSubmitSignatures, parent_chain_of};
 use ferry_types::peg::Peg;
 use ferry_types::query::{
-    BRIDGE_PATH, Batch, BatchStatus, BatchView, BridgeStatus, PENDING_BATCHES_PATH, Withdrawal, WithdrawalId,
+    BRIDGE_PATH, Batch, BatchRelease, BatchStatus, BatchView, BridgeStatus, PENDING_BATCHES_PATH, Withdrawal,
+    WithdrawalId,
 };
 use ferry_types::{Msg, Params, ParentChain};
 use serde::Deserialize;
@@ -206,26 +208,30 @@ impl Signer {
         }
         let network = self.configured_network;
         let keys = match self.epochs.keys_for(&federation, state, &self.secrets, network).await {
-            Ok(keys) => keys,
+            Ok(keys) => Some(keys),
             Err(error) => {
                 let reason = format!("{error:#}");
                 if self.not_signing.as_deref() != Some(reason.as_str()) {
-                    tracing::warn!(epoch = federation.epoch, %reason, "no keys for the chain's federation: signing nothing");
+                    tracing::warn!(epoch = federation.epoch, %reason, "no keys for the chain's federation: signing nothing of it");
                     self.not_signing = Some(reason);
                 }
                 self.metrics.signing_epoch.set(-1);
-                return Ok(());
+                self.local.bitcoin = None;
+                None
             }
         };
-        self.not_signing = None;
-        self.metrics.signing_epoch.set(i64::try_from(keys.epoch).unwrap_or(i64::MAX));
-        self.local.epoch = keys.epoch;
-        self.local.bitcoin.clone_from(&keys.peg);
-        if let Err(error) =
-            self.heartbeats.round(&self.chain, &self.metrics, &self.secrets, &keys.bls, &federation, height).await
-        {
-            tracing::warn!(error = format!("{error:#}"), "heartbeat not answered this round");
+        if let Some(keys) = &keys {
+            self.not_signing = None;
+            self.metrics.signing_epoch.set(i64::try_from(keys.epoch).unwrap_or(i64::MAX));
+            self.local.epoch = keys.epoch;
+            self.local.bitcoin.clone_from(&keys.peg);
+            if let Err(error) =
+                self.heartbeats.round(&self.chain, &self.metrics, &self.secrets, &keys.bls, &federation, height).await
+            {
+                tracing::warn!(error = format!("{error:#}"), "heartbeat not answered this round");
+            }
         }
+        let own = keys.map(|keys| keys.epoch);
         self.local.next = match self.handover.next_federation(state, network).await {
             Ok(next) => next,
             Err(error) => {
@@ -233,10 +239,17 @@ impl Signer {
                 None
             }
         };
+        let account = self.secrets.account();
+        let next_member =
+            self.local.next.as_ref().filter(|next| next.members.contains(&account)).map(|next| next.epoch);
+        // A candidate (no keys for the current federation) signs only what the next federation it
+        // is in signs before the switch: the disbursals of the hand-over's migrations.
+        if own.is_none() && next_member.is_none() {
+            return Ok(());
+        }
         let bridge: BridgeStatus = self.chain.query(BRIDGE_PATH, at).await?.unwrap_or_default();
         let batches = self.pending(height).await?;
 
-        let account = self.secrets.account();
         let mut awaiting = Vec::new();
         let mut pending_ids = BTreeSet::new();
         for raw in batches {
@@ -266,6 +279,14 @@ impl Signer {
             }
         }
         awaiting = self.sweeps_to_sign(awaiting, height).await;
+        // A disbursal names the epoch whose members sign it: this member's own, or the next
+        // federation's (a migration's) when this member is in it.
+        awaiting.retain(|view| match view.batch.release.signer_epoch() {
+            Some(epoch) if matches!(view.batch.release, BatchRelease::BitcoinExit(_)) => {
+                Some(epoch) == own || Some(epoch) == next_member
+            }
+            _ => own.is_some(),
+        });
         self.metrics.pending_batches.set(i64::try_from(pending_ids.len()).unwrap_or(i64::MAX));
         self.metrics.awaiting_signature.set(i64::try_from(awaiting.len()).unwrap_or(i64::MAX));
         self.remembered.retain(|id, _| pending_ids.contains(id));
@@ -438,7 +459,7 @@ impl Signer {
             }
         };
         let exit = match &batch.release {
-            ferry_types::query::BatchRelease::BitcoinExit(exit) => Some(crate::rebuild::ExitFacts {
+            BatchRelease::BitcoinExit(exit) => Some(crate::rebuild::ExitFacts {
                 claims: state.exit_claims(batch.id, exit.claim_pages()).await?,
                 followed: state.batch(exit.follows.batch).await?,
             }),
@@ -481,8 +502,9 @@ impl Signer {
 
     /// Signs the recorded payload, posts the signatures and audits the outcome.
     async fn sign_and_post(&mut self, rebuilt: &Rebuilt, again: bool) -> anyhow::Result<()> {
-        let keys = self.epochs.current().context("no keys for the chain's federation")?;
-        let signatures = sign(rebuilt, &keys.bls, self.secrets.bitcoin_secret_key());
+        let share = self.epochs.current().map(|keys| &keys.bls);
+        let signatures = sign(rebuilt, share, self.secrets.bitcoin_secret_key())
+            .context("no share of the chain's federation key to sign with")?;
         let chain = rebuilt.chain;
         let msg = Msg::SubmitSignatures(MsgSubmitSignatures {
             signer: self.secrets.account(),

@@ -13,18 +13,24 @@ use ferry_types::release::bls::{self, SecretKeyShare};
 use crate::rebuild::{Payload, Rebuilt};
 
 /// This member's signatures over `rebuilt`: with `bls`, its share of the epoch's key, or with
-/// `bitcoin`, its Bitcoin key.
-pub fn sign(rebuilt: &Rebuilt, bls: &SecretKeyShare, bitcoin: &bitcoin::secp256k1::SecretKey) -> ReleaseSignatures {
+/// `bitcoin`, its Bitcoin key. `None` for a BLS payload without a share (a candidate of the next
+/// federation holds no share of the current key; it signs only Bitcoin disbursals of the next
+/// epoch, with its one Bitcoin key).
+pub fn sign(
+    rebuilt: &Rebuilt,
+    bls: Option<&SecretKeyShare>,
+    bitcoin: &bitcoin::secp256k1::SecretKey,
+) -> Option<ReleaseSignatures> {
     match &rebuilt.payload {
         Payload::Ethereum { bytes, .. }
         | Payload::Listing { bytes, .. }
         | Payload::Rotation { bytes, .. }
         | Payload::Heartbeat { bytes, .. } => {
-            let share = bls::sign_share(bls, bytes);
-            ReleaseSignatures::Bls(bls::encode_signature_share(&share).to_vec())
+            let share = bls::sign_share(bls?, bytes);
+            Some(ReleaseSignatures::Bls(bls::encode_signature_share(&share).to_vec()))
         }
         Payload::Bitcoin { sighashes, .. } => {
-            ReleaseSignatures::Bitcoin(sighashes.iter().map(|sighash| sign_input(bitcoin, sighash)).collect())
+            Some(ReleaseSignatures::Bitcoin(sighashes.iter().map(|sighash| sign_input(bitcoin, sighash)).collect()))
         }
     }
 }

@@ -155,19 +155,50 @@ pub(crate) fn peg_of(federation: &Federation) -> Result<Option<Peg>, StateError>
     federation.bitcoin.as_ref().map(Peg::new).transpose().map_err(|e| corrupt_federation(e.to_string()))
 }
 
-/// The federation whose members sign `batch`: for a sweep, the retired federation whose peg its
-/// inputs are at; otherwise the current one.
+/// The federation whose members sign `batch`: the one of the epoch it names
+/// ([`BatchRelease::signer_epoch`]: a sweep's retired federation, a disbursal's own — for a
+/// hand-over's migration, the next federation); otherwise the current one.
 ///
 /// # Errors
-/// On storage failure, or a sweep of an epoch whose federation was not kept (a corrupt record).
+/// On storage failure, or an epoch whose federation was not kept (a corrupt record).
 pub(crate) fn signing_federation<R: StateRead>(state: &StateDelta<R>, batch: &Batch) -> Result<Federation, StateError> {
-    match batch.release.sweep_epoch() {
-        Some(epoch) => state.retired_federation(epoch)?.ok_or_else(|| StateError::Corrupt {
-            key: format!("batch/{}", batch.id),
-            reason: format!("it sweeps the peg of epoch {epoch}, whose federation was not kept"),
-        }),
-        None => state.federation(),
+    let current = state.federation()?;
+    let Some(epoch) = batch.release.signer_epoch().filter(|epoch| *epoch != current.epoch) else {
+        return Ok(current);
+    };
+    if let Some(next) = state.next_federation()?.filter(|next| next.epoch == epoch) {
+        return Ok(next);
     }
+    state.retired_federation(epoch)?.ok_or_else(|| StateError::Corrupt {
+        key: format!("batch/{}", batch.id),
+        reason: format!("it is signed by the federation of epoch {epoch}, which was not kept"),
+    })
+}
+
+/// Whether `msgs` are all signatures or refusals for batches that name the federation signing
+/// them ([`BatchRelease::signer_epoch`]: a sweep's retired federation, a migration's disbursal's
+/// next one) and `signer` is a member of each: such a member may have left the federation, or not
+/// joined it yet.
+///
+/// # Errors
+/// On storage failure or a corrupt record.
+pub fn signs_for_named_federation<R: StateRead>(
+    state: &StateDelta<R>,
+    signer: &ferry_types::Address,
+    msgs: &[ferry_types::Msg],
+) -> Result<bool, StateError> {
+    for msg in msgs {
+        let batch_id = match msg {
+            ferry_types::Msg::SubmitSignatures(submit) => submit.batch,
+            ferry_types::Msg::AbortBatch(vote) => vote.batch,
+            _ => return Ok(false),
+        };
+        let Some(batch) = state.batch(batch_id)? else { return Ok(false) };
+        if batch.release.signer_epoch().is_none() || !signing_federation(state, &batch)?.is_member(signer) {
+            return Ok(false);
+        }
+    }
+    Ok(!msgs.is_empty())
 }
 
 /// The pegs a Bitcoin release moves coins between.
@@ -264,8 +295,8 @@ pub fn views<R: StateRead>(state: &StateDelta<R>, batches: Vec<Batch>) -> Result
     batches
         .into_iter()
         .map(|batch| {
-            // A sweep is signed by the retired federation whose peg it spends.
-            let threshold = match batch.release.sweep_epoch() {
+            // A sweep or a disbursal names the federation that signs it.
+            let threshold = match batch.release.signer_epoch() {
                 Some(_) => signing_threshold(&signing_federation(state, &batch)?, &batch)?,
                 None => keys.threshold(&batch),
             };
@@ -740,8 +771,8 @@ pub fn submit_signatures<R: StateRead>(
     let Some(member) = federation.member_index(&submit.signer) else {
         let of = batch
             .release
-            .sweep_epoch()
-            .map_or(String::new(), |epoch| format!(" of epoch {epoch}, which signs this sweep"));
+            .signer_epoch()
+            .map_or(String::new(), |epoch| format!(" of epoch {epoch}, which signs this batch"));
         return Err(refused(TxCode::Unauthorized, format!("{} is not a member of the federation{of}", submit.signer)));
     };
     let signatures = verify(&keys, &batch, member, &submit.signer, &submit.signatures)?;

@@ -33,8 +33,15 @@
 //!
 //! A disbursal pays the balances of the block it was derived in; transfers after that are
 //! reflected by the next one. Deposits minted after it are covered by the next release or refresh.
-//! A hand-over's migration gets no disbursal: coverage lapses until the first refresh after the
-//! switch (docs/exits.md, "Not built yet").
+//!
+//! - **Hand-over.** A migration moves the reserve to the next federation's peg, which the current
+//!   federation cannot sign for. Its inputs start with every input of the live disbursals
+//!   ([`migration_inputs`]: whole disbursals, so none is left half-spent), and such a migration
+//!   gets a disbursal of its own at the next peg ([`left_by_migration`]: its output and earlier
+//!   migrated outputs no live disbursal spends), which the **next** federation's members sign
+//!   ([`BitcoinExit::epoch`]) before the current one may sign the migration. A migration that
+//!   moves only coins no disbursal covers needs none and leaves the live ones valid. After the
+//!   switch, the migration's disbursal is the current federation's like any other.
 
 use ferry_types::Params;
 use ferry_types::event as ev;
@@ -231,8 +238,9 @@ pub fn gate<R: StateRead>(state: &StateDelta<R>, batch: &Batch) -> Result<Option
 }
 
 /// Derives the disbursal for the reserve the current version of Bitcoin batch `batch` leaves
-/// behind (see the module docs), when exits are on and the batch moves the current peg's
-/// reserve (a release or consolidation; not a migration or sweep).
+/// behind (see the module docs), when exits are on: for a release or consolidation, at the
+/// current peg ([`left_by_release`]); for a hand-over's migration that needs one, at the next
+/// peg ([`left_by_migration`]); never for a sweep.
 ///
 /// # Errors
 /// On storage failure or a corrupt record.
@@ -245,11 +253,28 @@ pub fn derive_for<R: StateRead>(
 ) -> Result<(), StateError> {
     let Some(exit_params) = &params.withdrawals.bitcoin_exit else { return Ok(()) };
     let BatchRelease::Bitcoin(release) = &batch.release else { return Ok(()) };
-    if release.migration.is_some() || release.sweep.is_some() {
-        return Ok(());
-    }
+    let reserve = match (release.sweep, release.migration) {
+        (Some(_), _) => return Ok(()),
+        (None, Some(epoch)) => match left_by_migration(state, release, epoch)? {
+            Some(reserve) => reserve,
+            None => {
+                tracing::info!(
+                    batch_id = batch.id,
+                    version = release.version,
+                    height,
+                    "the migration moves no coin a live exit disbursal covers: it needs no disbursal of its own"
+                );
+                return Ok(());
+            }
+        },
+        (None, None) => left_by_release(state, release)?,
+    };
     let follows = FollowedRelease { batch: batch.id, version: release.version, txid: release.txid.clone() };
-    let derived = match plan_for(state, params, exit_params, release)? {
+    let planned = match reserve {
+        Ok(reserve) => plan_for(state, params, exit_params, reserve)?,
+        Err(reason) => Err(reason),
+    };
+    let derived = match planned {
         Ok(derived) => derived,
         Err(reason) => {
             tracing::warn!(batch_id = batch.id, version = release.version, %reason, height, "no exit disbursal for this release version");
@@ -264,10 +289,11 @@ pub fn derive_for<R: StateRead>(
             return Ok(());
         }
     };
-    let Derived { basis, claims, clock, plan, sighashes } = derived;
+    let Derived { epoch, basis, claims, clock, plan, sighashes } = derived;
     let claim_count = u32::try_from(claims.len()).unwrap_or(u32::MAX);
     let exit = BitcoinExit {
         follows,
+        epoch,
         snapshot_height: height,
         clock,
         basis,
@@ -312,6 +338,7 @@ pub fn derive_for<R: StateRead>(
 }
 
 struct Derived {
+    epoch: u64,
     basis: ExitBasis,
     claims: Vec<RecordedClaim>,
     clock: u64,
@@ -319,23 +346,24 @@ struct Derived {
     sighashes: Vec<Vec<[u8; 32]>>,
 }
 
-/// Plans the disbursal for `release`'s leftover reserve; `Err` names why there is none.
-fn plan_for<R: StateRead>(
-    state: &mut StateDelta<R>,
-    params: &Params,
-    exit_params: &BitcoinExitParams,
+/// The reserve a disbursal pays out: its inputs, the peg they are at and the epoch of the
+/// federation holding it (whose members sign the disbursal).
+struct Reserve {
+    epoch: u64,
+    peg: ferry_types::peg::Peg,
+    inputs: Vec<Utxo>,
+}
+
+/// What a release or consolidation at the current peg leaves: the free reserve UTXOs (largest
+/// first) and its change, at most [`MAX_EXIT_INPUTS`] together; `Err` names why there is none.
+fn left_by_release<R: StateRead>(
+    state: &StateDelta<R>,
     release: &BitcoinRelease,
-) -> Result<Result<Derived, String>, StateError> {
-    let Some(peg) = crate::batch::peg_of(&state.federation()?)? else {
+) -> Result<Result<Reserve, String>, StateError> {
+    let federation = state.federation()?;
+    let Some(peg) = crate::batch::peg_of(&federation)? else {
         return Ok(Err("this chain has no Bitcoin peg".to_owned()));
     };
-    let Some(clock) = crate::bitcoin_fees::clock_height(state)? else {
-        return Ok(Err("the members have not reported a Bitcoin height yet".to_owned()));
-    };
-    let Some(lock_height) = u32::try_from(clock.saturating_add(u64::from(exit_params.lock_blocks))).ok() else {
-        return Ok(Err(format!("Bitcoin height {clock} is out of range")));
-    };
-    refresh_holders(state)?;
     let change = release.plan.change().zip(release.plan.change_vout());
     let room = MAX_EXIT_INPUTS.saturating_sub(usize::from(change.is_some()));
     let mut inputs: Vec<Utxo> =
@@ -343,6 +371,107 @@ fn plan_for<R: StateRead>(
     if let Some((amount, vout)) = change {
         inputs.push(Utxo { txid: release.txid.clone(), vout, amount, owner: None });
     }
+    Ok(Ok(Reserve { epoch: federation.epoch, peg, inputs }))
+}
+
+/// What a hand-over's migration to `epoch` leaves at the next federation's peg, when it needs a
+/// disbursal: when it spends an input of a live disbursal (which it kills; [`migration_inputs`]
+/// has it move all that disbursal covers) or when none is live. Its output is paid out, with the
+/// outputs earlier migrations moved that no live disbursal spends; the next federation signs it.
+/// `None`: it moves only coins no disbursal covers and leaves every live one valid.
+fn left_by_migration<R: StateRead>(
+    state: &StateDelta<R>,
+    release: &BitcoinRelease,
+    epoch: u64,
+) -> Result<Option<Result<Reserve, String>>, StateError> {
+    let mut live_exits = Vec::new();
+    for (id, _) in live(state)? {
+        live_exits.extend(exit_of(state, id)?);
+    }
+    let kills = live_exits.iter().any(|exit| release.plan.inputs().iter().any(|utxo| spends(exit, utxo)));
+    if !live_exits.is_empty() && !kills {
+        return Ok(None);
+    }
+    let Some(next) = state.next_federation()?.filter(|next| next.epoch == epoch) else {
+        return Ok(Some(Err(format!("the federation of epoch {epoch} is not the one the hand-over runs to"))));
+    };
+    let Some(peg) = crate::batch::peg_of(&next)? else {
+        return Ok(Some(Err(format!("the federation of epoch {epoch} has no Bitcoin peg"))));
+    };
+    let mut inputs = Vec::new();
+    for (vout, output) in release.plan.outputs().iter().enumerate() {
+        let vout = u32::try_from(vout).unwrap_or(u32::MAX);
+        inputs.push(Utxo { txid: release.txid.clone(), vout, amount: output.amount, owner: None });
+    }
+    if let Some(handover) = state.running_handover()? {
+        for migrated in &handover.migrated {
+            let utxo = Utxo { txid: migrated.txid.clone(), vout: migrated.vout, amount: migrated.amount, owner: None };
+            if !live_exits.iter().any(|exit| spends(exit, &utxo)) {
+                inputs.push(utxo);
+            }
+        }
+    }
+    inputs.truncate(MAX_EXIT_INPUTS);
+    Ok(Some(Ok(Reserve { epoch, peg, inputs })))
+}
+
+/// The free reserve UTXOs a hand-over's next migration spends, in order, and how many of the
+/// first ones it must take together: with exits on, every free input of the live disbursals
+/// comes first — whole disbursals, the covering one first, as many as fit in `limit` — so a
+/// migration moves everything a disbursal covers or none of it (its own disbursal then covers
+/// them at the next peg, [`left_by_migration`]); then the largest other free UTXOs, up to `limit`.
+///
+/// # Errors
+/// On storage failure or a corrupt record.
+pub fn migration_inputs<R: StateRead>(
+    state: &StateDelta<R>,
+    params: &Params,
+    limit: usize,
+) -> Result<(Vec<crate::bridge::ReserveUtxo>, usize), StateError> {
+    let free = state.free_reserve_utxos(true, limit)?;
+    if params.withdrawals.bitcoin_exit.is_none() {
+        return Ok((free, 0));
+    }
+    let mut ids: Vec<u64> = live(state)?.into_iter().map(|(id, _)| id).collect();
+    if let Some(covering) = state.get_record::<u64>(state_keys::EXIT_BTC_COVERING)? {
+        ids.sort_by_key(|id| *id != covering);
+    }
+    let mut anchors: Vec<crate::bridge::ReserveUtxo> = Vec::new();
+    for id in ids {
+        let Some(exit) = exit_of(state, id)? else { continue };
+        let mut whole = Vec::new();
+        for input in &exit.basis.inputs {
+            let spendable = state
+                .reserve_utxo(&input.txid, input.vout)?
+                .filter(|utxo| utxo.locked_by.is_none() && utxo.retired_epoch.is_none());
+            whole.extend(spendable.filter(|utxo| !anchors.contains(utxo)));
+        }
+        if anchors.len().saturating_add(whole.len()) <= limit {
+            anchors.extend(whole);
+        }
+    }
+    let keep = anchors.len();
+    let rest: Vec<_> = free.into_iter().filter(|utxo| !anchors.contains(utxo)).collect();
+    anchors.extend(rest);
+    anchors.truncate(limit);
+    Ok((anchors, keep))
+}
+
+/// Plans the disbursal of `reserve`; `Err` names why there is none.
+fn plan_for<R: StateRead>(
+    state: &mut StateDelta<R>,
+    params: &Params,
+    exit_params: &BitcoinExitParams,
+    reserve: Reserve,
+) -> Result<Result<Derived, String>, StateError> {
+    let Reserve { epoch, peg, inputs } = reserve;
+    let Some(clock) = crate::bitcoin_fees::clock_height(state)? else {
+        return Ok(Err("the members have not reported a Bitcoin height yet".to_owned()));
+    };
+    let Some(lock_height) = u32::try_from(clock.saturating_add(u64::from(exit_params.lock_blocks))).ok() else {
+        return Ok(Err(format!("Bitcoin height {clock} is out of range")));
+    };
+    refresh_holders(state)?;
     let mut holders = Vec::new();
     for (account, balance) in state.all_entries::<(Address, Amount)>(&keys::holders())? {
         let registered: Option<String> = state.get_record(&state_keys::recovery_btc(&account))?;
@@ -380,7 +509,7 @@ fn plan_for<R: StateRead>(
     };
     // The recorded inputs are in the intermediate's order, which is what signers plan from.
     let basis = ExitBasis { inputs: plan.inputs().to_vec(), ..basis };
-    Ok(Ok(Derived { basis, claims, clock, plan, sighashes }))
+    Ok(Ok(Derived { epoch, basis, claims, clock, plan, sighashes }))
 }
 
 /// When a disbursal collects its threshold of signatures: it leaves the pending batches (it is

@@ -74,7 +74,7 @@ fn check_fee_and_authority<R: StateRead>(
         }
         if tx.msgs.iter().any(Msg::is_federation_duty)
             && !state.federation()?.is_member(&tx.signer)
-            && !crate::handover::signs_a_sweep(state, &tx.signer, &tx.msgs)?
+            && !crate::batch::signs_for_named_federation(state, &tx.signer, &tx.msgs)?
         {
             return Ok(Err(TxRejection::new(
                 TxCode::Unauthorized,

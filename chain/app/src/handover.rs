@@ -12,7 +12,9 @@
 //!   attests it like any release. Waiting for the in-flight batches matters: the vault refuses
 //!   batches of the old epoch after the rotation, so one signed before it would never pay.
 //! - **Bitcoin.** At each batching height, once no release or consolidation is in flight, the
-//!   chain forms a migration batch: up to [`MIGRATION_INPUTS`] free reserve UTXOs, largest first,
+//!   chain forms a migration batch: up to [`MIGRATION_INPUTS`] free reserve UTXOs, largest first
+//!   (with the Bitcoin exit on, the inputs of the live disbursals first: such a migration waits
+//!   for its own disbursal, signed by the next federation, [`crate::btc_exit`]),
 //!   spent into one output at the next federation's peg ([`plan_migration`]), at the chain's fee
 //!   rate, the fee paid from the fee pool that deposits prepay, then from the reserves' surplus,
 //!   then from the satoshi collected as transaction fees ([`fee_budget`]; fewer inputs when that
@@ -279,19 +281,20 @@ fn form_rotation<R: StateRead>(
     Ok(())
 }
 
-/// The migration of the most of `utxos` (in order) from `from` into `to` whose fee
-/// [`fee_budget`] covers, at the chain's fee rate — or why there is none.
+/// The migration of the most of `utxos` (in order, the first `keep` at least) from `from` into
+/// `to` whose fee [`fee_budget`] covers, at the chain's fee rate — or why there is none.
 fn affordable_migration<R: StateRead>(
     state: &StateDelta<R>,
     params: &Params,
     utxos: &[ferry_types::query::ReserveUtxo],
+    keep: usize,
     from: &ferry_types::peg::Peg,
     to: &ferry_types::peg::Peg,
 ) -> Result<Result<BitcoinRelease, String>, StateError> {
     let rate = state.bitcoin_fee_rate(params)?;
     let budget = fee_budget(state)?;
     let mut refusal = String::from("nothing to move");
-    for count in (1..=utxos.len()).rev() {
+    for count in (keep.max(1)..=utxos.len()).rev() {
         let inputs: Vec<_> = utxos.iter().take(count).map(|utxo| utxo.utxo()).collect();
         match plan_migration(&inputs, rate, from, to, params.withdrawals.bitcoin_dust_limit) {
             Ok(plan) if plan.fee() <= budget => {
@@ -320,11 +323,17 @@ fn form_migration<R: StateRead>(
     let (Some(peg), Some(next_peg)) = (crate::batch::peg_of(&state.federation()?)?, crate::batch::peg_of(next)?) else {
         return Ok(());
     };
-    let free = state.free_reserve_utxos(true, MIGRATION_INPUTS)?;
+    // With exits on, the inputs of the live disbursals come first and move together
+    // (`keep`); when the budget cannot move them all yet, the other UTXOs go first.
+    let (free, keep) = crate::btc_exit::migration_inputs(state, params, MIGRATION_INPUTS)?;
     if free.is_empty() {
         return Ok(());
     }
-    let release = match affordable_migration(state, params, &free, &peg, &next_peg)? {
+    let mut planned = affordable_migration(state, params, &free, keep, &peg, &next_peg)?;
+    if planned.is_err() && keep > 0 && keep < free.len() {
+        planned = affordable_migration(state, params, &free[keep..], 0, &peg, &next_peg)?;
+    }
+    let release = match planned {
         Ok(release) => BitcoinRelease { migration: Some(next.epoch), ..release },
         Err(reason) => {
             if handover.waiting.as_deref() != Some(reason.as_str()) {
@@ -387,7 +396,7 @@ pub fn sweep_retired<R: StateRead>(
             reason: format!("reserve UTXOs wait at the peg of epoch {epoch}, which has no kept federation with a peg"),
         });
     };
-    let release = match affordable_migration(state, params, &utxos, &from, &to)? {
+    let release = match affordable_migration(state, params, &utxos, 0, &from, &to)? {
         Ok(release) => BitcoinRelease { sweep: Some(epoch), ..release },
         Err(reason) => {
             tracing::warn!(epoch, %reason, height, "no sweep of the retired peg formed yet");
@@ -408,31 +417,6 @@ pub fn sweep_retired<R: StateRead>(
     ));
     tracing::info!(epoch, batch_id = id, inputs, %moved, height, "sweep of the retired peg formed");
     Ok(())
-}
-
-/// Whether `msgs` are all signatures or refusals for sweeps pending now, and `signer` is a member
-/// of the retired federation that signs each: such a member may have left the federation.
-///
-/// # Errors
-/// On storage failure or a corrupt record.
-pub fn signs_a_sweep<R: StateRead>(
-    state: &StateDelta<R>,
-    signer: &Address,
-    msgs: &[ferry_types::Msg],
-) -> Result<bool, StateError> {
-    for msg in msgs {
-        let batch_id = match msg {
-            ferry_types::Msg::SubmitSignatures(submit) => submit.batch,
-            ferry_types::Msg::AbortBatch(vote) => vote.batch,
-            _ => return Ok(false),
-        };
-        let Some(batch) = state.batch(batch_id)? else { return Ok(false) };
-        let Some(epoch) = batch.release.sweep_epoch() else { return Ok(false) };
-        if !state.retired_federation(epoch)?.is_some_and(|retired| retired.is_member(signer)) {
-            return Ok(false);
-        }
-    }
-    Ok(!msgs.is_empty())
 }
 
 /// A sweep settled: its fee is paid as a migration's ([`pay_upkeep_fee`]) and its output

@@ -80,7 +80,27 @@ impl Harness {
         Harness::build(count, current, true)
     }
 
+    /// As [`Harness::keyed`], with the Bitcoin exit on (a 20-block lock).
+    fn keyed_with_exit(count: usize, current: usize) -> TestResult<Harness> {
+        Harness::build_with(count, current, true, |genesis| {
+            genesis.params.withdrawals.bitcoin_exit = Some(ferry_types::genesis::BitcoinExitParams {
+                lock_blocks: 20,
+                refresh_margin_blocks: 5,
+                ..Default::default()
+            });
+        })
+    }
+
     fn build(count: usize, current: usize, keyed: bool) -> TestResult<Harness> {
+        Harness::build_with(count, current, keyed, |_| {})
+    }
+
+    fn build_with(
+        count: usize,
+        current: usize,
+        keyed: bool,
+        tweak: impl FnOnce(&mut ferry_types::genesis::GenesisState),
+    ) -> TestResult<Harness> {
         use ferry_types::genesis::{BlsFederation, EthereumBridge};
         use ferry_types::peg::{BitcoinFederation, BitcoinNetwork};
         let keys: Vec<_> = (0..count).map(|i| key(&format!("member-{i}"))).collect::<Result<_, _>>()?;
@@ -118,6 +138,7 @@ impl Harness {
             });
             genesis.params.withdrawals.ethereum = Some(EthereumBridge::new(31_337, vault()));
         }
+        tweak(&mut genesis);
         let mut chain = Chain::start_funded(&genesis, &holdings)?;
         let mut all = Vec::new();
         for (account_key, (encryption, bitcoin)) in keys.iter().zip(secrets) {
@@ -869,7 +890,9 @@ impl Harness {
         for &member in signers {
             let view: BatchView = self.chain.query_json(&format!("/batch/{id}"))?.ok_or("no batch")?;
             let signatures = match &view.batch.release {
-                BatchRelease::Bitcoin(release) => self.bitcoin_signatures(release, member)?,
+                release @ (BatchRelease::Bitcoin(_) | BatchRelease::BitcoinExit(_)) => {
+                    self.bitcoin_signatures(release, member)?
+                }
                 release => {
                     let message = release.bls_message().ok_or("no BLS message")?;
                     let share = bls::sign_share(shares.get(&member).ok_or("no share")?, &message);
@@ -885,23 +908,24 @@ impl Harness {
     /// Member `member` submits its Bitcoin signatures for batch `id`; the outcome, unchecked.
     fn sign_unchecked(&mut self, id: u64, member: usize) -> TestResult<TxOutcome> {
         use ferry_types::msg::MsgSubmitSignatures;
-        use ferry_types::query::{BatchRelease, BatchView};
+        use ferry_types::query::BatchView;
         let view: BatchView = self.chain.query_json(&format!("/batch/{id}"))?.ok_or("no batch")?;
-        let BatchRelease::Bitcoin(release) = &view.batch.release else { return Err("not a Bitcoin batch".into()) };
-        let signatures = self.bitcoin_signatures(release, member)?;
+        let signatures = self.bitcoin_signatures(&view.batch.release, member)?;
         let msg = MsgSubmitSignatures { signer: self.members[member].address(), batch: id, signatures };
         self.send(member, Msg::SubmitSignatures(msg))
     }
 
-    /// Member `member`'s signatures of every input of `release`, with its registered key.
+    /// Member `member`'s signatures of every input of `release` (a Bitcoin release or
+    /// disbursal), with its registered key.
     fn bitcoin_signatures(
         &self,
-        release: &ferry_types::query::BitcoinRelease,
+        release: &ferry_types::query::BatchRelease,
         member: usize,
     ) -> TestResult<ferry_types::msg::ReleaseSignatures> {
         let signatures = release
-            .sighashes
-            .iter()
+            .bitcoin_sighashes()
+            .ok_or("not a Bitcoin batch")?
+            .into_iter()
             .map(|sighash| {
                 let sighash: [u8; 32] = hex::decode(sighash)?.try_into().map_err(|_| "sighash length")?;
                 Ok(ferry_types::release::bitcoin::sign_input(&self.members[member].bitcoin, &sighash))
@@ -920,6 +944,17 @@ impl Harness {
                 parent_height: 0,
             };
             ok(&self.send(member, Msg::AttestRelease(attest))?)?;
+        }
+        Ok(())
+    }
+
+    /// Members 0 to 2 report Bitcoin at `height`: the quorum's clock.
+    fn clock_to(&mut self, height: u64) -> TestResult {
+        for member in 0..3 {
+            let attester = self.members[member].address();
+            let report =
+                ferry_types::msg::MsgAttestParentHeight { attester, chain: ferry_types::ParentChain::Bitcoin, height };
+            ok(&self.send(member, Msg::AttestParentHeight(report))?)?;
         }
         Ok(())
     }
@@ -1158,5 +1193,152 @@ fn a_hand_over_rotates_the_vault_migrates_every_reserve_utxo_then_the_new_federa
     let late = h.attest_deposit(&alice, ParentChain::Bitcoin, (8, 120_000), Some(1))?;
     assert_eq!(late[0].code, TxCode::InvalidMessage, "{}", late[0].log);
     assert!(late[0].log.contains("grace ended"), "{}", late[0].log);
+    Ok(())
+}
+
+/// With the Bitcoin exit on, a hand-over never leaves the reserve without a signed disbursal. A
+/// release's disbursal covers the reserve; the migration moves every input it spends, and waits
+/// for its own disbursal of the migrated output at the next peg, which only the next federation's
+/// members sign (the new member among them; a member leaving is refused). Once the migration
+/// confirms, that disbursal covers the reserve and the old one is superseded; after the switch the
+/// new federation's first release kills it in turn, behind its own disbursal.
+#[test]
+fn with_the_bitcoin_exit_a_migration_waits_for_its_disbursal_signed_by_the_next_federation() -> TestResult {
+    use ferry_types::query::{BatchRelease, BatchStatus, BatchView, BtcExitStatus, ExitStanding, PendingBatchesView};
+    use ferry_types::{Amount, Denom, ParentChain, peg::Peg};
+    let mut h = Harness::keyed_with_exit(5, 4)?;
+    let dealer = h.dealer.clone().ok_or("keyed")?;
+    let alice_key = key("alice")?;
+    let alice = alice_key.address();
+    h.clock_to(100)?;
+    for (tx, amount) in [(1u8, 400_000u128), (2, 300_000), (3, 200_000)] {
+        h.deposit(&alice, ParentChain::Bitcoin, tx, amount)?;
+    }
+    let exit_of = |h: &Harness, id: u64| -> TestResult<(BatchView, ferry_types::query::BitcoinExit)> {
+        let view: BatchView = h.chain.query_json(&format!("/batch/{id}"))?.ok_or("no disbursal")?;
+        match &view.batch.release {
+            BatchRelease::BitcoinExit(exit) => Ok((view.clone(), exit.clone())),
+            _ => Err(format!("batch {id} is no disbursal").into()),
+        }
+    };
+
+    // A release (Alice's withdrawal, with a fee that pays later upkeep) and its disbursal.
+    let withdraw = ferry_types::msg::MsgWithdraw {
+        sender: alice,
+        asset: Denom::sat(),
+        amount: Amount::new(150_000),
+        destination: BTC_DESTINATION.to_owned(),
+        max_fee: Amount::new(20_000),
+    };
+    let generous = ferry_types::Coin { denom: Denom::sat(), amount: Amount::new(8_000) };
+    let tx = h.chain.signer(&alice_key)?.sign(0, &generous, &[Msg::Withdraw(withdraw)])?;
+    ok(&one(&mut h.chain, tx)?)?;
+    // The deposits' refresh, then the release, each behind its disbursal (one at a time).
+    let mut first_exit = None;
+    for _ in 0..4 {
+        h.run_to_batch_height()?;
+        let pending: PendingBatchesView = h.chain.query_json("/batches/pending")?.ok_or("no pending batches")?;
+        let Some(release) = pending.batches.iter().find(|view| matches!(view.batch.release, BatchRelease::Bitcoin(_)))
+        else {
+            break;
+        };
+        let BatchRelease::Bitcoin(paid) = release.batch.release.clone() else { return Err("not Bitcoin".into()) };
+        let (release_id, exit) = (release.batch.id, release.awaits_exit.ok_or("the release waits for no disbursal")?);
+        h.sign_batch(exit, &[0, 1, 2], &BTreeMap::new())?;
+        h.sign_batch(release_id, &[0, 1, 2], &BTreeMap::new())?;
+        h.attest_release(release_id, &paid.txid, &[0, 1, 2])?;
+        first_exit = Some(exit);
+    }
+    let first_exit = first_exit.ok_or("no release formed")?;
+    let (_, covering) = exit_of(&h, first_exit)?;
+    assert_eq!((covering.epoch, covering.standing), (1, ExitStanding::Covering));
+
+    // The federation changes: member 0 leaves, member 4 joins.
+    h.start(&[1, 2, 3, 4])?;
+    h.deal_all(&[1, 2, 3, 4])?;
+    h.blocks_until_phase_end()?;
+    h.confirm_all(&[1, 2, 3, 4])?;
+    let next: Federation = h.chain.query_json("/federation/next")?.ok_or("no next federation")?;
+    let next_peg = Peg::new(next.bitcoin.as_ref().ok_or("no next peg")?)?;
+    let rotation_id = h.handover()?.rotation_batch.ok_or("no rotation")?;
+    let old_shares: BTreeMap<usize, _> = (0..4).map(|i| (i, dealer.secret_key_share(i as u64))).collect();
+    h.sign_batch(rotation_id, &[0, 1, 2], &old_shares)?;
+    h.attest_release(rotation_id, &format!("0x{}", hex::encode([0xab; 32])), &[0, 1, 2])?;
+
+    // The migration moves every input of the covering disbursal and waits for its own.
+    h.run_to_batch_height()?;
+    let handover = h.handover()?;
+    let pending: serde_json::Value = h.chain.query_json("/batches/pending")?.unwrap_or_default();
+    let migration_id =
+        *handover.migration_batches.first().ok_or_else(|| format!("no migration formed: {handover:?} {pending}"))?;
+    let view: BatchView = h.chain.query_json(&format!("/batch/{migration_id}"))?.ok_or("no migration")?;
+    let BatchRelease::Bitcoin(migration) = view.batch.release.clone() else { return Err("not Bitcoin".into()) };
+    for input in &covering.basis.inputs {
+        assert!(
+            migration.plan.inputs().iter().any(|spent| spent.txid == input.txid && spent.vout == input.vout),
+            "the migration moves {}:{}, which the covering disbursal pays out",
+            input.txid,
+            input.vout
+        );
+    }
+    let own = view.awaits_exit.ok_or("the migration waits for no disbursal")?;
+    let (_, exit) = exit_of(&h, own)?;
+    assert_eq!(exit.epoch, 2, "signed by the next federation");
+    assert_eq!(exit.follows.batch, migration_id);
+    assert_eq!(exit.basis.inputs.len(), 1);
+    let moved = &migration.plan.outputs()[0];
+    assert_eq!(moved.script_pubkey, next_peg.script_pubkey());
+    assert_eq!((&exit.basis.inputs[0].txid, exit.basis.inputs[0].amount), (&migration.txid, moved.amount));
+    let mut refused = h.sign_unchecked(migration_id, 0)?;
+    assert_eq!(refused.code, TxCode::BadBatch, "{}", refused.log);
+    assert!(refused.log.contains("exit disbursal"), "{}", refused.log);
+    // The leaving member signs nothing of the next federation's.
+    refused = h.sign_unchecked(own, 0)?;
+    assert_eq!(refused.code, TxCode::Unauthorized, "{}", refused.log);
+    assert!(refused.log.contains("epoch 2"), "{}", refused.log);
+    h.sign_batch(own, &[1, 2, 4], &BTreeMap::new())?;
+    assert_eq!(exit_of(&h, own)?.0.batch.status, BatchStatus::Signed, "members 1, 2 and the new member 4 signed it");
+
+    // Now the current federation signs the migration; it confirms; the new disbursal covers.
+    h.sign_batch(migration_id, &[0, 1, 2], &BTreeMap::new())?;
+    h.attest_release(migration_id, &migration.txid, &[0, 1, 3])?;
+    assert_eq!(exit_of(&h, first_exit)?.1.standing, ExitStanding::Superseded);
+    assert_eq!(exit_of(&h, own)?.1.standing, ExitStanding::Covering);
+    let status: BtcExitStatus = h.chain.query_json("/exit/btc")?.ok_or("no exit status")?;
+    assert_eq!(status.covering, Some(own));
+    let handover: ferry_types::query::federation::Handover =
+        h.chain.query_json("/federation/handover/2")?.ok_or("no hand-over record")?;
+    assert!(handover.switched.is_some(), "switched: nothing left at the old peg");
+
+    // After the switch, the new federation's first release kills it behind its own disbursal.
+    let withdraw = ferry_types::msg::MsgWithdraw {
+        sender: alice,
+        asset: Denom::sat(),
+        amount: Amount::new(100_000),
+        destination: BTC_DESTINATION.to_owned(),
+        max_fee: Amount::new(20_000),
+    };
+    let fee = ferry_types::Coin { denom: Denom::sat(), amount: Amount::new(1_000) };
+    let tx = h.chain.signer(&alice_key)?.sign(1, &fee, &[Msg::Withdraw(withdraw)])?;
+    ok(&one(&mut h.chain, tx)?)?;
+    h.run_to_batch_height()?;
+    let pending: PendingBatchesView = h.chain.query_json("/batches/pending")?.ok_or("no pending batches")?;
+    let release = pending
+        .batches
+        .iter()
+        .find(|view| matches!(view.batch.release, BatchRelease::Bitcoin(_)))
+        .ok_or("no release formed after the switch")?;
+    let BatchRelease::Bitcoin(after) = release.batch.release.clone() else { return Err("not Bitcoin".into()) };
+    assert!(after.plan.inputs().iter().any(|input| input.txid == migration.txid), "it spends the migrated output");
+    let (release_id, last_exit) = (release.batch.id, release.awaits_exit.ok_or("no disbursal awaited")?);
+    assert_eq!(exit_of(&h, last_exit)?.1.epoch, 2);
+    h.sign_batch(last_exit, &[2, 3, 4], &BTreeMap::new())?;
+    h.sign_batch(release_id, &[2, 3, 4], &BTreeMap::new())?;
+    h.attest_release(release_id, &after.txid, &[1, 2, 3])?;
+    assert_eq!(exit_of(&h, own)?.1.standing, ExitStanding::Superseded);
+    assert_eq!(exit_of(&h, last_exit)?.1.standing, ExitStanding::Covering);
+    let sat = h.chain.reserves()?.assets.get(&Denom::sat()).cloned().ok_or("no sat ledger")?;
+    assert_eq!(sat.supply.get(), h.chain.committed().supply(&Denom::sat())?, "supply against balances");
+    assert!(!h.chain.bridge_status()?.paused, "the reserves invariant holds");
     Ok(())
 }

@@ -397,8 +397,8 @@ impl FerryClient {
 
     /// Bitcoin exit disbursal `id`, assembled with its members' signatures into transactions
     /// anyone can broadcast once its lock height passed ([`ferry_types::release::exit::SignedDisbursal`]):
-    /// planned again from its record and claims for the peg of the federation at the height it
-    /// was signed (so a node that changed the record cannot make it pay elsewhere without the
+    /// planned again from its record and claims for the peg of its epoch's federation at the
+    /// height it was signed (the current or, for a migration's, the next one; so a node that changed the record cannot make it pay elsewhere without the
     /// witnesses failing).
     ///
     /// # Errors
@@ -418,10 +418,19 @@ impl FerryClient {
         if view.batch.status != BatchStatus::Signed {
             return Err(refused(format!("exit disbursal {id} is not signed yet")));
         }
-        let federation: ferry_types::genesis::Federation = self
+        // The federation of its epoch, as it stood when it was signed: the current one, or
+        // during a hand-over (a migration's disbursal) the next one.
+        let mut federation: ferry_types::genesis::Federation = self
             .query(FEDERATION_PATH, view.batch.signed_height)
             .await?
             .ok_or_else(|| refused("no federation".to_owned()))?;
+        if federation.epoch != exit.epoch {
+            federation = self
+                .query(ferry_types::query::federation::NEXT_FEDERATION_PATH, view.batch.signed_height)
+                .await?
+                .filter(|next: &ferry_types::genesis::Federation| next.epoch == exit.epoch)
+                .ok_or_else(|| refused(format!("no federation of epoch {} when it was signed", exit.epoch)))?;
+        }
         let peg = federation
             .bitcoin
             .as_ref()

@@ -517,6 +517,15 @@ impl BatchRelease {
         }
     }
 
+    /// The epoch of the federation that signs this batch, when the batch names it: a sweep's
+    /// retired epoch, a disbursal's [`BitcoinExit::epoch`]. `None`: the current federation signs.
+    pub fn signer_epoch(&self) -> Option<u64> {
+        match self {
+            BatchRelease::BitcoinExit(exit) => Some(exit.epoch),
+            release => release.sweep_epoch(),
+        }
+    }
+
     /// The bytes the federation's BLS key signs, for the two Ethereum kinds; `None` for Bitcoin.
     pub fn bls_message(&self) -> Option<Vec<u8>> {
         match self {
@@ -599,6 +608,10 @@ pub struct FollowedRelease {
 pub struct BitcoinExit {
     /// The release version it follows.
     pub follows: FollowedRelease,
+    /// The federation epoch whose peg holds its inputs and whose members sign it: the current
+    /// federation's, or for a hand-over's migration the next one's (the migration's output is at
+    /// the next peg).
+    pub epoch: u64,
     /// The sidechain height whose balances it pays.
     pub snapshot_height: u64,
     /// The quorum's Bitcoin clock when it was derived (its lock is this plus `lock_blocks`).

@@ -21,6 +21,7 @@
 //! Pure: no I/O.
 
 use ferry_types::genesis::WithdrawalParams;
+use ferry_types::peg::Peg;
 use ferry_types::query::{Batch, BatchRelease, BitcoinExit};
 use ferry_types::release::exit::{RecordedClaim, exit_sighashes, plan_recorded, sighashes_hex};
 
@@ -51,18 +52,13 @@ pub fn rebuild_exit(
     let BatchRelease::BitcoinExit(exit) = &batch.release else {
         return refuse(Reason::PayloadMismatch, format!("batch {id} is not an exit disbursal"));
     };
-    let Some(peg) = &local.bitcoin else {
-        return refuse(
-            Reason::Unsupported,
-            format!("batch {id} is a Bitcoin disbursal and this signer has no [bitcoin] network configured"),
-        );
-    };
+    let peg = signing_peg(id, exit, local)?;
     if !batch.items.is_empty() || !batch.total.is_zero() {
         return refuse(Reason::ItemCount, format!("disbursal {id} carries withdrawals"));
     }
     check_claims(id, exit, &facts.claims)?;
     check_terms(id, exit, params)?;
-    check_follows(id, exit, facts.followed.as_ref())?;
+    check_follows(id, exit, facts.followed.as_ref(), local)?;
     let plan = plan_recorded(&exit.basis, &facts.claims, peg)
         .or_else(|error| refuse(Reason::PayloadMismatch, format!("disbursal {id} cannot be planned: {error}")))?;
     plan.check_standard(peg).or_else(|error| refuse(Reason::NonStandard, format!("disbursal {id}: {error}")))?;
@@ -89,7 +85,7 @@ pub fn rebuild_exit(
         batch: id,
         version: 0,
         replaces: None,
-        epoch: local.epoch,
+        epoch: exit.epoch,
         asset: batch.asset.clone(),
         chain: ferry_types::ParentChain::Bitcoin,
         total: batch.total,
@@ -99,6 +95,44 @@ pub fn rebuild_exit(
             sighashes: hashes.into_iter().flatten().collect(),
         },
     })
+}
+
+/// The peg `exit` is signed for: this member's own (the epoch of its keys), or during a
+/// hand-over the next federation's, when this member is one of its members (a migration's
+/// disbursal: the migration's output is at the next peg).
+fn signing_peg<'a>(id: u64, exit: &BitcoinExit, local: &'a LocalKnowledge) -> Result<&'a Peg, Refusal> {
+    let peg = if exit.epoch == local.epoch {
+        local.bitcoin.as_ref()
+    } else {
+        let Some(next) = local.next.as_ref().filter(|next| next.epoch == exit.epoch) else {
+            return refuse(
+                Reason::Unsupported,
+                format!(
+                    "disbursal {id} is signed by the federation of epoch {}; this signer holds keys for epoch {} and knows no hand-over to it",
+                    exit.epoch, local.epoch
+                ),
+            );
+        };
+        if !next.members.contains(&local.member) {
+            return refuse(
+                Reason::Unsupported,
+                format!(
+                    "disbursal {id} is signed by the federation of epoch {}, which this member is not in",
+                    exit.epoch
+                ),
+            );
+        }
+        next.bitcoin.as_ref()
+    };
+    peg.map_or_else(
+        || {
+            refuse(
+                Reason::Unsupported,
+                format!("batch {id} is a Bitcoin disbursal and this signer has no [bitcoin] network configured"),
+            )
+        },
+        Ok,
+    )
 }
 
 /// The claims are the record's count, in claim order, each once.
@@ -147,17 +181,28 @@ fn check_terms(id: u64, exit: &BitcoinExit, params: &WithdrawalParams) -> Result
     Ok(())
 }
 
-/// The release version it follows exists with the stated txid; its change, if any, is an input.
-fn check_follows(id: u64, exit: &BitcoinExit, followed: Option<&Batch>) -> Result<(), Refusal> {
+/// The release version it follows exists with the stated txid, and what it leaves is an input:
+/// a release's change, if any; a migration's output (only a migration to the next federation is
+/// followed by a disbursal of the next epoch, and a disbursal of this member's epoch never
+/// follows a migration).
+fn check_follows(id: u64, exit: &BitcoinExit, followed: Option<&Batch>, local: &LocalKnowledge) -> Result<(), Refusal> {
     let follows = &exit.follows;
-    let version = followed.and_then(|batch| {
-        batch
-            .bitcoin_versions()
-            .into_iter()
-            .find(|(version, _, _)| *version == follows.version)
-            .map(|(_, txid, plan)| (txid.to_owned(), plan.change().zip(plan.change_vout())))
+    let migration = followed.and_then(|batch| match &batch.release {
+        BatchRelease::Bitcoin(release) => release.migration,
+        _ => None,
     });
-    let Some((txid, change)) = version else {
+    let version = followed.and_then(|batch| {
+        batch.bitcoin_versions().into_iter().find(|(version, _, _)| *version == follows.version).map(
+            |(_, txid, plan)| {
+                let left = match migration {
+                    Some(_) => plan.outputs().first().map(|output| (output.amount, 0)),
+                    None => plan.change().zip(plan.change_vout()),
+                };
+                (txid.to_owned(), left)
+            },
+        )
+    });
+    let Some((txid, left)) = version else {
         return refuse(
             Reason::PayloadMismatch,
             format!(
@@ -172,13 +217,25 @@ fn check_follows(id: u64, exit: &BitcoinExit, followed: Option<&Batch>) -> Resul
             format!("disbursal {id} follows txid {}; that version is {txid}", follows.txid),
         );
     }
-    if let Some((amount, vout)) = change {
+    let expected = if exit.epoch == local.epoch { None } else { Some(exit.epoch) };
+    if migration != expected {
+        return refuse(
+            Reason::PayloadMismatch,
+            format!(
+                "disbursal {id} of epoch {} follows batch {}, which is {}",
+                exit.epoch,
+                follows.batch,
+                migration.map_or_else(|| "no migration".to_owned(), |to| format!("a migration to epoch {to}"))
+            ),
+        );
+    }
+    if let Some((amount, vout)) = left {
         let spent =
             exit.basis.inputs.iter().any(|input| input.txid == txid && input.vout == vout && input.amount == amount);
         if !spent {
             return refuse(
                 Reason::Inputs,
-                format!("disbursal {id} does not spend the change {txid}:{vout} of the release it follows"),
+                format!("disbursal {id} does not spend the output {txid}:{vout} the batch it follows leaves"),
             );
         }
     }

@@ -328,8 +328,8 @@ fn a_listing_is_signed_only_when_this_member_proposed_it_and_only_as_rebuilt() -
     assert_eq!(bytes, &message);
     let set = case.ceremony.manifest.public_key_set()?;
     let member_keys = case.ceremony.members.first().ok_or("no member")?;
-    let ReleaseSignatures::Bls(share) =
-        sign(&rebuilt, member_keys.bls_secret_key_share(), member_keys.bitcoin_secret_key())
+    let Some(ReleaseSignatures::Bls(share)) =
+        sign(&rebuilt, Some(member_keys.bls_secret_key_share()), member_keys.bitcoin_secret_key())
     else {
         return Err("not a BLS share".into());
     };
@@ -361,7 +361,8 @@ fn an_honest_ethereum_batch_is_signed_with_a_share_the_chain_accepts() -> Result
     assert_eq!(hex::encode(bytes), release.payload);
     let set = case.ceremony.manifest.public_key_set()?;
     for member in &case.ceremony.members {
-        let ReleaseSignatures::Bls(share) = sign(&rebuilt, member.bls_secret_key_share(), member.bitcoin_secret_key())
+        let Some(ReleaseSignatures::Bls(share)) =
+            sign(&rebuilt, Some(member.bls_secret_key_share()), member.bitcoin_secret_key())
         else {
             return Err("not a BLS share".into());
         };
@@ -381,8 +382,8 @@ fn an_honest_bitcoin_batch_is_signed_per_input_as_the_chain_checks() -> Result<(
     assert_eq!(sighashes.iter().map(hex::encode).collect::<Vec<_>>(), release.sighashes);
     let peg = peg(&case.ceremony);
     for member in &case.ceremony.members {
-        let ReleaseSignatures::Bitcoin(signatures) =
-            sign(&rebuilt, member.bls_secret_key_share(), member.bitcoin_secret_key())
+        let Some(ReleaseSignatures::Bitcoin(signatures)) =
+            sign(&rebuilt, Some(member.bls_secret_key_share()), member.bitcoin_secret_key())
         else {
             return Err("not bitcoin".into());
         };
@@ -794,7 +795,12 @@ fn a_consolidation_to_the_own_peg_is_signed_and_one_paying_elsewhere_is_refused(
 fn next_federation(epoch: u64) -> Result<NextFederation, Box<dyn std::error::Error>> {
     let next = ceremony(23);
     let key = next.manifest.public_key_set()?.public_key();
-    Ok(NextFederation { epoch, key: hex::encode(bls::eip2537_g1(&key)), bitcoin: Some(peg(&next)) })
+    Ok(NextFederation {
+        epoch,
+        key: hex::encode(bls::eip2537_g1(&key)),
+        members: Vec::new(),
+        bitcoin: Some(peg(&next)),
+    })
 }
 
 /// The vault's rotation to `next`, as the chain forms it.
@@ -1015,6 +1021,44 @@ impl ExitCase {
             utxo(0xb2, 1, 600_000),
             Utxo { txid: followed_release.txid.clone(), vout: 0, amount: change, owner: None },
         ];
+        let epoch = case.local.epoch;
+        ExitCase::following(case, params, followed_release, inputs, &peg, epoch)
+    }
+
+    /// The disbursal of a hand-over's migration of the reserve to the next federation (epoch + 1,
+    /// made of `members`), paying out the migration's output at the next peg: the next
+    /// federation signs it.
+    fn of_migration(members: Vec<Address>) -> Result<ExitCase, Box<dyn std::error::Error>> {
+        let mut case = Case::bitcoin();
+        let params = ExitCase::new().params;
+        let epoch = case.local.epoch + 1;
+        let next = NextFederation { members, ..next_federation(epoch)? };
+        let next_peg = next.bitcoin.clone().ok_or("no next peg")?;
+        let plan = ferry_types::release::bitcoin::plan_migration(
+            &[utxo(0xa1, 0, 1_000_000), utxo(0xb2, 1, 600_000)],
+            rate(),
+            &peg(&case.ceremony),
+            &next_peg,
+            Amount::new(546),
+        )?;
+        let release =
+            BitcoinRelease { migration: Some(epoch), ..BitcoinRelease::new(plan, rate(), &peg(&case.ceremony))? };
+        let moved = release.plan.outputs().first().ok_or("no output")?.amount;
+        let inputs = vec![Utxo { txid: release.txid.clone(), vout: 0, amount: moved, owner: None }];
+        case.local.next = Some(next);
+        Ok(ExitCase::following(case, params, release, inputs, &next_peg, epoch))
+    }
+
+    /// The disbursal of `inputs` at `peg`, signed by the federation of `epoch`, following
+    /// `followed_release`, paying two holders.
+    fn following(
+        case: Case,
+        params: WithdrawalParams,
+        followed_release: BitcoinRelease,
+        inputs: Vec<Utxo>,
+        peg: &Peg,
+        epoch: u64,
+    ) -> ExitCase {
         let holders = [
             ferry_types::release::exit::Holder {
                 account: Address::from_bytes([1; 20]),
@@ -1035,9 +1079,9 @@ impl ExitCase {
             min_output: Amount::new(1_000),
             max_tx_vbytes: 50_000,
         };
-        let plan = ferry_types::release::exit::plan_recorded(&basis, &claims, &peg)
+        let plan = ferry_types::release::exit::plan_recorded(&basis, &claims, peg)
             .unwrap_or_else(|error| unreachable!("the disbursal plans: {error}"));
-        let sighashes = ferry_types::release::exit::exit_sighashes(&plan, &peg)
+        let sighashes = ferry_types::release::exit::exit_sighashes(&plan, peg)
             .unwrap_or_else(|error| unreachable!("sighashes: {error}"));
         let basis = ferry_types::release::exit::ExitBasis { inputs: plan.inputs().to_vec(), ..basis };
         let exit = ferry_types::query::BitcoinExit {
@@ -1046,6 +1090,7 @@ impl ExitCase {
                 version: 0,
                 txid: followed_release.txid.clone(),
             },
+            epoch,
             snapshot_height: 40,
             clock: 100,
             basis,
@@ -1102,6 +1147,43 @@ fn an_honest_exit_disbursal_is_signed_input_by_input_as_the_chain_checks() -> Re
         "the flattened order the chain verifies"
     );
     assert_eq!((rebuilt.batch, rebuilt.version, rebuilt.total), (BATCH + 1, 0, Amount::ZERO));
+    Ok(())
+}
+
+#[test]
+fn a_migrations_disbursal_is_signed_by_the_next_federations_members_to_the_next_peg()
+-> Result<(), Box<dyn std::error::Error>> {
+    let member = Case::bitcoin().local.member;
+    let case = ExitCase::of_migration(vec![Address::from_bytes([9; 20]), member])?;
+    let rebuilt = rebuild_exit(&case.batch, &case.facts, &case.params, &case.local)?;
+    let Payload::Bitcoin { sighashes, .. } = &rebuilt.payload else { return Err("not a Bitcoin payload".into()) };
+    let expected: Vec<String> =
+        case.batch.release.bitcoin_sighashes().unwrap_or_default().iter().map(|s| (*s).to_owned()).collect();
+    assert_eq!(sighashes.iter().map(hex::encode).collect::<Vec<_>>(), expected);
+    // Guarded under the next epoch: the same batch id can never be signed twice there.
+    assert_eq!(rebuilt.epoch, case.local.epoch + 1);
+
+    // A member of the current federation only: not its to sign.
+    let outsider = ExitCase::of_migration(vec![Address::from_bytes([9; 20])])?;
+    assert_eq!(outsider.refusal(), Some(Reason::Unsupported));
+    // No hand-over this signer rebuilt: refused.
+    let mut unseen = ExitCase::of_migration(vec![member])?;
+    unseen.local.next = None;
+    assert_eq!(unseen.refusal(), Some(Reason::Unsupported));
+    // The chain states the current epoch for it: the tree would be rebuilt to the current peg,
+    // where the migration's output is not — and a current-epoch disbursal never follows a migration.
+    let mut current = ExitCase::of_migration(vec![member])?;
+    current.exit().epoch = current.local.epoch;
+    assert!(matches!(current.refusal(), Some(Reason::PayloadMismatch)), "{:?}", current.refusal());
+    // A next-epoch disbursal following a plain release: refused.
+    let mut release = ExitCase::new();
+    release.exit().epoch = release.local.epoch + 1;
+    release.local.next = ExitCase::of_migration(vec![member])?.local.next;
+    assert_eq!(release.refusal(), Some(Reason::PayloadMismatch));
+    // Leaving the migration's output out: refused.
+    let mut left_out = ExitCase::of_migration(vec![member])?;
+    left_out.exit().basis.inputs[0].vout = 1;
+    assert!(left_out.refusal().is_some());
     Ok(())
 }
 
