@@ -495,6 +495,12 @@ async fn signer_daemons_generate_the_federation_key_without_a_dealer() -> TestRe
 /// two of the old members' daemons stopped, the remaining two and the new member pay a Bitcoin
 /// and an Ethereum withdrawal — the new member's registered Bitcoin key and generated BLS share
 /// are among the three that sign.
+///
+/// The Bitcoin exit is on throughout: a refresh covers the first deposit before the hand-over; the
+/// migration moves what that disbursal covers and is signed only after its own disbursal, signed
+/// by the next federation's members at the next peg ([`check_exit_through`]). At the end every
+/// daemon stops, and the disbursal covering the reserve — signed by the new member among three —
+/// pays the user on btcd once its lock height passes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_candidate_joins_through_a_hand_over_and_signs_with_keys_nobody_dealt() -> TestResult {
     let _serial = serial().await;
@@ -629,5 +635,42 @@ async fn a_candidate_joins_through_a_hand_over_and_signs_with_keys_nobody_dealt(
         "not minted after the grace: {refused:?}"
     );
     common::assert_bitcoin_reconciled(&system).await?;
+
+    // The federation disappears: the disbursal covering the reserve — signed by members 2, 3 and
+    // the new member, the only ones running when it formed — pays the user on btcd from its lock.
+    for signer in &mut system.signers {
+        signer.kill();
+    }
+    let covering = wait_until("the reserve's last move settled", SESSION_WAIT, || async {
+        system.mine_parents(1).await?;
+        let pending: ferry_types::query::PendingBatchesView =
+            chain.query("/batches/pending", None).await?.ok_or("no pending batches")?;
+        let moving = pending.batches.iter().any(|view| view.batch.status != ferry_types::query::BatchStatus::Signing);
+        let status: BtcExitStatus = chain.query(EXIT_BTC_PATH, None).await?.ok_or("no /exit/btc")?;
+        Ok(status.covering.filter(|_| !moving))
+    })
+    .await?;
+    let view: BatchView = chain.query(&format!("/batch/{covering}"), None).await?.ok_or("no disbursal")?;
+    assert!(view.batch.signatures.contains_key(&candidate), "the new member signed the covering disbursal");
+    let disbursal = chain.signed_disbursal(covering).await?;
+    let payout = disbursal
+        .payouts
+        .iter()
+        .find(|payout| payout.claimant == ferry_types::release::exit::Claimant::Holder(user))
+        .ok_or("the user is not paid")?;
+    let tip = system.parents.btcd.rpc().get_block_count().await?;
+    system.parents.btcd.mine(u32::try_from(u64::from(disbursal.lock_height).saturating_sub(tip))?).await?;
+    let outpoint = bitcoin::OutPoint { txid: payout.txid.parse()?, vout: payout.vout };
+    let paid = wait_until("the disbursal pays the user", SESSION_WAIT, || async {
+        // A relayer broadcasts it too; whichever copy arrives first counts.
+        for tx in disbursal.decoded()? {
+            let _ = system.parents.btcd.rpc().send_raw_transaction(&tx).await;
+        }
+        system.parents.btcd.mine(1).await?;
+        Ok(system.parents.btcd.unspent_output(&outpoint).await?)
+    })
+    .await?;
+    assert_eq!(u128::from(paid.value.to_sat()), payout.paid.get());
+    assert_eq!(hex::encode(paid.script_pubkey.as_bytes()), payout.script, "paid to the user's own key");
     Ok(())
 }
