@@ -1222,17 +1222,21 @@ fn with_the_bitcoin_exit_a_migration_waits_for_its_disbursal_signed_by_the_next_
         }
     };
 
-    // A release (Alice's withdrawal, with a fee that pays later upkeep) and its disbursal.
-    let withdraw = ferry_types::msg::MsgWithdraw {
-        sender: alice,
-        asset: Denom::sat(),
-        amount: Amount::new(150_000),
-        destination: BTC_DESTINATION.to_owned(),
-        max_fee: Amount::new(20_000),
+    // Alice's `sequence`th transaction: a withdrawal of `amount` sat, paying `fee` sat.
+    let withdraw = |h: &mut Harness, sequence: u64, amount: u128, fee: u128| -> TestResult {
+        let withdraw = ferry_types::msg::MsgWithdraw {
+            sender: alice,
+            asset: Denom::sat(),
+            amount: Amount::new(amount),
+            destination: BTC_DESTINATION.to_owned(),
+            max_fee: Amount::new(20_000),
+        };
+        let fee = ferry_types::Coin { denom: Denom::sat(), amount: Amount::new(fee) };
+        let tx = h.chain.signer(&alice_key)?.sign(sequence, &fee, &[Msg::Withdraw(withdraw)])?;
+        ok(&one(&mut h.chain, tx)?)
     };
-    let generous = ferry_types::Coin { denom: Denom::sat(), amount: Amount::new(8_000) };
-    let tx = h.chain.signer(&alice_key)?.sign(0, &generous, &[Msg::Withdraw(withdraw)])?;
-    ok(&one(&mut h.chain, tx)?)?;
+    // A release (Alice's withdrawal, with a fee that pays later upkeep) and its disbursal.
+    withdraw(&mut h, 0, 150_000, 8_000)?;
     // The deposits' refresh, then the release, each behind its disbursal (one at a time).
     let mut first_exit = None;
     for _ in 0..4 {
@@ -1311,16 +1315,7 @@ fn with_the_bitcoin_exit_a_migration_waits_for_its_disbursal_signed_by_the_next_
     assert!(handover.switched.is_some(), "switched: nothing left at the old peg");
 
     // After the switch, the new federation's first release kills it behind its own disbursal.
-    let withdraw = ferry_types::msg::MsgWithdraw {
-        sender: alice,
-        asset: Denom::sat(),
-        amount: Amount::new(100_000),
-        destination: BTC_DESTINATION.to_owned(),
-        max_fee: Amount::new(20_000),
-    };
-    let fee = ferry_types::Coin { denom: Denom::sat(), amount: Amount::new(1_000) };
-    let tx = h.chain.signer(&alice_key)?.sign(1, &fee, &[Msg::Withdraw(withdraw)])?;
-    ok(&one(&mut h.chain, tx)?)?;
+    withdraw(&mut h, 1, 100_000, 1_000)?;
     h.run_to_batch_height()?;
     let pending: PendingBatchesView = h.chain.query_json("/batches/pending")?.ok_or("no pending batches")?;
     let release = pending
