@@ -3,7 +3,7 @@
 //! federation stops signing.
 //!
 //! [`plan_exit`] is the pure planner the chain runs in consensus and every signer runs again
-//! before signing (design: `issue17-btc-design.md` §5.3). Same request, same plan, same txids:
+//! before signing (docs/exits.md). Same request, same plan, same txids:
 //! integers only, no I/O, no clock, and the claims and reserve UTXOs are put in a canonical order
 //! whatever order they are given in.
 //!
