@@ -75,19 +75,21 @@ pub async fn advance(node: &BitcoinRpc, disbursal: &SignedDisbursal) -> Result<D
     let Some((intermediate, fan_outs)) = transactions.split_first() else {
         return Err(ExitError::NoReserve.into());
     };
+    // Below the lock height no node takes the intermediate (non-final), so nothing else needs
+    // asking: a kept disbursal costs one call a round until it opens.
+    let tip = node.get_block_count().await.map_err(rpc("reading the tip"))?;
+    if tip < u64::from(disbursal.lock_height) {
+        return Ok(DisbursalStep::Locked { tip, lock_height: disbursal.lock_height });
+    }
     let txid = intermediate.compute_txid();
     let status =
         node.get_transaction_status(&txid).await.map_err(rpc(format!("looking up the intermediate {txid}")))?;
     match status {
         None => {
-            let tip = node.get_block_count().await.map_err(rpc("reading the tip"))?;
-            if tip < u64::from(disbursal.lock_height) {
-                return Ok(DisbursalStep::Locked { tip, lock_height: disbursal.lock_height });
-            }
             for input in &disbursal.inputs {
-                let outpoint: Txid = input.txid.parse().map_err(|_| ExitError::Decode { tx: 0 })?;
+                let outpoint = input.outpoint().map_err(|_| ExitError::Decode { tx: 0 })?;
                 let unspent = node
-                    .get_tx_out(&outpoint, input.vout, true)
+                    .get_tx_out(&outpoint.txid, outpoint.vout, true)
                     .await
                     .map_err(rpc(format!("looking up reserve UTXO {input}")))?;
                 if unspent.is_none() {

@@ -79,10 +79,13 @@ impl Delivery {
         Ok(())
     }
 
-    /// Keeps the covering disbursal and the signed ones derived for releases in flight.
+    /// Keeps the covering disbursal and the signed ones derived for releases in flight. One
+    /// already kept is not read again (its claims and signatures are the round's largest read).
     async fn keep_exits(&self) -> anyhow::Result<()> {
         let status: BtcExitStatus = self.chain.query(EXIT_BTC_PATH, None).await?.unwrap_or_default();
-        for id in status.covering.into_iter().chain(status.candidates) {
+        let shown: Vec<u64> = status.covering.into_iter().chain(status.candidates).collect();
+        let kept = self.store.kept_exit_ids(&shown).await?;
+        for id in shown.into_iter().filter(|id| !kept.contains(id)) {
             // A candidate not signed yet is kept once it is.
             let Ok(disbursal) = self.chain.signed_disbursal(id).await else { continue };
             if self.store.keep_exit(&disbursal).await? {

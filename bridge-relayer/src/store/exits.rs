@@ -48,6 +48,20 @@ impl Store {
         Ok(inserted)
     }
 
+    /// Which of `ids` are kept already.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn kept_exit_ids(&self, ids: &[u64]) -> Result<std::collections::BTreeSet<u64>, StoreError> {
+        let ids: Vec<i64> = ids.iter().map(|id| height_to_db("exit id", *id)).collect::<Result<_, _>>()?;
+        let rows = sqlx::query("SELECT exit_id FROM relayer_exits WHERE exit_id = ANY($1)")
+            .bind(&ids)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(database("reading the kept exit disbursal ids"))?;
+        Ok(rows.iter().filter_map(|row| u64::try_from(row.get::<i64, _>("exit_id")).ok()).collect())
+    }
+
     /// The kept disbursals whose broadcasting is not over, with their state, oldest first.
     ///
     /// # Errors

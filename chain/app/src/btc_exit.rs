@@ -206,6 +206,29 @@ fn exit_of<R: StateRead>(state: &StateDelta<R>, id: u64) -> Result<Option<Bitcoi
     }))
 }
 
+/// Every disbursal that may still confirm ([`live`]), with its record, by id.
+fn live_exits<R: StateRead>(state: &StateDelta<R>) -> Result<Vec<(u64, BitcoinExit)>, StateError> {
+    let mut exits = Vec::new();
+    for (id, _) in live(state)? {
+        exits.extend(exit_of(state, id)?.map(|exit| (id, exit)));
+    }
+    Ok(exits)
+}
+
+/// The inputs of `exit` a batch at the current peg may spend now: free reserve UTXOs (not locked
+/// by a batch in flight, not at a retired peg), in the disbursal's input order.
+fn spendable_inputs<R: StateRead>(
+    state: &StateDelta<R>,
+    exit: &BitcoinExit,
+) -> Result<Vec<crate::bridge::ReserveUtxo>, StateError> {
+    let mut spendable = Vec::new();
+    for input in &exit.basis.inputs {
+        let utxo = state.reserve_utxo(&input.txid, input.vout)?;
+        spendable.extend(utxo.filter(|utxo| utxo.locked_by.is_none() && utxo.retired_epoch.is_none()));
+    }
+    Ok(spendable)
+}
+
 /// The inputs coin selection should prefer so a release spends at least one input of the
 /// covering disbursal (which it then kills): those of `free` the covering disbursal spends.
 /// Empty when there is no covering disbursal or exits are off.
@@ -384,10 +407,7 @@ fn left_by_migration<R: StateRead>(
     release: &BitcoinRelease,
     epoch: u64,
 ) -> Result<Option<Result<Reserve, String>>, StateError> {
-    let mut live_exits = Vec::new();
-    for (id, _) in live(state)? {
-        live_exits.extend(exit_of(state, id)?);
-    }
+    let live_exits: Vec<BitcoinExit> = live_exits(state)?.into_iter().map(|(_, exit)| exit).collect();
     let kills = live_exits.iter().any(|exit| release.plan.inputs().iter().any(|utxo| spends(exit, utxo)));
     if !live_exits.is_empty() && !kills {
         return Ok(None);
@@ -432,20 +452,14 @@ pub fn migration_inputs<R: StateRead>(
     if params.withdrawals.bitcoin_exit.is_none() {
         return Ok((free, 0));
     }
-    let mut ids: Vec<u64> = live(state)?.into_iter().map(|(id, _)| id).collect();
+    let mut exits = live_exits(state)?;
     if let Some(covering) = state.get_record::<u64>(state_keys::EXIT_BTC_COVERING)? {
-        ids.sort_by_key(|id| *id != covering);
+        exits.sort_by_key(|(id, _)| *id != covering);
     }
     let mut anchors: Vec<crate::bridge::ReserveUtxo> = Vec::new();
-    for id in ids {
-        let Some(exit) = exit_of(state, id)? else { continue };
-        let mut whole = Vec::new();
-        for input in &exit.basis.inputs {
-            let spendable = state
-                .reserve_utxo(&input.txid, input.vout)?
-                .filter(|utxo| utxo.locked_by.is_none() && utxo.retired_epoch.is_none());
-            whole.extend(spendable.filter(|utxo| !anchors.contains(utxo)));
-        }
+    for (_, exit) in exits {
+        let whole: Vec<_> =
+            spendable_inputs(state, &exit)?.into_iter().filter(|utxo| !anchors.contains(utxo)).collect();
         if anchors.len().saturating_add(whole.len()) <= limit {
             anchors.extend(whole);
         }
@@ -543,8 +557,7 @@ pub fn settled<R: StateRead>(
         return Ok(());
     }
     let confirmed: Option<u64> = state.get_record(&state_keys::exit_btc_for(batch.id, version))?;
-    for (id, _) in live(state)? {
-        let Some(exit) = exit_of(state, id)? else { continue };
+    for (id, exit) in live_exits(state)? {
         if spent.iter().any(|utxo| spends(&exit, utxo)) {
             set_standing(state, id, ExitStanding::Superseded)?;
         } else {
@@ -719,20 +732,11 @@ pub fn refresh_if_due<R: StateRead>(
     // At least one input of every disbursal that may still confirm comes first, so the refresh
     // kills them all; then the largest free UTXOs.
     let mut anchors: Vec<Utxo> = Vec::new();
-    for (id, _) in live(state)? {
-        let Some(exit) = exit_of(state, id)? else { continue };
+    for (_, exit) in live_exits(state)? {
         if free.iter().chain(&anchors).any(|utxo| spends(&exit, utxo)) {
             continue;
         }
-        for input in &exit.basis.inputs {
-            let spendable = state
-                .reserve_utxo(&input.txid, input.vout)?
-                .filter(|utxo| utxo.locked_by.is_none() && utxo.retired_epoch.is_none());
-            if let Some(utxo) = spendable {
-                anchors.push(utxo.utxo());
-                break;
-            }
-        }
+        anchors.extend(spendable_inputs(state, &exit)?.first().map(crate::bridge::ReserveUtxo::utxo));
     }
     let free: Vec<Utxo> = anchors
         .iter()

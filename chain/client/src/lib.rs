@@ -398,8 +398,8 @@ impl FerryClient {
     /// Bitcoin exit disbursal `id`, assembled with its members' signatures into transactions
     /// anyone can broadcast once its lock height passed ([`ferry_types::release::exit::SignedDisbursal`]):
     /// planned again from its record and claims for the peg of its epoch's federation at the
-    /// height it was signed (the current or, for a migration's, the next one; so a node that changed the record cannot make it pay elsewhere without the
-    /// witnesses failing).
+    /// height it was signed (the current one or, for a migration's, the next one), so a node
+    /// that changed the record cannot make it pay elsewhere without the witnesses failing.
     ///
     /// # Errors
     /// RPC errors; a query error when `id` is no disbursal, is not signed yet, or does not assemble.

@@ -14,7 +14,7 @@ use ferry_parent_chains::disbursal::{DisbursalError, DisbursalStep, advance};
 use ferry_types::msg::MsgSetRecoveryAddress;
 use ferry_types::query::{BtcExitStatus, EXIT_BTC_PATH};
 use ferry_types::query::{EXIT_BTC_RECOVERY_PATH, RecoveryView};
-use ferry_types::release::exit::{Claimant, SignedDisbursal};
+use ferry_types::release::exit::{Claimant, Payout, SignedDisbursal};
 use ferry_types::{Coin, Denom, Msg};
 use serde_json::json;
 
@@ -138,19 +138,15 @@ impl Context {
             "Bitcoin exit: disbursal {} pays the balances of sidechain height {}, valid from Bitcoin height {}: {when}",
             disbursal.exit, disbursal.snapshot_height, disbursal.lock_height
         )];
-        let mine: Vec<_> =
-            disbursal.payouts.iter().filter(|payout| payout.claimant == Claimant::Holder(*account)).collect();
+        let (mine, pooled) = holder_share(&disbursal, account);
         for payout in &mine {
             lines.push(format!(
                 "  pays {account} {} sat of its {} sat balance to script {}",
                 payout.paid, payout.claim, payout.script
             ));
         }
-        let pooled = disbursal.pooled.contains(&Claimant::Holder(*account));
         if pooled {
-            lines.push(format!(
-                "  {account}'s balance is below the exit's least output: it stays in the residual at the federation's address"
-            ));
+            lines.push(pooled_line(account));
         }
         if mine.is_empty() && !pooled {
             lines.push(format!("  nothing for {account} (no sat balance at that height)"));
@@ -214,10 +210,7 @@ impl Context {
         let how = if view.registered.is_some() { "registered" } else { "its own key's address" };
         let mut text = format!("the Bitcoin exit pays {account} to {pays} ({how})");
         if let Some((_, height)) = &tx {
-            text.push_str(&format!(
-                "
-set in block {height}; it applies from the next disbursal the chain derives"
-            ));
+            text.push_str(&format!("\nset in block {height}; it applies from the next disbursal the chain derives"));
         }
         out.emit(
             &json!({
@@ -253,10 +246,9 @@ set in block {height}; it applies from the next disbursal the chain derives"
         let Some(account) = self.global.from.as_deref().and_then(|name| self.resolve_account(name).ok()) else {
             return Vec::new();
         };
-        let mut lines: Vec<(String, serde_json::Value)> = disbursal
-            .payouts
-            .iter()
-            .filter(|payout| payout.claimant == Claimant::Holder(account))
+        let (mine, pooled) = holder_share(disbursal, &account);
+        let mut lines: Vec<(String, serde_json::Value)> = mine
+            .into_iter()
             .map(|payout| {
                 (
                     format!(
@@ -267,14 +259,24 @@ set in block {height}; it applies from the next disbursal the chain derives"
                 )
             })
             .collect();
-        if disbursal.pooled.contains(&Claimant::Holder(account)) {
-            lines.push((
-                format!("  {account}'s balance is below the exit's least output: it stays in the residual at the federation's address"),
-                json!({ "pooled": true }),
-            ));
+        if pooled {
+            lines.push((pooled_line(&account), json!({ "pooled": true })));
         }
         lines
     }
+}
+
+/// What `disbursal` pays `account`: its outputs, and whether its claim was pooled instead.
+fn holder_share<'a>(disbursal: &'a SignedDisbursal, account: &ferry_types::Address) -> (Vec<&'a Payout>, bool) {
+    let holder = Claimant::Holder(*account);
+    let outputs = disbursal.payouts.iter().filter(|payout| payout.claimant == holder).collect();
+    (outputs, disbursal.pooled.contains(&holder))
+}
+
+fn pooled_line(account: &ferry_types::Address) -> String {
+    format!(
+        "  {account}'s balance is below the exit's least output: it stays in the residual at the federation's address"
+    )
 }
 
 fn read_disbursal(path: &Path) -> Result<SignedDisbursal, CliError> {
