@@ -27,8 +27,14 @@ use ferry_types::query::{BatchRelease, BatchView, BtcExitStatus, EXIT_BTC_PATH, 
 use ferry_types::release::exit::{Claimant, SignedDisbursal, default_recovery_script};
 use ferry_types::{Amount, Denom};
 
-/// Parent blocks from a disbursal's derivation to its lock.
-const LOCK_BLOCKS: u32 = 40;
+/// Parent blocks from a disbursal's derivation to its lock. The waits mine a block every
+/// [`PARENT_BLOCK`], so the refresh margin must leave a reserve move due then (a refresh, or a
+/// release, which kills the old disbursal as well) time to be signed and confirm before the old
+/// disbursal opens: with 40 and 10 it had four seconds, and a relayer sometimes broadcast the old
+/// disbursal over a release in flight.
+const LOCK_BLOCKS: u32 = 400;
+/// Blocks before a live disbursal's lock when a refresh is due.
+const REFRESH_MARGIN_BLOCKS: u32 = 150;
 /// What each withdrawal takes out.
 const WITHDRAWN: u128 = 50_000_000;
 const PARENT_BLOCK: Duration = Duration::from_millis(400);
@@ -60,8 +66,10 @@ async fn covering_after(system: &System, batch: &BatchView) -> TestResult<BatchV
     Ok(view)
 }
 
-/// Every signer's audit log has the disbursal `exit` signed before release `release`.
+/// Each signer that signed both has disbursal `exit` before release `release` in its audit log;
+/// at least one signed both.
 async fn audit_order(system: &System, exit: u64, release: u64) -> TestResult {
+    let mut both = 0;
     for member in 0..accounts::FEDERATION_MEMBERS {
         let pool = sqlx::PgPool::connect(&system.signers[member].spec().database_url).await?;
         let seq = |entries: &[ferry_audit::AuditEntry]| {
@@ -69,13 +77,15 @@ async fn audit_order(system: &System, exit: u64, release: u64) -> TestResult {
         };
         let exit_entries = ferry_audit::AuditLog::SIGNER.entries_for(&pool, &format!("batch-{exit}")).await?;
         let release_entries = ferry_audit::AuditLog::SIGNER.entries_for(&pool, &format!("batch-{release}")).await?;
-        if let Some(release_seq) = seq(&release_entries) {
-            let exit_seq = seq(&exit_entries)
-                .ok_or_else(|| format!("member {member} signed release {release} but not disbursal {exit}"))?;
+        // A member may miss the disbursal: it leaves the pending batches once a threshold signed
+        // it (the chain's gate, checked by the caller, held the release until then).
+        if let (Some(release_seq), Some(exit_seq)) = (seq(&release_entries), seq(&exit_entries)) {
             assert!(exit_seq < release_seq, "member {member} signed release {release} before disbursal {exit}");
+            both += 1;
         }
         pool.close().await;
     }
+    assert!(both > 0, "no member's audit log shows both disbursal {exit} and release {release} signed");
     Ok(())
 }
 
@@ -98,7 +108,7 @@ async fn holders_take_their_btc_with_the_presigned_disbursal_after_the_federatio
     let started = Instant::now();
     let params = BitcoinExitParams {
         lock_blocks: LOCK_BLOCKS,
-        refresh_margin_blocks: 10,
+        refresh_margin_blocks: REFRESH_MARGIN_BLOCKS,
         fee_rate_percent: 100,
         ..BitcoinExitParams::default()
     };
